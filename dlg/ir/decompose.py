@@ -1,0 +1,74 @@
+"""Expanding composite ops into primitives with their `decompose` rules.
+
+`expand_node` gives the primitive subgraph of one composite node (the interpreter runs it);
+`decompose` rewrites a whole graph (the compiler's first pass), recursively, since a
+decomposition may itself use composites.
+"""
+
+from __future__ import annotations
+
+from dlg.ir.builder import Builder
+from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.opdef import OpDef
+from dlg.ir.types import TensorType
+
+
+def inline_composite(b: Builder, op: OpDef, inputs: tuple[Value, ...], attrs: dict
+                     ) -> tuple[Value, ...]:
+    """Emit `op`'s decomposition into `b`, expanding nested composites; returns its outputs."""
+    sub = Graph(op.name, span=b.span)
+    sb = Builder(sub, b.span, b.backward)
+    args = [sb.input(f"in{i}", b.type_of(v)) for i, v in enumerate(inputs)]
+    outs = op.decompose(sb, *args, **attrs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    for i, v in enumerate(outs):
+        sub.set_output(f"out{i}", v)
+    return tuple(copy_into(b, decompose(sub), list(inputs)))
+
+
+def copy_into(b: Builder, sub: Graph, args: list[Value]) -> list[Value]:
+    """Copy `sub`'s nodes into `b.graph`, wiring sub's inputs to `args`; returns its outputs."""
+    mapping: dict[Value, Value] = {}
+    for i, node in enumerate(sub.inputs):
+        mapping[node.out] = args[i]
+    for node in sub:
+        if node.op.name == "input":
+            continue
+        new = b.graph.add_node(node.op, tuple(mapping[v] for v in node.inputs), node.attrs,
+                               node.types, node.name, node.span or b.span,
+                               node.backward or b.backward)
+        for old, fresh in zip(node.outs, new.outs):
+            mapping[old] = fresh
+    return [mapping[v] for _, v in sub.outputs]
+
+
+def decompose(g: Graph) -> Graph:
+    """A copy of `g` where every composite node is replaced by its primitives."""
+    if not any(n.op.is_composite for n in g):
+        return g
+    out = Graph(g.name, span=g.span)
+    b = Builder(out)
+    mapping: dict[Value, Value] = {}
+    for node in g:
+        inputs = tuple(mapping[v] for v in node.inputs)
+        if node.op.is_composite:
+            with b.at(node.span):
+                new_outs = inline_composite(b, node.op, inputs, dict(node.attrs))
+        else:
+            new_outs = out.add_node(node.op, inputs, node.attrs, node.types, node.name, node.span,
+                                    node.backward).outs
+        for old, fresh in zip(node.outs, new_outs):
+            mapping[old] = fresh
+    out.outputs = [(name, mapping[v]) for name, v in g.outputs]
+    out.updates = [(name, mapping[v]) for name, v in g.updates]
+    return out
+
+
+def expand_node(node: Node, input_types: list[TensorType]) -> Graph:
+    """A standalone primitive graph computing one composite node from positional inputs."""
+    sub = Graph(node.op.name, span=node.span)
+    b = Builder(sub, node.span)
+    args = tuple(b.input(f"in{i}", t) for i, t in enumerate(input_types))
+    for i, v in enumerate(inline_composite(b, node.op, args, dict(node.attrs))):
+        sub.set_output(f"out{i}", v)
+    return sub

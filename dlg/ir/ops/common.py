@@ -1,0 +1,64 @@
+"""Shape and dtype helpers shared by the op families' `infer` rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dlg.errors import DlgShapeError, DlgTypeError
+from dlg.ir.dtypes import DType
+from dlg.ir.shapes import Dim, Shape, shape_str
+from dlg.ir.types import TensorType
+
+FLOATS = (DType.f16, DType.f32, DType.f64)
+INTS = (DType.i32, DType.i64)
+NUMERIC = FLOATS + INTS
+
+
+def broadcast_shapes(op: str, *shapes: Shape) -> Shape:
+    """NumPy broadcasting over (possibly symbolic) shapes; symbolic dims must match exactly."""
+    rank = max((len(s) for s in shapes), default=0)
+    out: list[Dim] = []
+    for axis in range(rank):
+        dims = [s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0]
+        result: Dim = 1
+        for d in dims:
+            if d == 1 or d == result:
+                continue
+            if result == 1:
+                result = d
+            else:
+                raise DlgShapeError(f"{op}: shapes do not broadcast: "
+                                    + " vs ".join(shape_str(s) for s in shapes))
+        out.append(result)
+    return tuple(out)
+
+
+def require_dtype(op: str, t: TensorType, allowed: Sequence[DType], what: str = "input") -> None:
+    if t.dtype not in allowed:
+        names = "/".join(str(d) for d in allowed)
+        raise DlgTypeError(f"{op}: {what} must be {names}, got {t}")
+
+
+def same_dtype(op: str, *types: TensorType) -> DType:
+    first = types[0].dtype
+    for t in types[1:]:
+        if t.dtype != first:
+            raise DlgTypeError(f"{op}: dtypes differ: "
+                               + " vs ".join(str(x) for x in types)
+                               + " (use cast to convert)")
+    return first
+
+
+def normalize_axis(op: str, axis: int, rank: int) -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise DlgShapeError(f"{op}: axis {axis} is out of range for rank {rank}")
+    return axis % rank if rank else 0
+
+
+def normalize_axes(op: str, axes: Sequence[int] | None, rank: int) -> tuple[int, ...]:
+    if axes is None:
+        return tuple(range(rank))
+    out = tuple(normalize_axis(op, a, rank) for a in axes)
+    if len(set(out)) != len(out):
+        raise DlgShapeError(f"{op}: repeated axis in {tuple(axes)}")
+    return tuple(sorted(out))

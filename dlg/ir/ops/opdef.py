@@ -1,0 +1,169 @@
+"""`OpDef`: everything about one primitive or composite op, made in one `defop` call.
+
+An op has named inputs (a trailing `*name` is variadic), an attribute schema checked when a node
+is made, a shape/dtype rule (`infer`), a NumPy reference implementation (`ref`, *the* semantics),
+a slot for its vector-Jacobian product (`vjp`, filled by autodiff) and, for composites, a
+`decompose` rule that rewrites it into primitives with a `Builder`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgAttributeError
+from dlg.ir.dtypes import DType
+from dlg.ir.shapes import Dim, Sym
+
+REQUIRED = object()
+
+# Attribute kinds and the Python values they accept.
+ATTR_KINDS = ("int", "float", "bool", "str", "ints", "dims", "axes", "pads", "dtype", "graph",
+              "array", "float?", "int?")
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of an op: its kind (see ATTR_KINDS) and default (REQUIRED if none)."""
+
+    kind: str
+    default: Any = REQUIRED
+    choices: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        assert self.kind in ATTR_KINDS, self.kind
+
+
+@dataclass(frozen=True, eq=False)
+class OpDef:
+    name: str
+    inputs: tuple[str, ...]
+    attrs: Mapping[str, Attr]
+    infer: Callable[..., Any]
+    ref: Callable[..., Any] | None = None
+    vjp: Callable[..., Any] | None = None
+    decompose: Callable[..., Any] | None = None
+    groups: frozenset[str] = frozenset()
+    needs_ctx: bool = False  # ref receives ctx= (an RNG, a way to run subgraphs)
+    doc: str = ""
+    differentiable: tuple[bool, ...] | None = field(default=None)
+
+    @property
+    def is_composite(self) -> bool:
+        return self.decompose is not None
+
+    @property
+    def variadic(self) -> bool:
+        return bool(self.inputs) and self.inputs[-1].startswith("*")
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+    def check_attrs(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill defaults and check every attribute against the schema."""
+        unknown = set(given) - set(self.attrs)
+        if unknown:
+            raise DlgAttributeError(
+                f"{self.name}: unknown attribute {sorted(unknown)[0]!r}"
+                f" (it takes {', '.join(self.attrs) or 'no attributes'})")
+        out = {}
+        for name, spec in self.attrs.items():
+            if name in given:
+                out[name] = _check_kind(self.name, name, spec, given[name])
+            elif spec.default is REQUIRED:
+                raise DlgAttributeError(f"{self.name}: missing attribute {name!r}")
+            else:
+                out[name] = spec.default
+        return out
+
+
+def _is_dim(v: Any) -> bool:
+    return (isinstance(v, (int, np.integer)) and not isinstance(v, bool)) or isinstance(v, Sym)
+
+
+def _check_kind(op: str, name: str, spec: Attr, value: Any) -> Any:
+    kind = spec.kind
+    if kind.endswith("?"):
+        if value is None:
+            return None
+        kind = kind[:-1]
+    ok = True
+    if kind == "int":
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        value = int(value) if ok else value
+    elif kind == "float":
+        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind == "bool":
+        ok = isinstance(value, (bool, np.bool_))
+        value = bool(value) if ok else value
+    elif kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "ints":
+        ok = isinstance(value, (tuple, list)) and all(_is_dim(v) and isinstance(v, (int, np.integer))
+                                                      for v in value)
+        value = tuple(int(v) for v in value) if ok else value
+    elif kind == "dims":
+        ok = isinstance(value, (tuple, list)) and all(_is_dim(v) for v in value)
+        value = tuple(v if isinstance(v, Sym) else int(v) for v in value) if ok else value
+    elif kind == "axes":
+        if value is None:
+            return None
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = (int(value),)
+        ok = isinstance(value, (tuple, list)) and all(isinstance(v, (int, np.integer)) for v in value)
+        value = tuple(int(v) for v in value) if ok else value
+    elif kind == "pads":
+        ok = isinstance(value, (tuple, list)) and all(
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, int) for v in p)
+            for p in value)
+        value = tuple((int(a), int(b)) for a, b in value) if ok else value
+    elif kind == "dtype":
+        ok = isinstance(value, DType)
+    elif kind == "array":
+        ok = isinstance(value, np.ndarray)
+    elif kind == "graph":
+        ok = hasattr(value, "nodes") and hasattr(value, "outputs")
+    if not ok:
+        raise DlgAttributeError(f"{op}: attribute {name!r} must be {kind}, got {value!r}")
+    if spec.choices and value not in spec.choices:
+        raise DlgAttributeError(
+            f"{op}: attribute {name!r} must be one of {', '.join(map(repr, spec.choices))}, "
+            f"got {value!r}")
+    return value
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def defop(name: str, inputs: tuple[str, ...], infer: Callable[..., Any], *,
+          attrs: Mapping[str, Attr] | None = None, ref: Callable[..., Any] | None = None,
+          vjp: Callable[..., Any] | None = None, decompose: Callable[..., Any] | None = None,
+          groups: frozenset[str] | set[str] = frozenset(), needs_ctx: bool = False,
+          doc: str = "") -> OpDef:
+    """Define an op and register it under its name (names are unique)."""
+    assert name not in REGISTRY, f"op {name} defined twice"
+    assert (ref is None) != (decompose is None) or name in _SOURCE_OPS, \
+        f"{name}: an op has a reference implementation or a decomposition (exactly one)"
+    op = OpDef(name, tuple(inputs), dict(attrs or {}), infer, ref, vjp, decompose,
+               frozenset(groups), needs_ctx, doc)
+    REGISTRY[name] = op
+    return op
+
+
+_SOURCE_OPS = {"input", "param"}  # graph sources: values come from the caller, not from a rule
+
+# Group names (STYLE §1): rules are written once per group where they can be.
+UNARY = "unary"
+BINARY = "binary"
+ELEMENTWISE = "elementwise"
+COMPARISON = "comparison"
+REDUCTION = "reduction"
+MOVEMENT = "movement"
+SOURCE = "source"
+RANDOM = "random"
+
+DimLike = Dim

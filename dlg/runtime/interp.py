@@ -1,0 +1,146 @@
+"""The NumPy reference interpreter: runs any IR graph through each op's `ref`. It is the oracle.
+
+Shaped like torch.fx's Interpreter: walk nodes in order, dispatch to `OpDef.ref`, and re-raise
+failures with the node's op and source span. Composite nodes run their decomposition (built once
+per node and cached), so the interpreter needs a reference only for primitives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgError, DlgValueError
+from dlg.ir.decompose import expand_node
+from dlg.ir.dtypes import DType
+from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.shapes import Sym, bind_dims, evaluate_dim, shape_str
+from dlg.ir.types import TensorType
+
+
+class Interpreter:
+    """Runs graphs; holds the RNG that random ops (dropout masks) draw from."""
+
+    def __init__(self, seed: int | None = None):
+        self.rng = np.random.default_rng(seed)
+        self.env: dict[str, int] = {}
+        self._expanded: dict[int, Graph] = {}
+
+    def run(self, graph: Graph, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray]
+            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Run `graph` on named inputs; returns (outputs by name, new values of updated state)."""
+        args = []
+        names = [n.name for n in graph.inputs]
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise DlgValueError(f"missing input {missing[0]!r} (the model takes {', '.join(names)})")
+        extra = sorted(set(inputs) - set(names))
+        if extra:
+            raise DlgValueError(f"unknown input {extra[0]!r} (the model takes {', '.join(names)})")
+        self.env = {}
+        for node in graph.inputs:
+            args.append(check_input(node.name or "?", node.types[0], inputs[node.name], self.env))
+        values = self._execute(graph, args, params)
+        outputs = {name: values[v] for name, v in graph.outputs}
+        updates = {name: values[v] for name, v in graph.updates}
+        return outputs, updates
+
+    def run_positional(self, graph: Graph, args: Sequence[np.ndarray],
+                       params: Mapping[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        """Run a subgraph (a scan body) on positional inputs, in the current dim bindings."""
+        values = self._execute(graph, list(args), params or {})
+        return [values[v] for _, v in graph.outputs]
+
+    def _execute(self, graph: Graph, args: list[np.ndarray], params: Mapping[str, np.ndarray]
+                 ) -> dict[Value, np.ndarray]:
+        values: dict[Value, np.ndarray] = {}
+        ctx = _Ctx(self, params)
+        inputs = iter(args)
+        with np.errstate(all="ignore"):
+            for node in graph:
+                if node.op.name == "input":
+                    values[node.out] = next(inputs)
+                    continue
+                if node.op.name == "param":
+                    values[node.out] = _param_value(node, params)
+                    continue
+                outs = self._eval(graph, node, [values[v] for v in node.inputs], ctx)
+                for v, out in zip(node.outs, outs):
+                    values[v] = out
+        return values
+
+    def _eval(self, graph: Graph, node: Node, arrays: list[np.ndarray], ctx: _Ctx
+              ) -> tuple[np.ndarray, ...]:
+        op = node.op
+        if op.is_composite:
+            sub = self._expanded.get(id(node))
+            if sub is None:
+                in_types = [graph.type_of(v) for v in node.inputs]
+                sub = self._expanded[id(node)] = expand_node(node, in_types)
+            return tuple(self.run_positional(sub, arrays, ctx.params))
+        attrs = {k: _resolve(v, self.env) for k, v in node.attrs.items()}
+        if op.needs_ctx:
+            attrs["ctx"] = ctx
+        try:
+            out = op.ref(*arrays, **attrs)
+        except DlgError as e:
+            raise e.with_span(node.span) from None
+        except Exception as e:  # a failing reference is reported at the user's line
+            raise DlgValueError(f"{op.name} failed: {e}", node.span) from e
+        return out if isinstance(out, tuple) else (out,)
+
+
+class _Ctx:
+    """What `needs_ctx` refs get: the RNG, the dim bindings and a way to run a body graph."""
+
+    def __init__(self, interp: Interpreter, params: Mapping[str, np.ndarray]):
+        self.interp = interp
+        self.params = params
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self.interp.rng
+
+    @property
+    def env(self) -> dict[str, int]:
+        return self.interp.env
+
+    def run(self, graph: Graph, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.interp.run_positional(graph, args, self.params)
+
+
+def _param_value(node: Node, params: Mapping[str, np.ndarray]) -> np.ndarray:
+    if node.name not in params:
+        raise DlgValueError(f"no value for parameter {node.name!r}", node.span)
+    return params[node.name]
+
+
+def _resolve(value: Any, env: Mapping[str, int]) -> Any:
+    if isinstance(value, Sym):
+        return evaluate_dim(value, env)
+    if isinstance(value, tuple) and any(isinstance(v, Sym) for v in value):
+        return tuple(evaluate_dim(v, env) for v in value)
+    return value
+
+
+def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]) -> np.ndarray:
+    """Convert one input to an array of the declared dtype and bind its symbolic dims."""
+    array = np.asarray(value)
+    try:
+        dtype = DType.of(array)
+    except KeyError:
+        raise DlgValueError(f"input {name!r}: dtype {array.dtype} is not supported "
+                            f"(expected {expected.dtype})") from None
+    if dtype != expected.dtype:
+        raise DlgValueError(f"input {name!r}: expected dtype {expected.dtype}, got {dtype} "
+                            f"(shape {list(array.shape)})")
+    problem = bind_dims(expected.shape, array.shape, env)
+    if problem:
+        raise DlgValueError(f"input {name!r}: expected shape {shape_str(expected.shape)}, got "
+                            f"{list(array.shape)}: {problem}")
+    return array
+
+
+__all__ = ["Interpreter", "check_input"]
