@@ -1,0 +1,295 @@
+"""Parse .dlg text into the AST (grammar/ast.py). Syntax errors become DlgSyntaxError with words,
+not Lark terminal names."""
+
+from __future__ import annotations
+
+import ast as pyast
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from dlg.errors import DlgSyntaxError, Span
+from dlg.grammar import ast
+from dlg.grammar.syntax_errors import describe_expected, label_for
+
+GRAMMAR = Path(__file__).with_name("dlg.lark")
+
+
+@cache
+def _lark() -> Lark:
+    return Lark.open(str(GRAMMAR), parser="lalr", propagate_positions=True,
+                     maybe_placeholders=True)
+
+
+def parse(source: str, file: str = "<string>") -> ast.Module:
+    """Parse one .dlg file; raises DlgSyntaxError with the location of the first problem."""
+    try:
+        tree = _lark().parse(source)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, source, file) from None
+    return _ToAst(file, source).transform(tree)
+
+
+def _syntax_error(e: UnexpectedInput, source: str, file: str) -> DlgSyntaxError:
+    line, col = max(getattr(e, "line", 1), 1), max(getattr(e, "column", 1), 1)
+    if isinstance(e, UnexpectedCharacters):
+        char = source[e.pos_in_stream] if e.pos_in_stream < len(source) else "?"
+        message = f"unexpected character {char!r}"
+        end = col + 1
+    elif isinstance(e, UnexpectedEOF):
+        lines = source.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+        message = "unexpected end of file"
+        if e.expected:
+            message += f"; expected {describe_expected(e.expected)}"
+        end = col + 1
+    else:
+        assert isinstance(e, UnexpectedToken)
+        token = e.token
+        if token.type == "$END":
+            lines = source.splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+            message = "unexpected end of file"
+            end = col + 1
+        else:
+            message = f"unexpected {_token_words(token)}"
+            end = col + max(len(str(token)), 1)
+        label = label_for(e, _lark())
+        if label:
+            message += f": {label}"
+        elif e.expected:
+            message += f"; expected {describe_expected(e.expected)}"
+    return DlgSyntaxError(message, Span(file, line, col, line, end, source))
+
+
+def _token_words(token: Token) -> str:
+    if token.type in ("NAME", "TEMPLATE_NAME"):
+        return f"name {str(token)!r}"
+    if token.type in ("INT", "FLOAT"):
+        return f"number {str(token)}"
+    if token.type == "STRING":
+        return f"string {str(token)}"
+    return repr(str(token))
+
+
+def _span(meta: Any, file: str, source: str) -> Span:
+    if getattr(meta, "empty", True):
+        return Span(file, 1, 1, source=source)
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column, source)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Builds AST nodes; one method per grammar rule or alias."""
+
+    def __init__(self, file: str, source: str):
+        super().__init__()
+        self.file = file
+        self.source = source
+
+    def _s(self, meta: Any) -> Span:
+        return _span(meta, self.file, self.source)
+
+    def _tok_span(self, tok: Token) -> Span:
+        return Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column, self.source)
+
+    # -- top level
+    def start(self, meta, items):
+        return ast.Module(self.file, tuple(i for i in items if isinstance(i, ast.Node)),
+                          span=self._s(meta))
+
+    def import_stmt(self, meta, c):
+        return ast.Import(_string(c[0]), span=self._s(meta))
+
+    def model_def(self, meta, c):
+        return ast.ModelDef(str(c[0]), c[1], span=self._s(meta))
+
+    def train_def(self, meta, c):
+        return ast.TrainDef(str(c[0]), c[1], span=self._s(meta))
+
+    def layer_def(self, meta, c):
+        return ast.LayerDef(str(c[0]), c[1] or (), c[2], span=self._s(meta))
+
+    def func_def(self, meta, c):
+        return ast.FuncDef(str(c[0]), c[1] or (), c[2], span=self._s(meta))
+
+    def params(self, meta, c):
+        return tuple(c)
+
+    def param(self, meta, c):
+        return ast.Param(str(c[0]), None if c[1] is None else str(c[1]), c[2], span=self._s(meta))
+
+    # -- statements
+    def block(self, meta, c):
+        return tuple(s for s in c if isinstance(s, ast.Node))
+
+    def input_decl(self, meta, c):
+        return ast.InputDecl(str(c[0]), c[1], span=self._s(meta))
+
+    def param_decl(self, meta, c):
+        return ast.ParamDecl(c[0], c[1], c[2], False, span=self._s(meta))
+
+    def buffer_decl(self, meta, c):
+        return ast.ParamDecl(c[0], c[1], c[2], True, span=self._s(meta))
+
+    def layer_decl(self, meta, c):
+        return ast.LayerDecl(c[0], c[1], span=self._s(meta))
+
+    def output_decl(self, meta, c):
+        return ast.OutputDecl(tuple(str(t) for t in c[:-1]), c[-1], span=self._s(meta))
+
+    def forward_def(self, meta, c):
+        return ast.ForwardDef(c[0] or (), c[1], span=self._s(meta))
+
+    def metric_decl(self, meta, c):
+        return ast.MetricDecl(str(c[0]), c[1], span=self._s(meta))
+
+    def update_stmt(self, meta, c):
+        return ast.Update(str(c[0]), c[1], span=self._s(meta))
+
+    def emit_stmt(self, meta, c):
+        return ast.Emit(str(c[0]), c[1], span=self._s(meta))
+
+    def assign(self, meta, c):
+        return ast.Assign(c[0], c[1], span=self._s(meta))
+
+    def return_stmt(self, meta, c):
+        return ast.Return(c[0] or (), span=self._s(meta))
+
+    def if_stmt(self, meta, c):
+        orelse = c[2]
+        if isinstance(orelse, ast.If):
+            orelse = (orelse,)
+        return ast.If(c[0], c[1], orelse or (), span=self._s(meta))
+
+    def else_if(self, meta, c):
+        return c[0]
+
+    def for_stmt(self, meta, c):
+        return ast.For(str(c[0]), c[1], c[2], span=self._s(meta))
+
+    def scan_stmt(self, meta, c):
+        seqs = tuple(x for x in c if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str))
+        options = tuple(x for x in c if isinstance(x, ast.Keyword))
+        carries = next((x for x in c if isinstance(x, list)), [])
+        return ast.Scan(seqs, options, tuple(carries), c[-1], span=self._s(meta))
+
+    def scan_seq(self, meta, c):
+        return (str(c[0]), c[1])
+
+    def carries(self, meta, c):
+        return list(c)
+
+    def pname(self, meta, c):
+        tok = c[0]
+        if tok.type == "TEMPLATE_NAME":
+            return ast.TemplateName(str(tok), span=self._s(meta))
+        return ast.Name(str(tok), span=self._s(meta))
+
+    def targets(self, meta, c):
+        return tuple(c)
+
+    def target_name(self, meta, c):
+        return str(c[0])
+
+    def tensor_type(self, meta, c):
+        return ast.TensorTypeExpr(str(c[0]), c[1] or (), span=self._s(meta))
+
+    # -- expressions
+    def exprlist(self, meta, c):
+        return tuple(c)
+
+    def or_op(self, meta, c):
+        return ast.BinOp("or", c[0], c[1], span=self._s(meta))
+
+    def and_op(self, meta, c):
+        return ast.BinOp("and", c[0], c[1], span=self._s(meta))
+
+    def not_op(self, meta, c):
+        return ast.UnaryOp("not", c[0], span=self._s(meta))
+
+    def compare(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], span=self._s(meta))
+
+    def binop(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], span=self._s(meta))
+
+    def unary(self, meta, c):
+        return ast.UnaryOp(str(c[0]), c[1], span=self._s(meta))
+
+    def pow_op(self, meta, c):
+        return ast.BinOp("**", c[0], c[1], span=self._s(meta))
+
+    def call(self, meta, c):
+        args = c[1] or ()
+        pos = tuple(a for a in args if not isinstance(a, ast.Keyword))
+        kws = tuple(a for a in args if isinstance(a, ast.Keyword))
+        return ast.Call(c[0], pos, kws, span=self._s(meta))
+
+    def arguments(self, meta, c):
+        seen_kw = False
+        for a in c:
+            if isinstance(a, ast.Keyword):
+                seen_kw = True
+            elif seen_kw:
+                raise DlgSyntaxError("a positional argument cannot follow keyword arguments",
+                                     a.span)
+        return tuple(c)
+
+    def kwarg(self, meta, c):
+        return ast.Keyword(str(c[0]), c[1], span=self._s(meta))
+
+    def subscript(self, meta, c):
+        return ast.Subscript(c[0], c[1], span=self._s(meta))
+
+    def subscripts(self, meta, c):
+        return tuple(c)
+
+    def slice_(self, meta, c):
+        return ast.SliceExpr(c[0], c[1], c[2], span=self._s(meta))
+
+    def ellipsis(self, meta, c):
+        return ast.EllipsisExpr(span=self._s(meta))
+
+    def getattr(self, meta, c):
+        return ast.GetAttr(c[0], str(c[1]), span=self._s(meta))
+
+    def name(self, meta, c):
+        return ast.Name(str(c[0]), span=self._s(meta))
+
+    def template_name(self, meta, c):
+        return ast.TemplateName(str(c[0]), span=self._s(meta))
+
+    def int_lit(self, meta, c):
+        return ast.Literal(int(c[0]), span=self._s(meta))
+
+    def float_lit(self, meta, c):
+        return ast.Literal(float(c[0]), span=self._s(meta))
+
+    def string_lit(self, meta, c):
+        return ast.Literal(_string(c[0]), span=self._s(meta))
+
+    def true_lit(self, meta, c):
+        return ast.Literal(True, span=self._s(meta))
+
+    def false_lit(self, meta, c):
+        return ast.Literal(False, span=self._s(meta))
+
+    def none_lit(self, meta, c):
+        return ast.Literal(None, span=self._s(meta))
+
+    def empty_tuple(self, meta, c):
+        return ast.TupleExpr((), span=self._s(meta))
+
+    def tuple_lit(self, meta, c):
+        return ast.TupleExpr(tuple(c), span=self._s(meta))
+
+    def list_lit(self, meta, c):
+        return ast.TupleExpr(c[0] or (), brackets=True, span=self._s(meta))
+
+
+def _string(tok: Token) -> str:
+    return pyast.literal_eval(str(tok))
