@@ -191,6 +191,14 @@ class For(Node):
 
 
 @dataclass(frozen=True)
+class Assert(Node):
+    """`assert cond, "message"`: a static check with a user-facing message."""
+
+    cond: Expr
+    message: Expr | None
+
+
+@dataclass(frozen=True)
 class Scan(Node):
     sequences: tuple[tuple[str, Expr], ...]  # (step name, sequence)
     options: tuple[Keyword, ...]  # axis=, reverse=
@@ -199,7 +207,7 @@ class Scan(Node):
 
 
 Stmt = Union[InputDecl, ParamDecl, LayerDecl, OutputDecl, ForwardDef, MetricDecl, Update, Emit,
-             Assign, Return, If, For, Scan]
+             Assign, Return, If, For, Scan, Assert]
 
 
 # ---- top level -------------------------------------------------------------------------------------

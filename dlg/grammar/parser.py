@@ -168,6 +168,9 @@ class _ToAst(Transformer):
     def else_if(self, meta, c):
         return c[0]
 
+    def assert_stmt(self, meta, c):
+        return ast.Assert(c[0], c[1], span=self._s(meta))
+
     def for_stmt(self, meta, c):
         return ast.For(str(c[0]), c[1], c[2], span=self._s(meta))
 

@@ -59,6 +59,15 @@ class ParamInfo:
     trainable: bool = True
 
 
+@dataclass(frozen=True)
+class LayerCall:
+    """One call of a layer while a graph was built (for model summaries)."""
+
+    name: str  # fc1, encoder.lstm
+    layer: str  # Linear
+    outputs: tuple[TensorType, ...]
+
+
 @dataclass
 class Graph:
     name: str = "main"

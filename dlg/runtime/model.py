@@ -1,0 +1,161 @@
+"""`dlg.Model`: a model's IR graph with its parameters, run by the reference interpreter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgValueError
+from dlg.ir.dtypes import DType
+from dlg.ir.graph import Graph, LayerCall
+from dlg.ir.shapes import shape_str
+from dlg.ir.train_spec import TrainSpec
+from dlg.ir.types import TensorType
+from dlg.runtime.interp import Interpreter
+
+
+class ParamDict(MutableMapping[str, np.ndarray]):
+    """Parameters and buffers by PyTorch-style name; assignment checks shape and dtype."""
+
+    def __init__(self, values: dict[str, np.ndarray], types: dict[str, TensorType]):
+        self._values = values
+        self._types = types
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._values[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name not in self._types:
+            raise DlgValueError(f"no parameter named {name!r}")
+        self._values[name] = _conform(name, value, self._types[name])
+
+    def __delitem__(self, name: str) -> None:
+        raise DlgValueError("parameters cannot be deleted")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {self._types[k]}" for k in self._values) + "}"
+
+
+def _conform(name: str, value: Any, t: TensorType) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.shape != tuple(t.shape):
+        raise DlgValueError(f"parameter {name!r}: expected shape {shape_str(t.shape)}, got "
+                            f"{list(array.shape)}")
+    try:
+        dtype = DType.of(array)
+    except KeyError:
+        raise DlgValueError(f"parameter {name!r}: unsupported dtype {array.dtype}") from None
+    if dtype != t.dtype:
+        if dtype.is_float != t.dtype.is_float:
+            raise DlgValueError(f"parameter {name!r}: expected {t.dtype}, got {dtype}")
+        array = array.astype(t.dtype.np)
+    return np.ascontiguousarray(array)
+
+
+class Model:
+    """A model: inputs, outputs, parameters, and a `__call__` that runs the graph."""
+
+    def __init__(self, graph: Graph, params: dict[str, np.ndarray], trainable: dict[str, bool],
+                 train_spec: TrainSpec | None = None,
+                 build_train_graph: Callable[[], Graph] | None = None, seed: int | None = 0,
+                 layer_calls: list[LayerCall] | None = None):
+        self.name = graph.name
+        self.graph = graph
+        self._types = {n.name: n.types[0] for n in graph.params}
+        self._trainable = trainable
+        self.params = ParamDict(params, {k: self._types[k] for k in params})
+        self.train_spec = train_spec
+        self._build_train_graph = build_train_graph
+        self._train_graph: Graph | None = None
+        self.interpreter = Interpreter(seed)
+        self.layer_calls = list(layer_calls or [])
+
+    @property
+    def inputs(self) -> dict[str, TensorType]:
+        return {n.name: n.types[0] for n in self.graph.inputs}
+
+    @property
+    def outputs(self) -> dict[str, TensorType]:
+        return {name: self.graph.type_of(v) for name, v in self.graph.outputs}
+
+    @property
+    def trainable(self) -> list[str]:
+        """Names of trainable parameters (buffers such as running means excluded)."""
+        return [k for k in self.params if self._trainable.get(k, True)]
+
+    @property
+    def train_graph(self) -> Graph | None:
+        """The graph in training mode with the train section's loss and metrics as outputs."""
+        if self._train_graph is None and self._build_train_graph is not None:
+            self._train_graph = self._build_train_graph()
+        return self._train_graph
+
+    def __call__(self, **inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+        outputs, _ = self.interpreter.run(self.graph, inputs, self.params)
+        values = tuple(outputs[name] for name, _ in self.graph.outputs)
+        return values[0] if len(values) == 1 else values
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, in declaration order, with PyTorch names."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        """Load parameters by name (NumPy arrays or torch tensors); all-or-nothing."""
+        missing = [k for k in self.params if k not in state]
+        unexpected = [k for k in state if k not in self.params]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing: {', '.join(missing)}")
+            if unexpected:
+                parts.append(f"unexpected: {', '.join(unexpected)}")
+            raise DlgValueError("state_dict does not match the model (" + "; ".join(parts) + ")")
+        staged = {k: _conform(k, state[k], self._types[k]) for k in self.params if k in state}
+        for k, v in staged.items():
+            self.params[k] = v
+
+    def num_params(self, trainable_only: bool = True) -> int:
+        names = self.trainable if trainable_only else list(self.params)
+        return sum(int(self.params[k].size) for k in names)
+
+    def summary(self) -> str:
+        """A Keras-style table: inputs, each layer call's output shapes and parameter counts."""
+        rows = [("Layer (type)", "Output shape", "Params")]
+        for call in self.layer_calls:
+            count = sum(int(v.size) for k, v in self.params.items()
+                        if k.startswith(call.name + "."))
+            shapes = ", ".join(str(t) for t in call.outputs) or "-"
+            rows.append((f"{call.name} ({call.layer})", shapes, f"{count:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        rule = "-" * (sum(widths) + 4)
+        lines = [f"Model: {self.name}"]
+        lines += [f"  input  {k}: {t}" for k, t in self.inputs.items()]
+        lines += [rule] + [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}"
+                           for a, b, c in rows[:1]] + [rule]
+        lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows[1:]]
+        lines += [rule]
+        lines += [f"  output {k}: {t}" for k, t in self.outputs.items()]
+        total = self.num_params(trainable_only=False)
+        lines.append(f"Params: {self.num_params():,} trainable, {total:,} total "
+                     f"({sum(v.nbytes for v in self.params.values()):,} bytes)")
+        spec = self.train_spec
+        if spec is not None:
+            metrics = ", ".join(spec.metrics) or "none"
+            lines.append(f"Train: labels {', '.join(spec.labels) or 'none'}; loss; metrics "
+                         f"{metrics}; optimizer {spec.optimizer or 'not set'}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{k}: {t}" for k, t in self.inputs.items())
+        outs = ", ".join(f"{k}: {t}" for k, t in self.outputs.items())
+        return f"<dlg.Model {self.name}({ins}) -> ({outs}), {self.num_params():,} params>"
