@@ -374,9 +374,12 @@ def _conv(nd: int) -> Callable[..., Tensor]:
     def fn(E: Any, x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, groups: int = 1) -> Tensor:
         name = f"conv{nd}d"
-        pad = padding if isinstance(padding, str) else _pair(padding, nd, "padding")
-        attrs = dict(stride=_pair(stride, nd, "stride"), padding=pad,
-                     dilation=_pair(dilation, nd, "dilation"), groups=groups)
+        attrs: dict[str, Any] = dict(stride=_pair(stride, nd, "stride"),
+                                     dilation=_pair(dilation, nd, "dilation"), groups=groups)
+        if isinstance(padding, str):
+            attrs["auto_pad"] = padding  # PyTorch's "same" / "valid"
+        else:
+            attrs["padding"] = _pair(padding, nd, "padding")
         args = [_tensor(x, f"{name}'s input"), _tensor(weight, f"{name}'s weight")]
         if bias is not None:
             return E.emit(name, *args, _tensor(bias, f"{name}'s bias"), **attrs)
@@ -422,6 +425,26 @@ def _log_softmax(E: Any, x: Any, axis: int = -1) -> Tensor:
 @builtin("dropout")
 def _dropout(E: Any, x: Any, p: float = 0.5) -> Tensor:
     return E.emit("dropout", _tensor(x, "dropout's argument"), p=p, training=E.training)
+
+
+@builtin("batch_norm")
+def _batch_norm(E: Any, x: Any, mean: Any, var: Any, weight: Any, bias: Any, eps: float = 1e-5
+                ) -> Tensor:
+    """Normalise with the given statistics over channel axis 1 (PyTorch's F.batch_norm, eval)."""
+    args = [_tensor(v, f"batch_norm's {what}") for v, what in
+            ((x, "input"), (mean, "mean"), (var, "variance"), (weight, "weight"), (bias, "bias"))]
+    return E.emit("batch_norm", *args, eps=eps)
+
+
+@builtin("layer_norm")
+def _layer_norm(E: Any, x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+                eps: float = 1e-5) -> Tensor:
+    shape = normalized_shape if isinstance(normalized_shape, tuple) else (normalized_shape,)
+    affine = [_tensor(v, "layer_norm's weight and bias") for v in (weight, bias) if v is not None]
+    if len(affine) == 1:
+        raise DlgTypeError("layer_norm takes both weight and bias, or neither")
+    return E.emit("layer_norm", _tensor(x, "layer_norm's input"), *affine,
+                  normalized_shape=_shape_arg((shape,)), eps=eps)
 
 
 @builtin("linear")

@@ -139,7 +139,8 @@ class _ToAst(Transformer):
         return ast.LayerDecl(c[0], c[1], span=self._s(meta))
 
     def output_decl(self, meta, c):
-        return ast.OutputDecl(tuple(str(t) for t in c[:-1]), c[-1], span=self._s(meta))
+        value = None if c[-1] is None else self._tuple_or_single(c[-1], meta)
+        return ast.OutputDecl(tuple(str(t) for t in c[:-1]), value, span=self._s(meta))
 
     def forward_def(self, meta, c):
         return ast.ForwardDef(c[0] or (), c[1], span=self._s(meta))
@@ -154,7 +155,15 @@ class _ToAst(Transformer):
         return ast.Emit(str(c[0]), c[1], span=self._s(meta))
 
     def assign(self, meta, c):
-        return ast.Assign(c[0], c[1], span=self._s(meta))
+        return ast.Assign(c[0], self._tuple_or_single(c[1], meta), span=self._s(meta))
+
+    def _tuple_or_single(self, exprs: tuple, meta: Any) -> ast.Expr:
+        """`a, b = 1, 2`: several right-hand values form a tuple."""
+        if len(exprs) == 1:
+            return exprs[0]
+        first, last = exprs[0].span, exprs[-1].span
+        return ast.TupleExpr(tuple(exprs), span=Span(self.file, first.line, first.col,
+                                                      last.end_line, last.end_col, self.source))
 
     def return_stmt(self, meta, c):
         return ast.Return(c[0] or (), span=self._s(meta))
