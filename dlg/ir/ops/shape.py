@@ -1,0 +1,298 @@
+"""Movement ops: reshape, transpose, broadcast, slice, concat, split, pad, gather (`take`).
+
+They move or copy elements without arithmetic, so every dtype is allowed. Dims may be symbolic:
+shape rules use `Sym` arithmetic and ask for a concrete dim only where the output size truly
+depends on its value (split sizes, strided slices). Attributes arrive normalised by the caller
+(no -1 in a reshape, slice bounds inside the dim); negative axes are accepted and normalised here.
+squeeze, unsqueeze, flatten, stack and index are composites built from these primitives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.ir.ops.common import INTS, normalize_axes, normalize_axis, require_dtype, same_dtype
+from dlg.ir.ops.opdef import MOVEMENT, Attr, defop
+from dlg.ir.shapes import Dim, Shape, Sym, numel
+from dlg.ir.types import TensorType
+
+
+def _dims(shape: Sequence[Dim]) -> str:
+    """A shape as the types print it: `[N,5]`."""
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _check_dims(op: str, shape: Sequence[Dim]) -> None:
+    for d in shape:
+        if isinstance(d, int) and d < 0:
+            raise DlgShapeError(f"{op}: negative dim {d} in {_dims(shape)}")
+
+
+def _axis(op: str, axis: int, x: TensorType) -> int:
+    """An axis of `x` (negatives count from the end); a scalar has none."""
+    if x.rank == 0:
+        raise DlgShapeError(f"{op}: axis {axis} is out of range for the scalar {x}")
+    return normalize_axis(op, axis, x.rank)
+
+
+# ---- reshape ----------------------------------------------------------------------------------
+def _reshape_infer(x: TensorType, shape: Shape) -> TensorType:
+    _check_dims("reshape", shape)
+    if numel(x.shape) != numel(shape):
+        raise DlgShapeError(f"reshape: cannot reshape {x} to {_dims(shape)}")
+    return x.with_shape(shape)
+
+
+RESHAPE = defop("reshape", ("x",), _reshape_infer, attrs={"shape": Attr("dims")},
+                ref=lambda x, shape: x.reshape(shape), groups={MOVEMENT},
+                doc="Same elements, new shape (row-major); the caller resolves -1.")
+
+
+# ---- transpose --------------------------------------------------------------------------------
+def _transpose_infer(x: TensorType, perm: tuple[int, ...]) -> TensorType:
+    rank = x.rank
+    if len(perm) != rank or any(not -rank <= p < rank for p in perm) \
+            or sorted(p % rank for p in perm) != list(range(rank)):
+        raise DlgShapeError(f"transpose: perm {list(perm)} is not a permutation of the "
+                            f"{rank} axes of {x}")
+    return x.with_shape(tuple(x.shape[p] for p in perm))
+
+
+TRANSPOSE = defop("transpose", ("x",), _transpose_infer, attrs={"perm": Attr("ints")},
+                  ref=lambda x, perm: np.transpose(x, perm).copy(),
+                  groups={MOVEMENT}, doc="Output axis i is input axis perm[i] (negatives allowed).")
+
+
+# ---- broadcast_to -----------------------------------------------------------------------------
+def _broadcast_to_infer(x: TensorType, shape: Shape) -> TensorType:
+    _check_dims("broadcast_to", shape)
+    lead = len(shape) - x.rank
+    if lead < 0 or any(d != 1 and d != shape[lead + i] for i, d in enumerate(x.shape)):
+        raise DlgShapeError(f"broadcast_to: cannot broadcast {x} to {_dims(shape)}")
+    return x.with_shape(shape)
+
+
+BROADCAST_TO = defop("broadcast_to", ("x",), _broadcast_to_infer, attrs={"shape": Attr("dims")},
+                     ref=lambda x, shape: np.array(np.broadcast_to(x, shape)), groups={MOVEMENT},
+                     doc="NumPy broadcasting to an explicit shape (PyTorch's expand).")
+
+
+# ---- slice ------------------------------------------------------------------------------------
+def _slice_len(start: Dim, stop: Dim, step: int) -> Dim:
+    if isinstance(start, int) and isinstance(stop, int):
+        return max(0, -(-(stop - start) // step))
+    return stop - start
+
+
+def _slice_infer(x: TensorType, axes: tuple[int, ...], starts: Shape, stops: Shape,
+                 steps: tuple[int, ...]) -> TensorType:
+    if not len(axes) == len(starts) == len(stops) == len(steps):
+        raise DlgShapeError(f"slice: axes, starts, stops and steps differ in length: {len(axes)}, "
+                            f"{len(starts)}, {len(stops)}, {len(steps)}")
+    normalize_axes("slice", axes, x.rank)  # in range, no repeats
+    out = list(x.shape)
+    for axis, start, stop, step in zip(axes, starts, stops, steps):
+        axis = _axis("slice", axis, x)
+        dim = x.shape[axis]
+        if step < 1:
+            raise DlgShapeError(f"slice: step must be >= 1, got {step} for axis {axis} of {x}")
+        for bound in (start, stop):
+            if isinstance(bound, int) and (bound < 0 or isinstance(dim, int) and bound > dim):
+                raise DlgShapeError(f"slice: bound {bound} is outside 0..{dim} on axis {axis} "
+                                    f"of {x}")
+        if step != 1 and not (isinstance(start, int) and isinstance(stop, int)):
+            raise DlgShapeError(f"slice: step {step} needs concrete bounds, got {start}:{stop} on "
+                                f"axis {axis} of {x}")
+        out[axis] = _slice_len(start, stop, step)
+    return x.with_shape(tuple(out))
+
+
+def _slice_ref(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
+               stops: tuple[int, ...], steps: tuple[int, ...]) -> np.ndarray:
+    index = [slice(None)] * x.ndim
+    for axis, start, stop, step in zip(axes, starts, stops, steps):
+        dim = x.shape[axis]
+        if not (0 <= start <= dim and 0 <= stop <= dim):
+            raise DlgValueError(f"slice: bounds {start}:{stop} are outside 0..{dim} on axis "
+                                f"{axis % x.ndim}")
+        index[axis] = slice(start, max(start, stop), step)
+    return x[tuple(index)].copy()
+
+
+SLICE = defop("slice", ("x",), _slice_infer,
+              attrs={"axes": Attr("ints"), "starts": Attr("dims"), "stops": Attr("dims"),
+                     "steps": Attr("ints")},
+              ref=_slice_ref, groups={MOVEMENT},
+              doc="x[start:stop:step] on the listed axes; bounds lie in 0..dim, stop < start is empty.")
+
+
+# ---- concat / split ---------------------------------------------------------------------------
+def _concat_infer(*xs: TensorType, axis: int) -> TensorType:
+    if not xs:
+        raise DlgTypeError("concat takes at least one tensor")
+    same_dtype("concat", *xs)
+    a = _axis("concat", axis, xs[0])
+    for t in xs[1:]:
+        if t.rank != xs[0].rank or any(d != e for i, (d, e) in enumerate(zip(t.shape, xs[0].shape))
+                                       if i != a):
+            raise DlgShapeError(f"concat: shapes differ off axis {axis}: "
+                                + ", ".join(str(t) for t in xs))
+    total: Dim = 0
+    for t in xs:
+        total = total + t.shape[a]
+    return xs[0].with_shape(xs[0].shape[:a] + (total,) + xs[0].shape[a + 1:])
+
+
+CONCAT = defop("concat", ("*xs",), _concat_infer, attrs={"axis": Attr("int")},
+               ref=lambda *xs, axis: np.concatenate(xs, axis=axis), groups={MOVEMENT},
+               doc="Join tensors along an existing axis (PyTorch's cat).")
+
+
+def _split_infer(x: TensorType, axis: int, sizes: tuple[int, ...]) -> tuple[TensorType, ...]:
+    a = _axis("split", axis, x)
+    dim = x.shape[a]
+    if isinstance(dim, Sym):
+        raise DlgShapeError(f"split: axis {axis} of {x} is symbolic; split needs a known size")
+    if not sizes or any(s < 0 for s in sizes) or sum(sizes) != dim:
+        raise DlgShapeError(f"split: sizes {list(sizes)} do not add up to axis {axis} of {x}")
+    return tuple(x.with_shape(x.shape[:a] + (s,) + x.shape[a + 1:]) for s in sizes)
+
+
+def _split_ref(x: np.ndarray, axis: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    return tuple(p.copy() for p in np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+SPLIT = defop("split", ("x",), _split_infer, attrs={"axis": Attr("int"), "sizes": Attr("ints")},
+              ref=_split_ref, groups={MOVEMENT},
+              doc="Cut one axis into consecutive parts of the given sizes (always a tuple).")
+
+
+# ---- pad --------------------------------------------------------------------------------------
+def _pad_infer(x: TensorType, pads: tuple[tuple[int, int], ...], value: float) -> TensorType:
+    if len(pads) != x.rank or any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise DlgShapeError(f"pad: pads {[list(p) for p in pads]} must be one non-negative "
+                            f"(lo, hi) pair per axis of {x}")
+    return x.with_shape(tuple(d + lo + hi for d, (lo, hi) in zip(x.shape, pads)))
+
+
+def _pad_ref(x: np.ndarray, pads: tuple[tuple[int, int], ...], value: float) -> np.ndarray:
+    return np.pad(x, pads, constant_values=value) if pads else x.copy()  # np.pad rejects ()
+
+
+PAD = defop("pad", ("x",), _pad_infer, attrs={"pads": Attr("pads"), "value": Attr("float", 0.0)},
+            ref=_pad_ref, groups={MOVEMENT},
+            doc="Constant padding, (lo, hi) per axis.")
+
+
+# ---- take -------------------------------------------------------------------------------------
+def _take_infer(x: TensorType, indices: TensorType, axis: int) -> TensorType:
+    require_dtype("take", indices, INTS, "indices")
+    a = _axis("take", axis, x)
+    return x.with_shape(x.shape[:a] + indices.shape + x.shape[a + 1:])
+
+
+def _take_ref(x: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray:
+    dim = x.shape[axis]
+    bad = (indices < 0) | (indices >= dim)
+    if bad.any():
+        raise DlgValueError(f"take: index {int(indices[bad].flat[0])} is out of range "
+                            f"0..{dim - 1} for axis {axis % x.ndim} of size {dim}")
+    return np.take(x, indices, axis=axis)
+
+
+TAKE = defop("take", ("x", "indices"), _take_infer, attrs={"axis": Attr("int")}, ref=_take_ref,
+             groups={MOVEMENT},
+             doc="Gather along one axis by an integer tensor of indices in 0..dim-1 (embedding).")
+
+
+# ---- composites -------------------------------------------------------------------------------
+def _squeeze_infer(x: TensorType, axes: tuple[int, ...] | None) -> TensorType:
+    if axes is None:
+        return x.with_shape(tuple(d for d in x.shape if d != 1))
+    drop = normalize_axes("squeeze", axes, x.rank)
+    for a in drop:
+        if x.shape[a] != 1:
+            raise DlgShapeError(f"squeeze: axis {a} of {x} has size {x.shape[a]}, not 1")
+    return x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in drop))
+
+
+def _unsqueeze_infer(x: TensorType, axes: tuple[int, ...]) -> TensorType:
+    rank = x.rank + len(axes)
+    new = normalize_axes("unsqueeze", axes, rank)
+    dims = iter(x.shape)
+    return x.with_shape(tuple(1 if i in new else next(dims) for i in range(rank)))
+
+
+def _flatten_infer(x: TensorType, start_axis: int, end_axis: int) -> TensorType:
+    if x.rank == 0:
+        normalize_axis("flatten", start_axis, 1)
+        normalize_axis("flatten", end_axis, 1)
+        return x.with_shape((1,))
+    s = normalize_axis("flatten", start_axis, x.rank)
+    e = normalize_axis("flatten", end_axis, x.rank)
+    if s > e:
+        raise DlgShapeError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} "
+                            f"in {x}")
+    return x.with_shape(x.shape[:s] + (numel(x.shape[s:e + 1]),) + x.shape[e + 1:])
+
+
+def _reshape_like(infer: Any) -> Any:
+    """A decomposition that reshapes to the shape the composite's own rule computes."""
+    def decompose(b: Any, x: Any, **attrs: Any) -> Any:
+        return b.reshape(x, shape=infer(b.type_of(x), **attrs).shape)
+    return decompose
+
+
+SQUEEZE = defop("squeeze", ("x",), _squeeze_infer, attrs={"axes": Attr("axes", None)},
+                decompose=_reshape_like(_squeeze_infer), groups={MOVEMENT},
+                doc="Drop size-1 axes (all of them when axes is None).")
+UNSQUEEZE = defop("unsqueeze", ("x",), _unsqueeze_infer, attrs={"axes": Attr("ints")},
+                  decompose=_reshape_like(_unsqueeze_infer), groups={MOVEMENT},
+                  doc="Insert size-1 axes; axes index the output.")
+FLATTEN = defop("flatten", ("x",), _flatten_infer,
+                attrs={"start_axis": Attr("int", 1), "end_axis": Attr("int", -1)},
+                decompose=_reshape_like(_flatten_infer), groups={MOVEMENT},
+                doc="Merge axes start_axis..end_axis (inclusive) into one.")
+
+
+def _stack_infer(*xs: TensorType, axis: int) -> TensorType:
+    if not xs:
+        raise DlgTypeError("stack takes at least one tensor")
+    same_dtype("stack", *xs)
+    if any(t.shape != xs[0].shape for t in xs):
+        raise DlgShapeError("stack: shapes differ: " + ", ".join(str(t) for t in xs))
+    a = normalize_axis("stack", axis, xs[0].rank + 1)
+    return xs[0].with_shape(xs[0].shape[:a] + (len(xs),) + xs[0].shape[a:])
+
+
+def _stack_decompose(b: Any, *xs: Any, axis: int) -> Any:
+    a = normalize_axis("stack", axis, b.type_of(xs[0]).rank + 1)
+    return b.concat(*(b.unsqueeze(x, axes=(a,)) for x in xs), axis=a)
+
+
+STACK = defop("stack", ("*xs",), _stack_infer, attrs={"axis": Attr("int", 0)},
+              decompose=_stack_decompose, groups={MOVEMENT},
+              doc="Join equal tensors along a new axis.")
+
+
+def _index_infer(x: TensorType, axis: int, index: Dim) -> TensorType:
+    a = _axis("index", axis, x)
+    dim = x.shape[a]
+    if isinstance(index, int) and (index < 0 or isinstance(dim, int) and index >= dim):
+        raise DlgShapeError(f"index: position {index} is out of range for axis {axis} of {x}")
+    return x.with_shape(x.shape[:a] + x.shape[a + 1:])
+
+
+def _index_decompose(b: Any, x: Any, axis: int, index: Dim) -> Any:
+    out = _index_infer(b.type_of(x), axis, index)
+    picked = b.slice(x, axes=(axis,), starts=(index,), stops=(index + 1,), steps=(1,))
+    return b.reshape(picked, shape=out.shape)
+
+
+INDEX = defop("index", ("x",), _index_infer, attrs={"axis": Attr("int"), "index": Attr("int")},
+              decompose=_index_decompose, groups={MOVEMENT},
+              doc="x[..., i, ...]: one position of one axis, which is dropped.")
