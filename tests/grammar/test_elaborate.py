@@ -29,7 +29,7 @@ def test_layer_attributes_and_static_arithmetic():
     assert w.shape == (12, 3)
     assert np.abs(w).max() <= 1 / np.sqrt(3)
     x = rand(5, 3)
-    np.testing.assert_allclose(m(x=x), x @ w.T, rtol=1e-6)
+    np.testing.assert_allclose(m(x=x), x.astype(np.float64) @ w.T, rtol=1e-6, atol=1e-7)
 
 
 def test_nested_layers_get_hierarchical_names():
