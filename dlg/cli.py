@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlgc", description="dlg: a declarative graph language and compiler for neural "
         "networks. Check, format and run .dlg models.", epilog=EPILOG)
-    sub = parser.add_subparsers(metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check", help="parse and type-check a model; print its summary",
                            description="Parse a .dlg file, infer every shape and print a "

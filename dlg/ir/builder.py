@@ -78,4 +78,4 @@ class Builder:
         return self.emit(REGISTRY["constant"], value=np.asarray(value, dtype=dtype.np))
 
 
-_ALWAYS_TUPLE = {"split", "scan", "unbind"}
+_ALWAYS_TUPLE = {"split", "scan"}  # their output count depends on attributes

@@ -126,7 +126,16 @@ def _resolve(value: Any, env: Mapping[str, int]) -> Any:
 
 
 def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]) -> np.ndarray:
-    """Convert one input to an array of the declared dtype and bind its symbolic dims."""
+    """Check one input's dtype and shape and bind its symbolic dims.
+
+    Arrays must already have the declared dtype (no silent casts); Python numbers and nested
+    lists are converted to it.
+    """
+    if not isinstance(value, (np.ndarray, np.generic)):
+        try:
+            value = np.asarray(value, dtype=expected.dtype.np)
+        except (TypeError, ValueError) as e:
+            raise DlgValueError(f"input {name!r}: cannot convert to {expected.dtype}: {e}") from None
     array = np.asarray(value)
     try:
         dtype = DType.of(array)

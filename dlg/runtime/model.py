@@ -100,7 +100,16 @@ class Model:
             self._train_graph = self._build_train_graph()
         return self._train_graph
 
-    def __call__(self, **inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+    def __call__(self, *args: Any, **inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run on inputs by name (`m(x=batch)`) or in declaration order (`m(batch)`)."""
+        names = list(self.inputs)
+        if len(args) > len(names):
+            raise DlgValueError(f"{self.name} takes {len(names)} inputs ({', '.join(names)}), "
+                                f"got {len(args)}")
+        for name, value in zip(names, args):
+            if name in inputs:
+                raise DlgValueError(f"input {name!r} given twice")
+            inputs[name] = value
         outputs, _ = self.interpreter.run(self.graph, inputs, self.params)
         values = tuple(outputs[name] for name, _ in self.graph.outputs)
         return values[0] if len(values) == 1 else values

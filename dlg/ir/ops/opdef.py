@@ -16,7 +16,7 @@ import numpy as np
 
 from dlg.errors import DlgAttributeError
 from dlg.ir.dtypes import DType
-from dlg.ir.shapes import Dim, Sym
+from dlg.ir.shapes import Sym
 
 REQUIRED = object()
 
@@ -166,4 +166,3 @@ MOVEMENT = "movement"
 SOURCE = "source"
 RANDOM = "random"
 
-DimLike = Dim
