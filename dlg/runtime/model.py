@@ -59,7 +59,8 @@ def _conform(name: str, value: Any, t: TensorType) -> np.ndarray:
         if dtype.is_float != t.dtype.is_float:
             raise DlgValueError(f"parameter {name!r}: expected {t.dtype}, got {dtype}")
         array = array.astype(t.dtype.np)
-    return np.ascontiguousarray(array)
+    # a copy (a torch tensor's .numpy() shares its memory), kept 0-d for scalar buffers
+    return np.array(array, order="C")
 
 
 class Model:
