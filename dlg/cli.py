@@ -12,6 +12,10 @@ import numpy as np
 
 from dlg.api import load
 from dlg.errors import DlgError, DlgValueError
+from dlg.grammar.format import format_module
+from dlg.grammar.loader import load_file
+from dlg.ir.printer import format_graph
+from dlg.ir.serialize import dumps
 
 EPILOG = "Run `dlgc COMMAND --help` for the options of one command."
 
@@ -79,8 +83,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from dlg.ir.printer import format_graph
-    from dlg.ir.serialize import dumps
     m = load(args.file, model=args.model, seed=args.seed)
     graph = m.train_graph if args.train else m.graph
     if args.train and graph is None:
@@ -140,8 +142,6 @@ def _fmt(args: argparse.Namespace) -> int:
 
 
 def _formatted(path: Path) -> str:
-    from dlg.grammar.format import format_module
-    from dlg.grammar.loader import load_file
     return format_module(load_file(path).main)
 
 

@@ -1,0 +1,89 @@
+"""`dlgc fmt`: the canonical form parses back to the same AST and is a fixed point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlg.grammar import ast
+from dlg.grammar.format import format_module
+from dlg.grammar.loader import PRELUDE
+from dlg.grammar.parser import parse
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SOURCES = sorted((ROOT / "models").glob("*.dlg")) + [PRELUDE]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_format_round_trips_and_is_stable(path):
+    module = parse(path.read_text(), path.name)
+    text = format_module(module)
+    again = parse(text, path.name)
+    assert again == module
+    assert format_module(again) == text
+
+
+@pytest.mark.parametrize("src", [
+    "y = (a - b) - c", "y = a - (b - c)", "y = -x ** 2", "y = (-x) ** 2", "y = a ** b ** c",
+    "y = (a ** b) ** c", "y = not a == b", "y = (not a) == b", "y = (a, b)[0]", "y = f(x)[1:2, ...]",
+    "y = x[::2, :3, 1:]", "a, (b, c) = f(x, axis=1)", "y = (a + b) * c @ d", "y = a or b and c",
+    "y = (a or b) and c", "y = x.shape[0] // 2 % 3", "y = (1,)", "y = [1, 2]", "y = ()",
+    'y = "a\\"b"', "y = 1e-05 + 2.5", "y = -(a + b)", "y = w_l{i}",
+])
+def test_expression_cases_round_trip(src):
+    module = parse(f"model M {{ {src} }}")
+    assert parse(format_module(module)) == module
+
+
+def test_statements_round_trip():
+    src = """
+    import "other.dlg"
+    layer L(n: int, bias: bool = true) {
+        k = 1 / sqrt(n)
+        param w_l{n}: f32[n, 2 * n] = uniform(-k, k)
+        buffer count: i64[]
+        layer inner = Linear(n, n)
+        forward(x, h = none) {
+            assert x.ndim == 2, "rank 2"
+            if bias { x = x + 1.0 } else if n > 2 { x = x * 2.0 } else { x = -x }
+            for i in range(n) { x = inner(x) }
+            scan (x_t in x, axis=1, reverse=true) carry (h = h0, c = c0) { h = x_t + h  emit o = h }
+            update count = count + 1
+            return x, o
+        }
+    }
+    def f(x) { return }
+    model M { input x: f32[N, 3]  output a, b = f(x)  output c }
+    train M { input y: i64[N]  loss = a  metric acc = b  optimizer = SGD(lr=0.1) }
+    """
+    module = parse(src)
+    text = format_module(module)
+    assert parse(text) == module and format_module(parse(text)) == text
+
+
+NAMES = st.sampled_from(["a", "b", "x", "w_l{i}"])
+LEAVES = st.one_of(NAMES.map(lambda n: ast.TemplateName(n) if "{" in n else ast.Name(n)),
+                   st.integers(0, 99).map(ast.Literal), st.booleans().map(ast.Literal),
+                   st.floats(0, 1e6, allow_nan=False).map(ast.Literal))
+BINOPS = st.sampled_from(["or", "and", "==", "<", "+", "-", "*", "/", "//", "@", "**"])
+
+
+def _extend(children):
+    return st.one_of(
+        st.tuples(BINOPS, children, children).map(lambda t: ast.BinOp(*t)),
+        st.tuples(st.sampled_from(["-", "not"]), children).map(lambda t: ast.UnaryOp(*t)),
+        st.tuples(children, st.lists(children, max_size=2)).map(
+            lambda t: ast.Call(t[0], tuple(t[1]), ())),
+        st.tuples(children, children).map(lambda t: ast.Subscript(t[0], (t[1],))),
+        st.lists(children, min_size=2, max_size=3).map(lambda xs: ast.TupleExpr(tuple(xs))),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(LEAVES, _extend, max_leaves=8))
+def test_random_expressions_round_trip(e):
+    module = ast.Module("<string>", (ast.ModelDef("M", (ast.Assign(("y",), e),)),))
+    assert parse(format_module(module)) == module
