@@ -1,0 +1,106 @@
+"""dlgc end to end, in-process (fast) and once through a real subprocess (the console script's
+exit codes and stderr)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.cli import main
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in MODELS.glob("*.dlg")))
+def test_check_prints_a_summary(capsys, name):
+    code, out, err = run_cli(capsys, "check", MODELS / name)
+    assert code == 0 and err == ""
+    m = dlg.load(MODELS / name)
+    assert f"Model: {m.name}" in out
+    assert f"{m.num_params():,} trainable" in out
+    for layer in m.layer_calls:
+        assert layer.name in out
+
+
+def test_check_emits_graph_json_and_dlg(capsys):
+    code, out, _ = run_cli(capsys, "check", MODELS / "mlp.dlg", "--emit", "graph", "--no-spans")
+    assert code == 0 and out.startswith("graph MLP(") and "log_softmax" in out
+    code, out, _ = run_cli(capsys, "check", MODELS / "mlp.dlg", "--emit", "json")
+    assert code == 0 and json.loads(out)["name"] == "MLP"
+    code, out, _ = run_cli(capsys, "check", MODELS / "mlp.dlg", "--emit", "dlg")
+    assert code == 0 and "model MLP {" in out
+    code, out, _ = run_cli(capsys, "check", MODELS / "mlp.dlg", "--train", "--emit", "graph")
+    assert code == 0 and "nll_loss" in out
+
+
+def test_run_reads_npy_and_writes_outputs(capsys, tmp_path):
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out_path = tmp_path / "out.npy"
+    code, out, err = run_cli(capsys, "run", MODELS / "mlp.dlg", "--input",
+                             f"x={tmp_path / 'x.npy'}", "--seed", "3", "-o", out_path)
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(out_path), dlg.load(MODELS / "mlp.dlg", seed=3)(x=x),
+                               rtol=1e-6)
+
+
+def test_run_loads_weights(capsys, tmp_path):
+    m = dlg.load(MODELS / "linear_regression.dlg")
+    np.savez(tmp_path / "w.npz", **{"linear.weight": np.array([[2.0]], np.float32),
+                                     "linear.bias": np.array([1.0], np.float32)})
+    np.save(tmp_path / "x.npy", np.array([[3.0]], np.float32))
+    code, out, err = run_cli(capsys, "run", MODELS / "linear_regression.dlg", "-w",
+                             tmp_path / "w.npz", "-i", f"x={tmp_path / 'x.npy'}")
+    assert code == 0, err
+    assert "7." in out and list(m.outputs) == ["y_hat"]
+
+
+def test_run_with_a_wrong_input_is_a_clear_error(capsys, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), np.float32))
+    code, _, err = run_cli(capsys, "run", MODELS / "mlp.dlg", "-i", f"x={tmp_path / 'x.npy'}")
+    assert code == 1 and "input 'x': expected shape [N, 1, 28, 28], got [2, 3]" in err
+    code, _, err = run_cli(capsys, "run", MODELS / "mlp.dlg", "-i", f"x={tmp_path / 'no.npy'}")
+    assert code == 1 and "cannot read" in err and "Traceback" not in err
+
+
+def test_fmt_check_and_write(capsys, tmp_path):
+    path = tmp_path / "m.dlg"
+    path.write_text("model M {input x: f32[N]\n output y = x*2.0}")
+    code, out, _ = run_cli(capsys, "fmt", path)
+    assert code == 0 and dlg.loads(out)(x=np.ones(1, np.float32))[0] == 2
+    assert run_cli(capsys, "fmt", "--check", path)[0] == 1
+    assert run_cli(capsys, "fmt", "--write", path)[0] == 0
+    assert run_cli(capsys, "fmt", "--check", path)[0] == 0
+
+
+def test_errors_have_location_and_no_traceback_in_a_subprocess(tmp_path):
+    bad = tmp_path / "bad.dlg"
+    bad.write_text("model M {\n    input x: f32[N, 4]\n    output y = x @ ones(3, 2)\n}\n")
+    proc = subprocess.run([sys.executable, "-m", "dlg.cli", "check", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"{bad}:3:16: error: matmul: inner dims differ")
+    assert "^" in proc.stderr and "Traceback" not in proc.stderr
+    missing = subprocess.run([sys.executable, "-m", "dlg.cli", "check", str(tmp_path / "no.dlg")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+
+
+def test_help_describes_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("check", "run", "fmt"):
+        assert command in out
