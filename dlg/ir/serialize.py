@@ -92,7 +92,7 @@ def _encode(op: OpDef, name: str, v: Any) -> Any:
     if kind == "dtype":
         return str(v)
     if kind == "array":
-        data = np.ascontiguousarray(v)
+        data = np.asarray(v, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         return {"dtype": str(DType.of(data)), "shape": list(data.shape),
                 "data": base64.b64encode(data.tobytes()).decode()}
     if kind == "graph":

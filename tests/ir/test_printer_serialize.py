@@ -1,0 +1,73 @@
+"""IR text (golden files) and JSON round trips for every reference model, eval and train graphs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.errors import DlgValueError
+from dlg.ir.printer import format_graph
+from dlg.ir.serialize import dumps, graph_to_json, loads
+from dlg.runtime.interp import Interpreter
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+MODELS = sorted((ROOT / "models").glob("*.dlg"))
+GOLDEN = ROOT / "tests" / "golden"
+UPDATE = os.environ.get("DLG_UPDATE_GOLDEN") == "1"
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_ir_text_matches_golden(path):
+    """The printed IR is deterministic; regenerate with DLG_UPDATE_GOLDEN=1 after a reviewed
+    change."""
+    text = format_graph(dlg.load(path).graph, spans=False) + "\n"
+    golden = GOLDEN / f"{path.stem}.ir"
+    if UPDATE or not golden.exists():
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_json_round_trip_preserves_graph_and_results(path):
+    m = dlg.load(path)
+    for graph in (m.graph, m.train_graph):
+        again = loads(dumps(graph))
+        assert graph_to_json(again) == graph_to_json(graph)
+        assert format_graph(again) == format_graph(graph)
+    rng = np.random.default_rng(0)
+    inputs = {n: rng.standard_normal([2 if not isinstance(d, int) else d for d in t.shape])
+              .astype(t.dtype.np) for n, t in m.inputs.items()}
+    before, _ = Interpreter(0).run(m.graph, inputs, m.params)
+    after, _ = Interpreter(0).run(loads(dumps(m.graph)), inputs, m.params)
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+
+
+def test_printer_shows_types_attrs_spans_and_scan_bodies():
+    m = dlg.load(ROOT / "models" / "rnn.dlg")
+    text = format_graph(m.graph)
+    assert "%rnn.weight_ih_l0: param f32[128,28]" in text
+    assert "graph scan_body(%h: f32[N,128], %x_t: f32[N,28]" in text
+    assert "# " in text and "rnn.dlg:" in text
+    assert text.count("scan(") == 1
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda d: d.update(version=99),
+    lambda d: d["nodes"][3].update(op="no_such_op"),
+    lambda d: d["nodes"][3].update(types=["f32[7]"]),
+    lambda d: d["nodes"][3]["inputs"].append([999, 0]),
+    lambda d: d["nodes"][0].pop("attrs"),
+])
+def test_corrupt_json_is_a_dlg_error(corrupt):
+    data = graph_to_json(dlg.load(ROOT / "models" / "mlp.dlg").graph)
+    corrupt(data)
+    with pytest.raises(DlgValueError, match="corrupt graph JSON|format version"):
+        loads(json.dumps(data))
+    with pytest.raises(DlgValueError):
+        loads("{not json")
