@@ -189,6 +189,8 @@ class Elaborator:
             value = self.eval(s.value, scope)
             for target, v in _destructure(s.targets, value, s.span):
                 scope[target] = v
+                if isinstance(v, Tensor) and v.graph is self.frames[-1].graph:
+                    v.graph.label(v.value, target)
         elif isinstance(s, ast.Return):
             values = tuple(self.eval(e, scope) for e in s.values)
             return _Returned(values[0] if len(values) == 1 else values if values else None)
@@ -305,6 +307,7 @@ class Elaborator:
         if not isinstance(value, Tensor):
             raise DlgTypeError(f"output {name!r} must be a tensor, got {describe(value)}", span)
         self.graph.set_output(name, self.local(value))
+        self.graph.label(self.local(value), name)
 
     def update_state(self, s: ast.Update, scope: Scope) -> None:
         inst = self.instances[-1]

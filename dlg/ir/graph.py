@@ -10,7 +10,7 @@ a node's inputs always exist before it, so insertion order is a topological orde
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -102,6 +102,12 @@ class Graph:
 
     def set_output(self, name: str, value: Value) -> None:
         self.outputs.append((name, value))
+
+    def label(self, v: Value, name: str) -> None:
+        """Give a computed value the source name it was assigned to (for readable IR text)."""
+        node = self.nodes[v.node]
+        if node.name is None and len(node.types) == 1 and "source" not in node.op.groups:
+            self.nodes[v.node] = replace(node, name=name)
 
     # -- reading --------------------------------------------------------------------------------
     def node(self, v: Value | int) -> Node:
