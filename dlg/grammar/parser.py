@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
+                             UnexpectedToken, VisitError)
 
 from dlg.errors import DlgSyntaxError, Span
 from dlg.grammar import ast
@@ -30,7 +31,12 @@ def parse(source: str, file: str = "<string>") -> ast.Module:
         tree = _lark().parse(source)
     except UnexpectedInput as e:
         raise _syntax_error(e, source, file) from None
-    return _ToAst(file, source).transform(tree)
+    try:
+        return _ToAst(file, source).transform(tree)
+    except VisitError as e:  # lark wraps what the transformer raises
+        if isinstance(e.orig_exc, DlgSyntaxError):
+            raise e.orig_exc from None
+        raise
 
 
 def _syntax_error(e: UnexpectedInput, source: str, file: str) -> DlgSyntaxError:

@@ -60,6 +60,14 @@ QUICK = settings(max_examples=150, deadline=None, suppress_health_check=list(Hea
 HEAVY = settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.parametrize("source", [
+    "model M { y = f(a=1, 2) }",  # found by the fuzzer: the transformer's error came out wrapped
+])
+def test_regressions(source):
+    with pytest.raises(DlgSyntaxError, match="positional argument cannot follow"):
+        parse(source)
+
+
 @QUICK
 @given(st.text(max_size=200))
 def test_random_text_only_raises_dlg_errors(source):
