@@ -1,8 +1,16 @@
 """dlg: a declarative graph language and compiler for neural networks."""
 
 from dlg.api import load, loads
-from dlg.errors import (DlgAttributeError, DlgError, DlgImportError, DlgNameError, DlgShapeError,
-                        DlgSyntaxError, DlgTypeError, DlgValueError)
+from dlg.errors import (
+                        DlgAttributeError,
+                        DlgError,
+                        DlgImportError,
+                        DlgNameError,
+                        DlgShapeError,
+                        DlgSyntaxError,
+                        DlgTypeError,
+                        DlgValueError,
+)
 from dlg.ir import DType, Graph, TensorType
 from dlg.runtime.model import Model
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Span:
-    """A region of source text: 1-based line and column, end exclusive, plus the text it came from."""
+    """A region of source text: 1-based line and column, end exclusive, and the whole text."""
 
     file: str
     line: int

@@ -210,7 +210,7 @@ Stmt = Union[InputDecl, ParamDecl, LayerDecl, OutputDecl, ForwardDef, MetricDecl
              Assign, Return, If, For, Scan, Assert]
 
 
-# ---- top level -------------------------------------------------------------------------------------
+# ---- top level
 @dataclass(frozen=True)
 class Import(Node):
     path: str

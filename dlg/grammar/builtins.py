@@ -43,7 +43,8 @@ def _axes(axis: Any) -> tuple[int, ...] | None:
         return None
     if isinstance(axis, int) and not isinstance(axis, bool):
         return (axis,)
-    if isinstance(axis, tuple) and all(isinstance(a, int) and not isinstance(a, bool) for a in axis):
+    if isinstance(axis, tuple) and all(isinstance(a, int) and not isinstance(a, bool)
+                                       for a in axis):
         return axis
     raise DlgTypeError(f"axis must be an int or a tuple of ints, got {describe(axis)}")
 
@@ -374,8 +375,8 @@ def _conv(nd: int) -> Callable[..., Tensor]:
     def fn(E: Any, x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, groups: int = 1) -> Tensor:
         name = f"conv{nd}d"
-        attrs: dict[str, Any] = dict(stride=_pair(stride, nd, "stride"),
-                                     dilation=_pair(dilation, nd, "dilation"), groups=groups)
+        attrs: dict[str, Any] = {"stride": _pair(stride, nd, "stride"),
+                                     "dilation": _pair(dilation, nd, "dilation"), "groups": groups}
         if isinstance(padding, str):
             attrs["auto_pad"] = padding  # PyTorch's "same" / "valid"
         else:
@@ -396,8 +397,9 @@ def _pool(kind: str, nd: int) -> Callable[..., Tensor]:
            ceil_mode: bool = False, **extra: Any) -> Tensor:
         name = f"{kind}_pool{nd}d"
         kernel = _pair(kernel_size, nd, "kernel_size")
-        attrs = dict(kernel=kernel, stride=kernel if stride is None else _pair(stride, nd, "stride"),
-                     padding=_pair(padding, nd, "padding"), ceil_mode=ceil_mode)
+        step = kernel if stride is None else _pair(stride, nd, "stride")
+        attrs = {"kernel": kernel, "stride": step,
+                     "padding": _pair(padding, nd, "padding"), "ceil_mode": ceil_mode}
         allowed = {"max": ("dilation",), "avg": ("count_include_pad",)}[kind]
         for key, value in extra.items():
             if key not in allowed:

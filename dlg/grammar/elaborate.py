@@ -10,28 +10,44 @@ from __future__ import annotations
 
 import inspect
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from dlg.errors import (DlgError, DlgNameError, DlgShapeError, DlgSyntaxError, DlgTypeError,
-                        DlgValueError, Span)
+from dlg.errors import (
+    DlgError,
+    DlgNameError,
+    DlgShapeError,
+    DlgSyntaxError,
+    DlgTypeError,
+    DlgValueError,
+    Span,
+)
 from dlg.grammar import ast
 from dlg.grammar.builtins import BUILTINS
 from dlg.grammar.indexing import index_static, index_tensor
 from dlg.grammar.initializers import INITIALIZER_NAMES
 from dlg.grammar.loader import Program, prelude
-from dlg.grammar.values import (Builtin, Function, InitSpec, LayerClass, LayerInstance, Scope,
-                                Tensor, describe, suggest)
+from dlg.grammar.values import (
+    Builtin,
+    Function,
+    InitSpec,
+    LayerClass,
+    LayerInstance,
+    Scope,
+    Tensor,
+    describe,
+    suggest,
+)
 from dlg.ir.builder import Builder
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, LayerCall, Value
+from dlg.ir.init import initialize
 from dlg.ir.ops.opdef import REGISTRY, OpDef
 from dlg.ir.shapes import Dim, Sym
-from dlg.ir.init import initialize
 from dlg.ir.train_spec import OptimizerSpec, TrainSpec
 from dlg.ir.types import TensorType
 
@@ -728,7 +744,7 @@ def make_initial_value(init: Any, t: TensorType, rng: np.random.Generator) -> np
 
 
 
-# ---- programs and models ---------------------------------------------------------------------------
+# ---- programs and models
 def module_scopes(program: Program, training: bool) -> tuple[dict[str, Scope], dict[str, Any]]:
     """A scope per module (its own definitions plus those of the modules it imports), and every
     model and train section by name. The root scope holds the builtins and `training`."""
@@ -781,7 +797,7 @@ def elaborate(program: Program, model: str | None = None, training: bool = False
     With `training=True` the graph is built in training mode (dropout on, batch statistics)
     and the model's train section adds its label inputs, loss and metrics as outputs.
     """
-    scopes, found = module_scopes(program, training)
+    _scopes, found = module_scopes(program, training)
     names = model_names(program)
     for key, item in found.items():
         if key.startswith("train ") and item.name not in found:

@@ -94,4 +94,4 @@ def _follow(importer: Path, item: ast.Import, imports: dict[str, tuple[ast.Modul
         raise e.with_span(item.span)
 
 
-__all__ = ["Program", "load_file", "load_source", "prelude", "Span"]
+__all__ = ["Program", "Span", "load_file", "load_source", "prelude"]

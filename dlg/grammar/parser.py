@@ -9,8 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
-                             UnexpectedToken, VisitError)
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from dlg.errors import DlgSyntaxError, Span
 from dlg.grammar import ast
@@ -75,9 +80,9 @@ def _token_words(token: Token) -> str:
     if token.type in ("NAME", "TEMPLATE_NAME"):
         return f"name {str(token)!r}"
     if token.type in ("INT", "FLOAT"):
-        return f"number {str(token)}"
+        return f"number {token!s}"
     if token.type == "STRING":
-        return f"string {str(token)}"
+        return f"string {token!s}"
     return repr(str(token))
 
 

@@ -9,5 +9,15 @@ from dlg.ir.ops.opdef import REGISTRY, OpDef
 from dlg.ir.shapes import Dim, Sym
 from dlg.ir.types import TensorType
 
-__all__ = ["Builder", "DType", "Dim", "Graph", "Node", "OpDef", "REGISTRY", "Sym", "TensorType",
-           "Value"]
+__all__ = [
+           "REGISTRY",
+           "Builder",
+           "DType",
+           "Dim",
+           "Graph",
+           "Node",
+           "OpDef",
+           "Sym",
+           "TensorType",
+           "Value",
+]

@@ -84,4 +84,4 @@ def _attr(v: Any) -> str:
     return str(v)
 
 
-__all__ = ["format_graph", "Node"]
+__all__ = ["Node", "format_graph"]

@@ -24,7 +24,7 @@ class Sym:
 
     @staticmethod
     def named(name: str) -> Sym:
-        return Sym(((tuple([name]), 1),))
+        return Sym((((name,), 1),))
 
     @staticmethod
     def _make(terms: dict[Monomial, int]) -> Dim:

@@ -40,7 +40,7 @@ def make_optimizer(name: str, kwargs: Mapping[str, Any], span: Span | None = Non
                    ) -> OptimizerSpec:
     """Check hyper-parameters against the table and fill defaults."""
     defaults = OPTIMIZER_DEFAULTS[name]
-    for key, value in kwargs.items():
+    for key in kwargs:
         if key not in defaults:
             raise DlgAttributeError(f"{name}: unknown hyper-parameter {key!r} "
                                     f"(it takes {', '.join(defaults)})", span)

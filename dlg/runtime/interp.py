@@ -35,7 +35,8 @@ class Interpreter:
         names = [n.name for n in graph.inputs]
         missing = [n for n in names if n not in inputs]
         if missing:
-            raise DlgValueError(f"missing input {missing[0]!r} (the model takes {', '.join(names)})")
+            raise DlgValueError(f"missing input {missing[0]!r} "
+                                f"(the model takes {', '.join(names)})")
         extra = sorted(set(inputs) - set(names))
         if extra:
             raise DlgValueError(f"unknown input {extra[0]!r} (the model takes {', '.join(names)})")
@@ -135,7 +136,8 @@ def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]
         try:
             value = np.asarray(value, dtype=expected.dtype.np)
         except (TypeError, ValueError) as e:
-            raise DlgValueError(f"input {name!r}: cannot convert to {expected.dtype}: {e}") from None
+            raise DlgValueError(f"input {name!r}: cannot convert to {expected.dtype}: {e}"
+                                ) from None
     array = np.asarray(value)
     try:
         dtype = DType.of(array)

@@ -40,7 +40,8 @@ def _scan_infer(*types: TensorType, body, n_carry: int, n_seq: int, axis: int, r
                            + " do not match " + ", ".join(map(str, expected)))
     outs = [body.type_of(v) for _, v in body.outputs]
     if len(outs) < n_carry:
-        raise DlgTypeError(f"scan: body returns {len(outs)} values, fewer than its {n_carry} carries")
+        raise DlgTypeError(f"scan: body returns {len(outs)} values, fewer than its "
+                           f"{n_carry} carries")
     for i, (before, after) in enumerate(zip(carries, outs)):
         if before != after:
             name = body.outputs[i][0]

@@ -13,7 +13,7 @@ import numpy as np
 
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import FLOATS, NUMERIC, broadcast_shapes, require_dtype, same_dtype
-from dlg.ir.ops.opdef import (BINARY, COMPARISON, ELEMENTWISE, UNARY, Attr, OpDef, defop)
+from dlg.ir.ops.opdef import BINARY, COMPARISON, ELEMENTWISE, UNARY, Attr, OpDef, defop
 from dlg.ir.types import TensorType
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])

@@ -28,8 +28,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dlg.errors import DlgAttributeError, DlgShapeError, DlgTypeError
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.common import (FLOATS, INTS, NUMERIC, normalize_axes, normalize_axis,
-                               require_dtype, same_dtype)
+from dlg.ir.ops.common import (
+    FLOATS,
+    INTS,
+    NUMERIC,
+    normalize_axes,
+    normalize_axis,
+    require_dtype,
+    same_dtype,
+)
 from dlg.ir.ops.opdef import Attr, defop
 from dlg.ir.ops.reduce import reduced_shape
 from dlg.ir.shapes import Sym, shape_str

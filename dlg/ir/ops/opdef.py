@@ -67,7 +67,7 @@ class OpDef:
         unknown = set(given) - set(self.attrs)
         if unknown:
             raise DlgAttributeError(
-                f"{self.name}: unknown attribute {sorted(unknown)[0]!r}"
+                f"{self.name}: unknown attribute {min(unknown)!r}"
                 f" (it takes {', '.join(self.attrs) or 'no attributes'})")
         out = {}
         for name, spec in self.attrs.items():
@@ -103,7 +103,8 @@ def _check_kind(op: str, name: str, spec: Attr, value: Any) -> Any:
     elif kind == "str":
         ok = isinstance(value, str)
     elif kind == "ints":
-        ok = isinstance(value, (tuple, list)) and all(_is_dim(v) and isinstance(v, (int, np.integer))
+        ok = isinstance(value, (tuple, list)) and all(
+            _is_dim(v) and isinstance(v, (int, np.integer))
                                                       for v in value)
         value = tuple(int(v) for v in value) if ok else value
     elif kind == "dims":
@@ -114,7 +115,8 @@ def _check_kind(op: str, name: str, spec: Attr, value: Any) -> Any:
             return None
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             value = (int(value),)
-        ok = isinstance(value, (tuple, list)) and all(isinstance(v, (int, np.integer)) for v in value)
+        ok = isinstance(value, (tuple, list)) and all(
+            isinstance(v, (int, np.integer)) for v in value)
         value = tuple(int(v) for v in value) if ok else value
     elif kind == "pads":
         ok = isinstance(value, (tuple, list)) and all(

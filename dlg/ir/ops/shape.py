@@ -127,7 +127,7 @@ SLICE = defop("slice", ("x",), _slice_infer,
               attrs={"axes": Attr("ints"), "starts": Attr("dims"), "stops": Attr("dims"),
                      "steps": Attr("ints")},
               ref=_slice_ref, groups={MOVEMENT},
-              doc="x[start:stop:step] on the listed axes; bounds lie in 0..dim, stop < start is empty.")
+              doc="x[start:stop:step] on the listed axes; bounds in 0..dim; stop < start: empty.")
 
 
 # ---- concat / split ---------------------------------------------------------------------------

@@ -26,13 +26,15 @@ def _source_infer(dtype: DType, shape: tuple, **_: object) -> TensorType:
 INPUT = defop("input", (), _source_infer, attrs={"dtype": Attr("dtype"), "shape": Attr("dims")},
               groups={SOURCE})
 PARAM = defop("param", (), _source_infer,
-              attrs={"dtype": Attr("dtype"), "shape": Attr("dims"), "trainable": Attr("bool", True)},
+              attrs={"dtype": Attr("dtype"), "shape": Attr("dims"),
+                     "trainable": Attr("bool", True)},
               groups={SOURCE}, doc="A parameter (trainable) or buffer (not): state of the model.")
 CONSTANT = defop("constant", (), lambda value: TensorType(DType.of(value), value.shape),
                  attrs={"value": Attr("array")}, ref=lambda value: value, groups={SOURCE})
 
 FULL = defop("full", (), lambda shape, value, dtype: _source_infer(dtype, shape),
-             attrs={"shape": Attr("dims"), "value": Attr("float"), "dtype": Attr("dtype", DType.f32)},
+             attrs={"shape": Attr("dims"), "value": Attr("float"),
+                    "dtype": Attr("dtype", DType.f32)},
              ref=lambda shape, value, dtype: np.full(shape, value, dtype=dtype.np),
              groups={SOURCE}, doc="zeros/ones/full: a tensor filled with one value.")
 
@@ -44,7 +46,8 @@ def _arange_infer(start: float, stop: float, step: float, dtype: DType) -> Tenso
 
 
 ARANGE = defop("arange", (), _arange_infer,
-               attrs={"start": Attr("float", 0.0), "stop": Attr("float"), "step": Attr("float", 1.0),
+               attrs={"start": Attr("float", 0.0), "stop": Attr("float"),
+                      "step": Attr("float", 1.0),
                       "dtype": Attr("dtype", DType.i64)},
                ref=lambda start, stop, step, dtype: np.arange(start, stop, step).astype(dtype.np),
                groups={SOURCE})
