@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from dlg.ir import Builder, DType, Graph, TensorType
 from dlg.ir.ops.opdef import REGISTRY
@@ -28,3 +29,13 @@ def run_op(name: str, *arrays: np.ndarray, seed: int = 0, **attrs: Any
         g.set_output(f"out{i}", v)
     results, _ = Interpreter(seed).run(g, inputs, {})
     return tuple(results[f"out{i}"] for i in range(len(outs))), tuple(g.type_of(v) for v in outs)
+
+
+def infer_error(op: str, types: list[str], **attrs: Any) -> Exception:
+    """The exception that making op `op` on inputs of `types` raises (it must raise)."""
+    g = Graph("err")
+    b = Builder(g)
+    ins = [b.input(f"x{i}", TensorType.parse(t)) for i, t in enumerate(types)]
+    with pytest.raises(Exception) as info:
+        getattr(b, op)(*ins, **attrs)
+    return info.value

@@ -12,6 +12,7 @@ from dlg.ir.graph import Graph
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter
+from tests.ir.opcheck import infer_error
 
 RNG = np.random.default_rng(1)
 REDUCTIONS = ["mean", "sum", "none"]
@@ -125,13 +126,6 @@ def test_loss_closed_forms_without_torch():
                                rtol=1e-5)
 
 
-def infer_error(op: str, types: list[str], **attrs) -> Exception:
-    g = Graph("err")
-    b = Builder(g)
-    ins = [b.input(f"x{i}", TensorType.parse(t)) for i, t in enumerate(types)]
-    with pytest.raises(Exception) as info:
-        getattr(b, op)(*ins, **attrs)
-    return info.value
 
 
 ERRORS = [

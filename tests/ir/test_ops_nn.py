@@ -14,6 +14,7 @@ from dlg.ir.graph import Graph
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter
+from tests.ir.opcheck import infer_error
 
 RNG = np.random.default_rng(0)
 
@@ -306,13 +307,6 @@ def test_linear_and_linear_nobias():
 
 
 # ---- errors -----------------------------------------------------------------------------------
-def infer_error(op: str, types: list[str], **attrs) -> Exception:
-    g = Graph("err")
-    b = Builder(g)
-    ins = [b.input(f"x{i}", TensorType.parse(t)) for i, t in enumerate(types)]
-    with pytest.raises(Exception) as info:
-        getattr(b, op)(*ins, **attrs)
-    return info.value
 
 
 CONV_ATTRS = dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1)
