@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
     fmt = sub.add_parser("fmt", help="print a .dlg file in canonical form",
                          description="Print the canonical form of a .dlg file; parsing the "
-                         "output gives back the same program.")
+                         "output gives back the same program. Comments are dropped (they are "
+                         "not part of the syntax tree), so --write removes them.")
     fmt.add_argument("file", type=Path, help="the .dlg file")
     fmt.add_argument("--write", "-w", action="store_true", help="rewrite the file in place")
     fmt.add_argument("--check", action="store_true",

@@ -2,11 +2,12 @@
 
 Four-space indents, one statement per line, the fewest parentheses that keep the tree, and
 `parse(format_module(m)) == m`. Comments are not part of the AST, so formatting drops them.
+Lines are not wrapped.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 
 from dlg.grammar import ast
@@ -48,8 +49,10 @@ def _params(params: tuple[ast.Param, ...]) -> str:
 
 def _block(head: str, body: tuple[Any, ...], indent: str) -> list[str]:
     lines = [f"{indent}{head} {{"]
-    for stmt in body:
+    for i, stmt in enumerate(body):
         lines.extend(_stmt(stmt, indent + INDENT))
+        if isinstance(stmt, ast.Return) and not stmt.values and i + 1 < len(body):
+            lines[-1] += ";"  # else the next statement's name would be read as the value
     lines.append(f"{indent}}}")
     return lines
 
@@ -104,7 +107,7 @@ def _simple(s: Any) -> str:
     if isinstance(s, ast.Return):
         return "return" + (" " + ", ".join(expr(v) for v in s.values) if s.values else "")
     if isinstance(s, ast.Assert):
-        return f"assert {expr(s.cond)}" + (f", {expr(s.message)}" if s.message else "")
+        return f"assert {expr(s.cond)}" + (f", {expr(s.message)}" if s.message is not None else "")
     raise AssertionError(f"no format for {type(s).__name__}")
 
 
@@ -121,7 +124,20 @@ def _type(t: ast.TensorTypeExpr) -> str:
 
 
 def _string(value: str) -> str:
-    return json.dumps(value)
+    """A double-quoted literal that the parser (Python escapes) reads back as `value`."""
+    return '"' + "".join(_ESCAPES.get(c) or _char(c) for c in value) + '"'
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _char(c: str) -> str:
+    code = ord(c)
+    if code < 0x20 or 0x7F <= code < 0xA0:
+        return f"\\x{code:02x}"
+    if 0xD800 <= code < 0xE000:  # a lone surrogate cannot be written to a UTF-8 file
+        return f"\\u{code:04x}"
+    return c
 
 
 def expr(e: Any, need: int = 0) -> str:
@@ -159,7 +175,10 @@ def _expr(e: Any) -> tuple[str, int]:
     if isinstance(e, ast.Subscript):
         return f"{expr(e.value, _POSTFIX)}[{', '.join(_index(i) for i in e.items)}]", _POSTFIX
     if isinstance(e, ast.GetAttr):
-        return f"{expr(e.value, _POSTFIX)}.{e.name}", _POSTFIX
+        value = expr(e.value, _POSTFIX)
+        if isinstance(e.value, ast.Literal) and isinstance(e.value.value, int):
+            value = f"({value})"  # `1.shape` would read as the float `1.` then a name
+        return f"{value}.{e.name}", _POSTFIX
     raise AssertionError(f"no format for {type(e).__name__}")
 
 
@@ -182,5 +201,5 @@ def _literal(value: Any) -> tuple[str, int]:
         return "none", _ATOM
     if isinstance(value, str):
         return _string(value), _ATOM
-    text = repr(value)
+    text = "1e999" if value == math.inf else repr(value)  # 1e999 is what parses to inf
     return text, (_UNARY if text.startswith("-") else _ATOM)

@@ -4,6 +4,7 @@ not Lark terminal names."""
 from __future__ import annotations
 
 import ast as pyast
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,7 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str) -> DlgSyntaxError:
         message = f"unexpected character {char!r}"
         end = col + 1
     elif isinstance(e, UnexpectedEOF):
-        lines = source.splitlines() or [""]
-        line, col = len(lines), len(lines[-1]) + 1
+        line, col = _end_of_text(source)
         message = "unexpected end of file"
         if e.expected:
             message += f"; expected {describe_expected(e.expected)}"
@@ -61,8 +61,7 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str) -> DlgSyntaxError:
         assert isinstance(e, UnexpectedToken)
         token = e.token
         if token.type == "$END":
-            lines = source.splitlines() or [""]
-            line, col = len(lines), len(lines[-1]) + 1
+            line, col = _end_of_text(source)
             message = "unexpected end of file"
             end = col + 1
         else:
@@ -74,6 +73,14 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str) -> DlgSyntaxError:
         elif e.expected:
             message += f"; expected {describe_expected(e.expected)}"
     return DlgSyntaxError(message, Span(file, line, col, line, end, source))
+
+
+def _end_of_text(source: str) -> tuple[int, int]:
+    """Line and column just after the last non-blank character, counting lines by '\\n' as lark
+    does (str.splitlines also splits at form feeds and other separators)."""
+    text = source.rstrip()
+    start = text.rfind("\n") + 1
+    return text.count("\n") + 1, len(text) - start + 1
 
 
 def _token_words(token: Token) -> str:
@@ -113,7 +120,7 @@ class _ToAst(Transformer):
                           span=self._s(meta))
 
     def import_stmt(self, meta, c):
-        return ast.Import(_string(c[0]), span=self._s(meta))
+        return ast.Import(_string(c[0], self._tok_span(c[0])), span=self._s(meta))
 
     def model_def(self, meta, c):
         return ast.ModelDef(str(c[0]), c[1], span=self._s(meta))
@@ -287,13 +294,18 @@ class _ToAst(Transformer):
         return ast.TemplateName(str(c[0]), span=self._s(meta))
 
     def int_lit(self, meta, c):
-        return ast.Literal(int(c[0]), span=self._s(meta))
+        try:
+            value = int(c[0])
+        except ValueError:  # more digits than Python will convert
+            raise DlgSyntaxError(f"integer literal too long ({len(c[0])} digits)",
+                                 self._s(meta)) from None
+        return ast.Literal(value, span=self._s(meta))
 
     def float_lit(self, meta, c):
         return ast.Literal(float(c[0]), span=self._s(meta))
 
     def string_lit(self, meta, c):
-        return ast.Literal(_string(c[0]), span=self._s(meta))
+        return ast.Literal(_string(c[0], self._s(meta)), span=self._s(meta))
 
     def true_lit(self, meta, c):
         return ast.Literal(True, span=self._s(meta))
@@ -314,5 +326,12 @@ class _ToAst(Transformer):
         return ast.TupleExpr(c[0] or (), brackets=True, span=self._s(meta))
 
 
-def _string(tok: Token) -> str:
-    return pyast.literal_eval(str(tok))
+def _string(tok: Token, span: Span) -> str:
+    """The value of a string literal; escapes are Python's, and an unknown one is an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Python only warns about "\\q"
+        try:
+            return pyast.literal_eval(str(tok))
+        except (SyntaxError, ValueError, Warning) as e:
+            reason = (getattr(e, "msg", None) or str(e)).rsplit(": ", 1)[-1]
+            raise DlgSyntaxError(f"bad escape in string {tok!s}: {reason}", span) from None

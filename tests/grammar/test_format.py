@@ -28,14 +28,36 @@ def test_format_round_trips_and_is_stable(path):
 
 @pytest.mark.parametrize("src", [
     "y = (a - b) - c", "y = a - (b - c)", "y = -x ** 2", "y = (-x) ** 2", "y = a ** b ** c",
-    "y = (a ** b) ** c", "y = not a == b", "y = (not a) == b", "y = (a, b)[0]", "y = f(x)[1:2, ...]",
-    "y = x[::2, :3, 1:]", "a, (b, c) = f(x, axis=1)", "y = (a + b) * c @ d", "y = a or b and c",
+    "y = (a ** b) ** c", "y = not a == b", "y = (not a) == b", "y = (a, b)[0]",
+    "y = f(x)[1:2, ...]", "y = x[::2, :3, 1:]", "a, (b, c) = f(x, axis=1)", "y = (a + b) * c @ d",
+    "y = a or b and c",
     "y = (a or b) and c", "y = x.shape[0] // 2 % 3", "y = (1,)", "y = [1, 2]", "y = ()",
     'y = "a\\"b"', "y = 1e-05 + 2.5", "y = -(a + b)", "y = w_l{i}",
+    "y = 1 .shape", "y = (1).shape[0]", "y = 1.5 .x", "y = 1e999", "y = 1e16 * 0.01",
+    "y = (a < b) == c", "y = a < (b == c)", "y = not not a", "y = -(not a)", "y = +a - -b",
+    "y = f(x)(y).z[0](w=1)", "y = (a)", "a, b = 1, 2",
+    'y = "tab\\t nl\\n bell\\x07 \\u00e9 é \\U0001F600 back\\\\slash"',
 ])
 def test_expression_cases_round_trip(src):
     module = parse(f"model M {{ {src} }}")
     assert parse(format_module(module)) == module
+
+
+def test_parentheses_are_minimal():
+    cases = {"y = ((a - b)) - c": "y = a - b - c", "y = a - (b - c)": "y = a - (b - c)",
+             "y = (-x) ** 2": "y = (-x) ** 2", "y = -(x ** 2)": "y = -x ** 2",
+             "y = (a ** b) ** c": "y = (a ** b) ** c", "y = a ** (b ** c)": "y = a ** b ** c",
+             "y = a ** -b": "y = a ** -b", "y = not (a == b)": "y = not a == b",
+             "y = ((a, b))[0]": "y = (a, b)[0]", "y = (x.T)": "y = x.T"}
+    for src, want in cases.items():
+        assert format_module(parse(f"model M {{ {src} }}")) == f"model M {{\n    {want}\n}}\n"
+
+
+def test_layout_and_comments():
+    src = "# header\nmodel A { y = x # trailing\n}\ndef f(x) { if x { return; y = 1 } return x }"
+    assert format_module(parse(src)) == (
+        "model A {\n    y = x\n}\n\n"
+        "def f(x) {\n    if x {\n        return;\n        y = 1\n    }\n    return x\n}\n")
 
 
 def test_statements_round_trip():
@@ -66,19 +88,32 @@ def test_statements_round_trip():
 
 NAMES = st.sampled_from(["a", "b", "x", "w_l{i}"])
 LEAVES = st.one_of(NAMES.map(lambda n: ast.TemplateName(n) if "{" in n else ast.Name(n)),
-                   st.integers(0, 99).map(ast.Literal), st.booleans().map(ast.Literal),
-                   st.floats(0, 1e6, allow_nan=False).map(ast.Literal))
-BINOPS = st.sampled_from(["or", "and", "==", "<", "+", "-", "*", "/", "//", "@", "**"])
+                   st.integers(0, 10**20).map(ast.Literal),
+                   st.sampled_from([True, False, None]).map(ast.Literal),
+                   st.floats(0, allow_nan=False).map(ast.Literal),
+                   st.text(max_size=4).map(ast.Literal))
+BINOPS = st.sampled_from(["or", "and", "==", "!=", "<", ">=", "+", "-", "*", "/", "//", "%", "@",
+                          "**"])
+
+
+def _slice(children):
+    part = st.none() | children
+    return st.tuples(part, part, part).map(lambda t: ast.SliceExpr(*t))
 
 
 def _extend(children):
+    keywords = st.lists(st.tuples(st.sampled_from(["axis", "k"]), children), max_size=2)
     return st.one_of(
         st.tuples(BINOPS, children, children).map(lambda t: ast.BinOp(*t)),
-        st.tuples(st.sampled_from(["-", "not"]), children).map(lambda t: ast.UnaryOp(*t)),
-        st.tuples(children, st.lists(children, max_size=2)).map(
-            lambda t: ast.Call(t[0], tuple(t[1]), ())),
-        st.tuples(children, children).map(lambda t: ast.Subscript(t[0], (t[1],))),
-        st.lists(children, min_size=2, max_size=3).map(lambda xs: ast.TupleExpr(tuple(xs))),
+        st.tuples(st.sampled_from(["-", "+", "not"]), children).map(lambda t: ast.UnaryOp(*t)),
+        st.tuples(children, st.lists(children, max_size=2), keywords).map(
+            lambda t: ast.Call(t[0], tuple(t[1]), tuple(ast.Keyword(*k) for k in t[2]))),
+        st.tuples(children, st.lists(children | _slice(children) | st.just(ast.EllipsisExpr()),
+                                     min_size=1, max_size=3)).map(
+            lambda t: ast.Subscript(t[0], tuple(t[1]))),
+        st.tuples(children, st.sampled_from(["shape", "T"])).map(lambda t: ast.GetAttr(*t)),
+        st.tuples(st.lists(children, max_size=3), st.booleans()).map(
+            lambda t: ast.TupleExpr(tuple(t[0]), brackets=t[1])),
     )
 
 
@@ -86,4 +121,6 @@ def _extend(children):
 @given(st.recursive(LEAVES, _extend, max_leaves=8))
 def test_random_expressions_round_trip(e):
     module = ast.Module("<string>", (ast.ModelDef("M", (ast.Assign(("y",), e),)),))
-    assert parse(format_module(module)) == module
+    text = format_module(module)
+    assert parse(text) == module
+    assert format_module(parse(text)) == text

@@ -3,6 +3,7 @@ errors point inside the text."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 import dlg
 from dlg.errors import DlgError, DlgSyntaxError
+from dlg.grammar.format import format_module
 from dlg.grammar.parser import parse
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -38,12 +40,42 @@ def mutated(draw):
     return text
 
 
+# words, numbers and strings (brackets and operators stay): edits at this grain mostly keep the
+# text parsing, so they reach the elaborator with wrong names, values and types
+WORD = re.compile(r'[A-Za-z_]\w*(?:\{\w+\}\w*)?|\d+\.\d*(?:e-?\d+)?|\d+|"[^"]*"')
+VALUES = ["0", "-1", "1", "3", "17", "0.5", '"s"', "none", "true", "()", "[1, 2]", "(1, 2)",
+          "x", "N", "f64", "i64", "bool", "axis=1"]
+
+
+@st.composite
+def token_mutated(draw):
+    text = draw(st.sampled_from(SEEDS))
+    for _ in range(draw(st.integers(1, 3))):
+        words = list(WORD.finditer(text))
+        at = draw(st.sampled_from(words))
+        action = draw(st.sampled_from(["value", "word", "swap", "delete"]))
+        if action == "value":
+            new = draw(st.sampled_from(VALUES))
+        elif action == "word":
+            new = draw(st.sampled_from(words)).group()
+        elif action == "swap":  # exchange with a later word
+            other = draw(st.sampled_from(words[words.index(at):]))
+            if other is not at:
+                text = (text[:at.start()] + other.group() + text[at.end():other.start()]
+                        + at.group() + text[other.end():])
+            continue
+        else:
+            new = ""
+        text = text[:at.start()] + new + text[at.end():]
+    return text
+
+
 def check_parse(source: str) -> None:
     try:
         parse(source, "fuzz.dlg")
     except DlgSyntaxError as e:
-        lines = source.splitlines() or [""]
-        assert e.span is not None and 1 <= e.span.line <= max(len(lines), 1)
+        lines = source.split("\n")  # lines as lark counts them
+        assert e.span is not None and 1 <= e.span.line <= len(lines)
         assert 1 <= e.span.col <= len(lines[e.span.line - 1]) + 2
     except DlgError:
         pass
@@ -60,12 +92,25 @@ QUICK = settings(max_examples=150, deadline=None, suppress_health_check=list(Hea
 HEAVY = settings(max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-@pytest.mark.parametrize("source", [
-    "model M { y = f(a=1, 2) }",  # found by the fuzzer: the transformer's error came out wrapped
+@pytest.mark.parametrize("source, message", [
+    # found by the fuzzer: the transformer's error came out wrapped in lark's VisitError
+    ("model M { y = f(a=1, 2) }", "positional argument cannot follow"),
+    # Python's literal_eval raised SyntaxError/ValueError through the transformer
+    ('model M { y = "\\N" }', "bad escape in string"),
+    ('import "\\x1"', "truncated"),
+    ('model M { y = "\\q" }', "invalid escape"),
+    ("model M { y = " + "9" * 5000 + " }", "integer literal too long"),
 ])
-def test_regressions(source):
-    with pytest.raises(DlgSyntaxError, match="positional argument cannot follow"):
+def test_regressions(source, message):
+    with pytest.raises(DlgSyntaxError, match=message):
         parse(source)
+    check_parse(source)
+
+
+@pytest.mark.parametrize("source", ["model M\x0c{ y = $ }", "model M {\r y = (\x0c\n\n  "])
+def test_error_lines_are_counted_like_lark(source):
+    """Form feeds and lone carriage returns are not line breaks for the parser."""
+    check_parse(source)
 
 
 @QUICK
@@ -81,13 +126,32 @@ def test_mutated_models_only_raise_dlg_errors(source):
 
 
 @QUICK
-@given(mutated())
+@given(st.one_of(mutated(), token_mutated()))
 def test_loading_mutated_models_only_raises_dlg_errors(source):
+    check_load(source)
+
+
+@QUICK
+@given(st.one_of(mutated(), token_mutated()))
+def test_mutated_models_that_parse_format_back_to_themselves(source):
+    try:
+        module = parse(source, "fuzz.dlg")
+    except DlgError:
+        return
+    text = format_module(module)
+    assert parse(text, "fuzz.dlg") == module
+    assert format_module(parse(text, "fuzz.dlg")) == text
+
+
+@pytest.mark.fuzz
+@HEAVY
+@given(st.one_of(mutated(), token_mutated()))
+def test_fuzz_campaign_load(source):
     check_load(source)
 
 
 @pytest.mark.fuzz
 @HEAVY
-@given(mutated())
-def test_fuzz_campaign_load(source):
-    check_load(source)
+@given(st.one_of(mutated(), st.text(max_size=300)))
+def test_fuzz_campaign_parse(source):
+    check_parse(source)
