@@ -173,7 +173,8 @@ def _reshape(E: Any, x: Any, *shape: Any) -> Tensor:
         rest = exact_div(numel(x.type.shape), known) if known != 0 else None
         if rest is None:
             raise DlgShapeError(f"reshape: cannot reshape {x.type} to "
-                                f"{[str(d) for d in dims]}")
+                                f"[{', '.join(str(d) for d in dims)}]: {numel(x.type.shape)} "
+                                f"elements do not divide by {known}")
         dims[holes[0]] = rest
     for d in dims:
         if isinstance(d, int) and d < 0:

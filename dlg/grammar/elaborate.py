@@ -129,6 +129,8 @@ class Elaborator:
         try:
             yield
         except DlgError as e:
+            if e.span is not None and e.span.file.endswith(PRELUDE_FILE) and self.user_span:
+                e.span = self.user_span  # a prelude line means nothing to the user
             raise e.with_span(self.user_span or span)
         finally:
             self.user_span = saved
@@ -445,9 +447,9 @@ class Elaborator:
             return _STATIC_BINOPS[e.op](a, b)
         except ZeroDivisionError:
             raise DlgValueError(f"division by zero in `{e.op}`") from None
-        except (TypeError, ValueError) as err:
-            raise DlgTypeError(f"`{e.op}` cannot combine {describe(a)} and {describe(b)} "
-                               f"({err})") from None
+        except (TypeError, ValueError):
+            raise DlgTypeError(f"`{e.op}` cannot combine {describe(a)} and {describe(b)}"
+                               ) from None
 
     def tensor_binop(self, op: str, a: Any, b: Any) -> Tensor:
         if op not in _TENSOR_BINOPS:
@@ -723,8 +725,16 @@ def _check_annotation(p: ast.Param, value: Any, what: str, span: Span) -> None:
 
 
 def _check_builtin_call(b: Builtin, args: list[Any], kwargs: dict[str, Any], span: Span) -> None:
+    sig = inspect.signature(b.fn)
+    names = [p.name for p in list(sig.parameters.values())[1:]
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        for key in kwargs:
+            if key not in names:
+                raise DlgTypeError(f"{b.name}() has no argument {key!r}{suggest(key, names)}",
+                                   span)
     try:
-        inspect.signature(b.fn).bind(None, *args, **kwargs)
+        sig.bind(None, *args, **kwargs)
     except TypeError as err:
         raise DlgTypeError(f"{b.name}(): {str(err).replace('missing a required', 'missing')}",
                            span) from None
@@ -831,14 +841,22 @@ def _elaborate_train(E: Elaborator, train: ast.TrainDef, scope: Scope) -> TrainS
     E.exec_block(train.body, scope, "train")
     if "loss" not in scope.names:
         raise DlgSyntaxError(f"train {train.name} needs `loss = ...`", train.span)
-    loss = E.check_scalar(scope.names["loss"], "the loss", train.span)
+    loss_span = _assigned_at(train.body, "loss", train.span)
+    loss = E.check_scalar(scope.names["loss"], "the loss", loss_span)
     if not loss.type.dtype.is_float:
-        raise DlgTypeError(f"the loss must be a float scalar, got {loss.type}", train.span)
-    E.add_output("loss", loss, train.span)
+        raise DlgTypeError(f"the loss must be a float scalar, got {loss.type}", loss_span)
+    E.add_output("loss", loss, loss_span)
     optimizer = scope.names.get("optimizer")
     if optimizer is not None and not isinstance(optimizer, OptimizerSpec):
         raise DlgTypeError(f"optimizer must be SGD(...), Adam(...), AdamW(...) or RMSprop(...), "
-                           f"got {describe(optimizer)}", train.span)
+                           f"got {describe(optimizer)}",
+                           _assigned_at(train.body, "optimizer", train.span))
     labels = tuple(n.name for n in E.graph.inputs[n_inputs:])
     metrics = tuple(name for name, _ in E.graph.outputs[n_outputs:] if name != "loss")
     return TrainSpec(labels, "loss", metrics, optimizer, train.span)
+
+
+def _assigned_at(stmts: tuple[ast.Stmt, ...], name: str, default: Span) -> Span:
+    """Where a train section sets `loss`/`optimizer`, so errors about it point at that line."""
+    spans = [s.span for s in stmts if isinstance(s, ast.Assign) and s.targets == (name,)]
+    return spans[-1] if spans else default

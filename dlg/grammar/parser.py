@@ -50,6 +50,8 @@ def _syntax_error(e: UnexpectedInput, source: str, file: str) -> DlgSyntaxError:
     if isinstance(e, UnexpectedCharacters):
         char = source[e.pos_in_stream] if e.pos_in_stream < len(source) else "?"
         message = f"unexpected character {char!r}"
+        if char == '"':
+            message = "unterminated string: a string needs its closing '\"' on the same line"
         end = col + 1
     elif isinstance(e, UnexpectedEOF):
         line, col = _end_of_text(source)

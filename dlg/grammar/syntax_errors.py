@@ -1,19 +1,20 @@
 """Syntax error messages in words: names for the grammar's terminals, and a table of labelled
-malformed examples matched against the parser state (lark's `match_examples`, STYLE §9)."""
+malformed examples matched against the parser state (as lark's `match_examples`, STYLE §9)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 from lark import Lark
-from lark.exceptions import UnexpectedInput
+from lark.exceptions import UnexpectedInput, UnexpectedToken
 
 TERMINAL_WORDS = {
     "NAME": "a name", "TEMPLATE_NAME": "a name", "INT": "a number", "FLOAT": "a number",
     "STRING": "a string", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'",
     "LBRACE": "'{'", "RBRACE": "'}'", "COMMA": "','", "COLON": "':'", "EQUAL": "'='",
     "SEMICOLON": "';'", "DOT": "'.'", "ADD_OP": "'+' or '-'", "MUL_OP": "an operator",
-    "COMP_OP": "a comparison", "__ANON_0": "'**'",
+    "COMP_OP": "a comparison", "__ANON_0": "'**'", "$END": "end of file",
 }
 
 # label -> malformed examples; the first label whose example fails in the same parser state wins.
@@ -44,8 +45,30 @@ def describe_expected(expected: Iterable[str]) -> str:
 
 
 def label_for(error: UnexpectedInput, parser: Lark) -> str | None:
-    """The label of the example that fails like `error`, if any."""
+    """The label of the example that fails like `error`: in the same LALR state (the one on top
+    of the stack), preferring the same unexpected terminal. lark's `match_examples` also compares
+    stack depths, so its labels only fired for mistakes in a block's first statement."""
+    if not isinstance(error, UnexpectedToken):
+        return None
     try:
-        return error.match_examples(parser.parse, EXAMPLES, use_accepts=True)
+        found = None
+        for label, state, accepts, token_type in _example_failures(parser):
+            if state == error.state.position and accepts == frozenset(error.accepts):
+                if token_type == error.token.type:
+                    return label
+                found = found or label
+        return found
     except Exception:  # noqa: BLE001 - a label is a nicety; never let it mask the real error
         return None
+
+
+@cache
+def _example_failures(parser: Lark) -> list[tuple[str, int, frozenset, str]]:
+    out = []
+    for label, examples in EXAMPLES.items():
+        for example in examples:
+            try:
+                parser.parse(example)
+            except UnexpectedToken as e:
+                out.append((label, e.state.position, frozenset(e.accepts), e.token.type))
+    return out

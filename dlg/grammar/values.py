@@ -14,6 +14,7 @@ from typing import Any
 
 from dlg.errors import DlgNameError, Span
 from dlg.grammar import ast
+from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Value
 from dlg.ir.types import TensorType
 
@@ -132,6 +133,8 @@ def describe(value: Any) -> str:
         return f"the builtin {value.name}"
     if isinstance(value, bool):
         return f"the bool {str(value).lower()}"
+    if isinstance(value, DType):
+        return f"the dtype {value.value}"
     if value is None:
         return "none"
     if isinstance(value, tuple):
