@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from dlg.errors import DlgError, DlgValueError, Span
 from dlg.ir.dtypes import DType
-from dlg.ir.graph import Graph, Value
+from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.opdef import REGISTRY, OpDef
 from dlg.ir.shapes import Sym, parse_dim
 from dlg.ir.types import TensorType
@@ -20,6 +21,7 @@ FORMAT_VERSION = 1
 
 
 def graph_to_json(g: Graph) -> dict[str, Any]:
+    """Plain JSON data (node ids, spans and nested bodies kept; spans without source text)."""
     return {
         "format": "dlg-graph", "version": FORMAT_VERSION, "name": g.name,
         "nodes": [{"id": n.id, "op": n.op.name, "inputs": [[v.node, v.index] for v in n.inputs],
@@ -29,15 +31,17 @@ def graph_to_json(g: Graph) -> dict[str, Any]:
                   for n in g],
         "outputs": [[name, v.node, v.index] for name, v in g.outputs],
         "updates": [[name, v.node, v.index] for name, v in g.updates],
+        "span": g.span.to_json() if g.span else None,
     }
 
 
 def graph_from_json(data: Any) -> Graph:
+    """Rebuild a graph, re-inferring every type: any inconsistency is a DlgValueError."""
     try:
         return _decode_graph(data)
     except DlgError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
         raise DlgValueError(f"corrupt graph JSON: {type(e).__name__}: {e}") from None
 
 
@@ -56,27 +60,36 @@ def loads(text: str) -> Graph:
 def _decode_graph(data: dict[str, Any]) -> Graph:
     if data.get("format") != "dlg-graph" or data.get("version") != FORMAT_VERSION:
         raise DlgValueError(f"not a dlg graph of format version {FORMAT_VERSION}")
-    g = Graph(data["name"])
-    ids: dict[int, int] = {}
+    nodes: dict[int, Node] = {}
     for entry in data["nodes"]:
-        op = REGISTRY.get(entry["op"])
+        nid, op = entry["id"], REGISTRY.get(entry["op"])
         if op is None:
             raise DlgValueError(f"corrupt graph JSON: unknown op {entry['op']!r}")
-        inputs = tuple(Value(ids[a], b) for a, b in entry["inputs"])
+        if not isinstance(nid, int) or nid in nodes:
+            raise DlgValueError(f"corrupt graph JSON: bad or repeated node id {nid!r}")
+        inputs = tuple(_value(nodes, ref) for ref in entry["inputs"])
         attrs = op.check_attrs({k: _decode(op, k, v) for k, v in entry["attrs"].items()})
-        types = op.infer(*(g.type_of(v) for v in inputs), **attrs)
+        types = op.infer(*(nodes[v.node].types[v.index] for v in inputs), **attrs)
         types = types if isinstance(types, tuple) else (types,)
         stored = tuple(TensorType.parse(t) for t in entry["types"])
         if types != stored:
-            raise DlgValueError(f"corrupt graph JSON: node {entry['id']} ({op.name}) has types "
+            raise DlgValueError(f"corrupt graph JSON: node {nid} ({op.name}) has types "
                                 f"{[str(t) for t in stored]} but its inputs give "
                                 f"{[str(t) for t in types]}")
-        node = g.add_node(op, inputs, attrs, types, entry["name"], Span.from_json(entry["span"]),
-                          bool(entry.get("backward", False)))
-        ids[entry["id"]] = node.id
-    g.outputs = [(name, Value(ids[a], b)) for name, a, b in data["outputs"]]
-    g.updates = [(name, Value(ids[a], b)) for name, a, b in data["updates"]]
-    return g
+        nodes[nid] = Node(nid, op, inputs, MappingProxyType(attrs), types, entry["name"],
+                          Span.from_json(entry["span"]), bool(entry["backward"]))
+    return Graph(data["name"], nodes,
+                 outputs=[(name, _value(nodes, ref)) for name, *ref in data["outputs"]],
+                 updates=[(name, _value(nodes, ref)) for name, *ref in data["updates"]],
+                 span=Span.from_json(data["span"]))
+
+
+def _value(nodes: dict[int, Node], ref: list[int]) -> Value:
+    """A reference `[node id, output index]` to a value defined earlier in the file."""
+    node_id, index = ref
+    if node_id not in nodes or not 0 <= index < len(nodes[node_id].types):
+        raise DlgValueError(f"corrupt graph JSON: no value {node_id}:{index} defined before use")
+    return Value(node_id, index)
 
 
 def _kind(op: OpDef, name: str) -> str:
