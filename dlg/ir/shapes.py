@@ -128,7 +128,7 @@ def exact_div(a: Dim, b: Dim) -> Dim | None:
             return Sym._make({m: c // b for m, c in a.terms})
         return None
     if len(b.terms) != 1:
-        return a if a == b else None
+        return 1 if a == b else None
     (bm, bc), = b.terms
     out: dict[Monomial, int] = {}
     for m, c in _terms(a):
