@@ -9,6 +9,7 @@ must be static); `scan` builds its body as a subgraph and stays one node.
 from __future__ import annotations
 
 import inspect
+import math
 import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -740,9 +741,17 @@ def _check_builtin_call(b: Builtin, args: list[Any], kwargs: dict[str, Any], spa
                            span) from None
 
 
+MAX_PARAM_ELEMENTS = 2**31 - 1  # one param must stay indexable with 32-bit offsets
+
+
 def make_initial_value(init: Any, t: TensorType, rng: np.random.Generator) -> np.ndarray:
     """The starting value of a param: an initialiser, a number, or zeros when none is given."""
     shape = tuple(int(d) for d in t.shape)
+    numel = math.prod(shape)
+    if numel > MAX_PARAM_ELEMENTS:
+        raise DlgValueError(f"param of shape {t} has {numel:,} elements "
+                            f"({numel * t.dtype.np.itemsize / 2**30:,.1f} GiB); the limit is "
+                            f"{MAX_PARAM_ELEMENTS:,} elements per param")
     if init is None:
         return np.zeros(shape, t.dtype.np)
     if isinstance(init, (int, float)) and not isinstance(init, bool):

@@ -174,6 +174,8 @@ ROWS = [
         r"layer Linear is missing argument 'out_features'"),
     row("layer-too-many", X + "layer fc = Linear(3, 4, 5, 6) output y = fc(x) }",
         DlgTypeError, "1:41", r"layer Linear takes 3 arguments, got 4"),
+    row("param-too-large", X + "layer fc = Linear(3, 100000000000) output y = fc(x) }",
+        DlgValueError, "1:41", r"has 300,000,000,000 elements .* the limit is"),
     row("forward-too-many", X + "layer fc = Linear(3, 4) output y = fc(x, x) }", DlgTypeError,
         "1:65", r"fc\.forward takes 1 argument, got 2"),
     row("reduction-positional-axis", X + "output y = sum(x, 1) }", DlgTypeError, "1:41",
