@@ -3,7 +3,7 @@
 Importing this package registers every op in `REGISTRY`.
 """
 
-from dlg.ir.ops import control, elementwise, linalg, losses, nn, reduce, shape, source  # noqa: F401  (registers ops)  # noqa: F401  (registers ops)  # noqa: F401  (registers ops)
-from dlg.ir.ops.opdef import REGISTRY, Attr, OpDef, defop
+from dlg.ir.ops import control, elementwise, linalg, losses, nn, reduce, shape, source  # noqa: F401  (registers ops)
+from dlg.ir.ops.opdef import REGISTRY, Attr, OpDef, defop, zero_vjp
 
-__all__ = ["REGISTRY", "Attr", "OpDef", "defop"]
+__all__ = ["REGISTRY", "Attr", "OpDef", "defop", "zero_vjp"]

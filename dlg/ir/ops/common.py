@@ -62,3 +62,25 @@ def normalize_axes(op: str, axes: Sequence[int] | None, rank: int) -> tuple[int,
     if len(set(out)) != len(out):
         raise DlgShapeError(f"{op}: repeated axis in {tuple(axes)}")
     return tuple(sorted(out))
+
+
+# ---- helpers for VJP rules (they build IR through the builder they are given) -------------------
+def sum_to_shape(b, g, shape: Shape):
+    """Sum `g` over the axes along which `shape` was broadcast to g's shape (NumPy's rules)."""
+    have = b.type_of(g).shape
+    lead = len(have) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and have[lead + i] != 1)
+    if axes:
+        g = b.reduce_sum(g, axes=axes, keepdims=True)
+    return b.reshape(g, shape=shape) if b.type_of(g).shape != tuple(shape) else g
+
+
+def scalar(b, value: float, like):
+    """A 0-d constant with the dtype of `like` (it broadcasts against any tensor)."""
+    return b.full(shape=(), value=value, dtype=b.type_of(like).dtype)
+
+
+def zeros_like(b, v):
+    t = b.type_of(v)
+    return b.full(shape=t.shape, value=0.0, dtype=t.dtype)

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.common import FLOATS, NUMERIC, broadcast_shapes, require_dtype, same_dtype
-from dlg.ir.ops.opdef import BINARY, COMPARISON, ELEMENTWISE, UNARY, Attr, OpDef, defop
+from dlg.ir.ops.common import (
+    FLOATS,
+    NUMERIC,
+    broadcast_shapes,
+    require_dtype,
+    same_dtype,
+    scalar,
+    zeros_like,
+)
+from dlg.ir.ops.opdef import BINARY, COMPARISON, ELEMENTWISE, UNARY, Attr, OpDef, defop, zero_vjp
 from dlg.ir.types import TensorType
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -44,29 +53,74 @@ def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
 
 
 def unary(name: str, fn: Callable[..., np.ndarray], allowed: tuple[DType, ...] = FLOATS,
-          attrs: dict[str, Attr] | None = None, doc: str = "") -> OpDef:
+          attrs: dict[str, Attr] | None = None, doc: str = "",
+          vjp: Callable[..., Any] | None = None) -> OpDef:
     return defop(name, ("x",), _unary_infer(name, allowed), attrs=attrs, ref=_keep_dtype(fn),
-                 groups={UNARY, ELEMENTWISE}, doc=doc)
+                 vjp=vjp, groups={UNARY, ELEMENTWISE}, doc=doc)
 
 
-NEG = unary("neg", np.negative, NUMERIC)
-ABS = unary("abs", np.abs, NUMERIC)
-EXP = unary("exp", np.exp)
-LOG = unary("log", np.log)
-SQRT = unary("sqrt", np.sqrt)
-RSQRT = unary("rsqrt", lambda x: 1 / np.sqrt(x), doc="1/sqrt(x): one op for layer/batch norm.")
-TANH = unary("tanh", np.tanh)
-SIGMOID = unary("sigmoid", _sigmoid, doc="A primitive so it is evaluated without overflow.")
-RELU = unary("relu", lambda x: np.maximum(x, 0), NUMERIC)
-GELU = unary("gelu", _gelu, attrs={"approximate": Attr("str", "none", ("none", "tanh"))})
+def _chain(dy_dx: Callable[..., Any]) -> Callable[..., Any]:
+    """The VJP of a unary op from its derivative, built as IR from (b, x, out, attrs)."""
+    def vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
+        return (b.mul(g, dy_dx(b, n.inputs[0], n.out, **n.attrs)),)
+    return vjp
+
+
+def _gelu_grad(b: Any, x: Any, out: Any, approximate: str) -> Any:
+    half, one = scalar(b, 0.5, x), scalar(b, 1.0, x)
+    if approximate == "tanh":  # d/dx of 0.5 x (1 + tanh(u)), u = k (x + c x^3)
+        k, c = math.sqrt(2 / math.pi), 0.044715
+        cube = b.mul(x, b.mul(x, x))
+        t = b.tanh(b.mul(scalar(b, k, x), b.add(x, b.mul(scalar(b, c, x), cube))))
+        du = b.mul(scalar(b, k, x), b.add(one, b.mul(scalar(b, 3 * c, x), b.mul(x, x))))
+        return b.add(b.mul(half, b.add(one, t)),
+                     b.mul(b.mul(half, x), b.mul(b.sub(one, b.mul(t, t)), du)))
+    cdf = b.mul(half, b.add(one, b.erf(b.mul(x, scalar(b, 1 / math.sqrt(2), x)))))
+    pdf = b.mul(scalar(b, 1 / math.sqrt(2 * math.pi), x),
+                b.exp(b.mul(scalar(b, -0.5, x), b.mul(x, x))))
+    return b.add(cdf, b.mul(x, pdf))
+
+
+def _relu_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
+    """PyTorch's choice: the gradient at 0 is 0."""
+    x = n.inputs[0]
+    return (b.where(b.gt(x, scalar(b, 0, x)), g, zeros_like(b, g)),)
+
+
+def _leaky_relu_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
+    """PyTorch's choice: the slope at 0 is negative_slope."""
+    x = n.inputs[0]
+    slope = scalar(b, n.attrs["negative_slope"], x)
+    return (b.where(b.gt(x, scalar(b, 0, x)), g, b.mul(g, slope)),)
+
+
+NEG = unary("neg", np.negative, NUMERIC, vjp=lambda b, n, g: (b.neg(g),))
+ABS = unary("abs", np.abs, NUMERIC, vjp=_chain(lambda b, x, out: b.sign(x)),
+            doc="The gradient at 0 is 0 (sign(0)), as in PyTorch.")
+EXP = unary("exp", np.exp, vjp=_chain(lambda b, x, out: out))
+LOG = unary("log", np.log, vjp=lambda b, n, g: (b.div(g, n.inputs[0]),))
+SQRT = unary("sqrt", np.sqrt,
+             vjp=lambda b, n, g: (b.div(g, b.mul(n.out, scalar(b, 2.0, n.out))),))
+RSQRT = unary("rsqrt", lambda x: 1 / np.sqrt(x), doc="1/sqrt(x): one op for layer/batch norm.",
+              vjp=_chain(lambda b, x, out: b.mul(scalar(b, -0.5, x), b.div(out, x))))
+TANH = unary("tanh", np.tanh,
+             vjp=_chain(lambda b, x, out: b.sub(scalar(b, 1.0, x), b.mul(out, out))))
+SIGMOID = unary("sigmoid", _sigmoid, doc="A primitive so it is evaluated without overflow.",
+                vjp=_chain(lambda b, x, out: b.mul(out, b.sub(scalar(b, 1.0, x), out))))
+RELU = unary("relu", lambda x: np.maximum(x, 0), NUMERIC, vjp=_relu_vjp)
+ERF = unary("erf", lambda x: _erf(x), doc="The error function (GELU and its gradient).",
+            vjp=_chain(lambda b, x, out: b.mul(scalar(b, 2 / math.sqrt(math.pi), x),
+                                               b.exp(b.neg(b.mul(x, x))))))
+GELU = unary("gelu", _gelu, attrs={"approximate": Attr("str", "none", ("none", "tanh"))},
+             vjp=_chain(_gelu_grad))
 LEAKY_RELU = unary("leaky_relu", lambda x, negative_slope: np.where(x >= 0, x, x * negative_slope),
-                   attrs={"negative_slope": Attr("float", 0.01)})
-SIN = unary("sin", np.sin)
-COS = unary("cos", np.cos)
-FLOOR = unary("floor", np.floor)
-CEIL = unary("ceil", np.ceil)
-SIGN = unary("sign", np.sign, NUMERIC)
-LOGICAL_NOT = unary("logical_not", np.logical_not, (DType.bool,))
+                   attrs={"negative_slope": Attr("float", 0.01)}, vjp=_leaky_relu_vjp)
+SIN = unary("sin", np.sin, vjp=_chain(lambda b, x, out: b.cos(x)))
+COS = unary("cos", np.cos, vjp=_chain(lambda b, x, out: b.neg(b.sin(x))))
+FLOOR = unary("floor", np.floor, vjp=zero_vjp)
+CEIL = unary("ceil", np.ceil, vjp=zero_vjp)
+SIGN = unary("sign", np.sign, NUMERIC, vjp=zero_vjp)
+LOGICAL_NOT = unary("logical_not", np.logical_not, (DType.bool,), vjp=zero_vjp)
 
 
 def _binary_infer(name: str, allowed: tuple[DType, ...], result: DType | None
@@ -79,21 +133,56 @@ def _binary_infer(name: str, allowed: tuple[DType, ...], result: DType | None
 
 
 def binary(name: str, fn: Callable[..., np.ndarray], allowed: tuple[DType, ...] = NUMERIC,
-           result: DType | None = None, groups: frozenset[str] = frozenset()) -> OpDef:
+           result: DType | None = None, groups: frozenset[str] = frozenset(),
+           vjp: Callable[..., Any] | None = zero_vjp) -> OpDef:
     def ref(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         out = np.asarray(fn(x, y))
         return out.astype(result.np if result else x.dtype, copy=False)
-    return defop(name, ("x", "y"), _binary_infer(name, allowed, result), ref=ref,
+    return defop(name, ("x", "y"), _binary_infer(name, allowed, result), ref=ref, vjp=vjp,
                  groups={BINARY, ELEMENTWISE} | groups)
 
 
-ADD = binary("add", np.add)
-SUB = binary("sub", np.subtract)
-MUL = binary("mul", np.multiply)
-DIV = binary("div", np.divide, FLOATS)
-POW = binary("pow", np.power, FLOATS)
-MAXIMUM = binary("maximum", np.maximum)
-MINIMUM = binary("minimum", np.minimum)
+# Binary VJPs return cotangents in the broadcast shape; the autodiff pass sums them back.
+def _div_vjp(b: Any, n: Any, g: Any) -> tuple[Any, Any]:
+    x, y = n.inputs
+    return b.div(g, y), b.neg(b.div(b.mul(g, n.out), y))
+
+
+def _pow_vjp(b: Any, n: Any, g: Any) -> tuple[Any, Any]:
+    """PyTorch's choices: no base gradient where the exponent is 0; no exponent gradient where
+    the base is 0 and the exponent >= 0 (where log(0) would make it nan)."""
+    x, y = n.inputs
+    zero = zeros_like(b, n.out)
+    dx = b.mul(g, b.mul(y, b.pow(x, b.sub(y, scalar(b, 1.0, y)))))
+    dx = b.where(b.eq(y, scalar(b, 0.0, y)), zero, dx)
+    dy = b.mul(g, b.mul(n.out, b.log(x)))
+    at_zero = b.logical_and(b.eq(x, scalar(b, 0.0, x)), b.ge(y, scalar(b, 0.0, y)))
+    return dx, b.where(at_zero, zero, dy)
+
+
+def _extremum_vjp(wins: str) -> Callable[..., Any]:
+    """maximum/minimum: the gradient goes to the larger (smaller) input; ties split it in half,
+    as PyTorch does."""
+    def vjp(b: Any, n: Any, g: Any) -> tuple[Any, Any]:
+        x, y = n.inputs
+        zero = zeros_like(b, n.out)
+        half = b.mul(g, scalar(b, 0.5, g))
+        tie = b.eq(x, y)
+        x_wins = getattr(b, wins)(x, y)
+        dx = b.where(tie, half, b.where(x_wins, g, zero))
+        dy = b.where(tie, half, b.where(x_wins, zero, g))
+        return dx, dy
+    return vjp
+
+
+ADD = binary("add", np.add, vjp=lambda b, n, g: (g, g))
+SUB = binary("sub", np.subtract, vjp=lambda b, n, g: (g, b.neg(g)))
+MUL = binary("mul", np.multiply,
+             vjp=lambda b, n, g: (b.mul(g, n.inputs[1]), b.mul(g, n.inputs[0])))
+DIV = binary("div", np.divide, FLOATS, vjp=_div_vjp)
+POW = binary("pow", np.power, FLOATS, vjp=_pow_vjp)
+MAXIMUM = binary("maximum", np.maximum, vjp=_extremum_vjp("gt"))
+MINIMUM = binary("minimum", np.minimum, vjp=_extremum_vjp("lt"))
 ANY = NUMERIC + (DType.bool,)
 EQ = binary("eq", np.equal, ANY, DType.bool, frozenset({COMPARISON}))
 NE = binary("ne", np.not_equal, ANY, DType.bool, frozenset({COMPARISON}))
@@ -111,9 +200,22 @@ def _where_infer(cond: TensorType, x: TensorType, y: TensorType) -> TensorType:
     return TensorType(dtype, broadcast_shapes("where", cond.shape, x.shape, y.shape))
 
 
+def _where_vjp(b: Any, n: Any, g: Any) -> tuple[None, Any, Any]:
+    cond = n.inputs[0]
+    zero = zeros_like(b, n.out)
+    return None, b.where(cond, g, zero), b.where(cond, zero, g)
+
+
 WHERE = defop("where", ("cond", "x", "y"), _where_infer,
               ref=lambda c, x, y: np.where(c, x, y).astype(x.dtype, copy=False),
-              groups={ELEMENTWISE})
+              vjp=_where_vjp, groups={ELEMENTWISE})
+
+
+def _cast_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
+    """Float to float casts pass the gradient back in the source dtype; others have none."""
+    source = b.type_of(n.inputs[0]).dtype
+    return (b.cast(g, dtype=source) if source.is_float and b.type_of(g).dtype.is_float else None,)
+
 
 CAST = defop("cast", ("x",), lambda x, dtype: x.with_dtype(dtype), attrs={"dtype": Attr("dtype")},
-             ref=lambda x, dtype: x.astype(dtype.np), groups={UNARY, ELEMENTWISE})
+             ref=lambda x, dtype: x.astype(dtype.np), vjp=_cast_vjp, groups={UNARY, ELEMENTWISE})

@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from dlg.errors import DlgShapeError
-from dlg.ir.ops.common import FLOATS, NUMERIC, broadcast_shapes, require_dtype, same_dtype
+from dlg.ir.ops.common import (
+    FLOATS,
+    NUMERIC,
+    broadcast_shapes,
+    require_dtype,
+    same_dtype,
+    sum_to_shape,
+)
 from dlg.ir.ops.opdef import defop
 from dlg.ir.types import TensorType
 
@@ -40,5 +47,35 @@ def _matmul_ref(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(np.matmul(x, y)).astype(x.dtype, copy=False)
 
 
-MATMUL = defop("matmul", ("x", "y"), _matmul_infer, ref=_matmul_ref,
+def _last_two_swapped(b, v):
+    rank = b.type_of(v).rank
+    return b.transpose(v, perm=tuple(range(rank - 2)) + (rank - 1, rank - 2))
+
+
+def _matmul_vjp(b, n, g):
+    """dx = g @ y^T, dy = x^T @ g on operands made at least 2-D (vectors get their 1 back, as
+    np.matmul does); the autodiff pass sums broadcast batch dims back."""
+    x, y = n.inputs
+    tx, ty = b.type_of(x), b.type_of(y)
+    x2 = b.reshape(x, shape=(1,) + tx.shape) if tx.rank == 1 else x
+    y2 = b.reshape(y, shape=ty.shape + (1,)) if ty.rank == 1 else y
+    gt = b.type_of(g).shape
+    if tx.rank == 1:
+        gt = gt[:len(gt) - (ty.rank > 1)] + (1,) + gt[len(gt) - (ty.rank > 1):]
+    if ty.rank == 1:
+        gt = gt + (1,)
+    g2 = b.reshape(g, shape=gt)
+    dx = b.matmul(g2, _last_two_swapped(b, y2))
+    dy = b.matmul(_last_two_swapped(b, x2), g2)
+    return (_to_operand(b, dx, b.type_of(x2).shape, tx),
+            _to_operand(b, dy, b.type_of(y2).shape, ty))
+
+
+def _to_operand(b, d, promoted, t):
+    """A cotangent of a 2-D-promoted operand back to the operand: broadcast batch dims summed,
+    a vector's added 1 dropped."""
+    return b.reshape(sum_to_shape(b, d, promoted), shape=t.shape)
+
+
+MATMUL = defop("matmul", ("x", "y"), _matmul_infer, ref=_matmul_ref, vjp=_matmul_vjp,
                doc="np.matmul: batched, broadcasting, with 1-D vector cases.")

@@ -2,14 +2,25 @@
 
 An op has named inputs (a trailing `*name` is variadic), an attribute schema checked when a node
 is made, a shape/dtype rule (`infer`), a NumPy reference implementation (`ref`, *the* semantics),
-a slot for its vector-Jacobian product (`vjp`, filled by autodiff) and, for composites, a
-`decompose` rule that rewrites it into primitives with a `Builder`.
+its vector-Jacobian product (`vjp`) and, for composites, a `decompose` rule that rewrites it into
+primitives with a `Builder`.
+
+The VJP protocol (STYLE §3): `vjp(b, node, g) -> tuple[Value | None, ...]` builds IR with `b`
+(a `Builder` on the gradient graph) and returns one cotangent per input of `node`, `None` where
+there is none (integer inputs, indices). `g` is the cotangent of `node.out`, or a tuple with one
+per output for multi-output ops (zeros where none flowed). A returned cotangent may have the
+*broadcast* shape of the node's output: the autodiff pass sums it back to the input's shape in
+one place. `vjp=None` means the op is not differentiable (asking for a gradient through it is an
+error); `zero_vjp` says its gradient is zero (floor, sign, comparisons). Ops with `needs_ctx` get
+`ctx=` (a way to differentiate a body graph: scan). `save_for_vjp(b, *inputs, **attrs)`, when set,
+emits the forward node in a form whose extra outputs keep what the VJP re-reads (scan's per-step
+carries); the autodiff pass uses it for nodes on the gradient path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,9 +58,9 @@ class OpDef:
     vjp: Callable[..., Any] | None = None
     decompose: Callable[..., Any] | None = None
     groups: frozenset[str] = frozenset()
-    needs_ctx: bool = False  # ref receives ctx= (an RNG, a way to run subgraphs)
+    needs_ctx: bool = False  # ref (and vjp) receive ctx=: an RNG, a way to run/differentiate bodies
     doc: str = ""
-    differentiable: tuple[bool, ...] | None = field(default=None)
+    save_for_vjp: Callable[..., Any] | None = None
 
     @property
     def is_composite(self) -> bool:
@@ -141,17 +152,22 @@ def _check_kind(op: str, name: str, spec: Attr, value: Any) -> Any:
 REGISTRY: dict[str, OpDef] = {}
 
 
+def zero_vjp(b: Any, node: Any, g: Any) -> tuple[None, ...]:
+    """The VJP of an op whose derivative is zero wherever it exists (floor, sign, comparisons)."""
+    return (None,) * len(node.inputs)
+
+
 def defop(name: str, inputs: tuple[str, ...], infer: Callable[..., Any], *,
           attrs: Mapping[str, Attr] | None = None, ref: Callable[..., Any] | None = None,
           vjp: Callable[..., Any] | None = None, decompose: Callable[..., Any] | None = None,
           groups: frozenset[str] | set[str] = frozenset(), needs_ctx: bool = False,
-          doc: str = "") -> OpDef:
+          doc: str = "", save_for_vjp: Callable[..., Any] | None = None) -> OpDef:
     """Define an op and register it under its name (names are unique)."""
     assert name not in REGISTRY, f"op {name} defined twice"
     assert (ref is None) != (decompose is None) or name in _SOURCE_OPS, \
         f"{name}: an op has a reference implementation or a decomposition (exactly one)"
     op = OpDef(name, tuple(inputs), dict(attrs or {}), infer, ref, vjp, decompose,
-               frozenset(groups), needs_ctx, doc)
+               frozenset(groups), needs_ctx, doc, save_for_vjp)
     REGISTRY[name] = op
     return op
 

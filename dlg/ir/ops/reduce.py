@@ -9,7 +9,7 @@ import numpy as np
 from dlg.errors import DlgShapeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import FLOATS, NUMERIC, normalize_axes, require_dtype
-from dlg.ir.ops.opdef import REDUCTION, Attr, defop
+from dlg.ir.ops.opdef import REDUCTION, Attr, defop, zero_vjp
 from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
 
@@ -23,7 +23,37 @@ def reduced_shape(op: str, x: TensorType, axes: tuple[int, ...] | None, keepdims
     return tuple(d for i, d in enumerate(x.shape) if i not in axes_n)
 
 
-def _reduce(name: str, fn: Callable[..., np.ndarray], empty_ok: bool, doc: str = ""):
+def _expand_back(b, g, x, axes, keepdims):
+    """A reduction's cotangent `g` broadcast back over the reduced axes to x's shape."""
+    t = b.type_of(x)
+    if not keepdims:
+        g = b.reshape(g, shape=reduced_shape("vjp", t, axes, True))
+    return b.broadcast_to(g, shape=t.shape)
+
+
+def _sum_vjp(b, n, g):
+    return (_expand_back(b, g, n.inputs[0], **n.attrs),)
+
+
+def _prod_vjp(b, n, g):
+    """out / x: exact where x has no zeros (a zero input gives an inf/nan gradient; PyTorch
+    special-cases zeros, dlg does not yet)."""
+    x = n.inputs[0]
+    out = _expand_back(b, n.out, x, **n.attrs)
+    return (b.mul(_expand_back(b, g, x, **n.attrs), b.div(out, x)),)
+
+
+def _extremum_vjp(b, n, g):
+    """Like PyTorch's amax/amin: the gradient is shared evenly between tied extremes."""
+    x = n.inputs[0]
+    hit = b.cast(b.eq(x, _expand_back(b, n.out, x, **n.attrs)), dtype=b.type_of(x).dtype)
+    count = b.reduce_sum(hit, axes=n.attrs["axes"], keepdims=True)
+    count = b.broadcast_to(count, shape=b.type_of(x).shape)
+    share = b.div(_expand_back(b, g, x, **n.attrs), count)
+    return (b.mul(share, hit),)
+
+
+def _reduce(name: str, fn: Callable[..., np.ndarray], empty_ok: bool, vjp, doc: str = ""):
     def infer(x: TensorType, axes: tuple[int, ...] | None, keepdims: bool) -> TensorType:
         require_dtype(name, x, NUMERIC)
         if not empty_ok:
@@ -36,13 +66,13 @@ def _reduce(name: str, fn: Callable[..., np.ndarray], empty_ok: bool, doc: str =
         axes_n = normalize_axes(name, axes, x.ndim)
         return np.asarray(fn(x, axis=axes_n, keepdims=keepdims)).astype(x.dtype, copy=False)
 
-    return defop(name, ("x",), infer, attrs=_AXES, ref=ref, groups={REDUCTION}, doc=doc)
+    return defop(name, ("x",), infer, attrs=_AXES, ref=ref, vjp=vjp, groups={REDUCTION}, doc=doc)
 
 
-REDUCE_SUM = _reduce("reduce_sum", np.sum, True)
-REDUCE_PROD = _reduce("reduce_prod", np.prod, True)
-REDUCE_MAX = _reduce("reduce_max", np.max, False)
-REDUCE_MIN = _reduce("reduce_min", np.min, False)
+REDUCE_SUM = _reduce("reduce_sum", np.sum, True, _sum_vjp)
+REDUCE_PROD = _reduce("reduce_prod", np.prod, True, _prod_vjp)
+REDUCE_MAX = _reduce("reduce_max", np.max, False, _extremum_vjp)
+REDUCE_MIN = _reduce("reduce_min", np.min, False, _extremum_vjp)
 
 
 def _arg_infer(name: str):
@@ -67,9 +97,10 @@ def _arg_ref(fn: Callable[..., np.ndarray]):
 
 _ARG = {"axis": Attr("int?", None), "keepdims": Attr("bool", False)}
 ARGMAX = defop("argmax", ("x",), _arg_infer("argmax"), attrs=_ARG, ref=_arg_ref(np.argmax),
-               groups={REDUCTION}, doc="Index of the first maximum (PyTorch and NumPy agree).")
+               vjp=zero_vjp, groups={REDUCTION},
+               doc="Index of the first maximum (PyTorch and NumPy agree).")
 ARGMIN = defop("argmin", ("x",), _arg_infer("argmin"), attrs=_ARG, ref=_arg_ref(np.argmin),
-               groups={REDUCTION})
+               vjp=zero_vjp, groups={REDUCTION})
 
 
 def _numel_infer(x: TensorType, axes: tuple[int, ...] | None, dtype: DType) -> TensorType:
@@ -81,6 +112,7 @@ NUMEL = defop("numel", ("x",), _numel_infer,
               attrs={"axes": Attr("axes", None), "dtype": Attr("dtype", DType.f32)},
               ref=lambda x, axes, dtype: np.asarray(
                   numel([x.shape[a] for a in normalize_axes("numel", axes, x.ndim)]), dtype.np),
+              vjp=zero_vjp,
               doc="The element count over `axes` as a scalar: a runtime value for symbolic dims.")
 
 

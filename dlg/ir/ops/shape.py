@@ -49,6 +49,7 @@ def _reshape_infer(x: TensorType, shape: Shape) -> TensorType:
 
 RESHAPE = defop("reshape", ("x",), _reshape_infer, attrs={"shape": Attr("dims")},
                 ref=lambda x, shape: x.reshape(shape), groups={MOVEMENT},
+                vjp=lambda b, n, g: (b.reshape(g, shape=b.type_of(n.inputs[0]).shape),),
                 doc="Same elements, new shape (row-major); the caller resolves -1.")
 
 
@@ -62,8 +63,13 @@ def _transpose_infer(x: TensorType, perm: tuple[int, ...]) -> TensorType:
     return x.with_shape(tuple(x.shape[p] for p in perm))
 
 
+def _transpose_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
+    perm = [p % len(n.attrs["perm"]) for p in n.attrs["perm"]]
+    return (b.transpose(g, perm=tuple(int(i) for i in np.argsort(perm))),)
+
+
 TRANSPOSE = defop("transpose", ("x",), _transpose_infer, attrs={"perm": Attr("ints")},
-                  ref=lambda x, perm: np.transpose(x, perm).copy(),
+                  ref=lambda x, perm: np.transpose(x, perm).copy(), vjp=_transpose_vjp,
                   groups={MOVEMENT}, doc="Output axis i is input axis perm[i] (negatives allowed).")
 
 
@@ -78,6 +84,7 @@ def _broadcast_to_infer(x: TensorType, shape: Shape) -> TensorType:
 
 BROADCAST_TO = defop("broadcast_to", ("x",), _broadcast_to_infer, attrs={"shape": Attr("dims")},
                      ref=lambda x, shape: np.array(np.broadcast_to(x, shape)), groups={MOVEMENT},
+                     vjp=lambda b, n, g: (g,),  # the autodiff pass sums it back
                      doc="NumPy broadcasting to an explicit shape (PyTorch's expand).")
 
 
@@ -123,7 +130,38 @@ def _slice_ref(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
     return x[tuple(index)].copy()
 
 
-SLICE = defop("slice", ("x",), _slice_infer,
+def _concrete_pad(lo: Dim, hi: Dim, what: str) -> tuple[int, int]:
+    if not (isinstance(lo, int) and isinstance(hi, int)):
+        raise DlgShapeError(f"the gradient of {what} with symbolic bounds ({lo}, {hi} left over) "
+                            f"is not supported yet")
+    return lo, hi
+
+
+def _slice_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
+    """Zeros around (and, for steps > 1, between) the sliced elements: interleave zeros by
+    padding a new axis and merging it, then pad the ends."""
+    x = b.type_of(n.inputs[0])
+    a = n.attrs
+    for axis, start, step in zip(a["axes"], a["starts"], a["steps"]):
+        axis = axis % x.rank
+        shape = b.type_of(g).shape
+        length = shape[axis]
+        if length == 0:
+            return (b.full(shape=x.shape, value=0.0, dtype=x.dtype),)
+        if step > 1:
+            g = b.reshape(g, shape=shape[:axis + 1] + (1,) + shape[axis + 1:])
+            g = b.pad(g, pads=tuple((0, step - 1) if i == axis + 1 else (0, 0)
+                                    for i in range(len(shape) + 1)))
+            g = b.reshape(g, shape=shape[:axis] + (length * step,) + shape[axis + 1:])
+            g = b.slice(g, axes=(axis,), starts=(0,), stops=((length - 1) * step + 1,),
+                        steps=(1,))
+        used = b.type_of(g).shape[axis]
+        lo, hi = _concrete_pad(start, x.shape[axis] - start - used, "a slice")
+        g = b.pad(g, pads=tuple((lo, hi) if i == axis else (0, 0) for i in range(x.rank)))
+    return (g,)
+
+
+SLICE = defop("slice", ("x",), _slice_infer, vjp=_slice_vjp,
               attrs={"axes": Attr("ints"), "starts": Attr("dims"), "stops": Attr("dims"),
                      "steps": Attr("ints")},
               ref=_slice_ref, groups={MOVEMENT},
@@ -147,7 +185,17 @@ def _concat_infer(*xs: TensorType, axis: int) -> TensorType:
     return xs[0].with_shape(xs[0].shape[:a] + (total,) + xs[0].shape[a + 1:])
 
 
-CONCAT = defop("concat", ("*xs",), _concat_infer, attrs={"axis": Attr("int")},
+def _concat_vjp(b: Any, n: Any, g: Any) -> tuple[Any, ...]:
+    axis = n.attrs["axis"]
+    out, start = [], 0
+    for x in n.inputs:
+        size = b.type_of(x).shape[axis]
+        out.append(b.slice(g, axes=(axis,), starts=(start,), stops=(start + size,), steps=(1,)))
+        start = start + size
+    return tuple(out)
+
+
+CONCAT = defop("concat", ("*xs",), _concat_infer, attrs={"axis": Attr("int")}, vjp=_concat_vjp,
                ref=lambda *xs, axis: np.concatenate(xs, axis=axis), groups={MOVEMENT},
                doc="Join tensors along an existing axis (PyTorch's cat).")
 
@@ -167,6 +215,7 @@ def _split_ref(x: np.ndarray, axis: int, sizes: tuple[int, ...]) -> tuple[np.nda
 
 
 SPLIT = defop("split", ("x",), _split_infer, attrs={"axis": Attr("int"), "sizes": Attr("ints")},
+              vjp=lambda b, n, g: (b.concat(*g, axis=n.attrs["axis"]),),
               ref=_split_ref, groups={MOVEMENT},
               doc="Cut one axis into consecutive parts of the given sizes (always a tuple).")
 
@@ -183,7 +232,16 @@ def _pad_ref(x: np.ndarray, pads: tuple[tuple[int, int], ...], value: float) -> 
     return np.pad(x, pads, constant_values=value) if pads else x.copy()  # np.pad rejects ()
 
 
+def _pad_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
+    x = b.type_of(n.inputs[0])
+    pads = n.attrs["pads"]
+    return (b.slice(g, axes=tuple(range(x.rank)), starts=tuple(lo for lo, _ in pads),
+                    stops=tuple(lo + d for (lo, _), d in zip(pads, x.shape)),
+                    steps=(1,) * x.rank),)
+
+
 PAD = defop("pad", ("x",), _pad_infer, attrs={"pads": Attr("pads"), "value": Attr("float", 0.0)},
+            vjp=_pad_vjp,
             ref=_pad_ref, groups={MOVEMENT},
             doc="Constant padding, (lo, hi) per axis.")
 
@@ -204,9 +262,42 @@ def _take_ref(x: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray:
     return np.take(x, indices, axis=axis)
 
 
+def _take_vjp(b: Any, n: Any, g: Any) -> tuple[Any, None]:
+    x, indices = n.inputs
+    return b.scatter_add(g, indices, axis=n.attrs["axis"], shape=b.type_of(x).shape), None
+
+
 TAKE = defop("take", ("x", "indices"), _take_infer, attrs={"axis": Attr("int")}, ref=_take_ref,
-             groups={MOVEMENT},
+             vjp=_take_vjp, groups={MOVEMENT},
              doc="Gather along one axis by an integer tensor of indices in 0..dim-1 (embedding).")
+
+
+def _scatter_add_infer(g: TensorType, indices: TensorType, axis: int, shape: Shape) -> TensorType:
+    require_dtype("scatter_add", indices, INTS, "indices")
+    _check_dims("scatter_add", shape)
+    a = normalize_axis("scatter_add", axis, len(shape))
+    expected = tuple(shape[:a]) + indices.shape + tuple(shape[a + 1:])
+    if g.shape != expected:
+        raise DlgShapeError(f"scatter_add: updates {g} do not fit indices {indices} on axis "
+                            f"{axis} of {_dims(shape)}")
+    return g.with_shape(shape)
+
+
+def _scatter_add_ref(g: np.ndarray, indices: np.ndarray, axis: int, shape: tuple[int, ...]
+                     ) -> np.ndarray:
+    a = axis % len(shape)
+    out = np.zeros(shape, g.dtype)
+    rows = g.reshape(g.shape[:a] + (indices.size,) + g.shape[a + indices.ndim:])
+    np.add.at(np.moveaxis(out, a, 0), indices.reshape(-1), np.moveaxis(rows, a, 0))
+    return out
+
+
+SCATTER_ADD = defop("scatter_add", ("updates", "indices"), _scatter_add_infer,
+                    attrs={"axis": Attr("int"), "shape": Attr("dims")}, ref=_scatter_add_ref,
+                    vjp=lambda b, n, g: (b.take(g, n.inputs[1], axis=n.attrs["axis"]), None),
+                    groups={MOVEMENT},
+                    doc="take's transpose: add rows of `updates` into zeros of `shape` at "
+                        "`indices` (repeated indices add up): the gradient of take/embedding.")
 
 
 # ---- composites -------------------------------------------------------------------------------
