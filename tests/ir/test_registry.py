@@ -41,7 +41,7 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     "split": ((f(5, 2),), {"axis": 0, "sizes": (2, 3)}),
     "pad": ((f(2, 3),), {"pads": ((1, 0), (2, 2)), "value": -1.0}),
     "take": ((f(4, 3), labels), {"axis": 0}),
-    "scatter_add": ((f(2, 3, 2), np.array([[0, 2, 0], [1, 1, 4]])), {"axis": 1, "shape": (2, 5, 2)}),
+    "scatter_add": ((f(2, 3, 2), np.array([0, 4, 0])), {"axis": 1, "shape": (2, 5, 2)}),
     "squeeze": ((f(2, 1, 3),), {"axes": (1,)}),
     "unsqueeze": ((f(2, 3),), {"axes": (0, -1)}),
     "flatten": ((f(2, 3, 4),), {}),
