@@ -4,15 +4,20 @@ Inputs are `n_carry` initial carries, then `n_seq` sequences, then constants the
 The body graph takes (carries..., one slice of each sequence..., constants...) and returns
 (new carries..., per-step outputs...). The node returns the final carries and the per-step
 outputs stacked along `axis`. It is never unrolled: the interpreter loops, codegen emits a loop,
-and autodiff (later) runs a reverse scan over the saved steps.
+and autodiff runs a reverse scan over the saved steps.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError
-from dlg.ir.ops.common import normalize_axis
+from dlg.ir.builder import Builder
+from dlg.ir.decompose import copy_into
+from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.common import normalize_axis, zeros_like
 from dlg.ir.ops.opdef import Attr, defop
 from dlg.ir.shapes import evaluate_shape
 from dlg.ir.types import TensorType
@@ -83,7 +88,59 @@ def _empty_shape(t: TensorType, axis: int, env: dict[str, int]) -> tuple[int, ..
     return dims[:a] + (0,) + dims[a:]
 
 
+# ---- gradient: a reverse scan over the saved per-step carries ---------------------------------
+def _scan_save(b: Builder, *inputs: Value, body: Graph, n_carry: int, n_seq: int, axis: int,
+               reverse: bool) -> tuple[Value, ...]:
+    """The forward scan, also emitting the carry each step starts from (stacked like the other
+    per-step outputs), so the backward scan re-reads them instead of recomputing the sequence."""
+    saving = Graph(body.name, dict(body.nodes), span=body.span)
+    saving.outputs = list(body.outputs) + [
+        (f"saved_{node.name}", node.out) for node in body.inputs[:n_carry]]
+    return b.emit(SCAN, *inputs, body=saving, n_carry=n_carry, n_seq=n_seq, axis=axis,
+                  reverse=reverse)
+
+
+def _scan_vjp(b: Builder, n: Node, g: tuple[Value, ...], ctx: Any) -> tuple[Value | None, ...]:
+    """Backpropagation through time as ONE reverse scan. Its carries are the cotangents of the
+    recurrent state and running sums of the constants' (weights') cotangents; its sequences are
+    the saved carries, the inputs and the per-step output cotangents; its body is the VJP of the
+    forward body (which recomputes one step's internals from the saved carry)."""
+    a = n.attrs
+    nc, ns = a["n_carry"], a["n_seq"]
+    saving: Graph = a["body"]
+    n_ys = len(saving.outputs) - 2 * nc
+    carries, seqs, consts = n.inputs[:nc], n.inputs[nc:nc + ns], n.inputs[nc + ns:]
+    saved = n.outs[nc + n_ys:]
+    body = Graph(saving.name, dict(saving.nodes), saving.outputs[:nc + n_ys], span=saving.span)
+    step_vjp = ctx.vjp_graph(body)
+
+    back = Graph(f"{body.name}.reverse", span=body.span)
+    sb = Builder(back, b.span, backward=True)
+    ct_c = [sb.input(f"d_carry{i}", b.type_of(v)) for i, v in enumerate(carries)]
+    acc_k = [sb.input(f"d_const{i}", b.type_of(v)) for i, v in enumerate(consts)]
+    c_t = [sb.input(f"carry{i}", node.types[0]) for i, node in enumerate(body.inputs[:nc])]
+    x_t = [sb.input(f"x{i}", node.types[0]) for i, node in enumerate(body.inputs[nc:nc + ns])]
+    gy_t = [sb.input(f"d_y{i}", body.type_of(v)) for i, (_, v) in enumerate(body.outputs[nc:])]
+    k = [sb.input(f"const{i}", node.types[0]) for i, node in enumerate(body.inputs[nc + ns:])]
+    d_in = copy_into(sb, step_vjp, c_t + x_t + k + ct_c + gy_t)
+    d_c, d_x, d_k = d_in[:nc], d_in[nc:nc + ns], d_in[nc + ns:]
+    for i, v in enumerate(d_c):
+        back.set_output(f"d_carry{i}", v)
+    for i, (acc, v) in enumerate(zip(acc_k, d_k)):
+        back.set_output(f"d_const{i}", sb.add(acc, v))
+    for i, v in enumerate(d_x):
+        back.set_output(f"d_x{i}", v)
+
+    zeros_k = [zeros_like(b, v) for v in consts]
+    outs = b.emit(SCAN, *g[:nc], *zeros_k, *saved, *seqs, *g[nc:nc + n_ys], *consts, body=back,
+                  n_carry=nc + len(consts), n_seq=nc + ns + n_ys, axis=a["axis"],
+                  reverse=not a["reverse"])
+    d_carries, d_consts, d_seqs = outs[:nc], outs[nc:nc + len(consts)], outs[nc + len(consts):]
+    grads = tuple(d_carries) + tuple(d_seqs) + tuple(d_consts)
+    return tuple(d if b.type_of(v).dtype.is_float else None for d, v in zip(grads, n.inputs))
+
+
 SCAN = defop("scan", ("*inputs",), _scan_infer,
              attrs={"body": Attr("graph"), "n_carry": Attr("int"), "n_seq": Attr("int"),
                     "axis": Attr("int", 0), "reverse": Attr("bool", False)},
-             ref=_scan_ref, needs_ctx=True)
+             ref=_scan_ref, needs_ctx=True, vjp=_scan_vjp, save_for_vjp=_scan_save)
