@@ -1,0 +1,90 @@
+"""Gradient checks against central finite differences in float64 (JAX's `check_vjp` idea: compare
+<grad, v> with the directional derivative along random directions v), and a rewrite that turns
+an f32 graph (a model) into the same graph in f64 so the differences are accurate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from dlg.compiler.passes.autodiff import grad
+from dlg.ir import Builder, DType, Graph, TensorType
+from dlg.runtime.interp import Interpreter
+
+EPS = 1e-6
+
+
+def to_f64(g: Graph) -> Graph:
+    """`g` with every f32 value made f64 (inputs, params, constants, dtype attrs, scan bodies)."""
+    out = Graph(g.name, span=g.span)
+    b = Builder(out)
+    mapping = {}
+    for node in g:
+        attrs = {k: _attr_f64(v) for k, v in node.attrs.items()}
+        new = b.emit(node.op, *(mapping[v] for v in node.inputs), name=node.name, **attrs)
+        for old, fresh in zip(node.outs, new if isinstance(new, tuple) else (new,)):
+            mapping[old] = fresh
+    out.outputs = [(k, mapping[v]) for k, v in g.outputs]
+    out.updates = [(k, mapping[v]) for k, v in g.updates]
+    return out
+
+
+def _attr_f64(v):
+    if v is DType.f32:
+        return DType.f64
+    if isinstance(v, np.ndarray) and v.dtype == np.float32:
+        return v.astype(np.float64)
+    if isinstance(v, Graph):
+        return to_f64(v)
+    return v
+
+
+def scalar_loss(g: Graph, weights_seed: int = 0) -> tuple[Graph, dict[str, np.ndarray]]:
+    """`g` plus an output `check_loss` = sum_i sum(out_i * w_i) over its float outputs, with the
+    random weights w_i as extra inputs (returned)."""
+    b = Builder(g)
+    rng = np.random.default_rng(weights_seed)
+    total, weights = None, {}
+    for name, v in list(g.outputs):
+        t = g.type_of(v)
+        if not t.dtype.is_float:
+            continue
+        w = b.input(f"w_{name}", t)
+        weights[f"w_{name}"] = rng.standard_normal(tuple(int(d) for d in t.shape)).astype(t.dtype.np)
+        term = b.reduce_sum(b.mul(v, w))
+        total = term if total is None else b.add(total, term)
+    assert total is not None, "no float output to differentiate"
+    g.set_output("check_loss", total)
+    return g, weights
+
+
+def check_gradients(g: Graph, inputs: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray],
+                    wrt: list[str], loss: str = "check_loss", directions: int = 3,
+                    seed: int = 0, rtol: float = 1e-6) -> float:
+    """Compare grad(g) with central differences along random directions; returns the worst
+    relative error (and asserts it is below rtol)."""
+    gg = grad(g, loss, wrt=wrt)
+    values = {**inputs, **params}
+
+    def run(graph: Graph, vals: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ins = {k: vals[k] for k in (n.name for n in graph.inputs)}
+        return Interpreter(seed).run(graph, ins, {k: vals[k] for k in params})[0]
+
+    grads = run(gg, values)
+    rng = np.random.default_rng(seed + 1)
+    worst = 0.0
+    for _ in range(directions):
+        v = {k: rng.standard_normal(np.shape(values[k])) for k in wrt}
+        plus = {**values, **{k: values[k] + EPS * v[k] for k in wrt}}
+        minus = {**values, **{k: values[k] - EPS * v[k] for k in wrt}}
+        numeric = (float(run(g, plus)[loss]) - float(run(g, minus)[loss])) / (2 * EPS)
+        analytic = sum(float(np.sum(grads["grad." + k] * v[k])) for k in wrt)
+        err = abs(numeric - analytic) / max(1.0, abs(numeric))
+        worst = max(worst, err)
+    assert worst < rtol, f"gradient check failed: worst relative error {worst:.2e} (rtol {rtol})"
+    return worst
+
+
+def f64_inputs(types: Mapping[str, TensorType], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {k: rng.standard_normal(tuple(int(d) for d in t.shape)) for k, t in types.items()}
