@@ -63,6 +63,11 @@ class DlgError(Exception):
             self.span = span
         return self
 
+    def with_note(self, note: str) -> DlgError:
+        """Add context an outer layer knows (which epoch and batch a training error came from)."""
+        self.notes = self.notes + (note,)
+        return self
+
     def format(self) -> str:
         head = f"{self.span}: error: {self.message}" if self.span else f"error: {self.message}"
         parts = [head]

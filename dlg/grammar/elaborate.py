@@ -810,12 +810,15 @@ def model_names(program: Program) -> list[str]:
 
 
 def elaborate(program: Program, model: str | None = None, training: bool = False,
-              seed: int | None = 0) -> Elaborated:
+              seed: int | None = 0, train_section: bool | None = None) -> Elaborated:
     """Build the IR graph and initial parameters of one model of `program`.
 
-    With `training=True` the graph is built in training mode (dropout on, batch statistics)
-    and the model's train section adds its label inputs, loss and metrics as outputs.
+    With `training=True` the graph is built in training mode (dropout on, batch statistics).
+    With `train_section` (default: the same as `training`) the model's train section adds its
+    label inputs, loss and metrics as outputs; `training=False, train_section=True` gives the
+    graph that `evaluate` runs (inference mode, with loss and metrics).
     """
+    train_section = training if train_section is None else train_section
     _scopes, found = module_scopes(program, training)
     names = model_names(program)
     for key, item in found.items():
@@ -840,7 +843,7 @@ def elaborate(program: Program, model: str | None = None, training: bool = False
     if not E.graph.outputs:
         raise DlgSyntaxError(f"model {model} has no outputs; add `output name = ...`", node.span)
     train = found.get(f"train {model}")
-    spec = _elaborate_train(E, train, scope) if (training and train is not None) else None
+    spec = _elaborate_train(E, train, scope) if (train_section and train is not None) else None
     return Elaborated(E.graph, E.params, E.trainable, spec, E.layer_calls)
 
 
