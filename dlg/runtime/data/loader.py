@@ -1,0 +1,51 @@
+"""`DataLoader`: batches over NumPy arrays, reshuffled every epoch from its own seeded RNG."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from dlg.errors import DlgValueError
+
+
+class DataLoader:
+    """Iterate over tuples of batches of equally long arrays.
+
+    With `shuffle`, each pass (each `iter()`) draws a new order from the loader's own
+    `numpy.random.default_rng(seed)`, so two loaders with the same seed give the same batches.
+    `drop_last` leaves out a last batch smaller than `batch_size`.
+    """
+
+    def __init__(self, *arrays: np.ndarray, batch_size: int = 32, shuffle: bool = False,
+                 seed: int | None = None, drop_last: bool = False):
+        if not arrays:
+            raise DlgValueError("DataLoader needs at least one array")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise DlgValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.arrays = [np.asarray(a) for a in arrays]
+        lengths = [len(a) if a.ndim else None for a in self.arrays]
+        if None in lengths or len(set(lengths)) != 1:
+            raise DlgValueError("DataLoader arrays differ in length: "
+                                + ", ".join(str(n) if n is not None else "a scalar"
+                                            for n in lengths))
+        self.length = int(lengths[0])  # type: ignore[arg-type]
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.length // self.batch_size
+        return -(-self.length // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
+        order = self.rng.permutation(self.length) if self.shuffle else None
+        for i in range(len(self)):
+            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, self.length)
+            if order is None:
+                yield tuple(np.ascontiguousarray(a[lo:hi]) for a in self.arrays)
+            else:
+                yield tuple(a[order[lo:hi]] for a in self.arrays)  # fancy indexing copies
