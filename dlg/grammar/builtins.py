@@ -15,7 +15,12 @@ from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.grammar.values import Builtin, Tensor, describe
 from dlg.ir.dtypes import DType
 from dlg.ir.shapes import Dim, Sym, exact_div, numel
-from dlg.ir.train_spec import OPTIMIZER_DEFAULTS, make_optimizer
+from dlg.ir.train_spec import (
+    OPTIMIZER_DEFAULTS,
+    SCHEDULE_DEFAULTS,
+    make_optimizer,
+    make_schedule,
+)
 
 BUILTINS: dict[str, Any] = {d.value: d for d in DType}
 
@@ -490,11 +495,13 @@ _loss("binary_cross_entropy_with_logits", ("reduction",))
 
 
 # ---- optimizers (train sections) ----------------------------------------------------------------
-def _optimizer(name: str) -> None:
+def _train_builtin(name: str, make: Any) -> None:
     def fn(E: Any, **hyper: Any) -> Any:
-        return make_optimizer(name, hyper, E.user_span)
+        return make(name, hyper, E.user_span)
     BUILTINS[name] = Builtin(name, fn)
 
 
 for _name in OPTIMIZER_DEFAULTS:
-    _optimizer(_name)
+    _train_builtin(_name, make_optimizer)
+for _name in SCHEDULE_DEFAULTS:
+    _train_builtin(_name, make_schedule)

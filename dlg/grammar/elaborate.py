@@ -49,7 +49,7 @@ from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.init import initialize
 from dlg.ir.ops.opdef import REGISTRY, OpDef
 from dlg.ir.shapes import Dim, Sym
-from dlg.ir.train_spec import OptimizerSpec, TrainSpec
+from dlg.ir.train_spec import OptimizerSpec, ScheduleSpec, TrainSpec
 from dlg.ir.types import TensorType
 
 PRELUDE_FILE = "prelude.dlg"
@@ -863,9 +863,14 @@ def _elaborate_train(E: Elaborator, train: ast.TrainDef, scope: Scope) -> TrainS
         raise DlgTypeError(f"optimizer must be SGD(...), Adam(...), AdamW(...) or RMSprop(...), "
                            f"got {describe(optimizer)}",
                            _assigned_at(train.body, "optimizer", train.span))
+    schedule = scope.names.get("schedule")
+    if schedule is not None and not isinstance(schedule, ScheduleSpec):
+        raise DlgTypeError(f"schedule must be StepLR(...), MultiStepLR(...), ExponentialLR(...) "
+                           f"or CosineAnnealingLR(...), got {describe(schedule)}",
+                           _assigned_at(train.body, "schedule", train.span))
     labels = tuple(n.name for n in E.graph.inputs[n_inputs:])
     metrics = tuple(name for name, _ in E.graph.outputs[n_outputs:] if name != "loss")
-    return TrainSpec(labels, "loss", metrics, optimizer, train.span)
+    return TrainSpec(labels, "loss", metrics, optimizer, train.span, schedule)
 
 
 def _assigned_at(stmts: tuple[ast.Stmt, ...], name: str, default: Span) -> Span:

@@ -6,6 +6,8 @@ reads like the PyTorch one. Training itself (autodiff, updates) is built on top 
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -39,25 +41,88 @@ class OptimizerSpec:
 def make_optimizer(name: str, kwargs: Mapping[str, Any], span: Span | None = None
                    ) -> OptimizerSpec:
     """Check hyper-parameters against the table and fill defaults."""
-    defaults = OPTIMIZER_DEFAULTS[name]
+    hyper = _hyper(name, OPTIMIZER_DEFAULTS[name], kwargs, span)
+    for key, value in hyper.items():
+        if key == "betas":
+            ok = isinstance(value, tuple) and len(value) == 2 and all(
+                isinstance(b, (int, float)) and 0 <= b < 1 for b in value)
+        elif isinstance(OPTIMIZER_DEFAULTS[name][key], bool):
+            ok = isinstance(value, bool)
+        else:
+            ok = _number(value) and value >= 0
+        if not ok:
+            raise DlgTypeError(f"{name}: bad value {value!r} for {key}", span)
+    return OptimizerSpec(name, MappingProxyType(hyper), span)
+
+
+def _hyper(name: str, defaults: Mapping[str, Any], kwargs: Mapping[str, Any], span: Span | None
+           ) -> dict[str, Any]:
+    """Keyword arguments checked against a table of defaults (None: required), filled in."""
     for key in kwargs:
         if key not in defaults:
             raise DlgAttributeError(f"{name}: unknown hyper-parameter {key!r} "
                                     f"(it takes {', '.join(defaults)})", span)
     hyper = {k: kwargs.get(k, v) for k, v in defaults.items()}
-    if hyper.get("lr") is None:
-        raise DlgAttributeError(f"{name}: the learning rate lr= is required", span)
     for key, value in hyper.items():
-        if key == "betas":
-            ok = isinstance(value, tuple) and len(value) == 2 and all(
-                isinstance(b, (int, float)) and 0 <= b < 1 for b in value)
-        elif isinstance(defaults[key], bool):
-            ok = isinstance(value, bool)
+        if value is None:
+            raise DlgAttributeError(f"{name}: {key}= is required", span)
+    return hyper
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---- learning-rate schedules: torch.optim.lr_scheduler stepped once per epoch ------------------
+SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "StepLR": {"step_size": None, "gamma": 0.1},
+    "MultiStepLR": {"milestones": None, "gamma": 0.1},
+    "ExponentialLR": {"gamma": None},
+    "CosineAnnealingLR": {"T_max": None, "eta_min": 0.0},
+}
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    hyper: Mapping[str, Any]
+    span: Span | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(f'{k}={v}' for k, v in self.hyper.items())})"
+
+
+def make_schedule(name: str, kwargs: Mapping[str, Any], span: Span | None = None
+                  ) -> ScheduleSpec:
+    hyper = _hyper(name, SCHEDULE_DEFAULTS[name], kwargs, span)
+    for key, value in hyper.items():
+        if key in ("step_size", "T_max"):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        elif key == "milestones":
+            ok = isinstance(value, tuple) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value) \
+                and list(value) == sorted(value)
         else:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            ok = _number(value) and value >= 0
         if not ok:
             raise DlgTypeError(f"{name}: bad value {value!r} for {key}", span)
-    return OptimizerSpec(name, MappingProxyType(hyper), span)
+    return ScheduleSpec(name, MappingProxyType(hyper), span)
+
+
+def scheduled_lr(schedule: ScheduleSpec | None, base_lr: float, epoch: int) -> float:
+    """The learning rate during epoch `epoch` (0-based) when the scheduler steps once per
+    epoch, in the closed forms torch documents."""
+    if schedule is None:
+        return base_lr
+    h = schedule.hyper
+    if schedule.name == "StepLR":
+        return base_lr * h["gamma"] ** (epoch // h["step_size"])
+    if schedule.name == "MultiStepLR":
+        return base_lr * h["gamma"] ** bisect.bisect_right(h["milestones"], epoch)
+    if schedule.name == "ExponentialLR":
+        return base_lr * h["gamma"] ** epoch
+    eta_min = h["eta_min"]
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * epoch / h["T_max"])) / 2
 
 
 @dataclass(frozen=True)
@@ -69,3 +134,4 @@ class TrainSpec:
     metrics: tuple[str, ...]
     optimizer: OptimizerSpec | None
     span: Span | None = field(default=None, compare=False)
+    schedule: ScheduleSpec | None = None
