@@ -12,10 +12,11 @@ from dlg.errors import (
                         DlgValueError,
 )
 from dlg.ir import DType, Graph, TensorType
+from dlg import data
 from dlg.runtime.model import Model
 
 __version__ = "0.1.0"
 
 __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameError",
            "DlgShapeError", "DlgSyntaxError", "DlgTypeError", "DlgValueError", "Graph", "Model",
-           "TensorType", "load", "loads"]
+           "TensorType", "data", "load", "loads"]

@@ -34,7 +34,11 @@ def _model(program: Program, model: str | None, seed: int | None) -> Model:
     train_result = None
     if has_train_section(program, result.graph.name):
         train_result = elaborate(program, result.graph.name, training=True, seed=seed)
+    name = result.graph.name
     return Model(result.graph, result.params, result.trainable,
                  train_spec=train_result.train if train_result else None,
                  build_train_graph=(lambda: train_result.graph) if train_result else None,
+                 build_eval_graph=(lambda: elaborate(program, name, training=False, seed=seed,
+                                                     train_section=True).graph)
+                 if train_result else None,
                  seed=seed, layer_calls=result.layer_calls)

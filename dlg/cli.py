@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from dlg.grammar.format import format_module
 from dlg.grammar.loader import load_file
 from dlg.ir.printer import format_graph
 from dlg.ir.serialize import dumps
+from dlg.runtime.plot import plot_history
+from dlg.runtime.sources import training_data
+from dlg.runtime.weights import FORMATS as WEIGHT_FORMATS
+from dlg.runtime.weights import load_weights
 
 EPILOG = "Run `dlgc COMMAND --help` for the options of one command."
 
@@ -64,12 +69,36 @@ def _parser() -> argparse.ArgumentParser:
                      help="an input array (repeat for several inputs); a .npz file without "
                      "NAME= supplies inputs by their array names")
     run.add_argument("--weights", "-w", type=Path,
-                     help="parameters to load from an .npz file (PyTorch-style names)")
+                     help="parameters to load from a .safetensors or .npz file (PyTorch names)")
     run.add_argument("--model", help="which model, when the file defines several")
     run.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
     run.add_argument("-o", "--output", type=Path,
                      help="write the output (.npy, or .npz for several outputs)")
     run.set_defaults(run=_run)
+
+    train = sub.add_parser(
+        "train", help="train a model with its train section; save the weights",
+        description="Train a model with the loss, metrics and optimizer of its train section, "
+        "showing a progress bar per epoch, then report the held-out loss and metrics. With no "
+        "--data, image models train on the built-in handwritten digits (1,797 UCI images, "
+        "upsampled to 28x28) and models with one float feature on synthetic y = 2x + 1 + noise.")
+    train.add_argument("file", type=Path, help="the .dlg file (it needs a train section)")
+    train.add_argument("--data", default="auto", metavar="SOURCE",
+                       help="digits | mnist:FOLDER (IDX files) | npz:FILE (arrays named after "
+                       "the inputs and labels, optionally with _test twins) | regression "
+                       "(default: chosen from the model's input shape)")
+    train.add_argument("--epochs", type=int, default=20, help="passes over the data (default 20)")
+    train.add_argument("--batch-size", type=int, default=64, help="samples per step (default 64)")
+    train.add_argument("--lr", type=float, help="learning rate (default: the train section's)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed for initialisation, shuffling and dropout (default 0)")
+    train.add_argument("--model", help="which model, when the file defines several")
+    train.add_argument("-o", "--output", type=Path,
+                       help="save the trained weights (.safetensors or .npz)")
+    train.add_argument("--plot", type=Path, metavar="PNG",
+                       help="write the loss/metric curves to an image (needs matplotlib)")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(run=_train)
 
     fmt = sub.add_parser("fmt", help="print a .dlg file in canonical form",
                          description="Print the canonical form of a .dlg file; parsing the "
@@ -102,7 +131,7 @@ def _check(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     m = load(args.file, model=args.model, seed=args.seed)
     if args.weights is not None:
-        m.load_state_dict(dict(_read_arrays(args.weights)))
+        m.load_state_dict(load_weights(args.weights))
     inputs: dict[str, np.ndarray] = {}
     for spec in args.input:
         name, sep, path = spec.partition("=")
@@ -124,6 +153,42 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{name}: {value.dtype}{list(value.shape)}")
             print(np.array2string(value, threshold=60, precision=5))
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    m = load(args.file, model=args.model, seed=args.seed)
+    if m.train_spec is None:
+        raise DlgValueError(f"{args.file}: model {m.name} has no train section; add `train "
+                            f"{m.name} {{ input y: ...  loss = ...  optimizer = ... }}`")
+    if args.output is not None and args.output.suffix not in WEIGHT_FORMATS:
+        raise DlgValueError(f"{args.output}: weights are .safetensors or .npz files")
+    data = training_data(m, args.data, seed=args.seed)
+    print(f"training {m.name} ({m.num_params():,} parameters) on {data.description}: "
+          f"{len(data.y_train):,} train / {len(data.y_test):,} test samples, "
+          f"{args.epochs} epochs, batch {args.batch_size}", file=sys.stderr)
+    start = time.perf_counter()
+    history = m.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
+                    lr=args.lr, validation_data=(data.x_test, data.y_test), seed=args.seed,
+                    verbose=0 if args.quiet else 1)
+    elapsed = time.perf_counter() - start
+    if args.quiet:  # otherwise each epoch's bar already shows these
+        for epoch, values in zip(history.epoch, zip(*history.history.values())):
+            row = "  ".join(f"{k} {v:.4f}" for k, v in zip(history.history, values))
+            print(f"epoch {epoch:>3}  {row}")
+    final = m.evaluate(data.x_test, data.y_test)
+    shown = ", ".join(_describe_metric(k, v) for k, v in final.items())
+    print(f"test: {shown} ({len(data.y_test):,} samples); trained in {elapsed:.1f} s")
+    if args.output is not None:
+        m.save_weights(args.output)
+        print(f"saved weights to {args.output}")
+    if args.plot is not None:
+        plot_history(history, args.plot, title=f"{m.name} on {data.description}")
+        print(f"wrote curves to {args.plot}")
+    return 0
+
+
+def _describe_metric(name: str, value: float) -> str:
+    return f"{name} {value:.2%}" if "acc" in name else f"{name} {value:.4f}"
 
 
 def _fmt(args: argparse.Namespace) -> int:

@@ -102,5 +102,50 @@ def test_help_describes_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("check", "run", "fmt"):
+    for command in ("check", "run", "train", "fmt"):
         assert command in out
+
+
+# ---- dlgc train -------------------------------------------------------------------------------
+def test_train_regression_saves_weights_that_run_reads(capsys, tmp_path):
+    weights, curve = tmp_path / "w.safetensors", tmp_path / "curve.png"
+    code, out, err = run_cli(capsys, "train", MODELS / "linear_regression.dlg", "--epochs", "30",
+                             "-q", "-o", weights, "--plot", curve)
+    assert code == 0, err
+    assert "synthetic y = 2x + 1" in err and "epoch  30" in out and "test: loss" in out
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or pytest.importorskip("matplotlib")
+    np.save(tmp_path / "x.npy", np.array([[3.0]], np.float32))
+    code, out, err = run_cli(capsys, "run", MODELS / "linear_regression.dlg", "-w", weights,
+                             "-i", f"x={tmp_path / 'x.npy'}")
+    assert code == 0
+    assert abs(float(out.split("[[")[1].split("]]")[0]) - 7) < 0.1  # 2 * 3 + 1 after training
+
+
+def test_train_digits_with_npz_and_lr(capsys, tmp_path):
+    x, y = dlg.data.load_digits(size=28, split="all")
+    np.savez(tmp_path / "d.npz", x=x[:200], y=y[:200])
+    code, out, err = run_cli(capsys, "train", MODELS / "mlp.dlg", "--data",
+                             f"npz:{tmp_path / 'd.npz'}", "--epochs", "1", "--lr", "0.05",
+                             "--batch-size", "50", "-q", "-o", tmp_path / "w.npz")
+    assert code == 0, err
+    assert "160 train / 40 test" in err and "accuracy" in out
+    assert set(np.load(tmp_path / "w.npz")) == set(dlg.load(MODELS / "mlp.dlg").params)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "imagenet"], "unknown data source 'imagenet'"),
+    (["--data", "mnist:/no/such/folder"], "/no/such/folder"),
+    (["-o", "w.pt"], "weights are .safetensors or .npz files"),
+])
+def test_train_errors(capsys, tmp_path, args, message):
+    code, _, err = run_cli(capsys, "train", MODELS / "mlp.dlg", "--epochs", "0", "-q", *args)
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_train_needs_a_train_section_and_fitting_data(capsys, tmp_path):
+    path = tmp_path / "m.dlg"
+    path.write_text("model M { input x: f32[N, 3] output y = x * 2.0 }")
+    code, _, err = run_cli(capsys, "train", path)
+    assert code == 1 and "has no train section" in err
+    code, _, err = run_cli(capsys, "train", MODELS / "cnn.dlg")
+    assert code == 1 and "no built-in data fits input f32[N,3,10,10]" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,8 @@ from dlg.ir.shapes import shape_str
 from dlg.ir.train_spec import TrainSpec
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter
+from dlg.runtime.training import History, TrainStep, bind_inputs, evaluate, fit
+from dlg.runtime.weights import load_weights, save_weights
 
 
 class ParamDict(MutableMapping[str, np.ndarray]):
@@ -30,6 +33,11 @@ class ParamDict(MutableMapping[str, np.ndarray]):
         if name not in self._types:
             raise DlgValueError(f"no parameter named {name!r}")
         self._values[name] = _conform(name, value, self._types[name])
+
+    def assign(self, name: str, value: np.ndarray) -> None:
+        """Overwrite a parameter's array in place (a training step's update): whoever holds
+        the array (an executable, a user) sees the new values."""
+        np.copyto(self._values[name], value, casting="same_kind")
 
     def __delitem__(self, name: str) -> None:
         raise DlgValueError("parameters cannot be deleted")
@@ -69,7 +77,8 @@ class Model:
     def __init__(self, graph: Graph, params: dict[str, np.ndarray], trainable: dict[str, bool],
                  train_spec: TrainSpec | None = None,
                  build_train_graph: Callable[[], Graph] | None = None, seed: int | None = 0,
-                 layer_calls: list[LayerCall] | None = None):
+                 layer_calls: list[LayerCall] | None = None,
+                 build_eval_graph: Callable[[], Graph] | None = None):
         self.name = graph.name
         self.graph = graph
         self._types = {n.name: n.types[0] for n in graph.params}
@@ -78,6 +87,10 @@ class Model:
         self.train_spec = train_spec
         self._build_train_graph = build_train_graph
         self._train_graph: Graph | None = None
+        self._build_eval_graph = build_eval_graph
+        self._eval_graph: Graph | None = None
+        self._fit_step: TrainStep | None = None
+        self._epochs_done = 0
         self.interpreter = Interpreter(seed)
         self.layer_calls = list(layer_calls or [])
 
@@ -101,19 +114,60 @@ class Model:
             self._train_graph = self._build_train_graph()
         return self._train_graph
 
+    @property
+    def eval_graph(self) -> Graph | None:
+        """The graph in inference mode with the train section's loss and metrics as outputs."""
+        if self._eval_graph is None and self._build_eval_graph is not None:
+            self._eval_graph = self._build_eval_graph()
+        return self._eval_graph
+
     def __call__(self, *args: Any, **inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run on inputs by name (`m(x=batch)`) or in declaration order (`m(batch)`)."""
-        names = list(self.inputs)
-        if len(args) > len(names):
-            raise DlgValueError(f"{self.name} takes {len(names)} inputs ({', '.join(names)}), "
-                                f"got {len(args)}")
-        for name, value in zip(names, args):
-            if name in inputs:
-                raise DlgValueError(f"input {name!r} given twice")
-            inputs[name] = value
+        try:
+            inputs = bind_inputs(list(self.inputs), args, inputs)
+        except DlgValueError as e:
+            raise DlgValueError(f"{self.name} {e.message}") from None
         outputs, _ = self.interpreter.run(self.graph, inputs, self.params)
         values = tuple(outputs[name] for name, _ in self.graph.outputs)
         return values[0] if len(values) == 1 else values
+
+    # -- training ---------------------------------------------------------------------------------
+    def train_step(self) -> TrainStep:
+        """A fresh optimisation step for custom loops: `step(x=..., y=...)` updates the
+        parameters in place and returns the loss and metrics (its optimizer state is its own)."""
+        return TrainStep(self)
+
+    def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
+            validation_data: tuple[Any, Any] | None = None, seed: int | None = 0,
+            verbose: int = 1, lr: float | None = None) -> History:
+        """Train with the train section's loss, metrics, optimizer and schedule (Keras-like).
+
+        `x`/`y` are arrays (or dicts by input name); returns a `History` of per-epoch loss
+        and metrics (and `val_*` ones with `validation_data`). Optimizer state and the epoch
+        count carry over between calls, so `fit` twice continues training. `lr` replaces the
+        train section's learning rate (a schedule then starts from it).
+        """
+        if not (isinstance(epochs, int) and epochs >= 0):
+            raise DlgValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        if self._fit_step is None:
+            self._fit_step = TrainStep(self)
+        if lr is not None:
+            self._fit_step.base_lr = float(lr)
+        history = fit(self, self._fit_step, x, y, epochs, batch_size, shuffle, validation_data,
+                      seed, verbose, self._epochs_done)
+        self._epochs_done += epochs
+        return history
+
+    def evaluate(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, float]:
+        """Loss and metrics over a whole dataset, in inference mode."""
+        return evaluate(self, x, y, batch_size)
+
+    def save_weights(self, path: str | Path) -> None:
+        """Write every parameter and buffer to .safetensors or .npz (PyTorch names)."""
+        save_weights(path, self.params)
+
+    def load_weights(self, path: str | Path) -> None:
+        self.load_state_dict(load_weights(path))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and buffer, in declaration order, with PyTorch names."""

@@ -51,7 +51,8 @@ def scalar_loss(g: Graph, weights_seed: int = 0) -> tuple[Graph, dict[str, np.nd
         if not t.dtype.is_float:
             continue
         w = b.input(f"w_{name}", t)
-        weights[f"w_{name}"] = rng.standard_normal(tuple(int(d) for d in t.shape)).astype(t.dtype.np)
+        shape = tuple(int(d) for d in t.shape)
+        weights[f"w_{name}"] = rng.standard_normal(shape).astype(t.dtype.np)
         term = b.reduce_sum(b.mul(v, w))
         total = term if total is None else b.add(total, term)
     assert total is not None, "no float output to differentiate"

@@ -1,0 +1,246 @@
+"""Training: one graph per optimisation step, and the Keras-like loops around it.
+
+`build_train_step` turns a model's training graph (forward in training mode, the train
+section's loss and metrics) into ONE graph: forward -> loss -> gradients (the autodiff pass) ->
+parameter and optimizer-state updates (`Graph.updates`). `TrainStep` runs it and writes the
+updates back into the parameter arrays in place, so whoever shares `model.params` sees them.
+`fit` and `evaluate` batch NumPy arrays through it; the compiler will swap the interpreter for
+native code behind the same `TrainStep` contract.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from dlg.compiler.optimizers import apply_optimizer
+from dlg.compiler.passes.autodiff import GRAD_PREFIX, grad
+from dlg.errors import DlgError, DlgValueError, Span
+from dlg.ir.builder import Builder
+from dlg.ir.graph import Graph
+from dlg.ir.train_spec import TrainSpec, scheduled_lr
+from dlg.runtime.data import DataLoader
+from dlg.runtime.interp import Interpreter
+
+if TYPE_CHECKING:
+    from dlg.runtime.model import Model
+
+LR = "optimizer.lr"
+
+
+def build_train_step(train_graph: Graph, spec: TrainSpec) -> tuple[Graph, dict[str, np.ndarray]]:
+    """The whole step as one graph, and the initial optimizer state it reads and updates."""
+    if spec.optimizer is None:
+        raise DlgValueError("the train section has no optimizer; add e.g. "
+                            "`optimizer = SGD(lr=0.01)`", spec.span)
+    g = grad(train_graph, spec.loss)
+    b = Builder(g, spec.optimizer.span)
+    grads = {name[len(GRAD_PREFIX):]: v for name, v in g.outputs if name.startswith(GRAD_PREFIX)}
+    params = {n.name: n.out for n in g.params if n.name in grads}
+    state = apply_optimizer(b, spec.optimizer, params, grads)
+    g.outputs = [(name, v) for name, v in g.outputs if not name.startswith(GRAD_PREFIX)]
+    return g, dict(state.initial)
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """Class-index labels feeding a classification loss must lie in 0..classes-1."""
+
+    input: str
+    classes: int
+    loss: str
+    span: Span | None
+
+    def __call__(self, labels: np.ndarray) -> None:
+        if labels.size == 0 or labels.dtype.kind not in "iu":
+            return
+        bad = (labels < 0) | (labels >= self.classes)
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            raise DlgValueError(
+                f"label {self.input!r} must hold class indices 0..{self.classes - 1} for "
+                f"{self.loss}, got {labels[tuple(where)]} at index {tuple(int(i) for i in where)}"
+                , self.span)
+
+
+def label_checks(g: Graph) -> list[LabelCheck]:
+    """A check per (label input, classification loss) pair in the graph."""
+    inputs = {n.out: n.name for n in g.inputs}
+    checks = []
+    for node in g:
+        if node.op.name in ("cross_entropy", "nll_loss") and node.inputs[1] in inputs:
+            logits = g.type_of(node.inputs[0])
+            classes = logits.shape[1 if logits.rank > 1 else 0]
+            if isinstance(classes, int):
+                checks.append(LabelCheck(inputs[node.inputs[1]], classes, node.op.name,
+                                         node.span))
+    return checks
+
+
+class TrainStep:
+    """`step(x=..., y=...)` runs one optimisation step and returns the loss and metrics.
+
+    Parameters are updated in place in `model.params`; optimizer state (momentum buffers, Adam
+    moments, the step count, the learning rate) lives in `step.state`. Set `step.lr` to change
+    the learning rate between steps (what a schedule does).
+    """
+
+    def __init__(self, model: Model):
+        spec = model.train_spec
+        if spec is None or model.train_graph is None:
+            raise DlgValueError(f"model {model.name} has no train section; add `train "
+                                f"{model.name} {{ input y: ...  loss = ...  optimizer = ... }}`")
+        self.model = model
+        self.spec = spec
+        self.graph, self.state = build_train_step(model.train_graph, spec)
+        self.base_lr = float(spec.optimizer.hyper["lr"])  # type: ignore[union-attr]
+        self.interpreter = Interpreter(model.interpreter.rng.integers(2**63))
+        self.steps = 0
+        self._checks = label_checks(model.train_graph)
+
+    @property
+    def lr(self) -> float:
+        return float(self.state[LR])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.state[LR] = np.asarray(value, self.state[LR].dtype)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n.name for n in self.graph.inputs]
+
+    def __call__(self, *args: Any, **inputs: Any) -> dict[str, float]:
+        inputs = bind_inputs(self.input_names, args, inputs)
+        for check in self._checks:
+            check(np.asarray(inputs[check.input]))
+        values = {**self.model.params, **self.state}
+        outputs, updates = self.interpreter.run(self.graph, inputs, values)
+        loss = float(outputs[self.spec.loss])
+        if not math.isfinite(loss):
+            raise DlgValueError(f"the loss is {loss} at step {self.steps + 1}; the parameters "
+                                f"were not updated (lower the learning rate, or check the data "
+                                f"for NaN/inf)", self.spec.span)
+        for name, value in updates.items():
+            if name in self.state:
+                self.state[name] = value
+            else:
+                self.model.params.assign(name, value)
+        self.steps += 1
+        return {name: float(outputs[name]) for name in (self.spec.loss, *self.spec.metrics)}
+
+
+def bind_inputs(names: Sequence[str], args: Sequence[Any], inputs: dict[str, Any]
+                ) -> dict[str, Any]:
+    """Positional arguments in declaration order, merged with keyword ones."""
+    if len(args) > len(names):
+        raise DlgValueError(f"takes {len(names)} inputs ({', '.join(names)}), got {len(args)}")
+    for name, value in zip(names, args):
+        if name in inputs:
+            raise DlgValueError(f"input {name!r} given twice")
+        inputs[name] = value
+    return inputs
+
+
+@dataclass
+class History:
+    """What `fit` returns, as Keras does: per-epoch values by name (`loss`, `accuracy`,
+    `val_loss`, ...) in `history`, and the epoch numbers in `epoch`."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epoch: list[int] = field(default_factory=list)
+
+    def add(self, epoch: int, values: Mapping[str, float]) -> None:
+        self.epoch.append(epoch)
+        for k, v in values.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __getitem__(self, name: str) -> list[float]:
+        return self.history[name]
+
+
+def as_arrays(model: Model, names: Sequence[str], data: Any, what: str) -> list[np.ndarray]:
+    """`x` or `y` of fit/evaluate: one array (for one input) or a dict by input name."""
+    if isinstance(data, Mapping):
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise DlgValueError(f"{what} has no {missing[0]!r} "
+                                f"(the model takes {', '.join(names)})")
+        return [np.asarray(data[n]) for n in names]
+    if len(names) != 1:
+        raise DlgValueError(f"{what}: {model.name} takes {len(names)} arrays "
+                            f"({', '.join(names)}); pass a dict by name")
+    return [np.asarray(data)]
+
+
+def _loader(model: Model, names: list[str], arrays: list[np.ndarray], batch_size: int,
+            shuffle: bool, seed: int | None) -> DataLoader:
+    lengths = {n: len(a) if a.ndim else 0 for n, a in zip(names, arrays)}
+    if len(set(lengths.values())) != 1:
+        raise DlgValueError("inputs and labels differ in length: " +
+                            ", ".join(f"{n} has {k}" for n, k in lengths.items()))
+    return DataLoader(*arrays, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+def fit(model: Model, step: TrainStep, x: Any, y: Any, epochs: int, batch_size: int,
+        shuffle: bool, validation_data: tuple[Any, Any] | None, seed: int | None,
+        verbose: int, first_epoch: int) -> History:
+    features, labels = list(model.inputs), list(step.spec.labels)
+    names = features + labels
+    arrays = as_arrays(model, features, x, "x") + as_arrays(model, labels, y, "y")
+    loader = _loader(model, names, arrays, batch_size, shuffle, seed)
+    history = History()
+    for epoch in range(first_epoch, first_epoch + epochs):
+        step.lr = scheduled_lr(step.spec.schedule, step.base_lr, epoch)
+        totals: dict[str, float] = {}
+        seen = 0
+        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
+                   unit="batch", disable=verbose < 1, dynamic_ncols=True)
+        for i, batch in enumerate(loader):
+            try:
+                values = step(**dict(zip(names, batch)))
+            except DlgError as e:
+                raise e.with_note(f"in epoch {epoch + 1}, batch {i + 1} of {len(loader)}")
+            n = len(batch[0])
+            seen += n
+            for k, v in values.items():
+                totals[k] = totals.get(k, 0.0) + v * n
+            bar.set_postfix({k: f"{v / seen:.4f}" for k, v in totals.items()}, refresh=False)
+            bar.update()
+        record = {k: v / max(seen, 1) for k, v in totals.items()}
+        if validation_data is not None:
+            val = evaluate(model, *validation_data, batch_size=max(batch_size, 256))
+            record.update({f"val_{k}": v for k, v in val.items()})
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()}, refresh=False)
+        bar.close()
+        history.add(epoch + 1, record)
+    return history
+
+
+def evaluate(model: Model, x: Any, y: Any, batch_size: int = 256) -> dict[str, float]:
+    """Loss and metrics in inference mode (dropout off, running statistics), averaged over all
+    samples."""
+    spec, graph = model.train_spec, model.eval_graph
+    if spec is None or graph is None:
+        raise DlgValueError(f"model {model.name} has no train section to evaluate with")
+    features, labels = list(model.inputs), list(spec.labels)
+    names = features + labels
+    arrays = as_arrays(model, features, x, "x") + as_arrays(model, labels, y, "y")
+    checks = label_checks(graph)
+    totals: dict[str, float] = {}
+    seen = 0
+    for batch in _loader(model, names, arrays, batch_size, False, None):
+        inputs = dict(zip(names, batch))
+        for check in checks:
+            check(np.asarray(inputs[check.input]))
+        outputs, _ = model.interpreter.run(graph, inputs, model.params)
+        n = len(batch[0])
+        seen += n
+        for k in (spec.loss, *spec.metrics):
+            totals[k] = totals.get(k, 0.0) + float(outputs[k]) * n
+    return {k: v / max(seen, 1) for k, v in totals.items()}
