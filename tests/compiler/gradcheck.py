@@ -62,7 +62,7 @@ def scalar_loss(g: Graph, weights_seed: int = 0) -> tuple[Graph, dict[str, np.nd
 
 def check_gradients(g: Graph, inputs: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray],
                     wrt: list[str], loss: str = "check_loss", directions: int = 3,
-                    seed: int = 0, rtol: float = 1e-6) -> float:
+                    seed: int = 0, rtol: float = 1e-6, eps: float = EPS) -> float:
     """Compare grad(g) with central differences along random directions; returns the worst
     relative error (and asserts it is below rtol)."""
     gg = grad(g, loss, wrt=wrt)
@@ -77,9 +77,9 @@ def check_gradients(g: Graph, inputs: Mapping[str, np.ndarray], params: Mapping[
     worst = 0.0
     for _ in range(directions):
         v = {k: rng.standard_normal(np.shape(values[k])) for k in wrt}
-        plus = {**values, **{k: values[k] + EPS * v[k] for k in wrt}}
-        minus = {**values, **{k: values[k] - EPS * v[k] for k in wrt}}
-        numeric = (float(run(g, plus)[loss]) - float(run(g, minus)[loss])) / (2 * EPS)
+        plus = {**values, **{k: values[k] + eps * v[k] for k in wrt}}
+        minus = {**values, **{k: values[k] - eps * v[k] for k in wrt}}
+        numeric = (float(run(g, plus)[loss]) - float(run(g, minus)[loss])) / (2 * eps)
         analytic = sum(float(np.sum(grads["grad." + k] * v[k])) for k in wrt)
         err = abs(numeric - analytic) / max(1.0, abs(numeric))
         worst = max(worst, err)

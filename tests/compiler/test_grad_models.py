@@ -37,8 +37,9 @@ def test_model_gradients_match_finite_differences(name):
     rng = np.random.default_rng(0)
     inputs = batch_for(m, g, 2, rng, f64=True)
     params = {k: v.astype(np.float64) for k, v in m.params.items()}
-    worst = check_gradients(g, inputs, params, wrt=m.trainable, loss="loss", rtol=1e-5)
-    assert worst < 1e-5
+    # a small step: with tens of thousands of ReLU and max-pool kinks, a step of 1e-6 along a
+    # random direction crosses some of them (errors ~1e-3); 1e-7 stays clear in float64
+    check_gradients(g, inputs, params, wrt=m.trainable, loss="loss", rtol=1e-6, eps=1e-7)
 
 
 TORCH_LOSS = {"mlp.dlg": "nll_loss"}

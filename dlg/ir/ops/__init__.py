@@ -3,7 +3,18 @@
 Importing this package registers every op in `REGISTRY`.
 """
 
-from dlg.ir.ops import control, elementwise, linalg, losses, nn, reduce, shape, source  # noqa: F401  (registers ops)
+from dlg.ir.ops import (  # noqa: F401  (importing a family registers its ops)
+    control,
+    conv,
+    elementwise,
+    linalg,
+    losses,
+    nn,
+    pool,
+    reduce,
+    shape,
+    source,
+)
 from dlg.ir.ops.opdef import REGISTRY, Attr, OpDef, defop, zero_vjp
 
 __all__ = ["REGISTRY", "Attr", "OpDef", "defop", "zero_vjp"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlg.errors import DlgShapeError, DlgTypeError
+from dlg.errors import DlgAttributeError, DlgShapeError, DlgTypeError
 from dlg.ir.dtypes import DType
-from dlg.ir.shapes import Dim, Shape, shape_str
+from dlg.ir.shapes import Dim, Shape, Sym, shape_str
 from dlg.ir.types import TensorType
 
 FLOATS = (DType.f16, DType.f32, DType.f64)
@@ -64,6 +64,20 @@ def normalize_axes(op: str, axes: Sequence[int] | None, rank: int) -> tuple[int,
     return tuple(sorted(out))
 
 
+def check_lengths(op: str, nd: int, **attrs: Sequence) -> None:
+    for name, value in attrs.items():
+        if len(value) != nd:
+            raise DlgAttributeError(f"{op}: {name} needs {nd} value{'s' if nd > 1 else ''} "
+                                    f"(one per spatial dim), got {list(value)}")
+
+
+def concrete_dims(op: str, t: TensorType, axes: range, what: str) -> tuple[int, ...]:
+    dims = [t.shape[a] for a in axes]
+    if any(isinstance(d, Sym) for d in dims):
+        raise DlgShapeError(f"{op}: {what} must be concrete, got {t}")
+    return tuple(d for d in dims if isinstance(d, int))
+
+
 # ---- helpers for VJP rules (they build IR through the builder they are given) -------------------
 def sum_to_shape(b, g, shape: Shape):
     """Sum `g` over the axes along which `shape` was broadcast to g's shape (NumPy's rules)."""
@@ -84,3 +98,29 @@ def scalar(b, value: float, like):
 def zeros_like(b, v):
     t = b.type_of(v)
     return b.full(shape=t.shape, value=0.0, dtype=t.dtype)
+
+
+def interleave_zeros(b, v, axis: int, step: int):
+    """`step - 1` zeros between consecutive elements along `axis` (length L -> (L-1)*step + 1):
+    the transpose of a strided slice. Pads a new axis and merges it."""
+    shape = b.type_of(v).shape
+    length = shape[axis]
+    if step == 1 or length == 0:
+        return v
+    v = b.reshape(v, shape=shape[:axis + 1] + (1,) + shape[axis + 1:])
+    v = b.pad(v, pads=tuple((0, step - 1) if i == axis + 1 else (0, 0)
+                            for i in range(len(shape) + 1)))
+    v = b.reshape(v, shape=shape[:axis] + (length * step,) + shape[axis + 1:])
+    return b.slice(v, axes=(axis,), starts=(0,), stops=((length - 1) * step + 1,), steps=(1,))
+
+
+def pad_or_crop(b, v, axis: int, lo: int, hi: int):
+    """Zeros added (positive) or elements removed (negative) at each end of `axis`."""
+    shape = b.type_of(v).shape
+    if lo < 0 or hi < 0:
+        start, stop = max(-lo, 0), shape[axis] - max(-hi, 0)
+        v = b.slice(v, axes=(axis,), starts=(start,), stops=(stop,), steps=(1,))
+    if lo > 0 or hi > 0:
+        v = b.pad(v, pads=tuple((max(lo, 0), max(hi, 0)) if i == axis else (0, 0)
+                                for i in range(len(shape))))
+    return v

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
-from dlg.ir.ops.common import INTS, normalize_axes, normalize_axis, require_dtype, same_dtype
+from dlg.ir.ops.common import (
+    INTS,
+    interleave_zeros,
+    normalize_axes,
+    normalize_axis,
+    require_dtype,
+    same_dtype,
+)
 from dlg.ir.ops.opdef import MOVEMENT, Attr, defop
 from dlg.ir.shapes import Dim, Shape, Sym, numel
 from dlg.ir.types import TensorType
@@ -138,23 +145,14 @@ def _concrete_pad(lo: Dim, hi: Dim, what: str) -> tuple[int, int]:
 
 
 def _slice_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
-    """Zeros around (and, for steps > 1, between) the sliced elements: interleave zeros by
-    padding a new axis and merging it, then pad the ends."""
+    """Zeros around (and, for steps > 1, between) the sliced elements."""
     x = b.type_of(n.inputs[0])
     a = n.attrs
     for axis, start, step in zip(a["axes"], a["starts"], a["steps"]):
         axis = axis % x.rank
-        shape = b.type_of(g).shape
-        length = shape[axis]
-        if length == 0:
+        if b.type_of(g).shape[axis] == 0:
             return (b.full(shape=x.shape, value=0.0, dtype=x.dtype),)
-        if step > 1:
-            g = b.reshape(g, shape=shape[:axis + 1] + (1,) + shape[axis + 1:])
-            g = b.pad(g, pads=tuple((0, step - 1) if i == axis + 1 else (0, 0)
-                                    for i in range(len(shape) + 1)))
-            g = b.reshape(g, shape=shape[:axis] + (length * step,) + shape[axis + 1:])
-            g = b.slice(g, axes=(axis,), starts=(0,), stops=((length - 1) * step + 1,),
-                        steps=(1,))
+        g = interleave_zeros(b, g, axis, step)
         used = b.type_of(g).shape[axis]
         lo, hi = _concrete_pad(start, x.shape[axis] - start - used, "a slice")
         g = b.pad(g, pads=tuple((lo, hi) if i == axis else (0, 0) for i in range(x.rank)))

@@ -1,0 +1,207 @@
+"""Convolution: the `conv` primitive (1-D or 2-D, explicit asymmetric padding, groups, no bias;
+PyTorch's cross-correlation), its gradient, and the `conv1d`/`conv2d` composites.
+
+`conv1d(x, w, b)` / `conv2d(x, w, b)` take a bias; `conv1d_nobias(x, w)` / `conv2d_nobias(x, w)`
+do not. Padding is `padding` (ints, symmetric per spatial dim) or `auto_pad="same"|"valid"` (an
+attribute holds one kind, so the PyTorch strings travel in their own attribute, as in ONNX);
+"same" needs stride 1 and puts the odd pad on the high side, like PyTorch. `conv` is a primitive
+because codegen gives it a real kernel.
+
+Gradient (as graph ops): the input's is a convolution of the gradient, zeros interleaved for the
+stride, with the weights flipped and their in/out channels swapped per group; the weight's is,
+for each kernel offset, a contraction (matmul) of the gradient with the input window that offset
+reads (im2col): a convolution over the batch would need the symbolic batch as a channel dim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from dlg.errors import DlgAttributeError, DlgShapeError
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.common import (
+    FLOATS,
+    check_lengths,
+    concrete_dims,
+    interleave_zeros,
+    pad_or_crop,
+    require_dtype,
+    same_dtype,
+)
+from dlg.ir.ops.opdef import Attr, defop
+from dlg.ir.shapes import numel
+from dlg.ir.types import TensorType
+
+
+# ---- convolution ------------------------------------------------------------------------------
+def _conv_infer(x: TensorType, w: TensorType, *, stride: tuple[int, ...],
+                padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int,
+                op: str = "conv") -> TensorType:
+    require_dtype(op, x, FLOATS)
+    same_dtype(op, x, w)
+    nd = x.rank - 2
+    if nd not in (1, 2) or w.rank != x.rank:
+        raise DlgShapeError(f"{op}: expects input [N, C_in, *spatial] and weight "
+                            f"[C_out, C_in/groups, *kernel] with 1 or 2 spatial dims, got "
+                            f"input {x} and weight {w}")
+    check_lengths(op, nd, stride=stride, padding=padding, dilation=dilation)
+    if min(stride) < 1 or min(dilation) < 1 or groups < 1 or min(min(p) for p in padding) < 0:
+        raise DlgAttributeError(f"{op}: stride, dilation and groups must be positive and padding "
+                                f"non-negative, got stride={list(stride)}, "
+                                f"dilation={list(dilation)}, groups={groups}, "
+                                f"padding={[list(p) for p in padding]}")
+    spatial = concrete_dims(op, x, range(1, x.rank), "input channels and spatial dims")
+    c_in, spatial = spatial[0], spatial[1:]
+    c_out, c_group, *kernel = concrete_dims(op, w, range(w.rank), "weight dims")
+    if c_in % groups or c_out % groups or c_group * groups != c_in:
+        raise DlgShapeError(f"{op}: input {x} has {c_in} channels but weight {w} with "
+                            f"groups={groups} expects {c_group * groups}; C_in and C_out must "
+                            f"be divisible by groups")
+    out = []
+    for size, k, s, (lo, hi), d in zip(spatial, kernel, stride, padding, dilation):
+        span = size + lo + hi - d * (k - 1) - 1
+        if span < 0:
+            raise DlgShapeError(f"{op}: kernel {kernel} (dilation {list(dilation)}) is larger "
+                                f"than the padded input: input {x}, weight {w}, "
+                                f"padding {[list(p) for p in padding]}")
+        out.append(span // s + 1)
+    return TensorType(x.dtype, (x.shape[0], c_out, *out))
+
+
+def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
+              padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int
+              ) -> np.ndarray:
+    nd = x.ndim - 2
+    n, c_in = x.shape[:2]
+    c_out, kernel = w.shape[0], w.shape[2:]
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), *padding])
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    out = [(size - e) // s + 1 for size, e, s in zip(xp.shape[2:], extent, stride)]
+    win = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
+    win = win[(slice(None), slice(None))
+              + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
+              + tuple(slice(None, None, d) for d in dilation)]
+    win = win.reshape(n, groups, c_in // groups, *out, *kernel)
+    wg = w.astype(np.float64).reshape(groups, c_out // groups, c_in // groups, *kernel)
+    o_letters, k_letters = "xyz"[:nd], "ijk"[:nd]
+    y = np.einsum(f"ngc{o_letters}{k_letters},goc{k_letters}->ngo{o_letters}", win, wg,
+                  optimize=True)
+    return y.reshape(n, c_out, *out).astype(x.dtype)
+
+
+def _conv_vjp(b, n, g):
+    x, w = n.inputs
+    return _conv_input_grad(b, g, b.type_of(x), w, **n.attrs), \
+        _conv_weight_grad(b, g, x, b.type_of(w), **n.attrs)
+
+
+def _conv_input_grad(b, g, x: TensorType, w, *, stride, padding, dilation, groups):
+    """dx = conv(g with stride-1 zeros between its elements, padded by the kernel extent,
+    weights flipped with in/out channels swapped per group), cropped to x's padding."""
+    nd = x.rank - 2
+    wt = b.type_of(w)
+    c_out, c_group, *kernel = (int(d) for d in wt.shape)
+    for i, s in enumerate(stride):
+        g = interleave_zeros(b, g, 2 + i, s)
+    for i, (k, d, (lo, hi)) in enumerate(zip(kernel, dilation, padding)):
+        size, used = int(x.shape[2 + i]), int(b.type_of(g).shape[2 + i])
+        extra = size + lo + hi - (used + d * (k - 1))  # input rows no window reached
+        g = pad_or_crop(b, g, 2 + i, d * (k - 1) - lo, d * (k - 1) + extra - hi)
+    flipped = w
+    for i, k in enumerate(kernel):
+        flipped = b.take(flipped, b.constant(np.arange(k - 1, -1, -1), DType.i64), axis=2 + i)
+    swapped = b.reshape(flipped, shape=(groups, c_out // groups, c_group, *kernel))
+    swapped = b.transpose(swapped, perm=(0, 2, 1, *range(3, 3 + nd)))
+    swapped = b.reshape(swapped, shape=(groups * c_group, c_out // groups, *kernel))
+    return b.conv(g, swapped, stride=(1,) * nd, padding=((0, 0),) * nd, dilation=dilation,
+                  groups=groups)
+
+
+def _conv_weight_grad(b, g, x, wt: TensorType, *, stride, padding, dilation, groups):
+    """dw[o, c, k] = sum over batch and output positions of g[n, o, p] * xpad[n, c, p*s + k*d]:
+    one batched matmul per kernel offset k, over the strided window of x that offset reads."""
+    nd = wt.rank - 2
+    c_out, c_group, *kernel = (int(d) for d in wt.shape)
+    xpad = b.pad(x, pads=((0, 0), (0, 0), *padding))
+    out = b.type_of(g).shape[2:]
+    n = b.type_of(x).shape[0]
+    g_rows = b.reshape(b.transpose(g, perm=(1, 0, *range(2, 2 + nd))),
+                       shape=(groups, c_out // groups, n * numel(out)))
+    per_offset = []
+    for offset in np.ndindex(*kernel):
+        starts = tuple(k * d for k, d in zip(offset, dilation))
+        window = b.slice(xpad, axes=tuple(range(2, 2 + nd)), starts=starts,
+                         stops=tuple(s + (o - 1) * st + 1 for s, o, st in zip(starts, out, stride)),
+                         steps=tuple(stride))
+        cols = b.reshape(b.transpose(window, perm=(1, 0, *range(2, 2 + nd))),
+                         shape=(groups, c_group, n * numel(out)))
+        dw = b.matmul(g_rows, b.transpose(cols, perm=(0, 2, 1)))  # [groups, out/g, in/g]
+        per_offset.append(b.reshape(dw, shape=(c_out, c_group, 1)))
+    stacked = b.concat(*per_offset, axis=2) if len(per_offset) > 1 else per_offset[0]
+    return b.reshape(stacked, shape=wt.shape)
+
+
+CONV = defop("conv", ("x", "w"), _conv_infer, ref=_conv_ref, vjp=_conv_vjp,
+             attrs={"stride": Attr("ints"), "padding": Attr("pads"), "dilation": Attr("ints"),
+                    "groups": Attr("int")},
+             doc="PyTorch's convolution (cross-correlation), 1-D or 2-D, without bias.")
+
+
+def _resolve_pads(op: str, w: TensorType, stride: tuple[int, ...], padding: tuple[int, ...],
+                  dilation: tuple[int, ...], auto_pad: str) -> tuple[tuple[int, int], ...]:
+    """Explicit (lo, hi) pads from symmetric ints or PyTorch's 'same'/'valid'."""
+    if auto_pad == "none":
+        return tuple((p, p) for p in padding)
+    if any(padding):
+        raise DlgAttributeError(f"{op}: give padding={list(padding)} or auto_pad={auto_pad!r}, "
+                                f"not both")
+    if auto_pad == "valid":
+        return tuple((0, 0) for _ in padding)
+    if any(s != 1 for s in stride):
+        raise DlgAttributeError(f"{op}: padding 'same' needs stride 1, got stride={list(stride)}")
+    kernel = concrete_dims(op, w, range(2, w.rank), "weight dims")
+    totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    return tuple((t // 2, t - t // 2) for t in totals)
+
+
+def _convnd(nd: int, with_bias: bool) -> None:
+    name = f"conv{nd}d" if with_bias else f"conv{nd}d_nobias"
+
+    def attrs_of(x: TensorType, w: TensorType, stride: tuple[int, ...],
+                 padding: tuple[int, ...], dilation: tuple[int, ...], groups: int,
+                 auto_pad: str) -> dict:
+        if x.rank != nd + 2:
+            raise DlgShapeError(f"{name}: input must have rank {nd + 2} "
+                                f"([N, C, {', '.join('HW'[2 - nd:])}]), got {x}")
+        check_lengths(name, nd, stride=stride, padding=padding, dilation=dilation)
+        pads = _resolve_pads(name, w, stride, padding, dilation, auto_pad)
+        return {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups}
+
+    def infer(x: TensorType, w: TensorType, *bias: TensorType, **attrs) -> TensorType:
+        out = _conv_infer(x, w, **attrs_of(x, w, **attrs), op=name)
+        if bias:
+            same_dtype(name, x, bias[0])
+            if bias[0].shape != (out.shape[1],):
+                raise DlgShapeError(f"{name}: bias must be [{out.shape[1]}] (C_out of weight {w}),"
+                                    f" got {bias[0]}")
+        return out
+
+    def decompose(b, x, w, *bias, **attrs):
+        y = b.conv(x, w, **attrs_of(b.type_of(x), b.type_of(w), **attrs))
+        if not bias:
+            return y
+        c_out = b.type_of(w).shape[0]
+        return b.add(y, b.reshape(bias[0], shape=(c_out,) + (1,) * nd))
+
+    inputs = ("x", "w", "b") if with_bias else ("x", "w")
+    defop(name, inputs, infer, decompose=decompose,
+          attrs={"stride": Attr("ints", (1,) * nd), "padding": Attr("ints", (0,) * nd),
+                 "dilation": Attr("ints", (1,) * nd), "groups": Attr("int", 1),
+                 "auto_pad": Attr("str", "none", ("none", "same", "valid"))},
+          doc=f"PyTorch's F.conv{nd}d{'' if with_bias else ' without bias'}.")
+
+
+for _nd in (1, 2):
+    _convnd(_nd, with_bias=True)
+    _convnd(_nd, with_bias=False)

@@ -1,0 +1,226 @@
+"""Pooling: `max_pool` and `avg_pool` over the last 1 or 2 dims with PyTorch's semantics (its
+output-size rule with ceil_mode, avg_pool's divisor), and their backward primitives.
+
+`max_pool_grad(x, g)` routes each window's gradient to the first maximum of the window in
+row-major order (PyTorch's choice; padding never receives any); `avg_pool_grad(g)` spreads each
+window's gradient evenly over the elements its divisor counted. Pool backward ops are primitives,
+not decompositions, because codegen gives them one loop over the windows (a scatter), where a
+decomposition would need a window-sized temporary per output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from dlg.errors import DlgAttributeError, DlgShapeError
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.common import FLOATS, check_lengths, concrete_dims, require_dtype, same_dtype
+from dlg.ir.ops.opdef import Attr, defop
+from dlg.ir.types import TensorType
+
+
+# ---- pooling ----------------------------------------------------------------------------------
+def _pool_sizes(op: str, x: TensorType, kernel: tuple[int, ...], stride: tuple[int, ...],
+                padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool
+                ) -> list[int]:
+    """PyTorch's pooling_output_shape, with its argument checks."""
+    nd = len(kernel)
+    if nd not in (1, 2) or x.rank < nd + 1:
+        raise DlgShapeError(f"{op}: kernel {list(kernel)} needs 1 or 2 spatial dims and an input "
+                            f"of rank at least {nd + 1}, got {x}")
+    check_lengths(op, nd, stride=stride, padding=padding, dilation=dilation)
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise DlgAttributeError(f"{op}: kernel, stride and dilation must be positive and padding "
+                                f"non-negative, got kernel={list(kernel)}, stride={list(stride)}, "
+                                f"dilation={list(dilation)}, padding={list(padding)}")
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
+        raise DlgAttributeError(f"{op}: padding {list(padding)} must be at most half the kernel "
+                                f"size {list(kernel)}")
+    spatial = concrete_dims(op, x, range(x.rank - nd, x.rank), "spatial dims")
+    out = []
+    for size, k, s, p, d in zip(spatial, kernel, stride, padding, dilation):
+        n = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (n - 1) * s >= size + p:
+            n -= 1  # the last window must start inside the input or its left padding
+        if n < 1:
+            raise DlgShapeError(f"{op}: input {x} is too small for kernel {list(kernel)} "
+                                f"(dilation {list(dilation)}, padding {list(padding)})")
+        out.append(n)
+    return out
+
+
+def _windows(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
+             padding: Sequence[int], dilation: Sequence[int], out: Sequence[int], fill: float
+             ) -> np.ndarray:
+    """[..., *out, *kernel] windows over the last len(kernel) dims of x, padded with `fill`."""
+    nd = len(kernel)
+    lead = x.ndim - nd
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    # Pad high enough for ceil_mode's last window, which may run past the right padding.
+    highs = [max((o - 1) * s + e - p - size, 0)
+             for o, s, e, p, size in zip(out, stride, extent, padding, x.shape[lead:])]
+    xp = np.pad(x, [(0, 0)] * lead + list(zip(padding, highs)), constant_values=fill)
+    win = sliding_window_view(xp, extent, axis=tuple(range(lead, x.ndim)))
+    return win[(slice(None),) * lead
+               + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
+               + tuple(slice(None, None, d) for d in dilation)]
+
+
+def _ones_if_empty(dilation: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[int, ...]:
+    return dilation or (1,) * len(kernel)
+
+
+def _max_pool_infer(x: TensorType, *, kernel, stride, padding, dilation, ceil_mode) -> TensorType:
+    require_dtype("max_pool", x, FLOATS)
+    out = _pool_sizes("max_pool", x, kernel, stride, padding, _ones_if_empty(dilation, kernel),
+                      ceil_mode)
+    return x.with_shape(x.shape[:x.rank - len(kernel)] + tuple(out))
+
+
+def _max_pool_ref(x: np.ndarray, *, kernel, stride, padding, dilation, ceil_mode) -> np.ndarray:
+    dilation = _ones_if_empty(dilation, kernel)
+    t = TensorType(DType.of(x), x.shape)
+    out = _pool_sizes("max_pool", t, kernel, stride, padding, dilation, ceil_mode)
+    win = _windows(x, kernel, stride, padding, dilation, out, -np.inf)
+    return win.max(axis=tuple(range(-len(kernel), 0)))
+
+
+_POOL_ATTRS = {"kernel": Attr("ints"), "stride": Attr("ints"), "padding": Attr("ints"),
+               "ceil_mode": Attr("bool", False)}
+MAX_POOL = defop("max_pool", ("x",), _max_pool_infer, ref=_max_pool_ref,
+                 attrs={**_POOL_ATTRS, "dilation": Attr("ints", ())},
+                 vjp=lambda b, n, g: (b.max_pool_grad(n.inputs[0], g, **n.attrs),),
+                 doc="PyTorch's max_pool1d/2d over the last 1 or 2 dims; dilation () means 1s.")
+
+
+def _avg_pool_infer(x: TensorType, *, kernel, stride, padding, ceil_mode, count_include_pad
+                    ) -> TensorType:
+    require_dtype("avg_pool", x, FLOATS)
+    out = _pool_sizes("avg_pool", x, kernel, stride, padding, (1,) * len(kernel), ceil_mode)
+    return x.with_shape(x.shape[:x.rank - len(kernel)] + tuple(out))
+
+
+def _avg_divisor(shape: Sequence[int], out: Sequence[int], kernel, stride, padding,
+                 count_include_pad: bool) -> np.ndarray:
+    """PyTorch's divisor per output position: the window clipped to the padded input, or to
+    the input itself."""
+    nd = len(kernel)
+    divisor = np.ones((), np.float64)
+    for axis, (o, k, s, p) in enumerate(zip(out, kernel, stride, padding)):
+        start = np.arange(o) * s - p
+        size = shape[len(shape) - nd + axis]
+        end = np.minimum(start + k, size + p)
+        count = end - start if count_include_pad else np.minimum(end, size) - np.maximum(start, 0)
+        divisor = np.multiply.outer(divisor, count)
+    return divisor
+
+
+def _avg_pool_ref(x: np.ndarray, *, kernel, stride, padding, ceil_mode, count_include_pad
+                  ) -> np.ndarray:
+    nd = len(kernel)
+    ones = (1,) * nd
+    t = TensorType(DType.of(x), x.shape)
+    out = _pool_sizes("avg_pool", t, kernel, stride, padding, ones, ceil_mode)
+    win = _windows(x.astype(np.float64), kernel, stride, padding, ones, out, 0.0)
+    total = win.sum(axis=tuple(range(-nd, 0)))
+    divisor = _avg_divisor(x.shape, out, kernel, stride, padding, count_include_pad)
+    return (total / divisor).astype(x.dtype)
+
+
+AVG_POOL = defop("avg_pool", ("x",), _avg_pool_infer, ref=_avg_pool_ref,
+                 attrs={**_POOL_ATTRS, "count_include_pad": Attr("bool", True)},
+                 vjp=lambda b, n, g: (b.avg_pool_grad(g, shape=b.type_of(n.inputs[0]).shape,
+                                                      **n.attrs),),
+                 doc="PyTorch's avg_pool1d/2d over the last 1 or 2 dims, with its divisor rules.")
+
+
+# ---- backward -----------------------------------------------------------------------------------
+def _scatter_windows(shape: Sequence[int], g: np.ndarray, positions: Sequence[np.ndarray]
+                     ) -> np.ndarray:
+    """Add g[..., *out] into zeros of `shape` at the spatial `positions` (one index array of
+    g's shape per spatial dim); positions outside the input (padding) are dropped."""
+    nd = len(positions)
+    spatial = tuple(shape[len(shape) - nd:])
+    lead = int(np.prod(shape[:len(shape) - nd], dtype=np.int64))
+    values = g.reshape(lead, -1)
+    pos = [p.reshape(lead, -1) for p in positions]
+    inside = np.logical_and.reduce([(p >= 0) & (p < size) for p, size in zip(pos, spatial)])
+    flat = np.ravel_multi_index(tuple(np.where(inside, p, 0) for p in pos), spatial)
+    rows = np.broadcast_to(np.arange(lead)[:, None], flat.shape)
+    out = np.zeros((lead, int(np.prod(spatial, dtype=np.int64))), np.float64)
+    np.add.at(out, (rows[inside], flat[inside]), values[inside])
+    return out.reshape(shape)
+
+
+def _grid(out: Sequence[int], stride: Sequence[int], padding: Sequence[int]) -> list[np.ndarray]:
+    """The first input position of each window, per spatial dim, broadcastable over out."""
+    nd = len(out)
+    return [(np.arange(o) * s - p).reshape((1,) * i + (o,) + (1,) * (nd - i - 1))
+            for i, (o, s, p) in enumerate(zip(out, stride, padding))]
+
+
+def _max_pool_grad_infer(x: TensorType, g: TensorType, **attrs) -> TensorType:
+    same_dtype("max_pool_grad", x, g)
+    expected = _max_pool_infer(x, **attrs)
+    if g.shape != expected.shape:
+        raise DlgShapeError(f"max_pool_grad: gradient {g} does not match the pooled {expected}")
+    return x
+
+
+def _max_pool_grad_ref(x: np.ndarray, g: np.ndarray, *, kernel, stride, padding, dilation,
+                       ceil_mode) -> np.ndarray:
+    dilation = _ones_if_empty(dilation, kernel)
+    nd = len(kernel)
+    out = g.shape[g.ndim - nd:]
+    win = _windows(x, kernel, stride, padding, dilation, out, -np.inf)
+    first = np.argmax(win.reshape(win.shape[:win.ndim - nd] + (-1,)), axis=-1)  # first max
+    offsets = np.unravel_index(first, kernel)
+    lead = (1,) * (x.ndim - nd)
+    positions = [start.reshape(lead + start.shape) + k * d
+                 for start, k, d in zip(_grid(out, stride, padding), offsets, dilation)]
+    positions = [np.broadcast_to(p, g.shape) for p in positions]
+    return _scatter_windows(x.shape, g.astype(np.float64), positions).astype(x.dtype)
+
+
+MAX_POOL_GRAD = defop(
+    "max_pool_grad", ("x", "g"), _max_pool_grad_infer, ref=_max_pool_grad_ref,
+    attrs={**_POOL_ATTRS, "dilation": Attr("ints", ())},
+    doc="max_pool's backward: each window's gradient goes to its first maximum. No VJP of its "
+        "own (second derivatives through max pooling are not supported).")
+
+
+def _avg_pool_grad_infer(g: TensorType, *, shape, kernel, stride, padding, ceil_mode,
+                         count_include_pad) -> TensorType:
+    x = g.with_shape(tuple(shape))
+    expected = _avg_pool_infer(x, kernel=kernel, stride=stride, padding=padding,
+                               ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+    if g.shape != expected.shape:
+        raise DlgShapeError(f"avg_pool_grad: gradient {g} does not match avg_pool of {x}, "
+                            f"which is {expected}")
+    return x
+
+
+def _avg_pool_grad_ref(g: np.ndarray, *, shape, kernel, stride, padding, ceil_mode,
+                       count_include_pad) -> np.ndarray:
+    nd = len(kernel)
+    out = g.shape[g.ndim - nd:]
+    share = g.astype(np.float64) / _avg_divisor(shape, out, kernel, stride, padding,
+                                                 count_include_pad)
+    total = np.zeros(shape, np.float64)
+    lead = (1,) * (g.ndim - nd)
+    for offset in np.ndindex(*kernel):
+        positions = [np.broadcast_to(start.reshape(lead + start.shape) + k, g.shape)
+                     for start, k in zip(_grid(out, stride, padding), offset)]
+        total += _scatter_windows(shape, share, positions)
+    return total.astype(g.dtype)
+
+
+AVG_POOL_GRAD = defop(
+    "avg_pool_grad", ("g",), _avg_pool_grad_infer, ref=_avg_pool_grad_ref,
+    attrs={**_POOL_ATTRS, "count_include_pad": Attr("bool", True), "shape": Attr("dims")},
+    vjp=lambda b, n, g: (b.avg_pool(g, **{k: v for k, v in n.attrs.items() if k != "shape"}),),
+    doc="avg_pool's backward (its transpose): each window's gradient shared over the elements "
+        "its divisor counted; avg_pool is in turn this op's VJP.")
