@@ -1,0 +1,112 @@
+"""Convolution and pooling gradients across their attribute space: float64 finite differences
+and torch.autograd (ties in max pooling, count_include_pad, ceil_mode, groups, dilation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlg.compiler.passes.autodiff import grad
+from dlg.ir import Builder, DType, Graph, TensorType
+from dlg.runtime.interp import Interpreter
+from tests.compiler.gradcheck import check_gradients, scalar_loss
+
+CONVS = [  # x shape, w shape, stride, padding, dilation, groups
+    ((2, 3, 9), (4, 3, 3), (2,), ((1, 0),), (1,), 1),
+    ((1, 4, 10), (4, 1, 2), (3,), ((0, 2),), (2,), 4),            # depthwise, stride > kernel
+    ((2, 2, 7, 6), (4, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),
+    ((1, 4, 8, 9), (6, 2, 3, 2), (2, 3), ((0, 1), (2, 0)), (1, 2), 2),
+    ((2, 3, 5, 5), (3, 1, 1, 1), (2, 2), ((3, 3), (0, 0)), (1, 1), 3),  # padding beyond kernel
+    ((1, 1, 9, 9), (2, 1, 3, 3), (4, 4), ((0, 0), (0, 0)), (1, 1), 1),  # unread last rows
+]
+POOLS = [  # op, x shape, attrs
+    ("max_pool", (2, 3, 7, 7), {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}),
+    ("max_pool", (2, 2, 9), {"kernel": (3,), "stride": (2,), "padding": (0,), "ceil_mode": True}),
+    ("max_pool", (1, 2, 6, 6), {"kernel": (2, 2), "stride": (1, 1), "padding": (0, 0),
+                                "dilation": (2, 2)}),
+    ("avg_pool", (2, 3, 7, 7), {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}),
+    ("avg_pool", (2, 3, 7, 7), {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1),
+                                "count_include_pad": False, "ceil_mode": True}),
+    ("avg_pool", (1, 2, 8), {"kernel": (4,), "stride": (3,), "padding": (2,), "ceil_mode": True}),
+]
+
+
+def graph(op: str, shapes: list[tuple], **attrs) -> Graph:
+    g = Graph(op)
+    b = Builder(g)
+    ins = [b.input(f"in{i}", TensorType(DType.f64, s)) for i, s in enumerate(shapes)]
+    g.set_output("out", getattr(b, op)(*ins, **attrs))
+    return g
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CONVS)
+def test_conv_gradients_match_finite_differences(xs, ws, stride, padding, dilation, groups):
+    g, weights = scalar_loss(graph("conv", [xs, ws], stride=stride, padding=padding,
+                                   dilation=dilation, groups=groups))
+    rng = np.random.default_rng(0)
+    inputs = {"in0": rng.standard_normal(xs), "in1": rng.standard_normal(ws), **weights}
+    check_gradients(g, inputs, {}, ["in0", "in1"], rtol=1e-7)
+
+
+@pytest.mark.parametrize("op, shape, attrs", POOLS)
+def test_pool_gradients_match_finite_differences(op, shape, attrs):
+    g, weights = scalar_loss(graph(op, [shape], **attrs))
+    x = np.random.default_rng(0).permutation(np.prod(shape)).reshape(shape) / 7.0  # no ties
+    check_gradients(g, {"in0": x, **weights}, {}, ["in0"], rtol=1e-7)
+
+
+def run_grads(g: Graph, inputs: dict, wrt: list[str], cotangent: np.ndarray) -> dict:
+    b = Builder(g)
+    ct = b.input("ct", TensorType(DType.f64, cotangent.shape))
+    g.set_output("loss", b.reduce_sum(b.mul(dict(g.outputs)["out"], ct)))
+    outs, _ = Interpreter().run(grad(g, "loss", wrt=wrt), {**inputs, "ct": cotangent}, {})
+    return outs
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding, dilation, groups", CONVS)
+def test_conv_gradients_match_torch(xs, ws, stride, padding, dilation, groups):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    conv = F.conv1d if len(xs) == 3 else F.conv2d
+    pads = [p for pair in reversed(padding) for p in pair]  # F.pad: last dim first
+    ty = conv(F.pad(tx, pads), tw, stride=stride, dilation=dilation, groups=groups)
+    ct = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(ct))
+    outs = run_grads(graph("conv", [xs, ws], stride=stride, padding=padding, dilation=dilation,
+                           groups=groups), {"in0": x, "in1": w}, ["in0", "in1"], ct)
+    np.testing.assert_allclose(outs["grad.in0"], tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(outs["grad.in1"], tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("op, shape, attrs", POOLS)
+@pytest.mark.parametrize("ties", [False, True])
+def test_pool_gradients_match_torch(op, shape, attrs, ties):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x = np.round(rng.standard_normal(shape)) if ties else rng.standard_normal(shape)
+    tx = torch.tensor(x, requires_grad=True)
+    nd = len(attrs["kernel"])
+    fn = getattr(torch.nn.functional, f"{op}{nd}d")
+    kwargs = {"kernel_size": attrs["kernel"], "stride": attrs["stride"],
+              "padding": attrs["padding"], "ceil_mode": attrs.get("ceil_mode", False)}
+    if "dilation" in attrs:
+        kwargs["dilation"] = attrs["dilation"]
+    if "count_include_pad" in attrs:
+        kwargs["count_include_pad"] = attrs["count_include_pad"]
+    ty = fn(tx, **kwargs)
+    ct = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(ct))
+    outs = run_grads(graph(op, [shape], **attrs), {"in0": x}, ["in0"], ct)
+    np.testing.assert_allclose(outs["grad.in0"], tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_constant_input_sends_each_window_gradient_to_its_first_element():
+    """All ties: PyTorch and dlg both pick the first element of each window."""
+    g = graph("max_pool", [(1, 1, 4, 4)], kernel=(2, 2), stride=(2, 2), padding=(0, 0))
+    outs = run_grads(g, {"in0": np.ones((1, 1, 4, 4))}, ["in0"], np.ones((1, 1, 2, 2)))
+    expected = np.zeros((4, 4))
+    expected[::2, ::2] = 1
+    np.testing.assert_array_equal(outs["grad.in0"][0, 0], expected)
