@@ -28,7 +28,9 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class OptimizerSpec:
+class HyperSpec:
+    """A call like `SGD(lr=0.01)` in a train section: a name and checked hyper-parameters."""
+
     name: str
     hyper: Mapping[str, Any]
     span: Span | None = field(default=None, compare=False)
@@ -36,6 +38,10 @@ class OptimizerSpec:
     def __str__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
         return f"{self.name}({args})"
+
+
+class OptimizerSpec(HyperSpec):
+    """`optimizer = ...`: one of OPTIMIZER_DEFAULTS."""
 
 
 def make_optimizer(name: str, kwargs: Mapping[str, Any], span: Span | None = None
@@ -82,14 +88,8 @@ SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class ScheduleSpec:
-    name: str
-    hyper: Mapping[str, Any]
-    span: Span | None = field(default=None, compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.name}({', '.join(f'{k}={v}' for k, v in self.hyper.items())})"
+class ScheduleSpec(HyperSpec):
+    """`schedule = ...`: one of SCHEDULE_DEFAULTS."""
 
 
 def make_schedule(name: str, kwargs: Mapping[str, Any], span: Span | None = None
