@@ -220,3 +220,34 @@ def test_second_derivative_through_max_pooling_is_refused():
     first.outputs = [("loss", b.reduce_sum(dict(first.outputs)["grad.x"]))]
     with pytest.raises(DlgTypeError, match="max_pool_grad is not differentiable"):
         grad(first, "loss", wrt=["x"])
+
+
+# ---- more shapes: broadcasting in every direction, scalars, rank 3 ------------------------------
+BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"]
+UNARY = ["neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "gelu",
+         "leaky_relu", "sin", "cos", "erf"]
+BROADCASTS = [((3, 1), (1, 4)), ((), (2, 3)), ((2, 1, 3), (4, 1)), ((5,), ())]
+
+
+@pytest.mark.parametrize("shapes", BROADCASTS, ids=str)
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_gradients_under_broadcasting(name, shapes):
+    g = Graph(name)
+    b = Builder(g)
+    x, y = (b.input(f"in{i}", TensorType(DType.f64, s)) for i, s in enumerate(shapes))
+    g.set_output("out", getattr(b, name)(x, y))
+    g, weights = scalar_loss(g)
+    rng = np.random.default_rng(0)
+    inputs = {f"in{i}": rng.uniform(0.5, 1.5, s) for i, s in enumerate(shapes)}
+    check_gradients(g, {**inputs, **weights}, {}, ["in0", "in1"])
+
+
+@pytest.mark.parametrize("shape", [(), (2, 3, 4)], ids=str)
+@pytest.mark.parametrize("name", UNARY)
+def test_unary_gradients_on_scalars_and_rank_3(name, shape):
+    g = Graph(name)
+    b = Builder(g)
+    g.set_output("out", getattr(b, name)(b.input("x", TensorType(DType.f64, shape))))
+    g, weights = scalar_loss(g)
+    x = np.random.default_rng(1).uniform(0.3, 1.7, shape)
+    check_gradients(g, {"x": x, **weights}, {}, ["x"])
