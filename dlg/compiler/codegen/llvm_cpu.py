@@ -1,0 +1,340 @@
+"""Kernel IR -> one LLVM module for the host CPU, through llvmlite.
+
+Every kernel becomes a function named after its fused ops, taking a typed `noalias` pointer per
+buffer, the dims array and a random seed; one entry function, `dlg_entry(i8** buffers,
+i64* dims, i64 seed)`, calls them in order with pointers from the buffer table. Scan bodies are
+functions with the entry's signature, called once per step. The module is optimised by LLVM's
+O3 pipeline for the host CPU's name and features (AVX-512, AVX2 or NEON as available) and
+JIT-compiled with MCJIT.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Callable
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
+from dlg.compiler.kernel_ir import (
+    CallScan,
+    Const,
+    Copy,
+    Expr,
+    Fill,
+    IfFinite,
+    Kernel,
+    Load,
+    Loop,
+    Op,
+    Random,
+    Reduce,
+    Stmt,
+    Store,
+    Var,
+)
+from dlg.compiler.lower import Program
+from dlg.ir.dtypes import DType
+
+ENTRY = "dlg_entry"
+I8P = I8.as_pointer()
+TABLE = I8P.as_pointer()
+ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [TABLE, I64.as_pointer(), I64])
+
+
+def build_module(program: Program) -> ir.Module:
+    """The LLVM IR of a program: kernels, scan bodies and the entry."""
+    m = ir.Module(name=program.name)
+    m.triple = llvm.get_process_triple()
+    dims = program.dims
+    functions: dict[str, ir.Function] = {}
+
+    def define(p: Program, name: str) -> None:
+        for body in p.bodies:
+            define(body, body.name)
+        entry = ir.Function(m, ENTRY_TYPE, name)
+        if name != ENTRY:
+            entry.linkage = "internal"
+        b = ir.IRBuilder(entry.append_basic_block("entry"))
+        table, dim_ptr, seed = entry.args
+        index = {buf: i for i, buf in enumerate(p.order)}
+        for kernel in p.kernels:
+            fn = _kernel_function(m, p, kernel, dims, functions)
+            args = []
+            for buf in _kernel_buffers(kernel):
+                raw = b.load(b.gep(table, [I64(index[buf])]), name=buf)
+                args.append(b.bitcast(raw, memory_type(p.buffers[buf].dtype).as_pointer()))
+            b.call(fn, args + [dim_ptr, seed])
+        b.ret_void()
+        functions[name] = entry
+
+    define(program, ENTRY)
+    return m
+
+
+def _kernel_buffers(kernel: Kernel) -> list[str]:
+    return list(dict.fromkeys(kernel.reads + kernel.writes))
+
+
+def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
+                     functions: dict[str, ir.Function]) -> ir.Function:
+    buffers = _kernel_buffers(kernel)
+    types = [memory_type(p.buffers[buf].dtype).as_pointer() for buf in buffers]
+    fn = ir.Function(m, ir.FunctionType(ir.VoidType(), types + [I64.as_pointer(), I64]),
+                     f"{p.name}.{kernel.name}")
+    fn.linkage = "internal"
+    for arg, buf in zip(fn.args, buffers):
+        arg.name = buf
+        arg.add_attribute("noalias")
+    *pointers, dim_ptr, seed = fn.args
+    emitter = Emitter(m, fn, {buf: (ptr, p.buffers[buf].dtype)
+                              for buf, ptr in zip(buffers, pointers)}, dims, dim_ptr, seed,
+                      functions)
+    for s in kernel.body:
+        emitter.stmt(s)
+    emitter.b.ret_void()
+    return fn
+
+
+class Emitter:
+    """Emits statements and expressions into one function; common subexpressions are computed
+    once per scope (a loop body is a scope)."""
+
+    def __init__(self, m: ir.Module, fn: ir.Function, buffers: dict[str, tuple[ir.Value, DType]],
+                 dims: list[str], dim_ptr: ir.Value, seed: ir.Value,
+                 functions: dict[str, ir.Function]):
+        self.m, self.fn = m, fn
+        entry = fn.append_basic_block("entry")
+        self.alloca_builder = ir.IRBuilder(entry)
+        body = fn.append_basic_block("body")
+        self.b = ir.IRBuilder(body)
+        self.alloca_builder.branch(body)
+        self.alloca_builder.position_at_start(entry)
+        self.s = Scalar(m, self.b)
+        self.buffers = buffers
+        self.seed = seed
+        self.functions = functions
+        self.vars: dict[str, ir.Value] = {}
+        self.dims = {name: self.b.load(self.b.gep(dim_ptr, [I64(i)]), name=name)
+                     for i, name in enumerate(dims)}
+        self.scopes: list[dict[Expr, ir.Value]] = [{}]
+
+    # -- structure --------------------------------------------------------------------------------
+    def loop(self, name: str, extent: ir.Value, body: Callable[[ir.Value], None]) -> None:
+        b = self.b
+        before = b.block
+        head = self.fn.append_basic_block(f"{name}.head")
+        inner = self.fn.append_basic_block(f"{name}.body")
+        done = self.fn.append_basic_block(f"{name}.done")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(I64, name=name)
+        i.add_incoming(I64(0), before)
+        b.cbranch(b.icmp_signed("<", i, extent), inner, done)
+        b.position_at_end(inner)
+        self.scopes.append({})
+        body(i)
+        self.scopes.pop()
+        i.add_incoming(b.add(i, I64(1), name=f"{name}.next"), b.block)
+        b.branch(head)
+        b.position_at_end(done)
+
+    def local(self, t: ir.Type, name: str, init: ir.Value) -> ir.Value:
+        slot = self.alloca_builder.alloca(t, name=name)
+        self.b.store(init, slot)
+        return slot
+
+    def pointer(self, buffer: str, index: ir.Value) -> tuple[ir.Value, DType]:
+        ptr, dtype = self.buffers[buffer]
+        return self.b.gep(ptr, [index], inbounds=True), dtype
+
+    def load(self, buffer: str, index: ir.Value) -> ir.Value:
+        ptr, dtype = self.pointer(buffer, index)
+        value = self.b.load(ptr)
+        return self.b.icmp_unsigned("!=", value, I8(0)) if dtype == DType.bool else value
+
+    def store(self, buffer: str, index: ir.Value, value: ir.Value) -> None:
+        ptr, dtype = self.pointer(buffer, index)
+        self.b.store(self.b.zext(value, I8) if dtype == DType.bool else value, ptr)
+
+    # -- statements -------------------------------------------------------------------------------
+    def stmt(self, s: Stmt) -> None:
+        if isinstance(s, Loop):
+            def body(i: ir.Value) -> None:
+                self.vars[s.var] = i
+                for inner in s.body:
+                    self.stmt(inner)
+            self.loop(s.var, self.expr(s.extent), body)
+        elif isinstance(s, Store):
+            index, value = self.expr(s.index), self.expr(s.value)
+            if s.accumulate:
+                dtype = self.buffers[s.buffer][1]
+                value = self.s.op("add", dtype, [self.load(s.buffer, index), value],
+                                  [dtype, dtype])
+            self.store(s.buffer, index, value)
+        elif isinstance(s, Fill):
+            dtype = self.buffers[s.buffer][1]
+            self.loop("fill", self.expr(s.count),
+                      lambda i: self.store(s.buffer, i, self.s.const(dtype, s.value)))
+        elif isinstance(s, Copy):
+            self.loop("copy", self.expr(s.count),
+                      lambda i: self.store(s.dst, i, self.load(s.src, i)))
+        elif isinstance(s, IfFinite):
+            x = self.load(s.buffer, I64(0))
+            finite = self.b.fcmp_ordered("<", self.b.call(self.s.intrinsic("llvm.fabs", x.type),
+                                                          [x]), ir.Constant(x.type, float("inf")))
+            with self.b.if_then(finite):
+                for inner in s.body:
+                    self.stmt(inner)
+        elif isinstance(s, CallScan):
+            self.call_scan(s)
+        else:
+            raise TypeError(s)
+
+    def call_scan(self, s: CallScan) -> None:
+        table = self.alloca_builder.alloca(ir.ArrayType(I8P, len(s.slots)), name="body.table")
+        steps = self.expr(s.steps)
+
+        def step(t: ir.Value) -> None:
+            b = self.b
+            at = b.sub(b.sub(steps, I64(1)), t) if s.reverse else t
+            for k, slot in enumerate(s.slots):
+                ptr, _ = self.buffers[slot.buffer]
+                if slot.elements is not None:
+                    ptr = b.gep(ptr, [b.mul(at, self.expr(slot.elements))], inbounds=True)
+                b.store(b.bitcast(ptr, I8P), b.gep(table, [I64(0), I64(k)]))
+            seed = b.add(b.mul(self.seed, I64(6364136223846793005)), b.add(at, I64(1)))
+            dims = self.fn.args[-2]
+            b.call(self.functions[s.function], [b.bitcast(table, TABLE), dims, seed])
+            for state, nxt, count in s.carry_copies:
+                self.loop("carry", self.expr(count),
+                          lambda i, st=state, nx=nxt: self.store(st, i, self.load(nx, i)))
+        self.loop("step", steps, step)
+
+    # -- expressions ------------------------------------------------------------------------------
+    def expr(self, e: Expr) -> ir.Value:
+        for scope in reversed(self.scopes):
+            if e in scope:
+                return scope[e]
+        value = self._expr(e)
+        self.scopes[-1][e] = value
+        return value
+
+    def _expr(self, e: Expr) -> ir.Value:
+        if isinstance(e, Const):
+            return self.s.const(e.dtype, e.value)
+        if isinstance(e, Var):
+            return self.vars[e.name] if e.name in self.vars else self.dims[e.name]
+        if isinstance(e, Load):
+            index = self.expr(e.index)
+            if e.guard is None:
+                return self.load(e.buffer, index)
+            guard = self.expr(e.guard)
+            safe = self.b.select(guard, index, I64(0))
+            return self.b.select(guard, self.load(e.buffer, safe), self.s.const(e.dtype, e.other))
+        if isinstance(e, Op):
+            args = [self.expr(a) for a in e.args]
+            return self.s.op(e.op, e.dtype, args, [a.dtype for a in e.args])
+        if isinstance(e, Reduce):
+            return self.reduce(e)
+        if isinstance(e, Random):
+            return self.random(e)
+        raise TypeError(e)
+
+    def reduce(self, e: Reduce) -> ir.Value:
+        body_type = e.body.dtype
+        t = llvm_type(body_type)
+        arg = e.combine in ("argmax", "argmin")
+        acc = self.local(t, f"{e.combine}.acc", self.s.const(body_type, e.init))
+        where = self.local(I64, "arg.at", I64(0)) if arg else None
+        flat = self.local(I64, "arg.pos", I64(0)) if arg else None
+
+        def nest(level: int) -> None:
+            if level == len(e.axes):
+                value = self.expr(e.body)
+                if arg:
+                    best = self.b.load(acc)
+                    take = self.s.greater(value, best, body_type, less=e.combine == "argmin")
+                    pos = self.b.load(flat)
+                    self.b.store(self.b.select(take, value, best), acc)
+                    self.b.store(self.b.select(take, pos, self.b.load(where)), where)
+                    self.b.store(self.b.add(pos, I64(1)), flat)
+                else:
+                    self.b.store(self.s.op(e.combine, body_type, [self.b.load(acc), value],
+                                           [body_type, body_type]), acc)
+                return
+            name, extent = e.axes[level]
+
+            def body(i: ir.Value) -> None:
+                self.vars[name] = i
+                nest(level + 1)
+            self.loop(name, self.expr(extent), body)
+        nest(0)
+        return self.b.load(where if arg else acc)
+
+    def random(self, e: Random) -> ir.Value:
+        """splitmix64 of (seed, salt, index) -> 53 bits -> a double in [0, 1)."""
+        b = self.b
+        z = b.xor(b.add(self.seed, I64(e.salt * 0x9E3779B97F4A7C15 % 2**64)),
+                  b.mul(self.expr(e.index), I64(0xD1B54A32D192ED03)))
+        for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            z = b.mul(b.xor(z, b.lshr(z, I64(shift))), I64(mult))
+        z = b.xor(z, b.lshr(z, I64(31)))
+        bits = b.lshr(z, I64(11))
+        return b.fmul(b.uitofp(bits, ir.DoubleType()), ir.Constant(ir.DoubleType(), 2.0 ** -53))
+
+
+# ---- JIT ------------------------------------------------------------------------------------------
+@functools.cache
+def _initialize() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    libm = ctypes.util.find_library("m")
+    if libm:
+        llvm.load_library_permanently(libm)
+
+
+@functools.cache
+def target_machine() -> llvm.TargetMachine:
+    """The host's target machine, for optimising and emitting code (kept, never given away)."""
+    return new_target_machine()
+
+
+def new_target_machine() -> llvm.TargetMachine:
+    """A fresh one: an MCJIT engine takes ownership of the machine it is given."""
+    _initialize()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=llvm.get_host_cpu_features().flatten(), opt=3,
+                                        codemodel="jitdefault")
+
+
+def optimize(module: ir.Module) -> llvm.ModuleRef:
+    tm = target_machine()
+    mod = llvm.parse_assembly(str(module))
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=3))
+    pb.getModulePassManager().run(mod, pb)
+    return mod
+
+
+EntryFunction = Callable[[ctypes.c_void_p, ctypes.c_void_p, int], None]
+
+
+class Jitted:
+    """A JIT-compiled module and its entry as a ctypes function (keeps the engine alive)."""
+
+    def __init__(self, mod: llvm.ModuleRef):
+        self.engine = llvm.create_mcjit_compiler(mod, new_target_machine())
+        self.engine.finalize_object()
+        address = self.engine.get_function_address(ENTRY)
+        proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+        self.entry: EntryFunction = proto(address)
+
+
+__all__ = ["ENTRY", "I1", "Jitted", "build_module", "optimize", "target_machine"]

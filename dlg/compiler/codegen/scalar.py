@@ -1,0 +1,206 @@
+"""The scalar semantics of every kernel-IR op, as LLVM IR: one table for all backends, and the
+only place that says what `exp` or `maximum` means in compiled code.
+
+The choices follow NumPy (the reference): NaN propagates through maximum/minimum/relu/sign and
+reductions, comparisons with NaN are false except `ne`, sigmoid is 0.5 + 0.5*tanh(x/2) (no
+overflow), float to int casts truncate. No fast-math flags: results stay comparable with the
+interpreter (the speed issue revisits this, with the tolerances it costs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from dlg.ir.dtypes import DType
+
+FLOAT_TYPES = {DType.f16: ir.HalfType(), DType.f32: ir.FloatType(), DType.f64: ir.DoubleType()}
+INT_TYPES = {DType.i32: ir.IntType(32), DType.i64: ir.IntType(64), DType.bool: ir.IntType(1)}
+I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
+
+
+def llvm_type(dtype: DType) -> ir.Type:
+    """The register type of a dtype (bool is i1 in registers, i8 in memory)."""
+    return FLOAT_TYPES.get(dtype) or INT_TYPES[dtype]
+
+
+def memory_type(dtype: DType) -> ir.Type:
+    return I8 if dtype == DType.bool else llvm_type(dtype)
+
+
+class Scalar:
+    """Emits scalar ops with one builder; math functions are declared in its module once."""
+
+    def __init__(self, module: ir.Module, builder: ir.IRBuilder):
+        self.m = module
+        self.b = builder
+
+    def intrinsic(self, name: str, t: ir.Type, arity: int = 1) -> ir.Function:
+        return self.m.declare_intrinsic(name, [t], ir.FunctionType(t, [t] * arity))
+
+    def libm(self, name: str, t: ir.Type) -> ir.Function:
+        """A C math function (tanhf/tanh, erff/erf) declared once."""
+        symbol = name + ("f" if isinstance(t, ir.FloatType) else "")
+        if symbol in self.m.globals:
+            return self.m.globals[symbol]
+        return ir.Function(self.m, ir.FunctionType(t, [t]), symbol)
+
+    def const(self, dtype: DType, value: float | int | bool) -> ir.Constant:
+        t = llvm_type(dtype)
+        if dtype == DType.bool:
+            return ir.Constant(t, int(bool(value)))
+        if dtype.is_float:
+            return ir.Constant(t, float(value))
+        return ir.Constant(t, int(value))
+
+    # -- the table --------------------------------------------------------------------------------
+    def op(self, name: str, dtype: DType, args: list[ir.Value], arg_dtypes: list[DType]
+           ) -> ir.Value:
+        rule = _OPS.get(name)
+        if rule is None:
+            raise NotImplementedError(f"no scalar lowering for {name}")
+        return rule(self, dtype, args, arg_dtypes)
+
+    def cast(self, value: ir.Value, src: DType, dst: DType) -> ir.Value:
+        b, t = self.b, llvm_type(dst)
+        if src == dst:
+            return value
+        if dst == DType.bool:
+            if src.is_float:
+                return b.fcmp_unordered("!=", value, ir.Constant(value.type, 0.0))
+            return b.icmp_signed("!=", value, ir.Constant(value.type, 0))
+        if src == DType.bool:
+            return b.uitofp(value, t) if dst.is_float else b.zext(value, t)
+        if src.is_float and dst.is_float:
+            return b.fpext(value, t) if _bits(dst) > _bits(src) else b.fptrunc(value, t)
+        if src.is_float:
+            return b.fptosi(value, t)
+        if dst.is_float:
+            return b.sitofp(value, t)
+        return b.sext(value, t) if _bits(dst) > _bits(src) else b.trunc(value, t)
+
+    def isnan(self, v: ir.Value) -> ir.Value:
+        return self.b.fcmp_unordered("uno", v, v)
+
+    def greater(self, a: ir.Value, b: ir.Value, dtype: DType, less: bool = False) -> ir.Value:
+        """a > b (a < b with `less`), NaN counting as the most extreme, as np.argmax does."""
+        if not dtype.is_float:
+            return self.b.icmp_signed("<" if less else ">", a, b)
+        strict = self.b.fcmp_ordered("<" if less else ">", a, b)
+        nan_first = self.b.and_(self.isnan(a), self.b.not_(self.isnan(b)))
+        return self.b.or_(strict, nan_first)
+
+    def extremum(self, a: ir.Value, b: ir.Value, dtype: DType, maximum: bool) -> ir.Value:
+        if dtype.is_float:
+            fn = self.intrinsic("llvm.maximum" if maximum else "llvm.minimum", a.type, 2)
+            return self.b.call(fn, [a, b])
+        pick = self.b.icmp_signed(">" if maximum else "<", a, b)
+        return self.b.select(pick, a, b)
+
+
+def _bits(dtype: DType) -> int:
+    return {DType.f16: 16, DType.f32: 32, DType.f64: 64, DType.i32: 32, DType.i64: 64,
+            DType.bool: 1}[dtype]
+
+
+OpRule = Callable[[Scalar, DType, list[ir.Value], list[DType]], ir.Value]
+_OPS: dict[str, OpRule] = {}
+
+
+def _arith(float_op: str, int_op: str) -> OpRule:
+    def emit(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+        return getattr(s.b, float_op if dt[0].is_float else int_op)(a[0], a[1])
+    return emit
+
+
+def _unary_intrinsic(name: str) -> OpRule:
+    return lambda s, dtype, a, dt: s.b.call(s.intrinsic(name, a[0].type), [a[0]])
+
+
+def _libm(name: str) -> OpRule:
+    return lambda s, dtype, a, dt: s.b.call(s.libm(name, a[0].type), [a[0]])
+
+
+def _compare(symbol: str) -> OpRule:
+    def emit(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+        if dt[0].is_float:
+            if symbol == "!=":
+                return s.b.fcmp_unordered(symbol, a[0], a[1])
+            return s.b.fcmp_ordered(symbol, a[0], a[1])
+        return s.b.icmp_signed(symbol, a[0], a[1])
+    return emit
+
+
+def _neg(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    return s.b.fneg(a[0]) if dtype.is_float else s.b.neg(a[0])
+
+
+def _abs(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    if dtype.is_float:
+        return s.b.call(s.intrinsic("llvm.fabs", a[0].type), [a[0]])
+    return s.b.select(s.b.icmp_signed("<", a[0], ir.Constant(a[0].type, 0)), s.b.neg(a[0]), a[0])
+
+
+def _relu(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    zero = ir.Constant(a[0].type, 0.0 if dtype.is_float else 0)
+    below = (s.b.fcmp_ordered("<", a[0], zero) if dtype.is_float
+             else s.b.icmp_signed("<", a[0], zero))
+    return s.b.select(below, zero, a[0])  # NaN stays NaN
+
+
+def _sign(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    x = a[0]
+    one, zero = s.const(dtype, 1), s.const(dtype, 0)
+    gt = _compare(">")(s, DType.bool, [x, zero], dt)
+    lt = _compare("<")(s, DType.bool, [x, zero], dt)
+    same = x if dtype.is_float else zero  # 0 stays 0 and NaN stays NaN
+    return s.b.select(gt, one, s.b.select(lt, s.b.neg(one) if not dtype.is_float
+                                          else s.b.fneg(one), same))
+
+
+def _sigmoid(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    half = ir.Constant(a[0].type, 0.5)
+    t = s.b.call(s.libm("tanh", a[0].type), [s.b.fmul(half, a[0])])
+    return s.b.fadd(half, s.b.fmul(half, t))
+
+
+def _rsqrt(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    root = s.b.call(s.intrinsic("llvm.sqrt", a[0].type), [a[0]])
+    return s.b.fdiv(ir.Constant(a[0].type, 1.0), root)
+
+
+def _pow(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    return s.b.call(s.intrinsic("llvm.pow", a[0].type, 2), [a[0], a[1]])
+
+
+def _select(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    return s.b.select(a[0], a[1], a[2])
+
+
+def _clamp(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    low = s.b.select(s.b.icmp_signed("<", a[0], a[1]), a[1], a[0])
+    return s.b.select(s.b.icmp_signed(">", low, a[2]), a[2], low)
+
+
+_OPS.update({
+    "add": _arith("fadd", "add"), "sub": _arith("fsub", "sub"), "mul": _arith("fmul", "mul"),
+    "div": _arith("fdiv", "sdiv"), "floordiv": _arith("fdiv", "sdiv"),
+    "mod": _arith("frem", "srem"), "pow": _pow,
+    "maximum": lambda s, d, a, dt: s.extremum(a[0], a[1], dt[0], True),
+    "minimum": lambda s, d, a, dt: s.extremum(a[0], a[1], dt[0], False),
+    "max": lambda s, d, a, dt: s.extremum(a[0], a[1], dt[0], True),
+    "min": lambda s, d, a, dt: s.extremum(a[0], a[1], dt[0], False),
+    "eq": _compare("=="), "ne": _compare("!="), "lt": _compare("<"), "le": _compare("<="),
+    "gt": _compare(">"), "ge": _compare(">="),
+    "logical_and": lambda s, d, a, dt: s.b.and_(a[0], a[1]),
+    "logical_or": lambda s, d, a, dt: s.b.or_(a[0], a[1]),
+    "logical_not": lambda s, d, a, dt: s.b.not_(a[0]),
+    "neg": _neg, "abs": _abs, "relu": _relu, "sign": _sign, "sigmoid": _sigmoid,
+    "rsqrt": _rsqrt, "select": _select, "clamp": _clamp,
+    "exp": _unary_intrinsic("llvm.exp"), "log": _unary_intrinsic("llvm.log"),
+    "sqrt": _unary_intrinsic("llvm.sqrt"), "sin": _unary_intrinsic("llvm.sin"),
+    "cos": _unary_intrinsic("llvm.cos"), "floor": _unary_intrinsic("llvm.floor"),
+    "ceil": _unary_intrinsic("llvm.ceil"), "tanh": _libm("tanh"), "erf": _libm("erf"),
+    "cast": lambda s, d, a, dt: s.cast(a[0], dt[0], d),
+})

@@ -1,0 +1,115 @@
+"""Index arithmetic for the kernel IR: i64 expressions with the folding that keeps them short
+(x*1, x+0, constants), symbolic dims as runtime variables, row-major (de)linearisation and
+NumPy broadcasting of index vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dlg.compiler.kernel_ir import I64, Const, Expr, Op, Var
+from dlg.ir.dtypes import DType
+from dlg.ir.shapes import Dim, Sym
+
+ZERO, ONE = Const(I64, 0), Const(I64, 1)
+
+
+def const(n: int) -> Expr:
+    return Const(I64, int(n))
+
+
+def _int(e: Expr) -> int | None:
+    return int(e.value) if isinstance(e, Const) else None
+
+
+def add(a: Expr, b: Expr) -> Expr:
+    if _int(a) == 0:
+        return b
+    if _int(b) == 0:
+        return a
+    if _int(a) is not None and _int(b) is not None:
+        return const(_int(a) + _int(b))  # type: ignore[operator]
+    return Op(I64, "add", (a, b))
+
+
+def sub(a: Expr, b: Expr) -> Expr:
+    if _int(b) == 0:
+        return a
+    if _int(a) is not None and _int(b) is not None:
+        return const(_int(a) - _int(b))  # type: ignore[operator]
+    return Op(I64, "sub", (a, b))
+
+
+def mul(a: Expr, b: Expr) -> Expr:
+    if _int(a) == 1:
+        return b
+    if _int(b) == 1:
+        return a
+    if _int(a) == 0 or _int(b) == 0:
+        return ZERO
+    if _int(a) is not None and _int(b) is not None:
+        return const(_int(a) * _int(b))  # type: ignore[operator]
+    return Op(I64, "mul", (a, b))
+
+
+def floordiv(a: Expr, b: Expr) -> Expr:
+    return a if _int(b) == 1 else Op(I64, "floordiv", (a, b))
+
+
+def mod(a: Expr, b: Expr) -> Expr:
+    return ZERO if _int(b) == 1 else Op(I64, "mod", (a, b))
+
+
+def dim(d: Dim) -> Expr:
+    """A dim as an expression: symbols are runtime variables named after them."""
+    if not isinstance(d, Sym):
+        return const(d)
+    total: Expr = ZERO
+    for monomial, coefficient in d.terms:
+        term: Expr = const(coefficient)
+        for name in monomial:
+            term = mul(term, Var(I64, name))
+        total = add(total, term)
+    return total
+
+
+def numel(shape: Sequence[Dim]) -> Expr:
+    total: Expr = ONE
+    for d in shape:
+        total = mul(total, dim(d))
+    return total
+
+
+def linearize(idx: Sequence[Expr], shape: Sequence[Dim]) -> Expr:
+    """The row-major flat position of index vector `idx` in `shape`."""
+    flat: Expr = ZERO
+    for i, d in zip(idx, shape):
+        flat = add(mul(flat, dim(d)), i)
+    return flat
+
+
+def delinearize(flat: Expr, shape: Sequence[Dim]) -> list[Expr]:
+    out: list[Expr] = []
+    for d in reversed(shape):
+        if d == 1:
+            out.append(ZERO)
+            continue
+        out.append(mod(flat, dim(d)))
+        flat = floordiv(flat, dim(d))
+    return out[::-1]
+
+
+def broadcast(idx: Sequence[Expr], out_shape: Sequence[Dim], in_shape: Sequence[Dim]
+              ) -> list[Expr]:
+    """The index into an operand of shape `in_shape` broadcast to `out_shape`."""
+    lead = len(out_shape) - len(in_shape)
+    return [ZERO if d == 1 and out_shape[lead + i] != 1 else idx[lead + i]
+            for i, d in enumerate(in_shape)]
+
+
+def inside(i: Expr, size: Expr) -> Expr:
+    """0 <= i < size, as a bool expression."""
+    return both(Op(DType.bool, "ge", (i, ZERO)), Op(DType.bool, "lt", (i, size)))
+
+
+def both(a: Expr | None, b: Expr) -> Expr:
+    return b if a is None else Op(DType.bool, "logical_and", (a, b))

@@ -1,0 +1,239 @@
+"""The kernel IR: loop nests over flat buffers with scalar expressions, target-independent.
+
+A fused group of graph nodes lowers to one `Kernel`: loops over its output's index space
+(`Loop`) around a store (`Store`) of a scalar expression tree. Expressions read buffers at
+computed flat indices (`Load`), apply scalar ops by name (`Op`, semantics in
+codegen/scalar.py, one table for every backend), and fold over inner index spaces (`Reduce`,
+which a backend emits as a nested loop with an accumulator). Index arithmetic is ordinary i64
+expressions over loop variables and the symbolic dims (`Var`), which are runtime arguments.
+`Loop.parallel` marks loops whose iterations are independent; a backend decides what to do
+with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dlg.ir.dtypes import DType
+
+I64 = DType.i64
+
+
+@dataclass(frozen=True)
+class Expr:
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    value: float | int | bool
+
+
+@dataclass(frozen=True)
+class Var(Expr):
+    """A loop or reduction variable, or a symbolic dim (all i64)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Load(Expr):
+    """buffer[index]; where `guard` is false the value is `other` and memory is not read."""
+
+    buffer: str
+    index: Expr
+    guard: Expr | None = None
+    other: float = 0.0
+
+
+@dataclass(frozen=True)
+class Op(Expr):
+    """A scalar op of codegen/scalar.py: add, mul, exp, lt, select, cast, floordiv, ..."""
+
+    op: str
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Reduce(Expr):
+    """Fold `body` with `combine` (add, mul, max, min, argmax, argmin) over the index space
+    `axes` ((var, extent) pairs, row-major), starting from `init`. argmax/argmin give the flat
+    position (in that index space) of the first extreme."""
+
+    combine: str
+    axes: tuple[tuple[str, Expr], ...]
+    body: Expr
+    init: float
+
+
+@dataclass(frozen=True)
+class Random(Expr):
+    """A uniform [0, 1) draw: a hash of (the call's seed, `salt`, `index`). Counter-based, so
+    no element depends on evaluation order or on other elements."""
+
+    salt: int
+    index: Expr
+
+
+@dataclass(frozen=True)
+class Stmt:
+    pass
+
+
+@dataclass(frozen=True)
+class Loop(Stmt):
+    var: str
+    extent: Expr
+    body: tuple[Stmt, ...]
+    parallel: bool = False
+
+
+@dataclass(frozen=True)
+class Store(Stmt):
+    """buffer[index] = value, or += value with `accumulate` (scatters)."""
+
+    buffer: str
+    index: Expr
+    value: Expr
+    accumulate: bool = False
+
+
+@dataclass(frozen=True)
+class Fill(Stmt):
+    """buffer[0:count] = value (a scatter's output starts at zero)."""
+
+    buffer: str
+    count: Expr
+    value: float
+
+
+@dataclass(frozen=True)
+class Copy(Stmt):
+    """dst[0:count] = src[0:count], `count` in elements."""
+
+    dst: str
+    src: str
+    count: Expr
+
+
+@dataclass(frozen=True)
+class IfFinite(Stmt):
+    """Run `body` only if the scalar in `buffer` is finite (state is not updated by a step
+    whose loss is nan or inf)."""
+
+    buffer: str
+    body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one buffer of a scan body comes from at step t: a whole parent buffer, or the
+    t-th block of `elements` elements of one (a sequence slice or a stacked output)."""
+
+    buffer: str
+    elements: Expr | None = None
+
+
+@dataclass(frozen=True)
+class CallScan(Stmt):
+    """for t in steps (reversed if `reverse`): body(slots at t); then next carries -> state."""
+
+    function: str
+    steps: Expr
+    reverse: bool
+    slots: tuple[Slot, ...]
+    carry_copies: tuple[tuple[str, str, Expr], ...]  # (state, next, elements) after each step
+
+
+@dataclass
+class Kernel:
+    """One fused group: named after its ops; the buffers it reads and writes; its body."""
+
+    name: str
+    body: tuple[Stmt, ...]
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+def walk(e: Expr) -> Iterator[Expr]:
+    yield e
+    if isinstance(e, Load):
+        yield from walk(e.index)
+        if e.guard is not None:
+            yield from walk(e.guard)
+    elif isinstance(e, Op):
+        for a in e.args:
+            yield from walk(a)
+    elif isinstance(e, Reduce):
+        for _, extent in e.axes:
+            yield from walk(extent)
+        yield from walk(e.body)
+    elif isinstance(e, Random):
+        yield from walk(e.index)
+
+
+def buffers_read(stmts: tuple[Stmt, ...]) -> list[str]:
+    out: list[str] = []
+    for s in stmts:
+        exprs: list[Expr] = []
+        if isinstance(s, Loop):
+            out += buffers_read(s.body)
+            exprs = [s.extent]
+        elif isinstance(s, Store):
+            exprs = [s.index, s.value]
+            if s.accumulate:
+                out.append(s.buffer)
+        elif isinstance(s, Copy):
+            out.append(s.src)
+        elif isinstance(s, CallScan):
+            out += [slot.buffer for slot in s.slots]
+        elif isinstance(s, IfFinite):
+            out += [s.buffer] + buffers_read(s.body)
+        out += [e.buffer for x in exprs for e in walk(x) if isinstance(e, Load)]
+    return list(dict.fromkeys(out))
+
+
+# ---- text form (`dlgc compile --emit kernels`) ----------------------------------------------------
+def format_expr(e: Expr) -> str:
+    if isinstance(e, Const):
+        return repr(e.value)
+    if isinstance(e, Var):
+        return e.name
+    if isinstance(e, Load):
+        base = f"{e.buffer}[{format_expr(e.index)}]"
+        return base if e.guard is None else f"({format_expr(e.guard)} ? {base} : {e.other})"
+    if isinstance(e, Op):
+        return f"{e.op}({', '.join(format_expr(a) for a in e.args)})"
+    if isinstance(e, Reduce):
+        axes = ", ".join(f"{v} < {format_expr(n)}" for v, n in e.axes)
+        return f"{e.combine}[{axes}]({format_expr(e.body)})"
+    if isinstance(e, Random):
+        return f"random({e.salt}, {format_expr(e.index)})"
+    raise TypeError(e)
+
+
+def format_stmt(s: Stmt, indent: int = 1) -> list[str]:
+    pad = "  " * indent
+    if isinstance(s, Loop):
+        head = f"{pad}for {s.var} < {format_expr(s.extent)}{' (parallel)' if s.parallel else ''}:"
+        return [head] + [line for b in s.body for line in format_stmt(b, indent + 1)]
+    if isinstance(s, Store):
+        op = "+=" if s.accumulate else "="
+        return [f"{pad}{s.buffer}[{format_expr(s.index)}] {op} {format_expr(s.value)}"]
+    if isinstance(s, Fill):
+        return [f"{pad}{s.buffer}[0:{format_expr(s.count)}] = {s.value}"]
+    if isinstance(s, Copy):
+        return [f"{pad}{s.dst}[0:{format_expr(s.count)}] = {s.src}"]
+    if isinstance(s, IfFinite):
+        return [f"{pad}if isfinite({s.buffer}[0]):"] + [
+            line for b in s.body for line in format_stmt(b, indent + 1)]
+    if isinstance(s, CallScan):
+        return [f"{pad}scan {s.function} x {format_expr(s.steps)}"
+                f"{' reversed' if s.reverse else ''} over {', '.join(x.buffer for x in s.slots)}"]
+    raise TypeError(s)
+
+
+def format_kernel(k: Kernel) -> str:
+    head = f"kernel {k.name}({', '.join(k.reads)}) -> ({', '.join(k.writes)}):"
+    return "\n".join([head] + [line for s in k.body for line in format_stmt(s)])

@@ -1,0 +1,69 @@
+"""Fusion: choose which values are written to memory; everything else is computed inline, inside
+the kernel of the value that reads it.
+
+Every op is an expression over its output's index (elementwise math, movement as index
+arithmetic, reductions and contractions as inner loops), so a kernel is the expression tree of
+one materialized value, stopping at other materialized values. The choice, made in one forward
+walk:
+- graph outputs, state updates, and the inputs and outputs of ops with kernels of their own
+  (scan, scatters) are materialized;
+- a value read by several ops is materialized, unless it is a cheap view (reshape, transpose,
+  broadcast, slice) or constant;
+- a value whose expression contains a reduction (matmul, conv, pooling, reduce_*) is
+  materialized unless its only reader reads it element for element; so a bias add and an
+  activation fuse into the matmul that feeds them (its epilogue), and elementwise producers
+  fuse into the reductions that read them (their prologue), but a reduction is never
+  recomputed inside another loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.opdef import ELEMENTWISE
+
+BUFFERS = {"input", "param", "constant"}
+REDUCTIONS = {"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin",
+              "matmul", "conv", "max_pool", "avg_pool"}
+OWN_KERNEL = {"scan", "scatter_add", "max_pool_grad", "avg_pool_grad"}
+CHEAP = {"reshape", "transpose", "broadcast_to", "slice", "split", "full", "arange", "numel"}
+
+
+@dataclass
+class Fusion:
+    materialized: set[Value]
+    users: dict[Value, list[Node]]
+
+
+def fuse(g: Graph) -> Fusion:
+    users: dict[Value, list[Node]] = {}
+    for node in g:
+        for v in node.inputs:
+            users.setdefault(v, []).append(node)
+    materialized: set[Value] = {v for _, v in g.outputs} | {v for _, v in g.updates}
+    for node in g:
+        if node.op.name in OWN_KERNEL:
+            materialized |= set(node.outs) | set(node.inputs)
+    has_reduce: set[Value] = set()
+    for node in g:
+        name = node.op.name
+        if name in BUFFERS:
+            materialized |= set(node.outs)
+            continue
+        inner = name in REDUCTIONS or any(v in has_reduce for v in node.inputs
+                                          if v not in materialized)
+        for v in node.outs:
+            readers = users.get(v, [])
+            if len(readers) > 1 and (name not in CHEAP or inner):
+                materialized.add(v)
+            elif inner and not all(_pointwise(g, r, v) for r in readers):
+                materialized.add(v)
+            if inner and v not in materialized:
+                has_reduce.add(v)
+    return Fusion(materialized, users)
+
+
+def _pointwise(g: Graph, reader: Node, v: Value) -> bool:
+    """`reader` reads `v` element for element (same index, no broadcast)."""
+    return ELEMENTWISE in reader.op.groups and reader.types[0].shape == g.type_of(v).shape

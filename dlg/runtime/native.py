@@ -1,0 +1,174 @@
+"""Running compiled graphs: argument checks, the buffer table, one arena per dims binding.
+
+`NativeGraph` compiles a graph once (decompose -> fuse -> lower -> LLVM -> JIT) and then runs it
+with one native call. Before the call every input is checked (dtype, shape with its symbolic dims
+bound consistently, C-contiguity, alignment), so native code never sees a buffer of the wrong
+size. Intermediate buffers live in one arena per binding of the symbolic dims, laid out by
+liveness (a buffer's bytes are reused once its last kernel has run), and cached, so calling with
+a batch size seen before allocates nothing but the outputs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlg.compiler.codegen.llvm_cpu import Jitted, build_module, optimize
+from dlg.compiler.lower import Program, lower
+from dlg.errors import DlgValueError
+from dlg.ir.decompose import decompose
+from dlg.ir.graph import Graph
+from dlg.ir.shapes import evaluate_shape
+from dlg.runtime.interp import check_input
+
+ALIGN = 64
+COMPILES = itertools.count()  # how many graphs this process compiled (tests count recompiles)
+
+
+@dataclass
+class Plan:
+    """The memory of one dims binding: the arena and the filled pointer table."""
+
+    dims: Any
+    arena: np.ndarray
+    table: Any
+    shapes: dict[str, tuple[int, ...]]
+
+
+@dataclass
+class CompileStats:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class NativeGraph:
+    def __init__(self, graph: Graph, loss: str | None = None):
+        self.stats = CompileStats()
+        start = time.perf_counter()
+        g = decompose(graph)
+        self.stats.seconds["decompose"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self.program: Program = lower(g, graph.name, loss=loss)
+        self.stats.seconds["lower"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self.module = build_module(self.program)
+        self.stats.seconds["llvm_ir"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self.jit = Jitted(optimize(self.module))
+        self.stats.seconds["llvm_opt_jit"] = time.perf_counter() - start
+        next(COMPILES)
+        self.graph = graph
+        self.index = {buf: i for i, buf in enumerate(self.program.order)}
+        self.dim_names = self.program.dims
+        self.constants = {name: np.ascontiguousarray(b.value)
+                          for name, b in self.program.buffers.items() if b.kind == "constant"}
+        self.plans: dict[tuple[int, ...], Plan] = {}
+        self.seed = np.random.default_rng().integers(2**62)
+
+    def plan(self, env: Mapping[str, int]) -> Plan:
+        key = tuple(env.get(d, -1) for d in self.dim_names)
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = self._make_plan(env, key)
+        return plan
+
+    def _make_plan(self, env: Mapping[str, int], key: tuple[int, ...]) -> Plan:
+        p = self.program
+        shapes = {name: evaluate_shape(b.shape, env) for name, b in p.buffers.items()}
+        sizes = {name: int(np.prod(shapes[name], dtype=np.int64)) * b.dtype.np.itemsize
+                 for name, b in p.buffers.items() if b.kind == "temp"}
+        offsets, total = _layout(p, sizes)
+        arena = np.empty(total + ALIGN, np.uint8)
+        base = arena.ctypes.data + (-arena.ctypes.data) % ALIGN
+        table = (ctypes.c_void_p * len(self.index))()
+        for name, offset in offsets.items():
+            table[self.index[name]] = base + offset
+        for name, array in self.constants.items():
+            table[self.index[name]] = array.ctypes.data
+        dims = (ctypes.c_int64 * max(len(self.dim_names), 1))(*key)
+        return Plan(dims, arena, table, shapes)
+
+    def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray]
+                 ) -> dict[str, np.ndarray]:
+        p = self.program
+        env: dict[str, int] = {}
+        names = [name for name, _ in p.inputs]
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise DlgValueError(f"missing input {missing[0]!r} (the model takes "
+                                f"{', '.join(names)})")
+        extra = sorted(set(inputs) - set(names))
+        if extra:
+            raise DlgValueError(f"unknown input {extra[0]!r} (the model takes {', '.join(names)})")
+        arrays = {}
+        for name, buf in p.inputs:
+            b = p.buffers[buf]
+            from_types = self.graph.input_named(name).types[0]  # type: ignore[union-attr]
+            arrays[buf] = native_array(name, check_input(name, from_types, inputs[name], env))
+        plan = self.plan(env)
+        table = plan.table
+        for buf, array in arrays.items():
+            table[self.index[buf]] = array.ctypes.data
+        for name, buf in p.params:
+            value = params.get(name)
+            if value is None:
+                raise DlgValueError(f"no value for parameter {name!r}")
+            b = p.buffers[buf]
+            if value.shape != plan.shapes[buf] or value.dtype != b.dtype.np:
+                raise DlgValueError(f"parameter {name!r}: expected {b.dtype}{list(plan.shapes[buf])}, "
+                                    f"got {value.dtype}{list(value.shape)}")
+            table[self.index[buf]] = native_array(name, value).ctypes.data
+        outputs = {}
+        for name, buf in p.outputs:
+            out = np.empty(plan.shapes[buf], p.buffers[buf].dtype.np)
+            outputs[name] = out
+            table[self.index[buf]] = out.ctypes.data
+        self.seed += 1
+        self.jit.entry(ctypes.cast(table, ctypes.c_void_p), ctypes.cast(plan.dims, ctypes.c_void_p),
+                       int(self.seed) % 2**63)
+        return outputs
+
+
+def native_array(name: str, array: np.ndarray) -> np.ndarray:
+    """The array itself when native code may use it: C-contiguous and aligned to its item."""
+    if not array.flags.c_contiguous:
+        raise DlgValueError(f"{name!r} is not C-contiguous (strides {array.strides} for shape "
+                            f"{list(array.shape)}); pass np.ascontiguousarray({name})")
+    if array.ctypes.data % array.dtype.itemsize:
+        raise DlgValueError(f"{name!r} is not aligned to its {array.dtype.itemsize}-byte items; "
+                            f"pass a copy (np.array({name}))")
+    return array
+
+
+def _layout(p: Program, sizes: dict[str, int]) -> tuple[dict[str, int], int]:
+    """Arena offsets by liveness: a temp buffer's bytes are free once the last kernel that uses
+    it has run; first fit over the free blocks, 64-byte aligned."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for k, kernel in enumerate(p.kernels):
+        for buf in kernel.reads + kernel.writes:
+            if buf in sizes:
+                first.setdefault(buf, k)
+                last[buf] = k
+    offsets: dict[str, int] = {}
+    live: list[tuple[int, int, str]] = []  # (offset, size, name)
+    total = 0
+    for buf in sorted(first, key=lambda b: (first[b], b)):
+        live = [blk for blk in live if last[blk[2]] >= first[buf]]
+        size = -(-max(sizes[buf], 1) // ALIGN) * ALIGN
+        offset = 0
+        for start, length, _ in sorted(live):
+            if start - offset >= size:
+                break
+            offset = max(offset, start + length)
+        offsets[buf] = offset
+        live.append((offset, size, buf))
+        total = max(total, offset + size)
+    for buf in sizes:
+        offsets.setdefault(buf, 0)
+    return offsets, total
