@@ -1,9 +1,11 @@
 """The built-in handwritten digits: 1,797 8x8 images (UCI, CC BY 4.0; see DIGITS_LICENSE.txt),
 shipped in the package so examples and tests need no network.
 
-At `size=28` (the default) each digit is resized bilinearly to 20x20 and centred in a black
-28x28 canvas, as MNIST centres its digits in a 20x20 box, so MNIST-shaped models
-(`f32[N, 1, 28, 28]`) train on it unchanged. The train/test split is a seeded stratified one:
+At `size=28` (the default) each digit is resized bilinearly to 20x20 and pasted in the middle
+of a black 28x28 canvas (a 4-pixel border), as MNIST fits its digits in a 20x20 box, so
+MNIST-shaped models (`f32[N, 1, 28, 28]`) train on it unchanged. (MNIST also shifts each digit
+to its centre of mass; these digits were already size- and position-normalised by NIST's
+preprocessing, so we do not.) The train/test split is a seeded stratified one:
 each class is shuffled and its last `test_fraction` goes to the test part.
 """
 

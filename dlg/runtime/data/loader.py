@@ -45,7 +45,6 @@ class DataLoader:
         order = self.rng.permutation(self.length) if self.shuffle else None
         for i in range(len(self)):
             lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, self.length)
-            if order is None:
-                yield tuple(np.ascontiguousarray(a[lo:hi]) for a in self.arrays)
-            else:
-                yield tuple(a[order[lo:hi]] for a in self.arrays)  # fancy indexing copies
+            rows = slice(lo, hi) if order is None else order[lo:hi]
+            # fancy indexing copies but promises no memory order: make it C-contiguous
+            yield tuple(np.ascontiguousarray(a[rows]) for a in self.arrays)

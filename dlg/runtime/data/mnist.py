@@ -5,6 +5,7 @@ a dtype code, the number of dims, one u32 per dim) and the raw data. Read from a
 from __future__ import annotations
 
 import gzip
+import math
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(data) < header:
         raise DlgValueError(f"{path}: truncated IDX header ({len(data)} bytes, {ndim} dims)")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(data) != expected:
         raise DlgValueError(f"{path}: the header says shape {list(shape)} ({expected} bytes) but "
                             f"the file has {len(data)} bytes")

@@ -17,9 +17,9 @@ def synthetic_regression(n: int = 100, noise: float = 0.1, seed: int = 0
 
 
 def train_test_split(*arrays: np.ndarray, test_fraction: float = 0.2, seed: int = 0
-                     ) -> list[np.ndarray]:
-    """A seeded random split of equally long arrays: [a_train, a_test, b_train, b_test, ...]
-    (scikit-learn's order)."""
+                     ) -> tuple[np.ndarray, ...]:
+    """A seeded random split of equally long arrays: (a_train, a_test, b_train, b_test, ...)
+    (scikit-learn's order); the same rows go to the test part of every array."""
     if not arrays:
         raise DlgValueError("train_test_split needs at least one array")
     if not 0 < test_fraction < 1:
@@ -31,4 +31,4 @@ def train_test_split(*arrays: np.ndarray, test_fraction: float = 0.2, seed: int 
     order = np.random.default_rng(seed).permutation(n)
     k = int(round(n * test_fraction))
     train, test = np.sort(order[:n - k]), np.sort(order[n - k:])
-    return [part for a in arrays for part in (np.asarray(a)[train], np.asarray(a)[test])]
+    return tuple(part for a in arrays for part in (np.asarray(a)[train], np.asarray(a)[test]))
