@@ -8,6 +8,7 @@ from pathlib import Path
 from dlg.errors import DlgImportError
 from dlg.grammar.elaborate import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
+from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
 
 
@@ -42,3 +43,11 @@ def _model(program: Program, model: str | None, seed: int | None) -> Model:
                                                      train_section=True).graph)
                  if train_result else None,
                  seed=seed, layer_calls=result.layer_calls)
+
+
+def compile(model: Model | str | Path, target: str = "cpu") -> Executable:  # noqa: A001
+    """Compile a model (or a .dlg file) to native code: `exe(x=...)` runs it in one call and
+    `exe.train_step()` runs a whole training step in one call. Parameters stay shared."""
+    if not isinstance(model, Model):
+        model = load(model)
+    return Executable(model, target)

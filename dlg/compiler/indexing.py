@@ -89,11 +89,13 @@ def linearize(idx: Sequence[Expr], shape: Sequence[Dim]) -> Expr:
 
 def delinearize(flat: Expr, shape: Sequence[Dim]) -> list[Expr]:
     out: list[Expr] = []
-    for d in reversed(shape):
+    for k, d in enumerate(reversed(shape)):
         if d == 1:
             out.append(ZERO)
-            continue
-        out.append(mod(flat, dim(d)))
+        elif k == len(shape) - 1:  # the outermost index is the rest: it is in range already
+            out.append(flat)
+        else:
+            out.append(mod(flat, dim(d)))
         flat = floordiv(flat, dim(d))
     return out[::-1]
 

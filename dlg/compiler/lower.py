@@ -361,6 +361,8 @@ def _random(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
 def _reshape(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
     flat = ix.linearize(idx, node.types[0].shape)
+    if x in L.buffer_of:  # a buffer in memory is already flat: no index round trip
+        return Load(node.types[0].dtype, L.buffer_of[x], flat)
     return L.expr(x, ix.delinearize(flat, L.g.type_of(x).shape))
 
 
@@ -536,12 +538,13 @@ def _conv(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.reduction("add", [c_group, *kernel], body, 0.0, tx.dtype)
 
 
-def _window(L: Lowering, node: Node, idx: list[Expr], ks: list[Expr], dilation: Any
-            ) -> tuple[list[Expr], Expr | None]:
-    """Input positions of window offset `ks` of the output at `idx`, and whether inside."""
+def _window(L: Lowering, node: Node, idx: list[Expr], ks: list[Expr], dilation: Any,
+            shape: Shape | None = None) -> tuple[list[Expr], Expr | None]:
+    """Input positions of window offset `ks` of the output at `idx`, and whether inside the
+    pooled input (of `shape`, by default the node's first input's)."""
     a = node.attrs
     nd = len(a["kernel"])
-    shape = L.g.type_of(node.inputs[0]).shape
+    shape = shape if shape is not None else L.g.type_of(node.inputs[0]).shape
     lead = idx[:len(idx) - nd]
     pos, guard = [], None
     for o, k, s, p, d, size in zip(idx[len(idx) - nd:], ks, a["stride"], a["padding"], dilation,
@@ -643,7 +646,7 @@ def _avg_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
     o = [Var(I64, n) for n in names]
     knames = [f"k.{i}" for i in range(len(a["kernel"]))]
     ks = [Var(I64, n) for n in knames]
-    src, guard = _window(L, node, o, ks, (1,) * len(a["kernel"]))
+    src, guard = _window(L, node, o, ks, (1,) * len(a["kernel"]), a["shape"])
     safe = [Op(I64, "select", (guard, i, ix.ZERO)) for i in src]  # type: ignore[arg-type]
     share = Op(dtype, "div", (L.expr(g, o), Op(dtype, "cast",
                                                 (_avg_divisor(L, node, o, a["shape"]),))))

@@ -132,25 +132,30 @@ class Model:
         return values[0] if len(values) == 1 else values
 
     # -- training ---------------------------------------------------------------------------------
-    def train_step(self) -> TrainStep:
+    def train_step(self, compiled: bool = False) -> TrainStep:
         """A fresh optimisation step for custom loops: `step(x=..., y=...)` updates the
-        parameters in place and returns the loss and metrics (its optimizer state is its own)."""
-        return TrainStep(self)
+        parameters in place and returns the loss and metrics (its optimizer state is its own).
+        `compiled=True` runs it as one native call."""
+        return TrainStep(self, compiled)
 
     def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             validation_data: tuple[Any, Any] | None = None, seed: int | None = 0,
-            verbose: int = 1, lr: float | None = None) -> History:
+            verbose: int = 1, lr: float | None = None, compiled: bool = False) -> History:
         """Train with the train section's loss, metrics, optimizer and schedule (Keras-like).
 
         `x`/`y` are arrays (or dicts by input name); returns a `History` of per-epoch loss
         and metrics (and `val_*` ones with `validation_data`). Optimizer state and the epoch
         count carry over between calls, so `fit` twice continues training. `lr` replaces the
-        train section's learning rate (a schedule then starts from it).
+        train section's learning rate (a schedule then starts from it). `compiled=True` runs
+        each step as one native call (compiled on the first fit).
         """
         if not (isinstance(epochs, int) and epochs >= 0):
             raise DlgValueError(f"epochs must be a non-negative int, got {epochs!r}")
-        if self._fit_step is None:
-            self._fit_step = TrainStep(self)
+        if self._fit_step is None or (self._fit_step.native is not None) != compiled:
+            state = self._fit_step.state if self._fit_step is not None else None
+            self._fit_step = TrainStep(self, compiled)
+            if state is not None:  # switching engines keeps the optimizer's state
+                self._fit_step.state.update(state)
         if lr is not None:
             self._fit_step.base_lr = float(lr)
         history = fit(self, self._fit_step, x, y, epochs, batch_size, shuffle, validation_data,

@@ -26,6 +26,7 @@ from dlg.ir.graph import Graph
 from dlg.ir.train_spec import TrainSpec, scheduled_lr
 from dlg.runtime.data import DataLoader
 from dlg.runtime.interp import Interpreter
+from dlg.runtime.native import NativeGraph
 
 if TYPE_CHECKING:
     from dlg.runtime.model import Model
@@ -87,10 +88,12 @@ class TrainStep:
 
     Parameters are updated in place in `model.params`; optimizer state (momentum buffers, Adam
     moments, the step count, the learning rate) lives in `step.state`. Set `step.lr` to change
-    the learning rate between steps (what a schedule does).
+    the learning rate between steps (what a schedule does). With `compiled`, the whole step is
+    one native call (forward, backward and updates, written in place by native code);
+    otherwise the reference interpreter runs it.
     """
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Model, compiled: bool = False):
         spec = model.train_spec
         if spec is None or model.train_graph is None:
             raise DlgValueError(f"model {model.name} has no train section; add `train "
@@ -102,6 +105,7 @@ class TrainStep:
         self.interpreter = Interpreter(model.interpreter.rng.integers(2**63))
         self.steps = 0
         self._checks = label_checks(model.train_graph)
+        self.native = NativeGraph(self.graph, loss=spec.loss) if compiled else None
 
     @property
     def lr(self) -> float:
@@ -120,7 +124,10 @@ class TrainStep:
         for check in self._checks:
             check(np.asarray(inputs[check.input]))
         values = {**self.model.params, **self.state}
-        outputs, updates = self.interpreter.run(self.graph, inputs, values)
+        if self.native is not None:  # updates are written in place, unless the loss is not finite
+            outputs, updates = self.native(inputs, values), {}
+        else:
+            outputs, updates = self.interpreter.run(self.graph, inputs, values)
         loss = float(outputs[self.spec.loss])
         if not math.isfinite(loss):
             raise DlgValueError(f"the loss is {loss} at step {self.steps + 1}; the parameters "

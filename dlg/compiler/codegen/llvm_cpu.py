@@ -262,6 +262,9 @@ class Emitter:
                     self.b.store(self.b.select(take, value, best), acc)
                     self.b.store(self.b.select(take, pos, self.b.load(where)), where)
                     self.b.store(self.b.add(pos, I64(1)), flat)
+                elif e.combine == "add" and body_type.is_float:
+                    # reassociation lets LLVM vectorise the sum (partial sums per lane)
+                    self.b.store(self.b.fadd(self.b.load(acc), value, flags=("reassoc",)), acc)
                 else:
                     self.b.store(self.s.op(e.combine, body_type, [self.b.load(acc), value],
                                            [body_type, body_type]), acc)

@@ -8,7 +8,8 @@ walk:
 - graph outputs, state updates, and the inputs and outputs of ops with kernels of their own
   (scan, scatters) are materialized;
 - a value read by several ops is materialized, unless it is a cheap view (reshape, transpose,
-  broadcast, slice) or constant;
+  broadcast, slice), a constant, or one or two arithmetic ops on values in memory (recomputing
+  `x - max` costs less than a round trip through memory);
 - a value whose expression contains a reduction (matmul, conv, pooling, reduce_*) is
   materialized unless its only reader reads it element for element; so a bias add and an
   activation fuse into the matmul that feeds them (its epilogue), and elementwise producers
@@ -28,6 +29,9 @@ REDUCTIONS = {"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax",
               "matmul", "conv", "max_pool", "avg_pool"}
 OWN_KERNEL = {"scan", "scatter_add", "max_pool_grad", "avg_pool_grad"}
 CHEAP = {"reshape", "transpose", "broadcast_to", "slice", "split", "full", "arange", "numel"}
+ARITHMETIC = {"add", "sub", "mul", "neg", "cast", "maximum", "minimum", "where", "eq", "ne", "lt",
+              "le", "gt", "ge"}
+RECOMPUTE = 2  # at most this many arithmetic ops are recomputed per extra reader
 
 
 @dataclass
@@ -46,6 +50,7 @@ def fuse(g: Graph) -> Fusion:
         if node.op.name in OWN_KERNEL:
             materialized |= set(node.outs) | set(node.inputs)
     has_reduce: set[Value] = set()
+    cost: dict[Value, int] = {}  # arithmetic ops computed inline to produce the value
     for node in g:
         name = node.op.name
         if name in BUFFERS:
@@ -53,14 +58,18 @@ def fuse(g: Graph) -> Fusion:
             continue
         inner = name in REDUCTIONS or any(v in has_reduce for v in node.inputs
                                           if v not in materialized)
+        own = (name not in CHEAP) + sum(cost.get(v, 0) for v in node.inputs
+                                        if v not in materialized)
         for v in node.outs:
             readers = users.get(v, [])
-            if len(readers) > 1 and (name not in CHEAP or inner):
+            cheap = name in CHEAP or (name in ARITHMETIC and own <= RECOMPUTE)
+            if len(readers) > 1 and (not cheap or inner):
                 materialized.add(v)
             elif inner and not all(_pointwise(g, r, v) for r in readers):
                 materialized.add(v)
             if inner and v not in materialized:
                 has_reduce.add(v)
+            cost[v] = 0 if v in materialized else own
     return Fusion(materialized, users)
 
 

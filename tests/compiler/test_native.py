@@ -1,0 +1,224 @@
+"""The native CPU backend against the reference interpreter: every op of the registry, every
+model's inference at several batch sizes through one compilation, every model's training step,
+fusion decisions, and the checks at the native boundary (in a subprocess, so a crash would fail
+the test instead of killing pytest).
+
+Tolerances: float32 kernels sum in a different order than the interpreter (which accumulates
+matmul in float64 and lets NumPy pair sums), so results agree to a few float32 ulps per reduction
+step: rtol 1e-4, atol 1e-5 for outputs of O(1).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.compiler.passes.fuse import fuse
+from dlg.ir import Builder, DType, Graph, TensorType
+from dlg.ir.decompose import decompose
+from dlg.ir.ops.opdef import REGISTRY
+from dlg.runtime import native
+from dlg.runtime.interp import Interpreter
+from dlg.runtime.native import NativeGraph
+from dlg.runtime.training import build_train_step
+from tests.ir.test_registry import CASES
+from tests.test_models import ALL, MODELS
+
+RANDOM = {"random_uniform", "random_normal", "dropout"}  # compared by distribution below
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def op_graph(name: str) -> tuple[Graph, dict[str, np.ndarray]]:
+    arrays, attrs = CASES[name]
+    g = Graph(name)
+    b = Builder(g)
+    inputs, values = {}, []
+    for i, a in enumerate(arrays):
+        a = np.asarray(a)
+        values.append(b.input(f"in{i}", TensorType(DType.of(a), a.shape)))
+        inputs[f"in{i}"] = a
+    out = b.emit(REGISTRY[name], *values, **attrs)
+    for i, v in enumerate(out if isinstance(out, tuple) else (out,)):
+        g.set_output(f"out{i}", v)
+    return g, inputs
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - RANDOM))
+def test_every_op_compiles_to_the_interpreters_result(name):
+    g, inputs = op_graph(name)
+    expected, _ = Interpreter().run(g, inputs, {})
+    got = NativeGraph(g)(inputs, {})
+    for k, want in expected.items():
+        assert got[k].dtype == want.dtype and got[k].shape == want.shape, k
+        np.testing.assert_allclose(got[k], want, rtol=RTOL, atol=ATOL, err_msg=k)
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM - {"dropout"}))
+def test_random_ops_have_the_right_distribution(name):
+    g = Graph(name)
+    b = Builder(g)
+    g.set_output("out", b.emit(REGISTRY[name], shape=(200, 50)))
+    ng = NativeGraph(g)
+    a, b2 = ng({}, {})["out"], ng({}, {})["out"]
+    assert not np.array_equal(a, b2), "each call draws fresh numbers"
+    if name == "random_uniform":
+        assert 0 <= a.min() and a.max() < 1 and abs(a.mean() - 0.5) < 0.02
+    else:
+        assert abs(a.mean()) < 0.03 and abs(a.std() - 1) < 0.03
+
+
+def test_dropout_keeps_the_expected_fraction_and_scales():
+    g = Graph("d")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[100, 100]"))
+    g.set_output("y", b.dropout(x, p=0.3, training=True))
+    y = NativeGraph(g)({"x": np.ones((100, 100), np.float32)}, {})["y"]
+    kept = y != 0
+    assert abs(kept.mean() - 0.7) < 0.02
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
+
+
+def random_batch(m: dlg.Model, graph: Graph, n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for node in graph.inputs:
+        t = node.types[0]
+        shape = [n if not isinstance(d, int) else d for d in t.shape]
+        out[node.name] = (rng.standard_normal(shape).astype(t.dtype.np) if t.dtype.is_float
+                          else rng.integers(0, 2, shape).astype(t.dtype.np))
+    return out
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_models_infer_like_the_interpreter_at_any_batch_size(name):
+    m = dlg.load(MODELS / name)
+    before = next(native.COMPILES)
+    exe = dlg.compile(m)
+    for n in (1, 3, 8):
+        x = random_batch(m, m.graph, n, n)
+        got, want = exe(**x), m(**x)
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    assert next(native.COMPILES) == before + 2, "one compilation for every batch size"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_training_steps_match_the_interpreter(name):
+    m = dlg.load(MODELS / name)
+    graph, state = build_train_step(m.train_graph, m.train_spec)
+    ng = NativeGraph(graph, loss="loss")
+    ours = {k: v.copy() for k, v in {**m.params, **state}.items()}
+    ref = {k: v.copy() for k, v in ours.items()}
+    for step in range(3):
+        batch = random_batch(m, graph, 4, step)
+        got = ng(batch, ours)  # updates `ours` in place
+        want, updates = Interpreter().run(graph, batch, ref)
+        ref.update(updates)
+        np.testing.assert_allclose(got["loss"], want["loss"], rtol=RTOL, atol=ATOL)
+    for k in ref:  # Adam-style updates amplify rounding for near-zero gradients: 1e-4 abs
+        np.testing.assert_allclose(ours[k], ref[k], rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+def test_compiled_fit_learns_like_the_interpreter():
+    x, y = dlg.data.load_digits(split="train")
+    xt, yt = dlg.data.load_digits(split="test")
+    accuracy = {}
+    for compiled in (False, True):
+        m = dlg.load(MODELS / "mlp.dlg")
+        h = m.fit(x, y, epochs=4, batch_size=64, validation_data=(xt, yt), verbose=0,
+                  compiled=compiled)
+        accuracy[compiled] = h["val_accuracy"][-1]
+    assert accuracy[True] == pytest.approx(accuracy[False], abs=0.01)
+
+
+def test_a_nan_loss_leaves_compiled_parameters_untouched():
+    m = dlg.load(MODELS / "linear_regression.dlg")
+    step = m.train_step(compiled=True)
+    before = {k: v.copy() for k, v in m.params.items()}
+    with pytest.raises(dlg.DlgValueError, match="the loss is nan"):
+        step(x=np.full((2, 1), np.nan, np.float32), y=np.zeros((2, 1), np.float32))
+    for k, v in before.items():
+        np.testing.assert_array_equal(m.params[k], v)
+
+
+def test_executable_shares_parameters_with_the_model():
+    m = dlg.load(MODELS / "linear_regression.dlg")
+    exe = dlg.compile(m)
+    m.params["linear.weight"] = np.array([[2.0]], np.float32)
+    m.params["linear.bias"] = np.array([1.0], np.float32)
+    assert exe.params is m.params
+    np.testing.assert_allclose(exe(np.array([[3.0]], np.float32)), [[7.0]])
+
+
+# ---- fusion -----------------------------------------------------------------------------------
+def kernels_of(g: Graph) -> list[str]:
+    return [k.name for k in NativeGraph(g).program.kernels]
+
+
+def test_matmul_bias_relu_is_one_kernel():
+    g = Graph("f")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[N, 8]"))
+    w = b.param("w", TensorType.parse("f32[4, 8]"))
+    bias = b.param("b", TensorType.parse("f32[4]"))
+    g.set_output("y", b.relu(b.linear(x, w, bias)))
+    names = kernels_of(decompose(g))
+    assert len(names) == 1 and "matmul" in names[0] and "relu" in names[0]
+
+
+def test_reductions_are_materialised_before_a_broadcast_reader():
+    g = Graph("f")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[N, 10]"))
+    g.set_output("y", b.log_softmax(x, axis=1))
+    d = decompose(g)
+    f = fuse(d)
+    reductions = [n for n in d if n.op.name in ("reduce_max", "reduce_sum")]
+    assert all(n.out in f.materialized for n in reductions if n.op.name == "reduce_max")
+    assert len(kernels_of(d)) == 3  # max, log-sum-exp, the output
+
+
+# ---- the native boundary ----------------------------------------------------------------------
+BOUNDARY = textwrap.dedent("""
+    import numpy as np, dlg
+    exe = dlg.compile("models/mlp.dlg")
+    good = np.zeros((4, 1, 28, 28), np.float32)
+    cases = {
+        "dtype": good.astype(np.float64),
+        "shape": np.zeros((4, 1, 28, 27), np.float32),
+        "rank": np.zeros((4, 784), np.float32),
+        "contiguous": np.zeros((4, 1, 28, 56), np.float32)[..., ::2],
+        "aligned": np.frombuffer(np.zeros(4 * 784 * 4 + 1, np.uint8)[1:].tobytes() and
+                                 np.zeros(4 * 784 * 4 + 1, np.uint8)[1:], np.float32
+                                 ).reshape(4, 1, 28, 28),
+    }
+    for name, x in cases.items():
+        try:
+            exe(x=x)
+        except dlg.DlgError as e:
+            print(name, "->", e.message)
+    step = exe.train_step()
+    try:
+        step(x=good, y=np.zeros(3, np.int64))
+    except dlg.DlgError as e:
+        print("dims ->", e.message)
+    print("survived", float(exe(x=good).sum()) != 0)
+""")
+
+
+def test_bad_arguments_are_errors_never_crashes():
+    proc = subprocess.run([sys.executable, "-c", BOUNDARY], capture_output=True, text=True,
+                          cwd=MODELS.parent, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "dtype -> input 'x': expected dtype f32, got f64" in out
+    assert "shape -> input 'x': expected shape [N, 1, 28, 28], got [4, 1, 28, 27]" in out
+    assert "rank -> input 'x'" in out
+    assert "contiguous -> 'x' is not C-contiguous" in out
+    assert "aligned -> 'x' is not aligned" in out
+    assert "dims -> input 'y': expected shape [N], got [3]" in out
+    assert "survived True" in out
