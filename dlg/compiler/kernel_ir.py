@@ -194,7 +194,7 @@ def buffers_read(stmts: tuple[Stmt, ...]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-# ---- text form (`dlgc compile --emit kernels`) ----------------------------------------------------
+# ---- text form (`dlgc compile --emit kernels`) ---------------------------------------------------
 def format_expr(e: Expr) -> str:
     if isinstance(e, Const):
         return repr(e.value)

@@ -272,7 +272,7 @@ def _written(stmts: list[Stmt]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-# ---- expression rules, one per op (elementwise ops map to scalar ops by name) ----------------------
+# ---- expression rules, one per op (elementwise ops map to scalar ops by name) --------------------
 Rule = Callable[[Lowering, Node, Value, list[Expr]], Expr]
 RULES: dict[str, Rule] = {}
 
@@ -356,7 +356,7 @@ def _random(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return Op(dtype, "cast", (value,))
 
 
-# ---- movement: index arithmetic ---------------------------------------------------------------------
+# ---- movement: index arithmetic ------------------------------------------------------------------
 @rule("reshape")
 def _reshape(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
@@ -444,7 +444,7 @@ def _take(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.expr(x, idx[:axis] + [where] + idx[axis + k:])
 
 
-# ---- reductions and contractions ----------------------------------------------------------------------
+# ---- reductions and contractions -----------------------------------------------------------------
 COMBINE = {"reduce_sum": ("add", 0.0), "reduce_prod": ("mul", 1.0),
            "reduce_max": ("max", -math.inf), "reduce_min": ("min", math.inf),
            "argmax": ("argmax", -math.inf), "argmin": ("argmin", math.inf)}
@@ -595,7 +595,7 @@ def _avg_pool(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return Op(dtype, "div", (total, Op(dtype, "cast", (divisor,))))
 
 
-# ---- scatters: kernels that add into a zeroed output ------------------------------------------------
+# ---- scatters: kernels that add into a zeroed output ---------------------------------------------
 def _loops(extents: list[Dim], names: list[str], body: Stmt) -> Stmt:
     for name, extent in reversed(list(zip(names, extents))):
         body = Loop(name, ix.dim(extent), (body,))

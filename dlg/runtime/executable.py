@@ -43,7 +43,7 @@ class Executable:
 
     @property
     def compile_seconds(self) -> dict[str, float]:
-        return dict(self.native.stats.seconds)
+        return self.native.seconds
 
     def __call__(self, *args: Any, **inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run on inputs by name (`exe(x=batch)`) or in declaration order (`exe(batch)`)."""

@@ -14,15 +14,15 @@ import ctypes
 import itertools
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from dlg.compiler.codegen.llvm_cpu import Jitted, build_module, optimize
-from dlg.compiler.lower import Program, lower
+from dlg.compiler.codegen.llvm_cpu import Jitted
+from dlg.compiler.lower import Program
+from dlg.compiler.pipeline import CompileOptions, compile_graph
 from dlg.errors import DlgValueError
-from dlg.ir.decompose import decompose
 from dlg.ir.graph import Graph
 from dlg.ir.shapes import evaluate_shape
 from dlg.runtime.interp import check_input
@@ -41,34 +41,28 @@ class Plan:
     shapes: dict[str, tuple[int, ...]]
 
 
-@dataclass
-class CompileStats:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
 class NativeGraph:
-    def __init__(self, graph: Graph, loss: str | None = None):
-        self.stats = CompileStats()
+    def __init__(self, graph: Graph, loss: str | None = None,
+                 options: CompileOptions | None = None):
+        self.options = options or CompileOptions()
+        compiled = compile_graph(graph, loss, self.options)
         start = time.perf_counter()
-        g = decompose(graph)
-        self.stats.seconds["decompose"] = time.perf_counter() - start
-        start = time.perf_counter()
-        self.program: Program = lower(g, graph.name, loss=loss)
-        self.stats.seconds["lower"] = time.perf_counter() - start
-        start = time.perf_counter()
-        self.module = build_module(self.program)
-        self.stats.seconds["llvm_ir"] = time.perf_counter() - start
-        start = time.perf_counter()
-        self.jit = Jitted(optimize(self.module))
-        self.stats.seconds["llvm_opt_jit"] = time.perf_counter() - start
+        self.jit = Jitted(compiled.optimized)
+        self.options.seconds["jit"] = time.perf_counter() - start
         next(COMPILES)
         self.graph = graph
+        self.optimized_graph = compiled.graph
+        self.program: Program = compiled.program
         self.index = {buf: i for i, buf in enumerate(self.program.order)}
         self.dim_names = self.program.dims
         self.constants = {name: np.ascontiguousarray(b.value)
                           for name, b in self.program.buffers.items() if b.kind == "constant"}
         self.plans: dict[tuple[int, ...], Plan] = {}
         self.seed = np.random.default_rng().integers(2**62)
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        return dict(self.options.seconds)
 
     def plan(self, env: Mapping[str, int]) -> Plan:
         key = tuple(env.get(d, -1) for d in self.dim_names)
@@ -120,8 +114,9 @@ class NativeGraph:
                 raise DlgValueError(f"no value for parameter {name!r}")
             b = p.buffers[buf]
             if value.shape != plan.shapes[buf] or value.dtype != b.dtype.np:
-                raise DlgValueError(f"parameter {name!r}: expected {b.dtype}{list(plan.shapes[buf])}, "
-                                    f"got {value.dtype}{list(value.shape)}")
+                raise DlgValueError(f"parameter {name!r}: expected "
+                                    f"{b.dtype}{list(plan.shapes[buf])}, got "
+                                    f"{value.dtype}{list(value.shape)}")
             table[self.index[buf]] = native_array(name, value).ctypes.data
         outputs = {}
         for name, buf in p.outputs:

@@ -290,7 +290,7 @@ class Emitter:
         return b.fmul(b.uitofp(bits, ir.DoubleType()), ir.Constant(ir.DoubleType(), 2.0 ** -53))
 
 
-# ---- JIT ------------------------------------------------------------------------------------------
+# ---- JIT -----------------------------------------------------------------------------------------
 @functools.cache
 def _initialize() -> None:
     llvm.initialize_native_target()
