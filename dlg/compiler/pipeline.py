@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from llvmlite import ir
 
-from dlg.compiler.codegen.llvm_cpu import build_module, optimize
+from dlg.compiler.codegen.llvm_cpu import build_module, optimize, target_machine
 from dlg.compiler.kernel_ir import format_kernel
 from dlg.compiler.lower import Program, lower
 from dlg.compiler.passes.simplify import simplify
@@ -30,7 +30,7 @@ GRAPH_PASSES: list[tuple[str, Callable[[Graph], Graph]]] = [
     ("decompose", decompose),
     ("simplify", simplify),
 ]
-STAGES = [name for name, _ in GRAPH_PASSES] + ["lower", "llvm", "optimize"]
+STAGES = [name for name, _ in GRAPH_PASSES] + ["lower", "llvm", "optimize", "codegen"]
 
 
 @dataclass
@@ -69,7 +69,6 @@ class Compiled:
     graph: Graph  # after the graph passes
     program: Program
     module: ir.Module
-    optimized: Any  # llvm.ModuleRef
 
 
 def optimize_graph(g: Graph, options: CompileOptions) -> Graph:
@@ -82,7 +81,8 @@ def optimize_graph(g: Graph, options: CompileOptions) -> Graph:
 
 def compile_graph(g: Graph, loss: str | None = None,
                   options: CompileOptions | None = None) -> Compiled:
-    """Graph -> optimised LLVM module, through every stage."""
+    """Graph -> LLVM module (not yet optimised: `object_code` does that, or a cache hit skips
+    it), through every stage before."""
     options = options or CompileOptions()
     g = optimize_graph(g, options)
     with options.stage("lower"):
@@ -91,10 +91,16 @@ def compile_graph(g: Graph, loss: str | None = None,
     with options.stage("llvm"):
         module = build_module(program)
     options.dump("llvm", lambda: str(module))
+    return Compiled(g, program, module)
+
+
+def object_code(module: ir.Module, options: CompileOptions) -> bytes:
+    """LLVM's O3 pipeline for the host, then machine code as an object file."""
     with options.stage("optimize"):
         optimized = optimize(module)
     options.dump("optimize", lambda: str(optimized))
-    return Compiled(g, program, module, optimized)
+    with options.stage("codegen"):
+        return target_machine().emit_object(optimized)
 
 
 def format_program(p: Program) -> str:

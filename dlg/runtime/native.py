@@ -1,7 +1,7 @@
 """Running compiled graphs: argument checks, the buffer table, one arena per dims binding.
 
-`NativeGraph` compiles a graph once (decompose -> fuse -> lower -> LLVM -> JIT) and then runs it
-with one native call. Before the call every input is checked (dtype, shape with its symbolic dims
+`NativeGraph` compiles a graph once (graph passes -> fuse and lower -> LLVM -> object code, or
+the object code from the disk cache) and then runs it with one native call. Before the call every input is checked (dtype, shape with its symbolic dims
 bound consistently, C-contiguity, alignment), so native code never sees a buffer of the wrong
 size. Intermediate buffers live in one arena per binding of the symbolic dims, laid out by
 liveness (a buffer's bytes are reused once its last kernel has run), and cached, so calling with
@@ -19,16 +19,18 @@ from typing import Any
 
 import numpy as np
 
+from dlg.compiler.codegen import cache
 from dlg.compiler.codegen.llvm_cpu import Jitted
 from dlg.compiler.lower import Program
-from dlg.compiler.pipeline import CompileOptions, compile_graph
+from dlg.compiler.pipeline import CompileOptions, compile_graph, object_code
 from dlg.errors import DlgValueError
 from dlg.ir.graph import Graph
 from dlg.ir.shapes import evaluate_shape
 from dlg.runtime.interp import check_input
 
 ALIGN = 64
-COMPILES = itertools.count()  # how many graphs this process compiled (tests count recompiles)
+COMPILES = itertools.count()  # graphs this process compiled to machine code (not cache hits)
+BUILDS = itertools.count()  # NativeGraphs this process made (compiled or from the cache)
 
 
 @dataclass
@@ -46,10 +48,18 @@ class NativeGraph:
                  options: CompileOptions | None = None):
         self.options = options or CompileOptions()
         compiled = compile_graph(graph, loss, self.options)
+        self.key = cache.cache_key(str(compiled.module))
+        code = cache.load(self.key)
+        self.cache_hit = code is not None
+        if code is None:
+            code = object_code(compiled.module, self.options)
+            cache.store(self.key, code)
+            next(COMPILES)
+        self.object_code = code
+        next(BUILDS)
         start = time.perf_counter()
-        self.jit = Jitted(compiled.optimized)
-        self.options.seconds["jit"] = time.perf_counter() - start
-        next(COMPILES)
+        self.jit = Jitted(code)
+        self.options.seconds["load"] = time.perf_counter() - start
         self.graph = graph
         self.optimized_graph = compiled.graph
         self.program: Program = compiled.program

@@ -97,13 +97,14 @@ def random_batch(m: dlg.Model, graph: Graph, n: int, seed: int) -> dict[str, np.
 @pytest.mark.parametrize("name", ALL)
 def test_models_infer_like_the_interpreter_at_any_batch_size(name):
     m = dlg.load(MODELS / name)
-    before = next(native.COMPILES)
+    before = next(native.BUILDS)
     exe = dlg.compile(m)
     for n in (1, 3, 8):
         x = random_batch(m, m.graph, n, n)
         got, want = exe(**x), m(**x)
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
-    assert next(native.COMPILES) == before + 2, "one compilation for every batch size"
+    assert next(native.BUILDS) == before + 2, "one compilation for every batch size"
+    assert len(exe.native.plans) == 3, "one arena per batch size"
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -222,3 +223,27 @@ def test_bad_arguments_are_errors_never_crashes():
     assert "aligned -> 'x' is not aligned" in out
     assert "dims -> input 'y': expected shape [N], got [3]" in out
     assert "survived True" in out
+
+
+# ---- the disk cache ---------------------------------------------------------------------------
+CACHED = textwrap.dedent("""
+    import dlg
+    from dlg.runtime import native
+    exe = dlg.compile("models/gru.dlg")
+    print("hit" if exe.native.cache_hit else "miss", next(native.COMPILES))
+""")
+
+
+def test_a_second_process_loads_the_compiled_code_from_the_cache(tmp_path):
+    env = {**__import__("os").environ, "DLG_CACHE_DIR": str(tmp_path)}
+
+    def run() -> str:
+        proc = subprocess.run([sys.executable, "-c", CACHED], capture_output=True, text=True,
+                              cwd=MODELS.parent, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+    assert run() == "miss 1"
+    assert run() == "hit 0"
+    for entry in tmp_path.iterdir():  # a damaged entry is recompiled, not loaded
+        entry.write_bytes(entry.read_bytes()[:-100])
+    assert run() == "miss 1"

@@ -330,14 +330,23 @@ EntryFunction = Callable[[ctypes.c_void_p, ctypes.c_void_p, int], None]
 
 
 class Jitted:
-    """A JIT-compiled module and its entry as a ctypes function (keeps the engine alive)."""
+    """Object code loaded into an MCJIT engine; its entry as a ctypes function (the object keeps
+    the engine alive)."""
 
-    def __init__(self, mod: llvm.ModuleRef):
-        self.engine = llvm.create_mcjit_compiler(mod, new_target_machine())
+    def __init__(self, object_code: bytes):
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
         self.engine.finalize_object()
         address = self.engine.get_function_address(ENTRY)
         proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
         self.entry: EntryFunction = proto(address)
 
 
-__all__ = ["ENTRY", "I1", "Jitted", "build_module", "optimize", "target_machine"]
+def host() -> dict[str, str]:
+    """What object code is built for: it runs only where these match."""
+    tm = target_machine()
+    return {"triple": tm.triple, "cpu": llvm.get_host_cpu_name(),
+            "features": llvm.get_host_cpu_features().flatten()}
+
+
+__all__ = ["ENTRY", "I1", "Jitted", "build_module", "host", "optimize", "target_machine"]

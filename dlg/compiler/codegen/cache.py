@@ -1,0 +1,62 @@
+"""The on-disk cache of object code, so a second process pays no compile time.
+
+The key is a hash of the unoptimised LLVM module (which encodes the optimised graph, the kernels
+and every buffer), the host target (triple, CPU, features) and the dlg version. Entries are
+written atomically and carry a hash of their bytes: a damaged entry is recompiled, never loaded
+(loading corrupt object code could crash the process). `DLG_CACHE_DIR` sets the folder (default:
+$XDG_CACHE_HOME/dlg or ~/.cache/dlg); `DLG_CACHE_DIR=off` disables it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from dlg.compiler.codegen.llvm_cpu import host
+
+VERSION = "0.1.0"  # bump with any change to codegen that keeps the IR text the same
+
+
+def cache_dir() -> Path | None:
+    configured = os.environ.get("DLG_CACHE_DIR")
+    if configured == "off":
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dlg"
+
+
+def cache_key(llvm_ir: str) -> str:
+    h = hashlib.sha256()
+    for part in (VERSION, *host().values(), llvm_ir):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def load(key: str) -> bytes | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    try:
+        data = (folder / f"{key}.o").read_bytes()
+    except OSError:
+        return None
+    digest, _, code = data.partition(b"\n")
+    return code if hashlib.sha256(code).hexdigest().encode() == digest else None
+
+
+def store(key: str, code: bytes) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as f:
+            f.write(hashlib.sha256(code).hexdigest().encode() + b"\n" + code)
+        os.replace(f.name, folder / f"{key}.o")
+    except OSError:
+        pass  # a read-only or full disk only costs the next process a compile
