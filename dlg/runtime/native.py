@@ -3,7 +3,8 @@
 `NativeGraph` compiles a graph once (graph passes -> fuse and lower -> LLVM -> object code, or
 the object code from the disk cache) and then runs it with one native call. Before the call
 every input is checked (dtype, shape with its symbolic dims bound consistently, C-contiguity,
-alignment), so native code never sees a buffer of the wrong size. Intermediate buffers live in one arena per binding of the symbolic dims, laid out by
+alignment), so native code never sees a buffer of the wrong size. Intermediate buffers live in
+one arena per binding of the symbolic dims, laid out by
 liveness (a buffer's bytes are reused once its last kernel has run), and cached, so calling with
 a batch size seen before allocates nothing but the outputs.
 """
