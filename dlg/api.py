@@ -12,15 +12,19 @@ from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
 
 
-def load(path: str | Path, model: str | None = None, seed: int | None = 0) -> Model:
+def load(path: str | Path, model: str | None = None, seed: int | None = 0
+         ) -> Model | Executable:
     """Load a model from a .dlg file: parse, elaborate, infer shapes, initialise parameters.
+    A .dlgx artifact (from `dlgc compile` or `exe.save`) loads as a ready `dlg.Executable`.
 
     `model` picks one when the file defines several; `seed` makes initialisation reproducible
     (the same seed gives the same parameters; None draws fresh ones).
     """
     path = Path(path)
+    if path.suffix == ".dlgx":
+        return Executable.from_artifact(path)  # type: ignore[return-value]
     if path.suffix not in (".dlg", ""):
-        raise DlgImportError(f"{path}: dlg.load reads .dlg files")
+        raise DlgImportError(f"{path}: dlg.load reads .dlg files and .dlgx artifacts")
     return _model(load_file(path), model, seed)
 
 

@@ -11,14 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
+from dlg.api import compile as compile_model
 from dlg.api import load
+from dlg.compiler.pipeline import STAGES, CompileOptions, assembly, format_program
 from dlg.errors import DlgError, DlgValueError
 from dlg.grammar.format import format_module
 from dlg.grammar.loader import load_file
 from dlg.ir.printer import format_graph
 from dlg.ir.serialize import dumps
+from dlg.runtime.native import NativeGraph, compile_report
 from dlg.runtime.plot import plot_history
 from dlg.runtime.sources import training_data
+from dlg.runtime.training import TrainStep
 from dlg.runtime.weights import FORMATS as WEIGHT_FORMATS
 from dlg.runtime.weights import load_weights
 
@@ -75,6 +79,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", type=Path,
                      help="write the output (.npy, or .npz for several outputs)")
     run.set_defaults(run=_run)
+
+    comp = sub.add_parser(
+        "compile", help="compile a model to native code; write a .dlgx artifact",
+        description="Compile a model (or, with --train, its whole training step) for this "
+        "machine's CPU and print a report: ops before and after the graph passes, kernels, "
+        "buffers and peak arena bytes, time per pass. -o writes a .dlgx artifact that "
+        "dlg.load() runs without recompiling.")
+    comp.add_argument("file", type=Path, help="the .dlg file")
+    comp.add_argument("-o", "--output", type=Path, help="write the artifact (.dlgx)")
+    comp.add_argument("--emit", choices=("report", "graph", "kernels", "llvm", "asm"),
+                      default="report", help="what to print: the report (default), the "
+                      "optimised graph, the kernels, LLVM IR (kernels are named after their "
+                      "fused ops) or assembly")
+    comp.add_argument("--dump-after", action="append", default=[], metavar="PASS",
+                      help=f"print the program after a pass ({', '.join(STAGES)}, or all); "
+                      "repeatable")
+    comp.add_argument("--train", action="store_true",
+                      help="compile the training step (forward, backward, optimizer update)")
+    comp.add_argument("--batch", type=int, default=64,
+                      help="batch size the memory report is computed for (default 64)")
+    comp.add_argument("--model", help="which model, when the file defines several")
+    comp.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
+    comp.set_defaults(run=_compile)
 
     train = sub.add_parser(
         "train", help="train a model with its train section; save the weights",
@@ -152,6 +179,34 @@ def _run(args: argparse.Namespace) -> int:
         for name, value in zip(names, values):
             print(f"{name}: {value.dtype}{list(value.shape)}")
             print(np.array2string(value, threshold=60, precision=5))
+    return 0
+
+
+def _compile(args: argparse.Namespace) -> int:
+    m = load(args.file, model=args.model, seed=args.seed)
+    if args.output is not None and args.output.suffix != ".dlgx":
+        raise DlgValueError(f"{args.output}: artifacts are .dlgx files")
+    options = CompileOptions(dump_after=tuple(args.dump_after))
+    if args.train:
+        if m.train_spec is None:
+            raise DlgValueError(f"{args.file}: model {m.name} has no train section")
+        native = TrainStep(m, compiled=True, options=options).native
+    else:
+        native = NativeGraph(m.graph, options=options)
+    assert native is not None
+    if args.emit == "graph":
+        print(format_graph(native.optimized_graph))
+    elif args.emit == "kernels":
+        print(format_program(native.program))
+    elif args.emit == "llvm":
+        print(native.module)
+    elif args.emit == "asm":
+        print(assembly(native.module))
+    else:
+        print(compile_report(native, args.batch))
+    if args.output is not None:
+        compile_model(m).save(args.output, train=args.train)  # from the cache just filled
+        print(f"wrote {args.output}")
     return 0
 
 

@@ -108,3 +108,8 @@ def format_program(p: Program) -> str:
     for body in p.bodies:
         parts.append(f"// scan body {body.name}\n{format_program(body)}")
     return "\n".join(parts)
+
+
+def assembly(module: ir.Module) -> str:
+    """The optimised module as the host's assembly (`dlgc compile --emit asm`)."""
+    return target_machine().emit_assembly(optimize(module))

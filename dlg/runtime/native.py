@@ -46,11 +46,17 @@ class Plan:
 
 class NativeGraph:
     def __init__(self, graph: Graph, loss: str | None = None,
-                 options: CompileOptions | None = None):
+                 options: CompileOptions | None = None,
+                 prebuilt: tuple[bytes, str] | None = None):
+        """With `prebuilt` (object code and its cache key, from an artifact) nothing is
+        compiled: the graph is lowered again and must give the module the code was built from."""
         self.options = options or CompileOptions()
         compiled = compile_graph(graph, loss, self.options)
         self.key = cache.cache_key(str(compiled.module))
-        code = cache.load(self.key)
+        if prebuilt is not None and prebuilt[1] != self.key:
+            raise DlgValueError("its code was built from a different module than this dlg "
+                                "makes of its graph (another dlg version?); recompile it")
+        code = cache.load(self.key) if prebuilt is None else prebuilt[0]
         self.cache_hit = code is not None
         if code is None:
             code = object_code(compiled.module, self.options)
@@ -62,11 +68,12 @@ class NativeGraph:
         self.jit = Jitted(code)
         self.options.seconds["load"] = time.perf_counter() - start
         self.graph = graph
+        self.module = compiled.module
         self.optimized_graph = compiled.graph
         self.program: Program = compiled.program
         self.index = {buf: i for i, buf in enumerate(self.program.order)}
         self.dim_names = self.program.dims
-        self.constants = {name: np.ascontiguousarray(b.value)
+        self.constants = {name: np.array(b.value, order="C")
                           for name, b in self.program.buffers.items() if b.kind == "constant"}
         self.plans: dict[tuple[int, ...], Plan] = {}
         self.seed = np.random.default_rng().integers(2**62)
@@ -178,3 +185,30 @@ def _layout(p: Program, sizes: dict[str, int]) -> tuple[dict[str, int], int]:
     for buf in sizes:
         offsets.setdefault(buf, 0)
     return offsets, total
+
+
+def compile_report(native: NativeGraph, batch: int) -> str:
+    """One screen: ops before and after the graph passes, kernels, buffers, peak arena bytes
+    at a batch size, seconds per pass."""
+    p = native.program
+    before, after = native.graph.op_counts(), native.optimized_graph.op_counts()
+    sources = ("input", "param", "constant")
+    count = lambda counts: sum(n for op, n in counts.items() if op not in sources)  # noqa: E731
+    plan = native.plan({d: batch for d in native.dim_names})
+    temps = [b for b in p.buffers.values() if b.kind == "temp"]
+    lines = [f"{native.graph.name}: {count(before)} ops -> {count(after)} primitive ops after "
+             f"the graph passes -> {len(p.kernels)} kernels"
+             + (f" (+ {sum(len(b.kernels) for b in p.bodies)} in scan bodies)"
+                if p.bodies else ""),
+             f"buffers: {len(p.inputs)} inputs, {len(p.params)} params, {len(p.outputs)} "
+             f"outputs, {len(temps)} intermediates in an arena of {plan.arena.nbytes:,} bytes "
+             f"at batch {batch}",
+             "kernels:"]
+    lines += [f"  {k.name}" for k in p.kernels[:12]]
+    if len(p.kernels) > 12:
+        lines.append(f"  ... {len(p.kernels) - 12} more (--emit kernels shows them all)")
+    seconds = native.seconds
+    lines.append("seconds per pass: " + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items())
+                 + f" (total {sum(seconds.values()):.2f}"
+                 + (", machine code from the cache)" if native.cache_hit else ")"))
+    return "\n".join(lines)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from dlg.compiler.optimizers import apply_optimizer
 from dlg.compiler.passes.autodiff import GRAD_PREFIX, grad
+from dlg.compiler.pipeline import CompileOptions
 from dlg.errors import DlgError, DlgValueError, Span
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph
@@ -93,7 +94,8 @@ class TrainStep:
     otherwise the reference interpreter runs it.
     """
 
-    def __init__(self, model: Model, compiled: bool = False):
+    def __init__(self, model: Model, compiled: bool = False,
+                 options: CompileOptions | None = None):
         spec = model.train_spec
         if spec is None or model.train_graph is None:
             raise DlgValueError(f"model {model.name} has no train section; add `train "
@@ -105,7 +107,20 @@ class TrainStep:
         self.interpreter = Interpreter(model.interpreter.rng.integers(2**63))
         self.steps = 0
         self._checks = label_checks(model.train_graph)
-        self.native = NativeGraph(self.graph, loss=spec.loss) if compiled else None
+        self.native = NativeGraph(self.graph, spec.loss, options) if compiled else None
+
+    @classmethod
+    def prebuilt(cls, model: Model, spec: TrainSpec, graph: Graph,
+                 state: dict[str, np.ndarray], native: NativeGraph) -> TrainStep:
+        """A compiled step whose graph, state and code come from an artifact."""
+        step = cls.__new__(cls)
+        step.model, step.spec, step.graph, step.state = model, spec, graph, state
+        step.base_lr = float(spec.optimizer.hyper["lr"])  # type: ignore[union-attr]
+        step.interpreter = Interpreter(None)
+        step.steps = 0
+        step._checks = label_checks(graph)
+        step.native = native
+        return step
 
     @property
     def lr(self) -> float:

@@ -26,7 +26,7 @@ def _format(path: Path) -> str:
 
 def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     path = Path(path)
-    contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    contiguous = {k: np.array(v, order="C") for k, v in arrays.items()}
     try:
         if _format(path) == ".npz":
             np.savez(path, **contiguous)
