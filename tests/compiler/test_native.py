@@ -247,3 +247,14 @@ def test_a_second_process_loads_the_compiled_code_from_the_cache(tmp_path):
     for entry in tmp_path.iterdir():  # a damaged entry is recompiled, not loaded
         entry.write_bytes(entry.read_bytes()[:-100])
     assert run() == "miss 1"
+
+
+def test_unused_inputs_stay_in_the_signature():
+    """Found by fuzzing: simplify dropped an input no output read."""
+    g = Graph("g")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[2]"))
+    b.input("unused", TensorType.parse("f32[3]"))
+    g.set_output("y", b.neg(x))
+    out = NativeGraph(g)({"x": np.ones(2, np.float32), "unused": np.ones(3, np.float32)}, {})
+    np.testing.assert_array_equal(out["y"], [-1, -1])

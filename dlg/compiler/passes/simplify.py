@@ -23,7 +23,7 @@ NEVER_FOLD = {"input", "param", "constant", "scan"}
 
 
 def simplify(g: Graph) -> Graph:
-    live = g.ancestors([v for _, v in g.outputs + g.updates])
+    live = _live(g)
     out = Graph(g.name, span=g.span)
     b = Builder(out)
     mapping: dict[Value, Value] = {}
@@ -56,12 +56,17 @@ def simplify(g: Graph) -> Graph:
 
 def _prune(g: Graph) -> Graph:
     """Only the nodes an output or update needs (rewrites leave their old inputs behind)."""
-    live = g.ancestors([v for _, v in g.outputs + g.updates])
+    live = _live(g)
     if len(live) == len(g):
         return g
     out = Graph(g.name, {i: n for i, n in g.nodes.items() if i in live}, span=g.span)
     out.outputs, out.updates = list(g.outputs), list(g.updates)
     return out
+
+
+def _live(g: Graph) -> set[int]:
+    """What outputs and updates need, and every input (they are the graph's signature)."""
+    return g.ancestors([v for _, v in g.outputs + g.updates]) | {n.id for n in g.inputs}
 
 
 def _key(node: Node, inputs: tuple[Value, ...]) -> tuple | None:
