@@ -115,3 +115,26 @@ def inside(i: Expr, size: Expr) -> Expr:
 
 def both(a: Expr | None, b: Expr) -> Expr:
     return b if a is None else Op(DType.bool, "logical_and", (a, b))
+
+
+def stride(e: Expr, var: str, dims: int = 7) -> int:
+    """How far `e` moves when `var` grows by one (others 0, every symbolic dim taken as `dims`):
+    a cheap probe of an index's memory stride."""
+    return _evaluate(e, {var: 1}, dims) - _evaluate(e, {}, dims)
+
+
+def _evaluate(e: Expr, env: dict[str, int], dims: int) -> int:
+    if isinstance(e, Const):
+        return int(e.value)
+    if isinstance(e, Var):
+        return env.get(e.name, 0 if "." in e.name else dims)
+    if isinstance(e, Op) and e.op in _INT_OPS:
+        args = [_evaluate(a, env, dims) for a in e.args]
+        return _INT_OPS[e.op](*args)
+    return 0  # a loaded or computed index (take): no fixed stride
+
+
+_INT_OPS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+            "floordiv": lambda a, b: a // b if b else 0, "mod": lambda a, b: a % b if b else 0,
+            "cast": lambda a: a, "select": lambda c, a, b: a if c else b,
+            "min": min, "max": max, "clamp": lambda x, lo, hi: max(lo, min(x, hi))}

@@ -10,6 +10,8 @@ walk:
 - a value read by several ops is materialized, unless it is a cheap view (reshape, transpose,
   broadcast, slice), a constant, or one or two arithmetic ops on values in memory (recomputing
   `x - max` costs less than a round trip through memory);
+- an operand of a contraction (matmul, conv) is in memory or a view of memory: the contraction
+  reads each operand element many times, so it must not recompute it;
 - a value whose expression contains a reduction (matmul, conv, pooling, reduce_*) is
   materialized unless its only reader reads it element for element; so a bias add and an
   activation fuse into the matmul that feeds them (its epilogue), and elementwise producers
@@ -29,6 +31,8 @@ REDUCTIONS = {"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax",
               "matmul", "conv", "max_pool", "avg_pool"}
 OWN_KERNEL = {"scan", "scatter_add", "max_pool_grad", "avg_pool_grad"}
 CHEAP = {"reshape", "transpose", "broadcast_to", "slice", "split", "full", "arange", "numel"}
+VIEWS = {"reshape", "transpose", "broadcast_to", "slice", "split"}
+CONTRACTIONS = {"matmul", "conv"}
 ARITHMETIC = {"add", "sub", "mul", "neg", "cast", "maximum", "minimum", "where", "eq", "ne", "lt",
               "le", "gt", "ge"}
 RECOMPUTE = 2  # at most this many arithmetic ops are recomputed per extra reader
@@ -51,6 +55,7 @@ def fuse(g: Graph) -> Fusion:
             materialized |= set(node.outs) | set(node.inputs)
     has_reduce: set[Value] = set()
     cost: dict[Value, int] = {}  # arithmetic ops computed inline to produce the value
+    memory_views: set[Value] = set()  # views (reshape, transpose, ...) of values in memory
     for node in g:
         name = node.op.name
         if name in BUFFERS:
@@ -64,6 +69,12 @@ def fuse(g: Graph) -> Fusion:
             readers = users.get(v, [])
             cheap = name in CHEAP or (name in ARITHMETIC and own <= RECOMPUTE)
             if len(readers) > 1 and (not cheap or inner):
+                materialized.add(v)
+            view = name in VIEWS and all(u in materialized or u in memory_views
+                                         for u in node.inputs)
+            if view:
+                memory_views.add(v)
+            elif any(r.op.name in CONTRACTIONS for r in readers):
                 materialized.add(v)
             elif inner and not all(_pointwise(g, r, v) for r in readers):
                 materialized.add(v)
