@@ -32,14 +32,7 @@ class Interpreter:
             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Run `graph` on named inputs; returns (outputs by name, new values of updated state)."""
         args = []
-        names = [n.name for n in graph.inputs]
-        missing = [n for n in names if n not in inputs]
-        if missing:
-            raise DlgValueError(f"missing input {missing[0]!r} "
-                                f"(the model takes {', '.join(names)})")
-        extra = sorted(set(inputs) - set(names))
-        if extra:
-            raise DlgValueError(f"unknown input {extra[0]!r} (the model takes {', '.join(names)})")
+        check_input_names([n.name for n in graph.inputs], inputs)
         self.env = {}
         for node in graph.inputs:
             args.append(check_input(node.name or "?", node.types[0], inputs[node.name], self.env))
@@ -126,6 +119,18 @@ def _resolve(value: Any, env: Mapping[str, int]) -> Any:
     return value
 
 
+def check_input_names(names: Sequence[str | None], inputs: Mapping[str, Any]) -> None:
+    """Every declared input given, nothing else."""
+    missing = [n for n in names if n not in inputs]
+    if missing:
+        raise DlgValueError(f"missing input {missing[0]!r} (the model takes "
+                            f"{', '.join(map(str, names))})")
+    extra = sorted(set(inputs) - set(names))
+    if extra:
+        raise DlgValueError(f"unknown input {extra[0]!r} (the model takes "
+                            f"{', '.join(map(str, names))})")
+
+
 def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]) -> np.ndarray:
     """Check one input's dtype and shape and bind its symbolic dims.
 
@@ -154,4 +159,4 @@ def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]
     return array
 
 
-__all__ = ["Interpreter", "check_input"]
+__all__ = ["Interpreter", "check_input", "check_input_names"]

@@ -27,7 +27,7 @@ from dlg.compiler.pipeline import CompileOptions, compile_graph, object_code
 from dlg.errors import DlgValueError
 from dlg.ir.graph import Graph
 from dlg.ir.shapes import evaluate_shape
-from dlg.runtime.interp import check_input
+from dlg.runtime.interp import check_input, check_input_names
 
 ALIGN = 64
 COMPILES = itertools.count()  # graphs this process compiled to machine code (not cache hits)
@@ -109,14 +109,7 @@ class NativeGraph:
                  ) -> dict[str, np.ndarray]:
         p = self.program
         env: dict[str, int] = {}
-        names = [name for name, _ in p.inputs]
-        missing = [n for n in names if n not in inputs]
-        if missing:
-            raise DlgValueError(f"missing input {missing[0]!r} (the model takes "
-                                f"{', '.join(names)})")
-        extra = sorted(set(inputs) - set(names))
-        if extra:
-            raise DlgValueError(f"unknown input {extra[0]!r} (the model takes {', '.join(names)})")
+        check_input_names([name for name, _ in p.inputs], inputs)
         arrays = {}
         for name, buf in p.inputs:
             b = p.buffers[buf]
