@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class NativeGraph:
             table[self.index[name]] = base + offset
         for name, array in self.constants.items():
             table[self.index[name]] = array.ctypes.data
-        dims = (ctypes.c_int64 * max(len(self.dim_names), 1))(*key)
+        dims = (ctypes.c_int64 * (len(self.dim_names) + 1))(*key, threads())
         return Plan(dims, arena, table, shapes)
 
     def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray]
@@ -138,6 +139,14 @@ class NativeGraph:
         self.jit.entry(ctypes.cast(table, ctypes.c_void_p), ctypes.cast(plan.dims, ctypes.c_void_p),
                        int(self.seed) % 2**63)
         return outputs
+
+
+def threads() -> int:
+    """Threads for parallel loops: DLG_NUM_THREADS, else every core this process may use."""
+    configured = os.environ.get("DLG_NUM_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def native_array(name: str, array: np.ndarray) -> np.ndarray:

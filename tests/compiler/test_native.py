@@ -291,3 +291,15 @@ def _statements(stmts):
     for s in stmts:
         yield s
         yield from _statements(getattr(s, "body", ()))
+
+
+@pytest.mark.parametrize("name", ["convnet.dlg", "lstm.dlg"])
+def test_threads_split_work_without_changing_results(name, monkeypatch):
+    """Parallel loops split outer iterations; each element is computed the same way."""
+    m = dlg.load(MODELS / name)
+    x = random_batch(m, m.graph, 16, 0)
+    results = []
+    for n in ("1", "4"):
+        monkeypatch.setenv("DLG_NUM_THREADS", n)
+        results.append(dlg.compile(m)(**x))
+    np.testing.assert_array_equal(results[0], results[1])

@@ -35,6 +35,7 @@ from dlg.compiler.kernel_ir import (
     Stmt,
     Store,
     Var,
+    walk,
 )
 from dlg.compiler.lower import Program
 from dlg.ir.dtypes import DType
@@ -93,9 +94,53 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
     emitter = Emitter(m, fn, {buf: (ptr, p.buffers[buf].dtype)
                               for buf, ptr in zip(buffers, pointers)}, dims, dim_ptr, seed,
                       functions)
-    for s in kernel.body:
-        emitter.stmt(s)
+    for k, s in enumerate(kernel.body):
+        if isinstance(s, Loop) and s.parallel:
+            chunk = _chunk_function(m, p, kernel, s, f"{fn.name}.part{k}", dims, functions)
+            emitter.parallel(s, chunk, _trampoline(m, chunk), len(dims))
+        else:
+            emitter.stmt(s)
     emitter.b.ret_void()
+    return fn
+
+
+def _chunk_function(m: ir.Module, p: Program, kernel: Kernel, loop: Loop, name: str,
+                    dims: list[str], functions: dict[str, ir.Function]) -> ir.Function:
+    """The iterations [start, end) of a kernel's parallel loop, as a function of their own."""
+    buffers = _kernel_buffers(kernel)
+    types = [memory_type(p.buffers[buf].dtype).as_pointer() for buf in buffers]
+    fn = ir.Function(m, ir.FunctionType(ir.VoidType(), types + [I64.as_pointer(), I64, I64, I64]),
+                     name)
+    fn.linkage = "internal"
+    for arg, buf in zip(fn.args, buffers):
+        arg.name = buf
+        arg.add_attribute("noalias")
+    *pointers, dim_ptr, seed, start, end = fn.args
+    e = Emitter(m, fn, {buf: (ptr, p.buffers[buf].dtype) for buf, ptr in zip(buffers, pointers)},
+                dims, dim_ptr, seed, functions)
+
+    def body(i: ir.Value) -> None:
+        e.vars[loop.var] = i
+        for inner in loop.body:
+            e.stmt(inner)
+    e.loop(loop.var, end, body, start=start)
+    e.b.ret_void()
+    return fn
+
+
+def _trampoline(m: ir.Module, chunk: ir.Function) -> ir.Function:
+    """`void *run(void *args)` for pthread_create: args is an i64 array holding the chunk's
+    arguments (pointers as integers)."""
+    fn = ir.Function(m, ir.FunctionType(I8P, [I8P]), f"{chunk.name}.thread")
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    words = b.bitcast(fn.args[0], I64.as_pointer())
+    args = []
+    for k, arg in enumerate(chunk.args):
+        word = b.load(b.gep(words, [I64(k)]))
+        args.append(b.inttoptr(word, arg.type) if isinstance(arg.type, ir.PointerType) else word)
+    b.call(chunk, args)
+    b.ret(ir.Constant(I8P, None))
     return fn
 
 
@@ -123,7 +168,8 @@ class Emitter:
         self.scopes: list[dict[Expr, ir.Value]] = [{}]
 
     # -- structure --------------------------------------------------------------------------------
-    def loop(self, name: str, extent: ir.Value, body: Callable[[ir.Value], None]) -> None:
+    def loop(self, name: str, extent: ir.Value, body: Callable[[ir.Value], None],
+             start: ir.Value | None = None) -> None:
         b = self.b
         before = b.block
         head = self.fn.append_basic_block(f"{name}.head")
@@ -132,7 +178,7 @@ class Emitter:
         b.branch(head)
         b.position_at_end(head)
         i = b.phi(I64, name=name)
-        i.add_incoming(I64(0), before)
+        i.add_incoming(I64(0) if start is None else start, before)
         b.cbranch(b.icmp_signed("<", i, extent), inner, done)
         b.position_at_end(inner)
         self.scopes.append({})
@@ -141,6 +187,59 @@ class Emitter:
         i.add_incoming(b.add(i, I64(1), name=f"{name}.next"), b.block)
         b.branch(head)
         b.position_at_end(done)
+
+    def parallel(self, loop: Loop, chunk: ir.Function, trampoline: ir.Function,
+                 threads_slot: int) -> None:
+        """Run `loop` on up to dims[threads_slot] threads when it has enough work (its
+        iterations times the work in each); otherwise, or for small work, on this thread."""
+        b = self.b
+        *pointers, dim_ptr, seed = self.fn.args
+        extent = self.expr(loop.extent)
+        work = b.mul(extent, self.expr(_work(loop.body)))
+        threads = b.load(b.gep(dim_ptr, [I64(threads_slot)]), name="threads")
+        count = b.select(b.icmp_signed("<", threads, extent), threads, extent)
+        count = b.select(b.icmp_signed("<", count, I64(MAX_THREADS)), count, I64(MAX_THREADS))
+        spread = b.and_(b.icmp_signed(">", count, I64(1)),
+                        b.icmp_signed(">=", work, I64(PARALLEL_WORK)))
+        with b.if_else(spread) as (then, otherwise):
+            with then:
+                self.spawn(chunk, trampoline, list(pointers) + [dim_ptr, seed], extent, count)
+            with otherwise:
+                b.call(chunk, list(pointers) + [dim_ptr, seed, I64(0), extent])
+
+    def spawn(self, chunk: ir.Function, trampoline: ir.Function, args: list[ir.Value],
+              extent: ir.Value, count: ir.Value) -> None:
+        b = self.b
+        n = len(args) + 2
+        words = self.alloca_builder.alloca(ir.ArrayType(ir.ArrayType(I64, n), MAX_THREADS),
+                                           name="thread.args")
+        ids = self.alloca_builder.alloca(ir.ArrayType(I64, MAX_THREADS), name="thread.ids")
+        size = b.sdiv(b.add(extent, b.sub(count, I64(1))), count)
+        create, join = _pthread(self.m)
+
+        def start(t: ir.Value) -> None:
+            lo = b.mul(b.add(t, I64(1)), size)
+            hi = b.add(lo, size)
+            hi = b.select(b.icmp_signed("<", hi, extent), hi, extent)
+            row = b.gep(words, [I64(0), b.add(t, I64(1))])
+            values = [b.ptrtoint(a, I64) if isinstance(a.type, ir.PointerType) else a
+                      for a in args] + [lo, hi]
+            for k, value in enumerate(values):
+                b.store(value, b.gep(row, [I64(0), I64(k)]))
+            slot = b.gep(ids, [I64(0), b.add(t, I64(1))])
+            rc = b.call(create, [b.bitcast(slot, I8P), ir.Constant(I8P, None), trampoline,
+                                 b.bitcast(row, I8P)])
+            with b.if_then(b.icmp_signed("!=", rc, ir.IntType(32)(0))):
+                b.store(I64(0), slot)  # no thread: run this part here
+                b.call(chunk, args + [lo, hi])
+        self.loop("spawn", b.sub(count, I64(1)), start)
+        b.call(chunk, args + [I64(0), b.select(b.icmp_signed("<", size, extent), size, extent)])
+
+        def wait(t: ir.Value) -> None:
+            thread = b.load(b.gep(ids, [I64(0), b.add(t, I64(1))]))
+            with b.if_then(b.icmp_signed("!=", thread, I64(0))):
+                b.call(join, [thread, ir.Constant(I8P.as_pointer(), None)])
+        self.loop("join", b.sub(count, I64(1)), wait)
 
     def local(self, t: ir.Type, name: str, init: ir.Value) -> ir.Value:
         slot = self.alloca_builder.alloca(t, name=name)
@@ -288,6 +387,34 @@ class Emitter:
         z = b.xor(z, b.lshr(z, I64(31)))
         bits = b.lshr(z, I64(11))
         return b.fmul(b.uitofp(bits, ir.DoubleType()), ir.Constant(ir.DoubleType(), 2.0 ** -53))
+
+
+MAX_THREADS = 64
+PARALLEL_WORK = 1 << 15  # loop iterations (inner loops and reductions included) worth a thread
+
+
+def _work(stmts: tuple[Stmt, ...]) -> Expr:
+    """Iterations inside one outer iteration: a rough cost for deciding to use threads."""
+    total: Expr = Const(DType.i64, 1)
+    for s in stmts:
+        if isinstance(s, Loop):
+            inner = Op(DType.i64, "mul", (s.extent, _work(s.body)))
+            total = Op(DType.i64, "add", (total, inner))
+        elif isinstance(s, Store):
+            for e in walk(s.value):
+                if isinstance(e, Reduce):
+                    for _, extent in e.axes:
+                        total = Op(DType.i64, "mul", (total, extent))
+    return total
+
+
+def _pthread(m: ir.Module) -> tuple[ir.Function, ir.Function]:
+    """pthread_create and pthread_join (pthread_t is an integer on Linux)."""
+    if "pthread_create" not in m.globals:
+        run = ir.FunctionType(I8P, [I8P]).as_pointer()
+        ir.Function(m, ir.FunctionType(ir.IntType(32), [I8P, I8P, run, I8P]), "pthread_create")
+        ir.Function(m, ir.FunctionType(ir.IntType(32), [I64, I8P.as_pointer()]), "pthread_join")
+    return m.globals["pthread_create"], m.globals["pthread_join"]
 
 
 # ---- JIT -----------------------------------------------------------------------------------------
