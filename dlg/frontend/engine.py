@@ -1,0 +1,199 @@
+"""The eager engine: every eager op runs through the op registry, and backward through the
+autodiff pass — no second implementation of any op or gradient.
+
+`apply(op, inputs, attrs)` checks attributes and shapes with the op's own rules, computes the
+value with its NumPy reference (composites through their decomposition, as the interpreter
+runs them), and, when gradients are wanted, remembers how the result was made. `backward`
+turns that record into an IR graph (leaves become graph inputs), differentiates it with
+`dlg.compiler.passes.autodiff.grad` and runs the gradient graph with the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlg.compiler.passes.autodiff import grad
+from dlg.errors import DlgError, DlgValueError, Span
+from dlg.ir.builder import Builder
+from dlg.ir.graph import Graph, Value
+from dlg.ir.ops.opdef import RANDOM, OpDef
+from dlg.ir.types import TensorType
+from dlg.runtime.interp import Interpreter
+
+if TYPE_CHECKING:
+    from dlg.frontend.tensor import Tensor
+
+_state = threading.local()
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the dlg package
+
+
+def grad_enabled() -> bool:
+    return getattr(_state, "grad", True)
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Within this block no op records how it was made (like torch.no_grad)."""
+    saved = grad_enabled()
+    _state.grad = False
+    try:
+        yield
+    finally:
+        _state.grad = saved
+
+
+def rng() -> np.random.Generator:
+    if not hasattr(_state, "rng"):
+        _state.rng = np.random.default_rng()
+    return _state.rng
+
+
+def manual_seed(seed: int) -> None:
+    """Seed dlg's eager random numbers (initialisers, randn, dropout)."""
+    _state.rng = np.random.default_rng(seed)
+
+
+def caller_span() -> Span | None:
+    """The user's line that called into dlg (the first frame outside the package)."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_HERE):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return None
+    line = frame.f_lineno
+    return Span(frame.f_code.co_filename, line, 1, line, 1)
+
+
+@dataclass(frozen=True)
+class Record:
+    """How a tensor was made: output `index` of `op` on `inputs` with `attrs`."""
+
+    op: OpDef
+    attrs: dict[str, Any]
+    inputs: tuple[Tensor, ...]
+    index: int
+    call: int  # one id per op call, shared by the outputs of multi-output ops
+
+
+_calls = iter(range(1, 2**62))
+
+
+def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]
+          ) -> tuple[np.ndarray, TensorType, Record | None] | list[Any]:
+    """Run `op` eagerly: (value, type, record) per output."""
+    from_types = [t.type for t in inputs]
+    try:
+        checked = op.check_attrs(attrs)
+        types = op.infer(*from_types, **checked)
+    except DlgError as e:
+        raise e.with_span(caller_span()) from None
+    types = types if isinstance(types, tuple) else (types,)
+    values = evaluate(op, [t.numpy_view() for t in inputs], checked, from_types)
+    record = grad_enabled() and any(t.requires_grad for t in inputs) and RANDOM not in op.groups
+    call = next(_calls)
+    return [(np.asarray(v), t, Record(op, checked, tuple(inputs), i, call)
+             if record and t.dtype.is_float else None)
+            for i, (v, t) in enumerate(zip(values, types))]
+
+
+class _Ctx:
+    """What `needs_ctx` references get in eager mode: the shared random generator."""
+
+    env: dict[str, int] = {}
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return rng()
+
+
+def evaluate(op: OpDef, arrays: list[np.ndarray], attrs: dict[str, Any],
+             types: list[TensorType]) -> tuple[np.ndarray, ...]:
+    """The op's value on concrete arrays, with its reference (or its decomposition)."""
+    try:
+        if op.ref is not None:
+            out = op.ref(*arrays, **attrs, **({"ctx": _Ctx()} if op.needs_ctx else {}))
+            return out if isinstance(out, tuple) else (out,)
+        g = Graph(op.name)
+        b = Builder(g)
+        ins = [b.input(f"in{i}", TensorType(t.dtype, a.shape)) for i, (t, a) in
+               enumerate(zip(types, arrays))]
+        outs = b.emit(op, *ins, **attrs)
+        for i, v in enumerate(outs if isinstance(outs, tuple) else (outs,)):
+            g.set_output(f"out{i}", v)
+        results, _ = _interpreter().run(g, {f"in{i}": a for i, a in enumerate(arrays)}, {})
+        return tuple(results[f"out{i}"] for i in range(len(g.outputs)))
+    except DlgError as e:
+        raise e.with_span(caller_span()) from None
+
+
+def _interpreter() -> Interpreter:
+    interp = Interpreter()
+    interp.rng = rng()
+    return interp
+
+
+def backward(root: Tensor, seed: np.ndarray | None) -> None:
+    """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates)."""
+    if root.record is None and not root.requires_grad:
+        raise DlgValueError("backward(): the tensor does not require grad and has no grad_fn "
+                            "(was it computed under no_grad, or from tensors without "
+                            "requires_grad=True?)", caller_span())
+    if seed is None and root.type.rank != 0:
+        raise DlgValueError(f"backward(): grad can be implicitly created only for scalar "
+                            f"outputs; this one is {root.type} (pass gradient=...)",
+                            caller_span())
+    g = Graph("backward")
+    b = Builder(g)
+    feeds: dict[str, np.ndarray] = {}
+    leaves: dict[str, Tensor] = {}
+    node_of: dict[int, Value] = {}
+    emitted: dict[int, tuple[Value, ...]] = {}
+    for t in _topological(root):
+        if t.record is None:
+            name = f"t{len(feeds)}"
+            node_of[id(t)] = b.input(name, t.type)
+            feeds[name] = t.numpy_view()
+            if t.requires_grad:
+                leaves[name] = t
+            continue
+        r = t.record
+        if r.call not in emitted:
+            out = b.emit(r.op, *(node_of[id(p)] for p in r.inputs), **r.attrs)
+            emitted[r.call] = out if isinstance(out, tuple) else (out,)
+        node_of[id(t)] = emitted[r.call][r.index]
+    out = node_of[id(root)]
+    if seed is not None:
+        cotangent = b.input("seed", root.type)
+        feeds["seed"] = np.asarray(seed, root.type.dtype.np)
+        out = b.reduce_sum(b.mul(out, cotangent))
+    g.set_output("loss", out)
+    gg = grad(g, "loss", wrt=list(leaves))
+    results, _ = _interpreter().run(gg, feeds, {})
+    for name, leaf in leaves.items():
+        leaf.accumulate_grad(results[f"grad.{name}"])
+
+
+def _topological(root: Tensor) -> list[Tensor]:
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        t, done = stack.pop()
+        if done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t.record is not None:
+            stack.extend((p, False) for p in reversed(t.record.inputs) if id(p) not in seen)
+    return order

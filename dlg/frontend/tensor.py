@@ -1,0 +1,500 @@
+"""`dlg.Tensor`: an eager, NumPy-backed tensor with the PyTorch surface programs use.
+
+Every operation goes through `engine.apply` (the op registry and its references), and
+`backward()` through the autodiff pass, so eager results and gradients are the interpreter's.
+Dtypes promote as in PyTorch (an int tensor meeting a float becomes float); Python numbers take
+the tensor's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.frontend import engine
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.opdef import REGISTRY
+from dlg.ir.types import TensorType
+
+_PROMOTION = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
+
+
+class MaxResult(NamedTuple):
+    values: Tensor
+    indices: Tensor
+
+
+class Tensor:
+    __slots__ = ("_value", "type", "record", "requires_grad", "grad", "__weakref__")
+
+    def __init__(self, value: Any, requires_grad: bool = False,
+                 record: engine.Record | None = None, dtype: DType | None = None):
+        array = _as_array(value, dtype)
+        self._value = array
+        self.type = TensorType(DType.of(array), array.shape)
+        self.record = record
+        self.grad: Tensor | None = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+        elif record is not None:
+            self.requires_grad = True
+
+    # -- data -------------------------------------------------------------------------------------
+    def numpy_view(self) -> np.ndarray:
+        return self._value
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise DlgValueError("can't call numpy() on a tensor that requires grad; use "
+                                "tensor.detach().numpy()", engine.caller_span())
+        return self._value
+
+    def tolist(self) -> Any:
+        return self._value.tolist()
+
+    def item(self) -> Any:
+        if self._value.size != 1:
+            raise DlgValueError(f"item(): the tensor has {self._value.size} elements, not 1",
+                                engine.caller_span())
+        return self._value.reshape(()).item()
+
+    @property
+    def data(self) -> Tensor:
+        """The same storage, detached from autograd (assigning it replaces the values)."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        self._value = _as_array(value, self.type.dtype).copy()
+        self.type = TensorType(self.type.dtype, self._value.shape)
+
+    def detach(self) -> Tensor:
+        out = Tensor.__new__(Tensor)
+        out._value, out.type, out.record, out.grad, out.requires_grad = (
+            self._value, self.type, None, None, False)
+        return out
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not self.type.dtype.is_float:
+            raise DlgTypeError(f"only float tensors can require gradients, not {self.type}",
+                               engine.caller_span())
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.record is None
+
+    @property
+    def grad_fn(self) -> str | None:
+        return self.record.op.name if self.record is not None else None
+
+    def accumulate_grad(self, value: np.ndarray) -> None:
+        value = np.asarray(value, self.type.dtype.np)
+        if self.grad is None:
+            self.grad = Tensor(value.copy())
+        else:
+            self.grad._value = self.grad._value + value
+
+    def backward(self, gradient: Any = None) -> None:
+        seed = None if gradient is None else _as_array(gradient, self.type.dtype)
+        engine.backward(self, seed)
+
+    # -- shape and dtype ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._value.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self._value.ndim
+
+    def size(self, dim: int | None = None) -> Any:
+        return self.shape if dim is None else self.shape[_axis(dim, self.ndim)]
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return int(self._value.size)
+
+    def __len__(self) -> int:
+        if not self.ndim:
+            raise DlgTypeError("len() of a 0-d tensor", engine.caller_span())
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        body = np.array2string(self._value, separator=", ", threshold=50)
+        extra = ", requires_grad=True" if self.requires_grad and self.is_leaf else (
+            f", grad_fn=<{self.grad_fn}>" if self.record is not None else "")
+        return f"tensor({body}, dtype={self.dtype}{extra})"
+
+    def __bool__(self) -> bool:
+        if self._value.size != 1:
+            raise DlgValueError("the truth value of a tensor with several elements is "
+                                "ambiguous", engine.caller_span())
+        return bool(self._value.reshape(()))
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        return int(self.item())
+
+    __hash__ = object.__hash__
+
+    # -- conversion --------------------------------------------------------------------------------
+    def to(self, dtype: DType) -> Tensor:
+        return self if dtype == self.dtype else op("cast", self, dtype=dtype)
+
+    def float(self) -> Tensor:  # noqa: A003
+        return self.to(DType.f32)
+
+    def double(self) -> Tensor:
+        return self.to(DType.f64)
+
+    def long(self) -> Tensor:
+        return self.to(DType.i64)
+
+    def int(self) -> Tensor:  # noqa: A003
+        return self.to(DType.i32)
+
+    def bool(self) -> Tensor:  # noqa: A003
+        return self.to(DType.bool)
+
+    def contiguous(self) -> Tensor:
+        return self
+
+    def clone(self) -> Tensor:
+        return op("mul", self, ones_like_scalar(self, 1))
+
+    # -- arithmetic --------------------------------------------------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return binary("add", self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return binary("add", other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return binary("sub", self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return binary("sub", other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return binary("mul", self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return binary("mul", other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return binary("div", self, other, floats=True)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return binary("div", other, self, floats=True)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return binary("pow", self, other, floats=True)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return binary("pow", other, self, floats=True)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return binary("matmul", self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return binary("matmul", other, self)
+
+    def __neg__(self) -> Tensor:
+        return op("neg", self)
+
+    def __abs__(self) -> Tensor:
+        return op("abs", self)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return binary("eq", self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return binary("ne", self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return binary("lt", self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return binary("le", self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return binary("gt", self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return binary("ge", self, other)
+
+    def __and__(self, other: Any) -> Tensor:
+        return binary("logical_and", self, other)
+
+    def __or__(self, other: Any) -> Tensor:
+        return binary("logical_or", self, other)
+
+    def __invert__(self) -> Tensor:
+        return op("logical_not", self)
+
+    # in place: only where no gradient is recorded (PyTorch refuses the rest too)
+    def _inplace(self, result: Tensor) -> Tensor:
+        if engine.grad_enabled() and (self.requires_grad or result.requires_grad):
+            raise DlgValueError("in-place operations on tensors that require grad are not "
+                                "supported; use `with dlg.no_grad():` or the out-of-place "
+                                "form", engine.caller_span())
+        np.copyto(self._value, np.broadcast_to(result._value, self.shape), casting="unsafe")
+        return self
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        return self._inplace(self + other * alpha if alpha != 1 else self + other)
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        return self._inplace(self - other * alpha if alpha != 1 else self - other)
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace(self * other)
+
+    def div_(self, other: Any) -> Tensor:
+        return self._inplace(self / other)
+
+    def zero_(self) -> Tensor:
+        self._value[...] = 0
+        return self
+
+    def fill_(self, value: Any) -> Tensor:
+        self._value[...] = value
+        return self
+
+    def copy_(self, other: Any) -> Tensor:
+        return self._inplace(other if isinstance(other, Tensor) else Tensor(other))
+
+    # -- methods -----------------------------------------------------------------------------------
+    def view(self, *shape: Any) -> Tensor:
+        return op("reshape", self, shape=_resolve_shape(_flat(shape), self.numel()))
+
+    reshape = view
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        return op("flatten", self, start_axis=start_dim, end_axis=end_dim)
+
+    def permute(self, *dims: Any) -> Tensor:
+        return op("transpose", self, perm=tuple(_flat(dims)))
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        perm = list(range(self.ndim))
+        a, b = _axis(dim0, self.ndim), _axis(dim1, self.ndim)
+        perm[a], perm[b] = perm[b], perm[a]
+        return op("transpose", self, perm=tuple(perm))
+
+    def t(self) -> Tensor:
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802
+        return op("transpose", self, perm=tuple(reversed(range(self.ndim))))
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        return op("unsqueeze", self, axes=(dim,))
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        if dim is not None and self.shape[_axis(dim, self.ndim)] != 1:
+            return self  # PyTorch leaves a dim that is not 1
+        return op("squeeze", self, axes=None if dim is None else (dim,))
+
+    def expand(self, *shape: Any) -> Tensor:
+        sizes = [d if d != -1 else self.shape[i - len(_flat(shape)) + self.ndim]
+                 for i, d in enumerate(_flat(shape))]
+        return op("broadcast_to", self, shape=tuple(sizes))
+
+    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A003
+        x = self.long() if self.dtype == DType.bool else self  # PyTorch counts booleans
+        return op("reduce_sum", x, axes=dim, keepdims=keepdim)
+
+    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return op("reduce_mean", self, axes=dim, keepdims=keepdim)
+
+    def prod(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return op("reduce_prod", self, axes=dim, keepdims=keepdim)
+
+    def max(self, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A003
+        if dim is None:
+            return op("reduce_max", self)
+        return MaxResult(op("reduce_max", self, axes=(dim,), keepdims=keepdim),
+                         op("argmax", self, axis=dim, keepdims=keepdim))
+
+    def min(self, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A003
+        if dim is None:
+            return op("reduce_min", self)
+        return MaxResult(op("reduce_min", self, axes=(dim,), keepdims=keepdim),
+                         op("argmin", self, axis=dim, keepdims=keepdim))
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return op("argmax", self, axis=dim, keepdims=keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return op("argmin", self, axis=dim, keepdims=keepdim)
+
+    def softmax(self, dim: int) -> Tensor:
+        return op("softmax", self, axis=dim)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        return op("log_softmax", self, axis=dim)
+
+    def matmul(self, other: Tensor) -> Tensor:
+        return binary("matmul", self, other)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return self ** exponent
+
+    def __getitem__(self, items: Any) -> Tensor:
+        return index(self, items)
+
+
+def _unary_method(name: str) -> Any:
+    return lambda self: op(name, self)
+
+
+for _name in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "neg", "sin",
+              "cos", "floor", "ceil", "sign"):
+    setattr(Tensor, _name, _unary_method(_name))
+
+
+# ---- making and applying ops ---------------------------------------------------------------------
+def op(name: str, *inputs: Tensor, **attrs: Any) -> Any:
+    """Apply registry op `name` eagerly; a tuple for multi-output ops."""
+    outs = engine.apply(REGISTRY[name], inputs, attrs)
+    tensors = tuple(Tensor(value, record=record) for value, _, record in outs)
+    return tensors if len(tensors) != 1 or name == "split" else tensors[0]
+
+
+def binary(name: str, a: Any, b: Any, floats: bool = False) -> Tensor:
+    """A binary op after PyTorch's promotion (Python numbers take the tensor's dtype)."""
+    ta = a if isinstance(a, Tensor) else None
+    tb = b if isinstance(b, Tensor) else None
+    dtype = _result_dtype(ta, tb, a, b)
+    if floats and not dtype.is_float:
+        dtype = DType.f32
+    a = ta.to(dtype) if ta is not None else Tensor(a, dtype=dtype)
+    b = tb.to(dtype) if tb is not None else Tensor(b, dtype=dtype)
+    return op(name, a, b)
+
+
+def _result_dtype(ta: Tensor | None, tb: Tensor | None, a: Any, b: Any) -> DType:
+    if ta is not None and tb is not None:
+        return max(ta.dtype, tb.dtype, key=_PROMOTION.index)
+    t, scalar = (ta, b) if ta is not None else (tb, a)
+    assert t is not None
+    if isinstance(scalar, (float, np.floating)) and not t.dtype.is_float:
+        return DType.f32
+    return t.dtype
+
+
+def ones_like_scalar(t: Tensor, value: float) -> Tensor:
+    return Tensor(np.asarray(value, t.dtype.np))
+
+
+def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
+    if isinstance(value, Tensor):
+        value = value._value
+    if dtype is not None:
+        return np.asarray(value, dtype.np)
+    array = np.asarray(value)
+    if array.dtype == np.float64 and not isinstance(value, np.ndarray):
+        array = array.astype(np.float32)  # Python floats make float32 tensors, as in PyTorch
+    if array.dtype.kind == "i" and array.dtype != np.int32:
+        array = array.astype(np.int64)
+    try:
+        DType.of(array)
+    except KeyError:
+        raise DlgTypeError(f"dtype {array.dtype} is not supported", engine.caller_span()) from None
+    return array
+
+
+def _axis(dim: int, ndim: int) -> int:
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise DlgShapeError(f"dimension {dim} is out of range for a {ndim}-d tensor",
+                            engine.caller_span())
+    return dim % max(ndim, 1)
+
+
+def _flat(items: Sequence[Any]) -> list[Any]:
+    if len(items) == 1 and isinstance(items[0], (tuple, list)):
+        return list(items[0])
+    return [int(i) if isinstance(i, Tensor) else i for i in items]
+
+
+def _resolve_shape(shape: list[Any], numel: int) -> tuple[int, ...]:
+    if shape.count(-1) > 1:
+        raise DlgShapeError(f"only one dimension can be -1, got {shape}", engine.caller_span())
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1]))
+        if known == 0 or numel % known:
+            raise DlgShapeError(f"shape {shape} is invalid for input of size {numel}",
+                                engine.caller_span())
+        shape = [numel // known if d == -1 else d for d in shape]
+    return tuple(int(d) for d in shape)
+
+
+def index(x: Tensor, items: Any) -> Tensor:
+    """Basic indexing: ints, slices, None, ..., and one integer tensor (gather)."""
+    items = list(items) if isinstance(items, tuple) else [items]
+    if any(i is Ellipsis for i in items):
+        at = items.index(Ellipsis)
+        fill = x.ndim - (len(items) - 1 - sum(i is None for i in items))
+        items = items[:at] + [slice(None)] * fill + items[at + 1:]
+    axes, starts, stops, steps, final = [], [], [], [], []
+    gather = None
+    axis = 0
+    for item in items:
+        if item is None:
+            final.append(1)
+            continue
+        if axis >= x.ndim:
+            raise DlgShapeError(f"too many indices for a {x.ndim}-d tensor", engine.caller_span())
+        size = x.shape[axis]
+        if isinstance(item, Tensor) and item.ndim > 0:
+            gather = (axis, item)
+            final.append(None)
+        elif isinstance(item, slice):
+            start, stop, step = item.indices(size)
+            if step < 1:
+                raise DlgValueError("negative slice steps are not supported",
+                                    engine.caller_span())
+            axes.append(axis)
+            starts.append(start)
+            stops.append(max(start, stop))
+            steps.append(step)
+            final.append(len(range(start, stop, step)))
+        else:
+            i = int(item)
+            if not -size <= i < size:
+                raise DlgShapeError(f"index {i} is out of range for dimension {axis} of size "
+                                    f"{size}", engine.caller_span())
+            i %= size
+            axes.append(axis)
+            starts.append(i)
+            stops.append(i + 1)
+            steps.append(1)
+        axis += 1
+    final += [x.shape[a] for a in range(axis, x.ndim)]
+    out = op("slice", x, axes=tuple(axes), starts=tuple(starts), stops=tuple(stops),
+             steps=tuple(steps)) if axes else x
+    if gather is not None:
+        g_axis, indices = gather
+        out = op("take", out, indices.long(), axis=g_axis)
+        at = final.index(None)
+        final = final[:at] + list(indices.shape) + final[at + 1:]
+    return op("reshape", out, shape=tuple(final)) if tuple(final) != out.shape else out
