@@ -1,11 +1,14 @@
-"""The public entry points: `dlg.load` and `dlg.loads`. The one module allowed to import every
-part of dlg (grammar, runtime), to put them together for users."""
+"""The public entry points: `dlg.load`, `dlg.loads` and `dlg.compile`. The one module allowed to
+import every part of dlg (grammar, frontend, runtime), to put them together for users."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from dlg.errors import DlgImportError
+from dlg.errors import DlgImportError, DlgValueError
+from dlg.frontend.nn import Module
+from dlg.frontend.trace import trace
 from dlg.grammar.elaborate import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
 from dlg.runtime.executable import Executable
@@ -49,9 +52,18 @@ def _model(program: Program, model: str | None, seed: int | None) -> Model:
                  seed=seed, layer_calls=result.layer_calls)
 
 
-def compile(model: Model | str | Path, target: str = "cpu") -> Executable:  # noqa: A001
-    """Compile a model (or a .dlg file) to native code: `exe(x=...)` runs it in one call and
-    `exe.train_step()` runs a whole training step in one call. Parameters stay shared."""
+def compile(model: Model | Module | str | Path, *example_inputs: Any,  # noqa: A001
+            target: str = "cpu") -> Executable:
+    """Compile a model, a .dlg file, or a dlg.nn module (traced on `example_inputs`) to native
+    code: `exe(x=...)` runs it in one call and `exe.train_step()` a whole training step.
+    Parameters stay shared with the model."""
+    if isinstance(model, Module):
+        if not example_inputs:
+            raise DlgValueError("dlg.compile(module, example_input, ...): a module is traced "
+                                "on example inputs first")
+        model = trace(model, *example_inputs)
+    elif not isinstance(model, Model):
+        model = load(model)  # type: ignore[assignment]
     if not isinstance(model, Model):
-        model = load(model)
+        raise DlgValueError("dlg.compile: this is already compiled (a .dlgx artifact)")
     return Executable(model, target)

@@ -23,7 +23,7 @@ import numpy as np
 from dlg.compiler.passes.autodiff import grad
 from dlg.errors import DlgError, DlgValueError, Span
 from dlg.ir.builder import Builder
-from dlg.ir.graph import Graph, Value
+from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import RANDOM, OpDef
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter
@@ -86,9 +86,82 @@ class Record:
 _calls = iter(range(1, 2**62))
 
 
+class TraceHazard(DlgValueError):
+    """Python code asked for a tensor's value while tracing."""
+
+    def __init__(self) -> None:
+        super().__init__("this code needs a tensor's value (item(), numpy(), float(), `if` on a "
+                         "tensor, ...) but dlg.trace records operations on symbolic tensors: "
+                         "control flow must not depend on data; compute it with tensor ops "
+                         "(where, max, ...) or outside the traced function", caller_span())
+
+
+class Tracer:
+    """The graph a `dlg.trace` call is recording, and how eager tensors enter it: a module's
+    parameters and buffers as named params, other tensors as constants."""
+
+    def __init__(self, graph: Graph, names: dict[int, tuple[str, bool]],
+                 modules: dict[int, str] | None = None):
+        self.graph = graph
+        self.builder = Builder(graph)
+        self.names = names  # id(tensor) -> (parameter name, trainable)
+        self.modules = modules or {}  # id(module) -> its name in the traced module
+        self.values: dict[int, Value] = {}
+        self.layer_calls: list[LayerCall] = []
+
+    def called(self, module: Any, out: Any) -> None:
+        """Note a submodule call (for the model summary)."""
+        name = self.modules.get(id(module))
+        outs = out if isinstance(out, tuple) else (out,)
+        if name and all(getattr(o, "trace", None) is not None for o in outs):
+            self.layer_calls.append(LayerCall(name, type(module).__name__,
+                                              tuple(o.type for o in outs)))
+
+
+    def value_of(self, t: Tensor) -> Value:
+        if t.trace is not None:
+            return t.trace
+        if id(t) not in self.values:
+            if id(t) in self.names:
+                name, trainable = self.names[id(t)]
+                self.values[id(t)] = self.builder.param(name, t.type, trainable=trainable)
+            else:
+                self.values[id(t)] = self.builder.constant(t.numpy_view(), t.type.dtype)
+        return self.values[id(t)]
+
+
+def current_tracer() -> Tracer | None:
+    return getattr(_state, "tracer", None)
+
+
+@contextmanager
+def tracing(tracer: Tracer) -> Iterator[Tracer]:
+    saved = getattr(_state, "tracer", None)
+    _state.tracer = tracer
+    try:
+        yield tracer
+    finally:
+        _state.tracer = saved
+
+
+def _trace(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Any]:
+    tracer: Tracer | None = getattr(_state, "tracer", None)
+    if tracer is None:
+        raise DlgValueError("a traced tensor was used outside its dlg.trace call",
+                            caller_span())
+    b = tracer.builder
+    with b.at(caller_span()):
+        out = b.emit(op, *(tracer.value_of(t) for t in inputs), **attrs)
+    outs = out if isinstance(out, tuple) else (out,)
+    return [(v, tracer.graph.type_of(v), None) for v in outs]
+
+
 def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]
           ) -> tuple[np.ndarray, TensorType, Record | None] | list[Any]:
-    """Run `op` eagerly: (value, type, record) per output."""
+    """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
+    tracing)."""
+    if any(t.trace is not None for t in inputs):
+        return _trace(op, inputs, attrs)
     from_types = [t.type for t in inputs]
     try:
         checked = op.check_attrs(attrs)

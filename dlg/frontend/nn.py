@@ -69,7 +69,16 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        tracer = engine.current_tracer()
+        if tracer is not None:
+            tracer.called(self, out)
+        return out
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix.rstrip("."), self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}{name}.")
 
     # -- structure ---------------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:

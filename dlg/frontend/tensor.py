@@ -16,7 +16,9 @@ import numpy as np
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.ir.dtypes import DType
+from dlg.ir.graph import Value
 from dlg.ir.ops.opdef import REGISTRY
+from dlg.ir.shapes import exact_div, numel
 from dlg.ir.types import TensorType
 
 _PROMOTION = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
@@ -28,7 +30,7 @@ class MaxResult(NamedTuple):
 
 
 class Tensor:
-    __slots__ = ("_value", "type", "record", "requires_grad", "grad", "__weakref__")
+    __slots__ = ("_value", "type", "record", "requires_grad", "grad", "trace", "__weakref__")
 
     def __init__(self, value: Any, requires_grad: bool = False,
                  record: engine.Record | None = None, dtype: DType | None = None):
@@ -37,6 +39,7 @@ class Tensor:
         self.type = TensorType(DType.of(array), array.shape)
         self.record = record
         self.grad: Tensor | None = None
+        self.trace: Value | None = None  # set on the symbolic tensors `dlg.trace` runs with
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -44,7 +47,17 @@ class Tensor:
             self.requires_grad = True
 
     # -- data -------------------------------------------------------------------------------------
+    @classmethod
+    def traced(cls, value: Value, t: TensorType) -> Tensor:
+        """A symbolic tensor of a trace: a type and a graph value, no data."""
+        out = cls.__new__(cls)
+        out._value, out.type, out.record, out.grad, out.requires_grad, out.trace = (
+            None, t, None, None, False, value)
+        return out
+
     def numpy_view(self) -> np.ndarray:
+        if self._value is None:
+            raise engine.TraceHazard()
         return self._value
 
     def numpy(self) -> np.ndarray:
@@ -54,10 +67,10 @@ class Tensor:
         return self._value
 
     def tolist(self) -> Any:
-        return self._value.tolist()
+        return self.numpy_view().tolist()
 
     def item(self) -> Any:
-        if self._value.size != 1:
+        if self.numpy_view().size != 1:
             raise DlgValueError(f"item(): the tensor has {self._value.size} elements, not 1",
                                 engine.caller_span())
         return self._value.reshape(()).item()
@@ -74,8 +87,8 @@ class Tensor:
 
     def detach(self) -> Tensor:
         out = Tensor.__new__(Tensor)
-        out._value, out.type, out.record, out.grad, out.requires_grad = (
-            self._value, self.type, None, None, False)
+        out._value, out.type, out.record, out.grad, out.requires_grad, out.trace = (
+            self._value, self.type, None, None, False, self.trace)
         return out
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -106,8 +119,9 @@ class Tensor:
 
     # -- shape and dtype ---------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self._value.shape
+    def shape(self) -> tuple[Any, ...]:
+        """Ints; while tracing, a symbolic dim (such as the batch size N) where there is one."""
+        return tuple(self.type.shape)
 
     @property
     def dtype(self) -> DType:
@@ -115,7 +129,7 @@ class Tensor:
 
     @property
     def ndim(self) -> int:
-        return self._value.ndim
+        return self.type.rank
 
     def size(self, dim: int | None = None) -> Any:
         return self.shape if dim is None else self.shape[_axis(dim, self.ndim)]
@@ -123,8 +137,8 @@ class Tensor:
     def dim(self) -> int:
         return self.ndim
 
-    def numel(self) -> int:
-        return int(self._value.size)
+    def numel(self) -> Any:
+        return numel(self.type.shape)
 
     def __len__(self) -> int:
         if not self.ndim:
@@ -132,13 +146,15 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self) -> str:
+        if self._value is None:
+            return f"tensor(<traced {self.type}>)"
         body = np.array2string(self._value, separator=", ", threshold=50)
         extra = ", requires_grad=True" if self.requires_grad and self.is_leaf else (
             f", grad_fn=<{self.grad_fn}>" if self.record is not None else "")
         return f"tensor({body}, dtype={self.dtype}{extra})"
 
     def __bool__(self) -> bool:
-        if self._value.size != 1:
+        if self.numpy_view().size != 1:
             raise DlgValueError("the truth value of a tensor with several elements is "
                                 "ambiguous", engine.caller_span())
         return bool(self._value.reshape(()))
@@ -155,8 +171,18 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- conversion --------------------------------------------------------------------------------
-    def to(self, dtype: DType) -> Tensor:
+    def to(self, dtype: DType | str) -> Tensor:
+        """A dtype conversion; `to("cpu")` is the tensor itself (dlg tensors live in memory)."""
+        if isinstance(dtype, str):
+            if dtype != "cpu":
+                raise DlgValueError(f"device {dtype!r}: eager dlg tensors are on the cpu; "
+                                    f"use dlg.compile(..., target=...) for other targets",
+                                    engine.caller_span())
+            return self
         return self if dtype == self.dtype else op("cast", self, dtype=dtype)
+
+    def cpu(self) -> Tensor:
+        return self
 
     def float(self) -> Tensor:  # noqa: A003
         return self.to(DType.f32)
@@ -255,7 +281,8 @@ class Tensor:
             raise DlgValueError("in-place operations on tensors that require grad are not "
                                 "supported; use `with dlg.no_grad():` or the out-of-place "
                                 "form", engine.caller_span())
-        np.copyto(self._value, np.broadcast_to(result._value, self.shape), casting="unsafe")
+        np.copyto(self.numpy_view(), np.broadcast_to(result.numpy_view(), self.shape),
+                  casting="unsafe")
         return self
 
     def add_(self, other: Any, alpha: float = 1) -> Tensor:
@@ -374,9 +401,10 @@ for _name in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "
 
 # ---- making and applying ops ---------------------------------------------------------------------
 def op(name: str, *inputs: Tensor, **attrs: Any) -> Any:
-    """Apply registry op `name` eagerly; a tuple for multi-output ops."""
+    """Apply registry op `name` (eagerly, or into the trace); a tuple for multi-output ops."""
     outs = engine.apply(REGISTRY[name], inputs, attrs)
-    tensors = tuple(Tensor(value, record=record) for value, _, record in outs)
+    tensors = tuple(Tensor(value, record=record) if not isinstance(value, Value)
+                    else Tensor.traced(value, t) for value, t, record in outs)
     return tensors if len(tensors) != 1 or name == "split" else tensors[0]
 
 
@@ -436,16 +464,17 @@ def _flat(items: Sequence[Any]) -> list[Any]:
     return [int(i) if isinstance(i, Tensor) else i for i in items]
 
 
-def _resolve_shape(shape: list[Any], numel: int) -> tuple[int, ...]:
-    if shape.count(-1) > 1:
+def _resolve_shape(shape: list[Any], size: Any) -> tuple[Any, ...]:
+    """-1 resolved; dims may be symbolic while tracing (x.view(x.size(0), -1))."""
+    if sum(1 for d in shape if isinstance(d, int) and d == -1) > 1:
         raise DlgShapeError(f"only one dimension can be -1, got {shape}", engine.caller_span())
-    if -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1]))
-        if known == 0 or numel % known:
-            raise DlgShapeError(f"shape {shape} is invalid for input of size {numel}",
-                                engine.caller_span())
-        shape = [numel // known if d == -1 else d for d in shape]
-    return tuple(int(d) for d in shape)
+    known = numel([d for d in shape if not (isinstance(d, int) and d == -1)])
+    rest = exact_div(size, known) if known != 0 else None
+    if rest is None or (len([d for d in shape if isinstance(d, int) and d == -1]) == 0
+                        and rest != 1):
+        raise DlgShapeError(f"shape {[str(d) for d in shape]} is invalid for input of size "
+                            f"{size}", engine.caller_span())
+    return tuple(rest if isinstance(d, int) and d == -1 else d for d in shape)
 
 
 def index(x: Tensor, items: Any) -> Tensor:
@@ -468,6 +497,8 @@ def index(x: Tensor, items: Any) -> Tensor:
         if isinstance(item, Tensor) and item.ndim > 0:
             gather = (axis, item)
             final.append(None)
+        elif item == slice(None):
+            final.append(size)
         elif isinstance(item, slice):
             start, stop, step = item.indices(size)
             if step < 1:

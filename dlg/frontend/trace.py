@@ -1,0 +1,82 @@
+"""`dlg.trace`: run a PyTorch-style module (or function) once on symbolic tensors and keep the
+graph it builds, as a `dlg.Model` like the ones .dlg files give.
+
+Python runs as usual while tracing: its control flow is evaluated once, for the example's
+shapes (a `for` over layers unrolls, an `if` on a flag is decided). Shapes are symbolic where
+declared dynamic (axis 0 of every input by default, named N), so `x.view(x.size(0), -1)` stays
+valid for any batch size. Code that needs a tensor's *value* (`.item()`, `.numpy()`, `if x > 0`)
+cannot be traced and is reported at its line. Nodes carry the Python file:line that made them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgTypeError
+from dlg.frontend.engine import Tracer, caller_span, tracing
+from dlg.frontend.nn import Module
+from dlg.frontend.tensor import Tensor
+from dlg.ir.dtypes import DType
+from dlg.ir.graph import Graph
+from dlg.ir.shapes import Sym
+from dlg.ir.types import TensorType
+from dlg.runtime.model import Model
+
+
+def trace(fn: Module | Callable[..., Any], *example_inputs: Any,
+          dynamic: Mapping[str, Mapping[int, str]] | None = None) -> Model:
+    """A `dlg.Model` of what `fn(*example_inputs)` computes. `dynamic` names the symbolic axes
+    per input (default: axis 0 of each input is the batch size N)."""
+    forward = fn.forward if isinstance(fn, Module) else fn
+    names = _input_names(forward, len(example_inputs))
+    name = type(fn).__name__ if isinstance(fn, Module) else getattr(fn, "__name__", "traced")
+    graph = Graph(name, span=caller_span())
+    params, trainable, ids = _parameters(fn)
+    modules = {id(m): n for n, m in fn.named_modules() if n} if isinstance(fn, Module) else {}
+    tracer = Tracer(graph, ids, modules)
+    inputs = []
+    for arg, example in zip(names, example_inputs):
+        array = example.numpy_view() if isinstance(example, Tensor) else np.asarray(example)
+        axes = (dynamic or {}).get(arg, {0: "N"} if array.ndim else {})
+        shape = tuple(Sym.named(axes[a]) if a in axes else d for a, d in enumerate(array.shape))
+        t = TensorType(DType.of(array), shape)
+        inputs.append(Tensor.traced(tracer.builder.input(arg, t), t))
+    with tracing(tracer):
+        out = fn(*inputs)
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    for i, o in enumerate(outs):
+        if not isinstance(o, Tensor) or o.trace is None:
+            raise DlgTypeError(f"{name} returned {type(o).__name__}, not a tensor computed from "
+                               f"its inputs; traced functions return tensors", graph.span)
+        graph.set_output("output" if len(outs) == 1 else f"output{i}", o.trace)
+    used = {n.name for n in graph.params}
+    return Model(graph, {k: v.copy() for k, v in params.items() if k in used},
+                 {k: v for k, v in trainable.items() if k in used}, seed=None,
+                 layer_calls=tracer.layer_calls)
+
+
+def _input_names(forward: Callable[..., Any], count: int) -> list[str]:
+    try:
+        sig = inspect.signature(forward)
+    except (TypeError, ValueError):
+        return [f"x{i}" for i in range(count)]
+    names = [p.name for p in sig.parameters.values()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return names[:count] + [f"x{i}" for i in range(len(names), count)]
+
+
+def _parameters(fn: Any) -> tuple[dict[str, np.ndarray], dict[str, bool], dict[int, Any]]:
+    if not isinstance(fn, Module):
+        return {}, {}, {}
+    params: dict[str, np.ndarray] = {}
+    trainable: dict[str, bool] = {}
+    ids: dict[int, tuple[str, bool]] = {}
+    for name, p in fn.named_parameters():
+        params[name], trainable[name], ids[id(p)] = p.numpy_view(), True, (name, True)
+    for name, b in fn.named_buffers():
+        params[name], trainable[name], ids[id(b)] = b.numpy_view(), False, (name, False)
+    return params, trainable, ids

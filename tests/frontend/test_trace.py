@@ -1,0 +1,99 @@
+"""The tracer: traced modules give the same results as eager ones, the same graph as the .dlg
+file of the same model, a symbolic batch size, and clear errors for untraceable code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import dlg
+import dlg.nn as nn
+import dlg.nn.functional as F
+from dlg.ir.decompose import decompose
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+class Net(nn.Module):  # the reference MNIST MLP
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = dlg.flatten(x, 1)
+        return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.fc1 = nn.Linear(32 * 26 * 26, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = x.view(x.size(0), -1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def ops(g) -> list[tuple[str, str]]:
+    return [(n.op.name, str(n.types[0])) for n in decompose(g)
+            if n.op.name not in ("input", "param", "constant")]
+
+
+@pytest.mark.parametrize("module, dlg_file", [(Net, "mlp.dlg"), (ConvNet, "convnet.dlg")])
+def test_traced_module_is_the_dlg_models_graph(module, dlg_file):
+    net = module()
+    traced = dlg.trace(net, dlg.randn(2, 1, 28, 28))
+    written = dlg.load(MODELS / dlg_file)
+    assert list(traced.params) == list(written.params)
+    assert ops(traced.graph) == ops(written.graph)
+    written.load_state_dict(net.state_dict())
+    x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(traced(x), written(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(traced(x), net(dlg.tensor(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_batch_size_is_symbolic_and_layers_are_listed():
+    m = dlg.trace(ConvNet(), dlg.randn(2, 1, 28, 28))
+    assert str(m.inputs["x"]) == "f32[N,1,28,28]"
+    assert [c.name for c in m.layer_calls] == ["conv1", "fc1", "fc2"]
+    assert m(np.zeros((7, 1, 28, 28), np.float32)).shape == (7, 10)
+
+
+def test_nodes_carry_the_python_line():
+    m = dlg.trace(Net(), dlg.randn(2, 1, 28, 28))
+    spans = {n.span.file for n in m.graph if n.span is not None}
+    assert any(f.endswith("test_trace.py") for f in spans)
+
+
+def test_compile_a_module():
+    net = Net()
+    exe = dlg.compile(net, dlg.randn(4, 1, 28, 28))
+    x = np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(exe(x), net(dlg.tensor(x)).detach().numpy(), rtol=1e-4,
+                               atol=1e-5)
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # branching on a value: not traceable
+            return x
+        return -x
+
+
+class UsesItem(nn.Module):
+    def forward(self, x):
+        return x * x.mean().item()
+
+
+@pytest.mark.parametrize("module", [DataDependent, UsesItem])
+def test_value_dependent_code_is_reported_at_its_line(module):
+    with pytest.raises(dlg.DlgValueError, match="needs a tensor's value") as info:
+        dlg.trace(module(), dlg.randn(2, 3))
+    assert info.value.span is not None and info.value.span.file.endswith("test_trace.py")
