@@ -45,7 +45,7 @@ from dlg.frontend.functional import max as max  # noqa: A004, PLC0414  (PyTorch'
 from dlg.frontend.functional import min as min  # noqa: A004, PLC0414
 from dlg.frontend.functional import sum as sum  # noqa: A004, PLC0414
 from dlg.frontend.tensor import Tensor
-from dlg.frontend.trace import trace
+from dlg.frontend.trace import trace, trace_train
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
 
@@ -61,4 +61,4 @@ __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameE
            "data", "exp", "flatten", "from_numpy", "full", "load", "loads", "log", "log_softmax",
            "manual_seed", "matmul", "max", "mean", "min", "nn", "no_grad", "ones", "ones_like",
            "optim", "rand", "randn", "relu", "sigmoid", "softmax", "sqrt", "stack", "sum", "tanh",
-           "tensor", "trace", "where", "zeros", "zeros_like"]
+           "tensor", "trace", "trace_train", "where", "zeros", "zeros_like"]

@@ -157,6 +157,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """The mask is drawn eagerly and fed to the gradient as data, never redrawn."""
     if not training or p == 0:
         return x
+    if x.trace is not None:  # traced: the graph draws a fresh mask at every run
+        return op("dropout", x, p=p, training=True)
     keep = Tensor(engine.rng().random(x.shape) >= p)
     return where(keep, x * (1.0 / (1.0 - p)), Tensor(np.zeros((), x.dtype.np)))
 

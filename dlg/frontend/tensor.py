@@ -60,6 +60,11 @@ class Tensor:
             raise engine.TraceHazard()
         return self._value
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """NumPy (and so dlg models and executables) can take a tensor as an array."""
+        array = self.numpy_view()
+        return array if dtype is None else array.astype(dtype)
+
     def numpy(self) -> np.ndarray:
         if self.requires_grad:
             raise DlgValueError("can't call numpy() on a tensor that requires grad; use "

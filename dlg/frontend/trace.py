@@ -23,6 +23,7 @@ from dlg.frontend.tensor import Tensor
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph
 from dlg.ir.shapes import Sym
+from dlg.ir.train_spec import TrainSpec
 from dlg.ir.types import TensorType
 from dlg.runtime.model import Model
 
@@ -32,11 +33,36 @@ def trace(fn: Module | Callable[..., Any], *example_inputs: Any,
     """A `dlg.Model` of what `fn(*example_inputs)` computes. `dynamic` names the symbolic axes
     per input (default: axis 0 of each input is the batch size N)."""
     forward = fn.forward if isinstance(fn, Module) else fn
-    names = _input_names(forward, len(example_inputs))
-    name = type(fn).__name__ if isinstance(fn, Module) else getattr(fn, "__name__", "traced")
+    return _trace(fn, fn, _input_names(forward, len(example_inputs)), example_inputs, dynamic)
+
+
+def trace_train(module: Module, loss_fn: Callable[..., Any], optimizer: Any, example_x: Any,
+                example_y: Any) -> Model:
+    """A model with a training step: `module` traced in eval mode for inference, and
+    `loss_fn(module(x), y)` traced in training mode, with the optimizer's hyper-parameters, so
+    `m.fit(x, y, compiled=True)` or `m.train_step(compiled=True)` trains it natively."""
+    was_training = module.training
+    module.eval()
+    model = trace(module, example_x)
+    module.train()
+    step = _trace(module, lambda x, y: loss_fn(module(x), y), ["x", "y"],
+                  (example_x, example_y), None)
+    module.train(was_training)
+    step.graph.outputs = [("loss", step.graph.outputs[0][1])]
+    spec = TrainSpec(("y",), "loss", (), optimizer.spec)
+    return Model(model.graph, dict(model.params) | dict(step.params),
+                 {**model._trainable, **step._trainable}, train_spec=spec,
+                 build_train_graph=lambda: step.graph, seed=None, layer_calls=model.layer_calls)
+
+
+def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs: Any,
+           dynamic: Mapping[str, Mapping[int, str]] | None) -> Model:
+    name = type(module).__name__ if isinstance(module, Module) else getattr(fn, "__name__",
+                                                                             "traced")
     graph = Graph(name, span=caller_span())
-    params, trainable, ids = _parameters(fn)
-    modules = {id(m): n for n, m in fn.named_modules() if n} if isinstance(fn, Module) else {}
+    params, trainable, ids = _parameters(module)
+    modules = ({id(m): n for n, m in module.named_modules() if n}
+               if isinstance(module, Module) else {})
     tracer = Tracer(graph, ids, modules)
     inputs = []
     for arg, example in zip(names, example_inputs):
@@ -54,7 +80,7 @@ def trace(fn: Module | Callable[..., Any], *example_inputs: Any,
                                f"its inputs; traced functions return tensors", graph.span)
         graph.set_output("output" if len(outs) == 1 else f"output{i}", o.trace)
     used = {n.name for n in graph.params}
-    return Model(graph, {k: v.copy() for k, v in params.items() if k in used},
+    return Model(graph, {k: v for k, v in params.items() if k in used},  # shared, not copied
                  {k: v for k, v in trainable.items() if k in used}, seed=None,
                  layer_calls=tracer.layer_calls)
 
