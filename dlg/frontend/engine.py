@@ -109,6 +109,12 @@ class Tracer:
         self.values: dict[int, Value] = {}
         self.layer_calls: list[LayerCall] = []
 
+    def update(self, buffer: Tensor, value: Tensor) -> None:
+        """Record a buffer's next value (batch-norm running statistics) as a graph update."""
+        name, _ = self.names[id(buffer)]
+        self.value_of(buffer)  # the buffer is a param node of the graph
+        self.graph.updates.append((name, self.value_of(value)))
+
     def called(self, module: Any, out: Any) -> None:
         """Note a submodule call (for the model summary)."""
         name = self.modules.get(id(module))

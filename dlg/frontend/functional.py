@@ -10,6 +10,8 @@ import numpy as np
 
 from dlg.frontend import engine
 from dlg.frontend.tensor import MaxResult, Tensor, binary, op
+
+__all__ = ["MaxResult", "op"]
 from dlg.ir.dtypes import DType
 
 
@@ -238,5 +240,3 @@ def binary_cross_entropy(input: Tensor, target: Tensor,  # noqa: A002
                          reduction: str = "mean") -> Tensor:
     return op("binary_cross_entropy", input, _t(target).to(input.dtype), reduction=reduction)
 
-
-__all__ = ["MaxResult"]

@@ -306,6 +306,171 @@ class LogSoftmax(Softmax):
         return F.log_softmax(x, self.dim)
 
 
+class _BatchNorm(Module):
+    ranks: tuple[int, ...] = (2, 3)
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = Parameter(np.ones(num_features, np.float32))
+        self.bias = Parameter(np.zeros(num_features, np.float32))
+        self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
+        self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+        self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self.ranks:
+            raise DlgValueError(f"{type(self).__name__} takes inputs of rank "
+                                f"{' or '.join(map(str, self.ranks))}, got {x.type}",
+                                engine.caller_span())
+        if not self.training:
+            return F.op("batch_norm", x, self.running_mean, self.running_var, self.weight,
+                        self.bias, eps=self.eps)
+        axes = (0,) + tuple(range(2, x.ndim))
+        mean = x.mean(axes)
+        var = ((x - x.mean(axes, keepdim=True)) ** 2).mean(axes)
+        y = F.op("batch_norm", x, mean, var, self.weight, self.bias, eps=self.eps)
+        n = x.numel() // x.shape[1]  # PyTorch keeps the unbiased variance
+        m = self.momentum
+        with engine.no_grad():
+            new_mean = self.running_mean * (1 - m) + mean.detach() * m
+            new_var = self.running_var * (1 - m) + var.detach() * (m * n / (n - 1))
+            count = self.num_batches_tracked + 1
+        tracer = engine.current_tracer()
+        for buffer, value in ((self.running_mean, new_mean), (self.running_var, new_var),
+                              (self.num_batches_tracked, count)):
+            if tracer is not None:
+                tracer.update(buffer, value)
+            else:
+                np.copyto(buffer.numpy_view(), value.numpy_view())
+        return y
+
+
+class BatchNorm1d(_BatchNorm):
+    ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    ranks = (4,)
+
+
+class LayerNorm(Module):
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5,
+                 elementwise_affine: bool = True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
+            normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(shape, np.float32))
+            self.bias = Parameter(np.zeros(shape, np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        affine = [self.weight, self.bias] if "weight" in self._parameters else []
+        return F.op("layer_norm", x, *affine, normalized_shape=self.normalized_shape,
+                    eps=self.eps)
+
+
+class Embedding(Module):
+    def __init__(self, num_embeddings: int, embedding_dim: int):
+        super().__init__()
+        self.weight = _init("normal", (num_embeddings, embedding_dim), 0.0, 1.0)
+
+    def forward(self, indices: Any) -> Tensor:
+        return F.op("embedding", self.weight, F._t(indices))
+
+
+# ---- recurrent layers: a Python loop over time steps (a trace unrolls it) ----------------------
+class _Recurrent(Module):
+    gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False):
+        super().__init__()
+        self.hidden_size, self.num_layers, self.batch_first = hidden_size, num_layers, batch_first
+        self.use_bias = bias
+        k = 1 / math.sqrt(hidden_size)
+        rows = self.gates * hidden_size
+        for layer in range(num_layers):
+            size = input_size if layer == 0 else hidden_size
+            setattr(self, f"weight_ih_l{layer}", _init("uniform", (rows, size), -k, k))
+            setattr(self, f"weight_hh_l{layer}", _init("uniform", (rows, hidden_size), -k, k))
+            if bias:
+                setattr(self, f"bias_ih_l{layer}", _init("uniform", (rows,), -k, k))
+                setattr(self, f"bias_hh_l{layer}", _init("uniform", (rows,), -k, k))
+
+    def _affine(self, x: Tensor, kind: str, layer: int) -> Tensor:
+        weight = getattr(self, f"weight_{kind}_l{layer}")
+        bias = getattr(self, f"bias_{kind}_l{layer}") if self.use_bias else None
+        return F.linear(x, weight, bias)
+
+    def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        steps, batch = x.shape[0], x.shape[1]
+        finals = []
+        for layer in range(self.num_layers):
+            carry = self._initial(state, layer, batch)
+            outputs = []
+            for t in range(steps):
+                carry = self.cell(x[t], carry, layer)
+                outputs.append(carry[0] if isinstance(carry, tuple) else carry)
+            x = F.stack(outputs, 0)
+            finals.append(carry)
+        out = x.transpose(0, 1) if self.batch_first else x
+        return out, self._final(finals)
+
+    def _initial(self, state: Any, layer: int, batch: Any) -> Any:
+        if state is None:
+            return F.zeros(batch, self.hidden_size)
+        return state[layer]
+
+    def _final(self, finals: list[Any]) -> Any:
+        return F.stack(finals, 0)
+
+    def cell(self, x: Tensor, h: Any, layer: int) -> Any:
+        raise NotImplementedError
+
+
+class RNN(_Recurrent):
+    def cell(self, x: Tensor, h: Tensor, layer: int) -> Tensor:
+        return F.tanh(self._affine(x, "ih", layer) + self._affine(h, "hh", layer))
+
+
+class GRU(_Recurrent):
+    gates = 3
+
+    def cell(self, x: Tensor, h: Tensor, layer: int) -> Tensor:
+        H = self.hidden_size
+        gi, gh = self._affine(x, "ih", layer), self._affine(h, "hh", layer)
+        r = F.sigmoid(gi[:, :H] + gh[:, :H])
+        z = F.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = F.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+        return (1 - z) * n + z * h
+
+
+class LSTM(_Recurrent):
+    gates = 4
+
+    def _initial(self, state: Any, layer: int, batch: Any) -> Any:
+        if state is None:
+            zero = F.zeros(batch, self.hidden_size)
+            return zero, zero
+        return state[0][layer], state[1][layer]
+
+    def _final(self, finals: list[Any]) -> Any:
+        return F.stack([h for h, _ in finals], 0), F.stack([c for _, c in finals], 0)
+
+    def cell(self, x: Tensor, hc: tuple[Tensor, Tensor], layer: int) -> tuple[Tensor, Tensor]:
+        h, c = hc
+        H = self.hidden_size
+        gates = self._affine(x, "ih", layer) + self._affine(h, "hh", layer)
+        i, f = F.sigmoid(gates[:, :H]), F.sigmoid(gates[:, H:2 * H])
+        g, o = F.tanh(gates[:, 2 * H:3 * H]), F.sigmoid(gates[:, 3 * H:])
+        c = f * c + i * g
+        return o * F.tanh(c), c
+
+
 # ---- losses --------------------------------------------------------------------------------------
 class _Loss(Module):
     fn: Any = None

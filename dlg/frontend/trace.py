@@ -73,7 +73,7 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
         inputs.append(Tensor.traced(tracer.builder.input(arg, t), t))
     with tracing(tracer):
         out = fn(*inputs)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
+    outs = _flatten(out)
     for i, o in enumerate(outs):
         if not isinstance(o, Tensor) or o.trace is None:
             raise DlgTypeError(f"{name} returned {type(o).__name__}, not a tensor computed from "
@@ -83,6 +83,13 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
     return Model(graph, {k: v for k, v in params.items() if k in used},  # shared, not copied
                  {k: v for k, v in trainable.items() if k in used}, seed=None,
                  layer_calls=tracer.layer_calls)
+
+
+def _flatten(out: Any) -> list[Any]:
+    """Outputs in order, nested tuples (an LSTM's (output, (h, c))) flattened."""
+    if isinstance(out, (tuple, list)):
+        return [o for item in out for o in _flatten(item)]
+    return [out]
 
 
 def _input_names(forward: Callable[..., Any], count: int) -> list[str]:

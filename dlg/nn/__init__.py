@@ -2,15 +2,22 @@
 
 from dlg.frontend.nn import (
     GELU,
+    GRU,
+    LSTM,
+    RNN,
     AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
     BCELoss,
     BCEWithLogitsLoss,
     Conv1d,
     Conv2d,
     CrossEntropyLoss,
     Dropout,
+    Embedding,
     Flatten,
     L1Loss,
+    LayerNorm,
     Linear,
     LogSoftmax,
     MaxPool2d,
@@ -27,7 +34,8 @@ from dlg.frontend.nn import (
 )
 from dlg.nn import functional
 
-__all__ = ["GELU", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv1d", "Conv2d",
-           "CrossEntropyLoss", "Dropout", "Flatten", "L1Loss", "Linear", "LogSoftmax",
-           "MSELoss", "MaxPool2d", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU",
-           "Sequential", "Sigmoid", "Softmax", "Tanh", "functional"]
+__all__ = ["GELU", "GRU", "LSTM", "RNN", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss",
+           "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "CrossEntropyLoss", "Dropout",
+           "Embedding", "Flatten", "L1Loss", "LayerNorm", "Linear", "LogSoftmax", "MSELoss",
+           "MaxPool2d", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential",
+           "Sigmoid", "Softmax", "Tanh", "functional"]
