@@ -12,7 +12,7 @@ from dlg.errors import (
     DlgValueError,
 )
 from dlg.ir import DType, Graph, TensorType
-from dlg import data, nn, optim
+from dlg import data, nn, optim, utils
 from dlg.frontend.engine import manual_seed, no_grad
 from dlg.frontend.functional import (
     arange,
@@ -61,4 +61,4 @@ __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameE
            "data", "exp", "flatten", "from_numpy", "full", "load", "loads", "log", "log_softmax",
            "manual_seed", "matmul", "max", "mean", "min", "nn", "no_grad", "ones", "ones_like",
            "optim", "rand", "randn", "relu", "sigmoid", "softmax", "sqrt", "stack", "sum", "tanh",
-           "tensor", "trace", "trace_train", "where", "zeros", "zeros_like"]
+           "tensor", "trace", "trace_train", "utils", "where", "zeros", "zeros_like"]

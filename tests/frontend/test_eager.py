@@ -200,3 +200,11 @@ def test_errors_point_at_the_callers_line():
 def test_clear_errors(fn, message):
     with pytest.raises(dlg.DlgError, match=message):
         fn()
+
+
+def test_utils_data_yields_tensor_batches():
+    from dlg.utils.data import DataLoader, TensorDataset
+    x, y = np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5)
+    batches = list(DataLoader(TensorDataset(dlg.tensor(x), y), batch_size=2))
+    assert len(batches) == 3 and isinstance(batches[0][0], dlg.Tensor)
+    np.testing.assert_array_equal(batches[2][1].numpy(), [4])

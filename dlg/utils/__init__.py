@@ -1,0 +1,5 @@
+"""`dlg.utils`: PyTorch-style utilities (`dlg.utils.data`)."""
+
+from dlg.utils import data
+
+__all__ = ["data"]
