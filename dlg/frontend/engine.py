@@ -25,6 +25,7 @@ from dlg.errors import DlgError, DlgValueError, Span
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import RANDOM, OpDef
+from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter
 
@@ -150,6 +151,10 @@ def tracing(tracer: Tracer) -> Iterator[Tracer]:
         _state.tracer = saved
 
 
+def _symbolic(attrs: dict[str, Any]) -> bool:
+    return any(isinstance(d, Sym) for v in attrs.values() if isinstance(v, tuple) for d in v)
+
+
 def _trace(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Any]:
     tracer: Tracer | None = getattr(_state, "tracer", None)
     if tracer is None:
@@ -166,7 +171,8 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]
           ) -> tuple[np.ndarray, TensorType, Record | None] | list[Any]:
     """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
     tracing)."""
-    if any(t.trace is not None for t in inputs):
+    if any(t.trace is not None for t in inputs) or (not inputs and current_tracer() is not None
+                                                     and _symbolic(attrs)):
         return _trace(op, inputs, attrs)
     from_types = [t.type for t in inputs]
     try:

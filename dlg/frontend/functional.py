@@ -13,6 +13,7 @@ from dlg.frontend.tensor import MaxResult, Tensor, binary, op
 
 __all__ = ["MaxResult", "op"]
 from dlg.ir.dtypes import DType
+from dlg.ir.shapes import Sym
 
 
 def _t(x: Any) -> Tensor:
@@ -29,22 +30,26 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor(array)
 
 
-def _shape(size: Sequence[Any]) -> tuple[int, ...]:
+def _shape(size: Sequence[Any]) -> tuple[Any, ...]:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        return tuple(size[0])
-    return tuple(int(s) for s in size)
+        size = tuple(size[0])
+    return tuple(s if isinstance(s, Sym) else int(s) for s in size)
+
+
+def full(size: Sequence[Any], fill_value: float, dtype: DType = DType.f32,
+         requires_grad: bool = False) -> Tensor:
+    shape = _shape(tuple(size))
+    if any(isinstance(d, Sym) for d in shape):  # while tracing: sized by a symbolic dim
+        return op("full", shape=shape, value=float(fill_value), dtype=dtype)
+    return Tensor(np.full(shape, fill_value, dtype.np), requires_grad)
 
 
 def zeros(*size: Any, dtype: DType = DType.f32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape(size), dtype.np), requires_grad)
+    return full(_shape(size), 0, dtype, requires_grad)
 
 
 def ones(*size: Any, dtype: DType = DType.f32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape(size), dtype.np), requires_grad)
-
-
-def full(size: Sequence[int], fill_value: float, dtype: DType = DType.f32) -> Tensor:
-    return Tensor(np.full(tuple(size), fill_value, dtype.np))
+    return full(_shape(size), 1, dtype, requires_grad)
 
 
 def randn(*size: Any, dtype: DType = DType.f32, requires_grad: bool = False) -> Tensor:

@@ -25,7 +25,17 @@ from dlg.ir.graph import Graph
 from dlg.ir.shapes import Sym
 from dlg.ir.train_spec import TrainSpec
 from dlg.ir.types import TensorType
+from dlg.grammar.unparse import graph_to_dlg
 from dlg.runtime.model import Model
+
+
+class TracedModel(Model):
+    """A model made by `dlg.trace`; it can be written as .dlg source."""
+
+    def to_dlg(self) -> str:
+        """The model as .dlg source, which loads back to an equivalent graph (parameters start
+        at zero: load the state_dict)."""
+        return graph_to_dlg(self.graph)
 
 
 def trace(fn: Module | Callable[..., Any], *example_inputs: Any,
@@ -60,7 +70,7 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
     name = type(module).__name__ if isinstance(module, Module) else getattr(fn, "__name__",
                                                                              "traced")
     graph = Graph(name, span=caller_span())
-    params, trainable, ids = _parameters(module)
+    params, trainable, ids, tensors = _parameters(module)
     modules = ({id(m): n for n, m in module.named_modules() if n}
                if isinstance(module, Module) else {})
     tracer = Tracer(graph, ids, modules)
@@ -71,6 +81,8 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
         shape = tuple(Sym.named(axes[a]) if a in axes else d for a, d in enumerate(array.shape))
         t = TensorType(DType.of(array), shape)
         inputs.append(Tensor.traced(tracer.builder.input(arg, t), t))
+    for tensor in tensors:  # every parameter and buffer, in state_dict order, as in .dlg models
+        tracer.value_of(tensor)
     with tracing(tracer):
         out = fn(*inputs)
     outs = _flatten(out)
@@ -79,10 +91,8 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
             raise DlgTypeError(f"{name} returned {type(o).__name__}, not a tensor computed from "
                                f"its inputs; traced functions return tensors", graph.span)
         graph.set_output("output" if len(outs) == 1 else f"output{i}", o.trace)
-    used = {n.name for n in graph.params}
-    return Model(graph, {k: v for k, v in params.items() if k in used},  # shared, not copied
-                 {k: v for k, v in trainable.items() if k in used}, seed=None,
-                 layer_calls=tracer.layer_calls)
+    return TracedModel(graph, params, trainable, seed=None,  # params shared, not copied
+                       layer_calls=tracer.layer_calls)
 
 
 def _flatten(out: Any) -> list[Any]:
@@ -102,14 +112,20 @@ def _input_names(forward: Callable[..., Any], count: int) -> list[str]:
     return names[:count] + [f"x{i}" for i in range(len(names), count)]
 
 
-def _parameters(fn: Any) -> tuple[dict[str, np.ndarray], dict[str, bool], dict[int, Any]]:
+def _parameters(fn: Any) -> tuple[dict[str, np.ndarray], dict[str, bool],
+                                  dict[int, tuple[str, bool]], list[Tensor]]:
+    """A module's parameters and buffers in state_dict order: arrays, trainable flags, ids."""
     if not isinstance(fn, Module):
-        return {}, {}, {}
+        return {}, {}, {}, []
+    buffers = {id(b) for _, b in fn.named_buffers()}
     params: dict[str, np.ndarray] = {}
     trainable: dict[str, bool] = {}
     ids: dict[int, tuple[str, bool]] = {}
-    for name, p in fn.named_parameters():
-        params[name], trainable[name], ids[id(p)] = p.numpy_view(), True, (name, True)
-    for name, b in fn.named_buffers():
-        params[name], trainable[name], ids[id(b)] = b.numpy_view(), False, (name, False)
-    return params, trainable, ids
+    tensors: list[Tensor] = []
+    named = dict(fn.named_parameters()) | dict(fn.named_buffers())
+    for name in fn.state_dict():
+        t = named[name]
+        learn = id(t) not in buffers
+        params[name], trainable[name], ids[id(t)] = t.numpy_view(), learn, (name, learn)
+        tensors.append(t)
+    return params, trainable, ids, tensors
