@@ -4,6 +4,7 @@ traceback."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ import numpy as np
 
 from dlg.api import compile as compile_model
 from dlg.api import load
+from dlg.frontend.trace import trace
 from dlg.compiler.pipeline import STAGES, CompileOptions, assembly, format_program
 from dlg.errors import DlgError, DlgValueError
 from dlg.grammar.format import format_module
@@ -128,6 +130,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="run each step as one native call (compiled first; cached on disk)")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=_train)
+
+    tr = sub.add_parser(
+        "trace", help="trace a PyTorch-style dlg.nn module into .dlg source",
+        description="Import a Python file, build the named dlg.nn.Module (no constructor "
+        "arguments), run it once on a zero input of the given shape and print the traced model "
+        "as .dlg source (the batch axis becomes the symbol N).")
+    tr.add_argument("target", metavar="FILE.py:NAME", help="the file and the module class")
+    tr.add_argument("--shape", required=True, metavar="D0,D1,...",
+                    help="the example input's shape, e.g. 1,1,28,28")
+    tr.add_argument("-o", "--output", type=Path, help="write the .dlg file here")
+    tr.set_defaults(run=_trace)
 
     fmt = sub.add_parser("fmt", help="print a .dlg file in canonical form",
                          description="Print the canonical form of a .dlg file; parsing the "
@@ -246,6 +259,32 @@ def _train(args: argparse.Namespace) -> int:
 
 def _describe_metric(name: str, value: float) -> str:
     return f"{name} {value:.2%}" if "acc" in name else f"{name} {value:.4f}"
+
+
+def _trace(args: argparse.Namespace) -> int:
+    path, _, name = args.target.rpartition(":")
+    if not path or not name:
+        raise DlgValueError(f"expected FILE.py:NAME, got {args.target!r}")
+    try:
+        shape = tuple(int(d) for d in args.shape.split(","))
+    except ValueError:
+        raise DlgValueError(f"--shape must be comma-separated ints, got {args.shape!r}") from None
+    spec = importlib.util.spec_from_file_location("traced_module", path)
+    if spec is None or spec.loader is None or not Path(path).is_file():
+        raise DlgValueError(f"{path}: no such Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise DlgValueError(f"{path} defines no {name!r}")
+    net = cls().eval()
+    source = trace(net, np.zeros(shape, np.float32)).to_dlg()
+    if args.output is not None:
+        args.output.write_text(source)
+        print(f"wrote {args.output}")
+    else:
+        print(source, end="")
+    return 0
 
 
 def _fmt(args: argparse.Namespace) -> int:

@@ -57,3 +57,16 @@ def test_unprintable_models_are_clear_errors():
             return x + dlg.tensor([1.0, 2.0, 3.0])
     with pytest.raises(dlg.DlgValueError, match="constant tensor of shape"):
         dlg.trace(WithTable(), np.zeros((2, 3), np.float32)).to_dlg()
+
+
+def test_dlgc_trace_writes_a_loadable_file(tmp_path, capsys):
+    from dlg.cli import main
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    out = tmp_path / "net.dlg"
+    assert main(["trace", f"{root / 'examples' / 'mnist_mlp.py'}:Net", "--shape", "1,1,28,28",
+                 "-o", str(out)]) == 0
+    m = dlg.load(out)
+    assert str(m.inputs["x"]) == "f32[N,1,28,28]" and list(m.params) == [
+        "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    assert main(["trace", "nothing.py:Net", "--shape", "1"]) == 1
+    assert "no such Python file" in capsys.readouterr().err
