@@ -80,14 +80,18 @@ class Program:
         return sorted(names)
 
 
-def lower(g: Graph, name: str = "main", loss: str | None = None) -> Program:
-    """Lower a decomposed graph; with `loss`, state updates happen only when it is finite."""
-    return Lowering(g, name).run(loss)
+def lower(g: Graph, name: str = "main", loss: str | None = None, threads: bool = True
+          ) -> Program:
+    """Lower a decomposed graph; with `loss`, state updates happen only when it is finite.
+    `threads=False` keeps every loop on one thread (scan bodies: one step is little work, and
+    starting threads at every step would cost more than it saves)."""
+    return Lowering(g, name, threads).run(loss)
 
 
 class Lowering:
-    def __init__(self, g: Graph, name: str):
+    def __init__(self, g: Graph, name: str, threads: bool = True):
         self.g = g
+        self.threads = threads
         self.fusion = fuse(g)
         self.p = Program(name)
         self.buffer_of: dict[Value, str] = {}
@@ -175,11 +179,13 @@ class Lowering:
             value = self.expr(v, idx, root=True)
             buf = self.buffer_of[v]
             if _sum_inside_out(value, idx):
-                body = [Fill(buf, ix.numel(shape), 0.0), _accumulating(buf, shape, idx, value)]
+                body = [Fill(buf, ix.numel(shape), 0.0),
+                        _accumulating(buf, shape, idx, value, self.threads)]
             else:
                 stmt: Stmt = Store(buf, ix.linearize(idx, shape), value)
                 for a in reversed(range(len(shape))):
-                    stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0)
+                    stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,),
+                                parallel=a == 0 and self.threads)
                 body = [stmt]
             self.emit("_".join(dict.fromkeys(self.ops)), body)
 
@@ -221,7 +227,7 @@ class Lowering:
                for v in node.inputs[nc:nc + ns]):
             raise DlgTypeError("the compiler runs scan over axis 0 only (transpose first)",
                                node.span)
-        body = lower(a["body"], f"{self.p.name}_scan{node.id}")
+        body = lower(a["body"], f"{self.p.name}_scan{node.id}", threads=False)
         self.p.bodies.append(body)
         prefix = f"s{node.id}."
         slots: dict[str, Slot] = {}  # body buffer -> where it lives in this program
@@ -275,14 +281,15 @@ def _sum_inside_out(value: Expr, idx: list[Expr]) -> bool:
     return k_strided and j_contiguous
 
 
-def _accumulating(buf: str, shape: Shape, idx: list[Expr], value: Reduce) -> Stmt:
+def _accumulating(buf: str, shape: Shape, idx: list[Expr], value: Reduce, threads: bool
+                  ) -> Stmt:
     """Loops: the outer output indices, then the summed ones, then the last output index."""
     stmt: Stmt = Store(buf, ix.linearize(idx, shape), value.body, accumulate=True)
     stmt = Loop(idx[-1].name, ix.dim(shape[-1]), (stmt,))  # type: ignore[attr-defined]
     for name, extent in reversed(value.axes):
         stmt = Loop(name, extent, (stmt,))
     for a in reversed(range(len(shape) - 1)):
-        stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0)
+        stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0 and threads)
     return stmt
 
 

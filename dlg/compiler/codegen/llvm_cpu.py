@@ -95,7 +95,8 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
                               for buf, ptr in zip(buffers, pointers)}, dims, dim_ptr, seed,
                       functions)
     for k, s in enumerate(kernel.body):
-        if isinstance(s, Loop) and s.parallel:
+        if isinstance(s, Loop) and s.parallel and not _small(s) \
+                and len(buffers) + 4 <= MAX_WORDS:
             chunk = _chunk_function(m, p, kernel, s, f"{fn.name}.part{k}", dims, functions)
             emitter.parallel(s, chunk, _trampoline(m, chunk), len(dims))
         else:
@@ -112,6 +113,7 @@ def _chunk_function(m: ir.Module, p: Program, kernel: Kernel, loop: Loop, name: 
     fn = ir.Function(m, ir.FunctionType(ir.VoidType(), types + [I64.as_pointer(), I64, I64, I64]),
                      name)
     fn.linkage = "internal"
+    fn.attributes.add("noinline")  # called from two places: optimise and emit its loop once
     for arg, buf in zip(fn.args, buffers):
         arg.name = buf
         arg.add_attribute("noalias")
@@ -194,6 +196,7 @@ class Emitter:
         iterations times the work in each); otherwise, or for small work, on this thread."""
         b = self.b
         *pointers, dim_ptr, seed = self.fn.args
+        args = list(pointers) + [dim_ptr, seed]
         extent = self.expr(loop.extent)
         work = b.mul(extent, self.expr(_work(loop.body)))
         threads = b.load(b.gep(dim_ptr, [I64(threads_slot)]), name="threads")
@@ -203,43 +206,14 @@ class Emitter:
                         b.icmp_signed(">=", work, I64(PARALLEL_WORK)))
         with b.if_else(spread) as (then, otherwise):
             with then:
-                self.spawn(chunk, trampoline, list(pointers) + [dim_ptr, seed], extent, count)
+                words = self.alloca_builder.alloca(ir.ArrayType(I64, len(args) + 2), name="args")
+                for k, a in enumerate(args):
+                    value = b.ptrtoint(a, I64) if isinstance(a.type, ir.PointerType) else a
+                    b.store(value, b.gep(words, [I64(0), I64(k)]))
+                b.call(_run_parallel(self.m), [trampoline, b.bitcast(words, I64.as_pointer()),
+                                               I64(len(args) + 2), extent, count])
             with otherwise:
-                b.call(chunk, list(pointers) + [dim_ptr, seed, I64(0), extent])
-
-    def spawn(self, chunk: ir.Function, trampoline: ir.Function, args: list[ir.Value],
-              extent: ir.Value, count: ir.Value) -> None:
-        b = self.b
-        n = len(args) + 2
-        words = self.alloca_builder.alloca(ir.ArrayType(ir.ArrayType(I64, n), MAX_THREADS),
-                                           name="thread.args")
-        ids = self.alloca_builder.alloca(ir.ArrayType(I64, MAX_THREADS), name="thread.ids")
-        size = b.sdiv(b.add(extent, b.sub(count, I64(1))), count)
-        create, join = _pthread(self.m)
-
-        def start(t: ir.Value) -> None:
-            lo = b.mul(b.add(t, I64(1)), size)
-            hi = b.add(lo, size)
-            hi = b.select(b.icmp_signed("<", hi, extent), hi, extent)
-            row = b.gep(words, [I64(0), b.add(t, I64(1))])
-            values = [b.ptrtoint(a, I64) if isinstance(a.type, ir.PointerType) else a
-                      for a in args] + [lo, hi]
-            for k, value in enumerate(values):
-                b.store(value, b.gep(row, [I64(0), I64(k)]))
-            slot = b.gep(ids, [I64(0), b.add(t, I64(1))])
-            rc = b.call(create, [b.bitcast(slot, I8P), ir.Constant(I8P, None), trampoline,
-                                 b.bitcast(row, I8P)])
-            with b.if_then(b.icmp_signed("!=", rc, ir.IntType(32)(0))):
-                b.store(I64(0), slot)  # no thread: run this part here
-                b.call(chunk, args + [lo, hi])
-        self.loop("spawn", b.sub(count, I64(1)), start)
-        b.call(chunk, args + [I64(0), b.select(b.icmp_signed("<", size, extent), size, extent)])
-
-        def wait(t: ir.Value) -> None:
-            thread = b.load(b.gep(ids, [I64(0), b.add(t, I64(1))]))
-            with b.if_then(b.icmp_signed("!=", thread, I64(0))):
-                b.call(join, [thread, ir.Constant(I8P.as_pointer(), None)])
-        self.loop("join", b.sub(count, I64(1)), wait)
+                b.call(chunk, args + [I64(0), extent])
 
     def local(self, t: ir.Type, name: str, init: ir.Value) -> ir.Value:
         slot = self.alloca_builder.alloca(t, name=name)
@@ -393,6 +367,22 @@ MAX_THREADS = 64
 PARALLEL_WORK = 1 << 15  # loop iterations (inner loops and reductions included) worth a thread
 
 
+def _small(loop: Loop) -> bool:
+    """Work known at compile time to be below the threshold: no thread code at all."""
+    work = _constant(Op(DType.i64, "mul", (loop.extent, _work(loop.body))))
+    return work is not None and work < PARALLEL_WORK
+
+
+def _constant(e: Expr) -> int | None:
+    if isinstance(e, Const):
+        return int(e.value)
+    if isinstance(e, Op) and e.op in ("add", "mul"):
+        a, b = (_constant(x) for x in e.args)
+        if a is not None and b is not None:
+            return a + b if e.op == "add" else a * b
+    return None
+
+
 def _work(stmts: tuple[Stmt, ...]) -> Expr:
     """Iterations inside one outer iteration: a rough cost for deciding to use threads."""
     total: Expr = Const(DType.i64, 1)
@@ -406,6 +396,61 @@ def _work(stmts: tuple[Stmt, ...]) -> Expr:
                     for _, extent in e.axes:
                         total = Op(DType.i64, "mul", (total, extent))
     return total
+
+
+MAX_WORDS = 128  # a chunk's arguments (buffers, dims, seed, start, end) as words
+
+
+def _run_parallel(m: ir.Module) -> ir.Function:
+    """`dlg.run_parallel(run, template, words, extent, count)`, once per module: split
+    [0, extent) into `count` parts; each thread gets the template's words with its own
+    (start, end) as the last two; part 0 runs on the calling thread; then join."""
+    if "dlg.run_parallel" in m.globals:
+        return m.globals["dlg.run_parallel"]
+    run_type = ir.FunctionType(I8P, [I8P]).as_pointer()
+    fn = ir.Function(m, ir.FunctionType(ir.VoidType(), [run_type, I64.as_pointer(), I64, I64,
+                                                        I64]), "dlg.run_parallel")
+    fn.linkage = "internal"
+    run, template, n, extent, count = fn.args
+    e = Emitter(m, fn, {}, [], ir.Constant(I64.as_pointer(), None), I64(0), {})
+    b = e.b
+    rows = e.alloca_builder.alloca(ir.ArrayType(ir.ArrayType(I64, MAX_WORDS), MAX_THREADS))
+    ids = e.alloca_builder.alloca(ir.ArrayType(I64, MAX_THREADS))
+    size = b.sdiv(b.add(extent, b.sub(count, I64(1))), count)
+    create, join = _pthread(m)
+
+    def row_of(t: ir.Value) -> ir.Value:
+        return b.gep(rows, [I64(0), t])
+
+    def fill(t: ir.Value) -> None:
+        row = row_of(t)
+        e.loop("word", b.sub(n, I64(2)), lambda k: b.store(
+            b.load(b.gep(template, [k])), b.gep(row, [I64(0), k])))
+        lo = b.mul(t, size)
+        hi = b.add(lo, size)
+        b.store(lo, b.gep(row, [I64(0), b.sub(n, I64(2))]))
+        b.store(b.select(b.icmp_signed("<", hi, extent), hi, extent),
+                b.gep(row, [I64(0), b.sub(n, I64(1))]))
+    e.loop("fill", count, fill)
+
+    def start(t: ir.Value) -> None:
+        t1 = b.add(t, I64(1))
+        slot = b.gep(ids, [I64(0), t1])
+        arg = b.bitcast(row_of(t1), I8P)
+        rc = b.call(create, [b.bitcast(slot, I8P), ir.Constant(I8P, None), run, arg])
+        with b.if_then(b.icmp_signed("!=", rc, ir.IntType(32)(0))):
+            b.store(I64(0), slot)  # no thread: run this part here
+            b.call(run, [arg])
+    e.loop("spawn", b.sub(count, I64(1)), start)
+    b.call(run, [b.bitcast(row_of(I64(0)), I8P)])
+
+    def wait(t: ir.Value) -> None:
+        thread = b.load(b.gep(ids, [I64(0), b.add(t, I64(1))]))
+        with b.if_then(b.icmp_signed("!=", thread, I64(0))):
+            b.call(join, [thread, ir.Constant(I8P.as_pointer(), None)])
+    e.loop("join", b.sub(count, I64(1)), wait)
+    b.ret_void()
+    return fn
 
 
 def _pthread(m: ir.Module) -> tuple[ir.Function, ir.Function]:
