@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlgc", description="dlg: a declarative graph language and compiler for neural "
-        "networks. Check, format and run .dlg models.", epilog=EPILOG)
+        "networks. Check, run, train, compile and format .dlg models; trace PyTorch-style "
+        "modules into them.", epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     check = sub.add_parser("check", help="parse and type-check a model; print its summary",
