@@ -1,6 +1,6 @@
 """dlg: a declarative graph language and compiler for neural networks."""
 
-from dlg.api import compile, load, loads  # noqa: A004
+from dlg.api import compile, load, loads, save  # noqa: A004
 from dlg.errors import (
     DlgAttributeError,
     DlgError,
@@ -55,10 +55,24 @@ float16, float32, float64 = DType.f16, DType.f32, DType.f64
 int32, int64, bool = DType.i32, DType.i64, DType.bool  # noqa: A001  (PyTorch's spellings)
 float, double, half, long = DType.f32, DType.f64, DType.f16, DType.i64  # noqa: A001
 
+
+def device(name: str = "cpu") -> str:
+    """`torch.device` spelling: eager dlg runs on the cpu (`dlg.compile` targets others)."""
+    return str(name)
+
+
+class cuda:  # noqa: N801  (torch.cuda spelling)
+    """`dlg.cuda.is_available()`: eager tensors never live on a GPU."""
+
+    @staticmethod
+    def is_available() -> bool:
+        return False
+
 __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameError",
            "DlgShapeError", "DlgSyntaxError", "DlgTypeError", "DlgValueError", "Executable",
-           "Graph", "Model", "Tensor", "TensorType", "arange", "argmax", "cat", "compile",
-           "data", "exp", "flatten", "from_numpy", "full", "load", "loads", "log", "log_softmax",
-           "manual_seed", "matmul", "max", "mean", "min", "nn", "no_grad", "ones", "ones_like",
-           "optim", "rand", "randn", "relu", "sigmoid", "softmax", "sqrt", "stack", "sum", "tanh",
-           "tensor", "trace", "trace_train", "utils", "where", "zeros", "zeros_like"]
+           "Graph", "Model", "Tensor", "TensorType", "arange", "argmax", "cat", "compile", "cuda",
+           "data", "device", "exp", "flatten", "from_numpy", "full", "load", "loads", "log",
+           "log_softmax", "manual_seed", "matmul", "max", "mean", "min", "nn", "no_grad", "ones",
+           "ones_like", "optim", "rand", "randn", "relu", "save", "sigmoid", "softmax", "sqrt",
+           "stack", "sum", "tanh", "tensor", "trace", "trace_train", "utils", "where", "zeros",
+           "zeros_like"]

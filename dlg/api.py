@@ -3,22 +3,29 @@ import every part of dlg (grammar, frontend, runtime), to put them together for 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dlg.errors import DlgImportError, DlgValueError
 from dlg.frontend.nn import Module
+from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace
 from dlg.grammar.elaborate import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
+from dlg.runtime.weights import FORMATS as WEIGHT_FORMATS
+from dlg.runtime.weights import load_weights, save_weights
 
 
 def load(path: str | Path, model: str | None = None, seed: int | None = 0
          ) -> Model | Executable:
     """Load a model from a .dlg file: parse, elaborate, infer shapes, initialise parameters.
-    A .dlgx artifact (from `dlgc compile` or `exe.save`) loads as a ready `dlg.Executable`.
+    A .dlgx artifact (from `dlgc compile` or `exe.save`) loads as a ready `dlg.Executable`;
+    a .safetensors/.npz file (from `dlg.save`) as a state_dict of tensors.
 
     `model` picks one when the file defines several; `seed` makes initialisation reproducible
     (the same seed gives the same parameters; None draws fresh ones).
@@ -26,9 +33,21 @@ def load(path: str | Path, model: str | None = None, seed: int | None = 0
     path = Path(path)
     if path.suffix == ".dlgx":
         return Executable.from_artifact(path)  # type: ignore[return-value]
+    if path.suffix in WEIGHT_FORMATS:  # a state_dict, as torch.load gives one
+        return {k: Tensor(v) for k, v in load_weights(path).items()}  # type: ignore[return-value]
     if path.suffix not in (".dlg", ""):
-        raise DlgImportError(f"{path}: dlg.load reads .dlg files and .dlgx artifacts")
+        raise DlgImportError(f"{path}: dlg.load reads .dlg files, .dlgx artifacts and "
+                             f".safetensors/.npz state_dicts")
     return _model(load_file(path), model, seed)
+
+
+def save(state: Any, path: str | Path) -> None:
+    """Save a state_dict (of dlg tensors or arrays) as .safetensors or .npz, like torch.save;
+    `dlg.load` reads it back and `load_state_dict` takes it."""
+    if not isinstance(state, Mapping):
+        raise DlgValueError("dlg.save stores a state_dict (a mapping of names to tensors); use "
+                            "exe.save(path) for compiled models")
+    save_weights(path, {k: np.asarray(v) for k, v in state.items()})
 
 
 def loads(source: str, model: str | None = None, seed: int | None = 0,

@@ -153,6 +153,16 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def to(self, device: Any = "cpu") -> Module:
+        """`model.to(device)`: eager dlg modules live on the cpu (compile for other targets)."""
+        if str(device) != "cpu":
+            raise DlgValueError(f"device {device!r}: eager dlg modules run on the cpu; use "
+                                f"dlg.compile(...) for other targets", engine.caller_span())
+        return self
+
+    def cpu(self) -> Module:
+        return self
+
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ")
                         for n, m in self._modules.items())

@@ -32,10 +32,10 @@ from dlg.frontend.nn import (
     Softmax,
     Tanh,
 )
-from dlg.nn import functional
+from dlg.nn import functional, init
 
 __all__ = ["GELU", "GRU", "LSTM", "RNN", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss",
            "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "CrossEntropyLoss", "Dropout",
            "Embedding", "Flatten", "L1Loss", "LayerNorm", "Linear", "LogSoftmax", "MSELoss",
            "MaxPool2d", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential",
-           "Sigmoid", "Softmax", "Tanh", "functional"]
+           "Sigmoid", "Softmax", "Tanh", "functional", "init"]

@@ -208,3 +208,21 @@ def test_utils_data_yields_tensor_batches():
     batches = list(DataLoader(TensorDataset(dlg.tensor(x), y), batch_size=2))
     assert len(batches) == 3 and isinstance(batches[0][0], dlg.Tensor)
     np.testing.assert_array_equal(batches[2][1].numpy(), [4])
+
+
+def test_pytorch_program_idioms(tmp_path):
+    """device handling, nn.init, saving and loading a state_dict the torch way."""
+    device = dlg.device("cuda" if dlg.cuda.is_available() else "cpu")
+    net = Net(nn).to(device)
+    nn.init.xavier_uniform_(net.fc1.weight)
+    nn.init.zeros_(net.fc1.bias)
+    assert not net.fc1.bias.detach().numpy().any()
+    bound = np.sqrt(6 / (36 + 8))
+    assert np.abs(net.fc1.weight.detach().numpy()).max() <= bound
+    dlg.save(net.state_dict(), tmp_path / "net.safetensors")
+    other = Net(nn)
+    other.load_state_dict(dlg.load(tmp_path / "net.safetensors"))
+    np.testing.assert_array_equal(other.fc1.weight.detach().numpy(),
+                                  net.fc1.weight.detach().numpy())
+    with pytest.raises(dlg.DlgValueError, match="cpu"):
+        net.to("cuda")
