@@ -233,6 +233,7 @@ class _ConvNd(Module):
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True):
         super().__init__()
         kernel = F._pair(kernel_size, self.nd)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.weight = _init("kaiming_uniform", (out_channels, in_channels // groups, *kernel),
                             a=math.sqrt(5))
@@ -242,6 +243,10 @@ class _ConvNd(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F._conv(self.nd, x, self.weight, self.bias, self.stride, self.padding,
                        self.dilation, self.groups)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
 
 
 class Conv1d(_ConvNd):
@@ -261,6 +266,10 @@ class MaxPool2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.max_pool2d(x, *self.args)
 
+    def extra_repr(self) -> str:
+        k, s, p, _, _ = self.args
+        return f"kernel_size={k}, stride={s if s is not None else k}, padding={p}"
+
 
 class AvgPool2d(Module):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
@@ -270,6 +279,10 @@ class AvgPool2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.avg_pool2d(x, *self.args)
+
+    def extra_repr(self) -> str:
+        k, s, p, _, _ = self.args
+        return f"kernel_size={k}, stride={s if s is not None else k}, padding={p}"
 
 
 class Flatten(Module):
@@ -288,6 +301,9 @@ class Dropout(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def _activation(name: str, fn: Any) -> type[Module]:
