@@ -13,7 +13,7 @@ from dlg.errors import DlgImportError, DlgValueError
 from dlg.frontend.nn import Module
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace
-from dlg.grammar.elaborate import elaborate, has_train_section
+from dlg.grammar.models import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
