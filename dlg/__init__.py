@@ -1,5 +1,7 @@
 """dlg: a declarative graph language and compiler for neural networks."""
 
+import builtins
+
 from dlg.api import compile, load, loads, save  # noqa: A004
 from dlg.errors import (
     DlgAttributeError,
@@ -65,7 +67,7 @@ class cuda:  # noqa: N801  (torch.cuda spelling)
     """`dlg.cuda.is_available()`: eager tensors never live on a GPU."""
 
     @staticmethod
-    def is_available() -> bool:
+    def is_available() -> builtins.bool:
         return False
 
 __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameError",
