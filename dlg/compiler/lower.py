@@ -83,8 +83,8 @@ class Program:
 def lower(g: Graph, name: str = "main", loss: str | None = None, threads: bool = True
           ) -> Program:
     """Lower a decomposed graph; with `loss`, state updates happen only when it is finite.
-    `threads=False` keeps every loop on one thread (scan bodies: one step is little work, and
-    starting threads at every step would cost more than it saves)."""
+    `threads=False` keeps every loop on one thread. (Scan bodies keep threads: at a large batch
+    one step is worth splitting, and the run-time work check keeps small steps on one thread.)"""
     return Lowering(g, name, threads).run(loss)
 
 
@@ -227,7 +227,7 @@ class Lowering:
                for v in node.inputs[nc:nc + ns]):
             raise DlgTypeError("the compiler runs scan over axis 0 only (transpose first)",
                                node.span)
-        body = lower(a["body"], f"{self.p.name}_scan{node.id}", threads=False)
+        body = lower(a["body"], f"{self.p.name}_scan{node.id}")
         self.p.bodies.append(body)
         prefix = f"s{node.id}."
         slots: dict[str, Slot] = {}  # body buffer -> where it lives in this program
