@@ -80,18 +80,14 @@ class Program:
         return sorted(names)
 
 
-def lower(g: Graph, name: str = "main", loss: str | None = None, threads: bool = True
-          ) -> Program:
-    """Lower a decomposed graph; with `loss`, state updates happen only when it is finite.
-    `threads=False` keeps every loop on one thread. (Scan bodies keep threads: at a large batch
-    one step is worth splitting, and the run-time work check keeps small steps on one thread.)"""
-    return Lowering(g, name, threads).run(loss)
+def lower(g: Graph, name: str = "main", loss: str | None = None) -> Program:
+    """Lower a decomposed graph; with `loss`, state updates happen only when it is finite."""
+    return Lowering(g, name).run(loss)
 
 
 class Lowering:
-    def __init__(self, g: Graph, name: str, threads: bool = True):
+    def __init__(self, g: Graph, name: str):
         self.g = g
-        self.threads = threads
         self.fusion = fuse(g)
         self.p = Program(name)
         self.buffer_of: dict[Value, str] = {}
@@ -179,13 +175,11 @@ class Lowering:
             value = self.expr(v, idx, root=True)
             buf = self.buffer_of[v]
             if _sum_inside_out(value, idx):
-                body = [Fill(buf, ix.numel(shape), 0.0),
-                        _accumulating(buf, shape, idx, value, self.threads)]
+                body = [Fill(buf, ix.numel(shape), 0.0), _accumulating(buf, shape, idx, value)]
             else:
                 stmt: Stmt = Store(buf, ix.linearize(idx, shape), value)
                 for a in reversed(range(len(shape))):
-                    stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,),
-                                parallel=a == 0 and self.threads)
+                    stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0)
                 body = [stmt]
             self.emit("_".join(dict.fromkeys(self.ops)), body)
 
@@ -281,15 +275,14 @@ def _sum_inside_out(value: Expr, idx: list[Expr]) -> bool:
     return k_strided and j_contiguous
 
 
-def _accumulating(buf: str, shape: Shape, idx: list[Expr], value: Reduce, threads: bool
-                  ) -> Stmt:
+def _accumulating(buf: str, shape: Shape, idx: list[Expr], value: Reduce) -> Stmt:
     """Loops: the outer output indices, then the summed ones, then the last output index."""
     stmt: Stmt = Store(buf, ix.linearize(idx, shape), value.body, accumulate=True)
     stmt = Loop(idx[-1].name, ix.dim(shape[-1]), (stmt,))  # type: ignore[attr-defined]
     for name, extent in reversed(value.axes):
         stmt = Loop(name, extent, (stmt,))
     for a in reversed(range(len(shape) - 1)):
-        stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0 and threads)
+        stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0)
     return stmt
 
 
