@@ -10,6 +10,7 @@ turns that record into an IR graph (leaves become graph inputs), differentiates 
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -84,7 +85,7 @@ class Record:
     call: int  # one id per op call, shared by the outputs of multi-output ops
 
 
-_calls = iter(range(1, 2**62))
+_calls = itertools.count(1)  # op-call ids (the outputs of one call share one)
 
 
 class TraceHazard(DlgValueError):
@@ -155,7 +156,7 @@ def _symbolic(attrs: dict[str, Any]) -> bool:
     return any(isinstance(d, Sym) for v in attrs.values() if isinstance(v, tuple) for d in v)
 
 
-def _trace(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Any]:
+def _trace(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
     tracer: Tracer | None = getattr(_state, "tracer", None)
     if tracer is None:
         raise DlgValueError("a traced tensor was used outside its dlg.trace call",
@@ -167,8 +168,10 @@ def _trace(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[A
     return [(v, tracer.graph.type_of(v), None) for v in outs]
 
 
-def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]
-          ) -> tuple[np.ndarray, TensorType, Record | None] | list[Any]:
+Output = tuple[Any, TensorType, "Record | None"]  # (array, or graph value when tracing; ...)
+
+
+def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
     """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
     tracing)."""
     if any(t.trace is not None for t in inputs) or (not inputs and current_tracer() is not None
