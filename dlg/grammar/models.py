@@ -78,9 +78,12 @@ def elaborate(program: Program, model: str | None = None, training: bool = False
                                f"{suggest(item.name, names)}", item.span)
     if model is None:
         if len(names) != 1:
+            second = next((i.span for i in program.main.items
+                           if isinstance(i, ast.ModelDef) and i.name == names[-1]), None)
             raise DlgNameError(f"{program.main.file} defines no model" if not names else
                                f"{program.main.file} defines several models "
-                               f"({', '.join(names)}); choose one")
+                               f"({', '.join(names)}); choose one (dlg.load(path, model=...) "
+                               f"or dlgc --model)", second if names else None)
         model = names[0]
     if model not in found or not isinstance(found[model], tuple):
         raise DlgNameError(f"no model named {model!r}{suggest(model, names)}")

@@ -7,6 +7,7 @@ reads like the PyTorch one. Training itself (autodiff, updates) is built on top 
 from __future__ import annotations
 
 import bisect
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,8 +67,10 @@ def _hyper(name: str, defaults: Mapping[str, Any], kwargs: Mapping[str, Any], sp
     """Keyword arguments checked against a table of defaults (None: required), filled in."""
     for key in kwargs:
         if key not in defaults:
+            close = difflib.get_close_matches(key, list(defaults), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise DlgAttributeError(f"{name}: unknown hyper-parameter {key!r} "
-                                    f"(it takes {', '.join(defaults)})", span)
+                                    f"(it takes {', '.join(defaults)}){hint}", span)
     hyper = {k: kwargs.get(k, v) for k, v in defaults.items()}
     for key, value in hyper.items():
         if value is None:

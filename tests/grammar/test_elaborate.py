@@ -179,8 +179,9 @@ def test_tensor_condition_in_if_is_an_error():
 
 def test_several_models_need_a_choice():
     src = "model A { input x: f32[1] output y = x }  model B { input x: f32[1] output y = -x }"
-    with pytest.raises(DlgNameError, match="several models"):
+    with pytest.raises(DlgNameError, match=r"several models \(A, B\); choose one") as info:
         dlg.loads(src)
+    assert info.value.span is not None and info.value.span.col == 43  # at the second model
     assert dlg.loads(src, model="B")(x=np.ones(1, np.float32))[0] == -1
 
 

@@ -360,7 +360,8 @@ ROWS = [
         DlgShapeError, "2:65", r"metric 'acc' must be a scalar, got f32\[N,3\]"),
     row("train-unknown-hyper", TRAIN + "loss = mse_loss(y, t) optimizer = SGD(lr=0.1, "
         "momentun=0.9) }", DlgAttributeError, "2:64",
-        r"SGD: unknown hyper-parameter 'momentun' \(it takes lr, momentum"),
+        r"SGD: unknown hyper-parameter 'momentun' \(it takes lr, momentum.*did you mean "
+        r"'momentum'\?"),
     row("train-bad-lr", TRAIN + "loss = mse_loss(y, t) optimizer = Adam(lr=-1) }",
         DlgTypeError, "2:64", r"Adam: bad value -1 for lr"),
     row("train-optimizer-not-optimizer", TRAIN + "loss = mse_loss(y, t) optimizer = 3 }",
