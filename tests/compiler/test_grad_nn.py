@@ -18,6 +18,8 @@ CONVS = [  # x shape, w shape, stride, padding, dilation, groups
     ((1, 4, 8, 9), (6, 2, 3, 2), (2, 3), ((0, 1), (2, 0)), (1, 2), 2),
     ((2, 3, 5, 5), (3, 1, 1, 1), (2, 2), ((3, 3), (0, 0)), (1, 1), 3),  # padding beyond kernel
     ((1, 1, 9, 9), (2, 1, 3, 3), (4, 4), ((0, 0), (0, 0)), (1, 1), 1),  # unread last rows
+    ((2, 3, 1, 6), (3, 1, 1, 1), (4, 1), ((3, 0), (0, 3)), (2, 3), 3),  # windows in padding only
+    ((1, 2, 11), (4, 1, 4), (2,), ((3, 1),), (3,), 2),                  # kernel extent > input
 ]
 POOLS = [  # op, x shape, attrs
     ("max_pool", (2, 3, 7, 7), {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}),
@@ -110,3 +112,49 @@ def test_constant_input_sends_each_window_gradient_to_its_first_element():
     expected = np.zeros((4, 4))
     expected[::2, ::2] = 1
     np.testing.assert_array_equal(outs["grad.in0"][0, 0], expected)
+
+
+def test_overlapping_windows_add_their_gradients():
+    """x[1] is the maximum of both windows that contain it: it gets both windows' gradients."""
+    g = graph("max_pool", [(1, 1, 4)], kernel=(3,), stride=(1,), padding=(0,))
+    outs = run_grads(g, {"in0": np.array([[[0.0, 5.0, 1.0, 0.0]]])}, ["in0"],
+                     np.array([[[2.0, 3.0]]]))
+    np.testing.assert_array_equal(outs["grad.in0"], [[[0.0, 5.0, 0.0, 0.0]]])
+
+
+def test_windows_wholly_in_padding_send_no_gradient():
+    """With dilation a window can read only padding (its max is -inf, as in PyTorch); its
+    gradient goes nowhere. (PyTorch's backward writes it to an arbitrary element there.)"""
+    g = graph("max_pool", [(1, 2, 1)], kernel=(2,), stride=(1,), padding=(1,), dilation=(2,),
+              ceil_mode=True)
+    outs = run_grads(g, {"in0": np.array([[[1.0], [2.0]]])}, ["in0"], np.ones((1, 2, 1)))
+    np.testing.assert_array_equal(outs["grad.in0"], np.zeros((1, 2, 1)))
+
+
+COMPOSITES = [  # op, x shape, w shape, attrs
+    ("conv1d", (2, 4, 9), (6, 2, 3), {"stride": (2,), "padding": (1,), "dilation": (2,),
+                                      "groups": 2}),
+    ("conv1d", (1, 3, 8), (2, 3, 4), {"auto_pad": "same"}),
+    ("conv2d", (2, 3, 7, 6), (4, 3, 3, 2), {"stride": (2, 1), "padding": (1, 0)}),
+    ("conv2d", (1, 4, 6, 6), (4, 1, 3, 3), {"padding": (2, 1), "dilation": (2, 1),
+                                            "groups": 4}),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch copies the padded input
+@pytest.mark.parametrize("op, xs, ws, attrs", COMPOSITES)
+def test_conv_composites_with_bias_match_torch(op, xs, ws, attrs):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x, w, bias = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, bias))
+    kwargs = {k: v for k, v in attrs.items() if k != "auto_pad"}
+    if "auto_pad" in attrs:
+        kwargs["padding"] = attrs["auto_pad"]
+    ty = getattr(torch.nn.functional, op)(tx, tw, tb, **kwargs)
+    ct = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(ct))
+    outs = run_grads(graph(op, [xs, ws, (ws[0],)], **attrs), {"in0": x, "in1": w, "in2": bias},
+                     ["in0", "in1", "in2"], ct)
+    for i, t in enumerate((tx, tw, tb)):
+        np.testing.assert_allclose(outs[f"grad.in{i}"], t.grad.numpy(), rtol=1e-10, atol=1e-10)

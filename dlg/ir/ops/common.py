@@ -115,12 +115,15 @@ def interleave_zeros(b, v, axis: int, step: int):
 
 
 def pad_or_crop(b, v, axis: int, lo: int, hi: int):
-    """Zeros added (positive) or elements removed (negative) at each end of `axis`."""
+    """Zeros added (positive) or elements removed (negative) at each end of `axis`. Pads first,
+    so a crop longer than the data runs on into the other end's zeros (a conv gradient whose
+    windows read only padding: the input rows get zeros)."""
     shape = b.type_of(v).shape
-    if lo < 0 or hi < 0:
-        start, stop = max(-lo, 0), shape[axis] - max(-hi, 0)
-        v = b.slice(v, axes=(axis,), starts=(start,), stops=(stop,), steps=(1,))
     if lo > 0 or hi > 0:
         v = b.pad(v, pads=tuple((max(lo, 0), max(hi, 0)) if i == axis else (0, 0)
                                 for i in range(len(shape))))
+    if lo < 0 or hi < 0:
+        length = b.type_of(v).shape[axis]
+        start, stop = max(-lo, 0), length - max(-hi, 0)
+        v = b.slice(v, axes=(axis,), starts=(start,), stops=(stop,), steps=(1,))
     return v
