@@ -64,7 +64,7 @@ def apply_optimizer(b: Builder, spec: OptimizerSpec, params: Mapping[str, Value]
     for name, g in grads.items():
         p = params[name]
         t = b.type_of(p)
-        ctx = _Param(e, name, t, _as(b, lr, t), _as(b, step, t), _as(b, new_step, t))
+        ctx = _Param(e, name, t, lr, _as(b, lr, t), step, new_step)
         b.graph.updates.append((name, rule(b, ctx, p, g, **spec.hyper)))
     return state
 
@@ -80,9 +80,10 @@ class _Param:
     e: _Emitter
     name: str
     type: TensorType
-    lr: Value
-    step: Value  # steps taken before this one
-    new_step: Value  # this step's number (1 on the first step)
+    lr_state: Value  # the f32 `optimizer.lr`
+    lr: Value  # the same in the param's dtype
+    step: Value  # f32: steps taken before this one
+    new_step: Value  # f32: this step's number (1 on the first step)
 
     def slot(self, kind: str) -> Value:
         return self.e.slot(f"{self.name}.{kind}", self.type)
@@ -94,6 +95,19 @@ class _Param:
 
 def _c(b: Builder, value: float, like: Value) -> Value:
     return scalar(b, value, like)
+
+
+def _lerp(b: Builder, start: Value, end: Value, weight: float) -> Value:
+    """torch.lerp's formula (the torch.optim rules use `lerp_` for some running averages)."""
+    if weight < 0.5:
+        return b.add(start, b.mul(b.sub(end, start), _c(b, weight, start)))
+    rest = float(1 - np.float32(weight))  # torch computes 1 - weight in the tensor's precision
+    return b.sub(end, b.mul(b.sub(end, start), _c(b, rest, start)))
+
+
+def _f64(b: Builder, v: Value) -> Value:
+    """Scalar hyper-parameter arithmetic that torch does in Python floats: f64 here too."""
+    return b.cast(v, dtype=DType.f64)
 
 
 def _sgd(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, momentum: float,
@@ -112,20 +126,25 @@ def _sgd(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, momentum: floa
 def _adam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple[float, float],
           eps: float, weight_decay: float, amsgrad: bool, decoupled: bool = False) -> Value:
     beta1, beta2 = betas
+    dt = s.type.dtype
+    lr64 = _f64(b, s.lr_state)
     if weight_decay and decoupled:
-        p = b.mul(p, b.sub(_c(b, 1.0, p), b.mul(s.lr, _c(b, weight_decay, p))))
+        keep = b.sub(_c(b, 1.0, lr64), b.mul(lr64, _c(b, weight_decay, lr64)))
+        p = b.mul(p, b.cast(keep, dtype=dt))
     elif weight_decay:
         g = b.add(g, b.mul(p, _c(b, weight_decay, p)))
-    m = s.set("exp_avg", b.add(b.mul(s.slot("exp_avg"), _c(b, beta1, p)),
-                               b.mul(g, _c(b, 1 - beta1, p))))
+    m = s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1))
     v = s.set("exp_avg_sq", b.add(b.mul(s.slot("exp_avg_sq"), _c(b, beta2, p)),
                                   b.mul(b.mul(g, g), _c(b, 1 - beta2, p))))
     if amsgrad:
         v = s.set("max_exp_avg_sq", b.maximum(s.slot("max_exp_avg_sq"), v))
-    correction1 = b.sub(_c(b, 1.0, p), b.pow(_c(b, beta1, p), s.new_step))
-    correction2 = b.sub(_c(b, 1.0, p), b.pow(_c(b, beta2, p), s.new_step))
-    denom = b.add(b.div(b.sqrt(v), b.sqrt(correction2)), _c(b, eps, p))
-    return b.sub(p, b.mul(b.div(s.lr, correction1), b.div(m, denom)))
+    # bias corrections from the incremented step, in f64 as torch computes them in Python floats
+    n = _f64(b, s.new_step)
+    correction1 = b.sub(_c(b, 1.0, n), b.pow(_c(b, beta1, n), n))
+    correction2 = b.sub(_c(b, 1.0, n), b.pow(_c(b, beta2, n), n))
+    step_size = b.cast(b.div(lr64, correction1), dtype=dt)
+    denom = b.add(b.div(b.sqrt(v), b.cast(b.sqrt(correction2), dtype=dt)), _c(b, eps, p))
+    return b.sub(p, b.mul(b.div(m, denom), step_size))
 
 
 def _adamw(b: Builder, s: _Param, p: Value, g: Value, **hyper: Any) -> Value:
@@ -139,8 +158,7 @@ def _rmsprop(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, alpha: flo
     sq = s.set("square_avg", b.add(b.mul(s.slot("square_avg"), _c(b, alpha, p)),
                                    b.mul(b.mul(g, g), _c(b, 1 - alpha, p))))
     if centered:
-        mean = s.set("grad_avg", b.add(b.mul(s.slot("grad_avg"), _c(b, alpha, p)),
-                                       b.mul(g, _c(b, 1 - alpha, p))))
+        mean = s.set("grad_avg", _lerp(b, s.slot("grad_avg"), g, 1 - alpha))
         sq = b.sub(sq, b.mul(mean, mean))
     avg = b.add(b.sqrt(sq), _c(b, eps, p))
     if momentum:

@@ -25,6 +25,7 @@ CASES = [
     ("Adam", {"lr": 0.01}),
     ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
     ("Adam", {"lr": 0.01, "amsgrad": True, "betas": (0.8, 0.9)}),
+    ("Adam", {"lr": 0.01, "betas": (0.9, 0.9999)}),  # 1 - 0.9999 needs the f64 corrections
     ("AdamW", {"lr": 0.01}),
     ("AdamW", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.05}),
     ("RMSprop", {"lr": 0.01}),
@@ -83,6 +84,9 @@ def test_params_without_gradient_are_left_alone():
     g, state = optimizer_graph("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1},
                                with_grad=("w",))
     assert "b" not in dict(g.updates) and "optimizer.b.momentum_buffer" not in state.initial
+    values = {"w": np.ones((3, 4), np.float32), "b": np.ones(4, np.float32), **state.initial}
+    _, updates = Interpreter().run(g, {"g_w": np.ones((3, 4), np.float32)}, values)
+    assert "b" not in updates and not np.array_equal(updates["w"], values["w"])
 
 
 # ---- schedules --------------------------------------------------------------------------------

@@ -369,6 +369,19 @@ ROWS = [
     row("train-unknown-model", "model M { input x: f32[N, 3] output y = x }\n"
         "train MM { input t: f32[N, 3] loss = mse_loss(y, t) }", DlgNameError, "2:1",
         r"train section for unknown model 'MM'; did you mean 'M'\?"),
+    row("schedule-unknown-hyper", TRAIN + "loss = mse_loss(y, t) optimizer = SGD(lr=0.1) "
+        "schedule = StepLR(step_size=2, gama=0.5) }", DlgAttributeError, "2:87",
+        r"StepLR: unknown hyper-parameter 'gama' \(it takes step_size, gamma\); did you mean "
+        r"'gamma'\?"),
+    row("schedule-missing-hyper", TRAIN + "loss = mse_loss(y, t) optimizer = SGD(lr=0.1) "
+        "schedule = CosineAnnealingLR(eta_min=0.0) }", DlgAttributeError, "2:87",
+        r"CosineAnnealingLR: T_max= is required"),
+    row("schedule-bad-milestones", TRAIN + "loss = mse_loss(y, t) optimizer = SGD(lr=0.1) "
+        "schedule = MultiStepLR(milestones=(5, 2)) }", DlgTypeError, "2:87",
+        r"MultiStepLR: bad value \(5, 2\) for milestones"),
+    row("schedule-not-schedule", TRAIN + "loss = mse_loss(y, t) optimizer = SGD(lr=0.1) "
+        "schedule = SGD(lr=0.1) }", DlgTypeError, "2:76",
+        r"schedule must be StepLR\(\.\.\.\), .*got SGD\(lr=0\.1, momentum=0\.0"),
 ]
 
 
