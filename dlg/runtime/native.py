@@ -28,6 +28,7 @@ from dlg.compiler.pipeline import CompileOptions, compile_graph, object_code
 from dlg.errors import DlgValueError
 from dlg.ir.graph import Graph
 from dlg.ir.shapes import evaluate_shape
+from dlg.ir.types import TensorType
 from dlg.runtime.interp import check_input, check_input_names
 
 ALIGN = 64
@@ -73,6 +74,10 @@ class NativeGraph:
         self.optimized_graph = compiled.graph
         self.program: Program = compiled.program
         self.index = {buf: i for i, buf in enumerate(self.program.order)}
+        buffers = self.program.buffers
+        self.input_types = [(name, buf, TensorType(buffers[buf].dtype, buffers[buf].shape))
+                            for name, buf in self.program.inputs]  # checked at every call
+        self.input_names = [name for name, _ in self.program.inputs]
         self.dim_names = self.program.dims
         self.constants = {name: np.array(b.value, order="C")
                           for name, b in self.program.buffers.items() if b.kind == "constant"}
@@ -110,12 +115,10 @@ class NativeGraph:
                  ) -> dict[str, np.ndarray]:
         p = self.program
         env: dict[str, int] = {}
-        check_input_names([name for name, _ in p.inputs], inputs)
+        check_input_names(self.input_names, inputs)
         arrays = {}
-        for name, buf in p.inputs:
-            b = p.buffers[buf]
-            from_types = self.graph.input_named(name).types[0]  # type: ignore[union-attr]
-            arrays[buf] = native_array(name, check_input(name, from_types, inputs[name], env))
+        for name, buf, t in self.input_types:
+            arrays[buf] = native_array(name, check_input(name, t, inputs[name], env))
         plan = self.plan(env)
         table = plan.table
         for buf, array in arrays.items():
