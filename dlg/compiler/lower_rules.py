@@ -45,27 +45,7 @@ def elementwise(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     name = node.op.name
     if name == "where":
         return Op(dtype, "select", tuple(args))
-    if name == "leaky_relu":
-        x = args[0]
-        slope = Const(dtype, node.attrs["negative_slope"])
-        return Op(dtype, "select", (Op(BOOL, "ge", (x, Const(dtype, 0.0))), x,
-                                    Op(dtype, "mul", (x, slope))))
-    if name == "gelu":
-        return _gelu(args[0], dtype, node.attrs["approximate"])
     return Op(dtype, name, tuple(args))
-
-
-def _gelu(x: Expr, dtype: DType, approximate: str) -> Expr:
-    c = lambda value: Const(dtype, value)  # noqa: E731
-    if approximate == "tanh":
-        cube = Op(dtype, "mul", (x, Op(dtype, "mul", (x, x))))
-        inner = Op(dtype, "mul", (c(math.sqrt(2 / math.pi)),
-                                  Op(dtype, "add", (x, Op(dtype, "mul", (c(0.044715), cube))))))
-        gate = Op(dtype, "add", (c(1.0), Op(dtype, "tanh", (inner,))))
-    else:
-        gate = Op(dtype, "add", (c(1.0), Op(dtype, "erf", (Op(dtype, "mul",
-                                                                (x, c(1 / math.sqrt(2)))),))))
-    return Op(dtype, "mul", (Op(dtype, "mul", (c(0.5), x)), gate))
 
 
 @rule("full")

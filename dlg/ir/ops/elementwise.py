@@ -45,13 +45,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * np.tanh(0.5 * x)  # no overflow for large |x|
 
 
-def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
-    x64 = x.astype(np.float64)
-    if approximate == "tanh":
-        return 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3)))
-    return 0.5 * x64 * (1 + _erf(x64 / math.sqrt(2)))
-
-
 def unary(name: str, fn: Callable[..., np.ndarray], allowed: tuple[DType, ...] = FLOATS,
           attrs: dict[str, Attr] | None = None, doc: str = "",
           vjp: Callable[..., Any] | None = None) -> OpDef:
@@ -66,32 +59,10 @@ def _chain(dy_dx: Callable[..., Any]) -> Callable[..., Any]:
     return vjp
 
 
-def _gelu_grad(b: Any, x: Any, out: Any, approximate: str) -> Any:
-    half, one = scalar(b, 0.5, x), scalar(b, 1.0, x)
-    if approximate == "tanh":  # d/dx of 0.5 x (1 + tanh(u)), u = k (x + c x^3)
-        k, c = math.sqrt(2 / math.pi), 0.044715
-        cube = b.mul(x, b.mul(x, x))
-        t = b.tanh(b.mul(scalar(b, k, x), b.add(x, b.mul(scalar(b, c, x), cube))))
-        du = b.mul(scalar(b, k, x), b.add(one, b.mul(scalar(b, 3 * c, x), b.mul(x, x))))
-        return b.add(b.mul(half, b.add(one, t)),
-                     b.mul(b.mul(half, x), b.mul(b.sub(one, b.mul(t, t)), du)))
-    cdf = b.mul(half, b.add(one, b.erf(b.mul(x, scalar(b, 1 / math.sqrt(2), x)))))
-    pdf = b.mul(scalar(b, 1 / math.sqrt(2 * math.pi), x),
-                b.exp(b.mul(scalar(b, -0.5, x), b.mul(x, x))))
-    return b.add(cdf, b.mul(x, pdf))
-
-
 def _relu_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
     """PyTorch's choice: the gradient at 0 is 0."""
     x = n.inputs[0]
     return (b.where(b.gt(x, scalar(b, 0, x)), g, zeros_like(b, g)),)
-
-
-def _leaky_relu_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
-    """PyTorch's choice: the slope at 0 is negative_slope."""
-    x = n.inputs[0]
-    slope = scalar(b, n.attrs["negative_slope"], x)
-    return (b.where(b.gt(x, scalar(b, 0, x)), g, b.mul(g, slope)),)
 
 
 NEG = unary("neg", np.negative, NUMERIC, vjp=lambda b, n, g: (b.neg(g),))
@@ -111,10 +82,31 @@ RELU = unary("relu", lambda x: np.maximum(x, 0), NUMERIC, vjp=_relu_vjp)
 ERF = unary("erf", lambda x: _erf(x), doc="The error function (GELU and its gradient).",
             vjp=_chain(lambda b, x, out: b.mul(scalar(b, 2 / math.sqrt(math.pi), x),
                                                b.exp(b.neg(b.mul(x, x))))))
-GELU = unary("gelu", _gelu, attrs={"approximate": Attr("str", "none", ("none", "tanh"))},
-             vjp=_chain(_gelu_grad))
-LEAKY_RELU = unary("leaky_relu", lambda x, negative_slope: np.where(x >= 0, x, x * negative_slope),
-                   attrs={"negative_slope": Attr("float", 0.01)}, vjp=_leaky_relu_vjp)
+
+
+def _gelu_decompose(b: Any, x: Any, approximate: str) -> Any:
+    """0.5 x (1 + erf(x / sqrt 2)), or PyTorch's tanh approximation."""
+    one = scalar(b, 1.0, x)
+    if approximate == "tanh":
+        cube = b.mul(x, b.mul(x, x))
+        inner = b.mul(scalar(b, math.sqrt(2 / math.pi), x),
+                      b.add(x, b.mul(scalar(b, 0.044715, x), cube)))
+        gate = b.add(one, b.tanh(inner))
+    else:
+        gate = b.add(one, b.erf(b.mul(x, scalar(b, 1 / math.sqrt(2), x))))
+    return b.mul(b.mul(scalar(b, 0.5, x), x), gate)
+
+
+GELU = defop("gelu", ("x",), _unary_infer("gelu", FLOATS), decompose=_gelu_decompose,
+             attrs={"approximate": Attr("str", "none", ("none", "tanh"))},
+             groups={UNARY, ELEMENTWISE}, doc="A composite over erf (or tanh), so its gradient "
+             "and its compiled form come from those primitives.")
+LEAKY_RELU = defop(
+    "leaky_relu", ("x",), _unary_infer("leaky_relu", FLOATS),
+    decompose=lambda b, x, negative_slope: b.where(
+        b.gt(x, scalar(b, 0.0, x)), x, b.mul(x, scalar(b, negative_slope, x))),
+    attrs={"negative_slope": Attr("float", 0.01)}, groups={UNARY, ELEMENTWISE},
+    doc="where(x > 0, x, slope * x): its gradient at 0 is the slope, as in PyTorch.")
 SIN = unary("sin", np.sin, vjp=_chain(lambda b, x, out: b.cos(x)))
 COS = unary("cos", np.cos, vjp=_chain(lambda b, x, out: b.neg(b.sin(x))))
 FLOOR = unary("floor", np.floor, vjp=zero_vjp)
