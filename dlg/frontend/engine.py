@@ -209,21 +209,48 @@ def evaluate(op: OpDef, arrays: list[np.ndarray], attrs: dict[str, Any],
         if op.ref is not None:
             out = op.ref(*arrays, **attrs, **({"ctx": _Ctx()} if op.needs_ctx else {}))
             return out if isinstance(out, tuple) else (out,)
-        g = Graph(op.name)
-        b = Builder(g)
-        ins = [b.input(f"in{i}", TensorType(t.dtype, a.shape)) for i, (t, a) in
-               enumerate(zip(types, arrays))]
-        outs = b.emit(op, *ins, **attrs)
-        for i, v in enumerate(outs if isinstance(outs, tuple) else (outs,)):
-            g.set_output(f"out{i}", v)
-        results, _ = _interpreter().run(g, {f"in{i}": a for i, a in enumerate(arrays)}, {})
+        g, cached = _composite_graph(op, attrs, tuple(TensorType(t.dtype, a.shape)
+                                                      for t, a in zip(types, arrays)))
+        interp = _interpreter(persistent=cached)
+        results, _ = interp.run(g, {f"in{i}": a for i, a in enumerate(arrays)}, {})
         return tuple(results[f"out{i}"] for i in range(len(g.outputs)))
     except DlgError as e:
         raise e.with_span(caller_span()) from None
 
 
-def _interpreter() -> Interpreter:
-    interp = Interpreter()
+def _composite_graph(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, ...]
+                     ) -> tuple[Graph, bool]:
+    """A one-node graph of a composite op, kept per (op, attributes, input types), so an eager
+    loop expands each composite once (the interpreter caches the expansion by node); and
+    whether it is kept."""
+    try:
+        key: Any = (op.name, tuple(sorted(attrs.items())), types)
+        hash(key)
+    except TypeError:  # an unhashable attribute (an array): build it each time
+        key = None
+    cache: dict[Any, Graph] = _state.__dict__.setdefault("composites", {})
+    if key is not None and key in cache:
+        return cache[key], True
+    g = Graph(op.name)
+    b = Builder(g)
+    ins = [b.input(f"in{i}", t) for i, t in enumerate(types)]
+    outs = b.emit(op, *ins, **attrs)
+    for i, v in enumerate(outs if isinstance(outs, tuple) else (outs,)):
+        g.set_output(f"out{i}", v)
+    if key is not None:
+        cache[key] = g
+    return g, key is not None
+
+
+def _interpreter(persistent: bool = False) -> Interpreter:
+    """An interpreter drawing from dlg's RNG. The persistent one (per thread) keeps its
+    expansion cache, which is keyed by node identity: only graphs that live as long as it
+    (the kept composite graphs) may run on it."""
+    interp: Interpreter | None = getattr(_state, "interpreter", None) if persistent else None
+    if interp is None:
+        interp = Interpreter()
+        if persistent:
+            _state.interpreter = interp
     interp.rng = rng()
     return interp
 
