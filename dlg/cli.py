@@ -21,7 +21,8 @@ from dlg.grammar.format import format_module
 from dlg.grammar.loader import load_file
 from dlg.ir.printer import format_graph
 from dlg.ir.serialize import dumps
-from dlg.runtime.native import NativeGraph, compile_report
+from dlg.ir.shapes import evaluate_shape
+from dlg.runtime.native import NativeGraph, compile_report, profile_kernels
 from dlg.runtime.plot import plot_history
 from dlg.runtime.sources import training_data
 from dlg.runtime.training import TrainStep
@@ -102,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="compile the training step (forward, backward, optimizer update)")
     comp.add_argument("--batch", type=int, default=64,
                       help="batch size the memory report is computed for (default 64)")
+    comp.add_argument("--profile", type=int, metavar="CALLS", nargs="?", const=20,
+                      help="run the compiled graph CALLS times (default 20) at --batch on "
+                      "random inputs and print the milliseconds spent in each kernel")
     comp.add_argument("--model", help="which model, when the file defines several")
     comp.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
     comp.set_defaults(run=_compile)
@@ -202,14 +206,18 @@ def _compile(args: argparse.Namespace) -> int:
     m = load(args.file, model=args.model, seed=args.seed)
     if args.output is not None and args.output.suffix != ".dlgx":
         raise DlgValueError(f"{args.output}: artifacts are .dlgx files")
-    options = CompileOptions(dump_after=tuple(args.dump_after))
+    options = CompileOptions(dump_after=tuple(args.dump_after), profile=args.profile is not None)
+    values = dict(m.params)
     if args.train:
         if m.train_spec is None:
             raise DlgValueError(f"{args.file}: model {m.name} has no train section")
-        native = TrainStep(m, compiled=True, options=options).native
+        step = TrainStep(m, compiled=True, options=options)
+        native, values = step.native, {**values, **step.state}
     else:
         native = NativeGraph(m.graph, options=options)
     assert native is not None
+    if args.profile is not None:
+        return _print_profile(native, values, args.batch, args.profile)
     if args.emit == "graph":
         print(format_graph(native.optimized_graph))
     elif args.emit == "kernels":
@@ -223,6 +231,24 @@ def _compile(args: argparse.Namespace) -> int:
     if args.output is not None:
         compile_model(m).save(args.output, train=args.train)  # from the cache just filled
         print(f"wrote {args.output}")
+    return 0
+
+
+def _print_profile(native: NativeGraph, values: dict[str, np.ndarray], batch: int,
+                   calls: int) -> int:
+    """Kernels by time on random inputs (normal floats, zero integers: valid class labels)."""
+    rng = np.random.default_rng(0)
+    env = {d: batch for d in native.dim_names}
+    inputs = {name: (rng.standard_normal(evaluate_shape(t.shape, env)) if t.dtype.is_float
+                     else np.zeros(evaluate_shape(t.shape, env))).astype(t.dtype.np)
+              for name, _, t in native.input_types}
+    rows = profile_kernels(native, lambda: native(inputs, values), calls)
+    total = sum(ms for _, ms in rows)
+    print(f"{native.graph.name} at batch {batch}: {total:.3f} ms per call, {calls} calls")
+    for name, ms in rows[:20]:
+        print(f"  {ms:9.3f} ms {100 * ms / total:5.1f}%  {name}")
+    if len(rows) > 20:
+        print(f"  {sum(ms for _, ms in rows[20:]):9.3f} ms in {len(rows) - 20} more kernels")
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlg.compiler.kernel_ir import I64, Const, Expr, Op, Var
+from dlg.compiler.kernel_ir import I64, Const, Expr, Op, Var, walk
 from dlg.ir.dtypes import DType
 from dlg.ir.shapes import Dim, Sym
 
@@ -121,6 +121,33 @@ def stride(e: Expr, var: str, dims: int = 7) -> int:
     """How far `e` moves when `var` grows by one (others 0, every symbolic dim taken as `dims`):
     a cheap probe of an index's memory stride."""
     return _evaluate(e, {var: 1}, dims) - _evaluate(e, {}, dims)
+
+
+def coefficient(e: Expr, var: str) -> int | None:
+    """The exact step of `e` per unit of `var` when `e` is affine in it with a constant step
+    (0 when `var` does not occur), else None (floordiv, mod, select, loads of it...)."""
+    if isinstance(e, Var):
+        return int(e.name == var)
+    if isinstance(e, Const):
+        return 0
+    if isinstance(e, Op) and e.op in ("add", "sub"):
+        a, b = (coefficient(x, var) for x in e.args)
+        if a is None or b is None:
+            return None
+        return a + b if e.op == "add" else a - b
+    if isinstance(e, Op) and e.op == "mul":
+        a, b = (coefficient(x, var) for x in e.args)
+        if a == 0 and b == 0:
+            return 0
+        for step, other in ((a, e.args[1]), (b, e.args[0])):
+            if step and coefficient(other, var) == 0 and isinstance(other, Const):
+                return step * int(other.value)
+        return None
+    return 0 if not mentions(e, var) else None
+
+
+def mentions(e: Expr, var: str) -> bool:
+    return any(isinstance(x, Var) and x.name == var for x in walk(e))
 
 
 def _evaluate(e: Expr, env: dict[str, int], dims: int) -> int:

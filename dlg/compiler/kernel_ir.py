@@ -146,6 +146,29 @@ class CallScan(Stmt):
     carry_copies: tuple[tuple[str, str, Expr], ...]  # (state, next, elements) after each step
 
 
+@dataclass(frozen=True)
+class Tile(Stmt):
+    """A register tile of `buffer[index] = value`, whose value holds one sum (`Reduce`): the
+    `rows` values of `row` from `row_start` (clamped to `row_extent` - 1: an edge tile
+    recomputes the last row rather than reading past it) times `vectors` * `lanes` values of
+    `col` from `col_start`, summed at once in `rows` * `vectors` accumulators of `lanes` lanes
+    along `col` (the store is contiguous in `col`). With `col_end`, lanes at or past it are
+    masked off. A backend without vectors may run it as the loops it stands for."""
+
+    buffer: str
+    index: Expr
+    value: Expr
+    row: str
+    row_start: Expr
+    rows: int
+    row_extent: Expr
+    col: str
+    col_start: Expr
+    vectors: int
+    lanes: int
+    col_end: Expr | None = None
+
+
 @dataclass
 class Kernel:
     """One fused group: named after its ops; the buffers it reads and writes; its body."""
@@ -173,6 +196,23 @@ def walk(e: Expr) -> Iterator[Expr]:
         yield from walk(e.index)
 
 
+def substitute(e: Expr, values: dict[str, Expr]) -> Expr:
+    """`e` with the variables named in `values` replaced."""
+    if isinstance(e, Var):
+        return values.get(e.name, e)
+    if isinstance(e, Load):
+        return Load(e.dtype, e.buffer, substitute(e.index, values),
+                    None if e.guard is None else substitute(e.guard, values), e.other)
+    if isinstance(e, Op):
+        return Op(e.dtype, e.op, tuple(substitute(a, values) for a in e.args))
+    if isinstance(e, Reduce):
+        return Reduce(e.dtype, e.combine, tuple((v, substitute(n, values)) for v, n in e.axes),
+                      substitute(e.body, values), e.init)
+    if isinstance(e, Random):
+        return Random(e.dtype, e.salt, substitute(e.index, values))
+    return e
+
+
 def buffers_read(stmts: tuple[Stmt, ...]) -> list[str]:
     out: list[str] = []
     for s in stmts:
@@ -184,6 +224,8 @@ def buffers_read(stmts: tuple[Stmt, ...]) -> list[str]:
             exprs = [s.index, s.value]
             if s.accumulate:
                 out.append(s.buffer)
+        elif isinstance(s, Tile):
+            exprs = [s.index, s.value]
         elif isinstance(s, Copy):
             out.append(s.src)
         elif isinstance(s, CallScan):
@@ -221,6 +263,12 @@ def format_stmt(s: Stmt, indent: int = 1) -> list[str]:
     if isinstance(s, Store):
         op = "+=" if s.accumulate else "="
         return [f"{pad}{s.buffer}[{format_expr(s.index)}] {op} {format_expr(s.value)}"]
+    if isinstance(s, Tile):
+        cols = f"{s.vectors}x{s.lanes}"
+        head = (f"{pad}tile {s.row} in {format_expr(s.row_start)} + [0, {s.rows}) "
+                f"(< {format_expr(s.row_extent)}), {s.col} in {format_expr(s.col_start)} + "
+                f"[0, {cols})" + (f" (< {format_expr(s.col_end)})" if s.col_end else "") + ":")
+        return [head, f"{pad}  {s.buffer}[{format_expr(s.index)}] = {format_expr(s.value)}"]
     if isinstance(s, Fill):
         return [f"{pad}{s.buffer}[0:{format_expr(s.count)}] = {s.value}"]
     if isinstance(s, Copy):

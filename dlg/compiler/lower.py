@@ -34,7 +34,6 @@ from dlg.compiler.kernel_ir import (
     Store,
     Var,
     buffers_read,
-    walk,
 )
 from dlg.compiler.lower_rules import RULES, SCATTERS, elementwise
 from dlg.compiler.passes.fuse import BUFFERS, fuse
@@ -173,15 +172,10 @@ class Lowering:
             shape = self.g.type_of(v).shape
             idx = [Var(I64, f"i.{a}") for a in range(len(shape))]
             value = self.expr(v, idx, root=True)
-            buf = self.buffer_of[v]
-            if _sum_inside_out(value, idx):
-                body = [Fill(buf, ix.numel(shape), 0.0), _accumulating(buf, shape, idx, value)]
-            else:
-                stmt: Stmt = Store(buf, ix.linearize(idx, shape), value)
-                for a in reversed(range(len(shape))):
-                    stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0)
-                body = [stmt]
-            self.emit("_".join(dict.fromkeys(self.ops)), body)
+            stmt: Stmt = Store(self.buffer_of[v], ix.linearize(idx, shape), value)
+            for a in reversed(range(len(shape))):
+                stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0)
+            self.emit("_".join(dict.fromkeys(self.ops)), [stmt])
 
     # -- expressions ------------------------------------------------------------------------------
     def expr(self, v: Value, idx: list[Expr], root: bool = False) -> Expr:
@@ -258,32 +252,6 @@ class Lowering:
                   for i, (st, t) in enumerate(state)]
         self.ops = ["scan"]
         self.emit("scan", stmts)
-
-
-def _sum_inside_out(value: Expr, idx: list[Expr]) -> bool:
-    """Whether out[..., j] = sum_k body should run as out[..., j] += body with k outside j: when
-    the summed index strides through memory in some operand while the last output index is
-    contiguous (or absent) in all of them, as in the weight gradient g^T @ x of a linear layer."""
-    if not (isinstance(value, Reduce) and value.combine == "add" and idx
-            and value.dtype.is_float):
-        return False
-    loads = [e for e in walk(value.body) if isinstance(e, Load)]
-    inner = value.axes[-1][0]
-    j = idx[-1].name  # type: ignore[attr-defined]
-    k_strided = any(abs(ix.stride(e.index, inner)) > 1 for e in loads)
-    j_contiguous = all(abs(ix.stride(e.index, j)) <= 1 for e in loads)
-    return k_strided and j_contiguous
-
-
-def _accumulating(buf: str, shape: Shape, idx: list[Expr], value: Reduce) -> Stmt:
-    """Loops: the outer output indices, then the summed ones, then the last output index."""
-    stmt: Stmt = Store(buf, ix.linearize(idx, shape), value.body, accumulate=True)
-    stmt = Loop(idx[-1].name, ix.dim(shape[-1]), (stmt,))  # type: ignore[attr-defined]
-    for name, extent in reversed(value.axes):
-        stmt = Loop(name, extent, (stmt,))
-    for a in reversed(range(len(shape) - 1)):
-        stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0)
-    return stmt
 
 
 def _written(stmts: list[Stmt]) -> list[str]:

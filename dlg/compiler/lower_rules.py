@@ -250,24 +250,47 @@ def _matmul(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
 @rule("conv")
 def _conv(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x, w = node.inputs
-    a = node.attrs
     tx, tw = L.g.type_of(x), L.g.type_of(w)
     c_out, c_group, *kernel = (int(d) for d in tw.shape)
-    group = ix.floordiv(idx[1], ix.const(c_out // a["groups"]))
 
     def body(red: list[Expr]) -> Expr:
-        c, ks = red[0], red[1:]
-        channel = ix.add(ix.mul(group, ix.const(c_group)), c)
-        pos, guard = [], None
-        for i, (o, k, s, d, (lo, hi)) in enumerate(zip(idx[2:], ks, a["stride"], a["dilation"],
-                                                       a["padding"])):
-            p = ix.add(ix.mul(o, ix.const(s)), ix.sub(ix.mul(k, ix.const(d)), ix.const(lo)))
-            pos.append(p)
-            if lo or hi:
-                guard = ix.both(guard, ix.inside(p, ix.dim(tx.shape[2 + i])))
-        xe = L.clamped(x, [idx[0], channel, *pos], guard, 0.0)
-        return Op(tx.dtype, "mul", (xe, L.expr(w, [idx[1], c, *ks])))
+        xe = _conv_input(L, node, idx[0], idx[1], c_out, red[0], idx[2:], red[1:])
+        return Op(tx.dtype, "mul", (xe, L.expr(w, [idx[1], *red])))
     return L.reduction("add", [c_group, *kernel], body, 0.0, tx.dtype)
+
+
+@rule("conv_weight_grad")
+def _conv_weight_grad(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
+    x, g = node.inputs
+    tg = L.g.type_of(g)
+
+    def body(red: list[Expr]) -> Expr:
+        n, out = red[0], red[1:]
+        xe = _conv_input(L, node, n, idx[0], int(tg.shape[1]), idx[1], out, idx[2:])
+        return Op(tg.dtype, "mul", (xe, L.expr(g, [n, idx[0], *out])))
+    return L.reduction("add", list(tg.shape[:1]) + list(tg.shape[2:]), body, 0.0, tg.dtype)
+
+
+def _conv_input(L: Lowering, node: Node, n: Expr, o: Expr, c_out: int, c: Expr,
+                out: list[Expr], ks: list[Expr]) -> Expr:
+    """The input element a convolution multiplies with weight [o, c, *ks] for output position
+    `out` of sample `n` (zero in the padding)."""
+    x = node.inputs[0]
+    a = node.attrs
+    shape = L.g.type_of(x).shape
+    c_group = int(shape[1]) // a["groups"]
+    channel = c
+    if a["groups"] > 1:
+        group = ix.floordiv(o, ix.const(c_out // a["groups"]))
+        channel = ix.add(ix.mul(group, ix.const(c_group)), c)
+    pos, guard = [], None
+    for i, (p, k, s, d, (lo, hi)) in enumerate(zip(out, ks, a["stride"], a["dilation"],
+                                                   a["padding"])):
+        q = ix.add(ix.mul(p, ix.const(s)), ix.sub(ix.mul(k, ix.const(d)), ix.const(lo)))
+        pos.append(q)
+        if lo or hi:
+            guard = ix.both(guard, ix.inside(q, ix.dim(shape[2 + i])))
+    return L.clamped(x, [n, channel, *pos], guard, 0.0)
 
 
 def _window(L: Lowering, node: Node, idx: list[Expr], ks: list[Expr], dilation: Any,

@@ -1,9 +1,10 @@
 """The compiler pipeline: a literal list of named stages (STYLE §5), timed, each printable.
 
-Graph passes (graph -> graph): decompose, simplify. Then fusion and lowering to kernels, the
-LLVM module, LLVM's O3 pipeline for the host. `CompileOptions.dump_after` names stages whose
-result is printed (`dlgc compile --dump-after simplify`); failures that are not user errors are
-tagged with the stage they happened in.
+Graph passes (graph -> graph): decompose, explicit_padding, simplify. Then fusion and lowering
+to kernels, their schedule for the host (register tiles), the LLVM module, LLVM's O3 pipeline
+for the host. `CompileOptions.dump_after` names stages whose result is printed (`dlgc compile
+--dump-after simplify`); failures that are not user errors are tagged with the stage they
+happened in.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import IO
 
 from llvmlite import ir
 
-from dlg.compiler.codegen.llvm_cpu import build_module, optimize, target_machine
+from dlg.compiler.codegen.llvm_cpu import build_module, host_target, optimize, target_machine
 from dlg.compiler.kernel_ir import format_kernel
 from dlg.compiler.lower import Program, lower
+from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.passes.simplify import simplify
+from dlg.compiler.schedule import schedule
 from dlg.errors import DlgError, DlgValueError
 from dlg.ir.decompose import decompose
 from dlg.ir.graph import Graph
@@ -28,14 +31,16 @@ from dlg.ir.printer import format_graph
 
 GRAPH_PASSES: list[tuple[str, Callable[[Graph], Graph]]] = [
     ("decompose", decompose),
+    ("explicit_padding", explicit_padding),
     ("simplify", simplify),
 ]
-STAGES = [name for name, _ in GRAPH_PASSES] + ["lower", "llvm", "optimize", "codegen"]
+STAGES = [name for name, _ in GRAPH_PASSES] + ["lower", "schedule", "llvm", "optimize", "codegen"]
 
 
 @dataclass
 class CompileOptions:
     dump_after: tuple[str, ...] = ()
+    profile: bool = False  # count cycles per kernel (`NativeGraph.profile`)
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -88,8 +93,11 @@ def compile_graph(g: Graph, loss: str | None = None,
     with options.stage("lower"):
         program = lower(g, g.name, loss=loss)
     options.dump("lower", lambda: format_program(program))
+    with options.stage("schedule"):
+        program = schedule(program, host_target())
+    options.dump("schedule", lambda: format_program(program))
     with options.stage("llvm"):
-        module = build_module(program)
+        module = build_module(program, profile=options.profile)
     options.dump("llvm", lambda: str(module))
     return Compiled(g, program, module)
 

@@ -15,7 +15,7 @@ import ctypes
 import itertools
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +190,25 @@ def _layout(p: Program, sizes: dict[str, int]) -> tuple[dict[str, int], int]:
     for buf in sizes:
         offsets.setdefault(buf, 0)
     return offsets, total
+
+
+def profile_kernels(native: NativeGraph, run: Callable[[], object], repeat: int
+                    ) -> list[tuple[str, float]]:
+    """Milliseconds per call spent in each kernel of a graph compiled with profiling, slowest
+    first: the wall time of `repeat` calls of `run`, shared out by the kernels' cycle counts."""
+    counters = native.jit.profile_counters(len(native.program.kernels))
+    if counters is None:
+        raise DlgValueError("this graph was compiled without profiling "
+                            "(CompileOptions(profile=True))")
+    run()  # warm: the arena is planned and pages are touched
+    ctypes.memset(counters, 0, ctypes.sizeof(counters))
+    start = time.perf_counter()
+    for _ in range(repeat):
+        run()
+    ms = (time.perf_counter() - start) * 1000 / repeat
+    cycles = max(sum(counters), 1)
+    rows = [(k.name, ms * c / cycles) for k, c in zip(native.program.kernels, counters)]
+    return sorted(rows, key=lambda row: -row[1])
 
 
 def compile_report(native: NativeGraph, batch: int) -> str:

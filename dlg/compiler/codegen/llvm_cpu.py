@@ -18,6 +18,7 @@ from collections.abc import Callable
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from dlg.compiler.codegen.vector import emit_tile
 from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
 from dlg.compiler.kernel_ir import (
     CallScan,
@@ -34,24 +35,34 @@ from dlg.compiler.kernel_ir import (
     Reduce,
     Stmt,
     Store,
+    Tile,
     Var,
     walk,
 )
 from dlg.compiler.lower import Program
+from dlg.compiler.schedule import Target
 from dlg.ir.dtypes import DType
 
 ENTRY = "dlg_entry"
+PROFILE = "dlg_profile"  # with profiling: cycles spent in each top-level kernel, summed over calls
 I8P = I8.as_pointer()
 TABLE = I8P.as_pointer()
 ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [TABLE, I64.as_pointer(), I64])
 
 
-def build_module(program: Program) -> ir.Module:
-    """The LLVM IR of a program: kernels, scan bodies and the entry."""
+def build_module(program: Program, profile: bool = False) -> ir.Module:
+    """The LLVM IR of a program: kernels, scan bodies and the entry; with `profile`, the entry
+    adds the cycle counter's advance over each kernel call to that kernel's slot of the
+    `dlg_profile` array."""
     m = ir.Module(name=program.name)
     m.triple = llvm.get_process_triple()
     dims = program.dims
     functions: dict[str, ir.Function] = {}
+    counters = None
+    if profile:
+        counters = ir.GlobalVariable(m, ir.ArrayType(I64, len(program.kernels)), PROFILE)
+        counters.initializer = ir.Constant(counters.type.pointee, None)
+        clock = m.declare_intrinsic("llvm.readcyclecounter", (), ir.FunctionType(I64, []))
 
     def define(p: Program, name: str) -> None:
         for body in p.bodies:
@@ -68,7 +79,13 @@ def build_module(program: Program) -> ir.Module:
             for buf in _kernel_buffers(kernel):
                 raw = b.load(b.gep(table, [I64(index[buf])]), name=buf)
                 args.append(b.bitcast(raw, memory_type(p.buffers[buf].dtype).as_pointer()))
+            if counters is None or name != ENTRY:
+                b.call(fn, args + [dim_ptr, seed])
+                continue
+            start = b.call(clock, [])
             b.call(fn, args + [dim_ptr, seed])
+            slot = b.gep(counters, [I64(0), I64(p.kernels.index(kernel))])
+            b.store(b.add(b.load(slot), b.sub(b.call(clock, []), start)), slot)
         b.ret_void()
         functions[name] = entry
 
@@ -264,6 +281,8 @@ class Emitter:
                     self.stmt(inner)
         elif isinstance(s, CallScan):
             self.call_scan(s)
+        elif isinstance(s, Tile):
+            emit_tile(self, s)
         else:
             raise TypeError(s)
 
@@ -390,7 +409,10 @@ def _work(stmts: tuple[Stmt, ...]) -> Expr:
         if isinstance(s, Loop):
             inner = Op(DType.i64, "mul", (s.extent, _work(s.body)))
             total = Op(DType.i64, "add", (total, inner))
-        elif isinstance(s, Store):
+        elif isinstance(s, (Store, Tile)):
+            if isinstance(s, Tile):
+                total = Op(DType.i64, "mul", (total, Const(DType.i64, s.rows * s.vectors
+                                                           * s.lanes)))
             for e in walk(s.value):
                 if isinstance(e, Reduce):
                     for _, extent in e.axes:
@@ -512,6 +534,20 @@ class Jitted:
         address = self.engine.get_function_address(ENTRY)
         proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
         self.entry: EntryFunction = proto(address)
+
+    def profile_counters(self, kernels: int) -> ctypes.Array | None:
+        """The `dlg_profile` array of a module built with profiling, else None."""
+        address = self.engine.get_global_value_address(PROFILE)
+        return (ctypes.c_int64 * kernels).from_address(address) if address else None
+
+
+def host_target() -> Target:
+    """The host's vector registers, for scheduling: AVX-512, AVX or 128-bit (SSE, NEON)."""
+    _initialize()
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return Target(vector_bytes=64, registers=32)
+    return Target(vector_bytes=32 if features.get("avx") else 16, registers=16)
 
 
 def host() -> dict[str, str]:

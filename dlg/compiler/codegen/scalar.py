@@ -37,7 +37,13 @@ class Scalar:
         self.b = builder
 
     def intrinsic(self, name: str, t: ir.Type, arity: int = 1) -> ir.Function:
-        return self.m.declare_intrinsic(name, [t], ir.FunctionType(t, [t] * arity))
+        """An overloaded LLVM intrinsic at type t (a scalar or a vector: llvm.fma.v16f32)."""
+        if not isinstance(t, ir.VectorType):
+            return self.m.declare_intrinsic(name, [t], ir.FunctionType(t, [t] * arity))
+        symbol = f"{name}.v{t.count}{t.element.intrinsic_name}"
+        if symbol not in self.m.globals:
+            ir.Function(self.m, ir.FunctionType(t, [t] * arity), symbol)
+        return self.m.globals[symbol]
 
     def libm(self, name: str, t: ir.Type) -> ir.Function:
         """A C math function (tanhf/tanh, erff/erf) declared once."""

@@ -28,11 +28,11 @@ from dlg.ir.ops.opdef import ELEMENTWISE
 
 BUFFERS = {"input", "param", "constant"}
 REDUCTIONS = {"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin",
-              "matmul", "conv", "max_pool", "avg_pool"}
+              "matmul", "conv", "conv_weight_grad", "max_pool", "avg_pool"}
 OWN_KERNEL = {"scan", "scatter_add", "max_pool_grad", "avg_pool_grad"}
 CHEAP = {"reshape", "transpose", "broadcast_to", "slice", "split", "full", "arange", "numel"}
 VIEWS = {"reshape", "transpose", "broadcast_to", "slice", "split"}
-CONTRACTIONS = {"matmul", "conv"}
+CONTRACTIONS = {"matmul", "conv", "conv_weight_grad"}
 ARITHMETIC = {"add", "sub", "mul", "neg", "cast", "maximum", "minimum", "where", "eq", "ne", "lt",
               "le", "gt", "ge"}
 RECOMPUTE = 2  # at most this many arithmetic ops are recomputed per extra reader

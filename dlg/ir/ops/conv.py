@@ -8,9 +8,10 @@ attribute holds one kind, so the PyTorch strings travel in their own attribute, 
 because codegen gives it a real kernel.
 
 Gradient (as graph ops): the input's is a convolution of the gradient, zeros interleaved for the
-stride, with the weights flipped and their in/out channels swapped per group; the weight's is,
-for each kernel offset, a contraction (matmul) of the gradient with the input window that offset
-reads (im2col): a convolution over the batch would need the symbolic batch as a channel dim.
+stride, with the weights flipped and their in/out channels swapped per group; the weight's is
+the `conv_weight_grad` primitive, a sum over the batch and the output positions (as a
+convolution it would need the symbolic batch as a channel dim), so the compiler gives it a loop
+nest of its own with affine indices.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from dlg.ir.ops.common import (
     same_dtype,
 )
 from dlg.ir.ops.opdef import Attr, defop
-from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
 
 
@@ -69,12 +69,12 @@ def _conv_infer(x: TensorType, w: TensorType, *, stride: tuple[int, ...],
     return TensorType(x.dtype, (x.shape[0], c_out, *out))
 
 
-def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
-              padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int
-              ) -> np.ndarray:
+def _windows(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
+             padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int
+             ) -> np.ndarray:
+    """The windows a convolution reads, in float64: [N, groups, C_in/groups, *out, *kernel]."""
     nd = x.ndim - 2
     n, c_in = x.shape[:2]
-    c_out, kernel = w.shape[0], w.shape[2:]
     xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), *padding])
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     out = [(size - e) // s + 1 for size, e, s in zip(xp.shape[2:], extent, stride)]
@@ -82,12 +82,20 @@ def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
     win = win[(slice(None), slice(None))
               + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
               + tuple(slice(None, None, d) for d in dilation)]
-    win = win.reshape(n, groups, c_in // groups, *out, *kernel)
-    wg = w.astype(np.float64).reshape(groups, c_out // groups, c_in // groups, *kernel)
+    return win.reshape(n, groups, c_in // groups, *out, *kernel)
+
+
+def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
+              padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int
+              ) -> np.ndarray:
+    nd = x.ndim - 2
+    c_out, kernel = w.shape[0], w.shape[2:]
+    win = _windows(x, kernel, stride, padding, dilation, groups)
+    wg = w.astype(np.float64).reshape(groups, c_out // groups, *w.shape[1:])
     o_letters, k_letters = "xyz"[:nd], "ijk"[:nd]
     y = np.einsum(f"ngc{o_letters}{k_letters},goc{k_letters}->ngo{o_letters}", win, wg,
                   optimize=True)
-    return y.reshape(n, c_out, *out).astype(x.dtype)
+    return y.reshape(x.shape[0], c_out, *win.shape[3:3 + nd]).astype(x.dtype)
 
 
 def _conv_vjp(b, n, g):
@@ -119,33 +127,52 @@ def _conv_input_grad(b, g, x: TensorType, w, *, stride, padding, dilation, group
 
 
 def _conv_weight_grad(b, g, x, wt: TensorType, *, stride, padding, dilation, groups):
-    """dw[o, c, k] = sum over batch and output positions of g[n, o, p] * xpad[n, c, p*s + k*d]:
-    one batched matmul per kernel offset k, over the strided window of x that offset reads."""
-    nd = wt.rank - 2
-    c_out, c_group, *kernel = (int(d) for d in wt.shape)
-    xpad = b.pad(x, pads=((0, 0), (0, 0), *padding))
-    out = b.type_of(g).shape[2:]
-    n = b.type_of(x).shape[0]
-    g_rows = b.reshape(b.transpose(g, perm=(1, 0, *range(2, 2 + nd))),
-                       shape=(groups, c_out // groups, n * numel(out)))
-    per_offset = []
-    for offset in np.ndindex(*kernel):
-        starts = tuple(k * d for k, d in zip(offset, dilation))
-        window = b.slice(xpad, axes=tuple(range(2, 2 + nd)), starts=starts,
-                         stops=tuple(s + (o - 1) * st + 1 for s, o, st in zip(starts, out, stride)),
-                         steps=tuple(stride))
-        cols = b.reshape(b.transpose(window, perm=(1, 0, *range(2, 2 + nd))),
-                         shape=(groups, c_group, n * numel(out)))
-        dw = b.matmul(g_rows, b.transpose(cols, perm=(0, 2, 1)))  # [groups, out/g, in/g]
-        per_offset.append(b.reshape(dw, shape=(c_out, c_group, 1)))
-    stacked = b.concat(*per_offset, axis=2) if len(per_offset) > 1 else per_offset[0]
-    return b.reshape(stacked, shape=wt.shape)
+    return b.conv_weight_grad(x, g, kernel=tuple(int(k) for k in wt.shape[2:]), stride=stride,
+                              padding=padding, dilation=dilation, groups=groups)
+
+
+def _weight_grad_infer(x: TensorType, g: TensorType, *, kernel: tuple[int, ...], stride,
+                       padding, dilation, groups) -> TensorType:
+    op = "conv_weight_grad"
+    same_dtype(op, x, g)
+    c_out = concrete_dims(op, g, [1], "gradient channels")[0]
+    w = TensorType(x.dtype, (c_out, int(x.shape[1]) // groups, *kernel))
+    y = _conv_infer(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups, op=op)
+    if g.shape != y.shape:
+        raise DlgShapeError(f"{op}: gradient {g} does not match the convolution's output {y}")
+    return w
+
+
+def _weight_grad_ref(x: np.ndarray, g: np.ndarray, *, kernel, stride, padding, dilation,
+                     groups) -> np.ndarray:
+    nd = x.ndim - 2
+    win = _windows(x, kernel, stride, padding, dilation, groups)
+    gg = g.astype(np.float64).reshape(g.shape[0], groups, g.shape[1] // groups, *g.shape[2:])
+    o_letters, k_letters = "xyz"[:nd], "ijk"[:nd]
+    dw = np.einsum(f"ngc{o_letters}{k_letters},ngo{o_letters}->goc{k_letters}", win, gg,
+                   optimize=True)
+    return dw.reshape(g.shape[1], x.shape[1] // groups, *kernel).astype(x.dtype)
+
+
+def _weight_grad_vjp(b, n, h):
+    """dw is bilinear in x and g: its VJP is conv's input gradient of (g, h) and conv(x, h)."""
+    x, g = n.inputs
+    attrs = {k: v for k, v in n.attrs.items() if k != "kernel"}
+    return _conv_input_grad(b, g, b.type_of(x), h, **attrs), b.conv(x, h, **attrs)
 
 
 CONV = defop("conv", ("x", "w"), _conv_infer, ref=_conv_ref, vjp=_conv_vjp,
              attrs={"stride": Attr("ints"), "padding": Attr("pads"), "dilation": Attr("ints"),
                     "groups": Attr("int")},
              doc="PyTorch's convolution (cross-correlation), 1-D or 2-D, without bias.")
+
+CONV_WEIGHT_GRAD = defop(
+    "conv_weight_grad", ("x", "g"), _weight_grad_infer, ref=_weight_grad_ref,
+    vjp=_weight_grad_vjp,
+    attrs={"kernel": Attr("ints"), "stride": Attr("ints"), "padding": Attr("pads"),
+           "dilation": Attr("ints"), "groups": Attr("int")},
+    doc="conv's weight gradient: dw[o, c, k] = sum over n and output positions p of "
+        "g[n, o, p] * x[n, c, p*stride + k*dilation - padding] (per group).")
 
 
 def _resolve_pads(op: str, w: TensorType, stride: tuple[int, ...], padding: tuple[int, ...],

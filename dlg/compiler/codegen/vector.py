@@ -1,0 +1,211 @@
+"""Register tiles on the CPU: a kernel-IR `Tile` as explicit LLVM vector code.
+
+The tile's rows become scalar row indices (clamped at the edge) and its columns vectors of
+`lanes` consecutive elements. Its sum runs as the sum's own loops around rows x vectors
+multiply-adds into accumulators that LLVM keeps in registers: an operand contiguous along the
+columns is one vector load (masked past `col_end`), one constant along them a broadcast, so each
+load feeds a row or a column of the tile. Then the value around the sum (bias, activation,
+residual: the fused epilogue) is computed on the accumulators and stored as vectors.
+
+Expressions are evaluated lane-wise: what does not depend on the columns is scalar code from the
+kernel's `Emitter` (computed once, broadcast where it meets a vector); ops with a vector form in
+LLVM (arithmetic, comparisons, select, min/max, exp, sqrt) run on vectors; the others (tanh,
+casts, computed indices) one lane at a time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llvmlite import ir
+
+from dlg.compiler import indexing as ix
+from dlg.compiler.codegen.scalar import I64, llvm_type, memory_type
+from dlg.compiler.kernel_ir import Expr, Load, Op, Reduce, Tile, Var, substitute, walk
+from dlg.ir.dtypes import DType
+
+if TYPE_CHECKING:
+    from dlg.compiler.codegen.llvm_cpu import Emitter
+
+I32 = ir.IntType(32)
+VECTOR_OPS = {"add", "sub", "mul", "div", "maximum", "minimum", "max", "min", "eq", "ne", "lt",
+              "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "neg", "abs", "relu",
+              "select", "exp", "log", "sqrt", "rsqrt", "floor", "ceil"}
+
+
+def emit_tile(e: Emitter, t: Tile) -> None:
+    TileEmitter(e, t).emit()
+
+
+class TileEmitter:
+    def __init__(self, e: Emitter, t: Tile):
+        self.e, self.t, self.b = e, t, e.b
+        self.lanes = t.lanes
+        self.cache: list[dict[Expr, ir.Value]] = [{}]
+        self.columns: dict[str, tuple[ir.Value, ir.Value | None]] = {}  # var -> (base, mask)
+        self.varying: dict[Expr, bool] = {}
+
+    def emit(self) -> None:
+        e, b, t = self.e, self.b, self.t
+        start, extent = e.expr(t.row_start), e.expr(t.row_extent)
+        for rr in range(t.rows):
+            r = b.add(start, I64(rr))
+            e.vars[f"{t.row}#{rr}"] = b.select(b.icmp_signed("<", r, extent), r,
+                                               b.sub(extent, I64(1)))
+        first = e.expr(t.col_start)
+        end = None if t.col_end is None else e.expr(t.col_end)
+        for cc in range(t.vectors):
+            base = b.add(first, I64(cc * self.lanes))
+            e.vars[f"{t.col}#{cc}"] = base  # lane 0, for scalar addresses
+            mask = None
+            if end is not None:
+                mask = b.icmp_signed("<", self.iota(base), self.splat(end))
+            self.columns[f"{t.col}#{cc}"] = (base, mask)
+        total = next(x for x in walk(t.value) if isinstance(x, Reduce))
+        cells = [(rr, cc) for rr in range(t.rows) for cc in range(t.vectors)]
+        at = {cell: {t.row: Var(DType.i64, f"{t.row}#{cell[0]}"),
+                     t.col: Var(DType.i64, f"{t.col}#{cell[1]}")}
+              for cell in cells}
+        dtype = total.dtype
+        vector = ir.VectorType(llvm_type(dtype), self.lanes)
+        accs = {cell: e.local(vector, "acc", ir.Constant(vector, total.init)) for cell in cells}
+        terms = {cell: substitute(total.body, at[cell]) for cell in cells}
+
+        def nest(level: int) -> None:
+            if level == len(total.axes):
+                for cell in cells:
+                    b.store(self.accumulate(b.load(accs[cell]), terms[cell], dtype), accs[cell])
+                return
+            name, count = total.axes[level]
+
+            def body(i: ir.Value) -> None:
+                e.vars[name] = i
+                self.cache.append({})
+                nest(level + 1)
+                self.cache.pop()
+            e.loop(name, e.expr(count), body)
+        nest(0)
+        out_dtype = e.buffers[t.buffer][1]
+        for cell in cells:
+            self.cache[-1][substitute(total, at[cell])] = b.load(accs[cell])
+            value = self.vector(substitute(t.value, at[cell]), out_dtype)
+            self.store(substitute(t.index, at[cell]), value, self.columns[at[cell][t.col].name][1])
+
+    # -- vectors ----------------------------------------------------------------------------------
+    def splat(self, value: ir.Value) -> ir.Value:
+        vector = ir.VectorType(value.type, self.lanes)
+        one = self.b.insert_element(ir.Constant(vector, ir.Undefined), value, I32(0))
+        return self.b.shuffle_vector(one, ir.Constant(vector, ir.Undefined),
+                                     ir.Constant(ir.VectorType(I32, self.lanes), [0] * self.lanes))
+
+    def iota(self, base: ir.Value) -> ir.Value:
+        steps = ir.Constant(ir.VectorType(I64, self.lanes), list(range(self.lanes)))
+        return self.b.add(self.splat(base), steps)
+
+    def vector(self, x: Expr, dtype: DType) -> ir.Value:
+        """x as a vector of lanes (a broadcast when it does not depend on the columns)."""
+        v = self.vexpr(x)
+        return v if isinstance(v.type, ir.VectorType) else self.splat(v)
+
+    def accumulate(self, acc: ir.Value, term: Expr, dtype: DType) -> ir.Value:
+        if isinstance(term, Op) and term.op == "mul":
+            a, c = (self.vector(x, dtype) for x in term.args)
+            fma = self.e.s.intrinsic("llvm.fma", acc.type, 3)
+            return self.b.call(fma, [a, c, acc])
+        return self.b.fadd(acc, self.vector(term, dtype))
+
+    def is_varying(self, x: Expr) -> bool:
+        if x not in self.varying:
+            self.varying[x] = any(isinstance(v, Var) and v.name in self.columns for v in walk(x))
+        return self.varying[x]
+
+    def vexpr(self, x: Expr) -> ir.Value:
+        for scope in reversed(self.cache):
+            if x in scope:
+                return scope[x]
+        if not self.is_varying(x):
+            return self.e.expr(x)
+        if isinstance(x, Var):
+            value = self.iota(self.columns[x.name][0])
+        elif isinstance(x, Load):
+            value = self.load(x)
+        elif isinstance(x, Op):
+            value = self.op(x)
+        else:
+            raise TypeError(f"no vector form for {type(x).__name__} in a tile")
+        self.cache[-1][x] = value
+        return value
+
+    def column_of(self, x: Expr) -> str:
+        return next(v.name for v in walk(x) if isinstance(v, Var) and v.name in self.columns)
+
+    def mask_for(self, x: Load, column: str) -> ir.Value | None:
+        mask = self.columns[column][1]
+        if x.guard is None:
+            return mask
+        guard = self.vexpr(x.guard)
+        guard = guard if isinstance(guard.type, ir.VectorType) else self.splat(guard)
+        return guard if mask is None else self.b.and_(mask, guard)
+
+    def load(self, x: Load) -> ir.Value:
+        column = self.column_of(x)
+        mask = self.mask_for(x, column)
+        ptr, dtype = self.e.buffers[x.buffer]
+        if ix.coefficient(x.index, column) != 1 or dtype == DType.bool:
+            return self.per_lane(x)
+        vector = ir.VectorType(memory_type(dtype), self.lanes)
+        address = self.b.bitcast(self.b.gep(ptr, [self.e.expr(x.index)]), vector.as_pointer())
+        if mask is None:
+            return self.b.load(address, align=dtype.np.itemsize)
+        fn = self.masked("load", vector, [vector.as_pointer(), I32, mask.type, vector])
+        other = ir.Constant(vector, x.other)
+        return self.b.call(fn, [address, I32(dtype.np.itemsize), mask, other])
+
+    def store(self, index: Expr, value: ir.Value, mask: ir.Value | None) -> None:
+        ptr, dtype = self.e.buffers[self.t.buffer]
+        address = self.b.bitcast(self.b.gep(ptr, [self.e.expr(index)]), value.type.as_pointer())
+        if mask is None:
+            self.b.store(value, address, align=dtype.np.itemsize)
+            return
+        fn = self.masked("store", None, [value.type, value.type.as_pointer(), I32, mask.type])
+        self.b.call(fn, [value, address, I32(dtype.np.itemsize), mask])
+
+    def masked(self, what: str, result: ir.Type | None, args: list[ir.Type]) -> ir.Function:
+        vector = result or args[0]
+        name = f"llvm.masked.{what}.v{vector.count}{vector.element.intrinsic_name}.p0"
+        m = self.e.m
+        if name not in m.globals:
+            ir.Function(m, ir.FunctionType(result or ir.VoidType(), args), name)
+        return m.globals[name]
+
+    def op(self, x: Op) -> ir.Value:
+        args = [self.vexpr(a) for a in x.args]
+        arg_dtypes = [a.dtype for a in x.args]
+        s = self.e.s
+        if x.op in VECTOR_OPS:
+            args = [a if isinstance(a.type, ir.VectorType) else self.splat(a) for a in args]
+            return s.op(x.op, x.dtype, args, arg_dtypes)
+        out = ir.Constant(ir.VectorType(llvm_type(x.dtype), self.lanes), ir.Undefined)
+        for lane in range(self.lanes):
+            scalars = [self.b.extract_element(a, I32(lane)) if isinstance(a.type, ir.VectorType)
+                       else a for a in args]
+            out = self.b.insert_element(out, s.op(x.op, x.dtype, scalars, arg_dtypes), I32(lane))
+        return out
+
+    def per_lane(self, x: Load) -> ir.Value:
+        """A load whose address is computed per lane (a gather); masked-off lanes read element
+        0 and give `other`."""
+        b = self.b
+        index = self.vector(x.index, DType.i64)
+        mask = self.mask_for(x, self.column_of(x))
+        out = ir.Constant(ir.VectorType(llvm_type(x.dtype), self.lanes), ir.Undefined)
+        for lane in range(self.lanes):
+            i = b.extract_element(index, I32(lane))
+            if mask is None:
+                value = self.e.load(x.buffer, i)
+            else:
+                keep = b.extract_element(mask, I32(lane))
+                value = b.select(keep, self.e.load(x.buffer, b.select(keep, i, I64(0))),
+                                 self.e.s.const(x.dtype, x.other))
+            out = b.insert_element(out, value, I32(lane))
+        return out

@@ -1,0 +1,40 @@
+"""explicit_padding: a convolution's zero padding becomes a `pad` of its input.
+
+The compiled convolution then reads memory without bounds checks: the padded copy costs one
+pass over the input, while the checks cost a compare and a select on every multiply-add and keep
+the loads from being vectors. Runs before simplify, so the forward convolution and its weight
+gradient share one padded input.
+"""
+
+from __future__ import annotations
+
+from dlg.ir.builder import Builder
+from dlg.ir.graph import Graph, Value
+
+PADDED = {"conv", "conv_weight_grad"}
+
+
+def explicit_padding(g: Graph) -> Graph:
+    if not any(_padding(node.op.name, node.attrs) for node in g):
+        return g
+    out = Graph(g.name, span=g.span)
+    b = Builder(out)
+    mapping: dict[Value, Value] = {}
+    for node in g:
+        inputs = [mapping[v] for v in node.inputs]
+        attrs = node.attrs
+        pads = _padding(node.op.name, attrs)
+        if pads:
+            inputs[0] = b.pad(inputs[0], pads=((0, 0), (0, 0), *pads))
+            attrs = {**attrs, "padding": tuple((0, 0) for _ in pads)}
+        fresh = out.add_node(node.op, tuple(inputs), attrs, node.types, node.name, node.span,
+                             node.backward)
+        mapping.update(zip(node.outs, fresh.outs))
+    out.outputs = [(name, mapping[v]) for name, v in g.outputs]
+    out.updates = [(name, mapping[v]) for name, v in g.updates]
+    return out
+
+
+def _padding(op: str, attrs: dict) -> tuple[tuple[int, int], ...] | None:
+    pads = attrs.get("padding") if op in PADDED else None
+    return pads if pads and any(lo or hi for lo, hi in pads) else None

@@ -1,0 +1,135 @@
+"""Schedules against the reference interpreter: register tiles (full, masked tails, clamped edge
+rows, epilogues with and without a vector form), sums run inside out, explicit conv padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlg.compiler.kernel_ir import Load, Store, Tile, walk
+from dlg.compiler.passes.pad import explicit_padding
+from dlg.compiler.schedule import Target, schedule
+from dlg.compiler.lower import lower
+from dlg.ir import Builder, Graph, TensorType
+from dlg.ir.decompose import decompose
+from dlg.runtime.interp import Interpreter
+from dlg.runtime.native import NativeGraph
+
+RTOL, ATOL = 1e-4, 1e-5  # float32 sums in another order than the float64 reference
+
+
+def statements(stmts):
+    for s in stmts:
+        yield s
+        yield from statements(getattr(s, "body", ()))
+
+
+def kinds(ng: NativeGraph) -> list[type]:
+    return [type(s) for k in ng.program.kernels for s in statements(k.body)]
+
+
+def check(g: Graph, inputs: dict[str, np.ndarray], rtol: float = RTOL) -> NativeGraph:
+    ng = NativeGraph(g)
+    got = ng(inputs, {})
+    want, _ = Interpreter().run(g, inputs, {})
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=ATOL, err_msg=name)
+    return ng
+
+
+def linear(k: int, m: int, activation: str | None, dtype: str = "f32") -> Graph:
+    g = Graph("linear")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse(f"{dtype}[N, {k}]"))
+    w = b.input("w", TensorType.parse(f"{dtype}[{k}, {m}]"))
+    bias = b.input("b", TensorType.parse(f"{dtype}[{m}]"))
+    y = b.add(b.matmul(x, w), bias)
+    g.set_output("y", getattr(b, activation)(y) if activation else y)
+    return g
+
+
+@pytest.mark.parametrize("n,k,m", [(1, 5, 3), (3, 70, 37), (9, 8, 16), (13, 33, 64),
+                                   (17, 1, 100), (8, 64, 5)])
+@pytest.mark.parametrize("activation", [None, "relu", "tanh", "sigmoid"])
+def test_matmul_epilogues_in_tiles_of_every_edge_shape(n, k, m, activation):
+    """Rows past N are clamped, columns past M masked; tanh and sigmoid run lane by lane."""
+    rng = np.random.default_rng(n * 1000 + k * 10 + m)
+    g = linear(k, m, activation)
+    ng = check(g, {"x": rng.standard_normal((n, k)).astype(np.float32),
+                   "w": rng.standard_normal((k, m)).astype(np.float32),
+                   "b": rng.standard_normal(m).astype(np.float32)})
+    if m >= 4:
+        assert Tile in kinds(ng)
+
+
+def test_float64_tiles():
+    rng = np.random.default_rng(1)
+    g = linear(19, 23, "relu", "f64")
+    check(g, {"x": rng.standard_normal((7, 19)), "w": rng.standard_normal((19, 23)),
+              "b": rng.standard_normal(23)}, rtol=1e-12)
+
+
+def test_weight_gradient_is_tiled_over_both_output_dims():
+    """dw = g^T @ x: each step of the batch sum broadcasts g[n, o] over a vector of x[n, :]."""
+    g = Graph("dw")
+    b = Builder(g)
+    gt = b.input("g", TensorType.parse("f32[N, 12]"))
+    x = b.input("x", TensorType.parse("f32[N, 40]"))
+    g.set_output("dw", b.matmul(b.transpose(gt, perm=(1, 0)), x))
+    rng = np.random.default_rng(0)
+    ng = check(g, {"g": rng.standard_normal((50, 12)).astype(np.float32),
+                   "x": rng.standard_normal((50, 40)).astype(np.float32)})
+    (tile,) = [s for s in statements(ng.program.kernels[0].body) if isinstance(s, Tile)][:1]
+    assert tile.row == "i.0" and tile.col == "i.1"
+
+
+def test_a_sum_with_no_row_dim_runs_inside_out():
+    """Column sums stride through x along the batch and have one output dim: no tile, but
+    out[j] += x[n, j] with j innermost (a loop interchange, same result)."""
+    g = Graph("colsum")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[N, 6]"))
+    g.set_output("s", b.reduce_sum(x, axes=(0,)))
+    x = np.random.default_rng(0).standard_normal((9, 6)).astype(np.float32)
+    ng = check(g, {"x": x})
+    assert Tile not in kinds(ng)
+    assert any(isinstance(s, Store) and s.accumulate
+               for k in ng.program.kernels for s in statements(k.body))
+
+
+def test_tiles_fit_the_target():
+    """Lanes follow the vector width (halved for narrow outputs), rows the register count."""
+    g = decompose(linear(16, 8, None))
+    for target, lanes in ((Target(64, 32), 8), (Target(32, 16), 8), (Target(16, 16), 4)):
+        p = schedule(lower(g), target)
+        tiles = [s for k in p.kernels for s in statements(k.body) if isinstance(s, Tile)]
+        assert tiles and {t.lanes for t in tiles} == {lanes}
+        assert all(t.rows * t.vectors <= target.registers - 4 for t in tiles)
+
+
+def conv_graph(pad: int, stride: int) -> Graph:
+    g = Graph("conv")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[N, 3, 11, 9]"))
+    w = b.input("w", TensorType.parse("f32[6, 3, 3, 3]"))
+    g.set_output("y", b.relu(b.conv2d_nobias(x, w, padding=(pad, pad), stride=(stride, stride))))
+    return g
+
+
+@pytest.mark.parametrize("pad,stride", [(0, 1), (1, 1), (2, 1), (1, 2)])
+def test_convolutions_read_an_explicitly_padded_input(pad, stride):
+    g = conv_graph(pad, stride)
+    padded = explicit_padding(decompose(g))
+    ops = [n.op.name for n in padded]
+    assert ("pad" in ops) == (pad > 0)
+    assert all(not any(lo or hi for lo, hi in n.attrs["padding"])
+               for n in padded if n.op.name == "conv")
+    rng = np.random.default_rng(pad * 10 + stride)
+    ng = check(g, {"x": rng.standard_normal((2, 3, 11, 9)).astype(np.float32),
+                   "w": rng.standard_normal((6, 3, 3, 3)).astype(np.float32)})
+    guarded = [e for k in ng.program.kernels for s in statements(k.body)
+               if isinstance(s, (Store, Tile)) for e in walk(s.value)
+               if isinstance(e, Load) and e.guard is not None]
+    assert not guarded
+    if stride == 1:
+        assert Tile in kinds(ng)
