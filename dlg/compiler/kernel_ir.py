@@ -148,12 +148,16 @@ class CallScan(Stmt):
 
 @dataclass(frozen=True)
 class Tile(Stmt):
-    """A register tile of `buffer[index] = value`, whose value holds one sum (`Reduce`): the
-    `rows` values of `row` from `row_start` (clamped to `row_extent` - 1: an edge tile
-    recomputes the last row rather than reading past it) times `vectors` * `lanes` values of
-    `col` from `col_start`, summed at once in `rows` * `vectors` accumulators of `lanes` lanes
-    along `col` (the store is contiguous in `col`). With `col_end`, lanes at or past it are
-    masked off. A backend without vectors may run it as the loops it stands for."""
+    """A register tile of `buffer[index] = value`, whose value holds one sum (`Reduce`): `rows`
+    values of `row` from `row_start` times `cols` columns of `col` from `col_start`, computed at
+    once in rows * cols accumulators of `lanes` lanes, so each load feeds a row or a column.
+
+    `along` says what the lanes run along. "col": each column is `lanes` consecutive values of
+    `col` (the store is contiguous in it); with `masked`, lanes at or past `col_extent` are off.
+    "sum": the lanes split the sum's last (contiguous) axis and are added up at the end; a
+    column is one value of `col`. Rows (and columns along the sum) past their extent are clamped
+    to the last one: an edge tile recomputes and rewrites it rather than reading past the end.
+    A backend without vectors may run it as the loops it stands for."""
 
     buffer: str
     index: Expr
@@ -164,9 +168,11 @@ class Tile(Stmt):
     row_extent: Expr
     col: str
     col_start: Expr
-    vectors: int
+    cols: int
+    col_extent: Expr
     lanes: int
-    col_end: Expr | None = None
+    along: str = "col"
+    masked: bool = False
 
 
 @dataclass
@@ -264,10 +270,10 @@ def format_stmt(s: Stmt, indent: int = 1) -> list[str]:
         op = "+=" if s.accumulate else "="
         return [f"{pad}{s.buffer}[{format_expr(s.index)}] {op} {format_expr(s.value)}"]
     if isinstance(s, Tile):
-        cols = f"{s.vectors}x{s.lanes}"
-        head = (f"{pad}tile {s.row} in {format_expr(s.row_start)} + [0, {s.rows}) "
-                f"(< {format_expr(s.row_extent)}), {s.col} in {format_expr(s.col_start)} + "
-                f"[0, {cols})" + (f" (< {format_expr(s.col_end)})" if s.col_end else "") + ":")
+        width = f"{s.cols}x{s.lanes}" if s.along == "col" else str(s.cols)
+        head = (f"{pad}tile {s.row} in {format_expr(s.row_start)} + [0, {s.rows}), {s.col} in "
+                f"{format_expr(s.col_start)} + [0, {width}) (< {format_expr(s.col_extent)}"
+                f"{', masked' if s.masked else ''}), {s.lanes} lanes along {s.along}:")
         return [head, f"{pad}  {s.buffer}[{format_expr(s.index)}] = {format_expr(s.value)}"]
     if isinstance(s, Fill):
         return [f"{pad}{s.buffer}[0:{format_expr(s.count)}] = {s.value}"]

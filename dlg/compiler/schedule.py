@@ -82,68 +82,130 @@ def _store_nest(body: tuple[Stmt, ...]) -> tuple[list[Loop], Store] | None:
 
 # ---- register tiles ------------------------------------------------------------------------------
 def _tile(p: Program, loops: list[Loop], store: Store, target: Target) -> Stmt | None:
-    """The nest with its last two loops' worth of work in register tiles, when its value is one
-    sum with operands that are either contiguous along the last output dim (vector loads) or
-    constant along it (broadcasts), and some output dim (the rows) that only the broadcast
-    operands depend on."""
+    """The nest with its work in register tiles, when its value is one float sum whose operands
+    each vary with only some of the output dims: lanes along the last output dim when every
+    operand is contiguous or constant along it, else along the sum's last axis when they are
+    along that."""
     dtype = p.buffers[store.buffer].dtype
     sums = [e for e in walk(store.value) if isinstance(e, Reduce)]
     if (dtype not in (DType.f32, DType.f64) or len(sums) != 1 or sums[0].combine != "add"
             or any(isinstance(e, Random) for e in walk(store.value)) or len(loops) < 2):
         return None
-    col = loops[-1].var
-    if ix.coefficient(store.index, col) != 1:
-        return None
     loads = [e for e in walk(sums[0].body) if isinstance(e, Load)]
-    steps = [ix.coefficient(ld.index, col) for ld in loads]
+    col = loops[-1]
+    along_col = _lanes_along(loads, col.var)
+    if along_col is not None and ix.coefficient(store.index, col.var) == 1:
+        vectors, broadcasts = along_col
+        rows = [k for k, lp in enumerate(loops[:-1])
+                if not any(ix.mentions(ld, lp.var) for ld in vectors)
+                and any(ix.mentions(ld, lp.var) for ld in broadcasts)]
+        tiled = _column_tiles(loops, rows[-1], store, dtype, target) if rows else None
+        if tiled is not None:
+            return tiled
+    if _lanes_along(loads, sums[0].axes[-1][0]) is not None:
+        pair = _row_and_col(loads, loops)
+        if pair is not None:
+            return _sum_tiles(loops, pair, store, sums[0], dtype, target)
+    return None
+
+
+def _lanes_along(loads: list[Load], var: str) -> tuple[list[Load], list[Load]] | None:
+    """The loads contiguous along `var` and those constant along it, when there are some of the
+    first kind and none of any other (and no bounds check depends on `var`)."""
+    steps = [ix.coefficient(ld.index, var) for ld in loads]
     if (1 not in steps or any(s not in (0, 1) for s in steps)
-            or any(ld.guard is not None and ix.mentions(ld.guard, col) for ld in loads)):
+            or any(ld.guard is not None and ix.mentions(ld.guard, var) for ld in loads)):
         return None
-    vectors = [ld for ld, s in zip(loads, steps) if s == 1]
-    broadcasts = [ld for ld, s in zip(loads, steps) if s == 0]
-    rows = [k for k, lp in enumerate(loops[:-1])
-            if not any(ix.mentions(ld, lp.var) for ld in vectors)
-            and any(ix.mentions(ld, lp.var) for ld in broadcasts)]
-    if not rows:
-        return None
-    return _tiled_nest(loops, rows[-1], store, dtype, target)
+    return ([ld for ld, s in zip(loads, steps) if s == 1],
+            [ld for ld, s in zip(loads, steps) if s == 0])
 
 
-def _tiled_nest(loops: list[Loop], r: int, store: Store, dtype: DType, target: Target) -> Stmt:
-    row, col = loops[r], loops[-1]
-    cols = _int(col.extent)
+def _row_and_col(loads: list[Load], loops: list[Loop]) -> tuple[int, int] | None:
+    """Two output dims such that some operand varies with the first only and some with the
+    second only (each is then loaded once per tile row or column), innermost first."""
+    def alone(k: int, other: int) -> bool:
+        return any(ix.mentions(ld, loops[k].var) and not ix.mentions(ld, loops[other].var)
+                   for ld in loads)
+    pairs = [(r, c) for c in range(len(loops)) for r in range(c)
+             if alone(r, c) and alone(c, r)
+             and all(not (ix.mentions(ld, loops[r].var) and ix.mentions(ld, loops[c].var))
+                     for ld in loads)]
+    return pairs[-1] if pairs else None
+
+
+def _lanes(target: Target, dtype: DType, extent: Expr) -> int | None:
+    """Lanes per vector, halved for a short extent; None when it is too short for vectors."""
+    n = _int(extent)
+    if n is not None and n < 4:
+        return None
     lanes = target.vector_bytes // dtype.np.itemsize
-    while cols is not None and lanes > 4 and lanes >= 2 * cols:
+    while n is not None and lanes > 4 and lanes >= 2 * n:
         lanes //= 2
-    vectors = 2 if cols is None or cols >= 2 * lanes else 1
-    rows = min(MAX_ROWS, (target.registers - 4) // vectors)
-    if _int(row.extent) is not None:
-        rows = min(rows, _int(row.extent))  # type: ignore[type-var]
+    return lanes
+
+
+def _column_tiles(loops: list[Loop], r: int, store: Store, dtype: DType, target: Target
+                  ) -> Stmt | None:
+    row, col = loops[r], loops[-1]
+    lanes = _lanes(target, dtype, col.extent)
+    if lanes is None:
+        return None
+    n = _int(col.extent)
+    vectors = 2 if n is None or n >= 2 * lanes else 1
+    rows = _fit(MAX_ROWS, (target.registers - 4) // vectors, row.extent)
     tile_var, col_tile, col_tail = f"{row.var}.tile", f"{col.var}.tile", f"{col.var}.tail"
     width = lanes * vectors
 
-    def tile(col_start: Expr, count: int, end: Expr | None) -> Tile:
+    def tile(col_start: Expr, count: int, masked: bool) -> Tile:
         return Tile(store.buffer, store.index, store.value, row.var,
                     ix.mul(Var(ix.I64, tile_var), ix.const(rows)), rows, row.extent, col.var,
-                    col_start, count, lanes, end)
+                    col_start, count, col.extent, lanes, "col", masked)
     full = _ceildiv(col.extent, width, floor=True)
     done = ix.mul(full, ix.const(width))
     body: list[Stmt] = []
     if _int(full) != 0:
-        body.append(Loop(col_tile, full, (tile(ix.mul(Var(ix.I64, col_tile),
-                                                       ix.const(width)), vectors, None),)))
+        start = ix.mul(Var(ix.I64, col_tile), ix.const(width))
+        body.append(Loop(col_tile, full, (tile(start, vectors, False),)))
     rest = _ceildiv(ix.sub(col.extent, done), lanes)
     if _int(rest) != 0:
         start = ix.add(done, ix.mul(Var(ix.I64, col_tail), ix.const(lanes)))
-        body.append(Loop(col_tail, rest, (tile(start, 1, col.extent),)))
-    stmt: tuple[Stmt, ...] = tuple(body)
-    for k in reversed(range(len(loops) - 1)):
-        lp = loops[k]
-        if k == r:
-            stmt = (Loop(tile_var, _ceildiv(lp.extent, rows), stmt, lp.parallel),)
-        else:
+        body.append(Loop(col_tail, rest, (tile(start, 1, True),)))
+    return _around(loops, {r: (tile_var, rows), len(loops) - 1: None}, tuple(body))
+
+
+def _sum_tiles(loops: list[Loop], pair: tuple[int, int], store: Store, total: Reduce,
+               dtype: DType, target: Target) -> Stmt | None:
+    lanes = _lanes(target, dtype, total.axes[-1][1])
+    if lanes is None:
+        return None
+    side = 4 if target.registers >= 32 else 3  # side^2 accumulators + 2 * side operand vectors
+    r, c = pair
+    rows, cols = _fit(side, side, loops[r].extent), _fit(side, side, loops[c].extent)
+    row_var, col_var = f"{loops[r].var}.tile", f"{loops[c].var}.tile"
+    tile = Tile(store.buffer, store.index, store.value, loops[r].var,
+                ix.mul(Var(ix.I64, row_var), ix.const(rows)), rows, loops[r].extent,
+                loops[c].var, ix.mul(Var(ix.I64, col_var), ix.const(cols)), cols,
+                loops[c].extent, lanes, "sum")
+    return _around(loops, {r: (row_var, rows), c: (col_var, cols)}, (tile,))
+
+
+def _around(loops: list[Loop], tiled: dict[int, tuple[str, int] | None],
+            body: tuple[Stmt, ...]) -> Stmt:
+    """The output loops around a tile's statements, in their order: a tiled dim steps by tiles
+    (name, size), one mapped to None is run inside the tile's statements."""
+    stmt = body
+    for k in reversed(range(len(loops))):
+        lp, step = loops[k], tiled.get(k)
+        if k not in tiled:
             stmt = (Loop(lp.var, lp.extent, stmt, lp.parallel),)
+        elif step is not None:
+            stmt = (Loop(step[0], _ceildiv(lp.extent, step[1]), stmt, lp.parallel),)
     return stmt[0]
+
+
+def _fit(limit: int, budget: int, extent: Expr) -> int:
+    n = min(limit, budget)
+    return n if _int(extent) is None else max(1, min(n, _int(extent)))  # type: ignore[type-var]
 
 
 def _int(e: Expr) -> int | None:

@@ -104,7 +104,7 @@ def test_tiles_fit_the_target():
         p = schedule(lower(g), target)
         tiles = [s for k in p.kernels for s in statements(k.body) if isinstance(s, Tile)]
         assert tiles and {t.lanes for t in tiles} == {lanes}
-        assert all(t.rows * t.vectors <= target.registers - 4 for t in tiles)
+        assert all(t.rows * t.cols <= target.registers - 4 for t in tiles)
 
 
 def conv_graph(pad: int, stride: int) -> Graph:
@@ -133,3 +133,43 @@ def test_convolutions_read_an_explicitly_padded_input(pad, stride):
     assert not guarded
     if stride == 1:
         assert Tile in kinds(ng)
+
+
+def linear_t(k: int, m: int) -> Graph:
+    """x @ w^T with w as [out, in] (PyTorch's layout): both operands contiguous along the sum."""
+    g = Graph("linear_t")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse(f"f32[N, {k}]"))
+    w = b.input("w", TensorType.parse(f"f32[{m}, {k}]"))
+    g.set_output("y", b.tanh(b.matmul(x, b.transpose(w, perm=(1, 0)))))
+    return g
+
+
+@pytest.mark.parametrize("n,k,m", [(1, 4, 1), (3, 5, 7), (9, 16, 4), (5, 33, 9), (6, 70, 13),
+                                   (2, 300, 3)])
+def test_lanes_along_the_sum_for_transposed_weights(n, k, m):
+    """Lanes split the sum (a masked remainder when k is not a multiple of them); rows and
+    columns past the edge are clamped; the lanes are added up before the epilogue."""
+    rng = np.random.default_rng(n + k + m)
+    ng = check(linear_t(k, m), {"x": rng.standard_normal((n, k)).astype(np.float32),
+                                "w": rng.standard_normal((m, k)).astype(np.float32)})
+    tiles = [s for kern in ng.program.kernels for s in statements(kern.body)
+             if isinstance(s, Tile)]
+    assert [t.along for t in tiles] == ["sum"]
+
+
+@pytest.mark.parametrize("size,stride", [(9, 1), (20, 1), (7, 2)])
+def test_conv_weight_gradient_tiles(size, stride):
+    g = Graph("dw")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse(f"f32[N, 5, {size}, {size}]"))
+    out = (size + 2 - 3) // stride + 1
+    gy = b.input("g", TensorType.parse(f"f32[N, 6, {out}, {out}]"))
+    g.set_output("dw", b.conv_weight_grad(x, gy, kernel=(3, 3), stride=(stride, stride),
+                                          padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1))
+    rng = np.random.default_rng(size)
+    ng = check(g, {"x": rng.standard_normal((3, 5, size, size)).astype(np.float32),
+                   "g": rng.standard_normal((3, 6, out, out)).astype(np.float32)})
+    if stride == 1:
+        assert any(isinstance(s, Tile) and s.along == "sum"
+                   for kern in ng.program.kernels for s in statements(kern.body))

@@ -411,8 +411,8 @@ def _work(stmts: tuple[Stmt, ...]) -> Expr:
             total = Op(DType.i64, "add", (total, inner))
         elif isinstance(s, (Store, Tile)):
             if isinstance(s, Tile):
-                total = Op(DType.i64, "mul", (total, Const(DType.i64, s.rows * s.vectors
-                                                           * s.lanes)))
+                cells = s.rows * s.cols * (s.lanes if s.along == "col" else 1)
+                total = Op(DType.i64, "mul", (total, Const(DType.i64, cells)))
             for e in walk(s.value):
                 if isinstance(e, Reduce):
                     for _, extent in e.axes:

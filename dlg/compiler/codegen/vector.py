@@ -1,13 +1,15 @@
 """Register tiles on the CPU: a kernel-IR `Tile` as explicit LLVM vector code.
 
-The tile's rows become scalar row indices (clamped at the edge) and its columns vectors of
-`lanes` consecutive elements. Its sum runs as the sum's own loops around rows x vectors
-multiply-adds into accumulators that LLVM keeps in registers: an operand contiguous along the
-columns is one vector load (masked past `col_end`), one constant along them a broadcast, so each
-load feeds a row or a column of the tile. Then the value around the sum (bias, activation,
-residual: the fused epilogue) is computed on the accumulators and stored as vectors.
+The tile's rows become scalar row indices (clamped at the edge) and its columns either vectors
+of `lanes` consecutive elements (along="col") or scalar column indices too (along="sum", the
+lanes then split the sum's last axis). The sum runs as its own loops around rows x columns
+multiply-adds into vector accumulators that LLVM keeps in registers: an operand contiguous along
+the lanes is one vector load (masked past the end), one constant along them a broadcast, so each
+load feeds a whole row or column of the tile. Then the value around the sum (bias, activation,
+residual: the fused epilogue) is computed from the accumulators (added across lanes first when
+they split the sum) and stored.
 
-Expressions are evaluated lane-wise: what does not depend on the columns is scalar code from the
+Expressions are evaluated lane-wise: what does not depend on the lanes is scalar code from the
 kernel's `Emitter` (computed once, broadcast where it meets a vector); ops with a vector form in
 LLVM (arithmetic, comparisons, select, min/max, exp, sqrt) run on vectors; the others (tanh,
 casts, computed indices) one lane at a time.
@@ -15,6 +17,7 @@ casts, computed indices) one lane at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llvmlite import ir
@@ -47,49 +50,92 @@ class TileEmitter:
 
     def emit(self) -> None:
         e, b, t = self.e, self.b, self.t
-        start, extent = e.expr(t.row_start), e.expr(t.row_extent)
-        for rr in range(t.rows):
-            r = b.add(start, I64(rr))
-            e.vars[f"{t.row}#{rr}"] = b.select(b.icmp_signed("<", r, extent), r,
-                                               b.sub(extent, I64(1)))
-        first = e.expr(t.col_start)
-        end = None if t.col_end is None else e.expr(t.col_end)
-        for cc in range(t.vectors):
-            base = b.add(first, I64(cc * self.lanes))
-            e.vars[f"{t.col}#{cc}"] = base  # lane 0, for scalar addresses
-            mask = None
-            if end is not None:
-                mask = b.icmp_signed("<", self.iota(base), self.splat(end))
-            self.columns[f"{t.col}#{cc}"] = (base, mask)
+        self.bind_clamped(t.row, t.row_start, t.rows, t.row_extent)
+        if t.along == "col":
+            first = e.expr(t.col_start)
+            end = e.expr(t.col_extent)
+            for cc in range(t.cols):
+                base = b.add(first, I64(cc * self.lanes))
+                e.vars[f"{t.col}#{cc}"] = base  # lane 0, for scalar addresses
+                mask = b.icmp_signed("<", self.iota(base), self.splat(end)) if t.masked else None
+                self.columns[f"{t.col}#{cc}"] = (base, mask)
+        else:
+            self.bind_clamped(t.col, t.col_start, t.cols, t.col_extent)
         total = next(x for x in walk(t.value) if isinstance(x, Reduce))
-        cells = [(rr, cc) for rr in range(t.rows) for cc in range(t.vectors)]
+        cells = [(rr, cc) for rr in range(t.rows) for cc in range(t.cols)]
         at = {cell: {t.row: Var(DType.i64, f"{t.row}#{cell[0]}"),
-                     t.col: Var(DType.i64, f"{t.col}#{cell[1]}")}
-              for cell in cells}
-        dtype = total.dtype
-        vector = ir.VectorType(llvm_type(dtype), self.lanes)
+                     t.col: Var(DType.i64, f"{t.col}#{cell[1]}")} for cell in cells}
+        vector = ir.VectorType(llvm_type(total.dtype), self.lanes)
         accs = {cell: e.local(vector, "acc", ir.Constant(vector, total.init)) for cell in cells}
         terms = {cell: substitute(total.body, at[cell]) for cell in cells}
 
-        def nest(level: int) -> None:
-            if level == len(total.axes):
-                for cell in cells:
-                    b.store(self.accumulate(b.load(accs[cell]), terms[cell], dtype), accs[cell])
-                return
-            name, count = total.axes[level]
-
-            def body(i: ir.Value) -> None:
-                e.vars[name] = i
-                self.cache.append({})
-                nest(level + 1)
-                self.cache.pop()
-            e.loop(name, e.expr(count), body)
-        nest(0)
-        out_dtype = e.buffers[t.buffer][1]
+        def step() -> None:
+            self.cache.append({})
+            for cell in cells:
+                b.store(self.accumulate(b.load(accs[cell]), terms[cell]), accs[cell])
+            self.cache.pop()
+        loops = total.axes if t.along == "col" else total.axes[:-1]
+        self.nest(list(loops), step if t.along == "col" else lambda: self.along_sum(total, step))
         for cell in cells:
-            self.cache[-1][substitute(total, at[cell])] = b.load(accs[cell])
-            value = self.vector(substitute(t.value, at[cell]), out_dtype)
-            self.store(substitute(t.index, at[cell]), value, self.columns[at[cell][t.col].name][1])
+            acc, reduced = b.load(accs[cell]), substitute(total, at[cell])
+            if t.along == "col":
+                self.cache[-1][reduced] = acc
+                mask = self.columns[at[cell][t.col].name][1]  # type: ignore[attr-defined]
+                self.store(substitute(t.index, at[cell]), self.vector(substitute(t.value,
+                                                                                at[cell])), mask)
+            else:
+                e.scopes[-1][reduced] = self.horizontal_sum(acc)
+                e.store(t.buffer, e.expr(substitute(t.index, at[cell])),
+                        e.expr(substitute(t.value, at[cell])))
+
+    def bind_clamped(self, var: str, start: Expr, count: int, extent: Expr) -> None:
+        """Scalar values start + 0..count-1 of `var`, the ones past the extent clamped to it."""
+        e, b = self.e, self.b
+        first, n = e.expr(start), e.expr(extent)
+        for k in range(count):
+            i = b.add(first, I64(k))
+            e.vars[f"{var}#{k}"] = b.select(b.icmp_signed("<", i, n), i, b.sub(n, I64(1)))
+
+    def nest(self, axes: list[tuple[str, Expr]], innermost: Callable[[], None]) -> None:
+        if not axes:
+            return innermost()
+        (name, count), rest = axes[0], axes[1:]
+
+        def body(i: ir.Value) -> None:
+            self.e.vars[name] = i
+            self.cache.append({})
+            self.nest(rest, innermost)
+            self.cache.pop()
+        self.e.loop(name, self.e.expr(count), body)
+
+    def along_sum(self, total: Reduce, step: Callable[[], None]) -> None:
+        """The sum's last axis in vectors of lanes: whole ones, then one masked remainder."""
+        e, b = self.e, self.b
+        name, count = total.axes[-1]
+        n = e.expr(count)
+        whole = b.sdiv(n, I64(self.lanes))
+
+        def run(base: ir.Value, mask: ir.Value | None) -> None:
+            e.vars[name] = base
+            self.columns[name] = (base, mask)
+            step()
+        e.loop(f"{name}.vector", whole,
+               lambda v: run(b.mul(v, I64(self.lanes)), None))
+        with b.if_then(b.icmp_signed(">", b.srem(n, I64(self.lanes)), I64(0))):
+            e.scopes.append({})  # values computed here do not dominate what follows
+            base = b.mul(whole, I64(self.lanes))
+            run(base, b.icmp_signed("<", self.iota(base), self.splat(n)))
+            e.scopes.pop()
+
+    def horizontal_sum(self, v: ir.Value) -> ir.Value:
+        """The lanes of v added pairwise (halves, then quarters...)."""
+        n = self.lanes
+        while n > 1:
+            n //= 2
+            halves = [self.b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined), ir.Constant(
+                ir.VectorType(I32, n), list(range(k * n, (k + 1) * n)))) for k in (0, 1)]
+            v = self.b.fadd(*halves)
+        return self.b.extract_element(v, I32(0))
 
     # -- vectors ----------------------------------------------------------------------------------
     def splat(self, value: ir.Value) -> ir.Value:
@@ -102,17 +148,17 @@ class TileEmitter:
         steps = ir.Constant(ir.VectorType(I64, self.lanes), list(range(self.lanes)))
         return self.b.add(self.splat(base), steps)
 
-    def vector(self, x: Expr, dtype: DType) -> ir.Value:
+    def vector(self, x: Expr) -> ir.Value:
         """x as a vector of lanes (a broadcast when it does not depend on the columns)."""
         v = self.vexpr(x)
         return v if isinstance(v.type, ir.VectorType) else self.splat(v)
 
-    def accumulate(self, acc: ir.Value, term: Expr, dtype: DType) -> ir.Value:
+    def accumulate(self, acc: ir.Value, term: Expr) -> ir.Value:
         if isinstance(term, Op) and term.op == "mul":
-            a, c = (self.vector(x, dtype) for x in term.args)
+            a, c = (self.vector(x) for x in term.args)
             fma = self.e.s.intrinsic("llvm.fma", acc.type, 3)
             return self.b.call(fma, [a, c, acc])
-        return self.b.fadd(acc, self.vector(term, dtype))
+        return self.b.fadd(acc, self.vector(term))
 
     def is_varying(self, x: Expr) -> bool:
         if x not in self.varying:
@@ -196,7 +242,7 @@ class TileEmitter:
         """A load whose address is computed per lane (a gather); masked-off lanes read element
         0 and give `other`."""
         b = self.b
-        index = self.vector(x.index, DType.i64)
+        index = self.vector(x.index)
         mask = self.mask_for(x, self.column_of(x))
         out = ir.Constant(ir.VectorType(llvm_type(x.dtype), self.lanes), ir.Undefined)
         for lane in range(self.lanes):
