@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from llvmlite import ir
 
 from dlg.compiler import indexing as ix
-from dlg.compiler.codegen.scalar import I64, llvm_type, memory_type
+from dlg.compiler.codegen.scalar import I64, has_vector_form, llvm_type, memory_type
 from dlg.compiler.kernel_ir import Expr, Load, Op, Reduce, Tile, Var, substitute, walk
 from dlg.ir.dtypes import DType
 
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
     from dlg.compiler.codegen.llvm_cpu import Emitter
 
 I32 = ir.IntType(32)
-VECTOR_OPS = {"add", "sub", "mul", "div", "maximum", "minimum", "max", "min", "eq", "ne", "lt",
-              "le", "gt", "ge", "logical_and", "logical_or", "logical_not", "neg", "abs", "relu",
-              "select", "exp", "log", "sqrt", "rsqrt", "floor", "ceil"}
 
 
 def emit_tile(e: Emitter, t: Tile) -> None:
@@ -41,9 +38,9 @@ def emit_tile(e: Emitter, t: Tile) -> None:
 
 
 class TileEmitter:
-    def __init__(self, e: Emitter, t: Tile):
+    def __init__(self, e: Emitter, t: Tile, lanes: int | None = None):
         self.e, self.t, self.b = e, t, e.b
-        self.lanes = t.lanes
+        self.lanes = lanes or t.lanes
         self.cache: list[dict[Expr, ir.Value]] = [{}]
         self.columns: dict[str, tuple[ir.Value, ir.Value | None]] = {}  # var -> (base, mask)
         self.varying: dict[Expr, bool] = {}
@@ -63,8 +60,7 @@ class TileEmitter:
             self.bind_clamped(t.col, t.col_start, t.cols, t.col_extent)
         total = next(x for x in walk(t.value) if isinstance(x, Reduce))
         cells = [(rr, cc) for rr in range(t.rows) for cc in range(t.cols)]
-        at = {cell: {t.row: Var(DType.i64, f"{t.row}#{cell[0]}"),
-                     t.col: Var(DType.i64, f"{t.col}#{cell[1]}")} for cell in cells}
+        at = {cell: self.at(cell[0], f"{t.col}#{cell[1]}") for cell in cells}
         vector = ir.VectorType(llvm_type(total.dtype), self.lanes)
         accs = {cell: e.local(vector, "acc", ir.Constant(vector, total.init)) for cell in cells}
         terms = {cell: substitute(total.body, at[cell]) for cell in cells}
@@ -76,17 +72,44 @@ class TileEmitter:
             self.cache.pop()
         loops = total.axes if t.along == "col" else total.axes[:-1]
         self.nest(list(loops), step if t.along == "col" else lambda: self.along_sum(total, step))
+        if t.along == "sum":
+            sums = {cell: self.horizontal_sum(b.load(accs[cell])) for cell in cells}
+            return self.sum_epilogue(total, sums)
         for cell in cells:
-            acc, reduced = b.load(accs[cell]), substitute(total, at[cell])
-            if t.along == "col":
-                self.cache[-1][reduced] = acc
-                mask = self.columns[at[cell][t.col].name][1]  # type: ignore[attr-defined]
-                self.store(substitute(t.index, at[cell]), self.vector(substitute(t.value,
-                                                                                at[cell])), mask)
-            else:
-                e.scopes[-1][reduced] = self.horizontal_sum(acc)
-                e.store(t.buffer, e.expr(substitute(t.index, at[cell])),
-                        e.expr(substitute(t.value, at[cell])))
+            self.cache[-1][substitute(total, at[cell])] = b.load(accs[cell])
+            mask = self.columns[f"{t.col}#{cell[1]}"][1]
+            self.store(substitute(t.index, at[cell]), self.vector(substitute(t.value, at[cell])),
+                       mask)
+
+    def sum_epilogue(self, total: Reduce, sums: dict[tuple[int, int], ir.Value]) -> None:
+        """Per row, the columns' sums as one vector (lanes past the extent masked off), the
+        epilogue on it and a vector store; element by element when the store is not
+        contiguous along the columns."""
+        e, b, t = self.e, self.b, self.t
+        if ix.coefficient(t.index, t.col) != 1 or t.cols == 1:
+            for (rr, cc), value in sums.items():
+                at = self.at(rr, f"{t.col}#{cc}")
+                e.scopes[-1][substitute(total, at)] = value
+                e.store(t.buffer, e.expr(substitute(t.index, at)), e.expr(substitute(t.value, at)))
+            return
+        row = TileEmitter(e, t, lanes=t.cols)
+        base, name = e.expr(t.col_start), f"{t.col}#lanes"
+        e.vars[name] = base
+        mask = row.iota(base)
+        mask = b.icmp_signed("<", mask, row.splat(e.expr(t.col_extent)))
+        row.columns[name] = (base, mask)
+        vector = ir.VectorType(llvm_type(total.dtype), t.cols)
+        for rr in range(t.rows):
+            at = self.at(rr, name)
+            packed = ir.Constant(vector, ir.Undefined)
+            for cc in range(t.cols):
+                packed = b.insert_element(packed, sums[rr, cc], I32(cc))
+            row.cache[-1][substitute(total, at)] = packed
+            row.store(substitute(t.index, at), row.vector(substitute(t.value, at)), mask)
+
+    def at(self, rr: int, col: str) -> dict[str, Expr]:
+        """The substitution that puts an expression at row rr and column variable `col`."""
+        return {self.t.row: Var(DType.i64, f"{self.t.row}#{rr}"), self.t.col: Var(DType.i64, col)}
 
     def bind_clamped(self, var: str, start: Expr, count: int, extent: Expr) -> None:
         """Scalar values start + 0..count-1 of `var`, the ones past the extent clamped to it."""
@@ -228,7 +251,7 @@ class TileEmitter:
         args = [self.vexpr(a) for a in x.args]
         arg_dtypes = [a.dtype for a in x.args]
         s = self.e.s
-        if x.op in VECTOR_OPS:
+        if has_vector_form(x.op, x.dtype):
             args = [a if isinstance(a.type, ir.VectorType) else self.splat(a) for a in args]
             return s.op(x.op, x.dtype, args, arg_dtypes)
         out = ir.Constant(ir.VectorType(llvm_type(x.dtype), self.lanes), ir.Undefined)

@@ -16,7 +16,10 @@ walk:
   materialized unless its only reader reads it element for element; so a bias add and an
   activation fuse into the matmul that feeds them (its epilogue), and elementwise producers
   fuse into the reductions that read them (their prologue), but a reduction is never
-  recomputed inside another loop.
+  recomputed inside another loop;
+- a kernel holds at most one such sum: when an elementwise op would combine several (the input
+  and hidden projections of a recurrent cell), all but the last are materialized, so every
+  contraction gets a register-tiled kernel (schedule.py tiles a single sum).
 """
 
 from __future__ import annotations
@@ -61,8 +64,12 @@ def fuse(g: Graph) -> Fusion:
         if name in BUFFERS:
             materialized |= set(node.outs)
             continue
-        inner = name in REDUCTIONS or any(v in has_reduce for v in node.inputs
-                                          if v not in materialized)
+        inline_sums = [v for v in dict.fromkeys(node.inputs)
+                       if v in has_reduce and v not in materialized]
+        for v in inline_sums[:-1]:
+            materialized.add(v)
+            cost[v] = 0
+        inner = name in REDUCTIONS or bool(inline_sums)
         own = (name not in CHEAP) + sum(cost.get(v, 0) for v in node.inputs
                                         if v not in materialized)
         for v in node.outs:
