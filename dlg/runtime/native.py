@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class NativeGraph:
                           for name, b in self.program.buffers.items() if b.kind == "constant"}
         self.plans: dict[tuple[int, ...], Plan] = {}
         self.seed = np.random.default_rng().integers(2**62)
+        self.lock = threading.Lock()  # a call fills the shared table and arena
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -113,6 +115,11 @@ class NativeGraph:
 
     def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray]
                  ) -> dict[str, np.ndarray]:
+        with self.lock:
+            return self._call(inputs, params)
+
+    def _call(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray]
+              ) -> dict[str, np.ndarray]:
         p = self.program
         env: dict[str, int] = {}
         check_input_names(self.input_names, inputs)

@@ -3,9 +3,10 @@
 Every kernel becomes a function named after its fused ops, taking a typed `noalias` pointer per
 buffer, the dims array and a random seed; one entry function, `dlg_entry(i8** buffers,
 i64* dims, i64 seed)`, calls them in order with pointers from the buffer table. Scan bodies are
-functions with the entry's signature, called once per step. The module is optimised by LLVM's
-O3 pipeline for the host CPU's name and features (AVX-512, AVX2 or NEON as available) and
-JIT-compiled with MCJIT.
+functions with the entry's signature, called once per step. A parallel loop with enough work
+becomes a chunk function run on the process's thread pool (codegen/pool.py); register tiles are
+emitted by codegen/vector.py. The module is optimised by LLVM's O3 pipeline for the host CPU's
+name and features (AVX-512, AVX2 or NEON as available) and JIT-compiled with MCJIT.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 from collections.abc import Callable
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
 from dlg.compiler.codegen.vector import emit_tile
+from dlg.compiler.codegen import pool
+from dlg.compiler.codegen.pool import MAX_WORDS
 from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
 from dlg.compiler.kernel_ir import (
     CallScan,
@@ -148,7 +152,7 @@ def _chunk_function(m: ir.Module, p: Program, kernel: Kernel, loop: Loop, name: 
 
 
 def _trampoline(m: ir.Module, chunk: ir.Function) -> ir.Function:
-    """`void *run(void *args)` for pthread_create: args is an i64 array holding the chunk's
+    """`void *run(void *args)` for the thread pool: args is an i64 array holding the chunk's
     arguments (pointers as integers)."""
     fn = ir.Function(m, ir.FunctionType(I8P, [I8P]), f"{chunk.name}.thread")
     fn.linkage = "internal"
@@ -227,7 +231,7 @@ class Emitter:
                 for k, a in enumerate(args):
                     value = b.ptrtoint(a, I64) if isinstance(a.type, ir.PointerType) else a
                     b.store(value, b.gep(words, [I64(0), I64(k)]))
-                b.call(_run_parallel(self.m), [trampoline, b.bitcast(words, I64.as_pointer()),
+                b.call(pool.declare(self.m), [trampoline, b.bitcast(words, I64.as_pointer()),
                                                I64(len(args) + 2), extent, count])
             with otherwise:
                 b.call(chunk, args + [I64(0), extent])
@@ -420,70 +424,6 @@ def _work(stmts: tuple[Stmt, ...]) -> Expr:
     return total
 
 
-MAX_WORDS = 128  # a chunk's arguments (buffers, dims, seed, start, end) as words
-
-
-def _run_parallel(m: ir.Module) -> ir.Function:
-    """`dlg.run_parallel(run, template, words, extent, count)`, once per module: split
-    [0, extent) into `count` parts; each thread gets the template's words with its own
-    (start, end) as the last two; part 0 runs on the calling thread; then join."""
-    if "dlg.run_parallel" in m.globals:
-        return m.globals["dlg.run_parallel"]
-    run_type = ir.FunctionType(I8P, [I8P]).as_pointer()
-    fn = ir.Function(m, ir.FunctionType(ir.VoidType(), [run_type, I64.as_pointer(), I64, I64,
-                                                        I64]), "dlg.run_parallel")
-    fn.linkage = "internal"
-    run, template, n, extent, count = fn.args
-    e = Emitter(m, fn, {}, [], ir.Constant(I64.as_pointer(), None), I64(0), {})
-    b = e.b
-    rows = e.alloca_builder.alloca(ir.ArrayType(ir.ArrayType(I64, MAX_WORDS), MAX_THREADS))
-    ids = e.alloca_builder.alloca(ir.ArrayType(I64, MAX_THREADS))
-    size = b.sdiv(b.add(extent, b.sub(count, I64(1))), count)
-    create, join = _pthread(m)
-
-    def row_of(t: ir.Value) -> ir.Value:
-        return b.gep(rows, [I64(0), t])
-
-    def fill(t: ir.Value) -> None:
-        row = row_of(t)
-        e.loop("word", b.sub(n, I64(2)), lambda k: b.store(
-            b.load(b.gep(template, [k])), b.gep(row, [I64(0), k])))
-        lo = b.mul(t, size)
-        hi = b.add(lo, size)
-        b.store(lo, b.gep(row, [I64(0), b.sub(n, I64(2))]))
-        b.store(b.select(b.icmp_signed("<", hi, extent), hi, extent),
-                b.gep(row, [I64(0), b.sub(n, I64(1))]))
-    e.loop("fill", count, fill)
-
-    def start(t: ir.Value) -> None:
-        t1 = b.add(t, I64(1))
-        slot = b.gep(ids, [I64(0), t1])
-        arg = b.bitcast(row_of(t1), I8P)
-        rc = b.call(create, [b.bitcast(slot, I8P), ir.Constant(I8P, None), run, arg])
-        with b.if_then(b.icmp_signed("!=", rc, ir.IntType(32)(0))):
-            b.store(I64(0), slot)  # no thread: run this part here
-            b.call(run, [arg])
-    e.loop("spawn", b.sub(count, I64(1)), start)
-    b.call(run, [b.bitcast(row_of(I64(0)), I8P)])
-
-    def wait(t: ir.Value) -> None:
-        thread = b.load(b.gep(ids, [I64(0), b.add(t, I64(1))]))
-        with b.if_then(b.icmp_signed("!=", thread, I64(0))):
-            b.call(join, [thread, ir.Constant(I8P.as_pointer(), None)])
-    e.loop("join", b.sub(count, I64(1)), wait)
-    b.ret_void()
-    return fn
-
-
-def _pthread(m: ir.Module) -> tuple[ir.Function, ir.Function]:
-    """pthread_create and pthread_join (pthread_t is an integer on Linux)."""
-    if "pthread_create" not in m.globals:
-        run = ir.FunctionType(I8P, [I8P]).as_pointer()
-        ir.Function(m, ir.FunctionType(ir.IntType(32), [I8P, I8P, run, I8P]), "pthread_create")
-        ir.Function(m, ir.FunctionType(ir.IntType(32), [I64, I8P.as_pointer()]), "pthread_join")
-    return m.globals["pthread_create"], m.globals["pthread_join"]
-
-
 # ---- JIT -----------------------------------------------------------------------------------------
 @functools.cache
 def _initialize() -> None:
@@ -528,6 +468,7 @@ class Jitted:
     the engine alive)."""
 
     def __init__(self, object_code: bytes):
+        pool.start(_cores() - 1, new_target_machine)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
         self.engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
         self.engine.finalize_object()
@@ -539,6 +480,10 @@ class Jitted:
         """The `dlg_profile` array of a module built with profiling, else None."""
         address = self.engine.get_global_value_address(PROFILE)
         return (ctypes.c_int64 * kernels).from_address(address) if address else None
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def host_target() -> Target:

@@ -1,0 +1,232 @@
+"""The thread pool that parallel loops run on, as a small LLVM module JIT-compiled once per
+process.
+
+Creating a thread per parallel loop costs tens of microseconds, more than a whole small kernel
+(an RNN step's matmul) takes, so the workers are started once and wait. A parallel loop calls
+`dlg_run_parallel(run, template, words, extent, count)`: [0, extent) is split into `count`
+parts; each part is `run(row)` where row is the template's words with the part's (start, end)
+as the last two. The caller publishes the job, wakes the workers and takes parts too (an atomic
+counter hands them out), then waits until every worker has finished with the job, so no worker
+can still be reading it when the next one is published. Workers spin briefly for the next job
+(a scan calls its kernels back to back), then sleep on a condition variable. One job runs at a
+time; in a forked child, which has none of the workers, the caller runs every part itself.
+
+Compiled graph modules declare `dlg_run_parallel` and MCJIT resolves it to this module's
+function (`llvm.add_symbol`), so cached object code stays valid across processes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+I8, I32, I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+I8P = I8.as_pointer()
+RUN = ir.FunctionType(I8P, [I8P]).as_pointer()
+RUN_PARALLEL = "dlg_run_parallel"
+RUN_PARALLEL_TYPE = ir.FunctionType(ir.VoidType(), [RUN, I64.as_pointer(), I64, I64, I64])
+MAX_WORDS = 128  # a part's arguments (buffers, dims, seed, start, end) as words
+SPINS = 1 << 15  # polls of the job counter before a worker sleeps (tens of microseconds)
+SYNC_BYTES = 128  # room for a pthread mutex or condition variable on any platform
+
+
+def declare(m: ir.Module) -> ir.Function:
+    """`dlg_run_parallel` in a graph module (resolved when its code is loaded)."""
+    if RUN_PARALLEL not in m.globals:
+        ir.Function(m, RUN_PARALLEL_TYPE, RUN_PARALLEL)
+    return m.globals[RUN_PARALLEL]
+
+
+@functools.cache
+def start(workers: int, machine: Callable[[], llvm.TargetMachine]) -> object:
+    """Compile the pool, start `workers` threads and make `dlg_run_parallel` resolvable; once per
+    process. Returns the engine, which must stay alive."""
+    mod = llvm.parse_assembly(str(_module()))
+    engine = llvm.create_mcjit_compiler(mod, machine())
+    engine.finalize_object()
+    llvm.add_symbol(RUN_PARALLEL, engine.get_function_address(RUN_PARALLEL))
+    ctypes.CFUNCTYPE(None, ctypes.c_int64)(engine.get_function_address("dlg_pool_start"))(workers)
+    return engine
+
+
+def _module() -> ir.Module:
+    m = ir.Module("dlg_pool")
+    m.triple = llvm.get_process_triple()
+    state = {name: _global(m, name, I64) for name in (
+        "generation", "finished", "next", "extent", "size", "count", "words", "workers", "pid")}
+    state["run"] = _global(m, "run", RUN)
+    state["template"] = _global(m, "template", I64.as_pointer())
+    sync = {name: _global(m, name, ir.ArrayType(I8, SYNC_BYTES)) for name in (
+        "lock", "job_lock", "work", "done")}
+    libc = _libc(m)
+    b_sync = {k: v.bitcast(I8P) for k, v in sync.items()}
+    work_loop = _work_loop(m, state)
+    worker = _worker(m, state, b_sync, libc, work_loop)
+    _pool_start(m, state, b_sync, libc, worker)
+    _run_parallel(m, state, b_sync, libc, work_loop)
+    return m
+
+
+def _global(m: ir.Module, name: str, t: ir.Type) -> ir.GlobalVariable:
+    g = ir.GlobalVariable(m, t, f"dlg_pool.{name}")
+    g.linkage = "internal"
+    g.initializer = ir.Constant(t, None)
+    g.align = 64
+    return g
+
+
+def _libc(m: ir.Module) -> dict[str, ir.Function]:
+    sigs = {"pthread_mutex_init": [I8P, I8P], "pthread_mutex_lock": [I8P],
+            "pthread_mutex_unlock": [I8P], "pthread_cond_init": [I8P, I8P],
+            "pthread_cond_wait": [I8P, I8P], "pthread_cond_broadcast": [I8P],
+            "pthread_create": [I8P, I8P, RUN, I8P], "pthread_detach": [I64]}
+    fns = {name: ir.Function(m, ir.FunctionType(I32, args), name) for name, args in sigs.items()}
+    fns["getpid"] = ir.Function(m, ir.FunctionType(I32, []), "getpid")
+    return fns
+
+
+def _function(m: ir.Module, name: str, t: ir.FunctionType) -> tuple[ir.Function, ir.IRBuilder]:
+    fn = ir.Function(m, t, name)
+    return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+
+def _while(b: ir.IRBuilder, condition: Callable[[], ir.Value], body: Callable[[], None]) -> None:
+    fn = b.function
+    head, inner, done = (fn.append_basic_block(s) for s in ("while.head", "while.body",
+                                                            "while.done"))
+    b.branch(head)
+    b.position_at_end(head)
+    b.cbranch(condition(), inner, done)
+    b.position_at_end(inner)
+    body()
+    b.branch(head)
+    b.position_at_end(done)
+
+
+def _load(b: ir.IRBuilder, g: ir.GlobalVariable) -> ir.Value:
+    return b.load_atomic(g, "acquire", 8)
+
+
+def _work_loop(m: ir.Module, state: dict) -> ir.Function:
+    """Take parts from the counter until none is left."""
+    fn, b = _function(m, "dlg_pool.take_parts", ir.FunctionType(ir.VoidType(), []))
+    fn.linkage = "internal"
+    row = b.alloca(ir.ArrayType(I64, MAX_WORDS), name="row")
+    part = b.alloca(I64, name="part")
+    copied = b.alloca(I64, name="k")
+    b.store(b.atomic_rmw("add", state["next"], I64(1), "acq_rel"), part)
+
+    def body() -> None:
+        p = b.load(part)
+        words = b.load(state["words"])
+        template = b.load(state["template"])
+        b.store(I64(0), copied)
+
+        def copy() -> None:
+            k = b.load(copied)
+            b.store(b.load(b.gep(template, [k])), b.gep(row, [I64(0), k]))
+            b.store(b.add(k, I64(1)), copied)
+        _while(b, lambda: b.icmp_signed("<", b.load(copied), b.sub(words, I64(2))), copy)
+        size, extent = b.load(state["size"]), b.load(state["extent"])
+        lo = b.mul(p, size)
+        hi = b.add(lo, size)
+        b.store(lo, b.gep(row, [I64(0), b.sub(words, I64(2))]))
+        b.store(b.select(b.icmp_signed("<", hi, extent), hi, extent),
+                b.gep(row, [I64(0), b.sub(words, I64(1))]))
+        b.call(b.load(state["run"]), [b.bitcast(row, I8P)])
+        b.store(b.atomic_rmw("add", state["next"], I64(1), "acq_rel"), part)
+    _while(b, lambda: b.icmp_signed("<", b.load(part), b.load(state["count"])), body)
+    b.ret_void()
+    return fn
+
+
+def _worker(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function
+            ) -> ir.Function:
+    """Forever: wait for a new generation (spinning, then sleeping), then take parts."""
+    fn, b = _function(m, "dlg_pool.worker", ir.FunctionType(I8P, [I8P]))
+    fn.linkage = "internal"
+    seen = b.alloca(I64, name="seen")
+    spins = b.alloca(I64, name="spins")
+    b.store(I64(0), seen)
+    loop = fn.append_basic_block("forever")
+    b.branch(loop)
+    b.position_at_end(loop)
+    b.store(I64(0), spins)
+
+    def same() -> ir.Value:
+        return b.icmp_signed("==", _load(b, state["generation"]), b.load(seen))
+    _while(b, lambda: b.and_(same(), b.icmp_signed("<", b.load(spins), I64(SPINS))),
+           lambda: b.store(b.add(b.load(spins), I64(1)), spins))
+    b.call(libc["pthread_mutex_lock"], [sync["lock"]])
+    _while(b, same, lambda: b.call(libc["pthread_cond_wait"], [sync["work"], sync["lock"]]))
+    b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
+    b.store(_load(b, state["generation"]), seen)
+    b.call(work, [])
+    finished = b.atomic_rmw("add", state["finished"], I64(1), "acq_rel")
+    with b.if_then(b.icmp_signed("==", b.add(finished, I64(1)), _load(b, state["workers"]))):
+        b.call(libc["pthread_mutex_lock"], [sync["lock"]])
+        b.call(libc["pthread_cond_broadcast"], [sync["done"]])
+        b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
+    b.branch(loop)
+    return fn
+
+
+def _pool_start(m: ir.Module, state: dict, sync: dict, libc: dict, worker: ir.Function
+                ) -> None:
+    fn, b = _function(m, "dlg_pool_start", ir.FunctionType(ir.VoidType(), [I64]))
+    null = ir.Constant(I8P, None)
+    for name in ("lock", "job_lock"):
+        b.call(libc["pthread_mutex_init"], [sync[name], null])
+    for name in ("work", "done"):
+        b.call(libc["pthread_cond_init"], [sync[name], null])
+    thread = b.alloca(I64, name="thread")
+    started = b.alloca(I64, name="started")
+    b.store(I64(0), started)
+
+    tries = b.alloca(I64, name="tries")
+    b.store(I64(0), tries)
+
+    def spawn() -> None:
+        rc = b.call(libc["pthread_create"], [b.bitcast(thread, I8P), null, worker, null])
+        with b.if_then(b.icmp_signed("==", rc, I32(0))):
+            b.call(libc["pthread_detach"], [b.load(thread)])
+            b.store(b.add(b.load(started), I64(1)), started)
+        b.store(b.add(b.load(tries), I64(1)), tries)
+    _while(b, lambda: b.icmp_signed("<", b.load(tries), fn.args[0]), spawn)
+    b.store_atomic(b.load(started), state["workers"], "release", 8)
+    b.store(b.sext(b.call(libc["getpid"], []), I64), state["pid"])
+    b.ret_void()
+
+
+def _run_parallel(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function) -> None:
+    fn, b = _function(m, RUN_PARALLEL, RUN_PARALLEL_TYPE)
+    run, template, words, extent, count = fn.args
+    b.call(libc["pthread_mutex_lock"], [sync["job_lock"]])
+    for name, value in (("run", run), ("template", template), ("words", words),
+                        ("extent", extent), ("count", count),
+                        ("size", b.sdiv(b.add(extent, b.sub(count, I64(1))), count))):
+        b.store(value, state[name])
+    b.store_atomic(I64(0), state["next"], "release", 8)
+    b.store_atomic(I64(0), state["finished"], "release", 8)
+    workers = _load(b, state["workers"])
+    here = b.icmp_signed("==", b.sext(b.call(libc["getpid"], []), I64), b.load(state["pid"]))
+    pooled = b.and_(here, b.icmp_signed(">", workers, I64(0)))
+    with b.if_else(pooled) as (then, otherwise):
+        with then:
+            b.call(libc["pthread_mutex_lock"], [sync["lock"]])
+            b.atomic_rmw("add", state["generation"], I64(1), "acq_rel")
+            b.call(libc["pthread_cond_broadcast"], [sync["work"]])
+            b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
+            b.call(work, [])
+            b.call(libc["pthread_mutex_lock"], [sync["lock"]])
+            _while(b, lambda: b.icmp_signed("<", _load(b, state["finished"]), workers),
+                   lambda: b.call(libc["pthread_cond_wait"], [sync["done"], sync["lock"]]))
+            b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
+        with otherwise:
+            b.call(work, [])  # no workers in this process: every part here
+    b.call(libc["pthread_mutex_unlock"], [sync["job_lock"]])
+    b.ret_void()

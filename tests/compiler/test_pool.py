@@ -1,0 +1,54 @@
+"""The thread pool under parallel loops: many jobs back to back, callers on several Python
+threads at once, and a forked child (which has no workers) — in a subprocess with a timeout, so
+a deadlock fails the test instead of hanging pytest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent("""
+    import os, threading
+    import numpy as np
+    from dlg.ir import Builder, Graph, TensorType
+    from dlg.runtime.native import NativeGraph
+
+    os.environ["DLG_NUM_THREADS"] = "4"
+    g = Graph("big")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[N, 256]"))
+    w = b.input("w", TensorType.parse("f32[256, 256]"))
+    g.set_output("y", b.tanh(b.matmul(x, w)))
+    ng = NativeGraph(g)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((n, 256)).astype(np.float32) for n in (64, 200)]
+    w = rng.standard_normal((256, 256)).astype(np.float32) / 16
+    want = [np.tanh(x.astype(np.float64) @ w) for x in xs]
+
+    wrong = []
+
+    def check(k):
+        for i in range(200):
+            got = ng({"x": xs[(i + k) % 2], "w": w}, {})["y"]
+            if not np.allclose(got, want[(i + k) % 2], rtol=1e-4, atol=1e-5):
+                wrong.append((k, i))
+
+    threads = [threading.Thread(target=check, args=(k,)) for k in range(3)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not wrong, wrong[:5]
+    pid = os.fork()
+    if pid == 0:
+        check(0)
+        os._exit(1 if wrong else 0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, status
+    print("ok")
+""")
+
+
+def test_jobs_from_threads_and_a_forked_child():
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
