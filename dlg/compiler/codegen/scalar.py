@@ -4,8 +4,8 @@ only place that says what `exp` or `maximum` means in compiled code.
 The choices follow NumPy (the reference): NaN propagates through maximum/minimum/relu/sign and
 reductions, comparisons with NaN are false except `ne`, sigmoid never overflows, float to int
 casts truncate. No fast-math flags: results stay comparable with the
-interpreter (the speed issue revisits this, with the tolerances it costs). float32 tanh is a
-rational approximation within a few ulps, so that it vectorises.
+interpreter (the speed issue revisits this, with the tolerances it costs). float32 exp and tanh
+are polynomial approximations within a few ulps, so that they vectorise.
 """
 
 from __future__ import annotations
@@ -207,12 +207,44 @@ def _tanh(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Val
     return b.select(small, x, ratio)
 
 
+# exp(x) = 2^n * e^r with n = round(x / ln 2) and r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 in
+# two parts, Cody and Waite's), e^r by its degree-6 Taylor polynomial and 2^n as float bits,
+# in two halves so that results down to the smallest subnormal are reached: within 2 float32
+# ulps (tests/compiler/test_scalar.py), and unlike a libm call it vectorises.
+EXP_HIGH, EXP_LOW = 88.72283935546875, -103.972084045410  # above: inf; below: 0
+LN2_HIGH, LN2_LOW = 0.693359375, -2.12194440e-4
+
+
+def _exp(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+    x = a[0]
+    if dtype != DType.f32:
+        return s.b.call(s.intrinsic("llvm.exp", x.type), [x])
+    b, c = s.b, (lambda v: ir.Constant(x.type, v))
+    ints = (ir.VectorType(ir.IntType(32), x.type.count) if isinstance(x.type, ir.VectorType)
+            else ir.IntType(32))
+    clamped = b.select(b.fcmp_ordered(">", x, c(EXP_HIGH)), c(EXP_HIGH), x)
+    clamped = b.select(b.fcmp_ordered("<", clamped, c(EXP_LOW)), c(EXP_LOW), clamped)
+    n = b.call(s.intrinsic("llvm.floor", x.type), [b.fadd(b.fmul(clamped, c(1.4426950408889634)),
+                                                          c(0.5))])
+    r = b.fsub(b.fsub(clamped, b.fmul(n, c(LN2_HIGH))), b.fmul(n, c(LN2_LOW)))
+    p = c(1 / 720)
+    for k in (1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0):
+        p = b.fadd(b.fmul(p, r), c(k))
+    whole = b.fptosi(n, ints)
+    half = b.ashr(whole, ir.Constant(ints, 1))
+    for part in (half, b.sub(whole, half)):
+        bits = b.shl(b.add(part, ir.Constant(ints, 127)), ir.Constant(ints, 23))
+        p = b.fmul(p, b.bitcast(bits, x.type))
+    p = b.select(b.fcmp_ordered(">", x, c(EXP_HIGH)), c(float("inf")), p)
+    p = b.select(b.fcmp_ordered("<", x, c(EXP_LOW)), c(0.0), p)
+    return b.select(b.fcmp_unordered("uno", x, x), x, p)
+
+
 def _sigmoid(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
     """1 / (1 + e) for x >= 0, else e / (1 + e), with e = exp(-|x|): no overflow, and small
     results keep their relative precision (log(sigmoid(x)) stays finite and right)."""
     b, x = s.b, a[0]
-    e = b.call(s.intrinsic("llvm.exp", x.type), [b.fneg(b.call(s.intrinsic("llvm.fabs", x.type),
-                                                                [x]))])
+    e = _exp(s, dtype, [b.fneg(b.call(s.intrinsic("llvm.fabs", x.type), [x]))], dt)
     share = b.fdiv(ir.Constant(x.type, 1.0), b.fadd(ir.Constant(x.type, 1.0), e))
     return b.select(b.fcmp_ordered("<", x, ir.Constant(x.type, 0.0)), b.fmul(e, share), share)
 
@@ -250,7 +282,7 @@ _OPS.update({
     "logical_not": lambda s, d, a, dt: s.b.not_(a[0]),
     "neg": _neg, "abs": _abs, "relu": _relu, "sign": _sign, "sigmoid": _sigmoid,
     "rsqrt": _rsqrt, "select": _select, "clamp": _clamp,
-    "exp": _unary_intrinsic("llvm.exp"), "log": _unary_intrinsic("llvm.log"),
+    "exp": _exp, "log": _unary_intrinsic("llvm.log"),
     "sqrt": _unary_intrinsic("llvm.sqrt"), "sin": _unary_intrinsic("llvm.sin"),
     "cos": _unary_intrinsic("llvm.cos"), "floor": _unary_intrinsic("llvm.floor"),
     "ceil": _unary_intrinsic("llvm.ceil"), "tanh": _tanh, "erf": _libm("erf"),
