@@ -131,8 +131,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="save the trained weights (.safetensors or .npz)")
     train.add_argument("--plot", type=Path, metavar="PNG",
                        help="write the loss/metric curves to an image (needs matplotlib)")
-    train.add_argument("--compiled", action="store_true",
-                       help="run each step as one native call (compiled first; cached on disk)")
+    train.add_argument("--interpreter", action="store_true",
+                       help="run each step on the NumPy interpreter instead of as one native "
+                       "call (the default: compiled first, then cached on disk)")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(run=_train)
 
@@ -266,7 +267,7 @@ def _train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     history = m.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
                     lr=args.lr, validation_data=(data.x_test, data.y_test), seed=args.seed,
-                    verbose=0 if args.quiet else 1, compiled=args.compiled)
+                    verbose=0 if args.quiet else 1, compiled=not args.interpreter)
     elapsed = time.perf_counter() - start
     if args.quiet:  # otherwise each epoch's bar already shows these
         for epoch, values in zip(history.epoch, zip(*history.history.values())):

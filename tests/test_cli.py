@@ -126,7 +126,7 @@ def test_train_digits_with_npz_and_lr(capsys, tmp_path):
     np.savez(tmp_path / "d.npz", x=x[:200], y=y[:200])
     code, out, err = run_cli(capsys, "train", MODELS / "mlp.dlg", "--data",
                              f"npz:{tmp_path / 'd.npz'}", "--epochs", "1", "--lr", "0.05",
-                             "--batch-size", "50", "-q", "-o", tmp_path / "w.npz", "--compiled")
+                             "--batch-size", "50", "-q", "-o", tmp_path / "w.npz", "--interpreter")
     assert code == 0, err
     assert "160 train / 40 test" in err and "accuracy" in out
     assert set(np.load(tmp_path / "w.npz")) == set(dlg.load(MODELS / "mlp.dlg").params)

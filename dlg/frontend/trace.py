@@ -50,7 +50,7 @@ def trace_train(module: Module, loss_fn: Callable[..., Any], optimizer: Any, exa
                 example_y: Any) -> Model:
     """A model with a training step: `module` traced in eval mode for inference, and
     `loss_fn(module(x), y)` traced in training mode, with the optimizer's hyper-parameters, so
-    `m.fit(x, y, compiled=True)` or `m.train_step(compiled=True)` trains it natively."""
+    `m.fit(x, y)` or `m.train_step(compiled=True)` trains it natively."""
     was_training = module.training
     module.eval()
     model = trace(module, example_x)

@@ -140,14 +140,15 @@ class Model:
 
     def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             validation_data: tuple[Any, Any] | None = None, seed: int | None = 0,
-            verbose: int = 1, lr: float | None = None, compiled: bool = False) -> History:
+            verbose: int = 1, lr: float | None = None, compiled: bool = True) -> History:
         """Train with the train section's loss, metrics, optimizer and schedule (Keras-like).
 
         `x`/`y` are arrays (or dicts by input name); returns a `History` of per-epoch loss
         and metrics (and `val_*` ones with `validation_data`). Optimizer state and the epoch
         count carry over between calls, so `fit` twice continues training. `lr` replaces the
-        train section's learning rate (a schedule then starts from it). `compiled=True` runs
-        each step as one native call (compiled on the first fit).
+        train section's learning rate (a schedule then starts from it). Each step is one native
+        call (compiled on the first fit, then cached on disk); `compiled=False` runs the NumPy
+        interpreter instead.
         """
         if not (isinstance(epochs, int) and epochs >= 0):
             raise DlgValueError(f"epochs must be a non-negative int, got {epochs!r}")

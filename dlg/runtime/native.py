@@ -50,9 +50,10 @@ class Plan:
 class NativeGraph:
     def __init__(self, graph: Graph, loss: str | None = None,
                  options: CompileOptions | None = None,
-                 prebuilt: tuple[bytes, str] | None = None):
+                 prebuilt: tuple[bytes, str] | None = None, seed: int | None = None):
         """With `prebuilt` (object code and its cache key, from an artifact) nothing is
-        compiled: the graph is lowered again and must give the module the code was built from."""
+        compiled: the graph is lowered again and must give the module the code was built from.
+        `seed` fixes the random draws (dropout masks) of the calls, in order."""
         self.options = options or CompileOptions()
         compiled = compile_graph(graph, loss, self.options)
         self.key = cache.cache_key(str(compiled.module))
@@ -83,7 +84,7 @@ class NativeGraph:
         self.constants = {name: np.array(b.value, order="C")
                           for name, b in self.program.buffers.items() if b.kind == "constant"}
         self.plans: dict[tuple[int, ...], Plan] = {}
-        self.seed = np.random.default_rng().integers(2**62)
+        self.seed = np.random.default_rng(seed).integers(2**62)
         self.lock = threading.Lock()  # a call fills the shared table and arena
 
     @property

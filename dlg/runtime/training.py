@@ -107,7 +107,9 @@ class TrainStep:
         self.interpreter = Interpreter(model.interpreter.rng.integers(2**63))
         self.steps = 0
         self._checks = label_checks(model.train_graph)
-        self.native = NativeGraph(self.graph, spec.loss, options) if compiled else None
+        self.native = (NativeGraph(self.graph, spec.loss, options,
+                                   seed=int(model.interpreter.rng.integers(2**62)))
+                       if compiled else None)
 
     @classmethod
     def prebuilt(cls, model: Model, spec: TrainSpec, graph: Graph,
