@@ -100,6 +100,19 @@ def test_dlgc_compile_report_emits_and_artifact(capsys, tmp_path):
     assert "// ---- after simplify ----" in capsys.readouterr().out
 
 
+def test_dlgc_compile_profile(capsys):
+    """Kernel times on random inputs add up to the call's time (cycle counts, shared out)."""
+    assert main(["compile", str(MODELS / "cnn.dlg"), "--train", "--profile", "3",
+                 "--batch", "8"]) == 0
+    head, *rows = capsys.readouterr().out.splitlines()
+    assert head.startswith("CNN at batch 8:") and "ms per call, 3 calls" in head
+    times = [float(r.split()[0]) for r in rows if " ms " in r and "more kernels" not in r]
+    assert times == sorted(times, reverse=True) and any("conv" in r for r in rows)
+    total = float(head.split(":")[1].split()[0])
+    tail = sum(float(r.split()[0]) for r in rows if "more kernels" in r)
+    assert sum(times) + tail == pytest.approx(total, rel=0.01)
+
+
 def test_dlgc_compile_errors(capsys, tmp_path):
     assert main(["compile", str(MODELS / "mlp.dlg"), "--dump-after", "fusion"]) == 1
     assert "unknown pass 'fusion'" in capsys.readouterr().err
