@@ -10,6 +10,7 @@ from __future__ import annotations
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.opdef import OpDef
+from dlg.ir.rewrite import rewrite
 from dlg.ir.types import TensorType
 
 
@@ -46,22 +47,12 @@ def decompose(g: Graph) -> Graph:
     """A copy of `g` where every composite node is replaced by its primitives."""
     if not any(n.op.is_composite for n in g):
         return g
-    out = Graph(g.name, span=g.span)
-    b = Builder(out)
-    mapping: dict[Value, Value] = {}
-    for node in g:
-        inputs = tuple(mapping[v] for v in node.inputs)
-        if node.op.is_composite:
-            with b.at(node.span):
-                new_outs = inline_composite(b, node.op, inputs, dict(node.attrs))
-        else:
-            new_outs = out.add_node(node.op, inputs, node.attrs, node.types, node.name, node.span,
-                                    node.backward).outs
-        for old, fresh in zip(node.outs, new_outs):
-            mapping[old] = fresh
-    out.outputs = [(name, mapping[v]) for name, v in g.outputs]
-    out.updates = [(name, mapping[v]) for name, v in g.updates]
-    return out
+
+    def expand(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Value, ...] | None:
+        if not node.op.is_composite:
+            return None
+        return inline_composite(b, node.op, inputs, dict(node.attrs))
+    return rewrite(g, expand)
 
 
 def expand_node(node: Node, input_types: list[TensorType]) -> Graph:

@@ -9,7 +9,8 @@ gradient share one padded input.
 from __future__ import annotations
 
 from dlg.ir.builder import Builder
-from dlg.ir.graph import Graph, Value
+from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.rewrite import rewrite
 
 PADDED = {"conv", "conv_weight_grad"}
 
@@ -17,22 +18,16 @@ PADDED = {"conv", "conv_weight_grad"}
 def explicit_padding(g: Graph) -> Graph:
     if not any(_padding(node.op.name, node.attrs) for node in g):
         return g
-    out = Graph(g.name, span=g.span)
-    b = Builder(out)
-    mapping: dict[Value, Value] = {}
-    for node in g:
-        inputs = [mapping[v] for v in node.inputs]
-        attrs = node.attrs
-        pads = _padding(node.op.name, attrs)
-        if pads:
-            inputs[0] = b.pad(inputs[0], pads=((0, 0), (0, 0), *pads))
-            attrs = {**attrs, "padding": tuple((0, 0) for _ in pads)}
-        fresh = out.add_node(node.op, tuple(inputs), attrs, node.types, node.name, node.span,
-                             node.backward)
-        mapping.update(zip(node.outs, fresh.outs))
-    out.outputs = [(name, mapping[v]) for name, v in g.outputs]
-    out.updates = [(name, mapping[v]) for name, v in g.updates]
-    return out
+
+    def pad(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Value, ...] | None:
+        pads = _padding(node.op.name, node.attrs)
+        if pads is None:
+            return None
+        x = b.pad(inputs[0], pads=((0, 0), (0, 0), *pads))
+        attrs = {**node.attrs, "padding": tuple((0, 0) for _ in pads)}
+        return b.graph.add_node(node.op, (x, *inputs[1:]), attrs, node.types, node.name,
+                                node.span, node.backward).outs
+    return rewrite(g, pad)
 
 
 def _padding(op: str, attrs: dict) -> tuple[tuple[int, int], ...] | None:
