@@ -17,46 +17,57 @@ def const(n: int) -> Expr:
     return Const(I64, int(n))
 
 
-def _int(e: Expr) -> int | None:
+def int_value(e: Expr) -> int | None:
+    """The value of a constant index expression, else None."""
     return int(e.value) if isinstance(e, Const) else None
 
 
 def add(a: Expr, b: Expr) -> Expr:
-    if _int(a) == 0:
+    if int_value(a) == 0:
         return b
-    if _int(b) == 0:
+    if int_value(b) == 0:
         return a
-    if _int(a) is not None and _int(b) is not None:
-        return const(_int(a) + _int(b))  # type: ignore[operator]
+    if int_value(a) is not None and int_value(b) is not None:
+        return const(int_value(a) + int_value(b))  # type: ignore[operator]
     return Op(I64, "add", (a, b))
 
 
 def sub(a: Expr, b: Expr) -> Expr:
-    if _int(b) == 0:
+    if int_value(b) == 0:
         return a
-    if _int(a) is not None and _int(b) is not None:
-        return const(_int(a) - _int(b))  # type: ignore[operator]
+    if int_value(a) is not None and int_value(b) is not None:
+        return const(int_value(a) - int_value(b))  # type: ignore[operator]
     return Op(I64, "sub", (a, b))
 
 
 def mul(a: Expr, b: Expr) -> Expr:
-    if _int(a) == 1:
+    if int_value(a) == 1:
         return b
-    if _int(b) == 1:
+    if int_value(b) == 1:
         return a
-    if _int(a) == 0 or _int(b) == 0:
+    if int_value(a) == 0 or int_value(b) == 0:
         return ZERO
-    if _int(a) is not None and _int(b) is not None:
-        return const(_int(a) * _int(b))  # type: ignore[operator]
+    if int_value(a) is not None and int_value(b) is not None:
+        return const(int_value(a) * int_value(b))  # type: ignore[operator]
     return Op(I64, "mul", (a, b))
 
 
 def floordiv(a: Expr, b: Expr) -> Expr:
-    return a if _int(b) == 1 else Op(I64, "floordiv", (a, b))
+    if int_value(b) == 1:
+        return a
+    x, y = int_value(a), int_value(b)
+    if x is not None and y is not None and x >= 0 and y > 0:  # the kernels' division truncates
+        return const(x // y)
+    return Op(I64, "floordiv", (a, b))
+
+
+def ceildiv(a: Expr, n: int) -> Expr:
+    """ceil(a / n) for a >= 0."""
+    return floordiv(add(a, const(n - 1)), const(n))
 
 
 def mod(a: Expr, b: Expr) -> Expr:
-    return ZERO if _int(b) == 1 else Op(I64, "mod", (a, b))
+    return ZERO if int_value(b) == 1 else Op(I64, "mod", (a, b))
 
 
 def dim(d: Dim) -> Expr:

@@ -40,7 +40,7 @@ STAGES = [name for name, _ in GRAPH_PASSES] + ["lower", "schedule", "llvm", "opt
 @dataclass
 class CompileOptions:
     dump_after: tuple[str, ...] = ()
-    profile: bool = False  # count cycles per kernel (`NativeGraph.profile`)
+    profile: bool = False  # count cycles per kernel (`native.profile_kernels`)
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     seconds: dict[str, float] = field(default_factory=dict)
 

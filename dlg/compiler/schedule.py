@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 
 from dlg.compiler import indexing as ix
 from dlg.compiler.kernel_ir import (
-    Const,
     Expr,
     Fill,
     Kernel,
@@ -135,7 +134,7 @@ def _row_and_col(loads: list[Load], loops: list[Loop]) -> tuple[int, int] | None
 
 def _lanes(target: Target, dtype: DType, extent: Expr) -> int | None:
     """Lanes per vector, halved for a short extent; None when it is too short for vectors."""
-    n = _int(extent)
+    n = ix.int_value(extent)
     if n is not None and n < 4:
         return None
     lanes = target.vector_bytes // dtype.np.itemsize
@@ -150,7 +149,7 @@ def _column_tiles(loops: list[Loop], r: int, store: Store, dtype: DType, target:
     lanes = _lanes(target, dtype, col.extent)
     if lanes is None:
         return None
-    n = _int(col.extent)
+    n = ix.int_value(col.extent)
     vectors = 2 if n is None or n >= 2 * lanes else 1
     rows = _fit(MAX_ROWS, (target.registers - 4) // vectors, row.extent)
     tile_var, col_tile, col_tail = f"{row.var}.tile", f"{col.var}.tile", f"{col.var}.tail"
@@ -160,14 +159,14 @@ def _column_tiles(loops: list[Loop], r: int, store: Store, dtype: DType, target:
         return Tile(store.buffer, store.index, store.value, row.var,
                     ix.mul(Var(ix.I64, tile_var), ix.const(rows)), rows, row.extent, col.var,
                     col_start, count, col.extent, lanes, "col", masked)
-    full = _ceildiv(col.extent, width, floor=True)
+    full = ix.floordiv(col.extent, ix.const(width))
     done = ix.mul(full, ix.const(width))
     body: list[Stmt] = []
-    if _int(full) != 0:
+    if ix.int_value(full) != 0:
         start = ix.mul(Var(ix.I64, col_tile), ix.const(width))
         body.append(Loop(col_tile, full, (tile(start, vectors, False),)))
-    rest = _ceildiv(ix.sub(col.extent, done), lanes)
-    if _int(rest) != 0:
+    rest = ix.ceildiv(ix.sub(col.extent, done), lanes)
+    if ix.int_value(rest) != 0:
         start = ix.add(done, ix.mul(Var(ix.I64, col_tail), ix.const(lanes)))
         body.append(Loop(col_tail, rest, (tile(start, 1, True),)))
     return _around(loops, {r: (tile_var, rows), len(loops) - 1: None}, tuple(body))
@@ -199,25 +198,14 @@ def _around(loops: list[Loop], tiled: dict[int, tuple[str, int] | None],
         if k not in tiled:
             stmt = (Loop(lp.var, lp.extent, stmt, lp.parallel),)
         elif step is not None:
-            stmt = (Loop(step[0], _ceildiv(lp.extent, step[1]), stmt, lp.parallel),)
+            stmt = (Loop(step[0], ix.ceildiv(lp.extent, step[1]), stmt, lp.parallel),)
     return stmt[0]
 
 
 def _fit(limit: int, budget: int, extent: Expr) -> int:
-    n = min(limit, budget)
-    return n if _int(extent) is None else max(1, min(n, _int(extent)))  # type: ignore[type-var]
-
-
-def _int(e: Expr) -> int | None:
-    return int(e.value) if isinstance(e, Const) else None
-
-
-def _ceildiv(e: Expr, n: int, floor: bool = False) -> Expr:
-    """ceil(e / n) (floor with `floor`), folded when e is a constant."""
-    up = 0 if floor else n - 1
-    if _int(e) is not None:
-        return ix.const((_int(e) + up) // n)  # type: ignore[operator]
-    return ix.floordiv(ix.add(e, ix.const(up)), ix.const(n))
+    """A tile side: within the limit and the register budget, and no longer than the dim."""
+    n, known = min(limit, budget), ix.int_value(extent)
+    return n if known is None else max(1, min(n, known))
 
 
 # ---- sums inside out -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dlg.compiler.codegen import cache
+from dlg.compiler.codegen.pool import cores
 from dlg.compiler.codegen.llvm_cpu import Jitted
 from dlg.compiler.lower import Program
 from dlg.compiler.pipeline import CompileOptions, compile_graph, object_code
@@ -157,7 +158,7 @@ def threads() -> int:
     configured = os.environ.get("DLG_NUM_THREADS", "")
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores()
 
 
 def native_array(name: str, array: np.ndarray) -> np.ndarray:

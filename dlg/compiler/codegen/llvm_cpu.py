@@ -14,16 +14,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import os
 from collections.abc import Callable
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from dlg.compiler.codegen.vector import emit_tile
 from dlg.compiler.codegen import pool
 from dlg.compiler.codegen.pool import MAX_WORDS
 from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
+from dlg.compiler.codegen.vector import emit_tile
 from dlg.compiler.kernel_ir import (
     CallScan,
     Const,
@@ -77,7 +76,7 @@ def build_module(program: Program, profile: bool = False) -> ir.Module:
         b = ir.IRBuilder(entry.append_basic_block("entry"))
         table, dim_ptr, seed = entry.args
         index = {buf: i for i, buf in enumerate(p.order)}
-        for kernel in p.kernels:
+        for k, kernel in enumerate(p.kernels):
             fn = _kernel_function(m, p, kernel, dims, functions)
             args = []
             for buf in _kernel_buffers(kernel):
@@ -88,7 +87,7 @@ def build_module(program: Program, profile: bool = False) -> ir.Module:
                 continue
             start = b.call(clock, [])
             b.call(fn, args + [dim_ptr, seed])
-            slot = b.gep(counters, [I64(0), I64(p.kernels.index(kernel))])
+            slot = b.gep(counters, [I64(0), I64(k)])
             b.store(b.add(b.load(slot), b.sub(b.call(clock, []), start)), slot)
         b.ret_void()
         functions[name] = entry
@@ -468,7 +467,7 @@ class Jitted:
     the engine alive)."""
 
     def __init__(self, object_code: bytes):
-        pool.start(_cores() - 1, new_target_machine)
+        pool.start(pool.cores() - 1, new_target_machine)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
         self.engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
         self.engine.finalize_object()
@@ -480,10 +479,6 @@ class Jitted:
         """The `dlg_profile` array of a module built with profiling, else None."""
         address = self.engine.get_global_value_address(PROFILE)
         return (ctypes.c_int64 * kernels).from_address(address) if address else None
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def host_target() -> Target:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from collections.abc import Callable
 
 import llvmlite.binding as llvm
@@ -32,6 +33,11 @@ RUN_PARALLEL_TYPE = ir.FunctionType(ir.VoidType(), [RUN, I64.as_pointer(), I64, 
 MAX_WORDS = 128  # a part's arguments (buffers, dims, seed, start, end) as words
 SPINS = 1 << 15  # polls of the job counter before a worker sleeps (tens of microseconds)
 SYNC_BYTES = 128  # room for a pthread mutex or condition variable on any platform
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def declare(m: ir.Module) -> ir.Function:

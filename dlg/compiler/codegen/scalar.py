@@ -3,9 +3,8 @@ only place that says what `exp` or `maximum` means in compiled code.
 
 The choices follow NumPy (the reference): NaN propagates through maximum/minimum/relu/sign and
 reductions, comparisons with NaN are false except `ne`, sigmoid never overflows, float to int
-casts truncate. No fast-math flags: results stay comparable with the
-interpreter (the speed issue revisits this, with the tolerances it costs). float32 exp and tanh
-are polynomial approximations within a few ulps, so that they vectorise.
+casts truncate. No fast-math flags: results stay comparable with the interpreter. float32 exp
+and tanh are polynomial approximations within a few ulps, so that they vectorise.
 """
 
 from __future__ import annotations

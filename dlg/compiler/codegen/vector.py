@@ -11,8 +11,8 @@ they split the sum) and stored.
 
 Expressions are evaluated lane-wise: what does not depend on the lanes is scalar code from the
 kernel's `Emitter` (computed once, broadcast where it meets a vector); ops with a vector form in
-LLVM (arithmetic, comparisons, select, min/max, exp, sqrt) run on vectors; the others (tanh,
-casts, computed indices) one lane at a time.
+LLVM (arithmetic, comparisons, select, min/max, float32 exp and tanh, sqrt: `has_vector_form`)
+run on vectors; the others (casts, erf, float64 tanh, computed indices) one lane at a time.
 """
 
 from __future__ import annotations
@@ -95,8 +95,7 @@ class TileEmitter:
         row = TileEmitter(e, t, lanes=t.cols)
         base, name = e.expr(t.col_start), f"{t.col}#lanes"
         e.vars[name] = base
-        mask = row.iota(base)
-        mask = b.icmp_signed("<", mask, row.splat(e.expr(t.col_extent)))
+        mask = b.icmp_signed("<", row.iota(base), row.splat(e.expr(t.col_extent)))
         row.columns[name] = (base, mask)
         vector = ir.VectorType(llvm_type(total.dtype), t.cols)
         for rr in range(t.rows):
@@ -212,8 +211,7 @@ class TileEmitter:
         mask = self.columns[column][1]
         if x.guard is None:
             return mask
-        guard = self.vexpr(x.guard)
-        guard = guard if isinstance(guard.type, ir.VectorType) else self.splat(guard)
+        guard = self.vector(x.guard)
         return guard if mask is None else self.b.and_(mask, guard)
 
     def load(self, x: Load) -> ir.Value:
