@@ -31,10 +31,11 @@ def torch_model(name: str) -> Any:
     class CNN(nn.Module):
         def __init__(self, channels=3, size=10, widths=(64,), hidden=128):
             super().__init__()
-            self.convs = nn.ModuleList()
+            self.convs = []  # conv1, conv2, ...: the .dlg files' names
             for i, w in enumerate(widths):
-                self.convs.append(nn.Conv2d(channels if i == 0 else widths[i - 1], w, 3,
-                                            padding=1))
+                conv = nn.Conv2d(channels if i == 0 else widths[i - 1], w, 3, padding=1)
+                setattr(self, f"conv{i + 1}", conv)
+                self.convs.append(conv)
             self.pool = nn.MaxPool2d(2, 2)
             side = size // 2 ** len(widths)
             self.fc1, self.fc2 = nn.Linear(widths[-1] * side * side, hidden), nn.Linear(hidden, 10)
@@ -48,11 +49,11 @@ def torch_model(name: str) -> Any:
         class Classifier(nn.Module):
             def __init__(self):
                 super().__init__()
-                self.rnn = getattr(nn, kind)(28, 128, batch_first=True)
+                setattr(self, kind.lower(), getattr(nn, kind)(28, 128, batch_first=True))
                 self.fc = nn.Linear(128, 10)
 
             def forward(self, x):
-                seq, _ = self.rnn(x)
+                seq, _ = getattr(self, kind.lower())(x)
                 return self.fc(seq[:, -1])
         return Classifier
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import dlg
+from benchmarks.peers import torch_model
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 ALL = sorted(p.name for p in MODELS.glob("*.dlg"))
@@ -44,65 +45,12 @@ def test_every_model_has_a_summary():
 
 
 # ---- PyTorch parity -------------------------------------------------------------------------
-def torch_modules():
-    torch = pytest.importorskip("torch")
-    nn, F = torch.nn, torch.nn.functional
-
-    class Net(nn.Module):  # the reference MNIST MLP
-        def __init__(self):
-            super().__init__()
-            self.fc1 = nn.Linear(784, 128)
-            self.fc2 = nn.Linear(128, 10)
-
-        def forward(self, x):
-            return F.log_softmax(self.fc2(F.relu(self.fc1(torch.flatten(x, 1)))), dim=1)
-
-    class ConvNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 32, 3, 1)
-            self.fc1 = nn.Linear(32 * 26 * 26, 128)
-            self.fc2 = nn.Linear(128, 10)
-
-        def forward(self, x):
-            x = F.relu(self.conv1(x))
-            return self.fc2(F.relu(self.fc1(x.view(x.size(0), -1))))
-
-    class CNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 64, 3, padding=1)
-            self.pool = nn.MaxPool2d(2, 2)
-            self.fc1 = nn.Linear(64 * 5 * 5, 128)
-            self.fc2 = nn.Linear(128, 10)
-
-        def forward(self, x):
-            x = self.pool(F.relu(self.conv1(x)))
-            return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
-
-    def recurrent(kind):
-        class Classifier(nn.Module):
-            def __init__(self):
-                super().__init__()
-                setattr(self, kind.lower(), getattr(nn, kind)(28, 128, batch_first=True))
-                self.fc = nn.Linear(128, 10)
-
-            def forward(self, x):
-                seq, _ = getattr(self, kind.lower())(x)
-                return self.fc(seq[:, -1])
-        return Classifier
-
-    return torch, {"mlp.dlg": Net, "convnet.dlg": ConvNet, "cnn.dlg": CNN,
-                   "rnn.dlg": recurrent("RNN"), "gru.dlg": recurrent("GRU"),
-                   "lstm.dlg": recurrent("LSTM")}
-
-
-@pytest.mark.parametrize("name", ["mlp.dlg", "convnet.dlg", "cnn.dlg", "rnn.dlg", "gru.dlg",
-                                  "lstm.dlg"])
+@pytest.mark.parametrize("name", ["mlp.dlg", "convnet.dlg", "cnn.dlg", "cifar_cnn.dlg", "rnn.dlg",
+                                  "gru.dlg", "lstm.dlg"])
 def test_matches_pytorch_with_the_same_weights(name):
-    torch, modules = torch_modules()
+    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    net = modules[name]().eval()
+    net = torch_model(name.removesuffix(".dlg")).eval()  # the benchmarks' peers
     m = dlg.load(MODELS / name)
     state = net.state_dict()
     assert list(m.params) == list(state), "parameter names and order follow PyTorch"

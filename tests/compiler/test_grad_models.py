@@ -10,7 +10,8 @@ import dlg
 from dlg.compiler.passes.autodiff import grad
 from dlg.runtime.interp import Interpreter
 from tests.compiler.gradcheck import check_gradients, to_f64
-from tests.test_models import ALL, MODELS, torch_modules
+from benchmarks.peers import torch_model
+from tests.test_models import ALL, MODELS
 
 
 def batch_for(m: dlg.Model, graph, n: int, rng: np.random.Generator, f64: bool
@@ -48,9 +49,9 @@ TORCH_LOSS = {"mlp.dlg": "nll_loss"}
 @pytest.mark.parametrize("name", ["mlp.dlg", "convnet.dlg", "cnn.dlg", "rnn.dlg", "gru.dlg",
                                   "lstm.dlg"])
 def test_model_gradients_match_torch_autograd(name):
-    torch, modules = torch_modules()
+    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
-    net = modules[name]()
+    net = torch_model(name.removesuffix(".dlg"))
     m = dlg.load(MODELS / name)
     m.load_state_dict(net.state_dict())
     inputs = batch_for(m, m.train_graph, 4, np.random.default_rng(1), f64=False)

@@ -9,7 +9,8 @@ import pytest
 import dlg
 from dlg.data import load_digits, synthetic_regression
 from dlg.errors import DlgValueError
-from tests.test_models import MODELS, torch_modules
+from benchmarks.peers import torch_model
+from tests.test_models import MODELS
 
 BN_MODEL = """
 model Net {
@@ -135,11 +136,11 @@ def test_lr_override_and_step_lr():
                                              ("RMSprop(lr=0.01, momentum=0.5)", 5e-4)])
 def test_five_steps_match_torch_optim(optimizer, atol):
     """The whole step (forward, backward, update) against PyTorch on the MNIST MLP."""
-    torch, modules = torch_modules()
+    torch = pytest.importorskip("torch")
     source = (MODELS / "mlp.dlg").read_text().replace("SGD(lr=0.01, momentum=0.9)", optimizer)
     m = dlg.loads(source)
     torch.manual_seed(0)
-    net = modules["mlp.dlg"]()
+    net = torch_model("mlp")
     m.load_state_dict(net.state_dict())
     name, _, args = optimizer.partition("(")
     kwargs = eval(f"dict({args.replace('true', 'True')}")  # noqa: S307 (our own literal)
