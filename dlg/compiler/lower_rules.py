@@ -16,6 +16,7 @@ from dlg.compiler.kernel_ir import I64, Const, Expr, Load, Loop, Op, Random, Stm
 from dlg.errors import DlgTypeError
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Node, Value
+from dlg.ir.ops.opdef import Trait
 from dlg.ir.shapes import Dim, Shape
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def rule(*names: str) -> Callable[[Rule], Rule]:
 
 
 def elementwise(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
-    if "elementwise" not in node.op.groups:
+    if Trait.ELEMENTWISE not in node.op.traits:
         raise DlgTypeError(f"the compiler has no lowering for {node.op.name}", node.span)
     args = L.inputs_at(node, idx)
     dtype = node.types[0].dtype

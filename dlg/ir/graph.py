@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 
 from dlg.errors import Span
-from dlg.ir.ops.opdef import OpDef
+from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.types import TensorType
 
 
@@ -106,7 +106,7 @@ class Graph:
     def label(self, v: Value, name: str) -> None:
         """Give a computed value the source name it was assigned to (for readable IR text)."""
         node = self.nodes[v.node]
-        if node.name is None and len(node.types) == 1 and "source" not in node.op.groups:
+        if node.name is None and len(node.types) == 1 and Trait.SOURCE not in node.op.traits:
             self.nodes[v.node] = replace(node, name=name)
 
     # -- reading --------------------------------------------------------------------------------

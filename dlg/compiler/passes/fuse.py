@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.ops.opdef import ELEMENTWISE
+from dlg.ir.ops.opdef import Trait
 
 BUFFERS = {"input", "param", "constant"}
 REDUCTIONS = {"reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "argmax", "argmin",
@@ -93,4 +93,4 @@ def fuse(g: Graph) -> Fusion:
 
 def _pointwise(g: Graph, reader: Node, v: Value) -> bool:
     """`reader` reads `v` element for element (same index, no broadcast)."""
-    return ELEMENTWISE in reader.op.groups and reader.types[0].shape == g.type_of(v).shape
+    return Trait.ELEMENTWISE in reader.op.traits and reader.types[0].shape == g.type_of(v).shape

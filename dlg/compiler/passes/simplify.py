@@ -16,7 +16,7 @@ import numpy as np
 
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.ops.opdef import RANDOM
+from dlg.ir.ops.opdef import Trait
 
 FOLD_LIMIT = 4096  # elements: larger constants stay computed at run time (code size)
 NEVER_FOLD = {"input", "param", "constant", "scan"}
@@ -71,7 +71,7 @@ def _live(g: Graph) -> set[int]:
 
 def _key(node: Node, inputs: tuple[Value, ...]) -> tuple | None:
     """What makes two nodes compute the same value; None for sources and random draws."""
-    if node.op.name in ("input", "param") or RANDOM in node.op.groups:
+    if node.op.name in ("input", "param") or Trait.RANDOM in node.op.traits:
         return None
     attrs = []
     for k, v in sorted(node.attrs.items()):

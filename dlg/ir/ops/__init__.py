@@ -15,6 +15,6 @@ from dlg.ir.ops import (  # noqa: F401  (importing a family registers its ops)
     shape,
     source,
 )
-from dlg.ir.ops.opdef import REGISTRY, Attr, OpDef, defop, zero_vjp
+from dlg.ir.ops.opdef import REGISTRY, Attr, OpDef, Trait, defop, zero_vjp
 
-__all__ = ["REGISTRY", "Attr", "OpDef", "defop", "zero_vjp"]
+__all__ = ["REGISTRY", "Attr", "OpDef", "Trait", "defop", "zero_vjp"]

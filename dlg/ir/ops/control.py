@@ -18,7 +18,7 @@ from dlg.ir.builder import Builder
 from dlg.ir.decompose import copy_into
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.common import normalize_axis, zeros_like
-from dlg.ir.ops.opdef import Attr, defop
+from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.shapes import evaluate_shape
 from dlg.ir.types import TensorType
 
@@ -143,4 +143,5 @@ def _scan_vjp(b: Builder, n: Node, g: tuple[Value, ...], ctx: Any) -> tuple[Valu
 SCAN = defop("scan", ("*inputs",), _scan_infer,
              attrs={"body": Attr("graph"), "n_carry": Attr("int"), "n_seq": Attr("int"),
                     "axis": Attr("int", 0), "reverse": Attr("bool", False)},
-             ref=_scan_ref, needs_ctx=True, vjp=_scan_vjp, save_for_vjp=_scan_save)
+             ref=_scan_ref, needs_ctx=True, vjp=_scan_vjp, save_for_vjp=_scan_save,
+             traits={Trait.OWN_KERNEL, Trait.MULTI_OUTPUT})

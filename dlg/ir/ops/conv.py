@@ -30,7 +30,7 @@ from dlg.ir.ops.common import (
     require_dtype,
     same_dtype,
 )
-from dlg.ir.ops.opdef import Attr, defop
+from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.types import TensorType
 
 
@@ -163,7 +163,7 @@ def _weight_grad_vjp(b, n, h):
 
 CONV = defop("conv", ("x", "w"), _conv_infer, ref=_conv_ref, vjp=_conv_vjp,
              attrs={"stride": Attr("ints"), "padding": Attr("pads"), "dilation": Attr("ints"),
-                    "groups": Attr("int")},
+                    "groups": Attr("int")}, traits={Trait.CONTRACTION, Trait.PADDED},
              doc="PyTorch's convolution (cross-correlation), 1-D or 2-D, without bias.")
 
 CONV_WEIGHT_GRAD = defop(
@@ -171,6 +171,7 @@ CONV_WEIGHT_GRAD = defop(
     vjp=_weight_grad_vjp,
     attrs={"kernel": Attr("ints"), "stride": Attr("ints"), "padding": Attr("pads"),
            "dilation": Attr("ints"), "groups": Attr("int")},
+    traits={Trait.CONTRACTION, Trait.PADDED},
     doc="conv's weight gradient: dw[o, c, k] = sum over n and output positions p of "
         "g[n, o, p] * x[n, c, p*stride + k*dilation - padding] (per group).")
 

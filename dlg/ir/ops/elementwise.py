@@ -22,10 +22,16 @@ from dlg.ir.ops.common import (
     scalar,
     zeros_like,
 )
-from dlg.ir.ops.opdef import BINARY, COMPARISON, ELEMENTWISE, UNARY, Attr, OpDef, defop, zero_vjp
+from dlg.ir.ops.opdef import Attr, OpDef, Trait, defop, zero_vjp
 from dlg.ir.types import TensorType
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
+
+# trait sets shared by several ops (ARITHMETIC: cheap enough for fusion to recompute)
+_ARITH = frozenset({Trait.ARITHMETIC})
+_COMMUTATIVE = frozenset({Trait.COMMUTATIVE})
+_COMMUTATIVE_ARITH = _ARITH | _COMMUTATIVE
+_COMPARE = frozenset({Trait.COMPARISON, Trait.ARITHMETIC})
 
 
 def _unary_infer(name: str, allowed: tuple[DType, ...]) -> Callable[..., TensorType]:
@@ -47,9 +53,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def unary(name: str, fn: Callable[..., np.ndarray], allowed: tuple[DType, ...] = FLOATS,
           attrs: dict[str, Attr] | None = None, doc: str = "",
-          vjp: Callable[..., Any] | None = None) -> OpDef:
+          vjp: Callable[..., Any] | None = None, traits: frozenset[Trait] = frozenset()) -> OpDef:
     return defop(name, ("x",), _unary_infer(name, allowed), attrs=attrs, ref=_keep_dtype(fn),
-                 vjp=vjp, groups={UNARY, ELEMENTWISE}, doc=doc)
+                 vjp=vjp, traits={Trait.UNARY, Trait.ELEMENTWISE, *traits}, doc=doc)
 
 
 def _chain(dy_dx: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,7 +71,7 @@ def _relu_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
     return (b.where(b.gt(x, scalar(b, 0, x)), g, zeros_like(b, g)),)
 
 
-NEG = unary("neg", np.negative, NUMERIC, vjp=lambda b, n, g: (b.neg(g),))
+NEG = unary("neg", np.negative, NUMERIC, vjp=lambda b, n, g: (b.neg(g),), traits=_ARITH)
 ABS = unary("abs", np.abs, NUMERIC, vjp=_chain(lambda b, x, out: b.sign(x)),
             doc="The gradient at 0 is 0 (sign(0)), as in PyTorch.")
 EXP = unary("exp", np.exp, vjp=_chain(lambda b, x, out: out))
@@ -99,13 +105,13 @@ def _gelu_decompose(b: Any, x: Any, approximate: str) -> Any:
 
 GELU = defop("gelu", ("x",), _unary_infer("gelu", FLOATS), decompose=_gelu_decompose,
              attrs={"approximate": Attr("str", "none", ("none", "tanh"))},
-             groups={UNARY, ELEMENTWISE}, doc="A composite over erf (or tanh), so its gradient "
+             traits={Trait.UNARY, Trait.ELEMENTWISE}, doc="A composite over erf (or tanh), so its gradient "
              "and its compiled form come from those primitives.")
 LEAKY_RELU = defop(
     "leaky_relu", ("x",), _unary_infer("leaky_relu", FLOATS),
     decompose=lambda b, x, negative_slope: b.where(
         b.gt(x, scalar(b, 0.0, x)), x, b.mul(x, scalar(b, negative_slope, x))),
-    attrs={"negative_slope": Attr("float", 0.01)}, groups={UNARY, ELEMENTWISE},
+    attrs={"negative_slope": Attr("float", 0.01)}, traits={Trait.UNARY, Trait.ELEMENTWISE},
     doc="where(x > 0, x, slope * x): its gradient at 0 is the slope, as in PyTorch.")
 SIN = unary("sin", np.sin, vjp=_chain(lambda b, x, out: b.cos(x)))
 COS = unary("cos", np.cos, vjp=_chain(lambda b, x, out: b.neg(b.sin(x))))
@@ -125,13 +131,13 @@ def _binary_infer(name: str, allowed: tuple[DType, ...], result: DType | None
 
 
 def binary(name: str, fn: Callable[..., np.ndarray], allowed: tuple[DType, ...] = NUMERIC,
-           result: DType | None = None, groups: frozenset[str] = frozenset(),
+           result: DType | None = None, traits: frozenset[Trait] = frozenset(),
            vjp: Callable[..., Any] | None = zero_vjp) -> OpDef:
     def ref(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         out = np.asarray(fn(x, y))
         return out.astype(result.np if result else x.dtype, copy=False)
     return defop(name, ("x", "y"), _binary_infer(name, allowed, result), ref=ref, vjp=vjp,
-                 groups={BINARY, ELEMENTWISE} | groups)
+                 traits={Trait.BINARY, Trait.ELEMENTWISE, *traits})
 
 
 # Binary VJPs return cotangents in the broadcast shape; the autodiff pass sums them back.
@@ -167,23 +173,23 @@ def _extremum_vjp(wins: str) -> Callable[..., Any]:
     return vjp
 
 
-ADD = binary("add", np.add, vjp=lambda b, n, g: (g, g))
-SUB = binary("sub", np.subtract, vjp=lambda b, n, g: (g, b.neg(g)))
-MUL = binary("mul", np.multiply,
+ADD = binary("add", np.add, traits=_COMMUTATIVE_ARITH, vjp=lambda b, n, g: (g, g))
+SUB = binary("sub", np.subtract, traits=_ARITH, vjp=lambda b, n, g: (g, b.neg(g)))
+MUL = binary("mul", np.multiply, traits=_COMMUTATIVE_ARITH,
              vjp=lambda b, n, g: (b.mul(g, n.inputs[1]), b.mul(g, n.inputs[0])))
 DIV = binary("div", np.divide, FLOATS, vjp=_div_vjp)
 POW = binary("pow", np.power, FLOATS, vjp=_pow_vjp)
-MAXIMUM = binary("maximum", np.maximum, vjp=_extremum_vjp("gt"))
-MINIMUM = binary("minimum", np.minimum, vjp=_extremum_vjp("lt"))
+MAXIMUM = binary("maximum", np.maximum, traits=_COMMUTATIVE_ARITH, vjp=_extremum_vjp("gt"))
+MINIMUM = binary("minimum", np.minimum, traits=_COMMUTATIVE_ARITH, vjp=_extremum_vjp("lt"))
 ANY = NUMERIC + (DType.bool,)
-EQ = binary("eq", np.equal, ANY, DType.bool, frozenset({COMPARISON}))
-NE = binary("ne", np.not_equal, ANY, DType.bool, frozenset({COMPARISON}))
-LT = binary("lt", np.less, NUMERIC, DType.bool, frozenset({COMPARISON}))
-LE = binary("le", np.less_equal, NUMERIC, DType.bool, frozenset({COMPARISON}))
-GT = binary("gt", np.greater, NUMERIC, DType.bool, frozenset({COMPARISON}))
-GE = binary("ge", np.greater_equal, NUMERIC, DType.bool, frozenset({COMPARISON}))
-LOGICAL_AND = binary("logical_and", np.logical_and, (DType.bool,))
-LOGICAL_OR = binary("logical_or", np.logical_or, (DType.bool,))
+EQ = binary("eq", np.equal, ANY, DType.bool, _COMPARE | {Trait.COMMUTATIVE})
+NE = binary("ne", np.not_equal, ANY, DType.bool, _COMPARE | {Trait.COMMUTATIVE})
+LT = binary("lt", np.less, NUMERIC, DType.bool, _COMPARE)
+LE = binary("le", np.less_equal, NUMERIC, DType.bool, _COMPARE)
+GT = binary("gt", np.greater, NUMERIC, DType.bool, _COMPARE)
+GE = binary("ge", np.greater_equal, NUMERIC, DType.bool, _COMPARE)
+LOGICAL_AND = binary("logical_and", np.logical_and, (DType.bool,), traits=_COMMUTATIVE)
+LOGICAL_OR = binary("logical_or", np.logical_or, (DType.bool,), traits=_COMMUTATIVE)
 
 
 def _where_infer(cond: TensorType, x: TensorType, y: TensorType) -> TensorType:
@@ -200,7 +206,7 @@ def _where_vjp(b: Any, n: Any, g: Any) -> tuple[None, Any, Any]:
 
 WHERE = defop("where", ("cond", "x", "y"), _where_infer,
               ref=lambda c, x, y: np.where(c, x, y).astype(x.dtype, copy=False),
-              vjp=_where_vjp, groups={ELEMENTWISE})
+              vjp=_where_vjp, traits={Trait.ELEMENTWISE, Trait.ARITHMETIC})
 
 
 def _cast_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
@@ -210,4 +216,5 @@ def _cast_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
 
 
 CAST = defop("cast", ("x",), lambda x, dtype: x.with_dtype(dtype), attrs={"dtype": Attr("dtype")},
-             ref=lambda x, dtype: x.astype(dtype.np), vjp=_cast_vjp, groups={UNARY, ELEMENTWISE})
+             ref=lambda x, dtype: x.astype(dtype.np), vjp=_cast_vjp,
+              traits={Trait.UNARY, Trait.ELEMENTWISE, Trait.ARITHMETIC})

@@ -19,7 +19,7 @@ from dlg.ir.ops.common import (
     same_dtype,
     sum_to_shape,
 )
-from dlg.ir.ops.opdef import defop
+from dlg.ir.ops.opdef import Trait, defop
 from dlg.ir.types import TensorType
 
 
@@ -78,4 +78,5 @@ def _to_operand(b, d, promoted, t):
 
 
 MATMUL = defop("matmul", ("x", "y"), _matmul_infer, ref=_matmul_ref, vjp=_matmul_vjp,
+               traits={Trait.CONTRACTION},
                doc="np.matmul: batched, broadcasting, with 1-D vector cases.")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,32 @@ from dlg.ir.dtypes import DType
 from dlg.ir.shapes import Sym
 
 REQUIRED = object()
+
+
+class Trait(Enum):
+    """What the passes need to know about an op, stated on its `defop` (STYLE §1): fusion,
+    padding, simplify, autodiff, lowering and the registry tests key on these, never on names."""
+
+    UNARY = "unary"                # one tensor input
+    BINARY = "binary"              # two tensor inputs, broadcast against each other
+    ELEMENTWISE = "elementwise"    # out[i] depends on its inputs at (broadcast) index i only
+    COMPARISON = "comparison"      # elementwise, with a bool result
+    COMMUTATIVE = "commutative"    # op(x, y) == op(y, x): the rewrite matcher tries both orders
+    ARITHMETIC = "arithmetic"      # one cheap instruction: fusion recomputes it for a few readers
+    REDUCTION = "reduction"        # combines its input over axes (sums, extremes, arg-extremes)
+    CONTRACTION = "contraction"    # a sum of products reading each operand element many times
+    WINDOW = "window"              # a reduction over sliding windows (pooling)
+    MOVEMENT = "movement"          # moves or selects elements, computes nothing
+    VIEW = "view"                  # movement that is index arithmetic over one input
+    CHEAP = "cheap"                # costs nothing to recompute per reader (views, fills)
+    PADDED = "padded"              # takes zero padding as an attribute (explicit_padding)
+    OWN_KERNEL = "own_kernel"      # compiled as a kernel of its own (loops, scatters)
+    MULTI_OUTPUT = "multi_output"  # its output count depends on attributes: always a tuple
+    SOURCE = "source"              # no tensor inputs: values come from attributes or the caller
+    ARGUMENT = "argument"          # a source the caller supplies (input, param): no reference
+    BUFFER = "buffer"              # a source already in memory (input, param, constant)
+    RANDOM = "random"              # fresh samples each run: never folded nor merged
+
 
 # Attribute kinds and the Python values they accept.
 ATTR_KINDS = ("int", "float", "bool", "str", "ints", "dims", "axes", "pads", "dtype", "graph",
@@ -57,7 +84,7 @@ class OpDef:
     ref: Callable[..., Any] | None = None
     vjp: Callable[..., Any] | None = None
     decompose: Callable[..., Any] | None = None
-    groups: frozenset[str] = frozenset()
+    traits: frozenset[Trait] = frozenset()
     needs_ctx: bool = False  # ref (and vjp) receive ctx=: an RNG, a way to run/differentiate bodies
     doc: str = ""
     save_for_vjp: Callable[..., Any] | None = None
@@ -160,27 +187,15 @@ def zero_vjp(b: Any, node: Any, g: Any) -> tuple[None, ...]:
 def defop(name: str, inputs: tuple[str, ...], infer: Callable[..., Any], *,
           attrs: Mapping[str, Attr] | None = None, ref: Callable[..., Any] | None = None,
           vjp: Callable[..., Any] | None = None, decompose: Callable[..., Any] | None = None,
-          groups: frozenset[str] | set[str] = frozenset(), needs_ctx: bool = False,
+          traits: frozenset[Trait] | set[Trait] = frozenset(), needs_ctx: bool = False,
           doc: str = "", save_for_vjp: Callable[..., Any] | None = None) -> OpDef:
     """Define an op and register it under its name (names are unique)."""
     assert name not in REGISTRY, f"op {name} defined twice"
-    assert (ref is None) != (decompose is None) or name in _SOURCE_OPS, \
+    assert (ref is None) != (decompose is None) or Trait.ARGUMENT in traits, \
         f"{name}: an op has a reference implementation or a decomposition (exactly one)"
     op = OpDef(name, tuple(inputs), dict(attrs or {}), infer, ref, vjp, decompose,
-               frozenset(groups), needs_ctx, doc, save_for_vjp)
+               frozenset(traits), needs_ctx, doc, save_for_vjp)
     REGISTRY[name] = op
     return op
 
-
-_SOURCE_OPS = {"input", "param"}  # graph sources: values come from the caller, not from a rule
-
-# Group names (STYLE §1): rules are written once per group where they can be.
-UNARY = "unary"
-BINARY = "binary"
-ELEMENTWISE = "elementwise"
-COMPARISON = "comparison"
-REDUCTION = "reduction"
-MOVEMENT = "movement"
-SOURCE = "source"
-RANDOM = "random"
 

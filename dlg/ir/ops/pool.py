@@ -18,7 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dlg.errors import DlgAttributeError, DlgShapeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import FLOATS, check_lengths, concrete_dims, require_dtype, same_dtype
-from dlg.ir.ops.opdef import Attr, defop
+from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.types import TensorType
 
 
@@ -93,6 +93,7 @@ _POOL_ATTRS = {"kernel": Attr("ints"), "stride": Attr("ints"), "padding": Attr("
 MAX_POOL = defop("max_pool", ("x",), _max_pool_infer, ref=_max_pool_ref,
                  attrs={**_POOL_ATTRS, "dilation": Attr("ints", ())},
                  vjp=lambda b, n, g: (b.max_pool_grad(n.inputs[0], g, **n.attrs),),
+                 traits={Trait.WINDOW},
                  doc="PyTorch's max_pool1d/2d over the last 1 or 2 dims; dilation () means 1s.")
 
 
@@ -134,6 +135,7 @@ AVG_POOL = defop("avg_pool", ("x",), _avg_pool_infer, ref=_avg_pool_ref,
                  attrs={**_POOL_ATTRS, "count_include_pad": Attr("bool", True)},
                  vjp=lambda b, n, g: (b.avg_pool_grad(g, shape=b.type_of(n.inputs[0]).shape,
                                                       **n.attrs),),
+                 traits={Trait.WINDOW},
                  doc="PyTorch's avg_pool1d/2d over the last 1 or 2 dims, with its divisor rules.")
 
 
@@ -187,7 +189,7 @@ def _max_pool_grad_ref(x: np.ndarray, g: np.ndarray, *, kernel, stride, padding,
 
 MAX_POOL_GRAD = defop(
     "max_pool_grad", ("x", "g"), _max_pool_grad_infer, ref=_max_pool_grad_ref,
-    attrs={**_POOL_ATTRS, "dilation": Attr("ints", ())},
+    attrs={**_POOL_ATTRS, "dilation": Attr("ints", ())}, traits={Trait.OWN_KERNEL},
     doc="max_pool's backward: each window's gradient goes to its first maximum. No VJP of its "
         "own (second derivatives through max pooling are not supported).")
 
@@ -221,6 +223,7 @@ def _avg_pool_grad_ref(g: np.ndarray, *, shape, kernel, stride, padding, ceil_mo
 AVG_POOL_GRAD = defop(
     "avg_pool_grad", ("g",), _avg_pool_grad_infer, ref=_avg_pool_grad_ref,
     attrs={**_POOL_ATTRS, "count_include_pad": Attr("bool", True), "shape": Attr("dims")},
+    traits={Trait.OWN_KERNEL},
     vjp=lambda b, n, g: (b.avg_pool(g, **{k: v for k, v in n.attrs.items() if k != "shape"}),),
     doc="avg_pool's backward (its transpose): each window's gradient shared over the elements "
         "its divisor counted; avg_pool is in turn this op's VJP.")

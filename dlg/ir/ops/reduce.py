@@ -9,7 +9,7 @@ import numpy as np
 from dlg.errors import DlgShapeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import FLOATS, NUMERIC, normalize_axes, require_dtype
-from dlg.ir.ops.opdef import REDUCTION, Attr, defop, zero_vjp
+from dlg.ir.ops.opdef import Attr, Trait, defop, zero_vjp
 from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
 
@@ -66,7 +66,8 @@ def _reduce(name: str, fn: Callable[..., np.ndarray], empty_ok: bool, vjp, doc: 
         axes_n = normalize_axes(name, axes, x.ndim)
         return np.asarray(fn(x, axis=axes_n, keepdims=keepdims)).astype(x.dtype, copy=False)
 
-    return defop(name, ("x",), infer, attrs=_AXES, ref=ref, vjp=vjp, groups={REDUCTION}, doc=doc)
+    return defop(name, ("x",), infer, attrs=_AXES, ref=ref, vjp=vjp, traits={Trait.REDUCTION},
+                 doc=doc)
 
 
 REDUCE_SUM = _reduce("reduce_sum", np.sum, True, _sum_vjp)
@@ -97,10 +98,10 @@ def _arg_ref(fn: Callable[..., np.ndarray]):
 
 _ARG = {"axis": Attr("int?", None), "keepdims": Attr("bool", False)}
 ARGMAX = defop("argmax", ("x",), _arg_infer("argmax"), attrs=_ARG, ref=_arg_ref(np.argmax),
-               vjp=zero_vjp, groups={REDUCTION},
+               vjp=zero_vjp, traits={Trait.REDUCTION},
                doc="Index of the first maximum (PyTorch and NumPy agree).")
 ARGMIN = defop("argmin", ("x",), _arg_infer("argmin"), attrs=_ARG, ref=_arg_ref(np.argmin),
-               vjp=zero_vjp, groups={REDUCTION})
+               vjp=zero_vjp, traits={Trait.REDUCTION})
 
 
 def _numel_infer(x: TensorType, axes: tuple[int, ...] | None, dtype: DType) -> TensorType:
@@ -112,7 +113,7 @@ NUMEL = defop("numel", ("x",), _numel_infer,
               attrs={"axes": Attr("axes", None), "dtype": Attr("dtype", DType.f32)},
               ref=lambda x, axes, dtype: np.asarray(
                   numel([x.shape[a] for a in normalize_axes("numel", axes, x.ndim)]), dtype.np),
-              vjp=zero_vjp,
+              vjp=zero_vjp, traits={Trait.CHEAP},
               doc="The element count over `axes` as a scalar: a runtime value for symbolic dims.")
 
 
@@ -130,5 +131,5 @@ def _mean_decompose(b, x, axes, keepdims):
 
 
 REDUCE_MEAN = defop("reduce_mean", ("x",), _mean_infer, attrs=_AXES, decompose=_mean_decompose,
-                    groups={REDUCTION}, doc="sum / count; ints and bools average as f32.")
+                    traits={Trait.REDUCTION}, doc="sum / count; ints and bools average as f32.")
 

@@ -23,7 +23,7 @@ from dlg.ir.ops.common import (
     require_dtype,
     same_dtype,
 )
-from dlg.ir.ops.opdef import MOVEMENT, Attr, defop
+from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.shapes import Dim, Shape, Sym, numel
 from dlg.ir.types import TensorType
 
@@ -54,8 +54,9 @@ def _reshape_infer(x: TensorType, shape: Shape) -> TensorType:
     return x.with_shape(shape)
 
 
+_VIEW = frozenset({Trait.MOVEMENT, Trait.VIEW, Trait.CHEAP})  # index arithmetic over one input
 RESHAPE = defop("reshape", ("x",), _reshape_infer, attrs={"shape": Attr("dims")},
-                ref=lambda x, shape: x.reshape(shape), groups={MOVEMENT},
+                ref=lambda x, shape: x.reshape(shape), traits=_VIEW,
                 vjp=lambda b, n, g: (b.reshape(g, shape=b.type_of(n.inputs[0]).shape),),
                 doc="Same elements, new shape (row-major); the caller resolves -1.")
 
@@ -77,7 +78,7 @@ def _transpose_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
 
 TRANSPOSE = defop("transpose", ("x",), _transpose_infer, attrs={"perm": Attr("ints")},
                   ref=lambda x, perm: np.transpose(x, perm).copy(), vjp=_transpose_vjp,
-                  groups={MOVEMENT}, doc="Output axis i is input axis perm[i] (negatives allowed).")
+                  traits=_VIEW, doc="Output axis i is input axis perm[i] (negatives allowed).")
 
 
 # ---- broadcast_to -----------------------------------------------------------------------------
@@ -90,7 +91,7 @@ def _broadcast_to_infer(x: TensorType, shape: Shape) -> TensorType:
 
 
 BROADCAST_TO = defop("broadcast_to", ("x",), _broadcast_to_infer, attrs={"shape": Attr("dims")},
-                     ref=lambda x, shape: np.array(np.broadcast_to(x, shape)), groups={MOVEMENT},
+                     ref=lambda x, shape: np.array(np.broadcast_to(x, shape)), traits=_VIEW,
                      vjp=lambda b, n, g: (g,),  # the autodiff pass sums it back
                      doc="NumPy broadcasting to an explicit shape (PyTorch's expand).")
 
@@ -162,7 +163,7 @@ def _slice_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
 SLICE = defop("slice", ("x",), _slice_infer, vjp=_slice_vjp,
               attrs={"axes": Attr("ints"), "starts": Attr("dims"), "stops": Attr("dims"),
                      "steps": Attr("ints")},
-              ref=_slice_ref, groups={MOVEMENT},
+              ref=_slice_ref, traits=_VIEW,
               doc="x[start:stop:step] on the listed axes; bounds in 0..dim; stop < start: empty.")
 
 
@@ -194,7 +195,7 @@ def _concat_vjp(b: Any, n: Any, g: Any) -> tuple[Any, ...]:
 
 
 CONCAT = defop("concat", ("*xs",), _concat_infer, attrs={"axis": Attr("int")}, vjp=_concat_vjp,
-               ref=lambda *xs, axis: np.concatenate(xs, axis=axis), groups={MOVEMENT},
+               ref=lambda *xs, axis: np.concatenate(xs, axis=axis), traits={Trait.MOVEMENT},
                doc="Join tensors along an existing axis (PyTorch's cat).")
 
 
@@ -214,7 +215,7 @@ def _split_ref(x: np.ndarray, axis: int, sizes: tuple[int, ...]) -> tuple[np.nda
 
 SPLIT = defop("split", ("x",), _split_infer, attrs={"axis": Attr("int"), "sizes": Attr("ints")},
               vjp=lambda b, n, g: (b.concat(*g, axis=n.attrs["axis"]),),
-              ref=_split_ref, groups={MOVEMENT},
+              ref=_split_ref, traits=_VIEW | {Trait.MULTI_OUTPUT},
               doc="Cut one axis into consecutive parts of the given sizes (always a tuple).")
 
 
@@ -240,7 +241,7 @@ def _pad_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
 
 PAD = defop("pad", ("x",), _pad_infer, attrs={"pads": Attr("pads"), "value": Attr("float", 0.0)},
             vjp=_pad_vjp,
-            ref=_pad_ref, groups={MOVEMENT},
+            ref=_pad_ref, traits={Trait.MOVEMENT},
             doc="Constant padding, (lo, hi) per axis.")
 
 
@@ -266,7 +267,7 @@ def _take_vjp(b: Any, n: Any, g: Any) -> tuple[Any, None]:
 
 
 TAKE = defop("take", ("x", "indices"), _take_infer, attrs={"axis": Attr("int")}, ref=_take_ref,
-             vjp=_take_vjp, groups={MOVEMENT},
+             vjp=_take_vjp, traits={Trait.MOVEMENT},
              doc="Gather along one axis by an integer tensor of indices in 0..dim-1 (embedding).")
 
 
@@ -293,7 +294,7 @@ def _scatter_add_ref(g: np.ndarray, indices: np.ndarray, axis: int, shape: tuple
 SCATTER_ADD = defop("scatter_add", ("updates", "indices"), _scatter_add_infer,
                     attrs={"axis": Attr("int"), "shape": Attr("dims")}, ref=_scatter_add_ref,
                     vjp=lambda b, n, g: (b.take(g, n.inputs[1], axis=n.attrs["axis"]), None),
-                    groups={MOVEMENT},
+                    traits={Trait.MOVEMENT, Trait.OWN_KERNEL},
                     doc="take's transpose: add rows of `updates` into zeros of `shape` at "
                         "`indices` (repeated indices add up): the gradient of take/embedding.")
 
@@ -337,14 +338,14 @@ def _reshape_like(infer: Any) -> Any:
 
 
 SQUEEZE = defop("squeeze", ("x",), _squeeze_infer, attrs={"axes": Attr("axes", None)},
-                decompose=_reshape_like(_squeeze_infer), groups={MOVEMENT},
+                decompose=_reshape_like(_squeeze_infer), traits={Trait.MOVEMENT},
                 doc="Drop size-1 axes (all of them when axes is None).")
 UNSQUEEZE = defop("unsqueeze", ("x",), _unsqueeze_infer, attrs={"axes": Attr("ints")},
-                  decompose=_reshape_like(_unsqueeze_infer), groups={MOVEMENT},
+                  decompose=_reshape_like(_unsqueeze_infer), traits={Trait.MOVEMENT},
                   doc="Insert size-1 axes; axes index the output.")
 FLATTEN = defop("flatten", ("x",), _flatten_infer,
                 attrs={"start_axis": Attr("int", 1), "end_axis": Attr("int", -1)},
-                decompose=_reshape_like(_flatten_infer), groups={MOVEMENT},
+                decompose=_reshape_like(_flatten_infer), traits={Trait.MOVEMENT},
                 doc="Merge axes start_axis..end_axis (inclusive) into one.")
 
 
@@ -364,7 +365,7 @@ def _stack_decompose(b: Any, *xs: Any, axis: int) -> Any:
 
 
 STACK = defop("stack", ("*xs",), _stack_infer, attrs={"axis": Attr("int", 0)},
-              decompose=_stack_decompose, groups={MOVEMENT},
+              decompose=_stack_decompose, traits={Trait.MOVEMENT},
               doc="Join equal tensors along a new axis.")
 
 
@@ -383,5 +384,5 @@ def _index_decompose(b: Any, x: Any, axis: int, index: Dim) -> Any:
 
 
 INDEX = defop("index", ("x",), _index_infer, attrs={"axis": Attr("int"), "index": Attr("int")},
-              decompose=_index_decompose, groups={MOVEMENT},
+              decompose=_index_decompose, traits={Trait.MOVEMENT},
               doc="x[..., i, ...]: one position of one axis, which is dropped.")
