@@ -138,6 +138,10 @@ def test_broadcast_to_symbolic():
     ((4, 5), (1, 0), (4, 1), (2, 3), (1, 1)),  # start > stop: empty
     ((0, 3), (0,), (0,), (0,), (1,)),
     ((3, 4, 5), (2, 0), (0, 2), (5, 3), (4, 1)),
+    ((5,), (0,), (4,), (-1,), (-1,)),  # negative steps: bounds as slice.indices gives them
+    ((7, 3), (0, 1), (5, 2), (0, -1), (-2, -3)),
+    ((4,), (0,), (1,), (3,), (-1,)),  # start < stop: empty
+    ((0,), (0,), (-1,), (-1,), (-1,)),
 ])
 def test_slice_against_ranges(shape, axes, starts, stops, steps):
     x = rand(*shape)
@@ -156,6 +160,8 @@ def test_slice_symbolic_infer_and_run():
     assert infer("slice", f32(N, T), axes=(1,), starts=(T - 1,), stops=(T,), steps=(1,)).shape \
         == (N, 1)
     assert infer("slice", f32(N, T), axes=(1,), starts=(0,), stops=(2,), steps=(2,)).shape == (N, 1)
+    assert infer("slice", f32(N, T), axes=(1,), starts=(T - 1,), stops=(-1,), steps=(-1,)).shape \
+        == (N, T)
     g = Graph("s")
     b = Builder(g)
     x = b.input("x", f32(N, T))
@@ -165,8 +171,9 @@ def test_slice_symbolic_infer_and_run():
 
 
 @pytest.mark.parametrize("attrs,phrase", [
-    ({"axes": (0,), "starts": (0,), "stops": (2,), "steps": (0,)}, "step must be >= 1"),
-    ({"axes": (0,), "starts": (3,), "stops": (1,), "steps": (-1,)}, "step must be >= 1"),
+    ({"axes": (0,), "starts": (0,), "stops": (2,), "steps": (0,)}, "step must not be 0"),
+    ({"axes": (0,), "starts": (4,), "stops": (1,), "steps": (-1,)}, r"outside -1..3"),
+    ({"axes": (1,), "starts": (T - 1,), "stops": (-1,), "steps": (-2,)}, "needs concrete bounds"),
     ({"axes": (1,), "starts": (0,), "stops": (T,), "steps": (2,)}, "needs concrete bounds"),
     ({"axes": (0,), "starts": (0,), "stops": (5,), "steps": (1,)}, "outside 0..4"),
     ({"axes": (0,), "starts": (-1,), "stops": (2,), "steps": (1,)}, "outside 0..4"),
@@ -426,9 +433,10 @@ def _random_case(op: str, rng: np.random.Generator) -> tuple[list[np.ndarray], d
         return [rng.standard_normal(dims).astype(np.float32)], {"shape": (2,) + shape}
     if op == "slice":
         a = axis % rank
-        lo, hi = sorted(int(v) for v in rng.integers(0, shape[a] + 1, size=2))
-        return [x], {"axes": (axis,), "starts": (lo,), "stops": (hi,),
-                     "steps": (int(rng.integers(1, 4)),)}
+        step = int(rng.choice([-3, -2, -1, 1, 2, 3]))
+        start, stop, _ = slice(*(int(v) for v in rng.integers(-4, 5, size=2)), step).indices(
+            shape[a])
+        return [x], {"axes": (axis,), "starts": (start,), "stops": (stop,), "steps": (step,)}
     if op == "concat":
         other = list(shape)
         other[axis] = int(rng.integers(0, 3))

@@ -97,10 +97,13 @@ BROADCAST_TO = defop("broadcast_to", ("x",), _broadcast_to_infer, attrs={"shape"
 
 
 # ---- slice ------------------------------------------------------------------------------------
+# Bounds are what `slice(start, stop, step).indices(dim)` gives: with step > 0 in 0..dim, with
+# step < 0 in -1..dim-1 (stop = -1: on to the first element), so `x[::-1]` is one view that
+# lowers to `start + i * step` like any other slice.
 def _slice_len(start: Dim, stop: Dim, step: int) -> Dim:
     if isinstance(start, int) and isinstance(stop, int):
         return max(0, -(-(stop - start) // step))
-    return stop - start
+    return (stop - start) * step  # step is 1 or -1 here
 
 
 def _slice_infer(x: TensorType, axes: tuple[int, ...], starts: Shape, stops: Shape,
@@ -113,13 +116,14 @@ def _slice_infer(x: TensorType, axes: tuple[int, ...], starts: Shape, stops: Sha
     for axis, start, stop, step in zip(axes, starts, stops, steps):
         axis = _axis("slice", axis, x)
         dim = x.shape[axis]
-        if step < 1:
-            raise DlgShapeError(f"slice: step must be >= 1, got {step} for axis {axis} of {x}")
+        if step == 0:
+            raise DlgShapeError(f"slice: step must not be 0, on axis {axis} of {x}")
+        lo, hi = (0, dim) if step > 0 else (-1, dim - 1)
         for bound in (start, stop):
-            if isinstance(bound, int) and (bound < 0 or isinstance(dim, int) and bound > dim):
-                raise DlgShapeError(f"slice: bound {bound} is outside 0..{dim} on axis {axis} "
-                                    f"of {x}")
-        if step != 1 and not (isinstance(start, int) and isinstance(stop, int)):
+            if isinstance(bound, int) and (bound < lo or isinstance(hi, int) and bound > hi):
+                raise DlgShapeError(f"slice: bound {bound} is outside {lo}..{hi} on axis {axis} "
+                                    f"of {x} (step {step})")
+        if abs(step) != 1 and not (isinstance(start, int) and isinstance(stop, int)):
             raise DlgShapeError(f"slice: step {step} needs concrete bounds, got {start}:{stop} on "
                                 f"axis {axis} of {x}")
         out[axis] = _slice_len(start, stop, step)
@@ -131,10 +135,16 @@ def _slice_ref(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
     index = [slice(None)] * x.ndim
     for axis, start, stop, step in zip(axes, starts, stops, steps):
         dim = x.shape[axis]
-        if not (0 <= start <= dim and 0 <= stop <= dim):
-            raise DlgValueError(f"slice: bounds {start}:{stop} are outside 0..{dim} on axis "
-                                f"{axis % x.ndim}")
-        index[axis] = slice(start, max(start, stop), step)
+        lo, hi = (0, dim) if step > 0 else (-1, dim - 1)
+        if not (lo <= start <= hi and lo <= stop <= hi):
+            raise DlgValueError(f"slice: bounds {start}:{stop} are outside {lo}..{hi} on axis "
+                                f"{axis % x.ndim} (step {step})")
+        if step > 0:
+            index[axis] = slice(start, max(start, stop), step)
+        elif start >= 0:  # NumPy would read a bound of -1 as the last element, so: None
+            index[axis] = slice(start, stop if stop >= 0 else None, step)
+        else:
+            index[axis] = slice(0, 0)
     return x[tuple(index)].copy()
 
 
@@ -146,13 +156,18 @@ def _concrete_pad(lo: Dim, hi: Dim, what: str) -> tuple[int, int]:
 
 
 def _slice_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
-    """Zeros around (and, for steps > 1, between) the sliced elements."""
+    """Zeros around (and, for steps > 1, between) the sliced elements; a negative step reverses
+    the gradient first, so it reads the same elements forwards."""
     x = b.type_of(n.inputs[0])
     a = n.attrs
     for axis, start, step in zip(a["axes"], a["starts"], a["steps"]):
         axis = axis % x.rank
-        if b.type_of(g).shape[axis] == 0:
+        length = b.type_of(g).shape[axis]
+        if length == 0:
             return (b.full(shape=x.shape, value=0.0, dtype=x.dtype),)
+        if step < 0:
+            g = b.slice(g, axes=(axis,), starts=(length - 1,), stops=(-1,), steps=(-1,))
+            start, step = start + (length - 1) * step, -step
         g = interleave_zeros(b, g, axis, step)
         used = b.type_of(g).shape[axis]
         lo, hi = _concrete_pad(start, x.shape[axis] - start - used, "a slice")
@@ -164,7 +179,8 @@ SLICE = defop("slice", ("x",), _slice_infer, vjp=_slice_vjp,
               attrs={"axes": Attr("ints"), "starts": Attr("dims"), "stops": Attr("dims"),
                      "steps": Attr("ints")},
               ref=_slice_ref, traits=_VIEW,
-              doc="x[start:stop:step] on the listed axes; bounds in 0..dim; stop < start: empty.")
+              doc="x[start:stop:step] on the listed axes, bounds as slice.indices gives them; "
+                  "steps may be negative; an empty range gives an empty axis.")
 
 
 # ---- concat / split ---------------------------------------------------------------------------
