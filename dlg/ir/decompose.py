@@ -10,7 +10,7 @@ from __future__ import annotations
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.opdef import OpDef
-from dlg.ir.rewrite import rewrite
+from dlg.ir.rewrite import copy_graph, copy_nodes
 from dlg.ir.types import TensorType
 
 
@@ -29,17 +29,7 @@ def inline_composite(b: Builder, op: OpDef, inputs: tuple[Value, ...], attrs: di
 
 def copy_into(b: Builder, sub: Graph, args: list[Value]) -> list[Value]:
     """Copy `sub`'s nodes into `b.graph`, wiring sub's inputs to `args`; returns its outputs."""
-    mapping: dict[Value, Value] = {}
-    for i, node in enumerate(sub.inputs):
-        mapping[node.out] = args[i]
-    for node in sub:
-        if node.op.name == "input":
-            continue
-        new = b.graph.add_node(node.op, tuple(mapping[v] for v in node.inputs), node.attrs,
-                               node.types, node.name, node.span or b.span,
-                               node.backward or b.backward)
-        for old, fresh in zip(node.outs, new.outs):
-            mapping[old] = fresh
+    mapping = copy_nodes(b, sub, inputs=args)
     return [mapping[v] for _, v in sub.outputs]
 
 
@@ -52,7 +42,7 @@ def decompose(g: Graph) -> Graph:
         if not node.op.is_composite:
             return None
         return inline_composite(b, node.op, inputs, dict(node.attrs))
-    return rewrite(g, expand)
+    return copy_graph(g, expand)
 
 
 def expand_node(node: Node, input_types: list[TensorType]) -> Graph:

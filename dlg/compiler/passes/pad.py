@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.rewrite import rewrite
+from dlg.ir.rewrite import copy_graph
 
 PADDED = {"conv", "conv_weight_grad"}
 
@@ -27,7 +27,7 @@ def explicit_padding(g: Graph) -> Graph:
         attrs = {**node.attrs, "padding": tuple((0, 0) for _ in pads)}
         return b.graph.add_node(node.op, (x, *inputs[1:]), attrs, node.types, node.name,
                                 node.span, node.backward).outs
-    return rewrite(g, pad)
+    return copy_graph(g, pad)
 
 
 def _padding(op: str, attrs: dict) -> tuple[tuple[int, int], ...] | None:
