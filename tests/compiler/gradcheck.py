@@ -10,6 +10,8 @@ import numpy as np
 
 from dlg.compiler.passes.autodiff import grad
 from dlg.ir import Builder, DType, Graph, TensorType
+from dlg.ir.graph import Node, Value
+from dlg.ir.rewrite import copy_graph
 from dlg.runtime.interp import Interpreter
 
 EPS = 1e-6
@@ -17,17 +19,12 @@ EPS = 1e-6
 
 def to_f64(g: Graph) -> Graph:
     """`g` with every f32 value made f64 (inputs, params, constants, dtype attrs, scan bodies)."""
-    out = Graph(g.name, span=g.span)
-    b = Builder(out)
-    mapping = {}
-    for node in g:
-        attrs = {k: _attr_f64(v) for k, v in node.attrs.items()}
-        new = b.emit(node.op, *(mapping[v] for v in node.inputs), name=node.name, **attrs)
-        for old, fresh in zip(node.outs, new if isinstance(new, tuple) else (new,)):
-            mapping[old] = fresh
-    out.outputs = [(k, mapping[v]) for k, v in g.outputs]
-    out.updates = [(k, mapping[v]) for k, v in g.updates]
-    return out
+    return copy_graph(g, _emit_f64)
+
+
+def _emit_f64(b: Builder, node: Node, inputs: tuple[Value, ...]) -> Value | tuple[Value, ...]:
+    attrs = {k: _attr_f64(v) for k, v in node.attrs.items()}
+    return b.emit(node.op, *inputs, name=node.name, **attrs)
 
 
 def _attr_f64(v):

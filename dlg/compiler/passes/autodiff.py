@@ -21,6 +21,8 @@ from dlg.ir.builder import Builder
 from dlg.ir.decompose import decompose
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.common import sum_to_shape
+from dlg.ir.ops.opdef import Trait
+from dlg.ir.rewrite import copy_nodes
 from dlg.ir.types import TensorType
 
 GRAD_PREFIX = "grad."
@@ -99,7 +101,7 @@ def backward(b: Builder, seeds: dict[Value, Value], sources: set[Value]) -> dict
     cotangents = dict(seeds)
     reach = downstream(g, {v.node for v in sources})
     wanted = g.ancestors(list(seeds)) & reach
-    for node in reversed([n for n in g if n.id in wanted and n.op.name not in _SOURCE_NODES]):
+    for node in reversed([n for n in g if n.id in wanted and Trait.SOURCE not in n.op.traits]):
         cts = [cotangents.get(v) for v in node.outs]
         if all(ct is None for ct in cts):
             continue
@@ -124,9 +126,6 @@ def backward(b: Builder, seeds: dict[Value, Value], sources: set[Value]) -> dict
     return cotangents
 
 
-_SOURCE_NODES = {"input", "param", "constant"}
-
-
 class _VjpCtx:
     """What `needs_ctx` VJP rules get: a way to differentiate a body graph."""
 
@@ -134,13 +133,10 @@ class _VjpCtx:
 
 
 def _cotangent_arg(b: Builder, node: Node, cts: list[Value | None]) -> Value | tuple[Value, ...]:
-    if len(node.types) == 1 and node.op.name not in _MULTI_OUTPUT:
+    if len(node.types) == 1 and Trait.MULTI_OUTPUT not in node.op.traits:
         return cts[0]  # type: ignore[return-value]
     return tuple(ct if ct is not None else b.full(shape=t.shape, value=0.0, dtype=t.dtype)
                  for ct, t in zip(cts, node.types))
-
-
-_MULTI_OUTPUT = {"split", "scan"}
 
 
 def _fit(b: Builder, node: Node, ct: Value, want: TensorType) -> Value:
@@ -181,15 +177,8 @@ def downstream(g: Graph, ids: set[int]) -> set[int]:
 def _copy_forward(b: Builder, g: Graph, on_path: set[int]) -> dict[Value, Value]:
     """Copy `g`'s nodes into `b.graph`; nodes on the gradient path with a `save_for_vjp` rule
     are emitted in their saving form. Returns old value -> new value."""
-    mapping: dict[Value, Value] = {}
-    for node in g:
-        inputs = tuple(mapping[v] for v in node.inputs)
+    def saving_form(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Value, ...] | None:
         if node.id in on_path and node.op.save_for_vjp is not None:
-            with b.at(node.span):
-                new_outs = node.op.save_for_vjp(b, *inputs, **node.attrs)
-        else:
-            new_outs = b.graph.add_node(node.op, inputs, node.attrs, node.types, node.name,
-                                        node.span, node.backward).outs
-        for old, fresh in zip(node.outs, new_outs):
-            mapping[old] = fresh
-    return mapping
+            return node.op.save_for_vjp(b, *inputs, **node.attrs)
+        return None
+    return copy_nodes(b, g, saving_form)
