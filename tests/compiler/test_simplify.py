@@ -1,5 +1,5 @@
-"""The simplify pass: each rewrite on its own, and the whole pass leaves every model's results
-unchanged (interpreter before vs after)."""
+"""The simplify pass: each rule on its own, the table to its fixpoint, and the whole pass leaves
+every model's results unchanged (interpreter before vs after)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 
 import dlg
 from dlg.compiler.passes.autodiff import grad
-from dlg.compiler.passes.simplify import simplify
+from dlg.compiler.passes.simplify import SIMPLIFY, simplify
+from dlg.compiler.patterns import Rules, graph_rewrite
 from dlg.ir import Builder, DType, Graph, TensorType
 from dlg.ir.decompose import decompose
 from dlg.runtime.interp import Interpreter
@@ -53,16 +54,61 @@ def test_constants_fold_with_the_ops_reference():
     np.testing.assert_array_equal(folded, np.exp(np.ones(3, np.float32)))
 
 
+def full(b, value, shape=()):
+    return b.full(shape=shape, value=value, dtype=DType.f32)
+
+
+# Each rule of SIMPLIFY, alone, on a graph of its pattern: (graph on x: f32[2,3], op counts after)
+EACH_RULE = {
+    "mul(x, 1)": (lambda b, x: b.mul(x, full(b, 1.0)), {"input": 1}),
+    "add(x, 0)": (lambda b, x: b.add(x, full(b, 0.0)), {"input": 1}),
+    "sub(x, 0)": (lambda b, x: b.sub(x, full(b, 0.0)), {"input": 1}),
+    "div(x, 1)": (lambda b, x: b.div(x, full(b, 1.0)), {"input": 1}),
+    "cast(x)": (lambda b, x: b.cast(x, dtype=DType.f32), {"input": 1}),
+    "reshape(x)": (lambda b, x: b.reshape(x, shape=(2, 3)), {"input": 1}),
+    "reshape(reshape(x))": (lambda b, x: b.reshape(b.reshape(x, shape=(6,)), shape=(2, 3)),
+                            {"input": 1}),
+    "broadcast_to(x)": (lambda b, x: b.broadcast_to(x, shape=(2, 3)), {"input": 1}),
+    "transpose(x)": (lambda b, x: b.transpose(x, perm=(0, 1)), {"input": 1}),
+    "transpose(transpose(x))": (lambda b, x: b.transpose(b.transpose(x, perm=(1, 0)),
+                                                         perm=(1, 0)), {"input": 1}),
+    "_(const...)": (lambda b, x: b.mul(x, b.exp(full(b, 0.0))),
+                    {"input": 1, "mul": 1, "constant": 1}),
+}
+
+
+def test_every_rule_has_a_row():
+    assert sorted(EACH_RULE) == sorted(repr(r.pattern) for r in SIMPLIFY.rules)
+
+
+@pytest.mark.parametrize("rule", SIMPLIFY.rules, ids=lambda r: repr(r.pattern))
+def test_each_rule_fires_on_its_pattern(rule):
+    fn, expected = EACH_RULE[repr(rule.pattern)]
+    assert graph_rewrite(graph_with(fn, x="f32[2, 3]"), Rules([rule])).op_counts() == expected
+
+
+# The whole table: commuted forms, look-alikes that are no identity, rules enabling others
 @pytest.mark.parametrize("fn, expected", [
-    (lambda b, x: b.mul(x, b.full(shape=(), value=1.0)), {"input": 1}),
-    (lambda b, x: b.add(b.full(shape=(), value=0.0), x), {"input": 1}),
-    (lambda b, x: b.transpose(b.transpose(x, perm=(1, 0)), perm=(1, 0)), {"input": 1}),
-    (lambda b, x: b.reshape(b.reshape(x, shape=(6,)), shape=(2, 3)), {"input": 1}),
-    (lambda b, x: b.cast(x, dtype=DType.f32), {"input": 1}),
-    (lambda b, x: b.mul(x, b.full(shape=(2, 3), value=2.0)),
-     {"input": 1, "full": 1, "mul": 1}),  # not an identity
+    (lambda b, x: b.mul(full(b, 1.0), x), {"input": 1}),  # 1 * x: mul commutes
+    (lambda b, x: b.add(full(b, 0.0), x), {"input": 1}),  # 0 + x: add commutes
+    (lambda b, x: b.sub(full(b, 0.0), x), {"input": 1, "full": 1, "sub": 1}),
+    (lambda b, x: b.div(full(b, 1.0), x), {"input": 1, "full": 1, "div": 1}),
+    (lambda b, x: b.mul(x, full(b, 2.0, (2, 3))), {"input": 1, "full": 1, "mul": 1}),
+    (lambda b, x: b.transpose(b.transpose(b.reshape(x, shape=(1, 2, 3)), perm=(1, 2, 0)),
+                              perm=(1, 2, 0)), {"input": 1, "reshape": 1, "transpose": 2}),
+    (lambda b, x: b.transpose(b.transpose(b.reshape(x, shape=(1, 2, 3)), perm=(1, 2, 0)),
+                              perm=(2, 0, 1)), {"input": 1, "reshape": 1}),
+    (lambda b, x: b.reshape(b.reshape(x, shape=(6,)), shape=(3, 2)), {"input": 1, "reshape": 2}),
+    # folding exp(0) makes the 1 that removes the mul
+    (lambda b, x: b.mul(x, b.exp(full(b, 0.0))), {"input": 1}),
+    # two folds make the 0 and the 1 that remove the add and the mul: (x + (1 - e^0)) * (2 - e^0)
+    (lambda b, x: b.mul(b.add(x, b.sub(full(b, 1.0), b.exp(full(b, 0.0)))),
+                        b.sub(full(b, 2.0), b.exp(full(b, 0.0)))), {"input": 1}),
+    # removing the casts leaves two equal exps, which merge
+    (lambda b, x: b.add(b.exp(b.cast(x, dtype=DType.f32)), b.exp(x)),
+     {"input": 1, "exp": 1, "add": 1}),
 ])
-def test_identities(fn, expected):
+def test_simplify_reaches_the_fixpoint(fn, expected):
     assert simplify(graph_with(fn, x="f32[2, 3]")).op_counts() == expected
 
 
