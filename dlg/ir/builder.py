@@ -16,7 +16,8 @@ import numpy as np
 from dlg.errors import DlgError, DlgTypeError, Span
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Value
-from dlg.ir.ops.opdef import REGISTRY, OpDef
+from dlg.ir.ops.opdef import REGISTRY, OpDef, Trait
+from dlg.ir.ops.source import CONSTANT, INPUT, PARAM
 from dlg.ir.types import TensorType
 
 
@@ -58,7 +59,7 @@ class Builder:
         types = types if isinstance(types, tuple) else (types,)
         node = self.graph.add_node(op, tuple(inputs), checked, types, name=name, span=self.span,
                                    backward=self.backward)
-        return node.outs if len(types) != 1 or op.name in _ALWAYS_TUPLE else node.out
+        return node.outs if len(types) != 1 or Trait.MULTI_OUTPUT in op.traits else node.out
 
     def __getattr__(self, opname: str) -> Any:
         op = REGISTRY.get(opname)
@@ -68,14 +69,11 @@ class Builder:
 
     # -- sources --------------------------------------------------------------------------------
     def input(self, name: str, type: TensorType) -> Value:
-        return self.emit(REGISTRY["input"], name=name, dtype=type.dtype, shape=type.shape)
+        return self.emit(INPUT, name=name, dtype=type.dtype, shape=type.shape)
 
     def param(self, name: str, type: TensorType, trainable: bool = True) -> Value:
-        return self.emit(REGISTRY["param"], name=name, dtype=type.dtype, shape=type.shape,
+        return self.emit(PARAM, name=name, dtype=type.dtype, shape=type.shape,
                          trainable=trainable)
 
     def constant(self, value: Any, dtype: DType) -> Value:
-        return self.emit(REGISTRY["constant"], value=np.asarray(value, dtype=dtype.np))
-
-
-_ALWAYS_TUPLE = {"split", "scan"}  # their output count depends on attributes
+        return self.emit(CONSTANT, value=np.asarray(value, dtype=dtype.np))

@@ -18,6 +18,7 @@ import networkx as nx
 
 from dlg.errors import Span
 from dlg.ir.ops.opdef import OpDef, Trait
+from dlg.ir.ops.source import INPUT, PARAM
 from dlg.ir.types import TensorType
 
 
@@ -122,17 +123,18 @@ class Graph:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def sources(self, opname: str) -> list[Node]:
-        return [n for n in self.nodes.values() if n.op.name == opname]
+    def sources(self, op: OpDef) -> list[Node]:
+        """The nodes of `op` (a source: INPUT, PARAM), in insertion order."""
+        return [n for n in self.nodes.values() if n.op is op]
 
     @property
     def inputs(self) -> list[Node]:
         """The `input` nodes, in declaration order (their `name` is the argument name)."""
-        return self.sources("input")
+        return self.sources(INPUT)
 
     @property
     def params(self) -> list[Node]:
-        return self.sources("param")
+        return self.sources(PARAM)
 
     def input_named(self, name: str) -> Node | None:
         return next((n for n in self.inputs if n.name == name), None)

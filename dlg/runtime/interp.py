@@ -16,6 +16,7 @@ from dlg.errors import DlgError, DlgValueError
 from dlg.ir.decompose import expand_node
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.source import INPUT, PARAM
 from dlg.ir.shapes import Sym, bind_dims, evaluate_dim, shape_str
 from dlg.ir.types import TensorType
 
@@ -54,10 +55,10 @@ class Interpreter:
         inputs = iter(args)
         with np.errstate(all="ignore"):
             for node in graph:
-                if node.op.name == "input":
+                if node.op is INPUT:
                     values[node.out] = next(inputs)
                     continue
-                if node.op.name == "param":
+                if node.op is PARAM:
                     values[node.out] = _param_value(node, params)
                     continue
                 outs = self._eval(graph, node, [values[v] for v in node.inputs], ctx)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.opdef import Trait
 from dlg.ir.rewrite import copy_graph
-
-PADDED = {"conv", "conv_weight_grad"}
 
 
 def explicit_padding(g: Graph) -> Graph:
-    if not any(_padding(node.op.name, node.attrs) for node in g):
+    if not any(_padding(node) for node in g):
         return g
 
     def pad(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Value, ...] | None:
-        pads = _padding(node.op.name, node.attrs)
+        pads = _padding(node)
         if pads is None:
             return None
         x = b.pad(inputs[0], pads=((0, 0), (0, 0), *pads))
@@ -30,6 +29,7 @@ def explicit_padding(g: Graph) -> Graph:
     return copy_graph(g, pad)
 
 
-def _padding(op: str, attrs: dict) -> tuple[tuple[int, int], ...] | None:
-    pads = attrs.get("padding") if op in PADDED else None
+def _padding(node: Node) -> tuple[tuple[int, int], ...] | None:
+    """The node's zero padding, if it is a PADDED op (conv and its weight gradient) with some."""
+    pads = node.attrs.get("padding") if Trait.PADDED in node.op.traits else None
     return pads if pads and any(lo or hi for lo, hi in pads) else None
