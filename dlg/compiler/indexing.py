@@ -6,8 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlg.compiler.kernel_ir import I64, Const, Expr, Op, Var, walk
+from dlg.compiler.kernel_ir import (
+    CLAMP,
+    FLOORDIV,
+    I64,
+    MAX,
+    MIN,
+    MOD,
+    SELECT,
+    Const,
+    Expr,
+    Op,
+    Var,
+    walk,
+)
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import ADD, CAST, GE, LOGICAL_AND, LT, MUL, SUB, WHERE
 from dlg.ir.shapes import Dim, Sym
 
 ZERO, ONE = Const(I64, 0), Const(I64, 1)
@@ -29,7 +43,7 @@ def add(a: Expr, b: Expr) -> Expr:
         return a
     if int_value(a) is not None and int_value(b) is not None:
         return const(int_value(a) + int_value(b))  # type: ignore[operator]
-    return Op(I64, "add", (a, b))
+    return Op(I64, ADD, (a, b))
 
 
 def sub(a: Expr, b: Expr) -> Expr:
@@ -37,7 +51,7 @@ def sub(a: Expr, b: Expr) -> Expr:
         return a
     if int_value(a) is not None and int_value(b) is not None:
         return const(int_value(a) - int_value(b))  # type: ignore[operator]
-    return Op(I64, "sub", (a, b))
+    return Op(I64, SUB, (a, b))
 
 
 def mul(a: Expr, b: Expr) -> Expr:
@@ -49,7 +63,7 @@ def mul(a: Expr, b: Expr) -> Expr:
         return ZERO
     if int_value(a) is not None and int_value(b) is not None:
         return const(int_value(a) * int_value(b))  # type: ignore[operator]
-    return Op(I64, "mul", (a, b))
+    return Op(I64, MUL, (a, b))
 
 
 def floordiv(a: Expr, b: Expr) -> Expr:
@@ -58,7 +72,7 @@ def floordiv(a: Expr, b: Expr) -> Expr:
     x, y = int_value(a), int_value(b)
     if x is not None and y is not None and x >= 0 and y > 0:  # the kernels' division truncates
         return const(x // y)
-    return Op(I64, "floordiv", (a, b))
+    return Op(I64, FLOORDIV, (a, b))
 
 
 def ceildiv(a: Expr, n: int) -> Expr:
@@ -67,7 +81,7 @@ def ceildiv(a: Expr, n: int) -> Expr:
 
 
 def mod(a: Expr, b: Expr) -> Expr:
-    return ZERO if int_value(b) == 1 else Op(I64, "mod", (a, b))
+    return ZERO if int_value(b) == 1 else Op(I64, MOD, (a, b))
 
 
 def dim(d: Dim) -> Expr:
@@ -121,11 +135,11 @@ def broadcast(idx: Sequence[Expr], out_shape: Sequence[Dim], in_shape: Sequence[
 
 def inside(i: Expr, size: Expr) -> Expr:
     """0 <= i < size, as a bool expression."""
-    return both(Op(DType.bool, "ge", (i, ZERO)), Op(DType.bool, "lt", (i, size)))
+    return both(Op(DType.bool, GE, (i, ZERO)), Op(DType.bool, LT, (i, size)))
 
 
 def both(a: Expr | None, b: Expr) -> Expr:
-    return b if a is None else Op(DType.bool, "logical_and", (a, b))
+    return b if a is None else Op(DType.bool, LOGICAL_AND, (a, b))
 
 
 def stride(e: Expr, var: str, dims: int = 7) -> int:
@@ -141,12 +155,12 @@ def coefficient(e: Expr, var: str) -> int | None:
         return int(e.name == var)
     if isinstance(e, Const):
         return 0
-    if isinstance(e, Op) and e.op in ("add", "sub"):
+    if isinstance(e, Op) and e.op in (ADD, SUB):
         a, b = (coefficient(x, var) for x in e.args)
         if a is None or b is None:
             return None
-        return a + b if e.op == "add" else a - b
-    if isinstance(e, Op) and e.op == "mul":
+        return a + b if e.op is ADD else a - b
+    if isinstance(e, Op) and e.op is MUL:
         a, b = (coefficient(x, var) for x in e.args)
         if a == 0 and b == 0:
             return 0
@@ -172,7 +186,8 @@ def _evaluate(e: Expr, env: dict[str, int], dims: int) -> int:
     return 0  # a loaded or computed index (take): no fixed stride
 
 
-_INT_OPS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-            "floordiv": lambda a, b: a // b if b else 0, "mod": lambda a, b: a % b if b else 0,
-            "cast": lambda a: a, "select": lambda c, a, b: a if c else b,
-            "min": min, "max": max, "clamp": lambda x, lo, hi: max(lo, min(x, hi))}
+_INT_OPS = {ADD: lambda a, b: a + b, SUB: lambda a, b: a - b, MUL: lambda a, b: a * b,
+            FLOORDIV: lambda a, b: a // b if b else 0, MOD: lambda a, b: a % b if b else 0,
+            CAST: lambda a: a, SELECT: lambda c, a, b: a if c else b,
+            WHERE: lambda c, a, b: a if c else b,
+            MIN: min, MAX: max, CLAMP: lambda x, lo, hi: max(lo, min(x, hi))}

@@ -2,9 +2,10 @@
 
 A fused group of graph nodes lowers to one `Kernel`: loops over its output's index space
 (`Loop`) around a store (`Store`) of a scalar expression tree. Expressions read buffers at
-computed flat indices (`Load`), apply scalar ops by name (`Op`, semantics in
-codegen/scalar.py, one table for every backend), and fold over inner index spaces (`Reduce`,
-which a backend emits as a nested loop with an accumulator). Index arithmetic is ordinary i64
+computed flat indices (`Load`), apply scalar ops (`Op`: an elementwise graph primitive's
+`OpDef`, or one of the few `KernelOp`s no graph op names; semantics in codegen/scalar.py, one
+table for every backend), and fold over inner index spaces (`Reduce`, which a backend emits as a
+nested loop with an accumulator). Index arithmetic is ordinary i64
 expressions over loop variables and the symbolic dims (`Var`), which are runtime arguments.
 `Loop.parallel` marks loops whose iterations are independent; a backend decides what to do
 with it.
@@ -16,8 +17,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.opdef import OpDef
 
 I64 = DType.i64
+
+
+@dataclass(frozen=True, eq=False)
+class KernelOp:
+    """A scalar operation of the kernel IR that is no graph primitive (guards, index arithmetic,
+    the combines of reductions). Graph primitives appear in kernels as their own `OpDef`."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return f"<kernel op {self.name}>"
+
+
+SELECT = KernelOp("select")  # cond ? a : b: bounds guards and clamped indices
+MAX, MIN = KernelOp("max"), KernelOp("min")  # reduce_max/reduce_min's combine; index bounds
+ARGMAX, ARGMIN = KernelOp("argmax"), KernelOp("argmin")  # combines only: first extreme's position
+CLAMP = KernelOp("clamp")  # an index forced into [lo, hi] (gathers never read out of bounds)
+FLOORDIV, MOD = KernelOp("floordiv"), KernelOp("mod")  # index arithmetic on i64 (truncating)
+ScalarOp = OpDef | KernelOp
 
 
 @dataclass(frozen=True)
@@ -49,19 +70,19 @@ class Load(Expr):
 
 @dataclass(frozen=True)
 class Op(Expr):
-    """A scalar op of codegen/scalar.py: add, mul, exp, lt, select, cast, floordiv, ..."""
+    """A scalar op with a form in codegen/scalar.py: ADD, EXP, LT, CAST, SELECT, FLOORDIV, ..."""
 
-    op: str
+    op: ScalarOp
     args: tuple[Expr, ...]
 
 
 @dataclass(frozen=True)
 class Reduce(Expr):
-    """Fold `body` with `combine` (add, mul, max, min, argmax, argmin) over the index space
+    """Fold `body` with `combine` (ADD, MUL, MAX, MIN, ARGMAX, ARGMIN) over the index space
     `axes` ((var, extent) pairs, row-major), starting from `init`. argmax/argmin give the flat
     position (in that index space) of the first extreme."""
 
-    combine: str
+    combine: ScalarOp
     axes: tuple[tuple[str, Expr], ...]
     body: Expr
     init: float
@@ -252,10 +273,10 @@ def format_expr(e: Expr) -> str:
         base = f"{e.buffer}[{format_expr(e.index)}]"
         return base if e.guard is None else f"({format_expr(e.guard)} ? {base} : {e.other})"
     if isinstance(e, Op):
-        return f"{e.op}({', '.join(format_expr(a) for a in e.args)})"
+        return f"{e.op.name}({', '.join(format_expr(a) for a in e.args)})"
     if isinstance(e, Reduce):
         axes = ", ".join(f"{v} < {format_expr(n)}" for v, n in e.axes)
-        return f"{e.combine}[{axes}]({format_expr(e.body)})"
+        return f"{e.combine.name}[{axes}]({format_expr(e.body)})"
     if isinstance(e, Random):
         return f"random({e.salt}, {format_expr(e.index)})"
     raise TypeError(e)

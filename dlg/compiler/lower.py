@@ -18,6 +18,7 @@ import numpy as np
 from dlg.compiler import indexing as ix
 from dlg.compiler.kernel_ir import (
     I64,
+    SELECT,
     CallScan,
     Const,
     Copy,
@@ -29,17 +30,21 @@ from dlg.compiler.kernel_ir import (
     Loop,
     Op,
     Reduce,
+    ScalarOp,
     Slot,
     Stmt,
     Store,
     Var,
     buffers_read,
 )
-from dlg.compiler.lower_rules import RULES, SCATTERS, elementwise
-from dlg.compiler.passes.fuse import BUFFERS, fuse
+from dlg.compiler.lower_rules import SCATTERS, lowering_for
+from dlg.compiler.passes.fuse import Fusion, fuse
 from dlg.errors import DlgTypeError
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.control import SCAN
+from dlg.ir.ops.opdef import OpDef, Trait
+from dlg.ir.ops.source import CONSTANT, INPUT, PARAM
 from dlg.ir.shapes import Dim, Shape
 
 BOOL, F64 = DType.bool, DType.f64
@@ -79,15 +84,24 @@ class Program:
         return sorted(names)
 
 
-def lower(g: Graph, name: str = "main", loss: str | None = None) -> Program:
-    """Lower a decomposed graph; with `loss`, state updates happen only when it is finite."""
-    return Lowering(g, name).run(loss)
+def lower(g: Graph, name: str = "main", loss: str | None = None,
+          fusion: Fusion | None = None) -> Program:
+    """Lower a decomposed graph (with `fusion`'s choice, else `fuse`'s); with `loss`, state
+    updates happen only when it is finite."""
+    return Lowering(g, name, fusion).run(loss)
+
+
+def has_lowering(op: OpDef) -> bool:
+    """Whether `lower` compiles `op` (the registry tests ask): it is a buffer, gets a kernel of
+    its own (scan, the scatters) or has an expression rule."""
+    return (Trait.BUFFER in op.traits or op is SCAN or op in SCATTERS
+            or lowering_for(op) is not None)
 
 
 class Lowering:
-    def __init__(self, g: Graph, name: str):
+    def __init__(self, g: Graph, name: str, fusion: Fusion | None = None):
         self.g = g
-        self.fusion = fuse(g)
+        self.fusion = fuse(g) if fusion is None else fusion
         self.p = Program(name)
         self.buffer_of: dict[Value, str] = {}
         self.counter = 0
@@ -108,15 +122,15 @@ class Lowering:
         g = self.g
         for node in g:
             t = node.types[0] if node.types else None
-            if node.op.name == "input":
+            if node.op is INPUT:
                 self.buffer_of[node.out] = self.add_buffer(f"in.{node.name}", t.dtype, t.shape,
                                                            "input")
                 self.p.inputs.append((node.name, f"in.{node.name}"))
-            elif node.op.name == "param":
+            elif node.op is PARAM:
                 self.buffer_of[node.out] = self.add_buffer(f"p.{node.name}", t.dtype, t.shape,
                                                            "param")
                 self.p.params.append((node.name, f"p.{node.name}"))
-            elif node.op.name == "constant":
+            elif node.op is CONSTANT:
                 self.buffer_of[node.out] = self.add_buffer(f"c{node.id}", t.dtype, t.shape,
                                                            "constant", node.attrs["value"])
         for out_name, v in g.outputs:  # outputs are written where the caller wants them
@@ -124,7 +138,7 @@ class Lowering:
                 t = g.type_of(v)
                 self.buffer_of[v] = self.add_buffer(f"out.{out_name}", t.dtype, t.shape, "output")
         for node in g:
-            if node.op.name in BUFFERS:
+            if Trait.BUFFER in node.op.traits:
                 continue
             for v in node.outs:
                 if v in self.fusion.materialized and v not in self.buffer_of:
@@ -157,13 +171,13 @@ class Lowering:
                                            if b not in writes), tuple(writes)))
 
     def kernel_for(self, node: Node) -> None:
-        name = node.op.name
-        if name == "scan":
+        if node.op is SCAN:
             return self.scan(node)
-        if name in SCATTERS:
+        if node.op in SCATTERS:
+            name = node.op.name
             self.ops = [name]
             out = self.buffer_of[node.out]
-            body = SCATTERS[name](self, node, out)
+            body = SCATTERS[node.op](self, node, out)
             return self.emit(name, [Fill(out, ix.numel(node.types[0].shape), 0.0), *body])
         for v in node.outs:
             if v not in self.fusion.materialized:
@@ -184,7 +198,9 @@ class Lowering:
             return Load(t.dtype, self.buffer_of[v], ix.linearize(idx, t.shape))
         node = self.g.node(v)
         self.ops.append(node.op.name)
-        rule = RULES.get(node.op.name) or elementwise
+        rule = lowering_for(node.op)
+        if rule is None:
+            raise DlgTypeError(f"the compiler has no lowering for {node.op.name}", node.span)
         return rule(self, node, v, idx)
 
     def inputs_at(self, node: Node, idx: list[Expr]) -> list[Expr]:
@@ -196,11 +212,11 @@ class Lowering:
         """u at idx where `guard` holds, else `other`; idx is clamped so memory stays safe."""
         if guard is None:
             return self.expr(u, idx)
-        safe = [Op(I64, "select", (guard, i, ix.ZERO)) for i in idx]
+        safe = [Op(I64, SELECT, (guard, i, ix.ZERO)) for i in idx]
         dtype = self.g.type_of(u).dtype
-        return Op(dtype, "select", (guard, self.expr(u, safe), Const(dtype, other)))
+        return Op(dtype, SELECT, (guard, self.expr(u, safe), Const(dtype, other)))
 
-    def reduction(self, combine: str, extents: list[Dim], body: Callable[[list[Expr]], Expr],
+    def reduction(self, combine: ScalarOp, extents: list[Dim], body: Callable[[list[Expr]], Expr],
                   init: float, dtype: DType) -> Expr:
         names = [self.fresh("r.") for _ in extents]
         red = [Var(I64, n) for n in names]
@@ -250,8 +266,8 @@ class Lowering:
                               tuple(slots[buf] for buf in body.order), tuple(copies)))
         stmts += [Copy(self.buffer_of[node.outs[i]], st, ix.numel(t.shape))
                   for i, (st, t) in enumerate(state)]
-        self.ops = ["scan"]
-        self.emit("scan", stmts)
+        self.ops = [SCAN.name]
+        self.emit(SCAN.name, stmts)
 
 
 def _written(stmts: list[Stmt]) -> list[str]:

@@ -1,7 +1,7 @@
-"""Lowering rules, one per op: the value of an op's output at an index vector, as a kernel-IR
-expression over its inputs' values (elementwise ops map to scalar ops by name, movement ops are
-index arithmetic, reductions and contractions are `Reduce`s); and the scatter kernels (ops that
-add into a zeroed output: scatter_add and the pooling gradients)."""
+"""Lowering rules, keyed by `OpDef`: the value of an op's output at an index vector, as a
+kernel-IR expression over its inputs' values (an elementwise primitive is itself the scalar op,
+movement ops are index arithmetic, reductions and contractions are `Reduce`s); and the scatter
+kernels (ops that add into a zeroed output: scatter_add and the pooling gradients)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,52 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlg.compiler import indexing as ix
-from dlg.compiler.kernel_ir import I64, Const, Expr, Load, Loop, Op, Random, Stmt, Store, Var
-from dlg.errors import DlgTypeError
+from dlg.compiler import kernel_ir as kir
+from dlg.compiler.kernel_ir import (
+    CLAMP,
+    I64,
+    MAX,
+    MIN,
+    SELECT,
+    Const,
+    Expr,
+    Load,
+    Loop,
+    Op,
+    Random,
+    ScalarOp,
+    Stmt,
+    Store,
+    Var,
+)
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Node, Value
-from dlg.ir.ops.opdef import Trait
+from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
+from dlg.ir.ops.elementwise import ADD, CAST, COS, DIV, LOG, MUL, SQRT, SUB
+from dlg.ir.ops.linalg import MATMUL
+from dlg.ir.ops.opdef import OpDef, Trait
+from dlg.ir.ops.pool import AVG_POOL, AVG_POOL_GRAD, MAX_POOL, MAX_POOL_GRAD
+from dlg.ir.ops.reduce import (
+    ARGMAX,
+    ARGMIN,
+    NUMEL,
+    REDUCE_MAX,
+    REDUCE_MIN,
+    REDUCE_PROD,
+    REDUCE_SUM,
+)
+from dlg.ir.ops.shape import (
+    BROADCAST_TO,
+    CONCAT,
+    PAD,
+    RESHAPE,
+    SCATTER_ADD,
+    SLICE,
+    SPLIT,
+    TAKE,
+    TRANSPOSE,
+)
+from dlg.ir.ops.source import ARANGE, FULL, RANDOM_NORMAL, RANDOM_UNIFORM
 from dlg.ir.shapes import Dim, Shape
 
 if TYPE_CHECKING:
@@ -25,72 +66,72 @@ if TYPE_CHECKING:
 BOOL, F64 = DType.bool, DType.f64
 
 
-# ---- expression rules, one per op (elementwise ops map to scalar ops by name) --------------------
+# ---- expression rules, one per op (an elementwise primitive is its own scalar op) ---------------
 Rule = Callable[["Lowering", Node, Value, list[Expr]], Expr]
-RULES: dict[str, Rule] = {}
+LOWERINGS: dict[OpDef, Rule] = {}
 
 
-def rule(*names: str) -> Callable[[Rule], Rule]:
+def lowering(*ops: OpDef) -> Callable[[Rule], Rule]:
     def register(fn: Rule) -> Rule:
-        for n in names:
-            RULES[n] = fn
+        for op in ops:
+            LOWERINGS[op] = fn
         return fn
     return register
 
 
 def elementwise(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
-    if Trait.ELEMENTWISE not in node.op.traits:
-        raise DlgTypeError(f"the compiler has no lowering for {node.op.name}", node.span)
-    args = L.inputs_at(node, idx)
-    dtype = node.types[0].dtype
-    name = node.op.name
-    if name == "where":
-        return Op(dtype, "select", tuple(args))
-    return Op(dtype, name, tuple(args))
+    """Any elementwise primitive: the op itself at its (broadcast) inputs' values."""
+    return Op(node.types[0].dtype, node.op, tuple(L.inputs_at(node, idx)))
 
 
-@rule("full")
+def lowering_for(op: OpDef) -> Rule | None:
+    """The expression rule of `op`; elementwise primitives share `elementwise` (codegen finds
+    their scalar form by the op)."""
+    return LOWERINGS.get(op) or (elementwise if Trait.ELEMENTWISE in op.traits else None)
+
+
+@lowering(FULL)
 def _full(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return Const(node.types[0].dtype, node.attrs["value"])
 
 
-@rule("arange")
+@lowering(ARANGE)
 def _arange(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     a = node.attrs
-    pos = Op(F64, "cast", (idx[0],))
-    value = Op(F64, "add", (Const(F64, a["start"]), Op(F64, "mul", (pos, Const(F64, a["step"])))))
-    return Op(a["dtype"], "cast", (value,))
+    pos = Op(F64, CAST, (idx[0],))
+    value = Op(F64, ADD, (Const(F64, a["start"]), Op(F64, MUL, (pos, Const(F64, a["step"])))))
+    return Op(a["dtype"], CAST, (value,))
 
 
-@rule("numel")
+@lowering(NUMEL)
 def _numel(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     t = L.g.type_of(node.inputs[0])
     axes = range(t.rank) if node.attrs["axes"] is None else node.attrs["axes"]
-    return Op(node.attrs["dtype"], "cast", (ix.numel([t.shape[a] for a in axes]),))
+    return Op(node.attrs["dtype"], CAST, (ix.numel([t.shape[a] for a in axes]),))
 
 
-@rule("random_uniform", "random_normal")
+@lowering(RANDOM_UNIFORM, RANDOM_NORMAL)
 def _random(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     a = node.attrs
     dtype = a["dtype"]
     flat = ix.linearize(idx, node.types[0].shape)
     u = Random(F64, 2 * node.id + 1, flat)
-    if node.op.name == "random_uniform":
-        value = Op(F64, "add", (Const(F64, a["low"]), Op(F64, "mul",
+    if node.op is RANDOM_UNIFORM:
+        value = Op(F64, ADD, (Const(F64, a["low"]), Op(F64, MUL,
                                                         (Const(F64, a["high"] - a["low"]), u))))
     else:  # Box-Muller
         u2 = Random(F64, 2 * node.id + 2, flat)
-        radius = Op(F64, "sqrt", (Op(F64, "mul", (Const(F64, -2.0),
-                                                  Op(F64, "log", (Op(F64, "sub", (
+        radius = Op(F64, SQRT, (Op(F64, MUL, (Const(F64, -2.0),
+                                                  Op(F64, LOG, (Op(F64, SUB, (
                                                       Const(F64, 1.0), u)),)))),))
-        angle = Op(F64, "cos", (Op(F64, "mul", (Const(F64, 2 * math.pi), u2)),))
-        value = Op(F64, "add", (Const(F64, a["mean"]), Op(F64, "mul", (
-            Const(F64, a["std"]), Op(F64, "mul", (radius, angle))))))
-    return Op(dtype, "cast", (value,))
+        angle = Op(F64, COS, (Op(F64, MUL, (Const(F64, 2 * math.pi), u2)),))
+        value = Op(F64, ADD, (Const(F64, a["mean"]), Op(F64, MUL, (
+            Const(F64, a["std"]), Op(F64, MUL, (radius, angle))))))
+    return Op(dtype, CAST, (value,))
 
 
 # ---- movement: index arithmetic ------------------------------------------------------------------
-@rule("reshape")
+@lowering(RESHAPE)
 def _reshape(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
     flat = ix.linearize(idx, node.types[0].shape)
@@ -99,7 +140,7 @@ def _reshape(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.expr(x, ix.delinearize(flat, L.g.type_of(x).shape))
 
 
-@rule("transpose")
+@lowering(TRANSPOSE)
 def _transpose(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     perm = [p % len(idx) for p in node.attrs["perm"]]
     src: list[Expr] = [ix.ZERO] * len(idx)
@@ -108,13 +149,13 @@ def _transpose(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.expr(node.inputs[0], src)
 
 
-@rule("broadcast_to")
+@lowering(BROADCAST_TO)
 def _broadcast_to(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
     return L.expr(x, ix.broadcast(idx, node.types[0].shape, L.g.type_of(x).shape))
 
 
-@rule("slice")
+@lowering(SLICE)
 def _slice(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     a = node.attrs
     src = list(idx)
@@ -124,7 +165,7 @@ def _slice(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.expr(node.inputs[0], src)
 
 
-@rule("split")
+@lowering(SPLIT)
 def _split(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     axis = node.attrs["axis"] % len(idx)
     src = list(idx)
@@ -132,7 +173,7 @@ def _split(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.expr(node.inputs[0], src)
 
 
-@rule("pad")
+@lowering(PAD)
 def _pad(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
     shape = L.g.type_of(x).shape
@@ -145,7 +186,7 @@ def _pad(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.clamped(x, src, guard, node.attrs["value"])
 
 
-@rule("concat")
+@lowering(CONCAT)
 def _concat(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     axis = node.attrs["axis"] % len(idx)
     dtype = node.types[0].dtype
@@ -162,35 +203,35 @@ def _concat(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
         offset = offset + size
     value = parts[-1][1]
     for guard, part in reversed(parts[:-1]):
-        value = Op(dtype, "select", (guard, part, value))
+        value = Op(dtype, SELECT, (guard, part, value))
     return value
 
 
-@rule("take")
+@lowering(TAKE)
 def _take(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x, indices = node.inputs
     axis = node.attrs["axis"] % L.g.type_of(x).rank
     k = L.g.type_of(indices).rank
-    where = Op(I64, "cast", (L.expr(indices, idx[axis:axis + k]),))
+    where = Op(I64, CAST, (L.expr(indices, idx[axis:axis + k]),))
     size = ix.dim(L.g.type_of(x).shape[axis])
-    where = Op(I64, "clamp", (where, ix.ZERO, ix.sub(size, ix.ONE)))  # never out of bounds
+    where = Op(I64, CLAMP, (where, ix.ZERO, ix.sub(size, ix.ONE)))  # never out of bounds
     return L.expr(x, idx[:axis] + [where] + idx[axis + k:])
 
 
 # ---- reductions and contractions -----------------------------------------------------------------
-COMBINE = {"reduce_sum": ("add", 0.0), "reduce_prod": ("mul", 1.0),
-           "reduce_max": ("max", -math.inf), "reduce_min": ("min", math.inf),
-           "argmax": ("argmax", -math.inf), "argmin": ("argmin", math.inf)}
+COMBINE: dict[OpDef, tuple[ScalarOp, float]] = {
+    REDUCE_SUM: (ADD, 0.0), REDUCE_PROD: (MUL, 1.0), REDUCE_MAX: (MAX, -math.inf),
+    REDUCE_MIN: (MIN, math.inf), ARGMAX: (kir.ARGMAX, -math.inf), ARGMIN: (kir.ARGMIN, math.inf)}
 
 
-@rule("reduce_sum", "reduce_prod", "reduce_max", "reduce_min")
+@lowering(REDUCE_SUM, REDUCE_PROD, REDUCE_MAX, REDUCE_MIN)
 def _reduce(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
     shape = L.g.type_of(x).shape
     axes = sorted(a % len(shape) for a in (node.attrs["axes"] or range(len(shape))))
     keep = node.attrs["keepdims"]
     dtype = node.types[0].dtype
-    combine, init = COMBINE[node.op.name]
+    combine, init = COMBINE[node.op]
     if dtype.is_float is False and not math.isfinite(init):
         init = float(np.iinfo(dtype.np).min if init < 0 else np.iinfo(dtype.np).max)
 
@@ -208,12 +249,12 @@ def _reduce(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.reduction(combine, [shape[a] for a in axes], body, init, dtype)
 
 
-@rule("argmax", "argmin")
+@lowering(ARGMAX, ARGMIN)
 def _arg(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
     shape = L.g.type_of(x).shape
     axis = node.attrs["axis"]
-    combine, init = COMBINE[node.op.name]
+    combine, init = COMBINE[node.op]
     axes = list(range(len(shape))) if axis is None else [axis % len(shape)]
     keep = node.attrs["keepdims"]
     outer = [i for a, i in enumerate(idx) if not (keep and a in axes)] if axis is not None else []
@@ -226,7 +267,7 @@ def _arg(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     return L.reduction(combine, [shape[a] for a in axes], body, init, I64)
 
 
-@rule("matmul")
+@lowering(MATMUL)
 def _matmul(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x, y = node.inputs
     tx, ty = L.g.type_of(x), L.g.type_of(y)
@@ -244,11 +285,11 @@ def _matmul(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
         yi = ix.broadcast(b_idx, batch, ys[:-2]) + [k, j]
         xe = L.expr(x, xi[1:] if tx.rank == 1 else xi)
         ye = L.expr(y, yi[:-1] if ty.rank == 1 else yi)
-        return Op(out.dtype, "mul", (xe, ye))
-    return L.reduction("add", [xs[-1]], body, 0.0, out.dtype)
+        return Op(out.dtype, MUL, (xe, ye))
+    return L.reduction(ADD, [xs[-1]], body, 0.0, out.dtype)
 
 
-@rule("conv")
+@lowering(CONV)
 def _conv(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x, w = node.inputs
     tx, tw = L.g.type_of(x), L.g.type_of(w)
@@ -256,11 +297,11 @@ def _conv(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
 
     def body(red: list[Expr]) -> Expr:
         xe = _conv_input(L, node, idx[0], idx[1], c_out, red[0], idx[2:], red[1:])
-        return Op(tx.dtype, "mul", (xe, L.expr(w, [idx[1], *red])))
-    return L.reduction("add", [c_group, *kernel], body, 0.0, tx.dtype)
+        return Op(tx.dtype, MUL, (xe, L.expr(w, [idx[1], *red])))
+    return L.reduction(ADD, [c_group, *kernel], body, 0.0, tx.dtype)
 
 
-@rule("conv_weight_grad")
+@lowering(CONV_WEIGHT_GRAD)
 def _conv_weight_grad(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x, g = node.inputs
     tg = L.g.type_of(g)
@@ -268,8 +309,8 @@ def _conv_weight_grad(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Exp
     def body(red: list[Expr]) -> Expr:
         n, out = red[0], red[1:]
         xe = _conv_input(L, node, n, idx[0], int(tg.shape[1]), idx[1], out, idx[2:])
-        return Op(tg.dtype, "mul", (xe, L.expr(g, [n, idx[0], *out])))
-    return L.reduction("add", list(tg.shape[:1]) + list(tg.shape[2:]), body, 0.0, tg.dtype)
+        return Op(tg.dtype, MUL, (xe, L.expr(g, [n, idx[0], *out])))
+    return L.reduction(ADD, list(tg.shape[:1]) + list(tg.shape[2:]), body, 0.0, tg.dtype)
 
 
 def _conv_input(L: Lowering, node: Node, n: Expr, o: Expr, c_out: int, c: Expr,
@@ -311,7 +352,7 @@ def _window(L: Lowering, node: Node, idx: list[Expr], ks: list[Expr], dilation: 
     return lead + pos, guard
 
 
-@rule("max_pool")
+@lowering(MAX_POOL)
 def _max_pool(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     kernel = node.attrs["kernel"]
     dilation = node.attrs["dilation"] or (1,) * len(kernel)
@@ -319,7 +360,7 @@ def _max_pool(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     def body(red: list[Expr]) -> Expr:
         src, guard = _window(L, node, idx, red, dilation)
         return L.clamped(node.inputs[0], src, guard, -math.inf)
-    return L.reduction("max", list(kernel), body, -math.inf, node.types[0].dtype)
+    return L.reduction(MAX, list(kernel), body, -math.inf, node.types[0].dtype)
 
 
 def _avg_divisor(L: Lowering, node: Node, idx: list[Expr], shape: Shape) -> Expr:
@@ -330,15 +371,15 @@ def _avg_divisor(L: Lowering, node: Node, idx: list[Expr], shape: Shape) -> Expr
     for o, k, s, p, size in zip(idx[len(idx) - nd:], a["kernel"], a["stride"], a["padding"],
                                 shape[len(shape) - nd:]):
         start = ix.sub(ix.mul(o, ix.const(s)), ix.const(p))
-        end = Op(I64, "min", (ix.add(start, ix.const(k)), ix.add(ix.dim(size), ix.const(p))))
+        end = Op(I64, MIN, (ix.add(start, ix.const(k)), ix.add(ix.dim(size), ix.const(p))))
         if not a["count_include_pad"]:
-            start = Op(I64, "max", (start, ix.ZERO))
-            end = Op(I64, "min", (end, ix.dim(size)))
+            start = Op(I64, MAX, (start, ix.ZERO))
+            end = Op(I64, MIN, (end, ix.dim(size)))
         total = ix.mul(total, ix.sub(end, start))
     return total
 
 
-@rule("avg_pool")
+@lowering(AVG_POOL)
 def _avg_pool(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     dtype = node.types[0].dtype
     kernel = node.attrs["kernel"]
@@ -346,9 +387,9 @@ def _avg_pool(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     def body(red: list[Expr]) -> Expr:
         src, guard = _window(L, node, idx, red, (1,) * len(kernel))
         return L.clamped(node.inputs[0], src, guard, 0.0)
-    total = L.reduction("add", list(kernel), body, 0.0, dtype)
+    total = L.reduction(ADD, list(kernel), body, 0.0, dtype)
     divisor = _avg_divisor(L, node, idx, L.g.type_of(node.inputs[0]).shape)
-    return Op(dtype, "div", (total, Op(dtype, "cast", (divisor,))))
+    return Op(dtype, DIV, (total, Op(dtype, CAST, (divisor,))))
 
 
 # ---- scatters: kernels that add into a zeroed output ---------------------------------------------
@@ -366,8 +407,8 @@ def _scatter_add(L: Lowering, node: Node, out: str) -> list[Stmt]:
     k = L.g.type_of(indices).rank
     names = [f"u.{a}" for a in range(len(ushape))]
     u = [Var(I64, n) for n in names]
-    where = Op(I64, "cast", (L.expr(indices, u[axis:axis + k]),))
-    where = Op(I64, "clamp", (where, ix.ZERO, ix.sub(ix.dim(shape[axis]), ix.ONE)))
+    where = Op(I64, CAST, (L.expr(indices, u[axis:axis + k]),))
+    where = Op(I64, CLAMP, (where, ix.ZERO, ix.sub(ix.dim(shape[axis]), ix.ONE)))
     target = u[:axis] + [where] + u[axis + k:]
     store = Store(out, ix.linearize(target, shape), L.expr(updates, u), accumulate=True)
     return [_loops(list(ushape), names, store)]
@@ -384,10 +425,10 @@ def _max_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
     def body(red: list[Expr]) -> Expr:
         src, guard = _window(L, node, o, red, dilation)
         return L.clamped(x, src, guard, -math.inf)
-    first = L.reduction("argmax", list(kernel), body, -math.inf, I64)
+    first = L.reduction(kir.ARGMAX, list(kernel), body, -math.inf, I64)
     offsets = ix.delinearize(first, list(kernel))
     src, guard = _window(L, node, o, offsets, dilation)
-    safe = [Op(I64, "select", (guard, i, ix.ZERO)) for i in src]  # type: ignore[arg-type]
+    safe = [Op(I64, SELECT, (guard, i, ix.ZERO)) for i in src]  # type: ignore[arg-type]
     xshape = L.g.type_of(x).shape
     store = Store(out, ix.linearize(safe, xshape), L.expr(g, o), accumulate=True)
     return [_loops(list(gshape), names, store)]
@@ -403,15 +444,14 @@ def _avg_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
     knames = [f"k.{i}" for i in range(len(a["kernel"]))]
     ks = [Var(I64, n) for n in knames]
     src, guard = _window(L, node, o, ks, (1,) * len(a["kernel"]), a["shape"])
-    safe = [Op(I64, "select", (guard, i, ix.ZERO)) for i in src]  # type: ignore[arg-type]
-    share = Op(dtype, "div", (L.expr(g, o), Op(dtype, "cast",
+    safe = [Op(I64, SELECT, (guard, i, ix.ZERO)) for i in src]  # type: ignore[arg-type]
+    share = Op(dtype, DIV, (L.expr(g, o), Op(dtype, CAST,
                                                 (_avg_divisor(L, node, o, a["shape"]),))))
-    value = Op(dtype, "select", (guard, share, Const(dtype, 0.0)))
+    value = Op(dtype, SELECT, (guard, share, Const(dtype, 0.0)))
     store = Store(out, ix.linearize(safe, a["shape"]), value, accumulate=True)
     inner = _loops(list(a["kernel"]), knames, store)
     return [_loops(list(gshape), names, inner)]
 
 
-SCATTERS: dict[str, Callable[["Lowering", Node, str], list[Stmt]]] = {
-    "scatter_add": _scatter_add, "max_pool_grad": _max_pool_grad,
-    "avg_pool_grad": _avg_pool_grad}
+SCATTERS: dict[OpDef, Callable[["Lowering", Node, str], list[Stmt]]] = {
+    SCATTER_ADD: _scatter_add, MAX_POOL_GRAD: _max_pool_grad, AVG_POOL_GRAD: _avg_pool_grad}

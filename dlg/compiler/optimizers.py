@@ -60,7 +60,7 @@ def apply_optimizer(b: Builder, spec: OptimizerSpec, params: Mapping[str, Value]
     lr = e.slot("lr", f32, float(spec.hyper["lr"]))
     new_step = b.add(step, scalar(b, 1.0, step))
     b.graph.updates.append((PREFIX + "step", new_step))
-    rule = RULES[spec.name]
+    rule = UPDATE_RULES[spec.name]
     for name, g in grads.items():
         p = params[name]
         t = b.type_of(p)
@@ -168,5 +168,5 @@ def _rmsprop(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, alpha: flo
     return b.sub(p, b.mul(b.div(g, avg), s.lr))
 
 
-RULES: dict[str, Callable[..., Value]] = {"SGD": _sgd, "Adam": _adam, "AdamW": _adamw,
-                                          "RMSprop": _rmsprop}
+UPDATE_RULES: dict[str, Callable[..., Value]] = {"SGD": _sgd, "Adam": _adam, "AdamW": _adamw,
+                                                 "RMSprop": _rmsprop}

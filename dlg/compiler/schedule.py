@@ -29,6 +29,7 @@ from dlg.compiler.kernel_ir import (
 )
 from dlg.compiler.lower import Program
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import ADD
 
 MAX_ROWS = 8  # rows of a tile: enough loads saved, few enough broadcasts
 
@@ -87,7 +88,7 @@ def _tile(p: Program, loops: list[Loop], store: Store, target: Target) -> Stmt |
     along that."""
     dtype = p.buffers[store.buffer].dtype
     sums = [e for e in walk(store.value) if isinstance(e, Reduce)]
-    if (dtype not in (DType.f32, DType.f64) or len(sums) != 1 or sums[0].combine != "add"
+    if (dtype not in (DType.f32, DType.f64) or len(sums) != 1 or sums[0].combine is not ADD
             or any(isinstance(e, Random) for e in walk(store.value)) or len(loops) < 2):
         return None
     loads = [e for e in walk(sums[0].body) if isinstance(e, Load)]
@@ -213,7 +214,7 @@ def _sum_inside_out(value: Expr, idx: list[str]) -> bool:
     """Whether out[..., j] = sum_k body should run as out[..., j] += body with k outside j: when
     the summed index strides through memory in some operand while the last output index is
     contiguous (or absent) in all of them, as in the weight gradient g^T @ x of a linear layer."""
-    if not (isinstance(value, Reduce) and value.combine == "add" and value.dtype.is_float):
+    if not (isinstance(value, Reduce) and value.combine is ADD and value.dtype.is_float):
         return False
     loads = [e for e in walk(value.body) if isinstance(e, Load)]
     inner, j = value.axes[-1][0], idx[-1]

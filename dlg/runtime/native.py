@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from dlg.compiler.codegen import cache
-from dlg.compiler.codegen.pool import cores
 from dlg.compiler.codegen.llvm_cpu import Jitted
+from dlg.compiler.codegen.threads import cores
 from dlg.compiler.lower import Program
 from dlg.compiler.pipeline import CompileOptions, compile_graph, object_code
 from dlg.errors import DlgValueError
 from dlg.ir.graph import Graph
+from dlg.ir.ops.opdef import Trait
 from dlg.ir.shapes import evaluate_shape
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import check_input, check_input_names
@@ -224,13 +225,11 @@ def compile_report(native: NativeGraph, batch: int) -> str:
     """One screen: ops before and after the graph passes, kernels, buffers, peak arena bytes
     at a batch size, seconds per pass."""
     p = native.program
-    before, after = native.graph.op_counts(), native.optimized_graph.op_counts()
-    sources = ("input", "param", "constant")
-    count = lambda counts: sum(n for op, n in counts.items() if op not in sources)  # noqa: E731
     plan = native.plan({d: batch for d in native.dim_names})
     temps = [b for b in p.buffers.values() if b.kind == "temp"]
-    lines = [f"{native.graph.name}: {count(before)} ops -> {count(after)} primitive ops after "
-             f"the graph passes -> {len(p.kernels)} kernels"
+    lines = [f"{native.graph.name}: {_computed(native.graph)} ops -> "
+             f"{_computed(native.optimized_graph)} primitive ops after the graph passes -> "
+             f"{len(p.kernels)} kernels"
              + (f" (+ {sum(len(b.kernels) for b in p.bodies)} in scan bodies)"
                 if p.bodies else ""),
              f"buffers: {len(p.inputs)} inputs, {len(p.params)} params, {len(p.outputs)} "
@@ -245,3 +244,8 @@ def compile_report(native: NativeGraph, batch: int) -> str:
                  + f" (total {sum(seconds.values()):.2f}"
                  + (", machine code from the cache)" if native.cache_hit else ")"))
     return "\n".join(lines)
+
+
+def _computed(g: Graph) -> int:
+    """Nodes that compute something (not inputs, parameters, constants)."""
+    return sum(Trait.BUFFER not in node.op.traits for node in g)

@@ -1,6 +1,8 @@
 """Compiled scalar math against NumPy in float64: float32 exp and tanh (and sigmoid through
-exp) are polynomial approximations (codegen/scalar.py), checked here in ulps over a dense grid,
-subnormal and overflowing results, and the special values."""
+exp) are polynomial approximations (codegen/scalar.py), checked here in ulps of the exact value
+over a dense grid, subnormal and overflowing results, and the special values. Each op's bound is
+the one scalar.py states: a sweep of every float32 input found at worst 3.02 ulps for exp, 6.9
+for tanh and 4.08 for sigmoid."""
 
 from __future__ import annotations
 
@@ -23,16 +25,17 @@ def compiled(op: str, x: np.ndarray) -> np.ndarray:
     return NativeGraph(g)({"x": x}, {})["y"]
 
 
-@pytest.mark.parametrize("op,exact", [("tanh", np.tanh), ("exp", np.exp),
-                                      ("sigmoid", lambda x: np.exp(-np.logaddexp(0, -x)))])
-def test_float32_within_a_few_ulps(op, exact):
+@pytest.mark.parametrize("op,exact,bound", [
+    ("tanh", np.tanh, 7), ("exp", np.exp, 3.1),
+    ("sigmoid", lambda x: np.exp(-np.logaddexp(0, -x)), 4.1)])
+def test_float32_within_a_few_ulps(op, exact, bound):
     got = compiled(op, GRID)
     with np.errstate(all="ignore"):  # float64 exp overflows past 709, float32 past 88.7
         want = exact(GRID.astype(np.float64))
         ulps = np.abs(got - want) / np.spacing(np.abs(want).astype(np.float32))
         want32 = want.astype(np.float32)
         ulps[np.isinf(want32) & (got == want32)] = 0
-    assert ulps.max() <= 8, f"{op}: {ulps.max():.1f} ulps at x = {GRID[np.argmax(ulps)]}"
+    assert ulps.max() <= bound, f"{op}: {ulps.max():.1f} ulps at x = {GRID[np.argmax(ulps)]}"
     assert np.array_equal(np.sign(got), np.sign(want32))
 
 

@@ -4,8 +4,8 @@ Every kernel becomes a function named after its fused ops, taking a typed `noali
 buffer, the dims array and a random seed; one entry function, `dlg_entry(i8** buffers,
 i64* dims, i64 seed)`, calls them in order with pointers from the buffer table. Scan bodies are
 functions with the entry's signature, called once per step. A parallel loop with enough work
-becomes a chunk function run on the process's thread pool (codegen/pool.py); register tiles are
-emitted by codegen/vector.py. The module is optimised by LLVM's O3 pipeline for the host CPU's
+becomes a chunk function run on the process's thread pool (codegen/threads.py); register tiles
+are emitted by codegen/vector.py. The module is optimised by LLVM's O3 pipeline for the host CPU's
 name and features (AVX-512, AVX2 or NEON as available) and JIT-compiled with MCJIT.
 """
 
@@ -19,11 +19,12 @@ from collections.abc import Callable
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from dlg.compiler.codegen import pool
-from dlg.compiler.codegen.pool import MAX_WORDS
+from dlg.compiler.codegen import threads
 from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
 from dlg.compiler.codegen.vector import emit_tile
 from dlg.compiler.kernel_ir import (
+    ARGMAX,
+    ARGMIN,
     CallScan,
     Const,
     Copy,
@@ -45,6 +46,7 @@ from dlg.compiler.kernel_ir import (
 from dlg.compiler.lower import Program
 from dlg.compiler.schedule import Target
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import ADD, MUL
 
 ENTRY = "dlg_entry"
 PROFILE = "dlg_profile"  # with profiling: cycles spent in each top-level kernel, summed over calls
@@ -116,7 +118,7 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
                       functions)
     for k, s in enumerate(kernel.body):
         if isinstance(s, Loop) and s.parallel and not _small(s) \
-                and len(buffers) + 4 <= MAX_WORDS:
+                and len(buffers) + 4 <= threads.MAX_WORDS:
             chunk = _chunk_function(m, p, kernel, s, f"{fn.name}.part{k}", dims, functions)
             emitter.parallel(s, chunk, _trampoline(m, chunk), len(dims))
         else:
@@ -219,8 +221,8 @@ class Emitter:
         args = list(pointers) + [dim_ptr, seed]
         extent = self.expr(loop.extent)
         work = b.mul(extent, self.expr(_work(loop.body)))
-        threads = b.load(b.gep(dim_ptr, [I64(threads_slot)]), name="threads")
-        count = b.select(b.icmp_signed("<", threads, extent), threads, extent)
+        available = b.load(b.gep(dim_ptr, [I64(threads_slot)]), name="threads")
+        count = b.select(b.icmp_signed("<", available, extent), available, extent)
         count = b.select(b.icmp_signed("<", count, I64(MAX_THREADS)), count, I64(MAX_THREADS))
         spread = b.and_(b.icmp_signed(">", count, I64(1)),
                         b.icmp_signed(">=", work, I64(PARALLEL_WORK)))
@@ -230,8 +232,8 @@ class Emitter:
                 for k, a in enumerate(args):
                     value = b.ptrtoint(a, I64) if isinstance(a.type, ir.PointerType) else a
                     b.store(value, b.gep(words, [I64(0), I64(k)]))
-                b.call(pool.declare(self.m), [trampoline, b.bitcast(words, I64.as_pointer()),
-                                               I64(len(args) + 2), extent, count])
+                b.call(threads.declare(self.m), [trampoline, b.bitcast(words, I64.as_pointer()),
+                                                  I64(len(args) + 2), extent, count])
             with otherwise:
                 b.call(chunk, args + [I64(0), extent])
 
@@ -265,7 +267,7 @@ class Emitter:
             index, value = self.expr(s.index), self.expr(s.value)
             if s.accumulate:
                 dtype = self.buffers[s.buffer][1]
-                value = self.s.op("add", dtype, [self.load(s.buffer, index), value],
+                value = self.s.op(ADD, dtype, [self.load(s.buffer, index), value],
                                   [dtype, dtype])
             self.store(s.buffer, index, value)
         elif isinstance(s, Fill):
@@ -342,8 +344,8 @@ class Emitter:
     def reduce(self, e: Reduce) -> ir.Value:
         body_type = e.body.dtype
         t = llvm_type(body_type)
-        arg = e.combine in ("argmax", "argmin")
-        acc = self.local(t, f"{e.combine}.acc", self.s.const(body_type, e.init))
+        arg = e.combine in (ARGMAX, ARGMIN)
+        acc = self.local(t, f"{e.combine.name}.acc", self.s.const(body_type, e.init))
         where = self.local(I64, "arg.at", I64(0)) if arg else None
         flat = self.local(I64, "arg.pos", I64(0)) if arg else None
 
@@ -352,12 +354,12 @@ class Emitter:
                 value = self.expr(e.body)
                 if arg:
                     best = self.b.load(acc)
-                    take = self.s.greater(value, best, body_type, less=e.combine == "argmin")
+                    take = self.s.greater(value, best, body_type, less=e.combine is ARGMIN)
                     pos = self.b.load(flat)
                     self.b.store(self.b.select(take, value, best), acc)
                     self.b.store(self.b.select(take, pos, self.b.load(where)), where)
                     self.b.store(self.b.add(pos, I64(1)), flat)
-                elif e.combine == "add" and body_type.is_float:
+                elif e.combine is ADD and body_type.is_float:
                     # reassociation lets LLVM vectorise the sum (partial sums per lane)
                     self.b.store(self.b.fadd(self.b.load(acc), value, flags=("reassoc",)), acc)
                 else:
@@ -391,17 +393,17 @@ PARALLEL_WORK = 1 << 15  # loop iterations (inner loops and reductions included)
 
 def _small(loop: Loop) -> bool:
     """Work known at compile time to be below the threshold: no thread code at all."""
-    work = _constant(Op(DType.i64, "mul", (loop.extent, _work(loop.body))))
+    work = _constant(Op(DType.i64, MUL, (loop.extent, _work(loop.body))))
     return work is not None and work < PARALLEL_WORK
 
 
 def _constant(e: Expr) -> int | None:
     if isinstance(e, Const):
         return int(e.value)
-    if isinstance(e, Op) and e.op in ("add", "mul"):
+    if isinstance(e, Op) and e.op in (ADD, MUL):
         a, b = (_constant(x) for x in e.args)
         if a is not None and b is not None:
-            return a + b if e.op == "add" else a * b
+            return a + b if e.op is ADD else a * b
     return None
 
 
@@ -410,16 +412,16 @@ def _work(stmts: tuple[Stmt, ...]) -> Expr:
     total: Expr = Const(DType.i64, 1)
     for s in stmts:
         if isinstance(s, Loop):
-            inner = Op(DType.i64, "mul", (s.extent, _work(s.body)))
-            total = Op(DType.i64, "add", (total, inner))
+            inner = Op(DType.i64, MUL, (s.extent, _work(s.body)))
+            total = Op(DType.i64, ADD, (total, inner))
         elif isinstance(s, (Store, Tile)):
             if isinstance(s, Tile):
                 cells = s.rows * s.cols * (s.lanes if s.along == "col" else 1)
-                total = Op(DType.i64, "mul", (total, Const(DType.i64, cells)))
+                total = Op(DType.i64, MUL, (total, Const(DType.i64, cells)))
             for e in walk(s.value):
                 if isinstance(e, Reduce):
                     for _, extent in e.axes:
-                        total = Op(DType.i64, "mul", (total, extent))
+                        total = Op(DType.i64, MUL, (total, extent))
     return total
 
 
@@ -467,7 +469,7 @@ class Jitted:
     the engine alive)."""
 
     def __init__(self, object_code: bytes):
-        pool.start(pool.cores() - 1, new_target_machine)
+        threads.start(threads.cores() - 1, new_target_machine)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
         self.engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
         self.engine.finalize_object()

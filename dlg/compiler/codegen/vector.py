@@ -10,9 +10,10 @@ residual: the fused epilogue) is computed from the accumulators (added across la
 they split the sum) and stored.
 
 Expressions are evaluated lane-wise: what does not depend on the lanes is scalar code from the
-kernel's `Emitter` (computed once, broadcast where it meets a vector); ops with a vector form in
-LLVM (arithmetic, comparisons, select, min/max, float32 exp and tanh, sqrt: `has_vector_form`)
-run on vectors; the others (casts, erf, float64 tanh, computed indices) one lane at a time.
+kernel's `Emitter` (computed once, broadcast where it meets a vector); ops with a vector form
+(stated next to their scalar form in scalar.py: arithmetic, comparisons, select, min/max, float32
+exp and tanh, sqrt) run on vectors; the others (casts, erf, float64 tanh, computed indices) one
+lane at a time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dlg.compiler import indexing as ix
 from dlg.compiler.codegen.scalar import I64, has_vector_form, llvm_type, memory_type
 from dlg.compiler.kernel_ir import Expr, Load, Op, Reduce, Tile, Var, substitute, walk
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import MUL
 
 if TYPE_CHECKING:
     from dlg.compiler.codegen.llvm_cpu import Emitter
@@ -176,7 +178,7 @@ class TileEmitter:
         return v if isinstance(v.type, ir.VectorType) else self.splat(v)
 
     def accumulate(self, acc: ir.Value, term: Expr) -> ir.Value:
-        if isinstance(term, Op) and term.op == "mul":
+        if isinstance(term, Op) and term.op is MUL:
             a, c = (self.vector(x) for x in term.args)
             fma = self.e.s.intrinsic("llvm.fma", acc.type, 3)
             return self.b.call(fma, [a, c, acc])
