@@ -1,13 +1,19 @@
 """Registry-wide checks (STYLE §10): every op has a case here, and for every op the types its
-`infer` rule gives equal the dtype and shape of what the interpreter computes."""
+`infer` rule gives equal the dtype and shape of what the interpreter computes. Every primitive
+is complete for the compiler (a lowering, a fusion class, a scalar form with its vector form
+where it is elementwise) and its traits agree with each other; each check names the op and what
+it lacks, and a made-up op shows that the checks can fail."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from dlg.compiler.codegen.scalar import SCALAR_FORMS
+from dlg.compiler.lower import has_lowering
 from dlg.ir import DType
-from dlg.ir.ops.opdef import REGISTRY
+from dlg.ir.ops.elementwise import WHERE
+from dlg.ir.ops.opdef import REGISTRY, OpDef, Trait, defop
 from tests.ir.opcheck import run_op
 
 R = np.random.default_rng(0)
@@ -102,3 +108,103 @@ def test_op_is_primitive_or_composite(name):
     op = REGISTRY[name]
     assert (op.ref is None) != (op.decompose is None)
     assert op.vjp is None or callable(op.vjp)
+
+
+# ---- completeness for the compiler, from the traits ---------------------------------------------
+PRIMITIVES = sorted(name for name, op in REGISTRY.items() if not op.is_composite)
+# the traits that tell fusion how to treat an op (passes/fuse.py)
+FUSION_CLASSES = {Trait.ELEMENTWISE, Trait.VIEW, Trait.MOVEMENT, Trait.REDUCTION,
+                  Trait.CONTRACTION, Trait.WINDOW, Trait.OWN_KERNEL, Trait.SOURCE, Trait.CHEAP}
+
+
+def lowering_gap(op: OpDef) -> str | None:
+    if Trait.ARGUMENT in op.traits or has_lowering(op):
+        return None
+    return f"{op.name} has no lowering rule (lower_rules.LOWERINGS, SCATTERS) nor ELEMENTWISE"
+
+
+def fusion_gap(op: OpDef) -> str | None:
+    if op.traits & FUSION_CLASSES:
+        return None
+    return (f"{op.name} has no fusion class: tag it with one of "
+            f"{', '.join(sorted(t.name for t in FUSION_CLASSES))}")
+
+
+def scalar_gap(op: OpDef) -> str | None:
+    if Trait.ELEMENTWISE not in op.traits:
+        return None
+    form = SCALAR_FORMS.get(op)
+    if form is None:
+        return f"{op.name} is ELEMENTWISE but has no scalar form (codegen/scalar.SCALAR_FORMS)"
+    if not form.vector <= frozenset(DType):
+        return f"{op.name}: its vector form must be a set of dtypes, got {form.vector!r}"
+    return None
+
+
+def trait_gaps(op: OpDef) -> list[str]:
+    t, arity = op.traits, len(op.inputs)
+    rules = [
+        (Trait.UNARY in t and arity != 1, "is UNARY with other than one input"),
+        (Trait.BINARY in t and arity != 2, "is BINARY with other than two inputs"),
+        (Trait.ELEMENTWISE in t and not (t & {Trait.UNARY, Trait.BINARY}) and op is not WHERE,
+         "is ELEMENTWISE but neither UNARY nor BINARY (only where takes three inputs)"),
+        (Trait.COMPARISON in t and Trait.BINARY not in t, "is a COMPARISON but not BINARY"),
+        (Trait.COMMUTATIVE in t and Trait.BINARY not in t, "is COMMUTATIVE but not BINARY"),
+        (Trait.VIEW in t and Trait.MOVEMENT not in t, "is a VIEW but not MOVEMENT"),
+        (Trait.ARGUMENT in t and Trait.SOURCE not in t, "is an ARGUMENT but not a SOURCE"),
+        (Trait.SOURCE in t and arity != 0, "is a SOURCE with tensor inputs"),
+    ]
+    return [f"{op.name} {what}" for broken, what in rules if broken]
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_every_primitive_has_a_lowering(name):
+    assert lowering_gap(REGISTRY[name]) is None, lowering_gap(REGISTRY[name])
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_every_primitive_has_a_fusion_class(name):
+    assert fusion_gap(REGISTRY[name]) is None, fusion_gap(REGISTRY[name])
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_every_elementwise_primitive_has_a_scalar_and_vector_form(name):
+    assert scalar_gap(REGISTRY[name]) is None, scalar_gap(REGISTRY[name])
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_traits_agree(name):
+    assert not trait_gaps(REGISTRY[name]), "; ".join(trait_gaps(REGISTRY[name]))
+
+
+def test_scalar_forms_belong_to_elementwise_primitives():
+    stale = [op.name for op in SCALAR_FORMS
+             if isinstance(op, OpDef) and (Trait.ELEMENTWISE not in op.traits or op.is_composite)]
+    assert not stale, f"scalar forms for ops that are not elementwise primitives: {stale}"
+
+
+@pytest.fixture
+def made_up():
+    """defop for the length of a test: the op leaves the registry afterwards."""
+    names: list[str] = []
+
+    def make(name: str, inputs: tuple[str, ...], traits: set[Trait]) -> OpDef:
+        names.append(name)
+        return defop(name, inputs, lambda *types: types[0], ref=lambda *xs: xs[0],
+                     traits=traits)
+    yield make
+    for name in names:
+        del REGISTRY[name]
+
+
+def test_the_checks_name_an_incomplete_op(made_up):
+    bare = made_up("test_bare", ("x",), set())
+    assert "test_bare has no lowering rule" in lowering_gap(bare)
+    assert "test_bare has no fusion class" in fusion_gap(bare)
+    hardtanh = made_up("test_hardtanh", ("x",), {Trait.UNARY, Trait.ELEMENTWISE})
+    assert lowering_gap(hardtanh) is None and fusion_gap(hardtanh) is None
+    assert "test_hardtanh is ELEMENTWISE but has no scalar form" in scalar_gap(hardtanh)
+    odd = made_up("test_odd", ("x", "y", "z"), {Trait.ELEMENTWISE, Trait.COMMUTATIVE, Trait.VIEW})
+    assert trait_gaps(odd) == [
+        "test_odd is ELEMENTWISE but neither UNARY nor BINARY (only where takes three inputs)",
+        "test_odd is COMMUTATIVE but not BINARY", "test_odd is a VIEW but not MOVEMENT"]
