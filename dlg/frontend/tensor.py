@@ -13,8 +13,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
+from dlg.functions import indexing
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Value
 from dlg.ir.ops.opdef import REGISTRY
@@ -483,54 +484,29 @@ def _resolve_shape(shape: list[Any], size: Any) -> tuple[Any, ...]:
 
 
 def index(x: Tensor, items: Any) -> Tensor:
-    """Basic indexing: ints, slices, None, ..., and one integer tensor (gather)."""
-    items = list(items) if isinstance(items, tuple) else [items]
-    if any(i is Ellipsis for i in items):
-        at = items.index(Ellipsis)
-        fill = x.ndim - (len(items) - 1 - sum(i is None for i in items))
-        items = items[:at] + [slice(None)] * fill + items[at + 1:]
-    axes, starts, stops, steps, final = [], [], [], [], []
-    gather = None
-    axis = 0
-    for item in items:
-        if item is None:
-            final.append(1)
-            continue
-        if axis >= x.ndim:
-            raise DlgShapeError(f"too many indices for a {x.ndim}-d tensor", engine.caller_span())
-        size = x.shape[axis]
-        if isinstance(item, Tensor) and item.ndim > 0:
-            gather = (axis, item)
-            final.append(None)
-        elif item == slice(None):
-            final.append(size)
-        elif isinstance(item, slice):
-            start, stop, step = item.indices(size)
-            if step < 1:
-                raise DlgValueError("negative slice steps are not supported",
-                                    engine.caller_span())
-            axes.append(axis)
-            starts.append(start)
-            stops.append(max(start, stop))
-            steps.append(step)
-            final.append(len(range(start, stop, step)))
-        else:
-            i = int(item)
-            if not -size <= i < size:
-                raise DlgShapeError(f"index {i} is out of range for dimension {axis} of size "
-                                    f"{size}", engine.caller_span())
-            i %= size
-            axes.append(axis)
-            starts.append(i)
-            stops.append(i + 1)
-            steps.append(1)
-        axis += 1
-    final += [x.shape[a] for a in range(axis, x.ndim)]
-    out = op("slice", x, axes=tuple(axes), starts=tuple(starts), stops=tuple(stops),
-             steps=tuple(steps)) if axes else x
-    if gather is not None:
-        g_axis, indices = gather
-        out = op("take", out, indices.long(), axis=g_axis)
-        at = final.index(None)
-        final = final[:at] + list(indices.shape) + final[at + 1:]
-    return op("reshape", out, shape=tuple(final)) if tuple(final) != out.shape else out
+    """`x[items]` (dlg.functions.indexing), errors located at the user's line."""
+    try:
+        return indexing.index(_EAGER, x, items if isinstance(items, tuple) else (items,))
+    except DlgError as e:
+        raise e.with_span(engine.caller_span()) from None
+
+
+class _EagerFront:
+    """The eager door as a `dlg.functions` Front (interim, until the shared one lands)."""
+
+    training = False
+
+    def is_tensor(self, value: Any) -> bool:
+        return isinstance(value, Tensor)
+
+    def type_of(self, x: Tensor) -> TensorType:
+        return x.type
+
+    def lift(self, value: Any, dtype: DType) -> Tensor:
+        return Tensor(value, dtype=dtype)
+
+    def emit(self, opdef: Any, *inputs: Tensor, **attrs: Any) -> Any:
+        return op(opdef.name, *inputs, **attrs)
+
+
+_EAGER = _EagerFront()

@@ -28,7 +28,6 @@ from dlg.errors import (
     Span,
 )
 from dlg.grammar import ast
-from dlg.grammar.indexing import index_static, index_tensor
 from dlg.grammar.initializers import INITIALIZER_NAMES
 from dlg.grammar.values import (
     Builtin,
@@ -39,8 +38,10 @@ from dlg.grammar.values import (
     Scope,
     Tensor,
     describe,
+    index_tuple,
     suggest,
 )
+from dlg.functions.indexing import index
 from dlg.ir.builder import Builder
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, LayerCall, Value
@@ -559,20 +560,16 @@ class Elaborator:
         raise DlgTypeError(f"{describe(value)} has no attributes", e.span)
 
     def subscript(self, value: Any, e: ast.Subscript, scope: Scope) -> Any:
-        items = [item if isinstance(item, ast.EllipsisExpr) else
+        items = [Ellipsis if isinstance(item, ast.EllipsisExpr) else
                  (self.eval_slice(item, scope) if isinstance(item, ast.SliceExpr)
                   else self.eval(item, scope)) for item in e.items]
         if isinstance(value, Tensor):
-            return index_tensor(self, value, items)
-        return index_static(value, items, e.span)
+            return index(_ElaboratorFront(self), value, items)
+        return index_tuple(value, items, e.span)
 
     def eval_slice(self, s: ast.SliceExpr, scope: Scope) -> slice:
-        parts = [None if x is None else self.eval(x, scope) for x in (s.start, s.stop, s.step)]
-        for p, node in zip(parts, (s.start, s.stop, s.step)):
-            if p is not None and not (isinstance(p, (int, Sym)) and not isinstance(p, bool)):
-                raise DlgTypeError(f"slice bounds must be static ints, got {describe(p)}",
-                                   node.span if node is not None else s.span)
-        return slice(*parts)
+        return slice(*(None if x is None else self.eval(x, scope)
+                       for x in (s.start, s.stop, s.step)))
 
     # -- types, names, checks ----------------------------------------------------------------------
     def eval_type(self, t: ast.TensorTypeExpr, scope: Scope, concrete: bool) -> TensorType:
@@ -758,3 +755,25 @@ def make_initial_value(init: Any, t: TensorType, rng: np.random.Generator) -> np
         return initialize(init.name, rng, shape, t.dtype, *init.args, **dict(init.kwargs))
     raise DlgTypeError(f"a param starts from an initialiser such as uniform(-k, k) or a number, "
                        f"got {describe(init)}")
+
+class _ElaboratorFront:
+    """The elaborator as a `dlg.functions` Front (interim, until the shared one lands)."""
+
+    def __init__(self, E: Elaborator):
+        self.E = E
+        self.training = E.training
+
+    def is_tensor(self, value: Any) -> bool:
+        return isinstance(value, Tensor)
+
+    def type_of(self, x: Tensor) -> TensorType:
+        return x.type
+
+    def lift(self, value: Any, dtype: DType) -> Tensor:
+        return self.E.constant(value, dtype)
+
+    def emit(self, op: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
+        return self.E.emit(op, *inputs, **attrs)
+
+    def describe(self, value: Any) -> str:
+        return describe(value)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlg.errors import DlgNameError, Span
+from dlg.errors import DlgNameError, DlgShapeError, DlgTypeError, Span
 from dlg.grammar import ast
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Value
@@ -140,3 +140,22 @@ def describe(value: Any) -> str:
     if isinstance(value, tuple):
         return f"a tuple of {len(value)}"
     return f"{type(value).__name__} {value!r}"
+
+
+def index_tuple(value: Any, items: list[Any], span: Span) -> Any:
+    """`t[i]` and `t[a:b]` on a static tuple such as `shape(x)` (tensors: dlg.functions)."""
+    if not isinstance(value, tuple):
+        raise DlgTypeError(f"{describe(value)} cannot be indexed", span)
+    if len(items) != 1 or items[0] is Ellipsis:
+        raise DlgTypeError("a tuple takes one index or slice", span)
+    (item,) = items
+    if isinstance(item, slice):
+        parts = (item.start, item.stop, item.step)
+        if item.step == 0 or not all(v is None or isinstance(v, int) for v in parts):
+            raise DlgTypeError("a tuple slice takes int bounds and a nonzero step", span)
+        return value[item]
+    if isinstance(item, bool) or not isinstance(item, int):
+        raise DlgTypeError(f"a tuple index must be an int, got {describe(item)}", span)
+    if not -len(value) <= item < len(value):
+        raise DlgShapeError(f"index {item} is out of range for a tuple of {len(value)}", span)
+    return value[item]

@@ -148,11 +148,19 @@ def _slice_ref(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
     return x[tuple(index)].copy()
 
 
-def _concrete_pad(lo: Dim, hi: Dim, what: str) -> tuple[int, int]:
-    if not (isinstance(lo, int) and isinstance(hi, int)):
-        raise DlgShapeError(f"the gradient of {what} with symbolic bounds ({lo}, {hi} left over) "
-                            f"is not supported yet")
-    return lo, hi
+def _zeros_around(b: Any, g: Any, axis: int, lo: Dim, hi: Dim) -> Any:
+    """`g` padded with zeros along `axis`; a concat of zeros where a length is symbolic (pad's
+    widths are ints), as for `x[:, -1]` on an axis of length T."""
+    if isinstance(lo, int) and isinstance(hi, int):
+        rank = b.type_of(g).rank
+        return b.pad(g, pads=tuple((lo, hi) if i == axis else (0, 0) for i in range(rank)))
+    t = b.type_of(g)
+
+    def zeros(n: Dim) -> list[Any]:
+        shape = t.shape[:axis] + (n,) + t.shape[axis + 1:]
+        return [b.full(shape=shape, value=0.0, dtype=t.dtype)] if n != 0 else []
+
+    return b.concat(*zeros(lo), g, *zeros(hi), axis=axis)
 
 
 def _slice_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
@@ -170,8 +178,7 @@ def _slice_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
             start, step = start + (length - 1) * step, -step
         g = interleave_zeros(b, g, axis, step)
         used = b.type_of(g).shape[axis]
-        lo, hi = _concrete_pad(start, x.shape[axis] - start - used, "a slice")
-        g = b.pad(g, pads=tuple((lo, hi) if i == axis else (0, 0) for i in range(x.rank)))
+        g = _zeros_around(b, g, axis, start, x.shape[axis] - start - used)
     return (g,)
 
 

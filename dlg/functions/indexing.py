@@ -1,0 +1,210 @@
+"""`x[...]` on a tensor, one implementation for both front doors: NumPy's and PyTorch's meaning.
+
+Ints pick a position and drop the axis (negative ones count from the end), slices keep it (any
+step; a negative one walks backwards), None adds an axis of 1, `...` stands for the axes not
+named, and one integer tensor (or a list of ints) gathers along its axis, its dims taking that
+axis's place (PyTorch's rule; NumPy moves them to the front when an int stands apart from the
+tensor, as in `x[0, :, i]`). A symbolic axis takes ints, `T-1`-style bounds and steps of 1 or
+-1 (`x[:, -1]`, `x[:, :T-1]`, `x[:, ::-1]`); its bounds are taken as given, where NumPy would
+clamp them to the axis.
+
+The result is at most three ops: one `slice` for every int and slice, one `take` for the tensor
+index and one `reshape` that drops the picked axes and adds the new ones.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.functions.front import Front
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.shape import RESHAPE, SLICE, TAKE
+from dlg.ir.shapes import Dim, Sym
+from dlg.ir.types import TensorType
+
+_GATHERED = object()  # where the tensor index's dims go in the result
+
+
+@dataclass
+class _Plan:
+    """What `x[items]` does, axis by axis: the one slice, the gather, the result's dims."""
+
+    axes: list[int] = field(default_factory=list)
+    starts: list[Dim] = field(default_factory=list)
+    stops: list[Dim] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    gather: tuple[int, Any] | None = None  # (axis, integer tensor)
+    dims: list[Any] = field(default_factory=list)  # result dims; _GATHERED for the index's
+
+    def cut(self, axis: int, start: Dim, stop: Dim, step: int) -> None:
+        self.axes.append(axis)
+        self.starts.append(start)
+        self.stops.append(stop)
+        self.steps.append(step)
+
+
+def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
+    """`x[items]`: `items` holds ints, symbolic dims, slices, None, Ellipsis, tensors of the
+    front `F` and lists of ints or bools (the comma-separated parts of the subscript)."""
+    t = F.type_of(x)
+    expanded = _expand_ellipsis(F, list(items), t)
+    plan = _Plan()
+    axis = 0
+    for item in expanded:
+        if item is None:
+            plan.dims.append(1)
+            continue
+        dim = t.shape[axis]
+        if isinstance(item, slice):
+            start, stop, step = _slice_bounds(F, item, dim, axis, t)
+            if (start, stop, step) != (0, dim, 1):
+                plan.cut(axis, start, stop, step)
+            plan.dims.append(_length(start, stop, step))
+        elif F.is_tensor(item) or isinstance(item, (list, tuple)):
+            if plan.gather is not None:
+                raise DlgTypeError("only one tensor index is supported in x[...]")
+            plan.gather = (axis, _index_tensor(F, item, dim, axis, t))
+            plan.dims.append(_GATHERED)
+        else:
+            i = _position(F, item, dim, axis, t)
+            plan.cut(axis, i, i + 1, 1)
+        axis += 1
+    plan.dims += t.shape[axis:]
+    return _emit(F, x, plan)
+
+
+def _emit(F: Front, x: Any, plan: _Plan) -> Any:
+    out = x
+    if plan.axes:
+        out = F.emit(SLICE, out, axes=tuple(plan.axes), starts=tuple(plan.starts),
+                     stops=tuple(plan.stops), steps=tuple(plan.steps))
+    dims = plan.dims
+    if plan.gather is not None:
+        axis, indices = plan.gather
+        out = F.emit(TAKE, out, indices, axis=axis)
+        at = next(k for k, d in enumerate(dims) if d is _GATHERED)
+        dims = dims[:at] + list(F.type_of(indices).shape) + dims[at + 1:]
+    if tuple(dims) != F.type_of(out).shape:
+        out = F.emit(RESHAPE, out, shape=tuple(dims))
+    return out
+
+
+def _expand_ellipsis(F: Front, items: list[Any], t: TensorType) -> list[Any]:
+    """`...` replaced by the `slice(None)`s it stands for; too many indices caught here."""
+    n_ellipsis = sum(item is Ellipsis for item in items)
+    if n_ellipsis > 1:
+        raise DlgTypeError("an index can have only one `...`")
+    used = sum(item is not None and item is not Ellipsis for item in items)
+    if used > t.rank:
+        raise DlgShapeError(f"too many indices for {t}: {used} given, it has {t.rank} "
+                            f"{'axis' if t.rank == 1 else 'axes'}")
+    fill = [slice(None)] * (t.rank - used)
+    if not n_ellipsis:
+        return items + fill
+    at = next(k for k, item in enumerate(items) if item is Ellipsis)
+    return items[:at] + fill + items[at + 1:]
+
+
+def _position(F: Front, item: Any, dim: Dim, axis: int, t: TensorType) -> Dim:
+    """An int index as a position in 0..dim-1 (symbolic where the dim or the index is)."""
+    i = _static_int(F, item, "an index must be an int, a slice, `...`, a new axis or an integer "
+                          "tensor")
+    if isinstance(dim, int) and isinstance(i, int):
+        if not -dim <= i < dim:
+            raise DlgShapeError(f"index {i} is out of range for axis {axis} of {t}")
+        return i % dim
+    return dim + i if isinstance(i, int) and i < 0 else i
+
+
+def _slice_bounds(F: Front, s: slice, dim: Dim, axis: int, t: TensorType
+                  ) -> tuple[Dim, Dim, int]:
+    """(start, stop, step) as `slice.indices` gives them (the `slice` op's bounds); an empty
+    range is (0, 0, 1)."""
+    step = 1 if s.step is None else _static_int(F, s.step, "a slice step must be an int")
+    if isinstance(step, Sym):
+        raise DlgTypeError(f"a slice step must be an int, got the symbolic dim {step}")
+    if step == 0:
+        raise DlgValueError("slice step cannot be zero")
+    start, stop = (None if v is None else _static_int(F, v, "slice bounds must be static ints")
+                   for v in (s.start, s.stop))
+    if isinstance(dim, int) and not isinstance(start, Sym) and not isinstance(stop, Sym):
+        start, stop, step = slice(start, stop, step).indices(dim)
+        return (start, stop, step) if _length(start, stop, step) else (0, 0, 1)
+    first, end = (0, dim) if step > 0 else (dim - 1, -1)
+    start = first if start is None else _from_end(start, dim)
+    stop = end if stop is None else _from_end(stop, dim)
+    if abs(step) != 1 and not (isinstance(start, int) and isinstance(stop, int)):
+        raise DlgShapeError(f"a slice with step {step} on axis {axis} of {t} needs int bounds, "
+                            f"got {start}:{stop}")
+    return start, stop, step
+
+
+def _from_end(bound: Dim, dim: Dim) -> Dim:
+    return dim + bound if isinstance(bound, int) and bound < 0 else bound
+
+
+def _length(start: Dim, stop: Dim, step: int) -> Dim:
+    if isinstance(start, int) and isinstance(stop, int):
+        return len(range(start, stop, step))
+    return (stop - start) * step  # |step| is 1 here
+
+
+def _index_tensor(F: Front, item: Any, dim: Dim, axis: int, t: TensorType) -> Any:
+    """An integer tensor of positions: a tensor of the front, or a list lifted to one."""
+    if isinstance(item, (list, tuple)):
+        return F.lift(_static_positions(item, dim, axis, t), DType.i64)
+    it = F.type_of(item)
+    if it.dtype == DType.bool:
+        raise DlgTypeError(f"a boolean mask {it} as an index gives a shape that depends on its "
+                           "values; use where(mask, x, 0), or integer indices")
+    if not it.dtype.is_int:
+        raise DlgTypeError(f"a tensor index must be i32/i64, got {it}")
+    return item
+
+
+def _static_positions(item: list[Any] | tuple[Any, ...], dim: Dim, axis: int, t: TensorType
+                      ) -> np.ndarray:
+    """A list of ints (negatives count from the end), or of bools picking where they are true."""
+    values = np.asarray(item)
+    if values.dtype == np.bool_:
+        if values.shape != (dim,):
+            raise DlgShapeError(f"a boolean list index needs one bool per element of axis {axis} "
+                                f"of {t}, got {len(values)}")
+        return np.flatnonzero(values)
+    if values.dtype.kind != "i" and values.size:
+        raise DlgTypeError(f"a list index must hold ints or bools, got {list(item)!r}")
+    values = values.astype(np.int64)
+    if isinstance(dim, int):
+        for i in values.flat:
+            if not -dim <= i < dim:
+                raise DlgShapeError(f"index {i} is out of range for axis {axis} of {t}")
+        return values % max(dim, 1)
+    if (values < 0).any():
+        raise DlgShapeError(f"negative indices in a list need a known size, but axis {axis} of "
+                            f"{t} is symbolic")
+    return values
+
+
+def _static_int(F: Front, value: Any, what: str) -> Dim:
+    """An int (NumPy's too) or a symbolic dim; anything else is a DlgTypeError."""
+    if isinstance(value, Sym):
+        return value
+    if not isinstance(value, bool) and isinstance(value, (int, np.integer)):
+        return operator.index(value)
+    raise DlgTypeError(f"{what}, got {_describe(F, value)}")
+
+
+def _describe(F: Front, value: Any) -> str:
+    if F.is_tensor(value):
+        return f"a tensor {F.type_of(value)}"
+    if isinstance(value, bool):
+        return f"the bool {str(value).lower()}"
+    if isinstance(value, (float, str)):
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__
