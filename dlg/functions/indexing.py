@@ -29,6 +29,7 @@ from dlg.ir.shapes import Dim, Sym
 from dlg.ir.types import TensorType
 
 _GATHERED = object()  # where the tensor index's dims go in the result
+_LISTS = (list, tuple, np.ndarray)  # static positions (or bools), lifted to a tensor
 
 
 @dataclass
@@ -53,7 +54,7 @@ def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
     """`x[items]`: `items` holds ints, symbolic dims, slices, None, Ellipsis, tensors of the
     front `F` and lists of ints or bools (the comma-separated parts of the subscript)."""
     t = F.type_of(x)
-    expanded = _expand_ellipsis(F, list(items), t)
+    expanded = _expand_ellipsis(list(items), t)
     plan = _Plan()
     axis = 0
     for item in expanded:
@@ -66,7 +67,7 @@ def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
             if (start, stop, step) != (0, dim, 1):
                 plan.cut(axis, start, stop, step)
             plan.dims.append(_length(start, stop, step))
-        elif F.is_tensor(item) or isinstance(item, (list, tuple)):
+        elif F.is_tensor(item) or isinstance(item, _LISTS):
             if plan.gather is not None:
                 raise DlgTypeError("only one tensor index is supported in x[...]")
             plan.gather = (axis, _index_tensor(F, item, dim, axis, t))
@@ -95,7 +96,7 @@ def _emit(F: Front, x: Any, plan: _Plan) -> Any:
     return out
 
 
-def _expand_ellipsis(F: Front, items: list[Any], t: TensorType) -> list[Any]:
+def _expand_ellipsis(items: list[Any], t: TensorType) -> list[Any]:
     """`...` replaced by the `slice(None)`s it stands for; too many indices caught here."""
     n_ellipsis = sum(item is Ellipsis for item in items)
     if n_ellipsis > 1:
@@ -157,7 +158,7 @@ def _length(start: Dim, stop: Dim, step: int) -> Dim:
 
 def _index_tensor(F: Front, item: Any, dim: Dim, axis: int, t: TensorType) -> Any:
     """An integer tensor of positions: a tensor of the front, or a list lifted to one."""
-    if isinstance(item, (list, tuple)):
+    if isinstance(item, _LISTS):
         return F.lift(_static_positions(item, dim, axis, t), DType.i64)
     it = F.type_of(item)
     if it.dtype == DType.bool:
@@ -168,8 +169,7 @@ def _index_tensor(F: Front, item: Any, dim: Dim, axis: int, t: TensorType) -> An
     return item
 
 
-def _static_positions(item: list[Any] | tuple[Any, ...], dim: Dim, axis: int, t: TensorType
-                      ) -> np.ndarray:
+def _static_positions(item: Any, dim: Dim, axis: int, t: TensorType) -> np.ndarray:
     """A list of ints (negatives count from the end), or of bools picking where they are true."""
     values = np.asarray(item)
     if values.dtype == np.bool_:
@@ -177,13 +177,14 @@ def _static_positions(item: list[Any] | tuple[Any, ...], dim: Dim, axis: int, t:
             raise DlgShapeError(f"a boolean list index needs one bool per element of axis {axis} "
                                 f"of {t}, got {len(values)}")
         return np.flatnonzero(values)
-    if values.dtype.kind != "i" and values.size:
-        raise DlgTypeError(f"a list index must hold ints or bools, got {list(item)!r}")
+    if values.dtype.kind not in "iu" and values.size:
+        raise DlgTypeError(f"a list index must hold ints or bools, got {values.tolist()!r}")
     values = values.astype(np.int64)
     if isinstance(dim, int):
-        for i in values.flat:
-            if not -dim <= i < dim:
-                raise DlgShapeError(f"index {i} is out of range for axis {axis} of {t}")
+        bad = (values < -dim) | (values >= dim)
+        if bad.any():
+            raise DlgShapeError(f"index {values[bad].flat[0]} is out of range for axis {axis} of "
+                                f"{t}")
         return values % max(dim, 1)
     if (values < 0).any():
         raise DlgShapeError(f"negative indices in a list need a known size, but axis {axis} of "
