@@ -210,3 +210,21 @@ def test_symbolic_step_needs_int_bounds():
     with pytest.raises(DlgShapeError, match=r"a slice with step 2 on axis 1 of f32\[N,T\] needs "
                                             r"int bounds, got 0:T"):
         dlg.loads("model M { input x: f32[N, T] output y = x[:, ::2] }")
+
+
+# ---- static tuples stay in the .dlg door (grammar.values.index_tuple) --------------------------
+def test_static_tuples_index_and_slice_while_the_model_is_built():
+    m = dlg.loads("model M { input x: f32[N, 3, 4] output y = reshape(x, x.shape[0], "
+                  "x.shape[-1] * x.shape[1:][0]) + zeros(x.shape[::-1][1] * x.shape[2]) }")
+    x = np.ones((2, 3, 4), np.float32)
+    np.testing.assert_array_equal(m(x=x), x.reshape(2, 12))
+
+
+@pytest.mark.parametrize("expr, pattern", [
+    ("x.shape[3]", r"index 3 is out of range for a tuple of 3"),
+    ("x.shape[::0]", r"a tuple slice takes int bounds and a nonzero step"),
+    ("x.shape[0, 1]", r"a tuple takes one index or slice"),
+])
+def test_static_tuple_index_errors(expr, pattern):
+    with pytest.raises(DlgError, match=pattern):
+        dlg.loads(f"model M {{ input x: f32[N, 3, 4] output y = zeros({expr}) }}")
