@@ -16,42 +16,17 @@ from dlg.errors import (
 from dlg.ir import DType, Graph, TensorType
 from dlg import data, nn, optim, utils
 from dlg.frontend.engine import manual_seed, no_grad
-from dlg.frontend.functional import (
-    arange,
-    argmax,
-    cat,
-    exp,
-    flatten,
-    from_numpy,
-    full,
-    log,
-    log_softmax,
-    matmul,
-    mean,
-    ones,
-    ones_like,
-    rand,
-    randn,
-    relu,
-    sigmoid,
-    softmax,
-    sqrt,
-    stack,
-    tanh,
-    tensor,
-    where,
-    zeros,
-    zeros_like,
-)
-from dlg.frontend.functional import max as max  # noqa: A004, PLC0414  (PyTorch's spelling)
-from dlg.frontend.functional import min as min  # noqa: A004, PLC0414
-from dlg.frontend.functional import sum as sum  # noqa: A004, PLC0414
+from dlg.frontend import functional as _functional
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace, trace_train
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
 
 __version__ = "0.1.0"
+
+# the functions (dlg.relu, dlg.cat, dlg.max, ...): every name of dlg.nn.functional not taken above
+_FUNCTIONS = [n for n in _functional.__all__ if n not in globals() and n not in ("MaxResult", "op")]
+globals().update({name: getattr(_functional, name) for name in _FUNCTIONS})
 
 float16, float32, float64 = DType.f16, DType.f32, DType.f64
 int32, int64, bool = DType.i32, DType.i64, DType.bool  # noqa: A001  (PyTorch's spellings)
@@ -72,9 +47,7 @@ class cuda:  # noqa: N801  (torch.cuda spelling)
 
 __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameError",
            "DlgShapeError", "DlgSyntaxError", "DlgTypeError", "DlgValueError", "Executable",
-           "Graph", "Model", "Tensor", "TensorType", "arange", "argmax", "cat", "compile", "cuda",
-           "data", "device", "exp", "flatten", "from_numpy", "full", "load", "loads", "log",
-           "log_softmax", "manual_seed", "matmul", "max", "mean", "min", "nn", "no_grad", "ones",
-           "ones_like", "optim", "rand", "randn", "relu", "save", "sigmoid", "softmax", "sqrt",
-           "stack", "sum", "tanh", "tensor", "trace", "trace_train", "utils", "where", "zeros",
-           "zeros_like"]
+           "Graph", "Model", "Tensor", "TensorType", "compile", "cuda", "data", "device", "load",
+           "loads", "manual_seed", "nn", "no_grad", "optim", "save", "trace", "trace_train",
+           "utils"]
+__all__ += _FUNCTIONS

@@ -1,5 +1,6 @@
 """DESIGN's arrows, read from the imports (STYLE §13): ir imports only ir and dlg.errors; the
-compiler never imports grammar or frontend; the runtime does not import grammar or frontend (only
+user-facing functions (dlg.functions) only ir, errors and themselves; the compiler never imports
+grammar or frontend; the runtime does not import grammar or frontend (only
 dlg/api.py, the top-level face, and dlg/cli.py may import everything)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "dlg"
 
 IR_MAY_IMPORT = ("dlg.ir", "dlg.errors")
+FUNCTIONS_MAY_IMPORT = ("dlg.functions", "dlg.ir", "dlg.errors")
 FORBIDDEN = {
     "compiler": ("dlg.grammar", "dlg.frontend", "dlg.api", "dlg.cli"),
     "runtime": ("dlg.grammar", "dlg.frontend", "dlg.api", "dlg.cli"),
@@ -52,6 +54,14 @@ def test_ir_imports_only_ir_and_errors():
     bad = [f"{path.relative_to(ROOT)} imports {name}"
            for path in sorted((PACKAGE / "ir").rglob("*.py")) for name in imports(path)
            if name.split(".")[0] == "dlg" and not name.startswith(IR_MAY_IMPORT)]
+    assert not bad, "\n".join(bad)
+
+
+def test_functions_import_only_functions_ir_and_errors():
+    """The layer both front doors share sits above ir and below grammar and frontend."""
+    bad = [f"{path.relative_to(ROOT)} imports {name}"
+           for path in sorted((PACKAGE / "functions").rglob("*.py")) for name in imports(path)
+           if name.split(".")[0] == "dlg" and not name.startswith(FUNCTIONS_MAY_IMPORT)]
     assert not bad, "\n".join(bad)
 
 

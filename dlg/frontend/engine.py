@@ -185,7 +185,8 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
         raise e.with_span(caller_span()) from None
     types = types if isinstance(types, tuple) else (types,)
     values = evaluate(op, [t.numpy_view() for t in inputs], checked, from_types)
-    record = grad_enabled() and any(t.requires_grad for t in inputs) and Trait.RANDOM not in op.traits
+    record = (grad_enabled() and any(t.requires_grad for t in inputs)
+              and Trait.RANDOM not in op.traits)
     call = next(_calls)
     return [(np.asarray(v), t, Record(op, checked, tuple(inputs), i, call)
              if record and t.dtype.is_float else None)

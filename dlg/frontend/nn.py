@@ -14,10 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgShapeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend import functional as F
-from dlg.frontend.tensor import Tensor
+from dlg.frontend.tensor import Tensor, call, checked
+from dlg.functions import args
+from dlg.functions.args import ints
+from dlg.functions.nn import conv_options, pool_options
 from dlg.ir.dtypes import DType
 from dlg.ir.init import initialize
 
@@ -232,7 +235,8 @@ class _ConvNd(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True):
         super().__init__()
-        kernel = F._pair(kernel_size, self.nd)
+        kernel = checked(ints, kernel_size, self.nd, "kernel_size")
+        checked(conv_options, self.nd, stride, padding, dilation, groups)  # .dlg's errors
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         self.weight = _init("kaiming_uniform", (out_channels, in_channels // groups, *kernel),
@@ -241,8 +245,8 @@ class _ConvNd(Module):
         self.bias = _init("uniform", (out_channels,), -k, k) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F._conv(self.nd, x, self.weight, self.bias, self.stride, self.padding,
-                       self.dilation, self.groups)
+        return call(f"conv{self.nd}d", x, self.weight, self.bias, self.stride, self.padding,
+                    self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -257,32 +261,41 @@ class Conv2d(_ConvNd):
     nd = 2
 
 
-class MaxPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
-                 ceil_mode: bool = False):
+class _Pool(Module):
+    kind, nd = "max", 2
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, *args: Any,
+                 **kwargs: Any):
         super().__init__()
-        self.args = (kernel_size, stride, padding, dilation, ceil_mode)
+        self.args, self.kwargs = (kernel_size, stride, padding, *args), kwargs
+        checked(pool_options, self.nd, kernel_size, stride, padding)  # .dlg's errors
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool2d(x, *self.args)
+        return call(f"{self.kind}_pool{self.nd}d", x, *self.args, **self.kwargs)
 
     def extra_repr(self) -> str:
-        k, s, p, _, _ = self.args
+        k, s, p = self.args[:3]
         return f"kernel_size={k}, stride={s if s is not None else k}, padding={p}"
 
 
-class AvgPool2d(Module):
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                 ceil_mode: bool = False, count_include_pad: bool = True):
-        super().__init__()
-        self.args = (kernel_size, stride, padding, ceil_mode, count_include_pad)
+class MaxPool1d(_Pool):
+    """(kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False), as torch."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, *self.args)
+    kind, nd = "max", 1
 
-    def extra_repr(self) -> str:
-        k, s, p, _, _ = self.args
-        return f"kernel_size={k}, stride={s if s is not None else k}, padding={p}"
+
+class MaxPool2d(_Pool):
+    kind, nd = "max", 2
+
+
+class AvgPool1d(_Pool):
+    """(kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True)."""
+
+    kind, nd = "avg", 1
+
+
+class AvgPool2d(_Pool):
+    kind, nd = "avg", 2
 
 
 class Flatten(Module):
@@ -315,7 +328,15 @@ def _activation(name: str, fn: Any) -> type[Module]:
 ReLU = _activation("ReLU", F.relu)
 Sigmoid = _activation("Sigmoid", F.sigmoid)
 Tanh = _activation("Tanh", F.tanh)
-GELU = _activation("GELU", F.gelu)
+
+
+class GELU(Module):
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call("gelu", x, approximate=self.approximate)
 
 
 class Softmax(Module):
@@ -334,6 +355,7 @@ class LogSoftmax(Softmax):
 
 class _BatchNorm(Module):
     ranks: tuple[int, ...] = (2, 3)
+    takes = ""  # the shapes it takes, as prelude.dlg's assert says
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
@@ -346,16 +368,15 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self.ranks:
-            raise DlgValueError(f"{type(self).__name__} takes inputs of rank "
-                                f"{' or '.join(map(str, self.ranks))}, got {x.type}",
+            raise DlgShapeError(f"{type(self).__name__} takes {self.takes}",
                                 engine.caller_span())
         if not self.training:
-            return F.op("batch_norm", x, self.running_mean, self.running_var, self.weight,
+            return call("batch_norm", x, self.running_mean, self.running_var, self.weight,
                         self.bias, eps=self.eps)
         axes = (0,) + tuple(range(2, x.ndim))
         mean = x.mean(axes)
         var = ((x - x.mean(axes, keepdim=True)) ** 2).mean(axes)
-        y = F.op("batch_norm", x, mean, var, self.weight, self.bias, eps=self.eps)
+        y = call("batch_norm", x, mean, var, self.weight, self.bias, eps=self.eps)
         n = x.numel() // x.shape[1]  # PyTorch keeps the unbiased variance
         m = self.momentum
         with engine.no_grad():
@@ -373,19 +394,18 @@ class _BatchNorm(Module):
 
 
 class BatchNorm1d(_BatchNorm):
-    ranks = (2, 3)
+    ranks, takes = (2, 3), "[N, C] or [N, C, L]"
 
 
 class BatchNorm2d(_BatchNorm):
-    ranks = (4,)
+    ranks, takes = (4,), "[N, C, H, W]"
 
 
 class LayerNorm(Module):
     def __init__(self, normalized_shape: Any, eps: float = 1e-5,
                  elementwise_affine: bool = True):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
-            normalized_shape)
+        shape = checked(args.shape, (normalized_shape,))
         self.normalized_shape, self.eps = shape, eps
         if elementwise_affine:
             self.weight = Parameter(np.ones(shape, np.float32))
@@ -393,8 +413,7 @@ class LayerNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         affine = [self.weight, self.bias] if "weight" in self._parameters else []
-        return F.op("layer_norm", x, *affine, normalized_shape=self.normalized_shape,
-                    eps=self.eps)
+        return call("layer_norm", x, self.normalized_shape, *affine, eps=self.eps)
 
 
 class Embedding(Module):
@@ -403,7 +422,7 @@ class Embedding(Module):
         self.weight = _init("normal", (num_embeddings, embedding_dim), 0.0, 1.0)
 
     def forward(self, indices: Any) -> Tensor:
-        return F.op("embedding", self.weight, F._t(indices))
+        return call("embedding", indices, self.weight)
 
 
 # ---- recurrent layers: a Python loop over time steps (a trace unrolls it) ----------------------

@@ -1,14 +1,15 @@
 """`dlg.Tensor`: an eager, NumPy-backed tensor with the PyTorch surface programs use.
 
-Every operation goes through `engine.apply` (the op registry and its references), and
-`backward()` through the autodiff pass, so eager results and gradients are the interpreter's.
-Dtypes promote as in PyTorch (an int tensor meeting a float becomes float); Python numbers take
-the tensor's dtype.
+Its methods and operators are the user-facing functions of `dlg.functions` (the ones .dlg has
+too), run with the eager front `EAGER`: every op goes through `engine.apply` (the registry and
+its references) and `backward()` through the autodiff pass, so eager results and gradients are
+the interpreter's. Dtypes promote as in PyTorch before a binary op (an int tensor meeting a float
+becomes float; .dlg refuses that instead); Python numbers then take the tensor's dtype.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -18,12 +19,14 @@ from dlg.frontend import engine
 from dlg.functions import indexing
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Value
-from dlg.ir.ops.opdef import REGISTRY
-from dlg.ir.shapes import exact_div, numel
+from dlg.functions import FUNCTIONS
+from dlg.functions.call import bind
+from dlg.ir.ops import REGISTRY
+from dlg.ir.ops.elementwise import WHERE
+from dlg.ir.ops.nn import DROPOUT
+from dlg.ir.ops.opdef import OpDef, Trait
+from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
-
-_PROMOTION = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
-
 
 class MaxResult(NamedTuple):
     values: Tensor
@@ -211,76 +214,6 @@ class Tensor:
     def clone(self) -> Tensor:
         return op("mul", self, ones_like_scalar(self, 1))
 
-    # -- arithmetic --------------------------------------------------------------------------------
-    def __add__(self, other: Any) -> Tensor:
-        return binary("add", self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return binary("add", other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return binary("sub", self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return binary("sub", other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return binary("mul", self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return binary("mul", other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return binary("div", self, other, floats=True)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return binary("div", other, self, floats=True)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return binary("pow", self, other, floats=True)
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return binary("pow", other, self, floats=True)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return binary("matmul", self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return binary("matmul", other, self)
-
-    def __neg__(self) -> Tensor:
-        return op("neg", self)
-
-    def __abs__(self) -> Tensor:
-        return op("abs", self)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return binary("eq", self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return binary("ne", self, other)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return binary("lt", self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return binary("le", self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return binary("gt", self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return binary("ge", self, other)
-
-    def __and__(self, other: Any) -> Tensor:
-        return binary("logical_and", self, other)
-
-    def __or__(self, other: Any) -> Tensor:
-        return binary("logical_or", self, other)
-
-    def __invert__(self) -> Tensor:
-        return op("logical_not", self)
-
     # in place: only where no gradient is recorded (PyTorch refuses the rest too)
     def _inplace(self, result: Tensor) -> Tensor:
         if engine.grad_enabled() and (self.requires_grad or result.requires_grad):
@@ -314,80 +247,23 @@ class Tensor:
     def copy_(self, other: Any) -> Tensor:
         return self._inplace(other if isinstance(other, Tensor) else Tensor(other))
 
-    # -- methods -----------------------------------------------------------------------------------
-    def view(self, *shape: Any) -> Tensor:
-        return op("reshape", self, shape=_resolve_shape(_flat(shape), self.numel()))
-
-    reshape = view
-
+    # -- methods (the user-facing functions of dlg.functions; more are attached below) -----------
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        return op("flatten", self, start_axis=start_dim, end_axis=end_dim)
-
-    def permute(self, *dims: Any) -> Tensor:
-        return op("transpose", self, perm=tuple(_flat(dims)))
-
-    def transpose(self, dim0: int, dim1: int) -> Tensor:
-        perm = list(range(self.ndim))
-        a, b = _axis(dim0, self.ndim), _axis(dim1, self.ndim)
-        perm[a], perm[b] = perm[b], perm[a]
-        return op("transpose", self, perm=tuple(perm))
+        return _call("flatten", self, start_dim, end_dim)  # torch.flatten starts at 0
 
     def t(self) -> Tensor:
-        return self if self.ndim < 2 else self.transpose(0, 1)
+        return self if self.ndim < 2 else _call("transpose", self, 0, 1)
 
     @property
     def T(self) -> Tensor:  # noqa: N802
-        return op("transpose", self, perm=tuple(reversed(range(self.ndim))))
-
-    def unsqueeze(self, dim: int) -> Tensor:
-        return op("unsqueeze", self, axes=(dim,))
-
-    def squeeze(self, dim: int | None = None) -> Tensor:
-        if dim is not None and self.shape[_axis(dim, self.ndim)] != 1:
-            return self  # PyTorch leaves a dim that is not 1
-        return op("squeeze", self, axes=None if dim is None else (dim,))
-
-    def expand(self, *shape: Any) -> Tensor:
-        sizes = [d if d != -1 else self.shape[i - len(_flat(shape)) + self.ndim]
-                 for i, d in enumerate(_flat(shape))]
-        return op("broadcast_to", self, shape=tuple(sizes))
-
-    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A003
-        x = self.long() if self.dtype == DType.bool else self  # PyTorch counts booleans
-        return op("reduce_sum", x, axes=dim, keepdims=keepdim)
-
-    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return op("reduce_mean", self, axes=dim, keepdims=keepdim)
-
-    def prod(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return op("reduce_prod", self, axes=dim, keepdims=keepdim)
+        return _call("permute", self, tuple(reversed(range(self.ndim))))
 
     def max(self, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A003
-        if dim is None:
-            return op("reduce_max", self)
-        return MaxResult(op("reduce_max", self, axes=(dim,), keepdims=keepdim),
-                         op("argmax", self, axis=dim, keepdims=keepdim))
+        """The maximum, or (values, indices) along `dim`, as torch.max."""
+        return _extremum("max", "argmax", self, dim, keepdim)
 
     def min(self, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A003
-        if dim is None:
-            return op("reduce_min", self)
-        return MaxResult(op("reduce_min", self, axes=(dim,), keepdims=keepdim),
-                         op("argmin", self, axis=dim, keepdims=keepdim))
-
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return op("argmax", self, axis=dim, keepdims=keepdim)
-
-    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return op("argmin", self, axis=dim, keepdims=keepdim)
-
-    def softmax(self, dim: int) -> Tensor:
-        return op("softmax", self, axis=dim)
-
-    def log_softmax(self, dim: int) -> Tensor:
-        return op("log_softmax", self, axis=dim)
-
-    def matmul(self, other: Tensor) -> Tensor:
-        return binary("matmul", self, other)
+        return _extremum("min", "argmin", self, dim, keepdim)
 
     def pow(self, exponent: Any) -> Tensor:
         return self ** exponent
@@ -396,44 +272,101 @@ class Tensor:
         return index(self, items)
 
 
-def _unary_method(name: str) -> Any:
-    return lambda self: op(name, self)
+# ---- the eager front door of dlg.functions ------------------------------------------------------
+class _Eager:
+    """`dlg.functions`' Front for eager (and traced) Python: ops run through `engine.apply`.
+    Dropout draws its mask here, eagerly, so that backward sees it as data."""
+
+    training = True  # F.dropout's default; modules pass their own mode
+
+    def is_tensor(self, value: Any) -> bool:
+        return isinstance(value, Tensor)
+
+    def type_of(self, x: Tensor) -> TensorType:
+        return x.type
+
+    def lift(self, value: Any, dtype: DType) -> Tensor:
+        return Tensor(np.asarray(value, dtype.np))
+
+    def describe(self, value: Any) -> str:
+        return type(value).__name__
+
+    def emit(self, opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
+        if opdef is DROPOUT:
+            return self._dropout(inputs[0], **attrs)
+        return apply(opdef, *inputs, **attrs)
+
+    def _dropout(self, x: Tensor, p: float, training: bool) -> Tensor:
+        if not training or p == 0:
+            return x
+        if x.trace is not None:  # traced: the graph draws a fresh mask at every run
+            return apply(DROPOUT, x, p=p, training=True)
+        keep = Tensor(engine.rng().random(x.shape) >= p)
+        scaled = x * (1.0 / (1.0 - p)) if p < 1 else x * 0.0
+        return apply(WHERE, keep, scaled, self.lift(0.0, x.dtype))
 
 
-for _name in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "neg", "sin",
-              "cos", "floor", "ceil", "sign"):
-    setattr(Tensor, _name, _unary_method(_name))
+EAGER = _Eager()
+
+
+def eager(name: str) -> Callable[..., Any]:
+    """The user-facing function `name` as Python calls it: arguments bound as in .dlg (PyTorch's
+    keywords accepted), NumPy arrays taken as tensors, errors located at the caller's line."""
+    fn = FUNCTIONS[name]
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        args = tuple(Tensor(a) if isinstance(a, np.ndarray) else a for a in args)
+        kwargs = {k: Tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        try:
+            return fn(EAGER, *args, **bind(fn, name, args, kwargs))
+        except DlgError as e:
+            raise e.with_span(engine.caller_span()) from None
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = fn.__doc__
+    return run
+
+
+def checked(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`fn(EAGER, ...)` for a helper of dlg.functions (a module checking its options when it is
+    made), its errors located at the caller's line."""
+    try:
+        return fn(EAGER, *args, **kwargs)
+    except DlgError as e:
+        raise e.with_span(engine.caller_span()) from None
+
+
+_EAGER_FUNCTIONS: dict[str, Callable[..., Any]] = {}
+
+
+def _call(name: str, *args: Any, **kwargs: Any) -> Any:
+    if name not in _EAGER_FUNCTIONS:
+        _EAGER_FUNCTIONS[name] = eager(name)
+    return _EAGER_FUNCTIONS[name](*args, **kwargs)
+
+
+def call(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the user-facing function `name` from Python (`eager(name)`, made once)."""
+    return _call(name, *args, **kwargs)
+
+
+def _extremum(name: str, arg: str, x: Tensor, dim: int | None, keepdim: bool) -> Any:
+    if dim is None:
+        return _call(name, x)
+    return MaxResult(_call(name, x, dim, keepdim), _call(arg, x, dim, keepdim))
 
 
 # ---- making and applying ops ---------------------------------------------------------------------
-def op(name: str, *inputs: Tensor, **attrs: Any) -> Any:
-    """Apply registry op `name` (eagerly, or into the trace); a tuple for multi-output ops."""
-    outs = engine.apply(REGISTRY[name], inputs, attrs)
+def apply(opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
+    """Apply a registry op (eagerly, or into the trace); a tuple for multi-output ops."""
+    outs = engine.apply(opdef, inputs, attrs)
     tensors = tuple(Tensor(value, record=record) if not isinstance(value, Value)
                     else Tensor.traced(value, t) for value, t, record in outs)
-    return tensors if len(tensors) != 1 or name == "split" else tensors[0]
+    return tensors if Trait.MULTI_OUTPUT in opdef.traits else tensors[0]
 
 
-def binary(name: str, a: Any, b: Any, floats: bool = False) -> Tensor:
-    """A binary op after PyTorch's promotion (Python numbers take the tensor's dtype)."""
-    ta = a if isinstance(a, Tensor) else None
-    tb = b if isinstance(b, Tensor) else None
-    dtype = _result_dtype(ta, tb, a, b)
-    if floats and not dtype.is_float:
-        dtype = DType.f32
-    a = ta.to(dtype) if ta is not None else Tensor(a, dtype=dtype)
-    b = tb.to(dtype) if tb is not None else Tensor(b, dtype=dtype)
-    return op(name, a, b)
-
-
-def _result_dtype(ta: Tensor | None, tb: Tensor | None, a: Any, b: Any) -> DType:
-    if ta is not None and tb is not None:
-        return max(ta.dtype, tb.dtype, key=_PROMOTION.index)
-    t, scalar = (ta, b) if ta is not None else (tb, a)
-    assert t is not None
-    if isinstance(scalar, (float, np.floating)) and not t.dtype.is_float:
-        return DType.f32
-    return t.dtype
+def op(name: str, *inputs: Tensor, **attrs: Any) -> Any:
+    """`apply` by op name."""
+    return apply(REGISTRY[name], *inputs, **attrs)
 
 
 def ones_like_scalar(t: Tensor, value: float) -> Tensor:
@@ -464,49 +397,9 @@ def _axis(dim: int, ndim: int) -> int:
     return dim % max(ndim, 1)
 
 
-def _flat(items: Sequence[Any]) -> list[Any]:
-    if len(items) == 1 and isinstance(items[0], (tuple, list)):
-        return list(items[0])
-    return [int(i) if isinstance(i, Tensor) else i for i in items]
-
-
-def _resolve_shape(shape: list[Any], size: Any) -> tuple[Any, ...]:
-    """-1 resolved; dims may be symbolic while tracing (x.view(x.size(0), -1))."""
-    if sum(1 for d in shape if isinstance(d, int) and d == -1) > 1:
-        raise DlgShapeError(f"only one dimension can be -1, got {shape}", engine.caller_span())
-    known = numel([d for d in shape if not (isinstance(d, int) and d == -1)])
-    rest = exact_div(size, known) if known != 0 else None
-    if rest is None or (len([d for d in shape if isinstance(d, int) and d == -1]) == 0
-                        and rest != 1):
-        raise DlgShapeError(f"shape {[str(d) for d in shape]} is invalid for input of size "
-                            f"{size}", engine.caller_span())
-    return tuple(rest if isinstance(d, int) and d == -1 else d for d in shape)
-
-
 def index(x: Tensor, items: Any) -> Tensor:
     """`x[items]` (dlg.functions.indexing), errors located at the user's line."""
     try:
-        return indexing.index(_EAGER, x, items if isinstance(items, tuple) else (items,))
+        return indexing.index(EAGER, x, items if isinstance(items, tuple) else (items,))
     except DlgError as e:
         raise e.with_span(engine.caller_span()) from None
-
-
-class _EagerFront:
-    """The eager door as a `dlg.functions` Front (interim, until the shared one lands)."""
-
-    training = False
-
-    def is_tensor(self, value: Any) -> bool:
-        return isinstance(value, Tensor)
-
-    def type_of(self, x: Tensor) -> TensorType:
-        return x.type
-
-    def lift(self, value: Any, dtype: DType) -> Tensor:
-        return Tensor(value, dtype=dtype)
-
-    def emit(self, opdef: Any, *inputs: Tensor, **attrs: Any) -> Any:
-        return op(opdef.name, *inputs, **attrs)
-
-
-_EAGER = _EagerFront()

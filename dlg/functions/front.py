@@ -31,3 +31,7 @@ class Front(Protocol):
 
     def emit(self, op: OpDef, *inputs: Any, **attrs: Any) -> Any:
         """Apply a registry op; a tensor, or a tuple of tensors for multi-output ops."""
+
+    def describe(self, value: Any) -> str:
+        """A short phrase for a value of this front door that is neither a tensor nor a plain
+        Python value (a .dlg layer or builtin), for error messages."""

@@ -8,7 +8,6 @@ must be static); `scan` builds its body as a subgraph and stays one node.
 
 from __future__ import annotations
 
-import inspect
 import math
 import operator
 from collections.abc import Callable, Iterator
@@ -27,6 +26,9 @@ from dlg.errors import (
     DlgValueError,
     Span,
 )
+from dlg.functions.args import operands
+from dlg.functions.call import bind
+from dlg.functions.spelling import OPERATORS
 from dlg.grammar import ast
 from dlg.grammar.initializers import INITIALIZER_NAMES
 from dlg.grammar.values import (
@@ -71,9 +73,7 @@ _STATIC_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "==": operator.eq,
     "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
-_TENSOR_BINOPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow", "@": "matmul",
-                  "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge",
-                  "and": "logical_and", "or": "logical_or"}
+_TENSOR_BINOPS = {symbol: op for op, symbol in OPERATORS.items()}
 _ANNOTATIONS = {"int", "float", "bool", "str", "tensor", "tuple", "dtype", "any", "layer"}
 
 
@@ -171,23 +171,22 @@ class Elaborator:
     def constant(self, value: Any, dtype: DType) -> Tensor:
         return self.wrap(self.builder.constant(value, dtype))
 
-    def as_tensor(self, value: Any, like: Tensor | None = None, what: str = "value") -> Tensor:
-        """A tensor from a tensor or a Python number (which takes `like`'s dtype)."""
-        if isinstance(value, Tensor):
-            return value
-        if isinstance(value, bool):
-            dtype = DType.bool
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            dtype = like.type.dtype if like is not None else (
-                DType.f32 if isinstance(value, float) else DType.i64)
-            if isinstance(value, float) and not dtype.is_float:
-                raise DlgTypeError(f"the float {value} meets an {dtype} tensor; cast the tensor "
-                                   "to a float dtype first")
-        else:
-            raise DlgTypeError(f"{what} must be a tensor or a number, got {describe(value)}")
-        if like is not None and dtype == DType.bool and like.type.dtype != DType.bool:
-            raise DlgTypeError(f"a bool meets an {like.type.dtype} tensor; use cast")
+    def as_tensor(self, value: Any, what: str = "value") -> Tensor:
+        """A tensor from a tensor or a Python number (f32, i64 or bool)."""
+        return operands(self, (value,), (what,))[0]
+
+    # -- the Front of dlg.functions: the builtins emit through the elaborator ------------------
+    def is_tensor(self, value: Any) -> bool:
+        return isinstance(value, Tensor)
+
+    def type_of(self, x: Tensor) -> TensorType:
+        return x.type
+
+    def lift(self, value: Any, dtype: DType) -> Tensor:
         return self.constant(value, dtype)
+
+    def describe(self, value: Any) -> str:
+        return describe(value)
 
     # -- statements -------------------------------------------------------------------------------
     def exec_block(self, stmts: tuple[ast.Stmt, ...], scope: Scope, where: str) -> Any:
@@ -454,10 +453,8 @@ class Elaborator:
     def tensor_binop(self, op: str, a: Any, b: Any) -> Tensor:
         if op not in _TENSOR_BINOPS:
             raise DlgTypeError(f"`{op}` is not defined on tensors")
-        like = a if isinstance(a, Tensor) else b
-        ta = self.as_tensor(a, like, f"the left side of `{op}`")
-        tb = self.as_tensor(b, like, f"the right side of `{op}`")
-        return self.emit(_TENSOR_BINOPS[op], ta, tb)
+        sides = operands(self, (a, b), (f"the left side of `{op}`", f"the right side of `{op}`"))
+        return self.emit(_TENSOR_BINOPS[op], *sides)
 
     def unaryop(self, e: ast.UnaryOp, scope: Scope) -> Any:
         v = self.eval(e.operand, scope)
@@ -479,8 +476,7 @@ class Elaborator:
     def apply(self, callee: Any, args: list[Any], kwargs: dict[str, Any], span: Span,
               func_span: Span | None = None) -> Any:
         if isinstance(callee, Builtin):
-            _check_builtin_call(callee, args, kwargs, span)
-            return callee.fn(self, *args, **kwargs)
+            return callee.fn(self, *args, **bind(callee.fn, callee.name, tuple(args), kwargs))
         if isinstance(callee, Function):
             bound = self.bind(callee.node.params, args, kwargs, callee.scope,
                               f"{callee.node.name}()", span)
@@ -564,7 +560,7 @@ class Elaborator:
                  (self.eval_slice(item, scope) if isinstance(item, ast.SliceExpr)
                   else self.eval(item, scope)) for item in e.items]
         if isinstance(value, Tensor):
-            return index(_ElaboratorFront(self), value, items)
+            return index(self, value, items)
         return index_tuple(value, items, e.span)
 
     def eval_slice(self, s: ast.SliceExpr, scope: Scope) -> slice:
@@ -720,22 +716,6 @@ def _check_annotation(p: ast.Param, value: Any, what: str, span: Span) -> None:
                            span)
 
 
-def _check_builtin_call(b: Builtin, args: list[Any], kwargs: dict[str, Any], span: Span) -> None:
-    sig = inspect.signature(b.fn)
-    names = [p.name for p in list(sig.parameters.values())[1:]
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        for key in kwargs:
-            if key not in names:
-                raise DlgTypeError(f"{b.name}() has no argument {key!r}{suggest(key, names)}",
-                                   span)
-    try:
-        sig.bind(None, *args, **kwargs)
-    except TypeError as err:
-        raise DlgTypeError(f"{b.name}(): {str(err).replace('missing a required', 'missing')}",
-                           span) from None
-
-
 MAX_PARAM_ELEMENTS = 2**31 - 1  # one param must stay indexable with 32-bit offsets
 
 
@@ -755,25 +735,3 @@ def make_initial_value(init: Any, t: TensorType, rng: np.random.Generator) -> np
         return initialize(init.name, rng, shape, t.dtype, *init.args, **dict(init.kwargs))
     raise DlgTypeError(f"a param starts from an initialiser such as uniform(-k, k) or a number, "
                        f"got {describe(init)}")
-
-class _ElaboratorFront:
-    """The elaborator as a `dlg.functions` Front (interim, until the shared one lands)."""
-
-    def __init__(self, E: Elaborator):
-        self.E = E
-        self.training = E.training
-
-    def is_tensor(self, value: Any) -> bool:
-        return isinstance(value, Tensor)
-
-    def type_of(self, x: Tensor) -> TensorType:
-        return x.type
-
-    def lift(self, value: Any, dtype: DType) -> Tensor:
-        return self.E.constant(value, dtype)
-
-    def emit(self, op: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
-        return self.E.emit(op, *inputs, **attrs)
-
-    def describe(self, value: Any) -> str:
-        return describe(value)

@@ -2,27 +2,27 @@
 parameters in generated `layer`s so their PyTorch names (`fc1.weight`) survive.
 
 The printed model loads back to an equivalent graph (same ops, types and parameter names); its
-parameters start from zeros (load the state_dict). Ops are written with the language's own
-builtins and operators; constants other than scalars, and names that are not identifiers (the
-`0.weight` of an nn.Sequential), cannot be written and are errors.
+parameters start from zeros (load the state_dict). Each op is written as its user function or
+operator says (`dlg.functions.spelling`); constants other than scalars, and names that are not
+identifiers (the `0.weight` of an nn.Sequential), cannot be written and are errors.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from dlg.errors import DlgValueError
+from dlg.functions.spelling import spell
 from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.opdef import Trait
+from dlg.ir.ops.source import CONSTANT
 from dlg.ir.shapes import Dim, Sym
 from dlg.ir.types import TensorType
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "matmul": "@",
-             "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
 def graph_to_dlg(g: Graph) -> str:
@@ -61,7 +61,7 @@ class _Printer:
         lines += [f"    input {n.name}: {_type(n.types[0])}" for n in self.g.inputs]
         lines += [f"    {line}" for line in top]
         for node in self.g:
-            if node.op.name in ("input", "param"):
+            if Trait.ARGUMENT in node.op.traits:
                 continue
             self.statement(node, lines)
         for name, v in self.g.outputs:
@@ -92,13 +92,11 @@ class _Printer:
         return self.names[v]
 
     def statement(self, node: Node, lines: list[str]) -> None:
-        rule = RULES.get(node.op.name)
-        if node.op.name == "constant":
+        if node.op is CONSTANT:
             self.names[node.out] = _literal(node.attrs["value"])
             return
-        if rule is None:
-            raise DlgValueError(f"{node.op.name} cannot be printed as .dlg yet")
-        text = rule(self, node, [self.ref(v) for v in node.inputs], node.attrs)
+        self.node = node
+        text = spell(node.op, [self.ref(v) for v in node.inputs], node.attrs, self)
         if len(node.types) == 1:
             name = f"v{node.id}"
             self.names[node.out] = name
@@ -108,6 +106,10 @@ class _Printer:
             for v, name in zip(node.outs, names):
                 self.names[v] = name
             lines.append(f"    {', '.join(names)} = {text}")
+
+    def rank(self, i: int) -> int:
+        """The rank of input i of the node being written."""
+        return self.g.type_of(self.node.inputs[i]).rank
 
     def dim(self, d: Dim) -> str:
         if isinstance(d, int):
@@ -143,134 +145,3 @@ def _literal(value: np.ndarray) -> str:
         text = repr(float(value))
         return text if any(c in text for c in ".en") else text + ".0"
     return str(int(value))
-
-
-def _tuple(values: Any) -> str:
-    values = list(values)
-    return "(" + ", ".join(map(str, values)) + ("," if len(values) == 1 else "") + ")"
-
-
-def _kw(attrs: dict[str, Any], **names: str) -> str:
-    parts = []
-    for attr, keyword in names.items():
-        value = attrs[attr]
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str):
-            text = f'"{value}"'
-        elif isinstance(value, (tuple, list)):
-            text = _tuple(value)
-        else:
-            text = repr(value)
-        parts.append(f", {keyword}={text}")
-    return "".join(parts)
-
-
-Rule = Callable[[_Printer, Node, list[str], Any], str]
-
-
-def _call(name: str, **kw: str) -> Rule:
-    return lambda p, n, a, attrs: f"{name}({', '.join(a)}{_kw(attrs, **kw)})"
-
-
-def _reduce(name: str) -> Rule:
-    def rule(p: _Printer, n: Node, a: list[str], attrs: Any) -> str:
-        axes = "" if attrs["axes"] is None else f", axis={_tuple(attrs['axes'])}"
-        keep = ", keepdims=true" if attrs["keepdims"] else ""
-        return f"{name}({a[0]}{axes}{keep})"
-    return rule
-
-
-def _arg(name: str) -> Rule:
-    def rule(p: _Printer, n: Node, a: list[str], attrs: Any) -> str:
-        axis = "" if attrs["axis"] is None else f", axis={attrs['axis']}"
-        keep = ", keepdims=true" if attrs["keepdims"] else ""
-        return f"{name}({a[0]}{axis}{keep})"
-    return rule
-
-
-def _conv(nd: int) -> Rule:
-    def rule(p: _Printer, n: Node, a: list[str], attrs: Any) -> str:
-        padding = (f'"{attrs["auto_pad"]}"' if attrs["auto_pad"] != "none"
-                   else _tuple(attrs["padding"]))
-        return (f"conv{nd}d({', '.join(a)}, stride={_tuple(attrs['stride'])}, "
-                f"padding={padding}, dilation={_tuple(attrs['dilation'])}, "
-                f"groups={attrs['groups']})")
-    return rule
-
-
-def _pool(kind: str) -> Rule:
-    def rule(p: _Printer, n: Node, a: list[str], attrs: Any) -> str:
-        nd = len(attrs["kernel"])
-        extra = (f", dilation={_tuple(attrs['dilation'])}" if kind == "max" and attrs["dilation"]
-                 else "")
-        if kind == "avg":
-            extra = f", count_include_pad={'true' if attrs['count_include_pad'] else 'false'}"
-        return (f"{kind}_pool{nd}d({a[0]}, {_tuple(attrs['kernel'])}, "
-                f"stride={_tuple(attrs['stride'])}, padding={_tuple(attrs['padding'])}, "
-                f"ceil_mode={'true' if attrs['ceil_mode'] else 'false'}{extra})")
-    return rule
-
-
-def _slice(p: _Printer, n: Node, a: list[str], attrs: Any) -> str:
-    rank = p.g.type_of(n.inputs[0]).rank
-    items = [":"] * rank
-    for axis, start, stop, step in zip(attrs["axes"], attrs["starts"], attrs["stops"],
-                                       attrs["steps"]):
-        items[axis % rank] = f"{p.dim(start)}:{p.dim(stop)}:{step}"
-    return f"{a[0]}[{', '.join(items)}]"
-
-
-def _operator(symbol: str) -> Rule:
-    return lambda p, n, a, attrs: f"({a[0]} {symbol} {a[1]})"
-
-
-def _layer_norm(p: _Printer, n: Node, a: list[str], attrs: Any) -> str:
-    affine = "".join(", " + x for x in a[1:])
-    return f"layer_norm({a[0]}, {_tuple(attrs['normalized_shape'])}{affine}, eps={attrs['eps']!r})"
-
-
-RULES: dict[str, Rule] = {
-    **{op: _operator(symbol) for op, symbol in OPERATORS.items()},
-    **{op: _call(op) for op in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs",
-                                "sin", "cos", "floor", "ceil", "sign", "logical_not", "maximum",
-                                "minimum", "logical_and", "logical_or", "where", "linear",
-                                "linear_nobias")},
-    "neg": lambda p, n, a, attrs: f"(-{a[0]})",
-    "linear_nobias": _call("linear"),
-    "gelu": _call("gelu", approximate="approximate"),
-    "leaky_relu": _call("leaky_relu", negative_slope="negative_slope"),
-    "cast": lambda p, n, a, attrs: f"cast({a[0]}, {attrs['dtype']})",
-    "reduce_sum": _reduce("sum"), "reduce_mean": _reduce("mean"), "reduce_max": _reduce("max"),
-    "reduce_min": _reduce("min"), "reduce_prod": _reduce("prod"),
-    "argmax": _arg("argmax"), "argmin": _arg("argmin"),
-    "softmax": _call("softmax", axis="axis"), "log_softmax": _call("log_softmax", axis="axis"),
-    "reshape": lambda p, n, a, attrs: f"reshape({a[0]}, "
-                                      f"{', '.join(p.dim(d) for d in attrs['shape'])})",
-    "flatten": _call("flatten", start_axis="start_axis", end_axis="end_axis"),
-    "transpose": lambda p, n, a, attrs: f"permute({a[0]}, "
-                                        f"{', '.join(str(d) for d in attrs['perm'])})",
-    "squeeze": lambda p, n, a, attrs: (f"squeeze({a[0]})" if attrs["axes"] is None
-                                       else f"squeeze({a[0]}, axis={_tuple(attrs['axes'])})"),
-    "unsqueeze": lambda p, n, a, attrs: f"unsqueeze({a[0]}, axis={_tuple(attrs['axes'])})",
-    "concat": lambda p, n, a, attrs: f"concat({_tuple(a)}, axis={attrs['axis']})",
-    "stack": lambda p, n, a, attrs: f"stack({_tuple(a)}, axis={attrs['axis']})",
-    "take": _call("take", axis="axis"),
-    "slice": _slice,
-    "conv1d": _conv(1), "conv1d_nobias": _conv(1), "conv2d": _conv(2), "conv2d_nobias": _conv(2),
-    "max_pool": _pool("max"), "avg_pool": _pool("avg"),
-    "batch_norm": _call("batch_norm", eps="eps"),
-    "layer_norm": _layer_norm,
-    "full": lambda p, n, a, attrs: (f"full({_tuple(p.dim(d) for d in attrs['shape'])}, "
-                                    f"{attrs['value']!r}, dtype={attrs['dtype']})"),
-    "embedding": lambda p, n, a, attrs: f"embedding({a[1]}, {a[0]})",
-    "dropout": _call("dropout", p="p"),
-    "cross_entropy": _call("cross_entropy", reduction="reduction",
-                           label_smoothing="label_smoothing"),
-    "nll_loss": _call("nll_loss", reduction="reduction"),
-    "mse_loss": _call("mse_loss", reduction="reduction"),
-    "l1_loss": _call("l1_loss", reduction="reduction"),
-    "binary_cross_entropy": _call("binary_cross_entropy", reduction="reduction"),
-    "binary_cross_entropy_with_logits": _call("binary_cross_entropy_with_logits",
-                                              reduction="reduction"),
-}

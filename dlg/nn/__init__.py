@@ -5,6 +5,7 @@ from dlg.frontend.nn import (
     GRU,
     LSTM,
     RNN,
+    AvgPool1d,
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
@@ -20,6 +21,7 @@ from dlg.frontend.nn import (
     LayerNorm,
     Linear,
     LogSoftmax,
+    MaxPool1d,
     MaxPool2d,
     Module,
     ModuleList,
@@ -34,8 +36,8 @@ from dlg.frontend.nn import (
 )
 from dlg.nn import functional, init
 
-__all__ = ["GELU", "GRU", "LSTM", "RNN", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss",
-           "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "CrossEntropyLoss", "Dropout",
-           "Embedding", "Flatten", "L1Loss", "LayerNorm", "Linear", "LogSoftmax", "MSELoss",
-           "MaxPool2d", "Module", "ModuleList", "NLLLoss", "Parameter", "ReLU", "Sequential",
-           "Sigmoid", "Softmax", "Tanh", "functional", "init"]
+__all__ = ["GELU", "GRU", "LSTM", "RNN", "AvgPool1d", "AvgPool2d", "BCELoss",
+           "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d",
+           "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "L1Loss", "LayerNorm", "Linear",
+           "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d", "Module", "ModuleList", "NLLLoss",
+           "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init"]

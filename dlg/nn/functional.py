@@ -1,28 +1,7 @@
-"""`dlg.nn.functional`: the functional forms (the public face of dlg.frontend.functional)."""
+"""`dlg.nn.functional`: the functional forms (the public face of dlg.frontend.functional, which
+takes them from the user-facing functions of `dlg.functions`)."""
 
-from dlg.frontend.functional import (
-    avg_pool2d,
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    conv1d,
-    conv2d,
-    cross_entropy,
-    dropout,
-    gelu,
-    l1_loss,
-    leaky_relu,
-    linear,
-    log_softmax,
-    max_pool2d,
-    mse_loss,
-    nll_loss,
-    relu,
-    sigmoid,
-    softmax,
-    tanh,
-)
+from dlg.frontend import functional as _functional
 
-__all__ = ["avg_pool2d", "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d",
-           "conv2d", "cross_entropy", "dropout", "gelu", "l1_loss", "leaky_relu", "linear",
-           "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax",
-           "tanh"]
+globals().update({name: getattr(_functional, name) for name in _functional.__all__})
+__all__ = list(_functional.__all__)

@@ -1,0 +1,94 @@
+"""The operators and methods of `dlg.Tensor` that are user-facing functions of `dlg.functions`:
+every elementwise op of the registry (`x.exp()`, `x.maximum(y)`), the reductions and shape
+functions (`x.sum(dim)`, `x.softmax(dim)`, `x.view(...)`), and `+ - * / ** @ == < & |` ...
+Binary ones promote first as PyTorch does (`promote`), a frontend choice: .dlg refuses an int
+tensor meeting a float instead. Imported by `dlg.frontend.functional`, so every `import dlg`
+attaches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlg.frontend.tensor import Tensor, call
+from dlg.functions.args import is_number, is_static
+from dlg.functions.elementwise import ELEMENTWISE, takes_ints
+from dlg.ir.dtypes import DType
+from dlg.ir.ops import REGISTRY
+from dlg.ir.ops.opdef import OpDef, Trait
+
+_PROMOTION = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
+
+
+def binary(name: str, a: Any, b: Any, **attrs: Any) -> Tensor:
+    """A binary function after PyTorch's promotion: tensors go to the common dtype (f32 for an
+    op that takes only floats, such as true division); Python numbers stay weak."""
+    return call(name, *promote(REGISTRY[name], a, b), **attrs)
+
+
+def binary_function(name: str) -> Callable[..., Tensor]:
+    """`dlg.maximum(a, b)` and the like: `binary` under the op's name."""
+    def fn(a: Any, b: Any, **attrs: Any) -> Tensor:
+        return binary(name, a, b, **attrs)
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def promote(opdef: OpDef, *values: Any) -> list[Any]:
+    """`values` at PyTorch's common dtype: tensors cast, numbers (and arrays) left to meet
+    them; a number of a higher kind than the tensors (a float meeting ints) lifts their dtype
+    to that kind's default."""
+    values = [v if isinstance(v, Tensor) or is_static(v) else Tensor(v) for v in values]
+    tensors = [v.dtype for v in values if isinstance(v, Tensor)]
+    if not tensors:
+        return values
+    dtype = max(tensors, key=_PROMOTION.index)
+    for v in values:
+        kind = 2 if isinstance(v, (float, np.floating)) else 1 if is_number(v) else 0
+        if kind > _kind(dtype):
+            dtype = (DType.bool, DType.i64, DType.f32)[kind]
+    if not dtype.is_float and not takes_ints(opdef):
+        dtype = DType.f32
+    return [v.to(dtype) if isinstance(v, Tensor) else
+            int(v) if isinstance(v, (bool, np.bool_)) and dtype != DType.bool else v
+            for v in values]
+
+
+def _kind(dtype: DType) -> int:
+    return 2 if dtype.is_float else 1 if dtype.is_int else 0
+
+
+def _method(name: str) -> Callable[..., Any]:
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> Any:
+        return call(name, self, *args, **kwargs)
+    method.__name__ = name
+    return method
+
+
+def _binary_method(name: str, reflected: bool = False) -> Callable[..., Tensor]:
+    if reflected:
+        return lambda self, other: binary(name, other, self)
+    return lambda self, other: binary(name, self, other)
+
+
+for _name in ("view", "reshape", "permute", "transpose", "unsqueeze", "squeeze", "expand", "sum",
+              "mean", "prod", "argmax", "argmin", "softmax", "log_softmax", "chunk",
+              *(n for n, f in ELEMENTWISE.items() if Trait.UNARY in REGISTRY[n].traits)):
+    if _name not in vars(Tensor):
+        setattr(Tensor, _name, _method(_name))
+for _name in (*(n for n in ELEMENTWISE if Trait.BINARY in REGISTRY[n].traits), "matmul"):
+    if _name not in vars(Tensor):
+        setattr(Tensor, _name, _binary_method(_name))
+for _dunder, _name in {"add": "add", "sub": "sub", "mul": "mul", "truediv": "div",
+                       "pow": "pow", "matmul": "matmul"}.items():
+    setattr(Tensor, f"__{_dunder}__", _binary_method(_name))
+    setattr(Tensor, f"__r{_dunder}__", _binary_method(_name, reflected=True))
+for _dunder, _name in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "ge": "ge",
+                       "and": "logical_and", "or": "logical_or"}.items():
+    setattr(Tensor, f"__{_dunder}__", _binary_method(_name))
+Tensor.__neg__ = _method("neg")  # type: ignore[method-assign]
+Tensor.__abs__ = _method("abs")  # type: ignore[method-assign]
+Tensor.__invert__ = _method("logical_not")  # type: ignore[method-assign]

@@ -1,0 +1,49 @@
+"""The user-facing functions, one layer for both front doors (the .dlg builtins; `dlg.xxx`,
+`dlg.nn.functional` and `dlg.Tensor` methods): each takes a `Front` first, reads and checks its
+arguments once and emits registry ops through the front. It sits above `dlg.ir` and below
+`dlg.grammar` and `dlg.frontend`, and imports neither.
+
+`FUNCTIONS` maps every user name (aliases included) to its function; the elementwise ones are
+generated from the registry (`elementwise.py`). How each op is written back as a call is in
+`spelling.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dlg.functions import creation, losses, nn, reduce, shape
+from dlg.functions.elementwise import ELEMENTWISE, matmul, where
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **ELEMENTWISE,
+    "where": where, "matmul": matmul,
+    # reductions
+    "sum": reduce.sum_, "mean": reduce.mean, "prod": reduce.prod, "max": reduce.max_,
+    "min": reduce.min_, "argmax": reduce.argmax, "argmin": reduce.argmin,
+    "logsumexp": reduce.logsumexp, "numel": reduce.numel,
+    # shapes and movement
+    "reshape": shape.reshape, "view": shape.reshape, "flatten": shape.flatten,
+    "permute": shape.permute, "transpose": shape.transpose, "T": shape.T,
+    "squeeze": shape.squeeze, "unsqueeze": shape.unsqueeze,
+    "broadcast_to": shape.broadcast_to, "expand": shape.broadcast_to,
+    "concat": shape.concat, "cat": shape.concat, "stack": shape.stack,
+    "split": shape.split, "chunk": shape.split, "pad": shape.pad,
+    "take": shape.take, "index_select": shape.take,
+    # creation
+    "full": creation.full, "zeros": creation.zeros, "ones": creation.ones,
+    "zeros_like": creation.zeros_like, "ones_like": creation.ones_like,
+    "arange": creation.arange, "rand": creation.rand, "randn": creation.randn,
+    # neural networks
+    "conv1d": nn.conv1d, "conv2d": nn.conv2d, "max_pool1d": nn.max_pool1d,
+    "max_pool2d": nn.max_pool2d, "avg_pool1d": nn.avg_pool1d, "avg_pool2d": nn.avg_pool2d,
+    "linear": nn.linear, "embedding": nn.embedding, "one_hot": nn.one_hot,
+    "dropout": nn.dropout, "batch_norm": nn.batch_norm, "layer_norm": nn.layer_norm,
+    "softmax": nn.softmax, "log_softmax": nn.log_softmax,
+    # losses
+    "cross_entropy": losses.cross_entropy, "nll_loss": losses.nll_loss,
+    "mse_loss": losses.mse_loss, "l1_loss": losses.l1_loss,
+    "binary_cross_entropy": losses.binary_cross_entropy,
+    "binary_cross_entropy_with_logits": losses.binary_cross_entropy_with_logits,
+}

@@ -1,0 +1,56 @@
+"""Binding a call's arguments to a user-facing function, the same way from both front doors.
+
+Keywords are accepted in PyTorch's spelling and in .dlg's (`dim`/`axis`, `keepdim`/`keepdims`,
+`input`/`x`, ...): the functions are written with one name and `ALIASES` maps the other, here
+and nowhere else. A wrong call gives the same message whichever door it came through.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from dlg.errors import DlgTypeError
+from dlg.functions.args import suggest
+
+# another spelling -> the name the functions use (PyTorch's on the left where they differ)
+ALIASES = {"dim": "axis", "keepdim": "keepdims", "input": "x", "start_dim": "start_axis",
+           "end_dim": "end_axis", "tensors": "xs", "other": "y"}
+
+_SIGNATURES: dict[Callable[..., Any], inspect.Signature] = {}
+
+
+def signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """The signature without the leading front argument."""
+    sig = _SIGNATURES.get(fn)
+    if sig is None:
+        sig = inspect.signature(fn)
+        sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+        _SIGNATURES[fn] = sig
+    return sig
+
+
+def bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+         ) -> dict[str, Any]:
+    """`kwargs` with aliases renamed, after checking that `name(*args, **kwargs)` fits `fn`'s
+    signature; raises a DlgTypeError naming the function otherwise."""
+    params = signature(fn).parameters
+    names = [p for p, v in params.items() if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+    open_keywords = any(v.kind is v.VAR_KEYWORD for v in params.values())
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key not in params and ALIASES.get(key) in params:
+            key = ALIASES[key]
+        if key in out:
+            raise DlgTypeError(f"{name}() got argument {key!r} twice")
+        if key not in names and not open_keywords:
+            spellings = names + [a for a, n in ALIASES.items() if n in names]
+            raise DlgTypeError(f"{name}() has no argument {key!r}{suggest(key, spellings)}")
+        out[key] = value
+    try:
+        signature(fn).bind(*args, **out)
+    except TypeError as err:
+        raise DlgTypeError(f"{name}(): {str(err).replace('missing a required', 'missing')}"
+                           ) from None
+    return out

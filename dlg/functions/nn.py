@@ -1,0 +1,164 @@
+"""Neural-network functions with PyTorch's names and argument order: conv1d/conv2d, pools,
+linear, embedding, one_hot, dropout, batch_norm, layer_norm, softmax, log_softmax.
+
+`conv_options` and `pool_options` read a convolution's or pool's settings; `dlg.nn`'s modules
+call them when they are made, the .dlg layers when they run, so `Conv2d(..., stride="x")` is the
+same error from both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dlg.errors import DlgTypeError
+from dlg.functions import args
+from dlg.functions.args import describe, ints, is_int, is_number, tensor
+from dlg.functions.front import Front
+from dlg.ir.dtypes import DType
+from dlg.ir.ops import REGISTRY
+from dlg.ir.ops.nn import (
+    BATCH_NORM,
+    DROPOUT,
+    EMBEDDING,
+    LAYER_NORM,
+    LINEAR,
+    LINEAR_NOBIAS,
+    LOG_SOFTMAX,
+    ONE_HOT,
+    SOFTMAX,
+)
+from dlg.ir.ops.pool import AVG_POOL, MAX_POOL
+
+# (nd, with bias) -> conv1d, conv1d_nobias, conv2d, conv2d_nobias
+CONVS = {(nd, bias): REGISTRY[f"conv{nd}d{'' if bias else '_nobias'}"]
+         for nd in (1, 2) for bias in (True, False)}
+
+
+def conv_options(F: Front, nd: int, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
+                 groups: Any = 1) -> dict[str, Any]:
+    """A convolution's attributes: padding is ints or PyTorch's 'same'/'valid'."""
+    attrs: dict[str, Any] = {"stride": ints(F, stride, nd, "stride"),
+                             "dilation": ints(F, dilation, nd, "dilation")}
+    if not is_int(groups) or groups < 1:
+        raise DlgTypeError(f"groups must be a positive int, got {describe(F, groups)}")
+    attrs["groups"] = int(groups)
+    if isinstance(padding, str):
+        attrs["auto_pad"] = args.choice(F, padding, ("same", "valid"), "padding")
+    elif is_int(padding) or isinstance(padding, (tuple, list)):
+        attrs["padding"] = ints(F, padding, nd, "padding")
+    else:
+        raise DlgTypeError(f"padding must be 'same', 'valid', an int or a tuple of {nd} ints, "
+                           f"got {describe(F, padding)}")
+    return attrs
+
+
+def _conv(nd: int) -> Callable[..., Any]:
+    def conv(F: Front, x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
+             dilation: Any = 1, groups: Any = 1) -> Any:
+        name = f"conv{nd}d"
+        attrs = conv_options(F, nd, stride, padding, dilation, groups)
+        inputs = [tensor(F, x, f"{name}'s input"), tensor(F, weight, f"{name}'s weight")]
+        if bias is not None:
+            inputs.append(tensor(F, bias, f"{name}'s bias"))
+        return F.emit(CONVS[nd, bias is not None], *inputs, **attrs)
+    conv.__name__ = conv.__qualname__ = f"conv{nd}d"
+    conv.__doc__ = f"PyTorch's F.conv{nd}d: input [N, C, ...], weight [C_out, C/groups, ...]."
+    return conv
+
+
+conv1d = _conv(1)
+conv2d = _conv(2)
+
+
+def pool_options(F: Front, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 ceil_mode: Any = False) -> dict[str, Any]:
+    """A pool's window attributes; the stride defaults to the kernel."""
+    kernel = ints(F, kernel_size, nd, "kernel_size")
+    if not isinstance(ceil_mode, bool):
+        raise DlgTypeError(f"ceil_mode must be a bool, got {describe(F, ceil_mode)}")
+    return {"kernel": kernel, "stride": kernel if stride is None else ints(F, stride, nd, "stride"),
+            "padding": ints(F, padding, nd, "padding"), "ceil_mode": ceil_mode}
+
+
+def _max_pool(nd: int) -> Callable[..., Any]:
+    def max_pool(F: Front, x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 dilation: Any = 1, ceil_mode: Any = False) -> Any:
+        attrs = pool_options(F, nd, kernel_size, stride, padding, ceil_mode)
+        return F.emit(MAX_POOL, tensor(F, x, f"max_pool{nd}d's input"),
+                      dilation=ints(F, dilation, nd, "dilation"), **attrs)
+    max_pool.__name__ = max_pool.__qualname__ = f"max_pool{nd}d"
+    max_pool.__doc__ = f"PyTorch's F.max_pool{nd}d (padding counts as -inf)."
+    return max_pool
+
+
+def _avg_pool(nd: int) -> Callable[..., Any]:
+    def avg_pool(F: Front, x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                 ceil_mode: Any = False, count_include_pad: Any = True) -> Any:
+        attrs = pool_options(F, nd, kernel_size, stride, padding, ceil_mode)
+        return F.emit(AVG_POOL, tensor(F, x, f"avg_pool{nd}d's input"),
+                      count_include_pad=count_include_pad, **attrs)
+    avg_pool.__name__ = avg_pool.__qualname__ = f"avg_pool{nd}d"
+    avg_pool.__doc__ = f"PyTorch's F.avg_pool{nd}d."
+    return avg_pool
+
+
+max_pool1d, max_pool2d = _max_pool(1), _max_pool(2)
+avg_pool1d, avg_pool2d = _avg_pool(1), _avg_pool(2)
+
+
+def linear(F: Front, x: Any, weight: Any, bias: Any = None) -> Any:
+    """x @ weight^T + bias, weight [out_features, in_features] (PyTorch's layout)."""
+    inputs = [tensor(F, x, "linear's input"), tensor(F, weight, "linear's weight")]
+    if bias is None:
+        return F.emit(LINEAR_NOBIAS, *inputs)
+    return F.emit(LINEAR, *inputs, tensor(F, bias, "linear's bias"))
+
+
+def embedding(F: Front, indices: Any, weight: Any) -> Any:
+    """Rows of `weight` [num_embeddings, dim] picked by integer `indices`."""
+    return F.emit(EMBEDDING, tensor(F, weight, "embedding's weight"),
+                  tensor(F, indices, "embedding's indices"))
+
+
+def one_hot(F: Front, indices: Any, num_classes: int, dtype: DType = DType.f32) -> Any:
+    return F.emit(ONE_HOT, tensor(F, indices, "one_hot's indices"), num_classes=num_classes,
+                  dtype=dtype)
+
+
+def dropout(F: Front, x: Any, p: Any = 0.5, training: Any = None) -> Any:
+    """Zero elements with probability p and scale the rest by 1/(1-p) while training (the
+    front's mode unless `training` is given)."""
+    if not is_number(p) or not 0 <= p <= 1:
+        raise DlgTypeError(f"dropout: probability p must be a number in [0, 1], got "
+                           f"{describe(F, p)}")
+    training = F.training if training is None else training
+    return F.emit(DROPOUT, tensor(F, x, "dropout's argument"), p=p, training=training)
+
+
+def batch_norm(F: Front, x: Any, mean: Any, var: Any, weight: Any, bias: Any,
+               eps: float = 1e-5) -> Any:
+    """Normalise with the given statistics over channel axis 1 (PyTorch's F.batch_norm, eval)."""
+    inputs = [tensor(F, v, f"batch_norm's {what}") for v, what in
+              ((x, "input"), (mean, "mean"), (var, "variance"), (weight, "weight"),
+               (bias, "bias"))]
+    return F.emit(BATCH_NORM, *inputs, eps=eps)
+
+
+def layer_norm(F: Front, x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Any:
+    """Normalise over the trailing `normalized_shape` dims (an int or a tuple)."""
+    affine = [tensor(F, v, "layer_norm's weight and bias") for v in (weight, bias)
+              if v is not None]
+    if len(affine) == 1:
+        raise DlgTypeError("layer_norm takes both weight and bias, or neither")
+    return F.emit(LAYER_NORM, tensor(F, x, "layer_norm's input"), *affine,
+                  normalized_shape=args.shape(F, (normalized_shape,)), eps=eps)
+
+
+def softmax(F: Front, x: Any, axis: int = -1) -> Any:
+    return F.emit(SOFTMAX, tensor(F, x, "softmax's argument"), axis=axis)
+
+
+def log_softmax(F: Front, x: Any, axis: int = -1) -> Any:
+    return F.emit(LOG_SOFTMAX, tensor(F, x, "log_softmax's argument"), axis=axis)
