@@ -15,7 +15,14 @@ import numpy as np
 from dlg.api import compile as compile_model
 from dlg.api import load
 from dlg.frontend.trace import trace
-from dlg.compiler.pipeline import STAGES, CompileOptions, assembly, format_program
+from dlg.compiler.pipeline import (
+    PIPELINE,
+    STAGES,
+    CompileOptions,
+    assembly,
+    format_program,
+    verify_requested,
+)
 from dlg.errors import DlgError, DlgValueError
 from dlg.grammar.format import format_module
 from dlg.grammar.loader import load_file
@@ -99,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--dump-after", action="append", default=[], metavar="PASS",
                       help=f"print the program after a pass ({', '.join(STAGES)}, or all); "
                       "repeatable")
+    comp.add_argument("--verify", action="store_true",
+                      help="check the IR's invariants after every graph pass and name the pass "
+                      "that broke them (a debugging aid; DLG_VERIFY=1 does the same)")
     comp.add_argument("--train", action="store_true",
                       help="compile the training step (forward, backward, optimizer update)")
     comp.add_argument("--batch", type=int, default=64,
@@ -207,7 +217,12 @@ def _compile(args: argparse.Namespace) -> int:
     m = load(args.file, model=args.model, seed=args.seed)
     if args.output is not None and args.output.suffix != ".dlgx":
         raise DlgValueError(f"{args.output}: artifacts are .dlgx files")
-    options = CompileOptions(dump_after=tuple(args.dump_after), profile=args.profile is not None)
+    training = [s for s in args.dump_after if s in {s.name for s in PIPELINE if s.training}]
+    if training and not args.train:
+        raise DlgValueError(f"--dump-after {training[0]}: that pass makes a training step; "
+                            f"add --train")
+    options = CompileOptions(dump_after=tuple(args.dump_after), profile=args.profile is not None,
+                             verify=args.verify or verify_requested())
     values = dict(m.params)
     if args.train:
         if m.train_spec is None:

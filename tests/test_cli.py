@@ -108,17 +108,35 @@ def test_help_describes_every_command(capsys):
 
 # ---- dlgc train -------------------------------------------------------------------------------
 def test_train_regression_saves_weights_that_run_reads(capsys, tmp_path):
-    weights, curve = tmp_path / "w.safetensors", tmp_path / "curve.png"
+    weights = tmp_path / "w.safetensors"
     code, out, err = run_cli(capsys, "train", MODELS / "linear_regression.dlg", "--epochs", "30",
-                             "-q", "-o", weights, "--plot", curve)
+                             "-q", "-o", weights)
     assert code == 0, err
     assert "synthetic y = 2x + 1" in err and "epoch  30" in out and "test: loss" in out
-    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or pytest.importorskip("matplotlib")
     np.save(tmp_path / "x.npy", np.array([[3.0]], np.float32))
     code, out, err = run_cli(capsys, "run", MODELS / "linear_regression.dlg", "-w", weights,
                              "-i", f"x={tmp_path / 'x.npy'}")
     assert code == 0
     assert abs(float(out.split("[[")[1].split("]]")[0]) - 7) < 0.1  # 2 * 3 + 1 after training
+
+
+def test_train_plot_writes_a_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    curve = tmp_path / "curve.png"
+    code, out, err = run_cli(capsys, "train", MODELS / "linear_regression.dlg", "--epochs", "2",
+                             "-q", "--interpreter", "--plot", curve)
+    assert code == 0, err
+    assert f"wrote curves to {curve}" in out
+    assert curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_plot_without_matplotlib_is_a_clear_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it fails, as if not installed
+    curve = tmp_path / "curve.png"
+    code, _, err = run_cli(capsys, "train", MODELS / "linear_regression.dlg", "--epochs", "1",
+                           "-q", "--interpreter", "--plot", curve)
+    assert code == 1 and 'error: --plot needs matplotlib: pip install "dlg[plot]"' in err
+    assert not curve.exists() and "Traceback" not in err
 
 
 def test_train_digits_with_npz_and_lr(capsys, tmp_path):
@@ -149,3 +167,16 @@ def test_train_needs_a_train_section_and_fitting_data(capsys, tmp_path):
     assert code == 1 and "has no train section" in err
     code, _, err = run_cli(capsys, "train", MODELS / "cnn.dlg")
     assert code == 1 and "no built-in data fits input f32[N,3,10,10]" in err
+
+
+# ---- dlgc compile: the pipeline's switches --------------------------------------------------
+def test_compile_dumps_a_training_stage_only_with_train(capsys):
+    code, _, err = run_cli(capsys, "compile", MODELS / "mlp.dlg", "--dump-after", "autodiff")
+    assert code == 1 and "--dump-after autodiff: that pass makes a training step; add --train" \
+        in err
+    code, out, err = run_cli(capsys, "compile", MODELS / "logistic_regression.dlg", "--train",
+                             "--verify", "--dump-after", "autodiff", "--dump-after", "fuse")
+    assert code == 0, err
+    autodiff = out.split("// ---- after autodiff ----\n")[1].split("// ----")[0]
+    assert autodiff.startswith("graph ") and "grad.linear.weight = %" in autodiff
+    assert "// ---- after fuse ----\nfusion of " in out

@@ -1,48 +1,123 @@
 """The compiler pipeline: a literal list of named stages (STYLE §5), timed, each printable.
 
-Graph passes (graph -> graph): decompose, explicit_padding, simplify. Then fusion and lowering
-to kernels, their schedule for the host (register tiles), the LLVM module, LLVM's O3 pipeline
-for the host. `CompileOptions.dump_after` names stages whose result is printed (`dlgc compile
---dump-after simplify`); failures that are not user errors are tagged with the stage they
-happened in.
+Graph stages (graph -> graph, `PIPELINE`): autodiff and apply_optimizer turn a training graph
+into one optimisation step (they run only when compiling a training step, `ctx.train`), then
+decompose, explicit_padding and simplify run on every graph. Then `fuse`, an analysis (it
+chooses the values kept in memory; its result is a `Fusion`, not a graph), and code generation:
+lower to kernels, their schedule for the host (register tiles), the LLVM module, LLVM's O3
+pipeline for the host, the object file.
+
+`CompileOptions.dump_after` names stages whose result is printed (`dlgc compile --dump-after
+simplify`); with `verify` (`--verify`, `DLG_VERIFY=1`, always on in the tests) every graph stage's
+result is checked by `dlg.ir.verify`, and a broken graph is reported with the stage that broke
+it. Failures that are not user errors are tagged with the stage they happened in.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from typing import IO
 
+import numpy as np
 from llvmlite import ir
 
 from dlg.compiler.codegen.llvm_cpu import build_module, host_target, optimize, target_machine
 from dlg.compiler.kernel_ir import format_kernel
 from dlg.compiler.lower import Program, lower
+from dlg.compiler.optimizers import apply_optimizer
+from dlg.compiler.passes.autodiff import GRAD_PREFIX, grad
+from dlg.compiler.passes.fuse import Fusion, fuse
 from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.passes.simplify import simplify
 from dlg.compiler.schedule import schedule
 from dlg.errors import DlgError, DlgValueError
+from dlg.ir.builder import Builder
 from dlg.ir.decompose import decompose
 from dlg.ir.graph import Graph
-from dlg.ir.printer import format_graph
+from dlg.ir.ops.opdef import Trait
+from dlg.ir.printer import format_graph, format_marked
+from dlg.ir.train_spec import OptimizerSpec
+from dlg.ir.verify import IRVerifyError, verify
 
-GRAPH_PASSES: list[tuple[str, Callable[[Graph], Graph]]] = [
-    ("decompose", decompose),
-    ("explicit_padding", explicit_padding),
-    ("simplify", simplify),
+
+@dataclass(frozen=True)
+class TrainTarget:
+    """What makes a training graph one optimisation step: the scalar output to minimise and the
+    optimizer that applies its gradients."""
+
+    loss: str
+    optimizer: OptimizerSpec
+
+
+@dataclass
+class CompileCtx:
+    """One run of the graph stages: its options, the training target (None: the graph is
+    compiled as it is), what the stages leave behind, and the stages run so far."""
+
+    options: CompileOptions
+    train: TrainTarget | None = None
+    optimizer_state: dict[str, np.ndarray] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Graph, CompileCtx], Graph]
+    training: bool = False  # makes a training step: skipped unless ctx.train is set
+
+
+def _autodiff(g: Graph, ctx: CompileCtx) -> Graph:
+    """+ `grad.<name>` outputs: d loss / d every trainable param the loss reads."""
+    assert ctx.train is not None
+    return grad(g, ctx.train.loss)
+
+
+def _apply_optimizer(g: Graph, ctx: CompileCtx) -> Graph:
+    """The gradients become updates of the params and of the optimizer's state (new `param`
+    nodes, their starting values in `ctx.optimizer_state`); the `grad.` outputs go."""
+    assert ctx.train is not None
+    step = Graph(g.name, dict(g.nodes), list(g.outputs), list(g.updates), g.span)  # a copy
+    grads = {name[len(GRAD_PREFIX):]: v for name, v in g.outputs if name.startswith(GRAD_PREFIX)}
+    params = {n.name: n.out for n in g.params if n.name in grads}
+    spec = ctx.train.optimizer
+    state = apply_optimizer(Builder(step, spec.span), spec, params, grads)
+    ctx.optimizer_state.update(state.initial)
+    step.outputs = [(name, v) for name, v in g.outputs if not name.startswith(GRAD_PREFIX)]
+    return step
+
+
+PIPELINE: list[Stage] = [
+    Stage("autodiff", _autodiff, training=True),
+    Stage("apply_optimizer", _apply_optimizer, training=True),
+    Stage("decompose", lambda g, ctx: decompose(g)),  # composites -> primitives
+    Stage("explicit_padding", lambda g, ctx: explicit_padding(g)),  # conv padding -> pad
+    Stage("simplify", lambda g, ctx: simplify(g)),  # identities, folding, CSE, dead code
 ]
-STAGES = [name for name, _ in GRAPH_PASSES] + ["lower", "schedule", "llvm", "optimize", "codegen"]
+ANALYSES = ["fuse"]  # what is computed from the final graph without changing it
+CODEGEN = ["lower", "schedule", "llvm", "optimize", "codegen"]
+STAGES = [s.name for s in PIPELINE] + ANALYSES + CODEGEN
+
+
+def verify_requested() -> bool:
+    """`DLG_VERIFY=1` in the environment: verify after every graph stage."""
+    return os.environ.get("DLG_VERIFY", "") == "1"
 
 
 @dataclass
 class CompileOptions:
     dump_after: tuple[str, ...] = ()
+    verify: bool = field(default_factory=verify_requested)
     profile: bool = False  # count cycles per kernel (`native.profile_kernels`)
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     seconds: dict[str, float] = field(default_factory=dict)
+    last_stage: str | None = field(default=None, init=False)  # where to look if the next fails
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.dump_after if s not in STAGES and s != "all"]
@@ -58,40 +133,76 @@ class CompileOptions:
         except DlgError:
             raise
         except Exception as e:  # a compiler bug: say where it happened
-            raise RuntimeError(f"internal compiler error in pass {name!r}: {e} (inspect the "
-                               f"input with --dump-after {STAGES[max(STAGES.index(name) - 1, 0)]})"
-                               ) from e
+            hint = (f"inspect its input with --dump-after {self.last_stage}" if self.last_stage
+                    else "it failed on the graph given to the compiler")
+            raise RuntimeError(f"internal compiler error in pass {name!r}: {e} ({hint})") from e
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        self.last_stage = name
 
     def dump(self, name: str, text: Callable[[], str]) -> None:
         if name in self.dump_after or "all" in self.dump_after:
             print(f"// ---- after {name} ----\n{text()}", file=self.out)
 
 
+def run_stages(g: Graph, ctx: CompileCtx, stages: list[Stage] = PIPELINE) -> Graph:
+    """`g` through `stages` in order, each result verified (when asked) and dumped (when
+    asked); a training stage runs only when `ctx.train` says which step to make."""
+    _check(g, ctx, "input")
+    for stage in stages:
+        if stage.training and ctx.train is None:
+            continue
+        with ctx.options.stage(stage.name):
+            g = stage.run(g, ctx)
+        ctx.done.append(stage.name)
+        _check(g, ctx, stage.name)
+        ctx.options.dump(stage.name, partial(format_graph, g))
+    return g
+
+
+def training_step(g: Graph, train: TrainTarget, options: CompileOptions
+                  ) -> tuple[Graph, dict[str, np.ndarray]]:
+    """A training graph through the training stages: the step graph (what the interpreter runs
+    and artifacts keep; compiling it runs the other stages) and the optimizer's initial state."""
+    ctx = CompileCtx(options, train)
+    step = run_stages(g, ctx, [s for s in PIPELINE if s.training])
+    return step, ctx.optimizer_state
+
+
+def _check(g: Graph, ctx: CompileCtx, name: str) -> None:
+    """Verify `g` when asked; a broken graph names the stage that made it (FX's lint)."""
+    if not ctx.options.verify:
+        return
+    try:
+        verify(g)
+    except IRVerifyError as e:
+        if name == "input":
+            raise IRVerifyError(f"the graph given to the compiler is broken (a bug in what "
+                                f"built it):\n{e}") from None
+        raise IRVerifyError(f"stage {name!r} broke the graph (stages run: "
+                            f"{', '.join(ctx.done)}):\n{e}") from None
+
+
 @dataclass
 class Compiled:
-    graph: Graph  # after the graph passes
+    graph: Graph  # after the graph stages
+    fusion: Fusion
     program: Program
     module: ir.Module
-
-
-def optimize_graph(g: Graph, options: CompileOptions) -> Graph:
-    for name, run in GRAPH_PASSES:
-        with options.stage(name):
-            g = run(g)
-        options.dump(name, lambda g=g: format_graph(g))
-    return g
 
 
 def compile_graph(g: Graph, loss: str | None = None,
                   options: CompileOptions | None = None) -> Compiled:
     """Graph -> LLVM module (not yet optimised: `object_code` does that, or a cache hit skips
-    it), through every stage before."""
+    it), through every stage before. A training step is compiled from its step graph
+    (`training_step`)."""
     options = options or CompileOptions()
-    g = optimize_graph(g, options)
+    g = run_stages(g, CompileCtx(options))
+    with options.stage("fuse"):
+        fusion = fuse(g)
+    options.dump("fuse", lambda: format_fusion(g, fusion))
     with options.stage("lower"):
-        program = lower(g, g.name, loss=loss)
+        program = lower(g, g.name, loss=loss, fusion=fusion)
     options.dump("lower", lambda: format_program(program))
     with options.stage("schedule"):
         program = schedule(program, host_target())
@@ -99,7 +210,7 @@ def compile_graph(g: Graph, loss: str | None = None,
     with options.stage("llvm"):
         module = build_module(program, profile=options.profile)
     options.dump("llvm", lambda: str(module))
-    return Compiled(g, program, module)
+    return Compiled(g, fusion, program, module)
 
 
 def object_code(module: ir.Module, options: CompileOptions) -> bytes:
@@ -108,7 +219,18 @@ def object_code(module: ir.Module, options: CompileOptions) -> bytes:
         optimized = optimize(module)
     options.dump("optimize", lambda: str(optimized))
     with options.stage("codegen"):
-        return target_machine().emit_object(optimized)
+        code = target_machine().emit_object(optimized)
+    options.dump("codegen", lambda: target_machine().emit_assembly(optimized))
+    return code
+
+
+def format_fusion(g: Graph, fusion: Fusion) -> str:
+    """The graph's computed nodes, those whose values are kept in memory (a kernel each) marked
+    `store`; the others are computed inside the kernels that read them."""
+    computed = [n for n in g if Trait.BUFFER not in n.op.traits]
+    stored = {n.id: "store" for n in computed if any(v in fusion.materialized for v in n.outs)}
+    return (f"fusion of {g.name}: {len(stored)} of {len(computed)} computed nodes stored\n"
+            + format_marked(g, stored, [n.id for n in computed]))
 
 
 def format_program(p: Program) -> str:

@@ -1,11 +1,11 @@
 """Training: one graph per optimisation step, and the Keras-like loops around it.
 
 `build_train_step` turns a model's training graph (forward in training mode, the train
-section's loss and metrics) into ONE graph: forward -> loss -> gradients (the autodiff pass) ->
-parameter and optimizer-state updates (`Graph.updates`). `TrainStep` runs it and writes the
-updates back into the parameter arrays in place, so whoever shares `model.params` sees them.
-`fit` and `evaluate` batch NumPy arrays through it; the compiler will swap the interpreter for
-native code behind the same `TrainStep` contract.
+section's loss and metrics) into ONE graph through the pipeline's training stages: forward ->
+loss -> gradients (autodiff) -> parameter and optimizer-state updates (apply_optimizer,
+`Graph.updates`). `TrainStep` runs it, on the interpreter or compiled to one native call, and
+writes the updates back into the parameter arrays in place, so whoever shares `model.params`
+sees them. `fit` and `evaluate` batch NumPy arrays through it.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from dlg.compiler.optimizers import apply_optimizer
-from dlg.compiler.passes.autodiff import GRAD_PREFIX, grad
-from dlg.compiler.pipeline import CompileOptions
+from dlg.compiler.pipeline import CompileOptions, TrainTarget, training_step
 from dlg.errors import DlgError, DlgValueError, Span
-from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph
+from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.train_spec import TrainSpec, scheduled_lr
 from dlg.runtime.data import DataLoader
 from dlg.runtime.interp import Interpreter
@@ -35,18 +33,16 @@ if TYPE_CHECKING:
 LR = "optimizer.lr"
 
 
-def build_train_step(train_graph: Graph, spec: TrainSpec) -> tuple[Graph, dict[str, np.ndarray]]:
-    """The whole step as one graph, and the initial optimizer state it reads and updates."""
+def build_train_step(train_graph: Graph, spec: TrainSpec,
+                     options: CompileOptions | None = None
+                     ) -> tuple[Graph, dict[str, np.ndarray]]:
+    """The whole step as one graph (the pipeline's training stages: autodiff, apply_optimizer),
+    and the initial optimizer state it reads and updates."""
     if spec.optimizer is None:
         raise DlgValueError("the train section has no optimizer; add e.g. "
                             "`optimizer = SGD(lr=0.01)`", spec.span)
-    g = grad(train_graph, spec.loss)
-    b = Builder(g, spec.optimizer.span)
-    grads = {name[len(GRAD_PREFIX):]: v for name, v in g.outputs if name.startswith(GRAD_PREFIX)}
-    params = {n.name: n.out for n in g.params if n.name in grads}
-    state = apply_optimizer(b, spec.optimizer, params, grads)
-    g.outputs = [(name, v) for name, v in g.outputs if not name.startswith(GRAD_PREFIX)]
-    return g, dict(state.initial)
+    return training_step(train_graph, TrainTarget(spec.loss, spec.optimizer),
+                         options or CompileOptions())
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ def label_checks(g: Graph) -> list[LabelCheck]:
     inputs = {n.out: n.name for n in g.inputs}
     checks = []
     for node in g:
-        if node.op.name in ("cross_entropy", "nll_loss") and node.inputs[1] in inputs:
+        if (node.op is CROSS_ENTROPY or node.op is NLL_LOSS) and node.inputs[1] in inputs:
             logits = g.type_of(node.inputs[0])
             classes = logits.shape[1 if logits.rank > 1 else 0]
             if isinstance(classes, int):
@@ -102,7 +98,7 @@ class TrainStep:
                                 f"{model.name} {{ input y: ...  loss = ...  optimizer = ... }}`")
         self.model = model
         self.spec = spec
-        self.graph, self.state = build_train_step(model.train_graph, spec)
+        self.graph, self.state = build_train_step(model.train_graph, spec, options)
         self.base_lr = float(spec.optimizer.hyper["lr"])  # type: ignore[union-attr]
         self.interpreter = Interpreter(model.interpreter.rng.integers(2**63))
         self.steps = 0

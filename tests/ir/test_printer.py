@@ -1,12 +1,12 @@
-"""The IR text form (STYLE §7) on hand-built graphs: exact text, naming, nesting, elision."""
+"""The IR text form (STYLE §7) on hand-built graphs: exact text, naming, nesting, arrays."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from dlg.ir import Builder, DType, Graph, TensorType
-from dlg.ir.printer import format_around, format_graph
-from tests.ir.sample_graphs import N, f32, recurrent, tiny
+from dlg.ir.printer import ARRAY_LIMIT, format_around, format_graph
+from tests.ir.sample_graphs import SPAN, N, f32, recurrent, tiny
 
 
 def test_tiny_graph_exact_text():
@@ -36,7 +36,7 @@ graph rnn(%xs: f32[T,N,4], %c: param f32[4], %steps: buffer f32[]) -> (h: f32[N,
       %v6: f32[N,1] = reduce_sum(%h_1) {axes=[1], keepdims=true}
       return h = %h_1, y = %v6
     }
-  %v5: f32[] = constant() {value=1.0}
+  %v5: f32[] = constant() {value=f32[]{1.0}}
   %v6: f32[] = add(%steps, %v5)
   updates {
     steps = %v6
@@ -60,18 +60,32 @@ def test_names_are_sanitised_and_unique():
         assert line in text
 
 
-def test_constants_are_inline_when_scalar_and_elided_when_arrays():
+def test_arrays_print_with_their_type_and_elements_and_large_ones_elided():
     g = Graph("consts")
     b = Builder(g)
     s = b.constant(0.25, f32)
-    m = b.constant(np.ones((3, 4)), f32)
+    m = b.constant(np.arange(12).reshape(3, 4) / 8, f32)
     t = b.constant(True, DType.bool)
+    big = b.constant(np.zeros(ARRAY_LIMIT + 1), DType.f64)
     g.set_output("y", b.add(s, m))
     g.set_output("t", t)
+    g.set_output("big", big)
     text = format_graph(g, spans=False)
-    assert "constant() {value=0.25}" in text
-    assert "constant() {value=<f32[3,4] array>}" in text
-    assert "constant() {value=true}" in text
+    assert "constant() {value=f32[]{0.25}}" in text
+    assert ("constant() {value=f32[3,4]{0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, "
+            "1.125, 1.25, 1.375}}") in text
+    assert "constant() {value=bool[]{true}}" in text
+    assert f"constant() {{value=f64[{ARRAY_LIMIT + 1}]{{...}}}}" in text
+
+
+def test_gradient_nodes_are_marked_and_odd_names_quoted():
+    g = Graph("x.vjp")
+    x = Builder(g).input("x", TensorType(f32, (2,)))
+    g.set_output("grad x", Builder(g, SPAN, backward=True).neg(x))
+    text = format_graph(g)
+    assert text.splitlines() == ['graph x.vjp(%x: f32[2]) -> ("grad x": f32[2]) {',
+                                 "  %v1: f32[2] = neg(%x)  # m.dlg:3:5 backward",
+                                 '  return "grad x" = %v1', "}"]
 
 
 def test_symbolic_dim_expressions_are_parenthesised_in_attrs():
@@ -91,6 +105,6 @@ def test_format_around_marks_the_node_and_its_neighbours():
     assert text.splitlines() == [
         "   %v4_0: f32[N,4], %v4_1: f32[T,N,1] = scan(%v3, %xs, %c) "
         "{axis=0, n_carry=1, n_seq=1, reverse=false}",
-        ">> %v5: f32[] = constant() {value=1.0}",
+        ">> %v5: f32[] = constant() {value=f32[]{1.0}}",
         "   %v6: f32[] = add(%steps, %v5)",
     ]

@@ -108,7 +108,7 @@ def test_a_failure_shows_the_node_and_its_neighbours():
     assert lines[1:] == [
         "   %v4_0: f32[N,4], %v4_1: f32[T,N,1] = scan(%v3, %xs, %c) "
         "{axis=0, n_carry=1, n_seq=1, reverse=false}",
-        "   %v5: f32[] = constant() {value=1.0}",
+        "   %v5: f32[] = constant() {value=f32[]{1.0}}",
         ">> %v6: f64[3] = add(%steps, %v5)",
     ]
     assert isinstance(info.value, AssertionError) and not isinstance(info.value, dlg.DlgError)
