@@ -180,3 +180,11 @@ def test_compile_dumps_a_training_stage_only_with_train(capsys):
     autodiff = out.split("// ---- after autodiff ----\n")[1].split("// ----")[0]
     assert autodiff.startswith("graph ") and "grad.linear.weight = %" in autodiff
     assert "// ---- after fuse ----\nfusion of " in out
+
+
+def test_compile_dumps_the_last_stages_even_when_the_code_is_cached(capsys):
+    for _ in range(2):  # the second compile would come from the disk cache
+        code, out, err = run_cli(capsys, "compile", MODELS / "linear_regression.dlg",
+                                 "--dump-after", "optimize", "--dump-after", "codegen")
+        assert code == 0, err
+        assert "// ---- after optimize ----\n" in out and "// ---- after codegen ----\n" in out

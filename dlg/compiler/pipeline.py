@@ -140,8 +140,16 @@ class CompileOptions:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
         self.last_stage = name
 
+    def dumps(self, name: str) -> bool:
+        return name in self.dump_after or "all" in self.dump_after
+
+    @property
+    def dumps_object_code(self) -> bool:
+        """A dump of optimize or codegen is asked for: they must run, not the disk cache."""
+        return self.dumps("optimize") or self.dumps("codegen")
+
     def dump(self, name: str, text: Callable[[], str]) -> None:
-        if name in self.dump_after or "all" in self.dump_after:
+        if self.dumps(name):
             print(f"// ---- after {name} ----\n{text()}", file=self.out)
 
 

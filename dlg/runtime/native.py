@@ -62,7 +62,8 @@ class NativeGraph:
         if prebuilt is not None and prebuilt[1] != self.key:
             raise DlgValueError("its code was built from a different module than this dlg "
                                 "makes of its graph (another dlg version?); recompile it")
-        code = cache.load(self.key) if prebuilt is None else prebuilt[0]
+        code = (prebuilt[0] if prebuilt is not None  # dumping the last stages makes them run
+                else None if self.options.dumps_object_code else cache.load(self.key))
         self.cache_hit = code is not None
         if code is None:
             code = object_code(compiled.module, self.options)
