@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -194,13 +195,22 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
 
 
 class _Ctx:
-    """What `needs_ctx` references get in eager mode: the shared random generator."""
+    """What `needs_ctx` references get in eager mode: the shared random generator, and a way to
+    run a scan's body graph (with an interpreter kept for the one op call: its expansion cache
+    is keyed by node identity)."""
 
     env: dict[str, int] = {}
 
     @property
     def rng(self) -> np.random.Generator:
         return rng()
+
+    @cached_property
+    def interpreter(self) -> Interpreter:
+        return _interpreter()
+
+    def run(self, graph: Graph, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.interpreter.run_positional(graph, args)
 
 
 def evaluate(op: OpDef, arrays: list[np.ndarray], attrs: dict[str, Any],

@@ -17,10 +17,12 @@ import numpy as np
 from dlg.errors import DlgShapeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend import functional as F
+from dlg.frontend.graph_call import call_graph
 from dlg.frontend.tensor import Tensor, call, checked
 from dlg.functions import args
 from dlg.functions.args import ints
 from dlg.functions.nn import conv_options, pool_options
+from dlg.grammar.layer_graph import layer_graph, prelude_layer
 from dlg.ir.dtypes import DType
 from dlg.ir.init import initialize
 
@@ -425,95 +427,65 @@ class Embedding(Module):
         return call("embedding", indices, self.weight)
 
 
-# ---- recurrent layers: a Python loop over time steps (a trace unrolls it) ----------------------
-class _Recurrent(Module):
-    gates = 1
+# ---- recurrent layers: prelude.dlg's, one scan per layer and direction --------------------------
+class _PreludeLayer(Module):
+    """A module running the prelude.dlg layer of its class's name: the options (checked by the
+    prelude, with its errors), the parameters (names, shapes, initialisers) and the forward are
+    the .dlg layer's, so a traced module is the graph the layer makes in a .dlg model."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__()
-        self.hidden_size, self.num_layers, self.batch_first = hidden_size, num_layers, batch_first
-        self.use_bias = bias
-        k = 1 / math.sqrt(hidden_size)
-        rows = self.gates * hidden_size
-        for layer in range(num_layers):
-            size = input_size if layer == 0 else hidden_size
-            setattr(self, f"weight_ih_l{layer}", _init("uniform", (rows, size), -k, k))
-            setattr(self, f"weight_hh_l{layer}", _init("uniform", (rows, hidden_size), -k, k))
-            if bias:
-                setattr(self, f"bias_ih_l{layer}", _init("uniform", (rows,), -k, k))
-                setattr(self, f"bias_hh_l{layer}", _init("uniform", (rows,), -k, k))
+        options, params = prelude_layer(type(self).__name__, args, kwargs, engine.rng(),
+                                        engine.caller_span())
+        self._options = tuple(options.items())
+        for name, value in options.items():
+            setattr(self, name, value)
+        for name, value in params.items():
+            setattr(self, name, Parameter(value))
 
-    def _affine(self, x: Tensor, kind: str, layer: int) -> Tensor:
-        weight = getattr(self, f"weight_{kind}_l{layer}")
-        bias = getattr(self, f"bias_{kind}_l{layer}") if self.use_bias else None
-        return F.linear(x, weight, bias)
+    def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 (PyTorch's names)
+        flat: list[Tensor] = []
+        args = _tensors((input,) if hx is None else (input, hx), flat)
+        graph, nesting = layer_graph(type(self).__name__, self._options, _types(args),
+                                     self.training, engine.caller_span())
+        return _nest(nesting, call_graph(graph, flat, self._parameters))
 
-    def forward(self, x: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        if self.batch_first:
-            x = x.transpose(0, 1)
-        steps, batch = x.shape[0], x.shape[1]
-        finals = []
-        for layer in range(self.num_layers):
-            carry = self._initial(state, layer, batch)
-            outputs = []
-            for t in range(steps):
-                carry = self.cell(x[t], carry, layer)
-                outputs.append(carry[0] if isinstance(carry, tuple) else carry)
-            x = F.stack(outputs, 0)
-            finals.append(carry)
-        out = x.transpose(0, 1) if self.batch_first else x
-        return out, self._final(finals)
-
-    def _initial(self, state: Any, layer: int, batch: Any) -> Any:
-        if state is None:
-            return F.zeros(batch, self.hidden_size)
-        return state[layer]
-
-    def _final(self, finals: list[Any]) -> Any:
-        return F.stack(finals, 0)
-
-    def cell(self, x: Tensor, h: Any, layer: int) -> Any:
-        raise NotImplementedError
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._options)
 
 
-class RNN(_Recurrent):
-    def cell(self, x: Tensor, h: Tensor, layer: int) -> Tensor:
-        return F.tanh(self._affine(x, "ih", layer) + self._affine(h, "hh", layer))
+class RNN(_PreludeLayer):
+    """torch.nn.RNN (input_size, hidden_size, num_layers, nonlinearity, bias, batch_first,
+    dropout, bidirectional); forward(input, hx=None) -> (output, h_n)."""
 
 
-class GRU(_Recurrent):
-    gates = 3
-
-    def cell(self, x: Tensor, h: Tensor, layer: int) -> Tensor:
-        H = self.hidden_size
-        gi, gh = self._affine(x, "ih", layer), self._affine(h, "hh", layer)
-        r = F.sigmoid(gi[:, :H] + gh[:, :H])
-        z = F.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-        n = F.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
-        return (1 - z) * n + z * h
+class GRU(_PreludeLayer):
+    """torch.nn.GRU (the options of RNN but nonlinearity); forward(input, hx=None)."""
 
 
-class LSTM(_Recurrent):
-    gates = 4
+class LSTM(_PreludeLayer):
+    """torch.nn.LSTM (the options of GRU and proj_size); forward(input, (h_0, c_0)=None) ->
+    (output, (h_n, c_n))."""
 
-    def _initial(self, state: Any, layer: int, batch: Any) -> Any:
-        if state is None:
-            zero = F.zeros(batch, self.hidden_size)
-            return zero, zero
-        return state[0][layer], state[1][layer]
 
-    def _final(self, finals: list[Any]) -> Any:
-        return F.stack([h for h, _ in finals], 0), F.stack([c for _, c in finals], 0)
+def _tensors(x: Any, flat: list[Tensor] | None = None) -> Any:
+    """Arguments as tensors (tuples and None kept), collected into `flat` in order."""
+    if isinstance(x, (tuple, list)):
+        return tuple(_tensors(v, flat) for v in x)
+    if x is None:
+        return None
+    t = F._t(x)
+    if flat is not None:
+        flat.append(t)
+    return t
 
-    def cell(self, x: Tensor, hc: tuple[Tensor, Tensor], layer: int) -> tuple[Tensor, Tensor]:
-        h, c = hc
-        H = self.hidden_size
-        gates = self._affine(x, "ih", layer) + self._affine(h, "hh", layer)
-        i, f = F.sigmoid(gates[:, :H]), F.sigmoid(gates[:, H:2 * H])
-        g, o = F.tanh(gates[:, 2 * H:3 * H]), F.sigmoid(gates[:, 3 * H:])
-        c = f * c + i * g
-        return o * F.tanh(c), c
+
+def _types(x: Any) -> Any:
+    return tuple(_types(v) for v in x) if isinstance(x, tuple) else None if x is None else x.type
+
+
+def _nest(nesting: Any, flat: list[Tensor]) -> Any:
+    return tuple(_nest(n, flat) for n in nesting) if isinstance(nesting, tuple) else flat[nesting]
 
 
 # ---- losses --------------------------------------------------------------------------------------

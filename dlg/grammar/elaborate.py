@@ -601,13 +601,15 @@ class Elaborator:
     def eval_pname(self, n: ast.Name | ast.TemplateName, scope: Scope) -> str:
         if isinstance(n, ast.Name):
             return n.id
-        head, _, rest = n.template.partition("{")
-        key, _, tail = rest.partition("}")
-        value = scope.lookup(key, n.span)
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise DlgTypeError(f"{{{key}}} in a name must be an int or string, got "
-                               f"{describe(value)}", n.span)
-        return f"{head}{value}{tail}"
+        head, *parts = n.template.split("{")  # weight_ih_l{l}{suffix}: each {key} filled in
+        for part in parts:
+            key, _, tail = part.partition("}")
+            value = scope.lookup(key, n.span)
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise DlgTypeError(f"{{{key}}} in a name must be an int or string, got "
+                                   f"{describe(value)}", n.span)
+            head += f"{value}{tail}"
+        return head
 
     def static_bool(self, value: Any, what: str, span: Span) -> bool:
         if isinstance(value, bool):

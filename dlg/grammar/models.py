@@ -18,18 +18,23 @@ from dlg.ir.train_spec import HyperSpec, OptimizerSpec, ScheduleSpec, TrainSpec
 def module_scopes(program: Program, training: bool) -> tuple[dict[str, Scope], dict[str, Any]]:
     """A scope per module (its own definitions plus those of the modules it imports), and every
     model and train section by name. The root scope holds the builtins and `training`."""
-    root = Scope(None, {**BUILTINS, "training": training})
-    prelude_scope = Scope(root)
-    _define(prelude(), prelude_scope, {})
+    base = prelude_scope(training)
     scopes: dict[str, Scope] = {}
     found: dict[str, Any] = {}
     for module in program.modules:
-        scope = Scope(prelude_scope)
+        scope = Scope(base)
         for dep in program.imports.get(module.file, ()):
             scope.names.update(scopes[dep.file].names)
         _define(module, scope, found)
         scopes[module.file] = scope
     return scopes, found
+
+
+def prelude_scope(training: bool) -> Scope:
+    """The prelude's layers and defs over the builtins and `training`: what every module sees."""
+    scope = Scope(Scope(None, {**BUILTINS, "training": training}))
+    _define(prelude(), scope, {})
+    return scope
 
 
 def _define(module: ast.Module, scope: Scope, found: dict[str, Any]) -> None:

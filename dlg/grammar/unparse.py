@@ -18,7 +18,8 @@ from dlg.errors import DlgValueError
 from dlg.functions.spelling import spell
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.opdef import Trait
-from dlg.ir.ops.source import CONSTANT
+from dlg.ir.ops.control import SCAN
+from dlg.ir.ops.source import CONSTANT, INPUT
 from dlg.ir.shapes import Dim, Sym
 from dlg.ir.types import TensorType
 
@@ -31,11 +32,12 @@ def graph_to_dlg(g: Graph) -> str:
 
 
 class _Printer:
-    def __init__(self, g: Graph):
+    def __init__(self, g: Graph, prefix: str = "", symbols: dict[str, str] | None = None):
         self.g = g
+        self.prefix = prefix  # of value names (a scan body's are s<id>_v<n>)
         self.names: dict[Value, str] = {}
-        self.symbols: dict[str, str] = {}  # symbol -> shape(input, axis)
-        for node in g.inputs:
+        self.symbols: dict[str, str] = symbols if symbols is not None else {}  # -> shape(x, i)
+        for node in g.inputs if symbols is None else ():  # a body's inputs are named by its scan
             _check_name(node.name or "")
             self.names[node.out] = node.name  # type: ignore[assignment]
             for axis, d in enumerate(node.types[0].shape):
@@ -95,14 +97,17 @@ class _Printer:
         if node.op is CONSTANT:
             self.names[node.out] = _literal(node.attrs["value"])
             return
+        if node.op is SCAN:
+            _scan(self, node, lines)
+            return
         self.node = node
         text = spell(node.op, [self.ref(v) for v in node.inputs], node.attrs, self)
         if len(node.types) == 1:
-            name = f"v{node.id}"
+            name = f"{self.prefix}v{node.id}"
             self.names[node.out] = name
             lines.append(f"    {name} = {text}")
         else:
-            names = [f"v{node.id}_{i}" for i in range(len(node.types))]
+            names = [f"{self.prefix}v{node.id}_{i}" for i in range(len(node.types))]
             for v, name in zip(node.outs, names):
                 self.names[v] = name
             lines.append(f"    {', '.join(names)} = {text}")
@@ -123,6 +128,35 @@ class _Printer:
                 factors.append(self.symbols[s])
             terms.append(" * ".join(factors))
         return " + ".join(terms)
+
+
+def _scan(p: _Printer, node: Node, lines: list[str]) -> None:
+    """A scan node as a `scan` block. Its carries, steps and per-step outputs are named
+    s<id>_c<i>, s<id>_x<i>, s<id>_y<i>, and the body's values s<id>_v<n>, so that no name in the
+    body hides one outside it."""
+    body: Graph = node.attrs["body"]
+    nc, ns = node.attrs["n_carry"], node.attrs["n_seq"]
+    tag = f"s{node.id}_"
+    args = [p.ref(v) for v in node.inputs]
+    carries = [f"{tag}c{i}" for i in range(nc)]
+    steps = [f"{tag}x{i}" for i in range(ns)]
+    emits = [f"{tag}y{i}" for i in range(len(body.outputs) - nc)]
+    inner = _Printer(body, tag, p.symbols)
+    inner.names = {n.out: name for n, name in zip(body.inputs, carries + steps + args[nc + ns:])}
+    inside: list[str] = []
+    for n in body:
+        if n.op is not INPUT:
+            inner.statement(n, inside)
+    outs = [inner.ref(v) for _, v in body.outputs]
+    inside += [f"    {c} = {v}" for c, v in zip(carries, outs)]
+    inside += [f"    emit {y} = {v}" for y, v in zip(emits, outs[nc:])]
+    seqs = ", ".join(f"{x} in {a}" for x, a in zip(steps, args[nc:]))
+    reverse = ", reverse=true" if node.attrs["reverse"] else ""
+    carry = (" carry (" + ", ".join(f"{c} = {a}" for c, a in zip(carries, args)) + ")"
+             if nc else "")
+    lines.append(f"    scan ({seqs}, axis={node.attrs['axis']}{reverse}){carry} {{")
+    lines += ["    " + line for line in inside] + ["    }"]
+    p.names.update(zip(node.outs, carries + emits))
 
 
 def _check_name(part: str, full: str | None = None) -> None:

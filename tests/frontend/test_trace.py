@@ -11,8 +11,10 @@ import pytest
 import dlg
 import dlg.nn as nn
 from dlg.ir.decompose import decompose
+from dlg.ir.ops.control import SCAN
 from examples.mnist_convnet import ConvNet  # the reference PyTorch programs' modules
 from examples.mnist_mlp import Net
+from tests.frontend.test_recurrent import structure
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -32,6 +34,36 @@ def test_traced_module_is_the_dlg_models_graph(module, dlg_file):
     written.load_state_dict(net.state_dict())
     x = np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(np.float32)
     np.testing.assert_allclose(traced(x), written(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(traced(x), net(dlg.tensor(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+class RowClassifier(nn.Module):
+    """models/rnn.dlg, gru.dlg and lstm.dlg as a dlg.nn module: an MNIST image read row by row."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind.lower()
+        setattr(self, self.kind, getattr(nn, kind)(28, 128, batch_first=True))
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        seq, _ = getattr(self, self.kind)(x)
+        return self.fc(seq[:, -1])
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+def test_traced_recurrent_model_is_the_dlg_models_graph(kind):
+    """One scan node, the .dlg model's graph op for op (scan bodies included)."""
+    net = RowClassifier(kind)
+    traced = dlg.trace(net, dlg.randn(2, 28, 28))
+    written = dlg.load(MODELS / f"{kind.lower()}.dlg")
+    assert [n.op for n in traced.graph].count(SCAN) == 1
+    assert structure(traced.graph) == structure(written.graph)
+    assert list(traced.params) == list(written.params)
+    written.load_state_dict(net.state_dict())
+    x = np.random.default_rng(0).standard_normal((3, 28, 28)).astype(np.float32)
+    np.testing.assert_array_equal(traced(x), written(x))
     np.testing.assert_allclose(traced(x), net(dlg.tensor(x)).detach().numpy(), rtol=1e-5,
                                atol=1e-6)
 

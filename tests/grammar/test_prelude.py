@@ -244,6 +244,11 @@ RNN_CASES = [
                         ("LSTM", {})]
     for layers, bf, bias, initial in itertools.product([1, 2], [False, True], [True, False],
                                                        [False, True])
+] + [
+    dict(kind=kind, num_layers=2, batch_first=bf, bidirectional=True, initial=initial, **extra)
+    for kind, extra in [("RNN", {"nonlinearity": "relu"}), ("GRU", {}), ("LSTM", {}),
+                        ("LSTM", {"proj_size": 3})]
+    for bf, initial in itertools.product([False, True], [False, True])
 ]
 
 
@@ -252,14 +257,15 @@ def test_recurrent(case):
     case = dict(case)
     kind, initial = case.pop("kind"), case.pop("initial")
     layers, bf = case["num_layers"], case["batch_first"]
-    I, H, N, T = 3, 4, 2, 5
-    state_type = f"f32[{layers}, N, {H}]"
+    IN, H, N, T = 3, 4, 2, 5
+    states = layers * (2 if case.get("bidirectional") else 1)
+    state_type = f"f32[{states}, N, {{}}]"
     inputs = ["input x: " + ("f32[N, T, 3]" if bf else "f32[T, N, 3]")]
     if initial:
-        inputs.append(f"input h0: {state_type}")
+        inputs.append(f"input h0: {state_type.format(case.get('proj_size') or H)}")
         state = "(h0, c0)" if kind == "LSTM" else "h0"
         if kind == "LSTM":
-            inputs.append(f"input c0: {state_type}")
+            inputs.append(f"input c0: {state_type.format(H)}")
         body = f"seq, hn = m(x, {state})"
     else:
         body = "seq, hn = m(x)"
@@ -267,19 +273,19 @@ def test_recurrent(case):
         body = body.replace("seq, hn", "seq, (hn, cn)") + " output y, h, c = seq, hn, cn"
     else:
         body += " output y, h = seq, hn"
-    src = (f"model M {{ {' '.join(inputs)}  layer m = {call(kind, I, H, **case)}  {body} }}")
+    src = (f"model M {{ {' '.join(inputs)}  layer m = {call(kind, IN, H, **case)}  {body} }}")
     m = dlg.loads(src)
     torch.manual_seed(0)
-    module = getattr(nn, kind)(I, H, **case)
+    module = getattr(nn, kind)(IN, H, **case)
     same_weights(m, module)
 
-    x = randn(*((N, T, I) if bf else (T, N, I)))
+    x = randn(*((N, T, IN) if bf else (T, N, IN)))
     feed = {"x": x}
     torch_args: list[Any] = [torch.from_numpy(x)]
     if initial:
-        feed["h0"] = randn(layers, N, H, seed=1)
+        feed["h0"] = randn(states, N, case.get("proj_size") or H, seed=1)
         if kind == "LSTM":
-            feed["c0"] = randn(layers, N, H, seed=2)
+            feed["c0"] = randn(states, N, H, seed=2)
             torch_args.append((torch.from_numpy(feed["h0"]), torch.from_numpy(feed["c0"])))
         else:
             torch_args.append(torch.from_numpy(feed["h0"]))

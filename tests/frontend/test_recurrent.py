@@ -1,0 +1,224 @@
+"""dlg.nn.RNN/GRU/LSTM are prelude.dlg's layers: eager outputs and gradients equal torch.nn's with
+the same weights (stacked, batch_first, relu, bidirectional, projections, initial states,
+dropout); a trace holds one scan per layer and direction, op for op the graph the .dlg layer
+makes; both doors take the same options and refuse bad ones with the same error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dlg
+import dlg.nn as nn
+from dlg.ir.graph import Graph
+from dlg.ir.ops.control import SCAN
+from tests.grammar.test_prelude import call
+
+torch = pytest.importorskip("torch")
+IN, H, N, T = 3, 4, 2, 5
+
+CASES = [
+    *[("RNN", dict(num_layers=layers, batch_first=bf, nonlinearity=nl), initial)
+      for layers in (1, 2) for bf in (False, True) for nl in ("tanh", "relu")
+      for initial in (False, True)],
+    *[(kind, dict(num_layers=layers, batch_first=bf), initial) for kind in ("GRU", "LSTM")
+      for layers in (1, 2) for bf in (False, True) for initial in (False, True)],
+    *[(kind, dict(num_layers=2, bidirectional=True, bias=False), initial)
+      for kind in ("RNN", "GRU", "LSTM") for initial in (False, True)],
+    ("LSTM", dict(num_layers=2, proj_size=3), True),
+    ("LSTM", dict(num_layers=2, proj_size=2, bidirectional=True, batch_first=True), True),
+]
+
+
+def ident(case: tuple[str, dict[str, Any], bool]) -> str:
+    kind, options, initial = case
+    return "-".join([kind, *(f"{k}={v}" for k, v in options.items()), f"initial={initial}"])
+
+
+def pair(kind: str, options: dict[str, Any]):
+    """The dlg module and the torch one, with torch's weights."""
+    torch.manual_seed(0)
+    theirs = getattr(torch.nn, kind)(IN, H, **options)
+    ours = getattr(nn, kind)(IN, H, **options)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    return ours, theirs
+
+
+def inputs(kind: str, options: dict[str, Any], initial: bool, seed: int = 0) -> list[Any]:
+    """x, and the initial state when asked for, as arrays ((h0, c0) for an LSTM)."""
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((N, T, IN) if options.get("batch_first") else (T, N, IN))
+    if not initial:
+        return [x.astype(np.float32)]
+    states = options.get("num_layers", 1) * (2 if options.get("bidirectional") else 1)
+    h0 = r.standard_normal((states, N, options.get("proj_size") or H))
+    if kind != "LSTM":
+        return [x.astype(np.float32), h0.astype(np.float32)]
+    c0 = r.standard_normal((states, N, H))
+    return [x.astype(np.float32), (h0.astype(np.float32), c0.astype(np.float32))]
+
+
+def leaves(args: list[Any], make: Any) -> tuple[list[Any], list[Any]]:
+    """The arguments as tensors that require grad (nesting kept), and those tensors."""
+    flat: list[Any] = []
+
+    def to(a: Any) -> Any:
+        if isinstance(a, tuple):
+            return tuple(to(v) for v in a)
+        flat.append(make(a))
+        return flat[-1]
+    return [to(a) for a in args], flat
+
+
+def flatten(out: Any) -> list[Any]:
+    return [o for v in out for o in flatten(v)] if isinstance(out, tuple) else [out]
+
+
+def close(ours: Any, theirs: Any, what: str, rtol: float = 1e-5) -> None:
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=rtol, atol=1e-5,
+                               err_msg=what)
+
+
+@pytest.mark.parametrize("case", CASES, ids=ident)
+def test_eager_matches_torch(case):
+    kind, options, initial = case
+    ours, theirs = pair(kind, options)
+    args = inputs(kind, options, initial)
+    ta, t_leaves = leaves(args, lambda a: torch.tensor(a, requires_grad=True))
+    da, d_leaves = leaves(args, lambda a: dlg.tensor(a, requires_grad=True))
+    t_out, d_out = flatten(theirs(*ta)), flatten(ours(*da))
+    assert [tuple(o.shape) for o in d_out] == [tuple(o.shape) for o in t_out]
+    weights = [np.random.default_rng(i).standard_normal(tuple(o.shape)).astype(np.float32)
+               for i, o in enumerate(t_out)]
+    sum((o * torch.tensor(w)).sum() for o, w in zip(t_out, weights)).backward()
+    sum((o * dlg.tensor(w)).sum() for o, w in zip(d_out, weights)).backward()
+    for i, (d, t) in enumerate(zip(d_out, t_out)):
+        close(d.detach(), t, f"output {i}")
+    for i, (d, t) in enumerate(zip(d_leaves, t_leaves)):
+        close(d.grad, t.grad, f"gradient of input {i}", rtol=1e-4)
+    for (name, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+        close(p.grad, tp.grad, f"gradient of {name}", rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+def test_dropout_between_layers_in_training(kind):
+    """p=1 drops every input of the upper layer: deterministic, so torch's results must match;
+    in eval mode dropout is off."""
+    for training in (True, False):
+        ours, theirs = pair(kind, dict(num_layers=2, dropout=1.0))
+        ours.train(training), theirs.train(training)
+        (x,) = inputs(kind, {}, False)
+        xa, xt = dlg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        d_out, t_out = flatten(ours(xa)), flatten(theirs(xt))
+        for d, t in zip(d_out, t_out):
+            close(d.detach(), t, f"training={training}")
+        d_out[0].sum().backward()
+        t_out[0].sum().backward()
+        close(xa.grad, xt.grad, f"training={training}")
+
+
+def test_dropout_draws_a_mask_when_training():
+    dlg.manual_seed(0)
+    lstm = nn.LSTM(IN, H, num_layers=2, dropout=0.5)
+    (x,) = inputs("LSTM", {}, False)
+    dropped, _ = lstm(dlg.tensor(x))
+    kept, _ = lstm.eval()(dlg.tensor(x))
+    assert not np.allclose(dropped.detach().numpy(), kept.detach().numpy())
+
+
+# ---- the .dlg layer: the same graph, parameters and errors ----------------------------------
+def dlg_layer(kind: str, options: dict[str, Any], initial: bool, types: list[str]) -> dlg.Model:
+    """A .dlg model `outputs = m(x[, state])` with the layer made from the same options."""
+    names = ["x"] + (["h0", "c0"] if kind == "LSTM" else ["h0"]) * initial
+    state = "(h0, c0)" if kind == "LSTM" else "h0"
+    args = f"x, {state}" if initial else "x"
+    decls = " ".join(f"input {n}: {t}" for n, t in zip(names, types))
+    result = "y, (h, c)" if kind == "LSTM" else "y, h"
+    outs = "output y, h, c = y, h, c" if kind == "LSTM" else "output y, h = y, h"
+    return dlg.loads(f"model M {{ {decls} layer m = {call(kind, IN, H, **options)} "
+                     f"{result} = m({args}) {outs} }}")
+
+
+class Holder(nn.Module):
+    """A model with the layer as its submodule `m`, as in the .dlg model; an LSTM's initial
+    state comes as two inputs (a trace takes tensors)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.m = layer
+
+    def forward(self, x: Any, *state: Any) -> Any:
+        return self.m(x, *((tuple(state),) if len(state) == 2 else state))
+
+
+def structure(g: Graph) -> list[Any]:
+    """Each node's op, attributes (scan bodies recursively), types and inputs by position."""
+    position = {n.id: i for i, n in enumerate(g)}
+
+    def attr(v: Any) -> Any:
+        return structure(v) if isinstance(v, Graph) else (
+            v.tolist() if isinstance(v, np.ndarray) else v)
+    return [(n.op.name, {k: attr(v) for k, v in n.attrs.items()}, n.types,
+             [(position[v.node], v.index) for v in n.inputs]) for n in g]
+
+
+@pytest.mark.parametrize("case", CASES[::3], ids=ident)
+def test_trace_is_the_dlg_layers_graph(case):
+    kind, options, initial = case
+    module = Holder(getattr(nn, kind)(IN, H, **options)).eval()
+    flat = flatten(tuple(inputs(kind, options, initial)))
+    traced = dlg.trace(module, *flat, dynamic={"x": {}, "x1": {}, "x2": {}})
+    directions = 2 if options.get("bidirectional") else 1
+    assert [n.op for n in traced.graph].count(SCAN) == options["num_layers"] * directions
+    written = dlg_layer(kind, options, initial, [str(dlg.tensor(a).type) for a in flat])
+    assert structure(traced.graph) == structure(written.graph)
+    assert list(traced.params) == list(written.params)
+    written.load_state_dict(traced.state_dict())
+    for a, b in zip(traced(*flat), written(*flat)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+def test_traced_layer_compiles(kind):
+    module = Holder(getattr(nn, kind)(IN, H, num_layers=2, batch_first=True))
+    x = inputs(kind, dict(batch_first=True), False)[0]
+    traced = dlg.trace(module.eval(), x)
+    assert [n.op for n in traced.graph].count(SCAN) == 2
+    exe = dlg.compile(traced)
+    for a, b in zip(exe(x), flatten(module(dlg.tensor(x)))):
+        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_module_has_the_dlg_layers_parameters_and_options():
+    lstm = nn.LSTM(IN, H, 2, bidirectional=True, proj_size=3)
+    written = dlg_layer("LSTM", dict(num_layers=2, bidirectional=True, proj_size=3), False,
+                        ["f32[T, N, 3]"])
+    assert list(lstm.state_dict()) == [k.removeprefix("m.") for k in written.params]
+    assert (lstm.num_layers, lstm.bidirectional, lstm.proj_size, lstm.batch_first) == \
+        (2, True, 3, False)
+
+
+BAD = [  # kind, options, class, message
+    ("RNN", dict(nonlinearity="gelu"), dlg.DlgTypeError, 'nonlinearity must be "tanh" or'),
+    ("LSTM", dict(dropuot=0.5), dlg.DlgTypeError, "no argument 'dropuot'; did you mean"),
+    ("GRU", dict(proj_size=2), dlg.DlgTypeError, "no argument 'proj_size'"),
+    ("GRU", dict(dropout=1.5), dlg.DlgTypeError, r"dropout must be a probability in \[0, 1\]"),
+    ("LSTM", dict(num_layers=0), dlg.DlgTypeError, "num_layers must be greater than zero"),
+    ("LSTM", dict(proj_size=4), dlg.DlgTypeError, "proj_size must be at least 0 and smaller"),
+    ("RNN", dict(batch_first="yes"), dlg.DlgTypeError, "'batch_first' must be bool"),
+]
+
+
+@pytest.mark.parametrize("kind, options, error, message", BAD, ids=[str(b[1]) for b in BAD])
+def test_bad_options_are_the_same_error_from_both_doors(kind, options, error, message):
+    with pytest.raises(error, match=message) as from_dlg:
+        dlg_layer(kind, options, False, ["f32[T, N, 3]"])
+    with pytest.raises(error, match=message) as from_python:
+        getattr(nn, kind)(IN, H, **options)
+    assert type(from_python.value) is type(from_dlg.value)
+    assert from_python.value.message == from_dlg.value.message
+    assert from_dlg.value.span.file == "<string>"
+    assert from_python.value.span.file == __file__
