@@ -79,8 +79,7 @@ def test_traced_layer_matches_eager(name, args, shape):
     layer = getattr(nn, name)(*args).eval()
     x = R.standard_normal(shape).astype(np.float32)
     eager = first(layer(dlg.tensor(x))).detach().numpy()
-    dynamic = {"x": {}} if name in ("RNN", "GRU", "LSTM") else None  # time-major, fixed batch
-    model = dlg.trace(layer, x, dynamic=dynamic)
+    model = dlg.trace(layer, x)  # axis 0 symbolic: the batch, or a recurrent layer's time
     traced = model(x)
     traced = traced[0] if isinstance(traced, tuple) else traced
     np.testing.assert_allclose(traced, eager, rtol=1e-5, atol=1e-6)
