@@ -5,9 +5,10 @@ Anchors: tinygrad's `UPat`, `PatternMatcher` and `graph_rewrite`; TVM's dataflow
 rewrites. A pattern names an op (an `OpDef`, by identity), a `Trait` of ops, or nothing (any
 value); its inputs are patterns too. Ops with `Trait.COMMUTATIVE` match both operand orders, so
 a table writes `x * 1 == x` once. A rule's function gets the values its pattern names as keyword
-arguments and, if its signature asks, `node` (the node being rewritten), `b` (a `Builder` on the
-new graph, at the node's span) and `ctx` (the caller's state: rules are plain functions, never
-closures, so each can be tested alone); it returns the replacement value, or None.
+arguments and, if its signature asks, `node` (the node being rewritten: its op, attributes, types
+and inputs, which are in the new graph while it is not yet), `b` (a `Builder` on the new graph,
+at the node's span) and `ctx` (the caller's state: rules are plain functions, never closures, so
+each can be tested alone); it returns the replacement value, of the node's type, or None.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ EXTRA = ("b", "node", "ctx")  # what a rule's function may ask for besides its c
 
 
 class RewriteError(RuntimeError):
-    """Rules that keep firing: a compiler bug (two rules undoing each other), not a user error."""
+    """Rules that keep firing (two undoing each other) or change a value's type: a compiler bug,
+    not a user error."""
 
 
 class P:
