@@ -468,16 +468,14 @@ class LSTM(_PreludeLayer):
     (output, (h_n, c_n))."""
 
 
-def _tensors(x: Any, flat: list[Tensor] | None = None) -> Any:
-    """Arguments as tensors (tuples and None kept), collected into `flat` in order."""
+def _tensors(x: Any, flat: list[Tensor]) -> Any:
+    """Arguments as tensors (tuples and None kept), also collected into `flat` in order."""
     if isinstance(x, (tuple, list)):
         return tuple(_tensors(v, flat) for v in x)
     if x is None:
         return None
-    t = F._t(x)
-    if flat is not None:
-        flat.append(t)
-    return t
+    flat.append(F._t(x))
+    return flat[-1]
 
 
 def _types(x: Any) -> Any:
