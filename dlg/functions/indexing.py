@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.functions.args import describe, is_int
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.shape import RESHAPE, SLICE, TAKE
@@ -196,16 +197,6 @@ def _static_int(F: Front, value: Any, what: str) -> Dim:
     """An int (NumPy's too) or a symbolic dim; anything else is a DlgTypeError."""
     if isinstance(value, Sym):
         return value
-    if not isinstance(value, bool) and isinstance(value, (int, np.integer)):
+    if is_int(value):
         return operator.index(value)
-    raise DlgTypeError(f"{what}, got {_describe(F, value)}")
-
-
-def _describe(F: Front, value: Any) -> str:
-    if F.is_tensor(value):
-        return f"a tensor {F.type_of(value)}"
-    if isinstance(value, bool):
-        return f"the bool {str(value).lower()}"
-    if isinstance(value, (float, str)):
-        return f"{type(value).__name__} {value!r}"
-    return type(value).__name__
+    raise DlgTypeError(f"{what}, got {describe(F, value)}")
