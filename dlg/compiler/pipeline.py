@@ -68,6 +68,8 @@ class CompileCtx:
 
 @dataclass(frozen=True)
 class Stage:
+    """A graph stage: its name (for --dump-after, timings, verify failures) and its pass."""
+
     name: str
     run: Callable[[Graph, CompileCtx], Graph]
     training: bool = False  # makes a training step: skipped unless ctx.train is set
