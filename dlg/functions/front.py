@@ -1,7 +1,7 @@
 """`Front`: what the user-facing functions need from a front door (the .dlg elaborator, the eager
 and traced Python frontend), so that an op's arguments are parsed and checked once for both.
 
-A front door has its own tensor class (`dlg.grammar.values.Tensor` wraps an IR value,
+A front door has its own tensor class (`dlg.grammar.values.GraphTensor` wraps an IR value,
 `dlg.Tensor` an array or a traced value); the functions in `dlg.functions` never look inside
 one: they ask the front for its type, hand it Python numbers to lift, and emit registry ops
 through it. Errors are raised as `DlgError`s without a span; each front door adds its own (the

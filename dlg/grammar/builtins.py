@@ -18,7 +18,7 @@ from typing import Any
 from dlg.errors import DlgTypeError
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import is_number
-from dlg.grammar.values import Builtin, Tensor, describe
+from dlg.grammar.values import Builtin, GraphTensor, describe
 from dlg.ir.dtypes import DType
 from dlg.ir.train_spec import (
     OPTIMIZER_DEFAULTS,
@@ -44,7 +44,7 @@ def _or_static(name: str, static: Callable[..., Any]) -> None:
     shared = FUNCTIONS[name]
 
     def fn(E: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(x, Tensor) or kwargs:
+        if isinstance(x, GraphTensor) or kwargs:
             return shared(E, x, *args, **kwargs)
         values = x if isinstance(x, tuple) and not args else (x, *args)
         if not values or not all(is_number(v) for v in values):
@@ -64,7 +64,7 @@ _or_static("prod", math.prod)
 # ---- static helpers -------------------------------------------------------------------------
 @builtin("shape")
 def _shape(E: Any, x: Any, axis: int | None = None) -> Any:
-    if not isinstance(x, Tensor):
+    if not isinstance(x, GraphTensor):
         raise DlgTypeError(f"shape's argument must be a tensor, got {describe(x)}")
     dims = x.type.shape
     return dims if axis is None else dims[axis]
@@ -92,7 +92,7 @@ def _ntuple(E: Any, value: Any, n: int) -> tuple[Any, ...]:
 def _len(E: Any, value: Any) -> int:
     if isinstance(value, tuple):
         return len(value)
-    if isinstance(value, Tensor) and value.type.rank:
+    if isinstance(value, GraphTensor) and value.type.rank:
         return value.type.shape[0]
     raise DlgTypeError(f"len needs a tuple or a tensor, got {describe(value)}")
 

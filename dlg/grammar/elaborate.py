@@ -38,7 +38,7 @@ from dlg.grammar.values import (
     LayerClass,
     LayerInstance,
     Scope,
-    Tensor,
+    GraphTensor,
     describe,
     index_tuple,
     suggest,
@@ -90,7 +90,7 @@ class _Frame:
     builder: Builder
     captures: dict[tuple[int, Value], Value] = field(default_factory=dict)
     outer: list[Value] = field(default_factory=list)  # parent-frame values the body reads
-    emits: dict[str, Tensor] = field(default_factory=dict)
+    emits: dict[str, GraphTensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,7 +141,7 @@ class Elaborator:
     def builder(self) -> Builder:
         return self.frames[-1].builder
 
-    def local(self, t: Tensor, depth: int | None = None) -> Value:
+    def local(self, t: GraphTensor, depth: int | None = None) -> Value:
         """The value of `t` in the graph being built, capturing it into scan bodies as needed."""
         i = len(self.frames) - 1 if depth is None else depth
         frame = self.frames[i]
@@ -157,32 +157,32 @@ class Elaborator:
             frame.outer.append(outer)
         return frame.captures[key]
 
-    def wrap(self, v: Value) -> Tensor:
+    def wrap(self, v: Value) -> GraphTensor:
         frame = self.frames[-1]
-        return Tensor(v, frame.graph, frame.graph.type_of(v))
+        return GraphTensor(v, frame.graph, frame.graph.type_of(v))
 
-    def emit(self, op: OpDef | str, *inputs: Tensor | Value, **attrs: Any) -> Any:
-        """Emit an op on tensors; returns a Tensor (or a tuple for multi-output ops)."""
+    def emit(self, op: OpDef | str, *inputs: GraphTensor | Value, **attrs: Any) -> Any:
+        """Emit an op on tensors; returns a GraphTensor (or a tuple for multi-output ops)."""
         opdef = REGISTRY[op] if isinstance(op, str) else op
         values = [x if isinstance(x, Value) else self.local(x) for x in inputs]
         out = self.builder.emit(opdef, *values, **attrs)
         return tuple(self.wrap(v) for v in out) if isinstance(out, tuple) else self.wrap(out)
 
-    def constant(self, value: Any, dtype: DType) -> Tensor:
+    def constant(self, value: Any, dtype: DType) -> GraphTensor:
         return self.wrap(self.builder.constant(value, dtype))
 
-    def as_tensor(self, value: Any, what: str = "value") -> Tensor:
+    def as_tensor(self, value: Any, what: str = "value") -> GraphTensor:
         """A tensor from a tensor or a Python number (f32, i64 or bool)."""
         return operands(self, (value,), (what,))[0]
 
     # -- the Front of dlg.functions: the builtins emit through the elaborator ------------------
     def is_tensor(self, value: Any) -> bool:
-        return isinstance(value, Tensor)
+        return isinstance(value, GraphTensor)
 
-    def type_of(self, x: Tensor) -> TensorType:
+    def type_of(self, x: GraphTensor) -> TensorType:
         return x.type
 
-    def lift(self, value: Any, dtype: DType) -> Tensor:
+    def lift(self, value: Any, dtype: DType) -> GraphTensor:
         return self.constant(value, dtype)
 
     def describe(self, value: Any) -> str:
@@ -206,7 +206,7 @@ class Elaborator:
             value = self.eval(s.value, scope)
             for target, v in _destructure(s.targets, value, s.span):
                 scope[target] = v
-                if isinstance(v, Tensor) and v.graph is self.frames[-1].graph:
+                if isinstance(v, GraphTensor) and v.graph is self.frames[-1].graph:
                     v.graph.label(v.value, target)
         elif isinstance(s, ast.Return):
             values = tuple(self.eval(e, scope) for e in s.values)
@@ -321,7 +321,7 @@ class Elaborator:
     def add_output(self, name: str, value: Any, span: Span) -> None:
         if any(n == name for n, _ in self.graph.outputs):
             raise DlgNameError(f"duplicate output {name!r}", span)
-        if not isinstance(value, Tensor):
+        if not isinstance(value, GraphTensor):
             raise DlgTypeError(f"output {name!r} must be a tensor, got {describe(value)}", span)
         self.graph.set_output(name, self.local(value))
         self.graph.label(self.local(value), name)
@@ -424,7 +424,7 @@ class Elaborator:
 
     def binop(self, e: ast.BinOp, scope: Scope) -> Any:
         a = self.eval(e.left, scope)
-        if e.op in ("and", "or") and not isinstance(a, Tensor):
+        if e.op in ("and", "or") and not isinstance(a, GraphTensor):
             a_bool = self.static_bool(a, f"`{e.op}`", e.left.span)
             if (e.op == "and") != a_bool:
                 return a_bool
@@ -432,7 +432,7 @@ class Elaborator:
         b = self.eval(e.right, scope)
         if e.op in ("==", "!=") and (a is None or b is None):
             return (a is None and b is None) == (e.op == "==")  # a tensor is never none
-        if isinstance(a, Tensor) or isinstance(b, Tensor):
+        if isinstance(a, GraphTensor) or isinstance(b, GraphTensor):
             return self.tensor_binop(e.op, a, b)
         if e.op in ("==", "!="):
             same = _static_equal(a, b)
@@ -450,7 +450,7 @@ class Elaborator:
             raise DlgTypeError(f"`{e.op}` cannot combine {describe(a)} and {describe(b)}"
                                ) from None
 
-    def tensor_binop(self, op: str, a: Any, b: Any) -> Tensor:
+    def tensor_binop(self, op: str, a: Any, b: Any) -> GraphTensor:
         if op not in _TENSOR_BINOPS:
             raise DlgTypeError(f"`{op}` is not defined on tensors")
         sides = operands(self, (a, b), (f"the left side of `{op}`", f"the right side of `{op}`"))
@@ -459,10 +459,10 @@ class Elaborator:
     def unaryop(self, e: ast.UnaryOp, scope: Scope) -> Any:
         v = self.eval(e.operand, scope)
         if e.op == "not":
-            if isinstance(v, Tensor):
+            if isinstance(v, GraphTensor):
                 return self.emit("logical_not", v)
             return not self.static_bool(v, "`not`", e.operand.span)
-        if isinstance(v, Tensor):
+        if isinstance(v, GraphTensor):
             return v if e.op == "+" else self.emit("neg", v)
         if isinstance(v, bool) or not isinstance(v, (int, float, Sym)):
             raise DlgTypeError(f"unary `{e.op}` needs a number or tensor, got {describe(v)}")
@@ -539,7 +539,7 @@ class Elaborator:
         return bound
 
     def getattr(self, value: Any, e: ast.GetAttr) -> Any:
-        if isinstance(value, Tensor):
+        if isinstance(value, GraphTensor):
             attrs = {"shape": value.type.shape, "dtype": value.type.dtype,
                      "ndim": value.type.rank}
             if e.name in attrs:
@@ -559,7 +559,7 @@ class Elaborator:
         items = [Ellipsis if isinstance(item, ast.EllipsisExpr) else
                  (self.eval_slice(item, scope) if isinstance(item, ast.SliceExpr)
                   else self.eval(item, scope)) for item in e.items]
-        if isinstance(value, Tensor):
+        if isinstance(value, GraphTensor):
             return index(self, value, items)
         return index_tuple(value, items, e.span)
 
@@ -614,19 +614,19 @@ class Elaborator:
     def static_bool(self, value: Any, what: str, span: Span) -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, Tensor):
+        if isinstance(value, GraphTensor):
             raise DlgTypeError(f"{what} must be known when the model is built, but this is "
                                f"{describe(value)}; use where(cond, a, b) for tensors", span)
         if value is None:
             return False
         raise DlgTypeError(f"{what} needs a bool, got {describe(value)}", span)
 
-    def expect_tensor(self, value: Any, what: str, span: Span) -> Tensor:
-        if not isinstance(value, Tensor):
+    def expect_tensor(self, value: Any, what: str, span: Span) -> GraphTensor:
+        if not isinstance(value, GraphTensor):
             raise DlgTypeError(f"{what} must be a tensor, got {describe(value)}", span)
         return value
 
-    def check_scalar(self, value: Any, what: str, span: Span) -> Tensor:
+    def check_scalar(self, value: Any, what: str, span: Span) -> GraphTensor:
         t = self.expect_tensor(value, what, span)
         if t.type.rank != 0:
             raise DlgShapeError(f"{what} must be a scalar, got {t.type}", span)
@@ -658,7 +658,7 @@ def _free_symbols(e: ast.Expr, scope: Scope) -> set[str]:
 
 
 def _tensor_types(value: Any) -> tuple[TensorType, ...]:
-    if isinstance(value, Tensor):
+    if isinstance(value, GraphTensor):
         return (value.type,)
     if isinstance(value, tuple):
         return tuple(t for v in value for t in _tensor_types(v))
@@ -672,7 +672,7 @@ def _swap_last(rank: int, span: Span) -> tuple[int, ...]:
 
 
 def _static_equal(a: Any, b: Any) -> bool:
-    if isinstance(a, Tensor) or isinstance(b, Tensor):
+    if isinstance(a, GraphTensor) or isinstance(b, GraphTensor):
         return False
     return bool(a == b) and type(a) is type(b) or (
         isinstance(a, (int, float, Sym)) and isinstance(b, (int, float, Sym)) and a == b
@@ -708,7 +708,7 @@ def _check_annotation(p: ast.Param, value: Any, what: str, span: Span) -> None:
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
         "str": isinstance(value, str),
-        "tensor": isinstance(value, Tensor),
+        "tensor": isinstance(value, GraphTensor),
         "tuple": isinstance(value, tuple),
         "dtype": isinstance(value, DType),
         "layer": isinstance(value, LayerInstance),

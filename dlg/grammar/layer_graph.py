@@ -20,7 +20,7 @@ import numpy as np
 from dlg.errors import DlgNameError, Span
 from dlg.grammar.elaborate import Elaborator
 from dlg.grammar.models import prelude_scope
-from dlg.grammar.values import LayerClass, LayerInstance, Scope, Tensor, suggest
+from dlg.grammar.values import LayerClass, LayerInstance, Scope, GraphTensor, suggest
 from dlg.ir.graph import Graph
 from dlg.ir.types import TensorType
 
@@ -48,7 +48,7 @@ def layer_graph(kind: str, options: tuple[tuple[str, Any], ...], inputs: tuple[A
         count = itertools.count()
         values = [_declare(E, a, count) for a in inputs]
         result = E.call_layer(inst, values, {}, span or inst.cls.node.span)
-        flat: list[Tensor] = []
+        flat: list[GraphTensor] = []
         nesting = _flatten(result, flat)
     for i, t in enumerate(flat):
         E.graph.set_output(f"out{i}", E.local(t))
@@ -83,7 +83,7 @@ def _declare(E: Elaborator, arg: Arg, count: Iterator[int]) -> Any:
     return E.wrap(E.builder.input(f"in{next(count)}", arg))
 
 
-def _flatten(value: Any, flat: list[Tensor]) -> Outputs:
+def _flatten(value: Any, flat: list[GraphTensor]) -> Outputs:
     if isinstance(value, tuple):
         return tuple(_flatten(v, flat) for v in value)
     flat.append(value)

@@ -1,7 +1,7 @@
 """The values that .dlg code computes with during elaboration.
 
 Static values are plain Python (int, float, bool, str, None, tuples), symbolic dims (`Sym`) and
-dtypes. Tensors are IR values (`Tensor`). Definitions are `LayerClass`, `Function`, `Builtin`;
+dtypes. Tensors are IR values (`GraphTensor`). Definitions are `LayerClass`, `Function`, `Builtin`;
 an instantiated layer is a `LayerInstance` holding its parameters and sub-layers by name.
 """
 
@@ -20,7 +20,7 @@ from dlg.ir.types import TensorType
 
 
 @dataclass(frozen=True, eq=False)
-class Tensor:
+class GraphTensor:
     """An IR value, remembering which graph (main graph or a scan body) it lives in."""
 
     value: Value
@@ -121,7 +121,7 @@ def suggest(name: str, candidates: Any) -> str:
 
 def describe(value: Any) -> str:
     """A short phrase naming the kind of a value, for error messages."""
-    if isinstance(value, Tensor):
+    if isinstance(value, GraphTensor):
         return f"a tensor {value.type}"
     if isinstance(value, LayerInstance):
         return f"layer {value.prefix.rstrip('.')} ({value.cls.node.name})"

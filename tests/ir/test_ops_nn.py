@@ -195,7 +195,8 @@ def test_avg_pool_vs_naive_and_torch(kernel, stride, padding, ceil_mode, count_i
     y1, y2 = run_op("avg_pool", x1, **a1), run_op("avg_pool", x2, **a2)
     assert y1.dtype == np.float32
     np.testing.assert_allclose(y1, naive_pool(x1, "avg", dilation=(1,), **a1), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(y2, naive_pool(x2, "avg", dilation=(1, 1), **a2), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y2, naive_pool(x2, "avg", dilation=(1, 1), **a2),
+                               rtol=1e-5, atol=1e-6)
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     r1 = F.avg_pool1d(torch.from_numpy(x1), kernel, stride, padding, ceil_mode,

@@ -105,8 +105,9 @@ def _gelu_decompose(b: Any, x: Any, approximate: str) -> Any:
 
 GELU = defop("gelu", ("x",), _unary_infer("gelu", FLOATS), decompose=_gelu_decompose,
              attrs={"approximate": Attr("str", "none", ("none", "tanh"))},
-             traits={Trait.UNARY, Trait.ELEMENTWISE}, doc="A composite over erf (or tanh), so its gradient "
-             "and its compiled form come from those primitives.")
+             traits={Trait.UNARY, Trait.ELEMENTWISE},
+             doc="A composite over erf (or tanh), so its gradient and its compiled form come "
+                 "from those primitives.")
 LEAKY_RELU = defop(
     "leaky_relu", ("x",), _unary_infer("leaky_relu", FLOATS),
     decompose=lambda b, x, negative_slope: b.where(

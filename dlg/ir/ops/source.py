@@ -38,7 +38,8 @@ FULL = defop("full", (), lambda shape, value, dtype: _source_infer(dtype, shape)
              attrs={"shape": Attr("dims"), "value": Attr("float"),
                     "dtype": Attr("dtype", DType.f32)},
              ref=lambda shape, value, dtype: np.full(shape, value, dtype=dtype.np),
-             traits={Trait.SOURCE, Trait.CHEAP}, doc="zeros/ones/full: a tensor filled with one value.")
+             traits={Trait.SOURCE, Trait.CHEAP},
+             doc="zeros/ones/full: a tensor filled with one value.")
 
 
 def _arange_infer(start: float, stop: float, step: float, dtype: DType) -> TensorType:
@@ -66,7 +67,8 @@ RANDOM_UNIFORM = defop(
     attrs={"shape": Attr("dims"), "low": Attr("float", 0.0), "high": Attr("float", 1.0),
            "dtype": Attr("dtype", DType.f32)},
     ref=lambda shape, low, high, dtype, ctx: ctx.rng.uniform(low, high, shape).astype(dtype.np),
-    traits={Trait.SOURCE, Trait.RANDOM}, needs_ctx=True, doc="Fresh uniform samples each run (dropout masks).")
+    traits={Trait.SOURCE, Trait.RANDOM}, needs_ctx=True,
+    doc="Fresh uniform samples each run (dropout masks).")
 RANDOM_NORMAL = defop(
     "random_normal", (), _random_infer,
     attrs={"shape": Attr("dims"), "mean": Attr("float", 0.0), "std": Attr("float", 1.0),
