@@ -24,7 +24,7 @@ mask = np.array([True, False, True])
 CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     **{op: ((f(2, 3),), {}) for op in ("neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh",
                                        "sigmoid", "relu", "gelu", "leaky_relu", "sin", "cos",
-                                       "floor", "ceil", "sign", "erf")},
+                                       "floor", "ceil", "sign", "erf", "log1p", "hardtanh")},
     "logical_not": ((mask,), {}),
     **{op: ((f(2, 3), f(3)), {}) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                             "minimum", "eq", "ne", "lt", "le", "gt", "ge")},

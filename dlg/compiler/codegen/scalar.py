@@ -35,6 +35,7 @@ from dlg.ir.ops.elementwise import (
     GT,
     LE,
     LOG,
+    LOG1P,
     LOGICAL_AND,
     LOGICAL_NOT,
     LOGICAL_OR,
@@ -346,6 +347,7 @@ SCALAR_FORMS: dict[ScalarOp, ScalarForm] = {
     FLOOR: ScalarForm(_unary_intrinsic("llvm.floor"), ALL),
     CEIL: ScalarForm(_unary_intrinsic("llvm.ceil"), ALL),
     TANH: ScalarForm(_tanh, F32), ERF: ScalarForm(_libm("erf"), NONE),
+    LOG1P: ScalarForm(_libm("log1p"), NONE),
     CAST: ScalarForm(lambda s, d, a, dt: s.cast(a[0], dt[0], d), NONE),
     # kernel-only
     SELECT: ScalarForm(_select, ALL), MAX: ScalarForm(_extreme(True), ALL),

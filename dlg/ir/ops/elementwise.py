@@ -114,6 +114,16 @@ LEAKY_RELU = defop(
         b.gt(x, scalar(b, 0.0, x)), x, b.mul(x, scalar(b, negative_slope, x))),
     attrs={"negative_slope": Attr("float", 0.01)}, traits={Trait.UNARY, Trait.ELEMENTWISE},
     doc="where(x > 0, x, slope * x): its gradient at 0 is the slope, as in PyTorch.")
+LOG1P = unary("log1p", np.log1p, doc="log(1 + x), exact for tiny x (where 1 + x rounds to 1).",
+              vjp=lambda b, n, g: (b.div(g, b.add(scalar(b, 1.0, n.inputs[0]), n.inputs[0])),))
+HARDTANH = defop(
+    "hardtanh", ("x",), _unary_infer("hardtanh", FLOATS),
+    decompose=lambda b, x, min_val, max_val: b.where(
+        b.le(x, scalar(b, min_val, x)), scalar(b, min_val, x),
+        b.where(b.ge(x, scalar(b, max_val, x)), scalar(b, max_val, x), x)),
+    attrs={"min_val": Attr("float", -1.0), "max_val": Attr("float", 1.0)},
+    traits={Trait.UNARY, Trait.ELEMENTWISE},
+    doc="x clamped to [min_val, max_val]; as in PyTorch, no gradient at or beyond the bounds.")
 SIN = unary("sin", np.sin, vjp=_chain(lambda b, x, out: b.cos(x)))
 COS = unary("cos", np.cos, vjp=_chain(lambda b, x, out: b.neg(b.sin(x))))
 FLOOR = unary("floor", np.floor, vjp=zero_vjp)
