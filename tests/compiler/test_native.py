@@ -63,7 +63,7 @@ def test_random_ops_have_the_right_distribution(name):
     g = Graph(name)
     b = Builder(g)
     g.set_output("out", b.emit(REGISTRY[name], shape=(200, 50)))
-    ng = NativeGraph(g)
+    ng = NativeGraph(g, seed=0)  # seeded: 3-sigma bounds on an unseeded draw fail 1 run in 300
     a, b2 = ng({}, {})["out"], ng({}, {})["out"]
     assert not np.array_equal(a, b2), "each call draws fresh numbers"
     if name == "random_uniform":
