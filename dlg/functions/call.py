@@ -7,6 +7,7 @@ and nowhere else. A wrong call gives the same message whichever door it came thr
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -48,9 +49,33 @@ def bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[
             spellings = names + [a for a, n in ALIASES.items() if n in names]
             raise DlgTypeError(f"{name}() has no argument {key!r}{suggest(key, spellings)}")
         out[key] = value
-    try:
+    if _fits(fn, len(args), out.keys()):
+        return out
+    try:  # a bad call: let inspect say what is wrong with it
         signature(fn).bind(*args, **out)
     except TypeError as err:
         raise DlgTypeError(f"{name}(): {str(err).replace('missing a required', 'missing')}"
                            ) from None
     return out
+
+
+
+@functools.cache
+def _arity(fn: Callable[..., Any]) -> tuple[tuple[str, ...], bool, frozenset[str]]:
+    """fn's positional parameter names, whether it takes *args, and its required names."""
+    params = signature(fn).parameters.values()
+    positional = tuple(v.name for v in params
+                       if v.kind in (v.POSITIONAL_ONLY, v.POSITIONAL_OR_KEYWORD))
+    required = frozenset(v.name for v in params if v.default is v.empty
+                         and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD))
+    return positional, any(v.kind is v.VAR_POSITIONAL for v in params), required
+
+
+def _fits(fn: Callable[..., Any], given: int, keywords: Any) -> bool:
+    """Whether `given` positional arguments and these keywords fill fn's parameters: the cheap
+    test every eager call takes (inspect's full bind costs more than the op itself)."""
+    positional, var_positional, required = _arity(fn)
+    if given > len(positional) and not var_positional:
+        return False
+    taken = positional[:given]
+    return not keywords & set(taken) and required <= {*taken, *keywords}

@@ -66,11 +66,17 @@ def _function(op: OpDef) -> Callable[..., Any]:
               default=_P.empty if spec.default is REQUIRED else spec.default)
            for name, spec in op.attrs.items()])
 
+    names = (*op.inputs, *op.attrs)
+
     def fn(F: Front, *args: Any, **kwargs: Any) -> Any:
-        bound = sig.bind(F, *args, **kwargs)
-        bound.apply_defaults()
-        return apply(F, op, [bound.arguments[n] for n in op.inputs],
-                     {n: bound.arguments[n] for n in op.attrs})
+        if len(args) > len(names) or not set(names[:len(args)]).isdisjoint(kwargs):
+            sig.bind(F, *args, **kwargs)  # raises inspect's TypeError for the caller to word
+        given = {**dict(zip(names, args)), **kwargs}
+        missing = [n for n in op.inputs if n not in given]
+        if missing:
+            sig.bind(F, *args, **kwargs)
+        return apply(F, op, [given[n] for n in op.inputs],
+                     {n: given[n] for n in op.attrs if n in given})
     fn.__name__ = fn.__qualname__ = op.name
     fn.__doc__ = op.doc or f"The `{op.name}` op, elementwise."
     fn.__signature__ = sig  # type: ignore[attr-defined]
