@@ -1,0 +1,204 @@
+"""The module machinery of `dlg.nn`: Parameter, Module (parameters, buffers and children by
+PyTorch name; state_dict, train/eval, repr) and the containers Sequential and ModuleList."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgValueError
+from dlg.frontend import engine
+from dlg.frontend.tensor import Tensor
+from dlg.ir.dtypes import DType
+from dlg.ir.init import initialize
+
+
+class Parameter(Tensor):
+    """A tensor a module trains (requires_grad by default)."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True):
+        super().__init__(data.numpy_view() if isinstance(data, Tensor) else data, requires_grad)
+
+
+def init_parameter(name: str, shape: tuple[int, ...], *args: Any, **kwargs: Any) -> Parameter:
+    return Parameter(initialize(name, engine.rng(), shape, DType.f32, *args, **kwargs))
+
+
+class Module:
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise DlgValueError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                f"before assigning {name!r}", engine.caller_span())
+        for table in (self._parameters, self._buffers, self._modules):
+            table.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        for table in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(table, {})
+            if name in entries:
+                return entries[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def register_buffer(self, name: str, value: Tensor) -> None:
+        self._buffers[name] = value
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.forward(*args, **kwargs)
+        tracer = engine.current_tracer()
+        if tracer is not None:
+            tracer.called(self, out)
+        return out
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix.rstrip("."), self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}{name}.")
+
+    # -- structure ---------------------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def modules(self) -> Iterator[Module]:
+        yield self
+        for child in self._modules.values():
+            yield from child.modules()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for name, child in self._modules.items():
+            yield from child.named_parameters(f"{prefix}{name}.")
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for name, b in self._buffers.items():
+            yield prefix + name, b
+        for name, child in self._modules.items():
+            yield from child.named_buffers(f"{prefix}{name}.")
+
+    def state_dict(self) -> OrderedDict[str, Tensor]:
+        """Parameters and buffers by PyTorch name, in PyTorch's order (each module's own
+        parameters, then its buffers, then its children)."""
+        out: OrderedDict[str, Tensor] = OrderedDict()
+        self._state(out, "")
+        return out
+
+    def _state(self, out: OrderedDict[str, Tensor], prefix: str) -> None:
+        for name, p in self._parameters.items():
+            out[prefix + name] = p.detach()
+        for name, b in self._buffers.items():
+            out[prefix + name] = b.detach()
+        for name, child in self._modules.items():
+            child._state(out, f"{prefix}{name}.")
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise DlgValueError(f"state_dict does not match: missing {missing}, unexpected "
+                                f"{unexpected}", engine.caller_span())
+        for k, target in own.items():
+            if k not in state:
+                continue
+            value = state[k]
+            value = value.detach().cpu().numpy() if hasattr(value, "cpu") else value
+            array = np.asarray(value.numpy_view() if isinstance(value, Tensor) else value)
+            if array.shape != target.shape:
+                raise DlgValueError(f"{k}: expected shape {list(target.shape)}, got "
+                                    f"{list(array.shape)}", engine.caller_span())
+            np.copyto(target.numpy_view(), array, casting="same_kind")
+
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device: Any = "cpu") -> Module:
+        """`model.to(device)`: eager dlg modules live on the cpu (compile for other targets)."""
+        if str(device) != "cpu":
+            raise DlgValueError(f"device {device!r}: eager dlg modules run on the cpu; use "
+                                f"dlg.compile(...) for other targets", engine.caller_span())
+        return self
+
+    def cpu(self) -> Module:
+        return self
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ")
+                        for n, m in self._modules.items())
+        return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+# ---- containers ----------------------------------------------------------------------------------
+class Sequential(Module):
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            self._modules[str(i)] = m
+
+    def forward(self, x: Any) -> Any:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+
+class ModuleList(Module):
+    def __init__(self, modules: Any = ()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, m: Module) -> None:
+        self._modules[str(len(self._modules))] = m
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __len__(self) -> int:
+        return len(self._modules)

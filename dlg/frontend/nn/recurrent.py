@@ -1,0 +1,71 @@
+"""Recurrent modules: RNN, GRU and LSTM run prelude.dlg's layers, one scan per layer and
+direction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlg.frontend import engine
+from dlg.frontend import functional as F
+from dlg.frontend.graph_call import call_graph
+from dlg.frontend.nn.module import Module, Parameter
+from dlg.frontend.tensor import Tensor
+from dlg.grammar.layer_graph import layer_graph, prelude_layer
+
+
+class _PreludeLayer(Module):
+    """A module running the prelude.dlg layer of its class's name: the options (checked by the
+    prelude, with its errors), the parameters (names, shapes, initialisers) and the forward are
+    the .dlg layer's, so a traced module is the graph the layer makes in a .dlg model."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
+        options, params = prelude_layer(type(self).__name__, args, kwargs, engine.rng(),
+                                        engine.caller_span())
+        self._options = tuple(options.items())
+        for name, value in options.items():
+            setattr(self, name, value)
+        for name, value in params.items():
+            setattr(self, name, Parameter(value))
+
+    def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 (PyTorch's names)
+        flat: list[Tensor] = []
+        args = _tensors((input,) if hx is None else (input, hx), flat)
+        graph, nesting = layer_graph(type(self).__name__, self._options, _types(args),
+                                     self.training, engine.caller_span())
+        return _nest(nesting, call_graph(graph, flat, self._parameters))
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._options)
+
+
+class RNN(_PreludeLayer):
+    """torch.nn.RNN (input_size, hidden_size, num_layers, nonlinearity, bias, batch_first,
+    dropout, bidirectional); forward(input, hx=None) -> (output, h_n)."""
+
+
+class GRU(_PreludeLayer):
+    """torch.nn.GRU (the options of RNN but nonlinearity); forward(input, hx=None)."""
+
+
+class LSTM(_PreludeLayer):
+    """torch.nn.LSTM (the options of GRU and proj_size); forward(input, (h_0, c_0)=None) ->
+    (output, (h_n, c_n))."""
+
+
+def _tensors(x: Any, flat: list[Tensor]) -> Any:
+    """Arguments as tensors (tuples and None kept), also collected into `flat` in order."""
+    if isinstance(x, (tuple, list)):
+        return tuple(_tensors(v, flat) for v in x)
+    if x is None:
+        return None
+    flat.append(F._t(x))
+    return flat[-1]
+
+
+def _types(x: Any) -> Any:
+    return tuple(_types(v) for v in x) if isinstance(x, tuple) else None if x is None else x.type
+
+
+def _nest(nesting: Any, flat: list[Tensor]) -> Any:
+    return tuple(_nest(n, flat) for n in nesting) if isinstance(nesting, tuple) else flat[nesting]
