@@ -1,12 +1,16 @@
-"""Optimizers as graph updates: torch.optim's SGD, Adam, AdamW and RMSprop, step for step.
+"""Optimizers as graph updates: torch.optim's SGD, Adam, AdamW, RMSprop, Adadelta, Adagrad,
+Adamax, NAdam and RAdam, step for step.
 
 `apply_optimizer` emits, after a gradient graph, the new value of every parameter and of the
 optimizer's state, and appends them to `Graph.updates`; the runtime writes them back in place.
 State is held in non-trainable `param` nodes named like torch's state_dict entries, prefixed:
 `optimizer.step` and `optimizer.lr` (scalars), `optimizer.<param>.momentum_buffer`, `.exp_avg`,
-`.exp_avg_sq`, `.max_exp_avg_sq`, `.square_avg`, `.grad_avg`. The learning rate is state, so a
+`.exp_avg_sq`, `.max_exp_avg_sq`, `.square_avg`, `.grad_avg`, `.acc_delta`, `.sum`, `.exp_inf`,
+`.mu_product`. The learning rate is state, so a
 schedule changes it between steps without rebuilding the graph; the other hyper-parameters are
-constants. Each rule below is the single-tensor loop of torch/optim/<name>.py written as IR.
+constants. Each rule below is the single-tensor loop of torch/optim/<name>.py written as IR, its
+products and quotients in torch's order (torch's CPU kernels fuse some of them into FMAs, which
+dlg rounds twice: about an ulp per step).
 """
 
 from __future__ import annotations
@@ -61,11 +65,15 @@ def apply_optimizer(b: Builder, spec: OptimizerSpec, params: Mapping[str, Value]
     new_step = b.add(step, scalar(b, 1.0, step))
     b.graph.updates.append((PREFIX + "step", new_step))
     rule = UPDATE_RULES[spec.name]
+    hyper = dict(spec.hyper)
+    maximize = hyper.pop("maximize", False)  # every torch rule starts by negating the gradient
     for name, g in grads.items():
         p = params[name]
         t = b.type_of(p)
         ctx = _Param(e, name, t, lr, _as(b, lr, t), step, new_step)
-        b.graph.updates.append((name, rule(b, ctx, p, g, **spec.hyper)))
+        if maximize:
+            g = b.neg(g)
+        b.graph.updates.append((name, rule(b, ctx, p, g, **hyper)))
     return state
 
 
@@ -85,8 +93,9 @@ class _Param:
     step: Value  # f32: steps taken before this one
     new_step: Value  # f32: this step's number (1 on the first step)
 
-    def slot(self, kind: str) -> Value:
-        return self.e.slot(f"{self.name}.{kind}", self.type)
+    def slot(self, kind: str, value: float = 0.0, t: TensorType | None = None) -> Value:
+        """A state tensor like the param (or of type `t`), starting at `value`."""
+        return self.e.slot(f"{self.name}.{kind}", t or self.type, value)
 
     def set(self, kind: str, value: Value) -> Value:
         self.e.b.graph.updates.append((f"{PREFIX}{self.name}.{kind}", value))
@@ -110,10 +119,43 @@ def _f64(b: Builder, v: Value) -> Value:
     return b.cast(v, dtype=DType.f64)
 
 
+def _to(b: Builder, v: Value, like: Value) -> Value:
+    """An f64 scalar as a Python float meets a tensor in torch: rounded to its dtype."""
+    return b.cast(v, dtype=b.type_of(like).dtype)
+
+
+def _l2(b: Builder, g: Value, p: Value, weight_decay: float) -> Value:
+    """`grad.add(param, alpha=weight_decay)`: weight decay folded into the gradient."""
+    return b.add(g, b.mul(p, _c(b, weight_decay, p))) if weight_decay else g
+
+
+def _shrink(b: Builder, s: _Param, p: Value, weight_decay: float) -> Value:
+    """`param.mul_(1 - lr * weight_decay)`: decoupled weight decay (AdamW), in f64 as in torch."""
+    if not weight_decay:
+        return p
+    lr64 = _f64(b, s.lr_state)
+    return b.mul(p, _to(b, b.sub(_c(b, 1.0, lr64), b.mul(lr64, _c(b, weight_decay, lr64))), p))
+
+
+def _ema_sq(b: Builder, avg: Value, x: Value, decay: float) -> Value:
+    """`avg.mul_(decay).addcmul_(x, x, value=1 - decay)`, multiplied in torch's order."""
+    return b.add(b.mul(avg, _c(b, decay, avg)), b.mul(b.mul(x, _c(b, 1 - decay, x)), x))
+
+
+def _addcdiv(b: Builder, p: Value, t1: Value, t2: Value, value: Value) -> Value:
+    """`p.addcdiv_(t1, t2, value=-value)`, i.e. p - value * t1 / t2, in torch's order."""
+    return b.sub(p, b.div(b.mul(t1, _to(b, value, p)), t2))
+
+
+def _corrections(b: Builder, s: _Param, *betas: float) -> list[Value]:
+    """`1 - beta ** step` for each beta, step counted from 1, in f64."""
+    n = _f64(b, s.new_step)
+    return [b.sub(_c(b, 1.0, n), b.pow(_c(b, beta, n), n)) for beta in betas]
+
+
 def _sgd(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, momentum: float,
          dampening: float, weight_decay: float, nesterov: bool) -> Value:
-    if weight_decay:
-        g = b.add(g, b.mul(p, _c(b, weight_decay, p)))
+    g = _l2(b, g, p, weight_decay)
     if momentum:
         buf = s.slot("momentum_buffer")
         later = b.add(b.mul(buf, _c(b, momentum, p)), b.mul(g, _c(b, 1 - dampening, p)))
@@ -124,39 +166,31 @@ def _sgd(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, momentum: floa
 
 
 def _adam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple[float, float],
-          eps: float, weight_decay: float, amsgrad: bool, decoupled: bool = False) -> Value:
+          eps: float, weight_decay: float, amsgrad: bool, decoupled_weight_decay: bool = False
+          ) -> Value:
     beta1, beta2 = betas
-    dt = s.type.dtype
-    lr64 = _f64(b, s.lr_state)
-    if weight_decay and decoupled:
-        keep = b.sub(_c(b, 1.0, lr64), b.mul(lr64, _c(b, weight_decay, lr64)))
-        p = b.mul(p, b.cast(keep, dtype=dt))
-    elif weight_decay:
-        g = b.add(g, b.mul(p, _c(b, weight_decay, p)))
+    if decoupled_weight_decay:
+        p = _shrink(b, s, p, weight_decay)
+    else:
+        g = _l2(b, g, p, weight_decay)
     m = s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1))
-    v = s.set("exp_avg_sq", b.add(b.mul(s.slot("exp_avg_sq"), _c(b, beta2, p)),
-                                  b.mul(b.mul(g, g), _c(b, 1 - beta2, p))))
+    v = s.set("exp_avg_sq", _ema_sq(b, s.slot("exp_avg_sq"), g, beta2))
     if amsgrad:
         v = s.set("max_exp_avg_sq", b.maximum(s.slot("max_exp_avg_sq"), v))
-    # bias corrections from the incremented step, in f64 as torch computes them in Python floats
-    n = _f64(b, s.new_step)
-    correction1 = b.sub(_c(b, 1.0, n), b.pow(_c(b, beta1, n), n))
-    correction2 = b.sub(_c(b, 1.0, n), b.pow(_c(b, beta2, n), n))
-    step_size = b.cast(b.div(lr64, correction1), dtype=dt)
-    denom = b.add(b.div(b.sqrt(v), b.cast(b.sqrt(correction2), dtype=dt)), _c(b, eps, p))
-    return b.sub(p, b.mul(b.div(m, denom), step_size))
+    correction1, correction2 = _corrections(b, s, beta1, beta2)
+    step_size = b.div(_f64(b, s.lr_state), correction1)
+    denom = b.add(b.div(b.sqrt(v), _to(b, b.sqrt(correction2), p)), _c(b, eps, p))
+    return _addcdiv(b, p, m, denom, step_size)
 
 
 def _adamw(b: Builder, s: _Param, p: Value, g: Value, **hyper: Any) -> Value:
-    return _adam(b, s, p, g, decoupled=True, **hyper)
+    return _adam(b, s, p, g, decoupled_weight_decay=True, **hyper)
 
 
 def _rmsprop(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, alpha: float, eps: float,
              weight_decay: float, momentum: float, centered: bool) -> Value:
-    if weight_decay:
-        g = b.add(g, b.mul(p, _c(b, weight_decay, p)))
-    sq = s.set("square_avg", b.add(b.mul(s.slot("square_avg"), _c(b, alpha, p)),
-                                   b.mul(b.mul(g, g), _c(b, 1 - alpha, p))))
+    g = _l2(b, g, p, weight_decay)
+    sq = s.set("square_avg", _ema_sq(b, s.slot("square_avg"), g, alpha))
     if centered:
         mean = s.set("grad_avg", _lerp(b, s.slot("grad_avg"), g, 1 - alpha))
         sq = b.sub(sq, b.mul(mean, mean))
@@ -165,8 +199,95 @@ def _rmsprop(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, alpha: flo
         buf = s.set("momentum_buffer", b.add(b.mul(s.slot("momentum_buffer"), _c(b, momentum, p)),
                                              b.div(g, avg)))
         return b.sub(p, b.mul(buf, s.lr))
-    return b.sub(p, b.mul(b.div(g, avg), s.lr))
+    return b.sub(p, b.div(b.mul(g, s.lr), avg))
 
 
-UPDATE_RULES: dict[str, Callable[..., Value]] = {"SGD": _sgd, "Adam": _adam, "AdamW": _adamw,
-                                                 "RMSprop": _rmsprop}
+def _adadelta(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, rho: float, eps: float,
+              weight_decay: float) -> Value:
+    g = _l2(b, g, p, weight_decay)
+    sq = s.set("square_avg", _ema_sq(b, s.slot("square_avg"), g, rho))
+    std = b.sqrt(b.add(sq, _c(b, eps, p)))
+    acc = s.slot("acc_delta")
+    delta = b.mul(b.div(b.sqrt(b.add(acc, _c(b, eps, p))), std), g)
+    s.set("acc_delta", _ema_sq(b, acc, delta, rho))
+    return b.sub(p, b.mul(delta, s.lr))
+
+
+def _adagrad(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, lr_decay: float,
+             weight_decay: float, initial_accumulator_value: float, eps: float) -> Value:
+    g = _l2(b, g, p, weight_decay)
+    total = s.set("sum", b.add(s.slot("sum", initial_accumulator_value), b.mul(g, g)))
+    std = b.add(b.sqrt(total), _c(b, eps, p))
+    n = _f64(b, s.new_step)  # clr = lr / (1 + (step - 1) * lr_decay)
+    slowdown = b.add(_c(b, 1.0, n), b.mul(b.sub(n, _c(b, 1.0, n)), _c(b, lr_decay, n)))
+    return _addcdiv(b, p, g, std, b.div(_f64(b, s.lr_state), slowdown))
+
+
+def _adamax(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple[float, float],
+            eps: float, weight_decay: float) -> Value:
+    beta1, beta2 = betas
+    g = _l2(b, g, p, weight_decay)
+    m = s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1))
+    norm = s.set("exp_inf", b.maximum(b.mul(s.slot("exp_inf"), _c(b, beta2, p)),
+                                      b.add(b.abs(g), _c(b, eps, p))))
+    (correction1,) = _corrections(b, s, beta1)
+    return _addcdiv(b, p, m, norm, b.div(_f64(b, s.lr_state), correction1))
+
+
+def _nadam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple[float, float],
+           eps: float, weight_decay: float, momentum_decay: float, decoupled_weight_decay: bool
+           ) -> Value:
+    beta1, beta2 = betas
+    if decoupled_weight_decay:
+        p = _shrink(b, s, p, weight_decay)
+    else:
+        g = _l2(b, g, p, weight_decay)
+    n = _f64(b, s.new_step)
+
+    def mu_at(step: Value) -> Value:  # beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
+        decay = b.pow(_c(b, 0.96, n), b.mul(step, _c(b, momentum_decay, n)))
+        return b.mul(_c(b, beta1, n), b.sub(_c(b, 1.0, n), b.mul(_c(b, 0.5, n), decay)))
+
+    mu, mu_next = mu_at(n), mu_at(b.add(n, _c(b, 1.0, n)))
+    product = s.slot("mu_product", 1.0, TensorType(DType.f32, ()))  # an f32 tensor in torch
+    product = _f64(b, s.set("mu_product", b.mul(product, _to(b, mu, product))))
+    m = s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1))
+    v = s.set("exp_avg_sq", _ema_sq(b, s.slot("exp_avg_sq"), g, beta2))
+    (correction2,) = _corrections(b, s, beta2)
+    denom = b.add(b.sqrt(b.div(v, _to(b, correction2, v))), _c(b, eps, p))
+    one, lr64 = _c(b, 1.0, n), _f64(b, s.lr_state)
+    grad_size = b.div(b.mul(lr64, b.sub(one, mu)), b.sub(one, product))
+    p = _addcdiv(b, p, g, denom, grad_size)
+    avg_size = b.div(b.mul(lr64, mu_next), b.sub(one, b.mul(product, mu_next)))
+    return _addcdiv(b, p, m, denom, avg_size)
+
+
+def _radam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple[float, float],
+           eps: float, weight_decay: float, decoupled_weight_decay: bool) -> Value:
+    beta1, beta2 = betas
+    if decoupled_weight_decay:
+        p = _shrink(b, s, p, weight_decay)
+    else:
+        g = _l2(b, g, p, weight_decay)
+    m = s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1))
+    v = s.set("exp_avg_sq", _ema_sq(b, s.slot("exp_avg_sq"), g, beta2))
+    correction1, correction2 = _corrections(b, s, beta1, beta2)
+    corrected = b.mul(b.div(m, _to(b, correction1, m)), s.lr)
+    # the variance is tractable once rho_t > 5; torch then rectifies the adaptive step
+    n = _f64(b, s.new_step)
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = b.sub(_c(b, rho_inf, n), b.div(b.mul(b.mul(_c(b, 2.0, n), n),
+                                                  b.pow(_c(b, beta2, n), n)), correction2))
+    ratio = b.div(b.mul(b.mul(b.sub(rho_t, _c(b, 4.0, n)), b.sub(rho_t, _c(b, 2.0, n))),
+                        _c(b, rho_inf, n)),
+                  b.mul(_c(b, (rho_inf - 4) * (rho_inf - 2), n), rho_t))
+    rect = b.sqrt(b.maximum(ratio, _c(b, 0.0, n)))  # the clamp only guards the unused branch
+    adaptive = b.mul(_to(b, b.sqrt(correction2), p),
+                     b.div(_c(b, 1.0, p), b.add(b.sqrt(v), _c(b, eps, p))))
+    rectified = b.mul(b.mul(corrected, adaptive), _to(b, rect, p))
+    return b.sub(p, b.where(b.gt(rho_t, _c(b, 5.0, n)), rectified, corrected))
+
+
+UPDATE_RULES: dict[str, Callable[..., Value]] = {
+    "SGD": _sgd, "Adam": _adam, "AdamW": _adamw, "RMSprop": _rmsprop, "Adadelta": _adadelta,
+    "Adagrad": _adagrad, "Adamax": _adamax, "NAdam": _nadam, "RAdam": _radam}

@@ -17,14 +17,23 @@ from typing import Any
 from dlg.errors import DlgAttributeError, DlgTypeError, Span
 
 OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "SGD": {"lr": None, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
-            "nesterov": False},
+    "SGD": {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
+            "nesterov": False, "maximize": False},
     "Adam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
-             "amsgrad": False},
+             "amsgrad": False, "maximize": False, "decoupled_weight_decay": False},
     "AdamW": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2,
-              "amsgrad": False},
+              "amsgrad": False, "maximize": False},
     "RMSprop": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
-                "centered": False},
+                "centered": False, "maximize": False},
+    "Adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0, "maximize": False},
+    "Adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
+                "initial_accumulator_value": 0.0, "eps": 1e-10, "maximize": False},
+    "Adamax": {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+               "maximize": False},
+    "NAdam": {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+              "momentum_decay": 4e-3, "decoupled_weight_decay": False, "maximize": False},
+    "RAdam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+              "decoupled_weight_decay": False, "maximize": False},
 }
 
 

@@ -32,7 +32,31 @@ CASES = [
     ("RMSprop", {"lr": 0.01, "momentum": 0.9}),
     ("RMSprop", {"lr": 0.01, "centered": True, "alpha": 0.9}),
     ("RMSprop", {"lr": 0.01, "weight_decay": 0.1, "momentum": 0.5, "centered": True}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "maximize": True}),
+    ("Adam", {"lr": 0.01, "maximize": True, "amsgrad": True}),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("RMSprop", {"lr": 0.01, "maximize": True}),
+    ("Adadelta", {}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.8, "eps": 1e-5, "weight_decay": 0.1}),
+    ("Adadelta", {"maximize": True}),
+    ("Adagrad", {}),
+    ("Adagrad", {"lr": 0.1, "lr_decay": 0.05, "weight_decay": 0.1,
+                 "initial_accumulator_value": 0.2, "eps": 1e-8}),
+    ("Adagrad", {"maximize": True}),
+    ("Adamax", {}),
+    ("Adamax", {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.1, "maximize": True}),
+    ("NAdam", {}),
+    ("NAdam", {"lr": 0.01, "momentum_decay": 0.01, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True,
+               "maximize": True}),
+    ("RAdam", {}),
+    ("RAdam", {"lr": 0.01, "betas": (0.5, 0.9), "weight_decay": 0.1}),  # rectified from step 6
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True,
+               "maximize": True}),
 ]
+
+
+STEPS = 8  # RAdam rectifies its step from step 6 on
 
 
 def optimizer_graph(name: str, hyper: dict, with_grad: tuple[str, ...] = ("w", "b")):
@@ -54,11 +78,12 @@ def test_steps_match_torch_optim(name, hyper):
     tensors = {k: torch.tensor(values[k], requires_grad=True) for k in SHAPES}
     opt = getattr(torch.optim, name)(list(tensors.values()), **hyper)
     interp = Interpreter()
-    for step in range(5):
+    lr = make_optimizer(name, hyper).hyper["lr"]
+    for step in range(STEPS):
         if step == 3:  # a schedule changes the learning rate between steps
-            values["optimizer.lr"] = np.float32(hyper["lr"] / 2)
+            values["optimizer.lr"] = np.float32(lr / 2)
             for group in opt.param_groups:
-                group["lr"] = hyper["lr"] / 2
+                group["lr"] = lr / 2
         grads = {k: rng.standard_normal(s).astype(np.float32) for k, s in SHAPES.items()}
         _, updates = interp.run(g, {f"g_{k}": v for k, v in grads.items()}, values)
         values.update(updates)
@@ -68,7 +93,7 @@ def test_steps_match_torch_optim(name, hyper):
         for k, t in tensors.items():
             np.testing.assert_allclose(values[k], t.detach().numpy(), rtol=1e-5, atol=1e-6,
                                        err_msg=f"{k} after step {step + 1}")
-    assert float(values["optimizer.step"]) == 5
+    assert float(values["optimizer.step"]) == STEPS
 
 
 def test_state_names_follow_torch():
