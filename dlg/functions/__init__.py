@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dlg.functions import creation, losses, nn, reduce, shape
+from dlg.functions import activations, creation, losses, nn, reduce, shape
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -41,6 +41,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "linear": nn.linear, "embedding": nn.embedding, "one_hot": nn.one_hot,
     "dropout": nn.dropout, "batch_norm": nn.batch_norm, "layer_norm": nn.layer_norm,
     "softmax": nn.softmax, "log_softmax": nn.log_softmax,
+    "prelu": activations.prelu, "glu": activations.glu,
     # losses
     "cross_entropy": losses.cross_entropy, "nll_loss": losses.nll_loss,
     "mse_loss": losses.mse_loss, "l1_loss": losses.l1_loss,

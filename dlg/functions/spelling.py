@@ -166,6 +166,7 @@ SPELLINGS: dict[OpDef, Spell] = {
        if op not in (ew.LOGICAL_AND, ew.LOGICAL_OR)},  # a call reads better than `and`
     ew.NEG: lambda a, attrs, w: f"(-{a[0]})",
     ew.WHERE: call("where"),
+    ew.PRELU: call("prelu"), ew.GLU: call("glu", axis="axis"),
     reduce.REDUCE_SUM: _reduce("sum", "axes"), reduce.REDUCE_MEAN: _reduce("mean", "axes"),
     reduce.REDUCE_MAX: _reduce("max", "axes"), reduce.REDUCE_MIN: _reduce("min", "axes"),
     reduce.REDUCE_PROD: _reduce("prod", "axes"), reduce.ARGMAX: _reduce("argmax", "axis"),

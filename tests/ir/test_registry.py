@@ -20,11 +20,18 @@ R = np.random.default_rng(0)
 f = lambda *s: R.uniform(0.5, 1.5, s).astype(np.float32)  # noqa: E731
 labels = np.array([0, 2, 1], np.int64)
 mask = np.array([True, False, True])
+signed = np.random.default_rng(1).uniform(-2.5, 2.5, (2, 3)).astype(np.float32)  # both signs
 
 CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     **{op: ((f(2, 3),), {}) for op in ("neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh",
                                        "sigmoid", "relu", "gelu", "leaky_relu", "sin", "cos",
                                        "floor", "ceil", "sign", "erf", "log1p", "hardtanh")},
+    **{op: ((signed,), {}) for op in ("silu", "elu", "selu", "celu", "mish", "softsign", "relu6",
+                                      "logsigmoid", "tanhshrink", "softshrink", "hardshrink")},
+    "softplus": ((signed,), {"beta": 2.0, "threshold": 3.0}),
+    "hardsigmoid": ((signed * 2,), {}), "hardswish": ((signed * 2,), {}),
+    "prelu": ((signed.reshape(1, 3, 2), np.float32([0.25, -0.5, 2])), {}),
+    "glu": ((signed,), {"axis": 0}),
     "logical_not": ((mask,), {}),
     **{op: ((f(2, 3), f(3)), {}) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                             "minimum", "eq", "ne", "lt", "le", "gt", "ge")},

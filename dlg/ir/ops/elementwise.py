@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from dlg.errors import DlgShapeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import (
     FLOATS,
     NUMERIC,
     broadcast_shapes,
+    normalize_axis,
     require_dtype,
     same_dtype,
     scalar,
@@ -229,3 +231,121 @@ def _cast_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
 CAST = defop("cast", ("x",), lambda x, dtype: x.with_dtype(dtype), attrs={"dtype": Attr("dtype")},
              ref=lambda x, dtype: x.astype(dtype.np), vjp=_cast_vjp,
               traits={Trait.UNARY, Trait.ELEMENTWISE, Trait.ARITHMETIC})
+
+
+# ---- activations: composites over the primitives above, with PyTorch's gradients at the kinks --
+def _activation(name: str, decompose: Callable[..., Any], doc: str,
+                attrs: dict[str, Attr] | None = None) -> OpDef:
+    return defop(name, ("x",), _unary_infer(name, FLOATS), decompose=decompose, attrs=attrs,
+                 traits={Trait.UNARY, Trait.ELEMENTWISE}, doc=doc)
+
+
+def _negative_part(b: Any, x: Any) -> Any:
+    """where(x > 0, 0, x): the exp branches of elu/celu read this, so the branch where() drops
+    never overflows into a 0 * inf gradient."""
+    return b.where(b.gt(x, scalar(b, 0.0, x)), zeros_like(b, x), x)
+
+
+def _elu(b: Any, x: Any, alpha: float, input_scale: float = 1.0) -> Any:
+    """where(x > 0, x, alpha (exp(x * input_scale) - 1)); the gradient at 0 is the negative
+    branch's, as in PyTorch."""
+    e = b.exp(b.mul(_negative_part(b, x), scalar(b, input_scale, x)))
+    negative = b.mul(scalar(b, alpha, x), b.sub(e, scalar(b, 1.0, x)))
+    return b.where(b.gt(x, scalar(b, 0.0, x)), x, negative)
+
+
+def _softplus(b: Any, x: Any, beta: float, threshold: float) -> Any:
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's linear
+    branch); the exp reads 0 there, so it never overflows."""
+    bx = b.mul(x, scalar(b, beta, x))
+    linear = b.gt(bx, scalar(b, threshold, x))
+    smooth = b.log1p(b.exp(b.where(linear, zeros_like(b, x), bx)))
+    return b.where(linear, x, b.div(smooth, scalar(b, beta, x)))
+
+
+def _shrink(b: Any, x: Any, lambd: float, soft: bool) -> Any:
+    """x beyond [-lambd, lambd] (moved towards 0 by lambd if soft), else 0."""
+    above, below = b.gt(x, scalar(b, lambd, x)), b.lt(x, scalar(b, -lambd, x))
+    hi = b.sub(x, scalar(b, lambd, x)) if soft else x
+    lo = b.add(x, scalar(b, lambd, x)) if soft else x
+    return b.where(above, hi, b.where(below, lo, zeros_like(b, x)))
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+_ALPHA = {"alpha": Attr("float", 1.0)}
+_LAMBD = {"lambd": Attr("float", 0.5)}
+
+SILU = _activation("silu", lambda b, x: b.mul(x, b.sigmoid(x)), "x * sigmoid(x) (swish).")
+ELU = _activation("elu", _elu, "x if x > 0 else alpha (exp(x) - 1).", _ALPHA)
+SELU = _activation("selu", lambda b, x: b.mul(scalar(b, _SELU_SCALE, x), _elu(b, x, _SELU_ALPHA)),
+                   "scale * elu(x, alpha) with the self-normalising constants.")
+CELU = _activation("celu", lambda b, x, alpha: _elu(b, x, alpha, 1.0 / alpha),
+                   "x if x > 0 else alpha (exp(x / alpha) - 1).", _ALPHA)
+SOFTPLUS = _activation("softplus", _softplus, "log(1 + exp(beta x)) / beta, linear above the "
+                       "threshold.", {"beta": Attr("float", 1.0), "threshold": Attr("float", 20.0)})
+MISH = _activation("mish", lambda b, x: b.mul(x, b.tanh(b.softplus(x))),
+                   "x * tanh(softplus(x)).")
+SOFTSIGN = _activation("softsign",
+                       lambda b, x: b.div(x, b.add(scalar(b, 1.0, x), b.abs(x))), "x / (1 + |x|).")
+HARDSIGMOID = _activation(
+    "hardsigmoid", lambda b, x: b.where(
+        b.le(x, scalar(b, -3.0, x)), zeros_like(b, x), b.where(
+            b.ge(x, scalar(b, 3.0, x)), scalar(b, 1.0, x),
+            b.add(b.div(x, scalar(b, 6.0, x)), scalar(b, 0.5, x)))),
+    "x / 6 + 1/2 clamped to [0, 1]; no gradient at or beyond -3 and 3, as in PyTorch.")
+HARDSWISH = _activation(
+    "hardswish", lambda b, x: b.where(
+        b.lt(x, scalar(b, -3.0, x)), zeros_like(b, x), b.where(
+            b.le(x, scalar(b, 3.0, x)),
+            b.div(b.mul(x, b.add(x, scalar(b, 3.0, x))), scalar(b, 6.0, x)), x)),
+    "x (x + 3) / 6 between -3 and 3, 0 below, x above; PyTorch's gradient at -3 and 3.")
+RELU6 = _activation("relu6", lambda b, x: b.hardtanh(x, min_val=0.0, max_val=6.0),
+                    "min(max(x, 0), 6): hardtanh(x, 0, 6), no gradient at 0 and 6.")
+LOGSIGMOID = _activation(
+    "logsigmoid", lambda b, x: b.neg(b.softplus(b.neg(x), beta=1.0, threshold=20.0)),
+    "log(sigmoid(x)) = -softplus(-x): no overflow for large |x|.")
+TANHSHRINK = _activation("tanhshrink", lambda b, x: b.sub(x, b.tanh(x)), "x - tanh(x).")
+SOFTSHRINK = _activation("softshrink", lambda b, x, lambd: _shrink(b, x, lambd, soft=True),
+                         "x - lambd above lambd, x + lambd below -lambd, else 0.", _LAMBD)
+HARDSHRINK = _activation("hardshrink", lambda b, x, lambd: _shrink(b, x, lambd, soft=False),
+                         "x outside [-lambd, lambd], else 0.", _LAMBD)
+
+
+# two activations that read more than one element: a weight per channel, a gate from a half
+def _prelu_infer(x: TensorType, weight: TensorType) -> TensorType:
+    require_dtype("prelu", x, FLOATS)
+    same_dtype("prelu", x, weight)
+    channels = x.shape[1] if x.rank >= 2 else 1
+    if weight.rank != 1 or weight.shape[0] not in (1, channels):
+        raise DlgShapeError(f"prelu: weight must be [1] or [{channels}] (the channels, axis 1 of "
+                            f"{x}), got {weight}")
+    return x
+
+
+def _prelu_decompose(b: Any, x: Any, weight: Any) -> Any:
+    rank, size = b.type_of(x).rank, b.type_of(weight).shape[0]
+    w = b.reshape(weight, shape=(size,) + (1,) * (rank - 2) if rank >= 2 else ())
+    return b.where(b.gt(x, scalar(b, 0.0, x)), x, b.mul(w, x))
+
+
+def _glu_infer(x: TensorType, axis: int) -> TensorType:
+    require_dtype("glu", x, FLOATS)
+    a = normalize_axis("glu", axis, x.rank)
+    size = x.shape[a] if x.rank else 1
+    if not isinstance(size, int) or size % 2:
+        raise DlgShapeError(f"glu: axis {axis} of {x} must have an even, known size")
+    return x.with_shape(x.shape[:a] + (size // 2,) + x.shape[a + 1:])
+
+
+def _glu_decompose(b: Any, x: Any, axis: int) -> Any:
+    t = b.type_of(x)
+    a = normalize_axis("glu", axis, t.rank)
+    half = t.shape[a] // 2
+    value, gate = b.split(x, axis=a, sizes=(half, half))
+    return b.mul(value, b.sigmoid(gate))
+
+
+PRELU = defop("prelu", ("x", "weight"), _prelu_infer, decompose=_prelu_decompose,
+              doc="where(x > 0, x, weight * x), one weight per channel (axis 1) or one for all.")
+GLU = defop("glu", ("x",), _glu_infer, decompose=_glu_decompose, attrs={"axis": Attr("int", -1)},
+            doc="a * sigmoid(b), a and b the two halves of x along `axis`.")
