@@ -1,0 +1,313 @@
+"""PyTorch's own test corpus (OpInfo, `op_db`) run through dlg's eager surface.
+
+Scope: each OpInfo whose PyTorch spelling dlg has — `dlg.<name>` (dotted names through
+`dlg.nn.functional`...), the method `dlg.Tensor.<name>`, a property (`x.T`), or an adapter for
+the OpInfos whose `op` is a lambda with its own argument order — is a `Target` per spelling
+(`add:fn`, `add:method`). Every float32 CPU sample runs through torch and through dlg and gets
+one outcome: pass; refused (dlg said what it does not support: a DlgError, a TypeError about an
+argument, a torch dtype dlg lacks); crash (any other exception, in the call or in backward);
+mismatch (structure, shape, dtype, values, or the gradient for a fixed random cotangent).
+`run_compiled` runs the same samples traced and compiled against eager dlg.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+
+import dlg
+from tests.opinfo.convert import (NoCounterpart, array_difference, describe, difference,
+                                  flat_outputs, leaves, rebuild, to_dlg)
+
+OUTCOMES = ("pass", "refused", "crash", "mismatch")
+
+# float32 results of dlg's NumPy references against ATen's kernels: both round each op once,
+# but sums and products run in another order, so a few ulps of the largest term add up
+RTOL, ATOL = 1e-4, 1e-5
+
+# the OpInfos whose `op` is a lambda: (dlg spelling, the adapter from torch's argument order)
+ADAPTERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = {
+    "where": ("where", lambda f: lambda x, condition, y, **kw: f(condition, x, y, **kw)),
+    "nn.functional.embedding": ("nn.functional.embedding",
+                                lambda f: lambda weight, idx, **kw: f(idx, weight, **kw)),
+    "repeat": ("repeat", lambda f: f),  # lambda x, dims: x.repeat(dims)
+    # wrapper_set_seed(torch.<name>, ...): torch's own argument order
+    **{name: (name, lambda f: f) for name in ("randn", "randn_like", "rand_like", "randint",
+                                              "nn.functional.dropout")},
+}
+
+# dlg names that mean something else than the torch function of the same name
+FALSE_FRIENDS = {"trace": "dlg.trace is the tracer; torch.trace (the matrix trace) has no dlg "
+                          "spelling"}
+
+# results drawn at random or left uninitialised: only structure, shapes and dtypes compared
+VALUES_UNDEFINED = {"randn", "rand_like", "randn_like", "randint", "randint_like", "bernoulli",
+                    "normal", "multinomial", "uniform", "log_normal", "empty", "empty_like",
+                    "new_empty", "empty_permuted", "empty_strided", "new_empty_strided",
+                    "nn.functional.dropout", "nn.functional.dropout2d",
+                    "nn.functional.dropout3d", "nn.functional.alpha_dropout",
+                    "nn.functional.feature_alpha_dropout"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One dlg spelling of one OpInfo: `call(input, *args, **kwargs)` as torch's OpInfo calls."""
+
+    key: str  # "softmax.with_dtype:method"
+    opinfo: Any
+    call: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Result:
+    key: str
+    index: int  # the sample's position in the OpInfo's sample list
+    outcome: str
+    detail: str  # the exception or the difference, one line
+    sample: str  # the sample in short
+
+
+@cache
+def op_db() -> tuple[Any, ...]:
+    """PyTorch's OpInfo database (the import takes about ten seconds: once per process)."""
+    from torch.testing._internal.common_methods_invocations import op_db as db
+    return tuple(db)
+
+
+def _resolve(root: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        root = getattr(root, part, None)
+    return root
+
+
+def _full_name(op: Any) -> str:
+    return f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
+
+
+def _function(op: Any) -> Callable[..., Any] | None:
+    """dlg's function spelling of `op`, when its calling convention is the OpInfo's."""
+    if op.name in ADAPTERS:
+        path, adapt = ADAPTERS[op.name]
+        f = _resolve(dlg, path)
+        return adapt(f) if callable(f) else None
+    for name in (op.name, op.aten_name):
+        f = _resolve(dlg, name)
+        if callable(f) and not isinstance(f, type) and _resolve(torch, name) is op.op:
+            return f
+    return None
+
+
+def _method(op: Any) -> tuple[str, Callable[..., Any]] | None:
+    """dlg's method or property spelling of `op`: ("method" | "property", call)."""
+    name = getattr(op.method_variant, "__name__", None) or op.name
+    attr = inspect.getattr_static(dlg.Tensor, name, None)
+    if op.method_variant is not None and inspect.isfunction(attr):
+        return "method", lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
+    if op.method_variant is None and isinstance(attr, property):  # OpInfo T: lambda x: x.T
+        return "property", lambda x: getattr(x, name)
+    return None
+
+
+def scope() -> tuple[list[Target], dict[str, str]]:
+    """The targets dlg exposes, and the OpInfos left out with why."""
+    targets: list[Target] = []
+    left_out: dict[str, str] = {}
+    for op in op_db():
+        full = _full_name(op)
+        if op.name in FALSE_FRIENDS:
+            left_out[full] = FALSE_FRIENDS[op.name]
+            continue
+        found = []
+        function = _function(op)
+        if function is not None:
+            found.append(Target(f"{full}:fn", op, function))
+        method = _method(op)
+        if method is not None:
+            found.append(Target(f"{full}:{method[0]}", op, method[1]))
+        if found and torch.float32 not in op.supported_dtypes("cpu"):
+            left_out[full] = "no float32 samples"
+        elif found:
+            targets += found
+        elif callable(_resolve(dlg, op.name)):
+            left_out[full] = "dlg has the name; OpInfo's op is a lambda: needs an ADAPTERS row"
+        else:
+            left_out[full] = "not exposed"
+    return targets, left_out
+
+
+# ---- torch's side -------------------------------------------------------------------------------
+@dataclass
+class Reference:
+    """torch's result for one sample, and its gradient for a fixed random cotangent."""
+
+    index: int
+    sample: Any
+    output: Any
+    grads: list[np.ndarray] | None  # per tensor of `wrt` (None: no gradient compared)
+    wrt: list[tuple[str, torch.Tensor]]
+    cotangents: list[tuple[int, np.ndarray]]  # (position among the flat outputs, cotangent)
+
+
+def _arguments(sample: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    return sample.input, tuple(sample.args), dict(sample.kwargs)
+
+
+def _labelled(sample: Any) -> Iterator[tuple[str, torch.Tensor]]:
+    """The sample's tensors with where they sit (input, args[1][0], kwargs['weight'])."""
+    seen: set[int] = set()
+
+    def walk(v: Any, label: str) -> Iterator[tuple[str, torch.Tensor]]:
+        if isinstance(v, torch.Tensor) and id(v) not in seen:
+            seen.add(id(v))
+            yield label, v
+        elif isinstance(v, (list, tuple)):
+            for i, item in enumerate(v):
+                yield from walk(item, f"{label}[{i}]")
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                yield from walk(item, f"{label}[{k!r}]")
+    inp, args, kwargs = _arguments(sample)
+    yield from walk(inp, "input")
+    yield from walk(args, "args")
+    yield from walk(kwargs, "kwargs")
+
+
+_REFERENCES: dict[tuple[str, int | None], tuple[Reference, ...]] = {}
+
+
+def references(op: Any, cap: int | None) -> tuple[Reference, ...]:
+    """torch's results for the OpInfo's float32 CPU samples (seeded: the same samples in every
+    run), at most `cap` of them spread evenly over the list; made once per OpInfo and cap."""
+    key = (_full_name(op), cap)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = _references(op, cap)
+    return _REFERENCES[key]
+
+
+def _references(op: Any, cap: int | None) -> tuple[Reference, ...]:
+    """A sample torch itself rejects is dropped: there is nothing to compare with."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        samples = list(op.sample_inputs("cpu", torch.float32,
+                                        requires_grad=op.supports_autograd))
+    picked = range(len(samples))
+    if cap is not None and len(samples) > cap:
+        picked = sorted({int(i) for i in np.linspace(0, len(samples) - 1, cap)})
+    refs = []
+    for i in picked:
+        try:
+            refs.append(_reference(op, i, samples[i]))
+        except Exception:  # noqa: BLE001  (torch's own failure: not dlg's to explain)
+            continue
+    return tuple(refs)
+
+
+def _reference(op: Any, index: int, sample: Any) -> Reference:
+    inp, args, kwargs = _arguments(sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        output = op(inp, *args, **kwargs)
+    flat = flat_outputs(output)
+    differentiable = [i for i, o in enumerate(flat) if isinstance(o, torch.Tensor)
+                      and o.requires_grad and o.is_floating_point()]
+    wrt = [(label, t) for label, t in _labelled(sample) if t.requires_grad]
+    rng = np.random.default_rng(index)
+    cotangents = [(i, rng.standard_normal(flat[i].shape).astype(np.float32)) for i in
+                  differentiable]
+    grads = None
+    if cotangents and wrt and op.name not in VALUES_UNDEFINED:
+        found = torch.autograd.grad([flat[i] for i, _ in cotangents], [t for _, t in wrt],
+                                    [torch.from_numpy(c).to(flat[i].dtype)
+                                     for i, c in cotangents], allow_unused=True)
+        grads = [np.zeros(t.shape, np.float32) if g is None else g.detach().numpy()
+                 for g, (_, t) in zip(found, wrt)]
+    return Reference(index, sample, output, grads, wrt, cotangents)
+
+
+# ---- dlg's side ---------------------------------------------------------------------------------
+def classify(e: BaseException, stage: str = "") -> tuple[str, str]:
+    """(outcome, one line) for an exception dlg raised: refusals say what is unsupported."""
+    if isinstance(e, dlg.DlgError):
+        return "refused", f"{stage}{type(e).__name__}: {e.message.splitlines()[0]}"
+    if isinstance(e, NoCounterpart) or (type(e) is TypeError and "argument" in str(e)):
+        return "refused", f"{stage}{type(e).__name__}: {str(e).splitlines()[0]}"
+    text = str(e).splitlines()[0] if str(e) else ""
+    return "crash", f"{stage}{type(e).__name__}: {text} ({_where(e)})"
+
+
+def _where(e: BaseException) -> str:
+    """The innermost frame in dlg (or the harness) that raised: file:line."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith(root)]
+    if not frames:
+        return "outside dlg"
+    return f"{os.path.relpath(frames[-1].filename, root)}:{frames[-1].lineno}"
+
+
+def run_eager(target: Target, ref: Reference) -> Result:
+    """One sample through dlg eagerly: the call, the comparison, then the gradient."""
+    def result(outcome: str, detail: str = "") -> Result:
+        return Result(target.key, ref.index, outcome, detail, _describe(ref.sample))
+    memo: dict[int, Any] = {}
+    try:
+        inp, args, kwargs = to_dlg(_arguments(ref.sample), memo)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = target.call(inp, *args, **kwargs)
+    except Exception as e:  # noqa: BLE001  (every failure is an outcome)
+        return result(*classify(e))
+    values = target.opinfo.name not in VALUES_UNDEFINED
+    diff = difference(got, ref.output, RTOL, ATOL, values)
+    if diff:
+        return result("mismatch", diff)
+    if ref.grads is None:
+        return result("pass")
+    try:
+        diff = _gradient_difference(got, ref, memo)
+    except Exception as e:  # noqa: BLE001
+        return result(*classify(e, "backward: "))
+    return result("mismatch", diff) if diff else result("pass")
+
+
+def _gradient_difference(got: Any, ref: Reference, memo: dict[int, Any]) -> str | None:
+    flat = flat_outputs(got)
+    for i, _ in ref.cotangents:
+        if not flat[i].requires_grad:
+            return f"output[{i}] does not require grad (torch's does)"
+    if len(ref.cotangents) == 1:
+        (i, cotangent), = ref.cotangents
+        flat[i].backward(dlg.tensor(cotangent))
+    else:
+        sum(((flat[i] * dlg.tensor(c)).sum() for i, c in ref.cotangents)).backward()
+    for (label, t), want in zip(ref.wrt, ref.grads or ()):
+        grad = memo[id(t)].grad
+        have = np.zeros(want.shape, want.dtype) if grad is None else grad.numpy()
+        diff = array_difference(np.asarray(have), want, RTOL, ATOL, f"grad of {label}: ")
+        if diff:
+            return diff
+    return None
+
+
+def _describe(sample: Any) -> str:
+    inp, args, kwargs = _arguments(sample)
+    text = describe(inp)
+    if args:
+        text += f", args={describe(args)}"
+    if kwargs:
+        text += f", kwargs={describe(kwargs)}"
+    return text
+
+
+def run_target(target: Target, cap: int | None = None) -> list[Result]:
+    """Every (or at most `cap`) sample of the target's OpInfo through dlg eagerly."""
+    return [run_eager(target, ref) for ref in references(target.opinfo, cap)]
