@@ -176,7 +176,7 @@ class Lowering:
         if node.op in SCATTERS:
             name = node.op.name
             self.ops = [name]
-            out = self.buffer_of[node.out]
+            out = self.buffer_of[node.outs[0]]
             body = SCATTERS[node.op](self, node, out)
             return self.emit(name, [Fill(out, ix.numel(node.types[0].shape), 0.0), *body])
         for v in node.outs:

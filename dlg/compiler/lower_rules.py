@@ -30,6 +30,7 @@ from dlg.compiler.kernel_ir import (
     Store,
     Var,
 )
+from dlg.compiler.lower_sort import SORT_KERNELS
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Node, Value
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
@@ -454,4 +455,5 @@ def _avg_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
 
 
 SCATTERS: dict[OpDef, Callable[["Lowering", Node, str], list[Stmt]]] = {
+    **SORT_KERNELS,
     SCATTER_ADD: _scatter_add, MAX_POOL_GRAD: _max_pool_grad, AVG_POOL_GRAD: _avg_pool_grad}

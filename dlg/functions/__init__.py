@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dlg.functions import activations, creation, losses, nn, reduce, shape
+from dlg.functions import sort as ordering
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -31,6 +32,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "concat": shape.concat, "cat": shape.concat, "stack": shape.stack,
     "split": shape.split, "chunk": shape.split, "pad": shape.pad,
     "take": shape.take, "index_select": shape.take,
+    # ordering and scans
+    "sort": ordering.sort, "argsort": ordering.argsort, "msort": ordering.msort,
+    "topk": ordering.topk, "kthvalue": ordering.kthvalue, "cumsum": ordering.cumsum,
+    "cumprod": ordering.cumprod, "flip": ordering.flip,
     # creation
     "full": creation.full, "zeros": creation.zeros, "ones": creation.ones,
     "zeros_like": creation.zeros_like, "ones_like": creation.ones_like,

@@ -21,6 +21,7 @@ from dlg.ir.ops import conv as conv_ops
 from dlg.ir.ops import elementwise as ew
 from dlg.ir.ops import losses, nn, pool, reduce, shape, source
 from dlg.ir.ops.control import SCAN
+from dlg.ir.ops import sort as ordering
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.opdef import OpDef
 from dlg.ir.shapes import Dim, Sym
@@ -156,6 +157,14 @@ def _random(name: str, defaults: dict[str, float]) -> Spell:
     return spell
 
 
+def _cumsum(a: Sequence[str], attrs: Mapping[str, Any], w: Writer) -> str:
+    """A reverse cumsum (gradients make them) as the flip of a cumsum of the flip."""
+    axis = attrs["axis"]
+    if not attrs["reverse"]:
+        return f"cumsum({a[0]}, axis={axis})"
+    return f"flip(cumsum(flip({a[0]}, {axis}), axis={axis}), {axis})"
+
+
 def _generated(op: OpDef) -> Spell:
     return call(op.name, **{attr: attr for attr in op.attrs})
 
@@ -201,6 +210,9 @@ SPELLINGS: dict[OpDef, Spell] = {
     **{REGISTRY[name]: call(name, reduction="reduction")
        for name in ("nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
                     "binary_cross_entropy_with_logits")},
+    ordering.SORT: call("sort", axis="axis", descending="descending"),
+    ordering.TOPK: call("topk", "k", axis="axis", largest="largest"),
+    ordering.CUMSUM: _cumsum, ordering.CUMPROD: call("cumprod", axis="axis"),
     source.FULL: lambda a, attrs, w: (f"full({literal(tuple(attrs['shape']), w)}, "
                                       f"{attrs['value']!r}, dtype={attrs['dtype']})"),
     source.ARANGE: call("arange", "start", "stop", "step", dtype="dtype"),

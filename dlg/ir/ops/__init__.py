@@ -13,6 +13,7 @@ from dlg.ir.ops import (  # noqa: F401  (importing a family registers its ops)
     pool,
     reduce,
     shape,
+    sort,
     source,
 )
 from dlg.ir.ops.opdef import REGISTRY, Attr, OpDef, Trait, defop, zero_vjp
