@@ -106,21 +106,20 @@ def where(condition: Tensor, x: Any, y: Any) -> Tensor:
 
 
 def _float_target(name: str) -> Callable[..., Tensor]:
-    def loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:  # noqa: A002
+    def loss(input: Tensor, target: Any, *args: Any, **kwargs: Any) -> Tensor:  # noqa: A002
         if isinstance(input, Tensor):
             target = _t(target).to(input.dtype)
-        return call(name, input, target, reduction=reduction)
+        return call(name, input, target, *args, **kwargs)
     loss.__name__ = loss.__qualname__ = name
     loss.__doc__ = FUNCTIONS[name].__doc__
     return loss
 
 
-mse_loss = _float_target("mse_loss")
-l1_loss = _float_target("l1_loss")
-binary_cross_entropy = _float_target("binary_cross_entropy")
-binary_cross_entropy_with_logits = _float_target("binary_cross_entropy_with_logits")
+_FLOAT_TARGET = ("mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+                 "smooth_l1_loss", "huber_loss", "kl_div", "soft_margin_loss", "poisson_nll_loss",
+                 "hinge_embedding_loss")
+globals().update({name: _float_target(name) for name in _FLOAT_TARGET})
 
-__all__ = ["MaxResult", "binary_cross_entropy", "binary_cross_entropy_with_logits", "flatten",
-           "from_numpy", "full", "l1_loss", "max", "min", "mse_loss", "ones", "op", "rand",
-           "randn", "relu", "tensor", "where", "zeros"]
+__all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "ones", "op", "rand",
+           "randn", "relu", "tensor", "where", "zeros", *_FLOAT_TARGET]
 __all__ += sorted(set(_generated) - set(__all__))

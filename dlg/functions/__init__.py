@@ -52,4 +52,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "mse_loss": losses.mse_loss, "l1_loss": losses.l1_loss,
     "binary_cross_entropy": losses.binary_cross_entropy,
     "binary_cross_entropy_with_logits": losses.binary_cross_entropy_with_logits,
+    "kl_div": losses.kl_div, "smooth_l1_loss": losses.smooth_l1_loss,
+    "huber_loss": losses.huber_loss, "soft_margin_loss": losses.soft_margin_loss,
+    "poisson_nll_loss": losses.poisson_nll_loss,
+    "hinge_embedding_loss": losses.hinge_embedding_loss,
+    "margin_ranking_loss": losses.margin_ranking_loss,
 }

@@ -205,11 +205,7 @@ SPELLINGS: dict[OpDef, Spell] = {
                                         f"{literal(tuple(attrs['normalized_shape']), w)}"
                                         f"{''.join(', ' + x for x in a[1:])}, "
                                         f"eps={attrs['eps']!r})"),
-    losses.CROSS_ENTROPY: call("cross_entropy", reduction="reduction",
-                               label_smoothing="label_smoothing"),
-    **{REGISTRY[name]: call(name, reduction="reduction")
-       for name in ("nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
-                    "binary_cross_entropy_with_logits")},
+    **{op: _generated(op) for op in losses.LOSSES},
     ordering.SORT: call("sort", axis="axis", descending="descending"),
     ordering.TOPK: call("topk", "k", axis="axis", largest="largest"),
     ordering.CUMSUM: _cumsum, ordering.CUMPROD: call("cumprod", axis="axis"),

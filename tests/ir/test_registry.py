@@ -93,6 +93,13 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     "mse_loss": ((f(3, 4), f(3, 4)), {}), "l1_loss": ((f(3, 4), f(3, 4)), {"reduction": "none"}),
     "binary_cross_entropy": ((f(3) / 2, f(3) / 2), {}),
     "binary_cross_entropy_with_logits": ((f(3), f(3) / 2), {}),
+    "kl_div": ((np.log(f(3, 4) / 2), f(3, 4) / 2), {"reduction": "batchmean"}),
+    "smooth_l1_loss": ((f(3, 4), f(3, 4)), {"beta": 0.3}),
+    "huber_loss": ((f(3, 4), f(3, 4)), {"delta": 0.3, "reduction": "sum"}),
+    "soft_margin_loss": ((f(3, 4), np.sign(f(3, 4) - 1)), {}),
+    "poisson_nll_loss": ((f(3, 4), 2 * f(3, 4)), {"full": True}),
+    "hinge_embedding_loss": ((f(3, 4), np.sign(f(3, 4) - 1).astype(np.int64)), {"margin": 1.2}),
+    "margin_ranking_loss": ((f(3), f(3), np.sign(f(3) - 1)), {"margin": 0.1}),
 }
 # graph sources fed by the caller, and scan (tested with bodies in tests/grammar)
 NOT_HERE = {"input", "param", "scan"}
