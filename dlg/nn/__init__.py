@@ -1,43 +1,7 @@
 """`dlg.nn`: PyTorch-style modules (the public face of dlg.frontend.nn)."""
 
-from dlg.frontend.nn import (
-    GELU,
-    GRU,
-    LSTM,
-    RNN,
-    AvgPool1d,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    BCELoss,
-    BCEWithLogitsLoss,
-    Conv1d,
-    Conv2d,
-    CrossEntropyLoss,
-    Dropout,
-    Embedding,
-    Flatten,
-    L1Loss,
-    LayerNorm,
-    Linear,
-    LogSoftmax,
-    MaxPool1d,
-    MaxPool2d,
-    Module,
-    ModuleList,
-    MSELoss,
-    NLLLoss,
-    Parameter,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
+from dlg.frontend import nn as _nn
 from dlg.nn import functional, init
 
-__all__ = ["GELU", "GRU", "LSTM", "RNN", "AvgPool1d", "AvgPool2d", "BCELoss",
-           "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d",
-           "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "L1Loss", "LayerNorm", "Linear",
-           "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d", "Module", "ModuleList", "NLLLoss",
-           "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init"]
+globals().update({name: getattr(_nn, name) for name in _nn.__all__})
+__all__ = [*_nn.__all__, "functional", "init"]

@@ -1,28 +1,83 @@
 """`dlg.nn`: PyTorch-style modules over dlg tensors, by family (module machinery and
-containers, layers, activations, normalisation, pooling, recurrent layers, losses).
+containers, layers, convolutions, activations, normalisation, pooling, attention, recurrent
+layers, losses).
 
-Parameter names, shapes and initialisers are those of prelude.dlg (which follow torch.nn), drawn
-with the same initialiser functions (`dlg.ir.init`), so a module's state_dict loads into the
-.dlg model and into PyTorch as it is.
+Parameter names, shapes and initialisers are those of torch.nn (and prelude.dlg, which follows
+it), drawn with the same initialiser functions (`dlg.ir.init`), so a module's state_dict loads
+into the .dlg model and into PyTorch as it is.
 """
 
-from dlg.frontend.nn.activations import GELU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from dlg.frontend.nn.layers import Conv1d, Conv2d, Dropout, Embedding, Flatten, Linear
-from dlg.frontend.nn.losses import (
+from dlg.frontend.nn.activations import (  # noqa: F401
+    CELU,
+    ELU,
+    GELU,
+    GLU,
+    SELU,
+    Hardshrink,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    PReLU,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softmin,
+    Softplus,
+    Softshrink,
+    Softsign,
+    Tanh,
+    Tanhshrink,
+)
+from dlg.frontend.nn.attention import MultiheadAttention  # noqa: F401
+from dlg.frontend.nn.conv import Conv1d, Conv2d  # noqa: F401
+from dlg.frontend.nn.layers import (  # noqa: F401
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    Embedding,
+    Flatten,
+    Identity,
+    Linear,
+    Unflatten,
+)
+from dlg.frontend.nn.losses import (  # noqa: F401
     BCELoss,
     BCEWithLogitsLoss,
+    CosineSimilarity,
     CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
     L1Loss,
     MSELoss,
     NLLLoss,
+    SmoothL1Loss,
 )
-from dlg.frontend.nn.module import Module, ModuleList, Parameter, Sequential
-from dlg.frontend.nn.norms import BatchNorm1d, BatchNorm2d, LayerNorm
-from dlg.frontend.nn.pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
-from dlg.frontend.nn.recurrent import GRU, LSTM, RNN
+from dlg.frontend.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
+from dlg.frontend.nn.norms import (  # noqa: F401
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+)
+from dlg.frontend.nn.pooling import (  # noqa: F401
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
+from dlg.frontend.nn.recurrent import GRU, LSTM, RNN  # noqa: F401
 
-__all__ = ["GELU", "GRU", "LSTM", "RNN", "AvgPool1d", "AvgPool2d", "BCELoss",
-           "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d",
-           "CrossEntropyLoss", "Dropout", "Embedding", "Flatten", "L1Loss", "LayerNorm", "Linear",
-           "LogSoftmax", "MSELoss", "MaxPool1d", "MaxPool2d", "Module", "ModuleList", "NLLLoss",
-           "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh"]
+# the modules (every public capitalised name above)
+__all__ = [name for name in dir() if name[0].isupper()]

@@ -1,43 +1,157 @@
-"""Activation modules: each calls its function of `dlg.nn.functional`."""
+"""Activation modules: each applies its function of `dlg.nn.functional` with the options it was
+made with (attributes of PyTorch's names, printed as torch prints them). `inplace=` is accepted
+for PyTorch programs; the result is a new tensor either way."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from dlg.frontend import functional as F
-from dlg.frontend.nn.module import Module
+import numpy as np
+
+from dlg.frontend.nn.module import Module, Parameter
 from dlg.frontend.tensor import Tensor, call
 
 
-def _activation(name: str, fn: Any) -> type[Module]:
-    def forward(self: Module, x: Tensor) -> Tensor:
-        return fn(x)
-    return type(name, (Module,), {"forward": forward, "__doc__": f"{name}: {fn.__name__}."})
+class _Activation(Module):
+    """Applies the function `fn` with the module's `options` (attribute names) as keywords."""
 
+    fn = ""
+    options: tuple[str, ...] = ()
 
-ReLU = _activation("ReLU", F.relu)
-Sigmoid = _activation("Sigmoid", F.sigmoid)
-Tanh = _activation("Tanh", F.tanh)
-
-
-class GELU(Module):
-    def __init__(self, approximate: str = "none"):
+    def __init__(self, *values: Any, inplace: bool = False):
         super().__init__()
-        self.approximate = approximate
+        for name, value in zip(self.options, values):
+            setattr(self, name, value)
+        self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return call("gelu", x, approximate=self.approximate)
+        return call(self.fn, x, **{name: getattr(self, name) for name in self.options})
+
+    def extra_repr(self) -> str:
+        shown = [f"{name}={getattr(self, name)!r}" for name in self.options]
+        return ", ".join(shown + (["inplace=True"] if self.inplace else []))
+
+
+def _plain(name: str, fn: str) -> type[Module]:
+    """An activation without options, such as ReLU."""
+    def init(self: _Activation, inplace: bool = False) -> None:
+        _Activation.__init__(self, inplace=inplace)
+    return type(name, (_Activation,), {"fn": fn, "__init__": init,
+                                       "__doc__": f"torch.nn.{name}: {fn}(x)."})
+
+
+ReLU = _plain("ReLU", "relu")
+Sigmoid = _plain("Sigmoid", "sigmoid")
+Tanh = _plain("Tanh", "tanh")
+SiLU = _plain("SiLU", "silu")
+Mish = _plain("Mish", "mish")
+SELU = _plain("SELU", "selu")
+ReLU6 = _plain("ReLU6", "relu6")
+Hardswish = _plain("Hardswish", "hardswish")
+Hardsigmoid = _plain("Hardsigmoid", "hardsigmoid")
+LogSigmoid = _plain("LogSigmoid", "logsigmoid")
+Softsign = _plain("Softsign", "softsign")
+Tanhshrink = _plain("Tanhshrink", "tanhshrink")
+
+
+class ELU(_Activation):
+    fn, options = "elu", ("alpha",)
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__(alpha, inplace=inplace)
+
+
+class CELU(ELU):
+    fn = "celu"
+
+
+class LeakyReLU(_Activation):
+    fn, options = "leaky_relu", ("negative_slope",)
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__(negative_slope, inplace=inplace)
+
+
+class Hardtanh(_Activation):
+    fn, options = "hardtanh", ("min_val", "max_val")
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__(min_val, max_val, inplace=inplace)
+
+
+class Softplus(_Activation):
+    fn, options = "softplus", ("beta", "threshold")
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__(beta, threshold)
+
+
+class Softshrink(_Activation):
+    fn, options = "softshrink", ("lambd",)
+
+    def __init__(self, lambd: float = 0.5):
+        super().__init__(lambd)
+
+    def extra_repr(self) -> str:
+        return repr(self.lambd)
+
+
+class Hardshrink(Softshrink):
+    fn = "hardshrink"
+
+
+class GELU(_Activation):
+    fn, options = "gelu", ("approximate",)
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__(approximate)
+
+
+class GLU(_Activation):
+    fn, options = "glu", ("dim",)
+
+    def __init__(self, dim: int = -1):
+        super().__init__(dim)
+
+
+class PReLU(Module):
+    """where(x > 0, x, weight * x) with a learned weight per channel (or one for all)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25):
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.weight = Parameter(np.full(num_parameters, init, np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call("prelu", x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
 
 
 class Softmax(Module):
-    def __init__(self, dim: int):
+    fn = "softmax"
+
+    def __init__(self, dim: int | None = None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.softmax(x, self.dim)
+        return call(self.fn, x, _implicit_dim(x) if self.dim is None else self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
 
 
 class LogSoftmax(Softmax):
+    fn = "log_softmax"
+
+
+class Softmin(Softmax):
     def forward(self, x: Tensor) -> Tensor:
-        return F.log_softmax(x, self.dim)
+        return call("softmax", -x, _implicit_dim(x) if self.dim is None else self.dim)
+
+
+def _implicit_dim(x: Tensor) -> int:
+    """torch's legacy choice when no dim is given: 0 for 0-, 1- and 3-d input, else 1."""
+    return 0 if x.ndim in (0, 1, 3) else 1

@@ -1,16 +1,29 @@
-"""Layers with parameters or options of their own: Linear, Conv1d/2d, Flatten, Dropout,
-Embedding. Names, shapes and initialisers follow torch.nn (and prelude.dlg)."""
+"""Layers with parameters or options of their own: Identity, Linear, Flatten, Unflatten,
+Dropout (and the channel-wise Dropout1d/2d), Embedding. Names, shapes and initialisers follow
+torch.nn (and prelude.dlg)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import numpy as np
+
+from dlg.errors import DlgValueError
+from dlg.frontend import engine
 from dlg.frontend import functional as F
 from dlg.frontend.nn.module import Module, init_parameter
-from dlg.frontend.tensor import Tensor, call, checked
-from dlg.functions.args import ints
-from dlg.functions.nn import conv_options
+from dlg.frontend.tensor import Tensor, call
+
+
+class Identity(Module):
+    """Returns its input (arguments given when it is made are ignored, as in torch)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x
 
 
 class Linear(Module):
@@ -25,40 +38,8 @@ class Linear(Module):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}"
-
-
-class _ConvNd(Module):
-    nd = 2
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True):
-        super().__init__()
-        kernel = checked(ints, kernel_size, self.nd, "kernel_size")
-        checked(conv_options, self.nd, stride, padding, dilation, groups)  # .dlg's errors
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        self.weight = init_parameter("kaiming_uniform",
-                                     (out_channels, in_channels // groups, *kernel), a=math.sqrt(5))
-        k = 1 / math.sqrt(in_channels // groups * math.prod(kernel))
-        self.bias = init_parameter("uniform", (out_channels,), -k, k) if bias else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        return call(f"conv{self.nd}d", x, self.weight, self.bias, self.stride, self.padding,
-                    self.dilation, self.groups)
-
-    def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
-
-
-class Conv1d(_ConvNd):
-    nd = 1
-
-
-class Conv2d(_ConvNd):
-    nd = 2
-
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
 
 
 class Flatten(Module):
@@ -69,23 +50,111 @@ class Flatten(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
 
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Axis `dim` split into `unflattened_size` (one entry may be -1)."""
+
+    def __init__(self, dim: int, unflattened_size: Any):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        axis = self.dim + x.ndim if self.dim < 0 else self.dim
+        return x.reshape(*x.shape[:axis], *self.unflattened_size, *x.shape[axis + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
 
 class Dropout(Module):
-    def __init__(self, p: float = 0.5):
+    """Zeroes elements with probability p while training, scaling the rest by 1/(1-p)."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        self.p = p
+        if not 0 <= p <= 1:
+            raise DlgValueError(f"dropout probability has to be between 0 and 1, but got {p}",
+                                engine.caller_span())
+        self.p, self.inplace = p, inplace
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class _ChannelDropout(Dropout):
+    """Zeroes whole channels (axis 1 of [N, C, ...], axis 0 without the batch axis): the mask
+    is dropout's, applied to ones of shape [N, C, 1, ...] and broadcast."""
+
+    nd = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        kept = 1 if x.ndim == self.nd + 1 else 2
+        ones = call("ones", *x.shape[:kept], *(1,) * (x.ndim - kept), dtype=x.dtype)
+        return x * F.dropout(ones, self.p, True)
+
+
+class Dropout1d(_ChannelDropout):
+    nd = 1
+
+
+class Dropout2d(_ChannelDropout):
+    nd = 2
 
 
 class Embedding(Module):
-    def __init__(self, num_embeddings: int, embedding_dim: int):
+    """Rows of `weight` [num_embeddings, embedding_dim], drawn from N(0, 1). The row
+    `padding_idx` starts at zero and gets no gradient; `max_norm` renormalises the rows looked
+    up (in place, before the lookup, as torch does: eager only)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 max_norm: float | None = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, sparse: bool = False):
         super().__init__()
+        if scale_grad_by_freq or sparse:
+            raise DlgValueError("Embedding: scale_grad_by_freq and sparse gradients are not "
+                                "supported", engine.caller_span())
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise DlgValueError(f"Embedding: padding_idx must be within num_embeddings "
+                                    f"({num_embeddings}), got {padding_idx}", engine.caller_span())
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
         self.weight = init_parameter("normal", (num_embeddings, embedding_dim), 0.0, 1.0)
+        if padding_idx is not None:
+            self.weight.numpy_view()[padding_idx] = 0
 
     def forward(self, indices: Any) -> Tensor:
-        return call("embedding", indices, self.weight)
+        if self.max_norm is not None:
+            self._renormalize(indices)
+        weight = self.weight
+        if self.padding_idx is not None:
+            row = np.arange(self.num_embeddings)[:, None] == self.padding_idx
+            weight = call("where", row, weight.detach(), weight)
+        return call("embedding", indices, weight)
+
+    def _renormalize(self, indices: Any) -> None:
+        if engine.current_tracer() is not None:
+            raise DlgValueError("Embedding(max_norm=...) rescales rows in place, by index "
+                                "values: it runs eagerly only", engine.caller_span())
+        w = self.weight.numpy_view()
+        rows = np.unique(np.asarray(indices.numpy_view() if isinstance(indices, Tensor)
+                                    else indices))
+        norms = np.linalg.norm(w[rows], ord=self.norm_type, axis=1, keepdims=True)
+        scale = np.where(norms > self.max_norm, self.max_norm / (norms + 1e-7), 1.0)
+        w[rows] *= scale.astype(w.dtype)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        return s

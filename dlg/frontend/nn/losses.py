@@ -1,4 +1,6 @@
-"""Loss modules: each holds its options and calls its function of `dlg.nn.functional`."""
+"""Loss modules (and CosineSimilarity): each holds its options with torch.nn's names and calls
+its function of `dlg.nn.functional`. A class weight (or pos_weight) is a buffer, as in torch,
+so it appears in the state_dict when given."""
 
 from __future__ import annotations
 
@@ -6,42 +8,109 @@ from typing import Any
 
 from dlg.frontend import functional as F
 from dlg.frontend.nn.module import Module
-from dlg.frontend.tensor import Tensor
+from dlg.frontend.tensor import Tensor, call
+
+
+def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """torch's deprecated size_average/reduce pair, where given, as a reduction."""
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"
 
 
 class _Loss(Module):
-    fn: Any = None
+    fn = ""          # its function in dlg.nn.functional
+    buffers: tuple[str, ...] = ()   # tensor options, kept as buffers
 
-    def __init__(self, reduction: str = "mean", **kwargs: Any):
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean", **options: Any):
         super().__init__()
-        self.kwargs = {"reduction": reduction, **kwargs}
+        self.reduction = legacy_reduction(size_average, reduce, reduction)
+        self._options = tuple(options)
+        for name, value in options.items():
+            if name in self.buffers and value is not None:
+                self.register_buffer(name, value if isinstance(value, Tensor) else Tensor(value))
+            else:
+                setattr(self, name, value)
 
-    def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002
-        return type(self).fn(input, target, **self.kwargs)
-
-
-class CrossEntropyLoss(_Loss):
-    fn = staticmethod(F.cross_entropy)
-
-    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
-        super().__init__(reduction, label_smoothing=label_smoothing)
-
-
-class NLLLoss(_Loss):
-    fn = staticmethod(F.nll_loss)
-
-
-class MSELoss(_Loss):
-    fn = staticmethod(F.mse_loss)
+    def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002 (torch's names)
+        options = {name: getattr(self, name) for name in self._options}
+        given = {k: v for k, v in options.items() if v is not None or k not in self.buffers}
+        return getattr(F, self.fn)(input, target, reduction=self.reduction, **given)
 
 
 class L1Loss(_Loss):
-    fn = staticmethod(F.l1_loss)
+    fn = "l1_loss"
 
 
-class BCEWithLogitsLoss(_Loss):
-    fn = staticmethod(F.binary_cross_entropy_with_logits)
+class MSELoss(_Loss):
+    fn = "mse_loss"
+
+
+class CrossEntropyLoss(_Loss):
+    fn, buffers = "cross_entropy", ("weight",)
+
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
+        super().__init__(size_average, reduce, reduction, weight=weight,
+                         ignore_index=ignore_index, label_smoothing=label_smoothing)
+
+
+class NLLLoss(_Loss):
+    fn, buffers = "nll_loss", ("weight",)
+
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction, weight=weight,
+                         ignore_index=ignore_index)
 
 
 class BCELoss(_Loss):
-    fn = staticmethod(F.binary_cross_entropy)
+    fn, buffers = "binary_cross_entropy", ("weight",)
+
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction, weight=weight)
+
+
+class BCEWithLogitsLoss(_Loss):
+    fn, buffers = "binary_cross_entropy_with_logits", ("weight", "pos_weight")
+
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean", pos_weight: Any = None):
+        super().__init__(size_average, reduce, reduction, weight=weight, pos_weight=pos_weight)
+
+
+class KLDivLoss(_Loss):
+    fn = "kl_div"
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean", log_target: bool = False):
+        super().__init__(size_average, reduce, reduction, log_target=log_target)
+
+
+class SmoothL1Loss(_Loss):
+    fn = "smooth_l1_loss"
+
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean", beta: float = 1.0):
+        super().__init__(size_average, reduce, reduction, beta=beta)
+
+
+class HuberLoss(_Loss):
+    fn = "huber_loss"
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction=reduction, delta=delta)
+
+
+class CosineSimilarity(Module):
+    def __init__(self, dim: int = 1, eps: float = 1e-8):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return call("cosine_similarity", x1, x2, self.dim, self.eps)

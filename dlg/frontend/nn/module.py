@@ -59,6 +59,9 @@ class Module:
     def register_buffer(self, name: str, value: Tensor) -> None:
         self._buffers[name] = value
 
+    def add_module(self, name: str, module: Module | None) -> None:
+        self._modules[name] = module
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
@@ -158,9 +161,13 @@ class Module:
         return self
 
     def __repr__(self) -> str:
-        inner = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ")
-                        for n, m in self._modules.items())
-        return f"{type(self).__name__}({self.extra_repr()}{inner}{chr(10) if inner else ''})"
+        """As torch prints it: the options on one line, or one line each with the children."""
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        children = [f"({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items()]
+        if len(extra) == 1 and not children:
+            return f"{type(self).__name__}({extra[0]})"
+        inner = "".join(f"\n  {line}" for line in extra + children)
+        return f"{type(self).__name__}({inner}{chr(10) if inner else ''})"
 
     def extra_repr(self) -> str:
         return ""
@@ -168,18 +175,31 @@ class Module:
 
 # ---- containers ----------------------------------------------------------------------------------
 class Sequential(Module):
-    def __init__(self, *modules: Module):
+    """Calls its modules in order; made from modules, or from an OrderedDict of named ones."""
+
+    def __init__(self, *modules: Any):
         super().__init__()
-        for i, m in enumerate(modules):
-            self._modules[str(i)] = m
+        named = modules[0].items() if len(modules) == 1 and isinstance(modules[0], Mapping) \
+            else ((str(i), m) for i, m in enumerate(modules))
+        for name, m in named:
+            self._modules[name] = m
 
     def forward(self, x: Any) -> Any:
         for m in self._modules.values():
             x = m(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
+    def append(self, m: Module) -> Sequential:
+        self._modules[str(len(self._modules))] = m
+        return self
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self._modules.items())[i]))
         return list(self._modules.values())[i]
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -188,11 +208,16 @@ class Sequential(Module):
 class ModuleList(Module):
     def __init__(self, modules: Any = ()):
         super().__init__()
+        self.extend(modules)
+
+    def append(self, m: Module) -> ModuleList:
+        self._modules[str(len(self._modules))] = m
+        return self
+
+    def extend(self, modules: Any) -> ModuleList:
         for m in modules:
             self.append(m)
-
-    def append(self, m: Module) -> None:
-        self._modules[str(len(self._modules))] = m
+        return self
 
     def __getitem__(self, i: int) -> Module:
         return list(self._modules.values())[i]
@@ -202,3 +227,43 @@ class ModuleList(Module):
 
     def __len__(self) -> int:
         return len(self._modules)
+
+
+class ModuleDict(Module):
+    """Modules by name, in insertion order (their names prefix their parameters')."""
+
+    def __init__(self, modules: Any = None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def update(self, modules: Any) -> None:
+        for name, m in (modules.items() if isinstance(modules, Mapping) else modules):
+            self._modules[name] = m
+
+    def __getitem__(self, name: str) -> Module:
+        return self._modules[name]
+
+    def __setitem__(self, name: str, module: Module) -> None:
+        self._modules[name] = module
+
+    def __delitem__(self, name: str) -> None:
+        del self._modules[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._modules
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def keys(self) -> Any:
+        return self._modules.keys()
+
+    def items(self) -> Any:
+        return self._modules.items()
+
+    def values(self) -> Any:
+        return self._modules.values()

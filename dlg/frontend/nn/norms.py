@@ -1,4 +1,5 @@
-"""Normalisation modules: BatchNorm1d/2d (running statistics as buffers) and LayerNorm."""
+"""Normalisation modules: BatchNorm1d/2d (running statistics as buffers, torch's options),
+LayerNorm, GroupNorm and InstanceNorm1d/2d (group norms: statistics per sample and group)."""
 
 from __future__ import annotations
 
@@ -6,43 +7,62 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgShapeError
+from dlg.errors import DlgShapeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.nn.module import Module, Parameter
 from dlg.frontend.tensor import Tensor, call, checked
 from dlg.functions import args
 
 
+def _affine(module: Module, shape: Any) -> None:
+    """weight (ones) and bias (zeros) of `shape`, trained."""
+    module.weight = Parameter(np.ones(shape, np.float32))
+    module.bias = Parameter(np.zeros(shape, np.float32))
+
+
 class _BatchNorm(Module):
+    """Normalises over every axis but the channels (axis 1). Training uses the batch's
+    statistics and, with track_running_stats, folds them into running_mean/var (the unbiased
+    variance, as torch) by `momentum`, or by 1/num_batches_tracked (a cumulative average) when
+    momentum is None; eval uses the running statistics where they are tracked."""
+
     ranks: tuple[int, ...] = (2, 3)
     takes = ""  # the shapes it takes, as prelude.dlg's assert says
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True):
         super().__init__()
-        self.eps, self.momentum = eps, momentum
-        self.weight = Parameter(np.ones(num_features, np.float32))
-        self.bias = Parameter(np.zeros(num_features, np.float32))
-        self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
-        self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
-        self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            _affine(self, num_features)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self.ranks:
             raise DlgShapeError(f"{type(self).__name__} takes {self.takes}",
                                 engine.caller_span())
-        if not self.training:
-            return call("batch_norm", x, self.running_mean, self.running_var, self.weight,
-                        self.bias, eps=self.eps)
+        weight, bias = (self.weight, self.bias) if self.affine else (
+            np.ones(self.num_features, np.float32), np.zeros(self.num_features, np.float32))
+        if not self.training and self.track_running_stats:
+            return call("batch_norm", x, self.running_mean, self.running_var, weight, bias,
+                        eps=self.eps)
         axes = (0,) + tuple(range(2, x.ndim))
         mean = x.mean(axes)
         var = ((x - x.mean(axes, keepdim=True)) ** 2).mean(axes)
-        y = call("batch_norm", x, mean, var, self.weight, self.bias, eps=self.eps)
-        n = x.numel() // x.shape[1]  # PyTorch keeps the unbiased variance
-        m = self.momentum
+        if self.training and self.track_running_stats:
+            self._track(mean, var, x.numel() // x.shape[1])
+        return call("batch_norm", x, mean, var, weight, bias, eps=self.eps)
+
+    def _track(self, mean: Tensor, var: Tensor, n: Any) -> None:
         with engine.no_grad():
+            count = self.num_batches_tracked + 1
+            m = 1.0 / count.to(mean.dtype) if self.momentum is None else self.momentum
             new_mean = self.running_mean * (1 - m) + mean.detach() * m
             new_var = self.running_var * (1 - m) + var.detach() * (m * n / (n - 1))
-            count = self.num_batches_tracked + 1
         tracer = engine.current_tracer()
         for buffer, value in ((self.running_mean, new_mean), (self.running_var, new_var),
                               (self.num_batches_tracked, count)):
@@ -50,7 +70,10 @@ class _BatchNorm(Module):
                 tracer.update(buffer, value)
             else:
                 np.copyto(buffer.numpy_view(), value.numpy_view())
-        return y
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -67,10 +90,89 @@ class LayerNorm(Module):
         super().__init__()
         shape = checked(args.shape, (normalized_shape,))
         self.normalized_shape, self.eps = shape, eps
+        self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(np.ones(shape, np.float32))
-            self.bias = Parameter(np.zeros(shape, np.float32))
+            _affine(self, shape)
 
     def forward(self, x: Tensor) -> Tensor:
-        affine = [self.weight, self.bias] if "weight" in self._parameters else []
+        affine = [self.weight, self.bias] if self.elementwise_affine else []
         return call("layer_norm", x, self.normalized_shape, *affine, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+def group_norm(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
+               eps: float) -> Tensor:
+    """x [N, C, ...] normalised per sample over each group of C/num_groups channels (a
+    layer_norm of [N, groups, C/groups * ...]), then scaled and shifted per channel."""
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise DlgShapeError(f"group norm: expected [N, C, ...] with C divisible by {num_groups} "
+                            f"groups, got {list(x.shape)}", engine.caller_span())
+    size = x.shape[1] // num_groups * int(np.prod(x.shape[2:], dtype=np.int64))
+    y = call("layer_norm", x.reshape(x.shape[0], num_groups, size), (size,), eps=eps)
+    y = y.reshape(*x.shape)
+    if weight is None:
+        return y
+    per_channel = (x.shape[1],) + (1,) * (x.ndim - 2)
+    return y * weight.reshape(*per_channel) + bias.reshape(*per_channel)
+
+
+class GroupNorm(Module):
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True):
+        super().__init__()
+        if num_channels % num_groups:
+            raise DlgValueError("num_channels must be divisible by num_groups",
+                                engine.caller_span())
+        self.num_groups, self.num_channels, self.eps, self.affine = (num_groups, num_channels,
+                                                                     eps, affine)
+        if affine:
+            _affine(self, num_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise DlgShapeError(f"GroupNorm expected [N, {self.num_channels}, ...], got "
+                                f"{list(x.shape)}", engine.caller_span())
+        affine = (self.weight, self.bias) if self.affine else (None, None)
+        return group_norm(x, self.num_groups, *affine, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class _InstanceNorm(Module):
+    """Each sample's channels normalised over their own spatial axes (group norm with a group
+    per channel); running statistics (track_running_stats=True) are not supported."""
+
+    nd = 1
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = False, track_running_stats: bool = False):
+        super().__init__()
+        if track_running_stats:
+            raise DlgValueError(f"{type(self).__name__}: track_running_stats=True is not "
+                                f"supported", engine.caller_span())
+        self.num_features, self.eps, self.momentum, self.affine = (num_features, eps,
+                                                                   momentum, affine)
+        if affine:
+            _affine(self, num_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batched = x if x.ndim == self.nd + 2 else x.unsqueeze(0)
+        affine = (self.weight, self.bias) if self.affine else (None, None)
+        y = group_norm(batched, self.num_features, *affine, self.eps)
+        return y if x.ndim == self.nd + 2 else y.squeeze(0)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats=False")
+
+
+class InstanceNorm1d(_InstanceNorm):
+    nd = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    nd = 2
