@@ -15,6 +15,7 @@ from typing import Any
 
 from dlg.functions import activations, creation, losses, nn, reduce, shape
 from dlg.functions import sort as ordering
+from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -24,6 +25,17 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sum": reduce.sum_, "mean": reduce.mean, "prod": reduce.prod, "max": reduce.max_,
     "min": reduce.min_, "argmax": reduce.argmax, "argmin": reduce.argmin,
     "logsumexp": reduce.logsumexp, "numel": reduce.numel,
+    "amax": reduce.max_, "amin": reduce.min_, "var": reduce.var, "std": reduce.std,
+    "var_mean": reduce.var_mean, "std_mean": reduce.std_mean, "all": reduce.all_,
+    "any": reduce.any_, "count_nonzero": reduce.count_nonzero,
+    # arithmetic and closeness beyond the generated elementwise functions
+    "rsub": elementwise.rsub, "true_divide": elementwise.div, "divide": elementwise.div,
+    "clamp": elementwise.clamp, "clip": elementwise.clamp, "isclose": elementwise.isclose,
+    "allclose": elementwise.allclose, "equal": elementwise.equal,
+    # products and norms
+    "mm": linalg.mm, "bmm": linalg.bmm, "mv": linalg.mv, "dot": linalg.dot,
+    "outer": linalg.outer, "einsum": linalg.einsum, "norm": linalg.norm,
+    "vector_norm": linalg.vector_norm,
     # shapes and movement
     "reshape": shape.reshape, "view": shape.reshape, "flatten": shape.flatten,
     "permute": shape.permute, "transpose": shape.transpose, "T": shape.T,

@@ -6,6 +6,9 @@ function of both front doors, a `dlg.Tensor` method and a .dlg builtin without a
 On tensors a function emits its op, Python numbers lifted as weak types (`maximum(x, 0.0)`);
 on plain numbers it folds through the op's reference (`fold.py`), so `sigmoid(-1000.0)` in a
 .dlg file is 0.0, as on a tensor.
+
+add and sub take PyTorch's `alpha` and div its `rounding_mode` (their generated functions are
+replaced by these); rsub, clamp/clip, isclose, allclose and equal are compositions of ops.
 """
 
 from __future__ import annotations
@@ -14,12 +17,29 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from dlg.errors import DlgError
-from dlg.functions.args import attributes, is_static, operands, tensor
+from dlg.errors import DlgError, DlgTypeError, DlgValueError
+from dlg.functions.args import attributes, choice, describe, is_number, is_static, operands, tensor
 from dlg.functions.fold import fold
 from dlg.functions.front import Front
-from dlg.ir.ops.elementwise import WHERE
+from dlg.ir.ops.arith import FLOOR_DIVIDE, ISFINITE, TRUNC
+from dlg.ir.ops.elementwise import (
+    ABS,
+    ADD,
+    CAST,
+    DIV,
+    EQ,
+    GT,
+    LE,
+    LOGICAL_AND,
+    LOGICAL_OR,
+    LT,
+    MUL,
+    NE,
+    SUB,
+    WHERE,
+)
 from dlg.ir.ops.linalg import MATMUL
+from dlg.ir.ops.reduce import REDUCE_ALL
 from dlg.ir.dtypes import DType
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.opdef import REQUIRED, OpDef, Trait
@@ -96,3 +116,106 @@ def where(F: Front, cond: Any, x: Any, y: Any) -> Any:
 def matmul(F: Front, x: Any, y: Any) -> Any:
     a, b = operands(F, (x, y), ("matmul's x", "matmul's y"))
     return F.emit(MATMUL, a, b)
+
+
+# ---- PyTorch's arithmetic arguments ------------------------------------------------------------
+def _scaled(F: Front, name: str, y: Any, alpha: Any) -> Any:
+    """alpha * y, or y itself for alpha 1."""
+    if not is_number(alpha):
+        raise DlgTypeError(f"{name}: alpha must be a number, got {describe(F, alpha)}")
+    return y if alpha == 1 else apply(F, MUL, [y, alpha], {})
+
+
+def add(F: Front, x: Any, y: Any, alpha: Any = 1) -> Any:
+    """x + alpha * y."""
+    return apply(F, ADD, [x, _scaled(F, "add", y, alpha)], {})
+
+
+def sub(F: Front, x: Any, y: Any, alpha: Any = 1) -> Any:
+    """x - alpha * y."""
+    return apply(F, SUB, [x, _scaled(F, "sub", y, alpha)], {})
+
+
+def rsub(F: Front, x: Any, y: Any, alpha: Any = 1) -> Any:
+    """y - alpha * x (PyTorch's reversed sub)."""
+    return apply(F, SUB, [y, _scaled(F, "rsub", x, alpha)], {})
+
+
+def div(F: Front, x: Any, y: Any, rounding_mode: Any = None) -> Any:
+    """x / y; rounding_mode 'trunc' or 'floor' rounds the quotient and keeps integers (an
+    integer quotient is computed in float64, exact below 2^52)."""
+    if rounding_mode is None:
+        return apply(F, DIV, [x, y], {})
+    choice(F, rounding_mode, ("trunc", "floor"), "div: rounding_mode")
+    if rounding_mode == "floor":
+        return apply(F, FLOOR_DIVIDE, [x, y], {})
+    tensors = [v for v in (x, y) if F.is_tensor(v)]
+    dtype = F.type_of(tensors[0]).dtype if tensors else DType.f64
+    if dtype.is_float:  # PyTorch's trunc(x / y), in the input's dtype
+        return apply(F, TRUNC, [apply(F, DIV, [x, y], {})], {})
+    wide = [F.emit(CAST, v, dtype=DType.f64) for v in operands(F, (x, y), ("div's x", "div's y"))]
+    return F.emit(CAST, F.emit(TRUNC, F.emit(DIV, *wide)), dtype=dtype)
+
+
+def clamp(F: Front, x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A002
+    """x limited to [min, max] (numbers or tensors, either may be None); where min > max the
+    result is max. As PyTorch, the gradient reaches x at the bounds too."""
+    x = tensor(F, x, "clamp's argument")
+    if min is None and max is None:
+        raise DlgValueError("clamp: give min, max or both (both are none)")
+    given = [v for v in (min, max) if v is not None]
+    bounds = iter(operands(F, [x, *given], ["clamp's argument", *(
+        f"clamp's {n}" for n, v in (("min", min), ("max", max)) if v is not None)])[1:])
+    lo = next(bounds) if min is not None else None
+    hi = next(bounds) if max is not None else None
+    out = x if lo is None else F.emit(WHERE, F.emit(LT, x, lo), lo, x)
+    if hi is None:
+        return out
+    above = F.emit(GT, x, hi)
+    if lo is not None:
+        above = F.emit(LOGICAL_OR, above, F.emit(LT, hi, lo))
+    return F.emit(WHERE, above, hi, out)
+
+
+# ---- closeness -------------------------------------------------------------------------------
+def isclose(F: Front, x: Any, y: Any, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Any:
+    """|x - y| <= atol + |rtol * y| elementwise (or x == y), as PyTorch computes it; integers
+    are compared as f32."""
+    a, b = operands(F, (x, y), ("isclose's x", "isclose's y"))
+    dtype = F.type_of(a).dtype
+    if dtype == DType.bool or F.type_of(b).dtype != dtype:
+        return F.emit(EQ, a, b)  # EQ says that the dtypes differ
+    if not dtype.is_float:
+        a, b = (F.emit(CAST, v, dtype=DType.f32) for v in (a, b))
+    close = F.emit(EQ, a, b)
+    if equal_nan:
+        both_nan = F.emit(LOGICAL_AND, F.emit(NE, a, a), F.emit(NE, b, b))
+        close = F.emit(LOGICAL_OR, close, both_nan)
+    if rtol == 0 and atol == 0:
+        return close
+    error = F.emit(ABS, F.emit(SUB, a, b))
+    allowed = apply(F, ADD, [atol, F.emit(ABS, apply(F, MUL, [rtol, b], {}))], {})
+    within = F.emit(LOGICAL_AND, F.emit(ISFINITE, error), F.emit(LE, error, allowed))
+    return F.emit(LOGICAL_OR, close, within)
+
+
+def allclose(F: Front, x: Any, y: Any, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> Any:
+    """Whether isclose holds everywhere: a 0-d bool (a Python bool from eager Python)."""
+    return F.emit(REDUCE_ALL, isclose(F, x, y, rtol, atol, equal_nan), axes=None, keepdims=False)
+
+
+def equal(F: Front, x: Any, y: Any) -> Any:
+    """Whether x and y have one shape and equal values (any dtypes): a 0-d bool (a Python bool
+    from eager Python)."""
+    a, b = tensor(F, x, "equal's x"), tensor(F, y, "equal's y")
+    ta, tb = F.type_of(a), F.type_of(b)
+    if ta.shape != tb.shape:
+        return F.lift(False, DType.bool)
+    if ta.dtype != tb.dtype:  # float64 holds every value of the other dtypes exactly
+        a, b = (F.emit(CAST, v, dtype=DType.f64) for v in (a, b))
+    return F.emit(REDUCE_ALL, F.emit(EQ, a, b), axes=None, keepdims=False)
+
+
+ELEMENTWISE.update(add=add, sub=sub, div=div)

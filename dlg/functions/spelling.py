@@ -182,6 +182,10 @@ SPELLINGS: dict[OpDef, Spell] = {
     reduce.ARGMIN: _reduce("argmin", "axis"),
     reduce.NUMEL: call("numel", axis="axes", dtype="dtype"),
     nn.LOGSUMEXP: call("logsumexp", axis="axes", keepdims="keepdims"),
+    **{op: call(name, axis="axes", keepdims="keepdims", correction="correction")
+       for op, name in ((reduce.REDUCE_VAR, "var"), (reduce.REDUCE_STD, "std"))},
+    reduce.REDUCE_ALL: _reduce("all", "axes"), reduce.REDUCE_ANY: _reduce("any", "axes"),
+    reduce.VECTOR_NORM: call("vector_norm", "ord", axis="axes", keepdims="keepdims"),
     nn.SOFTMAX: call("softmax", axis="axis"), nn.LOG_SOFTMAX: call("log_softmax", axis="axis"),
     shape.RESHAPE: _dims("reshape", "shape"),
     shape.BROADCAST_TO: _dims("broadcast_to", "shape"),

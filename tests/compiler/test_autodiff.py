@@ -19,7 +19,8 @@ from tests.ir.test_registry import CASES
 # ops whose outputs are never float or whose float inputs are absent: nothing to differentiate
 NO_FLOAT_PATH = {"eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
                  "argmax", "argmin", "one_hot", "constant", "full", "arange",
-                 "random_uniform", "random_normal"}
+                 "random_uniform", "random_normal",
+                 "isnan", "isinf", "isfinite", "reduce_all", "reduce_any"}
 ATTR_OVERRIDES = {"cast": {"dtype": DType.f64}}  # an f16 result has no useful finite differences
 # backward ops without a VJP of their own: second derivatives through them are refused
 NO_VJP = {"max_pool_grad"}

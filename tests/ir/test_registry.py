@@ -33,6 +33,13 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     "prelu": ((signed.reshape(1, 3, 2), np.float32([0.25, -0.5, 2])), {}),
     "glu": ((signed,), {"axis": 0}),
     "logical_not": ((mask,), {}),
+    **{op: ((f(2, 3),), {}) for op in ("trunc", "frac", "square", "reciprocal", "exp2", "log2",
+                                       "log10", "sinh", "cosh", "isnan", "isinf", "isfinite")},
+    "round": ((f(2, 3) * 10,), {"decimals": -1}),
+    **{op: ((f(2, 3) * 4, -f(3)), {}) for op in ("floor_divide", "remainder", "fmod")},
+    **{op: ((f(2, 3, 4),), {"axes": (0, 2), "keepdims": True})
+       for op in ("reduce_var", "reduce_std", "reduce_all", "reduce_any")},
+    "vector_norm": ((f(2, 3, 4) - 1,), {"axes": (1,), "ord": 3.0}),
     **{op: ((f(2, 3), f(3)), {}) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                             "minimum", "eq", "ne", "lt", "le", "gt", "ge")},
     "logical_and": ((mask, mask), {}), "logical_or": ((mask, mask), {}),

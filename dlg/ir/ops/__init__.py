@@ -4,6 +4,7 @@ Importing this package registers every op in `REGISTRY`.
 """
 
 from dlg.ir.ops import (  # noqa: F401  (importing a family registers its ops)
+    arith,
     control,
     conv,
     elementwise,
