@@ -1,72 +1,207 @@
-"""`dlg.optim`: SGD, Adam, AdamW and RMSprop with PyTorch's interface (param_groups, zero_grad,
-step), whose update is the graph the compiler uses (`dlg.compiler.optimizers`), run by the
-interpreter: one implementation of each optimizer."""
+"""`dlg.optim`: torch.optim's optimizers with PyTorch's interface (param_groups with per-group
+options, state, zero_grad, step, state_dict, add_param_group), whose update is the graph the
+compiler uses (`dlg.compiler.optimizers`), run by the interpreter: one implementation of each
+optimizer.
+
+A group's options other than `lr` are constants of its update graph, built once and rebuilt
+when they change (OneCycleLR moves `momentum`); `lr` is fed on every step, so schedulers only
+write `group["lr"]`. torch counts steps per parameter; the graph counts one step for all it
+updates, so parameters whose counts differ (one lacked a gradient on some step) step apart.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from dlg.compiler.optimizers import apply_optimizer
-from dlg.errors import DlgValueError
+from dlg.compiler.optimizers import PREFIX, apply_optimizer
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph
-from dlg.ir.train_spec import OPTIMIZER_DEFAULTS, make_optimizer
+from dlg.ir.train_spec import OPTIMIZER_DEFAULTS, OptimizerSpec, make_optimizer
 from dlg.runtime.interp import Interpreter
 
-LR = "optimizer.lr"
+STEP, LR = PREFIX + "step", PREFIX + "lr"
+SCALARS = ("step", "mu_product")  # f32 scalars in torch's state, whatever the param's dtype
 
 
 class Optimizer:
+    """The base of dlg.optim's optimizers; `name` picks the update rule."""
+
     name = ""
 
-    def __init__(self, params: Iterable[Tensor], **hyper: Any):
-        self.params = list(params)
-        if not self.params:
-            raise DlgValueError(f"{self.name} got an empty parameter list", engine.caller_span())
-        self.spec = make_optimizer(self.name, hyper, engine.caller_span())
-        self.param_groups = [{"params": self.params, **self.spec.hyper}]
-        self.state: dict[str, np.ndarray] = {}
-        self._graphs: dict[tuple[int, ...], Graph] = {}
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], **defaults: Any):
+        span = engine.caller_span()
+        self.defaults = dict(make_optimizer(self.name, defaults, span).hyper)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Tensor, dict[str, Tensor]] = {}
+        self._graphs: dict[tuple[int, tuple[int, ...]], _Update] = {}
+        groups = list(params)
+        if not groups:
+            raise DlgValueError(f"{self.name} got an empty parameter list", span)
+        for group in groups if isinstance(groups[0], dict) else [{"params": groups}]:
+            self.add_param_group(group)
+
+    def __repr__(self) -> str:
+        lines = [f"{self.name} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own options (the defaults fill the rest)."""
+        if not isinstance(param_group, dict):
+            raise DlgTypeError(f"{self.name}: a parameter group is a dict, not "
+                               f"{type(param_group).__name__}", engine.caller_span())
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        if not all(isinstance(p, Tensor) for p in params):
+            raise DlgTypeError(f"{self.name} optimizes tensors; got "
+                               f"{', '.join(sorted({type(p).__name__ for p in params}))}",
+                               engine.caller_span())
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in params} | seen) != len(params) + len(seen):
+            raise DlgValueError("some parameters appear in more than one parameter group",
+                                engine.caller_span())
+        group = {**self.defaults, **param_group, "params": params}
+        self._spec(group)  # checks the group's options
+        self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
 
-    def step(self) -> None:
-        with_grad = tuple(i for i, p in enumerate(self.params) if p.grad is not None)
-        if not with_grad:
-            return
-        g = self._graphs.get(with_grad) or self._build(with_grad)
-        values: dict[str, Any] = {f"p{i}": self.params[i].numpy_view() for i in with_grad}
-        values.update(self.state)
-        values[LR] = np.asarray(self.param_groups[0]["lr"], np.float32)
-        inputs = {f"g{i}": self.params[i].grad.numpy_view()  # type: ignore[union-attr]
-                  for i in with_grad}
-        _, updates = Interpreter().run(g, inputs, values)
-        for name, value in updates.items():
-            if name.startswith("optimizer."):
-                self.state[name] = value
-            else:  # "p3": the 4th parameter, updated in place
-                np.copyto(self.params[int(name[1:])].numpy_view(), value)
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter that has a gradient; returns `closure()` if given."""
+        loss = closure() if closure is not None else None
+        for index, group in enumerate(self.param_groups):
+            by_step: dict[float, list[int]] = {}
+            for i, p in enumerate(group["params"]):
+                if p.grad is not None:
+                    by_step.setdefault(self._count(p), []).append(i)
+            for count, members in by_step.items():
+                self._update(index, group, tuple(members), count)
+        return loss
 
-    def _build(self, with_grad: tuple[int, ...]) -> Graph:
+    @property
+    def spec(self) -> OptimizerSpec:
+        """The optimizer as a train section's `optimizer = ...` (what `dlg.trace_train` keeps)."""
+        specs = {str(self._spec(g)) for g in self.param_groups}
+        if len(specs) > 1:
+            raise DlgValueError(f"{self.name}: a traced training step takes one set of options, "
+                                f"not one per parameter group ({'; '.join(sorted(specs))})",
+                                engine.caller_span())
+        return self._spec(self.param_groups[0])
+
+    # -- state_dict -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout: `state` by parameter index (counted across groups), `param_groups`
+        with each group's options and its parameters' indices."""
+        params = [p for g in self.param_groups for p in g["params"]]
+        groups, start = [], 0
+        for g in self.param_groups:
+            groups.append({**{k: v for k, v in g.items() if k != "params"},
+                           "params": list(range(start, start + len(g["params"])))})
+            start += len(g["params"])
+        hidden = ("step",) if self.name == "SGD" else ()  # torch's SGD counts no steps
+        return {"state": {i: {k: v for k, v in self.state[p].items() if k not in hidden}
+                          for i, p in enumerate(params) if p in self.state},
+                "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load what `state_dict()` gave (from dlg or torch): values are copied."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise DlgValueError(f"loaded state dict has {len(groups)} parameter groups, the "
+                                f"optimizer {len(self.param_groups)}", engine.caller_span())
+        if [len(g["params"]) for g in groups] != [len(g["params"]) for g in self.param_groups]:
+            raise DlgValueError("loaded state dict contains a parameter group that doesn't "
+                                "match the size of optimizer's group", engine.caller_span())
+        index = {i: p for saved, g in zip(groups, self.param_groups)
+                 for i, p in zip(saved["params"], g["params"])}
+        self.state = {}
+        for i, entries in state_dict["state"].items():
+            p = index[int(i)]
+            self.state[p] = {k: _state_tensor(v, np.float32 if k in SCALARS else
+                                              p.numpy_view().dtype)
+                             for k, v in entries.items() if v is not None}
+            if self.state[p]:  # SGD's: a momentum buffer means the first step was taken
+                self.state[p].setdefault("step", Tensor(np.float32(1)))
+        self.param_groups = [{**{k: tuple(v) if k == "betas" else v for k, v in saved.items()},
+                              "params": g["params"]} for saved, g in zip(groups, self.param_groups)]
+
+    # -- the update graphs ------------------------------------------------------------------------
+    def _spec(self, group: dict[str, Any]) -> OptimizerSpec:
+        return make_optimizer(self.name, {k: group[k] for k in self.defaults},
+                              engine.caller_span())
+
+    def _count(self, p: Tensor) -> float:
+        state = self.state.get(p)
+        return float(state["step"].numpy_view()) if state and "step" in state else 0.0
+
+    def _update(self, index: int, group: dict[str, Any], members: tuple[int, ...],
+                count: float) -> None:
+        params = [group["params"][i] for i in members]
+        update = self._graph(index, group, members)
+        values: dict[str, Any] = {STEP: np.float32(count),
+                                  LR: np.asarray(group["lr"], np.float32)}
+        inputs = {}
+        for i, p in zip(members, params):
+            values[f"p{i}"] = p.numpy_view()
+            inputs[f"g{i}"] = p.grad.numpy_view()  # type: ignore[union-attr]
+            state = self.state.get(p, {})
+            for kind, initial in update.initial[i].items():  # torch's initial state
+                values[f"{PREFIX}p{i}.{kind}"] = (state[kind].numpy_view() if kind in state
+                                                  else initial)
+        _, updates = Interpreter().run(update.graph, inputs, values)
+        for i, p in zip(members, params):
+            state = self.state.setdefault(p, {})
+            state["step"] = Tensor(np.float32(updates[STEP]))
+            np.copyto(p.numpy_view(), updates[f"p{i}"])
+            head = f"{PREFIX}p{i}."
+            state.update({name[len(head):]: Tensor(value) for name, value in updates.items()
+                          if name.startswith(head)})
+
+    def _graph(self, index: int, group: dict[str, Any], members: tuple[int, ...]) -> _Update:
+        spec = self._spec(group)
+        cached = self._graphs.get((index, members))
+        if cached is not None and cached.spec == spec:
+            return cached
         g = Graph(self.name)
         b = Builder(g)
-        params = {f"p{i}": b.param(f"p{i}", self.params[i].type) for i in with_grad}
-        grads = {f"p{i}": b.input(f"g{i}", self.params[i].type) for i in with_grad}
-        state = apply_optimizer(b, self.spec, params, grads)
-        for name, value in state.initial.items():
-            self.state.setdefault(name, value)
-        self._graphs[with_grad] = g
-        return g
+        params = {f"p{i}": b.param(f"p{i}", group["params"][i].type) for i in members}
+        grads = {f"p{i}": b.input(f"g{i}", group["params"][i].type) for i in members}
+        state = apply_optimizer(b, spec, params, grads)
+        initial: dict[int, dict[str, np.ndarray]] = {i: {} for i in members}
+        for name, value in state.initial.items():  # "optimizer.p3.exp_avg"
+            p, _, kind = name[len(PREFIX):].rpartition(".")
+            if p:
+                initial[int(p[1:])][kind] = value
+        self._graphs[(index, members)] = _Update(spec, g, initial)
+        return self._graphs[(index, members)]
+
+
+class _Update(NamedTuple):
+    """One group's update graph for some of its parameters, and their initial state."""
+
+    spec: OptimizerSpec
+    graph: Graph
+    initial: dict[int, dict[str, np.ndarray]]
+
+
+def _state_tensor(value: Any, dtype: Any) -> Tensor:
+    """A loaded state entry (a dlg or torch tensor), copied."""
+    return Tensor(np.array(value.detach().numpy() if hasattr(value, "detach") else value,
+                           dtype=dtype))
 
 
 def _optimizer(name: str) -> type[Optimizer]:
@@ -78,3 +213,8 @@ SGD = _optimizer("SGD")
 Adam = _optimizer("Adam")
 AdamW = _optimizer("AdamW")
 RMSprop = _optimizer("RMSprop")
+Adadelta = _optimizer("Adadelta")
+Adagrad = _optimizer("Adagrad")
+Adamax = _optimizer("Adamax")
+NAdam = _optimizer("NAdam")
+RAdam = _optimizer("RAdam")
