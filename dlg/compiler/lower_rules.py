@@ -35,6 +35,7 @@ from dlg.ir.dtypes import DType
 from dlg.ir.graph import Node, Value
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
 from dlg.ir.ops.elementwise import ADD, CAST, COS, DIV, LOG, MUL, SQRT, SUB
+from dlg.ir.ops.gather import GATHER, SCATTER_ADD_ALONG
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.ops.pool import AVG_POOL, AVG_POOL_GRAD, MAX_POOL, MAX_POOL_GRAD
@@ -217,6 +218,21 @@ def _take(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     size = ix.dim(L.g.type_of(x).shape[axis])
     where = Op(I64, CLAMP, (where, ix.ZERO, ix.sub(size, ix.ONE)))  # never out of bounds
     return L.expr(x, idx[:axis] + [where] + idx[axis + k:])
+
+
+def _along(L: Lowering, node: Node, idx: list[Expr]) -> list[Expr]:
+    """`idx` with its axis replaced by the index tensor's value there (gather, scatter_add_along):
+    clamped, so out-of-range indices never leave the buffer."""
+    x, index = node.inputs[:2]
+    axis = node.attrs["axis"] % len(idx)
+    where = Op(I64, CAST, (L.expr(index, idx),))
+    size = ix.dim(L.g.type_of(x).shape[axis])
+    return idx[:axis] + [Op(I64, CLAMP, (where, ix.ZERO, ix.sub(size, ix.ONE)))] + idx[axis + 1:]
+
+
+@lowering(GATHER)
+def _gather(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
+    return L.expr(node.inputs[0], _along(L, node, idx))
 
 
 # ---- reductions and contractions -----------------------------------------------------------------
@@ -415,6 +431,18 @@ def _scatter_add(L: Lowering, node: Node, out: str) -> list[Stmt]:
     return [_loops(list(ushape), names, store)]
 
 
+def _scatter_add_along(L: Lowering, node: Node, out: str) -> list[Stmt]:
+    """x added into the zeroed output, then each src element at its index's position."""
+    x, _, src = node.inputs
+    shape, ishape = node.types[0].shape, L.g.type_of(src).shape
+    i = [Var(I64, f"i.{a}") for a in range(len(shape))]
+    u = [Var(I64, f"u.{a}") for a in range(len(ishape))]
+    copy = Store(out, ix.linearize(i, shape), L.expr(x, i), accumulate=True)
+    add = Store(out, ix.linearize(_along(L, node, u), shape), L.expr(src, u), accumulate=True)
+    return [_loops(list(shape), [v.name for v in i], copy),
+            _loops(list(ishape), [v.name for v in u], add)]
+
+
 def _max_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
     x, g = node.inputs
     kernel = node.attrs["kernel"]
@@ -456,4 +484,5 @@ def _avg_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
 
 SCATTERS: dict[OpDef, Callable[["Lowering", Node, str], list[Stmt]]] = {
     **SORT_KERNELS,
-    SCATTER_ADD: _scatter_add, MAX_POOL_GRAD: _max_pool_grad, AVG_POOL_GRAD: _avg_pool_grad}
+    SCATTER_ADD: _scatter_add, MAX_POOL_GRAD: _max_pool_grad, AVG_POOL_GRAD: _avg_pool_grad,
+    SCATTER_ADD_ALONG: _scatter_add_along}

@@ -28,7 +28,7 @@ from dlg.ir.ops.opdef import Trait
 NOT_PYTORCH = {
     "split": "split(x, n) is torch.chunk; torch.split takes part sizes",
     "pad": "pads are (before, after) per axis; torch's F.pad is flat, last axis first",
-    "take": "torch.take indexes the flattened tensor", "index_select": "torch's takes dim first",
+    "take": "torch.take indexes the flattened tensor",
     "one_hot": "f32 by default; torch's F.one_hot gives int64",
     "batch_norm": "given statistics only; torch's F.batch_norm also trains",
     "numel": "a tensor here; torch.numel is an int", "T": "torch spells it x.mT",

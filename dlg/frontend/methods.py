@@ -80,6 +80,8 @@ for _name in ("view", "reshape", "permute", "transpose", "unsqueeze", "squeeze",
               *(n for n, f in ELEMENTWISE.items() if Trait.UNARY in REGISTRY[n].traits)):
     if _name not in vars(Tensor):
         setattr(Tensor, _name, _method(_name))
+for _name in ("gather", "scatter", "scatter_add", "index_select", "index_add", "take_along_dim"):
+    setattr(Tensor, _name, _method(_name))
 for _name in (*(n for n in ELEMENTWISE if Trait.BINARY in REGISTRY[n].traits), "matmul"):
     if _name not in vars(Tensor):
         setattr(Tensor, _name, _binary_method(_name))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dlg.functions import activations, creation, losses, nn, reduce, shape
+from dlg.functions import activations, creation, gather, losses, nn, reduce, shape
 from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
@@ -43,11 +43,15 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "broadcast_to": shape.broadcast_to, "expand": shape.broadcast_to,
     "concat": shape.concat, "cat": shape.concat, "stack": shape.stack,
     "split": shape.split, "chunk": shape.split, "pad": shape.pad,
-    "take": shape.take, "index_select": shape.take,
+    "take": shape.take,
     # ordering and scans
     "sort": ordering.sort, "argsort": ordering.argsort, "msort": ordering.msort,
     "topk": ordering.topk, "kthvalue": ordering.kthvalue, "cumsum": ordering.cumsum,
     "cumprod": ordering.cumprod, "flip": ordering.flip,
+    # gathers and scatters by an index tensor (PyTorch's argument order)
+    "gather": gather.gather, "scatter": gather.scatter, "scatter_add": gather.scatter_add,
+    "index_select": gather.index_select, "index_add": gather.index_add,
+    "take_along_dim": gather.take_along_dim,
     # creation
     "full": creation.full, "zeros": creation.zeros, "ones": creation.ones,
     "zeros_like": creation.zeros_like, "ones_like": creation.ones_like,

@@ -21,6 +21,7 @@ from dlg.ir.ops import conv as conv_ops
 from dlg.ir.ops import elementwise as ew
 from dlg.ir.ops import losses, nn, pool, reduce, shape, source
 from dlg.ir.ops.control import SCAN
+from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops import sort as ordering
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.opdef import OpDef
@@ -165,6 +166,14 @@ def _cumsum(a: Sequence[str], attrs: Mapping[str, Any], w: Writer) -> str:
     return f"flip(cumsum(flip({a[0]}, {axis}), axis={axis}), {axis})"
 
 
+def _dim_first(name: str, **keywords: str) -> Spell:
+    """PyTorch's order for gathers and scatters: name(x, dim, index, ...)."""
+    def spell(a: Sequence[str], attrs: Mapping[str, Any], w: Writer) -> str:
+        extra = "".join(f", {k}={literal(attrs[attr], w)}" for k, attr in keywords.items())
+        return f"{name}({a[0]}, {attrs['axis']}, {', '.join(a[1:])}{extra})"
+    return spell
+
+
 def _generated(op: OpDef) -> Spell:
     return call(op.name, **{attr: attr for attr in op.attrs})
 
@@ -197,6 +206,8 @@ SPELLINGS: dict[OpDef, Spell] = {
     shape.SPLIT: call("split", "sizes", axis="axis"),
     shape.PAD: call("pad", "pads", value="value"),
     shape.TAKE: call("take", axis="axis"),
+    GATHER: _dim_first("gather"), SCATTER_ADD_ALONG: _dim_first("scatter_add"),
+    SCATTER: _dim_first("scatter"), INDEX_ADD: _dim_first("index_add", alpha="alpha"),
     shape.SLICE: _slice, shape.INDEX: _index,
     **{op: _conv(nd) for (nd, _), op in CONVS.items()},
     pool.MAX_POOL: _max_pool, pool.AVG_POOL: _avg_pool,

@@ -8,6 +8,7 @@ from dlg.ir.ops import (  # noqa: F401  (importing a family registers its ops)
     control,
     conv,
     elementwise,
+    gather,
     linalg,
     losses,
     nn,

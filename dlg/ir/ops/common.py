@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlg.errors import DlgAttributeError, DlgShapeError, DlgTypeError
+import numpy as np
+
+from dlg.errors import DlgAttributeError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.ir.dtypes import DType
 from dlg.ir.shapes import Dim, Shape, Sym, shape_str
 from dlg.ir.types import TensorType
@@ -62,6 +64,15 @@ def normalize_axes(op: str, axes: Sequence[int] | None, rank: int) -> tuple[int,
     if len(set(out)) != len(out):
         raise DlgShapeError(f"{op}: repeated axis in {tuple(axes)}")
     return tuple(sorted(out))
+
+
+def check_indices(op: str, indices: np.ndarray, dim: int, axis: int) -> None:
+    """An index tensor's values must lie in 0..dim-1 (gathers and scatters refuse the rest
+    instead of wrapping or reading out of bounds)."""
+    bad = (indices < 0) | (indices >= dim)
+    if bad.any():
+        raise DlgValueError(f"{op}: index {int(indices[bad].flat[0])} is out of range "
+                            f"0..{dim - 1} for axis {axis} of size {dim}")
 
 
 def check_lengths(op: str, nd: int, **attrs: Sequence) -> None:

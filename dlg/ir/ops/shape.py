@@ -17,6 +17,7 @@ import numpy as np
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.ir.ops.common import (
     INTS,
+    check_indices,
     interleave_zeros,
     normalize_axes,
     normalize_axis,
@@ -276,11 +277,7 @@ def _take_infer(x: TensorType, indices: TensorType, axis: int) -> TensorType:
 
 
 def _take_ref(x: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray:
-    dim = x.shape[axis]
-    bad = (indices < 0) | (indices >= dim)
-    if bad.any():
-        raise DlgValueError(f"take: index {int(indices[bad].flat[0])} is out of range "
-                            f"0..{dim - 1} for axis {axis % x.ndim} of size {dim}")
+    check_indices("take", indices, x.shape[axis], axis % x.ndim)
     return np.take(x, indices, axis=axis)
 
 
@@ -308,6 +305,7 @@ def _scatter_add_infer(g: TensorType, indices: TensorType, axis: int, shape: Sha
 def _scatter_add_ref(g: np.ndarray, indices: np.ndarray, axis: int, shape: tuple[int, ...]
                      ) -> np.ndarray:
     a = axis % len(shape)
+    check_indices("scatter_add", indices, shape[a], a)
     out = np.zeros(shape, g.dtype)
     rows = g.reshape(g.shape[:a] + (indices.size,) + g.shape[a + indices.ndim:])
     np.add.at(np.moveaxis(out, a, 0), indices.reshape(-1), np.moveaxis(rows, a, 0))

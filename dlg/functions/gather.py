@@ -1,0 +1,155 @@
+"""Gathers and scatters by an index tensor, with PyTorch's arguments: gather, scatter_add,
+scatter, index_select, index_add, take_along_dim (dim before index, as torch writes them).
+
+Their ops (dlg/ir/ops/gather.py, take and scatter_add in shape.py) need tensors of rank >= 1:
+a 0-d operand is read as a 1-element vector and the result given back at the shape PyTorch
+gives. Index values are checked against the axis when the op runs (an eager call raises a
+DlgValueError naming the index; compiled code clamps them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlg.errors import DlgShapeError, DlgTypeError
+from dlg.functions import args
+from dlg.functions.args import describe, tensor
+from dlg.functions.front import Front
+from dlg.ir.ops.common import INTS, broadcast_shapes, normalize_axis
+from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
+from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE, SLICE, TAKE
+from dlg.ir.shapes import Shape, numel
+
+
+def _index(F: Front, index: Any, op: str) -> Any:
+    """The index argument: an int32 or int64 tensor."""
+    if not F.is_tensor(index) or F.type_of(index).dtype not in INTS:
+        what = describe(F, index)
+        raise DlgTypeError(f"{op}: index must be an int64 (or int32) tensor, got {what}")
+    return index
+
+
+def _vector(F: Front, x: Any) -> Any:
+    """A 0-d tensor as a 1-element vector; others as they are."""
+    return F.emit(RESHAPE, x, shape=(1,)) if F.type_of(x).rank == 0 else x
+
+
+def _shaped(F: Front, y: Any, shape: Shape) -> Any:
+    """`y` back at the shape PyTorch gives (0-d where the operands were)."""
+    return y if F.type_of(y).shape == tuple(shape) else F.emit(RESHAPE, y, shape=tuple(shape))
+
+
+def _leading(F: Front, src: Any, index: Any, op: str) -> Any:
+    """The part of `src` the index covers: PyTorch's scatters read src's leading elements where
+    src is larger than the index."""
+    s, i = F.type_of(src), F.type_of(index)
+    if s.rank != i.rank:
+        raise DlgShapeError(f"{op}: src {s} must have the rank of index {i}")
+    axes = [a for a, (n, m) in enumerate(zip(s.shape, i.shape)) if n != m]
+    for a in axes:
+        if not (isinstance(s.shape[a], int) and isinstance(i.shape[a], int)
+                and s.shape[a] > i.shape[a]):
+            raise DlgShapeError(f"{op}: src {s} is smaller than index {i} on axis {a}")
+    if not axes:
+        return src
+    return F.emit(SLICE, src, axes=tuple(axes), starts=(0,) * len(axes),
+                  stops=tuple(i.shape[a] for a in axes), steps=(1,) * len(axes))
+
+
+def gather(F: Front, x: Any, axis: int, index: Any, sparse_grad: bool = False) -> Any:
+    """out[i][j] = x[index[i][j]][j] along `axis` (torch.gather); the output has index's shape.
+    `sparse_grad` is accepted and has no effect (gradients are dense)."""
+    x = tensor(F, x, "gather's argument")
+    index = _index(F, index, "gather")
+    y = F.emit(GATHER, _vector(F, x), _vector(F, index), axis=args.axis(F, axis))
+    return _shaped(F, y, F.type_of(index).shape)
+
+
+def scatter_add(F: Front, x: Any, axis: int, index: Any, src: Any) -> Any:
+    """x with src[i][j] added at [index[i][j]][j] along `axis` (torch.scatter_add); repeated
+    positions add up."""
+    x = tensor(F, x, "scatter_add's argument")
+    index = _index(F, index, "scatter_add")
+    src = _leading(F, tensor(F, src, "scatter_add's src"), index, "scatter_add")
+    y = F.emit(SCATTER_ADD_ALONG, _vector(F, x), _vector(F, index), _vector(F, src),
+               axis=args.axis(F, axis))
+    return _shaped(F, y, F.type_of(x).shape)
+
+
+def scatter(F: Front, x: Any, axis: int, index: Any, src: Any = None, value: Any = None,
+            reduce: str | None = None) -> Any:
+    """x with src[i][j] (or a scalar value) written at [index[i][j]][j] along `axis`
+    (torch.scatter); reduce="add" adds instead. Where an index repeats, PyTorch keeps one of the
+    values (which one is unspecified); here a tensor src's values add up."""
+    x = tensor(F, x, "scatter's argument")
+    index = _index(F, index, "scatter")
+    if (src is None) == (value is None):
+        raise DlgTypeError("scatter takes one of src (a tensor or a number) and value")
+    new = src if value is None else value
+    if reduce is not None:
+        args.choice(F, reduce, ("add",), "scatter: reduce")
+    t = F.type_of(x)
+    if not F.is_tensor(new):
+        if not args.is_static(new):
+            raise DlgTypeError(f"scatter: src must be a tensor or a number, got "
+                               f"{describe(F, new)}")
+        new = F.lift(args.weak(new, t.dtype), t.dtype)
+    elif F.type_of(new).rank or F.type_of(index).rank == 0:  # a 0-d src is a value
+        new = _vector(F, _leading(F, new, index, "scatter"))
+    if reduce == "add":
+        shape = (1,) if F.type_of(index).rank == 0 else F.type_of(index).shape
+        new = F.emit(BROADCAST_TO, new, shape=shape) if F.type_of(new).rank == 0 else new
+        op = SCATTER_ADD_ALONG
+    else:
+        op = SCATTER
+    y = F.emit(op, _vector(F, x), _vector(F, index), new, axis=args.axis(F, axis))
+    return _shaped(F, y, t.shape)
+
+
+def index_select(F: Front, x: Any, axis: int, index: Any) -> Any:
+    """The slices of x at the positions in a 1-d index along `axis` (torch.index_select:
+    dim before index; `take(x, indices, axis)` takes it last)."""
+    x = tensor(F, x, "index_select's argument")
+    if F.is_tensor(axis):
+        raise DlgTypeError("index_select takes dim before index (PyTorch's order); "
+                           "take(x, indices, axis) takes the axis last")
+    index = _index(F, index, "index_select")
+    if F.type_of(index).rank > 1:
+        raise DlgShapeError(f"index_select: index must be 0-d or 1-d, got {F.type_of(index)}")
+    y = F.emit(TAKE, _vector(F, x), _vector(F, index), axis=args.axis(F, axis))
+    return _shaped(F, y, F.type_of(x).shape) if F.type_of(x).rank == 0 else y
+
+
+def index_add(F: Front, x: Any, axis: int, index: Any, source: Any, alpha: Any = 1) -> Any:
+    """x plus alpha times the slices of source added at the positions of a 1-d index along
+    `axis` (torch.index_add); repeated positions add up."""
+    x = tensor(F, x, "index_add's argument")
+    index = _index(F, index, "index_add")
+    source = tensor(F, source, "index_add's source")
+    if not args.is_number(alpha):
+        raise DlgTypeError(f"index_add: alpha must be a number, got {describe(F, alpha)}")
+    y = F.emit(INDEX_ADD, _vector(F, x), _vector(F, index), _vector(F, source),
+               axis=args.axis(F, axis), alpha=alpha)
+    return _shaped(F, y, F.type_of(x).shape)
+
+
+def take_along_dim(F: Front, x: Any, indices: Any, axis: Any = None) -> Any:
+    """gather along `axis` after broadcasting x and indices against each other on the other
+    axes (torch.take_along_dim); with no axis, of the flattened tensors."""
+    x = tensor(F, x, "take_along_dim's argument")
+    indices = _index(F, indices, "take_along_dim")
+    t, i = F.type_of(x), F.type_of(indices)
+    if axis is None:
+        flat = [F.emit(RESHAPE, v, shape=(numel(s.shape),)) for v, s in ((x, t), (indices, i))]
+        return F.emit(GATHER, *flat, axis=0)
+    a = args.axis(F, axis)
+    if t.rank != i.rank:
+        raise DlgShapeError(f"take_along_dim: indices {i} must have the rank of x {t}")
+    if t.rank == 0:
+        return gather(F, x, a, indices)
+    a = normalize_axis("take_along_dim", a, t.rank)
+    rest = broadcast_shapes("take_along_dim", *(s.shape[:a] + s.shape[a + 1:] for s in (t, i)))
+    x, indices = (v if s.shape[:a] + s.shape[a + 1:] == rest else
+                  F.emit(BROADCAST_TO, v, shape=rest[:a] + (s.shape[a],) + rest[a:])
+                  for v, s in ((x, t), (indices, i)))
+    return F.emit(GATHER, x, indices, axis=a)
