@@ -45,6 +45,14 @@ class cuda:  # noqa: N801  (torch.cuda spelling)
     def is_available() -> builtins.bool:
         return False
 
+
+class accelerator:  # noqa: N801  (torch.accelerator spelling)
+    """`dlg.accelerator.is_available()`: eager tensors run on the CPU (pytorch/examples ask)."""
+
+    @staticmethod
+    def is_available() -> builtins.bool:
+        return False
+
 __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameError",
            "DlgShapeError", "DlgSyntaxError", "DlgTypeError", "DlgValueError", "Executable",
            "Graph", "Model", "Tensor", "TensorType", "compile", "cuda", "data", "device", "load",
