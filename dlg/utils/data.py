@@ -32,6 +32,7 @@ class TensorDataset:
 class DataLoader:
     def __init__(self, dataset: TensorDataset, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None):
+        self.dataset = dataset  # torch's loaders expose it: len(loader.dataset) is the sample count
         self.loader = ArrayLoader(*dataset.arrays, batch_size=batch_size, shuffle=shuffle,
                                   seed=seed, drop_last=drop_last)
 
