@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import MaxResult, Tensor, call, eager, op
 from dlg.functions import FUNCTIONS
@@ -123,3 +124,11 @@ globals().update({name: _float_target(name) for name in _FLOAT_TARGET})
 __all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "ones", "op", "rand",
            "randn", "relu", "tensor", "where", "zeros", *_FLOAT_TARGET]
 __all__ += sorted(set(_generated) - set(__all__))
+
+
+# ---- math with PyTorch's promotion and Python results (frontend/methods.py) ---------------------
+div = divide = methods.divide
+true_divide = methods.divide
+clamp = clip = methods.clamp
+mean = methods.mean
+allclose, equal = methods.python_bool("allclose"), methods.python_bool("equal")

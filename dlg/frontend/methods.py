@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from dlg.errors import DlgTypeError
+from dlg.frontend.engine import caller_span
 from dlg.frontend.tensor import Tensor, call
 from dlg.functions.args import is_number, is_static
 from dlg.functions.elementwise import ELEMENTWISE, takes_ints
@@ -95,3 +97,65 @@ for _dunder, _name in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt
 Tensor.__neg__ = _method("neg")  # type: ignore[method-assign]
 Tensor.__abs__ = _method("abs")  # type: ignore[method-assign]
 Tensor.__invert__ = _method("logical_not")  # type: ignore[method-assign]
+
+
+# ---- math: reductions, products, PyTorch's arithmetic arguments (dlg/functions) ---------------
+for _name in ("amax", "amin", "std", "var", "norm", "all", "any", "logsumexp", "count_nonzero",
+              "mm", "bmm", "mv", "dot", "outer", "isclose"):
+    setattr(Tensor, _name, _method(_name))
+
+
+def _alpha_method(name: str) -> Callable[..., Tensor]:
+    def method(self: Tensor, other: Any, alpha: Any = 1) -> Tensor:
+        return binary(name, self, other, alpha=alpha)
+    method.__name__ = name
+    return method
+
+
+def divide(a: Any, b: Any, rounding_mode: str | None = None) -> Tensor:
+    """torch.div: promoted as PyTorch does (true division makes floats of ints, a rounded one
+    keeps them)."""
+    opdef = REGISTRY["div" if rounding_mode is None else "floor_divide"]
+    return call("div", *promote(opdef, a, b), rounding_mode=rounding_mode)
+
+
+def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    """torch.clamp: x and tensor or number bounds promoted to one dtype first."""
+    given = [v for v in (min, max) if v is not None]
+    x, *bounds = promote(REGISTRY["maximum"], x, *given)
+    rest = iter(bounds)
+    low = None if min is None else next(rest)
+    return call("clamp", x, low, None if max is None else next(rest))
+
+
+def mean(x: Any, *args: Any, dtype: DType | None = None, **kwargs: Any) -> Tensor:
+    """torch.mean refuses integer and bool tensors unless `dtype` says what to average in
+    (.dlg's mean averages them as f32, as the accuracy metric of a train section does)."""
+    if isinstance(x, Tensor) and dtype is None and not x.dtype.is_float:
+        raise DlgTypeError(f"mean: the input must be a float tensor (or give dtype=), got "
+                           f"{x.type}", caller_span())
+    return call("mean", x, *args, dtype=dtype, **kwargs)
+
+
+def python_bool(name: str) -> Callable[..., bool]:
+    """allclose and equal give a Python bool, as in PyTorch."""
+    def fn(a: Any, b: Any, *args: Any, **kwargs: Any) -> bool:
+        return bool(call(name, a, b, *args, **kwargs))
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def _clamp_(self: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    return self.copy_(clamp(self, min, max))
+
+
+Tensor.add, Tensor.sub = _alpha_method("add"), _alpha_method("sub")  # type: ignore[method-assign]
+Tensor.div = Tensor.divide = divide  # type: ignore[method-assign]
+Tensor.true_divide = lambda self, other: divide(self, other)  # type: ignore[attr-defined]
+Tensor.clamp = Tensor.clip = clamp  # type: ignore[attr-defined]
+Tensor.clamp_ = Tensor.clip_ = _clamp_  # type: ignore[attr-defined]
+Tensor.mean = mean  # type: ignore[method-assign]
+Tensor.allclose, Tensor.equal = python_bool("allclose"), python_bool("equal")  # type: ignore
+for _dunder, _name in {"floordiv": "floor_divide", "mod": "remainder"}.items():
+    setattr(Tensor, f"__{_dunder}__", _binary_method(_name))
+    setattr(Tensor, f"__r{_dunder}__", _binary_method(_name, reflected=True))

@@ -38,7 +38,7 @@ from dlg.ir.ops.reduce import (
 def dims(F: Front, x: Any, value: Any, name: str, empty_is_all: bool = True
          ) -> tuple[int, ...] | None:
     """PyTorch's `dim` of a reduction of x, as sorted axes in 0..rank-1 (None: every axis)."""
-    given = axes(F, value, f"{name}: dim")
+    given = axes(F, value, f"{name}: axis")
     if given is None or (not given and empty_is_all):
         return None
     rank = F.type_of(x).rank
