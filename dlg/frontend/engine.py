@@ -110,6 +110,7 @@ class Tracer:
         self.names = names  # id(tensor) -> (parameter name, trainable)
         self.modules = modules or {}  # id(module) -> its name in the traced module
         self.values: dict[int, Value] = {}
+        self.constants: list[Tensor] = []  # kept alive: a freed tensor's id may come back
         self.layer_calls: list[LayerCall] = []
 
     def update(self, buffer: Tensor, value: Tensor) -> None:
@@ -135,6 +136,7 @@ class Tracer:
                 name, trainable = self.names[id(t)]
                 self.values[id(t)] = self.builder.param(name, t.type, trainable=trainable)
             else:
+                self.constants.append(t)
                 self.values[id(t)] = self.builder.constant(t.numpy_view(), t.type.dtype)
         return self.values[id(t)]
 
