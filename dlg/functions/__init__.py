@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from dlg.functions import activations, creation, gather, losses, nn, reduce, shape
-from dlg.functions.masking import masked_fill
 from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
@@ -44,27 +43,20 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "squeeze": shape.squeeze, "unsqueeze": shape.unsqueeze,
     "broadcast_to": shape.broadcast_to, "expand": shape.broadcast_to,
     "concat": shape.concat, "cat": shape.concat, "stack": shape.stack,
-    "split": shape.split, "chunk": shape.chunk, "pad": pad,
+    "split": shape.split, "chunk": shape.split, "pad": pad,
     "take": shape.take,
-    "unbind": shape.unbind, "narrow": shape.narrow, "movedim": shape.movedim,
-    "swapaxes": shape.transpose, "swapdims": shape.transpose, "unflatten": shape.unflatten,
-    "repeat": shape.repeat, "tile": shape.tile, "masked_fill": masked_fill,
-    # gathers and scatters by an index tensor (PyTorch's argument order)
-    "gather": gather.gather, "scatter": gather.scatter, "scatter_add": gather.scatter_add,
-    "index_select": gather.index_select, "index_add": gather.index_add,
-    "take_along_dim": gather.take_along_dim,
     # ordering and scans
     "sort": ordering.sort, "argsort": ordering.argsort, "msort": ordering.msort,
     "topk": ordering.topk, "kthvalue": ordering.kthvalue, "cumsum": ordering.cumsum,
     "cumprod": ordering.cumprod, "flip": ordering.flip,
+    # gathers and scatters by an index tensor (PyTorch's argument order)
+    "gather": gather.gather, "scatter": gather.scatter, "scatter_add": gather.scatter_add,
+    "index_select": gather.index_select, "index_add": gather.index_add,
+    "take_along_dim": gather.take_along_dim,
     # creation
     "full": creation.full, "zeros": creation.zeros, "ones": creation.ones,
     "zeros_like": creation.zeros_like, "ones_like": creation.ones_like,
     "arange": creation.arange, "rand": creation.rand, "randn": creation.randn,
-    "full_like": creation.full_like, "empty": creation.zeros, "empty_like": creation.zeros_like,
-    "eye": creation.eye, "linspace": creation.linspace, "logspace": creation.logspace,
-    "randint": creation.randint, "rand_like": creation.rand_like,
-    "randn_like": creation.randn_like,
     # neural networks
     "conv1d": nn.conv1d, "conv2d": nn.conv2d, "max_pool1d": nn.max_pool1d,
     "max_pool2d": nn.max_pool2d, "avg_pool1d": nn.avg_pool1d, "avg_pool2d": nn.avg_pool2d,
