@@ -42,6 +42,7 @@ class Module:
                                 f"before assigning {name!r}", engine.caller_span())
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
+        self.__dict__.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):

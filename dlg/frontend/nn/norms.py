@@ -14,10 +14,17 @@ from dlg.frontend.tensor import Tensor, call, checked
 from dlg.functions import args
 
 
-def _affine(module: Module, shape: Any) -> None:
-    """weight (ones) and bias (zeros) of `shape`, trained."""
+def _affine(module: Module, shape: Any, bias: bool) -> None:
+    """weight (ones) and, with `bias`, bias (zeros) of `shape`, trained; None when absent."""
     module.weight = Parameter(np.ones(shape, np.float32))
-    module.bias = Parameter(np.zeros(shape, np.float32))
+    module.bias = Parameter(np.zeros(shape, np.float32)) if bias else None
+
+
+def _scale_shift(module: Module, shape: Any) -> tuple[Any, Any]:
+    """The affine weight and bias, ones and zeros standing in for absent ones."""
+    weight = module.weight if module.weight is not None else np.ones(shape, np.float32)
+    bias = module.bias if module.bias is not None else np.zeros(shape, np.float32)
+    return weight, bias
 
 
 class _BatchNorm(Module):
@@ -30,12 +37,13 @@ class _BatchNorm(Module):
     takes = ""  # the shapes it takes, as prelude.dlg's assert says
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True):
+                 affine: bool = True, track_running_stats: bool = True, *, bias: bool = True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = self.bias = None
         if affine:
-            _affine(self, num_features)
+            _affine(self, num_features, bias)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
             self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
@@ -45,8 +53,7 @@ class _BatchNorm(Module):
         if x.ndim not in self.ranks:
             raise DlgShapeError(f"{type(self).__name__} takes {self.takes}",
                                 engine.caller_span())
-        weight, bias = (self.weight, self.bias) if self.affine else (
-            np.ones(self.num_features, np.float32), np.zeros(self.num_features, np.float32))
+        weight, bias = _scale_shift(self, self.num_features)
         if not self.training and self.track_running_stats:
             return call("batch_norm", x, self.running_mean, self.running_var, weight, bias,
                         eps=self.eps)
@@ -73,7 +80,8 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -86,21 +94,22 @@ class BatchNorm2d(_BatchNorm):
 
 class LayerNorm(Module):
     def __init__(self, normalized_shape: Any, eps: float = 1e-5,
-                 elementwise_affine: bool = True):
+                 elementwise_affine: bool = True, bias: bool = True):
         super().__init__()
         shape = checked(args.shape, (normalized_shape,))
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
+        self.weight = self.bias = None
         if elementwise_affine:
-            _affine(self, shape)
+            _affine(self, shape, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        affine = [self.weight, self.bias] if self.elementwise_affine else []
+        affine = _scale_shift(self, self.normalized_shape) if self.elementwise_affine else ()
         return call("layer_norm", x, self.normalized_shape, *affine, eps=self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
 def group_norm(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
@@ -113,33 +122,34 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor |
     size = x.shape[1] // num_groups * int(np.prod(x.shape[2:], dtype=np.int64))
     y = call("layer_norm", x.reshape(x.shape[0], num_groups, size), (size,), eps=eps)
     y = y.reshape(*x.shape)
-    if weight is None:
-        return y
     per_channel = (x.shape[1],) + (1,) * (x.ndim - 2)
-    return y * weight.reshape(*per_channel) + bias.reshape(*per_channel)
+    if weight is not None:
+        y = y * weight.reshape(*per_channel)
+    return y if bias is None else y + bias.reshape(*per_channel)
 
 
 class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
-                 affine: bool = True):
+                 affine: bool = True, *, bias: bool = True):
         super().__init__()
         if num_channels % num_groups:
             raise DlgValueError("num_channels must be divisible by num_groups",
                                 engine.caller_span())
         self.num_groups, self.num_channels, self.eps, self.affine = (num_groups, num_channels,
                                                                      eps, affine)
+        self.weight = self.bias = None
         if affine:
-            _affine(self, num_channels)
+            _affine(self, num_channels, bias)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise DlgShapeError(f"GroupNorm expected [N, {self.num_channels}, ...], got "
                                 f"{list(x.shape)}", engine.caller_span())
-        affine = (self.weight, self.bias) if self.affine else (None, None)
-        return group_norm(x, self.num_groups, *affine, self.eps)
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
 
 
 class _InstanceNorm(Module):
@@ -156,18 +166,18 @@ class _InstanceNorm(Module):
                                 f"supported", engine.caller_span())
         self.num_features, self.eps, self.momentum, self.affine = (num_features, eps,
                                                                    momentum, affine)
+        self.weight = self.bias = None
         if affine:
-            _affine(self, num_features)
+            _affine(self, num_features, True)
 
     def forward(self, x: Tensor) -> Tensor:
         batched = x if x.ndim == self.nd + 2 else x.unsqueeze(0)
-        affine = (self.weight, self.bias) if self.affine else (None, None)
-        y = group_norm(batched, self.num_features, *affine, self.eps)
+        y = group_norm(batched, self.num_features, self.weight, self.bias, self.eps)
         return y if x.ndim == self.nd + 2 else y.squeeze(0)
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats=False")
+                f"affine={self.affine}, bias={self.affine}, track_running_stats=False")
 
 
 class InstanceNorm1d(_InstanceNorm):

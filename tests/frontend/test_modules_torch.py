@@ -1,0 +1,339 @@
+"""dlg.nn's modules and options against torch.nn: the same module built from both namespaces,
+torch's state_dict loaded into dlg's (the keys equal), then outputs and the gradients of inputs
+and parameters compared in training and in eval mode; the options' own behaviour (running
+statistics, padding rows, padding modes, masks); repr as torch prints it; and a few composite
+modules traced and compiled against eager."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dlg
+import dlg.nn as nn
+from dlg.errors import DlgError
+
+torch = pytest.importorskip("torch")
+R = np.random.default_rng(0)
+
+Make = Callable[[Any], Any]  # builds the module from a namespace: dlg.nn or torch.nn
+
+
+def pair(make: Make) -> tuple[Any, Any]:
+    """The dlg module holding the torch module's state (after checking the keys agree)."""
+    torch.manual_seed(0)
+    ours, theirs = make(nn), make(torch.nn)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    return ours, theirs
+
+
+def first(out: Any) -> Any:
+    return out[0] if isinstance(out, tuple) else out
+
+
+def assert_close(ours: Any, theirs: Any, what: str, tol: float = 1e-5) -> None:
+    np.testing.assert_allclose(ours.detach().numpy() if hasattr(ours, "detach") else ours,
+                               theirs.detach().numpy(), rtol=tol, atol=tol, err_msg=what)
+
+
+def check(make: Make, inputs: list[np.ndarray], training: bool, **call: Any) -> tuple[Any, Any]:
+    """Outputs, input and parameter gradients and the state after the call, dlg vs torch."""
+    ours, theirs = pair(make)
+    ours.train(training)
+    theirs.train(training)
+    grads = [a.dtype.kind == "f" for a in inputs]
+    xa = [dlg.tensor(a, requires_grad=g) for a, g in zip(inputs, grads)]
+    xt = [torch.tensor(a, requires_grad=g) for a, g in zip(inputs, grads)]
+    ya, yt = first(ours(*xa, **call)), first(theirs(*xt, **call))
+    assert_close(ya, yt, "output")
+    w = R.standard_normal(tuple(yt.shape)).astype(np.float32)
+    (ya * dlg.tensor(w)).sum().backward()
+    (yt * torch.tensor(w)).sum().backward()
+    for i, (a, t) in enumerate(zip(xa, xt)):
+        if t.grad is not None:
+            assert_close(a.grad, t.grad, f"input {i} gradient", 1e-4)
+    theirs_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        assert_close(p.grad, theirs_params[name].grad, f"{name} gradient", 1e-4)
+    for name, v in theirs.state_dict().items():
+        assert_close(ours.state_dict()[name], v, f"state {name}")
+    return ours, theirs
+
+
+def f(*shape: int) -> np.ndarray:
+    return R.standard_normal(shape).astype(np.float32)
+
+
+MODULES: list[tuple[str, Make, Callable[[], list[np.ndarray]]]] = [
+    # activations
+    *[(name, lambda ns, name=name: getattr(ns, name)(), lambda: [f(3, 5) * 3])
+      for name in ("Identity", "SiLU", "Mish", "SELU", "ReLU6", "Hardswish", "Hardsigmoid",
+                   "LogSigmoid", "Softsign", "Tanhshrink", "ELU", "CELU", "Softplus",
+                   "Hardtanh", "LeakyReLU", "Softshrink", "Hardshrink")],
+    ("ELU(alpha)", lambda ns: ns.ELU(alpha=0.5), lambda: [f(3, 5)]),
+    ("CELU(alpha)", lambda ns: ns.CELU(alpha=2.0), lambda: [f(3, 5)]),
+    ("Softplus(beta, threshold)", lambda ns: ns.Softplus(beta=2.0, threshold=1.5),
+     lambda: [f(3, 5)]),
+    ("Hardtanh(min, max)", lambda ns: ns.Hardtanh(min_val=-0.5, max_val=2.0), lambda: [f(3, 5)]),
+    ("LeakyReLU(slope)", lambda ns: ns.LeakyReLU(0.2), lambda: [f(3, 5)]),
+    ("PReLU", lambda ns: ns.PReLU(), lambda: [f(2, 3, 4)]),
+    ("PReLU(channels)", lambda ns: ns.PReLU(3, init=0.1), lambda: [f(2, 3, 4)]),
+    ("GLU", lambda ns: ns.GLU(dim=1), lambda: [f(2, 6, 3)]),
+    ("Softmin", lambda ns: ns.Softmin(dim=1), lambda: [f(3, 5)]),
+    # shapes
+    ("Unflatten", lambda ns: ns.Unflatten(1, (2, 3)), lambda: [f(4, 6, 2)]),
+    ("Unflatten(-1)", lambda ns: ns.Unflatten(-1, (-1, 2)), lambda: [f(4, 6)]),
+    # pools
+    ("AdaptiveAvgPool2d(even)", lambda ns: ns.AdaptiveAvgPool2d((2, 3)), lambda: [f(2, 3, 4, 6)]),
+    ("AdaptiveAvgPool2d(uneven)", lambda ns: ns.AdaptiveAvgPool2d((3, None)),
+     lambda: [f(2, 3, 7, 5)]),
+    ("AdaptiveAvgPool1d", lambda ns: ns.AdaptiveAvgPool1d(3), lambda: [f(2, 3, 8)]),
+    ("AdaptiveMaxPool2d", lambda ns: ns.AdaptiveMaxPool2d(3), lambda: [f(2, 3, 7, 6)]),
+    ("MaxPool2d(dilation, ceil)", lambda ns: ns.MaxPool2d(3, 2, 1, dilation=2, ceil_mode=True),
+     lambda: [f(2, 3, 9, 8)]),
+    ("MaxPool1d(ceil)", lambda ns: ns.MaxPool1d(2, ceil_mode=True), lambda: [f(2, 3, 7)]),
+    ("AvgPool2d(ceil, no pad count)",
+     lambda ns: ns.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+     lambda: [f(2, 3, 8, 7)]),
+    # convolutions
+    *[(f"Conv2d({mode})", lambda ns, mode=mode: ns.Conv2d(3, 4, 3, padding=(1, 2),
+                                                          padding_mode=mode),
+       lambda: [f(2, 3, 5, 6)]) for mode in ("zeros", "reflect", "replicate", "circular")],
+    ("Conv1d(circular, same)", lambda ns: ns.Conv1d(2, 3, 4, padding="same",
+                                                    padding_mode="circular"),
+     lambda: [f(2, 2, 9)]),
+    ("Conv2d(same, dilation)", lambda ns: ns.Conv2d(2, 3, 3, padding="same", dilation=2),
+     lambda: [f(2, 2, 7, 7)]),
+    ("Conv1d(valid, no bias)", lambda ns: ns.Conv1d(2, 3, 3, padding="valid", bias=False),
+     lambda: [f(2, 2, 9)]),
+    # normalisation
+    ("BatchNorm2d(affine=False)", lambda ns: ns.BatchNorm2d(3, affine=False),
+     lambda: [f(4, 3, 2, 2)]),
+    ("BatchNorm1d(no running stats)", lambda ns: ns.BatchNorm1d(4, track_running_stats=False),
+     lambda: [f(6, 4)]),
+    ("BatchNorm1d(momentum=None)", lambda ns: ns.BatchNorm1d(4, momentum=None),
+     lambda: [f(6, 4, 3)]),
+    ("GroupNorm", lambda ns: ns.GroupNorm(2, 4), lambda: [f(3, 4, 5)]),
+    ("GroupNorm(no bias)", lambda ns: ns.GroupNorm(2, 4, bias=False), lambda: [f(3, 4, 5)]),
+    ("LayerNorm(no bias)", lambda ns: ns.LayerNorm((2, 3), bias=False), lambda: [f(4, 2, 3)]),
+    ("BatchNorm2d(no bias)", lambda ns: ns.BatchNorm2d(3, bias=False), lambda: [f(4, 3, 2, 2)]),
+    ("GroupNorm(affine=False)", lambda ns: ns.GroupNorm(3, 6, eps=1e-3, affine=False),
+     lambda: [f(2, 6, 2, 3)]),
+    ("InstanceNorm2d", lambda ns: ns.InstanceNorm2d(3), lambda: [f(2, 3, 4, 4)]),
+    ("InstanceNorm1d(affine)", lambda ns: ns.InstanceNorm1d(3, affine=True),
+     lambda: [f(2, 3, 5)]),
+    # attention
+    ("MultiheadAttention", lambda ns: ns.MultiheadAttention(8, 2),
+     lambda: [f(5, 3, 8), f(4, 3, 8), f(4, 3, 8)]),
+    ("MultiheadAttention(batch_first, no bias)",
+     lambda ns: ns.MultiheadAttention(6, 3, bias=False, batch_first=True),
+     lambda: [f(2, 5, 6), f(2, 4, 6), f(2, 4, 6)]),
+    ("MultiheadAttention(unbatched)", lambda ns: ns.MultiheadAttention(4, 1),
+     lambda: [f(3, 4), f(5, 4), f(5, 4)]),
+    # losses
+    ("KLDivLoss", lambda ns: ns.KLDivLoss(reduction="batchmean"),
+     lambda: [np.log(np.abs(f(3, 4)) + 0.1), np.abs(f(3, 4))]),
+    ("KLDivLoss(log_target)", lambda ns: ns.KLDivLoss(reduction="sum", log_target=True),
+     lambda: [f(3, 4), f(3, 4)]),
+    ("SmoothL1Loss", lambda ns: ns.SmoothL1Loss(beta=0.5), lambda: [f(3, 4), f(3, 4)]),
+    ("HuberLoss", lambda ns: ns.HuberLoss(reduction="sum", delta=0.7),
+     lambda: [f(3, 4), f(3, 4)]),
+    ("CrossEntropyLoss(weight, ignore_index, smoothing)",
+     lambda ns: ns.CrossEntropyLoss(weight=ns_tensor(ns, [1.0, 2.0, 0.5]), ignore_index=1,
+                                    label_smoothing=0.1),
+     lambda: [f(5, 3), np.array([0, 1, 2, 2, 0])]),
+    ("NLLLoss(weight, sum)",
+     lambda ns: ns.NLLLoss(weight=ns_tensor(ns, [1.0, 2.0, 0.5]), reduction="sum"),
+     lambda: [f(4, 3), np.array([0, 1, 2, 2])]),
+    ("CosineSimilarity", lambda ns: ns.CosineSimilarity(dim=1), lambda: [f(3, 5), f(3, 5)]),
+]
+
+
+def ns_tensor(ns: Any, values: list[float]) -> Any:
+    """A float32 tensor of the namespace's library (dlg.nn -> dlg, torch.nn -> torch)."""
+    lib = dlg if ns is nn else torch
+    return lib.tensor(np.float32(values))
+
+
+@pytest.mark.parametrize("name, make, inputs", MODULES, ids=[c[0] for c in MODULES])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_module_matches_torch(name, make, inputs, training):
+    check(make, inputs(), training)
+
+
+# ---- options' own behaviour ------------------------------------------------------------------
+def test_batch_norm_momentum_none_is_a_cumulative_average():
+    make = lambda ns: ns.BatchNorm1d(3, momentum=None)  # noqa: E731
+    ours, theirs = pair(make)
+    for _ in range(3):
+        x = f(5, 3)
+        ours(dlg.tensor(x))
+        theirs(torch.tensor(x))
+    for name, v in theirs.state_dict().items():
+        assert_close(ours.state_dict()[name], v, name)
+    assert int(ours.num_batches_tracked.item()) == 3
+
+
+def test_batch_norm_options_leave_out_their_state():
+    assert list(nn.BatchNorm2d(3, affine=False).state_dict()) == [
+        "running_mean", "running_var", "num_batches_tracked"]
+    untracked = nn.BatchNorm2d(3, track_running_stats=False)
+    assert list(untracked.state_dict()) == ["weight", "bias"]
+    x = f(4, 3, 2, 2)
+    untracked.eval()  # still the batch's statistics
+    y = untracked(dlg.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+
+
+def test_embedding_padding_idx_starts_at_zero_and_gets_no_gradient():
+    ours, theirs = pair(lambda ns: ns.Embedding(6, 3, padding_idx=2))
+    assert not ours.weight.detach().numpy()[2].any()
+    idx = np.array([[2, 1, 2], [4, 2, 0]])
+    ya, yt = ours(dlg.tensor(idx)), theirs(torch.tensor(idx))
+    assert_close(ya, yt, "output")
+    (ya * ya).sum().backward()
+    (yt * yt).sum().backward()
+    assert_close(ours.weight.grad, theirs.weight.grad, "weight gradient")
+    assert not ours.weight.grad.numpy()[2].any()
+
+
+def test_embedding_max_norm_renormalises_the_rows_looked_up():
+    ours, theirs = pair(lambda ns: ns.Embedding(5, 4, max_norm=1.0))
+    idx = np.array([0, 3, 3])
+    assert_close(ours(dlg.tensor(idx)), theirs(torch.tensor(idx)), "output")
+    assert_close(ours.weight, theirs.weight, "renormalised weight")
+    assert np.linalg.norm(ours.weight.detach().numpy()[1]) > 1  # a row not looked up stays
+
+
+def test_channel_dropout_zeroes_whole_channels_and_scales_the_rest():
+    dlg.manual_seed(0)
+    x = np.ones((8, 6, 5, 5), np.float32)
+    y = nn.Dropout2d(0.5)(dlg.tensor(x)).numpy()
+    per_channel = y.reshape(8, 6, -1)
+    assert set(np.unique(per_channel)) <= {0.0, 2.0}
+    assert (per_channel.min(-1) == per_channel.max(-1)).all()  # whole channels
+    assert 0 < (per_channel[..., 0] == 0).mean() < 1
+    one_d = nn.Dropout1d(0.5)(dlg.tensor(np.ones((6, 7), np.float32))).numpy()  # unbatched
+    assert (one_d.min(-1) == one_d.max(-1)).all()
+    assert (nn.Dropout2d(0.5).eval()(dlg.tensor(x)).numpy() == x).all()
+
+
+def test_max_pool_returns_indices_as_torch():
+    x = f(2, 3, 6, 6)
+    ya, ia = nn.MaxPool2d(2, return_indices=True)(dlg.tensor(x))
+    yt, it = torch.nn.MaxPool2d(2, return_indices=True)(torch.tensor(x))
+    assert_close(ya, yt, "values")
+    np.testing.assert_array_equal(ia.numpy(), it.numpy())
+
+
+def test_multihead_attention_masks_and_weights_match_torch():
+    ours, theirs = pair(lambda ns: ns.MultiheadAttention(6, 2))
+    q, k = f(4, 2, 6), f(5, 2, 6)
+    padding = np.array([[False, False, True, False, True], [False] * 5])
+    causal = np.triu(np.ones((4, 5), bool), 1)
+    additive = f(4, 5)
+    for kwargs in ({"key_padding_mask": padding, "attn_mask": causal},
+                   {"attn_mask": additive}, {"average_attn_weights": False}):
+        out_a, w_a = ours(*map(dlg.tensor, (q, k, k)),
+                          **{n: dlg.tensor(v) for n, v in kwargs.items() if n.endswith("mask")},
+                          **{n: v for n, v in kwargs.items() if not n.endswith("mask")})
+        out_t, w_t = theirs(*map(torch.tensor, (q, k, k)),
+                            **{n: torch.tensor(v) if n.endswith("mask") else v
+                               for n, v in kwargs.items()})
+        assert_close(out_a, out_t, f"output with {list(kwargs)}")
+        assert_close(w_a, w_t, f"weights with {list(kwargs)}")
+    assert ours(*map(dlg.tensor, (q, k, k)), need_weights=False)[1] is None
+
+
+# ---- construction: names, initialisation, errors, repr -------------------------------------------
+def test_multihead_attention_initialises_as_torch():
+    m = nn.MultiheadAttention(16, 4)
+    bound = np.sqrt(6 / (16 + 48))  # xavier_uniform of [3E, E]
+    w = m.in_proj_weight.detach().numpy()
+    assert w.shape == (48, 16) and np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+    assert not m.in_proj_bias.detach().numpy().any() and not m.out_proj.bias.detach().numpy().any()
+
+
+def test_prelu_starts_at_init():
+    weight = nn.PReLU(3, init=0.1).weight.detach().numpy()
+    np.testing.assert_array_equal(weight, np.float32([0.1] * 3))
+
+
+def test_module_dict_names_its_children():
+    d = nn.ModuleDict({"a": nn.Linear(2, 3), "b": nn.PReLU()})
+    d["c"] = nn.Identity()
+    assert list(d) == ["a", "b", "c"] and "b" in d and len(d) == 3
+    assert list(d.state_dict()) == ["a.weight", "a.bias", "b.weight"]
+
+
+def test_sequential_takes_an_ordered_dict_and_slices():
+    from collections import OrderedDict
+    s = nn.Sequential(OrderedDict([("fc", nn.Linear(2, 3)), ("act", nn.ReLU())]))
+    assert list(s.state_dict()) == ["fc.weight", "fc.bias"]
+    assert isinstance(s[:1], nn.Sequential) and len(s[:1]) == 1
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: nn.Conv2d(1, 1, 3, padding_mode="mirror"), "padding_mode"),
+    (lambda: nn.GroupNorm(3, 4), "divisible"),
+    (lambda: nn.MultiheadAttention(6, 4), "divisible"),
+    (lambda: nn.Dropout(1.5), "between 0 and 1"),
+    (lambda: nn.Embedding(4, 2, padding_idx=4), "padding_idx"),
+])
+def test_bad_options_are_dlg_errors(make, error):
+    with pytest.raises(DlgError, match=error):
+        make()
+
+
+REPRS = [
+    lambda ns: ns.Linear(784, 128), lambda ns: ns.Linear(3, 2, bias=False),
+    lambda ns: ns.Conv2d(1, 32, 3, 1), lambda ns: ns.Conv2d(2, 4, 3, padding=1, bias=False),
+    lambda ns: ns.Conv1d(2, 4, 3, padding="same", padding_mode="reflect", groups=2),
+    lambda ns: ns.BatchNorm2d(3, momentum=None), lambda ns: ns.LayerNorm(5),
+    lambda ns: ns.GroupNorm(2, 4), lambda ns: ns.InstanceNorm1d(3),
+    lambda ns: ns.LayerNorm(4, bias=False), lambda ns: ns.BatchNorm1d(2, affine=False),
+    lambda ns: ns.Embedding(10, 3, padding_idx=0),
+    lambda ns: ns.Dropout(0.25), lambda ns: ns.Flatten(), lambda ns: ns.Unflatten(1, (2, 5)),
+    lambda ns: ns.ReLU(), lambda ns: ns.ELU(alpha=0.5), lambda ns: ns.LeakyReLU(0.2),
+    lambda ns: ns.Hardtanh(), lambda ns: ns.Softplus(), lambda ns: ns.Softshrink(),
+    lambda ns: ns.PReLU(), lambda ns: ns.GELU(), lambda ns: ns.Softmax(dim=1),
+    lambda ns: ns.MaxPool2d(2), lambda ns: ns.AdaptiveAvgPool2d((1, 1)),
+    lambda ns: ns.Sequential(ns.Linear(2, 3), ns.ReLU(), ns.Dropout()),
+]
+
+
+@pytest.mark.parametrize("make", REPRS, ids=range(len(REPRS)))
+def test_repr_is_torchs(make):
+    assert repr(make(nn)) == repr(make(torch.nn))
+
+
+# ---- traced and compiled composites ------------------------------------------------------------
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x)[0]
+
+
+COMPOSITES = [
+    ("GroupNorm", lambda: nn.GroupNorm(2, 4), (3, 4, 5)),
+    ("PReLU", lambda: nn.PReLU(4), (3, 4, 5)),
+    ("MultiheadAttention", Attention, (3, 5, 8)),
+    ("Conv2d(reflect)", lambda: nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"),
+     (2, 2, 5, 5)),
+]
+
+
+@pytest.mark.parametrize("name, make, shape", COMPOSITES, ids=[c[0] for c in COMPOSITES])
+def test_traced_and_compiled_match_eager(name, make, shape):
+    module = make().eval()
+    x = f(*shape)
+    eager = module(dlg.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(dlg.trace(module, x)(x), eager, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dlg.compile(module, x)(x), eager, rtol=1e-4, atol=1e-5)
