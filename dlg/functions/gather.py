@@ -16,7 +16,9 @@ from dlg.functions import args
 from dlg.functions.args import describe, tensor
 from dlg.functions.front import Front
 from dlg.ir.ops.common import INTS, broadcast_shapes, normalize_axis
+from dlg.ir.ops.elementwise import ADD, LT, WHERE
 from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
+from dlg.ir.ops.reduce import NUMEL
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE, SLICE, TAKE
 from dlg.ir.shapes import Shape, numel
 
@@ -133,21 +135,31 @@ def index_add(F: Front, x: Any, axis: int, index: Any, source: Any, alpha: Any =
     return _shaped(F, y, F.type_of(x).shape)
 
 
+def _from_end(F: Front, indices: Any, x: Any, axis: int) -> Any:
+    """Negative indices counted from the end of x's axis (its length read at run time)."""
+    dtype = F.type_of(indices).dtype
+    size = F.emit(NUMEL, x, axes=(axis,), dtype=dtype)
+    negative = F.emit(LT, indices, F.lift(0, dtype))
+    return F.emit(WHERE, negative, F.emit(ADD, indices, size), indices)
+
+
 def take_along_dim(F: Front, x: Any, indices: Any, axis: Any = None) -> Any:
     """gather along `axis` after broadcasting x and indices against each other on the other
-    axes (torch.take_along_dim); with no axis, of the flattened tensors."""
+    axes (torch.take_along_dim); with no axis, of the flattened tensors. Negative indices count
+    from the end, as PyTorch's own samples of take_along_dim expect."""
     x = tensor(F, x, "take_along_dim's argument")
     indices = _index(F, indices, "take_along_dim")
     t, i = F.type_of(x), F.type_of(indices)
     if axis is None:
         flat = [F.emit(RESHAPE, v, shape=(numel(s.shape),)) for v, s in ((x, t), (indices, i))]
-        return F.emit(GATHER, *flat, axis=0)
+        return F.emit(GATHER, flat[0], _from_end(F, flat[1], flat[0], 0), axis=0)
     a = args.axis(F, axis)
     if t.rank != i.rank:
         raise DlgShapeError(f"take_along_dim: indices {i} must have the rank of x {t}")
     if t.rank == 0:
         return gather(F, x, a, indices)
     a = normalize_axis("take_along_dim", a, t.rank)
+    indices = _from_end(F, indices, x, a)
     rest = broadcast_shapes("take_along_dim", *(s.shape[:a] + s.shape[a + 1:] for s in (t, i)))
     x, indices = (v if s.shape[:a] + s.shape[a + 1:] == rest else
                   F.emit(BROADCAST_TO, v, shape=rest[:a] + (s.shape[a],) + rest[a:])

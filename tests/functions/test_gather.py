@@ -35,6 +35,7 @@ INDICES = {
     "u1": i64([[3, 0], [1, 2], [0, 3]]),       # dim 1, distinct per row
     "v": i64([2, 0, 2]), "z": i64(0), "z1": i64([0]), "e": np.zeros((2, 0), np.int64),
     "e1": np.zeros(0, np.int64), "b": i64([[1, 3]]), "flat": i64([11, 0, 5, 5, 7]),
+    "ineg": i64([[-1, 0, -4, 3], [2, -2, -3, -1], [0, 0, -1, 1]]),  # counts from the end
 }
 INDICES.update({f"{k}_32": a.astype(np.int32) for k, a in list(INDICES.items())[:2]})
 
@@ -54,7 +55,7 @@ CASES = [
     "lib.index_add(x, 0, v, src34)", "x.index_add(1, v, src33, alpha=2)",
     "lib.index_add(x, -1, v, src33, alpha=-0.5)", "lib.index_add(s, 0, z, t)",
     "lib.take_along_dim(x, i1, 1)", "lib.take_along_dim(x, b, 1)", "x.take_along_dim(flat)",
-    "lib.take_along_dim(x, i0, dim=-2)",
+    "lib.take_along_dim(x, i0, dim=-2)", "lib.take_along_dim(x, ineg, 1)",
 ]
 
 
