@@ -15,7 +15,15 @@ from dlg.errors import (
 )
 from dlg.ir import DType, Graph, TensorType
 from dlg import data, nn, optim, utils
-from dlg.frontend.engine import manual_seed, no_grad
+from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
+from dlg.frontend.engine import (
+    enable_grad,
+    inference_mode,
+    manual_seed,
+    no_grad,
+    set_grad_enabled,
+)
+from dlg.frontend.engine import grad_enabled as is_grad_enabled
 from dlg.frontend import functional as _functional
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace, trace_train
@@ -31,6 +39,7 @@ globals().update({name: getattr(_functional, name) for name in _FUNCTIONS})
 float16, float32, float64 = DType.f16, DType.f32, DType.f64
 int32, int64, bool = DType.i32, DType.i64, DType.bool  # noqa: A001  (PyTorch's spellings)
 float, double, half, long = DType.f32, DType.f64, DType.f16, DType.i64  # noqa: A001
+int = DType.i32  # noqa: A001  (torch.int is int32)
 
 
 def device(name: str = "cpu") -> str:
@@ -58,4 +67,6 @@ __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameE
            "Graph", "Model", "Tensor", "TensorType", "compile", "cuda", "data", "device", "load",
            "loads", "manual_seed", "nn", "no_grad", "optim", "save", "trace", "trace_train",
            "utils"]
+__all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mode",
+            "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS

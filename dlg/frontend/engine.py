@@ -10,11 +10,12 @@ turns that record into an IR graph (leaves become graph inputs), differentiates 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,18 +40,81 @@ _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the dlg p
 
 
 def grad_enabled() -> bool:
+    """Whether ops record how they were made (torch.is_grad_enabled), per thread."""
     return getattr(_state, "grad", True)
 
 
-@contextmanager
-def no_grad() -> Iterator[None]:
-    """Within this block no op records how it was made (like torch.no_grad)."""
-    saved = grad_enabled()
-    _state.grad = False
-    try:
-        yield
-    finally:
-        _state.grad = saved
+class _GradMode:
+    """Recording on or off within a `with` block, restored after it; as PyTorch's grad modes,
+    an instance also decorates a function (each call runs in the mode)."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.prev = True
+
+    def __enter__(self) -> None:
+        self.prev = grad_enabled()
+        _state.grad = self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _state.grad = self.prev
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with _GradMode(mode):
+                return fn(*args, **kwargs)
+        return run
+
+
+class _Switch(_GradMode):
+    """A mode without arguments: `with m():`, `@m()` or a bare `@m`."""
+
+    MODE: bool
+
+    def __new__(cls, fn: Callable[..., Any] | None = None) -> Any:
+        return super().__new__(cls) if fn is None else _GradMode(cls.MODE)(fn)
+
+    def __init__(self, fn: Callable[..., Any] | None = None):
+        super().__init__(self.MODE)
+
+
+class no_grad(_Switch):  # noqa: N801  (PyTorch's spellings, here and below)
+    """No op records how it was made."""
+
+    MODE = False
+
+
+class enable_grad(_Switch):  # noqa: N801
+    """Recording on again inside a no_grad block."""
+
+    MODE = True
+
+
+class inference_mode(_GradMode):  # noqa: N801
+    """torch.inference_mode: no_grad when `mode` (eager dlg has no cheaper mode to offer)."""
+
+    def __init__(self, mode: bool = True):
+        super().__init__(not mode)
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801
+    """Switches recording at once, as a call; as a `with` block or decorator, only within it
+    (the switch made by the call is undone when the block ends or the decoration is made)."""
+
+    def __init__(self, mode: bool):
+        super().__init__(mode)
+        self.prev = grad_enabled()
+        _state.grad = self.mode
+
+    def __enter__(self) -> None:
+        pass  # switched already, by __init__
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        _state.grad = self.prev
+        return super().__call__(fn)
 
 
 def rng() -> np.random.Generator:

@@ -16,9 +16,14 @@ from typing import Any
 import numpy as np
 
 from dlg.frontend import methods
+from dlg.frontend import engine, tensor_methods  # noqa: F401  (tensor_methods attaches methods)
 from dlg.frontend.methods import binary_function, promote
-from dlg.frontend.tensor import MaxResult, Tensor, call, eager, op
+from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, op
+from dlg.frontend.tensor_methods import on_cpu
 from dlg.functions import FUNCTIONS
+from dlg.functions.args import number_dtype
+from dlg.functions.creation import dtype_arg
+from dlg.functions.shape import split_sizes
 from dlg.functions.elementwise import ELEMENTWISE
 from dlg.ir.dtypes import DType
 from dlg.ir.ops import REGISTRY
@@ -47,39 +52,63 @@ def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _leaf(t: Tensor, requires_grad: bool) -> Tensor:
+def _leaf(t: Tensor, requires_grad: bool, device: Any = None) -> Tensor:
+    """A new tensor as PyTorch's factories leave it: on the cpu, requiring grad if asked."""
+    if device is not None:
+        on_cpu(device)
     return t.requires_grad_() if requires_grad else t
 
 
 # ---- creation ------------------------------------------------------------------------------------
-def tensor(data: Any, dtype: DType | None = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.array(data.numpy_view() if isinstance(data, Tensor) else data,
-                           dtype=None if dtype is None else dtype.np), requires_grad, dtype=dtype)
+def tensor(data: Any, dtype: DType | None = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    dtype = None if dtype is None else checked(dtype_arg, dtype, "tensor(): dtype")
+    value = np.array(data.numpy_view() if isinstance(data, Tensor) else data,
+                     dtype=None if dtype is None else dtype.np)
+    return _leaf(Tensor(value, dtype=dtype), requires_grad, device)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor(array)
 
 
-def full(size: Any, fill_value: float, dtype: DType = DType.f32,
+def full(size: Any, fill_value: Any, dtype: DType | None = None, device: Any = None,
          requires_grad: bool = False) -> Tensor:
-    return _leaf(call("full", size, fill_value, dtype=dtype), requires_grad)
+    """The dtype follows the value when not given (int64 for an int, bool for a bool)."""
+    dtype = number_dtype((fill_value,)) if dtype is None else dtype
+    return _leaf(call("full", size, fill_value, dtype=dtype), requires_grad, device)
 
 
-def zeros(*size: Any, dtype: DType = DType.f32, requires_grad: bool = False) -> Tensor:
-    return _leaf(call("zeros", *size, dtype=dtype), requires_grad)
+def zeros(*size: Any, dtype: DType = DType.f32, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    return _leaf(call("zeros", *size, dtype=dtype), requires_grad, device)
 
 
-def ones(*size: Any, dtype: DType = DType.f32, requires_grad: bool = False) -> Tensor:
-    return _leaf(call("ones", *size, dtype=dtype), requires_grad)
+def empty(*size: Any, dtype: DType = DType.f32, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    """Zeros: eager tensors have no uninitialised memory to give."""
+    return _leaf(call("empty", *size, dtype=dtype), requires_grad, device)
 
 
-def rand(*size: Any, dtype: DType = DType.f32, requires_grad: bool = False) -> Tensor:
-    return _leaf(call("rand", *size, dtype=dtype), requires_grad)
+def ones(*size: Any, dtype: DType = DType.f32, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    return _leaf(call("ones", *size, dtype=dtype), requires_grad, device)
 
 
-def randn(*size: Any, dtype: DType = DType.f32, requires_grad: bool = False) -> Tensor:
-    return _leaf(call("randn", *size, dtype=dtype), requires_grad)
+def rand(*size: Any, dtype: DType = DType.f32, device: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    return _leaf(call("rand", *size, dtype=dtype), requires_grad, device)
+
+
+def randn(*size: Any, dtype: DType = DType.f32, device: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    return _leaf(call("randn", *size, dtype=dtype), requires_grad, device)
+
+
+def randperm(n: int, dtype: DType = DType.i64, device: Any = None) -> Tensor:
+    """A random permutation of 0..n-1, drawn eagerly from dlg's generator (dlg.manual_seed)."""
+    dtype = checked(dtype_arg, dtype, "randperm(): dtype")
+    return _leaf(Tensor(engine.rng().permutation(n).astype(dtype.np)), False, device)
 
 
 # ---- PyTorch's conventions -----------------------------------------------------------------------
@@ -123,6 +152,29 @@ globals().update({name: _float_target(name) for name in _FLOAT_TARGET})
 __all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "ones", "op", "rand",
            "randn", "relu", "tensor", "where", "zeros", *_FLOAT_TARGET]
 __all__ += sorted(set(_generated) - set(__all__))
+
+
+# ---- PyTorch's meaning of names that .dlg uses otherwise, and queries ----------------------------
+def split(tensor: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+    """torch.split: parts of `split_size_or_sections` elements (the last one smaller), or of
+    each size of a list (.dlg's split(x, n) is torch.chunk)."""
+    return checked(split_sizes, tensor, split_size_or_sections, dim)
+
+
+def numel(input: Tensor) -> Any:  # noqa: A002
+    """The number of elements, an int (.dlg's numel is a tensor)."""
+    return input.numel()
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> bool:  # noqa: A002
+    return input.dtype.is_float
+
+
+__all__ += ["is_floating_point", "is_tensor", "numel", "randperm", "split"]
 
 
 # ---- math with PyTorch's promotion and Python results (frontend/methods.py) ---------------------

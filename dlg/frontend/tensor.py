@@ -1,4 +1,5 @@
-"""`dlg.Tensor`: an eager, NumPy-backed tensor with the PyTorch surface programs use.
+"""`dlg.Tensor`: an eager, NumPy-backed tensor with the PyTorch surface programs use (the methods
+written for PyTorch programs alone, conversions and in-place updates, are in `tensor_methods`).
 
 Its methods and operators are the user-facing functions of `dlg.functions` (the ones .dlg has
 too), run with the eager front `EAGER`: every op goes through `engine.apply` (the registry and
@@ -160,7 +161,7 @@ class Tensor:
         body = np.array2string(self._value, separator=", ", threshold=50)
         extra = ", requires_grad=True" if self.requires_grad and self.is_leaf else (
             f", grad_fn=<{self.grad_fn}>" if self.record is not None else "")
-        return f"tensor({body}, dtype={self.dtype}{extra})"
+        return f"tensor({body}, dtype={self.dtype!r}{extra})"
 
     def __bool__(self) -> bool:
         if self.numpy_view().size != 1:
@@ -178,74 +179,6 @@ class Tensor:
         return int(self.item())
 
     __hash__ = object.__hash__
-
-    # -- conversion --------------------------------------------------------------------------------
-    def to(self, dtype: DType | str) -> Tensor:
-        """A dtype conversion; `to("cpu")` is the tensor itself (dlg tensors live in memory)."""
-        if isinstance(dtype, str):
-            if dtype != "cpu":
-                raise DlgValueError(f"device {dtype!r}: eager dlg tensors are on the cpu; "
-                                    f"use dlg.compile(..., target=...) for other targets",
-                                    engine.caller_span())
-            return self
-        return self if dtype == self.dtype else op("cast", self, dtype=dtype)
-
-    def cpu(self) -> Tensor:
-        return self
-
-    def float(self) -> Tensor:  # noqa: A003
-        return self.to(DType.f32)
-
-    def double(self) -> Tensor:
-        return self.to(DType.f64)
-
-    def long(self) -> Tensor:
-        return self.to(DType.i64)
-
-    def int(self) -> Tensor:  # noqa: A003
-        return self.to(DType.i32)
-
-    def bool(self) -> Tensor:  # noqa: A003
-        return self.to(DType.bool)
-
-    def contiguous(self) -> Tensor:
-        return self
-
-    def clone(self) -> Tensor:
-        return op("mul", self, ones_like_scalar(self, 1))
-
-    # in place: only where no gradient is recorded (PyTorch refuses the rest too)
-    def _inplace(self, result: Tensor) -> Tensor:
-        if engine.grad_enabled() and (self.requires_grad or result.requires_grad):
-            raise DlgValueError("in-place operations on tensors that require grad are not "
-                                "supported; use `with dlg.no_grad():` or the out-of-place "
-                                "form", engine.caller_span())
-        np.copyto(self.numpy_view(), np.broadcast_to(result.numpy_view(), self.shape),
-                  casting="unsafe")
-        return self
-
-    def add_(self, other: Any, alpha: float = 1) -> Tensor:
-        return self._inplace(self + other * alpha if alpha != 1 else self + other)
-
-    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
-        return self._inplace(self - other * alpha if alpha != 1 else self - other)
-
-    def mul_(self, other: Any) -> Tensor:
-        return self._inplace(self * other)
-
-    def div_(self, other: Any) -> Tensor:
-        return self._inplace(self / other)
-
-    def zero_(self) -> Tensor:
-        self._value[...] = 0
-        return self
-
-    def fill_(self, value: Any) -> Tensor:
-        self._value[...] = value
-        return self
-
-    def copy_(self, other: Any) -> Tensor:
-        return self._inplace(other if isinstance(other, Tensor) else Tensor(other))
 
     # -- methods (the user-facing functions of dlg.functions; more are attached below) -----------
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -369,10 +302,6 @@ def op(name: str, *inputs: Tensor, **attrs: Any) -> Any:
     return apply(REGISTRY[name], *inputs, **attrs)
 
 
-def ones_like_scalar(t: Tensor, value: float) -> Tensor:
-    return Tensor(np.asarray(value, t.dtype.np))
-
-
 def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
     if isinstance(value, Tensor):
         value = value._value
@@ -391,10 +320,10 @@ def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
 
 
 def _axis(dim: int, ndim: int) -> int:
-    if not -max(ndim, 1) <= dim < max(ndim, 1):
+    if not -ndim <= dim < ndim:
         raise DlgShapeError(f"dimension {dim} is out of range for a {ndim}-d tensor",
                             engine.caller_span())
-    return dim % max(ndim, 1)
+    return dim % ndim
 
 
 def index(x: Tensor, items: Any) -> Tensor:

@@ -17,6 +17,7 @@ from dlg.functions import activations, creation, gather, losses, nn, reduce, sha
 from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
+from dlg.functions.masking import masked_fill
 from dlg.functions.padding import pad
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -43,7 +44,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "squeeze": shape.squeeze, "unsqueeze": shape.unsqueeze,
     "broadcast_to": shape.broadcast_to, "expand": shape.broadcast_to,
     "concat": shape.concat, "cat": shape.concat, "stack": shape.stack,
-    "split": shape.split, "chunk": shape.split, "pad": pad,
+    "split": shape.split, "chunk": shape.chunk, "pad": pad,
+    "unbind": shape.unbind, "narrow": shape.narrow, "movedim": shape.movedim,
+    "swapaxes": shape.transpose, "swapdims": shape.transpose, "unflatten": shape.unflatten,
+    "repeat": shape.repeat, "tile": shape.tile, "masked_fill": masked_fill,
     "take": shape.take,
     # ordering and scans
     "sort": ordering.sort, "argsort": ordering.argsort, "msort": ordering.msort,
@@ -57,6 +61,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "full": creation.full, "zeros": creation.zeros, "ones": creation.ones,
     "zeros_like": creation.zeros_like, "ones_like": creation.ones_like,
     "arange": creation.arange, "rand": creation.rand, "randn": creation.randn,
+    "full_like": creation.full_like, "empty": creation.zeros, "empty_like": creation.zeros_like,
+    "eye": creation.eye, "linspace": creation.linspace, "logspace": creation.logspace,
+    "randint": creation.randint, "rand_like": creation.rand_like,
+    "randn_like": creation.randn_like,
     # neural networks
     "conv1d": nn.conv1d, "conv2d": nn.conv2d, "max_pool1d": nn.max_pool1d,
     "max_pool2d": nn.max_pool2d, "avg_pool1d": nn.avg_pool1d, "avg_pool2d": nn.avg_pool2d,

@@ -1,41 +1,85 @@
-"""Tensors made from a shape or a range: full, zeros, ones, *_like, arange, rand, randn.
-`zeros(2, 3)` and `zeros((2, 3))` both work; dims may be symbolic (`zeros(shape(x, 0), 4)`)."""
+"""Tensors made from a shape or a range: full, zeros, ones, empty, eye, *_like, arange,
+linspace, logspace, rand, randn, randint. `zeros(2, 3)` and `zeros((2, 3))` both work; dims may
+be symbolic (`zeros(shape(x, 0), 4)`). `dtype_arg` reads a dtype argument for every function
+that takes one, and tells a PyTorch dtype passed by mistake apart."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.functions import args
-from dlg.functions.args import is_number, tensor
+from dlg.functions.args import is_int, is_number, tensor
 from dlg.functions.front import Front
-from dlg.errors import DlgTypeError
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import CAST, EQ, FLOOR
+from dlg.ir.ops.shape import RESHAPE
 from dlg.ir.ops.source import ARANGE, FULL, RANDOM_NORMAL, RANDOM_UNIFORM
+
+_BY_TORCH_NAME = {d.torch_name: d for d in DType}
+
+
+def dtype_arg(F: Front, value: Any, what: str = "dtype") -> DType:
+    """A dlg dtype; a PyTorch one (torch.float32) is named with the dlg spelling to use."""
+    if isinstance(value, DType):
+        return value
+    text = str(value)
+    if type(value).__module__.split(".")[0] == "torch" and text.startswith("torch."):
+        name = text.removeprefix("torch.")
+        fix = f"use dlg.{name}" if name in _BY_TORCH_NAME else f"dlg has no {name} dtype"
+        raise DlgTypeError(f"{what} is PyTorch's {text}; {fix}")
+    raise DlgTypeError(f"{what} must be a dlg dtype such as dlg.float32 (f32 in .dlg), got "
+                       f"{args.describe(F, value)}")
+
+
+def _fill_value(F: Front, value: Any, name: str) -> float:
+    if not (is_number(value) or isinstance(value, bool)):
+        raise DlgTypeError(f"{name}'s value must be a number, got {args.describe(F, value)}")
+    return float(value)
 
 
 def full(F: Front, shape: Any, value: Any, dtype: DType = DType.f32) -> Any:
     """A tensor of `shape` filled with `value`."""
-    if not (is_number(value) or isinstance(value, bool)):
-        raise DlgTypeError(f"full's value must be a number, got {args.describe(F, value)}")
-    return F.emit(FULL, shape=args.shape(F, (shape,)), value=float(value), dtype=dtype)
+    return F.emit(FULL, shape=args.shape(F, (shape,)), value=_fill_value(F, value, "full"),
+                  dtype=dtype_arg(F, dtype))
 
 
 def zeros(F: Front, *shape: Any, dtype: DType = DType.f32) -> Any:
-    return F.emit(FULL, shape=args.shape(F, shape), value=0.0, dtype=dtype)
+    """Zeros (also `empty`: eager tensors have no uninitialised memory to give)."""
+    return F.emit(FULL, shape=args.shape(F, shape), value=0.0, dtype=dtype_arg(F, dtype))
 
 
 def ones(F: Front, *shape: Any, dtype: DType = DType.f32) -> Any:
-    return F.emit(FULL, shape=args.shape(F, shape), value=1.0, dtype=dtype)
+    return F.emit(FULL, shape=args.shape(F, shape), value=1.0, dtype=dtype_arg(F, dtype))
 
 
-def zeros_like(F: Front, x: Any) -> Any:
-    t = F.type_of(tensor(F, x, "zeros_like's argument"))
-    return F.emit(FULL, shape=t.shape, value=0.0, dtype=t.dtype)
+def full_like(F: Front, x: Any, value: Any, dtype: DType | None = None) -> Any:
+    """A tensor of x's shape (and dtype, unless given) filled with `value`."""
+    t = F.type_of(tensor(F, x, "full_like's argument"))
+    return F.emit(FULL, shape=t.shape, value=_fill_value(F, value, "full_like"),
+                  dtype=t.dtype if dtype is None else dtype_arg(F, dtype))
 
 
-def ones_like(F: Front, x: Any) -> Any:
-    t = F.type_of(tensor(F, x, "ones_like's argument"))
-    return F.emit(FULL, shape=t.shape, value=1.0, dtype=t.dtype)
+def zeros_like(F: Front, x: Any, dtype: DType | None = None) -> Any:
+    return full_like(F, x, 0.0, dtype)
+
+
+def ones_like(F: Front, x: Any, dtype: DType | None = None) -> Any:
+    return full_like(F, x, 1.0, dtype)
+
+
+def eye(F: Front, n: Any, m: Any = None, dtype: DType = DType.f32) -> Any:
+    """The n x m identity (square when m is not given): arange(n) == arange(m), crosswise."""
+    m = n if m is None else m
+    for v, what in ((n, "n"), (m, "m")):
+        if not is_int(v) or v < 0:
+            raise DlgValueError(f"eye: {what} must be a non-negative int, got "
+                                f"{args.describe(F, v)}")
+    rows = F.emit(RESHAPE, F.emit(ARANGE, stop=n, dtype=DType.i64), shape=(int(n), 1))
+    cols = F.emit(RESHAPE, F.emit(ARANGE, stop=m, dtype=DType.i64), shape=(1, int(m)))
+    return F.emit(CAST, F.emit(EQ, rows, cols), dtype=dtype_arg(F, dtype))
 
 
 def arange(F: Front, start: Any, stop: Any = None, step: Any = 1, dtype: DType | None = None
@@ -48,16 +92,78 @@ def arange(F: Front, start: Any, stop: Any = None, step: Any = 1, dtype: DType |
             raise DlgTypeError(f"arange takes numbers, got {args.describe(F, v)}")
     if stop is None:
         start, stop = 0, start
-    if dtype is None:
-        dtype = args.number_dtype(bounds)
+    dtype = args.number_dtype(bounds) if dtype is None else dtype_arg(F, dtype)
     return F.emit(ARANGE, start=start, stop=stop, step=step, dtype=dtype)
+
+
+def linspace(F: Front, start: Any, end: Any, steps: Any, dtype: DType = DType.f32) -> Any:
+    """`steps` evenly spaced values from start to end, both included (a constant; an integer
+    dtype truncates toward zero, as PyTorch's does)."""
+    out = dtype_arg(F, dtype)
+    return F.lift(_spaced(F, "linspace", start, end, steps).astype(out.np), out)
+
+
+def logspace(F: Front, start: Any, end: Any, steps: Any, base: Any = 10.0,
+             dtype: DType = DType.f32) -> Any:
+    """base ** linspace(start, end, steps) (a constant)."""
+    out = dtype_arg(F, dtype)
+    if not is_number(base):
+        raise DlgTypeError(f"logspace: base must be a number, got {args.describe(F, base)}")
+    return F.lift((float(base) ** _spaced(F, "logspace", start, end, steps)).astype(out.np), out)
+
+
+def _spaced(F: Front, name: str, start: Any, end: Any, steps: Any) -> np.ndarray:
+    for v, what in ((start, "start"), (end, "end")):
+        if not is_number(v):
+            raise DlgTypeError(f"{name}: {what} must be a number, got {args.describe(F, v)}")
+    if not is_int(steps) or steps < 0:
+        raise DlgValueError(f"{name}: steps must be a non-negative int, got "
+                            f"{args.describe(F, steps)}")
+    return np.linspace(float(start), float(end), int(steps))
 
 
 def rand(F: Front, *shape: Any, dtype: DType = DType.f32) -> Any:
     """Uniform samples in [0, 1), fresh at every run."""
-    return F.emit(RANDOM_UNIFORM, shape=args.shape(F, shape), dtype=dtype)
+    return F.emit(RANDOM_UNIFORM, shape=args.shape(F, shape), dtype=_float(F, dtype, "rand"))
 
 
 def randn(F: Front, *shape: Any, dtype: DType = DType.f32) -> Any:
     """Standard normal samples, fresh at every run."""
-    return F.emit(RANDOM_NORMAL, shape=args.shape(F, shape), dtype=dtype)
+    return F.emit(RANDOM_NORMAL, shape=args.shape(F, shape), dtype=_float(F, dtype, "randn"))
+
+
+def rand_like(F: Front, x: Any, dtype: DType | None = None) -> Any:
+    t = F.type_of(tensor(F, x, "rand_like's argument"))
+    return rand(F, t.shape, dtype=t.dtype if dtype is None else dtype)
+
+
+def randn_like(F: Front, x: Any, dtype: DType | None = None) -> Any:
+    t = F.type_of(tensor(F, x, "randn_like's argument"))
+    return randn(F, t.shape, dtype=t.dtype if dtype is None else dtype)
+
+
+def _float(F: Front, dtype: Any, name: str) -> DType:
+    out = dtype_arg(F, dtype)
+    if not out.is_float:
+        raise DlgTypeError(f"{name} makes float tensors, not {out}")
+    return out
+
+
+def randint(F: Front, low: Any = 0, high: Any = None, size: Any = None, dtype: DType = DType.i64
+            ) -> Any:
+    """Uniform integers in [low, high): randint(high, size) or randint(low, high, size), fresh
+    at every run (floor of a float64 uniform sample)."""
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
+    elif high is None:
+        low, high = 0, low
+    for v, what in ((low, "low"), (high, "high")):
+        if not is_int(v):
+            raise DlgTypeError(f"randint: {what} must be an int, got {args.describe(F, v)}")
+    if high <= low:
+        raise DlgValueError(f"randint: low {low} must be below high {high}")
+    if size is None:
+        raise DlgTypeError("randint: missing its size, e.g. randint(0, 10, (2, 3))")
+    draws = F.emit(RANDOM_UNIFORM, shape=args.shape(F, (size,)), low=float(low),
+                   high=float(high), dtype=DType.f64)
+    return F.emit(CAST, F.emit(FLOOR, draws), dtype=dtype_arg(F, dtype))

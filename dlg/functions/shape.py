@@ -1,12 +1,15 @@
 """Shape and movement functions: reshape (-1 resolved, symbolic dims kept), flatten, permute,
-transpose, squeeze/unsqueeze, broadcast_to, concat/stack/split, pad, take. `squeeze` of an axis
-that is not 1 leaves it (PyTorch); `broadcast_to` keeps a dim given as -1 (PyTorch's expand)."""
+transpose, movedim, squeeze/unsqueeze, unflatten, broadcast_to, repeat/tile, concat/stack,
+split/chunk/unbind, narrow, pad, take. `squeeze` of an axis that is not 1 leaves it (PyTorch);
+`broadcast_to` keeps a dim given as -1 (PyTorch's expand). `split` is .dlg's (a number of equal
+parts, torch.chunk); torch.split's meaning is `split_sizes`, which the eager frontend names split.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from dlg.errors import DlgShapeError, DlgTypeError
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions import args
 from dlg.functions.args import axes, describe, is_int, tensor
 from dlg.functions.front import Front
@@ -14,16 +17,19 @@ from dlg.ir.ops.shape import (
     BROADCAST_TO,
     CONCAT,
     FLATTEN,
+    INDEX,
     PAD,
     RESHAPE,
     SPLIT,
+    SLICE,
     SQUEEZE,
     STACK,
     TAKE,
     TRANSPOSE,
     UNSQUEEZE,
 )
-from dlg.ir.shapes import exact_div, numel
+from dlg.ir.shapes import Dim, exact_div, numel
+from dlg.ir.types import TensorType
 
 
 def reshape(F: Front, x: Any, *shape: Any) -> Any:
@@ -44,6 +50,10 @@ def reshape(F: Front, x: Any, *shape: Any) -> Any:
     for d in dims:
         if isinstance(d, int) and d < 0:
             raise DlgShapeError(f"reshape: bad dim {d}")
+    if not holes and isinstance(numel(dims), int) and isinstance(numel(t.shape), int) \
+            and numel(dims) != numel(t.shape):
+        raise DlgShapeError(f"reshape: shape [{', '.join(str(d) for d in dims)}] does not fit "
+                            f"the {numel(t.shape)} elements of {t}")
     return F.emit(RESHAPE, x, shape=tuple(dims))
 
 
@@ -88,8 +98,11 @@ def squeeze(F: Front, x: Any, axis: Any = None) -> Any:
     t = F.type_of(tensor(F, x, "squeeze's argument"))
     picked = axes(F, axis)
     if picked is not None:
-        picked = tuple(a for a in picked if not (-t.rank <= a < t.rank and
-                                                 isinstance(t.shape[a], int) and t.shape[a] != 1))
+        for a in picked:
+            if not -max(t.rank, 1) <= a < max(t.rank, 1):  # a 0-d tensor has dims 0 and -1
+                raise DlgShapeError(f"squeeze: dim {a} is out of range for {t}")
+        picked = tuple(a for a in picked if t.rank and not (isinstance(t.shape[a], int)
+                                                             and t.shape[a] != 1))
         if not picked:
             return x
     return F.emit(SQUEEZE, x, axes=picked)
@@ -154,3 +167,138 @@ def take(F: Front, x: Any, indices: Any, axis: int = 0) -> Any:
     """The slices of x at `indices` along `axis` (NumPy's take, torch.index_select)."""
     return F.emit(TAKE, tensor(F, x, "take's argument"), tensor(F, indices, "take's indices"),
                   axis=axis)
+
+
+def _axis_of(F: Front, x: Any, axis: Any, name: str) -> tuple[TensorType, int]:
+    """x's type and `axis` of it, counted from 0 (a 0-d tensor has none)."""
+    t = F.type_of(tensor(F, x, f"{name}'s argument"))
+    a = args.axis(F, axis, f"{name}: dim")
+    if not -t.rank <= a < t.rank:
+        raise DlgShapeError(f"{name}: dim {a} is out of range for {t}")
+    return t, a % t.rank
+
+
+def _known_dim(t: TensorType, a: int, name: str) -> int:
+    dim = t.shape[a]
+    if not isinstance(dim, int):
+        raise DlgShapeError(f"{name}: dim {a} of {t} is symbolic; {name} needs a known size")
+    return dim
+
+
+def _pieces(dim: int, size: int) -> tuple[int, ...]:
+    """Parts of `size` covering `dim`, the last one smaller (one empty part when dim is 0)."""
+    return tuple(min(size, dim - at) for at in range(0, dim, size)) or (0,)
+
+
+def split_sizes(F: Front, x: Any, split_size_or_sections: Any, axis: int = 0) -> tuple[Any, ...]:
+    """torch.split: parts of `split_size_or_sections` elements (the last one smaller), or of
+    each size of a list of sizes that add up to the dim."""
+    t, a = _axis_of(F, x, axis, "split")
+    dim = _known_dim(t, a, "split")
+    sizes = split_size_or_sections
+    if is_int(sizes):
+        if sizes < 0 or sizes == 0 and dim:
+            raise DlgValueError(f"split: split_size must be positive, got {sizes}")
+        parts = _pieces(dim, int(sizes) or 1)
+    elif isinstance(sizes, (tuple, list)) and all(map(is_int, sizes)):
+        if any(s < 0 for s in sizes) or sum(sizes) != dim:
+            raise DlgShapeError(f"split: split_size_or_sections {list(sizes)} must be "
+                                f"non-negative and add up to {dim}, dim {a} of {t}")
+        parts = tuple(int(s) for s in sizes)
+    else:
+        raise DlgTypeError(f"split: split_size_or_sections must be an int or a list of ints, "
+                           f"got {describe(F, sizes)}")
+    return F.emit(SPLIT, x, axis=a, sizes=parts)
+
+
+def chunk(F: Front, x: Any, chunks: Any, axis: int = 0) -> tuple[Any, ...]:
+    """torch.chunk: parts of ceil(dim / chunks) elements, the last one smaller (so there may
+    be fewer than `chunks` parts)."""
+    t, a = _axis_of(F, x, axis, "chunk")
+    dim = _known_dim(t, a, "chunk")
+    if not is_int(chunks) or chunks <= 0:
+        raise DlgValueError(f"chunk: chunks must be a positive int, got {describe(F, chunks)}")
+    sizes = _pieces(dim, -(-dim // chunks)) if dim else (0,) * chunks
+    return F.emit(SPLIT, x, axis=a, sizes=sizes)
+
+
+def unbind(F: Front, x: Any, axis: int = 0) -> tuple[Any, ...]:
+    """The slices of x along `axis`, that axis removed."""
+    t, a = _axis_of(F, x, axis, "unbind")
+    return tuple(F.emit(INDEX, x, axis=a, index=i) for i in range(_known_dim(t, a, "unbind")))
+
+
+def narrow(F: Front, x: Any, axis: Any, start: Any, length: Any) -> Any:
+    """Elements start..start+length of `axis` (a negative start counts from the end)."""
+    t, a = _axis_of(F, x, axis, "narrow")
+    dim = _known_dim(t, a, "narrow")
+    begin = args.axis(F, start, "narrow: start")
+    size = args.axis(F, length, "narrow: length")
+    begin = begin + dim if -dim <= begin < 0 else begin
+    if not 0 <= begin <= dim or size < 0 or begin + size > dim:
+        raise DlgShapeError(f"narrow: start {start} and length {length} do not fit dim {a} "
+                            f"of {t}")
+    return F.emit(SLICE, x, axes=(a,), starts=(begin,), stops=(begin + size,), steps=(1,))
+
+
+def movedim(F: Front, x: Any, source: Any, destination: Any) -> Any:
+    """Move axes `source` to positions `destination`; the others keep their order."""
+    t = F.type_of(tensor(F, x, "movedim's argument"))
+    picked = [_normal_axes(F, t, v, what) for v, what in ((source, "source"),
+                                                          (destination, "destination"))]
+    if len(picked[0]) != len(picked[1]):
+        raise DlgShapeError(f"movedim: source and destination differ in length: "
+                            f"{len(picked[0])} and {len(picked[1])}")
+    order: list[int | None] = [None] * t.rank
+    for s, d in zip(*picked):
+        order[d] = s
+    rest = iter(i for i in range(t.rank) if i not in picked[0])
+    return F.emit(TRANSPOSE, x, perm=tuple(next(rest) if o is None else o for o in order))
+
+
+def _normal_axes(F: Front, t: TensorType, value: Any, what: str) -> list[int]:
+    picked = axes(F, value, f"movedim: {what}") or ()
+    if any(not -t.rank <= a < max(t.rank, 1) for a in picked):
+        raise DlgShapeError(f"movedim: {what} {value} is out of range for {t}")
+    out = [a % max(t.rank, 1) for a in picked]
+    if len(set(out)) != len(out):
+        raise DlgShapeError(f"movedim: repeated dim in {what} {value}")
+    return out
+
+
+def unflatten(F: Front, x: Any, axis: Any, sizes: Any) -> Any:
+    """Split axis `axis` into `sizes` (one of them may be -1)."""
+    t, a = _axis_of(F, x, axis, "unflatten")
+    dims = args.shape(F, (sizes,)) if isinstance(sizes, (tuple, list)) else None
+    if not dims:
+        raise DlgTypeError(f"unflatten: sizes must be a non-empty tuple of ints, got "
+                           f"{describe(F, sizes)}")
+    known = numel([d for d in dims if d != -1])
+    fits = known == t.shape[a] if -1 not in dims else exact_div(t.shape[a], known) is not None
+    if not fits:
+        raise DlgShapeError(f"unflatten: sizes {list(dims)} do not fit dim {a} of {t}")
+    return reshape(F, x, (*t.shape[:a], *dims, *t.shape[a + 1:]))
+
+
+def repeat(F: Front, x: Any, *sizes: Any) -> Any:
+    """torch's Tensor.repeat: tile x `sizes[i]` times along each axis; extra leading sizes add
+    axes. One broadcast between two reshapes, so the gradient sums the tiles."""
+    t = F.type_of(tensor(F, x, "repeat's argument"))
+    reps = args.shape(F, sizes)
+    if len(reps) < t.rank:
+        raise DlgShapeError(f"repeat: {len(reps)} repeats for the {t.rank} dims of {t}; give "
+                            f"one per dim (more add leading dims)")
+    if any(isinstance(r, int) and r < 0 for r in reps):
+        raise DlgValueError(f"repeat: repeats must not be negative, got {list(reps)}")
+    dims: tuple[Dim, ...] = (1,) * (len(reps) - t.rank) + tuple(t.shape)
+    spread = tuple(d for dim in dims for d in (1, dim))
+    tiled = tuple(d for r, dim in zip(reps, dims) for d in (r, dim))
+    out = F.emit(BROADCAST_TO, F.emit(RESHAPE, x, shape=spread), shape=tiled)
+    return F.emit(RESHAPE, out, shape=tuple(r * d for r, d in zip(reps, dims)))
+
+
+def tile(F: Front, x: Any, *dims: Any) -> Any:
+    """torch.tile: `repeat`, with fewer repeats than dims meaning 1 for the leading ones."""
+    t = F.type_of(tensor(F, x, "tile's argument"))
+    reps = args.shape(F, dims)
+    return repeat(F, x, *(1,) * (t.rank - len(reps)), *reps)

@@ -1,4 +1,8 @@
-"""The element types of dlg tensors and their NumPy counterparts."""
+"""The element types of dlg tensors and their NumPy counterparts.
+
+`str(dtype)` is the .dlg and IR spelling (`f32`), which every printer uses; `repr(dtype)` is
+PyTorch's (`dlg.float32`), so that Python sessions show what users type.
+"""
 
 from __future__ import annotations
 
@@ -27,8 +31,33 @@ class DType(Enum):
     def is_int(self) -> bool:
         return self in (DType.i32, DType.i64)
 
+    # PyTorch's dtype attributes
+    @property
+    def is_floating_point(self) -> bool:
+        return self.is_float
+
+    @property
+    def is_complex(self) -> bool:
+        return False
+
+    @property
+    def is_signed(self) -> bool:
+        return self is not DType.bool
+
+    @property
+    def itemsize(self) -> int:
+        return _NUMPY[self].itemsize
+
+    @property
+    def torch_name(self) -> str:
+        """PyTorch's name for the dtype: float32, int64, bool."""
+        return _NUMPY[self].name
+
     def __str__(self) -> str:
         return self.value
+
+    def __repr__(self) -> str:
+        return f"dlg.{self.torch_name}"
 
     @staticmethod
     def parse(name: str) -> DType:

@@ -1,0 +1,248 @@
+"""The `dlg.Tensor` methods that PyTorch programs call beyond dlg.functions' names: dtype and
+device conversions (`to`, `float`, `type_as`, ...), in-place updates (`add_`, `fill_`,
+`normal_`, ...), `new_*` creation, the `*_as` family, torch's argument orders for `split` and
+`where`, and size queries. Each is attached to `Tensor` by `@method` when `dlg` is imported
+(by `functional`). Not `x.type(dtype)`: `x.type` is the tensor's TensorType, which dlg's own
+code reads everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgValueError
+from dlg.frontend import engine, init
+from dlg.frontend.methods import promote
+from dlg.frontend.tensor import Tensor, call, checked, op
+from dlg.functions.creation import dtype_arg
+from dlg.functions.shape import split_sizes
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import WHERE
+
+
+def method(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Attach `fn` to Tensor under its name."""
+    setattr(Tensor, fn.__name__, fn)
+    return fn
+
+
+# ---- dtype and device --------------------------------------------------------------------------
+@method
+def to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None, non_blocking: bool = False,
+       copy: bool = False) -> Tensor:
+    """x.to(dtype), x.to(other) (other's dtype), x.to("cpu"), x.to("cpu", dtype): a new tensor
+    only when the dtype changes (or `copy`)."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, str):
+            device = a
+        else:
+            dtype = a
+    if device is not None:
+        on_cpu(device)
+    if dtype is None or dtype is self.dtype:  # the common case (binary ops promote with `to`)
+        return self.clone() if copy else self
+    return op("cast", self, dtype=checked(dtype_arg, dtype, "to(): dtype"))
+
+
+def on_cpu(device: Any) -> None:
+    """Check a device argument: eager tensors live in memory."""
+    if str(device).split(":")[0] != "cpu":
+        raise DlgValueError(f"device {str(device)!r}: eager dlg tensors are on the cpu; use "
+                            f"dlg.compile(..., target=...) for other targets",
+                            engine.caller_span())
+
+
+@method
+def cpu(self: Tensor) -> Tensor:
+    return self
+
+
+def _conversion(name: str, dtype: DType) -> None:
+    def convert(self: Tensor) -> Tensor:
+        return self.to(dtype)
+    convert.__name__ = convert.__qualname__ = name
+    convert.__doc__ = f"The tensor as {dtype!r}."
+    method(convert)
+
+
+for _name, _dtype in {"float": DType.f32, "double": DType.f64, "half": DType.f16,
+                      "long": DType.i64, "int": DType.i32, "bool": DType.bool}.items():
+    _conversion(_name, _dtype)
+
+
+@method
+def type_as(self: Tensor, other: Tensor) -> Tensor:
+    return self.to(other.dtype)
+
+
+@method
+def is_floating_point(self: Tensor) -> bool:
+    return self.dtype.is_float
+
+
+@method
+def element_size(self: Tensor) -> int:
+    """Bytes per element."""
+    return self.dtype.itemsize
+
+
+@method
+def nelement(self: Tensor) -> Any:
+    return self.numel()
+
+
+@method
+def contiguous(self: Tensor) -> Tensor:
+    return self
+
+
+@method
+def is_contiguous(self: Tensor) -> bool:
+    """Always: eager tensors are dense arrays, and views are copies."""
+    return True
+
+
+@method
+def clone(self: Tensor) -> Tensor:
+    """A copy (a cast to its own dtype, so the gradient flows back)."""
+    return op("cast", self, dtype=self.dtype)
+
+
+# ---- shapes and functions in PyTorch's argument order ------------------------------------------
+@method
+def view_as(self: Tensor, other: Tensor) -> Tensor:
+    return call("view", self, other.shape)
+
+
+@method
+def reshape_as(self: Tensor, other: Tensor) -> Tensor:
+    return call("reshape", self, other.shape)
+
+
+@method
+def expand_as(self: Tensor, other: Tensor) -> Tensor:
+    return call("expand", self, other.shape)
+
+
+@method
+def split(self: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+    """torch.split: parts of `split_size_or_sections` elements, or of each listed size."""
+    return checked(split_sizes, self, split_size_or_sections, dim)
+
+
+@method
+def where(self: Tensor, condition: Any, y: Any) -> Tensor:
+    """x.where(condition, y) is dlg.where(condition, x, y)."""
+    return call("where", condition, *promote(WHERE, self, y))
+
+
+# ---- new tensors like this one -----------------------------------------------------------------
+def _new(self: Tensor, made: Tensor, requires_grad: bool) -> Tensor:
+    return made.requires_grad_() if requires_grad else made
+
+
+@method
+def new_zeros(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False
+              ) -> Tensor:
+    return _new(self, call("zeros", *size, dtype=dtype or self.dtype), requires_grad)
+
+
+@method
+def new_ones(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _new(self, call("ones", *size, dtype=dtype or self.dtype), requires_grad)
+
+
+@method
+def new_empty(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False
+              ) -> Tensor:
+    return _new(self, call("empty", *size, dtype=dtype or self.dtype), requires_grad)
+
+
+@method
+def new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    return _new(self, call("full", size, fill_value, dtype=dtype or self.dtype), requires_grad)
+
+
+@method
+def new_tensor(self: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False
+               ) -> Tensor:
+    """A tensor of `data` (a copy), of this tensor's dtype unless given."""
+    dtype = checked(dtype_arg, dtype or self.dtype, "new_tensor(): dtype")
+    value = data.numpy_view() if isinstance(data, Tensor) else data
+    return _new(self, Tensor(np.array(value, dtype.np)), requires_grad)
+
+
+# ---- in place: only where no gradient is recorded (PyTorch refuses the rest too) ---------------
+def _writable(self: Tensor, source: Tensor | None = None) -> np.ndarray:
+    if engine.grad_enabled() and (self.requires_grad or source is not None
+                                  and source.requires_grad):
+        raise DlgValueError("in-place operations on tensors that require grad are not "
+                            "supported; use `with dlg.no_grad():` or the out-of-place form",
+                            engine.caller_span())
+    return self.numpy_view()
+
+
+def _assign(self: Tensor, result: Tensor) -> Tensor:
+    np.copyto(_writable(self, result), np.broadcast_to(result.numpy_view(), self.shape),
+              casting="unsafe")
+    return self
+
+
+@method
+def add_(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
+    return _assign(self, self + other * alpha if alpha != 1 else self + other)
+
+
+@method
+def sub_(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
+    return _assign(self, self - other * alpha if alpha != 1 else self - other)
+
+
+@method
+def mul_(self: Tensor, other: Any) -> Tensor:
+    return _assign(self, self * other)
+
+
+@method
+def div_(self: Tensor, other: Any) -> Tensor:
+    return _assign(self, self / other)
+
+
+@method
+def copy_(self: Tensor, other: Any) -> Tensor:
+    return _assign(self, other if isinstance(other, Tensor) else Tensor(other))
+
+
+@method
+def fill_(self: Tensor, value: Any) -> Tensor:
+    """Every element set to `value` (a number or a 0-d tensor)."""
+    if isinstance(value, Tensor) and value.ndim:
+        raise DlgValueError(f"fill_: value must be a number or a 0-d tensor, got {value.type}",
+                            engine.caller_span())
+    _writable(self)[...] = value.item() if isinstance(value, Tensor) else value
+    return self
+
+
+@method
+def zero_(self: Tensor) -> Tensor:
+    return fill_(self, 0)
+
+
+@method
+def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """Samples of N(mean, std^2) from dlg's generator (dlg.manual_seed)."""
+    _writable(self)
+    return init.normal_(self, mean, std)
+
+
+@method
+def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """Samples of U(a, b) from dlg's generator."""
+    _writable(self)
+    return init.uniform_(self, a, b)

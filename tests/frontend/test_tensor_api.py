@@ -1,0 +1,370 @@
+"""The Tensor API, creation functions, dtypes and grad modes against PyTorch: values, dtypes,
+shapes and gradients of each method (0-d tensors included), and the errors, as DlgErrors that
+name the argument."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dlg
+
+torch = pytest.importorskip("torch")
+R = np.random.default_rng(0)
+
+
+def arr(*shape: int) -> np.ndarray:
+    return R.uniform(-1, 1, shape).astype(np.float32)
+
+
+MASK = np.array([[True, False, True]])
+SCALAR = np.float32(0.7)
+
+
+def lib_tensor(m: Any, a: Any) -> Any:
+    """An input as a tensor of library `m` (bool masks stay bool and need no gradient)."""
+    t = m.tensor(a)
+    return t if a.dtype == np.bool_ else t.requires_grad_()
+
+
+# (name, function of (library, *tensors), input arrays): outputs and gradients are compared
+CASES = [
+    ("view_as", lambda m, a, b: a.view_as(b), [arr(2, 3), arr(3, 2)]),
+    ("reshape_as", lambda m, a, b: a.reshape_as(b) * b, [arr(6), arr(3, 2)]),
+    ("expand_as", lambda m, a, b: a.expand_as(b) * b, [arr(2, 1), arr(2, 3)]),
+    ("repeat", lambda m, a: a.repeat(2, 3), [arr(2, 3)]),
+    ("repeat_prepends", lambda m, a: a.repeat(2, 1, 2), [arr(2, 3)]),
+    ("repeat_0d", lambda m, a: a.repeat(2, 3), [SCALAR]),
+    ("repeat_0d_none", lambda m, a: a.repeat(()), [SCALAR]),
+    ("tile_fewer", lambda m, a: a.tile(2), [arr(2, 3)]),
+    ("tile_fn", lambda m, a: m.tile(a, (2, 1, 1)), [arr(2, 3)]),
+    ("masked_fill_number", lambda m, a, k: a.masked_fill(k, -2.5), [arr(2, 3), MASK]),
+    ("masked_fill_broadcast", lambda m, a, k: a.masked_fill(k, 1), [arr(3), np.ones((2, 3), bool)]),
+    ("masked_fill_0d", lambda m, a, k, v: m.masked_fill(a, k, v), [arr(2, 3), MASK, SCALAR]),
+    ("where_method", lambda m, a, k, b: a.where(k, b), [arr(2, 3), MASK, arr(3)]),
+    ("where_method_number", lambda m, a, k: a.where(k, 0.5), [arr(2, 3), MASK]),
+    ("split_size", lambda m, a: a.split(2, dim=1), [arr(2, 5)]),
+    ("split_sizes", lambda m, a: m.split(a, [1, 4], 1), [arr(2, 5)]),
+    ("split_sizes_zero", lambda m, a: a.split([0, 2, 0]), [arr(2, 2)]),
+    ("chunk_uneven", lambda m, a: a.chunk(4, -1), [arr(2, 5)]),
+    ("chunk_fewer", lambda m, a: m.chunk(a, 4), [arr(6)]),
+    ("unbind", lambda m, a: a.unbind(1), [arr(2, 3)]),
+    ("unbind_fn", lambda m, a: m.unbind(a), [arr(2, 3)]),
+    ("narrow", lambda m, a: a.narrow(1, -3, 2), [arr(2, 4)]),
+    ("narrow_fn", lambda m, a: m.narrow(a, 0, 1, 1), [arr(2, 4)]),
+    ("movedim", lambda m, a: a.movedim(0, -1), [arr(2, 3, 4)]),
+    ("movedim_tuple", lambda m, a: m.movedim(a, (0, 1), (2, 0)), [arr(2, 3, 4)]),
+    ("swapaxes", lambda m, a: a.swapaxes(0, 2), [arr(2, 3, 4)]),
+    ("swapdims", lambda m, a: m.swapdims(a, -1, 0), [arr(2, 3, 4)]),
+    ("flatten_range", lambda m, a: a.flatten(1, 2), [arr(2, 3, 4, 2)]),
+    ("flatten_0d", lambda m, a: a.flatten(), [SCALAR]),
+    ("squeeze_tuple", lambda m, a: a.squeeze((0, 2, 3)), [arr(1, 3, 1, 2)]),
+    ("squeeze_0d", lambda m, a: a.squeeze(0), [SCALAR]),
+    ("unsqueeze_0d", lambda m, a: a.unsqueeze(-1), [SCALAR]),
+    ("unflatten", lambda m, a: a.unflatten(1, (2, -1)), [arr(3, 6)]),
+    ("unflatten_fn", lambda m, a: m.unflatten(a, -1, (3, 1, 2)), [arr(3, 6)]),
+    ("clone", lambda m, a: a.clone() * 2, [arr(2, 3)]),
+    ("double_float", lambda m, a: a.double().float() * a, [arr(2, 3)]),
+    ("to_dtype", lambda m, a: a.to(m.float64) * 2, [arr(2, 3)]),
+    ("to_tensor", lambda m, a, b: a.to(b.double()) + 1, [arr(2, 3), arr(1)]),
+    ("to_cpu", lambda m, a: a.to("cpu", m.float64).cpu(), [arr(2, 3)]),
+    ("type_as", lambda m, a, b: a.type_as(b.long()), [arr(2, 3), arr(1)]),
+    ("half", lambda m, a: a.half().float(), [arr(2, 3)]),
+    ("long_int_bool", lambda m, a: (a.long(), a.int(), a.bool()), [arr(2, 3) * 3]),
+    ("new_zeros", lambda m, a: a.new_zeros(2, 3), [arr(1)]),
+    ("new_ones", lambda m, a: a.double().new_ones((2,)), [arr(1)]),
+    ("new_full", lambda m, a: a.long().new_full((2, 2), 3.7), [arr(1)]),
+    ("new_empty", lambda m, a: a.new_empty((0, 3)), [arr(1)]),
+    ("new_tensor", lambda m, a: a.long().new_tensor([1.5, 2.5]), [arr(1)]),
+]
+
+
+def _run(m: Any, fn: Any, arrays: list[np.ndarray]) -> tuple[list[Any], list[Any]]:
+    inputs = [lib_tensor(m, a) for a in arrays]
+    out = fn(m, *inputs)
+    return inputs, list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _dtype_name(dtype: Any) -> str:
+    return dtype.torch_name if isinstance(dtype, dlg.DType) else str(dtype).split(".")[-1]
+
+
+@pytest.mark.parametrize("name, fn, arrays", CASES, ids=[c[0] for c in CASES])
+def test_methods_match_torch(name, fn, arrays):
+    ins, outs = _run(dlg, fn, arrays)
+    t_ins, t_outs = _run(torch, fn, arrays)
+    assert len(outs) == len(t_outs)
+    weights = []
+    for o, t in zip(outs, t_outs):
+        if isinstance(t, torch.Size):
+            assert tuple(o) == tuple(t)
+            continue
+        assert o.shape == tuple(t.shape) and _dtype_name(o.dtype) == _dtype_name(t.dtype), name
+        np.testing.assert_allclose(o.numpy_view(), t.detach().numpy(), rtol=1e-6, atol=1e-6)
+        if t.requires_grad:
+            weights.append((o, t, R.uniform(-1, 1, t.shape).astype(t.detach().numpy().dtype)))
+    if not weights:
+        return
+    sum((dlg.tensor(w) * o).sum() for o, _, w in weights).backward()
+    sum((torch.tensor(w) * t).sum() for _, t, w in weights).backward()
+    for i, ti in zip(ins, t_ins):
+        if ti.grad is not None:
+            np.testing.assert_allclose(i.grad.numpy(), ti.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_in_place_updates_match_torch():
+    for m in (dlg, torch):
+        x = m.zeros(2, 3)
+        x.fill_(2.0).add_(m.ones(3), alpha=2).mul_(3).sub_(1).div_(2)
+        y = m.ones(2, 3, dtype=m.int64).copy_(x)
+        assert y.dtype == m.int64
+        z = m.ones(3).fill_(m.tensor(4.0)).zero_()
+        if m is dlg:
+            d = (x.numpy(), y.numpy(), z.numpy())
+    np.testing.assert_allclose(d[0], x.numpy())
+    np.testing.assert_array_equal(d[1], y.numpy())
+    np.testing.assert_array_equal(d[2], z.numpy())
+
+
+def test_random_in_place_fills_draw_from_dlgs_generator():
+    dlg.manual_seed(3)
+    a = dlg.empty(1000).normal_(2.0, 0.5)
+    dlg.manual_seed(3)
+    b = dlg.empty(1000).normal_(2.0, 0.5)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert abs(a.numpy().mean() - 2.0) < 0.1 and abs(a.numpy().std() - 0.5) < 0.1
+    u = dlg.empty(1000).uniform_(-2, 3).numpy()
+    assert u.min() >= -2 and u.max() < 3 and u.min() < -1.5 and u.max() > 2.5
+
+
+def test_queries_match_torch():
+    for shape in ((), (2, 3)):
+        a, t = dlg.zeros(shape), torch.zeros(shape)
+        assert (a.numel(), a.nelement(), a.dim(), a.element_size(), a.is_contiguous(),
+                a.is_floating_point(), dlg.numel(a), dlg.is_tensor(a), dlg.is_tensor(1),
+                dlg.is_floating_point(a.long())) == (
+            t.numel(), t.nelement(), t.dim(), t.element_size(), t.is_contiguous(),
+            t.is_floating_point(), torch.numel(t), torch.is_tensor(t), torch.is_tensor(1),
+            torch.is_floating_point(t.long()))
+    x = dlg.zeros(2, 3)
+    assert x.size(-1) == 3 and x.size() == (2, 3) and x.contiguous() is x
+    assert isinstance(dlg.numel(x), int)
+    assert x.to(dlg.float32) is x and x.to(x) is x and x.to(dlg.float32, copy=True) is not x
+
+
+# (name, function of the library, compare values exactly)
+CREATION = [
+    ("linspace", lambda m: m.linspace(-1, 2, 7), False),
+    ("linspace_one", lambda m: m.linspace(3, 5, 1), True),
+    ("linspace_int", lambda m: m.linspace(0, 10, 5, dtype=m.int64), True),
+    ("logspace", lambda m: m.logspace(0, 2, 3), False),
+    ("logspace_base", lambda m: m.logspace(-1, 3, 5, base=2.0), False),
+    ("eye", lambda m: m.eye(3), True),
+    ("eye_rect_long", lambda m: m.eye(2, 4, dtype=m.int64), True),
+    ("full_like", lambda m: m.full_like(m.ones(2, 2), 3.5), True),
+    ("full_like_dtype", lambda m: m.full_like(m.ones(2), 3, dtype=m.int64), True),
+    ("full_int", lambda m: m.full((2,), 3), True),
+    ("full_bool", lambda m: m.full((2,), True), True),
+    ("zeros_long", lambda m: m.zeros(2, 3, dtype=m.long), True),
+    ("ones_like_dtype", lambda m: m.ones_like(m.ones(2), dtype=m.bool), True),
+    ("zeros_like", lambda m: m.zeros_like(m.ones(2, dtype=m.int32)), True),
+    ("empty", lambda m: m.empty(2, 0).shape, True),
+    ("empty_like", lambda m: m.empty_like(m.ones(3, dtype=m.float64)).dtype, True),
+    ("rand_like", lambda m: (m.rand_like(m.ones(2, 3)).shape, m.randn_like(m.ones(2)).dtype),
+     True),
+    ("tensor_cpu", lambda m: m.tensor([1, 2], dtype=m.float32, device="cpu"), True),
+]
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (dlg.Tensor, torch.Tensor)):
+        return v
+    if isinstance(v, tuple):
+        return tuple(_plain(x) for x in v)
+    return _dtype_name(v) if isinstance(v, (dlg.DType, torch.dtype)) else v
+
+
+@pytest.mark.parametrize("name, fn, exact", CREATION, ids=[c[0] for c in CREATION])
+def test_creation_matches_torch(name, fn, exact):
+    ours, theirs = _plain(fn(dlg)), _plain(fn(torch))
+    if not isinstance(theirs, torch.Tensor):
+        assert (tuple(ours) if isinstance(ours, tuple) else ours) == (
+            tuple(tuple(v) if isinstance(v, torch.Size) else v for v in theirs)
+            if isinstance(theirs, tuple) else theirs)
+        return
+    assert ours.shape == tuple(theirs.shape) and _dtype_name(ours.dtype) == _dtype_name(
+        theirs.dtype)
+    if exact:
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    else:
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_random_integers_and_permutations():
+    dlg.manual_seed(0)
+    r = dlg.randint(-2, 3, (400,))
+    assert r.dtype == dlg.int64 and set(r.numpy().tolist()) == {-2, -1, 0, 1, 2}
+    assert set(dlg.randint(3, (50,)).numpy().tolist()) <= {0, 1, 2}
+    assert dlg.randint(0, 5, size=(2, 3), dtype=dlg.int32).dtype == dlg.int32
+    assert set(dlg.randint(high=2, size=(50,)).numpy().tolist()) == {0, 1}
+    p = dlg.randperm(10)
+    assert p.dtype == dlg.int64 and sorted(p.numpy().tolist()) == list(range(10))
+
+
+def test_creation_reaches_dlg_files():
+    """The new functions are .dlg builtins too (one function for both doors)."""
+    m = dlg.loads("""
+model M {
+    input x: f32[2, 3]
+    output y = repeat(x, 1, 2) + tile(masked_fill(x, x > 0.0, 0.0), (2,))
+    output e = eye(3) + linspace(0.0, 1.0, 3)
+    output c = chunk(x, 2, axis=1)[1]
+}
+""")
+    x = arr(2, 3)
+    y, e, c = m(x=x)
+    t = torch.tensor(x)
+    np.testing.assert_allclose(y, (t.repeat(1, 2) + t.masked_fill(t > 0, 0).tile(2)).numpy())
+    np.testing.assert_allclose(e, (torch.eye(3) + torch.linspace(0, 1, 3)).numpy())
+    np.testing.assert_allclose(c, t.chunk(2, 1)[1].numpy())
+
+
+# ---- dtypes ------------------------------------------------------------------------------------
+DTYPES = [("float32", "float"), ("float64", "double"), ("float16", "half"), ("int64", "long"),
+          ("int32", "int"), ("bool", "bool")]
+
+
+@pytest.mark.parametrize("name, alias", DTYPES)
+def test_dtypes_match_torch(name, alias):
+    ours, theirs = getattr(dlg, name), getattr(torch, name)
+    assert getattr(dlg, alias) is ours and getattr(torch, alias) is theirs
+    assert repr(ours) == repr(theirs).replace("torch", "dlg") == f"dlg.{name}"
+    assert (ours.is_floating_point, ours.itemsize, ours.is_signed, ours.is_complex) == (
+        theirs.is_floating_point, theirs.itemsize, theirs.is_signed, theirs.is_complex)
+    assert dlg.zeros(1, dtype=ours).dtype == getattr(dlg, alias)
+
+
+def test_dtype_text_stays_dlg_in_types_and_dlg_source():
+    assert str(dlg.float32) == "f32"
+    assert str(dlg.zeros(2, dtype=dlg.long).type) == "i64[2]"
+    assert "dtype=dlg.float32" in repr(dlg.ones(2))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_finfo_matches_torch(dtype):
+    ours, theirs = dlg.finfo(getattr(dlg, dtype)), torch.finfo(getattr(torch, dtype))
+    for field in ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    assert dlg.finfo().eps == torch.finfo().eps and dlg.get_default_dtype() == dlg.float32
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_iinfo_matches_torch(dtype):
+    ours, theirs = dlg.iinfo(getattr(dlg, dtype)), torch.iinfo(getattr(torch, dtype))
+    assert (ours.bits, ours.max, ours.min, ours.dtype) == (
+        theirs.bits, theirs.max, theirs.min, theirs.dtype)
+
+
+# ---- grad modes --------------------------------------------------------------------------------
+def _records(m: Any) -> bool:
+    return (m.ones(2, requires_grad=True) * 2).requires_grad
+
+
+@pytest.mark.parametrize("m", [dlg, torch], ids=["dlg", "torch"])
+def test_grad_modes_behave_as_torch(m):
+    assert m.is_grad_enabled() and _records(m)
+    with m.no_grad():
+        assert not _records(m)
+        with m.enable_grad():
+            assert _records(m)
+        assert not m.is_grad_enabled()
+    with m.set_grad_enabled(False):
+        assert not _records(m)
+    assert _records(m)
+    m.set_grad_enabled(False)
+    assert not m.is_grad_enabled()
+    m.set_grad_enabled(True)
+    with m.inference_mode():
+        assert not m.is_grad_enabled()
+    with m.inference_mode(False):
+        assert m.is_grad_enabled()
+
+    @m.no_grad
+    def bare() -> bool:
+        return _records(m)
+
+    @m.no_grad()
+    def called() -> bool:
+        return _records(m)
+
+    @m.set_grad_enabled(False)
+    def switched() -> bool:
+        return _records(m)
+
+    @m.enable_grad()
+    def enabled() -> bool:
+        return _records(m)
+
+    assert m.is_grad_enabled()
+    assert (bare(), called(), switched()) == (False, False, False)
+    with m.no_grad():
+        assert enabled()
+    assert m.is_grad_enabled()
+
+
+# ---- errors ------------------------------------------------------------------------------------
+ERRORS = [
+    (lambda: dlg.ones(2, 3).view(5), dlg.DlgShapeError, r"\[5\] does not fit the 6 elements"),
+    (lambda: dlg.ones(2, 3).repeat(2), dlg.DlgShapeError, r"repeat: 1 repeats for the 2 dims"),
+    (lambda: dlg.ones(2).repeat(-1), dlg.DlgValueError, r"repeats must not be negative"),
+    (lambda: dlg.ones(6).split([1, 4]), dlg.DlgShapeError, r"split: .*\[1, 4\].* add up to 6"),
+    (lambda: dlg.split(dlg.ones(6), 0), dlg.DlgValueError, r"split_size must be positive"),
+    (lambda: dlg.ones(6).split(2.0), dlg.DlgTypeError, r"split_size_or_sections must be"),
+    (lambda: dlg.ones(6).chunk(0), dlg.DlgValueError, r"chunk: chunks must be a positive int"),
+    (lambda: dlg.ones(()).chunk(2), dlg.DlgShapeError, r"chunk: dim 0 is out of range"),
+    (lambda: dlg.ones(()).unbind(), dlg.DlgShapeError, r"unbind: dim 0 is out of range"),
+    (lambda: dlg.ones(2, 3).narrow(1, 2, 2), dlg.DlgShapeError, r"narrow: start 2 and length 2"),
+    (lambda: dlg.ones(2, 3).movedim((0, 1), 0), dlg.DlgShapeError, r"movedim: source and dest"),
+    (lambda: dlg.ones(2, 3).movedim(0, 2), dlg.DlgShapeError, r"movedim: destination 2 is out"),
+    (lambda: dlg.ones(2, 6).unflatten(1, (4, -1)), dlg.DlgShapeError, r"unflatten: sizes"),
+    (lambda: dlg.ones(()).size(0), dlg.DlgShapeError, r"dimension 0 is out of range for a 0-d"),
+    (lambda: dlg.ones(3).masked_fill(dlg.ones(3), 1), dlg.DlgTypeError, r"mask must be a bool"),
+    (lambda: dlg.ones(3).masked_fill(dlg.ones(3) > 0, dlg.ones(3)), dlg.DlgShapeError,
+     r"value must be a number or a 0-d tensor, got f32\[3\]"),
+    (lambda: dlg.ones(3).to("cuda"), dlg.DlgValueError, r"device 'cuda'"),
+    (lambda: dlg.zeros(2, device="cuda:0"), dlg.DlgValueError, r"device 'cuda:0'"),
+    (lambda: dlg.ones(3).to(np.float32), dlg.DlgTypeError, r"must be a dlg dtype"),
+    (lambda: dlg.ones(3, requires_grad=True).fill_(0), dlg.DlgValueError, r"in-place"),
+    (lambda: dlg.randint(3, 3, (2,)), dlg.DlgValueError, r"randint: low 3 must be below"),
+    (lambda: dlg.randint(3), dlg.DlgTypeError, r"randint: missing its size"),
+    (lambda: dlg.linspace(0, 1, -1), dlg.DlgValueError, r"linspace: steps must be"),
+    (lambda: dlg.eye(-1), dlg.DlgValueError, r"eye: n must be a non-negative int"),
+    (lambda: dlg.rand(2, dtype=dlg.long), dlg.DlgTypeError, r"rand makes float tensors"),
+    (lambda: dlg.finfo(dlg.int32), dlg.DlgTypeError, r"finfo\(\) takes a float dtype"),
+    (lambda: dlg.iinfo(dlg.float32), dlg.DlgTypeError, r"iinfo\(\) takes an integer dtype"),
+]
+
+
+@pytest.mark.parametrize("fn, error, message", ERRORS, ids=[e[2][:30] for e in ERRORS])
+def test_errors_name_the_argument(fn, error, message):
+    with pytest.raises(error, match=message) as info:
+        fn()
+    assert info.value.span is not None and info.value.span.file == __file__
+
+
+TORCH_DTYPES = [
+    (lambda: dlg.ones(2).to(torch.float64), "use dlg.float64"),
+    (lambda: dlg.zeros(2, dtype=torch.long), "use dlg.int64"),
+    (lambda: dlg.tensor([1.0], dtype=torch.float16), "use dlg.float16"),
+    (lambda: dlg.arange(3, dtype=torch.int8), "dlg has no int8 dtype"),
+    (lambda: dlg.finfo(torch.float32), "use dlg.float32"),
+]
+
+
+@pytest.mark.parametrize("fn, message", TORCH_DTYPES)
+def test_torch_dtypes_are_refused_with_dlgs_spelling(fn, message):
+    with pytest.raises(dlg.DlgTypeError, match=r"PyTorch's torch\.\w+; " + re.escape(message)):
+        fn()
