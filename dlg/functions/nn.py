@@ -156,9 +156,17 @@ def layer_norm(F: Front, x: Any, normalized_shape: Any, weight: Any = None, bias
                   normalized_shape=args.shape(F, (normalized_shape,)), eps=eps)
 
 
+def _softmax_axis(F: Front, x: Any, axis: Any, name: str) -> tuple[Any, Any]:
+    """x checked, and its axis: a 0-d tensor's is 0, which PyTorch also calls -1."""
+    x = tensor(F, x, f"{name}'s argument")
+    return x, 0 if F.type_of(x).rank == 0 and axis == -1 else axis
+
+
 def softmax(F: Front, x: Any, axis: int = -1) -> Any:
-    return F.emit(SOFTMAX, tensor(F, x, "softmax's argument"), axis=axis)
+    x, axis = _softmax_axis(F, x, axis, "softmax")
+    return F.emit(SOFTMAX, x, axis=axis)
 
 
 def log_softmax(F: Front, x: Any, axis: int = -1) -> Any:
-    return F.emit(LOG_SOFTMAX, tensor(F, x, "log_softmax's argument"), axis=axis)
+    x, axis = _softmax_axis(F, x, axis, "log_softmax")
+    return F.emit(LOG_SOFTMAX, x, axis=axis)
