@@ -165,6 +165,42 @@ def test_module_matches_torch(name, make, inputs, training):
     check(make, inputs(), training)
 
 
+# ---- the activations' functional forms, at their kinks too --------------------------------------
+KINKS = np.float32([-30, -20, -3, -1, -0.5, 0, 0.5, 1, 3, 6, 20, 30, 1e-4, -1e-4, 2.5, -2.5])
+ACTIVATIONS = [
+    ("silu", {}), ("elu", {"alpha": 0.5}), ("selu", {}), ("celu", {"alpha": 2}),
+    ("softplus", {}), ("softplus", {"beta": 2, "threshold": 3}), ("mish", {}), ("softsign", {}),
+    ("hardsigmoid", {}), ("hardswish", {}), ("relu6", {}), ("logsigmoid", {}),
+    ("tanhshrink", {}), ("softshrink", {"lambd": 1}), ("hardshrink", {}),
+    ("hardtanh", {"min_val": -0.5, "max_val": 3}), ("leaky_relu", {"negative_slope": 0.2}),
+]
+
+
+@pytest.mark.parametrize("name, kwargs", ACTIVATIONS,
+                         ids=[f"{n}-{'-'.join(map(str, k.values()))}" for n, k in ACTIVATIONS])
+def test_activation_function_matches_torch(name, kwargs):
+    """dlg.nn.functional's value and gradient, torch's choices at the kinks included."""
+    xa, xt = dlg.tensor(KINKS, requires_grad=True), torch.tensor(KINKS, requires_grad=True)
+    ya, yt = getattr(nn.functional, name)(xa, **kwargs), getattr(torch.nn.functional, name)(
+        xt, **kwargs)
+    assert_close(ya, yt, "value", 1e-6)
+    ya.sum().backward()
+    yt.sum().backward()
+    assert_close(xa.grad, xt.grad, "gradient", 1e-6)
+
+
+def test_prelu_and_glu_functions_match_torch():
+    x, w = f(2, 4, 3), np.float32([0.1, -0.2, 0.3, 2.0])
+    assert_close(nn.functional.prelu(dlg.tensor(x), dlg.tensor(w)),
+                 torch.nn.functional.prelu(torch.tensor(x), torch.tensor(w)), "prelu")
+    assert_close(nn.functional.glu(dlg.tensor(x), dim=1),
+                 torch.nn.functional.glu(torch.tensor(x), dim=1), "glu")
+    with pytest.raises(DlgError, match="weight must be"):
+        nn.functional.prelu(dlg.tensor(x), dlg.tensor(np.float32([1, 2])))
+    with pytest.raises(DlgError, match="even"):
+        nn.functional.glu(dlg.tensor(x), dim=-1)
+
+
 # ---- options' own behaviour ------------------------------------------------------------------
 def test_batch_norm_momentum_none_is_a_cumulative_average():
     make = lambda ns: ns.BatchNorm1d(3, momentum=None)  # noqa: E731

@@ -295,10 +295,10 @@ HARDSIGMOID = _activation(
     "x / 6 + 1/2 clamped to [0, 1]; no gradient at or beyond -3 and 3, as in PyTorch.")
 HARDSWISH = _activation(
     "hardswish", lambda b, x: b.where(
-        b.lt(x, scalar(b, -3.0, x)), zeros_like(b, x), b.where(
-            b.le(x, scalar(b, 3.0, x)),
+        b.le(x, scalar(b, -3.0, x)), zeros_like(b, x), b.where(
+            b.lt(x, scalar(b, 3.0, x)),
             b.div(b.mul(x, b.add(x, scalar(b, 3.0, x))), scalar(b, 6.0, x)), x)),
-    "x (x + 3) / 6 between -3 and 3, 0 below, x above; PyTorch's gradient at -3 and 3.")
+    "x (x + 3) / 6 between -3 and 3, 0 below, x above; PyTorch's gradient at -3 (0) and 3 (1).")
 RELU6 = _activation("relu6", lambda b, x: b.hardtanh(x, min_val=0.0, max_val=6.0),
                     "min(max(x, 0), 6): hardtanh(x, 0, 6), no gradient at 0 and 6.")
 LOGSIGMOID = _activation(
