@@ -52,8 +52,8 @@ def reshape(F: Front, x: Any, *shape: Any) -> Any:
             raise DlgShapeError(f"reshape: bad dim {d}")
     if not holes and isinstance(numel(dims), int) and isinstance(numel(t.shape), int) \
             and numel(dims) != numel(t.shape):
-        raise DlgShapeError(f"reshape: shape [{', '.join(str(d) for d in dims)}] does not fit "
-                            f"the {numel(t.shape)} elements of {t}")
+        raise DlgShapeError(f"reshape: cannot reshape {t} to [{', '.join(str(d) for d in dims)}]"
+                            f": that shape holds {numel(dims)} elements, not {numel(t.shape)}")
     return F.emit(RESHAPE, x, shape=tuple(dims))
 
 
