@@ -2,10 +2,11 @@
 user-facing functions of `dlg.functions` as Python calls them (`tensor.eager`: PyTorch's
 keywords, errors at the caller's line), so a new elementwise primitive appears here by itself.
 
-Left out are the .dlg functions whose PyTorch namesake means something else (`NOT_PYTORCH`).
-Eager-only: tensors from data (tensor, from_numpy), leaf tensors with `requires_grad=`, max/min
-with indices, torch.flatten's start at axis 0, binary functions promoting as PyTorch does, and
-regression losses taking their target in the input's dtype.
+Left out are the .dlg functions whose PyTorch namesake means something else (`NOT_PYTORCH`);
+`split` (part sizes) and `numel` (an int) are written here with torch's meaning. Eager-only:
+tensors from data (tensor, from_numpy), leaf tensors with `requires_grad=` and `device=`,
+randperm, max/min with indices, torch.flatten's start at axis 0, binary functions promoting as
+PyTorch does, and regression losses taking their target in the input's dtype.
 """
 
 from __future__ import annotations
