@@ -12,7 +12,14 @@ from dlg.grammar.builtins import BUILTINS
 from dlg.grammar.elaborate import Elaborated, Elaborator, LayerInstance
 from dlg.grammar.loader import Program, prelude
 from dlg.grammar.values import Function, LayerClass, Scope, describe, suggest
-from dlg.ir.train_spec import HyperSpec, OptimizerSpec, ScheduleSpec, TrainSpec
+from dlg.ir.train_spec import (
+    OPTIMIZER_DEFAULTS,
+    SCHEDULE_DEFAULTS,
+    HyperSpec,
+    OptimizerSpec,
+    ScheduleSpec,
+    TrainSpec,
+)
 
 
 def module_scopes(program: Program, training: bool) -> tuple[dict[str, Scope], dict[str, Any]]:
@@ -119,13 +126,13 @@ def _elaborate_train(E: Elaborator, train: ast.TrainDef, scope: Scope) -> TrainS
     E.add_output("loss", loss, loss_span)
     optimizer = scope.names.get("optimizer")
     if optimizer is not None and not isinstance(optimizer, OptimizerSpec):
-        raise DlgTypeError(f"optimizer must be SGD(...), Adam(...), AdamW(...) or RMSprop(...), "
+        raise DlgTypeError(f"optimizer must be {_calls(OPTIMIZER_DEFAULTS)}, "
                            f"got {_describe(optimizer)}",
                            _assigned_at(train.body, "optimizer", train.span))
     schedule = scope.names.get("schedule")
     if schedule is not None and not isinstance(schedule, ScheduleSpec):
-        raise DlgTypeError(f"schedule must be StepLR(...), MultiStepLR(...), ExponentialLR(...) "
-                           f"or CosineAnnealingLR(...), got {_describe(schedule)}",
+        raise DlgTypeError(f"schedule must be {_calls(SCHEDULE_DEFAULTS)}, "
+                           f"got {_describe(schedule)}",
                            _assigned_at(train.body, "schedule", train.span))
     labels = tuple(n.name for n in E.graph.inputs[n_inputs:])
     metrics = tuple(name for name, _ in E.graph.outputs[n_outputs:] if name != "loss")
@@ -135,6 +142,11 @@ def _elaborate_train(E: Elaborator, train: ast.TrainDef, scope: Scope) -> TrainS
 def _describe(value: Any) -> str:
     """An optimizer or schedule by its call (`SGD(lr=0.1, ...)`), anything else as usual."""
     return str(value) if isinstance(value, HyperSpec) else describe(value)
+
+
+def _calls(table: dict[str, Any]) -> str:
+    """`SGD(...), Adam(...), ...`: what a train section may call."""
+    return ", ".join(f"{name}(...)" for name in table)
 
 
 def _assigned_at(stmts: tuple[ast.Stmt, ...], name: str, default: Span) -> Span:
