@@ -83,11 +83,11 @@ def flat_outputs(value: Any) -> list[Any]:
 
 
 def array_difference(got: np.ndarray, want: np.ndarray, rtol: float, atol: float,
-                     what: str) -> str | None:
+                     what: str, against: str = "torch") -> str | None:
     """None when `got` matches `want` (shape, dtype kind, values: exact for ints and bools,
     within tolerance for floats, NaN where NaN), else one line saying where they differ."""
     if got.shape != want.shape:
-        return f"{what}shape {list(got.shape)} != torch {list(want.shape)}"
+        return f"{what}shape {list(got.shape)} != {against} {list(want.shape)}"
     if want.dtype.kind == "f":
         close = np.isclose(got.astype(np.float64), want.astype(np.float64), rtol, atol,
                            equal_nan=True)
@@ -97,7 +97,7 @@ def array_difference(got: np.ndarray, want: np.ndarray, rtol: float, atol: float
         return None
     at = tuple(int(i) for i in np.argwhere(~close)[0])
     return (f"{what}{int((~close).sum())} of {close.size} values differ; at {list(at)} dlg "
-            f"{got[at].item()!r} torch {want[at].item()!r}")
+            f"{got[at].item()!r} {against} {want[at].item()!r}")
 
 
 def difference(got: Any, want: Any, rtol: float, atol: float, values: bool = True,

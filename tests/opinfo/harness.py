@@ -13,7 +13,9 @@ mismatch (structure, shape, dtype, values, or the gradient for a fixed random co
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
+import re
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ import torch
 
 import dlg
 from tests.opinfo.convert import (NoCounterpart, array_difference, describe, difference,
-                                  flat_outputs, leaves, rebuild, to_dlg)
+                                  flat_outputs, to_dlg)
 
 OUTCOMES = ("pass", "refused", "crash", "mismatch")
 
@@ -157,7 +159,7 @@ class Reference:
     cotangents: list[tuple[int, np.ndarray]]  # (position among the flat outputs, cotangent)
 
 
-def _arguments(sample: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+def sample_arguments(sample: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
     return sample.input, tuple(sample.args), dict(sample.kwargs)
 
 
@@ -175,7 +177,7 @@ def _labelled(sample: Any) -> Iterator[tuple[str, torch.Tensor]]:
         elif isinstance(v, dict):
             for k, item in v.items():
                 yield from walk(item, f"{label}[{k!r}]")
-    inp, args, kwargs = _arguments(sample)
+    inp, args, kwargs = sample_arguments(sample)
     yield from walk(inp, "input")
     yield from walk(args, "args")
     yield from walk(kwargs, "kwargs")
@@ -184,9 +186,15 @@ def _labelled(sample: Any) -> Iterator[tuple[str, torch.Tensor]]:
 _REFERENCES: dict[tuple[str, int | None], tuple[Reference, ...]] = {}
 
 
+# a capped run spreads its picks over the first samples only: max_pool2d and logspace make over
+# a thousand, whose making alone takes seconds
+CAPPED_FROM = 200
+
+
 def references(op: Any, cap: int | None) -> tuple[Reference, ...]:
     """torch's results for the OpInfo's float32 CPU samples (seeded: the same samples in every
-    run), at most `cap` of them spread evenly over the list; made once per OpInfo and cap."""
+    run), or for at most `cap` of them spread evenly over the first CAPPED_FROM; made once per
+    OpInfo and cap."""
     key = (_full_name(op), cap)
     if key not in _REFERENCES:
         _REFERENCES[key] = _references(op, cap)
@@ -198,8 +206,9 @@ def _references(op: Any, cap: int | None) -> tuple[Reference, ...]:
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        samples = list(op.sample_inputs("cpu", torch.float32,
-                                        requires_grad=op.supports_autograd))
+        samples = list(itertools.islice(
+            op.sample_inputs("cpu", torch.float32, requires_grad=op.supports_autograd),
+            None if cap is None else CAPPED_FROM))
     picked = range(len(samples))
     if cap is not None and len(samples) > cap:
         picked = sorted({int(i) for i in np.linspace(0, len(samples) - 1, cap)})
@@ -213,7 +222,7 @@ def _references(op: Any, cap: int | None) -> tuple[Reference, ...]:
 
 
 def _reference(op: Any, index: int, sample: Any) -> Reference:
-    inp, args, kwargs = _arguments(sample)
+    inp, args, kwargs = sample_arguments(sample)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         output = op(inp, *args, **kwargs)
@@ -257,10 +266,10 @@ def _where(e: BaseException) -> str:
 def run_eager(target: Target, ref: Reference) -> Result:
     """One sample through dlg eagerly: the call, the comparison, then the gradient."""
     def result(outcome: str, detail: str = "") -> Result:
-        return Result(target.key, ref.index, outcome, detail, _describe(ref.sample))
+        return Result(target.key, ref.index, outcome, detail, describe_sample(ref.sample))
     memo: dict[int, Any] = {}
     try:
-        inp, args, kwargs = to_dlg(_arguments(ref.sample), memo)
+        inp, args, kwargs = to_dlg(sample_arguments(ref.sample), memo)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             got = target.call(inp, *args, **kwargs)
@@ -298,8 +307,8 @@ def _gradient_difference(got: Any, ref: Reference, memo: dict[int, Any]) -> str 
     return None
 
 
-def _describe(sample: Any) -> str:
-    inp, args, kwargs = _arguments(sample)
+def describe_sample(sample: Any) -> str:
+    inp, args, kwargs = sample_arguments(sample)
     text = describe(inp)
     if args:
         text += f", args={describe(args)}"
@@ -308,6 +317,77 @@ def _describe(sample: Any) -> str:
     return text
 
 
-def run_target(target: Target, cap: int | None = None) -> list[Result]:
-    """Every (or at most `cap`) sample of the target's OpInfo through dlg eagerly."""
-    return [run_eager(target, ref) for ref in references(target.opinfo, cap)]
+def run_target(target: Target, cap: int | None = None, first: int | None = None) -> list[Result]:
+    """Every (or at most `cap`) sample of the target's OpInfo through dlg eagerly, or only the
+    `first` of those."""
+    return [run_eager(target, ref) for ref in references(target.opinfo, cap)[:first]]
+
+
+# ---- the table and the bars ---------------------------------------------------------------------
+PASS_BAR = 0.90  # of the samples in scope
+
+
+def table(results: list[Result]) -> str:
+    """One row per target (samples, pass, refused, crash, mismatch) and the totals."""
+    rows: dict[str, dict[str, int]] = {}
+    for r in results:
+        rows.setdefault(r.key, dict.fromkeys(OUTCOMES, 0))[r.outcome] += 1
+    width = max([len(k) for k in rows] + [5])
+    head = f"{'op':<{width}} {'samples':>7} " + " ".join(f"{o:>8}" for o in OUTCOMES)
+    lines = [head, "-" * len(head)]
+    for key, counts in rows.items():
+        lines.append(f"{key:<{width}} {sum(counts.values()):>7} "
+                     + " ".join(f"{counts[o]:>8}" for o in OUTCOMES))
+    totals = {o: sum(c[o] for c in rows.values()) for o in OUTCOMES}
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<{width}} {len(results):>7} "
+                 + " ".join(f"{totals[o]:>8}" for o in OUTCOMES))
+    share = totals["pass"] / len(results) if results else 0.0
+    lines.append(f"{len(rows)} targets; {share:.1%} of samples pass")
+    return "\n".join(lines)
+
+
+def missed_bars(results: list[Result]) -> list[str]:
+    """The issue's bars that `results` miss: no crash, no mismatch, PASS_BAR of samples pass."""
+    counts = {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
+    missed = [f"{counts[o]} {o}es" for o in ("crash", "mismatch") if counts[o]]
+    if not results or counts["pass"] < PASS_BAR * len(results):
+        missed.append(f"{counts['pass']} of {len(results)} samples pass, under {PASS_BAR:.0%}")
+    return missed
+
+
+def failures(results: list[Result]) -> str:
+    """The crashes and mismatches, one line each: target, sample, what happened."""
+    return "\n".join(f"{r.key} sample {r.index} ({r.sample}): {r.outcome}: {r.detail}"
+                     for r in results if r.outcome in ("crash", "mismatch"))
+
+
+def one_per_opinfo(targets: list[Target]) -> list[Target]:
+    """The function spelling of each OpInfo, else its method: their traced graphs are the same."""
+    chosen: dict[int, Target] = {}
+    for t in targets:
+        chosen.setdefault(id(t.opinfo), t)
+    return list(chosen.values())
+
+
+def by_cause(results: list[Result], outcomes: tuple[str, ...]) -> dict[str, list[Result]]:
+    """Results of `outcomes` grouped by likely cause: an exception's type and the dlg line that
+    raised it, or the kind of difference (numbers and quoted values left out)."""
+    groups: dict[str, list[Result]] = {}
+    for r in results:
+        if r.outcome in outcomes:
+            groups.setdefault(f"{r.outcome}: {_cause(r)}", []).append(r)
+    return dict(sorted(groups.items(), key=lambda kv: -len(kv[1])))
+
+
+def _cause(r: Result) -> str:
+    if r.outcome == "crash":
+        kind = r.detail.split(":")[0] if r.detail.startswith(("trace", "compile", "backward")) \
+            else ""
+        error = r.detail.removeprefix(f"{kind}: ").split(":")[0]
+        where = r.detail.rsplit("(", 1)[-1].rstrip(")")
+        return f"{kind + ': ' if kind else ''}{error} at {where}"
+    # the numbers, shapes and indices of one sample out, quoted names (an argument) kept
+    text = re.sub(r"(?<![\w'])-?\d[\d.e+-]*|\[[^\]']*\]|\bnan\b|\binf\b", "#",
+                  r.detail.split(";")[0])
+    return text[:160]

@@ -1,0 +1,69 @@
+"""PyTorch's OpInfo samples through dlg (tests/opinfo): the per-op table (samples, pass, refused,
+crash, mismatch), then every crash and mismatch grouped by likely cause with one example each,
+the refusals by reason, and the OpInfos dlg does not expose.
+
+    python tools/opinfo_report.py [--compiled] [--ops a,b] [--cap N]
+
+--compiled runs each op's samples traced and compiled against eager dlg instead (8 samples an
+op unless --cap says otherwise: every sample is an LLVM compile). --ops takes OpInfo names
+(`sum`, `nn.functional.relu`) or target keys (`sum:method`). Needs torch and expecttest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's tests/
+
+from tests.opinfo import harness  # noqa: E402
+from tests.opinfo.compiled import run_target_compiled  # noqa: E402
+
+COMPILED_CAP = 8
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compiled", action="store_true",
+                        help="traced and compiled against eager dlg")
+    parser.add_argument("--ops", help="comma-separated OpInfo names or target keys")
+    parser.add_argument("--cap", type=int, help="at most this many samples per op")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    targets, left_out = harness.scope()
+    if args.ops:
+        wanted = set(args.ops.split(","))
+        targets = [t for t in targets if t.key in wanted or t.opinfo.name in wanted
+                   or t.key.split(":")[0] in wanted]
+    if args.compiled:
+        cap = args.cap if args.cap is not None else COMPILED_CAP
+        results = [r for t in harness.one_per_opinfo(targets) for r in
+                   run_target_compiled(t, cap)]
+    else:
+        results = [r for t in targets for r in harness.run_target(t, args.cap)]
+    print(harness.table(results))
+    for title, outcomes in (("crashes and mismatches", ("crash", "mismatch")),
+                            ("refusals", ("refused",))):
+        groups = harness.by_cause(results, outcomes)
+        print(f"\n== {title}, by likely cause ({len(groups)} groups) ==")
+        for cause, members in groups.items():
+            keys = sorted({r.key for r in members})
+            example = members[0]
+            print(f"\n[{len(members)}] {cause}\n  ops: {', '.join(keys)}\n  e.g. {example.key} "
+                  f"sample {example.index} ({example.sample}): {example.detail}")
+    if not args.ops and not args.compiled:
+        print(f"\n== OpInfos not in scope ({len(left_out)}) ==")
+        for reason in sorted(set(left_out.values())):
+            names = sorted(n for n, why in left_out.items() if why == reason)
+            print(f"\n{reason} ({len(names)}):")
+            print(textwrap.fill(", ".join(names), 100, initial_indent="  ",
+                                subsequent_indent="  "))
+    print(f"\n{time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
