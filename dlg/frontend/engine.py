@@ -241,9 +241,10 @@ Output = tuple[Any, TensorType, "Record | None"]  # (array, or graph value when 
 def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
     """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
     tracing)."""
-    if any(t.trace is not None for t in inputs) or (not inputs and current_tracer() is not None
-                                                     and _symbolic(attrs)):
-        return _trace(op, inputs, attrs)
+    tracer = current_tracer()
+    if tracer is not None and (any(t.trace is not None or id(t) in tracer.names for t in inputs)
+                               or (not inputs and _symbolic(attrs))):
+        return _trace(op, inputs, attrs)  # a parameter's op too: folding it would freeze it
     from_types = [t.type for t in inputs]
     try:
         checked = op.check_attrs(attrs)

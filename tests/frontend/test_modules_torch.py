@@ -373,3 +373,30 @@ def test_traced_and_compiled_match_eager(name, make, shape):
     eager = module(dlg.tensor(x)).detach().numpy()
     np.testing.assert_allclose(dlg.trace(module, x)(x), eager, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dlg.compile(module, x)(x), eager, rtol=1e-4, atol=1e-5)
+
+
+TRAINED = [  # modules whose parameters are reshaped or sliced before use, and running statistics
+    ("GroupNorm", lambda ns: ns.GroupNorm(1, 3)),
+    ("PReLU", lambda ns: ns.PReLU(3)),
+    ("BatchNorm1d(momentum=None)", lambda ns: ns.BatchNorm1d(3, momentum=None)),
+]
+
+
+@pytest.mark.parametrize("name, make", TRAINED, ids=[c[0] for c in TRAINED])
+def test_traced_training_steps_match_torch(name, make):
+    """A traced training step trains every parameter (ops on parameters alone stay in the
+    graph) and updates the running statistics, step for step as torch."""
+    ours, theirs = pair(lambda ns: ns.Sequential(ns.Linear(4, 3), make(ns)))
+    x, y = f(8, 4), f(8, 3)
+    opt, topt = dlg.optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(theirs.parameters(),
+                                                                          lr=0.1)
+    step = dlg.trace_train(ours, nn.functional.mse_loss, opt, x, y).train_step()
+    for _ in range(3):
+        loss = step(x=x, y=y)["loss"]
+        topt.zero_grad()
+        their_loss = torch.nn.functional.mse_loss(theirs(torch.tensor(x)), torch.tensor(y))
+        their_loss.backward()
+        topt.step()
+        np.testing.assert_allclose(loss, their_loss.item(), rtol=1e-5)
+    for key, value in theirs.state_dict().items():
+        assert_close(ours.state_dict()[key], value, key)

@@ -60,8 +60,15 @@ class _BatchNorm(Module):
         axes = (0,) + tuple(range(2, x.ndim))
         mean = x.mean(axes)
         var = ((x - x.mean(axes, keepdim=True)) ** 2).mean(axes)
+        count = x.numel() // x.shape[1]
+        if count == 1 and self.training:
+            raise DlgValueError(f"{type(self).__name__}: expected more than 1 value per channel "
+                                f"when training, got input of shape {list(x.shape)}",
+                                engine.caller_span())
         if self.training and self.track_running_stats:
-            self._track(mean, var, x.numel() // x.shape[1])
+            # a symbolic batch makes the count a run-time value
+            n = count if isinstance(count, int) else call("numel", x, axes, dtype=x.dtype)
+            self._track(mean, var, n)
         return call("batch_norm", x, mean, var, weight, bias, eps=self.eps)
 
     def _track(self, mean: Tensor, var: Tensor, n: Any) -> None:
@@ -69,7 +76,8 @@ class _BatchNorm(Module):
             count = self.num_batches_tracked + 1
             m = 1.0 / count.to(mean.dtype) if self.momentum is None else self.momentum
             new_mean = self.running_mean * (1 - m) + mean.detach() * m
-            new_var = self.running_var * (1 - m) + var.detach() * (m * n / (n - 1))
+            unbiased = var.detach() * (n / (n - 1))
+            new_var = self.running_var * (1 - m) + unbiased * m
         tracer = engine.current_tracer()
         for buffer, value in ((self.running_mean, new_mean), (self.running_var, new_var),
                               (self.num_batches_tracked, count)):
