@@ -306,6 +306,23 @@ def test_module_dict_names_its_children():
     assert list(d.state_dict()) == ["a.weight", "a.bias", "b.weight"]
 
 
+def test_embedding_from_pretrained_holds_the_rows_frozen_or_not():
+    rows = f(4, 3)
+    frozen = nn.Embedding.from_pretrained(rows)
+    assert_close(frozen(dlg.tensor(np.array([2, 0]))), torch.tensor(rows[[2, 0]]), "lookup")
+    assert not frozen.weight.requires_grad
+    assert nn.Embedding.from_pretrained(dlg.tensor(rows), freeze=False).weight.requires_grad
+
+
+def test_module_apply_buffers_and_requires_grad():
+    net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    seen = []
+    net.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == ["Linear", "BatchNorm1d", "Sequential"]  # torch's order: children first
+    assert [tuple(b.shape) for b in net.buffers()] == [(3,), (3,), ()]
+    assert not any(p.requires_grad for p in net.requires_grad_(False).parameters())
+
+
 def test_sequential_takes_an_ordered_dict_and_slices():
     from collections import OrderedDict
     s = nn.Sequential(OrderedDict([("fc", nn.Linear(2, 3)), ("act", nn.ReLU())]))

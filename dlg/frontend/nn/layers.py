@@ -131,6 +131,17 @@ class Embedding(Module):
         if padding_idx is not None:
             self.weight.numpy_view()[padding_idx] = 0
 
+    @classmethod
+    def from_pretrained(cls, embeddings: Any, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0) -> Embedding:
+        """An Embedding holding `embeddings` [num, dim] (not trained when `freeze`)."""
+        rows = np.asarray(embeddings.numpy_view() if isinstance(embeddings, Tensor)
+                          else embeddings)
+        module = cls(*rows.shape, padding_idx, max_norm, norm_type)
+        np.copyto(module.weight.numpy_view(), rows, casting="same_kind")
+        module.weight.requires_grad_(not freeze)
+        return module
+
     def forward(self, indices: Any) -> Tensor:
         if self.max_norm is not None:
             self._renormalize(indices)

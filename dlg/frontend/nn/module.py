@@ -60,8 +60,23 @@ class Module:
     def register_buffer(self, name: str, value: Tensor) -> None:
         self._buffers[name] = value
 
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        setattr(self, name, param)
+
     def add_module(self, name: str, module: Module | None) -> None:
         self._modules[name] = module
+
+    def apply(self, fn: Any) -> Module:
+        """fn(m) for every submodule, children first, then this module (torch's order)."""
+        for child in self._modules.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -105,6 +120,10 @@ class Module:
             yield prefix + name, b
         for name, child in self._modules.items():
             yield from child.named_buffers(f"{prefix}{name}.")
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, b in self.named_buffers():
+            yield b
 
     def state_dict(self) -> OrderedDict[str, Tensor]:
         """Parameters and buffers by PyTorch name, in PyTorch's order (each module's own
