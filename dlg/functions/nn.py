@@ -17,6 +17,8 @@ from dlg.functions.args import describe, ints, is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
 from dlg.ir.ops import REGISTRY
+from dlg.functions.creation import dtype_arg
+from dlg.ir.ops.elementwise import CAST
 from dlg.ir.ops.nn import (
     BATCH_NORM,
     DROPOUT,
@@ -156,17 +158,21 @@ def layer_norm(F: Front, x: Any, normalized_shape: Any, weight: Any = None, bias
                   normalized_shape=args.shape(F, (normalized_shape,)), eps=eps)
 
 
-def _softmax_axis(F: Front, x: Any, axis: Any, name: str) -> tuple[Any, Any]:
-    """x checked, and its axis: a 0-d tensor's is 0, which PyTorch also calls -1."""
-    x = tensor(F, x, f"{name}'s argument")
-    return x, 0 if F.type_of(x).rank == 0 and axis == -1 else axis
+def _softmax(F: Front, op: Any, x: Any, axis: Any, dtype: Any) -> Any:
+    """x cast to `dtype` first (PyTorch's argument); a 0-d tensor's axis is 0, which PyTorch
+    also calls -1; an empty tensor is its own result (there is no maximum to subtract)."""
+    x = tensor(F, x, f"{op.name}'s argument")
+    if dtype is not None and dtype != F.type_of(x).dtype:
+        x = F.emit(CAST, x, dtype=dtype_arg(F, dtype, f"{op.name}: dtype"))
+    t = F.type_of(x)
+    if 0 in t.shape and t.dtype.is_float:
+        return x
+    return F.emit(op, x, axis=0 if t.rank == 0 and axis == -1 else axis)
 
 
-def softmax(F: Front, x: Any, axis: int = -1) -> Any:
-    x, axis = _softmax_axis(F, x, axis, "softmax")
-    return F.emit(SOFTMAX, x, axis=axis)
+def softmax(F: Front, x: Any, axis: int = -1, dtype: Any = None) -> Any:
+    return _softmax(F, SOFTMAX, x, axis, dtype)
 
 
-def log_softmax(F: Front, x: Any, axis: int = -1) -> Any:
-    x, axis = _softmax_axis(F, x, axis, "log_softmax")
-    return F.emit(LOG_SOFTMAX, x, axis=axis)
+def log_softmax(F: Front, x: Any, axis: int = -1, dtype: Any = None) -> Any:
+    return _softmax(F, LOG_SOFTMAX, x, axis, dtype)

@@ -253,6 +253,13 @@ def test_zero_dim_tensors_reduce_over_dim_0_and_minus_1(fn):
     both(fn, np.float32(-2.0))
 
 
+def test_softmax_of_empty_tensors_and_with_dtype():
+    both(lambda m, x: m.softmax(x, -1), np.zeros((5, 0, 0), np.float32))
+    f64 = {"dtype": torch.float64}, {"dtype": dlg.float64}
+    for name in ("softmax", "log_softmax"):
+        both(lambda m, x, name=name: getattr(m, name)(x, 1, **f64[m is dlg]), X, rtol=1e-6)
+
+
 def test_dims_out_of_range_or_repeated_are_errors_naming_dim():
     x = dlg.tensor(X)
     for call in (lambda: x.sum(2), lambda: x.amax((0, -3)), lambda: x.var(5),
