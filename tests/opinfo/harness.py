@@ -246,6 +246,10 @@ def _reference(op: Any, index: int, sample: Any) -> Reference:
 # ---- dlg's side ---------------------------------------------------------------------------------
 def classify(e: BaseException, stage: str = "") -> tuple[str, str]:
     """(outcome, one line) for an exception dlg raised: refusals say what is unsupported."""
+    cause = e.__cause__
+    if isinstance(e, dlg.DlgError) and cause is not None and not isinstance(cause, dlg.DlgError):
+        # a reference that failed, reported as a DlgError at the user's line: not a refusal
+        return "crash", f"{stage}{type(cause).__name__} in {e.message} ({_where(cause)})"
     if isinstance(e, dlg.DlgError):
         return "refused", f"{stage}{type(e).__name__}: {e.message.splitlines()[0]}"
     if isinstance(e, NoCounterpart) or (type(e) is TypeError and "argument" in str(e)):
