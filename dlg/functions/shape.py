@@ -77,9 +77,12 @@ def transpose(F: Front, x: Any, dim0: int = -2, dim1: int = -1) -> Any:
     """Swap two axes (the last two by default)."""
     t = F.type_of(tensor(F, x, "transpose's argument"))
     perm = list(range(t.rank))
+    bound = max(t.rank, 1)  # a 0-d tensor takes dim 0 or -1, as in PyTorch
     for d in (args.axis(F, dim0, "dim0"), args.axis(F, dim1, "dim1")):
-        if not -t.rank <= d < t.rank:
+        if not -bound <= d < bound:
             raise DlgShapeError(f"transpose: axis {d} is out of range for {t}")
+    if t.rank == 0:
+        return x
     perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
     return F.emit(TRANSPOSE, x, perm=tuple(perm))
 

@@ -248,6 +248,7 @@ def test_empty_reductions_and_truth_values():
     lambda m, x: m.logsumexp(x, 0), lambda m, x: x.softmax(-1), lambda m, x: x.softmax(0),
     lambda m, x: m.log_softmax(x, -1), lambda m, x: x.var(0), lambda m, x: x.std(0, correction=0),
     lambda m, x: x.norm(dim=0), lambda m, x: x.all(0), lambda m, x: x.any(-1),
+    lambda m, x: x.transpose(0, -1), lambda m, x: m.squeeze(x, -1),
 ], ids=lambda f: "")
 def test_zero_dim_tensors_reduce_over_dim_0_and_minus_1(fn):
     both(fn, np.float32(-2.0))
