@@ -15,6 +15,7 @@ from dlg.errors import (
 )
 from dlg.ir import DType, Graph, TensorType
 from dlg import data, nn, optim, utils
+from dlg import linalg
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
 from dlg.frontend.engine import (
     enable_grad,
@@ -70,3 +71,4 @@ __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameE
 __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mode",
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
+__all__ += ["linalg"]

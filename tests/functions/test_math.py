@@ -213,6 +213,8 @@ def test_std_and_norm_gradients_are_zero_where_they_are_zero():
 def test_norms_match_torch(p):
     both(lambda m, x: m.norm(x, p=p, dim=1), X, rtol=1e-5)
     both(lambda m, x: x.norm(p), X, rtol=1e-5)
+    if not isinstance(p, str):
+        both(lambda m, x: m.linalg.vector_norm(x, p, dim=(0, 1), keepdim=True), X, rtol=1e-5)
     if p != 0:
         grads(lambda m, x: m.norm(x, p=p, dim=0, keepdim=True), X)
 
