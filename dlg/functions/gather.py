@@ -49,8 +49,8 @@ def _leading(F: Front, src: Any, index: Any, op: str) -> Any:
         raise DlgShapeError(f"{op}: src {s} must have the rank of index {i}")
     axes = [a for a, (n, m) in enumerate(zip(s.shape, i.shape)) if n != m]
     for a in axes:
-        if not (isinstance(s.shape[a], int) and isinstance(i.shape[a], int)
-                and s.shape[a] > i.shape[a]):
+        n, m = s.shape[a], i.shape[a]
+        if not (isinstance(n, int) and isinstance(m, int) and n > m):
             raise DlgShapeError(f"{op}: src {s} is smaller than index {i} on axis {a}")
     if not axes:
         return src
