@@ -19,8 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's tests/
 
-from tests.opinfo import harness  # noqa: E402
-from tests.opinfo.compiled import run_target_compiled  # noqa: E402
+try:
+    from tests.opinfo import harness
+    from tests.opinfo.compiled import run_target_compiled
+except ImportError as e:  # torch or expecttest missing
+    sys.exit(f"opinfo_report needs the parity extra (pip install -e '.[parity]'): {e}")
 
 COMPILED_CAP = 8
 

@@ -37,7 +37,7 @@ def run_compiled(target: Target, ref: Reference) -> Result | None:
     def traced_call(*xs: Any) -> Any:
         i, a, k = rebuild((inp, args, kwargs), lambda t: xs[positions[id(t)]], dlg.Tensor)
         return target.call(i, *a, **k)
-    arrays = [np.ascontiguousarray(t.numpy()) for t in tensors]  # as compiled code takes them
+    arrays = [np.asarray(t.numpy(), order="C") for t in tensors]  # as compiled code takes them
     stage = "trace: "
     try:
         with warnings.catch_warnings():

@@ -64,9 +64,14 @@ VALUES_UNDEFINED = {"randn", "rand_like", "randn_like", "randint", "randint_like
 class Target:
     """One dlg spelling of one OpInfo: `call(input, *args, **kwargs)` as torch's OpInfo calls."""
 
-    key: str  # "softmax.with_dtype:method"
+    key: str  # "softmax.with_dtype:method", "cat@concat:fn" (an alias)
     opinfo: Any
     call: Callable[..., Any]
+
+    @property
+    def primary(self) -> bool:
+        """The OpInfo's own name as a function (methods and aliases run the same code)."""
+        return self.key.endswith(":fn") and "@" not in self.key
 
 
 @dataclass(frozen=True)
@@ -95,28 +100,45 @@ def _full_name(op: Any) -> str:
     return f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
 
 
-def _function(op: Any) -> Callable[..., Any] | None:
-    """dlg's function spelling of `op`, when its calling convention is the OpInfo's."""
-    if op.name in ADAPTERS:
-        path, adapt = ADAPTERS[op.name]
+def _function(name: str, torch_op: Any, aten_name: str | None = None
+              ) -> Callable[..., Any] | None:
+    """dlg's function spelling of `name`, when its calling convention is torch's `torch_op`."""
+    if name in ADAPTERS:
+        path, adapt = ADAPTERS[name]
         f = _resolve(dlg, path)
         return adapt(f) if callable(f) else None
-    for name in (op.name, op.aten_name):
-        f = _resolve(dlg, name)
-        if callable(f) and not isinstance(f, type) and _resolve(torch, name) is op.op:
+    for spelling in (name, aten_name or name):
+        f = _resolve(dlg, spelling)
+        if callable(f) and not isinstance(f, type) and _resolve(torch, spelling) is torch_op:
             return f
     return None
 
 
-def _method(op: Any) -> tuple[str, Callable[..., Any]] | None:
-    """dlg's method or property spelling of `op`: ("method" | "property", call)."""
-    name = getattr(op.method_variant, "__name__", None) or op.name
+def _method(name: str, torch_method: Any) -> tuple[str, Callable[..., Any]] | None:
+    """dlg's method or property spelling: ("method" | "property", call)."""
+    name = getattr(torch_method, "__name__", None) or name
     attr = inspect.getattr_static(dlg.Tensor, name, None)
-    if op.method_variant is not None and inspect.isfunction(attr):
+    if torch_method is not None and inspect.isfunction(attr):
         return "method", lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
-    if op.method_variant is None and isinstance(attr, property):  # OpInfo T: lambda x: x.T
+    if torch_method is None and isinstance(attr, property):  # OpInfo T: lambda x: x.T
         return "property", lambda x: getattr(x, name)
     return None
+
+
+def _targets(op: Any) -> list[Target]:
+    """The targets of each dlg spelling of `op`: its name's, then its aliases' (`cat@concat`)."""
+    full = _full_name(op)
+    found = []
+    names = [("", op.name, op.op, op.method_variant, op.aten_name)]
+    names += [(f"@{a.name}", a.name, a.op, a.method_variant, None) for a in op.aliases]
+    for tag, name, torch_op, torch_method, aten_name in names:
+        function = _function(name, torch_op, aten_name)
+        if function is not None:
+            found.append(Target(f"{full}{tag}:fn", op, function))
+        method = _method(name, torch_method)
+        if method is not None:
+            found.append(Target(f"{full}{tag}:{method[0]}", op, method[1]))
+    return found
 
 
 def scope() -> tuple[list[Target], dict[str, str]]:
@@ -128,13 +150,7 @@ def scope() -> tuple[list[Target], dict[str, str]]:
         if op.name in FALSE_FRIENDS:
             left_out[full] = FALSE_FRIENDS[op.name]
             continue
-        found = []
-        function = _function(op)
-        if function is not None:
-            found.append(Target(f"{full}:fn", op, function))
-        method = _method(op)
-        if method is not None:
-            found.append(Target(f"{full}:{method[0]}", op, method[1]))
+        found = _targets(op)
         if found and torch.float32 not in op.supported_dtypes("cpu"):
             left_out[full] = "no float32 samples"
         elif found:

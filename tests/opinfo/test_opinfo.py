@@ -17,8 +17,8 @@ from tests.opinfo import harness  # noqa: E402
 from tests.opinfo.compiled import run_target_compiled  # noqa: E402
 
 TARGETS, LEFT_OUT = harness.scope()
-# samples per target in the normal suite, spread over each OpInfo's list: a method runs the
-# function's code after its own binding, so it gets fewer
+# samples per target in the normal suite, spread over each OpInfo's list: a method or an alias
+# runs the function's code after its own binding, so it gets fewer
 CAP, METHOD_CAP = 6, 2
 COMPILED_FIRST = 2  # of the CAP samples: an LLVM compile each
 COMPILED_FULL_CAP = 8  # every sample of every op compiled would take an hour
@@ -33,9 +33,9 @@ _EAGER: dict[tuple[str, bool], list[harness.Result]] = {}
 
 def eager_results(target: harness.Target, full: bool = False) -> list[harness.Result]:
     """The target's results, run once per session (the bars reuse the per-op runs): every
-    sample, or CAP spread over the list (a method the first METHOD_CAP of those)."""
+    sample, or CAP spread over the list (a method or alias the first METHOD_CAP of those)."""
     if (target.key, full) not in _EAGER:
-        first = None if full or target.key.endswith(":fn") else METHOD_CAP
+        first = None if full or target.primary else METHOD_CAP
         _EAGER[target.key, full] = harness.run_target(target, None if full else CAP, first)
     return _EAGER[target.key, full]
 
