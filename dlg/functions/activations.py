@@ -11,7 +11,8 @@ from dlg.ir.ops.elementwise import GLU, PRELU
 
 
 def prelu(F: Front, x: Any, weight: Any) -> Any:
-    """PyTorch's F.prelu: where(x > 0, x, weight * x), weight [channels] along axis 1, or [1]."""
+    """PyTorch's F.prelu: where(x > 0, x, weight * x), weight [channels] along axis 1, or one
+    slope ([1] or a 0-d tensor)."""
     return F.emit(PRELU, tensor(F, x, "prelu's input"), tensor(F, weight, "prelu's weight"))
 
 

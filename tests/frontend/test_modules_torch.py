@@ -193,9 +193,11 @@ def test_prelu_and_glu_functions_match_torch():
     x, w = f(2, 4, 3), np.float32([0.1, -0.2, 0.3, 2.0])
     assert_close(nn.functional.prelu(dlg.tensor(x), dlg.tensor(w)),
                  torch.nn.functional.prelu(torch.tensor(x), torch.tensor(w)), "prelu")
+    assert_close(nn.functional.prelu(dlg.tensor(x), dlg.tensor(np.float32(0.3))),
+                 torch.nn.functional.prelu(torch.tensor(x), torch.tensor(0.3)), "one slope, 0-d")
     assert_close(nn.functional.glu(dlg.tensor(x), dim=1),
                  torch.nn.functional.glu(torch.tensor(x), dim=1), "glu")
-    with pytest.raises(DlgError, match="weight must be"):
+    with pytest.raises(DlgError, match="weight must be one slope"):
         nn.functional.prelu(dlg.tensor(x), dlg.tensor(np.float32([1, 2])))
     with pytest.raises(DlgError, match="even"):
         nn.functional.glu(dlg.tensor(x), dim=-1)

@@ -316,15 +316,17 @@ def _prelu_infer(x: TensorType, weight: TensorType) -> TensorType:
     require_dtype("prelu", x, FLOATS)
     same_dtype("prelu", x, weight)
     channels = x.shape[1] if x.rank >= 2 else 1
-    if weight.rank != 1 or weight.shape[0] not in (1, channels):
-        raise DlgShapeError(f"prelu: weight must be [1] or [{channels}] (the channels, axis 1 of "
-                            f"{x}), got {weight}")
+    if weight.rank > 1 or weight.rank == 1 and weight.shape[0] not in (1, channels):
+        raise DlgShapeError(f"prelu: weight must be one slope ([] or [1]) or one per channel "
+                            f"([{channels}], axis 1 of {x}), got {weight}")
     return x
 
 
 def _prelu_decompose(b: Any, x: Any, weight: Any) -> Any:
-    rank, size = b.type_of(x).rank, b.type_of(weight).shape[0]
-    w = b.reshape(weight, shape=(size,) + (1,) * (rank - 2) if rank >= 2 else ())
+    rank, w = b.type_of(x).rank, weight
+    if b.type_of(weight).rank == 1:  # along axis 1
+        size = b.type_of(weight).shape[0]
+        w = b.reshape(weight, shape=(size,) + (1,) * (rank - 2) if rank >= 2 else ())
     return b.where(b.gt(x, scalar(b, 0.0, x)), x, b.mul(w, x))
 
 
