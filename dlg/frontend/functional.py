@@ -21,6 +21,7 @@ from dlg.frontend import engine, tensor_methods  # noqa: F401  (tensor_methods a
 from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, op
 from dlg.frontend.tensor_methods import on_cpu
+from dlg.frontend import stateful
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
 from dlg.functions.creation import dtype_arg
@@ -36,7 +37,6 @@ NOT_PYTORCH = {
     "split": "split(x, n) is torch.chunk; torch.split takes part sizes",
     "take": "torch.take indexes the flattened tensor",
     "one_hot": "f32 by default; torch's F.one_hot gives int64",
-    "batch_norm": "given statistics only; torch's F.batch_norm also trains",
     "numel": "a tensor here; torch.numel is an int", "T": "torch spells it x.mT",
 }
 
@@ -149,9 +149,11 @@ _FLOAT_TARGET = ("mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_en
                  "smooth_l1_loss", "huber_loss", "kl_div", "soft_margin_loss", "poisson_nll_loss",
                  "hinge_embedding_loss")
 globals().update({name: _float_target(name) for name in _FLOAT_TARGET})
+one_hot, embedding, batch_norm = stateful.one_hot, stateful.embedding, stateful.batch_norm
 
 __all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "ones", "op", "rand",
-           "randn", "relu", "tensor", "where", "zeros", *_FLOAT_TARGET]
+           "randn", "relu", "tensor", "where", "zeros", "one_hot", "embedding", "batch_norm",
+           *_FLOAT_TARGET]
 __all__ += sorted(set(_generated) - set(__all__))
 
 

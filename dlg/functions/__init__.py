@@ -18,6 +18,7 @@ from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 from dlg.functions.masking import masked_fill
+from dlg.functions import norms
 from dlg.functions.padding import pad
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -69,7 +70,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "conv1d": nn.conv1d, "conv2d": nn.conv2d, "max_pool1d": nn.max_pool1d,
     "max_pool2d": nn.max_pool2d, "avg_pool1d": nn.avg_pool1d, "avg_pool2d": nn.avg_pool2d,
     "linear": nn.linear, "embedding": nn.embedding, "one_hot": nn.one_hot,
-    "dropout": nn.dropout, "batch_norm": nn.batch_norm, "layer_norm": nn.layer_norm,
+    "dropout": nn.dropout, "batch_norm": norms.batch_norm, "layer_norm": norms.layer_norm,
+    "group_norm": norms.group_norm, "instance_norm": norms.instance_norm,
+    "normalize": norms.normalize, "cosine_similarity": norms.cosine_similarity,
+    "pairwise_distance": norms.pairwise_distance,
     "softmax": nn.softmax, "log_softmax": nn.log_softmax,
     "prelu": activations.prelu, "glu": activations.glu,
     # losses

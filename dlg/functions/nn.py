@@ -1,5 +1,5 @@
 """Neural-network functions with PyTorch's names and argument order: conv1d/conv2d, pools,
-linear, embedding, one_hot, dropout, batch_norm, layer_norm, softmax, log_softmax.
+linear, embedding, one_hot, dropout, softmax, log_softmax (normalisation is in norms.py).
 
 `conv_options` and `pool_options` read a convolution's or pool's settings; `dlg.nn`'s modules
 call them when they are made, the .dlg layers when they run, so `Conv2d(..., stride="x")` is the
@@ -20,10 +20,8 @@ from dlg.ir.ops import REGISTRY
 from dlg.functions.creation import dtype_arg
 from dlg.ir.ops.elementwise import CAST
 from dlg.ir.ops.nn import (
-    BATCH_NORM,
     DROPOUT,
     EMBEDDING,
-    LAYER_NORM,
     LINEAR,
     LINEAR_NOBIAS,
     LOG_SOFTMAX,
@@ -136,26 +134,6 @@ def dropout(F: Front, x: Any, p: Any = 0.5, training: Any = None) -> Any:
                            f"{describe(F, p)}")
     training = F.training if training is None else training
     return F.emit(DROPOUT, tensor(F, x, "dropout's argument"), p=p, training=training)
-
-
-def batch_norm(F: Front, x: Any, mean: Any, var: Any, weight: Any, bias: Any,
-               eps: float = 1e-5) -> Any:
-    """Normalise with the given statistics over channel axis 1 (PyTorch's F.batch_norm, eval)."""
-    inputs = [tensor(F, v, f"batch_norm's {what}") for v, what in
-              ((x, "input"), (mean, "mean"), (var, "variance"), (weight, "weight"),
-               (bias, "bias"))]
-    return F.emit(BATCH_NORM, *inputs, eps=eps)
-
-
-def layer_norm(F: Front, x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
-               eps: float = 1e-5) -> Any:
-    """Normalise over the trailing `normalized_shape` dims (an int or a tuple)."""
-    affine = [tensor(F, v, "layer_norm's weight and bias") for v in (weight, bias)
-              if v is not None]
-    if len(affine) == 1:
-        raise DlgTypeError("layer_norm takes both weight and bias, or neither")
-    return F.emit(LAYER_NORM, tensor(F, x, "layer_norm's input"), *affine,
-                  normalized_shape=args.shape(F, (normalized_shape,)), eps=eps)
 
 
 def _softmax(F: Front, op: Any, x: Any, axis: Any, dtype: Any) -> Any:

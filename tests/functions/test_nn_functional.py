@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -19,12 +21,15 @@ X3 = R.normal(size=(2, 3, 7)).astype(np.float32)
 X2 = R.normal(size=(4, 3)).astype(np.float32)
 
 
-def both(name: str, *arrays: np.ndarray, grad: tuple[int, ...] = (0,), **kwargs):
-    """`name` from dlg and from torch: outputs, and the gradients of a random projection of
-    the (first) output w.r.t. the inputs at `grad`."""
-    xs_d = [dlg.tensor(a, requires_grad=i in grad) for i, a in enumerate(arrays)]
-    xs_t = [torch.tensor(a, requires_grad=i in grad) for i, a in enumerate(arrays)]
-    out_d, out_t = getattr(F, name)(*xs_d, **kwargs), getattr(TF, name)(*xs_t, **kwargs)
+def both(name: str, *values: Any, grad: tuple[int, ...] = (0,), **kwargs: Any):
+    """`name` from dlg and from torch (arrays made tensors of each): outputs, and the gradients
+    of a random projection of the (first) output w.r.t. the positional arrays at `grad`."""
+    def lift(make, v, i=None):
+        return make(v, requires_grad=i in grad) if isinstance(v, np.ndarray) else v
+    xs_d = [lift(dlg.tensor, v, i) for i, v in enumerate(values)]
+    xs_t = [lift(torch.tensor, v, i) for i, v in enumerate(values)]
+    out_d = getattr(F, name)(*xs_d, **{k: lift(dlg.tensor, v) for k, v in kwargs.items()})
+    out_t = getattr(TF, name)(*xs_t, **{k: lift(torch.tensor, v) for k, v in kwargs.items()})
     first_d = out_d[0] if isinstance(out_d, tuple) else out_d
     first_t = out_t[0] if isinstance(out_t, tuple) else out_t
     if not grad:
@@ -36,9 +41,9 @@ def both(name: str, *arrays: np.ndarray, grad: tuple[int, ...] = (0,), **kwargs)
     return (out_d, out_t, [xs_d[i].grad.numpy() for i in grad], [g.numpy() for g in grads_t])
 
 
-def check(name: str, *arrays: np.ndarray, grad: tuple[int, ...] = (0,), rtol: float = 1e-5,
+def check(name: str, *values: Any, grad: tuple[int, ...] = (0,), rtol: float = 1e-5,
           **kwargs) -> None:
-    out_d, out_t, grads_d, grads_t = both(name, *arrays, grad=grad, **kwargs)
+    out_d, out_t, grads_d, grads_t = both(name, *values, grad=grad, **kwargs)
     outs_d = out_d if isinstance(out_d, tuple) else (out_d,)
     outs_t = out_t if isinstance(out_t, tuple) else (out_t,)
     for d, t in zip(outs_d, outs_t):
@@ -99,3 +104,111 @@ PAD_ERRORS = [
 def test_pad_errors(make, message):
     with pytest.raises(DlgError, match=message):
         make(dlg.tensor(X4))
+
+
+# ---- normalisation ------------------------------------------------------------------------------
+C3 = R.uniform(0.5, 1.5, 3).astype(np.float32)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"weight": C3}, {"weight": C3, "bias": -C3},
+                                    {"bias": C3, "eps": 0.1}],
+                         ids=["plain", "weight", "affine", "bias-eps"])
+def test_group_instance_and_layer_norm_match_torch(kwargs):
+    check("group_norm", X4, 3, **kwargs)
+    check("instance_norm", X4, **kwargs)
+    six = {k: np.resize(v, 6) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    check("layer_norm", X4, (6,), **six)
+
+
+def test_group_norm_of_groups_of_channels():
+    check("group_norm", R.normal(size=(2, 6, 4)).astype(np.float32), 3, weight=np.resize(C3, 6))
+
+
+def test_batch_norm_eval_and_training_update_running_statistics_in_place():
+    mean, var = R.normal(size=3).astype(np.float32), R.uniform(0.5, 2, 3).astype(np.float32)
+    stats_d = [dlg.tensor(mean), dlg.tensor(var)]
+    stats_t = [torch.tensor(mean), torch.tensor(var)]
+    x_d, x_t = dlg.tensor(X4, requires_grad=True), torch.tensor(X4, requires_grad=True)
+    for training in (False, True, True):
+        y_d = F.batch_norm(x_d, *stats_d, dlg.tensor(C3), None, training=training,
+                           momentum=0.3, eps=1e-3)
+        y_t = TF.batch_norm(x_t, *stats_t, torch.tensor(C3), None, training=training,
+                            momentum=0.3, eps=1e-3)
+        np.testing.assert_allclose(y_d.detach().numpy(), y_t.detach().numpy(), rtol=1e-5,
+                                   atol=1e-5)
+        for d, t in zip(stats_d, stats_t):
+            np.testing.assert_allclose(d.numpy(), t.numpy(), rtol=1e-5)
+    y_d.sum().backward()
+    (g,) = torch.autograd.grad((y_t * torch.arange(6.0)).sum() * 0 + y_t.sum(), x_t)
+    np.testing.assert_allclose(x_d.grad.numpy(), g.numpy(), atol=1e-4)
+
+
+def test_batch_norm_training_without_running_statistics():
+    check("batch_norm", X3, None, None, grad=(0,), training=True)
+
+
+@pytest.mark.parametrize("p, axis", [(2.0, 1), (1.0, -1), (3.0, 0)])
+def test_normalize_matches_torch(p, axis):
+    check("normalize", X4, grad=(0,), p=p, dim=axis)
+
+
+def test_normalize_of_a_zero_vector_is_zero_with_zero_gradient():
+    check("normalize", np.zeros((2, 3), np.float32), grad=(0,))
+
+
+@pytest.mark.parametrize("shapes, axis", [(((4, 3), (4, 3)), 1), (((2, 3, 5), (3, 1)), 1),
+                                          (((4, 3), (1, 3)), -1)])
+def test_cosine_similarity_matches_torch(shapes, axis):
+    a, b = (R.normal(size=s).astype(np.float32) for s in shapes)
+    check("cosine_similarity", a, b, grad=(0, 1), dim=axis)
+
+
+def test_pairwise_distance_matches_torch():
+    check("pairwise_distance", X2, X2[::-1].copy(), grad=(0, 1))
+    check("pairwise_distance", X2, X2[:1].copy(), grad=(0, 1), p=1.0, keepdim=True)
+
+
+def test_norms_in_dlg():
+    src = """model M {
+        input x: f32[2, 3, 5, 6]
+        input g: f32[3]
+        output a = group_norm(x, 3, g, g)
+        output b = normalize(x, dim=2)
+        output c = cosine_similarity(x, x * x, dim=1)
+        output d = batch_norm(x, g, g * 2.0, training=true)
+    }"""
+    a, b, c, d = dlg.loads(src, file="t.dlg")(x=X4, g=C3)
+    x, g = torch.tensor(X4), torch.tensor(C3)
+    np.testing.assert_allclose(a, TF.group_norm(x, 3, g, g).numpy(), atol=1e-5)
+    np.testing.assert_allclose(b, TF.normalize(x, dim=2).numpy(), atol=1e-6)
+    np.testing.assert_allclose(c, TF.cosine_similarity(x, x * x, dim=1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(d, TF.batch_norm(x, g.clone(), g * 2, training=True).numpy(),
+                               atol=1e-5)
+
+
+# ---- one_hot and embedding ----------------------------------------------------------------------
+def test_one_hot_is_torchs():
+    labels = np.array([[0, 3], [2, 1]])
+    for kwargs in ({}, {"num_classes": 6}):
+        got = F.one_hot(dlg.tensor(labels), **kwargs)
+        want = TF.one_hot(torch.tensor(labels), **kwargs)
+        assert got.dtype == dlg.int64
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with pytest.raises(DlgError, match=r"class values must be in 0\.\.2"):
+        F.one_hot(dlg.tensor(labels), 3)
+    with pytest.raises(DlgError, match="cannot infer num_classes"):
+        F.one_hot(dlg.tensor(np.zeros(0, np.int64)))
+
+
+def test_embedding_padding_idx_and_max_norm():
+    weight = R.normal(size=(5, 3)).astype(np.float32)
+    idx = np.array([[0, 2, 4], [2, 2, 1]])
+    check("embedding", idx, weight, grad=(1,), padding_idx=2)
+    check("embedding", idx, weight, grad=(1,), padding_idx=-1)
+    w_d, w_t = dlg.tensor(weight), torch.tensor(weight)
+    out_d = F.embedding(dlg.tensor(idx), w_d, max_norm=1.0)
+    out_t = TF.embedding(torch.tensor(idx), w_t, max_norm=1.0)
+    np.testing.assert_allclose(out_d.numpy(), out_t.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(w_d.numpy(), w_t.numpy(), rtol=1e-6)  # renormalised in place
+    with pytest.raises(DlgError, match="padding_idx must be within"):
+        F.embedding(dlg.tensor(idx), w_d, padding_idx=5)

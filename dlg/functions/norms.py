@@ -1,0 +1,167 @@
+"""Normalisation functions with PyTorch's signatures: batch_norm (given or batch statistics),
+layer_norm, group_norm, instance_norm, normalize, cosine_similarity, pairwise_distance. All
+are compositions of registry ops (batch_norm and layer_norm their composite ops), so gradients
+and compiled forms come with them.
+
+Running statistics are state: `batch_norm(training=True)` normalises with the batch's
+statistics (`batch_statistics`) and leaves moving the running ones to the caller (the eager
+F.batch_norm updates them in place as torch does; .dlg layers write an `update`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlg.errors import DlgShapeError, DlgTypeError
+from dlg.functions import args
+from dlg.functions.args import describe, is_int, is_number, tensor
+from dlg.functions.front import Front
+from dlg.ir.ops.common import broadcast_shapes
+from dlg.ir.ops.elementwise import ADD, DIV, MAXIMUM, MUL, SUB
+from dlg.ir.ops.nn import BATCH_NORM, LAYER_NORM
+from dlg.ir.ops.reduce import REDUCE_MEAN, REDUCE_SUM, REDUCE_VAR, VECTOR_NORM
+from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE
+from dlg.ir.ops.source import FULL
+
+
+def _scalar(F: Front, value: float, like: Any) -> Any:
+    return F.lift(value, F.type_of(like).dtype)
+
+
+def _filled(F: Front, value: float, like: Any, shape: tuple[Any, ...]) -> Any:
+    return F.emit(FULL, shape=shape, value=value, dtype=F.type_of(like).dtype)
+
+
+def _eps(F: Front, eps: Any, name: str) -> float:
+    if not is_number(eps) or eps < 0:
+        raise DlgTypeError(f"{name}: eps must be a non-negative number, got {describe(F, eps)}")
+    return float(eps)
+
+
+def batch_statistics(F: Front, x: Any) -> tuple[Any, Any]:
+    """The mean and biased variance of x [N, C, ...] over every axis but the channels."""
+    t = F.type_of(tensor(F, x, "batch_norm's input"))
+    if t.rank < 2:
+        raise DlgShapeError(f"batch_norm: input must be [N, C, ...], got {t}")
+    axes = (0,) + tuple(range(2, t.rank))
+    return (F.emit(REDUCE_MEAN, x, axes=axes),
+            F.emit(REDUCE_VAR, x, axes=axes, correction=0.0))
+
+
+def batch_norm(F: Front, x: Any, running_mean: Any, running_var: Any, weight: Any = None,
+               bias: Any = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Any:
+    """(x - mean) / sqrt(var + eps) * weight + bias per channel (axis 1), with the running
+    statistics, or the batch's when training (see the module docstring)."""
+    t = F.type_of(tensor(F, x, "batch_norm's input"))
+    if not isinstance(training, bool):
+        raise DlgTypeError(f"batch_norm: training must be a bool, got {describe(F, training)}")
+    if training or running_mean is None or running_var is None:
+        if not training:
+            raise DlgTypeError("batch_norm: running_mean and running_var are needed unless "
+                               "training")
+        mean, var = batch_statistics(F, x)
+    else:
+        mean = tensor(F, running_mean, "batch_norm's running_mean")
+        var = tensor(F, running_var, "batch_norm's running_var")
+    channels = (t.shape[1],) if t.rank > 1 else ()
+    weight = _filled(F, 1.0, x, channels) if weight is None else weight
+    bias = _filled(F, 0.0, x, channels) if bias is None else bias
+    return F.emit(BATCH_NORM, x, mean, var, tensor(F, weight, "batch_norm's weight"),
+                  tensor(F, bias, "batch_norm's bias"), eps=_eps(F, eps, "batch_norm"))
+
+
+def layer_norm(F: Front, x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Any:
+    """Normalise over the trailing `normalized_shape` dims (an int or a tuple); a missing
+    weight or bias is ones or zeros."""
+    shape = args.shape(F, (normalized_shape,))
+    x = tensor(F, x, "layer_norm's input")
+    affine = []
+    if weight is not None or bias is not None:
+        affine = [_filled(F, fill, x, shape) if v is None else tensor(F, v, f"layer_norm's {what}")
+                  for v, fill, what in ((weight, 1.0, "weight"), (bias, 0.0, "bias"))]
+    return F.emit(LAYER_NORM, x, *affine, normalized_shape=shape,
+                  eps=_eps(F, eps, "layer_norm"))
+
+
+def _per_channel(F: Front, v: Any, t: Any, what: str) -> Any:
+    """A [C] weight or bias shaped to broadcast along axis 1 of `t`."""
+    return F.emit(RESHAPE, tensor(F, v, what), shape=(1, t.shape[1]) + (1,) * (t.rank - 2))
+
+
+def group_norm(F: Front, x: Any, num_groups: Any, weight: Any = None, bias: Any = None,
+               eps: float = 1e-5) -> Any:
+    """x [N, C, ...] normalised per sample over each group of C / num_groups channels (biased
+    variance), then scaled and shifted per channel."""
+    t = F.type_of(tensor(F, x, "group_norm's input"))
+    if not is_int(num_groups) or num_groups < 1:
+        raise DlgTypeError(f"group_norm: num_groups must be a positive int, got "
+                           f"{describe(F, num_groups)}")
+    if t.rank < 2 or not isinstance(t.shape[1], int) or t.shape[1] % num_groups:
+        raise DlgShapeError(f"group_norm: input must be [N, C, ...] with C divisible by "
+                            f"num_groups {num_groups}, got {t}")
+    grouped = F.emit(RESHAPE, x, shape=(t.shape[0], num_groups, _group_size(t, num_groups)))
+    y = F.emit(LAYER_NORM, grouped, normalized_shape=F.type_of(grouped).shape[2:],
+               eps=_eps(F, eps, "group_norm"))
+    y = F.emit(RESHAPE, y, shape=t.shape)
+    if weight is not None:
+        y = F.emit(MUL, y, _per_channel(F, weight, t, "group_norm's weight"))
+    if bias is not None:
+        y = F.emit(ADD, y, _per_channel(F, bias, t, "group_norm's bias"))
+    return y
+
+
+def _group_size(t: Any, groups: int) -> Any:
+    size: Any = t.shape[1] // groups
+    for d in t.shape[2:]:
+        size = size * d
+    return size
+
+
+def instance_norm(F: Front, x: Any, running_mean: Any = None, running_var: Any = None,
+                  weight: Any = None, bias: Any = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Any:
+    """Each channel of each sample normalised over its spatial dims (group_norm with one
+    channel per group); tracking running statistics is not supported."""
+    if running_mean is not None or running_var is not None or use_input_stats is not True:
+        raise DlgTypeError("instance_norm: running statistics are not supported (use "
+                           "use_input_stats=True without running_mean/running_var)")
+    t = F.type_of(tensor(F, x, "instance_norm's input"))
+    if t.rank < 3:
+        raise DlgShapeError(f"instance_norm: input must be [N, C, ...spatial], got {t}")
+    return group_norm(F, x, t.shape[1], weight, bias, eps)
+
+
+def normalize(F: Front, x: Any, p: float = 2.0, axis: int = 1, eps: float = 1e-12) -> Any:
+    """x / max(||x||_p, eps) along `axis` (PyTorch's F.normalize)."""
+    x = tensor(F, x, "normalize's input")
+    if not is_number(p):
+        raise DlgTypeError(f"normalize: p must be a number, got {describe(F, p)}")
+    norm = F.emit(VECTOR_NORM, x, ord=float(p), axes=(args.axis(F, axis, "dim"),),
+                  keepdims=True)
+    return F.emit(DIV, x, F.emit(MAXIMUM, norm, _scalar(F, _eps(F, eps, "normalize"), x)))
+
+
+def cosine_similarity(F: Front, x1: Any, x2: Any, axis: int = 1, eps: float = 1e-8) -> Any:
+    """The cosine of the angle between x1 and x2 along `axis` (broadcast against each other);
+    each norm is clamped below at eps, as PyTorch does."""
+    x1 = tensor(F, x1, "cosine_similarity's x1")
+    x2 = tensor(F, x2, "cosine_similarity's x2")
+    a = args.axis(F, axis, "dim")
+    floor = _scalar(F, _eps(F, eps, "cosine_similarity"), x1)
+    shape = broadcast_shapes("cosine_similarity", F.type_of(x1).shape, F.type_of(x2).shape)
+    units = [F.emit(DIV, v, F.emit(MAXIMUM, F.emit(VECTOR_NORM, v, axes=(a,), keepdims=True),
+                                   floor))
+             for v in (x if F.type_of(x).shape == shape else F.emit(BROADCAST_TO, x, shape=shape)
+                       for x in (x1, x2))]
+    return F.emit(REDUCE_SUM, F.emit(MUL, *units), axes=(a,))
+
+
+def pairwise_distance(F: Front, x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6,
+                      keepdims: bool = False) -> Any:
+    """||x1 - x2 + eps||_p over the last axis (PyTorch's F.pairwise_distance)."""
+    x1 = tensor(F, x1, "pairwise_distance's x1")
+    diff = F.emit(ADD, F.emit(SUB, x1, tensor(F, x2, "pairwise_distance's x2")),
+                  _scalar(F, _eps(F, eps, "pairwise_distance"), x1))
+    return F.emit(VECTOR_NORM, diff, ord=float(p), axes=(-1,), keepdims=keepdims)
