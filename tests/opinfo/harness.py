@@ -275,7 +275,10 @@ def classify(e: BaseException, stage: str = "") -> tuple[str, str]:
 
 
 def _where(e: BaseException) -> str:
-    """The innermost frame in dlg (or the harness) that raised: file:line."""
+    """The innermost frame in dlg (or the harness) that raised, file:line; for an error that
+    wraps another (the compiler's "internal compiler error in pass ..."), the wrapped one's."""
+    while e.__cause__ is not None:
+        e = e.__cause__
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith(root)]
     if not frames:
@@ -391,8 +394,7 @@ def one_per_opinfo(targets: list[Target]) -> list[Target]:
 
 
 def by_cause(results: list[Result], outcomes: tuple[str, ...]) -> dict[str, list[Result]]:
-    """Results of `outcomes` grouped by likely cause: an exception's type and the dlg line that
-    raised it, or the kind of difference (numbers and quoted values left out)."""
+    """Results of `outcomes` grouped by likely cause (`_cause`), the largest group first."""
     groups: dict[str, list[Result]] = {}
     for r in results:
         if r.outcome in outcomes:
@@ -401,13 +403,12 @@ def by_cause(results: list[Result], outcomes: tuple[str, ...]) -> dict[str, list
 
 
 def _cause(r: Result) -> str:
-    if r.outcome == "crash":
-        kind = r.detail.split(":")[0] if r.detail.startswith(("trace", "compile", "backward")) \
-            else ""
-        error = r.detail.removeprefix(f"{kind}: ").split(":")[0]
-        where = r.detail.rsplit("(", 1)[-1].rstrip(")")
-        return f"{kind + ': ' if kind else ''}{error} at {where}"
-    # the numbers, shapes and indices of one sample out, quoted names (an argument) kept
+    """The detail without what is particular to one sample: numbers, shapes and indices (quoted
+    names, such as an argument's, and a crash's dlg line are kept)."""
+    text, where = r.detail, ""
+    located = re.fullmatch(r"(.*) \(([\w/.]+:\d+|outside dlg)\)", text)
+    if located:
+        text, where = located.group(1), f" at {located.group(2)}"
     text = re.sub(r"(?<![\w'])-?\d[\d.e+-]*|\[[^\]']*\]|\bnan\b|\binf\b", "#",
-                  r.detail.split(";")[0])
-    return text[:160]
+                  text.split(";")[0])
+    return text[:200] + where
