@@ -4,11 +4,11 @@ Scope: each OpInfo whose PyTorch spelling dlg has — `dlg.<name>` (dotted names
 `dlg.nn.functional`...), the method `dlg.Tensor.<name>`, a property (`x.T`), or an adapter for
 the OpInfos whose `op` is a lambda with its own argument order — is a `Target` per spelling
 (`add:fn`, `add:method`). Every float32 CPU sample runs through torch and through dlg and gets
-one outcome: pass; refused (dlg said what it does not support: a DlgError, a TypeError about an
-argument, a torch dtype dlg lacks); crash (any other exception, in the call or in backward);
-mismatch (structure, shape, dtype, values, or the gradient for a fixed random cotangent).
-`run_compiled` runs the same samples traced and compiled against eager dlg.
-"""
+one outcome: pass; refused (dlg said what it does not support: a DlgError, Python's TypeError
+for an argument the function does not take, a torch dtype dlg lacks); crash (any other
+exception, in the call or in backward); mismatch (structure, shape, dtype, values, or the
+gradient for a fixed random cotangent). `compiled.py` runs the same samples traced and compiled
+against eager dlg."""
 
 from __future__ import annotations
 
@@ -260,6 +260,11 @@ def _reference(op: Any, index: int, sample: Any) -> Reference:
 
 
 # ---- dlg's side ---------------------------------------------------------------------------------
+# Python's own words for a call whose arguments the function does not take
+_BINDING = re.compile(r"unexpected keyword argument|takes .*positional argument|missing \d+ "
+                      r"required|multiple values for argument")
+
+
 def classify(e: BaseException, stage: str = "") -> tuple[str, str]:
     """(outcome, one line) for an exception dlg raised: refusals say what is unsupported."""
     cause = e.__cause__
@@ -268,7 +273,7 @@ def classify(e: BaseException, stage: str = "") -> tuple[str, str]:
         return "crash", f"{stage}{type(cause).__name__} in {e.message} ({_where(cause)})"
     if isinstance(e, dlg.DlgError):
         return "refused", f"{stage}{type(e).__name__}: {e.message.splitlines()[0]}"
-    if isinstance(e, NoCounterpart) or (type(e) is TypeError and "argument" in str(e)):
+    if isinstance(e, NoCounterpart) or (type(e) is TypeError and _BINDING.search(str(e))):
         return "refused", f"{stage}{type(e).__name__}: {str(e).splitlines()[0]}"
     text = str(e).splitlines()[0] if str(e) else ""
     return "crash", f"{stage}{type(e).__name__}: {text} ({_where(e)})"
