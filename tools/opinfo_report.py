@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{reason} ({len(names)}):")
             print(textwrap.fill(", ".join(names), 100, initial_indent="  ",
                                 subsequent_indent="  "))
+    if harness.DROPPED:
+        print(f"\nsamples torch itself rejects, not counted: {harness.DROPPED}")
     print(f"\n{time.perf_counter() - start:.0f} s")
     return 0
 

@@ -13,7 +13,7 @@ import numpy as np
 import dlg
 from tests.opinfo.convert import array_difference, flat_outputs, leaves, rebuild, to_dlg
 from tests.opinfo.harness import (ATOL, RTOL, VALUES_UNDEFINED, Reference, Result, Target,
-                                  classify, describe_sample, references, sample_arguments)
+                                  classify, describe_sample, references)
 
 STAGES = ("traced", "compiled")
 
@@ -21,9 +21,9 @@ STAGES = ("traced", "compiled")
 def run_compiled(target: Target, ref: Reference) -> Result | None:
     """One sample traced and compiled; None when eager dlg cannot run it or it has no tensors."""
     def result(outcome: str, detail: str = "") -> Result:
-        return Result(target.key, ref.index, outcome, detail, describe_sample(ref.sample))
+        return Result(target.key, ref.index, outcome, detail, describe_sample(ref.arguments))
     try:
-        inp, args, kwargs = to_dlg(sample_arguments(ref.sample), {})
+        inp, args, kwargs = to_dlg(ref.arguments, {})
         with warnings.catch_warnings(), dlg.no_grad():
             warnings.simplefilter("ignore")
             eager = flat_outputs(target.call(inp, *args, **kwargs))

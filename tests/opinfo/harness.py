@@ -28,7 +28,7 @@ import torch
 
 import dlg
 from tests.opinfo.convert import (NoCounterpart, array_difference, describe, difference,
-                                  flat_outputs, to_dlg)
+                                  flat_outputs, rebuild, to_dlg)
 
 OUTCOMES = ("pass", "refused", "crash", "mismatch")
 
@@ -168,18 +168,27 @@ class Reference:
     """torch's result for one sample, and its gradient for a fixed random cotangent."""
 
     index: int
-    sample: Any
+    arguments: tuple[Any, tuple[Any, ...], dict[str, Any]]  # (input, args, kwargs)
     output: Any
     grads: list[np.ndarray] | None  # per tensor of `wrt` (None: no gradient compared)
     wrt: list[tuple[str, torch.Tensor]]
     cotangents: list[tuple[int, np.ndarray]]  # (position among the flat outputs, cotangent)
 
 
-def sample_arguments(sample: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-    return sample.input, tuple(sample.args), dict(sample.kwargs)
+def _independent(sample: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """The sample's (input, args, kwargs), each tensor a leaf of its own (same values, strides
+    and requires_grad; one tensor passed twice stays one), as dlg's converted tensors are: a
+    sample tensor made from another would otherwise pass its gradient on in torch only."""
+    leaves: dict[int, torch.Tensor] = {}
+
+    def leaf(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in leaves:
+            leaves[id(t)] = t.detach().requires_grad_(t.requires_grad)
+        return leaves[id(t)]
+    return rebuild((sample.input, tuple(sample.args), dict(sample.kwargs)), leaf, torch.Tensor)
 
 
-def _labelled(sample: Any) -> Iterator[tuple[str, torch.Tensor]]:
+def _labelled(arguments: Any) -> Iterator[tuple[str, torch.Tensor]]:
     """The sample's tensors with where they sit (input, args[1][0], kwargs['weight'])."""
     seen: set[int] = set()
 
@@ -193,18 +202,17 @@ def _labelled(sample: Any) -> Iterator[tuple[str, torch.Tensor]]:
         elif isinstance(v, dict):
             for k, item in v.items():
                 yield from walk(item, f"{label}[{k!r}]")
-    inp, args, kwargs = sample_arguments(sample)
+    inp, args, kwargs = arguments
     yield from walk(inp, "input")
     yield from walk(args, "args")
     yield from walk(kwargs, "kwargs")
 
 
-_REFERENCES: dict[tuple[str, int | None], tuple[Reference, ...]] = {}
-
-
 # a capped run spreads its picks over the first samples only: max_pool2d and logspace make over
 # a thousand, whose making alone takes seconds
 CAPPED_FROM = 200
+_REFERENCES: dict[tuple[str, int | None], tuple[Reference, ...]] = {}
+DROPPED: dict[str, int] = {}  # per OpInfo: samples torch itself rejects (nothing to compare)
 
 
 def references(op: Any, cap: int | None) -> tuple[Reference, ...]:
@@ -218,7 +226,7 @@ def references(op: Any, cap: int | None) -> tuple[Reference, ...]:
 
 
 def _references(op: Any, cap: int | None) -> tuple[Reference, ...]:
-    """A sample torch itself rejects is dropped: there is nothing to compare with."""
+    """A sample torch itself rejects is dropped (and counted in DROPPED)."""
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -233,19 +241,20 @@ def _references(op: Any, cap: int | None) -> tuple[Reference, ...]:
         try:
             refs.append(_reference(op, i, samples[i]))
         except Exception:  # noqa: BLE001  (torch's own failure: not dlg's to explain)
-            continue
+            DROPPED[_full_name(op)] = DROPPED.get(_full_name(op), 0) + 1
     return tuple(refs)
 
 
 def _reference(op: Any, index: int, sample: Any) -> Reference:
-    inp, args, kwargs = sample_arguments(sample)
+    arguments = _independent(sample)
+    inp, args, kwargs = arguments
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         output = op(inp, *args, **kwargs)
     flat = flat_outputs(output)
     differentiable = [i for i, o in enumerate(flat) if isinstance(o, torch.Tensor)
                       and o.requires_grad and o.is_floating_point()]
-    wrt = [(label, t) for label, t in _labelled(sample) if t.requires_grad]
+    wrt = [(label, t) for label, t in _labelled(arguments) if t.requires_grad]
     rng = np.random.default_rng(index)
     cotangents = [(i, rng.standard_normal(flat[i].shape).astype(np.float32)) for i in
                   differentiable]
@@ -256,7 +265,7 @@ def _reference(op: Any, index: int, sample: Any) -> Reference:
                                      for i, c in cotangents], allow_unused=True)
         grads = [np.zeros(t.shape, np.float32) if g is None else g.detach().numpy()
                  for g, (_, t) in zip(found, wrt)]
-    return Reference(index, sample, output, grads, wrt, cotangents)
+    return Reference(index, arguments, output, grads, wrt, cotangents)
 
 
 # ---- dlg's side ---------------------------------------------------------------------------------
@@ -294,10 +303,10 @@ def _where(e: BaseException) -> str:
 def run_eager(target: Target, ref: Reference) -> Result:
     """One sample through dlg eagerly: the call, the comparison, then the gradient."""
     def result(outcome: str, detail: str = "") -> Result:
-        return Result(target.key, ref.index, outcome, detail, describe_sample(ref.sample))
+        return Result(target.key, ref.index, outcome, detail, describe_sample(ref.arguments))
     memo: dict[int, Any] = {}
     try:
-        inp, args, kwargs = to_dlg(sample_arguments(ref.sample), memo)
+        inp, args, kwargs = to_dlg(ref.arguments, memo)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             got = target.call(inp, *args, **kwargs)
@@ -335,8 +344,8 @@ def _gradient_difference(got: Any, ref: Reference, memo: dict[int, Any]) -> str 
     return None
 
 
-def describe_sample(sample: Any) -> str:
-    inp, args, kwargs = sample_arguments(sample)
+def describe_sample(arguments: Any) -> str:
+    inp, args, kwargs = arguments
     text = describe(inp)
     if args:
         text += f", args={describe(args)}"
