@@ -41,6 +41,7 @@ ADAPTERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]
     "where": ("where", lambda f: lambda x, condition, y, **kw: f(condition, x, y, **kw)),
     "nn.functional.embedding": ("nn.functional.embedding",
                                 lambda f: lambda weight, idx, **kw: f(idx, weight, **kw)),
+    "einsum": ("einsum", lambda f: lambda tensors, equation: f(equation, tensors)),
     "repeat": ("repeat", lambda f: f),  # lambda x, dims: x.repeat(dims)
     # wrapper_set_seed(torch.<name>, ...): torch's own argument order
     **{name: (name, lambda f: f) for name in ("randn", "randn_like", "rand_like", "randint",
@@ -171,21 +172,23 @@ class Reference:
     arguments: tuple[Any, tuple[Any, ...], dict[str, Any]]  # (input, args, kwargs)
     output: Any
     grads: list[np.ndarray] | None  # per tensor of `wrt` (None: no gradient compared)
-    wrt: list[tuple[str, torch.Tensor]]
+    wrt: list[tuple[str, torch.Tensor]]  # the tensors of `arguments` torch differentiated
     cotangents: list[tuple[int, np.ndarray]]  # (position among the flat outputs, cotangent)
 
 
-def _independent(sample: Any) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-    """The sample's (input, args, kwargs), each tensor a leaf of its own (same values, strides
-    and requires_grad; one tensor passed twice stays one), as dlg's converted tensors are: a
-    sample tensor made from another would otherwise pass its gradient on in torch only."""
-    leaves: dict[int, torch.Tensor] = {}
+def _independent(arguments: Any) -> Any:
+    """`arguments` with each tensor a copy and a leaf of its own (same values, strides and
+    requires_grad; one tensor passed twice stays one), as dlg's converted tensors are: a sample
+    tensor made from another would otherwise pass its gradient on in torch only, and an op that
+    updates an argument in place (batch_norm's running statistics) would change what dlg gets."""
+    copies: dict[int, torch.Tensor] = {}
 
-    def leaf(t: torch.Tensor) -> torch.Tensor:
-        if id(t) not in leaves:
-            leaves[id(t)] = t.detach().requires_grad_(t.requires_grad)
-        return leaves[id(t)]
-    return rebuild((sample.input, tuple(sample.args), dict(sample.kwargs)), leaf, torch.Tensor)
+    def copy(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in copies:
+            copies[id(t)] = t.detach().clone(memory_format=torch.preserve_format
+                                             ).requires_grad_(t.requires_grad)
+        return copies[id(t)]
+    return rebuild(arguments, copy, torch.Tensor)
 
 
 def _labelled(arguments: Any) -> Iterator[tuple[str, torch.Tensor]]:
@@ -246,21 +249,25 @@ def _references(op: Any, cap: int | None) -> tuple[Reference, ...]:
 
 
 def _reference(op: Any, index: int, sample: Any) -> Reference:
-    arguments = _independent(sample)
-    inp, args, kwargs = arguments
+    """torch's run on copies of the sample, so that `arguments`, dlg's, keep their values."""
+    arguments = _independent((sample.input, tuple(sample.args), dict(sample.kwargs)))
+    torch_arguments = _independent(arguments)
+    inp, args, kwargs = torch_arguments
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         output = op(inp, *args, **kwargs)
     flat = flat_outputs(output)
     differentiable = [i for i, o in enumerate(flat) if isinstance(o, torch.Tensor)
                       and o.requires_grad and o.is_floating_point()]
-    wrt = [(label, t) for label, t in _labelled(arguments) if t.requires_grad]
+    pairs = [(label, t, torch_t) for (label, t), (_, torch_t)
+             in zip(_labelled(arguments), _labelled(torch_arguments)) if t.requires_grad]
+    wrt = [(label, t) for label, t, _ in pairs]
     rng = np.random.default_rng(index)
     cotangents = [(i, rng.standard_normal(flat[i].shape).astype(np.float32)) for i in
                   differentiable]
     grads = None
     if cotangents and wrt and op.name not in VALUES_UNDEFINED:
-        found = torch.autograd.grad([flat[i] for i, _ in cotangents], [t for _, t in wrt],
+        found = torch.autograd.grad([flat[i] for i, _ in cotangents], [t for *_, t in pairs],
                                     [torch.from_numpy(c).to(flat[i].dtype)
                                      for i, c in cotangents], allow_unused=True)
         grads = [np.zeros(t.shape, np.float32) if g is None else g.detach().numpy()
