@@ -18,7 +18,7 @@ from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 from dlg.functions.masking import masked_fill
-from dlg.functions import norms
+from dlg.functions import norms, pooling
 from dlg.functions.padding import pad
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -67,8 +67,13 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "randint": creation.randint, "rand_like": creation.rand_like,
     "randn_like": creation.randn_like,
     # neural networks
-    "conv1d": nn.conv1d, "conv2d": nn.conv2d, "max_pool1d": nn.max_pool1d,
-    "max_pool2d": nn.max_pool2d, "avg_pool1d": nn.avg_pool1d, "avg_pool2d": nn.avg_pool2d,
+    "conv1d": nn.conv1d, "conv2d": nn.conv2d, "max_pool1d": pooling.max_pool1d,
+    "max_pool2d": pooling.max_pool2d, "avg_pool1d": pooling.avg_pool1d,
+    "avg_pool2d": pooling.avg_pool2d, "adaptive_avg_pool1d": pooling.adaptive_avg_pool1d,
+    "adaptive_avg_pool2d": pooling.adaptive_avg_pool2d,
+    "adaptive_max_pool1d": pooling.adaptive_max_pool1d,
+    "adaptive_max_pool2d": pooling.adaptive_max_pool2d, "unfold": pooling.unfold,
+    "fold": pooling.fold,
     "linear": nn.linear, "embedding": nn.embedding, "one_hot": nn.one_hot,
     "dropout": nn.dropout, "batch_norm": norms.batch_norm, "layer_norm": norms.layer_norm,
     "group_norm": norms.group_norm, "instance_norm": norms.instance_norm,

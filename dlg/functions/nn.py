@@ -1,5 +1,5 @@
-"""Neural-network functions with PyTorch's names and argument order: conv1d/conv2d, pools,
-linear, embedding, one_hot, dropout, softmax, log_softmax (normalisation is in norms.py).
+"""Neural-network functions with PyTorch's names and argument order: conv1d/conv2d, the pool
+options, linear, embedding, one_hot, dropout, softmax, log_softmax (normalisation is in norms.py).
 
 `conv_options` and `pool_options` read a convolution's or pool's settings; `dlg.nn`'s modules
 call them when they are made, the .dlg layers when they run, so `Conv2d(..., stride="x")` is the
@@ -28,7 +28,6 @@ from dlg.ir.ops.nn import (
     ONE_HOT,
     SOFTMAX,
 )
-from dlg.ir.ops.pool import AVG_POOL, MAX_POOL
 
 # (nd, with bias) -> conv1d, conv1d_nobias, conv2d, conv2d_nobias
 CONVS = {(nd, bias): REGISTRY[f"conv{nd}d{'' if bias else '_nobias'}"]
@@ -79,32 +78,6 @@ def pool_options(F: Front, nd: int, kernel_size: Any, stride: Any = None, paddin
         raise DlgTypeError(f"ceil_mode must be a bool, got {describe(F, ceil_mode)}")
     return {"kernel": kernel, "stride": kernel if stride is None else ints(F, stride, nd, "stride"),
             "padding": ints(F, padding, nd, "padding"), "ceil_mode": ceil_mode}
-
-
-def _max_pool(nd: int) -> Callable[..., Any]:
-    def max_pool(F: Front, x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                 dilation: Any = 1, ceil_mode: Any = False) -> Any:
-        attrs = pool_options(F, nd, kernel_size, stride, padding, ceil_mode)
-        return F.emit(MAX_POOL, tensor(F, x, f"max_pool{nd}d's input"),
-                      dilation=ints(F, dilation, nd, "dilation"), **attrs)
-    max_pool.__name__ = max_pool.__qualname__ = f"max_pool{nd}d"
-    max_pool.__doc__ = f"PyTorch's F.max_pool{nd}d (padding counts as -inf)."
-    return max_pool
-
-
-def _avg_pool(nd: int) -> Callable[..., Any]:
-    def avg_pool(F: Front, x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
-                 ceil_mode: Any = False, count_include_pad: Any = True) -> Any:
-        attrs = pool_options(F, nd, kernel_size, stride, padding, ceil_mode)
-        return F.emit(AVG_POOL, tensor(F, x, f"avg_pool{nd}d's input"),
-                      count_include_pad=count_include_pad, **attrs)
-    avg_pool.__name__ = avg_pool.__qualname__ = f"avg_pool{nd}d"
-    avg_pool.__doc__ = f"PyTorch's F.avg_pool{nd}d."
-    return avg_pool
-
-
-max_pool1d, max_pool2d = _max_pool(1), _max_pool(2)
-avg_pool1d, avg_pool2d = _avg_pool(1), _avg_pool(2)
 
 
 def linear(F: Front, x: Any, weight: Any, bias: Any = None) -> Any:

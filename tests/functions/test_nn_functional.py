@@ -212,3 +212,84 @@ def test_embedding_padding_idx_and_max_norm():
     np.testing.assert_allclose(w_d.numpy(), w_t.numpy(), rtol=1e-6)  # renormalised in place
     with pytest.raises(DlgError, match="padding_idx must be within"):
         F.embedding(dlg.tensor(idx), w_d, padding_idx=5)
+
+
+# ---- pooling ------------------------------------------------------------------------------------
+MAX_POOLS = [("max_pool2d", X4, {"kernel_size": 2}),
+             ("max_pool2d", X4, {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+             ("max_pool2d", X4, {"kernel_size": (2, 3), "stride": 1, "dilation": 2}),
+             ("max_pool1d", X3, {"kernel_size": 3, "stride": 2, "padding": 1}),
+             ("max_pool1d", X3[0], {"kernel_size": 2, "dilation": 3, "ceil_mode": True})]
+
+
+@pytest.mark.parametrize("name, x, kwargs", MAX_POOLS, ids=[str(k) for _, _, k in MAX_POOLS])
+def test_max_pool_returns_indices_as_torch(name, x, kwargs):
+    check(name, x, return_indices=True, **kwargs)
+    values, indices = getattr(F, name)(dlg.tensor(x), return_indices=True, **kwargs)
+    assert indices.dtype == dlg.int64
+
+
+def test_max_pool_indices_unpool_by_position():
+    """Each index is the maximum's position in the flattened spatial input."""
+    values, indices = F.max_pool2d(dlg.tensor(X4), 2, return_indices=True)
+    flat = X4.reshape(2, 3, -1)
+    picked = np.take_along_axis(flat, indices.numpy().reshape(2, 3, -1), axis=2)
+    np.testing.assert_array_equal(picked, values.numpy().reshape(2, 3, -1))
+
+
+@pytest.mark.parametrize("kwargs", [{"divisor_override": 3},
+                                    {"padding": 1, "ceil_mode": True, "divisor_override": 2},
+                                    {"padding": 1, "count_include_pad": False}])
+def test_avg_pool_options(kwargs):
+    check("avg_pool2d", X4, kernel_size=3, stride=2, **kwargs)
+
+
+ADAPTIVE = [("adaptive_avg_pool2d", X4, (2, 4)), ("adaptive_avg_pool2d", X4, (1, 1)),
+            ("adaptive_avg_pool2d", X4, (None, 4)), ("adaptive_avg_pool2d", X4[0], 3),
+            ("adaptive_avg_pool1d", X3, 3), ("adaptive_avg_pool1d", X3, 7),
+            ("adaptive_max_pool2d", X4, (3, 4)), ("adaptive_max_pool2d", X4, 1),
+            ("adaptive_max_pool1d", X3, 4)]
+
+
+@pytest.mark.parametrize("name, x, size", ADAPTIVE, ids=[f"{n}-{s}" for n, _, s in ADAPTIVE])
+def test_adaptive_pools_match_torch(name, x, size):
+    check(name, x, size)
+    if "max" in name:
+        check(name, x, size, return_indices=True)
+
+
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": (2, 3), "stride": 2},
+                                    {"kernel_size": 3, "padding": 2, "dilation": 2}])
+def test_unfold_and_fold_match_torch(kwargs):
+    check("unfold", X4, **kwargs)
+    cols = TF.unfold(torch.tensor(X4), **kwargs).numpy()
+    check("fold", cols, output_size=(5, 6), **kwargs)
+
+
+def test_pools_in_dlg():
+    src = """model M {
+        input x: f32[2, 3, 5, 6]
+        output a = adaptive_avg_pool2d(x, (2, 4))
+        output b = unfold(x, 2, stride=2)
+        output c = avg_pool2d(x, 2, divisor_override=3)
+    }"""
+    a, b, c = dlg.loads(src, file="t.dlg")(x=X4)
+    x = torch.tensor(X4)
+    np.testing.assert_allclose(a, TF.adaptive_avg_pool2d(x, (2, 4)).numpy(), atol=1e-6)
+    np.testing.assert_allclose(b, TF.unfold(x, 2, stride=2).numpy())
+    np.testing.assert_allclose(c, TF.avg_pool2d(x, 2, divisor_override=3).numpy(), atol=1e-6)
+
+
+POOL_ERRORS = [
+    (lambda x: F.adaptive_avg_pool2d(x, (2, 0)), "output_size must be a positive int"),
+    (lambda x: F.adaptive_max_pool1d(x, 2), r"input must be \[N, C, L\]"),
+    (lambda x: F.max_pool2d(x, 2, return_indices=1), "return_indices must be a bool"),
+    (lambda x: F.avg_pool2d(x, 2, divisor_override=0), "divisor_override must be a positive"),
+    (lambda x: F.fold(x, (5, 6), 2), r"fold: input must be \[N, C \* 4, 20\]"),
+]
+
+
+@pytest.mark.parametrize("make, message", POOL_ERRORS, ids=[e[1] for e in POOL_ERRORS])
+def test_pool_errors(make, message):
+    with pytest.raises(DlgError, match=message):
+        make(dlg.tensor(X4))

@@ -23,10 +23,11 @@ from dlg.ir.types import TensorType
 
 
 # ---- pooling ----------------------------------------------------------------------------------
-def _pool_sizes(op: str, x: TensorType, kernel: tuple[int, ...], stride: tuple[int, ...],
-                padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool
-                ) -> list[int]:
-    """PyTorch's pooling_output_shape, with its argument checks."""
+def pool_sizes(op: str, x: TensorType, kernel: tuple[int, ...], stride: tuple[int, ...],
+               padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool,
+               any_padding: bool = False) -> list[int]:
+    """PyTorch's pooling_output_shape, with its argument checks (pools pad at most half the
+    kernel; im2col, `any_padding`, pads as much as it likes)."""
     nd = len(kernel)
     if nd not in (1, 2) or x.rank < nd + 1:
         raise DlgShapeError(f"{op}: kernel {list(kernel)} needs 1 or 2 spatial dims and an input "
@@ -36,7 +37,7 @@ def _pool_sizes(op: str, x: TensorType, kernel: tuple[int, ...], stride: tuple[i
         raise DlgAttributeError(f"{op}: kernel, stride and dilation must be positive and padding "
                                 f"non-negative, got kernel={list(kernel)}, stride={list(stride)}, "
                                 f"dilation={list(dilation)}, padding={list(padding)}")
-    if any(p > k // 2 for p, k in zip(padding, kernel)):
+    if not any_padding and any(p > k // 2 for p, k in zip(padding, kernel)):
         raise DlgAttributeError(f"{op}: padding {list(padding)} must be at most half the kernel "
                                 f"size {list(kernel)}")
     spatial = concrete_dims(op, x, range(x.rank - nd, x.rank), "spatial dims")
@@ -75,7 +76,7 @@ def _ones_if_empty(dilation: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[
 
 def _max_pool_infer(x: TensorType, *, kernel, stride, padding, dilation, ceil_mode) -> TensorType:
     require_dtype("max_pool", x, FLOATS)
-    out = _pool_sizes("max_pool", x, kernel, stride, padding, _ones_if_empty(dilation, kernel),
+    out = pool_sizes("max_pool", x, kernel, stride, padding, _ones_if_empty(dilation, kernel),
                       ceil_mode)
     return x.with_shape(x.shape[:x.rank - len(kernel)] + tuple(out))
 
@@ -83,7 +84,7 @@ def _max_pool_infer(x: TensorType, *, kernel, stride, padding, dilation, ceil_mo
 def _max_pool_ref(x: np.ndarray, *, kernel, stride, padding, dilation, ceil_mode) -> np.ndarray:
     dilation = _ones_if_empty(dilation, kernel)
     t = TensorType(DType.of(x), x.shape)
-    out = _pool_sizes("max_pool", t, kernel, stride, padding, dilation, ceil_mode)
+    out = pool_sizes("max_pool", t, kernel, stride, padding, dilation, ceil_mode)
     win = _windows(x, kernel, stride, padding, dilation, out, -np.inf)
     return win.max(axis=tuple(range(-len(kernel), 0)))
 
@@ -100,11 +101,11 @@ MAX_POOL = defop("max_pool", ("x",), _max_pool_infer, ref=_max_pool_ref,
 def _avg_pool_infer(x: TensorType, *, kernel, stride, padding, ceil_mode, count_include_pad
                     ) -> TensorType:
     require_dtype("avg_pool", x, FLOATS)
-    out = _pool_sizes("avg_pool", x, kernel, stride, padding, (1,) * len(kernel), ceil_mode)
+    out = pool_sizes("avg_pool", x, kernel, stride, padding, (1,) * len(kernel), ceil_mode)
     return x.with_shape(x.shape[:x.rank - len(kernel)] + tuple(out))
 
 
-def _avg_divisor(shape: Sequence[int], out: Sequence[int], kernel, stride, padding,
+def avg_divisor(shape: Sequence[int], out: Sequence[int], kernel, stride, padding,
                  count_include_pad: bool) -> np.ndarray:
     """PyTorch's divisor per output position: the window clipped to the padded input, or to
     the input itself."""
@@ -124,10 +125,10 @@ def _avg_pool_ref(x: np.ndarray, *, kernel, stride, padding, ceil_mode, count_in
     nd = len(kernel)
     ones = (1,) * nd
     t = TensorType(DType.of(x), x.shape)
-    out = _pool_sizes("avg_pool", t, kernel, stride, padding, ones, ceil_mode)
+    out = pool_sizes("avg_pool", t, kernel, stride, padding, ones, ceil_mode)
     win = _windows(x.astype(np.float64), kernel, stride, padding, ones, out, 0.0)
     total = win.sum(axis=tuple(range(-nd, 0)))
-    divisor = _avg_divisor(x.shape, out, kernel, stride, padding, count_include_pad)
+    divisor = avg_divisor(x.shape, out, kernel, stride, padding, count_include_pad)
     return (total / divisor).astype(x.dtype)
 
 
@@ -209,7 +210,7 @@ def _avg_pool_grad_ref(g: np.ndarray, *, shape, kernel, stride, padding, ceil_mo
                        count_include_pad) -> np.ndarray:
     nd = len(kernel)
     out = g.shape[g.ndim - nd:]
-    share = g.astype(np.float64) / _avg_divisor(shape, out, kernel, stride, padding,
+    share = g.astype(np.float64) / avg_divisor(shape, out, kernel, stride, padding,
                                                  count_include_pad)
     total = np.zeros(shape, np.float64)
     lead = (1,) * (g.ndim - nd)
