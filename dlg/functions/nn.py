@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dlg.errors import DlgTypeError
+from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.functions import args
 from dlg.functions.args import describe, ints, is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.source import FULL
 from dlg.ir.ops import REGISTRY
 from dlg.functions.creation import dtype_arg
-from dlg.ir.ops.elementwise import CAST
+from dlg.ir.ops.elementwise import CAST, MUL
 from dlg.ir.ops.nn import (
     DROPOUT,
     EMBEDDING,
@@ -99,7 +100,7 @@ def one_hot(F: Front, indices: Any, num_classes: int, dtype: DType = DType.f32) 
                   dtype=dtype)
 
 
-def dropout(F: Front, x: Any, p: Any = 0.5, training: Any = None) -> Any:
+def dropout(F: Front, x: Any, p: Any = 0.5, training: Any = None, inplace: bool = False) -> Any:
     """Zero elements with probability p and scale the rest by 1/(1-p) while training (the
     front's mode unless `training` is given)."""
     if not is_number(p) or not 0 <= p <= 1:
@@ -107,6 +108,29 @@ def dropout(F: Front, x: Any, p: Any = 0.5, training: Any = None) -> Any:
                            f"{describe(F, p)}")
     training = F.training if training is None else training
     return F.emit(DROPOUT, tensor(F, x, "dropout's argument"), p=p, training=training)
+
+
+def _channel_dropout(nd: int) -> Callable[..., Any]:
+    name = f"dropout{nd}d"
+
+    def channel_dropout(F: Front, x: Any, p: Any = 0.5, training: Any = None,
+                        inplace: bool = False) -> Any:
+        t = F.type_of(tensor(F, x, f"{name}'s argument"))
+        if t.rank not in (nd + 1, nd + 2):
+            raise DlgShapeError(f"{name}: input must be [N, C, {nd} spatial dims] or unbatched, "
+                                f"got {t}")
+        # PyTorch reads a 3-d input to dropout2d as batched [N, C, L]
+        channels = 1 if t.rank == nd + 1 and nd != 2 else 2
+        ones = F.emit(FULL, shape=t.shape[:channels] + (1,) * (t.rank - channels), value=1.0,
+                      dtype=t.dtype)
+        return F.emit(MUL, x, dropout(F, ones, p, training))
+    channel_dropout.__name__ = channel_dropout.__qualname__ = name
+    channel_dropout.__doc__ = (f"PyTorch's F.{name}: zero whole channels with probability p "
+                               f"(one draw per sample and channel), scale the rest by 1/(1-p).")
+    return channel_dropout
+
+
+dropout1d, dropout2d, dropout3d = (_channel_dropout(nd) for nd in (1, 2, 3))
 
 
 def _softmax(F: Front, op: Any, x: Any, axis: Any, dtype: Any) -> Any:

@@ -293,3 +293,41 @@ POOL_ERRORS = [
 def test_pool_errors(make, message):
     with pytest.raises(DlgError, match=message):
         make(dlg.tensor(X4))
+
+
+# ---- channel dropout and interpolate ------------------------------------------------------------
+@pytest.mark.parametrize("name, shape, kept", [("dropout1d", (4, 6, 5), (4, 6, 1)),
+                                               ("dropout1d", (6, 5), (6, 1)),
+                                               ("dropout2d", (4, 6, 3, 5), (4, 6, 1, 1)),
+                                               ("dropout2d", (4, 6, 5), (4, 6, 1)),
+                                               ("dropout3d", (2, 6, 2, 3, 5), (2, 6, 1, 1, 1)),
+                                               ("dropout3d", (6, 2, 3, 5), (6, 1, 1, 1))])
+def test_channel_dropout_zeroes_whole_channels(name, shape, kept):
+    x = np.ones(shape, np.float32)
+    dlg.manual_seed(0)
+    y = getattr(F, name)(dlg.tensor(x), p=0.5).numpy()
+    per_channel = y.reshape(kept[:len(kept) - sum(k == 1 for k in kept)] + (-1,))
+    assert set(np.unique(per_channel)) <= {0.0, 2.0}
+    assert (per_channel.min(-1) == per_channel.max(-1)).all(), "a channel is kept or dropped"
+    assert 0 < (per_channel == 0).mean() < 1
+    np.testing.assert_array_equal(getattr(F, name)(dlg.tensor(x), 0.5, False).numpy(), x)
+    with torch.no_grad():  # torch's reading of the same shape: same mask shape
+        t = getattr(TF, name)(torch.ones(shape), 0.5)
+    assert (t.reshape(per_channel.shape).amin(-1) == t.reshape(per_channel.shape).amax(-1)).all()
+
+
+def test_dropout_takes_torchs_inplace_argument():
+    x = dlg.tensor(X2)
+    np.testing.assert_array_equal(F.dropout(x, 0.2, False, False).numpy(), X2)
+
+
+@pytest.mark.parametrize("x, kwargs", [(X4, {"scale_factor": 2}), (X4, {"size": (7, 4)}),
+                                       (X3, {"scale_factor": 1.5}), (X3, {"size": 3})],
+                         ids=["x2", "size2d", "x1.5", "size1d"])
+def test_interpolate_nearest_matches_torch(x, kwargs):
+    check("interpolate", x, **kwargs)
+
+
+def test_interpolate_refuses_other_modes():
+    with pytest.raises(DlgError, match="only mode 'nearest'"):
+        F.interpolate(dlg.tensor(X4), scale_factor=2, mode="bilinear")
