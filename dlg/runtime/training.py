@@ -47,17 +47,19 @@ def build_train_step(train_graph: Graph, spec: TrainSpec,
 
 @dataclass(frozen=True)
 class LabelCheck:
-    """Class-index labels feeding a classification loss must lie in 0..classes-1."""
+    """Class-index labels feeding a classification loss must lie in 0..classes-1, or be the
+    loss's ignore_index."""
 
     input: str
     classes: int
     loss: str
     span: Span | None
+    ignore_index: int = -100
 
     def __call__(self, labels: np.ndarray) -> None:
         if labels.size == 0 or labels.dtype.kind not in "iu":
             return
-        bad = (labels < 0) | (labels >= self.classes)
+        bad = ((labels < 0) | (labels >= self.classes)) & (labels != self.ignore_index)
         if bad.any():
             where = np.argwhere(bad)[0]
             raise DlgValueError(
@@ -76,7 +78,7 @@ def label_checks(g: Graph) -> list[LabelCheck]:
             classes = logits.shape[1 if logits.rank > 1 else 0]
             if isinstance(classes, int):
                 checks.append(LabelCheck(inputs[node.inputs[1]], classes, node.op.name,
-                                         node.span))
+                                         node.span, node.attrs["ignore_index"]))
     return checks
 
 

@@ -123,8 +123,8 @@ def test_losses_in_a_dlg_model():
 
 
 def test_compiled_training_with_weighted_losses():
-    """A .dlg train section over cross_entropy with class weights, ignored labels and label
-    smoothing plus smooth_l1_loss compiles, and its first step's loss is PyTorch's."""
+    """A .dlg train section over cross_entropy with class weights, an ignored label and label
+    smoothing plus smooth_l1_loss compiles, and its first two steps' losses are PyTorch's."""
     src = """model M {
         param w: f32[4, 3] = zeros()
         input x: f32[N, 3]
@@ -134,18 +134,18 @@ def test_compiled_training_with_weighted_losses():
         input y: i64[N]
         input c: f32[4]
         loss = smooth_l1_loss(logits, logits * 0.0, beta=0.5) +
-               cross_entropy(logits, y, c, ignore_index=2, label_smoothing=0.1)
+               cross_entropy(logits, y, c, label_smoothing=0.1)
         optimizer = SGD(lr=0.1)
     }"""
     x = R.normal(size=(6, 3)).astype(np.float32)
-    y = np.array([0, 1, 2, 3, 2, 1])
+    y = np.array([0, 1, -100, 3, 2, 1])  # -100: ignored, which the label check allows
     step = dlg.loads(src, file="t.dlg").train_step(compiled=True)
     losses = [step(x=x, y=y, c=WEIGHT)["loss"] for _ in range(2)]
     w = torch.zeros(4, 3, requires_grad=True)
     for i in range(2):
         logits = torch.tensor(x) @ w.T + 0.5
         want = (TF.smooth_l1_loss(logits, logits * 0, beta=0.5)
-                + TF.cross_entropy(logits, torch.tensor(y), torch.tensor(WEIGHT), ignore_index=2,
+                + TF.cross_entropy(logits, torch.tensor(y), torch.tensor(WEIGHT),
                                    label_smoothing=0.1))
         np.testing.assert_allclose(losses[i], want.item(), rtol=1e-5)
         (g,) = torch.autograd.grad(want, w)
