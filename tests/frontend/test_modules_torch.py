@@ -260,10 +260,12 @@ def test_channel_dropout_zeroes_whole_channels_and_scales_the_rest():
     assert (nn.Dropout2d(0.5).eval()(dlg.tensor(x)).numpy() == x).all()
 
 
-def test_max_pool_returns_indices_as_torch():
-    x = f(2, 3, 6, 6)
-    ya, ia = nn.MaxPool2d(2, return_indices=True)(dlg.tensor(x))
-    yt, it = torch.nn.MaxPool2d(2, return_indices=True)(torch.tensor(x))
+@pytest.mark.parametrize("make", [lambda ns: ns.MaxPool2d(2, return_indices=True),
+                                  lambda ns: ns.AdaptiveMaxPool2d((4, 3), return_indices=True)])
+def test_max_pools_return_indices_as_torch(make):
+    x = f(2, 3, 6, 7)
+    ya, ia = make(nn)(dlg.tensor(x))
+    yt, it = make(torch.nn)(torch.tensor(x))
     assert_close(ya, yt, "values")
     np.testing.assert_array_equal(ia.numpy(), it.numpy())
 

@@ -86,26 +86,18 @@ class Dropout(Module):
         return f"p={self.p}, inplace={self.inplace}"
 
 
-class _ChannelDropout(Dropout):
-    """Zeroes whole channels (axis 1 of [N, C, ...], axis 0 without the batch axis): the mask
-    is dropout's, applied to ones of shape [N, C, 1, ...] and broadcast."""
-
-    nd = 1
+class Dropout1d(Dropout):
+    """Zeroes whole channels ([N, C, L] or unbatched [C, L]) while training."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0:
-            return x
-        kept = 1 if x.ndim == self.nd + 1 else 2
-        ones = call("ones", *x.shape[:kept], *(1,) * (x.ndim - kept), dtype=x.dtype)
-        return x * F.dropout(ones, self.p, True)
+        return call("dropout1d", x, self.p, self.training)
 
 
-class Dropout1d(_ChannelDropout):
-    nd = 1
+class Dropout2d(Dropout):
+    """Zeroes whole channels ([N, C, H, W]; a 3-d input is read as [N, C, L], as torch does)."""
 
-
-class Dropout2d(_ChannelDropout):
-    nd = 2
+    def forward(self, x: Tensor) -> Tensor:
+        return call("dropout2d", x, self.p, self.training)
 
 
 class Embedding(Module):

@@ -120,22 +120,6 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
-def group_norm(x: Tensor, num_groups: int, weight: Tensor | None, bias: Tensor | None,
-               eps: float) -> Tensor:
-    """x [N, C, ...] normalised per sample over each group of C/num_groups channels (a
-    layer_norm of [N, groups, C/groups * ...]), then scaled and shifted per channel."""
-    if x.ndim < 2 or x.shape[1] % num_groups:
-        raise DlgShapeError(f"group norm: expected [N, C, ...] with C divisible by {num_groups} "
-                            f"groups, got {list(x.shape)}", engine.caller_span())
-    size = x.shape[1] // num_groups * int(np.prod(x.shape[2:], dtype=np.int64))
-    y = call("layer_norm", x.reshape(x.shape[0], num_groups, size), (size,), eps=eps)
-    y = y.reshape(*x.shape)
-    per_channel = (x.shape[1],) + (1,) * (x.ndim - 2)
-    if weight is not None:
-        y = y * weight.reshape(*per_channel)
-    return y if bias is None else y + bias.reshape(*per_channel)
-
-
 class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
                  affine: bool = True, *, bias: bool = True):
@@ -153,7 +137,7 @@ class GroupNorm(Module):
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise DlgShapeError(f"GroupNorm expected [N, {self.num_channels}, ...], got "
                                 f"{list(x.shape)}", engine.caller_span())
-        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        return call("group_norm", x, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
@@ -180,7 +164,7 @@ class _InstanceNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         batched = x if x.ndim == self.nd + 2 else x.unsqueeze(0)
-        y = group_norm(batched, self.num_features, self.weight, self.bias, self.eps)
+        y = call("instance_norm", batched, weight=self.weight, bias=self.bias, eps=self.eps)
         return y if x.ndim == self.nd + 2 else y.squeeze(0)
 
     def extra_repr(self) -> str:

@@ -1,6 +1,5 @@
 """Pooling modules with torch.nn's arguments: MaxPool1d/2d (dilation, ceil_mode,
-return_indices), AvgPool1d/2d (ceil_mode, count_include_pad) and the adaptive pools, which
-pick their windows from the input's size."""
+return_indices), AvgPool1d/2d (ceil_mode, count_include_pad) and the adaptive pools."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ from typing import Any
 
 from dlg.frontend.nn.module import Module
 from dlg.frontend.tensor import Tensor, call, checked
-from dlg.functions.args import ints
 from dlg.functions.nn import pool_options
 
 
@@ -66,26 +64,6 @@ class AvgPool2d(_AvgPool):
     nd = 2
 
 
-def adaptive_pool(x: Tensor, output_size: Any, kind: str, nd: int) -> Tensor:
-    """torch's adaptive pooling: output cell i along an axis of size L reads the input from
-    floor(i L / out) to ceil((i + 1) L / out). Windows that tile the axis evenly are one
-    pool op; otherwise each axis is reduced window by window (the windows are separable)."""
-    sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * nd
-    spatial = x.shape[-nd:]
-    out = tuple(s if o is None else o for o, s in zip(sizes, spatial))
-    checked(ints, out, nd, "output_size")
-    if all(s % o == 0 for s, o in zip(spatial, out)):
-        kernel = tuple(s // o for s, o in zip(spatial, out))
-        return call(f"{kind}_pool{nd}d", x, kernel, kernel)
-    for axis, (size, cells) in enumerate(zip(spatial, out), start=x.ndim - nd):
-        windows = [x[(slice(None),) * axis + (slice(i * size // cells,
-                                                    -(-(i + 1) * size // cells)),)]
-                   for i in range(cells)]
-        reduced = [call("mean" if kind == "avg" else "max", w, axis, True) for w in windows]
-        x = call("concat", reduced, axis)
-    return x
-
-
 class _AdaptivePool(Module):
     kind, nd = "avg", 2
 
@@ -93,8 +71,8 @@ class _AdaptivePool(Module):
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, x: Tensor) -> Tensor:
-        return adaptive_pool(x, self.output_size, self.kind, self.nd)
+    def forward(self, x: Tensor) -> Any:
+        return call(f"adaptive_{self.kind}_pool{self.nd}d", x, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
@@ -108,9 +86,20 @@ class AdaptiveAvgPool2d(_AdaptivePool):
     kind, nd = "avg", 2
 
 
-class AdaptiveMaxPool1d(_AdaptivePool):
-    kind, nd = "max", 1
+class _AdaptiveMaxPool(_AdaptivePool):
+    kind = "max"
+
+    def __init__(self, output_size: Any, return_indices: bool = False):
+        super().__init__(output_size)
+        self.return_indices = return_indices
+
+    def forward(self, x: Tensor) -> Any:
+        return call(f"adaptive_max_pool{self.nd}d", x, self.output_size, self.return_indices)
 
 
-class AdaptiveMaxPool2d(_AdaptivePool):
-    kind, nd = "max", 2
+class AdaptiveMaxPool1d(_AdaptiveMaxPool):
+    nd = 1
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPool):
+    nd = 2
