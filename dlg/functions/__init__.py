@@ -92,4 +92,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "poisson_nll_loss": losses.poisson_nll_loss,
     "hinge_embedding_loss": losses.hinge_embedding_loss,
     "margin_ranking_loss": losses.margin_ranking_loss,
+    "cosine_embedding_loss": losses.cosine_embedding_loss,
+    "triplet_margin_loss": losses.triplet_margin_loss,
+    "gaussian_nll_loss": losses.gaussian_nll_loss,
 }

@@ -1,22 +1,38 @@
 """Losses with PyTorch's names, argument order and options: cross_entropy (class indices or
 probabilities, class weights, ignore_index, label smoothing), nll_loss, the regression losses
 (mse, l1, smooth_l1, huber), binary_cross_entropy(_with_logits) with element weights, kl_div and
-the margin losses. PyTorch's deprecated `size_average`/`reduce` arguments are left out.
+the margin losses (cosine_embedding, triplet_margin and gaussian_nll compose registry ops,
+the rest are loss ops). PyTorch's deprecated `size_average`/`reduce` arguments are left out.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from dlg.errors import DlgTypeError
+from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.functions import args
 from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.ir.ops import REGISTRY
-from dlg.ir.ops.elementwise import MUL
+from dlg.functions.norms import pairwise_distance
+from dlg.ir.ops.elementwise import (
+    ADD,
+    DIV,
+    EQ,
+    LOG,
+    MAXIMUM,
+    MINIMUM,
+    MUL,
+    RELU,
+    SQRT,
+    SUB,
+    WHERE,
+)
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS, REDUCTIONS
 from dlg.ir.ops.opdef import OpDef
 from dlg.ir.ops.reduce import REDUCE_MEAN, REDUCE_SUM
+from dlg.ir.ops.shape import UNSQUEEZE
 
 
 def _emit(F: Front, op: OpDef, inputs: tuple[Any, ...], reduction: Any, **attrs: Any) -> Any:
@@ -139,3 +155,75 @@ def margin_ranking_loss(F: Front, input1: Any, input2: Any, target: Any, margin:
     """max(0, -target * (input1 - input2) + margin), targets +-1."""
     return _emit(F, REGISTRY["margin_ranking_loss"], (input1, input2, target), reduction,
                  margin=margin)
+
+
+# ---- losses over vectors: compositions of registry ops -----------------------------------------
+def _reduced(F: Front, loss: Any, reduction: Any, name: str) -> Any:
+    args.choice(F, reduction, REDUCTIONS, f"{name}: reduction")
+    return loss if reduction == "none" else F.emit(
+        REDUCE_SUM if reduction == "sum" else REDUCE_MEAN, loss)
+
+
+def _where_target(F: Front, target: Any, label: int, value: Any) -> Any:
+    """`value` where target == label, else 0."""
+    hit = F.emit(EQ, target, F.lift(label, F.type_of(target).dtype))
+    return F.emit(WHERE, hit, value, F.lift(0.0, F.type_of(value).dtype))
+
+
+def cosine_embedding_loss(F: Front, input1: Any, input2: Any, target: Any, margin: float = 0.0,
+                          reduction: str = "mean") -> Any:
+    """1 - cos(input1, input2) where target is 1, max(0, cos - margin) where it is -1 (the
+    cosine over the last axis, each squared norm + 1e-12 as PyTorch)."""
+    x1 = tensor(F, input1, "cosine_embedding_loss's input1")
+    x2 = tensor(F, input2, "cosine_embedding_loss's input2")
+    y = tensor(F, target, "cosine_embedding_loss's target")
+
+    def dot(a: Any, b: Any) -> Any:
+        return F.emit(REDUCE_SUM, F.emit(MUL, a, b), axes=(-1,))
+    squares = F.emit(MUL, *(F.emit(ADD, dot(v, v), F.lift(1e-12, F.type_of(x1).dtype))
+                            for v in (x1, x2)))
+    cos = F.emit(DIV, dot(x1, x2), F.emit(SQRT, squares))
+    one = F.lift(1.0, F.type_of(cos).dtype)
+    loss = F.emit(ADD, _where_target(F, y, 1, F.emit(SUB, one, cos)),
+                  _where_target(F, y, -1, F.emit(RELU, F.emit(SUB, cos, F.lift(
+                      margin, F.type_of(cos).dtype)))))
+    return _reduced(F, loss, reduction, "cosine_embedding_loss")
+
+
+def triplet_margin_loss(F: Front, anchor: Any, positive: Any, negative: Any,
+                        margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
+                        swap: bool = False, reduction: str = "mean") -> Any:
+    """max(0, margin + d(anchor, positive) - d(anchor, negative)) with pairwise_distance d;
+    `swap` uses the smaller of d(anchor, negative) and d(positive, negative)."""
+    def d(a: Any, b: Any) -> Any:
+        return pairwise_distance(F, a, b, p, eps)
+    far = d(anchor, negative)
+    if swap:
+        far = F.emit(MINIMUM, far, d(positive, negative))
+    near = d(anchor, positive)
+    loss = F.emit(RELU, F.emit(SUB, F.emit(ADD, near, F.lift(margin, F.type_of(near).dtype)),
+                               far))
+    return _reduced(F, loss, reduction, "triplet_margin_loss")
+
+
+def gaussian_nll_loss(F: Front, input: Any, target: Any, var: Any, full: bool = False,
+                      eps: float = 1e-6, reduction: str = "mean") -> Any:
+    """0.5 * (log(var) + (input - target)^2 / var) (+ 0.5 log(2 pi) when full), var clamped
+    below at eps; var is input-shaped, or lacks (or has 1 as) the last dim."""
+    x = tensor(F, input, "gaussian_nll_loss's input")
+    shape = F.type_of(x).shape
+    v = tensor(F, var, "gaussian_nll_loss's var")
+    vshape = F.type_of(v).shape
+    if vshape == shape[:-1]:
+        v = F.emit(UNSQUEEZE, v, axes=(-1,))
+    elif not (vshape == shape or vshape == shape[:-1] + (1,)):
+        raise DlgShapeError(f"gaussian_nll_loss: var {F.type_of(v)} must have the input's "
+                            f"shape {list(shape)}, or that shape without (or with 1 as) the "
+                            f"last dim")
+    dtype = F.type_of(x).dtype
+    v = F.emit(MAXIMUM, v, F.lift(_number(F, eps, "gaussian_nll_loss: eps"), dtype))
+    diff = F.emit(SUB, x, tensor(F, target, "gaussian_nll_loss's target"))
+    loss = F.emit(ADD, F.emit(LOG, v), F.emit(DIV, F.emit(MUL, diff, diff), v))
+    if full:
+        loss = F.emit(ADD, loss, F.lift(math.log(2 * math.pi), dtype))
+    return _reduced(F, F.emit(MUL, loss, F.lift(0.5, dtype)), reduction, "gaussian_nll_loss")

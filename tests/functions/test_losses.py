@@ -75,12 +75,20 @@ CASES = [
     ("hinge_embedding_loss", (A, SIGNS), {"margin": 0.5}),
     ("margin_ranking_loss", (A, B, SIGNS), {"margin": 0.2}),
     ("binary_cross_entropy", (POS / 2.5, PROBS[:3]), {"weight": WEIGHT}),
+    ("cosine_embedding_loss", (A, B, SIGNS[:, 0]), {"margin": 0.1}),
+    ("cosine_embedding_loss", (A[0], B[0], SIGNS[0, :1].reshape(())), {"reduction": "none"}),
+    ("triplet_margin_loss", (A, B, POS), {"margin": 0.5}),
+    ("triplet_margin_loss", (A, B, POS), {"p": 1.0, "swap": True, "reduction": "sum"}),
+    ("gaussian_nll_loss", (A, B, POS), {}),
+    ("gaussian_nll_loss", (A, B, POS[:, 0]), {"full": True, "reduction": "none"}),
+    ("gaussian_nll_loss", (A, B, POS[:, :1]), {"reduction": "sum"}),
     ("binary_cross_entropy_with_logits", (A, PROBS[:3]), {"weight": WEIGHT,
                                                            "reduction": "sum"}),
 ]
 
 
-SIGN_TARGETS = {"soft_margin_loss", "hinge_embedding_loss"}  # torch: no gradient for the target
+# torch gives these targets no gradient
+SIGN_TARGETS = {"soft_margin_loss", "hinge_embedding_loss", "cosine_embedding_loss"}
 
 
 @pytest.mark.parametrize("name, arrays, kwargs", CASES,
