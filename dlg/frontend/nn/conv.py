@@ -1,12 +1,10 @@
 """Convolution modules: Conv1d/2d with torch.nn's options, padding_mode included (reflect,
-replicate and circular pad the input explicitly, then the convolution pads nothing)."""
+replicate and circular pad the input with F.pad, then the convolution pads nothing)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-import numpy as np
 
 from dlg.errors import DlgValueError
 from dlg.frontend import engine
@@ -42,9 +40,8 @@ class _ConvNd(Module):
     def forward(self, x: Tensor) -> Tensor:
         padding = self.padding
         if self.padding_mode != "zeros" and padding != "valid":
-            for axis, (lo, hi) in enumerate(self._pads(), start=-self.nd):
-                x = pad_axis(x, axis, lo, hi, self.padding_mode)
-            padding = 0
+            flat = tuple(n for pair in reversed(self._pads()) for n in pair)
+            x, padding = call("pad", x, flat, mode=self.padding_mode), 0  # last axis first
         return call(f"conv{self.nd}d", x, self.weight, self.bias, self.stride, padding,
                     self.dilation, self.groups)
 
@@ -77,17 +74,3 @@ class Conv1d(_ConvNd):
 
 class Conv2d(_ConvNd):
     nd = 2
-
-
-def pad_axis(x: Tensor, axis: int, lo: int, hi: int, mode: str) -> Tensor:
-    """`x` padded along `axis` by `lo` and `hi` elements of its own, picked by one gather:
-    mirrored without the edge (reflect), the edge repeated (replicate) or wrapped (circular)."""
-    size = x.shape[axis]
-    if max(lo, hi) > size or (mode == "reflect" and max(lo, hi) == size):
-        raise DlgValueError(f"{mode} padding of {max(lo, hi)} needs a larger input than {size} "
-                            f"along axis {axis}", engine.caller_span())
-    index = np.pad(np.arange(size), (lo, hi), mode=_NUMPY_MODES[mode])
-    return call("take", x, index, axis)
-
-
-_NUMPY_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
