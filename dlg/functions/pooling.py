@@ -99,12 +99,17 @@ def gather_windows(F: Front, x: Any, table: WindowTable, fill: float) -> Any:
 def _spatial(F: Front, x: Any, nd: int, name: str) -> tuple[TensorType, tuple[int, ...]]:
     t = F.type_of(tensor(F, x, f"{name}'s input"))
     if t.rank not in (nd + 1, nd + 2):
-        dims = "L" if nd == 1 else "H, W"
-        raise DlgShapeError(f"{name}: input must be [N, C, {dims}] or unbatched, got {t}")
+        layout = "L" if nd == 1 else "H, W"
+        raise DlgShapeError(f"{name}: input must be [N, C, {layout}] or unbatched, got {t}")
     dims = t.shape[t.rank - nd:]
     if not all(isinstance(d, int) for d in dims):
         raise DlgShapeError(f"{name}: the spatial dims must be concrete, got {t}")
-    return t, tuple(int(d) for d in dims)
+    return t, _concrete(dims)
+
+
+def _concrete(dims: tuple[Any, ...]) -> tuple[int, ...]:
+    """Spatial dims already checked to be ints (pools need concrete spatial dims)."""
+    return tuple(int(d) for d in dims)
 
 
 def _argmax_positions(F: Front, windows: Any, table: WindowTable, shape: tuple[Any, ...]) -> Any:
@@ -131,7 +136,7 @@ def _max_pool(nd: int) -> Callable[..., Any]:
         if not return_indices:
             return values
         t, spatial = _spatial(F, x, nd, name)
-        out = tuple(F.type_of(values).shape[t.rank - nd:])
+        out = _concrete(F.type_of(values).shape[t.rank - nd:])
         table = sliding_windows(spatial, out, attrs["kernel"], attrs["stride"],
                                 attrs["padding"], attrs["dilation"])
         windows = gather_windows(F, x, table, -math.inf)
@@ -157,7 +162,7 @@ def _avg_pool(nd: int) -> Callable[..., Any]:
             raise DlgTypeError(f"{name}: divisor_override must be a positive int, got "
                                f"{describe(F, divisor_override)}")
         t, spatial = _spatial(F, x, nd, name)
-        out = F.type_of(y).shape[t.rank - nd:]
+        out = _concrete(F.type_of(y).shape[t.rank - nd:])
         divisor = avg_divisor(spatial, out, attrs["kernel"], attrs["stride"], attrs["padding"],
                               count_include_pad)  # what avg_pool divided by
         return F.emit(MUL, y, F.lift(divisor / divisor_override, t.dtype))
@@ -285,7 +290,7 @@ def interpolate(F: Front, x: Any, size: Any = None, scale_factor: Any = None,
     if nd not in (1, 2, 3) or not all(isinstance(d, int) for d in t.shape[2:]):
         raise DlgShapeError(f"interpolate: input must be [N, C, 1 to 3 concrete spatial dims], "
                             f"got {t}")
-    spatial = tuple(int(d) for d in t.shape[2:])
+    spatial = _concrete(t.shape[2:])
     if (size is None) == (scale_factor is None):
         raise DlgTypeError("interpolate: give either size or scale_factor")
     if size is not None:
