@@ -149,6 +149,11 @@ MODULES: list[tuple[str, Make, Callable[[], list[np.ndarray]]]] = [
     ("NLLLoss(weight, sum)",
      lambda ns: ns.NLLLoss(weight=ns_tensor(ns, [1.0, 2.0, 0.5]), reduction="sum"),
      lambda: [f(4, 3), np.array([0, 1, 2, 2])]),
+    ("BCEWithLogitsLoss(weight)",
+     lambda ns: ns.BCEWithLogitsLoss(weight=ns_tensor(ns, [0.5, 1.0, 2.0]), reduction="sum"),
+     lambda: [f(4, 3), np.float32(R.random((4, 3)) > 0.5)]),
+    ("BCELoss(weight)", lambda ns: ns.BCELoss(weight=ns_tensor(ns, [0.5, 1.0, 2.0])),
+     lambda: [np.float32(R.uniform(0.1, 0.9, (4, 3))), np.float32(R.random((4, 3)) > 0.5)]),
     ("CosineSimilarity", lambda ns: ns.CosineSimilarity(dim=1), lambda: [f(3, 5), f(3, 5)]),
 ]
 
@@ -276,8 +281,11 @@ def test_multihead_attention_masks_and_weights_match_torch():
     padding = np.array([[False, False, True, False, True], [False] * 5])
     causal = np.triu(np.ones((4, 5), bool), 1)
     additive = f(4, 5)
+    per_head = R.random((2 * 2, 4, 5)) > 0.7  # [N * heads, L, S]
+    per_head[..., 0] = False  # no row fully masked
     for kwargs in ({"key_padding_mask": padding, "attn_mask": causal},
-                   {"attn_mask": additive}, {"average_attn_weights": False}):
+                   {"attn_mask": additive}, {"attn_mask": per_head},
+                   {"average_attn_weights": False}):
         out_a, w_a = ours(*map(dlg.tensor, (q, k, k)),
                           **{n: dlg.tensor(v) for n, v in kwargs.items() if n.endswith("mask")},
                           **{n: v for n, v in kwargs.items() if not n.endswith("mask")})
