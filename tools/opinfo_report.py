@@ -53,10 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         groups = harness.by_cause(results, outcomes)
         print(f"\n== {title}, by likely cause ({len(groups)} groups) ==")
         for cause, members in groups.items():
-            keys = sorted({r.key for r in members})
+            first = {r.key: r for r in reversed(members)}  # each op's first sample
+            print(f"\n[{len(members)}] {cause}")
+            if outcomes == ("refused",):
+                print(f"  ops: {', '.join(sorted(first))}")
+            else:  # for the engineers fixing them: every op, one sample each
+                for key, r in sorted(first.items()):
+                    print(f"  {key} sample {r.index}: {r.sample}")
             example = members[0]
-            print(f"\n[{len(members)}] {cause}\n  ops: {', '.join(keys)}\n  e.g. {example.key} "
-                  f"sample {example.index} ({example.sample}): {example.detail}")
+            print(f"  e.g. {example.key} sample {example.index}: {example.detail}")
     if not args.ops and not args.compiled:
         print(f"\n== OpInfos not in scope ({len(left_out)}) ==")
         for reason in sorted(set(left_out.values())):
