@@ -331,3 +331,9 @@ def test_interpolate_nearest_matches_torch(x, kwargs):
 def test_interpolate_refuses_other_modes():
     with pytest.raises(DlgError, match="only mode 'nearest'"):
         F.interpolate(dlg.tensor(X4), scale_factor=2, mode="bilinear")
+
+
+@pytest.mark.parametrize("name", ["avg_pool1d", "max_pool1d"])
+def test_pool_gradients_of_an_empty_batch(name):
+    """OpInfo's empty-batch sample: the backward of a pool over no samples is empty."""
+    check(name, np.zeros((0, 3, 9), np.float32), 6, stride=3, padding=2)

@@ -146,6 +146,8 @@ def _scatter_windows(shape: Sequence[int], g: np.ndarray, positions: Sequence[np
     """Add g[..., *out] into zeros of `shape` at the spatial `positions` (one index array of
     g's shape per spatial dim); positions outside the input (padding) are dropped."""
     nd = len(positions)
+    if g.size == 0:  # an empty batch: nothing to scatter
+        return np.zeros(shape, np.float64)
     spatial = tuple(shape[len(shape) - nd:])
     lead = int(np.prod(shape[:len(shape) - nd], dtype=np.int64))
     values = g.reshape(lead, -1)
@@ -179,7 +181,8 @@ def _max_pool_grad_ref(x: np.ndarray, g: np.ndarray, *, kernel, stride, padding,
     nd = len(kernel)
     out = g.shape[g.ndim - nd:]
     win = _windows(x, kernel, stride, padding, dilation, out, -np.inf)
-    first = np.argmax(win.reshape(win.shape[:win.ndim - nd] + (-1,)), axis=-1)  # first max
+    window = win.shape[:win.ndim - nd] + (int(np.prod(kernel)),)
+    first = np.argmax(win.reshape(window), axis=-1)  # the first maximum
     offsets = np.unravel_index(first, kernel)
     lead = (1,) * (x.ndim - nd)
     positions = [start.reshape(lead + start.shape) + k * d
