@@ -8,6 +8,7 @@ same error from both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from dlg.ir.dtypes import DType
 from dlg.ir.ops.source import FULL
 from dlg.ir.ops import REGISTRY
 from dlg.functions.creation import dtype_arg
-from dlg.ir.ops.elementwise import CAST, MUL
+from dlg.ir.ops.elementwise import ADD, CAST, MUL, SUB
 from dlg.ir.ops.nn import (
     DROPOUT,
     EMBEDDING,
@@ -131,6 +132,38 @@ def _channel_dropout(nd: int) -> Callable[..., Any]:
 
 
 dropout1d, dropout2d, dropout3d = (_channel_dropout(nd) for nd in (1, 2, 3))
+
+SELU_ALPHA = 1.7580993408473766  # SELU's scale * alpha: what alpha dropout drops to (negated)
+
+
+def _alpha_dropout(F: Front, x: Any, p: Any, training: Any, per_channel: bool) -> Any:
+    """Dropped elements (or channels) become SELU's negative saturation, then an affine map
+    keeps the mean and variance of SELU's output, as PyTorch's alpha dropouts."""
+    t = F.type_of(tensor(F, x, "alpha_dropout's argument"))
+    mask = t.shape[:2] + (1,) * (t.rank - 2) if per_channel else t.shape
+    ones = F.emit(FULL, shape=mask, value=1.0, dtype=t.dtype)
+    kept = dropout(F, ones, p, training)  # 0, or 1/(1-p) where kept
+    if kept is ones or p == 0:
+        return x
+    if p == 1:
+        return F.emit(MUL, x, F.lift(0.0, t.dtype))
+    a = 1.0 / math.sqrt((SELU_ALPHA ** 2 * p + 1) * (1 - p))
+    keep = F.emit(MUL, kept, F.lift(1.0 - p, t.dtype))  # 0 or 1
+    dropped_to = F.emit(MUL, F.emit(SUB, keep, F.lift(1.0, t.dtype)), F.lift(SELU_ALPHA, t.dtype))
+    y = F.emit(ADD, F.emit(MUL, x, keep), dropped_to)
+    return F.emit(ADD, F.emit(MUL, y, F.lift(a, t.dtype)), F.lift(SELU_ALPHA * a * p, t.dtype))
+
+
+def alpha_dropout(F: Front, x: Any, p: Any = 0.5, training: Any = False,
+                  inplace: bool = False) -> Any:
+    """PyTorch's F.alpha_dropout (for SELU networks): identity unless training."""
+    return _alpha_dropout(F, x, p, training, per_channel=False)
+
+
+def feature_alpha_dropout(F: Front, x: Any, p: Any = 0.5, training: Any = False,
+                          inplace: bool = False) -> Any:
+    """PyTorch's F.feature_alpha_dropout: alpha dropout of whole channels (axis 1)."""
+    return _alpha_dropout(F, x, p, training, per_channel=True)
 
 
 def _softmax(F: Front, op: Any, x: Any, axis: Any, dtype: Any) -> Any:

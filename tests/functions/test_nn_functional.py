@@ -337,3 +337,25 @@ def test_interpolate_refuses_other_modes():
 def test_pool_gradients_of_an_empty_batch(name):
     """OpInfo's empty-batch sample: the backward of a pool over no samples is empty."""
     check(name, np.zeros((0, 3, 9), np.float32), 6, stride=3, padding=2)
+
+
+@pytest.mark.parametrize("name", ["alpha_dropout", "feature_alpha_dropout"])
+def test_alpha_dropouts_keep_selu_statistics(name):
+    """Kept elements are a * x + b, dropped ones a * -alpha + b (torch's constants); the mean
+    and variance of a standard normal input survive; identity unless training."""
+    x = R.normal(size=(200, 50, 4)).astype(np.float32)
+    np.testing.assert_array_equal(getattr(F, name)(dlg.tensor(x), 0.3).numpy(), x)
+    dlg.manual_seed(0)
+    y = getattr(F, name)(dlg.tensor(x), 0.3, training=True).numpy()
+    alpha, p = 1.7580993408473766, 0.3
+    a = (p * alpha ** 2 + 1) ** -0.5 / (1 - p) ** 0.5
+    b = alpha * a * p
+    kept = np.isclose(y, a * x + b, atol=1e-6)
+    assert (kept | np.isclose(y, -alpha * a + b, atol=1e-6)).all()
+    assert abs(kept.mean() - 0.7) < 0.05
+    if name == "feature_alpha_dropout":
+        assert (kept.min(-1) == kept.max(-1)).all(), "whole channels"
+    assert abs(y.mean()) < 0.05 and abs(y.std() - 1) < 0.05
+    with torch.no_grad():
+        t = getattr(TF, name)(torch.tensor(x), 0.3, training=True).numpy()
+    assert abs(t.mean()) < 0.05 and abs(t.std() - 1) < 0.05
