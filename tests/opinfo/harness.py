@@ -45,7 +45,8 @@ ADAPTERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]
     "repeat": ("repeat", lambda f: f),  # lambda x, dims: x.repeat(dims)
     # wrapper_set_seed(torch.<name>, ...): torch's own argument order
     **{name: (name, lambda f: f) for name in ("randn", "randn_like", "rand_like", "randint",
-                                              "nn.functional.dropout")},
+                                              "nn.functional.dropout", "nn.functional.dropout2d",
+                                              "nn.functional.dropout3d")},
 }
 
 # dlg names that mean something else than the torch function of the same name
@@ -157,7 +158,8 @@ def scope() -> tuple[list[Target], dict[str, str]]:
         elif found:
             targets += found
         elif callable(_resolve(dlg, op.name)):
-            left_out[full] = "dlg has the name; OpInfo's op is a lambda: needs an ADAPTERS row"
+            left_out[full] = ("dlg has the name, OpInfo's op is a lambda: an ADAPTERS row if "
+                              "they mean the same")
         else:
             left_out[full] = "not exposed"
     return targets, left_out
