@@ -18,7 +18,7 @@ from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 from dlg.functions.masking import masked_fill
-from dlg.functions import norms, pooling
+from dlg.functions import norms, pooling, resample
 from dlg.functions.padding import pad
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -73,7 +73,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "adaptive_avg_pool2d": pooling.adaptive_avg_pool2d,
     "adaptive_max_pool1d": pooling.adaptive_max_pool1d,
     "adaptive_max_pool2d": pooling.adaptive_max_pool2d, "unfold": pooling.unfold,
-    "fold": pooling.fold, "interpolate": pooling.interpolate,
+    "fold": pooling.fold, "interpolate": resample.interpolate,
     "linear": nn.linear, "embedding": nn.embedding, "one_hot": nn.one_hot,
     "dropout": nn.dropout, "dropout1d": nn.dropout1d, "dropout2d": nn.dropout2d,
     "dropout3d": nn.dropout3d, "alpha_dropout": nn.alpha_dropout,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError
-from dlg.functions.args import describe, ints, is_int, is_number, tensor
+from dlg.functions.args import describe, ints, is_int, tensor
 from dlg.functions.front import Front
 from dlg.functions.nn import pool_options
 from dlg.ir.dtypes import DType
@@ -275,37 +275,3 @@ def fold(F: Front, x: Any, output_size: Any, kernel_size: Any, dilation: Any = 1
                    steps=(1,))
     return F.emit(RESHAPE, image, shape=channels + spatial)
 
-
-# ---- resampling ---------------------------------------------------------------------------------
-def interpolate(F: Front, x: Any, size: Any = None, scale_factor: Any = None,
-                mode: str = "nearest", align_corners: Any = None,
-                recompute_scale_factor: Any = None, antialias: bool = False) -> Any:
-    """PyTorch's F.interpolate, mode 'nearest': output position i of a spatial dim reads input
-    floor(i * scale), scale = 1 / scale_factor (or in / out), one take per dim."""
-    t = F.type_of(tensor(F, x, "interpolate's input"))
-    nd = t.rank - 2
-    if mode != "nearest" or align_corners is not None or antialias:
-        raise DlgTypeError(f"interpolate: only mode 'nearest' (without align_corners or "
-                           f"antialias) is supported, got mode {describe(F, mode)}")
-    if nd not in (1, 2, 3) or not all(isinstance(d, int) for d in t.shape[2:]):
-        raise DlgShapeError(f"interpolate: input must be [N, C, 1 to 3 concrete spatial dims], "
-                            f"got {t}")
-    spatial = _concrete(t.shape[2:])
-    if (size is None) == (scale_factor is None):
-        raise DlgTypeError("interpolate: give either size or scale_factor")
-    if size is not None:
-        out = ints(F, size, nd, "size")
-        scales = [i / o for i, o in zip(spatial, out)]
-    else:
-        factors = (scale_factor,) * nd if is_number(scale_factor) else scale_factor
-        if not (isinstance(factors, (tuple, list)) and len(factors) == nd
-                and all(is_number(f) and f > 0 for f in factors)):
-            raise DlgTypeError(f"interpolate: scale_factor must be a positive number or "
-                               f"{nd} of them, got {describe(F, scale_factor)}")
-        out = tuple(int(math.floor(i * f)) for i, f in zip(spatial, factors))
-        scales = [i / o if recompute_scale_factor else 1.0 / f
-                  for i, o, f in zip(spatial, out, factors)]
-    for axis, (i, o, scale) in enumerate(zip(spatial, out, scales), start=2):
-        src = np.minimum(np.floor(np.arange(o, dtype=np.float32) * np.float32(scale)), i - 1)
-        x = F.emit(TAKE, x, F.lift(src.astype(np.int64), DType.i64), axis=axis)
-    return x

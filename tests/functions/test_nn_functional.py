@@ -321,16 +321,38 @@ def test_dropout_takes_torchs_inplace_argument():
     np.testing.assert_array_equal(F.dropout(x, 0.2, False, False).numpy(), X2)
 
 
-@pytest.mark.parametrize("x, kwargs", [(X4, {"scale_factor": 2}), (X4, {"size": (7, 4)}),
-                                       (X3, {"scale_factor": 1.5}), (X3, {"size": 3})],
-                         ids=["x2", "size2d", "x1.5", "size1d"])
-def test_interpolate_nearest_matches_torch(x, kwargs):
-    check("interpolate", x, **kwargs)
+INTERPOLATE = [(X4, {"scale_factor": 2}), (X4, {"size": (7, 4)}), (X3, {"scale_factor": 1.5}),
+               (X3, {"size": 3}), (X4, {"size": (7, 4), "mode": "nearest-exact"}),
+               (X3, {"scale_factor": 1.7, "mode": "linear"}),
+               (X3, {"size": 11, "mode": "linear", "align_corners": True}),
+               (X4, {"size": (3, 9), "mode": "bilinear"}),
+               (X4, {"scale_factor": 2, "mode": "bilinear", "align_corners": True}),
+               (X4, {"size": (8, 4), "mode": "bicubic"}),
+               (X4, {"scale_factor": (1.5, 0.5), "mode": "bicubic", "align_corners": True}),
+               (X4[:, :, None], {"size": (3, 6, 4), "mode": "trilinear"}),
+               (X4, {"size": (3, 4), "mode": "area"}),
+               (X4, {"scale_factor": 1.5, "mode": "bilinear", "recompute_scale_factor": True})]
 
 
-def test_interpolate_refuses_other_modes():
-    with pytest.raises(DlgError, match="only mode 'nearest'"):
-        F.interpolate(dlg.tensor(X4), scale_factor=2, mode="bilinear")
+@pytest.mark.parametrize("x, kwargs", INTERPOLATE, ids=[str(k) for _, k in INTERPOLATE])
+def test_interpolate_matches_torch(x, kwargs):
+    check("interpolate", np.ascontiguousarray(x), **kwargs)
+
+
+INTERPOLATE_ERRORS = [
+    ({"scale_factor": 2, "mode": "bilinear", "antialias": True}, "antialias is not supported"),
+    ({"scale_factor": 2, "mode": "linear"}, "mode 'linear' needs"),
+    ({"scale_factor": 2, "align_corners": True}, "align_corners is only for"),
+    ({"scale_factor": 2, "mode": "cubic"}, "mode must be 'nearest'"),
+    ({}, "give either size or scale_factor"),
+]
+
+
+@pytest.mark.parametrize("kwargs, message", INTERPOLATE_ERRORS,
+                         ids=[m for _, m in INTERPOLATE_ERRORS])
+def test_interpolate_errors(kwargs, message):
+    with pytest.raises(DlgError, match=message):
+        F.interpolate(dlg.tensor(X4), **kwargs)
 
 
 @pytest.mark.parametrize("name", ["avg_pool1d", "max_pool1d"])
