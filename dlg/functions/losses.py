@@ -17,13 +17,17 @@ from dlg.functions.front import Front
 from dlg.ir.ops import REGISTRY
 from dlg.functions.norms import pairwise_distance
 from dlg.ir.ops.elementwise import (
+    ABS,
     ADD,
     DIV,
     EQ,
+    EXP,
     LOG,
+    LOG1P,
     MAXIMUM,
     MINIMUM,
     MUL,
+    NEG,
     RELU,
     SQRT,
     SUB,
@@ -119,9 +123,23 @@ def binary_cross_entropy(F: Front, input: Any, target: Any, weight: Any = None,
 
 
 def binary_cross_entropy_with_logits(F: Front, input: Any, target: Any, weight: Any = None,
-                                     reduction: str = "mean") -> Any:
-    """BCE on logits in a stable form, each element scaled by `weight`."""
-    return _weighted(F, "binary_cross_entropy_with_logits", input, target, weight, reduction)
+                                     reduction: str = "mean", pos_weight: Any = None) -> Any:
+    """BCE on logits in a stable form, each element scaled by `weight`; `pos_weight` (one per
+    class, broadcast along the last axis) scales the positive term, as PyTorch's."""
+    if pos_weight is None:
+        return _weighted(F, "binary_cross_entropy_with_logits", input, target, weight, reduction)
+    x = tensor(F, input, "binary_cross_entropy_with_logits's input")
+    y = tensor(F, target, "binary_cross_entropy_with_logits's target")
+    pw = tensor(F, pos_weight, "binary_cross_entropy_with_logits's pos_weight")
+    one = F.lift(1.0, F.type_of(x).dtype)
+    # (1 - y) x + (1 + (pos_weight - 1) y) softplus(-x), softplus(-x) = relu(-x) + log1p(e^-|x|)
+    softplus = F.emit(ADD, F.emit(RELU, F.emit(NEG, x)),
+                      F.emit(LOG1P, F.emit(EXP, F.emit(NEG, F.emit(ABS, x)))))
+    scale = F.emit(ADD, one, F.emit(MUL, F.emit(SUB, pw, one), y))
+    loss = F.emit(ADD, F.emit(MUL, F.emit(SUB, one, y), x), F.emit(MUL, scale, softplus))
+    if weight is not None:
+        loss = F.emit(MUL, loss, tensor(F, weight, "binary_cross_entropy_with_logits's weight"))
+    return _reduced(F, loss, reduction, "binary_cross_entropy_with_logits")
 
 
 def kl_div(F: Front, input: Any, target: Any, reduction: str = "mean",

@@ -33,8 +33,8 @@ def _filled(F: Front, value: float, like: Any, shape: tuple[Any, ...]) -> Any:
 
 
 def _eps(F: Front, eps: Any, name: str) -> float:
-    if not is_number(eps) or eps < 0:
-        raise DlgTypeError(f"{name}: eps must be a non-negative number, got {describe(F, eps)}")
+    if not is_number(eps):
+        raise DlgTypeError(f"{name}: eps must be a number, got {describe(F, eps)}")
     return float(eps)
 
 

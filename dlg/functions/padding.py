@@ -70,7 +70,8 @@ def _check_size(mode: str, axis: int, size: Dim, lo: int, hi: int, t: TensorType
 
 def pad(F: Front, x: Any, pad: Any, mode: str = "constant", value: Any = None) -> Any:
     """PyTorch's F.pad: pads (flat, last axis first, or .dlg's pairs), mode constant (with
-    `value`, default 0), reflect, replicate or circular; negative pads crop first."""
+    `value`, default 0), reflect, replicate or circular; negative pads crop (first, but for
+    replicate, whose clamped positions give the same result)."""
     t = F.type_of(tensor(F, x, "pad's argument"))
     pairs = pad_pairs(F, t, pad)
     args.choice(F, mode, MODES, "pad: mode")
@@ -78,6 +79,8 @@ def pad(F: Front, x: Any, pad: Any, mode: str = "constant", value: Any = None) -
         raise DlgTypeError(f"pad: mode {mode!r} takes no value, got {describe(F, value)}")
     if value is not None and not is_number(value):
         raise DlgTypeError(f"pad: value must be a number, got {describe(F, value)}")
+    if mode == "replicate":  # clamped positions: a crop needs no slice (and may empty an axis)
+        return _gather(F, x, t, mode, pairs)
     crops = [(axis, -min(lo, 0), t.shape[axis] + min(hi, 0))
              for axis, (lo, hi) in enumerate(pairs) if lo < 0 or hi < 0]
     if crops:
@@ -89,6 +92,11 @@ def pad(F: Front, x: Any, pad: Any, mode: str = "constant", value: Any = None) -
         if any(lo or hi for lo, hi in pairs):
             x = F.emit(PAD, x, pads=tuple(pairs), value=0.0 if value is None else float(value))
         return x
+    return _gather(F, x, t, mode, pairs)
+
+
+def _gather(F: Front, x: Any, t: TensorType, mode: str, pairs: list[tuple[int, int]]) -> Any:
+    """Each padded axis read through its constant source-index vector."""
     for axis, (lo, hi) in enumerate(pairs):
         if lo or hi:
             size = _check_size(mode, axis, t.shape[axis], lo, hi, t)

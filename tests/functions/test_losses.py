@@ -82,6 +82,10 @@ CASES = [
     ("gaussian_nll_loss", (A, B, POS), {}),
     ("gaussian_nll_loss", (A, B, POS[:, 0]), {"full": True, "reduction": "none"}),
     ("gaussian_nll_loss", (A, B, POS[:, :1]), {"reduction": "sum"}),
+    ("binary_cross_entropy_with_logits", (A, PROBS[:3]), {"pos_weight": WEIGHT}),
+    ("binary_cross_entropy_with_logits", (A, PROBS[:3]), {"pos_weight": WEIGHT,
+                                                           "weight": WEIGHT[:1],
+                                                           "reduction": "none"}),
     ("binary_cross_entropy_with_logits", (A, PROBS[:3]), {"weight": WEIGHT,
                                                            "reduction": "sum"}),
 ]

@@ -58,7 +58,7 @@ PADS = [((1, 2), "constant", {}), ((1, 2, 0, -1), "constant", {"value": 2.5}),
         ((-1, -2, 1, 1, 1, 0), "constant", {}), ((2, 3, 1, 0), "reflect", {}),
         ((2, 3, 1, 1), "replicate", {}), ((-1, 2, 0, 0), "replicate", {}),
         ((5, 4, 4, 2), "circular", {}), ((1, -1, 0, 2), "circular", {}),
-        ((2, 1, -1, 3), "reflect", {})]
+        ((2, 1, -1, 3), "reflect", {}), ((-7, 2, 0, 0), "replicate", {})]
 
 
 @pytest.mark.parametrize("pad, mode, kwargs", PADS, ids=[f"{m}{p}" for p, m, _ in PADS])
@@ -115,6 +115,7 @@ C3 = R.uniform(0.5, 1.5, 3).astype(np.float32)
                          ids=["plain", "weight", "affine", "bias-eps"])
 def test_group_instance_and_layer_norm_match_torch(kwargs):
     check("group_norm", X4, 3, **kwargs)
+    check("group_norm", X4, 1, eps=-1e-3)  # torch takes any eps
     check("instance_norm", X4, **kwargs)
     six = {k: np.resize(v, 6) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
     check("layer_norm", X4, (6,), **six)
@@ -242,6 +243,11 @@ def test_max_pool_indices_unpool_by_position():
                                     {"padding": 1, "count_include_pad": False}])
 def test_avg_pool_options(kwargs):
     check("avg_pool2d", X4, kernel_size=3, stride=2, **kwargs)
+
+
+def test_pool_options_take_one_tuples_for_every_dim():
+    check("avg_pool2d", X4, kernel_size=(3,), stride=(2,), padding=(1,))
+    check("max_pool2d", X4, kernel_size=(2,), padding=(1,))
 
 
 ADAPTIVE = [("adaptive_avg_pool2d", X4, (2, 4)), ("adaptive_avg_pool2d", X4, (1, 1)),
