@@ -108,7 +108,7 @@ def _arange(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
 @lowering(NUMEL)
 def _numel(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     t = L.g.type_of(node.inputs[0])
-    axes = range(t.rank) if node.attrs["axes"] is None else node.attrs["axes"]
+    axes = reduced_axes(node.attrs["axes"], t.rank)
     return Op(node.attrs["dtype"], CAST, (ix.numel([t.shape[a] for a in axes]),))
 
 
@@ -203,6 +203,8 @@ def _concat(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
         src = idx[:axis] + [local] + idx[axis + 1:]
         parts.append((guard, L.clamped(u, src, guard, 0.0)))
         offset = offset + size
+    if not parts:  # every input is empty along the axis, and so is the output: never read
+        return Const(dtype, 0.0)
     value = parts[-1][1]
     for guard, part in reversed(parts[:-1]):
         value = Op(dtype, SELECT, (guard, part, value))
@@ -241,11 +243,21 @@ COMBINE: dict[OpDef, tuple[ScalarOp, float]] = {
     REDUCE_MIN: (MIN, math.inf), ARGMAX: (kir.ARGMAX, -math.inf), ARGMIN: (kir.ARGMIN, math.inf)}
 
 
+def reduced_axes(axes: tuple[int, ...] | None, rank: int) -> tuple[int, ...]:
+    """The axes a reduction runs over, as the registry reads `axes`: None is every axis, () none,
+    and axis 0 (or -1) of a 0-d tensor none too."""
+    if axes is None:
+        return tuple(range(rank))
+    return tuple(sorted({a % rank for a in axes})) if rank else ()
+
+
 @lowering(REDUCE_SUM, REDUCE_PROD, REDUCE_MAX, REDUCE_MIN)
 def _reduce(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
     shape = L.g.type_of(x).shape
-    axes = sorted(a % len(shape) for a in (node.attrs["axes"] or range(len(shape))))
+    axes = reduced_axes(node.attrs["axes"], len(shape))
+    if not axes:  # over no axis (axes=(), or axis 0 of a 0-d tensor): each element is its own
+        return L.expr(x, idx)
     keep = node.attrs["keepdims"]
     dtype = node.types[0].dtype
     combine, init = COMBINE[node.op]
@@ -272,7 +284,9 @@ def _arg(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     shape = L.g.type_of(x).shape
     axis = node.attrs["axis"]
     combine, init = COMBINE[node.op]
-    axes = list(range(len(shape))) if axis is None else [axis % len(shape)]
+    axes = list(reduced_axes(None if axis is None else (axis,), len(shape)))
+    if not axes:  # a 0-d tensor is its own only element
+        return Const(I64, 0)
     keep = node.attrs["keepdims"]
     outer = [i for a, i in enumerate(idx) if not (keep and a in axes)] if axis is not None else []
 

@@ -280,3 +280,43 @@ def test_threads_split_work_without_changing_results(name, monkeypatch):
         monkeypatch.setenv("DLG_NUM_THREADS", n)
         results.append(dlg.compile(m)(**x))
     np.testing.assert_array_equal(results[0], results[1])
+
+
+# ---- degenerate shapes: 0-d inputs, reductions over no axis, empty operands -------------------
+def one_op_graph(inputs: dict[str, tuple], emit) -> tuple[Graph, dict[str, np.ndarray]]:
+    """A graph of `emit(builder, *inputs)` over float32 inputs of the given shapes."""
+    g = Graph("f")
+    b = Builder(g)
+    values = [b.input(k, TensorType(DType.f32, s)) for k, s in inputs.items()]
+    g.set_output("y", emit(b, *values))
+    rng = np.random.default_rng(0)
+    return g, {k: rng.standard_normal(s).astype(np.float32) for k, s in inputs.items()}
+
+
+@pytest.mark.parametrize("op", ["reduce_sum", "reduce_prod", "reduce_max", "reduce_min"])
+@pytest.mark.parametrize("shape, axes", [((), (0,)), ((), None), ((2, 3), ())])
+def test_reductions_over_no_axis_are_the_input(op, shape, axes):
+    """Axis 0 of a 0-d tensor and axes=() reduce over nothing (torch's softmax of a 0-d tensor
+    crashed the lowering; axes=() summed everything into a tensor of the input's shape)."""
+    g, inputs = one_op_graph({"x": shape}, lambda b, x: b.emit(REGISTRY[op], x, axes=axes))
+    got = NativeGraph(g)(inputs, {})["y"]
+    assert got.shape == shape
+    np.testing.assert_array_equal(got, inputs["x"])
+
+
+def test_zero_d_argmax_numel_and_softmax_compile():
+    torch = pytest.importorskip("torch")
+    x = np.float32(0.75)
+    for emit, want in [(lambda b, x: b.argmax(x, axis=0), 0),
+                       (lambda b, x: b.numel(x, axes=(0,), dtype=DType.f32), 1),
+                       (lambda b, x: b.log_softmax(x, axis=0),
+                        torch.log_softmax(torch.tensor(x), 0).item())]:
+        g, _ = one_op_graph({"x": ()}, emit)
+        np.testing.assert_array_equal(NativeGraph(decompose(g))({"x": x}, {})["y"], want)
+
+
+def test_concat_of_empty_tensors_is_empty():
+    g, inputs = one_op_graph({"a": (0,), "b": (0,)}, lambda b, x, y: b.concat(x, y, axis=0))
+    assert NativeGraph(g)(inputs, {})["y"].shape == (0,)
+    g, inputs = one_op_graph({"a": (2, 0), "b": (2, 0)}, lambda b, x, y: b.concat(x, y, axis=1))
+    assert NativeGraph(g)(inputs, {})["y"].shape == (2, 0)
