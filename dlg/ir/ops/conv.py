@@ -16,6 +16,8 @@ nest of its own with affine indices.
 
 from __future__ import annotations
 
+from math import prod
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -85,17 +87,26 @@ def _windows(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
     return win.reshape(n, groups, c_in // groups, *out, *kernel)
 
 
+def _columns(win: np.ndarray) -> np.ndarray:
+    """The windows as one matrix per group, [groups, N * out positions, C_in/groups * kernel]
+    (im2col), so that both convolution refs are BLAS matrix products."""
+    nd = (win.ndim - 3) // 2
+    n, groups, c = win.shape[:3]
+    cols = win.transpose(1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
+    return cols.reshape(groups, n * prod(win.shape[3:3 + nd]), c * prod(win.shape[3 + nd:]))
+
+
 def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
               padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int
               ) -> np.ndarray:
     nd = x.ndim - 2
-    c_out, kernel = w.shape[0], w.shape[2:]
-    win = _windows(x, kernel, stride, padding, dilation, groups)
-    wg = w.astype(np.float64).reshape(groups, c_out // groups, *w.shape[1:])
-    o_letters, k_letters = "xyz"[:nd], "ijk"[:nd]
-    y = np.einsum(f"ngc{o_letters}{k_letters},goc{k_letters}->ngo{o_letters}", win, wg,
-                  optimize=True)
-    return y.reshape(x.shape[0], c_out, *win.shape[3:3 + nd]).astype(x.dtype)
+    c_out = w.shape[0]
+    win = _windows(x, w.shape[2:], stride, padding, dilation, groups)
+    out = win.shape[3:3 + nd]
+    wg = w.astype(np.float64).reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
+    y = (_columns(win) @ wg).reshape(groups, x.shape[0], *out, c_out // groups)
+    y = y.transpose(1, 0, nd + 2, *range(2, 2 + nd))
+    return y.reshape(x.shape[0], c_out, *out).astype(x.dtype)
 
 
 def _conv_vjp(b, n, g):
@@ -145,12 +156,10 @@ def _weight_grad_infer(x: TensorType, g: TensorType, *, kernel: tuple[int, ...],
 
 def _weight_grad_ref(x: np.ndarray, g: np.ndarray, *, kernel, stride, padding, dilation,
                      groups) -> np.ndarray:
-    nd = x.ndim - 2
     win = _windows(x, kernel, stride, padding, dilation, groups)
-    gg = g.astype(np.float64).reshape(g.shape[0], groups, g.shape[1] // groups, *g.shape[2:])
-    o_letters, k_letters = "xyz"[:nd], "ijk"[:nd]
-    dw = np.einsum(f"ngc{o_letters}{k_letters},ngo{o_letters}->goc{k_letters}", win, gg,
-                   optimize=True)
+    gg = g.astype(np.float64).reshape(g.shape[0], groups, g.shape[1] // groups, -1)
+    gg = gg.transpose(1, 2, 0, 3).reshape(groups, g.shape[1] // groups, -1)
+    dw = gg @ _columns(win)
     return dw.reshape(g.shape[1], x.shape[1] // groups, *kernel).astype(x.dtype)
 
 
