@@ -177,8 +177,20 @@ class Tracer:
         self.constants: list[Tensor] = []  # kept alive: a freed tensor's id may come back
         self.layer_calls: list[LayerCall] = []
 
-    def update(self, buffer: Tensor, value: Tensor) -> None:
-        """Record a buffer's next value (batch-norm running statistics) as a graph update."""
+    def update(self, buffer: Tensor, value: Tensor, what: str = "a running statistic") -> None:
+        """Record a module buffer's next value (batch-norm running statistics) as a graph
+        update. Any other tensor is refused: a traced model is a function of its inputs and
+        its parameters, so an input (or a captured tensor) has no storage the model writes
+        back to, and dropping the update would make the trace differ from the eager code."""
+        if id(buffer) not in self.names:
+            node = self.graph.node(buffer.trace) if buffer.trace is not None else None
+            whose = (f"the traced function's input '{node.name}'"
+                     if node is not None and node.op.name == "input" else
+                     "not a buffer of the traced module")
+            raise DlgValueError(f"{what} is updated in place, but it is {whose}: a traced "
+                                f"model updates only its module's buffers; register it as a "
+                                f"buffer of a Module (as nn.BatchNorm does) or pass None",
+                                caller_span())
         name, _ = self.names[id(buffer)]
         self.value_of(buffer)  # the buffer is a param node of the graph
         self.graph.updates.append((name, self.value_of(value)))

@@ -106,3 +106,18 @@ def test_value_dependent_code_is_reported_at_its_line(module):
     with pytest.raises(dlg.DlgValueError, match="needs a tensor's value") as info:
         dlg.trace(module(), dlg.randn(2, 3))
     assert info.value.span is not None and info.value.span.file.endswith("test_trace.py")
+
+
+def test_batch_norm_statistics_passed_in_are_refused_by_name():
+    """F.batch_norm(training=True) moves the running statistics in place: a module's buffers
+    become graph updates, a traced function's inputs cannot be written back, so the trace
+    names them (it raised a KeyError)."""
+    def f(x, mean, var):
+        return nn.functional.batch_norm(x, mean, var, training=True, momentum=0.5, eps=0.6)
+    args = [dlg.randn(4, 3), dlg.zeros(3), dlg.ones(3)]
+    with pytest.raises(dlg.DlgValueError, match="running_mean .* input 'mean'") as info:
+        dlg.trace(f, *args, dynamic={"x": {}, "mean": {}, "var": {}})
+    assert info.value.span.file.endswith("test_trace.py")
+    traced = dlg.trace(lambda x: nn.functional.batch_norm(x, None, None, training=True), *args[:1])
+    np.testing.assert_allclose(traced(args[0].numpy()), nn.functional.batch_norm(
+        args[0], None, None, training=True).numpy(), rtol=1e-5, atol=1e-6)
