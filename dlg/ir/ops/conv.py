@@ -88,12 +88,13 @@ def _windows(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
 
 
 def _columns(win: np.ndarray) -> np.ndarray:
-    """The windows as one matrix per group, [groups, N * out positions, C_in/groups * kernel]
-    (im2col), so that both convolution refs are BLAS matrix products."""
+    """The windows as one matrix per group, [groups, C_in/groups * kernel, N * out positions]
+    (im2col, output positions innermost so the copy reads rows of x), so that both convolution
+    refs are BLAS matrix products."""
     nd = (win.ndim - 3) // 2
     n, groups, c = win.shape[:3]
-    cols = win.transpose(1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
-    return cols.reshape(groups, n * prod(win.shape[3:3 + nd]), c * prod(win.shape[3 + nd:]))
+    cols = win.transpose(1, 2, *range(3 + nd, 3 + 2 * nd), 0, *range(3, 3 + nd))
+    return cols.reshape(groups, c * prod(win.shape[3 + nd:]), n * prod(win.shape[3:3 + nd]))
 
 
 def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
@@ -103,10 +104,9 @@ def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
     c_out = w.shape[0]
     win = _windows(x, w.shape[2:], stride, padding, dilation, groups)
     out = win.shape[3:3 + nd]
-    wg = w.astype(np.float64).reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
-    y = (_columns(win) @ wg).reshape(groups, x.shape[0], *out, c_out // groups)
-    y = y.transpose(1, 0, nd + 2, *range(2, 2 + nd))
-    return y.reshape(x.shape[0], c_out, *out).astype(x.dtype)
+    wg = w.astype(np.float64).reshape(groups, c_out // groups, -1)
+    y = (wg @ _columns(win)).reshape(c_out, x.shape[0], *out)
+    return y.swapaxes(0, 1).astype(x.dtype)
 
 
 def _conv_vjp(b, n, g):
@@ -159,7 +159,7 @@ def _weight_grad_ref(x: np.ndarray, g: np.ndarray, *, kernel, stride, padding, d
     win = _windows(x, kernel, stride, padding, dilation, groups)
     gg = g.astype(np.float64).reshape(g.shape[0], groups, g.shape[1] // groups, -1)
     gg = gg.transpose(1, 2, 0, 3).reshape(groups, g.shape[1] // groups, -1)
-    dw = gg @ _columns(win)
+    dw = np.stack([(c @ a.T).T for a, c in zip(gg, _columns(win))])  # the faster operand order
     return dw.reshape(g.shape[1], x.shape[1] // groups, *kernel).astype(x.dtype)
 
 
