@@ -25,6 +25,7 @@ from dlg.frontend.engine import (
     set_grad_enabled,
 )
 from dlg.frontend.engine import grad_enabled as is_grad_enabled
+from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace, trace_train
@@ -41,6 +42,9 @@ float16, float32, float64 = DType.f16, DType.f32, DType.f64
 int32, int64, bool = DType.i32, DType.i64, DType.bool  # noqa: A001  (PyTorch's spellings)
 float, double, half, long = DType.f32, DType.f64, DType.f16, DType.i64  # noqa: A001
 int = DType.i32  # noqa: A001  (torch.int is int32)
+preserve_format, contiguous_format = MemoryFormat.preserve_format, MemoryFormat.contiguous_format
+channels_last, channels_last_3d = MemoryFormat.channels_last, MemoryFormat.channels_last_3d
+strided = Layout.strided
 
 
 def device(name: str = "cpu") -> str:
@@ -72,3 +76,4 @@ __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mod
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
 __all__ += ["linalg"]
+__all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]

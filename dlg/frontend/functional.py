@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from dlg.frontend import methods
 from dlg.frontend import engine, tensor_methods  # noqa: F401  (tensor_methods attaches methods)
+from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, op
-from dlg.frontend.tensor_methods import on_cpu
+from dlg.frontend.factory import factory, leaf
 from dlg.frontend import stateful
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
@@ -53,20 +53,13 @@ def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _leaf(t: Tensor, requires_grad: bool, device: Any = None) -> Tensor:
-    """A new tensor as PyTorch's factories leave it: on the cpu, requiring grad if asked."""
-    if device is not None:
-        on_cpu(device)
-    return t.requires_grad_() if requires_grad else t
-
-
 # ---- creation ------------------------------------------------------------------------------------
 def tensor(data: Any, dtype: DType | None = None, device: Any = None,
            requires_grad: bool = False) -> Tensor:
     dtype = None if dtype is None else checked(dtype_arg, dtype, "tensor(): dtype")
     value = np.array(data.numpy_view() if isinstance(data, Tensor) else data,
                      dtype=None if dtype is None else dtype.np)
-    return _leaf(Tensor(value, dtype=dtype), requires_grad, device)
+    return leaf(Tensor(value, dtype=dtype), requires_grad, device)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
@@ -74,42 +67,27 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 
 def full(size: Any, fill_value: Any, dtype: DType | None = None, device: Any = None,
-         requires_grad: bool = False) -> Tensor:
+         layout: Any = None, pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """The dtype follows the value when not given (int64 for an int, bool for a bool)."""
     dtype = number_dtype((fill_value,)) if dtype is None else dtype
-    return _leaf(call("full", size, fill_value, dtype=dtype), requires_grad, device)
+    return leaf(call("full", size, fill_value, dtype=dtype), requires_grad, device, layout,
+                pin_memory)
 
 
-def zeros(*size: Any, dtype: DType = DType.f32, device: Any = None,
-          requires_grad: bool = False) -> Tensor:
-    return _leaf(call("zeros", *size, dtype=dtype), requires_grad, device)
+# the factories: PyTorch's device=, layout=, pin_memory=, requires_grad= (and memory_format=)
+_FACTORIES = ("zeros", "ones", "empty", "rand", "randn", "arange", "linspace", "logspace", "eye",
+              "randint", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
+              "randn_like")
+_generated.update({name: factory(name, like=name.endswith("_like")) for name in _FACTORIES})
+globals().update({name: _generated[name] for name in _FACTORIES})
 
 
-def empty(*size: Any, dtype: DType = DType.f32, device: Any = None,
-          requires_grad: bool = False) -> Tensor:
-    """Zeros: eager tensors have no uninitialised memory to give."""
-    return _leaf(call("empty", *size, dtype=dtype), requires_grad, device)
-
-
-def ones(*size: Any, dtype: DType = DType.f32, device: Any = None,
-         requires_grad: bool = False) -> Tensor:
-    return _leaf(call("ones", *size, dtype=dtype), requires_grad, device)
-
-
-def rand(*size: Any, dtype: DType = DType.f32, device: Any = None,
-         requires_grad: bool = False) -> Tensor:
-    return _leaf(call("rand", *size, dtype=dtype), requires_grad, device)
-
-
-def randn(*size: Any, dtype: DType = DType.f32, device: Any = None,
-          requires_grad: bool = False) -> Tensor:
-    return _leaf(call("randn", *size, dtype=dtype), requires_grad, device)
-
-
-def randperm(n: int, dtype: DType = DType.i64, device: Any = None) -> Tensor:
+def randperm(n: int, dtype: DType = DType.i64, device: Any = None, layout: Any = None,
+             pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """A random permutation of 0..n-1, drawn eagerly from dlg's generator (dlg.manual_seed)."""
     dtype = checked(dtype_arg, dtype, "randperm(): dtype")
-    return _leaf(Tensor(engine.rng().permutation(n).astype(dtype.np)), False, device)
+    return leaf(Tensor(engine.rng().permutation(n).astype(dtype.np)), requires_grad, device,
+                layout, pin_memory)
 
 
 # ---- PyTorch's conventions -----------------------------------------------------------------------
@@ -151,10 +129,18 @@ _FLOAT_TARGET = ("mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_en
 globals().update({name: _float_target(name) for name in _FLOAT_TARGET})
 one_hot, embedding, batch_norm = stateful.one_hot, stateful.embedding, stateful.batch_norm
 
-__all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "ones", "op", "rand",
-           "randn", "relu", "tensor", "where", "zeros", "one_hot", "embedding", "batch_norm",
+__all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "op", "relu", "tensor",
+           "where", "one_hot", "embedding", "batch_norm",
            *_FLOAT_TARGET]
 __all__ += sorted(set(_generated) - set(__all__))
+
+
+# ---- math with PyTorch's promotion and Python results (frontend/methods.py) ---------------------
+div = divide = methods.divide
+true_divide = methods.divide
+clamp = clip = methods.clamp
+mean = methods.mean
+allclose, equal = methods.python_bool("allclose"), methods.python_bool("equal")
 
 
 # ---- PyTorch's meaning of names that .dlg uses otherwise, and queries ----------------------------
@@ -178,11 +164,3 @@ def is_floating_point(input: Tensor) -> bool:  # noqa: A002
 
 
 __all__ += ["is_floating_point", "is_tensor", "numel", "randperm", "split"]
-
-
-# ---- math with PyTorch's promotion and Python results (frontend/methods.py) ---------------------
-div = divide = methods.divide
-true_divide = methods.divide
-clamp = clip = methods.clamp
-mean = methods.mean
-allclose, equal = methods.python_bool("allclose"), methods.python_bool("equal")

@@ -15,6 +15,7 @@ import numpy as np
 
 from dlg.errors import DlgValueError
 from dlg.frontend import engine, init
+from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import promote
 from dlg.frontend.tensor import Tensor, call, checked, op
 from dlg.functions.creation import dtype_arg
@@ -29,41 +30,46 @@ def method(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-# ---- dtype and device --------------------------------------------------------------------------
+# ---- dtype, device and memory format -----------------------------------------------------------
 @method
 def to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None, non_blocking: bool = False,
-       copy: bool = False) -> Tensor:
-    """x.to(dtype), x.to(other) (other's dtype), x.to("cpu"), x.to("cpu", dtype): a new tensor
-    only when the dtype changes (or `copy`)."""
-    for a in args:
+       copy: bool = False, memory_format: Any = None) -> Tensor:
+    """x.to(dtype), x.to(other) (other's dtype), x.to("cpu"), x.to("cpu", dtype), each followed
+    by torch's optional non_blocking and copy: a new tensor only when the dtype changes (or
+    `copy`)."""
+    leading = list(args)
+    while len(leading) > max(1, len(args) - 2) and isinstance(leading[-1], bool):
+        leading.pop()  # torch's positional non_blocking, copy
+    flags = args[len(leading):]
+    if len(flags) == 2:
+        copy = flags[1]
+    for a in leading:
         if isinstance(a, Tensor):
             dtype = a.dtype
         elif isinstance(a, str):
             device = a
         else:
             dtype = a
-    if device is not None:
-        on_cpu(device)
+    on_cpu(device)
+    check_memory_format(memory_format, self)
     if dtype is None or dtype is self.dtype:  # the common case (binary ops promote with `to`)
         return self.clone() if copy else self
     return op("cast", self, dtype=checked(dtype_arg, dtype, "to(): dtype"))
 
 
-def on_cpu(device: Any) -> None:
-    """Check a device argument: eager tensors live in memory."""
-    if str(device).split(":")[0] != "cpu":
-        raise DlgValueError(f"device {str(device)!r}: eager dlg tensors are on the cpu; use "
-                            f"dlg.compile(..., target=...) for other targets",
-                            engine.caller_span())
-
-
 @method
-def cpu(self: Tensor) -> Tensor:
+def cpu(self: Tensor, memory_format: Any = None) -> Tensor:
+    check_memory_format(memory_format, self)
     return self
 
 
+Tensor.device = property(lambda self: "cpu",  # type: ignore[attr-defined]
+                         doc="Where the tensor lives: eager dlg runs on the cpu.")
+
+
 def _conversion(name: str, dtype: DType) -> None:
-    def convert(self: Tensor) -> Tensor:
+    def convert(self: Tensor, memory_format: Any = None) -> Tensor:
+        check_memory_format(memory_format, self)
         return self.to(dtype)
     convert.__name__ = convert.__qualname__ = name
     convert.__doc__ = f"The tensor as {dtype!r}."
@@ -97,7 +103,8 @@ def nelement(self: Tensor) -> Any:
 
 
 @method
-def contiguous(self: Tensor) -> Tensor:
+def contiguous(self: Tensor, memory_format: Any = None) -> Tensor:
+    check_memory_format(memory_format, self)
     return self
 
 
@@ -108,8 +115,9 @@ def is_contiguous(self: Tensor) -> bool:
 
 
 @method
-def clone(self: Tensor) -> Tensor:
+def clone(self: Tensor, memory_format: Any = None) -> Tensor:
     """A copy (a cast to its own dtype, so the gradient flows back)."""
+    check_memory_format(memory_format, self)
     return op("cast", self, dtype=self.dtype)
 
 
@@ -142,40 +150,29 @@ def where(self: Tensor, condition: Any, y: Any) -> Tensor:
 
 
 # ---- new tensors like this one -----------------------------------------------------------------
-def _new(self: Tensor, made: Tensor, requires_grad: bool) -> Tensor:
-    return made.requires_grad_() if requires_grad else made
+def _new(name: str) -> None:
+    """x.new_<name>(size, ..., dtype=x.dtype, device=, requires_grad=, ...): dlg.<name>."""
+    make = factory(name)
+
+    def new(self: Tensor, *args: Any, dtype: Any = None, **options: Any) -> Tensor:
+        return make(*args, dtype=self.dtype if dtype is None else dtype, **options)
+    new.__name__ = new.__qualname__ = f"new_{name}"
+    new.__doc__ = f"dlg.{name}(...) of this tensor's dtype unless given."
+    method(new)
+
+
+for _name in ("zeros", "ones", "empty", "full"):
+    _new(_name)
 
 
 @method
-def new_zeros(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False
-              ) -> Tensor:
-    return _new(self, call("zeros", *size, dtype=dtype or self.dtype), requires_grad)
-
-
-@method
-def new_ones(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return _new(self, call("ones", *size, dtype=dtype or self.dtype), requires_grad)
-
-
-@method
-def new_empty(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False
-              ) -> Tensor:
-    return _new(self, call("empty", *size, dtype=dtype or self.dtype), requires_grad)
-
-
-@method
-def new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None,
-             requires_grad: bool = False) -> Tensor:
-    return _new(self, call("full", size, fill_value, dtype=dtype or self.dtype), requires_grad)
-
-
-@method
-def new_tensor(self: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False
+def new_tensor(self: Tensor, data: Any, dtype: Any = None, device: Any = None,
+               requires_grad: bool = False, layout: Any = None, pin_memory: bool = False
                ) -> Tensor:
     """A tensor of `data` (a copy), of this tensor's dtype unless given."""
     dtype = checked(dtype_arg, dtype or self.dtype, "new_tensor(): dtype")
     value = data.numpy_view() if isinstance(data, Tensor) else data
-    return _new(self, Tensor(np.array(value, dtype.np)), requires_grad)
+    return leaf(Tensor(np.array(value, dtype.np)), requires_grad, device, layout, pin_memory)
 
 
 # ---- in place: only where no gradient is recorded (PyTorch refuses the rest too) ---------------

@@ -14,7 +14,7 @@ from dlg.functions import args
 from dlg.functions.args import is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.elementwise import CAST, EQ, FLOOR
+from dlg.ir.ops.elementwise import ADD, CAST, DIV, EQ, FLOOR, MUL, POW, SUB, WHERE
 from dlg.ir.ops.shape import RESHAPE
 from dlg.ir.ops.source import ARANGE, FULL, RANDOM_NORMAL, RANDOM_UNIFORM
 
@@ -40,19 +40,24 @@ def _fill_value(F: Front, value: Any, name: str) -> float:
     return float(value)
 
 
-def full(F: Front, shape: Any, value: Any, dtype: DType = DType.f32) -> Any:
+def _dtype_or(F: Front, dtype: Any, default: DType) -> DType:
+    """`dtype`, or `default` where None (PyTorch's dtype=None: the default dtype)."""
+    return default if dtype is None else dtype_arg(F, dtype)
+
+
+def full(F: Front, shape: Any, value: Any, dtype: DType | None = None) -> Any:
     """A tensor of `shape` filled with `value`."""
     return F.emit(FULL, shape=args.shape(F, (shape,)), value=_fill_value(F, value, "full"),
-                  dtype=dtype_arg(F, dtype))
+                  dtype=_dtype_or(F, dtype, DType.f32))
 
 
-def zeros(F: Front, *shape: Any, dtype: DType = DType.f32) -> Any:
+def zeros(F: Front, *shape: Any, dtype: DType | None = None) -> Any:
     """Zeros (also `empty`: eager tensors have no uninitialised memory to give)."""
-    return F.emit(FULL, shape=args.shape(F, shape), value=0.0, dtype=dtype_arg(F, dtype))
+    return full(F, args.shape(F, shape), 0.0, dtype)
 
 
-def ones(F: Front, *shape: Any, dtype: DType = DType.f32) -> Any:
-    return F.emit(FULL, shape=args.shape(F, shape), value=1.0, dtype=dtype_arg(F, dtype))
+def ones(F: Front, *shape: Any, dtype: DType | None = None) -> Any:
+    return full(F, args.shape(F, shape), 1.0, dtype)
 
 
 def full_like(F: Front, x: Any, value: Any, dtype: DType | None = None) -> Any:
@@ -70,7 +75,7 @@ def ones_like(F: Front, x: Any, dtype: DType | None = None) -> Any:
     return full_like(F, x, 1.0, dtype)
 
 
-def eye(F: Front, n: Any, m: Any = None, dtype: DType = DType.f32) -> Any:
+def eye(F: Front, n: Any, m: Any = None, dtype: DType | None = None) -> Any:
     """The n x m identity (square when m is not given): arange(n) == arange(m), crosswise."""
     m = n if m is None else m
     for v, what in ((n, "n"), (m, "m")):
@@ -79,55 +84,78 @@ def eye(F: Front, n: Any, m: Any = None, dtype: DType = DType.f32) -> Any:
                                 f"{args.describe(F, v)}")
     rows = F.emit(RESHAPE, F.emit(ARANGE, stop=n, dtype=DType.i64), shape=(int(n), 1))
     cols = F.emit(RESHAPE, F.emit(ARANGE, stop=m, dtype=DType.i64), shape=(1, int(m)))
-    return F.emit(CAST, F.emit(EQ, rows, cols), dtype=dtype_arg(F, dtype))
+    return F.emit(CAST, F.emit(EQ, rows, cols), dtype=_dtype_or(F, dtype, DType.f32))
 
 
-def arange(F: Front, start: Any, stop: Any = None, step: Any = 1, dtype: DType | None = None
+def arange(F: Front, start: Any, end: Any = None, step: Any = 1, dtype: DType | None = None
            ) -> Any:
-    """arange(5) or arange(start, stop, step); f32 when a bound is a float, else i64 (as
+    """arange(5) or arange(start, end, step); f32 when a bound is a float, else i64 (as
     PyTorch does)."""
-    bounds = (start, step) if stop is None else (start, stop, step)
+    bounds = (start, step) if end is None else (start, end, step)
     for v in bounds:
         if not is_number(v):
             raise DlgTypeError(f"arange takes numbers, got {args.describe(F, v)}")
-    if stop is None:
-        start, stop = 0, start
+    start, stop = (0, start) if end is None else (start, end)
     dtype = args.number_dtype(bounds) if dtype is None else dtype_arg(F, dtype)
     return F.emit(ARANGE, start=start, stop=stop, step=step, dtype=dtype)
 
 
-def linspace(F: Front, start: Any, end: Any, steps: Any, dtype: DType = DType.f32) -> Any:
-    """`steps` evenly spaced values from start to end, both included (a constant; an integer
-    dtype truncates toward zero, as PyTorch's does)."""
-    out = dtype_arg(F, dtype)
-    return F.lift(_spaced(F, "linspace", start, end, steps).astype(out.np), out)
+def linspace(F: Front, start: Any, end: Any, steps: Any, dtype: DType | None = None) -> Any:
+    """`steps` evenly spaced values from start to end, both included; start and end are numbers
+    or 0-d tensors. PyTorch's formula: the first half counted up from start, the rest down from
+    end, in the output's float dtype (float64 for an integer dtype, whose bounds and values are
+    truncated toward zero)."""
+    out = _dtype_or(F, dtype, DType.f32)
+    return F.emit(CAST, _spaced(F, "linspace", start, end, steps, out), dtype=out)
 
 
 def logspace(F: Front, start: Any, end: Any, steps: Any, base: Any = 10.0,
-             dtype: DType = DType.f32) -> Any:
-    """base ** linspace(start, end, steps) (a constant)."""
-    out = dtype_arg(F, dtype)
+             dtype: DType | None = None) -> Any:
+    """base ** linspace(start, end, steps), the power taken in float64 (as PyTorch's)."""
+    out = _dtype_or(F, dtype, DType.f32)
     if not is_number(base):
         raise DlgTypeError(f"logspace: base must be a number, got {args.describe(F, base)}")
-    return F.lift((float(base) ** _spaced(F, "logspace", start, end, steps)).astype(out.np), out)
+    exponents = F.emit(CAST, _spaced(F, "logspace", start, end, steps, out), dtype=DType.f64)
+    return F.emit(CAST, F.emit(POW, F.lift(float(base), DType.f64), exponents), dtype=out)
 
 
-def _spaced(F: Front, name: str, start: Any, end: Any, steps: Any) -> np.ndarray:
-    for v, what in ((start, "start"), (end, "end")):
-        if not is_number(v):
-            raise DlgTypeError(f"{name}: {what} must be a number, got {args.describe(F, v)}")
+def _spaced(F: Front, name: str, start: Any, end: Any, steps: Any, out: DType) -> Any:
+    """linspace's values in float64: start + step * i below steps // 2, end - step * (steps - 1
+    - i) from there (so both ends are exact), step rounded to the output's float dtype first
+    (PyTorch's formula, one rounding per value as its fused multiply-add)."""
+    work = out if out.is_float else DType.f64
+    lo, hi = (_bound(F, name, v, what, out, work) for v, what in ((start, "start"), (end, "end")))
     if not is_int(steps) or steps < 0:
         raise DlgValueError(f"{name}: steps must be a non-negative int, got "
                             f"{args.describe(F, steps)}")
-    return np.linspace(float(start), float(end), int(steps))
+    n = int(steps)
+    if n <= 1:
+        return F.emit(RESHAPE, lo, shape=(1,)) if n else F.lift([], work)
+    step = F.emit(DIV, F.emit(SUB, hi, lo), F.lift(float(n - 1), work))
+    lo, hi, step = (F.emit(CAST, v, dtype=DType.f64) for v in (lo, hi, step))
+    i = np.arange(n)
+    up = F.emit(ADD, lo, F.emit(MUL, step, F.lift(i.tolist(), DType.f64)))
+    down = F.emit(SUB, hi, F.emit(MUL, step, F.lift((n - 1 - i).tolist(), DType.f64)))
+    return F.emit(WHERE, F.lift((i < n // 2).tolist(), DType.bool), up, down)
 
 
-def rand(F: Front, *shape: Any, dtype: DType = DType.f32) -> Any:
+def _bound(F: Front, name: str, value: Any, what: str, out: DType, work: DType) -> Any:
+    """A bound of linspace as a 0-d tensor of the working dtype, in the output dtype first
+    (an integer dtype truncates it, as PyTorch's does)."""
+    if is_number(value):
+        value = F.lift(float(value), DType.f64)
+    elif not (F.is_tensor(value) and F.type_of(value).shape == ()):
+        raise DlgTypeError(f"{name}: {what} must be a number or a 0-d tensor, got "
+                           f"{args.describe(F, value)}")
+    return F.emit(CAST, F.emit(CAST, value, dtype=out), dtype=work)
+
+
+def rand(F: Front, *shape: Any, dtype: DType | None = None) -> Any:
     """Uniform samples in [0, 1), fresh at every run."""
     return F.emit(RANDOM_UNIFORM, shape=args.shape(F, shape), dtype=_float(F, dtype, "rand"))
 
 
-def randn(F: Front, *shape: Any, dtype: DType = DType.f32) -> Any:
+def randn(F: Front, *shape: Any, dtype: DType | None = None) -> Any:
     """Standard normal samples, fresh at every run."""
     return F.emit(RANDOM_NORMAL, shape=args.shape(F, shape), dtype=_float(F, dtype, "randn"))
 
@@ -143,14 +171,14 @@ def randn_like(F: Front, x: Any, dtype: DType | None = None) -> Any:
 
 
 def _float(F: Front, dtype: Any, name: str) -> DType:
-    out = dtype_arg(F, dtype)
+    out = _dtype_or(F, dtype, DType.f32)
     if not out.is_float:
         raise DlgTypeError(f"{name} makes float tensors, not {out}")
     return out
 
 
-def randint(F: Front, low: Any = 0, high: Any = None, size: Any = None, dtype: DType = DType.i64
-            ) -> Any:
+def randint(F: Front, low: Any = 0, high: Any = None, size: Any = None,
+            dtype: DType | None = None) -> Any:
     """Uniform integers in [low, high): randint(high, size) or randint(low, high, size), fresh
     at every run (floor of a float64 uniform sample)."""
     if size is None and isinstance(high, (tuple, list)):
@@ -166,4 +194,4 @@ def randint(F: Front, low: Any = 0, high: Any = None, size: Any = None, dtype: D
         raise DlgTypeError("randint: missing its size, e.g. randint(0, 10, (2, 3))")
     draws = F.emit(RANDOM_UNIFORM, shape=args.shape(F, (size,)), low=float(low),
                    high=float(high), dtype=DType.f64)
-    return F.emit(CAST, F.emit(FLOOR, draws), dtype=dtype_arg(F, dtype))
+    return F.emit(CAST, F.emit(FLOOR, draws), dtype=_dtype_or(F, dtype, DType.i64))

@@ -176,6 +176,41 @@ CREATION = [
     ("rand_like", lambda m: (m.rand_like(m.ones(2, 3)).shape, m.randn_like(m.ones(2)).dtype),
      True),
     ("tensor_cpu", lambda m: m.tensor([1, 2], dtype=m.float32, device="cpu"), True),
+    # PyTorch's factory options: the cpu (a string or a device), dense, unpinned, requires_grad
+    ("arange_device", lambda m: m.arange(1, end=7, step=2, device=m.device("cpu")), True),
+    ("eye_options", lambda m: m.eye(3, 2, device="cpu", layout=m.strided, pin_memory=False,
+                                    requires_grad=True), True),
+    ("linspace_device", lambda m: m.linspace(0, 1, 5, device="cpu", dtype=None), False),
+    ("logspace_device", lambda m: m.logspace(0, 1, 4, device="cpu:0"), False),
+    ("randint_device", lambda m: m.randint(2, 3, (4,), device="cpu"), True),
+    ("zeros_device", lambda m: m.zeros((2, 3), device="cpu", requires_grad=True), True),
+    ("like_device", lambda m: m.ones_like(m.ones(2), device="cpu",
+                                          memory_format=m.preserve_format), True),
+    ("rand_like_device", lambda m: m.rand_like(m.ones(2, 3), device="cpu").shape, True),
+    ("new_zeros_device", lambda m: m.ones(2, dtype=m.int32).new_zeros((2, 3), device="cpu"),
+     True),
+    ("new_full_grad", lambda m: m.ones(2).new_full((2,), 3.0, device="cpu", requires_grad=True),
+     True),
+    ("device_property", lambda m: m.zeros(2, device=m.ones(1).device), True),
+    # linspace's bounds as 0-d tensors, its one- and no-step forms, integer dtypes (PyTorch's
+    # formula: the ends are exact, int bounds truncate), logspace's base
+    ("linspace_tensor_bounds", lambda m: m.linspace(m.tensor(3), m.tensor(9.3), 50), False),
+    ("linspace_halves", lambda m: m.linspace(-2.0, 4.3, 7), False),
+    ("linspace_empty", lambda m: m.linspace(m.tensor(1.5), 2, 0), True),
+    ("linspace_one_tensor", lambda m: m.linspace(m.tensor(2.5), 9, 1), True),
+    ("linspace_int_truncates", lambda m: m.linspace(-2.5, 7.7, 6, dtype=m.int64), True),
+    ("linspace_int32_down", lambda m: m.linspace(9, -4, 5, dtype=m.int32), True),
+    ("logspace_tensor_base", lambda m: m.logspace(m.tensor(-3), 2, 6, 1.1), False),
+    ("logspace_int", lambda m: m.logspace(0, 4, 5, base=2.0, dtype=m.int64), True),
+    ("logspace_f64", lambda m: m.logspace(-1.5, 3, 9, dtype=m.float64), False),
+    # memory formats: dlg keeps no strides, so each one gives the same values
+    ("to_flags_channels_last", lambda m: m.ones(1, 2, 2, 2).to(
+        "cpu", m.float64, False, True, memory_format=m.channels_last), True),
+    ("to_non_blocking", lambda m: m.arange(3).to(m.float32, True), True),
+    ("float_contiguous_format", lambda m: m.arange(3).float(memory_format=m.contiguous_format),
+     True),
+    ("clone_preserve_format", lambda m: m.eye(2).clone(memory_format=m.preserve_format), True),
+    ("contiguous_format", lambda m: m.eye(2).contiguous(memory_format=m.contiguous_format), True),
 ]
 
 
@@ -196,11 +231,11 @@ def test_creation_matches_torch(name, fn, exact):
             if isinstance(theirs, tuple) else theirs)
         return
     assert ours.shape == tuple(theirs.shape) and _dtype_name(ours.dtype) == _dtype_name(
-        theirs.dtype)
+        theirs.dtype) and ours.requires_grad == theirs.requires_grad
     if exact:
-        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+        np.testing.assert_array_equal(ours.detach().numpy(), theirs.detach().numpy())
     else:
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-6)
 
 
 def test_random_integers_and_permutations():
@@ -336,6 +371,16 @@ ERRORS = [
      r"value must be a number or a 0-d tensor, got f32\[3\]"),
     (lambda: dlg.ones(3).to("cuda"), dlg.DlgValueError, r"device 'cuda'"),
     (lambda: dlg.zeros(2, device="cuda:0"), dlg.DlgValueError, r"device 'cuda:0'"),
+    (lambda: dlg.linspace(0, 1, 3, device="cuda"), dlg.DlgValueError, r"eager dlg runs on the"),
+    (lambda: dlg.ones(2).new_ones(3, device="mps"), dlg.DlgValueError, r"device 'mps'"),
+    (lambda: dlg.eye(2, pin_memory=True), dlg.DlgValueError, r"pin_memory=True"),
+    (lambda: dlg.arange(2, layout="sparse"), dlg.DlgValueError, r"dense \(dlg.strided\)"),
+    (lambda: dlg.arange(3, requires_grad=True), dlg.DlgTypeError, r"only float tensors"),
+    (lambda: dlg.linspace(dlg.ones(2), 1, 3), dlg.DlgTypeError, r"start must be a number or "
+     r"a 0-d tensor"),
+    (lambda: dlg.ones(2, 3).to(memory_format=dlg.channels_last), dlg.DlgValueError,
+     r"dlg.channels_last needs a 4-d tensor"),
+    (lambda: dlg.ones(2).clone(memory_format="cl"), dlg.DlgTypeError, r"memory_format must be"),
     (lambda: dlg.ones(3).to(np.float32), dlg.DlgTypeError, r"must be a dlg dtype"),
     (lambda: dlg.ones(3, requires_grad=True).fill_(0), dlg.DlgValueError, r"in-place"),
     (lambda: dlg.randint(3, 3, (2,)), dlg.DlgValueError, r"randint: low 3 must be below"),

@@ -37,6 +37,8 @@ def to_dlg(value: Any, memo: dict[int, Any]) -> Any:
         return tuple(value)
     if isinstance(value, torch.device):
         return value.type
+    if isinstance(value, (torch.memory_format, torch.layout)):
+        return getattr(dlg, str(value).removeprefix("torch."))
     if isinstance(value, list):
         return [to_dlg(v, memo) for v in value]
     if isinstance(value, tuple):
