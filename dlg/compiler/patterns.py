@@ -241,8 +241,12 @@ def _key(node: Node) -> tuple | None:
 
 
 def _prune(g: Graph) -> Graph:
-    """Only the nodes an output or update needs, and every input (the graph's signature)."""
-    live = g.ancestors([v for _, v in g.outputs + g.updates]) | {n.id for n in g.inputs}
+    """Only the nodes an output or update needs, every input (the graph's signature) and every
+    param an update writes (its storage, though no node reads it: a statistic that moved to the
+    batch's alone, momentum 1)."""
+    written = {name for name, _ in g.updates}
+    live = (g.ancestors([v for _, v in g.outputs + g.updates]) | {n.id for n in g.inputs}
+            | {n.id for n in g.params if n.name in written})
     if len(live) == len(g):
         return g
     out = Graph(g.name, {i: n for i, n in g.nodes.items() if i in live}, span=g.span)

@@ -320,3 +320,35 @@ def test_concat_of_empty_tensors_is_empty():
     assert NativeGraph(g)(inputs, {})["y"].shape == (0,)
     g, inputs = one_op_graph({"a": (2, 0), "b": (2, 0)}, lambda b, x, y: b.concat(x, y, axis=1))
     assert NativeGraph(g)(inputs, {})["y"].shape == (2, 0)
+
+
+@pytest.mark.parametrize("name", ["1.running_mean", "bn.running_mean"])
+def test_an_update_of_a_param_nothing_reads_is_written(name):
+    """The param an update writes is the update's storage even when no node reads it (dead-code
+    pruning dropped it, and codegen failed with KeyError 'p.1.running_mean')."""
+    g, inputs = one_op_graph({"x": (3,)}, lambda b, x: b.neg(x))
+    b = Builder(g)
+    b.param(name, TensorType(DType.f32, (3,)), trainable=False)
+    g.updates.append((name, b.mul(g.inputs[0].out, g.inputs[0].out)))
+    params = {name: np.zeros(3, np.float32)}
+    NativeGraph(g)(inputs, params)
+    np.testing.assert_allclose(params[name], inputs["x"] ** 2, rtol=1e-6)
+
+
+def test_compiled_step_of_a_sequential_batch_norm_moves_its_statistics():
+    nn = dlg.nn
+    params = []
+    for compiled in (False, True):
+        dlg.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(64, 3))
+        x, y = dlg.randn(8, 1, 6, 6), dlg.tensor(np.arange(8) % 3)
+        m = dlg.trace_train(net, nn.CrossEntropyLoss(), dlg.optim.SGD(net.parameters(), lr=0.1),
+                            x, y)
+        step = m.train_step(compiled=compiled)
+        for _ in range(2):
+            step(x=x.numpy(), y=y.numpy())
+        params.append(m.params)
+    assert params[1]["1.num_batches_tracked"] == 2
+    for k, want in params[0].items():
+        np.testing.assert_allclose(params[1][k], want, rtol=1e-4, atol=1e-5, err_msg=k)
