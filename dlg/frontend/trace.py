@@ -87,10 +87,11 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
         out = fn(*inputs)
     outs = _flatten(out)
     for i, o in enumerate(outs):
-        if not isinstance(o, Tensor) or o.trace is None:
-            raise DlgTypeError(f"{name} returned {type(o).__name__}, not a tensor computed from "
-                               f"its inputs; traced functions return tensors", graph.span)
-        graph.set_output("output" if len(outs) == 1 else f"output{i}", o.trace)
+        if not isinstance(o, Tensor):
+            raise DlgTypeError(f"{name} returned {type(o).__name__}, not a tensor; traced "
+                               f"functions return tensors", graph.span)
+        # a tensor no input reaches (zeros_like of a static shape, a parameter) is a constant
+        graph.set_output("output" if len(outs) == 1 else f"output{i}", tracer.value_of(o))
     return TracedModel(graph, params, trainable, seed=None,  # params shared, not copied
                        layer_calls=tracer.layer_calls)
 

@@ -121,3 +121,23 @@ def test_batch_norm_statistics_passed_in_are_refused_by_name():
     traced = dlg.trace(lambda x: nn.functional.batch_norm(x, None, None, training=True), *args[:1])
     np.testing.assert_allclose(traced(args[0].numpy()), nn.functional.batch_norm(
         args[0], None, None, training=True).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: dlg.zeros_like(x), lambda x: dlg.full_like(x, 2.5), lambda x: x.new_ones(x.shape)])
+def test_a_constant_of_the_inputs_shape_traces_and_compiles(make):
+    """A function whose output no input reaches traces to a constant (a static shape) or to a
+    fill of the symbolic batch (it was refused as 'not computed from its inputs')."""
+    x = dlg.randn(2, 3)
+    for dynamic, batch in (({"x": {}}, 2), (None, 5)):
+        m = dlg.trace(make, x, dynamic=dynamic)
+        want = make(dlg.randn(batch, 3)).numpy()
+        arg = np.ones((batch, 3), np.float32)
+        for got in (m(arg), dlg.compile(m)(arg)):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
+def test_tracing_a_function_that_returns_no_tensor_is_an_error():
+    with pytest.raises(dlg.DlgTypeError, match="returned int, not a tensor"):
+        dlg.trace(lambda x: 3, dlg.randn(2, 3))
