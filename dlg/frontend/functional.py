@@ -101,12 +101,14 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     return call("relu", x)
 
 
-def max(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001
-    return x.max(dim, keepdim)
+def max(x: Tensor, dim: Any = None, keepdim: bool = False, other: Any = None) -> Any:  # noqa: A001
+    """torch.max: the maximum, (values, indices) along `dim`, or maximum(x, other)."""
+    return x.max(dim, keepdim, other)
 
 
-def min(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001
-    return x.min(dim, keepdim)
+def min(x: Tensor, dim: Any = None, keepdim: bool = False, other: Any = None) -> Any:  # noqa: A001
+    """torch.min: the minimum, (values, indices) along `dim`, or minimum(x, other)."""
+    return x.min(dim, keepdim, other)
 
 
 def where(condition: Tensor, x: Any, y: Any) -> Tensor:

@@ -93,12 +93,35 @@ for _dunder, _name in {"add": "add", "sub": "sub", "mul": "mul", "truediv": "div
                        "pow": "pow", "matmul": "matmul"}.items():
     setattr(Tensor, f"__{_dunder}__", _binary_method(_name))
     setattr(Tensor, f"__r{_dunder}__", _binary_method(_name, reflected=True))
-for _dunder, _name in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "ge": "ge",
-                       "and": "logical_and", "or": "logical_or"}.items():
+for _dunder, _name in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "ge": "ge"
+                       }.items():
     setattr(Tensor, f"__{_dunder}__", _binary_method(_name))
 Tensor.__neg__ = _method("neg")  # type: ignore[method-assign]
 Tensor.__abs__ = _method("abs")  # type: ignore[method-assign]
-Tensor.__invert__ = _method("logical_not")  # type: ignore[method-assign]
+Tensor.logical_xor = _method("logical_xor")  # type: ignore[attr-defined]
+
+
+def _boolean_operator(symbol: str, name: str) -> Callable[..., Tensor]:
+    """& | ^ ~ on bools: the logical function. On numbers PyTorch's operators are bitwise, which
+    dlg does not have, so those are refused rather than read as logic."""
+    def operator(self: Tensor, *other: Any) -> Tensor:
+        for v in (self, *other):
+            if not (isinstance(v, (bool, np.bool_)) or isinstance(v, Tensor)
+                    and v.dtype == DType.bool):
+                got = v.type if isinstance(v, Tensor) else type(v).__name__
+                raise DlgTypeError(f"{symbol} takes bools (on numbers it is PyTorch's bitwise "
+                                   f"operator, which dlg does not have; {name} reads nonzero as "
+                                   f"true), got {got}", caller_span())
+        return call(name, self, *other)
+    operator.__name__ = name
+    return operator
+
+
+for _dunder, _symbol, _name in (("and", "&", "logical_and"), ("or", "|", "logical_or"),
+                                ("xor", "^", "logical_xor"), ("invert", "~", "logical_not")):
+    setattr(Tensor, f"__{_dunder}__", _boolean_operator(_symbol, _name))
+    if _dunder != "invert":
+        setattr(Tensor, f"__r{_dunder}__", _boolean_operator(_symbol, _name))
 
 
 # ---- math: reductions, products, PyTorch's arithmetic arguments (dlg/functions) ---------------

@@ -16,7 +16,7 @@ import numpy as np
 from dlg.errors import DlgValueError
 from dlg.frontend import engine, init
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
-from dlg.frontend.methods import promote
+from dlg.frontend.methods import binary, promote
 from dlg.frontend.tensor import Tensor, call, checked, op
 from dlg.functions.creation import dtype_arg
 from dlg.functions.shape import split_sizes
@@ -147,6 +147,26 @@ def split(self: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tens
 def where(self: Tensor, condition: Any, y: Any) -> Tensor:
     """x.where(condition, y) is dlg.where(condition, x, y)."""
     return call("where", condition, *promote(WHERE, self, y))
+
+
+def _with_other(name: str, binary_name: str) -> None:
+    """x.max(other) as torch's binary overload (`maximum`, promoted); x.max() and x.max(dim,
+    keepdim) stay the reduction."""
+    reduction = vars(Tensor)[name]
+
+    def extremum(self: Tensor, dim: Any = None, keepdim: bool = False, other: Any = None) -> Any:
+        if isinstance(dim, Tensor):
+            dim, other = None, dim
+        if other is not None:
+            return binary(binary_name, self, other)
+        return reduction(self, dim, keepdim)
+    extremum.__name__ = extremum.__qualname__ = name
+    extremum.__doc__ = reduction.__doc__
+    method(extremum)
+
+
+_with_other("max", "maximum")
+_with_other("min", "minimum")
 
 
 # ---- new tensors like this one -----------------------------------------------------------------

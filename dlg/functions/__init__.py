@@ -35,6 +35,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "rsub": elementwise.rsub, "true_divide": elementwise.div, "divide": elementwise.div,
     "clamp": elementwise.clamp, "clip": elementwise.clamp, "isclose": elementwise.isclose,
     "allclose": elementwise.allclose, "equal": elementwise.equal,
+    "logical_xor": elementwise.logical_xor,
     # products and norms
     "mm": linalg.mm, "bmm": linalg.bmm, "mv": linalg.mv, "dot": linalg.dot,
     "outer": linalg.outer, "einsum": linalg.einsum, "norm": linalg.norm,

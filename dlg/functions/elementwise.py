@@ -7,8 +7,9 @@ On tensors a function emits its op, Python numbers lifted as weak types (`maximu
 on plain numbers it folds through the op's reference (`fold.py`), so `sigmoid(-1000.0)` in a
 .dlg file is 0.0, as on a tensor.
 
-add and sub take PyTorch's `alpha` and div its `rounding_mode` (their generated functions are
-replaced by these); rsub, clamp/clip, isclose, allclose and equal are compositions of ops.
+add and sub take PyTorch's `alpha`, div its `rounding_mode`, and the logical functions take any
+dtype, nonzero as true (their generated functions are replaced by these); logical_xor, rsub,
+clamp/clip, isclose, allclose and equal are compositions of ops.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dlg.ir.ops.elementwise import (
     GT,
     LE,
     LOGICAL_AND,
+    LOGICAL_NOT,
     LOGICAL_OR,
     LT,
     MUL,
@@ -218,4 +220,36 @@ def equal(F: Front, x: Any, y: Any) -> Any:
     return F.emit(REDUCE_ALL, F.emit(EQ, a, b), axes=None, keepdims=False)
 
 
-ELEMENTWISE.update(add=add, sub=sub, div=div)
+# ---- logic: PyTorch reads any nonzero number (and NaN) as true --------------------------------
+def _truth(F: Front, value: Any, what: str) -> Any:
+    """`value` as bools: a bool tensor as it is, another tensor's `value != 0`."""
+    if is_static(value):
+        return bool(value)
+    dtype = F.type_of(tensor(F, value, what)).dtype
+    return value if dtype == DType.bool else F.emit(NE, value, F.lift(0, dtype))
+
+
+def logical_and(F: Front, x: Any, y: Any) -> Any:
+    """x and y, elementwise, as bools (nonzero is true)."""
+    return apply(F, LOGICAL_AND, [_truth(F, x, "logical_and's x"),
+                                  _truth(F, y, "logical_and's y")], {})
+
+
+def logical_or(F: Front, x: Any, y: Any) -> Any:
+    """x or y, elementwise, as bools (nonzero is true)."""
+    return apply(F, LOGICAL_OR, [_truth(F, x, "logical_or's x"),
+                                 _truth(F, y, "logical_or's y")], {})
+
+
+def logical_xor(F: Front, x: Any, y: Any) -> Any:
+    """Exactly one of x and y, elementwise, as bools (nonzero is true): their truths differ."""
+    return apply(F, NE, [_truth(F, x, "logical_xor's x"), _truth(F, y, "logical_xor's y")], {})
+
+
+def logical_not(F: Front, x: Any) -> Any:
+    """not x, elementwise, as bools (nonzero is true)."""
+    return apply(F, LOGICAL_NOT, [_truth(F, x, "logical_not's argument")], {})
+
+
+ELEMENTWISE.update(add=add, sub=sub, div=div, logical_and=logical_and, logical_or=logical_or,
+                   logical_not=logical_not)

@@ -165,6 +165,44 @@ def test_isclose_allclose_equal():
                                                                    torch.tensor(a))
 
 
+# ---- logic and the binary max/min ------------------------------------------------------------
+LOGIC = [np.array([0.0, -0.0, 2.5, np.nan, np.inf, 0.0], np.float32),
+         np.array([3, 0, 0, -1, 7, 0]), np.array([True, False, True, True, False, False])]
+
+
+@pytest.mark.parametrize("name", ["logical_and", "logical_or", "logical_xor"])
+def test_logical_functions_read_nonzero_as_true(name):
+    for a in LOGIC:
+        for b in LOGIC:  # every pair of dtypes: each side is read as bools on its own
+            both(lambda m, x, y: getattr(m, name)(x, y), a, b)
+        both(lambda m, x: getattr(x, name)(x[:1]), a)  # the method, broadcast
+
+
+def test_logical_not_and_the_boolean_operators():
+    for a in LOGIC:
+        both(lambda m, x: m.logical_not(x), a)
+        both(lambda m, x: x.logical_not(), a)
+    p, q = LOGIC[2], LOGIC[2][::-1].copy()
+    for fn in (lambda m, x, y: x & y, lambda m, x, y: x | y, lambda m, x, y: x ^ y,
+               lambda m, x, y: ~x, lambda m, x, y: True ^ x, lambda m, x, y: x & False):
+        both(fn, p, q)
+    with pytest.raises(DlgTypeError, match=r"& takes bools .* bitwise"):
+        dlg.tensor(IA) & dlg.tensor(IB)  # torch's & of ints is bitwise: not read as logic
+    with pytest.raises(DlgTypeError, match=r"~ takes bools"):
+        ~dlg.tensor(IA)
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_and_min_of_two_tensors_are_maximum_and_minimum(name):
+    both(lambda m, x, y: getattr(m, name)(x, y), X, X[1])
+    both(lambda m, x, y: getattr(x, name)(y), X, X[:, :1])
+    both(lambda m, x, y: getattr(m, name)(x, other=y), X[0], X[2])
+    both(lambda m, x, y: getattr(m, name)(x, y), IA, X[0, :1].copy())  # promoted: f32
+    both(lambda m, x, y: getattr(x, name)(y), IA, IB)
+    grads(lambda m, x, y: getattr(m, name)(x, y), X, X[1])
+    same(getattr(dlg.tensor(X), name)(1)[1], getattr(torch.tensor(X), name)(1)[1])  # dim stays
+
+
 # ---- reductions ------------------------------------------------------------------------------
 X3 = R.standard_normal((2, 3, 4)).astype(np.float32)
 DIMS = [None, 0, -1, (0, 2), (-1, 0), ()]
