@@ -56,9 +56,14 @@ def _t(x: Any) -> Tensor:
 # ---- creation ------------------------------------------------------------------------------------
 def tensor(data: Any, dtype: DType | None = None, device: Any = None,
            requires_grad: bool = False) -> Tensor:
+    """A copy of `data`; Python floats make float32 (torch's default dtype), NumPy arrays and
+    tensors keep theirs."""
     dtype = None if dtype is None else checked(dtype_arg, dtype, "tensor(): dtype")
     value = np.array(data.numpy_view() if isinstance(data, Tensor) else data,
                      dtype=None if dtype is None else dtype.np)
+    if dtype is None and value.dtype == np.float64 and not isinstance(
+            data, (Tensor, np.ndarray, np.generic)):
+        value = value.astype(np.float32)
     return leaf(Tensor(value, dtype=dtype), requires_grad, device)
 
 
@@ -94,6 +99,9 @@ def randperm(n: int, dtype: DType = DType.i64, device: Any = None, layout: Any =
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """torch.flatten starts at axis 0 (nn.Flatten and .dlg's flatten at 1)."""
     return call("flatten", x, start_dim, end_dim)
+
+
+narrow = tensor_methods.narrow  # start may be a 0-d tensor
 
 
 def relu(x: Tensor, inplace: bool = False) -> Tensor:

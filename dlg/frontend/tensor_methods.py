@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine, init
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import binary, promote
@@ -141,6 +141,17 @@ def expand_as(self: Tensor, other: Tensor) -> Tensor:
 def split(self: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
     """torch.split: parts of `split_size_or_sections` elements, or of each listed size."""
     return checked(split_sizes, self, split_size_or_sections, dim)
+
+
+@method
+def narrow(self: Tensor, dim: Any, start: Any, length: Any) -> Tensor:
+    """torch's narrow: `start` an int or a 0-d integer tensor (its value, read eagerly)."""
+    if isinstance(start, Tensor):
+        if start.ndim or not start.dtype.is_int:
+            raise DlgTypeError(f"narrow: start must be an int or a 0-d integer tensor, got "
+                               f"{start.type}", engine.caller_span())
+        start = int(start.item())
+    return call("narrow", self, dim, start, length)
 
 
 @method

@@ -21,6 +21,7 @@ from dlg.ir.ops.source import FULL
 from dlg.ir.ops import REGISTRY
 from dlg.functions.creation import dtype_arg
 from dlg.ir.ops.elementwise import ADD, CAST, MUL, SUB
+from dlg.ir.ops.shape import SQUEEZE, UNSQUEEZE
 from dlg.ir.ops.nn import (
     DROPOUT,
     EMBEDDING,
@@ -62,9 +63,14 @@ def _conv(nd: int) -> Callable[..., Any]:
         inputs = [tensor(F, x, f"{name}'s input"), tensor(F, weight, f"{name}'s weight")]
         if bias is not None:
             inputs.append(tensor(F, bias, f"{name}'s bias"))
-        return F.emit(CONVS[nd, bias is not None], *inputs, **attrs)
+        unbatched = F.type_of(x).rank == nd + 1  # [C, ...]: a batch of one, as torch reads it
+        if unbatched:
+            inputs[0] = F.emit(UNSQUEEZE, x, axes=(0,))
+        y = F.emit(CONVS[nd, bias is not None], *inputs, **attrs)
+        return F.emit(SQUEEZE, y, axes=(0,)) if unbatched else y
     conv.__name__ = conv.__qualname__ = f"conv{nd}d"
-    conv.__doc__ = f"PyTorch's F.conv{nd}d: input [N, C, ...], weight [C_out, C/groups, ...]."
+    conv.__doc__ = (f"PyTorch's F.conv{nd}d: input [N, C, ...] or unbatched [C, ...], weight "
+                    f"[C_out, C/groups, ...].")
     return conv
 
 

@@ -250,6 +250,19 @@ def test_pool_options_take_one_tuples_for_every_dim():
     check("max_pool2d", X4, kernel_size=(2,), padding=(1,))
 
 
+@pytest.mark.parametrize("name, x, weight, kwargs", [
+    ("conv2d", X4[0], R.normal(size=(4, 3, 2, 3)).astype(np.float32), {"padding": 1}),
+    ("conv2d", X4[1], R.normal(size=(6, 1, 3, 3)).astype(np.float32), {"groups": 3,
+                                                                      "stride": 2}),
+    ("conv1d", X3[0], R.normal(size=(2, 3, 3)).astype(np.float32), {"dilation": 2}),
+], ids=["conv2d", "conv2d_groups", "conv1d"])
+def test_convolutions_of_an_unbatched_input(name, x, weight, kwargs):
+    """[C, ...] without the batch dim, as torch takes it: input and weight gradients too."""
+    check(name, x, weight, grad=(0, 1), **kwargs)
+    check(name, x, weight, R.normal(size=weight.shape[:1]).astype(np.float32), grad=(0, 2),
+          **kwargs)
+
+
 ADAPTIVE = [("adaptive_avg_pool2d", X4, (2, 4)), ("adaptive_avg_pool2d", X4, (1, 1)),
             ("adaptive_avg_pool2d", X4, (None, 4)), ("adaptive_avg_pool2d", X4[0], 3),
             ("adaptive_avg_pool1d", X3, 3), ("adaptive_avg_pool1d", X3, 7),
