@@ -80,10 +80,11 @@ conv2d = _conv(2)
 
 def pool_options(F: Front, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  ceil_mode: Any = False) -> dict[str, Any]:
-    """A pool's window attributes; the stride defaults to the kernel. A 1-tuple stands for
-    every dim, as in PyTorch."""
+    """A pool's window attributes; the stride defaults to the kernel (also when it is an empty
+    tuple, as in PyTorch). A 1-tuple stands for every dim, as in PyTorch."""
     kernel_size, stride, padding = (v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
                                     for v in (kernel_size, stride, padding))
+    stride = None if isinstance(stride, (tuple, list)) and not stride else stride
     kernel = ints(F, kernel_size, nd, "kernel_size")
     if not isinstance(ceil_mode, bool):
         raise DlgTypeError(f"ceil_mode must be a bool, got {describe(F, ceil_mode)}")

@@ -132,8 +132,11 @@ def _tensors(F: Front, xs: Any, name: str) -> list[Any]:
 
 
 def concat(F: Front, xs: Any, axis: int = 0) -> Any:
-    """Join tensors along an existing axis."""
-    return F.emit(CONCAT, *_tensors(F, xs, "concat"), axis=axis)
+    """Join tensors along an existing axis. Empty 1-d tensors ([0]) beside others are left out,
+    as PyTorch's cat does (its legacy empty tensor joins anything)."""
+    parts = _tensors(F, xs, "concat")
+    kept = [x for x in parts if F.type_of(x).shape != (0,)]
+    return F.emit(CONCAT, *(kept or parts), axis=axis)
 
 
 def stack(F: Front, xs: Any, axis: int = 0) -> Any:

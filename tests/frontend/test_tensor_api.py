@@ -55,6 +55,8 @@ CASES = [
     ("unbind_fn", lambda m, a: m.unbind(a), [arr(2, 3)]),
     ("narrow", lambda m, a: a.narrow(1, -3, 2), [arr(2, 4)]),
     ("narrow_fn", lambda m, a: m.narrow(a, 0, 1, 1), [arr(2, 4)]),
+    ("cat_legacy_empty", lambda m, a: m.cat([m.zeros(0), a, m.zeros(0)], 1), [arr(2, 3)]),
+    ("cat_only_empty", lambda m, a: m.cat([a, a]), [np.zeros(0, np.float32)]),
     ("narrow_tensor_start", lambda m, a: a.narrow(1, m.tensor(-3), 2), [arr(2, 4)]),
     ("narrow_fn_tensor_start", lambda m, a: m.narrow(a, 0, m.tensor(1), 1), [arr(2, 4)]),
     ("movedim", lambda m, a: a.movedim(0, -1), [arr(2, 3, 4)]),

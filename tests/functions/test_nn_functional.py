@@ -248,6 +248,7 @@ def test_avg_pool_options(kwargs):
 def test_pool_options_take_one_tuples_for_every_dim():
     check("avg_pool2d", X4, kernel_size=(3,), stride=(2,), padding=(1,))
     check("max_pool2d", X4, kernel_size=(2,), padding=(1,))
+    check("max_pool2d", X4, kernel_size=(2, 3), stride=())  # empty: the kernel size
 
 
 @pytest.mark.parametrize("name, x, weight, kwargs", [
