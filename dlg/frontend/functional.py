@@ -109,14 +109,8 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
     return call("relu", x)
 
 
-def max(x: Tensor, dim: Any = None, keepdim: bool = False, other: Any = None) -> Any:  # noqa: A001
-    """torch.max: the maximum, (values, indices) along `dim`, or maximum(x, other)."""
-    return x.max(dim, keepdim, other)
-
-
-def min(x: Tensor, dim: Any = None, keepdim: bool = False, other: Any = None) -> Any:  # noqa: A001
-    """torch.min: the minimum, (values, indices) along `dim`, or minimum(x, other)."""
-    return x.min(dim, keepdim, other)
+# torch.max/min: the extremum, (values, indices) along `dim`, or maximum/minimum(x, other)
+max, min = tensor_methods.max_, tensor_methods.min_  # noqa: A001
 
 
 def where(condition: Tensor, x: Any, y: Any) -> Tensor:

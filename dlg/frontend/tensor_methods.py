@@ -160,9 +160,9 @@ def where(self: Tensor, condition: Any, y: Any) -> Tensor:
     return call("where", condition, *promote(WHERE, self, y))
 
 
-def _with_other(name: str, binary_name: str) -> None:
+def _with_other(name: str, binary_name: str) -> Callable[..., Any]:
     """x.max(other) as torch's binary overload (`maximum`, promoted); x.max() and x.max(dim,
-    keepdim) stay the reduction."""
+    keepdim) stay the reduction. Also dlg.max/dlg.min."""
     reduction = vars(Tensor)[name]
 
     def extremum(self: Tensor, dim: Any = None, keepdim: bool = False, other: Any = None) -> Any:
@@ -173,11 +173,11 @@ def _with_other(name: str, binary_name: str) -> None:
         return reduction(self, dim, keepdim)
     extremum.__name__ = extremum.__qualname__ = name
     extremum.__doc__ = reduction.__doc__
-    method(extremum)
+    return method(extremum)
 
 
-_with_other("max", "maximum")
-_with_other("min", "minimum")
+max_ = _with_other("max", "maximum")
+min_ = _with_other("min", "minimum")
 
 
 # ---- new tensors like this one -----------------------------------------------------------------
