@@ -26,9 +26,10 @@ def _public(names: Iterable[str]) -> list[str]:
 
 
 def _functions(namespace: Any) -> list[str]:
-    return _public(n for n in dir(namespace)
-                   if callable(getattr(namespace, n)) and not inspect.isclass(getattr(namespace, n))
-                   and not inspect.ismodule(getattr(namespace, n)))
+    """Callables spelled as functions: torch's lower-case classes (no_grad, finfo) included."""
+    values = {n: getattr(namespace, n) for n in dir(namespace)}
+    return _public(n for n, v in values.items() if callable(v) and not inspect.ismodule(v)
+                   and (n[0].islower() or not inspect.isclass(v)))
 
 
 def _classes(namespace: Any, base: type) -> list[str]:
@@ -46,6 +47,7 @@ def sections() -> dict[str, list[str]]:
     tensor_attrs = _public(n for n in dir(dlg.Tensor) if n not in _TENSOR_INTERNALS)
     out = {
         "`dlg.` functions": [n for n in _functions(dlg) if n not in _DLG_NOT_TENSOR_API],
+        "dtypes": _public(n for n in dir(dlg) if isinstance(getattr(dlg, n), dlg.DType)),
         "`Tensor` methods and properties": tensor_attrs,
         "`dlg.nn.functional`": _functions(F),
         "`dlg.nn` modules": _classes(nn, nn.Module),
