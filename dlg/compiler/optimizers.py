@@ -129,6 +129,20 @@ def _l2(b: Builder, g: Value, p: Value, weight_decay: float) -> Value:
     return b.add(g, b.mul(p, _c(b, weight_decay, p))) if weight_decay else g
 
 
+def _decay(b: Builder, s: _Param, p: Value, g: Value, weight_decay: float, decoupled: bool
+           ) -> tuple[Value, Value]:
+    """(p, g) after the Adam family's weight decay: decoupled (AdamW) or folded into g (L2)."""
+    if decoupled:
+        return _shrink(b, s, p, weight_decay), g
+    return p, _l2(b, g, p, weight_decay)
+
+
+def _moments(b: Builder, s: _Param, g: Value, beta1: float, beta2: float) -> tuple[Value, Value]:
+    """The Adam family's running averages of g (`exp_avg`) and of g * g (`exp_avg_sq`)."""
+    return (s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1)),
+            s.set("exp_avg_sq", _ema_sq(b, s.slot("exp_avg_sq"), g, beta2)))
+
+
 def _shrink(b: Builder, s: _Param, p: Value, weight_decay: float) -> Value:
     """`param.mul_(1 - lr * weight_decay)`: decoupled weight decay (AdamW), in f64 as in torch."""
     if not weight_decay:
@@ -169,12 +183,8 @@ def _adam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple[
           eps: float, weight_decay: float, amsgrad: bool, decoupled_weight_decay: bool = False
           ) -> Value:
     beta1, beta2 = betas
-    if decoupled_weight_decay:
-        p = _shrink(b, s, p, weight_decay)
-    else:
-        g = _l2(b, g, p, weight_decay)
-    m = s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1))
-    v = s.set("exp_avg_sq", _ema_sq(b, s.slot("exp_avg_sq"), g, beta2))
+    p, g = _decay(b, s, p, g, weight_decay, decoupled_weight_decay)
+    m, v = _moments(b, s, g, beta1, beta2)
     if amsgrad:
         v = s.set("max_exp_avg_sq", b.maximum(s.slot("max_exp_avg_sq"), v))
     correction1, correction2 = _corrections(b, s, beta1, beta2)
@@ -238,10 +248,7 @@ def _nadam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple
            eps: float, weight_decay: float, momentum_decay: float, decoupled_weight_decay: bool
            ) -> Value:
     beta1, beta2 = betas
-    if decoupled_weight_decay:
-        p = _shrink(b, s, p, weight_decay)
-    else:
-        g = _l2(b, g, p, weight_decay)
+    p, g = _decay(b, s, p, g, weight_decay, decoupled_weight_decay)
     n = _f64(b, s.new_step)
 
     def mu_at(step: Value) -> Value:  # beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
@@ -251,8 +258,7 @@ def _nadam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple
     mu, mu_next = mu_at(n), mu_at(b.add(n, _c(b, 1.0, n)))
     product = s.slot("mu_product", 1.0, TensorType(DType.f32, ()))  # an f32 tensor in torch
     product = _f64(b, s.set("mu_product", b.mul(product, _to(b, mu, product))))
-    m = s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1))
-    v = s.set("exp_avg_sq", _ema_sq(b, s.slot("exp_avg_sq"), g, beta2))
+    m, v = _moments(b, s, g, beta1, beta2)
     (correction2,) = _corrections(b, s, beta2)
     denom = b.add(b.sqrt(b.div(v, _to(b, correction2, v))), _c(b, eps, p))
     one, lr64 = _c(b, 1.0, n), _f64(b, s.lr_state)
@@ -265,12 +271,8 @@ def _nadam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple
 def _radam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple[float, float],
            eps: float, weight_decay: float, decoupled_weight_decay: bool) -> Value:
     beta1, beta2 = betas
-    if decoupled_weight_decay:
-        p = _shrink(b, s, p, weight_decay)
-    else:
-        g = _l2(b, g, p, weight_decay)
-    m = s.set("exp_avg", _lerp(b, s.slot("exp_avg"), g, 1 - beta1))
-    v = s.set("exp_avg_sq", _ema_sq(b, s.slot("exp_avg_sq"), g, beta2))
+    p, g = _decay(b, s, p, g, weight_decay, decoupled_weight_decay)
+    m, v = _moments(b, s, g, beta1, beta2)
     correction1, correction2 = _corrections(b, s, beta1, beta2)
     corrected = b.mul(b.div(m, _to(b, correction1, m)), s.lr)
     # the variance is tractable once rho_t > 5; torch then rectifies the adaptive step
