@@ -1,8 +1,9 @@
 """Shape and movement functions: reshape (-1 resolved, symbolic dims kept), flatten, permute,
 transpose, movedim, squeeze/unsqueeze, unflatten, broadcast_to, repeat/tile, concat/stack,
-split/chunk/unbind, narrow, pad, take. `squeeze` of an axis that is not 1 leaves it (PyTorch);
-`broadcast_to` keeps a dim given as -1 (PyTorch's expand). `split` is .dlg's (a number of equal
-parts, torch.chunk); torch.split's meaning is `split_sizes`, which the eager frontend names split.
+split/chunk/unbind, narrow, take (pad is functions/padding.py). `squeeze` of an axis that is
+not 1 leaves it (PyTorch); `broadcast_to` keeps a dim given as -1 (PyTorch's expand). `split`
+is .dlg's (a number of equal parts, torch.chunk); torch.split's meaning is `split_sizes`, which
+the eager frontend names split.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dlg.ir.ops.shape import (
     CONCAT,
     FLATTEN,
     INDEX,
-    PAD,
     RESHAPE,
     SPLIT,
     SLICE,
@@ -162,11 +162,6 @@ def split(F: Front, x: Any, sections: Any, axis: int = 0) -> tuple[Any, ...]:
         raise DlgTypeError(f"split takes a number of parts or a tuple of sizes, got "
                            f"{describe(F, sections)}")
     return F.emit(SPLIT, x, axis=axis, sizes=sizes)
-
-
-def pad(F: Front, x: Any, pads: Any, value: float = 0.0) -> Any:
-    """Constant padding: one (before, after) pair per axis."""
-    return F.emit(PAD, tensor(F, x, "pad's argument"), pads=pads, value=value)
 
 
 def take(F: Front, x: Any, indices: Any, axis: int = 0) -> Any:
