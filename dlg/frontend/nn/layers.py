@@ -12,6 +12,7 @@ import numpy as np
 from dlg.errors import DlgValueError
 from dlg.frontend import engine
 from dlg.frontend import functional as F
+from dlg.frontend import stateful
 from dlg.frontend.nn.module import Module, init_parameter
 from dlg.frontend.tensor import Tensor, call
 
@@ -135,24 +136,8 @@ class Embedding(Module):
         return module
 
     def forward(self, indices: Any) -> Tensor:
-        if self.max_norm is not None:
-            self._renormalize(indices)
-        weight = self.weight
-        if self.padding_idx is not None:
-            row = np.arange(self.num_embeddings)[:, None] == self.padding_idx
-            weight = call("where", row, weight.detach(), weight)
-        return call("embedding", indices, weight)
-
-    def _renormalize(self, indices: Any) -> None:
-        if engine.current_tracer() is not None:
-            raise DlgValueError("Embedding(max_norm=...) rescales rows in place, by index "
-                                "values: it runs eagerly only", engine.caller_span())
-        w = self.weight.numpy_view()
-        rows = np.unique(np.asarray(indices.numpy_view() if isinstance(indices, Tensor)
-                                    else indices))
-        norms = np.linalg.norm(w[rows], ord=self.norm_type, axis=1, keepdims=True)
-        scale = np.where(norms > self.max_norm, self.max_norm / (norms + 1e-7), 1.0)
-        w[rows] *= scale.astype(w.dtype)
+        return stateful.embedding(indices, self.weight, self.padding_idx, self.max_norm,
+                                  self.norm_type)
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
