@@ -69,7 +69,7 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None,  # noq
     return call("embedding", input, weight)
 
 
-def _assign(buffer: Tensor, value: Tensor, what: str) -> None:
+def assign(buffer: Tensor, value: Tensor, what: str) -> None:
     """Overwrite a running statistic in place (a graph update while tracing)."""
     tracer = engine.current_tracer()
     if tracer is not None:
@@ -94,9 +94,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None,  # noqa: A002
     y = call("batch_norm", input, mean, var, weight, bias, eps=eps)
     with engine.no_grad():
         if running_mean is not None:
-            _assign(running_mean, running_mean * (1 - momentum) + mean.detach() * momentum,
+            assign(running_mean, running_mean * (1 - momentum) + mean.detach() * momentum,
                     "batch_norm: running_mean")
         if running_var is not None:
-            _assign(running_var, running_var * (1 - momentum)
+            assign(running_var, running_var * (1 - momentum)
                     + var.detach() * (momentum * n / (n - 1)), "batch_norm: running_var")
     return y

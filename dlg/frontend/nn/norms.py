@@ -10,8 +10,10 @@ import numpy as np
 from dlg.errors import DlgShapeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.nn.module import Module, Parameter
+from dlg.frontend.stateful import assign
 from dlg.frontend.tensor import Tensor, call, checked
 from dlg.functions import args
+from dlg.functions.norms import batch_statistics
 
 
 def _affine(module: Module, shape: Any, bias: bool) -> None:
@@ -57,9 +59,7 @@ class _BatchNorm(Module):
         if not self.training and self.track_running_stats:
             return call("batch_norm", x, self.running_mean, self.running_var, weight, bias,
                         eps=self.eps)
-        axes = (0,) + tuple(range(2, x.ndim))
-        mean = x.mean(axes)
-        var = ((x - x.mean(axes, keepdim=True)) ** 2).mean(axes)
+        mean, var = checked(batch_statistics, x)
         count = x.numel() // x.shape[1]
         if count == 1 and self.training:
             raise DlgValueError(f"{type(self).__name__}: expected more than 1 value per channel "
@@ -67,7 +67,8 @@ class _BatchNorm(Module):
                                 engine.caller_span())
         if self.training and self.track_running_stats:
             # a symbolic batch makes the count a run-time value
-            n = count if isinstance(count, int) else call("numel", x, axes, dtype=x.dtype)
+            n = count if isinstance(count, int) else call("numel", x, (0, *range(2, x.ndim)),
+                                                           dtype=x.dtype)
             self._track(mean, var, n)
         return call("batch_norm", x, mean, var, weight, bias, eps=self.eps)
 
@@ -78,13 +79,9 @@ class _BatchNorm(Module):
             new_mean = self.running_mean * (1 - m) + mean.detach() * m
             unbiased = var.detach() * (n / (n - 1))
             new_var = self.running_var * (1 - m) + unbiased * m
-        tracer = engine.current_tracer()
-        for buffer, value in ((self.running_mean, new_mean), (self.running_var, new_var),
-                              (self.num_batches_tracked, count)):
-            if tracer is not None:
-                tracer.update(buffer, value)
-            else:
-                np.copyto(buffer.numpy_view(), value.numpy_view())
+        for name, value in (("running_mean", new_mean), ("running_var", new_var),
+                            ("num_batches_tracked", count)):
+            assign(getattr(self, name), value, f"{type(self).__name__}: {name}")
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
