@@ -196,6 +196,41 @@ class Tile(Stmt):
     masked: bool = False
 
 
+@dataclass(frozen=True)
+class Matrix:
+    """A strided matrix in a flat buffer: element (i, j) is buffer[offset + i*rows + j*cols]."""
+
+    buffer: str
+    offset: Expr
+    rows: Expr
+    cols: Expr
+
+
+@dataclass(frozen=True)
+class Gemm(Stmt):
+    """c = a @ b (m x k times k x n, float32) through the host's GEMM library, once per index of
+    the `batch` loops (the matrices' offsets use their variables), then `epilogue` (the fused
+    bias and activation, reading c back); when m*n*k is under `min_work` at run time,
+    `otherwise` runs instead (register tiles: packing would cost more than it saves)."""
+
+    m: Expr
+    n: Expr
+    k: Expr
+    a: Matrix
+    b: Matrix
+    c: Matrix
+    batch: tuple[tuple[str, Expr], ...]
+    epilogue: tuple[Stmt, ...]
+    otherwise: tuple[Stmt, ...]
+    min_work: int
+
+    def exprs(self) -> list[Expr]:
+        """Every index expression it evaluates itself (not those of its statements)."""
+        return [self.m, self.n, self.k] + [e for x in (self.a, self.b, self.c)
+                                           for e in (x.offset, x.rows, x.cols)] + [
+            extent for _, extent in self.batch]
+
+
 @dataclass
 class Kernel:
     """One fused group: named after its ops; the buffers it reads and writes; its body."""
@@ -259,6 +294,9 @@ def buffers_read(stmts: tuple[Stmt, ...]) -> list[str]:
             out += [slot.buffer for slot in s.slots]
         elif isinstance(s, IfFinite):
             out += [s.buffer] + buffers_read(s.body)
+        elif isinstance(s, Gemm):
+            out += [s.a.buffer, s.b.buffer] + buffers_read(s.epilogue + s.otherwise)
+            exprs = s.exprs()
         out += [e.buffer for x in exprs for e in walk(x) if isinstance(e, Load)]
     return list(dict.fromkeys(out))
 
@@ -303,6 +341,16 @@ def format_stmt(s: Stmt, indent: int = 1) -> list[str]:
     if isinstance(s, IfFinite):
         return [f"{pad}if isfinite({s.buffer}[0]):"] + [
             line for b in s.body for line in format_stmt(b, indent + 1)]
+    if isinstance(s, Gemm):
+        def matrix(x: Matrix) -> str:
+            return (f"{x.buffer}[{format_expr(x.offset)} + i*{format_expr(x.rows)} + "
+                    f"j*{format_expr(x.cols)}]")
+        batch = "".join(f" for {v} < {format_expr(n)}" for v, n in s.batch)
+        size = ", ".join(format_expr(x) for x in (s.m, s.n, s.k))
+        lines = [f"{pad}gemm {matrix(s.c)} = {matrix(s.a)} @ {matrix(s.b)} ({size}){batch}:"]
+        lines += [line for b in s.epilogue for line in format_stmt(b, indent + 1)]
+        lines.append(f"{pad}otherwise (m*n*k < {s.min_work}):")
+        return lines + [line for b in s.otherwise for line in format_stmt(b, indent + 1)]
     if isinstance(s, CallScan):
         return [f"{pad}scan {s.function} x {format_expr(s.steps)}"
                 f"{' reversed' if s.reverse else ''} over {', '.join(x.buffer for x in s.slots)}"]

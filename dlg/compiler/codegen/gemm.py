@@ -1,0 +1,359 @@
+"""Float32 matrix multiplication (GEMM) as a small LLVM module JIT-compiled once per process.
+
+A register tile that streams a whole sum reads its operands from memory again for every tile;
+at a few hundred rows and columns they no longer fit the caches and the multiply-adds wait on
+memory. So large products go through BLIS's loops instead: B in blocks of KC x NC and A in
+blocks of MC x KC, each copied ("packed") into contiguous micro-panels of NR columns or MR rows
+(edges padded with zeros), sized so that a B micro-panel stays in L1 and an A block in L2 while
+the micro-kernel runs MR x NR multiply-adds per step from registers. Packing reads any element
+strides, so a transposed operand (x @ W^T with PyTorch's weight layout, the gradients g^T x and
+g W) costs no copy of its own.
+
+    dlg_sgemm(m, n, k, a, rs_a, cs_a, b, rs_b, cs_b, c, rs_c, cs_c, accumulate, threads)
+
+sets c (m x n, element (i, j) at c[i*rs_c + j*cs_c]) to a @ b, or adds it with `accumulate`.
+With several threads the larger of m and n is split over the process's thread pool
+(`dlg_run_parallel`, codegen/threads.py), each part packing its own panels. Compiled graph
+modules declare `dlg_sgemm` and MCJIT resolves it to this module's function (`llvm.add_symbol`),
+so cached object code stays valid across processes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from dlg.compiler.codegen import threads
+from dlg.compiler.codegen.scalar import Scalar
+from dlg.compiler.schedule import Target
+
+I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+F32 = ir.FloatType()
+F32P, I8P = F32.as_pointer(), ir.IntType(8).as_pointer()
+SGEMM = "dlg_sgemm"
+SGEMM_ARGS = [I64, I64, I64, F32P, I64, I64, F32P, I64, I64, F32P, I64, I64, I64, I64]
+SGEMM_TYPE = ir.FunctionType(ir.VoidType(), SGEMM_ARGS)
+PROTOTYPE = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 3, *[ctypes.c_void_p, ctypes.c_int64,
+                                                            ctypes.c_int64] * 3,
+                             ctypes.c_int64, ctypes.c_int64)
+PARALLEL_WORK = 1 << 17  # m*n*k worth a second thread
+MAX_THREADS = 64
+ALIGN = 64
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """The micro-kernel's shape (MR rows x NR columns, `lanes` per vector) and the cache
+    blocks: KC x NR floats of B fill half of L1, MC x KC of A half of L2."""
+
+    lanes: int
+    mr: int
+    nr: int
+    kc: int
+    mc: int
+    nc: int
+
+
+def blocking(target: Target, l1: int, l2: int) -> Blocking:
+    lanes = target.vector_bytes // 4
+    nr = 2 * lanes
+    mr = (target.registers - 3) // 2  # 2*mr accumulators, two B vectors, one broadcast
+    kc = max(128, min(512, l1 // 2 // (nr * 4) // 8 * 8))
+    mc = max(mr, l2 // 2 // (kc * 4) // mr * mr)
+    return Blocking(lanes, mr, nr, kc, mc, nc=4096 // nr * nr)
+
+
+def cache_sizes() -> tuple[int, int]:
+    """This CPU's L1 data and L2 cache sizes in bytes (Linux sysfs; common sizes elsewhere)."""
+    sizes = {1: 32 << 10, 2: 512 << 10}
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            level = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            text = (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if kind in ("Data", "Unified") and level in sizes and text[:-1].isdigit():
+            sizes[level] = int(text[:-1]) << {"K": 10, "M": 20}.get(text[-1], 0)
+    return sizes[1], sizes[2]
+
+
+def declare(m: ir.Module) -> ir.Function:
+    """`dlg_sgemm` in a graph module (resolved when its code is loaded)."""
+    if SGEMM not in m.globals:
+        ir.Function(m, SGEMM_TYPE, SGEMM)
+    return m.globals[SGEMM]
+
+
+@functools.cache
+def start(target: Target, machine: Callable[[], llvm.TargetMachine]) -> object:
+    """Compile the library for `target` and make `dlg_sgemm` resolvable; once per process,
+    after the thread pool. Returns the engine, which must stay alive."""
+    tm = machine()
+    mod = llvm.parse_assembly(str(module(blocking(target, *cache_sizes()))))
+    mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=3))
+    pb.getModulePassManager().run(mod, pb)
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    llvm.add_symbol(SGEMM, engine.get_function_address(SGEMM))
+    return engine
+
+
+def module(bl: Blocking) -> ir.Module:
+    m = ir.Module("dlg_gemm")
+    m.triple = llvm.get_process_triple()
+    lib = _Library(m, bl)
+    serial = lib.serial(lib.micro(), lib.pack("a", bl.mr), lib.pack("b", bl.nr))
+    lib.entry(serial, lib.part(serial))
+    return m
+
+
+def _for(b: ir.IRBuilder, name: str, start: ir.Value, stop: ir.Value, step: int,
+         body: Callable[[ir.Value], None]) -> None:
+    """for (i = start; i < stop; i += step) body(i)"""
+    fn, before = b.function, b.block
+    head, inner, done = (fn.append_basic_block(f"{name}.{s}") for s in ("head", "body", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64, name=name)
+    i.add_incoming(start, before)
+    b.cbranch(b.icmp_signed("<", i, stop), inner, done)
+    b.position_at_end(inner)
+    body(i)
+    i.add_incoming(b.add(i, I64(step)), b.block)
+    b.branch(head)
+    b.position_at_end(done)
+
+
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _function(m: ir.Module, name: str, args: list[ir.Type], names: str,
+              result: ir.Type | None = None) -> tuple[ir.Function, ir.IRBuilder]:
+    fn = ir.Function(m, ir.FunctionType(result or ir.VoidType(), args), name)
+    for arg, arg_name in zip(fn.args, names.split()):
+        arg.name = arg_name
+    if name != SGEMM:
+        fn.linkage = "internal"
+    return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+
+class _Library:
+    """The library's functions, from the micro-kernel up."""
+
+    def __init__(self, m: ir.Module, bl: Blocking):
+        self.m, self.bl = m, bl
+        self.vector = ir.VectorType(F32, bl.lanes)
+        self.fma = Scalar(m, ir.IRBuilder()).intrinsic("llvm.fma", self.vector, 3)
+        self.memalign = ir.Function(m, ir.FunctionType(I32, [I8P.as_pointer(), I64, I64]),
+                                    "posix_memalign")
+        self.free = ir.Function(m, ir.FunctionType(ir.VoidType(), [I8P]), "free")
+
+    def splat(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        one = b.insert_element(ir.Constant(self.vector, ir.Undefined), x, I32(0))
+        return b.shuffle_vector(one, ir.Constant(self.vector, ir.Undefined),
+                                ir.Constant(ir.VectorType(I32, self.bl.lanes), [0] * self.bl.lanes))
+
+    def micro(self) -> ir.Function:
+        """c[rows x cols] (+)= ap (kc x MR, packed) @ bp (kc x NR, packed): MR x NR sums in
+        registers; whole tiles of a row-major c stored as vectors, edges element by element."""
+        bl, vec = self.bl, self.vector
+        fn, b = _function(self.m, "dlg_gemm.micro", [I64, F32P, F32P, F32P, I64, I64, I64, I64,
+                                                     I1], "kc ap bp c rs_c cs_c rows cols beta")
+        fn.attributes.add("alwaysinline")
+        kc, ap, bp, c, rs_c, cs_c, rows, cols, beta = fn.args
+        vectors = bl.nr // bl.lanes
+        accs = [[b.alloca(vec, name=f"acc{r}.{v}") for v in range(vectors)] for r in range(bl.mr)]
+        for row in accs:
+            for acc in row:
+                b.store(ir.Constant(vec, 0.0), acc)
+
+        def step(p: ir.Value) -> None:
+            bs = [b.load(b.bitcast(b.gep(bp, [b.add(b.mul(p, I64(bl.nr)), I64(v * bl.lanes))]),
+                                   vec.as_pointer()), align=4 * bl.lanes)
+                  for v in range(vectors)]
+            for r in range(bl.mr):
+                x = self.splat(b, b.load(b.gep(ap, [b.add(b.mul(p, I64(bl.mr)), I64(r))])))
+                for v in range(vectors):
+                    b.store(b.call(self.fma, [x, bs[v], b.load(accs[r][v])]), accs[r][v])
+        _for(b, "p", I64(0), kc, 1, step)
+        whole = b.and_(b.and_(b.icmp_signed("==", rows, I64(bl.mr)),
+                              b.icmp_signed("==", cols, I64(bl.nr))),
+                       b.icmp_signed("==", cs_c, I64(1)))
+        with b.if_else(whole) as (then, otherwise):
+            with then:
+                for r in range(bl.mr):
+                    for v in range(vectors):
+                        at = b.gep(c, [b.add(b.mul(I64(r), rs_c), I64(v * bl.lanes))])
+                        at = b.bitcast(at, vec.as_pointer())
+                        acc = b.load(accs[r][v])
+                        b.store(b.select(beta, b.fadd(acc, b.load(at, align=4)), acc), at,
+                                align=4)
+            with otherwise:
+                self.store_edge(b, self.spill(b, accs), c, rs_c, cs_c, rows, cols, beta)
+        b.ret_void()
+        return fn
+
+    def spill(self, b: ir.IRBuilder, accs: list[list[ir.Value]]) -> ir.Value:
+        """The accumulators in a row-major MR x NR array on the stack."""
+        bl = self.bl
+        tile = b.alloca(ir.ArrayType(F32, bl.mr * bl.nr), name="tile")
+        first = b.bitcast(tile, F32P)
+        for r, row in enumerate(accs):
+            for v, acc in enumerate(row):
+                at = b.bitcast(b.gep(first, [I64(r * bl.nr + v * bl.lanes)]),
+                               self.vector.as_pointer())
+                b.store(b.load(acc), at, align=4)
+        return first
+
+    def store_edge(self, b: ir.IRBuilder, tile: ir.Value, c: ir.Value, rs_c: ir.Value,
+                   cs_c: ir.Value, rows: ir.Value, cols: ir.Value, beta: ir.Value) -> None:
+        def row(r: ir.Value) -> None:
+            def col(j: ir.Value) -> None:
+                value = b.load(b.gep(tile, [b.add(b.mul(r, I64(self.bl.nr)), j)]))
+                at = b.gep(c, [b.add(b.mul(r, rs_c), b.mul(j, cs_c))])
+                b.store(b.select(beta, b.fadd(value, b.load(at)), value), at)
+            _for(b, "j", I64(0), cols, 1, col)
+        _for(b, "r", I64(0), rows, 1, row)
+
+    def pack(self, which: str, width: int) -> ir.Function:
+        """Copy `count` lines (rows of A, columns of B) of depth kc into micro-panels of `width`
+        lines, each kc x width and contiguous, lines past `count` zero. A line is `step` apart in
+        the source, its elements `along` apart."""
+        fn, b = _function(self.m, f"dlg_gemm.pack_{which}", [I64, I64, F32P, I64, I64, F32P],
+                          "count kc src step along dst")
+        count, kc, src, step, along, dst = fn.args
+
+        def panel(i: ir.Value) -> None:
+            def depth(p: ir.Value) -> None:
+                out = b.add(b.mul(i, kc), b.mul(p, I64(width)))
+                for r in range(width):
+                    line = b.add(i, I64(r))
+                    inside = b.icmp_signed("<", line, count)
+                    at = b.select(inside, b.add(b.mul(line, step), b.mul(p, along)), I64(0))
+                    value = b.select(inside, b.load(b.gep(src, [at])), F32(0.0))
+                    b.store(value, b.gep(dst, [b.add(out, I64(r))]))
+            _for(b, "p", I64(0), kc, 1, depth)
+        _for(b, "i", I64(0), count, width, panel)
+        b.ret_void()
+        return fn
+
+    def round_up(self, b: ir.IRBuilder, x: ir.Value, unit: int) -> ir.Value:
+        return b.mul(b.sdiv(b.add(x, I64(unit - 1)), I64(unit)), I64(unit))
+
+    def alloc(self, b: ir.IRBuilder, floats: ir.Value) -> ir.Value:
+        slot = b.alloca(I8P)
+        b.call(self.memalign, [slot, I64(ALIGN), b.mul(floats, I64(4))])
+        return b.bitcast(b.load(slot), F32P)
+
+    def serial(self, micro: ir.Function, pack_a: ir.Function, pack_b: ir.Function
+               ) -> ir.Function:
+        """The blocked product on this thread: BLIS's five loops around the micro-kernel."""
+        bl = self.bl
+        fn, b = _function(self.m, "dlg_gemm.serial", SGEMM_ARGS[:-1],
+                          "m n k a rs_a cs_a b rs_b cs_b c rs_c cs_c accumulate")
+        m, n, k, a, rs_a, cs_a, bm, rs_b, cs_b, c, rs_c, cs_c, accumulate = fn.args
+        kc_max = _min(b, k, I64(bl.kc))
+        ap = self.alloc(b, b.mul(self.round_up(b, _min(b, m, I64(bl.mc)), bl.mr), kc_max))
+        bp = self.alloc(b, b.mul(self.round_up(b, _min(b, n, I64(bl.nc)), bl.nr), kc_max))
+
+        def columns(jc: ir.Value) -> None:
+            nc = _min(b, b.sub(n, jc), I64(bl.nc))
+
+            def depth(pc: ir.Value) -> None:
+                kc = _min(b, b.sub(k, pc), I64(bl.kc))
+                beta = b.or_(b.icmp_signed(">", pc, I64(0)), b.trunc(accumulate, I1))
+                b.call(pack_b, [nc, kc, b.gep(bm, [b.add(b.mul(pc, rs_b), b.mul(jc, cs_b))]),
+                                cs_b, rs_b, bp])
+
+                def rows(ic: ir.Value) -> None:
+                    mc = _min(b, b.sub(m, ic), I64(bl.mc))
+                    b.call(pack_a, [mc, kc, b.gep(a, [b.add(b.mul(ic, rs_a), b.mul(pc, cs_a))]),
+                                    rs_a, cs_a, ap])
+
+                    def panel(jr: ir.Value) -> None:
+                        def tile(ir_: ir.Value) -> None:
+                            at = b.add(b.mul(b.add(ic, ir_), rs_c), b.mul(b.add(jc, jr), cs_c))
+                            b.call(micro, [kc, b.gep(ap, [b.mul(ir_, kc)]),
+                                           b.gep(bp, [b.mul(jr, kc)]), b.gep(c, [at]), rs_c, cs_c,
+                                           _min(b, b.sub(mc, ir_), I64(bl.mr)),
+                                           _min(b, b.sub(nc, jr), I64(bl.nr)), beta])
+                        _for(b, "ir", I64(0), mc, bl.mr, tile)
+                    _for(b, "jr", I64(0), nc, bl.nr, panel)
+                _for(b, "ic", I64(0), m, bl.mc, rows)
+            _for(b, "pc", I64(0), k, bl.kc, depth)
+        _for(b, "jc", I64(0), n, bl.nc, columns)
+        b.call(self.free, [b.bitcast(ap, I8P)])
+        b.call(self.free, [b.bitcast(bp, I8P)])
+        b.ret_void()
+        return fn
+
+    def part(self, serial: ir.Function) -> ir.Function:
+        """One thread's share, for the pool: words are dlg_sgemm's arguments as integers, then
+        whether m is split (else n), then the share's first and last block of MR rows or NR
+        columns."""
+        bl = self.bl
+        fn, b = _function(self.m, "dlg_gemm.part", [I8P], "words", result=I8P)
+        words = b.bitcast(fn.args[0], I64.as_pointer())
+        w = [b.load(b.gep(words, [I64(i)])) for i in range(16)]
+        m, n, k, a, rs_a, cs_a, bm, rs_b, cs_b, c, rs_c, cs_c, accumulate, split_m, lo, hi = w
+        a, bm, c = (b.inttoptr(x, F32P) for x in (a, bm, c))
+        with b.if_else(b.trunc(split_m, I1)) as (then, otherwise):
+            with then:
+                i0, i1 = b.mul(lo, I64(bl.mr)), _min(b, b.mul(hi, I64(bl.mr)), m)
+                with b.if_then(b.icmp_signed("<", i0, i1)):
+                    b.call(serial, [b.sub(i1, i0), n, k, b.gep(a, [b.mul(i0, rs_a)]), rs_a, cs_a,
+                                    bm, rs_b, cs_b, b.gep(c, [b.mul(i0, rs_c)]), rs_c, cs_c,
+                                    accumulate])
+            with otherwise:
+                j0, j1 = b.mul(lo, I64(bl.nr)), _min(b, b.mul(hi, I64(bl.nr)), n)
+                with b.if_then(b.icmp_signed("<", j0, j1)):
+                    b.call(serial, [m, b.sub(j1, j0), k, a, rs_a, cs_a,
+                                    b.gep(bm, [b.mul(j0, cs_b)]), rs_b, cs_b,
+                                    b.gep(c, [b.mul(j0, cs_c)]), rs_c, cs_c, accumulate])
+        b.ret(ir.Constant(I8P, None))
+        return fn
+
+    def entry(self, serial: ir.Function, part: ir.Function) -> None:
+        bl = self.bl
+        fn, b = _function(self.m, SGEMM, SGEMM_ARGS,
+                          "m n k a rs_a cs_a b rs_b cs_b c rs_c cs_c accumulate threads")
+        m, n, k, a, rs_a, cs_a, bm, rs_b, cs_b, c, rs_c, cs_c, accumulate, count = fn.args
+        empty = b.or_(b.icmp_signed("<=", m, I64(0)), b.icmp_signed("<=", n, I64(0)))
+        with b.if_then(empty):
+            b.ret_void()
+        with b.if_then(b.icmp_signed("<=", k, I64(0))):
+            with b.if_then(b.icmp_signed("==", accumulate, I64(0))):
+                def row(i: ir.Value) -> None:
+                    _for(b, "j", I64(0), n, 1, lambda j: b.store(F32(0.0), b.gep(
+                        c, [b.add(b.mul(i, rs_c), b.mul(j, cs_c))])))
+                _for(b, "i", I64(0), m, 1, row)
+            b.ret_void()
+        split_m = b.icmp_signed(">=", m, n)
+        unit = b.select(split_m, I64(bl.mr), I64(bl.nr))
+        blocks = b.sdiv(b.add(b.select(split_m, m, n), b.sub(unit, I64(1))), unit)
+        count = _min(b, _min(b, count, blocks), I64(MAX_THREADS))
+        work = b.mul(b.mul(m, n), k)
+        spread = b.and_(b.icmp_signed(">", count, I64(1)),
+                        b.icmp_signed(">=", work, I64(PARALLEL_WORK)))
+        with b.if_else(spread) as (then, otherwise):
+            with then:
+                row_ = b.alloca(ir.ArrayType(I64, 16), name="words")
+                values = [m, n, k, b.ptrtoint(a, I64), rs_a, cs_a, b.ptrtoint(bm, I64), rs_b,
+                          cs_b, b.ptrtoint(c, I64), rs_c, cs_c, accumulate, b.zext(split_m, I64)]
+                for i, value in enumerate(values):
+                    b.store(value, b.gep(row_, [I64(0), I64(i)]))
+                b.call(threads.declare(self.m), [part, b.bitcast(row_, I64.as_pointer()), I64(16),
+                                                 blocks, count])
+            with otherwise:
+                b.call(serial, [m, n, k, a, rs_a, cs_a, bm, rs_b, cs_b, c, rs_c, cs_c,
+                                        accumulate])
+        b.ret_void()
