@@ -36,6 +36,7 @@ from dlg.ir.graph import Node, Value
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
 from dlg.ir.ops.elementwise import ADD, CAST, COS, DIV, LOG, MUL, SQRT, SUB
 from dlg.ir.ops.gather import GATHER, SCATTER_ADD_ALONG
+from dlg.ir.ops.im2col import IM2COL
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.ops.pool import AVG_POOL, AVG_POOL_GRAD, MAX_POOL, MAX_POOL_GRAD
@@ -364,6 +365,18 @@ def _conv_input(L: Lowering, node: Node, n: Expr, o: Expr, c_out: int, c: Expr,
         if lo or hi:
             guard = ix.both(guard, ix.inside(q, ix.dim(shape[2 + i])))
     return L.clamped(x, [n, channel, *pos], guard, 0.0)
+
+
+@lowering(IM2COL)
+def _im2col(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
+    """Row (channel, kernel position), column (sample, output position): the input element that
+    kernel position reads there (the row's index arithmetic is loop-invariant in a column)."""
+    a = node.attrs
+    x = node.inputs[0]
+    c, *ks = ix.delinearize(idx[0], (L.g.type_of(x).shape[1], *a["kernel"]))
+    pos = [ix.add(ix.mul(p, ix.const(s)), ix.mul(k, ix.const(d)))
+           for p, k, s, d in zip(idx[2:], ks, a["stride"], a["dilation"])]
+    return L.expr(x, [idx[1], c, *pos])
 
 
 def _window(L: Lowering, node: Node, idx: list[Expr], ks: list[Expr], dilation: Any,

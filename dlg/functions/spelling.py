@@ -22,6 +22,7 @@ from dlg.ir.ops import elementwise as ew
 from dlg.ir.ops import losses, nn, pool, reduce, shape, source
 from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
+from dlg.ir.ops.im2col import IM2COL
 from dlg.ir.ops import sort as ordering
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.opdef import OpDef
@@ -238,6 +239,7 @@ UNSPELLED: dict[OpDef, str] = {
     conv_ops.CONV: "made by decomposing conv1d/conv2d",
     conv_ops.CONV_WEIGHT_GRAD: "a gradient", pool.MAX_POOL_GRAD: "a gradient",
     pool.AVG_POOL_GRAD: "a gradient", shape.SCATTER_ADD: "a gradient (take's transpose)",
+    IM2COL: "made by the compiler (passes/im2col.py)",
 }
 
 

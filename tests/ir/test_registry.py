@@ -80,6 +80,7 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     "conv_weight_grad": ((f(2, 4, 7, 6), f(2, 4, 3, 5)),
                          {"kernel": (3, 2), "stride": (2, 1), "padding": ((1, 0), (0, 1)),
                           "dilation": (1, 2), "groups": 2}),
+    "im2col": ((f(2, 3, 7, 8),), {"kernel": (3, 2), "stride": (2, 1), "dilation": (1, 2)}),
     "conv1d": ((f(2, 3, 8), f(4, 3, 3), f(4)), {"stride": (2,)}),
     "conv1d_nobias": ((f(2, 3, 8), f(4, 3, 3)), {"padding": (1,)}),
     "conv2d": ((f(2, 3, 6, 6), f(4, 3, 3, 3), f(4)), {"auto_pad": "same"}),

@@ -9,6 +9,7 @@ from dlg.ir.ops import (  # noqa: F401  (importing a family registers its ops)
     conv,
     elementwise,
     gather,
+    im2col,
     linalg,
     losses,
     nn,
