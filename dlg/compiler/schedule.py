@@ -16,22 +16,27 @@ from dlg.compiler import indexing as ix
 from dlg.compiler.kernel_ir import (
     Expr,
     Fill,
+    Gemm,
     Kernel,
     Load,
     Loop,
+    Matrix,
+    Op,
     Random,
     Reduce,
     Stmt,
     Store,
     Tile,
     Var,
+    substitute,
     walk,
 )
 from dlg.compiler.lower import Program
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.elementwise import ADD
+from dlg.ir.ops.elementwise import ADD, MUL, SUB
 
 MAX_ROWS = 8  # rows of a tile: enough loads saved, few enough broadcasts
+GEMM_MIN_WORK = 1 << 16  # m*n*k from which packing for the GEMM library pays
 
 
 @dataclass(frozen=True)
@@ -58,14 +63,16 @@ def _schedule_body(p: Program, body: tuple[Stmt, ...], target: Target) -> tuple[
     if nest is None:
         return body
     loops, store = nest
+    scheduled = body
     tiled = _tile(p, loops, store, target)
     if tiled is not None:
-        return (tiled,)
-    if _sum_inside_out(store.value, [lp.var for lp in loops]):
+        scheduled = (tiled,)
+    elif _sum_inside_out(store.value, [lp.var for lp in loops]):
         assert isinstance(store.value, Reduce)
         shape = tuple(p.buffers[store.buffer].shape)
-        return (Fill(store.buffer, ix.numel(shape), 0.0), _accumulating(loops, store))
-    return body
+        scheduled = (Fill(store.buffer, ix.numel(shape), 0.0), _accumulating(loops, store))
+    product = _gemm(p, loops, store, scheduled)
+    return scheduled if product is None else (product,)
 
 
 def _store_nest(body: tuple[Stmt, ...]) -> tuple[list[Loop], Store] | None:
@@ -235,3 +242,125 @@ def _accumulating(loops: list[Loop], store: Store) -> Stmt:
         stmt = Loop(lp.var, lp.extent, (stmt,), lp.parallel)
     return stmt
 
+
+
+# ---- the GEMM library ----------------------------------------------------------------------------
+def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ...]
+          ) -> Gemm | None:
+    """The nest as a call of the GEMM library, when its value is a float32 sum over one axis of
+    the product of two strided loads (a matmul: x @ W, x @ W^T, g^T @ x, batched) around which
+    the rest is an elementwise epilogue; `otherwise` runs when the work is small at run time."""
+    sums = [e for e in walk(store.value) if isinstance(e, Reduce)]
+    if len(sums) != 1 or p.buffers[store.buffer].dtype != DType.f32:
+        return None
+    total = sums[0]
+    body = total.body
+    if (total.combine is not ADD or total.init != 0 or len(total.axes) != 1
+            or not isinstance(body, Op) or body.op is not MUL
+            or not all(isinstance(x, Load) and x.guard is None and x.dtype == DType.f32
+                       for x in body.args)):
+        return None
+    names = [lp.var for lp in loops]
+
+    def alone(x: Load, y: Load) -> list[str]:
+        return [v for v in names if ix.mentions(x.index, v) and not ix.mentions(y.index, v)]
+    orientations = [(lhs, rhs, alone(lhs, rhs), alone(rhs, lhs))
+                    for lhs, rhs in (body.args, body.args[::-1])]
+    found = [(lhs, rhs, rows[-1], cols[-1]) for lhs, rhs, rows, cols in orientations
+             if rows and cols and names.index(rows[-1]) < names.index(cols[-1])]
+    if not found:
+        return None
+    (lhs, rhs, m_var, n_var), = found
+    k_var, k = total.axes[0]
+    bound = set(names) | {k_var}
+    extents = {lp.var: lp.extent for lp in loops}
+    m, n = extents[m_var], extents[n_var]
+    batch = [v for v in names if v not in (m_var, n_var)]
+    folded = _rows_of(batch, m_var, extents, lhs, rhs, store)
+    zero = {v: ix.ZERO for v in folded}
+    a = _matrix(lhs.buffer, lhs.index, m_var, k_var, bound, zero)
+    b = _matrix(rhs.buffer, rhs.index, k_var, n_var, bound, zero)
+    c = _matrix(store.buffer, store.index, m_var, n_var, bound, zero)
+    if a is None or b is None or c is None:
+        return None
+    for v in folded:
+        m = ix.mul(extents[v], m)
+    sizes = [ix.int_value(x) for x in (m, n, k)]
+    if None not in sizes and sizes[0] * sizes[1] * sizes[2] < GEMM_MIN_WORK:  # type: ignore
+        return None
+    batch = tuple((v, extents[v]) for v in batch if v not in folded)
+    epilogue = _epilogue(loops, store, total)
+    if epilogue is None:
+        return None
+    return Gemm(m, n, k, a, b, c, batch, epilogue, otherwise, GEMM_MIN_WORK)
+
+
+def _rows_of(batch: list[str], m_var: str, extents: dict[str, Expr], lhs: Load, rhs: Load,
+             store: Store) -> list[str]:
+    """The batch loops, from the innermost out, that continue the rows of both A and C (as the
+    batch and time dims of x @ W with x [N, T, K]): they join m, so one call does them all."""
+    folded: list[str] = []
+    m = extents[m_var]
+    rows = {x: _step(x.index, m_var) for x in (lhs, store)}
+    for v in reversed(batch):
+        if (ix.mentions(rhs.index, v) or None in rows.values()
+                or any(_step(x.index, v) != ix.mul(m, rows[x]) for x in rows)):  # type: ignore
+            break
+        folded.append(v)
+        m = ix.mul(extents[v], m)
+    return folded
+
+
+def _matrix(buffer: str, index: Expr, row: str, col: str, bound: set[str],
+            zero: dict[str, Expr]) -> Matrix | None:
+    """`buffer[index]` as a strided matrix over (row, col), when the index is affine in both
+    with steps that no loop variable changes (the variables in `zero` are folded into rows)."""
+    steps = [_step(index, v) for v in (row, col)]
+    if any(s is None or any(ix.mentions(s, v) for v in bound) for s in steps):
+        return None
+    offset = substitute(index, {row: ix.ZERO, col: ix.ZERO, **zero})
+    return Matrix(buffer, offset, steps[0], steps[1])  # type: ignore[arg-type]
+
+
+def _step(e: Expr, var: str) -> Expr | None:
+    """How far e moves per unit of `var`, as an expression, when e is a sum of products in which
+    `var` is a factor at most once (None otherwise: floordiv, mod, select of it...)."""
+    if not ix.mentions(e, var):
+        return ix.ZERO
+    if isinstance(e, Var):
+        return ix.ONE
+    if isinstance(e, Op) and e.op in (ADD, SUB):
+        x, y = (_step(a, var) for a in e.args)
+        if x is None or y is None:
+            return None
+        return ix.add(x, y) if e.op is ADD else ix.sub(x, y)
+    if isinstance(e, Op) and e.op is MUL:
+        x, y = e.args
+        if ix.mentions(x, var) and ix.mentions(y, var):
+            return None
+        inner, factor = (x, y) if ix.mentions(x, var) else (y, x)
+        step = _step(inner, var)
+        return None if step is None else ix.mul(step, factor)
+    return None
+
+
+def _epilogue(loops: list[Loop], store: Store, total: Reduce) -> tuple[Stmt, ...] | None:
+    """The store's value with the sum read back from the output: the fused bias and activation
+    as an elementwise nest after the call (nothing when the value is the sum itself)."""
+    if store.value == total:
+        return ()
+    value = _replace(store.value, total, Load(total.dtype, store.buffer, store.index))
+    if any(isinstance(e, Reduce) for e in walk(value)):
+        return None
+    stmt: Stmt = replace(store, value=value)
+    for lp in reversed(loops):
+        stmt = Loop(lp.var, lp.extent, (stmt,), lp.parallel)
+    return (stmt,)
+
+
+def _replace(e: Expr, old: Expr, new: Expr) -> Expr:
+    if e == old:
+        return new
+    if isinstance(e, Op):
+        return Op(e.dtype, e.op, tuple(_replace(a, old, new) for a in e.args))
+    return e

@@ -19,9 +19,11 @@ RTOL, ATOL = 1e-4, 1e-5  # float32 sums in another order than the float64 refere
 
 
 def statements(stmts):
+    """Every statement, nested ones included (a GEMM call's epilogue and fallback too)."""
     for s in stmts:
         yield s
-        yield from statements(getattr(s, "body", ()))
+        for part in ("body", "epilogue", "otherwise"):
+            yield from statements(getattr(s, part, ()))
 
 
 def kinds(ng: NativeGraph) -> list[type]:

@@ -25,13 +25,18 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
 from dlg.compiler.codegen import threads
 from dlg.compiler.codegen.scalar import Scalar
+from dlg.compiler.kernel_ir import Gemm, Stmt
 from dlg.compiler.schedule import Target
+
+if TYPE_CHECKING:
+    from dlg.compiler.codegen.llvm_cpu import Emitter
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
 F32 = ir.FloatType()
@@ -357,3 +362,37 @@ class _Library:
                 b.call(serial, [m, n, k, a, rs_a, cs_a, bm, rs_b, cs_b, c, rs_c, cs_c,
                                         accumulate])
         b.ret_void()
+
+
+# ---- the call in a graph kernel ------------------------------------------------------------------
+def emit_gemm(e: Emitter, s: Gemm, emit: Callable[[tuple[Stmt, ...]], None]) -> None:
+    """`s` in a kernel: when m*n*k reaches its threshold, the library call for each batch index
+    and then the epilogue; else its fallback statements. `emit` emits nested statements as the
+    kernel's own (parallel loops on the pool)."""
+    b = e.b
+    sizes = [e.expr(x) for x in (s.m, s.n, s.k)]
+    work = b.mul(b.mul(sizes[0], sizes[1]), sizes[2])
+    threads_used = b.load(b.gep(e.dim_ptr, [I64(len(e.dims))]), name="threads")
+    with b.if_else(b.icmp_signed(">=", work, I64(s.min_work))) as (then, otherwise):
+        with then:
+            e.scopes.append({})  # values computed in a branch do not dominate the other
+
+            def call(level: int) -> None:
+                if level < len(s.batch):
+                    name, extent = s.batch[level]
+
+                    def body(i: ir.Value) -> None:
+                        e.vars[name] = i
+                        call(level + 1)
+                    return e.loop(name, e.expr(extent), body)
+                args = [x for matrix in (s.a, s.b, s.c) for x in (
+                    e.pointer(matrix.buffer, e.expr(matrix.offset))[0], e.expr(matrix.rows),
+                    e.expr(matrix.cols))]
+                b.call(declare(e.m), [*sizes, *args, I64(0), threads_used])
+            call(0)
+            emit(s.epilogue)
+            e.scopes.pop()
+        with otherwise:
+            e.scopes.append({})
+            emit(s.otherwise)
+            e.scopes.pop()

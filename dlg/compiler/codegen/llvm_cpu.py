@@ -14,12 +14,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import itertools
 from collections.abc import Callable
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from dlg.compiler.codegen import threads
+from dlg.compiler.codegen import gemm, threads
+from dlg.compiler.codegen.gemm import emit_gemm
 from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
 from dlg.compiler.codegen.vector import emit_tile
 from dlg.compiler.kernel_ir import (
@@ -30,6 +32,7 @@ from dlg.compiler.kernel_ir import (
     Copy,
     Expr,
     Fill,
+    Gemm,
     IfFinite,
     Kernel,
     Load,
@@ -116,13 +119,20 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
     emitter = Emitter(m, fn, {buf: (ptr, p.buffers[buf].dtype)
                               for buf, ptr in zip(buffers, pointers)}, dims, dim_ptr, seed,
                       functions)
-    for k, s in enumerate(kernel.body):
-        if isinstance(s, Loop) and s.parallel and not _small(s) \
-                and len(buffers) + 4 <= threads.MAX_WORDS:
-            chunk = _chunk_function(m, p, kernel, s, f"{fn.name}.part{k}", dims, functions)
-            emitter.parallel(s, chunk, _trampoline(m, chunk), len(dims))
-        else:
-            emitter.stmt(s)
+    count = itertools.count()
+
+    def top(stmts: tuple[Stmt, ...]) -> None:
+        for s in stmts:
+            k = next(count)
+            if isinstance(s, Loop) and s.parallel and not _small(s) \
+                    and len(buffers) + 4 <= threads.MAX_WORDS:
+                chunk = _chunk_function(m, p, kernel, s, f"{fn.name}.part{k}", dims, functions)
+                emitter.parallel(s, chunk, _trampoline(m, chunk), len(dims))
+            elif isinstance(s, Gemm):
+                emit_gemm(emitter, s, top)
+            else:
+                emitter.stmt(s)
+    top(kernel.body)
     emitter.b.ret_void()
     return fn
 
@@ -185,6 +195,7 @@ class Emitter:
         self.s = Scalar(m, self.b)
         self.buffers = buffers
         self.seed = seed
+        self.dim_ptr = dim_ptr
         self.functions = functions
         self.vars: dict[str, ir.Value] = {}
         self.dims = {name: self.b.load(self.b.gep(dim_ptr, [I64(i)]), name=name)
@@ -470,6 +481,7 @@ class Jitted:
 
     def __init__(self, object_code: bytes):
         threads.start(threads.cores() - 1, new_target_machine)
+        gemm.start(host_target(), new_target_machine)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
         self.engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
         self.engine.finalize_object()
