@@ -7,6 +7,7 @@ per node and cached), so the interpreter needs a reference only for primitives.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,16 +17,20 @@ from dlg.errors import DlgError, DlgValueError
 from dlg.ir.decompose import expand_node
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.opdef import OpDef
 from dlg.ir.ops.source import INPUT, PARAM
 from dlg.ir.shapes import Sym, bind_dims, evaluate_dim, shape_str
 from dlg.ir.types import TensorType
 
 
 class Interpreter:
-    """Runs graphs; holds the RNG that random ops (dropout masks) draw from."""
+    """Runs graphs; holds the RNG that random ops (dropout masks) draw from. `exact=False` is
+    eager Python's speed: references that take `exact` (the float64 products of matmul and conv)
+    compute in the inputs' dtype instead, as PyTorch does; the oracle keeps the default."""
 
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, exact: bool = True):
         self.rng = np.random.default_rng(seed)
+        self.exact = exact
         self.env: dict[str, int] = {}
         self._expanded: dict[int, Graph] = {}
 
@@ -76,6 +81,8 @@ class Interpreter:
                 sub = self._expanded[id(node)] = expand_node(node, in_types)
             return tuple(self.run_positional(sub, arrays, ctx.params))
         attrs = {k: _resolve(v, self.env) for k, v in node.attrs.items()}
+        if not self.exact and takes_exact(op):
+            attrs["exact"] = False
         if op.needs_ctx:
             attrs["ctx"] = ctx
         try:
@@ -104,6 +111,17 @@ class _Ctx:
 
     def run(self, graph: Graph, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         return self.interp.run_positional(graph, args, self.params)
+
+
+def takes_exact(op: OpDef) -> bool:
+    """Whether op's reference offers `exact=False` (a product in the inputs' dtype)."""
+    known = _TAKES_EXACT.get(op)
+    if known is None:
+        known = _TAKES_EXACT[op] = "exact" in inspect.signature(op.ref).parameters
+    return known
+
+
+_TAKES_EXACT: dict[OpDef, bool] = {}
 
 
 def _param_value(node: Node, params: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -160,4 +178,4 @@ def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]
     return array
 
 
-__all__ = ["Interpreter", "check_input", "check_input_names"]
+__all__ = ["Interpreter", "check_input", "check_input_names", "takes_exact"]

@@ -89,6 +89,12 @@ def concrete_dims(op: str, t: TensorType, axes: range, what: str) -> tuple[int, 
     return tuple(d for d in dims if isinstance(d, int))
 
 
+
+def working_dtype(dtype: np.dtype, exact: bool) -> np.dtype:
+    """What a product-summing reference (matmul, conv) accumulates floats in: float64 for the
+    oracle (`exact`), else the inputs' dtype but at least float32 (eager Python's speed)."""
+    return np.dtype(np.float64) if exact else np.promote_types(dtype, np.float32)
+
 # ---- helpers for VJP rules (they build IR through the builder they are given) -------------------
 def sum_to_shape(b, g, shape: Shape):
     """Sum `g` over the axes along which `shape` was broadcast to g's shape (NumPy's rules)."""

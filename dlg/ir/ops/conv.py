@@ -31,6 +31,7 @@ from dlg.ir.ops.common import (
     pad_or_crop,
     require_dtype,
     same_dtype,
+    working_dtype,
 )
 from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.types import TensorType
@@ -72,12 +73,13 @@ def _conv_infer(x: TensorType, w: TensorType, *, stride: tuple[int, ...],
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
-             padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int
-             ) -> np.ndarray:
-    """The windows a convolution reads, in float64: [N, groups, C_in/groups, *out, *kernel]."""
+             padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int,
+             work: np.dtype) -> np.ndarray:
+    """The windows a convolution reads, in the `work` dtype (`working_dtype`):
+    [N, groups, C_in/groups, *out, *kernel]."""
     nd = x.ndim - 2
     n, c_in = x.shape[:2]
-    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), *padding])
+    xp = np.pad(x.astype(work, copy=False), [(0, 0), (0, 0), *padding])
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     out = [(size - e) // s + 1 for size, e, s in zip(xp.shape[2:], extent, stride)]
     win = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
@@ -98,13 +100,14 @@ def _columns(win: np.ndarray) -> np.ndarray:
 
 
 def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
-              padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int
-              ) -> np.ndarray:
+              padding: tuple[tuple[int, int], ...], dilation: tuple[int, ...], groups: int,
+              exact: bool = True) -> np.ndarray:
     nd = x.ndim - 2
     c_out = w.shape[0]
-    win = _windows(x, w.shape[2:], stride, padding, dilation, groups)
+    work = working_dtype(x.dtype, exact)
+    win = _windows(x, w.shape[2:], stride, padding, dilation, groups, work)
     out = win.shape[3:3 + nd]
-    wg = w.astype(np.float64).reshape(groups, c_out // groups, -1)
+    wg = w.astype(work, copy=False).reshape(groups, c_out // groups, -1)
     y = (wg @ _columns(win)).reshape(c_out, x.shape[0], *out)
     return y.swapaxes(0, 1).astype(x.dtype)
 
@@ -155,9 +158,10 @@ def _weight_grad_infer(x: TensorType, g: TensorType, *, kernel: tuple[int, ...],
 
 
 def _weight_grad_ref(x: np.ndarray, g: np.ndarray, *, kernel, stride, padding, dilation,
-                     groups) -> np.ndarray:
-    win = _windows(x, kernel, stride, padding, dilation, groups)
-    gg = g.astype(np.float64).reshape(g.shape[0], groups, g.shape[1] // groups, -1)
+                     groups, exact: bool = True) -> np.ndarray:
+    work = working_dtype(x.dtype, exact)
+    win = _windows(x, kernel, stride, padding, dilation, groups, work)
+    gg = g.astype(work, copy=False).reshape(g.shape[0], groups, g.shape[1] // groups, -1)
     gg = gg.transpose(1, 2, 0, 3).reshape(groups, g.shape[1] // groups, -1)
     dw = np.stack([(c @ a.T).T for a, c in zip(gg, _columns(win))])  # the faster operand order
     return dw.reshape(g.shape[1], x.shape[1] // groups, *kernel).astype(x.dtype)

@@ -3,7 +3,9 @@
 A primitive (not a reduce of a broadcast product) because it gets a blocked, packed kernel in
 codegen. Batch dims broadcast; a 1-D operand is a vector (a 1 is prepended to the left operand or
 appended to the right one, then dropped from the result). The reference accumulates floats in
-float64 and rounds once to the input dtype, so it is a sharper oracle than a float32 product.
+float64 and rounds once to the input dtype, so it is a sharper oracle than a float32 product;
+`exact=False` (eager Python's choice: `Interpreter(exact=False)`) multiplies in the inputs'
+dtype (at least float32), as PyTorch does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dlg.ir.ops.common import (
     require_dtype,
     same_dtype,
     sum_to_shape,
+    working_dtype,
 )
 from dlg.ir.ops.opdef import Trait, defop
 from dlg.ir.types import TensorType
@@ -41,9 +44,11 @@ def _matmul_infer(x: TensorType, y: TensorType) -> TensorType:
     return TensorType(dtype, batch + rows + cols)
 
 
-def _matmul_ref(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _matmul_ref(x: np.ndarray, y: np.ndarray, *, exact: bool = True) -> np.ndarray:
     if x.dtype in [t.np for t in FLOATS]:
-        return np.asarray(np.matmul(x.astype(np.float64), y.astype(np.float64))).astype(x.dtype)
+        work = working_dtype(x.dtype, exact)
+        return np.asarray(np.matmul(x.astype(work, copy=False), y.astype(work, copy=False))
+                          ).astype(x.dtype, copy=False)
     return np.asarray(np.matmul(x, y)).astype(x.dtype, copy=False)
 
 
