@@ -3,9 +3,8 @@ autodiff pass — no second implementation of any op or gradient.
 
 `apply(op, inputs, attrs)` checks attributes and shapes with the op's own rules, computes the
 value with its NumPy reference (composites through their decomposition, as the interpreter
-runs them), and, when gradients are wanted, remembers how the result was made. `backward`
-turns that record into an IR graph (leaves become graph inputs), differentiates it with
-`dlg.compiler.passes.autodiff.grad` and runs the gradient graph with the interpreter.
+runs them), and, when gradients are wanted, remembers how the result was made; `autograd`
+turns those records into the gradient graph.
 """
 
 from __future__ import annotations
@@ -23,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlg.compiler.passes.autodiff import grad
 from dlg.errors import DlgError, DlgValueError, Span
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
-from dlg.runtime.interp import Interpreter
+from dlg.runtime.interp import Interpreter, takes_exact
 
 if TYPE_CHECKING:
     from dlg.frontend.tensor import Tensor
@@ -297,7 +295,10 @@ def evaluate(op: OpDef, arrays: list[np.ndarray], attrs: dict[str, Any],
     """The op's value on concrete arrays, with its reference (or its decomposition)."""
     try:
         if op.ref is not None:
-            out = op.ref(*arrays, **attrs, **({"ctx": _Ctx()} if op.needs_ctx else {}))
+            extra = {"ctx": _Ctx()} if op.needs_ctx else {}
+            if takes_exact(op):
+                extra["exact"] = False  # eager multiplies in the inputs' dtype, as PyTorch
+            out = op.ref(*arrays, **attrs, **extra)
             return out if isinstance(out, tuple) else (out,)
         g, cached = _composite_graph(op, attrs, tuple(TensorType(t.dtype, a.shape)
                                                       for t, a in zip(types, arrays)))
@@ -333,72 +334,14 @@ def _composite_graph(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, 
 
 
 def _interpreter(persistent: bool = False) -> Interpreter:
-    """An interpreter drawing from dlg's RNG. The persistent one (per thread) keeps its
+    """An interpreter drawing from dlg's RNG, with eager's working precision (products in the
+    inputs' dtype, `Interpreter(exact=False)`). The persistent one (per thread) keeps its
     expansion cache, which is keyed by node identity: only graphs that live as long as it
     (the kept composite graphs) may run on it."""
     interp: Interpreter | None = getattr(_state, "interpreter", None) if persistent else None
     if interp is None:
-        interp = Interpreter()
+        interp = Interpreter(exact=False)
         if persistent:
             _state.interpreter = interp
     interp.rng = rng()
     return interp
-
-
-def backward(root: Tensor, seed: np.ndarray | None) -> None:
-    """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates)."""
-    if root.record is None and not root.requires_grad:
-        raise DlgValueError("backward(): the tensor does not require grad and has no grad_fn "
-                            "(was it computed under no_grad, or from tensors without "
-                            "requires_grad=True?)", caller_span())
-    if seed is None and root.type.rank != 0:
-        raise DlgValueError(f"backward(): grad can be implicitly created only for scalar "
-                            f"outputs; this one is {root.type} (pass gradient=...)",
-                            caller_span())
-    g = Graph("backward")
-    b = Builder(g)
-    feeds: dict[str, np.ndarray] = {}
-    leaves: dict[str, Tensor] = {}
-    node_of: dict[int, Value] = {}
-    emitted: dict[int, tuple[Value, ...]] = {}
-    for t in _topological(root):
-        if t.record is None:
-            name = f"t{len(feeds)}"
-            node_of[id(t)] = b.input(name, t.type)
-            feeds[name] = t.numpy_view()
-            if t.requires_grad:
-                leaves[name] = t
-            continue
-        r = t.record
-        if r.call not in emitted:
-            out = b.emit(r.op, *(node_of[id(p)] for p in r.inputs), **r.attrs)
-            emitted[r.call] = out if isinstance(out, tuple) else (out,)
-        node_of[id(t)] = emitted[r.call][r.index]
-    out = node_of[id(root)]
-    if seed is not None:
-        cotangent = b.input("seed", root.type)
-        feeds["seed"] = np.asarray(seed, root.type.dtype.np)
-        out = b.reduce_sum(b.mul(out, cotangent))
-    g.set_output("loss", out)
-    gg = grad(g, "loss", wrt=list(leaves))
-    results, _ = _interpreter().run(gg, feeds, {})
-    for name, leaf in leaves.items():
-        leaf.accumulate_grad(results[f"grad.{name}"])
-
-
-def _topological(root: Tensor) -> list[Tensor]:
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t.record is not None:
-            stack.extend((p, False) for p in reversed(t.record.inputs) if id(p) not in seen)
-    return order

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
-from dlg.frontend import engine
+from dlg.frontend import autograd, engine
 from dlg.functions import indexing
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Value
@@ -125,7 +125,7 @@ class Tensor:
 
     def backward(self, gradient: Any = None) -> None:
         seed = None if gradient is None else _as_array(gradient, self.type.dtype)
-        engine.backward(self, seed)
+        autograd.backward(self, seed)
 
     # -- shape and dtype ---------------------------------------------------------------------------
     @property
