@@ -1,0 +1,80 @@
+"""What is benchmarked: the reference models, their data, and what every peer must compute.
+
+Each peer writes a model's network body (up to the value the loss reads); the inference head
+and the loss are named here once, from each model's .dlg file (output and train section), so
+every peer computes the same function with the same weights on the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import dlg
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+# name -> (inference head on the body's output, loss on the body's output); from the .dlg files:
+# mlp's log_probs = log_softmax(logits) with nll_loss(log_probs) is cross_entropy(logits);
+# convnet's nll_loss(log_softmax(logits)) too; logistic_regression's p = sigmoid(logit).
+SPECS = {
+    "mlp": ("log_softmax", "cross_entropy"),
+    "convnet": (None, "cross_entropy"),
+    "cnn": (None, "cross_entropy"),
+    "cifar_cnn": (None, "cross_entropy"),
+    "rnn": (None, "cross_entropy"),
+    "gru": (None, "cross_entropy"),
+    "lstm": (None, "cross_entropy"),
+    "linear_regression": (None, "mse"),
+    "logistic_regression": ("sigmoid", "bce_with_logits"),
+}
+ALL = list(SPECS)
+REGRESSION_POINTS = 100  # the full batch of the regression loop row
+REGRESSION_STEPS = 100
+
+
+@dataclass
+class Case:
+    """One model: its dlg form, initial weights (shared by every peer) and how it is trained."""
+
+    name: str
+    model: dlg.Model
+    init: dict[str, np.ndarray]
+    head: str | None
+    loss: str
+    optimizer: str  # torch.optim's name, from the train section
+    hyper: dict[str, object]
+
+    @classmethod
+    def load(cls, name: str) -> Case:
+        model = dlg.load(MODELS / f"{name}.dlg")
+        head, loss = SPECS[name]
+        spec = model.train_spec.optimizer  # type: ignore[union-attr]
+        return cls(name, model, model.state_dict(), head, loss, spec.name, dict(spec.hyper))
+
+    def batch(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and labels of batch size `n`: normal inputs; class labels for classifiers,
+        targets in [0, 1) for the regressions."""
+        rng = np.random.default_rng(seed)
+        shape = [n] + [int(d) for d in list(self.model.inputs["x"].shape)[1:]]
+        x = rng.standard_normal(shape).astype(np.float32)
+        label = self.model.train_graph.input_named("y").types[0]  # type: ignore[union-attr]
+        if label.dtype.is_float:
+            y = rng.random([n] + [int(d) for d in label.shape[1:]]).astype(np.float32)
+        else:
+            y = rng.integers(0, 10, n).astype(np.int64)
+        return x, y
+
+    def reset(self) -> None:
+        """The dlg model's weights back to `init`, in place (compiled code holds the arrays)."""
+        for k, v in self.init.items():
+            self.model.params.assign(k, v)
+
+
+def regression_data(n: int = REGRESSION_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """y = 2x + 1 + noise: the PyTorch linear-regression example's data."""
+    rng = np.random.default_rng(1)
+    x = rng.random((n, 1)).astype(np.float32)
+    return x, (2 * x + 1 + 0.1 * rng.standard_normal((n, 1))).astype(np.float32)

@@ -1,0 +1,163 @@
+"""One benchmark run: every model through dlg and every requested peer, in the same process.
+
+Every peer gets the same weights and the same batch; its output (inference) or its weights after
+one step from the same start (training, the regression loop) are checked against dlg's before
+it is timed: a wrong peer's time is marked and never the fastest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmarks import dlg_peer
+from benchmarks.cases import REGRESSION_STEPS, Case, regression_data
+from benchmarks.flops import bind_dims_of, count_flops
+from benchmarks.table import Cell, Row
+from benchmarks.timing import median_seconds
+
+PEERS = {"torch": "benchmarks.torch_peer", "onnxruntime": "benchmarks.onnx_peer",
+         "jax": "benchmarks.jax_peer"}
+INFER_RTOL = 1e-3  # outputs: elementwise, relative to the output's largest magnitude
+TRAIN_RTOL = 1e-2  # weight updates after one step: per tensor, relative norm of the difference
+
+
+@dataclass
+class Options:
+    models: list[str]
+    batches: list[int]
+    peers: list[str]
+    train_batch: int = 64
+    repeat: int = 9
+    min_time: float = 0.05
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    peers: list[str] = field(default_factory=list)  # dlg first, then the requested peers
+    versions: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # peer -> why
+    warnings: list[str] = field(default_factory=list)
+    compile_s: dict[tuple[str, str, str], float] = field(default_factory=dict)  # peer,model,what
+
+
+def load_peers(names: list[str], results: Results) -> list[Any]:
+    """The requested peers that import; the others are reported missing, with the reason."""
+    peers = []
+    for name in names:
+        try:
+            module = importlib.import_module(PEERS[name])
+        except ImportError as e:
+            results.missing[name] = str(e)
+            continue
+        peers.append(module.Peer())
+        results.versions[name] = module.VERSION
+    return peers
+
+
+def run(options: Options, progress: Callable[[Row], None] = lambda row: None) -> Results:
+    results = Results(peers=["dlg", *options.peers], versions={"dlg": dlg_peer.VERSION})
+    peers = [dlg_peer.Peer(), *load_peers(options.peers, results)]
+    bench = Bench(options, peers, results, progress)
+    for name in options.models:
+        case = Case.load(name)
+        for n in options.batches:
+            bench.infer(case, n)
+        bench.train(case, *case.batch(options.train_batch), f"train b{options.train_batch}",
+                    "train")
+        if name == "linear_regression":
+            x, y = regression_data()
+            bench.train(case, x, y, f"{REGRESSION_STEPS} steps b{len(x)}", "loop")
+    for peer in peers:
+        for (model, what), seconds in getattr(peer, "compile_s", {}).items():
+            results.compile_s[peer.name, model, what] = seconds
+    return results
+
+
+class Bench:
+    def __init__(self, options: Options, peers: list[Any], results: Results,
+                 progress: Callable[[Row], None]):
+        self.options, self.peers, self.results, self.progress = options, peers, results, progress
+
+    def _time(self, fn: Callable[[], object]) -> float:
+        return 1000 * median_seconds(fn, self.options.repeat, self.options.min_time)
+
+    def _row(self, row: Row, cells: Callable[[Any], Cell]) -> None:
+        for peer in self.peers:
+            try:
+                row.cells[peer.name] = cells(peer)
+            except Exception as e:  # a peer failing on one model must not end the run
+                row.cells[peer.name] = Cell(note="error")
+                self.warn(row, peer.name, f"failed: {type(e).__name__}: {e}")
+        for name in self.results.missing:
+            row.cells[name] = Cell(note="missing")
+        self.results.rows.append(row)
+        self.progress(row)
+
+    def warn(self, row: Row, peer: str, message: str) -> None:
+        self.results.warnings.append(f"{row.model} {row.what}: {peer} {message}")
+
+    def infer(self, case: Case, n: int) -> None:
+        x, _ = case.batch(n)
+        reference = np.asarray(self.peers[0].infer(case, x)())
+        row = Row(case.name, f"infer b{n}", count_flops(case.model.graph,
+                                                        bind_dims_of(case.model.graph, {"x": x})))
+
+        def cell(peer: Any) -> Cell:
+            if not hasattr(peer, "infer"):
+                return Cell(note="n/a")
+            fn = peer.infer(case, x)
+            error = _infer_error(np.asarray(fn()), reference)
+            if error is not None:
+                self.warn(row, peer.name, f"output differs from dlg's: {error}")
+            return Cell(self._time(fn), "" if error is None else "wrong")
+        self._row(row, cell)
+
+    def train(self, case: Case, x: np.ndarray, y: np.ndarray, what: str, kind: str) -> None:
+        """A training row: `kind` "train" is one step, "loop" the regression's whole loop."""
+        steps = 1 if kind == "train" else REGRESSION_STEPS
+        ours = self.peers[0].train(case, x, y, steps)
+        ours.run()
+        reference = ours.params()
+        graph = ours.step.graph
+        row = Row(case.name, what, steps * count_flops(graph, bind_dims_of(graph, {"x": x})))
+
+        def cell(peer: Any) -> Cell:
+            build = getattr(peer, kind, None)
+            if build is None:
+                return Cell(note="n/a")
+            trainer = build(case, x, y) if kind == "train" else build(case, x, y, steps)
+            trainer.run()
+            error = _update_error(trainer.params(), reference, case.init)
+            if error is not None:
+                self.warn(row, peer.name, f"weights after {steps} step(s) differ from dlg's: "
+                                          f"{error}")
+            return Cell(self._time(trainer.run), "" if error is None else "wrong")
+        self._row(row, cell)
+
+
+def _infer_error(out: np.ndarray, ref: np.ndarray) -> str | None:
+    if out.shape != ref.shape:
+        return f"shape {out.shape}, dlg's {ref.shape}"
+    scale = float(np.max(np.abs(ref), initial=0.0)) or 1.0
+    worst = float(np.max(np.abs(out - ref), initial=0.0)) / scale
+    return None if worst <= INFER_RTOL else f"max error {worst:.2g} of the output's scale"
+
+
+def _update_error(params: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+                  init: dict[str, np.ndarray]) -> str | None:
+    """Compares what one step did to each weight (new - initial), as a relative norm: Adam's
+    first step is ±lr wherever a gradient is not ~0, so a few sign flips at tiny gradients are
+    noise, a wrong gradient or optimizer is not."""
+    for name, want in ref.items():
+        delta, want_delta = params[name] - init[name], want - init[name]
+        scale = float(np.linalg.norm(want_delta)) or 1.0
+        error = float(np.linalg.norm(delta - want_delta)) / scale
+        if not error <= TRAIN_RTOL:
+            return f"{name}: relative error {error:.2g}"
+    return None

@@ -1,0 +1,162 @@
+"""PyTorch eager as a peer: the reference models as nn.Modules with the .dlg files' parameter
+names, inference under `torch.inference_mode`, training with `torch.optim` as the train section
+names it, and the regression loop in Python. Also the exporter's source for onnxruntime."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from benchmarks.cases import Case
+from benchmarks.machine import cores
+
+torch.set_num_threads(cores())
+VERSION = torch.__version__
+
+
+def sgemm(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+    """torch's fp32 matrix product on NumPy arrays (the machine's peak is measured with it)."""
+    return torch.matmul(torch.from_numpy(a), torch.from_numpy(b))
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(784, 128), nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.fc1, self.fc2 = nn.Linear(32 * 26 * 26, 128), nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+class CNN(nn.Module):
+    """conv-relu-pool blocks (conv1, conv2, ...: the .dlg files' names), then two dense layers."""
+
+    def __init__(self, channels=3, size=10, widths=(64,), hidden=128):
+        super().__init__()
+        self.convs = []
+        for i, w in enumerate(widths):
+            conv = nn.Conv2d(channels if i == 0 else widths[i - 1], w, 3, padding=1)
+            setattr(self, f"conv{i + 1}", conv)
+            self.convs.append(conv)
+        side = size // 2 ** len(widths)
+        self.fc1, self.fc2 = nn.Linear(widths[-1] * side * side, hidden), nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = F.max_pool2d(F.relu(conv(x)), 2, 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+
+class Recurrent(nn.Module):
+    """nn.RNN/GRU/LSTM(28, 128, batch_first=True) read to the last step, then Linear(128, 10)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind.lower()
+        setattr(self, self.kind, getattr(nn, kind)(28, 128, batch_first=True))
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        seq, _ = getattr(self, self.kind)(x)
+        return self.fc(seq[:, -1])
+
+
+class Regression(nn.Module):
+    def __init__(self, n_in: int, squeeze: bool):
+        super().__init__()
+        self.linear, self.squeeze = nn.Linear(n_in, 1), squeeze
+
+    def forward(self, x):
+        y = self.linear(x)
+        return y[:, 0] if self.squeeze else y
+
+
+BODIES: dict[str, Callable[[], nn.Module]] = {
+    "mlp": MLP, "convnet": ConvNet, "cnn": CNN, "cifar_cnn": lambda: CNN(3, 32, (32, 64), 256),
+    "rnn": lambda: Recurrent("RNN"), "gru": lambda: Recurrent("GRU"),
+    "lstm": lambda: Recurrent("LSTM"),
+    "linear_regression": lambda: Regression(1, False),
+    "logistic_regression": lambda: Regression(2, True),
+}
+HEADS = {None: lambda v: v, "log_softmax": lambda v: F.log_softmax(v, dim=1),
+         "sigmoid": torch.sigmoid}
+LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss,
+          "bce_with_logits": F.binary_cross_entropy_with_logits}
+
+
+class Headed(nn.Module):
+    """The body with the model's inference head: what the .dlg model outputs."""
+
+    def __init__(self, body: nn.Module, head: str | None):
+        super().__init__()
+        self.body, self.head = body, head
+
+    def forward(self, x):
+        return HEADS[self.head](self.body(x))
+
+
+def body(case: Case) -> nn.Module:
+    """A fresh network holding the case's initial weights."""
+    net = BODIES[case.name]()
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in case.init.items()})
+    return net
+
+
+def inference_module(case: Case) -> nn.Module:
+    return Headed(body(case), case.head).eval()
+
+
+class Trainer:
+    """`run()` takes `steps` optimizer steps on (x, y), as a plain eager loop does."""
+
+    def __init__(self, case: Case, x: np.ndarray, y: np.ndarray, steps: int = 1):
+        self.net, self.steps = body(case), steps
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.opt = getattr(torch.optim, case.optimizer)(self.net.parameters(), **case.hyper)
+        self.loss = LOSSES[case.loss]
+
+    def run(self) -> float:
+        for _ in range(self.steps):
+            self.opt.zero_grad()
+            loss = self.loss(self.net(self.x), self.y)
+            loss.backward()
+            self.opt.step()
+        return loss.item()
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().numpy().copy() for k, v in self.net.state_dict().items()}
+
+
+class Peer:
+    name = "torch"
+    version = VERSION
+
+    def infer(self, case: Case, x: np.ndarray) -> Callable[[], Any]:
+        net, tx = inference_module(case), torch.from_numpy(x)
+
+        def call() -> Any:
+            with torch.inference_mode():
+                return net(tx)
+        return call
+
+    def train(self, case: Case, x: np.ndarray, y: np.ndarray) -> Trainer:
+        return Trainer(case, x, y)
+
+    def loop(self, case: Case, x: np.ndarray, y: np.ndarray, steps: int) -> Trainer:
+        return Trainer(case, x, y, steps)
