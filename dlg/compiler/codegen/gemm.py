@@ -189,6 +189,13 @@ class _Library:
                 x = self.splat(b, b.load(b.gep(ap, [b.add(b.mul(p, I64(bl.mr)), I64(r))])))
                 for v in range(vectors):
                     b.store(b.call(self.fma, [x, bs[v], b.load(accs[r][v])]), accs[r][v])
+        prefetch = self.m.declare_intrinsic("llvm.prefetch", [I8P], ir.FunctionType(
+            ir.VoidType(), [I8P, I32, I32, I32]))
+        for r in range(bl.mr):  # C's rows are read and written after the sum: start them now
+            line = b.gep(c, [b.mul(_min(b, I64(r), b.sub(rows, I64(1))), rs_c)])
+            for offset in (0, bl.nr - 1):
+                b.call(prefetch, [b.bitcast(b.gep(line, [I64(offset)]), I8P), I32(1), I32(3),
+                                  I32(1)])
         _for(b, "p", I64(0), kc, 1, step)
         whole = b.and_(b.and_(b.icmp_signed("==", rows, I64(bl.mr)),
                               b.icmp_signed("==", cols, I64(bl.nr))),
@@ -232,21 +239,40 @@ class _Library:
     def pack(self, which: str, width: int) -> ir.Function:
         """Copy `count` lines (rows of A, columns of B) of depth kc into micro-panels of `width`
         lines, each kc x width and contiguous, lines past `count` zero. A line is `step` apart in
-        the source, its elements `along` apart."""
+        the source, its elements `along` apart. Whole panels of adjacent lines (step 1: B
+        row-major, A column-major) are copied as vectors."""
         fn, b = _function(self.m, f"dlg_gemm.pack_{which}", [I64, I64, F32P, I64, I64, F32P],
                           "count kc src step along dst")
         count, kc, src, step, along, dst = fn.args
+        vector = ir.VectorType(F32, width)
 
         def panel(i: ir.Value) -> None:
-            def depth(p: ir.Value) -> None:
-                out = b.add(b.mul(i, kc), b.mul(p, I64(width)))
+            def copy(p: ir.Value, edge: bool, adjacent: bool) -> None:
+                out = b.gep(dst, [b.add(b.mul(i, kc), b.mul(p, I64(width)))])
+                first = b.add(b.mul(i, step), b.mul(p, along))
+                if adjacent:
+                    at = b.bitcast(b.gep(src, [first]), vector.as_pointer())
+                    b.store(b.load(at, align=4), b.bitcast(out, vector.as_pointer()), align=4)
+                    return
                 for r in range(width):
-                    line = b.add(i, I64(r))
-                    inside = b.icmp_signed("<", line, count)
-                    at = b.select(inside, b.add(b.mul(line, step), b.mul(p, along)), I64(0))
-                    value = b.select(inside, b.load(b.gep(src, [at])), F32(0.0))
-                    b.store(value, b.gep(dst, [b.add(out, I64(r))]))
-            _for(b, "p", I64(0), kc, 1, depth)
+                    at = b.add(first, b.mul(I64(r), step))
+                    if edge:
+                        inside = b.icmp_signed("<", b.add(i, I64(r)), count)
+                        value = b.select(inside, b.load(b.gep(src, [b.select(inside, at, first)])),
+                                         F32(0.0))
+                    else:
+                        value = b.load(b.gep(src, [at]))
+                    b.store(value, b.gep(out, [I64(r)]))
+            whole = b.icmp_signed("<=", b.add(i, I64(width)), count)
+            with b.if_else(whole) as (then, otherwise):
+                with then:
+                    with b.if_else(b.icmp_signed("==", step, I64(1))) as (unit, strided):
+                        with unit:
+                            _for(b, "p", I64(0), kc, 1, lambda p: copy(p, False, True))
+                        with strided:
+                            _for(b, "p", I64(0), kc, 1, lambda p: copy(p, False, False))
+                with otherwise:
+                    _for(b, "p", I64(0), kc, 1, lambda p: copy(p, True, False))
         _for(b, "i", I64(0), count, width, panel)
         b.ret_void()
         return fn
