@@ -33,6 +33,7 @@ from dlg.compiler.lower import Program, lower
 from dlg.compiler.optimizers import apply_optimizer
 from dlg.compiler.passes.autodiff import GRAD_PREFIX, grad
 from dlg.compiler.passes.fuse import Fusion, fuse
+from dlg.compiler.passes.hoist import hoist
 from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.passes.simplify import simplify
 from dlg.compiler.schedule import schedule
@@ -73,6 +74,7 @@ class Stage:
     name: str
     run: Callable[[Graph, CompileCtx], Graph]
     training: bool = False  # makes a training step: skipped unless ctx.train is set
+    forward: bool = False  # also runs in training_step, on the forward graph before autodiff
 
 
 def _autodiff(g: Graph, ctx: CompileCtx) -> Graph:
@@ -96,6 +98,7 @@ def _apply_optimizer(g: Graph, ctx: CompileCtx) -> Graph:
 
 
 PIPELINE: list[Stage] = [
+    Stage("hoist", lambda g, ctx: hoist(g), forward=True),  # scans' input projections: one GEMM
     Stage("autodiff", _autodiff, training=True),
     Stage("apply_optimizer", _apply_optimizer, training=True),
     Stage("decompose", lambda g, ctx: decompose(g)),  # composites -> primitives
@@ -175,7 +178,7 @@ def training_step(g: Graph, train: TrainTarget, options: CompileOptions
     """A training graph through the training stages: the step graph (what the interpreter runs
     and artifacts keep; compiling it runs the other stages) and the optimizer's initial state."""
     ctx = CompileCtx(options, train)
-    step = run_stages(g, ctx, [s for s in PIPELINE if s.training])
+    step = run_stages(g, ctx, [s for s in PIPELINE if s.training or s.forward])
     return step, ctx.optimizer_state
 
 
