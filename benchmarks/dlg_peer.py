@@ -1,10 +1,9 @@
-"""dlg itself, behind the same face as its peers: the model compiled once (cold: the disk cache
-is off, so the compile times are real), inference through `Executable`, training through the
-compiled `TrainStep`."""
+"""dlg itself, behind the same face as its peers: the model compiled once (cold when the runner
+turns the disk cache off), inference through `Executable`, training through the compiled
+`TrainStep`."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +14,6 @@ import dlg
 from benchmarks.cases import Case
 from dlg.runtime.training import TrainStep
 
-os.environ["DLG_CACHE_DIR"] = "off"  # read when code is compiled: every compile here is cold
 VERSION = dlg.__version__
 
 

@@ -12,6 +12,7 @@ decompositions, so `model.graph` (inference) and `TrainStep(...).graph` (trainin
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -21,7 +22,7 @@ from dlg.ir.graph import Graph, Node
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
 from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.linalg import MATMUL
-from dlg.ir.ops.opdef import Trait
+from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.ops.pool import AVG_POOL_GRAD, MAX_POOL_GRAD
 from dlg.ir.shapes import bind_dims, evaluate_shape
 
@@ -31,9 +32,17 @@ FREE = {Trait.MOVEMENT, Trait.VIEW, Trait.SOURCE}
 
 def count_flops(graph: Graph, dims: Mapping[str, int]) -> int:
     """FLOPs of one run of `graph` with its symbolic dims bound (`{"N": 64}`)."""
+    return sum(flops_by_op(graph, dims).values())
+
+
+def flops_by_op(graph: Graph, dims: Mapping[str, int]) -> Counter[OpDef]:
+    """`count_flops` per op (a scan's body counted as the scan's)."""
     graph = decompose(graph)
-    live = graph.ancestors([v for _, v in graph.outputs + graph.updates])
-    return sum(_node_flops(graph, graph.node(i), dims) for i in live)
+    counts: Counter[OpDef] = Counter()
+    for i in graph.ancestors([v for _, v in graph.outputs + graph.updates]):
+        node = graph.node(i)
+        counts[node.op] += _node_flops(graph, node, dims)
+    return counts
 
 
 def bind_dims_of(graph: Graph, arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
@@ -86,7 +95,7 @@ def _scan(node: Node, ins: list[Shape], outs: list[Shape], dims: Mapping[str, in
 
 
 Rule = Callable[[Node, list[Shape], list[Shape], Mapping[str, int]], int]
-RULES: dict[object, Rule] = {
+RULES: dict[OpDef, Rule] = {
     MATMUL: _matmul, CONV: _conv, CONV_WEIGHT_GRAD: _conv_weight_grad,
     MAX_POOL_GRAD: _pool_grad, AVG_POOL_GRAD: _pool_grad, SCAN: _scan,
 }

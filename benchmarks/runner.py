@@ -1,7 +1,7 @@
 """One benchmark run: every model through dlg and every requested peer, in the same process.
 
 Every peer gets the same weights and the same batch; its output (inference) or its weights after
-one step from the same start (training, the regression loop) are checked against dlg's before
+two runs from the same start (training steps, regression loops) are checked against dlg's before
 it is timed: a wrong peer's time is marked and never the fastest.
 """
 
@@ -23,7 +23,8 @@ from benchmarks.timing import median_seconds
 PEERS = {"torch": "benchmarks.torch_peer", "onnxruntime": "benchmarks.onnx_peer",
          "jax": "benchmarks.jax_peer"}
 INFER_RTOL = 1e-3  # outputs: elementwise, relative to the output's largest magnitude
-TRAIN_RTOL = 1e-2  # weight updates after one step: per tensor, relative norm of the difference
+TRAIN_RTOL = 1e-2  # weight updates: per tensor, relative norm of the difference
+CHECK_RUNS = 2  # a training row's runs before its weights are compared (momentum shows at 2)
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Bench:
             if not hasattr(peer, "infer"):
                 return Cell(note="n/a")
             fn = peer.infer(case, x)
-            error = _infer_error(np.asarray(fn()), reference)
+            error = output_error(np.asarray(fn()), reference)
             if error is not None:
                 self.warn(row, peer.name, f"output differs from dlg's: {error}")
             return Cell(self._time(fn), "" if error is None else "wrong")
@@ -121,27 +122,32 @@ class Bench:
     def train(self, case: Case, x: np.ndarray, y: np.ndarray, what: str, kind: str) -> None:
         """A training row: `kind` "train" is one step, "loop" the regression's whole loop."""
         steps = 1 if kind == "train" else REGRESSION_STEPS
-        ours = self.peers[0].train(case, x, y, steps)
-        ours.run()
+        ours = _trainer(self.peers[0], kind, case, x, y, steps)
         reference = ours.params()
         graph = ours.step.graph
         row = Row(case.name, what, steps * count_flops(graph, bind_dims_of(graph, {"x": x})))
 
         def cell(peer: Any) -> Cell:
-            build = getattr(peer, kind, None)
-            if build is None:
+            if not hasattr(peer, kind):
                 return Cell(note="n/a")
-            trainer = build(case, x, y) if kind == "train" else build(case, x, y, steps)
-            trainer.run()
-            error = _update_error(trainer.params(), reference, case.init)
+            trainer = _trainer(peer, kind, case, x, y, steps)
+            error = update_error(trainer.params(), reference, case.init)
             if error is not None:
-                self.warn(row, peer.name, f"weights after {steps} step(s) differ from dlg's: "
-                                          f"{error}")
+                self.warn(row, peer.name, f"weights after {CHECK_RUNS * steps} steps differ "
+                                          f"from dlg's: {error}")
             return Cell(self._time(trainer.run), "" if error is None else "wrong")
         self._row(row, cell)
 
 
-def _infer_error(out: np.ndarray, ref: np.ndarray) -> str | None:
+def _trainer(peer: Any, kind: str, case: Case, x: np.ndarray, y: np.ndarray, steps: int) -> Any:
+    """The peer's trainer for a row, run CHECK_RUNS times from the initial weights."""
+    trainer = peer.train(case, x, y) if kind == "train" else peer.loop(case, x, y, steps)
+    for _ in range(CHECK_RUNS):
+        trainer.run()
+    return trainer
+
+
+def output_error(out: np.ndarray, ref: np.ndarray) -> str | None:
     if out.shape != ref.shape:
         return f"shape {out.shape}, dlg's {ref.shape}"
     scale = float(np.max(np.abs(ref), initial=0.0)) or 1.0
@@ -149,9 +155,9 @@ def _infer_error(out: np.ndarray, ref: np.ndarray) -> str | None:
     return None if worst <= INFER_RTOL else f"max error {worst:.2g} of the output's scale"
 
 
-def _update_error(params: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+def update_error(params: dict[str, np.ndarray], ref: dict[str, np.ndarray],
                   init: dict[str, np.ndarray]) -> str | None:
-    """Compares what one step did to each weight (new - initial), as a relative norm: Adam's
+    """Compares what training did to each weight (new - initial), as a relative norm: Adam's
     first step is ±lr wherever a gradient is not ~0, so a few sign flips at tiny gradients are
     noise, a wrong gradient or optimizer is not."""
     for name, want in ref.items():
