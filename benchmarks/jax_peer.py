@@ -66,7 +66,7 @@ class Trainer:
             body = lambda _, c: step(c[0], c[1], xb, yb)  # noqa: E731
             return lax.fori_loop(0, steps, body, (p, state, jnp.float32(0)))
 
-        self.p = {k: jnp.asarray(v) for k, v in case.init.items()}
+        self.p = {k: jnp.array(v) for k, v in case.init.items()}  # copies, donated to the step
         self.state = jax_models.init_state(case.optimizer, self.p)
         self.x, self.y = jnp.asarray(x), _labels(y)
         self.fn, self.compile_s = _compiled(step if steps == 1 else loop, self.p, self.state,
@@ -77,7 +77,7 @@ class Trainer:
         return float(loss)
 
     def params(self) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v) for k, v in self.p.items()}
+        return {k: np.array(v) for k, v in self.p.items()}  # copies: the next run donates them
 
 
 class Peer:

@@ -105,7 +105,7 @@ class Bench:
 
     def infer(self, case: Case, n: int) -> None:
         x, _ = case.batch(n)
-        reference = np.asarray(self.peers[0].infer(case, x)())
+        reference = np.array(self.peers[0].infer(case, x)())  # a copy: outputs may be reused
         row = Row(case.name, f"infer b{n}", count_flops(case.model.graph,
                                                         bind_dims_of(case.model.graph, {"x": x})))
 
