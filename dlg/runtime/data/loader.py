@@ -41,8 +41,13 @@ class DataLoader:
             return self.length // self.batch_size
         return -(-self.length // self.batch_size)
 
+    def order(self) -> np.ndarray | None:
+        """The next pass's row order: a fresh permutation when shuffling (drawn as `iter()`
+        draws it), else None (rows in order). Native training loops gather by it."""
+        return self.rng.permutation(self.length) if self.shuffle else None
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
-        order = self.rng.permutation(self.length) if self.shuffle else None
+        order = self.order()
         for i in range(len(self)):
             lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, self.length)
             rows = slice(lo, hi) if order is None else order[lo:hi]
