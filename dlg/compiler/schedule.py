@@ -36,7 +36,11 @@ from dlg.ir.dtypes import DType
 from dlg.ir.ops.elementwise import ADD, MUL, SUB
 
 MAX_ROWS = 8  # rows of a tile: enough loads saved, few enough broadcasts
-GEMM_MIN_WORK = 1 << 16  # m*n*k from which packing for the GEMM library pays
+# The GEMM library's packing pays once an operand outgrows the caches that register tiles
+# stream it from (measured: tiles are as fast up to a few million multiply-adds, and faster when
+# a side is shorter than the micro-kernel's 16 columns, as in a 10-class output layer)
+GEMM_MIN_WORK = 1 << 21  # m*n*k
+GEMM_MIN_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,8 @@ def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ..
     for v in folded:
         m = ix.mul(extents[v], m)
     sizes = [ix.int_value(x) for x in (m, n, k)]
-    if None not in sizes and sizes[0] * sizes[1] * sizes[2] < GEMM_MIN_WORK:  # type: ignore
+    if any(x is not None and x < GEMM_MIN_SIDE for x in sizes) or (
+            None not in sizes and sizes[0] * sizes[1] * sizes[2] < GEMM_MIN_WORK):  # type: ignore
         return None
     batch = tuple((v, extents[v]) for v in batch if v not in folded)
     epilogue = _epilogue(loops, store, total)
