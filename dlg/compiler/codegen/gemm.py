@@ -239,41 +239,41 @@ class _Library:
     def pack(self, which: str, width: int) -> ir.Function:
         """Copy `count` lines (rows of A, columns of B) of depth kc into micro-panels of `width`
         lines, each kc x width and contiguous, lines past `count` zero. A line is `step` apart in
-        the source, its elements `along` apart. Whole panels of adjacent lines (step 1: B
-        row-major, A column-major) are copied as vectors."""
+        the source, its elements `along` apart. The source is read in its memory order: where
+        lines are adjacent (step 1: B row-major, A column-major) a depth at a time across whole
+        panels, as vectors; else a panel at a time, its lines side by side."""
         fn, b = _function(self.m, f"dlg_gemm.pack_{which}", [I64, I64, F32P, I64, I64, F32P],
                           "count kc src step along dst")
         count, kc, src, step, along, dst = fn.args
         vector = ir.VectorType(F32, width)
+        whole = b.mul(b.sdiv(count, I64(width)), I64(width))
 
-        def panel(i: ir.Value) -> None:
-            def copy(p: ir.Value, edge: bool, adjacent: bool) -> None:
-                out = b.gep(dst, [b.add(b.mul(i, kc), b.mul(p, I64(width)))])
-                first = b.add(b.mul(i, step), b.mul(p, along))
-                if adjacent:
-                    at = b.bitcast(b.gep(src, [first]), vector.as_pointer())
-                    b.store(b.load(at, align=4), b.bitcast(out, vector.as_pointer()), align=4)
-                    return
-                for r in range(width):
-                    at = b.add(first, b.mul(I64(r), step))
-                    if edge:
-                        inside = b.icmp_signed("<", b.add(i, I64(r)), count)
-                        value = b.select(inside, b.load(b.gep(src, [b.select(inside, at, first)])),
-                                         F32(0.0))
-                    else:
-                        value = b.load(b.gep(src, [at]))
-                    b.store(value, b.gep(out, [I64(r)]))
-            whole = b.icmp_signed("<=", b.add(i, I64(width)), count)
-            with b.if_else(whole) as (then, otherwise):
-                with then:
-                    with b.if_else(b.icmp_signed("==", step, I64(1))) as (unit, strided):
-                        with unit:
-                            _for(b, "p", I64(0), kc, 1, lambda p: copy(p, False, True))
-                        with strided:
-                            _for(b, "p", I64(0), kc, 1, lambda p: copy(p, False, False))
-                with otherwise:
-                    _for(b, "p", I64(0), kc, 1, lambda p: copy(p, True, False))
-        _for(b, "i", I64(0), count, width, panel)
+        def copy(i: ir.Value, p: ir.Value, edge: bool) -> None:
+            out = b.gep(dst, [b.add(b.mul(i, kc), b.mul(p, I64(width)))])
+            first = b.add(b.mul(i, step), b.mul(p, along))
+            for r in range(width):
+                at = b.add(first, b.mul(I64(r), step))
+                if edge:
+                    inside = b.icmp_signed("<", b.add(i, I64(r)), count)
+                    value = b.select(inside, b.load(b.gep(src, [b.select(inside, at, first)])),
+                                     F32(0.0))
+                else:
+                    value = b.load(b.gep(src, [at]))
+                b.store(value, b.gep(out, [I64(r)]))
+
+        def copy_vector(i: ir.Value, p: ir.Value) -> None:
+            out = b.gep(dst, [b.add(b.mul(i, kc), b.mul(p, I64(width)))])
+            at = b.bitcast(b.gep(src, [b.add(i, b.mul(p, along))]), vector.as_pointer())
+            b.store(b.load(at, align=4), b.bitcast(out, vector.as_pointer()), align=4)
+        with b.if_else(b.icmp_signed("==", step, I64(1))) as (adjacent, apart):
+            with adjacent:
+                _for(b, "p", I64(0), kc, 1, lambda p: _for(
+                    b, "i", I64(0), whole, width, lambda i: copy_vector(i, p)))
+            with apart:
+                _for(b, "i", I64(0), whole, width, lambda i: _for(
+                    b, "p", I64(0), kc, 1, lambda p: copy(i, p, False)))
+        with b.if_then(b.icmp_signed("<", whole, count)):
+            _for(b, "p", I64(0), kc, 1, lambda p: copy(whole, p, True))
         b.ret_void()
         return fn
 
