@@ -6,7 +6,7 @@ A training loop records the same ops on the same types at every step, so the gra
 kept per *tape signature* (each recorded op, its attributes and which earlier tensors it read;
 each leaf's type and whether it wants a gradient), with an interpreter of its own (whose
 expansion cache lives and dies with the graph). A step then only walks its tape and runs the
-kept graph on the new values.
+kept graph on the new values (flattened into an `interp.Program`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dlg.errors import DlgValueError
 from dlg.frontend.engine import caller_span, rng
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Value
-from dlg.runtime.interp import Interpreter
+from dlg.runtime.interp import Interpreter, Program
 
 if TYPE_CHECKING:
     from dlg.frontend.tensor import Tensor
@@ -34,10 +34,24 @@ _state = threading.local()
 
 @dataclass(frozen=True)
 class Plan:
-    """A gradient graph and the interpreter that runs it (eager's working precision)."""
+    """A gradient graph and how it runs: flattened into a program where it can be, else by an
+    interpreter of its own; both at eager's working precision."""
 
     graph: Graph
+    program: Program | None
     interpreter: Interpreter
+
+    @classmethod
+    def of(cls, graph: Graph) -> Plan:
+        return cls(graph, Program.of(graph, exact=False), Interpreter(exact=False))
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The gradients by output name."""
+        if self.program is None:
+            self.interpreter.rng = rng()
+            return self.interpreter.run(self.graph, feeds, {})[0]
+        values = self.program.run([feeds[node.name or ""] for node in self.graph.inputs])
+        return {name: v for (name, _), v in zip(self.graph.outputs, values)}
 
 
 def backward(root: Tensor, seed: np.ndarray | None) -> None:
@@ -55,7 +69,7 @@ def backward(root: Tensor, seed: np.ndarray | None) -> None:
     plans: OrderedDict[Any, Plan] = _state.__dict__.setdefault("plans", OrderedDict())
     plan = plans.get(key) if key is not None else None
     if plan is None:
-        plan = Plan(_gradient_graph(order, seed, list(leaves)), Interpreter(exact=False))
+        plan = Plan.of(_gradient_graph(order, seed, list(leaves)))
         if key is not None:
             plans[key] = plan
             if len(plans) > KEPT:
@@ -64,8 +78,7 @@ def backward(root: Tensor, seed: np.ndarray | None) -> None:
         plans.move_to_end(key)
     if seed is not None:
         feeds["seed"] = np.asarray(seed, root.type.dtype.np)
-    plan.interpreter.rng = rng()
-    results, _ = plan.interpreter.run(plan.graph, feeds, {})
+    results = plan.run(feeds)
     for name, leaf in leaves.items():
         leaf.accumulate_grad(results[f"grad.{name}"])
 

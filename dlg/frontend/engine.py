@@ -28,7 +28,7 @@ from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
-from dlg.runtime.interp import Interpreter, takes_exact
+from dlg.runtime.interp import Interpreter, Program, takes_exact
 
 if TYPE_CHECKING:
     from dlg.frontend.tensor import Tensor
@@ -251,24 +251,48 @@ Output = tuple[Any, TensorType, "Record | None"]  # (array, or graph value when 
 def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
     """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
     tracing)."""
-    tracer = current_tracer()
+    tracer = getattr(_state, "tracer", None)
     if tracer is not None and (any(t.trace is not None or id(t) in tracer.names for t in inputs)
                                or (not inputs and _symbolic(attrs))):
         return _trace(op, inputs, attrs)  # a parameter's op too: folding it would freeze it
-    from_types = [t.type for t in inputs]
+    from_types = tuple(t.type for t in inputs)
     try:
-        checked = op.check_attrs(attrs)
-        types = op.infer(*from_types, **checked)
+        checked = op.check_attrs(attrs) if attrs or op.attrs else {}
+        types = infer(op, from_types, checked)
     except DlgError as e:
         raise e.with_span(caller_span()) from None
-    types = types if isinstance(types, tuple) else (types,)
     values = evaluate(op, [t.numpy_view() for t in inputs], checked, from_types)
-    record = (grad_enabled() and any(t.requires_grad for t in inputs)
+    record = (getattr(_state, "grad", True) and any(t.requires_grad for t in inputs)
               and Trait.RANDOM not in op.traits)
     call = next(_calls)
     return [(np.asarray(v), t, Record(op, checked, tuple(inputs), i, call)
              if record and t.dtype.is_float else None)
             for i, (v, t) in enumerate(zip(values, types))]
+
+
+INFERRED_KEPT = 4096  # (op, input types, attributes) whose output types are kept
+_inferred: dict[Any, tuple[TensorType, ...]] = {}
+
+
+def infer(op: OpDef, types: tuple[TensorType, ...], checked: dict[str, Any]
+          ) -> tuple[TensorType, ...]:
+    """`op.infer` once per (op, input types, checked attributes): a loop asks the same question
+    at every step. Checked attributes are normalised by kind (ints, floats, bools, tuples of
+    ints), so equal keys mean equal questions; an unhashable one (an array) is asked each time,
+    and so is a question whose answer is an error."""
+    try:
+        key: Any = (op, types, *checked.values())
+        found = _inferred.get(key)
+    except TypeError:
+        key = found = None
+    if found is None:
+        out = op.infer(*types, **checked)
+        found = out if isinstance(out, tuple) else (out,)
+        if key is not None:
+            if len(_inferred) >= INFERRED_KEPT:
+                _inferred.clear()
+            _inferred[key] = found
+    return found
 
 
 class _Ctx:
@@ -291,46 +315,65 @@ class _Ctx:
 
 
 def evaluate(op: OpDef, arrays: list[np.ndarray], attrs: dict[str, Any],
-             types: list[TensorType]) -> tuple[np.ndarray, ...]:
+             types: Sequence[TensorType]) -> tuple[np.ndarray, ...]:
     """The op's value on concrete arrays, with its reference (or its decomposition)."""
     try:
-        if op.ref is not None:
-            extra = {"ctx": _Ctx()} if op.needs_ctx else {}
-            if takes_exact(op):
-                extra["exact"] = False  # eager multiplies in the inputs' dtype, as PyTorch
-            out = op.ref(*arrays, **attrs, **extra)
+        ref, exact, needs_ctx = _refs.get(op) or _ref_of(op)
+        if ref is not None:
+            out = (ref(*arrays, **attrs) if not (exact or needs_ctx) else
+                   ref(*arrays, **attrs, **({"ctx": _Ctx()} if needs_ctx else {}),
+                       **({"exact": False} if exact else {})))  # products in the inputs' dtype
             return out if isinstance(out, tuple) else (out,)
-        g, cached = _composite_graph(op, attrs, tuple(TensorType(t.dtype, a.shape)
-                                                      for t, a in zip(types, arrays)))
-        interp = _interpreter(persistent=cached)
-        results, _ = interp.run(g, {f"in{i}": a for i, a in enumerate(arrays)}, {})
-        return tuple(results[f"out{i}"] for i in range(len(g.outputs)))
+        composite = _composite(op, attrs, tuple(types))
+        if composite.program is not None:
+            return tuple(composite.program.run(arrays))
+        interp = _interpreter(persistent=composite.kept)
+        results, _ = interp.run(composite.graph, {f"in{i}": a for i, a in enumerate(arrays)}, {})
+        return tuple(results[f"out{i}"] for i in range(len(composite.graph.outputs)))
     except DlgError as e:
         raise e.with_span(caller_span()) from None
 
 
-def _composite_graph(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, ...]
-                     ) -> tuple[Graph, bool]:
-    """A one-node graph of a composite op, kept per (op, attributes, input types), so an eager
-    loop expands each composite once (the interpreter caches the expansion by node); and
-    whether it is kept."""
+_refs: dict[OpDef, tuple[Any, bool, bool]] = {}
+
+
+def _ref_of(op: OpDef) -> tuple[Any, bool, bool]:
+    """How eager calls op's reference: (ref, whether it takes exact=, whether it needs a ctx)."""
+    _refs[op] = (op.ref, op.ref is not None and takes_exact(op), op.needs_ctx)
+    return _refs[op]
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A one-node graph of a composite op; the program eager runs it with (None where one
+    cannot be made: the graph then goes through the interpreter), and whether it is kept."""
+
+    graph: Graph
+    program: Program | None
+    kept: bool
+
+
+def _composite(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, ...]) -> Composite:
+    """The composite op's graph and program, kept per (op, attributes, input types), so an
+    eager loop expands each composite once."""
     try:
-        key: Any = (op.name, tuple(sorted(attrs.items())), types)
+        key: Any = (op, types, *attrs.values())  # checked attributes, in the schema's order
         hash(key)
     except TypeError:  # an unhashable attribute (an array): build it each time
         key = None
-    cache: dict[Any, Graph] = _state.__dict__.setdefault("composites", {})
+    cache: dict[Any, Composite] = _state.__dict__.setdefault("composites", {})
     if key is not None and key in cache:
-        return cache[key], True
+        return cache[key]
     g = Graph(op.name)
     b = Builder(g)
     ins = [b.input(f"in{i}", t) for i, t in enumerate(types)]
     outs = b.emit(op, *ins, **attrs)
     for i, v in enumerate(outs if isinstance(outs, tuple) else (outs,)):
         g.set_output(f"out{i}", v)
-    if key is not None:
-        cache[key] = g
-    return g, key is not None
+    if key is None:
+        return Composite(g, None, False)
+    cache[key] = Composite(g, Program.of(g, exact=False), True)
+    return cache[key]
 
 
 def _interpreter(persistent: bool = False) -> Interpreter:

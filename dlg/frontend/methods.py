@@ -28,7 +28,24 @@ _PROMOTION = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
 def binary(name: str, a: Any, b: Any, **attrs: Any) -> Tensor:
     """A binary function after PyTorch's promotion: tensors go to the common dtype (f32 for an
     op that takes only floats, such as true division); Python numbers stay weak."""
-    return call(name, *promote(REGISTRY[name], a, b), **attrs)
+    opdef = REGISTRY[name]
+    same = None if attrs else _promoted_already(opdef, a, b)
+    return call(name, *(same or promote(opdef, a, b)), **attrs)
+
+
+def _promoted_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | None:
+    """(a, b) when `promote` would change nothing but lift a Python number (the common cases:
+    two tensors of one dtype the op takes, a float tensor meeting an int or a float), so that
+    an operator skips its general rules; None otherwise."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        dtype = a.type.dtype
+        ok = b.type.dtype is dtype and (dtype.is_float or takes_ints(opdef))
+        return (a, b) if ok else None
+    if isinstance(a, Tensor) and type(b) in (int, float) and a.type.dtype.is_float:
+        return a, Tensor(np.asarray(b, a.type.dtype.np))
+    if isinstance(b, Tensor) and type(a) in (int, float) and b.type.dtype.is_float:
+        return Tensor(np.asarray(a, b.type.dtype.np)), b
+    return None
 
 
 def binary_function(name: str) -> Callable[..., Tensor]:

@@ -25,7 +25,7 @@ from dlg.functions.call import bind
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.elementwise import WHERE
 from dlg.ir.ops.nn import DROPOUT
-from dlg.ir.ops.opdef import OpDef, Trait
+from dlg.ir.ops.opdef import REQUIRED, OpDef, Trait
 from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
 
@@ -58,6 +58,17 @@ class Tensor:
         out = cls.__new__(cls)
         out._value, out.type, out.record, out.grad, out.requires_grad, out.trace = (
             None, t, None, None, False, value)
+        return out
+
+    @classmethod
+    def result(cls, array: np.ndarray, t: TensorType, record: engine.Record | None) -> Tensor:
+        """An op's result of inferred type `t`: taken as it is when the array has that type (the
+        constructor's checks and conversions would change nothing), else through them."""
+        if array.dtype != t.dtype.np or array.shape != t.shape:
+            return cls(array, record=record)
+        out = cls.__new__(cls)
+        out._value, out.type, out.record, out.grad, out.requires_grad, out.trace = (
+            array, t, record, None, record is not None, None)
         return out
 
     def numpy_view(self) -> np.ndarray:
@@ -271,7 +282,27 @@ def checked(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 _EAGER_FUNCTIONS: dict[str, Callable[..., Any]] = {}
 
 
+def _direct(name: str) -> OpDef | None:
+    """The op that function `name` emits unchanged when its every argument is a tensor given
+    positionally: the generated elementwise functions (they carry the op's signature), add and
+    sub (alpha 1), div (no rounding) and matmul. Such a call needs no argument binding."""
+    fn = FUNCTIONS.get(name)
+    op = REGISTRY.get(name)
+    if op is None or fn is None:
+        return None
+    generated = getattr(fn, "__signature__", None) is not None and fn.__name__ == op.name
+    defaults = all(spec.default is not REQUIRED for spec in op.attrs.values())
+    return op if defaults and (generated or name in ("add", "sub", "div", "matmul")) else None
+
+
+_DIRECT = {name: op for name in FUNCTIONS if (op := _direct(name)) is not None}
+
+
 def _call(name: str, *args: Any, **kwargs: Any) -> Any:
+    op = _DIRECT.get(name)
+    if (op is not None and not kwargs and len(args) == len(op.inputs)
+            and all(isinstance(a, Tensor) for a in args)):
+        return apply(op, *args)
     if name not in _EAGER_FUNCTIONS:
         _EAGER_FUNCTIONS[name] = eager(name)
     return _EAGER_FUNCTIONS[name](*args, **kwargs)
@@ -292,8 +323,8 @@ def _extremum(name: str, arg: str, x: Tensor, dim: int | None, keepdim: bool) ->
 def apply(opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
     """Apply a registry op (eagerly, or into the trace); a tuple for multi-output ops."""
     outs = engine.apply(opdef, inputs, attrs)
-    tensors = tuple(Tensor(value, record=record) if not isinstance(value, Value)
-                    else Tensor.traced(value, t) for value, t, record in outs)
+    tensors = tuple(Tensor.traced(value, t) if isinstance(value, Value) else
+                    Tensor.result(value, t, record) for value, t, record in outs)
     return tensors if Trait.MULTI_OUTPUT in opdef.traits else tensors[0]
 
 

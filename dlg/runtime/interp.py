@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgError, DlgValueError
-from dlg.ir.decompose import expand_node
+from dlg.ir.decompose import decompose, expand_node
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.opdef import OpDef
@@ -92,6 +92,61 @@ class Interpreter:
         except Exception as e:  # a failing reference is reported at the user's line
             raise DlgValueError(f"{op.name} failed: {e}", node.span) from e
         return out if isinstance(out, tuple) else (out,)
+
+
+class Program:
+    """A graph flattened for eager Python, which runs the same graph (a composite op's
+    decomposition, a kept gradient graph) at every step: composites expanded once, each
+    primitive a step (reference, input slots, attributes, output slots), values in a list.
+    The interpreter's semantics at its speed limit: no per-node dicts, attribute resolution or
+    expansion lookups. `Program.of` refuses (None) graphs it cannot flatten: params, symbolic
+    attributes, refs that need a ctx (random, scans)."""
+
+    def __init__(self, steps: list[tuple[Any, ...]], slots: int, arity: int,
+                 outputs: list[int]):
+        self.steps = steps
+        self.blank = [None] * (slots - arity)  # the slots the steps fill
+        self.outputs = outputs
+
+    @classmethod
+    def of(cls, graph: Graph, exact: bool = True) -> Program | None:
+        """`graph` (positional inputs, outputs in order) as a program, or None."""
+        flat = decompose(graph)
+        slots: dict[Value, int] = {node.out: i for i, node in enumerate(flat.inputs)}
+        steps = []
+        for node in flat:
+            op = node.op
+            if op is INPUT:
+                continue
+            if op is PARAM or op.needs_ctx or op.ref is None or any(
+                    isinstance(v, Sym) or isinstance(v, tuple) and any(
+                        isinstance(d, Sym) for d in v) for v in node.attrs.values()):
+                return None
+            attrs = dict(node.attrs)
+            if not exact and takes_exact(op):
+                attrs["exact"] = False
+            ins = tuple(slots[v] for v in node.inputs)
+            for v in node.outs:
+                slots[v] = len(slots)
+            steps.append((op, ins, attrs, tuple(slots[v] for v in node.outs), node.span))
+        return cls(steps, len(slots), len(flat.inputs), [slots[v] for _, v in flat.outputs])
+
+    def run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        values: list[Any] = [*args, *self.blank]
+        with np.errstate(all="ignore"):
+            for op, ins, attrs, outs, span in self.steps:
+                try:
+                    out = op.ref(*[values[i] for i in ins], **attrs)
+                except DlgError as e:
+                    raise e.with_span(span) from None
+                except Exception as e:  # worded as the interpreter words a failing reference
+                    raise DlgValueError(f"{op.name} failed: {e}", span) from e
+                if isinstance(out, tuple):
+                    for slot, v in zip(outs, out):
+                        values[slot] = v
+                else:
+                    values[outs[0]] = out
+        return [values[i] for i in self.outputs]
 
 
 class _Ctx:
@@ -178,4 +233,4 @@ def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]
     return array
 
 
-__all__ = ["Interpreter", "check_input", "check_input_names", "takes_exact"]
+__all__ = ["Interpreter", "Program", "check_input", "check_input_names", "takes_exact"]
