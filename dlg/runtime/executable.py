@@ -18,7 +18,7 @@ from dlg.ir.types import TensorType
 from dlg.runtime.artifact import load_artifact, save_artifact
 from dlg.runtime.model import Model
 from dlg.runtime.native import NativeGraph
-from dlg.runtime.training import TrainStep, bind_inputs
+from dlg.runtime.training import TrainStep, arrange
 
 TARGETS = ("cpu",)
 
@@ -48,15 +48,25 @@ class Executable:
     def compile_seconds(self) -> dict[str, float]:
         return self.native.seconds
 
-    def __call__(self, *args: Any, **inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
-        """Run on inputs by name (`exe(x=batch)`) or in declaration order (`exe(batch)`)."""
+    def __call__(self, *args: Any, out: Any = None, **inputs: Any
+                 ) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Run on inputs by name (`exe(x=batch)`) or in declaration order (`exe(batch)`, the
+        fastest); with `out=` (an array, or a tuple in output order) the results are written
+        there and returned."""
+        native = self.native
+        if out is not None and "out" in native.input_names:  # an input named out, by name
+            inputs["out"], out = out, None
+        if inputs or len(args) != len(native.input_names):
+            args = arrange(native.input_names, args, inputs, f"{self.model.name} ")
+        if out is not None:
+            out = (out,) if isinstance(out, np.ndarray) else tuple(out)
+        params = self.model.params
         try:
-            inputs = bind_inputs(list(self.inputs), args, inputs)
-        except DlgValueError as e:
-            raise DlgValueError(f"{self.model.name} {e.message}") from None
-        outputs = self.native(inputs, self.params)
-        values = tuple(outputs[name] for name in self.outputs)
-        return values[0] if len(values) == 1 else values
+            values = tuple(map(params.__getitem__, native.param_names))
+        except KeyError:
+            values = tuple(params.get(name) for name in native.param_names)
+        outputs = native.run(args, values, out)
+        return outputs[0] if len(outputs) == 1 else outputs
 
     prebuilt_step: Callable[[], TrainStep] | None = None  # set by artifacts made with --train
 

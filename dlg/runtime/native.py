@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import operator
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dlg.compiler.codegen import cache
+from dlg.compiler.codegen.binder import Block, binder, fits
 from dlg.compiler.codegen.llvm_cpu import Jitted
 from dlg.compiler.codegen.threads import cores
 from dlg.compiler.lower import Program
@@ -39,17 +41,32 @@ COMPILES = itertools.count()  # graphs this process compiled to machine code (no
 BUILDS = itertools.count()  # NativeGraphs this process made (compiled or from the cache)
 
 
+SHAPE = operator.attrgetter("shape")
+
+
 @dataclass
 class Plan:
-    """The memory of one dims binding: the arena and the filled pointer table."""
+    """The memory of one dims binding: the arena, the filled pointer table, the shapes and the
+    binder's signature block (None where the binder cannot check these arrays)."""
 
     dims: Any
     arena: np.ndarray
     table: Any
     shapes: dict[str, tuple[int, ...]]
+    outputs: list[tuple[tuple[int, ...], np.dtype]]
+    block: Block | None
 
 
 class NativeGraph:
+    """A compiled graph and its call path.
+
+    `run(args, params, out)` is the fast path: arrays in declaration order, the plan found by
+    the inputs' shapes, and one native call (`codegen/binder.py`) that checks every array
+    against the plan's prepared signature, fills the pointer table and runs the entry. Anything
+    that call refuses goes through `_run_checked`, the Python path that binds dims, converts
+    lists and numbers, and raises the detailed DlgValueError.
+    """
+
     def __init__(self, graph: Graph, loss: str | None = None,
                  options: CompileOptions | None = None,
                  prebuilt: tuple[bytes, str] | None = None, seed: int | None = None):
@@ -83,11 +100,14 @@ class NativeGraph:
         self.input_types = [(name, buf, TensorType(buffers[buf].dtype, buffers[buf].shape))
                             for name, buf in self.program.inputs]  # checked at every call
         self.input_names = [name for name, _ in self.program.inputs]
+        self.param_names = [name for name, _ in self.program.params]
+        self.output_names = [name for name, _ in self.program.outputs]
         self.dim_names = self.program.dims
         self.constants = {name: np.array(b.value, order="C")
                           for name, b in self.program.buffers.items() if b.kind == "constant"}
         self.plans: dict[tuple[int, ...], Plan] = {}
-        self.seed = np.random.default_rng(seed).integers(2**62)
+        self.by_shapes: dict[tuple[tuple[int, ...], ...], Plan] = {}  # the inputs' shapes
+        self.seed_cell = (ctypes.c_int64 * 1)(int(np.random.default_rng(seed).integers(2**62)))
         self.lock = threading.Lock()  # a call fills the shared table and arena
 
     @property
@@ -115,27 +135,52 @@ class NativeGraph:
         for name, array in self.constants.items():
             table[self.index[name]] = array.ctypes.data
         dims = (ctypes.c_int64 * (len(self.dim_names) + 1))(*key, threads())
-        return Plan(dims, arena, table, shapes)
+        signature = [(self.index[buf], p.buffers[buf].dtype.np, shapes[buf], kind == "out")
+                     for kind, named in (("in", p.inputs), ("param", p.params),
+                                         ("out", p.outputs)) for _, buf in named]
+        bind = binder()
+        block = (Block(table, dims, self.seed_cell, ctypes.cast(self.jit.entry, ctypes.c_void_p)
+                       .value or 0, signature)
+                 if bind is not None and fits([s for _, _, s, _ in signature]) else None)
+        outputs = [(shapes[buf], p.buffers[buf].dtype.np) for _, buf in p.outputs]
+        return Plan(dims, arena, table, shapes, outputs, block)
 
-    def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray]
-                 ) -> dict[str, np.ndarray]:
+    def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray],
+                 out: Sequence[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Run on inputs and parameters by name; outputs by name."""
+        check_input_names(self.input_names, inputs)
+        args = tuple(inputs[name] for name in self.input_names)
+        values = tuple(params.get(name) for name in self.param_names)
+        return dict(zip(self.output_names, self.run(args, values, out)))
+
+    def run(self, args: tuple[Any, ...], params: tuple[Any, ...],
+            out: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, ...]:
+        """Run on inputs and parameters in declaration order (`input_names`, `param_names`);
+        the outputs in order, written into `out` when given."""
         with self.lock:
-            return self._call(inputs, params)
+            try:
+                plan = self.by_shapes[tuple(map(SHAPE, args))]
+            except (KeyError, AttributeError):
+                return self._run_checked(args, params, out)
+            if plan.block is None:
+                return self._run_checked(args, params, out)
+            outs = out if out is not None else tuple([np.empty(s, d) for s, d in plan.outputs])
+            if binder()(args + params + outs, plan.block.address):  # type: ignore[misc]
+                return self._run_checked(args, params, out)
+            return outs
 
-    def _call(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray]
-              ) -> dict[str, np.ndarray]:
+    def _run_checked(self, args: tuple[Any, ...], params: tuple[Any, ...],
+                     out: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, ...]:
+        """The Python path: every check spelled out, lists and numbers converted, the table
+        filled here; remembers the plan for these input shapes."""
         p = self.program
         env: dict[str, int] = {}
-        check_input_names(self.input_names, inputs)
-        arrays = {}
-        for name, buf, t in self.input_types:
-            arrays[buf] = native_array(name, check_input(name, t, inputs[name], env))
+        arrays = [native_array(name, check_input(name, t, value, env))
+                  for (name, _, t), value in zip(self.input_types, args)]
         plan = self.plan(env)
-        table = plan.table
-        for buf, array in arrays.items():
-            table[self.index[buf]] = array.ctypes.data
-        for name, buf in p.params:
-            value = params.get(name)
+        if all(isinstance(a, np.ndarray) for a in args):
+            self.by_shapes[tuple(map(SHAPE, args))] = plan
+        for (name, buf), value in zip(p.params, params):
             if value is None:
                 raise DlgValueError(f"no value for parameter {name!r}")
             b = p.buffers[buf]
@@ -143,16 +188,40 @@ class NativeGraph:
                 raise DlgValueError(f"parameter {name!r}: expected "
                                     f"{b.dtype}{list(plan.shapes[buf])}, got "
                                     f"{value.dtype}{list(value.shape)}")
-            table[self.index[buf]] = native_array(name, value).ctypes.data
-        outputs = {}
-        for name, buf in p.outputs:
-            out = np.empty(plan.shapes[buf], p.buffers[buf].dtype.np)
-            outputs[name] = out
-            table[self.index[buf]] = out.ctypes.data
-        self.seed += 1
-        self.jit.entry(ctypes.cast(table, ctypes.c_void_p), ctypes.cast(plan.dims, ctypes.c_void_p),
-                       int(self.seed) % 2**63)
-        return outputs
+            arrays.append(native_array(name, value))
+        if out is None:
+            outs = tuple(np.empty(s, d) for s, d in plan.outputs)
+        else:
+            outs = tuple(check_out(self.output_names, plan.outputs, out, arrays))
+        table = plan.table
+        for (_, buf), array in zip(p.inputs + p.params + p.outputs, arrays + list(outs)):
+            table[self.index[buf]] = array.ctypes.data
+        self.seed_cell[0] += 1
+        self.jit.entry(ctypes.addressof(table), ctypes.addressof(plan.dims), self.seed_cell[0])
+        return outs
+
+
+def check_out(names: Sequence[str], expected: Sequence[tuple[tuple[int, ...], np.dtype]],
+              out: Sequence[Any], others: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """`out=` arrays: one per output, its exact dtype and shape, C-contiguous, aligned,
+    writeable, sharing no memory with the inputs, parameters or another output."""
+    if len(out) != len(names):
+        raise DlgValueError(f"out: expected {len(names)} arrays ({', '.join(names)}), got "
+                            f"{len(out)}")
+    checked: list[np.ndarray] = []
+    for name, (shape, dtype), array in zip(names, expected, out):
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+            got = (f"{array.dtype}{list(array.shape)}" if isinstance(array, np.ndarray)
+                   else type(array).__name__)
+            raise DlgValueError(f"out {name!r}: expected {dtype}{list(shape)}, got {got}")
+        if not array.flags.writeable:
+            raise DlgValueError(f"out {name!r} is read-only")
+        native_array(f"out {name}", array)
+        if any(np.may_share_memory(array, other) for other in (*others, *checked)):
+            raise DlgValueError(f"out {name!r} shares memory with an input, a parameter or "
+                                f"another output; give it memory of its own")
+        checked.append(array)
+    return checked
 
 
 def threads() -> int:

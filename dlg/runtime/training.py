@@ -10,6 +10,7 @@ sees them. `fit` and `evaluate` batch NumPy arrays through it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from dlg.ir.graph import Graph
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.train_spec import TrainSpec, scheduled_lr
 from dlg.runtime.data import DataLoader
-from dlg.runtime.interp import Interpreter
+from dlg.runtime.interp import Interpreter, check_input_names
 from dlg.runtime.native import NativeGraph
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class LabelCheck:
 
     def __call__(self, labels: np.ndarray) -> None:
         if labels.size == 0 or labels.dtype.kind not in "iu":
+            return
+        if labels.min() >= 0 and labels.max() < self.classes:  # two reductions, no temporaries
             return
         bad = ((labels < 0) | (labels >= self.classes)) & (labels != self.ignore_index)
         if bad.any():
@@ -135,19 +138,45 @@ class TrainStep:
         return [n.name for n in self.graph.inputs]
 
     def __call__(self, *args: Any, **inputs: Any) -> dict[str, float]:
-        inputs = bind_inputs(self.input_names, args, inputs)
+        if self.native is None:
+            return self._interpret(bind_inputs(self.input_names, args, inputs))
+        native = self.native
+        arrays = arrange(native.input_names, args, inputs)
+        for check, k in self._label_checks:
+            check(np.asarray(arrays[k]))
+        params, state = self.model.params, self.state
+        values = tuple([state[name] if own else params[name] for own, name in self._sources])
+        outputs = native.run(arrays, values)  # updates are written in place unless the loss is
+        loss = float(outputs[self._reported[0][1]])  # not finite
+        if not math.isfinite(loss):
+            raise self._non_finite(loss)
+        self.steps += 1
+        return {name: float(outputs[k]) for name, k in self._reported}
+
+    @functools.cached_property
+    def _sources(self) -> list[tuple[bool, str]]:
+        """Where each parameter of the compiled step lives: (in `state`, name)."""
+        return [(name in self.state, name) for name in self.native.param_names]  # type: ignore
+
+    @functools.cached_property
+    def _reported(self) -> list[tuple[str, int]]:
+        """The loss, then the metrics, with their places among the compiled step's outputs."""
+        names = self.native.output_names  # type: ignore[union-attr]
+        return [(name, names.index(name)) for name in (self.spec.loss, *self.spec.metrics)]
+
+    @functools.cached_property
+    def _label_checks(self) -> list[tuple[LabelCheck, int]]:
+        names = self.native.input_names  # type: ignore[union-attr]
+        return [(check, names.index(check.input)) for check in self._checks]
+
+    def _interpret(self, inputs: dict[str, Any]) -> dict[str, float]:
         for check in self._checks:
             check(np.asarray(inputs[check.input]))
         values = {**self.model.params, **self.state}
-        if self.native is not None:  # updates are written in place, unless the loss is not finite
-            outputs, updates = self.native(inputs, values), {}
-        else:
-            outputs, updates = self.interpreter.run(self.graph, inputs, values)
+        outputs, updates = self.interpreter.run(self.graph, inputs, values)
         loss = float(outputs[self.spec.loss])
         if not math.isfinite(loss):
-            raise DlgValueError(f"the loss is {loss} at step {self.steps + 1}; the parameters "
-                                f"were not updated (lower the learning rate, or check the data "
-                                f"for NaN/inf)", self.spec.span)
+            raise self._non_finite(loss)
         for name, value in updates.items():
             if name in self.state:
                 self.state[name] = value
@@ -155,6 +184,11 @@ class TrainStep:
                 self.model.params.assign(name, value)
         self.steps += 1
         return {name: float(outputs[name]) for name in (self.spec.loss, *self.spec.metrics)}
+
+    def _non_finite(self, loss: float) -> DlgValueError:
+        return DlgValueError(f"the loss is {loss} at step {self.steps + 1}; the parameters were "
+                             f"not updated (lower the learning rate, or check the data for "
+                             f"NaN/inf)", self.spec.span)
 
 
 def bind_inputs(names: Sequence[str], args: Sequence[Any], inputs: dict[str, Any]
@@ -167,6 +201,23 @@ def bind_inputs(names: Sequence[str], args: Sequence[Any], inputs: dict[str, Any
             raise DlgValueError(f"input {name!r} given twice")
         inputs[name] = value
     return inputs
+
+
+def arrange(names: Sequence[str], args: tuple[Any, ...], inputs: dict[str, Any],
+            prefix: str = "") -> tuple[Any, ...]:
+    """Inputs in declaration order from positional and keyword arguments; every declared input
+    given, nothing else (`prefix` leads the messages of the argument count errors)."""
+    if not args and len(inputs) == len(names):
+        try:
+            return tuple(map(inputs.__getitem__, names))
+        except KeyError:
+            pass
+    try:
+        inputs = bind_inputs(names, args, inputs)
+    except DlgValueError as e:
+        raise DlgValueError(prefix + e.message) from None
+    check_input_names(names, inputs)
+    return tuple(inputs[name] for name in names)
 
 
 @dataclass
