@@ -16,6 +16,7 @@ from dlg.compiler import schedule
 from dlg.compiler.codegen import gemm, threads
 from dlg.compiler.codegen.llvm_cpu import host_target, new_target_machine
 from dlg.compiler.kernel_ir import Gemm
+from dlg.compiler.schedule import Target
 from dlg.ir import Builder, Graph, TensorType
 from dlg.runtime.interp import Interpreter
 from dlg.runtime.native import NativeGraph
@@ -91,6 +92,34 @@ def test_several_cache_blocks(sgemm, m, n, k):
     c = np.ones((m, n), np.float32)
     call(sgemm, a, b, c, True, 2)
     np.testing.assert_allclose(c, a.astype(np.float64) @ b + 1, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("target", [Target(16, 16), Target(32, 16)])
+def test_narrower_vector_targets(sgemm, target):
+    """The library for SSE/NEON and AVX widths (runs on any x86-64 with AVX2; `sgemm` started
+    the thread pool it calls)."""
+    if not llvm.get_host_cpu_features().flatten().count("+avx2"):
+        pytest.skip("needs AVX2 to run the 32-byte variant")
+    engine = gemm.compile_library(target, new_target_machine())
+    narrow = gemm.PROTOTYPE(engine.get_function_address(gemm.SGEMM))
+    bl = gemm.blocking(target, *gemm.cache_sizes())
+    rng = np.random.default_rng(target.vector_bytes)
+    for m, n, k in ((bl.mr + 1, bl.nr + 1, 3), (bl.mc + 1, 2 * bl.nr - 1, bl.kc + 1)):
+        a, b = strided(rng, m, k, "row"), strided(rng, k, n, "col")
+        c = np.zeros((m, n), np.float32)
+        call(narrow, a, b, c, False, 2)
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=RTOL, atol=ATOL)
+
+
+def test_avx512_library_compiles():
+    """The 14 x 32 micro-kernel in zmm registers (this host may not run it)."""
+    tm = llvm.Target.from_default_triple().create_target_machine(
+        cpu="znver4", features="+avx512f,+avx512vl,+avx512bw,+avx512dq,+fma,+avx2", opt=3)
+    bl = gemm.blocking(Target(64, 32), 48 << 10, 1 << 20)
+    assert (bl.mr, bl.nr, bl.lanes) == (14, 32, 16)
+    mod = llvm.parse_assembly(str(gemm.module(bl)))
+    mod.verify()
+    assert "zmm" in tm.emit_assembly(mod)
 
 
 def test_an_empty_sum_is_zero_or_leaves_c(sgemm):

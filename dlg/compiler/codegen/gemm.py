@@ -50,6 +50,11 @@ PROTOTYPE = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * 3, *[ctypes.c_void_p, cty
 PARALLEL_WORK = 1 << 17  # m*n*k worth a second thread
 MAX_THREADS = 64
 ALIGN = 64
+# The code is written as it should run (explicit vectors, fma, unrolled rows): these passes
+# (registers for the stack slots, tidy loops) give the speed of LLVM's O3 pipeline at a fifth of
+# its compile time, which every process pays once (~0.1 s instead of ~0.55 s)
+PASSES = ("always_inliner", "sroa", "instruction_combine", "simplify_cfg", "loop_rotate",
+          "loop_strength_reduce")
 
 
 @dataclass(frozen=True)
@@ -100,14 +105,22 @@ def declare(m: ir.Module) -> ir.Function:
 def start(target: Target, machine: Callable[[], llvm.TargetMachine]) -> object:
     """Compile the library for `target` and make `dlg_sgemm` resolvable; once per process,
     after the thread pool. Returns the engine, which must stay alive."""
-    tm = machine()
+    engine = compile_library(target, machine())
+    llvm.add_symbol(SGEMM, engine.get_function_address(SGEMM))
+    return engine
+
+
+def compile_library(target: Target, tm: llvm.TargetMachine) -> llvm.ExecutionEngine:
+    """The library for `target`, optimised and loaded (its `dlg_sgemm` not yet published)."""
     mod = llvm.parse_assembly(str(module(blocking(target, *cache_sizes()))))
     mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=3))
-    pb.getModulePassManager().run(mod, pb)
+    mod.verify()
+    passes = llvm.create_new_module_pass_manager()
+    for name in PASSES:
+        getattr(passes, f"add_{name}_pass")()
+    passes.run(mod, llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options()))
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
-    llvm.add_symbol(SGEMM, engine.get_function_address(SGEMM))
     return engine
 
 
