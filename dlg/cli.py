@@ -288,7 +288,7 @@ def _train(args: argparse.Namespace) -> int:
         for epoch, values in zip(history.epoch, zip(*history.history.values())):
             row = "  ".join(f"{k} {v:.4f}" for k, v in zip(history.history, values))
             print(f"epoch {epoch:>3}  {row}")
-    final = m.evaluate(data.x_test, data.y_test)
+    final = m.evaluate(data.x_test, data.y_test, compiled=not args.interpreter)
     shown = ", ".join(_describe_metric(k, v) for k, v in final.items())
     print(f"test: {shown} ({len(data.y_test):,} samples); trained in {elapsed:.1f} s")
     if args.output is not None:

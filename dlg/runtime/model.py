@@ -15,6 +15,7 @@ from dlg.ir.shapes import shape_str
 from dlg.ir.train_spec import TrainSpec
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter
+from dlg.runtime.native import NativeGraph
 from dlg.runtime.training import History, TrainStep, bind_inputs, evaluate, fit
 from dlg.runtime.weights import load_weights, save_weights
 
@@ -89,6 +90,7 @@ class Model:
         self._train_graph: Graph | None = None
         self._build_eval_graph = build_eval_graph
         self._eval_graph: Graph | None = None
+        self._eval_native: NativeGraph | None = None
         self._fit_step: TrainStep | None = None
         self._epochs_done = 0
         self.interpreter = Interpreter(seed)
@@ -164,9 +166,21 @@ class Model:
         self._epochs_done += epochs
         return history
 
-    def evaluate(self, x: Any, y: Any, batch_size: int = 256) -> dict[str, float]:
-        """Loss and metrics over a whole dataset, in inference mode."""
-        return evaluate(self, x, y, batch_size)
+    def evaluate(self, x: Any, y: Any, batch_size: int = 256, compiled: bool = True
+                 ) -> dict[str, float]:
+        """Loss and metrics over a whole dataset, in inference mode: compiled, many batches
+        per native call (`compiled=False`: the NumPy interpreter)."""
+        return evaluate(self, x, y, batch_size, compiled)
+
+    @property
+    def eval_native(self) -> NativeGraph:
+        """The eval graph (inference mode with the train section's loss and metrics),
+        compiled on first use."""
+        if self._eval_native is None:
+            if self.eval_graph is None:
+                raise DlgValueError(f"model {self.name} has no train section to evaluate with")
+            self._eval_native = NativeGraph(self.eval_graph)
+        return self._eval_native
 
     def save_weights(self, path: str | Path) -> None:
         """Write every parameter and buffer to .safetensors or .npz (PyTorch names)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.train_spec import TrainSpec, scheduled_lr
 from dlg.runtime.data import DataLoader
 from dlg.runtime.interp import Interpreter, check_input_names
+from dlg.runtime.loop import NativeLoop, check_order, data_length
 from dlg.runtime.native import NativeGraph
 
 if TYPE_CHECKING:
@@ -111,6 +113,7 @@ class TrainStep:
         self.native = (NativeGraph(self.graph, spec.loss, options,
                                    seed=int(model.interpreter.rng.integers(2**62)))
                        if compiled else None)
+        self._loop: NativeLoop | None = None  # `run`'s, kept while the data is the same
 
     @classmethod
     def prebuilt(cls, model: Model, spec: TrainSpec, graph: Graph,
@@ -123,6 +126,7 @@ class TrainStep:
         step.steps = 0
         step._checks = label_checks(graph)
         step.native = native
+        step._loop = None
         return step
 
     @property
@@ -189,6 +193,67 @@ class TrainStep:
         return DlgValueError(f"the loss is {loss} at step {self.steps + 1}; the parameters were "
                              f"not updated (lower the learning rate, or check the data for "
                              f"NaN/inf)", self.spec.span)
+
+    def run(self, n: int, *args: Any, batch_size: int | None = None,
+            perm: np.ndarray | Sequence[int] | None = None, **inputs: Any) -> dict[str, float]:
+        """`n` steps over a whole data set, as one native call when compiled (a loop in Python
+        on the interpreter); returns the loss and metrics averaged over the steps.
+
+        The arrays (positional in declaration order, or by name) hold every row; the rows
+        perm[0], perm[1], ... (every row in order without `perm`; an index may repeat) are cut
+        into len(perm) // batch_size batches of `batch_size` rows (default: all, full-batch
+        training), and step s takes batch s mod that count. So `run(100, x=x, y=y)` is 100
+        full-batch steps, and `run(len(x) // b, x=x, y=y, batch_size=b, perm=rng.permutation(
+        len(x)))` one shuffled epoch without its last partial batch. A non-finite loss stops
+        with the error a single step gives, the parameters left as the step before it made them.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise DlgValueError(f"run: n (the number of steps) must be a positive int, got {n!r}")
+        data = {k: np.asarray(v) for k, v in bind_inputs(self.input_names, args, inputs).items()}
+        loop = self._loop
+        if self.native is not None and (loop is None or not loop.holds(data)):
+            loop = self._loop = NativeLoop(self.native, data, self.outputs, stop=True)
+        length = data_length(data)
+        order = None if perm is None else check_order(perm, length)
+        picks = length if order is None else len(order)
+        rows = picks if batch_size is None else batch_size
+        if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) \
+                or not 0 < rows <= picks:
+            raise DlgValueError(f"run: batch_size must be an int in 1..{picks} (the rows in "
+                                f"{'perm' if order is not None else 'the data'}), got "
+                                f"{batch_size!r}")
+        batches = picks // rows
+        totals = np.zeros(len(self.outputs))
+        if self.native is None:
+            for s in range(n):
+                start = s % batches * rows
+                picked = slice(start, start + rows) if order is None else order[start:][:rows]
+                values = self(**{k: np.ascontiguousarray(v[picked]) for k, v in data.items()})
+                totals += [values[k] * rows for k in self.outputs]
+        else:
+            self.check_labels(data)
+            self.train_steps(loop, rows, 0, n, batches, order, totals)
+        return {k: float(v) / (n * rows) for k, v in zip(self.outputs, totals)}
+
+    @property
+    def outputs(self) -> list[str]:
+        """What a step returns and loops sum: the loss, then the metrics."""
+        return [self.spec.loss, *self.spec.metrics]
+
+    def check_labels(self, data: Mapping[str, np.ndarray]) -> None:
+        """Every class label of a data set in range, checked once before a loop runs."""
+        for check in self._checks:
+            check(data[check.input])
+
+    def train_steps(self, loop: NativeLoop, rows: int, first: int, count: int, batches: int,
+                    order: np.ndarray | None, totals: np.ndarray) -> None:
+        """Steps first..first+count-1 of a native loop over this step's parameters and state
+        (see NativeLoop.run), counted in `steps`; a non-finite loss is today's error."""
+        done = loop.run({**self.model.params, **self.state}, rows, first, count, batches, order,
+                        totals)
+        self.steps += done
+        if done < count:
+            raise self._non_finite(loop.value(rows, self.spec.loss))
 
 
 def bind_inputs(names: Sequence[str], args: Sequence[Any], inputs: dict[str, Any]
@@ -267,27 +332,29 @@ def fit(model: Model, step: TrainStep, x: Any, y: Any, epochs: int, batch_size: 
     names = features + labels
     arrays = as_arrays(model, features, x, "x") + as_arrays(model, labels, y, "y")
     loader = _loader(model, names, arrays, batch_size, shuffle, seed)
+    loop = None
+    if step.native is not None:  # many steps per native call; labels checked once, up front
+        data = dict(zip(names, (np.ascontiguousarray(a) for a in arrays)))
+        loop = NativeLoop(step.native, data, step.outputs, stop=True)
+        step.check_labels(data)
     history = History()
     for epoch in range(first_epoch, first_epoch + epochs):
         step.lr = scheduled_lr(step.spec.schedule, step.base_lr, epoch)
-        totals: dict[str, float] = {}
-        seen = 0
         bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
                    unit="batch", disable=verbose < 1, dynamic_ncols=True)
-        for i, batch in enumerate(loader):
-            try:
-                values = step(**dict(zip(names, batch)))
-            except DlgError as e:
-                raise e.with_note(f"in epoch {epoch + 1}, batch {i + 1} of {len(loader)}")
-            n = len(batch[0])
-            seen += n
-            for k, v in values.items():
-                totals[k] = totals.get(k, 0.0) + v * n
-            bar.set_postfix({k: f"{v / seen:.4f}" for k, v in totals.items()}, refresh=False)
-            bar.update()
-        record = {k: v / max(seen, 1) for k, v in totals.items()}
+        before = step.steps
+        try:
+            if loop is None:
+                totals, seen = _python_epoch(step, loader, names, bar)
+            else:
+                totals, seen = _native_epoch(step, loop, loader, bar)
+        except DlgError as e:
+            raise e.with_note(f"in epoch {epoch + 1}, batch {step.steps - before + 1} of "
+                              f"{len(loader)}")
+        record = {k: float(v) / seen for k, v in zip(step.outputs, totals)} if seen else {}
         if validation_data is not None:
-            val = evaluate(model, *validation_data, batch_size=max(batch_size, 256))
+            val = evaluate(model, *validation_data, batch_size=max(batch_size, 256),
+                           compiled=loop is not None)
             record.update({f"val_{k}": v for k, v in val.items()})
         bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()}, refresh=False)
         bar.close()
@@ -295,25 +362,87 @@ def fit(model: Model, step: TrainStep, x: Any, y: Any, epochs: int, batch_size: 
     return history
 
 
-def evaluate(model: Model, x: Any, y: Any, batch_size: int = 256) -> dict[str, float]:
+CHUNK_SECONDS = 0.1  # native work between two progress-bar updates
+FIRST_CHUNK = 4  # steps before the time of one is known
+
+
+def _show(bar: tqdm, outputs: list[str], totals: np.ndarray, seen: int, steps: int) -> None:
+    bar.set_postfix({k: f"{v / seen:.4f}" for k, v in zip(outputs, totals)}, refresh=False)
+    bar.update(steps)
+
+
+def _python_epoch(step: TrainStep, loader: DataLoader, names: list[str], bar: tqdm
+                  ) -> tuple[np.ndarray, int]:
+    """One pass, a call per batch (the interpreter's way)."""
+    totals = np.zeros(len(step.outputs))
+    seen = 0
+    for batch in loader:
+        values = step(**dict(zip(names, batch)))
+        n = len(batch[0])
+        seen += n
+        totals += [values[k] * n for k in step.outputs]
+        _show(bar, step.outputs, totals, seen, 1)
+    return totals, seen
+
+
+def _native_epoch(step: TrainStep, loop: NativeLoop, loader: DataLoader, bar: tqdm
+                  ) -> tuple[np.ndarray, int]:
+    """One pass in chunks of native steps (about CHUNK_SECONDS each), the loader's batches in
+    its order; a last smaller batch is a step at its own size."""
+    order = loader.order()
+    rows = loader.batch_size
+    full, rest = divmod(loader.length, rows)
+    rest = 0 if loader.drop_last else rest
+    totals = np.zeros(len(step.outputs))
+    done, chunk = 0, FIRST_CHUNK
+    while done < full:
+        count = min(chunk, full - done)
+        start = time.perf_counter()
+        step.train_steps(loop, rows, done, count, full, order, totals)
+        chunk = max(1, int(CHUNK_SECONDS * count / max(time.perf_counter() - start, 1e-9)))
+        done += count
+        _show(bar, step.outputs, totals, done * rows, count)
+    if rest:
+        tail = order[full * rows:] if order is not None else np.arange(full * rows, loader.length)
+        step.train_steps(loop, rest, 0, 1, 1, tail, totals)
+        _show(bar, step.outputs, totals, loader.length, 1)
+    return totals, full * rows + rest
+
+
+def evaluate(model: Model, x: Any, y: Any, batch_size: int = 256, compiled: bool = False
+             ) -> dict[str, float]:
     """Loss and metrics in inference mode (dropout off, running statistics), averaged over all
-    samples."""
+    samples; `compiled` runs the batches natively (many per call), else on the interpreter."""
     spec, graph = model.train_spec, model.eval_graph
     if spec is None or graph is None:
         raise DlgValueError(f"model {model.name} has no train section to evaluate with")
     features, labels = list(model.inputs), list(spec.labels)
     names = features + labels
+    outputs = [spec.loss, *spec.metrics]
     arrays = as_arrays(model, features, x, "x") + as_arrays(model, labels, y, "y")
+    loader = _loader(model, names, arrays, batch_size, False, None)
     checks = label_checks(graph)
-    totals: dict[str, float] = {}
-    seen = 0
-    for batch in _loader(model, names, arrays, batch_size, False, None):
-        inputs = dict(zip(names, batch))
+    totals = np.zeros(len(outputs))
+    if compiled:
+        data = dict(zip(names, (np.ascontiguousarray(a) for a in arrays)))
+        loop = NativeLoop(model.eval_native, data, outputs, stop=False)
         for check in checks:
-            check(np.asarray(inputs[check.input]))
-        outputs, _ = model.interpreter.run(graph, inputs, model.params)
-        n = len(batch[0])
-        seen += n
-        for k in (spec.loss, *spec.metrics):
-            totals[k] = totals.get(k, 0.0) + float(outputs[k]) * n
-    return {k: v / max(seen, 1) for k, v in totals.items()}
+            check(data[check.input])
+        full, rest = divmod(loop.length, loader.batch_size)
+        if full:
+            loop.run(model.params, loader.batch_size, 0, full, full, None, totals)
+        if rest:
+            loop.run(model.params, rest, 0, 1, 1, np.arange(full * loader.batch_size,
+                                                            loop.length), totals)
+        seen = loop.length
+    else:
+        seen = 0
+        for batch in loader:
+            inputs = dict(zip(names, batch))
+            for check in checks:
+                check(np.asarray(inputs[check.input]))
+            values, _ = model.interpreter.run(graph, inputs, model.params)
+            n = len(batch[0])
+            seen += n
+            totals += [float(values[k]) * n for k in outputs]
+    return {k: float(v) / seen for k, v in zip(outputs, totals)} if seen else {}
