@@ -62,8 +62,8 @@ class Executable:
             out = (out,) if isinstance(out, np.ndarray) else tuple(out)
         params = self.model.params
         try:
-            values = tuple(map(params.__getitem__, native.param_names))
-        except KeyError:
+            values: tuple[Any, ...] = tuple(map(params.__getitem__, native.param_names))
+        except KeyError:  # the Python path names the missing parameter
             values = tuple(params.get(name) for name in native.param_names)
         outputs = native.run(args, values, out)
         return outputs[0] if len(outputs) == 1 else outputs

@@ -30,6 +30,7 @@ from dlg.compiler.codegen.threads import cores
 from dlg.compiler.lower import Program
 from dlg.compiler.pipeline import CompileOptions, compile_graph, object_code
 from dlg.errors import DlgValueError
+from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph
 from dlg.ir.ops.opdef import Trait
 from dlg.ir.shapes import evaluate_shape
@@ -139,14 +140,14 @@ class NativeGraph:
                      for kind, named in (("in", p.inputs), ("param", p.params),
                                          ("out", p.outputs)) for _, buf in named]
         bind = binder()
-        block = (Block(table, dims, self.seed_cell, ctypes.cast(self.jit.entry, ctypes.c_void_p)
-                       .value or 0, signature)
+        entry = ctypes.cast(self.jit.entry, ctypes.c_void_p).value  # type: ignore[arg-type]
+        block = (Block(table, dims, self.seed_cell, entry or 0, signature)
                  if bind is not None and fits([s for _, _, s, _ in signature]) else None)
         outputs = [(shapes[buf], p.buffers[buf].dtype.np) for _, buf in p.outputs]
         return Plan(dims, arena, table, shapes, outputs, block)
 
     def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray],
-                 out: Sequence[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                 out: tuple[np.ndarray, ...] | None = None) -> dict[str, np.ndarray]:
         """Run on inputs and parameters by name; outputs by name."""
         check_input_names(self.input_names, inputs)
         args = tuple(inputs[name] for name in self.input_names)
@@ -197,7 +198,8 @@ class NativeGraph:
         for (_, buf), array in zip(p.inputs + p.params + p.outputs, arrays + list(outs)):
             table[self.index[buf]] = array.ctypes.data
         self.seed_cell[0] += 1
-        self.jit.entry(ctypes.addressof(table), ctypes.addressof(plan.dims), self.seed_cell[0])
+        self.jit.entry(ctypes.c_void_p(ctypes.addressof(table)),
+                       ctypes.c_void_p(ctypes.addressof(plan.dims)), self.seed_cell[0])
         return outs
 
 
@@ -211,9 +213,10 @@ def check_out(names: Sequence[str], expected: Sequence[tuple[tuple[int, ...], np
     checked: list[np.ndarray] = []
     for name, (shape, dtype), array in zip(names, expected, out):
         if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
-            got = (f"{array.dtype}{list(array.shape)}" if isinstance(array, np.ndarray)
+            got = (f"{_dtype_name(array)}{list(array.shape)}" if isinstance(array, np.ndarray)
                    else type(array).__name__)
-            raise DlgValueError(f"out {name!r}: expected {dtype}{list(shape)}, got {got}")
+            raise DlgValueError(f"out {name!r}: expected {_dtype_name(np.empty(0, dtype))}"
+                                f"{list(shape)}, got {got}")
         if not array.flags.writeable:
             raise DlgValueError(f"out {name!r} is read-only")
         native_array(f"out {name}", array)
@@ -222,6 +225,14 @@ def check_out(names: Sequence[str], expected: Sequence[tuple[tuple[int, ...], np
                                 f"another output; give it memory of its own")
         checked.append(array)
     return checked
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    """dlg's name of an array's dtype (f32), NumPy's where dlg has none."""
+    try:
+        return str(DType.of(array))
+    except KeyError:
+        return str(array.dtype)
 
 
 def threads() -> int:

@@ -80,7 +80,8 @@ def probe(bind: Callable[[tuple, int], int]) -> bool:
     """The binder sees what NumPy reports: pointers of good arrays, refusals of bad ones."""
     table = (ctypes.c_void_p * 3)()
     dims, seed = (ctypes.c_int64 * 1)(), (ctypes.c_int64 * 1)()
-    good = (np.ones((3, 5), np.float32), np.ones(2, np.int64), np.empty((1, 3, 1, 2), np.float64))
+    good: tuple[np.ndarray, ...] = (np.ones((3, 5), np.float32), np.ones(2, np.int64),
+                                    np.empty((1, 3, 1, 2), np.float64))
     block = Block(table, dims, seed, 0, [(k, a.dtype, a.shape, k == 2) for k, a in
                                          enumerate(good)])
     if bind(good, block.address) != 0 or list(table) != [a.ctypes.data for a in good]:
