@@ -33,6 +33,7 @@ from dlg.compiler.lower import Program, lower
 from dlg.compiler.optimizers import apply_optimizer
 from dlg.compiler.passes.autodiff import GRAD_PREFIX, grad
 from dlg.compiler.passes.fuse import Fusion, fuse
+from dlg.compiler.passes.im2col import im2col
 from dlg.compiler.passes.hoist import hoist
 from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.passes.simplify import simplify
@@ -103,6 +104,7 @@ PIPELINE: list[Stage] = [
     Stage("apply_optimizer", _apply_optimizer, training=True),
     Stage("decompose", lambda g, ctx: decompose(g)),  # composites -> primitives
     Stage("explicit_padding", lambda g, ctx: explicit_padding(g)),  # conv padding -> pad
+    Stage("im2col", lambda g, ctx: im2col(g) if ctx.options.im2col else g),  # conv -> GEMM
     Stage("simplify", lambda g, ctx: simplify(g)),  # identities, folding, CSE, dead code
 ]
 ANALYSES = ["fuse"]  # what is computed from the final graph without changing it
@@ -120,6 +122,7 @@ class CompileOptions:
     dump_after: tuple[str, ...] = ()
     verify: bool = field(default_factory=verify_requested)
     profile: bool = False  # count cycles per kernel (`native.profile_kernels`)
+    im2col: bool = False  # convolutions as GEMMs (passes/im2col.py): slower than their tiles yet
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     seconds: dict[str, float] = field(default_factory=dict)
     last_stage: str | None = field(default=None, init=False)  # where to look if the next fails

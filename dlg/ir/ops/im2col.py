@@ -47,7 +47,8 @@ def _im2col_ref(x: np.ndarray, *, kernel: tuple[int, ...], stride: tuple[int, ..
     win = win[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)
               + tuple(slice(None, None, d) for d in dilation)]  # [N, C, *out, *kernel]
     cols = win.transpose(1, *range(2 + nd, 2 + 2 * nd), 0, *range(2, 2 + nd))
-    return np.ascontiguousarray(cols).reshape(-1, *cols.shape[1 + nd:])
+    rows = x.shape[1] * prod(kernel)
+    return np.ascontiguousarray(cols).reshape(rows, *cols.shape[1 + nd:])
 
 
 def _im2col_vjp(b, n, h):

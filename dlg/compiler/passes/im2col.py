@@ -1,0 +1,93 @@
+"""im2col: convolutions and their weight gradients become matrix products over an `im2col` copy
+of the windows, one product for the whole batch, so they run on the packed GEMM.
+
+With cols = im2col(x), [C*K, N*P] (K kernel positions, P output positions; the batch joins the
+output positions) and per group g:
+    conv:             y[g]  = W[g] [O/G, C/G*K] @ cols[g] [C/G*K, N*P]  -> [O, N, *out] -> NCHW
+    conv_weight_grad: dW[g] = gT[g] [O/G, N*P]  @ cols[g]^T             -> [O, C/G, *kernel]
+Both operands of each product are plain strided loads; the output's transpose to NCHW is read
+by the kernel that adds the bias (fused there); gT, the cotangent channels first, is a 1x1
+im2col (a copy in memory: the GEMM needs strided loads, not a transposed reshape). The forward
+convolution and its weight gradient read the same cols after CSE (the pass runs before
+simplify). The input gradient is a convolution (conv.py's VJP) and is rewritten like any other.
+
+Only convolutions whose products have every side at least the GEMM's `GEMM_MIN_SIDE` are
+rewritten: below it the products would run as register tiles, which stream cols (a whole
+batch's columns) with no cache blocking. Runs after `explicit_padding`: no padding is read.
+
+Off unless `CompileOptions(im2col=True)`: measured with one thread (min of 7), the copy plus
+today's GEMM (~46 GFLOP/s on [64, 288] @ [288, 16384]) lose to the convolution tiles, e.g.
+CifarCNN's conv2 at batch 64 8.4 ms as tiles vs 18.5 ms rewritten, its weight gradient 16.8 vs
+20.9 ms. Turn it on once the GEMM is well ahead of the tiles on these shapes.
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from dlg.compiler.schedule import GEMM_MIN_SIDE
+from dlg.ir.builder import Builder
+from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
+from dlg.ir.rewrite import copy_graph
+from dlg.ir.shapes import numel
+
+
+def im2col(g: Graph) -> Graph:
+    if not any(_pays(g, node) for node in g):
+        return g
+
+    def rewrite(b: Builder, node: Node, inputs: tuple[Value, ...]) -> Value | None:
+        if not _pays(g, node):
+            return None
+        return (_conv if node.op is CONV else _weight_grad)(b, node, *inputs)
+    return copy_graph(g, rewrite)
+
+
+def _pays(g: Graph, node: Node) -> bool:
+    """A convolution or weight gradient, unpadded, whose products are GEMM-sized: output
+    channels, and input channels times kernel positions, per group at least GEMM_MIN_SIDE."""
+    if node.op is CONV:
+        weight = g.type_of(node.inputs[1]).shape
+    elif node.op is CONV_WEIGHT_GRAD:
+        weight = node.types[0].shape
+    else:
+        return False
+    groups = node.attrs["groups"]
+    rows = prod(int(d) for d in weight[1:])
+    return (not any(lo or hi for lo, hi in node.attrs["padding"])
+            and min(int(weight[0]) // groups, rows) >= GEMM_MIN_SIDE)
+
+
+def _matrix(b: Builder, v: Value, groups: int, rows: int) -> Value:
+    """v as one [rows, rest] matrix per group: [groups, rows, rest], or [rows, rest] for one."""
+    rest = numel(b.type_of(v).shape) // (groups * rows)
+    return b.reshape(v, shape=(groups, rows, rest) if groups > 1 else (rows, rest))
+
+
+def _columns(b: Builder, node: Node, x: Value, kernel: tuple[int, ...]) -> Value:
+    """im2col(x), one [C/groups*K, N*P] matrix per group."""
+    a = node.attrs
+    cols = b.im2col(x, kernel=kernel, stride=a["stride"], dilation=a["dilation"])
+    return _matrix(b, cols, a["groups"], int(b.type_of(cols).shape[0]) // a["groups"])
+
+
+def _conv(b: Builder, node: Node, x: Value, w: Value) -> Value:
+    groups = node.attrs["groups"]
+    c_out, c_group, *kernel = (int(d) for d in b.type_of(w).shape)
+    y = b.matmul(_matrix(b, w, groups, c_out // groups), _columns(b, node, x, tuple(kernel)))
+    n, _, *out = node.types[0].shape
+    y = b.reshape(y, shape=(c_out, n, *out))
+    return b.transpose(y, perm=(1, 0, *range(2, 2 + len(out))))  # read by the bias's kernel
+
+
+def _weight_grad(b: Builder, node: Node, x: Value, g: Value) -> Value:
+    groups = node.attrs["groups"]
+    c_out = int(b.type_of(g).shape[1])
+    ones = (1,) * (b.type_of(g).rank - 2)  # a 1x1 im2col: g channels first, [O, N, *out]
+    gt = b.im2col(g, kernel=ones, stride=ones, dilation=ones)  # in memory, unlike a transpose
+    cols = _columns(b, node, x, node.attrs["kernel"])
+    rank = b.type_of(cols).rank
+    cols_t = b.transpose(cols, perm=(*range(rank - 2), rank - 1, rank - 2))
+    dw = b.matmul(_matrix(b, gt, groups, c_out // groups), cols_t)
+    return b.reshape(dw, shape=node.types[0].shape)
