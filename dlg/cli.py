@@ -20,7 +20,9 @@ from dlg.compiler.pipeline import (
     STAGES,
     CompileOptions,
     assembly,
+    dump_file,
     format_program,
+    format_seconds,
     verify_requested,
 )
 from dlg.errors import DlgError, DlgValueError
@@ -106,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--dump-after", action="append", default=[], metavar="PASS",
                       help=f"print the program after a pass ({', '.join(STAGES)}, or all); "
                       "repeatable")
+    comp.add_argument("--dump-dir", type=Path, metavar="DIR",
+                      help="write the dumps to files in DIR instead, one per pass, numbered in "
+                      f"pipeline order ({dump_file(STAGES[0])}, ..., {dump_file('llvm')}, ..., "
+                      f"{dump_file('codegen')}); without --dump-after every pass is written")
+    comp.add_argument("--time-passes", action="store_true",
+                      help="print a table of the seconds each pass took, LLVM's optimisation "
+                      "and code generation included (the disk cache is skipped, so they run)")
     comp.add_argument("--verify", action="store_true",
                       help="check the IR's invariants after every graph pass and name the pass "
                       "that broke them (a debugging aid; DLG_VERIFY=1 does the same)")
@@ -221,8 +230,10 @@ def _compile(args: argparse.Namespace) -> int:
     if training and not args.train:
         raise DlgValueError(f"--dump-after {training[0]}: that pass makes a training step; "
                             f"add --train")
-    options = CompileOptions(dump_after=tuple(args.dump_after), profile=args.profile is not None,
-                             verify=args.verify or verify_requested())
+    options = CompileOptions(dump_after=tuple(args.dump_after), dump_dir=args.dump_dir,
+                             profile=args.profile is not None,
+                             verify=args.verify or verify_requested(),
+                             cold=args.time_passes)
     values = dict(m.params)
     if args.train:
         if m.train_spec is None:
@@ -232,6 +243,8 @@ def _compile(args: argparse.Namespace) -> int:
     else:
         native = NativeGraph(m.graph, options=options)
     assert native is not None
+    if args.time_passes:
+        print(format_seconds(native.seconds))
     if args.profile is not None:
         return _print_profile(native, values, args.batch, args.profile)
     if args.emit == "graph":

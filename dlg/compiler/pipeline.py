@@ -22,12 +22,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 import numpy as np
-from llvmlite import ir
 
 from dlg.compiler.codegen.llvm_cpu import build_module, host_target, optimize, target_machine
+from dlg.compiler.codegen.parts import Modules, pack
 from dlg.compiler.kernel_ir import format_kernel
 from dlg.compiler.lower import Program, lower
 from dlg.compiler.optimizers import apply_optimizer
@@ -117,11 +118,24 @@ def verify_requested() -> bool:
     return os.environ.get("DLG_VERIFY", "") == "1"
 
 
+SUFFIXES = {"llvm": ".ll", "optimize": ".ll", "codegen": ".s"}  # other stages: dlg's IR text
+
+
+def dump_file(stage: str) -> str:
+    """A stage's file in a dump folder, numbered in pipeline order: `05_simplify.ir`."""
+    return f"{STAGES.index(stage) + 1:02d}_{stage}{SUFFIXES.get(stage, '.ir')}"
+
+
 @dataclass
 class CompileOptions:
+    """What to print or write while compiling (dumps, verification, profiling counters) and,
+    after it, the seconds each stage took (`seconds`, `format_seconds`)."""
+
     dump_after: tuple[str, ...] = ()
+    dump_dir: Path | None = None  # dumps go to files here (all stages unless dump_after names some)
     verify: bool = field(default_factory=verify_requested)
     profile: bool = False  # count cycles per kernel (`native.profile_kernels`)
+    cold: bool = False  # compile to machine code even when the disk cache has it (--time-passes)
     im2col: bool = False  # convolutions as GEMMs (passes/im2col.py): slower than their tiles yet
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -149,16 +163,23 @@ class CompileOptions:
         self.last_stage = name
 
     def dumps(self, name: str) -> bool:
-        return name in self.dump_after or "all" in self.dump_after
+        return (name in self.dump_after or "all" in self.dump_after
+                or (self.dump_dir is not None and not self.dump_after))
 
     @property
     def dumps_object_code(self) -> bool:
-        """A dump of optimize or codegen is asked for: they must run, not the disk cache."""
-        return self.dumps("optimize") or self.dumps("codegen")
+        """Optimize and codegen must run, not the disk cache: a dump of them is asked for, or
+        their times (`cold`)."""
+        return self.cold or self.dumps("optimize") or self.dumps("codegen")
 
     def dump(self, name: str, text: Callable[[], str]) -> None:
-        if self.dumps(name):
+        if not self.dumps(name):
+            return
+        if self.dump_dir is None:
             print(f"// ---- after {name} ----\n{text()}", file=self.out)
+            return
+        self.dump_dir.mkdir(parents=True, exist_ok=True)
+        (self.dump_dir / dump_file(name)).write_text(text() + "\n")
 
 
 def run_stages(g: Graph, ctx: CompileCtx, stages: list[Stage] = PIPELINE) -> Graph:
@@ -204,7 +225,7 @@ class Compiled:
     graph: Graph  # after the graph stages
     fusion: Fusion
     program: Program
-    module: ir.Module
+    module: Modules  # its parts, each optimised at its own level
 
 
 def compile_graph(g: Graph, loss: str | None = None,
@@ -229,15 +250,27 @@ def compile_graph(g: Graph, loss: str | None = None,
     return Compiled(g, fusion, program, module)
 
 
-def object_code(module: ir.Module, options: CompileOptions) -> bytes:
-    """LLVM's O3 pipeline for the host, then machine code as an object file."""
+def object_code(modules: Modules, options: CompileOptions) -> bytes:
+    """Each part through LLVM's pipeline at its level for the host, then machine code: one
+    object file per part, packed as one blob."""
     with options.stage("optimize"):
-        optimized = optimize(module)
-    options.dump("optimize", lambda: str(optimized))
+        optimized = [optimize(part.text, part.level) for part in modules.parts]
+    options.dump("optimize", lambda: "\n".join(map(str, optimized)))
     with options.stage("codegen"):
-        code = target_machine().emit_object(optimized)
-    options.dump("codegen", lambda: target_machine().emit_assembly(optimized))
-    return code
+        objects = [target_machine().emit_object(m) for m in optimized]
+    options.dump("codegen", lambda: "\n".join(map(target_machine().emit_assembly, optimized)))
+    return pack(objects)
+
+
+def format_seconds(seconds: dict[str, float]) -> str:
+    """`--time-passes`: one row per stage in pipeline order (then any others, such as the
+    runtime's `load`), seconds and share of the total."""
+    order = [s for s in STAGES if s in seconds] + [s for s in seconds if s not in STAGES]
+    total = sum(seconds.values()) or 1.0
+    rows = [f"{'stage':<18} {'seconds':>9} {'share':>6}"]
+    rows += [f"{s:<18} {seconds[s]:9.4f} {100 * seconds[s] / total:5.1f}%" for s in order]
+    rows.append(f"{'total':<18} {sum(seconds.values()):9.4f} {100.0:5.1f}%")
+    return "\n".join(rows)
 
 
 def format_fusion(g: Graph, fusion: Fusion) -> str:
@@ -256,6 +289,7 @@ def format_program(p: Program) -> str:
     return "\n".join(parts)
 
 
-def assembly(module: ir.Module) -> str:
-    """The optimised module as the host's assembly (`dlgc compile --emit asm`)."""
-    return target_machine().emit_assembly(optimize(module))
+def assembly(modules: Modules) -> str:
+    """The optimised parts as the host's assembly (`dlgc compile --emit asm`)."""
+    return "\n".join(target_machine().emit_assembly(optimize(part.text, part.level))
+                     for part in modules.parts)

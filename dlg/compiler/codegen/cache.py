@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dlg.compiler.codegen.llvm_cpu import host
 
-VERSION = "0.1.0"  # bump with any change to codegen that keeps the IR text the same
+VERSION = "0.2.0"  # bump with any change to codegen that keeps the IR text the same
 
 
 def cache_dir() -> Path | None:

@@ -21,6 +21,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from dlg.compiler.codegen import gemm, threads
+from dlg.compiler.codegen.parts import O1, O3, Allocator, Linker, Modules, declared, unpack
 from dlg.compiler.codegen.gemm import emit_gemm
 from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
 from dlg.compiler.codegen.vector import emit_tile
@@ -58,31 +59,30 @@ TABLE = I8P.as_pointer()
 ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [TABLE, I64.as_pointer(), I64])
 
 
-def build_module(program: Program, profile: bool = False) -> ir.Module:
-    """The LLVM IR of a program: kernels, scan bodies and the entry; with `profile`, the entry
-    adds the cycle counter's advance over each kernel call to that kernel's slot of the
-    `dlg_profile` array."""
-    m = ir.Module(name=program.name)
-    m.triple = llvm.get_process_triple()
+def build_module(program: Program, profile: bool = False) -> Modules:
+    """The LLVM IR of a program: kernels, scan bodies and the entry, in parts by optimisation
+    level (`kernel_level`); with `profile`, the entry adds the cycle counter's advance over each
+    kernel call to that kernel's slot of the `dlg_profile` array."""
+    parts = Allocator(program.name, llvm.get_process_triple())
+    main = parts.main
     dims = program.dims
     functions: dict[str, ir.Function] = {}
     counters = None
     if profile:
-        counters = ir.GlobalVariable(m, ir.ArrayType(I64, len(program.kernels)), PROFILE)
+        counters = ir.GlobalVariable(main, ir.ArrayType(I64, len(program.kernels)), PROFILE)
         counters.initializer = ir.Constant(counters.type.pointee, None)
-        clock = m.declare_intrinsic("llvm.readcyclecounter", (), ir.FunctionType(I64, []))
+        clock = main.declare_intrinsic("llvm.readcyclecounter", (), ir.FunctionType(I64, []))
 
     def define(p: Program, name: str) -> None:
         for body in p.bodies:
             define(body, body.name)
-        entry = ir.Function(m, ENTRY_TYPE, name)
-        if name != ENTRY:
-            entry.linkage = "internal"
+        entry = ir.Function(main, ENTRY_TYPE, name)
         b = ir.IRBuilder(entry.append_basic_block("entry"))
         table, dim_ptr, seed = entry.args
         index = {buf: i for i, buf in enumerate(p.order)}
         for k, kernel in enumerate(p.kernels):
-            fn = _kernel_function(m, p, kernel, dims, functions)
+            m = parts.module(kernel_level(kernel))
+            fn = declared(main, _kernel_function(m, p, kernel, dims, Linker(m, functions)))
             args = []
             for buf in _kernel_buffers(kernel):
                 raw = b.load(b.gep(table, [I64(index[buf])]), name=buf)
@@ -98,7 +98,45 @@ def build_module(program: Program, profile: bool = False) -> ir.Module:
         functions[name] = entry
 
     define(program, ENTRY)
-    return m
+    return parts.done()
+
+
+SMALL_WORK = 4096  # iterations: below this, O3's unrolled and vectorised loops save microseconds
+
+
+def kernel_level(kernel: Kernel) -> int:
+    """O1 for a kernel whose whole work is plain loops of known, small size; O3 otherwise."""
+    work = _static_work(kernel.body)
+    return O1 if work is not None and work <= SMALL_WORK else O3
+
+
+def _static_work(stmts: tuple[Stmt, ...]) -> int | None:
+    """Iterations of plain loops, stores, fills and copies with constant extents; None when
+    anything is symbolic or is not a plain loop (tiles, GEMMs, scans, branches)."""
+    total = 0
+    for s in stmts:
+        if isinstance(s, Loop):
+            extent, inner = _constant(s.extent), _static_work(s.body)
+            if extent is None or inner is None:
+                return None
+            total += extent * inner
+        elif isinstance(s, (Fill, Copy)):
+            count = _constant(s.count)
+            if count is None:
+                return None
+            total += count
+        elif isinstance(s, Store):
+            work = 1
+            for e in walk(s.value):
+                for _, extent in e.axes if isinstance(e, Reduce) else ():
+                    size = _constant(extent)
+                    if size is None:
+                        return None
+                    work *= size
+            total += work
+        else:
+            return None
+    return total
 
 
 def _kernel_buffers(kernel: Kernel) -> list[str]:
@@ -110,8 +148,7 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
     buffers = _kernel_buffers(kernel)
     types = [memory_type(p.buffers[buf].dtype).as_pointer() for buf in buffers]
     fn = ir.Function(m, ir.FunctionType(ir.VoidType(), types + [I64.as_pointer(), I64]),
-                     f"{p.name}.{kernel.name}")
-    fn.linkage = "internal"
+                     f"{p.name}.{kernel.name}")  # external: the entry may sit in another part
     for arg, buf in zip(fn.args, buffers):
         arg.name = buf
         arg.add_attribute("noalias")
@@ -461,15 +498,27 @@ def new_target_machine() -> llvm.TargetMachine:
                                         codemodel="jitdefault")
 
 
-def optimize(module: ir.Module) -> llvm.ModuleRef:
+def optimize(module: ir.Module | str, level: int = O3) -> llvm.ModuleRef:
+    """A module (or its text) parsed, verified and run through LLVM's pipeline at `level`."""
     tm = target_machine()
-    mod = llvm.parse_assembly(str(module))
+    mod = llvm.parse_assembly(module if isinstance(module, str) else str(module))
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
     mod.verify()
-    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=3))
+    pb = llvm.create_pass_builder(tm, pipeline_options(level))
     pb.getModulePassManager().run(mod, pb)
     return mod
+
+
+def pipeline_options(level: int) -> llvm.PipelineTuningOptions:
+    """O3: LLVM's defaults (loops unrolled, interleaved, vectorised). O1: none of these, so a
+    loop stays one loop and the pipeline and code generation have little code to work on."""
+    options = llvm.create_pipeline_tuning_options(speed_level=level)
+    if level < O3:
+        options.loop_vectorization = False
+        options.loop_unrolling = False
+        options.loop_interleaving = False
+    return options
 
 
 EntryFunction = Callable[[ctypes.c_void_p, ctypes.c_void_p, int], None]
@@ -484,7 +533,8 @@ class Jitted:
         if gemm.SGEMM.encode() in object_code:  # named in its symbol table: code that calls it
             gemm.start(host_target(), new_target_machine)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
-        self.engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+        for code in unpack(object_code):  # one object per part (codegen/parts.py)
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(code))
         self.engine.finalize_object()
         address = self.engine.get_function_address(ENTRY)
         proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
