@@ -18,21 +18,20 @@ from pathlib import Path
 
 from benchmarks import machine
 from benchmarks.cases import ALL
-from benchmarks.report import report
+from benchmarks.report import Facts, load, report
 from benchmarks.runner import PEERS, Options, run
 from benchmarks.table import Row
 
 
-def peak(use_torch: bool) -> tuple[float, str]:
-    """The machine's fp32 peak from a large sgemm, with torch's BLAS when it is benchmarked."""
+def peak() -> tuple[float, str]:
+    """The machine's fp32 peak from a large sgemm, with torch's BLAS when torch is installed
+    (benchmarked or not: the peak should not depend on --peers), else NumPy's."""
     how = f"sgemm {machine.PEAK_SIZE}, {machine.cores()} threads"
-    if use_torch:
-        try:
-            torch_peer = importlib.import_module(PEERS["torch"])
-            return machine.peak_gflops(torch_peer.sgemm), f"torch {how}"
-        except ImportError:
-            pass
-    return machine.peak_gflops(), f"NumPy {how}"
+    try:
+        torch_peer = importlib.import_module(PEERS["torch"])
+    except ImportError:
+        return machine.peak_gflops(), f"NumPy {how}"
+    return machine.peak_gflops(torch_peer.sgemm), f"torch {how}"
 
 
 def parse_list(text: str, allowed: list[str], what: str) -> list[str]:
@@ -67,14 +66,16 @@ def main(argv: list[str] | None = None) -> None:
                       [int(b) for b in args.batches.split(",")],
                       parse_list(args.peers, list(PEERS), "peer"), args.train_batch,
                       args.repeat, args.min_time)
-    gflops, how = (args.peak, "given") if args.peak else peak("torch" in options.peers)
-    print(f"{machine.describe()}; fp32 peak {gflops:.0f} GFLOP/s ({how})", flush=True)
+    facts = Facts(*((args.peak, "given") if args.peak else peak()))
+    print(f"{machine.describe()}; fp32 peak {facts.peak:.0f} GFLOP/s ({facts.peak_how})",
+          flush=True)
     results = run(options, progress)
-    if not args.peak:  # measured again after the run, the better one kept: the machine is shared
-        gflops = max(gflops, peak("torch" in options.peers)[0])
-    print("\n" + report(results, gflops, how, markdown=False), end="")
+    facts.loads.append(load())
+    if not args.peak:
+        facts.peak = max(facts.peak, peak()[0])
+    print("\n" + report(results, facts, markdown=False), end="")
     if args.markdown:
-        args.markdown.write_text(report(results, gflops, how, markdown=True))
+        args.markdown.write_text(report(results, facts, markdown=True))
         print(f"wrote {args.markdown}")
 
 

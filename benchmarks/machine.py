@@ -28,7 +28,12 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def cpu_model() -> str:
-    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+    """The model name, with x86's family/model numbers (a VM may show only "AMD EPYC")."""
+    info = _cpuinfo()
+    name = info.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in info and "model" in info:
+        name += f" (family {info['cpu family']}, model {info['model']})"
+    return name
 
 
 def avx512() -> bool:

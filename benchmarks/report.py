@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import os
 import platform
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import machine
@@ -29,10 +31,29 @@ def versions() -> str:
 
 
 def commit() -> str:
+    """The checkout's commit, `-dirty` when it has uncommitted changes (they ran too)."""
     here = Path(__file__).resolve().parent
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=here,
+                          capture_output=True, text=True, check=False)
     return done.stdout.strip() or "unknown"
+
+
+def load() -> float:
+    """The 1-minute load average: above the core count, the timings shared the machine."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+@dataclass
+class Facts:
+    """When and on what a run was made, read as it starts; the peak and load once more at the
+    end (a shared machine: the better peak is kept, both loads are shown)."""
+
+    peak: float
+    peak_how: str
+    date: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc)
+                      .strftime("%Y-%m-%d %H:%M UTC"))
+    commit: str = field(default_factory=commit)
+    loads: list[float] = field(default_factory=lambda: [load()])
 
 
 def compile_table(results: Results) -> tuple[list[str], list[list[str]]]:
@@ -44,11 +65,12 @@ def compile_table(results: Results) -> tuple[list[str], list[list[str]]]:
     return ["model", *(c[2] for c in columns)], body
 
 
-def report(results: Results, peak: float, peak_how: str, markdown: bool) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def report(results: Results, facts: Facts, markdown: bool) -> str:
     missing = "; ".join(f"{k} ({v})" for k, v in results.missing.items()) or "none"
-    header = [f"Date: {now}, dlg commit {commit()}",
-              f"Machine: {machine.describe()}; fp32 peak {peak:.0f} GFLOP/s ({peak_how})",
+    peak = facts.peak
+    header = [f"Date: {facts.date}, dlg {facts.commit}",
+              f"Machine: {machine.describe()}; fp32 peak {peak:.0f} GFLOP/s ({facts.peak_how}); "
+              f"load average {' -> '.join(f'{v:.1f}' for v in facts.loads)} (start -> end)",
               f"Versions: {versions()}",
               f"Peers missing: {missing}"]
     sections = [
