@@ -323,7 +323,7 @@ def _matrix(buffer: str, index: Expr, row: str, col: str, bound: set[str],
     steps = [_step(index, v) for v in (row, col)]
     if any(s is None or any(ix.mentions(s, v) for v in bound) for s in steps):
         return None
-    offset = substitute(index, {row: ix.ZERO, col: ix.ZERO, **zero})
+    offset = _folded(substitute(index, {row: ix.ZERO, col: ix.ZERO, **zero}))
     return Matrix(buffer, offset, steps[0], steps[1])  # type: ignore[arg-type]
 
 
@@ -347,6 +347,16 @@ def _step(e: Expr, var: str) -> Expr | None:
         step = _step(inner, var)
         return None if step is None else ix.mul(step, factor)
     return None
+
+
+def _folded(e: Expr) -> Expr:
+    """e with the index arithmetic on constants done (what remains of an index at row 0)."""
+    if isinstance(e, Op) and e.op in _FOLD:
+        return _FOLD[e.op](*(_folded(a) for a in e.args))
+    return e
+
+
+_FOLD = {ADD: ix.add, SUB: ix.sub, MUL: ix.mul}
 
 
 def _epilogue(loops: list[Loop], store: Store, total: Reduce) -> tuple[Stmt, ...] | None:
