@@ -14,8 +14,6 @@ import dlg
 from benchmarks.cases import Case
 from dlg.runtime.training import TrainStep
 
-VERSION = dlg.__version__
-
 
 def regression_loop(step: Any, x: np.ndarray, y: np.ndarray, steps: int) -> None:
     """The regression-loop cell: `steps` full-batch steps from Python, one native call each.
@@ -40,7 +38,6 @@ class Trainer:
 
 class Peer:
     name = "dlg"
-    version = VERSION
 
     def __init__(self) -> None:
         self.compile_s: dict[tuple[str, str], float] = {}

@@ -24,7 +24,6 @@ from jax import lax  # noqa: E402
 
 from benchmarks import jax_models  # noqa: E402
 
-VERSION = jax.__version__
 Params = dict[str, jax.Array]
 
 
@@ -82,7 +81,6 @@ class Trainer:
 
 class Peer:
     name = "jax"
-    version = VERSION
 
     def __init__(self) -> None:
         self.compile_s: dict[tuple[str, str], float] = {}

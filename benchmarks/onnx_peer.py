@@ -18,7 +18,6 @@ from benchmarks import torch_peer
 from benchmarks.cases import Case
 from benchmarks.machine import cores
 
-VERSION = ort.__version__
 
 
 def export(case: Case) -> bytes:
@@ -43,7 +42,6 @@ def session(case: Case) -> ort.InferenceSession:
 
 class Peer:
     name = "onnxruntime"
-    version = VERSION
 
     def __init__(self) -> None:
         self.sessions: dict[str, ort.InferenceSession] = {}

@@ -41,7 +41,6 @@ class Options:
 class Results:
     rows: list[Row] = field(default_factory=list)
     peers: list[str] = field(default_factory=list)  # dlg first, then the requested peers
-    versions: dict[str, str] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # peer -> why
     warnings: list[str] = field(default_factory=list)
     compile_s: dict[tuple[str, str, str], float] = field(default_factory=dict)  # peer,model,what
@@ -57,12 +56,11 @@ def load_peers(names: list[str], results: Results) -> list[Any]:
             results.missing[name] = str(e)
             continue
         peers.append(module.Peer())
-        results.versions[name] = module.VERSION
     return peers
 
 
 def run(options: Options, progress: Callable[[Row], None] = lambda row: None) -> Results:
-    results = Results(peers=["dlg", *options.peers], versions={"dlg": dlg_peer.VERSION})
+    results = Results(peers=["dlg", *options.peers])
     peers = [dlg_peer.Peer(), *load_peers(options.peers, results)]
     bench = Bench(options, peers, results, progress)
     for name in options.models:

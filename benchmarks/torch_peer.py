@@ -16,7 +16,6 @@ from benchmarks.cases import Case
 from benchmarks.machine import cores
 
 torch.set_num_threads(cores())
-VERSION = torch.__version__
 
 
 def sgemm(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
@@ -145,7 +144,6 @@ class Trainer:
 
 class Peer:
     name = "torch"
-    version = VERSION
 
     def infer(self, case: Case, x: np.ndarray) -> Callable[[], Any]:
         net, tx = inference_module(case), torch.from_numpy(x)
