@@ -16,10 +16,9 @@ from dlg.runtime.training import TrainStep
 
 
 def regression_loop(step: Any, x: np.ndarray, y: np.ndarray, steps: int) -> None:
-    """The regression-loop cell: `steps` full-batch steps from Python, one native call each.
-    (The one place to switch to a native multi-step API once the runtime has one.)"""
-    for _ in range(steps):
-        step(x=x, y=y)
+    """The regression-loop cell: `steps` full-batch steps in one native call (`TrainStep.run`,
+    as JAX's lax.fori_loop)."""
+    step.run(steps, x=x, y=y)
 
 
 class Trainer:

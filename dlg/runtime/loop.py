@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlg.compiler.codegen.driver import DTYPE_CODES, loop_function
+from dlg.compiler.codegen.driver import DTYPE_CODES, SLOT, loop_function
 from dlg.compiler.codegen.llvm_cpu import ENTRY
 from dlg.errors import DlgValueError
 from dlg.runtime.interp import check_input, check_input_names
 from dlg.runtime.native import ALIGN, NativeGraph, Plan, native_array
+
+SEED, FIRST, COUNT, BATCHES, ORDER = (SLOT[k] for k in ("seed", "first", "count", "batches",
+                                                         "order"))
 
 
 def data_length(data: Mapping[str, np.ndarray]) -> int:
@@ -45,13 +48,15 @@ class Bound:
     outputs: dict[str, np.ndarray]
     gathered: list[tuple[int, np.ndarray]]  # (table slot, buffer) per data array
     words: ctypes.Array  # the driver's array descriptors: address, bytes per row, table slot
+    args: ctypes.Array  # the driver's arguments (driver.ARGUMENTS), the fixed ones filled
     params: dict[str, np.ndarray] = field(default_factory=dict)  # the arrays the table holds
 
 
 class NativeLoop:
     """Runs `native` over batches of `data` (arrays by input name, equally long), adding the
-    outputs named in `accumulate` times each batch's rows into a totals array; with `stop`, a
-    non-finite first output (the loss) ends the run."""
+    outputs named in `accumulate` times each batch's rows into `totals` (float64, in that
+    order; zero it with `totals[:] = 0`); with `stop`, a non-finite first output (the loss) ends
+    the run."""
 
     def __init__(self, native: NativeGraph, data: Mapping[str, np.ndarray],
                  accumulate: Sequence[str], stop: bool):
@@ -70,6 +75,7 @@ class NativeLoop:
         self.output_words = _words([(native.index[outputs[n]], DTYPE_CODES[str(types[n])])
                                     for n in accumulate])
         self.stop = stop
+        self.totals = np.zeros(len(self.accumulate))
         self.bound: dict[int, Bound] = {}
         self.function, _ = loop_function()
         self.entry = native.jit.engine.get_function_address(ENTRY)
@@ -99,28 +105,36 @@ class NativeLoop:
             row_bytes = array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
             gathered.append((native.index[buf], _aligned(rows * row_bytes)))
             described.append((array.ctypes.data, row_bytes, native.index[buf]))
-        bound = self.bound[rows] = Bound(rows, plan, table, outputs, gathered, _words(described))
+        words = _words(described)
+        args = (ctypes.c_int64 * len(SLOT))()
+        for name, value in (("entry", self.entry), ("table", ctypes.addressof(table)),
+                            ("dims", ctypes.addressof(plan.dims)), ("rows", rows),
+                            ("arrays", ctypes.addressof(words)), ("narrays", len(self.arrays)),
+                            ("outputs", ctypes.addressof(self.output_words)),
+                            ("noutputs", len(self.accumulate)),
+                            ("totals", self.totals.ctypes.data), ("stop", int(self.stop))):
+            args[SLOT[name]] = value
+        bound = self.bound[rows] = Bound(rows, plan, table, outputs, gathered, words, args)
         return bound
 
     def run(self, params: Mapping[str, np.ndarray], rows: int, first: int, count: int,
-            batches: int, order: np.ndarray | None, totals: np.ndarray) -> int:
+            batches: int, order: np.ndarray | None) -> int:
         """Steps first..first+count-1, step s on batch s mod `batches`: rows
         order[b*rows:(b+1)*rows] (int64, checked by the caller), or rows b*rows.. in place
         without an order. Returns the steps completed (fewer when the loss stopped it)."""
         bound = self.bind(rows)
         native = self.native
+        args = bound.args
         with native.lock:
             _bind_params(native, bound, params)
-            for slot, buffer in bound.gathered:  # an in-place run pointed these at the data
-                bound.table[slot] = buffer.ctypes.data
-            seed = native.seed_cell[0]  # step k gets seed + k + 1, as k + 1 calls would
-            done = self.function(
-                self.entry, ctypes.addressof(bound.table), ctypes.addressof(bound.plan.dims),
-                seed, first, count, rows, batches, None if order is None else order.ctypes.data,
-                ctypes.addressof(bound.words), len(self.arrays),
-                ctypes.addressof(self.output_words), len(self.accumulate), totals.ctypes.data,
-                int(self.stop))
-            native.seed_cell[0] += done + (done < count)
+            if order is not None:  # an in-place run pointed these slots at the data
+                for slot, buffer in bound.gathered:
+                    bound.table[slot] = buffer.ctypes.data
+            args[SEED] = seed = native.seed_cell[0]  # step k gets seed + k + 1, as calls would
+            args[FIRST], args[COUNT], args[BATCHES] = first, count, batches
+            args[ORDER] = 0 if order is None else order.ctypes.data
+            done = self.function(ctypes.addressof(args))
+            native.seed_cell[0] = seed + done + (done < count)
         return done
 
     def value(self, rows: int, name: str) -> float:

@@ -209,11 +209,12 @@ class TrainStep:
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise DlgValueError(f"run: n (the number of steps) must be a positive int, got {n!r}")
-        data = {k: np.asarray(v) for k, v in bind_inputs(self.input_names, args, inputs).items()}
+        names = self.native.input_names if self.native is not None else self.input_names
+        data = {k: np.asarray(v) for k, v in bind_inputs(names, args, inputs).items()}
         loop = self._loop
         if self.native is not None and (loop is None or not loop.holds(data)):
             loop = self._loop = NativeLoop(self.native, data, self.outputs, stop=True)
-        length = data_length(data)
+        length = data_length(data) if loop is None else loop.length
         order = None if perm is None else check_order(perm, length)
         picks = length if order is None else len(order)
         rows = picks if batch_size is None else batch_size
@@ -223,8 +224,8 @@ class TrainStep:
                                 f"{'perm' if order is not None else 'the data'}), got "
                                 f"{batch_size!r}")
         batches = picks // rows
-        totals = np.zeros(len(self.outputs))
-        if self.native is None:
+        if loop is None:
+            totals = np.zeros(len(self.outputs))
             for s in range(n):
                 start = s % batches * rows
                 picked = slice(start, start + rows) if order is None else order[start:][:rows]
@@ -232,7 +233,9 @@ class TrainStep:
                 totals += [values[k] * rows for k in self.outputs]
         else:
             self.check_labels(data)
-            self.train_steps(loop, rows, 0, n, batches, order, totals)
+            totals = loop.totals
+            totals[:] = 0
+            self.train_steps(loop, rows, 0, n, batches, order)
         return {k: float(v) / (n * rows) for k, v in zip(self.outputs, totals)}
 
     @property
@@ -246,11 +249,11 @@ class TrainStep:
             check(data[check.input])
 
     def train_steps(self, loop: NativeLoop, rows: int, first: int, count: int, batches: int,
-                    order: np.ndarray | None, totals: np.ndarray) -> None:
+                    order: np.ndarray | None) -> None:
         """Steps first..first+count-1 of a native loop over this step's parameters and state
-        (see NativeLoop.run), counted in `steps`; a non-finite loss is today's error."""
-        done = loop.run({**self.model.params, **self.state}, rows, first, count, batches, order,
-                        totals)
+        (see NativeLoop.run; the loss and metrics add to `loop.totals`), counted in `steps`; a
+        non-finite loss is a single step's error."""
+        done = loop.run({**self.model.params, **self.state}, rows, first, count, batches, order)
         self.steps += done
         if done < count:
             raise self._non_finite(loop.value(rows, self.spec.loss))
@@ -393,20 +396,21 @@ def _native_epoch(step: TrainStep, loop: NativeLoop, loader: DataLoader, bar: tq
     rows = loader.batch_size
     full, rest = divmod(loader.length, rows)
     rest = 0 if loader.drop_last else rest
-    totals = np.zeros(len(step.outputs))
+    totals = loop.totals
+    totals[:] = 0
     done, chunk = 0, FIRST_CHUNK
     while done < full:
         count = min(chunk, full - done)
         start = time.perf_counter()
-        step.train_steps(loop, rows, done, count, full, order, totals)
+        step.train_steps(loop, rows, done, count, full, order)
         chunk = max(1, int(CHUNK_SECONDS * count / max(time.perf_counter() - start, 1e-9)))
         done += count
         _show(bar, step.outputs, totals, done * rows, count)
     if rest:
         tail = order[full * rows:] if order is not None else np.arange(full * rows, loader.length)
-        step.train_steps(loop, rest, 0, 1, 1, tail, totals)
+        step.train_steps(loop, rest, 0, 1, 1, tail)
         _show(bar, step.outputs, totals, loader.length, 1)
-    return totals, full * rows + rest
+    return totals.copy(), full * rows + rest
 
 
 def evaluate(model: Model, x: Any, y: Any, batch_size: int = 256, compiled: bool = False
@@ -422,7 +426,6 @@ def evaluate(model: Model, x: Any, y: Any, batch_size: int = 256, compiled: bool
     arrays = as_arrays(model, features, x, "x") + as_arrays(model, labels, y, "y")
     loader = _loader(model, names, arrays, batch_size, False, None)
     checks = label_checks(graph)
-    totals = np.zeros(len(outputs))
     if compiled:
         data = dict(zip(names, (np.ascontiguousarray(a) for a in arrays)))
         loop = NativeLoop(model.eval_native, data, outputs, stop=False)
@@ -430,13 +433,13 @@ def evaluate(model: Model, x: Any, y: Any, batch_size: int = 256, compiled: bool
             check(data[check.input])
         full, rest = divmod(loop.length, loader.batch_size)
         if full:
-            loop.run(model.params, loader.batch_size, 0, full, full, None, totals)
+            loop.run(model.params, loader.batch_size, 0, full, full, None)
         if rest:
             loop.run(model.params, rest, 0, 1, 1, np.arange(full * loader.batch_size,
-                                                            loop.length), totals)
-        seen = loop.length
+                                                            loop.length))
+        totals, seen = loop.totals, loop.length
     else:
-        seen = 0
+        totals, seen = np.zeros(len(outputs)), 0
         for batch in loader:
             inputs = dict(zip(names, batch))
             for check in checks:

@@ -1,7 +1,8 @@
 """The native training loop: many calls of a compiled entry per call from Python, as a small LLVM
 module JIT-compiled once per process (like the thread pool, codegen/threads.py).
 
-`dlg_loop` runs steps [first, first + count) of a graph over batches of a data set. Step s reads
+`dlg_loop(args)` (one array of words, named in ARGUMENTS, so a call from Python converts one
+argument) runs steps [first, first + count) of a graph over batches of a data set. Step s reads
 batch (s mod batches): rows order[b*rows : (b+1)*rows], or those rows in place when there is no
 order. For each data array (its address, bytes per row, table slot) the rows are either gathered
 into the buffer the table already points at, or, without an order, the slot is pointed at the
@@ -29,16 +30,17 @@ I8, I64 = ir.IntType(8), ir.IntType(64)
 I32, F32, F64 = ir.IntType(32), ir.FloatType(), ir.DoubleType()
 I8P, I64P = I8.as_pointer(), I64.as_pointer()
 LOOP = "dlg_loop"
-ARGUMENTS = ("entry", "table", "dims", "seed", "first", "count", "rows", "batches", "order",
-             "arrays", "narrays", "outputs", "noutputs", "totals", "stop")
-LOOP_TYPE = ir.FunctionType(I64, [ENTRY_TYPE.as_pointer(), I8P.as_pointer(), I64P, I64, I64,
-                                  I64, I64, I64, I64P, I64P, I64, I64P, I64, F64.as_pointer(),
-                                  I64])
+# dlg_loop(i64* args) -> steps done; the words of args, each an integer or an address:
+ARGUMENTS = {"entry": ENTRY_TYPE.as_pointer(), "table": I8P.as_pointer(), "dims": I64P,
+             "seed": I64, "first": I64, "count": I64, "rows": I64, "batches": I64,
+             "order": I64P, "arrays": I64P, "narrays": I64, "outputs": I64P, "noutputs": I64,
+             "totals": F64.as_pointer(), "stop": I64}
+SLOT = {name: k for k, name in enumerate(ARGUMENTS)}
 ARRAY_WORDS = 3  # address, bytes per row, table slot
 OUTPUT_WORDS = 2  # table slot, dtype code
 DTYPE_CODES = {"float32": 0, "float64": 1, "int64": 2, "int32": 3, "bool": 4, "uint8": 4}
 
-LoopFunction = Callable[..., int]
+LoopFunction = Callable[[int], int]
 
 
 @functools.cache
@@ -54,11 +56,7 @@ def loop_function() -> tuple[LoopFunction, object]:
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
     engine.add_object_file(llvm.ObjectFileRef.from_data(code))
     engine.finalize_object()
-    words = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 5 + [ctypes.c_void_p, ctypes.c_void_p,
-                                                            ctypes.c_int64, ctypes.c_void_p,
-                                                            ctypes.c_int64, ctypes.c_void_p,
-                                                            ctypes.c_int64]
-    proto = ctypes.CFUNCTYPE(ctypes.c_int64, *words)
+    proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
     return proto(engine.get_function_address(LOOP)), engine
 
 
@@ -67,11 +65,13 @@ def _module() -> ir.Module:
     m.triple = llvm.get_process_triple()
     memcpy = ir.Function(m, ir.FunctionType(I8P, [I8P, I8P, I64]), "memcpy")
     fabs = m.declare_intrinsic("llvm.fabs", [F64])
-    fn = ir.Function(m, LOOP_TYPE, LOOP)
-    for arg, name in zip(fn.args, ARGUMENTS):
-        arg.name = name
-    a = dict(zip(ARGUMENTS, fn.args))
+    fn = ir.Function(m, ir.FunctionType(I64, [I64P]), LOOP)
+    fn.args[0].name = "args"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    a = {}
+    for k, (name, t) in enumerate(ARGUMENTS.items()):
+        word = b.load(b.gep(fn.args[0], [I64(k)]), name=name)
+        a[name] = b.inttoptr(word, t) if isinstance(t, ir.PointerType) else word
     stopped = fn.append_basic_block("stopped")
 
     def step(k: ir.Value) -> None:
