@@ -175,10 +175,12 @@ class _Library:
                                     "posix_memalign")
         self.free = ir.Function(m, ir.FunctionType(ir.VoidType(), [I8P]), "free")
 
-    def splat(self, b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-        one = b.insert_element(ir.Constant(self.vector, ir.Undefined), x, I32(0))
-        return b.shuffle_vector(one, ir.Constant(self.vector, ir.Undefined),
-                                ir.Constant(ir.VectorType(I32, self.bl.lanes), [0] * self.bl.lanes))
+    def splat(self, b: ir.IRBuilder, x: ir.Value, vector: ir.VectorType | None = None
+              ) -> ir.Value:
+        vector = vector or self.vector
+        one = b.insert_element(ir.Constant(vector, ir.Undefined), x, I32(0))
+        return b.shuffle_vector(one, ir.Constant(vector, ir.Undefined),
+                                ir.Constant(ir.VectorType(I32, vector.count), [0] * vector.count))
 
     def micro(self) -> ir.Function:
         """c[rows x cols] (+)= ap (kc x MR, packed) @ bp (kc x NR, packed): MR x NR sums in
@@ -210,22 +212,55 @@ class _Library:
                 b.call(prefetch, [b.bitcast(b.gep(line, [I64(offset)]), I8P), I32(1), I32(3),
                                   I32(1)])
         _for(b, "p", I64(0), kc, 1, step)
-        whole = b.and_(b.and_(b.icmp_signed("==", rows, I64(bl.mr)),
-                              b.icmp_signed("==", cols, I64(bl.nr))),
-                       b.icmp_signed("==", cs_c, I64(1)))
-        with b.if_else(whole) as (then, otherwise):
+        with b.if_else(b.icmp_signed("==", cs_c, I64(1))) as (then, otherwise):
             with then:
-                for r in range(bl.mr):
-                    for v in range(vectors):
-                        at = b.gep(c, [b.add(b.mul(I64(r), rs_c), I64(v * bl.lanes))])
-                        at = b.bitcast(at, vec.as_pointer())
-                        acc = b.load(accs[r][v])
-                        b.store(b.select(beta, b.fadd(acc, b.load(at, align=4)), acc), at,
-                                align=4)
+                with b.if_else(b.icmp_signed("==", cols, I64(bl.nr))) as (whole, part):
+                    with whole:
+                        self.store_rows(b, accs, c, rs_c, rows, None, beta)
+                    with part:
+                        self.store_rows(b, accs, c, rs_c, rows, cols, beta)
             with otherwise:
                 self.store_edge(b, self.spill(b, accs), c, rs_c, cs_c, rows, cols, beta)
         b.ret_void()
         return fn
+
+    def declared(self, name: str, t: ir.FunctionType) -> ir.Function:
+        if name not in self.m.globals:
+            ir.Function(self.m, t, name)
+        return self.m.globals[name]
+
+    def store_rows(self, b: ir.IRBuilder, accs: list[list[ir.Value]], c: ir.Value,
+                   rs_c: ir.Value, rows: ir.Value, cols: ir.Value | None, beta: ir.Value
+                   ) -> None:
+        """The tile's first `rows` rows into a c whose rows are contiguous, as vectors; with
+        `cols`, lanes at or past it masked off."""
+        vec, lanes = self.vector, self.bl.lanes
+        masks: list[ir.Value | None] = [None] * len(accs[0])
+        if cols is not None:
+            iota = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
+            ends = self.splat(b, cols, ir.VectorType(I64, lanes))
+            masks = [b.icmp_signed("<", b.add(iota, self.splat(b, I64(v * lanes),
+                                                               ir.VectorType(I64, lanes))), ends)
+                     for v in range(len(accs[0]))]
+        flags = ir.VectorType(I1, lanes)
+        name = f"v{lanes}f32.p0"
+        load = self.declared(f"llvm.masked.load.{name}", ir.FunctionType(
+            vec, [vec.as_pointer(), I32, flags, vec]))
+        store = self.declared(f"llvm.masked.store.{name}", ir.FunctionType(
+            ir.VoidType(), [vec, vec.as_pointer(), I32, flags]))
+        for r, row in enumerate(accs):
+            with b.if_then(b.icmp_signed("<", I64(r), rows)):
+                for v, (acc, mask) in enumerate(zip(row, masks)):
+                    at = b.bitcast(b.gep(c, [b.add(b.mul(I64(r), rs_c), I64(v * lanes))]),
+                                   vec.as_pointer())
+                    value = b.load(acc)
+                    if mask is None:
+                        old = b.load(at, align=4)
+                        b.store(b.select(beta, b.fadd(value, old), value), at, align=4)
+                    else:
+                        old = b.call(load, [at, I32(4), mask, ir.Constant(vec, 0.0)])
+                        b.call(store, [b.select(beta, b.fadd(value, old), value), at, I32(4),
+                                       mask])
 
     def spill(self, b: ir.IRBuilder, accs: list[list[ir.Value]]) -> ir.Value:
         """The accumulators in a row-major MR x NR array on the stack."""
