@@ -184,7 +184,8 @@ class _Library:
 
     def micro(self) -> ir.Function:
         """c[rows x cols] (+)= ap (kc x MR, packed) @ bp (kc x NR, packed): MR x NR sums in
-        registers; whole tiles of a row-major c stored as vectors, edges element by element."""
+        registers, stored as vectors into a row-major c (masked at its edges), else element by
+        element."""
         bl, vec = self.bl, self.vector
         fn, b = _function(self.m, "dlg_gemm.micro", [I64, F32P, F32P, F32P, I64, I64, I64, I64,
                                                      I1], "kc ap bp c rs_c cs_c rows cols beta")
@@ -192,6 +193,7 @@ class _Library:
         kc, ap, bp, c, rs_c, cs_c, rows, cols, beta = fn.args
         vectors = bl.nr // bl.lanes
         accs = [[b.alloca(vec, name=f"acc{r}.{v}") for v in range(vectors)] for r in range(bl.mr)]
+        tile = b.alloca(ir.ArrayType(F32, bl.mr * bl.nr), name="tile")  # in the entry: static
         for row in accs:
             for acc in row:
                 b.store(ir.Constant(vec, 0.0), acc)
@@ -220,7 +222,7 @@ class _Library:
                     with part:
                         self.store_rows(b, accs, c, rs_c, rows, cols, beta)
             with otherwise:
-                self.store_edge(b, self.spill(b, accs), c, rs_c, cs_c, rows, cols, beta)
+                self.store_edge(b, self.spill(b, accs, tile), c, rs_c, cs_c, rows, cols, beta)
         b.ret_void()
         return fn
 
@@ -262,10 +264,9 @@ class _Library:
                         b.call(store, [b.select(beta, b.fadd(value, old), value), at, I32(4),
                                        mask])
 
-    def spill(self, b: ir.IRBuilder, accs: list[list[ir.Value]]) -> ir.Value:
-        """The accumulators in a row-major MR x NR array on the stack."""
+    def spill(self, b: ir.IRBuilder, accs: list[list[ir.Value]], tile: ir.Value) -> ir.Value:
+        """The accumulators in `tile`, a row-major MR x NR array on the stack."""
         bl = self.bl
-        tile = b.alloca(ir.ArrayType(F32, bl.mr * bl.nr), name="tile")
         first = b.bitcast(tile, F32P)
         for r, row in enumerate(accs):
             for v, acc in enumerate(row):
