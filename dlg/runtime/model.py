@@ -148,23 +148,29 @@ class Model:
         `x`/`y` are arrays (or dicts by input name); returns a `History` of per-epoch loss
         and metrics (and `val_*` ones with `validation_data`). Optimizer state and the epoch
         count carry over between calls, so `fit` twice continues training. `lr` replaces the
-        train section's learning rate (a schedule then starts from it). Each step is one native
-        call (compiled on the first fit, then cached on disk); `compiled=False` runs the NumPy
-        interpreter instead.
+        train section's learning rate (a schedule then starts from it). Compiled (the step
+        compiled on the first fit, then cached on disk), many steps run per native call;
+        `compiled=False` runs one NumPy interpreter call per batch instead.
         """
         if not (isinstance(epochs, int) and epochs >= 0):
             raise DlgValueError(f"epochs must be a non-negative int, got {epochs!r}")
-        if self._fit_step is None or (self._fit_step.native is not None) != compiled:
-            state = self._fit_step.state if self._fit_step is not None else None
-            self._fit_step = TrainStep(self, compiled)
-            if state is not None:  # switching engines keeps the optimizer's state
-                self._fit_step.state.update(state)
+        step = self.fit_step(compiled)
         if lr is not None:
-            self._fit_step.base_lr = float(lr)
-        history = fit(self, self._fit_step, x, y, epochs, batch_size, shuffle, validation_data,
-                      seed, verbose, self._epochs_done)
+            step.base_lr = float(lr)
+        history = fit(self, step, x, y, epochs, batch_size, shuffle, validation_data, seed,
+                      verbose, self._epochs_done)
         self._epochs_done += epochs
         return history
+
+    def fit_step(self, compiled: bool = True) -> TrainStep:
+        """The step `fit` trains with, built (compiled) on first use; switching engines keeps
+        the optimizer's state."""
+        previous = self._fit_step
+        if previous is None or (previous.native is not None) != compiled:
+            self._fit_step = TrainStep(self, compiled)
+            if previous is not None:
+                self._fit_step.state.update(previous.state)
+        return self._fit_step  # type: ignore[return-value]
 
     def evaluate(self, x: Any, y: Any, batch_size: int = 256, compiled: bool = True
                  ) -> dict[str, float]:
