@@ -59,9 +59,9 @@ def direct_conv(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups)
     return y
 
 
-def conv_graph(case: str, loss: bool) -> tuple[Graph, dict[str, np.ndarray], dict]:
-    """conv on a symbolic batch (as the output, or a scalar loss sum(conv * r) with the input's
-    and the weight's gradients), its weights, and the conv's attributes."""
+def conv_graph(case: str) -> tuple[Graph, dict[str, np.ndarray], dict]:
+    """conv on a symbolic batch, as an output and in a scalar loss sum(conv * r) with the
+    input's and the weight's gradients; its weights; the conv's attributes."""
     shape, wshape, stride, padding, dilation, groups = CONVS[case]
     attrs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     g = Graph(case)
@@ -69,10 +69,8 @@ def conv_graph(case: str, loss: bool) -> tuple[Graph, dict[str, np.ndarray], dic
     x = b.input("x", TensorType.parse(f"f32[N,{','.join(map(str, shape))}]"))
     w = b.input("w", TensorType(DType.f32, wshape))
     y = b.conv(x, w, **attrs)
-    if not loss:
-        g.set_output("y", y)
-        return g, {"w": _data(wshape, 1)}, attrs
     r = b.input("r", g.type_of(y))
+    g.set_output("y", y)
     g.set_output("loss", b.reduce_sum(b.mul(y, r), axes=None, keepdims=False))
     return grad(g, "loss", wrt=["x", "w"]), {"w": _data(wshape, 1)}, attrs
 
@@ -107,7 +105,7 @@ def test_im2col_ref_makes_the_direct_convolution(case):
 def test_the_pass_rewrites_gemm_sized_convolutions(case):
     """Forward and weight gradient become matmuls over im2col; the input gradient too when
     the input has enough channels; the small ones stay convolutions."""
-    g, _, _ = conv_graph(case, loss=True)
+    g, _, _ = conv_graph(case)
     ops = [node.op for node in graph_stages(g)]
     convs = ops.count(CONV) + ops.count(CONV_WEIGHT_GRAD)
     if case in KEPT:
@@ -118,27 +116,17 @@ def test_the_pass_rewrites_gemm_sized_convolutions(case):
 
 
 @pytest.mark.parametrize("case", sorted(CONVS))
-def test_compiled_convolution_matches_the_interpreter(case):
-    g, params, attrs = conv_graph(case, loss=False)
-    ng = NativeGraph(g, options=options())
-    for n in (1, 2, 5):
-        x = _data((n, *CONVS[case][0]), n)
-        want, _ = Interpreter().run(g, {"x": x, **params}, {})
-        got = ng({"x": x, **params}, {})
-        np.testing.assert_allclose(got["y"], want["y"], rtol=RTOL, atol=ATOL)
-        np.testing.assert_allclose(got["y"], direct_conv(x, params["w"], **attrs),
-                                   rtol=RTOL, atol=ATOL)
-
-
-@pytest.mark.parametrize("case", sorted(CONVS))
-def test_compiled_convolution_gradients_match_the_interpreter(case):
-    g, params, _ = conv_graph(case, loss=True)
+def test_compiled_convolution_and_gradients_match_the_interpreter(case):
+    """One compilation per case, run at batch 1 and two primes."""
+    g, params, attrs = conv_graph(case)
     ng = NativeGraph(g, loss="loss", options=options())
     r_type = g.input_named("r").types[0]
     for n in (1, 3, 7):
-        inputs = {"x": _data((n, *CONVS[case][0]), n), **params,
-                  "r": _data((n, *(int(d) for d in r_type.shape[1:])), 10 + n)}
+        x = _data((n, *CONVS[case][0]), n)
+        inputs = {"x": x, **params, "r": _data((n, *(int(d) for d in r_type.shape[1:])), 10 + n)}
         want, _ = Interpreter().run(g, inputs, {})
         got = ng(inputs, {})
-        for k in ("loss", "grad.x", "grad.w"):
+        np.testing.assert_allclose(got["y"], direct_conv(x, params["w"], **attrs),
+                                   rtol=RTOL, atol=ATOL)
+        for k in ("y", "loss", "grad.x", "grad.w"):
             np.testing.assert_allclose(got[k], want[k], rtol=RTOL, atol=1e-4, err_msg=k)
