@@ -91,8 +91,8 @@ class NativeLoop:
         if bound is not None:
             return bound
         env: dict[str, int] = {}
-        for name, _, t, array in self.arrays:
-            check_input(name, t, array[:rows], env)
+        for name, _, t, array in self.arrays:  # a batch's shape (rows may repeat, outnumber all)
+            check_input(name, t, np.broadcast_to(array[:1], (rows, *array.shape[1:])), env)
         native = self.native
         plan = native.plan(env)
         table = type(plan.table).from_buffer_copy(plan.table)
@@ -148,7 +148,7 @@ def _bind_params(native: NativeGraph, bound: Bound, params: Mapping[str, np.ndar
     p = native.program
     for name, buf in p.params:
         value = params.get(name)
-        if value is bound.params.get(name):
+        if value is not None and value is bound.params.get(name):
             continue
         if value is None:
             raise DlgValueError(f"no value for parameter {name!r}")

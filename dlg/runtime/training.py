@@ -217,6 +217,8 @@ class TrainStep:
         length = data_length(data) if loop is None else loop.length
         order = None if perm is None else check_order(perm, length)
         picks = length if order is None else len(order)
+        if picks == 0:
+            raise DlgValueError("run: no rows to train on (the data or perm is empty)")
         rows = picks if batch_size is None else batch_size
         if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) \
                 or not 0 < rows <= picks:

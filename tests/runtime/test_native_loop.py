@@ -12,6 +12,7 @@ import pytest
 import dlg
 from dlg.errors import DlgValueError
 from dlg.runtime.data import DataLoader
+from dlg.runtime.loop import NativeLoop
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -174,13 +175,13 @@ def test_fit_continues_after_a_non_finite_step_from_the_previous_weights():
 
 # ---- run -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("batch_size, perm", [
-    (None, None), (6, None), (5, "permutation"), (4, "repeats")])
+    (None, None), (6, None), (5, "permutation"), (4, "repeats"), (30, "more rows")])
 def test_run_matches_calls_of_the_step(batch_size, perm):
     x, y = two_heads_data(23)
     data = {**x, **y}
     rng = np.random.default_rng(0)
     order = {None: None, "permutation": rng.permutation(23),
-             "repeats": rng.integers(0, 23, 13)}[perm]
+             "repeats": rng.integers(0, 23, 13), "more rows": rng.integers(0, 23, 40)}[perm]
     stepped, looped = dlg.loads(TWO_HEADS, seed=7), dlg.loads(TWO_HEADS, seed=7)
     step = stepped.train_step(compiled=True)
     indices = np.arange(23) if order is None else order
@@ -243,6 +244,7 @@ def test_run_sees_parameters_assigned_between_runs():
     (lambda s, d: s.run(2, x=d["x"], y=d["y"][:5]), "differ in length"),
     (lambda s, d: s.run(2, x=d["x"].astype(np.float64), y=d["y"]), "expected dtype f32"),
     (lambda s, d: s.run(2, x=d["x"]), "missing input 'y'"),
+    (lambda s, d: s.run(2, **d, perm=[]), "no rows to train on"),
 ])
 def test_run_errors(call, message):
     x, y = dlg.data.synthetic_regression(n=10, seed=0)
@@ -284,3 +286,16 @@ def test_evaluate_compiled_several_inputs_and_bad_labels():
     y["y"][4] = -3
     with pytest.raises(DlgValueError, match="got -3"):
         m.evaluate(x, y)
+
+
+def test_native_loop_refuses_missing_or_misshapen_parameters():
+    x, y = dlg.data.synthetic_regression(n=10, seed=0)
+    m = dlg.load(MODELS / "linear_regression.dlg")
+    step = m.train_step(compiled=True)
+    loop = NativeLoop(step.native, {"x": x, "y": y}, step.outputs, stop=True)
+    params = {**m.params, **step.state}
+    assert loop.run(params, 10, 0, 2, 1, None) == 2
+    with pytest.raises(DlgValueError, match="no value for parameter 'linear.bias'"):
+        loop.run({k: v for k, v in params.items() if k != "linear.bias"}, 10, 0, 1, 1, None)
+    with pytest.raises(DlgValueError, match=r"parameter 'linear.weight': expected f32\[1, 1\]"):
+        loop.run({**params, "linear.weight": np.zeros((2, 1), np.float32)}, 10, 0, 1, 1, None)
