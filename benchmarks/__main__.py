@@ -11,7 +11,6 @@ runs with one thread per core. Not a test: nothing asserts a time.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,8 @@ from pathlib import Path
 from benchmarks import machine
 from benchmarks.cases import ALL
 from benchmarks.report import Facts, load, report
-from benchmarks.runner import PEERS, Options, run
+from benchmarks.peers import PEERS, torch_peer
+from benchmarks.runner import Options, run
 from benchmarks.table import Row
 
 
@@ -28,10 +28,10 @@ def peak() -> tuple[float, str]:
     (benchmarked or not: the peak should not depend on --peers), else NumPy's."""
     how = f"sgemm {machine.PEAK_SIZE}, {machine.cores()} threads"
     try:
-        torch_peer = importlib.import_module(PEERS["torch"])
+        sgemm = torch_peer().sgemm
     except ImportError:
         return machine.peak_gflops(), f"NumPy {how}"
-    return machine.peak_gflops(torch_peer.sgemm), f"torch {how}"
+    return machine.peak_gflops(sgemm), f"torch {how}"
 
 
 def parse_list(text: str, allowed: list[str], what: str) -> list[str]:

@@ -21,7 +21,7 @@ from benchmarks.machine import cores
 
 
 def export(case: Case) -> bytes:
-    net = torch_peer.inference_module(case)
+    net = torch_peer.network(case).eval()
     x = torch.from_numpy(case.batch(2)[0])
     buffer = io.BytesIO()
     with warnings.catch_warnings():

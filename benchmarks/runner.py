@@ -7,7 +7,6 @@ it is timed: a wrong peer's time is marked and never the fastest.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +16,10 @@ import numpy as np
 from benchmarks import dlg_peer
 from benchmarks.cases import REGRESSION_STEPS, Case, regression_data
 from benchmarks.flops import bind_dims_of, count_flops
+from benchmarks.peers import load_peers
 from benchmarks.table import Cell, Row
 from benchmarks.timing import median_seconds
 
-PEERS = {"torch": "benchmarks.torch_peer", "onnxruntime": "benchmarks.onnx_peer",
-         "jax": "benchmarks.jax_peer"}
 INFER_RTOL = 1e-3  # outputs: elementwise, relative to the output's largest magnitude
 TRAIN_RTOL = 1e-2  # weight updates: per tensor, relative norm of the difference
 CHECK_RUNS = 2  # a training row's runs before its weights are compared (momentum shows at 2)
@@ -46,22 +44,9 @@ class Results:
     compile_s: dict[tuple[str, str, str], float] = field(default_factory=dict)  # peer,model,what
 
 
-def load_peers(names: list[str], results: Results) -> list[Any]:
-    """The requested peers that import; the others are reported missing, with the reason."""
-    peers = []
-    for name in names:
-        try:
-            module = importlib.import_module(PEERS[name])
-        except ImportError as e:
-            results.missing[name] = str(e)
-            continue
-        peers.append(module.Peer())
-    return peers
-
-
 def run(options: Options, progress: Callable[[Row], None] = lambda row: None) -> Results:
     results = Results(peers=["dlg", *options.peers])
-    peers = [dlg_peer.Peer(), *load_peers(options.peers, results)]
+    peers = [dlg_peer.Peer(), *load_peers(options.peers, results.missing)]
     bench = Bench(options, peers, results, progress)
     for name in options.models:
         case = Case.load(name)

@@ -1,6 +1,7 @@
 """PyTorch eager as a peer: the reference models as nn.Modules with the .dlg files' parameter
 names, inference under `torch.inference_mode`, training with `torch.optim` as the train section
-names it, and the regression loop in Python. Also the exporter's source for onnxruntime."""
+names it, and the regression loop in Python. Also the exporter's source for onnxruntime, and the
+tests' PyTorch twin of each model (`benchmarks.peers.torch_model`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmarks.cases import Case
+from benchmarks.cases import SPECS, Case
 from benchmarks.machine import cores
-
-torch.set_num_threads(cores())
 
 
 def sgemm(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
@@ -23,27 +22,37 @@ def sgemm(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
     return torch.matmul(torch.from_numpy(a), torch.from_numpy(b))
 
 
-class MLP(nn.Module):
+class Reference(nn.Module):
+    """A reference model: `body` is the network up to what the loss reads; `forward` adds the
+    inference head, so it outputs what the .dlg model outputs."""
+
+    head: str | None = None
+
+    def forward(self, x):
+        return HEADS[self.head](self.body(x))
+
+
+class MLP(Reference):
     def __init__(self):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(784, 128), nn.Linear(128, 10)
 
-    def forward(self, x):
+    def body(self, x):
         return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
 
-class ConvNet(nn.Module):
+class ConvNet(Reference):
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 32, 3, 1)
         self.fc1, self.fc2 = nn.Linear(32 * 26 * 26, 128), nn.Linear(128, 10)
 
-    def forward(self, x):
+    def body(self, x):
         x = F.relu(self.conv1(x))
         return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
 
-class CNN(nn.Module):
+class CNN(Reference):
     """conv-relu-pool blocks (conv1, conv2, ...: the .dlg files' names), then two dense layers."""
 
     def __init__(self, channels=3, size=10, widths=(64,), hidden=128):
@@ -56,13 +65,13 @@ class CNN(nn.Module):
         side = size // 2 ** len(widths)
         self.fc1, self.fc2 = nn.Linear(widths[-1] * side * side, hidden), nn.Linear(hidden, 10)
 
-    def forward(self, x):
+    def body(self, x):
         for conv in self.convs:
             x = F.max_pool2d(F.relu(conv(x)), 2, 2)
         return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
 
-class Recurrent(nn.Module):
+class Recurrent(Reference):
     """nn.RNN/GRU/LSTM(28, 128, batch_first=True) read to the last step, then Linear(128, 10)."""
 
     def __init__(self, kind: str):
@@ -71,22 +80,22 @@ class Recurrent(nn.Module):
         setattr(self, self.kind, getattr(nn, kind)(28, 128, batch_first=True))
         self.fc = nn.Linear(128, 10)
 
-    def forward(self, x):
+    def body(self, x):
         seq, _ = getattr(self, self.kind)(x)
         return self.fc(seq[:, -1])
 
 
-class Regression(nn.Module):
+class Regression(Reference):
     def __init__(self, n_in: int, squeeze: bool):
         super().__init__()
         self.linear, self.squeeze = nn.Linear(n_in, 1), squeeze
 
-    def forward(self, x):
+    def body(self, x):
         y = self.linear(x)
         return y[:, 0] if self.squeeze else y
 
 
-BODIES: dict[str, Callable[[], nn.Module]] = {
+BODIES: dict[str, Callable[[], Reference]] = {
     "mlp": MLP, "convnet": ConvNet, "cnn": CNN, "cifar_cnn": lambda: CNN(3, 32, (32, 64), 256),
     "rnn": lambda: Recurrent("RNN"), "gru": lambda: Recurrent("GRU"),
     "lstm": lambda: Recurrent("LSTM"),
@@ -99,33 +108,25 @@ LOSSES = {"cross_entropy": F.cross_entropy, "mse": F.mse_loss,
           "bce_with_logits": F.binary_cross_entropy_with_logits}
 
 
-class Headed(nn.Module):
-    """The body with the model's inference head: what the .dlg model outputs."""
-
-    def __init__(self, body: nn.Module, head: str | None):
-        super().__init__()
-        self.body, self.head = body, head
-
-    def forward(self, x):
-        return HEADS[self.head](self.body(x))
-
-
-def body(case: Case) -> nn.Module:
-    """A fresh network holding the case's initial weights."""
-    net = BODIES[case.name]()
-    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in case.init.items()})
+def reference(name: str) -> Reference:
+    """The model `name` with PyTorch's own initialisation, outputting what the .dlg model does."""
+    net = BODIES[name]()
+    net.head = SPECS[name][0]
     return net
 
 
-def inference_module(case: Case) -> nn.Module:
-    return Headed(body(case), case.head).eval()
+def network(case: Case) -> Reference:
+    """A fresh network holding the case's initial weights."""
+    net = reference(case.name)
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in case.init.items()})
+    return net
 
 
 class Trainer:
     """`run()` takes `steps` optimizer steps on (x, y), as a plain eager loop does."""
 
     def __init__(self, case: Case, x: np.ndarray, y: np.ndarray, steps: int = 1):
-        self.net, self.steps = body(case), steps
+        self.net, self.steps = network(case), steps
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
         self.opt = getattr(torch.optim, case.optimizer)(self.net.parameters(), **case.hyper)
         self.loss = LOSSES[case.loss]
@@ -133,7 +134,7 @@ class Trainer:
     def run(self) -> float:
         for _ in range(self.steps):
             self.opt.zero_grad()
-            loss = self.loss(self.net(self.x), self.y)
+            loss = self.loss(self.net.body(self.x), self.y)
             loss.backward()
             self.opt.step()
         return loss.item()
@@ -145,8 +146,11 @@ class Trainer:
 class Peer:
     name = "torch"
 
+    def __init__(self) -> None:
+        torch.set_num_threads(cores())
+
     def infer(self, case: Case, x: np.ndarray) -> Callable[[], Any]:
-        net, tx = inference_module(case), torch.from_numpy(x)
+        net, tx = network(case).eval(), torch.from_numpy(x)
 
         def call() -> Any:
             with torch.inference_mode():

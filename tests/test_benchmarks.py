@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import dlg
-from benchmarks import runner
+from benchmarks import peers, runner
 from benchmarks.flops import count_flops, flops_by_op
 from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
@@ -96,10 +96,10 @@ def test_checks_refuse_a_wrong_peer():
 
 
 def test_missing_peer_is_reported(monkeypatch):
-    monkeypatch.setitem(runner.PEERS, "ghost", "benchmarks.no_such_peer")
-    results = runner.Results()
-    assert runner.load_peers(["ghost"], results) == []
-    assert "no_such_peer" in results.missing["ghost"]
+    monkeypatch.setitem(peers.PEERS, "ghost", "benchmarks.no_such_peer")
+    missing: dict[str, str] = {}
+    assert peers.load_peers(["ghost"], missing) == []
+    assert "no_such_peer" in missing["ghost"]
 
 
 def test_runner_end_to_end(tmp_path):
