@@ -31,6 +31,7 @@ from dlg.compiler.kernel_ir import (
     Var,
 )
 from dlg.compiler.lower_sort import SORT_KERNELS
+from dlg.compiler.merge_axes import merge_axes
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Node, Value
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
@@ -276,7 +277,7 @@ def _reduce(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
             else:
                 src.append(next(outer))
         return L.expr(x, src)
-    return L.reduction(combine, [shape[a] for a in axes], body, init, dtype)
+    return merge_axes(L.reduction(combine, [shape[a] for a in axes], body, init, dtype))
 
 
 @lowering(ARGMAX, ARGMIN)
@@ -296,7 +297,7 @@ def _arg(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
             return L.expr(x, red)
         rest = iter(outer)
         return L.expr(x, [red[0] if a in axes else next(rest) for a in range(len(shape))])
-    return L.reduction(combine, [shape[a] for a in axes], body, init, I64)
+    return merge_axes(L.reduction(combine, [shape[a] for a in axes], body, init, I64))
 
 
 @lowering(MATMUL)
