@@ -241,12 +241,12 @@ class Lowering:
             if i < nc:
                 st = self.add_buffer(f"{prefix}state{i}", t.dtype, t.shape, "temp")
                 state.append((st, t))
-                stmts.append(Copy(st, self.buffer_of[node.inputs[i]], ix.numel(t.shape)))
+                stmts.append(Copy(st, self.in_memory(node.inputs[i]), ix.numel(t.shape)))
                 slots[buf] = Slot(st)
             elif i < nc + ns:
-                slots[buf] = Slot(self.buffer_of[node.inputs[i]], ix.numel(t.shape))
+                slots[buf] = Slot(self.in_memory(node.inputs[i]), ix.numel(t.shape))
             else:
-                slots[buf] = Slot(self.buffer_of[node.inputs[i]])
+                slots[buf] = Slot(self.in_memory(node.inputs[i]))
         outs = dict(body.outputs)
         for i, (out_name, _) in enumerate(a["body"].outputs):
             t = body.buffers[outs[out_name]]
@@ -268,6 +268,14 @@ class Lowering:
                   for i, (st, t) in enumerate(state)]
         self.ops = [SCAN.name]
         self.emit(SCAN.name, stmts)
+
+
+    def in_memory(self, v: Value) -> str:
+        """The buffer a scan reads `v` from: its own, or that of the value it reshapes (fusion
+        leaves such reshapes to the scan)."""
+        if v not in self.buffer_of:
+            v = self.g.node(v).inputs[0]
+        return self.buffer_of[v]
 
 
 def _written(stmts: list[Stmt]) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 import dlg
 from dlg.compiler.passes.autodiff import grad
 from dlg.compiler.passes.hoist import hoist
+from dlg.compiler.pipeline import compile_graph
 from dlg.ir.compare import graph_diff
 from dlg.ir.graph import Graph, Node
 from dlg.ir.ops.control import SCAN
@@ -77,6 +78,13 @@ def test_the_projections_gradient_is_one_matmul_after_the_reverse_scan(name):
         assert not reads_param(step, scan, weight)
     # forward projection, d x and d W_ih: three GEMMs over all 28*N rows, outside the loops
     assert len(whole_sequence_matmuls(step)) == 3
+
+
+def test_the_scan_reads_the_projection_where_its_gemm_wrote_it():
+    program = compile_graph(dlg.load(MODELS / "lstm.dlg").graph).program
+    (gemm,) = [k for k in program.kernels if "matmul" in k.name and "bias_ih" in str(k.reads)]
+    (scan,) = [k for k in program.kernels if k.name.endswith("_scan")]
+    assert gemm.writes[0] in (*scan.reads, *scan.writes)  # no copy from [28*N, 512] to [28, N, 512]
 
 
 def test_a_graph_without_hoistable_work_is_unchanged():

@@ -45,9 +45,10 @@ def _options(**kw) -> CompileOptions:
 
 
 def test_the_graph_stages_in_order():
-    assert [s.name for s in PIPELINE] == ["autodiff", "apply_optimizer", "decompose",
+    assert [s.name for s in PIPELINE] == ["hoist", "autodiff", "apply_optimizer", "decompose",
                                           "explicit_padding", "simplify"]
     assert [s.name for s in PIPELINE if s.training] == ["autodiff", "apply_optimizer"]
+    assert [s.name for s in PIPELINE if s.forward] == ["hoist"]  # before autodiff too
     assert STAGES[len(PIPELINE):] == ["fuse", "lower", "schedule", "llvm", "optimize", "codegen"]
 
 
@@ -55,7 +56,7 @@ def test_training_stages_run_only_for_a_training_step():
     m = dlg.load(MODELS / "mlp.dlg")
     options = _options(dump_after=("all",))
     run_stages(m.graph, CompileCtx(options))
-    assert _dumps(options) == ["decompose", "explicit_padding", "simplify"]
+    assert _dumps(options) == ["hoist", "decompose", "explicit_padding", "simplify"]
     options = _options(dump_after=("autodiff", "apply_optimizer"))
     step, state = training_step(m.train_graph, TrainTarget("loss", m.train_spec.optimizer), options)
     text = options.out.getvalue()
@@ -104,7 +105,7 @@ def _break_types(g: Graph, ctx: CompileCtx) -> Graph:
 
 def test_verify_names_the_stage_that_broke_the_graph_and_shows_the_node():
     g = dlg.load(MODELS / "mlp.dlg").graph
-    stages = [*PIPELINE[2:4], Stage("break_types", _break_types), PIPELINE[4]]
+    stages = [*PIPELINE[3:5], Stage("break_types", _break_types), PIPELINE[5]]
     with pytest.raises(IRVerifyError) as info:
         run_stages(g, CompileCtx(_options(verify=True)), stages)
     lines = str(info.value).splitlines()
@@ -130,7 +131,7 @@ def test_verify_is_on_in_tests_and_set_by_the_environment(monkeypatch):
 def test_an_internal_error_names_the_stage_and_where_to_look():
     def crash(g: Graph, ctx: CompileCtx) -> Graph:
         raise ValueError("oops")
-    stages = [PIPELINE[2], Stage("crash", crash)]
+    stages = [PIPELINE[3], Stage("crash", crash)]
     with pytest.raises(RuntimeError, match=r"internal compiler error in pass 'crash': oops "
                                            r"\(inspect its input with --dump-after decompose\)"):
         run_stages(dlg.load(MODELS / "mlp.dlg").graph, CompileCtx(_options()), stages)

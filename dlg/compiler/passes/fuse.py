@@ -6,12 +6,15 @@ arithmetic, reductions and contractions as inner loops), so a kernel is the expr
 one materialized value, stopping at other materialized values. The choice, made in one forward
 walk over the ops' traits (never their names):
 - graph outputs, state updates, buffers (inputs, parameters, constants), and the inputs and
-  outputs of OWN_KERNEL ops (scan, scatters) are materialized;
+  outputs of OWN_KERNEL ops (scan, scatters) are materialized; a scan reads a reshape of a value
+  in memory in place (a hoisted projection's rows, [T*N, P], as T steps of [N, P]);
 - a value read by several ops is materialized, unless it is CHEAP (a view: reshape, transpose,
   broadcast, slice, split; a fill: full, arange, numel) or one or two ARITHMETIC ops on values in
   memory (recomputing `x - max` costs less than a round trip through memory);
 - an operand of a CONTRACTION (matmul, conv) is in memory or a VIEW of memory: the contraction
-  reads each operand element many times, so it must not recompute it;
+  reads each operand element many times, so it must not recompute it (a reshape is a view of
+  memory only when its input is in memory: rows merged across a transpose, the whole sequence
+  of a time-major scan over batch-first data, are copied, so the GEMM reads strided rows);
 - a value whose expression contains an inner loop (a REDUCTION, CONTRACTION or WINDOW op:
   reduce_*, argmax, matmul, conv, pooling) is materialized unless its only reader reads it
   element for element; so a bias add and an activation fuse into the matmul that feeds them (its
@@ -27,7 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.opdef import Trait
+from dlg.ir.ops.shape import RESHAPE
 
 INNER_LOOP = frozenset({Trait.REDUCTION, Trait.CONTRACTION, Trait.WINDOW})
 RECOMPUTE = 2  # at most this many arithmetic ops are recomputed per extra reader
@@ -45,9 +50,15 @@ def fuse(g: Graph) -> Fusion:
         for v in node.inputs:
             users.setdefault(v, []).append(node)
     materialized: set[Value] = {v for _, v in g.outputs} | {v for _, v in g.updates}
+    in_place: set[Value] = set()  # reshapes a scan reads from their input's memory, if it has one
     for node in g:
         if Trait.OWN_KERNEL in node.op.traits:
-            materialized |= set(node.outs) | set(node.inputs)
+            materialized |= set(node.outs)
+            for v in node.inputs:
+                if node.op is SCAN and g.node(v).op is RESHAPE:
+                    in_place.add(v)
+                else:
+                    materialized.add(v)
     has_reduce: set[Value] = set()
     cost: dict[Value, int] = {}  # arithmetic ops computed inline to produce the value
     memory_views: set[Value] = set()  # views (reshape, transpose, ...) of values in memory
@@ -71,6 +82,8 @@ def fuse(g: Graph) -> Fusion:
                 materialized.add(v)
             view = Trait.VIEW in traits and all(u in materialized or u in memory_views
                                                 for u in node.inputs)
+            if node.op is RESHAPE and not all(u in materialized for u in node.inputs):
+                view = False  # merging a transpose's axes is no strided view: a GEMM reads a copy
             if view:
                 memory_views.add(v)
             elif any(Trait.CONTRACTION in r.op.traits for r in readers):
@@ -80,6 +93,7 @@ def fuse(g: Graph) -> Fusion:
             if inner and v not in materialized:
                 has_reduce.add(v)
             cost[v] = 0 if v in materialized else own
+    materialized |= {v for v in in_place if g.node(v).inputs[0] not in materialized}
     return Fusion(materialized, users)
 
 

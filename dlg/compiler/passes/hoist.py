@@ -63,13 +63,17 @@ def _hoist_scan(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Valu
         return _same_scan(b, node, inputs, body)
     length = b.type_of(inputs[nc]).shape[0]
     outer = {p.out: v for p, v in zip(ports[nc:], inputs[nc:])}  # sequences whole, constants
+    rows: dict[Value, Value] = {}
     for v in sorted(hoisted, key=lambda v: v.node):
         n = body.node(v)
         with b.at(n.span):
             _copy_invariants(b, body, n, kinds, outer)
-            outer[v] = _batched(b, body, n, kinds, outer, length)
+            made = _batched(b, body, n, kinds, outer, rows, length)
+            if made is not None:
+                outer[v] = made
     new_body, kept = _loop_body(body, nc, ns, boundary, live)
-    new_inputs = [inputs[i] for i in range(nc)] + [outer[v] for v in kept]
+    new_inputs = [inputs[i] for i in range(nc)] + [_whole(b, body, v, outer, rows, length)
+                                                   for v in kept]
     n_seq = sum(kinds[v] is Kind.STEP for v in kept)
     return b.emit(SCAN, *new_inputs, body=new_body, n_carry=nc, n_seq=n_seq, axis=0,
                   reverse=a["reverse"])
@@ -153,22 +157,44 @@ def _copy_invariants(b: Builder, body: Graph, n: Node, kinds: dict[Value, Kind],
 
 
 def _batched(b: Builder, body: Graph, n: Node, kinds: dict[Value, Kind],
-             outer: dict[Value, Value], length: Dim) -> Value:
+             outer: dict[Value, Value], rows: dict[Value, Value], length: Dim) -> Value | None:
     """`n` over all steps at once: its step operands (outside) have a leading axis of `length`;
-    the result is [length, *n's type]."""
+    the result is [length, *n's type]; or None where it is kept only as every step's rows in one
+    matrix (`rows`, [length*M, P]): a matmul's result, and elementwise ops over such matrices and
+    per-column invariants (a bias), which so become the GEMM's epilogue."""
     step_type = n.types[0]
-    if n.op is MATMUL:
-        x, w = (outer[v] for v in n.inputs)
-        rows = b.type_of(x).shape[1:]
-        if len(rows) > 1:  # [T, ..., K] -> [T*..., K]: one GEMM over every step's rows
-            x = b.reshape(x, shape=(length * numel(rows[:-1]), rows[-1]))
-        out = b.matmul(x, w)
+    steps = [v for v in n.inputs if kinds[v] is Kind.STEP]
+    invariants = [v for v in n.inputs if kinds[v] is Kind.INVARIANT]
+    x, w = n.inputs if n.op is MATMUL else (None, None)
+    if x is not None and body.type_of(x).rank > 1 and body.type_of(w).rank == 2:
+        shape = body.type_of(x).shape  # [..., K] -> [T*..., K]: one GEMM over every step's rows
+        xs = rows[x] if x in rows else b.reshape(outer[x], shape=(length * numel(shape[:-1]),
+                                                                  shape[-1]))
+        out = rows[n.out] = b.matmul(xs, outer[w])
+    elif (Trait.ELEMENTWISE in n.op.traits and all(v in rows for v in steps)
+          and all(body.type_of(v) == step_type for v in steps)
+          and all(body.type_of(v).rank <= 1 for v in invariants)):
+        out = rows[n.out] = b.emit(n.op, *(rows.get(v, outer[v]) for v in n.inputs),
+                                   **dict(n.attrs))
+    elif n.op is MATMUL:  # a vector per step, or a vector of weights: no rows to merge
+        out = b.matmul(_whole(b, body, x, outer, rows, length), outer[w])
     else:  # step operands of lower rank get 1s after the step axis, so they broadcast as before
-        args = [_lead_axis(b, outer[v], body.type_of(v), step_type.rank, length)
+        args = [_lead_axis(b, _whole(b, body, v, outer, rows, length), body.type_of(v),
+                           step_type.rank, length)
                 if kinds[v] is Kind.STEP else outer[v] for v in n.inputs]
         out = b.emit(n.op, *args, **dict(n.attrs))
+    if n.out in rows:
+        return None
     want = (length,) + step_type.shape
     return out if b.type_of(out).shape == want else b.reshape(out, shape=want)
+
+
+def _whole(b: Builder, body: Graph, v: Value, outer: dict[Value, Value],
+           rows: dict[Value, Value], length: Dim) -> Value:
+    """The outside value of step value `v` with its leading step axis (made from its rows)."""
+    if v not in outer:
+        outer[v] = b.reshape(rows[v], shape=(length,) + body.type_of(v).shape)
+    return outer[v]
 
 
 def _lead_axis(b: Builder, whole: Value, step: TensorType, rank: int, length: Dim) -> Value:
