@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--start", type=int, default=0, help="first case index (to resume)")
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--timeout", type=float, default=5.0, help="seconds a case may take")
+    ap.add_argument("--timeout", type=float,
+                    help="seconds a case may take (parse: 5, graphs: 60, nn: 120)")
     ap.add_argument("--json", help="write the summary here")
     ap.add_argument("--case", type=int, help="replay one case in this process and show it")
     args = ap.parse_args(argv)
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             print(outcome, sig, tb, sep="\n")
             return 1 if sig else 0
         summary = run(args.campaign, module.check, args.seed, args.cases, args.start,
-                      args.workers, args.timeout, log=console())
+                      args.workers, args.timeout or module.TIMEOUT, log=console())
     except KeyboardInterrupt:
         traceback.print_exc()
         return 130

@@ -26,6 +26,7 @@ from tools.fuzz.sources import source
 
 COMPILE_EVERY = int(os.environ.get("DLG_FUZZ_COMPILE_EVERY", "8"))
 MAX_ELEMENTS = 1 << 20
+TIMEOUT = 5.0  # seconds a case may take, its compile included
 _seen: set[str] = set()
 
 

@@ -37,6 +37,7 @@ POSITIVE = ["log", "sqrt", "rsqrt", "reciprocal", "exp"]
 BINARY = ["add", "sub", "mul", "maximum", "minimum", "div"]
 REDUCE = ["reduce_sum", "reduce_max", "reduce_min", "reduce_mean", "logsumexp", "reduce_var"]
 RTOL, ATOL = 1e-4, 1e-5
+TIMEOUT = 60.0  # seconds a case may take (its compile included)
 
 
 class GraphMaker:
