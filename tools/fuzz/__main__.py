@@ -15,9 +15,9 @@ import argparse
 import importlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
-import traceback
 
 from tools.fuzz.campaign import console, run, run_case, write
 
@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the summary here")
     ap.add_argument("--case", type=int, help="replay one case in this process and show it")
     args = ap.parse_args(argv)
+    # Ctrl-C, or `kill PID` of a campaign started in the background (where SIGINT is ignored),
+    # stops it with the summary of the cases run so far
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     cache = tempfile.mkdtemp(prefix="dlg-fuzz-cache-")
     os.environ.setdefault("DLG_CACHE_DIR", cache)
     module = importlib.import_module(CAMPAIGNS[args.campaign])
@@ -49,9 +53,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if sig else 0
         summary = run(args.campaign, module.check, args.seed, args.cases, args.start,
                       args.workers, args.timeout or module.TIMEOUT, log=console())
-    except KeyboardInterrupt:
-        traceback.print_exc()
-        return 130
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     print(file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 import traceback
@@ -49,6 +50,7 @@ def run_case(check: Check, seed: int, index: int) -> tuple[str, str, str]:
 
 
 def _worker(check: Check, seed: int, conn: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the campaign, not its cases
     while True:
         index = conn.recv()
         if index is None:
@@ -67,6 +69,7 @@ class Summary:
     outcomes: Counter[str] = field(default_factory=Counter)
     findings: dict[str, dict[str, Any]] = field(default_factory=dict)
     slowest: tuple[float, int] = (0.0, -1)
+    interrupted: bool = False
 
     def add(self, index: int, outcome: str, sig: str, tb: str, seconds: float) -> None:
         self.cases += 1
@@ -77,7 +80,9 @@ class Summary:
             entry["count"] += 1
 
     def text(self) -> str:
-        lines = [f"{self.campaign}: {self.cases} cases (seed {self.seed}) in {self.seconds:.0f} s, "
+        stop = " (interrupted)" if self.interrupted else ""
+        lines = [f"{self.campaign}: {self.cases} cases{stop} (seed {self.seed}) in "
+                 f"{self.seconds:.0f} s, "
                  f"slowest case {self.slowest[0]:.2f} s (#{self.slowest[1]})",
                  "outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
                  f"findings: {len(self.findings)}"]
@@ -88,7 +93,8 @@ class Summary:
     def json(self) -> dict[str, Any]:
         return {"campaign": self.campaign, "seed": self.seed, "cases": self.cases,
                 "seconds": round(self.seconds, 1), "outcomes": dict(self.outcomes),
-                "slowest": list(self.slowest), "findings": self.findings}
+                "slowest": list(self.slowest), "interrupted": self.interrupted,
+                "findings": self.findings}
 
 
 class Pool:
@@ -132,7 +138,7 @@ def run(name: str, check: Check, seed: int, cases: int, start: int = 0, workers:
     retried: set[int] = set()
     began = last_report = time.perf_counter()
     try:
-        while todo or any(s[2] is not None for s in pool.slots):
+        while not summary.interrupted and (todo or any(s[2] is not None for s in pool.slots)):
             for slot in pool.slots:
                 if slot[2] is None and todo:
                     slot[2], slot[3] = todo.pop(), time.perf_counter()
@@ -169,6 +175,8 @@ def run(name: str, check: Check, seed: int, cases: int, start: int = 0, workers:
                 last_report = now
                 summary.seconds = now - began
                 log(progress(summary, cases))
+    except KeyboardInterrupt:  # Ctrl-C: the summary of the cases run so far
+        summary.interrupted = True
     finally:
         pool.close()
     summary.seconds = time.perf_counter() - began
