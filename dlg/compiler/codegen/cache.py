@@ -5,6 +5,10 @@ and every buffer), the host target (triple, CPU, features) and the dlg version. 
 written atomically and carry a hash of their bytes: a damaged entry is recompiled, never loaded
 (loading corrupt object code could crash the process). `DLG_CACHE_DIR` sets the folder (default:
 $XDG_CACHE_HOME/dlg or ~/.cache/dlg); `DLG_CACHE_DIR=off` disables it.
+
+The small library modules every process loads (the thread pool, the GEMM library, the training
+loop's driver) are cached the same way (`library`), so only the first process on a machine
+compiles them.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from dlg.compiler.codegen.llvm_cpu import host
+import llvmlite.binding as llvm
+from llvmlite import ir
 
 VERSION = "0.2.0"  # bump with any change to codegen that keeps the IR text the same
 
@@ -27,6 +33,12 @@ def cache_dir() -> Path | None:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "dlg"
+
+
+def host() -> dict[str, str]:
+    """What object code is built for: it runs only where these match."""
+    return {"triple": llvm.get_default_triple(), "cpu": llvm.get_host_cpu_name(),
+            "features": llvm.get_host_cpu_features().flatten()}
 
 
 def cache_key(llvm_ir: str) -> str:
@@ -60,3 +72,19 @@ def store(key: str, code: bytes) -> None:
         os.replace(f.name, folder / f"{key}.o")
     except OSError:
         pass  # a read-only or full disk only costs the next process a compile
+
+
+def library(module: ir.Module, compile: Callable[[str], bytes],
+            machine: Callable[[], llvm.TargetMachine]) -> llvm.ExecutionEngine:
+    """A library module loaded into an engine of its own (which must stay alive): its object code
+    from the disk cache, or `compile`d from the module's text and stored."""
+    text = str(module)
+    key = cache_key(text)
+    code = load(key)
+    if code is None:
+        code = compile(text)
+        store(key, code)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), machine())
+    engine.add_object_file(llvm.ObjectFileRef.from_data(code))
+    engine.finalize_object()
+    return engine

@@ -47,15 +47,8 @@ LoopFunction = Callable[[int], int]
 def loop_function() -> tuple[LoopFunction, object]:
     """`dlg_loop` as a ctypes function, and the engine that holds it: compiled on first use
     (its object code is kept in the disk cache, as a graph's is)."""
-    module = _module()
-    key = cache.cache_key(str(module))
-    code = cache.load(key)
-    if code is None:
-        code = target_machine().emit_object(optimize(module))
-        cache.store(key, code)
-    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
-    engine.add_object_file(llvm.ObjectFileRef.from_data(code))
-    engine.finalize_object()
+    engine = cache.library(_module(), lambda text: target_machine().emit_object(optimize(text)),
+                           new_target_machine)
     proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
     return proto(engine.get_function_address(LOOP)), engine
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-from dlg.compiler.codegen import threads
+from dlg.compiler.codegen import cache, threads
 from dlg.compiler.codegen.scalar import Scalar
 from dlg.compiler.kernel_ir import Gemm, Stmt
 from dlg.compiler.schedule import Target
@@ -104,24 +104,35 @@ def declare(m: ir.Module) -> ir.Function:
 @functools.cache
 def start(target: Target, machine: Callable[[], llvm.TargetMachine]) -> object:
     """Compile the library for `target` and make `dlg_sgemm` resolvable; once per process,
-    after the thread pool. Returns the engine, which must stay alive."""
-    engine = compile_library(target, machine())
+    after the thread pool (its object code kept in the disk cache). Returns the engine, which
+    must stay alive."""
+    engine = cache.library(module(blocking(target, *cache_sizes())),
+                           lambda text: _object_code(text, machine()), machine)
     llvm.add_symbol(SGEMM, engine.get_function_address(SGEMM))
     return engine
 
 
 def compile_library(target: Target, tm: llvm.TargetMachine) -> llvm.ExecutionEngine:
     """The library for `target`, optimised and loaded (its `dlg_sgemm` not yet published)."""
-    mod = llvm.parse_assembly(str(module(blocking(target, *cache_sizes()))))
+    mod = _optimized(str(module(blocking(target, *cache_sizes()))), tm)
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    engine.finalize_object()
+    return engine
+
+
+def _object_code(text: str, tm: llvm.TargetMachine) -> bytes:
+    return tm.emit_object(_optimized(text, tm))
+
+
+def _optimized(text: str, tm: llvm.TargetMachine) -> llvm.ModuleRef:
+    mod = llvm.parse_assembly(text)
     mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
     mod.verify()
     passes = llvm.create_new_module_pass_manager()
     for name in PASSES:
         getattr(passes, f"add_{name}_pass")()
     passes.run(mod, llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options()))
-    engine = llvm.create_mcjit_compiler(mod, tm)
-    engine.finalize_object()
-    return engine
+    return mod
 
 
 def module(bl: Blocking) -> ir.Module:

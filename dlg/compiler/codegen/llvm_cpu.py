@@ -21,6 +21,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from dlg.compiler.codegen import gemm, threads
+from dlg.compiler.codegen.cache import host
 from dlg.compiler.codegen.parts import O1, O3, Allocator, Linker, Modules, declared, unpack
 from dlg.compiler.codegen.gemm import emit_gemm
 from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
@@ -553,13 +554,6 @@ def host_target() -> Target:
     if features.get("avx512f"):
         return Target(vector_bytes=64, registers=32)
     return Target(vector_bytes=32 if features.get("avx") else 16, registers=16)
-
-
-def host() -> dict[str, str]:
-    """What object code is built for: it runs only where these match."""
-    tm = target_machine()
-    return {"triple": tm.triple, "cpu": llvm.get_host_cpu_name(),
-            "features": llvm.get_host_cpu_features().flatten()}
 
 
 __all__ = ["ENTRY", "I1", "Jitted", "build_module", "host", "optimize", "target_machine"]

@@ -25,6 +25,8 @@ from collections.abc import Callable
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from dlg.compiler.codegen import cache
+
 I8, I32, I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
 I8P = I8.as_pointer()
 RUN = ir.FunctionType(I8P, [I8P]).as_pointer()
@@ -50,13 +52,19 @@ def declare(m: ir.Module) -> ir.Function:
 @functools.cache
 def start(workers: int, machine: Callable[[], llvm.TargetMachine]) -> object:
     """Compile the pool, start `workers` threads and make `dlg_run_parallel` resolvable; once per
-    process. Returns the engine, which must stay alive."""
-    mod = llvm.parse_assembly(str(_module()))
-    engine = llvm.create_mcjit_compiler(mod, machine())
-    engine.finalize_object()
+    process (its object code kept in the disk cache). Returns the engine, which must stay
+    alive."""
+    engine = cache.library(_module(), lambda text: _object_code(text, machine()), machine)
     llvm.add_symbol(RUN_PARALLEL, engine.get_function_address(RUN_PARALLEL))
     ctypes.CFUNCTYPE(None, ctypes.c_int64)(engine.get_function_address("dlg_pool_start"))(workers)
     return engine
+
+
+def _object_code(text: str, tm: llvm.TargetMachine) -> bytes:
+    """The pool's machine code, as written (no IR passes: it is small and waits on memory)."""
+    mod = llvm.parse_assembly(text)
+    mod.data_layout = str(tm.target_data)
+    return tm.emit_object(mod)
 
 
 def _module() -> ir.Module:

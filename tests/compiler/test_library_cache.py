@@ -1,0 +1,96 @@
+"""The once-per-process library modules (thread pool, GEMM library, training-loop driver) keep
+their object code in the disk cache (`cache.library`): compiled once, then loaded; a damaged
+entry is compiled again, never loaded; a second process loads what the first stored."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import llvmlite.binding as llvm
+import pytest
+from llvmlite import ir
+
+from dlg.compiler.codegen import cache
+from dlg.compiler.codegen.llvm_cpu import new_target_machine, optimize, target_machine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module(value: int) -> ir.Module:
+    m = ir.Module("answer")
+    m.triple = llvm.get_process_triple()
+    fn = ir.Function(m, ir.FunctionType(ir.IntType(64), []), "dlg_test_answer")
+    ir.IRBuilder(fn.append_basic_block("entry")).ret(ir.IntType(64)(value))
+    return m
+
+
+def _load(value: int, compiled: list[str]) -> int:
+    def compile(text: str) -> bytes:
+        compiled.append(text)
+        return target_machine().emit_object(optimize(text))
+    engine = cache.library(_module(value), compile, new_target_machine)
+    return ctypes.CFUNCTYPE(ctypes.c_int64)(engine.get_function_address("dlg_test_answer"))()
+
+
+def test_a_library_is_compiled_once_then_loaded_and_a_damaged_entry_is_rebuilt(
+        monkeypatch, tmp_path):
+    monkeypatch.setenv("DLG_CACHE_DIR", str(tmp_path))
+    compiled: list[str] = []
+    assert _load(42, compiled) == 42 and len(compiled) == 1
+    (entry,) = tmp_path.iterdir()
+    assert _load(42, compiled) == 42 and len(compiled) == 1  # from the cache
+    assert _load(7, compiled) == 7 and len(compiled) == 2  # another module, another entry
+    for damage in (lambda b: b[:-9], lambda b: b[:70] + bytes([b[70] ^ 1]) + b[71:], lambda b: b""):
+        entry.write_bytes(damage(entry.read_bytes()))
+        assert _load(42, compiled) == 42
+    assert len(compiled) == 5  # each damaged entry compiled again (and stored again)
+    assert _load(42, compiled) == 42 and len(compiled) == 5
+
+
+def test_without_a_cache_every_load_compiles(monkeypatch):
+    monkeypatch.setenv("DLG_CACHE_DIR", "off")
+    compiled: list[str] = []
+    assert _load(5, compiled) == 5 and _load(5, compiled) == 5
+    assert len(compiled) == 2
+
+
+START = """
+import ctypes, numpy as np, llvmlite.binding as llvm
+from dlg.compiler.codegen import driver, gemm, threads
+from dlg.compiler.codegen.llvm_cpu import host_target, new_target_machine
+threads.start(2, new_target_machine)
+gemm.start(host_target(), new_target_machine)
+driver.loop_function()
+a = np.arange(12, dtype=np.float32).reshape(3, 4); b = np.ones((4, 5), np.float32)
+c = np.zeros((3, 5), np.float32)
+gemm.PROTOTYPE(llvm.address_of_symbol(gemm.SGEMM))(3, 5, 4, a.ctypes.data, 4, 1, b.ctypes.data,
+    5, 1, c.ctypes.data, 5, 1, 0, 2)
+assert np.array_equal(c, a @ b), c
+"""
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_second_process_loads_the_libraries_from_the_cache(monkeypatch, tmp_path, damaged):
+    monkeypatch.setenv("DLG_CACHE_DIR", str(tmp_path))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run() -> dict[str, int]:
+        subprocess.run([sys.executable, "-c", START], env=env, check=True, cwd=ROOT)
+        return {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    first = run()
+    assert len(first) == 3  # pool, GEMM library, driver
+    if damaged:
+        for p in tmp_path.iterdir():
+            p.write_bytes(p.read_bytes()[:-1])
+            first[p.name] = p.stat().st_mtime_ns
+    second = run()
+    assert second.keys() == first.keys()
+    assert all(cache.load(name.removesuffix(".o")) is not None for name in second)
+    if damaged:  # compiled and stored again
+        assert all(second[k] != first[k] for k in first)
+    else:  # loaded: nothing written
+        assert second == first
