@@ -174,7 +174,7 @@ def _batched(b: Builder, body: Graph, n: Node, kinds: dict[Value, Kind],
     elif (Trait.ELEMENTWISE in n.op.traits and all(v in rows for v in steps)
           and all(body.type_of(v) == step_type for v in steps)
           and all(body.type_of(v).rank <= 1 for v in invariants)):
-        out = rows[n.out] = b.emit(n.op, *(rows.get(v, outer[v]) for v in n.inputs),
+        out = rows[n.out] = b.emit(n.op, *(rows[v] if v in rows else outer[v] for v in n.inputs),
                                    **dict(n.attrs))
     elif n.op is MATMUL:  # a vector per step, or a vector of weights: no rows to merge
         out = b.matmul(_whole(b, body, x, outer, rows, length), outer[w])
