@@ -30,7 +30,7 @@ from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
 from dlg.ir.rewrite import copy_graph
-from dlg.ir.shapes import numel
+from dlg.ir.shapes import Shape, numel
 
 
 def im2col(g: Graph) -> Graph:
@@ -54,9 +54,16 @@ def _pays(g: Graph, node: Node) -> bool:
     else:
         return False
     groups = node.attrs["groups"]
-    rows = prod(int(d) for d in weight[1:])
+    c_out, *rows = _static(weight)
     return (not any(lo or hi for lo, hi in node.attrs["padding"])
-            and min(int(weight[0]) // groups, rows) >= GEMM_MIN_SIDE)
+            and min(c_out // groups, prod(rows)) >= GEMM_MIN_SIDE)
+
+
+def _static(dims: Shape) -> list[int]:
+    """Channel and kernel dims: ints, by conv's shape rule."""
+    ints = [d for d in dims if isinstance(d, int)]
+    assert len(ints) == len(dims), dims
+    return ints
 
 
 def _matrix(b: Builder, v: Value, groups: int, rows: int) -> Value:
@@ -69,12 +76,12 @@ def _columns(b: Builder, node: Node, x: Value, kernel: tuple[int, ...]) -> Value
     """im2col(x), one [C/groups*K, N*P] matrix per group."""
     a = node.attrs
     cols = b.im2col(x, kernel=kernel, stride=a["stride"], dilation=a["dilation"])
-    return _matrix(b, cols, a["groups"], int(b.type_of(cols).shape[0]) // a["groups"])
+    return _matrix(b, cols, a["groups"], _static(b.type_of(cols).shape[:1])[0] // a["groups"])
 
 
 def _conv(b: Builder, node: Node, x: Value, w: Value) -> Value:
     groups = node.attrs["groups"]
-    c_out, c_group, *kernel = (int(d) for d in b.type_of(w).shape)
+    c_out, c_group, *kernel = _static(b.type_of(w).shape)
     y = b.matmul(_matrix(b, w, groups, c_out // groups), _columns(b, node, x, tuple(kernel)))
     n, _, *out = node.types[0].shape
     y = b.reshape(y, shape=(c_out, n, *out))
@@ -83,7 +90,7 @@ def _conv(b: Builder, node: Node, x: Value, w: Value) -> Value:
 
 def _weight_grad(b: Builder, node: Node, x: Value, g: Value) -> Value:
     groups = node.attrs["groups"]
-    c_out = int(b.type_of(g).shape[1])
+    c_out = _static(b.type_of(g).shape[1:2])[0]
     ones = (1,) * (b.type_of(g).rank - 2)  # a 1x1 im2col: g channels first, [O, N, *out]
     gt = b.im2col(g, kernel=ones, stride=ones, dilation=ones)  # in memory, unlike a transpose
     cols = _columns(b, node, x, node.attrs["kernel"])

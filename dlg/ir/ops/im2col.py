@@ -35,7 +35,7 @@ def _im2col_infer(x: TensorType, *, kernel: tuple[int, ...], stride: tuple[int, 
 
 def _selector_type(x: TensorType, kernel: tuple[int, ...]) -> TensorType:
     """A weight of one output channel per (channel, kernel position): what infer checks."""
-    c = int(x.shape[1]) if x.rank > 1 else 0
+    c = x.shape[1] if x.rank > 1 else 0  # a symbolic C is infer's error, not int()'s
     return TensorType(x.dtype, (c * prod(kernel), c, *kernel))
 
 
