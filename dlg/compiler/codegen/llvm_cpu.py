@@ -341,24 +341,45 @@ class Emitter:
             raise TypeError(s)
 
     def call_scan(self, s: CallScan) -> None:
+        """The body called once per step with a table of its buffers' pointers at that step. A
+        carry's two buffers trade roles after each step (the one just written is read next), so
+        no step copies its state; the final state is copied once, when it ends in the other."""
+        b = self.b
         table = self.alloca_builder.alloca(ir.ArrayType(I8P, len(s.slots)), name="body.table")
         steps = self.expr(s.steps)
+        slot_of = {slot.buffer: k for k, slot in enumerate(s.slots) if slot.elements is None}
+        carries = [(self.local(I8P, "carry.now", self._raw(state)),
+                    self.local(I8P, "carry.next", self._raw(nxt)))
+                   for state, nxt, _ in s.carry_copies]
+        swapped = {slot_of[state]: now for (state, _, _), (now, _) in zip(s.carry_copies, carries)}
+        swapped |= {slot_of[nxt]: new for (_, nxt, _), (_, new) in zip(s.carry_copies, carries)}
 
         def step(t: ir.Value) -> None:
-            b = self.b
             at = b.sub(b.sub(steps, I64(1)), t) if s.reverse else t
             for k, slot in enumerate(s.slots):
-                ptr, _ = self.buffers[slot.buffer]
-                if slot.elements is not None:
-                    ptr = b.gep(ptr, [b.mul(at, self.expr(slot.elements))], inbounds=True)
-                b.store(b.bitcast(ptr, I8P), b.gep(table, [I64(0), I64(k)]))
+                if k in swapped:
+                    ptr = b.load(swapped[k])
+                else:
+                    ptr, _ = self.buffers[slot.buffer]
+                    if slot.elements is not None:
+                        ptr = b.gep(ptr, [b.mul(at, self.expr(slot.elements))], inbounds=True)
+                    ptr = b.bitcast(ptr, I8P)
+                b.store(ptr, b.gep(table, [I64(0), I64(k)]))
             seed = b.add(b.mul(self.seed, I64(6364136223846793005)), b.add(at, I64(1)))
             dims = self.fn.args[-2]
             b.call(self.functions[s.function], [b.bitcast(table, TABLE), dims, seed])
-            for state, nxt, count in s.carry_copies:
+            for now, new in carries:
+                written = b.load(new)
+                b.store(b.load(now), new)
+                b.store(written, now)
+        self.loop("step", steps, step)
+        for (state, nxt, count), (now, _) in zip(s.carry_copies, carries):
+            with b.if_then(b.icmp_unsigned("!=", b.load(now), self._raw(state))):
                 self.loop("carry", self.expr(count),
                           lambda i, st=state, nx=nxt: self.store(st, i, self.load(nx, i)))
-        self.loop("step", steps, step)
+
+    def _raw(self, buffer: str) -> ir.Value:
+        return self.b.bitcast(self.buffers[buffer][0], I8P)
 
     # -- expressions ------------------------------------------------------------------------------
     def expr(self, e: Expr) -> ir.Value:
