@@ -5,6 +5,7 @@ step."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -111,6 +112,7 @@ def test_narrower_vector_targets(sgemm, target):
         np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="an x86-64 target")
 def test_avx512_library_compiles():
     """The 14 x 32 micro-kernel in zmm registers (this host may not run it)."""
     tm = llvm.Target.from_default_triple().create_target_machine(
