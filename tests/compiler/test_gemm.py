@@ -124,6 +124,17 @@ def test_avx512_library_compiles():
     assert "zmm" in tm.emit_assembly(mod)
 
 
+@pytest.mark.parametrize("m,n", [(300, 47), (47, 300)])
+def test_results_do_not_depend_on_the_thread_count(sgemm, m, n):
+    """Splitting m (or n) over threads changes who computes a tile, not its sums' order."""
+    rng = np.random.default_rng(m)
+    a, b = strided(rng, m, 301, "row"), strided(rng, 301, n, "row")
+    one, two = np.zeros((m, n), np.float32), np.zeros((m, n), np.float32)
+    call(sgemm, a, b, one, False, 1)
+    call(sgemm, a, b, two, False, 2)
+    np.testing.assert_array_equal(one, two)
+
+
 def test_an_empty_sum_is_zero_or_leaves_c(sgemm):
     a, b = np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32)
     c = np.full((3, 4), 5.0, np.float32)
