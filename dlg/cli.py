@@ -26,6 +26,7 @@ from dlg.compiler.pipeline import (
     verify_requested,
 )
 from dlg.errors import DlgError, DlgValueError
+from dlg.files import atomic_write, write_text
 from dlg.grammar.format import format_module
 from dlg.grammar.loader import load_file
 from dlg.ir.printer import format_graph
@@ -210,10 +211,11 @@ def _run(args: argparse.Namespace) -> int:
     values = outputs if isinstance(outputs, tuple) else (outputs,)
     names = list(m.outputs)
     if args.output is not None:
-        if len(values) == 1 and args.output.suffix != ".npz":
-            np.save(args.output, values[0])
-        else:
-            np.savez(args.output, **dict(zip(names, values)))
+        with atomic_write(args.output) as f:
+            if len(values) == 1 and args.output.suffix != ".npz":
+                np.save(f, values[0])
+            else:
+                np.savez(f, **dict(zip(names, values)))
         print(f"wrote {', '.join(names)} to {args.output}")
     else:
         for name, value in zip(names, values):
@@ -343,7 +345,7 @@ def _trace(args: argparse.Namespace) -> int:
     net = cls().eval()
     source = trace(net, np.zeros(shape, np.float32)).to_dlg()
     if args.output is not None:
-        args.output.write_text(source)
+        write_text(args.output, source)
         print(f"wrote {args.output}")
     else:
         print(source, end="")
@@ -360,7 +362,7 @@ def _fmt(args: argparse.Namespace) -> int:
         return 0
     if args.write:
         if text != original:
-            args.file.write_text(text)
+            write_text(args.file, text)
         return 0
     print(text, end="")
     return 0

@@ -40,6 +40,7 @@ from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.passes.simplify import simplify
 from dlg.compiler.schedule import schedule
 from dlg.errors import DlgError, DlgValueError
+from dlg.files import write_text
 from dlg.ir.builder import Builder
 from dlg.ir.decompose import decompose
 from dlg.ir.graph import Graph
@@ -179,7 +180,7 @@ class CompileOptions:
             print(f"// ---- after {name} ----\n{text()}", file=self.out)
             return
         self.dump_dir.mkdir(parents=True, exist_ok=True)
-        (self.dump_dir / dump_file(name)).write_text(text() + "\n")
+        write_text(self.dump_dir / dump_file(name), text() + "\n")
 
 
 def run_stages(g: Graph, ctx: CompileCtx, stages: list[Stage] = PIPELINE) -> Graph:

@@ -26,6 +26,7 @@ from safetensors.numpy import save as save_tensors
 from dlg.compiler.codegen.cache import VERSION
 from dlg.compiler.codegen.llvm_cpu import host
 from dlg.errors import DlgError, DlgValueError
+from dlg.files import atomic_write
 from dlg.ir.serialize import dumps, loads
 from dlg.ir.train_spec import OptimizerSpec, TrainSpec
 from dlg.runtime.model import Model
@@ -56,13 +57,10 @@ def save_artifact(path: str | Path, model: Model, native: NativeGraph,
                              "optimizer": [spec.optimizer.name,  # type: ignore[union-attr]
                                            dict(spec.optimizer.hyper)]}  # type: ignore[union-attr]
     manifest["sha256"] = {k: hashlib.sha256(v).hexdigest() for k, v in members.items()}
-    try:
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("manifest.json", json.dumps(manifest, indent=1))
-            for name, data in members.items():
-                z.writestr(name, data)
-    except OSError as e:
-        raise DlgValueError(f"cannot write {path}: {e.strerror or e}") from None
+    with atomic_write(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", json.dumps(manifest, indent=1))
+        for name, data in members.items():
+            z.writestr(name, data)
 
 
 @dataclass

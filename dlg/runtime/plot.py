@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dlg.errors import DlgValueError
+from dlg.files import atomic_write
 
 
 def _pyplot() -> Any:
@@ -37,8 +38,7 @@ def plot_history(history: Any, path: str | Path, title: str = "") -> None:
         fig.suptitle(title)
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=100)
-    except OSError as e:
-        raise DlgValueError(f"cannot write {path}: {e.strerror or e}") from None
+        with atomic_write(path) as f:
+            fig.savefig(f, dpi=100, format=Path(path).suffix[1:] or "png")
     finally:
         plt.close(fig)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
+from safetensors.numpy import save as save_tensors
 
 from dlg.errors import DlgValueError
+from dlg.files import atomic_write, write_bytes
 
 FORMATS = (".safetensors", ".npz")
 
@@ -25,15 +27,14 @@ def _format(path: Path) -> str:
 
 
 def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Written atomically (dlg.files): a failed write leaves the old file as it was."""
     path = Path(path)
     contiguous = {k: np.array(v, order="C") for k, v in arrays.items()}
-    try:
-        if _format(path) == ".npz":
-            np.savez(path, **contiguous)
-        else:
-            save_file(contiguous, str(path))
-    except OSError as e:
-        raise DlgValueError(f"cannot write {path}: {e.strerror or e}") from None
+    if _format(path) == ".safetensors":
+        write_bytes(path, save_tensors(contiguous))
+        return
+    with atomic_write(path) as f:
+        np.savez(f, **contiguous)
 
 
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import llvmlite.binding as llvm
 from llvmlite import ir
+
+from dlg.errors import DlgValueError
+from dlg.files import write_bytes
 
 VERSION = "0.2.0"  # bump with any change to codegen that keeps the IR text the same
 
@@ -67,10 +69,8 @@ def store(key: str, code: bytes) -> None:
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as f:
-            f.write(hashlib.sha256(code).hexdigest().encode() + b"\n" + code)
-        os.replace(f.name, folder / f"{key}.o")
-    except OSError:
+        write_bytes(folder / f"{key}.o", hashlib.sha256(code).hexdigest().encode() + b"\n" + code)
+    except (OSError, DlgValueError):
         pass  # a read-only or full disk only costs the next process a compile
 
 

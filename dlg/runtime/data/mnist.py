@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dlg.errors import DlgValueError
+from dlg.files import atomic_write
 
 CODES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
          0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -58,11 +59,12 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
         raise DlgValueError(f"IDX files hold u8, i8, i16, i32, f32 or f64, not {array.dtype}")
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     data = header + array.astype(CODES[code]).tobytes()
-    if path.suffix == ".gz":
-        with gzip.open(path, "wb") as f:
+    with atomic_write(path) as f:
+        if path.suffix == ".gz":
+            with gzip.GzipFile(path.name, "wb", fileobj=f) as z:
+                z.write(data)
+        else:
             f.write(data)
-    else:
-        path.write_bytes(data)
 
 
 def _find(folder: Path, name: str) -> Path:
