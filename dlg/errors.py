@@ -106,3 +106,7 @@ class DlgImportError(DlgError):
 
 class DlgValueError(DlgError):
     """Bad data at run time: wrong inputs, NaNs, corrupt files."""
+
+
+class DlgNumericError(DlgValueError):
+    """Anomaly mode (`dlg.set_anomaly`): an op turned finite inputs into a NaN or an Inf."""

@@ -21,6 +21,7 @@ import numpy as np
 from dlg.compiler.passes.autodiff import grad
 from dlg.errors import DlgValueError
 from dlg.frontend.engine import caller_span, rng
+from dlg.ir.anomaly import anomaly_enabled
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Value
 from dlg.runtime.interp import Interpreter, Program
@@ -42,8 +43,10 @@ class Plan:
     interpreter: Interpreter
 
     @classmethod
-    def of(cls, graph: Graph) -> Plan:
-        return cls(graph, Program.of(graph, exact=False), Interpreter(exact=False))
+    def of(cls, graph: Graph, checked: bool = False) -> Plan:
+        """`checked` (anomaly mode): through the interpreter, which checks every node."""
+        program = None if checked else Program.of(graph, exact=False)
+        return cls(graph, program, Interpreter(exact=False))
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The gradients by output name."""
@@ -66,10 +69,13 @@ def backward(root: Tensor, seed: np.ndarray | None) -> None:
                             caller_span())
     order = _topological(root)
     key, feeds, leaves = _signature(order, seed)
+    checked = anomaly_enabled()
+    if checked:
+        key = None  # a graph with the records' spans, checked node by node, built for this call
     plans: OrderedDict[Any, Plan] = _state.__dict__.setdefault("plans", OrderedDict())
     plan = plans.get(key) if key is not None else None
     if plan is None:
-        plan = Plan.of(_gradient_graph(order, seed, list(leaves)))
+        plan = Plan.of(_gradient_graph(order, seed, list(leaves)), checked)
         if key is not None:
             plans[key] = plan
             if len(plans) > KEPT:
@@ -128,7 +134,8 @@ def _gradient_graph(order: list[Tensor], seed: np.ndarray | None, wrt: list[str]
             continue
         r = t.record
         if r.call not in emitted:
-            out = b.emit(r.op, *(node_of[id(p)] for p in r.inputs), **r.attrs)
+            with b.at(r.span):
+                out = b.emit(r.op, *(node_of[id(p)] for p in r.inputs), **r.attrs)
             emitted[r.call] = out if isinstance(out, tuple) else (out,)
         node_of[id(t)] = emitted[r.call][r.index]
     root = order[-1]

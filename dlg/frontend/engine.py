@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlg.errors import DlgError, DlgValueError, Span
+from dlg.ir.anomaly import anomaly_enabled, check_op
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import OpDef, Trait
@@ -146,6 +147,7 @@ class Record:
     inputs: tuple[Tensor, ...]
     index: int
     call: int  # one id per op call, shared by the outputs of multi-output ops
+    span: Span | None = None  # the user's line, recorded in anomaly mode (named by backward)
 
 
 _calls = itertools.count(1)  # op-call ids (the outputs of one call share one)
@@ -261,11 +263,16 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
         types = infer(op, from_types, checked)
     except DlgError as e:
         raise e.with_span(caller_span()) from None
-    values = evaluate(op, [t.numpy_view() for t in inputs], checked, from_types)
+    arrays = [t.numpy_view() for t in inputs]
+    values = evaluate(op, arrays, checked, from_types)
+    span = None
+    if anomaly_enabled():
+        span = caller_span()
+        check_op(op.name, arrays, values, types, span)
     record = (getattr(_state, "grad", True) and any(t.requires_grad for t in inputs)
               and Trait.RANDOM not in op.traits)
     call = next(_calls)
-    return [(np.asarray(v), t, Record(op, checked, tuple(inputs), i, call)
+    return [(np.asarray(v), t, Record(op, checked, tuple(inputs), i, call, span)
              if record and t.dtype.is_float else None)
             for i, (v, t) in enumerate(zip(values, types))]
 

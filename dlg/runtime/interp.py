@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgError, DlgValueError
+from dlg.ir.anomaly import anomaly_enabled, check_node
 from dlg.ir.decompose import decompose, expand_node
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
@@ -58,6 +59,7 @@ class Interpreter:
         values: dict[Value, np.ndarray] = {}
         ctx = _Ctx(self, params)
         inputs = iter(args)
+        checked = anomaly_enabled()
         with np.errstate(all="ignore"):
             for node in graph:
                 if node.op is INPUT:
@@ -66,7 +68,10 @@ class Interpreter:
                 if node.op is PARAM:
                     values[node.out] = _param_value(node, params)
                     continue
-                outs = self._eval(graph, node, [values[v] for v in node.inputs], ctx)
+                arrays = [values[v] for v in node.inputs]
+                outs = self._eval(graph, node, arrays, ctx)
+                if checked:
+                    check_node(graph, node, arrays, outs)
                 for v, out in zip(node.outs, outs):
                     values[v] = out
         return values
