@@ -1,12 +1,17 @@
 """Findings of the fuzz campaigns (tools/fuzz, docs/fuzzing.md), each minimised to a fast case
-with an independent oracle: the NumPy interpreter on the same graph."""
+with an independent oracle: the NumPy interpreter on the same graph, or NumPy itself."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
 import dlg
+from dlg.ir import Builder, DType, Graph, TensorType
+from dlg.runtime.native import NativeGraph
 
 RTOL, ATOL = 1e-4, 1e-5
+F32 = DType.f32
 
 
 def assert_compiled_matches(source: str, **inputs: np.ndarray) -> None:
@@ -29,3 +34,29 @@ def test_recurrent_forward_compiles_with_its_projection_hoisted():
     """
     x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     assert_compiled_matches(source, x=x)
+
+
+def reduced(term: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """sum over the last axis of `term` (of a = x1 + x0, [2, 3, n]; x1 constant along it),
+    compiled, and NumPy's."""
+    rng = np.random.default_rng(n)
+    x0 = rng.standard_normal((3, n)).astype(np.float32)
+    x1 = rng.standard_normal((2, 1, 1)).astype(np.float32)
+    g = Graph("m")
+    b = Builder(g)
+    v0, v1 = b.input("x0", TensorType(F32, (3, n))), b.input("x1", TensorType(F32, (2, 1, 1)))
+    a = b.add(v1, v0)
+    value = {"a": a, "a*x1": b.mul(a, v1), "exp(a)": b.exp(a)}[term]
+    g.set_output("y", b.reduce_sum(value, axes=(-1,), keepdims=False))
+    want = {"a": x1 + x0, "a*x1": (x1 + x0) * x1, "exp(a)": np.exp(x1 + x0)}[term].sum(-1)
+    return NativeGraph(g)({"x0": x0, "x1": x1}, {})["y"], want
+
+
+@pytest.mark.parametrize("term", ["a", "a*x1", "exp(a)"])
+@pytest.mark.parametrize("n", [1, 5, 17])
+def test_sum_tiles_mask_terms_constant_along_the_sum(term, n):
+    """graphs campaign, layer_norm(x1 + x0) over a broadcast x1: a register tile along the
+    sum masked only its loads in the remainder vector, so a term constant along the sum (x1
+    broadcast to every lane) was added once per lane past the end."""
+    got, want = reduced(term, n)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL * max(1, np.abs(want).max()))

@@ -46,6 +46,7 @@ class TileEmitter:
         self.cache: list[dict[Expr, ir.Value]] = [{}]
         self.columns: dict[str, tuple[ir.Value, ir.Value | None]] = {}  # var -> (base, mask)
         self.varying: dict[Expr, bool] = {}
+        self.sum_mask: ir.Value | None = None  # the lanes of a masked remainder along the sum
 
     def emit(self) -> None:
         e, b, t = self.e, self.b, self.t
@@ -142,7 +143,9 @@ class TileEmitter:
         def run(base: ir.Value, mask: ir.Value | None) -> None:
             e.vars[name] = base
             self.columns[name] = (base, mask)
+            self.sum_mask = mask
             step()
+            self.sum_mask = None
         e.loop(f"{name}.vector", whole,
                lambda v: run(b.mul(v, I64(self.lanes)), None))
         with b.if_then(b.icmp_signed(">", b.srem(n, I64(self.lanes)), I64(0))):
@@ -178,11 +181,16 @@ class TileEmitter:
         return v if isinstance(v.type, ir.VectorType) else self.splat(v)
 
     def accumulate(self, acc: ir.Value, term: Expr) -> ir.Value:
+        """acc + term; in a masked remainder the lanes past the sum's end keep acc (a term
+        constant along the sum is broadcast to every lane, so masked loads alone do not zero
+        it)."""
         if isinstance(term, Op) and term.op is MUL:
             a, c = (self.vector(x) for x in term.args)
             fma = self.e.s.intrinsic("llvm.fma", acc.type, 3)
-            return self.b.call(fma, [a, c, acc])
-        return self.b.fadd(acc, self.vector(term))
+            total = self.b.call(fma, [a, c, acc])
+        else:
+            total = self.b.fadd(acc, self.vector(term))
+        return total if self.sum_mask is None else self.b.select(self.sum_mask, total, acc)
 
     def is_varying(self, x: Expr) -> bool:
         if x not in self.varying:
