@@ -12,7 +12,7 @@ import pytest
 import dlg
 from dlg.cli import main
 from dlg.compiler.codegen.llvm_cpu import kernel_level
-from dlg.compiler.codegen.parts import O1, O3, pack, unpack
+from dlg.compiler.codegen.parts import O1, O2, O3, pack, unpack
 from dlg.compiler.pipeline import STAGES, CompileOptions, dump_file
 from dlg.errors import DlgValueError
 from dlg.ir.compare import graph_diff
@@ -23,13 +23,15 @@ from dlg.runtime.native import NativeGraph
 MODELS = Path(__file__).resolve().parent.parent.parent / "models"
 TRAINING = ["autodiff", "apply_optimizer"]
 
-# one kernel over a symbolic batch (O3) and one over a small constant shape (O1), 13 elements:
-# not a multiple of any vector width
-TWO_LEVELS = """
-model TwoLevels {
-    input x: f32[N, 37]
+# a kernel over a symbolic batch with wide rows (O3), one with rows of 11 (O2) and one over a
+# small constant shape (O1), 13 elements: none a multiple of any vector width
+LEVELS = """
+model Levels {
+    input x: f32[N, 137]
+    input z: f32[N, 11]
     param w: f32[13] = uniform(-1.0, 1.0)
     output big = relu(x) * 2.0 + 1.0
+    output rows = sum(exp(z), axis=1)
     output small = exp(w) * 0.5 - w
 }
 """
@@ -114,27 +116,30 @@ def test_compile_time_options_keep_the_compiled_results(tmp_path):
         np.testing.assert_array_equal(value, plain[name])
 
 
-def test_kernels_at_two_levels_in_one_program_compute_what_the_interpreter_does():
-    m = dlg.loads(TWO_LEVELS)
+def test_kernels_at_three_levels_in_one_program_compute_what_the_interpreter_does():
+    m = dlg.loads(LEVELS)
     native = NativeGraph(m.graph)
     levels = {k.name: kernel_level(k) for k in native.program.kernels}
-    assert sorted(levels.values()) == [O1, O3], levels
-    assert [p.level for p in native.module.parts] == [O1, O3]
+    assert sorted(levels.values()) == [O1, O2, O3], levels
+    assert [p.level for p in native.module.parts] == [O1, O2, O3]
     for n in (1, 7, 64):
-        x = np.random.default_rng(n).standard_normal((n, 37)).astype(np.float32)
-        expected = m(x=x)
-        got = native({"x": x}, m.params)
+        rng = np.random.default_rng(n)
+        x = rng.standard_normal((n, 137)).astype(np.float32)
+        z = rng.standard_normal((n, 11)).astype(np.float32)
+        expected = m(x=x, z=z)
+        got = native({"x": x, "z": z}, m.params)
         for name, value in zip(m.outputs, expected):
             np.testing.assert_allclose(got[name], value, rtol=1e-6, atol=1e-6)
 
 
 def test_a_graph_of_small_kernels_has_no_o3_part():
-    m = dlg.loads(TWO_LEVELS.replace("N, 37", "2, 3"))
+    m = dlg.loads(LEVELS.replace("N, 137", "2, 3").replace("N, 11", "2, 5"))
     native = NativeGraph(m.graph)
     assert [p.level for p in native.module.parts] == [O1]
     x = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5
-    got = native({"x": x}, m.params)
-    for name, value in zip(m.outputs, m(x=x)):
+    z = np.arange(10, dtype=np.float32).reshape(2, 5) / 4
+    got = native({"x": x, "z": z}, m.params)
+    for name, value in zip(m.outputs, m(x=x, z=z)):
         np.testing.assert_allclose(got[name], value, rtol=1e-6, atol=1e-6)
 
 

@@ -20,9 +20,10 @@ from collections.abc import Callable
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from dlg.compiler.codegen import anomaly as checks
 from dlg.compiler.codegen import gemm, threads
 from dlg.compiler.codegen.cache import host
-from dlg.compiler.codegen.parts import O1, O3, Allocator, Linker, Modules, declared, unpack
+from dlg.compiler.codegen.parts import O1, O2, O3, Allocator, Linker, Modules, declared, unpack
 from dlg.compiler.codegen.gemm import emit_gemm
 from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
 from dlg.compiler.codegen.vector import emit_tile
@@ -60,10 +61,11 @@ TABLE = I8P.as_pointer()
 ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [TABLE, I64.as_pointer(), I64])
 
 
-def build_module(program: Program, profile: bool = False) -> Modules:
+def build_module(program: Program, profile: bool = False, anomaly: bool = False) -> Modules:
     """The LLVM IR of a program: kernels, scan bodies and the entry, in parts by optimisation
     level (`kernel_level`); with `profile`, the entry adds the cycle counter's advance over each
-    kernel call to that kernel's slot of the `dlg_profile` array."""
+    kernel call to that kernel's slot of the `dlg_profile` array; with `anomaly`, each kernel's
+    outputs are checked for new NaNs and Infs (codegen/anomaly.py)."""
     parts = Allocator(program.name, llvm.get_process_triple())
     main = parts.main
     dims = program.dims
@@ -73,6 +75,8 @@ def build_module(program: Program, profile: bool = False) -> Modules:
         counters = ir.GlobalVariable(main, ir.ArrayType(I64, len(program.kernels)), PROFILE)
         counters.initializer = ir.Constant(counters.type.pointee, None)
         clock = main.declare_intrinsic("llvm.readcyclecounter", (), ir.FunctionType(I64, []))
+    if anomaly:
+        checks.flag(main)
 
     def define(p: Program, name: str) -> None:
         for body in p.bodies:
@@ -88,13 +92,18 @@ def build_module(program: Program, profile: bool = False) -> Modules:
             for buf in _kernel_buffers(kernel):
                 raw = b.load(b.gep(table, [I64(index[buf])]), name=buf)
                 args.append(b.bitcast(raw, memory_type(p.buffers[buf].dtype).as_pointer()))
+            checked = anomaly and name == ENTRY
             if counters is None or name != ENTRY:
                 b.call(fn, args + [dim_ptr, seed])
+                if checked:
+                    checks.check_after(b, m, main, p, k, kernel, args, dims, dim_ptr)
                 continue
             start = b.call(clock, [])
             b.call(fn, args + [dim_ptr, seed])
             slot = b.gep(counters, [I64(0), I64(k)])
             b.store(b.add(b.load(slot), b.sub(b.call(clock, []), start)), slot)
+            if checked:
+                checks.check_after(b, m, main, p, k, kernel, args, dims, dim_ptr)
         b.ret_void()
         functions[name] = entry
 
@@ -105,24 +114,33 @@ def build_module(program: Program, profile: bool = False) -> Modules:
 SMALL_WORK = 4096  # iterations: below this, O3's unrolled and vectorised loops save microseconds
 
 
+SMALL_ROW = 64  # iterations per unit of the symbolic dims: a [N, 10] loss's kernels
+
+
 def kernel_level(kernel: Kernel) -> int:
-    """O1 for a kernel whose whole work is plain loops of known, small size; O3 otherwise."""
+    """O1 for a kernel whose whole work is plain loops of known, small size; O2 for plain loops
+    with a small, constant work per unit of the symbolic dims (a [N, classes] kernel: O3 would
+    unroll its rows into pages of code); O3 otherwise."""
     work = _static_work(kernel.body)
-    return O1 if work is not None and work <= SMALL_WORK else O3
+    if work is not None and work <= SMALL_WORK:
+        return O1
+    row = _static_work(kernel.body, symbols=1)
+    return O2 if row is not None and row <= SMALL_ROW else O3
 
 
-def _static_work(stmts: tuple[Stmt, ...]) -> int | None:
-    """Iterations of plain loops, stores, fills and copies with constant extents; None when
-    anything is symbolic or is not a plain loop (tiles, GEMMs, scans, branches)."""
+def _static_work(stmts: tuple[Stmt, ...], symbols: int | None = None) -> int | None:
+    """Iterations of plain loops, stores, fills and copies with constant extents (symbolic dims
+    taken as `symbols` when given); None when anything is symbolic or is not a plain loop (tiles,
+    GEMMs, scans, branches)."""
     total = 0
     for s in stmts:
         if isinstance(s, Loop):
-            extent, inner = _constant(s.extent), _static_work(s.body)
+            extent, inner = _constant(s.extent, symbols), _static_work(s.body, symbols)
             if extent is None or inner is None:
                 return None
             total += extent * inner
         elif isinstance(s, (Fill, Copy)):
-            count = _constant(s.count)
+            count = _constant(s.count, symbols)
             if count is None:
                 return None
             total += count
@@ -130,7 +148,7 @@ def _static_work(stmts: tuple[Stmt, ...]) -> int | None:
             work = 1
             for e in walk(s.value):
                 for _, extent in e.axes if isinstance(e, Reduce) else ():
-                    size = _constant(extent)
+                    size = _constant(extent, symbols)
                     if size is None:
                         return None
                     work *= size
@@ -467,11 +485,14 @@ def _small(loop: Loop) -> bool:
     return work is not None and work < PARALLEL_WORK
 
 
-def _constant(e: Expr) -> int | None:
+def _constant(e: Expr, symbols: int | None = None) -> int | None:
+    """The value of an extent (symbolic dims taken as `symbols` when given)."""
     if isinstance(e, Const):
         return int(e.value)
+    if isinstance(e, Var) and symbols is not None:
+        return symbols
     if isinstance(e, Op) and e.op in (ADD, MUL):
-        a, b = (_constant(x) for x in e.args)
+        a, b = (_constant(x, symbols) for x in e.args)
         if a is not None and b is not None:
             return a + b if e.op is ADD else a * b
     return None
@@ -533,13 +554,13 @@ def optimize(module: ir.Module | str, level: int = O3) -> llvm.ModuleRef:
 
 
 def pipeline_options(level: int) -> llvm.PipelineTuningOptions:
-    """O3: LLVM's defaults (loops unrolled, interleaved, vectorised). O1: none of these, so a
-    loop stays one loop and the pipeline and code generation have little code to work on."""
+    """O3: LLVM's defaults (loops unrolled, interleaved, vectorised). O2: vectorised and
+    interleaved, not unrolled (a loop of constant trip count inside a loop of unknown one is
+    kept a loop, not pages of code). O1: none of these, so a loop stays one loop and the pipeline
+    and code generation have little code to work on."""
     options = llvm.create_pipeline_tuning_options(speed_level=level)
-    if level < O3:
-        options.loop_vectorization = False
-        options.loop_unrolling = False
-        options.loop_interleaving = False
+    options.loop_unrolling = level >= O3
+    options.loop_vectorization = options.loop_interleaving = level >= O2
     return options
 
 

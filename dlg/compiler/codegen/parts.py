@@ -3,8 +3,10 @@
 LLVM's pipeline and code generation take most of a cold compile, and they cost the most where
 they buy the least: a small loop with constant trip counts is unrolled and vectorised into pages
 of code that run for a microsecond. So kernels go into parts by optimisation level: `O3` for
-everything whose speed matters, `O1` (no unrolling, no vectorisation) for the entries and for
-kernels whose whole work is known to be small (`llvm_cpu.kernel_level`). Parts call each other
+everything whose speed matters, `O2` (vectorised, not unrolled) for plain loops doing a few
+constant iterations per unit of the batch (a [N, 10] loss), `O1` (no unrolling, no
+vectorisation) for the entries and for kernels whose whole work is known to be small
+(`llvm_cpu.kernel_level`). Parts call each other
 by name (kernels have external linkage). Their object files travel as one blob
 (`pack`/`unpack`), so the disk cache, artifacts and the JIT see one `bytes`.
 
@@ -23,6 +25,7 @@ from llvmlite import ir
 from dlg.errors import DlgValueError
 
 O3 = 3  # LLVM's full pipeline: unrolling, vectorisation
+O2 = 2  # vectorised, unrolled less: for plain loops (elementwise, reductions) of unknown size
 O1 = 1  # scalar simplification only: for code whose run time is negligible
 MAGIC = b"DLGOBJS1"
 
@@ -63,7 +66,7 @@ class Allocator:
 
     def __init__(self, name: str, triple: str):
         self.modules = Modules(name)
-        for level in (O1, O3):
+        for level in (O1, O2, O3):
             m = ir.Module(name=f"{name}.O{level}")
             m.triple = triple
             self.modules.parts.append(Part(m, level))
