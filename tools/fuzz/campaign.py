@@ -35,7 +35,10 @@ def signature(e: BaseException) -> str:
     """Exception type, the innermost frame inside dlg (or the check) and the message's start."""
     frames = [f for f in traceback.extract_tb(e.__traceback__) if "/dlg/" in f.filename]
     where = f"{frames[-1].filename.split('/dlg/')[-1]}:{frames[-1].lineno}" if frames else "?"
-    message = str(e).split("\n")[0][:80]
+    message = str(e).split("\n")[0]
+    if isinstance(e, Finding):  # its figures in parentheses vary from case to case
+        message = message.split(" (")[0]
+    message = message[:80]
     return f"{type(e).__name__} at {where}: {message}"
 
 
