@@ -8,12 +8,14 @@ from dlg.errors import (
     DlgError,
     DlgImportError,
     DlgNameError,
+    DlgNumericError,
     DlgShapeError,
     DlgSyntaxError,
     DlgTypeError,
     DlgValueError,
 )
 from dlg.ir import DType, Graph, TensorType
+from dlg.ir.anomaly import detect_anomaly, is_anomaly_enabled, set_anomaly
 from dlg import data, nn, optim, utils
 from dlg import linalg
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
@@ -76,4 +78,5 @@ __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mod
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
 __all__ += ["linalg"]
+__all__ += ["DlgNumericError", "detect_anomaly", "is_anomaly_enabled", "set_anomaly"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]

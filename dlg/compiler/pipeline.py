@@ -48,6 +48,7 @@ from dlg.ir.ops.opdef import Trait
 from dlg.ir.printer import format_graph, format_marked
 from dlg.ir.train_spec import OptimizerSpec
 from dlg.ir.verify import IRVerifyError, verify
+from dlg.ir.anomaly import is_anomaly_enabled
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class CompileOptions:
     last_stage: str | None = field(default=None, init=False)  # where to look if the next fails
 
     def __post_init__(self) -> None:
+    anomaly: bool = field(default_factory=is_anomaly_enabled)  # check kernels for new NaNs/Infs
         unknown = [s for s in self.dump_after if s not in STAGES and s != "all"]
         if unknown:
             raise DlgValueError(f"unknown pass {unknown[0]!r} for --dump-after (passes: "
@@ -246,7 +248,7 @@ def compile_graph(g: Graph, loss: str | None = None,
         program = schedule(program, host_target())
     options.dump("schedule", lambda: format_program(program))
     with options.stage("llvm"):
-        module = build_module(program, profile=options.profile)
+        module = build_module(program, profile=options.profile, anomaly=options.anomaly)
     options.dump("llvm", lambda: str(module))
     return Compiled(g, fusion, program, module)
 

@@ -21,7 +21,7 @@ import numpy as np
 from dlg.compiler.passes.autodiff import grad
 from dlg.errors import DlgValueError
 from dlg.frontend.engine import caller_span, rng
-from dlg.ir.anomaly import anomaly_enabled
+from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Value
 from dlg.runtime.interp import Interpreter, Program
@@ -69,7 +69,7 @@ def backward(root: Tensor, seed: np.ndarray | None) -> None:
                             caller_span())
     order = _topological(root)
     key, feeds, leaves = _signature(order, seed)
-    checked = anomaly_enabled()
+    checked = is_anomaly_enabled()
     if checked:
         key = None  # a graph with the records' spans, checked node by node, built for this call
     plans: OrderedDict[Any, Plan] = _state.__dict__.setdefault("plans", OrderedDict())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlg.errors import DlgError, DlgValueError, Span
-from dlg.ir.anomaly import anomaly_enabled, check_op
+from dlg.ir.anomaly import check_op, is_anomaly_enabled
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import OpDef, Trait
@@ -266,7 +266,7 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     arrays = [t.numpy_view() for t in inputs]
     values = evaluate(op, arrays, checked, from_types)
     span = None
-    if anomaly_enabled():
+    if is_anomaly_enabled():
         span = caller_span()
         check_op(op.name, arrays, values, types, span)
     record = (getattr(_state, "grad", True) and any(t.requires_grad for t in inputs)

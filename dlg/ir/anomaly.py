@@ -10,8 +10,7 @@ non-finite inputs is not blamed: the op that made the first one is.
 from __future__ import annotations
 
 import linecache
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,25 +24,29 @@ _enabled = [False]  # process-wide, as PyTorch's anomaly mode
 NOTE = "anomaly mode names the first op whose finite inputs gave a NaN or an Inf"
 
 
-def anomaly_enabled() -> bool:
+def is_anomaly_enabled() -> bool:
     """Whether ops are checked for new NaNs and Infs (`set_anomaly`)."""
     return _enabled[0]
 
 
-def set_anomaly(mode: bool) -> None:
-    """Anomaly mode on or off for the whole process (torch.autograd.set_detect_anomaly)."""
-    _enabled[0] = bool(mode)
+class set_anomaly:  # noqa: N801  (torch.autograd.set_detect_anomaly's shape)
+    """Anomaly mode on or off for the whole process, at once; as a `with` block, only within
+    it."""
+
+    def __init__(self, mode: bool):
+        self.prev = _enabled[0]
+        _enabled[0] = bool(mode)
+
+    def __enter__(self) -> None:
+        pass  # switched already, by __init__
+
+    def __exit__(self, *exc: object) -> None:
+        _enabled[0] = self.prev
 
 
-@contextmanager
-def detect_anomaly(mode: bool = True) -> Iterator[None]:
-    """Anomaly mode within a `with` block, restored after it (torch.autograd.detect_anomaly)."""
-    saved = _enabled[0]
-    _enabled[0] = bool(mode)
-    try:
-        yield
-    finally:
-        _enabled[0] = saved
+def detect_anomaly() -> set_anomaly:
+    """`with dlg.detect_anomaly():` anomaly mode within the block (torch.autograd's spelling)."""
+    return set_anomaly(True)
 
 
 def non_finite(arrays: Iterable[Any]) -> str | None:
@@ -107,5 +110,5 @@ def with_source(span: Span | None) -> Span | None:
     return replace(span, col=col, end_col=None, source="".join(lines))
 
 
-__all__ = ["anomaly_enabled", "check_node", "check_op", "detect_anomaly", "non_finite",
+__all__ = ["check_node", "check_op", "detect_anomaly", "is_anomaly_enabled", "non_finite",
            "set_anomaly"]

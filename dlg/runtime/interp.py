@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgError, DlgValueError
-from dlg.ir.anomaly import anomaly_enabled, check_node
+from dlg.ir.anomaly import check_node, is_anomaly_enabled
 from dlg.ir.decompose import decompose, expand_node
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
@@ -59,7 +59,7 @@ class Interpreter:
         values: dict[Value, np.ndarray] = {}
         ctx = _Ctx(self, params)
         inputs = iter(args)
-        checked = anomaly_enabled()
+        checked = is_anomaly_enabled()
         with np.errstate(all="ignore"):
             for node in graph:
                 if node.op is INPUT:

@@ -135,6 +135,8 @@ class NativeLoop:
             args[ORDER] = 0 if order is None else order.ctypes.data
             done = self.function(ctypes.addressof(args))
             native.seed_cell[0] = seed + done + (done < count)
+            if native.anomaly is not None:  # a step stopped at a kernel (its batch is gone)
+                native.anomaly()
         return done
 
     def value(self, rows: int, name: str) -> float:

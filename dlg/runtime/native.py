@@ -36,6 +36,7 @@ from dlg.ir.ops.opdef import Trait
 from dlg.ir.shapes import evaluate_shape
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import check_input, check_input_names
+from dlg.runtime.anomaly import kernel_check
 
 ALIGN = 64
 COMPILES = itertools.count()  # graphs this process compiled to machine code (not cache hits)
@@ -93,6 +94,7 @@ class NativeGraph:
         self.jit = Jitted(code)
         self.options.seconds["load"] = time.perf_counter() - start
         self.graph = graph
+        self.anomaly = kernel_check(self.jit, compiled.graph, compiled.program.kernels)
         self.module = compiled.module
         self.optimized_graph = compiled.graph
         self.program: Program = compiled.program
@@ -145,6 +147,8 @@ class NativeGraph:
                  if bind is not None and fits([s for _, _, s, _ in signature]) else None)
         outputs = [(shapes[buf], p.buffers[buf].dtype.np) for _, buf in p.outputs]
         return Plan(dims, arena, table, shapes, outputs, block)
+        if self.anomaly is not None:  # every call through _run_checked, which reads the check
+            block = None
 
     def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray],
                  out: tuple[np.ndarray, ...] | None = None) -> dict[str, np.ndarray]:
@@ -201,6 +205,8 @@ class NativeGraph:
         self.jit.entry(ctypes.c_void_p(ctypes.addressof(table)),
                        ctypes.c_void_p(ctypes.addressof(plan.dims)), self.seed_cell[0])
         return outs
+        if self.anomaly is not None:
+            self.anomaly(dict(zip(self.input_names, arrays)), dict(zip(self.param_names, params)))
 
 
 def check_out(names: Sequence[str], expected: Sequence[tuple[tuple[int, ...], np.dtype]],
