@@ -2,9 +2,10 @@
 and a summary of outcomes and findings.
 
 A case is `check(seed, index) -> outcome`, a function of two ints, so the parent sends only the
-index and a finding is replayed with `--case INDEX`. A worker that overruns the deadline is
-killed and replaced (the case is a `timeout` finding after a second overrun in a fresh worker:
-the machine is shared and noisy); a worker that dies is a `crash` finding. An exception that is
+index and a finding is replayed with `--case INDEX`. A case that overruns the deadline runs once
+more (the machine is shared and noisy) and is a `timeout` finding if it overruns again; a worker
+still busy at three times the deadline is killed and replaced (a `timeout` too); a worker that
+dies is a `crash` finding. An exception that is
 not a DlgError is a finding named by its type and the innermost dlg frame, so a thousand cases
 hitting one bug count once, with their first index.
 """
@@ -54,6 +55,7 @@ def run_case(check: Check, seed: int, index: int) -> tuple[str, str, str]:
 
 def _worker(check: Check, seed: int, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the campaign, not its cases
+    conn.send("ready")  # imports done (spawning takes many seconds on a loaded machine)
     while True:
         index = conn.recv()
         if index is None:
@@ -113,6 +115,7 @@ class Pool:
         proc = self.ctx.Process(target=_worker, args=(self.check, self.seed, child), daemon=True)
         proc.start()
         child.close()
+        parent.recv()
         return [proc, parent, None, 0.0]  # process, pipe, case in flight, its start time
 
     def restart(self, slot: list[Any]) -> None:
@@ -147,10 +150,7 @@ def run(name: str, check: Check, seed: int, cases: int, start: int = 0, workers:
                     slot[2], slot[3] = todo.pop(), time.perf_counter()
                     slot[1].send(slot[2])
             busy = [s for s in pool.slots if s[2] is not None]
-            now = time.perf_counter()
-            # spawned workers import dlg on their first case: allow for it
-            wait_s = max(0.0, min(s[3] for s in busy) + timeout + 30 - now)
-            ready = wait([s[1] for s in busy], timeout=min(wait_s, 1.0))
+            ready = wait([s[1] for s in busy], timeout=1.0)
             for slot in busy:
                 if slot[1] in ready:
                     try:
@@ -169,8 +169,8 @@ def run(name: str, check: Check, seed: int, cases: int, start: int = 0, workers:
                             outcome, sig = "timeout", f"case over {timeout:g} s ({seconds:.1f} s)"
                         summary.add(index, outcome, sig, tb, seconds)
                     slot[2] = None
-                elif time.perf_counter() - slot[3] > timeout + 30:
-                    summary.add(slot[2], "timeout", f"case over {timeout + 30:g} s (killed)", "",
+                elif time.perf_counter() - slot[3] > 3 * timeout:  # hung: killed
+                    summary.add(slot[2], "timeout", f"case over {3 * timeout:g} s (killed)", "",
                                 time.perf_counter() - slot[3])
                     pool.restart(slot)
             now = time.perf_counter()

@@ -24,7 +24,7 @@ from dlg.runtime.model import Model
 from tools.fuzz.campaign import Finding
 from tools.fuzz.sources import source
 
-COMPILE_EVERY = int(os.environ.get("DLG_FUZZ_COMPILE_EVERY", "8"))
+COMPILE_EVERY = int(os.environ.get("DLG_FUZZ_COMPILE_EVERY", "2"))
 MAX_ELEMENTS = 1 << 20
 TIMEOUT = 5.0  # seconds a case may take, its compile included
 _seen: set[str] = set()
