@@ -86,7 +86,11 @@ def test_every_stride_layout_and_accumulate(sgemm, layouts, accumulate, workers)
 @pytest.mark.parametrize("m,n,k", [
     (BLOCKING.mc + 5, 37, BLOCKING.kc + 3),  # a second block of A rows and of the sum
     (13, BLOCKING.nc + BLOCKING.nr + 1, 5),  # a second block of B columns
-    (400, 300, 200)])
+    (400, 300, 200),
+    (BLOCKING.mc, 40, 2 * BLOCKING.kc + 1),  # A in one block of rows, k in three equal blocks
+    (32, 2 * BLOCKING.nc + 7, 288),  # a convolution: thin m, k one block, n many blocks
+    (64, 27, 3 * BLOCKING.kc + 17),  # its weight gradient: huge k, n under two panels
+    (BLOCKING.mr * 2 + 1, 3 * BLOCKING.nr, 2 * BLOCKING.kc - 1)])  # tile edges, k just under
 def test_several_cache_blocks(sgemm, m, n, k):
     rng = np.random.default_rng(m + n + k)
     a, b = strided(rng, m, k, "row"), strided(rng, k, n, "col")
@@ -105,7 +109,8 @@ def test_narrower_vector_targets(sgemm, target):
     narrow = gemm.PROTOTYPE(engine.get_function_address(gemm.SGEMM))
     bl = gemm.blocking(target, *gemm.cache_sizes())
     rng = np.random.default_rng(target.vector_bytes)
-    for m, n, k in ((bl.mr + 1, bl.nr + 1, 3), (bl.mc + 1, 2 * bl.nr - 1, bl.kc + 1)):
+    for m, n, k in ((bl.mr + 1, bl.nr + 1, 3), (bl.mc + 1, 2 * bl.nr - 1, bl.kc + 1),
+                    (bl.mr * 3 - 1, bl.nc + 3, 2 * bl.kc + 5)):
         a, b = strided(rng, m, k, "row"), strided(rng, k, n, "col")
         c = np.zeros((m, n), np.float32)
         call(narrow, a, b, c, False, 2)

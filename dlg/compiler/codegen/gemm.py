@@ -74,9 +74,9 @@ def blocking(target: Target, l1: int, l2: int) -> Blocking:
     lanes = target.vector_bytes // 4
     nr = 2 * lanes
     mr = (target.registers - 3) // 2  # 2*mr accumulators, two B vectors, one broadcast
-    kc = max(128, min(512, l1 // 2 // (nr * 4) // 8 * 8))
+    kc = max(128, min(512, l1 * 3 // 4 // (nr * 4) // 8 * 8))
     mc = max(mr, l2 // 2 // (kc * 4) // mr * mr)
-    return Blocking(lanes, mr, nr, kc, mc, nc=4096 // nr * nr)
+    return Blocking(lanes, mr, nr, kc, mc, nc=max(nr, l2 * 3 // 2 // (kc * 4) // nr * nr))
 
 
 def cache_sizes() -> tuple[int, int]:
@@ -144,7 +144,7 @@ def module(bl: Blocking) -> ir.Module:
     return m
 
 
-def _for(b: ir.IRBuilder, name: str, start: ir.Value, stop: ir.Value, step: int,
+def _for(b: ir.IRBuilder, name: str, start: ir.Value, stop: ir.Value, step: int | ir.Value,
          body: Callable[[ir.Value], None]) -> None:
     """for (i = start; i < stop; i += step) body(i)"""
     fn, before = b.function, b.block
@@ -156,7 +156,7 @@ def _for(b: ir.IRBuilder, name: str, start: ir.Value, stop: ir.Value, step: int,
     b.cbranch(b.icmp_signed("<", i, stop), inner, done)
     b.position_at_end(inner)
     body(i)
-    i.add_incoming(b.add(i, I64(step)), b.block)
+    i.add_incoming(b.add(i, I64(step) if isinstance(step, int) else step), b.block)
     b.branch(head)
     b.position_at_end(done)
 
@@ -227,11 +227,12 @@ class _Library:
         _for(b, "p", I64(0), kc, 1, step)
         with b.if_else(b.icmp_signed("==", cs_c, I64(1))) as (then, otherwise):
             with then:
-                with b.if_else(b.icmp_signed("==", cols, I64(bl.nr))) as (whole, part):
-                    with whole:
-                        self.store_rows(b, accs, c, rs_c, rows, None, beta)
-                    with part:
-                        self.store_rows(b, accs, c, rs_c, rows, cols, beta)
+                whole = b.icmp_signed("==", cols, I64(bl.nr))
+                for add, when in ((True, beta), (False, b.not_(beta))):  # C read only to add
+                    with b.if_then(b.and_(when, whole)):
+                        self.store_rows(b, accs, c, rs_c, rows, None, add)
+                    with b.if_then(b.and_(when, b.not_(whole))):
+                        self.store_rows(b, accs, c, rs_c, rows, cols, add)
             with otherwise:
                 self.store_edge(b, self.spill(b, accs, tile), c, rs_c, cs_c, rows, cols, beta)
         b.ret_void()
@@ -243,10 +244,9 @@ class _Library:
         return self.m.globals[name]
 
     def store_rows(self, b: ir.IRBuilder, accs: list[list[ir.Value]], c: ir.Value,
-                   rs_c: ir.Value, rows: ir.Value, cols: ir.Value | None, beta: ir.Value
-                   ) -> None:
-        """The tile's first `rows` rows into a c whose rows are contiguous, as vectors; with
-        `cols`, lanes at or past it masked off."""
+                   rs_c: ir.Value, rows: ir.Value, cols: ir.Value | None, add: bool) -> None:
+        """The tile's first `rows` rows into (or, with `add`, added to) a c whose rows are
+        contiguous, as vectors; with `cols`, lanes at or past it masked off."""
         vec, lanes = self.vector, self.bl.lanes
         masks: list[ir.Value | None] = [None] * len(accs[0])
         if cols is not None:
@@ -268,12 +268,14 @@ class _Library:
                                    vec.as_pointer())
                     value = b.load(acc)
                     if mask is None:
-                        old = b.load(at, align=4)
-                        b.store(b.select(beta, b.fadd(value, old), value), at, align=4)
+                        if add:
+                            value = b.fadd(value, b.load(at, align=4))
+                        b.store(value, at, align=4)
                     else:
-                        old = b.call(load, [at, I32(4), mask, ir.Constant(vec, 0.0)])
-                        b.call(store, [b.select(beta, b.fadd(value, old), value), at, I32(4),
-                                       mask])
+                        if add:
+                            value = b.fadd(value, b.call(load, [at, I32(4), mask,
+                                                                ir.Constant(vec, 0.0)]))
+                        b.call(store, [value, at, I32(4), mask])
 
     def spill(self, b: ir.IRBuilder, accs: list[list[ir.Value]], tile: ir.Value) -> ir.Value:
         """The accumulators in `tile`, a row-major MR x NR array on the stack."""
@@ -347,28 +349,39 @@ class _Library:
 
     def serial(self, micro: ir.Function, pack_a: ir.Function, pack_b: ir.Function
                ) -> ir.Function:
-        """The blocked product on this thread: BLIS's five loops around the micro-kernel."""
+        """The blocked product on this thread: BLIS's loops around the micro-kernel, the depth
+        loop outermost so that an A of at most MC rows (a convolution's output channels) is
+        packed once per depth block, and k cut into equal blocks of at most KC (k = 288 is one
+        block, not 256 + 32: a thin last block would cost a pass over C for little work)."""
         bl = self.bl
         fn, b = _function(self.m, "dlg_gemm.serial", SGEMM_ARGS[:-1],
                           "m n k a rs_a cs_a b rs_b cs_b c rs_c cs_c accumulate")
         m, n, k, a, rs_a, cs_a, bm, rs_b, cs_b, c, rs_c, cs_c, accumulate = fn.args
-        kc_max = _min(b, k, I64(bl.kc))
+        kc_max = b.sdiv(b.add(k, b.sub(b.sdiv(b.add(k, I64(bl.kc - 1)), I64(bl.kc)), I64(1))),
+                        b.sdiv(b.add(k, I64(bl.kc - 1)), I64(bl.kc)))
         ap = self.alloc(b, b.mul(self.round_up(b, _min(b, m, I64(bl.mc)), bl.mr), kc_max))
         bp = self.alloc(b, b.mul(self.round_up(b, _min(b, n, I64(bl.nc)), bl.nr), kc_max))
+        one_block = b.icmp_signed("<=", m, I64(bl.mc))
 
-        def columns(jc: ir.Value) -> None:
-            nc = _min(b, b.sub(n, jc), I64(bl.nc))
+        def depth(pc: ir.Value) -> None:
+            kc = _min(b, b.sub(k, pc), kc_max)
+            beta = b.or_(b.icmp_signed(">", pc, I64(0)), b.trunc(accumulate, I1))
 
-            def depth(pc: ir.Value) -> None:
-                kc = _min(b, b.sub(k, pc), I64(bl.kc))
-                beta = b.or_(b.icmp_signed(">", pc, I64(0)), b.trunc(accumulate, I1))
+            def pack_rows(ic: ir.Value, mc: ir.Value) -> None:
+                b.call(pack_a, [mc, kc, b.gep(a, [b.add(b.mul(ic, rs_a), b.mul(pc, cs_a))]),
+                                rs_a, cs_a, ap])
+            with b.if_then(one_block):
+                pack_rows(I64(0), m)
+
+            def columns(jc: ir.Value) -> None:
+                nc = _min(b, b.sub(n, jc), I64(bl.nc))
                 b.call(pack_b, [nc, kc, b.gep(bm, [b.add(b.mul(pc, rs_b), b.mul(jc, cs_b))]),
                                 cs_b, rs_b, bp])
 
                 def rows(ic: ir.Value) -> None:
                     mc = _min(b, b.sub(m, ic), I64(bl.mc))
-                    b.call(pack_a, [mc, kc, b.gep(a, [b.add(b.mul(ic, rs_a), b.mul(pc, cs_a))]),
-                                    rs_a, cs_a, ap])
+                    with b.if_then(b.not_(one_block)):
+                        pack_rows(ic, mc)
 
                     def panel(jr: ir.Value) -> None:
                         def tile(ir_: ir.Value) -> None:
@@ -380,8 +393,8 @@ class _Library:
                         _for(b, "ir", I64(0), mc, bl.mr, tile)
                     _for(b, "jr", I64(0), nc, bl.nr, panel)
                 _for(b, "ic", I64(0), m, bl.mc, rows)
-            _for(b, "pc", I64(0), k, bl.kc, depth)
-        _for(b, "jc", I64(0), n, bl.nc, columns)
+            _for(b, "jc", I64(0), n, bl.nc, columns)
+        _for(b, "pc", I64(0), k, kc_max, depth)
         b.call(self.free, [b.bitcast(ap, I8P)])
         b.call(self.free, [b.bitcast(bp, I8P)])
         b.ret_void()
