@@ -137,6 +137,7 @@ class CompileOptions:
     dump_dir: Path | None = None  # dumps go to files here (all stages unless dump_after names some)
     verify: bool = field(default_factory=verify_requested)
     profile: bool = False  # count cycles per kernel (`native.profile_kernels`)
+    anomaly: bool = field(default_factory=is_anomaly_enabled)  # check kernels for new NaNs/Infs
     cold: bool = False  # compile to machine code even when the disk cache has it (--time-passes)
     im2col: bool = False  # convolutions as GEMMs (passes/im2col.py): slower than their tiles yet
     out: IO[str] = field(default_factory=lambda: sys.stdout)
@@ -144,7 +145,6 @@ class CompileOptions:
     last_stage: str | None = field(default=None, init=False)  # where to look if the next fails
 
     def __post_init__(self) -> None:
-    anomaly: bool = field(default_factory=is_anomaly_enabled)  # check kernels for new NaNs/Infs
         unknown = [s for s in self.dump_after if s not in STAGES and s != "all"]
         if unknown:
             raise DlgValueError(f"unknown pass {unknown[0]!r} for --dump-after (passes: "
