@@ -84,11 +84,17 @@ def compare(m: Model, rng: np.random.Generator) -> str:
     return "compiled"
 
 
+def load(text: str) -> Model:
+    """Parse, elaborate and infer, the train section too when there is one."""
+    m = dlg.loads(text, file="fuzz.dlg")
+    _ = m.train_graph
+    return m
+
+
 def check(seed: int, index: int) -> str:
     _, text = source(seed, index)
     try:
-        m = dlg.loads(text, file="fuzz.dlg")
-        _ = m.train_graph  # the train section elaborated too, when there is one
+        m = load(text)
     except DlgSyntaxError as e:
         check_syntax_error(e, text)
         return "syntax_error"
