@@ -35,8 +35,8 @@ from dlg.ir.graph import Graph
 from dlg.ir.ops.opdef import Trait
 from dlg.ir.shapes import evaluate_shape
 from dlg.ir.types import TensorType
-from dlg.runtime.interp import check_input, check_input_names
 from dlg.runtime.anomaly import kernel_check
+from dlg.runtime.interp import check_input, check_input_names
 
 ALIGN = 64
 COMPILES = itertools.count()  # graphs this process compiled to machine code (not cache hits)
@@ -93,8 +93,8 @@ class NativeGraph:
         start = time.perf_counter()
         self.jit = Jitted(code)
         self.options.seconds["load"] = time.perf_counter() - start
-        self.graph = graph
         self.anomaly = kernel_check(self.jit, compiled.graph, compiled.program.kernels)
+        self.graph = graph
         self.module = compiled.module
         self.optimized_graph = compiled.graph
         self.program: Program = compiled.program
@@ -146,9 +146,9 @@ class NativeGraph:
         block = (Block(table, dims, self.seed_cell, entry or 0, signature)
                  if bind is not None and fits([s for _, _, s, _ in signature]) else None)
         outputs = [(shapes[buf], p.buffers[buf].dtype.np) for _, buf in p.outputs]
-        return Plan(dims, arena, table, shapes, outputs, block)
         if self.anomaly is not None:  # every call through _run_checked, which reads the check
             block = None
+        return Plan(dims, arena, table, shapes, outputs, block)
 
     def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray],
                  out: tuple[np.ndarray, ...] | None = None) -> dict[str, np.ndarray]:
@@ -204,9 +204,9 @@ class NativeGraph:
         self.seed_cell[0] += 1
         self.jit.entry(ctypes.c_void_p(ctypes.addressof(table)),
                        ctypes.c_void_p(ctypes.addressof(plan.dims)), self.seed_cell[0])
-        return outs
         if self.anomaly is not None:
             self.anomaly(dict(zip(self.input_names, arrays)), dict(zip(self.param_names, params)))
+        return outs
 
 
 def check_out(names: Sequence[str], expected: Sequence[tuple[tuple[int, ...], np.dtype]],
