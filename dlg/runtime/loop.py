@@ -21,6 +21,7 @@ import numpy as np
 from dlg.compiler.codegen.driver import DTYPE_CODES, SLOT, loop_function
 from dlg.compiler.codegen.llvm_cpu import ENTRY
 from dlg.errors import DlgValueError
+from dlg.runtime.arenas import Arena
 from dlg.runtime.interp import check_input, check_input_names
 from dlg.runtime.native import ALIGN, NativeGraph, Plan, native_array
 
@@ -44,6 +45,7 @@ class Bound:
 
     rows: int
     plan: Plan
+    arena: Arena
     table: ctypes.Array
     outputs: dict[str, np.ndarray]
     gathered: list[tuple[int, np.ndarray]]  # (table slot, buffer) per data array
@@ -94,11 +96,12 @@ class NativeLoop:
         for name, _, t, array in self.arrays:  # a batch's shape (rows may repeat, outnumber all)
             check_input(name, t, np.broadcast_to(array[:1], (rows, *array.shape[1:])), env)
         native = self.native
-        plan = native.plan(env)
+        arena = Arena()  # the loop's own: the pool's arenas are the calls'
+        plan = native.plan(native.layout(env), arena)
         table = type(plan.table).from_buffer_copy(plan.table)
         outputs = {}
         for name, buf in native.program.outputs:
-            outputs[name] = np.empty(plan.shapes[buf], native.program.buffers[buf].dtype.np)
+            outputs[name] = np.empty(plan.layout.shapes[buf], native.program.buffers[buf].dtype.np)
             table[native.index[buf]] = outputs[name].ctypes.data
         gathered, described = [], []
         for _, buf, _, array in self.arrays:
@@ -108,13 +111,14 @@ class NativeLoop:
         words = _words(described)
         args = (ctypes.c_int64 * len(SLOT))()
         for name, value in (("entry", self.entry), ("table", ctypes.addressof(table)),
-                            ("dims", ctypes.addressof(plan.dims)), ("rows", rows),
+                            ("dims", ctypes.addressof(plan.layout.dims)), ("rows", rows),
                             ("arrays", ctypes.addressof(words)), ("narrays", len(self.arrays)),
                             ("outputs", ctypes.addressof(self.output_words)),
                             ("noutputs", len(self.accumulate)),
                             ("totals", self.totals.ctypes.data), ("stop", int(self.stop))):
             args[SLOT[name]] = value
-        bound = self.bound[rows] = Bound(rows, plan, table, outputs, gathered, words, args)
+        bound = self.bound[rows] = Bound(rows, plan, arena, table, outputs, gathered, words,
+                                         args)
         return bound
 
     def run(self, params: Mapping[str, np.ndarray], rows: int, first: int, count: int,
@@ -154,9 +158,10 @@ def _bind_params(native: NativeGraph, bound: Bound, params: Mapping[str, np.ndar
             continue
         if value is None:
             raise DlgValueError(f"no value for parameter {name!r}")
-        if value.shape != bound.plan.shapes[buf] or value.dtype != p.buffers[buf].dtype.np:
+        shape = bound.plan.layout.shapes[buf]
+        if value.shape != shape or value.dtype != p.buffers[buf].dtype.np:
             raise DlgValueError(f"parameter {name!r}: expected {p.buffers[buf].dtype}"
-                                f"{list(bound.plan.shapes[buf])}, got {value.dtype}"
+                                f"{list(shape)}, got {value.dtype}"
                                 f"{list(value.shape)}")
         bound.table[native.index[buf]] = native_array(name, value).ctypes.data
         bound.params[name] = value

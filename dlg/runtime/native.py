@@ -1,12 +1,13 @@
-"""Running compiled graphs: argument checks, the buffer table, one arena per dims binding.
+"""Running compiled graphs: argument checks, the buffer table, arenas shared by batch sizes.
 
 `NativeGraph` compiles a graph once (graph passes -> fuse and lower -> LLVM -> object code, or
 the object code from the disk cache) and then runs it with one native call. Before the call
 every input is checked (dtype, shape with its symbolic dims bound consistently, C-contiguity,
-alignment), so native code never sees a buffer of the wrong size. Intermediate buffers live in
-one arena per binding of the symbolic dims, laid out by
-liveness (a buffer's bytes are reused once its last kernel has run), and cached, so calling with
-a batch size seen before allocates nothing but the outputs.
+alignment), so native code never sees a buffer of the wrong size. Intermediate buffers are laid
+out by liveness (a buffer's bytes are reused once its last kernel has run) once per binding of
+the symbolic dims (a `Layout`, a few kept); the memory is an arena from a pool (`arenas.py`),
+one per call in flight and grown to the largest layout it ran, so calls from several threads
+run at once and memory stays a few arenas of the largest batch whatever the mix of sizes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from dlg.compiler.codegen import cache
-from dlg.compiler.codegen.binder import Block, binder, fits
+from dlg.compiler.codegen.binder import Block, Signature, binder, fits
 from dlg.compiler.codegen.llvm_cpu import Jitted
 from dlg.compiler.codegen.threads import cores
 from dlg.compiler.lower import Program
@@ -36,6 +37,7 @@ from dlg.ir.ops.opdef import Trait
 from dlg.ir.shapes import evaluate_shape
 from dlg.ir.types import TensorType
 from dlg.runtime.anomaly import kernel_check
+from dlg.runtime.arenas import Arena, ArenaPool
 from dlg.runtime.interp import check_input, check_input_names
 
 ALIGN = 64
@@ -46,27 +48,46 @@ BUILDS = itertools.count()  # NativeGraphs this process made (compiled or from t
 SHAPE = operator.attrgetter("shape")
 
 
-@dataclass
-class Plan:
-    """The memory of one dims binding: the arena, the filled pointer table, the shapes and the
-    binder's signature block (None where the binder cannot check these arrays)."""
+KEPT = 8  # layouts (dims bindings) kept; calls at a forgotten batch size lay it out again
 
+
+@dataclass
+class Layout:
+    """One binding of the symbolic dims: the buffers' shapes, the intermediates' arena offsets
+    and size, the dims array native code reads, and the binder's signature (None where the
+    binder cannot check these arrays). `recent` is set by every call that uses it, so the
+    layouts in use outlive the others (second chance)."""
+
+    key: tuple[int, ...]
     dims: Any
-    arena: np.ndarray
-    table: Any
     shapes: dict[str, tuple[int, ...]]
     outputs: list[tuple[tuple[int, ...], np.dtype]]
+    offsets: dict[str, int]
+    nbytes: int
+    signature: list[Signature] | None
+    recent: bool = True
+
+
+@dataclass
+class Plan:
+    """A layout placed in one arena: the pointer table filled with the arena's addresses and
+    the constants', and the binder's block (None: the Python path fills the table)."""
+
+    layout: Layout
+    table: Any
     block: Block | None
 
 
 class NativeGraph:
     """A compiled graph and its call path.
 
-    `run(args, params, out)` is the fast path: arrays in declaration order, the plan found by
-    the inputs' shapes, and one native call (`codegen/binder.py`) that checks every array
-    against the plan's prepared signature, fills the pointer table and runs the entry. Anything
-    that call refuses goes through `_run_checked`, the Python path that binds dims, converts
-    lists and numbers, and raises the detailed DlgValueError.
+    `run(args, params, out)` is the fast path: arrays in declaration order, the layout found by
+    the inputs' shapes, an arena taken from the pool, and one native call (`codegen/binder.py`)
+    that checks every array against the plan's prepared signature, fills the pointer table and
+    runs the entry with the GIL released. Anything that call refuses goes through
+    `_run_checked`, the Python path that binds dims, converts lists and numbers, and raises the
+    detailed DlgValueError. Calls from several threads run at once, each in its own arena; no
+    lock is held across a native call.
     """
 
     def __init__(self, graph: Graph, loss: str | None = None,
@@ -93,8 +114,8 @@ class NativeGraph:
         start = time.perf_counter()
         self.jit = Jitted(code)
         self.options.seconds["load"] = time.perf_counter() - start
-        self.anomaly = kernel_check(self.jit, compiled.graph, compiled.program.kernels)
         self.graph = graph
+        self.anomaly = kernel_check(self.jit, compiled.graph, compiled.program.kernels)
         self.module = compiled.module
         self.optimized_graph = compiled.graph
         self.program: Program = compiled.program
@@ -108,47 +129,83 @@ class NativeGraph:
         self.dim_names = self.program.dims
         self.constants = {name: np.array(b.value, order="C")
                           for name, b in self.program.buffers.items() if b.kind == "constant"}
-        self.plans: dict[tuple[int, ...], Plan] = {}
-        self.by_shapes: dict[tuple[tuple[int, ...], ...], Plan] = {}  # the inputs' shapes
+        self.layouts: dict[tuple[int, ...], Layout] = {}  # at most KEPT
+        self.by_shapes: dict[tuple[tuple[int, ...], ...], Layout] = {}  # the inputs' shapes
+        self.arenas = ArenaPool()
         self.seed_cell = (ctypes.c_int64 * 1)(int(np.random.default_rng(seed).integers(2**62)))
-        self.lock = threading.Lock()  # a call fills the shared table and arena
+        self.lock = threading.Lock()  # layouts, by_shapes and the Python path's seed; never
+        # held across a call's native code
 
     @property
     def seconds(self) -> dict[str, float]:
         return dict(self.options.seconds)
 
-    def plan(self, env: Mapping[str, int]) -> Plan:
+    def layout(self, env: Mapping[str, int]) -> Layout:
+        """The layout of a dims binding, made (and a layout not used lately forgotten, with its
+        by_shapes entries) when new."""
         key = tuple(env.get(d, -1) for d in self.dim_names)
-        plan = self.plans.get(key)
-        if plan is None:
-            plan = self.plans[key] = self._make_plan(env, key)
-        return plan
+        with self.lock:
+            layout = self.layouts.get(key)
+            if layout is None:
+                if len(self.layouts) >= KEPT:
+                    self._forget_one()
+                layout = self.layouts[key] = self._make_layout(env, key)
+            layout.recent = True
+            return layout
 
-    def _make_plan(self, env: Mapping[str, int], key: tuple[int, ...]) -> Plan:
+    def _forget_one(self) -> None:
+        """Forget the oldest layout no call used since the last sweep (second chance)."""
+        while True:
+            for key, layout in list(self.layouts.items()):
+                if not layout.recent:
+                    del self.layouts[key]
+                    self.by_shapes = {s: v for s, v in self.by_shapes.items() if v is not layout}
+                    return
+                layout.recent = False
+
+    def _make_layout(self, env: Mapping[str, int], key: tuple[int, ...]) -> Layout:
         p = self.program
         shapes = {name: evaluate_shape(b.shape, env) for name, b in p.buffers.items()}
         sizes = {name: int(np.prod(shapes[name], dtype=np.int64)) * b.dtype.np.itemsize
                  for name, b in p.buffers.items() if b.kind == "temp"}
         offsets, total = _layout(p, sizes)
-        arena = np.empty(total + ALIGN, np.uint8)
-        base = arena.ctypes.data + (-arena.ctypes.data) % ALIGN
-        table = (ctypes.c_void_p * len(self.index))()
-        for name, offset in offsets.items():
-            table[self.index[name]] = base + offset
-        for name, array in self.constants.items():
-            table[self.index[name]] = array.ctypes.data
         dims = (ctypes.c_int64 * (len(self.dim_names) + 1))(*key, threads())
         signature = [(self.index[buf], p.buffers[buf].dtype.np, shapes[buf], kind == "out")
                      for kind, named in (("in", p.inputs), ("param", p.params),
                                          ("out", p.outputs)) for _, buf in named]
-        bind = binder()
-        entry = ctypes.cast(self.jit.entry, ctypes.c_void_p).value  # type: ignore[arg-type]
-        block = (Block(table, dims, self.seed_cell, entry or 0, signature)
-                 if bind is not None and fits([s for _, _, s, _ in signature]) else None)
-        outputs = [(shapes[buf], p.buffers[buf].dtype.np) for _, buf in p.outputs]
+        usable = binder() is not None and fits([s for _, _, s, _ in signature])
         if self.anomaly is not None:  # every call through _run_checked, which reads the check
-            block = None
-        return Plan(dims, arena, table, shapes, outputs, block)
+            usable = False
+        outputs = [(shapes[buf], p.buffers[buf].dtype.np) for _, buf in p.outputs]
+        return Layout(key, dims, shapes, outputs, offsets, total, signature if usable else None)
+
+    def plan(self, layout: Layout, arena: Arena) -> Plan:
+        """`layout` placed in `arena` (held by the caller): made once per arena and layout, and
+        again after the arena grew."""
+        plan = arena.plans.get(layout.key)
+        if plan is not None and plan.layout is layout:
+            return plan
+        if len(arena.plans) >= KEPT:  # tables of forgotten layouts
+            arena.plans = {k: v for k, v in arena.plans.items() if k in self.layouts}
+        arena.fit(layout.nbytes)
+        table = (ctypes.c_void_p * len(self.index))()
+        for name, offset in layout.offsets.items():
+            table[self.index[name]] = arena.base + offset
+        for name, array in self.constants.items():
+            table[self.index[name]] = array.ctypes.data
+        entry = ctypes.cast(self.jit.entry, ctypes.c_void_p).value  # type: ignore[arg-type]
+        block = (None if layout.signature is None else
+                 Block(table, layout.dims, self.seed_cell, entry or 0, layout.signature))
+        plan = arena.plans[layout.key] = Plan(layout, table, block)
+        return plan
+
+    def release(self) -> None:
+        """Free every arena and forget every layout; the next call lays out and allocates
+        again. Calls in flight finish in their arenas, which are then dropped."""
+        with self.lock:
+            self.layouts = {}
+            self.by_shapes = {}
+            self.arenas.drain()
 
     def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, np.ndarray],
                  out: tuple[np.ndarray, ...] | None = None) -> dict[str, np.ndarray]:
@@ -162,48 +219,56 @@ class NativeGraph:
             out: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, ...]:
         """Run on inputs and parameters in declaration order (`input_names`, `param_names`);
         the outputs in order, written into `out` when given."""
-        with self.lock:
-            try:
-                plan = self.by_shapes[tuple(map(SHAPE, args))]
-            except (KeyError, AttributeError):
-                return self._run_checked(args, params, out)
-            if plan.block is None:
-                return self._run_checked(args, params, out)
-            outs = out if out is not None else tuple([np.empty(s, d) for s, d in plan.outputs])
-            if binder()(args + params + outs, plan.block.address):  # type: ignore[misc]
-                return self._run_checked(args, params, out)
-            return outs
+        try:
+            layout = self.by_shapes[tuple(map(SHAPE, args))]
+        except (KeyError, AttributeError):
+            layout = None
+        arena, idle = self.arenas.take()
+        try:
+            if layout is not None and layout.signature is not None:
+                layout.recent = True
+                plan = self.plan(layout, arena)
+                outs = (out if out is not None
+                        else tuple([np.empty(s, d) for s, d in layout.outputs]))
+                if not binder()(args + params + outs, plan.block.address):  # type: ignore
+                    return outs
+            return self._run_checked(args, params, out, arena)
+        finally:
+            idle.append(arena)
 
     def _run_checked(self, args: tuple[Any, ...], params: tuple[Any, ...],
-                     out: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, ...]:
+                     out: tuple[np.ndarray, ...] | None, arena: Arena) -> tuple[np.ndarray, ...]:
         """The Python path: every check spelled out, lists and numbers converted, the table
-        filled here; remembers the plan for these input shapes."""
+        filled here; remembers the layout for these input shapes."""
         p = self.program
         env: dict[str, int] = {}
         arrays = [native_array(name, check_input(name, t, value, env))
                   for (name, _, t), value in zip(self.input_types, args)]
-        plan = self.plan(env)
+        layout = self.layout(env)
         if all(isinstance(a, np.ndarray) for a in args):
-            self.by_shapes[tuple(map(SHAPE, args))] = plan
+            with self.lock:
+                self.by_shapes[tuple(map(SHAPE, args))] = layout
         for (name, buf), value in zip(p.params, params):
             if value is None:
                 raise DlgValueError(f"no value for parameter {name!r}")
             b = p.buffers[buf]
-            if value.shape != plan.shapes[buf] or value.dtype != b.dtype.np:
+            if value.shape != layout.shapes[buf] or value.dtype != b.dtype.np:
                 raise DlgValueError(f"parameter {name!r}: expected "
-                                    f"{b.dtype}{list(plan.shapes[buf])}, got "
+                                    f"{b.dtype}{list(layout.shapes[buf])}, got "
                                     f"{value.dtype}{list(value.shape)}")
             arrays.append(native_array(name, value))
         if out is None:
-            outs = tuple(np.empty(s, d) for s, d in plan.outputs)
+            outs = tuple(np.empty(s, d) for s, d in layout.outputs)
         else:
-            outs = tuple(check_out(self.output_names, plan.outputs, out, arrays))
-        table = plan.table
+            outs = tuple(check_out(self.output_names, layout.outputs, out, arrays))
+        table = self.plan(layout, arena).table
         for (_, buf), array in zip(p.inputs + p.params + p.outputs, arrays + list(outs)):
             table[self.index[buf]] = array.ctypes.data
-        self.seed_cell[0] += 1
+        with self.lock:
+            self.seed_cell[0] += 1
+            seed = self.seed_cell[0]
         self.jit.entry(ctypes.c_void_p(ctypes.addressof(table)),
-                       ctypes.c_void_p(ctypes.addressof(plan.dims)), self.seed_cell[0])
+                       ctypes.c_void_p(ctypes.addressof(layout.dims)), seed)
         if self.anomaly is not None:
             self.anomaly(dict(zip(self.input_names, arrays)), dict(zip(self.param_names, params)))
         return outs
@@ -312,7 +377,7 @@ def compile_report(native: NativeGraph, batch: int) -> str:
     """One screen: ops before and after the graph passes, kernels, buffers, peak arena bytes
     at a batch size, seconds per pass."""
     p = native.program
-    plan = native.plan({d: batch for d in native.dim_names})
+    layout = native.layout({d: batch for d in native.dim_names})
     temps = [b for b in p.buffers.values() if b.kind == "temp"]
     lines = [f"{native.graph.name}: {_computed(native.graph)} ops -> "
              f"{_computed(native.optimized_graph)} primitive ops after the graph passes -> "
@@ -320,7 +385,7 @@ def compile_report(native: NativeGraph, batch: int) -> str:
              + (f" (+ {sum(len(b.kernels) for b in p.bodies)} in scan bodies)"
                 if p.bodies else ""),
              f"buffers: {len(p.inputs)} inputs, {len(p.params)} params, {len(p.outputs)} "
-             f"outputs, {len(temps)} intermediates in an arena of {plan.arena.nbytes:,} bytes "
+             f"outputs, {len(temps)} intermediates in an arena of {layout.nbytes:,} bytes "
              f"at batch {batch}",
              "kernels:"]
     lines += [f"  {k.name}" for k in p.kernels[:12]]

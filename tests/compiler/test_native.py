@@ -104,7 +104,7 @@ def test_models_infer_like_the_interpreter_at_any_batch_size(name):
         got, want = exe(**x), m(**x)
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
     assert next(native.BUILDS) == before + 2, "one compilation for every batch size"
-    assert len(exe.native.plans) == 3, "one arena per batch size"
+    assert len(exe.native.layouts) == 3, "one layout per batch size"
 
 
 @pytest.mark.parametrize("name", ALL)

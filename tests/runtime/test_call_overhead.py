@@ -172,7 +172,7 @@ def test_the_fast_and_the_checked_path_draw_the_same_random_numbers(monkeypatch)
     draws = [fast({"x": ones}, {})["y"] for _ in range(3)]
     monkeypatch.setattr(native, "binder", lambda: None)
     checked = NativeGraph(g, seed=7)
-    assert all(p.block is None for p in checked.plans.values())
+    assert all(layout.signature is None for layout in checked.layouts.values())
     for want in draws:
         np.testing.assert_array_equal(checked({"x": ones}, {})["y"], want)
     assert not np.array_equal(draws[0], draws[1])
@@ -187,7 +187,7 @@ def test_ranks_beyond_the_binder_take_the_python_path():
     a = np.arange(6, dtype=np.float32).reshape(3, 1, 1, 1, 1, 1, 1, 1, 2)
     for _ in range(2):
         np.testing.assert_array_equal(ng({"x": a}, {})["y"], -a)
-    assert next(iter(ng.plans.values())).block is None
+    assert next(iter(ng.layouts.values())).signature is None
 
 
 def test_concurrent_callers_get_the_sequential_results(net):
