@@ -32,6 +32,7 @@ from dlg.grammar.loader import load_file
 from dlg.ir.printer import format_graph
 from dlg.ir.serialize import dumps
 from dlg.ir.shapes import evaluate_shape
+from dlg.runtime.checkpoint import Interrupted
 from dlg.runtime.native import NativeGraph, compile_report, profile_kernels
 from dlg.runtime.plot import plot_history
 from dlg.runtime.sources import training_data
@@ -149,6 +150,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--model", help="which model, when the file defines several")
     train.add_argument("-o", "--output", type=Path,
                        help="save the trained weights (.safetensors or .npz)")
+    train.add_argument("--checkpoint", type=Path, metavar="PATH",
+                       help="where Ctrl-C saves a checkpoint (parameters, optimizer state, "
+                       "epoch and batch) to resume from (default: beside -o as NAME.ckpt, else "
+                       "the --resume file, else MODEL.ckpt in the current folder)")
+    train.add_argument("--resume", type=Path, metavar="PATH",
+                       help="continue an interrupted run from its checkpoint (give the same "
+                       "command: --epochs counts from where that run began)")
     train.add_argument("--plot", type=Path, metavar="PNG",
                        help="write the loss/metric curves to an image (needs matplotlib)")
     train.add_argument("--interpreter", action="store_true",
@@ -301,10 +309,19 @@ def _train(args: argparse.Namespace) -> int:
               f"{time.perf_counter() - start:.2f} s"
               + (" (machine code from the disk cache)" if native and native.cache_hit else ""),
               file=sys.stderr)
+    checkpoint = args.checkpoint or args.resume or (
+        args.output.with_suffix(".ckpt") if args.output else Path(f"{args.file.stem}.ckpt"))
     start = time.perf_counter()
-    history = m.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
-                    lr=args.lr, validation_data=(data.x_test, data.y_test), seed=args.seed,
-                    verbose=0 if args.quiet else 1, compiled=not args.interpreter)
+    try:
+        history = m.fit(data.x_train, data.y_train, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr,
+                        validation_data=(data.x_test, data.y_test), seed=args.seed,
+                        verbose=0 if args.quiet else 1, compiled=not args.interpreter,
+                        checkpoint=checkpoint, resume=args.resume)
+    except Interrupted as e:
+        print(f"{e.where()}; saved a checkpoint to {e.checkpoint}\nto continue, run the same "
+              f"command with --resume {e.checkpoint}", file=sys.stderr)
+        return 130
     elapsed = time.perf_counter() - start
     if args.quiet:  # otherwise each epoch's bar already shows these
         for epoch, values in zip(history.epoch, zip(*history.history.values())):

@@ -142,7 +142,8 @@ class Model:
 
     def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             validation_data: tuple[Any, Any] | None = None, seed: int | None = 0,
-            verbose: int = 1, lr: float | None = None, compiled: bool = True) -> History:
+            verbose: int = 1, lr: float | None = None, compiled: bool = True,
+            checkpoint: str | Path | None = None, resume: str | Path | None = None) -> History:
         """Train with the train section's loss, metrics, optimizer and schedule (Keras-like).
 
         `x`/`y` are arrays (or dicts by input name); returns a `History` of per-epoch loss
@@ -151,16 +152,19 @@ class Model:
         train section's learning rate (a schedule then starts from it). Compiled (the step
         compiled on the first fit, then cached on disk), many steps run per native call;
         `compiled=False` runs one NumPy interpreter call per batch instead.
+
+        Ctrl-C stops training at a step boundary and raises `Interrupted` (a KeyboardInterrupt)
+        after writing a checkpoint to `checkpoint`, if given; `resume=` that file continues the
+        interrupted fit (called with the same arguments, it ends with the same weights as a fit
+        never interrupted).
         """
         if not (isinstance(epochs, int) and epochs >= 0):
             raise DlgValueError(f"epochs must be a non-negative int, got {epochs!r}")
         step = self.fit_step(compiled)
         if lr is not None:
             step.base_lr = float(lr)
-        history = fit(self, step, x, y, epochs, batch_size, shuffle, validation_data, seed,
-                      verbose, self._epochs_done)
-        self._epochs_done += epochs
-        return history
+        return fit(self, step, x, y, epochs, batch_size, shuffle, validation_data, seed,
+                   verbose, self._epochs_done, checkpoint, resume)
 
     def fit_step(self, compiled: bool = True) -> TrainStep:
         """The step `fit` trains with, built (compiled) on first use; switching engines keeps

@@ -10,11 +10,13 @@ sees them. `fit` and `evaluate` batch NumPy arrays through it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +27,14 @@ from dlg.errors import DlgError, DlgValueError, Span
 from dlg.ir.graph import Graph
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.train_spec import TrainSpec, scheduled_lr
+from dlg.runtime.checkpoint import (
+    Flag,
+    Interrupted,
+    Progress,
+    deferred_interrupt,
+    load_checkpoint,
+    save_checkpoint,
+)
 from dlg.runtime.data import DataLoader
 from dlg.runtime.interp import Interpreter, check_input_names
 from dlg.runtime.loop import NativeLoop, check_order, data_length
@@ -332,7 +342,12 @@ def _loader(model: Model, names: list[str], arrays: list[np.ndarray], batch_size
 
 def fit(model: Model, step: TrainStep, x: Any, y: Any, epochs: int, batch_size: int,
         shuffle: bool, validation_data: tuple[Any, Any] | None, seed: int | None,
-        verbose: int, first_epoch: int) -> History:
+        verbose: int, first_epoch: int, checkpoint: str | Path | None = None,
+        resume: str | Path | None = None) -> History:
+    """Model.fit's loop. Ctrl-C stops it at a step boundary (dlg.runtime.checkpoint), writes a
+    checkpoint to `checkpoint` when given and raises Interrupted; `resume` continues the fit a
+    checkpoint stopped (`epochs` counted from where that fit began). Sets the model's epoch
+    count to the epoch reached."""
     features, labels = list(model.inputs), list(step.spec.labels)
     names = features + labels
     arrays = as_arrays(model, features, x, "x") + as_arrays(model, labels, y, "y")
@@ -342,28 +357,49 @@ def fit(model: Model, step: TrainStep, x: Any, y: Any, epochs: int, batch_size: 
         data = dict(zip(names, (np.ascontiguousarray(a) for a in arrays)))
         loop = NativeLoop(step.native, data, step.outputs, stop=True)
         step.check_labels(data)
+    progress = (Progress(first_epoch, first_epoch) if resume is None else
+                load_checkpoint(resume, model, step, loader.batch_size, loader.length))
+    if progress.order_state is not None:  # the interrupted epoch's order, drawn again
+        loader.rng.bit_generator.state = progress.order_state
+    end = progress.first_epoch + epochs
     history = History()
-    for epoch in range(first_epoch, first_epoch + epochs):
-        step.lr = scheduled_lr(step.spec.schedule, step.base_lr, epoch)
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{first_epoch + epochs}",
-                   unit="batch", disable=verbose < 1, dynamic_ncols=True)
-        before = step.steps
-        try:
-            if loop is None:
-                totals, seen = _python_epoch(step, loader, names, bar)
-            else:
-                totals, seen = _native_epoch(step, loop, loader, bar)
-        except DlgError as e:
-            raise e.with_note(f"in epoch {epoch + 1}, batch {step.steps - before + 1} of "
-                              f"{len(loader)}")
-        record = {k: float(v) / seen for k, v in zip(step.outputs, totals)} if seen else {}
-        if validation_data is not None:
-            val = evaluate(model, *validation_data, batch_size=max(batch_size, 256),
-                           compiled=loop is not None)
-            record.update({f"val_{k}": v for k, v in val.items()})
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()}, refresh=False)
-        bar.close()
-        history.add(epoch + 1, record)
+    with deferred_interrupt() as interrupt:
+        while progress.epoch < end and not interrupt.requested:
+            epoch = progress.epoch
+            step.lr = scheduled_lr(step.spec.schedule, step.base_lr, epoch)
+            bar = tqdm(total=len(loader), initial=progress.batch, unit="batch",
+                       desc=f"epoch {epoch + 1}/{end}", disable=verbose < 1, dynamic_ncols=True)
+            before = step.steps - progress.batch
+            progress.order_state = loader.rng.bit_generator.state
+            order = loader.order()
+            try:
+                if loop is None:
+                    _python_epoch(step, loader, names, order, progress, bar, interrupt)
+                else:
+                    _native_epoch(step, loop, loader, order, progress, bar, interrupt)
+            except DlgError as e:
+                raise e.with_note(f"in epoch {epoch + 1}, batch {step.steps - before + 1} of "
+                                  f"{len(loader)}")
+            if progress.batch < len(loader):
+                bar.close()
+                break
+            totals, seen = progress.totals, progress.seen
+            record = {k: float(v) / seen for k, v in zip(step.outputs, totals)} if seen else {}
+            if validation_data is not None:
+                val = evaluate(model, *validation_data, batch_size=max(batch_size, 256),
+                               compiled=loop is not None)
+                record.update({f"val_{k}": v for k, v in val.items()})
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()}, refresh=False)
+            bar.close()
+            history.add(epoch + 1, record)
+            progress.next_epoch(loader.rng.bit_generator.state)
+        model._epochs_done = progress.epoch
+        if progress.epoch < end:
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, step, progress, loader.batch_size,
+                                loader.length)
+            raise Interrupted(progress, len(loader),
+                              None if checkpoint is None else Path(checkpoint))
     return history
 
 
@@ -376,43 +412,49 @@ def _show(bar: tqdm, outputs: list[str], totals: np.ndarray, seen: int, steps: i
     bar.update(steps)
 
 
-def _python_epoch(step: TrainStep, loader: DataLoader, names: list[str], bar: tqdm
-                  ) -> tuple[np.ndarray, int]:
-    """One pass, a call per batch (the interpreter's way)."""
-    totals = np.zeros(len(step.outputs))
-    seen = 0
-    for batch in loader:
-        values = step(**dict(zip(names, batch)))
-        n = len(batch[0])
-        seen += n
-        totals += [values[k] * n for k in step.outputs]
-        _show(bar, step.outputs, totals, seen, 1)
-    return totals, seen
+def _python_epoch(step: TrainStep, loader: DataLoader, names: list[str],
+                  order: np.ndarray | None, progress: Progress, bar: tqdm, interrupt: Flag
+                  ) -> None:
+    """The rest of one pass from `progress.batch`, a call per batch (the interpreter's way),
+    until Ctrl-C; `progress` counts the batches done and their sums."""
+    totals = np.zeros(len(step.outputs)) if progress.batch == 0 else progress.totals.copy()
+    with contextlib.suppress(KeyboardInterrupt):  # one raised outside the main thread
+        for batch in loader.batches(order, progress.batch):
+            if interrupt.requested:
+                return
+            values = step(**dict(zip(names, batch)))
+            n = len(batch[0])
+            totals += [values[k] * n for k in step.outputs]
+            progress.advance(1, n, totals)
+            _show(bar, step.outputs, totals, progress.seen, 1)
 
 
-def _native_epoch(step: TrainStep, loop: NativeLoop, loader: DataLoader, bar: tqdm
-                  ) -> tuple[np.ndarray, int]:
-    """One pass in chunks of native steps (about CHUNK_SECONDS each), the loader's batches in
-    its order; a last smaller batch is a step at its own size."""
-    order = loader.order()
+def _native_epoch(step: TrainStep, loop: NativeLoop, loader: DataLoader,
+                  order: np.ndarray | None, progress: Progress, bar: tqdm, interrupt: Flag
+                  ) -> None:
+    """The rest of one pass from `progress.batch` in chunks of native steps (about
+    CHUNK_SECONDS each), until Ctrl-C (seen between chunks); a last smaller batch is a step at
+    its own size."""
     rows = loader.batch_size
     full, rest = divmod(loader.length, rows)
     rest = 0 if loader.drop_last else rest
     totals = loop.totals
-    totals[:] = 0
-    done, chunk = 0, FIRST_CHUNK
-    while done < full:
-        count = min(chunk, full - done)
-        start = time.perf_counter()
-        step.train_steps(loop, rows, done, count, full, order)
-        chunk = max(1, int(CHUNK_SECONDS * count / max(time.perf_counter() - start, 1e-9)))
-        done += count
-        _show(bar, step.outputs, totals, done * rows, count)
-    if rest:
-        tail = order[full * rows:] if order is not None else np.arange(full * rows, loader.length)
-        step.train_steps(loop, rest, 0, 1, 1, tail)
-        _show(bar, step.outputs, totals, loader.length, 1)
-    return totals.copy(), full * rows + rest
+    totals[:] = 0 if progress.batch == 0 else progress.totals
+    chunk = FIRST_CHUNK
+    with contextlib.suppress(KeyboardInterrupt):  # one raised outside the main thread
+        while progress.batch < full and not interrupt.requested:
+            count = min(chunk, full - progress.batch)
+            start = time.perf_counter()
+            step.train_steps(loop, rows, progress.batch, count, full, order)
+            chunk = max(1, int(CHUNK_SECONDS * count / max(time.perf_counter() - start, 1e-9)))
+            progress.advance(count, count * rows, totals)
+            _show(bar, step.outputs, totals, progress.seen, count)
+        if rest and progress.batch == full and not interrupt.requested:
+            tail = (order[full * rows:] if order is not None
+                    else np.arange(full * rows, loader.length))
+            step.train_steps(loop, rest, 0, 1, 1, tail)
+            progress.advance(1, rest, totals)
+            _show(bar, step.outputs, totals, progress.seen, 1)
 
 
 def evaluate(model: Model, x: Any, y: Any, batch_size: int = 256, compiled: bool = False

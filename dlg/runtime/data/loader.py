@@ -47,8 +47,13 @@ class DataLoader:
         return self.rng.permutation(self.length) if self.shuffle else None
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
-        order = self.order()
-        for i in range(len(self)):
+        return self.batches(self.order())
+
+    def batches(self, order: np.ndarray | None, start: int = 0
+                ) -> Iterator[tuple[np.ndarray, ...]]:
+        """The batches of one pass in `order` (from `order()`), from batch `start` on (a pass
+        resumed from a checkpoint)."""
+        for i in range(start, len(self)):
             lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, self.length)
             rows = slice(lo, hi) if order is None else order[lo:hi]
             # fancy indexing copies but promises no memory order: make it C-contiguous
