@@ -8,8 +8,10 @@ parts; each part is `run(row)` where row is the template's words with the part's
 as the last two. The caller publishes the job, wakes the workers and takes parts too (an atomic
 counter hands them out), then waits until every worker has finished with the job, so no worker
 can still be reading it when the next one is published. Workers spin briefly for the next job
-(a scan calls its kernels back to back), then sleep on a condition variable. One job runs at a
-time; in a forked child, which has none of the workers, the caller runs every part itself.
+(a scan calls its kernels back to back), then sleep on a condition variable. One job runs on the
+pool at a time: a caller that finds it busy (another Python thread's call, or a part that itself
+runs a parallel loop) runs every part itself, in order, as does the caller in a forked child,
+which has none of the workers. The parts are the same either way, so results are too.
 
 Compiled graph modules declare `dlg_run_parallel` and MCJIT resolves it to this module's
 function (`llvm.add_symbol`), so cached object code stays valid across processes.
@@ -81,7 +83,7 @@ def _module() -> ir.Module:
     work_loop = _work_loop(m, state)
     worker = _worker(m, state, b_sync, libc, work_loop)
     _pool_start(m, state, b_sync, libc, worker)
-    _run_parallel(m, state, b_sync, libc, work_loop)
+    _run_parallel(m, state, b_sync, libc, work_loop, _alone(m))
     return m
 
 
@@ -95,7 +97,8 @@ def _global(m: ir.Module, name: str, t: ir.Type) -> ir.GlobalVariable:
 
 def _libc(m: ir.Module) -> dict[str, ir.Function]:
     sigs = {"pthread_mutex_init": [I8P, I8P], "pthread_mutex_lock": [I8P],
-            "pthread_mutex_unlock": [I8P], "pthread_cond_init": [I8P, I8P],
+            "pthread_mutex_unlock": [I8P], "pthread_mutex_trylock": [I8P],
+            "pthread_cond_init": [I8P, I8P],
             "pthread_cond_wait": [I8P, I8P], "pthread_cond_broadcast": [I8P],
             "pthread_create": [I8P, I8P, RUN, I8P], "pthread_detach": [I64]}
     fns = {name: ir.Function(m, ir.FunctionType(I32, args), name) for name, args in sigs.items()}
@@ -216,21 +219,53 @@ def _pool_start(m: ir.Module, state: dict, sync: dict, libc: dict, worker: ir.Fu
     b.ret_void()
 
 
-def _run_parallel(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function) -> None:
+def _alone(m: ir.Module) -> ir.Function:
+    """Every part of a job on the calling thread, split as the pool splits it."""
+    fn, b = _function(m, "dlg_pool.alone", RUN_PARALLEL_TYPE)
+    fn.linkage = "internal"
+    run, template, words, extent, count = fn.args
+    row = b.alloca(ir.ArrayType(I64, MAX_WORDS), name="row")
+    part = b.alloca(I64, name="part")
+    copied = b.alloca(I64, name="k")
+    size = b.sdiv(b.add(extent, b.sub(count, I64(1))), count)
+    b.store(I64(0), part)
+
+    def body() -> None:
+        b.store(I64(0), copied)
+
+        def copy() -> None:
+            k = b.load(copied)
+            b.store(b.load(b.gep(template, [k])), b.gep(row, [I64(0), k]))
+            b.store(b.add(k, I64(1)), copied)
+        _while(b, lambda: b.icmp_signed("<", b.load(copied), b.sub(words, I64(2))), copy)
+        lo = b.mul(b.load(part), size)
+        hi = b.add(lo, size)
+        b.store(lo, b.gep(row, [I64(0), b.sub(words, I64(2))]))
+        b.store(b.select(b.icmp_signed("<", hi, extent), hi, extent),
+                b.gep(row, [I64(0), b.sub(words, I64(1))]))
+        b.call(run, [b.bitcast(row, I8P)])
+        b.store(b.add(b.load(part), I64(1)), part)
+    _while(b, lambda: b.icmp_signed("<", b.load(part), count), body)
+    b.ret_void()
+    return fn
+
+
+def _run_parallel(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function,
+                  alone: ir.Function) -> None:
     fn, b = _function(m, RUN_PARALLEL, RUN_PARALLEL_TYPE)
     run, template, words, extent, count = fn.args
-    b.call(libc["pthread_mutex_lock"], [sync["job_lock"]])
-    for name, value in (("run", run), ("template", template), ("words", words),
-                        ("extent", extent), ("count", count),
-                        ("size", b.sdiv(b.add(extent, b.sub(count, I64(1))), count))):
-        b.store(value, state[name])
-    b.store_atomic(I64(0), state["next"], "release", 8)
-    b.store_atomic(I64(0), state["finished"], "release", 8)
+    free = b.icmp_signed("==", b.call(libc["pthread_mutex_trylock"], [sync["job_lock"]]), I32(0))
     workers = _load(b, state["workers"])
     here = b.icmp_signed("==", b.sext(b.call(libc["getpid"], []), I64), b.load(state["pid"]))
-    pooled = b.and_(here, b.icmp_signed(">", workers, I64(0)))
+    pooled = b.and_(free, b.and_(here, b.icmp_signed(">", workers, I64(0))))
     with b.if_else(pooled) as (then, otherwise):
         with then:
+            for name, value in (("run", run), ("template", template), ("words", words),
+                                ("extent", extent), ("count", count),
+                                ("size", b.sdiv(b.add(extent, b.sub(count, I64(1))), count))):
+                b.store(value, state[name])
+            b.store_atomic(I64(0), state["next"], "release", 8)
+            b.store_atomic(I64(0), state["finished"], "release", 8)
             b.call(libc["pthread_mutex_lock"], [sync["lock"]])
             b.atomic_rmw("add", state["generation"], I64(1), "acq_rel")
             b.call(libc["pthread_cond_broadcast"], [sync["work"]])
@@ -240,7 +275,9 @@ def _run_parallel(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Fu
             _while(b, lambda: b.icmp_signed("<", _load(b, state["finished"]), workers),
                    lambda: b.call(libc["pthread_cond_wait"], [sync["done"], sync["lock"]]))
             b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
+            b.call(libc["pthread_mutex_unlock"], [sync["job_lock"]])
         with otherwise:
-            b.call(work, [])  # no workers in this process: every part here
-    b.call(libc["pthread_mutex_unlock"], [sync["job_lock"]])
+            with b.if_then(free):  # a forked child: the lock is ours but no worker is
+                b.call(libc["pthread_mutex_unlock"], [sync["job_lock"]])
+            b.call(alone, [run, template, words, extent, count])
     b.ret_void()
