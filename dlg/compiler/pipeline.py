@@ -27,8 +27,15 @@ from typing import IO
 
 import numpy as np
 
-from dlg.compiler.codegen.llvm_cpu import build_module, host_target, optimize, target_machine
+from dlg.compiler.codegen.llvm_cpu import (
+    build_module,
+    emit,
+    host_target,
+    optimize,
+    target_machine,
+)
 from dlg.compiler.codegen.parts import Modules, pack
+from dlg.compiler.codegen.workers import compile_parts
 from dlg.compiler.kernel_ir import format_kernel
 from dlg.compiler.lower import Program, lower
 from dlg.compiler.optimizers import apply_optimizer
@@ -255,7 +262,11 @@ def compile_graph(g: Graph, loss: str | None = None,
 
 def object_code(modules: Modules, options: CompileOptions) -> bytes:
     """Each part through LLVM's pipeline at its level for the host, then machine code: one
-    object file per part, packed as one blob."""
+    object file per part, packed as one blob. The parts compile at once in worker processes
+    (codegen/workers.py) unless the two stages' dumps or separate times are asked for."""
+    if not options.dumps_object_code:
+        with options.stage("optimize"):  # and codegen, overlapped
+            return pack(compile_parts([(p.text, p.level) for p in modules.parts], emit))
     with options.stage("optimize"):
         optimized = [optimize(part.text, part.level) for part in modules.parts]
     options.dump("optimize", lambda: "\n".join(map(str, optimized)))

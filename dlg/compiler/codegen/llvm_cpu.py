@@ -553,6 +553,11 @@ def optimize(module: ir.Module | str, level: int = O3) -> llvm.ModuleRef:
     return mod
 
 
+def emit(text: str, level: int) -> bytes:
+    """A module's text optimised at `level`, as the host's object code."""
+    return target_machine().emit_object(optimize(text, level))
+
+
 def pipeline_options(level: int) -> llvm.PipelineTuningOptions:
     """O3: LLVM's defaults (loops unrolled, interleaved, vectorised). O2: vectorised and
     interleaved, not unrolled (a loop of constant trip count inside a loop of unknown one is

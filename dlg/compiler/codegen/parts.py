@@ -10,8 +10,7 @@ vectorisation) for the entries and for kernels whose whole work is known to be s
 by name (kernels have external linkage). Their object files travel as one blob
 (`pack`/`unpack`), so the disk cache, artifacts and the JIT see one `bytes`.
 
-Not done: compiling the parts in parallel. llvmlite serialises every call into LLVM behind one
-lock (`llvmlite.binding.ffi`), so threads do not overlap; it would take worker processes.
+The parts compile in parallel in worker processes (codegen/workers.py).
 """
 
 from __future__ import annotations
@@ -60,26 +59,34 @@ class Modules:
         return self.text
 
 
+O3_PARTS = 2  # O3 code, most of the work, split so that two workers share it (fixed: the
+# module text keys the disk cache and artifacts, so it must not depend on this machine's cores)
+
+
 class Allocator:
-    """Hands out the module a kernel is emitted into: one per level; the O1 one, first, also
-    holds the entries."""
+    """Hands out the module a kernel is emitted into: one per level, O3 in `O3_PARTS` (a kernel
+    goes to the one with the least code so far); the O1 one, first, also holds the entries."""
 
     def __init__(self, name: str, triple: str):
         self.modules = Modules(name)
-        for level in (O1, O2, O3):
-            m = ir.Module(name=f"{name}.O{level}")
+        for k, level in enumerate((O1, O2) + (O3,) * O3_PARTS):
+            m = ir.Module(name=f"{name}.{k}.O{level}")
             m.triple = triple
             self.modules.parts.append(Part(m, level))
         self.main = self.modules.parts[0].module
 
     def module(self, level: int) -> ir.Module:
-        return next(p.module for p in self.modules.parts if p.level == level)
+        return min((p.module for p in self.modules.parts if p.level == level), key=_instructions)
 
     def done(self) -> Modules:
         """The parts that received code (the O3 part of a graph of small kernels is empty)."""
         self.modules.parts = [p for p in self.modules.parts
                               if p.module is self.main or p.module.functions]
         return self.modules
+
+
+def _instructions(m: ir.Module) -> int:
+    return sum(len(b.instructions) for f in m.functions for b in f.blocks)
 
 
 def declared(m: ir.Module, fn: ir.Function) -> ir.Function:
