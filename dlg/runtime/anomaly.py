@@ -5,7 +5,7 @@ gave a NaN or an Inf and leaves its index in `dlg_anomaly`. A kernel computes a 
 the op is found by running the call again on the interpreter in anomaly mode (same inputs and
 parameters; the entry returned before the state updates), which names the op exactly; where it
 finds nothing (random draws differ, a loop's step is gone) the group is named: its ops, at the
-line of the first that has one.
+line of the likeliest (the last that is singular at small numbers: log, div, sqrt).
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from dlg.compiler.codegen.anomaly import ANOMALY
 from dlg.compiler.kernel_ir import Kernel
 from dlg.compiler.passes.fuse import fuse
 from dlg.errors import DlgError, DlgNumericError
-from dlg.ir.anomaly import detect_anomaly, forward_ops, numeric_error
+from dlg.ir.anomaly import detect_anomaly, forward_ops, non_finite, numeric_error
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.ops.opdef import Trait
+from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.runtime.interp import Interpreter
 
 _TEMP = re.compile(r"t(\d+)_(\d+)")  # lower.py's names: t<node>_<output>[.<label>]
@@ -63,9 +65,11 @@ def kernel_check(jit: Any, graph: Graph, kernels: list[Kernel]) -> KernelCheck |
 
 
 def kernel_error(graph: Graph, kernel: Kernel) -> DlgNumericError:
-    """The error naming a kernel's ops, at the line of the first of them that has one."""
+    """The error naming a kernel's ops, at the line of the likeliest culprit."""
     nodes = kernel_nodes(graph, kernel)
-    first = next((n for n in nodes if n.span is not None), nodes[0] if nodes else None)
+    located = [n for n in nodes if n.span is not None] or nodes
+    suspects = [n for n in located if singular(n.op)]  # the last: deepest in a gradient
+    first = suspects[-1] if suspects else located[0] if located else None
     if first is None:
         return numeric_error("a NaN or an Inf", f"kernel {kernel.name}", "?", None)
     what = f"compiled kernel {kernel.name} ({', '.join(dict.fromkeys(n.op.name for n in nodes))})"
@@ -73,7 +77,30 @@ def kernel_error(graph: Graph, kernel: Kernel) -> DlgNumericError:
         what += f" in the gradient of {forward_ops(graph, first)}"
     last = nodes[-1]  # what the kernel writes
     out = ", ".join(f"%{last.name}: {t}" if last.name else str(t) for t in last.types)
-    return numeric_error("a NaN or an Inf", what, out, first.span)
+    return numeric_error("a NaN or an Inf", what, out, first.span).with_note(
+        f"the line is {first.op.name}'s, a guess among the kernel's ops; one step called outside "
+        f"a loop, or on the interpreter, names the op exactly")
+
+
+PROBES = np.array([0.0, -1.0, 0.5, 1.0, 2.0], np.float32)
+_singular: dict[OpDef, bool] = {}
+
+
+def singular(op: OpDef) -> bool:
+    """Whether an elementwise op gives a NaN or an Inf on small finite numbers (log at 0, div
+    by 0, sqrt of -1), asked of its reference: the group's likeliest culprit."""
+    known = _singular.get(op)
+    if known is None:
+        known = False
+        if Trait.ELEMENTWISE in op.traits and op.ref is not None and len(op.inputs) in (1, 2):
+            args = [PROBES] if len(op.inputs) == 1 else [PROBES[:, None], PROBES[None, :]]
+            try:
+                with np.errstate(all="ignore"):
+                    known = non_finite([op.ref(*args)]) is not None
+            except Exception:  # an op that needs attributes: no guess
+                known = False
+        _singular[op] = known
+    return known
 
 
 def kernel_nodes(graph: Graph, kernel: Kernel) -> list[Node]:
