@@ -29,6 +29,7 @@ from dlg.errors import DlgError, DlgValueError
 from dlg.files import atomic_write, write_text
 from dlg.grammar.format import format_module
 from dlg.grammar.loader import load_file
+from dlg.ir.anomaly import set_anomaly
 from dlg.ir.printer import format_graph
 from dlg.ir.serialize import dumps
 from dlg.ir.shapes import evaluate_shape
@@ -163,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="run each step on the NumPy interpreter instead of as one native "
                        "call (the default: compiled first, then cached on disk)")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--detect-anomaly", action="store_true",
+                       help="stop at the first op whose finite inputs give a NaN or an Inf and "
+                       "name it with its line (slower: every kernel's outputs are checked)")
     train.set_defaults(run=_train)
 
     tr = sub.add_parser(
@@ -292,6 +296,8 @@ def _print_profile(native: NativeGraph, values: dict[str, np.ndarray], batch: in
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.detect_anomaly:  # before anything is compiled: the checks are compiled in
+        set_anomaly(True)
     m = load(args.file, model=args.model, seed=args.seed)
     if m.train_spec is None:
         raise DlgValueError(f"{args.file}: model {m.name} has no train section; add `train "

@@ -72,14 +72,17 @@ def kernel_error(graph: Graph, kernel: Kernel) -> DlgNumericError:
     first = suspects[-1] if suspects else located[0] if located else None
     if first is None:
         return numeric_error("a NaN or an Inf", f"kernel {kernel.name}", "?", None)
-    what = f"compiled kernel {kernel.name} ({', '.join(dict.fromkeys(n.op.name for n in nodes))})"
+    ops = list(dict.fromkeys(n.op.name for n in nodes))
+    what = f"compiled kernel {kernel.name} ({', '.join(ops)})"
     if first.backward:
         what += f" in the gradient of {forward_ops(graph, first)}"
     last = nodes[-1]  # what the kernel writes
     out = ", ".join(f"%{last.name}: {t}" if last.name else str(t) for t in last.types)
-    return numeric_error("a NaN or an Inf", what, out, first.span).with_note(
-        f"the line is {first.op.name}'s, a guess among the kernel's ops; one step called outside "
-        f"a loop, or on the interpreter, names the op exactly")
+    error = numeric_error("a NaN or an Inf", what, out, first.span)
+    if len(ops) == 1:
+        return error
+    return error.with_note(f"the line is {first.op.name}'s, a guess among the kernel's ops; one "
+                           f"step called outside a loop, or on the interpreter, names the op")
 
 
 PROBES = np.array([0.0, -1.0, 0.5, 1.0, 2.0], np.float32)

@@ -226,3 +226,30 @@ def test_compiled_training_off_reports_the_loss():
     with pytest.raises(dlg.DlgValueError, match="the loss is nan") as e:
         m.train_step(compiled=True)(x=np.ones((3, 2), np.float32))
     assert not isinstance(e.value, dlg.DlgNumericError)
+
+
+# ---- dlgc train --detect-anomaly ---------------------------------------------------------------
+BAD = """model Bad {
+    input x: f32[N, 1, 8, 8]
+    layer fc = Linear(64, 10)
+    output log_probs = log_softmax(log(fc(flatten(x))), axis=1)
+}
+train Bad {
+    input y: i64[N]
+    loss = nll_loss(log_probs, y)
+    optimizer = SGD(lr=0.01)
+}
+"""
+
+
+@pytest.mark.parametrize("flags", [[], ["--interpreter"]])
+def test_dlgc_train_detect_anomaly_names_log(tmp_path, capsys, flags):
+    from dlg.cli import main
+    path = tmp_path / "bad.dlg"
+    path.write_text(BAD)
+    argv = ["train", str(path), "--data", "digits", "--epochs", "1", "-q", *flags]
+    assert main(argv) != 0
+    assert "the loss is nan" in capsys.readouterr().err
+    assert main([*argv, "--detect-anomaly"]) != 0
+    err = capsys.readouterr().err
+    assert f"{path}:4:36: error:" in err and "log" in err and "the loss is" not in err
