@@ -32,7 +32,7 @@ def _load(value: int, compiled: list[str]) -> int:
     def compile(text: str) -> bytes:
         compiled.append(text)
         return target_machine().emit_object(optimize(text))
-    engine = cache.library(_module(value), compile, new_target_machine)
+    engine = cache.library(_module(value), "O3", compile, new_target_machine)
     return ctypes.CFUNCTYPE(ctypes.c_int64)(engine.get_function_address("dlg_test_answer"))()
 
 
@@ -49,6 +49,18 @@ def test_a_library_is_compiled_once_then_loaded_and_a_damaged_entry_is_rebuilt(
         assert _load(42, compiled) == 42
     assert len(compiled) == 5  # each damaged entry compiled again (and stored again)
     assert _load(42, compiled) == 42 and len(compiled) == 5
+
+
+def test_another_recipe_is_another_entry(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLG_CACHE_DIR", str(tmp_path))
+    compiled: list[str] = []
+
+    def compile(text: str) -> bytes:
+        compiled.append(text)
+        return target_machine().emit_object(optimize(text, 1))
+    for recipe in ("O3", "O1", "O3"):
+        cache.library(_module(3), recipe, compile, new_target_machine)
+    assert len(compiled) == 2 and len(list(tmp_path.iterdir())) == 2
 
 
 def test_without_a_cache_every_load_compiles(monkeypatch):

@@ -74,12 +74,13 @@ def store(key: str, code: bytes) -> None:
         pass  # a read-only or full disk only costs the next process a compile
 
 
-def library(module: ir.Module, compile: Callable[[str], bytes],
+def library(module: ir.Module, recipe: str, compile: Callable[[str], bytes],
             machine: Callable[[], llvm.TargetMachine]) -> llvm.ExecutionEngine:
     """A library module loaded into an engine of its own (which must stay alive): its object code
-    from the disk cache, or `compile`d from the module's text and stored."""
+    from the disk cache, or `compile`d from the module's text and stored. `recipe` names how
+    `compile` optimises (it keys the cache with the text, so a new pass list is a new entry)."""
     text = str(module)
-    key = cache_key(text)
+    key = cache_key(f"; {recipe}\n{text}")
     code = load(key)
     if code is None:
         code = compile(text)

@@ -24,7 +24,8 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from dlg.compiler.codegen import cache
-from dlg.compiler.codegen.llvm_cpu import ENTRY_TYPE, new_target_machine, optimize, target_machine
+from dlg.compiler.codegen.llvm_cpu import ENTRY_TYPE, emit, new_target_machine
+from dlg.compiler.codegen.parts import O3
 
 I8, I64 = ir.IntType(8), ir.IntType(64)
 I32, F32, F64 = ir.IntType(32), ir.FloatType(), ir.DoubleType()
@@ -47,8 +48,7 @@ LoopFunction = Callable[[int], int]
 def loop_function() -> tuple[LoopFunction, object]:
     """`dlg_loop` as a ctypes function, and the engine that holds it: compiled on first use
     (its object code is kept in the disk cache, as a graph's is)."""
-    engine = cache.library(_module(), lambda text: target_machine().emit_object(optimize(text)),
-                           new_target_machine)
+    engine = cache.library(_module(), "O3", lambda text: emit(text, O3), new_target_machine)
     proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
     return proto(engine.get_function_address(LOOP)), engine
 
