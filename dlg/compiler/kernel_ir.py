@@ -176,8 +176,9 @@ class Tile(Stmt):
     `along` says what the lanes run along. "col": each column is `lanes` consecutive values of
     `col` (the store is contiguous in it); with `masked`, lanes at or past `col_extent` are off.
     "sum": the lanes split the sum's last (contiguous) axis and are added up at the end; a
-    column is one value of `col`. Rows (and columns along the sum) past their extent are clamped
-    to the last one: an edge tile recomputes and rewrites it rather than reading past the end.
+    column is one value of `col`. Columns along the sum past their extent are clamped to the last
+    one: an edge tile recomputes and rewrites it rather than reading past the end; a short edge
+    of rows runs as one-row tiles (a batch of one does its row's work once).
     A backend without vectors may run it as the loops it stands for."""
 
     buffer: str

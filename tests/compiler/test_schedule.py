@@ -54,7 +54,8 @@ def linear(k: int, m: int, activation: str | None, dtype: str = "f32") -> Graph:
                                    (17, 1, 100), (8, 64, 5)])
 @pytest.mark.parametrize("activation", [None, "relu", "tanh", "sigmoid"])
 def test_matmul_epilogues_in_tiles_of_every_edge_shape(n, k, m, activation):
-    """Rows past N are clamped, columns past M masked; tanh and sigmoid run lane by lane."""
+    """A short edge of rows runs as one-row tiles, columns past M are masked; tanh and
+    sigmoid run lane by lane."""
     rng = np.random.default_rng(n * 1000 + k * 10 + m)
     g = linear(k, m, activation)
     ng = check(g, {"x": rng.standard_normal((n, k)).astype(np.float32),

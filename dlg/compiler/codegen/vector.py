@@ -1,13 +1,13 @@
 """Register tiles on the CPU: a kernel-IR `Tile` as explicit LLVM vector code.
 
-The tile's rows become scalar row indices (clamped at the edge) and its columns either vectors
-of `lanes` consecutive elements (along="col") or scalar column indices too (along="sum", the
-lanes then split the sum's last axis). The sum runs as its own loops around rows x columns
-multiply-adds into vector accumulators that LLVM keeps in registers: an operand contiguous along
-the lanes is one vector load (masked past the end), one constant along them a broadcast, so each
-load feeds a whole row or column of the tile. Then the value around the sum (bias, activation,
-residual: the fused epilogue) is computed from the accumulators (added across lanes first when
-they split the sum) and stored.
+The tile's rows become scalar row indices (a short edge runs one row at a time) and its
+columns either vectors of `lanes` consecutive elements (along="col") or scalar column indices
+too (along="sum", the lanes then split the sum's last axis). The sum runs as its own loops
+around rows x columns multiply-adds into vector accumulators that LLVM keeps in registers: an
+operand contiguous along the lanes is one vector load (masked past the end), one constant along
+them a broadcast, so each load feeds a whole row or column of the tile. Then the value around
+the sum (bias, activation, residual: the fused epilogue) is computed from the accumulators (added
+across lanes first when they split the sum) and stored.
 
 Expressions are evaluated lane-wise: what does not depend on the lanes is scalar code from the
 kernel's `Emitter` (computed once, broadcast where it meets a vector); ops with a vector form
@@ -19,6 +19,7 @@ lane at a time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from llvmlite import ir
@@ -36,7 +37,38 @@ I32 = ir.IntType(32)
 
 
 def emit_tile(e: Emitter, t: Tile) -> None:
-    TileEmitter(e, t).emit()
+    """The tile; where its rows may run past their extent (a symbolic batch: one sample is one
+    row), an edge of fewer rows runs as one-row tiles instead, so a batch-1 matrix-vector product
+    does its row's work once, not `rows` times over a clamped row."""
+    if t.rows == 1 or not _may_run_past(t):
+        return TileEmitter(e, t).emit()
+    b = e.b
+    first, extent = e.expr(t.row_start), e.expr(t.row_extent)
+    whole = b.icmp_signed("<=", b.add(first, I64(t.rows)), extent)
+    with b.if_else(whole) as (full, edge):
+        with full:
+            _scoped(e, lambda: TileEmitter(e, t).emit())
+        with edge:
+            start = f"{t.row}#edge"
+
+            def row(i: ir.Value) -> None:
+                e.vars[start] = i
+                TileEmitter(e, replace(t, rows=1, row_start=Var(DType.i64, start))).emit()
+            _scoped(e, lambda: e.loop(start, extent, row, start=first))
+
+
+def _may_run_past(t: Tile) -> bool:
+    """Whether the last tile of rows can be short (its rows start at multiples of `rows`): not
+    when the extent is a constant that the rows divide."""
+    extent = ix.int_value(t.row_extent)
+    return extent is None or extent % t.rows != 0
+
+
+def _scoped(e: Emitter, emit: Callable[[], None]) -> None:
+    """Emit in a scope of its own: values computed in one branch are not reused in another."""
+    e.scopes.append({})
+    emit()
+    e.scopes.pop()
 
 
 class TileEmitter:
