@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -126,6 +127,11 @@ class NativeLoop:
         """Steps first..first+count-1, step s on batch s mod `batches`: rows
         order[b*rows:(b+1)*rows] (int64, checked by the caller), or rows b*rows.. in place
         without an order. Returns the steps completed (fewer when the loss stopped it)."""
+        if self.native.anomaly is not None and count > 1:  # a step a call: its batch is known
+            done = 0
+            while done < count and self.run(params, rows, first + done, 1, batches, order):
+                done += 1
+            return done
         bound = self.bind(rows)
         native = self.native
         args = bound.args
@@ -139,9 +145,17 @@ class NativeLoop:
             args[ORDER] = 0 if order is None else order.ctypes.data
             done = self.function(ctypes.addressof(args))
             native.seed_cell[0] = seed + done + (done < count)
-            if native.anomaly is not None:  # a step stopped at a kernel (its batch is gone)
-                native.anomaly()
+            if native.anomaly is not None:  # did the step stop at a kernel? (one step run)
+                native.anomaly(*self.step_inputs(params, rows, first, batches, order))
         return done
+
+    def step_inputs(self, params: Mapping[str, np.ndarray], rows: int, step: int, batches: int,
+                    order: np.ndarray | None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Step `step`'s batch by input name and the parameters: what the interpreter needs
+        to run that step again."""
+        start = step % batches * rows
+        picked = slice(start, start + rows) if order is None else order[start:start + rows]
+        return {name: array[picked] for name, _, _, array in self.arrays}, dict(params)
 
     def value(self, rows: int, name: str) -> float:
         """An output of the last step run at `rows` rows (the loss that stopped a run)."""

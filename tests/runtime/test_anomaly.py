@@ -211,13 +211,21 @@ def test_compiled_training_names_the_gradient_of_sqrt():
     assert not np.isnan(m.params["fc.weight"]).any()
 
 
-def test_compiled_training_loop_names_the_kernel():
+def test_compiled_training_loop_names_the_op_of_the_step_that_stopped():
+    """A native loop runs a step a call in anomaly mode, so the stopped step's batch is known
+    and the interpreter names the op; the steps before it were taken."""
     m = sqrt_model()
+    m.params["fc.bias"] = np.ones((1,), np.float32)
     with dlg.detect_anomaly():
         step = m.train_step(compiled=True)
-    with pytest.raises(dlg.DlgNumericError, match=r"gradient of sqrt") as e:
-        step.run(2, x=np.ones((4, 2), np.float32), batch_size=2)
+    x = np.ones((6, 2), np.float32)
+    x[4:] = -5.0  # the third batch: fc(x) about 0.9 - 2 * 5 * 0.4 < 0, sqrt of it nan
+    m.params["fc.weight"] = np.full((1, 2), 0.45, np.float32)
+    with pytest.raises(dlg.DlgNumericError, match=r"sqrt produced nan") as e:
+        step.run(5, x=x, batch_size=2)
     assert e.value.span.line == 4
+    assert (m.params["fc.weight"] < 0.45).all()  # the two steps before it were taken
+    assert any("compiled as kernel" in n for n in e.value.notes)
 
 
 def test_compiled_training_off_reports_the_loss():
