@@ -23,7 +23,7 @@ import json
 import signal
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,14 +54,14 @@ class Progress:
     batch: int = 0
     seen: int = 0
     totals: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    order_state: dict[str, Any] | None = None
+    order_state: Mapping[str, Any] | None = None
 
     def advance(self, batches: int, rows: int, totals: np.ndarray) -> None:
         self.batch += batches
         self.seen += rows
         self.totals = totals.copy()
 
-    def next_epoch(self, order_state: dict[str, Any]) -> None:
+    def next_epoch(self, order_state: Mapping[str, Any]) -> None:
         self.epoch, self.batch, self.seen, self.order_state = self.epoch + 1, 0, 0, order_state
 
 
@@ -112,7 +112,7 @@ def save_checkpoint(path: str | Path, model: Model, step: TrainStep, progress: P
             "native_seed": None if step.native is None else int(step.native.seed_cell[0]),
             "interpreter_rng": step.interpreter.rng.bit_generator.state,
             "steps": step.steps, "base_lr": step.base_lr}
-    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays: dict[str, Any] = {f"param/{k}": v for k, v in model.params.items()}
     arrays.update({f"state/{k}": v for k, v in step.state.items()})
     arrays["totals"] = np.asarray(progress.totals, np.float64)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
@@ -29,7 +30,7 @@ def _format(path: Path) -> str:
 def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Written atomically (dlg.files): a failed write leaves the old file as it was."""
     path = Path(path)
-    contiguous = {k: np.array(v, order="C") for k, v in arrays.items()}
+    contiguous: dict[str, Any] = {k: np.array(v, order="C") for k, v in arrays.items()}
     if _format(path) == ".safetensors":
         write_bytes(path, save_tensors(contiguous))
         return
