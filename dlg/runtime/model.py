@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgValueError
+from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, LayerCall
 from dlg.ir.shapes import shape_str
@@ -170,7 +171,9 @@ class Model:
         """The step `fit` trains with, built (compiled) on first use; switching engines keeps
         the optimizer's state."""
         previous = self._fit_step
-        if previous is None or (previous.native is not None) != compiled:
+        stale = (previous is not None and previous.native is not None  # anomaly checks are
+                 and previous.native.options.anomaly != is_anomaly_enabled())  # compiled in
+        if previous is None or (previous.native is not None) != compiled or stale:
             self._fit_step = TrainStep(self, compiled)
             if previous is not None:
                 self._fit_step.state.update(previous.state)

@@ -261,3 +261,30 @@ def test_dlgc_train_detect_anomaly_names_log(tmp_path, capsys, flags):
     assert main([*argv, "--detect-anomaly"]) != 0
     err = capsys.readouterr().err
     assert f"{path}:4:36: error:" in err and "log" in err and "the loss is" not in err
+
+
+CLASSIFY = """model C {
+    input x: f32[N, 2]
+    layer fc = Linear(2, 3)
+    output log_probs = log_softmax(log(fc(x)), axis=1)
+}
+train C {
+    input y: i64[N]
+    loss = nll_loss(log_probs, y)
+    optimizer = SGD(lr=0.01)
+}
+"""
+
+
+def test_fit_recompiles_its_step_when_the_mode_changes():
+    m = dlg.loads(CLASSIFY, file="c.dlg")
+    m.params["fc.weight"] = np.zeros((3, 2), np.float32)
+    m.params["fc.bias"] = np.ones((3,), np.float32)
+    x, y = np.ones((4, 2), np.float32), np.zeros(4, np.int64)
+    m.fit(x, y, epochs=1, batch_size=2, verbose=0)  # compiled without checks
+    m.params["fc.bias"] = np.full((3,), -1.0, np.float32)
+    with pytest.raises(dlg.DlgValueError, match="the loss is nan"):
+        m.fit(x, y, epochs=1, batch_size=2, verbose=0)
+    with dlg.detect_anomaly(), pytest.raises(dlg.DlgNumericError, match="log produced nan") as e:
+        m.fit(x, y, epochs=1, batch_size=2, verbose=0)
+    assert e.value.span.line == 4
