@@ -24,6 +24,18 @@ from dlg.runtime.weights import load_weights, save_weights
 from tests.runtime.test_checkpoint import SOURCE, data
 
 MODEL = "model M { input x: f32[N, 3] layer fc = Linear(3, 2) output y = fc(x) }"
+NET = """
+from dlg import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -187,15 +199,17 @@ def test_plots(tmp_path, failing_writes):
     ["run", "{model}", "-i", "x={x}", "-o", "{out}/y.npz"],
     ["fmt", "--write", "{messy}"],
     ["compile", "{model}", "--dump-after", "simplify", "--dump-dir", "{out}"],
+    ["trace", "{module}:Net", "--shape", "1,3", "-o", "{out}/net.dlg"],
 ])
 def test_dlgc_outputs(tmp_path, capsys, failing_writes, command):
     (tmp_path / "m.dlg").write_text(MODEL)
     (tmp_path / "messy.dlg").write_text(MODEL)
+    (tmp_path / "net.py").write_text(NET)
     np.save(tmp_path / "x.npy", np.ones((2, 3), np.float32))
     out = tmp_path / "out"
     out.mkdir()
     argv = [a.format(model=tmp_path / "m.dlg", x=tmp_path / "x.npy", out=out,
-                     messy=tmp_path / "messy.dlg") for a in command]
+                     messy=tmp_path / "messy.dlg", module=tmp_path / "net.py") for a in command]
     with pytest.raises(Halfway):
         main(argv)
     assert list(out.iterdir()) == [] and leftovers(tmp_path) == []
