@@ -114,7 +114,8 @@ PIPELINE: list[Stage] = [
     Stage("apply_optimizer", _apply_optimizer, training=True),
     Stage("decompose", lambda g, ctx: decompose(g)),  # composites -> primitives
     Stage("explicit_padding", lambda g, ctx: explicit_padding(g)),  # conv padding -> pad
-    Stage("im2col", lambda g, ctx: im2col(g) if ctx.options.im2col else g),  # conv -> GEMM
+    Stage("im2col", lambda g, ctx: g if ctx.options.im2col is False else im2col(
+        g, None if ctx.options.im2col else host_target().vector_bytes // 4)),  # conv -> GEMM
     Stage("simplify", lambda g, ctx: simplify(g)),  # identities, folding, CSE, dead code
 ]
 ANALYSES = ["fuse"]  # what is computed from the final graph without changing it
@@ -146,7 +147,7 @@ class CompileOptions:
     profile: bool = False  # count cycles per kernel (`native.profile_kernels`)
     anomaly: bool = field(default_factory=is_anomaly_enabled)  # check kernels for new NaNs/Infs
     cold: bool = False  # compile to machine code even when the disk cache has it (--time-passes)
-    im2col: bool = False  # convolutions as GEMMs (passes/im2col.py): slower than their tiles yet
+    im2col: bool | None = None  # convs as GEMMs (passes/im2col.py): None where faster, True all
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     seconds: dict[str, float] = field(default_factory=dict)
     last_stage: str | None = field(default=None, init=False)  # where to look if the next fails

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dlg.compiler.passes.autodiff import grad
+from dlg.compiler.passes.im2col import im2col
 from dlg.compiler.pipeline import CompileCtx, CompileOptions, run_stages
 from dlg.ir import Builder, DType, Graph, TensorType
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
@@ -130,3 +131,22 @@ def test_compiled_convolution_and_gradients_match_the_interpreter(case):
                                    rtol=RTOL, atol=ATOL)
         for k in ("y", "loss", "grad.x", "grad.w"):
             np.testing.assert_allclose(got[k], want[k], rtol=RTOL, atol=1e-4, err_msg=k)
+
+
+@pytest.mark.parametrize("width,forward,weight_grad", [
+    (7, True, True), (10, True, True), (12, False, True), (16, False, False), (24, False, False)])
+def test_by_default_only_convolutions_whose_tiles_waste_lanes(width, forward, weight_grad):
+    """With 8 lanes: widths that are multiples of the vector stay tiles; at other widths the
+    weight gradient is rewritten, the forward convolution up to 10."""
+    g = Graph("c")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse(f"f32[N,16,{width + 2},{width + 2}]"))
+    w = b.input("w", TensorType(DType.f32, (32, 16, 3, 3)))
+    y = b.conv(x, w, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1)
+    g.set_output("loss", b.reduce_sum(b.mul(y, y), axes=None, keepdims=False))
+    out = im2col(grad(g, "loss", wrt=["w"]), lanes=8)
+    ops = [node.op for node in out]
+    convs = [node for node in out if node.op is CONV and node.types[0].shape[1] == 32]
+    assert (not convs) == forward
+    assert (CONV_WEIGHT_GRAD not in ops) == weight_grad
+    assert (IM2COL in ops) == (forward or weight_grad)

@@ -15,10 +15,10 @@ Only convolutions whose products have every side at least the GEMM's `GEMM_MIN_S
 rewritten: below it the products would run as register tiles, which stream cols (a whole
 batch's columns) with no cache blocking. Runs after `explicit_padding`: no padding is read.
 
-Off unless `CompileOptions(im2col=True)`: measured with one thread (min of 7), the copy plus
-today's GEMM (~46 GFLOP/s on [64, 288] @ [288, 16384]) lose to the convolution tiles, e.g.
-CifarCNN's conv2 at batch 64 8.4 ms as tiles vs 18.5 ms rewritten, its weight gradient 16.8 vs
-20.9 ms. Turn it on once the GEMM is well ahead of the tiles on these shapes.
+By default only where the tiles lose (`_tiles_waste_lanes`: output widths that are not a
+multiple of the vector); `CompileOptions(im2col=True)` rewrites every GEMM-sized convolution,
+False none. Where the tiles use whole vectors they stay ahead even of the GEMM at ~60 GFLOP/s:
+the copy (cols is K times the input) and the transpose to NCHW cost a third of the GEMM's time.
 """
 
 from __future__ import annotations
@@ -33,18 +33,22 @@ from dlg.ir.rewrite import copy_graph
 from dlg.ir.shapes import Shape, numel
 
 
-def im2col(g: Graph) -> Graph:
-    if not any(_pays(g, node) for node in g):
+def im2col(g: Graph, lanes: int | None) -> Graph:
+    """`g` with its GEMM-sized convolutions rewritten: those that run faster as GEMMs on a
+    target whose vectors hold `lanes` floats, or with None all of them (tests, A/B timing)."""
+    def pays(node: Node) -> bool:
+        return _gemm_sized(g, node) and (lanes is None or _tiles_waste_lanes(g, node, lanes))
+    if not any(pays(node) for node in g):
         return g
 
     def rewrite(b: Builder, node: Node, inputs: tuple[Value, ...]) -> Value | None:
-        if not _pays(g, node):
+        if not pays(node):
             return None
         return (_conv if node.op is CONV else _weight_grad)(b, node, *inputs)
     return copy_graph(g, rewrite)
 
 
-def _pays(g: Graph, node: Node) -> bool:
+def _gemm_sized(g: Graph, node: Node) -> bool:
     """A convolution or weight gradient, unpadded, whose products are GEMM-sized: output
     channels, and input channels times kernel positions, per group at least GEMM_MIN_SIDE."""
     if node.op is CONV:
@@ -57,6 +61,20 @@ def _pays(g: Graph, node: Node) -> bool:
     c_out, *rows = _static(weight)
     return (not any(lo or hi for lo, hi in node.attrs["padding"])
             and min(c_out // groups, prod(rows)) >= GEMM_MIN_SIDE)
+
+
+def _tiles_waste_lanes(g: Graph, node: Node, lanes: int) -> bool:
+    """Whether the register tiles lose to the GEMM here. They run along the output's last
+    axis: at a width that is a multiple of `lanes` they are faster (forward and weight
+    gradient); at others the weight gradient's lose, the forward's only up to a vector and a
+    quarter (measured with one thread: CifarCNN's widths 32 and 16 stay tiles, CNN's 10 is
+    rewritten; DESIGN.md)."""
+    if node.op is CONV:
+        width, widest = node.types[0].shape[-1], lanes + lanes // 4
+    else:
+        width, widest = g.type_of(node.inputs[1]).shape[-1], None
+    return (isinstance(width, int) and width % lanes != 0
+            and (widest is None or width <= widest))
 
 
 def _static(dims: Shape) -> list[int]:
