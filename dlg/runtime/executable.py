@@ -2,7 +2,9 @@
 
 It shares the model's parameters (`exe.params is model.params`): training the model, loading a
 state_dict or assigning a parameter is seen by the next call, with no recompilation. Symbolic
-dims are runtime arguments, so a new batch size only lays out a new arena.
+dims are runtime arguments, so a new batch size only lays out its buffers again (arena memory is
+shared by batch sizes). Calls from several threads run at once; `exe.release()`, or leaving
+`with dlg.compile(model) as exe:`, frees the memory calls keep.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ class Executable:
     @property
     def compile_seconds(self) -> dict[str, float]:
         return self.native.seconds
+
+    def release(self) -> None:
+        """Free the memory calls keep between them (arenas, layouts); the next call lays out
+        and allocates again."""
+        self.native.release()
+
+    def __enter__(self) -> Executable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def __call__(self, *args: Any, out: Any = None, **inputs: Any
                  ) -> np.ndarray | tuple[np.ndarray, ...]:

@@ -160,8 +160,8 @@ def _module() -> ir.Module:
     _for(b, count, no_overlap)
 
     cell = b.inttoptr(word(block, 3, "seed_cell"), I64P)
-    seed = b.add(b.load(cell), I64(1), name="seed")
-    b.store(seed, cell)
+    # an atomic add: calls on several threads at once each draw a seed of their own
+    seed = b.add(b.atomic_rmw("add", cell, I64(1), "monotonic"), I64(1), name="seed")
     entry = word(block, 4, "entry")
     with b.if_then(b.icmp_signed("!=", entry, I64(0))):
         b.call(b.inttoptr(entry, entry_type.as_pointer()),
