@@ -183,7 +183,7 @@ def test_dlgc_train_interrupted_by_sigint_then_resumed(tmp_path):
     dlgc says, and the same command with --resume finishes the run."""
     model = tmp_path / "net.dlg"
     model.write_text(SOURCE)
-    x, y = data(4000)
+    x, y = data(1200)
     np.savez(tmp_path / "data.npz", x=x, y=y, x_test=x[:50], y_test=y[:50])
     weights, ckpt = tmp_path / "w.npz", tmp_path / "w.ckpt"
     command = [sys.executable, "-m", "dlg.cli", "train", str(model), "--data",
