@@ -25,6 +25,7 @@ from safetensors.numpy import save as save_tensors
 
 from dlg.compiler.codegen.cache import VERSION
 from dlg.compiler.codegen.llvm_cpu import host
+from dlg.compiler.pipeline import CompileOptions
 from dlg.errors import DlgError, DlgValueError
 from dlg.files import atomic_write
 from dlg.ir.serialize import dumps, loads
@@ -44,7 +45,8 @@ def save_artifact(path: str | Path, model: Model, native: NativeGraph,
         "main.o": native.object_code,
     }
     manifest: dict[str, Any] = {"format": FORMAT, "dlg": VERSION, "target": host(),
-                                "model": model.name, "keys": {"main.o": native.key}}
+                                "model": model.name, "keys": {"main.o": native.key},
+                                "anomaly": native.options.anomaly}  # checks compiled in
     if step is not None:
         members["train.json"] = dumps(step.graph).encode()
         members["train.o"] = step.native.object_code  # type: ignore[union-attr]
@@ -77,7 +79,8 @@ def load_artifact(path: str | Path) -> Loaded:
     model = Model(_graph(path, members["graph.json"]), _tensors(path, members["weights"]),
                   {}, seed=None)
     model._trainable = {n.name: bool(n.attrs["trainable"]) for n in model.graph.params}
-    native = _native(path, model.graph, members["main.o"], manifest["keys"]["main.o"])
+    native = _native(path, model.graph, members["main.o"], manifest["keys"]["main.o"],
+                     anomaly=bool(manifest.get("anomaly")))
     make_step = None
     if "train" in manifest:
         make_step = lambda: _train_step(model, path, manifest, members)  # noqa: E731
@@ -92,7 +95,8 @@ def _train_step(model: Model, path: Path, manifest: dict[str, Any],
     spec = TrainSpec(tuple(info["labels"]), info["loss"], tuple(info["metrics"]),
                      OptimizerSpec(name, hyper))
     graph = _graph(path, members["train.json"])
-    native = _native(path, graph, members["train.o"], manifest["keys"]["train.o"], spec.loss)
+    native = _native(path, graph, members["train.o"], manifest["keys"]["train.o"], spec.loss,
+                     bool(manifest.get("anomaly")))
     return TrainStep.prebuilt(model, spec, graph, _tensors(path, members["state"]), native)
 
 
@@ -143,9 +147,12 @@ def _tensors(path: Path, data: bytes) -> dict[str, np.ndarray]:
         raise DlgValueError(f"{path}: the weights in the artifact are not valid ({e})") from None
 
 
-def _native(path: Path, graph: Any, code: bytes, key: str, loss: str | None = None
-            ) -> NativeGraph:
+def _native(path: Path, graph: Any, code: bytes, key: str, loss: str | None = None,
+            anomaly: bool = False) -> NativeGraph:
+    """The artifact's code, lowered again as it was built (with anomaly checks or without,
+    whatever the mode now)."""
     try:
-        return NativeGraph(graph, loss=loss, prebuilt=(code, key))
+        return NativeGraph(graph, loss=loss, prebuilt=(code, key),
+                           options=CompileOptions(anomaly=anomaly))
     except DlgValueError as e:
         raise DlgValueError(f"{path}: {e.message}") from None

@@ -288,3 +288,19 @@ def test_fit_recompiles_its_step_when_the_mode_changes():
     with dlg.detect_anomaly(), pytest.raises(dlg.DlgNumericError, match="log produced nan") as e:
         m.fit(x, y, epochs=1, batch_size=2, verbose=0)
     assert e.value.span.line == 4
+
+
+@pytest.mark.parametrize("saved_with", [False, True])
+def test_artifacts_load_as_built_whatever_the_mode(tmp_path, log_model, saved_with):
+    """An artifact's code is checked against its graph lowered as it was built, so one saved
+    with anomaly checks or without loads in either mode, and keeps its checks or their lack."""
+    with dlg.set_anomaly(saved_with):
+        dlg.compile(log_model).save(tmp_path / "m.dlgx")
+    with dlg.set_anomaly(not saved_with):
+        exe = dlg.load(tmp_path / "m.dlgx")
+    assert (exe.native.anomaly is not None) == saved_with
+    if saved_with:
+        with pytest.raises(dlg.DlgNumericError, match="log produced nan"):
+            exe(x=NEGATIVE)
+    else:
+        assert np.isnan(exe(x=NEGATIVE)[1])
