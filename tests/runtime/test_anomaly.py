@@ -304,3 +304,18 @@ def test_artifacts_load_as_built_whatever_the_mode(tmp_path, log_model, saved_wi
             exe(x=NEGATIVE)
     else:
         assert np.isnan(exe(x=NEGATIVE)[1])
+
+
+def test_traced_code_is_named_at_its_python_line():
+    """A traced function's nodes carry the Python lines that made them: the interpreter and
+    the compiled model name the line inside the function."""
+    def f(x):
+        return dlg.log(x * 2.0) + 1.0
+    line = inspect.getsourcelines(f)[1] + 1
+    m = dlg.trace(f, dlg.tensor([1.0, 2.0]))
+    with dlg.detect_anomaly():
+        exe = dlg.compile(m)
+        for run in (m, exe):
+            with pytest.raises(dlg.DlgNumericError, match="log produced nan") as e:
+                run(NEGATIVE)
+            assert (e.value.span.file, e.value.span.line) == (__file__, line)
