@@ -133,15 +133,17 @@ def test_compiled_convolution_and_gradients_match_the_interpreter(case):
             np.testing.assert_allclose(got[k], want[k], rtol=RTOL, atol=1e-4, err_msg=k)
 
 
-@pytest.mark.parametrize("width,forward,weight_grad", [
-    (7, True, True), (10, True, True), (12, False, True), (16, False, False), (24, False, False)])
-def test_by_default_only_convolutions_whose_tiles_waste_lanes(width, forward, weight_grad):
+@pytest.mark.parametrize("channels,width,forward,weight_grad", [
+    (16, 7, True, True), (16, 10, True, True), (16, 12, False, True), (16, 16, False, False),
+    (16, 24, False, False), (3, 10, True, True), (3, 12, False, False), (7, 13, False, False)])
+def test_by_default_only_convolutions_whose_tiles_waste_lanes(channels, width, forward,
+                                                              weight_grad):
     """With 8 lanes: widths that are multiples of the vector stay tiles; at other widths the
-    weight gradient is rewritten, the forward convolution up to 10."""
+    forward convolution is rewritten up to 10, the weight gradient with it or when C*K >= 64."""
     g = Graph("c")
     b = Builder(g)
-    x = b.input("x", TensorType.parse(f"f32[N,16,{width + 2},{width + 2}]"))
-    w = b.input("w", TensorType(DType.f32, (32, 16, 3, 3)))
+    x = b.input("x", TensorType.parse(f"f32[N,{channels},{width + 2},{width + 2}]"))
+    w = b.input("w", TensorType(DType.f32, (32, channels, 3, 3)))
     y = b.conv(x, w, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1)
     g.set_output("loss", b.reduce_sum(b.mul(y, y), axes=None, keepdims=False))
     out = im2col(grad(g, "loss", wrt=["w"]), lanes=8)

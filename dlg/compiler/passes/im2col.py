@@ -32,6 +32,8 @@ from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
 from dlg.ir.rewrite import copy_graph
 from dlg.ir.shapes import Shape, numel
 
+WIDE_DEPTH = 64  # C*K from which a weight gradient pays for its own im2col copy
+
 
 def im2col(g: Graph, lanes: int | None) -> Graph:
     """`g` with its GEMM-sized convolutions rewritten: those that run faster as GEMMs on a
@@ -51,30 +53,36 @@ def im2col(g: Graph, lanes: int | None) -> Graph:
 def _gemm_sized(g: Graph, node: Node) -> bool:
     """A convolution or weight gradient, unpadded, whose products are GEMM-sized: output
     channels, and input channels times kernel positions, per group at least GEMM_MIN_SIDE."""
-    if node.op is CONV:
-        weight = g.type_of(node.inputs[1]).shape
-    elif node.op is CONV_WEIGHT_GRAD:
-        weight = node.types[0].shape
-    else:
+    if node.op not in (CONV, CONV_WEIGHT_GRAD):
         return False
+    c_out, depth = _sides(g, node)
+    return (not any(lo or hi for lo, hi in node.attrs["padding"])
+            and min(c_out, depth) >= GEMM_MIN_SIDE)
+
+
+def _sides(g: Graph, node: Node) -> tuple[int, int]:
+    """Output channels and input channels times kernel positions, per group."""
+    weight = g.type_of(node.inputs[1]).shape if node.op is CONV else node.types[0].shape
     groups = node.attrs["groups"]
     c_out, *rows = _static(weight)
-    return (not any(lo or hi for lo, hi in node.attrs["padding"])
-            and min(c_out // groups, prod(rows)) >= GEMM_MIN_SIDE)
+    return c_out // groups, prod(rows)
 
 
 def _tiles_waste_lanes(g: Graph, node: Node, lanes: int) -> bool:
-    """Whether the register tiles lose to the GEMM here. They run along the output's last
-    axis: at a width that is a multiple of `lanes` they are faster (forward and weight
-    gradient); at others the weight gradient's lose, the forward's only up to a vector and a
-    quarter (measured with one thread: CifarCNN's widths 32 and 16 stay tiles, CNN's 10 is
-    rewritten; DESIGN.md)."""
+    """Whether the register tiles lose to the GEMM here (measured with one thread; tables in
+    DESIGN.md). They run along the output's last axis: at a width that is a multiple of
+    `lanes` they win (CifarCNN's 32 and 16). At other widths the forward's lose up to a vector
+    and a quarter (CNN's 10) and win above it; the weight gradient's lose where the forward is
+    rewritten (the copy is shared) or the product is wide (C*K >= WIDE_DEPTH), not to a copy of
+    its own with a narrow product."""
     if node.op is CONV:
-        width, widest = node.types[0].shape[-1], lanes + lanes // 4
+        width = node.types[0].shape[-1]
     else:
-        width, widest = g.type_of(node.inputs[1]).shape[-1], None
-    return (isinstance(width, int) and width % lanes != 0
-            and (widest is None or width <= widest))
+        width = g.type_of(node.inputs[1]).shape[-1]
+    if not isinstance(width, int) or width % lanes == 0:
+        return False
+    forward = width <= lanes + lanes // 4
+    return forward or (node.op is CONV_WEIGHT_GRAD and _sides(g, node)[1] >= WIDE_DEPTH)
 
 
 def _static(dims: Shape) -> list[int]:
