@@ -32,8 +32,6 @@ from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
 from dlg.ir.rewrite import copy_graph
 from dlg.ir.shapes import Shape, numel
 
-WIDE_DEPTH = 64  # C*K from which a weight gradient pays for its own im2col copy
-
 
 def im2col(g: Graph, lanes: int | None) -> Graph:
     """`g` with its GEMM-sized convolutions rewritten: those that run faster as GEMMs on a
@@ -71,18 +69,14 @@ def _sides(g: Graph, node: Node) -> tuple[int, int]:
 def _tiles_waste_lanes(g: Graph, node: Node, lanes: int) -> bool:
     """Whether the register tiles lose to the GEMM here (measured with one thread; tables in
     DESIGN.md). They run along the output's last axis: at a width that is a multiple of
-    `lanes` they win (CifarCNN's 32 and 16). At other widths the forward's lose up to a vector
-    and a quarter (CNN's 10) and win above it; the weight gradient's lose where the forward is
-    rewritten (the copy is shared) or the product is wide (C*K >= WIDE_DEPTH), not to a copy of
-    its own with a narrow product."""
+    `lanes` they win (CifarCNN's 32 and 16), and above a vector and a half they tie or win
+    (widths 13, 14, 20). At narrower widths (CNN's 10) they lose, the weight gradient's most;
+    the forward and its weight gradient are decided alike, as they share the copy."""
     if node.op is CONV:
         width = node.types[0].shape[-1]
     else:
         width = g.type_of(node.inputs[1]).shape[-1]
-    if not isinstance(width, int) or width % lanes == 0:
-        return False
-    forward = width <= lanes + lanes // 4
-    return forward or (node.op is CONV_WEIGHT_GRAD and _sides(g, node)[1] >= WIDE_DEPTH)
+    return isinstance(width, int) and width % lanes != 0 and width <= lanes + lanes // 2
 
 
 def _static(dims: Shape) -> list[int]:
