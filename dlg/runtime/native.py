@@ -227,7 +227,9 @@ class NativeGraph:
         try:
             if layout is not None and layout.signature is not None:
                 layout.recent = True
-                plan = self.plan(layout, arena)
+                plan = arena.plans.get(layout.key)
+                if plan is None or plan.layout is not layout:
+                    plan = self.plan(layout, arena)
                 outs = (out if out is not None
                         else tuple([np.empty(s, d) for s, d in layout.outputs]))
                 if not binder()(args + params + outs, plan.block.address):  # type: ignore
