@@ -53,6 +53,7 @@ from dlg.ir.shapes import Dim, Sym
 from dlg.ir.train_spec import TrainSpec
 from dlg.ir.types import TensorType
 
+MAX_NESTING = 32  # def calls and layers inside each other (real models nest a few deep)
 PRELUDE_FILE = "prelude.dlg"
 
 # Which statements may appear where (the grammar accepts any statement in any block).
@@ -113,6 +114,7 @@ class Elaborator:
         self.params: dict[str, np.ndarray] = {}
         self.trainable: dict[str, bool] = {}
         self.instances: list[LayerInstance] = []
+        self.depth = 0  # def calls and layer bodies being run, one inside the other
         self.user_span: Span | None = None  # innermost span in user code (not the prelude)
         self.layer_calls: list[LayerCall] = []
 
@@ -302,10 +304,24 @@ class Elaborator:
         inst = LayerInstance(cls, prefix, Scope(cls.scope, bound))
         self.instances.append(inst)
         try:
-            self.exec_block(cls.node.body, inst.scope, "layer")
+            with self.nested(f"layer {cls.node.name}", span):
+                self.exec_block(cls.node.body, inst.scope, "layer")
         finally:
             self.instances.pop()
         return inst
+
+    @contextmanager
+    def nested(self, what: str, span: Span) -> Iterator[None]:
+        """One more def call or layer made inside another: a def or layer that uses itself
+        without end is an error here, not a RecursionError."""
+        if self.depth >= MAX_NESTING:
+            raise DlgNameError(f"{what} uses itself without end (more than {MAX_NESTING} "
+                               f"nested def calls and layers)", span)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def declare_output(self, s: ast.OutputDecl, scope: Scope) -> None:
         if s.value is None:
@@ -480,7 +496,8 @@ class Elaborator:
         if isinstance(callee, Function):
             bound = self.bind(callee.node.params, args, kwargs, callee.scope,
                               f"{callee.node.name}()", span)
-            result = self.exec_block(callee.node.body, Scope(callee.scope, bound), "def")
+            with self.nested(f"{callee.node.name}()", span):
+                result = self.exec_block(callee.node.body, Scope(callee.scope, bound), "def")
             return result.value if result is not None else None
         if isinstance(callee, LayerInstance):
             return self.call_layer(callee, args, kwargs, span)

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -23,6 +23,7 @@ from dlg.grammar import ast
 from dlg.grammar.syntax_errors import describe_expected, label_for
 
 GRAMMAR = Path(__file__).with_name("dlg.lark")
+MAX_DEPTH = 200  # parse-tree levels: ~200 unary ops or binary operands, ~95 nested calls
 
 
 @cache
@@ -37,12 +38,26 @@ def parse(source: str, file: str = "<string>") -> ast.Module:
         tree = _lark().parse(source)
     except UnexpectedInput as e:
         raise _syntax_error(e, source, file) from None
+    _check_depth(tree, file, source)
     try:
         return _ToAst(file, source).transform(tree)
     except VisitError as e:  # lark wraps what the transformer raises
         if isinstance(e.orig_exc, DlgSyntaxError):
             raise e.orig_exc from None
         raise
+
+
+def _check_depth(tree: Tree, file: str, source: str) -> None:
+    """Parse trees deeper than MAX_DEPTH are refused before anything walks them recursively
+    (the transformer, the elaborator): a DlgSyntaxError rather than a RecursionError."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise DlgSyntaxError(f"nested too deeply (over {MAX_DEPTH} levels of expressions "
+                                 f"or blocks); split it with intermediate names",
+                                 _span(node.meta, file, source))
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
 
 
 def _syntax_error(e: UnexpectedInput, source: str, file: str) -> DlgSyntaxError:

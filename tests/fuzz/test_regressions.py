@@ -60,3 +60,40 @@ def test_sum_tiles_mask_terms_constant_along_the_sum(term, n):
     broadcast to every lane) was added once per lane past the end."""
     got, want = reduced(term, n)
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL * max(1, np.abs(want).max()))
+
+
+DEEP = "model M {{\n    input x: f32[N, 3]\n    output y = {}\n}}"
+
+
+@pytest.mark.parametrize("expr", [
+    "-" * 1000 + "x", "relu(" * 300 + "x" + ")" * 300, " + ".join(["x"] * 1000),
+    " ** ".join(["x"] * 1000), "not " * 1000 + "x", "[" * 1000 + "]" * 1000])
+def test_deep_nesting_is_a_syntax_error(expr):
+    """parse campaign (deep sources): expressions nested hundreds deep raised RecursionError
+    (or lark's VisitError around one) from the transformer and the elaborator."""
+    with pytest.raises(dlg.DlgSyntaxError, match="nested too deeply"):
+        dlg.loads(DEEP.format(expr))
+
+
+def test_nesting_below_the_limit_still_loads():
+    m = dlg.loads(DEEP.format(" + ".join(["x"] * 150) + " + " + "relu(" * 40 + "x" + ")" * 40))
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_allclose(m(x=x), 151 * x)
+
+
+@pytest.mark.parametrize("source", [
+    "def f(x) { return f(x) }\nmodel M { input x: f32[N]\n output y = f(x) }",
+    "def f(n) { if n == 0 { return 0 } else { return f(n - 1) } }\n"
+    "model M { input x: f32[N]\n output y = x * f(5000) }",
+    "layer A() { layer a = A()\n forward(x) { return a(x) } }\n"
+    "model M { input x: f32[N]\n layer a = A()\n output y = a(x) }"])
+def test_a_def_or_layer_using_itself_without_end_is_an_error(source):
+    """Recursion without end in a def or a layer's body was a RecursionError."""
+    with pytest.raises(dlg.DlgNameError, match="uses itself without end"):
+        dlg.loads(source)
+
+
+def test_bounded_recursion_in_a_def_still_runs():
+    m = dlg.loads("def f(n) { if n == 0 { return 0 } else { return 1 + f(n - 1) } }\n"
+                  "model M { input x: f32[N]\n output y = x * f(20) }")
+    np.testing.assert_allclose(m(x=np.ones(2, np.float32)), [20, 20])

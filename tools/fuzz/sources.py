@@ -215,9 +215,26 @@ def spliced(rng: random.Random) -> str:
     return "\n".join(a[:at] + b[i:j] + a[at:])
 
 
+NESTINGS = [("-", ""), ("relu(", ")"), ("(", ")"), ("not ", ""), ("[", "]"), ("x + ", ""),
+            ("x ** ", ""), ("f(", ")")]
+
+
+def deep(rng: random.Random) -> str:
+    """An expression nested 10 to 5,000 deep, and sometimes a def that calls itself: the
+    sources that make recursive walkers overflow."""
+    depth = int(10 ** rng.uniform(1, 3.7))
+    expr = "x"
+    for _ in range(depth):
+        open_, close = rng.choice(NESTINGS)
+        expr = open_ + expr + close
+    recursion = rng.choice(["def f(x) { return x }", "def f(x) { return f(x) }",
+                            "def f(x) { return f(-x) }"])
+    return f"{recursion}\nmodel M {{\n    input x: f32[N, 3]\n    output y = {expr}\n}}\n"
+
+
 GENERATORS: dict[str, Callable[[random.Random], str]] = {
     "derived": derived, "expr_spliced": expr_spliced, "byte": byte_mutated,
-    "token": token_mutated, "spliced": spliced}
+    "token": token_mutated, "spliced": spliced, "deep": deep}
 
 
 def source(seed: int, index: int) -> tuple[str, str]:
