@@ -2,12 +2,12 @@
 and a summary of outcomes and findings.
 
 A case is `check(seed, index) -> outcome`, a function of two ints, so the parent sends only the
-index and a finding is replayed with `--case INDEX`. A case that overruns the deadline runs once
-more (the machine is shared and noisy) and is a `timeout` finding if it overruns again; a worker
-still busy at three times the deadline is killed and replaced (a `timeout` too); a worker that
-dies is a `crash` finding. An exception that is
-not a DlgError is a finding named by its type and the innermost dlg frame, so a thousand cases
-hitting one bug count once, with their first index.
+index and a finding is replayed with `--case INDEX`. The deadline is in CPU seconds of the case
+(on a machine shared by many, wall time is mostly waiting): a case over it runs once more and
+is a `timeout` finding if it overruns again; a worker still busy after ten deadlines of wall
+time is killed and replaced (a hang: a `timeout` too); a worker that dies is a `crash` finding.
+An exception that is not a DlgError is a finding named by its type and the innermost dlg frame,
+so a thousand cases hitting one bug count once, with their first index.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 Check = Callable[[int, int], str]
+HUNG = 10  # a worker still busy after this many deadlines of wall time is killed
 
 
 class Finding(Exception):
@@ -60,9 +61,9 @@ def _worker(check: Check, seed: int, conn: Connection) -> None:
         index = conn.recv()
         if index is None:
             return
-        start = time.perf_counter()
+        start = time.process_time()  # CPU seconds: wall time on a loaded machine says little
         outcome, sig, tb = run_case(check, seed, index)
-        conn.send((index, outcome, sig, tb, time.perf_counter() - start))
+        conn.send((index, outcome, sig, tb, time.process_time() - start))
 
 
 @dataclass
@@ -88,7 +89,7 @@ class Summary:
         stop = " (interrupted)" if self.interrupted else ""
         lines = [f"{self.campaign}: {self.cases} cases{stop} (seed {self.seed}) in "
                  f"{self.seconds:.0f} s, "
-                 f"slowest case {self.slowest[0]:.2f} s (#{self.slowest[1]})",
+                 f"slowest case {self.slowest[0]:.2f} CPU s (#{self.slowest[1]})",
                  "outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
                  f"findings: {len(self.findings)}"]
         for sig, entry in sorted(self.findings.items(), key=lambda kv: kv[1]["first"]):
@@ -166,12 +167,13 @@ def run(name: str, check: Check, seed: int, cases: int, start: int = 0, workers:
                         todo.append(index)  # once more: the machine is shared and noisy
                     else:
                         if seconds > timeout:
-                            outcome, sig = "timeout", f"case over {timeout:g} s ({seconds:.1f} s)"
+                            outcome = "timeout"
+                            sig = f"case over {timeout:g} CPU s ({seconds:.1f} s)"
                         summary.add(index, outcome, sig, tb, seconds)
                     slot[2] = None
-                elif time.perf_counter() - slot[3] > 3 * timeout:  # hung: killed
-                    summary.add(slot[2], "timeout", f"case over {3 * timeout:g} s (killed)", "",
-                                time.perf_counter() - slot[3])
+                elif time.perf_counter() - slot[3] > HUNG * timeout:  # hung: killed
+                    summary.add(slot[2], "timeout", f"case over {HUNG * timeout:g} s of wall "
+                                "time (killed)", "", time.perf_counter() - slot[3])
                     pool.restart(slot)
             now = time.perf_counter()
             if log and (now - last_report > 2 or not todo):
