@@ -147,8 +147,8 @@ def _static_work(stmts: tuple[Stmt, ...], symbols: int | None = None) -> int | N
         elif isinstance(s, Store):
             work = 1
             for e in walk(s.value):
-                for _, extent in e.axes if isinstance(e, Reduce) else ():
-                    size = _constant(extent, symbols)
+                for _, axis in e.axes if isinstance(e, Reduce) else ():
+                    size = _constant(axis, symbols)
                     if size is None:
                         return None
                     work *= size
