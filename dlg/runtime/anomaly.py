@@ -79,10 +79,10 @@ def kernel_error(graph: Graph, kernel: Kernel) -> DlgNumericError:
     last = nodes[-1]  # what the kernel writes
     out = ", ".join(f"%{last.name}: {t}" if last.name else str(t) for t in last.types)
     error = numeric_error("a NaN or an Inf", what, out, first.span)
-    if len(ops) == 1:
-        return error
-    return error.with_note(f"the line is {first.op.name}'s, a guess among the kernel's ops; one "
-                           f"step called outside a loop, or on the interpreter, names the op")
+    if len(ops) > 1:
+        error.with_note(f"the line is {first.op.name}'s, a guess among the kernel's ops; one "
+                        f"step called outside a loop, or on the interpreter, names the op")
+    return error
 
 
 PROBES = np.array([0.0, -1.0, 0.5, 1.0, 2.0], np.float32)
