@@ -9,13 +9,12 @@ between them. Nets run in eval mode (dropout off, norms on running statistics). 
 sum(net(x) * weights) are traced together at batch 2 and run at batch 3 (the symbolic batch),
 eager output and `backward()` gradients (input and parameters) against the traced graph's output
 and autodiff gradients, interpreted and compiled (one native graph: compiling is the slow
-step). Tolerance as in `graphs` (rtol 1e-4, atol 1e-5 x max(1, max|y|)).
+step). Judged as tools/fuzz/oracle.py says.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -26,10 +25,8 @@ from dlg import nn
 from dlg.compiler.passes.autodiff import grad
 from dlg.runtime.interp import Interpreter
 from dlg.runtime.native import NativeGraph
-from tests.compiler.gradcheck import to_f64
-from tools.fuzz.campaign import Finding
+from tools.fuzz.oracle import close, float64_run
 
-RTOL, ATOL = 1e-4, 1e-5
 TIMEOUT = 120.0  # seconds a case may take: compiling a gradient graph is slow on a loaded box
 ACTIVATIONS = ["ReLU", "Tanh", "Sigmoid", "GELU", "SiLU", "ELU", "LeakyReLU", "Softplus",
                "Hardswish", "Mish", "ReLU6", "Hardtanh", "Softsign", "LogSigmoid", "SELU"]
@@ -139,24 +136,6 @@ def make(seed: int, index: int) -> tuple[nn.Module, list[int], np.random.Generat
     return net, shape, np.random.default_rng(rng.randrange(2**31))
 
 
-def close(name: str, got: np.ndarray, want: np.ndarray, exact: Callable[[], np.ndarray]) -> None:
-    """got within tolerance of want; or, where not, no farther from the float64 result `exact()`
-    than 4x want's own distance from it: an ill-conditioned value (a gradient that cancels to
-    zero through a norm over a constant channel, amplified by 1/sqrt(eps)) is as wrong in the
-    float32 oracle, and that is rounding, not a bug."""
-    got, want = np.asarray(got), np.asarray(want)
-    if got.shape != want.shape:
-        raise Finding(f"{name}: shape {got.shape} != {want.shape}")
-    scale = max(1.0, float(np.abs(want).max(initial=0)))
-    if np.allclose(got, want, rtol=RTOL, atol=ATOL * scale, equal_nan=True):
-        return
-    truth = exact()
-    err = float(np.nanmax(np.abs(got - truth)))
-    if err <= 4 * float(np.nanmax(np.abs(want - truth))) + ATOL * scale:
-        return
-    raise Finding(f"{name} differs (max abs error {err:.3g} from float64, scale {scale:.3g})")
-
-
 def check(seed: int, index: int) -> str:
     net, shape, data = make(seed, index)
     example = data.standard_normal([2] + shape).astype(np.float32)
@@ -177,9 +156,7 @@ def check(seed: int, index: int) -> str:
 
     @cache
     def exact() -> dict[str, np.ndarray]:
-        wide = {k: v.astype(np.float64) for k, v in (inputs | dict(m.params)).items()}
-        return Interpreter().run(to_f64(g), {k: wide[k] for k in inputs},
-                                 {k: wide[k] for k in m.params})[0]
+        return float64_run(g, inputs, m.params)
     for name, w in want.items():
         key = name if name in interp else next(k for k in interp if k.endswith("." + name)
                                                  or k.endswith("_" + name))
