@@ -48,6 +48,7 @@ from dlg.compiler.passes.simplify import simplify
 from dlg.compiler.schedule import schedule
 from dlg.errors import DlgError, DlgValueError
 from dlg.files import write_text
+from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.builder import Builder
 from dlg.ir.decompose import decompose
 from dlg.ir.graph import Graph
@@ -55,7 +56,6 @@ from dlg.ir.ops.opdef import Trait
 from dlg.ir.printer import format_graph, format_marked
 from dlg.ir.train_spec import OptimizerSpec
 from dlg.ir.verify import IRVerifyError, verify
-from dlg.ir.anomaly import is_anomaly_enabled
 
 
 @dataclass(frozen=True)
