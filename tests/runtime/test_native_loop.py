@@ -13,6 +13,7 @@ import dlg
 from dlg.errors import DlgValueError
 from dlg.runtime.data import DataLoader
 from dlg.runtime.loop import NativeLoop
+from tests.runtime.test_training import BN_MODEL
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -36,22 +37,7 @@ train Two {
 }
 """
 
-BN_DROPOUT = """
-model Net {
-    input x: f32[N, 4]
-    layer fc = Linear(4, 8)
-    layer bn = BatchNorm1d(8)
-    layer drop = Dropout(0.25)
-    layer out = Linear(8, 3)
-    output logits = out(drop(relu(bn(fc(x)))))
-}
-train Net {
-    input y: i64[N]
-    loss = cross_entropy(logits, y)
-    metric accuracy = mean(argmax(logits, axis=1) == y)
-    optimizer = Adam(lr=0.01)
-}
-"""
+BN_DROPOUT = BN_MODEL.replace("SGD(lr=0.1, momentum=0.9)", "Adam(lr=0.01)")  # dropout + BN, Adam
 
 
 def two_heads_data(n: int, seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

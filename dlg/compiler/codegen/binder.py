@@ -25,6 +25,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
+from dlg.compiler.codegen.driver import for_range
 from dlg.compiler.codegen.llvm_cpu import new_target_machine
 
 I8, I32, I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -131,7 +132,7 @@ def _module() -> ir.Module:
         rank = word(rec, 2, "rank")
         fail(b.icmp_signed("!=", b.sext(field(obj, NDIM, I32, "nd"), I64), rank), status)
         shape = b.bitcast(field(obj, DIMENSIONS, I8P, "shape"), I64P)
-        _for(b, rank, lambda j: fail(b.icmp_signed("!=", word(shape, j, "dim"),
+        for_range(b, rank, lambda j: fail(b.icmp_signed("!=", word(shape, j, "dim"),
                                                    word(b.gep(rec, [I64(6)]), j, "want")), status))
         output = word(rec, 5, "output")
         need = b.select(b.icmp_signed("!=", output, I64(0)), I64(C_CONTIGUOUS | WRITEABLE),
@@ -141,7 +142,7 @@ def _module() -> ir.Module:
         data = field(obj, DATA, I64, "data")
         fail(b.icmp_signed("!=", b.urem(data, word(rec, 4, "itemsize")), I64(0)), status)
         b.store(data, b.gep(table, [word(rec, 0, "slot")]))
-    _for(b, count, check)
+    for_range(b, count, check)
 
     def no_overlap(k: ir.Value) -> None:
         rec = record(k)
@@ -156,8 +157,8 @@ def _module() -> ir.Module:
             fail(b.and_(b.and_(overlap, b.not_(empty)), b.icmp_signed("!=", j, k)),
                  b.add(k, I64(1)))
         with b.if_then(b.icmp_signed("!=", word(rec, 5, "output"), I64(0))):
-            _for(b, count, against)
-    _for(b, count, no_overlap)
+            for_range(b, count, against)
+    for_range(b, count, no_overlap)
 
     cell = b.inttoptr(word(block, 3, "seed_cell"), I64P)
     # an atomic add: calls on several threads at once each draw a seed of their own
@@ -168,23 +169,6 @@ def _module() -> ir.Module:
                [b.bitcast(table, I8P), b.inttoptr(word(block, 2, "dims"), I8P), seed])
     b.ret(I64(0))
     return m
-
-
-def _for(b: ir.IRBuilder, extent: ir.Value, body: Callable[[ir.Value], None]) -> None:
-    """for (k = 0; k < extent; k++) body(k)"""
-    fn = b.function
-    start, head, inner, done = b.block, *(fn.append_basic_block(s) for s in (
-        "for.head", "for.body", "for.done"))
-    b.branch(head)
-    b.position_at_end(head)
-    k = b.phi(I64, name="k")
-    k.add_incoming(I64(0), start)
-    b.cbranch(b.icmp_signed("<", k, extent), inner, done)
-    b.position_at_end(inner)
-    body(k)
-    k.add_incoming(b.add(k, I64(1)), b.block)
-    b.branch(head)
-    b.position_at_end(done)
 
 
 __all__ = ["BIND", "Block", "binder", "fits", "probe"]

@@ -73,9 +73,9 @@ def _module() -> ir.Module:
         with b.if_else(b.icmp_unsigned("==", a["order"], ir.Constant(I64P, None))) as (
                 in_place, gather):
             with in_place:
-                _for(b, a["narrays"], lambda j: _point_at_rows(b, a, j, start))
+                for_range(b, a["narrays"], lambda j: _point_at_rows(b, a, j, start))
             with gather:
-                _for(b, a["narrays"], lambda j: _gather_rows(b, a, j, start, memcpy))
+                for_range(b, a["narrays"], lambda j: _gather_rows(b, a, j, start, memcpy))
         b.call(a["entry"], [a["table"], a["dims"], b.add(a["seed"], b.add(k, I64(1)))])
 
         def accumulate(j: ir.Value) -> None:
@@ -90,12 +90,12 @@ def _module() -> ir.Module:
             total = b.gep(a["totals"], [j])
             rows = b.sitofp(a["rows"], F64)
             b.store(b.fadd(b.load(total), b.fmul(value, rows)), total)
-        _for(b, a["noutputs"], accumulate)
+        for_range(b, a["noutputs"], accumulate)
 
     done = b.alloca(I64, name="done")
     value_slot = b.alloca(F64, name="value")
     b.store(a["count"], done)
-    _for(b, a["count"], step)
+    for_range(b, a["count"], step)
     b.branch(stopped)
     b.position_at_end(stopped)
     b.ret(b.load(done))
@@ -123,7 +123,7 @@ def _gather_rows(b: ir.IRBuilder, a: dict[str, ir.Value], j: ir.Value, start: ir
         index = b.load(b.gep(a["order"], [b.add(start, r)]))
         b.call(memcpy, [b.gep(target, [b.mul(r, row_bytes)]),
                         b.gep(source, [b.mul(index, row_bytes)]), row_bytes])
-    _for(b, a["rows"], row)
+    for_range(b, a["rows"], row)
 
 
 def _output_value(b: ir.IRBuilder, a: dict[str, ir.Value], j: ir.Value, result: ir.Value
@@ -140,7 +140,7 @@ def _output_value(b: ir.IRBuilder, a: dict[str, ir.Value], j: ir.Value, result: 
     return b.load(result)
 
 
-def _for(b: ir.IRBuilder, count: ir.Value, body: Callable[[ir.Value], None]) -> None:
+def for_range(b: ir.IRBuilder, count: ir.Value, body: Callable[[ir.Value], None]) -> None:
     """for (i = 0; i < count; i++) body(i)."""
     fn = b.function
     before = b.block
