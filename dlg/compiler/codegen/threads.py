@@ -129,6 +129,26 @@ def _load(b: ir.IRBuilder, g: ir.GlobalVariable) -> ir.Value:
     return b.load_atomic(g, "acquire", 8)
 
 
+def _run_part(b: ir.IRBuilder, run: ir.Value, template: ir.Value, words: ir.Value,
+              part: ir.Value, size: ir.Value, extent: ir.Value, row: ir.Value,
+              copied: ir.Value) -> None:
+    """Part `part` of a job: the template's words into `row`, the part's (start, end) as the
+    last two, then `run(row)`. The pool's workers and a caller running alone split alike."""
+    b.store(I64(0), copied)
+
+    def copy() -> None:
+        k = b.load(copied)
+        b.store(b.load(b.gep(template, [k])), b.gep(row, [I64(0), k]))
+        b.store(b.add(k, I64(1)), copied)
+    _while(b, lambda: b.icmp_signed("<", b.load(copied), b.sub(words, I64(2))), copy)
+    lo = b.mul(part, size)
+    hi = b.add(lo, size)
+    b.store(lo, b.gep(row, [I64(0), b.sub(words, I64(2))]))
+    b.store(b.select(b.icmp_signed("<", hi, extent), hi, extent),
+            b.gep(row, [I64(0), b.sub(words, I64(1))]))
+    b.call(run, [b.bitcast(row, I8P)])
+
+
 def _work_loop(m: ir.Module, state: dict) -> ir.Function:
     """Take parts from the counter until none is left."""
     fn, b = _function(m, "dlg_pool.take_parts", ir.FunctionType(ir.VoidType(), []))
@@ -139,23 +159,8 @@ def _work_loop(m: ir.Module, state: dict) -> ir.Function:
     b.store(b.atomic_rmw("add", state["next"], I64(1), "acq_rel"), part)
 
     def body() -> None:
-        p = b.load(part)
-        words = b.load(state["words"])
-        template = b.load(state["template"])
-        b.store(I64(0), copied)
-
-        def copy() -> None:
-            k = b.load(copied)
-            b.store(b.load(b.gep(template, [k])), b.gep(row, [I64(0), k]))
-            b.store(b.add(k, I64(1)), copied)
-        _while(b, lambda: b.icmp_signed("<", b.load(copied), b.sub(words, I64(2))), copy)
-        size, extent = b.load(state["size"]), b.load(state["extent"])
-        lo = b.mul(p, size)
-        hi = b.add(lo, size)
-        b.store(lo, b.gep(row, [I64(0), b.sub(words, I64(2))]))
-        b.store(b.select(b.icmp_signed("<", hi, extent), hi, extent),
-                b.gep(row, [I64(0), b.sub(words, I64(1))]))
-        b.call(b.load(state["run"]), [b.bitcast(row, I8P)])
+        _run_part(b, b.load(state["run"]), b.load(state["template"]), b.load(state["words"]),
+                  b.load(part), b.load(state["size"]), b.load(state["extent"]), row, copied)
         b.store(b.atomic_rmw("add", state["next"], I64(1), "acq_rel"), part)
     _while(b, lambda: b.icmp_signed("<", b.load(part), b.load(state["count"])), body)
     b.ret_void()
@@ -232,19 +237,7 @@ def _alone(m: ir.Module) -> ir.Function:
     b.store(I64(0), part)
 
     def body() -> None:
-        b.store(I64(0), copied)
-
-        def copy() -> None:
-            k = b.load(copied)
-            b.store(b.load(b.gep(template, [k])), b.gep(row, [I64(0), k]))
-            b.store(b.add(k, I64(1)), copied)
-        _while(b, lambda: b.icmp_signed("<", b.load(copied), b.sub(words, I64(2))), copy)
-        lo = b.mul(b.load(part), size)
-        hi = b.add(lo, size)
-        b.store(lo, b.gep(row, [I64(0), b.sub(words, I64(2))]))
-        b.store(b.select(b.icmp_signed("<", hi, extent), hi, extent),
-                b.gep(row, [I64(0), b.sub(words, I64(1))]))
-        b.call(run, [b.bitcast(row, I8P)])
+        _run_part(b, run, template, words, b.load(part), size, extent, row, copied)
         b.store(b.add(b.load(part), I64(1)), part)
     _while(b, lambda: b.icmp_signed("<", b.load(part), count), body)
     b.ret_void()
