@@ -1,0 +1,4 @@
+"""ONNX both ways: `export` writes a dlg model as an ONNX graph, `load` reads one into dlg.
+
+The `onnx` package is optional (the `onnx` extra); it is imported when one of these is used.
+"""

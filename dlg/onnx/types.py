@@ -1,0 +1,32 @@
+"""ONNX element types and dlg dtypes, one table for both directions, and the lazy `onnx` import."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from dlg.errors import DlgImportError
+from dlg.ir.dtypes import DType
+
+# TensorProto.DataType numbers (onnx.proto); fixed by the format, so spelled out here
+_TO_ONNX = {DType.f32: 1, DType.i32: 6, DType.i64: 7, DType.bool: 9, DType.f16: 10,
+            DType.f64: 11}
+_FROM_ONNX = {v: k for k, v in _TO_ONNX.items()}
+
+
+def onnx_module() -> ModuleType:
+    """The `onnx` package, or a DlgImportError saying how to install it."""
+    try:
+        import onnx
+    except ImportError as e:
+        raise DlgImportError("ONNX support needs the `onnx` package: "
+                             "pip install 'dlg[onnx]' (or pip install onnx)") from e
+    return onnx
+
+
+def to_onnx(dtype: DType) -> int:
+    return _TO_ONNX[dtype]
+
+
+def from_onnx(elem_type: int) -> DType:
+    """The dlg dtype of an ONNX element type; KeyError for types dlg does not have."""
+    return _FROM_ONNX[elem_type]
