@@ -1,0 +1,66 @@
+"""`dlg.onnx.export`: a dlg model's inference graph as an ONNX model file.
+
+The graph is written from the IR (the registry's ops, through `export_ops.EXPORTS`), so .dlg
+models and traced modules export alike: inputs keep their names and symbolic dims (`N` stays
+a named dynamic dim), parameters become initializers under their PyTorch names, outputs keep
+their names, `scan` becomes ONNX `Scan`. Ops with no ONNX form are reported together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from dlg.errors import DlgValueError
+from dlg.files import write_bytes
+from dlg.ir.graph import Graph
+from dlg.onnx.export_graph import ModelState, OnnxGraph, emit_graph, find_dim_sources
+from dlg.onnx.export_ops import EXPORTS
+from dlg.onnx.types import onnx_module
+
+DEFAULT_OPSET = 17
+OPSETS = range(17, 24)  # what the mappings are written for and onnxruntime 1.32 runs
+
+
+class Exportable(Protocol):
+    """A `dlg.Model` (from `dlg.load` or `dlg.trace`) or anything with its graph and params."""
+
+    graph: Graph
+    params: Any
+
+
+def export(model: Exportable, path: str | Path | None = None, opset: int = DEFAULT_OPSET
+           ) -> Any:
+    """Write `model`'s inference graph to `path` as ONNX (when given) and return the
+    `onnx.ModelProto`. `opset` is the ONNX default-domain version (17 to 23)."""
+    onnx = onnx_module()
+    if opset not in OPSETS:
+        raise DlgValueError(f"ONNX export: opset {opset} is not supported; choose one of "
+                            f"{OPSETS.start}..{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
+    g = model.graph
+    state = ModelState(onnx, opset, EXPORTS)
+    root = state.root = OnnxGraph(state)
+    env, inputs = {}, []
+    for node in g.inputs:
+        env[node.out] = state.name(node.name or "input")
+        inputs.append(root.value_info(env[node.out], node.types[0]))
+    state.dim_sources = find_dim_sources(g, {n.name or "": env[n.out] for n in g.inputs})
+    needed = g.ancestors([v for _, v in g.outputs])
+    for node in g.params:
+        if node.id in needed:
+            env[node.out] = root.const(np.asarray(model.params[node.name]), name=state.name(
+                node.name or "param"))
+    names = [state.name(name) for name, _ in g.outputs]
+    emit_graph(root, g, env, names)
+    if state.missing:
+        raise DlgValueError(f"ONNX export of {g.name}: no ONNX mapping for "
+                            f"{', '.join(state.missing)}")
+    outputs = [root.value_info(n, g.type_of(v)) for n, (_, v) in zip(names, g.outputs)]
+    proto = onnx.helper.make_model(
+        root.make_graph(g.name, inputs, outputs, state.initializers),
+        opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="dlg")
+    if path is not None:
+        write_bytes(path, proto.SerializeToString())
+    return proto
