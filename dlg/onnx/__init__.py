@@ -2,3 +2,7 @@
 
 The `onnx` package is optional (the `onnx` extra); it is imported when one of these is used.
 """
+
+from dlg.onnx.export import export
+
+__all__ = ["export"]
