@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 from dlg.errors import DlgImportError
@@ -16,11 +17,10 @@ _FROM_ONNX = {v: k for k, v in _TO_ONNX.items()}
 def onnx_module() -> ModuleType:
     """The `onnx` package, or a DlgImportError saying how to install it."""
     try:
-        import onnx
+        return importlib.import_module("onnx")
     except ImportError as e:
         raise DlgImportError("ONNX support needs the `onnx` package: "
                              "pip install 'dlg[onnx]' (or pip install onnx)") from e
-    return onnx
 
 
 def to_onnx(dtype: DType) -> int:
