@@ -33,6 +33,8 @@ from dlg.ir.anomaly import set_anomaly
 from dlg.ir.printer import format_graph
 from dlg.ir.serialize import dumps
 from dlg.ir.shapes import evaluate_shape
+from dlg.onnx.export import DEFAULT_OPSET, OPSETS
+from dlg.onnx.export import export as export_onnx
 from dlg.runtime.checkpoint import Interrupted
 from dlg.runtime.native import NativeGraph, compile_report, profile_kernels
 from dlg.runtime.plot import plot_history
@@ -179,6 +181,22 @@ def _parser() -> argparse.ArgumentParser:
                     help="the example input's shape, e.g. 1,1,28,28")
     tr.add_argument("-o", "--output", type=Path, help="write the .dlg file here")
     tr.set_defaults(run=_trace)
+
+    exp = sub.add_parser(
+        "export", help="write a model's inference graph as an ONNX file",
+        description="Write a model's inference graph as ONNX (weights included as initializers; "
+        "symbolic dims such as N stay named dynamic dims), for onnxruntime and other ONNX "
+        "tools. Needs the onnx package (pip install 'dlg[onnx]').")
+    exp.add_argument("file", type=Path, help="the .dlg file")
+    exp.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    exp.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                     help=f"ONNX opset version, {OPSETS.start} to {OPSETS.stop - 1} "
+                     f"(default {DEFAULT_OPSET})")
+    exp.add_argument("--weights", "-w", type=Path,
+                     help="parameters to load from a .safetensors or .npz file (PyTorch names)")
+    exp.add_argument("--model", help="which model, when the file defines several")
+    exp.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
+    exp.set_defaults(run=_export)
 
     fmt = sub.add_parser("fmt", help="print a .dlg file in canonical form",
                          description="Print the canonical form of a .dlg file; parsing the "
@@ -372,6 +390,17 @@ def _trace(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}")
     else:
         print(source, end="")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    m = load(args.file, model=args.model, seed=args.seed)
+    if args.weights is not None:
+        m.load_state_dict(load_weights(args.weights))
+    export_onnx(m, args.output, opset=args.opset)
+    print(f"wrote {args.output} (ONNX opset {args.opset}): "
+          f"{', '.join(f'{k}: {t}' for k, t in m.inputs.items())} -> "
+          f"{', '.join(f'{k}: {t}' for k, t in m.outputs.items())}")
     return 0
 
 
