@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,13 @@ from dlg.ir.graph import Graph, LayerCall
 from dlg.ir.shapes import shape_str
 from dlg.ir.train_spec import TrainSpec
 from dlg.ir.types import TensorType
+from dlg.runtime.callbacks import Callback, History
+from dlg.runtime.evaluation import evaluate, predict
+from dlg.runtime.feeds import input_arrays, split_off, train_arrays, validation_arrays
+from dlg.runtime.fitting import fit
 from dlg.runtime.interp import Interpreter
 from dlg.runtime.native import NativeGraph
-from dlg.runtime.training import History, TrainStep, bind_inputs, evaluate, fit
+from dlg.runtime.training import TrainStep, bind_inputs
 from dlg.runtime.weights import load_weights, save_weights
 
 
@@ -92,8 +96,10 @@ class Model:
         self._build_eval_graph = build_eval_graph
         self._eval_graph: Graph | None = None
         self._eval_native: NativeGraph | None = None
+        self._native: NativeGraph | None = None
         self._fit_step: TrainStep | None = None
         self._epochs_done = 0
+        self.stop_training = False  # a callback sets it to end a fit after the epoch
         self.interpreter = Interpreter(seed)
         self.layer_calls = list(layer_calls or [])
 
@@ -141,18 +147,28 @@ class Model:
         `compiled=True` runs it as one native call."""
         return TrainStep(self, compiled)
 
-    def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
-            validation_data: tuple[Any, Any] | None = None, seed: int | None = 0,
+    def fit(self, x: Any, y: Any = None, epochs: int = 1, batch_size: int = 32,
+            shuffle: bool = True, validation_data: Any = None, seed: int | None = 0,
             verbose: int = 1, lr: float | None = None, compiled: bool = True,
-            checkpoint: str | Path | None = None, resume: str | Path | None = None) -> History:
+            checkpoint: str | Path | None = None, resume: str | Path | None = None, *,
+            validation_split: float = 0.0, callbacks: Sequence[Callback] = (),
+            sample_weight: Any = None, class_weight: Mapping[int, float] | None = None
+            ) -> History:
         """Train with the train section's loss, metrics, optimizer and schedule (Keras-like).
 
-        `x`/`y` are arrays (or dicts by input name); returns a `History` of per-epoch loss
-        and metrics (and `val_*` ones with `validation_data`). Optimizer state and the epoch
-        count carry over between calls, so `fit` twice continues training. `lr` replaces the
-        train section's learning rate (a schedule then starts from it). Compiled (the step
-        compiled on the first fit, then cached on disk), many steps run per native call;
-        `compiled=False` runs one NumPy interpreter call per batch instead.
+        `x` is an array for a single input or a dict by input name; `y` the same for the train
+        section's labels (or None: a train section without labels, such as an autoencoder's,
+        or labels given in `x`'s dict). Returns a `History` of per-epoch loss and metrics
+        (and `val_*` ones with `validation_data`, (x, y) or (x, y, sample_weight), or
+        `validation_split`, the last fraction of the rows held out). `sample_weight` (one per
+        sample) and `class_weight` ({class: weight}) feed the train section's `sample_weight`
+        input (see dlg.runtime.feeds). `callbacks` (dlg.callbacks: EarlyStopping,
+        ModelCheckpoint, ReduceLROnPlateau, CSVLogger, TensorBoard) run between epochs.
+
+        Optimizer state and the epoch count carry over between calls, so `fit` twice continues
+        training. `lr` replaces the train section's learning rate (a schedule then starts from
+        it). Compiled (the step compiled on the first fit, then cached on disk), many steps run
+        per native call; `compiled=False` runs one NumPy interpreter call per batch instead.
 
         Ctrl-C stops training at a step boundary and raises `Interrupted` (a KeyboardInterrupt)
         after writing a checkpoint to `checkpoint`, if given; `resume=` that file continues the
@@ -161,11 +177,18 @@ class Model:
         """
         if not (isinstance(epochs, int) and epochs >= 0):
             raise DlgValueError(f"epochs must be a non-negative int, got {epochs!r}")
+        feed = train_arrays(self, x, y, sample_weight, class_weight)
+        validation = None if validation_data is None else validation_arrays(self,
+                                                                            validation_data)
+        if validation_split:
+            if validation is not None:
+                raise DlgValueError("give validation_data or validation_split, not both")
+            feed, validation = split_off(feed, validation_split)
         step = self.fit_step(compiled)
         if lr is not None:
             step.base_lr = float(lr)
-        return fit(self, step, x, y, epochs, batch_size, shuffle, validation_data, seed,
-                   verbose, self._epochs_done, checkpoint, resume)
+        return fit(self, step, feed, epochs, batch_size, shuffle, validation, seed, verbose,
+                   self._epochs_done, checkpoint, resume, callbacks)
 
     def fit_step(self, compiled: bool = True) -> TrainStep:
         """The step `fit` trains with, built (compiled) on first use; switching engines keeps
@@ -179,11 +202,28 @@ class Model:
                 self._fit_step.state.update(previous.state)
         return self._fit_step  # type: ignore[return-value]
 
-    def evaluate(self, x: Any, y: Any, batch_size: int = 256, compiled: bool = True
-                 ) -> dict[str, float]:
+    def evaluate(self, x: Any, y: Any = None, batch_size: int = 256, compiled: bool = True,
+                 sample_weight: Any = None) -> dict[str, float]:
         """Loss and metrics over a whole dataset, in inference mode: compiled, many batches
-        per native call (`compiled=False`: the NumPy interpreter)."""
-        return evaluate(self, x, y, batch_size, compiled)
+        per native call (`compiled=False`: the NumPy interpreter). `x`, `y` and
+        `sample_weight` as for `fit`."""
+        return evaluate(self, train_arrays(self, x, y, sample_weight), batch_size, compiled)
+
+    def predict(self, x: Any, batch_size: int = 256, compiled: bool = True
+                ) -> np.ndarray | tuple[np.ndarray, ...]:
+        """The outputs for every row of `x` (an array, or a dict by input name), computed
+        `batch_size` rows at a time in inference mode: compiled, one native call per batch
+        (`compiled=False`: the NumPy interpreter). The same values as `model(x)`, in bounded
+        memory."""
+        outputs = predict(self, input_arrays(self, x), batch_size, compiled)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    @property
+    def native(self) -> NativeGraph:
+        """The inference graph compiled (on first use; `predict` runs it)."""
+        if self._native is None:
+            self._native = NativeGraph(self.graph)
+        return self._native
 
     @property
     def eval_native(self) -> NativeGraph:

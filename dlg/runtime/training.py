@@ -1,41 +1,29 @@
-"""Training: one graph per optimisation step, and the Keras-like loops around it.
+"""Training steps: one graph per optimisation step.
 
 `build_train_step` turns a model's training graph (forward in training mode, the train
 section's loss and metrics) into ONE graph through the pipeline's training stages: forward ->
 loss -> gradients (autodiff) -> parameter and optimizer-state updates (apply_optimizer,
 `Graph.updates`). `TrainStep` runs it, on the interpreter or compiled to one native call, and
 writes the updates back into the parameter arrays in place, so whoever shares `model.params`
-sees them. `fit` and `evaluate` batch NumPy arrays through it.
+sees them. The Keras-like loops around it are dlg.runtime.fitting (fit) and
+dlg.runtime.evaluation (evaluate, predict).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from dlg.compiler.pipeline import CompileOptions, TrainTarget, training_step
-from dlg.errors import DlgError, DlgValueError, Span
+from dlg.errors import DlgValueError, Span
 from dlg.ir.graph import Graph
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
-from dlg.ir.train_spec import TrainSpec, scheduled_lr
-from dlg.runtime.checkpoint import (
-    Flag,
-    Interrupted,
-    Progress,
-    deferred_interrupt,
-    load_checkpoint,
-    save_checkpoint,
-)
-from dlg.runtime.data import DataLoader
+from dlg.ir.train_spec import TrainSpec
 from dlg.runtime.interp import Interpreter, check_input_names
 from dlg.runtime.loop import NativeLoop, check_order, data_length
 from dlg.runtime.native import NativeGraph
@@ -298,198 +286,3 @@ def arrange(names: Sequence[str], args: tuple[Any, ...], inputs: dict[str, Any],
         raise DlgValueError(prefix + e.message) from None
     check_input_names(names, inputs)
     return tuple(inputs[name] for name in names)
-
-
-@dataclass
-class History:
-    """What `fit` returns, as Keras does: per-epoch values by name (`loss`, `accuracy`,
-    `val_loss`, ...) in `history`, and the epoch numbers in `epoch`."""
-
-    history: dict[str, list[float]] = field(default_factory=dict)
-    epoch: list[int] = field(default_factory=list)
-
-    def add(self, epoch: int, values: Mapping[str, float]) -> None:
-        self.epoch.append(epoch)
-        for k, v in values.items():
-            self.history.setdefault(k, []).append(v)
-
-    def __getitem__(self, name: str) -> list[float]:
-        return self.history[name]
-
-
-def as_arrays(model: Model, names: Sequence[str], data: Any, what: str) -> list[np.ndarray]:
-    """`x` or `y` of fit/evaluate: one array (for one input) or a dict by input name."""
-    if isinstance(data, Mapping):
-        missing = [n for n in names if n not in data]
-        if missing:
-            raise DlgValueError(f"{what} has no {missing[0]!r} "
-                                f"(the model takes {', '.join(names)})")
-        return [np.asarray(data[n]) for n in names]
-    if len(names) != 1:
-        raise DlgValueError(f"{what}: {model.name} takes {len(names)} arrays "
-                            f"({', '.join(names)}); pass a dict by name")
-    return [np.asarray(data)]
-
-
-def _loader(model: Model, names: list[str], arrays: list[np.ndarray], batch_size: int,
-            shuffle: bool, seed: int | None) -> DataLoader:
-    lengths = {n: len(a) if a.ndim else 0 for n, a in zip(names, arrays)}
-    if len(set(lengths.values())) != 1:
-        raise DlgValueError("inputs and labels differ in length: " +
-                            ", ".join(f"{n} has {k}" for n, k in lengths.items()))
-    return DataLoader(*arrays, batch_size=batch_size, shuffle=shuffle, seed=seed)
-
-
-def fit(model: Model, step: TrainStep, x: Any, y: Any, epochs: int, batch_size: int,
-        shuffle: bool, validation_data: tuple[Any, Any] | None, seed: int | None,
-        verbose: int, first_epoch: int, checkpoint: str | Path | None = None,
-        resume: str | Path | None = None) -> History:
-    """Model.fit's loop. Ctrl-C stops it at a step boundary (dlg.runtime.checkpoint), writes a
-    checkpoint to `checkpoint` when given and raises Interrupted; `resume` continues the fit a
-    checkpoint stopped (`epochs` counted from where that fit began). Sets the model's epoch
-    count to the epoch reached."""
-    features, labels = list(model.inputs), list(step.spec.labels)
-    names = features + labels
-    arrays = as_arrays(model, features, x, "x") + as_arrays(model, labels, y, "y")
-    loader = _loader(model, names, arrays, batch_size, shuffle, seed)
-    loop = None
-    if step.native is not None:  # many steps per native call; labels checked once, up front
-        data = dict(zip(names, (np.ascontiguousarray(a) for a in arrays)))
-        loop = NativeLoop(step.native, data, step.outputs, stop=True)
-        step.check_labels(data)
-    progress = (Progress(first_epoch, first_epoch) if resume is None else
-                load_checkpoint(resume, model, step, loader.batch_size, loader.length))
-    if progress.order_state is not None:  # the interrupted epoch's order, drawn again
-        loader.rng.bit_generator.state = progress.order_state
-    end = progress.first_epoch + epochs
-    history = History()
-    with deferred_interrupt() as interrupt:
-        while progress.epoch < end and not interrupt.requested:
-            epoch = progress.epoch
-            step.lr = scheduled_lr(step.spec.schedule, step.base_lr, epoch)
-            bar = tqdm(total=len(loader), initial=progress.batch, unit="batch",
-                       desc=f"epoch {epoch + 1}/{end}", disable=verbose < 1, dynamic_ncols=True)
-            before = step.steps - progress.batch
-            progress.order_state = loader.rng.bit_generator.state
-            order = loader.order()
-            try:
-                if loop is None:
-                    _python_epoch(step, loader, names, order, progress, bar, interrupt)
-                else:
-                    _native_epoch(step, loop, loader, order, progress, bar, interrupt)
-            except DlgError as e:
-                raise e.with_note(f"in epoch {epoch + 1}, batch {step.steps - before + 1} of "
-                                  f"{len(loader)}")
-            if progress.batch < len(loader):
-                bar.close()
-                break
-            totals, seen = progress.totals, progress.seen
-            record = {k: float(v) / seen for k, v in zip(step.outputs, totals)} if seen else {}
-            if validation_data is not None:
-                val = evaluate(model, *validation_data, batch_size=max(batch_size, 256),
-                               compiled=loop is not None)
-                record.update({f"val_{k}": v for k, v in val.items()})
-            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()}, refresh=False)
-            bar.close()
-            history.add(epoch + 1, record)
-            progress.next_epoch(loader.rng.bit_generator.state)
-        model._epochs_done = progress.epoch
-        if progress.epoch < end:
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, step, progress, loader.batch_size,
-                                loader.length)
-            raise Interrupted(progress, len(loader),
-                              None if checkpoint is None else Path(checkpoint))
-    return history
-
-
-CHUNK_SECONDS = 0.1  # native work between two progress-bar updates
-FIRST_CHUNK = 4  # steps before the time of one is known
-
-
-def _show(bar: tqdm, outputs: list[str], totals: np.ndarray, seen: int, steps: int) -> None:
-    bar.set_postfix({k: f"{v / seen:.4f}" for k, v in zip(outputs, totals)}, refresh=False)
-    bar.update(steps)
-
-
-def _python_epoch(step: TrainStep, loader: DataLoader, names: list[str],
-                  order: np.ndarray | None, progress: Progress, bar: tqdm, interrupt: Flag
-                  ) -> None:
-    """The rest of one pass from `progress.batch`, a call per batch (the interpreter's way),
-    until Ctrl-C; `progress` counts the batches done and their sums."""
-    totals = np.zeros(len(step.outputs)) if progress.batch == 0 else progress.totals.copy()
-    with contextlib.suppress(KeyboardInterrupt):  # one raised outside the main thread
-        for batch in loader.batches(order, progress.batch):
-            if interrupt.requested:
-                return
-            values = step(**dict(zip(names, batch)))
-            n = len(batch[0])
-            totals += [values[k] * n for k in step.outputs]
-            progress.advance(1, n, totals)
-            _show(bar, step.outputs, totals, progress.seen, 1)
-
-
-def _native_epoch(step: TrainStep, loop: NativeLoop, loader: DataLoader,
-                  order: np.ndarray | None, progress: Progress, bar: tqdm, interrupt: Flag
-                  ) -> None:
-    """The rest of one pass from `progress.batch` in chunks of native steps (about
-    CHUNK_SECONDS each), until Ctrl-C (seen between chunks); a last smaller batch is a step at
-    its own size."""
-    rows = loader.batch_size
-    full, rest = divmod(loader.length, rows)
-    rest = 0 if loader.drop_last else rest
-    totals = loop.totals
-    totals[:] = 0 if progress.batch == 0 else progress.totals
-    chunk = FIRST_CHUNK
-    with contextlib.suppress(KeyboardInterrupt):  # one raised outside the main thread
-        while progress.batch < full and not interrupt.requested:
-            count = min(chunk, full - progress.batch)
-            start = time.perf_counter()
-            step.train_steps(loop, rows, progress.batch, count, full, order)
-            chunk = max(1, int(CHUNK_SECONDS * count / max(time.perf_counter() - start, 1e-9)))
-            progress.advance(count, count * rows, totals)
-            _show(bar, step.outputs, totals, progress.seen, count)
-        if rest and progress.batch == full and not interrupt.requested:
-            tail = (order[full * rows:] if order is not None
-                    else np.arange(full * rows, loader.length))
-            step.train_steps(loop, rest, 0, 1, 1, tail)
-            progress.advance(1, rest, totals)
-            _show(bar, step.outputs, totals, progress.seen, 1)
-
-
-def evaluate(model: Model, x: Any, y: Any, batch_size: int = 256, compiled: bool = False
-             ) -> dict[str, float]:
-    """Loss and metrics in inference mode (dropout off, running statistics), averaged over all
-    samples; `compiled` runs the batches natively (many per call), else on the interpreter."""
-    spec, graph = model.train_spec, model.eval_graph
-    if spec is None or graph is None:
-        raise DlgValueError(f"model {model.name} has no train section to evaluate with")
-    features, labels = list(model.inputs), list(spec.labels)
-    names = features + labels
-    outputs = [spec.loss, *spec.metrics]
-    arrays = as_arrays(model, features, x, "x") + as_arrays(model, labels, y, "y")
-    loader = _loader(model, names, arrays, batch_size, False, None)
-    checks = label_checks(graph)
-    if compiled:
-        data = dict(zip(names, (np.ascontiguousarray(a) for a in arrays)))
-        loop = NativeLoop(model.eval_native, data, outputs, stop=False)
-        for check in checks:
-            check(data[check.input])
-        full, rest = divmod(loop.length, loader.batch_size)
-        if full:
-            loop.run(model.params, loader.batch_size, 0, full, full, None)
-        if rest:
-            loop.run(model.params, rest, 0, 1, 1, np.arange(full * loader.batch_size,
-                                                            loop.length))
-        totals, seen = loop.totals, loop.length
-    else:
-        totals, seen = np.zeros(len(outputs)), 0
-        for batch in loader:
-            inputs = dict(zip(names, batch))
-            for check in checks:
-                check(np.asarray(inputs[check.input]))
-            values, _ = model.interpreter.run(graph, inputs, model.params)
-            n = len(batch[0])
-            seen += n
-            totals += [float(values[k]) * n for k in outputs]
-    return {k: float(v) / seen for k, v in zip(outputs, totals)} if seen else {}

@@ -19,7 +19,8 @@ from dlg.compiler.codegen import cache
 from dlg.errors import DlgValueError
 from dlg.runtime.data.mnist import write_idx
 from dlg.runtime.plot import plot_history
-from dlg.runtime.training import History, TrainStep
+from dlg.runtime.callbacks import History
+from dlg.runtime.training import TrainStep
 from dlg.runtime.weights import load_weights, save_weights
 from tests.runtime.test_checkpoint import SOURCE, data
 

@@ -16,7 +16,7 @@ import pytest
 
 import dlg
 from dlg.errors import DlgValueError
-from dlg.runtime import training
+from dlg.runtime import fitting
 from dlg.runtime.checkpoint import Interrupted
 from dlg.runtime.training import TrainStep
 
@@ -55,8 +55,8 @@ def fitted(compiled: bool, **kw):
 def interrupt_after(monkeypatch, steps: int) -> None:
     """Ctrl-C (a real SIGINT to this process) once `steps` training steps have run; compiled
     loops run one step per chunk so the interrupt lands where asked."""
-    monkeypatch.setattr(training, "FIRST_CHUNK", 1)
-    monkeypatch.setattr(training, "CHUNK_SECONDS", 0.0)
+    monkeypatch.setattr(fitting, "FIRST_CHUNK", 1)
+    monkeypatch.setattr(fitting, "CHUNK_SECONDS", 0.0)
     for name in ("__call__", "train_steps"):
         original = getattr(TrainStep, name)
 
