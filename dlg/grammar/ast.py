@@ -92,8 +92,28 @@ class GetAttr(Node):
     name: str
 
 
+@dataclass(frozen=True)
+class Comprehension(Node):
+    """`[elt for var in iter]`: elt for each item, a tuple (or in a layer declaration, a layer
+    list); written as a call's only argument, `f(elt for var in iter)`, the items are the
+    call's arguments."""
+
+    elt: Expr
+    var: str
+    iter: Expr
+    brackets: bool = True
+
+
+@dataclass(frozen=True)
+class DictExpr(Node):
+    """`{a: Linear(4, 4), b: ReLU()}`: named layers (PyTorch's ModuleDict)."""
+
+    keys: tuple[str, ...]
+    values: tuple[Expr, ...]
+
+
 Expr = Union[Name, TemplateName, Literal, TupleExpr, BinOp, UnaryOp, Call, SliceExpr,
-             EllipsisExpr, Subscript, GetAttr]
+             EllipsisExpr, Subscript, GetAttr, Comprehension, DictExpr]
 
 
 # ---- statements ----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from dlg.errors import (
 from dlg.functions.args import operands
 from dlg.functions.call import bind
 from dlg.functions.spelling import OPERATORS
-from dlg.grammar import ast
+from dlg.grammar import ast, layer_lists
 from dlg.grammar.initializers import INITIALIZER_NAMES
 from dlg.grammar.values import (
     Builtin,
@@ -217,11 +217,7 @@ class Elaborator:
             cond = self.static_bool(self.eval(s.cond, scope), "an `if` condition", s.cond.span)
             return self.exec_block(s.body if cond else s.orelse, scope, where)
         elif isinstance(s, ast.For):
-            items = self.eval(s.iter, scope)
-            if not isinstance(items, tuple):
-                raise DlgTypeError(f"`for` iterates over a tuple or range(...), got "
-                                   f"{describe(items)}", s.iter.span)
-            for item in items:
+            for item in layer_lists.iterate(self.eval(s.iter, scope), s.iter.span):
                 scope[s.var] = item
                 result = self.exec_block(s.body, scope, where)
                 if result is not None:
@@ -285,18 +281,8 @@ class Elaborator:
         if name in scope.names:
             raise DlgNameError(f"duplicate name {name!r}: it is already "
                                f"{describe(scope.names[name])}", s.name.span)
-        call = s.value
-        if not isinstance(call, ast.Call):
-            raise DlgTypeError("a layer declaration needs a call, e.g. `layer fc = Linear(4, 2)`",
-                               call.span)
-        cls = self.eval(call.func, scope)
-        if not isinstance(cls, LayerClass):
-            raise DlgTypeError(f"`layer {name} = ...` needs a layer definition such as Linear, "
-                               f"got {describe(cls)}", call.func.span)
-        args, kwargs = self.eval_args(call, scope)
         prefix = self.instances[-1].prefix + name + "."
-        with self.at(call.span):
-            scope[name] = self.instantiate(cls, args, kwargs, prefix, call.span)
+        scope[name] = layer_lists.build_layer(self, s.value, scope, prefix)
 
     def instantiate(self, cls: LayerClass, args: list[Any], kwargs: dict[str, Any], prefix: str,
                     span: Span) -> LayerInstance:
@@ -436,6 +422,11 @@ class Elaborator:
             return self.subscript(from_value, e, scope)
         if isinstance(e, ast.GetAttr):
             return self.getattr(self.eval(e.value, scope), e)
+        if isinstance(e, ast.Comprehension):
+            return layer_lists.comprehension(self, e, scope)
+        if isinstance(e, ast.DictExpr):
+            raise DlgTypeError("{name: ...} declares named layers: `layer towers = {a: "
+                               "Linear(4, 4), b: Linear(4, 4)}`", e.span)
         raise DlgSyntaxError("slices and `...` are only allowed inside [ ]", e.span)
 
     def binop(self, e: ast.BinOp, scope: Scope) -> Any:
@@ -485,6 +476,9 @@ class Elaborator:
         return v if e.op == "+" else -v
 
     def call(self, e: ast.Call, scope: Scope) -> Any:
+        if layer_lists.is_sequential(e, scope):
+            raise DlgTypeError("Sequential(...) makes a layer list: declare it with "
+                               "`layer name = Sequential(...)` and call `name(x)`", e.func.span)
         callee = self.eval(e.func, scope)
         args, kwargs = self.eval_args(e, scope)
         return self.apply(callee, args, kwargs, e.span, e.func.span)
@@ -501,6 +495,8 @@ class Elaborator:
             return result.value if result is not None else None
         if isinstance(callee, LayerInstance):
             return self.call_layer(callee, args, kwargs, span)
+        if isinstance(callee, layer_lists.LayerList):
+            return layer_lists.call_layers(self, callee, args, kwargs, span)
         if isinstance(callee, LayerClass):
             raise DlgTypeError(f"{callee.node.name}(...) makes a layer: declare it with "
                                f"`layer name = {callee.node.name}(...)` and call `name(x)`",
@@ -570,6 +566,8 @@ class Elaborator:
                 raise DlgNameError(f"layer {value.prefix.rstrip('.')} has no attribute "
                                    f"{e.name!r}{suggest(e.name, value.scope.names)}", e.span)
             return value.scope.names[e.name]
+        if isinstance(value, layer_lists.LayerList):
+            return layer_lists.child(value, e.name, e.span)
         raise DlgTypeError(f"{describe(value)} has no attributes", e.span)
 
     def subscript(self, value: Any, e: ast.Subscript, scope: Scope) -> Any:
@@ -578,6 +576,8 @@ class Elaborator:
                   else self.eval(item, scope)) for item in e.items]
         if isinstance(value, GraphTensor):
             return index(self, value, items)
+        if isinstance(value, layer_lists.LayerList):
+            return layer_lists.index_layers(value, items, e.span)
         return index_tuple(value, items, e.span)
 
     def eval_slice(self, s: ast.SliceExpr, scope: Scope) -> slice:
@@ -728,7 +728,7 @@ def _check_annotation(p: ast.Param, value: Any, what: str, span: Span) -> None:
         "tensor": isinstance(value, GraphTensor),
         "tuple": isinstance(value, tuple),
         "dtype": isinstance(value, DType),
-        "layer": isinstance(value, LayerInstance),
+        "layer": layer_lists.is_layer(value),
     }[ann]
     if not ok:
         raise DlgTypeError(f"{what}: argument {p.name!r} must be {ann}, got {describe(value)}",

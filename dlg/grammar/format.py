@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from dlg.grammar import ast
+from dlg.grammar.parser import IDENTIFIER, keywords
 
 INDENT = "    "
 # binding strength of each operator (higher binds tighter), as layered in dlg.lark
@@ -169,6 +170,12 @@ def _expr(e: Any) -> tuple[str, int]:
         if e.op == "not":
             return f"not {expr(e.operand, 3)}", 3
         return f"{e.op}{expr(e.operand, _UNARY)}", _UNARY
+    if isinstance(e, ast.Comprehension):
+        text = f"{expr(e.elt)} for {e.var} in {expr(e.iter)}"
+        return (f"[{text}]" if e.brackets else text), _ATOM
+    if isinstance(e, ast.DictExpr):
+        items = [f"{_key(k)}: {expr(v)}" for k, v in zip(e.keys, e.values)]
+        return "{" + ", ".join(items) + "}", _ATOM
     if isinstance(e, ast.Call):
         args = [expr(a) for a in e.args] + [f"{k.name}={expr(k.value)}" for k in e.kwargs]
         return f"{expr(e.func, _POSTFIX)}({', '.join(args)})", _POSTFIX
@@ -180,6 +187,11 @@ def _expr(e: Any) -> tuple[str, int]:
             value = f"({value})"  # `1.shape` would read as the float `1.` then a name
         return f"{value}.{e.name}", _POSTFIX
     raise AssertionError(f"no format for {type(e).__name__}")
+
+
+def _key(key: str) -> str:
+    """A dict key: bare when it reads back as a name, else a string."""
+    return key if IDENTIFIER.fullmatch(key) and key not in keywords() else _string(key)
 
 
 def _index(item: Any) -> str:

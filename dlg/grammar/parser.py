@@ -4,6 +4,7 @@ not Lark terminal names."""
 from __future__ import annotations
 
 import ast as pyast
+import re
 import warnings
 from functools import cache
 from pathlib import Path
@@ -23,6 +24,7 @@ from dlg.grammar import ast
 from dlg.grammar.syntax_errors import describe_expected, label_for
 
 GRAMMAR = Path(__file__).with_name("dlg.lark")
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 MAX_DEPTH = 200  # parse-tree levels: ~200 unary ops or binary operands, ~95 nested calls
 
 
@@ -30,6 +32,13 @@ MAX_DEPTH = 200  # parse-tree levels: ~200 unary ops or binary operands, ~95 nes
 def _lark() -> Lark:
     return Lark.open(str(GRAMMAR), parser="lalr", propagate_positions=True,
                      maybe_placeholders=True)
+
+
+@cache
+def keywords() -> frozenset[str]:
+    """The words the grammar reserves (`for`, `layer`, `true`, ...): not usable as names."""
+    return frozenset(t.pattern.value for t in _lark().terminals
+                     if t.pattern.type == "str" and IDENTIFIER.fullmatch(t.pattern.value))
 
 
 def parse(source: str, file: str = "<string>") -> ast.Module:
@@ -276,6 +285,15 @@ class _ToAst(Transformer):
         kws = tuple(a for a in args if isinstance(a, ast.Keyword))
         return ast.Call(c[0], pos, kws, span=self._s(meta))
 
+    def call_comp(self, meta, c):
+        first, last = c[1][0].span, c[1][2].span
+        gen = ast.Comprehension(*c[1], brackets=False, span=Span(
+            self.file, first.line, first.col, last.end_line, last.end_col, self.source))
+        return ast.Call(c[0], (gen,), (), span=self._s(meta))
+
+    def comprehension(self, meta, c):
+        return (c[0], str(c[1]), c[2])
+
     def arguments(self, meta, c):
         seen_kw = False
         for a in c:
@@ -341,6 +359,26 @@ class _ToAst(Transformer):
 
     def list_lit(self, meta, c):
         return ast.TupleExpr(c[0] or (), brackets=True, span=self._s(meta))
+
+    def list_comp(self, meta, c):
+        return ast.Comprehension(*c[0], span=self._s(meta))
+
+    def dict_lit(self, meta, c):
+        items = c[0] or ()
+        seen: set[str] = set()
+        for key, value in items:
+            if key in seen:
+                raise DlgSyntaxError(f"key {key!r} is given twice", value.span)
+            seen.add(key)
+        return ast.DictExpr(tuple(k for k, _ in items), tuple(v for _, v in items),
+                            span=self._s(meta))
+
+    def dict_items(self, meta, c):
+        return tuple(c)
+
+    def dict_item(self, meta, c):
+        key = c[0]
+        return (_string(key, self._tok_span(key)) if key.type == "STRING" else str(key), c[1])
 
 
 def _string(tok: Token, span: Span) -> str:

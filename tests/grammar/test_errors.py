@@ -327,7 +327,7 @@ ROWS = [
     row("tensor-if-condition", X + "if x { y = x } else { y = relu(x) } output z = y }",
         DlgTypeError, "1:33", r"an `if` condition must be known when the model is built"),
     row("for-over-int", X + "for i in 3 { y = x } output y = x }", DlgTypeError, "1:39",
-        r"`for` iterates over a tuple or range\(\.\.\.\), got int 3"),
+        r"`for` iterates over a tuple, range\(\.\.\.\) or a layer list, got int 3"),
     row("unpack-tensor", X + "a, b = x output y = a }", DlgTypeError, "1:30",
         r"cannot unpack a tensor f32\[N,3\] into 2 names"),
     row("unpack-count", "def f(x) { return x, x, x }\n" + X + "a, b = f(x) output y = a }",
