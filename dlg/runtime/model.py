@@ -23,6 +23,7 @@ from dlg.runtime.interp import Interpreter
 from dlg.runtime.native import NativeGraph
 from dlg.runtime.training import TrainStep, bind_inputs
 from dlg.runtime.weights import load_weights, save_weights
+from dlg.viz import picture
 
 
 class ParamDict(MutableMapping[str, np.ndarray]):
@@ -291,6 +292,14 @@ class Model:
             lines.append(f"Train: labels {', '.join(spec.labels) or 'none'}; loss; metrics "
                          f"{metrics}; optimizer {spec.optimizer or 'not set'}")
         return "\n".join(lines)
+
+    def viz(self, expand: bool = False, compiled: bool = False, train: bool = False) -> Any:
+        """A picture of the graph, a `graphviz.Digraph` (Jupyter shows it inline;
+        `dlg.viz.save(picture, "graph.svg")` writes it): layers as boxes with their parameter
+        counts, tensor types on the edges; `expand=True` opens the layers into their ops,
+        `compiled=True` draws the graph after the compiler's passes with each fused kernel
+        outlined, `train=True` the training graph. Needs `pip install 'dlg[viz]'`."""
+        return picture(self, expand=expand, compiled=compiled, train=train)
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{k}: {t}" for k, t in self.inputs.items())
