@@ -35,6 +35,14 @@ from dlg.ir.serialize import dumps
 from dlg.ir.shapes import evaluate_shape
 from dlg.onnx.export import DEFAULT_OPSET, OPSETS
 from dlg.onnx.export import export as export_onnx
+from dlg.runtime.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TensorBoard,
+)
 from dlg.runtime.checkpoint import Interrupted
 from dlg.runtime.native import NativeGraph, compile_report, profile_kernels
 from dlg.runtime.plot import plot_history
@@ -143,8 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("file", type=Path, help="the .dlg file (it needs a train section)")
     train.add_argument("--data", default="auto", metavar="SOURCE",
                        help="digits | mnist:FOLDER (IDX files) | npz:FILE (arrays named after "
-                       "the inputs and labels, optionally with _test twins) | regression "
-                       "(default: chosen from the model's input shape)")
+                       "the inputs and labels, any number of each, optionally with _test "
+                       "twins) | regression (default: chosen from the model's input shape)")
     train.add_argument("--epochs", type=int, default=20, help="passes over the data (default 20)")
     train.add_argument("--batch-size", type=int, default=64, help="samples per step (default 64)")
     train.add_argument("--lr", type=float, help="learning rate (default: the train section's)")
@@ -162,6 +170,26 @@ def _parser() -> argparse.ArgumentParser:
                        "command: --epochs counts from where that run began)")
     train.add_argument("--plot", type=Path, metavar="PNG",
                        help="write the loss/metric curves to an image (needs matplotlib)")
+    train.add_argument("--validation-split", type=float, default=0.0, metavar="F",
+                       help="validate each epoch on the last fraction F of the training data "
+                       "(default: on the held-out test part)")
+    train.add_argument("--early-stop", type=int, metavar="PATIENCE",
+                       help="stop once --monitor has not improved for PATIENCE epochs, and "
+                       "keep the best epoch's weights")
+    train.add_argument("--save-best", type=Path, metavar="PATH",
+                       help="save the weights (.safetensors or .npz) whenever --monitor "
+                       "reaches its best value so far")
+    train.add_argument("--reduce-lr", type=int, metavar="PATIENCE",
+                       help="divide the learning rate by 10 once --monitor has not improved "
+                       "for PATIENCE epochs")
+    train.add_argument("--monitor", default="val_loss", metavar="NAME",
+                       help="what --early-stop, --save-best and --reduce-lr watch: a logged "
+                       "name such as val_loss or val_accuracy (default val_loss)")
+    train.add_argument("--csv-log", type=Path, metavar="FILE",
+                       help="write a CSV row of each epoch's loss and metrics")
+    train.add_argument("--tensorboard", type=Path, metavar="DIR",
+                       help="write each epoch's loss and metrics as TensorBoard event files "
+                       "(needs tensorboardX)")
     train.add_argument("--interpreter", action="store_true",
                        help="run each step on the NumPy interpreter instead of as one native "
                        "call (the default: compiled first, then cached on disk)")
@@ -323,8 +351,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.suffix not in WEIGHT_FORMATS:
         raise DlgValueError(f"{args.output}: weights are .safetensors or .npz files")
     data = training_data(m, args.data, seed=args.seed)
+    callbacks = _callbacks(args)  # before compiling: a missing package is said at once
+    tested = data.rows(data.test)
     print(f"training {m.name} ({m.num_params():,} parameters) on {data.description}: "
-          f"{len(data.y_train):,} train / {len(data.y_test):,} test samples, "
+          f"{data.rows(data.train):,} train / {tested:,} test samples, "
           f"{args.epochs} epochs, batch {args.batch_size}", file=sys.stderr)
     if not args.interpreter:  # compile (or load from the disk cache) outside the training time
         start = time.perf_counter()
@@ -337,11 +367,12 @@ def _train(args: argparse.Namespace) -> int:
         args.output.with_suffix(".ckpt") if args.output else Path(f"{args.file.stem}.ckpt"))
     start = time.perf_counter()
     try:
-        history = m.fit(data.x_train, data.y_train, epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr,
-                        validation_data=(data.x_test, data.y_test), seed=args.seed,
-                        verbose=0 if args.quiet else 1, compiled=not args.interpreter,
-                        checkpoint=checkpoint, resume=args.resume)
+        history = m.fit(data.train, epochs=args.epochs, batch_size=args.batch_size,
+                        lr=args.lr, seed=args.seed, verbose=0 if args.quiet else 1,
+                        validation_data=None if args.validation_split else data.test,
+                        validation_split=args.validation_split, callbacks=callbacks,
+                        compiled=not args.interpreter, checkpoint=checkpoint,
+                        resume=args.resume)
     except Interrupted as e:
         print(f"{e.where()}; saved a checkpoint to {e.checkpoint}\nto continue, run the same "
               f"command with --resume {e.checkpoint}", file=sys.stderr)
@@ -351,9 +382,13 @@ def _train(args: argparse.Namespace) -> int:
         for epoch, values in zip(history.epoch, zip(*history.history.values())):
             row = "  ".join(f"{k} {v:.4f}" for k, v in zip(history.history, values))
             print(f"epoch {epoch:>3}  {row}")
-    final = m.evaluate(data.x_test, data.y_test, compiled=not args.interpreter)
+    for stopper in (c for c in callbacks if isinstance(c, EarlyStopping) and c.stopped_epoch):
+        print(f"stopped early after epoch {stopper.stopped_epoch + 1}: {args.monitor} did not "
+              f"improve for {args.early_stop} epochs; kept the weights of epoch "
+              f"{stopper.best_epoch + 1}", file=sys.stderr)
+    final = m.evaluate(data.test, compiled=not args.interpreter)
     shown = ", ".join(_describe_metric(k, v) for k, v in final.items())
-    print(f"test: {shown} ({len(data.y_test):,} samples); trained in {elapsed:.2f} s")
+    print(f"test: {shown} ({tested:,} samples); trained in {elapsed:.2f} s")
     if args.output is not None:
         m.save_weights(args.output)
         print(f"saved weights to {args.output}")
@@ -361,6 +396,26 @@ def _train(args: argparse.Namespace) -> int:
         plot_history(history, args.plot, title=f"{m.name} on {data.description}")
         print(f"wrote curves to {args.plot}")
     return 0
+
+
+def _callbacks(args: argparse.Namespace) -> list[Callback]:
+    """The Keras callbacks the train flags ask for."""
+    callbacks: list[Callback] = []
+    if args.early_stop is not None:
+        callbacks.append(EarlyStopping(args.monitor, patience=args.early_stop,
+                                       restore_best_weights=True))
+    if args.save_best is not None:
+        if args.save_best.suffix not in WEIGHT_FORMATS:
+            raise DlgValueError(f"--save-best {args.save_best}: weights are .safetensors or "
+                                f".npz files")
+        callbacks.append(ModelCheckpoint(args.save_best, args.monitor, save_best_only=True))
+    if args.reduce_lr is not None:
+        callbacks.append(ReduceLROnPlateau(args.monitor, patience=args.reduce_lr))
+    if args.csv_log is not None:
+        callbacks.append(CSVLogger(args.csv_log))
+    if args.tensorboard is not None:
+        callbacks.append(TensorBoard(args.tensorboard))
+    return callbacks
 
 
 def _describe_metric(name: str, value: float) -> str:

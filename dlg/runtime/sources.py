@@ -1,6 +1,8 @@
 """Where `dlgc train` gets its data: `--data digits | mnist:FOLDER | npz:FILE | regression`, or
-`auto`, which picks from the model's input shape. Arrays come back shaped and typed for the
-model's first input and first label, split into train and held-out test parts."""
+`auto`, which picks from the model's input shape. Arrays come back by input name, shaped and
+typed for the training graph's inputs, split into train and held-out test parts. An .npz
+archive feeds any model (several inputs, several labels, or none) by naming its arrays after
+the inputs; the built-in sets feed models with one input and one label."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dlg.errors import DlgValueError
 from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
 from dlg.runtime.data import load_digits, load_mnist, synthetic_regression, train_test_split
+from dlg.runtime.feeds import SAMPLE_WEIGHT
 from dlg.runtime.model import Model
 
 KINDS = "digits, mnist:FOLDER, npz:FILE or regression"
@@ -20,19 +23,31 @@ KINDS = "digits, mnist:FOLDER, npz:FILE or regression"
 
 @dataclass(frozen=True)
 class TrainingData:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    """Every input of the training graph by name (model inputs, then the train section's),
+    for training and for the held-out test."""
+
+    train: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
     description: str
+
+    @staticmethod
+    def rows(feed: dict[str, np.ndarray]) -> int:
+        return len(next(iter(feed.values())))
 
 
 def training_data(m: Model, source: str, seed: int = 0) -> TrainingData:
-    """The data `source` names, fitted to model `m` (one input, one label)."""
+    """The data `source` names, fitted to model `m`."""
     assert m.train_spec is not None
-    x_type = _single(m.inputs, "input")
-    y_type = _single({k: t for k, t in _label_types(m).items()}, "label")
+    types = {**m.inputs, **_label_types(m)}
     kind, _, arg = source.partition(":")
+    if kind == "npz":
+        if not arg:
+            raise DlgValueError("--data npz:FILE needs the .npz archive's path")
+        train, test = _npz(Path(arg), types, seed)
+        return TrainingData(_fitted(train, types), _fitted(test, types), arg)
+    x_name = _single(m.inputs, "input")
+    y_name = _single({k: t for k, t in types.items() if k not in m.inputs}, "label")
+    x_type, y_type = types[x_name], types[y_name]
     if kind == "auto":
         kind = _guess(x_type, y_type)
     if kind == "digits":
@@ -45,9 +60,6 @@ def training_data(m: Model, source: str, seed: int = 0) -> TrainingData:
             raise DlgValueError("--data mnist:FOLDER needs the folder holding the IDX files")
         parts = [*load_mnist(arg, split="train"), *load_mnist(arg, split="test")]
         description = f"MNIST from {arg}"
-    elif kind == "npz":
-        parts = _npz(Path(arg), m, seed)
-        description = arg
     elif kind == "regression":
         x, y = synthetic_regression(n=1000, seed=seed)
         x_train, x_test, y_train, y_test = train_test_split(x, y, test_fraction=0.2, seed=seed)
@@ -56,8 +68,8 @@ def training_data(m: Model, source: str, seed: int = 0) -> TrainingData:
     else:
         raise DlgValueError(f"unknown data source {source!r}: use {KINDS}")
     x_train, y_train, x_test, y_test = parts
-    return TrainingData(_fit(x_train, x_type, "x"), _fit(y_train, y_type, "y"),
-                        _fit(x_test, x_type, "x"), _fit(y_test, y_type, "y"), description)
+    return TrainingData(_fitted({x_name: x_train, y_name: y_train}, types),
+                        _fitted({x_name: x_test, y_name: y_test}, types), description)
 
 
 def _label_types(m: Model) -> dict[str, TensorType]:
@@ -66,11 +78,12 @@ def _label_types(m: Model) -> dict[str, TensorType]:
     return {n.name: n.types[0] for n in graph.inputs if n.name in m.train_spec.labels}
 
 
-def _single(types: dict[str, TensorType], what: str) -> TensorType:
+def _single(types: dict[str, TensorType], what: str) -> str:
     if len(types) != 1:
-        raise DlgValueError(f"dlgc train feeds models with one {what}; this one has "
-                            f"{len(types)} ({', '.join(types)}): use m.fit from Python")
-    return next(iter(types.values()))
+        raise DlgValueError(f"the built-in data sets feed models with one {what}; this one has "
+                            f"{len(types)} ({', '.join(types) or 'none'}): pass --data "
+                            f"npz:FILE with arrays named after the inputs and labels")
+    return next(iter(types))
 
 
 def _per_sample(t: TensorType) -> int | None:
@@ -87,23 +100,33 @@ def _guess(x: TensorType, y: TensorType) -> str:
                         f"({KINDS})")
 
 
-def _npz(path: Path, m: Model, seed: int) -> list[np.ndarray]:
-    x_name, y_name = next(iter(m.inputs)), next(iter(_label_types(m)))
+def _npz(path: Path, types: dict[str, TensorType], seed: int
+         ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The archive's arrays named after the training graph's inputs (`sample_weight` may be
+    left out: it is then all ones), and their `NAME_test` twins when every one has one (else
+    a seeded 80/20 split)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except (OSError, ValueError) as e:
         raise DlgValueError(f"cannot read {path} as an .npz archive: {e}") from None
-    for name in (x_name, y_name):
-        if name not in arrays:
-            raise DlgValueError(f"{path} has no array {name!r} (it has "
-                                f"{', '.join(arrays) or 'none'}); name them after the model's "
-                                f"input and label")
-    if f"{x_name}_test" in arrays and f"{y_name}_test" in arrays:
-        return [arrays[x_name], arrays[y_name], arrays[f"{x_name}_test"], arrays[f"{y_name}_test"]]
-    x_train, x_test, y_train, y_test = train_test_split(arrays[x_name], arrays[y_name],
-                                                        test_fraction=0.2, seed=seed)
-    return [x_train, y_train, x_test, y_test]
+    names = [n for n in types if n != SAMPLE_WEIGHT or n in arrays]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise DlgValueError(f"{path} has no array{'s' * (len(missing) > 1)} "
+                            f"{', '.join(map(repr, missing))} (it has "
+                            f"{', '.join(arrays) or 'none'}); the model trains on "
+                            f"{', '.join(names)}, each an array named after its input or "
+                            f"label (held-out ones may be given as NAME_test)")
+    if all(f"{n}_test" in arrays for n in names):
+        return {n: arrays[n] for n in names}, {n: arrays[f"{n}_test"] for n in names}
+    parts = train_test_split(*(arrays[n] for n in names), test_fraction=0.2, seed=seed)
+    return dict(zip(names, parts[0::2])), dict(zip(names, parts[1::2]))
+
+
+def _fitted(arrays: dict[str, np.ndarray], types: dict[str, TensorType]
+            ) -> dict[str, np.ndarray]:
+    return {n: _fit(a, types[n], n) for n, a in arrays.items()}
 
 
 def _fit(a: np.ndarray, t: TensorType, what: str) -> np.ndarray:
