@@ -28,11 +28,13 @@ from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.nn import BATCH_NORM, LAYER_NORM, LINEAR, LINEAR_NOBIAS, LOG_SOFTMAX, SOFTMAX
 from dlg.ir.ops.opdef import OpDef
 from dlg.ir.ops.pool import AVG_POOL, MAX_POOL
-from dlg.ir.ops.reduce import ARGMAX, ARGMIN, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, REDUCE_SUM
+from dlg.ir.ops.reduce import (
+    ARGMAX, ARGMIN, NUMEL, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, REDUCE_SUM,
+)
 from dlg.ir.ops.shape import BROADCAST_TO, CONCAT, PAD, RESHAPE, SLICE, SPLIT, TAKE, TRANSPOSE
 from dlg.ir.ops.sort import CUMSUM
 from dlg.ir.ops.source import ARANGE, CONSTANT, FULL
-from dlg.ir.shapes import Sym
+from dlg.ir.shapes import Dim, Sym
 from dlg.onnx.export_graph import Call, Mapping_, OnnxGraph, emit_graph
 from dlg.onnx.types import to_onnx
 
@@ -100,6 +102,16 @@ def _arg(op_type: str) -> Mapping_:
         index = out.one(op_type, [flat], axis=0, keepdims=1)
         out.emit("Reshape", [index, out.ints([1] * c.type.rank)], c.outputs)
     return emit
+
+
+def _numel(out: OnnxGraph, c: Call) -> None:
+    """The element count over the axes: a constant, or a product of symbolic dims."""
+    shape = c.in_types[0].shape
+    count: Dim = 1
+    for axis in range(len(shape)) if c.attrs["axes"] is None else c.attrs["axes"]:
+        count = count * shape[axis]
+    scalar = out.one("Reshape", [out.dims([count], "count"), out.ints([], "scalar_shape")])
+    out.emit("Cast", [scalar], c.outputs, to=to_onnx(c.type.dtype))
 
 
 def _reshape(out: OnnxGraph, c: Call) -> None:
@@ -224,7 +236,7 @@ EXPORTS: dict[OpDef, Mapping_] = {
     # reductions, products, windows
     REDUCE_SUM: _reduce("ReduceSum"), REDUCE_PROD: _reduce("ReduceProd"),
     REDUCE_MAX: _reduce("ReduceMax"), REDUCE_MIN: _reduce("ReduceMin"),
-    ARGMAX: _arg("ArgMax"), ARGMIN: _arg("ArgMin"), CUMSUM: _cumsum,
+    ARGMAX: _arg("ArgMax"), ARGMIN: _arg("ArgMin"), NUMEL: _numel, CUMSUM: _cumsum,
     MATMUL: same("MatMul"), CONV: _conv,
     MAX_POOL: _pool("MaxPool", dilations=lambda a: list(a["dilation"]) or None),
     AVG_POOL: _pool("AveragePool", count_include_pad=lambda a: int(a["count_include_pad"])),
