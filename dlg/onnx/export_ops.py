@@ -32,7 +32,7 @@ from dlg.ir.ops.reduce import (
     ARGMAX, ARGMIN, NUMEL, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, REDUCE_SUM,
 )
 from dlg.ir.ops.shape import BROADCAST_TO, CONCAT, PAD, RESHAPE, SLICE, SPLIT, TAKE, TRANSPOSE
-from dlg.ir.ops.sort import CUMSUM
+from dlg.ir.ops.sort import CUMSUM, SORT
 from dlg.ir.ops.source import ARANGE, CONSTANT, FULL
 from dlg.ir.shapes import Dim, Sym
 from dlg.onnx.export_graph import Call, Mapping_, OnnxGraph, emit_graph
@@ -165,6 +165,14 @@ def _pool(op_type: str, **extra: Callable[[Any], Any]) -> Mapping_:
     return emit
 
 
+def _sort(out: OnnxGraph, c: Call) -> None:
+    """TopK of the whole axis; ONNX breaks ties by position, as dlg's stable sort does."""
+    axis = c.attrs["axis"]
+    k = out.dims([c.in_types[0].shape[axis]], "k")
+    out.emit("TopK", [c.inputs[0], k], c.outputs, axis=axis,
+             largest=int(c.attrs["descending"]), sorted=1)
+
+
 def _cumsum(out: OnnxGraph, c: Call) -> None:
     axis = out.const(np.asarray(c.attrs["axis"], np.int64), "axis")
     out.emit("CumSum", [c.inputs[0], axis], c.outputs, reverse=int(c.attrs["reverse"]))
@@ -237,6 +245,7 @@ EXPORTS: dict[OpDef, Mapping_] = {
     REDUCE_SUM: _reduce("ReduceSum"), REDUCE_PROD: _reduce("ReduceProd"),
     REDUCE_MAX: _reduce("ReduceMax"), REDUCE_MIN: _reduce("ReduceMin"),
     ARGMAX: _arg("ArgMax"), ARGMIN: _arg("ArgMin"), NUMEL: _numel, CUMSUM: _cumsum,
+    SORT: _sort,
     MATMUL: same("MatMul"), CONV: _conv,
     MAX_POOL: _pool("MaxPool", dilations=lambda a: list(a["dilation"]) or None),
     AVG_POOL: _pool("AveragePool", count_include_pad=lambda a: int(a["count_include_pad"])),
