@@ -11,6 +11,7 @@ arguments and rules follow `keras.callbacks`; weights are written with `Model.sa
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgImportError, DlgValueError
 from dlg.files import write_text
 
 if TYPE_CHECKING:
@@ -284,8 +285,7 @@ class TensorBoard(Callback):
 
 def _summary_writer() -> Any:
     try:
-        from tensorboardX import SummaryWriter
-    except ImportError:
-        raise DlgValueError('TensorBoard logging needs tensorboardX: pip install '
-                            '"dlg[tensorboard]" (or pip install tensorboardX)') from None
-    return SummaryWriter
+        return importlib.import_module("tensorboardX").SummaryWriter
+    except ImportError as e:
+        raise DlgImportError('TensorBoard logging needs tensorboardX: pip install '
+                             '"dlg[tensorboard]" (or pip install tensorboardX)') from e
