@@ -50,6 +50,9 @@ from dlg.runtime.sources import training_data
 from dlg.runtime.training import TrainStep
 from dlg.runtime.weights import FORMATS as WEIGHT_FORMATS
 from dlg.runtime.weights import load_weights
+from dlg.viz import picture
+from dlg.viz import save as save_picture
+from dlg.viz.render import IMAGE_FORMATS, SOURCE_FORMATS
 
 EPILOG = "Run `dlgc COMMAND --help` for the options of one command."
 
@@ -209,6 +212,30 @@ def _parser() -> argparse.ArgumentParser:
                     help="the example input's shape, e.g. 1,1,28,28")
     tr.add_argument("-o", "--output", type=Path, help="write the .dlg file here")
     tr.set_defaults(run=_trace)
+
+    viz = sub.add_parser(
+        "viz", help="draw a model's graph with Graphviz (SVG, PNG, PDF or DOT source)",
+        description="Draw a model's graph: layers as boxes with their type and parameter count "
+        "(--expand: around their ops), the type of every tensor on its edge (symbolic dims as "
+        "written: f32[N,128]), inputs and outputs apart. The format is -o's suffix: .svg, .png "
+        "and .pdf are laid out by Graphviz's `dot` program (apt install graphviz), .dot and .gv "
+        "are DOT source and need no program; without -o the DOT source is printed. Needs the "
+        "graphviz package: pip install 'dlg[viz]'.")
+    viz.add_argument("file", type=Path, help="the .dlg file")
+    viz.add_argument("-o", "--output", type=Path,
+                     help="the picture to write (graph.svg, graph.png, graph.pdf, graph.dot)")
+    viz.add_argument("--format", choices=SOURCE_FORMATS + IMAGE_FORMATS,
+                     help="the picture's format when -o's suffix does not say it")
+    viz.add_argument("--expand", action="store_true",
+                     help="draw each layer as a box around its ops and parameters")
+    viz.add_argument("--compiled", action="store_true",
+                     help="draw the graph as the compiler leaves it (decomposed, simplified), "
+                     "each fused kernel outlined and named as in --emit kernels")
+    viz.add_argument("--train", action="store_true",
+                     help="draw the training graph (loss and metrics as outputs; with "
+                     "--compiled, the whole step: forward, backward and optimizer update)")
+    viz.add_argument("--model", help="which model, when the file defines several")
+    viz.set_defaults(run=_viz)
 
     exp = sub.add_parser(
         "export", help="write a model's inference graph as an ONNX file",
@@ -456,6 +483,21 @@ def _export(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} (ONNX opset {args.opset}): "
           f"{', '.join(f'{k}: {t}' for k, t in m.inputs.items())} -> "
           f"{', '.join(f'{k}: {t}' for k, t in m.outputs.items())}")
+    return 0
+
+
+def _viz(args: argparse.Namespace) -> int:
+    if args.expand and args.compiled:
+        raise DlgValueError("--expand opens layers and --compiled draws kernels: give one")
+    if args.output is None and args.format not in (None, *SOURCE_FORMATS):
+        raise DlgValueError(f"--format {args.format} writes an image: give the file with -o")
+    m = load(args.file, model=args.model)
+    drawn = picture(m, expand=args.expand, compiled=args.compiled, train=args.train)
+    if args.output is None:
+        print(drawn.source, end="")
+        return 0
+    save_picture(drawn, args.output, args.format)
+    print(f"wrote {args.output}")
     return 0
 
 
