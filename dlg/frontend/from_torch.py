@@ -1,0 +1,297 @@
+"""`dlg.from_torch`: a PyTorch module as a `dlg.Model`, its weights under torch's names.
+
+torch.fx's `symbolic_trace` records the module's forward as call_module, call_function and
+call_method nodes. This file only maps each node to dlg's spelling of the same thing (a dlg.nn
+module made with the torch module's options and weights, the dlg function or Tensor method of
+the same name, Python's operators as they are) and lets `dlg.trace` run the mapped graph, so
+every op keeps its one definition in dlg, and `x.relu()`, `torch.relu(x)`, `F.relu(x)` and
+`nn.ReLU()` all end at the same dlg function. Nodes dlg cannot map are reported all at once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgError, DlgImportError, DlgTypeError, DlgValueError
+from dlg.frontend import functional
+from dlg.frontend import nn as dlg_nn
+from dlg.frontend.nn import Module, Parameter
+from dlg.frontend.tensor import Tensor
+from dlg.frontend.trace import trace
+from dlg.ir.dtypes import DType
+from dlg.runtime.model import Model
+from dlg.runtime.weights import torch_module
+
+# torch constructor arguments that say where a module lives, not what it computes
+_PLACEMENT = {"device", "dtype"}
+# the options of the modules that take prelude.dlg's layer options as *args, **kwargs
+_RECURRENT = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
+              "bidirectional")
+_VARIADIC = {"RNN": _RECURRENT + ("nonlinearity",), "GRU": _RECURRENT,
+             "LSTM": _RECURRENT + ("proj_size",)}
+
+
+def from_torch(module: Any, example_input: Any) -> Model:
+    """A `dlg.Model` computing what the torch module computes, with its parameters and buffers
+    under the names of its state_dict. `example_input` (a tensor or a tuple of them) fixes the
+    input dtypes and shapes; axis 0 of each input is the symbolic batch size N unless the
+    module needs it fixed."""
+    torch = torch_module()
+    if not isinstance(module, torch.nn.Module):
+        raise DlgValueError(f"dlg.from_torch takes a torch.nn.Module, not "
+                            f"{type(module).__name__}")
+    examples = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    arrays = [e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else np.asarray(e)
+              for e in examples]
+    net = convert(module)
+    try:
+        return trace(net, *arrays)
+    except DlgError:  # a batch size written into the module: trace it for these shapes only
+        names = inspect.signature(net.forward).parameters
+        return trace(net, *arrays, dynamic={name: {} for name in names})
+
+
+def convert(module: Any) -> FxModule:
+    """The torch module as an eager dlg module (same state_dict names, weights copied) whose
+    forward runs the module's fx graph with dlg's functions; the base of `from_torch`."""
+    torch = torch_module()
+    try:
+        gm = torch.fx.symbolic_trace(module)
+    except Exception as e:  # noqa: BLE001  (fx raises many kinds; all mean "cannot trace")
+        raise DlgImportError(f"torch.fx cannot trace {type(module).__name__}: "
+                             f"{type(e).__name__}: {e}") from None
+    return FxModule(module, gm)
+
+
+class FxModule(Module):
+    """A torch module's dlg counterpart: its submodules converted (leaves to dlg.nn modules,
+    the rest to plain containers holding their own parameters), and a forward that interprets
+    the module's torch.fx graph."""
+
+    def __init__(self, module: Any, gm: Any):
+        super().__init__()
+        refused: dict[str, str] = {}
+        _copy_tree(module, self, "", refused, {})
+        self._fx_nodes = list(gm.graph.nodes)
+        self._fx_module = gm
+        self._fx_calls = _resolve(self, self._fx_nodes, refused)
+        names = [n.target for n in self._fx_nodes if n.op == "placeholder"]
+
+        def forward(*args: Any) -> Any:
+            return self._interpret(*args)
+        # dlg.trace names the model's inputs after forward's parameters: torch's own names
+        forward.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+        self.forward = forward  # type: ignore[method-assign]
+
+    def _interpret(self, *args: Any) -> Any:
+        env: dict[Any, Any] = {}
+        inputs = iter(args)
+        for node in self._fx_nodes:
+            if node.op == "placeholder":
+                env[node] = next(inputs, node.args[0] if node.args else None)
+            elif node.op == "output":
+                return _load(node.args[0], env)
+            elif node.op == "get_attr":
+                env[node] = _attribute(self, self._fx_module, node.target)
+            else:
+                call = self._fx_calls[node]
+                try:
+                    env[node] = call(*_load(node.args, env), **_load(node.kwargs, env))
+                except DlgError as e:
+                    raise e.with_note(f"in torch.fx node {node.name!r} "
+                                      f"({node.op} {_target_name(node.target)})") from None
+        raise DlgValueError("the torch.fx graph has no output node")
+
+
+# ---- modules ---------------------------------------------------------------------------------
+def _copy_tree(tmod: Any, into: Module, prefix: str, refused: dict[str, str],
+               done: dict[int, Module]) -> None:
+    """Mirror torch's module tree under `into`: each child converted once (a shared module
+    stays shared), in torch's order, so the state_dict keys and their order are torch's."""
+    for name, p in tmod.named_parameters(recurse=False):
+        into.register_parameter(name, Parameter(_array(p), requires_grad=p.requires_grad))
+    for name, b in tmod.named_buffers(recurse=False):
+        if name in tmod._non_persistent_buffers_set:
+            object.__setattr__(into, name, Tensor(_array(b)))  # not in the state_dict
+        else:
+            into.register_buffer(name, Tensor(_array(b)))
+    for name, child in tmod.named_children():
+        path = prefix + name
+        if id(child) not in done:
+            done[id(child)] = _leaf(child, path, refused)
+            if done[id(child)] is None:
+                done[id(child)] = Module()
+                _copy_tree(child, done[id(child)], path + ".", refused, done)
+            object.__setattr__(done[id(child)], "training", child.training)
+        into.add_module(name, done[id(child)])
+
+
+def _leaf(tmod: Any, path: str, refused: dict[str, str]) -> Module | None:
+    """The dlg.nn module of the torch.nn leaf module's class, with its options and weights;
+    None for modules fx traces through (Sequential, the user's own) and for leaves dlg lacks
+    (their reason kept in `refused`, reported if the graph calls them)."""
+    torch = torch_module()
+    containers = (torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.ParameterList,
+                  torch.nn.ParameterDict)
+    if isinstance(tmod, containers) or not torch.fx.Tracer().is_leaf_module(tmod, path):
+        return None
+    cls = type(tmod).__name__
+    made = getattr(dlg_nn, cls, None)
+    if made is None or not isinstance(made, type) or not issubclass(made, Module):
+        refused[path] = f"dlg.nn has no {cls}"
+        return None
+    ours = _VARIADIC.get(cls) or inspect.signature(made.__init__).parameters
+    theirs = inspect.signature(type(tmod).__init__).parameters
+    for name, p in theirs.items():
+        if (name not in ours and name not in _PLACEMENT and not name.startswith("_")
+                and hasattr(tmod, name) and p.default is not p.empty
+                and getattr(tmod, name) != p.default):
+            refused[path] = f"dlg.nn.{cls} has no option {name} (here {getattr(tmod, name)!r})"
+            return None
+    options = {name: _option(tmod, name) for name in ours
+               if name != "self" and hasattr(tmod, name)}
+    try:
+        converted = made(**options)
+        converted.load_state_dict(tmod.state_dict())
+    except DlgError as e:
+        refused[path] = f"dlg.nn.{cls}{tuple(options.values())}: {e.message}"
+        return None
+    return converted
+
+
+def _option(tmod: Any, name: str) -> Any:
+    """A constructor option read back from the module (`bias` is a tensor or None there)."""
+    value = getattr(tmod, name)
+    if name == "bias" and not isinstance(value, bool):
+        return value is not None
+    return value
+
+
+def _array(t: Any) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
+def _attribute(net: FxModule, gm: Any, target: str) -> Any:
+    """A get_attr node's value: the dlg parameter or buffer of that name, else a constant fx
+    made (`torch.tensor(...)` in forward), as a dlg tensor."""
+    obj: Any = net
+    try:
+        for part in target.split("."):
+            obj = getattr(obj, part)
+        return obj
+    except AttributeError:
+        value = gm
+        for part in target.split("."):
+            value = getattr(value, part)
+        return _value(value)
+
+
+# ---- functions and methods -------------------------------------------------------------------
+def _resolve(net: FxModule, nodes: list[Any], refused: dict[str, str]) -> dict[Any, Callable]:
+    """The dlg callable of each call node; every node dlg cannot map, in one DlgImportError."""
+    calls: dict[Any, Callable] = {}
+    missing: dict[str, list[str]] = {}
+    for node in nodes:
+        if node.op == "call_module":
+            module = _submodule(net, node.target)
+            if node.target in refused or type(module) is Module:
+                why = refused.get(node.target, "a torch module dlg does not convert")
+                missing.setdefault(f"module {node.target} ({why})", []).append(node.name)
+            calls[node] = module
+        elif node.op == "call_function":
+            fn = _function(node.target)
+            if fn is None:
+                missing.setdefault(f"function {_target_name(node.target)}", []).append(node.name)
+            calls[node] = fn
+        elif node.op == "call_method":
+            if not hasattr(Tensor, node.target):
+                missing.setdefault(f"method Tensor.{node.target}", []).append(node.name)
+            calls[node] = _method(node.target)
+    if missing:
+        lines = [f"{what} at node{'s' if len(names) > 1 else ''} {', '.join(names)}"
+                 for what, names in missing.items()]
+        raise DlgImportError(f"{len(missing)} unsupported torch op{'s' if len(missing) > 1 else ''}"
+                             f": " + "; ".join(lines))
+    return calls
+
+
+def _submodule(net: Module, path: str) -> Module:
+    for part in path.split("."):
+        net = net._modules[part]
+    return net
+
+
+def _function(target: Any) -> Callable | None:
+    """The dlg function for a torch function: Python's operators and builtins as they are
+    (dlg tensors implement them), torch.nn.functional.X as dlg.nn.functional.X, torch.X as
+    dlg.X (dlg's namesakes have torch's meaning, checked against torch's OpInfo samples)."""
+    torch = torch_module()
+    name = getattr(target, "__name__", None)
+    if name is None:
+        return None
+    for theirs, ours in ((operator, operator), (builtins, builtins),
+                         (torch.nn.functional, functional), (torch, functional)):
+        if getattr(theirs, name, None) is target:
+            found = getattr(ours, name, None)
+            return None if found is None else _with_dlg_values(found)
+    return None
+
+
+def _method(name: str) -> Callable:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, name)(*args, **kwargs)
+    return _with_dlg_values(call)
+
+
+def _with_dlg_values(fn: Callable) -> Callable:
+    """fn with torch dtypes, devices and tensors among its arguments given as dlg's; left out
+    are the keywords only torch's Python wrappers pass (`_stacklevel`) and `inplace=False`
+    (F.silu's and others': dlg computes out of place)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*[_value(a) for a in args],
+                  **{k: _value(v) for k, v in kwargs.items()
+                     if not k.startswith("_") and not (k == "inplace" and v is False)})
+    return call
+
+
+def _value(v: Any) -> Any:
+    torch = torch_module()
+    if isinstance(v, torch.dtype):
+        name = str(v).removeprefix("torch.")
+        dtypes = {d.torch_name: d for d in DType}
+        if name not in dtypes:
+            raise DlgTypeError(f"dlg has no dtype {v} (it has "
+                               f"{', '.join(sorted(dtypes))})")
+        return dtypes[name]
+    if isinstance(v, torch.device):
+        return str(v)
+    if isinstance(v, torch.Tensor):
+        return Tensor(_array(v))
+    if type(v) in (tuple, list):  # not a named tuple: those are dlg's results already
+        return type(v)(_value(x) for x in v)
+    return v
+
+
+def _load(arg: Any, env: dict[Any, Any]) -> Any:
+    """fx arguments with each node replaced by its value."""
+    if isinstance(arg, tuple):
+        return tuple(_load(a, env) for a in arg)
+    if isinstance(arg, list):
+        return [_load(a, env) for a in arg]
+    if isinstance(arg, dict):
+        return {k: _load(v, env) for k, v in arg.items()}
+    return env[arg] if isinstance(arg, torch_module().fx.Node) else arg
+
+
+def _target_name(target: Any) -> str:
+    if isinstance(target, str):
+        return target
+    module = getattr(target, "__module__", None) or "torch"
+    return f"{module}.{getattr(target, '__name__', repr(target))}"

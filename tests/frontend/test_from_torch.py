@@ -1,0 +1,215 @@
+"""dlg.from_torch against PyTorch: a zoo of torch modules (the reference MLP, CNN and ConvNet,
+a ResNet-style block in eval mode, an LSTM classifier, every spelling of the same ops) read
+through torch.fx; the dlg model's state_dict keys are torch's, and its outputs equal torch's
+interpreted and compiled, for a batch size other than the example's; a parameter's gradient
+through the converted eager module equals torch.autograd's; unsupported nodes are listed
+together."""
+
+from __future__ import annotations
+
+import inspect
+import operator
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.errors import DlgError, DlgImportError
+
+torch = pytest.importorskip("torch")
+tnn, F = torch.nn, torch.nn.functional
+from dlg.frontend.from_torch import convert  # noqa: E402  (needs torch, skipped above)
+
+
+class MLP(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = tnn.Linear(784, 32), tnn.Linear(32, 10)
+
+    def forward(self, x):
+        return F.log_softmax(self.fc2(F.relu(self.fc1(torch.flatten(x, 1)))), dim=1)
+
+
+class CNN(tnn.Module):  # models/cnn.dlg
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.pool = tnn.Conv2d(3, 64, 3, padding=1), tnn.MaxPool2d(2, 2)
+        self.fc1, self.fc2 = tnn.Linear(64 * 5 * 5, 128), tnn.Linear(128, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+class ConvNet(tnn.Module):  # models/convnet.dlg, on 12x12 images
+    def __init__(self):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(1, 8, 3, 1)
+        self.fc1, self.fc2 = tnn.Linear(8 * 10 * 10, 16), tnn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = x.view(x.size(0), -1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class Block(tnn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.body = tnn.Sequential(tnn.Conv2d(c, c, 3, padding=1, bias=False), tnn.BatchNorm2d(c),
+                                   tnn.ReLU(), tnn.Conv2d(c, c, 3, padding=1, bias=False),
+                                   tnn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + x)
+
+
+class ResNet(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = tnn.Sequential(tnn.Conv2d(3, 4, 3, padding=1), tnn.BatchNorm2d(4), tnn.ReLU())
+        self.blocks = tnn.ModuleList([Block(4), Block(4)])
+        self.head = tnn.Sequential(tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Dropout(0.5),
+                                   tnn.Linear(4, 3))
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+class LSTMClassifier(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = tnn.Embedding(20, 6)
+        self.lstm = tnn.LSTM(6, 8, batch_first=True)
+        self.norm, self.out = tnn.LayerNorm(8), tnn.Linear(8, 3)
+
+    def forward(self, tokens):
+        seq, (h, c) = self.lstm(self.embed(tokens))
+        return F.softmax(self.out(self.norm(seq[:, -1] + h[0])), dim=-1)
+
+
+class Spellings(tnn.Module):
+    """The same ops as call_module, call_function and call_method nodes, and a parameter read
+    by get_attr."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = tnn.Linear(6, 6)
+        self.act = tnn.GELU()
+        self.scale = tnn.Parameter(torch.linspace(0.5, 1.5, 6))
+        self.register_buffer("shift", torch.arange(6.0) / 10)
+
+    def forward(self, x, y):
+        a = self.act(self.fc(x)) + F.gelu(x) - torch.sigmoid(x).relu()
+        b = F.linear(y, self.fc.weight, self.fc.bias) * self.scale + self.shift
+        c = torch.cat([a, b], dim=1).reshape(-1, 2, 6).permute(0, 2, 1).transpose(1, 2)
+        d = torch.matmul(c, c.transpose(-1, -2)).view(x.shape[0], -1)
+        return operator.mul(d.mean(dim=1, keepdim=True), torch.tanh(a).sum(-1, keepdim=True)) \
+            + F.silu(b).max(dim=1)[0].unsqueeze(1) + F.leaky_relu(y, 0.2)
+
+
+def _f(*shape):
+    return torch.randn(*shape)
+
+
+ZOO = [  # name, module, example inputs (the test calls the model at another batch size too)
+    ("mlp", MLP, lambda n: (_f(n, 1, 28, 28),)),
+    ("cnn", CNN, lambda n: (_f(n, 3, 10, 10),)),
+    ("convnet", ConvNet, lambda n: (_f(n, 1, 12, 12),)),
+    ("resnet", ResNet, lambda n: (_f(n, 3, 6, 6),)),
+    ("lstm", LSTMClassifier, lambda n: (torch.randint(0, 20, (n, 5)),)),
+    ("spellings", Spellings, lambda n: (_f(n, 6), _f(n, 6))),
+]
+
+
+def _torch_module(make):
+    torch.manual_seed(0)
+    module = make()
+    for m in module.modules():  # running statistics that are not 0 and 1
+        if isinstance(m, tnn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+    return module.eval()
+
+
+@pytest.fixture(scope="module", params=ZOO, ids=[z[0] for z in ZOO])
+def converted(request):
+    _, make, inputs = request.param
+    module = _torch_module(make)
+    model = dlg.from_torch(module, inputs(4))
+    return module, model, inputs
+
+
+def test_names_and_weights_are_torchs(converted):
+    module, model, _ = converted
+    assert list(model.inputs) == list(inspect.signature(module.forward).parameters)
+    theirs = module.state_dict()
+    assert list(model.state_dict()) == list(theirs)
+    for key, value in theirs.items():
+        np.testing.assert_array_equal(np.asarray(model.state_dict()[key]), value.numpy())
+
+
+def test_interpreted_and_compiled_match_torch(converted):
+    module, model, inputs = converted
+    batch = inputs(3)  # not the example's batch size: N stays symbolic
+    with torch.no_grad():
+        expected = module(*batch).numpy()
+    arrays = [t.numpy() for t in batch]
+    np.testing.assert_allclose(model(*arrays), expected, rtol=1e-4, atol=1e-5)
+    exe = dlg.compile(model)
+    np.testing.assert_allclose(exe(*arrays), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("make, inputs, param", [
+    (ResNet, lambda: (_f(2, 3, 6, 6),), "blocks.1.body.3.weight"),
+    (Spellings, lambda: (_f(3, 6), _f(3, 6)), "scale"),
+    (LSTMClassifier, lambda: (torch.randint(0, 20, (2, 5)),), "lstm.weight_hh_l0"),
+], ids=["resnet", "spellings", "lstm"])
+def test_parameter_gradient_matches_torch(make, inputs, param):
+    module = _torch_module(make)
+    net = convert(module)
+    x = inputs()
+    weights = torch.randn(module(*x).shape)
+    (module(*x) * weights).sum().backward()
+    out = net(*[dlg.tensor(t.numpy()) for t in x])
+    (out * dlg.tensor(weights.numpy())).sum().backward()
+    ours = dict(net.named_parameters())[param].grad.numpy()
+    theirs = dict(module.named_parameters())[param].grad.numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+class Unsupported(tnn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = tnn.Linear(4, 4)
+        self.pixel = tnn.PixelShuffle(2)
+        self.pool = tnn.AvgPool2d(2, divisor_override=3)
+
+    def forward(self, x):
+        y = torch.special.erfcx(self.fc(x)) + torch.special.erfcx(x)
+        return self.pool(self.pixel(y.cummax(1)[0].view(-1, 4, 1, 1)))
+
+
+def test_unsupported_nodes_are_listed_together():
+    with pytest.raises(DlgImportError) as e:
+        dlg.from_torch(Unsupported(), _f(2, 4))
+    message = e.value.message
+    assert message.startswith("4 unsupported torch ops")
+    for part in ["special_erfcx at nodes special_erfcx, special_erfcx_1", "Tensor.cummax",
+                 "module pixel (dlg.nn has no PixelShuffle)",
+                 "module pool (dlg.nn.AvgPool2d has no option divisor_override (here 3))"]:
+        assert part in message
+
+
+def test_untraceable_and_wrong_arguments_are_dlg_errors():
+    class Branchy(tnn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(DlgImportError, match="torch.fx cannot trace Branchy"):
+        dlg.from_torch(Branchy(), _f(2, 3))
+    with pytest.raises(DlgError, match="takes a torch.nn.Module, not Linear"):
+        dlg.from_torch(dlg.nn.Linear(2, 2), _f(2, 3))
