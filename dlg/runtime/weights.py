@@ -1,10 +1,14 @@
 """Weights on disk: `.safetensors` (the format PyTorch and Hugging Face share; the safetensors
-library parses it safely and without pickle) or NumPy `.npz` (read with allow_pickle=False).
-Names are the PyTorch-style parameter names, so files move between dlg and PyTorch as they are.
+library parses it safely and without pickle), NumPy `.npz` (read with allow_pickle=False) or
+PyTorch's `.pt`/`.pth` state_dicts (torch.save's files, read with `weights_only=True`, which
+unpickles tensors and containers only; needs torch). Names are the PyTorch-style parameter
+names, so files move between dlg and PyTorch as they are.
 """
 
 from __future__ import annotations
 
+import importlib
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,17 +18,27 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 from safetensors.numpy import save as save_tensors
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgImportError, DlgValueError
 from dlg.files import atomic_write, write_bytes
 
-FORMATS = (".safetensors", ".npz")
+FORMATS = (".safetensors", ".npz", ".pt", ".pth")
+TORCH_FORMATS = (".pt", ".pth")
 
 
 def _format(path: Path) -> str:
     if path.suffix not in FORMATS:
-        raise DlgValueError(f"{path}: weights are .safetensors or .npz files, "
+        raise DlgValueError(f"{path}: weights are {', '.join(FORMATS)} files, "
                             f"not {path.suffix or 'a file without a suffix'}")
     return path.suffix
+
+
+def torch_module() -> Any:
+    """The `torch` package, or a DlgImportError saying how to install it."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError as e:
+        raise DlgImportError("PyTorch models and .pt/.pth files need the `torch` package: "
+                             "pip install torch") from e
 
 
 def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -33,6 +47,11 @@ def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     contiguous: dict[str, Any] = {k: np.array(v, order="C") for k, v in arrays.items()}
     if _format(path) == ".safetensors":
         write_bytes(path, save_tensors(contiguous))
+        return
+    if path.suffix in TORCH_FORMATS:
+        torch = torch_module()
+        with atomic_write(path) as f:
+            torch.save({k: torch.from_numpy(v) for k, v in contiguous.items()}, f)
         return
     with atomic_write(path) as f:
         np.savez(f, **contiguous)
@@ -44,9 +63,34 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     try:
         if kind == ".safetensors":
             return dict(load_file(str(path)))
+        if kind in TORCH_FORMATS:
+            return _load_torch(path)
         with np.load(path, allow_pickle=False) as archive:
             return {k: archive[k] for k in archive.files}
     except FileNotFoundError:
         raise DlgValueError(f"{path}: no such file") from None
-    except (OSError, ValueError, SafetensorError, EOFError) as e:
+    except (OSError, ValueError, SafetensorError, EOFError, RuntimeError) as e:
         raise DlgValueError(f"{path} is not a valid {kind} file ({e})") from None
+
+
+def _load_torch(path: Path) -> dict[str, np.ndarray]:
+    """A torch.save'd state_dict. `weights_only=True` refuses any other pickled object (a whole
+    module, whose unpickling would run code named in the file)."""
+    torch = torch_module()
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError:
+        raise DlgValueError(f"{path} holds pickled Python objects, not only tensors (a whole "
+                            f"module saved with torch.save(model)?); dlg reads state_dicts "
+                            f"only: torch.save(model.state_dict(), path)") from None
+    if not isinstance(state, Mapping):
+        raise DlgValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    wrong = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if wrong:
+        raise DlgValueError(f"{path} is not a state_dict of tensors: {', '.join(map(str, wrong))} "
+                            f"{'are' if len(wrong) > 1 else 'is'} not tensors (a checkpoint? "
+                            f"save its model's state_dict)")
+    try:
+        return {str(k): v.detach().cpu().numpy() for k, v in state.items()}
+    except TypeError as e:  # dtypes NumPy lacks (bfloat16)
+        raise DlgValueError(f"{path}: {e}") from None
