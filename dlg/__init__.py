@@ -31,6 +31,7 @@ from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace, trace_train
+from dlg.frontend.from_torch import from_torch
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
 
@@ -80,3 +81,4 @@ __all__ += _FUNCTIONS
 __all__ += ["linalg"]
 __all__ += ["DlgNumericError", "detect_anomaly", "is_anomaly_enabled", "set_anomaly"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]
+__all__ += ["from_torch"]
