@@ -1,0 +1,202 @@
+"""ONNX export (`dlg.onnx.export`, `dlgc export`) against the interpreter, through onnxruntime:
+every model in models/ and traced dlg.nn modules, each at two batch sizes (the batch dim is a
+named dynamic dim, so one file serves both), every file through `check_model(full_check=True)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import dlg  # noqa: E402
+import dlg.nn as nn  # noqa: E402
+import dlg.nn.functional as F  # noqa: E402
+from dlg.cli import main  # noqa: E402
+from dlg.ir.shapes import evaluate_shape  # noqa: E402
+from dlg.onnx import export  # noqa: E402
+
+MODELS = sorted((Path(__file__).resolve().parents[2] / "models").glob("*.dlg"))
+
+
+def session(proto_or_path) -> ort.InferenceSession:
+    data = proto_or_path if isinstance(proto_or_path, str) else proto_or_path.SerializeToString()
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+def random_inputs(m, dims: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs for every model input at the given symbolic dims: normal floats, small ints
+    (valid indices for the models' embeddings), a quarter of the bools set."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, t in m.inputs.items():
+        shape = evaluate_shape(t.shape, dims)
+        if t.dtype.is_float:
+            feeds[name] = rng.standard_normal(shape).astype(t.dtype.np)
+        elif t.dtype.is_int:
+            feeds[name] = rng.integers(0, 7, shape).astype(t.dtype.np)
+        else:
+            feeds[name] = rng.random(shape) < 0.25
+    return feeds
+
+
+def assert_same(m, sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> None:
+    want = m(**feeds)
+    want = want if isinstance(want, tuple) else (want,)
+    got = sess.run(None, feeds)
+    assert [o.name for o in sess.get_outputs()] == list(m.outputs)
+    for name, w, g in zip(m.outputs, want, got):
+        assert g.dtype == w.dtype and g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def checked(m, opset: int = 17):
+    proto = export(m, opset=opset)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def dim_params(value_info) -> list[str | int]:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_every_model_exports_and_matches_the_interpreter(path, tmp_path):
+    m = dlg.load(path, seed=0)
+    out = tmp_path / f"{path.stem}.onnx"
+    export(m, out)
+    proto = onnx.load(str(out))
+    onnx.checker.check_model(proto, full_check=True)
+    # inputs and outputs keep their names and the batch dim its symbol; weights are initializers
+    # under their PyTorch names
+    assert [i.name for i in proto.graph.input] == list(m.inputs)
+    for info, t in zip(proto.graph.input, m.inputs.values()):
+        assert dim_params(info) == [str(d) if not isinstance(d, int) else d for d in t.shape]
+    assert all(dim_params(o)[0] == "N" for o in proto.graph.output)
+    params = {i.name for i in proto.graph.initializer} & set(m.params)
+    assert params and all(np.array_equal(onnx.numpy_helper.to_array(i), m.params[i.name])
+                          for i in proto.graph.initializer if i.name in params)
+    sess = session(str(out))
+    for batch in (1, 3):
+        assert_same(m, sess, random_inputs(m, {"N": batch}, seed=batch))
+
+
+def test_recurrent_models_export_as_scan():
+    proto = export(dlg.load(MODELS[[p.stem for p in MODELS].index("lstm")]))
+    assert [n.op_type for n in proto.graph.node].count("Scan") == 1
+
+
+# ---- traced modules ---------------------------------------------------------------------------
+class ConvNet(nn.Module):
+    """Strided, dilated, grouped and 'same' convolutions, both batch norms, the pools."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=4)
+        self.bn = nn.BatchNorm2d(8)
+        self.c3 = nn.Conv1d(8, 4, 3, padding="same")
+        self.bn1 = nn.BatchNorm1d(4)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.c2(self.c1(x))))
+        h = (F.avg_pool2d(h, 3, stride=2, padding=1, count_include_pad=False)
+             + F.max_pool2d(h, 3, stride=2, padding=1))
+        h = F.adaptive_avg_pool2d(h, 1).flatten(1)[:, :, None].expand(-1, -1, 5)
+        h = self.drop(self.bn1(self.c3(h)))
+        return F.softmax(h, dim=1), F.log_softmax(h, dim=-1), F.silu(h) + F.hardswish(h)
+
+
+class Recurrent(nn.Module):
+    """Stacked bidirectional LSTM, a bidirectional GRU over time-major input, a tanh RNN."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+        self.gru = nn.GRU(10, 4, bidirectional=True)
+        self.rnn = nn.RNN(8, 3, batch_first=True)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        z, h = self.gru(y.transpose(0, 1))
+        r, _ = self.rnn(z.transpose(0, 1))
+        return r, h
+
+
+class Mixed(nn.Module):
+    """Embedding, LayerNorm, GELU and a spread of elementwise, reduction and movement ops."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.ln, self.fc = nn.Embedding(7, 6), nn.LayerNorm(6), nn.Linear(6, 6)
+
+    def forward(self, idx):
+        h = self.ln(self.emb(idx))
+        h = F.gelu(self.fc(h)) + h.abs().sqrt() * h.exp().log1p()
+        h = dlg.where(h > 0, h, -h).clamp(-1, 2)
+        h = dlg.cat([h, h.flip(1), h.cumsum(1)], dim=-1)
+        ties = h.round(decimals=1)
+        return (h.mean(dim=1), h.amax(dim=(1, 2)), h.argmax(dim=-1), F.pad(h, (1, 2)),
+                h.std(1), ties.sort(dim=1, descending=True)[1], ties.topk(3, dim=-1)[1])
+
+
+def _traced(module: nn.Module, example: np.ndarray, **dynamic):
+    module.eval()
+    return dlg.trace(module, example, **dynamic)
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    return _traced(Mixed(), np.zeros((2, 5), np.int64))
+
+
+@pytest.mark.parametrize("make, shapes", [
+    (lambda: _traced(ConvNet(), np.zeros((2, 3, 9, 9), np.float32)), ({"N": 2}, {"N": 3})),
+    (lambda: _traced(Recurrent(), np.zeros((2, 6, 3), np.float32),
+                     dynamic={"x": {0: "N", 1: "T"}}), ({"N": 2, "T": 6}, {"N": 3, "T": 4})),
+], ids=["conv", "recurrent"])
+def test_traced_modules_match_at_two_sizes(make, shapes):
+    m = make()
+    sess = session(checked(m))
+    for seed, dims in enumerate(shapes):
+        assert_same(m, sess, random_inputs(m, dims, seed))
+
+
+@pytest.mark.parametrize("opset", [17, 23])
+def test_opsets_at_both_ends_of_the_range(mixed, opset):
+    proto = checked(mixed, opset)
+    assert proto.opset_import[0].version == opset
+    sess = session(proto)
+    for batch in (2, 4):
+        assert_same(mixed, sess, random_inputs(mixed, {"N": batch}, seed=batch))
+
+
+# ---- errors and the command line --------------------------------------------------------------
+def test_ops_without_a_mapping_are_reported_together():
+    m = dlg.trace(lambda x: (x.cumprod(1), dlg.randn_like(x), x.cumprod(0)),
+                  np.ones((2, 3), np.float32))
+    with pytest.raises(dlg.DlgError, match=r"no ONNX mapping for cumprod, random_normal$"):
+        export(m)
+
+
+@pytest.mark.parametrize("opset", [16, 24])
+def test_unsupported_opset_is_a_clear_error(mixed, opset):
+    with pytest.raises(dlg.DlgError, match=rf"opset {opset} is not supported; choose one of "
+                                           r"17\.\.23"):
+        export(mixed, opset=opset)
+
+
+def test_dlgc_export(tmp_path, capsys):
+    out = tmp_path / "mlp.onnx"
+    assert main(["export", "models/mlp.dlg", "-o", str(out), "--opset", "18"]) == 0
+    assert "x: f32[N,1,28,28] -> log_probs: f32[N,10]" in capsys.readouterr().out
+    m = dlg.load("models/mlp.dlg", seed=0)
+    assert_same(m, session(str(out)), random_inputs(m, {"N": 2}))
+    assert main(["export", "models/mlp.dlg", "-o", str(out), "--opset", "9"]) == 1
+    err = capsys.readouterr().err
+    assert "error: ONNX export: opset 9 is not supported" in err and "Traceback" not in err
