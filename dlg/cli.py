@@ -432,9 +432,6 @@ def _callbacks(args: argparse.Namespace) -> list[Callback]:
         callbacks.append(EarlyStopping(args.monitor, patience=args.early_stop,
                                        restore_best_weights=True))
     if args.save_best is not None:
-        if args.save_best.suffix not in WEIGHT_FORMATS:
-            raise DlgValueError(f"--save-best {args.save_best}: weights are .safetensors or "
-                                f".npz files")
         callbacks.append(ModelCheckpoint(args.save_best, args.monitor, save_best_only=True))
     if args.reduce_lr is not None:
         callbacks.append(ReduceLROnPlateau(args.monitor, patience=args.reduce_lr))

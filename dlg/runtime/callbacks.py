@@ -21,6 +21,7 @@ import numpy as np
 
 from dlg.errors import DlgImportError, DlgValueError
 from dlg.files import write_text
+from dlg.runtime.weights import FORMATS as WEIGHT_FORMATS
 
 if TYPE_CHECKING:
     from dlg.runtime.model import Model
@@ -175,6 +176,9 @@ class ModelCheckpoint(_Monitored):
     def __init__(self, filepath: str | Path, monitor: str = "val_loss",
                  save_best_only: bool = False, mode: str = "auto"):
         super().__init__(monitor, mode)
+        if Path(filepath).suffix not in WEIGHT_FORMATS:
+            raise DlgValueError(f"ModelCheckpoint: {filepath}: weights are "
+                                f"{', '.join(WEIGHT_FORMATS)} files")
         self.filepath = str(filepath)
         self.save_best_only = save_best_only
 
