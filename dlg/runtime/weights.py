@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from safetensors.numpy import save as save_tensors
 
 from dlg.errors import DlgImportError, DlgValueError
 from dlg.files import atomic_write, write_bytes
+from dlg.ir.dtypes import DType
 
 FORMATS = (".safetensors", ".npz", ".pt", ".pth")
 TORCH_FORMATS = (".pt", ".pth")
@@ -79,8 +81,12 @@ def _load_torch(path: Path) -> dict[str, np.ndarray]:
     torch = torch_module()
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError:
-        raise DlgValueError(f"{path} holds pickled Python objects, not only tensors (a whole "
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found is None:
+            raise DlgValueError(f"{path} is not a valid .pt file (torch.load cannot read it)"
+                                ) from None
+        raise DlgValueError(f"{path} holds a pickled {found[1]}, not only tensors (a whole "
                             f"module saved with torch.save(model)?); dlg reads state_dicts "
                             f"only: torch.save(model.state_dict(), path)") from None
     if not isinstance(state, Mapping):
@@ -90,7 +96,8 @@ def _load_torch(path: Path) -> dict[str, np.ndarray]:
         raise DlgValueError(f"{path} is not a state_dict of tensors: {', '.join(map(str, wrong))} "
                             f"{'are' if len(wrong) > 1 else 'is'} not tensors (a checkpoint? "
                             f"save its model's state_dict)")
-    try:
-        return {str(k): v.detach().cpu().numpy() for k, v in state.items()}
-    except TypeError as e:  # dtypes NumPy lacks (bfloat16)
-        raise DlgValueError(f"{path}: {e}") from None
+    dtypes = {d.torch_name for d in DType}
+    for k, v in state.items():
+        if str(v.dtype).removeprefix("torch.") not in dtypes:
+            raise DlgValueError(f"{path}: {k} is {v.dtype}; dlg has {', '.join(sorted(dtypes))}")
+    return {str(k): v.detach().cpu().numpy() for k, v in state.items()}
