@@ -38,7 +38,7 @@ class CompiledView:
 def compiled_view(g: Graph) -> CompiledView:
     """`g` through the compiler's graph stages, fused and lowered (no LLVM: nothing is built
     that a picture does not show)."""
-    g = run_stages(g, CompileCtx(CompileOptions(verify=False)))
+    g = run_stages(g, CompileCtx(CompileOptions()))
     fusion = fuse(g)
     lowering = Lowering(g, g.name, fusion)
     program = lowering.run(None)

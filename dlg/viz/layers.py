@@ -2,8 +2,9 @@
 
 The IR keeps no layer scopes (a node is an op, its inputs and its source span), so membership is
 read back from what the graph does keep, in three steps:
-- a node that reads a parameter `fc1.*` belongs to layer `fc1` (the longest called layer name
-  that prefixes the parameter's, else the parameter's name up to its last dot);
+- a node that reads a parameter `fc1.*` belongs to layer `fc1` (the called layer whose name
+  prefixes the parameter's, else the parameter's name up to its last dot). Layers are the
+  model's own: a layer called inside another (`res.norm`) is drawn inside it;
 - a node belongs to layer `fc1` when its span locates a call of it (the source text there reads
   `fc1(`: layers without parameters, such as pools and activations), or when it shares a span
   with a node of `fc1`: the standard layers put every node they make at the user's call site.
@@ -11,7 +12,8 @@ read back from what the graph does keep, in three steps:
   one line may call several layers;
 - a node on a path between two nodes of a layer that passes through no other layer's node
   belongs to it too (a user-defined layer's arithmetic between its parameter reads).
-Nodes left over (the model's own ops between layers) are drawn on their own.
+Nodes left over are drawn on their own: the model's ops between layers, and the ops of a
+user-defined layer that come after its last parameter read (`x + norm(x @ T(weight))`'s add).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ def layers_of(g: Graph, calls: Sequence[LayerCall]) -> tuple[list[Layer], dict[i
     """The layers with parameters or calls in `g`, in order of first appearance, and the layer
     of every node that belongs to one (node id -> name): computed nodes, the layer's parameters
     and the constants only its nodes read."""
-    kinds = {c.name: c.layer for c in calls}
+    names = {c.name for c in calls}
+    kinds = {c.name: c.layer for c in calls  # the model's own layers: `res`, not `res.norm`
+             if not any(c.name.startswith(n + ".") for n in names)}
     owner_of_param = {n.id: _owner(n.name or "", kinds) for n in g.params}
     owner: dict[int, str] = {}
     for node in g:
@@ -61,20 +65,20 @@ def layers_of(g: Graph, calls: Sequence[LayerCall]) -> tuple[list[Layer], dict[i
         readers = {owner.get(u.id) for u in g.users(node.id)}
         if len(readers) == 1 and None not in readers:
             owner[node.id] = readers.pop()  # type: ignore[assignment]
-    names = list(dict.fromkeys([*kinds, *(owner[n.id] for n in g if n.id in owner)]))
-    counts = dict.fromkeys(names, 0)
+    order = list(dict.fromkeys([*kinds, *(owner[n.id] for n in g if n.id in owner)]))
+    counts = dict.fromkeys(order, 0)
     for node in g.params:
         if owner_of_param[node.id] in counts:
             counts[owner_of_param[node.id]] += param_size(node)
     used = set(owner.values())
-    return [Layer(n, kinds.get(n, ""), counts[n]) for n in names if n in used], owner
+    return [Layer(n, kinds.get(n, ""), counts[n]) for n in order if n in used], owner
 
 
 def _owner(param: str, kinds: dict[str, str]) -> str:
-    """The layer a parameter belongs to: the longest called layer prefixing its name, else its
-    name up to the last dot ('' for a parameter of the model itself)."""
+    """The layer a parameter belongs to: the called layer prefixing its name, else its name up
+    to the last dot ('' for a parameter of the model itself)."""
     called = [k for k in kinds if param.startswith(k + ".")]
-    return max(called, key=len) if called else param.rpartition(".")[0]
+    return called[0] if called else param.rpartition(".")[0]
 
 
 def param_size(node: Node) -> int:
