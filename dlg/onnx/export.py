@@ -3,7 +3,8 @@
 The graph is written from the IR (the registry's ops, through `export_ops.EXPORTS`), so .dlg
 models and traced modules export alike: inputs keep their names and symbolic dims (`N` stays
 a named dynamic dim), parameters become initializers under their PyTorch names, outputs keep
-their names, `scan` becomes ONNX `Scan`. Ops with no ONNX form are reported together.
+their names, `scan` becomes ONNX `Scan` (the standard recurrent cells `LSTM`, `GRU`, `RNN`:
+`export_rnn`). Ops with no ONNX form are reported together.
 """
 
 from __future__ import annotations
@@ -31,16 +32,18 @@ class Exportable(Protocol):
     params: Any
 
 
-def export(model: Exportable, path: str | Path | None = None, opset: int = DEFAULT_OPSET
-           ) -> Any:
+def export(model: Exportable, path: str | Path | None = None, opset: int = DEFAULT_OPSET,
+           rnn_ops: bool = True) -> Any:
     """Write `model`'s inference graph to `path` as ONNX (when given) and return the
-    `onnx.ModelProto`. `opset` is the ONNX default-domain version (17 to 23)."""
+    `onnx.ModelProto`. `opset` is the ONNX default-domain version (17 to 23). The standard
+    recurrent layers (dlg.nn's and prelude.dlg's RNN, GRU, LSTM) become ONNX RNN, GRU and
+    LSTM ops; `rnn_ops=False` writes them, as every other scan, as ONNX Scan loops."""
     onnx = onnx_module()
     if opset not in OPSETS:
         raise DlgValueError(f"ONNX export: opset {opset} is not supported; choose one of "
                             f"{OPSETS.start}..{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
     g = model.graph
-    state = ModelState(onnx, opset, EXPORTS)
+    state = ModelState(onnx, opset, EXPORTS, rnn_ops)
     root = state.root = OnnxGraph(state)
     env, inputs = {}, []
     for node in g.inputs:

@@ -56,6 +56,7 @@ class ModelState:
     onnx: ModuleType
     opset: int
     table: Mapping[OpDef, Mapping_]
+    rnn_ops: bool = True  # prelude RNN/GRU/LSTM scans as ONNX RNN/GRU/LSTM, not Scan
     initializers: list[Any] = field(default_factory=list)
     taken: set[str] = field(default_factory=set)
     dim_sources: dict[str, tuple[str, int]] = field(default_factory=dict)  # N -> (input, axis)

@@ -36,6 +36,7 @@ from dlg.ir.ops.sort import CUMSUM, SORT
 from dlg.ir.ops.source import ARANGE, CONSTANT, FULL
 from dlg.ir.shapes import Dim, Sym
 from dlg.onnx.export_graph import Call, Mapping_, OnnxGraph, emit_graph
+from dlg.onnx.export_rnn import write_recurrent
 from dlg.onnx.types import to_onnx
 
 INT64_MIN = np.iinfo(np.int64).min
@@ -203,9 +204,12 @@ def _layer_norm(out: OnnxGraph, c: Call) -> bool | None:
 
 
 def _scan(out: OnnxGraph, c: Call) -> None:
-    """ONNX Scan: carries and sequences are the body's inputs; the constants the dlg body
+    """A prelude RNN/GRU/LSTM cell's scan as that ONNX op (`export_rnn`); others as ONNX Scan:
+    carries and sequences are the body's inputs; the constants the dlg body
     takes as inputs (weights) it reads from the outer scope instead. A reverse scan reads its
     sequences backwards and prepends its per-step outputs, so step t lands at t, as in dlg."""
+    if out.state.rnn_ops and write_recurrent(out, c):
+        return
     a = c.attrs
     body, nc, ns, axis = a["body"], a["n_carry"], a["n_seq"], a["axis"]
     inner = OnnxGraph(out.state)

@@ -54,8 +54,8 @@ def assert_same(m, sess: ort.InferenceSession, feeds: dict[str, np.ndarray]) -> 
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-def checked(m, opset: int = 17):
-    proto = export(m, opset=opset)
+def checked(m, opset: int = 17, rnn_ops: bool = True):
+    proto = export(m, opset=opset, rnn_ops=rnn_ops)
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
@@ -85,9 +85,16 @@ def test_every_model_exports_and_matches_the_interpreter(path, tmp_path):
         assert_same(m, sess, random_inputs(m, {"N": batch}, seed=batch))
 
 
-def test_recurrent_models_export_as_scan():
-    proto = export(dlg.load(MODELS[[p.stem for p in MODELS].index("lstm")]))
-    assert [n.op_type for n in proto.graph.node].count("Scan") == 1
+@pytest.mark.parametrize("name, op", [("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "RNN")])
+def test_recurrent_layers_become_onnx_recurrent_ops_or_scans(name, op):
+    m = dlg.load(f"models/{name}.dlg", seed=0)
+    for rnn_ops, expected in ((True, op), (False, "Scan")):
+        proto = checked(m, rnn_ops=rnn_ops)
+        ops = [n.op_type for n in proto.graph.node]
+        assert expected in ops and ({"Scan", op} - {expected}).isdisjoint(ops)
+        sess = session(proto)
+        for batch in (1, 2):
+            assert_same(m, sess, random_inputs(m, {"N": batch}, seed=batch))
 
 
 # ---- traced modules ---------------------------------------------------------------------------
@@ -113,19 +120,23 @@ class ConvNet(nn.Module):
 
 
 class Recurrent(nn.Module):
-    """Stacked bidirectional LSTM, a bidirectional GRU over time-major input, a tanh RNN."""
+    """Stacked bidirectional LSTM, a bidirectional GRU over time-major input, a relu RNN
+    without bias (ONNX ops), and a bidirectional LSTM with projections (Scans, forwards and
+    backwards: ONNX's LSTM has no projection)."""
 
     def __init__(self):
         super().__init__()
         self.lstm = nn.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True)
         self.gru = nn.GRU(10, 4, bidirectional=True)
-        self.rnn = nn.RNN(8, 3, batch_first=True)
+        self.rnn = nn.RNN(8, 3, nonlinearity="relu", bias=False, batch_first=True)
+        self.proj = nn.LSTM(3, 4, proj_size=2, bidirectional=True, batch_first=True)
 
     def forward(self, x):
         y, _ = self.lstm(x)
         z, h = self.gru(y.transpose(0, 1))
         r, _ = self.rnn(z.transpose(0, 1))
-        return r, h
+        p, (hp, cp) = self.proj(x)
+        return r, h, p, hp, cp
 
 
 class Mixed(nn.Module):
