@@ -116,8 +116,9 @@ class OnnxGraph:
     def dims(self, dims: Sequence[Dim], hint: str = "shape") -> str:
         """An int64 vector of `dims` at run time: a constant when all are ints, else symbolic
         dims read from the inputs' shapes (`Shape`) and joined with the known ones."""
-        if all(isinstance(d, int) for d in dims):
-            return self.ints(dims, hint)
+        known = [d for d in dims if isinstance(d, int)]
+        if len(known) == len(dims):
+            return self.ints(known, hint)
         parts = [self.state.dim_tensors.get(d) or self._dim_tensor(d)
                  if isinstance(d, Sym) else self.ints([d], "dim") for d in dims]
         return parts[0] if len(parts) == 1 else self._root().one("Concat", parts, axis=0)
