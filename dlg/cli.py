@@ -249,6 +249,9 @@ def _parser() -> argparse.ArgumentParser:
                      f"(default {DEFAULT_OPSET})")
     exp.add_argument("--weights", "-w", type=Path,
                      help="parameters to load from a .safetensors or .npz file (PyTorch names)")
+    exp.add_argument("--scan", action="store_true",
+                     help="write recurrent layers as ONNX Scan loops (default: ONNX's own LSTM, "
+                     "GRU and RNN ops)")
     exp.add_argument("--model", help="which model, when the file defines several")
     exp.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
     exp.set_defaults(run=_export)
@@ -476,7 +479,7 @@ def _export(args: argparse.Namespace) -> int:
     m = load(args.file, model=args.model, seed=args.seed)
     if args.weights is not None:
         m.load_state_dict(load_weights(args.weights))
-    export_onnx(m, args.output, opset=args.opset)
+    export_onnx(m, args.output, opset=args.opset, rnn_ops=not args.scan)
     print(f"wrote {args.output} (ONNX opset {args.opset}): "
           f"{', '.join(f'{k}: {t}' for k, t in m.inputs.items())} -> "
           f"{', '.join(f'{k}: {t}' for k, t in m.outputs.items())}")
