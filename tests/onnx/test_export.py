@@ -208,6 +208,8 @@ def test_dlgc_export(tmp_path, capsys):
     assert "x: f32[N,1,28,28] -> log_probs: f32[N,10]" in capsys.readouterr().out
     m = dlg.load("models/mlp.dlg", seed=0)
     assert_same(m, session(str(out)), random_inputs(m, {"N": 2}))
+    assert main(["export", "models/rnn.dlg", "-o", str(out), "--scan"]) == 0
+    assert "Scan" in {n.op_type for n in onnx.load(str(out)).graph.node}
     assert main(["export", "models/mlp.dlg", "-o", str(out), "--opset", "9"]) == 1
     err = capsys.readouterr().err
     assert "error: ONNX export: opset 9 is not supported" in err and "Traceback" not in err
