@@ -43,7 +43,8 @@ def compiled_view(g: Graph) -> CompiledView:
     lowering = Lowering(g, g.name, fusion)
     program = lowering.run(None)
     value_of = {buf: v for v, buf in lowering.buffer_of.items()}
-    kernels, times = [], {}
+    kernels: list[Kernel] = []
+    times: dict[int, int] = {}
     made: set[str] = set()  # a buffer is made by the first kernel writing it (a scan passes on
     for k in program.kernels:  # the buffers it reads to its body as written too)
         roots = [value_of[b] for b in k.writes if b in value_of and b not in made

@@ -28,6 +28,7 @@ from dlg.errors import Span
 from dlg.ir.graph import Graph, LayerCall, Node
 from dlg.ir.ops.opdef import Trait
 from dlg.ir.ops.source import CONSTANT
+from dlg.ir.shapes import evaluate_dim, numel
 
 _CALLEE = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 
@@ -83,10 +84,7 @@ def _owner(param: str, kinds: dict[str, str]) -> str:
 
 def param_size(node: Node) -> int:
     """Elements of a parameter (its shape is static)."""
-    count = 1
-    for d in node.types[0].shape:
-        count *= int(d)
-    return count
+    return evaluate_dim(numel(node.types[0].shape), {})
 
 
 def _expression(span: Span | None) -> bool:
