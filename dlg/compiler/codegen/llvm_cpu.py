@@ -61,11 +61,18 @@ TABLE = I8P.as_pointer()
 ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [TABLE, I64.as_pointer(), I64])
 
 
-def build_module(program: Program, profile: bool = False, anomaly: bool = False) -> Modules:
+KernelBuilder = Callable[[ir.Module, Program, Kernel, list[str], dict[str, ir.Function]],
+                        ir.Function]
+
+
+def build_module(program: Program, profile: bool = False, anomaly: bool = False,
+                 kernel_function: KernelBuilder | None = None) -> Modules:
     """The LLVM IR of a program: kernels, scan bodies and the entry, in parts by optimisation
     level (`kernel_level`); with `profile`, the entry adds the cycle counter's advance over each
     kernel call to that kernel's slot of the `dlg_profile` array; with `anomaly`, each kernel's
-    outputs are checked for new NaNs and Infs (codegen/anomaly.py)."""
+    outputs are checked for new NaNs and Infs (codegen/anomaly.py). `kernel_function` emits one
+    kernel's function (the CUDA grid emulation's, codegen/emulate.py), else the CPU's."""
+    make_kernel = kernel_function or _kernel_function
     parts = Allocator(program.name, llvm.get_process_triple())
     main = parts.main
     dims = program.dims
@@ -87,7 +94,7 @@ def build_module(program: Program, profile: bool = False, anomaly: bool = False)
         index = {buf: i for i, buf in enumerate(p.order)}
         for k, kernel in enumerate(p.kernels):
             m = parts.module(kernel_level(kernel))
-            fn = declared(main, _kernel_function(m, p, kernel, dims, Linker(m, functions)))
+            fn = declared(main, make_kernel(m, p, kernel, dims, Linker(m, functions)))
             args = []
             for buf in _kernel_buffers(kernel):
                 raw = b.load(b.gep(table, [I64(index[buf])]), name=buf)
@@ -236,11 +243,17 @@ def _trampoline(m: ir.Module, chunk: ir.Function) -> ir.Function:
 
 class Emitter:
     """Emits statements and expressions into one function; common subexpressions are computed
-    once per scope (a loop body is a scope)."""
+    once per scope (a loop body is a scope). Its scalar ops come from `scalar` (a subclass
+    changes how math functions are reached: libdevice on the GPU, codegen/nvptx.py); with
+    `dim_values` the symbolic dims are those values (a GPU kernel's arguments), else they are
+    loaded from `dim_ptr`."""
+
+    scalar: type[Scalar] = Scalar
 
     def __init__(self, m: ir.Module, fn: ir.Function, buffers: dict[str, tuple[ir.Value, DType]],
-                 dims: list[str], dim_ptr: ir.Value, seed: ir.Value,
-                 functions: dict[str, ir.Function]):
+                 dims: list[str], dim_ptr: ir.Value | None, seed: ir.Value,
+                 functions: dict[str, ir.Function],
+                 dim_values: dict[str, ir.Value] | None = None):
         self.m, self.fn = m, fn
         entry = fn.append_basic_block("entry")
         self.alloca_builder = ir.IRBuilder(entry)
@@ -248,19 +261,20 @@ class Emitter:
         self.b = ir.IRBuilder(body)
         self.alloca_builder.branch(body)
         self.alloca_builder.position_at_start(entry)
-        self.s = Scalar(m, self.b)
+        self.s = self.scalar(m, self.b)
         self.buffers = buffers
         self.seed = seed
         self.dim_ptr = dim_ptr
         self.functions = functions
         self.vars: dict[str, ir.Value] = {}
-        self.dims = {name: self.b.load(self.b.gep(dim_ptr, [I64(i)]), name=name)
-                     for i, name in enumerate(dims)}
+        self.dims = dim_values if dim_values is not None else {
+            name: self.b.load(self.b.gep(dim_ptr, [I64(i)]), name=name)
+            for i, name in enumerate(dims)}
         self.scopes: list[dict[Expr, ir.Value]] = [{}]
 
     # -- structure --------------------------------------------------------------------------------
     def loop(self, name: str, extent: ir.Value, body: Callable[[ir.Value], None],
-             start: ir.Value | None = None) -> None:
+             start: ir.Value | None = None, step: ir.Value | None = None) -> None:
         b = self.b
         before = b.block
         head = self.fn.append_basic_block(f"{name}.head")
@@ -275,7 +289,8 @@ class Emitter:
         self.scopes.append({})
         body(i)
         self.scopes.pop()
-        i.add_incoming(b.add(i, I64(1), name=f"{name}.next"), b.block)
+        i.add_incoming(b.add(i, I64(1) if step is None else step, name=f"{name}.next"),
+                       b.block)
         b.branch(head)
         b.position_at_end(done)
 
