@@ -34,6 +34,8 @@ from dlg.compiler.codegen.llvm_cpu import (
     optimize,
     target_machine,
 )
+from dlg.compiler.codegen.emulate import build_emulated_module
+from dlg.compiler.codegen.nvptx import ARCH, DeviceProgram, build_ptx
 from dlg.compiler.codegen.parts import Modules, pack
 from dlg.compiler.codegen.workers import compile_parts
 from dlg.compiler.kernel_ir import format_kernel
@@ -148,6 +150,7 @@ class CompileOptions:
     anomaly: bool = field(default_factory=is_anomaly_enabled)  # check kernels for new NaNs/Infs
     cold: bool = False  # compile to machine code even when the disk cache has it (--time-passes)
     im2col: bool | None = None  # convs as GEMMs (passes/im2col.py): None where faster, True all
+    target: str = "cpu"  # or "cuda-emulated": the CUDA launches run on the CPU (codegen/emulate)
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     seconds: dict[str, float] = field(default_factory=dict)
     last_stage: str | None = field(default=None, init=False)  # where to look if the next fails
@@ -245,13 +248,12 @@ def compile_graph(g: Graph, loss: str | None = None,
     it), through every stage before. A training step is compiled from its step graph
     (`training_step`)."""
     options = options or CompileOptions()
-    g = run_stages(g, CompileCtx(options))
-    with options.stage("fuse"):
-        fusion = fuse(g)
-    options.dump("fuse", lambda: format_fusion(g, fusion))
-    with options.stage("lower"):
-        program = lower(g, g.name, loss=loss, fusion=fusion)
-    options.dump("lower", lambda: format_program(program))
+    g, fusion, program = _lowered(g, loss, options)
+    if options.target == "cuda-emulated":  # the GPU's kernels: no CPU schedule
+        with options.stage("llvm"):
+            module = build_emulated_module(program)
+        options.dump("llvm", lambda: str(module))
+        return Compiled(g, fusion, program, module)
     with options.stage("schedule"):
         program = schedule(program, host_target())
     options.dump("schedule", lambda: format_program(program))
@@ -259,6 +261,28 @@ def compile_graph(g: Graph, loss: str | None = None,
         module = build_module(program, profile=options.profile, anomaly=options.anomaly)
     options.dump("llvm", lambda: str(module))
     return Compiled(g, fusion, program, module)
+
+
+def _lowered(g: Graph, loss: str | None, options: CompileOptions
+             ) -> tuple[Graph, Fusion, Program]:
+    """The graph stages, fusion and lowering: what every target shares."""
+    g = run_stages(g, CompileCtx(options))
+    with options.stage("fuse"):
+        fusion = fuse(g)
+    options.dump("fuse", lambda: format_fusion(g, fusion))
+    with options.stage("lower"):
+        program = lower(g, g.name, loss=loss, fusion=fusion)
+    options.dump("lower", lambda: format_program(program))
+    return g, fusion, program
+
+
+def compile_ptx(g: Graph, loss: str | None = None, options: CompileOptions | None = None,
+                arch: str = ARCH) -> DeviceProgram:
+    """Graph -> the CUDA launches of its kernels and their PTX for `arch` (no GPU needed)."""
+    options = options or CompileOptions()
+    g, _, program = _lowered(g, loss, options)
+    with options.stage("llvm"):
+        return build_ptx(program, arch)
 
 
 def object_code(modules: Modules, options: CompileOptions) -> bytes:

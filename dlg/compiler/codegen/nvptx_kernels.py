@@ -1,0 +1,168 @@
+"""The body of one CUDA launch (codegen/nvptx_launch.py), emitted against a `Grid`: the one
+piece that differs between the GPU (codegen/nvptx.py: thread and block indices from the NVVM
+special registers, `bar.sync`, shared memory in address space 3) and the CPU grid emulation
+(codegen/emulate.py: blocks as a loop, the threads of a block as an inner loop at each step
+between barriers, shared memory as a per-block array). Everything else (the grid-stride loops,
+index arithmetic, the tree of a block's sum) is this code, run by both.
+
+A launch body is written in steps: block-uniform code (the same for every thread: the output a
+block works on, loop bounds) may hold values across steps; code per thread runs inside
+`Grid.each_thread` and hands values to other threads only through shared memory, across a
+`Grid.barrier`. That is what lets the emulation run a block's threads one after another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from llvmlite import ir
+
+from dlg.compiler.codegen.llvm_cpu import Emitter
+from dlg.compiler.codegen.nvptx_launch import Launch, cooperative_sums, reduce_size
+from dlg.compiler.codegen.scalar import I64, llvm_type
+from dlg.compiler.kernel_ir import Expr, Reduce, Store
+from dlg.ir.dtypes import DType
+
+
+class Grid(Protocol):
+    """Where a launch body runs: the indices of its block and threads, barriers, shared
+    memory."""
+
+    def block(self) -> ir.Value:
+        """This block's index (i64)."""
+
+    def blocks(self) -> ir.Value:
+        """The grid's size in blocks (i64)."""
+
+    def each_thread(self, e: Emitter, body: Callable[[ir.Value], None]) -> None:
+        """Run `body(thread index)` for every thread of the block."""
+
+    def barrier(self, e: Emitter) -> None:
+        """Every thread of the block waits here for the others (`__syncthreads`)."""
+
+    def shared(self, e: Emitter, name: str, dtype: DType, count: int) -> ir.Value:
+        """A pointer to `count` elements of block-shared memory."""
+
+
+def emit_launch(e: Emitter, grid: Grid, launch: Launch) -> None:
+    """The launch's body for every thread of this block (skipped whole when a guard is not
+    finite: the condition is the same for every thread, so barriers stay matched)."""
+    if not launch.guards:
+        return _body(e, grid, launch)
+    finite = None
+    for buf in launch.guards:
+        x = e.load(buf, I64(0))
+        size = e.b.call(e.s.intrinsic("llvm.fabs", x.type), [x])
+        ok = e.b.fcmp_ordered("<", size, ir.Constant(x.type, float("inf")))
+        finite = ok if finite is None else e.b.and_(finite, ok)
+    when(e, finite, lambda: _body(e, grid, launch))
+
+
+def when(e: Emitter, condition: ir.Value, body: Callable[[], None]) -> None:
+    """`body` under a condition, in a scope of its own (values it computes stay inside)."""
+    with e.b.if_then(condition):
+        e.scopes.append({})
+        body()
+        e.scopes.pop()
+
+
+def _body(e: Emitter, grid: Grid, launch: Launch) -> None:
+    if launch.kind == "serial":
+        def alone(t: ir.Value) -> None:
+            for s in launch.body:
+                e.stmt(s)
+        grid.each_thread(e, alone)
+    elif launch.kind == "elementwise":
+        _elementwise(e, grid, launch)
+    else:
+        _reduce(e, grid, launch)
+
+
+def _at(e: Emitter, flat: ir.Value, axes: tuple[tuple[str, Expr], ...]) -> None:
+    """The loop variables of a flat row-major position in `axes`."""
+    b = e.b
+    for k in reversed(range(len(axes))):
+        name, extent = axes[k]
+        if k == 0:
+            e.vars[name] = flat
+            break
+        size = e.expr(extent)
+        e.vars[name] = b.srem(flat, size, name=name)
+        flat = b.sdiv(flat, size)
+
+
+def _elementwise(e: Emitter, grid: Grid, launch: Launch) -> None:
+    """A grid-stride loop over the flattened nest: thread t of block k starts at k * threads + t
+    and steps by the grid's thread count."""
+    threads = I64(launch.threads)
+
+    def thread(t: ir.Value) -> None:
+        start = e.b.add(e.b.mul(grid.block(), threads), t, name="first")
+        step = e.b.mul(grid.blocks(), threads, name="stride")
+
+        def point(i: ir.Value) -> None:
+            _at(e, i, launch.loops)
+            for s in launch.body:
+                e.stmt(s)
+        e.loop("i", e.expr(launch.points), point, start=start, step=step)
+    grid.each_thread(e, thread)
+
+
+def _reduce(e: Emitter, grid: Grid, launch: Launch) -> None:
+    """One output per block at a time (grid-stride over outputs): each thread folds every
+    `threads`-th element of each sum into its slot of shared memory, a tree halves the slots
+    log2(threads) times (a barrier after each), and thread 0 stores the value with the sums
+    read from slot 0."""
+    store = launch.body[0]
+    assert isinstance(store, Store)
+    sums = cooperative_sums(store.value)
+    n = launch.threads
+    slots = [grid.shared(e, f"{launch.name}.sum{k}", r.body.dtype, n) for k, r in enumerate(sums)]
+
+    def output(o: ir.Value) -> None:
+        _at(e, o, launch.loops)
+        grid.each_thread(e, lambda t: _partial_sums(e, sums, slots, t, n))
+        grid.barrier(e)
+        half = n // 2
+        while half:
+            grid.each_thread(e, lambda t, h=half: when(
+                e, e.b.icmp_signed("<", t, I64(h)), lambda: _halve(e, sums, slots, t, h)))
+            grid.barrier(e)
+            half //= 2
+
+        def finish() -> None:
+            for r, slot in zip(sums, slots):
+                e.scopes[-1][r] = e.b.load(e.b.gep(slot, [I64(0)]), name="sum")
+            e.stmt(store)
+        grid.each_thread(e, lambda t: when(e, e.b.icmp_signed("==", t, I64(0)), finish))
+        grid.barrier(e)  # slot 0 is read before the next output's sums overwrite it
+    e.loop("o", e.expr(launch.points), output, start=grid.block(), step=grid.blocks())
+
+
+def _partial_sums(e: Emitter, sums: list[Reduce], slots: list[ir.Value], t: ir.Value,
+                  threads: int) -> None:
+    for r, slot in zip(sums, slots):
+        e.b.store(_partial_sum(e, r, t, threads), e.b.gep(slot, [t]))
+
+
+def _partial_sum(e: Emitter, r: Reduce, t: ir.Value, threads: int) -> ir.Value:
+    """Thread t's fold of elements t, t + threads, t + 2 * threads, ... of `r`."""
+    dtype = r.body.dtype
+    acc = e.local(llvm_type(dtype), "partial", e.s.const(dtype, r.init))
+
+    def element(j: ir.Value) -> None:
+        _at(e, j, r.axes)
+        value = e.expr(r.body)
+        e.b.store(e.s.op(r.combine, dtype, [e.b.load(acc), value], [dtype, dtype]), acc)
+    e.loop("j", e.expr(reduce_size(r)), element, start=t, step=I64(threads))
+    return e.b.load(acc)
+
+
+def _halve(e: Emitter, sums: list[Reduce], slots: list[ir.Value], t: ir.Value, half: int
+           ) -> None:
+    for r, slot in zip(sums, slots):
+        dtype = r.body.dtype
+        mine, other = e.b.gep(slot, [t]), e.b.gep(slot, [e.b.add(t, I64(half))])
+        e.b.store(e.s.op(r.combine, dtype, [e.b.load(mine), e.b.load(other)], [dtype, dtype]),
+                  mine)

@@ -1,0 +1,215 @@
+"""How a kernel of the kernel IR runs on a CUDA grid: its launches, each with a launch
+configuration computed from the symbolic dims at run time (one PTX module serves every size).
+
+Target-independent: the NVPTX lowering (codegen/nvptx.py) and the CPU grid emulation
+(codegen/emulate.py) both take their launches from here and emit their bodies with the same
+code (codegen/nvptx_kernels.py), so the emulation runs the very index arithmetic, launch
+configuration and shared-memory steps the GPU runs.
+
+A kernel's top-level statements run in order, so each is a launch of its own (the end of a
+launch is the grid-wide barrier between them); a scan is a host-side loop over its body's
+launches. Three kinds:
+
+- `elementwise`: a parallel loop nest whose iterations are independent (the outer parallel loop,
+  and the loops inside it while they lead to one plain store that reads nothing it writes) is
+  one flat index space, walked by a grid-stride loop (`i = block * threads + thread`, step
+  `blocks * threads`): any size runs on at most `MAX_BLOCKS` blocks. Fills and copies are such
+  nests. Sums inside run per thread.
+- `reduce`: a store of a value with a sum (or product, max, min) over many elements into few
+  outputs: one block per output (grid-stride over outputs), its threads splitting the sum, then
+  a tree in shared memory (log2(threads) steps, each ending at a barrier); thread 0 stores.
+- `serial`: anything else (scatters that add into colliding positions, scans along a row):
+  one thread of one block runs the statement as the CPU would.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from dlg.compiler import indexing as ix
+from dlg.compiler.kernel_ir import (
+    ARGMAX,
+    ARGMIN,
+    I64,
+    MAX,
+    CallScan,
+    Const,
+    Copy,
+    Expr,
+    Fill,
+    IfFinite,
+    Kernel,
+    Load,
+    Loop,
+    Op,
+    Reduce,
+    Stmt,
+    Store,
+    Var,
+    walk,
+)
+from dlg.compiler.kernel_ir import MIN as KMIN
+from dlg.compiler.lower import Program
+
+THREADS = 256  # threads per block of an elementwise launch
+MAX_BLOCKS = 1024  # ~ 8 blocks of 256 threads per SM of an H100/H200: more is a grid-stride loop
+REDUCE_MIN_WORK = 64  # a sum this long (symbolic dims counted as ESTIMATE) is worth a block...
+REDUCE_MAX_OUTPUTS = 2048  # ...when there are at most this many outputs (else one per thread)
+ESTIMATE = 64  # a symbolic dim's size for the choices above (the batch)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch: its entry's name, what it runs, and its configuration. `loops` are
+    the flattened loops of an elementwise launch (or the output loops of a reduce one) and
+    `body` what runs at each point; `guards` name scalars that must be finite for it to run
+    (a training step's state updates)."""
+
+    name: str
+    kind: str  # elementwise, reduce, serial
+    loops: tuple[tuple[str, Expr], ...]
+    body: tuple[Stmt, ...]
+    threads: int
+    guards: tuple[str, ...]
+    buffers: tuple[str, ...]
+
+    @property
+    def points(self) -> Expr:
+        """The size of the flattened index space (1 without loops)."""
+        total = ix.ONE
+        for _, extent in self.loops:
+            total = ix.mul(total, extent)
+        return total
+
+    @property
+    def blocks(self) -> Expr:
+        """The grid's size as an expression of the dims: enough blocks for every point (one per
+        output of a reduce launch), at most MAX_BLOCKS, at least 1."""
+        if self.kind == "serial":
+            return ix.ONE
+        wanted = ix.ceildiv(self.points, 1 if self.kind == "reduce" else self.threads)
+        return Op(I64, MAX, (Op(I64, KMIN, (wanted, ix.const(MAX_BLOCKS))), ix.ONE))
+
+
+Step = Launch | CallScan
+
+
+def plan_kernel(p: Program, kernel: Kernel) -> list[Step]:
+    """The launches (and host-side scan loops) that run `kernel`, in order."""
+    count = itertools.count()
+    steps: list[Step] = []
+    buffers = tuple(dict.fromkeys(kernel.reads + kernel.writes))
+
+    def visit(stmts: tuple[Stmt, ...], guards: tuple[str, ...]) -> None:
+        for s in stmts:
+            if isinstance(s, IfFinite):
+                visit(s.body, guards + (s.buffer,))
+            elif isinstance(s, CallScan):
+                steps.append(s)
+            else:
+                steps.append(_launch(p, f"{kernel.name}.l{next(count)}", s, guards, buffers))
+    visit(kernel.body, ())
+    return steps
+
+
+def _launch(p: Program, name: str, s: Stmt, guards: tuple[str, ...], buffers: tuple[str, ...]
+            ) -> Launch:
+    s = _as_loop(p, s)
+    loops: list[tuple[str, Expr]] = []
+    body: tuple[Stmt, ...] = (s,)
+    if isinstance(s, Loop) and s.parallel:
+        loops, body = [(s.var, s.extent)], s.body
+        while len(body) == 1 and isinstance(body[0], Loop) and _independent(body[0]):
+            loops.append((body[0].var, body[0].extent))
+            body = body[0].body
+    elif not (isinstance(s, Store) and not s.accumulate):
+        return Launch(name, "serial", (), (s,), 1, guards, buffers)
+    threads = _reduce_threads(loops, body)
+    kind = "elementwise" if threads is None else "reduce"
+    return Launch(name, kind, tuple(loops), body, threads or THREADS, guards, buffers)
+
+
+def _as_loop(p: Program, s: Stmt) -> Stmt:
+    """Fills and copies as the parallel loops they are."""
+    if isinstance(s, Fill):
+        dtype = p.buffers[s.buffer].dtype
+        return Loop("fill", s.count, (Store(s.buffer, Var(I64, "fill"),
+                                            Const(dtype, s.value)),), parallel=True)
+    if isinstance(s, Copy):
+        dtype = p.buffers[s.src].dtype
+        i = Var(I64, "copy")
+        return Loop("copy", s.count, (Store(s.dst, i, Load(dtype, s.src, i)),), parallel=True)
+    return s
+
+
+def _independent(loop: Loop) -> bool:
+    """Whether a loop's iterations are independent: it leads (through single loops) to one
+    plain store whose value reads nothing the store writes."""
+    s: Stmt = loop
+    while isinstance(s, Loop) and len(s.body) == 1:
+        s = s.body[0]
+    return (isinstance(s, Store) and not s.accumulate
+            and all(not (isinstance(e, Load) and e.buffer == s.buffer) for e in walk(s.value)))
+
+
+def cooperative_sums(value: Expr) -> list[Reduce]:
+    """The reductions of a value that a block computes together: outermost ones (not inside
+    another), combined by add, mul, max or min (argmax/argmin run per thread)."""
+    found: list[Reduce] = []
+
+    def visit(e: Expr) -> None:
+        if isinstance(e, Reduce):
+            if e.combine not in (ARGMAX, ARGMIN) and e not in found:
+                found.append(e)
+            return
+        for child in _children(e):
+            visit(child)
+    visit(value)
+    return found
+
+
+def _children(e: Expr) -> list[Expr]:
+    if isinstance(e, Load):
+        return [e.index] + ([] if e.guard is None else [e.guard])
+    if isinstance(e, Op):
+        return list(e.args)
+    return []
+
+
+def _reduce_threads(loops: list[tuple[str, Expr]], body: tuple[Stmt, ...]) -> int | None:
+    """The block size of a reduce launch for this nest, or None when it runs elementwise: one
+    plain store, a long cooperative sum, few outputs."""
+    if len(body) != 1 or not isinstance(body[0], Store) or body[0].accumulate:
+        return None
+    sums = cooperative_sums(body[0].value)
+    if not sums:
+        return None
+    work = max(_estimate(reduce_size(r)) for r in sums)
+    outputs = 1
+    for _, extent in loops:
+        outputs *= _estimate(extent)
+    if work < REDUCE_MIN_WORK or outputs > REDUCE_MAX_OUTPUTS:
+        return None
+    threads = 32
+    while threads < min(work, THREADS):
+        threads *= 2
+    return threads
+
+
+def reduce_size(r: Reduce) -> Expr:
+    """How many elements a reduction folds (its axes' extents multiplied)."""
+    total = ix.ONE
+    for _, extent in r.axes:
+        total = ix.mul(total, extent)
+    return total
+
+
+def _estimate(e: Expr) -> int:
+    """An index expression's value with every symbolic dim at ESTIMATE (a guess for choices)."""
+    return ix._evaluate(e, {}, ESTIMATE)
+
+
+def evaluate(e: Expr, dims: dict[str, int]) -> int:
+    """An index expression of the dims, in Python (the host side of a launch: its grid size)."""
+    return ix._evaluate(e, dims, 0)
