@@ -170,7 +170,11 @@ def mixed():
     (lambda: _traced(ConvNet(), np.zeros((2, 3, 9, 9), np.float32)), ({"N": 2}, {"N": 3})),
     (lambda: _traced(Recurrent(), np.zeros((2, 6, 3), np.float32),
                      dynamic={"x": {0: "N", 1: "T"}}), ({"N": 2, "T": 6}, {"N": 3, "T": 4})),
-], ids=["conv", "recurrent"])
+    (lambda: dlg.trace(lambda x, i: (x.scatter_add(1, i, x[:, :3]), x.scatter(1, i, 7.0),
+                                     x.gather(1, i)),
+                       np.zeros((2, 8), np.float32), np.zeros((2, 3), np.int64)),
+     ({"N": 2}, {"N": 3})),
+], ids=["conv", "recurrent", "gather-scatter"])
 def test_traced_modules_match_at_two_sizes(make, shapes):
     m = make()
     sess = session(checked(m))
