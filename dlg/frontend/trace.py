@@ -115,7 +115,9 @@ def _input_names(forward: Callable[..., Any], count: int) -> list[str]:
 
 def _parameters(fn: Any) -> tuple[dict[str, np.ndarray], dict[str, bool],
                                   dict[int, tuple[str, bool]], list[Tensor]]:
-    """A module's parameters and buffers in state_dict order: arrays, trainable flags, ids."""
+    """A module's parameters and buffers in state_dict order: arrays, trainable flags, ids. A
+    tensor held under several names (one module in two places) is one parameter, under its
+    first name (as torch's named_parameters gives it)."""
     if not isinstance(fn, Module):
         return {}, {}, {}, []
     buffers = {id(b) for _, b in fn.named_buffers()}
@@ -123,9 +125,12 @@ def _parameters(fn: Any) -> tuple[dict[str, np.ndarray], dict[str, bool],
     trainable: dict[str, bool] = {}
     ids: dict[int, tuple[str, bool]] = {}
     tensors: list[Tensor] = []
-    named = dict(fn.named_parameters()) | dict(fn.named_buffers())
+    named = (dict(fn.named_parameters(remove_duplicate=False))
+             | dict(fn.named_buffers(remove_duplicate=False)))
     for name in fn.state_dict():
         t = named[name]
+        if id(t) in ids:
+            continue
         learn = id(t) not in buffers
         params[name], trainable[name], ids[id(t)] = t.numpy_view(), learn, (name, learn)
         tensors.append(t)

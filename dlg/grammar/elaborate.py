@@ -281,7 +281,7 @@ class Elaborator:
         if name in scope.names:
             raise DlgNameError(f"duplicate name {name!r}: it is already "
                                f"{describe(scope.names[name])}", s.name.span)
-        prefix = self.instances[-1].prefix + name + "."
+        prefix = self.instances[-1].prefix + ("" if name == layer_lists.SELF else name + ".")
         scope[name] = layer_lists.build_layer(self, s.value, scope, prefix)
 
     def instantiate(self, cls: LayerClass, args: list[Any], kwargs: dict[str, Any], prefix: str,

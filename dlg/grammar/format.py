@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from dlg.grammar import ast
-from dlg.grammar.parser import IDENTIFIER, keywords
+from dlg.grammar.parser import is_name
 
 INDENT = "    "
 # binding strength of each operator (higher binds tighter), as layered in dlg.lark
@@ -174,7 +174,7 @@ def _expr(e: Any) -> tuple[str, int]:
         text = f"{expr(e.elt)} for {e.var} in {expr(e.iter)}"
         return (f"[{text}]" if e.brackets else text), _ATOM
     if isinstance(e, ast.DictExpr):
-        items = [f"{_key(k)}: {expr(v)}" for k, v in zip(e.keys, e.values)]
+        items = [f"{dict_key(k)}: {expr(v)}" for k, v in zip(e.keys, e.values)]
         return "{" + ", ".join(items) + "}", _ATOM
     if isinstance(e, ast.Call):
         args = [expr(a) for a in e.args] + [f"{k.name}={expr(k.value)}" for k in e.kwargs]
@@ -189,9 +189,9 @@ def _expr(e: Any) -> tuple[str, int]:
     raise AssertionError(f"no format for {type(e).__name__}")
 
 
-def _key(key: str) -> str:
+def dict_key(key: str) -> str:
     """A dict key: bare when it reads back as a name, else a string."""
-    return key if IDENTIFIER.fullmatch(key) and key not in keywords() else _string(key)
+    return key if is_name(key) else _string(key)
 
 
 def _index(item: Any) -> str:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dlg.grammar.elaborate import Elaborator
 
 SEQUENTIAL = "Sequential"
+SELF = "self"  # `layer self = Sequential(...)`: the layer itself holds them (0.weight)
 
 
 @dataclass(eq=False)

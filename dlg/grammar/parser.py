@@ -41,6 +41,11 @@ def keywords() -> frozenset[str]:
                      if t.pattern.type == "str" and IDENTIFIER.fullmatch(t.pattern.value))
 
 
+def is_name(text: str) -> bool:
+    """Whether `text` reads back as a name (an identifier that is not a keyword)."""
+    return IDENTIFIER.fullmatch(text) is not None and text not in keywords()
+
+
 def parse(source: str, file: str = "<string>") -> ast.Module:
     """Parse one .dlg file; raises DlgSyntaxError with the location of the first problem."""
     try:

@@ -16,6 +16,9 @@ import numpy as np
 
 from dlg.errors import DlgValueError
 from dlg.functions.spelling import spell
+from dlg.grammar.format import dict_key
+from dlg.grammar.layer_lists import SELF
+from dlg.grammar.parser import is_name
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.opdef import Trait
 from dlg.ir.ops.control import SCAN
@@ -50,15 +53,14 @@ class _Printer:
         tree: dict[str, Any] = {}
         for node in self.g.params:
             parts = (node.name or "").split(".")
-            for part in parts:
-                _check_name(part, node.name)
             leaf = tree
             for part in parts[:-1]:
                 leaf = leaf.setdefault(part, {})
             leaf[parts[-1]] = node
-            self.names[node.out] = node.name  # type: ignore[assignment]
         layers: list[str] = []
-        top = self._layer_body(tree, "", layers)
+        self.layer_names: set[str] = set()
+        self.empty: str | None = None
+        top = self._layer_body(tree, "Params", "", layers)
         lines = [f"model {self.g.name} {{"]
         lines += [f"    input {n.name}: {_type(n.types[0])}" for n in self.g.inputs]
         lines += [f"    {line}" for line in top]
@@ -75,19 +77,65 @@ class _Printer:
         lines.append("}")
         return "\n".join(layers + lines) + "\n"
 
-    def _layer_body(self, tree: dict[str, Any], prefix: str, layers: list[str]) -> list[str]:
+    def _layer_body(self, tree: dict[str, Any], path: str, ref: str, layers: list[str]
+                    ) -> list[str]:
+        """The declarations of one layer's params and children. Children whose names are not
+        .dlg names (an nn.Sequential's 0, 1, ...) are the layer's own list: `layer self = [...]`,
+        as a subclass of nn.Sequential holds them."""
         body = []
+        others = {k: v for k, v in tree.items() if not is_name(k)}
         for name, item in tree.items():
-            if isinstance(item, Node):
+            if name in others:
+                if name == next(iter(others)):
+                    body.append(f"layer {SELF} = "
+                                f"{self._layer_expr(others, path, ref + SELF, layers)}")
+            elif isinstance(item, Node):
                 kind = "param" if item.attrs["trainable"] else "buffer"
                 body.append(f"{kind} {name}: {_type(item.types[0])} = zeros()")
+                self.names[item.out] = ref + name
             else:
-                layer = f"Params_{(prefix + name).replace('.', '_')}"
-                inner = self._layer_body(item, f"{prefix}{name}.", layers)
-                layers.append(f"layer {layer}() {{\n" + "".join(f"    {line}\n" for line in inner)
-                              + "}\n")
-                body.append(f"layer {name} = {layer}()")
+                expr = self._layer_expr(item, f"{path}_{name}", ref + name, layers)
+                body.append(f"layer {name} = {expr}")
         return body
+
+    def _layer_expr(self, tree: dict[str, Any], path: str, ref: str, layers: list[str]) -> str:
+        """A child layer: a list when its children are numbered 0, 1, ..., a dict when they have
+        other names that are not .dlg names, else a generated layer holding its params."""
+        numbered = all(k.isdigit() and k == str(int(k)) for k in tree)
+        if not numbered and any(is_name(k) for k in tree) or not tree:
+            name = self._layer_name(path)
+            inner = self._layer_body(tree, name, ref + ".", layers)
+            layers.append(f"layer {name}() {{\n" + "".join(f"    {line}\n" for line in inner)
+                          + "}\n")
+            return f"{name}()"
+        for item in tree.values():
+            if isinstance(item, Node):
+                raise DlgValueError(f"{item.name!r} is not a .dlg name (a parameter's own name "
+                                    f"must be an identifier): rename it")
+        if numbered:
+            items = [self._layer_expr(tree[str(i)], f"{path}_{i}", f"{ref}[{i}]", layers)
+                     if str(i) in tree else self._empty_layer(layers)
+                     for i in range(max(int(k) for k in tree) + 1)]
+            return "[" + ", ".join(items) + "]"
+        items = []
+        for k, v in tree.items():
+            key = dict_key(k)
+            items.append(f"{key}: {self._layer_expr(v, f'{path}_{k}', f'{ref}[{key}]', layers)}")
+        return "{" + ", ".join(items) + "}"
+
+    def _empty_layer(self, layers: list[str]) -> str:
+        """A list's child without parameters (the ReLU between two Linears)."""
+        if self.empty is None:
+            self.empty = self._layer_expr({}, "NoParams", "", layers)
+        return self.empty
+
+    def _layer_name(self, path: str) -> str:
+        """A generated layer's name from its path (Params_blocks_0), unique in the program."""
+        name = re.sub(r"\W", "_", path)
+        while name in self.layer_names:
+            name += "_"
+        self.layer_names.add(name)
+        return name
 
     # -- statements -------------------------------------------------------------------------------
     def ref(self, v: Value) -> str:

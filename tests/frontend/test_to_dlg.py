@@ -48,9 +48,15 @@ def test_printed_model_loads_back_to_the_same_graph(module, shape):
 
 
 def test_unprintable_models_are_clear_errors():
-    seq = nn.Sequential(nn.Linear(3, 2))
-    with pytest.raises(dlg.DlgValueError, match="not a .dlg name"):
-        dlg.trace(seq, np.zeros((2, 3), np.float32)).to_dlg()
+    class KeywordParam(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_parameter("in", nn.Parameter(np.zeros(3, np.float32)))
+
+        def forward(self, x):
+            return x * getattr(self, "in")
+    with pytest.raises(dlg.DlgValueError, match="'in' is not a .dlg name"):
+        dlg.trace(KeywordParam(), np.zeros((2, 3), np.float32)).to_dlg()
 
     class WithTable(nn.Module):
         def forward(self, x):

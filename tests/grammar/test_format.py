@@ -114,6 +114,12 @@ def _extend(children):
         st.tuples(children, st.sampled_from(["shape", "T"])).map(lambda t: ast.GetAttr(*t)),
         st.tuples(st.lists(children, max_size=3), st.booleans()).map(
             lambda t: ast.TupleExpr(tuple(t[0]), brackets=t[1])),
+        st.tuples(children, st.sampled_from(["i", "a"]), children, st.booleans()).map(
+            lambda t: ast.Comprehension(*t[:3]) if t[3] else  # or a call's only argument
+            ast.Call(ast.Name("f"), (ast.Comprehension(*t[:3], brackets=False),), ())),
+        st.lists(st.tuples(st.sampled_from(["a", "in", "b-c", ""]), children), max_size=2,
+                 unique_by=lambda kv: kv[0]).map(
+            lambda kv: ast.DictExpr(tuple(k for k, _ in kv), tuple(v for _, v in kv))),
     )
 
 

@@ -175,3 +175,16 @@ def test_misuse_is_a_located_error(src, cls, where, pattern):
     assert type(e) is cls, f"{type(e).__name__}: {e}"
     assert e.span is not None and f"{e.span.line}:{e.span.col}" == where, e.format()
     assert re.search(pattern, e.message), e.message
+
+
+def test_a_layer_that_is_its_own_list():
+    m = dlg.loads("layer Stage(c: int) { param scale: f32[c] = 2.0 "
+                  "layer self = Sequential(Linear(c, c), ReLU()) "
+                  "forward(x) { return self(x) * scale } }\n"
+                  "model M { input x: f32[N, 3] layer self = [Stage(3), Linear(3, 2)] "
+                  "output y = self[1](self[0](x)) }", seed=0)
+    p = m.params
+    assert list(p) == ["0.scale", "0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    h = np.maximum(x @ p["0.0.weight"].T + p["0.0.bias"], 0) * 2.0
+    np.testing.assert_allclose(m(x=x), h @ p["1.weight"].T + p["1.bias"], rtol=1e-5, atol=1e-6)

@@ -1,5 +1,6 @@
 """The module machinery of `dlg.nn`: Parameter, Module (parameters, buffers and children by
-PyTorch name; state_dict, train/eval, repr) and the containers Sequential and ModuleList."""
+PyTorch name; state_dict, train/eval, repr) and the containers Sequential, ModuleList and
+ModuleDict."""
 
 from __future__ import annotations
 
@@ -88,10 +89,19 @@ class Module:
             tracer.called(self, out)
         return out
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        yield prefix.rstrip("."), self
+    def named_modules(self, memo: set[int] | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        """This module and every submodule with its dotted name; a module held in two places
+        comes once, under its first name (as in torch)."""
+        memo = set() if memo is None else memo
+        if remove_duplicate and id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}{name}.")
+            if child is not None:
+                yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                               remove_duplicate)
 
     # -- structure ---------------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -101,29 +111,38 @@ class Module:
         yield from self._modules.values()
 
     def modules(self) -> Iterator[Module]:
-        yield self
-        for child in self._modules.values():
-            yield from child.modules()
+        for _, m in self.named_modules():
+            yield m
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for name, p in self._parameters.items():
-            yield prefix + name, p
-        for name, child in self._modules.items():
-            yield from child.named_parameters(f"{prefix}{name}.")
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """Parameters by dotted name, each tensor once unless remove_duplicate is false (so an
+        optimizer steps a shared layer once)."""
+        return self._named("_parameters", prefix, recurse, remove_duplicate)
 
-    def parameters(self) -> Iterator[Parameter]:
-        for _, p in self.named_parameters():
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        for name, b in self._buffers.items():
-            yield prefix + name, b
-        for name, child in self._modules.items():
-            yield from child.named_buffers(f"{prefix}{name}.")
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        return self._named("_buffers", prefix, recurse, remove_duplicate)
 
-    def buffers(self) -> Iterator[Tensor]:
-        for _, b in self.named_buffers():
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, b in self.named_buffers(recurse=recurse):
             yield b
+
+    def _named(self, table: str, prefix: str, recurse: bool, remove_duplicate: bool
+               ) -> Iterator[tuple[str, Any]]:
+        seen: set[int] = set()
+        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                   if recurse else [(prefix, self)])
+        for module_prefix, m in modules:
+            for name, t in getattr(m, table).items():
+                if t is None or remove_duplicate and id(t) in seen:
+                    continue
+                seen.add(id(t))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), t
 
     def state_dict(self) -> OrderedDict[str, Tensor]:
         """Parameters and buffers by PyTorch name, in PyTorch's order (each module's own
@@ -194,7 +213,73 @@ class Module:
 
 
 # ---- containers ----------------------------------------------------------------------------------
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: modules numbered 0, 1, ..., indexed like a list
+    (negative indices, slices) and renumbered after an insert or a delete, as in PyTorch."""
+
+    def _keys(self, i: int | slice) -> list[str]:
+        keys = list(self._modules)
+        if isinstance(i, slice):
+            return keys[i]
+        if not -len(keys) <= i < len(keys):
+            raise IndexError(f"index {i} is out of range for {type(self).__name__} of "
+                             f"{len(keys)}")
+        return [keys[i]]
+
+    def _renumber(self, modules: list[Module]) -> None:
+        self._modules.clear()
+        self._modules.update((str(i), m) for i, m in enumerate(modules))
+
+    def __getitem__(self, i: int | slice) -> Any:
+        keys = self._keys(i)
+        if isinstance(i, slice):
+            return self._slice([(k, self._modules[k]) for k in keys])
+        return self._modules[keys[0]]
+
+    def _slice(self, items: list[tuple[str, Module]]) -> Any:
+        raise NotImplementedError
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        self._modules[self._keys(i)[0]] = module
+
+    def __delitem__(self, i: int | slice) -> None:
+        for key in self._keys(i):
+            del self._modules[key]
+        self._renumber(list(self._modules.values()))
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def append(self, m: Module) -> Any:
+        self._modules[str(len(self._modules))] = m
+        return self
+
+    def extend(self, modules: Any) -> Any:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._renumber(modules)
+
+    def pop(self, i: int | slice = -1) -> Any:
+        out = self[i]
+        del self[i]
+        return out
+
+    def __iadd__(self, modules: Any) -> Any:
+        return self.extend(modules)
+
+    def __add__(self, other: Any) -> Any:
+        return type(self)().extend(self).extend(other)
+
+
+class Sequential(_ModuleSequence):
     """Calls its modules in order; made from modules, or from an OrderedDict of named ones."""
 
     def __init__(self, *modules: Any):
@@ -209,44 +294,19 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def append(self, m: Module) -> Sequential:
-        self._modules[str(len(self._modules))] = m
-        return self
-
-    def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[i]))
-        return list(self._modules.values())[i]
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def __len__(self) -> int:
-        return len(self._modules)
+    def _slice(self, items: list[tuple[str, Module]]) -> Sequential:
+        return Sequential(OrderedDict(items))
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
+    """Modules in a list: indexed and iterated, called by their owner's forward."""
+
     def __init__(self, modules: Any = ()):
         super().__init__()
         self.extend(modules)
 
-    def append(self, m: Module) -> ModuleList:
-        self._modules[str(len(self._modules))] = m
-        return self
-
-    def extend(self, modules: Any) -> ModuleList:
-        for m in modules:
-            self.append(m)
-        return self
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def __len__(self) -> int:
-        return len(self._modules)
+    def _slice(self, items: list[tuple[str, Module]]) -> ModuleList:
+        return ModuleList(m for _, m in items)
 
 
 class ModuleDict(Module):
@@ -278,6 +338,12 @@ class ModuleDict(Module):
 
     def __len__(self) -> int:
         return len(self._modules)
+
+    def pop(self, name: str) -> Module:
+        return self._modules.pop(name)
+
+    def clear(self) -> None:
+        self._modules.clear()
 
     def keys(self) -> Any:
         return self._modules.keys()
