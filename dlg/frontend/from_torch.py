@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import builtins
 import inspect
+import linecache
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgError, DlgImportError, DlgTypeError, DlgValueError
+from dlg.errors import DlgError, DlgImportError, DlgTypeError, DlgValueError, Span
 from dlg.frontend import functional
 from dlg.frontend import nn as dlg_nn
 from dlg.frontend.nn import Module, Parameter
@@ -61,12 +63,15 @@ def convert(module: Any) -> FxModule:
     """The torch module as an eager dlg module (same state_dict names, weights copied) whose
     forward runs the module's fx graph with dlg's functions; the base of `from_torch`."""
     torch = torch_module()
+    tracer = torch.fx.Tracer()
+    tracer.record_stack_traces = True  # each node's line in the module's source, for errors
     try:
-        gm = torch.fx.symbolic_trace(module)
+        gm = torch.fx.GraphModule(module, tracer.trace(module))
     except Exception as e:  # noqa: BLE001  (fx raises many kinds; all mean "cannot trace")
         raise DlgImportError(f"torch.fx cannot trace {type(module).__name__}: "
                              f"{type(e).__name__}: {e}") from None
-    return FxModule(module, gm)
+    # a subclass of the torch class's name: the model, its graph and repr are named as in torch
+    return type(type(module).__name__, (FxModule,), {})(module, gm)
 
 
 class FxModule(Module):
@@ -105,6 +110,7 @@ class FxModule(Module):
                 try:
                     env[node] = call(*_load(node.args, env), **_load(node.kwargs, env))
                 except DlgError as e:
+                    e.span = _source_span(node) or e.span  # the torch line, not from_torch's
                     raise e.with_note(f"in torch.fx node {node.name!r} "
                                       f"({node.op} {_target_name(node.target)})") from None
         raise DlgValueError("the torch.fx graph has no output node")
@@ -197,26 +203,27 @@ def _attribute(net: FxModule, gm: Any, target: str) -> Any:
 def _resolve(net: FxModule, nodes: list[Any], refused: dict[str, str]) -> dict[Any, Callable]:
     """The dlg callable of each call node; every node dlg cannot map, in one DlgImportError."""
     calls: dict[Any, Callable] = {}
-    missing: dict[str, list[str]] = {}
+    missing: dict[str, list[Any]] = {}
     for node in nodes:
         if node.op == "call_module":
             module = _submodule(net, node.target)
             if node.target in refused or type(module) is Module:
                 why = refused.get(node.target, "a torch module dlg does not convert")
-                missing.setdefault(f"module {node.target} ({why})", []).append(node.name)
+                missing.setdefault(f"module {node.target} ({why})", []).append(node)
             calls[node] = module
         elif node.op == "call_function":
             fn = _function(node.target)
             if fn is None:
-                missing.setdefault(f"function {_target_name(node.target)}", []).append(node.name)
+                missing.setdefault(f"function {_target_name(node.target)}", []).append(node)
             calls[node] = fn
         elif node.op == "call_method":
             if not hasattr(Tensor, node.target):
-                missing.setdefault(f"method Tensor.{node.target}", []).append(node.name)
+                missing.setdefault(f"method Tensor.{node.target}", []).append(node)
             calls[node] = _method(node.target)
     if missing:
-        lines = [f"{what} at node{'s' if len(names) > 1 else ''} {', '.join(names)}"
-                 for what, names in missing.items()]
+        lines = [f"{what} at node{'s' if len(at) > 1 else ''} "
+                 + ", ".join(f"{n.name} ({_source_span(n) or 'no source'})" for n in at)
+                 for what, at in missing.items()]
         raise DlgImportError(f"{len(missing)} unsupported torch op{'s' if len(missing) > 1 else ''}"
                              f": " + "; ".join(lines))
     return calls
@@ -288,6 +295,18 @@ def _load(arg: Any, env: dict[Any, Any]) -> Any:
     if isinstance(arg, dict):
         return {k: _load(v, env) for k, v in arg.items()}
     return env[arg] if isinstance(arg, torch_module().fx.Node) else arg
+
+
+def _source_span(node: Any) -> Span | None:
+    """The line of the module's Python source that made the node (fx records the stack)."""
+    found = re.match(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
+    if found is None:
+        return None
+    file, line = found[1], int(found[2])
+    lines = linecache.getlines(file)
+    text = lines[line - 1].rstrip() if 0 < line <= len(lines) else ""
+    start = len(text) - len(text.lstrip()) + 1
+    return Span(file, line, start, line, len(text) + 1, "".join(lines) or None)
 
 
 def _target_name(target: Any) -> str:

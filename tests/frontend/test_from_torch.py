@@ -145,6 +145,7 @@ def converted(request):
 
 def test_names_and_weights_are_torchs(converted):
     module, model, _ = converted
+    assert model.name == type(module).__name__
     assert list(model.inputs) == list(inspect.signature(module.forward).parameters)
     theirs = module.state_dict()
     assert list(model.state_dict()) == list(theirs)
@@ -198,10 +199,29 @@ def test_unsupported_nodes_are_listed_together():
         dlg.from_torch(Unsupported(), _f(2, 4))
     message = e.value.message
     assert message.startswith("4 unsupported torch ops")
-    for part in ["special_erfcx at nodes special_erfcx, special_erfcx_1", "Tensor.cummax",
-                 "module pixel (dlg.nn has no PixelShuffle)",
+    line = Unsupported.forward.__code__.co_firstlineno
+    for part in [f"special_erfcx at nodes special_erfcx ({__file__}:{line + 1}:9), "
+                 f"special_erfcx_1 ({__file__}:{line + 1}:9)",
+                 f"Tensor.cummax at node cummax ({__file__}:{line + 2}:9)",
+                 "module pixel (dlg.nn has no PixelShuffle) at node pixel",
                  "module pool (dlg.nn.AvgPool2d has no option divisor_override (here 3))"]:
         assert part in message
+
+
+def test_errors_point_at_the_torch_source_line():
+    class Misfit(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = tnn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.fc(x * 2)
+
+    with pytest.raises(DlgError, match="linear: input f32.*does not fit weight") as e:
+        dlg.from_torch(Misfit(), _f(2, 4))
+    assert (e.value.span.file, e.value.span.line) == (__file__,
+                                                      Misfit.forward.__code__.co_firstlineno + 1)
+    assert e.value.notes == ("in torch.fx node 'fc' (call_module fc)",)
 
 
 def test_untraceable_and_wrong_arguments_are_dlg_errors():

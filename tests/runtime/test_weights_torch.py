@@ -4,11 +4,13 @@ refuses a whole pickled module, and other wrong contents are DlgValueErrors nami
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 import dlg
-from dlg.errors import DlgValueError
+from dlg.errors import DlgImportError, DlgValueError
 from dlg.runtime.weights import load_weights
 
 torch = pytest.importorskip("torch")
@@ -71,3 +73,12 @@ def test_a_corrupt_or_missing_pt_file_is_a_dlg_error(tmp_path):
         load_weights(path)
     with pytest.raises(DlgValueError, match="no such file"):
         load_weights(tmp_path / "missing.pth")
+
+
+def test_without_torch_pt_files_and_from_torch_say_how_to_install_it(tmp_path, monkeypatch):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.ones(1)}, path)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails from here on
+    for attempt in (lambda: load_weights(path), lambda: dlg.from_torch(object(), None)):
+        with pytest.raises(DlgImportError, match="need the `torch` package: pip install torch"):
+            attempt()
