@@ -15,24 +15,31 @@ from typing import Any
 
 import numpy as np
 
+from dlg.compiler.pipeline import CompileOptions
 from dlg.errors import DlgValueError
 from dlg.ir.types import TensorType
 from dlg.runtime.artifact import load_artifact, save_artifact
+from dlg.runtime.cuda import require_gpu
 from dlg.runtime.model import Model
 from dlg.runtime.native import NativeGraph
 from dlg.runtime.training import TrainStep, arrange
 
-TARGETS = ("cpu",)
+TARGETS = ("cpu", "cuda-emulated", "cuda")  # cuda-emulated: the GPU's launches run on the CPU
 
 
 class Executable:
     def __init__(self, model: Model, target: str = "cpu"):
         if target not in TARGETS:
-            raise DlgValueError(f"target {target!r} is not available here (targets: "
-                                f"{', '.join(TARGETS)})")
+            raise DlgValueError(f"unknown target {target!r} (targets: {', '.join(TARGETS)})")
+        if target == "cuda":
+            require_gpu()
+            raise DlgValueError("target 'cuda': running on the GPU is not built yet; "
+                                "`dlgc compile --target cuda --emit ptx` gives the kernels, and "
+                                "target='cuda-emulated' runs them on the CPU")
         self.model = model
         self.target = target
-        self.native = NativeGraph(model.graph)
+        self.options = CompileOptions(target=target)
+        self.native = NativeGraph(model.graph, options=self.options)
 
     @property
     def params(self) -> Any:
@@ -87,11 +94,14 @@ class Executable:
         """The model's training step compiled to one native call (`step(x=..., y=...)`)."""
         if self.prebuilt_step is not None:
             return self.prebuilt_step()
-        return TrainStep(self.model, compiled=True)
+        return TrainStep(self.model, compiled=True, options=CompileOptions(target=self.target))
 
     def save(self, path: str | Path, train: bool = False) -> None:
         """Write a .dlgx artifact that `dlg.load` runs without recompiling (`train` adds the
         compiled training step and the optimizer state)."""
+        if self.target != "cpu":
+            raise DlgValueError(f"an artifact holds CPU code; this executable is for "
+                                f"{self.target!r} (compile with target='cpu' to save one)")
         save_artifact(path, self.model, self.native, self.train_step() if train else None)
 
     @classmethod
