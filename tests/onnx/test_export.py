@@ -99,7 +99,8 @@ def test_recurrent_layers_become_onnx_recurrent_ops_or_scans(name, op):
 
 # ---- traced modules ---------------------------------------------------------------------------
 class ConvNet(nn.Module):
-    """Strided, dilated, grouped and 'same' convolutions, both batch norms, the pools."""
+    """Strided, dilated, grouped and 'same' convolutions, both batch norms, the pools (ceil_mode
+    too)."""
 
     def __init__(self):
         super().__init__()
@@ -116,7 +117,10 @@ class ConvNet(nn.Module):
              + F.max_pool2d(h, 3, stride=2, padding=1))
         h = F.adaptive_avg_pool2d(h, 1).flatten(1)[:, :, None].expand(-1, -1, 5)
         h = self.drop(self.bn1(self.c3(h)))
-        return F.softmax(h, dim=1), F.log_softmax(h, dim=-1), F.silu(h) + F.hardswish(h)
+        edges = (F.avg_pool2d(x, 2, ceil_mode=True, count_include_pad=False)
+                 + F.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True))  # partial windows
+        return (F.softmax(h, dim=1), F.log_softmax(h, dim=-1), F.silu(h) + F.hardswish(h),
+                edges)
 
 
 class Recurrent(nn.Module):
