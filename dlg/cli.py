@@ -44,6 +44,8 @@ from dlg.runtime.callbacks import (
     TensorBoard,
 )
 from dlg.runtime.checkpoint import Interrupted
+from dlg.runtime.cuda import ARCH, device_program, format_launches
+from dlg.runtime.model import Model
 from dlg.runtime.native import NativeGraph, compile_report, profile_kernels
 from dlg.runtime.plot import plot_history
 from dlg.runtime.sources import training_data
@@ -117,10 +119,17 @@ def _parser() -> argparse.ArgumentParser:
         "dlg.load() runs without recompiling.")
     comp.add_argument("file", type=Path, help="the .dlg file")
     comp.add_argument("-o", "--output", type=Path, help="write the artifact (.dlgx)")
-    comp.add_argument("--emit", choices=("report", "graph", "kernels", "llvm", "asm"),
+    comp.add_argument("--emit", choices=("report", "graph", "kernels", "llvm", "asm", "ptx"),
                       default="report", help="what to print: the report (default), the "
                       "optimised graph, the kernels, LLVM IR (kernels are named after their "
-                      "fused ops) or assembly")
+                      "fused ops) or assembly; with --target cuda: ptx, llvm (NVVM IR) or "
+                      "kernels (the launches: kind, block and grid size)")
+    comp.add_argument("--target", choices=("cpu", "cuda", "cuda-emulated"), default="cpu",
+                      help="cpu (default); cuda: the GPU's kernels, made here without a GPU "
+                      "(--emit ptx); cuda-emulated: those kernels run on this CPU (--profile)")
+    comp.add_argument("--arch", default=ARCH, metavar="SM",
+                      help=f"the GPU architecture of --target cuda (default {ARCH}: PTX that "
+                      "every GPU from the A100 on runs)")
     comp.add_argument("--dump-after", action="append", default=[], metavar="PASS",
                       help=f"print the program after a pass ({', '.join(STAGES)}, or all); "
                       "repeatable")
@@ -323,7 +332,15 @@ def _compile(args: argparse.Namespace) -> int:
     options = CompileOptions(dump_after=tuple(args.dump_after), dump_dir=args.dump_dir,
                              profile=args.profile is not None,
                              verify=args.verify or verify_requested(),
-                             cold=args.time_passes)
+                             cold=args.time_passes,
+                             target="cpu" if args.target == "cuda" else args.target)
+    if args.target != "cpu" and args.output is not None:
+        raise DlgValueError(f"-o writes an artifact of CPU code; --target {args.target} "
+                            "writes none yet")
+    if args.target == "cuda":
+        return _compile_cuda(args, m, options)
+    if args.emit == "ptx":
+        raise DlgValueError("--emit ptx: add --target cuda")
     values = dict(m.params)
     if args.train:
         if m.train_spec is None:
@@ -350,6 +367,17 @@ def _compile(args: argparse.Namespace) -> int:
     if args.output is not None:
         compile_model(m).save(args.output, train=args.train)  # from the cache just filled
         print(f"wrote {args.output}")
+    return 0
+
+
+def _compile_cuda(args: argparse.Namespace, m: Model, options: CompileOptions) -> int:
+    """--target cuda: the GPU's PTX, its NVVM IR or its launches (the default report)."""
+    if args.emit not in ("report", "ptx", "llvm", "kernels"):
+        raise DlgValueError(f"--target cuda --emit {args.emit}: use ptx, llvm or kernels")
+    device = device_program(m, train=args.train, options=options, arch=args.arch)
+    if args.time_passes:
+        print(format_seconds(options.seconds))
+    print({"ptx": device.ptx, "llvm": device.llvm_ir}.get(args.emit) or format_launches(device))
     return 0
 
 
