@@ -251,7 +251,7 @@ def compile_graph(g: Graph, loss: str | None = None,
     g, fusion, program = _lowered(g, loss, options)
     if options.target == "cuda-emulated":  # the GPU's kernels: no CPU schedule
         with options.stage("llvm"):
-            module = build_emulated_module(program)
+            module = build_emulated_module(program, options.profile, options.anomaly)
         options.dump("llvm", lambda: str(module))
         return Compiled(g, fusion, program, module)
     with options.stage("schedule"):

@@ -27,9 +27,11 @@ from dlg.compiler.lower import Program
 from dlg.ir.dtypes import DType
 
 
-def build_emulated_module(program: Program) -> Modules:
-    """The program's LLVM module for the host CPU, each kernel run as its CUDA launches."""
-    return build_module(program, kernel_function=emulated_kernel)
+def build_emulated_module(program: Program, profile: bool = False, anomaly: bool = False
+                          ) -> Modules:
+    """The program's LLVM module for the host CPU, each kernel run as its CUDA launches (with
+    the CPU's per-kernel profiling counters and anomaly checks when asked)."""
+    return build_module(program, profile, anomaly, kernel_function=emulated_kernel)
 
 
 def emulated_kernel(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],

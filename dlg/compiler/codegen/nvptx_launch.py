@@ -108,7 +108,8 @@ def plan_kernel(p: Program, kernel: Kernel) -> list[Step]:
             elif isinstance(s, CallScan):
                 steps.append(s)
             else:
-                steps.append(_launch(p, f"{kernel.name}.l{next(count)}", s, guards, buffers))
+                name = f"{p.name}.{kernel.name}.l{next(count)}"
+                steps.append(_launch(p, name, s, guards, buffers))
     visit(kernel.body, ())
     return steps
 
