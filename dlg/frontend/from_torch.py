@@ -1,6 +1,6 @@
 """`dlg.from_torch`: a PyTorch module as a `dlg.Model`, its weights under torch's names.
 
-torch.fx's `symbolic_trace` records the module's forward as call_module, call_function and
+torch.fx's tracer records the module's forward as call_module, call_function and
 call_method nodes. This file only maps each node to dlg's spelling of the same thing (a dlg.nn
 module made with the torch module's options and weights, the dlg function or Tensor method of
 the same name, Python's operators as they are) and lets `dlg.trace` run the mapped graph, so
@@ -84,8 +84,7 @@ class FxModule(Module):
         refused: dict[str, str] = {}
         _copy_tree(module, self, "", refused, {})
         self._fx_nodes = list(gm.graph.nodes)
-        self._fx_module = gm
-        self._fx_calls = _resolve(self, self._fx_nodes, refused)
+        self._fx_calls = _resolve(self, gm, self._fx_nodes, refused)
         names = [n.target for n in self._fx_nodes if n.op == "placeholder"]
 
         def forward(*args: Any) -> Any:
@@ -103,8 +102,6 @@ class FxModule(Module):
                 env[node] = next(inputs, node.args[0] if node.args else None)
             elif node.op == "output":
                 return _load(node.args[0], env)
-            elif node.op == "get_attr":
-                env[node] = _attribute(self, self._fx_module, node.target)
             else:
                 call = self._fx_calls[node]
                 try:
@@ -131,11 +128,12 @@ def _copy_tree(tmod: Any, into: Module, prefix: str, refused: dict[str, str],
     for name, child in tmod.named_children():
         path = prefix + name
         if id(child) not in done:
-            done[id(child)] = _leaf(child, path, refused)
-            if done[id(child)] is None:
-                done[id(child)] = Module()
-                _copy_tree(child, done[id(child)], path + ".", refused, done)
-            object.__setattr__(done[id(child)], "training", child.training)
+            converted = _leaf(child, path, refused)
+            if converted is None:
+                converted = Module()
+                _copy_tree(child, converted, path + ".", refused, done)
+            object.__setattr__(converted, "training", child.training)
+            done[id(child)] = converted
         into.add_module(name, done[id(child)])
 
 
@@ -184,28 +182,32 @@ def _array(t: Any) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 
 
-def _attribute(net: FxModule, gm: Any, target: str) -> Any:
-    """A get_attr node's value: the dlg parameter or buffer of that name, else a constant fx
-    made (`torch.tensor(...)` in forward), as a dlg tensor."""
+def _attribute(net: FxModule, gm: Any, target: str) -> Callable:
+    """A get_attr node as a call giving its value: the dlg parameter or buffer of that name,
+    else a constant fx made (`torch.tensor(...)` in forward), as a dlg tensor."""
     obj: Any = net
     try:
         for part in target.split("."):
             obj = getattr(obj, part)
-        return obj
     except AttributeError:
-        value = gm
+        obj = gm
         for part in target.split("."):
-            value = getattr(value, part)
-        return _value(value)
+            obj = getattr(obj, part)
+        obj = _value(obj)
+    return lambda: obj
 
 
 # ---- functions and methods -------------------------------------------------------------------
-def _resolve(net: FxModule, nodes: list[Any], refused: dict[str, str]) -> dict[Any, Callable]:
-    """The dlg callable of each call node; every node dlg cannot map, in one DlgImportError."""
+def _resolve(net: FxModule, gm: Any, nodes: list[Any], refused: dict[str, str]
+             ) -> dict[Any, Callable]:
+    """The dlg callable of each call or get_attr node; every node dlg cannot map, in one
+    DlgImportError."""
     calls: dict[Any, Callable] = {}
     missing: dict[str, list[Any]] = {}
     for node in nodes:
-        if node.op == "call_module":
+        if node.op == "get_attr":
+            calls[node] = _attribute(net, gm, node.target)
+        elif node.op == "call_module":
             module = _submodule(net, node.target)
             if node.target in refused or type(module) is Module:
                 why = refused.get(node.target, "a torch module dlg does not convert")
@@ -215,7 +217,8 @@ def _resolve(net: FxModule, nodes: list[Any], refused: dict[str, str]) -> dict[A
             fn = _function(node.target)
             if fn is None:
                 missing.setdefault(f"function {_target_name(node.target)}", []).append(node)
-            calls[node] = fn
+            else:
+                calls[node] = fn
         elif node.op == "call_method":
             if not hasattr(Tensor, node.target):
                 missing.setdefault(f"method Tensor.{node.target}", []).append(node)
