@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 
@@ -98,6 +99,25 @@ def test_expanded_layers_are_clusters_of_their_ops_and_params(cnn):
         read = [v for v in read if v.node == int(src[1:])]
         assert read and label == str(g.type_of(read[0])), (src, dst, label)
     assert len(edges) == len({(v, n.id) for n in g for v in n.inputs}) + len(g.outputs)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in MODELS.glob("*.dlg")))
+def test_every_model_draws_each_node_once_and_layers_in_order(name):
+    """Layer calls run one after another, so boxes drawn for them never form a cycle (cifar_cnn
+    calls `pool` twice: two boxes)."""
+    m = dlg.load(MODELS / name)
+    nodes, edges = read_dot(m.viz(expand=True).source)
+    drawn = sorted(int(k[1:]) for k in nodes if re.fullmatch(r"n\d+", k))
+    assert drawn == sorted(n.id for n in m.graph)
+    nodes, edges = read_dot(m.viz().source)
+    boxes = {k: label for k, (label, _) in nodes.items() if k.startswith("group_")}
+    counts = [int(label.rsplit("(", 1)[1].split()[0].replace(",", "")) for label in boxes.values()
+              if "(call " not in label]  # a layer's later calls show no parameters again
+    loose = [n for n in m.graph.params if f"n{n.id}" in nodes]
+    assert sum(counts) + sum(int(m.params[n.name].size) for n in loose) == m.num_params(False)
+    order = nx.DiGraph([(s, d) for s, d, _ in edges])
+    assert nx.is_directed_acyclic_graph(order)
+    assert len(set(boxes.values())) == len(boxes)  # a second call is a box of its own
 
 
 def test_a_recurrent_layer_keeps_its_whole_call_site():

@@ -34,11 +34,11 @@ def picture(model: Model | Graph, expand: bool = False, compiled: bool = False,
         return _kernels(g)
     calls = [] if isinstance(model, Graph) else model.layer_calls
     layers, owner = layers_of(g, calls)
-    labels = {}
+    labels, sep = {}, " " if expand else "\n"
     for layer in layers:
         kind = f": {layer.kind}" if layer.kind else ""
-        sep = " " if expand else "\n"
-        labels[layer.name] = f"{layer.name}{kind}{sep}({layer.params:,} params)"
+        count = f"{layer.params:,} params" if layer.call == 1 else f"call {layer.call}"
+        labels[layer.key] = f"{layer.name}{kind}{sep}({count})"
     total = sum(param_size(n) for n in g.params)
     title = f"{g.name}: {total:,} parameters"
     return draw(g, Groups(owner, labels, collapsed=not expand), title)

@@ -1,17 +1,20 @@
 """Which layer call each node of a graph belongs to, for drawing layers as boxes.
 
 The IR keeps no layer scopes (a node is an op, its inputs and its source span), so membership is
-read back from what the graph does keep, in three steps:
+read back from what the graph does keep:
 - a node that reads a parameter `fc1.*` belongs to layer `fc1` (the called layer whose name
   prefixes the parameter's, else the parameter's name up to its last dot). Layers are the
   model's own: a layer called inside another (`res.norm`) is drawn inside it;
 - a node belongs to layer `fc1` when its span locates a call of it (the source text there reads
-  `fc1(`: layers without parameters, such as pools and activations), or when it shares a span
-  with a node of `fc1`: the standard layers put every node they make at the user's call site.
+  `fc1(...)`: layers without parameters, such as pools and activations), or when it shares a span
+  with a node of `fc1` (the nearest such node: a call site inside a user-defined layer is one
+  span for all its instances): the standard layers put every node at the user's call site.
   Only spans of an expression count, not whole Python lines (a traced module's spans), where
   one line may call several layers;
 - a node on a path between two nodes of a layer that passes through no other layer's node
-  belongs to it too (a user-defined layer's arithmetic between its parameter reads).
+  belongs to it too (a user-defined layer's arithmetic between its parameter reads);
+- a layer's nodes that come after another layer's (in creation order, where one call's nodes
+  are contiguous) are its next call, a box of its own (`pool` twice in a CNN).
 Nodes left over are drawn on their own: the model's ops between layers, and the ops of a
 user-defined layer that come after its last parameter read (`x + norm(x @ T(weight))`'s add).
 """
@@ -35,18 +38,24 @@ _CALLEE = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 
 @dataclass(frozen=True)
 class Layer:
-    """A layer as drawn: its name (`fc1`), its type (`Linear`, or '' when not recorded) and
-    the number of parameter and buffer elements it holds."""
+    """A layer call as drawn: the layer's name (`fc1`), its type (`Linear`, or '' when not
+    recorded), the number of parameter and buffer elements it holds, and which call of it this
+    is (a layer called twice is two boxes; its parameters are drawn with the first)."""
 
     name: str
     kind: str
     params: int
+    call: int = 1
+
+    @property
+    def key(self) -> str:
+        return self.name if self.call == 1 else f"{self.name}#{self.call}"
 
 
 def layers_of(g: Graph, calls: Sequence[LayerCall]) -> tuple[list[Layer], dict[int, str]]:
-    """The layers with parameters or calls in `g`, in order of first appearance, and the layer
-    of every node that belongs to one (node id -> name): computed nodes, the layer's parameters
-    and the constants only its nodes read."""
+    """The layer calls in `g`, in order, and the call every node that belongs to one is drawn
+    in (node id -> `Layer.key`): computed nodes, the layer's parameters and the constants only
+    its nodes read."""
     names = {c.name for c in calls}
     kinds = {c.name: c.layer for c in calls  # the model's own layers: `res`, not `res.norm`
              if not any(c.name.startswith(n + ".") for n in names)}
@@ -61,18 +70,39 @@ def layers_of(g: Graph, calls: Sequence[LayerCall]) -> tuple[list[Layer], dict[i
             owner[node.id] = read.pop()
     _by_span(g, kinds, owner)
     _fill_paths(g, owner)
+    counts: dict[str, int] = {}
+    for node in g.params:
+        name = owner_of_param[node.id]
+        counts[name] = counts.get(name, 0) + param_size(node)
+    layers = _split_calls(g, owner)
+    keys = set(owner.values())
     owner |= {n: name for n, name in owner_of_param.items() if name}
     for node in g.sources(CONSTANT):
         readers = {owner.get(u.id) for u in g.users(node.id)}
         if len(readers) == 1 and None not in readers:
             owner[node.id] = readers.pop()  # type: ignore[assignment]
-    order = list(dict.fromkeys([*kinds, *(owner[n.id] for n in g if n.id in owner)]))
-    counts = dict.fromkeys(order, 0)
-    for node in g.params:
-        if owner_of_param[node.id] in counts:
-            counts[owner_of_param[node.id]] += param_size(node)
-    used = set(owner.values())
-    return [Layer(n, kinds.get(n, ""), counts[n]) for n in order if n in used], owner
+    layers += [(name, 1) for name in dict.fromkeys(owner.values()) if name not in keys]
+    return [Layer(name, kinds.get(name, ""), counts.get(name, 0), call)
+            for name, call in layers], owner
+
+
+def _split_calls(g: Graph, owner: dict[int, str]) -> list[tuple[str, int]]:
+    """Number the calls of each layer: a layer's nodes after another layer's nodes are its next
+    call (`pool` twice in a CNN). `owner` then maps to `Layer.key`s; returns (name, call)s."""
+    calls: dict[str, int] = {}
+    order: list[tuple[str, int]] = []
+    last = None
+    for node in g:
+        name = owner.get(node.id)
+        if name is None:
+            continue
+        if name != last:
+            calls[name] = calls.get(name, 0) + 1
+            order.append((name, calls[name]))
+            last = name
+        if calls[name] > 1:
+            owner[node.id] = f"{name}#{calls[name]}"
+    return order
 
 
 def _owner(param: str, kinds: dict[str, str]) -> str:
@@ -94,32 +124,48 @@ def _expression(span: Span | None) -> bool:
 
 
 def _callee(span: Span) -> str | None:
-    """The name called at the start of a span's source text (`fc1` for `fc1(flatten(x))`)."""
-    if span.source is None:
+    """The name called when a span's source text is one call: `fc1` for `fc1(flatten(x))`, None
+    for `fc1(x) + b`."""
+    text = _source_text(span) or ""
+    match = _CALLEE.match(text)
+    if match is None:
         return None
-    lines = span.source.splitlines()
-    if not 1 <= span.line <= len(lines):
+    depth = 0
+    for i in range(match.end() - 1, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return None if text[i + 1:].strip() else match.group(1)
+    return None
+
+
+def _source_text(span: Span) -> str | None:
+    if span.source is None or span.end_line is None or span.end_col is None:
         return None
-    match = _CALLEE.match(lines[span.line - 1], span.col - 1)
-    return match.group(1) if match else None
+    lines = span.source.splitlines()[span.line - 1:span.end_line]
+    if len(lines) != span.end_line - span.line + 1:
+        return None
+    lines[-1] = lines[-1][:span.end_col - 1]
+    lines[0] = lines[0][span.col - 1:]
+    return "\n".join(lines)
 
 
 def _by_span(g: Graph, kinds: dict[str, str], owner: dict[int, str]) -> None:
-    """Nodes at a layer's call site join it (see the module's docstring)."""
-    at_span: dict[Span, str] = {}
+    """Nodes at a layer's call site join it (see the module's docstring). A call site inside a
+    user-defined layer is one span for all its instances: a node joins the layer of the nearest
+    node (in creation order, where one call's nodes are contiguous) at its span."""
+    at_span: dict[Span, list[int]] = {}
     for node in g:
-        if node.id in owner and _expression(node.span):
-            at_span.setdefault(node.span, owner[node.id])  # type: ignore[arg-type]
+        if node.id in owner and node.span is not None and _expression(node.span):
+            at_span.setdefault(node.span, []).append(node.id)
     for node in g:
-        if node.id in owner or Trait.BUFFER in node.op.traits or not _expression(node.span):
+        if node.id in owner or Trait.BUFFER in node.op.traits or node.span is None:
             continue
-        assert node.span is not None
-        callee = _callee(node.span)
+        callee = _callee(node.span) if _expression(node.span) else None
         if callee in kinds:
             owner[node.id] = callee  # type: ignore[assignment]
-            at_span.setdefault(node.span, callee)  # type: ignore[arg-type]
-        elif node.span in at_span:
-            owner[node.id] = at_span[node.span]
+        elif node.span in at_span and _expression(node.span):
+            nearest = min(at_span[node.span], key=lambda n: abs(n - node.id))
+            owner[node.id] = owner[nearest]
 
 
 def _fill_paths(g: Graph, owner: dict[int, str]) -> None:
