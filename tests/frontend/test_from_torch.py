@@ -182,6 +182,17 @@ def test_parameter_gradient_matches_torch(make, inputs, param):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
+def test_a_batch_size_written_in_the_module_gives_static_shapes():
+    class Fixed(tnn.Module):
+        def forward(self, x):
+            return x.reshape(4, 2, 3).sum(1)
+
+    x = _f(4, 6)
+    model = dlg.from_torch(Fixed(), x)
+    assert model.inputs["x"].shape == (4, 6)
+    np.testing.assert_allclose(model(x.numpy()), Fixed()(x).numpy(), rtol=1e-6)
+
+
 class Unsupported(tnn.Module):
     def __init__(self):
         super().__init__()
