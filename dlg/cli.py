@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="an input array (repeat for several inputs); a .npz file without "
                      "NAME= supplies inputs by their array names")
     run.add_argument("--weights", "-w", type=Path,
-                     help="parameters to load from a .safetensors or .npz file (PyTorch names)")
+                     help="parameters to load from a .safetensors, .npz or .pt/.pth file "
+                     "(PyTorch names)")
     run.add_argument("--model", help="which model, when the file defines several")
     run.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
     run.add_argument("-o", "--output", type=Path,
@@ -257,7 +258,8 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"ONNX opset version, {OPSETS.start} to {OPSETS.stop - 1} "
                      f"(default {DEFAULT_OPSET})")
     exp.add_argument("--weights", "-w", type=Path,
-                     help="parameters to load from a .safetensors or .npz file (PyTorch names)")
+                     help="parameters to load from a .safetensors, .npz or .pt/.pth file "
+                     "(PyTorch names)")
     exp.add_argument("--scan", action="store_true",
                      help="write recurrent layers as ONNX Scan loops (default: ONNX's own LSTM, "
                      "GRU and RNN ops)")
@@ -407,7 +409,7 @@ def _train(args: argparse.Namespace) -> int:
         raise DlgValueError(f"{args.file}: model {m.name} has no train section; add `train "
                             f"{m.name} {{ input y: ...  loss = ...  optimizer = ... }}`")
     if args.output is not None and args.output.suffix not in WEIGHT_FORMATS:
-        raise DlgValueError(f"{args.output}: weights are .safetensors or .npz files")
+        raise DlgValueError(f"{args.output}: weights are {', '.join(WEIGHT_FORMATS)} files")
     data = training_data(m, args.data, seed=args.seed)
     callbacks = _callbacks(args)  # before compiling: a missing package is said at once
     tested = data.rows(data.test)
