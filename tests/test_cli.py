@@ -153,7 +153,7 @@ def test_train_digits_with_npz_and_lr(capsys, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--data", "imagenet"], "unknown data source 'imagenet'"),
     (["--data", "mnist:/no/such/folder"], "/no/such/folder"),
-    (["-o", "w.pt"], "weights are .safetensors or .npz files"),
+    (["-o", "w.bin"], "weights are .safetensors, .npz, .pt, .pth files"),
 ])
 def test_train_errors(capsys, tmp_path, args, message):
     code, _, err = run_cli(capsys, "train", MODELS / "mlp.dlg", "--epochs", "0", "-q", *args)
