@@ -160,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Train a model with the loss, metrics and optimizer of its train section, "
         "showing a progress bar per epoch, then report the held-out loss and metrics. With no "
         "--data, image models train on the built-in handwritten digits (1,797 UCI images, "
-        "upsampled to 28x28) and models with one float feature on synthetic y = 2x + 1 + noise.")
+        "upsampled to 28x28) and models with one float feature on synthetic y = 2x + 1 + noise; "
+        "models with several inputs or labels, or none (an autoencoder), take --data npz:FILE.")
     train.add_argument("file", type=Path, help="the .dlg file (it needs a train section)")
     train.add_argument("--data", default="auto", metavar="SOURCE",
                        help="digits | mnist:FOLDER (IDX files) | npz:FILE (arrays named after "
