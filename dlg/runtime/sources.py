@@ -46,7 +46,8 @@ def training_data(m: Model, source: str, seed: int = 0) -> TrainingData:
         train, test = _npz(Path(arg), types, seed)
         return TrainingData(_fitted(train, types), _fitted(test, types), arg)
     x_name = _single(m.inputs, "input")
-    y_name = _single({k: t for k, t in types.items() if k not in m.inputs}, "label")
+    y_name = _single({k: t for k, t in types.items()
+                      if k not in m.inputs and k != SAMPLE_WEIGHT}, "label")
     x_type, y_type = types[x_name], types[y_name]
     if kind == "auto":
         kind = _guess(x_type, y_type)
