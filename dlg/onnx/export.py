@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.files import write_bytes
 from dlg.ir.graph import Graph
 from dlg.onnx.export_graph import ModelState, OnnxGraph, emit_graph, find_dim_sources
@@ -32,16 +32,29 @@ class Exportable(Protocol):
     params: Any
 
 
-def export(model: Exportable, path: str | Path | None = None, opset: int = DEFAULT_OPSET,
+def _model_of(model: Any) -> Exportable:
+    """The model itself, or the one a `dlg.Executable` runs; anything else is a DlgTypeError."""
+    inner = getattr(model, "model", None)
+    model = inner if isinstance(getattr(inner, "graph", None), Graph) else model
+    if not isinstance(getattr(model, "graph", None), Graph) or not hasattr(model, "params"):
+        raise DlgTypeError(f"dlg.onnx.export takes a dlg.Model (from dlg.load, or dlg.trace(module,"
+                           f" example_input) for a dlg.nn module) or a dlg.Executable, got "
+                           f"{type(model).__name__}")
+    return model
+
+
+def export(model: Any, path: str | Path | None = None, opset: int = DEFAULT_OPSET,
            rnn_ops: bool = True) -> Any:
-    """Write `model`'s inference graph to `path` as ONNX (when given) and return the
-    `onnx.ModelProto`. `opset` is the ONNX default-domain version (17 to 23). The standard
-    recurrent layers (dlg.nn's and prelude.dlg's RNN, GRU, LSTM) become ONNX RNN, GRU and
-    LSTM ops; `rnn_ops=False` writes them, as every other scan, as ONNX Scan loops."""
+    """Write the inference graph of `model` (a dlg.Model or dlg.Executable) to `path` as ONNX
+    (when given) and return the `onnx.ModelProto`. `opset` is the ONNX default-domain version
+    (17 to 23). The standard recurrent layers (dlg.nn's and prelude.dlg's RNN, GRU, LSTM)
+    become ONNX RNN, GRU and LSTM ops; `rnn_ops=False` writes them, as every other scan, as
+    ONNX Scan loops."""
     onnx = onnx_module()
     if opset not in OPSETS:
         raise DlgValueError(f"ONNX export: opset {opset} is not supported; choose one of "
                             f"{OPSETS.start}..{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
+    model = _model_of(model)
     g = model.graph
     state = ModelState(onnx, opset, EXPORTS, rnn_ops)
     root = state.root = OnnxGraph(state)

@@ -203,6 +203,12 @@ def test_ops_without_a_mapping_are_reported_together():
         export(m)
 
 
+def test_a_module_needs_tracing_first():
+    with pytest.raises(dlg.DlgError, match=r"takes a dlg.Model .*dlg.trace\(module, example_input\)"
+                                           r".* got Linear"):
+        export(nn.Linear(2, 3))
+
+
 @pytest.mark.parametrize("opset", [16, 24])
 def test_unsupported_opset_is_a_clear_error(mixed, opset):
     with pytest.raises(dlg.DlgError, match=rf"opset {opset} is not supported; choose one of "
