@@ -72,7 +72,7 @@ def predict(model: Model, feed: Feed, batch_size: int = 256, compiled: bool = Tr
             values, _ = model.interpreter.run(model.graph, dict(zip(order, batch)), model.params)
             outs = tuple(values[k] for k in names)
         if results is None:
-            results = [_rows_like(o, loader.length) for o in outs]
+            results = [_rows_like(k, o, len(batch[0]), loader.length) for k, o in zip(names, outs)]
         for r, o in zip(results, outs):
             r[rows] = o
     if results is None:
@@ -80,9 +80,10 @@ def predict(model: Model, feed: Feed, batch_size: int = 256, compiled: bool = Tr
     return tuple(results)
 
 
-def _rows_like(batch: np.ndarray, length: int) -> np.ndarray:
+def _rows_like(name: str, batch: np.ndarray, rows: int, length: int) -> np.ndarray:
     """An array for every row of an output computed one batch at a time."""
-    if batch.ndim == 0:
-        raise DlgValueError("predict: an output without a batch axis (a scalar) cannot be "
-                            "gathered over batches; call the model instead")
+    if batch.ndim == 0 or batch.shape[0] != rows:
+        raise DlgValueError(f"predict: output {name!r} ({batch.dtype}{list(batch.shape)} for a "
+                            f"batch of {rows}) has no batch axis first, so batches cannot be "
+                            f"joined; call the model instead")
     return np.empty((length, *batch.shape[1:]), batch.dtype)

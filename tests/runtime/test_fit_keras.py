@@ -220,3 +220,9 @@ def test_predict_in_batches_equals_calling_the_model(tmp_path, two_data, compile
     p_ref, q_ref = m(**x)
     np.testing.assert_allclose(p, p_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(q, q_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_refuses_an_output_without_a_batch_axis(tmp_path):
+    m = load(tmp_path, "model S { input x: f32[N, 3] output total = sum(x) }", "s")
+    with pytest.raises(DlgValueError, match=r"output 'total' \(float32\[\] for a batch of 2\)"):
+        m.predict(np.ones((5, 3), np.float32), batch_size=2, compiled=False)
