@@ -62,6 +62,7 @@ class ModelState:
     dim_sources: dict[str, tuple[str, int]] = field(default_factory=dict)  # N -> (input, axis)
     dim_tensors: dict[Dim, str] = field(default_factory=dict)
     missing: dict[str, None] = field(default_factory=dict)  # ops without a mapping, in order
+    small_consts: dict[Any, str] = field(default_factory=dict)  # (dtype, shape, bytes) -> name
     root: OnnxGraph | None = None
 
     def name(self, hint: str) -> str:
@@ -101,10 +102,16 @@ class OnnxGraph:
         return self.emit(op_type, inputs, [out] if out else 1, **attrs)[0]
 
     def const(self, value: np.ndarray, hint: str = "const", name: str | None = None) -> str:
-        """An initializer of the model holding `value` (every graph can read it by name)."""
+        """An initializer of the model holding `value` (every graph can read it by name); small
+        unnamed ones (axes, shapes, scalars) are made once per value."""
+        value = np.ascontiguousarray(value)
+        key = (value.dtype.str, value.shape, value.tobytes()) if value.size <= 16 else None
+        if name is None and key in self.state.small_consts:
+            return self.state.small_consts[key]
         name = name or self.state.name(hint)
-        self.state.initializers.append(self.state.onnx.numpy_helper.from_array(
-            np.ascontiguousarray(value), name))
+        if key is not None:
+            self.state.small_consts.setdefault(key, name)
+        self.state.initializers.append(self.state.onnx.numpy_helper.from_array(value, name))
         return name
 
     def ints(self, values: Iterable[int], hint: str = "ints") -> str:
