@@ -16,7 +16,7 @@ import pytest
 
 import dlg
 from dlg.cli import main
-from dlg.errors import DlgImportError, DlgValueError
+from dlg.errors import DlgImportError, DlgTypeError, DlgValueError
 from dlg.viz import picture, save
 
 pytest.importorskip("graphviz")
@@ -187,6 +187,17 @@ def test_dot_source_needs_no_program_and_images_name_what_is_missing(cnn, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.dot"]
     with pytest.raises(DlgValueError, match="cannot tell the picture format.*'txt'"):
         save(picture(cnn), tmp_path / "g.txt")
+
+
+def test_what_can_be_drawn(cnn):
+    nodes, _ = read_dot(picture(cnn.graph).source)  # no layer calls: layers by parameter name
+    assert sorted(label for k, (label, _) in nodes.items() if k.startswith("group_")) == [
+        f"{name}\n({layer_size(cnn, name):,} params)" for name in ("conv1", "fc1", "fc2")]
+    with pytest.raises(DlgTypeError, match="draws a dlg.Model, a dlg.Executable or an IR Graph, "
+                       "not ndarray"):
+        picture(np.zeros(3))
+    with pytest.raises(DlgValueError, match="model Net has no train section"):
+        dlg.loads("model Net { input x: f32[N, 2]  output y = relu(x) }").viz(train=True)
 
 
 def test_without_the_graphviz_package(cnn, monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.ir.graph import Graph, Value
 from dlg.runtime.training import build_train_step
 from dlg.viz.draw import Groups, draw
@@ -20,15 +20,20 @@ from dlg.viz.layers import layers_of, param_size
 from dlg.viz.render import save
 
 if TYPE_CHECKING:
+    from dlg.runtime.executable import Executable
     from dlg.runtime.model import Model
 
 __all__ = ["picture", "save"]
 
 
-def picture(model: Model | Graph, expand: bool = False, compiled: bool = False,
+def picture(model: Model | Executable | Graph, expand: bool = False, compiled: bool = False,
             train: bool = False) -> Any:
     """The model's graph as a `graphviz.Digraph` (see the module's docstring). `train` draws
     the training graph (loss and metrics as outputs; compiled: the whole optimisation step)."""
+    model = getattr(model, "model", model)  # an Executable: the model it runs
+    if not isinstance(model, Graph) and not hasattr(model, "layer_calls"):
+        raise DlgTypeError(f"picture() draws a dlg.Model, a dlg.Executable or an IR Graph, not "
+                           f"{type(model).__name__}")
     g = _graph(model, train, compiled)
     if compiled:
         return _kernels(g)
