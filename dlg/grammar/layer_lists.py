@@ -84,8 +84,8 @@ def build_layer(E: Elaborator, e: ast.Expr, scope: Scope, prefix: str) -> Any:
         return _numbered(E, Sequential(prefix), children)
     cls = E.eval(e.func, scope)
     if not isinstance(cls, LayerClass):
-        raise DlgTypeError(f"`layer {prefix.rstrip('.')} = ...` needs a layer definition such "
-                           f"as Linear, got {describe(cls)}", e.func.span)
+        raise DlgTypeError(f"`layer {prefix.rstrip('.') or SELF} = ...` needs a layer "
+                           f"definition such as Linear, got {describe(cls)}", e.func.span)
     args, kwargs = E.eval_args(e, scope)
     with E.at(e.span):
         return E.instantiate(cls, args, kwargs, prefix, e.span)

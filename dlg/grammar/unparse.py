@@ -61,7 +61,7 @@ class _Printer:
         self.layer_names: set[str] = set()
         self.empty: str | None = None
         top = self._layer_body(tree, "Params", "", layers)
-        lines = [f"model {self.g.name} {{"]
+        lines = [f"model {_model_name(self.g.name)} {{"]
         lines += [f"    input {n.name}: {_type(n.types[0])}" for n in self.g.inputs]
         lines += [f"    {line}" for line in top]
         for node in self.g:
@@ -211,6 +211,12 @@ def _check_name(part: str, full: str | None = None) -> None:
     if not IDENTIFIER.match(part):
         raise DlgValueError(f"{full or part!r} is not a .dlg name (names are identifiers; an "
                             f"nn.Sequential's numbered children have none): name the submodules")
+
+
+def _model_name(name: str) -> str:
+    """The graph's name as a model name: a traced `<lambda>` is `lambda`."""
+    name = re.sub(r"\W", "", name)
+    return name if is_name(name) else "Traced"
 
 
 def _type(t: TensorType) -> str:

@@ -76,3 +76,10 @@ def test_dlgc_trace_writes_a_loadable_file(tmp_path, capsys):
         "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
     assert main(["trace", "nothing.py:Net", "--shape", "1"]) == 1
     assert "no such Python file" in capsys.readouterr().err
+
+
+def test_a_traced_lambda_prints_as_a_named_model():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    source = dlg.trace(lambda x: x * 2.0, x).to_dlg()
+    assert source.startswith("model lambda {")
+    np.testing.assert_allclose(dlg.loads(source)(x), x * 2.0)
