@@ -26,14 +26,13 @@ from dlg.ir.graph import Graph, Value
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.onnx import ops_math, ops_nn, ops_rnn, ops_shape
-from dlg.onnx.node import ImportFront, OnnxNode, Static
-from dlg.onnx.types import from_onnx, onnx_module
+from dlg.onnx.node import ImportFront, OnnxNode, Static, elem_dtype
+from dlg.onnx.types import onnx_module
 
 OPS = {**ops_math.OPS, **ops_nn.OPS, **ops_shape.OPS, **ops_rnn.OPS}
 assert len(OPS) == sum(len(m.OPS) for m in (ops_math, ops_nn, ops_shape, ops_rnn)), \
     "an ONNX op has two entries"
 DOMAINS = ("", "ai.onnx")
-MIN_OPSET = 7  # older graphs (broadcast attributes, consumed_inputs) are not read
 
 
 def load(source: str | Path | bytes | Any, known_inputs: Mapping[str, Any] | None = None
@@ -77,14 +76,9 @@ def read_model(source: str | Path | bytes | Any) -> Any:
     return model
 
 
-def check_supported(model: Any) -> int:
-    """The ai.onnx opset version; a DlgImportError listing every node dlg cannot import."""
+def unsupported_ops(model: Any) -> dict[str, list[str]]:
+    """The ops dlg does not import (of other domains, with their opset), each with its nodes."""
     opsets = {o.domain: o.version for o in model.opset_import}
-    version = opsets.get("", opsets.get("ai.onnx"))
-    if version is None:
-        raise DlgImportError("the model imports no ai.onnx opset")
-    if version < MIN_OPSET:
-        raise DlgImportError(f"opset {version} is older than dlg reads (opset {MIN_OPSET} on)")
     unsupported: dict[str, list[str]] = {}
     for i, node in enumerate(model.graph.node):
         if node.domain not in DOMAINS:
@@ -94,6 +88,16 @@ def check_supported(model: Any) -> int:
         else:
             continue
         unsupported.setdefault(key, []).append(node.name or f"#{i}")
+    return unsupported
+
+
+def check_supported(model: Any) -> int:
+    """The ai.onnx opset version; a DlgImportError listing every node dlg cannot import."""
+    opsets = {o.domain: o.version for o in model.opset_import}
+    version = opsets.get("", opsets.get("ai.onnx"))
+    if version is None:
+        raise DlgImportError("the model imports no ai.onnx opset")
+    unsupported = unsupported_ops(model)
     if unsupported:
         lines = [f"{op} (node{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))})"
                  for op, names in sorted(unsupported.items())]
@@ -122,6 +126,7 @@ class _Importer:
         self.front = ImportFront(self.builder)
         self.known = known
         self.values: dict[str, Value | Static] = {}
+        self.materialized: dict[str, Value] = {}
         self.params: dict[str, np.ndarray] = {}
         self.trainable: dict[str, bool] = {}
         self.initializers = {t.name for t in graph.initializer}
@@ -147,7 +152,7 @@ class _Importer:
     def _node(self, proto: Any) -> None:
         node = OnnxNode(proto, self.opset, self.front, self)
         try:
-            result = OPS[proto.op_type](node)
+            result = self._fold(proto) if _foldable(node) else OPS[proto.op_type](node)
         except DlgError as e:
             if e.message.startswith("ONNX node "):
                 raise
@@ -158,22 +163,40 @@ class _Importer:
             if name:  # static results may come back as NumPy scalars or symbolic dims
                 self.values[name] = value if isinstance(value, Value) else np.asarray(value)
 
+    def _fold(self, proto: Any) -> tuple[np.ndarray, ...]:
+        """A node whose inputs are all known numbers, evaluated by ONNX's reference
+        implementation (the shape arithmetic of exported functions: Size, Range, Sub...)."""
+        onnx = self.onnx
+        graph = onnx.helper.make_graph(
+            [proto], "fold", [onnx.helper.make_tensor_value_info(name, 0, None)
+                              for name in proto.input if name],
+            [onnx.helper.make_tensor_value_info(name, 0, None) for name in proto.output])
+        model = onnx.helper.make_model(graph, opset_imports=self.model.opset_import)
+        feeds = {name: self.values[name] for name in proto.input if name}
+        try:
+            return tuple(onnx.reference.ReferenceEvaluator(model).run(None, feeds))
+        except Exception as e:  # the reference's own errors (a bad constant graph)
+            raise DlgImportError(f"evaluating this node on constants failed: {e}") from None
+
     # -- values -----------------------------------------------------------------------------------
     def materialize(self, name: str) -> Value:
         """A static array as a graph value: a scalar a constant, anything larger a parameter
-        under its ONNX name (initializers of floats trainable), so `to_dlg` can print it."""
+        under its ONNX name (initializers of floats trainable), so `to_dlg` can print it. The
+        array stays the static value (a shape read as a tensor and as a shape)."""
+        if name in self.materialized:
+            return self.materialized[name]
         array = self.values[name]
         assert isinstance(array, np.ndarray)
         if array.dtype == object:
             raise DlgTypeError(f"{name!r} holds symbolic dims ({array.tolist()}); dlg uses "
                                f"shapes as attributes, not as tensors")
         dtype = _dtype(array, name)
-        array = np.ascontiguousarray(array, dtype.np)
+        array = np.asarray(array, dtype.np, order="C")
         if array.ndim == 0:
             value = self.builder.constant(array, dtype)
         else:
             value = self.add_param(name, array, name in self.initializers and dtype.is_float)
-        self.values[name] = value
+        self.materialized[name] = value
         return value
 
     def add_param(self, name: str, array: np.ndarray, trainable: bool) -> Value:
@@ -189,7 +212,7 @@ class _Importer:
         if not t.HasField("tensor_type"):
             raise DlgImportError(f"input {info.name!r}: only tensor inputs are supported "
                                  f"(not sequences, maps or optionals)")
-        dtype = _elem_type(t.tensor_type.elem_type, f"input {info.name!r}")
+        dtype = elem_dtype(t.tensor_type.elem_type, f"input {info.name!r}")
         if not t.tensor_type.HasField("shape"):
             raise DlgImportError(f"input {info.name!r} has no shape; dlg needs each input's "
                                  f"rank")
@@ -219,13 +242,10 @@ class _Importer:
         return value
 
 
-def _elem_type(elem_type: int, what: str) -> DType:
-    try:
-        return from_onnx(elem_type)
-    except KeyError:
-        name = onnx_module().TensorProto.DataType.Name(elem_type)
-        raise DlgTypeError(f"{what}: element type {name} is not one of dlg's dtypes (f16, f32, "
-                           f"f64, i32, i64, bool)") from None
+def _foldable(node: OnnxNode) -> bool:
+    """Every input known and numeric: symbolic dims go through the table's own entries."""
+    return node.num_inputs > 0 and node.all_static() and not any(
+        a.dtype == object for a in node.statics())
 
 
 def _dtype(array: np.ndarray, what: str) -> DType:

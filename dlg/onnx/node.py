@@ -16,12 +16,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.ir.builder import Builder
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Value
 from dlg.ir.ops.opdef import OpDef
 from dlg.ir.types import TensorType
+from dlg.onnx.types import from_onnx, onnx_module
 
 Static = np.ndarray  # a value known while importing (dtype object when it holds symbolic dims)
 
@@ -141,6 +142,10 @@ class OnnxNode:
         return [self._values[name] for name in self.proto.input if name]
 
     def type(self, i: int) -> TensorType:
+        if self.is_static(i):  # a shape's type, without making it a tensor
+            value = self._values[self.proto.input[i]]
+            dtype = DType.i64 if value.dtype == object else DType.of(value)
+            return TensorType(dtype, value.shape)
         return self.F.type_of(self.x(i))
 
     def add_param(self, name: str, array: np.ndarray, trainable: bool = True) -> Value:
@@ -149,6 +154,16 @@ class OnnxNode:
     # -- errors -----------------------------------------------------------------------------------
     def error(self, message: str) -> DlgValueError:
         return DlgValueError(f"ONNX node {self.name!r} ({self.op}): {message}")
+
+
+def elem_dtype(elem_type: int, what: str) -> DType:
+    """The dlg dtype of an ONNX element type, or a DlgTypeError naming the type."""
+    try:
+        return from_onnx(elem_type)
+    except KeyError:
+        name = onnx_module().TensorProto.DataType.Name(elem_type)
+        raise DlgTypeError(f"{what}: element type {name} is not one of dlg's dtypes (f16, f32, "
+                           f"f64, i32, i64, bool)") from None
 
 
 Handler = Callable[[OnnxNode], Any]  # returns a value, a static array, or a tuple per output

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from dlg.functions.elementwise import clamp
+from dlg.functions.elementwise import clamp, div
+from dlg.ir.dtypes import DType
+from dlg.functions.indexing import index
 from dlg.functions.linalg import einsum
 from dlg.functions.nn import linear
 from dlg.ir.ops.arith import FMOD, ISINF, ISNAN, RECIPROCAL, REMAINDER, ROUND
@@ -20,7 +22,7 @@ from dlg.ir.ops.arith import COSH, SINH
 from dlg.ir.ops.elementwise import (
     ABS, ADD, CAST, CEIL, CELU, COS, DIV, ELU, EQ, ERF, EXP, FLOOR, GE, GELU, GT, HARDSWISH, LE,
     LEAKY_RELU, LOG, LOGICAL_AND, LOGICAL_NOT, LOGICAL_OR, LT, MAXIMUM, MINIMUM, MISH, MUL, NE,
-    NEG, POW, PRELU, RELU, SELU, SIGMOID, SIGN, SIN, SOFTPLUS, SOFTSIGN, SQRT, SUB, TANH, WHERE,
+    NEG, POW, RELU, SELU, SIGMOID, SIGN, SIN, SOFTPLUS, SOFTSIGN, SQRT, SUB, TANH, WHERE,
 )
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.nn import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
@@ -28,8 +30,7 @@ from dlg.ir.ops.opdef import OpDef
 from dlg.ir.ops.reduce import ARGMAX, ARGMIN, REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_PROD
 from dlg.ir.ops.reduce import REDUCE_SUM
 from dlg.ir.ops.shape import FLATTEN, RESHAPE, TRANSPOSE
-from dlg.onnx.node import Handler, OnnxNode
-from dlg.onnx.types import from_onnx
+from dlg.onnx.node import Handler, OnnxNode, elem_dtype
 
 
 def scalar(n: OnnxNode, value: float, like: Any) -> Any:
@@ -66,12 +67,37 @@ def _variadic(op: OpDef, mean: bool = False) -> Handler:
     return handler
 
 
+def _div(n: OnnxNode) -> Any:
+    """Integer division truncates, as in C."""
+    if n.all_static():
+        a, b = n.statics()
+        return np.asarray(_divide(a, b))
+    x, y = n.x(0), n.x(1)
+    return div(n.F, x, y, "trunc" if n.type(0).dtype.is_int else None)
+
+
+def _pow(n: OnnxNode) -> Any:
+    """The exponent takes the base's type; integer powers are computed in f64 and rounded."""
+    x, y = n.x(0), n.x(1)
+    dtype = n.type(0).dtype
+    if dtype.is_float:
+        return n.F.emit(POW, x, y if n.type(1).dtype == dtype else n.F.emit(CAST, y, dtype=dtype))
+    wide = [n.F.emit(CAST, v, dtype=DType.f64) for v in (x, y)]
+    return n.F.emit(CAST, n.F.emit(ROUND, n.F.emit(POW, *wide)), dtype=dtype)
+
+
+def _prelu(n: OnnxNode) -> Any:
+    """x where x >= 0, else slope * x; the slope broadcasts to x (any shape that does)."""
+    x = n.x(0)
+    return n.F.emit(WHERE, n.F.emit(LT, x, scalar(n, 0.0, x)), n.F.emit(MUL, x, n.x(1)), x)
+
+
 def _mod(n: OnnxNode) -> Any:
     return n.F.emit(FMOD if n.attr("fmod", 0) else REMAINDER, n.x(0), n.x(1))
 
 
 def _cast(n: OnnxNode) -> Any:
-    dtype = from_onnx(n.attr("to"))
+    dtype = elem_dtype(n.attr("to"), f"node {n.name!r}'s type to cast to")
     if n.all_static():
         value = n.statics()[0]
         return value if value.dtype == object else value.astype(dtype.np)
@@ -168,27 +194,39 @@ def _axes(n: OnnxNode, attribute_until: int) -> tuple[int, ...] | None:
     return tuple(int(a) for a in axes) if axes is not None and len(axes) else None
 
 
-def _reduce(*ops: OpDef, square: bool = False, absolute: bool = False,
+def _reduce(op: OpDef, square: bool = False, absolute: bool = False,
             after: OpDef | None = None, since: int = 18) -> Handler:
+    """A reduction (of |x| or x*x, then `after`); bools (ReduceMax/Min) go through i32."""
     def handler(n: OnnxNode) -> Any:
         x = n.x(0)
         axes = _axes(n, since)
         if axes is None and n.attr("noop_with_empty_axes", 0):
             return x
+        boolean = n.type(0).dtype == DType.bool
+        if boolean:
+            x = n.F.emit(CAST, x, dtype=DType.i32)
         if absolute:
             x = n.F.emit(ABS, x)
         if square:
             x = n.F.emit(MUL, x, x)
-        y = n.F.emit(ops[0], x, axes=axes, keepdims=bool(n.attr("keepdims", 1)))
-        return n.F.emit(after, y) if after is not None else y
+        y = n.F.emit(op, x, axes=axes, keepdims=bool(n.attr("keepdims", 1)))
+        y = n.F.emit(after, y) if after is not None else y
+        return n.F.emit(CAST, y, dtype=DType.bool) if boolean else y
     return handler
 
 
 def _arg(op: OpDef) -> Handler:
+    """The first extremum's index, or with select_last_index the last: the first of the
+    reversed axis, counted back from its end."""
     def handler(n: OnnxNode) -> Any:
-        if n.attr("select_last_index", 0):
-            raise n.error("select_last_index=1 is not supported (dlg takes the first index)")
-        return n.F.emit(op, n.x(0), axis=n.attr("axis", 0), keepdims=bool(n.attr("keepdims", 1)))
+        x, t = n.x(0), n.type(0)
+        axis, keepdims = n.attr("axis", 0) % t.rank, bool(n.attr("keepdims", 1))
+        if not n.attr("select_last_index", 0):
+            return n.F.emit(op, x, axis=axis, keepdims=keepdims)
+        items = [slice(None)] * t.rank
+        items[axis] = slice(None, None, -1)
+        first = n.F.emit(op, index(n.F, x, items), axis=axis, keepdims=keepdims)
+        return n.F.emit(SUB, n.F.lift(t.shape[axis] - 1, DType.i64), first)
     return handler
 
 
@@ -233,10 +271,10 @@ OPS: dict[str, Handler] = {
     "Celu": lambda n: n.F.emit(CELU, n.x(0), alpha=n.attr("alpha", 1.0)),
     "Gelu": lambda n: n.F.emit(GELU, n.x(0), approximate=n.attr("approximate", "none")),
     "Selu": _selu, "HardSigmoid": _hard_sigmoid, "ThresholdedRelu": _thresholded_relu,
-    "Shrink": _shrink, "PRelu": lambda n: n.F.emit(PRELU, n.x(0), n.x(1)),
+    "Shrink": _shrink, "PRelu": _prelu,
     "Softmax": _softmax(SOFTMAX), "LogSoftmax": _softmax(LOG_SOFTMAX),
     "Add": _binary(ADD, np.add), "Sub": _binary(SUB, np.subtract),
-    "Mul": _binary(MUL, np.multiply), "Div": _binary(DIV, _divide), "Pow": _binary(POW, np.power),
+    "Mul": _binary(MUL, np.multiply), "Div": _div, "Pow": _pow,
     "Equal": _binary(EQ, np.equal), "Less": _binary(LT, np.less),
     "LessOrEqual": _binary(LE, np.less_equal), "Greater": _binary(GT, np.greater),
     "GreaterOrEqual": _binary(GE, np.greater_equal), "And": _binary(LOGICAL_AND, np.logical_and),

@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dlg.functions.creation import ones_like
 from dlg.functions.losses import cross_entropy, nll_loss
 from dlg.functions.nn import conv1d, conv2d
 from dlg.functions.norms import group_norm, instance_norm, layer_norm
 from dlg.functions.padding import pad
 from dlg.functions.pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import ADD, MUL, RSQRT, SUB
 from dlg.ir.ops.nn import BATCH_NORM, LOG_SOFTMAX
 from dlg.ir.ops.reduce import REDUCE_MAX, REDUCE_MEAN
 from dlg.onnx.node import Handler, OnnxNode
@@ -50,9 +53,12 @@ def _window(n: OnnxNode, kernel: list[int]) -> tuple[int, list[int], list[int], 
     return nd, strides, dilations, pairs
 
 
-def _even(n: OnnxNode, x: Any, pairs: list[tuple[int, int]], fill: float) -> tuple[Any, list[int]]:
-    """x and per-axis padding for an op that pads both sides alike: uneven pads go in a `pad`."""
-    if all(lo == hi for lo, hi in pairs):
+def _even(n: OnnxNode, x: Any, pairs: list[tuple[int, int]], fill: float,
+          kernel: list[int] | None = None) -> tuple[Any, list[int]]:
+    """x and per-axis padding for an op that pads both sides alike (pools: by at most half the
+    kernel): other pads go in a `pad` first."""
+    if all(lo == hi and (kernel is None or lo <= k // 2)
+           for (lo, hi), k in zip(pairs, kernel or [0] * len(pairs))):
         return x, [lo for lo, _ in pairs]
     return pad(n.F, x, [(0, 0), (0, 0), *pairs], "constant", fill), [0] * len(pairs)
 
@@ -72,7 +78,7 @@ def _max_pool(n: OnnxNode) -> Any:
         raise n.error("storage_order=1 is not supported")
     kernel = list(n.attr("kernel_shape"))
     nd, strides, dilations, pairs = _window(n, kernel)
-    x, padding = _even(n, n.x(0), pairs, -math.inf)
+    x, padding = _even(n, n.x(0), pairs, -math.inf, kernel)
     return MAX_POOLS[nd](n.F, x, tuple(kernel), tuple(strides), tuple(padding),
                          tuple(dilations), bool(n.attr("ceil_mode", 0)))
 
@@ -83,9 +89,10 @@ def _avg_pool(n: OnnxNode) -> Any:
     if any(d != 1 for d in dilations):
         raise n.error("dilated average pooling is not supported")
     include = bool(n.attr("count_include_pad", 0))
-    if not include and any(lo != hi for lo, hi in pairs):
-        raise n.error("uneven pads that are left out of the count are not supported")
-    x, padding = _even(n, n.x(0), pairs, 0.0)
+    if not include and any(lo != hi or lo > k // 2 for (lo, hi), k in zip(pairs, kernel)):
+        raise n.error("pads uneven or over half the kernel, left out of the count, are not "
+                      "supported")
+    x, padding = _even(n, n.x(0), pairs, 0.0, kernel)
     return AVG_POOLS[nd](n.F, x, tuple(kernel), tuple(strides), tuple(padding),
                          bool(n.attr("ceil_mode", 0)), include)
 
@@ -106,12 +113,18 @@ def _batch_norm(n: OnnxNode) -> Any:
 
 
 def _layer_norm(n: OnnxNode) -> Any:
-    if n.wants(1) or n.wants(2):
-        raise n.error("the Mean and InvStdDev outputs are not supported")
+    """Normalised over the axes from `axis` on; the optional outputs are the mean and
+    1 / sqrt(var + epsilon) of those axes (kept as size 1)."""
     t = n.type(0)
-    axis = n.attr("axis", -1) % t.rank
-    return layer_norm(n.F, n.x(0), tuple(t.shape[axis:]), n.x(1), n.opt(2),
-                      eps=n.attr("epsilon", 1e-5))
+    axis, eps = n.attr("axis", -1) % t.rank, n.attr("epsilon", 1e-5)
+    y = layer_norm(n.F, n.x(0), tuple(t.shape[axis:]), n.x(1), n.opt(2), eps=eps)
+    if not (n.wants(1) or n.wants(2)):
+        return y
+    axes = tuple(range(axis, t.rank))
+    mean = n.F.emit(REDUCE_MEAN, n.x(0), axes=axes, keepdims=True)
+    centered = n.F.emit(SUB, n.x(0), mean)
+    var = n.F.emit(REDUCE_MEAN, n.F.emit(MUL, centered, centered), axes=axes, keepdims=True)
+    return y, mean, n.F.emit(RSQRT, n.F.emit(ADD, var, n.F.lift(eps, t.dtype)))
 
 
 def _instance_norm(n: OnnxNode) -> Any:
@@ -127,10 +140,11 @@ def _group_norm(n: OnnxNode) -> Any:
 
 
 def _dropout(n: OnnxNode) -> Any:
-    if n.wants(1):
-        raise n.error("the mask output is not supported")
+    """Inference: the identity, and a mask of all true."""
     if n.has(2) and bool(n.static(2, "training_mode").reshape(-1)[0]):
         raise n.error("training mode is not supported (an imported graph is for inference)")
+    if n.wants(1):
+        return n.x(0), ones_like(n.F, n.x(0), DType.bool)
     return n.x(0)
 
 

@@ -87,7 +87,8 @@ def _reshape(n: OnnxNode) -> Any:
 
 def _flatten(n: OnnxNode) -> Any:
     t = n.type(0)
-    axis = n.attr("axis", 1) % (t.rank + 1) if t.rank else 0
+    axis = n.attr("axis", 1)
+    axis = axis + t.rank if axis < 0 else axis
     return reshape(n.F, n.x(0), (numel(t.shape[:axis]), numel(t.shape[axis:])))
 
 
