@@ -3,6 +3,7 @@
     layer blocks = Sequential(Block(16), Block(16))       # nn.Sequential: blocks(x) runs them
     layer heads = [Linear(64, 10) for i in range(4)]      # nn.ModuleList: heads[i], for h in heads
     layer towers = {a: Linear(4, 4), b: Linear(4, 4)}     # nn.ModuleDict: towers.a, towers["b"]
+    layer stem = Sequential({conv: Conv2d(3, 8, 3), act: ReLU()})  # stem.conv.weight; stem(x)
 
 Children are named as PyTorch names them (`blocks.0.conv1.weight`, `towers.a.bias`), so state
 dicts move between the two. Everything here is static: indexing takes ints (or keys) known while
@@ -62,19 +63,15 @@ def build_layer(E: Elaborator, e: ast.Expr, scope: Scope, prefix: str) -> Any:
     if isinstance(e, ast.TupleExpr) and e.brackets:
         return _numbered(E, ModuleList(prefix), [(x, scope) for x in e.items])
     if isinstance(e, ast.DictExpr):
-        out = ModuleDict(prefix)
-        for key, value in zip(e.keys, e.values):
-            if not key or "." in key:
-                raise DlgNameError(f"a layer name cannot be empty or contain '.', got {key!r}",
-                                   value.span)
-            out.children[key] = build_layer(E, value, scope, f"{prefix}{key}.")
-        return out
+        return _named(E, ModuleDict(prefix), e, scope)
     if not isinstance(e, ast.Call):
         raise DlgTypeError("a layer declaration needs a call, e.g. `layer fc = Linear(4, 2)`, "
                            "or a layer list: `[...]`, `{name: ...}`, `Sequential(...)`", e.span)
     if is_sequential(e, scope):
         if e.kwargs:
             raise DlgTypeError("Sequential takes layers, not keyword arguments", e.kwargs[0].span)
+        if len(e.args) == 1 and isinstance(e.args[0], ast.DictExpr):  # named, in order
+            return _named(E, Sequential(prefix), e.args[0], scope)
         children: list[tuple[ast.Expr, Scope]] = []
         for arg in e.args:
             if isinstance(arg, ast.Comprehension) and not arg.brackets:
@@ -102,6 +99,16 @@ def _numbered(E: Elaborator, out: LayerList, children: list[tuple[ast.Expr, Scop
     """`out` with the layers `children` make, named 0, 1, ... under its prefix."""
     for i, (e, scope) in enumerate(children):
         out.children[str(i)] = build_layer(E, e, scope, f"{out.prefix}{i}.")
+    return out
+
+
+def _named(E: Elaborator, out: LayerList, e: ast.DictExpr, scope: Scope) -> LayerList:
+    """`out` with the layers of `{key: ...}`, named by their keys under its prefix."""
+    for key, value in zip(e.keys, e.values):
+        if not key or "." in key:
+            raise DlgNameError(f"a layer name cannot be empty or contain '.', got {key!r}",
+                               value.span)
+        out.children[key] = build_layer(E, value, scope, f"{out.prefix}{key}.")
     return out
 
 
@@ -168,14 +175,14 @@ def index_layers(layers: LayerList, items: list[Any], span: Span) -> Any:
 
 
 def child(layers: LayerList, name: str, span: Span) -> Any:
-    """`towers.a`: a ModuleDict's layer by key."""
-    if not isinstance(layers, ModuleDict):
+    """`towers.a`: a layer by key (a ModuleDict's, or a Sequential made from a dict)."""
+    if name in layers.children:
+        return layers.children[name]
+    if not isinstance(layers, ModuleDict) and all(k.isdigit() for k in layers.children):
         raise DlgNameError(f"{describe(layers)} has numbered layers: index it, "
                            f"{layers.name}[0]", span)
-    if name not in layers.children:
-        raise DlgNameError(f"{describe(layers)} has no layer {name!r}"
-                           f"{suggest(name, layers.children)}", span)
-    return layers.children[name]
+    raise DlgNameError(f"{describe(layers)} has no layer {name!r}"
+                       f"{suggest(name, layers.children)}", span)
 
 
 def is_layer(value: Any) -> bool:

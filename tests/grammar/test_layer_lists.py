@@ -177,6 +177,16 @@ def test_misuse_is_a_located_error(src, cls, where, pattern):
     assert re.search(pattern, e.message), e.message
 
 
+def test_a_sequential_of_named_layers():
+    m = dlg.loads("model M { input x: f32[N, 3] layer s = Sequential({fc: Linear(3, 2), "
+                  "act: Sigmoid()}) output y = s(x) - s.fc(x) + s[0](x) }", seed=0)
+    p = m.params
+    assert list(p) == ["s.fc.weight", "s.fc.bias"]
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    fc = x @ p["s.fc.weight"].T + p["s.fc.bias"]
+    np.testing.assert_allclose(m(x=x), 1 / (1 + np.exp(-fc)), rtol=1e-5, atol=1e-6)
+
+
 def test_a_layer_that_is_its_own_list():
     m = dlg.loads("layer Stage(c: int) { param scale: f32[c] = 2.0 "
                   "layer self = Sequential(Linear(c, c), ReLU()) "
