@@ -44,8 +44,8 @@ class Call:
         return self.node.types[0]
 
 
-# A mapping writes one dlg node as ONNX nodes; it returns False (only) when a composite is
-# better written as its decomposition for these attributes.
+# A mapping writes one dlg node as ONNX nodes; it returns False (only) when ONNX has no form
+# for these attributes: a composite is then written as its decomposition, a primitive reported.
 Mapping_ = Callable[["OnnxGraph", Call], Any]
 
 

@@ -1,9 +1,9 @@
 """The ONNX export table: one mapping per dlg op (STYLE §1), keyed by its `OpDef`.
 
 A mapping gets the ONNX graph being written, the dlg node, its inputs' ONNX names and the names
-its outputs must have, and emits ONNX nodes. Primitives missing from `EXPORTS` are reported
-together by name; composites missing from it (or whose mapping returns False for an attribute
-combination ONNX lacks) are written as their decomposition into primitives. Semantics are
+its outputs must have, and emits ONNX nodes, or returns False for an attribute combination
+ONNX lacks. Composites missing from `EXPORTS` (or declined) are written as their decomposition
+into primitives; primitives missing (or declined) are reported together by name. Semantics are
 dlg's: each mapping is checked against the interpreter through onnxruntime
 (tests/onnx/test_export.py).
 """
@@ -31,7 +31,9 @@ from dlg.ir.ops.pool import AVG_POOL, MAX_POOL
 from dlg.ir.ops.reduce import (
     ARGMAX, ARGMIN, NUMEL, REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, REDUCE_SUM,
 )
-from dlg.ir.ops.shape import BROADCAST_TO, CONCAT, PAD, RESHAPE, SLICE, SPLIT, TAKE, TRANSPOSE
+from dlg.ir.ops.shape import (
+    BROADCAST_TO, CONCAT, PAD, RESHAPE, SCATTER_ADD, SLICE, SPLIT, TAKE, TRANSPOSE,
+)
 from dlg.ir.ops.sort import CUMSUM, SORT
 from dlg.ir.ops.source import ARANGE, CONSTANT, FULL
 from dlg.ir.shapes import Dim, Sym
@@ -159,11 +161,47 @@ def _pool(op_type: str, **extra: Callable[[Any], Any]) -> Mapping_:
         if c.type.rank != len(kernel) + 2:
             raise DlgValueError(f"ONNX export: {c.node.op.name} needs an input of [N, C, ...] "
                                 f"(ONNX {op_type} has no unbatched form), got {c.in_types[0]}")
-        out.emit(op_type, c.inputs, c.outputs, kernel_shape=kernel,
-                 strides=list(c.attrs["stride"]), pads=list(c.attrs["padding"]) * 2,
-                 ceil_mode=int(c.attrs["ceil_mode"]),
-                 **{k: f(c.attrs) for k, f in extra.items()})
+        spatial = c.type.shape[2:]
+        extra_window = c.attrs["ceil_mode"] and spatial != _ceil_sizes(c)
+        pooled = out.one(op_type, c.inputs, None if extra_window else c.outputs[0],
+                         kernel_shape=kernel, strides=list(c.attrs["stride"]),
+                         pads=list(c.attrs["padding"]) * 2, ceil_mode=int(c.attrs["ceil_mode"]),
+                         **{k: f(c.attrs) for k, f in extra.items()})
+        if extra_window:  # ONNX keeps a last window that starts in the right padding; dlg not
+            out.emit("Slice", [pooled, out.ints([0] * len(spatial)), out.dims(spatial),
+                               out.ints(range(2, c.type.rank))], c.outputs)
     return emit
+
+
+def _ceil_sizes(c: Call) -> tuple[Dim, ...] | None:
+    """A pool's output sizes under ONNX's ceil_mode rule (None where a size is symbolic)."""
+    a, sizes = c.attrs, []
+    dilation = a.get("dilation") or (1,) * len(a["kernel"])
+    for size, k, s, p, d in zip(c.in_types[0].shape[2:], a["kernel"], a["stride"], a["padding"],
+                                dilation):
+        if not isinstance(size, int):
+            return None
+        sizes.append(-(-(size + 2 * p - d * (k - 1) - 1) // s) + 1)
+    return tuple(sizes)
+
+
+def _scatter_add(out: OnnxGraph, c: Call) -> bool | None:
+    """take's transpose: zeros with the updates added at the indices along the axis. ONNX's
+    ScatterElements wants an index per update, so one vector of indices is broadcast; other
+    index ranks (an embedding's gradient) have no mapping."""
+    updates, indices = c.in_types
+    if indices.rank != 1:
+        return False
+    axis = c.attrs["axis"] % c.type.rank
+    zero = out.state.onnx.numpy_helper.from_array(np.zeros(1, c.type.dtype.np))
+    zeros = out.one("ConstantOfShape", [out.dims(c.type.shape)], value=zero)
+    column = [1] * updates.rank
+    column[axis] = -1
+    index = out.one("Expand", [out.one("Reshape", [c.inputs[1], out.ints(column)]),
+                               out.dims(updates.shape)])
+    out.emit("ScatterElements", [zeros, index, c.inputs[0]], c.outputs, axis=axis,
+             reduction="add")
+    return None
 
 
 def _sort(out: OnnxGraph, c: Call) -> None:
@@ -259,7 +297,7 @@ EXPORTS: dict[OpDef, Mapping_] = {
                                        perm=list(c.attrs["perm"])),
     BROADCAST_TO: lambda out, c: out.emit("Expand", [c.inputs[0], out.dims(c.attrs["shape"])],
                                           c.outputs),
-    TAKE: on_axis("Gather"), GATHER: on_axis("GatherElements"),
+    TAKE: on_axis("Gather"), GATHER: on_axis("GatherElements"), SCATTER_ADD: _scatter_add,
     SCATTER_ADD_ALONG: lambda out, c: out.emit("ScatterElements", c.inputs, c.outputs,
                                                axis=c.attrs["axis"], reduction="add"),
     # control
