@@ -14,6 +14,7 @@ from dlg.errors import DlgValueError
 from dlg.ir.printer import format_graph
 from dlg.ir.serialize import dumps, graph_to_json, loads
 from dlg.runtime.interp import Interpreter
+from tests.test_models import random_inputs
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MODELS = sorted((ROOT / "models").glob("*.dlg"))
@@ -26,9 +27,7 @@ def test_json_round_trip_preserves_graph_and_results(path):
         again = loads(dumps(graph))
         assert graph_to_json(again) == graph_to_json(graph)
         assert format_graph(again) == format_graph(graph)
-    rng = np.random.default_rng(0)
-    inputs = {n: rng.standard_normal([2 if not isinstance(d, int) else d for d in t.shape])
-              .astype(t.dtype.np) for n, t in m.inputs.items()}
+    inputs = random_inputs(m, 2, np.random.default_rng(0))
     before, _ = Interpreter(0).run(m.graph, inputs, m.params)
     after, _ = Interpreter(0).run(loads(dumps(m.graph)), inputs, m.params)
     for name in before:
