@@ -29,7 +29,11 @@ SPECS = {
     "lstm": (None, "cross_entropy"),
     "linear_regression": (None, "mse"),
     "logistic_regression": ("sigmoid", "bce_with_logits"),
+    "resnet": (None, "cross_entropy"),
+    "transformer": (None, "cross_entropy"),
 }
+# models whose x holds token ids: their vocabulary size; they also take a key_padding_mask
+TOKENS = {"transformer": 1000}
 ALL = list(SPECS)
 REGRESSION_POINTS = 100  # the full batch of the regression loop row
 REGRESSION_STEPS = 100
@@ -59,13 +63,26 @@ class Case:
         targets in [0, 1) for the regressions."""
         rng = np.random.default_rng(seed)
         shape = [n] + [int(d) for d in list(self.model.inputs["x"].shape)[1:]]
-        x = rng.standard_normal(shape).astype(np.float32)
+        if self.name in TOKENS:
+            x = rng.integers(0, TOKENS[self.name], shape).astype(np.int64)
+        else:
+            x = rng.standard_normal(shape).astype(np.float32)
         label = self.model.train_graph.input_named("y").types[0]  # type: ignore[union-attr]
         if label.dtype.is_float:
             y = rng.random([n] + [int(d) for d in label.shape[1:]]).astype(np.float32)
         else:
             y = rng.integers(0, 10, n).astype(np.int64)
         return x, y
+
+    def extras(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's inputs besides x, for the batch x (by its shape, so every peer gets the
+        same): a token model's key_padding_mask pads the last 0, 4, 8 or 12 positions of its
+        rows in turn."""
+        if self.name not in TOKENS:
+            return {}
+        n, length = x.shape
+        pad = 4 * (np.arange(n) % 4)
+        return {"key_padding_mask": np.arange(length) >= length - pad[:, None]}
 
     def reset(self) -> None:
         """The dlg model's weights back to `init`, in place (compiled code holds the arrays)."""

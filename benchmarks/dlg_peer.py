@@ -24,10 +24,11 @@ def regression_loop(step: Any, x: np.ndarray, y: np.ndarray, steps: int) -> None
 class Trainer:
     def __init__(self, case: Case, step: Any, x: np.ndarray, y: np.ndarray, steps: int):
         self.case, self.step, self.x, self.y, self.steps = case, step, x, y, steps
+        self.extras = case.extras(x)
 
     def run(self) -> None:
         if self.steps == 1:
-            self.step(x=self.x, y=self.y)
+            self.step(x=self.x, y=self.y, **self.extras)
         else:
             regression_loop(self.step, self.x, self.y, self.steps)
 
@@ -53,8 +54,8 @@ class Peer:
         if case.name not in self.executables:
             self.executables[case.name] = self._timed(case, "infer",
                                                       lambda: dlg.compile(case.model))
-        exe = self.executables[case.name]
-        return lambda: exe(x=x)
+        exe, extras = self.executables[case.name], case.extras(x)
+        return lambda: exe(x=x, **extras)
 
     def train(self, case: Case, x: np.ndarray, y: np.ndarray, steps: int = 1) -> Trainer:
         """A step from the case's initial weights and optimizer state (both reset: the step

@@ -85,6 +85,10 @@ class Peer:
     def __init__(self) -> None:
         self.compile_s: dict[tuple[str, str], float] = {}
 
+    def supports(self, case: Case) -> bool:
+        """Only the models written in jax_models (not resnet, transformer)."""
+        return case.name in jax_models.BODIES
+
     def infer(self, case: Case, x: np.ndarray) -> Callable[[], Any]:
         net, head = jax_models.BODIES[case.name], jax_models.HEADS[case.head]
         p, jx = {k: jnp.asarray(v) for k, v in case.init.items()}, jnp.asarray(x)

@@ -22,12 +22,16 @@ from benchmarks.machine import cores
 
 def export(case: Case) -> bytes:
     net = torch_peer.network(case).eval()
-    x = torch.from_numpy(case.batch(2)[0])
+    x = case.batch(2)[0]
+    extras = case.extras(x)
+    inputs = (torch.from_numpy(x), *(torch.from_numpy(v) for v in extras.values()))
+    names = ["x", *extras]
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter warns about batch_first RNNs
-        torch.onnx.export(net, (x,), buffer, dynamo=False, input_names=["x"],
-                          output_names=["out"], dynamic_axes={"x": {0: "N"}, "out": {0: "N"}})
+        torch.onnx.export(net, inputs, buffer, dynamo=False, input_names=names,
+                          output_names=["out"],
+                          dynamic_axes={name: {0: "N"} for name in [*names, "out"]})
     return buffer.getvalue()
 
 
@@ -49,5 +53,5 @@ class Peer:
     def infer(self, case: Case, x: np.ndarray) -> Callable[[], Any]:
         if case.name not in self.sessions:
             self.sessions[case.name] = session(case)
-        run, feed = self.sessions[case.name].run, {"x": x}
+        run, feed = self.sessions[case.name].run, {"x": x, **case.extras(x)}
         return lambda: run(None, feed)[0]

@@ -93,7 +93,7 @@ class Bench:
                                                         bind_dims_of(case.model.graph, {"x": x})))
 
         def cell(peer: Any) -> Cell:
-            if not hasattr(peer, "infer"):
+            if not _runs(peer, "infer", case):
                 return Cell(note="n/a")
             fn = peer.infer(case, x)
             error = output_error(np.asarray(fn()), reference)
@@ -111,7 +111,7 @@ class Bench:
         row = Row(case.name, what, steps * count_flops(graph, bind_dims_of(graph, {"x": x})))
 
         def cell(peer: Any) -> Cell:
-            if not hasattr(peer, kind):
+            if not _runs(peer, kind, case):
                 return Cell(note="n/a")
             trainer = _trainer(peer, kind, case, x, y, steps)
             error = update_error(trainer.params(), reference, case.init)
@@ -120,6 +120,11 @@ class Bench:
                                           f"from dlg's: {error}")
             return Cell(self._time(trainer.run), "" if error is None else "wrong")
         self._row(row, cell)
+
+
+def _runs(peer: Any, kind: str, case: Case) -> bool:
+    """Whether the peer has rows of this kind ("infer", "train", "loop") for this model."""
+    return hasattr(peer, kind) and getattr(peer, "supports", lambda case: True)(case)
 
 
 def _trainer(peer: Any, kind: str, case: Case, x: np.ndarray, y: np.ndarray, steps: int) -> Any:

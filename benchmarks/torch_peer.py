@@ -28,8 +28,8 @@ class Reference(nn.Module):
 
     head: str | None = None
 
-    def forward(self, x):
-        return HEADS[self.head](self.body(x))
+    def forward(self, x, *extras):  # extras: the inputs after x (Case.extras), in order
+        return HEADS[self.head](self.body(x, *extras))
 
 
 class MLP(Reference):
@@ -95,12 +95,79 @@ class Regression(Reference):
         return y[:, 0] if self.squeeze else y
 
 
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: two 3x3 conv-BN pairs and the identity, or a strided 1x1 conv
+    and BN (`downsample`) where the shape changes."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet(Reference):
+    """CIFAR-style ResNet-18 with torchvision's names (conv1, bn1, layer1..layer4, fc): a 3x3
+    stem without max pooling, four stages of two BasicBlocks (`width` x 1, 2, 4, 8 channels,
+    stride 2 from the second), global average pooling."""
+
+    def __init__(self, width: int = 64, classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        planes = width
+        for i in range(4):
+            out, stride = width * 2 ** i, 1 if i == 0 else 2
+            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(planes, out, stride),
+                                                         BasicBlock(out, out, 1)))
+            planes = out
+        self.fc = nn.Linear(planes, classes)
+
+    def body(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        for i in range(4):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class Transformer(Reference):
+    """transformer.dlg: token embedding + learned positions, post-norm GELU encoder layers
+    (dropout 0), the mean of the unpadded positions, a linear head."""
+
+    def __init__(self, vocab: int = 1000, length: int = 32, d_model: int = 64, heads: int = 4,
+                 ff: int = 256, layers: int = 2, classes: int = 10):
+        super().__init__()
+        self.pos_embedding = nn.Parameter(0.02 * torch.randn(length, d_model))
+        self.embedding = nn.Embedding(vocab, d_model)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d_model, heads, ff, dropout=0.0, activation="gelu",
+                                       batch_first=True) for _ in range(layers))
+        self.fc = nn.Linear(d_model, classes)
+
+    def body(self, x, key_padding_mask):
+        h = self.embedding(x) + self.pos_embedding
+        for layer in self.layers:
+            h = layer(h, src_key_padding_mask=key_padding_mask)
+        keep = (~key_padding_mask).float().unsqueeze(-1)
+        return self.fc((h * keep).sum(1) / keep.sum(1))
+
+
 BODIES: dict[str, Callable[[], Reference]] = {
     "mlp": MLP, "convnet": ConvNet, "cnn": CNN, "cifar_cnn": lambda: CNN(3, 32, (32, 64), 256),
     "rnn": lambda: Recurrent("RNN"), "gru": lambda: Recurrent("GRU"),
     "lstm": lambda: Recurrent("LSTM"),
     "linear_regression": lambda: Regression(1, False),
     "logistic_regression": lambda: Regression(2, True),
+    "resnet": ResNet, "transformer": Transformer,
 }
 HEADS = {None: lambda v: v, "log_softmax": lambda v: F.log_softmax(v, dim=1),
          "sigmoid": torch.sigmoid}
@@ -128,13 +195,14 @@ class Trainer:
     def __init__(self, case: Case, x: np.ndarray, y: np.ndarray, steps: int = 1):
         self.net, self.steps = network(case), steps
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.extras = [torch.from_numpy(v) for v in case.extras(x).values()]
         self.opt = getattr(torch.optim, case.optimizer)(self.net.parameters(), **case.hyper)
         self.loss = LOSSES[case.loss]
 
     def run(self) -> float:
         for _ in range(self.steps):
             self.opt.zero_grad()
-            loss = self.loss(self.net.body(self.x), self.y)
+            loss = self.loss(self.net.body(self.x, *self.extras), self.y)
             loss.backward()
             self.opt.step()
         return loss.item()
@@ -151,10 +219,11 @@ class Peer:
 
     def infer(self, case: Case, x: np.ndarray) -> Callable[[], Any]:
         net, tx = network(case).eval(), torch.from_numpy(x)
+        extras = [torch.from_numpy(v) for v in case.extras(x).values()]
 
         def call() -> Any:
             with torch.inference_mode():
-                return net(tx)
+                return net(tx, *extras)
         return call
 
     def train(self, case: Case, x: np.ndarray, y: np.ndarray) -> Trainer:
