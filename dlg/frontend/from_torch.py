@@ -297,6 +297,8 @@ def _load(arg: Any, env: dict[Any, Any]) -> Any:
         return [_load(a, env) for a in arg]
     if isinstance(arg, dict):
         return {k: _load(v, env) for k, v in arg.items()}
+    if isinstance(arg, slice):  # x[:, :k] with k computed from a size
+        return slice(_load(arg.start, env), _load(arg.stop, env), _load(arg.step, env))
     return env[arg] if isinstance(arg, torch_module().fx.Node) else arg
 
 
