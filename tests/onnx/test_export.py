@@ -5,6 +5,7 @@ named dynamic dim, so one file serves both), every file through `check_model(ful
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -255,6 +256,12 @@ def test_unsupported_opset_is_a_clear_error(mixed, opset):
     with pytest.raises(dlg.DlgError, match=rf"opset {opset} is not supported; choose one of "
                                            r"17\.\.23"):
         export(mixed, opset=opset)
+
+
+def test_without_the_onnx_package(mixed, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # what an uninstalled package imports as
+    with pytest.raises(dlg.DlgError, match=r"needs the `onnx` package: pip install 'dlg\[onnx\]'"):
+        export(mixed)
 
 
 def test_dlgc_export(tmp_path, capsys):
