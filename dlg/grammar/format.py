@@ -26,7 +26,7 @@ def format_module(module: ast.Module) -> str:
 
 def _item(item: Any) -> str:
     if isinstance(item, ast.Import):
-        return f"import {_string(item.path)}\n"
+        return f"import {quote(item.path)}\n"
     if isinstance(item, ast.ModelDef):
         head = f"model {item.name}"
     elif isinstance(item, ast.TrainDef):
@@ -124,7 +124,7 @@ def _type(t: ast.TensorTypeExpr) -> str:
     return f"{t.dtype}[{', '.join(expr(d) for d in t.dims)}]"
 
 
-def _string(value: str) -> str:
+def quote(value: str) -> str:
     """A double-quoted literal that the parser (Python escapes) reads back as `value`."""
     return '"' + "".join(_ESCAPES.get(c) or _char(c) for c in value) + '"'
 
@@ -191,7 +191,7 @@ def _expr(e: Any) -> tuple[str, int]:
 
 def dict_key(key: str) -> str:
     """A dict key: bare when it reads back as a name, else a string."""
-    return key if is_name(key) else _string(key)
+    return key if is_name(key) else quote(key)
 
 
 def _index(item: Any) -> str:
@@ -212,6 +212,6 @@ def _literal(value: Any) -> tuple[str, int]:
     if value is None:
         return "none", _ATOM
     if isinstance(value, str):
-        return _string(value), _ATOM
+        return quote(value), _ATOM
     text = "1e999" if value == math.inf else repr(value)  # 1e999 is what parses to inf
     return text, (_UNARY if text.startswith("-") else _ATOM)

@@ -16,7 +16,7 @@ import numpy as np
 
 from dlg.errors import DlgValueError
 from dlg.functions.spelling import spell
-from dlg.grammar.format import dict_key
+from dlg.grammar.format import dict_key, quote
 from dlg.grammar.layer_lists import SELF
 from dlg.grammar.parser import is_name
 from dlg.ir.graph import Graph, Node, Value
@@ -83,7 +83,7 @@ class _Printer:
         .dlg names (an nn.Sequential's 0, 1, ...) are the layer's own list: `layer self = [...]`,
         as a subclass of nn.Sequential holds them."""
         body = []
-        others = {k: v for k, v in tree.items() if not is_name(k)}
+        others = {k: v for k, v in tree.items() if not _declarable(k)}
         for name, item in tree.items():
             if name in others:
                 if name == next(iter(others)):
@@ -102,7 +102,7 @@ class _Printer:
         """A child layer: a list when its children are numbered 0, 1, ..., a dict when they have
         other names that are not .dlg names, else a generated layer holding its params."""
         numbered = all(k.isdigit() and k == str(int(k)) for k in tree)
-        if not numbered and any(is_name(k) for k in tree) or not tree:
+        if not numbered and any(_declarable(k) for k in tree) or not tree:
             name = self._layer_name(path)
             inner = self._layer_body(tree, name, ref + ".", layers)
             layers.append(f"layer {name}() {{\n" + "".join(f"    {line}\n" for line in inner)
@@ -119,8 +119,8 @@ class _Printer:
             return "[" + ", ".join(items) + "]"
         items = []
         for k, v in tree.items():
-            key = dict_key(k)
-            items.append(f"{key}: {self._layer_expr(v, f'{path}_{k}', f'{ref}[{key}]', layers)}")
+            child = self._layer_expr(v, f"{path}_{k}", f"{ref}[{quote(k)}]", layers)
+            items.append(f"{dict_key(k)}: {child}")
         return "{" + ", ".join(items) + "}"
 
     def _empty_layer(self, layers: list[str]) -> str:
@@ -211,6 +211,12 @@ def _check_name(part: str, full: str | None = None) -> None:
     if not IDENTIFIER.match(part):
         raise DlgValueError(f"{full or part!r} is not a .dlg name (names are identifiers; an "
                             f"nn.Sequential's numbered children have none): name the submodules")
+
+
+def _declarable(key: str) -> bool:
+    """Whether a child or param can be declared under its own name (`self` means the layer
+    itself: a child named so is written in a dict)."""
+    return is_name(key) and key != SELF
 
 
 def _model_name(name: str) -> str:

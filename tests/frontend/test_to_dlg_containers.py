@@ -79,15 +79,16 @@ class Heads(nn.Module):
 
 
 class Towers(nn.Module):
-    """A ModuleDict, with keys that are .dlg keywords or not names at all."""
+    """A ModuleDict, with keys that are .dlg keywords, `self`, or not names at all."""
 
     def __init__(self):
         super().__init__()
         self.towers = nn.ModuleDict({"a": nn.Linear(4, 4), "in": nn.Linear(4, 4),
+                                     "self": nn.Linear(4, 4),
                                      "out-proj": nn.Sequential(nn.ReLU(), nn.Linear(4, 2))})
 
     def forward(self, x):
-        h = self.towers["a"](x) * self.towers["in"](x)
+        h = self.towers["a"](x) * self.towers["in"](x) + self.towers["self"](x)
         return self.towers["out-proj"](h)
 
 
@@ -131,7 +132,8 @@ def test_traced_containers_print_and_load_back(make, shape):
 
 def test_printed_names_read_like_pytorch():
     source = dlg.trace(Towers().eval(), np.zeros((1, 4), np.float32)).to_dlg()
-    assert 'layer self = {"in": Params_towers_in(), "out-proj": [NoParams(), ' in source
+    assert ('layer self = {"in": Params_towers_in(), self: Params_towers_self(), '
+            '"out-proj": [NoParams(), ') in source
     assert 'towers.self["out-proj"][1].weight' in source
     source = dlg.trace(ResNetStack().eval(), np.zeros((1, 3, 8, 8), np.float32)).to_dlg()
     assert "layer layers = [Params_layers_0(), Params_layers_1()]" in source
