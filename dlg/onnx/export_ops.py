@@ -70,19 +70,23 @@ def _constant(out: OnnxGraph, c: Call) -> None:
 
 
 def _full(out: OnnxGraph, c: Call) -> None:
+    """A constant, or ConstantOfShape where the shape is symbolic (zero states of N rows)."""
     if c.type.is_concrete:
-        return _constant(out, c)
+        _constant(out, c)
+        return
     value = out.state.onnx.numpy_helper.from_array(np.asarray([c.attrs["value"]],
                                                               c.type.dtype.np))
     out.emit("ConstantOfShape", [out.dims(c.type.shape)], c.outputs, value=value)
-    return None
 
 
 def _reduce(op_type: str) -> Mapping_:
-    """ReduceSum takes its axes as an input from opset 13, the others from opset 18."""
+    """ReduceSum takes its axes as an input from opset 13, the others from opset 18. dlg's
+    axes=() reduces nothing, ONNX's empty axes everything."""
     def emit(out: OnnxGraph, c: Call) -> None:
         axes, keep = c.attrs["axes"], int(c.attrs["keepdims"])
-        if axes is None:
+        if axes == ():
+            out.emit("Identity", c.inputs, c.outputs)
+        elif axes is None:
             out.emit(op_type, c.inputs, c.outputs, keepdims=keep)
         elif op_type == "ReduceSum" or out.opset >= 18:
             out.emit(op_type, [c.inputs[0], out.ints(axes, "axes")], c.outputs, keepdims=keep)

@@ -213,11 +213,8 @@ NO_ONNX = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_every_op_exports_and_matches_the_interpreter(name):
-    """One node on the registry's case (tests/ir/test_registry.py): through its mapping or its
-    decomposition, onnxruntime gives the interpreter's values and dtypes."""
-    arrays, attrs = CASES[name]
+def one_op(name: str, arrays, attrs: dict):
+    """A model of one `name` node on `arrays` (its inputs `in0`, `in1`...) and its feeds."""
     g = Graph(name)
     b = Builder(g)
     feeds = {f"in{i}": np.asarray(a) for i, a in enumerate(arrays)}
@@ -225,16 +222,32 @@ def test_every_op_exports_and_matches_the_interpreter(name):
                                    for k, a in feeds.items()), **attrs)
     for i, v in enumerate(out if isinstance(out, tuple) else (out,)):
         g.set_output(f"out{i}", v)
-    m = SimpleNamespace(graph=g, params={})
+    return SimpleNamespace(graph=g, params={}), feeds
+
+
+def assert_op_matches(m, feeds: dict[str, np.ndarray], opset: int = 17) -> None:
+    want, _ = Interpreter(0).run(m.graph, feeds, {})
+    for (key, w), got in zip(want.items(), session(checked(m, opset)).run(None, feeds)):
+        assert got.dtype == w.dtype and got.shape == w.shape, key
+        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_op_exports_and_matches_the_interpreter(name):
+    """One node on the registry's case (tests/ir/test_registry.py): through its mapping or its
+    decomposition, onnxruntime gives the interpreter's values and dtypes."""
+    m, feeds = one_op(name, *CASES[name])
     if name in NO_ONNX:
         with pytest.raises(dlg.DlgError, match=rf"no ONNX mapping for {NO_ONNX[name]}$"):
             export(m)
         return
-    proto = checked(m)
-    want, _ = Interpreter(0).run(g, feeds, {})
-    for (key, w), got in zip(want.items(), session(proto).run(None, feeds)):
-        assert got.dtype == w.dtype and got.shape == w.shape, key
-        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert_op_matches(m, feeds)
+
+
+@pytest.mark.parametrize("opset", [17, 18])  # axes as an attribute, then as an input
+def test_reductions_over_no_axes_change_nothing(opset):
+    for name in ("reduce_sum", "reduce_max"):
+        assert_op_matches(*one_op(name, (np.ones((2, 3), np.float32),), {"axes": ()}), opset)
 
 
 # ---- errors and the command line --------------------------------------------------------------
