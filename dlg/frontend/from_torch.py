@@ -96,21 +96,27 @@ class FxModule(Module):
 
     def _interpret(self, *args: Any) -> Any:
         env: dict[Any, Any] = {}
-        inputs = iter(args)
-        for node in self._fx_nodes:
+        inputs = list(args)
+        for node in self._fx_nodes[:-1]:  # an fx graph ends with its output node
             if node.op == "placeholder":
-                env[node] = next(inputs, node.args[0] if node.args else None)
-            elif node.op == "output":
-                return _load(node.args[0], env)
+                if not inputs and not node.args:
+                    raise DlgValueError(f"forward's argument {node.target!r} has no default "
+                                        f"and no example input")
+                env[node] = inputs.pop(0) if inputs else node.args[0]
             else:
-                call = self._fx_calls[node]
-                try:
-                    env[node] = call(*_load(node.args, env), **_load(node.kwargs, env))
-                except DlgError as e:
-                    e.span = _source_span(node) or e.span  # the torch line, not from_torch's
-                    raise e.with_note(f"in torch.fx node {node.name!r} "
-                                      f"({node.op} {_target_name(node.target)})") from None
-        raise DlgValueError("the torch.fx graph has no output node")
+                env[node] = self._call(node, env)
+        return _load(self._fx_nodes[-1].args[0], env)
+
+    def _call(self, node: Any, env: dict[Any, Any]) -> Any:
+        where = f"torch.fx node {node.name!r} ({node.op} {_target_name(node.target)})"
+        try:
+            return self._fx_calls[node](*_load(node.args, env), **_load(node.kwargs, env))
+        except DlgError as e:
+            e.span = _source_span(node) or e.span  # the torch line, not from_torch's
+            raise e.with_note(f"in {where}") from None
+        except (TypeError, ValueError, AttributeError) as e:  # arguments dlg's namesake refuses
+            raise DlgImportError(f"dlg cannot run {where}: {type(e).__name__}: {e}",
+                                 _source_span(node)) from None
 
 
 # ---- modules ---------------------------------------------------------------------------------

@@ -245,3 +245,12 @@ def test_untraceable_and_wrong_arguments_are_dlg_errors():
         dlg.from_torch(Branchy(), _f(2, 3))
     with pytest.raises(DlgError, match="takes a torch.nn.Module, not Linear"):
         dlg.from_torch(dlg.nn.Linear(2, 2), _f(2, 3))
+
+    class Retype(tnn.Module):
+        def forward(self, x, y):
+            return x.type(torch.float64) + y  # dlg's x.type is the TensorType, not a cast
+
+    with pytest.raises(DlgError, match="argument 'y' has no default and no example input"):
+        dlg.from_torch(Retype(), _f(2, 3))
+    with pytest.raises(DlgImportError, match=r"cannot run torch.fx node 'type_1' \(call_method"):
+        dlg.from_torch(Retype(), (_f(2, 3), _f(2, 3)))
