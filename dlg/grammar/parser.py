@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast as pyast
 import re
 import warnings
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -291,13 +292,10 @@ class _ToAst(Transformer):
         return ast.Call(c[0], pos, kws, span=self._s(meta))
 
     def call_comp(self, meta, c):
-        first, last = c[1][0].span, c[1][2].span
-        gen = ast.Comprehension(*c[1], brackets=False, span=Span(
-            self.file, first.line, first.col, last.end_line, last.end_col, self.source))
-        return ast.Call(c[0], (gen,), (), span=self._s(meta))
+        return ast.Call(c[0], (c[1],), (), span=self._s(meta))
 
     def comprehension(self, meta, c):
-        return (c[0], str(c[1]), c[2])
+        return ast.Comprehension(c[0], str(c[1]), c[2], brackets=False, span=self._s(meta))
 
     def arguments(self, meta, c):
         seen_kw = False
@@ -366,7 +364,7 @@ class _ToAst(Transformer):
         return ast.TupleExpr(c[0] or (), brackets=True, span=self._s(meta))
 
     def list_comp(self, meta, c):
-        return ast.Comprehension(*c[0], span=self._s(meta))
+        return replace(c[0], brackets=True, span=self._s(meta))
 
     def dict_lit(self, meta, c):
         items = c[0] or ()
