@@ -90,3 +90,10 @@ class EmulatedGrid:
     def shared(self, e: Emitter, name: str, dtype: DType, count: int) -> ir.Value:
         array = e.alloca_builder.alloca(ir.ArrayType(llvm_type(dtype), count), name=name)
         return e.b.gep(array, [I64(0), I64(0)])
+
+    def private(self, e: Emitter, name: str, dtype: DType, count: int
+                ) -> Callable[[ir.Value], ir.Value]:
+        """Every thread's `count` elements side by side (they outlive each threads loop)."""
+        array = e.alloca_builder.alloca(ir.ArrayType(llvm_type(dtype), count * self.threads),
+                                        name=name)
+        return lambda thread: e.b.gep(array, [I64(0), e.b.mul(thread, I64(count))])

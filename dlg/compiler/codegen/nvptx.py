@@ -16,6 +16,7 @@ import functools
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,7 +83,7 @@ class DeviceGrid:
     def blocks(self) -> ir.Value:
         return self._blocks
 
-    def each_thread(self, e: Emitter, body) -> None:  # type: ignore[no-untyped-def]
+    def each_thread(self, e: Emitter, body: Callable[[ir.Value], None]) -> None:
         e.scopes.append({})
         body(self._thread)
         e.scopes.pop()
@@ -100,6 +101,12 @@ class DeviceGrid:
         g.initializer = ir.Constant(t, ir.Undefined)
         g.align = 8
         return e.b.gep(g, [I64(0), I64(0)])
+
+    def private(self, e: Emitter, name: str, dtype: DType, count: int
+                ) -> Callable[[ir.Value], ir.Value]:
+        array = e.alloca_builder.alloca(ir.ArrayType(llvm_type(dtype), count), name=name)
+        first = e.b.gep(array, [I64(0), I64(0)])
+        return lambda thread: first  # each thread has its own stack: promoted to registers
 
 
 def ptx_name(name: str) -> str:

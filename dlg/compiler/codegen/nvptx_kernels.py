@@ -13,36 +13,14 @@ block works on, loop bounds) may hold values across steps; code per thread runs 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
-
 from llvmlite import ir
 
 from dlg.compiler.codegen.llvm_cpu import Emitter
+from dlg.compiler.codegen.nvptx_grid import Grid, at, when
 from dlg.compiler.codegen.nvptx_launch import Launch, cooperative_sums, reduce_size
+from dlg.compiler.codegen.nvptx_tiles import emit_tiled
 from dlg.compiler.codegen.scalar import I64, llvm_type
-from dlg.compiler.kernel_ir import Expr, Reduce, Store
-from dlg.ir.dtypes import DType
-
-
-class Grid(Protocol):
-    """Where a launch body runs: the indices of its block and threads, barriers, shared
-    memory."""
-
-    def block(self) -> ir.Value:
-        """This block's index (i64)."""
-
-    def blocks(self) -> ir.Value:
-        """The grid's size in blocks (i64)."""
-
-    def each_thread(self, e: Emitter, body: Callable[[ir.Value], None]) -> None:
-        """Run `body(thread index)` for every thread of the block."""
-
-    def barrier(self, e: Emitter) -> None:
-        """Every thread of the block waits here for the others (`__syncthreads`)."""
-
-    def shared(self, e: Emitter, name: str, dtype: DType, count: int) -> ir.Value:
-        """A pointer to `count` elements of block-shared memory."""
+from dlg.compiler.kernel_ir import Reduce, Store
 
 
 def emit_launch(e: Emitter, grid: Grid, launch: Launch) -> None:
@@ -59,14 +37,6 @@ def emit_launch(e: Emitter, grid: Grid, launch: Launch) -> None:
     when(e, finite, lambda: _body(e, grid, launch))
 
 
-def when(e: Emitter, condition: ir.Value, body: Callable[[], None]) -> None:
-    """`body` under a condition, in a scope of its own (values it computes stay inside)."""
-    with e.b.if_then(condition):
-        e.scopes.append({})
-        body()
-        e.scopes.pop()
-
-
 def _body(e: Emitter, grid: Grid, launch: Launch) -> None:
     if launch.kind == "serial":
         def alone(t: ir.Value) -> None:
@@ -75,21 +45,10 @@ def _body(e: Emitter, grid: Grid, launch: Launch) -> None:
         grid.each_thread(e, alone)
     elif launch.kind == "elementwise":
         _elementwise(e, grid, launch)
+    elif launch.kind == "tiled":
+        emit_tiled(e, grid, launch)
     else:
         _reduce(e, grid, launch)
-
-
-def _at(e: Emitter, flat: ir.Value, axes: tuple[tuple[str, Expr], ...]) -> None:
-    """The loop variables of a flat row-major position in `axes`."""
-    b = e.b
-    for k in reversed(range(len(axes))):
-        name, extent = axes[k]
-        if k == 0:
-            e.vars[name] = flat
-            break
-        size = e.expr(extent)
-        e.vars[name] = b.srem(flat, size, name=name)
-        flat = b.sdiv(flat, size)
 
 
 def _elementwise(e: Emitter, grid: Grid, launch: Launch) -> None:
@@ -102,7 +61,7 @@ def _elementwise(e: Emitter, grid: Grid, launch: Launch) -> None:
         step = e.b.mul(grid.blocks(), threads, name="stride")
 
         def point(i: ir.Value) -> None:
-            _at(e, i, launch.loops)
+            at(e, i, launch.loops)
             for s in launch.body:
                 e.stmt(s)
         e.loop("i", e.expr(launch.points), point, start=start, step=step)
@@ -121,7 +80,7 @@ def _reduce(e: Emitter, grid: Grid, launch: Launch) -> None:
     slots = [grid.shared(e, f"{launch.name}.sum{k}", r.body.dtype, n) for k, r in enumerate(sums)]
 
     def output(o: ir.Value) -> None:
-        _at(e, o, launch.loops)
+        at(e, o, launch.loops)
         grid.each_thread(e, lambda t: _partial_sums(e, sums, slots, t, n))
         grid.barrier(e)
         half = n // 2
@@ -152,7 +111,7 @@ def _partial_sum(e: Emitter, r: Reduce, t: ir.Value, threads: int) -> ir.Value:
     acc = e.local(llvm_type(dtype), "partial", e.s.const(dtype, r.init))
 
     def element(j: ir.Value) -> None:
-        _at(e, j, r.axes)
+        at(e, j, r.axes)
         value = e.expr(r.body)
         e.b.store(e.s.op(r.combine, dtype, [e.b.load(acc), value], [dtype, dtype]), acc)
     e.loop("j", e.expr(reduce_size(r)), element, start=t, step=I64(threads))

@@ -51,12 +51,46 @@ from dlg.compiler.kernel_ir import (
 )
 from dlg.compiler.kernel_ir import MIN as KMIN
 from dlg.compiler.lower import Program
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import ADD, MUL
 
 THREADS = 256  # threads per block of an elementwise launch
 MAX_BLOCKS = 1024  # ~ 8 blocks of 256 threads per SM of an H100/H200: more is a grid-stride loop
 REDUCE_MIN_WORK = 64  # a sum this long (symbolic dims counted as ESTIMATE) is worth a block...
 REDUCE_MAX_OUTPUTS = 2048  # ...when there are at most this many outputs (else one per thread)
 ESTIMATE = 64  # a symbolic dim's size for the choices above (the batch)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """A sum of products `a * b` over the output loops split three ways: `rows` (the loops `a`
+    reads along), `cols` (those `b` reads along) and `batch` (both, or neither). A block makes
+    TILE x TILE outputs of one batch index, staging TILE_K steps of the sum of both operands in
+    shared memory; each thread keeps a PER x PER register tile."""
+
+    batch: tuple[tuple[str, Expr], ...]
+    rows: tuple[tuple[str, Expr], ...]
+    cols: tuple[tuple[str, Expr], ...]
+    sum: Reduce
+    a: Expr
+    b: Expr
+
+    @property
+    def tiles(self) -> Expr:
+        return ix.mul(ix.mul(extent(self.batch), ix.ceildiv(extent(self.rows), TILE)),
+                      ix.ceildiv(extent(self.cols), TILE))
+
+
+TILE, TILE_K = 64, 16  # outputs per side of a block's tile; sum steps staged at once
+TILE_MIN = 32  # rows, columns and sum each at least this (estimated) to be worth a tile
+
+
+def extent(loops: tuple[tuple[str, Expr], ...]) -> Expr:
+    """How many points a list of loops covers."""
+    total = ix.ONE
+    for _, n in loops:
+        total = ix.mul(total, n)
+    return total
 
 
 @dataclass(frozen=True)
@@ -67,20 +101,18 @@ class Launch:
     (a training step's state updates)."""
 
     name: str
-    kind: str  # elementwise, reduce, serial
+    kind: str  # elementwise, reduce, tiled, serial
     loops: tuple[tuple[str, Expr], ...]
     body: tuple[Stmt, ...]
     threads: int
     guards: tuple[str, ...]
     buffers: tuple[str, ...]
+    tiling: Tiling | None = None
 
     @property
     def points(self) -> Expr:
         """The size of the flattened index space (1 without loops)."""
-        total = ix.ONE
-        for _, extent in self.loops:
-            total = ix.mul(total, extent)
-        return total
+        return extent(self.loops)
 
     @property
     def blocks(self) -> Expr:
@@ -88,7 +120,8 @@ class Launch:
         output of a reduce launch), at most MAX_BLOCKS, at least 1."""
         if self.kind == "serial":
             return ix.ONE
-        wanted = ix.ceildiv(self.points, 1 if self.kind == "reduce" else self.threads)
+        wanted = (self.tiling.tiles if self.tiling is not None
+                  else ix.ceildiv(self.points, 1 if self.kind == "reduce" else self.threads))
         return Op(I64, MAX, (Op(I64, KMIN, (wanted, ix.const(MAX_BLOCKS))), ix.ONE))
 
 
@@ -127,8 +160,35 @@ def _launch(p: Program, name: str, s: Stmt, guards: tuple[str, ...], buffers: tu
     elif not (isinstance(s, Store) and not s.accumulate):
         return Launch(name, "serial", (), (s,), 1, guards, buffers)
     threads = _reduce_threads(loops, body)
-    kind = "elementwise" if threads is None else "reduce"
-    return Launch(name, kind, tuple(loops), body, threads or THREADS, guards, buffers)
+    if threads is not None:
+        return Launch(name, "reduce", tuple(loops), body, threads, guards, buffers)
+    tiling = _tiling(tuple(loops), body)
+    return Launch(name, "elementwise" if tiling is None else "tiled", tuple(loops), body,
+                  THREADS, guards, buffers, tiling)
+
+
+def _tiling(loops: tuple[tuple[str, Expr], ...], body: tuple[Stmt, ...]) -> Tiling | None:
+    """The tiling of a store whose one reduction is a float32 sum of a product, when rows,
+    columns and the sum are all long enough."""
+    if len(body) != 1 or not isinstance(body[0], Store) or body[0].accumulate:
+        return None
+    sums = {e for e in walk(body[0].value) if isinstance(e, Reduce)}
+    if len(sums) != 1:
+        return None
+    (r,) = sums
+    if r.combine is not ADD or r.body.dtype != DType.f32 or not (
+            isinstance(r.body, Op) and r.body.op is MUL):
+        return None
+    a, b = r.body.args
+    in_a = {v for v, _ in loops if ix.mentions(a, v)}
+    in_b = {v for v, _ in loops if ix.mentions(b, v)}
+    tiling = Tiling(tuple(lp for lp in loops if (lp[0] in in_a) == (lp[0] in in_b)),
+                    tuple(lp for lp in loops if lp[0] in in_a - in_b),
+                    tuple(lp for lp in loops if lp[0] in in_b - in_a), r, a, b)
+    sizes = (extent(tiling.rows), extent(tiling.cols), reduce_size(r))
+    if not tiling.rows or not tiling.cols or min(map(_estimate, sizes)) < TILE_MIN:
+        return None
+    return tiling
 
 
 def _as_loop(p: Program, s: Stmt) -> Stmt:
@@ -187,9 +247,7 @@ def _reduce_threads(loops: list[tuple[str, Expr]], body: tuple[Stmt, ...]) -> in
     if not sums:
         return None
     work = max(_estimate(reduce_size(r)) for r in sums)
-    outputs = 1
-    for _, extent in loops:
-        outputs *= _estimate(extent)
+    outputs = _estimate(extent(tuple(loops)))
     if work < REDUCE_MIN_WORK or outputs > REDUCE_MAX_OUTPUTS:
         return None
     threads = 32
@@ -200,10 +258,7 @@ def _reduce_threads(loops: list[tuple[str, Expr]], body: tuple[Stmt, ...]) -> in
 
 def reduce_size(r: Reduce) -> Expr:
     """How many elements a reduction folds (its axes' extents multiplied)."""
-    total = ix.ONE
-    for _, extent in r.axes:
-        total = ix.mul(total, extent)
-    return total
+    return extent(r.axes)
 
 
 def _estimate(e: Expr) -> int:
