@@ -74,9 +74,10 @@ def export(model: Any, path: str | Path | None = None, opset: int = DEFAULT_OPSE
         raise DlgValueError(f"ONNX export of {g.name}: no ONNX mapping for "
                             f"{', '.join(state.missing)}")
     outputs = [root.value_info(n, g.type_of(v)) for n, (_, v) in zip(names, g.outputs)]
-    proto = onnx.helper.make_model(
-        root.make_graph(g.name, inputs, outputs, state.initializers),
-        opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="dlg")
+    opsets = [onnx.helper.make_opsetid("", opset)]
+    proto = onnx.helper.make_model(  # the oldest IR version the opset allows: older runtimes
+        root.make_graph(g.name, inputs, outputs, state.initializers), opset_imports=opsets,
+        ir_version=onnx.helper.find_min_ir_version_for(opsets), producer_name="dlg")
     if path is not None:
         write_bytes(path, proto.SerializeToString())
     return proto

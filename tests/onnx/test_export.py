@@ -196,6 +196,7 @@ def test_traced_modules_match_at_two_sizes(make, shapes):
 def test_opsets_at_both_ends_of_the_range(mixed, opset):
     proto = checked(mixed, opset)
     assert proto.opset_import[0].version == opset
+    assert proto.ir_version == {17: 8, 23: 11}[opset]  # the oldest each allows
     sess = session(proto)
     for batch in (2, 4):
         assert_same(mixed, sess, random_inputs(mixed, {"N": batch}, seed=batch))
