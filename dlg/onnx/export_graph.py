@@ -46,7 +46,7 @@ class Call:
 
 # A mapping writes one dlg node as ONNX nodes; it returns False (only) when ONNX has no form
 # for these attributes: a composite is then written as its decomposition, a primitive reported.
-Mapping_ = Callable[["OnnxGraph", Call], Any]
+OpExport = Callable[["OnnxGraph", Call], Any]
 
 
 @dataclass
@@ -55,7 +55,7 @@ class ModelState:
 
     onnx: ModuleType
     opset: int
-    table: Mapping[OpDef, Mapping_]
+    table: Mapping[OpDef, OpExport]
     rnn_ops: bool = True  # prelude RNN/GRU/LSTM scans as ONNX RNN/GRU/LSTM, not Scan
     initializers: list[Any] = field(default_factory=list)
     taken: set[str] = field(default_factory=set)

@@ -37,24 +37,24 @@ from dlg.ir.ops.shape import (
 from dlg.ir.ops.sort import CUMSUM, SORT
 from dlg.ir.ops.source import ARANGE, CONSTANT, FULL
 from dlg.ir.shapes import Dim, Sym
-from dlg.onnx.export_graph import Call, Mapping_, OnnxGraph, emit_graph
+from dlg.onnx.export_graph import Call, OpExport, OnnxGraph, emit_graph
 from dlg.onnx.export_rnn import write_recurrent
 from dlg.onnx.types import to_onnx
 
 INT64_MIN = np.iinfo(np.int64).min
 
 
-def same(op_type: str, **fixed: Any) -> Mapping_:
+def same(op_type: str, **fixed: Any) -> OpExport:
     """A dlg op that is one ONNX node with the same inputs (NumPy broadcasting in both)."""
     return lambda out, c: out.emit(op_type, c.inputs, c.outputs, **fixed)
 
 
-def then(first: str, second: str) -> Mapping_:
+def then(first: str, second: str) -> OpExport:
     """second(first(inputs...)): ops ONNX spells as two (ne is Not(Equal))."""
     return lambda out, c: out.emit(second, [out.one(first, c.inputs)], c.outputs)
 
 
-def on_axis(op_type: str) -> Mapping_:
+def on_axis(op_type: str) -> OpExport:
     """One ONNX node taking dlg's `axis` attribute as its own."""
     return lambda out, c: out.emit(op_type, c.inputs, c.outputs, axis=c.attrs["axis"])
 
@@ -79,7 +79,7 @@ def _full(out: OnnxGraph, c: Call) -> None:
     out.emit("ConstantOfShape", [out.dims(c.type.shape)], c.outputs, value=value)
 
 
-def _reduce(op_type: str) -> Mapping_:
+def _reduce(op_type: str) -> OpExport:
     """ReduceSum takes its axes as an input from opset 13, the others from opset 18. dlg's
     axes=() reduces nothing, ONNX's empty axes everything."""
     def emit(out: OnnxGraph, c: Call) -> None:
@@ -95,7 +95,7 @@ def _reduce(op_type: str) -> Mapping_:
     return emit
 
 
-def _arg(op_type: str) -> Mapping_:
+def _arg(op_type: str) -> OpExport:
     """ArgMax/ArgMin over one axis; dlg's axis=None is over the flattened input."""
     def emit(out: OnnxGraph, c: Call) -> None:
         axis, keep = c.attrs["axis"], int(c.attrs["keepdims"])
@@ -158,7 +158,7 @@ def _conv(out: OnnxGraph, c: Call) -> None:
              pads=[lo for lo, _ in pads] + [hi for _, hi in pads])
 
 
-def _pool(op_type: str, **extra: Callable[[Any], Any]) -> Mapping_:
+def _pool(op_type: str, **extra: Callable[[Any], Any]) -> OpExport:
     """MaxPool/AveragePool; `extra` are ONNX attributes computed from dlg's attributes."""
     def emit(out: OnnxGraph, c: Call) -> None:
         kernel = list(c.attrs["kernel"])
@@ -274,7 +274,7 @@ def _scan(out: OnnxGraph, c: Call) -> None:
              scan_input_directions=backwards(ns), scan_output_directions=backwards(len(ys)))
 
 
-EXPORTS: dict[OpDef, Mapping_] = {
+EXPORTS: dict[OpDef, OpExport] = {
     # sources
     CONSTANT: _constant, ARANGE: _constant, FULL: _full,
     # elementwise
