@@ -20,7 +20,7 @@ from llvmlite import ir
 from dlg.compiler.codegen.llvm_cpu import Emitter, build_module
 from dlg.compiler.codegen.nvptx_kernels import emit_launch
 from dlg.compiler.codegen.nvptx_launch import Launch, plan_kernel
-from dlg.compiler.codegen.parts import Modules
+from dlg.compiler.codegen.parts import O1, Modules
 from dlg.compiler.codegen.scalar import I64, llvm_type, memory_type
 from dlg.compiler.kernel_ir import Kernel
 from dlg.compiler.lower import Program
@@ -30,8 +30,13 @@ from dlg.ir.dtypes import DType
 def build_emulated_module(program: Program, profile: bool = False, anomaly: bool = False
                           ) -> Modules:
     """The program's LLVM module for the host CPU, each kernel run as its CUDA launches (with
-    the CPU's per-kernel profiling counters and anomaly checks when asked)."""
-    return build_module(program, profile, anomaly, kernel_function=emulated_kernel)
+    the CPU's per-kernel profiling counters and anomaly checks when asked). Every part is
+    optimised at O1: the emulation checks what the GPU computes, its speed matters little, and
+    O3 on the unrolled tile code takes seconds."""
+    modules = build_module(program, profile, anomaly, kernel_function=emulated_kernel)
+    for part in modules.parts:
+        part.level = O1
+    return modules
 
 
 def emulated_kernel(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
