@@ -188,9 +188,9 @@ def emit_graph(out: OnnxGraph, g: Graph, env: dict[Value, str],
     """Write the nodes of `g` that its outputs need into `out`. `env` names the values already
     there (its inputs); `result_names` are the ONNX names its outputs get, in order."""
     needed = g.ancestors([v for _, v in g.outputs])
-    wanted: dict[Value, str] = {}
-    for (_, v), name in zip(g.outputs, result_names):
-        if v not in env and v not in wanted and Trait.ARGUMENT not in g.node(v).op.traits:
+    wanted: dict[Value, str] = {}  # outputs a node writes under their own name; the others
+    for (_, v), name in zip(g.outputs, result_names):  # (sources, repeats) through Identity
+        if v not in env and v not in wanted and Trait.SOURCE not in g.node(v).op.traits:
             wanted[v] = name
     for node in g:
         if node.id not in needed or Trait.ARGUMENT in node.op.traits:

@@ -202,6 +202,27 @@ def test_opsets_at_both_ends_of_the_range(mixed, opset):
         assert_same(mixed, sess, random_inputs(mixed, {"N": batch}, seed=batch))
 
 
+def test_outputs_that_repeat_pass_through_or_are_constants():
+    """Each graph output is a node's (ONNX tools expect it), whatever the dlg output is."""
+    m = dlg.loads("""
+        model Outputs {
+            input x: f32[N, 3]
+            input k: i32[N, 2, 3]
+            layer fc = Linear(3, 2)
+            y = fc(x)
+            output a = y
+            output b = y
+            output c = x
+            output d = reshape(x, 3, -1)
+            output e = k[:, 1:, ::-1]
+            output f = zeros(2, 2)
+        }""")
+    proto = checked(m)
+    written = {name for node in proto.graph.node for name in node.output}
+    assert {o.name for o in proto.graph.output} <= written
+    assert_same(m, session(proto), random_inputs(m, {"N": 3}))
+
+
 # ---- every op of the registry, on its registry case -------------------------------------------
 # op -> the op the export names as having no ONNX form
 NO_ONNX = {
