@@ -11,6 +11,7 @@ every op keeps its one definition in dlg, and `x.relu()`, `torch.relu(x)`, `F.re
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import linecache
 import operator
@@ -52,10 +53,14 @@ def from_torch(module: Any, example_input: Any) -> Model:
     arrays = [e.detach().cpu().numpy() if isinstance(e, torch.Tensor) else np.asarray(e)
               for e in examples]
     net = convert(module)
+    names = list(inspect.signature(net.forward).parameters)
+    batch = arrays[0].shape[:1] if arrays else ()
+    # axis 0 is the batch N in the inputs whose axis 0 is as long as the first input's
+    dynamic = {name: {0: "N"} if a.ndim and a.shape[:1] == batch else {}
+               for name, a in zip(names, arrays)}
     try:
-        return trace(net, *arrays)
+        return trace(net, *arrays, dynamic=dynamic)
     except DlgError:  # a batch size written into the module: trace it for these shapes only
-        names = inspect.signature(net.forward).parameters
         return trace(net, *arrays, dynamic={name: {} for name in names})
 
 
@@ -160,13 +165,14 @@ def _leaf(tmod: Any, path: str, refused: dict[str, str]) -> Module | None:
     ours = _VARIADIC.get(cls) or inspect.signature(made.__init__).parameters
     theirs = inspect.signature(type(tmod).__init__).parameters
     for name, p in theirs.items():
-        if (name not in ours and name not in _PLACEMENT and not name.startswith("_")
-                and hasattr(tmod, name) and p.default is not p.empty
-                and getattr(tmod, name) != p.default):
+        # `bias` is a parameter or None here; the state_dict check below covers it
+        if (name not in ours and name not in _PLACEMENT and name != "bias"
+                and not name.startswith("_") and hasattr(tmod, name)
+                and p.default is not p.empty and not _is_default(getattr(tmod, name), p.default)):
             refused[path] = f"dlg.nn.{cls} has no option {name} (here {getattr(tmod, name)!r})"
             return None
     options = {name: _option(tmod, name) for name in ours
-               if name != "self" and hasattr(tmod, name)}
+               if name == "bias" or (name != "self" and hasattr(tmod, name))}
     try:
         converted = made(**options)
         converted.load_state_dict(tmod.state_dict())
@@ -177,11 +183,11 @@ def _leaf(tmod: Any, path: str, refused: dict[str, str]) -> Module | None:
 
 
 def _option(tmod: Any, name: str) -> Any:
-    """A constructor option read back from the module (`bias` is a tensor or None there)."""
-    value = getattr(tmod, name)
-    if name == "bias" and not isinstance(value, bool):
-        return value is not None
-    return value
+    """A constructor option read back from the module; `bias` (a tensor, None, a flag or not
+    kept at all, as MultiheadAttention's) is whether the module has bias parameters."""
+    if name == "bias":
+        return any("bias" in key for key, _ in tmod.named_parameters())
+    return getattr(tmod, name)
 
 
 def _array(t: Any) -> np.ndarray:
@@ -248,33 +254,58 @@ def _function(target: Any) -> Callable | None:
     """The dlg function for a torch function: Python's operators and builtins as they are
     (dlg tensors implement them), torch.nn.functional.X as dlg.nn.functional.X, torch.X as
     dlg.X (dlg's namesakes have torch's meaning, checked against torch's OpInfo samples)."""
-    torch = torch_module()
     name = getattr(target, "__name__", None)
-    if name is None:
-        return None
-    for theirs, ours in ((operator, operator), (builtins, builtins),
-                         (torch.nn.functional, functional), (torch, functional)):
-        if getattr(theirs, name, None) is target:
-            found = getattr(ours, name, None)
-            return None if found is None else _with_dlg_values(found)
+    for namespace in (operator, builtins):
+        if name is not None and getattr(namespace, name, None) is target:
+            return target
+    for alias in _torch_names().get(id(target), ()):  # F.logsigmoid is torch's log_sigmoid
+        if hasattr(functional, alias):
+            return _with_dlg_values(getattr(functional, alias), _defaults(target))
     return None
+
+
+@functools.cache
+def _torch_names() -> dict[int, list[str]]:
+    """Every name torch.nn.functional and torch give each of their functions (aliases too)."""
+    torch = torch_module()
+    names: dict[int, list[str]] = {}
+    for namespace in (torch.nn.functional, torch):
+        for name, value in vars(namespace).items():
+            if callable(value) and not isinstance(value, type) and not name.startswith("_"):
+                names.setdefault(id(value), []).append(name)
+    return names
 
 
 def _method(name: str) -> Callable:
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         return getattr(self, name)(*args, **kwargs)
-    return _with_dlg_values(call)
+    return _with_dlg_values(call, {})
 
 
-def _with_dlg_values(fn: Callable) -> Callable:
-    """fn with torch dtypes, devices and tensors among its arguments given as dlg's; left out
-    are the keywords only torch's Python wrappers pass (`_stacklevel`) and `inplace=False`
-    (F.silu's and others': dlg computes out of place)."""
+def _defaults(fn: Callable) -> dict[str, Any]:
+    """A torch function's keyword defaults, where Python can read them (not for C builtins)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not p.empty}
+
+
+def _with_dlg_values(fn: Callable, defaults: dict[str, Any]) -> Callable:
+    """fn with torch dtypes, devices and tensors among its arguments given as dlg's. Keywords
+    at torch's own default are left out (fx records F.softmax's `_stacklevel=3`, F.silu's
+    `inplace=False`, the losses' legacy `size_average=None`), so dlg's defaults apply."""
     def call(*args: Any, **kwargs: Any) -> Any:
         return fn(*[_value(a) for a in args],
                   **{k: _value(v) for k, v in kwargs.items()
-                     if not k.startswith("_") and not (k == "inplace" and v is False)})
+                     if not (k in defaults and _is_default(v, defaults[k]))})
     return call
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    return value is default or (type(value) is type(default)
+                                and isinstance(value, (bool, int, float, str))
+                                and value == default)
 
 
 def _value(v: Any) -> Any:

@@ -183,6 +183,40 @@ def test_parameter_gradient_matches_torch(make, inputs, param):
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
+class Call(tnn.Module):
+    """`fn(self.inner, *inputs)` as a module: a leaf module called, or a functional form."""
+
+    def __init__(self, fn, inner=None):
+        super().__init__()
+        self.fn, self.inner = fn, inner
+
+    def forward(self, a, b, c):
+        return self.fn(self.inner, a, b, c)
+
+
+FORMS = [  # options read back from the module, aliases, torch's default keywords, inputs' N
+    ("InstanceNorm1d(affine)", tnn.InstanceNorm1d(3, affine=True), lambda m, a, b, c: m(a)),
+    ("MultiheadAttention(batch_first, no bias)",
+     tnn.MultiheadAttention(3, 1, bias=False, batch_first=True), lambda m, a, b, c: m(a, b, b)[0]),
+    ("MultiheadAttention(source longer than target)", tnn.MultiheadAttention(3, 1),
+     lambda m, a, b, c: m(a, c, c)[0]),
+    ("F.logsigmoid (torch's log_sigmoid)", None, lambda m, a, b, c: F.logsigmoid(a)),
+    ("F.kl_div (legacy size_average=None)", None,
+     lambda m, a, b, c: F.kl_div(a, b.exp(), reduction="batchmean")),
+]
+
+
+@pytest.mark.parametrize("name, inner, fn", FORMS, ids=[f[0] for f in FORMS])
+def test_module_options_and_function_forms_match_torch(name, inner, fn):
+    torch.manual_seed(0)
+    module = Call(fn, inner).eval()
+    a, b, c = _f(2, 3, 3), _f(2, 3, 3), _f(5, 3, 3)
+    with torch.no_grad():
+        expected = module(a, b, c)
+    got = dlg.from_torch(module, (a, b, c))(a.numpy(), b.numpy(), c.numpy())
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_a_batch_size_written_in_the_module_gives_static_shapes():
     class Fixed(tnn.Module):
         def forward(self, x):
