@@ -288,3 +288,31 @@ def test_untraceable_and_wrong_arguments_are_dlg_errors():
         dlg.from_torch(Retype(), _f(2, 3))
     with pytest.raises(DlgImportError, match=r"cannot run torch.fx node 'type_1' \(call_method"):
         dlg.from_torch(Retype(), (_f(2, 3), _f(2, 3)))
+
+
+def _first_inputs(count):
+    return lambda m, *xs: m(*xs[:count])
+
+
+@pytest.mark.from_torch_full
+def test_every_module_of_the_module_tests_converts():
+    """Each torch.nn module of tests/frontend/test_modules_torch.py, called as a submodule (so
+    converted to its dlg.nn class with its options and weights), gives torch's output."""
+    from tests.frontend.test_modules_torch import MODULES
+
+    failed = []
+    for name, make, inputs in MODULES:
+        torch.manual_seed(0)
+        arrays = [np.asarray(x) for x in inputs()]
+        module = Call(_first_inputs(len(arrays)), make(tnn)).eval()
+        xs = [torch.from_numpy(x) for x in arrays] + [_f(1)] * (3 - len(arrays))
+        with torch.no_grad():
+            expected = module(*xs)
+        try:
+            got = dlg.from_torch(module, tuple(xs))(*[x.numpy() for x in xs])
+            np.testing.assert_allclose(got[0] if isinstance(got, tuple) else got,
+                                       (expected[0] if isinstance(expected, tuple)
+                                        else expected).numpy(), rtol=1e-4, atol=1e-5)
+        except (DlgError, AssertionError) as e:
+            failed.append(f"{name}: {str(e).splitlines()[0]}")
+    assert not failed, "\n".join(failed)
