@@ -56,9 +56,12 @@ def write_recurrent(out: OnnxGraph, c: Call) -> bool:
 
 def _match(body: Graph, n_carry: int, types: tuple[TensorType, ...]
            ) -> tuple[Cell, dict[str, Any]] | None:
-    x = types[n_carry]
+    x, n_consts = types[n_carry], len(types) - n_carry - 1
     hidden = types[0].shape[-1]
-    with_bias = len(types) - n_carry - 1 == 4
+    if types[0].rank != 2 or not isinstance(hidden, int) or not isinstance(x.shape[2], int) \
+            or n_consts not in (2, 4):  # the cells' shapes: [N, H] states, weights, biases
+        return None
+    with_bias = n_consts == 4
     for cell in CELLS:
         if cell.n_carry != n_carry:
             continue

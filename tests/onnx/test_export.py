@@ -202,6 +202,35 @@ def test_opsets_at_both_ends_of_the_range(mixed, opset):
         assert_same(mixed, sess, random_inputs(mixed, {"N": batch}, seed=batch))
 
 
+def test_hand_written_scans_are_onnx_scans():
+    """Scans that are no prelude cell: backwards with carries of two ranks, and over axis 1."""
+    m = dlg.loads("""
+        model Scans {
+            input x: f32[T, N, 3]
+            input w: f32[3, 3]
+            scan (x_t in x, axis=0, reverse=true) carry (h = zeros(shape(x, 1), 3), s = zeros(3)) {
+                h = tanh(x_t @ w + h)
+                s = s + sum(h, axis=0)
+                emit out = h * 2
+                emit total = s
+            }
+            scan (x_t in x, axis=1) carry (c = zeros(shape(x, 0), 3)) {
+                c = c + x_t
+                emit running = c
+            }
+            output y = out
+            output z = total
+            output last = h
+            output sums = s
+            output r = running
+        }""")
+    proto = checked(m)
+    assert [n.op_type for n in proto.graph.node].count("Scan") == 2
+    sess = session(proto)
+    for seed, dims in enumerate(({"N": 2, "T": 4}, {"N": 3, "T": 5})):
+        assert_same(m, sess, random_inputs(m, dims, seed))
+
+
 def test_outputs_that_repeat_pass_through_or_are_constants():
     """Each graph output is a node's (ONNX tools expect it), whatever the dlg output is."""
     m = dlg.loads("""
