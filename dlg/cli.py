@@ -35,6 +35,7 @@ from dlg.ir.serialize import dumps
 from dlg.ir.shapes import evaluate_shape
 from dlg.onnx.export import DEFAULT_OPSET, OPSETS
 from dlg.onnx.export import export as export_onnx
+from dlg.onnx.load import load as load_onnx
 from dlg.runtime.callbacks import (
     Callback,
     CSVLogger,
@@ -267,6 +268,19 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--model", help="which model, when the file defines several")
     exp.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
     exp.set_defaults(run=_export)
+
+    imp = sub.add_parser(
+        "import", help="read an ONNX model and print it as .dlg source",
+        description="Import an ONNX model (external data files beside it are read) and print "
+        "it as .dlg source: named dynamic dims stay symbols, initializers become parameters "
+        "under their ONNX names (the .dlg file declares them; -w writes their values). Ops dlg "
+        "cannot import are listed together. Needs the onnx package (pip install 'dlg[onnx]').")
+    imp.add_argument("file", type=Path, help="the .onnx file")
+    imp.add_argument("-o", "--output", type=Path, help="write the .dlg file here")
+    imp.add_argument("--weights", "-w", type=Path,
+                     help="write the parameters to this .safetensors or .npz file, for "
+                     "`dlgc run FILE.dlg -w` and load_state_dict")
+    imp.set_defaults(run=_import)
 
     fmt = sub.add_parser("fmt", help="print a .dlg file in canonical form",
                          description="Print the canonical form of a .dlg file; parsing the "
@@ -514,6 +528,20 @@ def _export(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} (ONNX opset {args.opset}): "
           f"{', '.join(f'{k}: {t}' for k, t in m.inputs.items())} -> "
           f"{', '.join(f'{k}: {t}' for k, t in m.outputs.items())}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    m = load_onnx(args.file)
+    source = m.to_dlg()
+    if args.weights is not None:
+        m.save_weights(args.weights)
+        print(f"wrote {len(m.params)} parameters to {args.weights}", file=sys.stderr)
+    if args.output is not None:
+        write_text(args.output, source)
+        print(f"wrote {args.output}")
+    else:
+        print(source, end="")
     return 0
 
 

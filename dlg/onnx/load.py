@@ -11,6 +11,7 @@ importing (`node.py`), and the graph's outputs keep their names.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,12 +54,10 @@ def read_model(source: str | Path | bytes | Any) -> Any:
         if not path.is_file():
             raise DlgImportError(f"{path}: no such ONNX file")
         try:
-            model = onnx.load_model(str(path), load_external_data=True)
-        except FileNotFoundError as e:
-            raise DlgImportError(f"{path}: external data file {Path(e.filename).name!r} is "
-                                 f"missing (looked in {Path(e.filename).parent})") from None
+            model = onnx.load_model(str(path), load_external_data=False)
         except Exception as e:  # protobuf's DecodeError and friends
             raise DlgImportError(f"{path}: not a readable ONNX model ({e})") from None
+        _load_external_data(model, path)
     elif isinstance(source, bytes):
         try:
             model = onnx.load_model_from_string(source)
@@ -74,6 +73,22 @@ def read_model(source: str | Path | bytes | Any) -> Any:
     if model.functions:
         model = onnx.inliner.inline_local_functions(model)
     return model
+
+
+def _load_external_data(model: Any, path: Path) -> None:
+    """The tensors kept in files beside the model, each file checked first by name."""
+    helper = importlib.import_module("onnx.external_data_helper")
+    tensors = [t for t in helper._get_all_tensors(model) if helper.uses_external_data(t)]
+    for tensor in tensors:
+        location = helper.ExternalDataInfo(tensor).location
+        if not (path.parent / location).is_file():
+            raise DlgImportError(f"{path}: external data file {location!r} of tensor "
+                                 f"{tensor.name!r} is missing (looked in {path.parent})")
+    if tensors:
+        try:
+            helper.load_external_data_for_model(model, str(path.parent))
+        except Exception as e:  # a file too short, a location outside the folder
+            raise DlgImportError(f"{path}: external data could not be read ({e})") from None
 
 
 def unsupported_ops(model: Any) -> dict[str, list[str]]:

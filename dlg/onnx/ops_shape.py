@@ -18,8 +18,10 @@ from dlg.functions.shape import broadcast_to, reshape, split, tile
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.elementwise import ADD, LT, WHERE
 from dlg.ir.ops.shape import CONCAT, SQUEEZE, TAKE, TRANSPOSE, UNSQUEEZE
+from dlg.ir.ops.source import FULL
 from dlg.ir.shapes import numel
-from dlg.onnx.node import Handler, OnnxNode
+from dlg.onnx.node import Handler, OnnxNode, elem_dtype
+from dlg.onnx.types import onnx_module
 
 BIG = 2 ** 62  # slice bounds beyond this mean "to the end" (exporters write INT64_MAX)
 
@@ -43,11 +45,14 @@ def _constant(n: OnnxNode) -> Any:
 
 
 def _constant_of_shape(n: OnnxNode) -> Any:
+    """A known array, or for a symbolic shape (an RNN's zero state of batch N) a `full`."""
     value = n.attr("value", np.zeros(1, np.float32)).reshape(-1)
     shape = n.ints(0, "shape")
     if all(isinstance(d, int) for d in shape):
         return np.full(shape, value[0], value.dtype)
-    raise n.error("a symbolic shape is not supported")
+    dtype = elem_dtype(onnx_module().helper.np_dtype_to_tensor_dtype(value.dtype),
+                       "ConstantOfShape's value")
+    return n.F.emit(FULL, shape=tuple(shape), value=float(value[0]), dtype=dtype)
 
 
 def _shape(n: OnnxNode) -> Any:
