@@ -9,6 +9,7 @@ runtime is not there yet, and `target="cuda-emulated"` runs the same launches on
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from dlg.compiler.codegen.nvptx import ARCH, DeviceProgram, ptx_name
@@ -58,7 +59,7 @@ def require_gpu() -> Any:
     """pycuda's driver module, initialised, when pycuda, a driver and a GPU are all here; else
     a DlgError naming the one missing and how to get it."""
     try:
-        import pycuda.driver as driver  # noqa: PLC0415 (optional: the `cuda` extra)
+        driver = importlib.import_module("pycuda.driver")  # optional: the `cuda` extra
     except ImportError as e:
         if "libcuda" in str(e):
             raise DlgImportError("target 'cuda' needs the NVIDIA driver (libcuda.so.1 was not "
