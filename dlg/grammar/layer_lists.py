@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from dlg.grammar.elaborate import Elaborator
 
 SEQUENTIAL = "Sequential"
+_WRITTEN_AS = {"ModuleList": "in brackets: `layer heads = [Linear(4, 2) for i in range(3)]`",
+               "ModuleDict": "in braces: `layer towers = {a: Linear(4, 4), b: ReLU()}`"}
 SELF = "self"  # `layer self = Sequential(...)`: the layer itself holds them (0.weight)
 
 
@@ -79,6 +81,8 @@ def build_layer(E: Elaborator, e: ast.Expr, scope: Scope, prefix: str) -> Any:
             else:
                 children.append((arg, scope))
         return _numbered(E, Sequential(prefix), children)
+    if isinstance(e.func, ast.Name) and e.func.id in _WRITTEN_AS and not scope.has(e.func.id):
+        raise DlgNameError(f"a {e.func.id} is written {_WRITTEN_AS[e.func.id]}", e.func.span)
     cls = E.eval(e.func, scope)
     if not isinstance(cls, LayerClass):
         raise DlgTypeError(f"`layer {prefix.rstrip('.') or SELF} = ...` needs a layer "

@@ -167,6 +167,8 @@ D = M + "layer t = {a: Linear(4, 4)} "
     (X + "layer s = [ReLU() for i in 3] output y = x }", DlgTypeError, "1:96",
      r"`for` iterates over a tuple, range\(\.\.\.\) or a layer list, got int 3"),
     (X + "y = {a: x} output z = x }", DlgTypeError, "1:73", r"\{name: \.\.\.\} declares named"),
+    (M + "layer h = ModuleList([ReLU()]) output y = x }", DlgNameError, "1:40",
+     r"a ModuleList is written in brackets: `layer heads = \[Linear"),
 ])
 def test_misuse_is_a_located_error(src, cls, where, pattern):
     with pytest.raises(DlgError) as info:
