@@ -37,15 +37,15 @@ class LayerList:
 
     def __repr__(self) -> str:
         n = len(self.children)
-        return f"{self.prefix.rstrip('.')} ({n} layer{'s' if n != 1 else ''})"
+        return f"{self.name} ({n} layer{'s' if n != 1 else ''})"
 
     @property
     def name(self) -> str:
-        return self.prefix.rstrip(".")
+        return self.prefix.rstrip(".") or SELF
 
 
 class Sequential(LayerList):
-    """Numbered children called in order: `blocks(x)`."""
+    """Children called in order: `blocks(x)`; numbered, or named when made from a dict."""
 
 
 class ModuleList(LayerList):
