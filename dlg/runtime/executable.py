@@ -19,7 +19,7 @@ from dlg.compiler.pipeline import CompileOptions
 from dlg.errors import DlgValueError
 from dlg.ir.types import TensorType
 from dlg.runtime.artifact import load_artifact, save_artifact
-from dlg.runtime.cuda import require_gpu
+from dlg.runtime.cuda_device import DeviceGraph
 from dlg.runtime.model import Model
 from dlg.runtime.native import NativeGraph
 from dlg.runtime.training import TrainStep, arrange
@@ -31,15 +31,12 @@ class Executable:
     def __init__(self, model: Model, target: str = "cpu"):
         if target not in TARGETS:
             raise DlgValueError(f"unknown target {target!r} (targets: {', '.join(TARGETS)})")
-        if target == "cuda":
-            require_gpu()
-            raise DlgValueError("target 'cuda': running on the GPU is not built yet; "
-                                "`dlgc compile --target cuda --emit ptx` gives the kernels, and "
-                                "target='cuda-emulated' runs them on the CPU")
         self.model = model
         self.target = target
-        self.options = CompileOptions(target=target)
-        self.native = NativeGraph(model.graph, options=self.options)
+        self.options = CompileOptions(target="cpu" if target == "cuda" else target)
+        self.native: NativeGraph | DeviceGraph = (
+            DeviceGraph(model.graph, options=self.options) if target == "cuda"
+            else NativeGraph(model.graph, options=self.options))
 
     @property
     def params(self) -> Any:
@@ -94,6 +91,9 @@ class Executable:
         """The model's training step compiled to one native call (`step(x=..., y=...)`)."""
         if self.prebuilt_step is not None:
             return self.prebuilt_step()
+        if self.target == "cuda":
+            raise DlgValueError("target 'cuda' runs inference only so far; "
+                                "target='cuda-emulated' runs the GPU's training step on the CPU")
         return TrainStep(self.model, compiled=True, options=CompileOptions(target=self.target))
 
     def save(self, path: str | Path, train: bool = False) -> None:

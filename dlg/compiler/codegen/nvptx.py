@@ -122,7 +122,9 @@ class DeviceProgram:
     name: str
     arch: str
     dims: list[str]
+    program: Program
     steps: dict[str, list[list[Step]]] = field(default_factory=dict)
+    programs: dict[str, Program] = field(default_factory=dict)  # by name, scan bodies too
     llvm_ir: str = ""
     ptx: str = ""
 
@@ -135,11 +137,12 @@ def build_ptx(program: Program, arch: str = ARCH) -> DeviceProgram:
     """The program's launches and one PTX module holding them all."""
     m = ir.Module(name=program.name)
     m.triple = TRIPLE
-    device = DeviceProgram(program.name, arch, program.dims)
+    device = DeviceProgram(program.name, arch, program.dims, program)
 
     def add(p: Program) -> None:
         for body in p.bodies:
             add(body)
+        device.programs[p.name] = p
         device.steps[p.name] = []
         for kernel in p.kernels:
             steps = plan_kernel(p, kernel)
