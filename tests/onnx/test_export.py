@@ -1,6 +1,7 @@
 """ONNX export (`dlg.onnx.export`, `dlgc export`) against the interpreter, through onnxruntime:
-every model in models/ and traced dlg.nn modules, each at two batch sizes (the batch dim is a
-named dynamic dim, so one file serves both), every file through `check_model(full_check=True)`.
+every model in models/, traced dlg.nn modules and hand-written scans, each at two sizes (the
+batch dim is a named dynamic dim, so one file serves both), and every registry op on its
+registry case; every file passes `check_model(full_check=True)`.
 """
 
 from __future__ import annotations
