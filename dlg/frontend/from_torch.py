@@ -43,8 +43,8 @@ _VARIADIC = {"RNN": _RECURRENT + ("nonlinearity",), "GRU": _RECURRENT,
 def from_torch(module: Any, example_input: Any) -> Model:
     """A `dlg.Model` computing what the torch module computes, with its parameters and buffers
     under the names of its state_dict. `example_input` (a tensor or a tuple of them) fixes the
-    input dtypes and shapes; axis 0 of each input is the symbolic batch size N unless the
-    module needs it fixed."""
+    input dtypes and shapes; axis 0 is the symbolic batch size N in the inputs where it is as
+    long as in the first, unless the module fixes it."""
     torch = torch_module()
     if not isinstance(module, torch.nn.Module):
         raise DlgValueError(f"dlg.from_torch takes a torch.nn.Module, not "
@@ -71,12 +71,12 @@ def convert(module: Any) -> FxModule:
     tracer = torch.fx.Tracer()
     tracer.record_stack_traces = True  # each node's line in the module's source, for errors
     try:
-        gm = torch.fx.GraphModule(module, tracer.trace(module))
+        graph = tracer.trace(module)
     except Exception as e:  # noqa: BLE001  (fx raises many kinds; all mean "cannot trace")
         raise DlgImportError(f"torch.fx cannot trace {type(module).__name__}: "
                              f"{type(e).__name__}: {e}") from None
     # a subclass of the torch class's name: the model, its graph and repr are named as in torch
-    return type(type(module).__name__, (FxModule,), {})(module, gm)
+    return type(type(module).__name__, (FxModule,), {})(module, graph)
 
 
 class FxModule(Module):
@@ -84,12 +84,12 @@ class FxModule(Module):
     the rest to plain containers holding their own parameters), and a forward that interprets
     the module's torch.fx graph."""
 
-    def __init__(self, module: Any, gm: Any):
+    def __init__(self, module: Any, graph: Any):
         super().__init__()
         refused: dict[str, str] = {}
         _copy_tree(module, self, "", refused, {})
-        self._fx_nodes = list(gm.graph.nodes)
-        self._fx_calls = _resolve(self, gm, self._fx_nodes, refused)
+        self._fx_nodes = list(graph.nodes)
+        self._fx_calls = _resolve(self, module, self._fx_nodes, refused)
         names = [n.target for n in self._fx_nodes if n.op == "placeholder"]
 
         def forward(*args: Any) -> Any:
@@ -194,15 +194,16 @@ def _array(t: Any) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 
 
-def _attribute(net: FxModule, gm: Any, target: str) -> Callable:
+def _attribute(net: FxModule, module: Any, target: str) -> Callable:
     """A get_attr node as a call giving its value: the dlg parameter or buffer of that name,
-    else a constant fx made (`torch.tensor(...)` in forward), as a dlg tensor."""
+    else a constant fx kept on the torch module (`torch.tensor(...)` in forward), as a dlg
+    tensor."""
     obj: Any = net
     try:
         for part in target.split("."):
             obj = getattr(obj, part)
     except AttributeError:
-        obj = gm
+        obj = module
         for part in target.split("."):
             obj = getattr(obj, part)
         obj = _value(obj)
@@ -210,7 +211,7 @@ def _attribute(net: FxModule, gm: Any, target: str) -> Callable:
 
 
 # ---- functions and methods -------------------------------------------------------------------
-def _resolve(net: FxModule, gm: Any, nodes: list[Any], refused: dict[str, str]
+def _resolve(net: FxModule, module: Any, nodes: list[Any], refused: dict[str, str]
              ) -> dict[Any, Callable]:
     """The dlg callable of each call or get_attr node; every node dlg cannot map, in one
     DlgImportError."""
@@ -218,13 +219,13 @@ def _resolve(net: FxModule, gm: Any, nodes: list[Any], refused: dict[str, str]
     missing: dict[str, list[Any]] = {}
     for node in nodes:
         if node.op == "get_attr":
-            calls[node] = _attribute(net, gm, node.target)
+            calls[node] = _attribute(net, module, node.target)
         elif node.op == "call_module":
-            module = _submodule(net, node.target)
-            if node.target in refused or type(module) is Module:
+            called = _submodule(net, node.target)
+            if node.target in refused or type(called) is Module:
                 why = refused.get(node.target, "a torch module dlg does not convert")
                 missing.setdefault(f"module {node.target} ({why})", []).append(node)
-            calls[node] = module
+            calls[node] = called
         elif node.op == "call_function":
             fn = _function(node.target)
             if fn is None:
