@@ -37,9 +37,13 @@ class DeviceGraph:
     program's order; returns the outputs in order and writes updated parameters back."""
 
     def __init__(self, graph: Graph, loss: str | None = None,
-                 options: CompileOptions | None = None):
-        self.driver = require_gpu()
-        importlib.import_module("pycuda.autoinit")  # a context on the first device
+                 options: CompileOptions | None = None, driver: Any = None):
+        """`driver` stands in for pycuda.driver (a test runs the host side on the emulated
+        grid); by default pycuda's, with a context on the first device."""
+        if driver is None:
+            driver = require_gpu()
+            importlib.import_module("pycuda.autoinit")
+        self.driver = driver
         self.options = options or CompileOptions()
         self.device = compile_ptx(graph, loss, self.options)
         self.program = self.device.program

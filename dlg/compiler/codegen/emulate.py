@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 
 from dlg.compiler.codegen.llvm_cpu import Emitter, build_module
+from dlg.compiler.codegen.nvptx import DeviceProgram, ptx_name
 from dlg.compiler.codegen.nvptx_kernels import emit_launch
 from dlg.compiler.codegen.nvptx_launch import Launch, plan_kernel
 from dlg.compiler.codegen.parts import O1, Modules
@@ -54,15 +56,15 @@ def emulated_kernel(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
                 dims, dim_ptr, seed, functions)
     for step in plan_kernel(p, kernel):
         if isinstance(step, Launch):
-            _launch(e, step)
+            _launch(e, step, e.expr(step.blocks))
         else:
             e.stmt(step)  # a scan: the host calls its body once per step
     e.b.ret_void()
     return fn
 
 
-def _launch(e: Emitter, launch: Launch) -> None:
-    blocks = e.expr(launch.blocks)
+def _launch(e: Emitter, launch: Launch, blocks: ir.Value) -> None:
+    """The launch on a grid of `blocks` blocks, one block after another."""
     grid = EmulatedGrid(launch.threads, blocks)
 
     def block(k: ir.Value) -> None:
@@ -102,3 +104,29 @@ class EmulatedGrid:
         array = e.alloca_builder.alloca(ir.ArrayType(llvm_type(dtype), count * self.threads),
                                         name=name)
         return lambda thread: e.b.gep(array, [I64(0), e.b.mul(thread, I64(count))])
+
+
+def build_launch_module(device: DeviceProgram) -> ir.Module:
+    """Each launch of a device program as a CPU function with its PTX kernel's parameters
+    (buffer pointers, the dims, the seed) and then the grid's size: what a stand-in for the CUDA
+    driver calls to run the device runtime's host side (runtime/cuda_device.py) without a GPU."""
+    m = ir.Module(name=f"{device.name}.launches")
+    m.triple = llvm.get_process_triple()
+    for program in device.programs.values():
+        for steps in device.steps[program.name]:
+            for launch in steps:
+                if isinstance(launch, Launch):
+                    _launch_function(m, program, launch, device.dims)
+    return m
+
+
+def _launch_function(m: ir.Module, p: Program, launch: Launch, dims: list[str]) -> None:
+    types = [memory_type(p.buffers[buf].dtype).as_pointer() for buf in launch.buffers]
+    fn = ir.Function(m, ir.FunctionType(ir.VoidType(), types + [I64] * (len(dims) + 2)),
+                     ptx_name(launch.name))
+    pointers, values = fn.args[:len(types)], fn.args[len(types):]
+    e = Emitter(m, fn, {buf: (ptr, p.buffers[buf].dtype)
+                        for buf, ptr in zip(launch.buffers, pointers)},
+                dims, None, values[-2], {}, dim_values=dict(zip(dims, values)))
+    _launch(e, launch, values[-1])
+    e.b.ret_void()
