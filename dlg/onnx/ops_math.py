@@ -16,6 +16,7 @@ from dlg.functions.elementwise import clamp, div
 from dlg.ir.dtypes import DType
 from dlg.functions.indexing import index
 from dlg.functions.linalg import einsum
+from dlg.functions.sort import topk
 from dlg.functions.nn import linear
 from dlg.ir.ops.arith import FMOD, ISINF, ISNAN, RECIPROCAL, REMAINDER, ROUND
 from dlg.ir.ops.arith import COSH, SINH
@@ -30,6 +31,7 @@ from dlg.ir.ops.opdef import OpDef
 from dlg.ir.ops.reduce import ARGMAX, ARGMIN, REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_PROD
 from dlg.ir.ops.reduce import REDUCE_SUM
 from dlg.ir.ops.shape import FLATTEN, RESHAPE, TRANSPOSE
+from dlg.ir.ops.sort import CUMSUM
 from dlg.onnx.node import Handler, OnnxNode, elem_dtype
 
 
@@ -230,6 +232,57 @@ def _arg(op: OpDef) -> Handler:
     return handler
 
 
+def _hardmax(n: OnnxNode) -> Any:
+    """1 at the first maximum along `axis` (opset 13; before, of the 2-d view), else 0."""
+    x, t = n.x(0), n.type(0)
+    axis = n.attr("axis", -1 if n.opset >= 13 else 1) % t.rank
+    if n.opset < 13 and axis != t.rank - 1:
+        raise n.error("opset < 13 Hardmax over a 2-d view is supported on the last axis only")
+    at = n.F.emit(ARGMAX, x, axis=axis, keepdims=True)
+    positions = n.F.lift(np.arange(t.shape[axis]).reshape(
+        [-1 if a == axis else 1 for a in range(t.rank)]), DType.i64)
+    return n.F.emit(CAST, n.F.emit(EQ, at, positions), dtype=t.dtype)
+
+
+def _cumsum(n: OnnxNode) -> Any:
+    """Inclusive or (exclusive=1) without the element itself, forward or reversed."""
+    x = n.x(0)
+    axis = int(n.static(1, "axis").reshape(-1)[0]) % n.type(0).rank
+    y = n.F.emit(CUMSUM, x, axis=axis, reverse=bool(n.attr("reverse", 0)))
+    return n.F.emit(SUB, y, x) if n.attr("exclusive", 0) else y
+
+
+def _topk(n: OnnxNode) -> Any:
+    if n.opset < 10:
+        k = n.attr("k")
+    else:
+        k = int(n.static(1, "k").reshape(-1)[0])
+    values, indices = topk(n.F, n.x(0), k, n.attr("axis", -1), bool(n.attr("largest", 1)))
+    return values, indices
+
+
+def _lp_normalization(n: OnnxNode) -> Any:
+    """x / its L1 or L2 norm along `axis` (a zero norm gives 0, ONNX's reference)."""
+    x, p = n.x(0), n.attr("p", 2)
+    axis = n.attr("axis", -1) % n.type(0).rank
+    size = n.F.emit(ABS, x) if p == 1 else n.F.emit(MUL, x, x)
+    norm = n.F.emit(REDUCE_SUM, size, axes=(axis,), keepdims=True)
+    norm = norm if p == 1 else n.F.emit(SQRT, norm)
+    zero = n.F.emit(EQ, norm, scalar(n, 0.0, norm))
+    safe = n.F.emit(WHERE, zero, scalar(n, 1.0, norm), norm)
+    return n.F.emit(WHERE, zero, scalar(n, 0.0, x), n.F.emit(DIV, x, safe))
+
+
+def _mean_variance_normalization(n: OnnxNode) -> Any:
+    """(x - mean) / sqrt(var + 1e-9) over `axes` (default N, H, W)."""
+    x = n.x(0)
+    axes = tuple(a % n.type(0).rank for a in n.attr("axes", [0, 2, 3]))
+    mean = n.F.emit(REDUCE_MEAN, x, axes=axes, keepdims=True)
+    centered = n.F.emit(SUB, x, mean)
+    var = n.F.emit(REDUCE_MEAN, n.F.emit(MUL, centered, centered), axes=axes, keepdims=True)
+    return n.F.emit(DIV, centered, n.F.emit(SQRT, n.F.emit(ADD, var, scalar(n, 1e-9, var))))
+
+
 # ---- products ---------------------------------------------------------------------------------
 def _gemm(n: OnnxNode) -> Any:
     """alpha * A' B' + beta * C, A' and B' transposed by transA/transB; PyTorch's Linear
@@ -270,6 +323,10 @@ OPS: dict[str, Handler] = {
     "Elu": lambda n: n.F.emit(ELU, n.x(0), alpha=n.attr("alpha", 1.0)),
     "Celu": lambda n: n.F.emit(CELU, n.x(0), alpha=n.attr("alpha", 1.0)),
     "Gelu": lambda n: n.F.emit(GELU, n.x(0), approximate=n.attr("approximate", "none")),
+    "Swish": lambda n: n.F.emit(MUL, n.x(0), n.F.emit(SIGMOID, n.F.emit(
+        MUL, n.x(0), scalar(n, n.attr("alpha", 1.0), n.x(0))))),
+    "Hardmax": _hardmax, "CumSum": _cumsum, "TopK": _topk, "LpNormalization": _lp_normalization,
+    "MeanVarianceNormalization": _mean_variance_normalization,
     "Selu": _selu, "HardSigmoid": _hard_sigmoid, "ThresholdedRelu": _thresholded_relu,
     "Shrink": _shrink, "PRelu": _prelu,
     "Softmax": _softmax(SOFTMAX), "LogSoftmax": _softmax(LOG_SOFTMAX),

@@ -97,6 +97,30 @@ def _flatten(n: OnnxNode) -> Any:
     return reshape(n.F, n.x(0), (numel(t.shape[:axis]), numel(t.shape[axis:])))
 
 
+def _depth_to_space(n: OnnxNode) -> Any:
+    """[N, C, H, W] -> [N, C/b^2, H*b, W*b]: depth-column-row (DCR) or column-row-depth (CRD)
+    order of the channels."""
+    b, t = n.attr("blocksize"), n.type(0)
+    N, C, H, W = t.shape  # noqa: N806
+    if n.attr("mode", "DCR") == "DCR":
+        y = reshape(n.F, n.x(0), (N, b, b, C // (b * b), H, W))
+        y = n.F.emit(TRANSPOSE, y, perm=(0, 3, 4, 1, 5, 2))
+    else:
+        y = reshape(n.F, n.x(0), (N, C // (b * b), b, b, H, W))
+        y = n.F.emit(TRANSPOSE, y, perm=(0, 1, 4, 2, 5, 3))
+    return reshape(n.F, y, (N, C // (b * b), H * b, W * b))
+
+
+def _space_to_depth(n: OnnxNode) -> Any:
+    """DepthToSpace's inverse, in the same channel orders."""
+    b, t = n.attr("blocksize"), n.type(0)
+    N, C, H, W = t.shape  # noqa: N806
+    y = reshape(n.F, n.x(0), (N, C, H // b, b, W // b, b))
+    perm = (0, 3, 5, 1, 2, 4) if n.attr("mode", "DCR") == "DCR" else (0, 1, 3, 5, 2, 4)
+    y = n.F.emit(TRANSPOSE, y, perm=perm)
+    return reshape(n.F, y, (N, C * b * b, H // b, W // b))
+
+
 def _transpose(n: OnnxNode) -> Any:
     perm = n.attr("perm") or list(reversed(range(n.type(0).rank)))
     return n.F.emit(TRANSPOSE, n.x(0), perm=tuple(perm))
@@ -250,7 +274,8 @@ def _pad(n: OnnxNode) -> Any:
 OPS: dict[str, Handler] = {
     "Constant": _constant, "ConstantOfShape": _constant_of_shape, "Shape": _shape,
     "Size": _size, "Range": _range, "Identity": _identity, "Reshape": _reshape,
-    "Flatten": _flatten, "Transpose": _transpose,
+    "Flatten": _flatten, "Transpose": _transpose, "DepthToSpace": _depth_to_space,
+    "SpaceToDepth": _space_to_depth,
     "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split,
     "Expand": _expand, "Tile": _tile, "Slice": _slice, "Gather": _gather,
     "GatherElements": _gather_elements, "Pad": _pad,

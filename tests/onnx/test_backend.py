@@ -1,6 +1,6 @@
 """ONNX's conformance suite on dlg: the official backend node tests (`onnx.backend.test`,
 generated in memory by onnx), each a one-node model imported with `dlg.onnx.load` and run on
-the interpreter; one case per supported op compiled too (all of them: `-m onnx_compiled`).
+the interpreter; one case per supported op compiled too (all of them: `-m onnx_full`).
 
 Cases whose ops dlg does not import skip (`unittest.SkipTest`, naming the ops); every case of
 an op dlg imports passes, or is listed in `XFAIL` with the reason (a strict expected failure:
@@ -51,6 +51,17 @@ XFAIL: dict[str, str] = {
 }
 
 
+# compiled only: a regex -> why the native code differs from the interpreter
+COMPILED_XFAIL: dict[str, str] = {
+}
+# compiled only, not run at all: the process would die
+COMPILED_SKIP: dict[str, str] = {
+    r"(?i)fp16|float16": "compiled half precision: an f64 -> f16 cast segfaults (codegen: "
+        "LLVM's fptrunc to half calls __truncdfhf2, which is not linked), and f16 attention "
+        "and causal-conv cases differ",
+}
+
+
 def node_cases() -> dict[str, set[str]]:
     """Every node case's name -> the ONNX ops of its model."""
     return {case.name: {n.op_type for n in case.model.graph.node}
@@ -63,10 +74,12 @@ SUPPORTED = sorted(name for name, ops in CASES.items() if ops <= set(OPS))
 
 def _suite(backend: type, names: list[str] | None) -> type:
     """BackendTest's node-test class for `backend`: CPU cases only (of `names`, if given),
-    XFAIL's as expected failures."""
+    XFAIL's (and for compiled code COMPILED_XFAIL's) as expected failures."""
     suite = BackendTest(backend, __name__)
-    for pattern in XFAIL:
+    for pattern in [*XFAIL, *(COMPILED_XFAIL if backend.compiled else ())]:
         suite.xfail(pattern)
+    for pattern in COMPILED_SKIP if backend.compiled else ():
+        suite.exclude(pattern)
     cls = suite.test_cases["OnnxBackendNodeModelTest"]
     for attr in [a for a in vars(cls) if a.startswith("test_")]:
         if not attr.endswith("_cpu") or names is not None and attr[:-4] not in names:
@@ -79,7 +92,7 @@ def _one_per_op() -> list[str]:
     failure."""
     chosen: dict[str, str] = {}
     for name in sorted(SUPPORTED, key=lambda n: (len(CASES[n]), n)):
-        if any(re.search(p, f"{name}_cpu") for p in XFAIL):
+        if any(re.search(p, f"{name}_cpu") for p in [*XFAIL, *COMPILED_XFAIL, *COMPILED_SKIP]):
             continue
         for op in CASES[name]:
             chosen.setdefault(op, name)
@@ -89,7 +102,7 @@ def _one_per_op() -> list[str]:
 OnnxBackendNodeModelTest = _suite(DlgBackend, None)
 OnnxCompiledOneCaseTest = _suite(CompiledDlgBackend, _one_per_op())
 OnnxCompiledOneCaseTest.__name__ = "OnnxCompiledOneCaseTest"
-OnnxCompiledAllTest = pytest.mark.onnx_compiled(_suite(CompiledDlgBackend, SUPPORTED))
+OnnxCompiledAllTest = pytest.mark.onnx_full(_suite(CompiledDlgBackend, SUPPORTED))
 OnnxCompiledAllTest.__name__ = "OnnxCompiledAllTest"
 
 
