@@ -76,18 +76,19 @@ class Case:
 
     def extras(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The model's inputs besides x, for the batch x (by its shape, so every peer gets the
-        same): a token model's key_padding_mask pads the last 0, 4, 8 or 12 positions of its
-        rows in turn."""
-        if self.name not in TOKENS:
-            return {}
-        n, length = x.shape
-        pad = 4 * (np.arange(n) % 4)
-        return {"key_padding_mask": np.arange(length) >= length - pad[:, None]}
+        same): a token model's key_padding_mask."""
+        return {"key_padding_mask": padding_mask(*x.shape)} if self.name in TOKENS else {}
 
     def reset(self) -> None:
         """The dlg model's weights back to `init`, in place (compiled code holds the arrays)."""
         for k, v in self.init.items():
             self.model.params.assign(k, v)
+
+
+def padding_mask(n: int, length: int) -> np.ndarray:
+    """[n, length], True at padding: row i pads its last (i % 4) eighths (none, 1/8, 2/8, 3/8)."""
+    pad = (np.arange(n) % 4) * length // 8
+    return np.arange(length) >= length - pad[:, None]
 
 
 def regression_data(n: int = REGRESSION_POINTS) -> tuple[np.ndarray, np.ndarray]:

@@ -120,7 +120,7 @@ class ResNet(Reference):
     stem without max pooling, four stages of two BasicBlocks (`width` x 1, 2, 4, 8 channels,
     stride 2 from the second), global average pooling."""
 
-    def __init__(self, width: int = 64, classes: int = 10):
+    def __init__(self, width: int = 64, classes: int = 10):  # resnet.dlg's width
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -140,17 +140,18 @@ class ResNet(Reference):
 
 
 class Transformer(Reference):
-    """transformer.dlg: token embedding + learned positions, post-norm GELU encoder layers
-    (dropout 0), the mean of the unpadded positions, a linear head."""
+    """transformer.dlg (its sizes under the same names): token embedding + learned positions,
+    post-norm GELU encoder layers (dropout 0), the mean of the unpadded positions, a head."""
 
-    def __init__(self, vocab: int = 1000, length: int = 32, d_model: int = 64, heads: int = 4,
-                 ff: int = 256, layers: int = 2, classes: int = 10):
+    def __init__(self, vocab: int = 1000, length: int = 32, d_model: int = 64, nhead: int = 4,
+                 dim_feedforward: int = 256, num_layers: int = 2, classes: int = 10):
         super().__init__()
         self.pos_embedding = nn.Parameter(0.02 * torch.randn(length, d_model))
         self.embedding = nn.Embedding(vocab, d_model)
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d_model, heads, ff, dropout=0.0, activation="gelu",
-                                       batch_first=True) for _ in range(layers))
+            nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=0.0,
+                                       activation="gelu", batch_first=True)
+            for _ in range(num_layers))
         self.fc = nn.Linear(d_model, classes)
 
     def body(self, x, key_padding_mask):
