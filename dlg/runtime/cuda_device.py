@@ -72,7 +72,8 @@ class DeviceGraph:
             out: Any = None) -> tuple[np.ndarray, ...]:
         if out is not None:
             raise DlgValueError("target 'cuda' does not write into out= arrays yet")
-        p, env = self.program, {}
+        p = self.program
+        env: dict[str, int] = {}
         arrays = [check_input(name, t, value, env)
                   for (name, _, t), value in zip(self.input_types, args)]
         buffers = self._buffers(env)

@@ -102,6 +102,7 @@ class Executable:
         if self.target != "cpu":
             raise DlgValueError(f"an artifact holds CPU code; this executable is for "
                                 f"{self.target!r} (compile with target='cpu' to save one)")
+        assert isinstance(self.native, NativeGraph)
         save_artifact(path, self.model, self.native, self.train_step() if train else None)
 
     @classmethod

@@ -13,6 +13,8 @@ block works on, loop bounds) may hold values across steps; code per thread runs 
 
 from __future__ import annotations
 
+from functools import partial
+
 from llvmlite import ir
 
 from dlg.compiler.codegen.llvm_cpu import Emitter
@@ -85,8 +87,7 @@ def _reduce(e: Emitter, grid: Grid, launch: Launch) -> None:
         grid.barrier(e)
         half = n // 2
         while half:
-            grid.each_thread(e, lambda t, h=half: when(
-                e, e.b.icmp_signed("<", t, I64(h)), lambda: _halve(e, sums, slots, t, h)))
+            grid.each_thread(e, partial(_halve, e, sums, slots, half))
             grid.barrier(e)
             half //= 2
 
@@ -118,8 +119,14 @@ def _partial_sum(e: Emitter, r: Reduce, t: ir.Value, threads: int) -> ir.Value:
     return e.b.load(acc)
 
 
-def _halve(e: Emitter, sums: list[Reduce], slots: list[ir.Value], t: ir.Value, half: int
+def _halve(e: Emitter, sums: list[Reduce], slots: list[ir.Value], half: int, t: ir.Value
            ) -> None:
+    """Threads below `half` fold the slot `half` above theirs into their own."""
+    when(e, e.b.icmp_signed("<", t, I64(half)), partial(_fold, e, sums, slots, half, t))
+
+
+def _fold(e: Emitter, sums: list[Reduce], slots: list[ir.Value], half: int, t: ir.Value
+          ) -> None:
     for r, slot in zip(sums, slots):
         dtype = r.body.dtype
         mine, other = e.b.gep(slot, [t]), e.b.gep(slot, [e.b.add(t, I64(half))])

@@ -25,6 +25,7 @@ launches. Three kinds:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dlg.compiler import indexing as ix
@@ -87,7 +88,7 @@ TILE_MIN = 32  # rows, columns and sum each at least this (estimated) to be wort
 
 def extent(loops: tuple[tuple[str, Expr], ...]) -> Expr:
     """How many points a list of loops covers."""
-    total = ix.ONE
+    total: Expr = ix.ONE
     for _, n in loops:
         total = ix.mul(total, n)
     return total
@@ -266,6 +267,6 @@ def _estimate(e: Expr) -> int:
     return ix._evaluate(e, {}, ESTIMATE)
 
 
-def evaluate(e: Expr, dims: dict[str, int]) -> int:
+def evaluate(e: Expr, dims: Mapping[str, int]) -> int:
     """An index expression of the dims, in Python (the host side of a launch: its grid size)."""
-    return ix._evaluate(e, dims, 0)
+    return ix._evaluate(e, dict(dims), 0)

@@ -12,6 +12,8 @@ stores its outputs with the fused epilogue (bias, activation) as the plain store
 
 from __future__ import annotations
 
+from functools import partial
+
 from llvmlite import ir
 
 from dlg.compiler.codegen.llvm_cpu import Emitter
@@ -108,12 +110,13 @@ def _store(e: Emitter, t: Tiling, launch: Launch, th: ir.Value, row0: ir.Value,
             row = b.add(row0, b.add(ty, I64(SIDE * i)))
             col = b.add(col0, b.add(tx, I64(SIDE * j)))
             inside = b.and_(b.icmp_signed("<", row, rows), b.icmp_signed("<", col, cols))
-            when(e, inside, lambda row=row, col=col, cell=i * PER + j: _output(
-                e, t, launch, row, col, b.load(b.gep(acc, [I64(cell)]))))
+            cell = b.gep(acc, [I64(i * PER + j)])
+            when(e, inside, partial(_output, e, t, launch, row, col, cell))
 
 
 def _output(e: Emitter, t: Tiling, launch: Launch, row: ir.Value, col: ir.Value,
-            total: ir.Value) -> None:
+            cell: ir.Value) -> None:
+    total = e.b.load(cell)
     at(e, row, t.rows)
     at(e, col, t.cols)
     e.scopes[-1][t.sum] = total
