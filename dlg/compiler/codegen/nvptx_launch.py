@@ -8,17 +8,21 @@ configuration and shared-memory steps the GPU runs.
 
 A kernel's top-level statements run in order, so each is a launch of its own (the end of a
 launch is the grid-wide barrier between them); a scan is a host-side loop over its body's
-launches. Three kinds:
+launches. Four kinds:
 
 - `elementwise`: a parallel loop nest whose iterations are independent (the outer parallel loop,
   and the loops inside it while they lead to one plain store that reads nothing it writes) is
   one flat index space, walked by a grid-stride loop (`i = block * threads + thread`, step
   `blocks * threads`): any size runs on at most `MAX_BLOCKS` blocks. Fills and copies are such
-  nests. Sums inside run per thread.
+  nests. Sums inside run per thread, and so do loops that are not independent (a cumsum's
+  row: one thread per row).
 - `reduce`: a store of a value with a sum (or product, max, min) over many elements into few
   outputs: one block per output (grid-stride over outputs), its threads splitting the sum, then
   a tree in shared memory (log2(threads) steps, each ending at a barrier); thread 0 stores.
-- `serial`: anything else (scatters that add into colliding positions, scans along a row):
+- `tiled`: a float32 sum of a product whose operands split the output loops into rows and
+  columns (matmuls, convolutions and their gradients): shared-memory tiles
+  (codegen/nvptx_tiles.py, `Tiling`).
+- `serial`: anything else (scatters, which may add into one position from several points):
   one thread of one block runs the statement as the CPU would.
 """
 
