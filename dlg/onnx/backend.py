@@ -25,9 +25,11 @@ from dlg.runtime.executable import Executable
 
 onnx_module()  # a DlgImportError naming the package when it is missing
 _base = importlib.import_module("onnx.backend.base")
+_Backend: Any = _base.Backend
+_BackendRep: Any = _base.BackendRep
 
 
-class DlgBackendRep(_base.BackendRep):
+class DlgBackendRep(_BackendRep):
     def __init__(self, model: Any, compiled: bool):
         self.model = model
         self.compiled = compiled
@@ -46,7 +48,7 @@ class DlgBackendRep(_base.BackendRep):
         return outputs if isinstance(outputs, tuple) else (outputs,)
 
 
-class DlgBackend(_base.Backend):
+class DlgBackend(_Backend):
     compiled = False
 
     @classmethod

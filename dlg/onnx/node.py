@@ -139,11 +139,16 @@ class OnnxNode:
         return all(self.is_static(i) for i in range(self.num_inputs) if self.has(i))
 
     def statics(self) -> list[Static]:
-        return [self._values[name] for name in self.proto.input if name]
+        return [self._static_value(name) for name in self.proto.input if name]
+
+    def _static_value(self, name: str) -> Static:
+        value = self._values[name]
+        assert isinstance(value, np.ndarray), f"{name} is not static"
+        return value
 
     def type(self, i: int) -> TensorType:
         if self.is_static(i):  # a shape's type, without making it a tensor
-            value = self._values[self.proto.input[i]]
+            value = self._static_value(self.proto.input[i])
             dtype = DType.i64 if value.dtype == object else DType.of(value)
             return TensorType(dtype, value.shape)
         return self.F.type_of(self.x(i))

@@ -68,7 +68,7 @@ def _size(n: OnnxNode) -> Any:
 
 def _range(n: OnnxNode) -> Any:
     start, limit, delta = (n.static(i, what) for i, what in enumerate(("start", "limit", "delta")))
-    return np.arange(start, limit, delta, dtype=start.dtype)
+    return np.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
 
 
 def _identity(n: OnnxNode) -> Any:
