@@ -4,9 +4,6 @@ The `onnx` package is optional (the `onnx` extra); it is imported when one of th
 """
 
 from dlg.onnx.export import export
-
-__all__ = ["export"]
-
 from dlg.onnx.load import load
 
-__all__ = ["load"]
+__all__ = ["export", "load"]
