@@ -75,7 +75,8 @@ def compile(model: Model | Module | str | Path, *example_inputs: Any,  # noqa: A
             target: str = "cpu") -> Executable:
     """Compile a model, a .dlg file, or a dlg.nn module (traced on `example_inputs`) to native
     code: `exe(x=...)` runs it in one call and `exe.train_step()` a whole training step.
-    Parameters stay shared with the model."""
+    Parameters stay shared with the model. `target`: "cpu", "cuda-emulated" (the GPU's kernels
+    run on the CPU, launch by launch) or "cuda" (an NVIDIA GPU through pycuda)."""
     if isinstance(model, Module):
         if not example_inputs:
             raise DlgValueError("dlg.compile(module, example_input, ...): a module is traced "
