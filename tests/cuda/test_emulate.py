@@ -7,6 +7,8 @@ Tolerances as tests/compiler/test_native.py's: the block sums add in another ord
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,8 @@ from dlg.runtime.native import NativeGraph
 from dlg.runtime.training import build_train_step
 from tests.compiler.test_native import ATOL, RTOL, op_graph, random_batch
 from tests.test_models import ALL, LARGE, MODELS
+from tools.fuzz import graphs
+from tools.fuzz.oracle import close, float64_run
 
 EMULATED = CompileOptions(target="cuda-emulated")
 
@@ -90,3 +94,16 @@ def test_edge_sizes_match_the_interpreter(edge, shape):
         np.testing.assert_allclose(got[k], want, rtol=RTOL, atol=1e-4, err_msg=k)
     points = shape[0] * shape[1]  # (3, 100003): more points than MAX_BLOCKS blocks of threads
     assert points <= nvptx_launch.MAX_BLOCKS * nvptx_launch.THREADS or points > 300_000
+
+
+@pytest.mark.cuda_full
+@pytest.mark.parametrize("index", range(60))
+def test_fuzz_graphs_match_the_interpreter_on_the_emulated_grid(index):
+    """The graphs campaign's cases (tools/fuzz/graphs.py, with gradients half the time), judged
+    by its oracle, on the emulated grid."""
+    g, inputs = graphs.make(0, index)
+    expected, _ = Interpreter().run(g, inputs, {})
+    got = NativeGraph(g, options=EMULATED)(inputs, {})
+    exact = functools.cache(lambda: float64_run(g, inputs, {}))
+    for k, want in expected.items():
+        close(f"{k}: emulated", got[k], want, lambda k=k: exact()[k])
