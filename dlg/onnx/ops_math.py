@@ -94,6 +94,10 @@ def _prelu(n: OnnxNode) -> Any:
     return n.F.emit(WHERE, n.F.emit(LT, x, scalar(n, 0.0, x)), n.F.emit(MUL, x, n.x(1)), x)
 
 
+def _tan(n: OnnxNode) -> Any:
+    return n.F.emit(DIV, n.F.emit(SIN, n.x(0)), n.F.emit(COS, n.x(0)))
+
+
 def _mod(n: OnnxNode) -> Any:
     return n.F.emit(FMOD if n.attr("fmod", 0) else REMAINDER, n.x(0), n.x(1))
 
@@ -315,7 +319,8 @@ OPS: dict[str, Handler] = {
     "Abs": _unary(ABS), "Neg": _unary(NEG), "Exp": _unary(EXP), "Log": _unary(LOG),
     "Sqrt": _unary(SQRT), "Reciprocal": _unary(RECIPROCAL), "Floor": _unary(FLOOR),
     "Ceil": _unary(CEIL), "Sin": _unary(SIN), "Cos": _unary(COS), "Sinh": _unary(SINH),
-    "Cosh": _unary(COSH), "Tanh": _unary(TANH), "Sigmoid": _unary(SIGMOID), "Relu": _unary(RELU),
+    "Cosh": _unary(COSH), "Tan": _tan, "Tanh": _unary(TANH), "Sigmoid": _unary(SIGMOID),
+    "Relu": _unary(RELU),
     "Erf": _unary(ERF), "Sign": _unary(SIGN), "Round": _unary(ROUND), "Not": _unary(LOGICAL_NOT),
     "IsNaN": _unary(ISNAN), "IsInf": _isinf, "Softplus": _unary(SOFTPLUS),
     "Softsign": _unary(SOFTSIGN), "Mish": _unary(MISH), "HardSwish": _unary(HARDSWISH),

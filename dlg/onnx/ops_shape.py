@@ -16,7 +16,8 @@ from dlg.functions.indexing import index
 from dlg.functions.padding import pad
 from dlg.functions.shape import broadcast_to, reshape, split, tile
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.elementwise import ADD, LT, WHERE
+from dlg.ir.ops.elementwise import ADD, CAST, LT, WHERE
+from dlg.ir.ops.nn import ONE_HOT
 from dlg.ir.ops.shape import CONCAT, SQUEEZE, TAKE, TRANSPOSE, UNSQUEEZE
 from dlg.ir.ops.source import FULL
 from dlg.ir.shapes import numel
@@ -247,6 +248,37 @@ def _gather_elements(n: OnnxNode) -> Any:
     return gather(n.F, n.x(0), axis, _from_end(n, n.x(1), t.shape[axis]))
 
 
+def _one_hot(n: OnnxNode) -> Any:
+    """values[1] where the new axis (at `axis`) equals the index (negative ones counted from
+    the end), values[0] elsewhere."""
+    depth = int(n.static(1, "depth").reshape(-1)[0])
+    off, on = n.static(2, "values").reshape(-1)[:2]
+    dtype = elem_dtype(onnx_module().helper.np_dtype_to_tensor_dtype(np.asarray(on).dtype),
+                       "OneHot's values")
+    indices = n.F.emit(CAST, n.x(0), dtype=DType.i64)
+    indices = _from_end(n, indices, depth)
+    hit = n.F.emit(ONE_HOT, indices, num_classes=depth, dtype=DType.bool)
+    rank = n.type(0).rank + 1
+    axis = n.attr("axis", -1) % rank
+    if axis != rank - 1:
+        perm = [*range(axis), rank - 1, *range(axis, rank - 1)]
+        hit = n.F.emit(TRANSPOSE, hit, perm=tuple(perm))
+    return n.F.emit(WHERE, hit, n.F.lift(on.item(), dtype), n.F.lift(off.item(), dtype))
+
+
+def _trilu(n: OnnxNode) -> Any:
+    """x where column - row >= k (upper) or <= k (lower) in the last two axes, else 0."""
+    t = n.type(0)
+    k = int(n.static(1, "k").reshape(-1)[0]) if n.has(1) else 0
+    rows, cols = t.shape[-2:]
+    if not isinstance(rows, int) or not isinstance(cols, int):
+        raise n.error(f"Trilu needs known sizes of the last two axes, got {t}")
+    offset = np.arange(cols)[None, :] - np.arange(rows)[:, None]
+    keep = offset >= k if n.attr("upper", 1) else offset <= k
+    return n.F.emit(WHERE, n.F.lift(keep, DType.bool), n.x(0),
+                    n.F.lift(0, t.dtype))
+
+
 # ---- padding ----------------------------------------------------------------------------------
 PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate",
              "wrap": "circular"}
@@ -278,5 +310,5 @@ OPS: dict[str, Handler] = {
     "SpaceToDepth": _space_to_depth,
     "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split,
     "Expand": _expand, "Tile": _tile, "Slice": _slice, "Gather": _gather,
-    "GatherElements": _gather_elements, "Pad": _pad,
+    "GatherElements": _gather_elements, "Pad": _pad, "OneHot": _one_hot, "Trilu": _trilu,
 }
