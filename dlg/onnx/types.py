@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from dlg.errors import DlgImportError
 from dlg.ir.dtypes import DType
+from dlg.optional import optional_import
 
 # TensorProto.DataType numbers (onnx.proto); fixed by the format, so spelled out here
 _TO_ONNX = {DType.f32: 1, DType.i32: 6, DType.i64: 7, DType.bool: 9, DType.f16: 10,
@@ -16,11 +15,7 @@ _FROM_ONNX = {v: k for k, v in _TO_ONNX.items()}
 
 def onnx_module() -> ModuleType:
     """The `onnx` package, or a DlgImportError saying how to install it."""
-    try:
-        return importlib.import_module("onnx")
-    except ImportError as e:
-        raise DlgImportError("ONNX support needs the `onnx` package: "
-                             "pip install 'dlg[onnx]' (or pip install onnx)") from e
+    return optional_import("onnx", "ONNX support", "pip install 'dlg[onnx]' (or pip install onnx)")
 
 
 def to_onnx(dtype: DType) -> int:

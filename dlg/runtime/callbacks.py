@@ -11,7 +11,6 @@ arguments and rules follow `keras.callbacks`; weights are written with `Model.sa
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlg.errors import DlgImportError, DlgValueError
+from dlg.errors import DlgValueError
 from dlg.files import write_text
+from dlg.optional import optional_import
 from dlg.runtime.weights import FORMATS as WEIGHT_FORMATS
 
 if TYPE_CHECKING:
@@ -288,8 +288,6 @@ class TensorBoard(Callback):
 
 
 def _summary_writer() -> Any:
-    try:
-        return importlib.import_module("tensorboardX").SummaryWriter
-    except ImportError as e:
-        raise DlgImportError('TensorBoard logging needs tensorboardX: pip install '
-                             '"dlg[tensorboard]" (or pip install tensorboardX)') from e
+    return optional_import("tensorboardX", "TensorBoard logging",
+                           'pip install "dlg[tensorboard]" (or pip install tensorboardX)'
+                           ).SummaryWriter

@@ -7,7 +7,6 @@ names, so files move between dlg and PyTorch as they are.
 
 from __future__ import annotations
 
-import importlib
 import pickle
 import re
 from collections.abc import Mapping
@@ -19,9 +18,10 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 from safetensors.numpy import save as save_tensors
 
-from dlg.errors import DlgImportError, DlgValueError
+from dlg.errors import DlgValueError
 from dlg.files import atomic_write, write_bytes
 from dlg.ir.dtypes import DType
+from dlg.optional import optional_import
 
 FORMATS = (".safetensors", ".npz", ".pt", ".pth")
 TORCH_FORMATS = (".pt", ".pth")
@@ -36,11 +36,7 @@ def _format(path: Path) -> str:
 
 def torch_module() -> Any:
     """The `torch` package, or a DlgImportError saying how to install it."""
-    try:
-        return importlib.import_module("torch")
-    except ImportError as e:
-        raise DlgImportError("PyTorch models and .pt/.pth files need the `torch` package: "
-                             "pip install torch") from e
+    return optional_import("torch", "PyTorch models and .pt/.pth files", "pip install torch")
 
 
 def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:

@@ -4,13 +4,13 @@ asked for; a missing one is a DlgImportError that names how to install both."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from dlg.errors import DlgImportError, DlgValueError
 from dlg.files import write_bytes
+from dlg.optional import optional_import
 
 INSTALL = ("pip install 'dlg[viz]' (the graphviz Python package) and the Graphviz programs "
            "(apt install graphviz, brew install graphviz)")
@@ -20,11 +20,7 @@ IMAGE_FORMATS = ("svg", "png", "pdf")
 
 def graphviz_module() -> ModuleType:
     """The `graphviz` package, or a DlgImportError saying how to install it."""
-    try:
-        return importlib.import_module("graphviz")
-    except ImportError:
-        raise DlgImportError(f"drawing a graph needs the graphviz Python package: {INSTALL}"
-                             ) from None
+    return optional_import("graphviz", "drawing a graph", INSTALL)
 
 
 def format_of(path: Path, fmt: str | None) -> str:

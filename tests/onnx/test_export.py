@@ -325,7 +325,8 @@ def test_unsupported_opset_is_a_clear_error(mixed, opset):
 
 def test_without_the_onnx_package(mixed, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # what an uninstalled package imports as
-    with pytest.raises(dlg.DlgError, match=r"needs the `onnx` package: pip install 'dlg\[onnx\]'"):
+    with pytest.raises(dlg.DlgError,
+                       match=r"needs the onnx Python package: pip install 'dlg\[onnx\]'"):
         export(mixed)
 
 

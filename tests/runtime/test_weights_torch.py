@@ -80,5 +80,6 @@ def test_without_torch_pt_files_and_from_torch_say_how_to_install_it(tmp_path, m
     torch.save({"w": torch.ones(1)}, path)
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails from here on
     for attempt in (lambda: load_weights(path), lambda: dlg.from_torch(object(), None)):
-        with pytest.raises(DlgImportError, match="need the `torch` package: pip install torch"):
+        with pytest.raises(DlgImportError,
+                           match="needs the torch Python package: pip install torch"):
             attempt()
