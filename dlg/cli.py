@@ -60,6 +60,14 @@ from dlg.viz.render import IMAGE_FORMATS, SOURCE_FORMATS
 EPILOG = "Run `dlgc COMMAND --help` for the options of one command."
 
 
+
+def _add_model_choice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="which model, when the file defines several")
+
+
+def _add_seed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -87,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
                            description="Parse a .dlg file, infer every shape and print a "
                            "summary: inputs, per-layer output shapes, parameter counts.")
     check.add_argument("file", type=Path, help="the .dlg file")
-    check.add_argument("--model", help="which model, when the file defines several")
+    _add_model_choice(check)
     check.add_argument("--emit", choices=("summary", "graph", "dlg", "json"), default="summary",
                        help="what to print: the summary table (default), the IR graph as text, "
                        "the canonical .dlg source, or the graph as JSON")
@@ -95,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="show the training-mode graph (train section's loss and metrics)")
     check.add_argument("--no-spans", action="store_true",
                        help="leave source locations out of --emit graph")
-    check.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
+    _add_seed(check)
     check.set_defaults(run=_check)
 
     run = sub.add_parser("run", help="run a model on inputs from .npy/.npz files",
@@ -107,8 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", "-w", type=Path,
                      help="parameters to load from a .safetensors, .npz or .pt/.pth file "
                      "(PyTorch names)")
-    run.add_argument("--model", help="which model, when the file defines several")
-    run.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
+    _add_model_choice(run)
+    _add_seed(run)
     run.add_argument("-o", "--output", type=Path,
                      help="write the output (.npy, or .npz for several outputs)")
     run.set_defaults(run=_run)
@@ -152,8 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--profile", type=int, metavar="CALLS", nargs="?", const=20,
                       help="run the compiled graph CALLS times (default 20) at --batch on "
                       "random inputs and print the milliseconds spent in each kernel")
-    comp.add_argument("--model", help="which model, when the file defines several")
-    comp.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
+    _add_model_choice(comp)
+    _add_seed(comp)
     comp.set_defaults(run=_compile)
 
     train = sub.add_parser(
@@ -173,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="learning rate (default: the train section's)")
     train.add_argument("--seed", type=int, default=0,
                        help="seed for initialisation, shuffling and dropout (default 0)")
-    train.add_argument("--model", help="which model, when the file defines several")
+    _add_model_choice(train)
     train.add_argument("-o", "--output", type=Path,
                        help="save the trained weights (.safetensors or .npz)")
     train.add_argument("--checkpoint", type=Path, metavar="PATH",
@@ -246,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     viz.add_argument("--train", action="store_true",
                      help="draw the training graph (loss and metrics as outputs; with "
                      "--compiled, the whole step: forward, backward and optimizer update)")
-    viz.add_argument("--model", help="which model, when the file defines several")
+    _add_model_choice(viz)
     viz.set_defaults(run=_viz)
 
     exp = sub.add_parser(
@@ -265,8 +273,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--scan", action="store_true",
                      help="write recurrent layers as ONNX Scan loops (default: ONNX's own LSTM, "
                      "GRU and RNN ops)")
-    exp.add_argument("--model", help="which model, when the file defines several")
-    exp.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
+    _add_model_choice(exp)
+    _add_seed(exp)
     exp.set_defaults(run=_export)
 
     imp = sub.add_parser(
