@@ -60,13 +60,13 @@ from dlg.viz.render import IMAGE_FORMATS, SOURCE_FORMATS
 EPILOG = "Run `dlgc COMMAND --help` for the options of one command."
 
 
-
 def _add_model_choice(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="which model, when the file defines several")
 
 
 def _add_seed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="parameter initialisation seed")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
