@@ -120,6 +120,8 @@ class Scalar:
             return b.icmp_signed("!=", value, ir.Constant(value.type, 0))
         if src == DType.bool:
             return b.uitofp(value, t) if dst.is_float else b.zext(value, t)
+        if src == DType.f64 and dst == DType.f16:
+            return b.fptrunc(self.f32_rounded_to_odd(value), t)
         if src.is_float and dst.is_float:
             return b.fpext(value, t) if _bits(dst) > _bits(src) else b.fptrunc(value, t)
         if src.is_float:
@@ -127,6 +129,29 @@ class Scalar:
         if dst.is_float:
             return b.sitofp(value, t)
         return b.sext(value, t) if _bits(dst) > _bits(src) else b.trunc(value, t)
+
+    def f32_rounded_to_odd(self, x: ir.Value) -> ir.Value:
+        """f64 -> f32 rounded to odd: an inexact result is truncated toward zero and its last bit
+        set. x86 has no f64 -> f16 instruction (LLVM calls __truncdfhf2, which the JIT does not
+        link: a segfault), and plain f64 -> f32 -> f16 rounds twice (a value just short of a
+        half-way point lands on it, then ties to even); the odd bit keeps 'inexact' for the
+        second rounding, which is then correct since 24 >= 11 + 2 bits."""
+        b = self.b
+        lanes = x.type.count if isinstance(x.type, ir.VectorType) else None
+        f32, i32 = ((ir.VectorType(ir.FloatType(), lanes), ir.VectorType(ir.IntType(32), lanes))
+                    if lanes else (ir.FloatType(), ir.IntType(32)))
+        narrow = b.fptrunc(x, f32)
+        wide = b.fpext(narrow, x.type)
+        inexact = b.fcmp_ordered("one", wide, x)
+        finite = b.fcmp_ordered("one", self.fabs(narrow), ir.Constant(f32, float("inf")))
+        bits = b.bitcast(narrow, i32)
+        away = b.fcmp_ordered(">", self.fabs(wide), self.fabs(x))
+        truncated = b.select(away, b.sub(bits, ir.Constant(i32, 1)), bits)
+        odd = b.bitcast(b.or_(truncated, ir.Constant(i32, 1)), f32)
+        return b.select(b.and_(inexact, finite), odd, narrow)
+
+    def fabs(self, x: ir.Value) -> ir.Value:
+        return self.b.call(self.intrinsic("llvm.fabs", x.type), [x])
 
     def isnan(self, v: ir.Value) -> ir.Value:
         return self.b.fcmp_unordered("uno", v, v)
