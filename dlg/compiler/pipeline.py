@@ -47,6 +47,7 @@ from dlg.compiler.passes.im2col import im2col
 from dlg.compiler.passes.hoist import hoist
 from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.passes.simplify import simplify
+from dlg.compiler.passes.widen_half import widen_half
 from dlg.compiler.schedule import schedule
 from dlg.errors import DlgError, DlgValueError
 from dlg.files import write_text
@@ -115,6 +116,7 @@ PIPELINE: list[Stage] = [
     Stage("autodiff", _autodiff, training=True),
     Stage("apply_optimizer", _apply_optimizer, training=True),
     Stage("decompose", lambda g, ctx: decompose(g)),  # composites -> primitives
+    Stage("widen_half", lambda g, ctx: widen_half(g)),  # f16 sums accumulate in f32
     Stage("explicit_padding", lambda g, ctx: explicit_padding(g)),  # conv padding -> pad
     Stage("im2col", lambda g, ctx: g if ctx.options.im2col is False else im2col(
         g, None if ctx.options.im2col else host_target().vector_bytes // 4)),  # conv -> GEMM

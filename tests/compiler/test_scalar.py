@@ -66,3 +66,22 @@ def test_float64_to_float16_rounds_once():
     with np.errstate(over="ignore"):
         assert np.array_equal(got.view(np.uint16), x.astype(np.float16).view(np.uint16))
     assert np.isnan(NativeGraph(g)({"x": np.array([np.nan])}, {})["y"]).all()
+
+
+def test_float16_matmul_rounds_its_fused_multiply_adds():
+    """A half-precision matmul's reduction is an f16 fma, which LLVM computes in f64 and rounds
+    with a call to `__truncdfhf2` (codegen/half.py defines it; unlinked, the call segfaulted).
+    Each step rounds to f16 once, as NumPy's f16 fma chain does."""
+    rng = np.random.default_rng(1)
+    q, k = (rng.standard_normal(s).astype(np.float16) for s in ((8, 16), (16, 6)))
+    g = Graph("half_matmul")
+    b = Builder(g)
+    product = b.matmul(b.input("q", TensorType.parse("f16[8,16]")),
+                       b.input("k", TensorType.parse("f16[16,6]")))
+    g.set_output("y", b.cast(product, dtype=DType.f32))
+    got = NativeGraph(g)({"q": q, "k": k}, {})["y"]
+    want = np.zeros((8, 6), np.float16)
+    wide_q, wide_k = q.astype(np.float64), k.astype(np.float64)
+    for r in range(16):  # fma: the product exact in f64, one rounding of the sum
+        want = (want + wide_q[:, r:r + 1] * wide_k[r]).astype(np.float16)
+    np.testing.assert_allclose(got, want, rtol=0, atol=2 ** -8 * np.abs(want).max())

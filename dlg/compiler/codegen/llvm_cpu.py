@@ -21,7 +21,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from dlg.compiler.codegen import anomaly as checks
-from dlg.compiler.codegen import gemm, threads
+from dlg.compiler.codegen import gemm, half, threads
 from dlg.compiler.codegen.cache import host
 from dlg.compiler.codegen.parts import O1, O2, O3, Allocator, Linker, Modules, declared, unpack
 from dlg.compiler.codegen.gemm import emit_gemm
@@ -595,6 +595,8 @@ class Jitted:
         threads.start(threads.cores() - 1, new_target_machine)
         if gemm.SGEMM.encode() in object_code:  # named in its symbol table: code that calls it
             gemm.start(host_target(), new_target_machine)
+        if half.TRUNCATE.encode() in object_code:
+            half.start(new_target_machine)
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), new_target_machine())
         for code in unpack(object_code):  # one object per part (codegen/parts.py)
             self.engine.add_object_file(llvm.ObjectFileRef.from_data(code))

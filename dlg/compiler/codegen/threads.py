@@ -56,15 +56,16 @@ def start(workers: int, machine: Callable[[], llvm.TargetMachine]) -> object:
     """Compile the pool, start `workers` threads and make `dlg_run_parallel` resolvable; once per
     process (its object code kept in the disk cache). Returns the engine, which must stay
     alive."""
-    engine = cache.library(_module(), "no passes", lambda text: _object_code(text, machine()),
-                           machine)
+    engine = cache.library(_module(), "no passes",
+                           lambda text: object_code_as_written(text, machine()), machine)
     llvm.add_symbol(RUN_PARALLEL, engine.get_function_address(RUN_PARALLEL))
     ctypes.CFUNCTYPE(None, ctypes.c_int64)(engine.get_function_address("dlg_pool_start"))(workers)
     return engine
 
 
-def _object_code(text: str, tm: llvm.TargetMachine) -> bytes:
-    """The pool's machine code, as written (no IR passes: it is small and waits on memory)."""
+def object_code_as_written(text: str, tm: llvm.TargetMachine) -> bytes:
+    """A library's machine code, as written: no IR passes (the pool is small and waits on
+    memory; half.py's conversion is straight-line)."""
     mod = llvm.parse_assembly(text)
     mod.data_layout = str(tm.target_data)
     return tm.emit_object(mod)
