@@ -13,8 +13,8 @@ with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields, is_dataclass
 
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.opdef import OpDef
@@ -46,6 +46,27 @@ class Expr:
     dtype: DType
 
 
+def _hashed_once(cls: type) -> type:
+    """Keep each node's hash (its dataclass hash would rehash the whole subtree on every call:
+    exponential in a DAG's depth, and codegen looks expressions up in dicts). Not pickled: a
+    string's hash differs between processes."""
+    fields_hash = cls.__hash__
+
+    def __hash__(self: Expr) -> int:
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            value = fields_hash(self)
+            object.__setattr__(self, "_hash", value)
+            return value
+
+    def __getstate__(self: Expr) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+    cls.__hash__ = __hash__  # type: ignore[method-assign]
+    cls.__getstate__ = __getstate__  # type: ignore[attr-defined]
+    return cls
+
+
 @dataclass(frozen=True)
 class Const(Expr):
     value: float | int | bool
@@ -58,6 +79,7 @@ class Var(Expr):
     name: str
 
 
+@_hashed_once
 @dataclass(frozen=True)
 class Load(Expr):
     """buffer[index]; where `guard` is false the value is `other` and memory is not read."""
@@ -68,6 +90,7 @@ class Load(Expr):
     other: float = 0.0
 
 
+@_hashed_once
 @dataclass(frozen=True)
 class Op(Expr):
     """A scalar op with a form in codegen/scalar.py: ADD, EXP, LT, CAST, SELECT, FLOORDIV, ..."""
@@ -76,6 +99,7 @@ class Op(Expr):
     args: tuple[Expr, ...]
 
 
+@_hashed_once
 @dataclass(frozen=True)
 class Reduce(Expr):
     """Fold `body` with `combine` (ADD, MUL, MAX, MIN, ARGMAX, ARGMIN) over the index space
@@ -88,6 +112,7 @@ class Reduce(Expr):
     init: float
 
 
+@_hashed_once
 @dataclass(frozen=True)
 class Random(Expr):
     """A uniform [0, 1) draw: a hash of (the call's seed, `salt`, `index`). Counter-based, so
@@ -243,36 +268,57 @@ class Kernel:
 
 
 def walk(e: Expr) -> Iterator[Expr]:
-    yield e
+    """`e` and its subexpressions, each distinct node once: expressions are DAGs (a gradient's
+    reuses a recomputed value many times), and a walk of every path is exponential in depth."""
+    seen: set[int] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        yield x
+        stack.extend(reversed(_children(x)))
+
+
+def _children(e: Expr) -> tuple[Expr, ...]:
     if isinstance(e, Load):
-        yield from walk(e.index)
-        if e.guard is not None:
-            yield from walk(e.guard)
-    elif isinstance(e, Op):
-        for a in e.args:
-            yield from walk(a)
-    elif isinstance(e, Reduce):
-        for _, extent in e.axes:
-            yield from walk(extent)
-        yield from walk(e.body)
-    elif isinstance(e, Random):
-        yield from walk(e.index)
+        return (e.index,) if e.guard is None else (e.index, e.guard)
+    if isinstance(e, Op):
+        return e.args
+    if isinstance(e, Reduce):
+        return (*(extent for _, extent in e.axes), e.body)
+    if isinstance(e, Random):
+        return (e.index,)
+    return ()
 
 
 def substitute(e: Expr, values: dict[str, Expr]) -> Expr:
-    """`e` with the variables named in `values` replaced."""
+    """`e` with the variables named in `values` replaced (a shared subexpression once: its
+    copy is shared too)."""
+    memo: dict[int, Expr] = {}
+
+    def sub(e: Expr) -> Expr:
+        done = memo.get(id(e))
+        if done is None:
+            done = memo[id(e)] = _substituted(e, sub, values)
+        return done
+    return sub(e)
+
+
+def _substituted(e: Expr, sub: Callable[[Expr], Expr], values: dict[str, Expr]) -> Expr:
     if isinstance(e, Var):
         return values.get(e.name, e)
     if isinstance(e, Load):
-        return Load(e.dtype, e.buffer, substitute(e.index, values),
-                    None if e.guard is None else substitute(e.guard, values), e.other)
+        return Load(e.dtype, e.buffer, sub(e.index), None if e.guard is None else sub(e.guard),
+                    e.other)
     if isinstance(e, Op):
-        return Op(e.dtype, e.op, tuple(substitute(a, values) for a in e.args))
+        return Op(e.dtype, e.op, tuple(sub(a) for a in e.args))
     if isinstance(e, Reduce):
-        return Reduce(e.dtype, e.combine, tuple((v, substitute(n, values)) for v, n in e.axes),
-                      substitute(e.body, values), e.init)
+        return Reduce(e.dtype, e.combine, tuple((v, sub(n)) for v, n in e.axes), sub(e.body),
+                      e.init)
     if isinstance(e, Random):
-        return Random(e.dtype, e.salt, substitute(e.index, values))
+        return Random(e.dtype, e.salt, sub(e.index))
     return e
 
 
@@ -361,3 +407,26 @@ def format_stmt(s: Stmt, indent: int = 1) -> list[str]:
 def format_kernel(k: Kernel) -> str:
     head = f"kernel {k.name}({', '.join(k.reads)}) -> ({', '.join(k.writes)}):"
     return "\n".join([head] + [line for s in k.body for line in format_stmt(s)])
+
+
+def canonical(stmts: tuple[Stmt, ...], rename: Callable[[str], str]) -> str:
+    """A kernel body as text, linear in its size (repr prints a shared subexpression once per
+    path to it): each distinct node of this IR once, numbered, its fields naming nodes by number
+    and its strings through `rename`. Bodies that lowering built alike give the same text."""
+    numbers: dict[int, int] = {}
+    lines: list[str] = []
+
+    def text(x: object) -> str:
+        if isinstance(x, tuple):
+            return "(" + ", ".join(text(v) for v in x) + ")"
+        if isinstance(x, str):
+            return rename(x)
+        if not is_dataclass(x) or type(x).__module__ != __name__:  # ops print as <op add>
+            return repr(x)
+        if id(x) not in numbers:
+            line = f"{type(x).__name__}({', '.join(text(getattr(x, f.name)) for f in fields(x))})"
+            numbers[id(x)] = len(lines)
+            lines.append(line)
+        return f"#{numbers[id(x)]}"
+    lines.append(text(stmts))
+    return "\n".join(lines)

@@ -150,3 +150,48 @@ def test_object_blobs_round_trip_and_damage_is_an_error():
     for bad in (b"", b"\x7fELF...", blob[:-1], blob + b"x", blob[:12]):
         with pytest.raises(DlgValueError):
             unpack(bad)
+
+
+def test_long_constant_reductions_are_o2_pooling_windows_o3():
+    """O3 fully unrolls a row of constant length and the loops around it (a layer norm's mean
+    over 64 took over a second to optimise); a pooling window's few terms keep O3."""
+    m = dlg.loads("""
+    model Rows {
+        input x: f32[N, 32, 64]
+        input img: f32[N, 8, 16, 16]
+        output mean = sum(x, axis=2) / 64.0
+        output pooled = max_pool2d(img, 2)
+    }""")
+    native = NativeGraph(m.graph)
+    levels = {k.name: kernel_level(k) for k in native.program.kernels}
+    assert sorted(levels.values()) == [O2, O3], levels
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 32, 64)).astype(np.float32)
+    img = rng.standard_normal((3, 8, 16, 16)).astype(np.float32)
+    got = native({"x": x, "img": img}, m.params)
+    for name, value in zip(m.outputs, m(x=x, img=img)):
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_repeated_layers_share_their_kernel_functions():
+    m = dlg.loads("""
+    layer Block(width: int) {
+        layer fc = Linear(width, width)
+        layer norm = LayerNorm(width)
+        forward(x) { return norm(x + relu(fc(x))) }
+    }
+    model Stack {
+        input x: f32[N, 24]
+        layer blocks = [Block(24) for i in range(3)]
+        h = x
+        for block in blocks { h = block(h) }
+        output y = h
+    }""")
+    native = NativeGraph(m.graph)
+    kernels = native.program.kernels
+    text = str(native.module)
+    defined = sum(f'@"Stack.{k.name}"(' in line for k in kernels for line in text.splitlines()
+                  if line.startswith("define"))
+    assert len(kernels) >= 6 and defined * 2 < len(kernels), (defined, len(kernels))
+    x = np.random.default_rng(1).standard_normal((5, 24)).astype(np.float32)
+    np.testing.assert_allclose(native({"x": x}, m.params)["y"], m(x=x), rtol=1e-5, atol=1e-5)
