@@ -152,9 +152,9 @@ def test_object_blobs_round_trip_and_damage_is_an_error():
             unpack(bad)
 
 
-def test_long_constant_reductions_are_o2_pooling_windows_o3():
-    """O3 fully unrolls a row of constant length and the loops around it (a layer norm's mean
-    over 64 took over a second to optimise); a pooling window's few terms keep O3."""
+def test_rows_that_o3_would_unroll_are_o2_pooling_windows_o3():
+    """O3 vectorises a row of 32 to 111 terms, then unrolls it and the loops around it (a layer
+    norm's mean over 64 took over a second to optimise); a pooling window's few terms keep O3."""
     m = dlg.loads("""
     model Rows {
         input x: f32[N, 32, 64]
