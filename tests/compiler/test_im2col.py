@@ -133,17 +133,21 @@ def test_compiled_convolution_and_gradients_match_the_interpreter(case):
             np.testing.assert_allclose(got[k], want[k], rtol=RTOL, atol=1e-4, err_msg=k)
 
 
-@pytest.mark.parametrize("channels,width,rewritten", [
-    (16, 7, True), (16, 10, True), (3, 12, True), (16, 13, False), (16, 16, False),
-    (16, 24, False), (7, 20, False)])
-def test_by_default_only_convolutions_whose_tiles_waste_lanes(channels, width, rewritten):
-    """With 8 lanes: widths that are multiples of the vector, or wider than 12, stay tiles;
-    the forward convolution and its weight gradient are rewritten together."""
+@pytest.mark.parametrize("channels,width,stride,rewritten", [
+    (16, 7, 1, True), (16, 10, 1, True), (3, 12, 1, True), (16, 13, 1, False),
+    (16, 16, 1, False), (16, 24, 1, False), (7, 20, 1, False), (16, 16, 2, True),
+    (7, 20, 2, True)])
+def test_by_default_only_convolutions_the_tiles_do_badly(channels, width, stride, rewritten):
+    """With 8 lanes: widths that are multiples of the vector, or wider than 12, stay tiles,
+    unless the input is read with a stride (the tiles need contiguous columns); the forward
+    convolution and its weight gradient are rewritten together."""
     g = Graph("c")
     b = Builder(g)
-    x = b.input("x", TensorType.parse(f"f32[N,{channels},{width + 2},{width + 2}]"))
+    size = stride * (width - 1) + 3
+    x = b.input("x", TensorType.parse(f"f32[N,{channels},{size},{size}]"))
     w = b.input("w", TensorType(DType.f32, (32, channels, 3, 3)))
-    y = b.conv(x, w, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1), groups=1)
+    y = b.conv(x, w, stride=(stride, stride), padding=((0, 0), (0, 0)), dilation=(1, 1),
+               groups=1)
     g.set_output("loss", b.reduce_sum(b.mul(y, y), axes=None, keepdims=False))
     out = im2col(grad(g, "loss", wrt=["w"]), lanes=8)
     ops = [node.op for node in out]
