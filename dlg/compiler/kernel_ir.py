@@ -293,6 +293,17 @@ def _children(e: Expr) -> tuple[Expr, ...]:
     return ()
 
 
+def independent(loop: Loop) -> bool:
+    """Whether a loop's iterations are independent: it leads (through single loops) to one store
+    or register tile that writes without accumulating and reads nothing it writes."""
+    s: Stmt = loop
+    while isinstance(s, Loop) and len(s.body) == 1:
+        s = s.body[0]
+    if not isinstance(s, (Store, Tile)) or isinstance(s, Store) and s.accumulate:
+        return False
+    return all(not (isinstance(e, Load) and e.buffer == s.buffer) for e in walk(s.value))
+
+
 def substitute(e: Expr, values: dict[str, Expr]) -> Expr:
     """`e` with the variables named in `values` replaced (a shared subexpression once: its
     copy is shared too)."""

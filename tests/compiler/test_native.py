@@ -270,16 +270,19 @@ def test_contraction_operands_are_not_recomputed():
     assert relu.out in fuse(g).materialized, "relu is computed once, not once per column"
 
 
+@pytest.mark.parametrize("batch", [1, 3, 16])
 @pytest.mark.parametrize("name", ["convnet.dlg", "lstm.dlg"])
-def test_threads_split_work_without_changing_results(name, monkeypatch):
-    """Parallel loops split outer iterations; each element is computed the same way."""
+def test_threads_split_work_without_changing_results(name, batch, monkeypatch):
+    """Parallel loops split outer iterations (a batch smaller than the threads: batch x
+    channels); each element is computed the same way, and as the interpreter computes it."""
     m = dlg.load(MODELS / name)
-    x = random_batch(m, m.graph, 16, 0)
+    x = random_batch(m, m.graph, batch, 0)
     results = []
     for n in ("1", "4"):
         monkeypatch.setenv("DLG_NUM_THREADS", n)
         results.append(dlg.compile(m)(**x))
     np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[1], m(**x), rtol=1e-4, atol=1e-5)
 
 
 # ---- degenerate shapes: 0-d inputs, reductions over no axis, empty operands -------------------

@@ -50,6 +50,7 @@ from dlg.compiler.kernel_ir import (
     Tile,
     Var,
     canonical,
+    independent,
     walk,
 )
 from dlg.compiler.lower import Program
@@ -232,8 +233,12 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
             k = next(count)
             if isinstance(s, Loop) and s.parallel and not _small(s) \
                     and len(buffers) + 4 <= threads.MAX_WORDS:
-                chunk = _chunk_function(m, p, kernel, s, f"{fn.name}.part{k}", dims, functions)
-                emitter.parallel(s, chunk, _trampoline(m, chunk), len(dims))
+                inner = _collapsible(s)
+                chunk = _chunk_function(m, p, kernel, s, inner, f"{fn.name}.part{k}", dims,
+                                        functions)
+                spread = s if inner is None else Loop(
+                    s.var, Op(DType.i64, MUL, (s.extent, inner.extent)), inner.body, True)
+                emitter.parallel(spread, chunk, _trampoline(m, chunk), len(dims))
             elif isinstance(s, Gemm):
                 emit_gemm(emitter, s, top)
             else:
@@ -243,9 +248,27 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
     return fn
 
 
-def _chunk_function(m: ir.Module, p: Program, kernel: Kernel, loop: Loop, name: str,
-                    dims: list[str], functions: dict[str, ir.Function]) -> ir.Function:
-    """The iterations [start, end) of a kernel's parallel loop, as a function of their own."""
+COLLAPSED_WORK = 256  # iterations per inner iteration: its division and remainder are noise
+
+
+def _collapsible(loop: Loop) -> Loop | None:
+    """The loop inside a parallel loop that the threads share it with: its only statement, when
+    that has independent iterations, an extent of its own and work enough in each (a register
+    tile's rows, not one element). Over the batch alone, a batch of one ran on one thread; over
+    batch x channels, every thread has rows."""
+    inner = loop.body[0] if len(loop.body) == 1 else None
+    if not (isinstance(inner, Loop) and independent(inner)):
+        return None
+    work = _constant(_work(inner.body), symbols=1)
+    own_extent = not any(isinstance(e, Var) and e.name == loop.var for e in walk(inner.extent))
+    return inner if own_extent and work is not None and work >= COLLAPSED_WORK else None
+
+
+def _chunk_function(m: ir.Module, p: Program, kernel: Kernel, loop: Loop, inner: Loop | None,
+                    name: str, dims: list[str], functions: dict[str, ir.Function]
+                    ) -> ir.Function:
+    """The iterations [start, end) of a kernel's parallel loop, as a function of their own; with
+    `inner`, of the two loops as one (iteration k is loop's k / extent, inner's k % extent)."""
     buffers = _kernel_buffers(kernel)
     types = [memory_type(p.buffers[buf].dtype).as_pointer() for buf in buffers]
     fn = ir.Function(m, ir.FunctionType(ir.VoidType(), types + [I64.as_pointer(), I64, I64, I64]),
@@ -260,9 +283,15 @@ def _chunk_function(m: ir.Module, p: Program, kernel: Kernel, loop: Loop, name: 
                 dims, dim_ptr, seed, functions)
 
     def body(i: ir.Value) -> None:
-        e.vars[loop.var] = i
-        for inner in loop.body:
-            e.stmt(inner)
+        if inner is None:
+            e.vars[loop.var] = i
+            stmts = loop.body
+        else:
+            extent = e.expr(inner.extent)
+            e.vars[loop.var], e.vars[inner.var] = e.b.sdiv(i, extent), e.b.srem(i, extent)
+            stmts = inner.body
+        for s in stmts:
+            e.stmt(s)
     e.loop(loop.var, end, body, start=start)
     e.b.ret_void()
     return fn

@@ -52,6 +52,7 @@ from dlg.compiler.kernel_ir import (
     Stmt,
     Store,
     Var,
+    independent,
     walk,
 )
 from dlg.compiler.kernel_ir import MIN as KMIN
@@ -159,7 +160,7 @@ def _launch(p: Program, name: str, s: Stmt, guards: tuple[str, ...], buffers: tu
     body: tuple[Stmt, ...] = (s,)
     if isinstance(s, Loop) and s.parallel:
         loops, body = [(s.var, s.extent)], s.body
-        while len(body) == 1 and isinstance(body[0], Loop) and _independent(body[0]):
+        while len(body) == 1 and isinstance(body[0], Loop) and independent(body[0]):
             loops.append((body[0].var, body[0].extent))
             body = body[0].body
     elif not (isinstance(s, Store) and not s.accumulate):
@@ -207,16 +208,6 @@ def _as_loop(p: Program, s: Stmt) -> Stmt:
         i = Var(I64, "copy")
         return Loop("copy", s.count, (Store(s.dst, i, Load(dtype, s.src, i)),), parallel=True)
     return s
-
-
-def _independent(loop: Loop) -> bool:
-    """Whether a loop's iterations are independent: it leads (through single loops) to one
-    plain store whose value reads nothing the store writes."""
-    s: Stmt = loop
-    while isinstance(s, Loop) and len(s.body) == 1:
-        s = s.body[0]
-    return (isinstance(s, Store) and not s.accumulate
-            and all(not (isinstance(e, Load) and e.buffer == s.buffer) for e in walk(s.value)))
 
 
 def cooperative_sums(value: Expr) -> list[Reduce]:
