@@ -135,6 +135,8 @@ class NativeGraph:
         self.seed_cell = (ctypes.c_int64 * 1)(int(np.random.default_rng(seed).integers(2**62)))
         self.lock = threading.Lock()  # layouts, by_shapes and the Python path's seed; never
         # held across a call's native code
+        self.checking = threading.Lock()  # with anomaly checks: the module's one dlg_anomaly
+        # cell belongs to one call at a time, from the native code to reading it
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -269,9 +271,13 @@ class NativeGraph:
         with self.lock:
             self.seed_cell[0] += 1
             seed = self.seed_cell[0]
-        self.jit.entry(ctypes.c_void_p(ctypes.addressof(table)),
-                       ctypes.c_void_p(ctypes.addressof(layout.dims)), seed)
-        if self.anomaly is not None:
+        call = (ctypes.c_void_p(ctypes.addressof(table)),
+                ctypes.c_void_p(ctypes.addressof(layout.dims)), seed)
+        if self.anomaly is None:
+            self.jit.entry(*call)
+            return outs
+        with self.checking:
+            self.jit.entry(*call)
             self.anomaly(dict(zip(self.input_names, arrays)), dict(zip(self.param_names, params)))
         return outs
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import inspect
+import threading
 
 import numpy as np
 import pytest
@@ -174,6 +175,25 @@ def test_compiled_check_passes_finite_and_infinite_inputs(log_native, log_model)
     out = log_native({"x": np.array([np.inf, 1.0], np.float32)}, {})["y"]
     assert np.isinf(out[0]) and np.isfinite(out[1])
     log_native({"x": NEGATIVE[:1]}, {})  # the check was cleared by the calls before
+
+
+def test_compiled_checks_of_concurrent_calls_blame_only_the_bad_ones(log_native, log_model):
+    """The module has one anomaly cell: calls from several threads each see their own."""
+    good = np.array([0.5, 2.0, 7.0], np.float32)
+    want = log_model(x=good)
+    outcomes: list[str] = []
+
+    def call(bad: bool) -> None:
+        for _ in range(40):
+            try:
+                y = log_native({"x": NEGATIVE if bad else good}, {})["y"]
+                outcomes.append("good" if not bad and np.allclose(y, want) else "wrong")
+            except dlg.DlgNumericError:
+                outcomes.append("raised" if bad else "blamed")
+    threads = [threading.Thread(target=call, args=(k % 2 == 0,)) for k in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(set(outcomes)) == ["good", "raised"] and len(outcomes) == 160
 
 
 def test_compiled_kernel_names_its_fusion_group(log_native):
