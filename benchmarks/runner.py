@@ -22,6 +22,10 @@ from benchmarks.timing import median_seconds
 
 INFER_RTOL = 1e-3  # outputs: elementwise, relative to the output's largest magnitude
 TRAIN_RTOL = 1e-2  # weight updates: per tensor, relative norm of the difference
+# ResNet-18's first layers' float32 gradients are ill-conditioned (17 batch-normalised layers
+# below them): after 2 steps at batch 64 torch's own float32 update of conv1 differs from its
+# float64 twin's by 7.1 % (0.58 % after one step); dlg's from torch's float32 by 7.6 % (0.66 %)
+TRAIN_RTOL_OF = {"resnet": 0.1}
 CHECK_RUNS = 2  # a training row's runs before its weights are compared (momentum shows at 2)
 
 
@@ -114,7 +118,8 @@ class Bench:
             if not _runs(peer, kind, case):
                 return Cell(note="n/a")
             trainer = _trainer(peer, kind, case, x, y, steps)
-            error = update_error(trainer.params(), reference, case.init)
+            error = update_error(trainer.params(), reference, case.init,
+                                 TRAIN_RTOL_OF.get(case.name, TRAIN_RTOL))
             if error is not None:
                 self.warn(row, peer.name, f"weights after {CHECK_RUNS * steps} steps differ "
                                           f"from dlg's: {error}")
@@ -144,7 +149,7 @@ def output_error(out: np.ndarray, ref: np.ndarray) -> str | None:
 
 
 def update_error(params: dict[str, np.ndarray], ref: dict[str, np.ndarray],
-                  init: dict[str, np.ndarray]) -> str | None:
+                  init: dict[str, np.ndarray], rtol: float = TRAIN_RTOL) -> str | None:
     """Compares what training did to each weight (new - initial), as a relative norm: Adam's
     first step is ±lr wherever a gradient is not ~0, so a few sign flips at tiny gradients are
     noise, a wrong gradient or optimizer is not."""
@@ -152,6 +157,6 @@ def update_error(params: dict[str, np.ndarray], ref: dict[str, np.ndarray],
         delta, want_delta = params[name] - init[name], want - init[name]
         scale = float(np.linalg.norm(want_delta)) or 1.0
         error = float(np.linalg.norm(delta - want_delta)) / scale
-        if not error <= TRAIN_RTOL:
+        if not error <= rtol:
             return f"{name}: relative error {error:.2g}"
     return None
