@@ -33,7 +33,7 @@ from llvmlite import ir
 from dlg.compiler.codegen import cache, threads
 from dlg.compiler.codegen.scalar import Scalar
 from dlg.compiler.kernel_ir import Gemm, Stmt
-from dlg.compiler.schedule import Target
+from dlg.compiler.schedule import GEMM_MIN_SIDE, Target
 
 if TYPE_CHECKING:
     from dlg.compiler.codegen.llvm_cpu import Emitter
@@ -510,14 +510,17 @@ class _Library:
 
 # ---- the call in a graph kernel ------------------------------------------------------------------
 def emit_gemm(e: Emitter, s: Gemm, emit: Callable[[tuple[Stmt, ...]], None]) -> None:
-    """`s` in a kernel: when m*n*k reaches its threshold, the library call for each batch index
-    and then the epilogue; else its fallback statements. `emit` emits nested statements as the
-    kernel's own (parallel loops on the pool)."""
+    """`s` in a kernel: when m*n*k reaches its threshold and every side GEMM_MIN_SIDE, the
+    library call for each batch index and then the epilogue; else its fallback statements (a
+    batch of one: packing a linear layer's weights for one row cost 6x the matrix-vector
+    product). `emit` emits nested statements as the kernel's own (parallel loops on the pool)."""
     b = e.b
     sizes = [e.expr(x) for x in (s.m, s.n, s.k)]
     work = b.mul(b.mul(sizes[0], sizes[1]), sizes[2])
     threads_used = b.load(b.gep(e.dim_ptr, [I64(len(e.dims))]), name="threads")
-    with b.if_else(b.icmp_signed(">=", work, I64(s.min_work))) as (then, otherwise):
+    wide = [b.icmp_signed(">=", side, I64(GEMM_MIN_SIDE)) for side in sizes]
+    big = b.and_(b.icmp_signed(">=", work, I64(s.min_work)), b.and_(b.and_(*wide[:2]), wide[2]))
+    with b.if_else(big) as (then, otherwise):
         with then:
             e.scopes.append({})  # values computed in a branch do not dominate the other
 

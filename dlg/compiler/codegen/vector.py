@@ -18,6 +18,7 @@ lane at a time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from dlg.compiler.codegen.llvm_cpu import Emitter
 
 I32 = ir.IntType(32)
+CHAINS = 8  # accumulator vectors a sum-along tile keeps: an add's latency over its throughput
 
 
 def emit_tile(e: Emitter, t: Tile) -> None:
@@ -97,21 +99,25 @@ class TileEmitter:
         cells = [(rr, cc) for rr in range(t.rows) for cc in range(t.cols)]
         at = {cell: self.at(cell[0], f"{t.col}#{cell[1]}") for cell in cells}
         vector = ir.VectorType(llvm_type(total.dtype), self.lanes)
-        accs = {cell: e.local(vector, "acc", ir.Constant(vector, total.init)) for cell in cells}
+        chains = max(1, CHAINS // len(cells)) if t.along == "sum" else 1
+        sets = [{cell: e.local(vector, "acc", ir.Constant(vector, total.init)) for cell in cells}
+                for _ in range(chains)]
         terms = {cell: substitute(total.body, at[cell]) for cell in cells}
 
-        def step() -> None:
+        def step(accs: dict[tuple[int, int], ir.Value]) -> None:
             self.cache.append({})
             for cell in cells:
                 b.store(self.accumulate(b.load(accs[cell]), terms[cell]), accs[cell])
             self.cache.pop()
-        loops = total.axes if t.along == "col" else total.axes[:-1]
-        self.nest(list(loops), step if t.along == "col" else lambda: self.along_sum(total, step))
         if t.along == "sum":
-            sums = {cell: self.horizontal_sum(b.load(accs[cell])) for cell in cells}
+            self.nest(list(total.axes[:-1]), lambda: self.along_sum(
+                total, [functools.partial(step, accs) for accs in sets]))
+            sums = {cell: self.horizontal_sum(functools.reduce(
+                b.fadd, [b.load(accs[cell]) for accs in sets])) for cell in cells}
             return self.sum_epilogue(total, sums)
+        self.nest(list(total.axes), lambda: step(sets[0]))
         for cell in cells:
-            self.cache[-1][substitute(total, at[cell])] = b.load(accs[cell])
+            self.cache[-1][substitute(total, at[cell])] = b.load(sets[0][cell])
             mask = self.columns[f"{t.col}#{cell[1]}"][1]
             self.store(substitute(t.index, at[cell]), self.vector(substitute(t.value, at[cell])),
                        mask)
@@ -165,25 +171,36 @@ class TileEmitter:
             self.cache.pop()
         self.e.loop(name, self.e.expr(count), body)
 
-    def along_sum(self, total: Reduce, step: Callable[[], None]) -> None:
-        """The sum's last axis in vectors of lanes: whole ones, then one masked remainder."""
+    def along_sum(self, total: Reduce, steps: list[Callable[[], None]]) -> None:
+        """The sum's last axis in vectors of lanes, len(steps) at a time (each step adds into
+        accumulators of its own: that many chains of dependent adds run at once), then the
+        whole vectors left and one masked remainder, by the first step."""
         e, b = self.e, self.b
         name, count = total.axes[-1]
         n = e.expr(count)
         whole = b.sdiv(n, I64(self.lanes))
 
-        def run(base: ir.Value, mask: ir.Value | None) -> None:
+        def run(base: ir.Value, mask: ir.Value | None, step: Callable[[], None]) -> None:
             e.vars[name] = base
             self.columns[name] = (base, mask)
             self.sum_mask = mask
+            e.scopes.append({})  # each step's addresses are its own
             step()
+            e.scopes.pop()
             self.sum_mask = None
-        e.loop(f"{name}.vector", whole,
-               lambda v: run(b.mul(v, I64(self.lanes)), None))
+
+        def group(v: ir.Value) -> None:
+            for k, step in enumerate(steps):
+                run(b.mul(b.add(b.mul(v, I64(len(steps))), I64(k)), I64(self.lanes)), None, step)
+        groups = b.sdiv(whole, I64(len(steps)))
+        e.loop(f"{name}.vector", groups, group)
+        if len(steps) > 1:
+            e.loop(f"{name}.rest", whole, lambda v: run(b.mul(v, I64(self.lanes)), None, steps[0]),
+                   start=b.mul(groups, I64(len(steps))))
         with b.if_then(b.icmp_signed(">", b.srem(n, I64(self.lanes)), I64(0))):
             e.scopes.append({})  # values computed here do not dominate what follows
             base = b.mul(whole, I64(self.lanes))
-            run(base, b.icmp_signed("<", self.iota(base), self.splat(n)))
+            run(base, b.icmp_signed("<", self.iota(base), self.splat(n)), steps[0])
             e.scopes.pop()
 
     def horizontal_sum(self, v: ir.Value) -> ir.Value:
