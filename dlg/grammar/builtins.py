@@ -18,6 +18,7 @@ from typing import Any
 from dlg.errors import DlgTypeError
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import is_number
+from dlg.grammar.layer_lists import LayerList
 from dlg.grammar.values import Builtin, GraphTensor, describe
 from dlg.ir.dtypes import DType
 from dlg.ir.train_spec import (
@@ -92,9 +93,11 @@ def _ntuple(E: Any, value: Any, n: int) -> tuple[Any, ...]:
 def _len(E: Any, value: Any) -> int:
     if isinstance(value, tuple):
         return len(value)
+    if isinstance(value, LayerList):  # for i in range(len(blocks)), as in PyTorch
+        return len(value.children)
     if isinstance(value, GraphTensor) and value.type.rank:
         return value.type.shape[0]
-    raise DlgTypeError(f"len needs a tuple or a tensor, got {describe(value)}")
+    raise DlgTypeError(f"len needs a tuple, a layer list or a tensor, got {describe(value)}")
 
 
 @builtin("int")

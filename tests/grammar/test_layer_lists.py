@@ -121,6 +121,22 @@ def test_comprehensions_of_static_values():
     np.testing.assert_allclose(m(x=np.ones((1, 3), np.float32)), np.full((1, 3), 23.0))
 
 
+def test_len_of_a_layer_list_loops_over_it_by_index():
+    m = dlg.loads("""model M {
+        input x: f32[N, 4]
+        layer fcs = [Linear(4, 4) for i in range(3)]
+        layer towers = {a: Linear(4, 4), b: Linear(4, 4)}
+        h = x
+        for i in range(len(fcs)) { h = relu(fcs[i](h)) }
+        output y = h * len(towers)
+    }""")
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    want = x
+    for i in range(3):
+        want = np.maximum(want @ m.params[f"fcs.{i}.weight"].T + m.params[f"fcs.{i}.bias"], 0)
+    np.testing.assert_allclose(m(x=x), want * 2, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("src", [
     "layer s = Sequential(A(), B(1, k=2))", "layer s = Sequential(A(c) for c in (1, 2))",
     "layer l = [A(i) for i in range(3)]", "layer l = [A(), [B(), C()], {a: D()}]",
