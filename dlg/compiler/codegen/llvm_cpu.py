@@ -16,8 +16,8 @@ import ctypes.util
 import functools
 import itertools
 import re
-from math import prod
 from collections.abc import Callable
+from math import prod
 
 import llvmlite.binding as llvm
 from llvmlite import ir
