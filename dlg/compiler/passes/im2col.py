@@ -17,8 +17,9 @@ batch's columns) with no cache blocking. Runs after `explicit_padding`: no paddi
 
 By default only where the tiles lose (`_tiles_waste_lanes`: output widths that are not a
 multiple of the vector) or cannot run (`_strided`); `CompileOptions(im2col=True)` rewrites
-every GEMM-sized convolution, False none. Where the tiles use whole vectors they stay ahead even of the GEMM at ~60 GFLOP/s:
-the copy (cols is K times the input) and the transpose to NCHW cost a third of the GEMM's time.
+every GEMM-sized convolution, False none. Where the tiles use whole vectors they stay ahead
+even of the GEMM at ~60 GFLOP/s: the copy (cols is K times the input) and the transpose to NCHW
+cost a third of the GEMM's time.
 """
 
 from __future__ import annotations
