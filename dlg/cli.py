@@ -188,6 +188,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="where Ctrl-C saves a checkpoint (parameters, optimizer state, "
                        "epoch and batch) to resume from (default: beside -o as NAME.ckpt, else "
                        "the --resume file, else MODEL.ckpt in the current folder)")
+    train.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                       help="also write the checkpoint after every N-th epoch, so a crash or a "
+                       "killed process loses at most N epochs (default 0: on Ctrl-C only)")
     train.add_argument("--resume", type=Path, metavar="PATH",
                        help="continue an interrupted run from its checkpoint (give the same "
                        "command: --epochs counts from where that run began)")
@@ -455,7 +458,7 @@ def _train(args: argparse.Namespace) -> int:
                         validation_data=None if args.validation_split else data.test,
                         validation_split=args.validation_split, callbacks=callbacks,
                         compiled=not args.interpreter, checkpoint=checkpoint,
-                        resume=args.resume)
+                        resume=args.resume, checkpoint_every=args.checkpoint_every)
     except Interrupted as e:
         print(f"{e.where()}; saved a checkpoint to {e.checkpoint}\nto continue, run the same "
               f"command with --resume {e.checkpoint}", file=sys.stderr)

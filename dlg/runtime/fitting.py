@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from dlg.errors import DlgError
+from dlg.errors import DlgError, DlgValueError
 from dlg.ir.train_spec import scheduled_lr
 from dlg.runtime.callbacks import Callback, CallbackList, History
 from dlg.runtime.checkpoint import (
@@ -37,12 +37,19 @@ if TYPE_CHECKING:
 def fit(model: Model, step: TrainStep, feed: Feed, epochs: int, batch_size: int,
         shuffle: bool, validation: Feed | None, seed: int | None, verbose: int,
         first_epoch: int, checkpoint: str | Path | None = None,
-        resume: str | Path | None = None, callbacks: Sequence[Callback] = ()) -> History:
+        resume: str | Path | None = None, callbacks: Sequence[Callback] = (),
+        checkpoint_every: int = 0) -> History:
     """Train on `feed` (every input of the training graph by name). Ctrl-C stops it at a step
-    boundary, writes a checkpoint to `checkpoint` when given and raises Interrupted; `resume`
-    continues the fit a checkpoint stopped (`epochs` counted from where that fit began). A
-    callback setting `model.stop_training` ends it after that epoch. Sets the model's epoch
-    count to the epoch reached."""
+    boundary, writes a checkpoint to `checkpoint` when given and raises Interrupted; with
+    `checkpoint_every` N, the checkpoint is also written after every N-th epoch, so a crash or a
+    kill loses at most N epochs; `resume` continues the fit a checkpoint stopped (`epochs`
+    counted from where that fit began). A callback setting `model.stop_training` ends it after
+    that epoch. Sets the model's epoch count to the epoch reached."""
+    if not (isinstance(checkpoint_every, int) and checkpoint_every >= 0):
+        raise DlgValueError(f"checkpoint_every must be a non-negative int, got "
+                            f"{checkpoint_every!r}")
+    if checkpoint_every and checkpoint is None:
+        raise DlgValueError("checkpoint_every needs a checkpoint path to write to")
     names = list(feed)
     loader = DataLoader(*feed.values(), batch_size=batch_size, shuffle=shuffle, seed=seed)
     loop = None
@@ -91,6 +98,10 @@ def fit(model: Model, step: TrainStep, feed: Feed, epochs: int, batch_size: int,
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()}, refresh=False)
             bar.close()
             progress.next_epoch(loader.rng.bit_generator.state)
+            done = progress.epoch - progress.first_epoch
+            if checkpoint_every and done % checkpoint_every == 0:
+                save_checkpoint(checkpoint, model, step, progress, loader.batch_size,
+                                loader.length)
         model._epochs_done = progress.epoch
         if progress.epoch < end and not model.stop_training:
             if checkpoint is not None:

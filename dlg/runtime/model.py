@@ -153,8 +153,8 @@ class Model:
             verbose: int = 1, lr: float | None = None, compiled: bool = True,
             checkpoint: str | Path | None = None, resume: str | Path | None = None, *,
             validation_split: float = 0.0, callbacks: Sequence[Callback] = (),
-            sample_weight: Any = None, class_weight: Mapping[int, float] | None = None
-            ) -> History:
+            sample_weight: Any = None, class_weight: Mapping[int, float] | None = None,
+            checkpoint_every: int = 0) -> History:
         """Train with the train section's loss, metrics, optimizer and schedule (Keras-like).
 
         `x` is an array for a single input or a dict by input name; `y` the same for the train
@@ -174,7 +174,8 @@ class Model:
         Ctrl-C stops training at a step boundary and raises `Interrupted` (a KeyboardInterrupt)
         after writing a checkpoint to `checkpoint`, if given; `resume=` that file continues the
         interrupted fit (called with the same arguments, it ends with the same weights as a fit
-        never interrupted).
+        never interrupted). `checkpoint_every=N` also writes it after every N-th epoch, so a
+        crash or a killed process loses at most N epochs.
         """
         if not (isinstance(epochs, int) and epochs >= 0):
             raise DlgValueError(f"epochs must be a non-negative int, got {epochs!r}")
@@ -189,7 +190,7 @@ class Model:
         if lr is not None:
             step.base_lr = float(lr)
         return fit(self, step, feed, epochs, batch_size, shuffle, validation, seed, verbose,
-                   self._epochs_done, checkpoint, resume, callbacks)
+                   self._epochs_done, checkpoint, resume, callbacks, checkpoint_every)
 
     def fit_step(self, compiled: bool = True) -> TrainStep:
         """The step `fit` trains with, built (compiled) on first use; switching engines keeps

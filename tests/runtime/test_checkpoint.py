@@ -5,6 +5,7 @@ shuffled, with dropout and Adam); a checkpoint of another model or a damaged one
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 import dlg
+from dlg.cli import main
 from dlg.errors import DlgValueError
 from dlg.runtime import fitting
 from dlg.runtime.checkpoint import Interrupted
@@ -90,6 +92,37 @@ def test_interrupted_then_resumed_equals_uninterrupted(monkeypatch, tmp_path, co
         np.testing.assert_array_equal(again.state[name], value, err_msg=name)
     assert rest.epoch == history.epoch[epoch:]
     np.testing.assert_allclose(rest["loss"], history["loss"][epoch:], rtol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "interpreter"])
+def test_an_epoch_checkpoint_resumes_to_the_uninterrupted_run(tmp_path, compiled):
+    """checkpoint_every=2: the file written after epoch 2 (as if the process died in epoch 3)
+    continues to the weights and history of the run that was never stopped."""
+    expected, history = fitted(compiled)
+    path = tmp_path / "epochs.ckpt"
+    fitted(compiled, checkpoint=path, checkpoint_every=2)
+    resumed = dlg.loads(SOURCE, seed=99)
+    rest = resumed.fit(*data(), epochs=EPOCHS, batch_size=BATCH, seed=7, verbose=0,
+                       compiled=compiled, resume=path)
+    for name, value in expected.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+    assert rest.epoch == history.epoch[2:]
+    np.testing.assert_allclose(rest["loss"], history["loss"][2:], rtol=1e-12)
+
+
+def test_dlgc_train_writes_a_checkpoint_each_epoch_when_asked(tmp_path, capsys):
+    path = tmp_path / "mlp.ckpt"
+    assert main(["train", str(ROOT / "models" / "mlp.dlg"), "--epochs", "1", "-q",
+                 "--checkpoint-every", "1", "--checkpoint", str(path)]) == 0
+    with np.load(path) as saved:  # the epoch-end checkpoint: epoch 1, batch 0
+        meta = json.loads(saved["meta"].tobytes())
+        assert (meta["epoch"], meta["batch"]) == (1, 0) and "param/fc1.weight" in saved.files
+
+
+def test_checkpoint_every_needs_a_path_and_a_count():
+    for bad in ({"checkpoint_every": 1}, {"checkpoint_every": -1, "checkpoint": "c"}):
+        with pytest.raises(DlgValueError, match="checkpoint_every"):
+            fitted(False, **bad)
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "interpreter"])
