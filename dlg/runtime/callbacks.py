@@ -35,9 +35,18 @@ class Callback:
 
     model: Model
     step: TrainStep
+    kept: tuple[str, ...] = ()  # the attributes a checkpoint keeps: numbers, None, {name: array}
 
     def set_context(self, model: Model, step: TrainStep) -> None:
         self.model, self.step = model, step
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps, so that a resumed fit watches on as if never stopped."""
+        return {name: getattr(self, name) for name in self.kept}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         pass
@@ -138,6 +147,8 @@ class EarlyStopping(_Monitored):
     with `restore_best_weights`, the parameters of the best epoch are put back when training
     ends. `stopped_epoch` is the epoch it stopped after (0: it did not stop)."""
 
+    kept = ("wait", "stopped_epoch", "best_epoch", "best", "best_weights")
+
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
                  mode: str = "auto", restore_best_weights: bool = False):
         super().__init__(monitor, mode)
@@ -173,6 +184,8 @@ class ModelCheckpoint(_Monitored):
     only when `monitor` improved. `filepath` may hold `{epoch}` and logged names
     (`"w-{epoch:02d}-{val_loss:.3f}.npz"`), as Keras' does."""
 
+    kept = ("best",)
+
     def __init__(self, filepath: str | Path, monitor: str = "val_loss",
                  save_best_only: bool = False, mode: str = "auto"):
         super().__init__(monitor, mode)
@@ -203,6 +216,8 @@ class ReduceLROnPlateau(_Monitored):
     """Multiply the learning rate by `factor` once `monitor` has not improved by more than
     `min_delta` for `patience` epochs, then wait `cooldown` epochs; never below `min_lr`. It
     scales the base rate a schedule starts from, and logs the epoch's rate as `learning_rate`."""
+
+    kept = ("wait", "cooldown_counter", "best")
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,

@@ -11,9 +11,11 @@ A checkpoint is an .npz archive (zip CRCs catch damage) written atomically (dlg.
 Adam moments, step count, learning rate), `totals` (the interrupted epoch's loss and metric
 sums so far) and `meta`, JSON: the epoch and the batches of it done, the data loader's RNG state
 at that epoch's start (so the same shuffled order is drawn again), the dropout seeds of both
-engines, the step count and base learning rate. Resuming restores all of it and trains the
-rest of the interrupted epoch from its next batch, so an interrupted-then-resumed run ends with
-the weights of an uninterrupted one.
+engines, the step count and base learning rate, and each callback's state (`Callback.kept`:
+EarlyStopping's best value and patience count, its best weights as `callback/K/NAME/...`
+arrays). Resuming restores all of it and trains the rest of the interrupted epoch from its next
+batch, so an interrupted-then-resumed run ends with the weights of an uninterrupted one, and its
+callbacks stop, save and reduce the rate at the same epochs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import json
 import signal
 import threading
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ from dlg.errors import DlgValueError
 from dlg.files import atomic_write
 
 if TYPE_CHECKING:
+    from dlg.runtime.callbacks import Callback
     from dlg.runtime.model import Model
     from dlg.runtime.training import TrainStep
 
@@ -55,6 +58,7 @@ class Progress:
     seen: int = 0
     totals: np.ndarray = field(default_factory=lambda: np.zeros(0))
     order_state: Mapping[str, Any] | None = None
+    callbacks: list[tuple[str, dict[str, Any]]] | None = None  # saved (type, state) of each
 
     def advance(self, batches: int, rows: int, totals: np.ndarray) -> None:
         self.batch += batches
@@ -105,15 +109,24 @@ def deferred_interrupt() -> Iterator[Flag]:
 
 
 def save_checkpoint(path: str | Path, model: Model, step: TrainStep, progress: Progress,
-                    batch_size: int, length: int) -> None:
+                    batch_size: int, length: int, callbacks: Sequence[Callback] = ()) -> None:
+    arrays: dict[str, Any] = {f"param/{k}": v for k, v in model.params.items()}
+    arrays.update({f"state/{k}": v for k, v in step.state.items()})
+    kept = []
+    for k, callback in enumerate(callbacks):
+        values: dict[str, Any] = {}
+        for name, value in callback.state().items():
+            if isinstance(value, Mapping):  # arrays by name, in the archive
+                arrays.update({f"callback/{k}/{name}/{key}": v for key, v in value.items()})
+                value = {"arrays": list(value)}
+            values[name] = value
+        kept.append([type(callback).__name__, values])
     meta = {"format": FORMAT, "model": model.name, "first_epoch": progress.first_epoch,
             "epoch": progress.epoch, "batch": progress.batch, "seen": progress.seen,
             "batch_size": batch_size, "length": length, "order_state": progress.order_state,
             "native_seed": None if step.native is None else int(step.native.seed_cell[0]),
             "interpreter_rng": step.interpreter.rng.bit_generator.state,
-            "steps": step.steps, "base_lr": step.base_lr}
-    arrays: dict[str, Any] = {f"param/{k}": v for k, v in model.params.items()}
-    arrays.update({f"state/{k}": v for k, v in step.state.items()})
+            "steps": step.steps, "base_lr": step.base_lr, "callbacks": kept}
     arrays["totals"] = np.asarray(progress.totals, np.float64)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     with atomic_write(path) as f:
@@ -144,8 +157,26 @@ def load_checkpoint(path: str | Path, model: Model, step: TrainStep, batch_size:
         step.native.seed_cell[0] = meta["native_seed"]
     step.interpreter.rng.bit_generator.state = meta["interpreter_rng"]
     step.steps, step.base_lr = meta["steps"], meta["base_lr"]
+    callbacks = None if "callbacks" not in meta else [
+        (kind, {name: {key: arrays[f"callback/{k}/{name}/{key}"] for key in value["arrays"]}
+                if isinstance(value, dict) else value for name, value in values.items()})
+        for k, (kind, values) in enumerate(meta["callbacks"])]
     return Progress(meta["first_epoch"], meta["epoch"], meta["batch"], meta["seen"],
-                    arrays["totals"], meta["order_state"])
+                    arrays["totals"], meta["order_state"], callbacks)
+
+
+def restore_callbacks(path: str | Path, progress: Progress, callbacks: Sequence[Callback]
+                      ) -> None:
+    """The callbacks' state as the checkpoint saved it (after their on_train_begin); a
+    checkpoint from before callbacks were saved leaves them fresh."""
+    if progress.callbacks is None:
+        return
+    saved, here = [kind for kind, _ in progress.callbacks], [type(c).__name__ for c in callbacks]
+    if saved != here:
+        raise DlgValueError(f"{path} was written by a fit with callbacks [{', '.join(saved)}]; "
+                            f"resume it with the same ones (this fit has [{', '.join(here)}])")
+    for callback, (_, state) in zip(callbacks, progress.callbacks):
+        callback.restore(state)
 
 
 def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

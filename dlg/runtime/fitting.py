@@ -22,6 +22,7 @@ from dlg.runtime.checkpoint import (
     Progress,
     deferred_interrupt,
     load_checkpoint,
+    restore_callbacks,
     save_checkpoint,
 )
 from dlg.runtime.data import DataLoader
@@ -66,6 +67,8 @@ def fit(model: Model, step: TrainStep, feed: Feed, epochs: int, batch_size: int,
     calls = CallbackList([*callbacks, history], model, step)  # History last: it sees all logs
     model.stop_training = False
     calls.on_train_begin()
+    if resume is not None:
+        restore_callbacks(resume, progress, callbacks)
     record: dict[str, float] = {}
     with deferred_interrupt() as interrupt:
         while progress.epoch < end and not interrupt.requested and not model.stop_training:
@@ -101,12 +104,12 @@ def fit(model: Model, step: TrainStep, feed: Feed, epochs: int, batch_size: int,
             done = progress.epoch - progress.first_epoch
             if checkpoint_every and done % checkpoint_every == 0:
                 save_checkpoint(checkpoint, model, step, progress, loader.batch_size,
-                                loader.length)
+                                loader.length, callbacks)
         model._epochs_done = progress.epoch
         if progress.epoch < end and not model.stop_training:
             if checkpoint is not None:
                 save_checkpoint(checkpoint, model, step, progress, loader.batch_size,
-                                loader.length)
+                                loader.length, callbacks)
             raise Interrupted(progress, len(loader),
                               None if checkpoint is None else Path(checkpoint))
     calls.on_train_end(record)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import dlg
+from dlg.callbacks import EarlyStopping
 from dlg.cli import main
 from dlg.errors import DlgValueError
 from dlg.runtime import fitting
@@ -117,6 +118,32 @@ def test_dlgc_train_writes_a_checkpoint_each_epoch_when_asked(tmp_path, capsys):
     with np.load(path) as saved:  # the epoch-end checkpoint: epoch 1, batch 0
         meta = json.loads(saved["meta"].tobytes())
         assert (meta["epoch"], meta["batch"]) == (1, 0) and "param/fc1.weight" in saved.files
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "interpreter"])
+def test_callbacks_resume_where_they_were(monkeypatch, tmp_path, compiled):
+    """EarlyStopping that stops after epoch 2 (1 from 0) uninterrupted: interrupted in that epoch
+    and resumed, it remembers the first epoch's best and stops there too, best weights and all
+    (fresh, it would take epoch 2's loss as its first best and run a third epoch)."""
+    def stopper():
+        return EarlyStopping(monitor="loss", min_delta=10.0, patience=1,
+                             restore_best_weights=True)
+    expected, history = fitted(compiled, callbacks=[stopper()])
+    assert history.epoch == [1, 2]
+    path = tmp_path / "run.ckpt"
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 11)  # epoch 2, batch 4
+        with pytest.raises(Interrupted):
+            fitted(compiled, checkpoint=path, callbacks=[stopper()])
+    resumed = dlg.loads(SOURCE, seed=99)
+    rest = resumed.fit(*data(), epochs=EPOCHS, batch_size=BATCH, seed=7, verbose=0,
+                       compiled=compiled, resume=path, callbacks=[stopper()])
+    assert rest.epoch == [2]
+    for name, value in expected.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+    with pytest.raises(DlgValueError, match=r"callbacks \[EarlyStopping\]"):
+        dlg.loads(SOURCE).fit(*data(), epochs=EPOCHS, batch_size=BATCH, seed=7, verbose=0,
+                              compiled=compiled, resume=path)
 
 
 def test_checkpoint_every_needs_a_path_and_a_count():
