@@ -69,6 +69,10 @@ def fit(model: Model, step: TrainStep, feed: Feed, epochs: int, batch_size: int,
     calls.on_train_begin()
     if resume is not None:
         restore_callbacks(resume, progress, callbacks)
+
+    def save() -> None:
+        save_checkpoint(checkpoint, model, step, progress, loader.batch_size, loader.length,
+                        callbacks)
     record: dict[str, float] = {}
     with deferred_interrupt() as interrupt:
         while progress.epoch < end and not interrupt.requested and not model.stop_training:
@@ -103,13 +107,11 @@ def fit(model: Model, step: TrainStep, feed: Feed, epochs: int, batch_size: int,
             progress.next_epoch(loader.rng.bit_generator.state)
             done = progress.epoch - progress.first_epoch
             if checkpoint_every and done % checkpoint_every == 0:
-                save_checkpoint(checkpoint, model, step, progress, loader.batch_size,
-                                loader.length, callbacks)
+                save()
         model._epochs_done = progress.epoch
         if progress.epoch < end and not model.stop_training:
             if checkpoint is not None:
-                save_checkpoint(checkpoint, model, step, progress, loader.batch_size,
-                                loader.length, callbacks)
+                save()
             raise Interrupted(progress, len(loader),
                               None if checkpoint is None else Path(checkpoint))
     calls.on_train_end(record)
