@@ -125,6 +125,36 @@ def delinearize(flat: Expr, shape: Sequence[Dim]) -> list[Expr]:
     return out[::-1]
 
 
+def reshape(idx: Sequence[Expr], out_shape: Sequence[Dim], in_shape: Sequence[Dim]
+              ) -> list[Expr]:
+    """The index into `in_shape` of element `idx` of its reshape to `out_shape`, group by group:
+    the dims split where both shapes' prefix products agree ([28, N, 28] -> [28*N, 28] is
+    {28, N} <- {28*N} and {28} <- {28}), so a dim both shapes keep is its own index and only
+    a merged or split group pays a division (one that loops can hoist)."""
+    ends_in = dict(_group_ends(in_shape))
+    result: list[Expr] = []
+    o = i = 0
+    for product, o_end in _group_ends(out_shape):
+        i_end = ends_in.get(product)
+        if i_end is not None:
+            result += delinearize(linearize(idx[o:o_end], out_shape[o:o_end]),
+                                  in_shape[i:i_end])
+            o, i = o_end, i_end
+    return result + delinearize(linearize(idx[o:], out_shape[o:]), in_shape[i:])
+
+
+def _group_ends(shape: Sequence[Dim]) -> list[tuple[Dim, int]]:
+    """(product of the dims before position p, p) after each dim that is not 1 (so a 1
+    inserted or dropped does not end a group)."""
+    ends: list[tuple[Dim, int]] = []
+    total: Dim = 1
+    for p, d in enumerate(shape, 1):
+        total = total * d
+        if d != 1:
+            ends.append((total, p))
+    return ends
+
+
 def broadcast(idx: Sequence[Expr], out_shape: Sequence[Dim], in_shape: Sequence[Dim]
               ) -> list[Expr]:
     """The index into an operand of shape `in_shape` broadcast to `out_shape`."""

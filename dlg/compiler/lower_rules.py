@@ -141,7 +141,7 @@ def _reshape(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     flat = ix.linearize(idx, node.types[0].shape)
     if x in L.buffer_of:  # a buffer in memory is already flat: no index round trip
         return Load(node.types[0].dtype, L.buffer_of[x], flat)
-    return L.expr(x, ix.delinearize(flat, L.g.type_of(x).shape))
+    return L.expr(x, ix.reshape(idx, node.types[0].shape, L.g.type_of(x).shape))
 
 
 @lowering(TRANSPOSE)
