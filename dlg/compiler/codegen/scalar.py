@@ -87,6 +87,10 @@ class Scalar:
             ir.Function(self.m, ir.FunctionType(t, [t] * arity), symbol)
         return self.m.globals[symbol]
 
+    def fma(self, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
+        """a * b + c rounded once: polynomials in one instruction per term, not two."""
+        return self.b.call(self.intrinsic("llvm.fma", a.type, 3), [a, b, c])
+
     def libm(self, name: str, t: ir.Type) -> ir.Function:
         """A C math function (tanhf/tanh, erff/erf) declared once."""
         symbol = name + ("f" if isinstance(t, ir.FloatType) else "")
@@ -259,7 +263,11 @@ def _tanh(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Val
     if dtype != DType.f32:
         return s.b.call(s.libm("tanh", x.type), [x])
     ratio = _odd_rational(s, x, TANH_CLAMP, TANH_P, TANH_Q)
-    small = s.b.fcmp_ordered("<", s.fabs(x), ir.Constant(x.type, TANH_LINEAR))
+    magnitude = s.fabs(x)
+    one = s.b.call(s.intrinsic("llvm.copysign", x.type, 2), [ir.Constant(x.type, 1.0), x])
+    ratio = s.b.select(s.b.fcmp_ordered(">", magnitude, ir.Constant(x.type, TANH_CLAMP)), one,
+                       ratio)  # the fit ends at the clamp; past it tanh is 1 within 5 ulps
+    small = s.b.fcmp_ordered("<", magnitude, ir.Constant(x.type, TANH_LINEAR))
     return s.b.select(small, x, ratio)
 
 
@@ -293,7 +301,7 @@ def _odd_rational(s: Scalar, x: ir.Value, clamp: float, p: tuple[float, ...],
     def poly(coefficients: tuple[float, ...]) -> ir.Value:
         acc = c(coefficients[-1])
         for k in reversed(coefficients[:-1]):
-            acc = b.fadd(b.fmul(acc, x2), c(k))
+            acc = s.fma(acc, x2, c(k))
         return acc
     return b.fdiv(b.fmul(clamped, poly(p)), poly(q))
 
@@ -316,12 +324,12 @@ def _exp(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Valu
             else ir.IntType(32))
     clamped = b.select(b.fcmp_ordered(">", x, c(EXP_HIGH)), c(EXP_HIGH), x)
     clamped = b.select(b.fcmp_ordered("<", clamped, c(EXP_LOW)), c(EXP_LOW), clamped)
-    n = b.call(s.intrinsic("llvm.floor", x.type), [b.fadd(b.fmul(clamped, c(1.4426950408889634)),
-                                                          c(0.5))])
-    r = b.fsub(b.fsub(clamped, b.fmul(n, c(LN2_HIGH))), b.fmul(n, c(LN2_LOW)))
+    n = b.call(s.intrinsic("llvm.floor", x.type), [s.fma(clamped, c(1.4426950408889634),
+                                                         c(0.5))])
+    r = s.fma(n, c(-LN2_LOW), s.fma(n, c(-LN2_HIGH), clamped))
     p = c(1 / 720)
     for k in (1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0):
-        p = b.fadd(b.fmul(p, r), c(k))
+        p = s.fma(p, r, c(k))
     whole = b.fptosi(n, ints)
     half = b.ashr(whole, ir.Constant(ints, 1))
     for part in (half, b.sub(whole, half)):
