@@ -35,10 +35,12 @@ def export(case: Case) -> bytes:
     return buffer.getvalue()
 
 
-def session(case: Case) -> ort.InferenceSession:
+def session(case: Case, threads: int | None = None) -> ort.InferenceSession:
+    """A session with every graph optimisation and `threads` intra-op threads (default: one
+    per core)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = cores()
+    options.intra_op_num_threads = threads or cores()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     return ort.InferenceSession(export(case), options, providers=["CPUExecutionProvider"])

@@ -34,6 +34,7 @@ from dlg.frontend.trace import trace, trace_train
 from dlg.frontend.from_torch import from_torch
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
+from dlg.runtime.native import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -80,5 +81,6 @@ __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mod
 __all__ += _FUNCTIONS
 __all__ += ["linalg"]
 __all__ += ["DlgNumericError", "detect_anomaly", "is_anomaly_enabled", "set_anomaly"]
+__all__ += ["get_num_threads", "set_num_threads"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]
 __all__ += ["from_torch"]

@@ -18,6 +18,7 @@ import operator
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,8 @@ SHAPE = operator.attrgetter("shape")
 
 
 KEPT = 8  # layouts (dims bindings) kept; calls at a forgotten batch size lay it out again
+GRAPHS: weakref.WeakSet[NativeGraph] = weakref.WeakSet()  # live graphs: set_num_threads
+_chosen_threads: int | None = None  # set_num_threads's count, over DLG_NUM_THREADS
 
 
 @dataclass
@@ -137,6 +140,7 @@ class NativeGraph:
         # held across a call's native code
         self.checking = threading.Lock()  # with anomaly checks: the module's one dlg_anomaly
         # cell belongs to one call at a time, from the native code to reading it
+        GRAPHS.add(self)
 
     @property
     def seconds(self) -> dict[str, float]:
@@ -315,11 +319,33 @@ def _dtype_name(array: np.ndarray) -> str:
 
 
 def threads() -> int:
-    """Threads for parallel loops: DLG_NUM_THREADS, else every core this process may use."""
+    """Threads for parallel loops: set_num_threads's count, else DLG_NUM_THREADS, else every
+    core this process may use."""
+    if _chosen_threads is not None:
+        return _chosen_threads
     configured = os.environ.get("DLG_NUM_THREADS", "")
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
     return cores()
+
+
+def set_num_threads(count: int) -> None:
+    """Threads each compiled call's parallel loops may use from now on (torch.set_num_threads):
+    a server whose threads call a model at once gives each call 1 and each caller a core.
+    Results do not depend on it; calls in flight finish with the count they started with."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise DlgValueError(f"set_num_threads: expected a positive int, got {count!r}")
+    global _chosen_threads
+    _chosen_threads = count
+    for graph in list(GRAPHS):
+        with graph.lock:
+            for layout in graph.layouts.values():
+                layout.dims[len(graph.dim_names)] = count
+
+
+def get_num_threads() -> int:
+    """Threads each compiled call's parallel loops may use (torch.get_num_threads)."""
+    return threads()
 
 
 def native_array(name: str, array: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import pytest
 
 import dlg
 from dlg.ir import Builder, Graph, TensorType
+from dlg.runtime import native
 from dlg.runtime.native import KEPT, NativeGraph
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +132,32 @@ def test_threads_calling_one_executable_get_the_sequential_results():
         t.join()
     assert not wrong, wrong[:5]
     assert 1 <= len(exe.native.arenas) <= 4
+
+
+def test_set_num_threads_reaches_laid_out_calls_and_keeps_results(monkeypatch):
+    """dlg.set_num_threads changes the thread count of layouts made before it (the dims array
+    native code reads) and of new ones; every count computes the same bits."""
+    g = Graph("wide")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[N, 256]"))
+    g.set_output("y", b.tanh(b.matmul(x, b.input("w", TensorType.parse("f32[256, 256]")))))
+    ng = NativeGraph(g)
+    rng = np.random.default_rng(1)
+    feeds = {"x": rng.standard_normal((300, 256)).astype(np.float32),
+             "w": rng.standard_normal((256, 256)).astype(np.float32) / 16}
+    monkeypatch.setattr(native, "_chosen_threads", None)  # DLG_NUM_THREADS rules again after
+    before = dlg.get_num_threads()
+    try:
+        want = ng(feeds, {})["y"]
+        for count in (1, 3, before):
+            dlg.set_num_threads(count)
+            assert dlg.get_num_threads() == count
+            assert all(layout.dims[1] == count for layout in ng.layouts.values())
+            np.testing.assert_array_equal(ng(feeds, {})["y"], want)
+        with pytest.raises(dlg.DlgValueError, match="positive int"):
+            dlg.set_num_threads(0)
+    finally:
+        dlg.set_num_threads(before)
 
 
 def test_parallel_loops_from_several_threads_match_sequential_calls(monkeypatch):

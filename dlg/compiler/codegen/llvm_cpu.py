@@ -56,7 +56,7 @@ from dlg.compiler.kernel_ir import (
 from dlg.compiler.lower import Program
 from dlg.compiler.schedule import Target
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.elementwise import ADD, MUL
+from dlg.ir.ops.elementwise import ADD, COS, ERF, EXP, LOG, LOG1P, MUL, POW, SIGMOID, SIN, TANH
 
 ENTRY = "dlg_entry"
 PROFILE = "dlg_profile"  # with profiling: cycles spent in each top-level kernel, summed over calls
@@ -563,6 +563,8 @@ class Emitter:
 
 
 MAX_THREADS = 64
+TRANSCENDENTAL = frozenset({EXP, TANH, SIGMOID, ERF, LOG, LOG1P, SIN, COS, POW})
+TRANSCENDENTAL_WORK = 4  # iterations one of these costs like (a polynomial of ~16 operations)
 PARALLEL_WORK = 1 << 15  # loop iterations (inner loops and reductions included) worth a thread
 
 
@@ -596,10 +598,15 @@ def _work(stmts: tuple[Stmt, ...]) -> Expr:
             if isinstance(s, Tile):
                 cells = s.rows * s.cols * (s.lanes if s.along == "col" else 1)
                 total = Op(DType.i64, MUL, (total, Const(DType.i64, cells)))
+            transcendental = 0
             for e in walk(s.value):
                 if isinstance(e, Reduce):
                     for _, extent in e.axes:
                         total = Op(DType.i64, MUL, (total, extent))
+                transcendental += isinstance(e, Op) and e.op in TRANSCENDENTAL
+            if transcendental:
+                total = Op(DType.i64, MUL, (total, Const(DType.i64,
+                                                         1 + TRANSCENDENTAL_WORK * transcendental)))
     return total
 
 
