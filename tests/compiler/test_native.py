@@ -355,3 +355,23 @@ def test_compiled_step_of_a_sequential_batch_norm_moves_its_statistics():
     assert params[1]["1.num_batches_tracked"] == 2
     for k, want in params[0].items():
         np.testing.assert_allclose(params[1][k], want, rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", ["i64", "i32", "f64"])
+@pytest.mark.parametrize("width", [6, 13])
+def test_matmul_epilogue_reading_other_dtypes_at_a_masked_edge(dtype, width):
+    """A matmul's fused epilogue reading an integer (or f64) tensor at a tile's masked last
+    columns: the masked load's fill must have the tensor's type (an i64 fill of 0.0 was invalid
+    LLVM: every attention with a key padding mask from int tokens failed to compile)."""
+    m = dlg.loads(f"""
+model M {{
+    input x: f32[N, 4]
+    input w: f32[4, {width}]
+    input t: {dtype}[N, {width}]
+    output y = x @ w + cast(t, f32)
+}}""")
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((5, 4)).astype(np.float32),
+             "w": rng.standard_normal((4, width)).astype(np.float32),
+             "t": rng.integers(-3, 3, (5, width)).astype(DType.parse(dtype).np)}
+    np.testing.assert_allclose(dlg.compile(m)(**feeds), m(**feeds), rtol=1e-5, atol=1e-5)

@@ -284,7 +284,7 @@ class TileEmitter:
         if mask is None:
             return self.b.load(address, align=dtype.np.itemsize)
         fn = self.masked("load", vector, [vector.as_pointer(), I32, mask.type, vector])
-        other = ir.Constant(vector, x.other)
+        other = ir.Constant(vector, x.other if dtype.is_float else int(x.other))
         return self.b.call(fn, [address, I32(dtype.np.itemsize), mask, other])
 
     def store(self, index: Expr, value: ir.Value, mask: ir.Value | None) -> None:
