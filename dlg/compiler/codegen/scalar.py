@@ -273,8 +273,9 @@ def _tanh(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Val
 
 
 # erf(x) ~ x * P(x^2) / Q(x^2) on [-4, 4] (past 4 erf is +-1 in float32; the minimax fit of
-# Eigen's fast float erf): within 5.5 ulps of the exact value (at worst near |x| = 3.9; tests/compiler/test_scalar.py checks a grid), NaN stays NaN, and unlike a libm call
-# it vectorises: a GELU layer's erff calls were 40 % of a transformer's call.
+# Eigen's fast float erf): within 5.5 ulps of the exact value (at worst near |x| = 3.9;
+# tests/compiler/test_scalar.py checks a grid), NaN stays NaN, and unlike a libm call it
+# vectorises: a GELU layer's erff calls were 40 % of a transformer's call.
 ERF_P = (1.60960333262415e-02, 2.95459980854025e-03, 7.34990630326855e-04,
          5.69250639462346e-05, 2.10102402082508e-06, -2.77068142495902e-08,
          2.72614225801306e-10)
@@ -309,8 +310,8 @@ def _odd_rational(s: Scalar, x: ir.Value, clamp: float, p: tuple[float, ...],
 # exp(x) = 2^n * e^r with n = round(x / ln 2) and r = x - n ln 2 in [-ln2/2, ln2/2] (ln 2 in
 # two parts, Cody and Waite's), e^r by its degree-6 Taylor polynomial and 2^n as float bits,
 # in two halves so that results down to the smallest subnormal are reached: within 2.8 ulps of
-# the exact value (2.74 at worst over every float32 input, with fused multiply-adds; tests/compiler/test_scalar.py checks
-# a grid), and unlike a libm call it vectorises.
+# the exact value (2.74 at worst over every float32 input, with fused multiply-adds;
+# tests/compiler/test_scalar.py checks a grid), and unlike a libm call it vectorises.
 EXP_HIGH, EXP_LOW = 88.72283935546875, -103.972084045410  # above: inf; below: 0
 LN2_HIGH, LN2_LOW = 0.693359375, -2.12194440e-4
 
