@@ -1,0 +1,75 @@
+"""Neighbouring elementwise kernels over the same loops run as one loop nest.
+
+Fusion keeps a value in memory when several ops read it (an LSTM cell's gates, a gradient's
+recomputed sigmoid), so a chain of elementwise kernels over the same [N, 128] often follows:
+each its own pass over memory, its own thread dispatch. When two neighbours have the same
+loops and the second reads what the first writes only at the element the same iteration
+writes, iteration by iteration is the same order of effects as kernel by kernel, so the stores
+can share one loop: the value is read back from L1 (or forwarded in registers) and the loop
+overhead and the dispatch are paid once. The merged kernel keeps both names.
+
+Only plain store nests merge (no register tiles, GEMMs or accumulating stores), only
+neighbours (no reordering), and only when neither writes what the other reads elsewhere.
+"""
+
+from __future__ import annotations
+
+from dlg.compiler.kernel_ir import Kernel, Load, Loop, Stmt, Store, walk
+from dlg.compiler.lower import Program
+
+
+def merge_loops(p: Program) -> Program:
+    """`p` with each run of mergeable neighbouring kernels as one kernel (scan bodies too), in
+    place."""
+    merged: list[Kernel] = []
+    for kernel in p.kernels:
+        if merged and (joined := _joined(merged[-1], kernel)) is not None:
+            merged[-1] = joined
+        else:
+            merged.append(kernel)
+    p.kernels = merged
+    for body in p.bodies:
+        merge_loops(body)
+    return p
+
+
+def _nest(kernel: Kernel) -> tuple[list[Loop], tuple[Store, ...]] | None:
+    """A kernel's loops (one statement each down to the last) and the plain stores the last
+    one holds."""
+    loops: list[Loop] = []
+    stmts: tuple[Stmt, ...] = kernel.body
+    while len(stmts) == 1 and isinstance(stmts[0], Loop):
+        loops.append(stmts[0])
+        stmts = stmts[0].body
+    if not loops or not all(isinstance(s, Store) and not s.accumulate for s in stmts):
+        return None
+    return loops, stmts  # type: ignore[return-value]
+
+
+def _joined(a: Kernel, b: Kernel) -> Kernel | None:
+    """a then b as one loop nest, or None when that could change what either computes."""
+    first, second = _nest(a), _nest(b)
+    if first is None or second is None:
+        return None
+    (loops_a, stores_a), (loops_b, stores_b) = first, second
+    if [(lp.var, lp.extent, lp.parallel) for lp in loops_a] != [
+            (lp.var, lp.extent, lp.parallel) for lp in loops_b]:
+        return None
+    written_at = {s.buffer: s.index for s in stores_a}
+    if any(s.buffer in written_at for s in stores_b):
+        return None
+    written_by_b = {s.buffer for s in stores_b}
+    for s in stores_a:  # a must not read what b writes: b's store could come first
+        if any(isinstance(e, Load) and e.buffer in written_by_b for e in walk(s.value)):
+            return None
+    for s in stores_b:  # b reads a's values only where this very iteration wrote them
+        for e in walk(s.value):
+            if isinstance(e, Load) and e.buffer in written_at and (
+                    e.index != written_at[e.buffer] or e.guard is not None):
+                return None
+    body: tuple[Stmt, ...] = stores_a + stores_b
+    for lp in reversed(loops_a):
+        body = (Loop(lp.var, lp.extent, body, lp.parallel),)
+    writes = tuple(dict.fromkeys(a.writes + b.writes))
+    reads = tuple(r for r in dict.fromkeys(a.reads + b.reads) if r not in writes)
+    return Kernel(f"{a.name}+{b.name}", body, reads, writes)
