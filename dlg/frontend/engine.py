@@ -27,6 +27,7 @@ from dlg.ir.anomaly import check_op, is_anomaly_enabled
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import OpDef, Trait
+from dlg.ir.ops.shape import SLICE, SPLIT, TRANSPOSE, sliced, split_views
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter, Program, takes_exact
@@ -264,7 +265,8 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     except DlgError as e:
         raise e.with_span(caller_span()) from None
     arrays = [t.numpy_view() for t in inputs]
-    values = evaluate(op, arrays, checked, from_types)
+    view = VIEWS.get(op)
+    values = view(arrays[0], **checked) if view else evaluate(op, arrays, checked, from_types)
     span = None
     if is_anomaly_enabled():
         span = caller_span()
@@ -276,6 +278,13 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
              if record and t.dtype.is_float else None)
             for i, (v, t) in enumerate(zip(values, types))]
 
+
+# Ops whose eager value is a NumPy view of their input, as torch's are views: an in-place op
+# on `x[0]`, `x[:, 1:]` or `x.t()` writes into x, and they see x's in-place changes (the
+# interpreter's references copy: its buffers are its own)
+VIEWS: dict[OpDef, Callable[..., tuple[np.ndarray, ...]]] = {
+    SLICE: lambda x, **attrs: (sliced(x, **attrs),),
+    TRANSPOSE: lambda x, perm: (np.transpose(x, perm),), SPLIT: split_views}
 
 INFERRED_KEPT = 4096  # (op, input types, attributes) whose output types are kept
 _inferred: dict[Any, tuple[TensorType, ...]] = {}

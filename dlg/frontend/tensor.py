@@ -85,7 +85,7 @@ class Tensor:
         if self.requires_grad:
             raise DlgValueError("can't call numpy() on a tensor that requires grad; use "
                                 "tensor.detach().numpy()", engine.caller_span())
-        return self._value
+        return self.numpy_view()
 
     def tolist(self) -> Any:
         return self.numpy_view().tolist()

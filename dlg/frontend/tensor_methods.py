@@ -263,6 +263,26 @@ def zero_(self: Tensor) -> Tensor:
 
 
 @method
+def __setitem__(self: Tensor, items: Any, value: Any) -> None:
+    """`x[items] = value` (torch's index_put_): in place, so only where no gradient is
+    recorded; tensor indices and masks as in NumPy, the value broadcast and cast to x's dtype."""
+    source = value if isinstance(value, Tensor) else None
+    target = _writable(self, source)
+    key = tuple(_numpy_index(k) for k in items) if isinstance(items, tuple) else _numpy_index(
+        items)
+    try:
+        target[key] = source.numpy_view() if source is not None else value
+    except (IndexError, ValueError, TypeError) as e:
+        raise DlgValueError(f"x[...] = value: {e} (x: {self.type})",
+                            engine.caller_span()) from None
+
+
+def _numpy_index(item: Any) -> Any:
+    """An index item as NumPy reads it: tensors as their arrays."""
+    return item.numpy_view() if isinstance(item, Tensor) else item
+
+
+@method
 def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Samples of N(mean, std^2) from dlg's generator (dlg.manual_seed)."""
     _writable(self)

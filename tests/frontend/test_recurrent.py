@@ -103,6 +103,38 @@ def test_eager_matches_torch(case):
         close(p.grad, tp.grad, f"gradient of {name}", rtol=1e-4)
 
 
+def unbatched(args: list[Any], batch_first: bool) -> list[Any]:
+    """The first sequence of a batch as torch's unbatched input: x [T, IN], states [S, H]."""
+    def first(a: Any, axis: int) -> Any:
+        return tuple(first(v, 1) for v in a) if isinstance(a, tuple) else np.take(a, 0, axis)
+    return [first(args[0], 0 if batch_first else 1), *(first(a, 1) for a in args[1:])]
+
+
+@pytest.mark.parametrize("case", [(kind, dict(num_layers=2, batch_first=bf), initial)
+                                  for kind in ("RNN", "GRU", "LSTM") for bf in (False, True)
+                                  for initial in (False, True)], ids=ident)
+def test_unbatched_sequences_match_torch(case):
+    """One sequence [T, IN] (states [S, H]), as torch takes it, batch_first or not: outputs
+    without the batch dim, and the gradients."""
+    kind, options, initial = case
+    ours, theirs = pair(kind, options)
+    args = unbatched(inputs(kind, options, initial), options["batch_first"])
+    ta, t_leaves = leaves(args, lambda a: torch.tensor(a, requires_grad=True))
+    da, d_leaves = leaves(args, lambda a: dlg.tensor(a, requires_grad=True))
+    t_out, d_out = flatten(theirs(*ta)), flatten(ours(*da))
+    assert [tuple(o.shape) for o in d_out] == [tuple(o.shape) for o in t_out]
+    sum(o.sum() for o in t_out).backward()
+    sum(o.sum() for o in d_out).backward()
+    for i, (d, t) in enumerate(zip(d_out + d_leaves, t_out + t_leaves)):
+        close(d.detach() if i < len(d_out) else d.grad, t if i < len(d_out) else t.grad,
+              f"output or gradient {i}", rtol=1e-4)
+
+
+def test_an_input_of_another_rank_is_an_error_naming_the_layouts():
+    with pytest.raises(dlg.DlgError, match=r"GRU takes \[L, N, H_in\]"):
+        nn.GRU(IN, H)(dlg.zeros(2, 3, 4, IN))
+
+
 @pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
 def test_dropout_between_layers_in_training(kind):
     """p=1 drops every input of the upper layer: deterministic, so torch's results must match;

@@ -133,6 +133,55 @@ def test_in_place_updates_match_torch():
     np.testing.assert_array_equal(d[2], z.numpy())
 
 
+VIEWS = {"row": lambda z: z[0], "columns": lambda z: z[:, 1:], "strided": lambda z: z[:, ::2],
+         "t": lambda z: z.t(), "narrow": lambda z: z.narrow(0, 0, 1),
+         "chunk": lambda z: z.chunk(2)[1], "view": lambda z: z.view(6),
+         "unsqueeze": lambda z: z.unsqueeze(0)}
+
+
+@pytest.mark.parametrize("view", VIEWS.values(), ids=VIEWS)
+def test_views_share_memory_with_their_tensor_as_torchs_do(view):
+    """An in-place op on a view writes into the tensor it came from, and the view sees the
+    tensor's own in-place changes afterwards."""
+    results = []
+    for m in (dlg, torch):
+        z = m.arange(6, dtype=m.float32).reshape(2, 3)
+        v = view(z)
+        v.add_(10)
+        z.mul_(2)
+        results.append((z.numpy().copy(), np.asarray(v.tolist())))
+    for d, t in zip(*results):
+        np.testing.assert_array_equal(d, t)
+
+
+SETITEMS = [((0,), 5.0), ((slice(None), 0), [7.0, 8.0]), ((Ellipsis, slice(0, None, 2)), 1.5),
+            (("mask",), -1.0), ((("index",), 1), 3)]
+
+
+@pytest.mark.parametrize("key,value", SETITEMS, ids=["row", "column", "strided", "mask", "index"])
+def test_setitem_matches_torch(key, value):
+    results = []
+    for m in (dlg, torch):
+        z = m.arange(6, dtype=m.float32).reshape(2, 3)
+        items = tuple(z > 2 if k == "mask" else m.tensor([1, 0]) if k == ("index",) else k
+                      for k in key)
+        z[items if len(items) > 1 else items[0]] = m.tensor(value) if isinstance(value, list) \
+            else value
+        results.append(z.numpy().copy())
+    np.testing.assert_array_equal(*results)
+
+
+def test_setitem_on_a_tensor_that_requires_grad_is_refused_as_other_in_place_ops():
+    w = dlg.ones(3, requires_grad=True)
+    with pytest.raises(dlg.DlgValueError, match="in-place"):
+        w[0] = 2.0
+    with dlg.no_grad():
+        w[0] = 2.0  # as torch: initialising a parameter
+    assert w.tolist() == [2.0, 1.0, 1.0]
+    with pytest.raises(dlg.DlgValueError, match="x\\[...\\] = value"):
+        dlg.zeros(2)[5] = 1.0
+
+
 def test_random_in_place_fills_draw_from_dlgs_generator():
     dlg.manual_seed(3)
     a = dlg.empty(1000).normal_(2.0, 0.5)

@@ -101,7 +101,18 @@ class UsesItem(nn.Module):
         return x * x.mean().item()
 
 
-@pytest.mark.parametrize("module", [DataDependent, UsesItem])
+class UsesNumpy(nn.Module):
+    def forward(self, x):
+        return x * float(x.numpy().max())
+
+
+class SetsItem(nn.Module):
+    def forward(self, x):
+        x[0] = 1.0
+        return x
+
+
+@pytest.mark.parametrize("module", [DataDependent, UsesItem, UsesNumpy, SetsItem])
 def test_value_dependent_code_is_reported_at_its_line(module):
     with pytest.raises(dlg.DlgValueError, match="needs a tensor's value") as info:
         dlg.trace(module(), dlg.randn(2, 3))

@@ -133,6 +133,12 @@ def _slice_infer(x: TensorType, axes: tuple[int, ...], starts: Shape, stops: Sha
 
 def _slice_ref(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
                stops: tuple[int, ...], steps: tuple[int, ...]) -> np.ndarray:
+    return sliced(x, axes, starts, stops, steps).copy()
+
+
+def sliced(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
+           stops: tuple[int, ...], steps: tuple[int, ...]) -> np.ndarray:
+    """The slice as a NumPy view of x (eager tensors share memory as torch's views do)."""
     index = [slice(None)] * x.ndim
     for axis, start, stop, step in zip(axes, starts, stops, steps):
         dim = x.shape[axis]
@@ -146,7 +152,7 @@ def _slice_ref(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
             index[axis] = slice(start, stop if stop >= 0 else None, step)
         else:
             index[axis] = slice(0, 0)
-    return x[tuple(index)].copy()
+    return x[tuple(index)]
 
 
 def _zeros_around(b: Any, g: Any, axis: int, lo: Dim, hi: Dim) -> Any:
@@ -234,7 +240,12 @@ def _split_infer(x: TensorType, axis: int, sizes: tuple[int, ...]) -> tuple[Tens
 
 
 def _split_ref(x: np.ndarray, axis: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    return tuple(p.copy() for p in np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+    return tuple(p.copy() for p in split_views(x, axis, sizes))
+
+
+def split_views(x: np.ndarray, axis: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The parts as NumPy views of x (eager tensors share memory as torch's views do)."""
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
 SPLIT = defop("split", ("x",), _split_infer, attrs={"axis": Attr("int"), "sizes": Attr("ints")},
