@@ -64,12 +64,20 @@ def from_torch(module: Any, example_input: Any) -> Model:
         return trace(net, *arrays, dynamic={name: {} for name in names})
 
 
-def convert(module: Any) -> FxModule:
+def convert(module: Any) -> Module:
     """The torch module as an eager dlg module (same state_dict names, weights copied) whose
-    forward runs the module's fx graph with dlg's functions; the base of `from_torch`."""
+    forward runs the module's fx graph with dlg's functions; the base of `from_torch`. A torch.nn
+    leaf itself (an LSTM, a BatchNorm1d: fx cannot trace inside it) is its dlg.nn module."""
     torch = torch_module()
     tracer = torch.fx.Tracer()
     tracer.record_stack_traces = True  # each node's line in the module's source, for errors
+    if tracer.is_leaf_module(module, ""):
+        refused: dict[str, str] = {}
+        leaf = _leaf(module, "", refused)
+        if leaf is not None:
+            return leaf.train(module.training)
+        if "" in refused:
+            raise DlgImportError(f"cannot convert {type(module).__name__}: {refused['']}")
     try:
         graph = tracer.trace(module)
     except Exception as e:  # noqa: BLE001  (fx raises many kinds; all mean "cannot trace")

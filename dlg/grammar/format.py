@@ -213,5 +213,16 @@ def _literal(value: Any) -> tuple[str, int]:
         return "none", _ATOM
     if isinstance(value, str):
         return quote(value), _ATOM
-    text = "1e999" if value == math.inf else repr(value)  # 1e999 is what parses to inf
+    text = float_literal(value) if isinstance(value, float) else repr(value)
     return text, (_UNARY if text.startswith("-") else _ATOM)
+
+
+def float_literal(value: float) -> str:
+    """A float as .dlg source that reads back as it: inf as 1e999 (what parses to inf), NaN as
+    an expression that folds to one (.dlg has no literal for either)."""
+    if math.isnan(value):
+        return "(1e999 - 1e999)"
+    if math.isinf(value):
+        return "1e999" if value > 0 else "-1e999"
+    text = repr(value)
+    return text if any(c in text for c in ".en") else text + ".0"

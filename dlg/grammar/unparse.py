@@ -16,7 +16,7 @@ import numpy as np
 
 from dlg.errors import DlgValueError
 from dlg.functions.spelling import spell
-from dlg.grammar.format import dict_key, quote
+from dlg.grammar.format import dict_key, float_literal, quote
 from dlg.grammar.layer_lists import SELF
 from dlg.grammar.parser import is_name
 from dlg.ir.graph import Graph, Node, Value
@@ -236,6 +236,5 @@ def _literal(value: np.ndarray) -> str:
     if value.dtype == np.bool_:
         return "true" if value else "false"
     if value.dtype.kind == "f":
-        text = repr(float(value))
-        return text if any(c in text for c in ".en") else text + ".0"
+        return float_literal(float(value))
     return str(int(value))

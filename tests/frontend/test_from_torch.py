@@ -229,6 +229,25 @@ def test_a_batch_size_written_in_the_module_gives_static_shapes():
     np.testing.assert_allclose(model(x.numpy()), Fixed()(x).numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("make,shape", [(lambda: tnn.BatchNorm1d(4).eval(), (3, 4)),
+                                         (lambda: tnn.LSTM(4, 5, batch_first=True), (2, 3, 4)),
+                                         (lambda: tnn.Linear(4, 2), (3, 4))],
+                         ids=["batchnorm", "lstm", "linear"])
+def test_a_bare_torch_leaf_converts_to_its_dlg_module(make, shape):
+    """fx cannot trace inside torch.nn's own modules: one passed by itself is its dlg.nn
+    module, with torch's state_dict names and mode."""
+    torch.manual_seed(0)
+    module = make()
+    x = _f(*shape)
+    model = dlg.from_torch(module, x)
+    assert list(model.params) == list(module.state_dict())
+    want = module(x)
+    want = want[0] if isinstance(want, tuple) else want
+    got = model(x.numpy())
+    got = got[0] if isinstance(got, tuple) else got
+    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
 class Unsupported(tnn.Module):
     def __init__(self):
         super().__init__()
