@@ -25,6 +25,7 @@ import numpy as np
 from dlg.errors import DlgError, DlgValueError, Span
 from dlg.ir.anomaly import check_op, is_anomaly_enabled
 from dlg.ir.builder import Builder
+from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.ops.shape import SLICE, SPLIT, TRANSPOSE, sliced, split_views
@@ -204,6 +205,27 @@ class Tracer:
             self.layer_calls.append(LayerCall(name, type(module).__name__,
                                               tuple(o.type for o in outs)))
 
+
+    def dim_value(self, d: Sym) -> Value:
+        """A symbolic size used as a number (`x * x.shape[0]`): an i64 scalar of the graph,
+        each symbol the size of the input axis it names (numel over that axis)."""
+        b = self.builder
+        total: Value | None = None
+        with b.at(caller_span()):
+            for monomial, coefficient in d.terms:
+                term = b.constant(np.array(coefficient), DType.i64)
+                for name in monomial:
+                    term = b.mul(term, self._symbol(name))
+                total = term if total is None else b.add(total, term)
+        assert total is not None  # a Sym has a term
+        return total
+
+    def _symbol(self, name: str) -> Value:
+        for node in self.graph.inputs:
+            for axis, dim in enumerate(node.types[0].shape):
+                if dim == Sym.named(name):
+                    return self.builder.numel(node.out, axes=(axis,), dtype=DType.i64)
+        raise DlgValueError(f"the size {name} is no input's axis", caller_span())
 
     def value_of(self, t: Tensor) -> Value:
         if t.trace is not None:

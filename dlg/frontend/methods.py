@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgTypeError
+from dlg.errors import DlgTypeError, DlgValueError
+from dlg.frontend import engine
 from dlg.frontend.engine import caller_span
 from dlg.frontend.tensor import Tensor, call
 from dlg.functions.args import is_number, is_static
@@ -21,6 +22,8 @@ from dlg.functions.elementwise import ELEMENTWISE, takes_ints
 from dlg.ir.dtypes import DType
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.opdef import OpDef, Trait
+from dlg.ir.shapes import Sym
+from dlg.ir.types import TensorType
 
 _PROMOTION = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
 
@@ -56,11 +59,23 @@ def binary_function(name: str) -> Callable[..., Tensor]:
     return fn
 
 
+def lift(value: Any) -> Tensor:
+    """A value as a tensor; a symbolic size (`x.shape[0]` while tracing) as the graph's i64
+    scalar of it, as torch's tracers keep a size an int that follows the batch."""
+    if isinstance(value, Sym):
+        tracer = engine.current_tracer()
+        if tracer is None:
+            raise DlgValueError(f"the symbolic size {value} is used outside its dlg.trace call",
+                                caller_span())
+        return Tensor.traced(tracer.dim_value(value), TensorType(DType.i64, ()))
+    return Tensor(value)
+
+
 def promote(opdef: OpDef, *values: Any) -> list[Any]:
     """`values` at PyTorch's common dtype: tensors cast, numbers (and arrays) left to meet
     them; a number of a higher kind than the tensors (a float meeting ints) lifts their dtype
     to that kind's default."""
-    values = [v if isinstance(v, Tensor) or is_static(v) else Tensor(v) for v in values]
+    values = [v if isinstance(v, Tensor) or is_static(v) else lift(v) for v in values]
     tensors = [v.dtype for v in values if isinstance(v, Tensor)]
     if not tensors:
         return values

@@ -12,6 +12,7 @@ import dlg
 import dlg.nn as nn
 from dlg.ir.decompose import decompose
 from dlg.ir.ops.control import SCAN
+from dlg.ir.shapes import Sym
 from examples.mnist_convnet import ConvNet  # the reference PyTorch programs' modules
 from examples.mnist_mlp import Net
 from tests.frontend.test_recurrent import structure
@@ -152,3 +153,20 @@ def test_a_constant_of_the_inputs_shape_traces_and_compiles(make):
 def test_tracing_a_function_that_returns_no_tensor_is_an_error():
     with pytest.raises(dlg.DlgTypeError, match="returned int, not a tensor"):
         dlg.trace(lambda x: 3, dlg.randn(2, 3))
+
+
+class ScalesByTheBatch(nn.Module):
+    def forward(self, x):
+        return x.sum(0) / x.shape[0] + x.size(0) * 2 - x
+
+
+@pytest.mark.parametrize("n", [8, 3, 1])
+def test_the_batch_size_used_as_a_number_follows_the_batch(n):
+    """x.shape[0] while tracing is the symbolic N: as a number it is the graph's size of that
+    axis, so the traced model computes what the eager code computes at every batch size."""
+    x = np.arange(32, dtype=np.float32).reshape(8, 4)
+    model = dlg.trace(ScalesByTheBatch(), x)
+    assert model.inputs["x"].shape[0] == Sym.named("N")
+    want = ScalesByTheBatch()(dlg.tensor(x[:n])).numpy()
+    np.testing.assert_allclose(model(x[:n]), want, rtol=1e-6)
+    np.testing.assert_allclose(dlg.compile(model)(x[:n]), want, rtol=1e-6)
