@@ -24,6 +24,7 @@ from dlg.functions import FUNCTIONS
 from dlg.functions.call import bind
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.elementwise import WHERE
+from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.ops.nn import DROPOUT
 from dlg.ir.ops.opdef import REQUIRED, OpDef, Trait
 from dlg.ir.shapes import numel
@@ -238,6 +239,8 @@ class _Eager:
     def emit(self, opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
         if opdef is DROPOUT:
             return self._dropout(inputs[0], **attrs)
+        if opdef in (CROSS_ENTROPY, NLL_LOSS):
+            _check_classes(opdef.name, inputs[0], inputs[1], attrs.get("ignore_index", -100))
         return apply(opdef, *inputs, **attrs)
 
     def _dropout(self, x: Tensor, p: float, training: bool) -> Tensor:
@@ -248,6 +251,21 @@ class _Eager:
         keep = Tensor(engine.rng().random(x.shape) >= p)
         scaled = x * (1.0 / (1.0 - p)) if p < 1 else x * 0.0
         return apply(WHERE, keep, scaled, self.lift(0.0, x.dtype))
+
+
+def _check_classes(loss: str, scores: Tensor, target: Tensor, ignore_index: int) -> None:
+    """Class indices within the classes, where the data is here (eagerly), as torch checks:
+    the loss picks a target's score by comparing indices, so one past the classes would
+    silently pick none."""
+    labels = target._value
+    if labels is None or labels.dtype.kind not in "iu" or scores.ndim == 0:
+        return
+    classes = scores.shape[1] if scores.ndim > 1 else scores.shape[0]
+    bad = (labels != ignore_index) & ((labels < 0) | (labels >= classes))
+    if bad.any():
+        raise DlgValueError(f"{loss}: target {labels[bad].flat[0]} is out of range for "
+                            f"{classes} classes (0..{classes - 1}, or ignore_index "
+                            f"{ignore_index})", engine.caller_span())
 
 
 EAGER = _Eager()

@@ -181,6 +181,10 @@ ERRORS = [
     (lambda: F.smooth_l1_loss(dlg.tensor(A), dlg.tensor(B), beta=-1.0), "beta must be"),
     (lambda: F.smooth_l1_loss(dlg.tensor(A), dlg.tensor(B[:2])), "shapes differ"),
     (lambda: F.nll_loss(dlg.tensor(A), 1), "nll_loss's target must be a tensor"),
+    (lambda: F.cross_entropy(dlg.ones(2, 3), dlg.tensor([0, 5])),
+     r"cross_entropy: target 5 is out of range for 3 classes"),
+    (lambda: F.nll_loss(dlg.ones(2, 3), dlg.tensor([-4, 1])),
+     r"nll_loss: target -4 is out of range for 3 classes"),
 ]
 
 
@@ -188,3 +192,10 @@ ERRORS = [
 def test_loss_errors(make, message):
     with pytest.raises(DlgError, match=message):
         make()
+
+
+def test_ignored_targets_may_lie_outside_the_classes():
+    logits, labels = dlg.tensor(LOGITS), np.where(np.arange(len(LABELS)) % 2, LABELS, -100)
+    want = TF.cross_entropy(torch.tensor(LOGITS), torch.tensor(labels))
+    np.testing.assert_allclose(F.cross_entropy(logits, dlg.tensor(labels)).item(), want.item(),
+                               rtol=1e-5)
