@@ -98,6 +98,17 @@ def test_errors_have_location_and_no_traceback_in_a_subprocess(tmp_path):
     assert missing.returncode == 1 and "no such file" in missing.stderr
 
 
+def test_a_reader_that_stops_early_ends_the_output_quietly():
+    """`dlgc compile ... --emit llvm | head -1`: the pipe closes before the output ends; dlgc
+    stops without a BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "dlg.cli", "compile", str(MODELS / "mlp.dlg"),
+                             "--emit", "llvm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.read(10)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"Traceback" not in err, err.decode()
+
+
 def test_help_describes_every_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
