@@ -19,7 +19,7 @@ import numpy as np
 from dlg.frontend import engine, tensor_methods  # noqa: F401  (tensor_methods attaches methods)
 from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
-from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, op
+from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, numpy_data, op
 from dlg.frontend.factory import factory, leaf
 from dlg.frontend import stateful
 from dlg.functions import FUNCTIONS
@@ -59,8 +59,8 @@ def tensor(data: Any, dtype: DType | None = None, device: Any = None,
     """A copy of `data`; Python floats make float32 (torch's default dtype), NumPy arrays and
     tensors keep theirs."""
     dtype = None if dtype is None else checked(dtype_arg, dtype, "tensor(): dtype")
-    value = np.array(data.numpy_view() if isinstance(data, Tensor) else data,
-                     dtype=None if dtype is None else dtype.np)
+    value = numpy_data(data.numpy_view() if isinstance(data, Tensor) else data,
+                       None if dtype is None else dtype.np, copy=True)
     if dtype is None and value.dtype == np.float64 and not isinstance(
             data, (Tensor, np.ndarray, np.generic)):
         value = value.astype(np.float32)

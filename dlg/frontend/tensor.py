@@ -351,12 +351,22 @@ def op(name: str, *inputs: Tensor, **attrs: Any) -> Any:
     return apply(REGISTRY[name], *inputs, **attrs)
 
 
+def numpy_data(value: Any, dtype: np.dtype | None = None, copy: bool = False) -> np.ndarray:
+    """User data as an array; ragged nested lists (or a string of no number) are a DlgValueError
+    at the caller's line, not NumPy's."""
+    try:
+        return np.array(value, dtype=dtype) if copy else np.asarray(value, dtype)
+    except ValueError as e:
+        raise DlgValueError(f"cannot make a tensor of this {type(value).__name__}: {e}",
+                            engine.caller_span()) from None
+
+
 def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
     if isinstance(value, Tensor):
         value = value._value
     if dtype is not None:
-        return np.asarray(value, dtype.np)
-    array = np.asarray(value)
+        return numpy_data(value, dtype.np)
+    array = numpy_data(value)
     if array.dtype == np.float64 and not isinstance(value, np.ndarray):
         array = array.astype(np.float32)  # Python floats make float32 tensors, as in PyTorch
     if array.dtype.kind == "i" and array.dtype != np.int32:

@@ -21,6 +21,7 @@ from dlg.functions.args import is_number
 from dlg.grammar.layer_lists import LayerList
 from dlg.grammar.values import Builtin, GraphTensor, describe
 from dlg.ir.dtypes import DType
+from dlg.ir.shapes import Sym
 from dlg.ir.train_spec import (
     OPTIMIZER_DEFAULTS,
     SCHEDULE_DEFAULTS,
@@ -98,6 +99,18 @@ def _len(E: Any, value: Any) -> int:
     if isinstance(value, GraphTensor) and value.type.rank:
         return value.type.shape[0]
     raise DlgTypeError(f"len needs a tuple, a layer list or a tensor, got {describe(value)}")
+
+
+@builtin("str")
+def _str(E: Any, value: Any) -> str:
+    """A number, dim, string, bool or tuple of them as text: assert messages name values."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_str(E, v) for v in value) + ")"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str, Sym)):
+        return str(value)
+    raise DlgTypeError(f"str needs a number, a dim, a string or a tuple, got {describe(value)}")
 
 
 @builtin("int")

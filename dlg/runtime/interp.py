@@ -201,13 +201,15 @@ def _resolve(value: Any, env: Mapping[str, int]) -> Any:
 def check_input_names(names: Sequence[str | None], inputs: Mapping[str, Any]) -> None:
     """Every declared input given, nothing else."""
     missing = [n for n in names if n not in inputs]
-    if missing:
-        raise DlgValueError(f"missing input {missing[0]!r} (the model takes "
-                            f"{', '.join(map(str, names))})")
     extra = sorted(set(inputs) - set(names))
+    takes = f"the model takes {', '.join(map(str, names))}"
+    if missing and extra:  # a misspelt name
+        raise DlgValueError(f"unknown input {extra[0]!r} and missing input {missing[0]!r} "
+                            f"({takes})")
+    if missing:
+        raise DlgValueError(f"missing input {missing[0]!r} ({takes})")
     if extra:
-        raise DlgValueError(f"unknown input {extra[0]!r} (the model takes "
-                            f"{', '.join(map(str, names))})")
+        raise DlgValueError(f"unknown input {extra[0]!r} ({takes})")
 
 
 def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]) -> np.ndarray:

@@ -196,6 +196,14 @@ def test_errors_point_at_the_callers_line():
     (lambda: dlg.ones(2).backward(), "does not require grad"),
     (lambda: dlg.ones(2, 3).view(4, -1), "6 elements do not divide by 4"),
     (lambda: dlg.ones(2, 3)[5], "out of range"),
+    (lambda: dlg.tensor([[1, 2], [3]]), "cannot make a tensor of this list"),
+    (lambda: dlg.nn.BatchNorm1d(4)(dlg.ones(2, 5)), r"BatchNorm1d\(4\) got 5 channels"),
+    (lambda: dlg.nn.BatchNorm2d(3)(dlg.ones(2, 4, 5, 5)), r"BatchNorm2d\(3\) got 4 channels"),
+    (lambda: dlg.nn.LSTM(4, 5, batch_first=True)(dlg.ones(2, 3, 6)),
+     r"LSTM\(input_size=4\) got 6 features"),
+    (lambda: dlg.nn.GRU(4, 5)(dlg.ones(3, 6)), r"GRU\(input_size=4\) got 6 features"),
+    (lambda: dlg.loads("model M { input x: f32[N, 3]\n output y = x * 2 }")(z=np.ones((2, 3))),
+     "unknown input 'z' and missing input 'x'"),
 ])
 def test_clear_errors(fn, message):
     with pytest.raises(dlg.DlgError, match=message):

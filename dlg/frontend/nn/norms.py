@@ -55,6 +55,9 @@ class _BatchNorm(Module):
         if x.ndim not in self.ranks:
             raise DlgShapeError(f"{type(self).__name__} takes {self.takes}",
                                 engine.caller_span())
+        if x.shape[1] != self.num_features:
+            raise DlgShapeError(f"{type(self).__name__}({self.num_features}) got {x.shape[1]} "
+                                f"channels", engine.caller_span())
         weight, bias = _scale_shift(self, self.num_features)
         if not self.training and self.track_running_stats:
             return call("batch_norm", x, self.running_mean, self.running_var, weight, bias,
