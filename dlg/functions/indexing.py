@@ -2,14 +2,16 @@
 
 Ints pick a position and drop the axis (negative ones count from the end), slices keep it (any
 step; a negative one walks backwards), None adds an axis of 1, `...` stands for the axes not
-named, and one integer tensor (or a list of ints) gathers along its axis, its dims taking that
-axis's place (PyTorch's rule; NumPy moves them to the front when an int stands apart from the
-tensor, as in `x[0, :, i]`). A symbolic axis takes ints, `T-1`-style bounds and steps of 1 or
--1 (`x[:, -1]`, `x[:, :T-1]`, `x[:, ::-1]`); its bounds are taken as given, where NumPy would
-clamp them to the axis.
+named, and integer tensors (or lists of ints) on neighbouring axes gather together: their
+positions (negatives from the end) broadcast against each other, and the broadcast dims take
+the axes' place (`logits[arange(n), labels]`; PyTorch's rule; NumPy moves them to the front
+when an int stands apart from the tensor, as in `x[0, :, i]`). A symbolic axis takes ints,
+`T-1`-style bounds and steps of 1 or -1 (`x[:, -1]`, `x[:, :T-1]`, `x[:, ::-1]`); its bounds are
+taken as given, where NumPy would clamp them to the axis.
 
-The result is at most three ops: one `slice` for every int and slice, one `take` for the tensor
-index and one `reshape` that drops the picked axes and adds the new ones.
+The result is a few ops: one `slice` for every int and slice, one `take` for the tensor indices
+(several merge their axes into one and their positions into one flat position) and one
+`reshape` that drops the picked axes and adds the new ones.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions.args import describe, is_int
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import ADD, CAST, LT, MUL, WHERE
 from dlg.ir.ops.shape import RESHAPE, SLICE, TAKE
-from dlg.ir.shapes import Dim, Sym
+from dlg.ir.shapes import Dim, Sym, numel
 from dlg.ir.types import TensorType
 
 _GATHERED = object()  # where the tensor index's dims go in the result
@@ -41,7 +44,7 @@ class _Plan:
     starts: list[Dim] = field(default_factory=list)
     stops: list[Dim] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
-    gather: tuple[int, Any] | None = None  # (axis, integer tensor)
+    gathers: list[tuple[int, Any]] = field(default_factory=list)  # (axis, integer tensor)
     dims: list[Any] = field(default_factory=list)  # result dims; _GATHERED for the index's
 
     def cut(self, axis: int, start: Dim, stop: Dim, step: int) -> None:
@@ -69,10 +72,13 @@ def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
                 plan.cut(axis, start, stop, step)
             plan.dims.append(_length(start, stop, step))
         elif F.is_tensor(item) or isinstance(item, _LISTS):
-            if plan.gather is not None:
-                raise DlgTypeError("only one tensor index is supported in x[...]")
-            plan.gather = (axis, _index_tensor(F, item, dim, axis, t))
-            plan.dims.append(_GATHERED)
+            if plan.gathers and (plan.dims[-1] is not _GATHERED
+                                 or plan.gathers[-1][0] != axis - 1):
+                raise DlgTypeError("tensor indices must be on neighbouring axes in x[...] "
+                                   "(x[:, i, j], not x[i, :, j])")
+            plan.gathers.append((axis, _index_tensor(F, item, dim, axis, t)))
+            if len(plan.gathers) == 1:
+                plan.dims.append(_GATHERED)
         else:
             i = _position(F, item, dim, axis, t)
             plan.cut(axis, i, i + 1, 1)
@@ -87,14 +93,44 @@ def _emit(F: Front, x: Any, plan: _Plan) -> Any:
         out = F.emit(SLICE, out, axes=tuple(plan.axes), starts=tuple(plan.starts),
                      stops=tuple(plan.stops), steps=tuple(plan.steps))
     dims = plan.dims
-    if plan.gather is not None:
-        axis, indices = plan.gather
+    if plan.gathers:
+        out, indices, axis = _merged(F, out, plan.gathers)
         out = F.emit(TAKE, out, indices, axis=axis)
         at = next(k for k, d in enumerate(dims) if d is _GATHERED)
         dims = dims[:at] + list(F.type_of(indices).shape) + dims[at + 1:]
     if tuple(dims) != F.type_of(out).shape:
         out = F.emit(RESHAPE, out, shape=tuple(dims))
     return out
+
+
+def _merged(F: Front, x: Any, gathers: list[tuple[int, Any]]) -> tuple[Any, Any, int]:
+    """x with the gathered (neighbouring) axes as one, the positions as one flat position into
+    it (negatives counted from the end), and that axis."""
+    shape = F.type_of(x).shape
+    first = gathers[0][0]
+    flat = None
+    for axis, indices in gathers:
+        dim = shape[axis]
+        if F.type_of(indices).dtype != DType.i64:
+            indices = F.emit(CAST, indices, dtype=DType.i64)
+        if isinstance(dim, int):  # torch's negative positions
+            size = F.lift(dim, DType.i64)
+            below = F.emit(LT, indices, F.lift(0, DType.i64))
+            indices = F.emit(WHERE, below, F.emit(ADD, indices, size), indices)
+        flat = indices if flat is None else F.emit(ADD, F.emit(MUL, flat, _size(F, dim)),
+                                                   indices)
+    last = gathers[-1][0]
+    if len(gathers) > 1:
+        merged = tuple(shape[:first]) + (numel(shape[first:last + 1]),) + tuple(shape[last + 1:])
+        x = F.emit(RESHAPE, x, shape=merged)
+    return x, flat, first
+
+
+def _size(F: Front, dim: Dim) -> Any:
+    if isinstance(dim, Sym):
+        raise DlgShapeError(f"tensor indices on neighbouring axes need known sizes; an axis "
+                            f"after the first is the symbolic {dim}")
+    return F.lift(dim, DType.i64)
 
 
 def _expand_ellipsis(items: list[Any], t: TensorType) -> list[Any]:

@@ -28,6 +28,7 @@ CASES = [
     "None", "None, 1, None", "..., 1", "1, ...", "..., None", "1, ..., -1", "..., ::-1",
     "i", ":, i", "..., i", ":, 1, i", "i, ..., 0", "-1, i, ::-2", "None, i", "1, i",
     "[0, 2]", ":, [-1, 0, -1]", ":, [True, False, True, False]", "..., []",
+    "i, i", ":, i, i", "i, [-1, 0]", "[0, 2], [1, -1], i", "-i", ":, -i, i", "1, i, -i",
 ]
 # On x: f32[N, T, 5] (a .dlg model) and f32[N, 4, 5] (a trace): symbolic axes, bounds from dims.
 SYMBOLIC = [
@@ -186,7 +187,7 @@ ERRORS = [
     (":2.0", DlgTypeError, r"^slice bounds must be static ints, got float 2\.0$"),
     ("x", DlgTypeError, r"^a tensor index must be i32/i64, got f32\[3,4,5\]$"),
     ("x > 0", DlgTypeError, r"^a boolean mask bool\[3,4,5\] as an index gives a shape that "),
-    ("i, i", DlgTypeError, r"^only one tensor index is supported in x\[\.\.\.\]$"),
+    ("i, :, i", DlgTypeError, r"^tensor indices must be on neighbouring axes in x\[\.\.\.\]"),
     ("[0, 3]", DlgShapeError, r"^index 3 is out of range for axis 0 of f32\[3,4,5\]$"),
     ("[True, False]", DlgShapeError, r"^a boolean list index needs one bool per element of axis 0"),
 ]
