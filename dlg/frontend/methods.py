@@ -111,7 +111,7 @@ def _binary_method(name: str, reflected: bool = False) -> Callable[..., Tensor]:
 for _name in ("view", "reshape", "permute", "transpose", "unsqueeze", "squeeze", "expand", "sum",
               "mean", "prod", "argmax", "argmin", "softmax", "log_softmax", "chunk",
               "unbind", "narrow", "movedim", "swapaxes", "swapdims", "unflatten", "repeat", "tile",
-              "masked_fill",
+              "masked_fill", "tril", "triu",
               "sort", "argsort", "msort", "topk", "kthvalue", "cumsum", "cumprod", "flip",
               *(n for n, f in ELEMENTWISE.items() if Trait.UNARY in REGISTRY[n].traits)):
     if _name not in vars(Tensor):

@@ -17,7 +17,7 @@ from dlg.functions import activations, creation, gather, losses, nn, reduce, sha
 from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
-from dlg.functions.masking import masked_fill
+from dlg.functions.masking import masked_fill, tril, triu
 from dlg.functions import norms, pooling, resample
 from dlg.functions.padding import pad
 
@@ -50,7 +50,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "unbind": shape.unbind, "narrow": shape.narrow, "movedim": shape.movedim,
     "swapaxes": shape.transpose, "swapdims": shape.transpose, "unflatten": shape.unflatten,
     "repeat": shape.repeat, "tile": shape.tile, "masked_fill": masked_fill,
-    "take": shape.take,
+    "take": shape.take, "tril": tril, "triu": triu,
     # ordering and scans
     "sort": ordering.sort, "argsort": ordering.argsort, "msort": ordering.msort,
     "topk": ordering.topk, "kthvalue": ordering.kthvalue, "cumsum": ordering.cumsum,

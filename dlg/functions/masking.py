@@ -1,6 +1,8 @@
 """masked_fill: `where(mask, value, x)`, with PyTorch's rules for the value: a number or a 0-d
 tensor, converted to x's dtype (a float meeting an int tensor truncates), while the mask, a bool
 tensor, broadcasts with x. A composite, so its gradient (to x and to a tensor value) is where's.
+tril and triu are `where` too, their mask from the positions of the last two axes (running sums
+of ones, so a symbolic length works: a causal mask of a traced sequence).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError
-from dlg.functions.args import describe, is_static, tensor
+from dlg.functions.args import describe, is_int, is_static, tensor
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.elementwise import CAST, WHERE
+from dlg.ir.ops.source import FULL
+from dlg.ir.ops.elementwise import CAST, GE, LE, SUB, WHERE
+from dlg.ir.ops.sort import CUMSUM
 
 
 def masked_fill(F: Front, x: Any, mask: Any, value: Any) -> Any:
@@ -33,3 +37,29 @@ def masked_fill(F: Front, x: Any, mask: Any, value: Any) -> Any:
         raise DlgTypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
                            f"{describe(F, value)}")
     return F.emit(WHERE, mask, fill, x)
+
+
+def tril(F: Front, x: Any, diagonal: int = 0) -> Any:
+    """The lower triangle of the last two axes: x[..., i, j] where j - i <= diagonal, else 0."""
+    return _triangle(F, "tril", x, diagonal, LE)
+
+
+def triu(F: Front, x: Any, diagonal: int = 0) -> Any:
+    """The upper triangle of the last two axes: x[..., i, j] where j - i >= diagonal, else 0."""
+    return _triangle(F, "triu", x, diagonal, GE)
+
+
+def _triangle(F: Front, name: str, x: Any, diagonal: Any, keep_op: Any) -> Any:
+    t = F.type_of(tensor(F, x, f"{name}'s argument"))
+    if t.rank < 2:
+        raise DlgShapeError(f"{name} needs at least 2 dims, got {t}")
+    if not is_int(diagonal):
+        raise DlgTypeError(f"{name}: diagonal must be an int, got {describe(F, diagonal)}")
+    rows, cols = t.shape[-2:]
+
+    def positions(shape: tuple[Any, ...], axis: int) -> Any:
+        ones = F.emit(FULL, shape=shape, value=1.0, dtype=DType.i64)
+        return F.emit(CUMSUM, ones, axis=axis)  # 1, 2, ...: j - i is the same
+    offset = F.emit(SUB, positions((1, cols), 1), positions((rows, 1), 0))
+    keep = F.emit(keep_op, offset, F.lift(int(diagonal), DType.i64))
+    return F.emit(WHERE, keep, x, F.lift(np.zeros((), t.dtype.np), t.dtype))
