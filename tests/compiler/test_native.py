@@ -260,6 +260,21 @@ def test_unused_inputs_stay_in_the_signature():
     np.testing.assert_array_equal(out["y"], [-1, -1])
 
 
+def test_a_value_whose_other_reader_takes_only_its_shape_fuses_into_its_sum():
+    """Batch norm's variance, mean((x - mu)^2): numel reads the squares' shape, not their data,
+    so the squares are computed inside the sum, not written to memory first (a ResNet step
+    spent 9 % of its time there)."""
+    g = Graph("f")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[N, 8]"))
+    squares = b.mul(x, x)
+    g.set_output("v", b.div(b.reduce_sum(squares, axes=(0,)),
+                            b.numel(squares, axes=(0,), dtype=DType.f32)))
+    assert squares not in fuse(g).materialized
+    xs = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    np.testing.assert_allclose(NativeGraph(g)({"x": xs}, {})["v"], (xs * xs).mean(0), rtol=1e-6)
+
+
 def test_contraction_operands_are_not_recomputed():
     g = Graph("f")
     b = Builder(g)

@@ -48,7 +48,8 @@ def fuse(g: Graph) -> Fusion:
     users: dict[Value, list[Node]] = {}
     for node in g:
         for v in node.inputs:
-            users.setdefault(v, []).append(node)
+            if Trait.SHAPE_ONLY not in node.op.traits:  # numel(v) reads no element of v
+                users.setdefault(v, []).append(node)
     materialized: set[Value] = {v for _, v in g.outputs} | {v for _, v in g.updates}
     in_place: set[Value] = set()  # reshapes a scan reads from their input's memory, if it has one
     for node in g:

@@ -56,6 +56,7 @@ class Trait(Enum):
     ARGUMENT = "argument"          # a source the caller supplies (input, param): no reference
     BUFFER = "buffer"              # a source already in memory (input, param, constant)
     RANDOM = "random"              # fresh samples each run: never folded nor merged
+    SHAPE_ONLY = "shape_only"      # reads its input's shape, never its data (numel)
 
 
 # Attribute kinds and the Python values they accept.

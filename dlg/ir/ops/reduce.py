@@ -134,7 +134,7 @@ NUMEL = defop("numel", ("x",), _numel_infer,
               attrs={"axes": Attr("axes", None), "dtype": Attr("dtype", DType.f32)},
               ref=lambda x, axes, dtype: np.asarray(
                   numel([x.shape[a] for a in _np_axes("numel", axes, x.ndim)]), dtype.np),
-              vjp=zero_vjp, traits={Trait.CHEAP},
+              vjp=zero_vjp, traits={Trait.CHEAP, Trait.SHAPE_ONLY},
               doc="The element count over `axes` as a scalar: a runtime value for symbolic dims.")
 
 
