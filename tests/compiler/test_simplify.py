@@ -65,6 +65,8 @@ EACH_RULE = {
     "add(x, 0)": (lambda b, x: b.add(x, full(b, 0.0)), {"input": 1}),
     "sub(x, 0)": (lambda b, x: b.sub(x, full(b, 0.0)), {"input": 1}),
     "div(x, 1)": (lambda b, x: b.div(x, full(b, 1.0)), {"input": 1}),
+    "pow(x, 1)": (lambda b, x: b.pow(x, full(b, 1.0)), {"input": 1}),
+    "pow(x, 2)": (lambda b, x: b.pow(x, full(b, 2.0)), {"input": 1, "mul": 1}),
     "cast(x)": (lambda b, x: b.cast(x, dtype=DType.f32), {"input": 1}),
     "reshape(x)": (lambda b, x: b.reshape(x, shape=(2, 3)), {"input": 1}),
     "reshape(reshape(x))": (lambda b, x: b.reshape(b.reshape(x, shape=(6,)), shape=(2, 3)),
@@ -95,6 +97,8 @@ def test_each_rule_fires_on_its_pattern(rule):
     (lambda b, x: b.sub(full(b, 0.0), x), {"input": 1, "full": 1, "sub": 1}),
     (lambda b, x: b.div(full(b, 1.0), x), {"input": 1, "full": 1, "div": 1}),
     (lambda b, x: b.mul(x, full(b, 2.0, (2, 3))), {"input": 1, "full": 1, "mul": 1}),
+    (lambda b, x: b.pow(full(b, 2.0), x), {"input": 1, "full": 1, "pow": 1}),  # 2 ** x
+    (lambda b, x: b.pow(x, full(b, 3.0)), {"input": 1, "full": 1, "pow": 1}),
     (lambda b, x: b.transpose(b.transpose(b.reshape(x, shape=(1, 2, 3)), perm=(1, 2, 0)),
                               perm=(1, 2, 0)), {"input": 1, "reshape": 1, "transpose": 2}),
     (lambda b, x: b.transpose(b.transpose(b.reshape(x, shape=(1, 2, 3)), perm=(1, 2, 0)),

@@ -16,7 +16,7 @@ import numpy as np
 from dlg.compiler.patterns import P, Rules, constant_value, graph_rewrite
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.ops.elementwise import ADD, CAST, DIV, MUL, SUB
+from dlg.ir.ops.elementwise import ADD, CAST, DIV, MUL, POW, SUB
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE, TRANSPOSE
 
 FOLD_LIMIT = 4096  # elements: larger constants stay computed at run time (code size)
@@ -46,6 +46,11 @@ def _perm(transpose: Node) -> list[int]:
     return [p % len(perm) for p in perm]
 
 
+def square(b: Builder, node: Node, x: Value) -> Value | None:
+    """x * x, where it has the node's type: one multiply, where pow is a libm call."""
+    return b.mul(x, x) if b.type_of(x) == node.types[0] else None
+
+
 def fold(b: Builder, node: Node) -> Value | None:
     """The node's value, computed now by its op's reference from its constant inputs."""
     t = node.types[0]
@@ -59,7 +64,7 @@ def fold(b: Builder, node: Node) -> Value | None:
 
 
 X = P(name="x")
-ONE, ZERO, CONST = P(value=1), P(value=0), P(const=True)
+ONE, TWO, ZERO, CONST = P(value=1), P(value=2), P(value=0), P(const=True)
 INNER = P(TRANSPOSE, X, name="inner")
 
 SIMPLIFY = Rules([
@@ -67,6 +72,8 @@ SIMPLIFY = Rules([
     (P(ADD, X, ZERO), same_type),                 # x + 0 == x
     (P(SUB, X, ZERO), same_type),                 # x - 0 == x
     (P(DIV, X, ONE), same_type),                  # x / 1 == x
+    (P(POW, X, ONE), same_type),                  # x ** 1 == x
+    (P(POW, X, TWO), square),                     # x ** 2 == x * x (batch norm's variance)
     (P(CAST, X), same_type),                      # cast(x, dtype of x) == x
     (P(RESHAPE, X), same_type),                   # reshape(x, shape of x) == x
     (P(RESHAPE, P(RESHAPE, X)), same_type),       # reshape(reshape(x, s), shape of x) == x
