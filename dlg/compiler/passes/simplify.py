@@ -17,13 +17,27 @@ from dlg.compiler.patterns import P, Rules, constant_value, graph_rewrite
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.elementwise import ADD, CAST, DIV, MUL, POW, SUB
+from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE, TRANSPOSE
+from dlg.ir.rewrite import copy_graph
 
 FOLD_LIMIT = 4096  # elements: larger constants stay computed at run time (code size)
 
 
 def simplify(g: Graph) -> Graph:
-    return graph_rewrite(g, SIMPLIFY)
+    """`g` and its scan bodies (a reverse scan's body is a whole gradient) simplified."""
+    return graph_rewrite(_bodies_simplified(g), SIMPLIFY)
+
+
+def _bodies_simplified(g: Graph) -> Graph:
+    if not any(n.op is SCAN for n in g):
+        return g
+
+    def replace(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Value, ...] | None:
+        if node.op is not SCAN:
+            return None
+        return b.emit(SCAN, *inputs, **{**node.attrs, "body": simplify(node.attrs["body"])})
+    return copy_graph(g, replace)
 
 
 def same_type(b: Builder, node: Node, x: Value) -> Value | None:
