@@ -5,8 +5,8 @@ keywords, errors at the caller's line), so a new elementwise primitive appears h
 Left out are the .dlg functions whose PyTorch namesake means something else (`NOT_PYTORCH`);
 `split` (part sizes) and `numel` (an int) are written here with torch's meaning. Eager-only:
 tensors from data (tensor, from_numpy), leaf tensors with `requires_grad=` and `device=`,
-randperm, max/min with indices, torch.flatten's start at axis 0, binary functions promoting as
-PyTorch does, and regression losses taking their target in the input's dtype.
+randperm, max/min with indices, torch.flatten's start at axis 0, binary functions and cat/stack
+promoting as PyTorch does, and regression losses taking their target in the input's dtype.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ _generated: dict[str, Callable[..., Any]] = {
 _generated.update({name: eager(name) for name in FUNCTIONS
                    if name not in _generated and name not in NOT_PYTORCH})
 _generated["matmul"] = binary_function("matmul")
+_generated.update({name: methods.joined(name) for name in ("cat", "concat", "stack")})
 globals().update(_generated)
 
 

@@ -91,6 +91,20 @@ def promote(opdef: OpDef, *values: Any) -> list[Any]:
             for v in values]
 
 
+def joined(name: str) -> Callable[..., Tensor]:
+    """torch.cat/stack: the tensors at their common dtype first (an int tensor joining floats
+    becomes float), as torch promotes them."""
+    def join(tensors: Any, dim: int = 0, *, axis: int | None = None) -> Tensor:
+        parts = tensors
+        if isinstance(tensors, (list, tuple)) and tensors and all(
+                isinstance(t, Tensor) for t in tensors):
+            dtype = max((t.dtype for t in tensors), key=_PROMOTION.index)
+            parts = [t.to(dtype) for t in tensors]
+        return call(name, parts, dim if axis is None else axis)
+    join.__name__ = join.__qualname__ = name
+    return join
+
+
 def _kind(dtype: DType) -> int:
     return 2 if dtype.is_float else 1 if dtype.is_int else 0
 

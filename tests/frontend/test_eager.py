@@ -210,6 +210,16 @@ def test_clear_errors(fn, message):
         fn()
 
 
+@pytest.mark.parametrize("name", ["cat", "stack"])
+def test_joining_promotes_as_torch(name):
+    results = []
+    for m in (dlg, torch):
+        parts = [m.tensor([1, 2]), m.tensor([0.5, 1.5]), m.tensor([True, False])]
+        out = getattr(m, name)(parts, dim=0)
+        results.append((str(out.dtype).replace("torch.", ""), out.tolist()))
+    assert results[0][1] == results[1][1] and results[0][0] in ("f32", "float32")
+
+
 def test_utils_data_yields_tensor_batches():
     from dlg.utils.data import DataLoader, TensorDataset
     x, y = np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5)
