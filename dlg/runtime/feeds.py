@@ -14,7 +14,7 @@ without either it is all ones, so the loss is the unweighted one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,21 +32,33 @@ Feed = dict[str, np.ndarray]
 
 def input_arrays(model: Model, x: Any, what: str = "x") -> Feed:
     """The model's inputs from `x` (one array, or a dict by input name)."""
-    return _named(model, list(model.inputs), x, what)
+    return _named(model, dict(model.inputs), x, what)
 
 
-def _named(model: Model, names: Sequence[str], data: Any, what: str) -> Feed:
+def _named(model: Model, types: Mapping[str, TensorType], data: Any, what: str) -> Feed:
+    """Arrays by name; lists and numbers become arrays of the declared dtype, as a call takes
+    them (arrays keep theirs: the step checks it)."""
+    names = list(types)
     if isinstance(data, Mapping):
         missing = [n for n in names if n not in data]
         if missing:
             raise DlgValueError(f"{what} has no {', '.join(map(repr, missing))} "
                                 f"(it has {', '.join(map(str, data)) or 'nothing'}; "
                                 f"{model.name} takes {', '.join(names)})")
-        return {n: np.asarray(data[n]) for n in names}
+        return {n: _array(data[n], types[n], what) for n in names}
     if len(names) != 1:
         raise DlgValueError(f"{what}: {model.name} takes {len(names)} arrays here "
                             f"({', '.join(names) or 'none'}); pass a dict by name")
-    return {names[0]: np.asarray(data)}
+    return {names[0]: _array(data, types[names[0]], what)}
+
+
+def _array(value: Any, t: TensorType, what: str) -> np.ndarray:
+    if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
+        return np.asarray(value)
+    try:
+        return np.asarray(value, t.dtype.np)
+    except (TypeError, ValueError) as e:
+        raise DlgValueError(f"{what}: cannot convert to {t.dtype}: {e}") from None
 
 
 def train_arrays(model: Model, x: Any, y: Any = None, sample_weight: Any = None,
@@ -67,7 +79,8 @@ def train_arrays(model: Model, x: Any, y: Any = None, sample_weight: Any = None,
         raise DlgValueError(f"{what}y: the train section of {model.name} declares no labels "
                             f"(its loss uses the inputs and outputs only); call fit(x)")
     if labels:
-        feed.update(_named(model, labels, x if y is None else y, what + "y"))
+        feed.update(_named(model, {n: declared[n] for n in labels}, x if y is None else y,
+                           what + "y"))
     length = _length(feed)
     if SAMPLE_WEIGHT in declared:
         feed[SAMPLE_WEIGHT] = _weights(declared[SAMPLE_WEIGHT], feed, labels, length,

@@ -226,3 +226,18 @@ def test_predict_refuses_an_output_without_a_batch_axis(tmp_path):
     m = load(tmp_path, "model S { input x: f32[N, 3] output total = sum(x) }", "s")
     with pytest.raises(DlgValueError, match=r"output 'total' \(float32\[\] for a batch of 2\)"):
         m.predict(np.ones((5, 3), np.float32), batch_size=2, compiled=False)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_python_lists_train_as_the_arrays_they_spell(compiled):
+    """fit takes nested lists and numbers as a call does (in the declared dtypes): the same
+    weights as training on the float32 arrays."""
+    source = ("model M { input x: f32[N, 3]\n layer fc = Linear(3, 1)\n output y = fc(x)[:, 0] }"
+              "\ntrain M { input t: f32[N]\n loss = mse_loss(y, t)\n optimizer = SGD(lr=0.1) }")
+    x, t = [[0.0, 1.0, 2.0], [1.0, -1.0, 0.5]] * 2, [0.5, -1.0] * 2
+    weights = []
+    for data in ((x, t), (np.array(x, np.float32), np.array(t, np.float32))):
+        m = dlg.loads(source, seed=0)
+        m.fit(*data, epochs=3, batch_size=2, shuffle=False, verbose=0, compiled=compiled)
+        weights.append(m.params["fc.weight"].copy())
+    np.testing.assert_array_equal(*weights)
