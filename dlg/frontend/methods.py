@@ -32,8 +32,25 @@ def binary(name: str, a: Any, b: Any, **attrs: Any) -> Tensor:
     """A binary function after PyTorch's promotion: tensors go to the common dtype (f32 for an
     op that takes only floats, such as true division); Python numbers stay weak."""
     opdef = REGISTRY[name]
+    if name == "pow" and (whole := _int_pow(a, b)) is not None:
+        return whole
     same = None if attrs else _promoted_already(opdef, a, b)
     return call(name, *(same or promote(opdef, a, b)), **attrs)
+
+
+def _int_pow(a: Any, b: Any) -> Tensor | None:
+    """An integer tensor to an integer power stays an integer tensor, as in torch (3 ** 2 is 9
+    in i64): computed in f64, exact below 2^53, then cast back; None unless both are ints."""
+    tensors = [v.dtype for v in (a, b) if isinstance(v, Tensor)]
+    if not tensors or not all(d.is_int for d in tensors) or not all(
+            isinstance(v, Tensor) or (is_number(v) and isinstance(v, (int, np.integer))
+                                      and not isinstance(v, bool)) for v in (a, b)):
+        return None
+    if isinstance(b, (int, np.integer)) and b < 0:
+        raise DlgTypeError("integers to negative integer powers are not allowed (torch's rule); "
+                           "use a float tensor", caller_span())
+    wide = [v.to(DType.f64) if isinstance(v, Tensor) else float(v) for v in (a, b)]
+    return call("pow", *wide).to(max(tensors, key=_PROMOTION.index))
 
 
 def _promoted_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | None:

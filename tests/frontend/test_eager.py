@@ -220,6 +220,17 @@ def test_joining_promotes_as_torch(name):
     assert results[0][1] == results[1][1] and results[0][0] in ("f32", "float32")
 
 
+@pytest.mark.parametrize("fn", [lambda m: m.tensor([1, -2, 3]) ** 2,
+                                lambda m: 2 ** m.tensor([1, 2, 3]),
+                                lambda m: m.tensor([1, 2], dtype=m.int32) ** m.tensor([3, 2]),
+                                lambda m: m.tensor([1.5, 2.0]) ** 2])
+def test_integer_powers_stay_integers_as_torch(fn):
+    ours, theirs = fn(dlg), fn(torch)
+    assert ours.tolist() == theirs.tolist()
+    assert str(ours.dtype) == {torch.int64: "i64", torch.int32: "i64", torch.float32: "f32"}[
+        theirs.dtype]
+
+
 def test_utils_data_yields_tensor_batches():
     from dlg.utils.data import DataLoader, TensorDataset
     x, y = np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5)
