@@ -114,7 +114,8 @@ class Elaborator:
         self.params: dict[str, np.ndarray] = {}
         self.trainable: dict[str, bool] = {}
         self.instances: list[LayerInstance] = []
-        self.depth = 0  # def calls and layer bodies being run, one inside the other
+        self.nesting: list[tuple[str, Span]] = []  # def calls and layer bodies being run, one
+        # inside the other: (what, where)
         self.user_span: Span | None = None  # innermost span in user code (not the prelude)
         self.layer_calls: list[LayerCall] = []
 
@@ -300,14 +301,17 @@ class Elaborator:
     def nested(self, what: str, span: Span) -> Iterator[None]:
         """One more def call or layer made inside another: a def or layer that uses itself
         without end is an error here, not a RecursionError."""
-        if self.depth >= MAX_NESTING:
-            raise DlgNameError(f"{what} uses itself without end (more than {MAX_NESTING} "
-                               f"nested def calls and layers)", span)
-        self.depth += 1
+        if len(self.nesting) >= MAX_NESTING:  # name the one that recurs, at its own call
+            names = [name for name, _ in self.nesting]
+            culprit = max(names, key=names.count)
+            where = next(at for name, at in reversed(self.nesting) if name == culprit)
+            raise DlgNameError(f"{culprit} uses itself without end (more than {MAX_NESTING} "
+                               f"nested def calls and layers)", where)
+        self.nesting.append((what, span))
         try:
             yield
         finally:
-            self.depth -= 1
+            self.nesting.pop()
 
     def declare_output(self, s: ast.OutputDecl, scope: Scope) -> None:
         if s.value is None:

@@ -93,6 +93,16 @@ def test_a_def_or_layer_using_itself_without_end_is_an_error(source):
         dlg.loads(source)
 
 
+def test_the_layer_that_uses_itself_is_the_one_named():
+    """A layer holding itself beside other layers: the error names it at its own line (it named
+    the Linear made inside, the last call before the limit)."""
+    with pytest.raises(dlg.DlgNameError, match="layer Block uses itself") as info:
+        dlg.loads("layer Block(d: int) {\n    layer fc = Linear(d, d)\n    layer inner = Block(d)\n"
+                  "    forward(x) { return inner(fc(x)) }\n}\n"
+                  "model M { input x: f32[N, 4]\n layer b = Block(4)\n output y = b(x) }")
+    assert info.value.span.line == 3
+
+
 def test_bounded_recursion_in_a_def_still_runs():
     m = dlg.loads("def f(n) { if n == 0 { return 0 } else { return 1 + f(n - 1) } }\n"
                   "model M { input x: f32[N]\n output y = x * f(20) }")
