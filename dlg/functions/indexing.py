@@ -105,25 +105,20 @@ def _emit(F: Front, x: Any, plan: _Plan) -> Any:
 
 def _merged(F: Front, x: Any, gathers: list[tuple[int, Any]]) -> tuple[Any, Any, int]:
     """x with the gathered (neighbouring) axes as one, the positions as one flat position into
-    it (negatives counted from the end), and that axis."""
+    it, and that axis (one gather: x, its positions and its axis as they are)."""
     shape = F.type_of(x).shape
     first = gathers[0][0]
     flat = None
+    if len(gathers) == 1:
+        return x, gathers[0][1], first
     for axis, indices in gathers:
-        dim = shape[axis]
-        if F.type_of(indices).dtype != DType.i64:
+        if F.type_of(indices).dtype != DType.i64:  # one dtype for the arithmetic
             indices = F.emit(CAST, indices, dtype=DType.i64)
-        if isinstance(dim, int):  # torch's negative positions
-            size = F.lift(dim, DType.i64)
-            below = F.emit(LT, indices, F.lift(0, DType.i64))
-            indices = F.emit(WHERE, below, F.emit(ADD, indices, size), indices)
-        flat = indices if flat is None else F.emit(ADD, F.emit(MUL, flat, _size(F, dim)),
+        flat = indices if flat is None else F.emit(ADD, F.emit(MUL, flat, _size(F, shape[axis])),
                                                    indices)
     last = gathers[-1][0]
-    if len(gathers) > 1:
-        merged = tuple(shape[:first]) + (numel(shape[first:last + 1]),) + tuple(shape[last + 1:])
-        x = F.emit(RESHAPE, x, shape=merged)
-    return x, flat, first
+    merged = tuple(shape[:first]) + (numel(shape[first:last + 1]),) + tuple(shape[last + 1:])
+    return F.emit(RESHAPE, x, shape=merged), flat, first
 
 
 def _size(F: Front, dim: Dim) -> Any:
@@ -203,7 +198,10 @@ def _index_tensor(F: Front, item: Any, dim: Dim, axis: int, t: TensorType) -> An
                            "values; use where(mask, x, 0), or integer indices")
     if not it.dtype.is_int:
         raise DlgTypeError(f"a tensor index must be i32/i64, got {it}")
-    return item
+    if not isinstance(dim, int):
+        return item
+    zero = F.lift(0, it.dtype)  # torch's negative positions count from the end
+    return F.emit(WHERE, F.emit(LT, item, zero), F.emit(ADD, item, F.lift(dim, it.dtype)), item)
 
 
 def _static_positions(item: Any, dim: Dim, axis: int, t: TensorType) -> np.ndarray:
