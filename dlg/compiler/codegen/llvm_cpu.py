@@ -27,7 +27,15 @@ from dlg.compiler.codegen import gemm, half, threads
 from dlg.compiler.codegen.cache import host
 from dlg.compiler.codegen.parts import O1, O2, O3, Allocator, Linker, Modules, declared, unpack
 from dlg.compiler.codegen.gemm import emit_gemm
-from dlg.compiler.codegen.scalar import I1, I8, I64, Scalar, llvm_type, memory_type
+from dlg.compiler.codegen.scalar import (
+    I1,
+    I8,
+    I64,
+    SCALAR_FORMS,
+    Scalar,
+    llvm_type,
+    memory_type,
+)
 from dlg.compiler.codegen.vector import emit_tile
 from dlg.compiler.kernel_ir import (
     ARGMAX,
@@ -56,7 +64,7 @@ from dlg.compiler.kernel_ir import (
 from dlg.compiler.lower import Program
 from dlg.compiler.schedule import Target
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.elementwise import ADD, COS, ERF, EXP, LOG, LOG1P, MUL, POW, SIGMOID, SIN, TANH
+from dlg.ir.ops.elementwise import ADD, MUL
 
 ENTRY = "dlg_entry"
 PROFILE = "dlg_profile"  # with profiling: cycles spent in each top-level kernel, summed over calls
@@ -563,8 +571,6 @@ class Emitter:
 
 
 MAX_THREADS = 64
-TRANSCENDENTAL = frozenset({EXP, TANH, SIGMOID, ERF, LOG, LOG1P, SIN, COS, POW})
-TRANSCENDENTAL_WORK = 4  # iterations one of these costs like (a polynomial of ~16 operations)
 PARALLEL_WORK = 1 << 15  # loop iterations (inner loops and reductions included) worth a thread
 
 
@@ -598,15 +604,15 @@ def _work(stmts: tuple[Stmt, ...]) -> Expr:
             if isinstance(s, Tile):
                 cells = s.rows * s.cols * (s.lanes if s.along == "col" else 1)
                 total = Op(DType.i64, MUL, (total, Const(DType.i64, cells)))
-            transcendental = 0
+            extra = 0  # transcendentals' work (scalar.py's table)
             for e in walk(s.value):
                 if isinstance(e, Reduce):
                     for _, extent in e.axes:
                         total = Op(DType.i64, MUL, (total, extent))
-                transcendental += isinstance(e, Op) and e.op in TRANSCENDENTAL
-            if transcendental:
-                total = Op(DType.i64, MUL, (total, Const(DType.i64,
-                                                         1 + TRANSCENDENTAL_WORK * transcendental)))
+                if isinstance(e, Op) and e.op in SCALAR_FORMS:
+                    extra += SCALAR_FORMS[e.op].work
+            if extra:
+                total = Op(DType.i64, MUL, (total, Const(DType.i64, 1 + extra)))
     return total
 
 

@@ -373,22 +373,26 @@ def _clamp(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Va
 class ScalarForm:
     """How one scalar op is emitted, and its vector form: the result dtypes for which a register
     tile runs that same code on whole vectors (vector.py); for the others it runs lane by lane
-    (a libm call, a cast, a computed index)."""
+    (a libm call, a cast, a computed index). `work`: what one costs in loop iterations, for the
+    decision to spread a loop over threads (a polynomial or libm call is ~16 operations: 4 more).
+    """
 
     emit: OpRule
     vector: frozenset[DType]
+    work: int = 0
 
 
 ALL = frozenset(DType)
 NONE: frozenset[DType] = frozenset()
 F32 = frozenset({DType.f32})  # the float32 polynomial; other dtypes call libm
+MATH = 4  # the work of a polynomial exp, tanh, sigmoid or erf, or a libm call, beyond one
 
 
 # The one table: elementwise graph primitives by their OpDef, then the kernel-only ops.
 SCALAR_FORMS: dict[ScalarOp, ScalarForm] = {
     ADD: ScalarForm(_arith("fadd", "add"), ALL), SUB: ScalarForm(_arith("fsub", "sub"), ALL),
     MUL: ScalarForm(_arith("fmul", "mul"), ALL), DIV: ScalarForm(_arith("fdiv", "sdiv"), ALL),
-    POW: ScalarForm(_pow, NONE),
+    POW: ScalarForm(_pow, NONE, MATH),
     MAXIMUM: ScalarForm(_extreme(True), ALL), MINIMUM: ScalarForm(_extreme(False), ALL),
     EQ: ScalarForm(_compare("=="), ALL), NE: ScalarForm(_compare("!="), ALL),
     LT: ScalarForm(_compare("<"), ALL), LE: ScalarForm(_compare("<="), ALL),
@@ -397,16 +401,16 @@ SCALAR_FORMS: dict[ScalarOp, ScalarForm] = {
     LOGICAL_OR: ScalarForm(lambda s, d, a, dt: s.b.or_(a[0], a[1]), ALL),
     LOGICAL_NOT: ScalarForm(lambda s, d, a, dt: s.b.not_(a[0]), ALL),
     NEG: ScalarForm(_neg, ALL), ABS: ScalarForm(_abs, ALL), RELU: ScalarForm(_relu, ALL),
-    SIGN: ScalarForm(_sign, NONE), SIGMOID: ScalarForm(_sigmoid, ALL),
+    SIGN: ScalarForm(_sign, NONE), SIGMOID: ScalarForm(_sigmoid, ALL, MATH),
     RSQRT: ScalarForm(_rsqrt, ALL), WHERE: ScalarForm(_select, ALL),
-    EXP: ScalarForm(_exp, ALL), LOG: ScalarForm(_unary_intrinsic("llvm.log"), ALL),
+    EXP: ScalarForm(_exp, ALL, MATH), LOG: ScalarForm(_unary_intrinsic("llvm.log"), ALL, MATH),
     SQRT: ScalarForm(_unary_intrinsic("llvm.sqrt"), ALL),
-    SIN: ScalarForm(_unary_intrinsic("llvm.sin"), NONE),
-    COS: ScalarForm(_unary_intrinsic("llvm.cos"), NONE),
+    SIN: ScalarForm(_unary_intrinsic("llvm.sin"), NONE, MATH),
+    COS: ScalarForm(_unary_intrinsic("llvm.cos"), NONE, MATH),
     FLOOR: ScalarForm(_unary_intrinsic("llvm.floor"), ALL),
     CEIL: ScalarForm(_unary_intrinsic("llvm.ceil"), ALL),
-    TANH: ScalarForm(_tanh, F32), ERF: ScalarForm(_erf, F32),
-    LOG1P: ScalarForm(_libm("log1p"), NONE),
+    TANH: ScalarForm(_tanh, F32, MATH), ERF: ScalarForm(_erf, F32, MATH),
+    LOG1P: ScalarForm(_libm("log1p"), NONE, MATH),
     CAST: ScalarForm(lambda s, d, a, dt: s.cast(a[0], dt[0], d), NONE),
     # kernel-only
     SELECT: ScalarForm(_select, ALL), MAX: ScalarForm(_extreme(True), ALL),
