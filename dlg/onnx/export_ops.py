@@ -19,7 +19,7 @@ from dlg.errors import DlgValueError
 from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.conv import CONV
 from dlg.ir.ops.elementwise import (
-    ABS, ADD, CAST, CEIL, COS, DIV, EQ, ERF, EXP, FLOOR, GE, GT, LE, LOG, LOG1P, LOGICAL_AND,
+    ABS, ADD, ATAN, CAST, CEIL, COS, DIV, EQ, ERF, EXP, FLOOR, GE, GT, LE, LOG, LOG1P, LOGICAL_AND,
     LOGICAL_NOT, LOGICAL_OR, LT, MAXIMUM, MINIMUM, MUL, NE, NEG, POW, RELU, RSQRT, SIGMOID, SIGN,
     SIN, SQRT, SUB, TANH, WHERE,
 )
@@ -281,6 +281,7 @@ EXPORTS: dict[OpDef, OpExport] = {
     NEG: same("Neg"), ABS: same("Abs"), EXP: same("Exp"), LOG: same("Log"), SQRT: same("Sqrt"),
     RSQRT: then("Sqrt", "Reciprocal"), TANH: same("Tanh"), SIGMOID: same("Sigmoid"),
     RELU: same("Relu"), ERF: same("Erf"), LOG1P: _log1p, SIN: same("Sin"), COS: same("Cos"),
+    ATAN: same("Atan"),
     FLOOR: same("Floor"), CEIL: same("Ceil"), SIGN: same("Sign"), LOGICAL_NOT: same("Not"),
     ADD: same("Add"), SUB: same("Sub"), MUL: same("Mul"), DIV: same("Div"), POW: same("Pow"),
     MAXIMUM: same("Max"), MINIMUM: same("Min"), EQ: same("Equal"), NE: then("Equal", "Not"),

@@ -21,8 +21,8 @@ from dlg.functions.nn import linear
 from dlg.ir.ops.arith import FMOD, ISINF, ISNAN, RECIPROCAL, REMAINDER, ROUND
 from dlg.ir.ops.arith import COSH, SINH
 from dlg.ir.ops.elementwise import (
-    ABS, ADD, CAST, CEIL, CELU, COS, DIV, ELU, EQ, ERF, EXP, FLOOR, GE, GELU, GT, HARDSWISH, LE,
-    LEAKY_RELU, LOG, LOGICAL_AND, LOGICAL_NOT, LOGICAL_OR, LT, MAXIMUM, MINIMUM, MISH, MUL, NE,
+    ABS, ADD, ATAN, CAST, CEIL, CELU, COS, DIV, ELU, EQ, ERF, EXP, FLOOR, GE, GELU, GT, HARDSWISH,
+    LE, LEAKY_RELU, LOG, LOGICAL_AND, LOGICAL_NOT, LOGICAL_OR, LT, MAXIMUM, MINIMUM, MISH, MUL, NE,
     NEG, POW, RELU, SELU, SIGMOID, SIGN, SIN, SOFTPLUS, SOFTSIGN, SQRT, SUB, TANH, WHERE,
 )
 from dlg.ir.ops.linalg import MATMUL
@@ -320,7 +320,7 @@ OPS: dict[str, Handler] = {
     "Sqrt": _unary(SQRT), "Reciprocal": _unary(RECIPROCAL), "Floor": _unary(FLOOR),
     "Ceil": _unary(CEIL), "Sin": _unary(SIN), "Cos": _unary(COS), "Sinh": _unary(SINH),
     "Cosh": _unary(COSH), "Tan": _tan, "Tanh": _unary(TANH), "Sigmoid": _unary(SIGMOID),
-    "Relu": _unary(RELU),
+    "Relu": _unary(RELU), "Atan": _unary(ATAN),
     "Erf": _unary(ERF), "Sign": _unary(SIGN), "Round": _unary(ROUND), "Not": _unary(LOGICAL_NOT),
     "IsNaN": _unary(ISNAN), "IsInf": _isinf, "Softplus": _unary(SOFTPLUS),
     "Softsign": _unary(SOFTSIGN), "Mish": _unary(MISH), "HardSwish": _unary(HARDSWISH),

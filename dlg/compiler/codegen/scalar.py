@@ -23,6 +23,7 @@ from dlg.ir.dtypes import DType
 from dlg.ir.ops.elementwise import (
     ABS,
     ADD,
+    ATAN,
     CAST,
     CEIL,
     COS,
@@ -410,7 +411,7 @@ SCALAR_FORMS: dict[ScalarOp, ScalarForm] = {
     FLOOR: ScalarForm(_unary_intrinsic("llvm.floor"), ALL),
     CEIL: ScalarForm(_unary_intrinsic("llvm.ceil"), ALL),
     TANH: ScalarForm(_tanh, F32, MATH), ERF: ScalarForm(_erf, F32, MATH),
-    LOG1P: ScalarForm(_libm("log1p"), NONE, MATH),
+    LOG1P: ScalarForm(_libm("log1p"), NONE, MATH), ATAN: ScalarForm(_libm("atan"), NONE, MATH),
     CAST: ScalarForm(lambda s, d, a, dt: s.cast(a[0], dt[0], d), NONE),
     # kernel-only
     SELECT: ScalarForm(_select, ALL), MAX: ScalarForm(_extreme(True), ALL),

@@ -128,6 +128,10 @@ HARDTANH = defop(
     doc="x clamped to [min_val, max_val]; as in PyTorch, no gradient at or beyond the bounds.")
 SIN = unary("sin", np.sin, vjp=_chain(lambda b, x, out: b.cos(x)))
 COS = unary("cos", np.cos, vjp=_chain(lambda b, x, out: b.neg(b.sin(x))))
+ATAN = unary("atan", np.arctan, doc="The arc tangent: a primitive, as no composite of the "
+             "others gives it exactly (atan2 is a composite over it).",
+             vjp=_chain(lambda b, x, out: b.div(scalar(b, 1.0, x),
+                                                b.add(scalar(b, 1.0, x), b.mul(x, x)))))
 FLOOR = unary("floor", np.floor, vjp=zero_vjp)
 CEIL = unary("ceil", np.ceil, vjp=zero_vjp)
 SIGN = unary("sign", np.sign, NUMERIC, vjp=zero_vjp)
