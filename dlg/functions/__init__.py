@@ -68,7 +68,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "randint": creation.randint, "rand_like": creation.rand_like,
     "randn_like": creation.randn_like,
     # neural networks
-    "conv1d": nn.conv1d, "conv2d": nn.conv2d, "max_pool1d": pooling.max_pool1d,
+    "conv1d": nn.conv1d, "conv2d": nn.conv2d, "conv_transpose1d": nn.conv_transpose1d,
+    "conv_transpose2d": nn.conv_transpose2d, "max_pool1d": pooling.max_pool1d,
     "max_pool2d": pooling.max_pool2d, "avg_pool1d": pooling.avg_pool1d,
     "avg_pool2d": pooling.avg_pool2d, "adaptive_avg_pool1d": pooling.adaptive_avg_pool1d,
     "adaptive_avg_pool2d": pooling.adaptive_avg_pool2d,

@@ -1,5 +1,6 @@
-"""Neural-network functions with PyTorch's names and argument order: conv1d/conv2d, the pool
-options, linear, embedding, one_hot, dropout, softmax, log_softmax (normalisation is in norms.py).
+"""Neural-network functions with PyTorch's names and argument order: conv1d/conv2d,
+conv_transpose1d/conv_transpose2d, the pool options, linear, embedding, one_hot, dropout,
+softmax, log_softmax (normalisation is in norms.py).
 
 `conv_options` and `pool_options` read a convolution's or pool's settings; `dlg.nn`'s modules
 call them when they are made, the .dlg layers when they run, so `Conv2d(..., stride="x")` is the
@@ -35,6 +36,8 @@ from dlg.ir.ops.nn import (
 # (nd, with bias) -> conv1d, conv1d_nobias, conv2d, conv2d_nobias
 CONVS = {(nd, bias): REGISTRY[f"conv{nd}d{'' if bias else '_nobias'}"]
          for nd in (1, 2) for bias in (True, False)}
+CONV_TRANSPOSES = {(nd, bias): REGISTRY[f"conv_transpose{nd}d{'' if bias else '_nobias'}"]
+                   for nd in (1, 2) for bias in (True, False)}
 
 
 def conv_options(F: Front, nd: int, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
@@ -55,19 +58,26 @@ def conv_options(F: Front, nd: int, stride: Any = 1, padding: Any = 0, dilation:
     return attrs
 
 
+def _batched(F: Front, nd: int, op: Any, x: Any, inputs: list[Any], attrs: dict[str, Any]) -> Any:
+    """`op` on [N, C, ...]; an unbatched [C, ...] input is a batch of one, as torch reads it."""
+    unbatched = F.type_of(x).rank == nd + 1
+    if unbatched:
+        inputs[0] = F.emit(UNSQUEEZE, x, axes=(0,))
+    y = F.emit(op, *inputs, **attrs)
+    return F.emit(SQUEEZE, y, axes=(0,)) if unbatched else y
+
+
+def _inputs(F: Front, name: str, x: Any, weight: Any, bias: Any) -> list[Any]:
+    inputs = [tensor(F, x, f"{name}'s input"), tensor(F, weight, f"{name}'s weight")]
+    return inputs if bias is None else [*inputs, tensor(F, bias, f"{name}'s bias")]
+
+
 def _conv(nd: int) -> Callable[..., Any]:
     def conv(F: Front, x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0,
              dilation: Any = 1, groups: Any = 1) -> Any:
-        name = f"conv{nd}d"
         attrs = conv_options(F, nd, stride, padding, dilation, groups)
-        inputs = [tensor(F, x, f"{name}'s input"), tensor(F, weight, f"{name}'s weight")]
-        if bias is not None:
-            inputs.append(tensor(F, bias, f"{name}'s bias"))
-        unbatched = F.type_of(x).rank == nd + 1  # [C, ...]: a batch of one, as torch reads it
-        if unbatched:
-            inputs[0] = F.emit(UNSQUEEZE, x, axes=(0,))
-        y = F.emit(CONVS[nd, bias is not None], *inputs, **attrs)
-        return F.emit(SQUEEZE, y, axes=(0,)) if unbatched else y
+        return _batched(F, nd, CONVS[nd, bias is not None], x,
+                        _inputs(F, f"conv{nd}d", x, weight, bias), attrs)
     conv.__name__ = conv.__qualname__ = f"conv{nd}d"
     conv.__doc__ = (f"PyTorch's F.conv{nd}d: input [N, C, ...] or unbatched [C, ...], weight "
                     f"[C_out, C/groups, ...].")
@@ -76,6 +86,36 @@ def _conv(nd: int) -> Callable[..., Any]:
 
 conv1d = _conv(1)
 conv2d = _conv(2)
+
+
+def conv_transpose_options(F: Front, nd: int, stride: Any = 1, padding: Any = 0,
+                           output_padding: Any = 0, groups: Any = 1, dilation: Any = 1
+                           ) -> dict[str, Any]:
+    """A transposed convolution's attributes (ints only: PyTorch has no 'same' for it)."""
+    if not is_int(groups) or groups < 1:
+        raise DlgTypeError(f"groups must be a positive int, got {describe(F, groups)}")
+    return {"stride": ints(F, stride, nd, "stride"), "padding": ints(F, padding, nd, "padding"),
+            "output_padding": ints(F, output_padding, nd, "output_padding"),
+            "dilation": ints(F, dilation, nd, "dilation"), "groups": int(groups)}
+
+
+def _conv_transpose(nd: int) -> Callable[..., Any]:
+    name = f"conv_transpose{nd}d"
+
+    def conv_transpose(F: Front, x: Any, weight: Any, bias: Any = None, stride: Any = 1,
+                       padding: Any = 0, output_padding: Any = 0, groups: Any = 1,
+                       dilation: Any = 1) -> Any:
+        attrs = conv_transpose_options(F, nd, stride, padding, output_padding, groups, dilation)
+        return _batched(F, nd, CONV_TRANSPOSES[nd, bias is not None], x,
+                        _inputs(F, name, x, weight, bias), attrs)
+    conv_transpose.__name__ = conv_transpose.__qualname__ = name
+    conv_transpose.__doc__ = (f"PyTorch's F.{name} (conv{nd}d's transpose): input [N, C_in, ...] "
+                              f"or unbatched, weight [C_in, C_out/groups, ...].")
+    return conv_transpose
+
+
+conv_transpose1d = _conv_transpose(1)
+conv_transpose2d = _conv_transpose(2)
 
 
 def pool_options(F: Front, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0,

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from dlg.errors import DlgValueError
 from dlg.functions.elementwise import is_generated
-from dlg.functions.nn import CONVS
+from dlg.functions.nn import CONV_TRANSPOSES, CONVS
 from dlg.ir.dtypes import DType
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops import conv as conv_ops
@@ -98,6 +98,14 @@ def _conv(nd: int) -> Spell:
         return (f"conv{nd}d({', '.join(a)}, stride={literal(attrs['stride'], w)}, "
                 f"padding={literal(padding, w)}, dilation={literal(attrs['dilation'], w)}, "
                 f"groups={attrs['groups']})")
+    return spell
+
+
+def _conv_transpose(nd: int) -> Spell:
+    def spell(a: Sequence[str], attrs: Mapping[str, Any], w: Writer) -> str:
+        options = ", ".join(f"{k}={literal(attrs[k], w)}" for k in (
+            "stride", "padding", "output_padding", "groups", "dilation"))
+        return f"conv_transpose{nd}d({', '.join(a)}, {options})"
     return spell
 
 
@@ -211,6 +219,7 @@ SPELLINGS: dict[OpDef, Spell] = {
     SCATTER: _dim_first("scatter"), INDEX_ADD: _dim_first("index_add", alpha="alpha"),
     shape.SLICE: _slice, shape.INDEX: _index,
     **{op: _conv(nd) for (nd, _), op in CONVS.items()},
+    **{op: _conv_transpose(nd) for (nd, _), op in CONV_TRANSPOSES.items()},
     pool.MAX_POOL: _max_pool, pool.AVG_POOL: _avg_pool,
     nn.LINEAR: call("linear"), nn.LINEAR_NOBIAS: call("linear"),
     nn.EMBEDDING: lambda a, attrs, w: f"embedding({a[1]}, {a[0]})",

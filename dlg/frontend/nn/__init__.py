@@ -35,7 +35,7 @@ from dlg.frontend.nn.activations import (  # noqa: F401
     Tanhshrink,
 )
 from dlg.frontend.nn.attention import MultiheadAttention  # noqa: F401
-from dlg.frontend.nn.conv import Conv1d, Conv2d  # noqa: F401
+from dlg.frontend.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401
 from dlg.frontend.nn.layers import (  # noqa: F401
     Dropout,
     Dropout1d,

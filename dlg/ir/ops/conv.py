@@ -119,16 +119,27 @@ def _conv_vjp(b, n, g):
 
 
 def _conv_input_grad(b, g, x: TensorType, w, *, stride, padding, dilation, groups):
-    """dx = conv(g with stride-1 zeros between its elements, padded by the kernel extent,
-    weights flipped with in/out channels swapped per group), cropped to x's padding."""
-    nd = x.rank - 2
+    """dx: g's transposed convolution, its output_padding the input rows past the last window
+    (the rows a strided convolution skips)."""
+    kernel = b.type_of(w).shape[2:]
+    extra = tuple(int(x.shape[2 + i]) + lo + hi - (int(used) - 1) * s - d * (int(k) - 1) - 1
+                  for i, (used, k, s, d, (lo, hi)) in enumerate(
+                      zip(b.type_of(g).shape[2:], kernel, stride, dilation, padding)))
+    return conv_transpose(b, g, w, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups, output_padding=extra)
+
+
+def conv_transpose(b, g, w, *, stride, padding, dilation, groups, output_padding):
+    """conv's transpose: conv(g with stride-1 zeros between its elements, padded by the kernel
+    extent less `padding` (and `output_padding` more at the high end), weights flipped with
+    in/out channels swapped per group). `w` is conv's [C_out, C_in/groups, *kernel], which is
+    PyTorch's transposed-convolution weight [C_in, C_out/groups, *kernel] read the other way."""
+    nd = len(stride)
     wt = b.type_of(w)
     c_out, c_group, *kernel = (int(d) for d in wt.shape)
     for i, s in enumerate(stride):
         g = interleave_zeros(b, g, 2 + i, s)
-    for i, (k, d, (lo, hi)) in enumerate(zip(kernel, dilation, padding)):
-        size, used = int(x.shape[2 + i]), int(b.type_of(g).shape[2 + i])
-        extra = size + lo + hi - (used + d * (k - 1))  # input rows no window reached
+    for i, (k, d, (lo, hi), extra) in enumerate(zip(kernel, dilation, padding, output_padding)):
         g = pad_or_crop(b, g, 2 + i, d * (k - 1) - lo, d * (k - 1) + extra - hi)
     flipped = w
     for i, k in enumerate(kernel):
@@ -206,6 +217,24 @@ def _resolve_pads(op: str, w: TensorType, stride: tuple[int, ...], padding: tupl
     return tuple((t // 2, t - t // 2) for t in totals)
 
 
+def _check_bias(name: str, w: TensorType, out: TensorType, bias: tuple[TensorType, ...]
+                ) -> None:
+    """A bias (if any) is one value per output channel, in the output's dtype."""
+    if bias:
+        same_dtype(name, out, bias[0])
+        if bias[0].shape != (out.shape[1],):
+            raise DlgShapeError(f"{name}: bias must be [{out.shape[1]}] (the output channels "
+                                f"of weight {w}), got {bias[0]}")
+
+
+def _add_bias(b, y, bias: tuple, nd: int):
+    """y [N, C, *spatial] plus a bias [C] per channel, if there is one."""
+    if not bias:
+        return y
+    c_out = b.type_of(y).shape[1]
+    return b.add(y, b.reshape(bias[0], shape=(c_out,) + (1,) * nd))
+
+
 def _convnd(nd: int, with_bias: bool) -> None:
     name = f"conv{nd}d" if with_bias else f"conv{nd}d_nobias"
 
@@ -221,19 +250,12 @@ def _convnd(nd: int, with_bias: bool) -> None:
 
     def infer(x: TensorType, w: TensorType, *bias: TensorType, **attrs) -> TensorType:
         out = _conv_infer(x, w, **attrs_of(x, w, **attrs), op=name)
-        if bias:
-            same_dtype(name, x, bias[0])
-            if bias[0].shape != (out.shape[1],):
-                raise DlgShapeError(f"{name}: bias must be [{out.shape[1]}] (C_out of weight {w}),"
-                                    f" got {bias[0]}")
+        _check_bias(name, w, out, bias)
         return out
 
     def decompose(b, x, w, *bias, **attrs):
         y = b.conv(x, w, **attrs_of(b.type_of(x), b.type_of(w), **attrs))
-        if not bias:
-            return y
-        c_out = b.type_of(w).shape[0]
-        return b.add(y, b.reshape(bias[0], shape=(c_out,) + (1,) * nd))
+        return _add_bias(b, y, bias, nd)
 
     inputs = ("x", "w", "b") if with_bias else ("x", "w")
     defop(name, inputs, infer, decompose=decompose,
@@ -246,3 +268,69 @@ def _convnd(nd: int, with_bias: bool) -> None:
 for _nd in (1, 2):
     _convnd(_nd, with_bias=True)
     _convnd(_nd, with_bias=False)
+
+
+# ---- transposed convolution -------------------------------------------------------------------
+def _transposed_infer(name: str, x: TensorType, w: TensorType, *, stride: tuple[int, ...],
+                      padding: tuple[int, ...], output_padding: tuple[int, ...],
+                      dilation: tuple[int, ...], groups: int) -> TensorType:
+    """PyTorch's rules: weight [C_in, C_out/groups, *kernel]; output_padding below the stride
+    or the dilation; out = (L - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding
+    + 1."""
+    nd = len(stride)
+    require_dtype(name, x, FLOATS)
+    same_dtype(name, x, w)
+    if x.rank != nd + 2 or w.rank != nd + 2:
+        raise DlgShapeError(f"{name}: expects input [N, C_in, {', '.join('HW'[2 - nd:])}] and "
+                            f"weight [C_in, C_out/groups, *kernel], got input {x} and weight {w}")
+    check_lengths(name, nd, padding=padding, output_padding=output_padding, dilation=dilation)
+    if min(stride) < 1 or min(dilation) < 1 or groups < 1 or min(padding) < 0 \
+            or min(output_padding) < 0:
+        raise DlgAttributeError(f"{name}: stride, dilation and groups must be positive and "
+                                f"padding and output_padding non-negative, got "
+                                f"stride={list(stride)}, dilation={list(dilation)}, "
+                                f"groups={groups}, padding={list(padding)}, "
+                                f"output_padding={list(output_padding)}")
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise DlgAttributeError(f"{name}: output_padding {list(output_padding)} must be smaller "
+                                f"than either stride {list(stride)} or dilation "
+                                f"{list(dilation)}")
+    c_in, *spatial = concrete_dims(name, x, range(1, x.rank), "input channels and spatial dims")
+    c_w, c_group, *kernel = concrete_dims(name, w, range(w.rank), "weight dims")
+    if c_in != c_w or c_in % groups:
+        raise DlgShapeError(f"{name}: input {x} has {c_in} channels but weight {w} expects "
+                            f"{c_w} (weight [C_in, C_out/groups, *kernel]); C_in must be "
+                            f"divisible by groups={groups}")
+    out = [(size - 1) * s - 2 * p + d * (k - 1) + op + 1 for size, s, p, d, k, op in
+           zip(spatial, stride, padding, dilation, kernel, output_padding)]
+    if min(out) < 1:
+        raise DlgShapeError(f"{name}: the output would be {out}: padding {list(padding)} is too "
+                            f"large for input {x} and weight {w}")
+    return TensorType(x.dtype, (x.shape[0], c_group * groups, *out))
+
+
+def _conv_transposend(nd: int, with_bias: bool) -> None:
+    name = f"conv_transpose{nd}d" + ("" if with_bias else "_nobias")
+
+    def infer(x: TensorType, w: TensorType, *bias: TensorType, **attrs) -> TensorType:
+        out = _transposed_infer(name, x, w, **attrs)
+        _check_bias(name, w, out, bias)
+        return out
+
+    def decompose(b, x, w, *bias, stride, padding, output_padding, dilation, groups):
+        y = conv_transpose(b, x, w, stride=stride, padding=tuple((p, p) for p in padding),
+                           dilation=dilation, groups=groups, output_padding=output_padding)
+        return _add_bias(b, y, bias, nd)
+
+    ones, zeros = (1,) * nd, (0,) * nd
+    defop(name, ("x", "w", "b") if with_bias else ("x", "w"), infer, decompose=decompose,
+          attrs={"stride": Attr("ints", ones), "padding": Attr("ints", zeros),
+                 "output_padding": Attr("ints", zeros), "dilation": Attr("ints", ones),
+                 "groups": Attr("int", 1)},
+          doc=f"PyTorch's F.conv_transpose{nd}d{'' if with_bias else ' without bias'}: conv's "
+              f"transpose (its input gradient), weight [C_in, C_out/groups, *kernel].")
+
+
+for _nd in (1, 2):
+    _conv_transposend(_nd, with_bias=True)
+    _conv_transposend(_nd, with_bias=False)

@@ -1,0 +1,99 @@
+"""The torch.nn pieces added after the first set, against torch with the same weights (torch's
+state_dict loaded into dlg's): transposed convolutions, pixel shuffles, padding modules,
+Upsample/Unfold/Fold, RMSNorm, Bilinear, PairwiseDistance, AlphaDropout, the parameter
+containers, scaled_dot_product_attention and the Transformer layers. Outputs and the gradients
+of inputs and parameters (in training and eval mode), one traced and compiled check per family,
+from_torch of a model using them, and a clear DlgError for each kind of mistake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import dlg
+import dlg.nn as nn
+from dlg.errors import DlgError
+from tests.frontend.test_modules_torch import assert_close, check, f
+
+torch = pytest.importorskip("torch")
+F = nn.functional
+
+
+def compiled_matches_eager(module: Any, *inputs: np.ndarray) -> None:
+    """dlg.trace and dlg.compile of the module (in eval mode) agree with its eager output."""
+    module.eval()
+    eager = module(*map(dlg.tensor, inputs)).detach().numpy()
+    np.testing.assert_allclose(dlg.trace(module, *inputs)(*inputs), eager, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dlg.compile(module, *inputs)(*inputs), eager, rtol=1e-4,
+                               atol=1e-4)
+
+
+# ---- transposed convolutions --------------------------------------------------------------------
+CONV_TRANSPOSES = [
+    ("2d", lambda ns: ns.ConvTranspose2d(3, 4, 3), [f(2, 3, 4, 5)]),
+    ("2d(stride 2, output_padding)",
+     lambda ns: ns.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1),
+     [f(2, 3, 4, 5)]),
+    ("2d(stride 3, groups, dilation)",
+     lambda ns: ns.ConvTranspose2d(4, 6, (3, 2), stride=(3, 2), padding=(2, 1),
+                                   output_padding=(2, 1), groups=2, dilation=(1, 2)),
+     [f(2, 4, 3, 4)]),
+    ("2d(no bias, unbatched)", lambda ns: ns.ConvTranspose2d(2, 3, 2, stride=2, bias=False),
+     [f(2, 3, 3)]),
+    ("1d(stride 3, padding)", lambda ns: ns.ConvTranspose1d(3, 2, 4, stride=3, padding=2,
+                                                            output_padding=1),
+     [f(2, 3, 6)]),
+    ("1d(groups 3)", lambda ns: ns.ConvTranspose1d(3, 6, 3, groups=3, dilation=2), [f(2, 3, 5)]),
+]
+
+
+@pytest.mark.parametrize("name, make, inputs", CONV_TRANSPOSES, ids=[c[0] for c in CONV_TRANSPOSES])
+def test_conv_transpose_matches_torch(name, make, inputs):
+    check(make, inputs, training=True)
+
+
+@pytest.mark.parametrize("nd, x, w, kw", [
+    (2, f(2, 4, 5, 6), f(4, 3, 3, 2), {"stride": (2, 3), "padding": (1, 0),
+                                       "output_padding": (1, 2), "groups": 2,
+                                       "dilation": (1, 2)}),
+    (1, f(3, 5), f(3, 4, 3), {"stride": 2, "padding": 3, "dilation": 3, "output_padding": 2}),
+], ids=["2d", "1d-unbatched"])
+def test_conv_transpose_function_matches_torch(nd, x, w, kw):
+    name = f"conv_transpose{nd}d"
+    xa, wa = dlg.tensor(x, requires_grad=True), dlg.tensor(w, requires_grad=True)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ya, yt = getattr(F, name)(xa, wa, **kw), getattr(torch.nn.functional, name)(xt, wt, **kw)
+    assert_close(ya, yt, "output")
+    (ya * ya).sum().backward()
+    (yt * yt).sum().backward()
+    assert_close(xa.grad, xt.grad, "input gradient", 1e-4)
+    assert_close(wa.grad, wt.grad, "weight gradient", 1e-4)
+
+
+def test_conv_transpose_output_size_picks_the_output_padding():
+    ours, theirs = (ns.ConvTranspose2d(3, 2, 3, stride=2) for ns in (nn, torch.nn))
+    ours.load_state_dict(theirs.state_dict())
+    x = f(1, 3, 4, 4)
+    assert_close(ours(dlg.tensor(x), output_size=(10, 9)),
+                 theirs(torch.tensor(x), output_size=(10, 9)), "output")
+    with pytest.raises(DlgError, match="output_size"):
+        ours(dlg.tensor(x), output_size=(12, 9))
+
+
+def test_conv_transpose_compiles_and_is_a_prelude_layer():
+    compiled_matches_eager(nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1),
+                           f(2, 3, 4, 5))
+    torch.manual_seed(0)
+    theirs = torch.nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 3), padding=1,
+                                      output_padding=(1, 2), groups=2, dilation=(1, 2))
+    m = dlg.loads("model M { input x: f32[N, 4, 5, 6]  layer m = ConvTranspose2d(4, 6, (3, 2), "
+                  "stride=(2, 3), padding=1, output_padding=(1, 2), groups=2, dilation=(1, 2)) "
+                  " output y = m(x) }")
+    state = {f"m.{k}": v for k, v in theirs.state_dict().items()}
+    assert list(m.params) == list(state)
+    m.load_state_dict(state)
+    x = f(2, 4, 5, 6)
+    np.testing.assert_allclose(m(x=x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-5)
