@@ -18,7 +18,7 @@ from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 from dlg.functions.masking import masked_fill, tril, triu
-from dlg.functions import norms, pooling, resample
+from dlg.functions import norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -76,6 +76,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "adaptive_max_pool1d": pooling.adaptive_max_pool1d,
     "adaptive_max_pool2d": pooling.adaptive_max_pool2d, "unfold": pooling.unfold,
     "fold": pooling.fold, "interpolate": resample.interpolate,
+    "pixel_shuffle": shuffle.pixel_shuffle, "pixel_unshuffle": shuffle.pixel_unshuffle,
     "linear": nn.linear, "embedding": nn.embedding, "one_hot": nn.one_hot,
     "dropout": nn.dropout, "dropout1d": nn.dropout1d, "dropout2d": nn.dropout2d,
     "dropout3d": nn.dropout3d, "alpha_dropout": nn.alpha_dropout,

@@ -97,3 +97,88 @@ def test_conv_transpose_compiles_and_is_a_prelude_layer():
     x = f(2, 4, 5, 6)
     np.testing.assert_allclose(m(x=x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5,
                                atol=1e-5)
+
+
+# ---- pixel shuffles, padding, resampling, patches -----------------------------------------------
+PAD_MODES = [("ZeroPad", ()), ("ConstantPad", (1.5,)), ("ReflectionPad", ()),
+             ("ReplicationPad", ()), ("CircularPad", ())]
+SPATIAL = [
+    ("PixelShuffle", lambda ns: ns.PixelShuffle(2), [f(2, 8, 3, 5)]),
+    ("PixelShuffle(3, unbatched)", lambda ns: ns.PixelShuffle(3), [f(9, 2, 3)]),
+    ("PixelUnshuffle", lambda ns: ns.PixelUnshuffle(2), [f(2, 3, 4, 6)]),
+    ("PixelUnshuffle(extra batch dims)", lambda ns: ns.PixelUnshuffle(3), [f(2, 2, 1, 3, 6)]),
+    *[(f"{kind}1d", lambda ns, kind=kind, v=v: getattr(ns, f"{kind}1d")((2, 1), *v),
+       [f(2, 3, 5)]) for kind, v in PAD_MODES],
+    *[(f"{kind}2d", lambda ns, kind=kind, v=v: getattr(ns, f"{kind}2d")((1, 2, 2, 0), *v),
+       [f(2, 3, 4, 5)]) for kind, v in PAD_MODES],
+    *[(f"{kind}2d(int, unbatched)", lambda ns, kind=kind, v=v: getattr(ns, f"{kind}2d")(1, *v),
+       [f(3, 4, 5)]) for kind, v in PAD_MODES],
+    ("ConstantPad2d(negative)", lambda ns: ns.ConstantPad2d((-1, 2, 0, -2), 0.5),
+     [f(2, 3, 4, 5)]),
+    ("Upsample(nearest)", lambda ns: ns.Upsample(scale_factor=2), [f(2, 3, 4, 5)]),
+    ("Upsample(bilinear, size)", lambda ns: ns.Upsample(size=(7, 9), mode="bilinear"),
+     [f(2, 3, 4, 5)]),
+    ("Upsample(linear, align_corners)",
+     lambda ns: ns.Upsample(scale_factor=1.5, mode="linear", align_corners=True), [f(2, 3, 6)]),
+    ("UpsamplingBilinear2d", lambda ns: ns.UpsamplingBilinear2d(scale_factor=2),
+     [f(1, 2, 3, 4)]),
+    ("UpsamplingNearest2d", lambda ns: ns.UpsamplingNearest2d(size=(5, 7)), [f(1, 2, 3, 4)]),
+    ("Unfold", lambda ns: ns.Unfold((2, 3), dilation=(2, 1), padding=1, stride=(2, 1)),
+     [f(2, 3, 6, 7)]),
+    ("Fold", lambda ns: ns.Fold((5, 6), (2, 3), padding=(1, 0), stride=(2, 1)),
+     [f(2, 12, 12)]),
+]
+
+
+@pytest.mark.parametrize("name, make, inputs", SPATIAL, ids=[c[0] for c in SPATIAL])
+def test_spatial_module_matches_torch(name, make, inputs):
+    check(make, inputs, training=True)
+
+
+SPATIAL_REPRS = [
+    lambda ns: ns.PixelShuffle(2), lambda ns: ns.PixelUnshuffle(3),
+    lambda ns: ns.ZeroPad2d(1), lambda ns: ns.ZeroPad1d((1, 2)),
+    lambda ns: ns.ConstantPad1d(2, 3.5), lambda ns: ns.ReflectionPad2d((1, 0, 2, 1)),
+    lambda ns: ns.ReplicationPad1d(3), lambda ns: ns.CircularPad2d(1),
+    lambda ns: ns.Upsample(scale_factor=2), lambda ns: ns.Upsample((4, 5), mode="bilinear"),
+    lambda ns: ns.Unfold(3, padding=1), lambda ns: ns.Fold((4, 5), 2, stride=2),
+]
+
+
+@pytest.mark.parametrize("make", SPATIAL_REPRS, ids=range(len(SPATIAL_REPRS)))
+def test_spatial_repr_is_torchs(make):
+    assert repr(make(nn)) == repr(make(torch.nn))
+
+
+def test_spatial_modules_compile():
+    shuffle = nn.Sequential(nn.ReflectionPad2d((1, 2, 0, 1)), nn.PixelShuffle(2),
+                            nn.PixelUnshuffle(2), nn.Upsample(scale_factor=2, mode="bilinear"),
+                            nn.Unfold(2, stride=2), nn.Fold((10, 12), 2, stride=2))
+    compiled_matches_eager(shuffle, f(2, 8, 4, 3))
+
+
+@pytest.mark.parametrize("make, x, error", [
+    (lambda: nn.PixelShuffle(2), f(2, 6, 3, 3), "divisible by upscale_factor squared"),
+    (lambda: nn.PixelShuffle(0), f(2, 4, 3, 3), "positive int"),
+    (lambda: nn.PixelUnshuffle(2), f(2, 4, 3, 4), "divisible by downscale_factor"),
+    (lambda: nn.ReflectionPad1d(3), f(2, 3, 3), "at most 2"),
+    (lambda: nn.ZeroPad2d(1), f(5, 5), "expects a 3-d or 4-d input"),
+    (lambda: nn.ConvTranspose2d(3, 4, 3), f(2, 4, 5, 5), "has 4 channels but weight"),
+    (lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=2), f(2, 3, 5, 5),
+     "output_padding"),
+], ids=["shuffle channels", "shuffle factor", "unshuffle size", "reflect too far",
+        "pad rank", "transpose channels", "transpose output_padding"])
+def test_bad_inputs_are_dlg_errors(make, x, error):
+    with pytest.raises(DlgError, match=error):
+        make()(dlg.tensor(x))
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: nn.ConvTranspose2d(3, 4, 3, padding_mode="reflect"), "zeros"),
+    (lambda: nn.ConvTranspose1d(3, 4, 3, groups=2), "divisible by groups"),
+    (lambda: nn.ConvTranspose2d(3, 4, 3, stride="x"), "stride"),
+    (lambda: nn.ZeroPad2d((1, 2, 3)), "padding"),
+])
+def test_bad_options_are_dlg_errors(make, error):
+    with pytest.raises(DlgError, match=error):
+        make()

@@ -1,6 +1,6 @@
 """`dlg.nn`: PyTorch-style modules over dlg tensors, by family (module machinery and
 containers, layers, convolutions, activations, normalisation, pooling, attention, recurrent
-layers, losses).
+layers, losses, weightless spatial modules: shuffles, padding, resampling).
 
 Parameter names, shapes and initialisers are those of torch.nn (and prelude.dlg, which follows
 it), drawn with the same initialiser functions (`dlg.ir.init`), so a module's state_dict loads
@@ -78,6 +78,25 @@ from dlg.frontend.nn.pooling import (  # noqa: F401
     MaxPool2d,
 )
 from dlg.frontend.nn.recurrent import GRU, LSTM, RNN  # noqa: F401
+from dlg.frontend.nn.spatial import (  # noqa: F401
+    CircularPad1d,
+    CircularPad2d,
+    ConstantPad1d,
+    ConstantPad2d,
+    Fold,
+    PixelShuffle,
+    PixelUnshuffle,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    Unfold,
+    Upsample,
+    UpsamplingBilinear2d,
+    UpsamplingNearest2d,
+    ZeroPad1d,
+    ZeroPad2d,
+)
 
 # the modules (every public capitalised name above)
 __all__ = [name for name in dir() if name[0].isupper()]
