@@ -1,5 +1,5 @@
 """Neural-network functions with PyTorch's names and argument order: conv1d/conv2d,
-conv_transpose1d/conv_transpose2d, the pool options, linear, embedding, one_hot, dropout,
+conv_transpose1d/conv_transpose2d, the pool options, linear, bilinear, embedding, one_hot, dropout,
 softmax, log_softmax (normalisation is in norms.py).
 
 `conv_options` and `pool_options` read a convolution's or pool's settings; `dlg.nn`'s modules
@@ -22,7 +22,9 @@ from dlg.ir.ops.source import FULL
 from dlg.ir.ops import REGISTRY
 from dlg.functions.creation import dtype_arg
 from dlg.ir.ops.elementwise import ADD, CAST, MUL, SUB
-from dlg.ir.ops.shape import SQUEEZE, UNSQUEEZE
+from dlg.ir.ops.linalg import MATMUL
+from dlg.ir.ops.reduce import REDUCE_SUM
+from dlg.ir.ops.shape import RESHAPE, SQUEEZE, TRANSPOSE, UNSQUEEZE
 from dlg.ir.ops.nn import (
     DROPOUT,
     EMBEDDING,
@@ -138,6 +140,22 @@ def linear(F: Front, x: Any, weight: Any, bias: Any = None) -> Any:
     if bias is None:
         return F.emit(LINEAR_NOBIAS, *inputs)
     return F.emit(LINEAR, *inputs, tensor(F, bias, "linear's bias"))
+
+
+def bilinear(F: Front, x1: Any, x2: Any, weight: Any, bias: Any = None) -> Any:
+    """y[..., o] = x1[..., i] weight[o, i, j] x2[..., j] + bias[o]: one matmul of x1 with the
+    weight laid out [in1, out * in2], then a product with x2 summed over j."""
+    t1, t2 = (F.type_of(tensor(F, v, f"bilinear's input{i}")) for i, v in ((1, x1), (2, x2)))
+    w = F.type_of(tensor(F, weight, "bilinear's weight"))
+    if w.rank != 3 or t1.shape[-1:] != w.shape[1:2] or t2.shape[-1:] != w.shape[2:] \
+            or t1.shape[:-1] != t2.shape[:-1]:
+        raise DlgShapeError(f"bilinear: inputs [..., in1] and [..., in2] with the same leading "
+                            f"dims and weight [out, in1, in2], got {t1}, {t2} and weight {w}")
+    out, in1, in2 = w.shape
+    rows = F.emit(RESHAPE, F.emit(TRANSPOSE, weight, perm=(1, 0, 2)), shape=(in1, out * in2))
+    y = F.emit(RESHAPE, F.emit(MATMUL, x1, rows), shape=(*t1.shape[:-1], out, in2))
+    y = F.emit(REDUCE_SUM, F.emit(MUL, y, F.emit(UNSQUEEZE, x2, axes=(-2,))), axes=(-1,))
+    return y if bias is None else F.emit(ADD, y, tensor(F, bias, "bilinear's bias"))
 
 
 def embedding(F: Front, indices: Any, weight: Any) -> Any:

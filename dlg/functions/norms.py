@@ -1,5 +1,6 @@
 """Normalisation functions with PyTorch's signatures: batch_norm (given or batch statistics),
-layer_norm, group_norm, instance_norm, normalize, cosine_similarity, pairwise_distance. All
+layer_norm, rms_norm, group_norm, instance_norm, normalize, cosine_similarity,
+pairwise_distance. All
 are compositions of registry ops (batch_norm and layer_norm their composite ops), so gradients
 and compiled forms come with them.
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.functions import args
 from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.ir.ops.common import broadcast_shapes
-from dlg.ir.ops.elementwise import ADD, DIV, MAXIMUM, MUL, SUB
+from dlg.ir.ops.elementwise import ADD, DIV, MAXIMUM, MUL, RSQRT, SUB
 from dlg.ir.ops.nn import BATCH_NORM, LAYER_NORM
 from dlg.ir.ops.reduce import REDUCE_MEAN, REDUCE_SUM, REDUCE_VAR, VECTOR_NORM
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE
@@ -83,6 +86,22 @@ def layer_norm(F: Front, x: Any, normalized_shape: Any, weight: Any = None, bias
                   for v, fill, what in ((weight, 1.0, "weight"), (bias, 0.0, "bias"))]
     return F.emit(LAYER_NORM, x, *affine, normalized_shape=shape,
                   eps=_eps(F, eps, "layer_norm"))
+
+
+def rms_norm(F: Front, x: Any, normalized_shape: Any, weight: Any = None,
+             eps: Any = None) -> Any:
+    """x / sqrt(mean(x^2) + eps) over the trailing `normalized_shape` dims, times weight; eps
+    None is the dtype's machine epsilon (PyTorch 2.4's F.rms_norm)."""
+    shape = args.shape(F, (normalized_shape,))
+    t = F.type_of(tensor(F, x, "rms_norm's input"))
+    if len(shape) > t.rank or t.shape[t.rank - len(shape):] != shape:
+        raise DlgShapeError(f"rms_norm: normalized_shape {list(shape)} must be the last dims "
+                            f"of the input, got {t}")
+    eps = float(np.finfo(t.dtype.np).eps) if eps is None else _eps(F, eps, "rms_norm")
+    axes = tuple(range(t.rank - len(shape), t.rank))
+    mean_square = F.emit(REDUCE_MEAN, F.emit(MUL, x, x), axes=axes, keepdims=True)
+    y = F.emit(MUL, x, F.emit(RSQRT, F.emit(ADD, mean_square, _scalar(F, eps, x))))
+    return y if weight is None else F.emit(MUL, y, tensor(F, weight, "rms_norm's weight"))
 
 
 def _per_channel(F: Front, v: Any, t: Any, what: str) -> Any:

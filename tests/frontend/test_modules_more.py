@@ -182,3 +182,76 @@ def test_bad_inputs_are_dlg_errors(make, x, error):
 def test_bad_options_are_dlg_errors(make, error):
     with pytest.raises(DlgError, match=error):
         make()
+
+
+# ---- normalisation, products, distances, alpha dropout, parameter containers ----------------------
+LAYERS = [
+    ("RMSNorm", lambda ns: ns.RMSNorm(5), [f(3, 4, 5)]),
+    ("RMSNorm(2 dims, eps)", lambda ns: ns.RMSNorm((2, 3), eps=1e-3), [f(4, 2, 3)]),
+    ("RMSNorm(no affine)", lambda ns: ns.RMSNorm(4, elementwise_affine=False), [f(3, 4)]),
+    ("Bilinear", lambda ns: ns.Bilinear(3, 4, 5), [f(6, 3), f(6, 4)]),
+    ("Bilinear(no bias, batch dims)", lambda ns: ns.Bilinear(2, 3, 4, bias=False),
+     [f(2, 5, 2), f(2, 5, 3)]),
+    ("PairwiseDistance", lambda ns: ns.PairwiseDistance(), [f(4, 5), f(4, 5)]),
+    ("PairwiseDistance(p=1, keepdim)", lambda ns: ns.PairwiseDistance(1.0, 1e-3, True),
+     [f(4, 5), f(1, 5)]),
+]
+
+
+@pytest.mark.parametrize("name, make, inputs", LAYERS, ids=[c[0] for c in LAYERS])
+def test_layer_matches_torch(name, make, inputs):
+    check(make, inputs, training=True)
+
+
+@pytest.mark.parametrize("kind", ["AlphaDropout", "FeatureAlphaDropout"])
+def test_alpha_dropout_is_identity_in_eval_and_keeps_the_moments_in_training(kind):
+    check(lambda ns: getattr(ns, kind)(0.3), [f(4, 3, 5)], training=False)
+    dlg.manual_seed(0)
+    y = getattr(nn, kind)(0.2)(dlg.tensor(f(64, 32, 16))).numpy()
+    assert abs(y.mean()) < 0.05 and abs(y.std() - 1) < 0.05
+    assert repr(getattr(nn, kind)(0.3)) == repr(getattr(torch.nn, kind)(0.3))
+
+
+def test_layers_compile():
+    compiled_matches_eager(nn.Sequential(nn.RMSNorm(4), nn.AlphaDropout()), f(3, 4))
+    bilinear = nn.Bilinear(3, 4, 2)
+    x1, x2 = f(5, 3), f(5, 4)
+    eager = bilinear(dlg.tensor(x1), dlg.tensor(x2)).detach().numpy()
+    np.testing.assert_allclose(dlg.compile(bilinear, x1, x2)(x1, x2), eager, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_layer_reprs_and_initialisers_are_torchs():
+    for make in (lambda ns: ns.RMSNorm((2, 3), eps=1e-4), lambda ns: ns.Bilinear(2, 3, 4),
+                 lambda ns: ns.PairwiseDistance()):
+        assert repr(make(nn)) == repr(make(torch.nn))
+    w = nn.Bilinear(16, 3, 40).weight.detach().numpy()
+    assert np.abs(w).max() <= 0.25 and np.abs(w).max() > 0.24  # U(-1/sqrt(in1), 1/sqrt(in1))
+
+
+def test_parameter_containers_hold_torchs_names():
+    class Model(nn.Module):
+        def __init__(self, ns):
+            super().__init__()
+            self.scales = ns.ParameterList([ns.Parameter(ns_ones(ns, 3)) for _ in range(2)])
+            self.shifts = ns.ParameterDict({"a": ns.Parameter(ns_ones(ns, 3))})
+
+    ours = Model.__new__(Model)
+    nn.Module.__init__(ours)
+    ours.scales = nn.ParameterList([dlg.ones(3), np.ones(3, np.float32)])
+    ours.shifts = nn.ParameterDict({"a": dlg.ones(3)})
+    theirs = torch.nn.Module()
+    theirs.scales = torch.nn.ParameterList([torch.ones(3), torch.ones(3)])
+    theirs.shifts = torch.nn.ParameterDict({"a": torch.ones(3)})
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in ours.scales)
+    ours.scales.append(dlg.zeros(2))
+    ours.shifts["b"] = dlg.zeros(1)
+    assert len(ours.scales) == 3 and tuple(ours.scales[-1].shape) == (2,)
+    assert list(ours.shifts) == ["a", "b"] and "b" in ours.shifts
+    (ours.scales[0] * ours.shifts["a"]).sum().backward()
+    assert ours.scales[0].grad is not None
+
+
+def ns_ones(ns: Any, n: int) -> Any:
+    return (dlg if ns is nn else torch).ones(n)

@@ -37,10 +37,13 @@ from dlg.frontend.nn.activations import (  # noqa: F401
 from dlg.frontend.nn.attention import MultiheadAttention  # noqa: F401
 from dlg.frontend.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401
 from dlg.frontend.nn.layers import (  # noqa: F401
+    AlphaDropout,
+    Bilinear,
     Dropout,
     Dropout1d,
     Dropout2d,
     Embedding,
+    FeatureAlphaDropout,
     Flatten,
     Identity,
     Linear,
@@ -56,6 +59,7 @@ from dlg.frontend.nn.losses import (  # noqa: F401
     L1Loss,
     MSELoss,
     NLLLoss,
+    PairwiseDistance,
     SmoothL1Loss,
 )
 from dlg.frontend.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
@@ -66,7 +70,9 @@ from dlg.frontend.nn.norms import (  # noqa: F401
     InstanceNorm1d,
     InstanceNorm2d,
     LayerNorm,
+    RMSNorm,
 )
+from dlg.frontend.nn.parameters import ParameterDict, ParameterList  # noqa: F401
 from dlg.frontend.nn.pooling import (  # noqa: F401
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,

@@ -1,6 +1,6 @@
-"""Layers with parameters or options of their own: Identity, Linear, Flatten, Unflatten,
-Dropout (and the channel-wise Dropout1d/2d), Embedding. Names, shapes and initialisers follow
-torch.nn (and prelude.dlg)."""
+"""Layers with parameters or options of their own: Identity, Linear, Bilinear, Flatten,
+Unflatten, Dropout (and the channel-wise Dropout1d/2d, the alpha dropouts), Embedding. Names,
+shapes and initialisers follow torch.nn (and prelude.dlg)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,27 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b per output feature: weight [out, in1, in2] and bias drawn from
+    U(-1/sqrt(in1), 1/sqrt(in1)), as torch draws them."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True):
+        super().__init__()
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        k = 1 / math.sqrt(in1_features)
+        self.weight = init_parameter("uniform", (out_features, in1_features, in2_features), -k, k)
+        self.bias = init_parameter("uniform", (out_features,), -k, k) if bias else None
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return call("bilinear", x1, x2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
 
 
 class Flatten(Module):
@@ -99,6 +120,20 @@ class Dropout2d(Dropout):
 
     def forward(self, x: Tensor) -> Tensor:
         return call("dropout2d", x, self.p, self.training)
+
+
+class AlphaDropout(Dropout):
+    """Dropout for SELU networks: keeps the mean and variance of its input (F.alpha_dropout)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call("alpha_dropout", x, self.p, self.training)
+
+
+class FeatureAlphaDropout(Dropout):
+    """Alpha dropout of whole channels (F.feature_alpha_dropout)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call("feature_alpha_dropout", x, self.p, self.training)
 
 
 class Embedding(Module):

@@ -1,6 +1,6 @@
-"""Loss modules (and CosineSimilarity): each holds its options with torch.nn's names and calls
-its function of `dlg.nn.functional`. A class weight (or pos_weight) is a buffer, as in torch,
-so it appears in the state_dict when given."""
+"""Loss modules (and CosineSimilarity, PairwiseDistance): each holds its options with
+torch.nn's names and calls its function of `dlg.nn.functional`. A class weight (or pos_weight)
+is a buffer, as in torch, so it appears in the state_dict when given."""
 
 from __future__ import annotations
 
@@ -114,3 +114,14 @@ class CosineSimilarity(Module):
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         return call("cosine_similarity", x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    """||x1 - x2 + eps||_p over the last axis (F.pairwise_distance)."""
+
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return call("pairwise_distance", x1, x2, self.norm, self.eps, self.keepdim)

@@ -1,5 +1,6 @@
 """Normalisation modules: BatchNorm1d/2d (running statistics as buffers, torch's options),
-LayerNorm, GroupNorm and InstanceNorm1d/2d (group norms: statistics per sample and group)."""
+LayerNorm, RMSNorm, GroupNorm and InstanceNorm1d/2d (group norms: statistics per sample and
+group)."""
 
 from __future__ import annotations
 
@@ -118,6 +119,26 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class RMSNorm(Module):
+    """x / sqrt(mean(x^2) + eps) over the trailing normalized_shape, times weight (ones);
+    eps None is the input dtype's machine epsilon, as torch's (2.4)."""
+
+    def __init__(self, normalized_shape: Any, eps: float | None = None,
+                 elementwise_affine: bool = True):
+        super().__init__()
+        self.normalized_shape = checked(args.shape, (normalized_shape,))
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, np.float32)) \
+            if elementwise_affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call("rms_norm", x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
 
 
 class GroupNorm(Module):
