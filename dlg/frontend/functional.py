@@ -146,6 +146,7 @@ true_divide = methods.divide
 clamp = clip = methods.clamp
 mean = methods.mean
 allclose, equal = methods.python_bool("allclose"), methods.python_bool("equal")
+repeat_interleave = methods.repeat_interleave
 
 
 # ---- PyTorch's meaning of names that .dlg uses otherwise, and queries ----------------------------

@@ -247,3 +247,22 @@ Tensor.allclose, Tensor.equal = python_bool("allclose"), python_bool("equal")  #
 for _dunder, _name in {"floordiv": "floor_divide", "mod": "remainder"}.items():
     setattr(Tensor, f"__{_dunder}__", _binary_method(_name))
     setattr(Tensor, f"__r{_dunder}__", _binary_method(_name, reflected=True))
+
+
+# ---- more of torch's math (dlg/functions: arrange, diagonals, products, pointwise, statistics) --
+def repeat_interleave(x: Any, repeats: Any, dim: int | None = None, *,
+                      output_size: int | None = None) -> Tensor:
+    """torch.repeat_interleave: a tensor of repeats is read here, eagerly (its values shape
+    the result), and passed on as a list."""
+    if isinstance(repeats, Tensor):
+        repeats = repeats.tolist()
+    return call("repeat_interleave", x, repeats, dim, output_size=output_size)
+
+
+for _name in ("roll", "rot90", "diff", "diag", "diagonal", "diag_embed", "addmm",
+              "addmv", "baddbmm", "addbmm", "kron", "cross", "lerp", "hypot", "atan2", "arctan2",
+              "arctan", "logaddexp", "logaddexp2", "xlogy", "heaviside", "signbit", "sgn",
+              "clamp_min", "clamp_max", "float_power", "nansum", "nanmean", "median", "cummax",
+              "cummin"):
+    setattr(Tensor, _name, _method(_name))
+Tensor.repeat_interleave = repeat_interleave  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 from dlg.functions.masking import masked_fill, tril, triu
 from dlg.functions import norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
+from dlg.functions import arrange, diagonals, pointwise, products, statistics
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     **ELEMENTWISE,
@@ -101,4 +102,20 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "cosine_embedding_loss": losses.cosine_embedding_loss,
     "triplet_margin_loss": losses.triplet_margin_loss,
     "gaussian_nll_loss": losses.gaussian_nll_loss,
+    # more of torch's math: composites of the above
+    "roll": arrange.roll, "rot90": arrange.rot90, "repeat_interleave": arrange.repeat_interleave,
+    "diff": arrange.diff, "meshgrid": arrange.meshgrid, "diag": diagonals.diag,
+    "diagonal": diagonals.diagonal, "diag_embed": diagonals.diag_embed, "trace": diagonals.trace,
+    "tensordot": products.tensordot, "addmm": products.addmm, "addmv": products.addmv,
+    "baddbmm": products.baddbmm, "addbmm": products.addbmm, "kron": products.kron,
+    "cross": products.cross, "cdist": products.cdist, "lerp": pointwise.lerp,
+    "hypot": pointwise.hypot, "atan2": pointwise.atan2, "arctan2": pointwise.atan2,
+    "arctan": ELEMENTWISE["atan"], "logaddexp": pointwise.logaddexp,
+    "logaddexp2": pointwise.logaddexp2, "xlogy": pointwise.xlogy,
+    "heaviside": pointwise.heaviside, "signbit": pointwise.signbit, "sgn": ELEMENTWISE["sign"],
+    "clamp_min": pointwise.clamp_min, "clamp_max": pointwise.clamp_max,
+    "float_power": pointwise.float_power, "nansum": statistics.nansum,
+    "nanmean": statistics.nanmean, "median": statistics.median, "cummax": statistics.cummax,
+    "cummin": statistics.cummin, "bucketize": statistics.bucketize,
+    "searchsorted": statistics.searchsorted,
 }

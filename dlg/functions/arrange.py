@@ -1,0 +1,187 @@
+"""Rearranging elements with PyTorch's names: roll, rot90, repeat_interleave, diff and meshgrid.
+
+Each is a composite: roll and repeat_interleave gather an axis through a constant index vector
+(`take`, as reflect padding does), rot90 is flip and transpose, diff subtracts two slices and
+meshgrid broadcasts reshaped vectors, so their gradients and compiled forms are those ops'.
+Index vectors are made here, so the axes they read need a known size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.functions import args
+from dlg.functions.args import describe, is_int, tensor
+from dlg.functions.front import Front
+from dlg.functions.pointwise import promoted
+from dlg.functions.shape import transpose
+from dlg.functions.sort import flip
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import NE, SUB
+from dlg.ir.ops.shape import BROADCAST_TO, CONCAT, RESHAPE, SLICE, TAKE
+from dlg.ir.types import TensorType
+
+
+def axis_of(F: Front, t: TensorType, axis: Any, name: str) -> int:
+    """`axis` of t counted from 0 (negatives from the end); a 0-d t has axis 0 (and -1)."""
+    a = args.axis(F, axis, f"{name}: dim")
+    if not -max(t.rank, 1) <= a < max(t.rank, 1):
+        raise DlgShapeError(f"{name}: dim {a} is out of range for {t}")
+    return a % max(t.rank, 1)
+
+
+def known_size(t: TensorType, axis: int, name: str) -> int:
+    size = t.shape[axis]
+    if not isinstance(size, int):
+        raise DlgShapeError(f"{name}: dim {axis} of {t} is symbolic; {name} needs a known size")
+    return size
+
+
+def gather(F: Front, x: Any, positions: np.ndarray, axis: int) -> Any:
+    """x read along `axis` at constant `positions`."""
+    return F.emit(TAKE, x, F.lift(positions.astype(np.int64).tolist(), DType.i64), axis=axis)
+
+
+def _int_list(F: Front, value: Any, what: str) -> tuple[int, ...]:
+    if is_int(value):
+        return (int(value),)
+    if isinstance(value, (tuple, list)) and all(map(is_int, value)):
+        return tuple(int(v) for v in value)
+    raise DlgTypeError(f"{what} must be an int or a tuple of ints, got {describe(F, value)}")
+
+
+def roll(F: Front, x: Any, shifts: Any, dims: Any = None) -> Any:
+    """x shifted by `shifts` along `dims`, elements leaving one end entering at the other; with
+    no dims, the flattened x is rolled and reshaped back."""
+    t = F.type_of(tensor(F, x, "roll's argument"))
+    steps = _int_list(F, shifts, "roll: shifts")
+    if dims is None:
+        if len(steps) != 1:
+            raise DlgValueError(f"roll: without dims, shifts must be one int, got {list(steps)}")
+        flat = roll(F, F.emit(RESHAPE, x, shape=(_numel(t, "roll"),)), steps[0], 0)
+        return F.emit(RESHAPE, flat, shape=t.shape)
+    axes = [axis_of(F, t, a, "roll") for a in _int_list(F, dims, "roll: dims")]
+    if len(axes) != len(steps):
+        raise DlgValueError(f"roll: {len(steps)} shifts for {len(axes)} dims")
+    if t.rank == 0:
+        return x
+    for axis, step in zip(axes, steps):
+        size = known_size(t, axis, "roll")
+        if size and step % size:
+            x = gather(F, x, (np.arange(size) - step) % size, axis)
+    return x
+
+
+def _numel(t: TensorType, name: str) -> int:
+    return int(np.prod([known_size(t, a, name) for a in range(t.rank)], dtype=np.int64))
+
+
+def rot90(F: Front, x: Any, k: Any = 1, dims: Any = (0, 1)) -> Any:
+    """x turned by k quarter turns in the plane of `dims`, from the first axis to the second."""
+    t = F.type_of(tensor(F, x, "rot90's argument"))
+    if not is_int(k):
+        raise DlgTypeError(f"rot90: k must be an int, got {describe(F, k)}")
+    plane = _int_list(F, dims, "rot90: dims")
+    if len(plane) != 2 or t.rank < 2:
+        raise DlgShapeError(f"rot90: dims must name two axes of a tensor of 2 or more dims, "
+                            f"got {list(plane)} for {t}")
+    a, b = (axis_of(F, t, d, "rot90") for d in plane)
+    if a == b:
+        raise DlgValueError(f"rot90: dims must differ, got {list(plane)}")
+    turns = int(k) % 4
+    if turns == 1:
+        return transpose(F, flip(F, x, b), a, b)
+    if turns == 2:
+        return flip(F, x, (a, b))
+    if turns == 3:
+        return transpose(F, flip(F, x, a), a, b)
+    return x
+
+
+def repeat_interleave(F: Front, x: Any, repeats: Any, axis: Any = None,
+                      output_size: Any = None) -> Any:
+    """Each element (slice along `axis`) repeated `repeats` times in place: an int, or one
+    count per element (a list; the eager frontend reads a tensor's values into one). With no
+    axis, the flattened x."""
+    t = F.type_of(tensor(F, x, "repeat_interleave's argument"))
+    if axis is None:
+        x = F.emit(RESHAPE, x, shape=(_numel(t, "repeat_interleave"),))
+        t, axis = F.type_of(x), 0
+    a = axis_of(F, t, axis, "repeat_interleave")
+    if t.rank == 0:
+        x, t = F.emit(RESHAPE, x, shape=(1,)), TensorType(t.dtype, (1,))
+    size = known_size(t, a, "repeat_interleave")
+    if F.is_tensor(repeats):
+        raise DlgTypeError("repeat_interleave: repeats must be an int or a list of ints (a "
+                           "tensor of repeats is read eagerly only, not in a graph)")
+    counts = _int_list(F, repeats, "repeat_interleave: repeats")
+    if isinstance(repeats, (tuple, list)) and len(counts) not in (1, size):
+        raise DlgShapeError(f"repeat_interleave: {len(counts)} repeats for {size} elements "
+                            f"along dim {a} of {t}")
+    if any(c < 0 for c in counts):
+        raise DlgValueError(f"repeat_interleave: repeats must not be negative, got "
+                            f"{list(counts)}")
+    positions = np.repeat(np.arange(size), counts if len(counts) == size else counts[0])
+    if output_size is not None and output_size != len(positions):
+        raise DlgValueError(f"repeat_interleave: output_size {output_size} is not the "
+                            f"{len(positions)} elements the repeats make")
+    return gather(F, x, positions, a)
+
+
+def diff(F: Front, x: Any, n: Any = 1, axis: Any = -1, prepend: Any = None,
+         append: Any = None) -> Any:
+    """The n-th forward difference along `axis` (x[i+1] - x[i], or != for bools), after
+    `prepend` and `append` are joined to x along it."""
+    t = F.type_of(tensor(F, x, "diff's argument"))
+    if t.rank == 0:
+        raise DlgShapeError("diff needs a tensor of at least 1 dim, got a 0-d tensor")
+    a = axis_of(F, t, axis, "diff")
+    if not is_int(n) or n < 0:
+        raise DlgValueError(f"diff: n must be a non-negative int, got {describe(F, n)}")
+    parts = [(v, what) for v, what in ((prepend, "prepend"), (x, "input"), (append, "append"))
+             if v is not None]
+    for v, what in parts:
+        if F.type_of(tensor(F, v, f"diff's {what}")).rank != t.rank:
+            raise DlgShapeError(f"diff: {what} must have the input's {t.rank} dims, got "
+                                f"{F.type_of(v)}")
+    joined = promoted(F, [v for v, _ in parts], [f"diff's {w}" for _, w in parts])
+    out = joined[0] if len(joined) == 1 else F.emit(CONCAT, *joined, axis=a)
+    for _ in range(int(n)):
+        length = known_size(F.type_of(out), a, "diff")
+        if length == 0:
+            break
+        later, earlier = (F.emit(SLICE, out, axes=(a,), starts=(lo,), stops=(lo + length - 1,),
+                                 steps=(1,)) for lo in (1, 0))
+        op = NE if F.type_of(out).dtype == DType.bool else SUB
+        out = F.emit(op, later, earlier)
+    return out
+
+
+def meshgrid(F: Front, *tensors: Any, indexing: Any = "ij") -> tuple[Any, ...]:
+    """One grid per 0-d or 1-d tensor, each varying along its own axis: the i-th along axis i
+    ('ij'), or with the first two axes swapped ('xy', Cartesian)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (tuple, list)):
+        tensors = tuple(tensors[0])
+    args.choice(F, indexing, ("ij", "xy"), "meshgrid: indexing")
+    types = [F.type_of(tensor(F, v, f"meshgrid's tensor {i}")) for i, v in enumerate(tensors)]
+    if not types:
+        raise DlgValueError("meshgrid needs at least one tensor")
+    for ty in types:
+        if ty.rank > 1 or ty.dtype != types[0].dtype:
+            raise DlgTypeError(f"meshgrid takes 0-d or 1-d tensors of one dtype, got "
+                               f"{', '.join(map(str, types))}")
+    order = list(range(len(types)))
+    if indexing == "xy" and len(order) > 1:
+        order[0], order[1] = 1, 0
+    sizes = [ty.shape[0] if ty.rank else 1 for ty in types]
+    shape = tuple(sizes[i] for i in order)
+    grids = []
+    for i, v in enumerate(tensors):
+        at = order.index(i)
+        view = tuple(sizes[i] if j == at else 1 for j in range(len(shape)))
+        grids.append(F.emit(BROADCAST_TO, F.emit(RESHAPE, v, shape=view), shape=shape))
+    return tuple(grids)
+

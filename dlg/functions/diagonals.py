@@ -1,0 +1,91 @@
+"""Diagonals with PyTorch's names: diagonal, diag_embed, diag and trace.
+
+A diagonal is a gather: the two axes moved last and flattened, then read at the constant flat
+positions of the diagonal (`take`). diag_embed is the reverse, a gather too: x padded with one
+zero, each position of the new matrices reading its diagonal element or that zero. Their
+gradients are take's scatter and pad's slice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.functions.args import describe, is_int, tensor
+from dlg.functions.arrange import axis_of, gather, known_size
+from dlg.functions.front import Front
+from dlg.functions.reduce import sum_
+from dlg.functions.shape import movedim
+from dlg.ir.ops.shape import PAD, RESHAPE, TRANSPOSE
+from dlg.ir.types import TensorType
+
+
+def _offset(F: Front, value: Any, name: str) -> int:
+    if not is_int(value):
+        raise DlgTypeError(f"{name}: the diagonal offset must be an int, got {describe(F, value)}")
+    return int(value)
+
+
+def _two_axes(F: Front, t: TensorType, dim1: Any, dim2: Any, name: str) -> tuple[int, int]:
+    a, b = axis_of(F, t, dim1, name), axis_of(F, t, dim2, name)
+    if a == b:
+        raise DlgValueError(f"{name}: dim1 and dim2 must differ, both are {a}")
+    return a, b
+
+
+def diagonal(F: Front, x: Any, offset: Any = 0, dim1: Any = 0, dim2: Any = 1) -> Any:
+    """The diagonal of the matrices in axes dim1 and dim2, as a last axis; offset > 0 is above
+    the main diagonal, < 0 below."""
+    return _diagonal(F, "diagonal", x, offset, dim1, dim2)
+
+
+def _diagonal(F: Front, name: str, x: Any, offset: Any, dim1: Any, dim2: Any) -> Any:
+    t = F.type_of(tensor(F, x, f"{name}'s argument"))
+    if t.rank < 2:
+        raise DlgShapeError(f"{name} needs at least 2 dims, got {t}")
+    k = _offset(F, offset, name)
+    a, b = _two_axes(F, t, dim1, dim2, name)
+    rows, cols = known_size(t, a, name), known_size(t, b, name)
+    rest = [i for i in range(t.rank) if i not in (a, b)]
+    moved = F.emit(TRANSPOSE, x, perm=(*rest, a, b))
+    flat = F.emit(RESHAPE, moved, shape=(*(t.shape[i] for i in rest), rows * cols))
+    i = np.arange(max(0, min(rows, cols - k) if k >= 0 else min(rows + k, cols)))
+    return gather(F, flat, (i + max(-k, 0)) * cols + i + max(k, 0), len(rest))
+
+
+def diag_embed(F: Front, x: Any, offset: Any = 0, dim1: Any = -2, dim2: Any = -1) -> Any:
+    """Matrices (in axes dim1 and dim2 of the result) whose `offset` diagonal is x's last axis,
+    zero elsewhere."""
+    t = F.type_of(tensor(F, x, "diag_embed's argument"))
+    if t.rank < 1:
+        raise DlgShapeError("diag_embed needs at least 1 dim, got a 0-d tensor")
+    k = _offset(F, offset, "diag_embed")
+    out = TensorType(t.dtype, (*t.shape, 1))  # the result's rank, for its dims
+    a, b = _two_axes(F, out, dim1, dim2, "diag_embed")
+    n = known_size(t, t.rank - 1, "diag_embed")
+    m = n + abs(k)
+    row, col = np.divmod(np.arange(m * m), m)
+    source = np.where(col - row == k, np.minimum(row, col), n)  # n: the zero padded on
+    padded = F.emit(PAD, x, pads=((0, 0),) * (t.rank - 1) + ((0, 1),), value=0.0)
+    square = F.emit(RESHAPE, gather(F, padded, source, t.rank - 1), shape=(*t.shape[:-1], m, m))
+    return movedim(F, square, (t.rank - 1, t.rank), (a, b))
+
+
+def diag(F: Front, x: Any, diagonal: Any = 0) -> Any:
+    """A 1-d x as the `diagonal` of a square matrix; a 2-d x's `diagonal` as a vector."""
+    t = F.type_of(tensor(F, x, "diag's argument"))
+    if t.rank == 1:
+        return diag_embed(F, x, diagonal, 0, 1)
+    if t.rank == 2:
+        return _diagonal(F, "diag", x, diagonal, 0, 1)
+    raise DlgShapeError(f"diag takes a 1-d or 2-d tensor, got {t}")
+
+
+def trace(F: Front, x: Any) -> Any:
+    """The sum of a matrix's main diagonal (integers summed as int64)."""
+    t = F.type_of(tensor(F, x, "trace's argument"))
+    if t.rank != 2:
+        raise DlgShapeError(f"trace takes a 2-d tensor, got {t}")
+    return sum_(F, _diagonal(F, "trace", x, 0, 0, 1))

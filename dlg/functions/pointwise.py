@@ -1,0 +1,196 @@
+"""Elementwise functions of PyTorch that are compositions of registry ops: lerp, hypot, atan2,
+logaddexp, logaddexp2, xlogy, heaviside, signbit, clamp_min, clamp_max and float_power.
+
+These take only floats in PyTorch (but heaviside, signbit and the clamps), so integer tensors
+are promoted first: to float32, or to the widest float among the operands (`floats`), from both
+front doors alike. Each is written so that its gradient is PyTorch's also at ties and
+infinities (logaddexp splits a tie in half through maximum/minimum, as torch does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from dlg.errors import DlgTypeError
+from dlg.functions.args import describe, is_static, operands, tensor
+from dlg.functions.elementwise import apply, clamp
+from dlg.functions.front import Front
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.arith import ISINF, ISNAN, RECIPROCAL
+from dlg.ir.ops.elementwise import (
+    ABS,
+    ADD,
+    ATAN,
+    CAST,
+    DIV,
+    EQ,
+    EXP,
+    GT,
+    LOG,
+    LOG1P,
+    LOGICAL_AND,
+    LOGICAL_OR,
+    LT,
+    MAXIMUM,
+    MINIMUM,
+    MUL,
+    POW,
+    SQRT,
+    SUB,
+    WHERE,
+)
+
+_FLOAT_ORDER = (DType.f16, DType.f32, DType.f64)
+
+
+def promoted(F: Front, values: Sequence[Any], whats: Sequence[str], dtype: DType | None = None
+             ) -> list[Any]:
+    """`values` as tensors of one dtype: `dtype` if given, else the widest float among the
+    tensors, else the widest tensor dtype (PyTorch's promotion of tensors of one kind)."""
+    for v, what in zip(values, whats):
+        if not (F.is_tensor(v) or is_static(v)):
+            raise DlgTypeError(f"{what} must be a tensor or a number, got {describe(F, v)}")
+    have = [F.type_of(v).dtype for v in values if F.is_tensor(v)]
+    if dtype is None:
+        order = (DType.bool, DType.i32, DType.i64, *_FLOAT_ORDER)
+        dtype = max(have, key=order.index) if have else DType.f32
+    cast = [v if not F.is_tensor(v) or F.type_of(v).dtype == dtype else
+            F.emit(CAST, v, dtype=dtype) for v in values]
+    return operands(F, cast, whats)
+
+
+def floats(F: Front, name: str, values: Sequence[Any], names: Sequence[str]) -> list[Any]:
+    """`values` as tensors of one float dtype: integer tensors and numbers become float32."""
+    have = [F.type_of(v).dtype for v in values if F.is_tensor(v)]
+    widest = max((d for d in have if d.is_float), key=_FLOAT_ORDER.index, default=DType.f32)
+    return promoted(F, values, [f"{name}'s {n}" for n in names], widest)
+
+
+def _scalar(F: Front, like: Any, value: float) -> Any:
+    return F.lift(value, F.type_of(like).dtype)
+
+
+def lerp(F: Front, x: Any, end: Any, weight: Any) -> Any:
+    """x + weight * (end - x), as PyTorch computes it: from `end` backwards where |weight| >=
+    0.5, so that weight 1 gives `end` exactly. x and end must be one float dtype."""
+    start, stop = (tensor(F, v, f"lerp's {n}") for v, n in ((x, "input"), (end, "end")))
+    ts, te = F.type_of(start), F.type_of(stop)
+    if ts.dtype != te.dtype or not ts.dtype.is_float:
+        raise DlgTypeError(f"lerp: input and end must be one float dtype, got {ts} and {te}")
+    if not (F.is_tensor(weight) or is_static(weight)):
+        raise DlgTypeError(f"lerp: weight must be a tensor or a number, got "
+                           f"{describe(F, weight)}")
+    w = weight if F.is_tensor(weight) else F.lift(float(weight), ts.dtype)
+    if F.type_of(w).rank == 0 and F.type_of(w).dtype.is_float:  # a 0-d weight takes x's dtype
+        w = F.emit(CAST, w, dtype=ts.dtype)
+    if F.type_of(w).dtype != ts.dtype:
+        raise DlgTypeError(f"lerp: weight must have the input's dtype, got {F.type_of(w)} "
+                           f"and {ts}")
+    step = F.emit(SUB, stop, start)
+    low = F.emit(ADD, start, F.emit(MUL, w, step))
+    high = F.emit(SUB, stop, F.emit(MUL, step, F.emit(SUB, _scalar(F, w, 1.0), w)))
+    return F.emit(WHERE, F.emit(LT, F.emit(ABS, w), _scalar(F, w, 0.5)), low, high)
+
+
+def hypot(F: Front, x: Any, y: Any) -> Any:
+    """sqrt(x^2 + y^2); inf where either is infinite, as C's hypot."""
+    a, b = floats(F, "hypot", (x, y), ("input", "other"))
+    root = F.emit(SQRT, F.emit(ADD, F.emit(MUL, a, a), F.emit(MUL, b, b)))
+    infinite = F.emit(LOGICAL_OR, F.emit(ISINF, a), F.emit(ISINF, b))
+    return F.emit(WHERE, infinite, _scalar(F, root, math.inf), root)  # even beside a NaN
+
+
+def atan2(F: Front, x: Any, y: Any) -> Any:
+    """The angle of the point (y, x), i.e. of x / y in the quadrant of (y, x): atan(x / y),
+    then +-pi where y is negative (PyTorch's argument order: atan2(input, other))."""
+    a, b = floats(F, "atan2", (x, y), ("input", "other"))
+    a_zero, b_zero = (F.emit(EQ, v, _scalar(F, v, 0.0)) for v in (a, b))
+    both_zero = F.emit(LOGICAL_AND, a_zero, b_zero)
+    # a / +0 is +-inf with a's sign (atan2(a, +-0) is +-pi/2), 0 / 1 keeps a's zero's sign
+    safe = F.emit(WHERE, b_zero, F.emit(CAST, a_zero, dtype=F.type_of(b).dtype), b)
+    base = F.emit(ATAN, F.emit(DIV, a, safe))
+    turn = F.emit(WHERE, _signbit(F, a), _scalar(F, a, -math.pi), _scalar(F, a, math.pi))
+    behind = F.emit(LOGICAL_AND, _signbit(F, b), F.emit(LOGICAL_OR, both_zero, F.emit(
+        LT, b, _scalar(F, b, 0.0))))
+    infinite = F.emit(LOGICAL_AND, F.emit(ISINF, a), F.emit(ISINF, b))
+    corner = F.emit(MUL, F.emit(WHERE, behind, _scalar(F, a, 0.75), _scalar(F, a, 0.25)), turn)
+    angle = F.emit(WHERE, behind, F.emit(ADD, base, turn), base)
+    return F.emit(WHERE, infinite, corner, angle)
+
+
+def _logaddexp(F: Front, name: str, x: Any, y: Any, exp: Any, log1p: Any, scale: float) -> Any:
+    a, b = floats(F, name, (x, y), ("input", "other"))
+    high, low = F.emit(MAXIMUM, a, b), F.emit(MINIMUM, a, b)
+    gap = F.emit(WHERE, F.emit(EQ, a, b), _scalar(F, a, 0.0), F.emit(SUB, low, high))
+    rest = log1p(exp(gap))
+    return F.emit(ADD, high, rest if scale == 1 else F.emit(MUL, rest, _scalar(F, a, scale)))
+
+
+def logaddexp(F: Front, x: Any, y: Any) -> Any:
+    """log(exp(x) + exp(y)) without overflow: max + log1p(exp(min - max)); equal infinities
+    give themselves."""
+    return _logaddexp(F, "logaddexp", x, y, lambda v: F.emit(EXP, v),
+                      lambda v: F.emit(LOG1P, v), 1.0)
+
+
+def logaddexp2(F: Front, x: Any, y: Any) -> Any:
+    """log2(2^x + 2^y) without overflow, as logaddexp."""
+    def exp2(v: Any) -> Any:
+        return F.emit(EXP, F.emit(MUL, v, _scalar(F, v, math.log(2))))
+    return _logaddexp(F, "logaddexp2", x, y, exp2, lambda v: F.emit(LOG1P, v),
+                      1 / math.log(2))
+
+
+def xlogy(F: Front, x: Any, y: Any) -> Any:
+    """x * log(y), 0 where x is 0 (unless y is NaN)."""
+    a, b = floats(F, "xlogy", (x, y), ("input", "other"))
+    product = F.emit(MUL, a, F.emit(LOG, b))
+    zero = F.emit(WHERE, F.emit(EQ, a, _scalar(F, a, 0.0)), _scalar(F, a, 0.0), product)
+    return F.emit(WHERE, F.emit(ISNAN, b), b, zero)
+
+
+def heaviside(F: Front, x: Any, values: Any) -> Any:
+    """The step function: 0 below 0, 1 above, `values` at 0 (x and values of one dtype)."""
+    a = F.type_of(tensor(F, x, "heaviside's input"))
+    v = F.type_of(tensor(F, values, "heaviside's values"))
+    if a.dtype != v.dtype:
+        raise DlgTypeError(f"heaviside: input and values must be one dtype, got {a} and {v}")
+    step = F.emit(CAST, F.emit(GT, x, F.lift(0, a.dtype)), dtype=a.dtype)
+    return F.emit(WHERE, F.emit(EQ, x, F.lift(0, a.dtype)), values, step)
+
+
+def _signbit(F: Front, x: Any) -> Any:
+    """x < 0, and -0.0 (whose reciprocal is -inf); a NaN's sign is not seen."""
+    below = F.emit(LT, x, F.lift(0, F.type_of(x).dtype))
+    if not F.type_of(x).dtype.is_float:
+        return below
+    negative_zero = F.emit(LOGICAL_AND, F.emit(EQ, x, _scalar(F, x, 0.0)),
+                           F.emit(LT, F.emit(RECIPROCAL, x), _scalar(F, x, 0.0)))
+    return F.emit(LOGICAL_OR, below, negative_zero)
+
+
+def signbit(F: Front, x: Any) -> Any:
+    """Whether x's sign bit is set (x < 0 or x is -0.0), as bools (never, for bools)."""
+    x = tensor(F, x, "signbit's argument")
+    if F.type_of(x).dtype == DType.bool:
+        x = F.emit(CAST, x, dtype=DType.i32)
+    return _signbit(F, x)
+
+
+def clamp_min(F: Front, x: Any, min: Any) -> Any:  # noqa: A002
+    """x limited from below (clamp with only min)."""
+    return clamp(F, x, min, None)
+
+
+def clamp_max(F: Front, x: Any, max: Any) -> Any:  # noqa: A002
+    """x limited from above (clamp with only max)."""
+    return clamp(F, x, None, max)
+
+
+def float_power(F: Front, x: Any, exponent: Any) -> Any:
+    """x ** exponent in float64, whatever the operands' dtypes (PyTorch's float_power)."""
+    a, b = promoted(F, (x, exponent), ("float_power's input", "float_power's exponent"),
+                    DType.f64)
+    return apply(F, POW, [a, b], {})

@@ -1,0 +1,236 @@
+"""Order statistics, NaN-skipping reductions and searches with PyTorch's names: median, nansum,
+nanmean, cummax, cummin, bucketize and searchsorted.
+
+median sorts (NaN sorts last, so a NaN's rank is the count of the numbers) and reads the lower
+middle, or the first NaN where there is one, as PyTorch does; the median of all elements
+shares its gradient among the elements equal to it, as PyTorch's does. cummax and cummin
+compare every pair of positions along the axis (quadratic in its length: fine for the scans of
+a model, not for long series) and read the values at the indices, so the gradient goes to each
+index, as in PyTorch. bucketize and searchsorted count the boundaries below each value, NaN
+counted past them all, as PyTorch's binary search places it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.functions import args
+from dlg.functions.args import describe, tensor
+from dlg.functions.arrange import axis_of, known_size
+from dlg.functions.front import Front
+from dlg.functions.pointwise import promoted
+from dlg.functions.reduce import sum_
+from dlg.functions.shape import movedim
+from dlg.functions.sort import Sorted, kthvalue, sort
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.arith import ISNAN
+from dlg.ir.ops.elementwise import (
+    ADD,
+    CAST,
+    DIV,
+    EQ,
+    GE,
+    GT,
+    LOGICAL_AND,
+    LOGICAL_NOT,
+    LOGICAL_OR,
+    LT,
+    SUB,
+    WHERE,
+)
+from dlg.ir.ops.gather import GATHER
+from dlg.ir.ops.reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_SUM
+from dlg.ir.ops.shape import RESHAPE, SQUEEZE, UNSQUEEZE
+from dlg.ir.types import TensorType
+
+
+# ---- NaN-skipping reductions -------------------------------------------------------------------
+def _numbers(F: Front, x: Any) -> Any:
+    """x with NaN as 0 (x itself when it cannot hold a NaN)."""
+    if not F.type_of(x).dtype.is_float:
+        return x
+    return F.emit(WHERE, F.emit(ISNAN, x), F.lift(0, F.type_of(x).dtype), x)
+
+
+def nansum(F: Front, x: Any, axis: Any = None, keepdims: bool = False,
+           dtype: DType | None = None) -> Any:
+    """The sum over `axis` with NaN counted as 0."""
+    return sum_(F, _numbers(F, tensor(F, x, "nansum's argument")), axis, keepdims, dtype)
+
+
+def nanmean(F: Front, x: Any, axis: Any = None, keepdims: bool = False,
+            dtype: DType | None = None) -> Any:
+    """The mean over `axis` of the numbers that are not NaN (NaN where there are none)."""
+    t = F.type_of(tensor(F, x, "nanmean's argument"))
+    if not t.dtype.is_float:
+        raise DlgTypeError(f"nanmean: the input must be a float tensor, got {t}")
+    total = nansum(F, x, axis, keepdims, dtype)
+    present = F.emit(LOGICAL_NOT, F.emit(ISNAN, x))
+    count = sum_(F, present, axis, keepdims, F.type_of(total).dtype)
+    return F.emit(DIV, total, count)
+
+
+# ---- median ------------------------------------------------------------------------------------
+def median(F: Front, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """The lower median of all elements (a 0-d tensor), or (values, indices) along `axis`;
+    NaN where a NaN is among them."""
+    x = tensor(F, x, "median's argument")
+    t = F.type_of(x)
+    if axis is None:
+        flat = F.emit(RESHAPE, x, shape=(_count(F, t, "median"),))
+        return _shared(F, flat, _median(F, flat, 0, False).values)
+    return _median(F, x, axis_of(F, t, axis, "median"), bool(keepdims))
+
+
+def _shared(F: Front, x: Any, value: Any) -> Any:
+    """`value`, with its gradient shared evenly by the elements of the 1-d x equal to it (NaNs
+    for a NaN), as PyTorch's median of all elements does: value + sum(x - value) / count over
+    them is value exactly, and its gradient to each of them 1 / count."""
+    if not F.type_of(x).dtype.is_float:
+        return value
+    equal = F.emit(LOGICAL_OR, F.emit(EQ, x, value), F.emit(LOGICAL_AND, F.emit(ISNAN, x),
+                                                            F.emit(ISNAN, value)))
+    zero = F.lift(0, F.type_of(x).dtype)
+    spread = F.emit(REDUCE_SUM, F.emit(WHERE, equal, F.emit(SUB, x, value), zero), axes=None,
+                    keepdims=False)
+    count = F.emit(REDUCE_SUM, F.emit(CAST, equal, dtype=F.type_of(x).dtype), axes=None,
+                   keepdims=False)
+    return F.emit(ADD, value, F.emit(DIV, spread, count))
+
+
+def _count(F: Front, t: TensorType, name: str) -> int:
+    """How many elements t has (its sizes must be known)."""
+    return int(np.prod([known_size(t, a, name) for a in range(t.rank)], dtype=np.int64))
+
+
+def _median(F: Front, x: Any, a: int, keepdims: bool) -> Sorted:
+    t = F.type_of(x)
+    size = known_size(t, a, "median") if t.rank else 1
+    if size == 0:
+        raise DlgShapeError(f"median: dim {a} of {t} is empty")
+    middle = (size - 1) // 2
+    if not t.dtype.is_float or t.rank == 0:
+        return kthvalue(F, x, middle + 1, a, keepdims)
+    values, indices = sort(F, x, a)
+    numbers = F.emit(LOGICAL_NOT, F.emit(ISNAN, x))
+    ranked = F.emit(REDUCE_SUM, F.emit(CAST, numbers, dtype=DType.i64), axes=(a,), keepdims=True)
+    at = F.emit(WHERE, F.emit(LT, ranked, F.lift(size, DType.i64)), ranked,
+                F.lift(middle, DType.i64))  # the first NaN, else the middle
+    picked = [F.emit(GATHER, v, at, axis=a) for v in (values, indices)]
+    if not keepdims:
+        picked = [F.emit(SQUEEZE, v, axes=(a,)) for v in picked]
+    return Sorted(*picked)
+
+
+# ---- running extremes --------------------------------------------------------------------------
+def _running(name: str, reduce_op: Any, beyond: Any) -> Callable[..., Sorted]:
+    def fn(F: Front, x: Any, axis: Any) -> Sorted:
+        x = tensor(F, x, f"{name}'s argument")
+        t = F.type_of(x)
+        a = axis_of(F, t, axis, name)
+        if t.rank == 0:
+            return Sorted(x, F.lift(0, DType.i64))
+        last = movedim(F, x, a, -1)
+        values, indices = _scan(F, last, known_size(t, a, name), reduce_op, beyond)
+        return Sorted(movedim(F, values, -1, a), movedim(F, indices, -1, a))
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"The running {name[3:]}imum along `axis` and the index where it was last "
+                  "reached (a NaN, once met, is the running value).")
+    return fn
+
+
+def _scan(F: Front, x: Any, n: int, reduce_op: Any, beyond: float) -> tuple[Any, Any]:
+    """(values, indices) of a running extreme along x's last axis; [..., i, j] pairs the i-th
+    result with the j-th element."""
+    t = F.type_of(x)
+    work = x if t.dtype != DType.bool else F.emit(CAST, x, dtype=DType.i32)
+    dtype = F.type_of(work).dtype
+    j = np.arange(n)
+    seen = F.lift((j[None, :] <= j[:, None]).tolist(), DType.bool)  # (i, j): j <= i
+    row = F.emit(UNSQUEEZE, work, axes=(t.rank - 1,))  # (..., 1, n)
+    limits = np.iinfo(dtype.np) if not dtype.is_float else None
+    fill = beyond if limits is None else limits.max if beyond > 0 else limits.min
+    lifted = F.lift(fill, dtype)
+    running = F.emit(reduce_op, F.emit(WHERE, seen, row, lifted), axes=(t.rank,),
+                     keepdims=True)  # (..., n, 1)
+    hit = F.emit(EQ, row, running)
+    if dtype.is_float:
+        hit = F.emit(LOGICAL_OR, hit, F.emit(LOGICAL_AND, F.emit(ISNAN, row),
+                                             F.emit(ISNAN, running)))
+    where = F.emit(WHERE, F.emit(LOGICAL_AND, hit, seen), F.lift(j.tolist(), DType.i64),
+                   F.lift(-1, DType.i64))
+    indices = F.emit(REDUCE_MAX, where, axes=(t.rank,), keepdims=False)
+    return F.emit(GATHER, x, indices, axis=t.rank - 1), indices
+
+
+cummax = _running("cummax", REDUCE_MAX, -np.inf)
+cummin = _running("cummin", REDUCE_MIN, np.inf)
+
+
+# ---- searching sorted values -------------------------------------------------------------------
+def _positions(F: Front, name: str, sequence: Any, values: Any, right: bool,
+               out_int32: bool) -> Any:
+    """For each of `values` (..., k), how many of `sequence` (..., m) lie below it (at or below
+    it with `right`), counted along the last axis."""
+    s, v = promoted(F, (sequence, values), (f"{name}'s boundaries", f"{name}'s input"))
+    t = F.type_of(v)
+    below = F.emit(LOGICAL_NOT, F.emit(GT if right else GE, F.emit(UNSQUEEZE, s, axes=(
+        F.type_of(s).rank - 1,)), F.emit(UNSQUEEZE, v, axes=(t.rank,))))
+    count = F.emit(REDUCE_SUM, F.emit(CAST, below, dtype=DType.i64), axes=(t.rank,),
+                   keepdims=False)
+    return F.emit(CAST, count, dtype=DType.i32) if out_int32 else count
+
+
+def _flags(F: Front, name: str, right: Any, out_int32: Any) -> tuple[bool, bool]:
+    for value, what in ((right, "right"), (out_int32, "out_int32")):
+        if not isinstance(value, bool):
+            raise DlgTypeError(f"{name}: {what} must be true or false, got {describe(F, value)}")
+    return right, out_int32
+
+
+def bucketize(F: Front, x: Any, boundaries: Any, out_int32: Any = False, right: Any = False
+              ) -> Any:
+    """The bucket of each element of x among the sorted 1-d `boundaries`: how many of them
+    are below it (at or below it with `right`)."""
+    right, out_int32 = _flags(F, "bucketize", right, out_int32)
+    b = F.type_of(tensor(F, boundaries, "bucketize's boundaries"))
+    if b.rank != 1:
+        raise DlgShapeError(f"bucketize: boundaries must be 1-d, got {b}")
+    if not F.is_tensor(x):
+        x = promoted(F, (boundaries, x), ("bucketize's boundaries", "bucketize's input"))[1]
+    t = F.type_of(x)
+    row = F.emit(RESHAPE, x, shape=(1, _count(F, t, "bucketize")))  # a row for the one sequence
+    out = _positions(F, "bucketize", F.emit(UNSQUEEZE, boundaries, axes=(0,)), row, right,
+                     out_int32)
+    return F.emit(RESHAPE, out, shape=t.shape)
+
+
+def searchsorted(F: Front, sorted_sequence: Any, x: Any, out_int32: Any = False,
+                 right: Any = False, side: Any = None, sorter: Any = None) -> Any:
+    """Where each value of x would go in `sorted_sequence` (1-d, or one sorted row per leading
+    index of x) to keep it sorted: the first place (the last with right=True or side='right').
+    `sorter` holds the indices that sort an unsorted sequence."""
+    right, out_int32 = _flags(F, "searchsorted", right, out_int32)
+    if side is not None:
+        args.choice(F, side, ("left", "right"), "searchsorted: side")
+        if right and side == "left":
+            raise DlgValueError("searchsorted: side='left' and right=True contradict each other")
+        right = side == "right"
+    s = F.type_of(tensor(F, sorted_sequence, "searchsorted's sorted_sequence"))
+    if s.rank == 0:
+        raise DlgShapeError("searchsorted: sorted_sequence must have at least 1 dim")
+    if sorter is not None:
+        sorted_sequence = F.emit(GATHER, sorted_sequence,
+                                 tensor(F, sorter, "searchsorted's sorter"), axis=s.rank - 1)
+    if s.rank == 1:
+        return bucketize(F, x, sorted_sequence, out_int32, right)
+    t = F.type_of(tensor(F, x, "searchsorted's input"))
+    if t.shape[:-1] != s.shape[:-1]:
+        raise DlgShapeError(f"searchsorted: the leading dims of sorted_sequence {s} and the "
+                            f"input {t} must match")
+    return _positions(F, "searchsorted", sorted_sequence, x, right, out_int32)
+

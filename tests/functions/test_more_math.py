@@ -1,0 +1,370 @@
+"""torch's roll, rot90, repeat_interleave, diff, meshgrid, diag/diagonal/diag_embed/trace,
+tensordot, addmm/addmv/baddbmm/addbmm, kron, cross, cdist, lerp, hypot, atan/atan2, logaddexp(2),
+xlogy, heaviside, signbit, sgn, clamp_min/max, float_power, nansum/nanmean, median,
+cummax/cummin, bucketize and searchsorted against torch: values, dtypes and gradients on odd
+shapes and negative dims, an error each, the .dlg door and a few compiled."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import dlg
+
+torch = pytest.importorskip("torch")
+
+R = np.random.default_rng(0)
+
+
+def arr(*shape, dtype=np.float32):
+    return R.standard_normal(shape).astype(dtype)
+
+
+def _flat(out):
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def same(ours, theirs, rtol=1e-5, atol=1e-6):
+    ours, theirs = _flat(ours), _flat(theirs)
+    assert len(ours) == len(theirs)
+    for o, t in zip(ours, theirs):
+        o = np.asarray(o.detach().numpy() if isinstance(o, dlg.Tensor) else o)
+        t = t.detach().numpy()
+        assert o.shape == t.shape and o.dtype == t.dtype, (o, t)
+        np.testing.assert_allclose(o, t, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def check(fn, *arrays, grad=True, rtol=1e-5):
+    """fn(dlg, *tensors) against fn(torch, *tensors): the values, then the gradients of every
+    float input for a random cotangent of the first output."""
+    ours = [dlg.tensor(a, requires_grad=grad and a.dtype.kind == "f") for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=grad and a.dtype.kind == "f") for a in arrays]
+    got, want = fn(dlg, *ours), fn(torch, *theirs)
+    same(got, want, rtol)
+    out, ref = _flat(got)[0], _flat(want)[0]
+    wrt = [i for i, a in enumerate(arrays) if grad and a.dtype.kind == "f"]
+    if not wrt or not ref.requires_grad:
+        return
+    w = R.standard_normal(ref.shape).astype(np.float32)
+    (out * dlg.tensor(w)).sum().backward()
+    expect = torch.autograd.grad((ref * torch.tensor(w)).sum(), [theirs[i] for i in wrt],
+                                 allow_unused=True)
+    for i, e in zip(wrt, expect):
+        e = np.zeros(arrays[i].shape, np.float32) if e is None else e.numpy()
+        have = ours[i].grad
+        have = np.zeros(arrays[i].shape, np.float32) if have is None else have.numpy()
+        np.testing.assert_allclose(have, e, rtol=rtol, atol=1e-5)
+
+
+# ---- arrangement ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("shifts, dims", [(1, None), (-7, None), (2, 1), (-1, -1),
+                                          ((1, -2), (0, 2)), ((3, 5), (-1, 0)), (0, 1)])
+def test_roll(shifts, dims):
+    check(lambda m, x: m.roll(x, shifts, dims), arr(2, 3, 5))
+    check(lambda m, x: x.roll(shifts, dims), arr(2, 3, 5))
+
+
+@pytest.mark.parametrize("k", [-3, -1, 0, 1, 2, 3, 6])
+@pytest.mark.parametrize("dims", [(0, 1), (1, 0), (-1, 0), (2, 1)])
+def test_rot90(k, dims):
+    check(lambda m, x: m.rot90(x, k, dims), arr(2, 3, 4))
+
+
+def test_repeat_interleave():
+    x = arr(2, 3)
+    check(lambda m, t: m.repeat_interleave(t, 2), x)
+    check(lambda m, t: t.repeat_interleave(3, dim=-1), x)
+    check(lambda m, t: m.repeat_interleave(t, m.tensor([1, 0, 2]), dim=1), x)
+    check(lambda m, t: m.repeat_interleave(t, m.tensor(2), dim=0), x)
+    check(lambda m, t: m.repeat_interleave(t, m.tensor([2, 1]), dim=0, output_size=3), x)
+    assert dlg.repeat_interleave(dlg.tensor(x), [2, 1], 0).shape == (3, 3)
+    i = np.arange(4, dtype=np.int64)
+    check(lambda m, t: m.repeat_interleave(t, 2), i)
+
+
+@pytest.mark.parametrize("n, dim", [(1, -1), (2, 0), (3, 1), (0, -1), (7, -1)])
+def test_diff(n, dim):
+    check(lambda m, x: m.diff(x, n, dim), arr(3, 5))
+
+
+def test_diff_prepend_append_and_bools():
+    x, p, a = arr(2, 4), arr(2, 1), arr(2, 3)
+    check(lambda m, t, u, v: m.diff(t, 2, -1, u, v), x, p, a)
+    check(lambda m, t, v: t.diff(append=v, dim=0), x, arr(3, 4))
+    b = np.array([True, False, False, True])
+    check(lambda m, t: m.diff(t), b)
+    check(lambda m, t, u: m.diff(t, prepend=u), x, np.ones((2, 1), np.int64))
+
+
+@pytest.mark.parametrize("indexing", ["ij", "xy"])
+def test_meshgrid(indexing):
+    check(lambda m, a, b, c: m.meshgrid(a, b, c, indexing=indexing), arr(2), arr(3), arr(4))
+    check(lambda m, a, b: m.meshgrid([a, b], indexing=indexing), arr(3), arr())
+
+
+# ---- diagonals -------------------------------------------------------------------------------
+@pytest.mark.parametrize("offset", [-3, -1, 0, 2, 5])
+def test_diag(offset):
+    check(lambda m, x: m.diag(x, offset), arr(4))
+    check(lambda m, x: x.diag(offset), arr(3, 5))
+
+
+@pytest.mark.parametrize("offset, dim1, dim2", [(0, 0, 1), (1, -1, 0), (-2, 2, 0), (4, 1, 2),
+                                                (-9, 0, 2)])
+def test_diagonal(offset, dim1, dim2):
+    check(lambda m, x: m.diagonal(x, offset, dim1, dim2), arr(3, 4, 5))
+    check(lambda m, x: x.diagonal(offset=offset, dim1=dim1, dim2=dim2), arr(3, 4, 5))
+
+
+@pytest.mark.parametrize("offset, dim1, dim2", [(0, -2, -1), (1, 0, 2), (-2, 2, 0), (3, -1, 1)])
+def test_diag_embed(offset, dim1, dim2):
+    check(lambda m, x: m.diag_embed(x, offset, dim1, dim2), arr(2, 3))
+
+
+def test_trace():
+    """dlg.trace and Tensor.trace are the tracer's; the matrix trace is .dlg's trace and
+    dlg.nn.functional.trace."""
+    def fn(m, x):
+        return dlg.nn.functional.trace(x) if m is dlg else torch.trace(x)
+    check(fn, arr(3, 5))
+    check(fn, np.arange(12, dtype=np.int32).reshape(4, 3))
+
+
+# ---- products ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("dims", [0, 2, ([2, 1], [1, 0]), ([-1], [1]), ((1,), (0,))])
+def test_tensordot(dims):
+    check(lambda m, a, b: m.tensordot(a, b, dims), arr(3, 4, 2), arr(4, 2, 5))
+    check(lambda m, a, b: m.tensordot(a, b, 1), arr(3, 4, 2), arr(2, 5))
+
+
+@pytest.mark.parametrize("beta, alpha", [(1, 1), (0.5, -2.0), (0, 3)])
+def test_add_products(beta, alpha):
+    check(lambda m, x, a, b: m.addmm(x, a, b, beta=beta, alpha=alpha), arr(3), arr(2, 4),
+          arr(4, 3))
+    check(lambda m, x, a, b: x.addmv(a, b, beta=beta, alpha=alpha), arr(2), arr(2, 4), arr(4))
+    check(lambda m, x, a, b: m.baddbmm(x, a, b, beta=beta, alpha=alpha), arr(5, 2, 3),
+          arr(5, 2, 4), arr(5, 4, 3))
+    check(lambda m, x, a, b: m.addbmm(x, a, b, beta=beta, alpha=alpha), arr(2, 1), arr(5, 2, 4),
+          arr(5, 4, 3))
+
+
+def test_beta_zero_ignores_nan_in_input():
+    x = np.full((2, 3), np.nan, np.float32)
+    check(lambda m, t, a, b: m.addmm(t, a, b, beta=0), x, arr(2, 4), arr(4, 3), grad=False)
+
+
+def test_kron():
+    check(lambda m, a, b: m.kron(a, b), arr(2, 3), arr(4, 1, 2))
+    check(lambda m, a, b: a.kron(b), arr(3), arr(2))
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cross(dim):
+    a, b = arr(3, 3, 3), arr(3, 3)
+    check(lambda m, x, y: m.cross(x, y, dim=dim), a, np.broadcast_to(b, a.shape).copy())
+    other = b.reshape(1, 3, 3) if dim else np.broadcast_to(b, a.shape).copy()
+    check(lambda m, x, y: m.linalg.cross(x, y, dim=dim), a, other)
+
+
+@pytest.mark.parametrize("p", [2.0, 1.0, 3.0, 0.5, 0.0, math.inf])
+def test_cdist(p):
+    check(lambda m, a, b: m.cdist(a, b, p=p), arr(2, 4, 3), arr(5, 3), rtol=1e-4)
+
+
+def test_cdist_gradient_at_zero_distance():
+    x = arr(3, 2)
+    check(lambda m, a, b: m.cdist(a, b), x, x.copy(), rtol=1e-4)
+
+
+# ---- pointwise ---------------------------------------------------------------------------------
+EDGES = np.array([-np.inf, -3.0, -1.0, -0.0, 0.0, 0.5, 2.0, np.inf, np.nan], np.float32)
+GRID = np.stack(np.meshgrid(EDGES, EDGES), 0).reshape(2, -1)
+
+
+@pytest.mark.parametrize("name", ["atan2", "arctan2", "hypot", "logaddexp", "logaddexp2",
+                                  "xlogy"])
+def test_binary_at_the_edges(name):
+    with np.errstate(all="ignore"):
+        check(lambda m, a, b: getattr(m, name)(a, b), GRID[0], GRID[1], grad=False)
+
+
+@pytest.mark.parametrize("name", ["atan2", "hypot", "logaddexp", "logaddexp2", "xlogy"])
+def test_binary_gradients_and_broadcasting(name):
+    y = np.abs(arr(4)) + 0.1 if name == "xlogy" else arr(4)
+    check(lambda m, a, b: getattr(m, name)(a, b), arr(3, 1), y)
+    check(lambda m, a, b: getattr(a, name)(b), arr(3, 4), y)
+
+
+def test_logaddexp_splits_a_tie():
+    x = np.array([1.0, -2.0], np.float32)
+    check(lambda m, a, b: m.logaddexp(a, b), x, x.copy())
+
+
+def test_atan_and_integers_promote():
+    check(lambda m, x: m.atan(x), EDGES, grad=False)
+    check(lambda m, x: m.arctan(x), arr(5))
+    i = np.array([1, -2, 0], np.int64)
+    check(lambda m, a, b: m.atan2(a, b), i, np.array([0.5, 1.0, -1.0], np.float32))
+
+
+def test_lerp():
+    check(lambda m, a, b: m.lerp(a, b, 0.3), arr(2, 3), arr(3))
+    check(lambda m, a, b, w: a.lerp(b, w), arr(2, 3), arr(2, 3), np.float32([-1, 0.5, 0.7, 2]
+                                                                             ).reshape(4, 1, 1))
+    check(lambda m, a, b, w: m.lerp(a, b, w), arr(3), arr(3), np.float64(0.75))
+
+
+def test_float_power_xlogy_heaviside_signbit_sgn_clamps():
+    x = np.abs(arr(2, 3)) + 0.1
+    check(lambda m, a, b: m.float_power(a, b), x, arr(3))
+    check(lambda m, a: a.float_power(2), x)
+    check(lambda m, a: m.xlogy(2.0, a), x)
+    check(lambda m, a, b: m.heaviside(a, b), EDGES, np.float32([7.0]), grad=False)
+    check(lambda m, a: m.signbit(a), EDGES)
+    check(lambda m, a: a.signbit(), np.array([-1, 0, 2], np.int64))
+    check(lambda m, a: a.sgn(), EDGES[:-1], grad=False)  # dlg's sign(nan) is nan, torch's 0
+    check(lambda m, a: m.clamp_min(a, 0.2), arr(2, 3))
+    check(lambda m, a, b: a.clamp_max(b), arr(2, 3), arr(3))
+
+
+# ---- reductions, order statistics, searches --------------------------------------------------
+WITH_NAN = np.array([[1.0, np.nan, 3.0, -2.0], [np.nan, np.nan, 0.5, 4.0],
+                     [1.5, 2.5, -1.0, 0.0]], np.float32)
+
+
+@pytest.mark.parametrize("name", ["nansum", "nanmean"])
+@pytest.mark.parametrize("dim, keepdim", [(None, False), (0, False), (-1, True), ((0, 1), False)])
+def test_nan_reductions(name, dim, keepdim):
+    kwargs = {} if dim is None else {"dim": dim, "keepdim": keepdim}
+    check(lambda m, x: getattr(m, name)(x, **kwargs), WITH_NAN)
+
+
+def test_nansum_of_integers_and_nanmean_dtype():
+    check(lambda m, x: x.nansum(), np.arange(5, dtype=np.int32))
+    check(lambda m, x: m.nanmean(x, 1, dtype=m.float64), WITH_NAN)
+
+
+@pytest.mark.parametrize("shape", [(7,), (2, 5), (3, 4, 2)])
+def test_median(shape):
+    x = R.permutation(int(np.prod(shape))).reshape(shape).astype(np.float32)
+    check(lambda m, t: m.median(t), x)
+    check(lambda m, t: t.median(-1), x)
+    check(lambda m, t: m.median(t, 0, keepdim=True), x)
+    check(lambda m, t: t.median(0), x.astype(np.int64))
+
+
+def test_median_with_nan():
+    check(lambda m, t: m.median(t, 1), WITH_NAN)
+    check(lambda m, t: m.median(t), WITH_NAN)
+    check(lambda m, t: m.median(t), np.float32([3.0, 1.0, 2.0, 9.0]))
+
+
+@pytest.mark.parametrize("name", ["cummax", "cummin"])
+@pytest.mark.parametrize("dim", [0, -1])
+def test_running_extremes(name, dim):
+    x = np.float32([[1, 3, 3, np.nan, 2, np.nan], [0, -1, 4, 4, -5, 6]])
+    check(lambda m, t: getattr(m, name)(t, dim), x, grad=False)
+    check(lambda m, t: getattr(t, name)(dim), R.permutation(12).reshape(2, 6).astype(np.float32))
+    check(lambda m, t: getattr(m, name)(t, dim), np.int64([[3, 1, 3], [2, 2, 0]]))
+
+
+@pytest.mark.parametrize("right", [False, True])
+def test_bucketize_and_searchsorted(right):
+    b = np.float32([-1.0, 0.0, 0.0, 2.0])
+    x = np.float32([[-3, -1, 0], [1, 2, np.nan]])
+    check(lambda m, t, u: m.bucketize(t, u, right=right), x, b)
+    check(lambda m, t, u: m.bucketize(t, u, right=right, out_int32=True), x, b)
+    check(lambda m, u, t: m.searchsorted(u, t, right=right), b, x)
+    rows = np.sort(arr(2, 5), -1)
+    check(lambda m, u, t: m.searchsorted(u, t, side="right" if right else "left"), rows, arr(2, 3))
+    perm = np.int64([3, 0, 2, 1])
+    check(lambda m, u, s, t: m.searchsorted(u, t, sorter=s), b[[1, 3, 2, 0]],
+          np.argsort(b[[1, 3, 2, 0]], kind="stable"), x)
+    assert perm.shape == (4,)
+
+
+def test_bucketize_a_number():
+    assert dlg.bucketize(0.5, dlg.tensor([0.0, 1.0])).item() == 1
+
+
+# ---- errors --------------------------------------------------------------------------------------
+ERRORS = [
+    (lambda: dlg.roll(dlg.ones(3), (1, 2)), dlg.DlgValueError, "without dims"),
+    (lambda: dlg.rot90(dlg.ones(3, 3), 1, (0, 0)), dlg.DlgValueError, "dims must differ"),
+    (lambda: dlg.repeat_interleave(dlg.ones(3), [1, 2]), dlg.DlgShapeError, "2 repeats for 3"),
+    (lambda: dlg.diff(dlg.ones(3), n=-1), dlg.DlgValueError, "non-negative"),
+    (lambda: dlg.meshgrid(dlg.ones(2), dlg.ones(2, 2)), dlg.DlgTypeError, "0-d or 1-d"),
+    (lambda: dlg.diag(dlg.ones(2, 2, 2)), dlg.DlgShapeError, "1-d or 2-d"),
+    (lambda: dlg.diagonal(dlg.ones(2, 2), 0, 1, -1), dlg.DlgValueError, "must differ"),
+    (lambda: dlg.diag_embed(dlg.ones(2), 0.5), dlg.DlgTypeError, "offset must be an int"),
+    (lambda: dlg.nn.functional.trace(dlg.ones(3)), dlg.DlgShapeError, "2-d tensor"),
+    (lambda: dlg.tensordot(dlg.ones(2, 3), dlg.ones(2, 3), 1), dlg.DlgShapeError, "differ"),
+    (lambda: dlg.addmm(dlg.ones(4), dlg.ones(2, 3), dlg.ones(3, 3)), dlg.DlgShapeError,
+     "broadcast"),
+    (lambda: dlg.kron(dlg.ones(2), 3), dlg.DlgTypeError, "must be a tensor"),
+    (lambda: dlg.cross(dlg.ones(2, 2), dlg.ones(2, 2)), dlg.DlgShapeError, "size 3"),
+    (lambda: dlg.cdist(dlg.ones(2, 3), dlg.ones(2, 4)), dlg.DlgShapeError, r"\(\.\.\., P, M\)"),
+    (lambda: dlg.lerp(dlg.ones(2), dlg.ones(2, dtype=dlg.float64), 0.5), dlg.DlgTypeError,
+     "one float dtype"),
+    (lambda: dlg.heaviside(dlg.ones(2), dlg.ones(1, dtype=dlg.int64)), dlg.DlgTypeError,
+     "one dtype"),
+    (lambda: dlg.hypot(dlg.ones(2), "a"), dlg.DlgTypeError, "tensor or a number"),
+    (lambda: dlg.nanmean(dlg.ones(2, dtype=dlg.int64)), dlg.DlgTypeError, "float tensor"),
+    (lambda: dlg.median(dlg.ones(2, 0), 1), dlg.DlgShapeError, "empty"),
+    (lambda: dlg.cummax(dlg.ones(2), 1), dlg.DlgShapeError, "out of range"),
+    (lambda: dlg.bucketize(dlg.ones(2), dlg.ones(2, 2)), dlg.DlgShapeError, "1-d"),
+    (lambda: dlg.searchsorted(dlg.ones(2, 3), dlg.ones(3, 1)), dlg.DlgShapeError,
+     "leading dims"),
+    (lambda: dlg.searchsorted(dlg.ones(3), dlg.ones(1), right=True, side="left"),
+     dlg.DlgValueError, "contradict"),
+]
+
+
+@pytest.mark.parametrize("make, error, words", ERRORS, ids=range(len(ERRORS)))
+def test_errors_name_the_function(make, error, words):
+    with pytest.raises(error, match=words):
+        make()
+
+
+# ---- the .dlg door and compiled ------------------------------------------------------------------
+def test_dlg_door_and_compiled():
+    src = """model M {
+        input x: f32[3, 4]
+        input y: f32[4]
+        output a = roll(x, 1, 1) + diag_embed(y)[:3]
+        output b = logaddexp(x, y) * atan2(x, y)
+        output c = cummax(x, 1)[0] + median(x, 0)[0]
+        output d = tensordot(x, y, 1) + trace(x)
+        output e = bucketize(x, sort(y)[0])
+    }"""
+    x, y = arr(3, 4), arr(4)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+    want = {"a": tx.roll(1, 1) + torch.diag_embed(ty)[:3],
+            "b": torch.logaddexp(tx, ty) * torch.atan2(tx, ty),
+            "c": tx.cummax(1).values + tx.median(0).values,
+            "d": torch.tensordot(tx, ty, 1) + torch.trace(tx),
+            "e": torch.bucketize(tx, ty.sort().values)}
+    model = dlg.loads(src)
+    for run in (model, dlg.compile(model)):
+        for (k, v), got in zip(want.items(), run(x=x, y=y)):
+            np.testing.assert_allclose(got, v.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+class Net(dlg.nn.Module):
+    def forward(self, x, y):
+        steps = dlg.lerp(x, y, 0.25).cumsum(1).diff(dim=1) + dlg.hypot(x, y)[:, 1:]
+        return steps.nansum(-1) + dlg.cdist(x, y).sum(-1)
+
+
+def test_traced_and_compiled_over_a_symbolic_batch():
+    x, y = arr(3, 4), arr(3, 4)
+    model = dlg.trace(Net(), x, y)  # a symbolic batch
+    exe = dlg.compile(model)
+    for n in (3, 5):
+        x, y = arr(n, 4), arr(n, 4)
+        tx, ty = torch.tensor(x), torch.tensor(y)
+        steps = torch.lerp(tx, ty, 0.25).cumsum(1).diff(dim=1) + torch.hypot(tx, ty)[:, 1:]
+        want = steps.nansum(-1) + torch.cdist(tx, ty).sum(-1)
+        np.testing.assert_allclose(exe(x, y), want.numpy(), rtol=1e-5, atol=1e-5)
