@@ -47,6 +47,7 @@ from dlg.compiler.passes.im2col import im2col
 from dlg.compiler.passes.hoist import hoist
 from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.passes.simplify import simplify
+from dlg.compiler.passes.sink import sink
 from dlg.compiler.passes.widen_half import widen_half
 from dlg.compiler.merge_loops import merge_loops
 from dlg.compiler.schedule import schedule
@@ -112,6 +113,13 @@ def _apply_optimizer(g: Graph, ctx: CompileCtx) -> Graph:
     return step
 
 
+def _sunk(g: Graph) -> Graph:
+    """`g` with its scans' per-step sums after the loops, simplified again where that changed
+    anything (the sums' bias and weight parts meet other gradients' equal sums: CSE)."""
+    sunk = sink(g)
+    return g if sunk is g else simplify(sunk)
+
+
 PIPELINE: list[Stage] = [
     Stage("hoist", lambda g, ctx: hoist(g), forward=True),  # scans' input projections: one GEMM
     Stage("autodiff", _autodiff, training=True),
@@ -122,6 +130,7 @@ PIPELINE: list[Stage] = [
     Stage("im2col", lambda g, ctx: g if ctx.options.im2col is False else im2col(
         g, None if ctx.options.im2col else host_target().vector_bytes // 4)),  # conv -> GEMM
     Stage("simplify", lambda g, ctx: simplify(g)),  # identities, folding, CSE, dead code
+    Stage("sink", lambda g, ctx: _sunk(g)),  # reverse scans' weight sums: one GEMM after
 ]
 ANALYSES = ["fuse"]  # what is computed from the final graph without changing it
 CODEGEN = ["lower", "schedule", "llvm", "optimize", "codegen"]

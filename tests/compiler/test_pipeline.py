@@ -46,7 +46,8 @@ def _options(**kw) -> CompileOptions:
 
 def test_the_graph_stages_in_order():
     assert [s.name for s in PIPELINE] == ["hoist", "autodiff", "apply_optimizer", "decompose",
-                                          "widen_half", "explicit_padding", "im2col", "simplify"]
+                                          "widen_half", "explicit_padding", "im2col", "simplify",
+                                          "sink"]
     assert [s.name for s in PIPELINE if s.training] == ["autodiff", "apply_optimizer"]
     assert [s.name for s in PIPELINE if s.forward] == ["hoist"]  # before autodiff too
     assert STAGES[len(PIPELINE):] == ["fuse", "lower", "schedule", "llvm", "optimize", "codegen"]
@@ -57,7 +58,7 @@ def test_training_stages_run_only_for_a_training_step():
     options = _options(dump_after=("all",))
     run_stages(m.graph, CompileCtx(options))
     assert _dumps(options) == ["hoist", "decompose", "widen_half", "explicit_padding", "im2col",
-                               "simplify"]
+                               "simplify", "sink"]
     options = _options(dump_after=("autodiff", "apply_optimizer"))
     step, state = training_step(m.train_graph, TrainTarget("loss", m.train_spec.optimizer), options)
     text = options.out.getvalue()
