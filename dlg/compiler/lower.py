@@ -10,7 +10,7 @@ programs of their own, called once per step from the parent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +44,7 @@ from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.opdef import OpDef, Trait
+from dlg.ir.ops.shape import CONCAT
 from dlg.ir.ops.source import CONSTANT, INPUT, PARAM
 from dlg.ir.shapes import Dim, Shape
 
@@ -184,12 +185,42 @@ class Lowering:
                 continue
             self.ops = []
             shape = self.g.type_of(v).shape
-            idx = [Var(I64, f"i.{a}") for a in range(len(shape))]
-            value = self.expr(v, idx, root=True)
-            stmt: Stmt = Store(self.buffer_of[v], ix.linearize(idx, shape), value)
-            for a in reversed(range(len(shape))):
-                stmt = Loop(f"i.{a}", ix.dim(shape[a]), (stmt,), parallel=a == 0)
-            self.emit("_".join(dict.fromkeys(self.ops)), [stmt])
+            if node.op is CONCAT:
+                stmts = self.concat_nests(node, v)
+            else:
+                stmts = self.store_nest(v, v, shape, range(len(shape)), {})
+            self.emit("_".join(dict.fromkeys(self.ops)), stmts)
+
+    def store_nest(self, out: Value, src: Value, extents: Shape, axes: Iterable[int],
+                   offsets: dict[int, Dim]) -> list[Stmt]:
+        """The loops over `axes` (the outer ones are the caller's) that store `src`, of shape
+        `extents`, into `out`'s buffer, each index moved on by `offsets` along its axis."""
+        shape = self.g.type_of(out).shape
+        idx = [Var(I64, f"i.{a}") for a in range(len(shape))]
+        at = [ix.add(i, ix.dim(offsets[a])) if a in offsets else i for a, i in enumerate(idx)]
+        stmt: Stmt = Store(self.buffer_of[out], ix.linearize(at, shape),
+                           self.expr(src, idx, root=src == out))
+        for a in reversed(list(axes)):
+            stmt = Loop(f"i.{a}", ix.dim(extents[a]), (stmt,), parallel=a == 0)
+        return [stmt]
+
+    def concat_nests(self, node: Node, v: Value) -> list[Stmt]:
+        """A concatenation stored part by part into its slice of the output, inside the loops
+        of the axes before the joined one: each part's elements are computed alone, where one
+        nest over the whole would select among every part's values at every element."""
+        self.ops.append(node.op.name)
+        shape = self.g.type_of(v).shape
+        axis = node.attrs["axis"] % len(shape)
+        parts: list[Stmt] = []
+        offset: Dim = 0
+        for u in node.inputs:
+            extents = self.g.type_of(u).shape
+            if extents[axis] != 0:
+                parts += self.store_nest(v, u, extents, range(axis, len(shape)), {axis: offset})
+            offset = offset + extents[axis]
+        for a in reversed(range(axis)):
+            parts = [Loop(f"i.{a}", ix.dim(shape[a]), tuple(parts), parallel=a == 0)]
+        return parts
 
     # -- expressions ------------------------------------------------------------------------------
     def expr(self, v: Value, idx: list[Expr], root: bool = False) -> Expr:
