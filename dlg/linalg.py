@@ -4,6 +4,7 @@
 from typing import Any
 
 from dlg.frontend.functional import cross as _cross
+from dlg.frontend.functional import diagonal as _diagonal
 from dlg.frontend.functional import vector_norm
 
 
@@ -12,4 +13,9 @@ def cross(input: Any, other: Any, *, dim: int = -1) -> Any:  # noqa: A002
     return _cross(input, other, dim)
 
 
-__all__ = ["cross", "vector_norm"]
+def diagonal(A: Any, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Any:  # noqa: N803
+    """torch.linalg.diagonal: torch.diagonal over the last two dims by default."""
+    return _diagonal(A, offset, dim1, dim2)
+
+
+__all__ = ["cross", "diagonal", "vector_norm"]

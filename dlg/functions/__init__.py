@@ -106,6 +106,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "roll": arrange.roll, "rot90": arrange.rot90, "repeat_interleave": arrange.repeat_interleave,
     "diff": arrange.diff, "meshgrid": arrange.meshgrid, "diag": diagonals.diag,
     "diagonal": diagonals.diagonal, "diag_embed": diagonals.diag_embed, "trace": diagonals.trace,
+    "diagflat": diagonals.diagflat, "nanmedian": statistics.nanmedian,
     "tensordot": products.tensordot, "addmm": products.addmm, "addmv": products.addmv,
     "baddbmm": products.baddbmm, "addbmm": products.addbmm, "kron": products.kron,
     "cross": products.cross, "cdist": products.cdist, "lerp": pointwise.lerp,

@@ -147,6 +147,8 @@ def diff(F: Front, x: Any, n: Any = 1, axis: Any = -1, prepend: Any = None,
         if F.type_of(tensor(F, v, f"diff's {what}")).rank != t.rank:
             raise DlgShapeError(f"diff: {what} must have the input's {t.rank} dims, got "
                                 f"{F.type_of(v)}")
+    if n == 0:  # PyTorch's: x itself, prepend and append unused
+        return x
     joined = promoted(F, [v for v, _ in parts], [f"diff's {w}" for _, w in parts])
     out = joined[0] if len(joined) == 1 else F.emit(CONCAT, *joined, axis=a)
     for _ in range(int(n)):

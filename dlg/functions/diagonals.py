@@ -1,4 +1,4 @@
-"""Diagonals with PyTorch's names: diagonal, diag_embed, diag and trace.
+"""Diagonals with PyTorch's names: diagonal, diag_embed, diag, diagflat and trace.
 
 A diagonal is a gather: the two axes moved last and flattened, then read at the constant flat
 positions of the diagonal (`take`). diag_embed is the reverse, a gather too: x padded with one
@@ -81,6 +81,13 @@ def diag(F: Front, x: Any, diagonal: Any = 0) -> Any:
     if t.rank == 2:
         return _diagonal(F, "diag", x, diagonal, 0, 1)
     raise DlgShapeError(f"diag takes a 1-d or 2-d tensor, got {t}")
+
+
+def diagflat(F: Front, x: Any, offset: Any = 0) -> Any:
+    """The flattened x as the `offset` diagonal of a square matrix."""
+    t = F.type_of(tensor(F, x, "diagflat's argument"))
+    size = int(np.prod([known_size(t, a, "diagflat") for a in range(t.rank)], dtype=np.int64))
+    return diag_embed(F, F.emit(RESHAPE, x, shape=(size,)), offset, 0, 1)
 
 
 def trace(F: Front, x: Any) -> Any:

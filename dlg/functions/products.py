@@ -70,7 +70,7 @@ def tensordot(F: Front, a: Any, b: Any, dims: Any = 2) -> Any:
     la = [next(letters) for _ in range(ta.rank)]
     lb = [next(letters) for _ in range(tb.rank)]
     for i, j in zip(left, right):
-        if ta.shape[i] != tb.shape[j]:
+        if ta.shape[i] != tb.shape[j] and 1 not in (ta.shape[i], tb.shape[j]):  # 1 broadcasts
             raise DlgShapeError(f"tensordot: dim {i} of {ta} and dim {j} of {tb} differ")
         lb[j] = la[i]
     out = [c for i, c in enumerate(la) if i not in left]

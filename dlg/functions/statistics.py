@@ -1,5 +1,5 @@
-"""Order statistics, NaN-skipping reductions and searches with PyTorch's names: median, nansum,
-nanmean, cummax, cummin, bucketize and searchsorted.
+"""Order statistics, NaN-skipping reductions and searches with PyTorch's names: median,
+nanmedian, nansum, nanmean, cummax, cummin, bucketize and searchsorted.
 
 median sorts (NaN sorts last, so a NaN's rank is the count of the numbers) and reads the lower
 middle, or the first NaN where there is one, as PyTorch does; the median of all elements
@@ -27,7 +27,7 @@ from dlg.functions.reduce import sum_
 from dlg.functions.shape import movedim
 from dlg.functions.sort import Sorted, kthvalue, sort
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.arith import ISNAN
+from dlg.ir.ops.arith import FLOOR_DIVIDE, ISNAN
 from dlg.ir.ops.elementwise import (
     ADD,
     CAST,
@@ -39,6 +39,7 @@ from dlg.ir.ops.elementwise import (
     LOGICAL_NOT,
     LOGICAL_OR,
     LT,
+    MAXIMUM,
     SUB,
     WHERE,
 )
@@ -78,12 +79,21 @@ def nanmean(F: Front, x: Any, axis: Any = None, keepdims: bool = False,
 def median(F: Front, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """The lower median of all elements (a 0-d tensor), or (values, indices) along `axis`;
     NaN where a NaN is among them."""
-    x = tensor(F, x, "median's argument")
+    return _median_of(F, "median", x, axis, keepdims)
+
+
+def nanmedian(F: Front, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """median of the numbers that are not NaN (NaN where there are none)."""
+    return _median_of(F, "nanmedian", x, axis, keepdims)
+
+
+def _median_of(F: Front, name: str, x: Any, axis: Any, keepdims: Any) -> Any:
+    x = tensor(F, x, f"{name}'s argument")
     t = F.type_of(x)
     if axis is None:
-        flat = F.emit(RESHAPE, x, shape=(_count(F, t, "median"),))
-        return _shared(F, flat, _median(F, flat, 0, False).values)
-    return _median(F, x, axis_of(F, t, axis, "median"), bool(keepdims))
+        flat = F.emit(RESHAPE, x, shape=(_count(F, t, name),))
+        return _shared(F, flat, _median(F, name, flat, 0, False).values)
+    return _median(F, name, x, axis_of(F, t, axis, name), bool(keepdims))
 
 
 def _shared(F: Front, x: Any, value: Any) -> Any:
@@ -107,19 +117,24 @@ def _count(F: Front, t: TensorType, name: str) -> int:
     return int(np.prod([known_size(t, a, name) for a in range(t.rank)], dtype=np.int64))
 
 
-def _median(F: Front, x: Any, a: int, keepdims: bool) -> Sorted:
+def _median(F: Front, name: str, x: Any, a: int, keepdims: bool) -> Sorted:
     t = F.type_of(x)
-    size = known_size(t, a, "median") if t.rank else 1
+    size = known_size(t, a, name) if t.rank else 1
     if size == 0:
-        raise DlgShapeError(f"median: dim {a} of {t} is empty")
+        raise DlgShapeError(f"{name}: dim {a} of {t} is empty")
     middle = (size - 1) // 2
     if not t.dtype.is_float or t.rank == 0:
         return kthvalue(F, x, middle + 1, a, keepdims)
     values, indices = sort(F, x, a)
     numbers = F.emit(LOGICAL_NOT, F.emit(ISNAN, x))
     ranked = F.emit(REDUCE_SUM, F.emit(CAST, numbers, dtype=DType.i64), axes=(a,), keepdims=True)
-    at = F.emit(WHERE, F.emit(LT, ranked, F.lift(size, DType.i64)), ranked,
-                F.lift(middle, DType.i64))  # the first NaN, else the middle
+    if name == "nanmedian":  # the middle of the numbers; the first NaN where there are none
+        half = F.emit(FLOOR_DIVIDE, F.emit(SUB, ranked, F.lift(1, DType.i64)),
+                      F.lift(2, DType.i64))
+        at = F.emit(MAXIMUM, half, F.lift(0, DType.i64))
+    else:  # the first NaN, else the middle
+        at = F.emit(WHERE, F.emit(LT, ranked, F.lift(size, DType.i64)), ranked,
+                    F.lift(middle, DType.i64))
     picked = [F.emit(GATHER, v, at, axis=a) for v in (values, indices)]
     if not keepdims:
         picked = [F.emit(SQUEEZE, v, axes=(a,)) for v in picked]

@@ -1,8 +1,9 @@
 """torch's roll, rot90, repeat_interleave, diff, meshgrid, diag/diagonal/diag_embed/trace,
 tensordot, addmm/addmv/baddbmm/addbmm, kron, cross, cdist, lerp, hypot, atan/atan2, logaddexp(2),
-xlogy, heaviside, signbit, sgn, clamp_min/max, float_power, nansum/nanmean, median,
-cummax/cummin, bucketize and searchsorted against torch: values, dtypes and gradients on odd
-shapes and negative dims, an error each, the .dlg door and a few compiled."""
+xlogy, heaviside, signbit, sgn, clamp_min/max, float_power, nansum/nanmean, median/nanmedian,
+diagflat, linalg.diagonal, cummax/cummin, bucketize and searchsorted against torch: values,
+dtypes and gradients on odd shapes and negative dims, an error each, the .dlg door and a few
+compiled."""
 
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ def test_diff(n, dim):
 def test_diff_prepend_append_and_bools():
     x, p, a = arr(2, 4), arr(2, 1), arr(2, 3)
     check(lambda m, t, u, v: m.diff(t, 2, -1, u, v), x, p, a)
+    check(lambda m, t, u, v: m.diff(t, 0, -1, u, v), x, p, a)
     check(lambda m, t, v: t.diff(append=v, dim=0), x, arr(3, 4))
     b = np.array([True, False, False, True])
     check(lambda m, t: m.diff(t), b)
@@ -123,6 +125,12 @@ def test_diag_embed(offset, dim1, dim2):
     check(lambda m, x: m.diag_embed(x, offset, dim1, dim2), arr(2, 3))
 
 
+def test_diagflat_and_linalg_diagonal():
+    check(lambda m, x: m.diagflat(x, -1), arr(2, 3))
+    check(lambda m, x: x.diagflat(2), arr(4))
+    check(lambda m, x: m.linalg.diagonal(x, offset=1), arr(2, 3, 4))
+
+
 def test_trace():
     """dlg.trace and Tensor.trace are the tracer's; the matrix trace is .dlg's trace and
     dlg.nn.functional.trace."""
@@ -137,6 +145,7 @@ def test_trace():
 def test_tensordot(dims):
     check(lambda m, a, b: m.tensordot(a, b, dims), arr(3, 4, 2), arr(4, 2, 5))
     check(lambda m, a, b: m.tensordot(a, b, 1), arr(3, 4, 2), arr(2, 5))
+    check(lambda m, a, b: m.tensordot(a, b, 1), arr(3, 1), arr(2, 5))  # a 1 broadcasts
 
 
 @pytest.mark.parametrize("beta, alpha", [(1, 1), (0.5, -2.0), (0, 3)])
@@ -259,6 +268,14 @@ def test_median_with_nan():
     check(lambda m, t: m.median(t, 1), WITH_NAN)
     check(lambda m, t: m.median(t), WITH_NAN)
     check(lambda m, t: m.median(t), np.float32([3.0, 1.0, 2.0, 9.0]))
+
+
+def test_nanmedian():
+    rows = np.float32([[np.nan, np.nan, 1.0], [np.nan] * 3, [3.0, 1.0, 2.0], [4, np.nan, 0]])
+    check(lambda m, t: m.nanmedian(t, 1), rows)
+    check(lambda m, t: t.nanmedian(-1, keepdim=True), rows)
+    check(lambda m, t: m.nanmedian(t), rows)
+    check(lambda m, t: m.nanmedian(t), np.full(3, np.nan, np.float32))
 
 
 @pytest.mark.parametrize("name", ["cummax", "cummin"])
