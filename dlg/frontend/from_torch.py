@@ -26,6 +26,7 @@ from dlg.frontend import functional
 from dlg.frontend import nn as dlg_nn
 from dlg.frontend.nn import Module, Parameter
 from dlg.frontend.tensor import Tensor
+from dlg.frontend.torch_options import OPTIONS
 from dlg.frontend.trace import trace
 from dlg.ir.dtypes import DType
 from dlg.runtime.model import Model
@@ -179,15 +180,33 @@ def _leaf(tmod: Any, path: str, refused: dict[str, str]) -> Module | None:
                 and p.default is not p.empty and not _is_default(getattr(tmod, name), p.default)):
             refused[path] = f"dlg.nn.{cls} has no option {name} (here {getattr(tmod, name)!r})"
             return None
-    options = {name: _option(tmod, name) for name in ours
-               if name == "bias" or (name != "self" and hasattr(tmod, name))}
+    options: dict[str, Any] = {}
     try:
+        options = (OPTIONS[cls](tmod, _part_converter(path)) if cls in OPTIONS
+                   else {name: _option(tmod, name) for name in ours
+                         if name == "bias" or (name != "self" and hasattr(tmod, name))})
         converted = made(**options)
         converted.load_state_dict(tmod.state_dict())
     except DlgError as e:
         refused[path] = f"dlg.nn.{cls}{tuple(options.values())}: {e.message}"
         return None
+    modes = {name: m.training for name, m in tmod.named_modules()}
+    for name, m in converted.named_modules():  # a module made fresh is training: its dropouts
+        object.__setattr__(m, "training", modes.get(name, tmod.training))
     return converted
+
+
+def _part_converter(path: str) -> Callable[[Any, str], Any]:
+    """For `torch_options`: a torch submodule as its dlg module, a torch function (a
+    Transformer layer's activation) as dlg's namesake."""
+    def part(value: Any, name: str) -> Any:
+        if isinstance(value, torch_module().nn.Module):
+            return convert(value)
+        fn = _function(value)
+        if fn is None:
+            raise DlgImportError(f"{path}.{name}: dlg has no function {_target_name(value)}")
+        return fn
+    return part
 
 
 def _option(tmod: Any, name: str) -> Any:

@@ -18,7 +18,7 @@ from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 from dlg.functions.masking import masked_fill, tril, triu
-from dlg.functions import norms, pooling, resample, shuffle
+from dlg.functions import attention, norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
 
@@ -88,6 +88,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "normalize": norms.normalize, "cosine_similarity": norms.cosine_similarity,
     "pairwise_distance": norms.pairwise_distance,
     "softmax": nn.softmax, "log_softmax": nn.log_softmax,
+    "scaled_dot_product_attention": attention.scaled_dot_product_attention,
     "prelu": activations.prelu, "glu": activations.glu,
     # losses
     "cross_entropy": losses.cross_entropy, "nll_loss": losses.nll_loss,

@@ -15,7 +15,7 @@ import pytest
 import dlg
 import dlg.nn as nn
 from dlg.errors import DlgError
-from tests.frontend.test_modules_torch import assert_close, check, f
+from tests.frontend.test_modules_torch import assert_close, check, f, pair
 
 torch = pytest.importorskip("torch")
 F = nn.functional
@@ -184,7 +184,7 @@ def test_bad_options_are_dlg_errors(make, error):
         make()
 
 
-# ---- normalisation, products, distances, alpha dropout, parameter containers ----------------------
+# ---- normalisation, products, distances, alpha dropout, parameter containers -------------------
 LAYERS = [
     ("RMSNorm", lambda ns: ns.RMSNorm(5), [f(3, 4, 5)]),
     ("RMSNorm(2 dims, eps)", lambda ns: ns.RMSNorm((2, 3), eps=1e-3), [f(4, 2, 3)]),
@@ -255,3 +255,181 @@ def test_parameter_containers_hold_torchs_names():
 
 def ns_ones(ns: Any, n: int) -> Any:
     return (dlg if ns is nn else torch).ones(n)
+
+
+# ---- scaled_dot_product_attention ---------------------------------------------------------------
+def _mask(*shape: int) -> np.ndarray:
+    allowed = np.random.default_rng(1).random(shape) > 0.4
+    allowed[..., 0] = True  # no row without a key to attend (torch gives NaN there)
+    return allowed
+
+
+SDPA = [
+    ({}, (2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 7)),
+    ({"is_causal": True}, (2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 7)),
+    ({"attn_mask": _mask(4, 6)}, (2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 7)),
+    ({"attn_mask": f(2, 1, 4, 6)}, (2, 3, 4, 5), (2, 3, 6, 5), (2, 3, 6, 7)),
+    ({"scale": 0.3}, (3, 4, 5), (3, 6, 5), (3, 6, 2)),
+    ({"enable_gqa": True, "is_causal": True}, (2, 4, 3, 5), (2, 2, 3, 5), (2, 2, 3, 5)),
+]
+
+
+@pytest.mark.parametrize("kw, q, k, v", SDPA, ids=["plain", "causal", "bool mask", "float mask",
+                                                  "scale", "gqa"])
+def test_scaled_dot_product_attention_matches_torch(kw, q, k, v):
+    arrays = [f(*s) for s in (q, k, v)]
+    ours = [dlg.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ya = F.scaled_dot_product_attention(*ours, **{n: dlg.tensor(x) if isinstance(x, np.ndarray)
+                                                  else x for n, x in kw.items()})
+    yt = torch.nn.functional.scaled_dot_product_attention(
+        *theirs, **{n: torch.tensor(x) if isinstance(x, np.ndarray) else x for n, x in kw.items()})
+    assert_close(ya, yt, "output")
+    (ya * ya).sum().backward()
+    (yt * yt).sum().backward()
+    for name, a, t in zip("qkv", ours, theirs):
+        assert_close(a.grad, t.grad, f"{name} gradient", 1e-4)
+
+
+def test_scaled_dot_product_attention_dropout_and_compiled():
+    q = dlg.tensor(np.ones((2, 64, 8), np.float32))
+    v = dlg.tensor(np.eye(64, dtype=np.float32)[None].repeat(2, 0))
+    dlg.manual_seed(0)
+    weights = F.scaled_dot_product_attention(q, q, v, dropout_p=0.5).numpy()  # [2, 64, 64]
+    assert set(np.unique(np.round(weights * 32, 4))) <= {0.0, 1.0}  # 1/64 kept as 2/64, or 0
+
+    class Causal(nn.Module):
+        def forward(self, x):
+            return F.scaled_dot_product_attention(x, x, x, is_causal=True)
+    compiled_matches_eager(Causal(), f(2, 5, 4))
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda a: F.scaled_dot_product_attention(a, a, a, attn_mask=dlg.tensor(_mask(4, 4)),
+                                              is_causal=True), "not both"),
+    (lambda a: F.scaled_dot_product_attention(a, dlg.tensor(f(2, 4, 3)), a), "expects query"),
+    (lambda a: F.scaled_dot_product_attention(a, a, a, dropout_p="x"), "dropout_p"),
+], ids=["mask and causal", "key width", "dropout_p"])
+def test_scaled_dot_product_attention_errors(call, error):
+    with pytest.raises(DlgError, match=error):
+        call(dlg.tensor(f(2, 4, 5)))
+
+
+# ---- Transformer layers ---------------------------------------------------------------------
+TRANSFORMERS = [
+    ("EncoderLayer", lambda ns: ns.TransformerEncoderLayer(8, 2, 16, dropout=0.0), [f(5, 3, 8)]),
+    ("EncoderLayer(gelu, batch_first, norm_first)",
+     lambda ns: ns.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True), [f(3, 5, 8)]),
+    ("EncoderLayer(callable, no bias, eps, unbatched)",
+     lambda ns: ns.TransformerEncoderLayer(6, 3, 10, dropout=0.0, activation=ns.functional.silu,
+                                           bias=False, layer_norm_eps=1e-3), [f(4, 6)]),
+    ("DecoderLayer", lambda ns: ns.TransformerDecoderLayer(8, 2, 12, dropout=0.0),
+     [f(4, 2, 8), f(5, 2, 8)]),
+    ("DecoderLayer(norm_first, batch_first)",
+     lambda ns: ns.TransformerDecoderLayer(8, 4, 12, dropout=0.0, norm_first=True,
+                                           batch_first=True), [f(2, 4, 8), f(2, 5, 8)]),
+    ("Encoder", lambda ns: ns.TransformerEncoder(
+        ns.TransformerEncoderLayer(8, 2, 16, dropout=0.0), 2, ns.LayerNorm(8)), [f(5, 3, 8)]),
+    ("Decoder", lambda ns: ns.TransformerDecoder(
+        ns.TransformerDecoderLayer(8, 2, 16, dropout=0.0, norm_first=True), 2),
+     [f(4, 2, 8), f(5, 2, 8)]),
+    ("Transformer", lambda ns: ns.Transformer(8, 2, 1, 2, 16, dropout=0.0, batch_first=True),
+     [f(2, 5, 8), f(2, 4, 8)]),
+]
+
+
+@pytest.mark.parametrize("name, make, inputs", TRANSFORMERS, ids=[c[0] for c in TRANSFORMERS])
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor")
+def test_transformer_matches_torch(name, make, inputs):
+    check(make, inputs, training=True)
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor")
+def test_transformer_with_dropout_matches_torch_in_eval_mode():
+    check(lambda ns: ns.Transformer(8, 2, 2, 1, 16), [f(5, 2, 8), f(4, 2, 8)], training=False)
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched")
+def test_transformer_masks_match_torch():
+    ours, theirs = pair(lambda ns: ns.TransformerDecoderLayer(8, 2, 16, dropout=0.0))
+    tgt, memory = f(4, 2, 8), f(5, 2, 8)
+    causal = np.triu(np.ones((4, 4), bool), 1)
+    padding = np.array([[False, False, True, False, True], [False] * 5])
+    masks = [{"tgt_mask": causal, "memory_key_padding_mask": padding},
+             {"tgt_mask": np.float32(nn.Transformer.generate_square_subsequent_mask(4).numpy()),
+              "tgt_is_causal": True, "memory_mask": f(4, 5)},
+             {"tgt_key_padding_mask": padding[:, :4]}]
+    for kwargs in masks:
+        lib = [{n: mod.tensor(v) if isinstance(v, np.ndarray) else v for n, v in kwargs.items()}
+               for mod in (dlg, torch)]
+        assert_close(ours(dlg.tensor(tgt), dlg.tensor(memory), **lib[0]),
+                     theirs(torch.tensor(tgt), torch.tensor(memory), **lib[1]), f"{list(kwargs)}")
+    encoder, their_encoder = pair(lambda ns: ns.TransformerEncoder(
+        ns.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True), 2))
+    src, additive = f(2, 5, 8), f(5, 5)
+    assert_close(encoder(dlg.tensor(src), src_key_padding_mask=dlg.tensor(padding),
+                         mask=dlg.tensor(additive)),
+                 their_encoder(torch.tensor(src), src_key_padding_mask=torch.tensor(padding),
+                               mask=torch.tensor(additive)), "encoder")
+
+
+def test_transformer_layers_compile_and_initialise_as_torch():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=True)
+    compiled_matches_eager(layer, f(2, 5, 8))
+    w = nn.Transformer(16, 2, 1, 1, 32).encoder.layers[0].linear1.weight.detach().numpy()
+    bound = np.sqrt(6 / (16 + 32))  # xavier_uniform, as torch's _reset_parameters
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: nn.TransformerEncoderLayer(8, 3), "divisible"),
+    (lambda: nn.TransformerEncoderLayer(8, 2, activation="tanh"), "relu/gelu"),
+    (lambda: nn.Transformer(8, 2, 1, 1, 16)(dlg.tensor(f(5, 2, 8)), dlg.tensor(f(4, 3, 8))),
+     "batch number"),
+    (lambda: nn.Transformer(8, 2, 1, 1, 16)(dlg.tensor(f(5, 2, 6)), dlg.tensor(f(4, 2, 6))),
+     "d_model"),
+    (lambda: nn.TransformerEncoderLayer(8, 2)(dlg.tensor(f(5, 2, 8)), is_causal=True),
+     "is_causal"),
+])
+def test_transformer_errors(make, error):
+    with pytest.raises(DlgError, match=error):
+        make()
+
+
+# ---- from_torch ------------------------------------------------------------------------------
+class Upsampler(torch.nn.Module):
+    """A torch model of the new pieces: a transposed convolution, a pixel shuffle and a
+    Transformer encoder layer over the pixels as tokens."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = torch.nn.ConvTranspose2d(3, 16, 3, stride=2, padding=1, output_padding=1)
+        self.shuffle = torch.nn.PixelShuffle(2)
+        self.pad = torch.nn.ReflectionPad2d(1)
+        self.encoder = torch.nn.TransformerEncoderLayer(4, 2, 8, batch_first=True,
+                                                        activation="gelu")
+
+    def forward(self, x):
+        y = self.pad(self.shuffle(self.up(x)))
+        return self.encoder(y.flatten(2).transpose(1, 2))
+
+
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor")
+def test_from_torch_converts_the_new_modules():
+    torch.manual_seed(0)
+    net = Upsampler().eval()
+    x = f(2, 3, 2, 2)
+    model = dlg.from_torch(net, torch.tensor(x))
+    assert list(model.params) == list(net.state_dict())
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x), net(torch.tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+    stack = torch.nn.Transformer(8, 2, 1, 1, 16, batch_first=True).eval()
+    src, tgt = f(2, 5, 8), f(2, 3, 8)
+    with torch.no_grad():
+        np.testing.assert_allclose(dlg.from_torch(stack, (torch.tensor(src), torch.tensor(tgt)))(
+            src, tgt), stack(torch.tensor(src), torch.tensor(tgt)).numpy(), rtol=1e-5, atol=1e-5)
+    distance = torch.nn.PairwiseDistance(p=1.0)
+    a, b = f(3, 4), f(3, 4)
+    np.testing.assert_allclose(dlg.from_torch(distance, (torch.tensor(a), torch.tensor(b)))(a, b),
+                               distance(torch.tensor(a), torch.tensor(b)).numpy(), rtol=1e-5)

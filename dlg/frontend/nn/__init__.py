@@ -1,6 +1,7 @@
 """`dlg.nn`: PyTorch-style modules over dlg tensors, by family (module machinery and
 containers, layers, convolutions, activations, normalisation, pooling, attention, recurrent
-layers, losses, weightless spatial modules: shuffles, padding, resampling).
+layers, Transformer layers, losses, weightless spatial modules: shuffles, padding,
+resampling).
 
 Parameter names, shapes and initialisers are those of torch.nn (and prelude.dlg, which follows
 it), drawn with the same initialiser functions (`dlg.ir.init`), so a module's state_dict loads
@@ -102,6 +103,14 @@ from dlg.frontend.nn.spatial import (  # noqa: F401
     UpsamplingNearest2d,
     ZeroPad1d,
     ZeroPad2d,
+)
+
+from dlg.frontend.nn.transformer import (  # noqa: F401
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
 )
 
 # the modules (every public capitalised name above)
