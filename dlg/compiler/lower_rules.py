@@ -253,6 +253,14 @@ def reduced_axes(axes: tuple[int, ...] | None, rank: int) -> tuple[int, ...]:
     return tuple(sorted({a % rank for a in axes})) if rank else ()
 
 
+def _start(init: float, dtype: DType) -> float:
+    """A reduction's first value in `dtype`: an integer's limit for an infinity (an int, as
+    float(2^63 - 1) is 2^63, which wrapped to -2^63 in an int64 kernel)."""
+    if dtype.is_float or math.isfinite(init):
+        return init
+    return int(np.iinfo(dtype.np).min if init < 0 else np.iinfo(dtype.np).max)
+
+
 @lowering(REDUCE_SUM, REDUCE_PROD, REDUCE_MAX, REDUCE_MIN)
 def _reduce(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     x = node.inputs[0]
@@ -263,8 +271,7 @@ def _reduce(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     keep = node.attrs["keepdims"]
     dtype = node.types[0].dtype
     combine, init = COMBINE[node.op]
-    if dtype.is_float is False and not math.isfinite(init):
-        init = float(np.iinfo(dtype.np).min if init < 0 else np.iinfo(dtype.np).max)
+    init = _start(init, dtype)
 
     def body(red: list[Expr]) -> Expr:
         outer, inner = iter(idx), iter(red)
@@ -286,6 +293,7 @@ def _arg(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     shape = L.g.type_of(x).shape
     axis = node.attrs["axis"]
     combine, init = COMBINE[node.op]
+    init = _start(init, L.g.type_of(x).dtype)  # the best value so far is x's
     axes = list(reduced_axes(None if axis is None else (axis,), len(shape)))
     if not axes:  # a 0-d tensor is its own only element
         return Const(I64, 0)

@@ -322,6 +322,21 @@ def test_reductions_over_no_axis_are_the_input(op, shape, axes):
     np.testing.assert_array_equal(got, inputs["x"])
 
 
+@pytest.mark.parametrize("dtype", ["i64", "i32"])
+@pytest.mark.parametrize("op", ["reduce_max", "reduce_min", "argmax", "argmin"])
+def test_integer_extremes_start_from_the_dtypes_limits(op, dtype):
+    """An int64 min started from float(2^63 - 1), which is 2^63 and wrapped to -2^63 in the
+    kernel: every int64 min came out as -2^63."""
+    x = np.array([[3, -1, 7], [-5, 2, 2]], DType(dtype).np)
+    g = Graph(op)
+    b = Builder(g)
+    axis = {"axes": (1,), "keepdims": False} if op.startswith("reduce") else {"axis": 1}
+    g.set_output("y", b.emit(REGISTRY[op], b.input("x", TensorType(DType(dtype), x.shape)),
+                             **axis))
+    want, _ = Interpreter().run(g, {"x": x}, {})
+    np.testing.assert_array_equal(NativeGraph(g)({"x": x}, {})["y"], want["y"])
+
+
 def test_zero_d_argmax_numel_and_softmax_compile():
     torch = pytest.importorskip("torch")
     x = np.float32(0.75)
