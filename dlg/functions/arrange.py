@@ -40,30 +40,35 @@ def known_size(t: TensorType, axis: int, name: str) -> int:
     return size
 
 
+def known_numel(t: TensorType, name: str) -> int:
+    """How many elements t has (every size must be known)."""
+    return int(np.prod([known_size(t, a, name) for a in range(t.rank)], dtype=np.int64))
+
+
 def gather(F: Front, x: Any, positions: np.ndarray, axis: int) -> Any:
     """x read along `axis` at constant `positions`."""
     return F.emit(TAKE, x, F.lift(positions.astype(np.int64).tolist(), DType.i64), axis=axis)
 
 
-def _int_list(F: Front, value: Any, what: str) -> tuple[int, ...]:
-    if is_int(value):
-        return (int(value),)
-    if isinstance(value, (tuple, list)) and all(map(is_int, value)):
-        return tuple(int(v) for v in value)
-    raise DlgTypeError(f"{what} must be an int or a tuple of ints, got {describe(F, value)}")
+def _ints(F: Front, value: Any, what: str) -> tuple[int, ...]:
+    """An int or a tuple of ints, as a tuple."""
+    given = args.axes(F, value, what)
+    if given is None:
+        raise DlgTypeError(f"{what} must be an int or a tuple of ints, got none")
+    return given
 
 
 def roll(F: Front, x: Any, shifts: Any, dims: Any = None) -> Any:
     """x shifted by `shifts` along `dims`, elements leaving one end entering at the other; with
     no dims, the flattened x is rolled and reshaped back."""
     t = F.type_of(tensor(F, x, "roll's argument"))
-    steps = _int_list(F, shifts, "roll: shifts")
+    steps = _ints(F, shifts, "roll: shifts")
     if dims is None:
         if len(steps) != 1:
             raise DlgValueError(f"roll: without dims, shifts must be one int, got {list(steps)}")
-        flat = roll(F, F.emit(RESHAPE, x, shape=(_numel(t, "roll"),)), steps[0], 0)
+        flat = roll(F, F.emit(RESHAPE, x, shape=(known_numel(t, "roll"),)), steps[0], 0)
         return F.emit(RESHAPE, flat, shape=t.shape)
-    axes = [axis_of(F, t, a, "roll") for a in _int_list(F, dims, "roll: dims")]
+    axes = [axis_of(F, t, a, "roll") for a in _ints(F, dims, "roll: dims")]
     if len(axes) != len(steps):
         raise DlgValueError(f"roll: {len(steps)} shifts for {len(axes)} dims")
     if t.rank == 0:
@@ -75,16 +80,12 @@ def roll(F: Front, x: Any, shifts: Any, dims: Any = None) -> Any:
     return x
 
 
-def _numel(t: TensorType, name: str) -> int:
-    return int(np.prod([known_size(t, a, name) for a in range(t.rank)], dtype=np.int64))
-
-
 def rot90(F: Front, x: Any, k: Any = 1, dims: Any = (0, 1)) -> Any:
     """x turned by k quarter turns in the plane of `dims`, from the first axis to the second."""
     t = F.type_of(tensor(F, x, "rot90's argument"))
     if not is_int(k):
         raise DlgTypeError(f"rot90: k must be an int, got {describe(F, k)}")
-    plane = _int_list(F, dims, "rot90: dims")
+    plane = _ints(F, dims, "rot90: dims")
     if len(plane) != 2 or t.rank < 2:
         raise DlgShapeError(f"rot90: dims must name two axes of a tensor of 2 or more dims, "
                             f"got {list(plane)} for {t}")
@@ -108,7 +109,7 @@ def repeat_interleave(F: Front, x: Any, repeats: Any, axis: Any = None,
     axis, the flattened x."""
     t = F.type_of(tensor(F, x, "repeat_interleave's argument"))
     if axis is None:
-        x = F.emit(RESHAPE, x, shape=(_numel(t, "repeat_interleave"),))
+        x = F.emit(RESHAPE, x, shape=(known_numel(t, "repeat_interleave"),))
         t, axis = F.type_of(x), 0
     a = axis_of(F, t, axis, "repeat_interleave")
     if t.rank == 0:
@@ -117,7 +118,7 @@ def repeat_interleave(F: Front, x: Any, repeats: Any, axis: Any = None,
     if F.is_tensor(repeats):
         raise DlgTypeError("repeat_interleave: repeats must be an int or a list of ints (a "
                            "tensor of repeats is read eagerly only, not in a graph)")
-    counts = _int_list(F, repeats, "repeat_interleave: repeats")
+    counts = _ints(F, repeats, "repeat_interleave: repeats")
     if isinstance(repeats, (tuple, list)) and len(counts) not in (1, size):
         raise DlgShapeError(f"repeat_interleave: {len(counts)} repeats for {size} elements "
                             f"along dim {a} of {t}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions.args import describe, is_int, tensor
-from dlg.functions.arrange import axis_of, gather, known_size
+from dlg.functions.arrange import axis_of, gather, known_numel, known_size
 from dlg.functions.front import Front
 from dlg.functions.reduce import sum_
 from dlg.functions.shape import movedim
@@ -86,8 +86,7 @@ def diag(F: Front, x: Any, diagonal: Any = 0) -> Any:
 def diagflat(F: Front, x: Any, offset: Any = 0) -> Any:
     """The flattened x as the `offset` diagonal of a square matrix."""
     t = F.type_of(tensor(F, x, "diagflat's argument"))
-    size = int(np.prod([known_size(t, a, "diagflat") for a in range(t.rank)], dtype=np.int64))
-    return diag_embed(F, F.emit(RESHAPE, x, shape=(size,)), offset, 0, 1)
+    return diag_embed(F, F.emit(RESHAPE, x, shape=(known_numel(t, "diagflat"),)), offset, 0, 1)
 
 
 def trace(F: Front, x: Any) -> Any:

@@ -103,8 +103,8 @@ def hypot(F: Front, x: Any, y: Any) -> Any:
 
 
 def atan2(F: Front, x: Any, y: Any) -> Any:
-    """The angle of the point (y, x), i.e. of x / y in the quadrant of (y, x): atan(x / y),
-    then +-pi where y is negative (PyTorch's argument order: atan2(input, other))."""
+    """The angle of the point (y, x), PyTorch's atan2(input=x, other=y): atan(x / y), moved by
+    +-pi where y is negative; signed zeros and infinities as C's atan2."""
     a, b = floats(F, "atan2", (x, y), ("input", "other"))
     a_zero, b_zero = (F.emit(EQ, v, _scalar(F, v, 0.0)) for v in (a, b))
     both_zero = F.emit(LOGICAL_AND, a_zero, b_zero)
@@ -120,27 +120,26 @@ def atan2(F: Front, x: Any, y: Any) -> Any:
     return F.emit(WHERE, infinite, corner, angle)
 
 
-def _logaddexp(F: Front, name: str, x: Any, y: Any, exp: Any, log1p: Any, scale: float) -> Any:
+def _logaddexp(F: Front, name: str, x: Any, y: Any, base: float) -> Any:
+    """log_base(base^x + base^y) as max + log1p(base^(min - max)) / ln(base); the gap is 0
+    where x == y, so that equal infinities give themselves, not NaN."""
     a, b = floats(F, name, (x, y), ("input", "other"))
     high, low = F.emit(MAXIMUM, a, b), F.emit(MINIMUM, a, b)
     gap = F.emit(WHERE, F.emit(EQ, a, b), _scalar(F, a, 0.0), F.emit(SUB, low, high))
-    rest = log1p(exp(gap))
-    return F.emit(ADD, high, rest if scale == 1 else F.emit(MUL, rest, _scalar(F, a, scale)))
+    ln = math.log(base)
+    power = F.emit(EXP, gap if base == math.e else F.emit(MUL, gap, _scalar(F, a, ln)))
+    rest = F.emit(LOG1P, power)
+    return F.emit(ADD, high, rest if base == math.e else F.emit(MUL, rest, _scalar(F, a, 1 / ln)))
 
 
 def logaddexp(F: Front, x: Any, y: Any) -> Any:
-    """log(exp(x) + exp(y)) without overflow: max + log1p(exp(min - max)); equal infinities
-    give themselves."""
-    return _logaddexp(F, "logaddexp", x, y, lambda v: F.emit(EXP, v),
-                      lambda v: F.emit(LOG1P, v), 1.0)
+    """log(exp(x) + exp(y)) without overflow."""
+    return _logaddexp(F, "logaddexp", x, y, math.e)
 
 
 def logaddexp2(F: Front, x: Any, y: Any) -> Any:
-    """log2(2^x + 2^y) without overflow, as logaddexp."""
-    def exp2(v: Any) -> Any:
-        return F.emit(EXP, F.emit(MUL, v, _scalar(F, v, math.log(2))))
-    return _logaddexp(F, "logaddexp2", x, y, exp2, lambda v: F.emit(LOG1P, v),
-                      1 / math.log(2))
+    """log2(2^x + 2^y) without overflow."""
+    return _logaddexp(F, "logaddexp2", x, y, 2.0)
 
 
 def xlogy(F: Front, x: Any, y: Any) -> Any:

@@ -20,7 +20,7 @@ import numpy as np
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions import args
 from dlg.functions.args import describe, tensor
-from dlg.functions.arrange import axis_of, known_size
+from dlg.functions.arrange import axis_of, known_numel, known_size
 from dlg.functions.front import Front
 from dlg.functions.pointwise import promoted
 from dlg.functions.reduce import sum_
@@ -46,7 +46,6 @@ from dlg.ir.ops.elementwise import (
 from dlg.ir.ops.gather import GATHER
 from dlg.ir.ops.reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_SUM
 from dlg.ir.ops.shape import RESHAPE, SQUEEZE, UNSQUEEZE
-from dlg.ir.types import TensorType
 
 
 # ---- NaN-skipping reductions -------------------------------------------------------------------
@@ -91,7 +90,7 @@ def _median_of(F: Front, name: str, x: Any, axis: Any, keepdims: Any) -> Any:
     x = tensor(F, x, f"{name}'s argument")
     t = F.type_of(x)
     if axis is None:
-        flat = F.emit(RESHAPE, x, shape=(_count(F, t, name),))
+        flat = F.emit(RESHAPE, x, shape=(known_numel(t, name),))
         return _shared(F, flat, _median(F, name, flat, 0, False).values)
     return _median(F, name, x, axis_of(F, t, axis, name), bool(keepdims))
 
@@ -110,11 +109,6 @@ def _shared(F: Front, x: Any, value: Any) -> Any:
     count = F.emit(REDUCE_SUM, F.emit(CAST, equal, dtype=F.type_of(x).dtype), axes=None,
                    keepdims=False)
     return F.emit(ADD, value, F.emit(DIV, spread, count))
-
-
-def _count(F: Front, t: TensorType, name: str) -> int:
-    """How many elements t has (its sizes must be known)."""
-    return int(np.prod([known_size(t, a, name) for a in range(t.rank)], dtype=np.int64))
 
 
 def _median(F: Front, name: str, x: Any, a: int, keepdims: bool) -> Sorted:
@@ -142,7 +136,7 @@ def _median(F: Front, name: str, x: Any, a: int, keepdims: bool) -> Sorted:
 
 
 # ---- running extremes --------------------------------------------------------------------------
-def _running(name: str, reduce_op: Any, beyond: Any) -> Callable[..., Sorted]:
+def _running(name: str, reduce_op: Any) -> Callable[..., Sorted]:
     def fn(F: Front, x: Any, axis: Any) -> Sorted:
         x = tensor(F, x, f"{name}'s argument")
         t = F.type_of(x)
@@ -150,7 +144,7 @@ def _running(name: str, reduce_op: Any, beyond: Any) -> Callable[..., Sorted]:
         if t.rank == 0:
             return Sorted(x, F.lift(0, DType.i64))
         last = movedim(F, x, a, -1)
-        values, indices = _scan(F, last, known_size(t, a, name), reduce_op, beyond)
+        values, indices = _scan(F, last, known_size(t, a, name), reduce_op)
         return Sorted(movedim(F, values, -1, a), movedim(F, indices, -1, a))
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = (f"The running {name[3:]}imum along `axis` and the index where it was last "
@@ -158,22 +152,20 @@ def _running(name: str, reduce_op: Any, beyond: Any) -> Callable[..., Sorted]:
     return fn
 
 
-def _scan(F: Front, x: Any, n: int, reduce_op: Any, beyond: float) -> tuple[Any, Any]:
-    """(values, indices) of a running extreme along x's last axis; [..., i, j] pairs the i-th
-    result with the j-th element."""
+def _scan(F: Front, x: Any, n: int, reduce_op: Any) -> tuple[Any, Any]:
+    """(values, indices) of a running extreme along x's last axis: [..., i, j] pairs the i-th
+    result with the j-th element, and the j past i read x[..., i] (already among the seen, so
+    no sentinel value is needed for any dtype)."""
     t = F.type_of(x)
     work = x if t.dtype != DType.bool else F.emit(CAST, x, dtype=DType.i32)
-    dtype = F.type_of(work).dtype
     j = np.arange(n)
     seen = F.lift((j[None, :] <= j[:, None]).tolist(), DType.bool)  # (i, j): j <= i
-    row = F.emit(UNSQUEEZE, work, axes=(t.rank - 1,))  # (..., 1, n)
-    limits = np.iinfo(dtype.np) if not dtype.is_float else None
-    fill = beyond if limits is None else limits.max if beyond > 0 else limits.min
-    lifted = F.lift(fill, dtype)
-    running = F.emit(reduce_op, F.emit(WHERE, seen, row, lifted), axes=(t.rank,),
+    row = F.emit(UNSQUEEZE, work, axes=(t.rank - 1,))  # (..., 1, n): x[..., j]
+    column = F.emit(UNSQUEEZE, work, axes=(t.rank,))  # (..., n, 1): x[..., i]
+    running = F.emit(reduce_op, F.emit(WHERE, seen, row, column), axes=(t.rank,),
                      keepdims=True)  # (..., n, 1)
     hit = F.emit(EQ, row, running)
-    if dtype.is_float:
+    if F.type_of(work).dtype.is_float:
         hit = F.emit(LOGICAL_OR, hit, F.emit(LOGICAL_AND, F.emit(ISNAN, row),
                                              F.emit(ISNAN, running)))
     where = F.emit(WHERE, F.emit(LOGICAL_AND, hit, seen), F.lift(j.tolist(), DType.i64),
@@ -182,8 +174,8 @@ def _scan(F: Front, x: Any, n: int, reduce_op: Any, beyond: float) -> tuple[Any,
     return F.emit(GATHER, x, indices, axis=t.rank - 1), indices
 
 
-cummax = _running("cummax", REDUCE_MAX, -np.inf)
-cummin = _running("cummin", REDUCE_MIN, np.inf)
+cummax = _running("cummax", REDUCE_MAX)
+cummin = _running("cummin", REDUCE_MIN)
 
 
 # ---- searching sorted values -------------------------------------------------------------------
@@ -218,7 +210,7 @@ def bucketize(F: Front, x: Any, boundaries: Any, out_int32: Any = False, right: 
     if not F.is_tensor(x):
         x = promoted(F, (boundaries, x), ("bucketize's boundaries", "bucketize's input"))[1]
     t = F.type_of(x)
-    row = F.emit(RESHAPE, x, shape=(1, _count(F, t, "bucketize")))  # a row for the one sequence
+    row = F.emit(RESHAPE, x, shape=(1, known_numel(t, "bucketize")))  # a row for the one sequence
     out = _positions(F, "bucketize", F.emit(UNSQUEEZE, boundaries, axes=(0,)), row, right,
                      out_int32)
     return F.emit(RESHAPE, out, shape=t.shape)

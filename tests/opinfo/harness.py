@@ -50,8 +50,8 @@ ADAPTERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]
 }
 
 # dlg names that mean something else than the torch function of the same name
-FALSE_FRIENDS = {"trace": "dlg.trace is the tracer; torch.trace (the matrix trace) has no dlg "
-                          "spelling"}
+FALSE_FRIENDS = {"trace": "dlg.trace (and Tensor.trace) is the tracer; torch.trace, the matrix "
+                          "trace, is dlg.nn.functional.trace and .dlg's trace"}
 
 # results drawn at random or left uninitialised: only structure, shapes and dtypes compared
 VALUES_UNDEFINED = {"randn", "rand_like", "randn_like", "randint", "randint_like", "bernoulli",
