@@ -253,6 +253,16 @@ def test_parameter_containers_hold_torchs_names():
     assert ours.scales[0].grad is not None
 
 
+@pytest.mark.parametrize("call, error", [
+    (lambda: nn.RMSNorm(5)(dlg.tensor(f(3, 4))), "normalized_shape"),
+    (lambda: nn.Bilinear(3, 4, 2)(dlg.tensor(f(5, 3)), dlg.tensor(f(5, 3))), "bilinear"),
+    (lambda: nn.Bilinear(3, 4, 2)(dlg.tensor(f(5, 3)), dlg.tensor(f(6, 4))), "leading dims"),
+], ids=["rms_norm shape", "bilinear features", "bilinear batch"])
+def test_layer_errors(call, error):
+    with pytest.raises(DlgError, match=error):
+        call()
+
+
 def ns_ones(ns: Any, n: int) -> Any:
     return (dlg if ns is nn else torch).ones(n)
 
@@ -302,6 +312,17 @@ def test_scaled_dot_product_attention_dropout_and_compiled():
         def forward(self, x):
             return F.scaled_dot_product_attention(x, x, x, is_causal=True)
     compiled_matches_eager(Causal(), f(2, 5, 4))
+
+
+def test_dlg_builtins_take_a_symbolic_length():
+    """The .dlg door: a causal attention over any sequence length, compiled once."""
+    model = dlg.compile(dlg.loads("model M { input q: f32[N, T, 8]  output y = "
+                                  "scaled_dot_product_attention(q, q, q, is_causal=true) }"))
+    for length in (3, 5):
+        q = f(2, length, 8)
+        want = torch.nn.functional.scaled_dot_product_attention(*[torch.tensor(q)] * 3,
+                                                                is_causal=True)
+        np.testing.assert_allclose(model(q=q), want.numpy(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("call, error", [
