@@ -242,9 +242,8 @@ def _sign(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Val
     one, zero = s.const(dtype, 1), s.const(dtype, 0)
     gt = _compare(">")(s, DType.bool, [x, zero], dt)
     lt = _compare("<")(s, DType.bool, [x, zero], dt)
-    same = x if dtype.is_float else zero  # 0 stays 0 and NaN stays NaN
-    return s.b.select(gt, one, s.b.select(lt, s.b.neg(one) if not dtype.is_float
-                                          else s.b.fneg(one), same))
+    minus = s.b.neg(one) if not dtype.is_float else s.b.fneg(one)
+    return s.b.select(gt, one, s.b.select(lt, minus, zero))  # +-0 and NaN: +0, as PyTorch
 
 
 # tanh(x) ~ x * P(x^2) / Q(x^2) on [-CLAMP, CLAMP] (a minimax rational fit, as Eigen's fast

@@ -134,7 +134,8 @@ ATAN = unary("atan", np.arctan, doc="The arc tangent: a primitive, as no composi
                                                 b.add(scalar(b, 1.0, x), b.mul(x, x)))))
 FLOOR = unary("floor", np.floor, vjp=zero_vjp)
 CEIL = unary("ceil", np.ceil, vjp=zero_vjp)
-SIGN = unary("sign", np.sign, NUMERIC, vjp=zero_vjp)
+SIGN = unary("sign", lambda x: np.where(x == x, np.sign(x), 0), NUMERIC, vjp=zero_vjp,
+             doc="-1, 0 or 1; +-0 and NaN give +0, as in PyTorch (NumPy's sign of NaN is NaN).")
 LOGICAL_NOT = unary("logical_not", np.logical_not, (DType.bool,), vjp=zero_vjp)
 
 
