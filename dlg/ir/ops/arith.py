@@ -7,7 +7,8 @@ isinf, isfinite).
 Where one rounding in the input's dtype would differ from the correctly rounded result (log2 of
 a power of two, a quotient that rounds up to an integer before it is floored) the work is done
 in float64 and rounded once: exact for f16, f32 and integers below 2^52; f64 inputs round twice.
-Left out because they do not decompose exactly: expm1, asin, acos, atan, atan2.
+Left out because they do not decompose exactly: expm1, asin, acos (atan is a primitive of
+`elementwise.py`; atan2 is a function over it, `dlg/functions/pointwise.py`).
 """
 
 from __future__ import annotations
