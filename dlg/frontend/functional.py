@@ -21,7 +21,7 @@ from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, numpy_data, op
 from dlg.frontend.factory import factory, leaf
-from dlg.frontend import stateful
+from dlg.frontend import selection, stateful
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
 from dlg.functions.creation import dtype_arg
@@ -114,7 +114,11 @@ def relu(x: Tensor, inplace: bool = False) -> Tensor:
 max, min = tensor_methods.max_, tensor_methods.min_  # noqa: A001
 
 
-def where(condition: Tensor, x: Any, y: Any) -> Tensor:
+def where(condition: Tensor, x: Any = None, y: Any = None) -> Any:
+    """x where the condition holds, else y; with the condition alone, its nonzero positions
+    (one tensor per axis, eager only)."""
+    if x is None and y is None:
+        return nonzero(condition, as_tuple=True)
     return call("where", condition, *promote(WHERE, x, y))
 
 
@@ -147,6 +151,12 @@ clamp = clip = methods.clamp
 mean = methods.mean
 allclose, equal = methods.python_bool("allclose"), methods.python_bool("equal")
 repeat_interleave = methods.repeat_interleave
+
+# ---- eager only: shapes that depend on the data (frontend/selection.py) -------------------------
+nonzero, argwhere, masked_select = selection.nonzero, selection.argwhere, selection.masked_select
+unique, unique_consecutive, bincount = (selection.unique, selection.unique_consecutive,
+                                        selection.bincount)
+__all__ += ["argwhere", "bincount", "masked_select", "nonzero", "unique", "unique_consecutive"]
 
 
 # ---- PyTorch's meaning of names that .dlg uses otherwise, and queries ----------------------------

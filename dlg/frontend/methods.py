@@ -34,8 +34,29 @@ def binary(name: str, a: Any, b: Any, **attrs: Any) -> Tensor:
     opdef = REGISTRY[name]
     if name == "pow" and (whole := _int_pow(a, b)) is not None:
         return whole
+    if name in _BOOLEAN and _both_bool(a, b):
+        return _boolean(name, a, b)
     same = None if attrs else _promoted_already(opdef, a, b)
     return call(name, *(same or promote(opdef, a, b)), **attrs)
+
+
+_BOOLEAN = {"add": "logical_or", "mul": "logical_and", "sub": None}
+
+
+def _both_bool(a: Any, b: Any) -> bool:
+    kinds = [v.dtype == DType.bool if isinstance(v, Tensor) else isinstance(v, (bool, np.bool_))
+             for v in (a, b)]
+    return all(kinds) and any(isinstance(v, Tensor) for v in (a, b))
+
+
+def _boolean(name: str, a: Any, b: Any) -> Tensor:
+    """Two bools add as `or` and multiply as `and`, staying bool (torch's rule); subtracting
+    them is torch's error."""
+    if _BOOLEAN[name] is None:
+        raise DlgTypeError("subtracting two bool tensors is not supported (torch's rule); use "
+                           "logical_xor(a, b) or a ^ b", caller_span())
+    return call(_BOOLEAN[name], *(v if isinstance(v, Tensor) else Tensor(np.bool_(v))
+                                  for v in (a, b)))
 
 
 def _int_pow(a: Any, b: Any) -> Tensor | None:

@@ -135,9 +135,24 @@ class Tensor:
         else:
             self.grad._value = self.grad._value + value
 
-    def backward(self, gradient: Any = None) -> None:
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: Any = None) -> None:
+        """Gradients into `.grad` (torch's keywords; the tape is always kept, so
+        `retain_graph` changes nothing, and gradients of gradients are not recorded)."""
+        if create_graph:
+            raise DlgValueError("backward(create_graph=True): gradients of gradients are not "
+                                "supported by eager dlg", engine.caller_span())
         seed = None if gradient is None else _as_array(gradient, self.type.dtype)
-        autograd.backward(self, seed)
+        wanted = [inputs] if isinstance(inputs, Tensor) else inputs
+        autograd.backward(self, seed, wanted)
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in `.grad` at the next backward."""
+        autograd.retain_grad(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        return autograd.retains_grad(self)
 
     # -- shape and dtype ---------------------------------------------------------------------------
     @property
@@ -212,9 +227,6 @@ class Tensor:
 
     def pow(self, exponent: Any) -> Tensor:
         return self ** exponent
-
-    def __getitem__(self, items: Any) -> Tensor:
-        return index(self, items)
 
 
 # ---- the eager front door of dlg.functions ------------------------------------------------------

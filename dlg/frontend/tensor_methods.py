@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
-from dlg.frontend import engine, init
+from dlg.frontend import engine, init, selection
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import binary, promote
-from dlg.frontend.tensor import Tensor, call, checked, op
+from dlg.frontend.tensor import Tensor, call, checked, index, op
 from dlg.functions.creation import dtype_arg
 from dlg.functions.shape import split_sizes
 from dlg.ir.dtypes import DType
@@ -260,6 +260,19 @@ def fill_(self: Tensor, value: Any) -> Tensor:
 @method
 def zero_(self: Tensor) -> Tensor:
     return fill_(self, 0)
+
+
+for _selecting in (selection.nonzero, selection.argwhere, selection.masked_select,
+                   selection.unique, selection.unique_consecutive, selection.bincount):
+    method(_selecting)
+
+
+@method
+def __getitem__(self: Tensor, items: Any) -> Tensor:
+    """`x[items]`: dlg.functions' indexing, boolean masks with data read as the positions of
+    their true elements (frontend/selection.py)."""
+    items = items if isinstance(items, tuple) else (items,)
+    return index(self, selection.mask_positions(items, self.type.shape))
 
 
 @method
