@@ -16,7 +16,7 @@ from dlg.errors import (
 )
 from dlg.ir import DType, Graph, TensorType
 from dlg.ir.anomaly import detect_anomaly, is_anomaly_enabled, set_anomaly
-from dlg import data, nn, optim, utils
+from dlg import autograd, data, nn, optim, utils
 from dlg import linalg
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
 from dlg.frontend.engine import (
@@ -84,3 +84,4 @@ __all__ += ["DlgNumericError", "detect_anomaly", "is_anomaly_enabled", "set_anom
 __all__ += ["get_num_threads", "set_num_threads"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]
 __all__ += ["from_torch"]
+__all__ += ["autograd"]

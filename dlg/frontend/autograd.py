@@ -12,13 +12,15 @@ kept graph on the new values (flattened into an `interp.Program`).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlg.compiler.passes.autodiff import grad
+from dlg.compiler.passes.autodiff import grad as grad_graph
 from dlg.errors import DlgValueError
 from dlg.frontend.engine import caller_span, rng
 from dlg.ir.anomaly import is_anomaly_enabled
@@ -57,77 +59,171 @@ class Plan:
         return {name: v for (name, _), v in zip(self.graph.outputs, values)}
 
 
-def backward(root: Tensor, seed: np.ndarray | None) -> None:
-    """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates)."""
+def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | None = None
+             ) -> None:
+    """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates), and
+    of every tensor on the way that asked to `retain_grad`; with `inputs`, of those alone."""
+    _check_root(root, seed, "backward()")
+    order = _topological([root])
+    if inputs is None:
+        wanted = [t for t in order if (t.record is None and t.requires_grad) or retains_grad(t)]
+    else:
+        wanted = _requiring_grad("backward()", inputs)
+    for t, value in zip(wanted, _gradients([(root, seed)], order, wanted)):
+        if value is not None:
+            t.accumulate_grad(value)
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool | None = None,
+         materialize_grads: bool = False) -> tuple[Tensor | None, ...]:
+    """torch.autograd.grad: d sum(outputs * grad_outputs) / d each input, returned (not added
+    to `.grad`); an input the outputs do not depend on is an error unless `allow_unused` (then
+    None, or zeros with `materialize_grads`). The tape is kept whatever `retain_graph` says
+    (a second backward through it works, where torch would ask for retain_graph=True)."""
+    from dlg.frontend.tensor import Tensor  # the tensor module imports this one
+
+    if create_graph:
+        raise DlgValueError("create_graph=True (gradients of gradients) is not supported by "
+                            "eager dlg; differentiate a .dlg or traced graph twice with "
+                            "dlg.compiler.passes.autodiff.grad instead", caller_span())
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    seeds = [None] * len(outs) if grad_outputs is None else (
+        [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs))
+    if len(seeds) != len(outs):
+        raise DlgValueError(f"grad(): {len(seeds)} grad_outputs for {len(outs)} outputs",
+                            caller_span())
+    roots = []
+    for out, seed in zip(outs, seeds):
+        array = None if seed is None else np.asarray(seed, out.type.dtype.np)
+        _check_root(out, array, "grad()")
+        roots.append((out, array))
+    order = _topological([out for out, _ in roots])
+    wanted = _requiring_grad("grad()", ins)
+    results = []
+    for t, value in zip(wanted, _gradients(roots, order, wanted)):
+        if value is None and not (allow_unused or materialize_grads):
+            raise DlgValueError("grad(): one of the inputs was not used to compute the "
+                                "outputs (pass allow_unused=True)", caller_span())
+        if value is None and materialize_grads:
+            value = np.zeros(t.type.shape, t.type.dtype.np)
+        results.append(None if value is None else Tensor(value))
+    return tuple(results)
+
+
+def retain_grad(t: Tensor) -> None:
+    """`t.grad` filled by backward even though `t` is not a leaf (torch's retain_grad)."""
+    if not t.requires_grad:
+        raise DlgValueError("can't retain_grad on a tensor that has requires_grad=False",
+                            caller_span())
+    if t.record is not None:
+        key = id(t)
+        _retained[key] = weakref.ref(t, lambda _: _retained.pop(key, None))
+
+
+def retains_grad(t: Tensor) -> bool:
+    ref = _retained.get(id(t))
+    return ref is not None and ref() is t
+
+
+_retained: dict[int, weakref.ref] = {}
+
+
+def _check_root(root: Tensor, seed: np.ndarray | None, what: str) -> None:
     if root.record is None and not root.requires_grad:
-        raise DlgValueError("backward(): the tensor does not require grad and has no grad_fn "
+        raise DlgValueError(f"{what}: the tensor does not require grad and has no grad_fn "
                             "(was it computed under no_grad, or from tensors without "
                             "requires_grad=True?)", caller_span())
     if seed is None and root.type.rank != 0:
-        raise DlgValueError(f"backward(): grad can be implicitly created only for scalar "
-                            f"outputs; this one is {root.type} (pass gradient=...)",
+        raise DlgValueError(f"{what}: grad can be implicitly created only for scalar "
+                            f"outputs; this one is {root.type} (pass the gradient)",
                             caller_span())
-    order = _topological(root)
-    key, feeds, leaves = _signature(order, seed)
+
+
+def _requiring_grad(what: str, inputs: Sequence[Tensor]) -> list[Tensor]:
+    for t in inputs:
+        if not t.requires_grad:
+            raise DlgValueError(f"{what}: an input does not require grad", caller_span())
+    return list(inputs)
+
+
+def _gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: list[Tensor],
+               wanted: list[Tensor]) -> list[np.ndarray | None]:
+    """d sum over roots of <root, seed> (the root itself without one) / d each wanted tensor
+    (None where no root depends on it): the tape's gradient graph, kept per signature."""
+    wanted_ids = {id(t) for t in wanted}
+    key, feeds, names = _signature(order, roots, wanted_ids)
     checked = is_anomaly_enabled()
     if checked:
         key = None  # a graph with the records' spans, checked node by node, built for this call
     plans: OrderedDict[Any, Plan] = _state.__dict__.setdefault("plans", OrderedDict())
     plan = plans.get(key) if key is not None else None
     if plan is None:
-        plan = Plan.of(_gradient_graph(order, seed, list(leaves)), checked)
+        plan = Plan.of(_gradient_graph(order, roots, wanted_ids, list(names)), checked)
         if key is not None:
             plans[key] = plan
             if len(plans) > KEPT:
                 plans.popitem(last=False)
     elif key is not None:
         plans.move_to_end(key)
-    if seed is not None:
-        feeds["seed"] = np.asarray(seed, root.type.dtype.np)
     results = plan.run(feeds)
-    for name, leaf in leaves.items():
-        leaf.accumulate_grad(results[f"grad.{name}"])
+    found = {ident: results[f"grad.{name}"] for name, ident in names.items()}
+    return [found.get(id(t)) for t in wanted]
 
 
-def _signature(order: list[Tensor], seed: np.ndarray | None
-               ) -> tuple[Any, dict[str, np.ndarray], dict[str, Tensor]]:
-    """The tape's signature (None when an attribute is unhashable), the leaves' values by input
-    name and the leaves that want a gradient, in the names `_gradient_graph` gives them."""
+def _signature(order: list[Tensor], roots: list[tuple[Tensor, np.ndarray | None]],
+               wanted: set[int]) -> tuple[Any, dict[str, np.ndarray], dict[str, int]]:
+    """The tape's signature (None when an attribute is unhashable), the graph's feeds by input
+    name (leaves, seeds, zeros for the wanted non-leaves) and the input name of each wanted
+    tensor on the tape (to its id), in the names `_gradient_graph` gives them."""
     position: dict[int, int] = {}
     first_of_call: dict[int, int] = {}
-    entries: list[Any] = [seed is not None]
+    entries: list[Any] = []
     feeds: dict[str, np.ndarray] = {}
-    leaves: dict[str, Tensor] = {}
+    names: dict[str, int] = {}
+    leaves = 0
     for i, t in enumerate(order):
         position[id(t)] = i
         r = t.record
         if r is None:
-            name = f"t{len(feeds)}"
+            name = f"t{leaves}"
+            leaves += 1
             feeds[name] = t.numpy_view()
-            if t.requires_grad:
-                leaves[name] = t
-            entries.append((t.type, t.requires_grad))
-            continue
-        call = first_of_call.setdefault(r.call, i)
-        entries.append((r.op, tuple(r.attrs.items()), tuple(position[id(p)] for p in r.inputs),
-                        r.index, call))
-    key: Any = tuple(entries)
+            entries.append((t.type, id(t) in wanted))
+        else:
+            call = first_of_call.setdefault(r.call, i)
+            entries.append((r.op, tuple(r.attrs.items()), tuple(position[id(p)] for p in r.inputs),
+                            r.index, call, id(t) in wanted))
+            if id(t) not in wanted:
+                continue
+            name = f"r{i}"
+            feeds[name] = np.zeros(t.type.shape, t.type.dtype.np)
+        if id(t) in wanted:
+            names[name] = id(t)
+    for k, (root, seed) in enumerate(roots):
+        if seed is not None:
+            feeds[f"seed{k}"] = np.asarray(seed, root.type.dtype.np)
+    key: Any = (tuple((position[id(r)], s is not None) for r, s in roots), *entries)
     try:
         hash(key)
     except TypeError:  # an array attribute: this tape's graph is built for it alone
         key = None
-    return key, feeds, leaves
+    return key, feeds, names
 
 
-def _gradient_graph(order: list[Tensor], seed: np.ndarray | None, wrt: list[str]) -> Graph:
-    """The recorded ops as a graph from the leaves to `loss` (the root, or its inner product
-    with the seed), differentiated with respect to the leaves named `wrt`."""
+def _gradient_graph(order: list[Tensor], roots: list[tuple[Tensor, np.ndarray | None]],
+                    wanted: set[int], wrt: list[str]) -> Graph:
+    """The recorded ops as a graph from the leaves to `loss` (the sum of the roots, or of their
+    inner products with the seeds), differentiated with respect to the inputs named `wrt`: the
+    wanted leaves, and for each wanted non-leaf a zero input added to it (its gradient is the
+    non-leaf's)."""
     g = Graph("backward")
     b = Builder(g)
     node_of: dict[int, Value] = {}
     emitted: dict[int, tuple[Value, ...]] = {}
     leaves = 0
-    for t in order:
+    for i, t in enumerate(order):
         if t.record is None:
             node_of[id(t)] = b.input(f"t{leaves}", t.type)
             leaves += 1
@@ -138,20 +234,23 @@ def _gradient_graph(order: list[Tensor], seed: np.ndarray | None, wrt: list[str]
                 out = b.emit(r.op, *(node_of[id(p)] for p in r.inputs), **r.attrs)
             emitted[r.call] = out if isinstance(out, tuple) else (out,)
         node_of[id(t)] = emitted[r.call][r.index]
-    root = order[-1]
-    out = node_of[id(root)]
-    if seed is not None:
-        cotangent = b.input("seed", root.type)
-        out = b.reduce_sum(b.mul(out, cotangent))
-    g.set_output("loss", out)
-    return grad(g, "loss", wrt=wrt)
+        if id(t) in wanted:
+            node_of[id(t)] = b.add(node_of[id(t)], b.input(f"r{i}", t.type))
+    loss = None
+    for k, (root, seed) in enumerate(roots):
+        out = node_of[id(root)]
+        if seed is not None:
+            out = b.reduce_sum(b.mul(out, b.input(f"seed{k}", root.type)))
+        loss = out if loss is None else b.add(loss, out)
+    g.set_output("loss", loss)
+    return grad_graph(g, "loss", wrt=wrt)
 
 
-def _topological(root: Tensor) -> list[Tensor]:
-    """The tensors `root` was made from, each after its inputs; `root` last."""
+def _topological(roots: list[Tensor]) -> list[Tensor]:
+    """The tensors the roots were made from, each after its inputs."""
     order: list[Tensor] = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    stack: list[tuple[Tensor, bool]] = [(root, False) for root in reversed(roots)]
     while stack:
         t, done = stack.pop()
         if done:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor
 from dlg.ir.dtypes import DType
@@ -30,17 +30,29 @@ def init_parameter(name: str, shape: tuple[int, ...], *args: Any, **kwargs: Any)
     return Parameter(initialize(name, engine.rng(), shape, DType.f32, *args, **kwargs))
 
 
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict` could not match (torch's `_IncompatibleKeys`)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
 class Module:
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise DlgValueError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                 f"before assigning {name!r}", engine.caller_span())
+        if name in self._buffers and (value is None or isinstance(value, Tensor)) and not (
+                isinstance(value, Parameter)):
+            self._buffers[name] = value  # a buffer stays one when assigned anew, as in torch
+            return
         for table in (self._parameters, self._buffers, self._modules):
             table.pop(name, None)
         self.__dict__.pop(name, None)
@@ -58,8 +70,16 @@ class Module:
                 return entries[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
-    def register_buffer(self, name: str, value: Tensor) -> None:
+    def register_buffer(self, name: str, value: Tensor | None, persistent: bool = True) -> None:
+        """A tensor of the module's state that is not trained; a persistent one is saved in
+        `state_dict`, others (caches, masks) only move with the module."""
+        if value is not None and not isinstance(value, Tensor):
+            raise DlgTypeError(f"register_buffer({name!r}): a buffer must be a dlg tensor or "
+                               f"None, got {type(value).__name__}", engine.caller_span())
         self._buffers[name] = value
+        self._non_persistent.discard(name)
+        if not persistent:
+            self._non_persistent.add(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         setattr(self, name, param)
@@ -155,17 +175,23 @@ class Module:
         for name, p in self._parameters.items():
             out[prefix + name] = p.detach()
         for name, b in self._buffers.items():
-            out[prefix + name] = b.detach()
+            if b is not None and name not in self._non_persistent:
+                out[prefix + name] = b.detach()
         for name, child in self._modules.items():
             child._state(out, f"{prefix}{name}.")
 
-    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True
+                        ) -> IncompatibleKeys:
+        """Copy the values of `state` into the parameters and buffers of the same names; with
+        `strict`, every name must match both ways. The names that did not, as torch returns
+        them."""
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
-            raise DlgValueError(f"state_dict does not match: missing {missing}, unexpected "
-                                f"{unexpected}", engine.caller_span())
+            raise DlgValueError(f"state_dict does not match {type(self).__name__}: missing "
+                                f"keys {missing}, unexpected keys {unexpected} (strict=False "
+                                f"loads the names that match)", engine.caller_span())
         for k, target in own.items():
             if k not in state:
                 continue
@@ -176,6 +202,7 @@ class Module:
                 raise DlgValueError(f"{k}: expected shape {list(target.shape)}, got "
                                     f"{list(array.shape)}", engine.caller_span())
             np.copyto(target.numpy_view(), array, casting="same_kind")
+        return IncompatibleKeys(missing, unexpected)
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
