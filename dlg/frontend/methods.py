@@ -276,6 +276,10 @@ def repeat_interleave(x: Any, repeats: Any, dim: int | None = None, *,
     """torch.repeat_interleave: a tensor of repeats is read here, eagerly (its values shape
     the result), and passed on as a list."""
     if isinstance(repeats, Tensor):
+        if repeats.trace is not None:
+            raise DlgValueError("repeat_interleave: a tensor of repeats shapes the result, so "
+                                "it is read eagerly; while tracing, give repeats as a list of "
+                                "ints", caller_span())
         repeats = repeats.tolist()
     return call("repeat_interleave", x, repeats, dim, output_size=output_size)
 

@@ -304,6 +304,20 @@ def test_bucketize_and_searchsorted(right):
     assert perm.shape == (4,)
 
 
+class Interleave(dlg.nn.Module):
+    def forward(self, x, repeats):
+        return x.repeat_interleave(repeats)
+
+
+def test_traced_tensor_repeats_are_refused_and_a_list_compiles():
+    x = arr(2, 3)
+    with pytest.raises(dlg.DlgValueError, match="give repeats as a list"):
+        dlg.trace(Interleave(), x, np.int64([1, 2]), dynamic={})
+    model = dlg.trace(lambda t: dlg.repeat_interleave(t, [2, 0, 1], dim=1), x)
+    want = torch.tensor(x).repeat_interleave(torch.tensor([2, 0, 1]), dim=1)
+    np.testing.assert_array_equal(dlg.compile(model)(x), want.numpy())
+
+
 def test_bucketize_a_number():
     assert dlg.bucketize(0.5, dlg.tensor([0.0, 1.0])).item() == 1
 
