@@ -5,10 +5,55 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlg.frontend.autograd import grad
-from dlg.frontend.engine import enable_grad, inference_mode, no_grad, set_grad_enabled
+import numpy as np
+
+from dlg.errors import DlgValueError
+from dlg.frontend import autograd
+from dlg.frontend.engine import (
+    caller_span,
+    enable_grad,
+    inference_mode,
+    no_grad,
+    set_grad_enabled,
+)
 from dlg.frontend.tensor import Tensor
 from dlg.ir.anomaly import detect_anomaly, set_anomaly as set_detect_anomaly
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool | None = None,
+         materialize_grads: bool = False) -> tuple[Tensor | None, ...]:
+    """torch.autograd.grad: d sum(outputs * grad_outputs) / d each input, returned (not added
+    to `.grad`); an input the outputs do not depend on is an error unless `allow_unused` (then
+    None, or zeros with `materialize_grads`). The tape is kept whatever `retain_graph` says
+    (a second backward through it works, where torch would ask for retain_graph=True)."""
+    if create_graph:
+        raise DlgValueError("create_graph=True (gradients of gradients) is not supported by "
+                            "eager dlg; differentiate a .dlg or traced graph twice with "
+                            "dlg.compiler.passes.autodiff.grad instead", caller_span())
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    seeds = [None] * len(outs) if grad_outputs is None else (
+        [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs))
+    if len(seeds) != len(outs):
+        raise DlgValueError(f"grad(): {len(seeds)} grad_outputs for {len(outs)} outputs",
+                            caller_span())
+    roots = []
+    for out, seed in zip(outs, seeds):
+        array = None if seed is None else np.asarray(seed, out.type.dtype.np)
+        autograd.check_root(out, array, "grad()")
+        roots.append((out, array))
+    wanted = autograd.requiring_grad("grad()", ins)
+    results = []
+    order = autograd.tape([out for out, _ in roots])
+    for t, value in zip(wanted, autograd.gradients(roots, order, wanted)):
+        if value is None and not (allow_unused or materialize_grads):
+            raise DlgValueError("grad(): one of the inputs was not used to compute the "
+                                "outputs (pass allow_unused=True)", caller_span())
+        if value is None and materialize_grads:
+            value = np.zeros(t.type.shape, t.type.dtype.np)
+        results.append(None if value is None else Tensor(value))
+    return tuple(results)
 
 
 def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None = None,

@@ -63,53 +63,15 @@ def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | N
              ) -> None:
     """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates), and
     of every tensor on the way that asked to `retain_grad`; with `inputs`, of those alone."""
-    _check_root(root, seed, "backward()")
-    order = _topological([root])
+    check_root(root, seed, "backward()")
+    order = tape([root])
     if inputs is None:
         wanted = [t for t in order if (t.record is None and t.requires_grad) or retains_grad(t)]
     else:
-        wanted = _requiring_grad("backward()", inputs)
-    for t, value in zip(wanted, _gradients([(root, seed)], order, wanted)):
+        wanted = requiring_grad("backward()", inputs)
+    for t, value in zip(wanted, gradients([(root, seed)], order, wanted)):
         if value is not None:
             t.accumulate_grad(value)
-
-
-def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
-         create_graph: bool = False, allow_unused: bool | None = None,
-         materialize_grads: bool = False) -> tuple[Tensor | None, ...]:
-    """torch.autograd.grad: d sum(outputs * grad_outputs) / d each input, returned (not added
-    to `.grad`); an input the outputs do not depend on is an error unless `allow_unused` (then
-    None, or zeros with `materialize_grads`). The tape is kept whatever `retain_graph` says
-    (a second backward through it works, where torch would ask for retain_graph=True)."""
-    from dlg.frontend.tensor import Tensor  # the tensor module imports this one
-
-    if create_graph:
-        raise DlgValueError("create_graph=True (gradients of gradients) is not supported by "
-                            "eager dlg; differentiate a .dlg or traced graph twice with "
-                            "dlg.compiler.passes.autodiff.grad instead", caller_span())
-    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
-    seeds = [None] * len(outs) if grad_outputs is None else (
-        [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs))
-    if len(seeds) != len(outs):
-        raise DlgValueError(f"grad(): {len(seeds)} grad_outputs for {len(outs)} outputs",
-                            caller_span())
-    roots = []
-    for out, seed in zip(outs, seeds):
-        array = None if seed is None else np.asarray(seed, out.type.dtype.np)
-        _check_root(out, array, "grad()")
-        roots.append((out, array))
-    order = _topological([out for out, _ in roots])
-    wanted = _requiring_grad("grad()", ins)
-    results = []
-    for t, value in zip(wanted, _gradients(roots, order, wanted)):
-        if value is None and not (allow_unused or materialize_grads):
-            raise DlgValueError("grad(): one of the inputs was not used to compute the "
-                                "outputs (pass allow_unused=True)", caller_span())
-        if value is None and materialize_grads:
-            value = np.zeros(t.type.shape, t.type.dtype.np)
-        results.append(None if value is None else Tensor(value))
-    return tuple(results)
 
 
 def retain_grad(t: Tensor) -> None:
@@ -130,7 +92,7 @@ def retains_grad(t: Tensor) -> bool:
 _retained: dict[int, weakref.ref] = {}
 
 
-def _check_root(root: Tensor, seed: np.ndarray | None, what: str) -> None:
+def check_root(root: Tensor, seed: np.ndarray | None, what: str) -> None:
     if root.record is None and not root.requires_grad:
         raise DlgValueError(f"{what}: the tensor does not require grad and has no grad_fn "
                             "(was it computed under no_grad, or from tensors without "
@@ -141,17 +103,18 @@ def _check_root(root: Tensor, seed: np.ndarray | None, what: str) -> None:
                             caller_span())
 
 
-def _requiring_grad(what: str, inputs: Sequence[Tensor]) -> list[Tensor]:
+def requiring_grad(what: str, inputs: Sequence[Tensor]) -> list[Tensor]:
     for t in inputs:
         if not t.requires_grad:
             raise DlgValueError(f"{what}: an input does not require grad", caller_span())
     return list(inputs)
 
 
-def _gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: list[Tensor],
-               wanted: list[Tensor]) -> list[np.ndarray | None]:
+def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: list[Tensor],
+              wanted: list[Tensor]) -> list[np.ndarray | None]:
     """d sum over roots of <root, seed> (the root itself without one) / d each wanted tensor
-    (None where no root depends on it): the tape's gradient graph, kept per signature."""
+    (None where no root depends on it), `order` the roots' tape: its gradient graph, kept per
+    signature."""
     wanted_ids = {id(t) for t in wanted}
     key, feeds, names = _signature(order, roots, wanted_ids)
     checked = is_anomaly_enabled()
@@ -246,7 +209,7 @@ def _gradient_graph(order: list[Tensor], roots: list[tuple[Tensor, np.ndarray | 
     return grad_graph(g, "loss", wrt=wrt)
 
 
-def _topological(roots: list[Tensor]) -> list[Tensor]:
+def tape(roots: list[Tensor]) -> list[Tensor]:
     """The tensors the roots were made from, each after its inputs."""
     order: list[Tensor] = []
     seen: set[int] = set()
