@@ -35,9 +35,9 @@ def values_of(name: str, x: Any) -> np.ndarray:
 
 
 def mask_positions(items: tuple[Any, ...], shape: tuple[Any, ...]) -> tuple[Any, ...]:
-    """`items` of `x[items]` with each boolean mask (a tensor with data, or an array or list of
-    bools) replaced by the positions of its true elements, one int64 array per axis it covers,
-    which the indexing gathers as neighbouring tensor indices: torch's meaning."""
+    """`items` of `x[items]` with each boolean mask (a tensor with data, or a nested array or
+    list of bools) replaced by the positions of its true elements, one int64 array per axis it
+    covers, which the indexing gathers as neighbouring tensor indices: torch's meaning."""
     masks = [_is_mask(item) for item in items]
     if not any(masks):
         return items
@@ -58,10 +58,12 @@ def mask_positions(items: tuple[Any, ...], shape: tuple[Any, ...]) -> tuple[Any,
 
 
 def _is_mask(item: Any) -> bool:
+    """A bool tensor, or a nested list or array of bools (a flat one is dlg.functions' own
+    static index, read the same way in .dlg)."""
     if isinstance(item, Tensor):
         return item.dtype == DType.bool
     if isinstance(item, (list, tuple, np.ndarray)):
-        return np.ndim(item) > 0 and np.asarray(item).dtype == np.bool_
+        return np.ndim(item) > 1 and np.asarray(item).dtype == np.bool_
     return False
 
 
