@@ -37,8 +37,10 @@ _PLACEMENT = {"device", "dtype"}
 # the options of the modules that take prelude.dlg's layer options as *args, **kwargs
 _RECURRENT = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
               "bidirectional")
+_CELL = ("input_size", "hidden_size", "bias")
 _VARIADIC = {"RNN": _RECURRENT + ("nonlinearity",), "GRU": _RECURRENT,
-             "LSTM": _RECURRENT + ("proj_size",)}
+             "LSTM": _RECURRENT + ("proj_size",), "RNNCell": _CELL + ("nonlinearity",),
+             "GRUCell": _CELL, "LSTMCell": _CELL}
 
 
 def from_torch(module: Any, example_input: Any) -> Model:

@@ -84,7 +84,7 @@ from dlg.frontend.nn.pooling import (  # noqa: F401
     MaxPool1d,
     MaxPool2d,
 )
-from dlg.frontend.nn.recurrent import GRU, LSTM, RNN  # noqa: F401
+from dlg.frontend.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from dlg.frontend.nn.spatial import (  # noqa: F401
     CircularPad1d,
     CircularPad2d,

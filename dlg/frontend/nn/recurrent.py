@@ -1,5 +1,5 @@
 """Recurrent modules: RNN, GRU and LSTM run prelude.dlg's layers, one scan per layer and
-direction."""
+direction; RNNCell, GRUCell and LSTMCell run its cells, one step of the same arithmetic."""
 
 from __future__ import annotations
 
@@ -51,6 +51,20 @@ class GRU(_PreludeLayer):
 class LSTM(_PreludeLayer):
     """torch.nn.LSTM (the options of GRU and proj_size); forward(input, (h_0, c_0)=None) ->
     (output, (h_n, c_n))."""
+
+
+class RNNCell(_PreludeLayer):
+    """torch.nn.RNNCell (input_size, hidden_size, bias, nonlinearity); forward(input, hx=None)
+    -> h'."""
+
+
+class GRUCell(_PreludeLayer):
+    """torch.nn.GRUCell (input_size, hidden_size, bias); forward(input, hx=None) -> h'."""
+
+
+class LSTMCell(_PreludeLayer):
+    """torch.nn.LSTMCell (input_size, hidden_size, bias); forward(input, (h, c)=None) ->
+    (h', c')."""
 
 
 def _tensors(x: Any, flat: list[Tensor]) -> Any:
