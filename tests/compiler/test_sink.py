@@ -93,3 +93,17 @@ def test_the_recurrent_weights_gradient_is_one_gemm_after_the_reverse_scan(name)
     assert carried == [("N", "128")] * nc  # only the state's cotangents: no d W_hh, no d b_hh
     body = backward.attrs["body"]
     assert all(str(body.type_of(n.out).shape[0]) == "N" for n in body if n.op is MATMUL)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_the_backward_reads_the_forward_recurrent_products_instead_of_a_gemm(name):
+    m = dlg.load(MODELS / f"{name}.dlg")
+    step, _ = build_train_step(m.train_graph, m.train_spec)
+    final = compile_graph(step, loss="loss").graph
+    weight = f"{name}.weight_hh_l0"
+    outside = [n for n in final if n.op is MATMUL and any(
+        final.node(v).op.name == "transpose" and final.node(final.node(v).inputs[0]).name == weight
+        for v in n.inputs)]
+    assert outside == []  # h W_hh^T is not recomputed for all steps before the reverse scan
+    forward, backward = scans(final)
+    assert [n.op for n in backward.attrs["body"]].count(MATMUL) == 1  # d h = d gates W_hh only

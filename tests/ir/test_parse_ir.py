@@ -63,7 +63,7 @@ def test_every_model_round_trips_after_every_stage(path):
         for stage, g in after_each_stage(graph, ctx):
             assert_round_trip(g, f"{kind} after {stage}")
             stages.append(stage)
-        assert stages[-1] == "simplify" and ("autodiff" in stages) == (kind != "inference")
+        assert stages[-1] == "sink" and ("autodiff" in stages) == (kind != "inference")
 
 
 @pytest.mark.parametrize("make", [tiny, recurrent, every_attr_kind])

@@ -18,7 +18,9 @@ from dlg.ir.builder import Builder
 from dlg.ir.decompose import copy_into
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.common import normalize_axis, zeros_like
+from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.opdef import Attr, Trait, defop
+from dlg.ir.rewrite import copy_graph
 from dlg.ir.shapes import evaluate_shape
 from dlg.ir.types import TensorType
 
@@ -89,28 +91,82 @@ def _empty_shape(t: TensorType, axis: int, env: dict[str, int]) -> tuple[int, ..
 
 
 # ---- gradient: a reverse scan over the saved per-step carries ---------------------------------
+PRODUCT = "saved.product"  # the saved products' output names (no identifier has a dot)
+
+
 def _scan_save(b: Builder, *inputs: Value, body: Graph, n_carry: int, n_seq: int, axis: int,
                reverse: bool) -> tuple[Value, ...]:
     """The forward scan, also emitting the carry each step starts from (stacked like the other
-    per-step outputs), so the backward scan re-reads them instead of recomputing the sequence."""
+    per-step outputs), so the backward scan re-reads them instead of recomputing the sequence,
+    and each recurrent product (`_products`), which the backward step reads instead of
+    recomputing a matmul per step."""
     saving = Graph(body.name, dict(body.nodes), span=body.span)
     saving.outputs = list(body.outputs) + [
-        (f"saved_{node.name}", node.out) for node in body.inputs[:n_carry]]
+        (f"saved_{node.name}", node.out) for node in body.inputs[:n_carry]] + [
+        (f"{PRODUCT}{i}", v) for i, v in enumerate(_products(body, n_carry))]
     return b.emit(SCAN, *inputs, body=saving, n_carry=n_carry, n_seq=n_seq, axis=axis,
                   reverse=reverse)
+
+
+def _products(body: Graph, n_carry: int) -> list[Value]:
+    """The matmuls that read a carry, each followed along the elementwise ops that are its only
+    reader (a bias, the input projection added: an LSTM's gates before the split): the values
+    the backward step would recompute with a GEMM of its own."""
+    carried = {p.id for p in body.inputs[:n_carry]}
+    found = []
+    for n in body:
+        if any(v.node in carried for v in n.inputs):
+            carried.add(n.id)
+            if n.op is MATMUL:
+                found.append(_epilogue_end(body, n.out))
+    return list(dict.fromkeys(found))
+
+
+def _epilogue_end(body: Graph, v: Value) -> Value:
+    while True:
+        users = body.users(v.node)
+        if (len(users) != 1 or Trait.ELEMENTWISE not in users[0].op.traits
+                or Trait.RANDOM in users[0].op.traits or len(users[0].outs) != 1
+                or any(v == out for _, out in body.outputs)):
+            return v
+        v = users[0].out
+
+
+def _recomputed(body: Graph, back: Graph, ports: list[Value], wanted: list[Value]
+                ) -> dict[Value, Node]:
+    """The node of `back` that recomputes each wanted value of `body`, `back` replaying
+    body's nodes from `ports` (body's inputs there, in order): matched op by op on equal
+    inputs and attributes; a value not found is left out (recomputed, as before)."""
+    index = {(n.op, n.inputs, _attrs_key(n)): n for n in back}
+    mapping = {p.out: v for p, v in zip(body.inputs, ports)}
+    for n in body:
+        if n.id in {p.id for p in body.inputs} or not all(v in mapping for v in n.inputs):
+            continue
+        hit = index.get((n.op, tuple(mapping[v] for v in n.inputs), _attrs_key(n)))
+        if hit is not None:
+            mapping.update(zip(n.outs, hit.outs))
+    return {v: back.node(mapping[v]) for v in wanted if v in mapping}
+
+
+def _attrs_key(n: Node) -> tuple:
+    return tuple((k, v.tobytes() if isinstance(v, np.ndarray) else repr(v))
+                 for k, v in sorted(n.attrs.items()))
 
 
 def _scan_vjp(b: Builder, n: Node, g: tuple[Value, ...], ctx: Any) -> tuple[Value | None, ...]:
     """Backpropagation through time as ONE reverse scan. Its carries are the cotangents of the
     recurrent state and running sums of the constants' (weights') cotangents; its sequences are
-    the saved carries, the inputs and the per-step output cotangents; its body is the VJP of the
-    forward body (which recomputes one step's internals from the saved carry)."""
+    the saved carries and products, the inputs and the per-step output cotangents; its body is
+    the VJP of the forward body (which recomputes one step's internals from the saved carry,
+    but for the saved products)."""
     a = n.attrs
     nc, ns = a["n_carry"], a["n_seq"]
     saving: Graph = a["body"]
-    n_ys = len(saving.outputs) - 2 * nc
+    n_products = sum(name.startswith(PRODUCT) for name, _ in saving.outputs)
+    n_ys = len(saving.outputs) - 2 * nc - n_products
     carries, seqs, consts = n.inputs[:nc], n.inputs[nc:nc + ns], n.inputs[nc + ns:]
-    saved = n.outs[nc + n_ys:]
+    saved = n.outs[nc + n_ys:nc + n_ys + nc]
+    products = [v for _, v in saving.outputs[len(saving.outputs) - n_products:]]
     body = Graph(saving.name, dict(saving.nodes), saving.outputs[:nc + n_ys], span=saving.span)
     step_vjp = ctx.vjp_graph(body)
 
@@ -121,6 +177,8 @@ def _scan_vjp(b: Builder, n: Node, g: tuple[Value, ...], ctx: Any) -> tuple[Valu
     c_t = [sb.input(f"carry{i}", node.types[0]) for i, node in enumerate(body.inputs[:nc])]
     x_t = [sb.input(f"x{i}", node.types[0]) for i, node in enumerate(body.inputs[nc:nc + ns])]
     gy_t = [sb.input(f"d_y{i}", body.type_of(v)) for i, (_, v) in enumerate(body.outputs[nc:])]
+    for i, v in enumerate(products):  # read where the replay recomputes them (below)
+        sb.input(f"product{i}", body.type_of(v))
     k = [sb.input(f"const{i}", node.types[0]) for i, node in enumerate(body.inputs[nc + ns:])]
     d_in = copy_into(sb, step_vjp, c_t + x_t + k + ct_c + gy_t)
     d_c, d_x, d_k = d_in[:nc], d_in[nc:nc + ns], d_in[nc + ns:]
@@ -130,14 +188,27 @@ def _scan_vjp(b: Builder, n: Node, g: tuple[Value, ...], ctx: Any) -> tuple[Valu
         back.set_output(f"d_const{i}", sb.add(acc, v))
     for i, v in enumerate(d_x):
         back.set_output(f"d_x{i}", v)
+    back = _reading_products(back, _recomputed(body, back, c_t + x_t + k, products), products)
 
     zeros_k = [zeros_like(b, v) for v in consts]
-    outs = b.emit(SCAN, *g[:nc], *zeros_k, *saved, *seqs, *g[nc:nc + n_ys], *consts, body=back,
-                  n_carry=nc + len(consts), n_seq=nc + ns + n_ys, axis=a["axis"],
+    outs = b.emit(SCAN, *g[:nc], *zeros_k, *saved, *seqs, *g[nc:nc + n_ys],
+                  *n.outs[len(n.outs) - n_products:], *consts, body=back,
+                  n_carry=nc + len(consts), n_seq=nc + ns + n_ys + n_products, axis=a["axis"],
                   reverse=not a["reverse"])
     d_carries, d_consts, d_seqs = outs[:nc], outs[nc:nc + len(consts)], outs[nc + len(consts):]
     grads = tuple(d_carries) + tuple(d_seqs) + tuple(d_consts)
     return tuple(d if b.type_of(v).dtype.is_float else None for d, v in zip(grads, n.inputs))
+
+
+def _reading_products(back: Graph, recomputed: dict[Value, Node], products: list[Value]
+                      ) -> Graph:
+    """`back` with each recomputed product read from its `product{i}` input instead."""
+    port = {recomputed[v].id: f"product{i}" for i, v in enumerate(products) if v in recomputed}
+
+    def replace(b: Builder, node: Node, inputs: tuple[Value, ...]) -> Value | None:
+        name = port.get(node.id)
+        return None if name is None else b.graph.input_named(name).out
+    return copy_graph(back, replace) if port else back
 
 
 SCAN = defop("scan", ("*inputs",), _scan_infer,
