@@ -21,7 +21,7 @@ from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, numpy_data, op
 from dlg.frontend.factory import factory, leaf
-from dlg.frontend import selection, stateful
+from dlg.frontend import composites, selection, stateful
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
 from dlg.functions.creation import dtype_arg
@@ -151,6 +151,10 @@ clamp = clip = methods.clamp
 mean = methods.mean
 allclose, equal = methods.python_bool("allclose"), methods.python_bool("equal")
 repeat_interleave = methods.repeat_interleave
+
+# ---- written over Tensor operations in Python (frontend/composites.py) -------------------------
+triplet_margin_with_distance_loss = composites.triplet_margin_with_distance_loss
+__all__ += ["triplet_margin_with_distance_loss"]
 
 # ---- eager only: shapes that depend on the data (frontend/selection.py) -------------------------
 nonzero, argwhere, masked_select = selection.nonzero, selection.argwhere, selection.masked_select

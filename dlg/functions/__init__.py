@@ -21,6 +21,7 @@ from dlg.functions.masking import masked_fill, tril, triu
 from dlg.functions import attention, norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
+from dlg.functions import class_losses
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     **ELEMENTWISE,
@@ -103,6 +104,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "cosine_embedding_loss": losses.cosine_embedding_loss,
     "triplet_margin_loss": losses.triplet_margin_loss,
     "gaussian_nll_loss": losses.gaussian_nll_loss,
+    "multi_margin_loss": class_losses.multi_margin_loss,
+    "multilabel_margin_loss": class_losses.multilabel_margin_loss,
+    "multilabel_soft_margin_loss": class_losses.multilabel_soft_margin_loss,
     # more of torch's math: composites of the above
     "roll": arrange.roll, "rot90": arrange.rot90, "repeat_interleave": arrange.repeat_interleave,
     "diff": arrange.diff, "meshgrid": arrange.meshgrid, "diag": diagonals.diag,

@@ -139,7 +139,7 @@ def binary_cross_entropy_with_logits(F: Front, input: Any, target: Any, weight: 
     loss = F.emit(ADD, F.emit(MUL, F.emit(SUB, one, y), x), F.emit(MUL, scale, softplus))
     if weight is not None:
         loss = F.emit(MUL, loss, tensor(F, weight, "binary_cross_entropy_with_logits's weight"))
-    return _reduced(F, loss, reduction, "binary_cross_entropy_with_logits")
+    return reduced(F, loss, reduction, "binary_cross_entropy_with_logits")
 
 
 def kl_div(F: Front, input: Any, target: Any, reduction: str = "mean",
@@ -176,7 +176,7 @@ def margin_ranking_loss(F: Front, input1: Any, input2: Any, target: Any, margin:
 
 
 # ---- losses over vectors: compositions of registry ops -----------------------------------------
-def _reduced(F: Front, loss: Any, reduction: Any, name: str) -> Any:
+def reduced(F: Front, loss: Any, reduction: Any, name: str) -> Any:
     args.choice(F, reduction, REDUCTIONS, f"{name}: reduction")
     return loss if reduction == "none" else F.emit(
         REDUCE_SUM if reduction == "sum" else REDUCE_MEAN, loss)
@@ -205,7 +205,7 @@ def cosine_embedding_loss(F: Front, input1: Any, input2: Any, target: Any, margi
     loss = F.emit(ADD, _where_target(F, y, 1, F.emit(SUB, one, cos)),
                   _where_target(F, y, -1, F.emit(RELU, F.emit(SUB, cos, F.lift(
                       margin, F.type_of(cos).dtype)))))
-    return _reduced(F, loss, reduction, "cosine_embedding_loss")
+    return reduced(F, loss, reduction, "cosine_embedding_loss")
 
 
 def triplet_margin_loss(F: Front, anchor: Any, positive: Any, negative: Any,
@@ -221,7 +221,7 @@ def triplet_margin_loss(F: Front, anchor: Any, positive: Any, negative: Any,
     near = d(anchor, positive)
     loss = F.emit(RELU, F.emit(SUB, F.emit(ADD, near, F.lift(margin, F.type_of(near).dtype)),
                                far))
-    return _reduced(F, loss, reduction, "triplet_margin_loss")
+    return reduced(F, loss, reduction, "triplet_margin_loss")
 
 
 def gaussian_nll_loss(F: Front, input: Any, target: Any, var: Any, full: bool = False,
@@ -244,4 +244,4 @@ def gaussian_nll_loss(F: Front, input: Any, target: Any, var: Any, full: bool = 
     loss = F.emit(ADD, F.emit(LOG, v), F.emit(DIV, F.emit(MUL, diff, diff), v))
     if full:
         loss = F.emit(ADD, loss, F.lift(math.log(2 * math.pi), dtype))
-    return _reduced(F, F.emit(MUL, loss, F.lift(0.5, dtype)), reduction, "gaussian_nll_loss")
+    return reduced(F, F.emit(MUL, loss, F.lift(0.5, dtype)), reduction, "gaussian_nll_loss")

@@ -20,9 +20,11 @@ F, TF = nn.functional, torch.nn.functional
 R = np.random.default_rng(7)
 
 
-def leaves(arrays: list[np.ndarray]) -> tuple[list[Any], list[Any]]:
-    """The arrays as dlg and torch tensors; the float ones require grad."""
-    grads = [a.dtype.kind == "f" for a in arrays]
+def leaves(arrays: list[np.ndarray], count: int | None = None) -> tuple[list[Any], list[Any]]:
+    """The arrays as dlg and torch tensors; the float ones among the first `count` (all when
+    None) require grad."""
+    count = len(arrays) if count is None else count % len(arrays)
+    grads = [a.dtype.kind == "f" and i < count for i, a in enumerate(arrays)]
     return ([dlg.tensor(a, requires_grad=g) for a, g in zip(arrays, grads)],
             [torch.tensor(a, requires_grad=g) for a, g in zip(arrays, grads)])
 
@@ -113,3 +115,119 @@ def test_cell_errors():
         nn.GRUCell(3, 4)(dlg.randn(2, 2, 3))
     with pytest.raises(DlgError, match=r"LSTMCell\(input_size=3\) got 2 features"):
         nn.LSTMCell(3, 4)(dlg.randn(2, 2))
+
+
+# ---- losses -------------------------------------------------------------------------------------
+def signs(*shape: int) -> np.ndarray:
+    return np.float32(np.where(R.random(shape) > 0.5, 1.0, -1.0))
+
+
+def labels(*shape: int, classes: int = 5) -> np.ndarray:
+    return R.integers(0, classes, shape)
+
+
+def label_lists(n: int, classes: int) -> np.ndarray:
+    """multilabel_margin_loss targets: some class indices, then -1 and anything after it."""
+    rows = R.integers(0, classes, (n, classes))
+    rows[np.arange(n), R.integers(0, classes, n)] = -1
+    rows[0] = np.arange(classes)  # every class a target: no pair, a zero loss
+    return rows
+
+
+LOSSES: list[tuple[str, Any, Any]] = [
+    ("MarginRankingLoss", lambda ns, **kw: ns.MarginRankingLoss(margin=0.3, **kw),
+     lambda: [f(7), f(7), signs(7)]),
+    ("TripletMarginLoss", lambda ns, **kw: ns.TripletMarginLoss(**kw),
+     lambda: [f(5, 3), f(5, 3), f(5, 3)]),
+    ("TripletMarginLoss(p=1, swap, margin)",
+     lambda ns, **kw: ns.TripletMarginLoss(margin=0.5, p=1.0, swap=True, **kw),
+     lambda: [f(5, 3), f(5, 3), f(5, 3)]),
+    ("TripletMarginWithDistanceLoss",
+     lambda ns, **kw: ns.TripletMarginWithDistanceLoss(**kw), lambda: [f(5, 3), f(5, 3), f(5, 3)]),
+    ("TripletMarginWithDistanceLoss(cosine, swap)",
+     lambda ns, **kw: ns.TripletMarginWithDistanceLoss(
+         distance_function=lambda a, b: 1 - ns.functional.cosine_similarity(a, b), swap=True,
+         margin=0.4, **kw), lambda: [f(5, 3), f(5, 3), f(5, 3)]),
+    ("CosineEmbeddingLoss", lambda ns, **kw: ns.CosineEmbeddingLoss(margin=0.2, **kw),
+     lambda: [f(6, 4), f(6, 4), signs(6)]),
+    ("GaussianNLLLoss", lambda ns, **kw: ns.GaussianNLLLoss(**kw),
+     lambda: [f(4, 3), f(4, 3), np.float32(R.uniform(0.1, 2, (4, 3)))]),
+    ("GaussianNLLLoss(full, var per sample)", lambda ns, **kw: ns.GaussianNLLLoss(full=True, **kw),
+     lambda: [f(4, 3), f(4, 3), np.float32(R.uniform(0.1, 2, (4, 1)))]),
+    ("MultiLabelSoftMarginLoss", lambda ns, **kw: ns.MultiLabelSoftMarginLoss(**kw),
+     lambda: [f(4, 5), np.float32(R.random((4, 5)) > 0.5)]),
+    ("MultiLabelSoftMarginLoss(weight)",
+     lambda ns, **kw: ns.MultiLabelSoftMarginLoss(
+         weight=ns_tensor(ns, [0.5, 1.0, 2.0, 1.5, 0.1]), **kw),
+     lambda: [f(4, 5), np.float32(R.random((4, 5)) > 0.5)]),
+    ("MultiMarginLoss", lambda ns, **kw: ns.MultiMarginLoss(**kw), lambda: [f(6, 5), labels(6)]),
+    ("MultiMarginLoss(p=2, margin, weight)",
+     lambda ns, **kw: ns.MultiMarginLoss(p=2, margin=0.6,
+                                         weight=ns_tensor(ns, [0.5, 1.0, 2.0, 1.5, 0.1]), **kw),
+     lambda: [f(6, 5), labels(6)]),
+    ("MultiMarginLoss(unbatched)", lambda ns, **kw: ns.MultiMarginLoss(**kw),
+     lambda: [f(5), labels()]),
+    ("MultiLabelMarginLoss", lambda ns, **kw: ns.MultiLabelMarginLoss(**kw),
+     lambda: [f(5, 4), label_lists(5, 4)]),
+    ("MultiLabelMarginLoss(unbatched)", lambda ns, **kw: ns.MultiLabelMarginLoss(**kw),
+     lambda: [f(4), label_lists(2, 4)[1]]),
+    ("SoftMarginLoss", lambda ns, **kw: ns.SoftMarginLoss(**kw), lambda: [f(3, 5), signs(3, 5)]),
+    ("HingeEmbeddingLoss", lambda ns, **kw: ns.HingeEmbeddingLoss(margin=0.5, **kw),
+     lambda: [f(3, 5), signs(3, 5)]),
+    ("PoissonNLLLoss", lambda ns, **kw: ns.PoissonNLLLoss(**kw),
+     lambda: [f(3, 5), np.float32(R.poisson(2.0, (3, 5)))]),
+    ("PoissonNLLLoss(rates, full)",
+     lambda ns, **kw: ns.PoissonNLLLoss(log_input=False, full=True, **kw),
+     lambda: [np.float32(R.uniform(0.1, 3, (3, 5))), np.float32(R.poisson(2.0, (3, 5)))]),
+]
+
+
+def ns_tensor(ns: Any, values: list[float]) -> Any:
+    return (dlg if ns is nn else torch).tensor(np.float32(values))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name, make, inputs", LOSSES, ids=[c[0] for c in LOSSES])
+def test_loss_matches_torch(name, make, inputs, reduction):
+    ours, theirs = make(nn, reduction=reduction), make(torch.nn, reduction=reduction)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    arrays = inputs()
+    # the inputs, not the target (torch's native losses refuse a target that requires grad)
+    xa, xt = leaves(arrays, None if name.startswith(("Triplet", "Gaussian")) else -1)
+    backward_both(ours(*xa), theirs(*xt))
+    assert_grads(xa, xt)
+
+
+@pytest.mark.parametrize("name", ["multi_margin_loss", "multilabel_margin_loss",
+                                  "multilabel_soft_margin_loss", "soft_margin_loss"])
+def test_loss_functions_are_torchs(name):
+    x = f(4, 5)
+    target = {"multi_margin_loss": labels(4), "multilabel_margin_loss": label_lists(4, 5),
+              "multilabel_soft_margin_loss": np.float32(R.random((4, 5)) > 0.5),
+              "soft_margin_loss": signs(4, 5)}[name]
+    assert_close(getattr(F, name)(dlg.tensor(x), dlg.tensor(target)),
+                 getattr(TF, name)(torch.tensor(x), torch.tensor(target)), name)
+
+
+def test_losses_trace_and_compile():
+    def losses(x, y, t):
+        return (F.multi_margin_loss(x, t, p=2) + F.multilabel_soft_margin_loss(x, y)
+                + F.margin_ranking_loss(x[:, 0], x[:, 1], y[:, 2] * 2 - 1))
+    x, y, t = f(4, 5), np.float32(R.random((4, 5)) > 0.5), labels(4)
+    want = losses(*map(dlg.tensor, (x, y, t))).numpy()
+    traced = dlg.trace(losses, x, y, t)
+    for run in (traced, dlg.compile(traced)):
+        np.testing.assert_allclose(run(x, y, t), want, rtol=1e-5, atol=1e-6)
+
+
+def test_loss_errors():
+    with pytest.raises(DlgError, match="p must be 1 or 2"):
+        F.multi_margin_loss(dlg.randn(2, 3), dlg.tensor([0, 1]), p=3)
+    with pytest.raises(DlgError, match="target must hold class indices"):
+        F.multilabel_margin_loss(dlg.randn(2, 3), dlg.randn(2, 3))
+    with pytest.raises(DlgError, match="must be .N, C. or .C., with the target .N. or"):
+        nn.MultiMarginLoss()(dlg.randn(2, 3), dlg.tensor([[0], [1]]))
+    with pytest.raises(DlgError, match="expected margin to be greater than 0"):
+        nn.TripletMarginWithDistanceLoss(margin=0.0)(*(dlg.randn(2, 3) for _ in range(3)))
+    with pytest.raises(DlgError, match="reduction"):
+        nn.MultiLabelSoftMarginLoss(reduction="avg")(dlg.randn(2, 3), dlg.randn(2, 3))

@@ -53,15 +53,26 @@ from dlg.frontend.nn.layers import (  # noqa: F401
 from dlg.frontend.nn.losses import (  # noqa: F401
     BCELoss,
     BCEWithLogitsLoss,
+    CosineEmbeddingLoss,
     CosineSimilarity,
     CrossEntropyLoss,
+    GaussianNLLLoss,
+    HingeEmbeddingLoss,
     HuberLoss,
     KLDivLoss,
     L1Loss,
+    MarginRankingLoss,
     MSELoss,
+    MultiLabelMarginLoss,
+    MultiLabelSoftMarginLoss,
+    MultiMarginLoss,
     NLLLoss,
     PairwiseDistance,
+    PoissonNLLLoss,
     SmoothL1Loss,
+    SoftMarginLoss,
+    TripletMarginLoss,
+    TripletMarginWithDistanceLoss,
 )
 from dlg.frontend.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
 from dlg.frontend.nn.norms import (  # noqa: F401

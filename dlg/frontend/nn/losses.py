@@ -1,9 +1,11 @@
 """Loss modules (and CosineSimilarity, PairwiseDistance): each holds its options with
-torch.nn's names and calls its function of `dlg.nn.functional`. A class weight (or pos_weight)
+torch.nn's names and calls its function of `dlg.nn.functional` on its inputs (two, or three for
+the ranking, triplet and Gaussian losses). A class weight (or pos_weight)
 is a buffer, as in torch, so it appears in the state_dict when given."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dlg.frontend import functional as F
@@ -36,9 +38,12 @@ class _Loss(Module):
                 setattr(self, name, value)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:  # noqa: A002 (torch's names)
+        return self._loss(input, target)
+
+    def _loss(self, *inputs: Any) -> Tensor:
         options = {name: getattr(self, name) for name in self._options}
         given = {k: v for k, v in options.items() if v is not None or k not in self.buffers}
-        return getattr(F, self.fn)(input, target, reduction=self.reduction, **given)
+        return getattr(F, self.fn)(*inputs, reduction=self.reduction, **given)
 
 
 class L1Loss(_Loss):
@@ -105,6 +110,103 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0):
         super().__init__(reduction=reduction, delta=delta)
+
+
+class SoftMarginLoss(_Loss):
+    fn = "soft_margin_loss"
+
+
+class MultiLabelMarginLoss(_Loss):
+    fn = "multilabel_margin_loss"
+
+
+class HingeEmbeddingLoss(_Loss):
+    fn = "hinge_embedding_loss"
+
+    def __init__(self, margin: float = 1.0, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction, margin=margin)
+
+
+class PoissonNLLLoss(_Loss):
+    fn = "poisson_nll_loss"
+
+    def __init__(self, log_input: bool = True, full: bool = False,
+                 size_average: bool | None = None, eps: float = 1e-8, reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction, log_input=log_input, full=full,
+                         eps=eps)
+
+
+class MultiLabelSoftMarginLoss(_Loss):
+    fn, buffers = "multilabel_soft_margin_loss", ("weight",)
+
+    def __init__(self, weight: Any = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction, weight=weight)
+
+
+class MultiMarginLoss(_Loss):
+    fn, buffers = "multi_margin_loss", ("weight",)
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None,
+                 size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction, p=p, margin=margin, weight=weight)
+
+
+class GaussianNLLLoss(_Loss):
+    """forward(input, target, var): the likelihood of target under N(input, var)."""
+
+    fn = "gaussian_nll_loss"
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean"):
+        super().__init__(reduction=reduction, full=full, eps=eps)
+
+    def forward(self, input: Tensor, target: Any, var: Any) -> Tensor:  # noqa: A002
+        return self._loss(input, target, var)
+
+
+class MarginRankingLoss(_Loss):
+    """forward(input1, input2, target): targets +-1 say which input should rank higher."""
+
+    fn = "margin_ranking_loss"
+
+    def __init__(self, margin: float = 0.0, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction, margin=margin)
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Any) -> Tensor:
+        return self._loss(input1, input2, target)
+
+
+class CosineEmbeddingLoss(MarginRankingLoss):
+    """forward(input1, input2, target): targets +-1 say whether the pair should be alike."""
+
+    fn = "cosine_embedding_loss"
+
+
+class TripletMarginLoss(_Loss):
+    fn = "triplet_margin_loss"
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
+                 swap: bool = False, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction, margin=margin, p=p, eps=eps, swap=swap)
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return self._loss(anchor, positive, negative)
+
+
+class TripletMarginWithDistanceLoss(TripletMarginLoss):
+    """TripletMarginLoss with any distance function (pairwise_distance when None)."""
+
+    fn = "triplet_margin_with_distance_loss"
+
+    def __init__(self, *, distance_function: Callable[[Tensor, Tensor], Tensor] | None = None,
+                 margin: float = 1.0, swap: bool = False, reduction: str = "mean"):
+        _Loss.__init__(self, reduction=reduction, distance_function=distance_function,
+                       margin=margin, swap=swap)
 
 
 class CosineSimilarity(Module):

@@ -1,0 +1,47 @@
+"""Functional forms written in Python over dlg.Tensor's operations, because one of their
+arguments is Python code (triplet_margin_with_distance_loss's distance function), they draw
+noise from dlg's generator (gumbel_softmax) or they write in place (relu_, elu_, ...: eager,
+refused on tensors that require grad as the other in-place ops). Traced, they are the ops they
+call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dlg.errors import DlgValueError
+from dlg.frontend import engine
+from dlg.frontend.tensor import Tensor, call
+from dlg.ir.ops.losses import REDUCTIONS
+
+Distance = Callable[[Tensor, Tensor], Tensor]
+
+
+def _reduced(loss: Tensor, reduction: str, name: str) -> Tensor:
+    if reduction not in REDUCTIONS:
+        raise DlgValueError(f"{name}: reduction must be one of {', '.join(REDUCTIONS)}, got "
+                            f"{reduction!r}", engine.caller_span())
+    return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.mean()
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function: Distance | None = None,
+                                      margin: float = 1.0, swap: bool = False,
+                                      reduction: str = "mean") -> Tensor:
+    """max(0, margin + d(anchor, positive) - d(anchor, negative)) for any distance d
+    (pairwise_distance when None); `swap` uses the smaller of d(a, n) and d(p, n)."""
+    if margin <= 0:
+        raise DlgValueError(f"triplet_margin_with_distance_loss: expected margin to be greater "
+                            f"than 0, got {margin} instead", engine.caller_span())
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise DlgValueError(f"triplet_margin_with_distance_loss: anchor, positive and negative "
+                            f"must have the same number of dimensions, got {anchor.ndim}, "
+                            f"{positive.ndim} and {negative.ndim}", engine.caller_span())
+
+    def distance(a: Tensor, b: Tensor) -> Tensor:
+        return (call("pairwise_distance", a, b) if distance_function is None
+                else distance_function(a, b))
+    far = distance(anchor, negative)
+    if swap:
+        far = call("minimum", far, distance(positive, negative))
+    loss = call("clamp_min", margin + distance(anchor, positive) - far, 0.0)
+    return _reduced(loss, reduction, "triplet_margin_with_distance_loss")
