@@ -250,8 +250,8 @@ class NativeGraph:
         filled here; remembers the layout for these input shapes."""
         p = self.program
         env: dict[str, int] = {}
-        arrays = [native_array(name, check_input(name, t, value, env))
-                  for (name, _, t), value in zip(self.input_types, args)]
+        arrays = [np.require(check_input(name, t, value, env), requirements="CA")
+                  for (name, _, t), value in zip(self.input_types, args)]  # strided: a copy
         layout = self.layout(env)
         if all(isinstance(a, np.ndarray) for a in args):
             with self.lock:

@@ -199,7 +199,7 @@ BOUNDARY = textwrap.dedent("""
     }
     for name, x in cases.items():
         try:
-            exe(x=x)
+            print(name, "ran", np.array_equal(exe(x=x), exe(x=np.array(x))))
         except dlg.DlgError as e:
             print(name, "->", e.message)
     step = exe.train_step()
@@ -219,8 +219,8 @@ def test_bad_arguments_are_errors_never_crashes():
     assert "dtype -> input 'x': expected dtype f32, got f64" in out
     assert "shape -> input 'x': expected shape [N, 1, 28, 28], got [4, 1, 28, 27]" in out
     assert "rank -> input 'x'" in out
-    assert "contiguous -> 'x' is not C-contiguous" in out
-    assert "aligned -> 'x' is not aligned" in out
+    assert "contiguous ran True" in out  # a strided or misaligned input is copied, as in torch
+    assert "aligned ran True" in out
     assert "dims -> input 'y': expected shape [N], got [3]" in out
     assert "survived True" in out
 
