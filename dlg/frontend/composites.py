@@ -7,6 +7,7 @@ call."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from dlg.errors import DlgValueError
 from dlg.frontend import engine
@@ -45,3 +46,28 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
         far = call("minimum", far, distance(positive, negative))
     loss = call("clamp_min", margin + distance(anchor, positive) - far, 0.0)
     return _reduced(loss, reduction, "triplet_margin_with_distance_loss")
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10,
+                   dim: int = -1) -> Tensor:
+    """softmax((logits + g) / tau) along `dim`, g ~ Gumbel(0, 1) drawn from dlg's generator
+    (dlg.manual_seed); `hard` gives the one-hot of the sample's argmax, with the soft sample's
+    gradient (straight-through). `eps` is unused, as in torch."""
+    exponential = -call("log1p", -call("rand_like", logits))  # Exp(1) from U[0, 1)
+    soft = call("softmax", (logits - call("log", exponential)) / tau, dim)
+    if not hard:
+        return soft
+    one_hot = call("zeros_like", logits).scatter(dim, soft.argmax(dim, keepdim=True), 1.0)
+    return one_hot - soft.detach() + soft
+
+
+def _in_place(name: str) -> Callable[..., Tensor]:
+    def write(input: Tensor, *args: Any, **kwargs: Any) -> Tensor:  # noqa: A002 (torch's)
+        return input.copy_(call(name, input, *args, **kwargs))
+    write.__name__ = write.__qualname__ = f"{name}_"
+    write.__doc__ = f"{name}, written into `input` (eager; refused where it requires grad)."
+    return write
+
+
+IN_PLACE = {f"{name}_": _in_place(name)
+            for name in ("relu", "elu", "leaky_relu", "hardtanh", "selu", "celu", "threshold")}

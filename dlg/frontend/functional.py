@@ -154,7 +154,9 @@ repeat_interleave = methods.repeat_interleave
 
 # ---- written over Tensor operations in Python (frontend/composites.py) -------------------------
 triplet_margin_with_distance_loss = composites.triplet_margin_with_distance_loss
-__all__ += ["triplet_margin_with_distance_loss"]
+gumbel_softmax = composites.gumbel_softmax
+globals().update(composites.IN_PLACE)
+__all__ += ["gumbel_softmax", "triplet_margin_with_distance_loss", *composites.IN_PLACE]
 
 # ---- eager only: shapes that depend on the data (frontend/selection.py) -------------------------
 nonzero, argwhere, masked_select = selection.nonzero, selection.argwhere, selection.masked_select

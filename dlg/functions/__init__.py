@@ -90,7 +90,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "pairwise_distance": norms.pairwise_distance,
     "softmax": nn.softmax, "log_softmax": nn.log_softmax,
     "scaled_dot_product_attention": attention.scaled_dot_product_attention,
-    "prelu": activations.prelu, "glu": activations.glu,
+    "prelu": activations.prelu, "glu": activations.glu, "threshold": activations.threshold,
+    "softmin": activations.softmin, "local_response_norm": norms.local_response_norm,
+    "channel_shuffle": shuffle.channel_shuffle,
     # losses
     "cross_entropy": losses.cross_entropy, "nll_loss": losses.nll_loss,
     "mse_loss": losses.mse_loss, "l1_loss": losses.l1_loss,

@@ -20,11 +20,14 @@ from dlg.functions import args
 from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.ir.ops.common import broadcast_shapes
-from dlg.ir.ops.elementwise import ADD, DIV, MAXIMUM, MUL, RSQRT, SUB
+from dlg.functions.padding import pad
+from dlg.functions.pooling import avg_pool2d
+from dlg.ir.ops.elementwise import ADD, DIV, MAXIMUM, MUL, POW, RSQRT, SUB
 from dlg.ir.ops.nn import BATCH_NORM, LAYER_NORM
 from dlg.ir.ops.reduce import REDUCE_MEAN, REDUCE_SUM, REDUCE_VAR, VECTOR_NORM
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE
 from dlg.ir.ops.source import FULL
+from dlg.ir.shapes import numel
 
 
 def _scalar(F: Front, value: float, like: Any) -> Any:
@@ -184,3 +187,24 @@ def pairwise_distance(F: Front, x1: Any, x2: Any, p: float = 2.0, eps: float = 1
     diff = F.emit(ADD, F.emit(SUB, x1, tensor(F, x2, "pairwise_distance's x2")),
                   _scalar(F, _eps(F, eps, "pairwise_distance"), x1))
     return F.emit(VECTOR_NORM, diff, ord=float(p), axes=(-1,), keepdims=keepdims)
+
+
+def local_response_norm(F: Front, x: Any, size: Any, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Any:
+    """x / (k + alpha * mean of x^2 over `size` neighbouring channels)^beta (PyTorch's
+    F.local_response_norm): the window is zero-padded by size // 2 before and (size - 1) // 2
+    after, and averaged by an avg_pool, as torch does."""
+    x = tensor(F, x, "local_response_norm's input")
+    t = F.type_of(x)
+    if t.rank < 3:
+        raise DlgShapeError(f"local_response_norm: expected 3D or higher dimensionality input, "
+                            f"got {t}")
+    if not is_int(size) or size < 1:
+        raise DlgTypeError(f"local_response_norm: size must be a positive int, got "
+                           f"{describe(F, size)}")
+    columns = F.emit(RESHAPE, F.emit(MUL, x, x), shape=(t.shape[0], 1, t.shape[1],
+                                                         numel(t.shape[2:])))
+    padded = pad(F, columns, (0, 0, size // 2, (size - 1) // 2))
+    mean = F.emit(RESHAPE, avg_pool2d(F, padded, (size, 1), 1), shape=t.shape)
+    scale = F.emit(ADD, F.emit(MUL, mean, _scalar(F, float(alpha), x)), _scalar(F, float(k), x))
+    return F.emit(DIV, x, F.emit(POW, scale, _scalar(F, float(beta), x)))

@@ -1,5 +1,6 @@
-"""pixel_shuffle and pixel_unshuffle (PyTorch's sub-pixel convolution reshuffles): a reshape,
-a transpose and a reshape, so their gradients and compiled forms are those ops'."""
+"""pixel_shuffle and pixel_unshuffle (PyTorch's sub-pixel convolution reshuffles) and
+channel_shuffle (ShuffleNet's): a reshape, a transpose and a reshape, so their gradients and
+compiled forms are those ops'."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ def pixel_unshuffle(F: Front, x: Any, downscale_factor: Any) -> Any:
     y = F.emit(RESHAPE, x, shape=(*lead, c, h // r, r, w // r, r))
     y = F.emit(TRANSPOSE, y, perm=(*range(n), n, n + 2, n + 4, n + 1, n + 3))
     return F.emit(RESHAPE, y, shape=(*lead, c * r * r, h // r, w // r))
+
+
+def channel_shuffle(F: Front, x: Any, groups: Any) -> Any:
+    """[N, g * m, *] -> the channels of the g groups interleaved: channel i * m + j moves to
+    j * g + i."""
+    t = F.type_of(tensor(F, x, "channel_shuffle's input"))
+    if not is_int(groups) or groups < 1:
+        raise DlgTypeError(f"channel_shuffle: groups must be a positive int, got "
+                           f"{describe(F, groups)}")
+    if t.rank < 3:
+        raise DlgShapeError(f"channel_shuffle: expects input with at least 3 dimensions, got {t}")
+    c, g = t.shape[1], int(groups)
+    if not isinstance(c, int) or c % g:
+        raise DlgShapeError(f"channel_shuffle: number of channels must be divisible by groups; "
+                            f"got {c} channels and {g} groups in {t}")
+    rest = t.shape[2:]
+    y = F.emit(RESHAPE, x, shape=(t.shape[0], g, c // g, *rest))
+    y = F.emit(TRANSPOSE, y, perm=(0, 2, 1, *range(3, t.rank + 1)))
+    return F.emit(RESHAPE, y, shape=t.shape)

@@ -13,7 +13,7 @@ import pytest
 import dlg
 import dlg.nn as nn
 from dlg.errors import DlgError
-from tests.frontend.test_modules_torch import assert_close, f, pair
+from tests.frontend.test_modules_torch import assert_close, check, f, pair
 
 torch = pytest.importorskip("torch")
 F, TF = nn.functional, torch.nn.functional
@@ -231,3 +231,117 @@ def test_loss_errors():
         nn.TripletMarginWithDistanceLoss(margin=0.0)(*(dlg.randn(2, 3) for _ in range(3)))
     with pytest.raises(DlgError, match="reduction"):
         nn.MultiLabelSoftMarginLoss(reduction="avg")(dlg.randn(2, 3), dlg.randn(2, 3))
+
+
+# ---- activations and layers ---------------------------------------------------------------------
+LAYERS = [
+    ("Threshold", lambda ns: ns.Threshold(0.1, 20.0), [f(3, 5)]),
+    ("Softmax2d", lambda ns: ns.Softmax2d(), [f(2, 3, 4, 5)]),
+    ("Softmax2d(unbatched)", lambda ns: ns.Softmax2d(), [f(3, 4, 5)]),
+    ("Softmin(implicit dim)", lambda ns: ns.Softmin(), [f(3, 5)]),
+    ("LocalResponseNorm(3, 3d)", lambda ns: ns.LocalResponseNorm(3), [f(2, 7, 5)]),
+    ("LocalResponseNorm(4, 4d)", lambda ns: ns.LocalResponseNorm(4, alpha=0.3, beta=0.6, k=2.0),
+     [f(2, 6, 3, 5)]),
+    ("LocalResponseNorm(2, 5d)", lambda ns: ns.LocalResponseNorm(2, alpha=0.1), [f(1, 5, 2, 3, 2)]),
+    ("LocalResponseNorm(size > channels)", lambda ns: ns.LocalResponseNorm(7), [f(2, 3, 4)]),
+    ("ChannelShuffle", lambda ns: ns.ChannelShuffle(3), [f(2, 6, 3, 2)]),
+    ("ChannelShuffle(3d)", lambda ns: ns.ChannelShuffle(2), [f(2, 4, 3)]),
+]
+
+
+@pytest.mark.parametrize("name, make, inputs", LAYERS, ids=[c[0] for c in LAYERS])
+def test_layer_matches_torch(name, make, inputs):
+    check(make, inputs, training=True)
+    assert repr(make(nn)) == repr(make(torch.nn))
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("softmin", {"dim": 0}), ("threshold", {"threshold": -0.5, "value": 3.0}),
+    ("local_response_norm", {"size": 2}), ("channel_shuffle", {"groups": 2}),
+])
+def test_functions_match_torch(name, kwargs):
+    xa, xt = leaves([f(2, 4, 3)])
+    backward_both(getattr(F, name)(xa[0], **kwargs), getattr(TF, name)(xt[0], **kwargs))
+    assert_grads(xa, xt)
+
+
+@pytest.mark.parametrize("name, args", [
+    ("relu", ()), ("elu", (0.5,)), ("leaky_relu", (0.2,)), ("hardtanh", (-0.5, 0.7)),
+    ("selu", ()), ("celu", (1.5,)), ("threshold", (0.2, -4.0)),
+])
+def test_in_place_functions_write_their_input(name, args):
+    x = f(3, 4) * 2
+    ours, theirs = dlg.tensor(x), torch.tensor(x)
+    assert getattr(F, f"{name}_")(ours, *args) is ours
+    getattr(TF, f"{name}_")(theirs, *args)
+    assert_close(ours, theirs, name)
+    with pytest.raises(DlgError, match="in-place operations on tensors that require grad"):
+        getattr(F, f"{name}_")(dlg.tensor(x, requires_grad=True), *args)
+
+
+def test_gumbel_softmax_samples_the_softmax():
+    logits = np.float32([[1.0, 0.0, -1.0, 0.5]] * 4000)
+    dlg.manual_seed(3)
+    soft = F.gumbel_softmax(dlg.tensor(logits), tau=0.5).numpy()
+    dlg.manual_seed(3)
+    np.testing.assert_array_equal(F.gumbel_softmax(dlg.tensor(logits), tau=0.5).numpy(), soft)
+    np.testing.assert_allclose(soft.sum(-1), 1.0, rtol=1e-5)
+    counts = np.bincount(soft.argmax(-1), minlength=4) / len(logits)
+    want = np.exp(logits[0]) / np.exp(logits[0]).sum()
+    np.testing.assert_allclose(counts, want, atol=0.03)
+
+
+def test_gumbel_softmax_hard_is_one_hot_with_the_soft_gradient():
+    x = dlg.tensor(f(5, 3), requires_grad=True)
+    w = dlg.tensor(f(5, 3))
+    dlg.manual_seed(1)
+    hard = F.gumbel_softmax(x, tau=2.0, hard=True, dim=0)
+    (hard * w).sum().backward()
+    hard_grad = x.grad.numpy().copy()
+    x.grad = None
+    dlg.manual_seed(1)
+    soft = F.gumbel_softmax(x, tau=2.0, dim=0)
+    (soft * w).sum().backward()
+    values = hard.detach().numpy()
+    assert set(np.unique(values)) == {0.0, 1.0} and (values.sum(0) == 1).all()
+    np.testing.assert_array_equal(values.argmax(0), soft.detach().numpy().argmax(0))
+    np.testing.assert_allclose(hard_grad, x.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_lazy_linear_becomes_a_linear_at_its_first_call():
+    lazy = nn.LazyLinear(4)
+    assert repr(lazy) == repr(torch.nn.LazyLinear(4)) and not list(lazy.parameters())
+    x = f(3, 7)
+    y = lazy(dlg.tensor(x))
+    assert type(lazy) is nn.Linear and lazy.in_features == 7
+    assert [tuple(p.shape) for p in lazy.parameters()] == [(4, 7), (4,)]
+    assert np.abs(lazy.weight.detach().numpy()).max() <= 1 / np.sqrt(7)
+    theirs = torch.nn.Linear(7, 4)
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in lazy.state_dict().items()})
+    assert_close(y, theirs(torch.tensor(x)), "output")
+    no_bias = nn.LazyLinear(2, bias=False)
+    no_bias(dlg.randn(5))
+    assert list(no_bias.state_dict()) == ["weight"]
+
+
+def test_layers_trace_compile_and_convert_from_torch():
+    make = lambda ns: ns.Sequential(ns.Conv2d(4, 6, 1), ns.ChannelShuffle(3),  # noqa: E731
+                                    ns.LocalResponseNorm(3), ns.Threshold(0.0, -1.0),
+                                    ns.Softmax2d())
+    ours, theirs = pair(make)
+    x = f(2, 4, 3, 3)
+    want = theirs(torch.tensor(x)).detach().numpy()
+    traced = dlg.trace(ours, x)
+    for run in (traced, dlg.compile(traced), dlg.from_torch(theirs, x)):
+        np.testing.assert_allclose(run(x), want, rtol=1e-4, atol=1e-6)
+
+
+def test_layer_errors():
+    with pytest.raises(DlgError, match="Softmax2d: expected input to be 3D or 4D, got 2D"):
+        nn.Softmax2d()(dlg.randn(2, 3))
+    with pytest.raises(DlgError, match="got 5 channels and 2 groups"):
+        nn.ChannelShuffle(2)(dlg.randn(1, 5, 3))
+    with pytest.raises(DlgError, match="expected 3D or higher dimensionality input"):
+        nn.LocalResponseNorm(2)(dlg.randn(2, 3))
+    with pytest.raises(DlgError, match="threshold: value must be a number"):
+        F.threshold(dlg.randn(2), 0.5, "x")

@@ -28,12 +28,14 @@ from dlg.frontend.nn.activations import (  # noqa: F401
     Sigmoid,
     SiLU,
     Softmax,
+    Softmax2d,
     Softmin,
     Softplus,
     Softshrink,
     Softsign,
     Tanh,
     Tanhshrink,
+    Threshold,
 )
 from dlg.frontend.nn.attention import MultiheadAttention  # noqa: F401
 from dlg.frontend.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401
@@ -47,6 +49,7 @@ from dlg.frontend.nn.layers import (  # noqa: F401
     FeatureAlphaDropout,
     Flatten,
     Identity,
+    LazyLinear,
     Linear,
     Unflatten,
 )
@@ -82,6 +85,7 @@ from dlg.frontend.nn.norms import (  # noqa: F401
     InstanceNorm1d,
     InstanceNorm2d,
     LayerNorm,
+    LocalResponseNorm,
     RMSNorm,
 )
 from dlg.frontend.nn.parameters import ParameterDict, ParameterList  # noqa: F401
@@ -97,6 +101,7 @@ from dlg.frontend.nn.pooling import (  # noqa: F401
 )
 from dlg.frontend.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from dlg.frontend.nn.spatial import (  # noqa: F401
+    ChannelShuffle,
     CircularPad1d,
     CircularPad2d,
     ConstantPad1d,

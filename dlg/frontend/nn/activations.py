@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from dlg.errors import DlgShapeError
+from dlg.frontend import engine
 from dlg.frontend.nn.module import Module, Parameter
 from dlg.frontend.tensor import Tensor, call
 
@@ -148,8 +150,24 @@ class LogSoftmax(Softmax):
 
 
 class Softmin(Softmax):
+    fn = "softmin"
+
+
+class Softmax2d(Module):
+    """softmax over the channels of [N, C, H, W] or [C, H, W] (axis -3)."""
+
     def forward(self, x: Tensor) -> Tensor:
-        return call("softmax", -x, _implicit_dim(x) if self.dim is None else self.dim)
+        if x.ndim not in (3, 4):
+            raise DlgShapeError(f"Softmax2d: expected input to be 3D or 4D, got {x.ndim}D",
+                                engine.caller_span())
+        return call("softmax", x, -3)
+
+
+class Threshold(_Activation):
+    fn, options = "threshold", ("threshold", "value")
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False):
+        super().__init__(threshold, value, inplace=inplace)
 
 
 def _implicit_dim(x: Tensor) -> int:

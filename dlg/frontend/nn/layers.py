@@ -1,6 +1,6 @@
-"""Layers with parameters or options of their own: Identity, Linear, Bilinear, Flatten,
-Unflatten, Dropout (and the channel-wise Dropout1d/2d, the alpha dropouts), Embedding. Names,
-shapes and initialisers follow torch.nn (and prelude.dlg)."""
+"""Layers with parameters or options of their own: Identity, Linear (and LazyLinear), Bilinear,
+Flatten, Unflatten, Dropout (and the channel-wise Dropout1d/2d, the alpha dropouts), Embedding.
+Names, shapes and initialisers follow torch.nn (and prelude.dlg)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,13 @@ class Identity(Module):
 class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.out_features = out_features
+        self._draw(in_features, bias)
+
+    def _draw(self, in_features: int, bias: bool) -> None:
+        """The parameters for `in_features` inputs, drawn as torch draws them."""
+        self.in_features = in_features
+        out_features = self.out_features
         self.weight = init_parameter("kaiming_uniform", (out_features, in_features), a=math.sqrt(5))
         k = 1 / math.sqrt(in_features)
         self.bias = init_parameter("uniform", (out_features,), -k, k) if bias else None
@@ -41,6 +47,25 @@ class Linear(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class LazyLinear(Linear):
+    """A Linear whose in_features is the last dim of its first input: the first call draws the
+    parameters and makes the module a plain Linear, as torch does. Until then it has no
+    parameters (torch's are uninitialized), so give an optimizer its parameters after a call."""
+
+    def __init__(self, out_features: int, bias: bool = True):
+        Module.__init__(self)
+        self.in_features, self.out_features, self._lazy_bias = 0, out_features, bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._draw(x.shape[-1], self._lazy_bias)
+        del self._lazy_bias
+        self.__class__ = Linear  # type: ignore[assignment]
+        return self.forward(x)
+
+    def extra_repr(self) -> str:
+        return f"in_features=0, out_features={self.out_features}, bias={self._lazy_bias}"
 
 
 class Bilinear(Module):

@@ -1,6 +1,6 @@
 """Normalisation modules: BatchNorm1d/2d (running statistics as buffers, torch's options),
 LayerNorm, RMSNorm, GroupNorm and InstanceNorm1d/2d (group norms: statistics per sample and
-group)."""
+group), LocalResponseNorm (across neighbouring channels)."""
 
 from __future__ import annotations
 
@@ -199,3 +199,18 @@ class InstanceNorm1d(_InstanceNorm):
 
 class InstanceNorm2d(_InstanceNorm):
     nd = 2
+
+
+class LocalResponseNorm(Module):
+    """Each value divided by (k + alpha * the mean square over `size` neighbouring
+    channels)^beta."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call("local_response_norm", x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

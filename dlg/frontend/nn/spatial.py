@@ -1,4 +1,5 @@
-"""Modules that move or resample pixels without weights: PixelShuffle/PixelUnshuffle, the
+"""Modules that move or resample pixels without weights: PixelShuffle/PixelUnshuffle,
+ChannelShuffle, the
 padding modules (ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad; 1d and 2d),
 Upsample (and its two fixed-mode forms), Unfold and Fold. Each is its dlg.nn.functional
 namesake with torch.nn's options and repr."""
@@ -24,6 +25,20 @@ class PixelShuffle(Module):
 
     def extra_repr(self) -> str:
         return f"upscale_factor={self.upscale_factor}"
+
+
+class ChannelShuffle(Module):
+    """ShuffleNet's shuffle: the channels of `groups` groups interleaved."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call("channel_shuffle", x, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
 
 
 class PixelUnshuffle(Module):
