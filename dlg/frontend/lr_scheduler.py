@@ -20,7 +20,7 @@ from dlg.frontend.optim import Optimizer
 from dlg.ir.train_spec import make_schedule, scheduled_lr
 
 
-def _check_optimizer(optimizer: Any) -> None:
+def check_optimizer(optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise DlgTypeError(f"{type(optimizer).__name__} is not an Optimizer", caller_span())
 
@@ -31,7 +31,7 @@ class LRScheduler:
     _is_initial = False
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
-        _check_optimizer(optimizer)
+        check_optimizer(optimizer)
         self.optimizer = optimizer
         for i, group in enumerate(optimizer.param_groups):
             if last_epoch == -1:
@@ -149,7 +149,7 @@ class LambdaLR(LRScheduler):
     def __init__(self, optimizer: Optimizer,
                  lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
                  last_epoch: int = -1):
-        _check_optimizer(optimizer)
+        check_optimizer(optimizer)
         count = len(optimizer.param_groups)
         lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * count
         if len(lambdas) != count:
@@ -214,12 +214,28 @@ class LinearLR(LRScheduler):
                 for base in self.base_lrs]
 
 
-class SequentialLR(LRScheduler):
+class Schedulers(LRScheduler):
+    """A scheduler stepping others (SequentialLR, ChainedScheduler): its state holds theirs."""
+
+    _schedulers: list[LRScheduler]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        return {**state, "_schedulers": [s.state_dict() for s in self._schedulers]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        for s, saved in zip(self._schedulers, state.pop("_schedulers")):
+            s.load_state_dict(saved)
+        self.__dict__.update(state)
+
+
+class SequentialLR(Schedulers):
     """Hands over from one scheduler to the next at each milestone."""
 
     def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler],
                  milestones: Sequence[int], last_epoch: int = -1):
-        _check_optimizer(optimizer)
+        check_optimizer(optimizer)
         if not schedulers or len(milestones) != len(schedulers) - 1:
             raise DlgValueError(f"SequentialLR takes one more scheduler than milestones, got "
                                 f"{len(schedulers)} and {len(milestones)}", caller_span())
@@ -248,16 +264,6 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
-        return {**state, "_schedulers": [s.state_dict() for s in self._schedulers]}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        for s, saved in zip(self._schedulers, state.pop("_schedulers")):
-            s.load_state_dict(saved)
-        self.__dict__.update(state)
-
 
 class OneCycleLR(LRScheduler):
     """The 1cycle policy, stepped after every batch: lr rises from max_lr / div_factor to max_lr,
@@ -272,7 +278,7 @@ class OneCycleLR(LRScheduler):
                  max_momentum: float | Sequence[float] = 0.95, div_factor: float = 25.0,
                  final_div_factor: float = 1e4, three_phase: bool = False,
                  last_epoch: int = -1):
-        _check_optimizer(optimizer)
+        check_optimizer(optimizer)
         span = caller_span()
         if total_steps is None and (epochs is None or steps_per_epoch is None):
             raise DlgValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch",
@@ -299,9 +305,9 @@ class OneCycleLR(LRScheduler):
                                 "betas", span)
         groups = optimizer.param_groups
         if last_epoch == -1:
-            for group, top, high, low in zip(groups, _per_group(max_lr, groups),
-                                             _per_group(max_momentum, groups),
-                                             _per_group(base_momentum, groups)):
+            for group, top, high, low in zip(groups, per_group(max_lr, groups),
+                                             per_group(max_momentum, groups),
+                                             per_group(base_momentum, groups)):
                 group["initial_lr"] = top / div_factor
                 group["max_lr"] = top
                 group["min_lr"] = group["initial_lr"] / final_div_factor
@@ -340,7 +346,7 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
-def _per_group(value: float | Sequence[float], groups: list[dict[str, Any]]) -> list[float]:
+def per_group(value: float | Sequence[float], groups: list[dict[str, Any]]) -> list[float]:
     if isinstance(value, (list, tuple)):
         if len(value) != len(groups):
             raise DlgValueError(f"expected {len(groups)} values, one per parameter group, got "
@@ -356,13 +362,13 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: float | Sequence[float] = 0, eps: float = 1e-8):
-        _check_optimizer(optimizer)
+        check_optimizer(optimizer)
         if factor >= 1.0 or mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
             raise DlgValueError(f"ReduceLROnPlateau: factor must be < 1 ({factor}), mode min or "
                                 f"max ({mode!r}), threshold_mode rel or abs "
                                 f"({threshold_mode!r})", caller_span())
         self.optimizer = optimizer
-        self.min_lrs = _per_group(min_lr, optimizer.param_groups)
+        self.min_lrs = per_group(min_lr, optimizer.param_groups)
         self.mode, self.factor, self.patience = mode, factor, patience
         self.threshold, self.threshold_mode = threshold, threshold_mode
         self.cooldown, self.eps = cooldown, eps

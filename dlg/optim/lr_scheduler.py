@@ -1,5 +1,5 @@
 """`dlg.optim.lr_scheduler`: torch.optim.lr_scheduler's schedulers (the public face of
-dlg.frontend.lr_scheduler)."""
+dlg.frontend.lr_scheduler and lr_scheduler_more)."""
 
 from dlg.frontend.lr_scheduler import (
     ConstantLR,
@@ -14,6 +14,15 @@ from dlg.frontend.lr_scheduler import (
     SequentialLR,
     StepLR,
 )
+from dlg.frontend.lr_scheduler_more import (
+    ChainedScheduler,
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    MultiplicativeLR,
+    PolynomialLR,
+)
 
-__all__ = ["ConstantLR", "CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR",
-           "LinearLR", "MultiStepLR", "OneCycleLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]
+__all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+           "CyclicLR", "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR",
+           "MultiplicativeLR", "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau", "SequentialLR",
+           "StepLR"]

@@ -1,6 +1,6 @@
 """dlg.optim.lr_scheduler against torch.optim.lr_scheduler: the learning rates (and OneCycleLR's
-momenta) of two parameter groups over 30 steps, the optimizer reading them, closed forms,
-state_dict, and errors."""
+and CyclicLR's momenta) of two parameter groups over 30 steps, the optimizer reading them, closed
+forms, ChainedScheduler, state_dict, and errors."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ SCHEDULERS = [
     ("OneCycleLR", {"max_lr": [0.5, 0.2], "total_steps": 31}),
     ("OneCycleLR", {"max_lr": 0.3, "epochs": 3, "steps_per_epoch": 11, "three_phase": True,
                     "anneal_strategy": "linear"}),
+    ("MultiplicativeLR", {"lr_lambda": lambda epoch: 0.9 + 0.02 * (epoch % 4)}),
+    ("PolynomialLR", {"total_iters": 9, "power": 1.7}),
+    ("CosineAnnealingWarmRestarts", {"T_0": 4}),
+    ("CosineAnnealingWarmRestarts", {"T_0": 3, "T_mult": 2, "eta_min": 0.002}),
+    ("CyclicLR", {"base_lr": 0.01, "max_lr": [0.2, 0.1], "step_size_up": 4}),
+    ("CyclicLR", {"base_lr": [0.01, 0.02], "max_lr": 0.3, "step_size_up": 3,
+                  "step_size_down": 5, "mode": "triangular2", "base_momentum": [0.7, 0.75]}),
+    ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.2, "step_size_up": 2, "mode": "exp_range",
+                  "gamma": 0.95, "cycle_momentum": False}),
+    ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.2, "step_size_up": 3,
+                  "scale_fn": lambda x: 1 / (1 + x), "scale_mode": "iterations"}),
 ]
 
 
@@ -133,6 +144,52 @@ def test_step_with_an_epoch_uses_the_closed_form(name, kwargs):
         assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
 
 
+def test_step_with_an_epoch_restarts_the_cosine_where_torch_does():
+    opt, topt = optimizers()
+    ours = lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2)
+    theirs = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(topt, T_0=3, T_mult=2)
+    for epoch in (0.5, 4, 9.25, 2, 30, 21.5):
+        ours.step(epoch)
+        theirs.step(epoch)
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+        assert (ours.T_cur, ours.T_i, ours.last_epoch) == (theirs.T_cur, theirs.T_i,
+                                                           theirs.last_epoch)
+
+
+def test_polynomial_closed_form_matches_torch():
+    opt, topt = optimizers()
+    ours = lr_scheduler.PolynomialLR(opt, total_iters=6, power=2.0)
+    theirs = torch.optim.lr_scheduler.PolynomialLR(topt, total_iters=6, power=2.0)
+    for epoch in (3, 1, 8, 5):
+        ours.step(epoch)
+        with pytest.warns(UserWarning):
+            theirs.step(epoch)
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+
+
+def test_chained_schedulers_compose_and_save_their_state():
+    opt, topt = optimizers()
+    chain = [(lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=3),
+              torch.optim.lr_scheduler.ConstantLR(topt, factor=0.5, total_iters=3)),
+             (lr_scheduler.ExponentialLR(opt, gamma=0.9),
+              torch.optim.lr_scheduler.ExponentialLR(topt, gamma=0.9)),
+             (lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=4),
+              torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(topt, T_0=4))]
+    ours = lr_scheduler.ChainedScheduler([a for a, _ in chain])
+    theirs = torch.optim.lr_scheduler.ChainedScheduler([b for _, b in chain])
+    for epoch in range(12):
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-12)
+        assert_same_groups(opt, topt, epoch)
+        topt.step()
+        ours.step()
+        theirs.step()
+    saved = ours.state_dict()
+    assert [s["last_epoch"] for s in saved["_schedulers"]] == [12, 12, 12]
+    ours.step()
+    ours.load_state_dict(saved)
+    assert chain[0][0].last_epoch == 12
+
+
 def test_state_dict_resumes_a_schedule():
     opt, _ = optimizers()
     sched = lr_scheduler.CosineAnnealingLR(opt, T_max=10)
@@ -158,6 +215,18 @@ def test_state_dict_resumes_a_schedule():
     (lambda o: lr_scheduler.ReduceLROnPlateau(o, factor=2.0), DlgValueError, "factor must be"),
     (lambda o: lr_scheduler.StepLR(o, step_size=2, last_epoch=3), DlgValueError,
      "no 'initial_lr'"),
+    (lambda o: lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=0), DlgValueError,
+     "positive integer T_0"),
+    (lambda o: lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=1.5), DlgValueError,
+     "integer T_mult >= 1"),
+    (lambda o: lr_scheduler.CyclicLR(o, 0.1, 1.0, mode="cosine"), DlgValueError,
+     "mode must be one of"),
+    (lambda o: lr_scheduler.CyclicLR(dlg.optim.Adagrad(o.param_groups[0]["params"]), 0.1, 1.0),
+     DlgValueError, "must support momentum or beta1"),
+    (lambda o: lr_scheduler.CyclicLR(o, [0.1], 1.0), DlgValueError, "expected 2 values"),
+    (lambda o: lr_scheduler.ChainedScheduler([]), DlgValueError, "at least one scheduler"),
+    (lambda o: lr_scheduler.ChainedScheduler([lr_scheduler.ReduceLROnPlateau(o)]),
+     DlgValueError, "not ReduceLROnPlateau"),
 ])
 def test_errors(make, error, message):
     opt, _ = optimizers()
