@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dlg.compiler.optimizers import PREFIX, apply_optimizer
-from dlg.errors import DlgTypeError, DlgValueError
+from dlg.errors import DlgTypeError, DlgValueError, Span
 from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor
 from dlg.ir.builder import Builder
@@ -36,7 +36,7 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], **defaults: Any):
         span = engine.caller_span()
-        self.defaults = dict(make_optimizer(self.name, defaults, span).hyper)
+        self.defaults = self._defaults(defaults, span)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Tensor]] = {}
         self._graphs: dict[tuple[int, tuple[int, ...]], _Update] = {}
@@ -69,7 +69,7 @@ class Optimizer:
             raise DlgValueError("some parameters appear in more than one parameter group",
                                 engine.caller_span())
         group = {**self.defaults, **param_group, "params": params}
-        self._spec(group)  # checks the group's options
+        self._check(group)
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -140,6 +140,14 @@ class Optimizer:
                               "params": g["params"]} for saved, g in zip(groups, self.param_groups)]
 
     # -- the update graphs ------------------------------------------------------------------------
+    def _defaults(self, given: dict[str, Any], span: Span | None) -> dict[str, Any]:
+        """The constructor's options, checked, with torch's defaults filled in."""
+        return dict(make_optimizer(self.name, given, span).hyper)
+
+    def _check(self, group: dict[str, Any]) -> None:
+        """Refuse a parameter group's bad options."""
+        self._spec(group)
+
     def _spec(self, group: dict[str, Any]) -> OptimizerSpec:
         return make_optimizer(self.name, {k: group[k] for k in self.defaults},
                               engine.caller_span())

@@ -1,0 +1,197 @@
+"""The optimizers dlg runs eagerly (Rprop, ASGD, Adafactor, LBFGS) against torch.optim on the same
+problem: parameters, state and state_dict after several steps, two parameter groups with their
+own options, parameters missing a gradient on some steps, a torch state_dict loaded to resume,
+LBFGS's fixed step and strong-Wolfe line search over a small network; and their errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.errors import DlgError, DlgTypeError, DlgValueError
+
+torch = pytest.importorskip("torch")
+
+SHAPES = [(3, 4), (5,), (2, 3, 4)]
+# (optimizer, defaults, options of a second group holding the last parameter)
+CASES = [
+    ("Rprop", {}, {"lr": 0.05}),
+    ("Rprop", {"lr": 0.1, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2)}, {"maximize": True}),
+    ("ASGD", {}, {"lr": 0.05, "lambd": 0.01}),
+    ("ASGD", {"lr": 0.05, "t0": 3, "weight_decay": 0.1}, {"alpha": 0.5, "maximize": True}),
+    ("Adafactor", {}, {"lr": 0.05}),
+    ("Adafactor", {"lr": 0.05, "weight_decay": 0.1, "eps": (1e-20, 1e-3), "d": 1.5},
+     {"beta2_decay": -0.5, "maximize": True}),
+]
+IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
+
+
+def make_pair(rng, name, defaults, second):
+    start = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    ours = [dlg.tensor(a, requires_grad=True) for a in start]
+    theirs = [torch.tensor(a, requires_grad=True) for a in start]
+    groups = lambda ps: [{"params": ps[:2]}, {"params": ps[2:], **second}]  # noqa: E731
+    return (ours, getattr(dlg.optim, name)(groups(ours), **defaults),
+            theirs, getattr(torch.optim, name)(groups(theirs), **defaults))
+
+
+def step_both(rng, ours, opt, theirs, topt, steps, skip_from=3):
+    """Steps with the same random gradients; the first parameter has none from `skip_from` on
+    every other step."""
+    for k in range(steps):
+        for i, (p, t) in enumerate(zip(ours, theirs)):
+            if i == 0 and k >= skip_from and k % 2:
+                p.grad, t.grad = None, None
+                continue
+            g = rng.standard_normal(p.shape).astype(np.float32)
+            p.grad, t.grad = dlg.tensor(g), torch.tensor(g)
+        opt.step()
+        topt.step()
+
+
+def assert_same(ours, opt, theirs, topt):
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.detach().numpy(), t.detach().numpy(), rtol=1e-5,
+                                   atol=1e-6)
+    mine, torchs = opt.state_dict(), topt.state_dict()
+    assert mine["state"].keys() == torchs["state"].keys()
+    for i, entries in torchs["state"].items():
+        assert mine["state"][i].keys() == entries.keys()
+        for key, value in entries.items():
+            np.testing.assert_allclose(np.asarray(mine["state"][i][key].numpy()),
+                                       value.numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize("name, defaults, second", CASES, ids=IDS)
+def test_steps_match_torch(name, defaults, second):
+    rng = np.random.default_rng(0)
+    ours, opt, theirs, topt = make_pair(rng, name, defaults, second)
+    step_both(rng, ours, opt, theirs, topt, 8)
+    assert_same(ours, opt, theirs, topt)
+    for group, tgroup in zip(opt.param_groups, topt.param_groups):
+        assert {k: v for k, v in group.items() if k != "params"}.items() <= tgroup.items()
+
+
+@pytest.mark.parametrize("name, defaults, second", CASES[::2], ids=IDS[::2])
+def test_a_torch_state_dict_resumes(name, defaults, second):
+    rng = np.random.default_rng(1)
+    ours, opt, theirs, topt = make_pair(rng, name, defaults, second)
+    step_both(rng, ours, opt, theirs, topt, 3, skip_from=9)
+    fresh = getattr(dlg.optim, name)([{"params": ours[:2]}, {"params": ours[2:], **second}],
+                                     **defaults)
+    fresh.load_state_dict(topt.state_dict())
+    step_both(rng, ours, fresh, theirs, topt, 3, skip_from=9)
+    assert_same(ours, fresh, theirs, topt)
+
+
+# ---- LBFGS on a small network ------------------------------------------------------------------
+def lbfgs_pair(**options):
+    """A Linear-Tanh-Linear regression in dlg and torch with the same weights, an LBFGS over
+    each, and the closures re-evaluating them."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    y = (x @ rng.standard_normal((5, 2))).astype(np.float32)
+    torch.manual_seed(0)
+    theirs = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    ours = dlg.nn.Sequential(dlg.nn.Linear(5, 4), dlg.nn.Tanh(), dlg.nn.Linear(4, 2))
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    opt = dlg.optim.LBFGS(ours.parameters(), **options)
+    topt = torch.optim.LBFGS(theirs.parameters(), **options)
+
+    def closure():
+        opt.zero_grad()
+        loss = dlg.nn.functional.mse_loss(ours(dlg.tensor(x)), dlg.tensor(y))
+        loss.backward()
+        return loss
+
+    def torch_closure():
+        topt.zero_grad()
+        loss = torch.nn.functional.mse_loss(theirs(torch.tensor(x)), torch.tensor(y))
+        loss.backward()
+        return loss
+    return ours, opt, closure, theirs, topt, torch_closure
+
+
+@pytest.mark.parametrize("options", [
+    {"lr": 0.5, "max_iter": 5},
+    {"line_search_fn": "strong_wolfe", "history_size": 3, "max_iter": 6},
+    {"line_search_fn": "strong_wolfe", "max_iter": 30, "max_eval": 12, "tolerance_change": 1e-5},
+    {"line_search_fn": "strong_wolfe", "lr": 10, "max_iter": 8},
+], ids=["fixed-step", "strong-wolfe-short-history", "strong-wolfe-max-eval", "strong-wolfe-lr"])
+def test_lbfgs_matches_torch(options):
+    ours, opt, closure, theirs, topt, torch_closure = lbfgs_pair(**options)
+    for _ in range(2):  # float32 rounding apart, later iterations drift (1e-5 by the third)
+        loss, their_loss = opt.step(closure), topt.step(torch_closure)
+        assert float(loss) == pytest.approx(their_loss.item(), rel=1e-5)
+    for p, t in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), t.detach().numpy(), rtol=1e-4,
+                                   atol=1e-5)
+    state = opt.state[next(iter(ours.parameters()))]
+    their_state = topt.state[next(iter(theirs.parameters()))]
+    assert (state["func_evals"], state["n_iter"]) == (their_state["func_evals"],
+                                                       their_state["n_iter"])
+    assert len(state["old_dirs"]) == len(their_state["old_dirs"])
+
+
+def rosenbrock(x):
+    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+@pytest.mark.parametrize("lr", [0.01, 5.0], ids=["extrapolates", "zooms"])
+def test_lbfgs_line_search_on_rosenbrock_matches_torch(lr):
+    """A first trial step far too short (the line search extrapolates) or too long (it zooms
+    into a bracket), on a curved valley."""
+    start = np.float32([-1.5, 2.0, -0.5, 1.2])
+    x, xt = dlg.tensor(start, requires_grad=True), torch.tensor(start, requires_grad=True)
+    opt = dlg.optim.LBFGS([x], lr=lr, max_iter=8, line_search_fn="strong_wolfe")
+    topt = torch.optim.LBFGS([xt], lr=lr, max_iter=8, line_search_fn="strong_wolfe")
+
+    def closure(opt, x):
+        opt.zero_grad()
+        loss = rosenbrock(x)
+        loss.backward()
+        return loss
+    opt.step(lambda: closure(opt, x))
+    topt.step(lambda: closure(topt, xt))
+    np.testing.assert_allclose(x.detach().numpy(), xt.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert opt.state[x]["func_evals"] == topt.state[xt]["func_evals"]
+
+
+def test_lbfgs_resumes_from_torchs_state_dict():
+    ours, opt, closure, theirs, topt, torch_closure = lbfgs_pair(history_size=4, max_iter=4)
+    topt.step(torch_closure)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    opt.load_state_dict(topt.state_dict())
+    for _ in range(2):
+        opt.step(closure)
+        topt.step(torch_closure)
+    for p, t in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), t.detach().numpy(), rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_eager_optimizers_are_refused_by_a_traced_training_step():
+    model = dlg.nn.Linear(3, 1)
+    x, y = np.ones((2, 3), np.float32), np.ones((2, 1), np.float32)
+    with pytest.raises(DlgValueError, match="Rprop runs eagerly only"):
+        dlg.trace_train(model, dlg.nn.functional.mse_loss, dlg.optim.Rprop(model.parameters()),
+                        x, y)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda ps: dlg.optim.Rprop(ps, etas=(1.5, 2.0)), DlgValueError, "Invalid eta values"),
+    (lambda ps: dlg.optim.Rprop(ps, momentum=0.9), DlgTypeError, "Rprop has no option"),
+    (lambda ps: dlg.optim.ASGD(ps, weight_decay=-1), DlgValueError, "Invalid weight_decay"),
+    (lambda ps: dlg.optim.Adafactor(ps, d=0.5), DlgValueError, "d should be >= 1"),
+    (lambda ps: dlg.optim.Adafactor(ps, lr=-1.0), DlgValueError, "Invalid learning rate"),
+    (lambda ps: dlg.optim.LBFGS([{"params": ps[:1]}, {"params": ps[1:]}]), DlgValueError,
+     "doesn't support per-parameter options"),
+    (lambda ps: dlg.optim.LBFGS(ps, line_search_fn="armijo"), DlgValueError,
+     "only 'strong_wolfe' is supported"),
+])
+def test_errors(make, error, message):
+    params = [dlg.tensor(np.ones(2, np.float32), requires_grad=True) for _ in range(2)]
+    with pytest.raises(error, match=message):
+        make(params)
+    assert issubclass(error, DlgError)
