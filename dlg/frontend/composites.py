@@ -63,7 +63,12 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
 
 def _in_place(name: str) -> Callable[..., Tensor]:
     def write(input: Tensor, *args: Any, **kwargs: Any) -> Tensor:  # noqa: A002 (torch's)
-        return input.copy_(call(name, input, *args, **kwargs))
+        result = call(name, input, *args, **kwargs)
+        try:
+            return input.copy_(result)
+        except engine.TraceHazard:
+            raise DlgValueError(f"{name}_ writes into its input, which a traced graph cannot "
+                                f"record; use {name}", engine.caller_span()) from None
     write.__name__ = write.__qualname__ = f"{name}_"
     write.__doc__ = f"{name}, written into `input` (eager; refused where it requires grad)."
     return write

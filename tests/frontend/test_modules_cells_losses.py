@@ -277,6 +277,8 @@ def test_in_place_functions_write_their_input(name, args):
     assert_close(ours, theirs, name)
     with pytest.raises(DlgError, match="in-place operations on tensors that require grad"):
         getattr(F, f"{name}_")(dlg.tensor(x, requires_grad=True), *args)
+    with pytest.raises(DlgError, match=f"{name}_ writes into its input.*use {name}"):
+        dlg.trace(lambda t: getattr(F, f"{name}_")(t * 1, *args), x)
 
 
 def test_gumbel_softmax_samples_the_softmax():
@@ -334,6 +336,23 @@ def test_layers_trace_compile_and_convert_from_torch():
     traced = dlg.trace(ours, x)
     for run in (traced, dlg.compile(traced), dlg.from_torch(theirs, x)):
         np.testing.assert_allclose(run(x), want, rtol=1e-4, atol=1e-6)
+
+
+def test_functions_are_dlg_builtins_too():
+    """The .dlg door runs the same functions (dlg.functions) as dlg.nn.functional."""
+    model = dlg.loads("model M { input x: f32[N, 4, 3]  input t: i64[N]\n"
+                      "  output y = local_response_norm(x, 3) + softmin(x, 1) + channel_shuffle("
+                      "threshold(x, 0.1, 2.0), 2)\n"
+                      "  output loss = multi_margin_loss(x[:, :, 0], t, p=2)\n}")
+    x, t = f(2, 4, 3), labels(2, classes=4)
+    y, loss = model(x=x, t=t)
+    xa = dlg.tensor(x)
+    want = (F.local_response_norm(xa, 3) + F.softmin(xa, 1)
+            + F.channel_shuffle(F.threshold(xa, 0.1, 2.0), 2))
+    np.testing.assert_allclose(y, want.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(loss, TF.multi_margin_loss(torch.tensor(x[:, :, 0]),
+                                                          torch.tensor(t), p=2).numpy(),
+                               rtol=1e-6)
 
 
 def test_layer_errors():
