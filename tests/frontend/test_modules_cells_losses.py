@@ -220,6 +220,33 @@ def test_losses_trace_and_compile():
         np.testing.assert_allclose(run(x, y, t), want, rtol=1e-5, atol=1e-6)
 
 
+class TorchLosses(torch.nn.Module):
+    """A torch module calling the new loss modules (with options and a weight buffer)."""
+
+    def __init__(self):
+        super().__init__()
+        tnn = torch.nn
+        self.multi = tnn.MultiMarginLoss(p=2, weight=torch.tensor([1.0, 2.0, 3.0, 0.5]))
+        self.labels = tnn.MultiLabelSoftMarginLoss(reduction="sum")
+        self.triplet = tnn.TripletMarginLoss(margin=0.5, swap=True)
+        self.cosine = tnn.CosineEmbeddingLoss(margin=0.1)
+        self.gaussian = tnn.GaussianNLLLoss(full=True)
+        self.poisson = tnn.PoissonNLLLoss(log_input=False)
+
+    def forward(self, x, t):
+        return (self.multi(x, t) + self.labels(x, (x > 0).float())
+                + self.triplet(x, x * 2, -x) + self.cosine(x, x + 1, torch.sign(x[:, 0]))
+                + self.gaussian(x, x * 0.5, x.abs() + 0.1) + self.poisson(x.abs(), x.abs()))
+
+
+def test_loss_modules_convert_from_torch():
+    module = TorchLosses()
+    x, t = torch.tensor(f(5, 4)), torch.tensor(labels(5, classes=4))
+    model = dlg.from_torch(module, (x, t))
+    assert list(model.params) == ["multi.weight"]
+    np.testing.assert_allclose(model(x.numpy(), t.numpy()), module(x, t).item(), rtol=1e-5)
+
+
 def test_loss_errors():
     with pytest.raises(DlgError, match="p must be 1 or 2"):
         F.multi_margin_loss(dlg.randn(2, 3), dlg.tensor([0, 1]), p=3)
