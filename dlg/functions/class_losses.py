@@ -91,7 +91,7 @@ def multilabel_margin_loss(F: Front, input: Any, target: Any, reduction: str = "
     ended = F.emit(CAST, F.emit(EQ, y, F.lift(-1, index)), dtype=DType.i32)
     listed = F.emit(EQ, F.emit(CUMSUM, ended, axis=1), F.lift(0, DType.i32))  # before a -1
     safe = F.emit(WHERE, listed, y, F.lift(0, index))
-    chosen = F.emit(ONE_HOT, F.emit(WHERE, listed, safe, F.lift(-1, index)),
+    chosen = F.emit(ONE_HOT, F.emit(WHERE, listed, y, F.lift(-1, index)),
                     num_classes=classes, dtype=dtype)                   # [N, j, C]; -1: none
     other = F.emit(EQ, F.emit(REDUCE_SUM, chosen, axes=(1,), keepdims=True),
                    F.lift(0.0, dtype))                                  # [N, 1, i]
