@@ -17,15 +17,17 @@ from dlg.grammar.models import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
+from dlg.runtime.pickled import convert, load_tree, save_tree
 from dlg.runtime.weights import FORMATS as WEIGHT_FORMATS
-from dlg.runtime.weights import load_weights, save_weights
+from dlg.runtime.weights import TORCH_FORMATS, load_weights, save_weights
 
 
 def load(path: str | Path, model: str | None = None, seed: int | None = 0
          ) -> Model | Executable:
     """Load a model from a .dlg file: parse, elaborate, infer shapes, initialise parameters.
     A .dlgx artifact (from `dlgc compile` or `exe.save`) loads as a ready `dlg.Executable`;
-    a .safetensors/.npz file (from `dlg.save`) as a state_dict of tensors.
+    a .safetensors/.npz/.pt/.pth file (from `dlg.save` or torch.save) as the state_dict (or,
+    from .pt/.pth, the checkpoint) it holds, with dlg tensors where torch.load gives torch's.
 
     `model` picks one when the file defines several; `seed` makes initialisation reproducible
     (the same seed gives the same parameters; None draws fresh ones).
@@ -33,21 +35,42 @@ def load(path: str | Path, model: str | None = None, seed: int | None = 0
     path = Path(path)
     if path.suffix == ".dlgx":
         return Executable.from_artifact(path)  # type: ignore[return-value]
+    if path.suffix in TORCH_FORMATS:  # a state_dict or a checkpoint, as torch.load gives it
+        return convert(load_tree(path), lambda a, _: Tensor(a))  # type: ignore[no-any-return]
     if path.suffix in WEIGHT_FORMATS:  # a state_dict, as torch.load gives one
         return {k: Tensor(v) for k, v in load_weights(path).items()}  # type: ignore[return-value]
     if path.suffix not in (".dlg", ""):
         raise DlgImportError(f"{path}: dlg.load reads .dlg files, .dlgx artifacts and "
-                             f".safetensors/.npz state_dicts")
+                             f".safetensors/.npz/.pt/.pth state_dicts")
     return _model(load_file(path), model, seed)
 
 
 def save(state: Any, path: str | Path) -> None:
-    """Save a state_dict (of dlg tensors or arrays) as .safetensors or .npz, like torch.save;
-    `dlg.load` reads it back and `load_state_dict` takes it."""
+    """Save a state_dict, or a checkpoint nesting several (dicts, lists and tuples of tensors,
+    arrays, numbers and strings: what optimizers' and schedulers' state_dicts hold), like
+    torch.save. .pt/.pth files take any such nest (dlg.runtime.pickled says how), .safetensors
+    and .npz a flat state_dict; `dlg.load` reads either back."""
+    path = Path(path)
+    if path.suffix in TORCH_FORMATS:
+        save_tree(path, convert(state, lambda v, _: _as_array(v, contiguous=True)))
+        return
     if not isinstance(state, Mapping):
         raise DlgValueError("dlg.save stores a state_dict (a mapping of names to tensors); use "
                             "exe.save(path) for compiled models")
-    save_weights(path, {k: np.asarray(v) for k, v in state.items()})
+    for k, v in state.items():
+        if _as_array(v) is None:
+            raise DlgValueError(f"{path}: {path.suffix} files hold a flat state_dict (names to "
+                                f"tensors), but {k!r} is a {type(v).__name__}; save "
+                                f"checkpoints that nest state_dicts as .pt or .pth")
+    save_weights(path, {k: _as_array(v) for k, v in state.items()})
+
+
+def _as_array(value: Any, contiguous: bool = False) -> np.ndarray | None:
+    """A tensor's, array's or number's values (a C-ordered copy if `contiguous`); None for
+    anything else (a nested dict)."""
+    if isinstance(value, (bool, int, float, np.generic)) or hasattr(value, "__array__"):
+        return np.array(value, order="C") if contiguous else np.asarray(value)
+    return None
 
 
 def loads(source: str, model: str | None = None, seed: int | None = 0,

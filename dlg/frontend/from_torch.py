@@ -30,7 +30,7 @@ from dlg.frontend.torch_options import OPTIONS
 from dlg.frontend.trace import trace
 from dlg.ir.dtypes import DType
 from dlg.runtime.model import Model
-from dlg.runtime.weights import torch_module
+from dlg.runtime.pickled import torch_module
 
 # torch constructor arguments that say where a module lives, not what it computes
 _PLACEMENT = {"device", "dtype"}

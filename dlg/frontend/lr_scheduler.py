@@ -94,6 +94,11 @@ class _Closed(LRScheduler):
     def _closed_form(self) -> list[float]:
         return [scheduled_lr(self._spec, base, self.last_epoch) for base in self.base_lrs]
 
+    def state_dict(self) -> dict[str, Any]:
+        """Without the compiler's spec (made from the hyper-parameters, which are saved), so
+        the state is plain data that checkpoints hold."""
+        return {k: v for k, v in super().state_dict().items() if k != "_spec"}
+
 
 class StepLR(_Closed):
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,

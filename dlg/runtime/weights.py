@@ -1,14 +1,12 @@
 """Weights on disk: `.safetensors` (the format PyTorch and Hugging Face share; the safetensors
 library parses it safely and without pickle), NumPy `.npz` (read with allow_pickle=False) or
 PyTorch's `.pt`/`.pth` state_dicts (torch.save's files, read with `weights_only=True`, which
-unpickles tensors and containers only; needs torch). Names are the PyTorch-style parameter
-names, so files move between dlg and PyTorch as they are.
+unpickles tensors and containers only; dlg.runtime.pickled says what is written without torch).
+Names are the PyTorch-style parameter names, so files move between dlg and PyTorch as they are.
 """
 
 from __future__ import annotations
 
-import pickle
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,7 @@ from safetensors.numpy import save as save_tensors
 
 from dlg.errors import DlgValueError
 from dlg.files import atomic_write, write_bytes
-from dlg.ir.dtypes import DType
-from dlg.optional import optional_import
+from dlg.runtime.pickled import load_tree, save_tree
 
 FORMATS = (".safetensors", ".npz", ".pt", ".pth")
 TORCH_FORMATS = (".pt", ".pth")
@@ -34,11 +31,6 @@ def _format(path: Path) -> str:
     return path.suffix
 
 
-def torch_module() -> Any:
-    """The `torch` package, or a DlgImportError saying how to install it."""
-    return optional_import("torch", "PyTorch models and .pt/.pth files", "pip install torch")
-
-
 def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Written atomically (dlg.files): a failed write leaves the old file as it was."""
     path = Path(path)
@@ -47,9 +39,7 @@ def save_weights(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
         write_bytes(path, save_tensors(contiguous))
         return
     if path.suffix in TORCH_FORMATS:
-        torch = torch_module()
-        with atomic_write(path) as f:
-            torch.save({k: torch.from_numpy(v) for k, v in contiguous.items()}, f)
+        save_tree(path, contiguous)
         return
     with atomic_write(path) as f:
         np.savez(f, **contiguous)
@@ -72,28 +62,13 @@ def load_weights(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _load_torch(path: Path) -> dict[str, np.ndarray]:
-    """A torch.save'd state_dict. `weights_only=True` refuses any other pickled object (a whole
-    module, whose unpickling would run code named in the file)."""
-    torch = torch_module()
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-        if found is None:
-            raise DlgValueError(f"{path} is not a valid .pt file (torch.load cannot read it)"
-                                ) from None
-        raise DlgValueError(f"{path} holds a pickled {found[1]}, not only tensors (a whole "
-                            f"module saved with torch.save(model)?); dlg reads state_dicts "
-                            f"only: torch.save(model.state_dict(), path)") from None
+    """A torch.save'd state_dict (or dlg's pickle of one, see dlg.runtime.pickled)."""
+    state = load_tree(path)
     if not isinstance(state, Mapping):
         raise DlgValueError(f"{path} holds a {type(state).__name__}, not a state_dict")
-    wrong = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    wrong = [k for k, v in state.items() if not isinstance(v, np.ndarray)]
     if wrong:
         raise DlgValueError(f"{path} is not a state_dict of tensors: {', '.join(map(str, wrong))} "
                             f"{'are' if len(wrong) > 1 else 'is'} not tensors (a checkpoint? "
-                            f"save its model's state_dict)")
-    dtypes = {d.torch_name for d in DType}
-    for k, v in state.items():
-        if str(v.dtype).removeprefix("torch.") not in dtypes:
-            raise DlgValueError(f"{path}: {k} is {v.dtype}; dlg has {', '.join(sorted(dtypes))}")
-    return {str(k): v.detach().cpu().numpy() for k, v in state.items()}
+                            f"save its model's state_dict, or read it with dlg.load)")
+    return {str(k): v for k, v in state.items()}

@@ -57,7 +57,8 @@ def test_dlg_weights_saved_as_pt_load_into_torch(mlp, tmp_path):
     (lambda: Net(), "holds a pickled .*test_weights_torch.Net, not only tensors"),
     (lambda: {"model": {"w": torch.ones(1)}, "epoch": 3}, "model, epoch are not tensors"),
     (lambda: [torch.ones(1)], "holds a list, not a state_dict"),
-    (lambda: {"w": torch.ones(2, dtype=torch.bfloat16)}, "w is torch.bfloat16; dlg has bool"),
+    (lambda: {"w": torch.ones(2, dtype=torch.bfloat16)},
+     r"bad.pt\['w'\] is torch.bfloat16; dlg has bool"),
 ], ids=["module", "checkpoint", "list", "bfloat16"])
 def test_wrong_pt_contents_are_refused(tmp_path, content, message):
     path = tmp_path / "bad.pt"

@@ -1,0 +1,135 @@
+""".pt/.pth files: a state_dict, or a torch-style checkpoint nesting several (`{"model":
+model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}`): dicts, lists and tuples whose
+leaves are arrays, numbers, strings and None.
+
+With torch installed a file is torch.save's (torch.load reads it; arrays are stored as torch
+tensors) and is read back with `torch.load(weights_only=True)`, which unpickles tensors and
+containers only. Without torch, dlg writes the same nest as a plain pickle (protocol 4) of NumPy
+arrays and reads it with an unpickler that admits NumPy arrays and containers alone, so loading
+runs no code named in the file; torch.load cannot read such a file (save it where torch is
+installed to share it).
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgImportError, DlgValueError
+from dlg.files import atomic_write
+from dlg.ir.dtypes import DType
+from dlg.optional import optional_import
+
+SCALARS = (bool, int, float, str, type(None))
+
+
+def torch_module() -> Any:
+    """The `torch` package, or a DlgImportError saying how to install it."""
+    return optional_import("torch", "PyTorch models and .pt/.pth files", "pip install torch")
+
+
+def convert(tree: Any, leaf: Callable[[Any, str], Any], where: str = "the state") -> Any:
+    """`tree` with every leaf that is not a number, string or None replaced by `leaf(value,
+    where)` (dicts, lists and tuples rebuilt around them; `where` names the leaf's place, as
+    `ckpt['model']['weight']`); `leaf` returns None for a value it cannot take, which is a
+    DlgValueError naming where the value sits."""
+    if isinstance(tree, np.generic):
+        return tree.item()
+    if isinstance(tree, SCALARS):
+        return tree
+    if isinstance(tree, Mapping):
+        made = OrderedDict if isinstance(tree, OrderedDict) else dict
+        return made((k, convert(v, leaf, f"{where}[{k!r}]")) for k, v in tree.items())
+    if isinstance(tree, (list, tuple)):
+        items = [convert(v, leaf, f"{where}[{i}]") for i, v in enumerate(tree)]
+        return items if isinstance(tree, list) else tuple(items)
+    out = leaf(tree, where)
+    if out is None:
+        raise DlgValueError(f"{where} is a {type(tree).__name__}: .pt/.pth files hold tensors, "
+                            f"arrays, numbers, strings and None in dicts, lists and tuples")
+    return out
+
+
+def save_tree(path: Path, tree: Any) -> None:
+    """Write a nest of C-contiguous arrays (see the module docstring), atomically."""
+    tree = convert(tree, _array)
+    torch = _torch_or_none()
+    with atomic_write(path) as f:
+        if torch is None:
+            pickle.dump(tree, f, protocol=4)
+        else:
+            torch.save(convert(tree, lambda a, _: torch.from_numpy(a)), f)
+
+
+def load_tree(path: Path) -> Any:
+    """The nest in a .pt/.pth file, its tensors as NumPy arrays."""
+    try:
+        if zipfile.is_zipfile(path):  # torch.save's format
+            return convert(_torch_load(path), _torch_array(), path.name)
+        with open(path, "rb") as f:
+            return _ArraysOnly(f).load()
+    except FileNotFoundError:
+        raise DlgValueError(f"{path}: no such file") from None
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found is None:
+            raise DlgValueError(f"{path} is not a valid {path.suffix} file (it cannot be "
+                                f"unpickled)") from None
+        raise DlgValueError(f"{path} holds a pickled {found[1]}, not only tensors (a whole "
+                            f"module saved with torch.save(model)?); dlg reads state_dicts "
+                            f"and checkpoints of them only: torch.save(model.state_dict(), "
+                            f"path)") from None
+    except (OSError, ValueError, EOFError, RuntimeError) as e:
+        raise DlgValueError(f"{path} is not a valid {path.suffix} file ({e})") from None
+
+
+def _torch_or_none() -> Any:
+    try:
+        return torch_module()
+    except DlgImportError:
+        return None
+
+
+def _array(value: Any, where: str) -> np.ndarray | None:
+    return value if isinstance(value, np.ndarray) else None
+
+
+def _torch_load(path: Path) -> Any:
+    return torch_module().load(path, weights_only=True, map_location="cpu")
+
+
+def _torch_array() -> Callable[[Any, str], np.ndarray | None]:
+    """A torch tensor's values as an array (None for anything else); a dtype dlg lacks is a
+    DlgValueError."""
+    torch = torch_module()
+    dtypes = {d.torch_name for d in DType}
+
+    def array(value: Any, where: str) -> np.ndarray | None:
+        if not isinstance(value, torch.Tensor):
+            return None
+        if str(value.dtype).removeprefix("torch.") not in dtypes:
+            raise DlgValueError(f"{where} is {value.dtype}; dlg has "
+                                f"{', '.join(sorted(dtypes))}")
+        return value.detach().cpu().numpy()
+
+    return array
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles containers and NumPy arrays, nothing else (dlg's pickles without torch)."""
+
+    ALLOWED = {("collections", "OrderedDict"), ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "_reconstruct")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"Unsupported global: GLOBAL {module}.{name}")
+        return super().find_class(module, name)

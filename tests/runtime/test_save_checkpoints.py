@@ -1,0 +1,147 @@
+"""`dlg.save` of torch-style checkpoints (a model's and an optimizer's state_dicts, a
+scheduler's, the epoch) as .pt/.pth: torch.save's file where torch is installed, dlg's pickle of
+NumPy arrays where it is not; `dlg.load` gives them back with dlg tensors. Flat-only formats
+refuse a nest with an error naming .pt."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.errors import DlgValueError
+
+
+def _trained():
+    dlg.manual_seed(0)
+    model = dlg.nn.Linear(3, 2)
+    opt = dlg.optim.Adam(model.parameters(), lr=0.1)
+    sched = dlg.optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        model(dlg.ones(4, 3)).pow(2).sum().backward()
+        opt.step()
+        sched.step()
+    return model, opt, sched
+
+
+def _checkpoint(model, opt, sched):
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "epoch": 3, "loss": 0.25, "name": "run",
+            "note": None, "shape": (2, 3), "history": [np.float32(1.5), np.arange(3)]}
+
+
+def _assert_same(saved, loaded):
+    if isinstance(saved, dict):
+        assert type(loaded) is type(saved) and list(loaded) == list(saved)
+        for k in saved:
+            _assert_same(saved[k], loaded[k])
+    elif isinstance(saved, (list, tuple)):
+        assert type(loaded) is type(saved) and len(loaded) == len(saved)
+        for a, b in zip(saved, loaded):
+            _assert_same(a, b)
+    elif isinstance(saved, (dlg.Tensor, np.ndarray)):
+        assert isinstance(loaded, dlg.Tensor)  # as torch.load gives torch tensors
+        np.testing.assert_array_equal(loaded.numpy(), np.asarray(saved))
+        assert loaded.dtype.np == np.asarray(saved).dtype
+    else:
+        assert loaded == saved and type(loaded) is type(saved.item() if isinstance(
+            saved, np.generic) else saved)
+
+
+def _resumes(path, model, opt, sched):
+    """A fresh model, optimizer and scheduler loaded from the file step as the saved ones."""
+    ckpt = dlg.load(path)
+    m2 = dlg.nn.Linear(3, 2)
+    o2 = dlg.optim.Adam(m2.parameters(), lr=0.1)
+    s2 = dlg.optim.lr_scheduler.StepLR(o2, 2, gamma=0.5)
+    m2.load_state_dict(ckpt["model"])
+    o2.load_state_dict(ckpt["optimizer"])
+    s2.load_state_dict(ckpt["scheduler"])
+    for m, o, s in ((model, opt, sched), (m2, o2, s2)):
+        o.zero_grad()
+        m(dlg.ones(4, 3)).pow(2).sum().backward()
+        o.step()
+        s.step()
+    np.testing.assert_array_equal(m2.weight.detach().numpy(), model.weight.detach().numpy())
+    assert s2.get_last_lr() == sched.get_last_lr()
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+def test_a_checkpoint_round_trips(tmp_path, suffix):
+    model, opt, sched = _trained()
+    state = _checkpoint(model, opt, sched)
+    dlg.save(state, tmp_path / f"ckpt{suffix}")
+    _assert_same(state, dlg.load(tmp_path / f"ckpt{suffix}"))
+    _resumes(tmp_path / f"ckpt{suffix}", model, opt, sched)
+
+
+def test_a_flat_pt_state_dict_loads_as_before(tmp_path):
+    model = dlg.nn.Linear(3, 2)
+    dlg.save(model.state_dict(), tmp_path / "w.pt")
+    loaded = dlg.load(tmp_path / "w.pt")
+    assert list(loaded) == ["weight", "bias"] and isinstance(loaded["weight"], dlg.Tensor)
+    assert isinstance(dlg.load(tmp_path / "w.pt"), dict)
+
+
+def test_torch_reads_dlg_checkpoints_and_dlg_reads_torch_checkpoints(tmp_path):
+    torch = pytest.importorskip("torch")
+    model, opt, sched = _trained()
+    dlg.save(_checkpoint(model, opt, sched), tmp_path / "dlg.pt")
+    theirs = torch.load(tmp_path / "dlg.pt", weights_only=True)
+    np.testing.assert_array_equal(theirs["model"]["weight"].numpy(),
+                                  model.weight.detach().numpy())
+    assert theirs["epoch"] == 3 and theirs["optimizer"]["param_groups"][0]["lr"] == 0.05
+    net = torch.nn.Linear(3, 2)
+    topt = torch.optim.Adam(net.parameters(), lr=0.1)
+    net(torch.ones(4, 3)).pow(2).sum().backward()
+    topt.step()
+    torch.save({"model": net.state_dict(), "optimizer": topt.state_dict(), "epoch": 1},
+               tmp_path / "torch.pt")
+    ours = dlg.load(tmp_path / "torch.pt")
+    np.testing.assert_array_equal(ours["model"]["weight"].numpy(), net.weight.detach().numpy())
+    assert isinstance(ours["model"], OrderedDict) and ours["epoch"] == 1
+    np.testing.assert_array_equal(ours["optimizer"]["state"][0]["exp_avg"].numpy(),
+                                  topt.state_dict()["state"][0]["exp_avg"].numpy())
+
+
+def test_without_torch_pt_files_are_a_pickle_of_arrays(tmp_path, monkeypatch):
+    model, opt, sched = _trained()
+    state = _checkpoint(model, opt, sched)
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails from here on
+    dlg.save(state, tmp_path / "ckpt.pt")
+    with open(tmp_path / "ckpt.pt", "rb") as f:
+        assert isinstance(pickle.load(f)["model"]["weight"], np.ndarray)
+    _assert_same(state, dlg.load(tmp_path / "ckpt.pt"))
+    _resumes(tmp_path / "ckpt.pt", model, opt, sched)
+
+
+def test_a_pickle_naming_other_code_is_refused_unread(tmp_path):
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"w": OrderedDict, "f": print}))
+    with pytest.raises(DlgValueError, match="evil.pt holds a pickled builtins.print"):
+        dlg.load(tmp_path / "evil.pt")
+    (tmp_path / "junk.pth").write_bytes(b"not a pickle")
+    with pytest.raises(DlgValueError, match="junk.pth is not a valid .pth file"):
+        dlg.load(tmp_path / "junk.pth")
+    with pytest.raises(DlgValueError, match="no such file"):
+        dlg.load(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+def test_flat_formats_refuse_a_checkpoint_naming_pt(tmp_path, suffix):
+    model, opt, sched = _trained()
+    with pytest.raises(DlgValueError, match=rf"{suffix} files hold a flat state_dict .* "
+                                            r"'optimizer' is a dict; save .* as .pt or .pth"):
+        dlg.save({"optimizer": opt.state_dict()}, tmp_path / f"ckpt{suffix}")
+    assert not (tmp_path / f"ckpt{suffix}").exists()
+    dlg.save({"w": model.weight, "step": 3}, tmp_path / f"flat{suffix}")  # still saves flat
+    assert dlg.load(tmp_path / f"flat{suffix}")["step"].item() == 3
+
+
+def test_a_value_no_file_holds_is_an_error_naming_where(tmp_path):
+    with pytest.raises(DlgValueError, match=r"the state\['extra'\]\[1\] is a set"):
+        dlg.save({"extra": [1, {2}]}, tmp_path / "x.pt")
