@@ -36,7 +36,7 @@ from dlg.ir.dtypes import DType
 from dlg.ir.graph import Node, Value
 from dlg.ir.ops.conv import CONV, CONV_WEIGHT_GRAD
 from dlg.ir.ops.elementwise import ADD, CAST, COS, DIV, LOG, MUL, SQRT, SUB
-from dlg.ir.ops.gather import GATHER, SCATTER_ADD_ALONG
+from dlg.ir.ops.gather import GATHER, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops.im2col import IM2COL
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.opdef import OpDef, Trait
@@ -474,16 +474,25 @@ def _scatter_add(L: Lowering, node: Node, out: str) -> list[Stmt]:
     return [_loops(list(ushape), names, store)]
 
 
-def _scatter_add_along(L: Lowering, node: Node, out: str) -> list[Stmt]:
-    """x added into the zeroed output, then each src element at its index's position."""
+def _along_stores(L: Lowering, node: Node, out: str, accumulate: bool) -> list[Stmt]:
+    """x copied into the output, then each src element stored (or added) at its index's
+    position, in index order (serial loops: the last of repeated positions is stored last)."""
     x, _, src = node.inputs
     shape, ishape = node.types[0].shape, L.g.type_of(src).shape
     i = [Var(I64, f"i.{a}") for a in range(len(shape))]
     u = [Var(I64, f"u.{a}") for a in range(len(ishape))]
-    copy = Store(out, ix.linearize(i, shape), L.expr(x, i), accumulate=True)
-    add = Store(out, ix.linearize(_along(L, node, u), shape), L.expr(src, u), accumulate=True)
+    copy = Store(out, ix.linearize(i, shape), L.expr(x, i))
+    put = Store(out, ix.linearize(_along(L, node, u), shape), L.expr(src, u), accumulate)
     return [_loops(list(shape), [v.name for v in i], copy),
-            _loops(list(ishape), [v.name for v in u], add)]
+            _loops(list(ishape), [v.name for v in u], put)]
+
+
+def _scatter_add_along(L: Lowering, node: Node, out: str) -> list[Stmt]:
+    return _along_stores(L, node, out, accumulate=True)
+
+
+def _scatter(L: Lowering, node: Node, out: str) -> list[Stmt]:
+    return _along_stores(L, node, out, accumulate=False)
 
 
 def _max_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
@@ -528,4 +537,4 @@ def _avg_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
 SCATTERS: dict[OpDef, Callable[["Lowering", Node, str], list[Stmt]]] = {
     **SORT_KERNELS,
     SCATTER_ADD: _scatter_add, MAX_POOL_GRAD: _max_pool_grad, AVG_POOL_GRAD: _avg_pool_grad,
-    SCATTER_ADD_ALONG: _scatter_add_along}
+    SCATTER_ADD_ALONG: _scatter_add_along, SCATTER: _scatter}

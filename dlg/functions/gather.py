@@ -81,8 +81,8 @@ def scatter_add(F: Front, x: Any, axis: int, index: Any, src: Any) -> Any:
 def scatter(F: Front, x: Any, axis: int, index: Any, src: Any = None, value: Any = None,
             reduce: str | None = None) -> Any:
     """x with src[i][j] (or a scalar value) written at [index[i][j]][j] along `axis`
-    (torch.scatter); reduce="add" adds instead. Where an index repeats, PyTorch keeps one of the
-    values (which one is unspecified); here a tensor src's values add up."""
+    (torch.scatter); reduce="add" adds instead. Where an index repeats, the last value written
+    in index order stays, as on PyTorch's CPU."""
     x = tensor(F, x, "scatter's argument")
     index = _index(F, index, "scatter")
     if (src is None) == (value is None):
@@ -98,12 +98,10 @@ def scatter(F: Front, x: Any, axis: int, index: Any, src: Any = None, value: Any
         new = F.lift(args.weak(new, t.dtype), t.dtype)
     elif F.type_of(new).rank or F.type_of(index).rank == 0:  # a 0-d src is a value
         new = _vector(F, _leading(F, new, index, "scatter"))
-    if reduce == "add":
+    if F.type_of(new).rank == 0:
         shape = (1,) if F.type_of(index).rank == 0 else F.type_of(index).shape
-        new = F.emit(BROADCAST_TO, new, shape=shape) if F.type_of(new).rank == 0 else new
-        op = SCATTER_ADD_ALONG
-    else:
-        op = SCATTER
+        new = F.emit(BROADCAST_TO, new, shape=shape)
+    op = SCATTER if reduce is None else SCATTER_ADD_ALONG
     y = F.emit(op, _vector(F, x), _vector(F, index), new, axis=args.axis(F, axis))
     return _shaped(F, y, t.shape)
 

@@ -23,7 +23,7 @@ from dlg.ir.ops.elementwise import (
     LOGICAL_NOT, LOGICAL_OR, LT, MAXIMUM, MINIMUM, MUL, NE, NEG, POW, RELU, RSQRT, SIGMOID, SIGN,
     SIN, SQRT, SUB, TANH, WHERE,
 )
-from dlg.ir.ops.gather import GATHER, SCATTER_ADD_ALONG
+from dlg.ir.ops.gather import GATHER, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.nn import BATCH_NORM, LAYER_NORM, LINEAR, LINEAR_NOBIAS, LOG_SOFTMAX, SOFTMAX
 from dlg.ir.ops.opdef import OpDef
@@ -305,6 +305,8 @@ EXPORTS: dict[OpDef, OpExport] = {
     TAKE: on_axis("Gather"), GATHER: on_axis("GatherElements"), SCATTER_ADD: _scatter_add,
     SCATTER_ADD_ALONG: lambda out, c: out.emit("ScatterElements", c.inputs, c.outputs,
                                                axis=c.attrs["axis"], reduction="add"),
+    SCATTER: lambda out, c: out.emit("ScatterElements", c.inputs, c.outputs,
+                                     axis=c.attrs["axis"]),
     # control
     SCAN: _scan,
     # composites ONNX has as one op (the others are written as their decomposition)

@@ -64,7 +64,7 @@ def test_every_training_step_matches_the_interpreter_on_the_emulated_grid(name):
     check_training(name)
 
 
-@pytest.mark.parametrize("name", ["scatter_add", "cumsum", "argmax", "conv2d", "erf"])
+@pytest.mark.parametrize("name", ["scatter_add", "scatter", "cumsum", "argmax", "conv2d", "erf"])
 def test_ops_of_every_launch_kind_match_the_interpreter(name):
     g, inputs = op_graph(name)
     expected, _ = Interpreter().run(g, inputs, {})

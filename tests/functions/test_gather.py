@@ -48,6 +48,7 @@ CASES = [
     "lib.scatter_add(x, -1, ismall, src23)", "lib.scatter_add(x, 1, i1_32, src)",
     "lib.scatter_add(s, 0, z, t)", "lib.scatter_add(x, 0, e, big.detach())",
     "lib.scatter(x, 1, u1, src)", "x.scatter(0, u0, big.detach())", "lib.scatter(x, 1, i1, 2.5)",
+    "lib.scatter(x, 1, i1, src)", "x.scatter(0, i0, src34[:2])",  # repeats: the last write stays
     "x.scatter(-1, u1, value=-1.0)", "lib.scatter(x.detach(), 1, i1, src.detach(), reduce='add')",
     "lib.scatter(s, 0, z, t)", "lib.scatter(s, 0, z, 3.0)",
     "lib.index_select(x, 0, v)", "x.index_select(-1, v)", "lib.index_select(x, 1, i0_32[0])",
@@ -86,14 +87,32 @@ def test_values_and_gradients_match_torch(expr):
         np.testing.assert_allclose(got_grads[k], g, rtol=1e-6, atol=1e-6, err_msg=k)
 
 
-def test_repeated_scatter_positions_add_up():
-    """PyTorch keeps one of the values written to one position (unspecified which); dlg adds
-    them, and a scalar value is written once."""
-    x = dlg.zeros(2, 3)
-    idx = dlg.tensor([[1, 1], [0, 2]])
-    got = x.scatter(1, idx, dlg.tensor(np.float32([[1, 2], [3, 4]])))
-    np.testing.assert_array_equal(got.numpy(), [[0, 3, 0], [3, 0, 4]])
-    np.testing.assert_array_equal(x.scatter(1, idx, 1.0).numpy(), [[0, 1, 0], [1, 0, 1]])
+def scatter_loss(x, i, src, w):
+    return (x.scatter(1, i, src) * w).sum()
+
+
+def test_repeated_scatter_positions_keep_the_last_write_compiled_too():
+    """Where an index repeats, torch's CPU kernel keeps the last value in index order, and its
+    gradient reaches every src element (the overwritten ones too): eager, and traced and
+    compiled (value and gradients) at another batch size."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    make = lambda n: (f(n, 4), rng.integers(0, 2, (n, 5)), f(n, 5), f(n, 4))  # noqa: E731
+    traced = dlg.trace(scatter_loss, *make(2))
+    feeds = make(6)
+    t = [torch.tensor(a, requires_grad=a.dtype == np.float32) for a in feeds]
+    want = scatter_loss(*t)
+    want.backward()
+    x, i, src, w = (dlg.tensor(a, requires_grad=a.dtype == np.float32) for a in feeds)
+    np.testing.assert_array_equal(x.scatter(1, i, src).detach().numpy(),
+                                  t[0].detach().scatter(1, t[1], t[2].detach()).numpy())
+    scatter_loss(x, i, src, w).backward()
+    gg = grad(traced.graph, "output", wrt=["x", "src"])
+    got = NativeGraph(gg)(dict(zip(("x", "i", "src", "w"), feeds)), {})
+    np.testing.assert_allclose(got["output"], want.item(), rtol=1e-5)
+    for k, mine, theirs in (("x", x, t[0]), ("src", src, t[2])):
+        np.testing.assert_allclose(got[f"grad.{k}"], theirs.grad.numpy(), rtol=1e-6, err_msg=k)
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-6, err_msg=k)
 
 
 def test_integer_and_bool_tensors_scatter():

@@ -5,8 +5,9 @@ scatter_add, scatter, index_add).
 and on every other axis the index may be shorter than x (it reads x's leading part, as in
 PyTorch). Its transpose `scatter_add_along` adds src[i] into x at the same positions: two
 primitives, each the other's VJP, lowered as an expression (gather) and as a scatter kernel.
-`scatter` (overwrite) and `index_add` are decompositions: a mask from a scatter_add of ones, then
-`where`; and take's transpose (`scatter_add`, shape.py) added to x. Index values must lie in
+`scatter` (overwrite) is a scatter kernel too: it writes in index order, so the last of the
+values written to one position stays. `index_add` is a decomposition: take's transpose
+(`scatter_add`, shape.py) added to x. Index values must lie in
 0..dim-1: the references refuse the rest, compiled code clamps them.
 """
 
@@ -17,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgShapeError
-from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import (
     INTS,
     NUMERIC,
@@ -110,32 +110,38 @@ SCATTER_ADD_ALONG = defop(
 def _scatter_infer(x: TensorType, index: TensorType, src: TensorType, axis: int) -> TensorType:
     along_axis("scatter", x, index, axis)
     same_dtype("scatter", x, src)
-    if src.rank != 0 and src.shape != index.shape:
-        raise DlgShapeError(f"scatter: src {src} must have the shape of index {index}, or be a "
-                            "scalar")
+    if src.shape != index.shape:
+        raise DlgShapeError(f"scatter: src {src} must have the shape of index {index}")
     return x
 
 
-def _scatter_decompose(b: Any, x: Any, index: Any, src: Any, axis: int) -> Any:
-    """where(some index names this position, the scattered value, x). A scalar src is written
-    as is; a tensor src is scattered with scatter_add_along (bools as int32), so repeated
-    positions, where PyTorch keeps one of the values, add up here."""
-    t, i32 = b.type_of(x), DType.i32
-    zeros = b.full(shape=t.shape, value=0.0, dtype=i32)
-    ones = b.full(shape=b.type_of(index).shape, value=1.0, dtype=i32)
-    hit = b.gt(b.scatter_add_along(zeros, index, ones, axis=axis), scalar(b, 0.0, zeros))
-    if b.type_of(src).rank == 0:
-        return b.where(hit, src, x)
-    if t.dtype == DType.bool:
-        flags = b.scatter_add_along(zeros, index, b.cast(src, dtype=i32), axis=axis)
-        return b.where(hit, b.gt(flags, scalar(b, 0.0, zeros)), x)
-    return b.where(hit, b.scatter_add_along(zeros_like(b, x), index, src, axis=axis), x)
+def _scatter_ref(x: np.ndarray, index: np.ndarray, src: np.ndarray, axis: int) -> np.ndarray:
+    """The writes in index order (NumPy leaves the order of repeated assignments open): of the
+    src elements written to one position, the last one stays, as in torch's CPU kernel."""
+    out = x.copy()
+    where = np.broadcast_arrays(*_positions(x, index, axis, "scatter"))
+    flat = np.ravel_multi_index(where, x.shape).ravel()
+    _, from_end = np.unique(flat[::-1], return_index=True)
+    last = flat.size - 1 - from_end
+    out.flat[flat[last]] = src.ravel()[last]
+    return out
 
 
-SCATTER = defop("scatter", ("x", "index", "src"), _scatter_infer, attrs=_AXIS,
-                decompose=_scatter_decompose, traits={Trait.MOVEMENT},
-                doc="x with src[i] (or the scalar src) written at x[i with i[axis] = index[i]] "
-                    "(torch.scatter).")
+def _scatter_vjp(b: Any, n: Any, g: Any) -> tuple[Any, None, Any]:
+    """x's gradient where nothing was written; every src element's at the position it names,
+    overwritten or not (torch's rule)."""
+    _, index, _ = n.inputs
+    axis = n.attrs["axis"]
+    nothing = b.full(shape=b.type_of(index).shape, value=0.0, dtype=b.type_of(g).dtype)
+    return b.scatter(g, index, nothing, axis=axis), None, b.gather(g, index, axis=axis)
+
+
+SCATTER = defop(
+    "scatter", ("x", "index", "src"), _scatter_infer, attrs=_AXIS, ref=_scatter_ref,
+    vjp=_scatter_vjp, traits={Trait.MOVEMENT, Trait.OWN_KERNEL},
+    doc="x with each src[i] written at x[i with i[axis] = index[i]] (torch.scatter), in index "
+        "order: the last write to a position wins. A primitive, because no decomposition into "
+        "scatter_add_along keeps one of the values written to one position.")
 
 
 # ---- index_add --------------------------------------------------------------------------------
