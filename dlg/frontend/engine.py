@@ -278,8 +278,9 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     tracing)."""
     tracer = getattr(_state, "tracer", None)
     if tracer is not None and (any(t.trace is not None or id(t) in tracer.names for t in inputs)
-                               or (not inputs and _symbolic(attrs))):
-        return _trace(op, inputs, attrs)  # a parameter's op too: folding it would freeze it
+                               or _symbolic(attrs)):
+        # a parameter's op too (folding it would freeze it), and a constant's expand to N
+        return _trace(op, inputs, attrs)
     from_types = tuple(t.type for t in inputs)
     try:
         checked = op.check_attrs(attrs) if attrs or op.attrs else {}

@@ -16,6 +16,7 @@ import inspect
 import linecache
 import operator
 import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -63,7 +64,10 @@ def from_torch(module: Any, example_input: Any) -> Model:
                for name, a in zip(names, arrays)}
     try:
         return trace(net, *arrays, dynamic=dynamic)
-    except DlgError:  # a batch size written into the module: trace it for these shapes only
+    except DlgError as e:  # a batch size written into the module: trace it for these shapes only
+        warnings.warn(f"dlg.from_torch: {type(module).__name__} does not trace with a symbolic "
+                      f"batch size ({e.message}); the model takes the example's shapes only",
+                      stacklevel=2)
         return trace(net, *arrays, dynamic={name: {} for name in names})
 
 

@@ -16,7 +16,9 @@ from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.elementwise import ADD, CAST, DIV, EQ, FLOOR, MUL, POW, SUB, WHERE
 from dlg.ir.ops.shape import RESHAPE
+from dlg.ir.ops.sort import CUMSUM
 from dlg.ir.ops.source import ARANGE, FULL, RANDOM_NORMAL, RANDOM_UNIFORM
+from dlg.ir.shapes import Sym
 
 _BY_TORCH_NAME = {d.torch_name: d for d in DType}
 
@@ -93,11 +95,23 @@ def arange(F: Front, start: Any, end: Any = None, step: Any = 1, dtype: DType | 
     PyTorch does)."""
     bounds = (start, step) if end is None else (start, end, step)
     for v in bounds:
-        if not is_number(v):
+        if not (is_number(v) or isinstance(v, Sym)):
             raise DlgTypeError(f"arange takes numbers, got {args.describe(F, v)}")
     start, stop = (0, start) if end is None else (start, end)
     dtype = args.number_dtype(bounds) if dtype is None else dtype_arg(F, dtype)
+    if isinstance(start, Sym) or isinstance(stop, Sym):
+        return _arange_to_dim(F, start, stop, step, dtype)
     return F.emit(ARANGE, start=start, stop=stop, step=step, dtype=dtype)
+
+
+def _arange_to_dim(F: Front, start: Any, stop: Any, step: Any, dtype: DType) -> Any:
+    """arange(start, stop) to a symbolic size (`arange(x.shape[1])` while tracing), as the
+    running count of stop - start ones: ARANGE's bounds are numbers, its length static."""
+    if step != 1 or not all(is_int(v) or isinstance(v, Sym) for v in (start, stop)):
+        raise DlgTypeError(f"arange to a symbolic size takes integer bounds and step 1, got "
+                           f"arange({start}, {stop}, {step})")
+    ones = F.emit(FULL, shape=(stop - start,), value=1.0, dtype=dtype)
+    return F.emit(ADD, F.emit(CUMSUM, ones, axis=0), F.lift(start - 1, dtype))
 
 
 def linspace(F: Front, start: Any, end: Any, steps: Any, dtype: DType | None = None) -> Any:

@@ -15,6 +15,7 @@ import pytest
 
 import dlg
 from dlg.errors import DlgError, DlgImportError
+from dlg.ir.shapes import Sym
 
 torch = pytest.importorskip("torch")
 tnn, F = torch.nn, torch.nn.functional
@@ -224,9 +225,23 @@ def test_a_batch_size_written_in_the_module_gives_static_shapes():
             return x.reshape(4, 2, 3).sum(1)
 
     x = _f(4, 6)
-    model = dlg.from_torch(Fixed(), x)
+    with pytest.warns(UserWarning, match=r"Fixed does not trace with a symbolic batch size "
+                                         r"\(reshape: .*\); the model takes the example's"):
+        model = dlg.from_torch(Fixed(), x)
     assert model.inputs["x"].shape == (4, 6)
     np.testing.assert_allclose(model(x.numpy()), Fixed()(x).numpy(), rtol=1e-6)
+
+
+def test_positions_expanded_to_the_batch_follow_it():
+    class Positions(tnn.Module):
+        def forward(self, x):
+            return x + torch.arange(x.shape[1]).expand(x.shape[0], -1)
+
+    model = dlg.from_torch(Positions(), _f(2, 5))
+    assert model.inputs["x"].shape == (Sym.named("N"), 5)
+    x = _f(3, 5)
+    for run in (model, dlg.compile(model)):
+        np.testing.assert_allclose(run(x.numpy()), Positions()(x).numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("make,shape", [(lambda: tnn.BatchNorm1d(4).eval(), (3, 4)),

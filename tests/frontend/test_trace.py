@@ -170,3 +170,27 @@ def test_the_batch_size_used_as_a_number_follows_the_batch(n):
     want = ScalesByTheBatch()(dlg.tensor(x[:n])).numpy()
     np.testing.assert_allclose(model(x[:n]), want, rtol=1e-6)
     np.testing.assert_allclose(dlg.compile(model)(x[:n]), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x + dlg.arange(x.shape[1]).expand(x.shape[0], -1),  # position ids
+    lambda x: x * dlg.arange(x.shape[0]).unsqueeze(1) + dlg.arange(1, x.shape[0] + 1)[:, None],
+], ids=["expand-to-batch", "arange-of-batch"])
+def test_ranges_and_expands_to_the_batch_follow_it(make):
+    """A constant expanded to the symbolic batch, and an arange as long as it, trace to graph
+    ops of N (the expand crashed in NumPy; arange refused the dim)."""
+    model = dlg.trace(make, np.zeros((2, 5), np.float32))
+    assert model.inputs["x"].shape[0] == Sym.named("N")
+    exe = dlg.compile(model)
+    for n in (3, 1):
+        x = np.random.default_rng(n).standard_normal((n, 5)).astype(np.float32)
+        want = make(dlg.tensor(x)).numpy()
+        np.testing.assert_allclose(model(x), want, rtol=1e-6)
+        np.testing.assert_allclose(exe(x), want, rtol=1e-6)
+
+
+def test_an_arange_of_the_batch_with_a_step_is_refused_at_its_line():
+    with pytest.raises(dlg.DlgTypeError, match=r"arange to a symbolic size takes integer bounds "
+                                               r"and step 1, got arange\(0, N, 2\)") as info:
+        dlg.trace(lambda x: x + dlg.arange(0, x.shape[0], 2), np.zeros(4, np.float32))
+    assert info.value.span.file.endswith("test_trace.py")
