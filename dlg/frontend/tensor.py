@@ -129,11 +129,16 @@ class Tensor:
         return self.record.op.name if self.record is not None else None
 
     def accumulate_grad(self, value: np.ndarray) -> None:
+        """Add `value` to `.grad`: into a leaf's tensor (torch accumulates there in place), as a
+        new tensor for a retained non-leaf (torch's: a `.grad` held from an earlier backward
+        keeps its value)."""
         value = np.asarray(value, self.type.dtype.np)
         if self.grad is None:
             self.grad = Tensor(value.copy())
-        else:
+        elif self.is_leaf:
             self.grad._value = self.grad._value + value
+        else:
+            self.grad = Tensor(self.grad._value + value)
 
     def backward(self, gradient: Any = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs: Any = None) -> None:

@@ -117,6 +117,23 @@ def test_retain_grad_fills_a_non_leafs_grad():
     same(x.grad, tx.grad)
 
 
+def test_a_second_backward_gives_a_retained_non_leaf_a_new_grad():
+    """torch adds into a leaf's .grad in place, but gives a retained non-leaf's .grad a new
+    tensor: a .grad held from the first backward keeps its value."""
+    got = []
+    for lib in (dlg, torch):
+        x = lib.tensor(X, requires_grad=True)
+        h = x * 3
+        h.retain_grad()
+        z = (h * h).sum()
+        z.backward(retain_graph=True)
+        held_h, held_x = h.grad, x.grad
+        z.backward()
+        assert held_x is x.grad and held_h is not h.grad
+        got.append((held_h, h.grad, x.grad))
+    same(*got)
+
+
 def test_backward_twice_accumulates_and_inputs_limit_it():
     (x, tx), (w, tw) = both(X), both(X[:, :1])
     loss, tloss = (x * w).sum(), (tx * tw).sum()
