@@ -114,10 +114,10 @@ def promote(opdef: OpDef, *values: Any) -> list[Any]:
     them; a number of a higher kind than the tensors (a float meeting ints) lifts their dtype
     to that kind's default."""
     values = [v if isinstance(v, Tensor) or is_static(v) else lift(v) for v in values]
-    tensors = [v.dtype for v in values if isinstance(v, Tensor)]
+    tensors = [v for v in values if isinstance(v, Tensor)]
     if not tensors:
         return values
-    dtype = max(tensors, key=_PROMOTION.index)
+    dtype = _tensors_dtype(tensors)
     for v in values:
         kind = 2 if isinstance(v, (float, np.floating)) else 1 if is_number(v) else 0
         if kind > _kind(dtype):
@@ -127,6 +127,16 @@ def promote(opdef: OpDef, *values: Any) -> list[Any]:
     return [v.to(dtype) if isinstance(v, Tensor) else
             int(v) if isinstance(v, (bool, np.bool_)) and dtype != DType.bool else v
             for v in values]
+
+
+def _tensors_dtype(tensors: list[Tensor]) -> DType:
+    """torch's rule for tensors: those with dims decide; a 0-d one counts only when its kind
+    (bool < int < float) is above theirs (f32[2] + f64[] is f32, i32[2] + f64[] is f64)."""
+    shaped = [t.dtype for t in tensors if t.type.rank]
+    scalars = [t.dtype for t in tensors if not t.type.rank]
+    dtype = max(shaped or scalars, key=_PROMOTION.index)
+    higher = [d for d in scalars if _kind(d) > _kind(dtype)]
+    return max(higher, key=_PROMOTION.index) if higher else dtype
 
 
 def joined(name: str) -> Callable[..., Tensor]:
@@ -183,6 +193,33 @@ for _dunder, _name in {"eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt
 Tensor.__neg__ = _method("neg")  # type: ignore[method-assign]
 Tensor.__abs__ = _method("abs")  # type: ignore[method-assign]
 Tensor.logical_xor = _method("logical_xor")  # type: ignore[attr-defined]
+
+
+# NumPy's ufuncs that dlg computes itself when a tensor is among their operands (NumPy's name:
+# dlg's), so `np.float32(0.5) * t` and `np.exp(t)` are tensors that keep their gradient
+_NUMPY_BINARY = {"add": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div",
+                 "divide": "div", "power": "pow", "matmul": "matmul", "maximum": "maximum",
+                 "minimum": "minimum", "greater": "gt", "greater_equal": "ge", "less": "lt",
+                 "less_equal": "le", "equal": "eq", "not_equal": "ne",
+                 "floor_divide": "floor_divide", "remainder": "remainder"}
+_NUMPY_UNARY = {"negative": "neg", "absolute": "abs", "arctan": "atan"}
+
+
+def _array_ufunc(self: Tensor, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+    """A NumPy ufunc meeting a tensor: dlg's op of that name where there is one (a Python
+    operator with a NumPy scalar on the left lands here), else NumPy's on the arrays."""
+    name = ufunc.__name__
+    if method == "__call__" and not kwargs:
+        if len(inputs) == 2 and name in _NUMPY_BINARY:
+            return binary(_NUMPY_BINARY[name], *inputs)
+        unary = _NUMPY_UNARY.get(name, name)
+        if len(inputs) == 1 and unary in ELEMENTWISE and Trait.UNARY in REGISTRY[unary].traits:
+            return call(unary, *inputs)
+    arrays = [v.numpy_view() if isinstance(v, Tensor) else v for v in inputs]
+    return getattr(ufunc, method)(*arrays, **kwargs)
+
+
+Tensor.__array_ufunc__ = _array_ufunc  # type: ignore[attr-defined]
 
 
 def _boolean_operator(symbol: str, name: str) -> Callable[..., Tensor]:

@@ -10,7 +10,7 @@ becomes float; .dlg refuses that instead); Python numbers then take the tensor's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -186,6 +186,20 @@ class Tensor:
         if not self.ndim:
             raise DlgTypeError("len() of a 0-d tensor", engine.caller_span())
         return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The tensor's slices along its first axis, as torch iterates (for row in t, a, b = t,
+        zip, max())."""
+        return (self[i] for i in range(len(self)))
+
+    def __format__(self, spec: str) -> str:
+        """f"{loss:.4f}": a 0-d tensor formats as its number; others take no format spec."""
+        if not self.ndim and self._value is not None:
+            return format(self.item(), spec)
+        if spec:
+            raise DlgTypeError(f"a format spec ({spec!r}) needs a 0-d tensor, got {self.type}",
+                               engine.caller_span())
+        return str(self)
 
     def __repr__(self) -> str:
         if self._value is None:

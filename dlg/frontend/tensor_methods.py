@@ -242,6 +242,32 @@ def div_(self: Tensor, other: Any) -> Tensor:
     return _assign(self, self / other)
 
 
+def _augmented(in_place: Callable[[Tensor, Any], Tensor], out_of_place: str
+               ) -> Callable[[Tensor, Any], Tensor]:
+    """`x += y` and its kin: in place, as in torch (views of x and other names for it see the
+    change); on a non-leaf whose gradient is being recorded (a residual `h += x` in forward),
+    the recorded out-of-place op, as dlg records no in-place ones; on a leaf that requires
+    grad, torch's error (`p -= lr * p.grad` belongs under no_grad)."""
+    def operator(self: Tensor, other: Any) -> Tensor:
+        if engine.grad_enabled() and self.requires_grad:
+            if self.is_leaf:
+                raise DlgValueError("a leaf tensor that requires grad is used in an in-place "
+                                    "operation; update parameters under `with dlg.no_grad():`",
+                                    engine.caller_span())
+            return getattr(self, out_of_place)(other)
+        if engine.grad_enabled() and isinstance(other, Tensor) and other.requires_grad:
+            return getattr(self, out_of_place)(other)
+        return in_place(self, other)
+    operator.__name__ = f"__i{out_of_place.strip('_')}__"
+    return operator
+
+
+Tensor.__iadd__ = _augmented(add_, "__add__")  # type: ignore[attr-defined]
+Tensor.__isub__ = _augmented(sub_, "__sub__")  # type: ignore[attr-defined]
+Tensor.__imul__ = _augmented(mul_, "__mul__")  # type: ignore[attr-defined]
+Tensor.__itruediv__ = _augmented(div_, "__truediv__")  # type: ignore[attr-defined]
+
+
 @method
 def copy_(self: Tensor, other: Any) -> Tensor:
     return _assign(self, other if isinstance(other, Tensor) else Tensor(other))
