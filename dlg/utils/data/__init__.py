@@ -1,0 +1,25 @@
+"""`dlg.utils.data`: torch.utils.data for dlg: datasets (map-style and iterable, tensors side by
+side, subsets, concatenations, random splits), samplers, `default_collate` and a `DataLoader`
+that yields batches of dlg tensors."""
+
+from dlg.utils.data.collate import default_collate, default_convert
+from dlg.utils.data.dataset import (
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    Subset,
+    TensorDataset,
+    random_split,
+)
+from dlg.utils.data.loader import DataLoader
+from dlg.utils.data.sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+)
+
+__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "IterableDataset",
+           "RandomSampler", "Sampler", "SequentialSampler", "Subset", "SubsetRandomSampler",
+           "TensorDataset", "default_collate", "default_convert", "random_split"]
