@@ -28,7 +28,8 @@ from dlg.ir.builder import Builder
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import OpDef, Trait
-from dlg.ir.ops.shape import SLICE, SPLIT, TRANSPOSE, sliced, split_views
+from dlg.ir.ops.linalg import DIAGONAL, diagonal_view
+from dlg.ir.ops.shape import INDEX, SLICE, SPLIT, TRANSPOSE, index_view, sliced, split_views
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter, Program, takes_exact
@@ -303,11 +304,13 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
 
 
 # Ops whose eager value is a NumPy view of their input, as torch's are views: an in-place op
-# on `x[0]`, `x[:, 1:]` or `x.t()` writes into x, and they see x's in-place changes (the
-# interpreter's references copy: its buffers are its own)
+# on `x[0]`, `x[:, 1:]`, `x.t()`, `x.unbind(0)[1]` or `x.diagonal()` writes into x, and they see
+# x's in-place changes (the interpreter's references copy: its buffers are its own)
 VIEWS: dict[OpDef, Callable[..., tuple[np.ndarray, ...]]] = {
     SLICE: lambda x, **attrs: (sliced(x, **attrs),),
-    TRANSPOSE: lambda x, perm: (np.transpose(x, perm),), SPLIT: split_views}
+    TRANSPOSE: lambda x, perm: (np.transpose(x, perm),), SPLIT: split_views,
+    INDEX: lambda x, **attrs: (index_view(x, **attrs),),
+    DIAGONAL: lambda x, **attrs: (diagonal_view(x, **attrs),)}
 
 INFERRED_KEPT = 4096  # (op, input types, attributes) whose output types are kept
 _inferred: dict[Any, tuple[TensorType, ...]] = {}

@@ -1,9 +1,9 @@
 """Diagonals with PyTorch's names: diagonal, diag_embed, diag, diagflat and trace.
 
-A diagonal is a gather: the two axes moved last and flattened, then read at the constant flat
-positions of the diagonal (`take`). diag_embed is the reverse, a gather too: x padded with one
-zero, each position of the new matrices reading its diagonal element or that zero. Their
-gradients are take's scatter and pad's slice.
+A diagonal is the `diagonal` op (ir/ops/linalg.py: a take of the two axes flattened, and a view
+of x in eager Python, as torch's). diag_embed is the reverse, a gather: x padded with one zero,
+each position of the new matrices reading its diagonal element or that zero. Their gradients are
+take's scatter and pad's slice.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from dlg.functions.arrange import axis_of, gather, known_numel, known_size
 from dlg.functions.front import Front
 from dlg.functions.reduce import sum_
 from dlg.functions.shape import movedim
-from dlg.ir.ops.shape import PAD, RESHAPE, TRANSPOSE
+from dlg.ir.ops.linalg import DIAGONAL
+from dlg.ir.ops.shape import PAD, RESHAPE
 from dlg.ir.types import TensorType
 
 
@@ -47,12 +48,9 @@ def _diagonal(F: Front, name: str, x: Any, offset: Any, dim1: Any, dim2: Any) ->
         raise DlgShapeError(f"{name} needs at least 2 dims, got {t}")
     k = _offset(F, offset, name)
     a, b = _two_axes(F, t, dim1, dim2, name)
-    rows, cols = known_size(t, a, name), known_size(t, b, name)
-    rest = [i for i in range(t.rank) if i not in (a, b)]
-    moved = F.emit(TRANSPOSE, x, perm=(*rest, a, b))
-    flat = F.emit(RESHAPE, moved, shape=(*(t.shape[i] for i in rest), rows * cols))
-    i = np.arange(max(0, min(rows, cols - k) if k >= 0 else min(rows + k, cols)))
-    return gather(F, flat, (i + max(-k, 0)) * cols + i + max(k, 0), len(rest))
+    for axis in (a, b):  # static, or refused under this function's name
+        known_size(t, axis, name)
+    return F.emit(DIAGONAL, x, offset=k, dim1=a, dim2=b)
 
 
 def diag_embed(F: Front, x: Any, offset: Any = 0, dim1: Any = -2, dim2: Any = -1) -> Any:

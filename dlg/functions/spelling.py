@@ -24,7 +24,7 @@ from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops.im2col import IM2COL
 from dlg.ir.ops import sort as ordering
-from dlg.ir.ops.linalg import MATMUL
+from dlg.ir.ops.linalg import DIAGONAL, MATMUL
 from dlg.ir.ops.opdef import OpDef
 from dlg.ir.shapes import Dim, Sym
 
@@ -218,6 +218,7 @@ SPELLINGS: dict[OpDef, Spell] = {
     GATHER: _dim_first("gather"), SCATTER_ADD_ALONG: _dim_first("scatter_add"),
     SCATTER: _dim_first("scatter"), INDEX_ADD: _dim_first("index_add", alpha="alpha"),
     shape.SLICE: _slice, shape.INDEX: _index,
+    DIAGONAL: call("diagonal", offset="offset", dim1="dim1", dim2="dim2"),
     **{op: _conv(nd) for (nd, _), op in CONVS.items()},
     **{op: _conv_transpose(nd) for (nd, _), op in CONV_TRANSPOSES.items()},
     pool.MAX_POOL: _max_pool, pool.AVG_POOL: _avg_pool,

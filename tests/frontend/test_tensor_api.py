@@ -136,7 +136,10 @@ def test_in_place_updates_match_torch():
 VIEWS = {"row": lambda z: z[0], "columns": lambda z: z[:, 1:], "strided": lambda z: z[:, ::2],
          "t": lambda z: z.t(), "narrow": lambda z: z.narrow(0, 0, 1),
          "chunk": lambda z: z.chunk(2)[1], "view": lambda z: z.view(6),
-         "unsqueeze": lambda z: z.unsqueeze(0)}
+         "unsqueeze": lambda z: z.unsqueeze(0), "unbind": lambda z: z.unbind(0)[1],
+         "unbind_columns": lambda z: z.unbind(1)[2], "diagonal": lambda z: z.diagonal(),
+         "diagonal_offset": lambda z: z.diagonal(1), "diagonal_below": lambda z: z.t().diagonal(-1),
+         "diagonal_past_the_end": lambda z: z.diagonal(3)}
 
 
 @pytest.mark.parametrize("view", VIEWS.values(), ids=VIEWS)

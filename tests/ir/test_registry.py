@@ -75,6 +75,7 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     "flatten": ((f(2, 3, 4),), {}),
     "stack": ((f(2, 3), f(2, 3)), {"axis": 1}),
     "index": ((f(4, 3),), {"axis": 0, "index": 2}),
+    "diagonal": ((f(2, 3, 4),), {"offset": -1, "dim1": 2, "dim2": 1}),
     "matmul": ((f(2, 3, 4), f(4, 5)), {}),
     "conv": ((f(2, 3, 6, 6), f(4, 3, 3, 3)),
              {"stride": (1, 2), "padding": ((1, 1), (0, 1)), "dilation": (1, 1), "groups": 1}),

@@ -1,4 +1,4 @@
-"""Linear algebra: `matmul`, with exactly NumPy's `np.matmul` semantics.
+"""Linear algebra: `matmul`, with exactly NumPy's `np.matmul` semantics, and `diagonal`.
 
 A primitive (not a reduce of a broadcast product) because it gets a blocked, packed kernel in
 codegen. Batch dims broadcast; a 1-D operand is a vector (a 1 is prepended to the left operand or
@@ -6,6 +6,10 @@ appended to the right one, then dropped from the result). The reference accumula
 float64 and rounds once to the input dtype, so it is a sharper oracle than a float32 product;
 `exact=False` (eager Python's choice: `Interpreter(exact=False)`) multiplies in the inputs'
 dtype (at least float32), as PyTorch does.
+
+`diagonal` is a decomposition (a take of the diagonal's constant positions in the two axes
+flattened); it is an op of its own so that eager Python can give it as a view of x, as torch's
+`x.diagonal()` is (an in-place op on it writes into x).
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ from __future__ import annotations
 import numpy as np
 
 from dlg.errors import DlgShapeError
+from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import (
     FLOATS,
     NUMERIC,
     broadcast_shapes,
+    normalize_axis,
     require_dtype,
     same_dtype,
     sum_to_shape,
     working_dtype,
 )
-from dlg.ir.ops.opdef import Trait, defop
+from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.types import TensorType
 
 
@@ -85,3 +91,51 @@ def _to_operand(b, d, promoted, t):
 MATMUL = defop("matmul", ("x", "y"), _matmul_infer, ref=_matmul_ref, vjp=_matmul_vjp,
                traits={Trait.CONTRACTION},
                doc="np.matmul: batched, broadcasting, with 1-D vector cases.")
+
+
+# ---- diagonal ---------------------------------------------------------------------------------
+def _diagonal_axes(shape: tuple, offset: int, dim1: int, dim2: int) -> tuple[int, int, int]:
+    """The two axes (normalised) and the diagonal's length; both axes must be static."""
+    a, b = (normalize_axis("diagonal", d, len(shape)) for d in (dim1, dim2))
+    rows, cols = shape[a], shape[b]
+    if a == b or not (isinstance(rows, int) and isinstance(cols, int)):
+        raise DlgShapeError(f"diagonal: dims {dim1} and {dim2} of shape {list(shape)} must be "
+                            "two static axes")
+    return a, b, max(0, min(rows, cols - offset) if offset >= 0 else min(rows + offset, cols))
+
+
+def _diagonal_infer(x: TensorType, offset: int, dim1: int, dim2: int) -> TensorType:
+    a, b, n = _diagonal_axes(x.shape, offset, dim1, dim2)
+    return x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in (a, b)) + (n,))
+
+
+def _diagonal_decompose(b, x, offset: int, dim1: int, dim2: int):
+    """The two axes moved last and flattened, read at the diagonal's flat positions."""
+    t = b.type_of(x)
+    a, c, n = _diagonal_axes(t.shape, offset, dim1, dim2)
+    rest = [i for i in range(t.rank) if i not in (a, c)]
+    cols = t.shape[c]
+    flat = b.reshape(b.transpose(x, perm=(*rest, a, c)),
+                     shape=(*(t.shape[i] for i in rest), t.shape[a] * cols))
+    i = np.arange(n)
+    positions = (i + max(-offset, 0)) * cols + i + max(offset, 0)
+    return b.take(flat, b.constant(positions, DType.i64), axis=len(rest))
+
+
+def diagonal_view(x: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
+    """The diagonal as a writable NumPy view of x (np.diagonal's is read-only): from its first
+    element, x's memory stepped by the two axes' strides at once."""
+    a, b, n = _diagonal_axes(x.shape, offset, dim1, dim2)
+    corner = [slice(None)] * x.ndim
+    corner[a], corner[b] = slice(max(-offset, 0), None), slice(max(offset, 0), None)
+    rest = [i for i in range(x.ndim) if i not in (a, b)]
+    return np.lib.stride_tricks.as_strided(
+        x[tuple(corner)], (*(x.shape[i] for i in rest), n),
+        (*(x.strides[i] for i in rest), x.strides[a] + x.strides[b]))
+
+
+DIAGONAL = defop("diagonal", ("x",), _diagonal_infer,
+                 attrs={"offset": Attr("int", 0), "dim1": Attr("int", 0), "dim2": Attr("int", 1)},
+                 decompose=_diagonal_decompose, traits={Trait.MOVEMENT},
+                 doc="The offset diagonal of the matrices in axes dim1 and dim2, as a last axis "
+                     "(torch.diagonal).")

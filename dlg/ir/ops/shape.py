@@ -243,6 +243,11 @@ def _split_ref(x: np.ndarray, axis: int, sizes: tuple[int, ...]) -> tuple[np.nda
     return tuple(p.copy() for p in split_views(x, axis, sizes))
 
 
+def index_view(x: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """x[..., index, ...] as a NumPy view of x (unbind's parts are torch's views)."""
+    return x[(slice(None),) * (axis % x.ndim) + (index,)]
+
+
 def split_views(x: np.ndarray, axis: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     """The parts as NumPy views of x (eager tensors share memory as torch's views do)."""
     return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
