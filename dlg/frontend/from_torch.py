@@ -65,10 +65,11 @@ def from_torch(module: Any, example_input: Any) -> Model:
     try:
         return trace(net, *arrays, dynamic=dynamic)
     except DlgError as e:  # a batch size written into the module: trace it for these shapes only
+        model = trace(net, *arrays, dynamic={name: {} for name in names})
         warnings.warn(f"dlg.from_torch: {type(module).__name__} does not trace with a symbolic "
                       f"batch size ({e.message}); the model takes the example's shapes only",
                       stacklevel=2)
-        return trace(net, *arrays, dynamic={name: {} for name in names})
+        return model
 
 
 def convert(module: Any) -> Module:
