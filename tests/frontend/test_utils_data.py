@@ -116,6 +116,18 @@ def test_shuffling_follows_dlg_manual_seed():
     assert sorted(rows[0]) == list(range(10))
 
 
+@pytest.mark.parametrize("source", [lambda: {"seed": 3},
+                                    lambda: {"generator": np.random.default_rng(3)}],
+                         ids=["seed", "generator"])
+def test_a_loaders_own_seed_or_generator_outranks_dlg_manual_seed(source):
+    ds = D.TensorDataset(np.arange(10.0))
+    runs = []
+    for global_seed in (1, 2):
+        dlg.manual_seed(global_seed)
+        runs.append(_plain(list(D.DataLoader(ds, batch_size=4, shuffle=True, **source()))))
+    assert runs[0] == runs[1]
+
+
 def test_subset_concat_and_random_split_as_torch():
     ours, theirs = D.TensorDataset(np.arange(10.0)), T.TensorDataset(torch.arange(10.0))
     assert _plain(D.Subset(ours, [4, 1])[1]) == _plain(T.Subset(theirs, [4, 1])[1])
