@@ -22,6 +22,7 @@ import numpy as np
 
 from dlg.compiler.passes.autodiff import grad as grad_graph
 from dlg.errors import DlgValueError
+from dlg.frontend import grad_hooks
 from dlg.frontend.engine import caller_span, rng
 from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.builder import Builder
@@ -69,9 +70,10 @@ def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | N
         wanted = [t for t in order if (t.record is None and t.requires_grad) or retains_grad(t)]
     else:
         wanted = requiring_grad("backward()", inputs)
-    for t, value in zip(wanted, gradients([(root, seed)], order, wanted)):
+    roots = grad_hooks.with_hooks([(root, seed)], order, gradients)
+    for t, value in zip(wanted, gradients(roots, order, wanted)):
         if value is not None:
-            t.accumulate_grad(value)
+            t.accumulate_grad(grad_hooks.run(t, value) if t.record is None else value)
 
 
 def retain_grad(t: Tensor) -> None:

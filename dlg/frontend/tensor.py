@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
-from dlg.frontend import autograd, engine
+from dlg.frontend import autograd, engine, grad_hooks
+from dlg.frontend.handles import RemovableHandle
 from dlg.functions import indexing
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Value
@@ -158,6 +159,11 @@ class Tensor:
     @property
     def retains_grad(self) -> bool:
         return autograd.retains_grad(self)
+
+    def register_hook(self, hook: Callable[[Tensor], Any]) -> RemovableHandle:
+        """`hook(grad)` at each backward; a tensor it returns replaces the gradient
+        (dlg.frontend.grad_hooks)."""
+        return grad_hooks.register_hook(self, hook)
 
     # -- shape and dtype ---------------------------------------------------------------------------
     @property

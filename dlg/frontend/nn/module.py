@@ -12,6 +12,8 @@ import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
+from dlg.frontend.nn.hooks import Hooks
+from dlg.frontend.nn.module_api import ModuleAPI
 from dlg.frontend.tensor import Tensor
 from dlg.ir.dtypes import DType
 from dlg.ir.init import initialize
@@ -37,12 +39,14 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
-class Module:
+class Module(Hooks, ModuleAPI):
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -103,7 +107,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.forward(*args, **kwargs)
+        if self._forward_pre_hooks or self._forward_hooks:
+            out = self.hooked_call(self.forward, args, kwargs)
+        else:
+            out = self.forward(*args, **kwargs)
         tracer = engine.current_tracer()
         if tracer is not None:
             tracer.called(self, out)
@@ -215,16 +222,6 @@ class Module:
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = None
-
-    def to(self, device: Any = "cpu") -> Module:
-        """`model.to(device)`: eager dlg modules live on the cpu (compile for other targets)."""
-        if str(device) != "cpu":
-            raise DlgValueError(f"device {device!r}: eager dlg modules run on the cpu; use "
-                                f"dlg.compile(...) for other targets", engine.caller_span())
-        return self
-
-    def cpu(self) -> Module:
-        return self
 
     def __repr__(self) -> str:
         """As torch prints it: the options on one line, or one line each with the children."""

@@ -1,0 +1,103 @@
+"""Module methods torch programs call beyond the core ones: dtype and device conversion
+(`to`, `float`, `double`, `half`, `cpu`) and lookup by dotted name (`get_submodule`,
+`get_parameter`, `get_buffer`). A mixin of Module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlg.errors import DlgTypeError, DlgValueError
+from dlg.frontend import engine
+from dlg.frontend.tensor import Tensor
+from dlg.ir.dtypes import DType
+from dlg.ir.types import TensorType
+
+
+class ModuleAPI:
+    _parameters: dict[str, Any]
+    _buffers: dict[str, Any]
+    _modules: dict[str, Any]
+
+    def modules(self) -> Any:
+        raise NotImplementedError
+
+    # -- conversion ------------------------------------------------------------------------------
+    def to(self, *args: Any, **kwargs: Any) -> Any:
+        """torch's spellings: `to(device)`, `to(dtype)`, `to(device, dtype)`, `to(tensor)` (its
+        dtype) and the keywords device=, dtype=, non_blocking=. Floating-point parameters and
+        buffers take the dtype in place; eager modules live on the cpu (compile for others)."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise DlgTypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}",
+                               engine.caller_span())
+        for arg in args:
+            if isinstance(arg, DType):
+                dtype = arg
+            elif isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif not isinstance(arg, bool):  # non_blocking
+                device = arg
+        if device is not None and str(device) != "cpu":
+            raise DlgValueError(f"device {device!r}: eager dlg modules run on the cpu; use "
+                                f"dlg.compile(...) for other targets", engine.caller_span())
+        if dtype is not None:
+            if not dtype.is_float:
+                raise DlgTypeError(f"nn.Module.to only accepts floating point dtypes, but got "
+                                   f"desired dtype={dtype}", engine.caller_span())
+            self._cast_floats(dtype)
+        return self
+
+    def cpu(self) -> Any:
+        return self
+
+    def float(self) -> Any:  # noqa: A003
+        return self._cast_floats(DType.f32)
+
+    def double(self) -> Any:
+        return self._cast_floats(DType.f64)
+
+    def half(self) -> Any:
+        return self._cast_floats(DType.f16)
+
+    def _cast_floats(self, dtype: DType) -> Any:
+        """Every floating-point parameter and buffer (and gradient) as `dtype`, in place, so
+        optimizers holding them see the change (torch's `param.data = param.to(dtype)`)."""
+        for m in self.modules():
+            for t in (*m._parameters.values(), *m._buffers.values()):
+                if t is not None and t.dtype.is_float:
+                    _retype(t, dtype)
+                    if t.grad is not None:
+                        _retype(t.grad, dtype)
+        return self
+
+    # -- lookup ----------------------------------------------------------------------------------
+    def get_submodule(self, target: str) -> Any:
+        """The submodule at a dotted path ("" is this module); AttributeError as torch's."""
+        module: Any = self
+        for name in target.split(".") if target else ():
+            if name not in module._modules:
+                raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+            module = module._modules[name]
+        return module
+
+    def get_parameter(self, target: str) -> Any:
+        return self._get(target, "_parameters", "nn.Parameter")
+
+    def get_buffer(self, target: str) -> Any:
+        return self._get(target, "_buffers", "buffer")
+
+    def _get(self, target: str, table: str, kind: str) -> Any:
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name in getattr(module, table):
+            return getattr(module, table)[name]
+        if hasattr(module, name):
+            raise AttributeError(f"`{name}` is not an {kind}")
+        raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+
+
+def _retype(t: Tensor, dtype: DType) -> None:
+    t._value = t.numpy_view().astype(dtype.np)
+    t.type = TensorType(dtype, t.type.shape)

@@ -1,0 +1,153 @@
+"""Module API torch programs use beyond the core, against torch: dtype conversion (`double`,
+`float`, `half`, `to(dtype)`, `to(device, dtype)`), lookup by dotted name, forward hooks with
+removable handles, and gradient hooks on tensors (`Tensor.register_hook`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.errors import DlgTypeError, DlgValueError
+
+torch = pytest.importorskip("torch")
+
+
+def _pair(lib):
+    return lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.BatchNorm1d(3), lib.nn.Linear(3, 1))
+
+
+def _dtypes(module):
+    return {k: str(v.dtype).removeprefix("torch.") if isinstance(v, torch.Tensor)
+            else v.dtype.torch_name for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("convert", [
+    lambda m, lib: m.double(), lambda m, lib: m.half(), lambda m, lib: m.double().float(),
+    lambda m, lib: m.to(lib.float64), lambda m, lib: m.to("cpu", lib.float64),
+    lambda m, lib: m.to(device="cpu", dtype=lib.float16),
+    lambda m, lib: m.to(lib.zeros(1, dtype=lib.float64))],
+    ids=["double", "half", "float", "to-dtype", "to-device-dtype", "keywords", "to-tensor"])
+def test_dtype_conversion_as_torch(convert):
+    ours, theirs = _pair(dlg), _pair(torch)
+    params = list(ours.parameters())
+    assert convert(ours, dlg) is ours
+    convert(theirs, torch)
+    assert _dtypes(ours) == _dtypes(theirs)  # floats converted, num_batches_tracked kept int64
+    assert [p is q for p, q in zip(params, ours.parameters())] == [True] * len(params)
+
+
+def test_a_double_model_computes_and_trains_in_float64():
+    dlg.manual_seed(0)
+    model = dlg.nn.Linear(2, 1)
+    opt = dlg.optim.SGD(model.parameters(), lr=0.1)  # made before the conversion, as is usual
+    model.double()
+    loss = model(dlg.ones(4, 2, dtype=dlg.float64)).pow(2).mean()
+    assert loss.dtype == dlg.float64
+    loss.backward()
+    assert model.weight.grad.dtype == dlg.float64
+    before = model.weight.detach().numpy().copy()
+    opt.step()
+    assert model.weight.dtype == dlg.float64
+    assert not np.allclose(before, model.weight.detach().numpy())
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m: m.to("cuda"), DlgValueError, "eager dlg modules run on the cpu"),
+    (lambda m: m.to(dlg.int64), DlgTypeError, "only accepts floating point dtypes"),
+    (lambda m: m.to(dlg.float64, copy=True), DlgTypeError, "unexpected keyword")])
+def test_wrong_conversions_are_dlg_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call(dlg.nn.Linear(2, 2))
+
+
+def test_lookup_by_dotted_name_as_torch():
+    def net(lib):
+        outer = lib.nn.Module()
+        outer.block = lib.nn.Sequential(lib.nn.Linear(2, 2), lib.nn.BatchNorm1d(2))
+        return outer
+
+    ours, theirs = net(dlg), net(torch)
+    assert ours.get_submodule("") is ours and ours.get_submodule("block.1") is ours.block[1]
+    assert ours.get_parameter("block.0.weight") is ours.block[0].weight
+    assert ours.get_buffer("block.1.running_mean") is ours.block[1].running_mean
+    for call in (lambda m: m.get_submodule("block.2"), lambda m: m.get_submodule("nope.x"),
+                 lambda m: m.get_parameter("block.0.nope"),
+                 lambda m: m.get_parameter("block.1.running_mean"),
+                 lambda m: m.get_buffer("block.0.weight")):
+        with pytest.raises(AttributeError) as theirs_error:
+            call(theirs)
+        with pytest.raises(AttributeError, match=str(theirs_error.value).split(" ")[-1]):
+            call(ours)
+    assert [n for n, _ in ours.named_parameters(prefix="net")] == [
+        n for n, _ in theirs.named_parameters(prefix="net")]
+
+
+def _hooked(lib, log):
+    m = lib.nn.Linear(2, 2)
+    m.weight.data, m.bias.data = lib.tensor([[1.0, 2.0], [3.0, 4.0]]), lib.tensor([0.5, -1.0])
+    handles = [
+        m.register_forward_pre_hook(lambda mod, args: log.append("pre") or (args[0] * 2,)),
+        m.register_forward_pre_hook(lambda mod, args: log.append("first"), prepend=True),
+        m.register_forward_hook(lambda mod, args, out: log.append(("post", args[0].tolist()))
+                                or out + 1),
+        m.register_forward_pre_hook(
+            lambda mod, args, kwargs: log.append("kw") or ((args[0] + 1,), kwargs),
+            with_kwargs=True),
+        m.register_forward_hook(lambda mod, args, kwargs, out: log.append("kwpost"),
+                                with_kwargs=True)]
+    return m, handles
+
+
+def test_forward_hooks_as_torch():
+    logs = {dlg: [], torch: []}
+    outs = {}
+    for lib in (dlg, torch):
+        m, handles = _hooked(lib, logs[lib])
+        x = lib.ones(1, 2)
+        outs[lib] = [m(x).tolist()]
+        handles[0].remove()
+        with handles[2]:
+            outs[lib].append(m(x).tolist())
+        outs[lib].append(m(x).tolist())  # the `with` removed the output hook
+    assert logs[dlg] == logs[torch]
+    assert np.allclose(outs[dlg], outs[torch])
+
+
+def test_forward_hooks_see_the_traced_call():
+    m = dlg.nn.Linear(2, 2)
+    m.register_forward_hook(lambda mod, args, out: out * 0)
+    exe = dlg.compile(m, np.ones((3, 2), np.float32))
+    assert not np.any(exe(np.ones((3, 2), np.float32)))
+
+
+def _grad_hooks(lib, calls):
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    h = x * w
+    h.retain_grad()
+    h.register_hook(lambda g: calls.append(("h", g.tolist())) or g * 10)
+    x.register_hook(lambda g: calls.append(("x", g.tolist())))
+    removed = x.register_hook(lambda g: g * 1000)
+    removed.remove()
+    x.register_hook(lambda g: g + 1)
+    e = h.exp()
+    e.register_hook(lambda g: calls.append(("e", g.tolist())) or g * 0)
+    ((h * h).sum() + h.sum() + e.sum()).backward()
+    return [x.grad.tolist(), w.grad.tolist(), h.grad.tolist()]
+
+
+def test_gradient_hooks_as_torch():
+    ours, theirs = [], []
+    assert np.allclose(_grad_hooks(dlg, ours), _grad_hooks(torch, theirs))
+    assert [(n, np.round(g, 5).tolist()) for n, g in ours] == [
+        (n, np.round(g, 5).tolist()) for n, g in theirs]
+
+
+def test_a_gradient_hook_cannot_change_the_shape_nor_hook_a_constant():
+    x = dlg.ones(3, requires_grad=True)
+    x.register_hook(lambda g: g.sum())
+    with pytest.raises(DlgValueError, match=r"changed the size of the gradient from \[3\] to \[\]"):
+        (x * 2).sum().backward()
+    with pytest.raises(DlgValueError, match="doesn't require gradient"):
+        dlg.ones(3).register_hook(print)
