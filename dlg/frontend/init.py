@@ -11,8 +11,9 @@ from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor
 from dlg.ir.init import calculate_gain, initialize
 
-__all__ = ["calculate_gain", "constant_", "kaiming_normal_", "kaiming_uniform_", "normal_",
-           "ones_", "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_"]
+__all__ = ["calculate_gain", "constant_", "dirac_", "eye_", "kaiming_normal_", "kaiming_uniform_",
+           "normal_", "ones_", "orthogonal_", "sparse_", "trunc_normal_", "uniform_",
+           "xavier_normal_", "xavier_uniform_", "zeros_"]
 
 
 def _fill(tensor: Tensor, name: str, *args: Any, **kwargs: Any) -> Tensor:
@@ -58,3 +59,24 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
 def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     return _fill(tensor, "xavier_normal", gain=gain)
 
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0) -> Tensor:
+    return _fill(tensor, "trunc_normal", mean, std, a, b)
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+    return _fill(tensor, "orthogonal", gain)
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    return _fill(tensor, "eye")
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    return _fill(tensor, "dirac", groups)
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01) -> Tensor:
+    return _fill(tensor, "sparse", sparsity, std)

@@ -116,10 +116,89 @@ def xavier_normal(rng: np.random.Generator, shape: Shape, dtype: DType, gain: fl
     return normal(rng, shape, dtype, 0.0, gain * math.sqrt(2.0 / max(fan_in + fan_out, 1)))
 
 
+def trunc_normal(rng: np.random.Generator, shape: Shape, dtype: DType, mean: float = 0.0,
+                 std: float = 1.0, a: float = -2.0, b: float = 2.0) -> np.ndarray:
+    """N(mean, std) cut to [a, b], by torch's inverse-CDF method: uniform between the CDF's
+    values at a and b, mapped back through erfinv, clamped."""
+    _random_dtype(dtype)
+    cdf = [(1 + math.erf((x - mean) / std / math.sqrt(2))) / 2 for x in (a, b)]
+    y = rng.uniform(2 * cdf[0] - 1, 2 * cdf[1] - 1, shape)
+    y = np.clip(y, np.nextafter(-1.0, 0.0), np.nextafter(1.0, 0.0))
+    return np.clip(mean + std * math.sqrt(2) * _erfinv(y), a, b).astype(dtype.np)
+
+
+def _erfinv(y: np.ndarray) -> np.ndarray:
+    """erf's inverse on (-1, 1): Winitzki's closed-form guess, then Newton steps on erf."""
+    log = np.log1p(-y * y)
+    first = 2 / (math.pi * 0.147) + log / 2
+    x = np.sign(y) * np.sqrt(np.sqrt(first * first - log / 0.147) - first)
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    for _ in range(3):
+        x = x - (erf(x) - y) / (2 / math.sqrt(math.pi) * np.exp(-x * x))
+    return x
+
+
+def orthogonal(rng: np.random.Generator, shape: Shape, dtype: DType, gain: float = 1.0
+               ) -> np.ndarray:
+    """torch's: a (semi-)orthogonal matrix from the QR decomposition of a normal one (signs
+    fixed by R's diagonal), over the first dim against the rest flattened."""
+    _random_dtype(dtype)
+    if len(shape) < 2:
+        raise DlgShapeError(f"orthogonal: only tensors with 2 or more dimensions are supported, "
+                            f"not shape {list(shape)}")
+    if math.prod(shape) == 0:
+        return np.zeros(shape, dtype.np)
+    rows, cols = shape[0], math.prod(shape[1:])
+    flat = rng.normal(0.0, 1.0, (rows, cols))
+    q, r = np.linalg.qr(flat.T if rows < cols else flat)
+    q = q * np.sign(np.diag(r))
+    return (gain * (q.T if rows < cols else q)).reshape(shape).astype(dtype.np)
+
+
+def eye(rng: np.random.Generator, shape: Shape, dtype: DType) -> np.ndarray:
+    """The identity matrix (ones on the main diagonal of a 2-d shape)."""
+    if len(shape) != 2:
+        raise DlgShapeError(f"eye: only tensors with 2 dimensions are supported, not shape "
+                            f"{list(shape)}")
+    return np.eye(*shape, dtype=dtype.np)
+
+
+def dirac(rng: np.random.Generator, shape: Shape, dtype: DType, groups: int = 1) -> np.ndarray:
+    """The Dirac delta for a 3-, 4- or 5-d convolution weight: each of a group's first
+    channels passes its input channel through at the kernel's centre (torch's)."""
+    if len(shape) not in (3, 4, 5):
+        raise DlgShapeError(f"dirac: only tensors with 3, 4, or 5 dimensions are supported, "
+                            f"not shape {list(shape)}")
+    if shape[0] % groups:
+        raise DlgShapeError(f"dirac: dim 0 ({shape[0]}) must be divisible by groups ({groups})")
+    out = np.zeros(shape, dtype.np)
+    per_group = shape[0] // groups
+    centre = tuple(k // 2 for k in shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, shape[1])):
+            out[(g * per_group + d, d, *centre)] = 1
+    return out
+
+
+def sparse(rng: np.random.Generator, shape: Shape, dtype: DType, sparsity: float,
+           std: float = 0.01) -> np.ndarray:
+    """N(0, std) with ceil(sparsity * rows) random zeros in each column of a 2-d shape."""
+    if len(shape) != 2:
+        raise DlgShapeError(f"sparse: only tensors with 2 dimensions are supported, not shape "
+                            f"{list(shape)}")
+    out = normal(rng, shape, DType.f64, 0.0, std)
+    zeros_per_column = math.ceil(sparsity * shape[0])
+    for col in range(shape[1]):
+        out[rng.permutation(shape[0])[:zeros_per_column], col] = 0
+    return out.astype(dtype.np)
+
+
 INITIALIZERS: dict[str, Callable[..., np.ndarray]] = {
     "zeros": zeros, "ones": ones, "full": full, "uniform": uniform, "normal": normal,
     "kaiming_uniform": kaiming_uniform, "kaiming_normal": kaiming_normal,
     "xavier_uniform": xavier_uniform, "xavier_normal": xavier_normal,
+    "trunc_normal": trunc_normal, "orthogonal": orthogonal, "eye": eye, "dirac": dirac,
+    "sparse": sparse,
 }
 
 

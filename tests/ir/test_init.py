@@ -120,3 +120,60 @@ def test_fans_need_rank_two_and_random_needs_float():
         draw("uniform", dtype=DType.i32)
     assert set(INITIALIZERS) >= {"zeros", "ones", "full", "uniform", "normal", "kaiming_uniform",
                                  "kaiming_normal", "xavier_uniform", "xavier_normal"}
+
+
+# ---- trunc_normal, orthogonal, eye, dirac, sparse ------------------------------------------------
+@pytest.mark.parametrize("mean, std, a, b", [(0.0, 1.0, -2.0, 2.0), (0.5, 1.0, -1.0, 2.0),
+                                             (0.0, 0.02, -2.0, 2.0), (1.0, 2.0, 2.0, 4.0)])
+def test_trunc_normal_statistics_match_torch(mean, std, a, b):
+    w = draw("trunc_normal", mean, std, a, b, shape=(200, 100))
+    assert w.dtype == np.float32 and a <= w.min() and w.max() <= b
+    torch = pytest.importorskip("torch")
+    t = torch.empty(200, 100)
+    torch.manual_seed(0)
+    torch.nn.init.trunc_normal_(t, mean, std, a, b)
+    spread = t.std().item()
+    assert w.std() == pytest.approx(spread, rel=0.03)
+    assert w.mean() == pytest.approx(t.mean().item(), abs=0.03 * spread)
+    for bound, extreme in ((a, w.min()), (b, w.max())):
+        if abs(bound - mean) < 2.5 * std:  # a bound that cuts: samples crowd up to it
+            assert abs(extreme - bound) < 0.01 * std
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 6), (8, 3, 2, 2), (5, 5)])
+def test_orthogonal_is_orthogonal_and_scaled_by_gain(shape):
+    w = draw("orthogonal", 2.0, shape=shape, dtype=DType.f64)
+    flat = w.reshape(shape[0], -1)
+    small = min(flat.shape)
+    gram = flat @ flat.T if flat.shape[0] == small else flat.T @ flat
+    np.testing.assert_allclose(gram, 4.0 * np.eye(small), atol=1e-12)
+    torch = pytest.importorskip("torch")
+    t = torch.nn.init.orthogonal_(torch.empty(shape, dtype=torch.float64), 2.0)
+    assert np.abs(w).std() == pytest.approx(t.abs().std().item(), rel=0.5)  # same scale
+
+
+@pytest.mark.parametrize("name, args, shape", [
+    ("eye", (), (3, 5)), ("eye", (), (4, 2)), ("dirac", (), (4, 3, 3)),
+    ("dirac", (2,), (4, 2, 3, 3)), ("dirac", (3,), (6, 1, 2, 3, 4))])
+def test_eye_and_dirac_equal_torch(name, args, shape):
+    torch = pytest.importorskip("torch")
+    expected = getattr(torch.nn.init, name + "_")(torch.full(shape, 7.0), *args).numpy()
+    np.testing.assert_array_equal(draw(name, *args, shape=shape), expected)
+
+
+def test_sparse_zeros_each_column_as_torch():
+    w = draw("sparse", 0.3, 0.5, shape=(10, 400))
+    assert ((w == 0).sum(axis=0) == 3).all()  # ceil(0.3 * 10) zeros in every column
+    torch = pytest.importorskip("torch")
+    t = torch.nn.init.sparse_(torch.empty(10, 400), 0.3, 0.5)
+    assert ((t == 0).sum(dim=0) == 3).all()
+    assert w[w != 0].std() == pytest.approx(t[t != 0].std().item(), rel=0.05)
+
+
+@pytest.mark.parametrize("name, args, shape, phrase", [
+    ("orthogonal", (), (4,), "2 or more dimensions"), ("eye", (), (2, 2, 2), "2 dimensions"),
+    ("dirac", (), (2, 2), "3, 4, or 5 dimensions"), ("dirac", (2,), (3, 1, 3), "divisible"),
+    ("sparse", (0.1,), (3,), "2 dimensions")])
+def test_structured_initialisers_refuse_wrong_shapes(name, args, shape, phrase):
+    with pytest.raises(DlgShapeError, match=phrase):
+        draw(name, *args, shape=shape)
