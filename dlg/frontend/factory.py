@@ -46,9 +46,9 @@ def on_cpu(device: Any) -> None:
     """Check a device argument (None, 'cpu', 'cpu:0', dlg.device('cpu')): eager tensors live in
     CPU memory."""
     if device is not None and str(device).split(":")[0] != "cpu":
-        raise DlgValueError(f"device {str(device)!r}: eager dlg runs on the cpu; use "
-                            f"dlg.compile(..., target=...) for other targets",
-                            engine.caller_span())
+        raise DlgValueError(f"device {str(device)!r}: eager dlg tensors live on the CPU; "
+                            f"dlg.compile(model, example_input, target=\"cuda\") is the GPU "
+                            f"path", engine.caller_span())
 
 
 def check_memory_format(value: Any, x: Tensor | None = None) -> None:

@@ -178,7 +178,8 @@ for _name in ("view", "reshape", "permute", "transpose", "unsqueeze", "squeeze",
               *(n for n, f in ELEMENTWISE.items() if Trait.UNARY in REGISTRY[n].traits)):
     if _name not in vars(Tensor):
         setattr(Tensor, _name, _method(_name))
-for _name in ("gather", "scatter", "scatter_add", "index_select", "index_add", "take_along_dim"):
+for _name in ("gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add",
+              "index_fill", "take_along_dim", "select"):
     setattr(Tensor, _name, _method(_name))
 for _name in (*(n for n in ELEMENTWISE if Trait.BINARY in REGISTRY[n].traits), "matmul"):
     if _name not in vars(Tensor):
@@ -325,6 +326,6 @@ for _name in ("roll", "rot90", "diff", "diag", "diagonal", "diag_embed", "addmm"
               "addmv", "baddbmm", "addbmm", "kron", "cross", "lerp", "hypot", "atan2", "arctan2",
               "arctan", "logaddexp", "logaddexp2", "xlogy", "heaviside", "signbit", "sgn",
               "clamp_min", "clamp_max", "float_power", "nansum", "nanmean", "median", "cummax",
-              "cummin", "nanmedian", "diagflat"):
+              "cummin", "nanmedian", "diagflat", "nan_to_num"):
     setattr(Tensor, _name, _method(_name))
 Tensor.repeat_interleave = repeat_interleave  # type: ignore[attr-defined]

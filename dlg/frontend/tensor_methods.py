@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgTypeError, DlgValueError
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine, init, selection
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import binary, promote
@@ -60,6 +60,14 @@ def to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None, non_bloc
 @method
 def cpu(self: Tensor, memory_format: Any = None) -> Tensor:
     check_memory_format(memory_format, self)
+    return self
+
+
+@method
+def cuda(self: Tensor, device: Any = None, non_blocking: bool = False,
+         memory_format: Any = None) -> Tensor:
+    """Refused, saying where the GPU is: eager tensors live on the CPU."""
+    on_cpu("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device)
     return self
 
 
@@ -152,6 +160,17 @@ def narrow(self: Tensor, dim: Any, start: Any, length: Any) -> Tensor:
                                f"{start.type}", engine.caller_span())
         start = int(start.item())
     return call("narrow", self, dim, start, length)
+
+
+def _matrix_transpose(self: Tensor) -> Tensor:
+    """The last two axes swapped (x.mT; x.mH too, as dlg's tensors are real)."""
+    if self.ndim < 2:
+        raise DlgShapeError(f"x.mT needs a matrix or a batch of matrices, got {self.type}",
+                            engine.caller_span())
+    return call("transpose", self, -2, -1)
+
+
+Tensor.mT = Tensor.mH = property(_matrix_transpose)  # type: ignore[attr-defined]
 
 
 @method
@@ -266,6 +285,22 @@ Tensor.__iadd__ = _augmented(add_, "__add__")  # type: ignore[attr-defined]
 Tensor.__isub__ = _augmented(sub_, "__sub__")  # type: ignore[attr-defined]
 Tensor.__imul__ = _augmented(mul_, "__mul__")  # type: ignore[attr-defined]
 Tensor.__itruediv__ = _augmented(div_, "__truediv__")  # type: ignore[attr-defined]
+
+
+def _in_place(name: str) -> None:
+    """x.<name>_(...): x.<name>(...) written into x."""
+    out_of_place = getattr(Tensor, name)
+
+    def update(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return _assign(self, out_of_place(self, *args, **kwargs))
+    update.__name__ = update.__qualname__ = f"{name}_"
+    update.__doc__ = f"x.{name}(...) written into x."
+    method(update)
+
+
+for _name in ("scatter", "scatter_add", "scatter_reduce", "masked_fill", "index_fill",
+              "nan_to_num"):
+    _in_place(_name)
 
 
 @method

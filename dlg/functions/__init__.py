@@ -17,11 +17,13 @@ from dlg.functions import activations, creation, gather, losses, nn, reduce, sha
 from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
-from dlg.functions.masking import masked_fill, tril, triu
+from dlg.functions.masking import index_fill, masked_fill, tril, triu
 from dlg.functions import attention, norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
 from dlg.functions import class_losses
+from dlg.functions.indexing import select
+from dlg.functions.scatter_reduce import scatter_reduce
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     **ELEMENTWISE,
@@ -52,7 +54,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "unbind": shape.unbind, "narrow": shape.narrow, "movedim": shape.movedim,
     "swapaxes": shape.transpose, "swapdims": shape.transpose, "unflatten": shape.unflatten,
     "repeat": shape.repeat, "tile": shape.tile, "masked_fill": masked_fill,
-    "take": shape.take, "tril": tril, "triu": triu,
+    "take": shape.take, "tril": tril, "triu": triu, "select": select, "index_fill": index_fill,
     # ordering and scans
     "sort": ordering.sort, "argsort": ordering.argsort, "msort": ordering.msort,
     "topk": ordering.topk, "kthvalue": ordering.kthvalue, "cumsum": ordering.cumsum,
@@ -60,7 +62,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     # gathers and scatters by an index tensor (PyTorch's argument order)
     "gather": gather.gather, "scatter": gather.scatter, "scatter_add": gather.scatter_add,
     "index_select": gather.index_select, "index_add": gather.index_add,
-    "take_along_dim": gather.take_along_dim,
+    "take_along_dim": gather.take_along_dim, "scatter_reduce": scatter_reduce,
     # creation
     "full": creation.full, "zeros": creation.zeros, "ones": creation.ones,
     "zeros_like": creation.zeros_like, "ones_like": creation.ones_like,
@@ -125,5 +127,6 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "float_power": pointwise.float_power, "nansum": statistics.nansum,
     "nanmean": statistics.nanmean, "median": statistics.median, "cummax": statistics.cummax,
     "cummin": statistics.cummin, "bucketize": statistics.bucketize,
-    "searchsorted": statistics.searchsorted,
+    "searchsorted": statistics.searchsorted, "isin": statistics.isin,
+    "nan_to_num": pointwise.nan_to_num,
 }

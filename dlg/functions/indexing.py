@@ -234,3 +234,19 @@ def _static_int(F: Front, value: Any, what: str) -> Dim:
     if is_int(value):
         return operator.index(value)
     raise DlgTypeError(f"{what}, got {describe(F, value)}")
+
+
+def select(F: Front, x: Any, axis: Any, position: Any) -> Any:
+    """x[..., position, ...] at `axis`, that axis dropped (torch.select: an int position,
+    negative from the end)."""
+    if not F.is_tensor(x):
+        raise DlgTypeError(f"select's argument must be a tensor, got {describe(F, x)}")
+    rank = F.type_of(x).rank
+    if rank == 0:
+        raise DlgShapeError("select cannot be applied to a 0-d tensor")
+    if not is_int(axis) or not -rank <= axis < rank:
+        raise DlgTypeError(f"select: dim must be an int in [{-rank}, {rank}), got "
+                           f"{describe(F, axis)}")
+    if not (is_int(position) or isinstance(position, Sym)):
+        raise DlgTypeError(f"select: index must be an int, got {describe(F, position)}")
+    return index(F, x, (slice(None),) * (int(axis) % rank) + (position,))

@@ -1,5 +1,6 @@
 """Elementwise functions of PyTorch that are compositions of registry ops: lerp, hypot, atan2,
-logaddexp, logaddexp2, xlogy, heaviside, signbit, clamp_min, clamp_max and float_power.
+logaddexp, logaddexp2, xlogy, heaviside, signbit, clamp_min, clamp_max, float_power and
+nan_to_num.
 
 These take only floats in PyTorch (but heaviside, signbit and the clamps), so integer tensors
 are promoted first: to float32, or to the widest float among the operands (`floats`), from both
@@ -13,8 +14,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from dlg.errors import DlgTypeError
-from dlg.functions.args import describe, is_static, operands, tensor
+from dlg.functions.args import describe, is_number, is_static, operands, tensor
 from dlg.functions.elementwise import apply, clamp
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
@@ -193,3 +196,21 @@ def float_power(F: Front, x: Any, exponent: Any) -> Any:
     a, b = promoted(F, (x, exponent), ("float_power's input", "float_power's exponent"),
                     DType.f64)
     return apply(F, POW, [a, b], {})
+
+
+def nan_to_num(F: Front, x: Any, nan: Any = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
+    """x with NaN, +inf and -inf replaced: by 0 and by the dtype's largest and lowest finite
+    values unless given (torch.nan_to_num); integer and bool tensors hold none of them. A where,
+    so the gradient passes where x is finite."""
+    dtype = F.type_of(tensor(F, x, "nan_to_num's argument")).dtype
+    for name, v in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
+        if v is not None and not is_number(v):
+            raise DlgTypeError(f"nan_to_num: {name} must be a number, got {describe(F, v)}")
+    if not dtype.is_float:
+        return x
+    info = np.finfo(dtype.np)
+    high, low = (F.lift(default if v is None else v, dtype)
+                 for v, default in ((posinf, info.max), (neginf, info.min)))
+    infinite = F.emit(WHERE, F.emit(GT, x, _scalar(F, x, 0)), high, low)
+    finite = F.emit(WHERE, F.emit(ISINF, x), infinite, x)
+    return F.emit(WHERE, F.emit(ISNAN, x), F.lift(0.0 if nan is None else nan, dtype), finite)

@@ -1,5 +1,5 @@
 """Order statistics, NaN-skipping reductions and searches with PyTorch's names: median,
-nanmedian, nansum, nanmean, cummax, cummin, bucketize and searchsorted.
+nanmedian, nansum, nanmean, cummax, cummin, bucketize, searchsorted and isin.
 
 median sorts (NaN sorts last, so a NaN's rank is the count of the numbers) and reads the lower
 middle, or the first NaN where there is one, as PyTorch does; the median of all elements
@@ -7,7 +7,8 @@ shares its gradient among the elements equal to it, as PyTorch's does. cummax an
 compare every pair of positions along the axis (quadratic in its length: fine for the scans of
 a model, not for long series) and read the values at the indices, so the gradient goes to each
 index, as in PyTorch. bucketize and searchsorted count the boundaries below each value, NaN
-counted past them all, as PyTorch's binary search places it.
+counted past them all, as PyTorch's binary search places it. isin compares every element with
+every test element (the product of their sizes: fine for a vocabulary filter, not for millions).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ from dlg.ir.ops.elementwise import (
     WHERE,
 )
 from dlg.ir.ops.gather import GATHER
-from dlg.ir.ops.reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_SUM
+from dlg.ir.ops.reduce import REDUCE_ANY, REDUCE_MAX, REDUCE_MIN, REDUCE_SUM
 from dlg.ir.ops.shape import RESHAPE, SQUEEZE, UNSQUEEZE
+from dlg.ir.shapes import numel
 
 
 # ---- NaN-skipping reductions -------------------------------------------------------------------
@@ -241,3 +243,19 @@ def searchsorted(F: Front, sorted_sequence: Any, x: Any, out_int32: Any = False,
                             f"input {t} must match")
     return _positions(F, "searchsorted", sorted_sequence, x, right, out_int32)
 
+
+
+def isin(F: Front, elements: Any, test_elements: Any, assume_unique: Any = False,
+         invert: Any = False) -> Any:
+    """Whether each of `elements` is among `test_elements` (torch.isin; either may be a number),
+    at their common dtype; `invert` asks whether it is not. `assume_unique` changes nothing."""
+    if not (F.is_tensor(elements) or F.is_tensor(test_elements)):
+        raise DlgTypeError("isin: elements or test_elements must be a tensor")
+    if not isinstance(invert, bool):
+        raise DlgTypeError(f"isin: invert must be true or false, got {describe(F, invert)}")
+    e, s = promoted(F, (elements, test_elements), ("isin's elements", "isin's test_elements"))
+    t = F.type_of(e)
+    tests = F.emit(RESHAPE, s, shape=(numel(F.type_of(s).shape),))
+    found = F.emit(REDUCE_ANY, F.emit(EQ, F.emit(UNSQUEEZE, e, axes=(t.rank,)), tests),
+                   axes=(t.rank,), keepdims=False)
+    return F.emit(LOGICAL_NOT, found) if invert else found

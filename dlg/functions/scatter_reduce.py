@@ -1,0 +1,123 @@
+"""scatter_reduce (torch.scatter_reduce): src's elements combined into x at the positions an index
+names along an axis, by "sum", "prod", "mean", "amax" or "amin", x's own value among them unless
+include_self=False. Positions that no index names keep x's value.
+
+0-d operands are read as 1-element vectors. A composite: sum and mean are scatter_add_along (the
+count of the writes, scattered the same way, gives mean's divisor, the positions written and,
+eagerly, the index's range check). prod, amax and amin have no scatter op, so every index is
+compared with every position of the axis (the index's size times the axis's length) and the src
+values that name a position are reduced; gradients are their reductions' (ties in amax/amin
+split as maximum's, where torch shares a gradient evenly among all tied values).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgShapeError, DlgTypeError
+from dlg.functions import args
+from dlg.functions.args import tensor
+from dlg.functions.front import Front
+from dlg.functions.gather import _leading, _shaped, _vector
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.arith import FLOOR_DIVIDE
+from dlg.ir.ops.common import INTS, normalize_axis
+from dlg.ir.ops.elementwise import (
+    ADD,
+    CAST,
+    DIV,
+    EQ,
+    GT,
+    MAXIMUM,
+    MINIMUM,
+    MUL,
+    SUB,
+    WHERE,
+)
+from dlg.ir.ops.gather import SCATTER_ADD_ALONG
+from dlg.ir.ops.reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_PROD
+from dlg.ir.ops.shape import PAD, SQUEEZE, TRANSPOSE, UNSQUEEZE
+from dlg.ir.ops.sort import CUMSUM
+from dlg.ir.ops.source import FULL
+from dlg.ir.types import TensorType
+
+# the dense reductions: their reduce op and the op that joins x's value
+_DENSE = {"prod": (REDUCE_PROD, MUL), "amax": (REDUCE_MAX, MAXIMUM),
+          "amin": (REDUCE_MIN, MINIMUM)}
+REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def scatter_reduce(F: Front, x: Any, axis: Any, index: Any, src: Any, reduce: Any,
+                   include_self: Any = True) -> Any:
+    """x with src[i] combined into x[i with i[axis] = index[i]] by `reduce`."""
+    t = F.type_of(tensor(F, x, "scatter_reduce's argument"))
+    i = F.type_of(tensor(F, index, "scatter_reduce: index"))
+    s = F.type_of(tensor(F, src, "scatter_reduce: src"))
+    reduce = args.choice(F, reduce, REDUCTIONS, "scatter_reduce: reduce")
+    if not isinstance(include_self, bool):
+        raise DlgTypeError(f"scatter_reduce: include_self must be true or false, got "
+                           f"{args.describe(F, include_self)}")
+    if i.dtype not in INTS:
+        raise DlgTypeError(f"scatter_reduce: index must be an int64 (or int32) tensor, got {i}")
+    if s.dtype != t.dtype:
+        raise DlgTypeError(f"scatter_reduce: src {s} must have x's dtype {t.dtype}")
+    if not t.rank == i.rank == s.rank:
+        raise DlgShapeError(f"scatter_reduce: x {t}, index {i} and src {s} must have one rank")
+    if t.rank == 0:  # as 1-element vectors
+        x, index, src = (_vector(F, v) for v in (x, index, src))
+        return _shaped(F, scatter_reduce(F, x, axis, index, src, reduce, include_self), ())
+    a = normalize_axis("scatter_reduce", args.axis(F, axis, "scatter_reduce: dim"), t.rank)
+    src = _leading(F, src, index, "scatter_reduce")
+    zeros = F.emit(FULL, shape=t.shape, value=0.0, dtype=t.dtype)
+    count = F.emit(SCATTER_ADD_ALONG, zeros, index,
+                   F.emit(FULL, shape=i.shape, value=1.0, dtype=t.dtype), axis=a)
+    written = F.emit(GT, count, F.lift(0, t.dtype))
+    if reduce in ("sum", "mean"):
+        total = F.emit(SCATTER_ADD_ALONG, x if include_self else zeros, index, src, axis=a)
+        if reduce == "sum":
+            return total if include_self else F.emit(WHERE, written, total, x)
+        one = F.lift(1, t.dtype)
+        divisor = F.emit(ADD, count, one) if include_self else F.emit(MAXIMUM, count, one)
+        mean = F.emit(DIV if t.dtype.is_float else FLOOR_DIVIDE, total, divisor)
+        return F.emit(WHERE, written, mean, x)
+    reduce_op, join = _DENSE[reduce]
+    combined = _dense(F, reduce, reduce_op, t, index, src, a)
+    if include_self:
+        combined = F.emit(join, x, combined)
+    return F.emit(WHERE, written, combined, x)
+
+
+def _dense(F: Front, reduce: str, reduce_op: Any, t: TensorType, index: Any, src: Any,
+           a: int) -> Any:
+    """For every position p of x's axis `a`, src's values whose index is p reduced over the
+    index's axis `a` (the identity where there are none), padded to x's shape."""
+    i = F.type_of(index)
+    rank, length = t.rank, t.shape[a]
+    ones = F.emit(FULL, shape=(length,), value=1.0, dtype=DType.i64)
+    positions = F.emit(SUB, F.emit(CUMSUM, ones, axis=0), F.lift(1, DType.i64))
+    wide = index if i.dtype == DType.i64 else F.emit(CAST, index, dtype=DType.i64)
+    hits = F.emit(EQ, F.emit(UNSQUEEZE, wide, axes=(rank,)), positions)
+    values = F.emit(WHERE, hits, F.emit(UNSQUEEZE, src, axes=(rank,)),
+                    F.lift(_identity(reduce, t.dtype), t.dtype))
+    reduced = F.emit(reduce_op, values, axes=(a,), keepdims=True)
+    perm = list(range(rank + 1))
+    perm[a], perm[rank] = rank, a
+    out = F.emit(SQUEEZE, F.emit(TRANSPOSE, reduced, perm=tuple(perm)), axes=(rank,))
+    shape = i.shape[:a] + (length,) + i.shape[a + 1:]
+    if shape == t.shape:
+        return out
+    # the index covers x's leading part off the axis: the rest is never written (x stays)
+    pads = tuple((0, n - m) for n, m in zip(t.shape, shape))
+    return F.emit(PAD, out, pads=pads, value=0.0)
+
+
+def _identity(reduce: str, dtype: DType) -> Any:
+    """The value that changes nothing in the reduction."""
+    if reduce == "prod":
+        return 1
+    if dtype.is_float:
+        return -np.inf if reduce == "amax" else np.inf
+    info = np.iinfo(dtype.np)
+    return int(info.min if reduce == "amax" else info.max)

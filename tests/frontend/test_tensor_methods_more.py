@@ -1,0 +1,139 @@
+"""Tensor methods and functions that PyTorch programs reach for, against torch: x.mT/x.mH,
+select, index_fill, nan_to_num, isin, the in-place scatter_, scatter_add_, masked_fill_,
+index_fill_ and nan_to_num_ (refused where a gradient is recorded), and x.cuda() refused with
+the way to the GPU. Gradients where there are any; traced and compiled at another batch size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlg
+
+torch = pytest.importorskip("torch")
+R = np.random.default_rng(0)
+X = R.standard_normal((2, 3, 4)).astype(np.float32)
+NAN = np.array([[1.5, np.nan, np.inf], [-np.inf, -2.0, 0.0]], np.float32)
+
+
+def both(fn, *arrays, grad: bool = True):
+    """fn on dlg and torch tensors of `arrays`: values equal, and the gradients of a weighted
+    sum when the output is a float."""
+    xs = [dlg.tensor(a, requires_grad=grad and a.dtype.kind == "f") for a in arrays]
+    ts = [torch.tensor(a, requires_grad=grad and a.dtype.kind == "f") for a in arrays]
+    y, ty = fn(dlg, *xs), fn(torch, *ts)
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    if grad and ty.requires_grad:
+        w = R.standard_normal(ty.shape).astype(np.float32)
+        (y * dlg.tensor(w)).sum().backward()
+        (ty * torch.tensor(w)).sum().backward()
+        for x, t in zip(xs, ts):
+            if t.grad is not None:
+                np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x: x.mT, lambda m, x: x.mH, lambda m, x: x[0].mT,
+    lambda m, x: x.select(1, -1), lambda m, x: m.select(x, -1, 2),
+    lambda m, x: x[0, 0].select(0, 3),
+    lambda m, x: x.index_fill(1, m.tensor([2, 0, 2]), -1.5),
+    lambda m, x: x.index_fill(-1, m.tensor(-1), m.tensor(7.0)),
+    lambda m, x: m.index_fill(x[0, 0, 0], 0, m.tensor([0]), 3.0),
+], ids=["mT", "mH", "mT_matrix", "select", "select_fn", "select_1d", "index_fill",
+        "index_fill_0d_index", "index_fill_0d_x"])
+def test_views_and_fills_match_torch(fn):
+    both(fn, X)
+
+
+def test_index_fill_of_a_tensor_value_passes_its_gradient():
+    both(lambda m, x, v: x.index_fill(2, m.tensor([1, 3]), v.sum()), X, np.float32([0.5, 2.0]))
+
+
+def test_index_fill_truncates_a_float_on_ints_as_torch():
+    both(lambda m, x: x.index_fill(0, m.tensor([1]), 2.7), np.array([4, 5, 6]), grad=False)
+
+
+@pytest.mark.filterwarnings("ignore:overflow")  # the float32 maximum times a weight
+@pytest.mark.parametrize("kwargs", [{}, {"nan": 1.0}, {"posinf": 9.0, "neginf": -9.0}])
+def test_nan_to_num_matches_torch(kwargs):
+    both(lambda m, x: m.nan_to_num(x, **kwargs), NAN)
+    both(lambda m, x: x.nan_to_num(**kwargs), NAN.astype(np.float16), grad=False)
+
+
+def test_nan_to_num_leaves_integers_alone():
+    both(lambda m, x: m.nan_to_num(x), np.array([1, -2]), grad=False)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, e, t: m.isin(e, t), lambda m, e, t: m.isin(e, t, invert=True),
+    lambda m, e, t: m.isin(e, 3), lambda m, e, t: m.isin(2, t),
+    lambda m, e, t: m.isin(e.double(), t),
+])
+def test_isin_matches_torch(fn):
+    both(fn, np.array([[1, 2, 3], [4, 3, 0]]), np.array([[3, 0], [9, 7]]), grad=False)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x: x.scatter_(1, m.tensor([[0, 2]]), m.tensor([[5.0, 6.0]])),
+    lambda m, x: x.scatter_(0, m.tensor([[1]]), 2.5),
+    lambda m, x: x.scatter_add_(1, m.tensor([[0, 0], [2, 1]]), m.ones(2, 2)),
+    lambda m, x: x.scatter_reduce_(1, m.tensor([[0, 0]]), m.ones(1, 2), "sum"),
+    lambda m, x: x.masked_fill_(x > 0, -1.0),
+    lambda m, x: x.index_fill_(1, m.tensor([1]), 0.0),
+    lambda m, x: x.nan_to_num_(posinf=1.0),
+], ids=["scatter_", "scatter_value", "scatter_add_", "scatter_reduce_", "masked_fill_",
+        "index_fill_", "nan_to_num_"])
+def test_in_place_forms_write_into_x(fn):
+    x, t = dlg.tensor(NAN), torch.tensor(NAN)
+    assert fn(dlg, x) is x
+    fn(torch, t)
+    np.testing.assert_array_equal(x.numpy(), t.numpy())
+
+
+def test_in_place_forms_are_refused_where_a_gradient_is_recorded():
+    x = dlg.ones(2, 3, requires_grad=True)
+    with pytest.raises(dlg.DlgError, match=r"in-place operations on tensors that require grad"):
+        x.masked_fill_(x > 0, 0.0)
+    with dlg.no_grad():
+        x.index_fill_(1, dlg.tensor([0]), 2.0)
+    np.testing.assert_array_equal(x.detach().numpy(), [[2, 1, 1], [2, 1, 1]])
+
+
+@pytest.mark.parametrize("call", ["x.cuda()", "x.cuda(0)", "x.to('cuda')",
+                                  "x.to(dlg.device('cuda:1'))", "dlg.zeros(2, device='cuda')"])
+def test_cuda_says_where_the_gpu_is(call):
+    with pytest.raises(dlg.DlgValueError, match=r"device 'cuda(:\d)?': eager dlg tensors live on "
+                                                r"the CPU; dlg.compile\(model, example_input, "
+                                                r"target=\"cuda\"\) is the GPU path"):
+        eval(call, {"x": dlg.ones(2), "dlg": dlg})
+
+
+@pytest.mark.parametrize("call, pattern", [
+    ("x.select(3, 0)", r"select: dim must be an int in \[-3, 3\), got int 3"),
+    ("x.select(1, 3)", r"index 3 is out of range for axis 1 of f32\[2,3,4\]"),
+    ("dlg.tensor(1.0).select(0, 0)", r"select cannot be applied to a 0-d tensor"),
+    ("x[0, 0].mT", r"x.mT needs a matrix or a batch of matrices, got f32\[4\]"),
+    ("x.index_fill(1, dlg.tensor([[0]]), 1.0)", r"index must be a 0-d or 1-d int64 tensor"),
+    ("x.index_fill(1, dlg.tensor([3]), 1.0)", r"index 3 is out of range"),
+    ("dlg.nan_to_num(x, nan='0')", r"nan_to_num: nan must be a number, got str '0'"),
+    ("dlg.isin(1, 2)", r"isin: elements or test_elements must be a tensor"),
+])
+def test_bad_calls_raise_dlg_errors(call, pattern):
+    with pytest.raises(dlg.DlgError, match=pattern):
+        eval(call, {"x": dlg.tensor(X), "dlg": dlg})
+
+
+def traced_fn(x, i):
+    return (x.mT.select(2, 0) + x.index_fill(2, i, 0.0).nan_to_num().sum(1)
+            + dlg.isin(x, x[0, 0]).float().sum(1))
+
+
+def test_traced_and_compiled_match_eager_at_another_batch_size():
+    i = dlg.tensor([0, 3])
+    traced = dlg.trace(traced_fn, dlg.tensor(X), i, dynamic={"i": {}})
+    exe = dlg.compile(traced)
+    x = R.standard_normal((5, 3, 4)).astype(np.float32)
+    x[1, 2, 1] = np.nan
+    want = traced_fn(dlg.tensor(x), i).numpy()
+    np.testing.assert_allclose(traced(x, i.numpy()), want, rtol=1e-6)
+    np.testing.assert_allclose(exe(x, i.numpy()), want, rtol=1e-5, atol=1e-6)
