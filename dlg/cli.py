@@ -592,7 +592,7 @@ def _fmt(args: argparse.Namespace) -> int:
 
 
 def _formatted(path: Path) -> str:
-    return format_module(load_file(path).main)
+    return format_module(load_file(path).main, path.read_text())
 
 
 def _read_array(path: Path) -> np.ndarray:

@@ -1,13 +1,16 @@
 """The canonical text of a .dlg program, printed from its AST (`dlgc fmt`).
 
 Four-space indents, one statement per line, the fewest parentheses that keep the tree, and
-`parse(format_module(m)) == m`. Comments are not part of the AST, so formatting drops them.
-Lines are not wrapped.
+`parse(format_module(m)) == m`. Lines are not wrapped. Comments are not part of the AST: given
+the source, each comes back where it stood relative to the statements (`_Comments`): a comment
+line above the statement that followed it (a blank line after it kept), a comment after code at
+the end of that statement's line, one before a block's `}` inside the block, the rest at the end.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from dlg.grammar import ast
@@ -20,13 +23,78 @@ _PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, 
 _UNARY, _POSTFIX, _ATOM = 7, 9, 10
 
 
-def format_module(module: ast.Module) -> str:
-    return "\n".join(_item(item) for item in module.items)
+def format_module(module: ast.Module, source: str | None = None) -> str:
+    """The canonical text; with the module's `source`, its comments kept."""
+    notes = _Comments(source)
+    items = ["".join(f"{line}\n" for line in notes.before(item.span.line, "", opening=True))
+             + _item(item, notes) for item in module.items]
+    return "\n".join(items) + "".join(f"{line}\n" for line in notes.before(None, ""))
 
 
-def _item(item: Any) -> str:
+@dataclass(frozen=True)
+class _Comment:
+    line: int
+    col: int  # 0-based, where the # stands
+    text: str
+    alone: bool  # nothing but the comment on its line
+
+
+class _Comments:
+    """The comments of a source in line order, handed out as the printer reaches their
+    places, and its blank lines: one is kept where the source had any between two
+    statements or comments."""
+
+    def __init__(self, source: str | None):
+        lines = self.lines = (source or "").split("\n")
+        self.blank = {k + 1 for k, text in enumerate(lines) if not text.strip()}
+        self.pending = [_Comment(k + 1, at, text[at:].rstrip(), not text[:at].strip())
+                        for k, text in enumerate(lines) if (at := _comment_start(text)) is not None]
+
+    def before(self, line: int | None, indent: str, opening: bool = False) -> list[str]:
+        """The comments above `line` (all, with None) as lines at `indent`, and the blank lines
+        before them and before `line`; none first thing in a block (`opening`)."""
+        out: list[str] = []
+        while self.pending and (line is None or self.pending[0].line < line):
+            c = self.pending.pop(0)
+            out += self._gap(c.line, opening and not out) + [indent + c.text]
+        return out + ([] if line is None else self._gap(line, opening and not out))
+
+    def _gap(self, line: int, opening: bool) -> list[str]:
+        return [""] if line - 1 in self.blank and not opening else []
+
+    def after(self, first: int, last: int | None, end_col: int | None = None) -> str:
+        """The comments that follow code on lines first..last, for the end of its line; with
+        `end_col`, one on the last line only when no other code follows that column."""
+        last = first if last is None else last
+
+        def ends_there(c: _Comment) -> bool:
+            if end_col is None or c.line != last:
+                return True
+            return not self.lines[c.line - 1][end_col - 1:c.col].strip(" ;")
+        found = [c for c in self.pending
+                 if first <= c.line <= last and not c.alone and ends_there(c)]
+        self.pending = [c for c in self.pending if c not in found]
+        return "".join(f"  {c.text}" for c in found)
+
+
+def _comment_start(line: str) -> int | None:
+    """Where a comment starts in a line (a # outside a string literal), or None."""
+    quoted = escaped = False
+    for k, ch in enumerate(line):
+        if quoted:
+            quoted, escaped = (not (ch == '"' and not escaped),
+                               ch == "\\" and not escaped)
+        elif ch == '"':
+            quoted = True
+        elif ch == "#":
+            return k
+    return None
+
+
+def _item(item: Any, notes: _Comments) -> str:
+    span = item.span
     if isinstance(item, ast.Import):
-        return f"import {quote(item.path)}\n"
+        return f"import {quote(item.path)}{notes.after(span.line, span.end_line)}\n"
     if isinstance(item, ast.ModelDef):
         head = f"model {item.name}"
     elif isinstance(item, ast.TrainDef):
@@ -35,7 +103,7 @@ def _item(item: Any) -> str:
         head = f"layer {item.name}({_params(item.params)})"
     else:
         head = f"def {item.name}({_params(item.params)})"
-    return "\n".join(_block(head, item.body, "")) + "\n"
+    return "\n".join(_block(head, item.body, "", notes, span.line, span.end_line)) + "\n"
 
 
 def _params(params: tuple[ast.Param, ...]) -> str:
@@ -48,42 +116,56 @@ def _params(params: tuple[ast.Param, ...]) -> str:
     return ", ".join(out)
 
 
-def _block(head: str, body: tuple[Any, ...], indent: str) -> list[str]:
-    lines = [f"{indent}{head} {{"]
+def _block(head: str, body: tuple[Any, ...], indent: str, notes: _Comments, first: int,
+           last: int | None, head_lines: tuple[int, int] | None = None) -> list[str]:
+    """`head { body }`, spanning source lines first..last; a comment after the head's line
+    (or one of `head_lines`) belongs to it unless the body goes on on that line."""
+    own_line = not body or body[0].span.line > first
+    after = notes.after(*head_lines) if head_lines else (
+        notes.after(first, first) if own_line else "")
+    lines = [f"{indent}{head} {{{after}"]
     for i, stmt in enumerate(body):
-        lines.extend(_stmt(stmt, indent + INDENT))
+        lines.extend(notes.before(stmt.span.line, indent + INDENT, opening=i == 0))
+        lines.extend(_stmt(stmt, indent + INDENT, notes))
         if isinstance(stmt, ast.Return) and not stmt.values and i + 1 < len(body):
             lines[-1] += ";"  # else the next statement's name would be read as the value
-    lines.append(f"{indent}}}")
+    if last is not None:
+        lines.extend(notes.before(last, indent + INDENT, opening=not body))
+    lines.append(f"{indent}}}" + ("" if last is None else notes.after(last, last)))
     return lines
 
 
-def _stmt(s: Any, indent: str) -> list[str]:
+def _stmt(s: Any, indent: str, notes: _Comments) -> list[str]:
+    first, last = s.span.line, s.span.end_line
     if isinstance(s, ast.If):
-        lines = _block(f"if {expr(s.cond)}", s.body, indent)
+        lines = _block(f"if {expr(s.cond)}", s.body, indent, notes, first, None)
         orelse = s.orelse
         while len(orelse) == 1 and isinstance(orelse[0], ast.If):
-            nested = _block(f"else if {expr(orelse[0].cond)}", orelse[0].body, indent)
+            inner = orelse[0]
+            nested = _block(f"else if {expr(inner.cond)}", inner.body, indent, notes,
+                            inner.span.line, None)
             lines[-1] = lines[-1] + " " + nested[0].lstrip()
             lines.extend(nested[1:])
-            orelse = orelse[0].orelse
+            orelse = inner.orelse
         if orelse:
-            tail = _block("else", orelse, indent)
+            ended = s.body[-1].span.end_line if s.body else first  # `} else {` lies between
+            tail = _block("else", orelse, indent, notes, orelse[0].span.line, last,
+                          (ended, orelse[0].span.line - 1))
             lines[-1] = lines[-1] + " " + tail[0].lstrip()
             lines.extend(tail[1:])
         return lines
     if isinstance(s, ast.For):
-        return _block(f"for {s.var} in {expr(s.iter)}", s.body, indent)
+        return _block(f"for {s.var} in {expr(s.iter)}", s.body, indent, notes, first, last)
     if isinstance(s, ast.ForwardDef):
-        return _block(f"forward({_params(s.params)})", s.body, indent)
+        return _block(f"forward({_params(s.params)})", s.body, indent, notes, first, last)
     if isinstance(s, ast.Scan):
         parts = [f"{name} in {expr(seq)}" for name, seq in s.sequences]
         parts += [f"{k.name}={expr(k.value)}" for k in s.options]
         head = f"scan ({', '.join(parts)})"
         if s.carries:
             head += " carry (" + ", ".join(f"{k.name} = {expr(k.value)}" for k in s.carries) + ")"
-        return _block(head, s.body, indent)
-    return [indent + _simple(s)]
+        return _block(head, s.body, indent, notes, first, last)
+    return [indent + _simple(s) + notes.after(first, last, s.span.end_col)]
 
 
 def _simple(s: Any) -> str:

@@ -130,3 +130,79 @@ def test_random_expressions_round_trip(e):
     text = format_module(module)
     assert parse(text) == module
     assert format_module(parse(text)) == text
+
+
+# ---- comments and blank lines -------------------------------------------------------------------
+COMMENTED = '''# models/tiny.dlg: a header, then a blank line
+
+layer Tiny(n: int) {  # a layer
+    param w: f32[n] = zeros()   # trailing, realigned
+    # above forward
+
+    forward(x) {
+        y = x * w # "a # inside a comment"
+        s = "# not a comment"
+
+
+        return y + 0 * len(s)
+        # before the closing brace
+    }
+}
+# between the items
+model M {
+    input x: f32[N, 3]
+    layer t = Tiny(3)
+    if true { z = t(x) } else {  # else
+        z = x
+    }
+    output y = z
+}
+# at the end
+'''
+
+WANT = '''# models/tiny.dlg: a header, then a blank line
+
+layer Tiny(n: int) {  # a layer
+    param w: f32[n] = zeros()  # trailing, realigned
+    # above forward
+
+    forward(x) {
+        y = x * w  # "a # inside a comment"
+        s = "# not a comment"
+
+        return y + 0 * len(s)
+        # before the closing brace
+    }
+}
+
+# between the items
+model M {
+    input x: f32[N, 3]
+    layer t = Tiny(3)
+    if true {
+        z = t(x)
+    } else {  # else
+        z = x
+    }
+    output y = z
+}
+# at the end
+'''
+
+
+def test_comments_and_blank_lines_come_back_where_they_stood():
+    text = format_module(parse(COMMENTED), COMMENTED)
+    assert text == WANT
+    assert format_module(parse(text), text) == text  # a fixed point
+    assert parse(text) == parse(COMMENTED)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_formatting_a_source_keeps_every_comment(path):
+    source = path.read_text()
+    text = format_module(parse(source, path.name), source)
+    comments = [line[line.index("#"):].rstrip() for line in source.splitlines()
+                if "#" in line and '"' not in line]
+    assert all(c in text for c in comments)
+    assert parse(text, path.name) == parse(source, path.name)
+    assert format_module(parse(text, path.name), text) == text
