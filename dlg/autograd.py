@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgValueError
-from dlg.frontend import autograd
+from dlg.frontend import autograd, grad_hooks
 from dlg.frontend.engine import (
     caller_span,
     enable_grad,
@@ -46,7 +46,10 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     wanted = autograd.requiring_grad("grad()", ins)
     results = []
     order = autograd.tape([out for out, _ in roots])
+    roots = grad_hooks.with_hooks(roots, order, autograd.gradients)
     for t, value in zip(wanted, autograd.gradients(roots, order, wanted)):
+        if value is not None and t.record is None:
+            value = grad_hooks.run(t, value)
         if value is None and not (allow_unused or materialize_grads):
             raise DlgValueError("grad(): one of the inputs was not used to compute the "
                                 "outputs (pass allow_unused=True)", caller_span())

@@ -151,3 +151,14 @@ def test_a_gradient_hook_cannot_change_the_shape_nor_hook_a_constant():
         (x * 2).sum().backward()
     with pytest.raises(DlgValueError, match="doesn't require gradient"):
         dlg.ones(3).register_hook(print)
+
+
+def test_autograd_grad_runs_gradient_hooks_as_torch():
+    def grads(lib):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        x.register_hook(lambda g: g * 2)
+        h = x * 3
+        h.register_hook(lambda g: g + 1)
+        return [lib.autograd.grad((h * h).sum(), t)[0].tolist() for t in (x, h)]
+
+    assert grads(dlg) == grads(torch)
