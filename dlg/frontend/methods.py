@@ -1,6 +1,6 @@
 """The operators and methods of `dlg.Tensor` that are user-facing functions of `dlg.functions`:
 every elementwise op of the registry (`x.exp()`, `x.maximum(y)`), the reductions and shape
-functions (`x.sum(dim)`, `x.softmax(dim)`, `x.view(...)`), and `+ - * / ** @ == < & |` ...
+functions (`x.sum(dim)`, `x.softmax(dim)`, `x.view(...)`), and `+ - * / ** @ == < & | << ~`...
 Binary ones promote first as PyTorch does (`promote`), a frontend choice: .dlg refuses an int
 tensor meeting a float instead. Imported by `dlg.frontend.functional`, so every `import dlg`
 attaches them.
@@ -202,8 +202,11 @@ _NUMPY_BINARY = {"add": "add", "subtract": "sub", "multiply": "mul", "true_divid
                  "divide": "div", "power": "pow", "matmul": "matmul", "maximum": "maximum",
                  "minimum": "minimum", "greater": "gt", "greater_equal": "ge", "less": "lt",
                  "less_equal": "le", "equal": "eq", "not_equal": "ne",
-                 "floor_divide": "floor_divide", "remainder": "remainder"}
-_NUMPY_UNARY = {"negative": "neg", "absolute": "abs", "arctan": "atan"}
+                 "floor_divide": "floor_divide", "remainder": "remainder",
+                 "bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
+                 "bitwise_xor": "bitwise_xor", "left_shift": "bitwise_left_shift",
+                 "right_shift": "bitwise_right_shift"}
+_NUMPY_UNARY = {"negative": "neg", "absolute": "abs", "arctan": "atan", "invert": "bitwise_not"}
 
 
 def _array_ufunc(self: Tensor, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
@@ -223,27 +226,31 @@ def _array_ufunc(self: Tensor, ufunc: np.ufunc, method: str, *inputs: Any, **kwa
 Tensor.__array_ufunc__ = _array_ufunc  # type: ignore[attr-defined]
 
 
-def _boolean_operator(symbol: str, name: str) -> Callable[..., Tensor]:
-    """& | ^ ~ on bools: the logical function. On numbers PyTorch's operators are bitwise, which
-    dlg does not have, so those are refused rather than read as logic."""
-    def operator(self: Tensor, *other: Any) -> Tensor:
-        for v in (self, *other):
-            if not (isinstance(v, (bool, np.bool_)) or isinstance(v, Tensor)
-                    and v.dtype == DType.bool):
-                got = v.type if isinstance(v, Tensor) else type(v).__name__
-                raise DlgTypeError(f"{symbol} takes bools (on numbers it is PyTorch's bitwise "
-                                   f"operator, which dlg does not have; {name} reads nonzero as "
-                                   f"true), got {got}", caller_span())
-        return call(name, self, *other)
-    operator.__name__ = name
+def _bitwise_operator(logical: str, bitwise: str, reflected: bool = False
+                      ) -> Callable[[Tensor, Any], Tensor]:
+    """& | ^ as in PyTorch: on bools the logical function, on integers (promoted first) the
+    bitwise one; floats are refused by the op, as torch has no bitwise float."""
+    def operator(self: Tensor, other: Any) -> Tensor:
+        a, b = (other, self) if reflected else (self, other)
+        if _both_bool(a, b):
+            return call(logical, a, b)
+        return binary(bitwise, a, b)
+    operator.__name__ = bitwise
     return operator
 
 
-for _dunder, _symbol, _name in (("and", "&", "logical_and"), ("or", "|", "logical_or"),
-                                ("xor", "^", "logical_xor"), ("invert", "~", "logical_not")):
-    setattr(Tensor, f"__{_dunder}__", _boolean_operator(_symbol, _name))
-    if _dunder != "invert":
-        setattr(Tensor, f"__r{_dunder}__", _boolean_operator(_symbol, _name))
+def _invert(self: Tensor) -> Tensor:
+    """~x: logical_not on bools, bitwise_not on integers."""
+    return call("logical_not" if self.dtype == DType.bool else "bitwise_not", self)
+
+
+for _dunder, _logical in (("and", "logical_and"), ("or", "logical_or"), ("xor", "logical_xor")):
+    setattr(Tensor, f"__{_dunder}__", _bitwise_operator(_logical, f"bitwise_{_dunder}"))
+    setattr(Tensor, f"__r{_dunder}__", _bitwise_operator(_logical, f"bitwise_{_dunder}", True))
+Tensor.__invert__ = _invert  # type: ignore[attr-defined]
+for _dunder, _name in (("lshift", "bitwise_left_shift"), ("rshift", "bitwise_right_shift")):
+    setattr(Tensor, f"__{_dunder}__", _binary_method(_name))
+    setattr(Tensor, f"__r{_dunder}__", _binary_method(_name, reflected=True))
 
 
 # ---- math: reductions, products, PyTorch's arithmetic arguments (dlg/functions) ---------------

@@ -20,7 +20,9 @@ from tests.ir.test_registry import CASES
 NO_FLOAT_PATH = {"eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or",
                  "argmax", "argmin", "one_hot", "constant", "full", "arange",
                  "random_uniform", "random_normal",
-                 "isnan", "isinf", "isfinite", "reduce_all", "reduce_any"}
+                 "isnan", "isinf", "isfinite", "reduce_all", "reduce_any", "bitwise_and",
+                 "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift",
+                 "bitwise_right_shift"}
 ATTR_OVERRIDES = {"cast": {"dtype": DType.f64}}  # an f16 result has no useful finite differences
 # backward ops without a VJP of their own: second derivatives through them are refused
 NO_VJP = {"max_pool_grad"}

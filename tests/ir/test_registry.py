@@ -44,6 +44,12 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     **{op: ((f(2, 3), f(3)), {}) for op in ("add", "sub", "mul", "div", "pow", "maximum",
                                             "minimum", "eq", "ne", "lt", "le", "gt", "ge")},
     "logical_and": ((mask, mask), {}), "logical_or": ((mask, mask), {}),
+    **{op: ((np.array([[5, -6, 0], [7, -1, 12]]), np.array([3, -4, 9])), {})
+       for op in ("bitwise_and", "bitwise_or", "bitwise_xor")},
+    "bitwise_not": ((np.array([[5, -6, 0]], np.int32),), {}),
+    # counts past the bits and negative ones: torch's values, where C's are undefined
+    **{op: ((np.array([[5, -6, 1], [-1, 7, 3]]), np.array([1, 64, -2])), {})
+       for op in ("bitwise_left_shift", "bitwise_right_shift")},
     "where": ((mask, f(3), f(2, 3)), {}),
     "cast": ((f(2, 3),), {"dtype": DType.f16}),
     **{op: ((f(2, 3, 4),), {"axes": (0, 2), "keepdims": True})

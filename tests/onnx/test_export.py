@@ -259,6 +259,9 @@ NO_ONNX = {
     "random_uniform": "random_uniform", "random_normal": "random_normal",  # ONNX's RNG is not
     "dropout": "random_uniform",  # dlg's: the registry case is in training mode
     "cumprod": "cumprod",  # ONNX has CumSum only
+    # ONNX's Bitwise* come at opset 18 and its BitShift takes unsigned ints only
+    **{op: op for op in ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+                         "bitwise_left_shift", "bitwise_right_shift")},
     # the compiler's own primitives, in gradients and rewritten graphs, never in inference
     "conv_weight_grad": "conv_weight_grad", "max_pool_grad": "max_pool_grad",
     "avg_pool_grad": "avg_pool_grad", "im2col": "im2col",

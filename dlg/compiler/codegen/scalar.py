@@ -24,6 +24,12 @@ from dlg.ir.ops.elementwise import (
     ABS,
     ADD,
     ATAN,
+    BITWISE_AND,
+    BITWISE_LEFT_SHIFT,
+    BITWISE_NOT,
+    BITWISE_OR,
+    BITWISE_RIGHT_SHIFT,
+    BITWISE_XOR,
     CAST,
     CEIL,
     COS,
@@ -360,6 +366,19 @@ def _pow(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Valu
     return s.b.call(s.intrinsic("llvm.pow", a[0].type, 2), [a[0], a[1]])
 
 
+def _shift(left: bool) -> OpRule:
+    """PyTorch's shifts (see the ref in elementwise.py): a count outside 0..bits-1 gives 0 to
+    the left and the sign to the right, where LLVM's shl/ashr would give poison."""
+    def emit(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
+        x, count = a
+        zero, top = ir.Constant(x.type, 0), ir.Constant(x.type, _bits(dtype) - 1)
+        outside = s.b.or_(s.b.icmp_signed("<", count, zero), s.b.icmp_signed(">", count, top))
+        if left:
+            return s.b.select(outside, zero, s.b.shl(x, s.b.select(outside, zero, count)))
+        return s.b.ashr(x, s.b.select(outside, top, count))
+    return emit
+
+
 def _select(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
     return s.b.select(a[0], a[1], a[2])
 
@@ -400,6 +419,12 @@ SCALAR_FORMS: dict[ScalarOp, ScalarForm] = {
     LOGICAL_AND: ScalarForm(lambda s, d, a, dt: s.b.and_(a[0], a[1]), ALL),
     LOGICAL_OR: ScalarForm(lambda s, d, a, dt: s.b.or_(a[0], a[1]), ALL),
     LOGICAL_NOT: ScalarForm(lambda s, d, a, dt: s.b.not_(a[0]), ALL),
+    BITWISE_AND: ScalarForm(lambda s, d, a, dt: s.b.and_(a[0], a[1]), ALL),
+    BITWISE_OR: ScalarForm(lambda s, d, a, dt: s.b.or_(a[0], a[1]), ALL),
+    BITWISE_XOR: ScalarForm(lambda s, d, a, dt: s.b.xor(a[0], a[1]), ALL),
+    BITWISE_NOT: ScalarForm(lambda s, d, a, dt: s.b.not_(a[0]), ALL),
+    BITWISE_LEFT_SHIFT: ScalarForm(_shift(True), ALL),
+    BITWISE_RIGHT_SHIFT: ScalarForm(_shift(False), ALL),
     NEG: ScalarForm(_neg, ALL), ABS: ScalarForm(_abs, ALL), RELU: ScalarForm(_relu, ALL),
     SIGN: ScalarForm(_sign, NONE), SIGMOID: ScalarForm(_sigmoid, ALL, MATH),
     RSQRT: ScalarForm(_rsqrt, ALL), WHERE: ScalarForm(_select, ALL),

@@ -16,6 +16,7 @@ from dlg.errors import DlgShapeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import (
     FLOATS,
+    INTS,
     NUMERIC,
     broadcast_shapes,
     normalize_axis,
@@ -208,6 +209,28 @@ GT = binary("gt", np.greater, NUMERIC, DType.bool, _COMPARE)
 GE = binary("ge", np.greater_equal, NUMERIC, DType.bool, _COMPARE)
 LOGICAL_AND = binary("logical_and", np.logical_and, (DType.bool,), traits=_COMMUTATIVE)
 LOGICAL_OR = binary("logical_or", np.logical_or, (DType.bool,), traits=_COMMUTATIVE)
+
+
+# ---- bitwise: integers (and bools, where they are the logical ops), no gradient ----------------
+def _shift_ref(left: bool) -> Callable[..., np.ndarray]:
+    """PyTorch's shifts: a count outside 0..bits-1 shifts everything out (0 to the left; the sign
+    to the right, an arithmetic shift), where C leaves it undefined."""
+    def ref(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        bits = x.dtype.itemsize * 8
+        outside = (y < 0) | (y >= bits)
+        if left:
+            return np.where(outside, 0, np.left_shift(x, np.where(outside, 0, y)))
+        return np.right_shift(x, np.where(outside, bits - 1, y))
+    return ref
+
+
+_INTEGRAL = INTS + (DType.bool,)
+BITWISE_AND = binary("bitwise_and", np.bitwise_and, _INTEGRAL, traits=_COMMUTATIVE_ARITH)
+BITWISE_OR = binary("bitwise_or", np.bitwise_or, _INTEGRAL, traits=_COMMUTATIVE_ARITH)
+BITWISE_XOR = binary("bitwise_xor", np.bitwise_xor, _INTEGRAL, traits=_COMMUTATIVE_ARITH)
+BITWISE_NOT = unary("bitwise_not", np.invert, _INTEGRAL, vjp=zero_vjp, traits=_ARITH)
+BITWISE_LEFT_SHIFT = binary("bitwise_left_shift", _shift_ref(True), INTS, traits=_ARITH)
+BITWISE_RIGHT_SHIFT = binary("bitwise_right_shift", _shift_ref(False), INTS, traits=_ARITH)
 
 
 def _where_infer(cond: TensorType, x: TensorType, y: TensorType) -> TensorType:
