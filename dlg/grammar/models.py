@@ -116,6 +116,7 @@ def elaborate(program: Program, model: str | None = None, training: bool = False
 def _elaborate_train(E: Elaborator, train: ast.TrainDef, scope: Scope) -> TrainSpec:
     n_inputs = len(E.graph.inputs)
     n_outputs = len(E.graph.outputs)
+    _check_train_calls(train.body, scope)
     E.exec_block(train.body, scope, "train")
     if "loss" not in scope.names:
         raise DlgSyntaxError(f"train {train.name} needs `loss = ...`", train.span)
@@ -137,6 +138,22 @@ def _elaborate_train(E: Elaborator, train: ast.TrainDef, scope: Scope) -> TrainS
     labels = tuple(n.name for n in E.graph.inputs[n_inputs:])
     metrics = tuple(name for name, _ in E.graph.outputs[n_outputs:] if name != "loss")
     return TrainSpec(labels, "loss", metrics, optimizer, train.span, schedule)
+
+
+_TRAIN_CALLS = {"optimizer": OPTIMIZER_DEFAULTS, "schedule": SCHEDULE_DEFAULTS}
+
+
+def _check_train_calls(stmts: tuple[ast.Stmt, ...], scope: Scope) -> None:
+    """`optimizer = X(...)` or `schedule = X(...)` with an X dlg does not know: named with the
+    ones it does (a plain unknown name would not say which exist; OneCycleLR is eager-only)."""
+    for s in stmts:
+        if not (isinstance(s, ast.Assign) and len(s.targets) == 1 and s.targets[0] in _TRAIN_CALLS
+                and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Name)):
+            continue
+        name, table = s.value.func.id, _TRAIN_CALLS[s.targets[0]]
+        if not scope.has(name):
+            raise DlgNameError(f"unknown {s.targets[0]} {name!r} (a train section takes "
+                               f"{', '.join(table)}){suggest(name, table)}", s.value.func.span)
 
 
 def _describe(value: Any) -> str:

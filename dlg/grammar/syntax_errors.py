@@ -29,6 +29,12 @@ EXAMPLES: dict[str, list[str]] = {
     "unclosed '(' : a call or group needs its ')'": ["model M { y = f(x }", "model M { y = (x }"],
     "statements go inside braces; did you forget '{' ?": ["model M input x: f32[N]"],
 }
+# labels for one unexpected token in a common state (a name that starts a statement), so they
+# apply only where that same token comes: Python's `def forward(self, x):` in a layer
+TOKEN_EXAMPLES: dict[str, list[str]] = {
+    "a layer's forward is written `forward(x) { ... }` (no def, no self, a block in braces)": [
+        "layer L() { def forward(self, x): }"],
+}
 
 
 def describe_expected(expected: Iterable[str]) -> str:
@@ -52,23 +58,25 @@ def label_for(error: UnexpectedInput, parser: Lark) -> str | None:
         return None
     try:
         found = None
-        for label, state, accepts, token_type in _example_failures(parser):
+        for label, state, accepts, token_type, exact in _example_failures(parser):
             if state == error.state.position and accepts == frozenset(error.accepts):
                 if token_type == error.token.type:
                     return label
-                found = found or label
+                found = found or (None if exact else label)
         return found
     except Exception:  # noqa: BLE001 - a label is a nicety; never let it mask the real error
         return None
 
 
 @cache
-def _example_failures(parser: Lark) -> list[tuple[str, int, frozenset, str]]:
+def _example_failures(parser: Lark) -> list[tuple[str, int, frozenset, str, bool]]:
     out = []
-    for label, examples in EXAMPLES.items():
-        for example in examples:
-            try:
-                parser.parse(example)
-            except UnexpectedToken as e:
-                out.append((label, e.state.position, frozenset(e.accepts), e.token.type))
+    for table, exact in ((EXAMPLES, False), (TOKEN_EXAMPLES, True)):
+        for label, examples in table.items():
+            for example in examples:
+                try:
+                    parser.parse(example)
+                except UnexpectedToken as e:
+                    out.append((label, e.state.position, frozenset(e.accepts), e.token.type,
+                                exact))
     return out

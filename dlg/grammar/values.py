@@ -80,6 +80,10 @@ class InitSpec:
     span: Span | None = None
 
 
+# Python's spellings of the .dlg literals, which PyTorch code brings along (`batch_first=True`)
+_PYTHON_LITERALS = {"True": "true", "False": "false", "None": "none"}
+
+
 class Scope:
     """Names visible at one point; lookups fall back to the parent scope."""
 
@@ -93,7 +97,9 @@ class Scope:
             if name in scope.names:
                 return scope.names[name]
             scope = scope.parent
-        raise DlgNameError(f"unknown name {name!r}{suggest(name, self.visible())}", span)
+        hint = (f"; did you mean {_PYTHON_LITERALS[name]}? (.dlg spells booleans true/false "
+                f"and none)" if name in _PYTHON_LITERALS else suggest(name, self.visible()))
+        raise DlgNameError(f"unknown name {name!r}{hint}", span)
 
     def has(self, name: str) -> bool:
         scope: Scope | None = self

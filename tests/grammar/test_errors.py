@@ -130,7 +130,23 @@ ROWS = [
     row("unknown-function", X + "output y = rleu(x) }", DlgNameError, "1:41",
         r"unknown name 'rleu'; did you mean 'relu'\?"),
     row("unknown-optimizer", TRAIN + "loss = mse_loss(y, t) optimizer = Adom(lr=1) }",
-        DlgNameError, "2:64", r"unknown name 'Adom'; did you mean 'Adam'\?"),
+        DlgNameError, "2:64", r"^unknown optimizer 'Adom' \(a train section takes SGD, Adam, "
+        r"AdamW, RMSprop, Adadelta, Adagrad, Adamax, NAdam, RAdam\); did you mean 'Adam'\?$"),
+    row("unknown-schedule", TRAIN + "loss = mse_loss(y, t) optimizer = SGD(lr=0.1) "
+        "schedule = OneCycleLR(max_lr=0.1) }", DlgNameError, "2:87",
+        r"^unknown schedule 'OneCycleLR' \(a train section takes StepLR, MultiStepLR, "
+        r"ExponentialLR, CosineAnnealingLR\)$"),
+    # ---- Python's spellings that PyTorch code brings along
+    row("python-true", X + "layer r = RNN(3, 4, batch_first=True) output y = x }", DlgNameError,
+        "1:62", r"^unknown name 'True'; did you mean true\? \(\.dlg spells booleans true/false "
+        r"and none\)$"),
+    row("python-none", X + "z = None output y = x }", DlgNameError, "1:34",
+        r"^unknown name 'None'; did you mean none\? \(\.dlg spells booleans true/false and "
+        r"none\)$"),
+    row("python-def-forward", "layer L() {\n    def forward(self, x):\n        return x\n}\n"
+        + X + "layer l = L() output y = l(x) }", DlgSyntaxError, "2:9",
+        r"^unexpected 'forward': a layer's forward is written `forward\(x\) \{ \.\.\. \}` "
+        r"\(no def, no self, a block in braces\)$"),
     row("unknown-initializer",
         "layer L() { param w: f32[3] = unifrm(0, 1) forward(x) { return x } }\n" + X
         + "layer l = L() output y = l(x) }", DlgNameError, "1:31",
