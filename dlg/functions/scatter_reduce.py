@@ -6,8 +6,8 @@ include_self=False. Positions that no index names keep x's value.
 count of the writes, scattered the same way, gives mean's divisor, the positions written and,
 eagerly, the index's range check). prod, amax and amin have no scatter op, so every index is
 compared with every position of the axis (the index's size times the axis's length) and the src
-values that name a position are reduced; gradients are their reductions' (ties in amax/amin
-split as maximum's, where torch shares a gradient evenly among all tied values).
+values that name a position are reduced, with x's own value as one more candidate; so gradients
+are the reductions' (amax/amin share a tie's evenly among x and src, as torch).
 """
 
 from __future__ import annotations
@@ -31,21 +31,16 @@ from dlg.ir.ops.elementwise import (
     EQ,
     GT,
     MAXIMUM,
-    MINIMUM,
-    MUL,
     SUB,
     WHERE,
 )
 from dlg.ir.ops.gather import SCATTER_ADD_ALONG
 from dlg.ir.ops.reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_PROD
-from dlg.ir.ops.shape import PAD, SQUEEZE, TRANSPOSE, UNSQUEEZE
+from dlg.ir.ops.shape import CONCAT, PAD, SLICE, SQUEEZE, TRANSPOSE, UNSQUEEZE
 from dlg.ir.ops.sort import CUMSUM
 from dlg.ir.ops.source import FULL
-from dlg.ir.types import TensorType
 
-# the dense reductions: their reduce op and the op that joins x's value
-_DENSE = {"prod": (REDUCE_PROD, MUL), "amax": (REDUCE_MAX, MAXIMUM),
-          "amin": (REDUCE_MIN, MINIMUM)}
+_DENSE = {"prod": REDUCE_PROD, "amax": REDUCE_MAX, "amin": REDUCE_MIN}
 REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 
 
@@ -82,28 +77,33 @@ def scatter_reduce(F: Front, x: Any, axis: Any, index: Any, src: Any, reduce: An
         divisor = F.emit(ADD, count, one) if include_self else F.emit(MAXIMUM, count, one)
         mean = F.emit(DIV if t.dtype.is_float else FLOOR_DIVIDE, total, divisor)
         return F.emit(WHERE, written, mean, x)
-    reduce_op, join = _DENSE[reduce]
-    combined = _dense(F, reduce, reduce_op, t, index, src, a)
-    if include_self:
-        combined = F.emit(join, x, combined)
-    return F.emit(WHERE, written, combined, x)
+    reduced = _dense(F, reduce, x, include_self, index, src, a)
+    return F.emit(WHERE, written, reduced, x)
 
 
-def _dense(F: Front, reduce: str, reduce_op: Any, t: TensorType, index: Any, src: Any,
-           a: int) -> Any:
-    """For every position p of x's axis `a`, src's values whose index is p reduced over the
-    index's axis `a` (the identity where there are none), padded to x's shape."""
-    i = F.type_of(index)
+def _dense(F: Front, reduce: str, x: Any, include_self: bool, index: Any, src: Any, a: int
+           ) -> Any:
+    """For every position p of x's axis `a`, src's values whose index is p (and x's own value
+    with include_self) reduced together over the index's axis `a` (the identity where there are
+    none), padded to x's shape."""
+    t, i = F.type_of(x), F.type_of(index)
     rank, length = t.rank, t.shape[a]
+    perm = list(range(rank + 1))
+    perm[a], perm[rank] = rank, a  # swaps axis a with the positions' axis, last
     ones = F.emit(FULL, shape=(length,), value=1.0, dtype=DType.i64)
     positions = F.emit(SUB, F.emit(CUMSUM, ones, axis=0), F.lift(1, DType.i64))
     wide = index if i.dtype == DType.i64 else F.emit(CAST, index, dtype=DType.i64)
     hits = F.emit(EQ, F.emit(UNSQUEEZE, wide, axes=(rank,)), positions)
     values = F.emit(WHERE, hits, F.emit(UNSQUEEZE, src, axes=(rank,)),
                     F.lift(_identity(reduce, t.dtype), t.dtype))
-    reduced = F.emit(reduce_op, values, axes=(a,), keepdims=True)
-    perm = list(range(rank + 1))
-    perm[a], perm[rank] = rank, a
+    if include_self:  # one more candidate on axis a, so ties share the gradient as in torch
+        cut = [k for k in range(rank) if k != a and t.shape[k] != i.shape[k]]
+        own = x if not cut else F.emit(
+            SLICE, x, axes=tuple(cut), starts=(0,) * len(cut),
+            stops=tuple(i.shape[k] for k in cut), steps=(1,) * len(cut))
+        own = F.emit(TRANSPOSE, F.emit(UNSQUEEZE, own, axes=(rank,)), perm=tuple(perm))
+        values = F.emit(CONCAT, values, own, axis=a)
+    reduced = F.emit(_DENSE[reduce], values, axes=(a,), keepdims=True)
     out = F.emit(SQUEEZE, F.emit(TRANSPOSE, reduced, perm=tuple(perm)), axes=(rank,))
     shape = i.shape[:a] + (length,) + i.shape[a + 1:]
     if shape == t.shape:

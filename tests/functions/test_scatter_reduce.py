@@ -1,6 +1,6 @@
 """scatter_reduce against torch: every reduction with and without x's own value, on floats (with
-gradients) and ints, an index shorter than x off the axis, 0-d operands, the in-place form, bad
-calls; the .dlg door compiled at two batch sizes."""
+gradients, ties too) and ints, an index shorter than x off the axis, 0-d operands, the in-place
+form, bad calls; the .dlg door compiled at two batch sizes."""
 
 from __future__ import annotations
 
@@ -32,6 +32,23 @@ def test_floats_and_gradients_match_torch(reduce, include_self, axis):
     (ty * torch.tensor(w)).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(src.grad.numpy(), tsrc.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+@pytest.mark.parametrize("include_self", [True, False])
+def test_ties_share_the_gradient_evenly_as_torch(reduce, include_self):
+    """Without x's value, x is apart from the results: torch would still count an x equal to
+    one in the share (a quirk of its backward)."""
+    x = np.float32([1, 5, -5] if include_self else [1, 0, 0])
+    src = np.float32([5, 5, 2, -5, 5])
+    index = np.array([1, 1, 0, 2, 2])
+    grads = []
+    for m in (dlg, torch):
+        a, b = m.tensor(x, requires_grad=True), m.tensor(src, requires_grad=True)
+        a.scatter_reduce(0, m.tensor(index), b, reduce, include_self=include_self).sum().backward()
+        grads.append([a.grad.numpy(), b.grad.numpy()])
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
 
 
 @pytest.mark.parametrize("reduce", REDUCTIONS)
