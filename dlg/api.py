@@ -3,13 +3,14 @@ import every part of dlg (grammar, frontend, runtime), to put them together for 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlg.errors import DlgImportError, DlgValueError
+from dlg.frontend.lazy import LazyExecutable
 from dlg.frontend.nn import Module
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace
@@ -94,16 +95,19 @@ def _model(program: Program, model: str | None, seed: int | None) -> Model:
                  seed=seed, layer_calls=result.layer_calls)
 
 
-def compile(model: Model | Module | str | Path, *example_inputs: Any,  # noqa: A001
-            target: str = "cpu") -> Executable:
-    """Compile a model, a .dlg file, or a dlg.nn module (traced on `example_inputs`) to native
-    code: `exe(x=...)` runs it in one call and `exe.train_step()` a whole training step.
-    Parameters stay shared with the model. `target`: "cpu", "cuda-emulated" (the GPU's kernels
-    run on the CPU, launch by launch) or "cuda" (an NVIDIA GPU through pycuda)."""
-    if isinstance(model, Module):
-        if not example_inputs:
-            raise DlgValueError("dlg.compile(module, example_input, ...): a module is traced "
-                                "on example inputs first")
+def compile(model: Model | Module | Callable[..., Any] | str | Path,  # noqa: A001
+            *example_inputs: Any, target: str = "cpu") -> Executable | LazyExecutable:
+    """Compile a model, a .dlg file, or a dlg.nn module or tensor function (traced on
+    `example_inputs`) to native code: `exe(x=...)` runs it in one call and `exe.train_step()`
+    a whole training step. Parameters stay shared with the model. Without example inputs a
+    module or function compiles at its first call, as torch.compile's (frontend/lazy.py).
+    `target`: "cpu", "cuda-emulated" (the GPU's kernels run on the CPU, launch by launch) or
+    "cuda" (an NVIDIA GPU through pycuda)."""
+    traceable = isinstance(model, Module) or (
+        callable(model) and not isinstance(model, (Model, Executable, str, Path)))
+    if traceable and not example_inputs:
+        return LazyExecutable(model, target)
+    if traceable:
         model = trace(model, *example_inputs)
     elif not isinstance(model, Model):
         model = load(model)  # type: ignore[assignment]

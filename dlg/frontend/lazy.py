@@ -1,0 +1,38 @@
+"""`dlg.compile(module)` without example inputs, as `torch.compile(model)` is written: the
+module (or function) is traced and compiled at its first call, on that call's arguments, and
+again when a later call's arguments differ in what the trace fixed (a dtype, a rank, a size
+other than the batch axis). The batch axis stays symbolic, so new batch sizes reuse the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlg.frontend.tensor import Tensor
+from dlg.frontend.trace import trace
+from dlg.runtime.executable import Executable
+
+Signature = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+class LazyExecutable:
+    """A module or function compiled per argument signature at its first call with it."""
+
+    def __init__(self, fn: Callable[..., Any], target: str):
+        self.fn, self.target = fn, target
+        self.compiled: dict[Signature, Executable] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        arrays = [a.numpy_view() if isinstance(a, Tensor) else np.asarray(a) for a in args]
+        key = tuple((str(a.dtype), a.shape[1:]) if a.ndim else (str(a.dtype), ()) for a in arrays)
+        exe = self.compiled.get(key)
+        if exe is None:
+            exe = self.compiled[key] = Executable(trace(self.fn, *arrays), self.target)
+        return exe(*arrays)
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__name__", type(self.fn).__name__)
+        return f"<dlg.compile of {name}: {len(self.compiled)} compiled signature(s)>"

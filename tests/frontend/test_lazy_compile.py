@@ -1,0 +1,42 @@
+"""dlg.compile(module) and dlg.compile(function) without example inputs compile at the first
+call, as torch.compile's do; the eager module (or torch, the same weights) is the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlg
+import dlg.nn as nn
+
+
+def net() -> nn.Module:
+    dlg.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def test_a_module_compiles_at_its_first_call_and_serves_every_batch_size():
+    model = net()
+    fast = dlg.compile(model)
+    assert fast.compiled == {}
+    for n in (5, 1, 9):
+        x = dlg.randn(n, 3)
+        np.testing.assert_allclose(fast(x), model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert len(fast.compiled) == 1  # the batch axis stayed symbolic: one compile
+
+
+def test_a_new_feature_size_or_dtype_compiles_again_and_a_wrong_one_is_the_models_error():
+    double = dlg.compile(lambda a: a * 2 + 1)
+    np.testing.assert_array_equal(double(np.ones((2, 3), np.float32)), np.full((2, 3), 3))
+    np.testing.assert_array_equal(double(np.ones((2, 5), np.float64)), np.full((2, 5), 3))
+    assert len(double.compiled) == 2
+    with pytest.raises(dlg.DlgShapeError, match="does not fit weight"):
+        dlg.compile(net())(np.ones((2, 4), np.float32))
+
+
+def test_a_function_with_example_inputs_compiles_now():
+    exe = dlg.compile(lambda a, b: dlg.relu(a) * b, np.ones((2, 3), np.float32),
+                      np.ones((2, 3), np.float32))
+    assert isinstance(exe, dlg.Executable)
+    x = np.array([[-1.0, 2.0, 0.5]], np.float32)
+    np.testing.assert_allclose(exe(x, np.full_like(x, 3)), [[0.0, 6.0, 1.5]])
