@@ -26,13 +26,22 @@ class LazyExecutable:
         self.compiled: dict[Signature, Executable] = {}
 
     def __call__(self, *args: Any) -> Any:
-        arrays = [a.numpy_view() if isinstance(a, Tensor) else np.asarray(a) for a in args]
-        key = tuple((str(a.dtype), a.shape[1:]) if a.ndim else (str(a.dtype), ()) for a in arrays)
+        arrays = [_leaves(a) for a in args]
+        flat = [a for leaves in arrays for a in leaves]
+        key = tuple((str(a.dtype), a.shape[1:]) if a.ndim else (str(a.dtype), ()) for a in flat)
+        key += tuple(len(leaves) for leaves in arrays)
         exe = self.compiled.get(key)
         if exe is None:
-            exe = self.compiled[key] = Executable(trace(self.fn, *arrays), self.target)
-        return exe(*arrays)
+            exe = self.compiled[key] = Executable(trace(self.fn, *args), self.target)
+        return exe(*flat)
 
     def __repr__(self) -> str:
         name = getattr(self.fn, "__name__", type(self.fn).__name__)
         return f"<dlg.compile of {name}: {len(self.compiled)} compiled signature(s)>"
+
+
+def _leaves(value: Any) -> list[np.ndarray]:
+    """An argument's arrays: a tuple or list of tensors is one input per element, as traced."""
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _leaves(v)]
+    return [value.numpy_view() if isinstance(value, Tensor) else np.asarray(value)]

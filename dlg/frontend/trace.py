@@ -74,13 +74,17 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
     modules = ({id(m): n for n, m in module.named_modules() if n}
                if isinstance(module, Module) else {})
     tracer = Tracer(graph, ids, modules)
-    inputs = []
-    for arg, example in zip(names, example_inputs):
+    def traced_input(arg: str, example: Any) -> Any:
+        """The symbolic input for one argument; a tuple or list of tensors (an LSTM cell's
+        (h, c)) becomes one input per element, named arg_0, arg_1, ..."""
+        if isinstance(example, (tuple, list)):
+            return type(example)(traced_input(f"{arg}_{k}", e) for k, e in enumerate(example))
         array = example.numpy_view() if isinstance(example, Tensor) else np.asarray(example)
         axes = (dynamic or {}).get(arg, {0: "N"} if array.ndim else {})
         shape = tuple(Sym.named(axes[a]) if a in axes else d for a, d in enumerate(array.shape))
         t = TensorType(DType.of(array), shape)
-        inputs.append(Tensor.traced(tracer.builder.input(arg, t), t))
+        return Tensor.traced(tracer.builder.input(arg, t), t)
+    inputs = [traced_input(arg, example) for arg, example in zip(names, example_inputs)]
     for tensor in tensors:  # every parameter and buffer, in state_dict order, as in .dlg models
         tracer.value_of(tensor)
     with tracing(tracer):

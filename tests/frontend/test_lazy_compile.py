@@ -40,3 +40,17 @@ def test_a_function_with_example_inputs_compiles_now():
     assert isinstance(exe, dlg.Executable)
     x = np.array([[-1.0, 2.0, 0.5]], np.float32)
     np.testing.assert_allclose(exe(x, np.full_like(x, 3)), [[0.0, 6.0, 1.5]])
+
+
+def test_a_tuple_argument_is_one_input_per_element_traced_and_compiled():
+    dlg.manual_seed(1)
+    cell = nn.LSTMCell(3, 4)
+    x, h, c = dlg.randn(2, 3), dlg.randn(2, 4), dlg.randn(2, 4)
+    want = [t.detach().numpy() for t in cell(x, (h, c))]
+    traced = dlg.trace(cell, x, (h, c))
+    assert [n.name for n in traced.graph.inputs] == ["input", "hx_0", "hx_1"]
+    now = dlg.compile(cell, x, (h, c))(x.numpy(), h.numpy(), c.numpy())
+    lazy = dlg.compile(cell)(x, (h, c))
+    for got in (now, lazy):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
