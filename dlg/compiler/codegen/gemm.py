@@ -211,14 +211,17 @@ class _Library:
                                 ir.Constant(ir.VectorType(I32, vector.count), [0] * vector.count))
 
     def micro(self) -> ir.Function:
-        """c[rows x cols] (+)= ap (kc x MR, packed) @ bp (kc x NR, packed): MR x NR sums in
-        registers, stored as vectors into a row-major c (masked at its edges), else element by
-        element."""
+        """c[rows x cols] (+)= a (MR x kc: row r, depth p at a[r*a_row + p*a_step]; packed,
+        a_row = 1 and a_step = MR) @ bp (kc x NR, packed): MR x NR sums in registers, stored as
+        vectors into a row-major c (masked at its edges), else element by element. Rows past
+        `rows` read the last row (an unpacked A has nothing after it) and are not stored."""
         bl, vec = self.bl, self.vector
-        fn, b = _function(self.m, "dlg_gemm.micro", [I64, F32P, F32P, F32P, I64, I64, I64, I64,
-                                                     I1], "kc ap bp c rs_c cs_c rows cols beta")
+        fn, b = _function(self.m, "dlg_gemm.micro", [I64, F32P, I64, I64, F32P, F32P, I64, I64,
+                                                     I64, I64, I1],
+                          "kc a a_row a_step bp c rs_c cs_c rows cols beta")
         fn.attributes.add("alwaysinline")
-        kc, ap, bp, c, rs_c, cs_c, rows, cols, beta = fn.args
+        kc, ap, a_row, a_step, bp, c, rs_c, cs_c, rows, cols, beta = fn.args
+        row_of = [b.mul(_min(b, I64(r), b.sub(rows, I64(1))), a_row) for r in range(bl.mr)]
         vectors = bl.nr // bl.lanes
         accs = [[b.alloca(vec, name=f"acc{r}.{v}") for v in range(vectors)] for r in range(bl.mr)]
         tile = b.alloca(ir.ArrayType(F32, bl.mr * bl.nr), name="tile")  # in the entry: static
@@ -231,7 +234,7 @@ class _Library:
                                    vec.as_pointer()), align=4 * bl.lanes)
                   for v in range(vectors)]
             for r in range(bl.mr):
-                x = self.splat(b, b.load(b.gep(ap, [b.add(b.mul(p, I64(bl.mr)), I64(r))])))
+                x = self.splat(b, b.load(b.gep(ap, [b.add(b.mul(p, a_step), row_of[r])])))
                 for v in range(vectors):
                     b.store(b.call(self.fma, [x, bs[v], b.load(accs[r][v])]), accs[r][v])
         prefetch = self.m.declare_intrinsic("llvm.prefetch", [I8P], ir.FunctionType(
@@ -396,8 +399,11 @@ class _Library:
                ) -> ir.Function:
         """The blocked product on this thread: BLIS's loops around the micro-kernel, the depth
         loop outermost so that an A of at most MC rows (a convolution's output channels) is
-        packed once per depth block, and k cut into equal blocks of at most KC (k = 288 is one
-        block, not 256 + 32: a thin last block would cost a pass over C for little work)."""
+        packed once per depth block, or not at all when its rows are contiguous (the
+        micro-kernel broadcasts from them in place: a batch of 64 rows copied for each thread
+        cost a third of a linear layer's time), and k cut into equal blocks of at most KC
+        (k = 288 is one block, not 256 + 32: a thin last block would cost a pass over C for
+        little work)."""
         bl = self.bl
         fn, b = _function(self.m, "dlg_gemm.serial", SGEMM_ARGS[:-1],
                           "m n k a rs_a cs_a b rs_b cs_b c rs_c cs_c accumulate")
@@ -407,6 +413,7 @@ class _Library:
         ap = self.alloc(b, b.mul(self.round_up(b, _min(b, m, I64(bl.mc)), bl.mr), kc_max))
         bp = self.alloc(b, b.mul(self.round_up(b, _min(b, n, I64(bl.nc)), bl.nr), kc_max))
         one_block = b.icmp_signed("<=", m, I64(bl.mc))
+        direct = b.and_(one_block, b.icmp_signed("==", cs_a, I64(1)))  # rows read in place
 
         def depth(pc: ir.Value) -> None:
             kc = _min(b, b.sub(k, pc), kc_max)
@@ -415,7 +422,7 @@ class _Library:
             def pack_rows(ic: ir.Value, mc: ir.Value) -> None:
                 b.call(pack_a, [mc, kc, b.gep(a, [b.add(b.mul(ic, rs_a), b.mul(pc, cs_a))]),
                                 rs_a, cs_a, ap])
-            with b.if_then(one_block):
+            with b.if_then(b.and_(one_block, b.not_(direct))):
                 pack_rows(I64(0), m)
 
             def columns(jc: ir.Value) -> None:
@@ -431,7 +438,11 @@ class _Library:
                     def panel(jr: ir.Value) -> None:
                         def tile(ir_: ir.Value) -> None:
                             at = b.add(b.mul(b.add(ic, ir_), rs_c), b.mul(b.add(jc, jr), cs_c))
-                            b.call(micro, [kc, b.gep(ap, [b.mul(ir_, kc)]),
+                            a_at = b.add(b.mul(b.add(ic, ir_), rs_a), b.mul(pc, cs_a))
+                            a_tile = b.select(direct, b.gep(a, [a_at]),
+                                              b.gep(ap, [b.mul(ir_, kc)]))
+                            b.call(micro, [kc, a_tile, b.select(direct, rs_a, I64(1)),
+                                           b.select(direct, cs_a, I64(bl.mr)),
                                            b.gep(bp, [b.mul(jr, kc)]), b.gep(c, [at]), rs_c, cs_c,
                                            _min(b, b.sub(mc, ir_), I64(bl.mr)),
                                            _min(b, b.sub(nc, jr), I64(bl.nr)), beta])
