@@ -76,7 +76,30 @@ def _schedule_body(p: Program, body: tuple[Stmt, ...], target: Target) -> tuple[
         shape = tuple(p.buffers[store.buffer].shape)
         scheduled = (Fill(store.buffer, ix.numel(shape), 0.0), _accumulating(loops, store))
     product = _gemm(p, loops, store, scheduled)
-    return scheduled if product is None else (product,)
+    if product is not None:
+        return (product,)
+    reordered = _in_read_order(loops, store) if scheduled is body else None
+    return scheduled if reordered is None else (reordered,)
+
+
+def _in_read_order(loops: list[Loop], store: Store) -> Stmt | None:
+    """A window or reduction nest with its loops in the order of the input it reads most,
+    largest stride outermost: each output reads several inputs, so walking the input forward
+    matters more than walking the output (a 2x2 max pool over a GEMM's [C, N*H*W] result
+    jumped N*H*W floats from channel to channel). None when the order is already that."""
+    if not any(isinstance(e, Reduce) for e in walk(store.value)):
+        return None
+    loads = [e for e in walk(store.value) if isinstance(e, Load)]
+    if not loads:
+        return None
+    main = max(loads, key=lambda ld: sum(ix.mentions(ld.index, lp.var) for lp in loops))
+    order = sorted(loops, key=lambda lp: -abs(ix.stride(main.index, lp.var)))
+    if [lp.var for lp in order] == [lp.var for lp in loops]:
+        return None
+    stmt: Stmt = store
+    for k in reversed(range(len(order))):
+        stmt = Loop(order[k].var, order[k].extent, (stmt,), parallel=k == 0)
+    return stmt
 
 
 def _store_nest(body: tuple[Stmt, ...]) -> tuple[list[Loop], Store] | None:

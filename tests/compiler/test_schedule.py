@@ -176,3 +176,19 @@ def test_conv_weight_gradient_tiles(size, stride):
     if stride == 1:
         assert any(isinstance(s, Tile) and s.along == "sum"
                    for kern in ng.program.kernels for s in statements(kern.body))
+
+
+# ---- window nests in the order of what they read ---------------------------------------------
+@pytest.mark.parametrize("n", [1, 3])
+def test_a_pool_over_channels_first_data_walks_its_input_forward(n):
+    g = Graph("f")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[4, N, 6, 6]"))  # a GEMM's [C, N*H*W] layout
+    nchw = b.transpose(x, perm=[1, 0, 2, 3])
+    g.set_output("y", b.max_pool(nchw, kernel=[2, 2], stride=[2, 2], padding=[0, 0]))
+    x_value = np.random.default_rng(n).standard_normal((4, n, 6, 6)).astype(np.float32)
+    ng = check(g, {"x": x_value})
+    (kernel,) = ng.program.kernels
+    (outer,) = kernel.body
+    assert outer.var == "i.1" and outer.parallel  # the channel: x's slowest axis, outermost
+    assert outer.body[0].var == "i.0" and not outer.body[0].parallel
