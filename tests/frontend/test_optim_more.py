@@ -10,6 +10,7 @@ import pytest
 
 import dlg
 from dlg.errors import DlgError, DlgTypeError, DlgValueError
+from tests.frontend import test_optim_torch as optim_torch
 
 torch = pytest.importorskip("torch")
 
@@ -28,12 +29,7 @@ IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
 
 
 def make_pair(rng, name, defaults, second):
-    start = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
-    ours = [dlg.tensor(a, requires_grad=True) for a in start]
-    theirs = [torch.tensor(a, requires_grad=True) for a in start]
-    groups = lambda ps: [{"params": ps[:2]}, {"params": ps[2:], **second}]  # noqa: E731
-    return (ours, getattr(dlg.optim, name)(groups(ours), **defaults),
-            theirs, getattr(torch.optim, name)(groups(theirs), **defaults))
+    return optim_torch.make_pair(rng, name, defaults, second, SHAPES)
 
 
 def step_both(rng, ours, opt, theirs, topt, steps, skip_from=3):

@@ -42,8 +42,8 @@ CASES = [
 IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
 
 
-def make_pair(rng, name, defaults, second):
-    start = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+def make_pair(rng, name, defaults, second, shapes=SHAPES):
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     ours = [dlg.tensor(a, requires_grad=True) for a in start]
     theirs = [torch.tensor(a, requires_grad=True) for a in start]
     groups = lambda ps: [{"params": ps[:2]}, {"params": ps[2:], **second}]  # noqa: E731
