@@ -333,47 +333,61 @@ class ModuleList(_ModuleSequence):
         return ModuleList(m for _, m in items)
 
 
-class ModuleDict(Module):
-    """Modules by name, in insertion order (their names prefix their parameters')."""
+class NamedTable(Module):
+    """A dict protocol over one of the module's tables (`TABLE`): ModuleDict's modules,
+    ParameterDict's parameters; `entry` makes what is stored of what is given."""
 
-    def __init__(self, modules: Any = None):
+    TABLE = "_modules"
+
+    def __init__(self, entries: Any = None):
         super().__init__()
-        if modules is not None:
-            self.update(modules)
+        if entries is not None:
+            self.update(entries)
 
-    def update(self, modules: Any) -> None:
-        for name, m in (modules.items() if isinstance(modules, Mapping) else modules):
-            self._modules[name] = m
+    @property
+    def _table(self) -> OrderedDict[str, Any]:
+        return self.__dict__[self.TABLE]
 
-    def __getitem__(self, name: str) -> Module:
-        return self._modules[name]
+    def entry(self, value: Any) -> Any:
+        return value
 
-    def __setitem__(self, name: str, module: Module) -> None:
-        self._modules[name] = module
+    def update(self, entries: Any) -> None:
+        for name, value in (entries.items() if isinstance(entries, Mapping) else entries):
+            self[name] = value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._table[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._table[name] = self.entry(value)
 
     def __delitem__(self, name: str) -> None:
-        del self._modules[name]
+        del self._table[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self._modules
+        return name in self._table
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._modules)
+        return iter(self._table)
 
     def __len__(self) -> int:
-        return len(self._modules)
+        return len(self._table)
 
-    def pop(self, name: str) -> Module:
-        return self._modules.pop(name)
+    def pop(self, name: str) -> Any:
+        return self._table.pop(name)
 
     def clear(self) -> None:
-        self._modules.clear()
+        self._table.clear()
 
     def keys(self) -> Any:
-        return self._modules.keys()
+        return self._table.keys()
 
     def items(self) -> Any:
-        return self._modules.items()
+        return self._table.items()
 
     def values(self) -> Any:
-        return self._modules.values()
+        return self._table.values()
+
+
+class ModuleDict(NamedTable):
+    """Modules by name, in insertion order (their names prefix their parameters')."""

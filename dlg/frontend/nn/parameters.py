@@ -4,10 +4,10 @@ tensor or array put in becomes a Parameter, as in torch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-from dlg.frontend.nn.module import Module, Parameter
+from dlg.frontend.nn.module import Module, NamedTable, Parameter
 
 
 def _parameter(value: Any) -> Parameter:
@@ -47,43 +47,10 @@ class ParameterList(Module):
         return self
 
 
-class ParameterDict(Module):
-    def __init__(self, parameters: Any = None):
-        super().__init__()
-        if parameters is not None:
-            self.update(parameters)
+class ParameterDict(NamedTable):
+    """Parameters by name, in insertion order."""
 
-    def update(self, parameters: Any) -> None:
-        items = parameters.items() if isinstance(parameters, Mapping) else parameters
-        for name, value in items:
-            self[name] = value
+    TABLE = "_parameters"
 
-    def __getitem__(self, name: str) -> Parameter:
-        return self._parameters[name]
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        self._parameters[name] = _parameter(value)
-
-    def __delitem__(self, name: str) -> None:
-        del self._parameters[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._parameters
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parameters)
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def keys(self) -> Any:
-        return self._parameters.keys()
-
-    def items(self) -> Any:
-        return self._parameters.items()
-
-    def values(self) -> Any:
-        return self._parameters.values()
-
-    def pop(self, name: str) -> Parameter:
-        return self._parameters.pop(name)
+    def entry(self, value: Any) -> Parameter:
+        return _parameter(value)
