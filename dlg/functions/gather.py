@@ -31,17 +31,17 @@ def _index(F: Front, index: Any, op: str) -> Any:
     return index
 
 
-def _vector(F: Front, x: Any) -> Any:
+def as_vector(F: Front, x: Any) -> Any:
     """A 0-d tensor as a 1-element vector; others as they are."""
     return F.emit(RESHAPE, x, shape=(1,)) if F.type_of(x).rank == 0 else x
 
 
-def _shaped(F: Front, y: Any, shape: Shape) -> Any:
+def shaped_like(F: Front, y: Any, shape: Shape) -> Any:
     """`y` back at the shape PyTorch gives (0-d where the operands were)."""
     return y if F.type_of(y).shape == tuple(shape) else F.emit(RESHAPE, y, shape=tuple(shape))
 
 
-def _leading(F: Front, src: Any, index: Any, op: str) -> Any:
+def leading_part(F: Front, src: Any, index: Any, op: str) -> Any:
     """The part of `src` the index covers: PyTorch's scatters read src's leading elements where
     src is larger than the index."""
     s, i = F.type_of(src), F.type_of(index)
@@ -63,8 +63,8 @@ def gather(F: Front, x: Any, axis: int, index: Any, sparse_grad: bool = False) -
     `sparse_grad` is accepted and has no effect (gradients are dense)."""
     x = tensor(F, x, "gather's argument")
     index = _index(F, index, "gather")
-    y = F.emit(GATHER, _vector(F, x), _vector(F, index), axis=args.axis(F, axis))
-    return _shaped(F, y, F.type_of(index).shape)
+    y = F.emit(GATHER, as_vector(F, x), as_vector(F, index), axis=args.axis(F, axis))
+    return shaped_like(F, y, F.type_of(index).shape)
 
 
 def scatter_add(F: Front, x: Any, axis: int, index: Any, src: Any) -> Any:
@@ -72,10 +72,10 @@ def scatter_add(F: Front, x: Any, axis: int, index: Any, src: Any) -> Any:
     positions add up."""
     x = tensor(F, x, "scatter_add's argument")
     index = _index(F, index, "scatter_add")
-    src = _leading(F, tensor(F, src, "scatter_add's src"), index, "scatter_add")
-    y = F.emit(SCATTER_ADD_ALONG, _vector(F, x), _vector(F, index), _vector(F, src),
+    src = leading_part(F, tensor(F, src, "scatter_add's src"), index, "scatter_add")
+    y = F.emit(SCATTER_ADD_ALONG, as_vector(F, x), as_vector(F, index), as_vector(F, src),
                axis=args.axis(F, axis))
-    return _shaped(F, y, F.type_of(x).shape)
+    return shaped_like(F, y, F.type_of(x).shape)
 
 
 def scatter(F: Front, x: Any, axis: int, index: Any, src: Any = None, value: Any = None,
@@ -97,13 +97,13 @@ def scatter(F: Front, x: Any, axis: int, index: Any, src: Any = None, value: Any
                                f"{describe(F, new)}")
         new = F.lift(args.weak(new, t.dtype), t.dtype)
     elif F.type_of(new).rank or F.type_of(index).rank == 0:  # a 0-d src is a value
-        new = _vector(F, _leading(F, new, index, "scatter"))
+        new = as_vector(F, leading_part(F, new, index, "scatter"))
     if F.type_of(new).rank == 0:
         shape = (1,) if F.type_of(index).rank == 0 else F.type_of(index).shape
         new = F.emit(BROADCAST_TO, new, shape=shape)
     op = SCATTER if reduce is None else SCATTER_ADD_ALONG
-    y = F.emit(op, _vector(F, x), _vector(F, index), new, axis=args.axis(F, axis))
-    return _shaped(F, y, t.shape)
+    y = F.emit(op, as_vector(F, x), as_vector(F, index), new, axis=args.axis(F, axis))
+    return shaped_like(F, y, t.shape)
 
 
 def index_select(F: Front, x: Any, axis: int, index: Any) -> Any:
@@ -116,8 +116,8 @@ def index_select(F: Front, x: Any, axis: int, index: Any) -> Any:
     index = _index(F, index, "index_select")
     if F.type_of(index).rank > 1:
         raise DlgShapeError(f"index_select: index must be 0-d or 1-d, got {F.type_of(index)}")
-    y = F.emit(TAKE, _vector(F, x), _vector(F, index), axis=args.axis(F, axis))
-    return _shaped(F, y, F.type_of(x).shape) if F.type_of(x).rank == 0 else y
+    y = F.emit(TAKE, as_vector(F, x), as_vector(F, index), axis=args.axis(F, axis))
+    return shaped_like(F, y, F.type_of(x).shape) if F.type_of(x).rank == 0 else y
 
 
 def index_add(F: Front, x: Any, axis: int, index: Any, source: Any, alpha: Any = 1) -> Any:
@@ -128,9 +128,9 @@ def index_add(F: Front, x: Any, axis: int, index: Any, source: Any, alpha: Any =
     source = tensor(F, source, "index_add's source")
     if not args.is_number(alpha):
         raise DlgTypeError(f"index_add: alpha must be a number, got {describe(F, alpha)}")
-    y = F.emit(INDEX_ADD, _vector(F, x), _vector(F, index), _vector(F, source),
+    y = F.emit(INDEX_ADD, as_vector(F, x), as_vector(F, index), as_vector(F, source),
                axis=args.axis(F, axis), alpha=alpha)
-    return _shaped(F, y, F.type_of(x).shape)
+    return shaped_like(F, y, F.type_of(x).shape)
 
 
 def _from_end(F: Front, indices: Any, x: Any, axis: int) -> Any:

@@ -20,7 +20,7 @@ from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.functions import args
 from dlg.functions.args import tensor
 from dlg.functions.front import Front
-from dlg.functions.gather import _leading, _shaped, _vector
+from dlg.functions.gather import as_vector, leading_part, shaped_like
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.arith import FLOOR_DIVIDE
 from dlg.ir.ops.common import INTS, normalize_axis
@@ -61,10 +61,10 @@ def scatter_reduce(F: Front, x: Any, axis: Any, index: Any, src: Any, reduce: An
     if not t.rank == i.rank == s.rank:
         raise DlgShapeError(f"scatter_reduce: x {t}, index {i} and src {s} must have one rank")
     if t.rank == 0:  # as 1-element vectors
-        x, index, src = (_vector(F, v) for v in (x, index, src))
-        return _shaped(F, scatter_reduce(F, x, axis, index, src, reduce, include_self), ())
+        x, index, src = (as_vector(F, v) for v in (x, index, src))
+        return shaped_like(F, scatter_reduce(F, x, axis, index, src, reduce, include_self), ())
     a = normalize_axis("scatter_reduce", args.axis(F, axis, "scatter_reduce: dim"), t.rank)
-    src = _leading(F, src, index, "scatter_reduce")
+    src = leading_part(F, src, index, "scatter_reduce")
     zeros = F.emit(FULL, shape=t.shape, value=0.0, dtype=t.dtype)
     count = F.emit(SCATTER_ADD_ALONG, zeros, index,
                    F.emit(FULL, shape=i.shape, value=1.0, dtype=t.dtype), axis=a)

@@ -56,7 +56,7 @@ def _hoist_scan(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Valu
     if a["axis"] != 0:
         return _same_scan(b, node, inputs, body)
     ports = body.inputs
-    kinds = _kinds(body, nc, ns)
+    kinds = step_kinds(body, nc, ns)
     hoisted = _hoistable(body, kinds, {p.out for p in ports[nc:nc + ns]})
     boundary, live = _live(body, hoisted)
     if not boundary:
@@ -87,7 +87,7 @@ def _same_scan(b: Builder, node: Node, inputs: tuple[Value, ...], body: Graph
     return b.emit(SCAN, *inputs, **{**node.attrs, "body": body})
 
 
-def _kinds(body: Graph, nc: int, ns: int) -> dict[Value, Kind]:
+def step_kinds(body: Graph, nc: int, ns: int) -> dict[Value, Kind]:
     ports = {p.id: i for i, p in enumerate(body.inputs)}
     kinds: dict[Value, Kind] = {}
     for n in body:
@@ -223,7 +223,7 @@ def _loop_body(body: Graph, nc: int, ns: int, boundary: list[Value], live: set[i
             kept.append(p.out)
     for v in boundary:
         n = body.node(v)
-        name = _fresh(f"{n.name or f'v{n.id}'}_t", names)
+        name = fresh_name(f"{n.name or f'v{n.id}'}_t", names)
         mapping[v] = Builder(new, n.span).input(name, body.type_of(v))
         kept.append(v)
     for p in ports[nc + ns:]:
@@ -240,7 +240,7 @@ def _loop_body(body: Graph, nc: int, ns: int, boundary: list[Value], live: set[i
     return new, kept
 
 
-def _fresh(name: str, taken: set[str]) -> str:
+def fresh_name(name: str, taken: set[str]) -> str:
     k, candidate = 1, name
     while candidate in taken:
         k += 1

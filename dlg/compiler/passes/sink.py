@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlg.compiler.passes.hoist import Kind, _fresh, _kinds
+from dlg.compiler.passes.hoist import Kind, fresh_name, step_kinds
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
 from dlg.ir.ops.control import SCAN
@@ -61,7 +61,7 @@ def _sink_scan(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Value
     nc, ns = a["n_carry"], a["n_seq"]
     if a["axis"] != 0:
         return None
-    kinds = _kinds(body, nc, ns)
+    kinds = step_kinds(body, nc, ns)
     sums = [s for i in range(nc) if (s := _per_step_sum(body, i, kinds)) is not None]
     if not sums:
         return None
@@ -163,7 +163,7 @@ def _body(body: Graph, gone: set[int], extra: list[Value]) -> Graph:
     new = Graph(body.name, span=body.span)
     outputs = [(name, v) for i, (name, v) in enumerate(body.outputs) if i not in gone]
     names = {name for name, _ in body.outputs}
-    outputs += [(_fresh(f"{body.node(v).name or f'v{v.node}'}_sum", names), v) for v in extra]
+    outputs += [(fresh_name(f"{body.node(v).name or f'v{v.node}'}_sum", names), v) for v in extra]
     live = body.ancestors([v for _, v in outputs])
     ports = {p.id for p in body.inputs}
     dropped = {body.inputs[i].id for i in gone}
