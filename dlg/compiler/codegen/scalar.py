@@ -176,10 +176,12 @@ class Scalar:
         return self.b.or_(strict, nan_first)
 
     def extremum(self, a: ir.Value, b: ir.Value, dtype: DType, maximum: bool) -> ir.Value:
-        if dtype.is_float:
-            fn = self.intrinsic("llvm.maximum" if maximum else "llvm.minimum", a.type, 2)
-            return self.b.call(fn, [a, b])
-        pick = self.b.icmp_signed(">" if maximum else "<", a, b)
+        """NumPy's maximum (minimum): `a >= b or isnan(a) ? a : b`, so a NaN on either side
+        propagates and equal zeros are not ordered by sign. (LLVM's `llvm.maximum` also orders
+        -0 below +0, which costs two sign tests and branches per scalar on AVX2.)"""
+        if not dtype.is_float:
+            return self.b.select(self.b.icmp_signed(">" if maximum else "<", a, b), a, b)
+        pick = self.b.or_(self.b.fcmp_ordered(">=" if maximum else "<=", a, b), self.isnan(a))
         return self.b.select(pick, a, b)
 
 
