@@ -57,10 +57,11 @@ def is_generated(op: OpDef) -> bool:
 
 def takes_ints(op: OpDef) -> bool:
     """Whether `op` accepts integer inputs (exp, sqrt and true division take only floats)."""
-    if op not in _TAKES_INTS:
-        scalar = TensorType(DType.i64, (2,))
+    if op not in _TAKES_INTS:  # where's condition is bool whatever its values are
+        probes = [TensorType(DType.bool if name == "cond" else DType.i64, (2,))
+                  for name in op.inputs]
         try:
-            op.infer(*[scalar] * len(op.inputs), **op.check_attrs({}))
+            op.infer(*probes, **op.check_attrs({}))
             _TAKES_INTS[op] = True
         except DlgError:
             _TAKES_INTS[op] = False

@@ -231,6 +231,18 @@ def test_integer_powers_stay_integers_as_torch(fn):
         theirs.dtype]
 
 
+@pytest.mark.parametrize("fn", [lambda m, y: m.where(y == 1, -100, y),
+                                lambda m, y: y.where(y == 1, 7),
+                                lambda m, y: m.where(y == 1, -1, y.int()),
+                                lambda m, y: m.where(y == 1, 2.5, y),
+                                lambda m, y: m.where(y == 1, True, y == 2)])
+def test_where_keeps_integers_as_torch(fn):
+    """where(y == 1, -100, y) stays int64 (an ignore_index target); it became f32."""
+    ours, theirs = fn(dlg, dlg.tensor([0, 1, 2])), fn(torch, torch.tensor([0, 1, 2]))
+    assert ours.tolist() == theirs.tolist()
+    assert ours.dtype.torch_name == str(theirs.dtype).removeprefix("torch.")
+
+
 def test_utils_data_yields_tensor_batches():
     from dlg.utils.data import DataLoader, TensorDataset
     x, y = np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5)
