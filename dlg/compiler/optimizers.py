@@ -1,16 +1,19 @@
 """Optimizers as graph updates: torch.optim's SGD, Adam, AdamW, RMSprop, Adadelta, Adagrad,
-Adamax, NAdam and RAdam, step for step.
+Adamax, NAdam, RAdam, Rprop, ASGD and Adafactor, step for step.
 
 `apply_optimizer` emits, after a gradient graph, the new value of every parameter and of the
 optimizer's state, and appends them to `Graph.updates`; the runtime writes them back in place.
 State is held in non-trainable `param` nodes named like torch's state_dict entries, prefixed:
 `optimizer.step` and `optimizer.lr` (scalars), `optimizer.<param>.momentum_buffer`, `.exp_avg`,
 `.exp_avg_sq`, `.max_exp_avg_sq`, `.square_avg`, `.grad_avg`, `.acc_delta`, `.sum`, `.exp_inf`,
-`.mu_product`. The learning rate is state, so a
+`.mu_product`, `.prev`, `.step_size`, `.eta`, `.mu`, `.ax`, `.row_var`, `.col_var`, `.variance`.
+The learning rate is state, so a
 schedule changes it between steps without rebuilding the graph; the other hyper-parameters are
 constants. Each rule below is the single-tensor loop of torch/optim/<name>.py written as IR, its
 products and quotients in torch's order (torch's CPU kernels fuse some of them into FMAs, which
-dlg rounds twice: about an ulp per step).
+dlg rounds twice: about an ulp per step). What torch computes from the step count or a norm
+as Python floats (ASGD's eta and mu, Adafactor's decay, relative step size and clipping) is f64
+arithmetic in the graph on the step counter and on reductions, so no rule reads a value back.
 """
 
 from __future__ import annotations
@@ -290,6 +293,89 @@ def _radam(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, betas: tuple
     return b.sub(p, b.where(b.gt(rho_t, _c(b, 5.0, n)), rectified, corrected))
 
 
+def _first(b: Builder, s: _Param, initial: Value, slot: Value) -> Value:
+    """A state torch fills on a parameter's first step (from the lr then): `initial` then."""
+    return b.where(b.eq(s.step, _c(b, 0.0, s.step)), _to(b, initial, slot), slot)
+
+
+def _rprop(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, etas: tuple[float, float],
+           step_sizes: tuple[float, float]) -> Value:
+    minus, plus = etas
+    zero = _c(b, 0.0, p)
+    sign = b.sign(b.mul(g, s.slot("prev")))  # did the gradient keep its sign?
+    factor = b.where(b.gt(sign, zero), _c(b, plus, p),
+                     b.where(b.lt(sign, zero), _c(b, minus, p), _c(b, 1.0, p)))
+    size = b.mul(_first(b, s, s.lr, s.slot("step_size", lr)), factor)
+    size = s.set("step_size", b.minimum(b.maximum(size, _c(b, step_sizes[0], p)),
+                                        _c(b, step_sizes[1], p)))
+    g = s.set("prev", b.where(b.lt(sign, zero), zero, g))  # a flipped sign skips this step
+    return b.sub(p, b.mul(b.sign(g), size))
+
+
+def _asgd(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, lambd: float, alpha: float,
+          t0: float, weight_decay: float) -> Value:
+    f32 = TensorType(DType.f32, ())  # eta and mu are f32 tensors in torch, read as floats
+    eta = _f64(b, _first(b, s, s.lr_state, s.slot("eta", lr, f32)))
+    mu = s.slot("mu", 1.0, f32)
+    g = _l2(b, g, p, weight_decay)
+    p = b.mul(p, _to(b, b.sub(_c(b, 1.0, eta), b.mul(_c(b, lambd, eta), eta)), p))
+    p = b.sub(p, b.mul(g, _to(b, eta, p)))
+    ax = s.slot("ax")  # the average of the iterates: p itself up to step t0 + 2
+    averaged = b.add(ax, b.mul(b.sub(p, ax), _to(b, mu, p)))
+    s.set("ax", b.where(b.eq(mu, _c(b, 1.0, mu)), p, averaged))
+    n, lr64 = _f64(b, s.new_step), _f64(b, s.lr_state)  # lr / (1 + lambd * lr * step) ** alpha
+    decayed = b.pow(b.add(_c(b, 1.0, n), b.mul(b.mul(_c(b, lambd, n), lr64), n)),
+                    _c(b, alpha, n))
+    s.set("eta", _to(b, b.div(lr64, decayed), mu))
+    s.set("mu", _to(b, b.div(_c(b, 1.0, n), b.maximum(_c(b, 1.0, n),
+                                                       b.sub(n, _c(b, t0, n)))), mu))
+    return p
+
+
+def _norm(b: Builder, x: Value, axes: tuple[int, ...] | None = None) -> Value:
+    """The 2-norm over `axes` (all when None), kept as reduced axes of size 1."""
+    return b.sqrt(b.reduce_sum(b.mul(x, x), axes=axes, keepdims=axes is not None))
+
+
+def _lerp_by(b: Builder, start: Value, end: Value, weight: Value) -> Value:
+    """`start.lerp_(end, weight)` for a weight the graph computes (f64, a float in torch):
+    `_lerp`'s two formulas, chosen by |weight| < 0.5 in the tensor's precision."""
+    w = _to(b, weight, start)
+    diff = b.sub(end, start)
+    small = b.add(start, b.mul(diff, w))
+    large = b.sub(end, b.mul(diff, b.sub(_c(b, 1.0, w), w)))
+    return b.where(b.lt(b.abs(w), _c(b, 0.5, w)), small, large)
+
+
+def _adafactor(b: Builder, s: _Param, p: Value, g: Value, *, lr: float, beta2_decay: float,
+               eps: tuple[float | None, float], d: float, weight_decay: float) -> Value:
+    eps1 = float(np.finfo(s.type.dtype.np).eps) if eps[0] is None else eps[0]
+    shape = tuple(int(n) for n in s.type.shape)
+    n, lr64 = _f64(b, s.new_step), _f64(b, s.lr_state)
+    one = _c(b, 1.0, n)
+    decay = b.pow(n, _c(b, beta2_decay, n))  # 1 - beta2 at this step
+    rho = b.minimum(lr64, b.div(one, b.pow(n, _c(b, 0.5, n))))
+    rms = b.div(_f64(b, _norm(b, p)), _c(b, float(np.prod(shape)) ** 0.5, n))
+    alpha = b.mul(b.maximum(_c(b, eps[1], n), rms), rho)  # relative step: scaled by p's RMS
+    p = _shrink(b, s, p, weight_decay)
+    if len(shape) > 1:  # g * g's second moment factored: its means along rows and columns
+        means = []
+        for axis, kind, kept in ((-1, "row_var", shape[:-1] + (1,)),
+                                 (-2, "col_var", shape[:-2] + (1,) + shape[-1:])):
+            mean = b.div(b.square(_norm(b, g, (axis,))), _c(b, float(shape[axis]), g))
+            var = s.slot(kind, t=TensorType(s.type.dtype, kept))
+            means.append(s.set(kind, _lerp_by(b, var, mean, decay)))
+        row, col = means
+        scale = b.reduce_mean(row, axes=(-2,), keepdims=True)
+        estimate = b.div(b.mul(row, col), b.maximum(scale, _c(b, eps1, row)))
+    else:
+        estimate = s.set("variance", _lerp_by(b, s.slot("variance"), b.mul(g, g), decay))
+    update = b.mul(b.rsqrt(b.maximum(estimate, _c(b, eps1 * eps1, p))), g)
+    clip = b.div(_f64(b, _norm(b, update)), _c(b, float(np.prod(shape)) ** 0.5 * d, n))
+    return b.sub(p, b.mul(update, _to(b, b.div(alpha, b.maximum(one, clip)), p)))
+
+
 UPDATE_RULES: dict[str, Callable[..., Value]] = {
     "SGD": _sgd, "Adam": _adam, "AdamW": _adamw, "RMSprop": _rmsprop, "Adadelta": _adadelta,
-    "Adagrad": _adagrad, "Adamax": _adamax, "NAdam": _nadam, "RAdam": _radam}
+    "Adagrad": _adagrad, "Adamax": _adamax, "NAdam": _nadam, "RAdam": _radam, "Rprop": _rprop,
+    "ASGD": _asgd, "Adafactor": _adafactor}

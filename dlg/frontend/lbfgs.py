@@ -2,19 +2,23 @@
 (which zeroes the gradients, computes the loss, calls backward and returns it) up to max_iter
 times, stepping along a limited-memory BFGS direction with a fixed step (lr) or a strong-Wolfe
 line search. The arithmetic is torch's, line for line, on float32 NumPy vectors (its 0-d tensors
-are NumPy's float32 scalars, which promote with Python numbers as torch's do)."""
+are NumPy's float32 scalars, which promote with Python numbers as torch's do). It is the one
+optimizer without an update graph: a step is a loop of closure calls, so a traced training step
+refuses it."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgValueError
+from dlg.errors import DlgTypeError, DlgValueError, Span
 from dlg.frontend import engine
-from dlg.frontend.optim_eager import EagerOptimizer
+from dlg.frontend.optim import Optimizer
 from dlg.frontend.tensor import Tensor
+from dlg.ir.train_spec import OptimizerSpec
 
 Objective = Callable[[list[np.ndarray], Any, np.ndarray], tuple[float, np.ndarray]]
 
@@ -98,7 +102,7 @@ def _strong_wolfe(obj: Objective, x: list[np.ndarray], t: Any, d: np.ndarray, f:
     return bracket_f[low], bracket_g[low], bracket[low], evals
 
 
-class LBFGS(EagerOptimizer):
+class LBFGS(Optimizer):
     """L-BFGS over all the parameters as one vector (one parameter group); its state (the
     curvature pairs, the last direction and step) is kept under the first parameter, as torch
     keeps it."""
@@ -120,10 +124,27 @@ class LBFGS(EagerOptimizer):
                                 "groups)", engine.caller_span())
         self._params: list[Tensor] = self.param_groups[0]["params"]
 
-    def _problem(self, group: dict[str, Any]) -> str | None:
+    def _defaults(self, given: dict[str, Any], span: Span | None) -> dict[str, Any]:
+        for key in given:
+            if key not in self.DEFAULTS:
+                close = difflib.get_close_matches(key, list(self.DEFAULTS), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise DlgTypeError(f"{self.name} has no option {key!r}{hint} (it takes "
+                                   f"{', '.join(self.DEFAULTS)})", span)
+        return {**self.DEFAULTS, **given}
+
+    def _check(self, group: dict[str, Any]) -> None:
         if group["line_search_fn"] not in (None, "strong_wolfe"):
-            return f"only 'strong_wolfe' is supported, got {group['line_search_fn']!r}"
-        return super()._problem(group)
+            raise DlgValueError(f"LBFGS: only 'strong_wolfe' is supported, got "
+                                f"{group['line_search_fn']!r}", engine.caller_span())
+        if not group["lr"] >= 0:
+            raise DlgValueError(f"LBFGS: Invalid learning rate: {group['lr']}",
+                                engine.caller_span())
+
+    @property
+    def spec(self) -> OptimizerSpec:
+        raise DlgValueError("LBFGS runs eagerly only (its step re-evaluates a closure): a traced "
+                            "training step takes another optimizer", engine.caller_span())
 
     # -- the parameters as one vector --------------------------------------------------------------
     def _flat_grad(self) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`dlg.optim`: torch.optim's optimizers with PyTorch's interface (param_groups with per-group
 options, state, zero_grad, step, state_dict, add_param_group), whose update is the graph the
 compiler uses (`dlg.compiler.optimizers`), run by the interpreter: one implementation of each
-optimizer.
+optimizer. (LBFGS, whose step re-evaluates a closure, is the exception: frontend/lbfgs.py.)
 
 A group's options other than `lr` are constants of its update graph, built once and rebuilt
 when they change (OneCycleLR moves `momentum`); `lr` is fed on every step, so schedulers only
@@ -26,7 +26,8 @@ from dlg.ir.train_spec import OPTIMIZER_DEFAULTS, OptimizerSpec, make_optimizer
 from dlg.runtime.interp import Interpreter
 
 STEP, LR = PREFIX + "step", PREFIX + "lr"
-SCALARS = ("step", "mu_product")  # f32 scalars in torch's state, whatever the param's dtype
+# f32 scalars in torch's state, whatever the param's dtype
+SCALARS = ("step", "mu_product", "eta", "mu")
 
 
 class Optimizer:
@@ -36,6 +37,10 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], **defaults: Any):
         span = engine.caller_span()
+        foreach = defaults.pop("foreach", None)  # torch's choice of kernels, not of results
+        if foreach not in (None, True, False):
+            raise DlgTypeError(f"{self.name}: foreach is None, True or False, not {foreach!r}",
+                               span)
         self.defaults = self._defaults(defaults, span)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Tensor]] = {}
@@ -136,7 +141,8 @@ class Optimizer:
                              for k, v in entries.items() if v is not None}
             if self.state[p]:  # SGD's: a momentum buffer means the first step was taken
                 self.state[p].setdefault("step", Tensor(np.float32(1)))
-        self.param_groups = [{**{k: tuple(v) if k == "betas" else v for k, v in saved.items()},
+        self.param_groups = [{**{k: tuple(v) if isinstance(v, list) else v  # betas, etas, ...
+                                 for k, v in saved.items() if k != "params"},
                               "params": g["params"]} for saved, g in zip(groups, self.param_groups)]
 
     # -- the update graphs ------------------------------------------------------------------------
@@ -226,3 +232,6 @@ Adagrad = _optimizer("Adagrad")
 Adamax = _optimizer("Adamax")
 NAdam = _optimizer("NAdam")
 RAdam = _optimizer("RAdam")
+Rprop = _optimizer("Rprop")
+ASGD = _optimizer("ASGD")
+Adafactor = _optimizer("Adafactor")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -34,6 +34,39 @@ OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {
               "momentum_decay": 4e-3, "decoupled_weight_decay": False, "maximize": False},
     "RAdam": {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
               "decoupled_weight_decay": False, "maximize": False},
+    "Rprop": {"lr": 1e-2, "etas": (0.5, 1.2), "step_sizes": (1e-6, 50), "maximize": False},
+    "ASGD": {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6, "weight_decay": 0.0,
+             "maximize": False},
+    "Adafactor": {"lr": 1e-2, "beta2_decay": -0.8, "eps": (None, 1e-3), "d": 1.0,
+                  "weight_decay": 0.0, "maximize": False},
+}
+
+
+def _pair(value: Any, first: Callable[[Any], bool], second: Callable[[Any], bool]) -> bool:
+    return (isinstance(value, tuple) and len(value) == 2 and first(value[0])
+            and second(value[1]))
+
+
+def _at_least(low: float) -> Callable[[Any], bool]:
+    return lambda v: _number(v) and v >= low
+
+
+def _beta(value: Any) -> bool:
+    return _number(value) and 0 <= value < 1
+
+
+# Options whose values are not a number >= 0 or a bool: (is it valid, what it must be), by
+# option or by "Optimizer.option", with torch's ranges.
+_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "betas": (lambda v: _pair(v, _beta, _beta), "two numbers in [0, 1)"),
+    "etas": (lambda v: _pair(v, _number, _number) and 0 < v[0] < 1 < v[1],
+             "(etaminus, etaplus) with 0 < etaminus < 1 < etaplus"),
+    "step_sizes": (lambda v: _pair(v, _at_least(0), _at_least(0)),
+                   "(smallest, largest), both >= 0"),
+    "beta2_decay": (lambda v: _number(v) and v <= 0, "a number <= 0"),
+    "d": (_at_least(1), "a clipping threshold >= 1"),
+    "Adafactor.eps": (lambda v: _pair(v, lambda e: e is None or _at_least(0)(e), _at_least(0)),
+                      "(eps1 or none, eps2), both >= 0"),
 }
 
 
@@ -59,15 +92,16 @@ def make_optimizer(name: str, kwargs: Mapping[str, Any], span: Span | None = Non
     """Check hyper-parameters against the table and fill defaults."""
     hyper = _hyper(name, OPTIMIZER_DEFAULTS[name], kwargs, span)
     for key, value in hyper.items():
-        if key == "betas":
-            ok = isinstance(value, tuple) and len(value) == 2 and all(
-                isinstance(b, (int, float)) and 0 <= b < 1 for b in value)
+        valid, needs = _VALUES.get(f"{name}.{key}") or _VALUES.get(key) or (None, "")
+        if valid is not None:
+            ok = valid(value)
         elif isinstance(OPTIMIZER_DEFAULTS[name][key], bool):
             ok = isinstance(value, bool)
         else:
             ok = _number(value) and value >= 0
         if not ok:
-            raise DlgTypeError(f"{name}: bad value {value!r} for {key}", span)
+            raise DlgTypeError(f"{name}: bad value {value!r} for {key}"
+                               + (f" (it takes {needs})" if needs else ""), span)
     return OptimizerSpec(name, MappingProxyType(hyper), span)
 
 

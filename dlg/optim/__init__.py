@@ -1,9 +1,11 @@
 """`dlg.optim`: torch.optim's optimizers (the public face of dlg.frontend.optim, and of
-optim_eager and lbfgs for those run eagerly only) and `dlg.optim.lr_scheduler`."""
+frontend.lbfgs for LBFGS, run eagerly only) and `dlg.optim.lr_scheduler`."""
 
 from dlg.frontend.optim import (
+    ASGD,
     SGD,
     Adadelta,
+    Adafactor,
     Adagrad,
     Adam,
     Adamax,
@@ -12,9 +14,9 @@ from dlg.frontend.optim import (
     Optimizer,
     RAdam,
     RMSprop,
+    Rprop,
 )
 from dlg.frontend.lbfgs import LBFGS
-from dlg.frontend.optim_eager import ASGD, Adafactor, Rprop
 from dlg.optim import lr_scheduler
 
 __all__ = ["ASGD", "LBFGS", "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax",

@@ -53,6 +53,15 @@ CASES = [
     ("RAdam", {"lr": 0.01, "betas": (0.5, 0.9), "weight_decay": 0.1}),  # rectified from step 6
     ("RAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True,
                "maximize": True}),
+    ("Rprop", {}),
+    ("Rprop", {"lr": 0.1, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2), "maximize": True}),
+    ("ASGD", {}),
+    ("ASGD", {"lr": 0.05, "lambd": 0.01, "alpha": 0.5, "t0": 2, "weight_decay": 0.1}),
+    ("ASGD", {"lr": 0.05, "t0": 0, "maximize": True}),
+    ("Adafactor", {}),
+    ("Adafactor", {"lr": 0.05, "beta2_decay": -0.5, "eps": (1e-20, 1e-3), "d": 1.5,
+                   "weight_decay": 0.1}),
+    ("Adafactor", {"lr": 0.3, "weight_decay": 0.05, "maximize": True}),  # lr above 1/sqrt(step)
 ]
 
 
@@ -138,6 +147,48 @@ def test_compiled_training_steps_match_the_interpreter(optimizer):
     assert not np.allclose(params[False]["fc.weight"], np.linspace(-1, 1, 6).reshape(2, 3))
     for k, v in params[False].items():
         np.testing.assert_allclose(params[True][k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+# (a train section's optimizer, torch.optim's): the rules torch's steps read numbers back for
+TRAINED_LIKE_TORCH = [
+    ("Rprop(lr=0.05)", "Rprop", {"lr": 0.05}),
+    ("Rprop(etas=(0.3, 1.5), step_sizes=(0.001, 0.2), maximize=true)", "Rprop",
+     {"etas": (0.3, 1.5), "step_sizes": (0.001, 0.2), "maximize": True}),
+    ("ASGD(lr=0.05, t0=2, weight_decay=0.1)", "ASGD", {"lr": 0.05, "t0": 2, "weight_decay": 0.1}),
+    ("ASGD(lr=0.05, lambd=0.01, alpha=0.5, t0=0, maximize=true)", "ASGD",
+     {"lr": 0.05, "lambd": 0.01, "alpha": 0.5, "t0": 0, "maximize": True}),
+    ("Adafactor(lr=0.05, weight_decay=0.1)", "Adafactor", {"lr": 0.05, "weight_decay": 0.1}),
+    ("Adafactor(eps=(none, 0.01), d=1.5, beta2_decay=-0.5, maximize=true)", "Adafactor",
+     {"eps": (None, 0.01), "d": 1.5, "beta2_decay": -0.5, "maximize": True}),
+]
+
+
+@pytest.mark.parametrize("optimizer, name, hyper", TRAINED_LIKE_TORCH,
+                         ids=[o for o, _, _ in TRAINED_LIKE_TORCH])
+def test_compiled_train_sections_match_torch(optimizer, name, hyper):
+    """A .dlg train section's step compiled natively, against the same model trained by
+    torch.optim: parameters after several steps."""
+    torch = pytest.importorskip("torch")
+    weight = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    bias = np.array([0.1, -0.2], np.float32)
+    m = dlg.loads(TINY % optimizer)
+    m.load_state_dict({"fc.weight": weight, "fc.bias": bias})
+    step = m.train_step(compiled=True)
+    fc = torch.nn.Linear(3, 2)
+    fc.load_state_dict({"weight": torch.tensor(weight), "bias": torch.tensor(bias)})
+    opt = getattr(torch.optim, name)(fc.parameters(), **hyper)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        x = rng.standard_normal((4, 3)).astype(np.float32)
+        t = rng.standard_normal((4, 2)).astype(np.float32)
+        step(x=x, t=t)
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(fc(torch.tanh(torch.tensor(x))), torch.tensor(t)).backward()
+        opt.step()
+    assert not np.allclose(m.params["fc.weight"], weight)
+    for k, v in fc.state_dict().items():
+        np.testing.assert_allclose(m.params[f"fc.{k}"], v.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=k)
 
 
 # ---- schedules --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The optimizers dlg runs eagerly (Rprop, ASGD, Adafactor, LBFGS) against torch.optim on the same
-problem: parameters, state and state_dict after several steps, two parameter groups with their
-own options, parameters missing a gradient on some steps, a torch state_dict loaded to resume,
-LBFGS's fixed step and strong-Wolfe line search over a small network; and their errors."""
+"""Rprop, ASGD, Adafactor (update graphs whose torch loops read numbers back: step counts, norms)
+and LBFGS (eager) against torch.optim on the same problem: parameters, state and state_dict
+after several steps, two parameter groups with their own options, parameters missing a gradient
+on some steps, a torch state_dict loaded to resume, a small network trained eagerly and as a
+traced, compiled training step, LBFGS's fixed step and strong-Wolfe line search; and errors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 import dlg
-from dlg.errors import DlgError, DlgTypeError, DlgValueError
+from dlg.errors import DlgAttributeError, DlgError, DlgTypeError, DlgValueError
 from tests.frontend import test_optim_torch as optim_torch
 
 torch = pytest.importorskip("torch")
@@ -81,10 +82,9 @@ def test_a_torch_state_dict_resumes(name, defaults, second):
     assert_same(ours, fresh, theirs, topt)
 
 
-# ---- LBFGS on a small network ------------------------------------------------------------------
-def lbfgs_pair(**options):
-    """A Linear-Tanh-Linear regression in dlg and torch with the same weights, an LBFGS over
-    each, and the closures re-evaluating them."""
+# ---- a small network -----------------------------------------------------------------------------
+def small_network():
+    """A Linear-Tanh-Linear regression in dlg and torch with the same weights, and its data."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((16, 5)).astype(np.float32)
     y = (x @ rng.standard_normal((5, 2))).astype(np.float32)
@@ -92,6 +92,59 @@ def lbfgs_pair(**options):
     theirs = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     ours = dlg.nn.Sequential(dlg.nn.Linear(5, 4), dlg.nn.Tanh(), dlg.nn.Linear(4, 2))
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    return ours, theirs, x, y
+
+
+def torch_steps(theirs, topt, x, y, steps):
+    for _ in range(steps):
+        topt.zero_grad()
+        torch.nn.functional.mse_loss(theirs(torch.tensor(x)), torch.tensor(y)).backward()
+        topt.step()
+
+
+def assert_same_network(ours, theirs):
+    for (name, p), t in zip(ours.named_parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), t.detach().numpy(), rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
+
+
+NETWORK_CASES = [("Rprop", {}), ("Rprop", {"etas": (0.4, 1.3), "maximize": True}),
+                 ("ASGD", {"lr": 0.05, "t0": 2, "weight_decay": 0.1}),
+                 ("ASGD", {"lr": 0.05, "lambd": 0.01, "maximize": True}),
+                 ("Adafactor", {"weight_decay": 0.1}),
+                 ("Adafactor", {"lr": 0.05, "eps": (1e-20, 1e-3), "d": 1.5, "maximize": True})]
+NETWORK_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(NETWORK_CASES)]
+
+
+@pytest.mark.parametrize("name, options", NETWORK_CASES, ids=NETWORK_IDS)
+def test_a_small_network_trains_like_torch(name, options):
+    ours, theirs, x, y = small_network()
+    opt = getattr(dlg.optim, name)(ours.parameters(), foreach=False, **options)
+    for _ in range(6):
+        opt.zero_grad()
+        dlg.nn.functional.mse_loss(ours(dlg.tensor(x)), dlg.tensor(y)).backward()
+        opt.step()
+    torch_steps(theirs, getattr(torch.optim, name)(theirs.parameters(), **options), x, y, 6)
+    assert_same_network(ours, theirs)
+
+
+@pytest.mark.parametrize("name, options", NETWORK_CASES, ids=NETWORK_IDS)
+def test_a_traced_compiled_training_step_trains_like_torch(name, options):
+    """The optimizer's update graph inside a traced training step, compiled natively."""
+    ours, theirs, x, y = small_network()
+    opt = getattr(dlg.optim, name)(ours.parameters(), **options)
+    step = dlg.trace_train(ours, dlg.nn.functional.mse_loss, opt, x, y).train_step(
+        compiled=True)
+    for _ in range(6):
+        step(x=x, y=y)
+    torch_steps(theirs, getattr(torch.optim, name)(theirs.parameters(), **options), x, y, 6)
+    assert_same_network(ours, theirs)
+
+
+# ---- LBFGS on a small network ------------------------------------------------------------------
+def lbfgs_pair(**options):
+    """The small network with an LBFGS over each copy, and the closures re-evaluating them."""
+    ours, theirs, x, y = small_network()
     opt = dlg.optim.LBFGS(ours.parameters(), **options)
     topt = torch.optim.LBFGS(theirs.parameters(), **options)
 
@@ -167,20 +220,28 @@ def test_lbfgs_resumes_from_torchs_state_dict():
                                    atol=1e-5)
 
 
-def test_eager_optimizers_are_refused_by_a_traced_training_step():
+def test_lbfgs_is_refused_by_a_traced_training_step():
     model = dlg.nn.Linear(3, 1)
     x, y = np.ones((2, 3), np.float32), np.ones((2, 1), np.float32)
-    with pytest.raises(DlgValueError, match="Rprop runs eagerly only"):
-        dlg.trace_train(model, dlg.nn.functional.mse_loss, dlg.optim.Rprop(model.parameters()),
+    with pytest.raises(DlgValueError, match="LBFGS runs eagerly only"):
+        dlg.trace_train(model, dlg.nn.functional.mse_loss, dlg.optim.LBFGS(model.parameters()),
                         x, y)
 
 
 @pytest.mark.parametrize("make, error, message", [
-    (lambda ps: dlg.optim.Rprop(ps, etas=(1.5, 2.0)), DlgValueError, "Invalid eta values"),
-    (lambda ps: dlg.optim.Rprop(ps, momentum=0.9), DlgTypeError, "Rprop has no option"),
-    (lambda ps: dlg.optim.ASGD(ps, weight_decay=-1), DlgValueError, "Invalid weight_decay"),
-    (lambda ps: dlg.optim.Adafactor(ps, d=0.5), DlgValueError, "d should be >= 1"),
-    (lambda ps: dlg.optim.Adafactor(ps, lr=-1.0), DlgValueError, "Invalid learning rate"),
+    (lambda ps: dlg.optim.Rprop(ps, etas=(1.5, 2.0)), DlgTypeError,
+     r"bad value \(1.5, 2.0\) for etas \(it takes \(etaminus, etaplus\) with 0 < etaminus"),
+    (lambda ps: dlg.optim.Rprop(ps, step_sizes=(1e-6,)), DlgTypeError, "for step_sizes"),
+    (lambda ps: dlg.optim.Rprop(ps, momentum=0.9), DlgAttributeError,
+     "Rprop: unknown hyper-parameter 'momentum'"),
+    (lambda ps: dlg.optim.Rprop(ps, foreach="yes"), DlgTypeError, "foreach is None, True or"),
+    (lambda ps: dlg.optim.ASGD(ps, weight_decay=-1), DlgTypeError, "bad value -1 for weight_d"),
+    (lambda ps: dlg.optim.ASGD(ps, capturable=True), DlgAttributeError, "'capturable'"),
+    (lambda ps: dlg.optim.Adafactor(ps, d=0.5), DlgTypeError, "threshold >= 1"),
+    (lambda ps: dlg.optim.Adafactor(ps, beta2_decay=0.5), DlgTypeError, "a number <= 0"),
+    (lambda ps: dlg.optim.Adafactor(ps, eps=(-1.0, 1e-3)), DlgTypeError, "bad value .* for eps"),
+    (lambda ps: dlg.optim.Adafactor(ps, lr=-1.0), DlgTypeError, "bad value -1.0 for lr"),
+    (lambda ps: dlg.optim.LBFGS(ps, lr=-1.0), DlgValueError, "Invalid learning rate"),
     (lambda ps: dlg.optim.LBFGS([{"params": ps[:1]}, {"params": ps[1:]}]), DlgValueError,
      "doesn't support per-parameter options"),
     (lambda ps: dlg.optim.LBFGS(ps, line_search_fn="armijo"), DlgValueError,

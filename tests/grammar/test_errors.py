@@ -131,7 +131,8 @@ ROWS = [
         r"unknown name 'rleu'; did you mean 'relu'\?"),
     row("unknown-optimizer", TRAIN + "loss = mse_loss(y, t) optimizer = Adom(lr=1) }",
         DlgNameError, "2:64", r"^unknown optimizer 'Adom' \(a train section takes SGD, Adam, "
-        r"AdamW, RMSprop, Adadelta, Adagrad, Adamax, NAdam, RAdam\); did you mean 'Adam'\?$"),
+        r"AdamW, RMSprop, Adadelta, Adagrad, Adamax, NAdam, RAdam, Rprop, ASGD, Adafactor\); "
+        r"did you mean 'Adam'\?$"),
     row("unknown-schedule", TRAIN + "loss = mse_loss(y, t) optimizer = SGD(lr=0.1) "
         "schedule = OneCycleLR(max_lr=0.1) }", DlgNameError, "2:87",
         r"^unknown schedule 'OneCycleLR' \(a train section takes StepLR, MultiStepLR, "
@@ -381,6 +382,12 @@ ROWS = [
         r"'momentum'\?"),
     row("train-bad-lr", TRAIN + "loss = mse_loss(y, t) optimizer = Adam(lr=-1) }",
         DlgTypeError, "2:64", r"Adam: bad value -1 for lr"),
+    row("train-bad-etas", TRAIN + "loss = mse_loss(y, t) optimizer = Rprop(etas=(1.5, 2)) }",
+        DlgTypeError, "2:64", r"Rprop: bad value \(1\.5, 2\) for etas \(it takes \(etaminus, "
+        r"etaplus\) with 0 < etaminus < 1 < etaplus\)"),
+    row("train-bad-eps-pair", TRAIN + "loss = mse_loss(y, t) optimizer = Adafactor(eps=1e-3) }",
+        DlgTypeError, "2:64", r"Adafactor: bad value 0\.001 for eps \(it takes \(eps1 or none, "
+        r"eps2\), both >= 0\)"),
     row("train-optimizer-not-optimizer", TRAIN + "loss = mse_loss(y, t) optimizer = 3 }",
         DlgTypeError, "2:52", r"optimizer must be SGD\(\.\.\.\), Adam\(\.\.\.\)"),
     row("train-unknown-model", "model M { input x: f32[N, 3] output y = x }\n"
