@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -18,41 +18,54 @@ from dlg.grammar.models import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
-from dlg.runtime.pickled import convert, load_tree, save_tree
-from dlg.runtime.weights import FORMATS as WEIGHT_FORMATS
-from dlg.runtime.weights import TORCH_FORMATS, load_weights, save_weights
+from dlg.runtime.pickled import convert, is_pickled, load_tree, save_tree
+from dlg.runtime.weights import load_weights, save_weights
 
 
-def load(path: str | Path, model: str | None = None, seed: int | None = 0
+def load(f: str | Path | IO[bytes], model: str | None = None, seed: int | None = 0, *,
+         map_location: Any = None, weights_only: bool | None = None, mmap: bool | None = None
          ) -> Model | Executable:
     """Load a model from a .dlg file: parse, elaborate, infer shapes, initialise parameters.
     A .dlgx artifact (from `dlgc compile` or `exe.save`) loads as a ready `dlg.Executable`;
-    a .safetensors/.npz/.pt/.pth file (from `dlg.save` or torch.save) as the state_dict (or,
-    from .pt/.pth, the checkpoint) it holds, with dlg tensors where torch.load gives torch's.
+    a .safetensors/.npz file as the state_dict it holds, and what torch.save wrote (a .pt,
+    .pth, .tar, .ckpt... file, or an open binary file such as an `io.BytesIO`) as the
+    state_dict or checkpoint it holds, with dlg tensors where torch.load gives torch's.
 
     `model` picks one when the file defines several; `seed` makes initialisation reproducible
-    (the same seed gives the same parameters; None draws fresh ones).
+    (the same seed gives the same parameters; None draws fresh ones). torch.load's
+    `map_location`, `weights_only` and `mmap` are accepted and change nothing: tensors load
+    on the CPU, and only tensors and containers of them are ever unpickled.
     """
-    path = Path(path)
+    if hasattr(f, "read"):
+        return _tensors(load_tree(f))  # type: ignore[arg-type]
+    path = Path(f)  # type: ignore[arg-type]
     if path.suffix == ".dlgx":
         return Executable.from_artifact(path)  # type: ignore[return-value]
-    if path.suffix in TORCH_FORMATS:  # a state_dict or a checkpoint, as torch.load gives it
-        return convert(load_tree(path), lambda a, _: Tensor(a))  # type: ignore[no-any-return]
-    if path.suffix in WEIGHT_FORMATS:  # a state_dict, as torch.load gives one
+    if path.suffix in FLAT_FORMATS:  # a state_dict, as torch.load gives one
         return {k: Tensor(v) for k, v in load_weights(path).items()}  # type: ignore[return-value]
-    if path.suffix not in (".dlg", ""):
-        raise DlgImportError(f"{path}: dlg.load reads .dlg files, .dlgx artifacts and "
-                             f".safetensors/.npz/.pt/.pth state_dicts")
-    return _model(load_file(path), model, seed)
+    if path.suffix == ".dlg" or (not path.suffix and not is_pickled(path)):
+        return _model(load_file(path), model, seed)
+    if path.suffix not in (".pt", ".pth") and path.exists() and not is_pickled(path):
+        raise DlgImportError(f"{path}: dlg.load reads .dlg files, .dlgx artifacts, "
+                             f".safetensors/.npz state_dicts and what torch.save wrote")
+    return _tensors(load_tree(path))  # torch.save's file, whatever its name
 
 
-def save(state: Any, path: str | Path) -> None:
+def _tensors(tree: Any) -> Any:
+    return convert(tree, lambda a, _: Tensor(a))
+
+
+def save(state: Any, f: str | Path | IO[bytes]) -> None:
     """Save a state_dict, or a checkpoint nesting several (dicts, lists and tuples of tensors,
     arrays, numbers and strings: what optimizers' and schedulers' state_dicts hold), like
-    torch.save. .pt/.pth files take any such nest (dlg.runtime.pickled says how), .safetensors
-    and .npz a flat state_dict; `dlg.load` reads either back."""
-    path = Path(path)
-    if path.suffix in TORCH_FORMATS:
+    torch.save: to any file name (.pt, .pth, .tar, .ckpt...) or an open binary file, in
+    torch.save's format (dlg.runtime.pickled says how); .safetensors and .npz files take a
+    flat state_dict. `dlg.load` reads either back."""
+    if hasattr(f, "write"):
+        save_tree(f, convert(state, lambda v, _: _as_array(v, contiguous=True)))  # type: ignore
+        return
+    path = Path(f)  # type: ignore[arg-type]
+    if path.suffix not in FLAT_FORMATS:
         save_tree(path, convert(state, lambda v, _: _as_array(v, contiguous=True)))
         return
     if not isinstance(state, Mapping):
@@ -64,6 +77,9 @@ def save(state: Any, path: str | Path) -> None:
                                 f"tensors), but {k!r} is a {type(v).__name__}; save "
                                 f"checkpoints that nest state_dicts as .pt or .pth")
     save_weights(path, {k: _as_array(v) for k, v in state.items()})
+
+
+FLAT_FORMATS = (".safetensors", ".npz")  # the rest is torch.save's
 
 
 def _as_array(value: Any, contiguous: bool = False) -> np.ndarray | None:

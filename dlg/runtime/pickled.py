@@ -18,7 +18,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -57,37 +57,72 @@ def convert(tree: Any, leaf: Callable[[Any, str], Any], where: str = "the state"
     return out
 
 
-def save_tree(path: Path, tree: Any) -> None:
-    """Write a nest of C-contiguous arrays (see the module docstring), atomically."""
+def save_tree(target: Path | IO[bytes], tree: Any) -> None:
+    """Write a nest of C-contiguous arrays (see the module docstring) to a path, atomically, or
+    to an open binary file (torch.save's `io.BytesIO()`)."""
     tree = convert(tree, _array)
+    if hasattr(target, "write"):
+        _dump(tree, target)  # type: ignore[arg-type]
+        return
+    with atomic_write(target) as f:  # type: ignore[arg-type]
+        _dump(tree, f)
+
+
+def _dump(tree: Any, f: IO[bytes]) -> None:
     torch = _torch_or_none()
-    with atomic_write(path) as f:
-        if torch is None:
-            pickle.dump(tree, f, protocol=4)
-        else:
-            torch.save(convert(tree, lambda a, _: torch.from_numpy(a)), f)
+    if torch is None:
+        pickle.dump(tree, f, protocol=4)
+    else:
+        torch.save(convert(tree, lambda a, _: torch.from_numpy(a)), f)
 
 
-def load_tree(path: Path) -> Any:
-    """The nest in a .pt/.pth file, its tensors as NumPy arrays."""
+def load_tree(source: Path | IO[bytes]) -> Any:
+    """The nest in a .pt/.pth file (or an open binary file), its tensors as NumPy arrays."""
+    path = source if isinstance(source, Path) else getattr(source, "name", "the file")
+    suffix = source.suffix if isinstance(source, Path) else ""
     try:
-        if zipfile.is_zipfile(path):  # torch.save's format
-            return convert(_torch_load(path), _torch_array(), path.name)
-        with open(path, "rb") as f:
-            return _ArraysOnly(f).load()
+        if _is_zip(source):  # torch.save's format
+            return convert(_torch_load(source), _torch_array(), getattr(path, "name", path))
+        if isinstance(source, Path):
+            with open(source, "rb") as f:
+                return _ArraysOnly(f).load()
+        return _ArraysOnly(source).load()
     except FileNotFoundError:
         raise DlgValueError(f"{path}: no such file") from None
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if found is None:
-            raise DlgValueError(f"{path} is not a valid {path.suffix} file (it cannot be "
-                                f"unpickled)") from None
+            raise DlgValueError(f"{path} is not a valid {suffix or 'torch.save'} file (it cannot "
+                                f"be unpickled)") from None
         raise DlgValueError(f"{path} holds a pickled {found[1]}, not only tensors (a whole "
                             f"module saved with torch.save(model)?); dlg reads state_dicts "
                             f"and checkpoints of them only: torch.save(model.state_dict(), "
                             f"path)") from None
     except (OSError, ValueError, EOFError, RuntimeError) as e:
-        raise DlgValueError(f"{path} is not a valid {path.suffix} file ({e})") from None
+        raise DlgValueError(f"{path} is not a valid {suffix or 'torch.save'} file ({e})"
+                            ) from None
+
+
+def _is_zip(source: Path | IO[bytes]) -> bool:
+    """Whether `source` is a zip archive; an open file is left where it was."""
+    if isinstance(source, Path):
+        return zipfile.is_zipfile(source)
+    start = source.tell()
+    try:
+        return zipfile.is_zipfile(source)
+    finally:
+        source.seek(start)
+
+
+def is_pickled(path: Path) -> bool:
+    """Whether the file at `path` is torch.save's (a zip archive) or a pickle, by its first
+    bytes (a checkpoint saved without a suffix, where a .dlg source would be text)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith((b"PK\x03\x04", b"\x80"))
 
 
 def _torch_or_none() -> Any:
@@ -101,8 +136,8 @@ def _array(value: Any, where: str) -> np.ndarray | None:
     return value if isinstance(value, np.ndarray) else None
 
 
-def _torch_load(path: Path) -> Any:
-    return torch_module().load(path, weights_only=True, map_location="cpu")
+def _torch_load(source: Path | IO[bytes]) -> Any:
+    return torch_module().load(source, weights_only=True, map_location="cpu")
 
 
 def _torch_array() -> Callable[[Any, str], np.ndarray | None]:

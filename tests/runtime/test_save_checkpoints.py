@@ -5,6 +5,7 @@ refuse a nest with an error naming .pt."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import sys
 from collections import OrderedDict
@@ -71,7 +72,7 @@ def _resumes(path, model, opt, sched):
     assert s2.get_last_lr() == sched.get_last_lr()
 
 
-@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".tar", ".ckpt", ""])
 def test_a_checkpoint_round_trips(tmp_path, suffix):
     model, opt, sched = _trained()
     state = _checkpoint(model, opt, sched)
@@ -145,3 +146,42 @@ def test_flat_formats_refuse_a_checkpoint_naming_pt(tmp_path, suffix):
 def test_a_value_no_file_holds_is_an_error_naming_where(tmp_path):
     with pytest.raises(DlgValueError, match=r"the state\['extra'\]\[1\] is a set"):
         dlg.save({"extra": [1, {2}]}, tmp_path / "x.pt")
+
+
+def test_an_open_file_round_trips_and_torch_load_keywords_are_taken(tmp_path):
+    """torch.save(state, buffer) / torch.load(buffer) and torch.load(path, map_location=...,
+    weights_only=True), as PyTorch programs write them (a file object was a TypeError, the
+    keywords unknown)."""
+    model, opt, sched = _trained()
+    state = _checkpoint(model, opt, sched)
+    buffer = io.BytesIO()
+    dlg.save(state, buffer)
+    buffer.seek(0)
+    _assert_same(state, dlg.load(buffer))
+    dlg.save(state, tmp_path / "ckpt.pth.tar")
+    loaded = dlg.load(tmp_path / "ckpt.pth.tar", map_location="cpu", weights_only=True)
+    _assert_same(state, loaded)
+
+
+def test_torch_reads_an_open_file_dlg_wrote_and_back():
+    torch = pytest.importorskip("torch")
+    model, _, _ = _trained()
+    buffer = io.BytesIO()
+    dlg.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    theirs = torch.load(buffer, weights_only=True)
+    np.testing.assert_array_equal(theirs["weight"].numpy(), model.weight.detach().numpy())
+    buffer = io.BytesIO()
+    torch.save({"epoch": 2, "model": theirs}, buffer)
+    buffer.seek(0)
+    ours = dlg.load(buffer, map_location=torch.device("cpu"))
+    assert ours["epoch"] == 2
+    np.testing.assert_array_equal(ours["model"]["weight"].numpy(), model.weight.detach().numpy())
+
+
+def test_a_file_of_another_kind_is_refused_naming_what_load_reads(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(dlg.DlgError, match="notes.txt: dlg.load reads .dlg files"):
+        dlg.load(tmp_path / "notes.txt")
+    with pytest.raises(DlgValueError, match="is not a valid torch.save file"):
+        dlg.load(io.BytesIO(b"not a pickle"))
