@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgTypeError, DlgValueError
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.engine import caller_span
 from dlg.frontend.tensor import Tensor, call
@@ -336,3 +336,36 @@ for _name in ("roll", "rot90", "diff", "diag", "diagonal", "diag_embed", "addmm"
               "cummin", "nanmedian", "diagflat", "nan_to_num"):
     setattr(Tensor, _name, _method(_name))
 Tensor.repeat_interleave = repeat_interleave  # type: ignore[attr-defined]
+
+
+def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """torch's Tensor.unfold: every window of `size` elements along `dimension`, `step` apart,
+    as a new last axis ([B, C, 16] -> unfold(2, 4, 4) -> [B, C, 4, 4]; ViT's patchify). Not
+    F.unfold (im2col). A composite: index_select of the windows' positions, then reshape."""
+    span = caller_span()
+    for v, what in ((dimension, "dimension"), (size, "size"), (step, "step")):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise DlgTypeError(f"unfold: {what} must be an int, got {type(v).__name__}", span)
+    rank = max(self.ndim, 1)
+    if not -rank <= dimension < rank:
+        raise DlgShapeError(f"unfold: dimension {dimension} is out of range for a tensor of "
+                            f"{self.ndim} dims", span)
+    x = self.reshape(1) if self.ndim == 0 else self
+    axis = dimension % rank
+    length = x.shape[axis]
+    if not isinstance(length, int):
+        raise DlgShapeError(f"unfold: dimension {dimension} has the symbolic size {length}; "
+                            f"the windows need a fixed size", span)
+    if step <= 0:
+        raise DlgValueError(f"unfold: step is {step} but must be > 0", span)
+    if not 0 <= size <= length:
+        raise DlgValueError(f"unfold: maximum size for tensor at dimension {axis} is {length} "
+                            f"but size is {size}", span)
+    count = (length - size) // step + 1
+    positions = (np.arange(count)[:, None] * step + np.arange(size)).reshape(-1)
+    windows = call("index_select", x, axis, Tensor(positions.astype(np.int64)))
+    out = call("movedim", call("unflatten", windows, axis, (count, size)), axis + 1, -1)
+    return out.reshape(-1) if self.ndim == 0 else out  # a 0-d tensor's windows are one axis
+
+
+Tensor.unfold = unfold  # type: ignore[attr-defined]

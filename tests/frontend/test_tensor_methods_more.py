@@ -137,3 +137,40 @@ def test_traced_and_compiled_match_eager_at_another_batch_size():
     want = traced_fn(dlg.tensor(x), i).numpy()
     np.testing.assert_allclose(traced(x, i.numpy()), want, rtol=1e-6)
     np.testing.assert_allclose(exe(x, i.numpy()), want, rtol=1e-5, atol=1e-6)
+
+
+# Tensor.unfold (sliding windows, ViT's patchify; not F.unfold's im2col)
+@pytest.mark.parametrize("fn", [
+    lambda m, x: x.unfold(2, 2, 2), lambda m, x: x.unfold(-1, 3, 1),
+    lambda m, x: x.unfold(1, 2, 1).unfold(3, 2, 2), lambda m, x: x.unfold(0, 2, 5),
+    lambda m, x: x.unfold(2, 4, 3), lambda m, x: x.unfold(2, 0, 1),
+    lambda m, x: x[0, 0, 0].unfold(0, 1, 1),
+], ids=["patches", "negative_dim", "twice", "one_window", "step_past_end", "empty", "0d"])
+def test_unfold_matches_torch(fn):
+    both(fn, X)
+
+
+def test_unfold_patchifies_an_image_traced_and_compiled():
+    def patchify(img):
+        b, c = img.shape[:2]
+        p = img.unfold(2, 4, 4).unfold(3, 4, 4)  # b c h/4 w/4 4 4
+        return p.permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * 16)
+    img = R.standard_normal((2, 3, 8, 12)).astype(np.float32)
+    want = patchify(torch.tensor(img)).numpy()
+    np.testing.assert_array_equal(patchify(dlg.tensor(img)).numpy(), want)
+    exe = dlg.compile(patchify)
+    np.testing.assert_array_equal(np.asarray(exe(dlg.tensor(img))), want)
+    more = R.standard_normal((5, 3, 8, 12)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(exe(dlg.tensor(more))),
+                                  patchify(torch.tensor(more)).numpy())
+
+
+@pytest.mark.parametrize("call, pattern", [
+    ("x.unfold(3, 2, 1)", r"unfold: dimension 3 is out of range for a tensor of 3 dims"),
+    ("x.unfold(2, 5, 1)", r"maximum size for tensor at dimension 2 is 4 but size is 5"),
+    ("x.unfold(2, 2, 0)", r"unfold: step is 0 but must be > 0"),
+    ("x.unfold(2, 2.0, 1)", r"unfold: size must be an int, got float"),
+])
+def test_unfold_errors(call, pattern):
+    with pytest.raises(dlg.DlgError, match=pattern):
+        eval(call, {"x": dlg.tensor(X), "dlg": dlg})
