@@ -162,3 +162,37 @@ def test_autograd_grad_runs_gradient_hooks_as_torch():
         return [lib.autograd.grad((h * h).sum(), t)[0].tolist() for t in (x, h)]
 
     assert grads(dlg) == grads(torch)
+
+
+def _causal_conv(lib):
+    """A subclass that sets a plain attribute before super().__init__(), as TCN code does
+    (dlg refused it: 'must call super().__init__() before assigning')."""
+    class CausalConv1d(lib.nn.Conv1d):
+        def __init__(self, cin, cout, k, dilation=1):
+            self.__padding = (k - 1) * dilation
+            super().__init__(cin, cout, k, padding=self.__padding, dilation=dilation)
+
+        def forward(self, x):
+            return super().forward(x)[:, :, :-self.__padding]
+    return CausalConv1d(2, 3, 3, dilation=2)
+
+
+def test_plain_attributes_may_come_before_super_init_as_in_torch():
+    ours, theirs = _causal_conv(dlg), _causal_conv(torch)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((2, 2, 7)).astype(np.float32)
+    np.testing.assert_allclose(ours(dlg.tensor(x)).detach().numpy(),
+                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+@pytest.mark.parametrize("value", [lambda: dlg.nn.Linear(1, 1),
+                                   lambda: dlg.nn.Parameter(dlg.ones(1))])
+def test_modules_and_parameters_before_super_init_are_errors(value):
+    class Early(dlg.nn.Module):
+        def __init__(self):
+            self.layer = value()
+            super().__init__()
+    with pytest.raises(DlgValueError, match=r"Early.__init__ must call super\(\).__init__\(\) "
+                                            r"before assigning 'layer'"):
+        Early()

@@ -50,7 +50,10 @@ class Module(Hooks, ModuleAPI):
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if "_parameters" not in self.__dict__:
+        if "_parameters" not in self.__dict__:  # plain values may come first, as in torch
+            if not isinstance(value, (Parameter, Module)):
+                object.__setattr__(self, name, value)
+                return
             raise DlgValueError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                 f"before assigning {name!r}", engine.caller_span())
         if name in self._buffers and (value is None or isinstance(value, Tensor)) and not (
