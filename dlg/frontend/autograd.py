@@ -22,8 +22,8 @@ import numpy as np
 
 from dlg.compiler.passes.autodiff import grad as grad_graph
 from dlg.errors import DlgValueError
-from dlg.frontend import grad_hooks
-from dlg.frontend.engine import caller_span, rng
+from dlg.frontend import grad_hooks, versions
+from dlg.frontend.engine import Record, caller_span, current, rng
 from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Value
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from dlg.frontend.tensor import Tensor
 
 KEPT = 32  # gradient graphs kept per thread (a loop with varying shapes makes one per shape)
+Tape = list[tuple["Tensor", "Record | None"]]  # see `tape`
 _state = threading.local()
 
 
@@ -67,7 +68,8 @@ def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | N
     check_root(root, seed, "backward()")
     order = tape([root])
     if inputs is None:
-        wanted = [t for t in order if (t.record is None and t.requires_grad) or retains_grad(t)]
+        wanted = [t for t, r in order if (r is None and t.record is None and t.requires_grad)
+                  or (r is not None and r is t.record and retains_grad(t))]
     else:
         wanted = requiring_grad("backward()", inputs)
     roots = grad_hooks.with_hooks([(root, seed)], order, gradients)
@@ -112,72 +114,74 @@ def requiring_grad(what: str, inputs: Sequence[Tensor]) -> list[Tensor]:
     return list(inputs)
 
 
-def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: list[Tensor],
+def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
               wanted: list[Tensor]) -> list[np.ndarray | None]:
     """d sum over roots of <root, seed> (the root itself without one) / d each wanted tensor
     (None where no root depends on it), `order` the roots' tape: its gradient graph, kept per
     signature."""
-    wanted_ids = {id(t) for t in wanted}
-    key, feeds, names = _signature(order, roots, wanted_ids)
+    wanted_ids = {key(t, t.record) for t in wanted}
+    signature, feeds, names = _signature(order, roots, wanted_ids)
     checked = is_anomaly_enabled()
     if checked:
-        key = None  # a graph with the records' spans, checked node by node, built for this call
+        signature = None  # a graph with the records' spans, checked node by node, for this call
     plans: OrderedDict[Any, Plan] = _state.__dict__.setdefault("plans", OrderedDict())
-    plan = plans.get(key) if key is not None else None
+    plan = plans.get(signature) if signature is not None else None
     if plan is None:
         plan = Plan.of(_gradient_graph(order, roots, wanted_ids, list(names)), checked)
-        if key is not None:
-            plans[key] = plan
+        if signature is not None:
+            plans[signature] = plan
             if len(plans) > KEPT:
                 plans.popitem(last=False)
-    elif key is not None:
-        plans.move_to_end(key)
+    elif signature is not None:
+        plans.move_to_end(signature)
     results = plan.run(feeds)
     found = {ident: results[f"grad.{name}"] for name, ident in names.items()}
-    return [found.get(id(t)) for t in wanted]
+    return [found.get(key(t, t.record)) for t in wanted]
 
 
-def _signature(order: list[Tensor], roots: list[tuple[Tensor, np.ndarray | None]],
+def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
                wanted: set[int]) -> tuple[Any, dict[str, np.ndarray], dict[str, int]]:
     """The tape's signature (None when an attribute is unhashable), the graph's feeds by input
     name (leaves, seeds, zeros for the wanted non-leaves) and the input name of each wanted
-    tensor on the tape (to its id), in the names `_gradient_graph` gives them."""
+    value on the tape (to its key), in the names `_gradient_graph` gives them."""
     position: dict[int, int] = {}
     first_of_call: dict[int, int] = {}
     entries: list[Any] = []
     feeds: dict[str, np.ndarray] = {}
     names: dict[str, int] = {}
     leaves = 0
-    for i, t in enumerate(order):
-        position[id(t)] = i
-        r = t.record
+    for i, (t, r) in enumerate(order):
+        k = key(t, r)
+        position[k] = i
         if r is None:
             name = f"t{leaves}"
             leaves += 1
             feeds[name] = t.numpy_view()
-            entries.append((t.type, id(t) in wanted))
+            entries.append((t.type, k in wanted))
         else:
             call = first_of_call.setdefault(r.call, i)
-            entries.append((r.op, tuple(r.attrs.items()), tuple(position[id(p)] for p in r.inputs),
-                            r.index, call, id(t) in wanted))
-            if id(t) not in wanted:
+            entries.append((r.op, tuple(r.attrs.items()),
+                            tuple(position[key(p, s)] for p, s in zip(r.inputs, r.sources)),
+                            r.index, call, k in wanted))
+            if k not in wanted:
                 continue
             name = f"r{i}"
             feeds[name] = np.zeros(t.type.shape, t.type.dtype.np)
-        if id(t) in wanted:
-            names[name] = id(t)
-    for k, (root, seed) in enumerate(roots):
+        if k in wanted:
+            names[name] = k
+    for n, (root, seed) in enumerate(roots):
         if seed is not None:
-            feeds[f"seed{k}"] = np.asarray(seed, root.type.dtype.np)
-    key: Any = (tuple((position[id(r)], s is not None) for r, s in roots), *entries)
+            feeds[f"seed{n}"] = np.asarray(seed, root.type.dtype.np)
+    signature: Any = (tuple((position[key(r, r.record)], s is not None) for r, s in roots),
+                      *entries)
     try:
-        hash(key)
+        hash(signature)
     except TypeError:  # an array attribute: this tape's graph is built for it alone
-        key = None
-    return key, feeds, names
+        signature = None
+    return signature, feeds, names
 
 
-def _gradient_graph(order: list[Tensor], roots: list[tuple[Tensor, np.ndarray | None]],
+def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
                     wanted: set[int], wrt: list[str]) -> Graph:
     """The recorded ops as a graph from the leaves to `loss` (the sum of the roots, or of their
     inner products with the seeds), differentiated with respect to the inputs named `wrt`: the
@@ -188,43 +192,54 @@ def _gradient_graph(order: list[Tensor], roots: list[tuple[Tensor, np.ndarray | 
     node_of: dict[int, Value] = {}
     emitted: dict[int, tuple[Value, ...]] = {}
     leaves = 0
-    for i, t in enumerate(order):
-        if t.record is None:
-            node_of[id(t)] = b.input(f"t{leaves}", t.type)
+    for i, (t, r) in enumerate(order):
+        k = key(t, r)
+        if r is None:
+            node_of[k] = b.input(f"t{leaves}", t.type)
             leaves += 1
             continue
-        r = t.record
         if r.call not in emitted:
             with b.at(r.span):
-                out = b.emit(r.op, *(node_of[id(p)] for p in r.inputs), **r.attrs)
+                out = b.emit(r.op, *(node_of[key(p, s)] for p, s in zip(r.inputs, r.sources)),
+                             **r.attrs)
             emitted[r.call] = out if isinstance(out, tuple) else (out,)
-        node_of[id(t)] = emitted[r.call][r.index]
-        if id(t) in wanted:
-            node_of[id(t)] = b.add(node_of[id(t)], b.input(f"r{i}", t.type))
+        node_of[k] = emitted[r.call][r.index]
+        if k in wanted:
+            node_of[k] = b.add(node_of[k], b.input(f"r{i}", t.type))
     loss = None
-    for k, (root, seed) in enumerate(roots):
-        out = node_of[id(root)]
+    for n, (root, seed) in enumerate(roots):
+        out = node_of[key(root, root.record)]
         if seed is not None:
-            out = b.reduce_sum(b.mul(out, b.input(f"seed{k}", root.type)))
+            out = b.reduce_sum(b.mul(out, b.input(f"seed{n}", root.type)))
         loss = out if loss is None else b.add(loss, out)
     g.set_output("loss", loss)
     return grad_graph(g, "loss", wrt=wrt)
 
 
-def tape(roots: list[Tensor]) -> list[Tensor]:
-    """The tensors the roots were made from, each after its inputs."""
-    order: list[Tensor] = []
+def key(t: Tensor, r: Record | None) -> int:
+    """A value on the tape: a recorded value is its record (a tensor changed in place holds
+    several in turn), a leaf its tensor."""
+    return id(r) if r is not None else id(t)
+
+
+def tape(roots: list[Tensor]) -> Tape:
+    """The values the roots were made from, each after its inputs, as (tensor, record) pairs:
+    the record (None for a leaf) the value had when it was read; refused where an op read a
+    value since changed in place and its gradient needs it (`versions.check`)."""
+    order: Tape = []
     seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False) for root in reversed(roots)]
+    stack = [(root, current(root), False) for root in reversed(roots)]
     while stack:
-        t, done = stack.pop()
+        t, r, done = stack.pop()
         if done:
-            order.append(t)
+            order.append((t, r))
             continue
-        if id(t) in seen:
+        if key(t, r) in seen:
             continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t.record is not None:
-            stack.extend((p, False) for p in reversed(t.record.inputs) if id(p) not in seen)
+        seen.add(key(t, r))
+        stack.append((t, r, True))
+        if r is not None:
+            stack.extend((p, s, False) for p, s in zip(reversed(r.inputs), reversed(r.sources))
+                         if key(p, s) not in seen)
+    versions.check(order)
     return order

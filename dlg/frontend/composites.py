@@ -1,7 +1,7 @@
 """Functional forms written in Python over dlg.Tensor's operations, because one of their
 arguments is Python code (triplet_margin_with_distance_loss's distance function), they draw
-noise from dlg's generator (gumbel_softmax) or they write in place (relu_, elu_, ...: eager,
-refused on tensors that require grad as the other in-place ops). Traced, they are the ops they
+noise from dlg's generator (gumbel_softmax) or they write in place (relu_, elu_, ...: recorded
+and traced as the other in-place ops, frontend/inplace.py). Traced, they are the ops they
 call."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dlg.errors import DlgValueError
-from dlg.frontend import engine
+from dlg.frontend import engine, inplace
 from dlg.frontend.tensor import Tensor, call
 from dlg.ir.ops.losses import REDUCTIONS
 
@@ -63,14 +63,9 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: fl
 
 def _in_place(name: str) -> Callable[..., Tensor]:
     def write(input: Tensor, *args: Any, **kwargs: Any) -> Tensor:  # noqa: A002 (torch's)
-        result = call(name, input, *args, **kwargs)
-        try:
-            return input.copy_(result)
-        except engine.TraceHazard:
-            raise DlgValueError(f"{name}_ writes into its input, which a traced graph cannot "
-                                f"record; use {name}", engine.caller_span()) from None
+        return inplace.update(input, lambda x: call(name, x, *args, **kwargs))
     write.__name__ = write.__qualname__ = f"{name}_"
-    write.__doc__ = f"{name}, written into `input` (eager; refused where it requires grad)."
+    write.__doc__ = f"{name}, written into `input` (frontend/inplace.py)."
     return write
 
 

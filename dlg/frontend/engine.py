@@ -29,7 +29,19 @@ from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, LayerCall, Value
 from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.ops.linalg import DIAGONAL, diagonal_view
-from dlg.ir.ops.shape import INDEX, SLICE, SPLIT, TRANSPOSE, index_view, sliced, split_views
+from dlg.ir.ops.shape import (
+    FLATTEN,
+    INDEX,
+    RESHAPE,
+    SLICE,
+    SPLIT,
+    SQUEEZE,
+    TRANSPOSE,
+    UNSQUEEZE,
+    index_view,
+    sliced,
+    split_views,
+)
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter, Program, takes_exact
@@ -143,11 +155,15 @@ def caller_span() -> Span | None:
 
 @dataclass(frozen=True)
 class Record:
-    """How a tensor was made: output `index` of `op` on `inputs` with `attrs`."""
+    """How a tensor was made: output `index` of `op` on `inputs` with `attrs`. `sources` are the
+    inputs' records when it was made (None for a leaf): an input changed in place since has a
+    new record, but this op read the old value, so backward follows `sources`, never the
+    inputs' current records."""
 
     op: OpDef
     attrs: dict[str, Any]
     inputs: tuple[Tensor, ...]
+    sources: tuple[Record | None, ...]
     index: int
     call: int  # one id per op call, shared by the outputs of multi-output ops
     span: Span | None = None  # the user's line, recorded in anomaly mode (named by backward)
@@ -178,6 +194,9 @@ class Tracer:
         self.modules = modules or {}  # id(module) -> its name in the traced module
         self.values: dict[int, Value] = {}
         self.constants: list[Tensor] = []  # kept alive: a freed tensor's id may come back
+        self.rebound: set[int] = set()  # eager tensors an in-place op gave a graph value
+        # id(view) -> (view, base, op, checked attrs, output index, base's value when taken)
+        self.views: dict[int, tuple[Tensor, Tensor, OpDef, dict[str, Any], int, Value]] = {}
         self.layer_calls: list[LayerCall] = []
 
     def update(self, buffer: Tensor, value: Tensor, what: str = "a running statistic") -> None:
@@ -228,8 +247,40 @@ class Tracer:
                     return self.builder.numel(node.out, axes=(axis,), dtype=DType.i64)
         raise DlgValueError(f"the size {name} is no input's axis", caller_span())
 
+    def owns(self, t: Tensor) -> bool:
+        """Whether ops on t are traced: a graph value, a module's parameter or buffer, or an
+        eager tensor an in-place op gave a graph value."""
+        return t.trace is not None or id(t) in self.names or id(t) in self.rebound
+
+    def viewed(self, views: Sequence[Tensor], base: Tensor, op: OpDef,
+               attrs: dict[str, Any]) -> None:
+        """Note traced views of `base` (an `engine.VIEWS` op), so that an in-place op on one
+        rebinds the base too, and a view of a base changed since is taken again."""
+        checked, value = op.check_attrs(attrs), self.value_of(base)
+        for i, v in enumerate(views):
+            self.views[id(v)] = (v, base, op, checked, i, value)
+
+    def rebind(self, t: Tensor, value: Value) -> None:
+        """t holds `value` from here on (an in-place op: earlier readers keep the old value);
+        a module's parameter or buffer gets it as the graph's update too."""
+        if t.trace is not None:
+            t.trace = value
+            return
+        if id(t) in self.names:
+            name = self.names[id(t)][0]
+            self.value_of(t)  # its param node exists
+            self.graph.updates = [u for u in self.graph.updates if u[0] != name]
+            self.graph.updates.append((name, value))
+        else:
+            self.constants.append(t)
+            self.rebound.add(id(t))
+        self.values[id(t)] = value
+
     def value_of(self, t: Tensor) -> Value:
         if t.trace is not None:
+            view = self.views.get(id(t)) if self.views else None
+            if view is not None and view[0] is t and self.value_of(view[1]) is not view[5]:
+                self._retake(view)
             return t.trace
         if id(t) not in self.values:
             if id(t) in self.names:
@@ -239,6 +290,15 @@ class Tracer:
                 self.constants.append(t)
                 self.values[id(t)] = self.builder.constant(t.numpy_view(), t.type.dtype)
         return self.values[id(t)]
+
+
+    def _retake(self, view: tuple[Tensor, Tensor, OpDef, dict[str, Any], int, Value]) -> None:
+        t, base, op, attrs, index, _ = view
+        value = self.value_of(base)
+        with self.builder.at(caller_span()):
+            out = self.builder.emit(op, value, **attrs)
+        t.trace = (out if isinstance(out, tuple) else (out,))[index]
+        self.views[id(t)] = (t, base, op, attrs, index, value)
 
 
 def current_tracer() -> Tracer | None:
@@ -278,8 +338,7 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
     tracing)."""
     tracer = getattr(_state, "tracer", None)
-    if tracer is not None and (any(t.trace is not None or id(t) in tracer.names for t in inputs)
-                               or _symbolic(attrs)):
+    if tracer is not None and (any(tracer.owns(t) for t in inputs) or _symbolic(attrs)):
         # a parameter's op too (folding it would freeze it), and a constant's expand to N
         return _trace(op, inputs, attrs)
     from_types = tuple(t.type for t in inputs)
@@ -298,9 +357,24 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     record = (getattr(_state, "grad", True) and any(t.requires_grad for t in inputs)
               and Trait.RANDOM not in op.traits)
     call = next(_calls)
-    return [(np.asarray(v), t, Record(op, checked, tuple(inputs), i, call, span)
+    sources = tuple(current(t) for t in inputs) if record else ()
+    return [(np.asarray(v), t, Record(op, checked, tuple(inputs), sources, i, call, span)
              if record and t.dtype.is_float else None)
             for i, (v, t) in enumerate(zip(values, types))]
+
+
+def current(t: Tensor) -> Record | None:
+    """t's record, first made again on its base's record where t is a view whose base has been
+    changed in place since the view was taken, or whose base is such a view (torch's view
+    replay): t's value already shows the change, through NumPy."""
+    r = t.record
+    if r is not None and (r.op in VIEWS or r.op in RESHAPES):
+        base = r.inputs[0]
+        source = current(base)
+        if r.sources[0] is not source and view_base(t) is not None:
+            t.record = r = Record(r.op, r.attrs, (base,), (source,), r.index, next(_calls),
+                                  r.span)
+    return r
 
 
 # Ops whose eager value is a NumPy view of their input, as torch's are views: an in-place op
@@ -311,6 +385,22 @@ VIEWS: dict[OpDef, Callable[..., tuple[np.ndarray, ...]]] = {
     TRANSPOSE: lambda x, perm: (np.transpose(x, perm),), SPLIT: split_views,
     INDEX: lambda x, **attrs: (index_view(x, **attrs),),
     DIAGONAL: lambda x, **attrs: (diagonal_view(x, **attrs),)}
+
+# Ops whose eager value is a NumPy view of their input where NumPy can make one (a contiguous
+# input), as torch's view and reshape are views
+RESHAPES = frozenset({RESHAPE, SQUEEZE, UNSQUEEZE, FLATTEN})
+
+
+def view_base(t: Tensor) -> Tensor | None:
+    """The tensor whose memory t's recorded value is a view of, if any."""
+    r = t.record
+    if r is None or not (r.op in VIEWS or r.op in RESHAPES):
+        return None
+    base = r.inputs[0]
+    if r.op in RESHAPES and not np.may_share_memory(t.numpy_view(), base.numpy_view()):
+        return None  # NumPy copied
+    return base
+
 
 INFERRED_KEPT = 4096  # (op, input types, attributes) whose output types are kept
 _inferred: dict[Any, tuple[TensorType, ...]] = {}

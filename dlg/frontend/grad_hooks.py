@@ -60,15 +60,15 @@ def run(t: Tensor, grad: np.ndarray) -> np.ndarray:
     return grad
 
 
-def with_hooks(roots: Roots, order: list[Tensor],
-               gradients: Callable[[Roots, list[Tensor], list[Tensor]], list[Any]]) -> Roots:
-    """`roots` and one more seed per recorded tensor of `order` whose hooks changed its gradient
-    (`gradients` is autograd's)."""
+def with_hooks(roots: Roots, order: list[tuple[Tensor, Any]],
+               gradients: Callable[[Roots, Any, list[Tensor]], list[Any]]) -> Roots:
+    """`roots` and one more seed per recorded tensor of `order` (autograd's tape: (tensor,
+    record) pairs) whose hooks changed its gradient (`gradients` is autograd's)."""
     if not _hooks:
         return roots
     roots = list(roots)
-    for t in reversed(order):  # `order` puts every tensor after its inputs
-        if t.record is None or not _hooks_of(t):
+    for t, r in reversed(order):  # `order` puts every value after its inputs
+        if r is None or r is not t.record or not _hooks_of(t):
             continue
         grad = gradients(roots, order, [t])[0]
         if grad is None:

@@ -380,6 +380,8 @@ def apply(opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
     outs = engine.apply(opdef, inputs, attrs)
     tensors = tuple(Tensor.traced(value, t) if isinstance(value, Value) else
                     Tensor.result(value, t, record) for value, t, record in outs)
+    if (opdef in engine.VIEWS or opdef in engine.RESHAPES) and isinstance(outs[0][0], Value):
+        engine.current_tracer().viewed(tensors, inputs[0], opdef, attrs)  # type: ignore[union-attr]
     return tensors if Trait.MULTI_OUTPUT in opdef.traits else tensors[0]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
-from dlg.frontend import engine, init, selection
+from dlg.frontend import engine, init, inplace, selection, versions
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import binary, promote
 from dlg.frontend.tensor import Tensor, call, checked, index, op
@@ -225,66 +225,54 @@ def new_tensor(self: Tensor, data: Any, dtype: Any = None, device: Any = None,
     return leaf(Tensor(np.array(value, dtype.np)), requires_grad, device, layout, pin_memory)
 
 
-# ---- in place: only where no gradient is recorded (PyTorch refuses the rest too) ---------------
-def _writable(self: Tensor, source: Tensor | None = None) -> np.ndarray:
-    if engine.grad_enabled() and (self.requires_grad or source is not None
-                                  and source.requires_grad):
-        raise DlgValueError("in-place operations on tensors that require grad are not "
-                            "supported; use `with dlg.no_grad():` or the out-of-place form",
+# ---- in place (frontend/inplace.py: recorded, traced, or NumPy writes) --------------------------
+_TRUE = Tensor(np.array(True))
+
+
+def _writable(self: Tensor) -> np.ndarray:
+    """x's array, for a write no gradient sees (random fills): refused where one is recorded."""
+    if engine.grad_enabled() and self.requires_grad:
+        raise DlgValueError(inplace.LEAF_ERROR if self.is_leaf else
+                            "random in-place fills (normal_, uniform_) of a tensor whose "
+                            "gradient is recorded; draw a new tensor instead",
                             engine.caller_span())
+    versions.written(self)
     return self.numpy_view()
-
-
-def _assign(self: Tensor, result: Tensor) -> Tensor:
-    np.copyto(_writable(self, result), np.broadcast_to(result.numpy_view(), self.shape),
-              casting="unsafe")
-    return self
 
 
 @method
 def add_(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
-    return _assign(self, self + other * alpha if alpha != 1 else self + other)
+    return inplace.update(self, lambda s: s + other * alpha if alpha != 1 else s + other, other)
 
 
 @method
 def sub_(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
-    return _assign(self, self - other * alpha if alpha != 1 else self - other)
+    return inplace.update(self, lambda s: s - other * alpha if alpha != 1 else s - other, other)
 
 
 @method
 def mul_(self: Tensor, other: Any) -> Tensor:
-    return _assign(self, self * other)
+    return inplace.update(self, lambda s: s * other, other)
 
 
 @method
 def div_(self: Tensor, other: Any) -> Tensor:
-    return _assign(self, self / other)
+    return inplace.update(self, lambda s: s / other, other)
 
 
-def _augmented(in_place: Callable[[Tensor, Any], Tensor], out_of_place: str
-               ) -> Callable[[Tensor, Any], Tensor]:
+def _augmented(in_place: Callable[[Tensor, Any], Tensor]) -> Callable[[Tensor, Any], Tensor]:
     """`x += y` and its kin: in place, as in torch (views of x and other names for it see the
-    change); on a non-leaf whose gradient is being recorded (a residual `h += x` in forward),
-    the recorded out-of-place op, as dlg records no in-place ones; on a leaf that requires
-    grad, torch's error (`p -= lr * p.grad` belongs under no_grad)."""
+    change, a recorded gradient follows it; on a leaf that requires grad, torch's error)."""
     def operator(self: Tensor, other: Any) -> Tensor:
-        if engine.grad_enabled() and self.requires_grad:
-            if self.is_leaf:
-                raise DlgValueError("a leaf tensor that requires grad is used in an in-place "
-                                    "operation; update parameters under `with dlg.no_grad():`",
-                                    engine.caller_span())
-            return getattr(self, out_of_place)(other)
-        if engine.grad_enabled() and isinstance(other, Tensor) and other.requires_grad:
-            return getattr(self, out_of_place)(other)
         return in_place(self, other)
-    operator.__name__ = f"__i{out_of_place.strip('_')}__"
+    operator.__name__ = f"__i{in_place.__name__.strip('_')}__"
     return operator
 
 
-Tensor.__iadd__ = _augmented(add_, "__add__")  # type: ignore[attr-defined]
-Tensor.__isub__ = _augmented(sub_, "__sub__")  # type: ignore[attr-defined]
-Tensor.__imul__ = _augmented(mul_, "__mul__")  # type: ignore[attr-defined]
-Tensor.__itruediv__ = _augmented(div_, "__truediv__")  # type: ignore[attr-defined]
+Tensor.__iadd__ = _augmented(add_)  # type: ignore[attr-defined]
+Tensor.__isub__ = _augmented(sub_)  # type: ignore[attr-defined]
+Tensor.__imul__ = _augmented(mul_)  # type: ignore[attr-defined]
+Tensor.__itruediv__ = _augmented(div_)  # type: ignore[attr-defined]
 
 
 def _in_place(name: str) -> None:
@@ -292,20 +280,35 @@ def _in_place(name: str) -> None:
     out_of_place = getattr(Tensor, name)
 
     def update(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        return _assign(self, out_of_place(self, *args, **kwargs))
+        return inplace.update(self, lambda s: out_of_place(s, *args, **kwargs), *args,
+                              *kwargs.values())
     update.__name__ = update.__qualname__ = f"{name}_"
     update.__doc__ = f"x.{name}(...) written into x."
     method(update)
 
 
 for _name in ("scatter", "scatter_add", "scatter_reduce", "masked_fill", "index_fill",
-              "nan_to_num"):
-    _in_place(_name)
+              "index_add", "nan_to_num", "clamp", "clip", "clamp_min", "clamp_max", "relu",
+              "sigmoid", "tanh", "exp", "exp2", "log", "log1p", "log2", "log10", "sqrt",
+              "rsqrt", "abs", "neg", "reciprocal", "square", "sin", "cos", "tan", "sinh",
+              "cosh", "atan", "erf", "floor", "ceil", "round", "trunc", "frac", "sign", "sgn",
+              "pow", "fmod", "remainder", "lerp", "hypot", "atan2", "tril", "triu", "cumsum",
+              "cumprod", "addmm", "baddbmm", "addcmul", "addcdiv", "logical_not", "eq", "ne",
+              "lt", "le", "gt", "ge", "floor_divide", "true_divide", "divide", "xlogy"):
+    if hasattr(Tensor, _name):
+        _in_place(_name)
 
 
 @method
-def copy_(self: Tensor, other: Any) -> Tensor:
-    return _assign(self, other if isinstance(other, Tensor) else Tensor(other))
+def copy_(self: Tensor, other: Any, non_blocking: bool = False) -> Tensor:
+    """other's values (broadcast, cast) written into x; other gets x's gradient."""
+    src = other if isinstance(other, Tensor) else Tensor(other)
+    if not _recorded_or_traced(self, src):
+        versions.written(self)
+        np.copyto(self.numpy_view(), np.broadcast_to(src.numpy_view(), self.shape),
+                  casting="unsafe")
+        return self
+    return inplace.update(self, lambda s: call("where", _TRUE, src, s), src)
 
 
 @method
@@ -314,8 +317,17 @@ def fill_(self: Tensor, value: Any) -> Tensor:
     if isinstance(value, Tensor) and value.ndim:
         raise DlgValueError(f"fill_: value must be a number or a 0-d tensor, got {value.type}",
                             engine.caller_span())
-    _writable(self)[...] = value.item() if isinstance(value, Tensor) else value
-    return self
+    if not _recorded_or_traced(self, value):
+        versions.written(self)
+        self.numpy_view()[...] = value.item() if isinstance(value, Tensor) else value
+        return self
+    return inplace.update(self, lambda s: call("where", _TRUE, value, s), value)
+
+
+def _recorded_or_traced(x: Tensor, value: Any) -> bool:
+    """Whether writing `value` into x is more than a NumPy write."""
+    return engine.current_tracer() is not None or engine.grad_enabled() and (
+        x.requires_grad or isinstance(value, Tensor) and value.requires_grad)
 
 
 @method
@@ -338,12 +350,18 @@ def __getitem__(self: Tensor, items: Any) -> Tensor:
 
 @method
 def __setitem__(self: Tensor, items: Any, value: Any) -> None:
-    """`x[items] = value` (torch's index_put_): in place, so only where no gradient is
-    recorded; tensor indices and masks as in NumPy, the value broadcast and cast to x's dtype."""
+    """`x[items] = value` (torch's index_put_): tensor indices and masks as in NumPy, the value
+    broadcast and cast to x's dtype; a NumPy assignment where no gradient is recorded, else
+    `inplace.put` (value gets the gradient of what it fills), traced too."""
     source = value if isinstance(value, Tensor) else None
-    target = _writable(self, source)
+    if _recorded_or_traced(self, value):
+        inplace.update(self, lambda s: inplace.put(s, items, value), value,
+                       *(items if isinstance(items, tuple) else (items,)))
+        return
+    target = self.numpy_view()
     key = tuple(_numpy_index(k) for k in items) if isinstance(items, tuple) else _numpy_index(
         items)
+    versions.written(self)
     try:
         target[key] = source.numpy_view() if source is not None else value
     except (IndexError, ValueError, TypeError) as e:

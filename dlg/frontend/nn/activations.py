@@ -1,6 +1,6 @@
 """Activation modules: each applies its function of `dlg.nn.functional` with the options it was
-made with (attributes of PyTorch's names, printed as torch prints them). `inplace=` is accepted
-for PyTorch programs; the result is a new tensor either way."""
+made with (attributes of PyTorch's names, printed as torch prints them). `inplace=True` writes
+the result into x, as torch does (frontend/inplace.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgShapeError
-from dlg.frontend import engine
+from dlg.frontend import engine, inplace
 from dlg.frontend.nn.module import Module, Parameter
 from dlg.frontend.tensor import Tensor, call
 
@@ -27,7 +27,10 @@ class _Activation(Module):
         self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return call(self.fn, x, **{name: getattr(self, name) for name in self.options})
+        options = {name: getattr(self, name) for name in self.options}
+        if self.inplace:
+            return inplace.update(x, lambda s: call(self.fn, s, **options))
+        return call(self.fn, x, **options)
 
     def extra_repr(self) -> str:
         shown = [f"{name}={getattr(self, name)!r}" for name in self.options]
