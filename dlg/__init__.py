@@ -32,6 +32,8 @@ from dlg.frontend import functional as _functional
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace, trace_train
 from dlg.frontend.from_torch import from_torch
+from dlg.frontend.sampling import (BoolTensor, DoubleTensor, FloatTensor, IntTensor,
+                                   LongTensor)
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
 from dlg.runtime.native import get_num_threads, set_num_threads
@@ -85,3 +87,4 @@ __all__ += ["get_num_threads", "set_num_threads"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]
 __all__ += ["from_torch"]
 __all__ += ["autograd"]
+__all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]

@@ -21,7 +21,7 @@ from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, numpy_data, op
 from dlg.frontend.factory import factory, leaf
-from dlg.frontend import composites, selection, stateful
+from dlg.frontend import composites, sampling, selection, stateful
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
 from dlg.functions.creation import dtype_arg
@@ -157,6 +157,10 @@ triplet_margin_with_distance_loss = composites.triplet_margin_with_distance_loss
 gumbel_softmax = composites.gumbel_softmax
 globals().update(composites.IN_PLACE)
 __all__ += ["gumbel_softmax", "triplet_margin_with_distance_loss", *composites.IN_PLACE]
+
+# ---- sampling beyond rand/randn/randint (frontend/sampling.py) ----------------------------------
+multinomial, bernoulli, normal = sampling.multinomial, sampling.bernoulli, sampling.normal
+__all__ += ["bernoulli", "multinomial", "normal"]
 
 # ---- eager only: shapes that depend on the data (frontend/selection.py) -------------------------
 nonzero, argwhere, masked_select = selection.nonzero, selection.argwhere, selection.masked_select

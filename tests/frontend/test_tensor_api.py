@@ -308,6 +308,62 @@ def test_random_integers_and_permutations():
     assert p.dtype == dlg.int64 and sorted(p.numpy().tolist()) == list(range(10))
 
 
+def test_multinomial_draws_as_torch_and_refuses_what_torch_refuses():
+    """torch.multinomial (word2vec's negative sampling); it was missing."""
+    dlg.manual_seed(0)
+    w = dlg.tensor([0.1, 0.0, 0.6, 0.3])
+    draws = dlg.multinomial(w, 20000, replacement=True)
+    assert draws.dtype == dlg.int64 and draws.shape == (20000,)
+    np.testing.assert_allclose(np.bincount(draws.numpy(), minlength=4) / 20000,
+                               [0.1, 0.0, 0.6, 0.3], atol=0.02)
+    for _ in range(20):  # without replacement: each category once, zero weights last
+        order = w.multinomial(4).tolist()
+        assert sorted(order) == [0, 1, 2, 3] and order[-1] == 1
+    rows = dlg.multinomial(dlg.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]]), 1)
+    assert rows.tolist() == torch.multinomial(torch.tensor([[1.0, 0, 0], [0, 0, 2.0]]),
+                                              1).tolist()
+    for call, message in [(lambda m: m.multinomial(m.tensor([-1.0, 0.8]), 1), "element < 0"),
+                          (lambda m: m.multinomial(m.tensor([0.0, 0.0]), 1), "sum of prob"),
+                          (lambda m: m.multinomial(m.tensor([1, 2]), 1), "floating-point"),
+                          (lambda m: m.multinomial(m.tensor([1.0, 2.0]), 3), "without repl")]:
+        with pytest.raises(RuntimeError, match=message):
+            call(torch)
+        with pytest.raises(dlg.DlgError, match=message):
+            call(dlg)
+
+
+def test_bernoulli_and_normal_as_torch():
+    dlg.manual_seed(0)
+    p = dlg.full((20000,), 0.3, requires_grad=True)
+    b = dlg.bernoulli(p)
+    assert b.dtype == dlg.float32 and set(b.tolist()) == {0.0, 1.0}
+    assert abs(b.mean().item() - 0.3) < 0.02 and p.bernoulli().shape == (20000,)
+    assert abs(dlg.bernoulli(dlg.zeros(1000), p=0.75).mean().item() - 0.75) < 0.05
+    for ours, theirs in [(dlg.normal(2.0, 3.0, size=(2, 3)), torch.normal(2.0, 3.0, size=(2, 3))),
+                         (dlg.normal(dlg.zeros(2, 1), dlg.ones(3)),
+                          torch.normal(torch.zeros(2, 1), torch.ones(3))),
+                         (dlg.normal(dlg.zeros(2, dtype=dlg.float64), 1.0),
+                          torch.normal(torch.zeros(2, dtype=torch.float64), 1.0))]:
+        assert ours.shape == tuple(theirs.shape)
+        assert ours.dtype.torch_name == str(theirs.dtype).removeprefix("torch.")
+    n = dlg.normal(dlg.ones(20000), 2.0)
+    assert abs(n.mean().item() - 1) < 0.05 and abs(n.std().item() - 2) < 0.05
+    exe = dlg.compile(lambda q: dlg.bernoulli(q) + dlg.normal(q, 0.0))
+    out = np.asarray(exe(dlg.full((4, 5), 0.5)))
+    assert out.shape == (4, 5) and set(np.unique(out)) <= {0.5, 1.5}
+
+
+def test_legacy_constructors_as_torch():
+    for name, args in [("LongTensor", ([1, 2],)), ("FloatTensor", (2, 3)),
+                       ("FloatTensor", ([[1, 2]],)), ("LongTensor", (3,)),
+                       ("DoubleTensor", ([0.5],)), ("BoolTensor", ([True],))]:
+        ours, theirs = getattr(dlg, name)(*args), getattr(torch, name)(*args)
+        assert ours.shape == tuple(theirs.shape) and (
+            ours.dtype.torch_name == str(theirs.dtype).removeprefix("torch."))
+        if isinstance(args[0], list):
+            assert ours.tolist() == theirs.tolist()
+
+
 def test_creation_reaches_dlg_files():
     """The new functions are .dlg builtins too (one function for both doors)."""
     m = dlg.loads("""
