@@ -1,7 +1,8 @@
 """`dlg.compile(module)` without example inputs, as `torch.compile(model)` is written: the
 module (or function) is traced and compiled at its first call, on that call's arguments, and
 again when a later call's arguments differ in what the trace fixed (a dtype, a rank, a size
-other than the batch axis). The batch axis stays symbolic, so new batch sizes reuse the code.
+other than the batch axis). The batch axis stays symbolic (trace.batch_axes: axis 0, or the
+first axis of the batch's size, as an RNN state's), so new batch sizes reuse the code.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from dlg.frontend.tensor import Tensor
-from dlg.frontend.trace import trace
+from dlg.frontend.trace import batch_axes, batch_size, trace
 from dlg.runtime.executable import Executable
 
-Signature = tuple[tuple[str, tuple[int, ...]], ...]
+Signature = tuple[tuple[str, tuple[int | None, ...]] | int, ...]
 
 
 class LazyExecutable:
@@ -28,7 +29,8 @@ class LazyExecutable:
     def __call__(self, *args: Any) -> Any:
         arrays = [_leaves(a) for a in args]
         flat = [a for leaves in arrays for a in leaves]
-        key = tuple((str(a.dtype), a.shape[1:]) if a.ndim else (str(a.dtype), ()) for a in flat)
+        batch = batch_size(flat)
+        key = tuple((str(a.dtype), _without(a.shape, batch_axes(a.shape, batch))) for a in flat)
         key += tuple(len(leaves) for leaves in arrays)
         exe = self.compiled.get(key)
         if exe is None:
@@ -38,6 +40,11 @@ class LazyExecutable:
     def __repr__(self) -> str:
         name = getattr(self.fn, "__name__", type(self.fn).__name__)
         return f"<dlg.compile of {name}: {len(self.compiled)} compiled signature(s)>"
+
+
+def _without(shape: tuple[int, ...], axes: dict[int, str]) -> tuple[int | None, ...]:
+    """The sizes a trace fixes: the symbolic batch axis left out."""
+    return tuple(None if a in axes else d for a, d in enumerate(shape))
 
 
 def _leaves(value: Any) -> list[np.ndarray]:

@@ -41,7 +41,8 @@ class TracedModel(Model):
 def trace(fn: Module | Callable[..., Any], *example_inputs: Any,
           dynamic: Mapping[str, Mapping[int, str]] | None = None) -> Model:
     """A `dlg.Model` of what `fn(*example_inputs)` computes. `dynamic` names the symbolic axes
-    per input (default: axis 0 of each input is the batch size N)."""
+    per input (default: the batch size N is axis 0 of the first input, and in every input the
+    first axis of that size, as an RNN state's [layers, N, H]; an input without one is static)."""
     forward = fn.forward if isinstance(fn, Module) else fn
     return _trace(fn, fn, _input_names(forward, len(example_inputs)), example_inputs, dynamic)
 
@@ -74,13 +75,15 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
     modules = ({id(m): n for n, m in module.named_modules() if n}
                if isinstance(module, Module) else {})
     tracer = Tracer(graph, ids, modules)
+    batch = batch_size(example_inputs)
+
     def traced_input(arg: str, example: Any) -> Any:
         """The symbolic input for one argument; a tuple or list of tensors (an LSTM cell's
         (h, c)) becomes one input per element, named arg_0, arg_1, ..."""
         if isinstance(example, (tuple, list)):
             return type(example)(traced_input(f"{arg}_{k}", e) for k, e in enumerate(example))
         array = example.numpy_view() if isinstance(example, Tensor) else np.asarray(example)
-        axes = (dynamic or {}).get(arg, {0: "N"} if array.ndim else {})
+        axes = (dynamic or {}).get(arg, batch_axes(array.shape, batch))
         shape = tuple(Sym.named(axes[a]) if a in axes else d for a, d in enumerate(array.shape))
         t = TensorType(DType.of(array), shape)
         return Tensor.traced(tracer.builder.input(arg, t), t)
@@ -98,6 +101,21 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
         graph.set_output("output" if len(outs) == 1 else f"output{i}", tracer.value_of(o))
     return TracedModel(graph, params, trainable, seed=None,  # params shared, not copied
                        layer_calls=tracer.layer_calls)
+
+
+def batch_size(examples: Any) -> int | None:
+    """The batch size N stands for: axis 0 of the first input with axes."""
+    for example in _flatten(list(examples)):
+        shape = np.shape(example.numpy_view() if isinstance(example, Tensor) else example)
+        if shape:
+            return int(shape[0])
+    return None
+
+
+def batch_axes(shape: tuple[int, ...], batch: int | None) -> dict[int, str]:
+    """An input's default symbolic axis: the first of the batch's size (axis 0, or axis 1 of an
+    RNN's [layers, N, H] state), none when no axis has it (a table of another size)."""
+    return next(({a: "N"} for a, d in enumerate(shape) if d == batch), {})
 
 
 def _flatten(out: Any) -> list[Any]:

@@ -54,3 +54,40 @@ def test_a_tuple_argument_is_one_input_per_element_traced_and_compiled():
     for got in (now, lazy):
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+class Attend(nn.Module):
+    """One decoder step of Bahdanau attention over encoder outputs [N, T, H], given the GRU's
+    hidden state [1, N, H]: its batch is axis 1 (axis 0 of every input was N, and the state's
+    1 met the outputs' N: 'shapes do not broadcast: [4, N, 16] vs [N, 5, 16]')."""
+
+    def __init__(self):
+        super().__init__()
+        dlg.manual_seed(0)
+        self.wa, self.ua, self.va = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 1)
+
+    def forward(self, keys, hidden):
+        query = hidden.permute(1, 0, 2)
+        scores = self.va(dlg.tanh(self.wa(query) + self.ua(keys))).squeeze(2).unsqueeze(1)
+        return dlg.bmm(dlg.softmax(scores, dim=-1), keys)
+
+
+def test_an_rnn_state_batched_on_axis_1_compiles_and_serves_every_batch_size():
+    model = Attend()
+    fast = dlg.compile(model)
+    for n in (3, 5, 3):
+        keys, hidden = dlg.randn(n, 6, 4), dlg.randn(1, n, 4)
+        np.testing.assert_allclose(fast(keys, hidden), model(keys, hidden).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    assert len(fast.compiled) == 1
+    traced = dlg.trace(model, dlg.randn(2, 6, 4), dlg.randn(1, 2, 4))
+    assert [n.types[0].shape for n in traced.graph.inputs[:2]] == [
+        (dlg.ir.shapes.Sym.named("N"), 6, 4), (1, dlg.ir.shapes.Sym.named("N"), 4)]
+
+
+def test_an_input_without_the_batch_size_is_static():
+    fast = dlg.compile(lambda x, table: x @ table)
+    x, table = np.ones((5, 3), np.float32), np.ones((3, 2), np.float32)
+    np.testing.assert_array_equal(fast(x, table), x @ table)
+    np.testing.assert_array_equal(fast(x[:4], table), x[:4] @ table)
+    assert len(fast.compiled) == 1  # the table was static, the batch symbolic
