@@ -26,11 +26,10 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     """torch.autograd.grad: d sum(outputs * grad_outputs) / d each input, returned (not added
     to `.grad`); an input the outputs do not depend on is an error unless `allow_unused` (then
     None, or zeros with `materialize_grads`). The tape is kept whatever `retain_graph` says
-    (a second backward through it works, where torch would ask for retain_graph=True)."""
+    (a second backward through it works, where torch would ask for retain_graph=True). With
+    `create_graph`, the gradients are recorded, so they can be differentiated again."""
     if create_graph:
-        raise DlgValueError("create_graph=True (gradients of gradients) is not supported by "
-                            "eager dlg; differentiate a .dlg or traced graph twice with "
-                            "dlg.compiler.passes.autodiff.grad instead", caller_span())
+        autograd.check_no_hooks("grad(create_graph=True)")
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     seeds = [None] * len(outs) if grad_outputs is None else (
@@ -47,15 +46,16 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     results = []
     order = autograd.tape([out for out, _ in roots])
     roots = grad_hooks.with_hooks(roots, order, autograd.gradients)
-    for t, value in zip(wanted, autograd.gradients(roots, order, wanted)):
-        if value is not None and t.record is None:
+    for t, value in zip(wanted, autograd.gradients(roots, order, wanted, create_graph)):
+        if value is not None and t.record is None and not create_graph:
             value = grad_hooks.run(t, value)
         if value is None and not (allow_unused or materialize_grads):
             raise DlgValueError("grad(): one of the inputs was not used to compute the "
                                 "outputs (pass allow_unused=True)", caller_span())
         if value is None and materialize_grads:
             value = np.zeros(t.type.shape, t.type.dtype.np)
-        results.append(None if value is None else Tensor(value))
+        results.append(None if value is None else value if isinstance(value, Tensor)
+                       else Tensor(value))
     return tuple(results)
 
 

@@ -61,11 +61,14 @@ class Plan:
         return {name: v for (name, _), v in zip(self.graph.outputs, values)}
 
 
-def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | None = None
-             ) -> None:
+def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | None = None,
+             create_graph: bool = False) -> None:
     """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates), and
-    of every tensor on the way that asked to `retain_grad`; with `inputs`, of those alone."""
+    of every tensor on the way that asked to `retain_grad`; with `inputs`, of those alone; with
+    `create_graph`, as recorded tensors (`gradients`)."""
     check_root(root, seed, "backward()")
+    if create_graph:
+        check_no_hooks("backward(create_graph=True)")
     order = tape([root])
     if inputs is None:
         wanted = [t for t, r in order if (r is None and t.record is None and t.requires_grad)
@@ -73,9 +76,18 @@ def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | N
     else:
         wanted = requiring_grad("backward()", inputs)
     roots = grad_hooks.with_hooks([(root, seed)], order, gradients)
-    for t, value in zip(wanted, gradients(roots, order, wanted)):
+    for t, value in zip(wanted, gradients(roots, order, wanted, create_graph)):
         if value is not None:
-            t.accumulate_grad(grad_hooks.run(t, value) if t.record is None else value)
+            t.accumulate_grad(grad_hooks.run(t, value) if t.record is None and not create_graph
+                              else value)
+
+
+def check_no_hooks(what: str) -> None:
+    """Gradient hooks see and return arrays, which would cut a recorded gradient's graph."""
+    if grad_hooks.registered():
+        raise DlgValueError(f"{what}: gradients of gradients through tensors with hooks "
+                            "(register_hook) are not supported; remove the hooks",
+                            caller_span())
 
 
 def retain_grad(t: Tensor) -> None:
@@ -115,10 +127,11 @@ def requiring_grad(what: str, inputs: Sequence[Tensor]) -> list[Tensor]:
 
 
 def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
-              wanted: list[Tensor]) -> list[np.ndarray | None]:
+              wanted: list[Tensor], create_graph: bool = False) -> list[Any]:
     """d sum over roots of <root, seed> (the root itself without one) / d each wanted tensor
     (None where no root depends on it), `order` the roots' tape: its gradient graph, kept per
-    signature."""
+    signature. Arrays; with `create_graph`, tensors whose ops are recorded (`_recorded`), so
+    they can be differentiated again."""
     wanted_ids = {key(t, t.record) for t in wanted}
     signature, feeds, names = _signature(order, roots, wanted_ids)
     checked = is_anomaly_enabled()
@@ -134,9 +147,24 @@ def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
                 plans.popitem(last=False)
     elif signature is not None:
         plans.move_to_end(signature)
-    results = plan.run(feeds)
+    results = _recorded(plan.graph, feeds, order) if create_graph else plan.run(feeds)
     found = {ident: results[f"grad.{name}"] for name, ident in names.items()}
     return [found.get(key(t, t.record)) for t in wanted]
+
+
+def _recorded(graph: Graph, feeds: dict[str, np.ndarray], order: Tape) -> dict[str, Tensor]:
+    """The gradient graph run op by op through the eager front door, its leaf inputs bound to
+    the leaf tensors themselves: the gradients are recorded functions of the leaves (torch's
+    create_graph=True), so a penalty on a gradient (WGAN-GP, a physics-informed loss)
+    differentiates again. The leaves are named in tape order, as `_signature` names them."""
+    from dlg.frontend.graph_call import call_graph  # it runs tensors, which import this module
+    from dlg.frontend.tensor import Tensor
+
+    leaves = iter(t for t, r in order if r is None)
+    bound = {f"t{n}": t for n, t in enumerate(leaves)}
+    inputs = [bound[name] if name in bound else Tensor(feeds[name])
+              for name in (node.name or "" for node in graph.inputs)]
+    return {name: t for (name, _), t in zip(graph.outputs, call_graph(graph, inputs, {}))}
 
 
 def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],

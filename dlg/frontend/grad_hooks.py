@@ -40,6 +40,11 @@ def register_hook(t: Tensor, hook: Callable[[Tensor], Any]) -> RemovableHandle:
     return add_hook(entry[1], hook)
 
 
+def registered() -> bool:
+    """Whether any live tensor has a hook."""
+    return bool(_hooks)
+
+
 def _hooks_of(t: Tensor) -> list[Callable[..., Any]]:
     entry = _hooks.get(id(t))
     return list(entry[1].values()) if entry is not None and entry[0]() is t else []

@@ -129,10 +129,14 @@ class Tensor:
     def grad_fn(self) -> str | None:
         return self.record.op.name if self.record is not None else None
 
-    def accumulate_grad(self, value: np.ndarray) -> None:
+    def accumulate_grad(self, value: np.ndarray | Tensor) -> None:
         """Add `value` to `.grad`: into a leaf's tensor (torch accumulates there in place), as a
         new tensor for a retained non-leaf (torch's: a `.grad` held from an earlier backward
-        keeps its value)."""
+        keeps its value); a recorded gradient (create_graph) stays recorded, added as a new
+        tensor."""
+        if isinstance(value, Tensor):
+            self.grad = value if self.grad is None else self.grad + value
+            return
         value = np.asarray(value, self.type.dtype.np)
         if self.grad is None:
             self.grad = Tensor(value.copy())
@@ -144,13 +148,11 @@ class Tensor:
     def backward(self, gradient: Any = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs: Any = None) -> None:
         """Gradients into `.grad` (torch's keywords; the tape is always kept, so
-        `retain_graph` changes nothing, and gradients of gradients are not recorded)."""
-        if create_graph:
-            raise DlgValueError("backward(create_graph=True): gradients of gradients are not "
-                                "supported by eager dlg", engine.caller_span())
+        `retain_graph` changes nothing; with `create_graph`, the gradients are recorded
+        tensors, differentiable again)."""
         seed = None if gradient is None else _as_array(gradient, self.type.dtype)
         wanted = [inputs] if isinstance(inputs, Tensor) else inputs
-        autograd.backward(self, seed, wanted)
+        autograd.backward(self, seed, wanted, create_graph)
 
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in `.grad` at the next backward."""
