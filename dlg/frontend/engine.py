@@ -49,13 +49,23 @@ from dlg.runtime.interp import Interpreter, Program, takes_exact
 if TYPE_CHECKING:
     from dlg.frontend.tensor import Tensor
 
-_state = threading.local()
+class _State(threading.local):
+    """Per-thread eager state; the class attributes are each thread's defaults, so reading one
+    is an attribute lookup (a `getattr` with a default that misses costs an exception inside,
+    ~0.6 us, and every op reads two)."""
+
+    grad = True  # record ops (torch.is_grad_enabled)
+    tracer: Tracer | None = None  # the dlg.trace call recording, if any
+    interpreter: Interpreter | None = None  # composites' persistent interpreter
+
+
+_state = _State()
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the dlg package
 
 
 def grad_enabled() -> bool:
     """Whether ops record how they were made (torch.is_grad_enabled), per thread."""
-    return getattr(_state, "grad", True)
+    return _state.grad
 
 
 class _GradMode:
@@ -302,12 +312,12 @@ class Tracer:
 
 
 def current_tracer() -> Tracer | None:
-    return getattr(_state, "tracer", None)
+    return _state.tracer
 
 
 @contextmanager
 def tracing(tracer: Tracer) -> Iterator[Tracer]:
-    saved = getattr(_state, "tracer", None)
+    saved = _state.tracer
     _state.tracer = tracer
     try:
         yield tracer
@@ -320,7 +330,7 @@ def _symbolic(attrs: dict[str, Any]) -> bool:
 
 
 def _trace(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
-    tracer: Tracer | None = getattr(_state, "tracer", None)
+    tracer: Tracer | None = _state.tracer
     if tracer is None:
         raise DlgValueError("a traced tensor was used outside its dlg.trace call",
                             caller_span())
@@ -337,13 +347,13 @@ Output = tuple[Any, TensorType, "Record | None"]  # (array, or graph value when 
 def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
     """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
     tracing)."""
-    tracer = getattr(_state, "tracer", None)
+    tracer = _state.tracer
     if tracer is not None and (any(tracer.owns(t) for t in inputs) or _symbolic(attrs)):
         # a parameter's op too (folding it would freeze it), and a constant's expand to N
         return _trace(op, inputs, attrs)
     from_types = tuple(t.type for t in inputs)
     try:
-        checked = op.check_attrs(attrs) if attrs or op.attrs else {}
+        checked = check_attrs(op, attrs) if attrs or op.attrs else {}
         types = infer(op, from_types, checked)
     except DlgError as e:
         raise e.with_span(caller_span()) from None
@@ -354,7 +364,7 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     if is_anomaly_enabled():
         span = caller_span()
         check_op(op.name, arrays, values, types, span)
-    record = (getattr(_state, "grad", True) and any(t.requires_grad for t in inputs)
+    record = (_state.grad and any(t.requires_grad for t in inputs)
               and Trait.RANDOM not in op.traits)
     call = next(_calls)
     sources = tuple(current(t) for t in inputs) if record else ()
@@ -400,6 +410,28 @@ def view_base(t: Tensor) -> Tensor | None:
     if r.op in RESHAPES and not np.may_share_memory(t.numpy_view(), base.numpy_view()):
         return None  # NumPy copied
     return base
+
+
+CHECKED_KEPT = 4096  # (op, attributes) whose checked attributes are kept
+_checked: dict[Any, dict[str, Any]] = {}
+
+
+def check_attrs(op: OpDef, attrs: dict[str, Any]) -> dict[str, Any]:
+    """`op.check_attrs` once per (op, attributes, their classes): a loop passes the same
+    attributes at every step, and checking them (kinds, ranges, normalised tuples) cost more
+    than a small op. Unhashable attributes (an array) are checked each time, and so is a call
+    whose answer is an error."""
+    try:
+        key: Any = (op, *((k, v.__class__, v) for k, v in attrs.items()))
+        found = _checked.get(key)
+    except TypeError:
+        return op.check_attrs(attrs)
+    if found is None:
+        found = op.check_attrs(attrs)
+        if len(_checked) >= CHECKED_KEPT:
+            _checked.clear()
+        _checked[key] = found
+    return found
 
 
 INFERRED_KEPT = 4096  # (op, input types, attributes) whose output types are kept
@@ -513,7 +545,7 @@ def _interpreter(persistent: bool = False) -> Interpreter:
     inputs' dtype, `Interpreter(exact=False)`). The persistent one (per thread) keeps its
     expansion cache, which is keyed by node identity: only graphs that live as long as it
     (the kept composite graphs) may run on it."""
-    interp: Interpreter | None = getattr(_state, "interpreter", None) if persistent else None
+    interp: Interpreter | None = _state.interpreter if persistent else None
     if interp is None:
         interp = Interpreter(exact=False)
         if persistent:

@@ -36,6 +36,8 @@ def bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[
          ) -> dict[str, Any]:
     """`kwargs` with aliases renamed, after checking that `name(*args, **kwargs)` fits `fn`'s
     signature; raises a DlgTypeError naming the function otherwise."""
+    if not kwargs and _fits(fn, len(args), NO_KEYWORDS):  # most calls: positional, and fitting
+        return {}
     params = signature(fn).parameters
     names = [p for p, v in params.items() if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
     open_keywords = any(v.kind is v.VAR_KEYWORD for v in params.values())
@@ -58,6 +60,9 @@ def bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[
                            ) from None
     return out
 
+
+
+NO_KEYWORDS: frozenset[str] = frozenset()
 
 
 @functools.cache

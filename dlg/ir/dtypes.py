@@ -19,6 +19,10 @@ class DType(Enum):
     i64 = "i64"
     bool = "bool"
 
+    # members are singletons, equal only to themselves: C's identity hash, not Enum's Python
+    # hash of the name, which every dict keyed by dtypes or types paid (the eager front ~20 per op)
+    __hash__ = object.__hash__
+
     @property
     def np(self) -> np.dtype:
         return _NUMPY[self]
