@@ -102,7 +102,7 @@ def rebind(x: Tensor, new: Tensor) -> None:
         rebind(base, put_view(base, r.op, r.attrs, r.index, new))
     else:
         x.record = new.record
-    x.requires_grad = True
+    x._requires_grad = True
 
 
 # ---- the value of x with some elements replaced (functional setitem) ---------------------------

@@ -11,6 +11,7 @@ becomes float; .dlg refuses that instead); Python numbers then take the tensor's
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,7 +38,7 @@ class MaxResult(NamedTuple):
 
 
 class Tensor:
-    __slots__ = ("_value", "type", "record", "requires_grad", "grad", "trace", "__weakref__")
+    __slots__ = ("_value", "type", "record", "_requires_grad", "grad", "trace", "__weakref__")
 
     def __init__(self, value: Any, requires_grad: bool = False,
                  record: engine.Record | None = None, dtype: DType | None = None):
@@ -47,18 +48,18 @@ class Tensor:
         self.record = record
         self.grad: Tensor | None = None
         self.trace: Value | None = None  # set on the symbolic tensors `dlg.trace` runs with
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
         elif record is not None:
-            self.requires_grad = True
+            self._requires_grad = True
 
     # -- data -------------------------------------------------------------------------------------
     @classmethod
     def traced(cls, value: Value, t: TensorType) -> Tensor:
         """A symbolic tensor of a trace: a type and a graph value, no data."""
         out = cls.__new__(cls)
-        out._value, out.type, out.record, out.grad, out.requires_grad, out.trace = (
+        out._value, out.type, out.record, out.grad, out._requires_grad, out.trace = (
             None, t, None, None, False, value)
         return out
 
@@ -69,7 +70,7 @@ class Tensor:
         if array.dtype != t.dtype.np or array.shape != t.shape:
             return cls(array, record=record)
         out = cls.__new__(cls)
-        out._value, out.type, out.record, out.grad, out.requires_grad, out.trace = (
+        out._value, out.type, out.record, out.grad, out._requires_grad, out.trace = (
             array, t, record, None, record is not None, None)
         return out
 
@@ -110,16 +111,33 @@ class Tensor:
 
     def detach(self) -> Tensor:
         out = Tensor.__new__(Tensor)
-        out._value, out.type, out.record, out.grad, out.requires_grad, out.trace = (
+        out._value, out.type, out.record, out.grad, out._requires_grad, out.trace = (
             self._value, self.type, None, None, False, self.trace)
         return out
 
+    # read as a slot (C speed: the engine reads it at every op), set through `_set_flag`
+    requires_grad = property(attrgetter("_requires_grad"))
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad: bool) -> None:
+        self._set_flag(bool(requires_grad), "")
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self._set_flag(bool(requires_grad), "requires_grad_")
+        return self
+
+    def _set_flag(self, requires_grad: bool, method: str) -> None:
+        """torch's rules: only a leaf's flag changes (`requires_grad_()` may confirm a
+        non-leaf's True), and only a float tensor requires grad."""
+        if self.record is not None and (requires_grad is False or not method):
+            detach = (" If you want to use a computed variable in a subgraph that doesn't "
+                      "require differentiation use var_no_grad = var.detach().")
+            raise DlgValueError("you can only change requires_grad flags of leaf variables."
+                                + ("" if requires_grad else detach), engine.caller_span())
         if requires_grad and not self.type.dtype.is_float:
             raise DlgTypeError(f"only float tensors can require gradients, not {self.type}",
                                engine.caller_span())
-        self.requires_grad = requires_grad
-        return self
+        self._requires_grad = requires_grad
 
     @property
     def is_leaf(self) -> bool:
