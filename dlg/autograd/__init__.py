@@ -70,5 +70,8 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         out.backward(seed, retain_graph, create_graph, inputs)
 
 
-__all__ = ["backward", "detect_anomaly", "enable_grad", "grad", "inference_mode", "no_grad",
-           "set_detect_anomaly", "set_grad_enabled"]
+# torch.autograd.functional (jacobian, hessian, vjp, ...), written on `grad` above
+from dlg.autograd import functional  # noqa: E402
+
+__all__ = ["backward", "detect_anomaly", "enable_grad", "functional", "grad", "inference_mode",
+           "no_grad", "set_detect_anomaly", "set_grad_enabled"]
