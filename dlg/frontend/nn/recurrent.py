@@ -1,14 +1,17 @@
 """Recurrent modules: RNN, GRU and LSTM run prelude.dlg's layers, one scan per layer and
-direction; RNNCell, GRUCell and LSTMCell run its cells, one step of the same arithmetic."""
+direction (a PackedSequence as its padded steps and their mask); RNNCell, GRUCell and LSTMCell
+run its cells, one step of the same arithmetic."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from dlg.errors import DlgTypeError
 from dlg.frontend import engine
 from dlg.frontend import functional as F
 from dlg.frontend.graph_call import call_graph
 from dlg.frontend.nn.module import Module, Parameter
+from dlg.frontend.rnn_utils import PackedSequence
 from dlg.frontend.tensor import Tensor
 from dlg.grammar.layer_graph import layer_graph, prelude_layer
 
@@ -28,12 +31,35 @@ class _PreludeLayer(Module):
         for name, value in params.items():
             setattr(self, name, Parameter(value))
 
+    takes_packed = False  # whether forward takes a PackedSequence (torch's RNN, GRU, LSTM)
+
     def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 (PyTorch's names)
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
+        return self._run((input,) if hx is None else (input, hx))
+
+    def _run(self, inputs: tuple[Any, ...]) -> Any:
         flat: list[Tensor] = []
-        args = _tensors((input,) if hx is None else (input, hx), flat)
+        args = _tensors(inputs, flat)
         graph, nesting = layer_graph(type(self).__name__, self._options, _types(args),
                                      self.training, engine.caller_span())
         return _nest(nesting, call_graph(graph, flat, self._parameters))
+
+    def _forward_packed(self, packed: PackedSequence, hx: Any) -> Any:
+        """The layer over the padded steps with their mask (past a length: state kept, zero
+        output), giving a PackedSequence of the same lengths; states in the batch's order."""
+        name = type(self).__name__
+        if not self.takes_packed:
+            raise DlgTypeError(f"{name} takes a tensor, not a PackedSequence (RNN, GRU and LSTM "
+                               "take packed batches)", engine.caller_span())
+        padded, mask, _ = packed._padded_form()
+        if padded.ndim != 3:
+            raise DlgTypeError(f"{name}: a PackedSequence's data must be [sum(lengths), "
+                               f"features], got {padded.ndim - 1}-d", engine.caller_span())
+        batch_first = dict(self._options)["batch_first"]
+        x = padded.transpose(0, 1) if batch_first else padded
+        out, state = self._run((x, hx, mask))
+        return packed._with_padded(out.transpose(0, 1) if batch_first else out), state
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self._options)
@@ -43,14 +69,20 @@ class RNN(_PreludeLayer):
     """torch.nn.RNN (input_size, hidden_size, num_layers, nonlinearity, bias, batch_first,
     dropout, bidirectional); forward(input, hx=None) -> (output, h_n)."""
 
+    takes_packed = True
+
 
 class GRU(_PreludeLayer):
     """torch.nn.GRU (the options of RNN but nonlinearity); forward(input, hx=None)."""
+
+    takes_packed = True
 
 
 class LSTM(_PreludeLayer):
     """torch.nn.LSTM (the options of GRU and proj_size); forward(input, (h_0, c_0)=None) ->
     (output, (h_n, c_n))."""
+
+    takes_packed = True
 
 
 class RNNCell(_PreludeLayer):

@@ -1,5 +1,6 @@
-"""`dlg.nn.utils`: torch.nn.utils' gradient clipping, parameter vectors and `rnn.pad_sequence`
-(the public face of dlg.frontend.clip, param_vector and rnn_utils)."""
+"""`dlg.nn.utils`: torch.nn.utils' gradient clipping, parameter vectors and `rnn` (pad_sequence,
+PackedSequence and its packing functions; the public face of dlg.frontend.clip, param_vector and
+rnn_utils)."""
 
 from dlg.frontend.clip import clip_grad_norm_, clip_grad_value_
 from dlg.frontend.param_vector import parameters_to_vector, vector_to_parameters
