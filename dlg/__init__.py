@@ -17,6 +17,8 @@ from dlg.errors import (
 from dlg.ir import DType, Graph, TensorType
 from dlg.ir.anomaly import detect_anomaly, is_anomaly_enabled, set_anomaly
 from dlg import autograd, data, nn, optim, utils
+from dlg import amp, cuda
+from dlg.frontend.amp import autocast, is_autocast_enabled
 from dlg import linalg
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
 from dlg.frontend.engine import (
@@ -58,14 +60,6 @@ def device(name: str = "cpu") -> str:
     return str(name)
 
 
-class cuda:  # noqa: N801  (torch.cuda spelling)
-    """`dlg.cuda.is_available()`: eager tensors never live on a GPU."""
-
-    @staticmethod
-    def is_available() -> builtins.bool:
-        return False
-
-
 class accelerator:  # noqa: N801  (torch.accelerator spelling)
     """`dlg.accelerator.is_available()`: eager tensors run on the CPU (pytorch/examples ask)."""
 
@@ -87,4 +81,5 @@ __all__ += ["get_num_threads", "set_num_threads"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]
 __all__ += ["from_torch"]
 __all__ += ["autograd"]
+__all__ += ["amp", "autocast", "is_autocast_enabled"]
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]
