@@ -16,7 +16,7 @@ from dlg.frontend.engine import (
     no_grad,
     set_grad_enabled,
 )
-from dlg.frontend.tensor import Tensor
+from dlg.frontend.tensor import Tensor, run_graph
 from dlg.ir.anomaly import detect_anomaly, set_anomaly as set_detect_anomaly
 
 
@@ -46,7 +46,8 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     results = []
     order = autograd.tape([out for out, _ in roots])
     roots = grad_hooks.with_hooks(roots, order, autograd.gradients)
-    for t, value in zip(wanted, autograd.gradients(roots, order, wanted, create_graph)):
+    replay = run_graph if create_graph else None
+    for t, value in zip(wanted, autograd.gradients(roots, order, wanted, replay)):
         if value is not None and t.record is None and not create_graph:
             value = grad_hooks.run(t, value)
         if value is None and not (allow_unused or materialize_grads):

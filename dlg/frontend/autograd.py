@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 KEPT = 32  # gradient graphs kept per thread (a loop with varying shapes makes one per shape)
 Tape = list[tuple["Tensor", "Record | None"]]  # see `tape`
+# (graph, its inputs: tensors or arrays) -> its outputs as recorded tensors: tensor.run_graph,
+# passed in by the callers (tensors import this module)
+Replay = Callable[[Graph, list[Any]], list["Tensor"]]
 _state = threading.local()
 
 
@@ -62,12 +65,12 @@ class Plan:
 
 
 def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | None = None,
-             create_graph: bool = False) -> None:
+             replay: Replay | None = None) -> None:
     """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates), and
     of every tensor on the way that asked to `retain_grad`; with `inputs`, of those alone; with
-    `create_graph`, as recorded tensors (`gradients`)."""
+    `replay` (create_graph), as recorded tensors (`gradients`)."""
     check_root(root, seed, "backward()")
-    if create_graph:
+    if replay is not None:
         check_no_hooks("backward(create_graph=True)")
     order = tape([root])
     if inputs is None:
@@ -76,9 +79,9 @@ def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | N
     else:
         wanted = requiring_grad("backward()", inputs)
     roots = grad_hooks.with_hooks([(root, seed)], order, gradients)
-    for t, value in zip(wanted, gradients(roots, order, wanted, create_graph)):
+    for t, value in zip(wanted, gradients(roots, order, wanted, replay)):
         if value is not None:
-            t.accumulate_grad(grad_hooks.run(t, value) if t.record is None and not create_graph
+            t.accumulate_grad(grad_hooks.run(t, value) if t.record is None and replay is None
                               else value)
 
 
@@ -127,11 +130,11 @@ def requiring_grad(what: str, inputs: Sequence[Tensor]) -> list[Tensor]:
 
 
 def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
-              wanted: list[Tensor], create_graph: bool = False) -> list[Any]:
+              wanted: list[Tensor], replay: Replay | None = None) -> list[Any]:
     """d sum over roots of <root, seed> (the root itself without one) / d each wanted tensor
     (None where no root depends on it), `order` the roots' tape: its gradient graph, kept per
-    signature. Arrays; with `create_graph`, tensors whose ops are recorded (`_recorded`), so
-    they can be differentiated again."""
+    signature. Arrays; with `replay` (create_graph), tensors whose ops are recorded
+    (`_recorded`), so they can be differentiated again."""
     wanted_ids = {key(t, t.record) for t in wanted}
     signature, feeds, names = _signature(order, roots, wanted_ids)
     checked = is_anomaly_enabled()
@@ -147,24 +150,23 @@ def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
                 plans.popitem(last=False)
     elif signature is not None:
         plans.move_to_end(signature)
-    results = _recorded(plan.graph, feeds, order) if create_graph else plan.run(feeds)
+    results = (_recorded(plan.graph, feeds, order, replay) if replay is not None
+               else plan.run(feeds))
     found = {ident: results[f"grad.{name}"] for name, ident in names.items()}
     return [found.get(key(t, t.record)) for t in wanted]
 
 
-def _recorded(graph: Graph, feeds: dict[str, np.ndarray], order: Tape) -> dict[str, Tensor]:
-    """The gradient graph run op by op through the eager front door, its leaf inputs bound to
-    the leaf tensors themselves: the gradients are recorded functions of the leaves (torch's
-    create_graph=True), so a penalty on a gradient (WGAN-GP, a physics-informed loss)
+def _recorded(graph: Graph, feeds: dict[str, np.ndarray], order: Tape, replay: Replay
+              ) -> dict[str, Tensor]:
+    """The gradient graph run op by op on tensors (`replay`: tensor.run_graph), its leaf inputs
+    bound to the leaf tensors themselves: the gradients are recorded functions of the leaves
+    (torch's create_graph=True), so a penalty on a gradient (WGAN-GP, a physics-informed loss)
     differentiates again. The leaves are named in tape order, as `_signature` names them."""
-    from dlg.frontend.graph_call import call_graph  # it runs tensors, which import this module
-    from dlg.frontend.tensor import Tensor
-
     leaves = iter(t for t, r in order if r is None)
-    bound = {f"t{n}": t for n, t in enumerate(leaves)}
-    inputs = [bound[name] if name in bound else Tensor(feeds[name])
-              for name in (node.name or "" for node in graph.inputs)]
-    return {name: t for (name, _), t in zip(graph.outputs, call_graph(graph, inputs, {}))}
+    bound: dict[str, Any] = {f"t{n}": t for n, t in enumerate(leaves)}
+    names = [node.name or "" for node in graph.inputs]
+    outputs = replay(graph, [bound[name] if name in bound else feeds[name] for name in names])
+    return {name: t for (name, _), t in zip(graph.outputs, outputs)}
 
 
 def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],

@@ -1,7 +1,7 @@
 """Calling an IR graph on dlg tensors: how `dlg.nn`'s recurrent modules run the graph of their
 prelude.dlg layer (`dlg.grammar.layer_graph`).
 
-Eagerly, each node is applied through the eager front door (`EAGER`, which draws dropout masks
+Eagerly, each node is applied through the eager front door (`tensor.run_graph`, which draws dropout masks
 as data), so values come from the ops' references and backward differentiates the graph's own
 ops (a scan as one reverse scan). While tracing, the nodes are copied into the trace as they
 are, so the traced model holds the layer's graph op for op.
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from dlg.frontend import engine
-from dlg.frontend.tensor import EAGER, Tensor
+from dlg.frontend.tensor import Tensor, run_graph
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.ops.source import INPUT, PARAM
+from dlg.ir.ops.source import PARAM
 from dlg.ir.rewrite import copy_nodes
 
 
@@ -25,17 +25,7 @@ def call_graph(graph: Graph, inputs: Sequence[Tensor], params: Mapping[str, Tens
     tracer = engine.current_tracer()
     if tracer is not None and any(t.trace is not None for t in inputs):
         return _copy_into_trace(tracer, graph, inputs, params)
-    values: dict[Value, Tensor] = {}
-    args = iter(inputs)
-    for node in graph:
-        if node.op is INPUT:
-            out = next(args)
-        elif node.op is PARAM:
-            out = params[node.name or ""]
-        else:  # through the eager front door: dropout draws its mask there
-            out = EAGER.emit(node.op, *(values[v] for v in node.inputs), **node.attrs)
-        values.update(zip(node.outs, out if isinstance(out, tuple) else (out,)))
-    return [values[v] for _, v in graph.outputs]
+    return run_graph(graph, inputs, params)
 
 
 def _copy_into_trace(tracer: engine.Tracer, graph: Graph, inputs: Sequence[Tensor],

@@ -10,7 +10,7 @@ becomes float; .dlg refuses that instead); Python numbers then take the tensor's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -21,13 +21,14 @@ from dlg.frontend import autograd, engine, grad_hooks
 from dlg.frontend.handles import RemovableHandle
 from dlg.functions import indexing
 from dlg.ir.dtypes import DType
-from dlg.ir.graph import Value
+from dlg.ir.graph import Graph, Value
 from dlg.functions import FUNCTIONS
 from dlg.functions.call import bind
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.elementwise import WHERE
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.ops.nn import DROPOUT
+from dlg.ir.ops.source import INPUT, PARAM
 from dlg.ir.ops.opdef import REQUIRED, OpDef, Trait
 from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
@@ -170,7 +171,7 @@ class Tensor:
         tensors, differentiable again)."""
         seed = None if gradient is None else _as_array(gradient, self.type.dtype)
         wanted = [inputs] if isinstance(inputs, Tensor) else inputs
-        autograd.backward(self, seed, wanted, create_graph)
+        autograd.backward(self, seed, wanted, run_graph if create_graph else None)
 
     def retain_grad(self) -> None:
         """Keep this non-leaf tensor's gradient in `.grad` at the next backward."""
@@ -326,6 +327,26 @@ def _check_classes(loss: str, scores: Tensor, target: Tensor, ignore_index: int)
 
 
 EAGER = _Eager()
+
+
+def run_graph(graph: Graph, inputs: Sequence[Any], params: Mapping[str, Tensor] | None = None
+              ) -> list[Tensor]:
+    """`graph`'s outputs computed node by node through the eager front door (so ops are
+    recorded, and dropout draws its mask there), its inputs bound in order (arrays become
+    constant tensors) and its params by name: how a prelude layer's graph runs eagerly
+    (graph_call.py), and a gradient graph with create_graph (autograd.py)."""
+    values: dict[Value, Tensor] = {}
+    args = iter(inputs)
+    for node in graph:
+        if node.op is INPUT:
+            given = next(args)
+            out = given if isinstance(given, Tensor) else Tensor(given)
+        elif node.op is PARAM:
+            out = (params or {})[node.name or ""]
+        else:
+            out = EAGER.emit(node.op, *(values[v] for v in node.inputs), **node.attrs)
+        values.update(zip(node.outs, out if isinstance(out, tuple) else (out,)))
+    return [values[v] for _, v in graph.outputs]
 
 
 def eager(name: str) -> Callable[..., Any]:
