@@ -1,10 +1,10 @@
 """Calling an IR graph on dlg tensors: how `dlg.nn`'s recurrent modules run the graph of their
 prelude.dlg layer (`dlg.grammar.layer_graph`).
 
-Eagerly, each node is applied through the eager front door (`tensor.run_graph`, which draws dropout masks
-as data), so values come from the ops' references and backward differentiates the graph's own
-ops (a scan as one reverse scan). While tracing, the nodes are copied into the trace as they
-are, so the traced model holds the layer's graph op for op.
+Eagerly, each node is applied through the eager front door (`tensor.run_graph`, which draws
+dropout masks as data), so values come from the ops' references and backward differentiates
+the graph's own ops (a scan as one reverse scan). While tracing, the nodes are copied into the
+trace as they are, so the traced model holds the layer's graph op for op.
 """
 
 from __future__ import annotations
