@@ -34,6 +34,7 @@ from dlg.frontend import functional as _functional
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace, trace_train
 from dlg.frontend.from_torch import from_torch
+from dlg.frontend.random_fill import Generator
 from dlg.frontend.sampling import (BoolTensor, DoubleTensor, FloatTensor, IntTensor,
                                    LongTensor)
 from dlg.runtime.executable import Executable
@@ -82,4 +83,5 @@ __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_
 __all__ += ["from_torch"]
 __all__ += ["autograd"]
 __all__ += ["amp", "autocast", "is_autocast_enabled"]
+__all__ += ["Generator"]
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]

@@ -152,6 +152,24 @@ def manual_seed(seed: int) -> None:
     _state.rng = np.random.default_rng(seed)
 
 
+@contextmanager
+def drawing_from(generator: np.random.Generator | None) -> Iterator[None]:
+    """Eager random draws inside come from `generator` (a `generator=` argument, such as a
+    `dlg.Generator`); None: from dlg's own."""
+    if generator is None:
+        yield
+        return
+    if not isinstance(generator, np.random.Generator):
+        raise DlgValueError(f"generator must be a dlg.Generator, not "
+                            f"{type(generator).__name__}", caller_span())
+    saved = rng()
+    _state.rng = generator
+    try:
+        yield
+    finally:
+        _state.rng = saved
+
+
 def caller_span() -> Span | None:
     """The user's line that called into dlg (the first frame outside the package)."""
     frame = sys._getframe(1)

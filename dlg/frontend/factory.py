@@ -82,16 +82,23 @@ def leaf(t: Tensor, requires_grad: bool = False, device: Any = None, layout: Any
     return t.requires_grad_() if requires_grad else t
 
 
+RANDOM = ("rand", "randn", "randint", "rand_like", "randn_like")  # they take `generator=`
+
+
 def factory(name: str, like: bool = False) -> Callable[..., Tensor]:
     """dlg.functions' creation function `name` with the factory keywords (and memory_format
     for a `*_like` function); the options are checked before anything is made."""
     run = eager(name)
+    random = name in RANDOM
 
     def make(*args: Any, device: Any = None, layout: Any = None, pin_memory: bool = False,
              requires_grad: bool = False, **kwargs: Any) -> Tensor:
         check_options(device, layout, pin_memory)
         if like:
             check_memory_format(kwargs.pop("memory_format", None))
+        if random and "generator" in kwargs:  # drawn from it (a dlg.Generator), as torch
+            with engine.drawing_from(kwargs.pop("generator")):
+                return leaf(run(*args, **kwargs), requires_grad)
         return leaf(run(*args, **kwargs), requires_grad)
     make.__name__ = make.__qualname__ = name
     make.__doc__ = run.__doc__

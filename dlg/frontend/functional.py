@@ -88,12 +88,15 @@ _generated.update({name: factory(name, like=name.endswith("_like")) for name in 
 globals().update({name: _generated[name] for name in _FACTORIES})
 
 
-def randperm(n: int, dtype: DType = DType.i64, device: Any = None, layout: Any = None,
-             pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
-    """A random permutation of 0..n-1, drawn eagerly from dlg's generator (dlg.manual_seed)."""
+def randperm(n: int, *, generator: Any = None, dtype: DType = DType.i64, device: Any = None,
+             layout: Any = None, pin_memory: bool = False, requires_grad: bool = False
+             ) -> Tensor:
+    """A random permutation of 0..n-1, drawn eagerly from dlg's generator (dlg.manual_seed),
+    or `generator`."""
     dtype = checked(dtype_arg, dtype, "randperm(): dtype")
-    return leaf(Tensor(engine.rng().permutation(n).astype(dtype.np)), requires_grad, device,
-                layout, pin_memory)
+    with engine.drawing_from(generator):
+        order = engine.rng().permutation(n)
+    return leaf(Tensor(order.astype(dtype.np)), requires_grad, device, layout, pin_memory)
 
 
 # ---- PyTorch's conventions -----------------------------------------------------------------------

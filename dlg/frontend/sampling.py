@@ -44,7 +44,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,  
     if not replacement and num_samples > categories:
         raise DlgValueError(f"multinomial: cannot sample {num_samples} > {categories} "
                             f"categories without replacement", span)
-    rng = engine.rng()
+    with engine.drawing_from(generator):
+        rng = engine.rng()
     if replacement:
         cumulative = np.cumsum(weights, axis=1)
         draws = rng.random((weights.shape[0], num_samples)) * cumulative[:, -1:]
@@ -64,7 +65,8 @@ def bernoulli(input: Tensor, p: float | None = None, *, generator: Any = None) -
         probs: Any = p
     else:
         probs = input.detach()
-    draws = call("rand_like", input.detach())
+    with engine.drawing_from(generator):
+        draws = call("rand_like", input.detach())
     return call("lt", draws, probs).to(input.dtype)
 
 
@@ -72,6 +74,12 @@ def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, *, generator: Any 
            dtype: DType | None = None, requires_grad: bool = False) -> Tensor:
     """Samples of N(mean, std): tensors of means and/or deviations (broadcast), or numbers
     and a `size`."""
+    with engine.drawing_from(generator):
+        out = _normal(mean, std, size, dtype)
+    return out.requires_grad_() if requires_grad else out
+
+
+def _normal(mean: Any, std: Any, size: Any, dtype: DType | None) -> Tensor:
     tensors = [v.detach() for v in (mean, std) if isinstance(v, Tensor)]
     if not tensors:
         if size is None:
@@ -85,7 +93,7 @@ def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, *, generator: Any 
         mean, std = (v.detach() if isinstance(v, Tensor) else v for v in (mean, std))
         like = tensors[0] if len(tensors) == 1 else tensors[0] * 0 + tensors[1] * 0
         out = call("randn_like", like) * std + mean  # like: the broadcast shape and dtype
-    return out.requires_grad_() if requires_grad else out
+    return out
 
 
 def _legacy(dtype: DType) -> Any:

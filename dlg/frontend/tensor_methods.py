@@ -229,7 +229,7 @@ def new_tensor(self: Tensor, data: Any, dtype: Any = None, device: Any = None,
 _TRUE = Tensor(np.array(True))
 
 
-def _writable(self: Tensor) -> np.ndarray:
+def writable(self: Tensor) -> np.ndarray:
     """x's array, for a write no gradient sees (random fills): refused where one is recorded."""
     if engine.grad_enabled() and self.requires_grad:
         raise DlgValueError(inplace.LEAF_ERROR if self.is_leaf else
@@ -375,14 +375,18 @@ def _numpy_index(item: Any) -> Any:
 
 
 @method
-def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    """Samples of N(mean, std^2) from dlg's generator (dlg.manual_seed)."""
-    _writable(self)
-    return init.normal_(self, mean, std)
+def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *,
+            generator: Any = None) -> Tensor:
+    """Samples of N(mean, std^2) from dlg's generator (dlg.manual_seed), or `generator`."""
+    writable(self)
+    with engine.drawing_from(generator):
+        return init.normal_(self, mean, std)
 
 
 @method
-def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    """Samples of U(a, b) from dlg's generator."""
-    _writable(self)
-    return init.uniform_(self, a, b)
+def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *,
+             generator: Any = None) -> Tensor:
+    """Samples of U(a, b) from dlg's generator, or `generator`."""
+    writable(self)
+    with engine.drawing_from(generator):
+        return init.uniform_(self, a, b)

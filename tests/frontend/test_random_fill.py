@@ -1,0 +1,147 @@
+"""The in-place samplers (bernoulli_, exponential_, random_, geometric_, log_normal_, cauchy_)
+and dlg.Generator against torch: the generators differ, so the tests compare what both must
+share (moments, ranges, dtypes and shapes kept, errors) and the generator's reproducibility."""
+
+import numpy as np
+import pytest
+
+import dlg
+
+torch = pytest.importorskip("torch")
+
+N = 20000
+
+# (call on a tensor t, statistic of the result, tolerance on the statistic)
+MOMENTS = [
+    ("t.bernoulli_(0.3)", "mean", 0.02),
+    ("t.bernoulli_()", "mean", 0.02),
+    ("t.exponential_(2.0)", "mean", 0.02),
+    ("t.exponential_()", "std", 0.05),
+    ("t.geometric_(0.25)", "mean", 0.15),
+    ("t.geometric_(0.25)", "min", 0),
+    ("t.log_normal_(0.0, 0.5)", "mean", 0.03),
+    ("t.log_normal_()", "median", 0.3),
+    ("t.cauchy_(1.0, 2.0)", "median", 0.15),
+    ("t.random_(5)", "mean", 0.05),
+    ("t.random_(2, 5)", "min", 0),
+    ("t.random_(2, 5)", "max", 0),
+    ("t.random_(-3, to=3)", "mean", 0.1),
+    ("t.random_()", "max_over_2_24", 0.01),
+]
+
+
+def _statistic(values, name):
+    if name == "max_over_2_24":
+        return values.max() / 2 ** 24
+    return getattr(np, name)(values)
+
+
+@pytest.mark.parametrize("code,stat,tol", MOMENTS)
+def test_samplers_share_torchs_distributions(code, stat, tol):
+    got = {}
+    for lib in (dlg, torch):
+        lib.manual_seed(0)
+        t = lib.zeros(N)
+        out = eval(code, {"t": t})
+        assert out is t and t.shape == (N,) and t.dtype == lib.float32
+        got[lib.__name__] = _statistic(np.asarray(t.numpy(), np.float64), stat)
+    assert abs(got["dlg"] - got["torch"]) <= tol, got
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool", "float64"])
+def test_random_and_bernoulli_keep_the_dtype_and_its_range(dtype):
+    for lib in (dlg, torch):
+        t = lib.zeros(2000, dtype=getattr(lib, dtype))
+        values = t.random_().numpy()
+        assert t.dtype == getattr(lib, dtype)
+        if dtype == "bool":
+            assert set(values.tolist()) == {False, True}
+        elif dtype == "float64":
+            assert 0 <= values.min() and values.max() <= 2 ** 53 and values.max() > 2 ** 50
+        else:
+            assert values.min() >= 0 and values.max() > np.iinfo(dtype).max // 4
+        assert set(t.bernoulli_(0.5).numpy().astype(int).tolist()) == {0, 1}
+        assert t.dtype == getattr(lib, dtype)
+
+
+def test_bernoulli_with_a_tensor_of_probabilities():
+    p = np.array([0.0, 1.0, 0.0, 1.0], np.float32)
+    for lib in (dlg, torch):
+        t = lib.empty(4)
+        np.testing.assert_array_equal(t.bernoulli_(lib.tensor(p)).numpy(), p)
+
+
+# (call, fragment of torch's message, which dlg's shares)
+ERRORS = [
+    ("lib.zeros(3).exponential_(0)", "lambda > 0.0"),
+    ("lib.zeros(3).geometric_(1.5)", "p to be in (0, 1)"),
+    ("lib.zeros(3).geometric_(0)", "p to be in (0, 1)"),
+    ("lib.zeros(3).log_normal_(0, 0)", "std > 0.0"),
+    ("lib.zeros(3).bernoulli_(1.5)", "p to be in [0, 1]"),
+    ("lib.zeros(3).random_(4, 2)", "'from' to be less than 'to'"),
+    ("lib.zeros(3, dtype=lib.int64).exponential_()", "continuous probability distribution"),
+    ("lib.zeros(3, dtype=lib.int64).cauchy_()", "continuous probability distribution"),
+    ("lib.ones(2, requires_grad=True).exponential_()", "leaf"),
+]
+
+
+@pytest.mark.parametrize("code,fragment", ERRORS)
+def test_bad_calls_raise_like_torch(code, fragment):
+    with pytest.raises(RuntimeError, match=None):
+        eval(code, {"lib": torch})
+    with pytest.raises(dlg.DlgError, match=None) as info:
+        eval(code, {"lib": dlg})
+    assert fragment in str(info.value)
+    assert info.value.span.file == "<string>"  # the line that called (here, eval's)
+
+
+def test_generator_reproduces_its_draws():
+    g = dlg.Generator()
+    assert g.initial_seed() == torch.Generator().initial_seed()
+    assert g.manual_seed(7) is g and g.initial_seed() == 7
+    draws = [dlg.randn(3, generator=g), dlg.rand(2, 2, generator=g),
+             dlg.randint(0, 9, (4,), generator=g), dlg.randperm(5, generator=g),
+             dlg.empty(3).exponential_(generator=g), dlg.empty(3).normal_(generator=g),
+             dlg.empty(3).uniform_(generator=g), dlg.multinomial(dlg.ones(5), 3, generator=g),
+             dlg.normal(0.0, 1.0, (2,), generator=g), dlg.bernoulli(dlg.full((4,), 0.5),
+                                                                    generator=g)]
+    g.manual_seed(7)
+    again = [dlg.randn(3, generator=g), dlg.rand(2, 2, generator=g),
+             dlg.randint(0, 9, (4,), generator=g), dlg.randperm(5, generator=g),
+             dlg.empty(3).exponential_(generator=g), dlg.empty(3).normal_(generator=g),
+             dlg.empty(3).uniform_(generator=g), dlg.multinomial(dlg.ones(5), 3, generator=g),
+             dlg.normal(0.0, 1.0, (2,), generator=g), dlg.bernoulli(dlg.full((4,), 0.5),
+                                                                    generator=g)]
+    for a, b in zip(draws, again):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_generator_leaves_the_global_stream_alone_and_restores_state():
+    dlg.manual_seed(1)
+    plain = dlg.randn(4).numpy()
+    dlg.manual_seed(1)
+    g = dlg.Generator().manual_seed(99)
+    dlg.randn(8, generator=g)
+    np.testing.assert_array_equal(dlg.randn(4).numpy(), plain)
+    state = g.get_state()
+    first = dlg.rand(3, generator=g).numpy()
+    g.set_state(state)
+    np.testing.assert_array_equal(dlg.rand(3, generator=g).numpy(), first)
+    seed = g.seed()
+    assert g.initial_seed() == seed and isinstance(seed, int)
+
+
+def test_generator_drives_data_utilities():
+    splits = [dlg.utils.data.random_split(range(10), [5, 5],
+                                          generator=dlg.Generator().manual_seed(3))
+              for _ in range(2)]
+    assert list(splits[0][0]) == list(splits[1][0])
+
+
+def test_bad_generator_arguments():
+    with pytest.raises(dlg.DlgError, match="dlg.Generator"):
+        dlg.randn(2, generator="seed")
+    with pytest.raises(dlg.DlgTypeError, match="no argument 'generator'"):
+        dlg.zeros(2, generator=dlg.Generator())
+    with pytest.raises(dlg.DlgValueError, match="get_state"):
+        dlg.Generator().set_state({"nonsense": 1})
