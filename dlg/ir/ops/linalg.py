@@ -29,6 +29,7 @@ from dlg.ir.ops.common import (
     working_dtype,
 )
 from dlg.ir.ops.opdef import Attr, Trait, defop
+from dlg.ir.ops.shape import TRANSPOSE
 from dlg.ir.types import TensorType
 
 
@@ -63,9 +64,18 @@ def _last_two_swapped(b, v):
     return b.transpose(v, perm=tuple(range(rank - 2)) + (rank - 1, rank - 2))
 
 
+def _transposed_matrix(b, v) -> bool:
+    """Whether v is a matrix made by swapping another's axes (a linear layer's W^T)."""
+    node = b.graph.node(v)
+    return node.op is TRANSPOSE and b.type_of(v).rank == 2
+
+
 def _matmul_vjp(b, n, g):
     """dx = g @ y^T, dy = x^T @ g on operands made at least 2-D (vectors get their 1 back, as
-    np.matmul does); the autodiff pass sums broadcast batch dims back."""
+    np.matmul does); the autodiff pass sums broadcast batch dims back. An operand that is a
+    transposed matrix (x @ W^T) gets its cotangent as the transpose of the product in W's
+    layout, (g^T @ x)^T, so that the transpose's own VJP cancels it and dW is made in the
+    layout W is read and updated in (the optimizer read x^T @ g across its columns)."""
     x, y = n.inputs
     tx, ty = b.type_of(x), b.type_of(y)
     x2 = b.reshape(x, shape=(1,) + tx.shape) if tx.rank == 1 else x
@@ -76,8 +86,12 @@ def _matmul_vjp(b, n, g):
     if ty.rank == 1:
         gt = gt + (1,)
     g2 = b.reshape(g, shape=gt)
-    dx = b.matmul(g2, _last_two_swapped(b, y2))
-    dy = b.matmul(_last_two_swapped(b, x2), g2)
+    dx = (_last_two_swapped(b, b.matmul(y2, _last_two_swapped(b, g2)))
+          if _transposed_matrix(b, x) and ty.rank == 2 else
+          b.matmul(g2, _last_two_swapped(b, y2)))
+    dy = (_last_two_swapped(b, b.matmul(_last_two_swapped(b, g2), x2))
+          if _transposed_matrix(b, y) and tx.rank == 2 else
+          b.matmul(_last_two_swapped(b, x2), g2))
     return (_to_operand(b, dx, b.type_of(x2).shape, tx),
             _to_operand(b, dy, b.type_of(y2).shape, ty))
 
