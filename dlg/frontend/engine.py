@@ -233,7 +233,7 @@ class Tracer:
         its parameters, so an input (or a captured tensor) has no storage the model writes
         back to, and dropping the update would make the trace differ from the eager code."""
         if id(buffer) not in self.names:
-            node = self.graph.node(buffer.trace) if buffer.trace is not None else None
+            node = self.graph.node(buffer.graph_value) if buffer.graph_value is not None else None
             whose = (f"the traced function's input '{node.name}'"
                      if node is not None and node.op.name == "input" else
                      "not a buffer of the traced module")
@@ -249,7 +249,7 @@ class Tracer:
         """Note a submodule call (for the model summary)."""
         name = self.modules.get(id(module))
         outs = out if isinstance(out, tuple) else (out,)
-        if name and all(getattr(o, "trace", None) is not None for o in outs):
+        if name and all(getattr(o, "graph_value", None) is not None for o in outs):
             self.layer_calls.append(LayerCall(name, type(module).__name__,
                                               tuple(o.type for o in outs)))
 
@@ -278,7 +278,7 @@ class Tracer:
     def owns(self, t: Tensor) -> bool:
         """Whether ops on t are traced: a graph value, a module's parameter or buffer, or an
         eager tensor an in-place op gave a graph value."""
-        return t.trace is not None or id(t) in self.names or id(t) in self.rebound
+        return t.graph_value is not None or id(t) in self.names or id(t) in self.rebound
 
     def viewed(self, views: Sequence[Tensor], base: Tensor, op: OpDef,
                attrs: dict[str, Any]) -> None:
@@ -291,8 +291,8 @@ class Tracer:
     def rebind(self, t: Tensor, value: Value) -> None:
         """t holds `value` from here on (an in-place op: earlier readers keep the old value);
         a module's parameter or buffer gets it as the graph's update too."""
-        if t.trace is not None:
-            t.trace = value
+        if t.graph_value is not None:
+            t.graph_value = value
             return
         if id(t) in self.names:
             name = self.names[id(t)][0]
@@ -305,11 +305,11 @@ class Tracer:
         self.values[id(t)] = value
 
     def value_of(self, t: Tensor) -> Value:
-        if t.trace is not None:
+        if t.graph_value is not None:
             view = self.views.get(id(t)) if self.views else None
             if view is not None and view[0] is t and self.value_of(view[1]) is not view[5]:
                 self._retake(view)
-            return t.trace
+            return t.graph_value
         if id(t) not in self.values:
             if id(t) in self.names:
                 name, trainable = self.names[id(t)]
@@ -325,7 +325,7 @@ class Tracer:
         value = self.value_of(base)
         with self.builder.at(caller_span()):
             out = self.builder.emit(op, value, **attrs)
-        t.trace = (out if isinstance(out, tuple) else (out,))[index]
+        t.graph_value = (out if isinstance(out, tuple) else (out,))[index]
         self.views[id(t)] = (t, base, op, attrs, index, value)
 
 

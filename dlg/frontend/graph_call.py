@@ -23,7 +23,7 @@ def call_graph(graph: Graph, inputs: Sequence[Tensor], params: Mapping[str, Tens
                ) -> list[Tensor]:
     """`graph`'s outputs, its inputs bound in order to `inputs` and its params by name."""
     tracer = engine.current_tracer()
-    if tracer is not None and any(t.trace is not None for t in inputs):
+    if tracer is not None and any(t.graph_value is not None for t in inputs):
         return _copy_into_trace(tracer, graph, inputs, params)
     return run_graph(graph, inputs, params)
 

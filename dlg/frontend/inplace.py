@@ -43,8 +43,8 @@ def update(x: Tensor, compute: Callable[[Tensor], Tensor], *args: Any) -> Tensor
     """x := compute(x) in place, `args` the other tensors the op reads (see the module
     docstring); returns x."""
     tracer = engine.current_tracer()
-    if tracer is not None and (x.trace is not None or tracer.owns(x) or any(
-            isinstance(a, Tensor) and (a.trace is not None or tracer.owns(a)) for a in args)):
+    if tracer is not None and (x.graph_value is not None or tracer.owns(x) or any(
+            isinstance(a, Tensor) and (a.graph_value is not None or tracer.owns(a)) for a in args)):
         _leaf_check(x)
         _rebind_traced(tracer, x, fit(x, compute(x)))
         return x

@@ -321,7 +321,7 @@ def repeat_interleave(x: Any, repeats: Any, dim: int | None = None, *,
     """torch.repeat_interleave: a tensor of repeats is read here, eagerly (its values shape
     the result), and passed on as a list."""
     if isinstance(repeats, Tensor):
-        if repeats.trace is not None:
+        if repeats.graph_value is not None:
             raise DlgValueError("repeat_interleave: a tensor of repeats shapes the result, so "
                                 "it is read eagerly; while tracing, give repeats as a list of "
                                 "ints", caller_span())
@@ -333,7 +333,7 @@ for _name in ("roll", "rot90", "diff", "diag", "diagonal", "diag_embed", "addmm"
               "addmv", "baddbmm", "addbmm", "kron", "cross", "lerp", "hypot", "atan2", "arctan2",
               "arctan", "logaddexp", "logaddexp2", "xlogy", "heaviside", "signbit", "sgn",
               "clamp_min", "clamp_max", "float_power", "nansum", "nanmean", "median", "cummax",
-              "cummin", "nanmedian", "diagflat", "nan_to_num"):
+              "cummin", "nanmedian", "diagflat", "nan_to_num", "trace"):
     setattr(Tensor, _name, _method(_name))
 Tensor.repeat_interleave = repeat_interleave  # type: ignore[attr-defined]
 

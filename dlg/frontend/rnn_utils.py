@@ -202,7 +202,8 @@ def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
         raise DlgValueError(f"pack_padded_sequence: input must be [T, B, *] ([B, T, *] with "
                             f"batch_first), got {x.ndim}-d", engine.caller_span())
     padded = x.transpose(0, 1) if batch_first else x
-    if isinstance(lengths, Tensor) and (lengths.trace is not None or x.trace is not None):
+    if isinstance(lengths, Tensor) and (lengths.graph_value is not None
+                                        or x.graph_value is not None):
         lengths = lengths if lengths.dtype.np == np.int64 else lengths.long()
         return PackedSequence._of_padded(padded, lengths, None, None)
     known = _lengths(lengths, padded.shape[0], padded.shape[1], enforce_sorted)

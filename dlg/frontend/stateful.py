@@ -24,7 +24,7 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     """torch's F.one_hot: int64; num_classes=-1 counts to the largest index; indices outside
     0..num_classes-1 are an error (checked on the values, so eagerly only)."""
     tensor = _t(tensor)
-    if tensor.trace is None and tensor.dtype in (DType.i32, DType.i64):
+    if tensor.graph_value is None and tensor.dtype in (DType.i32, DType.i64):
         values = tensor.numpy_view()
         if num_classes == -1:
             if not values.size:
@@ -39,7 +39,7 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
 
 def _renormalize(indices: Tensor, weight: Tensor, max_norm: float, norm_type: float) -> None:
     """Scale the rows of `weight` that `indices` pick to norm `max_norm` at most, in place."""
-    if indices.trace is not None or weight.trace is not None:
+    if indices.graph_value is not None or weight.graph_value is not None:
         raise DlgValueError("embedding(max_norm=...) rescales rows in place by index values: it "
                             "runs eagerly only", engine.caller_span())
     w = weight.numpy_view()

@@ -39,7 +39,7 @@ class MaxResult(NamedTuple):
 
 
 class Tensor:
-    __slots__ = ("_value", "type", "record", "_requires_grad", "grad", "trace", "__weakref__")
+    __slots__ = ("_value", "type", "record", "_requires_grad", "grad", "graph_value", "__weakref__")
 
     def __init__(self, value: Any, requires_grad: bool = False,
                  record: engine.Record | None = None, dtype: DType | None = None):
@@ -48,7 +48,7 @@ class Tensor:
         self.type = TensorType(DType.of(array), array.shape)
         self.record = record
         self.grad: Tensor | None = None
-        self.trace: Value | None = None  # set on the symbolic tensors `dlg.trace` runs with
+        self.graph_value: Value | None = None  # set on the symbolic tensors `dlg.trace` runs with
         self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -60,7 +60,7 @@ class Tensor:
     def traced(cls, value: Value, t: TensorType) -> Tensor:
         """A symbolic tensor of a trace: a type and a graph value, no data."""
         out = cls.__new__(cls)
-        out._value, out.type, out.record, out.grad, out._requires_grad, out.trace = (
+        out._value, out.type, out.record, out.grad, out._requires_grad, out.graph_value = (
             None, t, None, None, False, value)
         return out
 
@@ -71,7 +71,7 @@ class Tensor:
         if array.dtype != t.dtype.np or array.shape != t.shape:
             return cls(array, record=record)
         out = cls.__new__(cls)
-        out._value, out.type, out.record, out.grad, out._requires_grad, out.trace = (
+        out._value, out.type, out.record, out.grad, out._requires_grad, out.graph_value = (
             array, t, record, None, record is not None, None)
         return out
 
@@ -112,8 +112,8 @@ class Tensor:
 
     def detach(self) -> Tensor:
         out = Tensor.__new__(Tensor)
-        out._value, out.type, out.record, out.grad, out._requires_grad, out.trace = (
-            self._value, self.type, None, None, False, self.trace)
+        out._value, out.type, out.record, out.grad, out._requires_grad, out.graph_value = (
+            self._value, self.type, None, None, False, self.graph_value)
         return out
 
     # read as a slot (C speed: the engine reads it at every op), set through `_set_flag`
@@ -304,7 +304,7 @@ class _Eager:
     def _dropout(self, x: Tensor, p: float, training: bool) -> Tensor:
         if not training or p == 0:
             return x
-        if x.trace is not None:  # traced: the graph draws a fresh mask at every run
+        if x.graph_value is not None:  # traced: the graph draws a fresh mask at every run
             return apply(DROPOUT, x, p=p, training=True)
         keep = Tensor(engine.rng().random(x.shape) >= p)
         scaled = x * (1.0 / (1.0 - p)) if p < 1 else x * 0.0

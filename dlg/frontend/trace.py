@@ -38,11 +38,18 @@ class TracedModel(Model):
         return graph_to_dlg(self.graph)
 
 
-def trace(fn: Module | Callable[..., Any], *example_inputs: Any,
-          dynamic: Mapping[str, Mapping[int, str]] | None = None) -> Model:
+def trace(fn: Module | Callable[..., Any] | Tensor, *example_inputs: Any,
+          dynamic: Mapping[str, Mapping[int, str]] | None = None) -> Model | Tensor:
     """A `dlg.Model` of what `fn(*example_inputs)` computes. `dynamic` names the symbolic axes
     per input (default: the batch size N is axis 0 of the first input, and in every input the
-    first axis of that size, as an RNN state's [layers, N, H]; an input without one is static)."""
+    first axis of that size, as an RNN state's [layers, N, H]; an input without one is static).
+    Given a tensor instead, torch.trace's meaning: the sum of its main diagonal (a program that
+    called torch.trace(m) keeps working when torch becomes dlg)."""
+    if isinstance(fn, Tensor):
+        if example_inputs or dynamic is not None:
+            raise DlgTypeError("trace(tensor) is the matrix trace and takes no other argument; "
+                               "to trace a function, pass the function first", caller_span())
+        return fn.trace()
     forward = fn.forward if isinstance(fn, Module) else fn
     return _trace(fn, fn, _input_names(forward, len(example_inputs)), example_inputs, dynamic)
 

@@ -132,12 +132,16 @@ def test_diagflat_and_linalg_diagonal():
 
 
 def test_trace():
-    """dlg.trace and Tensor.trace are the tracer's; the matrix trace is .dlg's trace and
-    dlg.nn.functional.trace."""
+    """The matrix trace: .dlg's trace, dlg.nn.functional.trace, x.trace() and dlg.trace(x), as
+    torch.trace(x) (dlg.trace of a function is the tracer)."""
     def fn(m, x):
         return dlg.nn.functional.trace(x) if m is dlg else torch.trace(x)
     check(fn, arr(3, 5))
     check(fn, np.arange(12, dtype=np.int32).reshape(4, 3))
+    check(lambda m, x: m.trace(x), arr(4, 3))
+    check(lambda m, x: x.trace(), arr(3, 3))
+    with pytest.raises(dlg.DlgTypeError, match="matrix trace and takes no other argument"):
+        dlg.trace(dlg.tensor(arr(2, 2)), arr(2, 2))
 
 
 # ---- products ---------------------------------------------------------------------------------

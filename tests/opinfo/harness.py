@@ -49,10 +49,6 @@ ADAPTERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]
                                               "nn.functional.dropout3d")},
 }
 
-# dlg names that mean something else than the torch function of the same name
-FALSE_FRIENDS = {"trace": "dlg.trace (and Tensor.trace) is the tracer; torch.trace, the matrix "
-                          "trace, is dlg.nn.functional.trace and .dlg's trace"}
-
 # OpInfos whose samples hand dlg a torch callable, which cannot take dlg tensors
 TORCH_CALLABLES = {"nn.functional.triplet_margin_with_distance_loss": (
     "its samples pass torch's PairwiseDistance() as distance_function; tested with dlg's in "
@@ -154,8 +150,8 @@ def scope() -> tuple[list[Target], dict[str, str]]:
     left_out: dict[str, str] = {}
     for op in op_db():
         full = _full_name(op)
-        if op.name in FALSE_FRIENDS or op.name in TORCH_CALLABLES:
-            left_out[full] = FALSE_FRIENDS.get(op.name) or TORCH_CALLABLES[op.name]
+        if op.name in TORCH_CALLABLES:
+            left_out[full] = TORCH_CALLABLES[op.name]
             continue
         found = _targets(op)
         if found and torch.float32 not in op.supported_dtypes("cpu"):
