@@ -123,7 +123,6 @@ def hessian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
     """The second derivatives of a function returning one element: for inputs i, j a tensor of
     shape in_i.shape + in_j.shape (a tensor for one input, tuples of tuples for a tuple)."""
     in_tuple, ins = _as_tuple(inputs, "inputs", "hessian")
-    _second_order(ins, create_graph, "hessian")
 
     def single_output(*xs: Tensor) -> Tensor:
         out = _single(func(*xs), "hessian", strict)
@@ -149,7 +148,6 @@ def vhp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     """(func(inputs), v^T H) for a function returning one element."""
     with engine.enable_grad():
         in_tuple, ins = _as_tuple(inputs, "inputs", "vhp")
-        _second_order(ins, create_graph, "vhp")
         ins = _prepare(ins, create_graph, True)
         seeds = _seeds(v, ins, in_tuple, "vhp", "the input to the user-provided function is "
                        "a single Tensor with a single element")
@@ -166,7 +164,6 @@ def hvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     """(func(inputs), H v) for a function returning one element, by the double-vjp trick."""
     with engine.enable_grad():
         in_tuple, ins = _as_tuple(inputs, "inputs", "hvp")
-        _second_order(ins, create_graph, "hvp")
         ins = _prepare(ins, create_graph, True)
         seeds = _seeds(v, ins, in_tuple, "hvp", "the input to the user-provided function is "
                        "a single Tensor with a single element")
@@ -201,16 +198,6 @@ def _prepare(xs: Tensors, create_graph: bool, need_graph: bool) -> Tensors:
     return tuple(x if create_graph and x.requires_grad and x.is_leaf else
                  x.view_as(x) if create_graph and x.requires_grad
                  else x.detach().requires_grad_(need_graph and x.dtype.is_float) for x in xs)
-
-
-def _second_order(xs: Tensors, create_graph: bool, fn: str) -> None:
-    """dlg differentiates a recorded gradient again with respect to leaves only (for a computed
-    tensor it would find no dependence and give zeros), so refuse rather than pretend."""
-    if create_graph and any(x.requires_grad and not x.is_leaf for x in xs):
-        raise DlgValueError(f"{fn}(create_graph=True): dlg takes second derivatives with "
-                            "respect to leaf tensors only, and an input here is computed from "
-                            "others (it has a grad_fn); pass a leaf (x.detach().requires_grad_())"
-                            " or create_graph=False", engine.caller_span())
 
 
 def _seeds(v: Any, like: Tensors, many: bool, fn: str, when: str) -> Tensors | None:

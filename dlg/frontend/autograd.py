@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -135,15 +135,21 @@ def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
     (None where no root depends on it), `order` the roots' tape: its gradient graph, kept per
     signature. Arrays; with `replay` (create_graph), tensors whose ops are recorded
     (`_recorded`), so they can be differentiated again."""
-    wanted_ids = {key(t, t.record) for t in wanted}
-    signature, feeds, names = _signature(order, roots, wanted_ids)
+    cut: set[int] = set()
+    if replay is not None:
+        order, cut = _cut_at_wanted(roots, order, wanted)
+
+    def wanted_key(t: Tensor) -> int:
+        return id(t) if id(t) in cut else key(t, t.record)
+    wanted_ids = {wanted_key(t) for t in wanted}
+    signature, feeds, names = _signature(order, roots, wanted_ids, cut)
     checked = is_anomaly_enabled()
     if checked:
         signature = None  # a graph with the records' spans, checked node by node, for this call
     plans: OrderedDict[Any, Plan] = _state.__dict__.setdefault("plans", OrderedDict())
     plan = plans.get(signature) if signature is not None else None
     if plan is None:
-        plan = Plan.of(_gradient_graph(order, roots, wanted_ids, list(names)), checked)
+        plan = Plan.of(_gradient_graph(order, roots, wanted_ids, list(names), cut), checked)
         if signature is not None:
             plans[signature] = plan
             if len(plans) > KEPT:
@@ -153,7 +159,7 @@ def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
     results = (_recorded(plan.graph, feeds, order, replay) if replay is not None
                else plan.run(feeds))
     found = {ident: results[f"grad.{name}"] for name, ident in names.items()}
-    return [found.get(key(t, t.record)) for t in wanted]
+    return [found.get(wanted_key(t)) for t in wanted]
 
 
 def _recorded(graph: Graph, feeds: dict[str, np.ndarray], order: Tape, replay: Replay
@@ -170,10 +176,12 @@ def _recorded(graph: Graph, feeds: dict[str, np.ndarray], order: Tape, replay: R
 
 
 def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
-               wanted: set[int]) -> tuple[Any, dict[str, np.ndarray], dict[str, int]]:
+               wanted: set[int], cut: Collection[int] = ()
+               ) -> tuple[Any, dict[str, np.ndarray], dict[str, int]]:
     """The tape's signature (None when an attribute is unhashable), the graph's feeds by input
     name (leaves, seeds, zeros for the wanted non-leaves) and the input name of each wanted
-    value on the tape (to its key), in the names `_gradient_graph` gives them."""
+    value on the tape (to its key), in the names `_gradient_graph` gives them; `cut`: the
+    tensors the tape was cut at (`_cut_at_wanted`)."""
     position: dict[int, int] = {}
     first_of_call: dict[int, int] = {}
     entries: list[Any] = []
@@ -183,6 +191,8 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
     for i, (t, r) in enumerate(order):
         k = key(t, r)
         position[k] = i
+        if r is None and id(t) in cut:  # a leaf here: its readers name its record
+            position[key(t, t.record)] = i
         if r is None:
             name = f"t{leaves}"
             leaves += 1
@@ -212,7 +222,7 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
 
 
 def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
-                    wanted: set[int], wrt: list[str]) -> Graph:
+                    wanted: set[int], wrt: list[str], cut: Collection[int] = ()) -> Graph:
     """The recorded ops as a graph from the leaves to `loss` (the sum of the roots, or of their
     inner products with the seeds), differentiated with respect to the inputs named `wrt`: the
     wanted leaves, and for each wanted non-leaf a zero input added to it (its gradient is the
@@ -226,6 +236,8 @@ def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
         k = key(t, r)
         if r is None:
             node_of[k] = b.input(f"t{leaves}", t.type)
+            if id(t) in cut:
+                node_of[key(t, t.record)] = node_of[k]
             leaves += 1
             continue
         if r.call not in emitted:
@@ -252,13 +264,17 @@ def key(t: Tensor, r: Record | None) -> int:
     return id(r) if r is not None else id(t)
 
 
-def tape(roots: list[Tensor]) -> Tape:
+def tape(roots: list[Tensor], cut: Collection[int] = ()) -> Tape:
     """The values the roots were made from, each after its inputs, as (tensor, record) pairs:
     the record (None for a leaf) the value had when it was read; refused where an op read a
-    value since changed in place and its gradient needs it (`versions.check`)."""
+    value since changed in place and its gradient needs it (`versions.check`). Tensors whose
+    ids are in `cut` are leaves here where their current value was read (`_cut_at_wanted`)."""
+    def entry(t: Tensor, r: Record | None) -> tuple[Tensor, Record | None, bool]:
+        return t, None if id(t) in cut and r is t.record else r, False
+
     order: Tape = []
     seen: set[int] = set()
-    stack = [(root, current(root), False) for root in reversed(roots)]
+    stack = [entry(root, current(root)) for root in reversed(roots)]
     while stack:
         t, r, done = stack.pop()
         if done:
@@ -269,7 +285,26 @@ def tape(roots: list[Tensor]) -> Tape:
         seen.add(key(t, r))
         stack.append((t, r, True))
         if r is not None:
-            stack.extend((p, s, False) for p, s in zip(reversed(r.inputs), reversed(r.sources))
-                         if key(p, s) not in seen)
+            stack.extend(e for e in (entry(p, s) for p, s in zip(reversed(r.inputs),
+                                                                 reversed(r.sources)))
+                         if key(e[0], e[1]) not in seen)
     versions.check(order)
     return order
+
+
+def _cut_at_wanted(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
+                   wanted: list[Tensor]) -> tuple[Tape, set[int]]:
+    """With create_graph, the tape cut at the wanted non-leaves, which become its leaves: the
+    gradients are then recorded functions of those tensors themselves (d(y^3)/dy = 3y^2 in
+    terms of y, where the whole tape recomputes y from the leaves and a second gradient with
+    respect to y would find it unused). Not where a wanted tensor is computed from another:
+    the cut would drop the path between them."""
+    inner = [t for t in wanted if t.record is not None]
+    if not inner:
+        return order, set()
+    ids = {id(t) for t in inner}
+    wanted_keys = {key(t, t.record) for t in wanted}
+    for t, r in tape(inner):
+        if key(t, r) in wanted_keys and not (id(t) in ids and r is t.record):
+            return order, set()
+    return tape([root for root, _ in roots], ids), ids

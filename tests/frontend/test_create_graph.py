@@ -125,3 +125,21 @@ def test_create_graph_with_a_hook_is_refused():
     x.register_hook(lambda g: g * 2)
     with pytest.raises(dlg.DlgValueError, match="hooks"):
         dlg.autograd.grad((x ** 2).sum(), x, create_graph=True)
+
+
+def test_second_derivative_at_a_computed_tensor():
+    """g = d sum(y^3)/dy is recorded in terms of y itself (3y^2), so it differentiates again
+    with respect to y and, through y, to x; with x wanted too, the gradient keeps x's path."""
+    a = np.array([1.0, 2.0, -1.5], np.float32)
+    got = {}
+    for lib in (dlg, torch):
+        x = lib.tensor(a, requires_grad=True)
+        y = x * 2
+        (g,) = lib.autograd.grad((y ** 3).sum(), y, create_graph=True)
+        (h,) = lib.autograd.grad(g.sum(), y, retain_graph=True)
+        (hx,) = lib.autograd.grad(g.sum(), x, retain_graph=True)
+        _, gx = lib.autograd.grad((y ** 3).sum(), [y, x], create_graph=True)
+        (hxx,) = lib.autograd.grad(gx.sum(), x)
+        got[lib.__name__] = [v.detach().numpy() for v in (g, h, hx, hxx)]
+    for mine, theirs in zip(got["dlg"], got["torch"]):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5)
