@@ -147,12 +147,8 @@ def vhp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
         strict: bool = False) -> tuple[Any, Any]:
     """(func(inputs), v^T H) for a function returning one element."""
     with engine.enable_grad():
-        in_tuple, ins = _as_tuple(inputs, "inputs", "vhp")
-        ins = _prepare(ins, create_graph, True)
-        seeds = _seeds(v, ins, in_tuple, "vhp", "the input to the user-provided function is "
-                       "a single Tensor with a single element")
-        out = _single(func(*ins), "vhp", strict)
-        jac = _jacobian_of_scalar(out, ins, strict)
+        in_tuple, ins, seeds, out, jac = _first_derivative(func, inputs, v, create_graph,
+                                                           strict, "vhp")
     with engine.set_grad_enabled(create_graph or engine.grad_enabled()):
         res = _fill_in_zeros(_grad(jac, ins, seeds, create_graph), ins, strict, create_graph,
                              "double_back")
@@ -163,18 +159,27 @@ def hvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
         strict: bool = False) -> tuple[Any, Any]:
     """(func(inputs), H v) for a function returning one element, by the double-vjp trick."""
     with engine.enable_grad():
-        in_tuple, ins = _as_tuple(inputs, "inputs", "hvp")
-        ins = _prepare(ins, create_graph, True)
-        seeds = _seeds(v, ins, in_tuple, "hvp", "the input to the user-provided function is "
-                       "a single Tensor with a single element")
-        out = _single(func(*ins), "hvp", strict)
-        jac = _jacobian_of_scalar(out, ins, strict)
+        in_tuple, ins, seeds, out, jac = _first_derivative(func, inputs, v, create_graph,
+                                                           strict, "hvp")
         zeros = tuple(call("zeros_like", x.detach()).requires_grad_() for x in ins)
         double_back = _grad(jac, ins, zeros, True)
     with engine.set_grad_enabled(create_graph or engine.grad_enabled()):
         res = _fill_in_zeros(_grad(double_back, zeros, seeds, create_graph), ins, strict,
                              create_graph, "double_back_trick")
     return _post((out,), create_graph)[0], _unpack(_post(res, create_graph), in_tuple)
+
+
+def _first_derivative(func: Callable[..., Any], inputs: Any, v: Any, create_graph: bool,
+                      strict: bool, fn: str) -> tuple[bool, Tensors, Tensors | None, Tensor,
+                                                      list[Tensor | None]]:
+    """vhp's and hvp's start: (whether inputs was a tuple, the inputs prepared, the seeds v,
+    func's one-element output, its gradient with respect to the inputs, recorded)."""
+    in_tuple, ins = _as_tuple(inputs, "inputs", fn)
+    ins = _prepare(ins, create_graph, True)
+    seeds = _seeds(v, ins, in_tuple, fn, "the input to the user-provided function is a single "
+                   "Tensor with a single element")
+    out = _single(func(*ins), fn, strict)
+    return in_tuple, ins, seeds, out, _jacobian_of_scalar(out, ins, strict)
 
 
 # ---- torch's helpers (torch/autograd/functional.py), on dlg tensors -----------------------------

@@ -95,23 +95,23 @@ def test_bad_calls_raise_like_torch(code, fragment):
     assert info.value.span.file == "<string>"  # the line that called (here, eval's)
 
 
+def _draws(g):
+    """One draw from every entry point that takes generator=."""
+    return [dlg.randn(3, generator=g), dlg.rand(2, 2, generator=g),
+            dlg.randint(0, 9, (4,), generator=g), dlg.randperm(5, generator=g),
+            dlg.empty(3).exponential_(generator=g), dlg.empty(3).normal_(generator=g),
+            dlg.empty(3).uniform_(generator=g), dlg.multinomial(dlg.ones(5), 3, generator=g),
+            dlg.normal(0.0, 1.0, (2,), generator=g),
+            dlg.bernoulli(dlg.full((4,), 0.5), generator=g)]
+
+
 def test_generator_reproduces_its_draws():
     g = dlg.Generator()
     assert g.initial_seed() == torch.Generator().initial_seed()
     assert g.manual_seed(7) is g and g.initial_seed() == 7
-    draws = [dlg.randn(3, generator=g), dlg.rand(2, 2, generator=g),
-             dlg.randint(0, 9, (4,), generator=g), dlg.randperm(5, generator=g),
-             dlg.empty(3).exponential_(generator=g), dlg.empty(3).normal_(generator=g),
-             dlg.empty(3).uniform_(generator=g), dlg.multinomial(dlg.ones(5), 3, generator=g),
-             dlg.normal(0.0, 1.0, (2,), generator=g), dlg.bernoulli(dlg.full((4,), 0.5),
-                                                                    generator=g)]
+    draws = _draws(g)
     g.manual_seed(7)
-    again = [dlg.randn(3, generator=g), dlg.rand(2, 2, generator=g),
-             dlg.randint(0, 9, (4,), generator=g), dlg.randperm(5, generator=g),
-             dlg.empty(3).exponential_(generator=g), dlg.empty(3).normal_(generator=g),
-             dlg.empty(3).uniform_(generator=g), dlg.multinomial(dlg.ones(5), 3, generator=g),
-             dlg.normal(0.0, 1.0, (2,), generator=g), dlg.bernoulli(dlg.full((4,), 0.5),
-                                                                    generator=g)]
+    again = _draws(g)
     for a, b in zip(draws, again):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
