@@ -188,8 +188,8 @@ class Optimizer:
     def _graph(self, index: int, group: dict[str, Any], members: tuple[int, ...]) -> _Update:
         spec = self._spec(group)
         cached = self._graphs.get((index, members))
-        if cached is not None and cached.spec == spec:
-            return cached
+        if cached is not None and _constants(cached.spec) == _constants(spec):
+            return cached  # lr is fed: a scheduler moving it keeps the graph
         g = Graph(self.name)
         b = Builder(g)
         params = {f"p{i}": b.param(f"p{i}", group["params"][i].type) for i in members}
@@ -202,6 +202,12 @@ class Optimizer:
                 initial[int(p[1:])][kind] = value
         self._graphs[(index, members)] = _Update(spec, g, initial)
         return self._graphs[(index, members)]
+
+
+def _constants(spec: OptimizerSpec) -> dict[str, Any]:
+    """The options an update graph holds as constants: all but lr (its initial values of
+    lr-started state are replaced on a parameter's first step by the fed lr)."""
+    return {k: v for k, v in spec.hyper.items() if k != "lr"}
 
 
 class _Update(NamedTuple):
