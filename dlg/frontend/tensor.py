@@ -334,18 +334,22 @@ def run_graph(graph: Graph, inputs: Sequence[Any], params: Mapping[str, Tensor] 
     """`graph`'s outputs computed node by node through the eager front door (so ops are
     recorded, and dropout draws its mask there), its inputs bound in order (arrays become
     constant tensors) and its params by name: how a prelude layer's graph runs eagerly
-    (graph_call.py), and a gradient graph with create_graph (autograd.py)."""
+    (graph_call.py), and a gradient graph with create_graph (autograd.py). Quietly, as the
+    interpreter runs graphs: NaN and inf propagate as data, without NumPy's warnings (x ** 3's
+    gradient graph printed "invalid value in log" for a negative x); anomaly mode reports
+    them."""
     values: dict[Value, Tensor] = {}
     args = iter(inputs)
-    for node in graph:
-        if node.op is INPUT:
-            given = next(args)
-            out = given if isinstance(given, Tensor) else Tensor(given)
-        elif node.op is PARAM:
-            out = (params or {})[node.name or ""]
-        else:
-            out = EAGER.emit(node.op, *(values[v] for v in node.inputs), **node.attrs)
-        values.update(zip(node.outs, out if isinstance(out, tuple) else (out,)))
+    with np.errstate(all="ignore"):
+        for node in graph:
+            if node.op is INPUT:
+                given = next(args)
+                out = given if isinstance(given, Tensor) else Tensor(given)
+            elif node.op is PARAM:
+                out = (params or {})[node.name or ""]
+            else:
+                out = EAGER.emit(node.op, *(values[v] for v in node.inputs), **node.attrs)
+            values.update(zip(node.outs, out if isinstance(out, tuple) else (out,)))
     return [values[v] for _, v in graph.outputs]
 
 
