@@ -157,7 +157,7 @@ SMALL_ROW = 64  # iterations per unit of the symbolic dims: a [N, 10] loss's ker
 # and optimises for seconds (measured on a layer norm's mean over [N, 32, rows]: 31 terms 0.02 s,
 # 33 terms 0.44 s, 64 1.2 s, 96 2.2 s, 112 0.01 s); at O2 0.01 s, and the code is no slower
 UNROLLED_ROWS = range(32, 112)
-SHORT_ROW = 16
+SHORT_ROW = 16  # constant terms after a batch sum's symbolic axis: `_short_rows`
 
 
 def kernel_level(kernel: Kernel) -> int:
@@ -181,7 +181,7 @@ def _short_rows(stmts: tuple[Stmt, ...]) -> bool:
     """Whether every store here is a sum over a symbolic axis (the batch) whose constant axes
     after it are at most SHORT_ROW terms: a batch norm's gradient over [N, C, 4, 4]. O3 unrolls
     those rows into the loops around and optimises them for 0.2-0.9 s a kernel (ResNet-18's
-    training step had thirty such); at O2 they compile in 0.03 s and run as fast."""
+    training step has 25 such); at O2 they compile in 0.03 s and run as fast."""
     for s in stmts:
         if isinstance(s, Loop):
             if not _short_rows(s.body):
