@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError, Span
-from dlg.frontend import engine
+from dlg.frontend import engine, versions
 from dlg.frontend.optim import Optimizer
 from dlg.frontend.tensor import Tensor
 from dlg.ir.train_spec import OptimizerSpec
@@ -154,6 +154,7 @@ class LBFGS(Optimizer):
     def _add_grad(self, t: Any, d: np.ndarray) -> None:
         offset = 0
         for p in self._params:
+            versions.written(p)  # as every optimizer's write: older tapes are stale
             view = p.numpy_view()
             view += view.dtype.type(t) * d[offset:offset + view.size].reshape(view.shape)
             offset += view.size
@@ -165,6 +166,7 @@ class LBFGS(Optimizer):
         loss = float(closure())
         grad = self._flat_grad()
         for p, value in zip(self._params, x):
+            versions.written(p)
             np.copyto(p.numpy_view(), value)
         return loss, grad
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from dlg.compiler.optimizers import PREFIX, apply_optimizer
 from dlg.errors import DlgTypeError, DlgValueError, Span
-from dlg.frontend import engine
+from dlg.frontend import engine, versions
 from dlg.frontend.tensor import Tensor
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph
@@ -180,6 +180,7 @@ class Optimizer:
         for i, p in zip(members, params):
             state = self.state.setdefault(p, {})
             state["step"] = Tensor(np.float32(updates[STEP]))
+            versions.written(p)  # a tape that read p before this step is stale, as in torch
             np.copyto(p.numpy_view(), updates[f"p{i}"])
             head = f"{PREFIX}p{i}."
             state.update({name[len(head):]: Tensor(value) for name, value in updates.items()

@@ -252,3 +252,19 @@ def test_no_grad_in_place_stays_a_numpy_write():
     x[0] = 5.0
     x.masked_fill_(x > 4, 0.0)
     assert x.numpy_view() is array and x.record is None and not x.requires_grad
+
+
+def test_backward_through_a_tape_older_than_an_optimizer_step_is_refused():
+    """torch refuses it (the step wrote the weights in place); dlg would silently give the
+    gradient at the new weights, since it reads leaves again at backward."""
+    for lib in (torch, dlg):
+        lib.manual_seed(0)
+        lin = lib.nn.Linear(3, 2)
+        opt = lib.optim.SGD(lin.parameters(), lr=0.1)
+        x = lib.tensor(np.ones((4, 3), np.float32), requires_grad=True)
+        first, second = (lin(x) ** 2).sum(), (lin(x) ** 2).sum()
+        first.backward()
+        opt.step()
+        error = RuntimeError if lib is torch else dlg.DlgValueError
+        with pytest.raises(error, match="modified by an inplace operation"):
+            second.backward()
