@@ -284,7 +284,7 @@ class Tracer:
                attrs: dict[str, Any]) -> None:
         """Note traced views of `base` (an `engine.VIEWS` op), so that an in-place op on one
         rebinds the base too, and a view of a base changed since is taken again."""
-        checked, value = op.check_attrs(attrs), self.value_of(base)
+        checked, value = check_attrs(op, attrs), self.value_of(base)
         for i, v in enumerate(views):
             self.views[id(v)] = (v, base, op, checked, i, value)
 
@@ -318,7 +318,6 @@ class Tracer:
                 self.constants.append(t)
                 self.values[id(t)] = self.builder.constant(t.numpy_view(), t.type.dtype)
         return self.values[id(t)]
-
 
     def _retake(self, view: tuple[Tensor, Tensor, OpDef, dict[str, Any], int, Value]) -> None:
         t, base, op, attrs, index, _ = view
