@@ -324,6 +324,27 @@ def fill_(self: Tensor, value: Any) -> Tensor:
     return inplace.update(self, lambda s: call("where", _TRUE, value, s), value)
 
 
+@method
+def fill_diagonal_(self: Tensor, fill_value: Any, wrap: bool = False) -> Tensor:
+    """torch's: the main diagonal (of a matrix, or of a tensor whose dims are all equal) set to
+    `fill_value`; with `wrap`, a tall matrix's diagonal starts again after every cols + 1 rows,
+    as np.fill_diagonal's. A masked_fill_ over positions compared by arange, so it records a
+    gradient and traces, sizes symbolic too."""
+    shape = self.shape
+    if len(shape) < 2 or len(shape) > 2 and len(set(shape)) > 1:
+        raise DlgShapeError(f"fill_diagonal_: the tensor must have 2 dimensions, or more all of "
+                            f"equal length, got {self.type}", engine.caller_span())
+    at = [call("arange", self.size(d)).reshape([-1 if k == d else 1 for k in range(len(shape))])
+          for d in range(len(shape))]
+    if wrap and len(shape) == 2:  # position r * cols + c a multiple of cols + 1: c = r mod it
+        mask = (at[1] - at[0]) % (self.size(1) + 1) == 0
+    else:
+        mask = at[0] == at[1]
+        for later in at[2:]:
+            mask = mask & (at[0] == later)
+    return self.masked_fill_(mask, fill_value)
+
+
 def _recorded_or_traced(x: Tensor, value: Any) -> bool:
     """Whether writing `value` into x is more than a NumPy write."""
     return engine.current_tracer() is not None or engine.grad_enabled() and (

@@ -167,3 +167,36 @@ def test_unfold_patchifies_an_image_traced_and_compiled():
     more = R.standard_normal((5, 3, 8, 12)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(exe(dlg.tensor(more))),
                                   patchify(torch.tensor(more)).numpy())
+
+
+# x.fill_diagonal_ (SimCLR's similarity matrix, masking self-pairs)
+@pytest.mark.parametrize("shape, wrap", [((4, 4), False), ((7, 3), False), ((7, 3), True),
+                                         ((3, 7), True), ((3, 3, 3), False), ((2, 2, 2, 2), True)])
+def test_fill_diagonal_matches_torch(shape, wrap):
+    a = R.standard_normal(shape).astype(np.float32)
+    x, t = dlg.tensor(a), torch.tensor(a)
+    assert x.fill_diagonal_(-2.5, wrap=wrap) is x
+    np.testing.assert_array_equal(x.numpy(), t.fill_diagonal_(-2.5, wrap=wrap).numpy())
+
+
+def test_fill_diagonal_of_a_recorded_tensor_passes_the_other_gradients():
+    both(lambda m, x: (x * 2).fill_diagonal_(-1.0) * 3, X[0, :, :3])
+
+
+def test_fill_diagonal_traced_and_compiled_follow_the_batch():
+    def masked_similarity(z):
+        sim = z @ z.t()
+        sim.fill_diagonal_(float("-inf"))
+        return sim.softmax(1)
+    exe = dlg.compile(masked_similarity, dlg.tensor(X[0]))
+    z = R.standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(exe(z), masked_similarity(torch.tensor(z)).numpy(), rtol=1e-5,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("call", ["dlg.ones(3).fill_diagonal_(0)",
+                                  "dlg.ones(2, 3, 3).fill_diagonal_(0)"])
+def test_fill_diagonal_needs_a_matrix_or_equal_dims(call):
+    with pytest.raises(dlg.DlgShapeError, match=r"fill_diagonal_: the tensor must have 2 "
+                                                r"dimensions, or more all of equal length"):
+        eval(call, {"dlg": dlg})
