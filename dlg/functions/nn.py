@@ -1,5 +1,5 @@
-"""Neural-network functions with PyTorch's names and argument order: conv1d/conv2d,
-conv_transpose1d/conv_transpose2d, the pool options, linear, bilinear, embedding, one_hot, dropout,
+"""Neural-network functions with PyTorch's names and argument order: conv1d/2d/3d,
+conv_transpose1d/2d/3d, the pool options, linear, bilinear, embedding, one_hot, dropout,
 softmax, log_softmax (normalisation is in norms.py).
 
 `conv_options` and `pool_options` read a convolution's or pool's settings; `dlg.nn`'s modules
@@ -20,6 +20,7 @@ from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.source import FULL
 from dlg.ir.ops import REGISTRY
+from dlg.ir.ops.common import SPATIAL_RANKS
 from dlg.functions.creation import dtype_arg
 from dlg.ir.ops.elementwise import ADD, CAST, MUL, SUB
 from dlg.ir.ops.linalg import MATMUL
@@ -35,11 +36,11 @@ from dlg.ir.ops.nn import (
     SOFTMAX,
 )
 
-# (nd, with bias) -> conv1d, conv1d_nobias, conv2d, conv2d_nobias
+# (nd, with bias) -> conv1d, conv1d_nobias, conv2d, ..., conv3d_nobias
 CONVS = {(nd, bias): REGISTRY[f"conv{nd}d{'' if bias else '_nobias'}"]
-         for nd in (1, 2) for bias in (True, False)}
+         for nd in SPATIAL_RANKS for bias in (True, False)}
 CONV_TRANSPOSES = {(nd, bias): REGISTRY[f"conv_transpose{nd}d{'' if bias else '_nobias'}"]
-                   for nd in (1, 2) for bias in (True, False)}
+                   for nd in SPATIAL_RANKS for bias in (True, False)}
 
 
 def conv_options(F: Front, nd: int, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
@@ -86,8 +87,7 @@ def _conv(nd: int) -> Callable[..., Any]:
     return conv
 
 
-conv1d = _conv(1)
-conv2d = _conv(2)
+conv1d, conv2d, conv3d = (_conv(nd) for nd in SPATIAL_RANKS)
 
 
 def conv_transpose_options(F: Front, nd: int, stride: Any = 1, padding: Any = 0,
@@ -116,8 +116,8 @@ def _conv_transpose(nd: int) -> Callable[..., Any]:
     return conv_transpose
 
 
-conv_transpose1d = _conv_transpose(1)
-conv_transpose2d = _conv_transpose(2)
+conv_transpose1d, conv_transpose2d, conv_transpose3d = (_conv_transpose(nd)
+                                                       for nd in SPATIAL_RANKS)
 
 
 def pool_options(F: Front, nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0,

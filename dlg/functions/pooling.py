@@ -1,5 +1,5 @@
-"""Pooling and window functions with PyTorch's signatures: max_pool1d/2d (dilation, ceil_mode,
-return_indices), avg_pool1d/2d (ceil_mode, count_include_pad, divisor_override), the adaptive
+"""Pooling and window functions with PyTorch's signatures: max_pool1d/2d/3d (dilation, ceil_mode,
+return_indices), avg_pool1d/2d/3d (ceil_mode, count_include_pad, divisor_override), the adaptive
 pools (any output size; torch's bins start=floor(i*L/out), end=ceil((i+1)*L/out)), unfold (im2col)
 and fold (col2im).
 
@@ -24,6 +24,7 @@ from dlg.functions.args import describe, ints, is_int, tensor
 from dlg.functions.front import Front
 from dlg.functions.nn import pool_options
 from dlg.ir.dtypes import DType
+from dlg.ir.ops.common import SPATIAL_RANKS, spatial_names
 from dlg.ir.ops.elementwise import ADD, MUL
 from dlg.ir.ops.pool import AVG_POOL, MAX_POOL, avg_divisor, pool_sizes
 from dlg.ir.ops.reduce import ARGMAX, REDUCE_MAX, REDUCE_SUM
@@ -99,8 +100,8 @@ def gather_windows(F: Front, x: Any, table: WindowTable, fill: float) -> Any:
 def _spatial(F: Front, x: Any, nd: int, name: str) -> tuple[TensorType, tuple[int, ...]]:
     t = F.type_of(tensor(F, x, f"{name}'s input"))
     if t.rank not in (nd + 1, nd + 2):
-        layout = "L" if nd == 1 else "H, W"
-        raise DlgShapeError(f"{name}: input must be [N, C, {layout}] or unbatched, got {t}")
+        raise DlgShapeError(f"{name}: input must be [N, C, {spatial_names(nd)}] or unbatched, "
+                            f"got {t}")
     dims = t.shape[t.rank - nd:]
     if not all(isinstance(d, int) for d in dims):
         raise DlgShapeError(f"{name}: the spatial dims must be concrete, got {t}")
@@ -172,8 +173,8 @@ def _avg_pool(nd: int) -> Callable[..., Any]:
     return avg_pool
 
 
-max_pool1d, max_pool2d = _max_pool(1), _max_pool(2)
-avg_pool1d, avg_pool2d = _avg_pool(1), _avg_pool(2)
+max_pool1d, max_pool2d, max_pool3d = (_max_pool(nd) for nd in SPATIAL_RANKS)
+avg_pool1d, avg_pool2d, avg_pool3d = (_avg_pool(nd) for nd in SPATIAL_RANKS)
 
 
 # ---- adaptive pooling ---------------------------------------------------------------------------
@@ -222,8 +223,10 @@ def _adaptive(kind: str, nd: int) -> Callable[..., Any]:
     return pool
 
 
-adaptive_avg_pool1d, adaptive_avg_pool2d = _adaptive("avg", 1), _adaptive("avg", 2)
-adaptive_max_pool1d, adaptive_max_pool2d = _adaptive("max", 1), _adaptive("max", 2)
+adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d = (_adaptive("avg", nd)
+                                                                  for nd in SPATIAL_RANKS)
+adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d = (_adaptive("max", nd)
+                                                                  for nd in SPATIAL_RANKS)
 
 
 # ---- im2col and col2im --------------------------------------------------------------------------

@@ -246,7 +246,7 @@ SPELLINGS: dict[OpDef, Spell] = {
 UNSPELLED: dict[OpDef, str] = {
     source.INPUT: "an `input` declaration", source.PARAM: "a `param` declaration",
     source.CONSTANT: "a literal", SCAN: "a `scan` statement",
-    conv_ops.CONV: "made by decomposing conv1d/conv2d",
+    conv_ops.CONV: "made by decomposing conv1d/2d/3d",
     conv_ops.CONV_WEIGHT_GRAD: "a gradient", pool.MAX_POOL_GRAD: "a gradient",
     pool.AVG_POOL_GRAD: "a gradient", shape.SCATTER_ADD: "a gradient (take's transpose)",
     IM2COL: "made by the compiler (passes/im2col.py)",

@@ -20,6 +20,8 @@ CONVS = [  # x shape, w shape, stride, padding, dilation, groups
     ((1, 1, 9, 9), (2, 1, 3, 3), (4, 4), ((0, 0), (0, 0)), (1, 1), 1),  # unread last rows
     ((2, 3, 1, 6), (3, 1, 1, 1), (4, 1), ((3, 0), (0, 3)), (2, 3), 3),  # windows in padding only
     ((1, 2, 11), (4, 1, 4), (2,), ((3, 1),), (3,), 2),                  # kernel extent > input
+    ((2, 2, 4, 1, 5), (4, 1, 2, 1, 3), (2, 1, 3), ((1, 0), (0, 0), (1, 2)), (1, 1, 2), 2),  # 3-d
+    ((1, 3, 3, 4, 3), (2, 3, 1, 2, 2), (3, 2, 1), ((0, 0), (1, 1), (0, 1)), (1, 1, 1), 1),
 ]
 POOLS = [  # op, x shape, attrs
     ("max_pool", (2, 3, 7, 7), {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1)}),
@@ -30,6 +32,10 @@ POOLS = [  # op, x shape, attrs
     ("avg_pool", (2, 3, 7, 7), {"kernel": (3, 3), "stride": (2, 2), "padding": (1, 1),
                                 "count_include_pad": False, "ceil_mode": True}),
     ("avg_pool", (1, 2, 8), {"kernel": (4,), "stride": (3,), "padding": (2,), "ceil_mode": True}),
+    ("max_pool", (1, 2, 5, 1, 6), {"kernel": (2, 1, 3), "stride": (3, 1, 2), "padding": (1, 0, 1),
+                                   "dilation": (2, 1, 1), "ceil_mode": True}),
+    ("avg_pool", (2, 1, 4, 5, 3), {"kernel": (2, 3, 2), "stride": (2, 1, 3), "padding": (1, 1, 0),
+                                   "count_include_pad": False, "ceil_mode": True}),
 ]
 
 
@@ -72,7 +78,7 @@ def test_conv_gradients_match_torch(xs, ws, stride, padding, dilation, groups):
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal(xs), rng.standard_normal(ws)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    conv = F.conv1d if len(xs) == 3 else F.conv2d
+    conv = getattr(F, f"conv{len(xs) - 2}d")
     pads = [p for pair in reversed(padding) for p in pair]  # F.pad: last dim first
     ty = conv(F.pad(tx, pads), tw, stride=stride, dilation=dilation, groups=groups)
     ct = rng.standard_normal(tuple(ty.shape))
@@ -138,6 +144,9 @@ COMPOSITES = [  # op, x shape, w shape, attrs
     ("conv2d", (2, 3, 7, 6), (4, 3, 3, 2), {"stride": (2, 1), "padding": (1, 0)}),
     ("conv2d", (1, 4, 6, 6), (4, 1, 3, 3), {"padding": (2, 1), "dilation": (2, 1),
                                             "groups": 4}),
+    ("conv3d", (2, 2, 3, 5, 4), (4, 2, 3, 1, 2), {"auto_pad": "same"}),
+    ("conv3d", (1, 4, 5, 3, 6), (2, 2, 2, 3, 1), {"stride": (3, 1, 2), "padding": (1, 1, 0),
+                                                  "dilation": (2, 1, 1), "groups": 2}),
 ]
 
 

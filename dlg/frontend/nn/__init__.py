@@ -38,7 +38,14 @@ from dlg.frontend.nn.activations import (  # noqa: F401
     Threshold,
 )
 from dlg.frontend.nn.attention import MultiheadAttention  # noqa: F401
-from dlg.frontend.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401
+from dlg.frontend.nn.conv import (  # noqa: F401
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+)
 from dlg.frontend.nn.layers import (  # noqa: F401
     AlphaDropout,
     Bilinear,
@@ -81,9 +88,11 @@ from dlg.frontend.nn.module import Module, ModuleDict, ModuleList, Parameter, Se
 from dlg.frontend.nn.norms import (  # noqa: F401
     BatchNorm1d,
     BatchNorm2d,
+    BatchNorm3d,
     GroupNorm,
     InstanceNorm1d,
     InstanceNorm2d,
+    InstanceNorm3d,
     LayerNorm,
     LocalResponseNorm,
     RMSNorm,
@@ -92,12 +101,16 @@ from dlg.frontend.nn.parameters import ParameterDict, ParameterList  # noqa: F40
 from dlg.frontend.nn.pooling import (  # noqa: F401
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
     AdaptiveMaxPool1d,
     AdaptiveMaxPool2d,
+    AdaptiveMaxPool3d,
     AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
 )
 from dlg.frontend.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from dlg.frontend.nn.spatial import (  # noqa: F401

@@ -1,6 +1,6 @@
-"""Convolution modules: Conv1d/2d with torch.nn's options, padding_mode included (reflect,
+"""Convolution modules: Conv1d/2d/3d with torch.nn's options, padding_mode included (reflect,
 replicate and circular pad the input with F.pad, then the convolution pads nothing), and
-ConvTranspose1d/2d (F.conv_transposeNd, zero padding only, as in torch)."""
+ConvTranspose1d/2d/3d (F.conv_transposeNd, zero padding only, as in torch)."""
 
 from __future__ import annotations
 
@@ -95,6 +95,10 @@ class Conv2d(_ConvNd):
     nd = 2
 
 
+class Conv3d(_ConvNd):
+    nd = 3
+
+
 class _ConvTransposeNd(_Convolution):
     """conv's transpose (F.conv_transposeNd); `output_size` in forward picks the
     output_padding that gives that size, as torch does."""
@@ -141,3 +145,7 @@ class ConvTranspose1d(_ConvTransposeNd):
 
 class ConvTranspose2d(_ConvTransposeNd):
     nd = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    nd = 3

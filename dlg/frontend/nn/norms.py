@@ -1,5 +1,5 @@
-"""Normalisation modules: BatchNorm1d/2d (running statistics as buffers, torch's options),
-LayerNorm, RMSNorm, GroupNorm and InstanceNorm1d/2d (group norms: statistics per sample and
+"""Normalisation modules: BatchNorm1d/2d/3d (running statistics as buffers, torch's options),
+LayerNorm, RMSNorm, GroupNorm and InstanceNorm1d/2d/3d (group norms: statistics per sample and
 group), LocalResponseNorm (across neighbouring channels)."""
 
 from __future__ import annotations
@@ -101,6 +101,10 @@ class BatchNorm2d(_BatchNorm):
     ranks, takes = (4,), "[N, C, H, W]"
 
 
+class BatchNorm3d(_BatchNorm):
+    ranks, takes = (5,), "[N, C, D, H, W]"
+
+
 class LayerNorm(Module):
     def __init__(self, normalized_shape: Any, eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True):
@@ -184,6 +188,10 @@ class _InstanceNorm(Module):
             _affine(self, num_features, True)
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (self.nd + 1, self.nd + 2):
+            raise DlgShapeError(f"{type(self).__name__}: expected {self.nd + 1}-d or "
+                                f"{self.nd + 2}-d input, got shape {list(x.shape)}",
+                                engine.caller_span())
         batched = x if x.ndim == self.nd + 2 else x.unsqueeze(0)
         y = call("instance_norm", batched, weight=self.weight, bias=self.bias, eps=self.eps)
         return y if x.ndim == self.nd + 2 else y.squeeze(0)
@@ -199,6 +207,10 @@ class InstanceNorm1d(_InstanceNorm):
 
 class InstanceNorm2d(_InstanceNorm):
     nd = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    nd = 3
 
 
 class LocalResponseNorm(Module):

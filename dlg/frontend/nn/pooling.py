@@ -1,5 +1,5 @@
-"""Pooling modules with torch.nn's arguments: MaxPool1d/2d (dilation, ceil_mode,
-return_indices), AvgPool1d/2d (ceil_mode, count_include_pad) and the adaptive pools."""
+"""Pooling modules with torch.nn's arguments: MaxPool1d/2d/3d (dilation, ceil_mode,
+return_indices), AvgPool1d/2d/3d (ceil_mode, count_include_pad) and the adaptive pools."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ class MaxPool2d(_MaxPool):
     nd = 2
 
 
+class MaxPool3d(_MaxPool):
+    nd = 3
+
+
 class _AvgPool(Module):
     nd = 2
 
@@ -64,6 +68,10 @@ class AvgPool2d(_AvgPool):
     nd = 2
 
 
+class AvgPool3d(_AvgPool):
+    nd = 3
+
+
 class _AdaptivePool(Module):
     kind, nd = "avg", 2
 
@@ -86,6 +94,10 @@ class AdaptiveAvgPool2d(_AdaptivePool):
     kind, nd = "avg", 2
 
 
+class AdaptiveAvgPool3d(_AdaptivePool):
+    kind, nd = "avg", 3
+
+
 class _AdaptiveMaxPool(_AdaptivePool):
     kind = "max"
 
@@ -103,3 +115,7 @@ class AdaptiveMaxPool1d(_AdaptiveMaxPool):
 
 class AdaptiveMaxPool2d(_AdaptiveMaxPool):
     nd = 2
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPool):
+    nd = 3

@@ -14,6 +14,12 @@ from dlg.ir.types import TensorType
 FLOATS = (DType.f16, DType.f32, DType.f64)
 INTS = (DType.i32, DType.i64)
 NUMERIC = FLOATS + INTS
+SPATIAL_RANKS = (1, 2, 3)  # the spatial dims convolutions and pools take, as PyTorch's
+
+
+def spatial_names(nd: int) -> str:
+    """The spatial dims' letters as PyTorch's docs write them: "L", "H, W", "D, H, W"."""
+    return "L" if nd == 1 else ", ".join("DHW"[3 - nd:])
 
 
 def broadcast_shapes(op: str, *shapes: Shape) -> Shape:

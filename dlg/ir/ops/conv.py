@@ -1,8 +1,8 @@
-"""Convolution: the `conv` primitive (1-D or 2-D, explicit asymmetric padding, groups, no bias;
-PyTorch's cross-correlation), its gradient, and the `conv1d`/`conv2d` composites.
+"""Convolution: the `conv` primitive (1-D, 2-D or 3-D, explicit asymmetric padding, groups, no
+bias; PyTorch's cross-correlation), its gradient, and the `conv1d`/`conv2d`/`conv3d` composites.
 
-`conv1d(x, w, b)` / `conv2d(x, w, b)` take a bias; `conv1d_nobias(x, w)` / `conv2d_nobias(x, w)`
-do not. Padding is `padding` (ints, symmetric per spatial dim) or `auto_pad="same"|"valid"` (an
+`conv2d(x, w, b)` (and its 1-D and 3-D kin) takes a bias; `conv2d_nobias(x, w)` does not.
+Padding is `padding` (ints, symmetric per spatial dim) or `auto_pad="same"|"valid"` (an
 attribute holds one kind, so the PyTorch strings travel in their own attribute, as in ONNX);
 "same" needs stride 1 and puts the odd pad on the high side, like PyTorch. `conv` is a primitive
 because codegen gives it a real kernel.
@@ -25,12 +25,14 @@ from dlg.errors import DlgAttributeError, DlgShapeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import (
     FLOATS,
+    SPATIAL_RANKS,
     check_lengths,
     concrete_dims,
     interleave_zeros,
     pad_or_crop,
     require_dtype,
     same_dtype,
+    spatial_names,
     working_dtype,
 )
 from dlg.ir.ops.opdef import Attr, Trait, defop
@@ -44,9 +46,9 @@ def _conv_infer(x: TensorType, w: TensorType, *, stride: tuple[int, ...],
     require_dtype(op, x, FLOATS)
     same_dtype(op, x, w)
     nd = x.rank - 2
-    if nd not in (1, 2) or w.rank != x.rank:
+    if nd not in SPATIAL_RANKS or w.rank != x.rank:
         raise DlgShapeError(f"{op}: expects input [N, C_in, *spatial] and weight "
-                            f"[C_out, C_in/groups, *kernel] with 1 or 2 spatial dims, got "
+                            f"[C_out, C_in/groups, *kernel] with 1 to 3 spatial dims, got "
                             f"input {x} and weight {w}")
     check_lengths(op, nd, stride=stride, padding=padding, dilation=dilation)
     if min(stride) < 1 or min(dilation) < 1 or groups < 1 or min(min(p) for p in padding) < 0:
@@ -188,7 +190,7 @@ def _weight_grad_vjp(b, n, h):
 CONV = defop("conv", ("x", "w"), _conv_infer, ref=_conv_ref, vjp=_conv_vjp,
              attrs={"stride": Attr("ints"), "padding": Attr("pads"), "dilation": Attr("ints"),
                     "groups": Attr("int")}, traits={Trait.CONTRACTION, Trait.PADDED},
-             doc="PyTorch's convolution (cross-correlation), 1-D or 2-D, without bias.")
+             doc="PyTorch's convolution (cross-correlation), 1-D to 3-D, without bias.")
 
 CONV_WEIGHT_GRAD = defop(
     "conv_weight_grad", ("x", "g"), _weight_grad_infer, ref=_weight_grad_ref,
@@ -243,7 +245,7 @@ def _convnd(nd: int, with_bias: bool) -> None:
                  auto_pad: str) -> dict:
         if x.rank != nd + 2:
             raise DlgShapeError(f"{name}: input must have rank {nd + 2} "
-                                f"([N, C, {', '.join('HW'[2 - nd:])}]), got {x}")
+                                f"([N, C, {spatial_names(nd)}]), got {x}")
         check_lengths(name, nd, stride=stride, padding=padding, dilation=dilation)
         pads = _resolve_pads(name, w, stride, padding, dilation, auto_pad)
         return {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups}
@@ -265,7 +267,7 @@ def _convnd(nd: int, with_bias: bool) -> None:
           doc=f"PyTorch's F.conv{nd}d{'' if with_bias else ' without bias'}.")
 
 
-for _nd in (1, 2):
+for _nd in SPATIAL_RANKS:
     _convnd(_nd, with_bias=True)
     _convnd(_nd, with_bias=False)
 
@@ -281,7 +283,7 @@ def _transposed_infer(name: str, x: TensorType, w: TensorType, *, stride: tuple[
     require_dtype(name, x, FLOATS)
     same_dtype(name, x, w)
     if x.rank != nd + 2 or w.rank != nd + 2:
-        raise DlgShapeError(f"{name}: expects input [N, C_in, {', '.join('HW'[2 - nd:])}] and "
+        raise DlgShapeError(f"{name}: expects input [N, C_in, {spatial_names(nd)}] and "
                             f"weight [C_in, C_out/groups, *kernel], got input {x} and weight {w}")
     check_lengths(name, nd, padding=padding, output_padding=output_padding, dilation=dilation)
     if min(stride) < 1 or min(dilation) < 1 or groups < 1 or min(padding) < 0 \
@@ -331,6 +333,6 @@ def _conv_transposend(nd: int, with_bias: bool) -> None:
               f"transpose (its input gradient), weight [C_in, C_out/groups, *kernel].")
 
 
-for _nd in (1, 2):
+for _nd in SPATIAL_RANKS:
     _conv_transposend(_nd, with_bias=True)
     _conv_transposend(_nd, with_bias=False)

@@ -1,4 +1,4 @@
-"""Pooling: `max_pool` and `avg_pool` over the last 1 or 2 dims with PyTorch's semantics (its
+"""Pooling: `max_pool` and `avg_pool` over the last 1 to 3 dims with PyTorch's semantics (its
 output-size rule with ceil_mode, avg_pool's divisor), and their backward primitives.
 
 `max_pool_grad(x, g)` routes each window's gradient to the first maximum of the window in
@@ -17,7 +17,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dlg.errors import DlgAttributeError, DlgShapeError
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.common import FLOATS, check_lengths, concrete_dims, require_dtype, same_dtype
+from dlg.ir.ops.common import (
+    FLOATS,
+    SPATIAL_RANKS,
+    check_lengths,
+    concrete_dims,
+    require_dtype,
+    same_dtype,
+)
 from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.types import TensorType
 
@@ -29,8 +36,8 @@ def pool_sizes(op: str, x: TensorType, kernel: tuple[int, ...], stride: tuple[in
     """PyTorch's pooling_output_shape, with its argument checks (pools pad at most half the
     kernel; im2col, `any_padding`, pads as much as it likes)."""
     nd = len(kernel)
-    if nd not in (1, 2) or x.rank < nd + 1:
-        raise DlgShapeError(f"{op}: kernel {list(kernel)} needs 1 or 2 spatial dims and an input "
+    if nd not in SPATIAL_RANKS or x.rank < nd + 1:
+        raise DlgShapeError(f"{op}: kernel {list(kernel)} needs 1 to 3 spatial dims and an input "
                             f"of rank at least {nd + 1}, got {x}")
     check_lengths(op, nd, stride=stride, padding=padding, dilation=dilation)
     if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
@@ -95,7 +102,7 @@ MAX_POOL = defop("max_pool", ("x",), _max_pool_infer, ref=_max_pool_ref,
                  attrs={**_POOL_ATTRS, "dilation": Attr("ints", ())},
                  vjp=lambda b, n, g: (b.max_pool_grad(n.inputs[0], g, **n.attrs),),
                  traits={Trait.WINDOW},
-                 doc="PyTorch's max_pool1d/2d over the last 1 or 2 dims; dilation () means 1s.")
+                 doc="PyTorch's max_pool1d/2d/3d over the last 1 to 3 dims; dilation () means 1s.")
 
 
 def _avg_pool_infer(x: TensorType, *, kernel, stride, padding, ceil_mode, count_include_pad
@@ -137,7 +144,8 @@ AVG_POOL = defop("avg_pool", ("x",), _avg_pool_infer, ref=_avg_pool_ref,
                  vjp=lambda b, n, g: (b.avg_pool_grad(g, shape=b.type_of(n.inputs[0]).shape,
                                                       **n.attrs),),
                  traits={Trait.WINDOW},
-                 doc="PyTorch's avg_pool1d/2d over the last 1 or 2 dims, with its divisor rules.")
+                 doc="PyTorch's avg_pool1d/2d/3d over the last 1 to 3 dims, with its divisor "
+                     "rules.")
 
 
 # ---- backward -----------------------------------------------------------------------------------
