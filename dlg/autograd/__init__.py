@@ -1,5 +1,6 @@
 """`dlg.autograd`: torch.autograd's spellings for eager tensors: `grad` (gradients returned,
-not accumulated), `backward` of several tensors at once, and the grad-mode switches."""
+not accumulated), `backward` of several tensors at once, the grad-mode switches, and
+`Function` (an op whose gradient the user writes, dlg.frontend.function)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dlg.frontend.engine import (
     no_grad,
     set_grad_enabled,
 )
+from dlg.frontend.function import Function, FunctionCtx, once_differentiable
 from dlg.frontend.tensor import Tensor, run_graph
 from dlg.ir.anomaly import detect_anomaly, set_anomaly as set_detect_anomaly
 
@@ -71,8 +73,10 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         out.backward(seed, retain_graph, create_graph, inputs)
 
 
-# torch.autograd.functional (jacobian, hessian, vjp, ...), written on `grad` above
-from dlg.autograd import functional  # noqa: E402
+# torch.autograd.functional (jacobian, hessian, vjp, ...), written on `grad` above, and
+# torch.autograd.function's spelling of once_differentiable
+from dlg.autograd import function, functional  # noqa: E402
 
-__all__ = ["backward", "detect_anomaly", "enable_grad", "functional", "grad", "inference_mode",
-           "no_grad", "set_detect_anomaly", "set_grad_enabled"]
+__all__ = ["Function", "FunctionCtx", "backward", "detect_anomaly", "enable_grad", "function",
+           "functional", "grad", "inference_mode", "no_grad", "once_differentiable",
+           "set_detect_anomaly", "set_grad_enabled"]

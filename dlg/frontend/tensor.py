@@ -25,6 +25,7 @@ from dlg.ir.graph import Graph, Value
 from dlg.functions import FUNCTIONS
 from dlg.functions.call import bind
 from dlg.ir.ops import REGISTRY
+from dlg.ir.ops.custom import PY_FUNCTION
 from dlg.ir.ops.elementwise import WHERE
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.ops.nn import DROPOUT
@@ -297,6 +298,8 @@ class _Eager:
     def emit(self, opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
         if opdef is DROPOUT:
             return self._dropout(inputs[0], **attrs)
+        if opdef is PY_FUNCTION:  # an autograd.Function's node, replayed (create_graph)
+            return attrs["fn"].eager(inputs)
         if opdef in (CROSS_ENTROPY, NLL_LOSS):
             _check_classes(opdef.name, inputs[0], inputs[1], attrs.get("ignore_index", -100))
         return apply(opdef, *inputs, **attrs)

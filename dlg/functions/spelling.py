@@ -21,6 +21,7 @@ from dlg.ir.ops import conv as conv_ops
 from dlg.ir.ops import elementwise as ew
 from dlg.ir.ops import losses, nn, pool, reduce, shape, source
 from dlg.ir.ops.control import SCAN
+from dlg.ir.ops.custom import CUSTOM_VJP, PY_FUNCTION
 from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops.im2col import IM2COL
 from dlg.ir.ops import sort as ordering
@@ -250,6 +251,8 @@ UNSPELLED: dict[OpDef, str] = {
     conv_ops.CONV_WEIGHT_GRAD: "a gradient", pool.MAX_POOL_GRAD: "a gradient",
     pool.AVG_POOL_GRAD: "a gradient", shape.SCATTER_ADD: "a gradient (take's transpose)",
     IM2COL: "made by the compiler (passes/im2col.py)",
+    CUSTOM_VJP: "a traced autograd.Function, whose forward and backward are Python",
+    PY_FUNCTION: "an eager autograd.Function: Python code",
 }
 
 

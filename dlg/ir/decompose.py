@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.ops.opdef import OpDef
+from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.rewrite import copy_graph, copy_nodes
 from dlg.ir.types import TensorType
 
@@ -33,13 +33,14 @@ def copy_into(b: Builder, sub: Graph, args: list[Value]) -> list[Value]:
     return [mapping[v] for _, v in sub.outputs]
 
 
-def decompose(g: Graph) -> Graph:
-    """A copy of `g` where every composite node is replaced by its primitives."""
-    if not any(n.op.is_composite for n in g):
+def decompose(g: Graph, keep: Trait | None = None) -> Graph:
+    """A copy of `g` where every composite node is replaced by its primitives, but those whose
+    op has the trait `keep` (autodiff keeps `OWN_GRADIENT` ones: their VJP is the user's)."""
+    if not any(n.op.is_composite and keep not in n.op.traits for n in g):
         return g
 
     def expand(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Value, ...] | None:
-        if not node.op.is_composite:
+        if not node.op.is_composite or keep in node.op.traits:
             return None
         return inline_composite(b, node.op, inputs, dict(node.attrs))
     return copy_graph(g, expand)

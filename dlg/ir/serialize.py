@@ -114,6 +114,9 @@ def _encode(op: OpDef, name: str, v: Any) -> Any:
         return list(v)
     if kind == "pads":
         return [list(p) for p in v]
+    if kind == "object":
+        raise DlgValueError(f"{op.name}: a graph running Python (an eager autograd.Function) "
+                            "cannot be saved; trace the model (dlg.trace) to save it")
     return v
 
 

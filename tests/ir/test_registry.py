@@ -134,8 +134,9 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     "hinge_embedding_loss": ((f(3, 4), np.sign(f(3, 4) - 1).astype(np.int64)), {"margin": 1.2}),
     "margin_ranking_loss": ((f(3), f(3), np.sign(f(3) - 1)), {"margin": 0.1}),
 }
-# graph sources fed by the caller, and scan (tested with bodies in tests/grammar)
-NOT_HERE = {"input", "param", "scan"}
+# graph sources fed by the caller, scan (tested with bodies in tests/grammar), and the ops of
+# autograd.Function, whose bodies and VJPs are the user's Python (tests/frontend/test_function.py)
+NOT_HERE = {"input", "param", "scan", "custom_vjp", "py_function"}
 
 
 def test_every_op_has_a_case():
@@ -161,7 +162,9 @@ def test_op_is_primitive_or_composite(name):
 
 
 # ---- completeness for the compiler, from the traits ---------------------------------------------
-PRIMITIVES = sorted(name for name, op in REGISTRY.items() if not op.is_composite)
+# (an op running Python, an eager autograd.Function, lives on eager tapes only: never compiled)
+PRIMITIVES = sorted(name for name, op in REGISTRY.items()
+                    if not op.is_composite and Trait.PYTHON not in op.traits)
 # the traits that tell fusion how to treat an op (passes/fuse.py)
 FUSION_CLASSES = {Trait.ELEMENTWISE, Trait.VIEW, Trait.MOVEMENT, Trait.REDUCTION,
                   Trait.CONTRACTION, Trait.WINDOW, Trait.OWN_KERNEL, Trait.SOURCE, Trait.CHEAP}

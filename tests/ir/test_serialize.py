@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dlg.errors import DlgError, Span
-from dlg.ir import REGISTRY, Graph, Value
+from dlg.ir import REGISTRY, Builder, Graph, TensorType, Value
 from dlg.ir.printer import format_graph
 from dlg.ir.serialize import FORMAT_VERSION, dumps, graph_from_json, graph_to_json, loads
 from dlg.ir.verify import verify
@@ -29,7 +29,19 @@ def _kinds(g: Graph) -> set[str]:
 
 def test_sample_graph_covers_every_attr_kind_the_ops_use():
     used = {a.kind.rstrip("?") for op in REGISTRY.values() for a in op.attrs.values()}
-    assert used <= _kinds(every_attr_kind())
+    assert used - {"object"} <= _kinds(every_attr_kind())  # object: refused below
+
+
+def test_a_graph_running_python_is_refused():
+    """An eager autograd.Function's node holds Python (`object` attributes): no JSON for it."""
+    g = Graph("f")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[2]"))
+    fn = type("Twice", (), {"infer": lambda self, types: types,
+                            "compute": lambda self, arrays: [2 * a for a in arrays]})()
+    g.set_output("y", b.emit(REGISTRY["py_function"], x, fn=fn)[0])
+    with pytest.raises(DlgError, match="py_function: a graph running Python"):
+        graph_to_json(g)
 
 
 @pytest.mark.parametrize("make", [tiny, recurrent, every_attr_kind])

@@ -2,10 +2,11 @@
 
 `grad(graph, loss, wrt)` returns a new graph computing the forward outputs *and* the gradient
 of the scalar output `loss` with respect to parameters (or inputs), as outputs named
-`grad.<name>`. It is micrograd's walk over IR: decompose composites, copy the forward graph,
-seed the loss with 1, visit the nodes between the sources and the loss in reverse order, call
-each op's `vjp` rule (which builds IR), sum cotangents back to the input's shape where the op
-broadcast, and add up cotangents of values used several times. The result is an ordinary graph:
+`grad.<name>`. It is micrograd's walk over IR: decompose composites (all but OWN_GRADIENT ones,
+a traced autograd.Function, whose VJP is the user's), copy the forward graph, seed the loss
+with 1, visit the nodes between the sources and the loss in reverse order, call each op's `vjp`
+rule (which builds IR), sum cotangents back to the input's shape where the op broadcast, and add
+up cotangents of values used several times. The result is an ordinary graph:
 the interpreter runs it, the printer prints it, and `grad` of it gives second derivatives.
 
 `vjp_graph(body)` is the same walk for a graph with several outputs and given cotangents: scan's
@@ -35,7 +36,7 @@ def grad(graph: Graph, loss: str = "loss", wrt: Sequence[str] | None = None) -> 
     the loss does not read gets no gradient output, as torch leaves its `.grad` None). A name
     given explicitly that the loss does not read gets a zero gradient.
     """
-    forward = decompose(graph)
+    forward = decompose(graph, keep=Trait.OWN_GRADIENT)
     outputs = dict(forward.outputs)
     if loss not in outputs:
         raise DlgNameError(f"grad: {graph.name} has no output {loss!r} "
@@ -69,7 +70,7 @@ def grad(graph: Graph, loss: str = "loss", wrt: Sequence[str] | None = None) -> 
 def vjp_graph(body: Graph) -> Graph:
     """A graph taking (body's inputs..., a cotangent per body output...) and returning a
     cotangent per body input (zeros for integer inputs and inputs no output depends on)."""
-    forward = decompose(body)
+    forward = decompose(body, keep=Trait.OWN_GRADIENT)
     out = Graph(f"{body.name}.vjp", span=body.span)
     b = Builder(out, body.span)
     inputs = [node.out for node in forward.inputs]

@@ -7,6 +7,7 @@ from dlg.ir.ops import (  # noqa: F401  (importing a family registers its ops)
     arith,
     control,
     conv,
+    custom,
     elementwise,
     gather,
     im2col,

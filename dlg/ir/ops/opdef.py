@@ -57,11 +57,13 @@ class Trait(Enum):
     BUFFER = "buffer"              # a source already in memory (input, param, constant)
     RANDOM = "random"              # fresh samples each run: never folded nor merged
     SHAPE_ONLY = "shape_only"      # reads its input's shape, never its data (numel)
+    OWN_GRADIENT = "own_gradient"  # a composite autodiff keeps whole: its VJP is the user's
+    PYTHON = "python"              # runs Python (an eager autograd.Function): eager tapes only
 
 
 # Attribute kinds and the Python values they accept.
 ATTR_KINDS = ("int", "float", "bool", "str", "ints", "dims", "axes", "pads", "dtype", "graph",
-              "array", "float?", "int?")
+              "array", "float?", "int?", "object")  # object: any Python value (Trait.PYTHON ops)
 
 
 @dataclass(frozen=True)
