@@ -1,6 +1,7 @@
 """Module API torch programs use beyond the core, against torch: dtype conversion (`double`,
 `float`, `half`, `to(dtype)`, `to(device, dtype)`), lookup by dotted name, forward hooks with
-removable handles, and gradient hooks on tensors (`Tensor.register_hook`)."""
+removable handles, gradient hooks on tensors (`Tensor.register_hook`) and modules' full
+backward hooks."""
 
 from __future__ import annotations
 
@@ -162,6 +163,66 @@ def test_autograd_grad_runs_gradient_hooks_as_torch():
         return [lib.autograd.grad((h * h).sum(), t)[0].tolist() for t in (x, h)]
 
     assert grads(dlg) == grads(torch)
+
+
+def _backward_hooked(lib, log):
+    """Grad-CAM's capture, guided backprop's replacement, a pre-hook scaling grad_output, a
+    two-input module, a removed hook, and a first layer whose input needs no gradient."""
+    nn = lib.nn
+
+    class Pair(nn.Module):
+        def forward(self, a, scale, b):
+            return a * b * scale, a - b
+
+    first, act, last, pair = nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), Pair()
+    weights = np.random.default_rng(1).standard_normal(3 * 4 + 4 + 4 * 2 + 2)
+    for p in (*first.parameters(), *last.parameters()):
+        with lib.no_grad():
+            p.copy_(lib.tensor(weights[:p.numel()].reshape(p.shape)))
+        weights = weights[p.numel():]
+    arrays = lambda gs: [None if g is None else g.tolist() for g in gs]  # noqa: E731
+    first.register_full_backward_hook(
+        lambda m, gi, go: log.append(("first", arrays(gi), arrays(go))))
+    act.register_full_backward_hook(lambda m, gi, go: (gi[0].clamp(min=0.0),))
+    last.register_full_backward_pre_hook(lambda m, go: (go[0] * 3,))
+    pair.register_full_backward_hook(
+        lambda m, gi, go: log.append(("pair", arrays(gi), arrays(go))) or (gi[0], None, -gi[2]))
+    pair.register_full_backward_hook(lambda m, gi, go: log.append("removed")).remove()
+    x = lib.tensor([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0]])
+    a = lib.tensor([1.0, 2.0], requires_grad=True)
+    b = lib.tensor([3.0, -1.0], requires_grad=True)
+    out = last(act(first(x)))
+    p, q = pair(a, 2.0, b)
+    (out.pow(2).sum() + (p * q).sum()).backward()
+    return [first.weight.grad.tolist(), last.weight.grad.tolist(), a.grad.tolist(),
+            b.grad.tolist()]
+
+
+def test_full_backward_hooks_as_torch():
+    ours, theirs = [], []
+    for got, want in zip(_backward_hooked(dlg, ours), _backward_hooked(torch, theirs)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert len(ours) == len(theirs) == 2
+    for (name, gi, go), (want_name, want_gi, want_go) in zip(ours, theirs):
+        assert name == want_name
+        for got, want in zip(gi + go, want_gi + want_go):
+            assert (got is None) == (want is None)
+            if want is not None:
+                np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_backward_hooks_are_left_out_of_traces_and_no_grad():
+    m = dlg.nn.Linear(2, 2)
+    calls = []
+    m.register_full_backward_hook(lambda *a: calls.append(a))
+    exe = dlg.compile(m, np.ones((3, 2), np.float32))
+    np.testing.assert_allclose(exe(np.ones((3, 2), np.float32)),
+                               m(dlg.ones(3, 2)).detach().numpy(), rtol=1e-6)
+    with dlg.no_grad():
+        assert m(dlg.ones(3, 2)).record is None
+    assert not calls
+    with pytest.raises(DlgValueError, match="register_full_backward_hook"):
+        m.register_backward_hook(print)
 
 
 def _causal_conv(lib):
