@@ -18,7 +18,7 @@ from dlg.functions import sort as ordering
 from dlg.functions import elementwise, linalg
 from dlg.functions.elementwise import ELEMENTWISE, matmul, where
 from dlg.functions.masking import index_fill, masked_fill, tril, triu
-from dlg.functions import attention, norms, pooling, resample, shuffle
+from dlg.functions import attention, grid_sample, norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
 from dlg.functions import class_losses
@@ -84,6 +84,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "adaptive_max_pool2d": pooling.adaptive_max_pool2d,
     "adaptive_max_pool3d": pooling.adaptive_max_pool3d, "unfold": pooling.unfold,
     "fold": pooling.fold, "interpolate": resample.interpolate,
+    "grid_sample": grid_sample.grid_sample, "affine_grid": grid_sample.affine_grid,
     "pixel_shuffle": shuffle.pixel_shuffle, "pixel_unshuffle": shuffle.pixel_unshuffle,
     "linear": nn.linear, "bilinear": nn.bilinear, "embedding": nn.embedding,
     "one_hot": nn.one_hot,
