@@ -52,6 +52,8 @@ def sections() -> dict[str, list[str]]:
         "`dlg.nn.functional`": _functions(F),
         "`dlg.nn` modules": _classes(nn, nn.Module),
         "`dlg.optim`": _classes(optim, optim.Optimizer),
+        "`dlg.autograd`": _public(n for n in dlg.autograd.__all__
+                                  if not inspect.ismodule(getattr(dlg.autograd, n))),
         "`dlg.autograd.functional`": _public(dlg.autograd.functional.__all__),
         "`dlg.amp`": _public(dlg.amp.__all__),
     }

@@ -140,9 +140,10 @@ _FLOAT_TARGET = ("mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_en
                  "hinge_embedding_loss")
 globals().update({name: _float_target(name) for name in _FLOAT_TARGET})
 one_hot, embedding, batch_norm = stateful.one_hot, stateful.embedding, stateful.batch_norm
+embedding_bag = stateful.embedding_bag
 
 __all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "op", "relu", "tensor",
-           "where", "one_hot", "embedding", "batch_norm",
+           "where", "one_hot", "embedding", "embedding_bag", "batch_norm",
            *_FLOAT_TARGET]
 __all__ += sorted(set(_generated) - set(__all__))
 

@@ -1,7 +1,8 @@
-"""torch.nn.functional's one_hot, embedding and batch_norm as Python calls them: the parts that
-read index values or change tensors in place, which only the eager front door can do (one_hot's
-class count and range check, embedding's max_norm, batch_norm's running statistics). The rest
-is the shared user-facing function of `dlg.functions`."""
+"""torch.nn.functional's one_hot, embedding, embedding_bag and batch_norm as Python calls them:
+the parts that read index values or change tensors in place, which only the eager front door can
+do (one_hot's class count and range check, embedding's max_norm, embedding_bag's offsets check,
+batch_norm's running statistics). The rest is the shared user-facing functions of
+`dlg.functions`."""
 
 from __future__ import annotations
 
@@ -67,6 +68,99 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None,  # noq
         row = np.arange(rows)[:, None] == padding_idx % rows
         weight = call("where", row, weight.detach(), weight)
     return call("embedding", input, weight)
+
+
+_BAG_REDUCE = {"sum": "sum", "mean": "mean", "max": "amax"}
+
+
+def embedding_bag(input: Any, weight: Tensor, offsets: Any = None,  # noqa: A002
+                  max_norm: float | None = None, norm_type: float = 2.0,
+                  scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False,
+                  per_sample_weights: Any = None, include_last_offset: bool = False,
+                  padding_idx: int | None = None) -> Tensor:
+    """torch's F.embedding_bag: the rows each bag looks up, reduced by `mode` (sum, mean, max;
+    an empty bag is zeros) into one row per bag. Bags are the rows of a 2-d input, or the runs of
+    a 1-d input starting at `offsets` (its last entry the end with `include_last_offset`);
+    `per_sample_weights` scale the rows (sum only); `padding_idx` entries are left out (nor
+    counted by mean). Composed of embedding and scatter_reduce over each entry's bag number, so
+    it differentiates, traces and compiles as they do."""
+    where = "embedding_bag"
+    if scale_grad_by_freq or sparse:
+        raise DlgValueError(f"{where}: scale_grad_by_freq and sparse gradients are not "
+                            "supported", engine.caller_span())
+    if mode not in _BAG_REDUCE:
+        raise DlgValueError(f"{where}: mode must be 'sum', 'mean' or 'max', got {mode!r}",
+                            engine.caller_span())
+    input, rows = _t(input), weight.shape[0]
+    if per_sample_weights is not None:
+        per_sample_weights = _t(per_sample_weights)
+        if mode != "sum":
+            raise DlgValueError(f"{where}: per_sample_weights is only supported for "
+                                f"mode='sum' (got mode={mode!r})", engine.caller_span())
+        if per_sample_weights.shape != input.shape:
+            raise DlgValueError(f"{where}: per_sample_weights {list(per_sample_weights.shape)} "
+                                f"must have the input's shape {list(input.shape)}",
+                                engine.caller_span())
+    if max_norm is not None:
+        _renormalize(input, weight, max_norm, norm_type)
+    if input.ndim == 2:
+        if offsets is not None:
+            raise DlgValueError(f"{where}: with a 2-d input (one bag per row), offsets must be "
+                                "None", engine.caller_span())
+        bags, length = input.shape
+        bag = call("arange", bags).unsqueeze(1).expand(bags, length).reshape(-1)
+        input = input.reshape(-1)
+        valid = None
+    elif input.ndim == 1:
+        bag, valid, bags = _bags(input, offsets, include_last_offset)
+    else:
+        raise DlgValueError(f"{where}: input must be 1-d (with offsets) or 2-d, got "
+                            f"{list(input.shape)}", engine.caller_span())
+    if padding_idx is not None:
+        if not -rows <= padding_idx < rows:
+            raise DlgValueError(f"{where}: padding_idx must be within num_embeddings ({rows}), "
+                                f"got {padding_idx}", engine.caller_span())
+        kept = input != padding_idx % rows
+        valid = kept if valid is None else valid & kept
+    if valid is not None:  # left-out entries go to one more bag, dropped at the end
+        bag = call("where", valid, bag, call("zeros_like", bag) + bags)  # (bags: maybe N)
+    looked_up = call("embedding", input, weight)
+    if per_sample_weights is not None:
+        looked_up = looked_up * per_sample_weights.reshape(-1).unsqueeze(1)
+    dim = weight.shape[1]
+    zeros = call("zeros", (bags + 1, dim), dtype=weight.dtype)
+    out = call("scatter_reduce", zeros, 0, bag.unsqueeze(1).expand(-1, dim), looked_up,
+               _BAG_REDUCE[mode], include_self=False)
+    return out[:bags]
+
+
+def _bags(input: Tensor, offsets: Any, include_last_offset: bool) -> tuple[Tensor, Any, Any]:
+    """Each entry's bag number (the count of offsets at or before it, less one), which entries
+    are in a bag (those before the last offset, with include_last_offset), and the bag count."""
+    if offsets is None:
+        raise DlgValueError("embedding_bag: a 1-d input needs offsets (where each bag starts)",
+                            engine.caller_span())
+    offsets = _t(offsets)
+    if offsets.ndim != 1 or offsets.dtype not in (DType.i32, DType.i64):
+        raise DlgValueError(f"embedding_bag: offsets must be a 1-d integer tensor, got "
+                            f"{offsets.type}", engine.caller_span())
+    n = input.shape[0]
+    if offsets.graph_value is None:  # the data is here: torch's checks
+        values = offsets.numpy_view()
+        if values.size and (values[0] != 0 or (np.diff(values) < 0).any() or values[-1] > n):
+            raise DlgValueError(f"embedding_bag: offsets must start at 0 and not decrease "
+                                f"nor pass the input's length {n}, got {values.tolist()}",
+                                engine.caller_span())
+        if include_last_offset and (not values.size or values[-1] != n):
+            # torch sums up to the last offset but divides a mean by the count to the end
+            raise DlgValueError(f"embedding_bag: with include_last_offset, the last offset "
+                                f"ends the last bag: it must be the input's length {n}, got "
+                                f"{values.tolist()}", engine.caller_span())
+    positions = call("arange", n)
+    starts = offsets[:-1] if include_last_offset else offsets
+    bag = (starts.unsqueeze(0) <= positions.unsqueeze(1)).to(DType.i64).sum(1) - 1
+    valid = positions < offsets[-1] if include_last_offset else None
+    return bag, valid, starts.shape[0]
 
 
 def assign(buffer: Tensor, value: Tensor, what: str) -> None:

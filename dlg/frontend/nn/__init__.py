@@ -53,6 +53,7 @@ from dlg.frontend.nn.layers import (  # noqa: F401
     Dropout1d,
     Dropout2d,
     Embedding,
+    EmbeddingBag,
     FeatureAlphaDropout,
     Flatten,
     Identity,

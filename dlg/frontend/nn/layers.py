@@ -206,3 +206,51 @@ class Embedding(Module):
         if self.max_norm is not None:
             s += f", max_norm={self.max_norm}"
         return s
+
+
+class EmbeddingBag(Embedding):
+    """Embedding's rows reduced per bag by `mode` (F.embedding_bag): bags are the rows of a 2-d
+    input, or runs of a 1-d input starting at `offsets`."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, max_norm: float | None = None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
+                 sparse: bool = False, _weight: Any = None, include_last_offset: bool = False,
+                 padding_idx: int | None = None):
+        super().__init__(num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
+                         scale_grad_by_freq, sparse)
+        if mode not in ("sum", "mean", "max"):
+            raise DlgValueError(f"EmbeddingBag: mode must be 'sum', 'mean' or 'max', got "
+                                f"{mode!r}", engine.caller_span())
+        self.mode, self.include_last_offset = mode, include_last_offset
+        if _weight is not None:
+            np.copyto(self.weight.numpy_view(), np.asarray(
+                _weight.numpy_view() if isinstance(_weight, Tensor) else _weight),
+                casting="same_kind")
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Any, freeze: bool = True,  # type: ignore[override]
+                        max_norm: float | None = None, norm_type: float = 2.0,
+                        scale_grad_by_freq: bool = False, mode: str = "mean",
+                        sparse: bool = False, include_last_offset: bool = False,
+                        padding_idx: int | None = None) -> EmbeddingBag:
+        rows = np.asarray(embeddings.numpy_view() if isinstance(embeddings, Tensor)
+                          else embeddings)
+        module = cls(*rows.shape, max_norm, norm_type, scale_grad_by_freq, mode, sparse, rows,
+                     include_last_offset, padding_idx)
+        module.weight.requires_grad_(not freeze)
+        return module
+
+    def forward(self, input: Any, offsets: Any = None,  # type: ignore[override]  # noqa: A002
+                per_sample_weights: Any = None) -> Tensor:
+        return stateful.embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                                      False, self.mode, False, per_sample_weights,
+                                      self.include_last_offset, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        s += f", mode='{self.mode}'"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
