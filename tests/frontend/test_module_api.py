@@ -257,3 +257,15 @@ def test_modules_and_parameters_before_super_init_are_errors(value):
     with pytest.raises(DlgValueError, match=r"Early.__init__ must call super\(\).__init__\(\) "
                                             r"before assigning 'layer'"):
         Early()
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_module_zero_grad_and_register_module_as_torch(set_to_none):
+    def grads(lib):
+        m = lib.nn.Module()
+        m.register_module("fc", lib.nn.Linear(2, 1))
+        m.fc(lib.ones(3, 2)).sum().backward()
+        m.zero_grad(set_to_none=set_to_none)
+        return [None if p.grad is None else p.grad.tolist() for p in m.parameters()]
+
+    assert grads(dlg) == grads(torch)

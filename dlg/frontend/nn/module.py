@@ -96,6 +96,10 @@ class Module(Hooks, ModuleAPI):
     def add_module(self, name: str, module: Module | None) -> None:
         self._modules[name] = module
 
+    def register_module(self, name: str, module: Module | None) -> None:
+        """torch's alias of add_module."""
+        self.add_module(name, module)
+
     def apply(self, fn: Any) -> Module:
         """fn(m) for every submodule, children first, then this module (torch's order)."""
         for child in self._modules.values():
@@ -225,9 +229,14 @@ class Module(Hooks, ModuleAPI):
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Every parameter's gradient dropped (torch's default), or with `set_to_none=False`
+        set to zeros in place, as the optimizers' zero_grad."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
 
     def __repr__(self) -> str:
         """As torch prints it: the options on one line, or one line each with the children."""
