@@ -266,6 +266,13 @@ class Kernel:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
 
+    @staticmethod
+    def over(name: str, body: tuple[Stmt, ...]) -> Kernel:
+        """The kernel running `body`, its reads and writes found in it."""
+        writes = buffers_written(body)
+        return Kernel(name, body, tuple(b for b in buffers_read(body) if b not in writes),
+                      tuple(writes))
+
 
 def walk(e: Expr) -> Iterator[Expr]:
     """`e` and its subexpressions, each distinct node once: expressions are DAGs (a gradient's
@@ -304,25 +311,31 @@ def independent(loop: Loop) -> bool:
     return all(not (isinstance(e, Load) and e.buffer == s.buffer) for e in walk(s.value))
 
 
-def substitute(e: Expr, values: dict[str, Expr]) -> Expr:
-    """`e` with the variables named in `values` replaced (a shared subexpression once: its
-    copy is shared too)."""
+def substitute(e: Expr, values: dict[str, Expr], buffers: dict[str, str] | None = None,
+               loads: dict[str, Expr] | None = None) -> Expr:
+    """`e` with the variables named in `values` replaced, its loads from the buffers named in
+    `buffers` reading the buffers they map to, and its loads from those in `loads` replaced by
+    the values given (a shared subexpression once: its copy is shared too)."""
     memo: dict[int, Expr] = {}
+    renamed, forwarded = buffers or {}, loads or {}
 
     def sub(e: Expr) -> Expr:
         done = memo.get(id(e))
         if done is None:
-            done = memo[id(e)] = _substituted(e, sub, values)
+            done = memo[id(e)] = _substituted(e, sub, values, renamed, forwarded)
         return done
     return sub(e)
 
 
-def _substituted(e: Expr, sub: Callable[[Expr], Expr], values: dict[str, Expr]) -> Expr:
+def _substituted(e: Expr, sub: Callable[[Expr], Expr], values: dict[str, Expr],
+                 buffers: dict[str, str], loads: dict[str, Expr]) -> Expr:
     if isinstance(e, Var):
         return values.get(e.name, e)
     if isinstance(e, Load):
-        return Load(e.dtype, e.buffer, sub(e.index), None if e.guard is None else sub(e.guard),
-                    e.other)
+        if e.buffer in loads:
+            return loads[e.buffer]
+        return Load(e.dtype, buffers.get(e.buffer, e.buffer), sub(e.index),
+                    None if e.guard is None else sub(e.guard), e.other)
     if isinstance(e, Op):
         return Op(e.dtype, e.op, tuple(sub(a) for a in e.args))
     if isinstance(e, Reduce):
@@ -356,6 +369,20 @@ def buffers_read(stmts: tuple[Stmt, ...]) -> list[str]:
             out += [s.a.buffer, s.b.buffer] + buffers_read(s.epilogue + s.otherwise)
             exprs = s.exprs()
         out += [e.buffer for x in exprs for e in walk(x) if isinstance(e, Load)]
+    return list(dict.fromkeys(out))
+
+
+def buffers_written(stmts: tuple[Stmt, ...]) -> list[str]:
+    out: list[str] = []
+    for s in stmts:
+        if isinstance(s, (Store, Fill)):
+            out.append(s.buffer)
+        elif isinstance(s, Copy):
+            out.append(s.dst)
+        elif isinstance(s, (Loop, IfFinite)):
+            out += buffers_written(s.body)
+        elif isinstance(s, CallScan):
+            out += [slot.buffer for slot in s.slots]
     return list(dict.fromkeys(out))
 
 

@@ -35,7 +35,6 @@ from dlg.compiler.kernel_ir import (
     Stmt,
     Store,
     Var,
-    buffers_read,
 )
 from dlg.compiler.lower_rules import SCATTERS, lowering_for
 from dlg.compiler.passes.fuse import Fusion, fuse
@@ -166,10 +165,7 @@ class Lowering:
         return self.p
 
     def emit(self, name: str, body: list[Stmt]) -> None:
-        writes = _written(body)
-        self.p.kernels.append(Kernel(f"k{len(self.p.kernels)}_{name}"[:60], tuple(body),
-                                     tuple(b for b in buffers_read(tuple(body))
-                                           if b not in writes), tuple(writes)))
+        self.p.kernels.append(Kernel.over(f"k{len(self.p.kernels)}_{name}"[:60], tuple(body)))
 
     def kernel_for(self, node: Node) -> None:
         if node.op is SCAN:
@@ -309,17 +305,3 @@ class Lowering:
         return self.buffer_of[v]
 
 
-def _written(stmts: list[Stmt]) -> list[str]:
-    out: list[str] = []
-    for s in stmts:
-        if isinstance(s, (Store, Fill)):
-            out.append(s.buffer)
-        elif isinstance(s, Copy):
-            out.append(s.dst)
-        elif isinstance(s, Loop):
-            out += _written(list(s.body))
-        elif isinstance(s, IfFinite):
-            out += _written(list(s.body))
-        elif isinstance(s, CallScan):
-            out += [slot.buffer for slot in s.slots]
-    return list(dict.fromkeys(out))

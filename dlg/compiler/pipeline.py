@@ -50,6 +50,7 @@ from dlg.compiler.passes.simplify import simplify
 from dlg.compiler.passes.sink import sink
 from dlg.compiler.passes.widen_half import widen_half
 from dlg.compiler.merge_loops import merge_loops
+from dlg.compiler.update_in_place import update_in_place
 from dlg.compiler.schedule import schedule
 from dlg.errors import DlgError, DlgValueError
 from dlg.files import write_text
@@ -267,7 +268,7 @@ def compile_graph(g: Graph, loss: str | None = None,
         options.dump("llvm", lambda: str(module))
         return Compiled(g, fusion, program, module)
     with options.stage("schedule"):
-        program = merge_loops(schedule(program, host_target()))
+        program = update_in_place(merge_loops(schedule(program, host_target())))
     options.dump("schedule", lambda: format_program(program))
     with options.stage("llvm"):
         module = build_module(program, profile=options.profile, anomaly=options.anomaly)

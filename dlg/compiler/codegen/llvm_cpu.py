@@ -274,6 +274,8 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
                 emitter.parallel(spread, chunk, _trampoline(m, chunk), len(dims))
             elif isinstance(s, Gemm):
                 emit_gemm(emitter, s, top)
+            elif isinstance(s, IfFinite):  # an update written in place: its loops stay parallel
+                emitter.if_finite(s.buffer, functools.partial(top, s.body))
             else:
                 emitter.stmt(s)
     top(kernel.body)
@@ -465,18 +467,24 @@ class Emitter:
             self.loop("copy", self.expr(s.count),
                       lambda i: self.store(s.dst, i, self.load(s.src, i)))
         elif isinstance(s, IfFinite):
-            x = self.load(s.buffer, I64(0))
-            finite = self.b.fcmp_ordered("<", self.b.call(self.s.intrinsic("llvm.fabs", x.type),
-                                                          [x]), ir.Constant(x.type, float("inf")))
-            with self.b.if_then(finite):
+            def body() -> None:
                 for inner in s.body:
                     self.stmt(inner)
+            self.if_finite(s.buffer, body)
         elif isinstance(s, CallScan):
             self.call_scan(s)
         elif isinstance(s, Tile):
             emit_tile(self, s)
         else:
             raise TypeError(s)
+
+    def if_finite(self, buffer: str, then: Callable[[], object]) -> None:
+        """`then()`'s code, run only when the scalar in `buffer` is finite."""
+        x = self.load(buffer, I64(0))
+        finite = self.b.fcmp_ordered("<", self.b.call(self.s.intrinsic("llvm.fabs", x.type), [x]),
+                                     ir.Constant(x.type, float("inf")))
+        with self.b.if_then(finite):
+            then()
 
     def call_scan(self, s: CallScan) -> None:
         """The body called once per step with a table of its buffers' pointers at that step. A

@@ -1,0 +1,119 @@
+"""Optimizer updates written into the parameters and state by the kernels computing them: every
+optimizer's compiled step against the interpreter, a non-finite step changing nothing, and the
+kernels that must keep the copy (an old value read later, a value read elsewhere)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.compiler.kernel_ir import I64, Const, Copy, IfFinite, Kernel, Load, Loop, Op, Store, Var
+from dlg.compiler.lower import Buffer, Program
+from dlg.compiler.update_in_place import update_in_place
+from dlg.errors import DlgValueError
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.elementwise import ADD
+from tests.compiler.test_optimizers import CASES
+
+MODEL = """model M { input x: f32[N, 3] layer fc = Linear(3, 5) layer out = Linear(5, 2)
+                  output y = out(tanh(fc(x))) }
+train M { input t: f32[N, 2] loss = mse_loss(y, t) optimizer = %s }"""
+
+
+def spelled(value) -> str:
+    """A hyperparameter as a .dlg train section writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(spelled, value)) + ")"
+    return "none" if value is None else repr(value)
+
+
+def optimizer_text(name: str, hyper: dict) -> str:
+    return f"{name}({', '.join(f'{k}={spelled(v)}' for k, v in hyper.items())})"
+
+
+def stepped(source: str, compiled: bool, steps: int = 6) -> tuple[dict, dict]:
+    m = dlg.loads(source, seed=0)
+    step = m.train_step(compiled=compiled)
+    rng = np.random.default_rng(1)
+    for _ in range(steps):
+        step(x=rng.standard_normal((4, 3)).astype(np.float32),
+             t=rng.standard_normal((4, 2)).astype(np.float32))
+    return ({k: v.copy() for k, v in m.params.items()},
+            {k: np.array(v, copy=True) for k, v in step.state.items()})
+
+
+@pytest.mark.parametrize("name, hyper", CASES, ids=[f"{n}-{'-'.join(h)}" for n, h in CASES])
+def test_every_optimizer_compiled_in_place_matches_the_interpreter(name, hyper):
+    source = MODEL % optimizer_text(name, hyper)
+    (params, state), (want_params, want_state) = stepped(source, True), stepped(source, False)
+    for k, v in {**want_params, **want_state}.items():
+        np.testing.assert_allclose({**params, **state}[k], v, rtol=2e-5, atol=1e-6, err_msg=k)
+
+
+def test_the_weights_are_written_by_the_kernels_that_compute_them():
+    """SGD with momentum: no copy of a weight or a momentum is left; the step counter, which
+    every update reads, is still copied last."""
+    p = dlg.compile(dlg.loads(MODEL % "SGD(lr=0.1, momentum=0.9)")).train_step().native.program
+    last = p.kernels[-1]
+    assert last.name.endswith("update_state")
+    (guard,) = last.body
+    assert isinstance(guard, IfFinite) and [c.dst for c in guard.body] == ["p.optimizer.step"]
+    writers = {b for k in p.kernels[:-1] for b in k.writes}
+    assert {"p.fc.weight", "p.out.bias", "p.optimizer.fc.weight.momentum_buffer"} <= writers
+
+
+def test_a_step_with_a_non_finite_loss_changes_nothing():
+    m = dlg.loads(MODEL % "Adam(lr=0.1)", seed=0)
+    step = m.train_step(compiled=True)
+    x, t = np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)
+    step(x=x, t=t)
+    before = ({k: v.copy() for k, v in m.params.items()},
+              {k: np.array(v, copy=True) for k, v in step.state.items()})
+    with pytest.raises(DlgValueError, match="the loss is nan"):
+        step(x=np.full((4, 3), np.nan, np.float32), t=t)
+    for k, v in {**before[0], **before[1]}.items():
+        np.testing.assert_array_equal({**m.params, **step.state}[k], v, err_msg=k)
+
+
+# ---- which kernels may write in place ------------------------------------------------------------
+F32 = DType.f32
+AT = Var(I64, "i")
+
+
+def load(buffer: str, index=AT) -> Load:
+    return Load(F32, buffer, index)
+
+
+def program(update: Store, *later: Kernel) -> Program:
+    """`p.w` updated to `t.new` by `update` (inside a loop over i), the copy under the loss."""
+    p = Program("p", {name: Buffer(name, F32, (8,), kind) for name, kind in [
+        ("p.w", "param"), ("in.g", "input"), ("t.new", "temp"), ("out.loss", "output")]})
+    p.kernels = [Kernel.over("k0_loss", (Store("out.loss", Const(I64, 0), load("in.g")),)),
+                 Kernel.over("k1_update", (Loop("i", Const(I64, 8), (update,), True),)),
+                 *later,
+                 Kernel.over("k9_update_state", (IfFinite("out.loss", (
+                     Copy("p.w", "t.new", Const(I64, 8)),)),))]
+    return p
+
+
+def test_an_elementwise_update_moves_under_the_guard():
+    p = update_in_place(program(Store("t.new", AT, Op(F32, ADD, (load("p.w"), load("in.g"))))))
+    assert [k.name for k in p.kernels] == ["k0_loss", "k1_update"] and "t.new" not in p.buffers
+    (guard,) = p.kernels[1].body
+    assert isinstance(guard, IfFinite) and guard.body[0].body[0].buffer == "p.w"
+
+
+@pytest.mark.parametrize("update, later", [
+    (Store("t.new", AT, Op(F32, ADD, (load("p.w", Op(I64, ADD, (AT, Const(I64, 1)))),
+                                     load("in.g")))), ()),  # reads a neighbour's old value
+    (Store("t.new", AT, load("in.g")),
+     (Kernel.over("k2_reads_old", (Store("out.loss", AT, load("p.w")),)),)),  # read after
+    (Store("t.new", AT, load("in.g")),
+     (Kernel.over("k2_reads_new", (Store("out.loss", AT, load("t.new")),)),)),  # read elsewhere
+], ids=["neighbour", "old-value-read-later", "new-value-read-elsewhere"])
+def test_an_update_that_cannot_move_keeps_its_copy(update, later):
+    p = update_in_place(program(update, *later))
+    assert p.kernels[-1].name == "k9_update_state" and "t.new" in p.buffers
