@@ -17,7 +17,8 @@ from dlg.errors import (
 from dlg.ir import DType, Graph, TensorType
 from dlg.ir.anomaly import detect_anomaly, is_anomaly_enabled, set_anomaly
 from dlg import autograd, data, nn, optim, utils
-from dlg import amp, cuda
+from dlg import amp, backends, cuda
+from dlg.backends import get_float32_matmul_precision, set_float32_matmul_precision
 from dlg.frontend.amp import autocast, is_autocast_enabled
 from dlg import linalg
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
@@ -84,4 +85,5 @@ __all__ += ["from_torch"]
 __all__ += ["autograd"]
 __all__ += ["amp", "autocast", "is_autocast_enabled"]
 __all__ += ["Generator"]
+__all__ += ["backends", "get_float32_matmul_precision", "set_float32_matmul_precision"]
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]

@@ -57,12 +57,34 @@ def sections() -> dict[str, list[str]]:
         "`dlg.autograd.functional`": _public(dlg.autograd.functional.__all__),
         "`dlg.amp`": _public(dlg.amp.__all__),
     }
+    out["`dlg.backends`"] = _backends(dlg.backends)
     scheduler = getattr(optim, "lr_scheduler", None)
     if scheduler is not None:
         out["`dlg.optim.lr_scheduler`"] = _public(
             n for n in dir(scheduler) if inspect.isclass(getattr(scheduler, n))
             and getattr(scheduler, n).__module__.startswith("dlg"))
     return out
+
+
+def _backends(backends: Any) -> list[str]:
+    """Each switch and query as its dotted name (`cudnn.benchmark`, `cuda.matmul.allow_tf32`)."""
+    names = []
+    for name in backends.__all__:
+        value = getattr(backends, name)
+        if not inspect.ismodule(value):
+            names.append(name)
+            continue
+        for member in dir(type(value)) + dir(value):
+            inner = getattr(value, member)
+            if member.startswith("_") or inspect.ismodule(inner) or inspect.isclass(inner):
+                continue
+            if getattr(inner, "__module__", value.__name__) != value.__name__:
+                continue  # imported helpers
+            if type(inner).__module__.startswith("dlg.backends"):  # a namespace (cuda.matmul)
+                names += [f"{name}.{member}.{n}" for n in dir(type(inner)) if n[0] != "_"]
+            else:
+                names.append(f"{name}.{member}")
+    return _public(names)
 
 
 # the compiler's entry points, listed elsewhere in the README

@@ -1,0 +1,89 @@
+"""dlg.backends' switches and the float32 matmul precision against torch's: the same defaults, a
+set value reads back, torch's bad values refused as DlgErrors, and no number changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlg
+import dlg.backends.cudnn as cudnn
+
+torch = pytest.importorskip("torch")
+
+FLAGS = [("cudnn", "enabled"), ("cudnn", "benchmark"), ("cudnn", "deterministic"),
+         ("cudnn", "allow_tf32"), ("cuda.matmul", "allow_tf32"),
+         ("cuda.matmul", "allow_fp16_reduced_precision_reduction"), ("mkldnn", "enabled")]
+
+
+def _owner(module, path: str):
+    for part in path.split("."):
+        module = getattr(module, part)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def restore():
+    saved = {(path, name): getattr(_owner(dlg.backends, path), name) for path, name in FLAGS}
+    precision = dlg.get_float32_matmul_precision()
+    yield
+    dlg.set_float32_matmul_precision(precision)
+    for (path, name), value in saved.items():
+        setattr(_owner(dlg.backends, path), name, value)
+
+
+@pytest.mark.parametrize("path, name", FLAGS)
+def test_flag_defaults_are_torchs_and_read_back(path, name):
+    ours = _owner(dlg.backends, path)
+    assert getattr(ours, name) is getattr(_owner(torch.backends, path), name)
+    for value in (True, False):
+        setattr(ours, name, value)
+        assert getattr(ours, name) is value
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_flags_take_bools_only(value):
+    with pytest.raises(dlg.DlgTypeError, match="expects a bool"):
+        dlg.backends.cudnn.benchmark = value
+    with pytest.raises(RuntimeError, match="expects a bool"):  # torch's refusal
+        torch.backends.cudnn.benchmark = value
+    assert dlg.backends.cudnn.benchmark is False
+
+
+def test_imported_submodule_is_the_attribute():
+    cudnn.deterministic = True
+    assert dlg.backends.cudnn.deterministic is True
+
+
+def test_availability_as_torch_on_a_cpu_build():
+    assert dlg.backends.mps.is_available() is False and dlg.backends.mps.is_built() is False
+    assert dlg.backends.cudnn.is_available() is False and dlg.backends.cudnn.version() is None
+    assert dlg.backends.cuda.is_built() is False
+
+
+@pytest.mark.parametrize("precision, tf32", [("high", True), ("medium", True),
+                                             ("highest", False)])
+def test_matmul_precision_reads_back_and_drives_allow_tf32(precision, tf32):
+    assert dlg.get_float32_matmul_precision() == torch.get_float32_matmul_precision() == "highest"
+    dlg.set_float32_matmul_precision(precision)
+    assert dlg.get_float32_matmul_precision() == precision
+    assert dlg.backends.cuda.matmul.allow_tf32 is tf32
+    dlg.backends.cuda.matmul.allow_tf32 = not tf32
+    assert dlg.get_float32_matmul_precision() == ("high" if not tf32 else "highest")
+
+
+@pytest.mark.parametrize("value, error", [("low", dlg.DlgValueError), ("HIGH", dlg.DlgValueError),
+                                          (3, dlg.DlgTypeError)])
+def test_bad_matmul_precision(value, error):
+    with pytest.raises(error, match="highest|str"):
+        dlg.set_float32_matmul_precision(value)
+    assert dlg.get_float32_matmul_precision() == "highest"
+
+
+def test_switches_change_no_number():
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((16, 16)).astype(np.float32) for _ in range(2))
+    before = (dlg.tensor(a) @ dlg.tensor(b)).numpy()
+    dlg.set_float32_matmul_precision("medium")
+    dlg.backends.cudnn.benchmark = True
+    np.testing.assert_array_equal((dlg.tensor(a) @ dlg.tensor(b)).numpy(), before)
