@@ -33,6 +33,7 @@ from dlg.frontend.engine import grad_enabled as is_grad_enabled
 from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional
 from dlg.frontend.tensor import Tensor
+from dlg.frontend.size import Size
 from dlg.frontend.trace import trace, trace_train
 from dlg.frontend.from_torch import from_torch
 from dlg.frontend.random_fill import Generator
@@ -85,5 +86,5 @@ __all__ += ["from_torch"]
 __all__ += ["autograd"]
 __all__ += ["amp", "autocast", "is_autocast_enabled"]
 __all__ += ["Generator"]
-__all__ += ["backends", "get_float32_matmul_precision", "set_float32_matmul_precision"]
+__all__ += ["Size", "backends", "get_float32_matmul_precision", "set_float32_matmul_precision"]
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]

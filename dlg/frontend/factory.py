@@ -82,7 +82,8 @@ def leaf(t: Tensor, requires_grad: bool = False, device: Any = None, layout: Any
     return t.requires_grad_() if requires_grad else t
 
 
-RANDOM = ("rand", "randn", "randint", "rand_like", "randn_like")  # they take `generator=`
+# they take `generator=`
+RANDOM = ("rand", "randn", "randint", "rand_like", "randn_like", "randint_like")
 
 
 def factory(name: str, like: bool = False) -> Callable[..., Tensor]:

@@ -83,7 +83,7 @@ def full(size: Any, fill_value: Any, dtype: DType | None = None, device: Any = N
 # the factories: PyTorch's device=, layout=, pin_memory=, requires_grad= (and memory_format=)
 _FACTORIES = ("zeros", "ones", "empty", "rand", "randn", "arange", "linspace", "logspace", "eye",
               "randint", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
-              "randn_like")
+              "randn_like", "randint_like")
 _generated.update({name: factory(name, like=name.endswith("_like")) for name in _FACTORIES})
 globals().update({name: _generated[name] for name in _FACTORIES})
 

@@ -19,6 +19,7 @@ import numpy as np
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import autograd, engine, grad_hooks
 from dlg.frontend.handles import RemovableHandle
+from dlg.frontend.size import Size
 from dlg.functions import indexing
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Value
@@ -189,9 +190,10 @@ class Tensor:
 
     # -- shape and dtype ---------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple[Any, ...]:
-        """Ints; while tracing, a symbolic dim (such as the batch size N) where there is one."""
-        return tuple(self.type.shape)
+    def shape(self) -> Size:
+        """A dlg.Size of ints; while tracing, a symbolic dim (such as the batch size N) where
+        there is one."""
+        return Size.of(self.type.shape)
 
     @property
     def dtype(self) -> DType:

@@ -70,7 +70,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "full_like": creation.full_like, "empty": creation.zeros, "empty_like": creation.zeros_like,
     "eye": creation.eye, "linspace": creation.linspace, "logspace": creation.logspace,
     "randint": creation.randint, "rand_like": creation.rand_like,
-    "randn_like": creation.randn_like,
+    "randn_like": creation.randn_like, "randint_like": creation.randint_like,
     # neural networks
     "conv1d": nn.conv1d, "conv2d": nn.conv2d, "conv3d": nn.conv3d,
     "conv_transpose1d": nn.conv_transpose1d, "conv_transpose2d": nn.conv_transpose2d,

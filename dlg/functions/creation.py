@@ -184,6 +184,19 @@ def randn_like(F: Front, x: Any, dtype: DType | None = None) -> Any:
     return randn(F, t.shape, dtype=t.dtype if dtype is None else dtype)
 
 
+def randint_like(F: Front, x: Any, low: Any = None, high: Any = None,
+                 dtype: DType | None = None) -> Any:
+    """randint of x's shape and (unless given) dtype: randint_like(x, high) or
+    randint_like(x, low, high), as PyTorch's."""
+    t = F.type_of(tensor(F, x, "randint_like's argument"))
+    if high is None:
+        low, high = 0, low
+    if high is None:
+        raise DlgTypeError("randint_like: missing its high bound, e.g. randint_like(x, 10)")
+    low = 0 if low is None else low
+    return randint(F, low, high, t.shape, dtype=t.dtype if dtype is None else dtype)
+
+
 def _float(F: Front, dtype: Any, name: str) -> DType:
     out = _dtype_or(F, dtype, DType.f32)
     if not out.is_float:

@@ -45,6 +45,7 @@ ADAPTERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]
     "repeat": ("repeat", lambda f: f),  # lambda x, dims: x.repeat(dims)
     # wrapper_set_seed(torch.<name>, ...): torch's own argument order
     **{name: (name, lambda f: f) for name in ("randn", "randn_like", "rand_like", "randint",
+                                              "randint_like",
                                               "nn.functional.dropout", "nn.functional.dropout2d",
                                               "nn.functional.dropout3d")},
 }
