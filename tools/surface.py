@@ -58,6 +58,7 @@ def sections() -> dict[str, list[str]]:
         "`dlg.amp`": _public(dlg.amp.__all__),
     }
     out["`dlg.backends`"] = _backends(dlg.backends)
+    out["`dlg.utils.checkpoint`"] = _public(dlg.utils.checkpoint.__all__)
     scheduler = getattr(optim, "lr_scheduler", None)
     if scheduler is not None:
         out["`dlg.optim.lr_scheduler`"] = _public(

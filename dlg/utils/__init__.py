@@ -1,5 +1,5 @@
-"""`dlg.utils`: PyTorch-style utilities (`dlg.utils.data`)."""
+"""`dlg.utils`: PyTorch-style utilities (`dlg.utils.data`, `dlg.utils.checkpoint`)."""
 
-from dlg.utils import data
+from dlg.utils import checkpoint, data
 
-__all__ = ["data"]
+__all__ = ["checkpoint", "data"]
