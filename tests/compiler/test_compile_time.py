@@ -12,7 +12,7 @@ import pytest
 import dlg
 from dlg.cli import main
 from dlg.compiler.codegen.llvm_cpu import kernel_level
-from dlg.compiler.codegen.parts import O1, O2, O3, pack, unpack
+from dlg.compiler.codegen.parts import O1, O2, O3, TIDY, pack, unpack
 from dlg.compiler.pipeline import STAGES, CompileOptions, dump_file
 from dlg.errors import DlgValueError
 from dlg.ir.compare import graph_diff
@@ -23,14 +23,17 @@ from dlg.runtime.native import NativeGraph
 MODELS = Path(__file__).resolve().parent.parent.parent / "models"
 TRAINING = ["autodiff", "apply_optimizer"]
 
-# a kernel over a symbolic batch with wide rows (O3), one with rows of 11 (O2) and one over a
-# small constant shape (O1), 13 elements: none a multiple of any vector width
+# a kernel over a symbolic batch with wide rows (O3), one with rows of 11 (O2), one over a
+# small constant shape (O1), 13 elements, and a register-tiled product (TIDY): none a multiple
+# of any vector width
 LEVELS = """
 model Levels {
     input x: f32[N, 137]
     input z: f32[N, 11]
     param w: f32[13] = uniform(-1.0, 1.0)
+    param v: f32[137, 5] = uniform(-1.0, 1.0)
     output big = relu(x) * 2.0 + 1.0
+    output tiled = x @ v
     output rows = sum(exp(z), axis=1)
     output small = exp(w) * 0.5 - w
 }
@@ -116,12 +119,12 @@ def test_compile_time_options_keep_the_compiled_results(tmp_path):
         np.testing.assert_array_equal(value, plain[name])
 
 
-def test_kernels_at_three_levels_in_one_program_compute_what_the_interpreter_does():
+def test_kernels_at_four_levels_in_one_program_compute_what_the_interpreter_does():
     m = dlg.loads(LEVELS)
     native = NativeGraph(m.graph)
     levels = {k.name: kernel_level(k) for k in native.program.kernels}
-    assert sorted(levels.values()) == [O1, O2, O3], levels
-    assert [p.level for p in native.module.parts] == [O1, O2, O3]
+    assert sorted(levels.values()) == [TIDY, O1, O2, O3], levels
+    assert [p.level for p in native.module.parts] == [O1, O2, TIDY, O3]
     for n in (1, 7, 64):
         rng = np.random.default_rng(n)
         x = rng.standard_normal((n, 137)).astype(np.float32)
@@ -133,7 +136,8 @@ def test_kernels_at_three_levels_in_one_program_compute_what_the_interpreter_doe
 
 
 def test_a_graph_of_small_kernels_has_no_o3_part():
-    m = dlg.loads(LEVELS.replace("N, 137", "2, 3").replace("N, 11", "2, 5"))
+    m = dlg.loads(LEVELS.replace("N, 137", "2, 3").replace("N, 11", "2, 5").replace("137, 5",
+                                                                                     "3, 2"))
     native = NativeGraph(m.graph)
     assert [p.level for p in native.module.parts] == [O1]
     x = np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5

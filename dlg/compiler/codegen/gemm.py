@@ -31,6 +31,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from dlg.compiler.codegen import cache, threads
+from dlg.compiler.codegen.parts import TIDY_PASSES, tidy
 from dlg.compiler.codegen.scalar import Scalar
 from dlg.compiler.kernel_ir import Gemm, Stmt
 from dlg.compiler.schedule import GEMM_MIN_SIDE, Target
@@ -51,11 +52,9 @@ PARALLEL_WORK = 1 << 17  # m*n*k worth a second thread
 MAX_THREADS = 64
 ALIGN = 64
 BLOCK = 8  # depths (and lines) per transposed copy in packing
-# The code is written as it should run (explicit vectors, fma, unrolled rows): these passes
+# The code is written as it should run (explicit vectors, fma, unrolled rows): the TIDY passes
 # (registers for the stack slots, tidy loops) give the speed of LLVM's O3 pipeline at a fifth of
 # its compile time, which every process pays once (~0.1 s instead of ~0.55 s)
-PASSES = ("always_inliner", "sroa", "instruction_combine", "simplify_cfg", "loop_rotate",
-          "loop_strength_reduce")
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def start(target: Target, machine: Callable[[], llvm.TargetMachine]) -> object:
     """Compile the library for `target` and make `dlg_sgemm` resolvable; once per process,
     after the thread pool (its object code kept in the disk cache). Returns the engine, which
     must stay alive."""
-    engine = cache.library(module(blocking(target, *cache_sizes())), ",".join(PASSES),
+    engine = cache.library(module(blocking(target, *cache_sizes())), ",".join(TIDY_PASSES),
                            lambda text: _object_code(text, machine()), machine)
     llvm.add_symbol(SGEMM, engine.get_function_address(SGEMM))
     return engine
@@ -129,10 +128,7 @@ def _optimized(text: str, tm: llvm.TargetMachine) -> llvm.ModuleRef:
     mod = llvm.parse_assembly(text)
     mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
     mod.verify()
-    passes = llvm.create_new_module_pass_manager()
-    for name in PASSES:
-        getattr(passes, f"add_{name}_pass")()
-    passes.run(mod, llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options()))
+    tidy(mod, tm)
     return mod
 
 

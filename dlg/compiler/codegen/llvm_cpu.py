@@ -25,7 +25,18 @@ from llvmlite import ir
 from dlg.compiler.codegen import anomaly as checks
 from dlg.compiler.codegen import gemm, half, threads
 from dlg.compiler.codegen.cache import host
-from dlg.compiler.codegen.parts import O1, O2, O3, Allocator, Linker, Modules, declared, unpack
+from dlg.compiler.codegen.parts import (
+    O1,
+    O2,
+    O3,
+    TIDY,
+    Allocator,
+    Linker,
+    Modules,
+    declared,
+    tidy,
+    unpack,
+)
 from dlg.compiler.codegen.gemm import emit_gemm
 from dlg.compiler.codegen.scalar import (
     I1,
@@ -169,12 +180,20 @@ def kernel_level(kernel: Kernel) -> int:
     work = _static_work(kernel.body)
     if work is not None and work <= SMALL_WORK:
         return O1
+    if _only_tiles(kernel.body):
+        return TIDY
     if _short_rows(kernel.body):
         return O2
     row = _static_work(kernel.body, symbols=1)
     if row is None:
         return O3
     return O2 if row <= SMALL_ROW or _longest_reduction(kernel.body) in UNROLLED_ROWS else O3
+
+
+def _only_tiles(stmts: tuple[Stmt, ...]) -> bool:
+    """Whether every statement here is a register tile, in loops: code written as it runs."""
+    return all(_only_tiles(s.body) if isinstance(s, Loop) else isinstance(s, Tile)
+               for s in stmts)
 
 
 def _short_rows(stmts: tuple[Stmt, ...]) -> bool:
@@ -681,6 +700,9 @@ def optimize(module: ir.Module | str, level: int = O3) -> llvm.ModuleRef:
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
     mod.verify()
+    if level == TIDY:
+        tidy(mod, tm)
+        return mod
     pb = llvm.create_pass_builder(tm, pipeline_options(level))
     pb.getModulePassManager().run(mod, pb)
     return mod
