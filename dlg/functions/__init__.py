@@ -87,7 +87,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "grid_sample": grid_sample.grid_sample, "affine_grid": grid_sample.affine_grid,
     "pixel_shuffle": shuffle.pixel_shuffle, "pixel_unshuffle": shuffle.pixel_unshuffle,
     "linear": nn.linear, "bilinear": nn.bilinear, "embedding": nn.embedding,
-    "one_hot": nn.one_hot,
+    "one_hot": nn.one_hot, "detach": nn.detach,
     "dropout": nn.dropout, "dropout1d": nn.dropout1d, "dropout2d": nn.dropout2d,
     "dropout3d": nn.dropout3d, "alpha_dropout": nn.alpha_dropout,
     "feature_alpha_dropout": nn.feature_alpha_dropout,

@@ -1,6 +1,6 @@
 """Neural-network functions with PyTorch's names and argument order: conv1d/2d/3d,
 conv_transpose1d/2d/3d, the pool options, linear, bilinear, embedding, one_hot, dropout,
-softmax, log_softmax (normalisation is in norms.py).
+softmax, log_softmax (normalisation is in norms.py); detach, the gradient's stop.
 
 `conv_options` and `pool_options` read a convolution's or pool's settings; `dlg.nn`'s modules
 call them when they are made, the .dlg layers when they run, so `Conv2d(..., stride="x")` is the
@@ -21,6 +21,7 @@ from dlg.ir.dtypes import DType
 from dlg.ir.ops.source import FULL
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.common import SPATIAL_RANKS
+from dlg.ir.ops.custom import STOP_GRADIENT
 from dlg.functions.creation import dtype_arg
 from dlg.ir.ops.elementwise import ADD, CAST, MUL, SUB
 from dlg.ir.ops.linalg import MATMUL
@@ -177,6 +178,12 @@ def dropout(F: Front, x: Any, p: Any = 0.5, training: Any = None, inplace: bool 
                            f"{describe(F, p)}")
     training = F.training if training is None else training
     return F.emit(DROPOUT, tensor(F, x, "dropout's argument"), p=p, training=training)
+
+
+def detach(F: Front, x: Any) -> Any:
+    """x's values with no gradient flowing back through them (torch's detach, JAX's
+    stop_gradient): a target held fixed, a straight-through estimator's other half."""
+    return F.emit(STOP_GRADIENT, tensor(F, x, "detach's argument"))
 
 
 def _channel_dropout(nd: int) -> Callable[..., Any]:

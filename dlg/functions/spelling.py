@@ -21,7 +21,7 @@ from dlg.ir.ops import conv as conv_ops
 from dlg.ir.ops import elementwise as ew
 from dlg.ir.ops import losses, nn, pool, reduce, shape, source
 from dlg.ir.ops.control import SCAN
-from dlg.ir.ops.custom import CUSTOM_VJP, PY_FUNCTION
+from dlg.ir.ops.custom import CUSTOM_VJP, PY_FUNCTION, STOP_GRADIENT
 from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops.im2col import IM2COL
 from dlg.ir.ops import sort as ordering
@@ -227,6 +227,7 @@ SPELLINGS: dict[OpDef, Spell] = {
     nn.EMBEDDING: lambda a, attrs, w: f"embedding({a[1]}, {a[0]})",
     nn.ONE_HOT: call("one_hot", num_classes="num_classes", dtype="dtype"),
     nn.DROPOUT: call("dropout", p="p"),
+    STOP_GRADIENT: call("detach"),
     nn.BATCH_NORM: _batch_norm,
     nn.LAYER_NORM: lambda a, attrs, w: (f"layer_norm({a[0]}, "
                                         f"{literal(tuple(attrs['normalized_shape']), w)}"

@@ -49,7 +49,10 @@ def op_graph(name: str) -> tuple[Graph, dict[str, np.ndarray], list[str]]:
     return g, {**inputs, **weights}, wrt
 
 
-DIFFERENTIABLE = sorted(set(CASES) - NO_FLOAT_PATH - NO_VJP)
+# ops whose gradient is zero by definition, not their value's: finite differences would see
+# the identity (test_stop_gradient_passes_the_value_and_no_gradient)
+STOPS = {"stop_gradient"}
+DIFFERENTIABLE = sorted(set(CASES) - NO_FLOAT_PATH - NO_VJP - STOPS)
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
@@ -71,6 +74,19 @@ def test_non_differentiable_ops_are_listed_for_a_reason(name):
     outs = out if isinstance(out, tuple) else (out,)
     float_out = any(g.type_of(v).dtype.is_float for v in outs)
     assert not (float_in and float_out)
+
+
+def test_stop_gradient_passes_the_value_and_no_gradient():
+    """loss = sum(x * stop_gradient(x)): the value is sum(x^2), the gradient x alone (torch's
+    (x * x.detach()).sum()), not 2x; one stop_gradient only is a zero gradient."""
+    g = graph_of(lambda b, x: b.reduce_sum(b.mul(x, b.emit(REGISTRY["stop_gradient"], x))),
+                 x="f64[4]")
+    x = np.array([1.0, -2.0, 0.5, 3.0])
+    outs = run_grad(g, ["x"], x=x)
+    np.testing.assert_allclose(outs["loss"], np.sum(x * x))
+    np.testing.assert_allclose(outs["grad.x"], x)
+    g = graph_of(lambda b, x: b.reduce_sum(b.emit(REGISTRY["stop_gradient"], x)), x="f64[4]")
+    np.testing.assert_array_equal(run_grad(g, ["x"], x=x)["grad.x"], np.zeros(4))
 
 
 def test_every_primitive_states_its_gradient():

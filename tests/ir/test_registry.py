@@ -116,6 +116,7 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     "softmax": ((f(2, 5),), {"axis": 1}), "log_softmax": ((f(2, 5),), {"axis": 1}),
     "logsumexp": ((f(2, 5),), {"axes": (1,)}),
     "dropout": ((f(4, 5),), {"p": 0.3, "training": True}),
+    "stop_gradient": ((f(2, 3),), {}),
     "batch_norm": ((f(2, 3, 4), f(3), f(3), f(3), f(3)), {}),
     "layer_norm": ((f(2, 3, 4), f(4), f(4)), {"normalized_shape": (4,)}),
     "embedding": ((f(5, 3), labels), {}),

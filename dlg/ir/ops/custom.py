@@ -1,4 +1,5 @@
-"""Ops whose gradient the user writes (torch.autograd.Function, `dlg.autograd.Function`).
+"""Ops whose gradient is not their value's: the user's (torch.autograd.Function,
+`dlg.autograd.Function`) or none at all (`stop_gradient`, torch's detach).
 
 `custom_vjp` is a traced Function: ONE node whose value is its `forward` body graph and whose
 VJP is its `backward` body graph (JAX's custom_vjp). The forward body returns the Function's
@@ -14,6 +15,11 @@ g)`), so an eager backward calls the user's Python `backward` with concrete tens
 does. It runs Python, so it lives only in eager gradient graphs (`Trait.PYTHON`): it is never
 compiled, printed as .dlg or saved. It is a primitive for that reason: its semantics are the
 user's code, which no IR can state.
+
+`stop_gradient` is the identity with a zero gradient: a traced `x.detach()` (and what a traced
+program computes under `no_grad`), JAX's lax.stop_gradient. It is a composite that autodiff
+keeps whole (its VJP gives no cotangent) and that decomposes into its input after autodiff, so
+the compiled code does not see it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from dlg.errors import DlgTypeError
 from dlg.ir.builder import Builder
 from dlg.ir.decompose import copy_into
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.ops.opdef import Attr, Trait, defop
+from dlg.ir.ops.opdef import Attr, Trait, defop, zero_vjp
 from dlg.ir.types import TensorType
 
 
@@ -88,3 +94,9 @@ PY_FUNCTION = defop(
     vjp=lambda b, n, g: n.attrs["fn"].vjp(b, n, g),
     traits={Trait.MULTI_OUTPUT, Trait.PYTHON},
     doc="An eager autograd.Function (or its backward): Python computes value and VJP.")
+
+
+STOP_GRADIENT = defop(
+    "stop_gradient", ("x",), lambda x: x, decompose=lambda b, x: x, vjp=zero_vjp,
+    traits={Trait.UNARY, Trait.OWN_GRADIENT},
+    doc="x, with no gradient flowing back to x (torch's detach, JAX's stop_gradient).")
