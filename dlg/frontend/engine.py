@@ -27,6 +27,7 @@ from dlg.ir.anomaly import check_op, is_anomaly_enabled
 from dlg.ir.builder import Builder
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, LayerCall, Value
+from dlg.ir.ops.custom import STOP_GRADIENT
 from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.ops.linalg import DIAGONAL, diagonal_view
 from dlg.ir.ops.shape import (
@@ -226,6 +227,7 @@ class Tracer:
         # id(view) -> (view, base, op, checked attrs, output index, base's value when taken)
         self.views: dict[int, tuple[Tensor, Tensor, OpDef, dict[str, Any], int, Value]] = {}
         self.layer_calls: list[LayerCall] = []
+        self.cuts: dict[Value, Value] = {}  # value -> itself without gradient (stop_gradient)
 
     def update(self, buffer: Tensor, value: Tensor, what: str = "a running statistic") -> None:
         """Record a module buffer's next value (batch-norm running statistics) as a graph
@@ -319,6 +321,25 @@ class Tracer:
                 self.values[id(t)] = self.builder.constant(t.numpy_view(), t.type.dtype)
         return self.values[id(t)]
 
+    def read(self, t: Tensor) -> Value:
+        """t's value as an op reads it: with gradients off (no_grad), cut from the gradient path
+        by a `stop_gradient`, as torch records nothing there (one cut per value; what an op
+        computed from cut values needs none)."""
+        v = self.value_of(t)
+        return v if _state.grad else self.cut(v)
+
+    def cut(self, v: Value) -> Value:
+        """v without gradient: a `stop_gradient` of it (torch's detach), made once."""
+        if v not in self.cuts:
+            op = self.graph.node(v).op
+            if not self.graph.type_of(v).dtype.is_float or (
+                    Trait.SOURCE in op.traits and Trait.ARGUMENT not in op.traits):
+                return v  # no gradient to stop: an integer, a constant
+            with self.builder.at(caller_span()):
+                self.cuts[v] = self.builder.emit(STOP_GRADIENT, v)
+            self.cuts[self.cuts[v]] = self.cuts[v]
+        return self.cuts[v]
+
     def _retake(self, view: tuple[Tensor, Tensor, OpDef, dict[str, Any], int, Value]) -> None:
         t, base, op, attrs, index, _ = view
         value = self.value_of(base)
@@ -353,8 +374,10 @@ def _trace(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[O
                             caller_span())
     b = tracer.builder
     with b.at(caller_span()):
-        out = b.emit(op, *(tracer.value_of(t) for t in inputs), **attrs)
+        out = b.emit(op, *(tracer.read(t) for t in inputs), **attrs)
     outs = out if isinstance(out, tuple) else (out,)
+    if not _state.grad:  # computed from cut values: no gradient flows into them either
+        tracer.cuts.update((v, v) for v in outs)
     return [(v, tracer.graph.type_of(v), None) for v in outs]
 
 

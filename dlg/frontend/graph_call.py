@@ -31,7 +31,7 @@ def call_graph(graph: Graph, inputs: Sequence[Tensor], params: Mapping[str, Tens
 def _copy_into_trace(tracer: engine.Tracer, graph: Graph, inputs: Sequence[Tensor],
                      params: Mapping[str, Tensor]) -> list[Tensor]:
     def param(b: Builder, node: Node, _: tuple[Value, ...]) -> Value | None:
-        return tracer.value_of(params[node.name or ""]) if node.op is PARAM else None
+        return tracer.read(params[node.name or ""]) if node.op is PARAM else None
 
-    mapping = copy_nodes(tracer.builder, graph, param, [tracer.value_of(t) for t in inputs])
+    mapping = copy_nodes(tracer.builder, graph, param, [tracer.read(t) for t in inputs])
     return [Tensor.traced(mapping[v], graph.type_of(v)) for _, v in graph.outputs]

@@ -26,7 +26,7 @@ from dlg.ir.graph import Graph, Value
 from dlg.functions import FUNCTIONS
 from dlg.functions.call import bind
 from dlg.ir.ops import REGISTRY
-from dlg.ir.ops.custom import PY_FUNCTION
+from dlg.ir.ops.custom import PY_FUNCTION, STOP_GRADIENT
 from dlg.ir.ops.elementwise import WHERE
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.ops.nn import DROPOUT
@@ -113,6 +113,12 @@ class Tensor:
         self.type = TensorType(self.type.dtype, self._value.shape)
 
     def detach(self) -> Tensor:
+        """The same storage without gradient; traced, a `stop_gradient` of the tensor's value
+        (keeping the value would let the gradient through, and a parameter's would be frozen
+        into a constant)."""
+        tracer = engine.current_tracer()
+        if tracer is not None and tracer.owns(self):
+            return Tensor.traced(tracer.cut(tracer.value_of(self)), self.type)
         out = Tensor.__new__(Tensor)
         out._value, out.type, out.record, out.grad, out._requires_grad, out.graph_value = (
             self._value, self.type, None, None, False, self.graph_value)
@@ -302,6 +308,8 @@ class _Eager:
             return self._dropout(inputs[0], **attrs)
         if opdef is PY_FUNCTION:  # an autograd.Function's node, replayed (create_graph)
             return attrs["fn"].eager(inputs)
+        if opdef is STOP_GRADIENT:  # torch's detach: the same storage, no record
+            return inputs[0].detach()
         if opdef in (CROSS_ENTROPY, NLL_LOSS):
             _check_classes(opdef.name, inputs[0], inputs[1], attrs.get("ignore_index", -100))
         return apply(opdef, *inputs, **attrs)

@@ -144,9 +144,10 @@ def _input_names(forward: Callable[..., Any], count: int) -> list[str]:
 
 def _parameters(fn: Any) -> tuple[dict[str, np.ndarray], dict[str, bool],
                                   dict[int, tuple[str, bool]], list[Tensor]]:
-    """A module's parameters and buffers in state_dict order: arrays, trainable flags, ids. A
-    tensor held under several names (one module in two places) is one parameter, under its
-    first name (as torch's named_parameters gives it)."""
+    """A module's parameters and buffers in state_dict order: arrays, trainable flags (a
+    parameter that does not require grad is not trained, as torch leaves it), ids. A tensor
+    held under several names (one module in two places) is one parameter, under its first name
+    (as torch's named_parameters gives it)."""
     if not isinstance(fn, Module):
         return {}, {}, {}, []
     buffers = {id(b) for _, b in fn.named_buffers()}
@@ -160,7 +161,7 @@ def _parameters(fn: Any) -> tuple[dict[str, np.ndarray], dict[str, bool],
         t = named[name]
         if id(t) in ids:
             continue
-        learn = id(t) not in buffers
+        learn = id(t) not in buffers and t.requires_grad  # requires_grad_(False): frozen
         params[name], trainable[name], ids[id(t)] = t.numpy_view(), learn, (name, learn)
         tensors.append(t)
     return params, trainable, ids, tensors
