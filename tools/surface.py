@@ -59,12 +59,22 @@ def sections() -> dict[str, list[str]]:
     }
     out["`dlg.backends`"] = _backends(dlg.backends)
     out["`dlg.utils.checkpoint`"] = _public(dlg.utils.checkpoint.__all__)
+    out["`dlg.nn.utils`"] = _dotted(nn.utils)
     scheduler = getattr(optim, "lr_scheduler", None)
     if scheduler is not None:
         out["`dlg.optim.lr_scheduler`"] = _public(
             n for n in dir(scheduler) if inspect.isclass(getattr(scheduler, n))
             and getattr(scheduler, n).__module__.startswith("dlg"))
     return out
+
+
+def _dotted(namespace: Any) -> list[str]:
+    """A namespace's `__all__`, its submodules' names dotted (`parametrize.register_...`)."""
+    names = []
+    for name in namespace.__all__:
+        value = getattr(namespace, name)
+        names += ([f"{name}.{n}" for n in value.__all__] if inspect.ismodule(value) else [name])
+    return _public(names)
 
 
 def _backends(backends: Any) -> list[str]:
