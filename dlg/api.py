@@ -10,13 +10,14 @@ from typing import IO, Any
 import numpy as np
 
 from dlg.errors import DlgImportError, DlgValueError
+from dlg.frontend.compiled import OptimizedModule
 from dlg.frontend.lazy import LazyExecutable
 from dlg.frontend.nn import Module
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace
 from dlg.grammar.models import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
-from dlg.runtime.executable import Executable
+from dlg.runtime.executable import TARGETS, Executable
 from dlg.runtime.model import Model
 from dlg.runtime.pickled import convert, is_pickled, load_tree, save_tree
 from dlg.runtime.weights import load_weights, save_weights
@@ -111,16 +112,39 @@ def _model(program: Program, model: str | None, seed: int | None) -> Model:
                  seed=seed, layer_calls=result.layer_calls)
 
 
+TORCH_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def compile(model: Model | Module | Callable[..., Any] | str | Path,  # noqa: A001
-            *example_inputs: Any, target: str = "cpu") -> Executable | LazyExecutable:
+            *example_inputs: Any, target: str = "cpu", mode: str | None = None,
+            fullgraph: bool = False, dynamic: bool | None = None, backend: Any = "inductor",
+            options: Mapping[str, Any] | None = None, disable: bool = False
+            ) -> Any:
     """Compile a model, a .dlg file, or a dlg.nn module or tensor function (traced on
     `example_inputs`) to native code: `exe(x=...)` runs it in one call and `exe.train_step()`
-    a whole training step. Parameters stay shared with the model. Without example inputs a
-    module or function compiles at its first call, as torch.compile's (frontend/lazy.py).
+    a whole training step. Parameters stay shared with the model.
+
+    Without example inputs, as torch.compile is called: a module becomes an `OptimizedModule`
+    (frontend/compiled.py), a module itself whose calls compile at first use per signature and
+    return dlg tensors shaped as the module's outputs, differentiable by `loss.backward()`
+    through a compiled gradient; a function compiles at its first call and returns arrays
+    (frontend/lazy.py).
     `target`: "cpu", "cuda-emulated" (the GPU's kernels run on the CPU, launch by launch) or
-    "cuda" (an NVIDIA GPU through pycuda)."""
+    "cuda" (an NVIDIA GPU through pycuda). torch.compile's options are accepted so its calls
+    run unchanged: `disable=True` returns `model` itself, as torch's; `mode` is checked against
+    torch's modes, and it, `fullgraph`, `dynamic`, `backend` and `options` change nothing (dlg
+    compiles whole graphs, the batch axis symbolic, with its one compiler)."""
+    if mode is not None and mode not in TORCH_MODES:
+        raise DlgValueError(f"dlg.compile: unknown mode {mode!r} (torch.compile's modes: "
+                            f"{', '.join(TORCH_MODES)})")
+    if disable:
+        return model
     traceable = isinstance(model, Module) or (
         callable(model) and not isinstance(model, (Model, Executable, str, Path)))
+    if isinstance(model, Module) and not example_inputs:
+        if target not in TARGETS:
+            raise DlgValueError(f"unknown target {target!r} (targets: {', '.join(TARGETS)})")
+        return OptimizedModule(model, target)
     if traceable and not example_inputs:
         return LazyExecutable(model, target)
     if traceable:

@@ -1,8 +1,9 @@
-"""`dlg.compile(module)` without example inputs, as `torch.compile(model)` is written: the
-module (or function) is traced and compiled at its first call, on that call's arguments, and
-again when a later call's arguments differ in what the trace fixed (a dtype, a rank, a size
-other than the batch axis). The batch axis stays symbolic (trace.batch_axes: axis 0, or the
-first axis of the batch's size, as an RNN state's), so new batch sizes reuse the code.
+"""`dlg.compile(fn)` of a function without example inputs, as `torch.compile(fn)` is written (a
+module gets frontend/compiled.py's OptimizedModule): the function is traced and compiled at its
+first call, on that call's arguments, and again when a later call's arguments differ in what
+the trace fixed (a dtype, a rank, a size other than the batch axis). The batch axis stays
+symbolic (trace.batch_axes: axis 0, or the first axis of the batch's size, as an RNN state's),
+so new batch sizes reuse the code.
 """
 
 from __future__ import annotations

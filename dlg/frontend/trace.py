@@ -54,6 +54,14 @@ def trace(fn: Module | Callable[..., Any] | Tensor, *example_inputs: Any,
     return _trace(fn, fn, _input_names(forward, len(example_inputs)), example_inputs, dynamic)
 
 
+def trace_flat(module: Module, fn: Callable[..., Any], names: list[str],
+               leaves: list[Any]) -> Model:
+    """`fn(*leaves)` traced with `module`'s parameters and buffers as the graph's params, one
+    input per leaf (a tensor or array) named by `names`: what `dlg.compile(module)` traces, the
+    call's arguments flattened (frontend/compiled.py)."""
+    return _trace(module, fn, names, leaves, None)
+
+
 def trace_train(module: Module, loss_fn: Callable[..., Any], optimizer: Any, example_x: Any,
                 example_y: Any) -> Model:
     """A model with a training step: `module` traced in eval mode for inference, and

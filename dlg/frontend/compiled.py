@@ -1,0 +1,346 @@
+"""`dlg.compile(module)`: torch.compile's `OptimizedModule`, a module wrapping the original
+(`_orig_mod`, its parameters and state_dict under that prefix, other attributes forwarded) whose
+call runs compiled code and returns dlg tensors shaped as the eager module's outputs (nested
+tuples, lists, dicts, None and other Python values where the module returns them).
+
+The module is traced at its first call on that call's arguments (tensors and arrays are the
+graph's inputs, the batch axis symbolic; other arguments are constants of the trace) and again
+when a call differs in what a trace fixed: the argument structure, a constant, a dtype, a size
+other than the batch axis, or any submodule's train/eval mode. Parameters and buffers are read
+at each call, so an optimizer's in-place updates (or `load_state_dict`) need no recompile, and
+train-mode batch-norm statistics are written back by the compiled code as eagerly.
+
+Under grad mode, when a parameter or an input requires grad, the call is ONE `py_function` node
+on the eager tape: its value the compiled forward's outputs (`compiler/passes/split_vjp.py`: the
+forward also returns the values its gradient needs), its VJP a `py_function` running the
+compiled backward graph on them and the cotangents, so `loss.backward()` fills the parameters'
+`.grad` (and an input's) as eager dlg would and optimizers work unchanged. Under `no_grad` only
+the plain compiled forward runs. The compiled gradient is not itself differentiable
+(create_graph through it is refused, as torch.compile's AOTAutograd refuses double backward).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from dlg.compiler.passes.split_vjp import COTANGENT, SAVED, VjpSplit, vjp_split
+from dlg.compiler.pipeline import CompileOptions
+from dlg.errors import DlgTypeError, DlgValueError
+from dlg.frontend.engine import caller_span, grad_enabled
+from dlg.frontend.nn import Module
+from dlg.frontend.tensor import Tensor, apply as apply_op
+from dlg.frontend.trace import batch_axes, batch_size, trace_flat
+from dlg.ir.builder import Builder
+from dlg.ir.dtypes import DType
+from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.custom import PY_FUNCTION
+from dlg.ir.types import TensorType
+from dlg.runtime.cuda_device import DeviceGraph
+from dlg.runtime.model import Model
+from dlg.runtime.native import NativeGraph
+
+Native = NativeGraph | DeviceGraph
+
+
+class OptimizedModule(Module):
+    """What `dlg.compile(module)` returns (see the module docstring)."""
+
+    _opt_mod_attributes = frozenset({"_orig_mod", "compiled", "target", "forward"})
+
+    def __init__(self, mod: Module, target: str = "cpu"):
+        super().__init__()
+        self._modules["_orig_mod"] = mod
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "compiled", {})  # trace signature -> _Entry
+
+    @property  # type: ignore[override]
+    def training(self) -> bool:
+        return self._orig_mod.training
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        mod = self.__dict__.get("_modules", {}).get("_orig_mod")
+        if mod is not None:  # Module.__init__'s default is the original's business
+            object.__setattr__(mod, "training", value)
+
+    def __getattr__(self, name: str) -> Any:
+        modules = self.__dict__.get("_modules")
+        if modules is None or "_orig_mod" not in modules:
+            raise AttributeError(f"OptimizedModule has no attribute {name!r}")
+        if name == "_orig_mod":
+            return modules["_orig_mod"]
+        return getattr(modules["_orig_mod"], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(type(self), name) or name in self._opt_mod_attributes:
+            super().__setattr__(name, value)
+        else:
+            setattr(self._orig_mod, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._orig_mod, name)
+
+    def __len__(self) -> int:
+        return len(self._orig_mod)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(self._orig_mod)) | set(super().__dir__()))
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        leaves: list[Any] = []
+        spec = _flatten((args, kwargs), leaves)
+        arrays = [x.numpy_view() if isinstance(x, Tensor) else np.asarray(x) for x in leaves]
+        batch = batch_size(arrays)
+        module = self._orig_mod
+        key = (spec, tuple((a.dtype.str, _without(a.shape, batch_axes(a.shape, batch)))
+                           for a in arrays), tuple(m.training for m in module.modules()))
+        entry = self.compiled.get(key)
+        if entry is None:
+            entry = self.compiled[key] = _Entry.trace(module, spec, leaves, self.target)
+        named = _named_tensors(module)
+        wrt = _wanted(entry.model.graph, named, leaves) if grad_enabled() else ()
+        if not wrt:
+            native = entry.plain()
+            outs = native.run(tuple(arrays), _param_values(native, named))
+            tensors = [Tensor.result(a, _type(a), None) for a in outs]
+        else:
+            tensors = _recorded(entry, wrt, arrays, named, leaves)
+        return _unflatten(entry.out_spec, iter(tensors))
+
+
+class _Entry:
+    """One trace: its model, how its outputs nest, its compiled graphs (made when first run)."""
+
+    def __init__(self, model: Model, out_spec: Any, target: str):
+        self.model, self.out_spec, self.target = model, out_spec, target
+        self._plain: Native | None = None
+        self.splits: dict[tuple[str, ...], tuple[VjpSplit, Native, Native]] = {}
+
+    @classmethod
+    def trace(cls, module: Module, spec: Any, leaves: list[Any], target: str) -> _Entry:
+        out_spec: list[Any] = []
+
+        def flat_forward(*xs: Any) -> tuple[Any, ...]:
+            args, kwargs = _unflatten(spec, iter(xs))
+            outs: list[Any] = []
+            out_spec.append(_flatten(module(*args, **kwargs), outs))
+            if not outs:
+                raise DlgTypeError(f"{type(module).__name__} returned no tensor; a compiled "
+                                   f"module returns at least one", caller_span())
+            return tuple(outs)
+        model = trace_flat(module, flat_forward, _names(module, spec), leaves)
+        return cls(model, out_spec[0], target)
+
+    def plain(self) -> Native:
+        if self._plain is None:
+            self._plain = _native(self.model.graph, self.target)
+        return self._plain
+
+    def split(self, wrt: tuple[str, ...]) -> tuple[VjpSplit, Native, Native]:
+        if wrt not in self.splits:
+            s = vjp_split(self.model.graph, wrt)
+            self.splits[wrt] = (s, _native(s.forward, self.target),
+                                _native(s.backward, self.target))
+        return self.splits[wrt]
+
+
+def _recorded(entry: _Entry, wrt: tuple[str, ...], arrays: list[np.ndarray],
+              named: dict[str, Tensor], leaves: list[Any]) -> list[Tensor]:
+    """The compiled forward, recorded on the tape as one py_function node over the tensors that
+    want a gradient (its outputs that no such tensor reaches, or of integers, want none)."""
+    split, forward, back = entry.split(wrt)
+    outs = forward.run(tuple(arrays), _param_values(forward, named))
+    n_out = len(outs) - split.n_saved
+    graph = entry.model.graph
+    inputs = dict(zip((n.name for n in graph.inputs), arrays))
+    by_input = dict(zip((n.name for n in graph.inputs), leaves))
+    sources = [named[w] if w in named else by_input[w] for w in wrt]
+    call = _CompiledCall(graph.name, split, back, list(outs[:n_out]), list(outs[n_out:]),
+                         inputs, named, sources)
+    results = apply_op(PY_FUNCTION, *sources, fn=call)
+    return [r if keep else Tensor.result(r.numpy_view(), r.type, None)
+            for r, keep in zip(results, split.differentiable)]
+
+
+class _CompiledCall:
+    """The `fn` of a compiled call's py_function node: the outputs its forward made, and a VJP
+    that runs the compiled backward. Per call, so never a key of a kept gradient graph."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, name: str, split: VjpSplit, backward: Native, outs: list[np.ndarray],
+                 saved: list[np.ndarray], inputs: dict[str, np.ndarray],
+                 named: dict[str, Tensor], sources: list[Tensor]):
+        self.name, self.split, self.backward = name, split, backward
+        self.outs, self.saved, self.inputs, self.named = outs, saved, inputs, named
+        self.sources = sources  # the tensors wanting a gradient: the node's inputs
+
+    def __repr__(self) -> str:
+        return f"compiled {self.name}"
+
+    def infer(self, types: tuple[TensorType, ...]) -> list[TensorType]:
+        return [_type(a) for a in self.outs]
+
+    def compute(self, arrays: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        return self.outs
+
+    def eager(self, inputs: tuple[Tensor, ...]) -> Any:
+        return apply_op(PY_FUNCTION, *inputs, fn=self)
+
+    def vjp(self, b: Builder, node: Node, g: tuple[Value, ...]) -> tuple[Value | None, ...]:
+        return tuple(b.emit(PY_FUNCTION, *g, fn=_CompiledGradient(self)))
+
+    def gradients(self, cotangents: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        feeds = dict(self.inputs)
+        feeds.update((f"{SAVED}{k}", a) for k, a in enumerate(self.saved))
+        feeds.update((f"{COTANGENT}{i}", np.asarray(ct, dtype=self.outs[i].dtype))
+                     for i, ct in enumerate(cotangents) if self.split.differentiable[i])
+        native = self.backward
+        args = tuple(feeds[name] for name in native.input_names)
+        return list(native.run(args, _param_values(native, self.named)))
+
+
+class _CompiledGradient:
+    """The `fn` of the py_function node a compiled call's VJP makes: the compiled backward."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, call: _CompiledCall):
+        self.call = call
+
+    def __repr__(self) -> str:
+        return f"compiled {self.call.name} backward"
+
+    def infer(self, types: tuple[TensorType, ...]) -> list[TensorType]:
+        return [t.type for t in self.call.sources]
+
+    def compute(self, arrays: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        return self.call.gradients(arrays[:len(self.call.outs)])
+
+    def eager(self, grads: tuple[Tensor, ...]) -> Any:
+        """create_graph: one node again, over the cotangents and the tensors the gradients
+        are functions of (so they require grad, as torch's), whose VJP refuses."""
+        return apply_op(PY_FUNCTION, *grads, *self.call.sources, fn=self)
+
+    def vjp(self, b: Builder, node: Node, g: tuple[Value, ...]) -> tuple[Value | None, ...]:
+        raise DlgValueError(f"the gradient of compiled {self.call.name} cannot be "
+                            f"differentiated again (a double backward, which torch.compile "
+                            f"refuses too); call the module itself, not dlg.compile's", node.span)
+
+
+# ---- arguments and outputs as (structure, leaves) -----------------------------------------------
+_TENSOR = "<tensor>"  # a leaf's place in a structure
+
+
+class _Static:
+    """A non-tensor value of an argument or output (None, a number, a flag): part of the trace,
+    compared by type and value (by identity when unhashable)."""
+
+    __slots__ = ("value", "key")
+
+    def __init__(self, value: Any):
+        self.value = value
+        try:
+            hash(value)
+            self.key: Any = (type(value), value)
+        except TypeError:
+            self.key = (type(value), id(value))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Static) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def _flatten(value: Any, leaves: list[Any]) -> Any:
+    """value's structure (hashable), its tensors and arrays appended to `leaves` in order."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        leaves.append(value)
+        return _TENSOR
+    if isinstance(value, (tuple, list)):
+        return ("seq", type(value), tuple(_flatten(v, leaves) for v in value))
+    if isinstance(value, dict):
+        return ("dict", type(value), tuple(value),
+                tuple(_flatten(v, leaves) for v in value.values()))
+    return _Static(value)
+
+
+def _unflatten(spec: Any, leaves: Any) -> Any:
+    if spec is _TENSOR:
+        return next(leaves)
+    if isinstance(spec, _Static):
+        return spec.value
+    if spec[0] == "dict":
+        return spec[1](zip(spec[2], [_unflatten(s, leaves) for s in spec[3]]))
+    items = [_unflatten(s, leaves) for s in spec[2]]
+    return spec[1](*items) if hasattr(spec[1], "_fields") else spec[1](items)
+
+
+def _names(module: Module, spec: Any) -> list[str]:
+    """Graph input names: the forward's parameter names (a keyword argument's own), `_k`
+    appended per element of a nested argument."""
+    try:
+        params = [p.name for p in inspect.signature(module.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    args, kwargs = spec[2][0][2], spec[2][1]
+    named = [(params[i] if i < len(params) else f"x{i}", s) for i, s in enumerate(args)]
+    named += list(zip(kwargs[2], kwargs[3]))
+    out: list[str] = []
+    for name, s in named:
+        if s is _TENSOR:
+            out.append(name)
+        elif not isinstance(s, _Static):
+            out += [f"{name}_{k}" for k in range(_count(s))]
+    return out
+
+
+def _count(spec: Any) -> int:
+    if spec is _TENSOR:
+        return 1
+    if isinstance(spec, _Static):
+        return 0
+    return sum(_count(s) for s in spec[-1])
+
+
+# ---- running ----------------------------------------------------------------------------------
+def _native(graph: Graph, target: str) -> Native:
+    options = CompileOptions(target="cpu" if target == "cuda" else target)
+    return (DeviceGraph(graph, options=options) if target == "cuda"
+            else NativeGraph(graph, options=options))
+
+
+def _named_tensors(module: Module) -> dict[str, Tensor]:
+    """The module's parameters and buffers by every name, as they are now."""
+    return (dict(module.named_parameters(remove_duplicate=False))
+            | dict(module.named_buffers(remove_duplicate=False)))
+
+
+def _param_values(native: Native, named: dict[str, Tensor]) -> tuple[np.ndarray, ...]:
+    try:
+        return tuple(named[name].numpy_view() for name in native.param_names)
+    except KeyError as e:
+        raise DlgValueError(f"the compiled module's parameter or buffer {e.args[0]!r} is gone "
+                            f"from the module", caller_span()) from None
+
+
+def _wanted(graph: Graph, named: dict[str, Tensor], leaves: list[Any]) -> tuple[str, ...]:
+    """The params and inputs whose gradient a recorded call computes: floats requiring grad."""
+    params = [n.name for n in graph.params if n.attrs["trainable"] and n.name in named
+              and named[n.name].requires_grad and named[n.name].dtype.is_float]
+    inputs = [n.name for n, x in zip(graph.inputs, leaves) if isinstance(x, Tensor)
+              and x.requires_grad and x.dtype.is_float]
+    return tuple(params + inputs)  # type: ignore[arg-type]
+
+
+def _type(a: np.ndarray) -> TensorType:
+    return TensorType(DType.of(a), a.shape)
+
+
+def _without(shape: tuple[int, ...], axes: dict[int, str]) -> tuple[int | None, ...]:
+    return tuple(None if a in axes else d for a, d in enumerate(shape))

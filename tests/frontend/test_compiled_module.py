@@ -1,0 +1,262 @@
+"""`dlg.compile(module)` as torch.compile's: a module wrapping the original whose calls return dlg
+tensors in the eager structure and train through `loss.backward()` by a compiled gradient. The
+programs are written once over `lib` (torch or dlg) and run from the same weights and data;
+eager torch is the oracle (torch.compile computes what eager torch does)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dlg
+from dlg.frontend.compiled import OptimizedModule
+
+torch = pytest.importorskip("torch")
+R = np.random.default_rng(0)
+
+
+def pair(make):
+    """The same module built on torch and on dlg, dlg's loaded with torch's weights."""
+    torch.manual_seed(0)
+    theirs = make(torch)
+    ours = make(dlg)
+    ours.load_state_dict({k: dlg.tensor(v.detach().numpy()) for k, v in
+                          theirs.state_dict().items()})
+    return ours, theirs
+
+
+def close(ours, theirs, rtol=1e-4, atol=1e-5, what=""):
+    ours = ours.detach().numpy() if isinstance(ours, dlg.Tensor) else np.asarray(ours)
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=rtol, atol=atol,
+                               err_msg=what)
+
+
+def same_grads(ours, theirs):
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+        assert (p.grad is None) == (q.grad is None), name
+        if q.grad is not None:
+            close(p.grad, q.grad, what=name)
+
+
+def mlp(lib):
+    nn = lib.nn
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(),
+                         nn.Linear(16, 4))
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
+def test_an_mlp_trains_through_the_compiled_module_as_torch_eager(optimizer):
+    ours, theirs = pair(mlp)
+    model = dlg.compile(ours)
+    kwargs = {"lr": 0.1, "momentum": 0.9} if optimizer == "SGD" else {"lr": 0.01}
+    opt = getattr(dlg.optim, optimizer)(model.parameters(), **kwargs)
+    topt = getattr(torch.optim, optimizer)(theirs.parameters(), **kwargs)
+    for step in range(5):
+        x = R.standard_normal((8, 6)).astype(np.float32)
+        y = R.integers(0, 4, 8)
+        opt.zero_grad()
+        loss = dlg.nn.functional.cross_entropy(model(dlg.tensor(x)), dlg.tensor(y))
+        loss.backward()
+        opt.step()
+        topt.zero_grad()
+        tloss = torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
+        tloss.backward()
+        topt.step()
+        close(loss, tloss, what=f"loss at step {step}")
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+        close(p, q, what=name)
+    assert len(model.compiled) == 1  # one trace, its forward and backward compiled once
+
+
+def cnn(lib, p=0.0):
+    nn = lib.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.drop = nn.Dropout(p)
+            self.fc = nn.Linear(4 * 4 * 4, 3)
+
+        def forward(self, x):
+            h = lib.relu(self.bn(self.conv(x)))
+            h = lib.nn.functional.max_pool2d(h, 2)
+            return self.fc(self.drop(h.flatten(1)))
+    return Net()
+
+
+def test_a_cnn_with_batchnorm_trains_then_evaluates_as_torch():
+    ours, theirs = pair(cnn)
+    model = dlg.compile(ours)
+    x = R.standard_normal((5, 2, 8, 8)).astype(np.float32)
+    out, tout = model(dlg.tensor(x)), theirs(torch.tensor(x))
+    close(out, tout)
+    out.square().mean().backward()
+    tout.square().mean().backward()
+    same_grads(ours, theirs)
+    for name in ("bn.running_mean", "bn.running_var", "bn.num_batches_tracked"):
+        close(ours.state_dict()[name], theirs.state_dict()[name], what=name)
+
+    model.eval()
+    theirs.eval()
+    assert not ours.training and not ours.bn.training and not model.training
+    x = R.standard_normal((3, 2, 8, 8)).astype(np.float32)
+    with dlg.no_grad():
+        out = model(dlg.tensor(x))
+    assert not out.requires_grad
+    close(out, theirs(torch.tensor(x)))
+    close(ours.bn.running_mean, theirs.bn.running_mean)  # eval leaves the statistics
+    assert len(model.compiled) == 2  # train and eval: two traces
+
+
+def test_dropout_gradients_use_the_mask_the_forward_drew():
+    """The compiled forward keeps what its gradient needs (the dropout mask): the gradient
+    is the kept positions scaled, exactly where the output is not zero."""
+    dlg.manual_seed(0)
+    model = dlg.compile(dlg.nn.Dropout(0.5))
+    x = dlg.tensor(R.uniform(1, 2, (64, 8)).astype(np.float32), requires_grad=True)
+    y = model(x)
+    y.sum().backward()
+    kept = y.detach().numpy() != 0
+    assert 0 < kept.mean() < 1
+    np.testing.assert_allclose(x.grad.numpy(), kept * 2.0)
+    np.testing.assert_allclose(y.detach().numpy(), kept * x.detach().numpy() * 2.0, rtol=1e-6)
+
+
+def lstm(lib):
+    nn = lib.nn
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(3, 5, batch_first=True)
+            self.head = nn.Linear(5, 2)
+
+        def forward(self, x):
+            out, (h, c) = self.rnn(x)
+            return self.head(out), (h, c)
+    return Tagger()
+
+
+def test_an_lstm_returns_out_and_the_state_pair_with_gradients():
+    ours, theirs = pair(lstm)
+    model = dlg.compile(ours)
+    x = R.standard_normal((4, 6, 3)).astype(np.float32)
+    got, want = model(dlg.tensor(x)), theirs(torch.tensor(x))
+    assert isinstance(got, tuple) and len(got) == 2 and isinstance(got[1], tuple)
+    for g, w in zip((got[0], *got[1]), (want[0], *want[1])):
+        close(g, w)
+    (got[0].sum() + got[1][1].square().sum()).backward()
+    (want[0].sum() + want[1][1].square().sum()).backward()
+    same_grads(ours, theirs)
+
+
+def test_a_forward_returning_logits_and_none_and_a_dict():
+    ours, theirs = pair(mlp)
+
+    class Heads(dlg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = ours
+
+        def forward(self, x, targets=None):
+            logits = self.body(x)
+            loss = None if targets is None else dlg.nn.functional.cross_entropy(logits, targets)
+            return {"logits": logits, "scale": 2}, loss
+
+    model = dlg.compile(Heads())
+    x = R.standard_normal((3, 6)).astype(np.float32)
+    out, loss = model(dlg.tensor(x))
+    assert loss is None and out["scale"] == 2 and list(out) == ["logits", "scale"]
+    close(out["logits"], theirs(torch.tensor(x)))
+    y = np.array([0, 3, 1])
+    out, loss = model(dlg.tensor(x), targets=dlg.tensor(y))  # a keyword: another trace
+    tloss = torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(y))
+    close(loss, tloss)
+    loss.backward()
+    tloss.backward()
+    same_grads(ours, theirs)
+    assert len(model.compiled) == 2
+
+
+def test_the_gradient_reaches_inputs_that_require_it_and_frozen_parameters_get_none():
+    ours, theirs = pair(mlp)
+    ours[0].weight.requires_grad_(False)
+    theirs[0].weight.requires_grad_(False)
+    model = dlg.compile(ours)
+    x = R.standard_normal((5, 6)).astype(np.float32)
+    xs, txs = dlg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (model(xs * 3) ** 2).sum().backward()  # a recorded input: the tape goes on through it
+    (theirs(txs * 3) ** 2).sum().backward()
+    close(xs.grad, txs.grad)
+    same_grads(ours, theirs)
+    assert ours[0].weight.grad is None
+
+
+def test_one_compile_serves_other_batch_sizes_and_reads_parameters_at_each_call():
+    ours, theirs = pair(mlp)
+    model = dlg.compile(ours)
+    for n in (4, 9, 1):
+        x = R.standard_normal((n, 6)).astype(np.float32)
+        close(model(dlg.tensor(x)), theirs(torch.tensor(x)))
+    assert len(model.compiled) == 1
+    with torch.no_grad():  # new values, in place and by replacing a tensor's data
+        theirs[0].weight.mul_(-1)
+        theirs[2].bias.fill_(0.5)
+    ours[0].weight.data = dlg.tensor(theirs[0].weight.detach().numpy())
+    with dlg.no_grad():
+        ours[2].bias.fill_(0.5)
+    x = R.standard_normal((2, 6)).astype(np.float32)
+    close(model(dlg.tensor(x)), theirs(torch.tensor(x)))
+    model(dlg.tensor(x)).sum().backward()
+    theirs(torch.tensor(x)).sum().backward()
+    same_grads(ours, theirs)
+    with pytest.raises(dlg.DlgShapeError):  # another feature size: traced again, the model's error
+        model(dlg.randn(2, 5))
+
+
+def test_the_wrapper_is_the_module_as_torch_compile_gives_it():
+    ours, theirs = pair(mlp)
+    model = dlg.compile(ours)
+    assert isinstance(model, OptimizedModule) and isinstance(model, dlg.nn.Module)
+    assert model._orig_mod is ours and model._orig_mod[0] is ours[0] and len(model) == 5
+    assert [id(p) for p in model.parameters()] == [id(p) for p in ours.parameters()]
+    # torch.compile(theirs).state_dict()'s keys: the original's under `_orig_mod.`
+    assert list(model.state_dict()) == [f"_orig_mod.{k}" for k in theirs.state_dict()]
+    assert model.get_submodule("_orig_mod.2") is ours[2]
+    model.eval()
+    assert not ours.training and not ours[0].training and not model.training
+    ours.train()
+    assert model.training
+    model.tag = "set through"
+    assert ours.tag == "set through"
+    x = R.standard_normal((2, 6)).astype(np.float32)
+    assert isinstance(model(dlg.tensor(x)), dlg.Tensor)
+    assert isinstance(model(x), dlg.Tensor)  # an array is an input too
+
+
+def test_misuse_is_a_dlg_error():
+    ours, _ = pair(mlp)
+    with pytest.raises(dlg.DlgValueError, match="unknown target"):
+        dlg.compile(ours, target="tpu")
+    with pytest.raises(dlg.DlgValueError, match="unknown mode 'fast'"):
+        dlg.compile(ours, mode="fast")
+    assert dlg.compile(ours, disable=True) is ours  # torch.compile's options, as torch's
+    assert isinstance(dlg.compile(ours, mode="max-autotune", fullgraph=True, dynamic=True),
+                      OptimizedModule)
+    model = dlg.compile(ours)
+    _, theirs = pair(mlp)
+    x = R.standard_normal((3, 6)).astype(np.float32)
+    xs, txs = dlg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (g,) = dlg.autograd.grad(model(xs).sum(), xs, create_graph=True)
+    close(g, torch.autograd.grad(theirs(txs).sum(), txs)[0])
+    with pytest.raises(dlg.DlgValueError, match="cannot be differentiated again"):
+        g.sum().backward()
+    with pytest.raises(dlg.DlgTypeError, match="returned no tensor"):
+        dlg.compile(Nothing())(dlg.randn(2, 3))
+
+
+class Nothing(dlg.nn.Module):
+    def forward(self, x):
+        return None
