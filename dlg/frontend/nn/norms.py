@@ -52,6 +52,14 @@ class _BatchNorm(Module):
             self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
             self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
 
+    def reset_running_stats(self) -> None:
+        """torch's: the running statistics back to mean 0, variance 1, no batches counted."""
+        if self.track_running_stats:
+            with engine.no_grad():
+                self.running_mean.zero_()
+                self.running_var.fill_(1.0)
+                self.num_batches_tracked.zero_()
+
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self.ranks:
             raise DlgShapeError(f"{type(self).__name__} takes {self.takes}",
