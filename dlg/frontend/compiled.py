@@ -29,7 +29,7 @@ import numpy as np
 from dlg.compiler.passes.split_vjp import COTANGENT, SAVED, VjpSplit, vjp_split
 from dlg.compiler.pipeline import CompileOptions
 from dlg.errors import DlgTypeError, DlgValueError
-from dlg.frontend.engine import caller_span, grad_enabled
+from dlg.frontend.engine import caller_span, enable_grad, grad_enabled
 from dlg.frontend.nn import Module
 from dlg.frontend.tensor import Tensor, apply as apply_op
 from dlg.frontend.trace import batch_axes, batch_size, trace_flat
@@ -131,7 +131,8 @@ class _Entry:
                 raise DlgTypeError(f"{type(module).__name__} returned no tensor; a compiled "
                                    f"module returns at least one", caller_span())
             return tuple(outs)
-        model = trace_flat(module, flat_forward, _names(module, spec), leaves)
+        with enable_grad():  # one graph for both modes: each call chooses to record or not
+            model = trace_flat(module, flat_forward, _names(module, spec), leaves)
         return cls(model, out_spec[0], target)
 
     def plain(self) -> Native:
@@ -330,8 +331,9 @@ def _param_values(native: Native, named: dict[str, Tensor]) -> tuple[np.ndarray,
 
 
 def _wanted(graph: Graph, named: dict[str, Tensor], leaves: list[Any]) -> tuple[str, ...]:
-    """The params and inputs whose gradient a recorded call computes: floats requiring grad."""
-    params = [n.name for n in graph.params if n.attrs["trainable"] and n.name in named
+    """The params and inputs whose gradient a recorded call computes: floats requiring grad
+    now (a parameter frozen or unfrozen since the trace too)."""
+    params = [n.name for n in graph.params if n.name in named
               and named[n.name].requires_grad and named[n.name].dtype.is_float]
     inputs = [n.name for n, x in zip(graph.inputs, leaves) if isinstance(x, Tensor)
               and x.requires_grad and x.dtype.is_float]

@@ -182,16 +182,24 @@ def test_a_forward_returning_logits_and_none_and_a_dict():
 
 def test_the_gradient_reaches_inputs_that_require_it_and_frozen_parameters_get_none():
     ours, theirs = pair(mlp)
-    ours[0].weight.requires_grad_(False)
-    theirs[0].weight.requires_grad_(False)
     model = dlg.compile(ours)
     x = R.standard_normal((5, 6)).astype(np.float32)
+    with dlg.no_grad():  # traced here first: the trace serves calls with gradients too
+        model(dlg.tensor(x))
+    ours[0].weight.requires_grad_(False)  # frozen after the trace
+    theirs[0].weight.requires_grad_(False)
     xs, txs = dlg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     (model(xs * 3) ** 2).sum().backward()  # a recorded input: the tape goes on through it
     (theirs(txs * 3) ** 2).sum().backward()
     close(xs.grad, txs.grad)
     same_grads(ours, theirs)
     assert ours[0].weight.grad is None
+    ours[0].weight.requires_grad_(True)
+    theirs[0].weight.requires_grad_(True)
+    model(xs).sum().backward()
+    theirs(txs).sum().backward()
+    same_grads(ours, theirs)
+    assert len(model.compiled) == 1
 
 
 def test_one_compile_serves_other_batch_sizes_and_reads_parameters_at_each_call():
