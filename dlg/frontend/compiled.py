@@ -86,6 +86,14 @@ class OptimizedModule(Module):
     def __len__(self) -> int:
         return len(self._orig_mod)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copied or pickled without its compiled code (the copy compiles at its first call),
+        so `copy.deepcopy(model)` (an EMA or AveragedModel of it) works as torch's."""
+        return {**self.__dict__, "compiled": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def __dir__(self) -> list[str]:
         return sorted(set(dir(self._orig_mod)) | set(super().__dir__()))
 

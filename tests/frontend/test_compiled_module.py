@@ -5,6 +5,8 @@ eager torch is the oracle (torch.compile computes what eager torch does)."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -242,6 +244,11 @@ def test_the_wrapper_is_the_module_as_torch_compile_gives_it():
     x = R.standard_normal((2, 6)).astype(np.float32)
     assert isinstance(model(dlg.tensor(x)), dlg.Tensor)
     assert isinstance(model(x), dlg.Tensor)  # an array is an input too
+    twin = copy.deepcopy(model)  # an EMA copy: its own module, compiled at its first call
+    assert twin._orig_mod is not ours and not twin.compiled and model.compiled
+    with dlg.no_grad():
+        twin._orig_mod[4].bias.add_(1)
+    close(twin(x), model(x).detach() + 1)
 
 
 def test_misuse_is_a_dlg_error():
