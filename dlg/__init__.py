@@ -15,6 +15,7 @@ from dlg.errors import (
     DlgValueError,
 )
 from dlg.ir import DType, Graph, TensorType
+from dlg.ir.dtypes import bfloat16  # a name only: no tensor has it (autocast's dtype)
 from dlg.ir.anomaly import detect_anomaly, is_anomaly_enabled, set_anomaly
 from dlg import autograd, data, nn, optim, utils
 from dlg import amp, backends, cuda
@@ -84,7 +85,7 @@ __all__ += ["get_num_threads", "set_num_threads"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]
 __all__ += ["from_torch"]
 __all__ += ["autograd"]
-__all__ += ["amp", "autocast", "is_autocast_enabled"]
+__all__ += ["amp", "autocast", "bfloat16", "is_autocast_enabled"]
 __all__ += ["Generator"]
 __all__ += ["Size", "backends", "get_float32_matmul_precision", "set_float32_matmul_precision"]
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]

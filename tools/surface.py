@@ -47,7 +47,8 @@ def sections() -> dict[str, list[str]]:
     tensor_attrs = _public(n for n in dir(dlg.Tensor) if n not in _TENSOR_INTERNALS)
     out = {
         "`dlg.` functions": [n for n in _functions(dlg) if n not in _DLG_NOT_TENSOR_API],
-        "dtypes": _public(n for n in dir(dlg) if isinstance(getattr(dlg, n), dlg.DType)),
+        "dtypes": _public(n for n in dir(dlg)  # bfloat16: a name autocast takes, no tensors
+                          if isinstance(getattr(dlg, n), (dlg.DType, type(dlg.bfloat16)))),
         "`Tensor` methods and properties": tensor_attrs,
         "`dlg.nn.functional`": _functions(F),
         "`dlg.nn` modules": _classes(nn, nn.Module),

@@ -27,13 +27,13 @@ import numpy as np
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor
-from dlg.ir.dtypes import DType
+from dlg.ir.dtypes import DType, bfloat16
 
 # torch's device types; dlg's eager tensors live on the cpu alone
 DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
                 "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
                 "privateuseone")
-_LOWER = (None, DType.f16)  # None: torch's CPU default, bfloat16 (dlg has no bfloat16)
+_LOWER = (None, bfloat16, DType.f16)  # None: torch's CPU default, bfloat16
 
 
 class autocast:  # noqa: N801  (torch.autocast spelling)

@@ -13,7 +13,7 @@ from dlg.errors import DlgTypeError, DlgValueError
 from dlg.functions import args
 from dlg.functions.args import is_int, is_number, tensor
 from dlg.functions.front import Front
-from dlg.ir.dtypes import DType
+from dlg.ir.dtypes import AbsentDType, DType
 from dlg.ir.ops.elementwise import ADD, CAST, DIV, EQ, FLOOR, MUL, POW, SUB, WHERE
 from dlg.ir.ops.shape import RESHAPE
 from dlg.ir.ops.sort import CUMSUM
@@ -27,6 +27,9 @@ def dtype_arg(F: Front, value: Any, what: str = "dtype") -> DType:
     """A dlg dtype; a PyTorch one (torch.float32) is named with the dlg spelling to use."""
     if isinstance(value, DType):
         return value
+    if isinstance(value, AbsentDType):
+        raise DlgTypeError(f"{what} is {value!r}: dlg has no {value.torch_name} tensors (it "
+                           f"computes in float32, float64 or float16)")
     text = str(value)
     if type(value).__module__.split(".")[0] == "torch" and text.startswith("torch."):
         name = text.removeprefix("torch.")

@@ -83,5 +83,22 @@ _NUMPY = {
 }
 _FROM_NUMPY = {v: k for k, v in _NUMPY.items()}
 
+
+
+class AbsentDType:
+    """A PyTorch dtype dlg has no tensors of, kept by name so that programs naming it run where
+    it is not used: `autocast("cpu", dtype=dlg.bfloat16, enabled=False)`. A dtype argument
+    refuses it (`functions.creation.dtype_arg`), and so does an enabled autocast."""
+
+    def __init__(self, torch_name: str):
+        self.torch_name = torch_name
+        self.is_floating_point, self.is_complex, self.is_signed = True, False, True
+
+    def __repr__(self) -> str:
+        return f"dlg.{self.torch_name}"
+
+
+bfloat16 = AbsentDType("bfloat16")
+
 f16, f32, f64, i32, i64 = DType.f16, DType.f32, DType.f64, DType.i32, DType.i64
 boolean = DType.bool

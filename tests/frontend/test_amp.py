@@ -169,7 +169,9 @@ def test_cpu_scaler_errors_like_torch(code, fragment):
 
 AUTOCAST_ROWS = [  # (device_type, dtype of lib, enabled, torch: enabled afterwards / warns)
     ("cuda", None, True),
+    ("cuda", "bfloat16", True),
     ("cpu", None, False),
+    ("cpu", "bfloat16", False),
     ("cpu", "float32", True),
     ("cpu", "float64", True),
     ("mps", None, True),
@@ -193,7 +195,7 @@ def test_autocasts_that_run_disabled_like_torch(device, dtype, enabled):
     assert states["dlg"] == states["torch"]
 
 
-@pytest.mark.parametrize("dtype", [None, "float16"])
+@pytest.mark.parametrize("dtype", [None, "float16", "bfloat16"])
 def test_enabled_cpu_autocast_to_lower_precision_is_refused(dtype):
     kwargs = {} if dtype is None else {"dtype": getattr(dlg, dtype)}
     with pytest.raises(dlg.DlgValueError, match="enabled=False") as info:
@@ -218,3 +220,18 @@ def test_autocast_decorator_and_bad_device():
         torch.autocast("gpu")
     assert not dlg.amp.is_autocast_available("cpu")
     assert not dlg.cuda.is_available() and dlg.cuda.device_count() == torch.cuda.device_count()
+
+
+def test_bfloat16_is_a_name_for_autocast_and_refused_as_a_dtype():
+    """`dtype=torch.bfloat16` in a disabled autocast runs; an enabled one and a tensor or module
+    of it are refused by name (dlg has no bfloat16 tensors)."""
+    assert repr(dlg.bfloat16) == "dlg.bfloat16"
+    with dlg.autocast(device_type="cpu", dtype=dlg.bfloat16, enabled=False):
+        assert not dlg.is_autocast_enabled("cpu")
+    with pytest.raises(dlg.DlgValueError, match="autocast.*bfloat16.*enabled=False"):
+        dlg.autocast(device_type="cpu", dtype=dlg.bfloat16)
+    for make in (lambda: dlg.zeros(2, dtype=dlg.bfloat16), lambda: dlg.ones(2).to(dlg.bfloat16),
+                 lambda: nn.Linear(2, 2).to(dlg.bfloat16),
+                 lambda: nn.Linear(2, 2).to(dtype=dlg.bfloat16)):
+        with pytest.raises(dlg.DlgTypeError, match="no bfloat16 tensors"):
+            make()

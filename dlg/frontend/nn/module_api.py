@@ -8,8 +8,9 @@ from typing import Any
 
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
-from dlg.frontend.tensor import Tensor
-from dlg.ir.dtypes import DType
+from dlg.frontend.tensor import Tensor, checked
+from dlg.functions.creation import dtype_arg
+from dlg.ir.dtypes import AbsentDType, DType
 from dlg.ir.types import TensorType
 
 
@@ -33,7 +34,7 @@ class ModuleAPI:
             raise DlgTypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}",
                                engine.caller_span())
         for arg in args:
-            if isinstance(arg, DType):
+            if isinstance(arg, (DType, AbsentDType)):
                 dtype = arg
             elif isinstance(arg, Tensor):
                 dtype = arg.dtype
@@ -43,6 +44,7 @@ class ModuleAPI:
             raise DlgValueError(f"device {device!r}: eager dlg modules run on the cpu; use "
                                 f"dlg.compile(...) for other targets", engine.caller_span())
         if dtype is not None:
+            dtype = checked(dtype_arg, dtype, "to(): dtype")
             if not dtype.is_float:
                 raise DlgTypeError(f"nn.Module.to only accepts floating point dtypes, but got "
                                    f"desired dtype={dtype}", engine.caller_span())
