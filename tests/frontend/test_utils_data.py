@@ -104,6 +104,25 @@ def test_random_samplers_permute_and_follow_their_generator():
     assert len(more) == 6 and set(more[:4]) == set(range(4))
 
 
+def test_weighted_random_sampler_draws_by_weight_as_torch():
+    weights = [0.1, 0.0, 0.6, 0.3]
+    ours = D.WeightedRandomSampler(weights, 4000, generator=np.random.default_rng(1))
+    assert len(ours) == len(T.WeightedRandomSampler(weights, 4000)) == 4000
+    drawn = list(ours)
+    assert drawn == list(D.WeightedRandomSampler(weights, 4000,
+                                                 generator=np.random.default_rng(1)))
+    np.testing.assert_allclose(np.bincount(drawn, minlength=4) / 4000, weights, atol=0.03)
+    # without replacement each index once, the zero weights after every nonzero one (torch's)
+    for lib in (D, T):
+        once = list(lib.WeightedRandomSampler(dlg.tensor([1.0, 0.0, 2.0, 0.0]) if lib is D
+                                              else torch.tensor([1.0, 0.0, 2.0, 0.0]), 4,
+                                              replacement=False))
+        assert sorted(once) == [0, 1, 2, 3] and set(once[:2]) == {0, 2}
+    loader = D.DataLoader(D.TensorDataset(np.arange(6.0)), batch_size=2,
+                          sampler=D.WeightedRandomSampler([0, 1, 1, 0, 0, 1], 5))
+    assert [len(b[0]) for b in loader] == [2, 2, 1]
+
+
 def test_shuffling_follows_dlg_manual_seed():
     for ds in (D.TensorDataset(np.arange(10.0)), _squares(D.Dataset)):
         runs = []
@@ -166,6 +185,12 @@ def test_an_iterable_dataset_is_batched_as_it_streams():
     (lambda ds: D.DataLoader(ds, num_workers=-1), "non-negative"),
     (lambda ds: D.random_split(ds, [3, 3]), "add up to 6, not to the dataset's length 7"),
     (lambda ds: D.BatchSampler(range(3), 0, False), "positive integer"),
+    (lambda ds: D.WeightedRandomSampler([1.0, 2.0], 0), "num_samples should be a positive"),
+    (lambda ds: D.WeightedRandomSampler([[1.0, 2.0]], 2), "1d sequence"),
+    (lambda ds: D.WeightedRandomSampler([1.0, -2.0], 2), "entry < 0"),
+    (lambda ds: D.WeightedRandomSampler([0.0, 0.0], 2), "sum of probabilities"),
+    (lambda ds: D.WeightedRandomSampler([1.0, 2.0], 3, replacement=False),
+     "without replacement"),
     (lambda ds: D.ConcatDataset([]), "empty")])
 def test_wrong_options_are_dlg_errors(make, message):
     with pytest.raises(DlgValueError, match=message):

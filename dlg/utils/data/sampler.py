@@ -71,6 +71,51 @@ class SubsetRandomSampler(Sampler):
         return len(self.indices)
 
 
+class WeightedRandomSampler(Sampler):
+    """`num_samples` indices of `range(len(weights))` drawn with probabilities proportional to
+    `weights` (torch.multinomial's draw: with `replacement`, or each index at most once)."""
+
+    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
+                 generator: np.random.Generator | None = None):
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+            raise DlgValueError(f"num_samples should be a positive integer value, but got "
+                                f"num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise DlgValueError(f"replacement should be a boolean value, but got "
+                                f"replacement={replacement}")
+        array = np.asarray(getattr(weights, "numpy", lambda: weights)(), dtype=np.float64)
+        if array.ndim != 1:
+            raise DlgValueError(f"weights should be a 1d sequence but given weights have shape "
+                                f"{tuple(array.shape)}")
+        if (array < 0).any() or not np.isfinite(array).all():
+            raise DlgValueError("invalid multinomial distribution (encountering probability "
+                                "entry < 0 or inf or nan)")
+        if array.sum() <= 0:
+            raise DlgValueError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if not replacement and num_samples > len(array):
+            raise DlgValueError(f"cannot sample n_sample={num_samples} > prob_dist.size(-1)="
+                                f"{len(array)} samples without replacement")
+        self.weights, self.num_samples = array, num_samples
+        self.replacement, self.generator = replacement, generator
+
+    def __iter__(self) -> Iterator[int]:
+        rng = self.generator or engine.rng()
+        weights = self.weights
+        if self.replacement:
+            drawn = rng.choice(len(weights), self.num_samples, p=weights / weights.sum())
+            return iter(drawn.tolist())
+        # torch.multinomial without replacement: once every nonzero weight is drawn, the
+        # zero-weight indices follow in a random order
+        nonzero, zero = np.flatnonzero(weights), np.flatnonzero(weights == 0)
+        first = rng.choice(nonzero, min(self.num_samples, len(nonzero)), replace=False,
+                           p=weights[nonzero] / weights.sum())
+        drawn = np.concatenate([first, rng.permutation(zero)])[:self.num_samples]
+        return iter(drawn.tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 class BatchSampler(Sampler):
     """Lists of `batch_size` indices from `sampler`; `drop_last` drops a short last one."""
 
