@@ -62,6 +62,7 @@ def sections() -> dict[str, list[str]]:
     out["`dlg.utils.checkpoint`"] = _public(dlg.utils.checkpoint.__all__)
     out["`dlg.nn.utils`"] = _dotted(nn.utils)
     out["`dlg.optim.swa_utils`"] = _public(optim.swa_utils.__all__)
+    out["`dlg.distributions`"] = _public(dlg.distributions.__all__)
     scheduler = getattr(optim, "lr_scheduler", None)
     if scheduler is not None:
         out["`dlg.optim.lr_scheduler`"] = _public(
