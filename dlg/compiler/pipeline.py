@@ -44,6 +44,7 @@ from dlg.compiler.optimizers import apply_optimizer
 from dlg.compiler.passes.autodiff import GRAD_PREFIX, grad
 from dlg.compiler.passes.fuse import Fusion, fuse
 from dlg.compiler.passes.im2col import im2col
+from dlg.compiler.passes.last_step import last_step
 from dlg.compiler.passes.hoist import hoist
 from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.passes.simplify import simplify
@@ -123,6 +124,7 @@ def _sunk(g: Graph) -> Graph:
 
 PIPELINE: list[Stage] = [
     Stage("hoist", lambda g, ctx: hoist(g), forward=True),  # scans' input projections: one GEMM
+    Stage("last_step", lambda g, ctx: last_step(g), forward=True),  # out[:, -1]: the final carry
     Stage("autodiff", _autodiff, training=True),
     Stage("apply_optimizer", _apply_optimizer, training=True),
     Stage("decompose", lambda g, ctx: decompose(g)),  # composites -> primitives
