@@ -4,7 +4,8 @@ Adamax, NAdam, RAdam, Rprop, ASGD and Adafactor, step for step.
 `apply_optimizer` emits, after a gradient graph, the new value of every parameter and of the
 optimizer's state, and appends them to `Graph.updates`; the runtime writes them back in place.
 State is held in non-trainable `param` nodes named like torch's state_dict entries, prefixed:
-`optimizer.step` and `optimizer.lr` (scalars), `optimizer.<param>.momentum_buffer`, `.exp_avg`,
+`optimizer.step` and `optimizer.lr` (f32 scalars, lr f64 where a param is f64),
+`optimizer.<param>.momentum_buffer`, `.exp_avg`,
 `.exp_avg_sq`, `.max_exp_avg_sq`, `.square_avg`, `.grad_avg`, `.acc_delta`, `.sum`, `.exp_inf`,
 `.mu_product`, `.prev`, `.step_size`, `.eta`, `.mu`, `.ax`, `.row_var`, `.col_var`, `.variance`.
 The learning rate is state, so a
@@ -64,7 +65,9 @@ def apply_optimizer(b: Builder, spec: OptimizerSpec, params: Mapping[str, Value]
     e = _Emitter(b, state)
     f32 = TensorType(DType.f32, ())
     step = e.slot("step", f32)
-    lr = e.slot("lr", f32, float(spec.hyper["lr"]))
+    # torch's lr is a Python float: f64 where a param is f64 (an f32 lr would round 0.1 there)
+    wide = any(b.type_of(p).dtype is DType.f64 for p in params.values())
+    lr = e.slot("lr", TensorType(DType.f64, ()) if wide else f32, float(spec.hyper["lr"]))
     new_step = b.add(step, scalar(b, 1.0, step))
     b.graph.updates.append((PREFIX + "step", new_step))
     rule = UPDATE_RULES[spec.name]
@@ -91,7 +94,7 @@ class _Param:
     e: _Emitter
     name: str
     type: TensorType
-    lr_state: Value  # the f32 `optimizer.lr`
+    lr_state: Value  # `optimizer.lr`: f32, or f64 when a param is
     lr: Value  # the same in the param's dtype
     step: Value  # f32: steps taken before this one
     new_step: Value  # f32: this step's number (1 on the first step)

@@ -167,7 +167,7 @@ class Optimizer:
         params = [group["params"][i] for i in members]
         update = self._graph(index, group, members)
         values: dict[str, Any] = {STEP: np.float32(count),
-                                  LR: np.asarray(group["lr"], np.float32)}
+                                  LR: np.asarray(group["lr"], update.lr_dtype)}
         inputs = {}
         for i, p in zip(members, params):
             values[f"p{i}"] = p.numpy_view()
@@ -201,7 +201,7 @@ class Optimizer:
             p, _, kind = name[len(PREFIX):].rpartition(".")
             if p:
                 initial[int(p[1:])][kind] = value
-        self._graphs[(index, members)] = _Update(spec, g, initial)
+        self._graphs[(index, members)] = _Update(spec, g, initial, state.initial[LR].dtype)
         return self._graphs[(index, members)]
 
 
@@ -217,6 +217,7 @@ class _Update(NamedTuple):
     spec: OptimizerSpec
     graph: Graph
     initial: dict[int, dict[str, np.ndarray]]
+    lr_dtype: np.dtype  # the fed lr's: f64 when a param is
 
 
 def _state_tensor(value: Any, dtype: Any) -> Tensor:
