@@ -39,6 +39,13 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     if len(seeds) != len(outs):
         raise DlgValueError(f"grad(): {len(seeds)} grad_outputs for {len(outs)} outputs",
                             caller_span())
+    if create_graph and any(isinstance(s, Tensor) and s.requires_grad for s in seeds):
+        # a seed requiring grad is part of the gradients' graph (torch's gradgradcheck and
+        # double-vjp differentiate through it): d sum <out, seed> / d inputs, the sum recorded
+        total = sum((out if s is None else (out * s).sum() for out, s in zip(outs, seeds)),
+                    Tensor(np.zeros((), outs[0].type.dtype.np)))
+        return grad(total, inputs, None, retain_graph, create_graph, allow_unused,
+                    materialize_grads)
     roots = []
     for out, seed in zip(outs, seeds):
         array = None if seed is None else np.asarray(seed, out.type.dtype.np)
