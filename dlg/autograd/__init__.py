@@ -80,10 +80,11 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         out.backward(seed, retain_graph, create_graph, inputs)
 
 
-# torch.autograd.functional (jacobian, hessian, vjp, ...), written on `grad` above, and
-# torch.autograd.function's spelling of once_differentiable
+# torch.autograd.functional (jacobian, hessian, vjp, ...) and gradcheck, written on `grad` above,
+# and torch.autograd.function's spelling of once_differentiable
 from dlg.autograd import function, functional  # noqa: E402
+from dlg.autograd.gradcheck import gradcheck, gradgradcheck  # noqa: E402
 
 __all__ = ["Function", "FunctionCtx", "backward", "detect_anomaly", "enable_grad", "function",
-           "functional", "grad", "inference_mode", "no_grad", "once_differentiable",
-           "set_detect_anomaly", "set_grad_enabled"]
+           "functional", "grad", "gradcheck", "gradgradcheck", "inference_mode", "no_grad",
+           "once_differentiable", "set_detect_anomaly", "set_grad_enabled"]
