@@ -103,7 +103,10 @@ def norm(F: Front, x: Any, p: Any = "fro", axis: Any = None, keepdims: bool = Fa
 # ---- einsum ------------------------------------------------------------------------------------
 def einsum(F: Front, equation: Any, *operands: Any) -> Any:
     """Einstein summation, e.g. einsum("bij,bjk->bik", a, b); '...' stands for the leading
-    dims, and the output is implicit (the labels seen once, sorted) without '->'."""
+    dims, and the output is implicit (the labels seen once, sorted) without '->'. torch's
+    sublist form einsum(a, [0, 1], b, [1, 2], [0, 2]) is read as that equation."""
+    if not isinstance(equation, str) and operands and _is_sublist(operands[0]):
+        equation, operands = _sublist_equation(F, (equation, *operands))
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     if not isinstance(equation, str):
@@ -125,6 +128,28 @@ def einsum(F: Front, equation: Any, *operands: Any) -> Any:
 
 
 Labels = list[str]
+
+
+def _is_sublist(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        v is Ellipsis or (isinstance(v, int) and not isinstance(v, bool)) for v in value)
+
+
+def _sublist_equation(F: Front, args: tuple) -> tuple[str, tuple]:
+    """torch's sublist form (operand, sublist, ..., [output sublist]) as an equation; labels
+    0-25 are 'A'-'Z' and 26-51 'a'-'z', as torch letters them (so the implicit order is)."""
+    def letters(sublist: Any) -> str:
+        if not _is_sublist(sublist):
+            raise DlgTypeError(f"einsum: a sublist must hold ints and ..., got "
+                               f"{describe(F, sublist)}")
+        for v in sublist:
+            if v is not Ellipsis and not 0 <= v < 52:
+                raise DlgValueError(f"einsum: subscript {v} in a sublist is not in [0, 52)")
+        return "".join("..." if v is Ellipsis else string.ascii_uppercase[v] if v < 26
+                       else string.ascii_lowercase[v - 26] for v in sublist)
+    pairs, rest = args[:len(args) // 2 * 2], args[len(args) // 2 * 2:]
+    lhs = ",".join(letters(sub) for sub in pairs[1::2])
+    return lhs + ("->" + letters(rest[0]) if rest else ""), tuple(pairs[0::2])
 
 
 def _parse(F: Front, equation: str, xs: list[Any]) -> tuple[list[Labels], Labels]:

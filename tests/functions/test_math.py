@@ -432,8 +432,32 @@ def test_einsum_matches_torch(equation, shapes):
     grads(lambda m, *xs: m.einsum(equation, *xs), *arrays)
 
 
+SUBLISTS = [  # torch's sublist form: operand, sublist, ..., [output sublist]
+    ([(2, 3, 4), (2, 4, 5)], [[0, 1, 2], [0, 2, 3], [0, 1, 3]]),
+    ([(2, 3, 4), (2, 4, 5)], [[0, 1, 2], [0, 2, 3]]),  # implicit: labels in torch's letter order
+    ([(2, 3, 4), (2, 3, 4)], [[..., 30, 3], [..., 30, 3], [...]]),
+    ([(3, 3)], [[27, 27]]),
+]
+
+
+@pytest.mark.parametrize("shapes, sublists", SUBLISTS, ids=[str(s) for _, s in SUBLISTS])
+def test_einsum_sublist_form_matches_torch(shapes, sublists):
+    arrays = [R.standard_normal(s).astype(np.float32) for s in shapes]
+
+    def call(m, *xs):
+        args = [a for x, sub in zip(xs, sublists) for a in (x, sub)]
+        return m.einsum(*args, *sublists[len(xs):])
+
+    both(call, *arrays, rtol=1e-5, atol=1e-5)
+    grads(call, *arrays)
+
+
 def test_einsum_errors():
     m = dlg.tensor(M)
+    with pytest.raises(DlgValueError, match="not in \\[0, 52\\)"):
+        dlg.einsum(m, [0, 52])
+    with pytest.raises(DlgTypeError, match="sublist must hold ints"):
+        dlg.einsum(m, [0, 1], m, ["i", "j"])
     for args, error, match in [(("ij,jk", m), DlgValueError, "2 operand"),
                                (("ijk", m), DlgShapeError, "does not fit"),
                                (("ij->k", m), DlgValueError, "not in any input"),
