@@ -179,7 +179,7 @@ for _name in ("view", "reshape", "permute", "transpose", "unsqueeze", "squeeze",
     if _name not in vars(Tensor):
         setattr(Tensor, _name, _method(_name))
 for _name in ("gather", "scatter", "scatter_add", "scatter_reduce", "index_select", "index_add",
-              "index_fill", "take_along_dim", "select"):
+              "index_fill", "index_reduce", "take_along_dim", "select"):
     setattr(Tensor, _name, _method(_name))
 for _name in (*(n for n in ELEMENTWISE if Trait.BINARY in REGISTRY[n].traits), "matmul"):
     if _name not in vars(Tensor):

@@ -288,7 +288,8 @@ def _in_place(name: str) -> None:
 
 
 for _name in ("scatter", "scatter_add", "scatter_reduce", "masked_fill", "index_fill",
-              "index_add", "nan_to_num", "clamp", "clip", "clamp_min", "clamp_max", "relu",
+              "index_add", "index_reduce", "nan_to_num", "clamp", "clip", "clamp_min",
+              "clamp_max", "relu",
               "sigmoid", "tanh", "exp", "exp2", "log", "log1p", "log2", "log10", "sqrt",
               "rsqrt", "abs", "neg", "reciprocal", "square", "sin", "cos", "tan", "sinh",
               "cosh", "atan", "erf", "floor", "ceil", "round", "trunc", "frac", "sign", "sgn",

@@ -23,7 +23,7 @@ from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
 from dlg.functions import class_losses
 from dlg.functions.indexing import select
-from dlg.functions.scatter_reduce import scatter_reduce
+from dlg.functions.scatter_reduce import index_reduce, scatter_reduce
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     **ELEMENTWISE,
@@ -63,6 +63,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "gather": gather.gather, "scatter": gather.scatter, "scatter_add": gather.scatter_add,
     "index_select": gather.index_select, "index_add": gather.index_add,
     "take_along_dim": gather.take_along_dim, "scatter_reduce": scatter_reduce,
+    "index_reduce": index_reduce,
     # creation
     "full": creation.full, "zeros": creation.zeros, "ones": creation.ones,
     "zeros_like": creation.zeros_like, "ones_like": creation.ones_like,

@@ -8,6 +8,7 @@ eagerly, the index's range check). prod, amax and amin have no scatter op, so ev
 compared with every position of the axis (the index's size times the axis's length) and the src
 values that name a position are reduced, with x's own value as one more candidate; so gradients
 are the reductions' (amax/amin share a tie's evenly among x and src, as torch).
+index_reduce (torch.index_reduce) is scatter_reduce with its 1-d index spread over source.
 """
 
 from __future__ import annotations
@@ -36,7 +37,16 @@ from dlg.ir.ops.elementwise import (
 )
 from dlg.ir.ops.gather import SCATTER_ADD_ALONG
 from dlg.ir.ops.reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_PROD
-from dlg.ir.ops.shape import CONCAT, PAD, SLICE, SQUEEZE, TRANSPOSE, UNSQUEEZE
+from dlg.ir.ops.shape import (
+    BROADCAST_TO,
+    CONCAT,
+    PAD,
+    RESHAPE,
+    SLICE,
+    SQUEEZE,
+    TRANSPOSE,
+    UNSQUEEZE,
+)
 from dlg.ir.ops.sort import CUMSUM
 from dlg.ir.ops.source import FULL
 
@@ -79,6 +89,29 @@ def scatter_reduce(F: Front, x: Any, axis: Any, index: Any, src: Any, reduce: An
         return F.emit(WHERE, written, mean, x)
     reduced = _dense(F, reduce, x, include_self, index, src, a)
     return F.emit(WHERE, written, reduced, x)
+
+
+def index_reduce(F: Front, x: Any, axis: Any, index: Any, source: Any, reduce: Any,
+                 include_self: bool = True) -> Any:
+    """x with source's slices along `axis` combined into the positions a 1-d index names, by
+    "prod", "mean", "amax" or "amin" (torch.index_reduce; index_add is its sum)."""
+    t = F.type_of(tensor(F, x, "index_reduce's argument"))
+    i = F.type_of(tensor(F, index, "index_reduce: index"))
+    s = F.type_of(tensor(F, source, "index_reduce: source"))
+    reduce = args.choice(F, reduce, REDUCTIONS[1:], "index_reduce: reduce")
+    if i.rank != 1 or s.rank != max(t.rank, 1):
+        raise DlgShapeError(f"index_reduce: index {i} must be 1-d and source {s} of x's rank "
+                            f"{t}")
+    if t.rank == 0:  # as 1-element vectors
+        return shaped_like(F, index_reduce(F, as_vector(F, x), 0, index, source, reduce,
+                                           include_self), ())
+    a = normalize_axis("index_reduce", args.axis(F, axis, "index_reduce: dim"), t.rank)
+    if s.shape[a] != i.shape[0] or s.shape[:a] + s.shape[a + 1:] != t.shape[:a] + t.shape[a + 1:]:
+        raise DlgShapeError(f"index_reduce: source {s} must have index {i}'s length on axis "
+                            f"{a} and x {t}'s sizes elsewhere")
+    spread = tuple(i.shape[0] if k == a else 1 for k in range(t.rank))
+    index = F.emit(BROADCAST_TO, F.emit(RESHAPE, index, shape=spread), shape=s.shape)
+    return scatter_reduce(F, x, a, index, source, reduce, include_self)
 
 
 def _dense(F: Front, reduce: str, x: Any, include_self: bool, index: Any, src: Any, a: int

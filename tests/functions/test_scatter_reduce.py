@@ -34,6 +34,27 @@ def test_floats_and_gradients_match_torch(reduce, include_self, axis):
     np.testing.assert_allclose(src.grad.numpy(), tsrc.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("reduce", REDUCTIONS[1:])
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("axis", [1, -2])
+def test_index_reduce_and_its_in_place_form_match_torch(reduce, include_self, axis):
+    """torch.index_reduce: source's slices along the axis reduced at a 1-d index's positions."""
+    index = np.array([0, 2, 0, 1, 2, 2])[:4 if axis == 1 else 3] % X.shape[axis]
+    source = R.uniform(0.5, 2.0, (3, 4) if axis == 1 else (3, 5)).astype(np.float32)
+    w = R.standard_normal(X.shape).astype(np.float32)
+    results = []
+    for m in (dlg, torch):
+        x, src = m.tensor(X, requires_grad=True), m.tensor(source, requires_grad=True)
+        y = x.index_reduce(axis, m.tensor(index), src, reduce, include_self=include_self)
+        (y * m.tensor(w)).sum().backward()
+        z = m.tensor(X.copy())
+        z.index_reduce_(axis, m.tensor(index), m.tensor(source), reduce,
+                        include_self=include_self)
+        results.append([y.detach().numpy(), x.grad.numpy(), src.grad.numpy(), z.numpy()])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("reduce", ["amax", "amin"])
 @pytest.mark.parametrize("include_self", [True, False])
 def test_ties_share_the_gradient_evenly_as_torch(reduce, include_self):
@@ -88,6 +109,9 @@ def test_0d_operands_and_the_in_place_form():
     ("x.scatter_reduce(1, i[0], src, 'sum')", r"x f32\[3,5\], index i64\[4\] and src .* one rank"),
     ("x.scatter_reduce(1, i + 5, src, 'amax')", r"index 5 is out of range"),
     ("x.scatter_reduce(1, i, src, 'sum', include_self=1)", r"include_self must be true or false"),
+    ("x.index_reduce(1, i[0], src, 'sum')", r"index_reduce: reduce must be 'prod', 'mean'"),
+    ("x.index_reduce(1, i, src, 'prod')", r"index i64\[2,4\] must be 1-d"),
+    ("x.index_reduce(0, i[0], src, 'prod')", r"source f32\[2,4\] must have index"),
 ])
 def test_bad_calls_name_the_argument(call, pattern):
     env = {"x": dlg.tensor(X), "i": dlg.tensor(INDEX), "src": dlg.tensor(SRC)}
