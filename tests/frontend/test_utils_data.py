@@ -123,6 +123,53 @@ def test_weighted_random_sampler_draws_by_weight_as_torch():
     assert [len(b[0]) for b in loader] == [2, 2, 1]
 
 
+def test_stack_chain_datasets_and_worker_info_as_torch():
+    results = []
+    for lib in (D, T):
+        a = lib.TensorDataset(np.arange(4.0)) if lib is D else lib.TensorDataset(
+            torch.arange(4.0))
+
+        class Stream(lib.IterableDataset):
+            def __init__(self, items, lib=lib):
+                self.items, self.lib = items, lib
+
+            def __iter__(self):
+                info = self.lib.get_worker_info()  # None in the main process: all of it
+                return iter(self.items if info is None else self.items[info.id::2])
+
+            def __len__(self):
+                return len(self.items)
+
+        chain = lib.ChainDataset([Stream([1, 2]), Stream([3])])
+        stacked = lib.StackDataset(a, [10, 11, 12, 13])
+        named = lib.StackDataset(x=a, y=[10, 11, 12, 13])
+        results.append((_plain(list(lib.DataLoader(chain, batch_size=2))), len(chain),
+                         _plain(stacked[2]), len(stacked), _plain(named[1]),
+                         _plain(list(lib.DataLoader(named, batch_size=3)))))
+    assert results[0] == results[1]
+    for make in (lambda: D.StackDataset([1], [1, 2]), lambda: D.StackDataset([1], x=[1]),
+                 lambda: D.StackDataset()):
+        with pytest.raises(DlgValueError, match="StackDataset"):
+            make()
+    with pytest.raises(DlgValueError, match="only supports IterableDataset"):
+        list(D.ChainDataset([[1, 2]]))
+
+
+def test_worker_options_are_taken_and_checked_as_torch():
+    ds = D.TensorDataset(np.arange(6.0))
+    loader = D.DataLoader(ds, batch_size=4, num_workers=2, pin_memory=True,
+                          persistent_workers=True, prefetch_factor=2,
+                          multiprocessing_context="spawn", pin_memory_device="", in_order=True,
+                          worker_init_fn=lambda i: None, timeout=0)
+    assert [len(b[0]) for b in loader] == [4, 2]
+    for options in ({"prefetch_factor": 2}, {"persistent_workers": True},
+                    {"multiprocessing_context": "fork"}):
+        with pytest.raises(ValueError):
+            T.DataLoader(range(3), **options)
+        with pytest.raises(DlgValueError, match="num_workers"):
+            D.DataLoader(ds, **options)
+
+
 def test_shuffling_follows_dlg_manual_seed():
     for ds in (D.TensorDataset(np.arange(10.0)), _squares(D.Dataset)):
         runs = []

@@ -1,11 +1,12 @@
 """Datasets as torch.utils.data has them: map-style (`__len__`, `__getitem__`) and iterable,
-tensors side by side, subsets, concatenations and random splits."""
+tensors side by side, subsets, concatenations (and chains of streams), stacks and random
+splits."""
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,51 @@ class ConcatDataset(Dataset):
         which = bisect.bisect_right(self.cumulative_sizes, i)
         start = self.cumulative_sizes[which - 1] if which else 0
         return self.datasets[which][i - start]
+
+
+class StackDataset(Dataset):
+    """Samples of equally long datasets side by side: a tuple (`StackDataset(a, b)`) or a dict
+    (`StackDataset(image=a, text=b)`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        if args and kwargs:
+            raise DlgValueError("StackDataset: supported either tuple- (via args) or dict- (via "
+                                "kwargs) like input/output, but both types are given")
+        if not args and not kwargs:
+            raise DlgValueError("StackDataset: at least one dataset should be passed")
+        self.datasets: tuple | dict = args or kwargs
+        parts = list(args or kwargs.values())
+        self._length = len(parts[0])
+        if any(len(d) != self._length for d in parts):
+            raise DlgValueError("StackDataset: size mismatch between datasets")
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __len__(self) -> int:
+        return self._length
+
+
+class ChainDataset(IterableDataset):
+    """The streams of several IterableDatasets, one after another."""
+
+    def __init__(self, datasets: Iterable[Any]):
+        self.datasets = datasets
+
+    def _each(self) -> Iterator[Any]:
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise DlgValueError("ChainDataset only supports IterableDataset")
+            yield d
+
+    def __iter__(self) -> Iterator[Any]:
+        for d in self._each():
+            yield from d
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self._each())
 
 
 def random_split(dataset: Any, lengths: Sequence[int | float],

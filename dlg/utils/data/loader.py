@@ -23,10 +23,11 @@ class DataLoader:
     each sample with `batch_size=None`) makes each batch.
     Workers are not spawned: `num_workers` > 0 loads in the main process, and `pin_memory`
     changes nothing (eager tensors live on the cpu), nor do `timeout`, `worker_init_fn`,
-    `prefetch_factor` and `persistent_workers` (taken for torch's signature). A TensorDataset
-    with the default sampling and collation is batched by slicing its arrays at once (yielding
-    tuples); `seed` seeds `shuffle` (else it is drawn from `generator` or dlg's generator,
-    `dlg.manual_seed`)."""
+    `multiprocessing_context`, `prefetch_factor`, `persistent_workers`, `pin_memory_device` and
+    `in_order` (taken for torch's signature and checks; `get_worker_info()` is None). A
+    TensorDataset with the default sampling and collation is batched by slicing its arrays at
+    once (yielding tuples); `seed` seeds `shuffle` (else it is drawn from `generator` or dlg's
+    generator, `dlg.manual_seed`)."""
 
     def __init__(self, dataset: Any, batch_size: int | None = 1, shuffle: bool | None = None,
                  sampler: Iterable[int] | None = None,
@@ -34,11 +35,21 @@ class DataLoader:
                  collate_fn: Callable[[list[Any]], Any] | None = None,
                  pin_memory: bool = False, drop_last: bool = False, timeout: float = 0,
                  worker_init_fn: Callable[[int], None] | None = None,
+                 multiprocessing_context: Any = None,
                  generator: np.random.Generator | None = None, *,
                  prefetch_factor: int | None = None, persistent_workers: bool = False,
-                 seed: int | None = None):
+                 pin_memory_device: str = "", in_order: bool = True, seed: int | None = None):
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise DlgValueError(f"num_workers option should be non-negative, got {num_workers}")
+        if num_workers == 0 and prefetch_factor is not None:  # torch's checks of worker options
+            raise DlgValueError("prefetch_factor option could only be specified in "
+                                "multiprocessing. let num_workers > 0 to enable "
+                                "multiprocessing, otherwise set prefetch_factor to None.")
+        if num_workers == 0 and persistent_workers:
+            raise DlgValueError("persistent_workers option needs num_workers > 0")
+        if num_workers == 0 and multiprocessing_context is not None:
+            raise DlgValueError(f"multiprocessing_context can only be used with multi-process "
+                                f"loading (num_workers > 0), but got num_workers={num_workers}")
         self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.collate_fn = collate_fn or (default_collate if batch_size is not None
@@ -102,3 +113,10 @@ class DataLoader:
                 batch = []
         if batch and not self.drop_last:
             yield self.collate_fn(batch)
+
+
+def get_worker_info() -> None:
+    """torch's worker description inside a loading worker: None, as in torch's main process,
+    since dlg's DataLoader loads every batch in the main process (an IterableDataset that
+    shards its stream by worker reads all of it)."""
+    return None
