@@ -1,6 +1,7 @@
-"""`dlg.amp`: torch.amp's autocast and GradScaler (dlg.frontend.amp: on dlg's CPU-only eager
-front a CUDA autocast or scaler is disabled with a warning, as torch's is without CUDA)."""
+"""`dlg.amp`: torch.amp's autocast, GradScaler and custom_fwd/custom_bwd (dlg.frontend.amp: on
+dlg's CPU-only eager front a CUDA autocast or scaler is disabled with a warning, as torch's is
+without CUDA)."""
 
-from dlg.frontend.amp import GradScaler, autocast, is_autocast_available
+from dlg.frontend.amp import GradScaler, autocast, custom_bwd, custom_fwd, is_autocast_available
 
-__all__ = ["GradScaler", "autocast", "is_autocast_available"]
+__all__ = ["GradScaler", "autocast", "custom_bwd", "custom_fwd", "is_autocast_available"]

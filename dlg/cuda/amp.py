@@ -1,10 +1,12 @@
 """`dlg.cuda.amp`: torch.cuda.amp's deprecated spellings, `autocast(...)` for
 `autocast("cuda", ...)` and `GradScaler(...)` for `GradScaler("cuda", ...)`; each warns of the
-deprecation as torch does, then is disabled (no CUDA) with torch's warning."""
+deprecation as torch does, then is disabled (no CUDA) with torch's warning. `custom_fwd` and
+`custom_bwd` are torch.amp's with device_type "cuda", after the same warning."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from dlg.frontend import amp
@@ -31,4 +33,18 @@ class GradScaler(amp.GradScaler):
                          enabled)
 
 
-__all__ = ["GradScaler", "autocast"]
+def custom_fwd(fwd: Callable[..., Any] | None = None, *, cast_inputs: Any = None) -> Any:
+    warnings.warn("`dlg.cuda.amp.custom_fwd(args...)` is deprecated (as in torch). Please use "
+                  "`dlg.amp.custom_fwd(args..., device_type='cuda')` instead.", FutureWarning,
+                  stacklevel=2)
+    return amp.custom_fwd(fwd, device_type="cuda", cast_inputs=cast_inputs)
+
+
+def custom_bwd(bwd: Callable[..., Any] | None = None) -> Any:
+    warnings.warn("`dlg.cuda.amp.custom_bwd(args...)` is deprecated (as in torch). Please use "
+                  "`dlg.amp.custom_bwd(args..., device_type='cuda')` instead.", FutureWarning,
+                  stacklevel=2)
+    return amp.custom_bwd(bwd, device_type="cuda")
+
+
+__all__ = ["GradScaler", "autocast", "custom_bwd", "custom_fwd"]

@@ -94,6 +94,37 @@ def is_autocast_available(device_type: str) -> bool:
     return False
 
 
+def _device_type(device_type: Any) -> str:
+    if not isinstance(device_type, str):
+        raise DlgTypeError(f"Expected `device_type` of type `str`, got: "
+                           f"`{type(device_type)}`", engine.caller_span())
+    return device_type
+
+
+def custom_fwd(fwd: Callable[..., Any] | None = None, *, device_type: str,
+               cast_inputs: Any = None) -> Any:
+    """torch.amp.custom_fwd, a decorator of a custom Function's forward: where autocast is on it
+    would cast the inputs to `cast_inputs` and run forward without autocast; dlg's autocast is
+    never on, so forward runs as written (and backward, under custom_bwd, as well)."""
+    _device_type(device_type)
+    if fwd is None:
+        return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    @functools.wraps(fwd)
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        args[0]._fwd_used_autocast = False  # ctx: what custom_bwd reads in torch
+        return fwd(*args, **kwargs)
+    return forward
+
+
+def custom_bwd(bwd: Callable[..., Any] | None = None, *, device_type: str) -> Any:
+    """torch.amp.custom_bwd: backward runs under forward's autocast state, off on dlg."""
+    _device_type(device_type)
+    if bwd is None:
+        return functools.partial(custom_bwd, device_type=device_type)
+    return bwd
+
+
 class OptState(Enum):
     READY = 0
     UNSCALED = 1

@@ -235,3 +235,50 @@ def test_bfloat16_is_a_name_for_autocast_and_refused_as_a_dtype():
                  lambda: nn.Linear(2, 2).to(dtype=dlg.bfloat16)):
         with pytest.raises(dlg.DlgTypeError, match="no bfloat16 tensors"):
             make()
+
+
+def _scaled_square(lib, fwd, bwd):
+    """A custom Function decorated as AMP-aware code decorates it (torch's docs example)."""
+
+    class ScaledSquare(lib.autograd.Function):
+        @staticmethod
+        @fwd
+        def forward(ctx, x, scale):
+            ctx.save_for_backward(x)
+            ctx.scale = scale
+            return x * x * scale
+
+        @staticmethod
+        @bwd
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return 2 * x * ctx.scale * grad, None
+
+    return ScaledSquare.apply
+
+
+@pytest.mark.parametrize("spelling", ["amp", "amp cast_inputs", "cuda.amp"])
+def test_custom_fwd_and_bwd_decorate_a_function_as_torchs(spelling):
+    results = []
+    for lib in (torch, dlg):
+        fwd, bwd = {
+            "amp": (lib.amp.custom_fwd(device_type="cpu"), lib.amp.custom_bwd(device_type="cpu")),
+            "amp cast_inputs": (lib.amp.custom_fwd(device_type="cuda", cast_inputs=lib.float32),
+                                lib.amp.custom_bwd(device_type="cuda")),
+            "cuda.amp": (lambda f, lib=lib: lib.cuda.amp.custom_fwd(f),
+                         lambda f, lib=lib: lib.cuda.amp.custom_bwd(f)),
+        }[spelling]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            square = _scaled_square(lib, fwd, bwd)
+            x = lib.tensor(np.array([1.0, -2.0, 3.0], np.float32), requires_grad=True)
+            with lib.autocast("cpu", enabled=False):
+                y = square(x, 0.5)
+            y.sum().backward()
+        results.append((y.detach().numpy(), x.grad.numpy(),
+                        sorted({w.category.__name__ for w in caught})))
+    np.testing.assert_allclose(results[1][0], results[0][0])
+    np.testing.assert_allclose(results[1][1], results[0][1])
+    assert results[1][2] == results[0][2]  # FutureWarning for the cuda.amp spelling only
+    with pytest.raises(dlg.DlgTypeError, match="device_type"):
+        dlg.amp.custom_fwd(lambda ctx: None, device_type=0)
