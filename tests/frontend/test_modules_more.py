@@ -395,6 +395,18 @@ def test_transformer_masks_match_torch():
                                mask=torch.tensor(additive)), "encoder")
 
 
+def test_square_subsequent_mask_takes_torchs_device_and_dtype():
+    for kwargs in ({}, {"device": "cpu", "dtype": "float64"}, {"dtype": "float16"}):
+        ours = nn.Transformer.generate_square_subsequent_mask(
+            4, **{k: getattr(dlg, v) if k == "dtype" else v for k, v in kwargs.items()})
+        theirs = torch.nn.Transformer.generate_square_subsequent_mask(
+            4, **{k: getattr(torch, v) if k == "dtype" else v for k, v in kwargs.items()})
+        assert ours.dtype.torch_name == str(theirs.dtype).removeprefix("torch.")
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    with pytest.raises(DlgError, match="device 'cuda'"):
+        nn.Transformer.generate_square_subsequent_mask(3, device="cuda")
+
+
 def test_transformer_layers_compile_and_initialise_as_torch():
     layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=True)
     compiled_matches_eager(layer, f(2, 5, 8))

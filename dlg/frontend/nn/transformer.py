@@ -201,6 +201,9 @@ class Transformer(Module):
                             tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
 
     @staticmethod
-    def generate_square_subsequent_mask(sz: int) -> Tensor:
-        """[sz, sz] float mask: -inf above the diagonal (future positions), 0 elsewhere."""
-        return Tensor(np.triu(np.full((sz, sz), -np.inf, np.float32), 1))
+    def generate_square_subsequent_mask(sz: int, device: Any = None, dtype: Any = None
+                                        ) -> Tensor:
+        """[sz, sz] float mask: -inf above the diagonal (future positions), 0 elsewhere; torch's
+        `device` and `dtype` (float32 by default) checked as a factory function's."""
+        like = F.zeros(sz, sz, dtype=dtype, device=device)
+        return Tensor(np.triu(np.full((sz, sz), -np.inf, like.type.dtype.np), 1))
