@@ -45,8 +45,11 @@ def test_flag_defaults_are_torchs_and_read_back(path, name):
 def test_flags_take_bools_only(value):
     with pytest.raises(dlg.DlgTypeError, match="expects a bool"):
         dlg.backends.cudnn.benchmark = value
-    with pytest.raises(RuntimeError, match="expects a bool"):  # torch's refusal
-        torch.backends.cudnn.benchmark = value
+    if value is not None:  # torch's refusal (through flags(): torch's own test helpers, which
+        # the OpInfo tests import, freeze plain assignment; there None means "unchanged")
+        with pytest.raises(RuntimeError, match="expects a bool"):
+            with torch.backends.cudnn.flags(benchmark=value):
+                pass
     assert dlg.backends.cudnn.benchmark is False
 
 
