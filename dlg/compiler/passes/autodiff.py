@@ -44,12 +44,12 @@ def grad(graph: Graph, loss: str = "loss", wrt: Sequence[str] | None = None) -> 
     loss_type = forward.type_of(outputs[loss])
     if loss_type.rank != 0 or not loss_type.dtype.is_float:
         raise DlgTypeError(f"grad: the loss must be a float scalar, got {loss_type}", graph.span)
-    sources = _sources(forward, wrt)
+    sources = gradient_sources(forward, wrt)
     out = Graph(forward.name, span=forward.span)
     b = Builder(out, forward.span)
     on_path = downstream(forward, {n.id for n in sources.values()}) & forward.ancestors(
         [outputs[loss]])
-    mapping = _copy_forward(b, forward, on_path)
+    mapping = copy_forward(b, forward, on_path)
     new_sources = {name: mapping[node.out] for name, node in sources.items()}
     new_loss = mapping[outputs[loss]]
     with b.at(forward.span):
@@ -77,7 +77,7 @@ def vjp_graph(body: Graph) -> Graph:
     floats = {v for v in inputs if forward.type_of(v).dtype.is_float}
     ends = [v for _, v in forward.outputs]
     on_path = downstream(forward, {v.node for v in floats}) & forward.ancestors(ends)
-    mapping = _copy_forward(b, forward, on_path)
+    mapping = copy_forward(b, forward, on_path)
     seeds: dict[Value, Value] = {}
     for i, v in enumerate(ends):
         t = forward.type_of(v)
@@ -150,7 +150,8 @@ def _fit(b: Builder, node: Node, ct: Value, want: TensorType) -> Value:
     return ct
 
 
-def _sources(g: Graph, wrt: Sequence[str] | None) -> dict[str, Node]:
+def gradient_sources(g: Graph, wrt: Sequence[str] | None) -> dict[str, Node]:
+    """The params and inputs named in `wrt` (by default the trainable float params), by name."""
     by_name = {n.name: n for n in g.params + g.inputs}
     if wrt is None:
         return {n.name: n for n in g.params if n.attrs["trainable"]
@@ -175,7 +176,7 @@ def downstream(g: Graph, ids: set[int]) -> set[int]:
     return reach
 
 
-def _copy_forward(b: Builder, g: Graph, on_path: set[int]) -> dict[Value, Value]:
+def copy_forward(b: Builder, g: Graph, on_path: set[int]) -> dict[Value, Value]:
     """Copy `g`'s nodes into `b.graph`; nodes on the gradient path with a `save_for_vjp` rule
     are emitted in their saving form. Returns old value -> new value."""
     def saving_form(b: Builder, node: Node, inputs: tuple[Value, ...]) -> tuple[Value, ...] | None:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from dlg.compiler.passes.autodiff import (
     GRAD_PREFIX,
-    _copy_forward,
-    _sources,
+    copy_forward,
+    gradient_sources,
     backward,
     downstream,
 )
@@ -47,12 +47,12 @@ class VjpSplit:
 
 def vjp_split(graph: Graph, wrt: Sequence[str]) -> VjpSplit:
     forward = decompose(graph, keep=Trait.OWN_GRADIENT)
-    sources = _sources(forward, wrt)
+    sources = gradient_sources(forward, wrt)
     joint = Graph(forward.name, span=forward.span)
     b = Builder(joint, forward.span)
     ends = [v for _, v in forward.outputs]
     on_path = downstream(forward, {n.id for n in sources.values()}) & forward.ancestors(ends)
-    mapping = _copy_forward(b, forward, on_path)
+    mapping = copy_forward(b, forward, on_path)
     boundary = joint._next_id  # the backward's nodes are made from here on
     seeds: dict[Value, Value] = {}
     differentiable = []
