@@ -11,6 +11,7 @@ torch's; the weight is divided by sigma = u . (W v).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dlg.errors import DlgValueError
@@ -69,17 +70,8 @@ def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Mo
 
 
 def remove_weight_norm(module: Module, name: str = "weight") -> Module:
-    for key, (hook, _) in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, _WeightNormHook) and hook.name == name:
-            with engine.no_grad():
-                weight = hook.compute(module)
-            del module._forward_pre_hooks[key]
-            del module._parameters[f"{name}_g"], module._parameters[f"{name}_v"]
-            module.__dict__.pop(name, None)
-            module.register_parameter(name, Parameter(weight.numpy_view().copy()))
-            return module
-    raise DlgValueError(f"weight_norm of '{name}' not found in {type(module).__name__}",
-                        engine.caller_span())
+    return _removed(module, name, "weight_norm", lambda hook: hook.compute(module),
+                    parameters=("g", "v"), buffers=())
 
 
 # ---- torch.nn.utils.spectral_norm (a forward pre-hook) ----------------------------------------
@@ -149,17 +141,29 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
 
 
 def remove_spectral_norm(module: Module, name: str = "weight") -> Module:
+    return _removed(module, name, "spectral_norm", lambda hook: hook.compute(module, False),
+                    parameters=("orig",), buffers=("u", "v"))
+
+
+def _removed(module: Module, name: str, kind: str, compute: Callable[[Any], Tensor],
+             parameters: tuple[str, ...], buffers: tuple[str, ...]) -> Module:
+    """`module` with its `kind` hook on `name` gone: the weight it computes (`compute(hook)`)
+    becomes a plain parameter again, and the hook's parameters and buffers (`name_<suffix>`)
+    are dropped."""
+    hook_type = _WeightNormHook if kind == "weight_norm" else _SpectralNormHook
     for key, (hook, _) in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, _SpectralNormHook) and hook.name == name:
+        if isinstance(hook, hook_type) and hook.name == name:
             with engine.no_grad():
-                weight = hook.compute(module, False)
+                weight = compute(hook)
             del module._forward_pre_hooks[key]
-            del module._parameters[f"{name}_orig"]
-            del module._buffers[f"{name}_u"], module._buffers[f"{name}_v"]
+            for suffix in parameters:
+                del module._parameters[f"{name}_{suffix}"]
+            for suffix in buffers:
+                del module._buffers[f"{name}_{suffix}"]
             module.__dict__.pop(name, None)
             module.register_parameter(name, Parameter(weight.numpy_view().copy()))
             return module
-    raise DlgValueError(f"spectral_norm of '{name}' not found in {type(module).__name__}",
+    raise DlgValueError(f"{kind} of '{name}' not found in {type(module).__name__}",
                         engine.caller_span())
 
 
