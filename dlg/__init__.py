@@ -23,6 +23,7 @@ from dlg import amp, backends, cuda
 from dlg.backends import get_float32_matmul_precision, set_float32_matmul_precision
 from dlg.frontend.amp import autocast, is_autocast_enabled
 from dlg import linalg
+from dlg.frontend import dense_linalg as _dense_linalg
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
 from dlg.frontend.engine import (
     enable_grad,
@@ -50,6 +51,11 @@ __version__ = "0.1.0"
 # the functions (dlg.relu, dlg.cat, dlg.max, ...): every name of dlg.nn.functional not taken above
 _FUNCTIONS = [n for n in _functional.__all__ if n not in globals() and n not in ("MaxResult", "op")]
 globals().update({name: getattr(_functional, name) for name in _FUNCTIONS})
+
+# torch's top-level dense linear algebra (eager only; dlg.linalg has the rest)
+inverse, det, logdet, slogdet = (_dense_linalg.inv, _dense_linalg.det, _dense_linalg.logdet,
+                                 _dense_linalg.slogdet)
+cholesky = _dense_linalg.cholesky_torch
 
 float16, float32, float64 = DType.f16, DType.f32, DType.f64
 int32, int64, bool = DType.i32, DType.i64, DType.bool  # noqa: A001  (PyTorch's spellings)

@@ -1,8 +1,11 @@
 """`dlg.linalg`: the names of torch.linalg that dlg has (`dlg/functions/linalg.py`,
-`dlg/functions/products.py`)."""
+`dlg/functions/products.py`; the dense solvers and decompositions, eager only, in
+`frontend/dense_linalg.py` and `frontend/decompositions.py`)."""
 
 from typing import Any
 
+from dlg.frontend.decompositions import eigh, eigvalsh, matrix_norm, qr, svd, svdvals
+from dlg.frontend.dense_linalg import cholesky, det, inv, slogdet, solve, solve_triangular
 from dlg.frontend.functional import cross as _cross
 from dlg.frontend.functional import diagonal as _diagonal
 from dlg.frontend.functional import vector_norm
@@ -18,4 +21,5 @@ def diagonal(A: Any, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Any:
     return _diagonal(A, offset, dim1, dim2)
 
 
-__all__ = ["cross", "diagonal", "vector_norm"]
+__all__ = ["cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "matrix_norm",
+           "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vector_norm"]
