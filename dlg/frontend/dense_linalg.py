@@ -109,8 +109,7 @@ class _Slogdet(Function):
         sign, logabs = np.linalg.slogdet(A.numpy_view())
         dtype = A.numpy_view().dtype
         out = Tensor(np.asarray(sign, dtype)), Tensor(np.asarray(logabs, dtype))
-        ctx.mark_non_differentiable(out[0])
-        ctx.save_for_backward(A)
+        ctx.save_for_backward(A)  # the sign requires grad as torch's (its gradient is zero)
         return out
 
     @staticmethod

@@ -82,8 +82,8 @@ def test_linalg_matches_torch(name, fn, inputs, dtype):
     tol = 1e-9 if dtype == "float64" else 2e-4
     assert y.dtype == getattr(dlg, dtype) and tuple(y.shape) == tuple(want.shape)
     np.testing.assert_allclose(y.detach().numpy(), want.detach().numpy(), rtol=tol, atol=tol)
-    if name == "slogdet_sign":  # no gradient (torch's is zero)
-        assert not y.requires_grad
+    assert y.requires_grad == want.requires_grad  # slogdet's sign too, as torch's
+    if name == "slogdet_sign":  # its gradient is zero
         return
     w = RNG.standard_normal(tuple(want.shape)).astype(dtype)
     (y * dlg.tensor(w)).sum().backward()
