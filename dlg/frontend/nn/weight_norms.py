@@ -70,7 +70,7 @@ def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Mo
 
 
 def remove_weight_norm(module: Module, name: str = "weight") -> Module:
-    return _removed(module, name, "weight_norm", lambda hook: hook.compute(module),
+    return _removed(module, name, _WeightNormHook, lambda hook: hook.compute(module),
                     parameters=("g", "v"), buffers=())
 
 
@@ -141,16 +141,16 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
 
 
 def remove_spectral_norm(module: Module, name: str = "weight") -> Module:
-    return _removed(module, name, "spectral_norm", lambda hook: hook.compute(module, False),
+    return _removed(module, name, _SpectralNormHook, lambda hook: hook.compute(module, False),
                     parameters=("orig",), buffers=("u", "v"))
 
 
-def _removed(module: Module, name: str, kind: str, compute: Callable[[Any], Tensor],
+def _removed(module: Module, name: str, hook_type: type, compute: Callable[[Any], Tensor],
              parameters: tuple[str, ...], buffers: tuple[str, ...]) -> Module:
-    """`module` with its `kind` hook on `name` gone: the weight it computes (`compute(hook)`)
-    becomes a plain parameter again, and the hook's parameters and buffers (`name_<suffix>`)
-    are dropped."""
-    hook_type = _WeightNormHook if kind == "weight_norm" else _SpectralNormHook
+    """`module` with its `hook_type` hook on `name` gone: the weight it computes
+    (`compute(hook)`) becomes a plain parameter again, and the hook's parameters and buffers
+    (`name_<suffix>`) are dropped."""
+    kind = "weight_norm" if hook_type is _WeightNormHook else "spectral_norm"
     for key, (hook, _) in list(module._forward_pre_hooks.items()):
         if isinstance(hook, hook_type) and hook.name == name:
             with engine.no_grad():
