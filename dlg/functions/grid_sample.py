@@ -61,12 +61,21 @@ def _align_corners(F: Front, align_corners: Any, name: str) -> bool:
 
 
 # ---- affine_grid --------------------------------------------------------------------------------
-def _linspace(steps: int, align_corners: bool) -> np.ndarray:
-    """PyTorch's linspace_from_neg_one: pixel centres in [-1, 1], or the corners' grid."""
+def _linspace(steps: int, align_corners: bool, dtype: np.dtype) -> np.ndarray:
+    """PyTorch's linspace_from_neg_one: pixel centres in [-1, 1], or the corners' grid, rounded
+    as PyTorch rounds them in `dtype`. Bit for bit matters here: an identity theta (how the
+    spatial transformer tutorial starts) samples exactly at pixel centres, where bilinear
+    sampling has a kink, so a point one ulp off takes its grid gradient from the other side."""
     if steps <= 1:
-        return np.zeros(steps)
-    points = np.linspace(-1.0, 1.0, steps)
-    return points if align_corners else points * (steps - 1) / steps
+        return np.zeros(steps, dtype)
+    step = dtype.type(2) / dtype.type(steps - 1)
+    # at::linspace: -1 + step * i up to halfway, 1 - step * (steps - 1 - i) after, each a fused
+    # multiply-add (one rounding), done here in a type that holds the product exactly
+    wide = np.longdouble if dtype == np.float64 else np.float64
+    i = np.arange(steps).astype(wide)
+    points = np.where(i < steps // 2, wide(-1) + wide(step) * i,
+                      wide(1) - wide(step) * (wide(steps - 1) - i)).astype(dtype)
+    return points if align_corners else points * dtype.type(steps - 1) / dtype.type(steps)
 
 
 def affine_grid(F: Front, theta: Any, size: Any, align_corners: Any = None) -> Any:
@@ -83,8 +92,8 @@ def affine_grid(F: Front, theta: Any, size: Any, align_corners: Any = None) -> A
         raise DlgShapeError(f"affine_grid: theta must be a float [N, {nd}, {nd + 1}] batch of "
                             f"affine matrices with N = size[0] for size {list(size)}, got {t}")
     spatial = tuple(int(s) for s in size[2:])
-    axes = np.meshgrid(*(_linspace(s, corners) for s in spatial), indexing="ij")
-    base = np.stack([*reversed(axes), np.ones(spatial)], axis=-1).reshape(-1, nd + 1)
+    axes = np.meshgrid(*(_linspace(s, corners, t.dtype.np) for s in spatial), indexing="ij")
+    base = np.stack([*reversed(axes), np.ones(spatial, t.dtype.np)], axis=-1).reshape(-1, nd + 1)
     moved = F.emit(MATMUL, F.lift(base, t.dtype), F.emit(TRANSPOSE, theta, perm=(0, 2, 1)))
     return F.emit(RESHAPE, moved, shape=(t.shape[0], *spatial, nd))
 
@@ -116,13 +125,32 @@ def _reflect(F: Front, pos: Any, twice_low: int, twice_high: int) -> Any:
                   _op(F, ADD, _op(F, SUB, F.lift(span, F.type_of(pos).dtype), extra), low))
 
 
-def _source(F: Front, coord: Any, size: int, padding_mode: str, align_corners: bool) -> Any:
-    """PyTorch's grid_sampler_compute_source_index: a grid coordinate in [-1, 1] as a position
-    along an input dim of `size` pixels."""
+def _unnormalise(F: Front, coord: Any, size: int, align_corners: bool, nd: int) -> Any:
+    """A grid coordinate in [-1, 1] as a position along an input dim of `size` pixels, rounded as
+    PyTorch's CPU kernels round it: the 2-d one is (coord + 1) * half size (- 0.5 as one fused
+    multiply-add without align_corners), the 3-d one grid_sampler_unnormalize. Equal in exact
+    arithmetic, but a grid point on a pixel centre (an identity affine_grid) must fall on
+    PyTorch's side of floor, or its gradient is the other one-sided derivative."""
+    shifted = _op(F, ADD, coord, 1)
+    if nd == 3:
+        if align_corners:
+            return _op(F, MUL, _op(F, DIV, shifted, 2), size - 1)
+        return _op(F, DIV, _op(F, SUB, _op(F, MUL, shifted, size), 1), 2)
     if align_corners:
-        pos = _op(F, MUL, _op(F, DIV, _op(F, ADD, coord, 1), 2), size - 1)
-    else:
-        pos = _op(F, DIV, _op(F, SUB, _op(F, MUL, _op(F, ADD, coord, 1), size), 1), 2)
+        return _op(F, MUL, shifted, (size - 1) / 2)
+    dtype = F.type_of(coord).dtype
+    if dtype != DType.f32:  # float64 would need a wider type still: one more rounding here
+        return _op(F, SUB, _op(F, MUL, shifted, size / 2), 0.5)
+    # a float32 times a half size and less 0.5 is exact in float64: one rounding, as in fma
+    wide = _op(F, SUB, _op(F, MUL, F.emit(CAST, shifted, dtype=DType.f64), size / 2), 0.5)
+    return F.emit(CAST, wide, dtype=dtype)
+
+
+def _source(F: Front, coord: Any, size: int, padding_mode: str, align_corners: bool,
+            nd: int) -> Any:
+    """PyTorch's grid_sampler_compute_source_index: a grid coordinate in [-1, 1] as a position
+    along an input dim of `size` pixels, clipped or reflected by padding_mode."""
+    pos = _unnormalise(F, coord, size, align_corners, nd)
     if padding_mode == "border":
         return _clip(F, pos, size)
     if padding_mode == "reflection":
@@ -187,7 +215,7 @@ def grid_sample(F: Front, x: Any, grid: Any, mode: str = "bilinear", padding_mod
     flat = F.emit(RESHAPE, x, shape=(n, c, math.prod(spatial)))
     coords = F.emit(SPLIT, grid, axis=-1, sizes=(1,) * nd)  # x first: the last spatial dim's
     positions = [_source(F, F.emit(RESHAPE, coord, shape=(n, 1, points)), size, padding_mode,
-                         corners) for coord, size in zip(reversed(coords), spatial)]
+                         corners, nd) for coord, size in zip(reversed(coords), spatial)]
     total = None
     for corner in itertools.product(*(_neighbours(F, p, mode) for p in positions)):
         part = _read(F, flat, corner, spatial, (n, c, points))

@@ -72,6 +72,31 @@ def test_affine_grid_matches_torch(size, align_corners):
     assert_close(dtheta, dthetat, "theta gradient", 1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_an_identity_affine_grid_is_torchs_bit_for_bit(dtype, align_corners):
+    """At sizes whose pixel centres are inexact in binary (12: -0.25 is -0.24999999 in torch's
+    float32 linspace), and so is the float32 position grid_sample reads at (torch's 2-d CPU
+    kernel rounds (x + 1) * W/2 - 0.5 once, a fused multiply-add): each point then sits on
+    torch's side of its bilinear kink, and theta's gradient is torch's, not the other one-sided
+    derivative (the spatial transformer tutorial starts at the identity). float64 positions round
+    twice, so its gradient may take the other side."""
+    size = (2, 1, 12, 13)
+    x = R.standard_normal(size).astype(dtype)
+    theta = np.tile(np.eye(2, 3, dtype=dtype), (2, 1, 1))
+    (grid, gridt), _ = both(lambda t: F.affine_grid(t, size, align_corners),
+                            lambda t: TF.affine_grid(t, size, align_corners), [theta])
+    np.testing.assert_array_equal(grid.detach().numpy(), gridt.detach().numpy())
+    if dtype == np.float64:
+        return
+    _, (dtheta, dthetat) = both(
+        lambda t: F.grid_sample(dlg.tensor(x), F.affine_grid(t, size, align_corners),
+                                align_corners=align_corners),
+        lambda t: TF.grid_sample(torch.tensor(x), TF.affine_grid(t, size, align_corners),
+                                 align_corners=align_corners), [theta])
+    assert_close(dtheta, dthetat, "theta gradient", 1e-4)
+
+
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_grid_points_exactly_on_pixels_give_the_input_and_torchs_gradients(padding_mode,
