@@ -9,9 +9,12 @@ only ever divide a product by one of its factors.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Union
+
+from dlg.errors import DlgTypeError, Span
 
 Monomial = tuple[str, ...]  # sorted symbol names, repeated for powers; () is the constant term
 
@@ -78,6 +81,16 @@ class Sym:
             raise ValueError(f"{other} is not divisible by {self}")
         return result
 
+    def __truediv__(self, other: object) -> Dim:
+        if isinstance(other, (int, float, Sym)):
+            raise _divided(f"{self} / {other}")
+        return NotImplemented  # a tensor's __rtruediv__: N / x is a graph op
+
+    def __rtruediv__(self, other: object) -> Dim:
+        if isinstance(other, (int, float)):
+            raise _divided(f"{other} / {self}")
+        return NotImplemented
+
     def evaluate(self, env: Mapping[str, int]) -> int:
         total = 0
         for m, c in self.terms:
@@ -109,6 +122,18 @@ class Sym:
 
 Dim = Union[int, Sym]
 Shape = tuple[Dim, ...]
+
+
+def _divided(expression: str) -> DlgTypeError:
+    """`/` on a symbolic size: its value is unknown until the model is called (torch.compile
+    specialises or guards on it instead), so there is no Python number to give back, and
+    int(...) of the result could not make one either."""
+    user = sys._getframe(2)  # the line with the `/`: above this and Sym's operator
+    return DlgTypeError(f"{expression}: a symbolic size (the batch axis of a compiled or traced "
+                        f"model) has no value to divide as a Python number; write an exact "
+                        f"division of sizes with // (x.shape[0] // 4), or divide a tensor "
+                        f"(x.sum(0) / x.size(0))",
+                        Span(user.f_code.co_filename, user.f_lineno, 1, user.f_lineno, 1))
 
 
 def _terms(d: Dim) -> tuple[tuple[Monomial, int], ...]:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlg.errors import DlgTypeError
 from dlg.ir.shapes import (Sym, bind_dims, evaluate_dim, exact_div, numel, parse_dim,
                            shape_str)
 
@@ -74,6 +75,16 @@ def test_floor_div_refuses_inexact_division():
         (N + 1) // 2
     with pytest.raises(ValueError, match="not divisible"):
         6 // N
+
+
+@pytest.mark.parametrize("divide", [lambda n: n * 4 / 4.0, lambda n: 2 / n, lambda n: n / n],
+                         ids=["sym/float", "int/sym", "sym/sym"])
+def test_true_division_of_a_symbol_is_a_dlg_error_at_the_users_line(divide):
+    """Swin's `int(windows.shape[0] / (H * W / ws / ws))` under dlg.compile: the message names
+    // and the span is this file's line, not a bare TypeError from inside dlg."""
+    with pytest.raises(DlgTypeError, match="symbolic size.*//") as caught:
+        divide(Sym.named("N"))
+    assert caught.value.span is not None and caught.value.span.file == __file__
 
 
 def test_printing_and_numel():
