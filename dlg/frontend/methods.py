@@ -171,7 +171,7 @@ def _binary_method(name: str, reflected: bool = False) -> Callable[..., Tensor]:
 
 
 for _name in ("view", "reshape", "permute", "transpose", "unsqueeze", "squeeze", "expand", "sum",
-              "mean", "prod", "argmax", "argmin", "softmax", "log_softmax", "chunk",
+              "mean", "prod", "argmax", "argmin", "softmax", "log_softmax", "chunk", "tensor_split",
               "unbind", "narrow", "movedim", "swapaxes", "swapdims", "unflatten", "repeat", "tile",
               "masked_fill", "tril", "triu",
               "sort", "argsort", "msort", "topk", "kthvalue", "cumsum", "cumprod", "flip",

@@ -50,7 +50,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "squeeze": shape.squeeze, "unsqueeze": shape.unsqueeze,
     "broadcast_to": shape.broadcast_to, "expand": shape.broadcast_to,
     "concat": shape.concat, "cat": shape.concat, "stack": shape.stack,
-    "split": shape.split, "chunk": shape.chunk, "pad": pad,
+    "split": shape.split, "chunk": shape.chunk, "tensor_split": shape.tensor_split, "pad": pad,
     "unbind": shape.unbind, "narrow": shape.narrow, "movedim": shape.movedim,
     "swapaxes": shape.transpose, "swapdims": shape.transpose, "unflatten": shape.unflatten,
     "repeat": shape.repeat, "tile": shape.tile, "masked_fill": masked_fill,

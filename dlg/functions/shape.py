@@ -223,6 +223,32 @@ def chunk(F: Front, x: Any, chunks: Any, axis: int = 0) -> tuple[Any, ...]:
     return F.emit(SPLIT, x, axis=a, sizes=sizes)
 
 
+def tensor_split(F: Front, x: Any, indices_or_sections: Any, axis: int = 0) -> tuple[Any, ...]:
+    """torch.tensor_split: `n` parts whose sizes differ by at most one (the first dim % n one
+    longer), or the Python slices x[:i0], x[i0:i1], ..., x[iN:] along `axis` for a list of
+    indices (negative ones count from the end; decreasing ones give an empty part and overlap,
+    as slices do, so each part is its own slice)."""
+    t, a = _axis_of(F, x, axis, "tensor_split")
+    dim = _known_dim(t, a, "tensor_split")
+    if is_int(indices_or_sections):
+        n = int(indices_or_sections)
+        if n <= 0:
+            raise DlgValueError(f"tensor_split: the number of sections must be positive, got {n}")
+        return F.emit(SPLIT, x, axis=a, sizes=tuple(dim // n + (i < dim % n) for i in range(n)))
+    if not (isinstance(indices_or_sections, (tuple, list))
+            and all(map(is_int, indices_or_sections))):
+        raise DlgTypeError(f"tensor_split: indices_or_sections must be an int or a list of ints, "
+                           f"got {describe(F, indices_or_sections)}")
+    bounds = [None, *(int(i) for i in indices_or_sections), None]
+    return tuple(_slice(F, x, a, *slice(lo, hi).indices(dim)[:2])
+                 for lo, hi in zip(bounds, bounds[1:]))
+
+
+def _slice(F: Front, x: Any, axis: int, start: int, stop: int) -> Any:
+    """x[start:stop] along axis, empty when stop <= start."""
+    return F.emit(SLICE, x, axes=(axis,), starts=(start,), stops=(max(start, stop),), steps=(1,))
+
+
 def unbind(F: Front, x: Any, axis: int = 0) -> tuple[Any, ...]:
     """The slices of x along `axis`, that axis removed."""
     t, a = _axis_of(F, x, axis, "unbind")

@@ -200,3 +200,24 @@ def test_fill_diagonal_needs_a_matrix_or_equal_dims(call):
     with pytest.raises(dlg.DlgShapeError, match=r"fill_diagonal_: the tensor must have 2 "
                                                 r"dimensions, or more all of equal length"):
         eval(call, {"dlg": dlg})
+
+
+@pytest.mark.parametrize("sections", [3, 5, [1, 3], [3, 1], [-1], [0, 0, 9], []],
+                         ids=["3", "more-than-dim", "indices", "decreasing", "negative", "clamped",
+                              "none"])
+def test_tensor_split_matches_torch(sections):
+    """Sections differing by one (the first longer), or Python slices between indices: a
+    decreasing index gives an empty part and an overlap, as torch's does."""
+    def fn(lib, x):
+        parts = lib.tensor_split(x, sections, dim=2)
+        method = x.tensor_split(sections, dim=2)
+        assert len(parts) == len(method)
+        return lib.cat([p.flatten(1) * (i + 1) for i, p in enumerate(parts)], dim=1)
+    both(fn, X)
+
+
+def test_tensor_split_needs_a_positive_count_or_a_list_of_ints():
+    with pytest.raises(dlg.DlgError, match="sections must be positive"):
+        dlg.tensor_split(dlg.tensor(X), 0, dim=2)
+    with pytest.raises(dlg.DlgError, match="int or a list of ints"):
+        dlg.tensor_split(dlg.tensor(X), 1.5)
