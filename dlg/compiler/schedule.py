@@ -10,6 +10,7 @@ through memory while the last output dim is contiguous, but that cannot be tiled
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from dlg.compiler import indexing as ix
@@ -41,6 +42,7 @@ MAX_ROWS = 8  # rows of a tile: enough loads saved, few enough broadcasts
 # a side is shorter than the micro-kernel's 16 columns, as in a 10-class output layer)
 GEMM_MIN_WORK = 1 << 21  # m*n*k
 GEMM_MIN_SIDE = 16
+SHORT_SUM_GEMM_WORK = 1 << 14  # m*n*k: `_min_work`
 
 
 @dataclass(frozen=True)
@@ -313,14 +315,33 @@ def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ..
     for v in folded:
         m = ix.mul(extents[v], m)
     sizes = [ix.int_value(x) for x in (m, n, k)]
+    min_work = _min_work(otherwise, sizes[2])
     if any(x is not None and x < GEMM_MIN_SIDE for x in sizes) or (
-            None not in sizes and sizes[0] * sizes[1] * sizes[2] < GEMM_MIN_WORK):  # type: ignore
+            None not in sizes and sizes[0] * sizes[1] * sizes[2] < min_work):  # type: ignore
         return None
     batch = tuple((v, extents[v]) for v in batch if v not in folded)
     epilogue = _epilogue(loops, store, total)
     if epilogue is None:
         return None
-    return Gemm(m, n, k, a, b, c, batch, epilogue, otherwise, GEMM_MIN_WORK)
+    return Gemm(m, n, k, a, b, c, batch, epilogue, otherwise, min_work)
+
+
+def _min_work(otherwise: tuple[Stmt, ...], k: int | None) -> int:
+    """The m*n*k from which the library beats the fallback tiles: GEMM_MIN_WORK, but much less
+    when the tiles' lanes run along a short sum (x @ W^T with a few inputs, as a recurrent
+    layer's input projection over its 28 features): each output then costs a vector's
+    horizontal sum for a few multiply-adds (GRU's [28, 28] @ [384, 28]^T, one core: 26 -> 10 µs)."""
+    along_sum = any(isinstance(t, Tile) and t.along == "sum" for t in _tiles(otherwise))
+    lanes = max((t.lanes for t in _tiles(otherwise)), default=1)
+    return SHORT_SUM_GEMM_WORK if along_sum and k is not None and k < 4 * lanes else GEMM_MIN_WORK
+
+
+def _tiles(stmts: tuple[Stmt, ...]) -> Iterator[Tile]:
+    for s in stmts:
+        if isinstance(s, Loop):
+            yield from _tiles(s.body)
+        elif isinstance(s, Tile):
+            yield s
 
 
 def _rows_of(batch: list[str], m_var: str, extents: dict[str, Expr], lhs: Load, rhs: Load,
