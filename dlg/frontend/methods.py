@@ -333,7 +333,8 @@ for _name in ("roll", "rot90", "diff", "diag", "diagonal", "diag_embed", "addmm"
               "addmv", "baddbmm", "addbmm", "kron", "cross", "lerp", "hypot", "atan2", "arctan2",
               "arctan", "logaddexp", "logaddexp2", "xlogy", "heaviside", "signbit", "sgn",
               "clamp_min", "clamp_max", "float_power", "nansum", "nanmean", "median", "cummax",
-              "cummin", "nanmedian", "diagflat", "nan_to_num", "trace"):
+              "cummin", "nanmedian", "diagflat", "nan_to_num", "trace", "aminmax", "logcumsumexp",
+              "histc"):
     setattr(Tensor, _name, _method(_name))
 Tensor.repeat_interleave = repeat_interleave  # type: ignore[attr-defined]
 

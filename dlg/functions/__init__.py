@@ -132,7 +132,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "clamp_min": pointwise.clamp_min, "clamp_max": pointwise.clamp_max,
     "float_power": pointwise.float_power, "nansum": statistics.nansum,
     "nanmean": statistics.nanmean, "median": statistics.median, "cummax": statistics.cummax,
-    "cummin": statistics.cummin, "bucketize": statistics.bucketize,
+    "cummin": statistics.cummin, "aminmax": statistics.aminmax,
+    "logcumsumexp": statistics.logcumsumexp, "histc": statistics.histc,
+    "block_diag": diagonals.block_diag, "bucketize": statistics.bucketize,
     "searchsorted": statistics.searchsorted, "isin": statistics.isin,
     "nan_to_num": pointwise.nan_to_num,
 }

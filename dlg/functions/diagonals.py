@@ -1,9 +1,10 @@
-"""Diagonals with PyTorch's names: diagonal, diag_embed, diag, diagflat and trace.
+"""Diagonals with PyTorch's names: diagonal, diag_embed, diag, diagflat, trace and block_diag.
 
 A diagonal is the `diagonal` op (ir/ops/linalg.py: a take of the two axes flattened, and a view
 of x in eager Python, as torch's). diag_embed is the reverse, a gather: x padded with one zero,
 each position of the new matrices reading its diagonal element or that zero. Their gradients are
-take's scatter and pad's slice.
+take's scatter and pad's slice. block_diag pads each block with zeros to the full width at its
+column offset and stacks the rows (concat), so its gradient is pad's slice too.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions.args import describe, is_int, tensor
 from dlg.functions.arrange import axis_of, gather, known_numel, known_size
 from dlg.functions.front import Front
+from dlg.functions.pointwise import promoted
 from dlg.functions.reduce import sum_
 from dlg.functions.shape import movedim
 from dlg.ir.ops.linalg import DIAGONAL
-from dlg.ir.ops.shape import PAD, RESHAPE
+from dlg.ir.dtypes import DType
+from dlg.ir.ops.shape import CONCAT, PAD, RESHAPE
 from dlg.ir.types import TensorType
 
 
@@ -93,3 +96,24 @@ def trace(F: Front, x: Any) -> Any:
     if t.rank != 2:
         raise DlgShapeError(f"trace takes a 2-d tensor, got {t}")
     return sum_(F, _diagonal(F, "trace", x, 0, 0, 1))
+
+
+def block_diag(F: Front, *tensors: Any) -> Any:
+    """The blocks (each 2-d, a 1-d one a row, a 0-d one 1x1) along the diagonal of one matrix,
+    zeros elsewhere, in their promoted dtype (torch.block_diag; no blocks give a 1x0 matrix)."""
+    if not tensors:
+        return F.lift(np.zeros((1, 0)), DType.f32)
+    for i, x in enumerate(tensors):
+        tensor(F, x, f"block_diag's tensor {i}")
+        if F.type_of(x).rank > 2:
+            raise DlgShapeError(f"block_diag: tensor {i} must have 0, 1 or 2 dims, got "
+                                f"{F.type_of(x)}")
+    blocks = [F.emit(RESHAPE, x, shape=(1,) * (2 - F.type_of(x).rank) + F.type_of(x).shape)
+              for x in promoted(F, tensors, [f"block_diag's tensor {i}"
+                                             for i in range(len(tensors))])]
+    widths = [known_size(F.type_of(b), 1, "block_diag") for b in blocks]
+    total, start, rows = sum(widths), 0, []
+    for b, w in zip(blocks, widths):
+        rows.append(F.emit(PAD, b, pads=((0, 0), (start, total - start - w)), value=0.0))
+        start += w
+    return F.emit(CONCAT, *rows, axis=0)

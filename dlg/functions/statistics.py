@@ -1,5 +1,6 @@
-"""Order statistics, NaN-skipping reductions and searches with PyTorch's names: median,
-nanmedian, nansum, nanmean, cummax, cummin, bucketize, searchsorted and isin.
+"""Order statistics, NaN-skipping reductions, scans, searches and counts with PyTorch's names:
+median, nanmedian, nansum, nanmean, aminmax, cummax, cummin, logcumsumexp, bucketize,
+searchsorted, isin and histc.
 
 median sorts (NaN sorts last, so a NaN's rank is the count of the numbers) and reads the lower
 middle, or the first NaN where there is one, as PyTorch does; the median of all elements
@@ -9,12 +10,15 @@ a model, not for long series) and read the values at the indices, so the gradien
 index, as in PyTorch. bucketize and searchsorted count the boundaries below each value, NaN
 counted past them all, as PyTorch's binary search places it. isin compares every element with
 every test element (the product of their sizes: fine for a vocabulary filter, not for millions).
+logcumsumexp is a log-depth scan (Hillis-Steele) of logaddexp over shifted copies, so it stays
+exact where a running sum of exp(x - max) would underflow. histc bins each element by torch's
+division, (x - min) * bins / (max - min), and adds the in-range ones with one scatter_add.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,8 +27,8 @@ from dlg.functions import args
 from dlg.functions.args import describe, tensor
 from dlg.functions.arrange import axis_of, known_numel, known_size
 from dlg.functions.front import Front
-from dlg.functions.pointwise import promoted
-from dlg.functions.reduce import sum_
+from dlg.functions.pointwise import logaddexp, promoted
+from dlg.functions.reduce import all_, any_, max_, min_, sum_
 from dlg.functions.shape import movedim
 from dlg.functions.sort import Sorted, kthvalue, sort
 from dlg.ir.dtypes import DType
@@ -36,17 +40,20 @@ from dlg.ir.ops.elementwise import (
     EQ,
     GE,
     GT,
+    LE,
     LOGICAL_AND,
     LOGICAL_NOT,
     LOGICAL_OR,
     LT,
     MAXIMUM,
+    MINIMUM,
+    MUL,
     SUB,
     WHERE,
 )
 from dlg.ir.ops.gather import GATHER
 from dlg.ir.ops.reduce import REDUCE_ANY, REDUCE_MAX, REDUCE_MIN, REDUCE_SUM
-from dlg.ir.ops.shape import RESHAPE, SQUEEZE, UNSQUEEZE
+from dlg.ir.ops.shape import PAD, RESHAPE, SCATTER_ADD, SLICE, SQUEEZE, UNSQUEEZE
 from dlg.ir.shapes import numel
 
 
@@ -137,6 +144,31 @@ def _median(F: Front, name: str, x: Any, a: int, keepdims: bool) -> Sorted:
     return Sorted(*picked)
 
 
+# ---- both extremes ----------------------------------------------------------------------------
+class MinMax(NamedTuple):
+    """What aminmax returns: torch.return_types.aminmax's two fields."""
+
+    min: Any
+    max: Any
+
+
+def aminmax(F: Front, x: Any, *, axis: Any = None, keepdims: bool = False) -> MinMax:
+    """(min, max) of all elements, or along the one `axis` (torch.aminmax); each gradient goes
+    to the elements equal to its extreme, shared evenly, as amin's and amax's do."""
+    x = tensor(F, x, "aminmax's argument")
+    t = F.type_of(x)
+    if axis is not None:
+        if not args.is_int(axis):
+            raise DlgTypeError(f"aminmax: dim must be an int, got {describe(F, axis)}")
+        a = axis_of(F, t, axis, "aminmax")
+        if t.rank and t.shape[a] == 0:
+            raise DlgShapeError(f"aminmax: dim {a} of {t} is empty")
+    elif numel(t.shape) == 0:
+        raise DlgShapeError(f"aminmax: the input {t} is empty; give a dim of nonzero size")
+    low, high = (all_, any_) if t.dtype == DType.bool else (min_, max_)
+    return MinMax(low(F, x, axis, keepdims), high(F, x, axis, keepdims))
+
+
 # ---- running extremes --------------------------------------------------------------------------
 def _running(name: str, reduce_op: Any) -> Callable[..., Sorted]:
     def fn(F: Front, x: Any, axis: Any) -> Sorted:
@@ -178,6 +210,27 @@ def _scan(F: Front, x: Any, n: int, reduce_op: Any) -> tuple[Any, Any]:
 
 cummax = _running("cummax", REDUCE_MAX)
 cummin = _running("cummin", REDUCE_MIN)
+
+
+def logcumsumexp(F: Front, x: Any, axis: Any) -> Any:
+    """log(cumsum(exp(x))) along `axis`, without overflow or underflow: step k adds (by
+    logaddexp) the running value 2^k places back, -inf before the start, so after
+    ceil(log2(n)) steps each place holds the log-sum-exp of all places up to it."""
+    x = tensor(F, x, "logcumsumexp's argument")
+    t = F.type_of(x)
+    if not t.dtype.is_float:
+        raise DlgTypeError(f"logcumsumexp: the input must be a float tensor, got {t}")
+    a = axis_of(F, t, axis, "logcumsumexp")
+    if t.rank == 0:
+        return x
+    n = known_size(t, a, "logcumsumexp")
+    out, k = x, 1
+    while k < n:
+        head = F.emit(SLICE, out, axes=(a,), starts=(0,), stops=(n - k,), steps=(1,))
+        back = F.emit(PAD, head, pads=tuple((k, 0) if i == a else (0, 0) for i in range(t.rank)),
+                      value=-np.inf)
+        out, k = logaddexp(F, out, back), 2 * k
+    return out
 
 
 # ---- searching sorted values -------------------------------------------------------------------
@@ -259,3 +312,41 @@ def isin(F: Front, elements: Any, test_elements: Any, assume_unique: Any = False
     found = F.emit(REDUCE_ANY, F.emit(EQ, F.emit(UNSQUEEZE, e, axes=(t.rank,)), tests),
                    axes=(t.rank,), keepdims=False)
     return F.emit(LOGICAL_NOT, found) if invert else found
+
+
+# ---- histogram ---------------------------------------------------------------------------------
+def histc(F: Front, x: Any, bins: Any = 100, min: Any = 0, max: Any = 0) -> Any:  # noqa: A002
+    """The counts of x's elements in `bins` equal bins over [min, max] (torch.histc), in x's
+    dtype; elements outside the range (and NaN) are left out, max itself falls in the last bin.
+    min == max means the data's range (widened by 1 each way when all elements are equal).
+    Counts have no gradient."""
+    x = tensor(F, x, "histc's argument")
+    t = F.type_of(x)
+    if not t.dtype.is_float:
+        raise DlgTypeError(f"histc: the input must be a float tensor, got {t}")
+    if not args.is_int(bins) or bins <= 0:
+        raise DlgValueError(f"histc: bins must be a positive int, got {describe(F, bins)}")
+    for value, what in ((min, "min"), (max, "max")):
+        if not args.is_number(value) or not np.isfinite(value):
+            raise DlgValueError(f"histc: {what} must be a finite number, got "
+                                f"{describe(F, value)}")
+    if min > max:
+        raise DlgValueError(f"histc: max must be larger than min, got min={min}, max={max}")
+    flat = F.emit(RESHAPE, x, shape=(numel(t.shape),))
+    if min == max and numel(t.shape) != 0:  # the data's range (NaN in it counts nothing)
+        low = F.emit(REDUCE_MIN, flat, axes=None, keepdims=False)
+        high = F.emit(REDUCE_MAX, flat, axes=None, keepdims=False)
+        same = F.emit(EQ, low, high)
+        low = F.emit(WHERE, same, F.emit(SUB, low, F.lift(1, t.dtype)), low)
+        high = F.emit(WHERE, same, F.emit(ADD, high, F.lift(1, t.dtype)), high)
+    else:
+        low, high = (F.lift(float(v), t.dtype) for v in ((min - 1, max + 1) if min == max
+                                                           else (min, max)))
+    inside = F.emit(LOGICAL_AND, F.emit(GE, flat, low), F.emit(LE, flat, high))
+    scaled = F.emit(DIV, F.emit(MUL, F.emit(SUB, flat, low), F.lift(float(bins), t.dtype)),
+                    F.emit(SUB, high, low))
+    scaled = F.emit(WHERE, inside, scaled, F.lift(0, t.dtype))  # no NaN or inf cast to int
+    at = F.emit(MINIMUM, F.emit(CAST, scaled, dtype=DType.i64), F.lift(int(bins) - 1, DType.i64))
+    counts = F.emit(SCATTER_ADD, F.emit(CAST, inside, dtype=t.dtype), at, axis=0,
+                    shape=(int(bins),))
+    return counts

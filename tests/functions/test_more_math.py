@@ -1,7 +1,8 @@
 """torch's roll, rot90, repeat_interleave, diff, meshgrid, diag/diagonal/diag_embed/trace,
 tensordot, addmm/addmv/baddbmm/addbmm, kron, cross, cdist, lerp, hypot, atan/atan2, logaddexp(2),
 xlogy, heaviside, signbit, sgn, clamp_min/max, float_power, nansum/nanmean, median/nanmedian,
-diagflat, linalg.diagonal, cummax/cummin, bucketize and searchsorted against torch: values,
+diagflat, linalg.diagonal, cummax/cummin, aminmax, logcumsumexp, block_diag, histc, bucketize and
+searchsorted against torch: values,
 dtypes and gradients on odd shapes and negative dims, an error each, the .dlg door and a few
 compiled."""
 
@@ -293,6 +294,70 @@ def test_running_extremes(name, dim):
     check(lambda m, t: getattr(m, name)(t, dim), np.int64([[3, 1, 3], [2, 2, 0]]))
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"dim": 0}, {"dim": -1, "keepdim": True},
+                                    {"keepdim": True}, {"dim": 1}])
+def test_aminmax(kwargs):
+    ties = np.float32([[1, 3, 3, -2], [0, 0, 0, 0], [5, -1, -1, 2]])
+    for x in (ties, arr(3, 4), arr(1, 4)):
+        check(lambda m, t: tuple(m.aminmax(t, **kwargs)), x)
+        check(lambda m, t: tuple(t.aminmax(**kwargs)[::-1]), x)
+    got, want = dlg.aminmax(dlg.tensor(ties), dim=1), torch.aminmax(torch.tensor(ties), dim=1)
+    same((got.min, got.max), (want.min, want.max))
+    check(lambda m, t: tuple(m.aminmax(t, **kwargs)), np.int64([[3, -1, 7, 2], [0, 5, 5, 1]]))
+    check(lambda m, t: tuple(m.aminmax(t, **kwargs)), np.array([[True, False]] * 2))
+    check(lambda m, t: tuple(m.aminmax(t, dim=1)), np.zeros((0, 3), np.float32))
+    check(lambda m, t: tuple(m.aminmax(t)), np.float32(2.5))
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_logcumsumexp(dim):
+    for x in (arr(3, 5, 7), arr(1, 9, 1) * 30, arr(4, 1, 2)):
+        check(lambda m, t: m.logcumsumexp(t, dim), x)
+        check(lambda m, t: t.logcumsumexp(dim=dim), x.astype(np.float64))
+    check(lambda m, t: m.logcumsumexp(t, dim), np.zeros((2, 0, 3), np.float32))
+
+
+def test_logcumsumexp_is_stable_where_a_running_sum_is_not():
+    x = np.float32([-1000, 0, 90, -np.inf, 200, -200, 1e-3, 89])
+    check(lambda m, t: m.logcumsumexp(t, 0), x, grad=False)
+    check(lambda m, t: m.logcumsumexp(t, 0), np.float32([-1000, 0, 90, 200, -200, 89]))
+    check(lambda m, t: m.logcumsumexp(t, 0), np.float32(3.0))
+
+
+def test_block_diag():
+    check(lambda m, a, b, c: m.block_diag(a, b, c), arr(2, 3), arr(4), np.float32(1.5))
+    check(lambda m, a, b: m.block_diag(a, b), arr(1, 1), arr(3, 2))
+    check(lambda m, a, b, c: m.block_diag(a, b, c), arr(0, 2), arr(1, 0), arr(2, 2))
+    check(lambda m, a, b: m.block_diag(a, b), np.int64([[1, 2]]), arr(2, 1))  # promoted
+    check(lambda m, a, b: m.block_diag(a, b), np.int32([1, 2]), np.int64([[3], [4]]))
+    check(lambda m, a: m.block_diag(a), arr(3, 2))
+    same(dlg.block_diag(), torch.block_diag())
+
+
+HISTC = [({}, arr(50)), ({"bins": 7}, arr(4, 9)), ({"bins": 4, "min": 0, "max": 3},
+                                                   np.float32([0, 1, 2, 3, 3.5, -1, np.nan, 1.5])),
+         ({"bins": 3, "min": -1, "max": 1}, np.float32([-np.inf, -1, 1, np.inf, 0.999])),
+         ({"bins": 4}, np.float32([2, 2, 2])), ({"bins": 5, "min": 2, "max": 2}, arr(6)),
+         ({"bins": 1}, arr(3, 1, 2)), ({"bins": 6}, np.zeros(0, np.float32)),
+         ({"bins": 10, "min": -2.5, "max": 2.5}, arr(200).astype(np.float64)),
+         ({"bins": 4, "min": 1, "max": 1}, np.zeros(0, np.float32))]
+
+
+@pytest.mark.parametrize("kwargs, x", HISTC, ids=range(len(HISTC)))
+def test_histc(kwargs, x):
+    check(lambda m, t: m.histc(t, **kwargs), x, grad=False)
+    check(lambda m, t: t.histc(**kwargs), x, grad=False)
+
+
+def test_histc_bins_edges_as_torch():
+    """Elements on and next to the bin edges fall where torch's division puts them."""
+    edges = np.linspace(-1, 1, 8, dtype=np.float32)
+    x = np.concatenate([edges, np.nextafter(edges, np.float32(2)),
+                        np.nextafter(edges, np.float32(-2))])
+    check(lambda m, t: m.histc(t, 7, -1, 1), x, grad=False)
+    check(lambda m, t: m.histc(t, 13, -1, 1), x, grad=False)
+
+
 @pytest.mark.parametrize("right", [False, True])
 def test_bucketize_and_searchsorted(right):
     b = np.float32([-1.0, 0.0, 0.0, 2.0])
@@ -360,6 +425,17 @@ ERRORS = [
     (lambda: dlg.median(dlg.ones(2, 0), 1), dlg.DlgShapeError, "empty"),
     (lambda: dlg.cummax(dlg.ones(2), 1), dlg.DlgShapeError, "out of range"),
     (lambda: dlg.bucketize(dlg.ones(2), dlg.ones(2, 2)), dlg.DlgShapeError, "1-d"),
+    (lambda: dlg.aminmax(dlg.ones(2, 0), dim=1), dlg.DlgShapeError, "aminmax: dim 1 .* empty"),
+    (lambda: dlg.aminmax(dlg.ones(0, 2)), dlg.DlgShapeError, "aminmax: the input .* empty"),
+    (lambda: dlg.aminmax(dlg.ones(2), dim=(0,)), dlg.DlgTypeError, "dim must be an int"),
+    (lambda: dlg.logcumsumexp(dlg.ones(2, dtype=dlg.int64), 0), dlg.DlgTypeError, "float"),
+    (lambda: dlg.logcumsumexp(dlg.ones(2), 1), dlg.DlgShapeError, "out of range"),
+    (lambda: dlg.block_diag(dlg.ones(1, 1, 1)), dlg.DlgShapeError, "0, 1 or 2 dims"),
+    (lambda: dlg.block_diag(dlg.ones(1), [1.0]), dlg.DlgTypeError, "tensor 1"),
+    (lambda: dlg.histc(dlg.ones(2, dtype=dlg.int64)), dlg.DlgTypeError, "float"),
+    (lambda: dlg.histc(dlg.ones(2), 0), dlg.DlgValueError, "bins must be a positive int"),
+    (lambda: dlg.histc(dlg.ones(2), 3, 2, 1), dlg.DlgValueError, "max must be larger"),
+    (lambda: dlg.histc(dlg.ones(2), 3, 0, math.inf), dlg.DlgValueError, "finite"),
     (lambda: dlg.searchsorted(dlg.ones(2, 3), dlg.ones(3, 1)), dlg.DlgShapeError,
      "leading dims"),
     (lambda: dlg.searchsorted(dlg.ones(3), dlg.ones(1), right=True, side="left"),
@@ -383,6 +459,9 @@ def test_dlg_door_and_compiled():
         output c = cummax(x, 1)[0] + median(x, 0)[0]
         output d = tensordot(x, y, 1) + trace(x)
         output e = bucketize(x, sort(y)[0])
+        output f = logcumsumexp(x, 1) + aminmax(x, axis=0)[1]
+        output g = block_diag(x, y) * 2.0
+        output h = histc(x, 5) + histc(y, 5, -1, 1)
     }"""
     x, y = arr(3, 4), arr(4)
     tx, ty = torch.tensor(x), torch.tensor(y)
@@ -390,7 +469,10 @@ def test_dlg_door_and_compiled():
             "b": torch.logaddexp(tx, ty) * torch.atan2(tx, ty),
             "c": tx.cummax(1).values + tx.median(0).values,
             "d": torch.tensordot(tx, ty, 1) + torch.trace(tx),
-            "e": torch.bucketize(tx, ty.sort().values)}
+            "e": torch.bucketize(tx, ty.sort().values),
+            "f": torch.logcumsumexp(tx, 1) + torch.aminmax(tx, dim=0).max,
+            "g": torch.block_diag(tx, ty) * 2.0,
+            "h": torch.histc(tx, 5) + torch.histc(ty, 5, -1, 1)}
     model = dlg.loads(src)
     for run in (model, dlg.compile(model)):
         for (k, v), got in zip(want.items(), run(x=x, y=y)):
@@ -400,7 +482,9 @@ def test_dlg_door_and_compiled():
 class Net(dlg.nn.Module):
     def forward(self, x, y):
         steps = dlg.lerp(x, y, 0.25).cumsum(1).diff(dim=1) + dlg.hypot(x, y)[:, 1:]
-        return steps.nansum(-1) + dlg.cdist(x, y).sum(-1)
+        low, high = x.aminmax(dim=1)
+        return (steps.nansum(-1) + dlg.cdist(x, y).sum(-1) + y.logcumsumexp(1)[:, -1]
+                + (high - low) + x.histc(3).sum())
 
 
 def test_traced_and_compiled_over_a_symbolic_batch():
@@ -411,5 +495,7 @@ def test_traced_and_compiled_over_a_symbolic_batch():
         x, y = arr(n, 4), arr(n, 4)
         tx, ty = torch.tensor(x), torch.tensor(y)
         steps = torch.lerp(tx, ty, 0.25).cumsum(1).diff(dim=1) + torch.hypot(tx, ty)[:, 1:]
-        want = steps.nansum(-1) + torch.cdist(tx, ty).sum(-1)
+        low, high = tx.aminmax(dim=1)
+        want = (steps.nansum(-1) + torch.cdist(tx, ty).sum(-1) + ty.logcumsumexp(1)[:, -1]
+                + (high - low) + tx.histc(3).sum())
         np.testing.assert_allclose(exe(x, y), want.numpy(), rtol=1e-5, atol=1e-5)
