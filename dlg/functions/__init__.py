@@ -77,6 +77,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "conv_transpose1d": nn.conv_transpose1d, "conv_transpose2d": nn.conv_transpose2d,
     "conv_transpose3d": nn.conv_transpose3d, "max_pool1d": pooling.max_pool1d,
     "max_pool2d": pooling.max_pool2d, "max_pool3d": pooling.max_pool3d,
+    "max_unpool1d": pooling.max_unpool1d, "max_unpool2d": pooling.max_unpool2d,
+    "max_unpool3d": pooling.max_unpool3d,
     "avg_pool1d": pooling.avg_pool1d, "avg_pool2d": pooling.avg_pool2d,
     "avg_pool3d": pooling.avg_pool3d, "adaptive_avg_pool1d": pooling.adaptive_avg_pool1d,
     "adaptive_avg_pool2d": pooling.adaptive_avg_pool2d,

@@ -1,7 +1,7 @@
 """Pooling and window functions with PyTorch's signatures: max_pool1d/2d/3d (dilation, ceil_mode,
-return_indices), avg_pool1d/2d/3d (ceil_mode, count_include_pad, divisor_override), the adaptive
-pools (any output size; torch's bins start=floor(i*L/out), end=ceil((i+1)*L/out)), unfold (im2col)
-and fold (col2im).
+return_indices), max_unpool1d/2d/3d (a scatter at those indices), avg_pool1d/2d/3d (ceil_mode,
+count_include_pad, divisor_override), the adaptive pools (any output size; torch's bins
+start=floor(i*L/out), end=ceil((i+1)*L/out)), unfold (im2col) and fold (col2im).
 
 Regular windows are the max_pool/avg_pool ops. What they cannot say (max pooling's indices,
 adaptive bins that do not divide the input, im2col) is a gather: the spatial dims are flattened,
@@ -26,8 +26,10 @@ from dlg.functions.nn import pool_options
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import SPATIAL_RANKS, spatial_names
 from dlg.ir.ops.elementwise import ADD, MUL
+from dlg.ir.ops.gather import SCATTER
 from dlg.ir.ops.pool import AVG_POOL, MAX_POOL, avg_divisor, pool_sizes
 from dlg.ir.ops.reduce import ARGMAX, REDUCE_MAX, REDUCE_SUM
+from dlg.ir.ops.source import FULL
 from dlg.ir.ops.shape import PAD, RESHAPE, SCATTER_ADD, SLICE, TAKE, TRANSPOSE
 from dlg.ir.types import TensorType
 
@@ -175,6 +177,56 @@ def _avg_pool(nd: int) -> Callable[..., Any]:
 
 max_pool1d, max_pool2d, max_pool3d = (_max_pool(nd) for nd in SPATIAL_RANKS)
 avg_pool1d, avg_pool2d, avg_pool3d = (_avg_pool(nd) for nd in SPATIAL_RANKS)
+
+
+# ---- max unpooling ------------------------------------------------------------------------------
+def _unpool_size(F: Front, output_size: Any, default: tuple[int, ...], stride: tuple[int, ...],
+                 name: str) -> tuple[int, ...]:
+    """torch's _unpool_output_size: the default, or `output_size` (its last len(default)
+    entries when it also names N and C) within a stride of the default."""
+    if output_size is None:
+        return default
+    nd = len(default)
+    sizes = output_size
+    if isinstance(sizes, (tuple, list)) and len(sizes) == nd + 2:
+        sizes = sizes[2:]
+    if not (isinstance(sizes, (tuple, list)) and len(sizes) == nd and all(map(is_int, sizes))):
+        raise DlgTypeError(f"{name}: output_size must be {nd} ints (or {nd + 2}), got "
+                           f"{describe(F, output_size)}")
+    for d, (size, base, step) in enumerate(zip(sizes, default, stride)):
+        if not base - step < size < base + step:
+            raise DlgShapeError(f"{name}: output_size {tuple(sizes)} is invalid: dim {d} must "
+                                f"be between {base - step} and {base + step}, exclusive")
+    return tuple(int(v) for v in sizes)
+
+
+def _max_unpool(nd: int) -> Callable[..., Any]:
+    def max_unpool(F: Front, x: Any, indices: Any, kernel_size: Any, stride: Any = None,
+                   padding: Any = 0, output_size: Any = None) -> Any:
+        name = f"max_unpool{nd}d"
+        attrs = pool_options(F, nd, kernel_size, stride, padding)
+        t, spatial = _spatial(F, x, nd, name)
+        i = F.type_of(tensor(F, indices, f"{name}'s indices"))
+        if i.dtype not in (DType.i64, DType.i32) or i.shape != t.shape:
+            raise DlgShapeError(f"{name}: indices must be integers of the input's shape {t}, "
+                                f"got {i}")
+        default = tuple((s - 1) * st - 2 * p + k for s, k, st, p in zip(
+            spatial, attrs["kernel"], attrs["stride"], attrs["padding"]))
+        out = _unpool_size(F, output_size, default, attrs["stride"], name)
+        lead = t.shape[:t.rank - nd]
+        flat = (*lead, math.prod(spatial))
+        zeros = F.emit(FULL, shape=(*lead, math.prod(out)), value=0.0, dtype=t.dtype)
+        y = F.emit(SCATTER, zeros, F.emit(RESHAPE, indices, shape=flat),
+                   F.emit(RESHAPE, x, shape=flat), axis=len(lead))
+        return F.emit(RESHAPE, y, shape=(*lead, *out))
+    max_unpool.__name__ = max_unpool.__qualname__ = f"max_unpool{nd}d"
+    max_unpool.__doc__ = (f"PyTorch's F.max_unpool{nd}d: each value written at its index (as "
+                          f"max_pool{nd}d's return_indices gives it) into the flattened spatial "
+                          f"output of zeros; the gradient reads the output's at the index.")
+    return max_unpool
+
+
+max_unpool1d, max_unpool2d, max_unpool3d = (_max_unpool(nd) for nd in SPATIAL_RANKS)
 
 
 # ---- adaptive pooling ---------------------------------------------------------------------------

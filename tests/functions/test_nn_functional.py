@@ -238,6 +238,50 @@ def test_max_pool_indices_unpool_by_position():
     np.testing.assert_array_equal(picked, values.numpy().reshape(2, 3, -1))
 
 
+UNPOOLS = [(1, X3, {"kernel_size": 2}, {}),
+           (1, X3, {"kernel_size": 3, "stride": 2, "padding": 1}, {}),
+           (1, X3[0], {"kernel_size": 2}, {"output_size": (7,)}),
+           (2, X4, {"kernel_size": 2}, {"output_size": (5, 6)}),
+           (2, X4, {"kernel_size": 2}, {"output_size": (2, 3, 5, 6)}),
+           (2, X4, {"kernel_size": (2, 3), "stride": 1}, {}),  # overlapping windows
+           (2, X4[:1, :1, :2, :2], {"kernel_size": 2}, {}),
+           (2, X4[0], {"kernel_size": 3, "stride": 2, "padding": 1}, {"output_size": (5, 6)}),
+           (3, X4[:, :, :4, :4, None] * np.ones(4, np.float32), {"kernel_size": 2}, {})]
+
+
+@pytest.mark.parametrize("nd, x, pool, unpool", UNPOOLS, ids=range(len(UNPOOLS)))
+def test_max_unpool_inverts_max_pool_as_torch(nd, x, pool, unpool):
+    """max_unpool of max_pool's values at its indices, in eager functions and modules: values,
+    and gradients to the pooled input (through both) and to the values unpooled."""
+    outs, grads = [], []
+    for lib in (dlg, torch):
+        fn = lib.nn.functional
+        t = lib.tensor(x, requires_grad=True)
+        values, indices = getattr(fn, f"max_pool{nd}d")(t, return_indices=True, **pool)
+        v = lib.tensor(values.detach().numpy(), requires_grad=True)
+        y = getattr(fn, f"max_unpool{nd}d")(values, indices, **pool, **unpool)
+        module = getattr(lib.nn, f"MaxUnpool{nd}d")(**pool)
+        z = module(v, indices, **unpool)
+        w = lib.tensor(np.cos(np.arange(y.numel())).reshape(tuple(y.shape)).astype(np.float32))
+        ((y + z) * w).sum().backward()
+        outs.append((y.detach().numpy(), z.detach().numpy()))
+        grads.append((t.grad.numpy(), v.grad.numpy()))
+        assert repr(module) == repr(getattr(torch.nn, f"MaxUnpool{nd}d")(**pool))
+    for got, want in zip((*outs[0], *grads[0]), (*outs[1], *grads[1])):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_max_unpool_traced_and_compiled():
+    def net(x):
+        values, indices = F.max_pool2d(x, 2, return_indices=True)
+        return F.max_unpool2d(values * 2, indices, 2, output_size=x.shape[-2:])
+    model = dlg.trace(net, X4)
+    values, indices = TF.max_pool2d(torch.tensor(X4), 2, return_indices=True)
+    want = TF.max_unpool2d(values * 2, indices, 2, output_size=(5, 6)).numpy()
+    for run in (model, dlg.compile(model)):
+        np.testing.assert_allclose(run(X4), want, rtol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs", [{"divisor_override": 3},
                                     {"padding": 1, "ceil_mode": True, "divisor_override": 2},
                                     {"padding": 1, "count_include_pad": False}])
@@ -306,6 +350,11 @@ POOL_ERRORS = [
     (lambda x: F.max_pool2d(x, 2, return_indices=1), "return_indices must be a bool"),
     (lambda x: F.avg_pool2d(x, 2, divisor_override=0), "divisor_override must be a positive"),
     (lambda x: F.fold(x, (5, 6), 2), r"fold: input must be \[N, C \* 4, 20\]"),
+    (lambda x: F.max_unpool2d(x, x, 2), "indices must be integers"),
+    (lambda x: F.max_unpool2d(x, dlg.zeros(2, 3, 5, 6, dtype=dlg.int64), 2, output_size=(12, 12)),
+     r"dim 0 must be between 8 and 12"),
+    (lambda x: F.max_unpool2d(x, dlg.zeros(2, 3, 5, 6, dtype=dlg.int64), 2, output_size=3),
+     "output_size must be 2 ints"),
 ]
 
 

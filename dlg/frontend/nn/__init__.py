@@ -112,6 +112,9 @@ from dlg.frontend.nn.pooling import (  # noqa: F401
     MaxPool1d,
     MaxPool2d,
     MaxPool3d,
+    MaxUnpool1d,
+    MaxUnpool2d,
+    MaxUnpool3d,
 )
 from dlg.frontend.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from dlg.frontend.nn.spatial import (  # noqa: F401

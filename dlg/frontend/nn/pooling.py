@@ -1,5 +1,6 @@
 """Pooling modules with torch.nn's arguments: MaxPool1d/2d/3d (dilation, ceil_mode,
-return_indices), AvgPool1d/2d/3d (ceil_mode, count_include_pad) and the adaptive pools."""
+return_indices), MaxUnpool1d/2d/3d (their inverse at those indices), AvgPool1d/2d/3d (ceil_mode,
+count_include_pad) and the adaptive pools."""
 
 from __future__ import annotations
 
@@ -39,6 +40,36 @@ class MaxPool2d(_MaxPool):
 
 
 class MaxPool3d(_MaxPool):
+    nd = 3
+
+
+class _MaxUnpool(Module):
+    nd = 2
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
+        super().__init__()
+        checked(pool_options, self.nd, kernel_size, stride, padding)
+        self.kernel_size, self.stride, self.padding = (
+            tuple(v) if isinstance(v, (tuple, list)) else (v,) * self.nd  # torch's _pair
+            for v in (kernel_size, kernel_size if stride is None else stride, padding))
+
+    def forward(self, x: Tensor, indices: Tensor, output_size: Any = None) -> Tensor:
+        return call(f"max_unpool{self.nd}d", x, indices, self.kernel_size, self.stride,
+                    self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpool):
+    nd = 1
+
+
+class MaxUnpool2d(_MaxUnpool):
+    nd = 2
+
+
+class MaxUnpool3d(_MaxUnpool):
     nd = 3
 
 
