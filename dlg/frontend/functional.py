@@ -156,6 +156,18 @@ mean = methods.mean
 allclose, equal = methods.python_bool("allclose"), methods.python_bool("equal")
 repeat_interleave = methods.repeat_interleave
 
+
+def ctc_loss(log_probs: Any, targets: Any, input_lengths: Any, target_lengths: Any,
+             blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> Tensor:
+    """F.ctc_loss. Concatenated 1-d targets are split by target_lengths, so a tensor of them is
+    read here, eagerly (while tracing, give them as ints or the targets padded as [N, S])."""
+    if (isinstance(targets, Tensor) and targets.ndim == 1 and isinstance(log_probs, Tensor)
+            and log_probs.ndim == 3 and isinstance(target_lengths, Tensor)
+            and target_lengths.graph_value is None):
+        target_lengths = target_lengths.tolist()
+    return call("ctc_loss", log_probs, targets, input_lengths, target_lengths, blank,
+                reduction, zero_infinity)
+
 # ---- written over Tensor operations in Python (frontend/composites.py) -------------------------
 triplet_margin_with_distance_loss = composites.triplet_margin_with_distance_loss
 gumbel_softmax = composites.gumbel_softmax

@@ -22,6 +22,7 @@ from dlg.functions import attention, grid_sample, norms, pooling, resample, shuf
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
 from dlg.functions import class_losses
+from dlg.functions.ctc import ctc_loss
 from dlg.functions.indexing import select
 from dlg.functions.scatter_reduce import index_reduce, scatter_reduce
 
@@ -119,6 +120,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "multi_margin_loss": class_losses.multi_margin_loss,
     "multilabel_margin_loss": class_losses.multilabel_margin_loss,
     "multilabel_soft_margin_loss": class_losses.multilabel_soft_margin_loss,
+    "ctc_loss": ctc_loss,
     # more of torch's math: composites of the above
     "roll": arrange.roll, "rot90": arrange.rot90, "repeat_interleave": arrange.repeat_interleave,
     "diff": arrange.diff, "meshgrid": arrange.meshgrid, "diag": diagonals.diag,

@@ -199,3 +199,81 @@ def test_ignored_targets_may_lie_outside_the_classes():
     want = TF.cross_entropy(torch.tensor(LOGITS), torch.tensor(labels))
     np.testing.assert_allclose(F.cross_entropy(logits, dlg.tensor(labels)).item(), want.item(),
                                rtol=1e-5)
+
+
+# ---- CTC ----------------------------------------------------------------------------------------
+CTC_LOGITS = R.normal(size=(8, 3, 5)).astype(np.float32)  # [T, N, C]
+CTC_TARGETS = np.array([[1, 1, 2, 4], [3, 0, 0, 0], [2, 4, 2, 2]])  # a repeat, an empty target
+CTC = [({"input_lengths": (8, 5, 7), "target_lengths": (4, 0, 3)}, {}),
+       ({"input_lengths": (8, 5, 7), "target_lengths": (4, 0, 3)}, {"reduction": "sum"}),
+       ({"input_lengths": (8, 5, 7), "target_lengths": (4, 0, 3)}, {"reduction": "none"}),
+       ({"input_lengths": (8, 8, 8), "target_lengths": (3, 1, 0)}, {"blank": 4}),
+       ({"input_lengths": (8, 2, 7), "target_lengths": (4, 2, 3)}, {"zero_infinity": True}),
+       ({"input_lengths": (8, 2, 7), "target_lengths": (4, 2, 3)},
+        {"zero_infinity": True, "reduction": "none"})]
+
+
+def _ctc(lib, logits, targets, lengths, concatenated=False, module=False, **kwargs):
+    z = lib.tensor(logits, requires_grad=True)
+    lp = lib.nn.functional.log_softmax(z, -1)
+    tl = lengths["target_lengths"]
+    if concatenated:
+        targets = np.concatenate([row[:n] for row, n in zip(targets, tl)])
+    ins = (lp, lib.tensor(targets), lib.tensor(lengths["input_lengths"]), lib.tensor(tl))
+    loss = lib.nn.CTCLoss(**kwargs)(*ins) if module else lib.nn.functional.ctc_loss(
+        *ins, **kwargs)
+    (loss * lib.tensor(np.arange(1.0, 1.0 + loss.numel(), dtype=np.float32)).reshape(
+        loss.shape)).sum().backward()
+    return loss.detach().numpy(), z.grad.numpy()
+
+
+@pytest.mark.parametrize("lengths, kwargs", CTC, ids=range(len(CTC)))
+def test_ctc_loss_matches_torch(lengths, kwargs):
+    """Values, and gradients through log_softmax (where torch's and the exact one agree), for
+    padded and concatenated targets, a repeated label, an empty target, another blank, and
+    too short an input with zero_infinity."""
+    for concatenated, module in ((False, False), (True, True)):
+        got = _ctc(dlg, CTC_LOGITS, CTC_TARGETS, lengths, concatenated, module, **kwargs)
+        want = _ctc(torch, CTC_LOGITS, CTC_TARGETS, lengths, concatenated, module, **kwargs)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_ctc_loss_unbatched_and_impossible():
+    lp = TF.log_softmax(torch.tensor(CTC_LOGITS[:, 0]), -1).numpy()
+    for kwargs in ({}, {"reduction": "none"}):
+        got = F.ctc_loss(dlg.tensor(lp), dlg.tensor(CTC_TARGETS[0]), dlg.tensor(8),
+                         dlg.tensor(4), **kwargs)
+        want = TF.ctc_loss(torch.tensor(lp), torch.tensor(CTC_TARGETS[0]), torch.tensor(8),
+                           torch.tensor(4), **kwargs)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5)
+        assert got.shape == tuple(want.shape)
+    short = F.ctc_loss(dlg.tensor(lp), dlg.tensor(CTC_TARGETS[0]), 3, 4, reduction="none")
+    assert np.isinf(short.item())  # 1, 1 needs a blank between: 5 frames at least
+
+
+def test_ctc_loss_traced_and_compiled():
+    tl = (4, 0, 3)
+
+    def net(z, targets):
+        return F.ctc_loss(F.log_softmax(z, -1), targets, (8, 5, 7), tl, reduction="sum")
+    model = dlg.trace(net, CTC_LOGITS, CTC_TARGETS, dynamic={"z": {}})  # dim 0 is T: known
+    want = TF.ctc_loss(TF.log_softmax(torch.tensor(CTC_LOGITS), -1), torch.tensor(CTC_TARGETS),
+                       (8, 5, 7), tl, reduction="sum").numpy()
+    for run in (model, dlg.compile(model)):
+        np.testing.assert_allclose(run(CTC_LOGITS, CTC_TARGETS), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda lp: dlg.trace(lambda z, t, n: F.ctc_loss(z, t, (8, 8, 8), n), lp.numpy(),
+                          np.int64([1, 2]), np.int64([1, 1, 0]), dynamic={"z": {}}),
+     "give them as ints"),
+    (lambda lp: F.ctc_loss(lp, dlg.tensor(CTC_TARGETS), (8, 8), (1, 1, 1)), "2 entries for 3"),
+    (lambda lp: F.ctc_loss(lp, dlg.tensor(CTC_TARGETS), 8, (1, 1, 1), blank=5), "blank must"),
+    (lambda lp: F.ctc_loss(lp, dlg.tensor([1, 2]), (8, 8, 8), (1, 2, 0)), "concatenated"),
+    (lambda lp: F.ctc_loss(lp, dlg.tensor(CTC_TARGETS), (8, 8, 8), (1, 1, 1),
+                           reduction="avg"), "reduction"),
+], ids=["tensor-lengths-traced", "count", "blank", "total", "reduction"])
+def test_ctc_loss_errors(make, message):
+    with pytest.raises(DlgError, match=message):
+        make(dlg.tensor(CTC_LOGITS))

@@ -65,6 +65,7 @@ from dlg.frontend.nn.losses import (  # noqa: F401
     BCELoss,
     BCEWithLogitsLoss,
     CosineEmbeddingLoss,
+    CTCLoss,
     CosineSimilarity,
     CrossEntropyLoss,
     GaussianNLLLoss,

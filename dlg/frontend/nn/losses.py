@@ -155,6 +155,19 @@ class MultiMarginLoss(_Loss):
         super().__init__(size_average, reduce, reduction, p=p, margin=margin, weight=weight)
 
 
+class CTCLoss(_Loss):
+    """forward(log_probs, targets, input_lengths, target_lengths): log_probs [T, N, C]."""
+
+    fn = "ctc_loss"
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False):
+        super().__init__(reduction=reduction, blank=blank, zero_infinity=zero_infinity)
+
+    def forward(self, log_probs: Tensor, targets: Any, input_lengths: Any,
+                target_lengths: Any) -> Tensor:
+        return self._loss(log_probs, targets, input_lengths, target_lengths)
+
+
 class GaussianNLLLoss(_Loss):
     """forward(input, target, var): the likelihood of target under N(input, var)."""
 
