@@ -570,7 +570,7 @@ def test_vit():
 
 # -- 6. U-Net (milesial/Pytorch-UNet): ConvTranspose2d or bilinear up, F.pad, torch.cat skips ---
 
-def unet(side: Side, bilinear: bool) -> dict:
+def unet(side: Side, bilinear: bool, compiled: bool = True) -> dict:
     torch = side.lib
     nn, F = torch.nn, torch.nn.functional
 
@@ -666,14 +666,19 @@ def unet(side: Side, bilinear: bool) -> dict:
     with torch.no_grad():
         out["pred"] = (F.sigmoid(model(images[0])) > 0.5).float()
         out["logits"] = model(images[0])
-    if not side.on_torch:
+    if compiled and not side.on_torch:
         compiled_matches(model, images[1], rtol=1e-4, atol=1e-5)
     return out
 
 
-@pytest.mark.parametrize("bilinear", [False, True], ids=["transposed", "bilinear"])
-def test_unet(bilinear):
-    run_both(lambda side: unet(side, bilinear))
+# Each pair's second program is compiled too with -m sweep_full (a second second of cold compile
+# for the same net): the normal suite compiles one of them.
+@pytest.mark.parametrize("bilinear, compiled", [
+    pytest.param(False, True, id="transposed"),
+    pytest.param(True, False, id="bilinear"),
+    pytest.param(True, True, id="bilinear-compiled", marks=pytest.mark.sweep_full)])
+def test_unet(bilinear, compiled):
+    run_both(lambda side: unet(side, bilinear, compiled))
 
 
 # -- 7. metric learning: siamese contrastive, batch-hard triplet, SimCLR's NT-Xent --------------
@@ -985,7 +990,7 @@ def test_one_cycle_accumulation_and_resume():
 
 # -- 11. nanoGPT (karpathy/nanoGPT model.py): causal attention, tied lm_head, decay groups -------
 
-def nanogpt(side: Side, flash: bool) -> dict:
+def nanogpt(side: Side, flash: bool, compiled: bool = True) -> dict:
     torch = side.lib
     nn, F = torch.nn, torch.nn.functional
     block_size, vocab_size, n_layer, n_head, n_embd = 8, 17, 2, 2, 8
@@ -1145,14 +1150,17 @@ def nanogpt(side: Side, flash: bool) -> dict:
         logits, _ = model(generated[:, -block_size:])
     out = {"losses": losses, "generated": generated, "logits": logits,
            "weights": model.state_dict()}
-    if not side.on_torch:  # the loss forward, compiled: (logits, loss)
+    if compiled and not side.on_torch:  # the loss forward, compiled: (logits, loss)
         compiled_matches(model, x, y)
     return out
 
 
-@pytest.mark.parametrize("flash", [False, True], ids=["masked", "sdpa"])
-def test_nanogpt(flash):
-    run_both(lambda side: nanogpt(side, flash))
+@pytest.mark.parametrize("flash, compiled", [
+    pytest.param(False, False, id="masked"),
+    pytest.param(True, True, id="sdpa"),
+    pytest.param(False, True, id="masked-compiled", marks=pytest.mark.sweep_full)])
+def test_nanogpt(flash, compiled):
+    run_both(lambda side: nanogpt(side, flash, compiled))
 
 
 # -- 12. module plumbing: ModuleDict, ParameterList/Dict, buffers, forward/backward hooks --------

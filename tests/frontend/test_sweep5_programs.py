@@ -92,6 +92,11 @@ def grads(model) -> dict:
 
 
 COMPILED = pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+# A program's compiled run only with -m sweep_full (2-7 s of cold compile each): each sweep file
+# keeps compiled runs in the normal suite (#5 the graph network's, #6 ESPCN's and Swin's).
+COMPILED_FULL = pytest.mark.parametrize(
+    "compiled", [False, pytest.param(True, marks=pytest.mark.sweep_full)],
+    ids=["eager", "compiled"])
 
 
 # -- 1. graph networks (PyG-style GCNConv, SAGEConv by hand): message passing over edge_index ----
@@ -259,7 +264,7 @@ def audio_cnn(side: Side5) -> dict:
             "state": model.state_dict()}
 
 
-@COMPILED
+@COMPILED_FULL
 def test_audio_cnn_gru_head(compiled):
     run_both(audio_cnn, compiled=compiled)
 
@@ -654,7 +659,7 @@ def capsules(side: Side5) -> dict:
             "state": model.state_dict()}
 
 
-@COMPILED
+@COMPILED_FULL
 def test_capsules_einsum_routing(compiled):
     run_both(capsules, compiled=compiled)
 
@@ -800,7 +805,7 @@ def realnvp(side: Side5) -> dict:
             "state": model.state_dict()}
 
 
-@COMPILED
+@COMPILED_FULL
 def test_realnvp_flow(compiled):
     run_both(realnvp, compiled=compiled)
 

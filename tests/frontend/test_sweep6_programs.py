@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import dlg
-from tests.frontend.test_sweep5_programs import COMPILED, Side5, grads, run_both
+from tests.frontend.test_sweep5_programs import COMPILED, COMPILED_FULL, Side5, grads, run_both
 
 torch = pytest.importorskip("torch")
 
@@ -429,7 +429,7 @@ def spatial_transformer(side: Side5) -> dict:
     return {"losses": losses, "weights": net.state_dict(), "correct": correct, "warped": warped}
 
 
-@COMPILED
+@COMPILED_FULL
 def test_spatial_transformer(compiled):
     run_both(spatial_transformer, compiled=compiled)
 
@@ -959,7 +959,7 @@ def tcn(side: Side5) -> dict:
     return {"losses": losses, "weights": net.state_dict()}
 
 
-@COMPILED
+@COMPILED_FULL
 def test_tcn_weight_norm(compiled):
     run_both(tcn, compiled=compiled)
 
@@ -1042,6 +1042,6 @@ def pointnet(side: Side5) -> dict:
     return {"losses": losses, "weights": weights, "pred": pred.data.max(1)[1]}
 
 
-@COMPILED
+@COMPILED_FULL
 def test_pointnet(compiled):
     run_both(pointnet, compiled=compiled)
