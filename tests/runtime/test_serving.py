@@ -198,7 +198,7 @@ COMPILER = """
     from dlg.ir import Builder, DType, Graph, TensorType
     from dlg.runtime.native import NativeGraph
 
-    me, start = int(sys.argv[1]), float(sys.argv[2])
+    me, ready, n = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     folder = cache.cache_dir()
     corrupt = []
 
@@ -212,7 +212,9 @@ COMPILER = """
             if hashlib.sha256(code).hexdigest().encode() != digest:
                 corrupt.append(path.name)
 
-    while time.time() < start:
+    (ready / str(me)).touch()  # past its imports: compiling starts once all n are
+    deadline = time.time() + 120
+    while len(list(ready.iterdir())) < n and time.time() < deadline:
         time.sleep(0.01)
     for k in [(me + i) % 6 for i in range(6)] + [me % 6]:  # shared graphs, in another order each
         g = Graph(f"g{k}")
@@ -229,16 +231,18 @@ COMPILER = """
 
 
 def test_processes_compiling_at_once_never_read_a_corrupt_cache_entry(tmp_path):
-    import time
     env = dict(os.environ, DLG_CACHE_DIR=str(tmp_path / "cache"))
-    start = str(time.time() + 6)  # every process past its imports before the first compile
-    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(COMPILER), str(me), start],
+    ready = tmp_path / "ready"  # every process past its imports before the first compile
+    ready.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(COMPILER), str(me),
+                               str(ready), "4"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for me in range(4)]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
         assert out.strip().startswith("corrupt 0 "), out
+    assert len(list(ready.iterdir())) == 4
     entries = list((tmp_path / "cache").glob("*.o"))
     assert len(entries) >= 6
     assert not [p for p in (tmp_path / "cache").iterdir() if p.suffix != ".o"], "temporaries left"
