@@ -128,12 +128,13 @@ def test_compiled_fit_learns_like_the_interpreter():
     x, y = dlg.data.load_digits(split="train")
     xt, yt = dlg.data.load_digits(split="test")
     accuracy = {}
-    for compiled in (False, True):
+    for compiled in (False, True):  # two epochs (78% here): the interpreter's take 1 s each
         m = dlg.load(MODELS / "mlp.dlg")
-        h = m.fit(x, y, epochs=4, batch_size=64, validation_data=(xt, yt), verbose=0,
+        h = m.fit(x, y, epochs=2, batch_size=64, validation_data=(xt, yt), verbose=0,
                   compiled=compiled)
-        accuracy[compiled] = h["val_accuracy"][-1]
-    assert accuracy[True] == pytest.approx(accuracy[False], abs=0.01)
+        accuracy[compiled] = h["val_accuracy"]
+    assert accuracy[False][1] > accuracy[False][0]
+    assert accuracy[True] == pytest.approx(accuracy[False], abs=0.01)  # after each epoch
 
 
 def test_a_nan_loss_leaves_compiled_parameters_untouched():
