@@ -236,8 +236,9 @@ class Matrix:
 class Gemm(Stmt):
     """c = a @ b (m x k times k x n, float32) through the host's GEMM library, once per index of
     the `batch` loops (the matrices' offsets use their variables), then `epilogue` (the fused
-    bias and activation, reading c back); when m*n*k is under `min_work` at run time,
-    `otherwise` runs instead (register tiles: packing would cost more than it saves)."""
+    bias and activation, reading c back); when m*n*k is under `min_work` or m under
+    `min_rows` at run time, `otherwise` runs instead (register tiles: packing would cost more
+    than it saves)."""
 
     m: Expr
     n: Expr
@@ -249,6 +250,7 @@ class Gemm(Stmt):
     epilogue: tuple[Stmt, ...]
     otherwise: tuple[Stmt, ...]
     min_work: int
+    min_rows: int = 0
 
     def exprs(self) -> list[Expr]:
         """Every index expression it evaluates itself (not those of its statements)."""
@@ -434,7 +436,8 @@ def format_stmt(s: Stmt, indent: int = 1) -> list[str]:
         size = ", ".join(format_expr(x) for x in (s.m, s.n, s.k))
         lines = [f"{pad}gemm {matrix(s.c)} = {matrix(s.a)} @ {matrix(s.b)} ({size}){batch}:"]
         lines += [line for b in s.epilogue for line in format_stmt(b, indent + 1)]
-        lines.append(f"{pad}otherwise (m*n*k < {s.min_work}):")
+        rows = f" or m < {s.min_rows}" if s.min_rows else ""
+        lines.append(f"{pad}otherwise (m*n*k < {s.min_work}{rows}):")
         return lines + [line for b in s.otherwise for line in format_stmt(b, indent + 1)]
     if isinstance(s, CallScan):
         return [f"{pad}scan {s.function} x {format_expr(s.steps)}"

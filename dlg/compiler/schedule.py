@@ -43,14 +43,16 @@ MAX_ROWS = 8  # rows of a tile: enough loads saved, few enough broadcasts
 GEMM_MIN_WORK = 1 << 21  # m*n*k
 GEMM_MIN_SIDE = 16
 SHORT_SUM_GEMM_WORK = 1 << 14  # m*n*k: `_min_work`
+SMALL_BATCH_ROWS = 96  # rows: `_min_rows` (measured crossover ~100 at x [m, 4096] @ W^T)
 
 
 @dataclass(frozen=True)
 class Target:
-    """What a schedule is fitted to: vector register width and count."""
+    """What a schedule is fitted to: vector register width and count, L2 cache size."""
 
     vector_bytes: int  # 64 with AVX-512, 32 with AVX2, 16 with SSE or NEON
     registers: int  # vector registers: 32 with AVX-512, else 16
+    l2_bytes: int = 1 << 20
 
 
 def schedule(p: Program, target: Target) -> Program:
@@ -77,7 +79,7 @@ def _schedule_body(p: Program, body: tuple[Stmt, ...], target: Target) -> tuple[
         assert isinstance(store.value, Reduce)
         shape = tuple(p.buffers[store.buffer].shape)
         scheduled = (Fill(store.buffer, ix.numel(shape), 0.0), _accumulating(loops, store))
-    product = _gemm(p, loops, store, scheduled)
+    product = _gemm(p, loops, store, scheduled, target)
     if product is not None:
         return (product,)
     reordered = _in_read_order(loops, store) if scheduled is body else None
@@ -274,8 +276,8 @@ def _accumulating(loops: list[Loop], store: Store) -> Stmt:
 
 
 # ---- the GEMM library ----------------------------------------------------------------------------
-def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ...]
-          ) -> Gemm | None:
+def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ...],
+          target: Target) -> Gemm | None:
     """The nest as a call of the GEMM library, when its value is a float32 sum over one axis of
     the product of two strided loads (a matmul: x @ W, x @ W^T, g^T @ x, batched) around which
     the rest is an elementwise epilogue; `otherwise` runs when the work is small at run time."""
@@ -323,7 +325,8 @@ def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ..
     epilogue = _epilogue(loops, store, total)
     if epilogue is None:
         return None
-    return Gemm(m, n, k, a, b, c, batch, epilogue, otherwise, min_work)
+    return Gemm(m, n, k, a, b, c, batch, epilogue, otherwise, min_work,
+                _min_rows(otherwise, sizes[1], sizes[2], target))
 
 
 def _min_work(otherwise: tuple[Stmt, ...], k: int | None) -> int:
@@ -334,6 +337,18 @@ def _min_work(otherwise: tuple[Stmt, ...], k: int | None) -> int:
     along_sum = any(isinstance(t, Tile) and t.along == "sum" for t in _tiles(otherwise))
     lanes = max((t.lanes for t in _tiles(otherwise)), default=1)
     return SHORT_SUM_GEMM_WORK if along_sum and k is not None and k < 4 * lanes else GEMM_MIN_WORK
+
+
+def _min_rows(otherwise: tuple[Stmt, ...], n: int | None, k: int | None, target: Target
+              ) -> int:
+    """The rows from which the library beats fallback tiles whose lanes run along a long sum
+    (x @ W^T with PyTorch's weight layout), when B (W^T, n x k) is larger than half of L2: the
+    library packs all of it, transposed, on every call, at about a nanosecond a float once it
+    comes from L3, which the few rows of a small batch do not pay back; the tiles read W where
+    it is (x [64, 4096] @ W [256, 4096]^T, one core: 2.1 -> 1.65 ms; 16 rows 1.1 -> 0.43)."""
+    if n is None or k is None or n * k * 4 <= target.l2_bytes // 2:
+        return 0
+    return SMALL_BATCH_ROWS if any(t.along == "sum" for t in _tiles(otherwise)) else 0
 
 
 def _tiles(stmts: tuple[Stmt, ...]) -> Iterator[Tile]:

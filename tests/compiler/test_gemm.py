@@ -192,6 +192,25 @@ def test_linear_layers_with_epilogues(n, transposed):
     assert call_.epilogue and call_.otherwise
 
 
+@pytest.mark.parametrize("rows", [1, 16, 95, 96, 130])
+def test_a_weight_larger_than_l2_takes_tiles_for_a_small_batch(rows):
+    """x @ W^T whose W^T would be packed from L3 on every call: fewer than SMALL_BATCH_ROWS rows
+    run on the tiles, which read W in place, more on the library; both give x @ W^T. The
+    weight is 1,024 floats wide (rows 4 KB apart: A read in place would alias in L1, so the
+    library packs it)."""
+    k = 1024
+    out = max(16, gemm.cache_sizes()[1] // 2 // (4 * k) + 1)  # n*k floats just past half of L2
+    g = Graph("wide")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse(f"f32[N, {k}]"))
+    w = b.input("w", TensorType.parse(f"f32[{out}, {k}]"))
+    g.set_output("y", b.matmul(x, b.transpose(w, perm=(1, 0))))
+    rng = np.random.default_rng(rows)
+    ng = check(g, {"x": rand(rng, rows, k), "w": rand(rng, out, k)})
+    (call_,) = gemms(ng)
+    assert call_.min_rows == schedule.SMALL_BATCH_ROWS
+
+
 @pytest.mark.parametrize("n", [2, 61, 128])
 def test_gradient_layouts(n):
     """g^T @ x (the weight gradient: both operands read down their columns) and g @ W (the

@@ -52,6 +52,9 @@ PARALLEL_WORK = 1 << 17  # m*n*k worth a second thread
 MAX_THREADS = 64
 ALIGN = 64
 BLOCK = 8  # depths (and lines) per transposed copy in packing
+ALIASED_ROWS = 512  # floats: rows of A this far apart (2 KB) share L1 sets, so A is packed even
+# when it could be read in place: the micro-kernel's MR rows would evict each other (x [64, 4096]
+# @ W^T, one core: 57 -> 61 GF/s at 64 rows, 45 -> 73 at 128, 63 -> 85 at 512)
 # The code is written as it should run (explicit vectors, fma, unrolled rows): the TIDY passes
 # (registers for the stack slots, tidy loops) give the speed of LLVM's O3 pipeline at a fifth of
 # its compile time, which every process pays once (~0.1 s instead of ~0.55 s)
@@ -79,6 +82,7 @@ def blocking(target: Target, l1: int, l2: int) -> Blocking:
     return Blocking(lanes, mr, nr, kc, mc, nc=max(nr, l2 * 3 // 2 // (kc * 4) // nr * nr))
 
 
+@functools.cache
 def cache_sizes() -> tuple[int, int]:
     """This CPU's L1 data and L2 cache sizes in bytes (Linux sysfs; common sizes elsewhere)."""
     sizes = {1: 32 << 10, 2: 512 << 10}
@@ -397,9 +401,9 @@ class _Library:
         loop outermost so that an A of at most MC rows (a convolution's output channels) is
         packed once per depth block, or not at all when its rows are contiguous (the
         micro-kernel broadcasts from them in place: a batch of 64 rows copied for each thread
-        cost a third of a linear layer's time), and k cut into equal blocks of at most KC
-        (k = 288 is one block, not 256 + 32: a thin last block would cost a pass over C for
-        little work)."""
+        cost a third of a linear layer's time) and not ALIASED_ROWS apart, and k cut into equal
+        blocks of at most KC (k = 288 is one block, not 256 + 32: a thin last block would cost a
+        pass over C for little work)."""
         bl = self.bl
         fn, b = _function(self.m, "dlg_gemm.serial", SGEMM_ARGS[:-1],
                           "m n k a rs_a cs_a b rs_b cs_b c rs_c cs_c accumulate")
@@ -409,7 +413,8 @@ class _Library:
         ap = self.alloc(b, b.mul(self.round_up(b, _min(b, m, I64(bl.mc)), bl.mr), kc_max))
         bp = self.alloc(b, b.mul(self.round_up(b, _min(b, n, I64(bl.nc)), bl.nr), kc_max))
         one_block = b.icmp_signed("<=", m, I64(bl.mc))
-        direct = b.and_(one_block, b.icmp_signed("==", cs_a, I64(1)))  # rows read in place
+        aliased = b.icmp_signed("==", b.srem(rs_a, I64(ALIASED_ROWS)), I64(0))
+        direct = b.and_(b.and_(one_block, b.icmp_signed("==", cs_a, I64(1))), b.not_(aliased))
 
         def depth(pc: ir.Value) -> None:
             kc = _min(b, b.sub(k, pc), kc_max)
@@ -517,7 +522,8 @@ class _Library:
 
 # ---- the call in a graph kernel ------------------------------------------------------------------
 def emit_gemm(e: Emitter, s: Gemm, emit: Callable[[tuple[Stmt, ...]], None]) -> None:
-    """`s` in a kernel: when m*n*k reaches its threshold and every side GEMM_MIN_SIDE, the
+    """`s` in a kernel: when m*n*k reaches its threshold, every side GEMM_MIN_SIDE and m its
+    least rows, the
     library call for each batch index and then the epilogue; else its fallback statements (a
     batch of one: packing a linear layer's weights for one row cost 6x the matrix-vector
     product). `emit` emits nested statements as the kernel's own (parallel loops on the pool)."""
@@ -525,7 +531,8 @@ def emit_gemm(e: Emitter, s: Gemm, emit: Callable[[tuple[Stmt, ...]], None]) -> 
     sizes = [e.expr(x) for x in (s.m, s.n, s.k)]
     work = b.mul(b.mul(sizes[0], sizes[1]), sizes[2])
     threads_used = b.load(b.gep(e.dim_ptr, [I64(len(e.dims))]), name="threads")
-    wide = [b.icmp_signed(">=", side, I64(GEMM_MIN_SIDE)) for side in sizes]
+    wide = [b.icmp_signed(">=", side, I64(max(GEMM_MIN_SIDE, least)))
+            for side, least in zip(sizes, (s.min_rows, 0, 0))]
     big = b.and_(b.icmp_signed(">=", work, I64(s.min_work)), b.and_(b.and_(*wide[:2]), wide[2]))
     with b.if_else(big) as (then, otherwise):
         with then:

@@ -752,12 +752,14 @@ class Jitted:
 
 
 def host_target() -> Target:
-    """The host's vector registers, for scheduling: AVX-512, AVX or 128-bit (SSE, NEON)."""
+    """The host's vector registers, for scheduling: AVX-512, AVX or 128-bit (SSE, NEON), and
+    its L2 cache."""
     _initialize()
     features = llvm.get_host_cpu_features()
+    l2 = gemm.cache_sizes()[1]
     if features.get("avx512f"):
-        return Target(vector_bytes=64, registers=32)
-    return Target(vector_bytes=32 if features.get("avx") else 16, registers=16)
+        return Target(vector_bytes=64, registers=32, l2_bytes=l2)
+    return Target(vector_bytes=32 if features.get("avx") else 16, registers=16, l2_bytes=l2)
 
 
 __all__ = ["ENTRY", "I1", "Jitted", "build_module", "host", "optimize", "target_machine"]
