@@ -59,8 +59,12 @@ EXACT = ["trunc", "frac", "round", "square", "reciprocal", "exp2", "isnan", "isi
 
 @pytest.mark.parametrize("name", EXACT + ["sinh", "cosh"])
 def test_elementwise_matches_torch_exactly_at_the_edges(name):
+    # sinh and cosh: torch's float32 kernels differ by an ulp between CPUs (its AVX-512 sinh
+    # gives 6.0502048 where the correctly rounded value, ours, is 6.0502043); the edges
+    # (overflow to inf, signed zeros, NaN) must still be exactly torch's
+    rtol = 0 if name in EXACT else 2.0 ** -23
     with np.errstate(all="ignore"):
-        both(lambda m, x: getattr(m, name)(x), EDGES, rtol=0, atol=0)
+        both(lambda m, x: getattr(m, name)(x), EDGES, rtol=rtol, atol=0)
 
 
 @pytest.mark.parametrize("name", ["log2", "log10"])
