@@ -46,7 +46,10 @@ _generated: dict[str, Callable[..., Any]] = {
 _generated.update({name: eager(name) for name in FUNCTIONS
                    if name not in _generated and name not in NOT_PYTORCH})
 _generated["matmul"] = binary_function("matmul")
-_generated.update({name: methods.joined(name) for name in ("cat", "concat", "stack")})
+_generated.update({name: methods.joined(name) for name in ("cat", "concat", "concatenate",
+                                                           "stack")})
+_generated.update({alias: methods.binary_function(name, alias)
+                   for alias, name in methods.BINARY_ALIASES.items()})
 globals().update(_generated)
 
 

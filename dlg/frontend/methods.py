@@ -89,12 +89,18 @@ def _promoted_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | N
     return None
 
 
-def binary_function(name: str) -> Callable[..., Tensor]:
-    """`dlg.maximum(a, b)` and the like: `binary` under the op's name."""
+def binary_function(name: str, spelling: str | None = None) -> Callable[..., Tensor]:
+    """`dlg.maximum(a, b)` and the like: `binary` under the op's name (or another spelling of
+    it, `dlg.greater`)."""
     def fn(a: Any, b: Any, **attrs: Any) -> Tensor:
         return binary(name, a, b, **attrs)
-    fn.__name__ = fn.__qualname__ = name
+    fn.__name__ = fn.__qualname__ = spelling or name
     return fn
+
+
+# torch's other spellings of binary ops, promoted as the ops are
+BINARY_ALIASES = {"multiply": "mul", "subtract": "sub", "greater": "gt", "greater_equal": "ge",
+                  "less": "lt", "less_equal": "le", "not_equal": "ne"}
 
 
 def lift(value: Any) -> Tensor:
@@ -334,9 +340,23 @@ for _name in ("roll", "rot90", "diff", "diag", "diagonal", "diag_embed", "addmm"
               "arctan", "logaddexp", "logaddexp2", "xlogy", "heaviside", "signbit", "sgn",
               "clamp_min", "clamp_max", "float_power", "nansum", "nanmean", "median", "cummax",
               "cummin", "nanmedian", "diagflat", "nan_to_num", "trace", "aminmax", "logcumsumexp",
-              "histc"):
+              "histc", "tan", "asin", "acos", "atanh", "asinh", "acosh", "arcsin", "arccos",
+              "arctanh", "arcsinh", "arccosh", "sinc", "deg2rad", "rad2deg", "expm1", "erfc",
+              "erfinv", "logit", "lgamma", "digamma", "mvlgamma", "i0", "copysign", "fmax",
+              "fmin", "ldexp", "isposinf", "isneginf", "isreal", "positive", "addcmul",
+              "addcdiv", "gcd", "lcm", "absolute", "negative", "fix", "moveaxis"):
     setattr(Tensor, _name, _method(_name))
 Tensor.repeat_interleave = repeat_interleave  # type: ignore[attr-defined]
+for _alias, _name in BINARY_ALIASES.items():
+    setattr(Tensor, _alias, getattr(Tensor, _name))
+
+
+def polygamma(self: Tensor, n: int) -> Tensor:
+    """x.polygamma(n) is torch.polygamma(n, x)."""
+    return call("polygamma", n, self)
+
+
+Tensor.polygamma = polygamma  # type: ignore[attr-defined]
 
 
 def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:

@@ -295,7 +295,12 @@ for _name in ("scatter", "scatter_add", "scatter_reduce", "masked_fill", "index_
               "cosh", "atan", "erf", "floor", "ceil", "round", "trunc", "frac", "sign", "sgn",
               "pow", "fmod", "remainder", "lerp", "hypot", "atan2", "tril", "triu", "cumsum",
               "cumprod", "addmm", "baddbmm", "addcmul", "addcdiv", "logical_not", "eq", "ne",
-              "lt", "le", "gt", "ge", "floor_divide", "true_divide", "divide", "xlogy"):
+              "lt", "le", "gt", "ge", "floor_divide", "true_divide", "divide", "xlogy",
+              "asin", "acos", "atanh", "asinh", "acosh", "arcsin", "arccos", "arctanh",
+              "arcsinh", "arccosh", "sinc", "deg2rad", "rad2deg", "expm1", "erfc", "erfinv",
+              "logit", "lgamma", "digamma", "polygamma", "mvlgamma", "i0", "copysign", "ldexp",
+              "gcd", "lcm", "absolute", "negative", "fix", "multiply", "subtract", "greater",
+              "greater_equal", "less", "less_equal", "not_equal"):
     if hasattr(Tensor, _name):
         _in_place(_name)
 

@@ -21,7 +21,7 @@ from dlg.functions.masking import index_fill, masked_fill, tril, triu
 from dlg.functions import attention, grid_sample, norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
-from dlg.functions import class_losses
+from dlg.functions import class_losses, special
 from dlg.functions.ctc import ctc_loss
 from dlg.functions.indexing import select
 from dlg.functions.scatter_reduce import index_reduce, scatter_reduce
@@ -141,4 +141,23 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "block_diag": diagonals.block_diag, "bucketize": statistics.bucketize,
     "searchsorted": statistics.searchsorted, "isin": statistics.isin,
     "nan_to_num": pointwise.nan_to_num,
+    # torch's unary float math beyond the primitives (special.py)
+    "tan": special.tan, "asin": special.asin, "acos": special.acos, "atanh": special.atanh,
+    "asinh": special.asinh, "acosh": special.acosh, "arcsin": special.asin,
+    "arccos": special.acos, "arctanh": special.atanh, "arcsinh": special.asinh,
+    "arccosh": special.acosh, "sinc": special.sinc, "deg2rad": special.deg2rad,
+    "rad2deg": special.rad2deg, "expm1": special.expm1, "erfc": special.erfc,
+    "erfinv": special.erfinv, "logit": special.logit, "lgamma": special.lgamma,
+    "digamma": special.digamma, "polygamma": special.polygamma, "mvlgamma": special.mvlgamma,
+    "i0": special.i0,
+    "copysign": pointwise.copysign, "fmax": pointwise.fmax, "fmin": pointwise.fmin,
+    "ldexp": pointwise.ldexp, "isposinf": pointwise.isposinf, "isneginf": pointwise.isneginf,
+    "isreal": pointwise.isreal, "positive": pointwise.positive, "addcmul": pointwise.addcmul,
+    "addcdiv": pointwise.addcdiv, "gcd": pointwise.gcd, "lcm": pointwise.lcm,
+    # torch's other spellings
+    "absolute": ELEMENTWISE["abs"], "negative": ELEMENTWISE["neg"], "fix": ELEMENTWISE["trunc"],
+    "multiply": ELEMENTWISE["mul"], "subtract": elementwise.sub, "greater": ELEMENTWISE["gt"],
+    "greater_equal": ELEMENTWISE["ge"], "less": ELEMENTWISE["lt"],
+    "less_equal": ELEMENTWISE["le"], "not_equal": ELEMENTWISE["ne"],
+    "concatenate": shape.concat, "moveaxis": shape.movedim,
 }

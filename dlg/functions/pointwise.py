@@ -1,6 +1,7 @@
 """Elementwise functions of PyTorch that are compositions of registry ops: lerp, hypot, atan2,
-logaddexp, logaddexp2, xlogy, heaviside, signbit, clamp_min, clamp_max, float_power and
-nan_to_num.
+logaddexp, logaddexp2, xlogy, heaviside, signbit, clamp_min, clamp_max, float_power,
+nan_to_num, copysign, fmax/fmin, ldexp, isposinf/isneginf, isreal, positive,
+addcmul/addcdiv and gcd/lcm.
 
 These take only floats in PyTorch (but heaviside, signbit and the clamps), so integer tensors
 are promoted first: to float32, or to the widest float among the operands (`floats`), from both
@@ -21,7 +22,7 @@ from dlg.functions.args import describe, is_number, is_static, operands, tensor
 from dlg.functions.elementwise import apply, clamp
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.arith import ISINF, ISNAN, RECIPROCAL
+from dlg.ir.ops.arith import FLOOR_DIVIDE, FMOD, ISINF, ISNAN, RECIPROCAL
 from dlg.ir.ops.elementwise import (
     ABS,
     ADD,
@@ -30,7 +31,9 @@ from dlg.ir.ops.elementwise import (
     DIV,
     EQ,
     EXP,
+    GE,
     GT,
+    LE,
     LOG,
     LOG1P,
     LOGICAL_AND,
@@ -39,6 +42,8 @@ from dlg.ir.ops.elementwise import (
     MAXIMUM,
     MINIMUM,
     MUL,
+    NE,
+    NEG,
     POW,
     SQRT,
     SUB,
@@ -214,3 +219,128 @@ def nan_to_num(F: Front, x: Any, nan: Any = 0.0, posinf: Any = None, neginf: Any
     infinite = F.emit(WHERE, F.emit(GT, x, _scalar(F, x, 0)), high, low)
     finite = F.emit(WHERE, F.emit(ISINF, x), infinite, x)
     return F.emit(WHERE, F.emit(ISNAN, x), F.lift(0.0 if nan is None else nan, dtype), finite)
+
+
+# ---- signs, NaN-ignoring extrema, powers of two, infinities -----------------------------------
+def copysign(F: Front, x: Any, y: Any) -> Any:
+    """|x| with y's sign bit (-0.0 counts as negative), in float."""
+    a, b = floats(F, "copysign", (x, y), ("input", "other"))
+    size = F.emit(ABS, a)
+    return F.emit(WHERE, _signbit(F, b), F.emit(NEG, size), size)
+
+
+def _nan_ignoring(name: str, keep: Any) -> Any:
+    def fn(F: Front, x: Any, y: Any) -> Any:
+        a, b = promoted(F, (x, y), (f"{name}'s input", f"{name}'s other"))
+        if not F.type_of(a).dtype.is_float:
+            return F.emit(WHERE, F.emit(keep, a, b), a, b)
+        # ties and a NaN other go to x, as torch's gradient does; NaN only where both are
+        chosen = F.emit(LOGICAL_OR, F.emit(keep, a, b), F.emit(ISNAN, b))
+        return F.emit(WHERE, chosen, a, b)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"The {'larger' if name == 'fmax' else 'smaller'} of x and y, elementwise; "
+                  "a NaN loses to a number (NaN only where both are).")
+    return fn
+
+
+fmax = _nan_ignoring("fmax", GE)
+fmin = _nan_ignoring("fmin", LE)
+
+
+def ldexp(F: Front, x: Any, other: Any) -> Any:
+    """x * 2 ** other, in float (torch's composite: its gradient reaches other too)."""
+    a, b = floats(F, "ldexp", (x, other), ("input", "other"))
+    return F.emit(MUL, a, F.emit(POW, _scalar(F, b, 2.0), b))
+
+
+def _infinity(name: str, positive: bool) -> Any:
+    def fn(F: Front, x: Any) -> Any:
+        x = tensor(F, x, f"{name}'s argument")
+        dtype = F.type_of(x).dtype
+        if not dtype.is_float:
+            return F.emit(NE, x, x)  # never infinite: all false
+        return F.emit(EQ, x, _scalar(F, x, math.inf if positive else -math.inf))
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Whether x is {'+' if positive else '-'}inf, as bools."
+    return fn
+
+
+isposinf = _infinity("isposinf", True)
+isneginf = _infinity("isneginf", False)
+
+
+def isreal(F: Front, x: Any) -> Any:
+    """True everywhere (dlg's tensors are real), as bools of x's shape."""
+    x = tensor(F, x, "isreal's argument")
+    return F.emit(LOGICAL_OR, F.emit(EQ, x, x), F.emit(NE, x, x))
+
+
+def positive(F: Front, x: Any) -> Any:
+    """x itself (torch refuses bools)."""
+    x = tensor(F, x, "positive's argument")
+    if F.type_of(x).dtype == DType.bool:
+        raise DlgTypeError("positive: not defined for bool tensors (torch's rule)")
+    return x
+
+
+# ---- input + value * t1 * t2 (or / t2): the optimizers' updates ---------------------------------
+def addcmul(F: Front, x: Any, tensor1: Any, tensor2: Any, value: Any = 1) -> Any:
+    """x + value * tensor1 * tensor2, the three promoted to one dtype and broadcast."""
+    return _addc(F, "addcmul", MUL, x, tensor1, tensor2, value)
+
+
+def addcdiv(F: Front, x: Any, tensor1: Any, tensor2: Any, value: Any = 1) -> Any:
+    """x + value * tensor1 / tensor2 (integer tensors are refused, as torch refuses them)."""
+    return _addc(F, "addcdiv", DIV, x, tensor1, tensor2, value)
+
+
+def _addc(F: Front, name: str, op: Any, x: Any, t1: Any, t2: Any, value: Any) -> Any:
+    if not is_number(value):
+        raise DlgTypeError(f"{name}: value must be a number, got {describe(F, value)}")
+    a, b, c = promoted(F, (x, t1, t2), (f"{name}'s input", f"{name}'s tensor1",
+                                        f"{name}'s tensor2"))
+    dtype = F.type_of(a).dtype
+    if op is DIV and not dtype.is_float:
+        raise DlgTypeError(f"{name}: integer division is not supported (torch's rule); use "
+                           "float tensors")
+    if isinstance(value, float) and not dtype.is_float:
+        raise DlgTypeError(f"{name}: the float value {value} meets {dtype} tensors")
+    scaled = b if value == 1 else F.emit(MUL, F.lift(value, dtype), b)
+    return F.emit(ADD, a, F.emit(op, scaled, c))
+
+
+# ---- gcd and lcm: Euclid's algorithm, unrolled ------------------------------------------------
+# Euclid takes at most as many steps as the largest Fibonacci number below the dtype's limit
+_EUCLID_STEPS = {DType.i32: 46, DType.i64: 92}
+
+
+def gcd(F: Front, x: Any, y: Any) -> Any:
+    """The greatest common divisor of integers, elementwise (gcd(0, 0) is 0): Euclid's steps,
+    as many as the dtype can need, each a where that holds once the divisor reaches 0."""
+    a, b = _integers(F, "gcd", x, y)
+    a, b = F.emit(ABS, a), F.emit(ABS, b)
+    zero, one = (F.lift(v, F.type_of(a).dtype) for v in (0, 1))
+    for _ in range(_EUCLID_STEPS.get(F.type_of(a).dtype, 92)):
+        done = F.emit(EQ, b, zero)
+        rest = F.emit(FMOD, a, F.emit(WHERE, done, one, b))
+        a, b = F.emit(WHERE, done, a, b), F.emit(WHERE, done, zero, rest)
+    return a
+
+
+def lcm(F: Front, x: Any, y: Any) -> Any:
+    """The least common multiple of integers, elementwise: |x / gcd(x, y) * y| (0 where the gcd
+    is 0)."""
+    a, b = _integers(F, "lcm", x, y)
+    g = gcd(F, a, b)
+    dtype = F.type_of(g).dtype
+    zero = F.emit(EQ, g, F.lift(0, dtype))
+    quotient = F.emit(FLOOR_DIVIDE, a, F.emit(WHERE, zero, F.lift(1, dtype), g))
+    return F.emit(WHERE, zero, F.lift(0, dtype), F.emit(ABS, F.emit(MUL, quotient, b)))
+
+
+def _integers(F: Front, name: str, x: Any, y: Any) -> list[Any]:
+    a, b = promoted(F, (x, y), (f"{name}'s input", f"{name}'s other"))
+    dtype = F.type_of(a).dtype
+    if dtype.is_float or dtype == DType.bool:
+        raise DlgTypeError(f"{name}: integer tensors only, got {F.type_of(a)} (torch's rule)")
+    return [a, b]
