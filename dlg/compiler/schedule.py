@@ -43,6 +43,7 @@ MAX_ROWS = 8  # rows of a tile: enough loads saved, few enough broadcasts
 GEMM_MIN_WORK = 1 << 21  # m*n*k
 GEMM_MIN_SIDE = 16
 SHORT_SUM_GEMM_WORK = 1 << 14  # m*n*k: `_min_work`
+HUGE_WEIGHT_L2S = 8  # `_streams_weight`
 SMALL_BATCH_ROWS = 96  # rows: `_min_rows` (measured crossover ~100 at x [m, 4096] @ W^T)
 
 
@@ -224,7 +225,21 @@ def _sum_tiles(loops: list[Loop], pair: tuple[int, int], store: Store, total: Re
                 ix.mul(Var(ix.I64, row_var), ix.const(rows)), rows, loops[r].extent,
                 loops[c].var, ix.mul(Var(ix.I64, col_var), ix.const(cols)), cols,
                 loops[c].extent, lanes, "sum")
+    if len(loops) == 2 and _streams_weight(loops[c].extent, total.axes[-1][1], dtype, target):
+        inner = Loop(row_var, ix.ceildiv(loops[r].extent, rows), (tile,))
+        return Loop(col_var, ix.ceildiv(loops[c].extent, cols), (inner,), parallel=True)
     return _around(loops, {r: (row_var, rows), c: (col_var, cols)}, (tile,))
+
+
+def _streams_weight(cols: Expr, depth: Expr, dtype: DType, target: Target) -> bool:
+    """Whether x @ W^T's W (cols x depth) is so large (over HUGE_WEIGHT_L2S times L2) that
+    walking it once per row tile would stream it from memory: then the column tiles go outside,
+    each tile's rows of W stay in cache while x's rows pass (x [64, 4096] @ W [1000, 4096]^T,
+    16 MB, one core: 15.8 -> 6.5 ms; at 8 MB the two orders are even, at 4 MB rows outside win
+    by 8 %)."""
+    n, k = ix.int_value(cols), ix.int_value(depth)
+    return n is not None and k is not None and (
+        n * k * dtype.itemsize > HUGE_WEIGHT_L2S * target.l2_bytes)
 
 
 def _around(loops: list[Loop], tiled: dict[int, tuple[str, int] | None],

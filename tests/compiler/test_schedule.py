@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlg.compiler.kernel_ir import Load, Store, Tile, walk
+from dlg.compiler import schedule as schedule_module
+from dlg.compiler.kernel_ir import Load, Loop, Store, Tile, walk
 from dlg.compiler.passes.pad import explicit_padding
 from dlg.compiler.schedule import Target, schedule
 from dlg.compiler.lower import lower
@@ -159,6 +160,19 @@ def test_lanes_along_the_sum_for_transposed_weights(n, k, m):
     tiles = [s for kern in ng.program.kernels for s in statements(kern.body)
              if isinstance(s, Tile)]
     assert [t.along for t in tiles] == ["sum"]
+
+
+@pytest.mark.parametrize("n,k,m", [(1, 4, 1), (9, 16, 4), (6, 70, 13), (5, 33, 9)])
+def test_a_huge_transposed_weight_puts_its_column_tiles_outside(monkeypatch, n, k, m):
+    """Past HUGE_WEIGHT_L2S times L2 (here any weight, the limit set to 0) the tiles walk W's
+    rows once: column tiles outermost and parallel, row tiles inside; same results."""
+    monkeypatch.setattr(schedule_module, "HUGE_WEIGHT_L2S", 0)
+    rng = np.random.default_rng(n * k + m)
+    ng = check(linear_t(k, m), {"x": rng.standard_normal((n, k)).astype(np.float32),
+                                "w": rng.standard_normal((m, k)).astype(np.float32)})
+    loops = [s for kern in ng.program.kernels for s in statements(kern.body)
+             if isinstance(s, Loop) and s.var.endswith(".tile")]
+    assert [(lp.var, lp.parallel) for lp in loops] == [("i.1.tile", True), ("i.0.tile", False)]
 
 
 @pytest.mark.parametrize("size,stride", [(9, 1), (20, 1), (7, 2)])
