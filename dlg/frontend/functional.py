@@ -3,7 +3,8 @@ user-facing functions of `dlg.functions` as Python calls them (`tensor.eager`: P
 keywords, errors at the caller's line), so a new elementwise primitive appears here by itself.
 
 Left out are the .dlg functions whose PyTorch namesake means something else (`NOT_PYTORCH`);
-`split` (part sizes) and `numel` (an int) are written here with torch's meaning. Eager-only:
+`split` (part sizes), `numel` (an int) and `take` (of the flattened tensor, tensor_info.py) are
+written here with torch's meaning. Eager-only:
 tensors from data (tensor, from_numpy), leaf tensors with `requires_grad=` and `device=`,
 randperm, max/min with indices, torch.flatten's start at axis 0, binary functions and cat/stack
 promoting as PyTorch does, and regression losses taking their target in the input's dtype.
@@ -21,7 +22,7 @@ from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, numpy_data, op
 from dlg.frontend.factory import factory, leaf
-from dlg.frontend import composites, sampling, selection, stateful
+from dlg.frontend import composites, sampling, selection, stateful, tensor_info
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
 from dlg.functions.creation import dtype_arg
@@ -209,3 +210,5 @@ def is_floating_point(input: Tensor) -> bool:  # noqa: A002
 
 
 __all__ += ["is_floating_point", "is_tensor", "numel", "randperm", "split"]
+globals().update(tensor_info.TOP_LEVEL)  # clone, take, put, result_type, as_tensor, ...
+__all__ += list(tensor_info.TOP_LEVEL)

@@ -344,7 +344,9 @@ for _name in ("roll", "rot90", "diff", "diag", "diagonal", "diag_embed", "addmm"
               "arctanh", "arcsinh", "arccosh", "sinc", "deg2rad", "rad2deg", "expm1", "erfc",
               "erfinv", "logit", "lgamma", "digamma", "mvlgamma", "i0", "copysign", "fmax",
               "fmin", "ldexp", "isposinf", "isneginf", "isreal", "positive", "addcmul",
-              "addcdiv", "gcd", "lcm", "absolute", "negative", "fix", "moveaxis"):
+              "addcdiv", "gcd", "lcm", "absolute", "negative", "fix", "moveaxis", "ravel",
+              "fliplr", "flipud", "hsplit", "vsplit", "dsplit", "split_with_sizes",
+              "broadcast_to"):
     setattr(Tensor, _name, _method(_name))
 Tensor.repeat_interleave = repeat_interleave  # type: ignore[attr-defined]
 for _alias, _name in BINARY_ALIASES.items():

@@ -21,7 +21,7 @@ from dlg.functions.masking import index_fill, masked_fill, tril, triu
 from dlg.functions import attention, grid_sample, norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
-from dlg.functions import class_losses, special
+from dlg.functions import class_losses, special, stacking
 from dlg.functions.ctc import ctc_loss
 from dlg.functions.indexing import select
 from dlg.functions.scatter_reduce import index_reduce, scatter_reduce
@@ -160,4 +160,13 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "greater_equal": ELEMENTWISE["ge"], "less": ELEMENTWISE["lt"],
     "less_equal": ELEMENTWISE["le"], "not_equal": ELEMENTWISE["ne"],
     "concatenate": shape.concat, "moveaxis": shape.movedim,
+    # NumPy's stacking and splitting (stacking.py)
+    "atleast_1d": stacking.atleast_1d, "atleast_2d": stacking.atleast_2d,
+    "atleast_3d": stacking.atleast_3d, "hstack": stacking.hstack, "vstack": stacking.vstack,
+    "row_stack": stacking.vstack, "dstack": stacking.dstack,
+    "column_stack": stacking.column_stack, "hsplit": stacking.hsplit,
+    "vsplit": stacking.vsplit, "dsplit": stacking.dsplit, "ravel": stacking.ravel,
+    "fliplr": stacking.fliplr, "flipud": stacking.flipud,
+    "broadcast_tensors": stacking.broadcast_tensors,
+    "split_with_sizes": stacking.split_with_sizes,
 }

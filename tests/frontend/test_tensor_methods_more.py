@@ -1,7 +1,9 @@
 """Tensor methods and functions that PyTorch programs reach for, against torch: x.mT/x.mH,
 select, index_fill, nan_to_num, isin, the in-place scatter_, scatter_add_, masked_fill_,
 index_fill_ and nan_to_num_ (refused where a gradient is recorded), and x.cuda() refused with
-the way to the GPU. Gradients where there are any; traced and compiled at another batch size."""
+the way to the GPU. Gradients where there are any; traced and compiled at another batch size.
+Then the layout and dtype queries, torch's take/put, sum_to_size, the in-place view ops and the
+NumPy-style stacks (OpInfo covers their float32 samples)."""
 
 from __future__ import annotations
 
@@ -221,3 +223,116 @@ def test_tensor_split_needs_a_positive_count_or_a_list_of_ints():
         dlg.tensor_split(dlg.tensor(X), 0, dim=2)
     with pytest.raises(dlg.DlgError, match="int or a list of ints"):
         dlg.tensor_split(dlg.tensor(X), 1.5)
+
+
+# ---- layout, dtype queries and the in-place view ops (frontend/tensor_info.py) -------------------
+def test_layout_metadata_matches_torch():
+    x, t = dlg.tensor(X), torch.tensor(X)
+    assert x.stride() == t.stride() and x.stride(1) == t.stride(1) and x.stride(-1) == 1
+    assert (x.storage_offset(), x.nbytes, x.itemsize, x.ndimension(), x.get_device()) == (
+        t.storage_offset(), t.nbytes, t.itemsize, t.ndimension(), t.get_device())
+    assert x.is_cpu and not x.is_cuda
+    assert x.data_ptr() == x.view(-1).data_ptr() != dlg.tensor(X).data_ptr()
+    assert x.new(2, 3).shape == (2, 3) and x.new([1, 2]).dtype == dlg.float32
+    assert x.new().shape == t.new().shape
+
+
+def test_dtype_queries_match_torch():
+    pairs = [(dlg.tensor([1, 2]), 1.0), (dlg.tensor([1, 2], dtype=dlg.int32), 5),
+             (dlg.tensor(1.0, dtype=dlg.float64), dlg.tensor([1], dtype=dlg.int32)), (2, 3),
+             (True, False), (1, 2.5)]
+    for a, b in pairs:
+        ta, tb = (torch.tensor(v.numpy()) if isinstance(v, dlg.Tensor) else v for v in (a, b))
+        assert str(dlg.result_type(a, b).np) == str(torch.result_type(ta, tb)).split(".")[1]
+    dtypes = [(dlg.bool, torch.bool), (dlg.int32, torch.int32), (dlg.int64, torch.int64),
+              (dlg.float16, torch.float16), (dlg.float32, torch.float32),
+              (dlg.float64, torch.float64)]
+    for d1, t1 in dtypes:
+        for d2, t2 in dtypes:
+            assert str(dlg.promote_types(d1, d2).np) == str(torch.promote_types(t1, t2))[6:]
+            assert dlg.can_cast(d1, d2) == torch.can_cast(t1, t2)
+    assert dlg.broadcast_shapes((2, 1), (3,), 1) == torch.broadcast_shapes((2, 1), (3,), 1)
+    with pytest.raises(dlg.DlgShapeError):
+        dlg.broadcast_shapes((2,), (3,))
+    assert dlg.is_nonzero(dlg.tensor([0.5])) and not dlg.is_nonzero(dlg.tensor(0))
+    with pytest.raises(dlg.DlgValueError):
+        dlg.is_nonzero(dlg.tensor([1, 2]))
+    assert dlg.is_same_size(dlg.tensor(X), dlg.tensor(X)) and not dlg.is_complex(dlg.tensor(X))
+    assert dlg.is_signed(dlg.tensor([1])) and not dlg.is_signed(dlg.tensor([True]))
+
+
+def test_as_tensor_asarray_scalar_tensor():
+    a = np.arange(3.0)
+    x = dlg.as_tensor(a)
+    assert x.dtype == dlg.float64 and np.shares_memory(x.numpy(), a)
+    assert dlg.as_tensor([1.0, 2.0]).dtype == dlg.float32
+    assert dlg.as_tensor(x) is x and dlg.as_tensor(x, dtype=dlg.float32).dtype == dlg.float32
+    assert not np.shares_memory(dlg.asarray(a, copy=True).numpy(), a)
+    assert dlg.asarray([1, 2], requires_grad=False).dtype == dlg.int64
+    with pytest.raises(dlg.DlgValueError, match="copy=False"):
+        dlg.asarray([1, 2], copy=False)
+    s = dlg.scalar_tensor(3)
+    assert s.dtype == dlg.float32 and s.shape == () and s.item() == 3.0
+
+
+def test_in_place_view_ops_reshape_x_and_keep_the_gradient():
+    for name, args in (("t_", ()), ("transpose_", (0, 2)), ("swapaxes_", (1, 2)),
+                       ("swapdims_", (0, 1)), ("squeeze_", ()), ("unsqueeze_", (1,))):
+        a = X[:, :1] if name == "squeeze_" else X
+        x, t = dlg.tensor(a[0] if name == "t_" else a), torch.tensor(a[0] if name == "t_" else a)
+        assert getattr(x, name)(*args) is x
+        getattr(t, name)(*args)
+        np.testing.assert_array_equal(x.numpy(), t.numpy())
+    leaf = dlg.tensor(X[0], requires_grad=True)
+    y = leaf * 2
+    y.t_()
+    w = R.standard_normal((4, 3)).astype(np.float32)
+    (y * dlg.tensor(w)).sum().backward()
+    np.testing.assert_allclose(leaf.grad.numpy(), 2 * w.T)
+    with pytest.raises(dlg.DlgValueError, match="leaf"):
+        dlg.tensor(X, requires_grad=True).transpose_(0, 1)
+
+    def fn(x):
+        y = x + 1
+        y.unsqueeze_(0)
+        return y.transpose_(0, 1)
+    model = dlg.trace(fn, dlg.tensor(X[0]))
+    np.testing.assert_array_equal(model(X[0]), fn(dlg.tensor(X[0])).numpy())
+
+
+def test_take_put_and_sum_to_size():
+    idx = np.array([[0, -1], [5, 23]])
+    both(lambda m, x: m.take(x, m.tensor(idx)), X)
+    both(lambda m, x: x.take(m.tensor(idx)), X)
+    src = np.array([1.0, 2.0, 3.0], np.float32)
+    for acc in (False, True):
+        both(lambda m, x, s, acc=acc: m.put(x, m.tensor([1, -1, 1 if acc else 2]), s,
+                                            accumulate=acc), X, src)
+    x = dlg.tensor(X)
+    x.put_(dlg.tensor([0]), dlg.tensor([9.0]))
+    assert x.numpy().flat[0] == 9.0
+    whole = np.round(X * 4).astype(np.float32)  # sums exact in any order
+    for size in ((3, 1), (1, 3, 4), (4,), (2, 1, 1)):
+        both(lambda m, x, size=size: x.sum_to_size(*size), whole)
+    with pytest.raises(dlg.DlgShapeError, match="expandable"):
+        dlg.tensor(X).sum_to_size(2, 4)
+
+
+def test_stacks_promote_and_split_as_torch():
+    i, f = np.arange(6).reshape(2, 3), X[0, :2, :3]
+    for name in ("hstack", "vstack", "row_stack", "dstack", "column_stack"):
+        got = getattr(dlg, name)([dlg.tensor(i), dlg.tensor(f)])
+        want = getattr(torch, name)([torch.tensor(i), torch.tensor(f)])
+        assert got.dtype == dlg.float32 and want.dtype == torch.float32
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    both(lambda m, x: m.hstack([x, x[:, :1]]) * 1, X[0])
+    for rank in (1, 2, 3):
+        got = getattr(dlg, f"atleast_{rank}d")(dlg.tensor(1.0), dlg.tensor([1.0, 2.0]))
+        want = getattr(torch, f"atleast_{rank}d")(torch.tensor(1.0), torch.tensor([1.0, 2.0]))
+        assert [g.shape for g in got] == [tuple(w.shape) for w in want]
+    with pytest.raises(dlg.DlgValueError, match="equal parts"):
+        dlg.hsplit(dlg.tensor(X), 2)
+    with pytest.raises(dlg.DlgShapeError, match="at least 3"):
+        dlg.dsplit(dlg.tensor(X[0]), 2)
+    assert [p.shape for p in dlg.tensor(X).split_with_sizes([1, 3], dim=2)] == [(2, 3, 1),
+                                                                              (2, 3, 3)]

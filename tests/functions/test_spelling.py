@@ -41,9 +41,9 @@ def test_generated_elementwise_functions_reach_every_door(name):
 
 def test_every_function_is_a_builtin_and_a_python_function_unless_torch_differs():
     assert set(FUNCTIONS) <= set(BUILTINS)
-    # split, numel and one_hot are there, written by hand with torch's meaning
+    # split, numel, one_hot and take are there, written by hand with torch's meaning
     assert ({n for n in FUNCTIONS if not hasattr(F, n)}
-            == set(NOT_PYTORCH) - {"split", "numel", "one_hot"})
+            == set(NOT_PYTORCH) - {"split", "numel", "one_hot", "take"})
     assert len(F.split(dlg.arange(5), 2)) == 3 and F.numel(dlg.ones(2, 3)) == 6
 
 

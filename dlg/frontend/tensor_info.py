@@ -1,0 +1,296 @@
+"""What torch programs ask of a tensor and of dtypes, and the eager-only spellings around them:
+a tensor's layout (`stride()`, `storage_offset()`, `nbytes`, `data_ptr()`, `is_cuda`, ...), the
+dtype queries (`result_type`, `promote_types`, `can_cast`, `is_signed`, `is_complex`),
+`broadcast_shapes`, `is_nonzero`/`is_same_size`, `scalar_tensor`/`as_tensor`/`asarray`,
+`clone`, torch's `take`/`put` (on the flattened tensor), `sum_to_size`, `x.new(...)`, and the
+in-place view ops (`t_`, `transpose_`, `swapaxes_`, `swapdims_`, `squeeze_`, `unsqueeze_`).
+
+Eager tensors are dense row-major arrays (views are copies, `is_contiguous()` holds), so the
+strides are the contiguous ones and the storage offset 0; dlg has no complex dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.frontend import engine, inplace
+from dlg.frontend.engine import caller_span
+from dlg.frontend.factory import leaf
+from dlg.frontend.methods import promote
+from dlg.frontend.size import Size
+from dlg.frontend.tensor import Tensor, call, checked, numpy_data
+from dlg.functions.creation import dtype_arg
+from dlg.ir.dtypes import DType
+from dlg.ir.ops import REGISTRY
+from dlg.ir.ops.common import broadcast_shapes as _broadcast
+from dlg.ir.shapes import Dim
+
+_ORDER = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
+
+
+def method(fn: Callable[..., Any]) -> Callable[..., Any]:
+    setattr(Tensor, fn.__name__, fn)
+    return fn
+
+
+# ---- layout ----------------------------------------------------------------------------------
+@method
+def stride(self: Tensor, dim: int | None = None) -> Any:
+    """The contiguous strides, in elements (eager tensors are dense arrays)."""
+    strides: list[Dim] = []
+    step: Dim = 1
+    for d in reversed(self.type.shape):
+        strides.insert(0, step)
+        step = step * d
+    if dim is None:
+        return tuple(strides)
+    if not -max(self.ndim, 1) <= dim < max(self.ndim, 1):
+        raise DlgShapeError(f"stride: dim {dim} is out of range for a tensor of {self.ndim} "
+                            f"dims", caller_span())
+    return strides[dim] if self.ndim else 1
+
+
+@method
+def storage_offset(self: Tensor) -> int:
+    """0: every eager tensor starts its own array."""
+    return 0
+
+
+@method
+def ndimension(self: Tensor) -> int:
+    return self.ndim
+
+
+@method
+def data_ptr(self: Tensor) -> int:
+    """The address of the first element (tensors sharing memory share it)."""
+    if self.graph_value is not None:
+        raise DlgValueError("data_ptr(): a traced tensor has no data", caller_span())
+    return int(self.numpy_view().__array_interface__["data"][0])
+
+
+@method
+def get_device(self: Tensor) -> int:
+    """-1: eager tensors are on the cpu (torch's answer for it)."""
+    return -1
+
+
+Tensor.itemsize = property(lambda self: self.dtype.itemsize)  # type: ignore[attr-defined]
+Tensor.nbytes = property(lambda self: self.numel() * self.dtype.itemsize)  # type: ignore
+Tensor.is_cpu = property(lambda self: True)  # type: ignore[attr-defined]
+Tensor.is_cuda = property(lambda self: False)  # type: ignore[attr-defined]
+
+
+@method
+def new(self: Tensor, *args: Any, dtype: Any = None, device: Any = None,
+        requires_grad: bool = False) -> Tensor:
+    """torch's legacy constructor: x.new(2, 3) zeros of x's dtype (torch leaves them
+    uninitialised), x.new(data) a copy of data, x.new() an empty tensor."""
+    dtype = checked(dtype_arg, dtype or self.dtype, "new(): dtype")
+    if len(args) == 1 and not isinstance(args[0], (int, np.integer, Size)):
+        data = args[0].numpy_view() if isinstance(args[0], Tensor) else args[0]
+        value = np.array(data, dtype.np)
+    else:
+        shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], Size) else args
+        value = np.zeros(shape or (0,), dtype.np)
+    return leaf(Tensor(value), requires_grad, device)
+
+
+@method
+def sum_to_size(self: Tensor, *size: Any) -> Tensor:
+    """x summed down to `size` (which broadcasts to x's shape): the gradient of a broadcast."""
+    shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    lead = self.ndim - len(shape)
+    if lead < 0 or any(s not in (1, d) for s, d in zip(shape, self.shape[lead:])):
+        raise DlgShapeError(f"sum_to_size: size {list(shape)} is not expandable to the "
+                            f"tensor's {list(self.shape)}", caller_span())
+    axes = [*range(lead), *(lead + i for i, s in enumerate(shape)
+                            if s == 1 and self.shape[lead + i] != 1)]
+    out = call("sum", self, axes, keepdims=True) if axes else self
+    return out.reshape(shape) if lead else out
+
+
+# ---- in-place view ops: x takes the view's shape -------------------------------------------------
+def _view_in_place(name: str) -> None:
+    out_of_place = getattr(Tensor, name)
+
+    def update(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        tracer = engine.current_tracer()
+        if tracer is not None and tracer.owns(self):
+            if self.graph_value is None:
+                raise DlgValueError(f"{name}_: a module's parameter or buffer cannot change its "
+                                    "shape in a trace", caller_span())
+            new = out_of_place(self, *args, **kwargs)
+            self.type, self.graph_value = new.type, tracer.value_of(new)
+            return self
+        if engine.grad_enabled() and self.requires_grad and self.record is None:
+            raise DlgValueError(inplace.LEAF_ERROR, caller_span())
+        old = Tensor.__new__(Tensor)  # x as it was: the view's record reads it
+        old._value, old.type, old.record, old.grad, old._requires_grad, old.graph_value = (
+            self._value, self.type, self.record, None, self._requires_grad, None)
+        new = out_of_place(old, *args, **kwargs)
+        self._value, self.type, self.record = new._value, new.type, new.record
+        return self
+    update.__name__ = update.__qualname__ = f"{name}_"
+    update.__doc__ = f"x.{name}(...), x itself taking the result's shape (torch's in-place view)."
+    method(update)
+
+
+for _name in ("t", "transpose", "swapaxes", "swapdims", "squeeze", "unsqueeze"):
+    _view_in_place(_name)
+
+
+# ---- torch's take and put: the flattened tensor ------------------------------------------------
+def _flat_index(x: Tensor, index: Any, name: str) -> Tensor:
+    if not isinstance(index, Tensor) or index.dtype not in (DType.i32, DType.i64):
+        raise DlgTypeError(f"{name}: index must be an int64 tensor", caller_span())
+    n = x.numel()
+    return call("where", index < 0, index + n, index).reshape(-1)
+
+
+def take(input: Tensor, index: Tensor) -> Tensor:  # noqa: A002
+    """input's elements at `index` into the flattened input (negative from the end), shaped as
+    index."""
+    picked = call("take", input.reshape(-1), _flat_index(input, index, "take"), 0)
+    return picked.reshape(index.shape)
+
+
+def put(input: Tensor, index: Tensor, source: Tensor,  # noqa: A002
+        accumulate: bool = False) -> Tensor:
+    """input with `source`'s elements written (or added, with accumulate) at `index` into the
+    flattened input."""
+    flat, where = input.reshape(-1), _flat_index(input, index, "put")
+    values = source.reshape(-1).to(input.dtype)
+    if accumulate:
+        out = call("index_add", flat, 0, where, values)
+    else:
+        out = call("scatter", flat, 0, where, values)
+    return out.reshape(input.shape)
+
+
+def _put_(self: Tensor, index: Tensor, source: Tensor, accumulate: bool = False) -> Tensor:
+    return inplace.update(self, lambda s: put(s, index, source, accumulate), index, source)
+
+
+Tensor.take = take  # type: ignore[attr-defined]
+Tensor.put = put  # type: ignore[attr-defined]
+Tensor.put_ = _put_  # type: ignore[attr-defined]
+
+
+# ---- top-level queries and constructors ---------------------------------------------------------
+def clone(input: Tensor, *, memory_format: Any = None) -> Tensor:  # noqa: A002
+    """A copy that keeps the gradient path (x.clone())."""
+    return input.clone(memory_format)
+
+
+def is_nonzero(input: Tensor) -> bool:  # noqa: A002
+    """Whether a one-element tensor's value is not 0."""
+    if input.numel() != 1:
+        raise DlgValueError(f"is_nonzero: the tensor must have one element, it has "
+                            f"{input.numel()}", caller_span())
+    return bool(input.item() != 0)
+
+
+def is_same_size(input: Tensor, other: Tensor) -> bool:  # noqa: A002
+    return tuple(input.shape) == tuple(other.shape)
+
+
+def is_signed(input: Tensor) -> bool:  # noqa: A002
+    """Whether the dtype holds negative numbers (all but bool: dlg has no unsigned ints)."""
+    return input.dtype != DType.bool
+
+
+def is_complex(input: Tensor) -> bool:  # noqa: A002
+    """Never: dlg has no complex dtypes."""
+    return False
+
+
+def _dtype(value: Any, what: str) -> DType:
+    return checked(dtype_arg, value, what)
+
+
+def promote_types(type1: Any, type2: Any) -> DType:
+    """The smallest dtype both cast to without losing their kind (bool < int < float)."""
+    a, b = _dtype(type1, "promote_types(): type1"), _dtype(type2, "promote_types(): type2")
+    return max(a, b, key=_ORDER.index)
+
+
+def result_type(tensor1: Any, tensor2: Any) -> DType:
+    """The dtype an arithmetic op of the two gives: torch's promotion, numbers weak."""
+    values = promote(REGISTRY["add"], tensor1, tensor2)
+    tensors = [v for v in values if isinstance(v, Tensor)]
+    if tensors:
+        return tensors[0].dtype
+    if any(isinstance(v, (float, np.floating)) for v in values):
+        return DType.f32
+    return DType.bool if all(isinstance(v, (bool, np.bool_)) for v in values) else DType.i64
+
+
+def can_cast(from_: Any, to: Any) -> bool:
+    """torch's casting rule: never to a lower kind (float to int, a number to bool)."""
+    a, b = _dtype(from_, "can_cast(): from_"), _dtype(to, "can_cast(): to")
+    kind = {DType.bool: 0, DType.i32: 1, DType.i64: 1}
+    return kind.get(b, 2) >= kind.get(a, 2)
+
+
+def broadcast_shapes(*shapes: Any) -> Size:
+    """The shape the given shapes broadcast to (ints count as 1-d shapes)."""
+    dims = [(int(s),) if isinstance(s, (int, np.integer)) else tuple(s) for s in shapes]
+    try:
+        return Size.of(_broadcast("broadcast_shapes", *dims))
+    except DlgShapeError as e:
+        raise e.with_span(caller_span()) from None
+
+
+def scalar_tensor(s: Any, *, dtype: Any = None, device: Any = None,
+                  requires_grad: bool = False, layout: Any = None,
+                  pin_memory: bool = False) -> Tensor:
+    """A 0-d tensor of `s`, float32 unless dtype says otherwise."""
+    dtype = _dtype(dtype or DType.f32, "scalar_tensor(): dtype")
+    value = s.item() if isinstance(s, Tensor) else s
+    return leaf(Tensor(np.asarray(value, dtype.np)), requires_grad, device, layout, pin_memory)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """data as a tensor without a copy where it can be (a tensor or a NumPy array of the
+    dtype); Python floats make float32."""
+    dtype = None if dtype is None else _dtype(dtype, "as_tensor(): dtype")
+    if isinstance(data, Tensor):
+        return data if dtype in (None, data.dtype) else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtype.np):
+        try:
+            DType.of(data)
+        except KeyError:  # a dtype dlg lacks: the conversion below copies it
+            pass
+        else:
+            return leaf(Tensor(data), False, device)
+    value = numpy_data(data, None if dtype is None else dtype.np, copy=False)
+    if dtype is None and value.dtype == np.float64 and not isinstance(data, np.generic):
+        value = value.astype(np.float32)
+    return leaf(Tensor(value), False, device)
+
+
+def asarray(obj: Any, *, dtype: Any = None, device: Any = None, copy: bool | None = None,
+            requires_grad: bool = False) -> Tensor:
+    """as_tensor, with torch.asarray's copy= and requires_grad= (copy=False where a copy is
+    needed is torch's error)."""
+    out = as_tensor(obj, dtype, device)
+    shares = out is obj or isinstance(obj, np.ndarray) and np.shares_memory(
+        out.numpy_view(), obj)
+    if copy and shares:
+        out = out.clone().detach() if isinstance(obj, Tensor) else Tensor(out.numpy_view().copy())
+    elif copy is False and not shares:
+        raise DlgValueError("asarray: copy=False, but the data must be copied (another dtype "
+                            "or not an array)", caller_span())
+    return out.requires_grad_() if requires_grad else out
+
+
+TOP_LEVEL = {"clone": clone, "take": take, "put": put, "is_nonzero": is_nonzero,
+             "is_same_size": is_same_size, "is_signed": is_signed, "is_complex": is_complex,
+             "promote_types": promote_types, "result_type": result_type, "can_cast": can_cast,
+             "broadcast_shapes": broadcast_shapes, "scalar_tensor": scalar_tensor,
+             "as_tensor": as_tensor, "asarray": asarray}
