@@ -21,7 +21,7 @@ from dlg.functions.masking import index_fill, masked_fill, tril, triu
 from dlg.functions import attention, grid_sample, norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
-from dlg.functions import class_losses, special, stacking
+from dlg.functions import class_losses, embed, special, stacking
 from dlg.functions.ctc import ctc_loss
 from dlg.functions.indexing import select
 from dlg.functions.scatter_reduce import index_reduce, scatter_reduce
@@ -169,4 +169,12 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "fliplr": stacking.fliplr, "flipud": stacking.flipud,
     "broadcast_tensors": stacking.broadcast_tensors,
     "split_with_sizes": stacking.split_with_sizes,
+    "addr": products.addr, "ger": linalg.outer, "inner": products.inner, "vdot": products.vdot,
+    "dist": products.dist,
+    # writing into a part of a tensor, and index constructors (embed.py)
+    "select_scatter": embed.select_scatter, "slice_scatter": embed.slice_scatter,
+    "diagonal_scatter": embed.diagonal_scatter, "index_copy": embed.index_copy,
+    "masked_scatter": embed.masked_scatter, "tril_indices": embed.tril_indices,
+    "triu_indices": embed.triu_indices, "combinations": embed.combinations,
+    "cartesian_prod": embed.cartesian_prod, "unravel_index": embed.unravel_index,
 }

@@ -1,5 +1,5 @@
 """Products with PyTorch's names beyond linalg.py's: tensordot, addmm, addmv, baddbmm, addbmm,
-kron, cross and cdist, each a composite of the existing ones.
+addr, inner, vdot, kron, cross, cdist and dist, each a composite of the existing ones.
 
 tensordot is an einsum (one equation built from `dims`); the add-products are beta * input +
 alpha * product, where beta 0 ignores input's values (a NaN there does not show), as in
@@ -21,8 +21,8 @@ from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.arrange import axis_of, gather
 from dlg.functions.elementwise import apply
 from dlg.functions.front import Front
-from dlg.functions.linalg import bmm, einsum, mm, mv, vector_norm
-from dlg.functions.pointwise import promoted
+from dlg.functions.linalg import bmm, dot, einsum, mm, mv, outer, vector_norm
+from dlg.functions.pointwise import floats, promoted
 from dlg.ir.ops.common import broadcast_shapes
 from dlg.ir.ops.elementwise import ADD, MUL, SUB
 from dlg.ir.ops.reduce import REDUCE_SUM
@@ -114,6 +114,41 @@ addmm = _add_product("addmm", mm)
 addmv = _add_product("addmv", mv)
 baddbmm = _add_product("baddbmm", bmm)
 addbmm = _add_product("addbmm", bmm, summed=True)
+
+
+def _outer(F: Front, x: Any, y: Any) -> Any:
+    return outer(F, *promoted(F, (x, y), ("outer's vec1", "outer's vec2")))
+
+
+_outer.__name__ = "outer"
+addr = _add_product("addr", _outer)
+
+
+def inner(F: Front, a: Any, b: Any) -> Any:
+    """The sum over the last dims of a and b (a * b when either is 0-d); the other dims of a,
+    then b's, remain."""
+    x, y = promoted(F, (tensor(F, a, "inner's input"), tensor(F, b, "inner's other")),
+                    ("inner's input", "inner's other"))
+    if F.type_of(x).rank == 0 or F.type_of(y).rank == 0:
+        return apply(F, MUL, [x, y], {})
+    return tensordot(F, x, y, ([-1], [-1]))
+
+
+def vdot(F: Front, a: Any, b: Any) -> Any:
+    """The dot product of two 1-d tensors (dlg's are real: no conjugate)."""
+    return dot(F, a, b)
+
+
+def dist(F: Front, x: Any, y: Any, p: Any = 2) -> Any:
+    """The p-norm of x - y (broadcast), a 0-d tensor."""
+    a, b = floats(F, "dist", (x, y), ("input", "other"))
+    return vector_norm(F, F.emit(SUB, *_broadcast(F, "dist", a, b)), p)
+
+
+def _broadcast(F: Front, name: str, a: Any, b: Any) -> list[Any]:
+    shape = broadcast_shapes(name, F.type_of(a).shape, F.type_of(b).shape)
+    return [v if F.type_of(v).shape == shape else F.emit(BROADCAST_TO, v, shape=shape)
+            for v in (a, b)]
 
 
 # ---- kron, cross, cdist ----------------------------------------------------------------------

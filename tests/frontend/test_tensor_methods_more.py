@@ -336,3 +336,24 @@ def test_stacks_promote_and_split_as_torch():
         dlg.dsplit(dlg.tensor(X[0]), 2)
     assert [p.shape for p in dlg.tensor(X).split_with_sizes([1, 3], dim=2)] == [(2, 3, 1),
                                                                               (2, 3, 3)]
+
+
+def test_index_constructors_and_scatters_at_the_edges():
+    for row, col, offset in ((3, 3, 0), (4, 2, -1), (2, 5, 2), (0, 0, 0), (3, 1, 4)):
+        for name in ("tril_indices", "triu_indices"):
+            got = getattr(dlg, name)(row, col, offset)
+            np.testing.assert_array_equal(got.numpy(),
+                                          getattr(torch, name)(row, col, offset).numpy())
+    assert dlg.tril_indices(3, 3, dtype=dlg.int32).dtype == dlg.int32
+    flat = np.array([0, 5, 11, -1, -12])
+    for got, want in zip(dlg.unravel_index(dlg.tensor(flat), (3, 4)),
+                         torch.unravel_index(torch.tensor(flat), (3, 4))):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for r, rep in ((0, False), (2, True), (4, False)):
+        got = dlg.combinations(dlg.tensor([1, 2, 3]), r, rep)
+        want = torch.combinations(torch.tensor([1, 2, 3]), r, rep)
+        assert got.shape == tuple(want.shape)
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    both(lambda m, x, s: m.slice_scatter(x, s, 2, 0, None, 2), X, X[:, :, ::2] * 3)
+    both(lambda m, x, s: x.index_copy(1, m.tensor([2, 0]), s), X, X[:, :2] + 1)
+    both(lambda m, x, s: m.masked_scatter(x, m.tensor(X > 0), s), X, X[::-1].copy())
