@@ -21,7 +21,7 @@ from dlg.functions.masking import index_fill, masked_fill, tril, triu
 from dlg.functions import attention, grid_sample, norms, pooling, resample, shuffle
 from dlg.functions.padding import pad
 from dlg.functions import arrange, diagonals, pointwise, products, statistics
-from dlg.functions import class_losses, embed, special, stacking
+from dlg.functions import class_losses, embed, quantiles, special, stacking
 from dlg.functions.ctc import ctc_loss
 from dlg.functions.indexing import select
 from dlg.functions.scatter_reduce import index_reduce, scatter_reduce
@@ -177,4 +177,6 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "masked_scatter": embed.masked_scatter, "tril_indices": embed.tril_indices,
     "triu_indices": embed.triu_indices, "combinations": embed.combinations,
     "cartesian_prod": embed.cartesian_prod, "unravel_index": embed.unravel_index,
+    "quantile": quantiles.quantile, "nanquantile": quantiles.nanquantile, "mode": quantiles.mode,
+    "cov": quantiles.cov, "corrcoef": quantiles.corrcoef,
 }
