@@ -149,7 +149,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "rad2deg": special.rad2deg, "expm1": special.expm1, "erfc": special.erfc,
     "erfinv": special.erfinv, "logit": special.logit, "lgamma": special.lgamma,
     "digamma": special.digamma, "polygamma": special.polygamma, "mvlgamma": special.mvlgamma,
-    "i0": special.i0,
+    "i0": special.i0, "frexp": special.frexp, "nextafter": special.nextafter,
     "copysign": pointwise.copysign, "fmax": pointwise.fmax, "fmin": pointwise.fmin,
     "ldexp": pointwise.ldexp, "isposinf": pointwise.isposinf, "isneginf": pointwise.isneginf,
     "isreal": pointwise.isreal, "positive": pointwise.positive, "addcmul": pointwise.addcmul,

@@ -1,7 +1,8 @@
 """torch's unary float math beyond the registry's primitives, each a composite of them: the
 inverse trigonometric and hyperbolic functions (asin, acos, atanh, asinh, acosh), tan, sinc,
-expm1, erfc, erfinv, logit, deg2rad/rad2deg, and the special functions lgamma, digamma,
-polygamma, mvlgamma and i0.
+expm1, erfc, erfinv, logit, deg2rad/rad2deg, the special functions lgamma, digamma,
+polygamma, mvlgamma and i0, and the float format's frexp and nextafter (from log2's exponent,
+corrected by one step where log2 rounds across a power of two).
 
 Integer and bool tensors become float32 first, as in torch. Each is written so that its domain
 edges give torch's values (asin(1) is pi/2, atanh(1) inf, NaN outside the domain) and its
@@ -14,15 +15,18 @@ the series and the Lanczos sum keep float32's precision.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
-from dlg.functions.args import describe, is_int, is_number
+from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.elementwise import apply
 from dlg.functions.front import Front
 from dlg.functions.pointwise import floats, signbit
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.arith import ISINF, ROUND
+from dlg.ir.ops.arith import EXP2, ISFINITE, ISINF, ISNAN, LOG2, ROUND
+from dlg.ir.ops.common import broadcast_shapes
 from dlg.ir.ops.custom import STOP_GRADIENT
 from dlg.ir.ops.elementwise import (
     ABS,
@@ -34,16 +38,20 @@ from dlg.ir.ops.elementwise import (
     EQ,
     ERF,
     EXP,
+    FLOOR,
     GE,
     GT,
     LE,
     LOG,
     LOG1P,
     LOGICAL_AND,
+    LOGICAL_NOT,
     LOGICAL_OR,
     LT,
+    MAXIMUM,
     MINIMUM,
     MUL,
+    NE,
     NEG,
     POW,
     SIN,
@@ -53,6 +61,7 @@ from dlg.ir.ops.elementwise import (
     WHERE,
 )
 from dlg.ir.ops.opdef import OpDef
+from dlg.ir.ops.shape import BROADCAST_TO
 
 
 def _e(F: Front, op: OpDef, *values: Any) -> Any:
@@ -369,3 +378,72 @@ def i0(F: Front, x: Any) -> Any:
     far = F.emit(MUL, F.emit(DIV, F.emit(EXP, big), F.emit(SQRT, big)),
                  _poly(F, F.emit(DIV, F.lift(3.75, DType.f64), big), _I0_LARGE))
     return _back(F, F.emit(WHERE, small, near, far), dtype)  # NaN at +-inf, as torch
+
+
+# ---- the float format: mantissa and exponent, the next float -------------------------------------
+def _exponent(F: Front, x: Any) -> tuple[Any, Any]:
+    """(m, e) with x = m * 2^e and 0.5 <= |m| < 1 for finite nonzero x (m = x, e = 0
+    elsewhere); e as x's float dtype. 2^e is applied in two halves, so that neither overflows
+    nor underflows."""
+    a = F.emit(ABS, x)
+    regular = F.emit(LOGICAL_AND, _e(F, GT, a, 0.0), F.emit(ISFINITE, x))
+    safe = _pick(F, regular, a, 1.0)
+    e = _e(F, ADD, F.emit(FLOOR, F.emit(LOG2, safe)), 1.0)
+
+    def scaled(e: Any) -> Any:
+        half = F.emit(FLOOR, _e(F, MUL, e, 0.5))
+        down = F.emit(DIV, _pick(F, regular, x, 1.0), F.emit(EXP2, half))
+        return F.emit(DIV, down, F.emit(EXP2, F.emit(SUB, e, half)))
+    m = scaled(e)  # log2 may round across a power of two: one step back fixes it
+    e = F.emit(WHERE, _e(F, GE, F.emit(ABS, m), 1.0), _e(F, ADD, e, 1.0),
+               F.emit(WHERE, _e(F, LT, F.emit(ABS, m), 0.5), _e(F, SUB, e, 1.0), e))
+    m = scaled(e)
+    return F.emit(WHERE, regular, m, x), _pick(F, regular, e, 0.0)
+
+
+class Mantissa(NamedTuple):
+    """What frexp returns: torch.return_types.frexp's two fields."""
+
+    mantissa: Any
+    exponent: Any
+
+
+def frexp(F: Front, x: Any) -> Mantissa:
+    """x as mantissa * 2^exponent, the mantissa in [0.5, 1) in magnitude (x's dtype) and the
+    exponent an int32; 0, inf and NaN are their own mantissa, exponent 0."""
+    x = tensor(F, x, "frexp's input")
+    if not F.type_of(x).dtype.is_float:
+        raise DlgTypeError(f"frexp: input must be a float tensor, got {F.type_of(x)} (torch's "
+                           "rule)")
+    m, e = _exponent(F, x)
+    return Mantissa(m, F.emit(CAST, e, dtype=DType.i32))
+
+
+_FORMAT = {DType.f16: (11, -24), DType.f32: (24, -149), DType.f64: (53, -1074)}
+
+
+def nextafter(F: Front, x: Any, y: Any) -> Any:
+    """The float after x in the direction of y (y where they are equal; NaN where either is
+    NaN; inf steps to the largest finite float): x moved by one unit in its last place, found
+    from frexp's exponent."""
+    a, b = floats(F, "nextafter", (x, y), ("input", "other"))
+    dtype = F.type_of(a).dtype
+    digits, tiny = _FORMAT[dtype]
+    if F.type_of(a).shape != F.type_of(b).shape:
+        shape = broadcast_shapes("nextafter", F.type_of(a).shape, F.type_of(b).shape)
+        a, b = (v if F.type_of(v).shape == shape else F.emit(BROADCAST_TO, v, shape=shape)
+                for v in (a, b))
+    m, e = _exponent(F, a)
+    up = F.emit(GT, b, a)
+    away = F.emit(LOGICAL_OR, F.emit(LOGICAL_AND, up, _e(F, GT, a, 0.0)),
+                  F.emit(LOGICAL_AND, F.emit(LOGICAL_NOT, up), _e(F, LT, a, 0.0)))
+    power = F.emit(WHERE, F.emit(LOGICAL_OR, away, _e(F, NE, F.emit(ABS, m), 0.5)),
+                   _e(F, SUB, e, float(digits)), _e(F, SUB, e, float(digits + 1)))
+    step = _e(F, MAXIMUM, F.emit(EXP2, _e(F, MAXIMUM, power, float(tiny))), 2.0 ** tiny)
+    step = F.emit(WHERE, _e(F, EQ, a, 0.0), F.lift(2.0 ** tiny, dtype), step)
+    moved = F.emit(WHERE, up, F.emit(ADD, a, step), F.emit(SUB, a, step))
+    largest = float(np.finfo(dtype.np).max)
+    edge = _pick(F, _e(F, GT, a, 0.0), F.lift(largest, dtype), -largest)
+    moved = F.emit(WHERE, F.emit(ISINF, a), edge, moved)
+    nan = F.emit(LOGICAL_OR, F.emit(ISNAN, a), F.emit(ISNAN, b))
+    return F.emit(WHERE, F.emit(EQ, a, b), b, F.emit(WHERE, nan, F.emit(ADD, a, b), moved))

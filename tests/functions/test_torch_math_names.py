@@ -167,3 +167,26 @@ def test_special_functions_compile():
     want = fn(dlg.tensor(x), dlg.tensor(n))
     np.testing.assert_allclose(got[0], want[0].numpy(), rtol=1e-5)
     np.testing.assert_array_equal(got[1], want[1].numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_frexp_and_nextafter_are_bit_exact(dtype):
+    info = np.finfo(dtype)
+    x = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 0.75, 3.0, 1e-3, -7.5, info.tiny, info.tiny / 4,
+                  info.smallest_subnormal, info.max, -info.max, math.inf, -math.inf, math.nan,
+                  2.0 ** 20, 1 - info.eps / 2, 123.456], dtype)
+    (m, e), (tm, te) = dlg.frexp(dlg.tensor(x)), torch.frexp(torch.tensor(x))
+    np.testing.assert_array_equal(m.numpy(), tm.numpy())
+    np.testing.assert_array_equal(e.numpy(), te.numpy())
+    assert e.dtype == dlg.int32
+    for y in (np.zeros_like(x), np.full_like(x, math.inf), np.full_like(x, -math.inf), x,
+              np.full_like(x, math.nan), x[::-1].copy()):
+        np.testing.assert_array_equal(dlg.nextafter(dlg.tensor(x), dlg.tensor(y)).numpy(),
+                                      torch.nextafter(torch.tensor(x), torch.tensor(y)).numpy())
+    model = dlg.trace(lambda v, w: (dlg.nextafter(v, w), *dlg.frexp(v)), dlg.tensor(x),
+                      dlg.tensor(x[::-1].copy()))
+    got = dlg.compile(model)(x, x[::-1].copy())
+    np.testing.assert_array_equal(got[0], torch.nextafter(torch.tensor(x),
+                                                          torch.tensor(x[::-1].copy())).numpy())
+    np.testing.assert_array_equal(got[1], tm.numpy())
+    np.testing.assert_array_equal(got[2], te.numpy())
