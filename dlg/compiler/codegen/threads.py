@@ -310,9 +310,15 @@ def _run_parallel(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Fu
             b.call(work, [])
             ticket = b.atomic_rmw("or", state["ticket"], I64(CLOSED), "seq_cst")
             joined = b.and_(ticket, I64(CLOSED - 1))
+
+            def waiting() -> ir.Value:
+                return b.icmp_signed("<", b.load_atomic(state["finished"], "seq_cst", 8), joined)
+            spins = b.alloca(I64, name="spins")  # spin first: a worker that joined is running,
+            b.store(I64(0), spins)  # and a sleep costs a futex round trip (microseconds)
+            _while(b, lambda: b.and_(waiting(), b.icmp_signed("<", b.load(spins), I64(SPINS))),
+                   lambda: b.store(b.add(b.load(spins), I64(1)), spins))
             b.call(libc["pthread_mutex_lock"], [sync["lock"]])
-            _while(b, lambda: b.icmp_signed("<", b.load_atomic(state["finished"], "seq_cst", 8),
-                                            joined),
+            _while(b, waiting,
                    lambda: b.call(libc["pthread_cond_wait"], [sync["done"], sync["lock"]]))
             b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
             b.call(libc["pthread_mutex_unlock"], [sync["job_lock"]])
