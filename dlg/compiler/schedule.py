@@ -357,12 +357,13 @@ def _min_work(otherwise: tuple[Stmt, ...], k: int | None) -> int:
 def _min_rows(otherwise: tuple[Stmt, ...], n: int | None, k: int | None, target: Target
               ) -> int:
     """The rows from which the library beats fallback tiles whose lanes run along a long sum
-    (x @ W^T with PyTorch's weight layout), when B (W^T, n x k) is larger than an eighth of L2:
+    (x @ W^T with PyTorch's weight layout), when B (W^T, n x k) is larger than a quarter of L2:
     the library packs all of it, transposed, on every call (about a nanosecond a float once it
     comes from L3), which the few rows of a small batch do not pay back; the tiles read W where
     it is. One core, x [64, 4096] @ W [256, 4096]^T: 2.1 -> 1.65 ms (16 rows 1.1 -> 0.43);
-    x [32, 784] @ W [128, 784]^T (MLP's fc1) 0.089-0.101 -> 0.073-0.075 ms; at 256 KB even."""
-    if n is None or k is None or n * k * 4 <= target.l2_bytes // 8:
+    x [32, 784] @ W [128, 784]^T (MLP's fc1) 0.089-0.101 -> 0.073-0.075 ms. At 256 KB the
+    library still wins or ties (an LSTM's [64, 128] @ [512, 128]^T step 0.112 vs 0.136 ms)."""
+    if n is None or k is None or n * k * 4 <= target.l2_bytes // 4:
         return 0
     return SMALL_BATCH_ROWS if any(t.along == "sum" for t in _tiles(otherwise)) else 0
 

@@ -199,7 +199,7 @@ def test_a_weight_larger_than_l2_takes_tiles_for_a_small_batch(rows):
     weight is 1,024 floats wide (rows 4 KB apart: A read in place would alias in L1, so the
     library packs it)."""
     k = 1024
-    out = max(16, gemm.cache_sizes()[1] // 8 // (4 * k) + 1)  # n*k floats past L2 / 8
+    out = max(16, gemm.cache_sizes()[1] // 4 // (4 * k) + 1)  # n*k floats past L2 / 4
     g = Graph("wide")
     b = Builder(g)
     x = b.input("x", TensorType.parse(f"f32[N, {k}]"))
