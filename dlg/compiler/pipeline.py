@@ -15,12 +15,13 @@ it. Failures that are not user errors are tagged with the stage they happened in
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
+from functools import partial, wraps
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -257,6 +258,26 @@ class Compiled:
     module: Modules  # its parts, each optimised at its own level
 
 
+def collector_paused(fn: Callable) -> Callable:
+    """`fn` with Python's cyclic garbage collector off while it runs: a compile allocates
+    hundreds of thousands of small objects (IR nodes, llvmlite instructions) and keeps most, so
+    the collector's passes over the whole heap find little, and with torch imported (a bigger
+    heap) they were 15-30 % of a compile (CNN's training step, one core: 0.99-1.18 -> 0.83-0.87
+    s; LSTM's 0.92-1.08 -> 0.73-0.76 s). The compile's cycles are collected on the next pass
+    after it."""
+    @wraps(fn)
+    def paused(*args, **kwargs):
+        if not gc.isenabled():
+            return fn(*args, **kwargs)
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.enable()
+    return paused
+
+
+@collector_paused
 def compile_graph(g: Graph, loss: str | None = None,
                   options: CompileOptions | None = None) -> Compiled:
     """Graph -> LLVM module (not yet optimised: `object_code` does that, or a cache hit skips
@@ -291,6 +312,7 @@ def _lowered(g: Graph, loss: str | None, options: CompileOptions
     return g, fusion, program
 
 
+@collector_paused
 def compile_ptx(g: Graph, loss: str | None = None, options: CompileOptions | None = None,
                 arch: str = ARCH) -> DeviceProgram:
     """Graph -> the CUDA launches of its kernels and their PTX for `arch` (no GPU needed)."""
