@@ -178,8 +178,8 @@ def matrix_norm(A: Tensor, ord: Any = "fro", dim: tuple[int, int] = (-2, -1),  #
     if d0 == d1:
         raise DlgValueError(f"linalg.matrix_norm: dims must be different. Got ({dim[0]}, "
                             f"{dim[1]})", engine.caller_span())
-    if ord == "fro":
-        return call("sqrt", call("sum", A * A, (d0, d1), keepdim))
+    if ord == "fro":  # vector_norm's 2-norm: its gradient at a zero matrix is 0, as torch's
+        return call("vector_norm", A, 2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):
         B = call("movedim", A, (d0, d1), (-2, -1))
         s = svdvals(B)

@@ -206,7 +206,13 @@ def _norm_decompose(b, x, axes, keepdims, ord):
         return b.reduce_sum(a, axes=axes, keepdims=keepdims)
     if ord == 2:
         return safe_sqrt(b, b.reduce_sum(b.mul(x, x), axes=axes, keepdims=keepdims))
-    total = b.reduce_sum(b.pow(a, scalar(b, ord, x)), axes=axes, keepdims=keepdims)
+    if ord < 1:  # |x|^p has an infinite slope at 0: 0^p there, with gradient 0 (torch's)
+        at_zero = b.eq(a, scalar(b, 0, x))
+        powered = b.where(at_zero, scalar(b, 0 if ord > 0 else math.inf, x),
+                          b.pow(b.where(at_zero, scalar(b, 1, x), a), scalar(b, ord, x)))
+    else:
+        powered = b.pow(a, scalar(b, ord, x))
+    total = b.reduce_sum(powered, axes=axes, keepdims=keepdims)
     zero = b.eq(total, scalar(b, 0, x))
     root = b.pow(b.where(zero, scalar(b, 1, x), total), scalar(b, 1 / ord, x))
     return b.where(zero, scalar(b, 0, x), root)
