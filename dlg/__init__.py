@@ -24,6 +24,7 @@ from dlg.backends import get_float32_matmul_precision, set_float32_matmul_precis
 from dlg.frontend.amp import autocast, is_autocast_enabled
 from dlg import linalg
 from dlg.frontend import dense_linalg as _dense_linalg
+from dlg.frontend import linalg_more as _linalg_more
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
 from dlg.frontend.engine import (
     enable_grad,
@@ -56,6 +57,7 @@ globals().update({name: getattr(_functional, name) for name in _FUNCTIONS})
 inverse, det, logdet, slogdet = (_dense_linalg.inv, _dense_linalg.det, _dense_linalg.logdet,
                                  _dense_linalg.slogdet)
 cholesky = _dense_linalg.cholesky_torch
+globals().update(_linalg_more.TOP_LEVEL)  # pinverse, matrix_exp, matrix_power, svd, qr, ...
 
 float16, float32, float64 = DType.f16, DType.f32, DType.f64
 int32, int64, bool = DType.i32, DType.i64, DType.bool  # noqa: A001  (PyTorch's spellings)
@@ -87,7 +89,7 @@ __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameE
 __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mode",
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
-__all__ += ["linalg"]
+__all__ += ["linalg", *_linalg_more.TOP_LEVEL]
 __all__ += ["DlgNumericError", "detect_anomaly", "is_anomaly_enabled", "set_anomaly"]
 __all__ += ["get_num_threads", "set_num_threads"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]

@@ -195,3 +195,59 @@ def test_linalg_refuses_compiling_a_module():
     assert model(dlg.tensor(np.ones((1, 3)))).shape == (1, 3)  # eagerly it runs
     with pytest.raises(dlg.DlgValueError, match="linalg.slogdet runs eagerly only"):
         dlg.compile(model)(dlg.tensor(np.ones((1, 3))))
+
+
+# ---- composed of the above (frontend/linalg_more.py); OpInfo covers their float32 samples --------
+def test_linalg_more_against_torch_in_float64():
+    a = RNG.standard_normal((2, 4, 4))
+    tall = RNG.standard_normal((5, 3))
+    A, T = dlg.tensor(a), torch.tensor(a)
+    np.testing.assert_allclose(dlg.linalg.matrix_exp(A).numpy(),
+                               torch.linalg.matrix_exp(T).numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dlg.matrix_exp(A * 20).numpy(),
+                               torch.matrix_exp(T * 20).numpy(), rtol=1e-8)
+    for n in (-3, 0, 1, 5):
+        np.testing.assert_allclose(dlg.linalg.matrix_power(A, n).numpy(),
+                                   torch.linalg.matrix_power(T, n).numpy(), rtol=1e-9)
+    np.testing.assert_allclose(dlg.pinverse(dlg.tensor(tall)).numpy(),
+                               torch.pinverse(torch.tensor(tall)).numpy(), rtol=1e-10)
+    lu, piv = dlg.linalg.lu_factor(A)
+    tlu, tpiv = torch.linalg.lu_factor(T)
+    np.testing.assert_allclose(lu.numpy(), tlu.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(piv.numpy(), tpiv.numpy())
+    b = RNG.standard_normal((2, 4, 2))
+    for left, adjoint in ((True, False), (True, True), (False, False), (False, True)):
+        rhs = b if left else np.swapaxes(b, -1, -2)
+        np.testing.assert_allclose(
+            dlg.linalg.lu_solve(lu, piv, dlg.tensor(rhs), left=left, adjoint=adjoint).numpy(),
+            torch.linalg.lu_solve(tlu, tpiv, torch.tensor(rhs), left=left,
+                                  adjoint=adjoint).numpy(), rtol=1e-9)
+    U, S, V = dlg.svd(dlg.tensor(tall), compute_uv=False)
+    assert not U.numpy().any() and U.shape == (5, 5) and V.shape == (3, 3)
+    np.testing.assert_allclose(S.numpy(), torch.svd(torch.tensor(tall)).S.numpy(), rtol=1e-10)
+    out, info = dlg.linalg.cholesky_ex(A @ A.mT + dlg.tensor(np.eye(4)))
+    assert info.dtype == dlg.int32 and not info.numpy().any()
+    got = dlg.linalg.lstsq(dlg.tensor(tall), dlg.tensor(tall[:, :2]), driver="gelsd")
+    want = torch.linalg.lstsq(torch.tensor(tall), torch.tensor(tall[:, :2]), driver="gelsd")
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.detach().numpy(), w.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_linalg_more_gradients_and_traces():
+    a = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+    for fn in (lambda m, x: m.linalg.pinv(x[:, :2]), lambda m, x: m.linalg.matrix_exp(x * 0.3),
+               lambda m, x: m.linalg.lu_factor(x).LU,
+               lambda m, x: m.cholesky_inverse(m.linalg.cholesky(x @ x.mT))):
+        ours, theirs = dlg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+        w = RNG.standard_normal(fn(torch, theirs).shape)
+        (fn(dlg, ours) * dlg.tensor(w)).sum().backward()
+        (fn(torch, theirs) * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-7, atol=1e-9)
+    x = RNG.standard_normal((4, 3)).astype(np.float32)
+
+    def chain(v):
+        return (dlg.linalg.multi_dot([v, v.mT, v]) + dlg.linalg.matrix_power(v.mT @ v, 2)[0],
+                dlg.linalg.vecdot(v, v), dlg.linalg.vander(v[0], N=4))
+    model = dlg.trace(chain, dlg.tensor(x), dynamic={"x0": {}})
+    for got, want in zip(dlg.compile(model)(x), chain(dlg.tensor(x))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5)
