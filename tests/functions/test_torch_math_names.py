@@ -190,3 +190,29 @@ def test_frexp_and_nextafter_are_bit_exact(dtype):
                                                           torch.tensor(x[::-1].copy())).numpy())
     np.testing.assert_array_equal(got[1], tm.numpy())
     np.testing.assert_array_equal(got[2], te.numpy())
+
+
+def test_dlg_door_and_compiled():
+    """The new names as .dlg builtins (the functions layer serves both doors), compiled too."""
+    src = """model M {
+        input x: f32[3, 4]
+        input y: f32[4]
+        output a = asin(x * 0.3) + lgamma(x + 5.0) + erfinv(x * 0.2) + copysign(x, y)
+        output b = hstack([x, x]) + 1.0
+        output c = quantile(x, 0.25, 1) + addcmul(y, x, x, value=0.5)[:, 0]
+        output d = inner(x, y) + dist(x, y)
+        output e = logit(sigmoid(x)) * expm1(x) + fmax(x, y)
+    }"""
+    R = np.random.default_rng(3)
+    x, y = R.standard_normal((3, 4)).astype(np.float32), R.standard_normal(4).astype(np.float32)
+    tx, ty = torch.tensor(x), torch.tensor(y)
+    want = {"a": torch.asin(tx * 0.3) + torch.lgamma(tx + 5.0) + torch.erfinv(tx * 0.2)
+            + torch.copysign(tx, ty),
+            "b": torch.hstack([tx, tx]) + 1.0,
+            "c": torch.quantile(tx, 0.25, 1) + torch.addcmul(ty, tx, tx, value=0.5)[:, 0],
+            "d": torch.inner(tx, ty) + torch.dist(tx, ty),
+            "e": torch.logit(torch.sigmoid(tx)) * torch.expm1(tx) + torch.fmax(tx, ty)}
+    model = dlg.loads(src)
+    for run in (model, dlg.compile(model)):
+        for (k, v), got in zip(want.items(), run(x=x, y=y)):
+            np.testing.assert_allclose(got, v.numpy(), rtol=1e-5, atol=1e-5, err_msg=k)
