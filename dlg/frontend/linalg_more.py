@@ -471,3 +471,5 @@ LINALG = {"pinv": pinv, "lstsq": lstsq, "matrix_rank": matrix_rank, "cond": cond
 TOP_LEVEL = {"pinverse": pinverse, "matrix_exp": matrix_exp, "matrix_power": matrix_power,
              "svd": svd, "qr": qr, "cholesky_solve": cholesky_solve,
              "cholesky_inverse": cholesky_inverse}
+for _name, _fn in TOP_LEVEL.items():  # x.pinverse(), x.svd(), x.cholesky_solve(L), ...
+    setattr(Tensor, _name, _fn)

@@ -294,3 +294,5 @@ TOP_LEVEL = {"clone": clone, "take": take, "put": put, "is_nonzero": is_nonzero,
              "promote_types": promote_types, "result_type": result_type, "can_cast": can_cast,
              "broadcast_shapes": broadcast_shapes, "scalar_tensor": scalar_tensor,
              "as_tensor": as_tensor, "asarray": asarray}
+for _name in ("is_nonzero", "is_same_size", "is_signed", "is_complex"):
+    setattr(Tensor, _name, TOP_LEVEL[_name])
