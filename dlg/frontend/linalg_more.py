@@ -380,20 +380,32 @@ class _LUFactor(Function):
 
     @staticmethod
     def backward(ctx: FunctionCtx, gLU: Tensor, _: Any) -> Tensor:  # noqa: N803
-        """torch's lu_factor_ex_backward for square A = P L U: gA = P L^-T (tril(L^T gL, -1) +
-        triu(gU U^T)) U^-T."""
+        """torch's lu_factor_ex_backward (linalg_lu_backward) for A = P L U, L (m, k) unit lower,
+        U (k, n) upper: square, wide and tall."""
         (LU,) = ctx.saved_tensors
-        if LU.shape[-1] != LU.shape[-2]:
-            raise DlgValueError("linalg.lu_factor: the gradient is implemented for square "
-                                "matrices only", engine.caller_span())
-        L = call("tril", LU, -1) + _eye_like(LU)
-        U = call("triu", LU, 0)
-        phi = call("tril", _t(L) @ call("tril", gLU, -1), -1) + call("triu", gLU @ _t(U), 0)
-        inner = solve_triangular(_t(L), phi, upper=True, unitriangular=True)
-        inner = solve_triangular(_t(U), inner, upper=False, left=False)
-        order = _permutation(ctx.pivots, LU.shape[-2])
+        m, n = LU.shape[-2:]
+        k = min(m, n)
+        L = call("tril", LU[..., :, :k], -1) + Tensor(np.eye(m, k, dtype=LU.dtype.np))
+        U = call("triu", LU[..., :k, :], 0)
+        gL, gU = call("tril", gLU[..., :, :k], -1), call("triu", gLU[..., :k, :], 0)
+        if m == n:  # L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T
+            phi = call("tril", _t(L) @ gL, -1) + call("triu", gU @ _t(U), 0)
+            inner = solve_triangular(_t(L), phi, upper=True, unitriangular=True)
+            inner = solve_triangular(_t(U), inner, upper=False, left=False)
+        elif m < n:  # wide: L is square
+            inner = solve_triangular(_t(U[..., :, :k]), call("tril", _t(L) @ gL - gU @ _t(U), -1),
+                                     upper=False, left=False)
+            inner = call("cat", [inner + call("triu", gU[..., :, :k], 0), gU[..., :, k:]], -1)
+            inner = solve_triangular(_t(L), inner, upper=True, unitriangular=True)
+        else:  # tall: U is square
+            inner = solve_triangular(_t(L[..., :k, :]), call("triu", gU @ _t(U) - _t(L) @ gL, 0),
+                                     upper=True, unitriangular=True)
+            inner = call("cat", [inner + call("tril", gL[..., :k, :], -1), gL[..., k:, :]], -2)
+            inner = solve_triangular(_t(U), inner, upper=False, left=False)
+        order = _permutation(ctx.pivots, m)
         inverse = np.argsort(order, axis=-1)
-        return call("take_along_dim", inner, Tensor(inverse[..., None].astype(np.int64)), -2)
+        rows = Tensor(inverse[..., None].astype(np.int64))
+        return call("take_along_dim", inner, rows.expand(*rows.shape[:-1], n), -2)
 
 
 def lu_factor(A: Tensor, *, pivot: bool = True) -> LUResult:  # noqa: N803

@@ -236,7 +236,8 @@ def test_linalg_more_against_torch_in_float64():
 def test_linalg_more_gradients_and_traces():
     a = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
     for fn in (lambda m, x: m.linalg.pinv(x[:, :2]), lambda m, x: m.linalg.matrix_exp(x * 0.3),
-               lambda m, x: m.linalg.lu_factor(x).LU,
+               lambda m, x: m.linalg.lu_factor(x).LU, lambda m, x: m.linalg.lu_factor(x[:2]).LU,
+               lambda m, x: m.linalg.lu_factor(x[:, :2]).LU,
                lambda m, x: m.cholesky_inverse(m.linalg.cholesky(x @ x.mT))):
         ours, theirs = dlg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
         w = RNG.standard_normal(fn(torch, theirs).shape)
