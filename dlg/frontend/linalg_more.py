@@ -99,6 +99,9 @@ def pinv(A: Tensor, *, atol: Any = None, rtol: Any = None,  # noqa: N803
 
 
 class _PinvHermitian(Function):
+    """hermitian=True: torch's eigh forward (the lower triangle), its pinv_backward on the
+    input as given."""
+
     @staticmethod
     def forward(ctx: FunctionCtx, A: Tensor, atol: Any, rtol: Any) -> Tensor:  # noqa: N803
         with np.errstate(all="ignore"):
@@ -106,12 +109,11 @@ class _PinvHermitian(Function):
             size = np.abs(w)
             keep = size > _tolerance(size, A.shape, atol, rtol)
             inverse = np.where(keep, 1 / np.where(keep, w, 1), 0).astype(w.dtype)
-        return Tensor((v * inverse[..., None, :]) @ np.swapaxes(v, -1, -2))
+        P = Tensor((v * inverse[..., None, :]) @ np.swapaxes(v, -1, -2))
+        ctx.save_for_backward(A, P)
+        return P
 
-    @staticmethod
-    def backward(ctx: FunctionCtx, g: Tensor) -> Any:
-        raise DlgValueError("linalg.pinv: the gradient with hermitian=True is not implemented; "
-                            "use hermitian=False", engine.caller_span())
+    backward = staticmethod(_Pinv.backward)
 
 
 def pinverse(input: Tensor, rcond: float = 1e-15) -> Tensor:  # noqa: A002
