@@ -24,7 +24,7 @@ from llvmlite import ir
 from dlg.errors import DlgValueError
 from dlg.files import write_bytes
 
-VERSION = "0.2.0"  # bump with any change to codegen that keeps the IR text the same
+VERSION = "0.2.1"  # bump with any change to codegen that keeps the IR text the same
 
 
 def cache_dir() -> Path | None:
