@@ -7,9 +7,10 @@ frame's log-probabilities are gathered per state, and the forward (alpha) recurs
 space, one unrolled step per frame (the frame count must be known): each state adds, by
 logaddexp, itself, the state before, and the state two before where that skips a blank between
 two different labels. A sample's states stop changing after its input length, and its loss is
-read at its last label and the blank after it. Through log_softmax the gradient is torch's; to
-log_probs themselves it is the exact one (torch's kernel adds exp(log_probs), which a
-log_softmax before it cancels).
+read at its last label and the blank after it. The gradient is torch's, also to log_probs
+that no log_softmax made: torch's kernel adds exp(log_probs) over each sample's input frames
+(the softmax's part, which a log_softmax before it cancels), so a term of value 0 whose
+gradient is that joins each loss (`_as_torch_differentiates`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dlg.functions.front import Front
 from dlg.functions.losses import reduced
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.arith import ISINF
+from dlg.ir.ops.custom import STOP_GRADIENT
 from dlg.ir.ops.elementwise import (
     ADD,
     CAST,
@@ -42,6 +44,7 @@ from dlg.ir.ops.elementwise import (
     WHERE,
 )
 from dlg.ir.ops.gather import GATHER
+from dlg.ir.ops.reduce import REDUCE_SUM
 from dlg.ir.ops.shape import BROADCAST_TO, CONCAT, PAD, RESHAPE, SLICE, TAKE, UNSQUEEZE
 from dlg.ir.ops.source import FULL
 
@@ -163,6 +166,7 @@ def ctc_loss(F: Front, log_probs: Any, targets: Any, input_lengths: Any, target_
                                          F.lift(0, DType.i64)), axis=1)
     label = F.emit(WHERE, F.emit(EQ, last, F.lift(0, DType.i64)), never, label)
     loss = F.emit(RESHAPE, F.emit(NEG, logaddexp(F, end, label)), shape=(n,))
+    loss = F.emit(ADD, loss, _as_torch_differentiates(F, lp, in_len))
     if zero_infinity:
         loss = F.emit(WHERE, F.emit(ISINF, loss), F.lift(0.0, dtype), loss)
     if reduction == "mean":
@@ -171,3 +175,16 @@ def ctc_loss(F: Front, log_probs: Any, targets: Any, input_lengths: Any, target_
     if unbatched and reduction == "none":
         loss = F.emit(RESHAPE, loss, shape=())
     return reduced(F, loss, reduction, "ctc_loss")
+
+
+def _as_torch_differentiates(F: Front, lp: Any, in_len: Any) -> Any:
+    """Per sample [N], 0, with the gradient exp(log_probs) at its frames before its input
+    length and 0 after: exp(lp) - stop_gradient(exp(lp)) summed there."""
+    frames = F.type_of(lp).shape[0]
+    inside = F.emit(LT, F.lift(np.arange(frames).reshape(frames, 1), DType.i64),
+                    F.emit(UNSQUEEZE, in_len, axes=(0,)))  # [T, N]
+    e = F.emit(EXP, lp)
+    zero = F.emit(SUB, e, F.emit(STOP_GRADIENT, e))
+    kept = F.emit(WHERE, F.emit(UNSQUEEZE, inside, axes=(2,)), zero,
+                  F.lift(0.0, F.type_of(lp).dtype))
+    return F.emit(REDUCE_SUM, kept, axes=(0, 2))

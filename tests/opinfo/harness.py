@@ -65,9 +65,17 @@ VALUES_UNDEFINED = {"randn", "rand_like", "randn_like", "randint", "randint_like
 
 
 # OpInfos whose float32 result in torch is further from the exact one than RTOL (the matrix
-# exponential of a large-norm matrix: torch's float32 squarings lose 1e-3); their reference is
-# torch's float64 result, rounded to float32
-IN_FLOAT64 = {"matrix_exp", "linalg.matrix_exp"}
+# exponential of a large-norm matrix: torch's float32 squarings lose 1e-3; logcumsumexp's
+# gradient, 2e-3 on OpInfo's samples; ctc_loss's gradient after 50 frames of its recursion,
+# 4e-4 in a few places, where dlg's is within RTOL); their reference is torch's float64
+# result, rounded to float32
+IN_FLOAT64 = {"matrix_exp", "linalg.matrix_exp", "logcumsumexp", "nn.functional.ctc_loss"}
+
+# gradients that float32 cannot give to RTOL and ATOL, with the (rtol, atol) they are compared
+# at: logcumsumexp's is a sum of g * exp(x - out) with out rounded to float32, whose ulp at
+# OpInfo's x = 10000 is 1e-3: dlg's is up to 7e-4 (relative) from the float64 one there, and a
+# small sum of such terms 2e-5 (absolute); within 2e-6 of it on ordinary inputs
+GRADIENT_TOLERANCE = {"logcumsumexp": (1e-3, 1e-4)}
 
 
 # outputs defined up to a sign per column (eigenvectors): LAPACK builds (NumPy's, ATen's) choose
@@ -357,13 +365,15 @@ def run_eager(target: Target, ref: Reference) -> Result:
     if ref.grads is None:
         return result("pass")
     try:
-        diff = _gradient_difference(got, ref, memo)
+        diff = _gradient_difference(got, ref, memo,
+                                    GRADIENT_TOLERANCE.get(target.opinfo.name, (RTOL, ATOL)))
     except Exception as e:  # noqa: BLE001
         return result(*classify(e, "backward: "))
     return result("mismatch", diff) if diff else result("pass")
 
 
-def _gradient_difference(got: Any, ref: Reference, memo: dict[int, Any]) -> str | None:
+def _gradient_difference(got: Any, ref: Reference, memo: dict[int, Any],
+                         tolerance: tuple[float, float]) -> str | None:
     flat = flat_outputs(got)
     for i, _ in ref.cotangents:
         if not flat[i].requires_grad:
@@ -376,7 +386,7 @@ def _gradient_difference(got: Any, ref: Reference, memo: dict[int, Any]) -> str 
     for (label, t), want in zip(ref.wrt, ref.grads or ()):
         grad = memo[id(t)].grad
         have = np.zeros(want.shape, want.dtype) if grad is None else grad.numpy()
-        diff = array_difference(np.asarray(have), want, RTOL, ATOL, f"grad of {label}: ")
+        diff = array_difference(np.asarray(have), want, *tolerance, f"grad of {label}: ")
         if diff:
             return diff
     return None
