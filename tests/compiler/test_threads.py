@@ -9,6 +9,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import llvmlite.binding as llvm
+
+from dlg.compiler.codegen import driver, gemm, half, threads
+from dlg.compiler.codegen.llvm_cpu import host_target
+
 SCRIPT = textwrap.dedent("""
     import os, threading
     import numpy as np
@@ -79,3 +84,18 @@ def test_jobs_with_more_workers_than_cores_give_the_same_bits():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=240)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_library_functions_take_stack_only_in_their_entry_blocks():
+    """An alloca outside a function's entry block takes new stack each time it runs: in the
+    pool's workers, which loop forever, one per job overflowed an 8 MB thread stack after
+    some hundred thousand parallel loops (a benchmark's RNN crashed). The libraries are
+    compiled without passes that would hoist them."""
+    modules = {"pool": threads._module(), "driver": driver._module(), "half": half._module(),
+               "gemm": gemm.module(gemm.blocking(host_target(), *gemm.cache_sizes()))}
+    for name, module in modules.items():
+        parsed = llvm.parse_assembly(str(module))
+        late = [(fn.name, block.name) for fn in parsed.functions
+                for k, block in enumerate(fn.blocks) for ins in block.instructions
+                if k > 0 and ins.opcode == "alloca"]
+        assert not late, (name, late)

@@ -488,6 +488,7 @@ class _Library:
         fn, b = _function(self.m, SGEMM, SGEMM_ARGS,
                           "m n k a rs_a cs_a b rs_b cs_b c rs_c cs_c accumulate threads")
         m, n, k, a, rs_a, cs_a, bm, rs_b, cs_b, c, rs_c, cs_c, accumulate, count = fn.args
+        row_ = b.alloca(ir.ArrayType(I64, 16), name="words")
         empty = b.or_(b.icmp_signed("<=", m, I64(0)), b.icmp_signed("<=", n, I64(0)))
         with b.if_then(empty):
             b.ret_void()
@@ -507,7 +508,6 @@ class _Library:
                         b.icmp_signed(">=", work, I64(PARALLEL_WORK)))
         with b.if_else(spread) as (then, otherwise):
             with then:
-                row_ = b.alloca(ir.ArrayType(I64, 16), name="words")
                 values = [m, n, k, b.ptrtoint(a, I64), rs_a, cs_a, b.ptrtoint(bm, I64), rs_b,
                           cs_b, b.ptrtoint(c, I64), rs_c, cs_c, accumulate, b.zext(split_m, I64)]
                 for i, value in enumerate(values):

@@ -186,8 +186,9 @@ def _worker(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function
     worker that joined a closed job is done."""
     fn, b = _function(m, "dlg_pool.worker", ir.FunctionType(I8P, [I8P]))
     fn.linkage = "internal"
-    seen = b.alloca(I64, name="seen")
-    spins = b.alloca(I64, name="spins")
+    seen = b.alloca(I64, name="seen")  # every slot in the entry block: an alloca inside the
+    spins = b.alloca(I64, name="spins")  # loop would take new stack at each job, and this
+    joining = b.alloca(I1, name="joined"), b.alloca(I1, name="trying")  # never returns
     b.store(I64(0), seen)
     loop = fn.append_basic_block("forever")
     b.branch(loop)
@@ -202,7 +203,7 @@ def _worker(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function
     _while(b, same, lambda: b.call(libc["pthread_cond_wait"], [sync["work"], sync["lock"]]))
     b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
     b.store(_load(b, state["generation"]), seen)
-    with b.if_then(_join(b, state, b.load(seen))):
+    with b.if_then(_join(b, state, b.load(seen), *joining)):
         b.call(work, [])
         finished = b.add(b.atomic_rmw("add", state["finished"], I64(1), "seq_cst"), I64(1))
         ticket = b.load_atomic(state["ticket"], "seq_cst", 8)
@@ -216,11 +217,10 @@ def _worker(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function
     return fn
 
 
-def _join(b: ir.IRBuilder, state: dict, generation: ir.Value) -> ir.Value:
+def _join(b: ir.IRBuilder, state: dict, generation: ir.Value, joined: ir.Value,
+          trying: ir.Value) -> ir.Value:
     """Count this worker in on `generation`'s job; false (nothing read of the job) when its
-    ticket is closed or a later job's."""
-    joined = b.alloca(I1, name="joined")
-    trying = b.alloca(I1, name="trying")
+    ticket is closed or a later job's. `joined` and `trying` are the worker's i1 slots."""
     b.store(I1(0), joined)
     b.store(I1(1), trying)
     open_ticket = b.mul(generation, I64(GENERATION))
@@ -291,6 +291,7 @@ def _run_parallel(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Fu
                   alone: ir.Function) -> None:
     fn, b = _function(m, RUN_PARALLEL, RUN_PARALLEL_TYPE)
     run, template, words, extent, count = fn.args
+    spins = b.alloca(I64, name="spins")
     free = b.icmp_signed("==", b.call(libc["pthread_mutex_trylock"], [sync["job_lock"]]), I32(0))
     workers = _load(b, state["workers"])
     here = b.icmp_signed("==", b.sext(b.call(libc["getpid"], []), I64), b.load(state["pid"]))
@@ -315,8 +316,8 @@ def _run_parallel(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Fu
 
             def waiting() -> ir.Value:
                 return b.icmp_signed("<", b.load_atomic(state["finished"], "seq_cst", 8), joined)
-            spins = b.alloca(I64, name="spins")  # spin first: a worker that joined is running,
-            b.store(I64(0), spins)  # and a sleep costs a futex round trip (microseconds)
+            b.store(I64(0), spins)  # spin first: a worker that joined is running, and a
+            # sleep costs a futex round trip (microseconds)
             _while(b, lambda: b.and_(waiting(), b.icmp_signed("<", b.load(spins), I64(SPINS))),
                    lambda: b.store(b.add(b.load(spins), I64(1)), spins))
             b.call(libc["pthread_mutex_lock"], [sync["lock"]])
