@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 
 from dlg.compiler.codegen import threads
@@ -53,7 +54,10 @@ def _fork(compile: Compile, text: str, level: int) -> tuple[int, int]:
     """A child compiling one part; returns its pid and the pipe its object code comes through
     (a length, then the bytes)."""
     read, write = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # JAX's fork hook warns that its threads will not work in
+        # the child; the child only runs LLVM on the part's text and writes to the pipe
+        warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+        pid = os.fork()
     if pid == 0:  # the child: compile, write, leave without running this process's exit code
         status = 1
         try:
