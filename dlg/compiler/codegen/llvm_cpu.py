@@ -51,6 +51,8 @@ from dlg.compiler.codegen.vector import emit_tile
 from dlg.compiler.kernel_ir import (
     ARGMAX,
     ARGMIN,
+    MAX,
+    MIN,
     CallScan,
     Const,
     Copy,
@@ -580,6 +582,7 @@ class Emitter:
         body_type = e.body.dtype
         t = llvm_type(body_type)
         arg = e.combine in (ARGMAX, ARGMIN)
+        extreme = e.combine in (MAX, MIN) and body_type.is_float
         acc = self.local(t, f"{e.combine.name}.acc", self.s.const(body_type, e.init))
         where = self.local(I64, "arg.at", I64(0)) if arg else None
         flat = self.local(I64, "arg.pos", I64(0)) if arg else None
@@ -597,6 +600,10 @@ class Emitter:
                 elif e.combine is ADD and body_type.is_float:
                     # reassociation lets LLVM vectorise the sum (partial sums per lane)
                     self.b.store(self.b.fadd(self.b.load(acc), value, flags=("reassoc",)), acc)
+                elif extreme:  # a fold LLVM vectorises; the select chain was scalar
+                    maximum = "llvm.maximum" if e.combine is MAX else "llvm.minimum"
+                    self.b.store(self.b.call(self.s.intrinsic(maximum, t, 2),
+                                             [self.b.load(acc), value], fastmath=("nsz",)), acc)
                 else:
                     self.b.store(self.s.op(e.combine, body_type, [self.b.load(acc), value],
                                            [body_type, body_type]), acc)
