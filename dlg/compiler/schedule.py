@@ -10,7 +10,6 @@ through memory while the last output dim is contiguous, but that cannot be tiled
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from dlg.compiler import indexing as ix
@@ -332,7 +331,8 @@ def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ..
     for v in folded:
         m = ix.mul(extents[v], m)
     sizes = [ix.int_value(x) for x in (m, n, k)]
-    min_work = _min_work(otherwise, sizes[2])
+    sum_lanes = _sum_lanes(otherwise)
+    min_work = _min_work(sum_lanes, sizes[2])
     if any(x is not None and x < GEMM_MIN_SIDE for x in sizes) or (
             None not in sizes and sizes[0] * sizes[1] * sizes[2] < min_work):  # type: ignore
         return None
@@ -341,21 +341,31 @@ def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ..
     if epilogue is None:
         return None
     return Gemm(m, n, k, a, b, c, batch, epilogue, otherwise, min_work,
-                _min_rows(otherwise, sizes[1], sizes[2], target))
+                _min_rows(sum_lanes, sizes[1], sizes[2], target))
 
 
-def _min_work(otherwise: tuple[Stmt, ...], k: int | None) -> int:
+def _sum_lanes(otherwise: tuple[Stmt, ...]) -> int | None:
+    """The lanes of the fallback's tiles when they run along the sum (x @ W^T), else None."""
+    stack = list(otherwise)
+    while stack:
+        s = stack.pop()
+        if isinstance(s, Loop):
+            stack.extend(s.body)
+        elif isinstance(s, Tile) and s.along == "sum":
+            return s.lanes
+    return None
+
+
+def _min_work(sum_lanes: int | None, k: int | None) -> int:
     """The m*n*k from which the library beats the fallback tiles: GEMM_MIN_WORK, but much less
     when the tiles' lanes run along a short sum (x @ W^T with a few inputs, as a recurrent
     layer's input projection over its 28 features): each output then costs a vector's
     horizontal sum for a few multiply-adds (GRU's [28, 28] @ [384, 28]^T, one core: 26 -> 10 µs)."""
-    along_sum = any(isinstance(t, Tile) and t.along == "sum" for t in _tiles(otherwise))
-    lanes = max((t.lanes for t in _tiles(otherwise)), default=1)
-    return SHORT_SUM_GEMM_WORK if along_sum and k is not None and k < 4 * lanes else GEMM_MIN_WORK
+    short = sum_lanes is not None and k is not None and k < 4 * sum_lanes
+    return SHORT_SUM_GEMM_WORK if short else GEMM_MIN_WORK
 
 
-def _min_rows(otherwise: tuple[Stmt, ...], n: int | None, k: int | None, target: Target
-              ) -> int:
+def _min_rows(sum_lanes: int | None, n: int | None, k: int | None, target: Target) -> int:
     """The rows from which the library beats fallback tiles whose lanes run along a long sum
     (x @ W^T with PyTorch's weight layout), when B (W^T, n x k) is larger than a quarter of L2:
     the library packs all of it, transposed, on every call (about a nanosecond a float once it
@@ -363,17 +373,8 @@ def _min_rows(otherwise: tuple[Stmt, ...], n: int | None, k: int | None, target:
     it is. One core, x [64, 4096] @ W [256, 4096]^T: 2.1 -> 1.65 ms (16 rows 1.1 -> 0.43);
     x [32, 784] @ W [128, 784]^T (MLP's fc1) 0.089-0.101 -> 0.073-0.075 ms. At 256 KB the
     library still wins or ties (an LSTM's [64, 128] @ [512, 128]^T step 0.112 vs 0.136 ms)."""
-    if n is None or k is None or n * k * 4 <= target.l2_bytes // 4:
-        return 0
-    return SMALL_BATCH_ROWS if any(t.along == "sum" for t in _tiles(otherwise)) else 0
-
-
-def _tiles(stmts: tuple[Stmt, ...]) -> Iterator[Tile]:
-    for s in stmts:
-        if isinstance(s, Loop):
-            yield from _tiles(s.body)
-        elif isinstance(s, Tile):
-            yield s
+    large = n is not None and k is not None and n * k * 4 > target.l2_bytes // 4
+    return SMALL_BATCH_ROWS if large and sum_lanes is not None else 0
 
 
 def _rows_of(batch: list[str], m_var: str, extents: dict[str, Expr], lhs: Load, rhs: Load,

@@ -523,16 +523,16 @@ class _Library:
 # ---- the call in a graph kernel ------------------------------------------------------------------
 def emit_gemm(e: Emitter, s: Gemm, emit: Callable[[tuple[Stmt, ...]], None]) -> None:
     """`s` in a kernel: when m*n*k reaches its threshold, every side GEMM_MIN_SIDE and m its
-    least rows, the
-    library call for each batch index and then the epilogue; else its fallback statements (a
-    batch of one: packing a linear layer's weights for one row cost 6x the matrix-vector
-    product). `emit` emits nested statements as the kernel's own (parallel loops on the pool)."""
+    `min_rows`, the library call for each batch index and then the epilogue; else its fallback
+    statements (a batch of one: packing a linear layer's weights for one row cost 6x the
+    matrix-vector product). `emit` emits nested statements as the kernel's own (parallel loops
+    on the pool)."""
     b = e.b
     sizes = [e.expr(x) for x in (s.m, s.n, s.k)]
     work = b.mul(b.mul(sizes[0], sizes[1]), sizes[2])
     threads_used = b.load(b.gep(e.dim_ptr, [I64(len(e.dims))]), name="threads")
-    wide = [b.icmp_signed(">=", side, I64(max(GEMM_MIN_SIDE, least)))
-            for side, least in zip(sizes, (s.min_rows, 0, 0))]
+    least = (max(GEMM_MIN_SIDE, s.min_rows), GEMM_MIN_SIDE, GEMM_MIN_SIDE)  # m, n, k
+    wide = [b.icmp_signed(">=", side, I64(at_least)) for side, at_least in zip(sizes, least)]
     big = b.and_(b.icmp_signed(">=", work, I64(s.min_work)), b.and_(b.and_(*wide[:2]), wide[2]))
     with b.if_else(big) as (then, otherwise):
         with then:

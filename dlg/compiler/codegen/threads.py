@@ -13,13 +13,13 @@ that joined, so no worker can still be reading the job when the next one is publ
 worker that was not running (its core busy with another process) never holds the caller up: it
 finds the ticket closed when it wakes and waits for the next job. (The first pool waited for
 every worker to check in: with the second core busy, a GRU's 28 steps at batch 1 took 0.78 ms
-instead of 0.16 ms on one core.) Workers spin briefly for the next job
-(a scan calls its kernels back to back), then sleep on a condition variable; the caller spins
-as briefly for the workers that joined before it sleeps (a sleep is a futex round trip: GRU b1
-0.24 -> 0.10 ms). One job runs on the
-pool at a time: a caller that finds it busy (another Python thread's call, or a part that itself
-runs a parallel loop) runs every part itself, in order, as does the caller in a forked child,
-which has none of the workers. The parts are the same either way, so results are too.
+instead of 0.16 ms on one core.) Workers spin briefly for the next job (a scan calls its
+kernels back to back), then sleep on a condition variable; the caller spins as briefly for the
+workers that joined before it sleeps (a sleep is a futex round trip: GRU b1 0.24 -> 0.10 ms).
+One job runs on the pool at a time: a caller that finds it busy (another Python thread's call,
+or a part that itself runs a parallel loop) runs every part itself, in order, as does the
+caller in a forked child, which has none of the workers. The parts are the same either way,
+so results are too.
 
 Compiled graph modules declare `dlg_run_parallel` and MCJIT resolves it to this module's
 function (`llvm.add_symbol`), so cached object code stays valid across processes.
@@ -193,15 +193,8 @@ def _worker(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function
     loop = fn.append_basic_block("forever")
     b.branch(loop)
     b.position_at_end(loop)
-    b.store(I64(0), spins)
-
-    def same() -> ir.Value:
-        return b.icmp_signed("==", _load(b, state["generation"]), b.load(seen))
-    _while(b, lambda: b.and_(same(), b.icmp_signed("<", b.load(spins), I64(SPINS))),
-           lambda: b.store(b.add(b.load(spins), I64(1)), spins))
-    b.call(libc["pthread_mutex_lock"], [sync["lock"]])
-    _while(b, same, lambda: b.call(libc["pthread_cond_wait"], [sync["work"], sync["lock"]]))
-    b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
+    _spin_then_sleep(b, lambda: b.icmp_signed("==", _load(b, state["generation"]),
+                                              b.load(seen)), spins, sync["work"], sync, libc)
     b.store(_load(b, state["generation"]), seen)
     with b.if_then(_join(b, state, b.load(seen), *joining)):
         b.call(work, [])
@@ -215,6 +208,19 @@ def _worker(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Function
             b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
     b.branch(loop)
     return fn
+
+
+def _spin_then_sleep(b: ir.IRBuilder, waiting: Callable[[], ir.Value], spins: ir.Value,
+                     condition: ir.Value, sync: dict, libc: dict) -> None:
+    """Wait while `waiting()`: poll it SPINS times (the next job, or a joined worker's end, is
+    usually microseconds away, and a sleep costs a futex round trip), then sleep on
+    `condition` under the pool's lock. `spins` is an entry-block slot of the caller's."""
+    b.store(I64(0), spins)
+    _while(b, lambda: b.and_(waiting(), b.icmp_signed("<", b.load(spins), I64(SPINS))),
+           lambda: b.store(b.add(b.load(spins), I64(1)), spins))
+    b.call(libc["pthread_mutex_lock"], [sync["lock"]])
+    _while(b, waiting, lambda: b.call(libc["pthread_cond_wait"], [condition, sync["lock"]]))
+    b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
 
 
 def _join(b: ir.IRBuilder, state: dict, generation: ir.Value, joined: ir.Value,
@@ -314,16 +320,8 @@ def _run_parallel(m: ir.Module, state: dict, sync: dict, libc: dict, work: ir.Fu
             ticket = b.atomic_rmw("or", state["ticket"], I64(CLOSED), "seq_cst")
             joined = b.and_(ticket, I64(CLOSED - 1))
 
-            def waiting() -> ir.Value:
-                return b.icmp_signed("<", b.load_atomic(state["finished"], "seq_cst", 8), joined)
-            b.store(I64(0), spins)  # spin first: a worker that joined is running, and a
-            # sleep costs a futex round trip (microseconds)
-            _while(b, lambda: b.and_(waiting(), b.icmp_signed("<", b.load(spins), I64(SPINS))),
-                   lambda: b.store(b.add(b.load(spins), I64(1)), spins))
-            b.call(libc["pthread_mutex_lock"], [sync["lock"]])
-            _while(b, waiting,
-                   lambda: b.call(libc["pthread_cond_wait"], [sync["done"], sync["lock"]]))
-            b.call(libc["pthread_mutex_unlock"], [sync["lock"]])
+            _spin_then_sleep(b, lambda: b.icmp_signed("<", b.load_atomic(
+                state["finished"], "seq_cst", 8), joined), spins, sync["done"], sync, libc)
             b.call(libc["pthread_mutex_unlock"], [sync["job_lock"]])
         with otherwise:
             with b.if_then(free):  # a forked child: the lock is ours but no worker is
