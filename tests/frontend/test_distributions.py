@@ -271,3 +271,60 @@ def test_validate_args_false_skips_the_checks():
         D.Distribution.set_default_validate_args(True)
     with pytest.raises(dlg.DlgValueError):
         D.Normal(0.0, -1.0)
+
+
+def _mixture(m, logits, loc, scale, event: bool):
+    comp = m.Normal(loc, scale)
+    return m.MixtureSameFamily(m.Categorical(logits=logits),
+                               m.Independent(comp, 1) if event else comp)
+
+
+@pytest.mark.parametrize("event", [False, True], ids=["normal", "independent_normal"])
+def test_mixture_same_family_is_torchs(event):
+    """log_prob (a logsumexp over the components) and its gradients to the mixture and the
+    components, mean, variance, cdf, expand and the sample shapes, as torch's."""
+    shape = (2, 3, 4) if event else (2, 3)
+    params = dict(logits=_f(2, 3, low=-2, high=2), loc=_f(*shape),
+                  scale=_f(*shape, low=0.5, high=2))
+    make = lambda m, **p: _mixture(m, event=event, **p)
+    p, q, ours, theirs = _both(params, make)
+    assert (tuple(p.batch_shape), tuple(p.event_shape)) == (tuple(q.batch_shape),
+                                                            tuple(q.event_shape))
+    value = _f(5, 2, *((4,) if event else ()), low=-2, high=2)
+    _close_grads(ours, theirs, p.log_prob(dlg.tensor(value)), q.log_prob(torch.tensor(value)))
+    for attr in ("mean", "variance", "stddev"):
+        np.testing.assert_allclose(getattr(p, attr).detach().numpy(),
+                                   getattr(q, attr).detach().numpy(), rtol=1e-5, atol=1e-6)
+    if not event:
+        np.testing.assert_allclose(p.cdf(dlg.tensor(value)).detach().numpy(),
+                                   q.cdf(torch.tensor(value)).detach().numpy(), rtol=1e-5)
+    assert tuple(p.sample((7,)).shape) == tuple(q.sample((7,)).shape)
+    pe, qe = p.expand((4, 2)), q.expand(torch.Size((4, 2)))
+    assert tuple(pe.sample().shape) == tuple(qe.sample().shape)
+    v = qe.sample((2,)).numpy()
+    np.testing.assert_allclose(pe.log_prob(dlg.tensor(v)).detach().numpy(),
+                               qe.log_prob(torch.tensor(v)).detach().numpy(), rtol=1e-5)
+
+
+def test_mixture_same_family_samples_follow_the_mixture():
+    """A well separated two-component mixture: the samples split by the mixture weights."""
+    dlg.manual_seed(3)
+    p = D.MixtureSameFamily(D.Categorical(probs=dlg.tensor([0.25, 0.75])),
+                            D.Normal(dlg.tensor([-10.0, 10.0]), dlg.tensor([0.5, 0.5])))
+    x = p.sample((4000,)).numpy()
+    assert abs((x > 0).mean() - 0.75) < 0.03
+    assert np.abs(np.abs(x) - 10).max() < 3
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: D.MixtureSameFamily(D.Normal(0.0, 1.0), D.Normal(dlg.zeros(2), 1.0)),
+     "needs to be an instance of dlg.distributions.Categorical"),
+    (lambda: D.MixtureSameFamily(D.Categorical(logits=dlg.zeros(3)),
+                                 D.Normal(dlg.zeros(2), 1.0)),
+     r"`mixture_distribution component` \(3\) does not equal"),
+    (lambda: D.MixtureSameFamily(D.Categorical(logits=dlg.zeros(2, 3)),
+                                 D.Normal(dlg.zeros(4, 3), 1.0)), "is not compatible"),
+])
+def test_mixture_same_family_bad_arguments(make, message):
+    with pytest.raises(dlg.DlgError, match=message):
+        make()
