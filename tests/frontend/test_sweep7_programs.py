@@ -13,6 +13,7 @@ training steps) unless a program says why it needs another."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -377,3 +378,438 @@ def mixture_density(side: Side5) -> dict:
 
 def test_mixture_density_network():
     run_both(mixture_density)
+
+
+# -- 6. a neural ODE on a fixed-step RK4, and a Hamiltonian net whose vector field is
+#       autograd.grad of a learned energy (create_graph=True, so training differentiates it) --
+
+def neural_ode(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+
+    def rk4(func, y0, t):
+        ys = [y0]
+        y = y0
+        for t0, t1 in zip(t[:-1], t[1:]):
+            dt = t1 - t0
+            k1 = func(t0, y)
+            k2 = func(t0 + dt / 2, y + dt * k1 / 2)
+            k3 = func(t0 + dt / 2, y + dt * k2 / 2)
+            k4 = func(t1, y + dt * k3)
+            y = y + dt * (k1 + 2 * k2 + 2 * k3 + k4) / 6
+            ys.append(y)
+        return torch.stack(ys)
+
+    class ODEFunc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2))
+            self.nfe = 0
+
+        def forward(self, t, y):
+            self.nfe += 1
+            t_col = torch.ones_like(y[:, :1]) * t
+            return self.net(torch.cat([y, t_col], dim=1))
+
+    class HNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.energy = nn.Sequential(nn.Linear(2, 16), nn.Softplus(), nn.Linear(16, 1))
+
+        def forward(self, t, y):
+            y = y if y.requires_grad else y.requires_grad_()
+            H = self.energy(y).sum()
+            dH = torch.autograd.grad(H, y, create_graph=True)[0]
+            return torch.stack([dH[:, 1], -dH[:, 0]], dim=1)  # dq = dH/dp, dp = -dH/dq
+
+    # the ground truth: a damped spiral from the torchdiffeq example
+    true_A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]])
+    t = torch.linspace(0.0, 1.0, 6)
+    y0 = torch.tensor([[2.0, 0.0], [0.5, 1.0], [-1.0, 0.5]])
+    with torch.no_grad():
+        true_y = rk4(lambda t, y: torch.mm(y ** 3, true_A), y0, t)
+    log: dict[str, list] = {"ode": [], "hnn": [], "energy": []}
+    for name, func in (("ode", side.weights(ODEFunc())), ("hnn", side.weights(HNN()))):
+        optimizer = torch.optim.Adam(func.parameters(), lr=1e-2)
+        for _ in range(3):
+            optimizer.zero_grad()
+            pred_y = rk4(func, y0, t)
+            loss = torch.mean(torch.abs(pred_y - true_y))
+            loss.backward()
+            optimizer.step()
+            log[name].append(loss.item())
+        log[name + "_grads"] = grads(func)
+        log[name + "_nfe"] = [float(getattr(func, "nfe", 0))]
+    with torch.no_grad():
+        log["energy"] = func.energy(true_y.reshape(-1, 2)).squeeze(1)
+    return log
+
+
+def test_neural_ode_rk4_and_hamiltonian_net():
+    run_both(neural_ode)
+
+
+# -- 7. Gaussian-process regression: an RBF kernel on cdist, Cholesky, cholesky_solve, the
+#       log marginal likelihood's hyper-parameters fitted with Adam, the predictive variance ---
+
+def gaussian_process(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+
+    class ExactGP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.log_lengthscale = nn.Parameter(torch.tensor(0.0))
+            self.log_outputscale = nn.Parameter(torch.tensor(0.0))
+            self.log_noise = nn.Parameter(torch.tensor(-2.0))
+
+        def kernel(self, a, b):
+            d = torch.cdist(a / self.log_lengthscale.exp(), b / self.log_lengthscale.exp())
+            return self.log_outputscale.exp() * torch.exp(-0.5 * d.pow(2))
+
+        def nll(self, x, y):
+            n = x.size(0)
+            K = self.kernel(x, x) + (self.log_noise.exp() + 1e-4) * torch.eye(n)
+            L = torch.linalg.cholesky(K)
+            alpha = torch.cholesky_solve(y.unsqueeze(1), L)
+            return (0.5 * (y.unsqueeze(1) * alpha).sum() + L.diagonal().log().sum()
+                    + 0.5 * n * math.log(2 * math.pi)) / n
+
+        def predict(self, x, y, x_star):
+            n = x.size(0)
+            K = self.kernel(x, x) + (self.log_noise.exp() + 1e-4) * torch.eye(n)
+            L = torch.linalg.cholesky(K)
+            K_s = self.kernel(x, x_star)
+            mean = K_s.T @ torch.cholesky_solve(y.unsqueeze(1), L)
+            v = torch.linalg.solve_triangular(L, K_s, upper=False)
+            var = self.kernel(x_star, x_star).diagonal() - v.pow(2).sum(0)
+            return mean.squeeze(1), var
+
+    rng = np.random.default_rng(77)
+    x_np = np.sort(rng.uniform(-3, 3, (14, 1)), 0).astype(np.float32)
+    y_np = (np.sin(2 * x_np[:, 0]) + 0.1 * rng.standard_normal(14)).astype(np.float32)
+    x, y = side.data(x_np), side.data(y_np)
+    x_star = torch.linspace(-3.5, 3.5, 9).unsqueeze(1)
+    model = side.weights(ExactGP())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = model.nll(x, y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        mean, var = model.predict(x, y, x_star)
+        logdet = torch.logdet(model.kernel(x, x) + torch.eye(14))
+    return {"losses": losses, "mean": mean, "var": var, "logdet": logdet,
+            "hyper": model.state_dict(), "grads": grads(model)}
+
+
+def test_gaussian_process_regression():
+    # The Cholesky factor of a 14x14 RBF Gram matrix (condition ~1e3): float32 solves in
+    # another order differ by ~1e-5 relative per step, so rtol 5e-4 over five Adam steps.
+    run_both(gaussian_process, rtol=5e-4, atol=1e-5)
+
+
+# -- 8. multi-task heads in a ModuleDict: KL divergence to soft labels, a cosine embedding
+#       loss, a margin ranking loss, a Huber regression, task weights learned (Kendall et al.) -
+
+def multi_task(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+
+    class MultiTask(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Sequential(nn.Linear(6, 16), nn.GELU(), nn.LayerNorm(16))
+            self.heads = nn.ModuleDict({
+                "soft": nn.Linear(16, 4),
+                "embed": nn.Sequential(nn.Linear(16, 8), nn.Tanh()),
+                "score": nn.Linear(16, 1),
+                "reg": nn.Linear(16, 2),
+            })
+            self.log_vars = nn.Parameter(torch.zeros(len(self.heads)))
+
+        def forward(self, x):
+            h = self.trunk(x)
+            return {name: head(h) for name, head in self.heads.items()}
+
+    rng = np.random.default_rng(78)
+    x = side.data(rng.standard_normal((10, 6)).astype(np.float32))
+    x2 = side.data(rng.standard_normal((10, 6)).astype(np.float32))
+    soft = side.data(rng.dirichlet(np.ones(4), 10).astype(np.float32))
+    same = side.data(np.where(rng.random(10) < 0.5, 1.0, -1.0).astype(np.float32))
+    order = side.data(np.where(rng.random(10) < 0.5, 1.0, -1.0).astype(np.float32))
+    target = side.data(rng.standard_normal((10, 2)).astype(np.float32) * 3)
+    model = side.weights(MultiTask())
+    losses = {"soft": nn.KLDivLoss(reduction="batchmean"),
+              "embed": nn.CosineEmbeddingLoss(margin=0.2),
+              "score": nn.MarginRankingLoss(margin=0.5),
+              "reg": nn.HuberLoss(delta=1.0)}
+    optimizer = torch.optim.NAdam(model.parameters(), lr=1e-2)
+    log: dict[str, list] = {name: [] for name in losses}
+    log["total"] = []
+    for _ in range(3):
+        out, out2 = model(x), model(x2)
+        task = {
+            "soft": losses["soft"](F.log_softmax(out["soft"], dim=1), soft),
+            "embed": losses["embed"](out["embed"], out2["embed"], same),
+            "score": losses["score"](out["score"].squeeze(1), out2["score"].squeeze(1), order),
+            "reg": losses["reg"](out["reg"], target),
+        }
+        total = sum(torch.exp(-lv) * task[name] + lv
+                    for lv, name in zip(model.log_vars, model.heads.keys()))
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        for name, value in task.items():
+            log[name].append(value.item())
+        log["total"].append(total.item())
+    with torch.no_grad():
+        out = model(x)
+        log["kl_log_target"] = F.kl_div(F.log_softmax(out["soft"], 1), soft.log(),
+                                        reduction="sum", log_target=True)
+        log["cos"] = F.cosine_similarity(out["embed"], model(x2)["embed"])
+    return {**log, "weights": model.state_dict(), "grads": grads(model)}
+
+
+def test_multi_task_module_dict_losses():
+    run_both(multi_task)
+
+
+# -- 9. label-smoothed, class-weighted cross entropy with ignore_index; gradient accumulation
+#       over micro-batches with clip_grad_norm_; evaluation under no_grad; SGD with nesterov ----
+
+def label_smoothing_accumulation(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    IGNORE, C = -100, 5
+
+    def smoothed_by_hand(logits, target, weight, eps):
+        """The label-smoothed loss spelled out (torch's formula with weights): (1 - eps) of
+        the weighted NLL plus eps of the weighted uniform term, both over the kept rows."""
+        keep = target != IGNORE
+        logp = F.log_softmax(logits[keep], dim=-1)
+        t = target[keep]
+        w = weight[t]
+        nll = -(w * logp.gather(1, t.unsqueeze(1)).squeeze(1)).sum() / w.sum()
+        smooth = -(logp * weight).sum(1).sum() / (C * w.sum())
+        return (1 - eps) * nll + eps * smooth
+
+    model = side.weights(nn.Sequential(nn.Linear(8, 16), nn.SiLU(), nn.Dropout(0.0),
+                                       nn.Linear(16, C)))
+    weight = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0])
+    criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE, label_smoothing=0.1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+                                weight_decay=1e-4)
+    rng = np.random.default_rng(79)
+    x = side.data(rng.standard_normal((4, 6, 8)).astype(np.float32))
+    y = rng.integers(0, C, (4, 6))
+    y[rng.random((4, 6)) < 0.2] = IGNORE
+    y = side.data(y)
+    val_x = side.data(rng.standard_normal((12, 8)).astype(np.float32))
+    val_y = side.data(rng.integers(0, C, 12))
+    accum = 2
+    log: dict[str, list] = {"loss": [], "by_hand": [], "norm": [], "val": [], "acc": []}
+    model.train()
+    optimizer.zero_grad()
+    for i in range(len(x)):
+        logits = model(x[i])
+        loss = criterion(logits, y[i])
+        log["by_hand"].append(smoothed_by_hand(logits, y[i], weight, 0.1).item())
+        (loss / accum).backward()
+        log["loss"].append(loss.item())
+        if (i + 1) % accum == 0:
+            norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.5)
+            log["norm"].append(norm)
+            optimizer.step()
+            optimizer.zero_grad()
+            model.eval()
+            with torch.no_grad():
+                val_logits = model(val_x)
+                log["val"].append(F.cross_entropy(val_logits, val_y, reduction="sum"))
+                log["acc"].append((val_logits.argmax(1) == val_y).float().mean())
+            model.train()
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+    return {**log, "weights": model.state_dict(),
+            "momentum": [s["momentum_buffer"] for s in optimizer.state_dict()["state"].values()]}
+
+
+def test_label_smoothing_weighted_accumulation():
+    run_both(label_smoothing_accumulation)
+
+
+# -- 10. a whole training state saved and loaded: torch.save / dlg.save of the model's, the
+#        optimizer's and the scheduler's state_dicts and a Python dict of metadata, to a file
+#        and to a buffer; training resumes on fresh objects and matches an unbroken run ----------
+
+def save_load_resume(side: Side5, tmp_path) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 4, 3, padding=1, bias=False)  # BatchNorm follows (as #3)
+            self.bn = nn.BatchNorm1d(4)
+            self.fc = nn.Linear(4 * 6, 3)
+            self.register_buffer("seen", torch.zeros((), dtype=torch.long))
+
+        def forward(self, x):
+            self.seen += x.size(0)
+            return self.fc(F.relu(self.bn(self.conv(x))).flatten(1))
+
+    def make():
+        model = Net()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.8, 0.95))
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+        return model, optimizer, scheduler
+
+    rng = np.random.default_rng(80)
+    batches = [(side.data(rng.standard_normal((5, 2, 6)).astype(np.float32)),
+                side.data(rng.integers(0, 3, 5))) for _ in range(6)]
+
+    def train(model, optimizer, scheduler, part):
+        out = []
+        model.train()
+        for xb, yb in part:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            out.append(loss.item())
+        return out
+
+    model, optimizer, scheduler = make()
+    side.weights(model)
+    copy_state = {k: v.clone() for k, v in model.state_dict().items()}
+    unbroken = train(model, optimizer, scheduler, batches)
+
+    model, optimizer, scheduler = make()
+    model.load_state_dict(copy_state)
+    first = train(model, optimizer, scheduler, batches[:3])
+    path = tmp_path / f"ckpt_{'torch' if side.on_torch else 'dlg'}.pt"
+    torch.save({"epoch": 3, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "note": "halfway", "history": first},
+               path)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+
+    model, optimizer, scheduler = make()  # fresh objects, as in a new process
+    checkpoint = torch.load(path, weights_only=True)
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    assert (checkpoint["epoch"], checkpoint["note"]) == (3, "halfway")
+    second = train(model, optimizer, scheduler, batches[3:])
+    weights_only = torch.load(buffer, weights_only=True)
+    assert set(weights_only) == set(copy_state)
+    return {"unbroken": unbroken, "resumed": checkpoint["history"] + second,
+            "lr": scheduler.get_last_lr(), "weights": model.state_dict(),
+            "halfway": weights_only, "step": [s["step"] for s in
+                                              optimizer.state_dict()["state"].values()]}
+
+
+def test_save_load_resume(tmp_path):
+    got, want = run_both(lambda side: save_load_resume(side, tmp_path))
+    np.testing.assert_allclose(got["resumed"], got["unbroken"], rtol=1e-6)
+
+
+def test_dlg_checkpoint_loads_in_torch_and_back(tmp_path):
+    """A file dlg.save wrote is read by torch.load (weights_only) into a torch module, and
+    torch's file by dlg.load: the same bytes format both ways (outputs to float32 rounding in
+    another summation order)."""
+    dlg.manual_seed(7)
+    net = dlg.nn.Sequential(dlg.nn.Linear(3, 4), dlg.nn.BatchNorm1d(4))
+    opt = dlg.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net(dlg.randn(5, 3)).sum().backward()
+    opt.step()
+    dlg.save({"model": net.state_dict(), "optimizer": opt.state_dict()}, tmp_path / "a.pt")
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    their_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    ckpt = torch.load(tmp_path / "a.pt", weights_only=True)
+    theirs.load_state_dict(ckpt["model"])
+    their_opt.load_state_dict(ckpt["optimizer"])
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    theirs.eval(), net.eval()
+    np.testing.assert_allclose(theirs(torch.from_numpy(x)).detach().numpy(),
+                               net(dlg.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    torch.save({"model": theirs.state_dict(), "optimizer": their_opt.state_dict()},
+               tmp_path / "b.pt")
+    back = dlg.load(tmp_path / "b.pt")
+    net2 = dlg.nn.Sequential(dlg.nn.Linear(3, 4), dlg.nn.BatchNorm1d(4))
+    net2.load_state_dict(back["model"])
+    opt2 = dlg.optim.SGD(net2.parameters(), lr=0.1, momentum=0.9)
+    opt2.load_state_dict(back["optimizer"])
+    net2.eval()
+    np.testing.assert_allclose(net2(dlg.from_numpy(x)).detach().numpy(),
+                               net(dlg.from_numpy(x)).detach().numpy(), rtol=1e-6)
+
+
+# -- 11. a sparse mixture of experts: top-k gating with noise, softmax over the kept logits,
+#        dispatch by index_select and combine by index_add, the load-balancing auxiliary loss -
+
+def mixture_of_experts(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    E, K, D_MODEL = 4, 2, 6
+
+    class MoE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = nn.Linear(D_MODEL, E, bias=False)
+            self.noise = nn.Linear(D_MODEL, E, bias=False)
+            self.experts = nn.ModuleList([nn.Sequential(nn.Linear(D_MODEL, 12), nn.GELU(),
+                                                        nn.Linear(12, D_MODEL))
+                                          for _ in range(E)])
+
+        def forward(self, x, eps):
+            logits = self.gate(x)
+            if self.training:  # noisy top-k gating (Shazeer et al.)
+                logits = logits + eps * F.softplus(self.noise(x))
+            top_logits, top_idx = logits.topk(K, dim=-1)
+            gates = torch.full_like(logits, float("-inf")).scatter(1, top_idx, top_logits)
+            gates = F.softmax(gates, dim=-1)  # zero off the top k
+            out = torch.zeros_like(x)
+            for e, expert in enumerate(self.experts):
+                rows = (top_idx == e).any(dim=1).nonzero().squeeze(1)
+                if rows.numel() == 0:
+                    continue
+                y = expert(x.index_select(0, rows)) * gates[rows, e].unsqueeze(1)
+                out = out.index_add(0, rows, y)
+            # Switch's balance loss: fraction routed times mean gate probability
+            routed = F.one_hot(top_idx[:, 0], E).float().mean(0)
+            prob = F.softmax(logits, dim=-1).mean(0)
+            aux = E * (routed * prob).sum()
+            kept = gates.gather(1, top_idx)
+            return out, aux, kept, top_idx
+
+    rng = np.random.default_rng(81)
+    x = side.data(rng.standard_normal((16, D_MODEL)).astype(np.float32))
+    target = side.data(rng.standard_normal((16, D_MODEL)).astype(np.float32))
+    model = side.weights(MoE())
+    optimizer = torch.optim.Adamax(model.parameters(), lr=1e-2)
+    log: dict[str, list] = {"loss": [], "aux": [], "kept": [], "idx": []}
+    for _ in range(3):
+        eps = side.draw(torch.randn, 16, E)
+        out, aux, kept, idx = model(x, eps)
+        loss = F.mse_loss(out, target) + 0.01 * aux
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        log["loss"].append(loss.item())
+        log["aux"].append(aux.item())
+        log["kept"].append(kept)
+        log["idx"].append(idx)
+    model.eval()
+    with torch.no_grad():
+        out, _, _, idx = model(x, None)
+    return {**log, "eval_out": out, "eval_idx": idx, "weights": model.state_dict(),
+            "grads": grads(model)}
+
+
+def test_mixture_of_experts_top_k():
+    run_both(mixture_of_experts)
