@@ -236,9 +236,9 @@ class Matrix:
 class Gemm(Stmt):
     """c = a @ b (m x k times k x n, float32) through the host's GEMM library, once per index of
     the `batch` loops (the matrices' offsets use their variables), then `epilogue` (the fused
-    bias and activation, reading c back); when m*n*k is under `min_work` or m under
-    `min_rows` at run time, `otherwise` runs instead (register tiles: packing would cost more
-    than it saves)."""
+    bias and activation, reading c back); when m*n*k is under `min_work`, m under `min_rows` or
+    b (k x n, float32) no more than `tile_b_bytes` at run time, `otherwise` runs instead
+    (register tiles: packing would cost more than it saves)."""
 
     m: Expr
     n: Expr
@@ -251,6 +251,7 @@ class Gemm(Stmt):
     otherwise: tuple[Stmt, ...]
     min_work: int
     min_rows: int = 0
+    tile_b_bytes: int = 0
 
     def exprs(self) -> list[Expr]:
         """Every index expression it evaluates itself (not those of its statements)."""
@@ -437,7 +438,8 @@ def format_stmt(s: Stmt, indent: int = 1) -> list[str]:
         lines = [f"{pad}gemm {matrix(s.c)} = {matrix(s.a)} @ {matrix(s.b)} ({size}){batch}:"]
         lines += [line for b in s.epilogue for line in format_stmt(b, indent + 1)]
         rows = f" or m < {s.min_rows}" if s.min_rows else ""
-        lines.append(f"{pad}otherwise (m*n*k < {s.min_work}{rows}):")
+        small_b = f" or k*n*4 <= {s.tile_b_bytes}" if s.tile_b_bytes else ""
+        lines.append(f"{pad}otherwise (m*n*k < {s.min_work}{rows}{small_b}):")
         return lines + [line for b in s.otherwise for line in format_stmt(b, indent + 1)]
     if isinstance(s, CallScan):
         return [f"{pad}scan {s.function} x {format_expr(s.steps)}"

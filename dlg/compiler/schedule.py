@@ -44,6 +44,12 @@ GEMM_MIN_SIDE = 16
 SHORT_SUM_GEMM_WORK = 1 << 14  # m*n*k: `_min_work`
 HUGE_WEIGHT_L2S = 8  # `_streams_weight`
 SMALL_BATCH_ROWS = 96  # rows: `_min_rows` (measured crossover ~100 at x [m, 4096] @ W^T)
+# Tiles whose lanes run along B's rows (W @ im2col, a convolution at a small batch) read A in
+# place and stream B (k x n) from L2 for each tile of rows; the library packs all of A on every
+# call. So while B is within TILE_B_L2S L2s they win at any work. One core, W [512, 4608] @
+# x [4608, n]: n=16 1.90 -> 0.67 ms, n=64 3.42 -> 2.66, n=128 (B 2.4 MB) 6.30 -> 5.38; at n=144
+# (2.7 MB) the library leads, 8.1 vs 8.8; W [64, 576] @ x [576, 1024] 0.86 -> 0.73.
+TILE_B_L2S = 2
 
 
 @dataclass(frozen=True)
@@ -331,28 +337,32 @@ def _gemm(p: Program, loops: list[Loop], store: Store, otherwise: tuple[Stmt, ..
     for v in folded:
         m = ix.mul(extents[v], m)
     sizes = [ix.int_value(x) for x in (m, n, k)]
-    sum_lanes = _sum_lanes(otherwise)
+    tile = _fallback_tile(otherwise)
+    sum_lanes = tile.lanes if tile is not None and tile.along == "sum" else None
     min_work = _min_work(sum_lanes, sizes[2])
+    along_cols = tile is not None and tile.along == "col"
+    tile_b_bytes = int(TILE_B_L2S * target.l2_bytes) if along_cols else 0
     if any(x is not None and x < GEMM_MIN_SIDE for x in sizes) or (
-            None not in sizes and sizes[0] * sizes[1] * sizes[2] < min_work):  # type: ignore
+            None not in sizes and (sizes[0] * sizes[1] * sizes[2] < min_work  # type: ignore
+                                   or sizes[1] * sizes[2] * 4 <= tile_b_bytes)):  # type: ignore
         return None
     batch = tuple((v, extents[v]) for v in batch if v not in folded)
     epilogue = _epilogue(loops, store, total)
     if epilogue is None:
         return None
     return Gemm(m, n, k, a, b, c, batch, epilogue, otherwise, min_work,
-                _min_rows(sum_lanes, sizes[1], sizes[2], target))
+                _min_rows(sum_lanes, sizes[1], sizes[2], target), tile_b_bytes)
 
 
-def _sum_lanes(otherwise: tuple[Stmt, ...]) -> int | None:
-    """The lanes of the fallback's tiles when they run along the sum (x @ W^T), else None."""
+def _fallback_tile(otherwise: tuple[Stmt, ...]) -> Tile | None:
+    """The register tile the fallback runs, if it has one."""
     stack = list(otherwise)
     while stack:
         s = stack.pop()
         if isinstance(s, Loop):
             stack.extend(s.body)
-        elif isinstance(s, Tile) and s.along == "sum":
-            return s.lanes
+        elif isinstance(s, Tile):
+            return s
     return None
 
 

@@ -154,6 +154,7 @@ def test_an_empty_sum_is_zero_or_leaves_c(sgemm):
 def library_at_any_size(monkeypatch):
     """Products of any work take the library, so that small edge shapes exercise it."""
     monkeypatch.setattr(schedule, "GEMM_MIN_WORK", 1)
+    monkeypatch.setattr(schedule, "TILE_B_L2S", 0)
 
 
 def check(g: Graph, inputs: dict[str, np.ndarray]) -> NativeGraph:
@@ -209,6 +210,25 @@ def test_a_weight_larger_than_l2_takes_tiles_for_a_small_batch(rows):
     ng = check(g, {"x": rand(rng, rows, k), "w": rand(rng, out, k)})
     (call_,) = gemms(ng)
     assert call_.min_rows == schedule.SMALL_BATCH_ROWS
+
+
+@pytest.mark.parametrize("cols", [1, 16, 61, 200])
+def test_a_small_im2col_takes_tiles_at_any_work(monkeypatch, cols):
+    """W @ x (a convolution's GEMM) whose x (k x n) fits in TILE_B_L2S L2s runs on the tiles,
+    which read W in place, whatever its work; a wider x takes the library. Both give W @ x: the
+    threshold here is set so that 61 and 200 columns fall on either side."""
+    k = 300
+    monkeypatch.setattr(schedule, "GEMM_MIN_WORK", 1 << 21)
+    monkeypatch.setattr(schedule, "TILE_B_L2S", 100 * k * 4 / gemm.cache_sizes()[1])
+    g = Graph("conv")
+    b = Builder(g)
+    w = b.input("w", TensorType.parse(f"f32[700, {k}]"))
+    x = b.input("x", TensorType.parse(f"f32[{k}, N]"))
+    g.set_output("y", b.matmul(w, x))
+    rng = np.random.default_rng(cols)
+    ng = check(g, {"w": rand(rng, 700, k), "x": rand(rng, k, cols)})
+    (call_,) = gemms(ng)
+    assert call_.tile_b_bytes == int(schedule.TILE_B_L2S * gemm.cache_sizes()[1])
 
 
 @pytest.mark.parametrize("n", [2, 61, 128])

@@ -522,11 +522,11 @@ class _Library:
 
 # ---- the call in a graph kernel ------------------------------------------------------------------
 def emit_gemm(e: Emitter, s: Gemm, emit: Callable[[tuple[Stmt, ...]], None]) -> None:
-    """`s` in a kernel: when m*n*k reaches its threshold, every side GEMM_MIN_SIDE and m its
-    `min_rows`, the library call for each batch index and then the epilogue; else its fallback
-    statements (a batch of one: packing a linear layer's weights for one row cost 6x the
-    matrix-vector product). `emit` emits nested statements as the kernel's own (parallel loops
-    on the pool)."""
+    """`s` in a kernel: when m*n*k reaches its threshold, every side GEMM_MIN_SIDE, m its
+    `min_rows` and B outgrows `tile_b_bytes`, the library call for each batch index and then
+    the epilogue; else its fallback statements (a batch of one: packing a linear layer's
+    weights for one row cost 6x the matrix-vector product). `emit` emits nested statements as
+    the kernel's own (parallel loops on the pool)."""
     b = e.b
     sizes = [e.expr(x) for x in (s.m, s.n, s.k)]
     work = b.mul(b.mul(sizes[0], sizes[1]), sizes[2])
@@ -534,6 +534,9 @@ def emit_gemm(e: Emitter, s: Gemm, emit: Callable[[tuple[Stmt, ...]], None]) -> 
     least = (max(GEMM_MIN_SIDE, s.min_rows), GEMM_MIN_SIDE, GEMM_MIN_SIDE)  # m, n, k
     wide = [b.icmp_signed(">=", side, I64(at_least)) for side, at_least in zip(sizes, least)]
     big = b.and_(b.icmp_signed(">=", work, I64(s.min_work)), b.and_(b.and_(*wide[:2]), wide[2]))
+    if s.tile_b_bytes:
+        b_bytes = b.mul(b.mul(sizes[1], sizes[2]), I64(4))
+        big = b.and_(big, b.icmp_signed(">", b_bytes, I64(s.tile_b_bytes)))
     with b.if_else(big) as (then, otherwise):
         with then:
             e.scopes.append({})  # values computed in a branch do not dominate the other
