@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import dlg
+from dlg.cli import main as dlgc_main
 from tests.frontend.test_sweep5_programs import COMPILED_FULL, Side5, grads, run_both
 
 torch = pytest.importorskip("torch")
@@ -813,3 +815,239 @@ def mixture_of_experts(side: Side5) -> dict:
 
 def test_mixture_of_experts_top_k():
     run_both(mixture_of_experts)
+
+
+# -- 12. three models written as .dlg files (tests/frontend/sweep7/), driven as the README shows:
+#        dlgc check / compile / run / train on .npy and .npz files, dlg.load and dlg.compile from
+#        Python, against a PyTorch twin with the same weights --------------------------------------
+
+SWEEP7 = Path(__file__).resolve().parent / "sweep7"
+
+
+def torch_twin(name: str):
+    """The PyTorch module each .dlg file says it matches (state_dict keys included)."""
+    nn = torch.nn
+
+    class TabularMLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(10, 32), nn.LayerNorm(32), nn.GELU(),
+                                     nn.Dropout(0.2), nn.Linear(32, 16), nn.LayerNorm(16),
+                                     nn.GELU(), nn.Dropout(0.2), nn.Linear(16, 3))
+
+        def forward(self, x):
+            return self.net(x)
+
+    class ResBlock(nn.Module):
+        def __init__(self, c_in, c_out, stride=1):
+            super().__init__()
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c_out)
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out)
+            self.shortcut = None
+            if stride != 1 or c_in != c_out:
+                self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride,
+                                                        bias=False), nn.BatchNorm2d(c_out))
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+    class ResConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False),
+                                      nn.BatchNorm2d(8), nn.ReLU())
+            self.block1, self.block2 = ResBlock(8, 8), ResBlock(8, 16, 2)
+            self.fc = nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.fc(self.block2(self.block1(self.stem(x))).mean(dim=(2, 3)))
+
+    class GRUClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(50, 8)
+            self.gru = nn.GRU(8, 16, num_layers=2, batch_first=True, bidirectional=True)
+            self.fc = nn.Linear(32, 2)
+
+        def forward(self, tokens):
+            _, h_n = self.gru(self.embedding(tokens))
+            return self.fc(torch.cat([h_n[-2], h_n[-1]], dim=1))
+
+    torch.manual_seed(7)
+    twin = {"tabular_mlp": TabularMLP, "res_conv": ResConv, "gru_classifier": GRUClassifier}
+    model = twin[name]()
+    with torch.no_grad():  # running statistics that are not the defaults
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+    return model
+
+
+def dlg_data(name: str) -> dict[str, np.ndarray]:
+    """A small learnable dataset named after the model's inputs and labels (dlgc train's npz
+    format: `NAME` and, held out, `NAME_test`)."""
+    rng = np.random.default_rng(82)
+    if name == "tabular_mlp":
+        x = rng.standard_normal((64, 10)).astype(np.float32)
+        y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)
+        return {"x": x[:48], "y": y[:48], "x_test": x[48:], "y_test": y[48:]}
+    if name == "res_conv":
+        x = rng.standard_normal((24, 1, 12, 12)).astype(np.float32)
+        y = np.argmax(x[:, 0, :2, :2].reshape(24, 4), axis=1)
+        return {"x": x[:16], "y": y[:16], "x_test": x[16:], "y_test": y[16:]}
+    tokens = rng.integers(1, 50, (30, 7))
+    label = (tokens[:, 0] > 25).astype(np.int64)
+    return {"tokens": tokens[:20], "label": label[:20], "tokens_test": tokens[20:],
+            "label_test": label[20:]}
+
+
+def run_dlgc(capsys, *args) -> str:
+    code = dlgc_main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Traceback" not in err
+    return out
+
+
+DLG_FILES = ["tabular_mlp", "res_conv", "gru_classifier"]
+
+
+@COMPILED_FULL
+@pytest.mark.parametrize("name", DLG_FILES)
+def test_dlg_file_through_dlgc(name, compiled, tmp_path, capsys):
+    """check and fmt, run with a torch twin's weights (safetensors), compile to an artifact,
+    train on an npz file (compiled under -m sweep_full: a cold compile of a training step is
+    2-4 s; else dlgc train --interpreter and one model's artifact); the trained weights load
+    into the torch twin and give dlgc run's outputs."""
+    from safetensors.torch import load_file, save_file
+
+    path = SWEEP7 / f"{name}.dlg"
+    data = dlg_data(name)
+    first = next(iter(data))
+    out = run_dlgc(capsys, "check", path)
+    assert f"{dlg.load(path).num_params():,} trainable" in out
+    (tmp_path / "formatted.dlg").write_text(run_dlgc(capsys, "fmt", path))
+    formatted = dlg.load(tmp_path / "formatted.dlg", seed=0)  # the canonical form is the model
+    assert formatted.state_dict().keys() == dlg.load(path).state_dict().keys()
+    twin = torch_twin(name).eval()
+    save_file({k: v.contiguous() for k, v in twin.state_dict().items()},
+              tmp_path / "twin.safetensors")
+    np.save(tmp_path / "batch.npy", data[first][:5])
+    run_dlgc(capsys, "run", path, "-i", f"{first}={tmp_path / 'batch.npy'}", "-w",
+             tmp_path / "twin.safetensors", "-o", tmp_path / "o.npy")
+    with torch.no_grad():
+        want = twin(torch.from_numpy(data[first][:5])).numpy()
+    # the reference interpreter in float32 against torch: summation order only
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), want, rtol=1e-4, atol=1e-5)
+
+    if compiled or name == "tabular_mlp":  # the artifact dlgc compile writes runs as dlgc run
+        out = run_dlgc(capsys, "compile", path, "-o", tmp_path / "m.dlgx")
+        assert "kernels" in out
+        np.testing.assert_allclose(dlg.load(tmp_path / "m.dlgx")(data[first][:5]),
+                                   dlg.load(path)(data[first][:5]), rtol=1e-5, atol=1e-6)
+
+    np.savez(tmp_path / "data.npz", **data)
+    out = run_dlgc(capsys, "train", path, "--data", f"npz:{tmp_path / 'data.npz'}",
+                   "--epochs", "2", "--batch-size", "8", "-o", tmp_path / "trained.safetensors",
+                   *(() if compiled else ("--interpreter",)))
+    assert "saved weights" in out
+    trained = twin.__class__() if name != "res_conv" else torch_twin(name)
+    trained.load_state_dict(load_file(tmp_path / "trained.safetensors"))
+    trained.eval()
+    run_dlgc(capsys, "run", path, "-i", f"{first}={tmp_path / 'batch.npy'}", "-w",
+             tmp_path / "trained.safetensors", "-o", tmp_path / "t.npy")
+    with torch.no_grad():
+        want = trained(torch.from_numpy(data[first][:5])).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "t.npy"), want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", DLG_FILES)
+def test_dlg_file_from_python(name, tmp_path):
+    """dlg.load(file) with the twin's state_dict: the interpreter's and dlg.compile's outputs
+    are the twin's in eval mode; an artifact saved and loaded gives them again; the train
+    section's loss in inference mode (m.evaluate) is torch's loss on the twin's outputs."""
+    F = torch.nn.functional
+    path = SWEEP7 / f"{name}.dlg"
+    data = dlg_data(name)
+    first, label = list(data)[:2]
+    twin = torch_twin(name).eval()
+    m = dlg.load(path, seed=0)
+    m.load_state_dict(twin.state_dict())
+    x = data[first]
+    with torch.no_grad():
+        want = twin(torch.from_numpy(x))
+    np.testing.assert_allclose(m(x), want.numpy(), rtol=1e-4, atol=1e-5)
+    exe = dlg.compile(m)
+    np.testing.assert_allclose(exe(x[:3]), want.numpy()[:3], rtol=1e-4, atol=1e-5)
+    exe.save(tmp_path / "m.dlgx")
+    np.testing.assert_allclose(dlg.load(tmp_path / "m.dlgx")(x), want.numpy(), rtol=1e-4,
+                               atol=1e-5)
+    smoothing = 0.1 if name == "tabular_mlp" else 0.0
+    loss = F.cross_entropy(want, torch.from_numpy(data[label]), label_smoothing=smoothing)
+    accuracy = (want.argmax(1).numpy() == data[label]).mean()
+    got = m.evaluate(x, data[label])
+    np.testing.assert_allclose([got["loss"], got["accuracy"]], [loss.item(), accuracy],
+                               rtol=1e-5)
+
+
+def test_dlg_file_training_steps_match_torch():
+    """ResConv's train section (SGD with nesterov and weight decay, BatchNorm in training
+    mode) step by step through m.train_step(), against the twin on torch.optim.SGD: losses,
+    weights and running statistics."""
+    data = dlg_data("res_conv")
+    twin = torch_twin("res_conv").train()
+    m = dlg.load(SWEEP7 / "res_conv.dlg", seed=0)
+    m.load_state_dict(twin.state_dict())
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9, nesterov=True,
+                                weight_decay=1e-4)
+    step = m.train_step()
+    for i in range(3):
+        x, y = data["x"][4 * i:4 * i + 4], data["y"][4 * i:4 * i + 4]
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        optimizer.step()
+        got = step(x=x, y=y)
+        np.testing.assert_allclose(got["loss"], loss.item(), rtol=1e-5)
+    state = m.state_dict()
+    for k, v in twin.state_dict().items():
+        np.testing.assert_allclose(state[k], v.numpy(), rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_dlg_file_fit_with_a_schedule_matches_torch():
+    """GRUClassifier's fit (Adam, StepLR stepped once per epoch, unshuffled batches of 5)
+    against the same loop on the twin."""
+    data = dlg_data("gru_classifier")
+    twin = torch_twin("gru_classifier")
+    m = dlg.load(SWEEP7 / "gru_classifier.dlg", seed=0)
+    m.load_state_dict(twin.state_dict())
+    optimizer = torch.optim.Adam(twin.parameters(), lr=5e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    losses = []
+    for _ in range(2):
+        epoch = []
+        for i in range(0, 20, 5):
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(
+                twin(torch.from_numpy(data["tokens"][i:i + 5])),
+                torch.from_numpy(data["label"][i:i + 5]))
+            loss.backward()
+            optimizer.step()
+            epoch.append(loss.item())
+        scheduler.step()
+        losses.append(np.mean(epoch))
+    history = m.fit(data["tokens"], data["label"], epochs=2, batch_size=5, shuffle=False,
+                    verbose=0, compiled=False)
+    np.testing.assert_allclose(history["loss"], losses, rtol=1e-4)
+    state = m.state_dict()
+    # atol 1e-3 (a fifth of lr): token 30's embedding gradient cancels to ~1e-9 at one step,
+    # float32 noise that Adam's m / (sqrt(v) + eps) turns into a step of about lr / 10; a
+    # float64 run differs from both float32 runs there by more than they differ from each other
+    for k, v in twin.state_dict().items():
+        np.testing.assert_allclose(state[k], v.detach().numpy(), rtol=1e-4, atol=1e-3,
+                                   err_msg=k)
