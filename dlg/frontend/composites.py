@@ -1,8 +1,8 @@
 """Functional forms written in Python over dlg.Tensor's operations, because one of their
 arguments is Python code (triplet_margin_with_distance_loss's distance function), they draw
-noise from dlg's generator (gumbel_softmax) or they write in place (relu_, elu_, ...: recorded
-and traced as the other in-place ops, frontend/inplace.py). Traced, they are the ops they
-call."""
+noise from dlg's generator (gumbel_softmax) or they write in place (relu_, elu_, ..., and the
+activations' `inplace=True`: recorded and traced as the other in-place ops, frontend/inplace.py).
+Traced, they are the ops they call."""
 
 from __future__ import annotations
 
@@ -71,3 +71,23 @@ def _in_place(name: str) -> Callable[..., Tensor]:
 
 IN_PLACE = {f"{name}_": _in_place(name)
             for name in ("relu", "elu", "leaky_relu", "hardtanh", "selu", "celu", "threshold")}
+
+# torch.nn.functional's activations that take `inplace` (after this many options, so
+# F.leaky_relu(x, 0.2, True) binds it as torch does)
+INPLACE_OPTIONS = {"relu": 0, "relu6": 0, "selu": 0, "silu": 0, "mish": 0, "hardswish": 0,
+                   "hardsigmoid": 0, "elu": 1, "celu": 1, "leaky_relu": 1, "hardtanh": 2}
+
+
+def with_inplace(fn: Callable[..., Tensor], n_options: int) -> Callable[..., Tensor]:
+    """`fn` (an activation of dlg.nn.functional) taking torch's `inplace` argument:
+    `inplace=True` writes the result into the input, as torch and the nn modules do."""
+    def run(input: Tensor, *args: Any, **kwargs: Any) -> Tensor:  # noqa: A002 (torch's)
+        write = kwargs.pop("inplace", False)
+        if len(args) > n_options:
+            write, args = args[n_options], args[:n_options] + args[n_options + 1:]
+        if write:
+            return inplace.update(input, lambda x: fn(x, *args, **kwargs))
+        return fn(input, *args, **kwargs)
+    run.__name__ = run.__qualname__ = fn.__name__
+    run.__doc__ = f"{fn.__doc__}\n\n`inplace=True` writes the result into `input`."
+    return run

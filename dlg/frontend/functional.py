@@ -112,11 +112,6 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 narrow = tensor_methods.narrow  # start may be a 0-d tensor
 
 
-def relu(x: Tensor, inplace: bool = False) -> Tensor:
-    """`inplace` is accepted for PyTorch programs; the result is a new tensor either way."""
-    return call("relu", x)
-
-
 # torch.max/min: the extremum, (values, indices) along `dim`, or maximum/minimum(x, other)
 max, min = tensor_methods.max_, tensor_methods.min_  # noqa: A001
 
@@ -146,7 +141,7 @@ globals().update({name: _float_target(name) for name in _FLOAT_TARGET})
 one_hot, embedding, batch_norm = stateful.one_hot, stateful.embedding, stateful.batch_norm
 embedding_bag = stateful.embedding_bag
 
-__all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "op", "relu", "tensor",
+__all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "op", "tensor",
            "where", "one_hot", "embedding", "embedding_bag", "batch_norm",
            *_FLOAT_TARGET]
 __all__ += sorted(set(_generated) - set(__all__))
@@ -176,6 +171,9 @@ def ctc_loss(log_probs: Any, targets: Any, input_lengths: Any, target_lengths: A
 triplet_margin_with_distance_loss = composites.triplet_margin_with_distance_loss
 gumbel_softmax = composites.gumbel_softmax
 globals().update(composites.IN_PLACE)
+_generated.update({name: composites.with_inplace(_generated[name], n)
+                   for name, n in composites.INPLACE_OPTIONS.items()})
+globals().update({name: _generated[name] for name in composites.INPLACE_OPTIONS})
 __all__ += ["gumbel_softmax", "triplet_margin_with_distance_loss", *composites.IN_PLACE]
 
 # ---- sampling beyond rand/randn/randint (frontend/sampling.py) ----------------------------------

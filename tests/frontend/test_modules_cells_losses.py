@@ -308,6 +308,35 @@ def test_in_place_functions_write_their_input(name, args):
     np.testing.assert_allclose(np.asarray(traced(x)), theirs.numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name, args", [
+    ("relu", ()), ("relu6", ()), ("selu", ()), ("silu", ()), ("mish", ()), ("hardswish", ()),
+    ("hardsigmoid", ()), ("elu", (0.5,)), ("celu", (1.5,)), ("leaky_relu", (0.2,)),
+    ("hardtanh", (-0.5, 0.7)),
+])
+def test_activation_functions_take_torchs_inplace(name, args):
+    """F.<activation>(x, ..., inplace=True), by keyword or in torch's position, writes into x
+    (pix2pix's F.leaky_relu(x, 0.2, True), MobileNet's F.relu6(x, inplace=True)); gradients
+    flow through a non-leaf written in place; False leaves x alone."""
+    x = f(3, 4) * 4
+    want = getattr(TF, name)(torch.tensor(x), *args)
+    for call in (lambda t: getattr(F, name)(t, *args, inplace=True),
+                 lambda t: getattr(F, name)(t, *args, True)):
+        ours = dlg.tensor(x)
+        assert call(ours) is ours
+        assert_close(ours, want, name)
+    ours = dlg.tensor(x)
+    out = getattr(F, name)(ours, *args, inplace=False)
+    assert out is not ours and np.array_equal(ours.numpy(), x)
+    xa, xt = leaves([x])
+    ya, yt = xa[0] * 1, xt[0] * 1
+    getattr(F, name)(ya, *args, inplace=True)
+    getattr(TF, name)(yt, *args, inplace=True)
+    backward_both(ya, yt)
+    assert_grads(xa, xt)
+    traced = dlg.trace(lambda t: getattr(F, name)(t * 1, *args, inplace=True), x)
+    np.testing.assert_allclose(np.asarray(traced(x)), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_gumbel_softmax_samples_the_softmax():
     logits = np.float32([[1.0, 0.0, -1.0, 0.5]] * 4000)
     dlg.manual_seed(3)
