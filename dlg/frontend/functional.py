@@ -23,6 +23,7 @@ from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, numpy_data, op
 from dlg.frontend.factory import factory, leaf
 from dlg.frontend import composites, sampling, selection, stateful, tensor_info
+from dlg.frontend import index_put as indexing
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
 from dlg.functions.creation import dtype_arg
@@ -210,3 +211,5 @@ def is_floating_point(input: Tensor) -> bool:  # noqa: A002
 __all__ += ["is_floating_point", "is_tensor", "numel", "randperm", "split"]
 globals().update(tensor_info.TOP_LEVEL)  # clone, take, put, result_type, as_tensor, ...
 __all__ += list(tensor_info.TOP_LEVEL)
+index_put = indexing.index_put  # torch.index_put; Tensor.index_put(_) too
+__all__ += ["index_put"]

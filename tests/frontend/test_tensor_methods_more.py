@@ -357,3 +357,58 @@ def test_index_constructors_and_scatters_at_the_edges():
     both(lambda m, x, s: m.slice_scatter(x, s, 2, 0, None, 2), X, X[:, :, ::2] * 3)
     both(lambda m, x, s: x.index_copy(1, m.tensor([2, 0]), s), X, X[:, :2] + 1)
     both(lambda m, x, s: m.masked_scatter(x, m.tensor(X > 0), s), X, X[::-1].copy())
+
+
+# torch's index_put / index_put_ (x[indices] = v, or += with accumulate, as a function)
+@pytest.mark.parametrize("fn", [
+    lambda m, x, v: x.index_put((m.tensor([0, 1, 0]), m.tensor([2, -1, 2])), v[0, :3] * 2,
+                                accumulate=True),
+    lambda m, x, v: x.index_put((m.tensor([1, 0]), m.tensor([0, 2])), v[0, :2]),
+    lambda m, x, v: m.index_put(x, (m.tensor([[1], [0]]),), v[0, 0]),
+    lambda m, x, v: x.index_put((x[:, :, 0] > 0,), v[0, 0], accumulate=True),
+    lambda m, x, v: x.index_put((m.tensor([1, 1, 1]),), v[0, 0], accumulate=True),
+], ids=["accumulate_repeats", "pairs", "broadcast_rows", "mask", "one_row_thrice"])
+def test_index_put_matches_torch(fn):
+    """Values and gradients; repeated positions add up in another order than torch's
+    sequential writes, so to a float32 rounding."""
+    xs = [dlg.tensor(a, requires_grad=True) for a in (X, X[:1] * 3)]
+    ts = [torch.tensor(a, requires_grad=True) for a in (X, X[:1] * 3)]
+    y, ty = fn(dlg, *xs), fn(torch, *ts)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    w = R.standard_normal(ty.shape).astype(np.float32)
+    (y * dlg.tensor(w)).sum().backward()
+    (ty * torch.tensor(w)).sum().backward()
+    for x, t in zip(xs, ts):
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_index_put_in_place_traced_and_compiled():
+    def f(x):
+        y = x * 1
+        y.index_put_((dlg.tensor([0, 0, 2]), dlg.tensor([1, 1, 3])), dlg.tensor(1.5),
+                     accumulate=True)
+        return y
+
+    x = R.standard_normal((3, 4)).astype(np.float32)
+    t = torch.tensor(x)
+    t.index_put_((torch.tensor([0, 0, 2]), torch.tensor([1, 1, 3])), torch.tensor(1.5),
+                 accumulate=True)
+    np.testing.assert_array_equal(f(dlg.tensor(x)).numpy(), t.numpy())
+    np.testing.assert_allclose(dlg.trace(f, x)(x), t.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(dlg.compile(f, x)(x), t.numpy(), rtol=1e-6)
+    with pytest.raises(dlg.DlgError, match=r"leaf tensor that requires grad"):
+        dlg.zeros(3, requires_grad=True).index_put_((dlg.tensor([0]),), dlg.tensor(1.0))
+
+
+@pytest.mark.parametrize("call, pattern", [
+    ("x.index_put(x[0], x)", r"index_put: indices must be a tuple of tensors, got Tensor"),
+    ("x.index_put((None, dlg.tensor([0])), x)", r"torch's None for a whole dim is not supported"),
+    ("x.index_put((dlg.tensor([0.5]),), x)", r"must be long, int or bool tensors, got f32"),
+    ("x.index_put((dlg.tensor([0]),) * 4, x)", r"too many indices for a tensor of dimension 3"),
+    ("x.index_put((dlg.tensor([0, 1]), dlg.tensor([0, 1, 2])), x)", r"do not broadcast"),
+    ("x.index_put((dlg.tensor([0, 1]),), x[0, :, :2])",
+     r"index_put: values of shape \(3, 2\) cannot be broadcast to the indexed shape \(2, 3, 4\)"),
+])
+def test_index_put_bad_calls(call, pattern):
+    with pytest.raises(dlg.DlgError, match=pattern):
+        eval(call, {"x": dlg.tensor(X), "dlg": dlg})
