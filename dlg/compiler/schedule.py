@@ -42,7 +42,15 @@ MAX_ROWS = 8  # rows of a tile: enough loads saved, few enough broadcasts
 GEMM_MIN_WORK = 1 << 21  # m*n*k
 GEMM_MIN_SIDE = 16
 SHORT_SUM_GEMM_WORK = 1 << 14  # m*n*k: `_min_work`
-HUGE_WEIGHT_L2S = 8  # `_streams_weight`
+# x @ W^T's tiles along the sum put W's column tiles outside past HUGE_WEIGHT_L2S L2s of W,
+# so that each tile's rows of W stay in cache while x's rows pass (x [64, 4096] @ W [1000,
+# 4096]^T, 16 MB, one core: 15.8 -> 6.5 ms; at 8 MB the two orders are even, at 4 MB rows
+# outside win by 8 %); past one L2 of W they are WIDE_SUM_COLS columns wide with 32 vector
+# registers (4 x 6 accumulators: each x vector loaded from L2 feeds 6 multiply-adds; one core,
+# x [64, 21632] @ W [128, 21632]^T 73-77 -> 92-94 GF/s, x [64, 4096] @ W [256, 4096]^T 70-88
+# -> 94-97; with W in L2, as [128, 1600], 4 x 4 is as fast or faster; 4 x 7 spills registers)
+HUGE_WEIGHT_L2S = 8
+WIDE_SUM_COLS = 6
 SMALL_BATCH_ROWS = 96  # rows: `_min_rows` (measured crossover ~100 at x [m, 4096] @ W^T)
 # Tiles whose lanes run along B's rows (W @ im2col, a convolution at a small batch) read A in
 # place and stream B (k x n) from L2 for each tile of rows; the library packs all of A on every
@@ -224,27 +232,26 @@ def _sum_tiles(loops: list[Loop], pair: tuple[int, int], store: Store, total: Re
         return None
     side = 4 if target.registers >= 32 else 3  # side^2 accumulators + 2 * side operand vectors
     r, c = pair
-    rows, cols = _fit(side, side, loops[r].extent), _fit(side, side, loops[c].extent)
+    wide = target.registers >= 32 and _weight_bytes(loops[c].extent, total.axes[-1][1],
+                                                    dtype) > target.l2_bytes
+    rows, cols = _fit(side, side, loops[r].extent), _fit(WIDE_SUM_COLS if wide else side,
+                                                         WIDE_SUM_COLS, loops[c].extent)
     row_var, col_var = f"{loops[r].var}.tile", f"{loops[c].var}.tile"
     tile = Tile(store.buffer, store.index, store.value, loops[r].var,
                 ix.mul(Var(ix.I64, row_var), ix.const(rows)), rows, loops[r].extent,
                 loops[c].var, ix.mul(Var(ix.I64, col_var), ix.const(cols)), cols,
                 loops[c].extent, lanes, "sum")
-    if len(loops) == 2 and _streams_weight(loops[c].extent, total.axes[-1][1], dtype, target):
+    if len(loops) == 2 and (_weight_bytes(loops[c].extent, total.axes[-1][1], dtype)
+                            > HUGE_WEIGHT_L2S * target.l2_bytes):
         inner = Loop(row_var, ix.ceildiv(loops[r].extent, rows), (tile,))
         return Loop(col_var, ix.ceildiv(loops[c].extent, cols), (inner,), parallel=True)
     return _around(loops, {r: (row_var, rows), c: (col_var, cols)}, (tile,))
 
 
-def _streams_weight(cols: Expr, depth: Expr, dtype: DType, target: Target) -> bool:
-    """Whether x @ W^T's W (cols x depth) is so large (over HUGE_WEIGHT_L2S times L2) that
-    walking it once per row tile would stream it from memory: then the column tiles go outside,
-    each tile's rows of W stay in cache while x's rows pass (x [64, 4096] @ W [1000, 4096]^T,
-    16 MB, one core: 15.8 -> 6.5 ms; at 8 MB the two orders are even, at 4 MB rows outside win
-    by 8 %)."""
+def _weight_bytes(cols: Expr, depth: Expr, dtype: DType) -> int:
+    """The bytes of x @ W^T's W (cols x depth); 0 when a side is symbolic."""
     n, k = ix.int_value(cols), ix.int_value(depth)
-    return n is not None and k is not None and (
-        n * k * dtype.itemsize > HUGE_WEIGHT_L2S * target.l2_bytes)
+    return 0 if n is None or k is None else n * k * dtype.itemsize
 
 
 def _around(loops: list[Loop], tiled: dict[int, tuple[str, int] | None],

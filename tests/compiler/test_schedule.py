@@ -175,6 +175,28 @@ def test_a_huge_transposed_weight_puts_its_column_tiles_outside(monkeypatch, n, 
     assert [(lp.var, lp.parallel) for lp in loops] == [("i.1.tile", True), ("i.0.tile", False)]
 
 
+def test_a_weight_past_l2_takes_wider_tiles_along_the_sum():
+    """With 32 vector registers, x @ W^T whose W outgrows L2 gets WIDE_SUM_COLS columns per
+    tile (each x vector feeds more multiply-adds); a W in L2, or 16 registers, keep square
+    tiles."""
+    g = decompose(linear_t(70, 13))  # W: 13 x 70 floats, 3,640 bytes
+    for target, cols in ((Target(64, 32, l2_bytes=1024), schedule_module.WIDE_SUM_COLS),
+                         (Target(64, 32, l2_bytes=1 << 20), 4), (Target(32, 16, l2_bytes=1024), 3)):
+        tiles = [s for k in schedule(lower(g), target).kernels for s in statements(k.body)
+                 if isinstance(s, Tile)]
+        assert [(t.along, t.cols) for t in tiles] == [("sum", cols)]
+
+
+@pytest.mark.parametrize("n,m", [(5, 13), (9, 6), (1, 7)])
+def test_wide_tiles_along_the_sum_match_at_edges(monkeypatch, n, m):
+    """The wider tiles (here at any weight: every W taken as a terabyte, so its column tiles
+    also go outside) with rows and columns past the edge."""
+    monkeypatch.setattr(schedule_module, "_weight_bytes", lambda *_: 1 << 40)
+    rng = np.random.default_rng(n + m)
+    check(linear_t(300, m), {"x": rng.standard_normal((n, 300)).astype(np.float32),
+                             "w": rng.standard_normal((m, 300)).astype(np.float32)})
+
+
 @pytest.mark.parametrize("size,stride", [(9, 1), (20, 1), (7, 2)])
 def test_conv_weight_gradient_tiles(size, stride):
     g = Graph("dw")
