@@ -18,7 +18,7 @@ from dlg.ir import DType, Graph, TensorType
 from dlg.ir.dtypes import bfloat16  # a name only: no tensor has it (autocast's dtype)
 from dlg.ir.anomaly import detect_anomaly, is_anomaly_enabled, set_anomaly
 from dlg import autograd, data, nn, optim, utils
-from dlg import distributions
+from dlg import distributions, func
 from dlg import amp, backends, cuda
 from dlg.backends import get_float32_matmul_precision, set_float32_matmul_precision
 from dlg.frontend.amp import autocast, is_autocast_enabled
@@ -83,7 +83,7 @@ class accelerator:  # noqa: N801  (torch.accelerator spelling)
 __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameError",
            "DlgShapeError", "DlgSyntaxError", "DlgTypeError", "DlgValueError", "Executable",
            "Graph", "Model", "Tensor", "TensorType", "compile", "cuda", "data", "device",
-           "distributions", "load",
+           "distributions", "func", "load",
            "loads", "manual_seed", "nn", "no_grad", "optim", "save", "trace", "trace_train",
            "utils"]
 __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mode",

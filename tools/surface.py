@@ -63,6 +63,7 @@ def sections() -> dict[str, list[str]]:
     out["`dlg.nn.utils`"] = _dotted(nn.utils)
     out["`dlg.optim.swa_utils`"] = _public(optim.swa_utils.__all__)
     out["`dlg.distributions`"] = _public(dlg.distributions.__all__)
+    out["`dlg.func`"] = _public(dlg.func.__all__)
     scheduler = getattr(optim, "lr_scheduler", None)
     if scheduler is not None:
         out["`dlg.optim.lr_scheduler`"] = _public(

@@ -269,3 +269,74 @@ def test_module_zero_grad_and_register_module_as_torch(set_to_none):
         return [None if p.grad is None else p.grad.tolist() for p in m.parameters()]
 
     assert grads(dlg) == grads(torch)
+
+
+# torch.func.functional_call / torch.nn.utils.stateless.functional_call
+def _maml_step(lib, functional_call):
+    """Two inner SGD steps through functional_call with create_graph, the query loss
+    differentiated back to the parameters (second order), a buffer given too."""
+    lib.manual_seed(0)
+    net = _pair(lib).eval()
+    if lib is dlg:
+        net.load_state_dict({k: dlg.tensor(v.numpy()) for k, v in _TORCH_STATE.items()})
+    x = lib.tensor(np.linspace(-1, 1, 10, dtype=np.float32).reshape(5, 2))
+    y = lib.tensor(np.linspace(0, 1, 5, dtype=np.float32).reshape(5, 1))
+    params = dict(net.named_parameters())
+    buffers = {"1.running_mean": lib.full((3,), 0.25)}
+    for _ in range(2):
+        loss = lib.nn.functional.mse_loss(functional_call(net, (params, buffers), (x,)), y)
+        grads = lib.autograd.grad(loss, list(params.values()), create_graph=True)
+        params = {n: p - 0.1 * g for (n, p), g in zip(params.items(), grads)}
+    query = lib.nn.functional.mse_loss(functional_call(net, params, x * 2), y)
+    query.backward()
+    return query.item(), {n: p.grad.numpy() for n, p in net.named_parameters()}
+
+
+torch.manual_seed(0)
+_TORCH_STATE = _pair(torch).state_dict()
+
+
+@pytest.mark.parametrize("spelling", ["func", "stateless"])
+def test_functional_call_second_order_as_torch(spelling):
+    ours = (dlg.func.functional_call if spelling == "func"
+            else dlg.nn.utils.stateless.functional_call)
+    loss, grads = _maml_step(dlg, ours)
+    want_loss, want_grads = _maml_step(torch, torch.func.functional_call)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    for name, g in want_grads.items():
+        np.testing.assert_allclose(grads[name], g, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_functional_call_restores_the_module_and_ties_weights():
+    net = dlg.nn.Sequential(dlg.nn.Linear(2, 2, bias=False), dlg.nn.Linear(2, 2, bias=False))
+    net[1].weight = net[0].weight  # tied, as an embedding and its output layer
+    x = dlg.ones(1, 2)
+    before = net(x).detach().numpy()
+    eye = dlg.eye(2)
+    np.testing.assert_array_equal(dlg.func.functional_call(net, {"0.weight": eye}, x).numpy(),
+                                  [[1, 1]])
+    untied = dlg.func.functional_call(net, {"0.weight": eye}, (x,), tie_weights=False)
+    np.testing.assert_allclose(untied.detach().numpy(), (net[1].weight @ dlg.ones(2, 1)).T
+                               .detach().numpy(), rtol=1e-6)
+    with pytest.raises(dlg.DlgShapeError):
+        dlg.func.functional_call(net, {"0.weight": dlg.eye(3)}, x)  # fails inside forward
+    assert net[0].weight is net[1].weight and isinstance(net[0].weight, dlg.nn.Parameter)
+    np.testing.assert_array_equal(net(x).detach().numpy(), before)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda net, x: dlg.func.functional_call(net, {"2.weight": x}, x),
+     r"Sequential has no submodule '2' \(key '2.weight'\)"),
+    (lambda net, x: dlg.func.functional_call(net, {"0.scale": x}, x),
+     r"Linear has no parameter or buffer 'scale'"),
+    (lambda net, x: dlg.func.functional_call(net, ({"0.bias": x}, {"0.bias": x}), x),
+     r"multiple values for keys \['0.bias'\]"),
+    (lambda net, x: dlg.func.functional_call(net, {"0.bias": x}, x, strict=True),
+     r"Missing key\(s\): '0.weight', '1.bias'"),
+    (lambda net, x: dlg.func.functional_call(net, [1], x), r"expected a dict of name"),
+    (lambda net, x: dlg.func.functional_call(net, {"0.bias": 1.0}, x), r"must be tensors"),
+])
+def test_functional_call_bad_calls(call, pattern):
+    net = dlg.nn.Sequential(dlg.nn.Linear(2, 2), dlg.nn.BatchNorm1d(2))
+    with pytest.raises(dlg.DlgError, match=pattern):
+        call(net, dlg.ones(2))
