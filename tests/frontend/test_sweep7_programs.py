@@ -5,11 +5,14 @@ GRU-encoder/LSTM-decoder seq2seq with ignore_index, a mixture density network, a
 hand-written RK4, Gaussian-process regression on cdist/cholesky/cholesky_solve, multi-task heads
 in a ModuleDict with KLDiv/cosine-embedding/margin-ranking/Huber losses, label-smoothed weighted
 cross entropy with manual gradient accumulation, a torch.save/dlg.save round trip of a whole
-training state, a top-k mixture of experts), each written once over a `torch` argument and run
-on torch and on dlg from the same weights, data and random draws (sweep #5's harness).
+training state, a top-k mixture of experts, MAML through torch.func.functional_call), each
+written once over a `torch` argument and run on torch and on dlg from the same weights, data
+and random draws (sweep #5's harness); some also through dlg.compile (`side.compile`). Then
+three models written as .dlg files (sweep7/) driven through dlgc and dlg.load against PyTorch
+twins.
 
 Tolerances: the harness's rtol 1e-4 / atol 1e-5 (float32 sums in another order over a few
-training steps) unless a program says why it needs another."""
+training steps) unless a test says why it needs another."""
 
 from __future__ import annotations
 
@@ -835,6 +838,47 @@ def test_mixture_of_experts_compiled_needs_dense_routing():
     with pytest.raises(dlg.DlgValueError, match=r"nonzero's result has a shape that depends "
                                                  r"on the data.*fixed-size topk"):
         run_both(mixture_of_experts, compiled=True)
+
+
+
+# -- 11b. MAML on sine regression (Finn et al.): inner SGD steps through torch.func.
+#         functional_call with create_graph, the query losses differentiated to the meta
+#         parameters (second order), Adam on the meta batch -------------------------------------
+
+def maml(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    functional_call = torch.func.functional_call
+    model = side.weights(nn.Sequential(nn.Linear(1, 20), nn.ReLU(), nn.Linear(20, 20),
+                                       nn.ReLU(), nn.Linear(20, 1)))
+    meta_opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(83)
+    log: dict[str, list] = {"meta": [], "inner": [], "adapted": []}
+    for _ in range(3):
+        meta_opt.zero_grad()
+        total = 0.0
+        for _ in range(2):  # tasks: a sine's amplitude and phase
+            amp, phase = rng.uniform(0.1, 5), rng.uniform(0, np.pi)
+            xs, xq = (rng.uniform(-5, 5, (10, 1)).astype(np.float32) for _ in range(2))
+            ys, yq = ((amp * np.sin(v + phase)).astype(np.float32) for v in (xs, xq))
+            xs, ys, xq, yq = map(side.data, (xs, ys, xq, yq))
+            params = dict(model.named_parameters())
+            for _ in range(2):
+                loss = F.mse_loss(functional_call(model, params, (xs,)), ys)
+                g = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+                params = {n: p - 0.01 * gi for (n, p), gi in zip(params.items(), g)}
+                log["inner"].append(loss.item())
+            total = total + F.mse_loss(functional_call(model, params, xq), yq)
+        (total / 2).backward()
+        meta_opt.step()
+        log["meta"].append(total.item() / 2)
+    with torch.no_grad():
+        log["adapted"] = functional_call(model, params, xq).squeeze(1)
+    return {**log, "weights": model.state_dict(), "grads": grads(model)}
+
+
+def test_maml_functional_call_second_order():
+    run_both(maml)
 
 
 # -- 12. three models written as .dlg files (tests/frontend/sweep7/), driven as the README shows:
