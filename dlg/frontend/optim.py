@@ -37,10 +37,19 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], **defaults: Any):
         span = engine.caller_span()
-        foreach = defaults.pop("foreach", None)  # torch's choice of kernels, not of results
-        if foreach not in (None, True, False):
-            raise DlgTypeError(f"{self.name}: foreach is None, True or False, not {foreach!r}",
-                               span)
+        for kernels in ("foreach", "fused"):  # torch's choice of kernels, not of results
+            value = defaults.pop(kernels, None)
+            if value not in (None, True, False):
+                raise DlgTypeError(f"{self.name}: {kernels} is None, True or False, not "
+                                   f"{value!r}", span)
+        if defaults.pop("capturable", False) not in (None, False):
+            raise DlgValueError(f"{self.name}: capturable=True (steps a CUDA graph can capture) "
+                                f"needs CUDA parameters, as in torch; dlg's eager tensors live "
+                                f"on the CPU", span)
+        if defaults.pop("differentiable", False) not in (None, False):
+            raise DlgValueError(f"{self.name}: differentiable=True (autograd through the "
+                                f"optimizer's step) is not supported: dlg's steps update the "
+                                f"parameters outside the tape", span)
         self.defaults = self._defaults(defaults, span)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Tensor]] = {}

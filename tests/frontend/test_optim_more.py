@@ -119,12 +119,28 @@ NETWORK_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(NETWORK_CASES)]
 @pytest.mark.parametrize("name, options", NETWORK_CASES, ids=NETWORK_IDS)
 def test_a_small_network_trains_like_torch(name, options):
     ours, theirs, x, y = small_network()
-    opt = getattr(dlg.optim, name)(ours.parameters(), foreach=False, **options)
+    kernels = {"foreach": False, "capturable": False, "differentiable": False}  # torch's
+    opt = getattr(dlg.optim, name)(ours.parameters(), **kernels, **options)  # kernel options
     for _ in range(6):
         opt.zero_grad()
         dlg.nn.functional.mse_loss(ours(dlg.tensor(x)), dlg.tensor(y)).backward()
         opt.step()
     torch_steps(theirs, getattr(torch.optim, name)(theirs.parameters(), **options), x, y, 6)
+    assert_same_network(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "SGD", "Adagrad"])
+def test_fused_is_torchs_choice_of_kernels(name):
+    """fused=True (torch's CPU kernels for these four since 2.4; nanoGPT passes it) steps as
+    the unfused optimizer: accepted, same numbers."""
+    ours, theirs, x, y = small_network()
+    options = {"lr": 0.05, "fused": True}
+    opt = getattr(dlg.optim, name)(ours.parameters(), **options)
+    for _ in range(3):
+        opt.zero_grad()
+        dlg.nn.functional.mse_loss(ours(dlg.tensor(x)), dlg.tensor(y)).backward()
+        opt.step()
+    torch_steps(theirs, getattr(torch.optim, name)(theirs.parameters(), **options), x, y, 3)
     assert_same_network(ours, theirs)
 
 
@@ -236,7 +252,11 @@ def test_lbfgs_is_refused_by_a_traced_training_step():
      "Rprop: unknown hyper-parameter 'momentum'"),
     (lambda ps: dlg.optim.Rprop(ps, foreach="yes"), DlgTypeError, "foreach is None, True or"),
     (lambda ps: dlg.optim.ASGD(ps, weight_decay=-1), DlgTypeError, "bad value -1 for weight_d"),
-    (lambda ps: dlg.optim.ASGD(ps, capturable=True), DlgAttributeError, "'capturable'"),
+    (lambda ps: dlg.optim.ASGD(ps, capturable=True), DlgValueError,
+     "capturable=True .* needs CUDA parameters"),
+    (lambda ps: dlg.optim.Adam(ps, differentiable=True), DlgValueError,
+     r"differentiable=True \(autograd through the optimizer's step\) is not supported"),
+    (lambda ps: dlg.optim.AdamW(ps, fused="yes"), DlgTypeError, "fused is None, True or"),
     (lambda ps: dlg.optim.Adafactor(ps, d=0.5), DlgTypeError, "threshold >= 1"),
     (lambda ps: dlg.optim.Adafactor(ps, beta2_decay=0.5), DlgTypeError, "a number <= 0"),
     (lambda ps: dlg.optim.Adafactor(ps, eps=(-1.0, 1e-3)), DlgTypeError, "bad value .* for eps"),
