@@ -124,6 +124,16 @@ class Tensor:
             self._value, self.type, None, None, False, self.graph_value)
         return out
 
+    def detach_(self) -> Tensor:
+        """detach in place: this tensor becomes a leaf without gradient (truncated BPTT's
+        `hidden.detach_()`); traced, it holds the `stop_gradient` of its value from here on."""
+        tracer = engine.current_tracer()
+        if tracer is not None and tracer.owns(self):
+            tracer.rebind(self, tracer.cut(tracer.value_of(self)))
+            return self
+        self.record, self._requires_grad = None, False
+        return self
+
     # read as a slot (C speed: the engine reads it at every op), set through `_set_flag`
     requires_grad = property(attrgetter("_requires_grad"))
 

@@ -340,3 +340,38 @@ def test_functional_call_bad_calls(call, pattern):
     net = dlg.nn.Sequential(dlg.nn.Linear(2, 2), dlg.nn.BatchNorm1d(2))
     with pytest.raises(dlg.DlgError, match=pattern):
         call(net, dlg.ones(2))
+
+
+def test_state_dict_options_as_torch():
+    """keep_vars (the parameters themselves, as EMA and copying code read them), prefix and
+    destination, by keyword and in torch's deprecated positions."""
+    net = _pair(dlg)
+    kept = net.state_dict(keep_vars=True)
+    assert kept["0.weight"] is net[0].weight and kept["0.weight"].requires_grad
+    assert not net.state_dict()["0.weight"].requires_grad
+    into: dict = {"other": 1}
+    out = net.state_dict(destination=into, prefix="model.")
+    assert out is into and list(out)[1:] == ["model." + k for k in net.state_dict()]
+    theirs = _pair(torch).state_dict(None, "m.", True)
+    ours = net.state_dict(None, "m.", True)
+    assert list(ours) == list(theirs) and ours["m.0.weight"] is net[0].weight
+
+
+def test_detach_in_place_makes_a_leaf():
+    """hidden.detach_() between truncated-BPTT chunks: a leaf without gradient, same values;
+    traced, the gradient stops there."""
+    w = dlg.tensor([2.0], requires_grad=True)
+    h = w * 3
+    assert h.detach_() is h and h.is_leaf and not h.requires_grad and h.grad_fn is None
+    (h * w).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [6.0])
+
+    def f(x, w):
+        h = x * w
+        h.detach_()
+        return (h * w).sum()
+
+    x = np.ones(3, np.float32)
+    wt = dlg.tensor([2.0], requires_grad=True)
+    traced = dlg.trace(f, x, wt)
+    np.testing.assert_allclose(np.asarray(traced(x, np.float32([2.0]))), 12.0)

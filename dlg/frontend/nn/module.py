@@ -181,21 +181,34 @@ class Module(Hooks, ModuleAPI):
                 seen.add(id(t))
                 yield (f"{module_prefix}.{name}" if module_prefix else name), t
 
-    def state_dict(self) -> OrderedDict[str, Tensor]:
+    def state_dict(self, *args: Any, destination: Any = None, prefix: str = "",
+                   keep_vars: bool = False) -> OrderedDict[str, Tensor]:
         """Parameters and buffers by PyTorch name, in PyTorch's order (each module's own
-        parameters, then its buffers, then its children)."""
-        out: OrderedDict[str, Tensor] = OrderedDict()
-        self._state(out, "")
+        parameters, then its buffers, then its children), detached unless `keep_vars`; names
+        start with `prefix`; written into `destination` when given (torch's options)."""
+        if args:  # torch's deprecated positional (destination, prefix, keep_vars)
+            names = ("destination", "prefix", "keep_vars")
+            if len(args) > len(names):
+                raise DlgTypeError(f"state_dict() takes at most 3 positional arguments, got "
+                                   f"{len(args)}", engine.caller_span())
+            given = dict(zip(names, args))
+            destination = given.get("destination", destination)
+            prefix, keep_vars = given.get("prefix", prefix), given.get("keep_vars", keep_vars)
+        out: OrderedDict[str, Tensor] = OrderedDict() if destination is None else destination
+        self._state(out, prefix, keep_vars)
         return out
 
-    def _state(self, out: OrderedDict[str, Tensor], prefix: str) -> None:
+    def _state(self, out: OrderedDict[str, Tensor], prefix: str, keep_vars: bool = False
+               ) -> None:
         for name, p in self._parameters.items():
-            out[prefix + name] = p.detach()
+            if p is not None:
+                out[prefix + name] = p if keep_vars else p.detach()
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent:
-                out[prefix + name] = b.detach()
+                out[prefix + name] = b if keep_vars else b.detach()
         for name, child in self._modules.items():
-            child._state(out, f"{prefix}{name}.")
+            if child is not None:
+                child._state(out, f"{prefix}{name}.", keep_vars)
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True
                         ) -> IncompatibleKeys:
