@@ -375,3 +375,38 @@ def test_detach_in_place_makes_a_leaf():
     wt = dlg.tensor([2.0], requires_grad=True)
     traced = dlg.trace(f, x, wt)
     np.testing.assert_allclose(np.asarray(traced(x, np.float32([2.0]))), 12.0)
+
+
+FACTORY_MODULES = [
+    lambda nn, **k: nn.Linear(3, 4, bias=False, **k), lambda nn, **k: nn.Bilinear(2, 3, 4, **k),
+    lambda nn, **k: nn.Embedding(5, 3, **k), lambda nn, **k: nn.EmbeddingBag(5, 3, **k),
+    lambda nn, **k: nn.PReLU(**k), lambda nn, **k: nn.MultiheadAttention(4, 2, **k),
+    lambda nn, **k: nn.Conv2d(2, 3, 3, **k), lambda nn, **k: nn.ConvTranspose1d(2, 3, 3, **k),
+    lambda nn, **k: nn.BatchNorm2d(3, **k), lambda nn, **k: nn.GroupNorm(1, 3, **k),
+    lambda nn, **k: nn.InstanceNorm1d(3, affine=True, **k), lambda nn, **k: nn.LayerNorm(3, **k),
+    lambda nn, **k: nn.RMSNorm(3, **k), lambda nn, **k: nn.GRU(3, 4, **k),
+    lambda nn, **k: nn.LSTMCell(3, 4, **k),
+    lambda nn, **k: nn.TransformerEncoderLayer(4, 2, 8, **k),
+    lambda nn, **k: nn.Transformer(4, 2, 1, 1, 8, **k),
+]
+
+
+@pytest.mark.parametrize("make", FACTORY_MODULES)
+def test_modules_take_torchs_device_and_dtype(make):
+    """factory_kwargs as torch programs pass them (Llama-style blocks): the state_dict's
+    names and dtypes are torch's for dtype=float64; device must be the CPU."""
+    options = {"device": "cpu", "dtype": torch.float64}
+    theirs = {k: str(v.dtype).removeprefix("torch.")
+              for k, v in make(torch.nn, **options).state_dict().items()}
+    ours = make(dlg.nn, device=dlg.device("cpu"), dtype=dlg.float64)
+    assert {k: v.dtype.torch_name for k, v in ours.state_dict().items()} == theirs
+    assert all(v.dtype.torch_name != "float64" for v in make(dlg.nn, device=None).state_dict()
+               .values())
+    with pytest.raises(DlgValueError, match="device 'cuda'.*live on the CPU"):
+        make(dlg.nn, device="cuda")
+
+
+def test_lazy_linear_draws_its_parameters_in_its_dtype():
+    m = dlg.nn.LazyLinear(4, dtype=dlg.float64)
+    assert m(dlg.ones(2, 3, dtype=dlg.float64)).dtype == dlg.float64
+    assert m.weight.dtype == dlg.float64 and type(m) is dlg.nn.Linear

@@ -146,6 +146,7 @@ from dlg.frontend.nn.transformer import (  # noqa: F401
     TransformerEncoder,
     TransformerEncoderLayer,
 )
+from dlg.frontend.nn import factory_kwargs  # noqa: F401,E402  (device=, dtype= where torch's take them)
 
 # the modules (every public capitalised name above)
 __all__ = [name for name in dir() if name[0].isupper()]

@@ -13,6 +13,7 @@ from dlg.errors import DlgValueError
 from dlg.frontend import engine
 from dlg.frontend import functional as F
 from dlg.frontend import stateful
+from dlg.frontend.factory import on_cpu
 from dlg.frontend.nn.module import Module, init_parameter
 from dlg.frontend.tensor import Tensor, call
 
@@ -54,14 +55,20 @@ class LazyLinear(Linear):
     parameters and makes the module a plain Linear, as torch does. Until then it has no
     parameters (torch's are uninitialized), so give an optimizer its parameters after a call."""
 
-    def __init__(self, out_features: int, bias: bool = True):
+    def __init__(self, out_features: int, bias: bool = True, device: Any = None,
+                 dtype: Any = None):
         Module.__init__(self)
+        on_cpu(device)
         self.in_features, self.out_features, self._lazy_bias = 0, out_features, bias
+        self._lazy_dtype = dtype  # the parameters' dtype when they are drawn
 
     def forward(self, x: Tensor) -> Tensor:
         self._draw(x.shape[-1], self._lazy_bias)
-        del self._lazy_bias
+        dtype = self._lazy_dtype
+        del self._lazy_bias, self._lazy_dtype
         self.__class__ = Linear  # type: ignore[assignment]
+        if dtype is not None:
+            self.to(dtype)
         return self.forward(x)
 
     def extra_repr(self) -> str:
