@@ -15,12 +15,16 @@ from dlg.errors import (
     DlgValueError,
 )
 from dlg.ir import DType, Graph, TensorType
+from dlg.ir import DType as dtype  # torch.dtype: isinstance(x.dtype, dlg.dtype)
 from dlg.ir.dtypes import bfloat16  # a name only: no tensor has it (autocast's dtype)
 from dlg.ir.anomaly import detect_anomaly, is_anomaly_enabled, set_anomaly
 from dlg import autograd, data, nn, optim, utils
 from dlg import distributions, func
 from dlg import amp, backends, cuda
 from dlg.backends import get_float32_matmul_precision, set_float32_matmul_precision
+from dlg.backends.determinism import (are_deterministic_algorithms_enabled,
+                                      is_deterministic_algorithms_warn_only_enabled,
+                                      use_deterministic_algorithms)
 from dlg.frontend.amp import autocast, is_autocast_enabled
 from dlg import linalg
 from dlg.frontend import dense_linalg as _dense_linalg
@@ -29,10 +33,13 @@ from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
 from dlg.frontend.engine import (
     enable_grad,
     inference_mode,
+    initial_seed,
     manual_seed,
     no_grad,
     set_grad_enabled,
 )
+from dlg.frontend.rng_state import get_rng_state, seed, set_rng_state
+from dlg import random
 from dlg.frontend.engine import grad_enabled as is_grad_enabled
 from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional
@@ -97,5 +104,8 @@ __all__ += ["from_torch"]
 __all__ += ["autograd"]
 __all__ += ["amp", "autocast", "bfloat16", "is_autocast_enabled"]
 __all__ += ["Generator"]
+__all__ += ["get_rng_state", "initial_seed", "random", "seed", "set_rng_state"]
+__all__ += ["are_deterministic_algorithms_enabled", "dtype",
+            "is_deterministic_algorithms_warn_only_enabled", "use_deterministic_algorithms"]
 __all__ += ["Size", "backends", "get_float32_matmul_precision", "set_float32_matmul_precision"]
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]

@@ -80,11 +80,19 @@ def backward(tensors: Any, grad_tensors: Any = None, retain_graph: bool | None =
         out.backward(seed, retain_graph, create_graph, inputs)
 
 
+def Variable(data: Any, requires_grad: bool = False, volatile: bool = False) -> Tensor:  # noqa: N802
+    """torch.autograd.Variable, from before tensors carried gradients (PyTorch 0.3 code): a
+    tensor sharing `data`'s storage, requiring grad if asked (`volatile` is ignored, as in
+    torch since 0.4: use no_grad)."""
+    out = data.detach() if isinstance(data, Tensor) else Tensor(np.asarray(data))
+    return out.requires_grad_() if requires_grad else out
+
+
 # torch.autograd.functional (jacobian, hessian, vjp, ...) and gradcheck, written on `grad` above,
 # and torch.autograd.function's spelling of once_differentiable
 from dlg.autograd import function, functional  # noqa: E402
 from dlg.autograd.gradcheck import gradcheck, gradgradcheck  # noqa: E402
 
-__all__ = ["Function", "FunctionCtx", "backward", "detect_anomaly", "enable_grad", "function",
-           "functional", "grad", "gradcheck", "gradgradcheck", "inference_mode", "no_grad",
-           "once_differentiable", "set_detect_anomaly", "set_grad_enabled"]
+__all__ = ["Function", "FunctionCtx", "Variable", "backward", "detect_anomaly", "enable_grad",
+           "function", "functional", "grad", "gradcheck", "gradgradcheck", "inference_mode",
+           "no_grad", "once_differentiable", "set_detect_anomaly", "set_grad_enabled"]

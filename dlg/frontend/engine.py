@@ -143,14 +143,22 @@ class set_grad_enabled(_GradMode):  # noqa: N801
 
 
 def rng() -> np.random.Generator:
-    if not hasattr(_state, "rng"):
-        _state.rng = np.random.default_rng()
+    if not hasattr(_state, "rng"):  # unseeded: from fresh entropy, the seed kept (initial_seed)
+        manual_seed(int(np.random.SeedSequence().entropy) % 2 ** 63)
     return _state.rng
 
 
 def manual_seed(seed: int) -> None:
     """Seed dlg's eager random numbers (initialisers, randn, dropout)."""
     _state.rng = np.random.default_rng(seed)
+    _state.seed = int(seed)
+
+
+def initial_seed() -> int:
+    """The seed of dlg's eager random numbers (the last manual_seed, or the one drawn from
+    fresh entropy), as torch.initial_seed."""
+    rng()
+    return _state.seed
 
 
 @contextmanager

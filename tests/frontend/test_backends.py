@@ -90,3 +90,41 @@ def test_switches_change_no_number():
     dlg.set_float32_matmul_precision("medium")
     dlg.backends.cudnn.benchmark = True
     np.testing.assert_array_equal((dlg.tensor(a) @ dlg.tensor(b)).numpy(), before)
+
+
+def test_a_set_seed_helper_runs_as_written():
+    """The helper torch programs open with: CUDA seeding is silently nothing without CUDA (as
+    in torch), the determinism switch reads back, empty_cache does nothing."""
+    def set_seed(lib, seed):
+        lib.manual_seed(seed)
+        lib.cuda.manual_seed(seed)
+        lib.cuda.manual_seed_all(seed)
+        lib.backends.cudnn.deterministic = True
+        lib.backends.cudnn.benchmark = False
+        lib.use_deterministic_algorithms(True, warn_only=True)
+        lib.cuda.empty_cache()
+        return lib.are_deterministic_algorithms_enabled()
+
+    saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    try:
+        assert set_seed(dlg, 3) == set_seed(torch, 3) is True
+        assert dlg.is_deterministic_algorithms_warn_only_enabled()
+        with pytest.raises(dlg.DlgTypeError, match="mode must be a bool"):
+            dlg.use_deterministic_algorithms("yes")
+    finally:
+        dlg.use_deterministic_algorithms(False)
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved
+
+
+def test_legacy_variable_and_dtype_class():
+    """torch.autograd.Variable (0.3-era code) gives a tensor sharing the data; torch.dtype is
+    the class of the dtypes."""
+    data = dlg.ones(3)
+    v = dlg.autograd.Variable(data, requires_grad=True)
+    assert v.requires_grad and not data.requires_grad and v.is_leaf
+    with dlg.no_grad():
+        data.mul_(2)
+    np.testing.assert_array_equal(v.detach().numpy(), [2, 2, 2])
+    assert isinstance(dlg.float32, dlg.dtype) and isinstance(v.dtype, dlg.dtype)
+    assert not dlg.autograd.Variable(dlg.ones(1)).requires_grad

@@ -145,3 +145,28 @@ def test_bad_generator_arguments():
         dlg.zeros(2, generator=dlg.Generator())
     with pytest.raises(dlg.DlgValueError, match="get_state"):
         dlg.Generator().set_state({"nonsense": 1})
+
+
+def test_global_rng_state_round_trips_as_torch_programs_use_it(tmp_path):
+    """get_rng_state / set_rng_state replay the draws that followed (what a checkpoint keeps,
+    through torch.save and dlg.save); fork_rng leaves the state alone; initial_seed is the
+    last manual_seed, seed() a fresh one that initial_seed then reports."""
+    dlg.manual_seed(11)
+    assert dlg.initial_seed() == dlg.random.initial_seed() == 11
+    dlg.randn(3)
+    state = dlg.get_rng_state()
+    want = [dlg.randn(4).numpy(), dlg.rand(2).numpy(), dlg.randperm(5).numpy()]
+    dlg.save({"rng": state}, tmp_path / "a.pt")
+    torch.save({"rng": torch.from_numpy(state.numpy())}, tmp_path / "b.pt")
+    for path in ("a.pt", "b.pt"):
+        dlg.random.set_rng_state(dlg.load(tmp_path / path)["rng"])
+        with dlg.random.fork_rng():
+            dlg.randn(100)
+        got = [dlg.randn(4).numpy(), dlg.rand(2).numpy(), dlg.randperm(5).numpy()]
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    assert dlg.initial_seed() == 11
+    fresh = dlg.seed()
+    assert dlg.initial_seed() == fresh and isinstance(fresh, int)
+    with pytest.raises(dlg.DlgTypeError, match=r"expected the int64 tensor \[6\]"):
+        dlg.set_rng_state(torch.get_rng_state())
