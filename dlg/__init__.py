@@ -29,7 +29,7 @@ from dlg.frontend.amp import autocast, is_autocast_enabled
 from dlg import linalg
 from dlg.frontend import dense_linalg as _dense_linalg
 from dlg.frontend import linalg_more as _linalg_more
-from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo
+from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo, set_default_dtype
 from dlg.frontend.engine import (
     enable_grad,
     inference_mode,
@@ -94,6 +94,7 @@ __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameE
            "loads", "manual_seed", "nn", "no_grad", "optim", "save", "trace", "trace_train",
            "utils"]
 __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mode",
+            "set_default_dtype",
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
 __all__ += ["linalg", *_linalg_more.TOP_LEVEL]

@@ -1,11 +1,12 @@
-"""PyTorch's dtype queries: `dlg.finfo`, `dlg.iinfo`, `dlg.get_default_dtype`. The numbers are
-NumPy's (the arrays eager tensors hold), as Python floats and ints like torch's."""
+"""PyTorch's dtype queries: `dlg.finfo`, `dlg.iinfo`, `dlg.get_default_dtype` (and
+`set_default_dtype`, float32 only). The numbers are NumPy's (the arrays eager tensors hold), as
+Python floats and ints like torch's."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from dlg.errors import DlgTypeError
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.tensor import checked
 from dlg.functions.creation import dtype_arg
@@ -15,6 +16,17 @@ from dlg.ir.dtypes import DType
 def get_default_dtype() -> DType:
     """The dtype of tensors made from Python floats: float32, as in PyTorch."""
     return DType.f32
+
+
+def set_default_dtype(d: object) -> None:
+    """torch's switch of the default float dtype: float32 only (dlg's factories and
+    initialisers make float32); another is a DlgValueError naming the ways to float64."""
+    dtype = checked(dtype_arg, d, "set_default_dtype(): d")
+    if dtype != DType.f32:
+        raise DlgValueError(f"set_default_dtype({dtype!r}): dlg's default float dtype is "
+                            f"float32 and cannot be changed; make {dtype!r} tensors with "
+                            f"dtype={dtype!r}, .to({dtype!r}) or model.to({dtype!r})",
+                            engine.caller_span())
 
 
 def _dtype(dtype: object, floats: bool, what: str) -> DType:

@@ -20,7 +20,7 @@ from dlg.frontend.methods import binary, promote
 from dlg.frontend.tensor import Tensor, call, checked, index, op
 from dlg.functions.creation import dtype_arg
 from dlg.functions.shape import split_sizes
-from dlg.ir.dtypes import DType
+from dlg.ir.dtypes import DType, bfloat16
 from dlg.ir.ops.elementwise import WHERE
 
 
@@ -87,6 +87,7 @@ def _conversion(name: str, dtype: DType) -> None:
 for _name, _dtype in {"float": DType.f32, "double": DType.f64, "half": DType.f16,
                       "long": DType.i64, "int": DType.i32, "bool": DType.bool}.items():
     _conversion(_name, _dtype)
+_conversion("bfloat16", bfloat16)  # type: ignore[arg-type]  (to() says dlg has none)
 
 
 @method

@@ -410,3 +410,49 @@ def test_lazy_linear_draws_its_parameters_in_its_dtype():
     m = dlg.nn.LazyLinear(4, dtype=dlg.float64)
     assert m(dlg.ones(2, 3, dtype=dlg.float64)).dtype == dlg.float64
     assert m.weight.dtype == dlg.float64 and type(m) is dlg.nn.Linear
+
+
+def test_load_state_dict_assign_as_torch():
+    """assign=True: the given tensors become the parameters (their dtype kept, requires_grad
+    the old parameters'), buffers too; the module's outputs are the state's."""
+    theirs = _pair(torch).double()
+    ours = _pair(dlg)
+    old = ours[0].weight
+    ours[0].weight.requires_grad_(False)
+    result = ours.load_state_dict(theirs.state_dict(), assign=True)
+    assert result.missing_keys == result.unexpected_keys == []
+    assert ours[0].weight is not old and isinstance(ours[0].weight, dlg.nn.Parameter)
+    assert ours[0].weight.dtype == dlg.float64 and not ours[0].weight.requires_grad
+    assert ours[2].weight.requires_grad and ours[1].running_var.dtype == dlg.float64
+    x = np.linspace(-1, 1, 8).reshape(4, 2)
+    ours.eval(), theirs.eval()
+    np.testing.assert_allclose(ours(dlg.tensor(x)).detach().numpy(),
+                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-12)
+
+
+def test_dtype_switches_name_what_dlg_lacks():
+    dlg.set_default_dtype(dlg.float32)
+    assert dlg.get_default_dtype() == dlg.float32
+    with pytest.raises(DlgValueError, match=r"default float dtype is float32 and cannot be "
+                                            r"changed; make dlg.float64 tensors with dtype="):
+        dlg.set_default_dtype(dlg.float64)
+    with pytest.raises(DlgTypeError, match="dlg has no bfloat16 tensors"):
+        dlg.ones(2).bfloat16()
+
+
+def test_init_functions_draw_from_a_generator():
+    """torch's nn.init take generator=: the same seed gives the same weights, another seed
+    other ones, and dlg's own generator is left alone."""
+    def draw(fn, seed, *args):
+        return fn(dlg.empty(4, 5), *args, generator=dlg.Generator().manual_seed(seed)).numpy()
+
+    init = dlg.nn.init
+    for fn, args in [(init.uniform_, (-1, 1)), (init.normal_, (0, 2)), (init.xavier_uniform_, ()),
+                     (init.xavier_normal_, ()), (init.kaiming_uniform_, ()),
+                     (init.kaiming_normal_, ()), (init.trunc_normal_, (0, 0.02)),
+                     (init.orthogonal_, ()), (init.sparse_, (0.5,))]:
+        dlg.manual_seed(1)
+        state = dlg.get_rng_state().numpy()
+        np.testing.assert_array_equal(draw(fn, 3, *args), draw(fn, 3, *args))
+        assert not np.array_equal(draw(fn, 3, *args), draw(fn, 4, *args)), fn.__name__
+        np.testing.assert_array_equal(dlg.get_rng_state().numpy(), state)

@@ -210,11 +210,12 @@ class Module(Hooks, ModuleAPI):
             if child is not None:
                 child._state(out, f"{prefix}{name}.", keep_vars)
 
-    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True
-                        ) -> IncompatibleKeys:
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> IncompatibleKeys:
         """Copy the values of `state` into the parameters and buffers of the same names; with
         `strict`, every name must match both ways. The names that did not, as torch returns
-        them."""
+        them. `assign` (torch's): the values become the parameters and buffers themselves
+        (their dtypes kept, each parameter's requires_grad the old one's), not copies."""
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -231,8 +232,21 @@ class Module(Hooks, ModuleAPI):
             if array.shape != target.shape:
                 raise DlgValueError(f"{k}: expected shape {list(target.shape)}, got "
                                     f"{list(array.shape)}", engine.caller_span())
-            np.copyto(target.numpy_view(), array, casting="same_kind")
+            if assign:
+                self._assign(k, value if isinstance(value, Tensor) else Tensor(array.copy()))
+            else:
+                np.copyto(target.numpy_view(), array, casting="same_kind")
         return IncompatibleKeys(missing, unexpected)
+
+    def _assign(self, name: str, value: Tensor) -> None:
+        """load_state_dict(assign=True)'s swap of the parameter or buffer `name`."""
+        path, _, leaf = name.rpartition(".")
+        owner = self.get_submodule(path)
+        if leaf in owner._parameters:
+            old = owner._parameters[leaf]
+            owner._parameters[leaf] = Parameter(value.detach(), old.requires_grad)
+        else:
+            owner._buffers[leaf] = value.detach()
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
