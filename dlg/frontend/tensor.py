@@ -35,6 +35,21 @@ from dlg.ir.ops.opdef import REQUIRED, OpDef, Trait
 from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
 
+_NO_DATA = object()
+
+
+def _legacy_sized(first: Any, sizes: tuple[Any, ...]) -> np.ndarray:
+    """torch.Tensor(d0, d1, ...): zeros of that shape (torch leaves them uninitialised, and
+    programs fill them: nn.Parameter(torch.Tensor(out, in)) then an initialiser)."""
+    dims = (first, *sizes)
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+               for d in dims):
+        raise DlgTypeError(f"Tensor(*sizes): expected non-negative ints, got {dims!r} (give the "
+                           f"data as one list, or requires_grad= by keyword)",
+                           engine.caller_span())
+    return np.zeros(tuple(int(d) for d in dims), np.float32)
+
+
 class MaxResult(NamedTuple):
     values: Tensor
     indices: Tensor
@@ -43,8 +58,12 @@ class MaxResult(NamedTuple):
 class Tensor:
     __slots__ = ("_value", "type", "record", "_requires_grad", "grad", "graph_value", "__weakref__")
 
-    def __init__(self, value: Any, requires_grad: bool = False,
+    def __init__(self, value: Any = _NO_DATA, *sizes: Any, requires_grad: bool = False,
                  record: engine.Record | None = None, dtype: DType | None = None):
+        if value is _NO_DATA:  # torch's Tensor(): an empty float32 tensor
+            value, dtype = np.zeros(0, np.float32), dtype or DType.f32
+        elif sizes:  # torch's legacy Tensor(2, 3): float32 of that shape (torch's uninitialised)
+            value = _legacy_sized(value, sizes)
         array = _as_array(value, dtype)
         self._value = array
         self.type = TensorType(DType.of(array), array.shape)

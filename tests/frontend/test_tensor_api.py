@@ -531,3 +531,17 @@ TORCH_DTYPES = [
 def test_torch_dtypes_are_refused_with_dlgs_spelling(fn, message):
     with pytest.raises(dlg.DlgTypeError, match=r"PyTorch's torch\.\w+; " + re.escape(message)):
         fn()
+
+
+def test_legacy_sized_constructor_as_torch():
+    """torch.Tensor(out, in) (pre-1.0 layers: nn.Parameter(torch.Tensor(out, in)) and then an
+    initialiser) is float32 of that shape; torch.Tensor() an empty float32 tensor."""
+    for sizes in [(6, 4), (2, 3, 4), (0, 3)]:
+        ours, theirs = dlg.Tensor(*sizes), torch.Tensor(*sizes)
+        assert tuple(ours.shape) == tuple(theirs.shape) and ours.dtype == dlg.float32
+    assert tuple(dlg.Tensor().shape) == tuple(torch.Tensor().shape) == (0,)
+    weight = dlg.nn.Parameter(dlg.Tensor(3, 2))
+    dlg.nn.init.kaiming_uniform_(weight, a=5 ** 0.5)
+    assert weight.requires_grad and weight.shape == (3, 2) and weight.detach().numpy().any()
+    with pytest.raises(dlg.DlgTypeError, match=r"Tensor\(\*sizes\): expected non-negative ints"):
+        dlg.Tensor(2, "a")

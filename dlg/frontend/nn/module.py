@@ -25,7 +25,8 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True):
-        super().__init__(data.numpy_view() if isinstance(data, Tensor) else data, requires_grad)
+        super().__init__(data.numpy_view() if isinstance(data, Tensor) else data,
+                         requires_grad=requires_grad)
 
 
 def init_parameter(name: str, shape: tuple[int, ...], *args: Any, **kwargs: Any) -> Parameter:
