@@ -236,6 +236,9 @@ class Tracer:
         self.views: dict[int, tuple[Tensor, Tensor, OpDef, dict[str, Any], int, Value]] = {}
         self.layer_calls: list[LayerCall] = []
         self.cuts: dict[Value, Value] = {}  # value -> itself without gradient (stop_gradient)
+        self.params: dict[int, Value] = {}  # id(parameter) -> its param node's value
+        # id(alias) -> (alias, base): `base.data` taken in the trace, which writes reach
+        self.aliases: dict[int, tuple[Tensor, Tensor]] = {}
 
     def update(self, buffer: Tensor, value: Tensor, what: str = "a running statistic") -> None:
         """Record a module buffer's next value (batch-norm running statistics) as a graph
@@ -305,10 +308,12 @@ class Tracer:
             t.graph_value = value
             return
         if id(t) in self.names:
-            name = self.names[id(t)][0]
+            name, trainable = self.names[id(t)]
             self.value_of(t)  # its param node exists
             self.graph.updates = [u for u in self.graph.updates if u[0] != name]
             self.graph.updates.append((name, value))
+            if trainable and value is not self.params[id(t)]:
+                value = self._still_the_leaf(self.params[id(t)], value)
         else:
             self.constants.append(t)
             self.rebound.add(id(t))
@@ -324,10 +329,23 @@ class Tracer:
             if id(t) in self.names:
                 name, trainable = self.names[id(t)]
                 self.values[id(t)] = self.builder.param(name, t.type, trainable=trainable)
+                self.params[id(t)] = self.values[id(t)]
             else:
                 self.constants.append(t)
                 self.values[id(t)] = self.builder.constant(t.numpy_view(), t.type.dtype)
         return self.values[id(t)]
+
+    def _still_the_leaf(self, param: Value, value: Value) -> Value:
+        """A trainable parameter written in place (under no_grad, or through `.data`: torch
+        refuses other writes to a leaf) as later ops read it: the new value, with the gradient
+        going to the parameter itself, param + stop_gradient(value - param), as torch's
+        autograd differentiates the leaf whatever was written into it."""
+        with self.builder.at(caller_span()):
+            return self.builder.add(param, self.cut(self.builder.sub(value, param)))
+
+    def alias(self, alias: Tensor, base: Tensor) -> None:
+        """`alias` is `base.data` taken in the trace: an in-place op on it writes base."""
+        self.aliases[id(alias)] = (alias, base)
 
     def read(self, t: Tensor) -> Value:
         """t's value as an op reads it: with gradients off (no_grad), cut from the gradient path

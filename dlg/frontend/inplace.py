@@ -225,7 +225,13 @@ def put_view(base: Tensor, view_op: Any, attrs: dict[str, Any], index: int, valu
 
 # ---- tracing ------------------------------------------------------------------------------------
 def _rebind_traced(tracer: engine.Tracer, x: Tensor, new: Tensor) -> None:
-    """x holds `new` from here on in the trace; a traced view puts it back into its base."""
+    """x holds `new` from here on in the trace; a traced view puts it back into its base, and
+    `base.data` writes its base."""
+    alias = tracer.aliases.get(id(x))
+    if alias is not None and alias[0] is x:
+        _rebind_traced(tracer, alias[1], new)
+        tracer.rebind(x, tracer.value_of(new))
+        return
     view = tracer.views.get(id(x))
     if view is not None and view[0] is x:
         _, base, view_op, attrs, index, _ = view

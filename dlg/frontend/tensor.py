@@ -123,11 +123,27 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        """The same storage, detached from autograd (assigning it replaces the values)."""
-        return self.detach()
+        """The same storage, detached from autograd (assigning it replaces the values); traced,
+        an in-place op on it writes this tensor (PixelCNN's `self.weight.data *= mask`)."""
+        out = self.detach()
+        tracer = engine.current_tracer()
+        if tracer is not None and out.graph_value is not None and tracer.owns(self):
+            tracer.alias(out, self)
+        return out
 
     @data.setter
     def data(self, value: Tensor) -> None:
+        tracer = engine.current_tracer()
+        if tracer is not None and isinstance(value, Tensor) and (
+                value.graph_value is not None or tracer.owns(self)):
+            alias = tracer.aliases.get(id(value))
+            if alias is not None and alias[1] is self:
+                return  # `x.data *= m` assigns back what the in-place op already wrote
+            if value.type != self.type:
+                raise DlgValueError(f"x.data = {value.type} on {self.type} while tracing: a "
+                                    f"traced tensor keeps its type", engine.caller_span())
+            tracer.rebind(self, tracer.cut(tracer.value_of(value)))
+            return
         self._value = _as_array(value, self.type.dtype).copy()
         self.type = TensorType(self.type.dtype, self._value.shape)
 

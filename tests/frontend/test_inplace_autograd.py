@@ -268,3 +268,50 @@ def test_backward_through_a_tape_older_than_an_optimizer_step_is_refused():
         error = RuntimeError if lib is torch else dlg.DlgValueError
         with pytest.raises(error, match="modified by an inplace operation"):
             second.backward()
+
+
+def _masked_conv(lib, how):
+    """PixelCNN's masked convolution: the weight masked in place inside forward."""
+    class MaskedConv2d(lib.nn.Conv2d):
+        def __init__(self):
+            super().__init__(1, 2, 3, padding=1, bias=False)
+            self.register_buffer("mask", lib.ones(2, 1, 3, 3))
+            self.mask[:, :, 1, 1:] = 0
+            self.mask[:, :, 2:] = 0
+
+        def forward(self, x):
+            if how == "data":
+                self.weight.data *= self.mask
+            elif how == "data_assign":
+                self.weight.data = self.weight.data * self.mask
+            else:
+                with lib.no_grad():
+                    self.weight.mul_(self.mask)
+            return super().forward(x)
+    return MaskedConv2d()
+
+
+@pytest.mark.parametrize("how", ["no_grad", "data", "data_assign"])
+def test_parameter_written_in_place_in_a_compiled_forward_is_still_the_leaf(how):
+    """A parameter masked in place in forward (under no_grad, `w.data *= m` or `w.data = ...`):
+    traced and compiled, later ops read the masked value and the gradient reaches the
+    parameter, as torch's autograd treats the leaf (it was cut off, and `.data` writes were
+    lost or corrupted the parameter, in a trace)."""
+    theirs = _masked_conv(torch, how)
+    start = {k: dlg.tensor(v.numpy().copy()) for k, v in theirs.state_dict().items()}
+    x = RNG.standard_normal((2, 1, 4, 4)).astype(np.float32)
+    want = theirs(torch.tensor(x))
+    (want ** 2).sum().backward()
+    traced = _masked_conv(dlg, how)
+    traced.load_state_dict(start)
+    np.testing.assert_allclose(np.asarray(dlg.trace(traced, x)(x)), want.detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    ours = _masked_conv(dlg, how)
+    ours.load_state_dict(start)
+    got = dlg.compile(ours)(dlg.tensor(x))
+    (got ** 2).sum().backward()
+    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ours.weight.detach().numpy(), theirs.weight.detach().numpy())
