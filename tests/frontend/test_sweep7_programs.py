@@ -5,7 +5,8 @@ GRU-encoder/LSTM-decoder seq2seq with ignore_index, a mixture density network, a
 hand-written RK4, Gaussian-process regression on cdist/cholesky/cholesky_solve, multi-task heads
 in a ModuleDict with KLDiv/cosine-embedding/margin-ranking/Huber losses, label-smoothed weighted
 cross entropy with manual gradient accumulation, a torch.save/dlg.save round trip of a whole
-training state, a top-k mixture of experts, MAML through torch.func.functional_call), each
+training state, a top-k mixture of experts, MAML through torch.func.functional_call, DDPM,
+a VQ-VAE with an EMA codebook, PixelCNN's masked convolutions), each
 written once over a `torch` argument and run on torch and on dlg from the same weights, data
 and random draws (sweep #5's harness); some also through dlg.compile (`side.compile`). Then
 three models written as .dlg files (sweep7/) driven through dlgc and dlg.load against PyTorch
@@ -841,9 +842,9 @@ def test_mixture_of_experts_compiled_needs_dense_routing():
 
 
 
-# -- 11b. MAML on sine regression (Finn et al.): inner SGD steps through torch.func.
-#         functional_call with create_graph, the query losses differentiated to the meta
-#         parameters (second order), Adam on the meta batch -------------------------------------
+# -- 12. MAML on sine regression (Finn et al.): inner SGD steps through torch.func.
+#        functional_call with create_graph, the query losses differentiated to the meta
+#        parameters (second order), Adam on the meta batch --------------------------------------
 
 def maml(side: Side5) -> dict:
     torch = side.lib
@@ -881,7 +882,231 @@ def test_maml_functional_call_second_order():
     run_both(maml)
 
 
-# -- 12. three models written as .dlg files (tests/frontend/sweep7/), driven as the README shows:
+# -- 13. DDPM (the annotated-diffusion recipe): a linear beta schedule and its cumprod, the
+#        schedule gathered at drawn timesteps, sinusoidal time embeddings, GroupNorm + SiLU, the
+#        ancestral sampling loop on replayed noise -----------------------------------------------
+
+def ddpm(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    T = 50
+    betas = torch.linspace(1e-4, 0.02, T)
+    alphas = 1.0 - betas
+    alphas_cumprod = torch.cumprod(alphas, dim=0)
+    alphas_cumprod_prev = F.pad(alphas_cumprod[:-1], (1, 0), value=1.0)
+    sqrt_recip_alphas = torch.sqrt(1.0 / alphas)
+    sqrt_alphas_cumprod = torch.sqrt(alphas_cumprod)
+    sqrt_one_minus_alphas_cumprod = torch.sqrt(1.0 - alphas_cumprod)
+    posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+
+    def extract(a, t, x_shape):
+        out = a.gather(-1, t)
+        return out.reshape(t.shape[0], *((1,) * (len(x_shape) - 1)))
+
+    class SinusoidalPositionEmbeddings(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.dim = dim
+
+        def forward(self, time):
+            half_dim = self.dim // 2
+            embeddings = math.log(10000) / (half_dim - 1)
+            embeddings = torch.exp(torch.arange(half_dim) * -embeddings)
+            embeddings = time[:, None] * embeddings[None, :]
+            return torch.cat((embeddings.sin(), embeddings.cos()), dim=-1)
+
+    class Denoiser(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.time_mlp = nn.Sequential(SinusoidalPositionEmbeddings(16), nn.Linear(16, 32),
+                                          nn.GELU(), nn.Linear(32, 32))
+            self.inp = nn.Conv2d(1, 8, 3, padding=1)
+            self.t_proj = nn.Linear(32, 8)
+            self.block = nn.Sequential(nn.GroupNorm(2, 8), nn.SiLU(),
+                                       nn.Conv2d(8, 8, 3, padding=1))
+            self.out = nn.Conv2d(8, 1, 1)
+
+        def forward(self, x, t):
+            h = self.inp(x) + self.t_proj(self.time_mlp(t.float()))[:, :, None, None]
+            return self.out(h + self.block(h))
+
+    rng = np.random.default_rng(84)
+    x0 = side.data((rng.random((6, 1, 8, 8)) > 0.5).astype(np.float32) * 2 - 1)
+    net = side.weights(Denoiser())
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    model = side.compile(net)
+    losses = []
+    for _ in range(3):
+        t = side.draw(torch.randint, 0, T, (6,))
+        noise = side.draw(torch.randn_like, x0)
+        x_noisy = (extract(sqrt_alphas_cumprod, t, x0.shape) * x0
+                   + extract(sqrt_one_minus_alphas_cumprod, t, x0.shape) * noise)
+        loss = F.smooth_l1_loss(noise, model(x_noisy, t))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        img = side.draw(torch.randn, 2, 1, 8, 8)
+        for i in reversed(range(0, T, 10)):
+            t = torch.full((2,), i, dtype=torch.long)
+            model_mean = extract(sqrt_recip_alphas, t, img.shape) * (
+                img - extract(betas, t, img.shape) * model(img, t)
+                / extract(sqrt_one_minus_alphas_cumprod, t, img.shape))
+            if i == 0:
+                img = model_mean
+            else:
+                noise = side.draw(torch.randn_like, img)
+                img = model_mean + torch.sqrt(extract(posterior_variance, t, img.shape)) * noise
+    return {"losses": losses, "samples": img, "posterior_variance": posterior_variance,
+            "weights": net.state_dict(), "grads": grads(net)}
+
+
+@COMPILED_FULL
+def test_ddpm(compiled):
+    run_both(ddpm, compiled=compiled)
+
+
+# -- 14. VQ-VAE with an EMA codebook (zalandoresearch's notebook): distances by expansion,
+#        argmin, one-hot by scatter_, the straight-through estimator, codebook buffers and
+#        parameters re-assigned every step, legacy torch.Tensor(n, d) parameters --------------
+
+def vq_vae(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+
+    class VectorQuantizerEMA(nn.Module):
+        def __init__(self, num_embeddings, embedding_dim, commitment_cost, decay,
+                     epsilon=1e-5):
+            super().__init__()
+            self._embedding_dim = embedding_dim
+            self._num_embeddings = num_embeddings
+            self._embedding = nn.Embedding(num_embeddings, embedding_dim)
+            self._embedding.weight.data.normal_()
+            self._commitment_cost = commitment_cost
+            self.register_buffer("_ema_cluster_size", torch.zeros(num_embeddings))
+            self._ema_w = nn.Parameter(torch.Tensor(num_embeddings, embedding_dim))
+            self._ema_w.data.normal_()
+            self._decay = decay
+            self._epsilon = epsilon
+
+        def forward(self, inputs):
+            inputs = inputs.permute(0, 2, 3, 1).contiguous()
+            input_shape = inputs.shape
+            flat_input = inputs.view(-1, self._embedding_dim)
+            distances = (torch.sum(flat_input ** 2, dim=1, keepdim=True)
+                         + torch.sum(self._embedding.weight ** 2, dim=1)
+                         - 2 * torch.matmul(flat_input, self._embedding.weight.t()))
+            encoding_indices = torch.argmin(distances, dim=1).unsqueeze(1)
+            encodings = torch.zeros(encoding_indices.shape[0], self._num_embeddings)
+            encodings.scatter_(1, encoding_indices, 1)
+            quantized = torch.matmul(encodings, self._embedding.weight).view(input_shape)
+            if self.training:
+                self._ema_cluster_size = (self._ema_cluster_size * self._decay
+                                          + (1 - self._decay) * torch.sum(encodings, 0))
+                n = torch.sum(self._ema_cluster_size.data)
+                self._ema_cluster_size = ((self._ema_cluster_size + self._epsilon)
+                                          / (n + self._num_embeddings * self._epsilon) * n)
+                dw = torch.matmul(encodings.t(), flat_input)
+                self._ema_w = nn.Parameter(self._ema_w * self._decay + (1 - self._decay) * dw)
+                self._embedding.weight = nn.Parameter(
+                    self._ema_w / self._ema_cluster_size.unsqueeze(1))
+            e_latent_loss = F.mse_loss(quantized.detach(), inputs)
+            loss = self._commitment_cost * e_latent_loss
+            quantized = inputs + (quantized - inputs).detach()
+            avg_probs = torch.mean(encodings, dim=0)
+            perplexity = torch.exp(-torch.sum(avg_probs * torch.log(avg_probs + 1e-10)))
+            return loss, quantized.permute(0, 3, 1, 2).contiguous(), perplexity, encodings
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Sequential(nn.Conv2d(1, 8, 4, stride=2, padding=1), nn.ReLU(),
+                                     nn.Conv2d(8, 4, 3, padding=1))
+            self.vq = VectorQuantizerEMA(6, 4, 0.25, 0.9)
+            self.dec = nn.Sequential(nn.ConvTranspose2d(4, 8, 4, stride=2, padding=1),
+                                     nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1))
+
+        def forward(self, x):
+            loss, quantized, perplexity, encodings = self.vq(self.enc(x))
+            return loss, self.dec(quantized), perplexity, encodings
+
+    rng = np.random.default_rng(85)
+    x = side.data(rng.standard_normal((4, 1, 8, 8)).astype(np.float32))
+    model = side.weights(Model())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=False)
+    log: dict[str, list] = {"loss": [], "perplexity": [], "codes": []}
+    for _ in range(3):
+        optimizer.zero_grad()
+        vq_loss, recon, perplexity, encodings = model(x)
+        loss = F.mse_loss(recon, x) + vq_loss
+        loss.backward()
+        optimizer.step()
+        log["loss"].append(loss.item())
+        log["perplexity"].append(perplexity.item())
+        log["codes"].append(encodings.argmax(1))
+    return {**log, "weights": model.state_dict(), "grads": grads(model)}
+
+
+def test_vq_vae_ema_codebook():
+    run_both(vq_vae)
+
+
+# -- 15. PixelCNN (pytorch-generative-model-collections): masked convolutions whose weight is
+#        multiplied by a mask buffer in place in forward, 4-way pixel classification, and
+#        autoregressive sampling pixel by pixel into a preallocated image --------------------
+
+def pixel_cnn(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+
+    class MaskedConv2d(nn.Conv2d):
+        def __init__(self, mask_type, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.register_buffer("mask", self.weight.data.clone())
+            _, _, kH, kW = self.weight.size()
+            self.mask.fill_(1)
+            self.mask[:, :, kH // 2, kW // 2 + (mask_type == "B"):] = 0
+            self.mask[:, :, kH // 2 + 1:] = 0
+
+        def forward(self, x):
+            self.weight.data *= self.mask
+            return super().forward(x)
+
+    fm = 8
+    plain = side.weights(nn.Sequential(
+        MaskedConv2d("A", 1, fm, 5, 1, 2, bias=False), nn.BatchNorm2d(fm), nn.ReLU(True),
+        MaskedConv2d("B", fm, fm, 5, 1, 2, bias=False), nn.BatchNorm2d(fm), nn.ReLU(True),
+        nn.Conv2d(fm, 4, 1)))
+    net = side.compile(plain)
+    rng = np.random.default_rng(86)
+    pixels = rng.integers(0, 4, (4, 1, 6, 6))
+    inputs, target = side.data((pixels / 3.0).astype(np.float32)), side.data(pixels[:, 0])
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(3):
+        loss = F.cross_entropy(net(inputs), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    net.eval()
+    sample = torch.zeros(1, 1, 6, 6)
+    with torch.no_grad():
+        for i in range(2):
+            for j in range(6):
+                probs = F.softmax(net(sample)[:, :, i, j], dim=1)
+                sample[:, :, i, j] = torch.argmax(probs, dim=1).float() / 3.0
+    return {"losses": losses, "sample": sample, "weights": plain.state_dict()}
+
+
+@COMPILED
+def test_pixel_cnn_masked_convolutions(compiled):
+    """Compiled, the mask written into the weight in forward is a parameter update whose
+    gradient still reaches the weight (it was cut off, and `.data` writes were lost)."""
+    run_both(pixel_cnn, compiled=compiled)
+
+# -- 16. three models written as .dlg files (tests/frontend/sweep7/), driven as the README shows:
 #        dlgc check / compile / run / train on .npy and .npz files, dlg.load and dlg.compile from
 #        Python, against a PyTorch twin with the same weights --------------------------------------
 
