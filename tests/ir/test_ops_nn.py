@@ -14,6 +14,7 @@ from dlg.ir.graph import Graph
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter
+from dlg.runtime.native import NativeGraph
 from tests.ir.opcheck import infer_error
 
 RNG = np.random.default_rng(0)
@@ -145,6 +146,30 @@ def test_conv2d_composite_vs_torch(padding, dilation):
     ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
                                      torch.from_numpy(b), padding=padding, dilation=dilation)
     np.testing.assert_allclose(y, ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("nd,size,kernel,stride,padding,output_padding,groups", [
+    (2, 5, 3, 2, 1, 1, 1), (2, 7, 4, 2, 1, 0, 2), (2, 6, 1, 2, 0, 1, 1), (2, 1, 3, 2, 0, 0, 1),
+    (1, 5, 2, 3, 1, 2, 1), (1, 8, 3, 4, 1, 3, 2), (1, 3, 5, 2, 2, 1, 1), (3, 3, 3, 2, 1, 1, 1)])
+def test_strided_conv_transpose_in_phases_vs_torch(nd, size, kernel, stride, padding,
+                                                   output_padding, groups):
+    """A strided transposed convolution runs as one convolution per phase of the stride, only
+    the taps that meet data (none for some phases when the kernel is shorter than the stride),
+    interleaved: torch's values, compiled too."""
+    torch = pytest.importorskip("torch")
+    x, w = rand(2, 4, *([size] * nd)), rand(4, 6 // groups, *([kernel] * nd))
+    attrs = dict(stride=(stride,) * nd, padding=(padding,) * nd,
+                 output_padding=(output_padding,) * nd, groups=groups)
+    op = f"conv_transpose{nd}d_nobias"
+    ref = getattr(torch.nn.functional, f"conv_transpose{nd}d")(
+        torch.from_numpy(x), torch.from_numpy(w), **attrs).numpy()
+    np.testing.assert_allclose(run_op(op, x, w, **attrs), ref, rtol=1e-4, atol=1e-4)
+    g = Graph(op)
+    b = Builder(g)
+    ins = [b.input(name, TensorType(DType.f32, a.shape)) for name, a in (("x", x), ("w", w))]
+    g.set_output("y", getattr(b, op)(*ins, **attrs))
+    got = NativeGraph(g)({"x": x, "w": w}, {})["y"]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_conv_f64_and_symbolic_batch():

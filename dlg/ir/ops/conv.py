@@ -8,7 +8,8 @@ attribute holds one kind, so the PyTorch strings travel in their own attribute, 
 because codegen gives it a real kernel.
 
 Gradient (as graph ops): the input's is a convolution of the gradient, zeros interleaved for the
-stride, with the weights flipped and their in/out channels swapped per group; the weight's is
+stride (or, without dilation, one convolution per phase of the stride: `_phases`), with the
+weights flipped and their in/out channels swapped per group; the weight's is
 the `conv_weight_grad` primitive, a sum over the batch and the output positions (as a
 convolution it would need the symbolic batch as a channel dim), so the compiler gives it a loop
 nest of its own with affine indices.
@@ -135,22 +136,78 @@ def conv_transpose(b, g, w, *, stride, padding, dilation, groups, output_padding
     """conv's transpose: conv(g with stride-1 zeros between its elements, padded by the kernel
     extent less `padding` (and `output_padding` more at the high end), weights flipped with
     in/out channels swapped per group). `w` is conv's [C_out, C_in/groups, *kernel], which is
-    PyTorch's transposed-convolution weight [C_in, C_out/groups, *kernel] read the other way."""
+    PyTorch's transposed-convolution weight [C_in, C_out/groups, *kernel] read the other way.
+    Strided without dilation it runs in phases (`_phases`): most products with the zeros are
+    never made."""
     nd = len(stride)
     wt = b.type_of(w)
     c_out, c_group, *kernel = (int(d) for d in wt.shape)
-    for i, s in enumerate(stride):
-        g = interleave_zeros(b, g, 2 + i, s)
-    for i, (k, d, (lo, hi), extra) in enumerate(zip(kernel, dilation, padding, output_padding)):
-        g = pad_or_crop(b, g, 2 + i, d * (k - 1) - lo, d * (k - 1) + extra - hi)
     flipped = w
     for i, k in enumerate(kernel):
         flipped = b.take(flipped, b.constant(np.arange(k - 1, -1, -1), DType.i64), axis=2 + i)
     swapped = b.reshape(flipped, shape=(groups, c_out // groups, c_group, *kernel))
     swapped = b.transpose(swapped, perm=(0, 2, 1, *range(3, 3 + nd)))
     swapped = b.reshape(swapped, shape=(groups * c_group, c_out // groups, *kernel))
+    pads = [(d * (k - 1) - lo, d * (k - 1) + extra - hi)
+            for k, d, (lo, hi), extra in zip(kernel, dilation, padding, output_padding)]
+    if max(stride) > 1 and max(dilation) == 1:
+        return _phases(b, g, swapped, stride, pads, groups)
+    for i, s in enumerate(stride):
+        g = interleave_zeros(b, g, 2 + i, s)
+    for i, (lo, hi) in enumerate(pads):
+        g = pad_or_crop(b, g, 2 + i, lo, hi)
     return b.conv(g, swapped, stride=(1,) * nd, padding=((0, 0),) * nd, dilation=dilation,
                   groups=groups)
+
+
+def _phases(b, g, swapped, stride, pads, groups):
+    """The transposed convolution with stride s as s^nd stride-1 convolutions, one per phase of
+    the output (its positions r, r + s, r + 2s, ... along each dim): a phase's outputs meet the
+    zeros-interleaved input's data only through the kernel taps j = r' (mod s), so its product
+    is g's elements with those taps alone, and the phases are interleaved after. The dense
+    form multiplies s^nd times as many zeros as data (a stride-2 3x3 convolution's input
+    gradient: 36 products per output where 9 count)."""
+    nd = len(stride)
+    kernel = [int(k) for k in b.type_of(swapped).shape[2:]]
+    shape = b.type_of(g).shape
+    lengths = [int(n) for n in shape[2:]]
+    outs = [(n - 1) * s + 1 + lo + hi - k + 1
+            for n, s, (lo, hi), k in zip(lengths, stride, pads, kernel)]
+    rows = [-(-y // s) for y, s in zip(outs, stride)]  # each phase padded to ceil(out / s)
+
+    def phase(r: tuple[int, ...]):
+        part, taps_of = g, swapped
+        for i, (ri, s, (lo, _), k, n, y) in enumerate(zip(r, stride, pads, kernel, lengths,
+                                                          outs)):
+            first = (lo - ri) % s
+            taps = range(first, k, s)
+            count = len(range(ri, y, s))
+            if not taps or not count:
+                t = b.type_of(g)
+                zeros_shape = (shape[0], int(b.type_of(swapped).shape[0]), *rows)
+                return b.full(shape=zeros_shape, value=0.0, dtype=t.dtype)
+            shift = (ri - lo + first) // s  # g's element under the first tap, at output 0
+            part = pad_or_crop(b, part, 2 + i, -shift, count + len(taps) - 1 - (n - shift))
+            taps_of = b.take(taps_of, b.constant(np.array(taps), DType.i64), axis=2 + i)
+        y = b.conv(part, taps_of, stride=(1,) * nd, padding=((0, 0),) * nd,
+                   dilation=(1,) * nd, groups=groups)
+        for i, (ri, s, m, out) in enumerate(zip(r, stride, rows, outs)):
+            y = pad_or_crop(b, y, 2 + i, 0, m - len(range(ri, out, s)))
+        return y
+
+    def woven(prefix: tuple[int, ...]):
+        i = len(prefix)
+        if i == nd:
+            return phase(prefix)
+        parts = [woven((*prefix, r)) for r in range(stride[i])]
+        if len(parts) == 1:
+            return parts[0]
+        axis = 3 + i
+        joined = b.concat(*(b.unsqueeze(p, axes=(axis,)) for p in parts), axis=axis)
+        t = b.type_of(joined).shape
+        merged = b.reshape(joined, shape=(*t[:axis - 1], rows[i] * stride[i], *t[axis + 1:]))
+        return pad_or_crop(b, merged, 2 + i, 0, outs[i] - rows[i] * stride[i])
+    return woven(())
 
 
 def _conv_weight_grad(b, g, x, wt: TensorType, *, stride, padding, dilation, groups):
