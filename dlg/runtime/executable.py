@@ -9,7 +9,7 @@ shared by batch sizes). Calls from several threads run at once; `exe.release()`,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +68,16 @@ class Executable:
     def __call__(self, *args: Any, out: Any = None, **inputs: Any
                  ) -> np.ndarray | tuple[np.ndarray, ...]:
         """Run on inputs by name (`exe(x=batch)`) or in declaration order (`exe(batch)`, the
-        fastest); with `out=` (an array, or a tuple in output order) the results are written
-        there and returned."""
+        fastest); with `out=` (an array, a tuple in output order or a dict by output name) the
+        results are written there and returned."""
         native = self.native
         if out is not None and "out" in native.input_names:  # an input named out, by name
             inputs["out"], out = out, None
         if inputs or len(args) != len(native.input_names):
             args = arrange(native.input_names, args, inputs, f"{self.model.name} ")
-        if out is not None:
+        if isinstance(out, Mapping):
+            out = by_output_name(out, native.output_names)
+        elif out is not None:
             out = (out,) if isinstance(out, np.ndarray) else tuple(out)
         params = self.model.params
         try:
@@ -116,3 +118,15 @@ class Executable:
     def __repr__(self) -> str:
         return f"<dlg.Executable {self.model.name} for {self.target}, " \
                f"{len(self.native.program.kernels)} kernels>"
+
+
+def by_output_name(out: Mapping[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+    """`out=` given as {output name: array}, in output order; every output needs one."""
+    unknown = [name for name in out if name not in names]
+    missing = [name for name in names if name not in out]
+    if unknown or missing:
+        problem = (f"no output named {unknown[0]!r}" if unknown
+                   else f"no array for output {missing[0]!r}")
+        raise DlgValueError(f"out: {problem}; give one array per output "
+                            f"({', '.join(names)})")
+    return tuple(out[name] for name in names)

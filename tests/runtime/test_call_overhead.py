@@ -76,6 +76,20 @@ def test_out_receives_the_results(net):
         np.testing.assert_array_equal(a, b)
 
 
+def test_out_by_output_name(net):
+    x, s = batch(4)
+    y, total = np.empty((4, 3), np.float32), np.empty((), np.float32)
+    got = net(x, s, out={"total": total, "y": y})
+    assert got[0] is y and got[1] is total
+    for a, b in zip(got, net(x, s)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(DlgValueError, match=r"out: no output named 'h'; give one array per "
+                                            r"output \(y, total\)"):
+        net(x, s, out={"y": y, "h": total})
+    with pytest.raises(DlgValueError, match="out: no array for output 'total'"):
+        net(x, s, out={"y": y})
+
+
 def test_out_of_a_single_output_model_is_an_array():
     exe = dlg.compile(dlg.load("models/linear_regression.dlg"))
     x = np.array([[1.0], [2.0]], np.float32)
