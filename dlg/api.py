@@ -43,7 +43,7 @@ def load(f: str | Path | IO[bytes], model: str | None = None, seed: int | None =
     if path.suffix == ".dlgx":
         return Executable.from_artifact(path)  # type: ignore[return-value]
     if path.suffix in FLAT_FORMATS:  # a state_dict, as torch.load gives one
-        return {k: Tensor(v) for k, v in load_weights(path).items()}  # type: ignore[return-value]
+        return {k: Tensor.of(v) for k, v in load_weights(path).items()}  # type: ignore[return-value]
     if path.suffix == ".dlg" or (not path.suffix and not is_pickled(path)):
         return _model(load_file(path), model, seed)
     if path.suffix not in (".pt", ".pth") and path.exists() and not is_pickled(path):
@@ -53,7 +53,7 @@ def load(f: str | Path | IO[bytes], model: str | None = None, seed: int | None =
 
 
 def _tensors(tree: Any) -> Any:
-    return convert(tree, lambda a, _: Tensor(a))
+    return convert(tree, lambda a, _: Tensor.of(a))
 
 
 def save(state: Any, f: str | Path | IO[bytes]) -> None:

@@ -105,7 +105,8 @@ def _backends(backends: Any) -> list[str]:
 # the compiler's entry points, listed elsewhere in the README
 _DLG_NOT_TENSOR_API = {"compile", "load", "loads", "save", "trace", "trace_train"}
 # the engine's own members of Tensor (autograd records, the tracer's values)
-_TENSOR_INTERNALS = {"accumulate_grad", "numpy_view", "record", "result", "graph_value", "traced"}
+_TENSOR_INTERNALS = {"accumulate_grad", "numpy_view", "record", "result", "graph_value", "traced",
+                     "of"}
 
 
 def render() -> str:

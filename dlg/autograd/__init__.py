@@ -43,7 +43,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
         # a seed requiring grad is part of the gradients' graph (torch's gradgradcheck and
         # double-vjp differentiate through it): d sum <out, seed> / d inputs, the sum recorded
         total = sum((out if s is None else (out * s).sum() for out, s in zip(outs, seeds)),
-                    Tensor(np.zeros((), outs[0].type.dtype.np)))
+                    Tensor.of(np.zeros((), outs[0].type.dtype.np)))
         return grad(total, inputs, None, retain_graph, create_graph, allow_unused,
                     materialize_grads)
     roots = []
@@ -65,7 +65,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
         if value is None and materialize_grads:
             value = np.zeros(t.type.shape, t.type.dtype.np)
         results.append(None if value is None else value if isinstance(value, Tensor)
-                       else Tensor(value))
+                       else Tensor.of(value))
     return tuple(results)
 
 
@@ -84,7 +84,7 @@ def Variable(data: Any, requires_grad: bool = False, volatile: bool = False) -> 
     """torch.autograd.Variable, from before tensors carried gradients (PyTorch 0.3 code): a
     tensor sharing `data`'s storage, requiring grad if asked (`volatile` is ignored, as in
     torch since 0.4: use no_grad)."""
-    out = data.detach() if isinstance(data, Tensor) else Tensor(np.asarray(data))
+    out = data.detach() if isinstance(data, Tensor) else Tensor.of(np.asarray(data))
     return out.requires_grad_() if requires_grad else out
 
 

@@ -99,7 +99,7 @@ def jacobian(func: Callable[..., Any], inputs: Any, create_graph: bool = False,
             for j in range(size):
                 one_hot = np.zeros(size, out.dtype.np)
                 one_hot[j] = 1
-                row = _grad((out,), ins, (Tensor(one_hot.reshape(out.shape)),), create_graph)
+                row = _grad((out,), ins, (Tensor.of(one_hot.reshape(out.shape)),), create_graph)
                 for k, (g, x) in enumerate(zip(row, ins)):
                     if g is None:
                         if strict:

@@ -52,7 +52,7 @@ def _numerical(func: Callable[..., Any], inputs: tuple, i: int, eps: float) -> l
             moved = base.copy()
             moved.reshape(-1)[j] += step
             changed = list(inputs)
-            changed[i] = Tensor(moved, requires_grad=x.requires_grad)
+            changed[i] = Tensor.of(moved, requires_grad=x.requires_grad)
             sides.append([np.array(o.detach().numpy(), np.float64).reshape(-1)
                           for o in _outputs(func, changed)])
         columns.append([(a - b) / (2 * eps) for a, b in zip(*sides)])
@@ -142,7 +142,7 @@ def gradgradcheck(func: Callable[..., Any], inputs: Any, grad_outputs: Any = Non
         outputs = [o for o in _outputs(func, inputs) if o.requires_grad]
     if grad_outputs is None:
         rng = engine.rng()
-        grad_outputs = tuple(Tensor(rng.standard_normal(o.type.shape).astype(o.type.dtype.np),
+        grad_outputs = tuple(Tensor.of(rng.standard_normal(o.type.shape).astype(o.type.dtype.np),
                                     requires_grad=True) for o in outputs)
     grad_outputs = _tuple(grad_outputs)
     n = len(inputs)

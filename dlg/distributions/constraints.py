@@ -22,7 +22,7 @@ class Constraint:
     event_dim = 0
 
     def check(self, value: Any) -> Tensor:
-        return Tensor(np.asarray(self._check(_array(value)), dtype=bool))
+        return Tensor.of(np.asarray(self._check(_array(value)), dtype=bool))
 
     def _check(self, a: np.ndarray) -> np.ndarray:
         raise NotImplementedError

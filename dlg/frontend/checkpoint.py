@@ -51,7 +51,7 @@ def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: bool | N
     run = (lambda *a: function(*a, **kwargs)) if kwargs else function
     if not engine.grad_enabled() or engine.current_tracer() is not None:
         return run(*args)
-    placeholder = Tensor(0.0, requires_grad=True)
+    placeholder = Tensor.of(0.0, requires_grad=True)
     state = copy.deepcopy(engine.rng()) if preserve_rng_state else None
     return _Checkpoint.apply(run, state, placeholder, *args)
 

@@ -22,7 +22,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     grads = _grads(parameters)
     p = float(norm_type)
     if not grads:
-        return Tensor(np.zeros((), np.float32))
+        return Tensor.of(np.zeros((), np.float32))
     if p == math.inf:
         total = max(float(np.abs(g).max(initial=0.0)) for g in grads)
     else:
@@ -34,7 +34,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     scale = min(float(max_norm) / (total + 1e-6), 1.0)
     for g in grads:
         g *= np.asarray(scale, g.dtype)
-    return Tensor(np.asarray(total, grads[0].dtype))
+    return Tensor.of(np.asarray(total, grads[0].dtype))
 
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,

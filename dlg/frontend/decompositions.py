@@ -32,7 +32,7 @@ def _diag_embed(x: Tensor) -> Tensor:
 
 def _fill_diagonal_one(E: Tensor) -> Tensor:  # noqa: N803
     """E with ones on its diagonal (the divisor of torch's eigh/svd backward)."""
-    eye = Tensor(np.eye(E.shape[-1], dtype=E.numpy_view().dtype))
+    eye = Tensor.of(np.eye(E.shape[-1], dtype=E.numpy_view().dtype))
     return E * (1 - eye) + eye
 
 
@@ -41,7 +41,7 @@ class _QR(Function):
     @staticmethod
     def forward(ctx: FunctionCtx, A: Tensor, mode: str) -> tuple[Tensor, Tensor]:  # noqa: N803
         q, r = np.linalg.qr(A.numpy_view(), mode="reduced" if mode == "r" else mode)
-        Q, R = Tensor(q), Tensor(r)
+        Q, R = Tensor.of(q), Tensor.of(r)
         ctx.save_for_backward(Q, R)
         ctx.mode = mode
         return Q, R
@@ -70,7 +70,7 @@ def qr(A: Tensor, mode: str = "reduced") -> QRResult:  # noqa: N803
         raise DlgValueError(f"qr received unrecognized mode '{mode}' but expected one of "
                             "'reduced' (default), 'r', or 'complete'", engine.caller_span())
     if mode == "r":  # Q not returned; R's gradient refused at backward, as torch's
-        return QRResult(Tensor(np.zeros((0,), A.numpy_view().dtype)), _QR.apply(A, "r")[1])
+        return QRResult(Tensor.of(np.zeros((0,), A.numpy_view().dtype)), _QR.apply(A, "r")[1])
     return QRResult(*_QR.apply(A, mode))
 
 
@@ -80,7 +80,7 @@ class _Eigh(Function):
     def forward(ctx: FunctionCtx, A: Tensor, uplo: str) -> tuple[Tensor, Tensor]:  # noqa: N803
         w, v = _lapack("linalg.eigh", np.linalg.eigh, A.numpy_view(), uplo,
                        problem=_NO_CONVERGENCE)
-        L, V = Tensor(w), Tensor(v)
+        L, V = Tensor.of(w), Tensor.of(v)
         ctx.save_for_backward(L, V)
         return L, V
 
@@ -114,7 +114,7 @@ class _SVD(Function):
     def forward(ctx: FunctionCtx, A: Tensor, full: bool) -> tuple[Tensor, ...]:  # noqa: N803
         u, s, vh = _lapack("linalg.svd", np.linalg.svd, A.numpy_view(), full,
                            problem=_NO_CONVERGENCE)
-        out = Tensor(u), Tensor(s), Tensor(vh)
+        out = Tensor.of(u), Tensor.of(s), Tensor.of(vh)
         ctx.save_for_backward(*out)
         return out
 
@@ -151,12 +151,12 @@ class _SVDVals(Function):
         u, s, vh = _lapack("linalg.svdvals", np.linalg.svd, A.numpy_view(), False,
                            problem=_NO_CONVERGENCE)
         ctx.u, ctx.vh = u, vh
-        return Tensor(s)
+        return Tensor.of(s)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, gS: Tensor) -> Tensor:  # noqa: N803
-        return Tensor(ctx.u) @ _diag_embed(gS) @ Tensor(ctx.vh)
+        return Tensor.of(ctx.u) @ _diag_embed(gS) @ Tensor.of(ctx.vh)
 
 
 def svd(A: Tensor, full_matrices: bool = True) -> SVDResult:  # noqa: N803

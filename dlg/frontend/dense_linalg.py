@@ -93,7 +93,7 @@ def _rows(x: Tensor) -> Tensor:
 class _Inv(Function):
     @staticmethod
     def forward(ctx: FunctionCtx, A: Tensor) -> Tensor:  # noqa: N803
-        Y = Tensor(_lapack("linalg.inv", np.linalg.inv, A.numpy_view(), problem=_SINGULAR))
+        Y = Tensor.of(_lapack("linalg.inv", np.linalg.inv, A.numpy_view(), problem=_SINGULAR))
         ctx.save_for_backward(Y)
         return Y
 
@@ -108,7 +108,7 @@ class _Slogdet(Function):
     def forward(ctx: FunctionCtx, A: Tensor) -> tuple[Tensor, Tensor]:  # noqa: N803
         sign, logabs = np.linalg.slogdet(A.numpy_view())
         dtype = A.numpy_view().dtype
-        out = Tensor(np.asarray(sign, dtype)), Tensor(np.asarray(logabs, dtype))
+        out = Tensor.of(np.asarray(sign, dtype)), Tensor.of(np.asarray(logabs, dtype))
         ctx.save_for_backward(A)  # the sign requires grad as torch's (its gradient is zero)
         return out
 
@@ -121,7 +121,7 @@ class _Slogdet(Function):
 class _Det(Function):
     @staticmethod
     def forward(ctx: FunctionCtx, A: Tensor) -> Tensor:  # noqa: N803
-        d = Tensor(np.asarray(np.linalg.det(A.numpy_view()), A.numpy_view().dtype))
+        d = Tensor.of(np.asarray(np.linalg.det(A.numpy_view()), A.numpy_view().dtype))
         ctx.save_for_backward(A, d)
         return d
 
@@ -158,7 +158,7 @@ class _Solve(Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, A: Tensor, B: Tensor) -> Tensor:  # noqa: N803
-        X = Tensor(_lapack("linalg.solve", np.linalg.solve, A.numpy_view(), B.numpy_view(),
+        X = Tensor.of(_lapack("linalg.solve", np.linalg.solve, A.numpy_view(), B.numpy_view(),
                            problem="The solver failed because the input matrix is singular."))
         ctx.save_for_backward(A, X)
         return X
@@ -175,7 +175,7 @@ def solve(A: Tensor, B: Tensor, *, left: bool = True) -> Tensor:  # noqa: N803
     when B.shape == A.shape[:-1] (torch's rule), batch dims broadcast."""
     A = _matrices("linalg.solve", A)
     _eager_only("linalg.solve", B)
-    B = B if isinstance(B, Tensor) else Tensor(np.asarray(B, A.numpy_view().dtype))
+    B = B if isinstance(B, Tensor) else Tensor.of(np.asarray(B, A.numpy_view().dtype))
     if B.dtype != A.dtype:
         raise DlgTypeError(f"linalg.solve: Expected A and B to have the same dtype, but found "
                            f"A of type {A.dtype} and B of type {B.dtype} instead",
@@ -208,7 +208,7 @@ class _SolveTriangular(Function):
     def forward(ctx: FunctionCtx, A: Tensor, B: Tensor, upper: bool,  # noqa: N803
                 unit: bool) -> Tensor:
         T = _triangle(A.numpy_view(), upper, unit)
-        X = Tensor(_lapack("linalg.solve_triangular", np.linalg.solve, T, B.numpy_view(),
+        X = Tensor.of(_lapack("linalg.solve_triangular", np.linalg.solve, T, B.numpy_view(),
                            problem="The solver failed because the input matrix is singular."))
         ctx.save_for_backward(A, X)
         ctx.upper, ctx.unit = upper, unit
@@ -247,7 +247,7 @@ class _Cholesky(Function):
     def forward(ctx: FunctionCtx, A: Tensor) -> Tensor:  # noqa: N803
         a = A.numpy_view()
         try:
-            L = Tensor(np.linalg.cholesky(a))
+            L = Tensor.of(np.linalg.cholesky(a))
         except np.linalg.LinAlgError:
             raise DlgValueError(f"linalg.cholesky: {_NOT_PD}{_minor(a)}",
                                 engine.caller_span()) from None

@@ -149,9 +149,9 @@ def _copy_tree(tmod: Any, into: Module, prefix: str, refused: dict[str, str],
         into.register_parameter(name, Parameter(_array(p), requires_grad=p.requires_grad))
     for name, b in tmod.named_buffers(recurse=False):
         if name in tmod._non_persistent_buffers_set:
-            object.__setattr__(into, name, Tensor(_array(b)))  # not in the state_dict
+            object.__setattr__(into, name, Tensor.of(_array(b)))  # not in the state_dict
         else:
-            into.register_buffer(name, Tensor(_array(b)))
+            into.register_buffer(name, Tensor.of(_array(b)))
     for name, child in tmod.named_children():
         path = prefix + name
         if id(child) not in done:
@@ -355,7 +355,7 @@ def _value(v: Any) -> Any:
     if isinstance(v, torch.device):
         return str(v)
     if isinstance(v, torch.Tensor):
-        return Tensor(_array(v))
+        return Tensor.of(_array(v))
     if type(v) in (tuple, list):  # not a named tuple: those are dlg's results already
         return type(v)(_value(x) for x in v)
     return v

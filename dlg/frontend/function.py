@@ -210,7 +210,7 @@ class _Backward:
 
     def compute(self, arrays: tuple[np.ndarray, ...]) -> list[np.ndarray]:
         with no_grad():
-            return [g.numpy_view() for g in self._call([Tensor(a) for a in arrays])]
+            return [g.numpy_view() for g in self._call([Tensor.of(a) for a in arrays])]
 
     def eager(self, grads: tuple[Tensor, ...]) -> Any:
         """create_graph: backward's ops recorded, so they differentiate again; a
@@ -235,7 +235,7 @@ class _Backward:
             if not (isinstance(a, Tensor) and a.type.dtype.is_float):
                 continue
             if r is None:
-                r = Tensor(np.zeros(a.type.shape, a.type.dtype.np))
+                r = Tensor.of(np.zeros(a.type.shape, a.type.dtype.np))
             out.append(_fit(self.name, r, a.type))
         return out
 

@@ -56,7 +56,7 @@ globals().update(_generated)
 
 
 def _t(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
+    return x if isinstance(x, Tensor) else Tensor.of(x)
 
 
 # ---- creation ------------------------------------------------------------------------------------
@@ -70,11 +70,11 @@ def tensor(data: Any, dtype: DType | None = None, device: Any = None,
     if dtype is None and value.dtype == np.float64 and not isinstance(
             data, (Tensor, np.ndarray, np.generic)):
         value = value.astype(np.float32)
-    return leaf(Tensor(value, dtype=dtype), requires_grad, device)
+    return leaf(Tensor.of(value, dtype=dtype), requires_grad, device)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
-    return Tensor(array)
+    return Tensor.of(array)
 
 
 def full(size: Any, fill_value: Any, dtype: DType | None = None, device: Any = None,
@@ -101,7 +101,7 @@ def randperm(n: int, *, generator: Any = None, dtype: DType = DType.i64, device:
     dtype = checked(dtype_arg, dtype, "randperm(): dtype")
     with engine.drawing_from(generator):
         order = engine.rng().permutation(n)
-    return leaf(Tensor(order.astype(dtype.np)), requires_grad, device, layout, pin_memory)
+    return leaf(Tensor.of(order.astype(dtype.np)), requires_grad, device, layout, pin_memory)
 
 
 # ---- PyTorch's conventions -----------------------------------------------------------------------

@@ -55,8 +55,8 @@ def index_put(input: Tensor, indices: Any, values: Any,  # noqa: A002 (torch's n
     for p, size in zip(positions, lead):
         flat_index = flat_index * size + call("where", p < 0, p + size, p)
     flat_index = (flat_index if isinstance(flat_index, Tensor) else
-                  Tensor(flat_index).to(DType.i64)).expand(shape).reshape(-1)
-    values = values if isinstance(values, Tensor) else Tensor(values)
+                  Tensor.of(flat_index).to(DType.i64)).expand(shape).reshape(-1)
+    values = values if isinstance(values, Tensor) else Tensor.of(values)
     try:
         values = values.to(input.dtype).expand(shape + rest).reshape((-1,) + rest)
     except DlgShapeError:

@@ -57,7 +57,7 @@ def update(x: Tensor, compute: Callable[[Tensor], Tensor], *args: Any) -> Tensor
         return x
     _leaf_check(x)
     if x.record is None:  # a leaf: its old value kept, as dlg reads leaves at backward
-        old = Tensor(x.numpy_view().copy())
+        old = Tensor.of(x.numpy_view().copy())
     else:  # x's old value, as the ops computing the new one read it (its record, x's memory)
         old = versions.kept(Tensor.result(x.numpy_view(), x.type, x.record))
     versions.written(x)
@@ -112,7 +112,7 @@ def put(x: Tensor, key: Any, value: Any) -> Tensor:
     others. Static shapes: a scatter at the positions NumPy's indexing names; a symbolic shape
     (a trace's batch axis): a `where` over a constant mask, for ints, slices and `...` (taken
     whole on symbolic axes), or a boolean mask of x's shape with a single value."""
-    v = value if isinstance(value, Tensor) else Tensor(np.asarray(value, x.dtype.np))
+    v = value if isinstance(value, Tensor) else Tensor.of(np.asarray(value, x.dtype.np))
     if v.dtype is not x.dtype:
         v = v.to(x.dtype)
     items = key if isinstance(key, tuple) else (key,)
@@ -143,7 +143,7 @@ def scatter(x: Tensor, positions: np.ndarray, v: Tensor) -> Tensor:
         raise DlgValueError(f"x[...] = value: a value of shape {list(v.shape)} cannot fill "
                             f"{list(positions.shape)} elements (x: {x.type})",
                             engine.caller_span()) from None
-    flat = x.reshape(-1).scatter(0, Tensor(positions.reshape(-1)), src.reshape(-1))
+    flat = x.reshape(-1).scatter(0, Tensor.of(positions.reshape(-1)), src.reshape(-1))
     return flat.reshape(*x.shape)
 
 
@@ -184,11 +184,11 @@ def _put_axes(x: Tensor, items: tuple[Any, ...], v: Tensor) -> Tensor:
             continue
         at = np.zeros(x.shape[axis], np.int64)  # where along the axis each element comes from
         at[np.atleast_1d(p)] = np.arange(np.atleast_1d(p).size)
-        v = op("take", v, Tensor(at), axis=axis)
+        v = op("take", v, Tensor.of(at), axis=axis)
         along = np.zeros(x.shape[axis], bool)
         along[p] = True
         mask = mask & along.reshape([-1 if a == axis else 1 for a in range(x.ndim)])
-    return op("where", Tensor(mask), v, x)
+    return op("where", Tensor.of(mask), v, x)
 
 
 def view_key(view_op: Any, attrs: dict[str, Any], index: int, rank: int) -> tuple[Any, ...]:

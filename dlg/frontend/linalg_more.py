@@ -40,7 +40,7 @@ from dlg.ir.dtypes import DType
 
 
 def _info(A: Tensor) -> Tensor:
-    return Tensor(np.zeros(A.shape[:-2], np.int32))
+    return Tensor.of(np.zeros(A.shape[:-2], np.int32))
 
 
 # ---- pinv, matrix_rank, lstsq, cond --------------------------------------------------------------
@@ -67,7 +67,7 @@ class _Pinv(Function):
             u, s, vh = np.linalg.svd(a, full_matrices=False)
             keep = s > _tolerance(s, a.shape, atol, rtol)
             inverse = np.where(keep, 1 / np.where(keep, s, 1), 0).astype(a.dtype)
-        P = Tensor(np.swapaxes(vh, -1, -2) @ (inverse[..., None] * np.swapaxes(u, -1, -2)))
+        P = Tensor.of(np.swapaxes(vh, -1, -2) @ (inverse[..., None] * np.swapaxes(u, -1, -2)))
         ctx.save_for_backward(A, P)
         return P
 
@@ -109,7 +109,7 @@ class _PinvHermitian(Function):
             size = np.abs(w)
             keep = size > _tolerance(size, A.shape, atol, rtol)
             inverse = np.where(keep, 1 / np.where(keep, w, 1), 0).astype(w.dtype)
-        P = Tensor((v * inverse[..., None, :]) @ np.swapaxes(v, -1, -2))
+        P = Tensor.of((v * inverse[..., None, :]) @ np.swapaxes(v, -1, -2))
         ctx.save_for_backward(A, P)
         return P
 
@@ -127,7 +127,7 @@ def matrix_rank(A: Tensor, *, atol: Any = None, rtol: Any = None,  # noqa: N803
     A = _matrices("linalg.matrix_rank", A, square=False)
     s = np.linalg.svd(A.numpy_view(), compute_uv=False)
     tol = _tolerance(s, A.shape, _value(atol), _value(rtol))
-    return Tensor((s > tol).sum(-1).astype(np.int64))
+    return Tensor.of((s > tol).sum(-1).astype(np.int64))
 
 
 class LstsqResult(NamedTuple):
@@ -152,7 +152,7 @@ def lstsq(A: Tensor, B: Tensor, rcond: float | None = None, *,  # noqa: N803
     rhs = B.unsqueeze(-1) if vector else B
     X = pinv(A, rtol=rcond) @ rhs
     empty = A.reshape(-1)[:0]  # on A's gradient path, as torch's empty outputs
-    rank = matrix_rank(A, rtol=rcond) if driver != "gels" else Tensor(np.zeros((0,), np.int64))
+    rank = matrix_rank(A, rtol=rcond) if driver != "gels" else Tensor.of(np.zeros((0,), np.int64))
     m, n = A.shape[-2:]
     residuals = empty
     full = driver == "gels" or bool(np.all(rank.numpy_view() == n))
@@ -160,7 +160,7 @@ def lstsq(A: Tensor, B: Tensor, rcond: float | None = None, *,  # noqa: N803
         residuals = call("sum", (A @ X - rhs) ** 2, -2)
     values = svdvals(A) if driver in ("gelsd", "gelss") else empty
     return LstsqResult(X.squeeze(-1) if vector else X, residuals,
-                       rank if driver != "gels" else Tensor(np.zeros((0,), np.int64)), values)
+                       rank if driver != "gels" else Tensor.of(np.zeros((0,), np.int64)), values)
 
 
 def cond(A: Tensor, p: Any = None) -> Tensor:  # noqa: N803
@@ -177,7 +177,7 @@ def cond(A: Tensor, p: Any = None) -> Tensor:  # noqa: N803
 # ---- powers and the exponential ------------------------------------------------------------------
 def _eye_like(A: Tensor) -> Tensor:
     n = A.shape[-1]
-    return Tensor(np.broadcast_to(np.eye(n, dtype=A.numpy_view().dtype), A.shape).copy())
+    return Tensor.of(np.broadcast_to(np.eye(n, dtype=A.numpy_view().dtype), A.shape).copy())
 
 
 def matrix_power(A: Tensor, n: int) -> Tensor:  # noqa: N803
@@ -189,8 +189,8 @@ def matrix_power(A: Tensor, n: int) -> Tensor:  # noqa: N803
         raise DlgTypeError(f"linalg.matrix_power: n must be an int, got {type(n).__name__}",
                            engine.caller_span())
     if n == 0:  # I, its gradient 0, traced as well as eager
-        eye = Tensor(np.eye(A.shape[-1], dtype=A.dtype.np))
-        return call("where", Tensor(np.ones(A.shape[-2:], bool)), eye, A)
+        eye = Tensor.of(np.eye(A.shape[-1], dtype=A.dtype.np))
+        return call("where", Tensor.of(np.ones(A.shape[-2:], bool)), eye, A)
     base = inv(A) if n < 0 else A
     out = None
     k = abs(int(n))
@@ -219,14 +219,14 @@ def matrix_exp(A: Tensor) -> Tensor:  # noqa: N803
     with np.errstate(all="ignore"):
         wanted = np.ceil(np.log2(norms / _THETA[DType.f64]))
     s = np.where(np.isfinite(wanted) & (wanted > 0), wanted, 0).astype(np.int64)
-    X = A * Tensor((0.5 ** s)[..., None, None]) if s.any() else A
+    X = A * Tensor.of((0.5 ** s)[..., None, None]) if s.any() else A
     term = _eye_like(A)
     out = term
     for k in range(1, _TAYLOR + 1):
         term = (term @ X) * (1.0 / k)
         out = out + term
     for k in range(int(s.max(initial=0))):  # each matrix squared back its own s times
-        out = call("where", Tensor((k < s)[..., None, None]), out @ out, out)
+        out = call("where", Tensor.of((k < s)[..., None, None]), out @ out, out)
     return out.to(dtype)
 
 
@@ -373,10 +373,10 @@ class _LUFactor(Function):
     @staticmethod
     def forward(ctx: FunctionCtx, A: Tensor) -> tuple[Tensor, Tensor]:  # noqa: N803
         lu, pivots = _lu(A.numpy_view())
-        LU = Tensor(lu)
+        LU = Tensor.of(lu)
         ctx.save_for_backward(LU)
         ctx.pivots = pivots
-        piv = Tensor(pivots)
+        piv = Tensor.of(pivots)
         ctx.mark_non_differentiable(piv)
         return LU, piv
 
@@ -387,7 +387,7 @@ class _LUFactor(Function):
         (LU,) = ctx.saved_tensors
         m, n = LU.shape[-2:]
         k = min(m, n)
-        L = call("tril", LU[..., :, :k], -1) + Tensor(np.eye(m, k, dtype=LU.dtype.np))
+        L = call("tril", LU[..., :, :k], -1) + Tensor.of(np.eye(m, k, dtype=LU.dtype.np))
         U = call("triu", LU[..., :k, :], 0)
         gL, gU = call("tril", gLU[..., :, :k], -1), call("triu", gLU[..., :k, :], 0)
         if m == n:  # L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T
@@ -406,7 +406,7 @@ class _LUFactor(Function):
             inner = solve_triangular(_t(U), inner, upper=False, left=False)
         order = _permutation(ctx.pivots, m)
         inverse = np.argsort(order, axis=-1)
-        rows = Tensor(inverse[..., None].astype(np.int64))
+        rows = Tensor.of(inverse[..., None].astype(np.int64))
         return call("take_along_dim", inner, rows.expand(*rows.shape[:-1], n), -2)
 
 
@@ -427,14 +427,14 @@ def lu_solve(LU: Tensor, pivots: Tensor, B: Tensor, *, left: bool = True,  # noq
     _eager_only("linalg.lu_solve", LU, pivots, B)
     if not left:  # X A = B  <=>  A^T X^T = B^T
         return _t(lu_solve(LU, pivots, _t(B), adjoint=not adjoint))
-    order = Tensor(_permutation(pivots.numpy_view(), LU.shape[-2])[..., None].astype(np.int64))
+    order = Tensor.of(_permutation(pivots.numpy_view(), LU.shape[-2])[..., None].astype(np.int64))
     if not adjoint:  # L U X = P^T B
         rows = call("take_along_dim", B, order.expand(*order.shape[:-1], B.shape[-1]), -2)
         Y = solve_triangular(LU, rows, upper=False, unitriangular=True)
         return solve_triangular(LU, Y, upper=True)
     Z = solve_triangular(_t(LU), B, upper=False)  # U^T L^T P^T X = B
     W = solve_triangular(_t(LU), Z, upper=True, unitriangular=True)
-    inverse = Tensor(np.argsort(order.numpy_view()[..., 0], -1)[..., None])
+    inverse = Tensor.of(np.argsort(order.numpy_view()[..., 0], -1)[..., None])
     return call("take_along_dim", W, inverse.expand(*inverse.shape[:-1], W.shape[-1]), -2)
 
 
@@ -451,8 +451,8 @@ def svd(input: Tensor, some: bool = True, compute_uv: bool = True) -> SvdResult:
     if not compute_uv:  # torch's zeros of the full shapes
         m, n = input.shape[-2:]
         dtype = input.dtype.np
-        return SvdResult(Tensor(np.zeros((*input.shape[:-2], m, m), dtype)), svdvals(input),
-                         Tensor(np.zeros((*input.shape[:-2], n, n), dtype)))
+        return SvdResult(Tensor.of(np.zeros((*input.shape[:-2], m, m), dtype)), svdvals(input),
+                         Tensor.of(np.zeros((*input.shape[:-2], n, n), dtype)))
     U, S, Vh = _linalg_svd(input, full_matrices=not some)
     return SvdResult(U, S, _t(Vh))
 

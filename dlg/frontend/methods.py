@@ -55,7 +55,7 @@ def _boolean(name: str, a: Any, b: Any) -> Tensor:
     if _BOOLEAN[name] is None:
         raise DlgTypeError("subtracting two bool tensors is not supported (torch's rule); use "
                            "logical_xor(a, b) or a ^ b", caller_span())
-    return call(_BOOLEAN[name], *(v if isinstance(v, Tensor) else Tensor(np.bool_(v))
+    return call(_BOOLEAN[name], *(v if isinstance(v, Tensor) else Tensor.of(np.bool_(v))
                                   for v in (a, b)))
 
 
@@ -83,9 +83,9 @@ def _promoted_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | N
         ok = b.type.dtype is dtype and (dtype.is_float or takes_ints(opdef))
         return (a, b) if ok else None
     if isinstance(a, Tensor) and type(b) in (int, float) and a.type.dtype.is_float:
-        return a, Tensor(np.asarray(b, a.type.dtype.np))
+        return a, Tensor.of(np.asarray(b, a.type.dtype.np))
     if isinstance(b, Tensor) and type(a) in (int, float) and b.type.dtype.is_float:
-        return Tensor(np.asarray(a, b.type.dtype.np)), b
+        return Tensor.of(np.asarray(a, b.type.dtype.np)), b
     return None
 
 
@@ -112,7 +112,7 @@ def lift(value: Any) -> Tensor:
             raise DlgValueError(f"the symbolic size {value} is used outside its dlg.trace call",
                                 caller_span())
         return Tensor.traced(tracer.dim_value(value), TensorType(DType.i64, ()))
-    return Tensor(value)
+    return Tensor.of(value)
 
 
 def promote(opdef: OpDef, *values: Any) -> list[Any]:
@@ -388,7 +388,7 @@ def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:
                             f"but size is {size}", span)
     count = (length - size) // step + 1
     positions = (np.arange(count)[:, None] * step + np.arange(size)).reshape(-1)
-    windows = call("index_select", x, axis, Tensor(positions.astype(np.int64)))
+    windows = call("index_select", x, axis, Tensor.of(positions.astype(np.int64)))
     out = call("movedim", call("unflatten", windows, axis, (count, size)), axis + 1, -1)
     return out.reshape(-1) if self.ndim == 0 else out  # a 0-d tensor's windows are one axis
 

@@ -149,7 +149,7 @@ class Optimizer:
                                               p.numpy_view().dtype)
                              for k, v in entries.items() if v is not None}
             if self.state[p]:  # SGD's: a momentum buffer means the first step was taken
-                self.state[p].setdefault("step", Tensor(np.float32(1)))
+                self.state[p].setdefault("step", Tensor.of(np.float32(1)))
         self.param_groups = [{**{k: tuple(v) if isinstance(v, list) else v  # betas, etas, ...
                                  for k, v in saved.items() if k != "params"},
                               "params": g["params"]} for saved, g in zip(groups, self.param_groups)]
@@ -188,11 +188,11 @@ class Optimizer:
         _, updates = Interpreter().run(update.graph, inputs, values)
         for i, p in zip(members, params):
             state = self.state.setdefault(p, {})
-            state["step"] = Tensor(np.float32(updates[STEP]))
+            state["step"] = Tensor.of(np.float32(updates[STEP]))
             versions.written(p)  # a tape that read p before this step is stale, as in torch
             np.copyto(p.numpy_view(), updates[f"p{i}"])
             head = f"{PREFIX}p{i}."
-            state.update({name[len(head):]: Tensor(value) for name, value in updates.items()
+            state.update({name[len(head):]: Tensor.of(value) for name, value in updates.items()
                           if name.startswith(head)})
 
     def _graph(self, index: int, group: dict[str, Any], members: tuple[int, ...]) -> _Update:
@@ -231,7 +231,7 @@ class _Update(NamedTuple):
 
 def _state_tensor(value: Any, dtype: Any) -> Tensor:
     """A loaded state entry (a dlg or torch tensor), copied."""
-    return Tensor(np.array(value.detach().numpy() if hasattr(value, "detach") else value,
+    return Tensor.of(np.array(value.detach().numpy() if hasattr(value, "detach") else value,
                            dtype=dtype))
 
 

@@ -27,5 +27,5 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
         if start + n > len(values):
             raise DlgValueError(f"vector_to_parameters: the vector has {len(values)} values, "
                                 f"fewer than the parameters need", engine.caller_span())
-        p.data = Tensor(values[start:start + n].reshape(p.shape))
+        p.data = Tensor.of(values[start:start + n].reshape(p.shape))
         start += n

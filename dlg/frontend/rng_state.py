@@ -39,7 +39,7 @@ def get_rng_state() -> Tensor:
     s, inc = state["state"]["state"], state["state"]["inc"]
     words = [s >> 64, s % _HALF, inc >> 64, inc % _HALF, state["has_uint32"],
              state["uinteger"]]
-    return Tensor(np.array([_signed(w) for w in words], np.int64))
+    return Tensor.of(np.array([_signed(w) for w in words], np.int64))
 
 
 def set_rng_state(new_state: Any) -> None:

@@ -66,7 +66,7 @@ class PackedSequence:
         lengths = (sizes[None, :] > np.arange(sizes[0])[:, None]).sum(axis=1)
         if order is not None:
             lengths[order] = lengths.copy()
-        self._lengths = Tensor(lengths.astype(np.int64))
+        self._lengths = Tensor.of(lengths.astype(np.int64))
 
     @classmethod
     def _of_padded(cls, padded: Tensor, lengths: Tensor, sizes: np.ndarray | None,
@@ -93,17 +93,17 @@ class PackedSequence:
 
     @property
     def batch_sizes(self) -> Tensor:
-        return Tensor(self._known("batch_sizes"))
+        return Tensor.of(self._known("batch_sizes"))
 
     @property
     def sorted_indices(self) -> Tensor | None:
         self._known("sorted_indices")
-        return None if self._order is None else Tensor(self._order)
+        return None if self._order is None else Tensor.of(self._order)
 
     @property
     def unsorted_indices(self) -> Tensor | None:
         self._known("unsorted_indices")
-        return None if self._order is None else Tensor(np.argsort(self._order))
+        return None if self._order is None else Tensor.of(np.argsort(self._order))
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.data, self.batch_sizes, self.sorted_indices, self.unsorted_indices))
@@ -197,7 +197,7 @@ def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
     """A packed batch of `input` ([T, B, *], [B, T, *] with batch_first), sequence b being its
     first lengths[b] steps; with `enforce_sorted` the lengths must be in decreasing order (then
     sorted_indices is None)."""
-    x = input if isinstance(input, Tensor) else Tensor(input)
+    x = input if isinstance(input, Tensor) else Tensor.of(input)
     if x.ndim < 2:
         raise DlgValueError(f"pack_padded_sequence: input must be [T, B, *] ([B, T, *] with "
                             f"batch_first), got {x.ndim}-d", engine.caller_span())
@@ -212,7 +212,7 @@ def pack_padded_sequence(input: Tensor, lengths: Any, batch_first: bool = False,
     sizes = (known[None, :] > np.arange(longest)[:, None]).sum(axis=1).astype(np.int64)
     if longest < padded.shape[0]:
         padded = padded.narrow(0, 0, longest)
-    return PackedSequence._of_padded(padded, Tensor(known), sizes, order)
+    return PackedSequence._of_padded(padded, Tensor.of(known), sizes, order)
 
 
 def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,

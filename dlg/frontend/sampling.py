@@ -56,7 +56,7 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,  
             keys = rng.exponential(size=weights.shape) / weights
         out = np.argsort(keys, axis=1, kind="stable")[:, :num_samples]
     out = out.astype(np.int64)
-    return Tensor(out[0] if input.ndim == 1 else out)
+    return Tensor.of(out[0] if input.ndim == 1 else out)
 
 
 def bernoulli(input: Tensor, p: float | None = None, *, generator: Any = None) -> Tensor:
@@ -108,7 +108,7 @@ def _legacy(dtype: DType) -> Any:
             raise DlgTypeError(f"{dtype.torch_name} tensor: give sizes or one sequence of "
                                f"values, got {len(args)} arguments", engine.caller_span())
         data = args[0].numpy_view() if isinstance(args[0], Tensor) else args[0]
-        return Tensor(np.array(data, dtype=dtype.np))
+        return Tensor.of(np.array(data, dtype=dtype.np))
     return constructor
 
 

@@ -80,7 +80,7 @@ def masked_select(x: Tensor, mask: Any) -> Tensor:
                             f"{list(x.shape)}", engine.caller_span()) from None
     whole = call("broadcast_to", x, shape) if tuple(x.shape) != shape else x
     flat = apply(RESHAPE, whole, shape=(int(np.prod(shape)),))
-    return apply(TAKE, flat, Tensor(np.flatnonzero(np.broadcast_to(m, shape))), axis=0)
+    return apply(TAKE, flat, Tensor.of(np.flatnonzero(np.broadcast_to(m, shape))), axis=0)
 
 
 def nonzero(x: Any, *, as_tuple: bool = False) -> Any:
@@ -89,9 +89,9 @@ def nonzero(x: Any, *, as_tuple: bool = False) -> Any:
     values = values_of("nonzero", x)
     positions = np.nonzero(values) if values.ndim else np.nonzero(values.reshape(1))[:0]
     if as_tuple:
-        return tuple(Tensor(p.astype(np.int64)) for p in positions)
+        return tuple(Tensor.of(p.astype(np.int64)) for p in positions)
     count = np.count_nonzero(values)
-    return Tensor(np.stack(positions, axis=1).astype(np.int64) if positions else
+    return Tensor.of(np.stack(positions, axis=1).astype(np.int64) if positions else
                   np.zeros((count, 0), np.int64))
 
 
@@ -130,12 +130,12 @@ def _unique_result(kept: np.ndarray, inverse: np.ndarray, counts: np.ndarray,
                    return_counts: bool) -> Any:
     """torch's result: the values alone, or a tuple with the inverse (the input's shape, or
     one per slice along `axis`) and the counts."""
-    out: list[Tensor] = [Tensor(kept)]
+    out: list[Tensor] = [Tensor.of(kept)]
     if return_inverse:
         shape = values.shape if axis is None else (-1,)
-        out.append(Tensor(inverse.reshape(shape).astype(np.int64)))
+        out.append(Tensor.of(inverse.reshape(shape).astype(np.int64)))
     if return_counts:
-        out.append(Tensor(counts.astype(np.int64)))
+        out.append(Tensor.of(counts.astype(np.int64)))
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -149,13 +149,13 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0) -> Tensor:
     if values.size and values.min() < 0:
         raise DlgValueError("bincount: the values must not be negative", engine.caller_span())
     if weights is None:
-        return Tensor(np.bincount(values, minlength=minlength).astype(np.int64))
+        return Tensor.of(np.bincount(values, minlength=minlength).astype(np.int64))
     w = values_of("bincount", weights)
     if w.shape != values.shape:
         raise DlgShapeError(f"bincount: weights {list(w.shape)} must match the input "
                             f"{list(values.shape)}", engine.caller_span())
     dtype = np.float32 if w.dtype == np.float32 else np.float64
-    return Tensor(np.bincount(values, w, minlength).astype(dtype))
+    return Tensor.of(np.bincount(values, w, minlength).astype(dtype))
 
 
 def _axis(name: str, dim: int, ndim: int) -> int:

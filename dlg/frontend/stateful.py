@@ -18,7 +18,7 @@ from dlg.ir.dtypes import DType
 
 
 def _t(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
+    return x if isinstance(x, Tensor) else Tensor.of(x)
 
 
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:

@@ -59,7 +59,7 @@ class AveragedModel(Module):
             raise DlgValueError(f"AveragedModel: device {str(device)!r}: eager dlg tensors live "
                                 f"on the CPU", engine.caller_span())
         self.module = copy.deepcopy(model)
-        self.register_buffer("n_averaged", Tensor(np.zeros((), np.int64)))
+        self.register_buffer("n_averaged", Tensor.of(np.zeros((), np.int64)))
         self.avg_fn, self.use_buffers = avg_fn, use_buffers
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

@@ -50,6 +50,26 @@ def _legacy_sized(first: Any, sizes: tuple[Any, ...]) -> np.ndarray:
     return np.zeros(tuple(int(d) for d in dims), np.float32)
 
 
+def _public_array(data: Any, sizes: tuple[Any, ...]) -> np.ndarray:
+    """What torch.Tensor(...) makes: float32 from data (ints and bools too; torch.tensor infers
+    the dtype), a tensor's own storage and dtype, or the legacy sized forms Tensor(5),
+    Tensor(2, 3), Tensor(torch.Size)."""
+    if data is _NO_DATA:  # torch's Tensor(): an empty float32 tensor
+        return np.zeros(0, np.float32)
+    if sizes or (isinstance(data, (int, np.integer)) and not isinstance(data, bool)):
+        return _legacy_sized(data, sizes)  # Tensor(5) is shape (5,), as in torch
+    if isinstance(data, Size):  # Tensor(x.shape): zeros of that shape
+        return np.zeros(data, np.float32)
+    if isinstance(data, Tensor):  # torch: the same storage and dtype
+        return data.numpy_view()
+    if isinstance(data, (float, complex, bool, np.generic, str)) or data is None:
+        hint = "" if isinstance(data, str) or data is None else (
+            f" (dlg.tensor({data!r}) makes a 0-d tensor)")
+        raise DlgTypeError(f"Tensor(data): data must be a sequence, got "
+                           f"{type(data).__name__}{hint}", engine.caller_span())
+    return numpy_data(data, np.dtype(np.float32))
+
+
 class MaxResult(NamedTuple):
     values: Tensor
     indices: Tensor
@@ -58,13 +78,24 @@ class MaxResult(NamedTuple):
 class Tensor:
     __slots__ = ("_value", "type", "record", "_requires_grad", "grad", "graph_value", "__weakref__")
 
-    def __init__(self, value: Any = _NO_DATA, *sizes: Any, requires_grad: bool = False,
-                 record: engine.Record | None = None, dtype: DType | None = None):
-        if value is _NO_DATA:  # torch's Tensor(): an empty float32 tensor
-            value, dtype = np.zeros(0, np.float32), dtype or DType.f32
-        elif sizes:  # torch's legacy Tensor(2, 3): float32 of that shape (torch's uninitialised)
-            value = _legacy_sized(value, sizes)
-        array = _as_array(value, dtype)
+    def __init__(self, data: Any = _NO_DATA, *sizes: Any, requires_grad: bool = False):
+        """torch.Tensor's constructor: float32 from data (dlg.tensor infers the dtype as
+        torch.tensor does), Tensor(d0, d1, ...) float32 zeros of that shape (torch's
+        uninitialised). dlg's own code makes tensors with `Tensor.of`."""
+        self._setup(_public_array(data, sizes), requires_grad, None)
+
+    @classmethod
+    def of(cls, value: Any, *, requires_grad: bool = False, record: engine.Record | None = None,
+           dtype: DType | None = None) -> Tensor:
+        """A tensor of `value` in its own dtype (Python floats float32, ints int64), or `dtype`:
+        dlg's internal constructor, torch.tensor's inference (the public `Tensor(data)` is
+        always float32)."""
+        out = cls.__new__(cls)
+        out._setup(_as_array(value, dtype), requires_grad, record)
+        return out
+
+    def _setup(self, array: np.ndarray, requires_grad: bool, record: engine.Record | None
+               ) -> None:
         self._value = array
         self.type = TensorType(DType.of(array), array.shape)
         self.record = record
@@ -90,7 +121,7 @@ class Tensor:
         """An op's result of inferred type `t`: taken as it is when the array has that type (the
         constructor's checks and conversions would change nothing), else through them."""
         if array.dtype != t.dtype.np or array.shape != t.shape:
-            return cls(array, record=record)
+            return cls.of(array, record=record)
         out = cls.__new__(cls)
         out._value, out.type, out.record, out.grad, out._requires_grad, out.graph_value = (
             array, t, record, None, record is not None, None)
@@ -211,11 +242,11 @@ class Tensor:
             return
         value = np.asarray(value, self.type.dtype.np)
         if self.grad is None:
-            self.grad = Tensor(value.copy())
+            self.grad = Tensor.of(value.copy())
         elif self.is_leaf:
             self.grad._value = self.grad._value + value
         else:
-            self.grad = Tensor(self.grad._value + value)
+            self.grad = Tensor.of(self.grad._value + value)
 
     def backward(self, gradient: Any = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs: Any = None) -> None:
@@ -343,7 +374,7 @@ class _Eager:
         return x.type
 
     def lift(self, value: Any, dtype: DType) -> Tensor:
-        return Tensor(np.asarray(value, dtype.np))
+        return Tensor.of(np.asarray(value, dtype.np))
 
     def describe(self, value: Any) -> str:
         return type(value).__name__
@@ -364,7 +395,7 @@ class _Eager:
             return x
         if x.graph_value is not None:  # traced: the graph draws a fresh mask at every run
             return apply(DROPOUT, x, p=p, training=True)
-        keep = Tensor(engine.rng().random(x.shape) >= p)
+        keep = Tensor.of(engine.rng().random(x.shape) >= p)
         scaled = x * (1.0 / (1.0 - p)) if p < 1 else x * 0.0
         return apply(WHERE, keep, scaled, self.lift(0.0, x.dtype))
 
@@ -402,7 +433,7 @@ def run_graph(graph: Graph, inputs: Sequence[Any], params: Mapping[str, Tensor] 
         for node in graph:
             if node.op is INPUT:
                 given = next(args)
-                out = given if isinstance(given, Tensor) else Tensor(given)
+                out = given if isinstance(given, Tensor) else Tensor.of(given)
             elif node.op is PARAM:
                 out = (params or {})[node.name or ""]
             else:
@@ -417,8 +448,8 @@ def eager(name: str) -> Callable[..., Any]:
     fn = FUNCTIONS[name]
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        args = tuple(Tensor(a) if isinstance(a, np.ndarray) else a for a in args)
-        kwargs = {k: Tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        args = tuple(Tensor.of(a) if isinstance(a, np.ndarray) else a for a in args)
+        kwargs = {k: Tensor.of(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
         try:
             return fn(EAGER, *args, **bind(fn, name, args, kwargs))
         except DlgError as e:

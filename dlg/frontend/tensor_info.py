@@ -97,7 +97,7 @@ def new(self: Tensor, *args: Any, dtype: Any = None, device: Any = None,
     else:
         shape = tuple(args[0]) if len(args) == 1 and isinstance(args[0], Size) else args
         value = np.zeros(shape or (0,), dtype.np)
-    return leaf(Tensor(value), requires_grad, device)
+    return leaf(Tensor.of(value), requires_grad, device)
 
 
 @method
@@ -252,7 +252,7 @@ def scalar_tensor(s: Any, *, dtype: Any = None, device: Any = None,
     """A 0-d tensor of `s`, float32 unless dtype says otherwise."""
     dtype = _dtype(dtype or DType.f32, "scalar_tensor(): dtype")
     value = s.item() if isinstance(s, Tensor) else s
-    return leaf(Tensor(np.asarray(value, dtype.np)), requires_grad, device, layout, pin_memory)
+    return leaf(Tensor.of(np.asarray(value, dtype.np)), requires_grad, device, layout, pin_memory)
 
 
 def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
@@ -267,11 +267,11 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
         except KeyError:  # a dtype dlg lacks: the conversion below copies it
             pass
         else:
-            return leaf(Tensor(data), False, device)
+            return leaf(Tensor.of(data), False, device)
     value = numpy_data(data, None if dtype is None else dtype.np, copy=False)
     if dtype is None and value.dtype == np.float64 and not isinstance(data, np.generic):
         value = value.astype(np.float32)
-    return leaf(Tensor(value), False, device)
+    return leaf(Tensor.of(value), False, device)
 
 
 def asarray(obj: Any, *, dtype: Any = None, device: Any = None, copy: bool | None = None,
@@ -282,7 +282,8 @@ def asarray(obj: Any, *, dtype: Any = None, device: Any = None, copy: bool | Non
     shares = out is obj or isinstance(obj, np.ndarray) and np.shares_memory(
         out.numpy_view(), obj)
     if copy and shares:
-        out = out.clone().detach() if isinstance(obj, Tensor) else Tensor(out.numpy_view().copy())
+        out = (out.clone().detach() if isinstance(obj, Tensor)
+               else Tensor.of(out.numpy_view().copy()))
     elif copy is False and not shares:
         raise DlgValueError("asarray: copy=False, but the data must be copied (another dtype "
                             "or not an array)", caller_span())

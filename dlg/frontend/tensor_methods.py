@@ -223,11 +223,11 @@ def new_tensor(self: Tensor, data: Any, dtype: Any = None, device: Any = None,
     """A tensor of `data` (a copy), of this tensor's dtype unless given."""
     dtype = checked(dtype_arg, dtype or self.dtype, "new_tensor(): dtype")
     value = data.numpy_view() if isinstance(data, Tensor) else data
-    return leaf(Tensor(np.array(value, dtype.np)), requires_grad, device, layout, pin_memory)
+    return leaf(Tensor.of(np.array(value, dtype.np)), requires_grad, device, layout, pin_memory)
 
 
 # ---- in place (frontend/inplace.py: recorded, traced, or NumPy writes) --------------------------
-_TRUE = Tensor(np.array(True))
+_TRUE = Tensor.of(np.array(True))
 
 
 def writable(self: Tensor) -> np.ndarray:
@@ -309,7 +309,7 @@ for _name in ("scatter", "scatter_add", "scatter_reduce", "masked_fill", "index_
 @method
 def copy_(self: Tensor, other: Any, non_blocking: bool = False) -> Tensor:
     """other's values (broadcast, cast) written into x; other gets x's gradient."""
-    src = other if isinstance(other, Tensor) else Tensor(other)
+    src = other if isinstance(other, Tensor) else Tensor.of(other)
     if not _recorded_or_traced(self, src):
         versions.written(self)
         np.copyto(self.numpy_view(), np.broadcast_to(src.numpy_view(), self.shape),

@@ -545,3 +545,32 @@ def test_legacy_sized_constructor_as_torch():
     assert weight.requires_grad and weight.shape == (3, 2) and weight.detach().numpy().any()
     with pytest.raises(dlg.DlgTypeError, match=r"Tensor\(\*sizes\): expected non-negative ints"):
         dlg.Tensor(2, "a")
+
+
+@pytest.mark.parametrize("data", [[1, 2], [[1, 2], [3, 4]], [True, False], np.array([1, 2]),
+                                  np.array([1.5, 2.5]), np.array(3.0), 5, np.int64(3), ()],
+                         ids=repr)
+def test_tensor_constructor_is_float32_as_torch(data):
+    """torch.Tensor(data) is always float32 (an int is the legacy size: Tensor(5) has shape
+    (5,)); torch.tensor, and dlg.tensor, infer the dtype."""
+    ours, theirs = dlg.Tensor(data), torch.Tensor(data)
+    assert ours.dtype == dlg.float32 and theirs.dtype == torch.float32
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    if not isinstance(data, (int, np.integer)):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    assert dlg.tensor([1, 2]).dtype == dlg.int64 and dlg.tensor(5).shape == ()
+    assert dlg.tensor([True]).dtype == dlg.bool and dlg.tensor(np.array([1.5])).dtype == dlg.float64
+
+
+def test_tensor_constructor_of_a_tensor_or_size_as_torch():
+    """torch.Tensor(t) keeps t's dtype and storage; torch.Tensor(x.shape) is that shape."""
+    ints = dlg.tensor([1, 2])
+    assert dlg.Tensor(ints).dtype == dlg.int64
+    shape = tuple(torch.Tensor(torch.Size([2, 3])).shape)
+    assert tuple(dlg.Tensor(dlg.Size([2, 3])).shape) == shape
+    for bad in [5.0, None, "x"]:
+        with pytest.raises(TypeError):
+            torch.Tensor(bad)
+        with pytest.raises(dlg.DlgTypeError, match="Tensor\\(data\\): data must be a sequence"):
+            dlg.Tensor(bad)
+    assert dlg.nn.Parameter(dlg.tensor([1.0, 2.0], dtype=dlg.float64)).dtype == dlg.float64

@@ -92,7 +92,7 @@ class MultiheadAttention(Module):
 
 
 def _tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    return x if isinstance(x, Tensor) else Tensor.of(np.asarray(x))
 
 
 def _masked(scores: Tensor, mask: Tensor) -> Tensor:

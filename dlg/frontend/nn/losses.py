@@ -33,7 +33,7 @@ class _Loss(Module):
         self._options = tuple(options)
         for name, value in options.items():
             if name in self.buffers and value is not None:
-                self.register_buffer(name, value if isinstance(value, Tensor) else Tensor(value))
+                self.register_buffer(name, value if isinstance(value, Tensor) else Tensor.of(value))
             else:
                 setattr(self, name, value)
 

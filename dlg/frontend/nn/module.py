@@ -14,7 +14,7 @@ from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.nn.hooks import Hooks
 from dlg.frontend.nn.module_api import ModuleAPI
-from dlg.frontend.tensor import Tensor
+from dlg.frontend.tensor import Tensor, _as_array
 from dlg.ir.dtypes import DType
 from dlg.ir.init import initialize
 
@@ -25,8 +25,8 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True):
-        super().__init__(data.numpy_view() if isinstance(data, Tensor) else data,
-                         requires_grad=requires_grad)
+        # torch's Parameter keeps its data's dtype (an int one then refuses requires_grad)
+        self._setup(_as_array(data, None), requires_grad, None)
 
 
 def init_parameter(name: str, shape: tuple[int, ...], *args: Any, **kwargs: Any) -> Parameter:
@@ -234,7 +234,7 @@ class Module(Hooks, ModuleAPI):
                 raise DlgValueError(f"{k}: expected shape {list(target.shape)}, got "
                                     f"{list(array.shape)}", engine.caller_span())
             if assign:
-                self._assign(k, value if isinstance(value, Tensor) else Tensor(array.copy()))
+                self._assign(k, value if isinstance(value, Tensor) else Tensor.of(array.copy()))
             else:
                 np.copyto(target.numpy_view(), array, casting="same_kind")
         return IncompatibleKeys(missing, unexpected)

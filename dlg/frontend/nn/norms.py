@@ -48,9 +48,9 @@ class _BatchNorm(Module):
         if affine:
             _affine(self, num_features, bias)
         if track_running_stats:
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, np.float32)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, np.float32)))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+            self.register_buffer("running_mean", Tensor.of(np.zeros(num_features, np.float32)))
+            self.register_buffer("running_var", Tensor.of(np.ones(num_features, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor.of(np.zeros((), np.int64)))
 
     def reset_running_stats(self) -> None:
         """torch's: the running statistics back to mean 0, variance 1, no batches counted."""

@@ -17,13 +17,13 @@ def default_collate(batch: Sequence[Any]) -> Any:
     fields becomes a list of batched fields (a namedtuple stays one)."""
     elem = batch[0]
     if isinstance(elem, (Tensor, np.ndarray, np.generic)):
-        return Tensor(np.stack([np.asarray(b) for b in batch]))
+        return Tensor.of(np.stack([np.asarray(b) for b in batch]))
     if isinstance(elem, bool):
-        return Tensor(np.array(batch, dtype=bool))
+        return Tensor.of(np.array(batch, dtype=bool))
     if isinstance(elem, int):
-        return Tensor(np.array(batch, dtype=np.int64))
+        return Tensor.of(np.array(batch, dtype=np.int64))
     if isinstance(elem, float):
-        return Tensor(np.array(batch, dtype=np.float64))
+        return Tensor.of(np.array(batch, dtype=np.float64))
     if isinstance(elem, (str, bytes)):
         return list(batch)
     if isinstance(elem, Mapping):
@@ -43,7 +43,7 @@ def default_convert(sample: Any) -> Any:
     """torch's collation without batching (`batch_size=None`): NumPy arrays and scalars become
     dlg tensors, inside dicts and sequences too (a tuple becomes a list, as in torch)."""
     if isinstance(sample, (np.ndarray, np.generic)):
-        return Tensor(sample)
+        return Tensor.of(sample)
     if isinstance(sample, Mapping):
         return type(sample)({k: default_convert(v) for k, v in sample.items()})
     if isinstance(sample, tuple) and hasattr(sample, "_fields"):

@@ -47,7 +47,7 @@ class TensorDataset(Dataset):
         return len(self.arrays[0]) if self.arrays else 0
 
     def __getitem__(self, i: int) -> tuple[Tensor, ...]:
-        return tuple(Tensor(a[i]) for a in self.arrays)
+        return tuple(Tensor.of(a[i]) for a in self.arrays)
 
 
 class Subset(Dataset):

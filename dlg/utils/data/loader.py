@@ -92,7 +92,7 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[Any]:
         if self._fast is not None:
-            return (tuple(Tensor(b) for b in batch) for batch in self._fast)
+            return (tuple(Tensor.of(b) for b in batch) for batch in self._fast)
         if self.sampler is None:
             return self._stream()
         if self.batch_sampler is None:  # batch_size=None: samples one by one
