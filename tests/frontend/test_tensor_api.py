@@ -574,3 +574,15 @@ def test_tensor_constructor_of_a_tensor_or_size_as_torch():
         with pytest.raises(dlg.DlgTypeError, match="Tensor\\(data\\): data must be a sequence"):
             dlg.Tensor(bad)
     assert dlg.nn.Parameter(dlg.tensor([1.0, 2.0], dtype=dlg.float64)).dtype == dlg.float64
+
+
+def test_type_call_names_dlgs_spelling():
+    """torch's x.type() / x.type(dtype) meet dlg's x.type, the tensor's type record: a
+    DlgTypeError saying to read x.dtype or cast with x.to, not 'not callable'."""
+    x = dlg.ones(2, 3)
+    assert str(x.type) == "f32[2,3]" and torch.ones(2, 3).type() == "torch.FloatTensor"
+    for call in [lambda: x.type(), lambda: x.type(dlg.float64),
+                 lambda: x.type("torch.DoubleTensor")]:
+        with pytest.raises(dlg.DlgTypeError, match=r"x\.type is the tensor's type \(f32\[2,3\]\)"
+                                                   r".*x\.dtype \(float32\).*x\.to\("):
+            call()
