@@ -26,7 +26,7 @@ from dlg.backends.determinism import (are_deterministic_algorithms_enabled,
                                       is_deterministic_algorithms_warn_only_enabled,
                                       use_deterministic_algorithms)
 from dlg.frontend.amp import autocast, is_autocast_enabled
-from dlg import linalg
+from dlg import linalg, special
 from dlg.frontend import dense_linalg as _dense_linalg
 from dlg.frontend import linalg_more as _linalg_more
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo, set_default_dtype
@@ -97,7 +97,7 @@ __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mod
             "set_default_dtype",
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
-__all__ += ["linalg", *_linalg_more.TOP_LEVEL]
+__all__ += ["linalg", "special", *_linalg_more.TOP_LEVEL]
 __all__ += ["DlgNumericError", "detect_anomaly", "is_anomaly_enabled", "set_anomaly"]
 __all__ += ["get_num_threads", "set_num_threads"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]
