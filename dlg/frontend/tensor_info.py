@@ -1,5 +1,6 @@
 """What torch programs ask of a tensor and of dtypes, and the eager-only spellings around them:
-a tensor's layout (`stride()`, `storage_offset()`, `nbytes`, `data_ptr()`, `is_cuda`, ...), the
+a tensor's layout (`stride()`, `storage_offset()`, `nbytes`, `data_ptr()`, `is_cuda`,
+`is_pinned()`, `pin_memory()` refused as torch without a GPU, ...), the
 dtype queries (`result_type`, `promote_types`, `can_cast`, `is_signed`, `is_complex`),
 `broadcast_shapes`, `is_nonzero`/`is_same_size`, `scalar_tensor`/`as_tensor`/`asarray`,
 `clone`, torch's `take`/`put` (on the flattened tensor), `sum_to_size`, `x.new(...)`, and the
@@ -77,6 +78,21 @@ def data_ptr(self: Tensor) -> int:
 def get_device(self: Tensor) -> int:
     """-1: eager tensors are on the cpu (torch's answer for it)."""
     return -1
+
+
+@method
+def pin_memory(self: Tensor, device: Any = None) -> Tensor:
+    """Refused, as torch refuses it without an accelerator: pinned memory is for copies to a
+    GPU, and eager dlg tensors stay on the cpu."""
+    raise DlgValueError("pin_memory(): pinned memory is for copies to a GPU; eager dlg tensors "
+                        "live on the cpu (torch raises here too without an accelerator): "
+                        "leave the call out", caller_span())
+
+
+@method
+def is_pinned(self: Tensor, device: Any = None) -> bool:
+    """False: no eager tensor is pinned (torch's answer on the cpu)."""
+    return False
 
 
 Tensor.itemsize = property(lambda self: self.dtype.itemsize)  # type: ignore[attr-defined]

@@ -586,3 +586,14 @@ def test_type_call_names_dlgs_spelling():
         with pytest.raises(dlg.DlgTypeError, match=r"x\.type is the tensor's type \(f32\[2,3\]\)"
                                                    r".*x\.dtype \(float32\).*x\.to\("):
             call()
+
+
+def test_pin_memory_as_torch_on_the_cpu():
+    """torch without an accelerator refuses pin_memory() and says is_pinned() is False."""
+    assert dlg.ones(2).is_pinned() is torch.ones(2).is_pinned() is False
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError):
+            torch.ones(2).pin_memory()
+    with pytest.raises(dlg.DlgValueError, match=r"pin_memory\(\): pinned memory is for copies "
+                                                 r"to a GPU"):
+        dlg.ones(2).pin_memory()
