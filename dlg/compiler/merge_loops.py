@@ -1,4 +1,5 @@
-"""Neighbouring elementwise kernels over the same loops run as one loop nest.
+"""Neighbouring elementwise kernels over the same loops run as one loop nest, and a nest's
+loops over contiguous memory as one loop (`merge_axes.merge_nest_loops`).
 
 Fusion keeps a value in memory when several ops read it (an LSTM cell's gates, a gradient's
 recomputed sigmoid), so a chain of elementwise kernels over the same [N, 128] often follows:
@@ -15,6 +16,7 @@ neighbours (no reordering), and only when neither writes what the other reads el
 from __future__ import annotations
 
 from dlg.compiler.kernel_ir import Kernel, Load, Loop, Stmt, Store, walk
+from dlg.compiler.merge_axes import merge_nest_loops
 from dlg.compiler.lower import Program
 
 
@@ -27,10 +29,15 @@ def merge_loops(p: Program) -> Program:
             merged[-1] = joined
         else:
             merged.append(kernel)
-    p.kernels = merged
+    p.kernels = [_flat(kernel) for kernel in merged]
     for body in p.bodies:
         merge_loops(body)
     return p
+
+
+def _flat(kernel: Kernel) -> Kernel:
+    body = merge_nest_loops(kernel.body)
+    return kernel if body is kernel.body else Kernel(kernel.name, body, kernel.reads, kernel.writes)
 
 
 def _nest(kernel: Kernel) -> tuple[list[Loop], tuple[Store, ...]] | None:

@@ -1,6 +1,6 @@
 """Adjacent reduction axes merged into one loop (compiler/merge_axes.py): which pairs merge, and
 compiled reductions over adjacent, non-adjacent, kept and all axes, with symbolic dims, against
-the interpreter."""
+the interpreter; the loops of elementwise nests over contiguous memory merged the same way."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dlg.compiler.merge_axes import merge_axes
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.elementwise import ADD, LT, MUL, WHERE
 from dlg.runtime.native import NativeGraph
+from dlg.runtime.training import TrainStep
 
 F32 = DType.f32
 A, B, ROW = Var(I64, "r.a"), Var(I64, "r.b"), Var(I64, "i.0")
@@ -126,6 +127,55 @@ model R {
     assert [ix.int_value(n) for _, n in total.axes] == [None, 100]
     x = np.random.default_rng(0).standard_normal((3, 4, 10, 10)).astype(np.float32)
     np.testing.assert_allclose(native({"x": x}, {})["y"], m(x=x), rtol=1e-6, atol=1e-6)
+
+
+def test_a_weight_update_is_one_loop_a_broadcast_keeps_its_rows():
+    """An SGD-with-momentum update of a [6, 4, 3, 3] weight (under the finite-loss check) runs
+    as one loop of 216; adding a per-channel offset to [N, 4, 5, 5] keeps the channel loop
+    apart while the batch and the 5 x 5 rows merge; both compute what the interpreter does."""
+    source = """
+model W {
+    input x: f32[N, 4, 5, 5]
+    input c: f32[4, 1, 1]
+    layer conv = Conv2d(4, 6, 3, bias=false)
+    output y = conv(x)
+    output z = relu(x) + c
+}
+train W {
+    loss = mean(y * y)
+    optimizer = SGD(lr=0.01, momentum=0.9)
+}
+"""
+    m, twin = dlg.loads(source), dlg.loads(source)
+    twin.params.update({name: value.copy() for name, value in m.params.items()})
+    step = TrainStep(m, compiled=True)
+    nests = {k.name: [ix.int_value(lp.extent) for lp in _loops(k.body)]
+             for k in step.native.program.kernels}
+    assert [216] in [loops for name, loops in nests.items() if "sub_mul" in name], nests
+    native = NativeGraph(m.graph)
+    (offset,) = [k for k in native.program.kernels if "relu" in k.name]
+    assert [ix.int_value(lp.extent) for lp in _loops(offset.body)][1:] == [4, 25]
+    ref = TrainStep(twin, compiled=False)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 5, 5)).astype(np.float32)
+    c = rng.standard_normal((4, 1, 1)).astype(np.float32)
+    np.testing.assert_allclose(native({"x": x, "c": c}, m.params)["z"],
+                               m(x=x, c=c)[1], rtol=1e-6)
+    for _ in range(3):
+        batch = {"x": rng.standard_normal((3, 4, 5, 5)).astype(np.float32), "c": c}
+        np.testing.assert_allclose(step(**batch)["loss"], ref(**batch)["loss"], rtol=1e-5)
+    for name in m.params:
+        np.testing.assert_allclose(m.params[name], twin.params[name], rtol=1e-5, atol=1e-6)
+
+
+def _loops(stmts):
+    while stmts and not isinstance(stmts[0], Loop) and hasattr(stmts[0], "body"):
+        stmts = stmts[0].body
+    loops = []
+    while len(stmts) == 1 and isinstance(stmts[0], Loop):
+        loops.append(stmts[0])
+        stmts = stmts[0].body
+    return loops
 
 
 def _exprs(stmts):
