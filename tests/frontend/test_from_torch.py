@@ -321,7 +321,8 @@ def test_untraceable_and_wrong_arguments_are_dlg_errors():
 
     with pytest.raises(DlgError, match="argument 'y' has no default and no example input"):
         dlg.from_torch(Retype(), _f(2, 3))
-    with pytest.raises(DlgImportError, match=r"cannot run torch.fx node 'type_1' \(call_method"):
+    with pytest.raises(DlgError, match=r"x.type\(...\) is torch's type string or cast(.|\n)*"
+                                       r"in torch.fx node 'type_1' \(call_method"):
         dlg.from_torch(Retype(), (_f(2, 3), _f(2, 3)))
 
 
