@@ -13,6 +13,7 @@ import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
+from dlg.frontend.size import Size
 from dlg.frontend.tensor import Tensor, call
 from dlg.ir.dtypes import DType
 
@@ -101,9 +102,8 @@ def _legacy(dtype: DType) -> Any:
         if args and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
                         for a in args):
             return call("zeros", args, dtype=dtype)  # torch leaves them uninitialised
-        if len(args) == 1 and isinstance(args[0], tuple) and all(
-                isinstance(a, int) for a in args[0]):
-            return call("zeros", args[0], dtype=dtype)
+        if len(args) == 1 and isinstance(args[0], Size):  # FloatTensor(x.shape); a plain
+            return call("zeros", tuple(args[0]), dtype=dtype)  # tuple is data, as in torch
         if len(args) != 1:
             raise DlgTypeError(f"{dtype.torch_name} tensor: give sizes or one sequence of "
                                f"values, got {len(args)} arguments", engine.caller_span())

@@ -356,12 +356,15 @@ def test_bernoulli_and_normal_as_torch():
 def test_legacy_constructors_as_torch():
     for name, args in [("LongTensor", ([1, 2],)), ("FloatTensor", (2, 3)),
                        ("FloatTensor", ([[1, 2]],)), ("LongTensor", (3,)),
-                       ("DoubleTensor", ([0.5],)), ("BoolTensor", ([True],))]:
+                       ("DoubleTensor", ([0.5],)), ("BoolTensor", ([True],)),
+                       ("FloatTensor", ((2, 3),)), ("LongTensor", ((4,),))]:
         ours, theirs = getattr(dlg, name)(*args), getattr(torch, name)(*args)
         assert ours.shape == tuple(theirs.shape) and (
             ours.dtype.torch_name == str(theirs.dtype).removeprefix("torch."))
-        if isinstance(args[0], list):
+        if isinstance(args[0], (list, tuple)):  # a plain tuple is data too, not sizes
             assert ours.tolist() == theirs.tolist()
+    assert dlg.FloatTensor(dlg.zeros(2, 3).shape).shape == torch.FloatTensor(
+        torch.Size([2, 3])).shape
 
 
 def test_creation_reaches_dlg_files():
