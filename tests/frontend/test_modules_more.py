@@ -113,8 +113,14 @@ SPATIAL = [
        [f(2, 3, 4, 5)]) for kind, v in PAD_MODES],
     *[(f"{kind}2d(int, unbatched)", lambda ns, kind=kind, v=v: getattr(ns, f"{kind}2d")(1, *v),
        [f(3, 4, 5)]) for kind, v in PAD_MODES],
+    *[(f"{kind}3d", lambda ns, kind=kind, v=v: getattr(ns, f"{kind}3d")((1, 2, 0, 1, 2, 1), *v),
+       [f(2, 3, 3, 4, 5)]) for kind, v in PAD_MODES],
+    *[(f"{kind}3d(int, unbatched)", lambda ns, kind=kind, v=v: getattr(ns, f"{kind}3d")(1, *v),
+       [f(2, 3, 4, 3)]) for kind, v in PAD_MODES],
     ("ConstantPad2d(negative)", lambda ns: ns.ConstantPad2d((-1, 2, 0, -2), 0.5),
      [f(2, 3, 4, 5)]),
+    ("ConstantPad3d(negative)", lambda ns: ns.ConstantPad3d((-1, 2, 0, -2, 1, 0), -2.0),
+     [f(2, 2, 3, 4, 5)]),
     ("Upsample(nearest)", lambda ns: ns.Upsample(scale_factor=2), [f(2, 3, 4, 5)]),
     ("Upsample(bilinear, size)", lambda ns: ns.Upsample(size=(7, 9), mode="bilinear"),
      [f(2, 3, 4, 5)]),
@@ -140,6 +146,9 @@ SPATIAL_REPRS = [
     lambda ns: ns.ZeroPad2d(1), lambda ns: ns.ZeroPad1d((1, 2)),
     lambda ns: ns.ConstantPad1d(2, 3.5), lambda ns: ns.ReflectionPad2d((1, 0, 2, 1)),
     lambda ns: ns.ReplicationPad1d(3), lambda ns: ns.CircularPad2d(1),
+    lambda ns: ns.ZeroPad3d(2), lambda ns: ns.ConstantPad3d((1, 0, 2, 1, 0, 3), -1.5),
+    lambda ns: ns.ReflectionPad3d(1), lambda ns: ns.ReplicationPad3d((0, 1, 2, 3, 4, 5)),
+    lambda ns: ns.CircularPad3d(1),
     lambda ns: ns.Upsample(scale_factor=2), lambda ns: ns.Upsample((4, 5), mode="bilinear"),
     lambda ns: ns.Unfold(3, padding=1), lambda ns: ns.Fold((4, 5), 2, stride=2),
 ]
@@ -157,17 +166,27 @@ def test_spatial_modules_compile():
     compiled_matches_eager(shuffle, f(2, 8, 4, 3))
 
 
+def test_3d_padding_modules_compile():
+    pads = nn.Sequential(nn.ReflectionPad3d((1, 2, 0, 1, 2, 1)), nn.ReplicationPad3d(1),
+                         nn.ConstantPad3d((0, 1, 1, 0, 2, 0), 0.5), nn.ZeroPad3d(1),
+                         nn.CircularPad3d((1, 0, 0, 1, 1, 1)))
+    compiled_matches_eager(pads, f(2, 3, 3, 4, 5))
+
+
 @pytest.mark.parametrize("make, x, error", [
     (lambda: nn.PixelShuffle(2), f(2, 6, 3, 3), "divisible by upscale_factor squared"),
     (lambda: nn.PixelShuffle(0), f(2, 4, 3, 3), "positive int"),
     (lambda: nn.PixelUnshuffle(2), f(2, 4, 3, 4), "divisible by downscale_factor"),
     (lambda: nn.ReflectionPad1d(3), f(2, 3, 3), "at most 2"),
     (lambda: nn.ZeroPad2d(1), f(5, 5), "expects a 3-d or 4-d input"),
+    (lambda: nn.ReflectionPad3d((1, 1, 1, 1, 3, 0)), f(1, 2, 3, 4, 4), "at most 2"),
+    (lambda: nn.ReplicationPad3d(1), f(4, 5, 6), "expects a 4-d or 5-d input"),
     (lambda: nn.ConvTranspose2d(3, 4, 3), f(2, 4, 5, 5), "has 4 channels but weight"),
     (lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=2), f(2, 3, 5, 5),
      "output_padding"),
 ], ids=["shuffle channels", "shuffle factor", "unshuffle size", "reflect too far",
-        "pad rank", "transpose channels", "transpose output_padding"])
+        "pad rank", "reflect 3d too far", "pad 3d rank", "transpose channels",
+        "transpose output_padding"])
 def test_bad_inputs_are_dlg_errors(make, x, error):
     with pytest.raises(DlgError, match=error):
         make()(dlg.tensor(x))
@@ -178,6 +197,7 @@ def test_bad_inputs_are_dlg_errors(make, x, error):
     (lambda: nn.ConvTranspose1d(3, 4, 3, groups=2), "divisible by groups"),
     (lambda: nn.ConvTranspose2d(3, 4, 3, stride="x"), "stride"),
     (lambda: nn.ZeroPad2d((1, 2, 3)), "padding"),
+    (lambda: nn.ConstantPad3d((1, 2, 3, 4), 0.0), "padding"),
 ])
 def test_bad_options_are_dlg_errors(make, error):
     with pytest.raises(DlgError, match=error):

@@ -1,6 +1,7 @@
 """Modules that move or resample pixels without weights: PixelShuffle/PixelUnshuffle,
 ChannelShuffle, the
-padding modules (ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad; 1d and 2d),
+padding modules (ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad; 1d, 2d and
+3d),
 Upsample (and its two fixed-mode forms), Unfold and Fold. Each is its dlg.nn.functional
 namesake with torch.nn's options and repr."""
 
@@ -56,7 +57,7 @@ class PixelUnshuffle(Module):
 # ---- padding ------------------------------------------------------------------------------------
 class _PadNd(Module):
     """F.pad over the last `nd` axes of [N, C, ...] or unbatched [C, ...]; `padding` is an int
-    for every side or torch's flat tuple (left, right[, top, bottom])."""
+    for every side or torch's flat tuple (left, right[, top, bottom[, front, back]])."""
 
     nd = 1
     mode = "constant"
@@ -94,6 +95,10 @@ class ConstantPad2d(_ConstantPadNd):
     nd = 2
 
 
+class ConstantPad3d(_ConstantPadNd):
+    nd = 3
+
+
 class ZeroPad1d(ConstantPad1d):
     def __init__(self, padding: Any):
         super().__init__(padding, 0.0)
@@ -110,12 +115,24 @@ class ZeroPad2d(ConstantPad2d):
         return f"{self.padding}"
 
 
+class ZeroPad3d(ConstantPad3d):
+    def __init__(self, padding: Any):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
 class ReflectionPad1d(_PadNd):
     nd, mode = 1, "reflect"
 
 
 class ReflectionPad2d(_PadNd):
     nd, mode = 2, "reflect"
+
+
+class ReflectionPad3d(_PadNd):
+    nd, mode = 3, "reflect"
 
 
 class ReplicationPad1d(_PadNd):
@@ -126,12 +143,20 @@ class ReplicationPad2d(_PadNd):
     nd, mode = 2, "replicate"
 
 
+class ReplicationPad3d(_PadNd):
+    nd, mode = 3, "replicate"
+
+
 class CircularPad1d(_PadNd):
     nd, mode = 1, "circular"
 
 
 class CircularPad2d(_PadNd):
     nd, mode = 2, "circular"
+
+
+class CircularPad3d(_PadNd):
+    nd, mode = 3, "circular"
 
 
 # ---- resampling and patches -------------------------------------------------------------------
