@@ -82,6 +82,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "max_unpool3d": pooling.max_unpool3d,
     "avg_pool1d": pooling.avg_pool1d, "avg_pool2d": pooling.avg_pool2d,
     "avg_pool3d": pooling.avg_pool3d, "adaptive_avg_pool1d": pooling.adaptive_avg_pool1d,
+    "lp_pool1d": pooling.lp_pool1d, "lp_pool2d": pooling.lp_pool2d,
+    "lp_pool3d": pooling.lp_pool3d,
     "adaptive_avg_pool2d": pooling.adaptive_avg_pool2d,
     "adaptive_avg_pool3d": pooling.adaptive_avg_pool3d,
     "adaptive_max_pool1d": pooling.adaptive_max_pool1d,

@@ -1,6 +1,7 @@
 """Pooling and window functions with PyTorch's signatures: max_pool1d/2d/3d (dilation, ceil_mode,
 return_indices), max_unpool1d/2d/3d (a scatter at those indices), avg_pool1d/2d/3d (ceil_mode,
-count_include_pad, divisor_override), the adaptive pools (any output size; torch's bins
+count_include_pad, divisor_override), lp_pool1d/2d/3d (power-average, over avg_pool as torch
+computes it), the adaptive pools (any output size; torch's bins
 start=floor(i*L/out), end=ceil((i+1)*L/out)), unfold (im2col) and fold (col2im).
 
 Regular windows are the max_pool/avg_pool ops. What they cannot say (max pooling's indices,
@@ -19,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgShapeError, DlgTypeError
-from dlg.functions.args import describe, ints, is_int, tensor
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.functions.args import describe, ints, is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.functions.nn import pool_options
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import SPATIAL_RANKS, spatial_names
-from dlg.ir.ops.elementwise import ADD, MUL
+from dlg.ir.ops.elementwise import ABS, ADD, MUL, NEG, POW, RELU, SIGN
 from dlg.ir.ops.gather import SCATTER
 from dlg.ir.ops.pool import AVG_POOL, MAX_POOL, avg_divisor, pool_sizes
 from dlg.ir.ops.reduce import ARGMAX, REDUCE_MAX, REDUCE_SUM
@@ -177,6 +178,40 @@ def _avg_pool(nd: int) -> Callable[..., Any]:
 
 max_pool1d, max_pool2d, max_pool3d = (_max_pool(nd) for nd in SPATIAL_RANKS)
 avg_pool1d, avg_pool2d, avg_pool3d = (_avg_pool(nd) for nd in SPATIAL_RANKS)
+
+
+def _lp_pool(nd: int) -> Callable[..., Any]:
+    def lp_pool(F: Front, x: Any, norm_type: Any, kernel_size: Any, stride: Any = None,
+                ceil_mode: Any = False) -> Any:
+        name = f"lp_pool{nd}d"
+        if not is_number(norm_type) or norm_type == 0 or math.isnan(norm_type):
+            raise DlgValueError(f"{name}: norm_type must be a nonzero number (inf for the "
+                                f"largest magnitude), got {describe(F, norm_type)}")
+        x = tensor(F, x, f"{name}'s input")
+        attrs = pool_options(F, nd, kernel_size, stride, 0, ceil_mode)
+        dtype = F.type_of(x).dtype
+        if math.isinf(norm_type):  # the largest |x| of each window, or minus the smallest
+            magnitude = F.emit(ABS, x)
+            if norm_type > 0:
+                return F.emit(MAX_POOL, magnitude, dilation=(1,) * nd, **attrs)
+            return F.emit(NEG, F.emit(MAX_POOL, F.emit(NEG, magnitude), dilation=(1,) * nd,
+                                      **attrs))
+        mean = F.emit(AVG_POOL, F.emit(POW, x, F.lift(norm_type, dtype)),
+                      count_include_pad=True, **attrs)
+        # sign(mean) * relu(|mean|), as torch: the same values, and no gradient where a
+        # window's sum is 0 (relu's gradient there is 0, where pow's would be inf)
+        total = F.emit(MUL, F.emit(MUL, F.emit(SIGN, mean), F.emit(RELU, F.emit(ABS, mean))),
+                       F.lift(math.prod(attrs["kernel"]), dtype))
+        return F.emit(POW, total, F.lift(1.0 / norm_type, dtype))
+    lp_pool.__name__ = lp_pool.__qualname__ = f"lp_pool{nd}d"
+    lp_pool.__doc__ = (f"PyTorch's F.lp_pool{nd}d: (sum of x^p over each window)^(1/p), computed "
+                       f"as torch does (avg_pool{nd}d of x^p times the kernel's size, so a "
+                       f"ceil_mode window cut by the edge is scaled up as torch's is); p = inf "
+                       f"is the largest |x|.")
+    return lp_pool
+
+
+lp_pool1d, lp_pool2d, lp_pool3d = (_lp_pool(nd) for nd in SPATIAL_RANKS)
 
 
 # ---- max unpooling ------------------------------------------------------------------------------

@@ -246,8 +246,9 @@ def test_positions_expanded_to_the_batch_follow_it():
 
 @pytest.mark.parametrize("make,shape", [(lambda: tnn.BatchNorm1d(4).eval(), (3, 4)),
                                          (lambda: tnn.LSTM(4, 5, batch_first=True), (2, 3, 4)),
-                                         (lambda: tnn.Linear(4, 2), (3, 4))],
-                         ids=["batchnorm", "lstm", "linear"])
+                                         (lambda: tnn.Linear(4, 2), (3, 4)),
+                                         (lambda: tnn.LPPool2d(2, (2, 3)), (2, 3, 4, 6))],
+                         ids=["batchnorm", "lstm", "linear", "lppool"])
 def test_a_bare_torch_leaf_converts_to_its_dlg_module(make, shape):
     """fx cannot trace inside torch.nn's own modules: one passed by itself is its dlg.nn
     module, with torch's state_dict names and mode."""
@@ -267,12 +268,12 @@ class Unsupported(tnn.Module):
     def __init__(self):
         super().__init__()
         self.fc = tnn.Linear(4, 4)
-        self.lp = tnn.LPPool2d(2, 1)
+        self.frac = tnn.FractionalMaxPool2d(1, output_size=1)
         self.pool = tnn.AvgPool2d(2, divisor_override=3)
 
     def forward(self, x):
         y = torch.special.erfcx(self.fc(x)) + torch.special.erfcx(x)
-        return self.pool(self.lp(y.igamma(x.abs()).view(-1, 4, 1, 1)))
+        return self.pool(self.frac(y.igamma(x.abs()).view(-1, 4, 1, 1)))
 
 
 def test_unsupported_nodes_are_listed_together():
@@ -284,7 +285,7 @@ def test_unsupported_nodes_are_listed_together():
     for part in [f"special_erfcx at nodes special_erfcx ({__file__}:{line + 1}:9), "
                  f"special_erfcx_1 ({__file__}:{line + 1}:9)",
                  f"Tensor.igamma at node igamma ({__file__}:{line + 2}:9)",
-                 "module lp (dlg.nn has no LPPool2d) at node lp",
+                 "module frac (dlg.nn has no FractionalMaxPool2d) at node frac",
                  "module pool (dlg.nn.AvgPool2d has no option divisor_override (here 3))"]:
         assert part in message
 

@@ -99,6 +99,12 @@ MODULES: list[tuple[str, Make, Callable[[], list[np.ndarray]]]] = [
     ("AvgPool2d(ceil, no pad count)",
      lambda ns: ns.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
      lambda: [f(2, 3, 8, 7)]),
+    ("LPPool2d", lambda ns: ns.LPPool2d(2, 3), lambda: [f(2, 3, 7, 6)]),
+    ("LPPool2d(float p, stride, ceil)", lambda ns: ns.LPPool2d(1.5, (3, 2), (2, 1), True),
+     lambda: [np.abs(f(2, 3, 8, 5)) + 0.1]),
+    ("LPPool1d(p=3, ceil, unbatched)", lambda ns: ns.LPPool1d(3, 2, ceil_mode=True),
+     lambda: [np.abs(f(3, 7))]),
+    ("LPPool1d(p=1, stride)", lambda ns: ns.LPPool1d(1, 3, 1), lambda: [f(2, 3, 7)]),
     # convolutions
     *[(f"Conv2d({mode})", lambda ns, mode=mode: ns.Conv2d(3, 4, 3, padding=(1, 2),
                                                           padding_mode=mode),
@@ -265,6 +271,58 @@ def test_channel_dropout_zeroes_whole_channels_and_scales_the_rest():
     assert (nn.Dropout2d(0.5).eval()(dlg.tensor(x)).numpy() == x).all()
 
 
+@pytest.mark.parametrize("name, args, kwargs, positive", [
+    ("lp_pool2d", (2, 3), {}, False),
+    ("lp_pool2d", (2.0, (3, 2)), {"stride": (2, 1), "ceil_mode": True}, False),
+    ("lp_pool2d", (0.5, 2), {"stride": 1}, True),
+    ("lp_pool2d", (float("inf"), (2, 3)), {"ceil_mode": True}, False),
+    ("lp_pool2d", (-float("inf"), 2), {}, False),
+    ("lp_pool1d", (3, 2), {"ceil_mode": True}, True),
+    ("lp_pool1d", (1, 3, 1), {}, False),
+    ("lp_pool1d", (4, 2, (1,)), {}, False),
+    ("lp_pool1d", (float("inf"), 3, 2), {"ceil_mode": True}, False),
+], ids=["2d p=2", "2d p=2.0 ceil", "2d p=0.5", "2d inf ceil", "2d -inf", "1d p=3 ceil",
+        "1d p=1", "1d p=4 stride tuple", "1d inf"])
+def test_lp_pool_functions_match_torch(name, args, kwargs, positive):
+    """torch's definition exactly: avg_pool of x^p times the kernel's size, so a ceil_mode
+    window cut by the edge is scaled up as torch's is; inf is the largest |x|."""
+    x = f(2, 3, 7, 6) if name == "lp_pool2d" else f(2, 3, 9)
+    x = np.abs(x) + 0.1 if positive else x
+    xa, xt = dlg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ya = getattr(nn.functional, name)(xa, *args, **kwargs)
+    yt = getattr(torch.nn.functional, name)(xt, *args, **kwargs)
+    assert_close(ya, yt, "value")
+    w = f(*yt.shape)
+    (ya * dlg.tensor(w)).sum().backward()
+    (yt * torch.tensor(w)).sum().backward()
+    assert_close(xa.grad, xt.grad, "gradient", 1e-4)
+
+
+def test_lp_pool_of_a_zero_window_has_no_gradient():
+    """sign(s) * relu(|s|) before the root, as torch: 0 (not nan) where a window sums to 0."""
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, :2, :2] = f(2, 2)
+    xa, xt = dlg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ya, yt = nn.functional.lp_pool2d(xa, 2, 2), torch.nn.functional.lp_pool2d(xt, 2, 2)
+    ya.sum().backward()
+    yt.sum().backward()
+    assert_close(ya, yt, "value")
+    assert_close(xa.grad, xt.grad, "gradient")
+    assert not np.isnan(xa.grad.numpy()).any()
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda x: nn.functional.lp_pool2d(x, 0, 2), "norm_type must be a nonzero number"),
+    (lambda x: nn.functional.lp_pool2d(x, "2", 2), "norm_type"),
+    (lambda x: nn.functional.lp_pool1d(x, 2, 2, ceil_mode=1), "ceil_mode"),
+    (lambda x: nn.LPPool2d(2, (2, 2, 2))(x), "kernel_size"),
+    (lambda x: nn.LPPool2d(2, 5)(x), "too small"),
+], ids=["p=0", "p str", "ceil_mode", "kernel rank", "window too large"])
+def test_lp_pool_errors_are_dlg_errors(call, error):
+    with pytest.raises(DlgError, match=error):
+        call(dlg.tensor(f(2, 3, 4, 4)))
+
+
 @pytest.mark.parametrize("make", [lambda ns: ns.MaxPool2d(2, return_indices=True),
                                   lambda ns: ns.AdaptiveMaxPool2d((4, 3), return_indices=True)])
 def test_max_pools_return_indices_as_torch(make):
@@ -367,6 +425,7 @@ REPRS = [
     lambda ns: ns.Hardtanh(), lambda ns: ns.Softplus(), lambda ns: ns.Softshrink(),
     lambda ns: ns.PReLU(), lambda ns: ns.GELU(), lambda ns: ns.Softmax(dim=1),
     lambda ns: ns.MaxPool2d(2), lambda ns: ns.AdaptiveAvgPool2d((1, 1)),
+    lambda ns: ns.LPPool2d(2, 3), lambda ns: ns.LPPool1d(1.5, 2, 1, True),
     lambda ns: ns.Sequential(ns.Linear(2, 3), ns.ReLU(), ns.Dropout()),
 ]
 
@@ -389,6 +448,8 @@ class Attention(nn.Module):
 COMPOSITES = [
     ("GroupNorm", lambda: nn.GroupNorm(2, 4), (3, 4, 5)),
     ("PReLU", lambda: nn.PReLU(4), (3, 4, 5)),
+    ("LPPool2d", lambda: nn.LPPool2d(2, (2, 3), ceil_mode=True), (2, 3, 5, 7)),
+    ("LPPool1d(inf)", lambda: nn.LPPool1d(float("inf"), 2), (2, 3, 6)),
     ("MultiheadAttention", Attention, (3, 5, 8)),
     ("Conv2d(reflect)", lambda: nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"),
      (2, 2, 5, 5)),

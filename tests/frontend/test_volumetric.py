@@ -1,7 +1,8 @@
-"""The 3-d layers (Conv3d, ConvTranspose3d, MaxPool3d, AvgPool3d, the adaptive 3-d pools,
-BatchNorm3d, InstanceNorm3d) and their F.* functions against torch: outputs and the gradients of
-inputs and parameters, running statistics, reprs; a traced 3-d network compiled against eager
-and its compiled training step against the interpreter's and torch's; bad input as DlgErrors."""
+"""The 3-d layers (Conv3d, ConvTranspose3d, MaxPool3d, AvgPool3d, LPPool3d, the adaptive 3-d
+pools, BatchNorm3d, InstanceNorm3d) and their F.* functions against torch: outputs and the
+gradients of inputs and parameters, running statistics, reprs; a traced 3-d network compiled
+against eager and its compiled training step against the interpreter's and torch's; bad input
+as DlgErrors."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ MODULES = [
     ("AvgPool3d(ceil, no pad count)",
      lambda ns: ns.AvgPool3d(3, 2, 1, ceil_mode=True, count_include_pad=False),
      [f(1, 2, 5, 6, 4)]),
+    ("LPPool3d", lambda ns: ns.LPPool3d(2, 2), [f(2, 3, 4, 5, 4)]),
+    ("LPPool3d(float p, stride, ceil)", lambda ns: ns.LPPool3d(1.5, (2, 3, 2), 2, True),
+     [np.abs(f(1, 2, 5, 6, 3)) + 0.1]),
     ("AdaptiveAvgPool3d(even)", lambda ns: ns.AdaptiveAvgPool3d((2, 1, 3)), [f(2, 3, 4, 5, 6)]),
     ("AdaptiveAvgPool3d(uneven, None)", lambda ns: ns.AdaptiveAvgPool3d((3, None, 2)),
      [f(2, 2, 5, 3, 7)]),
@@ -79,6 +83,9 @@ FUNCTIONS = [  # name, inputs, keywords
     ("max_pool3d", [f(2, 3, 5, 4, 6)], {"kernel_size": 2, "stride": (1, 2, 3), "padding": 1}),
     ("avg_pool3d", [f(2, 3, 5, 4, 6)], {"kernel_size": (3, 2, 2), "padding": (1, 0, 1),
                                         "divisor_override": 5}),
+    ("lp_pool3d", [f(2, 3, 5, 4, 6)], {"norm_type": 2, "kernel_size": (3, 2, 2),
+                                       "stride": (1, 2, 2), "ceil_mode": True}),
+    ("lp_pool3d", [f(1, 2, 4, 4, 5)], {"norm_type": float("inf"), "kernel_size": 2}),
     ("adaptive_avg_pool3d", [f(1, 2, 7, 5, 3)], {"output_size": (3, 2, 1)}),
     ("adaptive_max_pool3d", [f(1, 2, 7, 5, 3)], {"output_size": (2, 3, 2)}),
 ]

@@ -1,6 +1,6 @@
 """Pooling modules with torch.nn's arguments: MaxPool1d/2d/3d (dilation, ceil_mode,
 return_indices), MaxUnpool1d/2d/3d (their inverse at those indices), AvgPool1d/2d/3d (ceil_mode,
-count_include_pad) and the adaptive pools."""
+count_include_pad), LPPool1d/2d/3d (power-average) and the adaptive pools."""
 
 from __future__ import annotations
 
@@ -100,6 +100,39 @@ class AvgPool2d(_AvgPool):
 
 
 class AvgPool3d(_AvgPool):
+    nd = 3
+
+
+class _LPPool(Module):
+    """F.lp_pool{nd}d with the norm, window and stride fixed (torch's repr keeps stride=None)."""
+
+    nd = 2
+
+    def __init__(self, norm_type: float, kernel_size: Any, stride: Any = None,
+                 ceil_mode: bool = False):
+        super().__init__()
+        checked(pool_options, self.nd, kernel_size, stride, 0, ceil_mode)
+        self.norm_type, self.kernel_size, self.stride = norm_type, kernel_size, stride
+        self.ceil_mode = ceil_mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call(f"lp_pool{self.nd}d", x, self.norm_type, self.kernel_size, self.stride,
+                    self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPool):
+    nd = 1
+
+
+class LPPool2d(_LPPool):
+    nd = 2
+
+
+class LPPool3d(_LPPool):
     nd = 3
 
 
