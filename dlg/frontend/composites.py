@@ -70,12 +70,14 @@ def _in_place(name: str) -> Callable[..., Tensor]:
 
 
 IN_PLACE = {f"{name}_": _in_place(name)
-            for name in ("relu", "elu", "leaky_relu", "hardtanh", "selu", "celu", "threshold")}
+            for name in ("relu", "elu", "leaky_relu", "hardtanh", "selu", "celu", "threshold",
+                         "rrelu")}
 
 # torch.nn.functional's activations that take `inplace` (after this many options, so
 # F.leaky_relu(x, 0.2, True) binds it as torch does)
 INPLACE_OPTIONS = {"relu": 0, "relu6": 0, "selu": 0, "silu": 0, "mish": 0, "hardswish": 0,
-                   "hardsigmoid": 0, "elu": 1, "celu": 1, "leaky_relu": 1, "hardtanh": 2}
+                   "hardsigmoid": 0, "elu": 1, "celu": 1, "leaky_relu": 1, "hardtanh": 2,
+                   "rrelu": 3}
 
 
 def with_inplace(fn: Callable[..., Tensor], n_options: int) -> Callable[..., Tensor]:

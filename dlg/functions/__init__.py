@@ -105,7 +105,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "scaled_dot_product_attention": attention.scaled_dot_product_attention,
     "prelu": activations.prelu, "glu": activations.glu, "threshold": activations.threshold,
     "softmin": activations.softmin, "local_response_norm": norms.local_response_norm,
-    "channel_shuffle": shuffle.channel_shuffle,
+    "channel_shuffle": shuffle.channel_shuffle, "rrelu": activations.rrelu,
     # losses
     "cross_entropy": losses.cross_entropy, "nll_loss": losses.nll_loss,
     "mse_loss": losses.mse_loss, "l1_loss": losses.l1_loss,

@@ -294,7 +294,7 @@ def test_functions_match_torch(name, kwargs):
 
 @pytest.mark.parametrize("name, args", [
     ("relu", ()), ("elu", (0.5,)), ("leaky_relu", (0.2,)), ("hardtanh", (-0.5, 0.7)),
-    ("selu", ()), ("celu", (1.5,)), ("threshold", (0.2, -4.0)),
+    ("selu", ()), ("celu", (1.5,)), ("threshold", (0.2, -4.0)), ("rrelu", (0.1, 0.3)),
 ])
 def test_in_place_functions_write_their_input(name, args):
     x = f(3, 4) * 2
@@ -311,7 +311,7 @@ def test_in_place_functions_write_their_input(name, args):
 @pytest.mark.parametrize("name, args", [
     ("relu", ()), ("relu6", ()), ("selu", ()), ("silu", ()), ("mish", ()), ("hardswish", ()),
     ("hardsigmoid", ()), ("elu", (0.5,)), ("celu", (1.5,)), ("leaky_relu", (0.2,)),
-    ("hardtanh", (-0.5, 0.7)),
+    ("hardtanh", (-0.5, 0.7)), ("rrelu", (0.1, 0.3, False)),
 ])
 def test_activation_functions_take_torchs_inplace(name, args):
     """F.<activation>(x, ..., inplace=True), by keyword or in torch's position, writes into x

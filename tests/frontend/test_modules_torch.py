@@ -184,6 +184,7 @@ ACTIVATIONS = [
     ("hardsigmoid", {}), ("hardswish", {}), ("relu6", {}), ("logsigmoid", {}),
     ("tanhshrink", {}), ("softshrink", {"lambd": 1}), ("hardshrink", {}),
     ("hardtanh", {"min_val": -0.5, "max_val": 3}), ("leaky_relu", {"negative_slope": 0.2}),
+    ("rrelu", {}), ("rrelu", {"lower": 0.1, "upper": 0.4, "training": False}),
 ]
 
 
@@ -323,6 +324,83 @@ def test_lp_pool_errors_are_dlg_errors(call, error):
         call(dlg.tensor(f(2, 3, 4, 4)))
 
 
+def test_rrelu_in_eval_mode_is_torchs():
+    """The mean slope (lower + upper) / 2, as torch's leaky relu in eval mode."""
+    check(lambda ns: ns.RReLU(0.2, 0.5), [f(3, 5) * 3], training=False)
+    check(lambda ns: ns.RReLU(), [f(2, 3, 4)], training=False)
+
+
+def _rrelu_slopes(lib: Any, x: np.ndarray, lower: float, upper: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """RReLU(lower, upper) in training mode of `lib` (dlg or torch): each negative element's
+    slope from the output, and from the gradient."""
+    xs = lib.tensor(x, requires_grad=True)
+    y = (nn if lib is dlg else torch.nn).RReLU(lower, upper)(xs)
+    y.sum().backward()
+    out, grad = y.detach().numpy(), xs.grad.numpy()
+    assert np.array_equal(out[x > 0], x[x > 0]) and (grad[x > 0] == 1).all()
+    return out[x < 0] / x[x < 0], grad[x < 0]
+
+
+def test_rrelu_in_training_draws_uniform_slopes_as_torch():
+    """Training: a slope per negative element from U(lower, upper), drawn from dlg's random
+    stream; the gradient is that same slope. Compared with torch by statistics (the draws
+    themselves differ): range, mean, variance and quartiles of 20000 slopes."""
+    x = f(40000)
+    lower, upper = 0.1, 0.4
+    dlg.manual_seed(0)
+    ours, ours_grad = _rrelu_slopes(dlg, x, lower, upper)
+    torch.manual_seed(0)
+    theirs, _ = _rrelu_slopes(torch, x, lower, upper)
+    np.testing.assert_allclose(ours_grad, ours, rtol=1e-5)  # the same slope
+    assert lower <= ours.min() and ours.max() <= upper
+    width = upper - lower
+    for slopes in (ours, theirs):  # both U(lower, upper): mean, variance, quartiles
+        assert abs(slopes.mean() - (lower + upper) / 2) < 0.01 * width
+        assert abs(slopes.var() - width ** 2 / 12) < 0.05 * width ** 2 / 12
+        np.testing.assert_allclose(np.quantile(slopes, [0.25, 0.5, 0.75]),
+                                   lower + width * np.array([0.25, 0.5, 0.75]), atol=0.02 * width)
+    assert len(np.unique(ours)) > 0.99 * len(ours)  # one draw per element
+    dlg.manual_seed(0)
+    np.testing.assert_array_equal(_rrelu_slopes(dlg, x, lower, upper)[0], ours)  # seeded
+    assert not np.array_equal(_rrelu_slopes(dlg, x, lower, upper)[0], ours)  # fresh draws
+
+
+def test_rrelu_traced_and_compiled_draw_fresh_slopes_in_training():
+    x = f(4, 2000)
+    module = nn.RReLU(0.1, 0.4)
+    for run in (dlg.trace(module, x), dlg.compile(module, x)):
+        first, second = np.asarray(run(x)), np.asarray(run(x))
+        slopes = first[x < 0] / x[x < 0]
+        assert 0.1 <= slopes.min() and slopes.max() <= 0.4 and abs(slopes.mean() - 0.25) < 0.01
+        np.testing.assert_array_equal(first[x > 0], x[x > 0])
+        assert not np.array_equal(first, second)
+    module.eval()
+    want = torch.nn.RReLU(0.1, 0.4).eval()(torch.tensor(x)).numpy()
+    for run in (dlg.trace(module, x), dlg.compile(module, x)):
+        np.testing.assert_allclose(np.asarray(run(x)), want, rtol=1e-6, atol=1e-7)
+
+
+def test_rrelu_inplace_writes_its_input_in_training():
+    x = f(3, 50)
+    ours = dlg.tensor(x)
+    assert nn.RReLU(0.1, 0.4, inplace=True)(ours) is ours
+    slopes = ours.numpy()[x < 0] / x[x < 0]
+    assert 0.1 <= slopes.min() and slopes.max() <= 0.4
+    np.testing.assert_array_equal(ours.numpy()[x > 0], x[x > 0])
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda x: nn.functional.rrelu(x, 0.5, 0.1, True), "lower bound 0.5 must be at most"),
+    (lambda x: nn.functional.rrelu(x, "0.1"), "lower must be a number"),
+    (lambda x: nn.functional.rrelu(x, training=1), "training must be a bool"),
+    (lambda x: nn.RReLU()(x.long()), "floating point"),
+], ids=["bounds", "lower", "training", "dtype"])
+def test_rrelu_errors_are_dlg_errors(call, error):
+    with pytest.raises(DlgError, match=error):
+        call(dlg.tensor(f(3, 4)))
+
+
 @pytest.mark.parametrize("make", [lambda ns: ns.MaxPool2d(2, return_indices=True),
                                   lambda ns: ns.AdaptiveMaxPool2d((4, 3), return_indices=True)])
 def test_max_pools_return_indices_as_torch(make):
@@ -424,6 +502,7 @@ REPRS = [
     lambda ns: ns.ReLU(), lambda ns: ns.ELU(alpha=0.5), lambda ns: ns.LeakyReLU(0.2),
     lambda ns: ns.Hardtanh(), lambda ns: ns.Softplus(), lambda ns: ns.Softshrink(),
     lambda ns: ns.PReLU(), lambda ns: ns.GELU(), lambda ns: ns.Softmax(dim=1),
+    lambda ns: ns.RReLU(), lambda ns: ns.RReLU(0.1, 0.3, inplace=True),
     lambda ns: ns.MaxPool2d(2), lambda ns: ns.AdaptiveAvgPool2d((1, 1)),
     lambda ns: ns.LPPool2d(2, 3), lambda ns: ns.LPPool1d(1.5, 2, 1, True),
     lambda ns: ns.Sequential(ns.Linear(2, 3), ns.ReLU(), ns.Dropout()),

@@ -47,7 +47,7 @@ ADAPTERS: dict[str, tuple[str, Callable[[Callable[..., Any]], Callable[..., Any]
     **{name: (name, lambda f: f) for name in ("randn", "randn_like", "rand_like", "randint",
                                               "randint_like",
                                               "nn.functional.dropout", "nn.functional.dropout2d",
-                                              "nn.functional.dropout3d")},
+                                              "nn.functional.dropout3d", "nn.functional.rrelu")},
 }
 
 # OpInfos whose samples hand dlg a torch callable, which cannot take dlg tensors
@@ -62,6 +62,15 @@ VALUES_UNDEFINED = {"randn", "rand_like", "randn_like", "randint", "randint_like
                     "nn.functional.dropout", "nn.functional.dropout2d",
                     "nn.functional.dropout3d", "nn.functional.alpha_dropout",
                     "nn.functional.feature_alpha_dropout"}
+# ... only in the samples that pass training=True (rrelu's slopes are drawn then; in eval mode
+# they are their mean, and values and gradients are compared)
+RANDOM_WHEN_TRAINING = {"nn.functional.rrelu"}
+
+
+def values_defined(name: str, kwargs: dict[str, Any]) -> bool:
+    """Whether the op's result on a sample with these keywords is torch's to compare with."""
+    return name not in VALUES_UNDEFINED and not (name in RANDOM_WHEN_TRAINING
+                                                 and kwargs.get("training"))
 
 
 # OpInfos whose float32 result in torch is further from the exact one than RTOL (the matrix
@@ -295,7 +304,7 @@ def _reference(op: Any, index: int, sample: Any) -> Reference:
     grads = None
     if op.name in SIGN_FREE:
         output = _unsigned(output, SIGN_FREE[op.name], torch.abs)
-    elif cotangents and wrt and op.name not in VALUES_UNDEFINED:
+    elif cotangents and wrt and values_defined(op.name, arguments[2]):
         found = torch.autograd.grad([flat[i] for i, _ in cotangents], [t for *_, t in pairs],
                                     [torch.from_numpy(c).to(flat[i].dtype)
                                      for i, c in cotangents], allow_unused=True)
@@ -356,7 +365,7 @@ def run_eager(target: Target, ref: Reference) -> Result:
             got = target.call(inp, *args, **kwargs)
     except Exception as e:  # noqa: BLE001  (every failure is an outcome)
         return result(*classify(e))
-    values = target.opinfo.name not in VALUES_UNDEFINED
+    values = values_defined(target.opinfo.name, ref.arguments[2])
     if target.opinfo.name in SIGN_FREE:
         got = _unsigned(got, SIGN_FREE[target.opinfo.name], abs)
     diff = difference(got, ref.output, RTOL, ATOL, values)

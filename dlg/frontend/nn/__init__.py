@@ -23,6 +23,7 @@ from dlg.frontend.nn.activations import (  # noqa: F401
     LogSoftmax,
     Mish,
     PReLU,
+    RReLU,
     ReLU,
     ReLU6,
     Sigmoid,

@@ -77,6 +77,21 @@ class LeakyReLU(_Activation):
         super().__init__(negative_slope, inplace=inplace)
 
 
+class RReLU(_Activation):
+    """F.rrelu: slopes drawn per element from U(lower, upper) in training mode, their mean
+    (lower + upper) / 2 in eval mode."""
+
+    fn, options = "rrelu", ("lower", "upper")
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False):
+        super().__init__(lower, upper, inplace=inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        def rrelu(s: Tensor) -> Tensor:
+            return call("rrelu", s, self.lower, self.upper, training=self.training)
+        return inplace.update(x, rrelu) if self.inplace else rrelu(x)
+
+
 class Hardtanh(_Activation):
     fn, options = "hardtanh", ("min_val", "max_val")
 
