@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from dlg.compiler import indexing as ix
+from dlg.compiler.extremes import extremes_first
 from dlg.compiler.kernel_ir import (
     Expr,
     Fill,
@@ -85,6 +86,10 @@ def _schedule_body(p: Program, body: tuple[Stmt, ...], target: Target) -> tuple[
     if nest is None:
         return body
     loops, store = nest
+    value = extremes_first(store.value)
+    if value is not store.value:
+        store = replace(store, value=value)
+        body = (_nested(loops, store),)
     scheduled = body
     tiled = _tile(p, loops, store, target)
     if tiled is not None:
@@ -98,6 +103,12 @@ def _schedule_body(p: Program, body: tuple[Stmt, ...], target: Target) -> tuple[
         return (product,)
     reordered = _in_read_order(loops, store) if scheduled is body else None
     return scheduled if reordered is None else (reordered,)
+
+
+def _nested(loops: list[Loop], stmt: Stmt) -> Stmt:
+    for lp in reversed(loops):
+        stmt = Loop(lp.var, lp.extent, (stmt,), lp.parallel)
+    return stmt
 
 
 def _in_read_order(loops: list[Loop], store: Store) -> Stmt | None:
