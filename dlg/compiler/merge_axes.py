@@ -9,16 +9,16 @@ times as far as b, the pair is the single axis r = a*B + b: every index becomes 
 without a plus b's step times r. r runs in the nest's order, so the fold sees the same values
 in the same order and the result is identical.
 
-The same holds for the loops around plain stores (`merge_nest_loops`): an optimizer's update of a
-[64, 64, 3, 3] weight was four loops whose 3 x 3 inner pair O3 unrolled into pages (0.1-0.25 s
-a kernel; ResNet-18's training step has 62 of them); as one loop of 36,864 it is one vectorised
-loop.
+The same holds for the loops around plain stores (`merged_store`, used by merge_loops.py): an
+optimizer's update of a [64, 64, 3, 3] weight was four loops whose 3 x 3 inner pair O3 unrolled
+into pages (0.1-0.25 s a kernel; ResNet-18's training step has 62 of them); as one loop of
+36,864 it is one vectorised loop.
 """
 
 from __future__ import annotations
 
 from dlg.compiler import indexing as ix
-from dlg.compiler.kernel_ir import Expr, IfFinite, Load, Loop, Op, Random, Reduce, Stmt, Store, Var
+from dlg.compiler.kernel_ir import Expr, Load, Op, Random, Reduce, Store, Var
 from dlg.ir.ops.elementwise import ADD, MUL, SUB
 
 
@@ -39,42 +39,9 @@ def merge_axes(r: Expr) -> Expr:
     return r if body is r.body else Reduce(r.dtype, r.combine, tuple(axes), body, r.init)
 
 
-def merge_nest_loops(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
-    """A kernel body whose plain store nest (alone or under its finite-loss check) has its
-    mergeable adjacent loops merged; the body itself when there are none."""
-    if len(body) == 1 and isinstance(body[0], IfFinite):
-        inner = merge_nest_loops(body[0].body)
-        return body if inner is body[0].body else (IfFinite(body[0].buffer, inner),)
-    loops: list[Loop] = []
-    stmts = body
-    while len(stmts) == 1 and isinstance(stmts[0], Loop):
-        loops.append(stmts[0])
-        stmts = stmts[0].body
-    if len(loops) < 2 or not all(isinstance(s, Store) and not s.accumulate for s in stmts):
-        return body
-    stores: list[Store] = list(stmts)  # type: ignore[arg-type]
-    changed = False
-    k = len(loops) - 1
-    while k > 0:
-        outer, inner = loops[k - 1], loops[k]
-        size = ix.int_value(inner.extent)
-        merged = None if size is None else [
-            _merged_store(s, outer.var, inner.var, size) for s in stores]
-        if merged is not None and None not in merged:
-            stores = merged  # type: ignore[assignment]
-            loops[k - 1:k + 1] = [Loop(inner.var, ix.mul(outer.extent, inner.extent), (),
-                                       outer.parallel)]
-            changed = True
-        k -= 1
-    if not changed:
-        return body
-    nest: tuple[Stmt, ...] = tuple(stores)
-    for lp in reversed(loops):
-        nest = (Loop(lp.var, lp.extent, nest, lp.parallel),)
-    return nest
-
-
-def _merged_store(s: Store, outer: str, inner: str, size: int) -> Store | None:
+def merged_store(s: Store, outer: str, inner: str, size: int) -> Store | None:
+    """A plain store over the merged axis (named `inner`), or None when some index is not
+    affine in the pair with outer's step `size` times inner's."""
     index = _merged_index(s.index, outer, inner, size)
     value = _merged(s.value, outer, inner, size)
     return None if index is None or value is None else Store(s.buffer, index, value)

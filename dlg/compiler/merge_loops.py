@@ -1,5 +1,5 @@
 """Neighbouring elementwise kernels over the same loops run as one loop nest, and a nest's
-loops over contiguous memory as one loop (`merge_axes.merge_nest_loops`).
+loops over contiguous memory as one loop (`merge_axes.merged_store`).
 
 Fusion keeps a value in memory when several ops read it (an LSTM cell's gates, a gradient's
 recomputed sigmoid), so a chain of elementwise kernels over the same [N, 128] often follows:
@@ -15,8 +15,9 @@ neighbours (no reordering), and only when neither writes what the other reads el
 
 from __future__ import annotations
 
-from dlg.compiler.kernel_ir import Kernel, Load, Loop, Stmt, Store, walk
-from dlg.compiler.merge_axes import merge_nest_loops
+from dlg.compiler import indexing as ix
+from dlg.compiler.kernel_ir import IfFinite, Kernel, Load, Loop, Stmt, Store, walk
+from dlg.compiler.merge_axes import merged_store
 from dlg.compiler.lower import Program
 
 
@@ -36,15 +37,39 @@ def merge_loops(p: Program) -> Program:
 
 
 def _flat(kernel: Kernel) -> Kernel:
-    body = merge_nest_loops(kernel.body)
+    body = _flat_body(kernel.body)
     return kernel if body is kernel.body else Kernel(kernel.name, body, kernel.reads, kernel.writes)
 
 
-def _nest(kernel: Kernel) -> tuple[list[Loop], tuple[Store, ...]] | None:
-    """A kernel's loops (one statement each down to the last) and the plain stores the last
+def _flat_body(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+    """The body with its plain store nest's (alone or under the finite-loss check) adjacent
+    loops merged where every index allows it; the body itself when none do."""
+    if len(body) == 1 and isinstance(body[0], IfFinite):
+        inner = _flat_body(body[0].body)
+        return body if inner is body[0].body else (IfFinite(body[0].buffer, inner),)
+    nest = _nest(body)
+    if nest is None or len(nest[0]) < 2:
+        return body
+    loops, stores = nest[0][:], list(nest[1])
+    for k in reversed(range(1, len(loops))):
+        outer, inner = loops[k - 1], loops[k]
+        size = ix.int_value(inner.extent)
+        merged = [] if size is None else [merged_store(s, outer.var, inner.var, size)
+                                          for s in stores]
+        if merged and None not in merged:
+            stores = merged  # type: ignore[assignment]
+            loops[k - 1:k + 1] = [Loop(inner.var, ix.mul(outer.extent, inner.extent), (),
+                                       outer.parallel)]
+    if len(loops) == len(nest[0]):
+        return body
+    return _nested(loops, tuple(stores))
+
+
+def _nest(body: tuple[Stmt, ...]) -> tuple[list[Loop], tuple[Store, ...]] | None:
+    """A body's loops (one statement each down to the last) and the plain stores the last
     one holds."""
     loops: list[Loop] = []
-    stmts: tuple[Stmt, ...] = kernel.body
+    stmts: tuple[Stmt, ...] = body
     while len(stmts) == 1 and isinstance(stmts[0], Loop):
         loops.append(stmts[0])
         stmts = stmts[0].body
@@ -55,7 +80,7 @@ def _nest(kernel: Kernel) -> tuple[list[Loop], tuple[Store, ...]] | None:
 
 def _joined(a: Kernel, b: Kernel) -> Kernel | None:
     """a then b as one loop nest, or None when that could change what either computes."""
-    first, second = _nest(a), _nest(b)
+    first, second = _nest(a.body), _nest(b.body)
     if first is None or second is None:
         return None
     (loops_a, stores_a), (loops_b, stores_b) = first, second
@@ -74,9 +99,13 @@ def _joined(a: Kernel, b: Kernel) -> Kernel | None:
             if isinstance(e, Load) and e.buffer in written_at and (
                     e.index != written_at[e.buffer] or e.guard is not None):
                 return None
-    body: tuple[Stmt, ...] = stores_a + stores_b
-    for lp in reversed(loops_a):
-        body = (Loop(lp.var, lp.extent, body, lp.parallel),)
+    body = _nested(loops_a, stores_a + stores_b)
     writes = tuple(dict.fromkeys(a.writes + b.writes))
     reads = tuple(r for r in dict.fromkeys(a.reads + b.reads) if r not in writes)
     return Kernel(f"{a.name}+{b.name}", body, reads, writes)
+
+
+def _nested(loops: list[Loop], stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+    for lp in reversed(loops):
+        stmts = (Loop(lp.var, lp.extent, stmts, lp.parallel),)
+    return stmts
