@@ -183,9 +183,8 @@ def _phases(b, g, swapped, stride, pads, groups):
             taps = range(first, k, s)
             count = len(range(ri, y, s))
             if not taps or not count:
-                t = b.type_of(g)
                 zeros_shape = (shape[0], int(b.type_of(swapped).shape[0]), *rows)
-                return b.full(shape=zeros_shape, value=0.0, dtype=t.dtype)
+                return b.full(shape=zeros_shape, value=0.0, dtype=b.type_of(g).dtype)
             shift = (ri - lo + first) // s  # g's element under the first tap, at output 0
             part = pad_or_crop(b, part, 2 + i, -shift, count + len(taps) - 1 - (n - shift))
             taps_of = b.take(taps_of, b.constant(np.array(taps), DType.i64), axis=2 + i)
@@ -203,7 +202,7 @@ def _phases(b, g, swapped, stride, pads, groups):
         if len(parts) == 1:
             return parts[0]
         axis = 3 + i
-        joined = b.concat(*(b.unsqueeze(p, axes=(axis,)) for p in parts), axis=axis)
+        joined = b.stack(*parts, axis=axis)
         t = b.type_of(joined).shape
         merged = b.reshape(joined, shape=(*t[:axis - 1], rows[i] * stride[i], *t[axis + 1:]))
         return pad_or_crop(b, merged, 2 + i, 0, outs[i] - rows[i] * stride[i])
