@@ -274,11 +274,15 @@ def lgamma(F: Front, x: Any) -> Any:
     x, dtype = _in_f64(F, "lgamma", x)
     left = _e(F, LT, x, 0.5)
     right = _lgamma_right(F, _pick(F, left, _e(F, SUB, 1.0, x), x))
-    sin = F.emit(ABS, F.emit(SIN, _e(F, MUL, _offset(F, x), math.pi)))
+    # the reflection reads x only where it is chosen: sin(pi x) is 0 at the integers on the
+    # right, whose log would leak a NaN into the gradient there
+    sin = F.emit(ABS, F.emit(SIN, _e(F, MUL, _offset(F, _pick(F, left, x, 0.25)), math.pi)))
     reflected = F.emit(SUB, F.emit(LOG, F.emit(DIV, F.lift(math.pi, DType.f64), sin)), right)
     out = F.emit(WHERE, left, reflected, right)
-    exact = F.emit(LOGICAL_OR, _e(F, EQ, x, 1.0), _e(F, EQ, x, 2.0))  # torch's exact zeros
-    return _back(F, _pick(F, F.emit(ISINF, x), math.inf, _pick(F, exact, 0.0, out)), dtype)
+    # torch's exact zeros at 1 and 2, keeping the gradient there (digamma's value)
+    exact = F.emit(LOGICAL_OR, _e(F, EQ, x, 1.0), _e(F, EQ, x, 2.0))
+    out = _pick(F, exact, F.emit(SUB, out, F.emit(STOP_GRADIENT, out)), out)
+    return _back(F, _pick(F, F.emit(ISINF, x), math.inf, out), dtype)
 
 
 _ZETA_TERMS = 30  # Hurwitz zeta's sum: x > -20 reaches the asymptotic series at x + 30 > 10
@@ -316,11 +320,11 @@ def _digamma64(F: Front, x: Any) -> Any:
     psi = F.emit(ADD, F.emit(SUB, F.emit(LOG, w), F.emit(DIV, F.lift(0.5, DType.f64), w)), series)
     for k in range(10):
         psi = F.emit(SUB, psi, F.emit(DIV, F.lift(1.0, DType.f64), _e(F, ADD, r, float(k))))
-    offset = _offset(F, x)
+    offset = _offset(F, _pick(F, left, x, 0.25))  # only where chosen: no NaN gradient at 1, 2..
     cot = F.emit(DIV, _e(F, MUL, F.emit(COS, _e(F, MUL, offset, math.pi)), math.pi),
                  F.emit(SIN, _e(F, MUL, offset, math.pi)))
     out = F.emit(WHERE, left, F.emit(SUB, psi, cot), psi)
-    pole = F.emit(LOGICAL_AND, _e(F, LT, x, 0.0), _e(F, EQ, offset, 0.0))
+    pole = F.emit(LOGICAL_AND, _e(F, LT, x, 0.0), _e(F, EQ, _offset(F, x), 0.0))
     # torch's -inf at +0, inf at -0
     zero = _pick(F, signbit(F, x), F.lift(math.inf, DType.f64), -math.inf)
     return _pick(F, pole, math.nan, F.emit(WHERE, _e(F, EQ, x, 0.0), zero, out))
