@@ -14,7 +14,7 @@ from typing import Any
 
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
-from dlg.frontend.tensor import Tensor, eager
+from dlg.frontend.tensor import Tensor, as_number, eager
 
 
 class MemoryFormat(enum.Enum):
@@ -97,6 +97,9 @@ def factory(name: str, like: bool = False) -> Callable[..., Tensor]:
         check_options(device, layout, pin_memory)
         if like:
             check_memory_format(kwargs.pop("memory_format", None))
+        else:  # sizes and bounds held in one-element int tensors: dlg.arange(lengths.max())
+            args = tuple(type(a)(map(as_number, a)) if isinstance(a, (tuple, list))
+                         else as_number(a) for a in args)
         if random and "generator" in kwargs:  # drawn from it (a dlg.Generator), as torch
             with engine.drawing_from(kwargs.pop("generator")):
                 return leaf(run(*args, **kwargs), requires_grad)

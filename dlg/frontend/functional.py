@@ -20,7 +20,8 @@ import numpy as np
 from dlg.frontend import engine, tensor_methods  # noqa: F401  (tensor_methods attaches methods)
 from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
-from dlg.frontend.tensor import MaxResult, Tensor, call, checked, eager, numpy_data, op
+from dlg.frontend.tensor import (MaxResult, Tensor, as_number, call, checked, eager, numpy_data,
+                                 op)
 from dlg.frontend.factory import factory, leaf
 from dlg.frontend import composites, sampling, selection, stateful, tensor_info
 from dlg.frontend import index_put as indexing
@@ -81,6 +82,7 @@ def full(size: Any, fill_value: Any, dtype: DType | None = None, device: Any = N
          layout: Any = None, pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """The dtype follows the value when not given (int64 for an int, bool for a bool)."""
     dtype = number_dtype((fill_value,)) if dtype is None else dtype
+    size = tuple(map(as_number, size)) if isinstance(size, (tuple, list)) else as_number(size)
     return leaf(call("full", size, fill_value, dtype=dtype), requires_grad, device, layout,
                 pin_memory)
 

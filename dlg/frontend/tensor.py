@@ -558,9 +558,26 @@ def _axis(dim: int, ndim: int) -> int:
     return dim % ndim
 
 
+def as_number(value: Any) -> Any:
+    """A one-element integer eager tensor as the int it holds, as torch reads it through
+    `__index__` where an int goes (a slice bound: `seq[:length]` over a tensor of lengths);
+    anything else as it is (a traced tensor holds no number yet)."""
+    if (isinstance(value, Tensor) and value.graph_value is None and value.dtype.is_int
+            and value.numel() == 1):
+        return value.item()
+    return value
+
+
+def _slice_of_numbers(item: Any) -> Any:
+    if isinstance(item, slice):
+        return slice(as_number(item.start), as_number(item.stop), as_number(item.step))
+    return item
+
+
 def index(x: Tensor, items: Any) -> Tensor:
     """`x[items]` (dlg.functions.indexing), errors located at the user's line."""
+    items = tuple(map(_slice_of_numbers, items if isinstance(items, tuple) else (items,)))
     try:
-        return indexing.index(EAGER, x, items if isinstance(items, tuple) else (items,))
+        return indexing.index(EAGER, x, items)
     except DlgError as e:
         raise e.with_span(engine.caller_span()) from None

@@ -412,3 +412,14 @@ def test_index_put_in_place_traced_and_compiled():
 def test_index_put_bad_calls(call, pattern):
     with pytest.raises(dlg.DlgError, match=pattern):
         eval(call, {"x": dlg.tensor(X), "dlg": dlg})
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x, n: x[0, :n], lambda m, x, n: x[:, n:, ::n], lambda m, x, n: x[..., n - 1:n + 1],
+    lambda m, x, n: m.arange(n), lambda m, x, n: m.arange(1, n + 2),
+    lambda m, x, n: m.zeros(n), lambda m, x, n: m.ones((n, 2)), lambda m, x, n: m.full([n], 2.0),
+], ids=["stop", "start_step", "both", "arange", "arange_bounds", "zeros", "ones_tuple", "full"])
+def test_one_element_int_tensors_stand_where_ints_go(fn):
+    """A 0-d int tensor as a slice bound or a factory's size, as torch reads it (`__index__`):
+    `seq[:length]` over a tensor of lengths, `arange(lengths.max())`."""
+    both(lambda m, x: fn(m, x, m.tensor(2)), X)
