@@ -247,6 +247,22 @@ def test_plain_attributes_may_come_before_super_init_as_in_torch():
     assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
+def test_assigning_anew_keeps_the_place_as_torch():
+    """A parameter or submodule assigned under its own name again keeps its place in
+    named_parameters and state_dict (wrapping a layer in an adapter: `m.q = LoRA(m.q)`)."""
+    def orders(lib):
+        nn = lib.nn
+        m = nn.Module()
+        m.a, m.b, m.c = nn.Linear(1, 1), nn.Linear(1, 1), nn.Linear(1, 1)
+        m.p, m.q = nn.Parameter(lib.zeros(1)), nn.Parameter(lib.zeros(1))
+        m.a = nn.Sequential(m.a)
+        m.p = nn.Parameter(lib.ones(1))
+        m.b = nn.Parameter(lib.ones(1))  # a module's name taken by a parameter moves it
+        return [n for n, _ in m.named_children()], list(m.state_dict())
+
+    assert orders(dlg) == orders(torch)
+
+
 @pytest.mark.parametrize("value", [lambda: dlg.nn.Linear(1, 1),
                                    lambda: dlg.nn.Parameter(dlg.ones(1))])
 def test_modules_and_parameters_before_super_init_are_errors(value):

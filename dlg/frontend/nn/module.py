@@ -63,8 +63,13 @@ class Module(Hooks, ModuleAPI):
                 isinstance(value, Parameter)):
             self._buffers[name] = value  # a buffer stays one when assigned anew, as in torch
             return
+        # a parameter or module assigned anew keeps its place (torch's order of named_modules,
+        # named_parameters and state_dict: `model.q = LoRALinear(model.q)`)
+        keep = (self._parameters if isinstance(value, Parameter) else
+                self._modules if isinstance(value, Module) else None)
         for table in (self._parameters, self._buffers, self._modules):
-            table.pop(name, None)
+            if table is not keep:
+                table.pop(name, None)
         self.__dict__.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
