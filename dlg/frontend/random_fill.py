@@ -18,7 +18,7 @@ import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine, tensor_methods
-from dlg.frontend.tensor import Tensor
+from dlg.frontend.tensor import Tensor, call
 
 
 DEFAULT_SEED = 67280421310721  # torch's: a new generator gives the same numbers at every run
@@ -85,7 +85,13 @@ def _check(ok: bool, message: str) -> None:
 
 
 def bernoulli_(self: Tensor, p: Any = 0.5, *, generator: Any = None) -> Tensor:
-    """1 with probability p (a number, or a tensor broadcast to x's shape), else 0."""
+    """1 with probability p (a number, or a tensor broadcast to x's shape), else 0; traced, a
+    fresh draw at every run (timm's drop_path: `x.new_empty(shape).bernoulli_(keep_prob)`)."""
+    with engine.drawing_from(generator):
+        traced = tensor_methods.traced_fill(
+            self, lambda s: (call("rand_like", s) < p).to(s.dtype), p)
+    if traced is not None:
+        return traced
     probs = p.detach().numpy_view() if isinstance(p, Tensor) else p
     _check(bool(np.all((np.asarray(probs) >= 0) & (np.asarray(probs) <= 1))),
            f"bernoulli_ expects p to be in [0, 1], but got p={p}")

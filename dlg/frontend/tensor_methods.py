@@ -230,6 +230,16 @@ def new_tensor(self: Tensor, data: Any, dtype: Any = None, device: Any = None,
 _TRUE = Tensor.of(np.array(True))
 
 
+def traced_fill(self: Tensor, draw: Callable[[Tensor], Tensor], *reads: Any) -> Tensor | None:
+    """A random in-place fill of a traced tensor: `draw(self)` (a tensor of rand_like/randn_like,
+    drawn at every run of the graph) rebound as self's new value; None for an eager tensor."""
+    tracer = engine.current_tracer()
+    if tracer is None or not (self.graph_value is not None or tracer.owns(self) or any(
+            isinstance(r, Tensor) and r.graph_value is not None for r in reads)):
+        return None
+    return inplace.update(self, lambda s: draw(s.detach()), *reads)
+
+
 def writable(self: Tensor) -> np.ndarray:
     """x's array, for a write no gradient sees (random fills): refused where one is recorded."""
     if engine.grad_enabled() and self.requires_grad:
@@ -406,6 +416,10 @@ def _numpy_index(item: Any) -> Any:
 def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *,
             generator: Any = None) -> Tensor:
     """Samples of N(mean, std^2) from dlg's generator (dlg.manual_seed), or `generator`."""
+    with engine.drawing_from(generator):
+        traced = traced_fill(self, lambda s: call("randn_like", s) * std + mean)
+    if traced is not None:
+        return traced
     writable(self)
     with engine.drawing_from(generator):
         return init.normal_(self, mean, std)
@@ -415,6 +429,10 @@ def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *,
 def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *,
              generator: Any = None) -> Tensor:
     """Samples of U(a, b) from dlg's generator, or `generator`."""
+    with engine.drawing_from(generator):
+        traced = traced_fill(self, lambda s: call("rand_like", s) * (b - a) + a)
+    if traced is not None:
+        return traced
     writable(self)
     with engine.drawing_from(generator):
         return init.uniform_(self, a, b)

@@ -170,3 +170,27 @@ def test_global_rng_state_round_trips_as_torch_programs_use_it(tmp_path):
     assert dlg.initial_seed() == fresh and isinstance(fresh, int)
     with pytest.raises(dlg.DlgTypeError, match=r"expected the int64 tensor \[6\]"):
         dlg.set_rng_state(torch.get_rng_state())
+
+
+def test_traced_fills_draw_afresh_at_every_run():
+    """bernoulli_, uniform_ and normal_ on a tensor made inside a compiled function (timm's
+    drop_path: `x.new_empty(shape).bernoulli_(keep_prob)`) draw at every run: the same
+    distributions as eagerly, a new mask per call, one draw per sample where the shape says."""
+    def drop_path(x):
+        keep = x.new_empty((x.shape[0], 1)).bernoulli_(0.75)
+        u = dlg.empty(x.shape).uniform_(-1.0, 3.0)
+        n = x.new_zeros(x.shape).normal_(2.0, 0.5)
+        return x * keep / 0.75, u, n
+
+    compiled = dlg.compile(drop_path)
+    y, u, n = (np.asarray(v) for v in compiled(dlg.ones(N // 4, 4)))
+    np.testing.assert_allclose(np.unique(y), [0.0, 1 / 0.75], rtol=1e-6)
+    assert (y == y[:, :1]).all()
+    assert abs((y > 0).mean() - 0.75) < 0.02
+    assert -1.0 <= u.min() and u.max() < 3.0 and abs(u.mean() - 1.0) < 0.05
+    assert abs(n.mean() - 2.0) < 0.02 and abs(n.std() - 0.5) < 0.02
+    again = np.asarray(compiled(dlg.ones(N // 4, 4))[0])
+    assert (again != y).mean() > 0.2
+    x = dlg.ones(8, 3, requires_grad=True)  # the mask carries no gradient; x's is the mask
+    (out := drop_path(x)[0]).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), out.detach().numpy())
