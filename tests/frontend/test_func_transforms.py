@@ -173,6 +173,26 @@ def test_jvp_of_a_function_of_one_input_only():
            (tuple(_data((2,), (3,))), tuple(_data((2,), (3,)))))
 
 
+def test_backward_through_vjp_jvp_and_hessian_reaches_seeds_and_closed_over_tensors():
+    x_data, v_data, w_data = _data((3,), (3,), (3,))
+    results = {}
+    for lib in (dlg, torch):
+        fn = _func(lib)
+        x = lib.tensor(x_data)
+        v, w = (lib.tensor(a, requires_grad=True) for a in (v_data, w_data))
+
+        def f(a):
+            return (a.sin() * 2.0).exp()
+
+        pulled = fn.vjp(f, x)[1](v)[0]  # a cotangent requiring grad: the result is recorded
+        pushed = fn.jvp(f, (x,), (v,))[1]  # as is a tangent's
+        hess = fn.hessian(lambda a, w=w: (a.sin() * w).exp().sum())(x)  # w: closed over
+        assert pulled.requires_grad and hess.requires_grad and pushed.requires_grad
+        ((pulled ** 2).sum() + hess.sum() + (pushed * pushed).sum()).backward()
+        results[lib] = (pulled, hess, pushed, v.grad, w.grad)
+    _same(results[dlg], results[torch])
+
+
 # ---- jacrev, jacfwd, hessian -----------------------------------------------------------------
 JAC_CASES = [
     ("vector", lambda x: x.sin() * x.sum(), {}, [(3,)]),
