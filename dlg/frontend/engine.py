@@ -550,9 +550,10 @@ def evaluate(op: OpDef, arrays: list[np.ndarray], attrs: dict[str, Any],
     try:
         ref, exact, needs_ctx = _refs.get(op) or _ref_of(op)
         if ref is not None:
-            out = (ref(*arrays, **attrs) if not (exact or needs_ctx) else
-                   ref(*arrays, **attrs, **({"ctx": _Ctx()} if needs_ctx else {}),
-                       **({"exact": False} if exact else {})))  # products in the inputs' dtype
+            with np.errstate(all="ignore"):  # log(0), 0/0: inf and nan, silently, as torch
+                out = (ref(*arrays, **attrs) if not (exact or needs_ctx) else
+                       ref(*arrays, **attrs, **({"ctx": _Ctx()} if needs_ctx else {}),
+                           **({"exact": False} if exact else {})))  # products in inputs' dtype
             return out if isinstance(out, tuple) else (out,)
         composite = _composite(op, attrs, tuple(types))
         if composite.program is not None:

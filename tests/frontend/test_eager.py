@@ -267,3 +267,23 @@ def test_pytorch_program_idioms(tmp_path):
                                   net.fc1.weight.detach().numpy())
     with pytest.raises(dlg.DlgValueError, match="cpu"):
         net.to("cuda")
+
+
+def test_inf_and_nan_come_silently_as_in_torch():
+    """log(0), 0/0, sqrt(-1) and overflow give inf and nan without NumPy's RuntimeWarnings (torch
+    prints none; NeRF's disparity divides 0 by 0 on a ray that hits nothing), forward and
+    backward."""
+    import warnings
+
+    def f(m, x):
+        return m.log(x) + x / x.detach() + m.sqrt(x) + m.exp(x)
+
+    x = dlg.tensor([0.0, -1.0, 100.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = f(dlg, x)
+        y.sum().backward()
+    t = torch.tensor([0.0, -1.0, 100.0], requires_grad=True)
+    (ty := f(torch, t)).sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
