@@ -23,6 +23,7 @@ from dlg.functions.elementwise import apply, clamp
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.arith import FLOOR_DIVIDE, FMOD, ISINF, ISNAN, RECIPROCAL
+from dlg.ir.ops.custom import STOP_GRADIENT
 from dlg.ir.ops.elementwise import (
     ABS,
     ADD,
@@ -37,6 +38,7 @@ from dlg.ir.ops.elementwise import (
     LOG,
     LOG1P,
     LOGICAL_AND,
+    LOGICAL_NOT,
     LOGICAL_OR,
     LT,
     MAXIMUM,
@@ -151,10 +153,17 @@ def logaddexp2(F: Front, x: Any, y: Any) -> Any:
 
 
 def xlogy(F: Front, x: Any, y: Any) -> Any:
-    """x * log(y), 0 where x is 0 (unless y is NaN)."""
+    """x * log(y), 0 where x is 0 (unless y is NaN). Where x is 0 the value is x times log(y)
+    held constant (0 where log(y) is not finite), so the gradient in x stays log(y) there, as
+    torch's (the Gamma/Beta/Dirichlet densities at concentration 1 differentiate through it)."""
     a, b = floats(F, "xlogy", (x, y), ("input", "other"))
-    product = F.emit(MUL, a, F.emit(LOG, b))
-    zero = F.emit(WHERE, F.emit(EQ, a, _scalar(F, a, 0.0)), _scalar(F, a, 0.0), product)
+    at_zero = F.emit(EQ, a, _scalar(F, a, 0.0))
+    log = F.emit(LOG, b)
+    finite = F.emit(LOGICAL_NOT, F.emit(LOGICAL_OR, F.emit(ISINF, log), F.emit(ISNAN, log)))
+    held = F.emit(STOP_GRADIENT, F.emit(WHERE, finite, log, _scalar(F, a, 0.0)))
+    # the product reads y only where x is not 0: log(0) would put 0 * inf in its gradient
+    product = F.emit(MUL, a, F.emit(LOG, F.emit(WHERE, at_zero, _scalar(F, a, 1.0), b)))
+    zero = F.emit(WHERE, at_zero, F.emit(MUL, a, held), product)
     return F.emit(WHERE, F.emit(ISNAN, b), b, zero)
 
 

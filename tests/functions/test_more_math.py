@@ -230,6 +230,12 @@ def test_lerp():
     check(lambda m, a, b, w: m.lerp(a, b, w), arr(3), arr(3), np.float64(0.75))
 
 
+def test_xlogy_gradient_where_x_is_zero():
+    """The value is 0 there, the gradient in x still log(y), as torch's."""
+    x, y = np.float32([0.0, 0.0, 1.5]), np.float32([0.5, 2.0, 3.0])
+    check(lambda m, a, b: m.xlogy(a, b), x, y)
+
+
 def test_float_power_xlogy_heaviside_signbit_sgn_clamps():
     x = np.abs(arr(2, 3)) + 0.1
     check(lambda m, a, b: m.float_power(a, b), x, arr(3))
