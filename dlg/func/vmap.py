@@ -50,8 +50,7 @@ def vmap(func: Callable[..., Any], in_dims: Any = 0, out_dims: Any = 0,
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         eager_only("vmap")
-        leaves, dims, size = _mapped_inputs(name, args, in_dims)
-        spec = flatten(args)[1]
+        leaves, spec, dims, size = _mapped_inputs(name, args, in_dims)
         elements = [_element(leaves, dims, i) for i in range(size)]
         if size == 0:  # no element to run: zeros learn the outputs' structure and shapes
             elements = [[call("zeros", _without(x, d), dtype=x.dtype) if d is not None else x
@@ -63,9 +62,9 @@ def vmap(func: Callable[..., Any], in_dims: Any = 0, out_dims: Any = 0,
 
 
 def _mapped_inputs(name: str, args: tuple[Any, ...], in_dims: Any
-                   ) -> tuple[list[Any], list[int | None], int]:
-    """The arguments' leaves, each one's mapped dimension (None: passed whole) and the
-    batch size, with torch's checks."""
+                   ) -> tuple[list[Any], TreeSpec, list[int | None], int]:
+    """The arguments' leaves and structure, each leaf's mapped dimension (None: passed whole)
+    and the batch size, with torch's checks."""
     head = f"vmap({name}, in_dims={in_dims}, ...)(<inputs>)"
     if not args:
         raise DlgValueError(f"vmap({name})(<inputs>): got no inputs. Maybe you forgot to add "
@@ -106,7 +105,7 @@ def _mapped_inputs(name: str, args: tuple[Any, ...], in_dims: Any
         raise DlgValueError(f"vmap: Expected all tensors to have the same size in the mapped "
                             f"dimension, got sizes {sizes} for the mapped dimension",
                             engine.caller_span())
-    return leaves, dims, sizes[0]
+    return leaves, spec, dims, sizes[0]
 
 
 def _element(leaves: list[Any], dims: list[int | None], i: int) -> list[Any]:
@@ -148,10 +147,7 @@ def _stacked(name: str, results: list[Any], out_dims: Any, size: int) -> Any:
                             f"{next(s for _, s in flat if s != spec)}", engine.caller_span())
     if not (out_dims is None or isinstance(out_dims, (int, tuple, list, dict))
             ) or isinstance(out_dims, bool):
-        raise DlgValueError(f"vmap({name}, ..., out_dims={out_dims}): `out_dims` must be an "
-                            f"int, None or a python collection of ints representing where in "
-                            f"the outputs the vmapped dimension should appear.",
-                            engine.caller_span())
+        raise _bad_out_dims(name, out_dims)
     if isinstance(out_dims, tuple) and len(out_dims) == 1 and spec.is_leaf:
         out_dims = out_dims[0]  # torch's: (d,) for a function returning one tensor
     dims = broadcast_prefix(out_dims, spec)
@@ -171,10 +167,7 @@ def _stacked(name: str, results: list[Any], out_dims: Any, size: int) -> Any:
             outs.append(column[0])
             continue
         if not isinstance(d, int) or isinstance(d, bool):
-            raise DlgValueError(f"vmap({name}, ..., out_dims={out_dims}): `out_dims` must be "
-                                f"an int, None or a python collection of ints representing "
-                                f"where in the outputs the vmapped dimension should appear.",
-                                engine.caller_span())
+            raise _bad_out_dims(name, out_dims)
         bad = [v for v in column if not isinstance(v, Tensor)]
         if bad:
             raise DlgTypeError(f"vmap({name}, ...): `{name}` must only return Tensors, got type "
@@ -188,6 +181,12 @@ def _stacked(name: str, results: list[Any], out_dims: Any, size: int) -> Any:
         stacked = call("stack", column, d % rank)
         outs.append(stacked.narrow(d % rank, 0, 0) if size == 0 else stacked)
     return unflatten(outs, spec)
+
+
+def _bad_out_dims(name: str, out_dims: Any) -> DlgValueError:
+    return DlgValueError(f"vmap({name}, ..., out_dims={out_dims}): `out_dims` must be an int, "
+                         f"None or a python collection of ints representing where in the "
+                         f"outputs the vmapped dimension should appear.", engine.caller_span())
 
 
 def _same(a: Any, b: Any) -> bool:
