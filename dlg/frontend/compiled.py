@@ -6,7 +6,9 @@ tuples, lists, dicts, None and other Python values where the module returns them
 The module is traced at its first call on that call's arguments (tensors and arrays are the
 graph's inputs, the batch axis symbolic; other arguments are constants of the trace) and again
 when a call differs in what a trace fixed: the argument structure, a constant, a dtype, a size
-other than the batch axis, or any submodule's train/eval mode. Parameters and buffers are read
+other than the batch axis, or any submodule's train/eval mode. Where the symbolic batch axis is
+a shape error (a square [N, N] adjacency), the call is traced at its own shapes instead, as
+torch.compile specialises, and again at each new batch size. Parameters and buffers are read
 at each call, so an optimizer's in-place updates (or `load_state_dict`) need no recompile, and
 train-mode batch-norm statistics are written back by the compiled code as eagerly.
 
@@ -28,7 +30,7 @@ import numpy as np
 
 from dlg.compiler.passes.split_vjp import COTANGENT, SAVED, VjpSplit, vjp_split
 from dlg.compiler.pipeline import CompileOptions
-from dlg.errors import DlgTypeError, DlgValueError
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend.engine import caller_span, enable_grad, grad_enabled
 from dlg.frontend.nn import Module
 from dlg.frontend.tensor import Tensor, apply as apply_op
@@ -103,11 +105,15 @@ class OptimizedModule(Module):
         arrays = [x.numpy_view() if isinstance(x, Tensor) else np.asarray(x) for x in leaves]
         batch = batch_size(arrays)
         module = self._orig_mod
+        modes = tuple(m.training for m in module.modules())
         key = (spec, tuple((a.dtype.str, _without(a.shape, batch_axes(a.shape, batch)))
-                           for a in arrays), tuple(m.training for m in module.modules()))
+                           for a in arrays), modes)
+        static = (spec, tuple((a.dtype.str, a.shape) for a in arrays), modes)
         entry = self.compiled.get(key)
+        if entry is _STATIC:
+            entry = self.compiled.get(static)
         if entry is None:
-            entry = self.compiled[key] = _Entry.trace(module, spec, leaves, self.target)
+            entry = self._trace(key, static, spec, leaves)
         named = _named_tensors(module)
         wrt = _wanted(entry.model.graph, named, leaves) if grad_enabled() else ()
         if not wrt:
@@ -119,6 +125,25 @@ class OptimizedModule(Module):
         return _unflatten(entry.out_spec, iter(tensors))
 
 
+    def _trace(self, key: Any, static: Any, spec: Any, leaves: list[Any]) -> _Entry:
+        """The call traced with its batch axis symbolic; where that is a shape error (a square
+        [N, N] adjacency has N on an axis the batch axis rule leaves static), at the call's own
+        shapes, as torch.compile specialises, and so at each new batch size after."""
+        if key != static:
+            try:
+                entry = self.compiled[key] = _Entry.trace(self._orig_mod, spec, leaves,
+                                                          self.target)
+                return entry
+            except DlgShapeError:
+                self.compiled[key] = _STATIC
+        entry = self.compiled[static] = _Entry.trace(self._orig_mod, spec, leaves, self.target,
+                                                     static=True)
+        return entry
+
+
+_STATIC = object()  # a signature whose batch axis does not trace symbolically
+
+
 class _Entry:
     """One trace: its model, how its outputs nest, its compiled graphs (made when first run)."""
 
@@ -128,7 +153,8 @@ class _Entry:
         self.splits: dict[tuple[str, ...], tuple[VjpSplit, Native, Native]] = {}
 
     @classmethod
-    def trace(cls, module: Module, spec: Any, leaves: list[Any], target: str) -> _Entry:
+    def trace(cls, module: Module, spec: Any, leaves: list[Any], target: str,
+              static: bool = False) -> _Entry:
         out_spec: list[Any] = []
 
         def flat_forward(*xs: Any) -> tuple[Any, ...]:
@@ -140,7 +166,7 @@ class _Entry:
                                    f"module returns at least one", caller_span())
             return tuple(outs)
         with enable_grad():  # one graph for both modes: each call chooses to record or not
-            model = trace_flat(module, flat_forward, _names(module, spec), leaves)
+            model = trace_flat(module, flat_forward, _names(module, spec), leaves, static)
         return cls(model, out_spec[0], target)
 
     def plain(self) -> Native:

@@ -55,11 +55,12 @@ def trace(fn: Module | Callable[..., Any] | Tensor, *example_inputs: Any,
 
 
 def trace_flat(module: Module, fn: Callable[..., Any], names: list[str],
-               leaves: list[Any]) -> Model:
+               leaves: list[Any], static: bool = False) -> Model:
     """`fn(*leaves)` traced with `module`'s parameters and buffers as the graph's params, one
     input per leaf (a tensor or array) named by `names`: what `dlg.compile(module)` traces, the
-    call's arguments flattened (frontend/compiled.py)."""
-    return _trace(module, fn, names, leaves, None)
+    call's arguments flattened (frontend/compiled.py). `static`: every axis at its example's
+    size (no symbolic batch axis)."""
+    return _trace(module, fn, names, leaves, None, static)
 
 
 def trace_train(module: Module, loss_fn: Callable[..., Any], optimizer: Any, example_x: Any,
@@ -82,7 +83,7 @@ def trace_train(module: Module, loss_fn: Callable[..., Any], optimizer: Any, exa
 
 
 def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs: Any,
-           dynamic: Mapping[str, Mapping[int, str]] | None) -> Model:
+           dynamic: Mapping[str, Mapping[int, str]] | None, static: bool = False) -> Model:
     name = type(module).__name__ if isinstance(module, Module) else getattr(fn, "__name__",
                                                                              "traced")
     graph = Graph(name, span=caller_span())
@@ -90,7 +91,7 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
     modules = ({id(m): n for n, m in module.named_modules() if n}
                if isinstance(module, Module) else {})
     tracer = Tracer(graph, ids, modules)
-    batch = batch_size(example_inputs)
+    batch = None if static else batch_size(example_inputs)
 
     def traced_input(arg: str, example: Any) -> Any:
         """The symbolic input for one argument; a tuple or list of tensors (an LSTM cell's

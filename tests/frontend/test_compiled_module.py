@@ -226,6 +226,41 @@ def test_one_compile_serves_other_batch_sizes_and_reads_parameters_at_each_call(
         model(dlg.randn(2, 5))
 
 
+def test_a_square_adjacency_compiles_at_its_own_shapes():
+    """A graph layer's [N, N] adjacency has the node count on an axis the batch-axis rule
+    leaves static, a shape error traced symbolically: the call compiles at its own shapes (as
+    torch.compile specialises), once per node count, and trains as eager torch."""
+    def gat(lib):
+        class Attention(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = lib.nn.Linear(3, 4)
+                self.a = lib.nn.Linear(4, 2, bias=False)
+
+            def forward(self, x, adj):
+                h = self.lin(x)
+                s = self.a(h)
+                e = lib.nn.functional.leaky_relu(s[:, :1] + s[:, 1:].T, 0.2)
+                e = lib.where(adj > 0, e, lib.full_like(e, -9e15))
+                return lib.softmax(e, dim=1) @ h
+        return Attention()
+
+    ours, theirs = pair(gat)
+    model = dlg.compile(ours)
+    for n in (5, 5, 7):
+        x = R.standard_normal((n, 3)).astype(np.float32)
+        adj = (R.random((n, n)) < 0.5).astype(np.float32) + np.eye(n, dtype=np.float32)
+        ours.zero_grad()
+        theirs.zero_grad()
+        out, want = model(dlg.tensor(x), dlg.tensor(adj)), theirs(torch.tensor(x),
+                                                                   torch.tensor(adj))
+        close(out, want)
+        (out * out).sum().backward()
+        (want * want).sum().backward()
+        same_grads(ours, theirs)
+    assert len([e for e in model.compiled.values() if hasattr(e, "model")]) == 2  # 5 and 7
+
+
 def test_the_wrapper_is_the_module_as_torch_compile_gives_it():
     ours, theirs = pair(mlp)
     model = dlg.compile(ours)
