@@ -43,9 +43,14 @@ class Distribution:
 
     def _check_parameters(self) -> None:
         for name, constraint in self.arg_constraints.items():
-            if constraints.is_dependent(constraint) or name not in self.__dict__:
+            if constraints.is_dependent(constraint):
+                continue
+            if name in self.__dict__:
+                value = self.__dict__[name]
+            elif isinstance(getattr(type(self), name, None), property):
+                value = getattr(self, name)  # a view of the parameters (Beta's, Chi2's df)
+            else:
                 continue  # a lazily computed parameter (probs of logits) is valid by making
-            value = self.__dict__[name]
             if is_traced(value) or not isinstance(value, Tensor):
                 continue
             if not constraint.check(value).numpy().all():
@@ -75,6 +80,21 @@ class Distribution:
                                       f"defines a custom __init__ method must also define a "
                                       f"custom .expand() method.")
         return self.__new__(type(self)) if _instance is None else _instance
+
+    def _expand_params(self, cls: type, batch_shape: Any, _instance: Any,
+                       names: tuple[str, ...]) -> Any:
+        """expand's usual body: a `cls` whose named tensor parameters are expanded to the new
+        batch shape (the dims past the batch, a Dirichlet's K, kept)."""
+        new = self._get_checked_instance(cls, _instance)
+        shape = self._expand_to(batch_shape)
+        for name in names:
+            if name in self.__dict__:
+                value = self.__dict__[name]
+                setattr(new, name, value.expand(
+                    tuple(shape) + tuple(value.shape[len(self._batch_shape):])))
+        Distribution.__init__(new, shape, self._event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     def _expand_to(self, batch_shape: Any) -> Size:
         """The new batch shape, checked to be an expansion of the current one."""

@@ -108,6 +108,31 @@ class _IntegerInterval(_Interval):
         return f"IntegerInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
 
 
+class _IntegerGreaterThanEq(_GreaterThan):
+    is_discrete = True
+
+    def _check(self, a: np.ndarray) -> np.ndarray:
+        return (a % 1 == 0) & (a >= self.lower_bound)
+
+    def __repr__(self) -> str:
+        return f"IntegerGreaterThan(lower_bound={self.lower_bound})"
+
+
+class _Multinomial(Constraint):
+    """Non-negative counts over the last dim adding up to at most `upper_bound`."""
+
+    is_discrete, event_dim = True, 1
+
+    def __init__(self, upper_bound: int):
+        self.upper_bound = upper_bound
+
+    def _check(self, a: np.ndarray) -> np.ndarray:
+        return (a >= 0).all(-1) & (a.sum(-1) <= self.upper_bound)
+
+    def __repr__(self) -> str:
+        return f"Multinomial(upper_bound={self.upper_bound})"
+
+
 class _Simplex(Constraint):
     event_dim = 1
 
@@ -173,8 +198,12 @@ independent = _IndependentConstraint
 real_vector = independent(real, 1)
 greater_than, greater_than_eq = _GreaterThan, _GreaterThanEq
 interval, integer_interval = _Interval, _IntegerInterval
+nonnegative_integer = _IntegerGreaterThanEq(0)
+positive_integer = _IntegerGreaterThanEq(1)
+multinomial = _Multinomial
 
 __all__ = ["Constraint", "boolean", "dependent", "dependent_property", "greater_than",
            "greater_than_eq", "independent", "integer_interval", "interval", "is_dependent",
-           "lower_cholesky", "nonnegative", "one_hot", "positive", "positive_definite", "real",
-           "real_vector", "simplex", "unit_interval"]
+           "lower_cholesky", "multinomial", "nonnegative", "nonnegative_integer", "one_hot",
+           "positive", "positive_definite", "positive_integer", "real", "real_vector",
+           "simplex", "unit_interval"]
