@@ -10,8 +10,12 @@ from dlg.distributions.counts import Binomial, Geometric, Poisson
 from dlg.distributions.gamma import Beta, Dirichlet, Gamma
 from dlg.distributions.heavy_tails import EULER_GAMMA, Cauchy, Gumbel
 from dlg.distributions.kl import _kl_normal_normal, kl_divergence, register_kl
+from dlg.distributions.lowrank import LowRankMultivariateNormal
 from dlg.distributions.transformed import HalfNormal, TransformedDistribution
+from dlg.distributions.triangular import solve_lower
 from dlg.distributions.utils import is_traced
+from dlg.errors import DlgValueError
+from dlg.frontend import engine
 from dlg.frontend import functional as F
 from dlg.frontend.tensor import Tensor
 
@@ -100,6 +104,23 @@ def _kl_cauchy_cauchy(p: Cauchy, q: Cauchy) -> Tensor:
 @register_kl(HalfNormal, HalfNormal)
 def _kl_halfnormal_halfnormal(p: HalfNormal, q: HalfNormal) -> Tensor:
     return _kl_normal_normal(p.base_dist, q.base_dist)
+
+
+@register_kl(LowRankMultivariateNormal, LowRankMultivariateNormal)
+def _kl_lowrank_lowrank(p: LowRankMultivariateNormal, q: LowRankMultivariateNormal) -> Tensor:
+    """torch's: the trace of q's precision (Woodbury, A = C_q^-1 W_q^T D_q^-1) times p's
+    covariance expanded into four sums of squares."""
+    if p.event_shape != q.event_shape:
+        raise DlgValueError("KL-divergence between two Low Rank Multivariate Normals with "
+                            "different event shapes cannot be computed", engine.caller_span())
+    p_w, p_d = p._unbroadcasted_cov_factor, p._unbroadcasted_cov_diag
+    q_w, q_d = q._unbroadcasted_cov_factor, q._unbroadcasted_cov_diag
+    a = solve_lower(q._capacitance_tril, q_w.mT / q_d.unsqueeze(-2))
+    trace = ((p_d / q_d).sum(-1) + (p_w * q_d.rsqrt().unsqueeze(-1)).pow(2).sum((-2, -1))
+             - (a * p_d.sqrt().unsqueeze(-2)).pow(2).sum((-2, -1))
+             - (a @ p_w).pow(2).sum((-2, -1)))
+    term1 = q._log_det() - p._log_det()
+    return 0.5 * (term1 + trace + q._mahalanobis(q.loc - p.loc) - p.event_shape[0])
 
 
 @register_kl(TransformedDistribution, TransformedDistribution)

@@ -97,6 +97,10 @@ CASES = {
     "multinomial": (dict(probs=_simplex(2, 4)), lambda m, **p: m.Multinomial(5, **p),
                     np.stack([RNG.multinomial(5, [0.25] * 4, 2) for _ in range(3)]).astype(
                         np.float32)),
+    "lowrank_mvn": (dict(loc=_f(2, 1, 5), cov_factor=_f(3, 5, 2), cov_diag=_f(5, low=0.5,
+                                                                                high=2)),
+                    lambda m, **p: m.LowRankMultivariateNormal(**p), _f(4, 2, 3, 5, low=-2,
+                                                                           high=2)),
     "tanh_normal": (dict(loc=_f(3, 1), scale=_f(4, low=0.3, high=1)), _tanh_normal,
                     _f(2, 3, 4, low=-1.4, high=2.4)),
     "log_logistic": (dict(loc=_f(3), scale=_f(3, low=0.5, high=2)), _log_logistic,
@@ -228,6 +232,10 @@ KL_CASES = {  # (make p and q from a, b (each [2, ...] unless noted), shape of a
                                            m.Gamma(b[0].exp(), b[1].exp())), (3,), (3,)),
     "gamma_exponential": (lambda m, a, b: (m.Gamma(a[0].exp(), a[1].exp()),
                                            m.Exponential(b[0].exp())), (3,), (3,)),
+    "lowrank_mvn": (lambda m, a, b: (m.LowRankMultivariateNormal(a[0, :, 0], a[1], b[0].exp()),
+                                     m.LowRankMultivariateNormal(a[0, :, 1], a[1, :, :1],
+                                                                 b[1].exp())),
+                    (4, 3), (4,)),
     "chi2_gamma": (lambda m, a, b: (m.Chi2(a[0].exp()), m.Gamma(b[0].exp(), b[1].exp())),
                    (3,), (3,)),
 }
@@ -284,6 +292,8 @@ SAMPLERS = {  # name: constructor over (module, tensor)
     "multinomial": lambda m, t: m.Multinomial(7, probs=t([0.1, 0.3, 0.6])),
     "relaxed_bernoulli": lambda m, t: m.RelaxedBernoulli(t(0.5), probs=t([0.2, 0.7])),
     "relaxed_onehot": lambda m, t: m.RelaxedOneHotCategorical(t(0.7), logits=t([0.0, 1.0, -1.0])),
+    "lowrank_mvn": lambda m, t: m.LowRankMultivariateNormal(t([0.5, -1.0, 2.0]), t(
+        [[1.0, 0.0], [0.5, 1.0], [-1.0, 0.3]]), t([0.2, 0.5, 1.0])),
     "tanh_normal": lambda m, t: m.TransformedDistribution(
         m.Normal(t([0.0, 1.0]), t([0.5, 2.0])),
         (TT if m is TD else m.transforms).TanhTransform()),
@@ -486,6 +496,7 @@ def test_tanh_normal_rsample_then_log_prob_uses_the_cache():
 @pytest.mark.parametrize("name", ["gamma", "beta", "dirichlet", "chi2", "studentt", "gumbel",
                                   "poisson", "binomial_logits", "geometric_probs",
                                   "multinomial", "lognormal", "halfnormal", "tanh_normal",
+                                  "lowrank_mvn",
                                   "relaxed_bernoulli", "relaxed_onehot"])
 def test_expand_is_torchs(name):
     params, make, _ = CASES[name]
@@ -531,6 +542,10 @@ BAD = [
     (lambda: D.TransformedDistribution(D.Normal(0.0, 1.0), [D.TanhTransform(), "exp"]),
      "must be a Transform or a list of Transforms"),
     (lambda: D.TanhTransform(cache_size=2), "cache_size must be 0 or 1"),
+    (lambda: D.LowRankMultivariateNormal(dlg.zeros(3), dlg.ones(2, 1), dlg.ones(3)),
+     "cov_factor must be a batch of matrices with shape 3 x m"),
+    (lambda: D.LowRankMultivariateNormal(dlg.zeros(3), dlg.ones(3, 1), -dlg.ones(3)),
+     "parameter cov_diag"),
 ]
 
 
