@@ -140,6 +140,12 @@ MODULES: list[tuple[str, Make, Callable[[], list[np.ndarray]]]] = [
      lambda: [f(2, 5, 6), f(2, 4, 6), f(2, 4, 6)]),
     ("MultiheadAttention(unbatched)", lambda ns: ns.MultiheadAttention(4, 1),
      lambda: [f(3, 4), f(5, 4), f(5, 4)]),
+    ("MultiheadAttention(kdim, vdim)",
+     lambda ns: ns.MultiheadAttention(6, 2, kdim=4, vdim=3, batch_first=True),
+     lambda: [f(2, 5, 6), f(2, 4, 4), f(2, 4, 3)]),
+    ("MultiheadAttention(add_bias_kv, add_zero_attn)",
+     lambda ns: ns.MultiheadAttention(6, 3, add_bias_kv=True, add_zero_attn=True),
+     lambda: [f(3, 2, 6), f(4, 2, 6), f(4, 2, 6)]),
     # losses
     ("KLDivLoss", lambda ns: ns.KLDivLoss(reduction="batchmean"),
      lambda: [np.log(np.abs(f(3, 4)) + 0.1), np.abs(f(3, 4))]),
@@ -411,8 +417,12 @@ def test_max_pools_return_indices_as_torch(make):
     np.testing.assert_array_equal(ia.numpy(), it.numpy())
 
 
-def test_multihead_attention_masks_and_weights_match_torch():
-    ours, theirs = pair(lambda ns: ns.MultiheadAttention(6, 2))
+@pytest.mark.parametrize("options", [{}, {"add_bias_kv": True, "add_zero_attn": True}],
+                         ids=["plain", "bias_kv_zero_attn"])
+def test_multihead_attention_masks_and_weights_match_torch(options):
+    """Masks over the keys; with add_bias_kv and add_zero_attn they leave the appended keys
+    unmasked."""
+    ours, theirs = pair(lambda ns: ns.MultiheadAttention(6, 2, **options))
     q, k = f(4, 2, 6), f(5, 2, 6)
     padding = np.array([[False, False, True, False, True], [False] * 5])
     causal = np.triu(np.ones((4, 5), bool), 1)
