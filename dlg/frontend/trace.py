@@ -106,8 +106,12 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
     inputs = [traced_input(arg, example) for arg, example in zip(names, example_inputs)]
     for tensor in tensors:  # every parameter and buffer, in state_dict order, as in .dlg models
         tracer.value_of(tensor)
-    with tracing(tracer):
-        out = fn(*inputs)
+    kept = _tensor_attributes(module)
+    try:
+        with tracing(tracer):
+            out = fn(*inputs)
+    finally:
+        _restore(kept)
     outs = _flatten(out)
     for i, o in enumerate(outs):
         if not isinstance(o, Tensor):
@@ -132,6 +136,27 @@ def batch_axes(shape: tuple[int, ...], batch: int | None) -> dict[int, str]:
     """An input's default symbolic axis: the first of the batch's size (axis 0, or axis 1 of an
     RNN's [layers, N, H] state), none when no axis has it (a table of another size)."""
     return next(({a: "N"} for a, d in enumerate(shape) if d == batch), {})
+
+
+def _tensor_attributes(module: Any) -> list[tuple[Module, dict[str, Tensor]]]:
+    """Each submodule's plain tensor attributes, which a forward pre-hook may set during the
+    trace (weight_norm's and prune's `weight`, recomputed before each forward)."""
+    if not isinstance(module, Module):
+        return []
+    return [(m, {k: v for k, v in m.__dict__.items() if isinstance(v, Tensor)})
+            for m in module.modules()]
+
+
+def _restore(kept: list[tuple[Module, dict[str, Tensor]]]) -> None:
+    """Traced tensors left in module attributes by a trace put back to what they were (so the
+    module stays usable eagerly: `module.weight` after compiling a pruned model)."""
+    for m, before in kept:
+        for k, v in list(m.__dict__.items()):
+            if isinstance(v, Tensor) and v.graph_value is not None:
+                if k in before:
+                    m.__dict__[k] = before[k]
+                else:
+                    del m.__dict__[k]
 
 
 def _flatten(out: Any) -> list[Any]:

@@ -310,3 +310,15 @@ def test_misuse_is_a_dlg_error():
 class Nothing(dlg.nn.Module):
     def forward(self, x):
         return None
+
+
+def test_attributes_a_hook_sets_while_traced_are_put_back():
+    """weight_norm's pre-hook sets `module.weight` before each forward; compiling the module
+    leaves the eager tensor there, not the trace's symbolic one."""
+    m = dlg.nn.utils.weight_norm(dlg.nn.Linear(3, 2))
+    m.cache = None
+    before = m.weight
+    dlg.compile(m)(dlg.randn(4, 3))
+    assert m.weight is before and m.weight.graph_value is None
+    np.testing.assert_allclose(m(dlg.ones(1, 3)).detach().numpy(),
+                               (dlg.ones(1, 3) @ before.T + m.bias).detach().numpy(), rtol=1e-6)
