@@ -6,7 +6,8 @@ outputs, activation checkpointing (checkpoint, checkpoint_sequential), an SN-GAN
 spectral-norm parametrizations and the hinge loss, MobileNetV2/EfficientNet blocks with depthwise
 convolutions, squeeze-excitation and timm's drop_path on RMSprop and warm restarts, LoRA
 fine-tuning of a frozen model, DANN's gradient reversal Function, NeRF's volume rendering and
-hierarchical sampling with searchsorted, a learning-rate range test then ReduceLROnPlateau), each
+hierarchical sampling with searchsorted, a learning-rate range test then ReduceLROnPlateau, the
+pruning tutorial's local, iterative and global magnitude pruning with fine-tuning), each
 written once over a `torch` argument and run on torch and on dlg from the same weights, data and
 random draws (sweep #5's harness); most also through dlg.compile (`side.compile`), the GAT's in
 the normal suite, the others under -m sweep_full.
@@ -28,6 +29,7 @@ from tests.frontend.test_sweep5_programs import COMPILED, COMPILED_FULL, Side5, 
 from tests.frontend.test_sweep7_programs import replay_dropout
 
 torch = pytest.importorskip("torch")
+pytest.importorskip("torch.nn.utils.prune")  # torch.nn.utils.prune, as the tutorial imports it
 
 
 # -- 1. BERT masked-LM pretraining step: 80/10/10 masking, tied decoder, padding masks -----------
@@ -1238,3 +1240,63 @@ def lr_finder(side: Side5) -> dict:
 
 def test_lr_range_test_and_reduce_on_plateau():
     run_both(lr_finder)
+
+
+# -- 14. the pruning tutorial: LeNet, local and global magnitude pruning, fine-tuning, remove ----
+
+def pruning(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    prune = torch.nn.utils.prune
+
+    class LeNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 4, 3)
+            self.conv2 = nn.Conv2d(4, 8, 3)
+            self.fc1 = nn.Linear(8 * 2 * 2, 16)
+            self.fc2 = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
+            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+            x = x.view(-1, int(x.nelement() / x.shape[0]))
+            return self.fc2(F.relu(self.fc1(x)))
+
+    rng = np.random.default_rng(94)
+    images = side.data(rng.standard_normal((3, 8, 1, 14, 14)).astype(np.float32))
+    labels = side.data(rng.integers(0, 10, (3, 8)))
+    model = side.weights(LeNet())
+    module = model.conv1
+    prune.l1_unstructured(module, name="weight", amount=0.3)
+    prune.ln_structured(module, name="weight", amount=0.5, n=2, dim=0)  # iterative
+    prune.l1_unstructured(module, name="bias", amount=1)
+    parameters_to_prune = ((model.conv2, "weight"), (model.fc1, "weight"),
+                           (model.fc2, "weight"))
+    prune.global_unstructured(parameters_to_prune, pruning_method=prune.L1Unstructured,
+                              amount=0.2)
+    sparsity = {name: float(torch.sum(m.weight == 0)) / float(m.weight.nelement())
+                for name, m in model.named_children()}
+    buffers = [name for name, _ in model.named_buffers()]
+    assert buffers == ["conv1.weight_mask", "conv1.bias_mask", "conv2.weight_mask",
+                       "fc1.weight_mask", "fc2.weight_mask"]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for x, y in zip(images, labels):  # fine-tune: the pruned weights get no gradient
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    masked_grad = model.conv2.weight_orig.grad * (1 - model.conv2.weight_mask)
+    assert float(masked_grad.abs().sum()) == 0.0
+    for m, name in ((model.conv1, "weight"), (model.conv1, "bias")) + parameters_to_prune:
+        prune.remove(m, name)
+    with torch.no_grad():
+        logits = model(images[0])
+    return {"sparsity": sparsity, "losses": losses, "logits": logits,
+            "state": model.state_dict()}
+
+
+def test_pruning_tutorial():
+    run_both(pruning)
