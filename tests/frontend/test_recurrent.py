@@ -197,6 +197,50 @@ def structure(g: Graph) -> list[Any]:
              [(position[v.node], v.index) for v in n.inputs]) for n in g]
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_a_weight_set_in_a_parameters_place_is_used_as_torch(kind, compiled):
+    """AWD-LSTM's WeightDrop: weight_hh_l0 deleted, weight_hh_l0_raw registered, and
+    weight_hh_l0 set to a masked copy before each forward; the layer reads that tensor, and
+    the gradient reaches the raw parameter, eagerly and compiled."""
+    x = np.random.default_rng(5).standard_normal((N, T, IN)).astype(np.float32)
+    keep = (np.random.default_rng(6).random(((3 if kind == "GRU" else 4) * H, H)) > 0.3)
+    results = []
+    for lib in (torch, dlg):
+        torch.manual_seed(0)
+        theirs = getattr(torch.nn, kind)(IN, H, batch_first=True)
+        layer = theirs if lib is torch else getattr(lib.nn, kind)(IN, H, batch_first=True)
+        if lib is dlg:
+            layer.load_state_dict({k: dlg.tensor(v.detach().numpy())
+                                   for k, v in theirs.state_dict().items()})
+        raw = layer.weight_hh_l0
+        del layer._parameters["weight_hh_l0"]
+        layer.register_parameter("weight_hh_l0_raw", lib.nn.Parameter(raw.data))
+        mask = lib.tensor(keep.astype(np.float32))
+
+        class WeightDrop(lib.nn.Module):
+            def __init__(self, module, mask):
+                super().__init__()
+                self.module, self.mask = module, mask
+
+            def forward(self, *args):
+                self.module.weight_hh_l0 = self.module.weight_hh_l0_raw * self.mask
+                return self.module(*args)
+
+        drop = WeightDrop(layer, mask)
+        run = dlg.compile(drop) if lib is dlg and compiled else drop
+        outs = []
+        for _ in range(2):
+            out = run(lib.tensor(x))[0]
+            out.square().sum().backward()
+            outs.append(out.detach().numpy())
+        results.append((outs, layer.weight_hh_l0_raw.grad.numpy(), list(layer.state_dict())))
+    (want, want_grad, want_keys), (got, got_grad, got_keys) = results
+    assert got_keys == want_keys
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("case", CASES[::3], ids=ident)
 def test_trace_is_the_dlg_layers_graph(case):
     kind, options, initial = case

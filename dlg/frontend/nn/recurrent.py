@@ -43,7 +43,14 @@ class _PreludeLayer(Module):
         args = _tensors(inputs, flat)
         graph, nesting = layer_graph(type(self).__name__, self._options, _types(args),
                                      self.training, engine.caller_span())
-        return _nest(nesting, call_graph(graph, flat, self._parameters))
+        return _nest(nesting, call_graph(graph, flat, self._weights()))
+
+    def _weights(self) -> dict[str, Tensor]:
+        """The parameters, a weight set as a plain tensor in a parameter's place winning (AWD-LSTM's
+        WeightDrop: `weight_hh_l0` deleted, then set to dropout(weight_hh_l0_raw) each forward),
+        as torch's RNNs read their weights by name."""
+        plain = {k: v for k, v in self.__dict__.items() if isinstance(v, Tensor)}
+        return {**self._parameters, **plain} if plain else dict(self._parameters)
 
     def _forward_packed(self, packed: PackedSequence, hx: Any) -> Any:
         """The layer over the padded steps with their mask (past a length: state kept, zero
