@@ -265,6 +265,18 @@ def test_embedding_max_norm_renormalises_the_rows_looked_up():
     assert np.linalg.norm(ours.weight.detach().numpy()[1]) > 1  # a row not looked up stays
 
 
+def test_embedding_options_are_attributes_as_torch():
+    """What code handing an Embedding's options to F.embedding reads (AWD-LSTM's
+    embedded_dropout): padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse."""
+    ours, theirs = pair(lambda ns: ns.Embedding(5, 4, padding_idx=1, max_norm=2.0))
+    names = ("padding_idx", "max_norm", "norm_type", "scale_grad_by_freq", "sparse")
+    assert [getattr(ours, n) for n in names] == [getattr(theirs, n) for n in names]
+    idx = np.array([0, 1, 3])
+    assert_close(dlg.nn.functional.embedding(dlg.tensor(idx), ours.weight * 2, *(
+        getattr(ours, n) for n in names)), torch.nn.functional.embedding(
+        torch.tensor(idx), theirs.weight * 2, *(getattr(theirs, n) for n in names)), "output")
+
+
 def test_channel_dropout_zeroes_whole_channels_and_scales_the_rest():
     dlg.manual_seed(0)
     x = np.ones((8, 6, 5, 5), np.float32)

@@ -187,6 +187,7 @@ class Embedding(Module):
             padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse  # F.embedding's too
         self.weight = init_parameter("normal", (num_embeddings, embedding_dim), 0.0, 1.0)
         if padding_idx is not None:
             self.weight.numpy_view()[padding_idx] = 0
