@@ -7,7 +7,8 @@ spectral-norm parametrizations and the hinge loss, MobileNetV2/EfficientNet bloc
 convolutions, squeeze-excitation and timm's drop_path on RMSprop and warm restarts, LoRA
 fine-tuning of a frozen model, DANN's gradient reversal Function, NeRF's volume rendering and
 hierarchical sampling with searchsorted, a learning-rate range test then ReduceLROnPlateau, the
-pruning tutorial's local, iterative and global magnitude pruning with fine-tuning), each
+pruning tutorial's local, iterative and global magnitude pruning with fine-tuning, AWD-LSTM's
+WeightDrop, locked and embedding dropout, variable-length BPTT and NT-ASGD averaging), each
 written once over a `torch` argument and run on torch and on dlg from the same weights, data and
 random draws (sweep #5's harness); most also through dlg.compile (`side.compile`), the GAT's in
 the normal suite, the others under -m sweep_full.
@@ -1300,3 +1301,142 @@ def pruning(side: Side5) -> dict:
 
 def test_pruning_tutorial():
     run_both(pruning)
+
+
+# -- 15. AWD-LSTM (salesforce/awd-lstm-lm): WeightDrop, locked and embedding dropout, tied
+#        weights, variable-length BPTT with detached hidden state, AR/TAR, NT-ASGD averaging ---
+
+def awd_lstm(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    ntoken, ninp, nhid = 12, 6, 8
+
+    def embedded_dropout(embed, words, dropout=0.1):
+        mask = side.draw(lambda: embed.weight.data.new_empty(
+            (embed.weight.size(0), 1)).bernoulli_(1 - dropout))
+        mask = mask.expand_as(embed.weight) / (1 - dropout)
+        masked_embed_weight = mask * embed.weight
+        return F.embedding(words, masked_embed_weight, embed.padding_idx, embed.max_norm,
+                           embed.norm_type, embed.scale_grad_by_freq, embed.sparse)
+
+    class LockedDropout(nn.Module):
+        def forward(self, x, dropout=0.5):
+            if not self.training or not dropout:
+                return x
+            m = side.draw(lambda: x.data.new_empty((1, x.size(1), x.size(2))).bernoulli_(
+                1 - dropout))
+            mask = m / (1 - dropout)
+            return mask.expand_as(x) * x
+
+    class WeightDrop(nn.Module):
+        def __init__(self, module, weights, dropout=0.0):
+            super().__init__()
+            self.module, self.weights, self.dropout = module, weights, dropout
+            for name_w in self.weights:
+                w = getattr(self.module, name_w)
+                del self.module._parameters[name_w]
+                self.module.register_parameter(name_w + "_raw", nn.Parameter(w.data))
+
+        def _setweights(self):
+            for name_w in self.weights:
+                raw_w = getattr(self.module, name_w + "_raw")
+                if self.training:  # F.dropout(raw_w, p), its mask replayed
+                    keep = side.draw(torch.bernoulli, torch.full(tuple(raw_w.shape),
+                                                                 1 - self.dropout))
+                    w = raw_w * keep / (1 - self.dropout)
+                else:
+                    w = raw_w * 1.0  # a tensor, not the Parameter: torch refuses that here
+                setattr(self.module, name_w, w)
+
+        def forward(self, *args):
+            self._setweights()
+            return self.module.forward(*args)
+
+    class RNNModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lockdrop = LockedDropout()
+            self.encoder = nn.Embedding(ntoken, ninp)
+            self.rnns = nn.ModuleList([
+                WeightDrop(nn.LSTM(ninp if i == 0 else nhid, nhid if i != 1 else ninp, 1),
+                           ["weight_hh_l0"], dropout=0.5) for i in range(2)])
+            self.decoder = nn.Linear(ninp, ntoken)
+            self.decoder.weight = self.encoder.weight
+            self.encoder.weight.data.uniform_(-0.1, 0.1)
+            self.decoder.bias.data.fill_(0)
+
+        def forward(self, input, hidden):
+            emb = embedded_dropout(self.encoder, input, dropout=0.1 if self.training else 0)
+            raw_output = self.lockdrop(emb, 0.4)
+            new_hidden, raw_outputs, outputs = [], [], []
+            for layer, rnn in enumerate(self.rnns):
+                raw_output, new_h = rnn(raw_output, hidden[layer])
+                new_hidden.append(new_h)
+                raw_outputs.append(raw_output)
+                if layer != len(self.rnns) - 1:
+                    raw_output = self.lockdrop(raw_output, 0.25)
+                    outputs.append(raw_output)
+            output = self.lockdrop(raw_output, 0.4)
+            outputs.append(output)
+            return self.decoder(output.view(-1, output.size(2))), new_hidden, raw_outputs, \
+                outputs
+
+        def init_hidden(self, bsz):
+            return [(torch.zeros(1, bsz, nhid if i != 1 else ninp),
+                     torch.zeros(1, bsz, nhid if i != 1 else ninp)) for i in range(2)]
+
+    def repackage_hidden(h):
+        if isinstance(h, torch.Tensor):
+            return h.detach()
+        return tuple(repackage_hidden(v) for v in h)
+
+    rng = np.random.default_rng(95)
+    bsz, base_bptt, lr = 3, 6, 5.0
+    corpus = side.data(rng.integers(0, ntoken, 40 * bsz))
+    data = corpus.narrow(0, 0, (corpus.size(0) // bsz) * bsz).view(bsz, -1).t().contiguous()
+    model = side.weights(RNNModel())
+    params = list(model.parameters())
+    assert len(params) == 10  # the tied weight counted once
+    optimizer = torch.optim.SGD(params, lr=lr, weight_decay=1.2e-6)
+    log: dict[str, list] = {"loss": [], "seq_len": [], "val": []}
+    for epoch in range(3):
+        if epoch == 2:  # NT-ASGD: the validation loss stopped improving
+            optimizer = torch.optim.ASGD(params, lr=lr, t0=0, lambd=0.0, weight_decay=1.2e-6)
+        model.train()
+        hidden = model.init_hidden(bsz)
+        i = 0
+        while i < data.size(0) - 2:
+            bptt = base_bptt if rng.random() < 0.95 else base_bptt / 2.0
+            seq_len = min(max(3, int(rng.normal(bptt, 2))), data.size(0) - 1 - i)
+            optimizer.param_groups[0]["lr"] = lr * seq_len / base_bptt
+            inputs, targets = data[i:i + seq_len], data[i + 1:i + 1 + seq_len].reshape(-1)
+            hidden = [repackage_hidden(h) for h in hidden]
+            optimizer.zero_grad()
+            output, hidden, rnn_hs, dropped_rnn_hs = model(inputs, hidden)
+            raw_loss = F.cross_entropy(output, targets)
+            loss = raw_loss + 2 * dropped_rnn_hs[-1].pow(2).mean()  # AR
+            loss = loss + 1 * (rnn_hs[-1][1:] - rnn_hs[-1][:-1]).pow(2).mean()  # TAR
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 0.25)
+            optimizer.step()
+            optimizer.param_groups[0]["lr"] = lr
+            log["loss"].append(raw_loss.item())
+            log["seq_len"].append(seq_len)
+            i += seq_len
+        tmp = {}
+        if isinstance(optimizer, torch.optim.ASGD):  # evaluate with the averaged weights
+            for prm in params:
+                tmp[prm] = prm.data.clone()
+                prm.data = optimizer.state[prm]["ax"].clone()
+        model.eval()
+        with torch.no_grad():
+            hidden = model.init_hidden(bsz)
+            output, _, _, _ = model(data[:-1], hidden)
+            log["val"].append(F.cross_entropy(output, data[1:].reshape(-1)).item())
+        for prm, value in tmp.items():
+            prm.data = value.clone()
+    return {**log, "state": model.state_dict()}
+
+
+def test_awd_lstm_weight_drop_nt_asgd():
+    run_both(awd_lstm)
