@@ -7,15 +7,21 @@ kept per *tape signature* (each recorded op, its attributes and which earlier te
 each leaf's type and whether it wants a gradient), with an interpreter of its own (whose
 expansion cache lives and dies with the graph). A step then only walks its tape and runs the
 kept graph on the new values (flattened into an `interp.Program`).
+
+An attribute that holds one call's data (a compiled module's call: its saved activations) would
+make every step's signature new. Such an attribute is `Rebindable`: the signature holds its
+`tape_key()` (what the gradient graph depends on), the kept graph a `template()` of it, and each
+step `rebind`s the templates to its own calls' objects before the graph runs.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,20 +46,42 @@ Replay = Callable[[Graph, list[Any]], list["Tensor"]]
 _state = threading.local()
 
 
+class Rebindable(ABC):
+    """An op attribute holding one call's data that a kept gradient graph can serve again."""
+
+    @abstractmethod
+    def tape_key(self) -> Hashable:
+        """What the gradient graph depends on (not the call's arrays)."""
+
+    @abstractmethod
+    def template(self) -> Rebindable:
+        """A copy for the kept graph to hold, rebound to each later call."""
+
+    @abstractmethod
+    def rebind(self, call: Any) -> None:
+        """Take `call`'s data: a later call with the same `tape_key`."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """A gradient graph and how it runs: flattened into a program where it can be, else by an
-    interpreter of its own; both at eager's working precision."""
+    interpreter of its own; both at eager's working precision. `templates`: the graph's
+    `Rebindable` attributes, in tape order."""
 
     graph: Graph
     program: Program | None
     interpreter: Interpreter
+    templates: tuple[Rebindable, ...]
 
     @classmethod
-    def of(cls, graph: Graph, checked: bool = False) -> Plan:
+    def of(cls, graph: Graph, templates: list[Rebindable], checked: bool = False) -> Plan:
         """`checked` (anomaly mode): through the interpreter, which checks every node."""
         program = None if checked else Program.of(graph, exact=False)
-        return cls(graph, program, Interpreter(exact=False))
+        return cls(graph, program, Interpreter(exact=False), tuple(templates))
+
+    def rebind(self, calls: list[Rebindable]) -> None:
+        for template, call in zip(self.templates, calls, strict=True):
+            template.rebind(call)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The gradients by output name."""
@@ -142,20 +170,23 @@ def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
     def wanted_key(t: Tensor) -> int:
         return id(t) if id(t) in cut else key(t, t.record)
     wanted_ids = {wanted_key(t) for t in wanted}
-    signature, feeds, names = _signature(order, roots, wanted_ids, cut)
+    signature, feeds, names, calls = _signature(order, roots, wanted_ids, cut)
     checked = is_anomaly_enabled()
     if checked:
         signature = None  # a graph with the records' spans, checked node by node, for this call
     plans: OrderedDict[Any, Plan] = _state.__dict__.setdefault("plans", OrderedDict())
     plan = plans.get(signature) if signature is not None else None
     if plan is None:
-        plan = Plan.of(_gradient_graph(order, roots, wanted_ids, list(names), cut), checked)
+        templates: list[Rebindable] = []
+        graph = _gradient_graph(order, roots, wanted_ids, list(names), cut, templates)
+        plan = Plan.of(graph, templates, checked)
         if signature is not None:
             plans[signature] = plan
             if len(plans) > KEPT:
                 plans.popitem(last=False)
     elif signature is not None:
         plans.move_to_end(signature)
+    plan.rebind(calls)
     results = (_recorded(plan.graph, feeds, order, replay) if replay is not None
                else plan.run(feeds))
     found = {ident: results[f"grad.{name}"] for name, ident in names.items()}
@@ -177,16 +208,18 @@ def _recorded(graph: Graph, feeds: dict[str, np.ndarray], order: Tape, replay: R
 
 def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
                wanted: set[int], cut: Collection[int] = ()
-               ) -> tuple[Any, dict[str, np.ndarray], dict[str, int]]:
+               ) -> tuple[Any, dict[str, np.ndarray], dict[str, int], list[Rebindable]]:
     """The tape's signature (None when an attribute is unhashable), the graph's feeds by input
-    name (leaves, seeds, zeros for the wanted non-leaves) and the input name of each wanted
-    value on the tape (to its key), in the names `_gradient_graph` gives them; `cut`: the
-    tensors the tape was cut at (`_cut_at_wanted`)."""
+    name (leaves, seeds, zeros for the wanted non-leaves), the input name of each wanted
+    value on the tape (to its key), in the names `_gradient_graph` gives them, and the
+    `Rebindable` attributes of the calls; `cut`: the tensors the tape was cut at
+    (`_cut_at_wanted`)."""
     position: dict[int, int] = {}
     first_of_call: dict[int, int] = {}
     entries: list[Any] = []
     feeds: dict[str, np.ndarray] = {}
     names: dict[str, int] = {}
+    calls: list[Rebindable] = []
     leaves = 0
     for i, (t, r) in enumerate(order):
         k = key(t, r)
@@ -200,7 +233,11 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
             entries.append((t.type, k in wanted))
         else:
             call = first_of_call.setdefault(r.call, i)
-            entries.append((r.op, tuple(r.attrs.items()),
+            if call == i:
+                calls.extend(v for v in r.attrs.values() if isinstance(v, Rebindable))
+            attrs = tuple((k, ("rebound", v.tape_key()) if isinstance(v, Rebindable) else v)
+                          for k, v in r.attrs.items())
+            entries.append((r.op, attrs,
                             tuple(position[key(p, s)] for p, s in zip(r.inputs, r.sources)),
                             r.index, call, k in wanted))
             if k not in wanted:
@@ -218,15 +255,16 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
         hash(signature)
     except TypeError:  # an array attribute: this tape's graph is built for it alone
         signature = None
-    return signature, feeds, names
+    return signature, feeds, names, calls
 
 
 def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
-                    wanted: set[int], wrt: list[str], cut: Collection[int] = ()) -> Graph:
+                    wanted: set[int], wrt: list[str], cut: Collection[int],
+                    templates: list[Rebindable]) -> Graph:
     """The recorded ops as a graph from the leaves to `loss` (the sum of the roots, or of their
     inner products with the seeds), differentiated with respect to the inputs named `wrt`: the
     wanted leaves, and for each wanted non-leaf a zero input added to it (its gradient is the
-    non-leaf's)."""
+    non-leaf's). `Rebindable` attributes go in as templates, appended to `templates`."""
     g = Graph("backward")
     b = Builder(g)
     node_of: dict[int, Value] = {}
@@ -241,9 +279,12 @@ def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
             leaves += 1
             continue
         if r.call not in emitted:
+            attrs = {k: v.template() if isinstance(v, Rebindable) else v
+                     for k, v in r.attrs.items()}
+            templates.extend(v for v in attrs.values() if isinstance(v, Rebindable))
             with b.at(r.span):
                 out = b.emit(r.op, *(node_of[key(p, s)] for p, s in zip(r.inputs, r.sources)),
-                             **r.attrs)
+                             **attrs)
             emitted[r.call] = out if isinstance(out, tuple) else (out,)
         node_of[k] = emitted[r.call][r.index]
         if k in wanted:

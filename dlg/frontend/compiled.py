@@ -23,6 +23,7 @@ the plain compiled forward runs. The compiled gradient is not itself differentia
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 from dlg.compiler.passes.split_vjp import COTANGENT, SAVED, VjpSplit, vjp_split
 from dlg.compiler.pipeline import CompileOptions
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.frontend.autograd import Rebindable
 from dlg.frontend.engine import caller_span, enable_grad, grad_enabled
 from dlg.frontend.nn import Module
 from dlg.frontend.tensor import Tensor, apply as apply_op
@@ -200,9 +202,10 @@ def _recorded(entry: _Entry, wrt: tuple[str, ...], arrays: list[np.ndarray],
             for r, keep in zip(results, split.differentiable)]
 
 
-class _CompiledCall:
+class _CompiledCall(Rebindable):
     """The `fn` of a compiled call's py_function node: the outputs its forward made, and a VJP
-    that runs the compiled backward. Per call, so never a key of a kept gradient graph."""
+    that runs the compiled backward. Per call: a kept gradient graph holds a template of it,
+    rebound to each step's call (autograd.Rebindable)."""
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -215,6 +218,16 @@ class _CompiledCall:
 
     def __repr__(self) -> str:
         return f"compiled {self.name}"
+
+    def tape_key(self) -> tuple[int, int]:
+        return id(self.split), id(self.backward)  # alive while a template holds them
+
+    def template(self) -> _CompiledCall:
+        return copy.copy(self)
+
+    def rebind(self, call: _CompiledCall) -> None:
+        self.outs, self.saved, self.inputs = call.outs, call.saved, call.inputs
+        self.named, self.sources = call.named, call.sources
 
     def infer(self, types: tuple[TensorType, ...]) -> list[TensorType]:
         return [_type(a) for a in self.outs]

@@ -21,6 +21,7 @@ without it being an argument of `apply`, or backward reads without it being save
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
+from dlg.frontend.autograd import Rebindable
 from dlg.frontend.engine import (
     Tracer,
     caller_span,
@@ -160,9 +162,10 @@ def _eager(cls: type[Function], args: tuple[Any, ...]) -> Any:
     return tuple(made) if isinstance(out, tuple) else made[0]
 
 
-class _Forward:
+class _Forward(Rebindable):
     """The `fn` of an eager Function's py_function node: its outputs as forward made them, and
-    a VJP that is a py_function calling backward. Per call, so never a key of a kept graph."""
+    a VJP that is a py_function calling backward. Per call: a kept gradient graph holds a
+    template of it, rebound to each step's call (autograd.Rebindable)."""
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -175,6 +178,17 @@ class _Forward:
 
     def __repr__(self) -> str:
         return f"{self.cls.__name__}.forward"
+
+    def tape_key(self) -> tuple[Any, ...]:
+        return (self.cls, tuple(self.types), tuple(self.positions), self.n_outputs,
+                self.ctx.needs_input_grad,
+                tuple(a.type if isinstance(a, Tensor) else type(a) for a in self.args))
+
+    def template(self) -> _Forward:
+        return copy.copy(self)
+
+    def rebind(self, call: _Forward) -> None:
+        self.ctx, self.args, self.arrays = call.ctx, call.args, call.arrays
 
     def infer(self, types: tuple[TensorType, ...]) -> list[TensorType]:
         return self.types

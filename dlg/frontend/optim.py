@@ -12,7 +12,8 @@ updates, so parameters whose counts differ (one lacked a gradient on some step) 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,11 @@ from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph
 from dlg.ir.train_spec import OPTIMIZER_DEFAULTS, OptimizerSpec, make_optimizer
 from dlg.runtime.interp import Interpreter
+from dlg.runtime.native import NativeGraph
 
 STEP, LR = PREFIX + "step", PREFIX + "lr"
+NATIVE_AFTER = 3  # steps of an update graph before it is compiled (`_Update.hot`)
+NATIVE_MIN_ELEMENTS = 1 << 15  # parameters' elements: below, its NumPy ops cost microseconds
 # f32 scalars in torch's state, whatever the param's dtype
 SCALARS = ("step", "mu_product", "eta", "mu")
 
@@ -175,8 +179,12 @@ class Optimizer:
                 count: float) -> None:
         params = [group["params"][i] for i in members]
         update = self._graph(index, group, members)
-        values: dict[str, Any] = {STEP: np.float32(count),
-                                  LR: np.asarray(group["lr"], update.lr_dtype)}
+        lr = np.asarray(group["lr"], update.lr_dtype)
+        native = update.hot()
+        if native is not None and self._update_in_place(native, update, members, params, lr,
+                                                        count):
+            return
+        values: dict[str, Any] = {STEP: np.float32(count), LR: lr}
         inputs = {}
         for i, p in zip(members, params):
             values[f"p{i}"] = p.numpy_view()
@@ -195,6 +203,31 @@ class Optimizer:
             state.update({name[len(head):]: Tensor.of(value) for name, value in updates.items()
                           if name.startswith(head)})
 
+    def _update_in_place(self, native: NativeGraph, update: _Update, members: tuple[int, ...],
+                         params: list[Tensor], lr: np.ndarray, count: float) -> bool:
+        """The compiled update, writing the parameters and their state in place (as torch's
+        in-place ops do); False, with nothing done, where it cannot: before the first step
+        made the state, or where an array is not contiguous, aligned and apart from the others
+        (a view of another parameter) and native code cannot write it in place."""
+        step = np.array(count, np.float32)
+        values: dict[str, np.ndarray] = {STEP: step, LR: lr}
+        inputs: dict[str, np.ndarray] = {}
+        for i, p in zip(members, params):
+            state = self.state.get(p, {})
+            if any(kind not in state for kind in update.initial[i]):
+                return False
+            values[f"p{i}"] = p.numpy_view()
+            values.update((f"{PREFIX}p{i}.{kind}", state[kind].numpy_view())
+                          for kind in update.initial[i])
+            inputs[f"g{i}"] = p.grad.numpy_view()  # type: ignore[union-attr]
+        if not _writable_apart(list(values.values())):
+            return False
+        native(inputs, values)
+        for p in params:
+            self.state[p]["step"] = Tensor.of(np.float32(step))
+            versions.written(p)
+        return True
+
     def _graph(self, index: int, group: dict[str, Any], members: tuple[int, ...]) -> _Update:
         spec = self._spec(group)
         cached = self._graphs.get((index, members))
@@ -210,7 +243,9 @@ class Optimizer:
             p, _, kind = name[len(PREFIX):].rpartition(".")
             if p:
                 initial[int(p[1:])][kind] = value
-        self._graphs[(index, members)] = _Update(spec, g, initial, state.initial[LR].dtype)
+        elements = sum(int(np.prod(group["params"][i].shape)) for i in members)
+        self._graphs[(index, members)] = _Update(spec, g, initial, state.initial[LR].dtype,
+                                                 elements)
         return self._graphs[(index, members)]
 
 
@@ -220,13 +255,40 @@ def _constants(spec: OptimizerSpec) -> dict[str, Any]:
     return {k: v for k, v in spec.hyper.items() if k != "lr"}
 
 
-class _Update(NamedTuple):
-    """One group's update graph for some of its parameters, and their initial state."""
+@dataclass
+class _Update:
+    """One group's update graph for some of its parameters, their initial state, and the
+    graph compiled once it is hot (`hot`)."""
 
     spec: OptimizerSpec
     graph: Graph
     initial: dict[int, dict[str, np.ndarray]]
     lr_dtype: np.dtype  # the fed lr's: f64 when a param is
+    elements: int  # the parameters'
+    runs: int = 0
+    native: NativeGraph | None = None
+
+    def hot(self) -> NativeGraph | None:
+        """The update compiled from its NATIVE_AFTER-th step on, when its parameters have
+        NATIVE_MIN_ELEMENTS: one pass over each array instead of a NumPy temporary per op
+        (Adam on a 784-256-10 MLP, one core: 3.5 -> 0.2 ms a step; the compile ~0.1 s)."""
+        self.runs += 1
+        if (self.native is None and self.runs > NATIVE_AFTER
+                and self.elements >= NATIVE_MIN_ELEMENTS):
+            self.native = NativeGraph(self.graph)
+        return self.native
+
+
+def _writable_apart(arrays: list[np.ndarray]) -> bool:
+    """Whether native code can update these arrays in place: each C-contiguous, aligned and
+    writeable, no two overlapping in memory."""
+    spans = []
+    for a in arrays:
+        if not (a.flags.c_contiguous and a.flags.writeable and a.flags.aligned):
+            return False
+        spans.append((a.ctypes.data, a.ctypes.data + a.nbytes))
+    spans.sort()
+    return all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
 
 
 def _state_tensor(value: Any, dtype: Any) -> Tensor:

@@ -70,6 +70,26 @@ def test_an_mlp_trains_through_the_compiled_module_as_torch_eager(optimizer):
     assert len(model.compiled) == 1  # one trace, its forward and backward compiled once
 
 
+def test_steps_share_one_gradient_graph_and_an_older_loss_keeps_its_own_activations():
+    """The gradient graph over a compiled call is kept across steps (its call rebound to each
+    step's saved activations), yet a loss from an earlier step still differentiates its own."""
+    ours, theirs = pair(mlp)
+    model = dlg.compile(ours)
+    xs = [R.standard_normal((8, 6)).astype(np.float32) for _ in range(3)]
+    first = model(dlg.tensor(xs[0])).square().mean()
+    first.backward(retain_graph=True)
+    plans = dlg.frontend.autograd._state.plans  # the thread's kept gradient graphs
+    kept = len(plans)
+    for x in xs[1:]:
+        ours.zero_grad()
+        model(dlg.tensor(x)).square().mean().backward()
+    assert len(plans) == kept
+    ours.zero_grad()
+    first.backward()
+    theirs(torch.tensor(xs[0])).square().mean().backward()
+    same_grads(ours, theirs)
+
+
 def cnn(lib, p=0.0):
     nn = lib.nn
 

@@ -154,6 +154,28 @@ def test_gradients_are_the_users_backward(loss):
     both(loss, x23())
 
 
+def test_steps_share_one_gradient_graph_each_with_its_own_saved_tensors_and_options():
+    """A loop calling a Function on new data keeps one gradient graph (the node rebound to each
+    call), yet every backward sees its own call's saved tensors and ctx attributes, an earlier
+    loss's too."""
+    calls = [(x23(), -0.5, 1.0), (x23(), -1.0, 0.2), (x23(), 0.0, 0.5)]
+
+    def loss(F, x, lo, hi):
+        return (F["LeakyClamp"].apply(F["Exp"].apply(x), lo, hi) ** 2).sum()
+    (first,), (first_t,) = leaves(calls[0][0])
+    kept_loss = loss(DLG, first, *calls[0][1:])
+    kept_loss.backward(retain_graph=True)
+    plans = dlg.frontend.autograd._state.plans  # the thread's kept gradient graphs
+    kept = len(plans)
+    for x, lo, hi in calls[1:]:
+        both(lambda F, x: loss(F, x, lo, hi), x)
+    assert len(plans) == kept
+    first.grad = None
+    kept_loss.backward()
+    loss(TORCH, first_t, *calls[0][1:]).backward()
+    np.testing.assert_allclose(first.grad.numpy(), first_t.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
 def test_round_is_not_differentiated_through_its_forward():
     """The STE's gradient is its backward's (1), where round's own derivative is 0."""
     (x,), _ = both(lambda F, x: F["RoundSTE"].apply(x).sum(), x23())

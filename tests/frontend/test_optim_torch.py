@@ -1,7 +1,9 @@
 """dlg.optim against torch.optim, side by side: the same parameters and gradients, several steps,
 several parameter groups with their own options, state_dict in both directions,
 add_param_group, and parameters that miss a gradient on some steps (torch counts steps per
-parameter)."""
+parameter). The side-by-side runs go through both tiers of an update: the interpreter, and the
+compiled update writing in place that a large parameter set gets from its fourth step on (here
+from its second, for any size: `compiled`)."""
 
 from __future__ import annotations
 
@@ -42,6 +44,15 @@ CASES = [
 IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
 
 
+@pytest.fixture(params=["interpreted", "compiled"])
+def tier(request, monkeypatch):
+    """`compiled`: every update graph compiled from its second step (optim._Update.hot)."""
+    if request.param == "compiled":
+        monkeypatch.setattr(dlg.frontend.optim, "NATIVE_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(dlg.frontend.optim, "NATIVE_AFTER", 1)
+    return request.param
+
+
 def make_pair(rng, name, defaults, second, shapes=SHAPES):
     start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     ours = [dlg.tensor(a, requires_grad=True) for a in start]
@@ -67,7 +78,7 @@ def assert_same(ours, theirs, what):
 
 
 @pytest.mark.parametrize("name, defaults, second", CASES, ids=IDS)
-def test_groups_step_like_torch(name, defaults, second):
+def test_groups_step_like_torch(name, defaults, second, tier):
     rng = np.random.default_rng(0)
     ours, opt, theirs, topt = make_pair(rng, name, defaults, second)
     for step in range(8):  # RAdam rectifies from step 6; the bias param misses steps 2 and 3
@@ -75,6 +86,7 @@ def test_groups_step_like_torch(name, defaults, second):
         opt.step()
         topt.step()
         assert_same(ours, theirs, f"after step {step + 1}")
+    assert (tier == "compiled") == any(u.native is not None for u in opt._graphs.values())
     ours_state, their_state = opt.state_dict(), topt.state_dict()
     for group, their_group in zip(ours_state["param_groups"], their_state["param_groups"]):
         assert group == {k: their_group[k] for k in group}  # torch adds foreach, fused, ...
@@ -88,7 +100,7 @@ def test_groups_step_like_torch(name, defaults, second):
 
 
 @pytest.mark.parametrize("name, defaults, second", CASES, ids=IDS)
-def test_float64_params_step_like_torch_to_the_last_digits(name, defaults, second):
+def test_float64_params_step_like_torch_to_the_last_digits(name, defaults, second, tier):
     """torch's lr is a Python float: float64 params step by the unrounded lr (an f32 lr gave
     0.1 as 0.10000000149, a relative error of 1e-8 in every update)."""
     rng = np.random.default_rng(1)
@@ -112,7 +124,7 @@ def test_float64_params_step_like_torch_to_the_last_digits(name, defaults, secon
 
 
 @pytest.mark.parametrize("name, defaults, second", CASES[::3], ids=IDS[::3])
-def test_state_dicts_move_between_torch_and_dlg(name, defaults, second):
+def test_state_dicts_move_between_torch_and_dlg(name, defaults, second, tier):
     """torch's state_dict loads into dlg (and dlg's into a fresh dlg optimizer): training goes
     on as if never interrupted."""
     rng = np.random.default_rng(1)
