@@ -348,7 +348,7 @@ for _name in ("roll", "rot90", "diff", "diag", "diagonal", "diag_embed", "addmm"
               "fliplr", "flipud", "hsplit", "vsplit", "dsplit", "split_with_sizes",
               "broadcast_to", "addr", "ger", "inner", "vdot", "dist", "select_scatter",
               "slice_scatter", "diagonal_scatter", "index_copy", "masked_scatter", "quantile",
-              "nanquantile", "mode", "cov", "corrcoef", "frexp", "nextafter"):
+              "nanquantile", "mode", "cov", "corrcoef", "frexp", "nextafter", "renorm"):
     setattr(Tensor, _name, _method(_name))
 Tensor.repeat_interleave = repeat_interleave  # type: ignore[attr-defined]
 for _alias, _name in BINARY_ALIASES.items():

@@ -311,7 +311,7 @@ for _name in ("scatter", "scatter_add", "scatter_reduce", "masked_fill", "index_
               "arcsinh", "arccosh", "sinc", "deg2rad", "rad2deg", "expm1", "erfc", "erfinv",
               "logit", "lgamma", "digamma", "polygamma", "mvlgamma", "i0", "copysign", "ldexp",
               "gcd", "lcm", "absolute", "negative", "fix", "multiply", "subtract", "greater",
-              "greater_equal", "less", "less_equal", "not_equal"):
+              "greater_equal", "less", "less_equal", "not_equal", "renorm"):
     if hasattr(Tensor, _name):
         _in_place(_name)
 

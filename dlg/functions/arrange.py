@@ -1,4 +1,5 @@
-"""Rearranging elements with PyTorch's names: roll, rot90, repeat_interleave, diff and meshgrid.
+"""Rearranging elements with PyTorch's names: roll, rot90, repeat_interleave, diff and meshgrid;
+and the trapezoidal rule on diff's slices (trapezoid, cumulative_trapezoid).
 
 Each is a composite: roll and repeat_interleave gather an axis through a constant index vector
 (`take`, as reflect padding does), rot90 is flip and transpose, diff subtracts two slices and
@@ -14,14 +15,16 @@ import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions import args
-from dlg.functions.args import describe, is_int, tensor
+from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.front import Front
-from dlg.functions.pointwise import promoted
+from dlg.functions.pointwise import floats, promoted
 from dlg.functions.shape import transpose
 from dlg.functions.sort import flip
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.elementwise import NE, SUB
+from dlg.ir.ops.elementwise import ADD, DIV, MUL, NE, SUB
+from dlg.ir.ops.reduce import REDUCE_SUM
 from dlg.ir.ops.shape import BROADCAST_TO, CONCAT, RESHAPE, SLICE, TAKE
+from dlg.ir.ops.sort import CUMSUM
 from dlg.ir.types import TensorType
 
 
@@ -188,3 +191,70 @@ def meshgrid(F: Front, *tensors: Any, indexing: Any = "ij") -> tuple[Any, ...]:
         grids.append(F.emit(BROADCAST_TO, F.emit(RESHAPE, v, shape=view), shape=shape))
     return tuple(grids)
 
+
+
+def trapezoid(F: Front, y: Any, x: Any = None, dx: Any = None, axis: Any = -1) -> Any:
+    """The trapezoidal rule along `axis`: samples `y` at the points `x` (1-d along the axis, or
+    broadcast against y), or spaced `dx` apart (1 by default); torch's formulas."""
+    y, pairs, width, a = _trapezoids(F, "trapezoid", y, x, dx, axis)
+    size = known_size(F.type_of(y), a, "trapezoid")
+    if size == 0:  # no samples: zeros
+        return F.emit(REDUCE_SUM, y, axes=(a,))
+    if isinstance(width, float):  # (sum(y) - (y[0] + y[-1]) / 2) * dx
+        ends = F.emit(ADD, *(F.emit(REDUCE_SUM, _along(F, y, a, lo, lo + 1), axes=(a,))
+                             for lo in (0, size - 1)))
+        inner = F.emit(SUB, F.emit(REDUCE_SUM, y, axes=(a,)),
+                       F.emit(MUL, ends, F.lift(0.5, F.type_of(y).dtype)))
+        return F.emit(MUL, inner, F.lift(width, F.type_of(y).dtype))
+    return F.emit(DIV, F.emit(REDUCE_SUM, F.emit(MUL, width, pairs), axes=(a,)),
+                  F.lift(2.0, F.type_of(y).dtype))
+
+
+def cumulative_trapezoid(F: Front, y: Any, x: Any = None, dx: Any = None, axis: Any = -1
+                         ) -> Any:
+    """The running trapezoidal rule along `axis` (one fewer element there than y)."""
+    y, pairs, width, a = _trapezoids(F, "cumulative_trapezoid", y, x, dx, axis)
+    dtype = F.type_of(y).dtype
+    if isinstance(width, float):
+        return F.emit(CUMSUM, F.emit(MUL, F.lift(width / 2.0, dtype), pairs), axis=a)
+    return F.emit(CUMSUM, F.emit(DIV, F.emit(MUL, width, pairs), F.lift(2.0, dtype)), axis=a)
+
+
+def _trapezoids(F: Front, name: str, y: Any, x: Any, dx: Any, axis: Any
+                ) -> tuple[Any, Any, Any, int]:
+    """(y as a float, y[1:] + y[:-1] along the axis, the widths: a number or x's differences
+    shaped to broadcast, the axis)."""
+    t = F.type_of(tensor(F, y, f"{name}'s y"))
+    if x is not None and dx is not None:
+        raise DlgTypeError(f"{name}: give the sample points x or their spacing dx, not both")
+    if t.dtype == DType.bool or (x is not None and F.type_of(
+            tensor(F, x, f"{name}'s x")).dtype == DType.bool):
+        raise DlgTypeError(f"{name}: received a bool input for `y` or `x`, but bool is not "
+                           "supported")
+    if t.rank == 0:
+        raise DlgShapeError(f"{name}: y needs at least 1 dimension, got a 0-d tensor")
+    a = axis_of(F, t, axis, name)
+    size = known_size(t, a, name)
+    if x is None:
+        if dx is not None and not is_number(dx):
+            raise DlgTypeError(f"{name}: dx must be a number, got {describe(F, dx)}")
+        (y,) = floats(F, name, (y,), ("y",))
+        width: Any = 1.0 if dx is None else float(dx)
+    else:
+        y, x = floats(F, name, (y, x), ("y", "x"))
+        tx = F.type_of(x)
+        if tx.rank == 1:
+            if tx.shape[0] != size:
+                raise DlgShapeError(f"{name}: There must be one `x` value for each sample "
+                                    f"point, got {tx} for {size} points")
+            x = F.emit(RESHAPE, x, shape=tuple(size if d == a else 1 for d in range(t.rank)))
+        elif tx.rank < t.rank:
+            x = F.emit(RESHAPE, x, shape=(1,) * (t.rank - tx.rank) + tuple(tx.shape))
+        n = known_size(F.type_of(x), a, name)
+        width = F.emit(SUB, _along(F, x, a, min(1, n), n), _along(F, x, a, 0, max(n - 1, 0)))
+    pairs = F.emit(ADD, _along(F, y, a, min(1, size), size), _along(F, y, a, 0, max(size - 1, 0)))
+    return y, pairs, width, a
+
+
+def _along(F: Front, x: Any, axis: int, start: int, stop: int) -> Any:
+    return F.emit(SLICE, x, axes=(axis,), starts=(start,), stops=(stop,), steps=(1,))

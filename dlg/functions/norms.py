@@ -1,5 +1,5 @@
 """Normalisation functions with PyTorch's signatures: batch_norm (given or batch statistics),
-layer_norm, rms_norm, group_norm, instance_norm, normalize, cosine_similarity,
+layer_norm, rms_norm, group_norm, instance_norm, normalize, renorm, cosine_similarity,
 pairwise_distance. All
 are compositions of registry ops (batch_norm and layer_norm their composite ops), so gradients
 and compiled forms come with them.
@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgShapeError, DlgTypeError
+from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions import args
 from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.ir.ops.common import broadcast_shapes
 from dlg.functions.padding import pad
 from dlg.functions.pooling import avg_pool2d
-from dlg.ir.ops.elementwise import ADD, DIV, MAXIMUM, MUL, POW, RSQRT, SUB
+from dlg.ir.ops.elementwise import ADD, DIV, GT, MAXIMUM, MUL, POW, RSQRT, SUB, WHERE
 from dlg.ir.ops.nn import BATCH_NORM, LAYER_NORM
 from dlg.ir.ops.reduce import REDUCE_MEAN, REDUCE_SUM, REDUCE_VAR, VECTOR_NORM
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE
@@ -163,6 +163,30 @@ def normalize(F: Front, x: Any, p: float = 2.0, axis: int = 1, eps: float = 1e-1
     norm = F.emit(VECTOR_NORM, x, ord=float(p), axes=(args.axis(F, axis, "dim"),),
                   keepdims=True)
     return F.emit(DIV, x, F.emit(MAXIMUM, norm, _scalar(F, _eps(F, eps, "normalize"), x)))
+
+
+def renorm(F: Front, x: Any, p: Any, axis: Any, maxnorm: Any) -> Any:
+    """Each slice x.select(axis, i) whose p-norm exceeds maxnorm scaled to maxnorm (by
+    maxnorm / (norm + 1e-7), as torch.renorm; its gradient is this product's)."""
+    x = tensor(F, x, "renorm's input")
+    t = F.type_of(x)
+    if not t.dtype.is_float:
+        raise DlgTypeError(f"renorm: expected a floating point tensor, got {t}")
+    for value, what in ((p, "p"), (maxnorm, "maxnorm")):
+        if not is_number(value):
+            raise DlgTypeError(f"renorm: {what} must be a number, got {describe(F, value)}")
+    if p <= 0:
+        raise DlgValueError(f"renorm: non-positive-norm not supported, got p={p}")
+    if maxnorm < 0:
+        raise DlgValueError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    if t.rank == 0:
+        raise DlgShapeError("renorm: input needs at least 1 dimension, got a 0-d tensor")
+    a = args.axis(F, axis, "dim") % t.rank
+    others = tuple(d for d in range(t.rank) if d != a)
+    norm = F.emit(VECTOR_NORM, x, ord=float(p), axes=others, keepdims=True)
+    limit = _scalar(F, float(maxnorm), x)
+    scale = F.emit(DIV, limit, F.emit(ADD, norm, _scalar(F, 1e-7, x)))
+    return F.emit(MUL, x, F.emit(WHERE, F.emit(GT, norm, limit), scale, _scalar(F, 1.0, x)))
 
 
 def cosine_similarity(F: Front, x1: Any, x2: Any, axis: int = 1, eps: float = 1e-8) -> Any:

@@ -1,8 +1,8 @@
 """torch's roll, rot90, repeat_interleave, diff, meshgrid, diag/diagonal/diag_embed/trace,
 tensordot, addmm/addmv/baddbmm/addbmm, kron, cross, cdist, lerp, hypot, atan/atan2, logaddexp(2),
 xlogy, heaviside, signbit, sgn, clamp_min/max, float_power, nansum/nanmean, median/nanmedian,
-diagflat, linalg.diagonal, cummax/cummin, aminmax, logcumsumexp, block_diag, histc, bucketize and
-searchsorted against torch: values,
+diagflat, linalg.diagonal, cummax/cummin, aminmax, logcumsumexp, block_diag, histc, bucketize,
+searchsorted, renorm, trapezoid/trapz and cumulative_trapezoid against torch: values,
 dtypes and gradients on odd shapes and negative dims, an error each, the .dlg door and a few
 compiled."""
 
@@ -397,6 +397,43 @@ def test_bucketize_a_number():
     assert dlg.bucketize(0.5, dlg.tensor([0.0, 1.0])).item() == 1
 
 
+# ---- renorm, the trapezoidal rule ----------------------------------------------------------------
+@pytest.mark.parametrize("p, dim, maxnorm", [(2, 0, 1.0), (1, -1, 0.5), (3.5, 1, 2.0),
+                                             (2, 1, 100.0), (2, 2, 0.0)])
+def test_renorm(p, dim, maxnorm):
+    check(lambda m, x: m.renorm(x, p, dim, maxnorm), arr(3, 4, 2))
+    check(lambda m, x: x.renorm(p, dim, maxnorm) * 1.0, arr(3, 4, 2))
+
+
+def test_renorm_in_place_as_arcfaces_kernel_init():
+    """InsightFace's ArcFace head: kernel.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
+    gives unit columns."""
+    kernel = dlg.empty(6, 4).uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
+    np.testing.assert_allclose(np.linalg.norm(kernel.numpy(), axis=0), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, y, x: m.trapezoid(y), lambda m, y, x: m.trapezoid(y, dx=0.5, dim=0),
+    lambda m, y, x: m.trapezoid(y, x[0]), lambda m, y, x: m.trapezoid(y, x),
+    lambda m, y, x: m.trapz(y, x[1], dim=-1), lambda m, y, x: m.trapz(y, dx=2.0),
+    lambda m, y, x: m.cumulative_trapezoid(y), lambda m, y, x: m.cumulative_trapezoid(y, x[2]),
+    lambda m, y, x: m.cumulative_trapezoid(y, dx=0.3, dim=0),
+    lambda m, y, x: m.trapezoid(y[:, :1]), lambda m, y, x: m.trapezoid(y[:, :0], x[0, :0]),
+    lambda m, y, x: m.cumulative_trapezoid(y[:, :0]),
+], ids=["unit", "dx_dim0", "x_1d", "x_2d", "trapz_x", "trapz_dx", "cumulative",
+        "cumulative_x", "cumulative_dx", "one_sample", "no_samples", "cumulative_none"])
+def test_trapezoid(fn):
+    check(fn, arr(3, 5), np.sort(R.random((3, 5)), 1).astype(np.float32))
+
+
+def test_trapezoid_of_integers_is_a_float_and_an_auc():
+    same(dlg.trapezoid(dlg.tensor([[1, 2, 4]]), dlg.tensor([0, 1, 3])),
+         torch.trapezoid(torch.tensor([[1, 2, 4]]), torch.tensor([0, 1, 3])))
+    fpr, tpr = np.array([0.0, 0.1, 0.4, 1.0], np.float32), np.array([0, 0.6, 0.9, 1], np.float32)
+    same(dlg.trapezoid(dlg.tensor(tpr), dlg.tensor(fpr)),
+         torch.trapezoid(torch.tensor(tpr), torch.tensor(fpr)))
+
+
 # ---- errors --------------------------------------------------------------------------------------
 ERRORS = [
     (lambda: dlg.roll(dlg.ones(3), (1, 2)), dlg.DlgValueError, "without dims"),
@@ -446,6 +483,13 @@ ERRORS = [
      "leading dims"),
     (lambda: dlg.searchsorted(dlg.ones(3), dlg.ones(1), right=True, side="left"),
      dlg.DlgValueError, "contradict"),
+    (lambda: dlg.renorm(dlg.ones(2, 2), 0, 0, 1.0), dlg.DlgValueError, "non-positive-norm"),
+    (lambda: dlg.renorm(dlg.ones(2, 2), 2, 0, -1.0), dlg.DlgValueError, "maxnorm to be >= 0"),
+    (lambda: dlg.renorm(dlg.ones(2, dtype=dlg.int64), 2, 0, 1.0), dlg.DlgTypeError, "floating"),
+    (lambda: dlg.trapezoid(dlg.ones(3), dlg.ones(2)), dlg.DlgShapeError,
+     "one `x` value for each sample point"),
+    (lambda: dlg.trapezoid(dlg.ones(3), dlg.ones(3), dx=1.0), dlg.DlgTypeError, "not both"),
+    (lambda: dlg.trapezoid(dlg.ones(3, dtype=dlg.bool)), dlg.DlgTypeError, "bool"),
 ]
 
 
@@ -468,6 +512,9 @@ def test_dlg_door_and_compiled():
         output f = logcumsumexp(x, 1) + aminmax(x, axis=0)[1]
         output g = block_diag(x, y) * 2.0
         output h = histc(x, 5) + histc(y, 5, -1, 1)
+        output i = renorm(x, 2, 0, 1.0)
+        output j = trapezoid(x, y) + trapz(x, dx=0.5)
+        output k = cumulative_trapezoid(x, y)
     }"""
     x, y = arr(3, 4), arr(4)
     tx, ty = torch.tensor(x), torch.tensor(y)
@@ -478,7 +525,10 @@ def test_dlg_door_and_compiled():
             "e": torch.bucketize(tx, ty.sort().values),
             "f": torch.logcumsumexp(tx, 1) + torch.aminmax(tx, dim=0).max,
             "g": torch.block_diag(tx, ty) * 2.0,
-            "h": torch.histc(tx, 5) + torch.histc(ty, 5, -1, 1)}
+            "h": torch.histc(tx, 5) + torch.histc(ty, 5, -1, 1),
+            "i": torch.renorm(tx, 2, 0, 1.0),
+            "j": torch.trapezoid(tx, ty) + torch.trapz(tx, dx=0.5),
+            "k": torch.cumulative_trapezoid(tx, ty)}
     model = dlg.loads(src)
     for run in (model, dlg.compile(model)):
         for (k, v), got in zip(want.items(), run(x=x, y=y)):
