@@ -8,7 +8,8 @@ convolutions, squeeze-excitation and timm's drop_path on RMSprop and warm restar
 fine-tuning of a frozen model, DANN's gradient reversal Function, NeRF's volume rendering and
 hierarchical sampling with searchsorted, a learning-rate range test then ReduceLROnPlateau, the
 pruning tutorial's local, iterative and global magnitude pruning with fine-tuning, AWD-LSTM's
-WeightDrop, locked and embedding dropout, variable-length BPTT and NT-ASGD averaging), each
+WeightDrop, locked and embedding dropout, variable-length BPTT and NT-ASGD averaging, an ArcFace
+head on a renormed kernel with face verification's ROC AUC by trapezoid), each
 written once over a `torch` argument and run on torch and on dlg from the same weights, data and
 random draws (sweep #5's harness); most also through dlg.compile (`side.compile`), the GAT's in
 the normal suite, the others under -m sweep_full.
@@ -1440,3 +1441,88 @@ def awd_lstm(side: Side5) -> dict:
 
 def test_awd_lstm_weight_drop_nt_asgd():
     run_both(awd_lstm)
+
+
+# -- 16. ArcFace (InsightFace_Pytorch's Arcface head): renormed kernel, additive angular margin,
+#        then face verification by cosine similarity with an ROC AUC by the trapezoidal rule ----
+
+def arcface(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    embedding_size, classnum = 8, 5
+
+    def l2_norm(input, axis=1):
+        norm = torch.norm(input, 2, axis, True)
+        return torch.div(input, norm)
+
+    class Arcface(nn.Module):
+        def __init__(self, s=16.0, m=0.5):
+            super().__init__()
+            self.kernel = nn.Parameter(torch.Tensor(embedding_size, classnum))
+            self.kernel.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
+            self.m, self.s = m, s
+            self.cos_m, self.sin_m = math.cos(m), math.sin(m)
+            self.mm = self.sin_m * m
+            self.threshold = math.cos(math.pi - m)
+
+        def forward(self, embeddings, label):
+            nB = len(embeddings)
+            kernel_norm = l2_norm(self.kernel, axis=0)
+            cos_theta = torch.mm(embeddings, kernel_norm).clamp(-1, 1)
+            cos_theta_2 = torch.pow(cos_theta, 2)
+            sin_theta = torch.sqrt(1 - cos_theta_2)
+            cos_theta_m = cos_theta * self.cos_m - sin_theta * self.sin_m
+            cond_mask = (cos_theta - self.threshold) <= 0
+            keep_val = cos_theta - self.mm
+            cos_theta_m[cond_mask] = keep_val[cond_mask]
+            output = cos_theta * 1.0
+            idx_ = torch.arange(0, nB, dtype=torch.long)
+            output[idx_, label] = cos_theta_m[idx_, label]
+            return output * self.s
+
+    class Backbone(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
+                                      nn.PReLU(4), nn.MaxPool2d(2))
+            self.output_layer = nn.Sequential(nn.BatchNorm2d(4), nn.Flatten(),
+                                              nn.Linear(4 * 4 * 4, embedding_size),
+                                              nn.BatchNorm1d(embedding_size))
+
+        def forward(self, x):
+            return l2_norm(self.output_layer(self.body(x)))
+
+    rng = np.random.default_rng(96)
+    faces = side.data(rng.standard_normal((3, 10, 1, 8, 8)).astype(np.float32))
+    ids = side.data(rng.integers(0, classnum, (3, 10)))
+    model, head = side.weights(Backbone()), side.weights(Arcface())
+    optimizer = torch.optim.SGD([{"params": model.parameters(), "weight_decay": 5e-4},
+                                 {"params": [head.kernel], "weight_decay": 4e-4}],
+                                lr=0.05, momentum=0.9)
+    losses, accs = [], []
+    for x, y in zip(faces, ids):
+        model.train()
+        thetas = head(model(x), y)
+        loss = nn.CrossEntropyLoss()(thetas, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        accs.append((thetas.argmax(1) == y).float().mean().item())
+    model.eval()
+    with torch.no_grad():  # verification: pairs of faces, same identity or not
+        emb = model(faces.reshape(-1, 1, 8, 8))
+        a, b = emb[0::2], emb[1::2]
+        same = (ids.reshape(-1)[0::2] == ids.reshape(-1)[1::2]).float()
+        dist = torch.sum(torch.square(a - b), 1)
+        thresholds = torch.linspace(0, 4, 21)
+        predict = dist[None, :] < thresholds[:, None]
+        tpr = (predict & same.bool()).sum(1).float() / same.sum().clamp(min=1)
+        fpr = (predict & ~same.bool()).sum(1).float() / (1 - same).sum().clamp(min=1)
+        auc = torch.trapezoid(tpr, fpr)
+    return {"losses": losses, "accs": accs, "kernel_norms": head.kernel.norm(dim=0),
+            "tpr": tpr, "fpr": fpr, "auc": auc, "state": model.state_dict()}
+
+
+def test_arcface_margin_and_verification_auc():
+    run_both(arcface)
