@@ -44,6 +44,7 @@ from dlg.frontend.engine import grad_enabled as is_grad_enabled
 from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional
 from dlg.frontend.tensor import Tensor
+from dlg.frontend.printing import set_printoptions
 from dlg.frontend.size import Size
 from dlg.frontend.trace import trace, trace_train
 from dlg.frontend.from_torch import from_torch
@@ -64,6 +65,8 @@ globals().update({name: getattr(_functional, name) for name in _FUNCTIONS})
 inverse, det, logdet, slogdet = (_dense_linalg.inv, _dense_linalg.det, _dense_linalg.logdet,
                                  _dense_linalg.slogdet)
 cholesky = _dense_linalg.cholesky_torch
+t = Tensor.t  # torch.t(x): the transpose of a matrix (a vector or scalar as it is)
+vmap = func.vmap  # torch.vmap is torch.func.vmap
 globals().update(_linalg_more.TOP_LEVEL)  # pinverse, matrix_exp, matrix_power, svd, qr, ...
 
 float16, float32, float64 = DType.f16, DType.f32, DType.f64
@@ -110,3 +113,4 @@ __all__ += ["are_deterministic_algorithms_enabled", "dtype",
             "is_deterministic_algorithms_warn_only_enabled", "use_deterministic_algorithms"]
 __all__ += ["Size", "backends", "get_float32_matmul_precision", "set_float32_matmul_precision"]
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]
+__all__ += ["set_printoptions", "t", "vmap"]

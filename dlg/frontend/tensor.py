@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
-from dlg.frontend import autograd, engine, grad_hooks
+from dlg.frontend import autograd, engine, grad_hooks, printing
 from dlg.frontend.handles import RemovableHandle
 from dlg.frontend.size import Size
 from dlg.functions import indexing
@@ -316,7 +316,7 @@ class Tensor:
     def __repr__(self) -> str:
         if self._value is None:
             return f"tensor(<traced {self.type}>)"
-        body = np.array2string(self._value, separator=", ", threshold=50)
+        body = printing.array_string(self._value)
         extra = ", requires_grad=True" if self.requires_grad and self.is_leaf else (
             f", grad_fn=<{self.grad_fn}>" if self.record is not None else "")
         return f"tensor({body}, dtype={self.dtype!r}{extra})"

@@ -1,11 +1,11 @@
 """Products with PyTorch's names beyond linalg.py's: tensordot, addmm, addmv, baddbmm, addbmm,
-addr, inner, vdot, kron, cross, cdist and dist, each a composite of the existing ones.
+addr, inner, vdot, kron, cross, cdist, pdist and dist, each a composite of the existing ones.
 
 tensordot is an einsum (one equation built from `dims`); the add-products are beta * input +
 alpha * product, where beta 0 ignores input's values (a NaN there does not show), as in
 PyTorch; kron multiplies two interleaved reshapes; cross reads the components in rotated order
-(`take`); cdist is vector_norm of every difference, so its gradient at a zero distance is
-vector_norm's (0, as PyTorch's).
+(`take`); cdist and pdist are vector_norm of every difference (pdist's pairs taken), so their
+gradient at a zero distance is vector_norm's (0, as PyTorch's).
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from dlg.functions.elementwise import apply
 from dlg.functions.front import Front
 from dlg.functions.linalg import bmm, dot, einsum, mm, mv, outer, vector_norm
 from dlg.functions.pointwise import floats, promoted
+from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import broadcast_shapes
 from dlg.ir.ops.elementwise import ADD, MUL, SUB
 from dlg.ir.ops.reduce import REDUCE_SUM
-from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE, UNSQUEEZE
+from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE, TAKE, UNSQUEEZE
 from dlg.ir.shapes import Dim
 
 
@@ -203,3 +204,21 @@ def cdist(F: Front, x1: Any, x2: Any, p: Any = 2.0, compute_mode: Any = None) ->
     rows = F.emit(UNSQUEEZE, x1, axes=(ta.rank - 1,))  # (..., P, 1, M)
     cols = F.emit(UNSQUEEZE, x2, axes=(tb.rank - 2,))  # (..., 1, R, M)
     return vector_norm(F, F.emit(SUB, rows, cols), p, -1)
+
+
+def pdist(F: Front, x: Any, p: Any = 2.0) -> Any:
+    """The p-norm distance between every pair of rows i < j of x (N, M), in that order: the
+    N (N - 1) / 2 entries above cdist(x, x)'s diagonal (torch.pdist)."""
+    t = F.type_of(tensor(F, x, "pdist's input"))
+    if t.rank != 2:
+        raise DlgShapeError(f"pdist only supports 2D tensors, got: {t.rank}D")
+    if not t.dtype.is_float:
+        raise DlgTypeError(f"pdist only supports floating-point dtypes, got {t}")
+    if not is_number(p) or p < 0:
+        raise DlgValueError(f"pdist only supports non-negative p values, got {describe(F, p)}")
+    n = t.shape[0]
+    if not isinstance(n, int):
+        raise DlgShapeError(f"pdist: the number of rows of {t} is symbolic; pdist needs it")
+    rows, cols = (F.lift(v.astype(np.int64).tolist(), DType.i64) for v in np.triu_indices(n, 1))
+    pairs = F.emit(SUB, F.emit(TAKE, x, rows, axis=0), F.emit(TAKE, x, cols, axis=0))
+    return vector_norm(F, pairs, p, -1)

@@ -423,3 +423,33 @@ def test_one_element_int_tensors_stand_where_ints_go(fn):
     """A 0-d int tensor as a slice bound or a factory's size, as torch reads it (`__index__`):
     `seq[:length]` over a tensor of lengths, `arange(lengths.max())`."""
     both(lambda m, x: fn(m, x, m.tensor(2)), X)
+
+
+@pytest.fixture
+def print_options():
+    from dlg.frontend import printing
+    yield
+    printing.OPTIONS.clear()
+
+
+def test_set_printoptions_changes_how_values_print(print_options):
+    """torch.set_printoptions, which tutorials call first: precision, sci_mode, threshold and
+    edgeitems, torch's profiles; before any call, NumPy's printing."""
+    x = dlg.tensor([[1.123456789, 2e-5], [300.0, 4.0]])
+    assert "1.1234568e+00" in repr(x)
+    dlg.set_printoptions(precision=2)
+    assert "1.12e+00" in repr(x) and "1.1235" not in repr(x)
+    dlg.set_printoptions(sci_mode=False)
+    assert "300.00" in repr(x) and "e+" not in repr(x)
+    dlg.set_printoptions(profile="full", sci_mode=True)
+    assert "1.1235e+00" in repr(x)
+    dlg.set_printoptions(profile="default", threshold=5)
+    assert "..." in repr(dlg.arange(20.0)) and " 3.," not in repr(dlg.arange(20.0))
+    with pytest.raises(dlg.DlgValueError, match="profile must be one of"):
+        dlg.set_printoptions(profile="long")
+
+
+def test_t_and_vmap_at_the_top_level_as_torch():
+    both(lambda m, x: m.t(x[0]) * 2, X)
+    both(lambda m, x: m.t(x[0, 0]), X)
+    both(lambda m, x: m.vmap(lambda row: (row * row).sum())(x[0]), X)

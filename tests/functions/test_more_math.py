@@ -2,7 +2,7 @@
 tensordot, addmm/addmv/baddbmm/addbmm, kron, cross, cdist, lerp, hypot, atan/atan2, logaddexp(2),
 xlogy, heaviside, signbit, sgn, clamp_min/max, float_power, nansum/nanmean, median/nanmedian,
 diagflat, linalg.diagonal, cummax/cummin, aminmax, logcumsumexp, block_diag, histc, bucketize,
-searchsorted, renorm, trapezoid/trapz and cumulative_trapezoid against torch: values,
+searchsorted, renorm, trapezoid/trapz, cumulative_trapezoid and pdist against torch: values,
 dtypes and gradients on odd shapes and negative dims, an error each, the .dlg door and a few
 compiled."""
 
@@ -412,6 +412,14 @@ def test_renorm_in_place_as_arcfaces_kernel_init():
     np.testing.assert_allclose(np.linalg.norm(kernel.numpy(), axis=0), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("p", [2.0, 1.0, 0.5, 0.0, math.inf, 3.0])
+def test_pdist(p):
+    x = arr(5, 3)
+    x[3] = x[1]  # a zero distance: gradient 0 there, as torch's
+    check(lambda m, t: m.pdist(t, p), x, rtol=1e-4)
+    check(lambda m, t: m.nn.functional.pdist(t, p) * 1.0, x[:1], rtol=1e-4)
+
+
 @pytest.mark.parametrize("fn", [
     lambda m, y, x: m.trapezoid(y), lambda m, y, x: m.trapezoid(y, dx=0.5, dim=0),
     lambda m, y, x: m.trapezoid(y, x[0]), lambda m, y, x: m.trapezoid(y, x),
@@ -483,6 +491,8 @@ ERRORS = [
      "leading dims"),
     (lambda: dlg.searchsorted(dlg.ones(3), dlg.ones(1), right=True, side="left"),
      dlg.DlgValueError, "contradict"),
+    (lambda: dlg.pdist(dlg.ones(2, 2, 2)), dlg.DlgShapeError, "only supports 2D"),
+    (lambda: dlg.pdist(dlg.ones(2, 2), -1.0), dlg.DlgValueError, "non-negative p"),
     (lambda: dlg.renorm(dlg.ones(2, 2), 0, 0, 1.0), dlg.DlgValueError, "non-positive-norm"),
     (lambda: dlg.renorm(dlg.ones(2, 2), 2, 0, -1.0), dlg.DlgValueError, "maxnorm to be >= 0"),
     (lambda: dlg.renorm(dlg.ones(2, dtype=dlg.int64), 2, 0, 1.0), dlg.DlgTypeError, "floating"),
