@@ -288,6 +288,10 @@ def test_channel_dropout_zeroes_whole_channels_and_scales_the_rest():
     one_d = nn.Dropout1d(0.5)(dlg.tensor(np.ones((6, 7), np.float32))).numpy()  # unbatched
     assert (one_d.min(-1) == one_d.max(-1)).all()
     assert (nn.Dropout2d(0.5).eval()(dlg.tensor(x)).numpy() == x).all()
+    volumes = nn.Dropout3d(0.5)(dlg.ones(8, 6, 2, 3, 2)).numpy().reshape(8, 6, -1)
+    assert set(np.unique(volumes)) <= {0.0, 2.0}
+    assert (volumes.min(-1) == volumes.max(-1)).all() and 0 < (volumes == 0).mean() < 1
+    assert repr(nn.Dropout3d(0.2)) == repr(torch.nn.Dropout3d(0.2))
 
 
 @pytest.mark.parametrize("name, args, kwargs, positive", [

@@ -53,6 +53,7 @@ from dlg.frontend.nn.layers import (  # noqa: F401
     Dropout,
     Dropout1d,
     Dropout2d,
+    Dropout3d,
     Embedding,
     EmbeddingBag,
     FeatureAlphaDropout,

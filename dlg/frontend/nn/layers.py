@@ -1,5 +1,5 @@
 """Layers with parameters or options of their own: Identity, Linear (and LazyLinear), Bilinear,
-Flatten, Unflatten, Dropout (and the channel-wise Dropout1d/2d, the alpha dropouts), Embedding.
+Flatten, Unflatten, Dropout (and the channel-wise Dropout1d/2d/3d, the alpha dropouts), Embedding.
 Names, shapes and initialisers follow torch.nn (and prelude.dlg)."""
 
 from __future__ import annotations
@@ -152,6 +152,13 @@ class Dropout2d(Dropout):
 
     def forward(self, x: Tensor) -> Tensor:
         return call("dropout2d", x, self.p, self.training)
+
+
+class Dropout3d(Dropout):
+    """Zeroes whole channels ([N, C, D, H, W] or unbatched [C, D, H, W]) while training."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return call("dropout3d", x, self.p, self.training)
 
 
 class AlphaDropout(Dropout):
