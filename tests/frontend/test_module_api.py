@@ -247,6 +247,21 @@ def test_plain_attributes_may_come_before_super_init_as_in_torch():
     assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
+def test_nn_buffer_registers_a_buffer_as_torch():
+    """torch >= 2.5's nn.Buffer: assigned to an attribute it is a buffer (a plain tensor),
+    persistent or not."""
+    def tables(lib):
+        m = lib.nn.Module()
+        m.x = lib.nn.Buffer(lib.ones(2), persistent=False)
+        m.y = lib.nn.Buffer(lib.zeros(1))
+        m.q = lib.nn.Linear(1, 1)
+        m.x = lib.nn.Buffer(lib.ones(3))  # persistent now
+        return (type(m.x).__name__, m.x.requires_grad, list(m.state_dict()),
+                [n for n, _ in m.named_buffers()], [n for n, _ in m.named_parameters()])
+
+    assert tables(dlg) == tables(torch)
+
+
 def test_assigning_anew_keeps_the_place_as_torch():
     """A parameter or submodule assigned under its own name again keeps its place in
     named_parameters and state_dict (wrapping a layer in an adapter: `m.q = LoRA(m.q)`)."""

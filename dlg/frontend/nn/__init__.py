@@ -88,7 +88,8 @@ from dlg.frontend.nn.losses import (  # noqa: F401
     TripletMarginLoss,
     TripletMarginWithDistanceLoss,
 )
-from dlg.frontend.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
+from dlg.frontend.nn.module import (Buffer, Module, ModuleDict, ModuleList,  # noqa: F401
+                                    Parameter, Sequential)
 from dlg.frontend.nn.norms import (  # noqa: F401
     BatchNorm1d,
     BatchNorm2d,

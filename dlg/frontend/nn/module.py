@@ -29,6 +29,17 @@ class Parameter(Tensor):
         self._setup(_as_array(data, None), requires_grad, None)
 
 
+class Buffer(Tensor):
+    """torch.nn.Buffer: a tensor that, assigned to a module attribute, is registered as a
+    buffer (`persistent` ones in state_dict), as register_buffer does."""
+
+    __slots__ = ("persistent",)
+
+    def __init__(self, data: Any, *, persistent: bool = True):
+        self._setup(_as_array(data, None), False, None)
+        self.persistent = persistent
+
+
 def init_parameter(name: str, shape: tuple[int, ...], *args: Any, **kwargs: Any) -> Parameter:
     return Parameter(initialize(name, engine.rng(), shape, DType.f32, *args, **kwargs))
 
@@ -59,6 +70,12 @@ class Module(Hooks, ModuleAPI):
                 return
             raise DlgValueError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                 f"before assigning {name!r}", engine.caller_span())
+        if isinstance(value, Buffer):  # registered as a plain tensor, as torch's
+            for table in (self._parameters, self._modules):
+                table.pop(name, None)
+            self.__dict__.pop(name, None)
+            self.register_buffer(name, value.detach(), value.persistent)
+            return
         if name in self._buffers and (value is None or isinstance(value, Tensor)) and not (
                 isinstance(value, Parameter)):
             self._buffers[name] = value  # a buffer stays one when assigned anew, as in torch
