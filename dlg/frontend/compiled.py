@@ -219,8 +219,10 @@ class _CompiledCall(Rebindable):
     def __repr__(self) -> str:
         return f"compiled {self.name}"
 
-    def tape_key(self) -> tuple[int, int]:
-        return id(self.split), id(self.backward)  # alive while a template holds them
+    def tape_key(self) -> tuple[Any, ...]:
+        # split and backward stay alive while a template holds them; the outputs' shapes are
+        # the call's batch size, which the gradient graph's later nodes are built for
+        return id(self.split), id(self.backward), tuple(a.shape for a in self.outs)
 
     def template(self) -> _CompiledCall:
         return copy.copy(self)

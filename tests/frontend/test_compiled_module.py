@@ -342,3 +342,25 @@ def test_attributes_a_hook_sets_while_traced_are_put_back():
     assert m.weight is before and m.weight.graph_value is None
     np.testing.assert_allclose(m(dlg.ones(1, 3)).detach().numpy(),
                                (dlg.ones(1, 3) @ before.T + m.bias).detach().numpy(), rtol=1e-6)
+
+
+def test_training_steps_at_other_batch_sizes_as_torch():
+    """A DataLoader's smaller last batch: each batch size's backward is its own gradient graph
+    (the compiled call's outputs have that size), one trace serving them all."""
+    ours, theirs = pair(mlp)
+    model = dlg.compile(ours)
+    opt_a, opt_t = dlg.optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(
+        theirs.parameters(), lr=0.1)
+    for n in (4, 6, 4, 3):
+        x = R.standard_normal((n, 6)).astype(np.float32)
+        losses = []
+        for run, opt, lib in ((model, opt_a, dlg), (theirs, opt_t, torch)):
+            opt.zero_grad()
+            loss = run(lib.tensor(x)).square().mean()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        np.testing.assert_allclose(*losses, rtol=1e-5)
+        same_grads(ours, theirs)
+    assert len(model.compiled) == 1
+
