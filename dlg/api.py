@@ -154,3 +154,13 @@ def compile(model: Model | Module | Callable[..., Any] | str | Path,  # noqa: A0
     if not isinstance(model, Model):
         raise DlgValueError("dlg.compile: this is already compiled (a .dlgx artifact)")
     return Executable(model, target)
+
+
+def _compile_in_place(self: Module, **options: Any) -> None:
+    """torch's nn.Module.compile(**torch.compile's options): the module's calls run through
+    dlg.compile(module) from now on, in place, its state_dict keeping its names."""
+    compiled = compile(self, **options)
+    object.__setattr__(self, "_compiled_call", None if compiled is self else compiled)
+
+
+Module.compile = _compile_in_place  # type: ignore[attr-defined]

@@ -364,3 +364,23 @@ def test_training_steps_at_other_batch_sizes_as_torch():
         same_grads(ours, theirs)
     assert len(model.compiled) == 1
 
+
+def test_module_compile_in_place_as_torch():
+    """torch 2's model.compile(): the module itself runs compiled from then on, its state_dict
+    names unchanged (no _orig_mod prefix), training as eager torch; disable=True undoes it."""
+    ours, theirs = pair(mlp)
+    assert ours.compile(mode="reduce-overhead") is None
+    opt_a, opt_t = dlg.optim.SGD(ours.parameters(), lr=0.1), torch.optim.SGD(
+        theirs.parameters(), lr=0.1)
+    for n in (4, 6):
+        x = R.standard_normal((n, 6)).astype(np.float32)
+        for model, opt, lib in ((ours, opt_a, dlg), (theirs, opt_t, torch)):
+            opt.zero_grad()
+            model(lib.tensor(x)).square().mean().backward()
+            opt.step()
+    same_grads(ours, theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert len(ours._compiled_call.compiled) == 1  # one trace serves both batch sizes
+    ours.compile(disable=True)
+    x = R.standard_normal((2, 6)).astype(np.float32)
+    close(ours(dlg.tensor(x)), theirs(torch.tensor(x)))

@@ -139,6 +139,9 @@ class Module(Hooks, ModuleAPI):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        compiled = self.__dict__.get("_compiled_call")  # Module.compile() (dlg/api.py)
+        if compiled is not None and engine.current_tracer() is None:
+            return compiled(*args, **kwargs)
         if (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
                 or self._backward_pre_hooks):
             out = self.hooked_call(self.forward, args, kwargs)
