@@ -311,7 +311,11 @@ for _name in ("scatter", "scatter_add", "scatter_reduce", "masked_fill", "index_
               "arcsinh", "arccosh", "sinc", "deg2rad", "rad2deg", "expm1", "erfc", "erfinv",
               "logit", "lgamma", "digamma", "polygamma", "mvlgamma", "i0", "copysign", "ldexp",
               "gcd", "lcm", "absolute", "negative", "fix", "multiply", "subtract", "greater",
-              "greater_equal", "less", "less_equal", "not_equal", "renorm"):
+              "greater_equal", "less", "less_equal", "not_equal", "renorm", "logical_and",
+              "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+              "bitwise_not", "bitwise_left_shift", "bitwise_right_shift", "heaviside",
+              "nextafter", "addmv", "addr", "addbmm", "arctan", "arctan2", "index_copy",
+              "masked_scatter"):
     if hasattr(Tensor, _name):
         _in_place(_name)
 

@@ -453,3 +453,31 @@ def test_t_and_vmap_at_the_top_level_as_torch():
     both(lambda m, x: m.t(x[0]) * 2, X)
     both(lambda m, x: m.t(x[0, 0]), X)
     both(lambda m, x: m.vmap(lambda row: (row * row).sum())(x[0]), X)
+
+
+INT = np.array([[1, 2], [3, 12]])
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x: x.logical_and_(x > 0), lambda m, x: (x > 0).logical_or_(x < -1),
+    lambda m, x: x.logical_xor_(x > 0), lambda m, x: m.tensor(INT).bitwise_and_(m.tensor(3)),
+    lambda m, x: m.tensor(INT).bitwise_or_(4), lambda m, x: m.tensor(INT).bitwise_xor_(5),
+    lambda m, x: m.tensor(INT).bitwise_not_(), lambda m, x: m.tensor(INT).bitwise_left_shift_(1),
+    lambda m, x: m.tensor(INT).bitwise_right_shift_(1),
+    lambda m, x: x.heaviside_(m.tensor(0.5)), lambda m, x: x.nextafter_(m.zeros(3, 4)),
+    lambda m, x: x[0, 0].clone().addmv_(x[0].T.contiguous(), m.ones(3)),
+    lambda m, x: x[0].addr_(m.ones(3), m.ones(4), alpha=2),
+    lambda m, x: x[0].addbmm_(m.ones(2, 3, 5), m.ones(2, 5, 4)),
+    lambda m, x: x.arctan_(), lambda m, x: x.arctan2_(m.ones(3, 4)),
+    lambda m, x: x.index_copy_(1, m.tensor([2, 0]), m.ones(2, 2, 4)),
+    lambda m, x: x.masked_scatter_(x > 0, m.arange(24.0).reshape(2, 3, 4)),
+], ids=["logical_and_", "logical_or_", "logical_xor_", "bitwise_and_", "bitwise_or_",
+        "bitwise_xor_", "bitwise_not_", "bitwise_left_shift_", "bitwise_right_shift_",
+        "heaviside_", "nextafter_", "addmv_", "addr_", "addbmm_", "arctan_", "arctan2_",
+        "index_copy_", "masked_scatter_"])
+def test_more_in_place_forms_match_torch(fn):
+    """The in-place forms of logical, bitwise and product functions: values and dtypes as
+    torch's (a float x keeps its dtype under logical_and_)."""
+    ours, theirs = fn(dlg, dlg.tensor(X)), fn(torch, torch.tensor(X))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    assert ours.dtype.torch_name == str(theirs.dtype).removeprefix("torch.")
