@@ -111,6 +111,8 @@ def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | N
         if value is not None:
             t.accumulate_grad(grad_hooks.run(t, value) if t.record is None and replay is None
                               else value)
+            if t.record is None:
+                grad_hooks.post_accumulate(t)
 
 
 def check_no_hooks(what: str) -> None:

@@ -84,6 +84,35 @@ def register_together(tensors: list[Tensor], fn: Callable[[tuple[Any, ...]], Any
         register_hook(t, hook)  # type: ignore[arg-type]
 
 
+_post_hooks: dict[int, tuple[weakref.ref, OrderedDict[int, Callable[..., Any]]]] = {}
+
+
+def register_post_accumulate(t: Tensor, hook: Callable[[Tensor], Any]) -> RemovableHandle:
+    """`hook(t)` after backward has added to a leaf's `.grad` (torch's
+    register_post_accumulate_grad_hook: an optimizer step fused into the backward pass)."""
+    if not t.requires_grad:
+        raise DlgValueError("cannot register a hook on a tensor that doesn't require gradient",
+                            caller_span())
+    if not t.is_leaf:
+        raise DlgValueError("post accumulate grad hooks cannot be registered on non-leaf "
+                            "tensors", caller_span())
+    key = id(t)
+    entry = _post_hooks.get(key)
+    if entry is None or entry[0]() is not t:
+        table = _post_hooks  # bound now: the callback may run as the interpreter exits
+        entry = (weakref.ref(t, lambda _: table.pop(key, None)), OrderedDict())
+        _post_hooks[key] = entry
+    return add_hook(entry[1], hook)
+
+
+def post_accumulate(t: Tensor) -> None:
+    """t's post-accumulate hooks, in registration order (their results are ignored)."""
+    entry = _post_hooks.get(id(t))
+    if entry is not None and entry[0]() is t:
+        for hook in list(entry[1].values()):
+            hook(t)
+
+
 def registered() -> bool:
     """Whether any live tensor has a hook."""
     return bool(_hooks)

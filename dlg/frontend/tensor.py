@@ -270,6 +270,11 @@ class Tensor:
         (dlg.frontend.grad_hooks)."""
         return grad_hooks.register_hook(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], Any]
+                                           ) -> RemovableHandle:
+        """`hook(self)` after each backward has added to this leaf's `.grad`."""
+        return grad_hooks.register_post_accumulate(self, hook)
+
     # -- shape and dtype ---------------------------------------------------------------------------
     @property
     def shape(self) -> Size:

@@ -145,6 +145,41 @@ def test_gradient_hooks_as_torch():
         (n, np.round(g, 5).tolist()) for n, g in theirs]
 
 
+def test_post_accumulate_grad_hooks_fuse_the_optimizer_into_backward_as_torch():
+    """The tutorial's optimizer step in backward: one optimizer per parameter, stepped and
+    zeroed by each parameter's post-accumulate-grad hook; a removed hook leaves .grad."""
+    def run(lib):
+        torch.manual_seed(0)
+        theirs = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(),
+                                     torch.nn.Linear(8, 2))
+        model = theirs if lib is torch else lib.nn.Sequential(
+            lib.nn.Linear(4, 8), lib.nn.Tanh(), lib.nn.Linear(8, 2))
+        if lib is dlg:
+            model.load_state_dict({k: dlg.tensor(v.detach().numpy())
+                                   for k, v in theirs.state_dict().items()})
+        optimizers = {p: lib.optim.Adam([p], lr=0.01, foreach=False)
+                      for p in model.parameters()}
+
+        def optimizer_hook(parameter):
+            optimizers[parameter].step()
+            optimizers[parameter].zero_grad()
+        handles = [p.register_post_accumulate_grad_hook(optimizer_hook)
+                   for p in model.parameters()]
+        x = lib.tensor(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32))
+        for _ in range(3):
+            model(x).square().mean().backward()
+        assert all(p.grad is None for p in model.parameters())
+        handles[0].remove()
+        model(x).square().mean().backward()
+        return [p.detach().numpy().copy() for p in model.parameters()] + [
+            model[0].weight.grad.numpy()]
+
+    for ours, theirs in zip(run(dlg), run(torch)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    with pytest.raises(DlgValueError, match="non-leaf"):
+        (dlg.ones(2, requires_grad=True) * 2).register_post_accumulate_grad_hook(print)
+
+
 def test_a_gradient_hook_cannot_change_the_shape_nor_hook_a_constant():
     x = dlg.ones(3, requires_grad=True)
     x.register_hook(lambda g: g.sum())
