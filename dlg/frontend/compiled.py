@@ -1,7 +1,9 @@
 """`dlg.compile(module)`: torch.compile's `OptimizedModule`, a module wrapping the original
 (`_orig_mod`, its parameters and state_dict under that prefix, other attributes forwarded) whose
 call runs compiled code and returns dlg tensors shaped as the eager module's outputs (nested
-tuples, lists, dicts, None and other Python values where the module returns them).
+tuples, lists, dicts, None and other Python values where the module returns them). A forward
+that assigns into a list or dict it was given (a KV cache) is refused: compiled, the
+assignment would not happen.
 
 The module is traced at its first call on that call's arguments (tensors and arrays are the
 graph's inputs, the batch axis symbolic; other arguments are constants of the trace) and again
@@ -163,6 +165,14 @@ class _Entry:
             args, kwargs = _unflatten(spec, iter(xs))
             outs: list[Any] = []
             out_spec.append(_flatten(module(*args, **kwargs), outs))
+            after: list[Any] = []
+            if _flatten((args, kwargs), after) != spec or any(
+                    a is not x for a, x in zip(after, xs)):
+                raise DlgValueError(
+                    f"{type(module).__name__}.forward changed what it was given (assigned into "
+                    f"a list or dict argument, such as a KV cache); compiled, the forward runs "
+                    f"without Python, so the change would be lost: return the new values, or "
+                    f"call the module uncompiled", caller_span())
             if not outs:
                 raise DlgTypeError(f"{type(module).__name__} returned no tensor; a compiled "
                                    f"module returns at least one", caller_span())

@@ -325,11 +325,21 @@ def test_misuse_is_a_dlg_error():
         g.sum().backward()
     with pytest.raises(dlg.DlgTypeError, match="returned no tensor"):
         dlg.compile(Nothing())(dlg.randn(2, 3))
+    cache: list = [None]  # compiled, a KV cache assigned into would stay as it was
+    with pytest.raises(dlg.DlgValueError, match=r"Cached.forward changed what it was given"):
+        dlg.compile(Cached())(dlg.randn(2, 3), cache)
+    assert cache == [None]
 
 
 class Nothing(dlg.nn.Module):
     def forward(self, x):
         return None
+
+
+class Cached(dlg.nn.Module):
+    def forward(self, x, cache):
+        cache[0] = x * 2
+        return x
 
 
 def test_attributes_a_hook_sets_while_traced_are_put_back():
