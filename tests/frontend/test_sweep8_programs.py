@@ -9,7 +9,9 @@ fine-tuning of a frozen model, DANN's gradient reversal Function, NeRF's volume 
 hierarchical sampling with searchsorted, a learning-rate range test then ReduceLROnPlateau, the
 pruning tutorial's local, iterative and global magnitude pruning with fine-tuning, AWD-LSTM's
 WeightDrop, locked and embedding dropout, variable-length BPTT and NT-ASGD averaging, an ArcFace
-head on a renormed kernel with face verification's ROC AUC by trapezoid), each
+head on a renormed kernel with face verification's ROC AUC by trapezoid, a LLaMA-style model
+with RMSNorm, rotary tables in nn.Buffers, SwiGLU and SDPA whose optimizers step inside backward
+(post-accumulate-grad hooks), decoding greedily with a KV cache), each
 written once over a `torch` argument and run on torch and on dlg from the same weights, data and
 random draws (sweep #5's harness); most also through dlg.compile (`side.compile`), the GAT's in
 the normal suite, the others under -m sweep_full.
@@ -1526,3 +1528,126 @@ def arcface(side: Side5) -> dict:
 
 def test_arcface_margin_and_verification_auc():
     run_both(arcface)
+
+
+# -- 17. a torch 2 era LLaMA-style model: RMSNorm, rotary embeddings in an nn.Buffer, SwiGLU,
+#        scaled_dot_product_attention, the optimizer fused into backward by post-accumulate-grad
+#        hooks, KV-cached greedy decoding -----------------------------------------------------
+
+def llama(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    vocab, dim, n_heads, max_len = 20, 16, 2, 16
+    head_dim = dim // n_heads
+
+    def rotate_half(x):
+        x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+        return torch.cat((-x2, x1), dim=-1)
+
+    class Rotary(nn.Module):
+        def __init__(self):
+            super().__init__()
+            inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+            t = torch.arange(max_len).float()
+            freqs = torch.outer(t, inv_freq)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            self.cos = nn.Buffer(emb.cos(), persistent=False)
+            self.sin = nn.Buffer(emb.sin(), persistent=False)
+
+        def forward(self, q, k, start):
+            cos = self.cos[start:start + q.shape[2]]
+            sin = self.sin[start:start + q.shape[2]]
+            return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wq = nn.Linear(dim, dim, bias=False)
+            self.wk = nn.Linear(dim, dim, bias=False)
+            self.wv = nn.Linear(dim, dim, bias=False)
+            self.wo = nn.Linear(dim, dim, bias=False)
+            self.rotary = Rotary()
+
+        def forward(self, x, cache=None, start=0):
+            b, t, _ = x.shape
+            q, k, v = (w(x).view(b, t, n_heads, head_dim).transpose(1, 2)
+                       for w in (self.wq, self.wk, self.wv))
+            q, k = self.rotary(q, k, start)
+            if cache is not None:
+                if cache[0] is not None:
+                    k = torch.cat([cache[0], k], dim=2)
+                    v = torch.cat([cache[1], v], dim=2)
+                cache[0], cache[1] = k, v
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None or t > 1)
+            return self.wo(y.transpose(1, 2).contiguous().view(b, t, dim))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention_norm = nn.RMSNorm(dim, eps=1e-5)
+            self.attention = Attention()
+            self.ffn_norm = nn.RMSNorm(dim, eps=1e-5)
+            self.w1 = nn.Linear(dim, 2 * dim, bias=False)
+            self.w2 = nn.Linear(2 * dim, dim, bias=False)
+            self.w3 = nn.Linear(dim, 2 * dim, bias=False)
+
+        def forward(self, x, cache=None, start=0):
+            h = x + self.attention(self.attention_norm(x), cache, start)
+            y = self.ffn_norm(h)
+            return h + self.w2(F.silu(self.w1(y)) * self.w3(y))
+
+    class Transformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok_embeddings = nn.Embedding(vocab, dim)
+            self.layers = nn.ModuleList([Block() for _ in range(2)])
+            self.norm = nn.RMSNorm(dim, eps=1e-5)
+            self.output = nn.Linear(dim, vocab, bias=False)
+            self.output.weight = self.tok_embeddings.weight
+
+        def forward(self, tokens, caches=None, start=0):
+            h = self.tok_embeddings(tokens)
+            for i, layer in enumerate(self.layers):
+                h = layer(h, None if caches is None else caches[i], start)
+            return self.output(self.norm(h))
+
+    rng = np.random.default_rng(97)
+    data = side.data(rng.integers(0, vocab, (3, 4, 9)))
+    model = side.weights(Transformer())
+    assert "layers.0.attention.rotary.cos" not in model.state_dict()
+    net = side.compile(model)  # decoding below runs eagerly: its KV cache is a list it fills
+    optimizers = {p: torch.optim.AdamW([p], lr=3e-3, weight_decay=0.1 if p.ndim > 1 else 0.0,
+                                       foreach=False) for p in model.parameters()}
+
+    def optimizer_hook(parameter):
+        optimizers[parameter].step()
+        optimizers[parameter].zero_grad()
+
+    for p in model.parameters():
+        p.register_post_accumulate_grad_hook(optimizer_hook)
+    losses = []
+    for batch in data:
+        x, y = batch[:, :-1], batch[:, 1:]
+        logits = net(x)
+        loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
+        loss.backward()  # the optimizers step inside
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():  # greedy decoding with a KV cache, checked against no cache
+        prompt = data[0, :2, :4]
+        caches = [[None, None] for _ in model.layers]
+        logits = model(prompt, caches, 0)
+        tokens = [logits[:, -1].argmax(-1, keepdim=True)]
+        for step in range(3):
+            logits = model(tokens[-1], caches, prompt.shape[1] + step)
+            tokens.append(logits[:, -1].argmax(-1, keepdim=True))
+        generated = torch.cat([prompt] + tokens, dim=1)
+        full = model(generated[:, :-1])
+        assert bool((full[:, 3:].argmax(-1) == generated[:, 4:]).all())
+    return {"losses": losses, "generated": generated, "last_logits": logits,
+            "state": model.state_dict()}
+
+
+@COMPILED_FULL
+def test_llama_rope_swiglu_optimizer_in_backward(compiled):
+    run_both(llama, compiled=compiled)
