@@ -77,6 +77,17 @@ def _windows(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
                + tuple(slice(None, None, d) for d in dilation)]
 
 
+def _over_windows(win: np.ndarray, nd: int, combine: np.ufunc) -> np.ndarray:
+    """`combine` (np.maximum, np.add) folded over the windows' last `nd` axes one kernel
+    position at a time: NumPy reduces short trailing axes of a strided view element by element
+    (a 2x2 max pool over [64, 16, 28, 28]: 31 ms as `win.max`, 1.3 ms here)."""
+    out = None
+    for pos in np.ndindex(*win.shape[win.ndim - nd:]):
+        term = win[(Ellipsis, *pos)]
+        out = term.copy() if out is None else combine(out, term, out=out)
+    return out
+
+
 def _ones_if_empty(dilation: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[int, ...]:
     return dilation or (1,) * len(kernel)
 
@@ -93,7 +104,7 @@ def _max_pool_ref(x: np.ndarray, *, kernel, stride, padding, dilation, ceil_mode
     t = TensorType(DType.of(x), x.shape)
     out = pool_sizes("max_pool", t, kernel, stride, padding, dilation, ceil_mode)
     win = _windows(x, kernel, stride, padding, dilation, out, -np.inf)
-    return win.max(axis=tuple(range(-len(kernel), 0)))
+    return _over_windows(win, len(kernel), np.maximum)
 
 
 _POOL_ATTRS = {"kernel": Attr("ints"), "stride": Attr("ints"), "padding": Attr("ints"),
@@ -134,7 +145,7 @@ def _avg_pool_ref(x: np.ndarray, *, kernel, stride, padding, ceil_mode, count_in
     t = TensorType(DType.of(x), x.shape)
     out = pool_sizes("avg_pool", t, kernel, stride, padding, ones, ceil_mode)
     win = _windows(x.astype(np.float64), kernel, stride, padding, ones, out, 0.0)
-    total = win.sum(axis=tuple(range(-nd, 0)))
+    total = _over_windows(win, nd, np.add)
     divisor = avg_divisor(x.shape, out, kernel, stride, padding, count_include_pad)
     return (total / divisor).astype(x.dtype)
 
