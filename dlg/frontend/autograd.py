@@ -26,12 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlg.compiler.lower import has_lowering
 from dlg.compiler.passes.autodiff import grad as grad_graph
 from dlg.errors import DlgValueError
 from dlg.frontend import grad_hooks, versions
 from dlg.frontend.engine import Record, caller_span, current, rng
+from dlg.frontend.tiering import Tier
 from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.builder import Builder
+from dlg.ir.decompose import decompose
+from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Value
 from dlg.runtime.interp import Interpreter, Program
 
@@ -65,19 +69,23 @@ class Rebindable(ABC):
 @dataclass(frozen=True)
 class Plan:
     """A gradient graph and how it runs: flattened into a program where it can be, else by an
-    interpreter of its own; both at eager's working precision. `templates`: the graph's
-    `Rebindable` attributes, in tape order."""
+    interpreter of its own; both at eager's working precision. A flattened float32 graph the
+    compiler lowers is compiled once it is hot (`tier`, frontend/tiering.py). `templates`: the
+    graph's `Rebindable` attributes, in tape order."""
 
     graph: Graph
     program: Program | None
     interpreter: Interpreter
     templates: tuple[Rebindable, ...]
+    tier: Tier | None
 
     @classmethod
     def of(cls, graph: Graph, templates: list[Rebindable], checked: bool = False) -> Plan:
         """`checked` (anomaly mode): through the interpreter, which checks every node."""
         program = None if checked else Program.of(graph, exact=False)
-        return cls(graph, program, Interpreter(exact=False), tuple(templates))
+        tier = Tier(graph, _elements(graph)) if program is not None and _compilable(graph) \
+            else None
+        return cls(graph, program, Interpreter(exact=False), tuple(templates), tier)
 
     def rebind(self, calls: list[Rebindable]) -> None:
         for template, call in zip(self.templates, calls, strict=True):
@@ -88,8 +96,24 @@ class Plan:
         if self.program is None:
             self.interpreter.rng = rng()
             return self.interpreter.run(self.graph, feeds, {})[0]
+        native = self.tier.hot() if self.tier is not None else None
+        if native is not None:
+            outs = native.run(tuple(feeds[name] for name in native.input_names), ())
+            return dict(zip(native.output_names, outs))
         values = self.program.run([feeds[node.name or ""] for node in self.graph.inputs])
         return {name: v for (name, _), v in zip(self.graph.outputs, values)}
+
+
+def _compilable(graph: Graph) -> bool:
+    """Whether the compiler takes this gradient graph as eager computes it: float32 (eager's
+    float64 is exact to the last digits, half types widen), every op lowered."""
+    floats = [t.dtype for node in graph.inputs for t in node.types if t.dtype.is_float]
+    return all(d is DType.f32 for d in floats) and all(
+        has_lowering(node.op) for node in decompose(graph))
+
+
+def _elements(graph: Graph) -> int:
+    return sum(int(np.prod(t.shape)) for node in graph.inputs for t in node.types)
 
 
 def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | None = None,

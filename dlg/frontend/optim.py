@@ -12,8 +12,7 @@ updates, so parameters whose counts differ (one lacked a gradient on some step) 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from dlg.compiler.optimizers import PREFIX, apply_optimizer
 from dlg.errors import DlgTypeError, DlgValueError, Span
 from dlg.frontend import engine, versions
 from dlg.frontend.tensor import Tensor
+from dlg.frontend.tiering import Tier
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph
 from dlg.ir.train_spec import OPTIMIZER_DEFAULTS, OptimizerSpec, make_optimizer
@@ -28,8 +28,6 @@ from dlg.runtime.interp import Interpreter
 from dlg.runtime.native import NativeGraph
 
 STEP, LR = PREFIX + "step", PREFIX + "lr"
-NATIVE_AFTER = 3  # steps of an update graph before it is compiled (`_Update.hot`)
-NATIVE_MIN_ELEMENTS = 1 << 15  # parameters' elements: below, its NumPy ops cost microseconds
 # f32 scalars in torch's state, whatever the param's dtype
 SCALARS = ("step", "mu_product", "eta", "mu")
 
@@ -180,7 +178,7 @@ class Optimizer:
         params = [group["params"][i] for i in members]
         update = self._graph(index, group, members)
         lr = np.asarray(group["lr"], update.lr_dtype)
-        native = update.hot()
+        native = update.tier.hot()
         if native is not None and self._update_in_place(native, update, members, params, lr,
                                                         count):
             return
@@ -245,7 +243,7 @@ class Optimizer:
                 initial[int(p[1:])][kind] = value
         elements = sum(int(np.prod(group["params"][i].shape)) for i in members)
         self._graphs[(index, members)] = _Update(spec, g, initial, state.initial[LR].dtype,
-                                                 elements)
+                                                 Tier(g, elements))
         return self._graphs[(index, members)]
 
 
@@ -255,28 +253,16 @@ def _constants(spec: OptimizerSpec) -> dict[str, Any]:
     return {k: v for k, v in spec.hyper.items() if k != "lr"}
 
 
-@dataclass
-class _Update:
-    """One group's update graph for some of its parameters, their initial state, and the
-    graph compiled once it is hot (`hot`)."""
+class _Update(NamedTuple):
+    """One group's update graph for some of its parameters, their initial state, and its tier
+    (compiled once hot: one pass over each array instead of a NumPy temporary per op; Adam on a
+    784-256-10 MLP, one core: 3.5 -> 0.2 ms a step)."""
 
     spec: OptimizerSpec
     graph: Graph
     initial: dict[int, dict[str, np.ndarray]]
     lr_dtype: np.dtype  # the fed lr's: f64 when a param is
-    elements: int  # the parameters'
-    runs: int = 0
-    native: NativeGraph | None = None
-
-    def hot(self) -> NativeGraph | None:
-        """The update compiled from its NATIVE_AFTER-th step on, when its parameters have
-        NATIVE_MIN_ELEMENTS: one pass over each array instead of a NumPy temporary per op
-        (Adam on a 784-256-10 MLP, one core: 3.5 -> 0.2 ms a step; the compile ~0.1 s)."""
-        self.runs += 1
-        if (self.native is None and self.runs > NATIVE_AFTER
-                and self.elements >= NATIVE_MIN_ELEMENTS):
-            self.native = NativeGraph(self.graph)
-        return self.native
+    tier: Tier
 
 
 def _writable_apart(arrays: list[np.ndarray]) -> bool:

@@ -46,10 +46,10 @@ IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
 
 @pytest.fixture(params=["interpreted", "compiled"])
 def tier(request, monkeypatch):
-    """`compiled`: every update graph compiled from its second step (optim._Update.hot)."""
+    """`compiled`: every update graph compiled from its second step (frontend/tiering.py)."""
     if request.param == "compiled":
-        monkeypatch.setattr(dlg.frontend.optim, "NATIVE_MIN_ELEMENTS", 0)
-        monkeypatch.setattr(dlg.frontend.optim, "NATIVE_AFTER", 1)
+        monkeypatch.setattr(dlg.frontend.tiering, "NATIVE_MIN_ELEMENTS", 0)
+        monkeypatch.setattr(dlg.frontend.tiering, "NATIVE_AFTER", 1)
     return request.param
 
 
@@ -86,7 +86,7 @@ def test_groups_step_like_torch(name, defaults, second, tier):
         opt.step()
         topt.step()
         assert_same(ours, theirs, f"after step {step + 1}")
-    assert (tier == "compiled") == any(u.native is not None for u in opt._graphs.values())
+    assert (tier == "compiled") == any(u.tier.native is not None for u in opt._graphs.values())
     ours_state, their_state = opt.state_dict(), topt.state_dict()
     for group, their_group in zip(ours_state["param_groups"], their_state["param_groups"]):
         assert group == {k: their_group[k] for k in group}  # torch adds foreach, fused, ...
