@@ -33,7 +33,7 @@ import numpy as np
 
 from dlg.compiler.passes.split_vjp import COTANGENT, SAVED, VjpSplit, vjp_split
 from dlg.compiler.pipeline import CompileOptions
-from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend.autograd import Rebindable
 from dlg.frontend.engine import caller_span, enable_grad, grad_enabled
 from dlg.frontend.nn import Module
@@ -177,8 +177,18 @@ class _Entry:
                 raise DlgTypeError(f"{type(module).__name__} returned no tensor; a compiled "
                                    f"module returns at least one", caller_span())
             return tuple(outs)
-        with enable_grad():  # one graph for both modes: each call chooses to record or not
-            model = trace_flat(module, flat_forward, _names(module, spec), leaves, static)
+        before = {id(t) for t in _named_tensors(module).values()}
+        try:
+            with enable_grad():  # one graph for both modes: each call chooses to record or not
+                model = trace_flat(module, flat_forward, _names(module, spec), leaves, static)
+        except DlgError:
+            if {id(t) for t in _named_tensors(module).values()} == before:
+                raise
+            model = None
+        if {id(t) for t in _named_tensors(module).values()} != before or model is None:
+            # lazy modules made their parameters and buffers while traced, where they were
+            # constants (and a batch norm's statistics not its own): again, now they are
+            return cls.trace(module, spec, leaves, target, static)
         return cls(model, out_spec[0], target)
 
     def plain(self) -> Native:

@@ -382,6 +382,57 @@ def test_lazy_linear_becomes_a_linear_at_its_first_call():
     assert list(no_bias.state_dict()) == ["weight"]
 
 
+def lazy_lenet(ns):
+    """d2l.ai's LeNet with batch norm, built of lazy modules."""
+    return ns.Sequential(ns.LazyConv2d(6, kernel_size=5, padding=2), ns.LazyBatchNorm2d(),
+                         ns.Sigmoid(), ns.AvgPool2d(kernel_size=2, stride=2),
+                         ns.LazyConv2d(4, kernel_size=3), ns.LazyBatchNorm2d(), ns.Sigmoid(),
+                         ns.Flatten(), ns.LazyLinear(10), ns.LazyBatchNorm1d(), ns.Sigmoid(),
+                         ns.LazyLinear(3))
+
+
+def test_lazy_modules_become_their_modules_and_train_as_torch():
+    """The dummy forward d2l makes turns each lazy module into its module (type, parameters,
+    state_dict names as torch's); loaded with torch's draws, training steps agree."""
+    ours, theirs = lazy_lenet(nn), lazy_lenet(torch.nn)
+    assert not list(ours.parameters())
+    x = f(4, 1, 12, 12)
+    ours(dlg.tensor(x))
+    theirs(torch.tensor(x))
+    assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: dlg.tensor(v.detach().numpy()) for k, v in
+                          theirs.state_dict().items()})
+    opt_a = dlg.optim.SGD(ours.parameters(), lr=0.1)
+    opt_t = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    for _ in range(2):
+        for model, opt, lib in ((ours, opt_a, dlg), (theirs, opt_t, torch)):
+            opt.zero_grad()
+            model(lib.tensor(x)).square().mean().backward()
+            opt.step()
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        assert_close(a, b, name)
+    unbatched = nn.LazyConv1d(3, 2)
+    unbatched(dlg.ones(5, 7))
+    assert unbatched.in_channels == 5 and repr(nn.LazyConv2d(4, 3)) == "LazyConv2d(0, 4, 3)"
+
+
+def test_a_lazy_model_compiles_before_its_first_call():
+    """dlg.compile of a model whose lazy modules have not run: traced again once they have made
+    their parameters and buffers, so it trains as the eager model does."""
+    x = dlg.tensor(f(4, 1, 12, 12))
+    compiled_model, eager = lazy_lenet(nn), lazy_lenet(nn)
+    compiled = dlg.compile(compiled_model)
+    for model in (compiled, eager):
+        dlg.manual_seed(0)  # the first call draws the parameters
+        model(x).square().mean().backward()
+    assert len(compiled.compiled) == 1
+    for (name, a), b in zip(compiled_model.named_parameters(), eager.parameters()):
+        assert_close(a.grad, torch.tensor(b.grad.numpy()), name)
+    for (name, a), b in zip(compiled_model.state_dict().items(), eager.state_dict().values()):
+        assert_close(a, torch.tensor(b.numpy()), name)
+
+
 def test_layers_trace_compile_and_convert_from_torch():
     make = lambda ns: ns.Sequential(ns.Conv2d(4, 6, 1), ns.ChannelShuffle(3),  # noqa: E731
                                     ns.LocalResponseNorm(3), ns.Threshold(0.0, -1.0),

@@ -158,6 +158,20 @@ from dlg.frontend.nn.transformer import (  # noqa: F401
     TransformerEncoderLayer,
 )
 from dlg.frontend.nn import factory_kwargs  # noqa: F401,E402  (device=, dtype= where torch's take them)
+from dlg.frontend.nn.lazy import (  # noqa: F401,E402  (after factory_kwargs: they make its modules)
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+    LazyConv1d,
+    LazyConv2d,
+    LazyConv3d,
+    LazyConvTranspose1d,
+    LazyConvTranspose2d,
+    LazyConvTranspose3d,
+    LazyInstanceNorm1d,
+    LazyInstanceNorm2d,
+    LazyInstanceNorm3d,
+)
 
 # the modules (every public capitalised name above)
 __all__ = [name for name in dir() if name[0].isupper()]
