@@ -504,14 +504,13 @@ def _max_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
     o = [Var(I64, n) for n in names]
 
     def body(red: list[Expr]) -> Expr:
-        src, guard = _window(L, node, o, red, dilation)
+        src, guard = _window(L, node, o, red, dilation, out=gshape)
         return L.clamped(x, src, guard, -math.inf)
     first = L.reduction(kir.ARGMAX, list(kernel), body, -math.inf, I64)
     offsets = ix.delinearize(first, list(kernel))
-    src, guard = _window(L, node, o, offsets, dilation)
-    safe = [Op(I64, SELECT, (guard, i, ix.ZERO)) for i in src]  # type: ignore[arg-type]
+    src, guard = _window(L, node, o, offsets, dilation, out=gshape)
     xshape = L.g.type_of(x).shape
-    store = Store(out, ix.linearize(safe, xshape), L.expr(g, o), accumulate=True)
+    store = Store(out, ix.linearize(_inside(src, guard), xshape), L.expr(g, o), accumulate=True)
     return [_loops(list(gshape), names, store)]
 
 
@@ -524,14 +523,21 @@ def _avg_pool_grad(L: Lowering, node: Node, out: str) -> list[Stmt]:
     o = [Var(I64, n) for n in names]
     knames = [f"k.{i}" for i in range(len(a["kernel"]))]
     ks = [Var(I64, n) for n in knames]
-    src, guard = _window(L, node, o, ks, (1,) * len(a["kernel"]), a["shape"])
-    safe = [Op(I64, SELECT, (guard, i, ix.ZERO)) for i in src]  # type: ignore[arg-type]
+    src, guard = _window(L, node, o, ks, (1,) * len(a["kernel"]), a["shape"], out=gshape)
     share = Op(dtype, DIV, (L.expr(g, o), Op(dtype, CAST,
                                                 (_avg_divisor(L, node, o, a["shape"]),))))
-    value = Op(dtype, SELECT, (guard, share, Const(dtype, 0.0)))
-    store = Store(out, ix.linearize(safe, a["shape"]), value, accumulate=True)
+    value = share if guard is None else Op(dtype, SELECT, (guard, share, Const(dtype, 0.0)))
+    store = Store(out, ix.linearize(_inside(src, guard), a["shape"]), value, accumulate=True)
     inner = _loops(list(a["kernel"]), knames, store)
     return [_loops(list(gshape), names, inner)]
+
+
+def _inside(src: list[Expr], guard: Expr | None) -> list[Expr]:
+    """A window's positions where `guard` holds, else 0: a store's index that stays in the
+    buffer (the value stored there is then zero or the store a max that is never chosen)."""
+    if guard is None:
+        return src
+    return [Op(I64, SELECT, (guard, i, ix.ZERO)) for i in src]
 
 
 SCATTERS: dict[OpDef, Callable[["Lowering", Node, str], list[Stmt]]] = {
