@@ -1,5 +1,6 @@
 """Convolution and pooling gradients across their attribute space: float64 finite differences
-and torch.autograd (ties in max pooling, count_include_pad, ceil_mode, groups, dilation)."""
+and torch.autograd (ties in max pooling, count_include_pad, ceil_mode, groups, dilation); the
+compiled pool gradients against the interpreter."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from dlg.compiler.passes.autodiff import grad
 from dlg.ir import Builder, DType, Graph, TensorType
 from dlg.runtime.interp import Interpreter
+from dlg.runtime.native import NativeGraph
 from tests.compiler.gradcheck import check_gradients, scalar_loss
 
 CONVS = [  # x shape, w shape, stride, padding, dilation, groups
@@ -109,6 +111,28 @@ def test_pool_gradients_match_torch(op, shape, attrs, ties):
     ty.backward(torch.tensor(ct))
     outs = run_grads(graph(op, [shape], **attrs), {"in0": x}, ["in0"], ct)
     np.testing.assert_allclose(outs["grad.in0"], tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+IN_BOUNDS = [  # every window inside the input: the compiled scatters read and store unguarded
+    ("max_pool", (2, 3, 8, 6), {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}),
+    ("avg_pool", (1, 2, 9), {"kernel": (3,), "stride": (3,), "padding": (0,)}),
+]
+
+
+@pytest.mark.parametrize("op, shape, attrs", POOLS + IN_BOUNDS)
+def test_compiled_pool_gradients_are_the_interpreters(op, shape, attrs):
+    """With ties (rounded data): the first maximum of each window, as the interpreter picks."""
+    rng = np.random.default_rng(3)
+    x = np.round(rng.standard_normal(shape))
+    g = graph(op, [shape], **attrs)
+    b = Builder(g)
+    ct = b.input("ct", g.type_of(dict(g.outputs)["out"]))
+    g.set_output("loss", b.reduce_sum(b.mul(dict(g.outputs)["out"], ct)))
+    gg = grad(g, "loss", wrt=["in0"])
+    feeds = {"in0": x, "ct": rng.standard_normal(tuple(g.type_of(ct).shape))}
+    want, _ = Interpreter().run(gg, feeds, {})
+    got = NativeGraph(gg)(feeds, {})
+    np.testing.assert_allclose(got["grad.in0"], want["grad.in0"], rtol=1e-12, atol=1e-12)
 
 
 def test_constant_input_sends_each_window_gradient_to_its_first_element():
