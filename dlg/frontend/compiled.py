@@ -2,7 +2,7 @@
 (`_orig_mod`, its parameters and state_dict under that prefix, other attributes forwarded) whose
 call runs compiled code and returns dlg tensors shaped as the eager module's outputs (nested
 tuples, lists, dicts, None and other Python values where the module returns them). A forward
-that assigns into a list or dict it was given (a KV cache) is refused: compiled, the
+that assigns into a list, dict or object it was given (a KV cache) is refused: compiled, the
 assignment would not happen.
 
 The module is traced at its first call on that call's arguments (tensors and arrays are the
@@ -167,12 +167,13 @@ class _Entry:
             out_spec.append(_flatten(module(*args, **kwargs), outs))
             after: list[Any] = []
             if _flatten((args, kwargs), after) != spec or any(
-                    a is not x for a, x in zip(after, xs)):
+                    a is not x for a, x in zip(after, xs)) or _holds_traced(
+                    (args, kwargs), {id(x) for x in xs}):
                 raise DlgValueError(
                     f"{type(module).__name__}.forward changed what it was given (assigned into "
-                    f"a list or dict argument, such as a KV cache); compiled, the forward runs "
-                    f"without Python, so the change would be lost: return the new values, or "
-                    f"call the module uncompiled", caller_span())
+                    f"a list, dict or object argument, such as a KV cache); compiled, the "
+                    f"forward runs without Python, so the change would be lost: return the new "
+                    f"values, or call the module uncompiled", caller_span())
             if not outs:
                 raise DlgTypeError(f"{type(module).__name__} returned no tensor; a compiled "
                                    f"module returns at least one", caller_span())
@@ -337,6 +338,23 @@ def _flatten(value: Any, leaves: list[Any]) -> Any:
         return ("dict", type(value), tuple(value),
                 tuple(_flatten(v, leaves) for v in value.values()))
     return _Static(value)
+
+
+def _holds_traced(value: Any, inputs: set[int], depth: int = 4) -> bool:
+    """Whether an argument (its lists, dicts and objects' attributes, `depth` deep) holds a
+    traced tensor other than the inputs: the forward stored one there (a cache object's
+    update), which compiled code would never do."""
+    if isinstance(value, Tensor):
+        return value.graph_value is not None and id(value) not in inputs
+    if depth == 0 or isinstance(value, (Module, str, bytes, np.ndarray)):
+        return False
+    if isinstance(value, dict):
+        items: Any = value.values()
+    elif isinstance(value, (list, tuple, set)):
+        items = value
+    else:
+        items = getattr(value, "__dict__", {}).values()
+    return any(_holds_traced(v, inputs, depth - 1) for v in items)
 
 
 def _unflatten(spec: Any, leaves: Any) -> Any:

@@ -329,6 +329,8 @@ def test_misuse_is_a_dlg_error():
     with pytest.raises(dlg.DlgValueError, match=r"Cached.forward changed what it was given"):
         dlg.compile(Cached())(dlg.randn(2, 3), cache)
     assert cache == [None]
+    with pytest.raises(dlg.DlgValueError, match=r"list, dict or object argument"):
+        dlg.compile(Appended())(dlg.randn(2, 3), KVCache())  # HF's DynamicCache.update style
 
 
 class Nothing(dlg.nn.Module):
@@ -339,6 +341,17 @@ class Nothing(dlg.nn.Module):
 class Cached(dlg.nn.Module):
     def forward(self, x, cache):
         cache[0] = x * 2
+        return x
+
+
+class KVCache:
+    def __init__(self):
+        self.keys: list = []
+
+
+class Appended(dlg.nn.Module):
+    def forward(self, x, cache):
+        cache.keys.append(x * 2)
         return x
 
 
