@@ -1,5 +1,6 @@
 """Gradient clipping against torch.nn.utils: the same total norm returned and the same gradients
-after, for each norm order; clipping by value; a training step with clipping matches."""
+after, for each norm order (clip_grad_norm_, and its halves get_total_norm and
+clip_grads_with_norm_); clipping by value; a training step with clipping matches."""
 
 from __future__ import annotations
 
@@ -28,6 +29,21 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     np.testing.assert_allclose(float(got), float(want), rtol=1e-5)
     for d, t in zip(ours, theirs):
         np.testing.assert_allclose(d.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_get_total_norm_and_clip_grads_with_norm_match_torch(norm_type):
+    """torch 2.6's two halves of clip_grad_norm_ (and its deprecated clip_grad_norm)."""
+    ours, theirs = gradients(dlg, 3.0), gradients(torch, 3.0)
+    got = dlg.nn.utils.get_total_norm([w.grad for w in ours], norm_type)
+    want = torch.nn.utils.get_total_norm([w.grad for w in theirs], norm_type)
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-5)
+    dlg.nn.utils.clip_grads_with_norm_(ours, 0.5, got)
+    torch.nn.utils.clip_grads_with_norm_(theirs, 0.5, want)
+    for d, t in zip(ours, theirs):
+        np.testing.assert_allclose(d.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert float(dlg.nn.utils.get_total_norm([])) == 0.0
+    assert dlg.nn.utils.clip_grad_norm is dlg.nn.utils.clip_grad_norm_
 
 
 def test_clip_grad_value_matches_torch():

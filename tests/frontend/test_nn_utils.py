@@ -1,5 +1,5 @@
-"""dlg.nn.init's in-place initialisers and dlg.nn.utils' parameter vectors and
-rnn.pad_sequence, against torch."""
+"""dlg.nn.init's in-place initialisers and dlg.nn.utils' parameter vectors, rnn.pad_sequence and
+conv/linear + batch norm fusion, against torch."""
 
 from __future__ import annotations
 
@@ -81,3 +81,48 @@ def test_pad_sequence_errors():
         dlg.nn.utils.rnn.pad_sequence([dlg.ones(2)], padding_side="middle")
     with pytest.raises(dlg.DlgValueError, match="empty list"):
         dlg.nn.utils.rnn.pad_sequence([])
+
+
+def _fusable(lib):
+    torch.manual_seed(0)
+    mods = [torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
+            torch.nn.ConvTranspose2d(3, 4, 2, bias=False), torch.nn.BatchNorm2d(4),
+            torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4)]
+    if lib is dlg:
+        ours = [dlg.nn.Conv2d(3, 4, 3), dlg.nn.BatchNorm2d(4),
+                dlg.nn.ConvTranspose2d(3, 4, 2, bias=False), dlg.nn.BatchNorm2d(4),
+                dlg.nn.Linear(5, 4), dlg.nn.BatchNorm1d(4)]
+        for a, b in zip(ours, mods):
+            a.load_state_dict({k: dlg.tensor(v.detach().numpy()) for k, v in
+                               b.state_dict().items()})
+        mods = ours
+    rng = np.random.default_rng(1)
+    for bn in mods[1::2]:
+        with lib.no_grad():
+            for name in ("running_mean", "running_var", "weight", "bias"):
+                getattr(bn, name).copy_(lib.tensor(rng.uniform(0.5, 1.5, 4).astype(np.float32)))
+    return [m.eval() for m in mods]
+
+
+def test_conv_and_linear_batch_norm_fusion_as_torch():
+    """fuse_conv_bn_eval (plain and transposed) and fuse_linear_bn_eval: the fused layer computes
+    layer-then-norm, its parameters as torch's."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    results = []
+    for lib in (torch, dlg):
+        conv, bn, convt, bnt, linear, bnl = _fusable(lib)
+        fuse = lib.nn.utils
+        fused = [fuse.fuse_conv_bn_eval(conv, bn), fuse.fuse_conv_bn_eval(convt, bnt, True),
+                 fuse.fuse_linear_bn_eval(linear, bnl)]
+        inputs = [lib.tensor(x), lib.tensor(x), lib.tensor(x[:, 0, 0, :5].copy())]
+        with lib.no_grad():
+            outs = [f(i) for f, i in zip(fused, inputs)]
+            np.testing.assert_allclose(outs[0].numpy(), bn(conv(inputs[0])).numpy(), rtol=1e-5,
+                                       atol=1e-5)
+        results.append(outs + [p.detach() for f in fused for p in f.parameters()])
+        assert type(fused[0].weight).__name__ == "Parameter" and conv.weight is not fused[0].weight
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-6)
+    conv, bn = _fusable(dlg)[:2]
+    with pytest.raises(dlg.DlgValueError, match="Fusion only for eval"):
+        dlg.nn.utils.fuse_conv_bn_eval(conv.train(), bn)
