@@ -11,7 +11,8 @@ pruning tutorial's local, iterative and global magnitude pruning with fine-tunin
 WeightDrop, locked and embedding dropout, variable-length BPTT and NT-ASGD averaging, an ArcFace
 head on a renormed kernel with face verification's ROC AUC by trapezoid, a LLaMA-style model
 with RMSNorm, rotary tables in nn.Buffers, SwiGLU and SDPA whose optimizers step inside backward
-(post-accumulate-grad hooks), decoding greedily with a KV cache), each
+(post-accumulate-grad hooks), decoding greedily with a KV cache, d2l.ai's ResNet of lazy modules
+trained from a DataLoader whose last batch is smaller), each
 written once over a `torch` argument and run on torch and on dlg from the same weights, data and
 random draws (sweep #5's harness); most also through dlg.compile (`side.compile`), the GAT's in
 the normal suite, the others under -m sweep_full.
@@ -1651,3 +1652,88 @@ def llama(side: Side5) -> dict:
 @COMPILED_FULL
 def test_llama_rope_swiglu_optimizer_in_backward(compiled):
     run_both(llama, compiled=compiled)
+
+
+# -- 18. d2l.ai's ResNet: lazy modules, init_cnn applied after a dummy forward, a DataLoader
+#        whose last batch is smaller, through dlg.compile -------------------------------------
+
+def d2l_resnet(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+
+    class Residual(nn.Module):
+        def __init__(self, num_channels, use_1x1conv=False, strides=1):
+            super().__init__()
+            self.conv1 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1, stride=strides)
+            self.conv2 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1)
+            self.conv3 = (nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
+                          if use_1x1conv else None)
+            self.bn1 = nn.LazyBatchNorm2d()
+            self.bn2 = nn.LazyBatchNorm2d()
+
+        def forward(self, X):
+            Y = F.relu(self.bn1(self.conv1(X)))
+            Y = self.bn2(self.conv2(Y))
+            if self.conv3:
+                X = self.conv3(X)
+            Y += X
+            return F.relu(Y)
+
+    class ResNet(nn.Module):
+        def __init__(self, arch, num_classes=4):
+            super().__init__()
+            self.net = nn.Sequential(nn.Sequential(
+                nn.LazyConv2d(8, kernel_size=3, stride=1, padding=1), nn.LazyBatchNorm2d(),
+                nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2, padding=1)))
+            for i, b in enumerate(arch):
+                self.net.add_module(f"b{i + 2}", self.block(*b, first_block=(i == 0)))
+            self.net.add_module("last", nn.Sequential(
+                nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(num_classes)))
+
+        def block(self, num_residuals, num_channels, first_block=False):
+            blk = []
+            for i in range(num_residuals):
+                if i == 0 and not first_block:
+                    blk.append(Residual(num_channels, use_1x1conv=True, strides=2))
+                else:
+                    blk.append(Residual(num_channels))
+            return nn.Sequential(*blk)
+
+        def forward(self, X):
+            return self.net(X)
+
+    def init_cnn(module):
+        if type(module) is nn.Linear or type(module) is nn.Conv2d:
+            nn.init.xavier_uniform_(module.weight)
+
+    rng = np.random.default_rng(98)
+    X = side.data(rng.standard_normal((12, 1, 12, 12)).astype(np.float32))
+    y = side.data(rng.integers(0, 4, 12))
+    model = ResNet(((1, 8), (1, 12)))
+    model(X[:2])  # d2l's apply_init: a dummy forward makes the lazy modules' parameters
+    model.apply(init_cnn)
+    model = side.weights(model)
+    net = side.compile(model)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=5,
+                                         shuffle=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    losses, accs = [], []
+    for _epoch in range(2):
+        model.train()
+        for xb, yb in loader:  # 5, 5, then 2
+            y_hat = net(xb)
+            loss = F.cross_entropy(y_hat, yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            accs.append((y_hat.argmax(1) == yb).float().mean().item())
+    model.eval()
+    with torch.no_grad():
+        logits = net(X)
+    return {"losses": losses, "accs": accs, "logits": logits, "state": model.state_dict()}
+
+
+@COMPILED_FULL
+def test_d2l_resnet_lazy_modules_last_batch(compiled):
+    run_both(d2l_resnet, compiled=compiled)
