@@ -23,7 +23,6 @@ from dlg.compiler.kernel_ir import (
     Const,
     Copy,
     Expr,
-    Fill,
     IfFinite,
     Kernel,
     Load,
@@ -174,8 +173,7 @@ class Lowering:
             name = node.op.name
             self.ops = [name]
             out = self.buffer_of[node.outs[0]]
-            body = SCATTERS[node.op](self, node, out)
-            return self.emit(name, [Fill(out, ix.numel(node.types[0].shape), 0.0), *body])
+            return self.emit(name, SCATTERS[node.op](self, node, out))
         for v in node.outs:
             if v not in self.fusion.materialized:
                 continue
