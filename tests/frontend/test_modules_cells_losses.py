@@ -382,6 +382,42 @@ def test_lazy_linear_becomes_a_linear_at_its_first_call():
     assert list(no_bias.state_dict()) == ["weight"]
 
 
+def test_linear_without_inputs_as_torch():
+    """Linear(0, n) (an adaptive softmax's tail at a small width): bias bound 0, output zeros."""
+    ours, theirs = nn.Linear(0, 3), torch.nn.Linear(0, 3)
+    assert_close(ours.bias, theirs.bias, "bias")
+    assert_close(ours(dlg.ones(2, 0)), theirs(torch.ones(2, 0)), "output")
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+@pytest.mark.parametrize("options", [{"cutoffs": [3, 6]},
+                                     {"cutoffs": [4], "head_bias": True, "div_value": 2.0}])
+def test_adaptive_log_softmax_with_loss_as_torch(options):
+    """Outputs, loss and gradients (torch's state_dict loaded), log_prob, predict, an unbatched
+    row, compiled; torch's errors."""
+    ours, theirs = pair(lambda ns: ns.AdaptiveLogSoftmaxWithLoss(8, 12, **options))
+    assert repr(ours) == repr(theirs)
+    x, target = f(9, 8), np.array([0, 1, 2, 5, 6, 9, 11, 3, 10])
+    got = ours(dlg.tensor(x), dlg.tensor(target))
+    want = theirs(torch.tensor(x), torch.tensor(target))
+    assert_close(got.output, want.output, "output")
+    got.loss.backward()
+    want.loss.backward()
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
+        assert_close(p.grad, q.grad, name)
+    assert_close(ours.log_prob(dlg.tensor(x)), theirs.log_prob(torch.tensor(x)), "log_prob")
+    np.testing.assert_array_equal(ours.predict(dlg.tensor(x)).numpy(),
+                                  theirs.predict(torch.tensor(x)).numpy())
+    assert_close(ours(dlg.tensor(x[0]), dlg.tensor(target[0])).output,
+                 theirs(torch.tensor(x[0]), torch.tensor(target[0])).output, "unbatched")
+    assert_close(dlg.compile(ours)(dlg.tensor(x), dlg.tensor(target)).loss, want.loss,
+                 "compiled")
+    with pytest.raises(DlgError, match=r"Target values should be in \[0, 11\]"):
+        ours(dlg.tensor(x[:1]), dlg.tensor([12]))
+    with pytest.raises(DlgError, match="cutoffs should be a sequence of unique"):
+        nn.AdaptiveLogSoftmaxWithLoss(8, 12, [6, 3])
+
+
 def lazy_lenet(ns):
     """d2l.ai's LeNet with batch norm, built of lazy modules."""
     return ns.Sequential(ns.LazyConv2d(6, kernel_size=5, padding=2), ns.LazyBatchNorm2d(),

@@ -47,6 +47,7 @@ from dlg.frontend.nn.conv import (  # noqa: F401
     ConvTranspose2d,
     ConvTranspose3d,
 )
+from dlg.frontend.nn.adaptive import AdaptiveLogSoftmaxWithLoss  # noqa: F401
 from dlg.frontend.nn.layers import (  # noqa: F401
     AlphaDropout,
     Bilinear,

@@ -39,7 +39,7 @@ class Linear(Module):
         self.in_features = in_features
         out_features = self.out_features
         self.weight = init_parameter("kaiming_uniform", (out_features, in_features), a=math.sqrt(5))
-        k = 1 / math.sqrt(in_features)
+        k = 1 / math.sqrt(in_features) if in_features > 0 else 0.0  # torch's bound for no inputs
         self.bias = init_parameter("uniform", (out_features,), -k, k) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
