@@ -282,6 +282,26 @@ def test_plain_attributes_may_come_before_super_init_as_in_torch():
     assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
+def test_set_submodule_swaps_a_layer_in_place_as_torch():
+    """Model surgery by dotted path (torch 2.3's set_submodule): the new layer takes the old
+    one's place; torch's errors for a missing path, a non-module and strict."""
+    def swapped(lib):
+        nn = lib.nn
+        model = nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
+        model.set_submodule("1.0", nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 3)))
+        model.set_submodule("2", nn.Tanh())
+        return [n for n, _ in model.named_modules()], list(model.state_dict())
+
+    assert swapped(dlg) == swapped(torch)
+    model = dlg.nn.Sequential(dlg.nn.Linear(2, 3))
+    with pytest.raises(DlgValueError, match="not an nn.Module"):
+        model.set_submodule("0", 3)
+    with pytest.raises(AttributeError, match="has no attribute `5`"):
+        model.set_submodule("5", dlg.nn.ReLU(), strict=True)
+    with pytest.raises(AttributeError, match="`weight` is not an nn.Module"):
+        model.set_submodule("0.weight", dlg.nn.ReLU())
+
+
 def test_nn_buffer_registers_a_buffer_as_torch():
     """torch >= 2.5's nn.Buffer: assigned to an attribute it is a buffer (a plain tensor),
     persistent or not."""

@@ -84,6 +84,23 @@ class ModuleAPI:
             module = module._modules[name]
         return module
 
+    def set_submodule(self, target: str, module: Any, strict: bool = False) -> None:
+        """Put `module` at a dotted path (model surgery: a layer swapped for an adapter), its
+        parent's existing attribute there replaced in place; torch's errors."""
+        if target == "":
+            raise DlgValueError("Cannot set the submodule without a target name!",
+                                engine.caller_span())
+        if not isinstance(module, ModuleAPI):
+            raise DlgValueError(f"`module` is not an nn.Module, found {type(module)}",
+                                engine.caller_span())
+        path, _, name = target.rpartition(".")
+        parent = self.get_submodule(path)
+        if strict and not hasattr(parent, name):
+            raise AttributeError(f"{type(parent).__name__} has no attribute `{name}`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), ModuleAPI):
+            raise AttributeError(f"`{name}` is not an nn.Module")
+        setattr(parent, name, module)
+
     def get_parameter(self, target: str) -> Any:
         return self._get(target, "_parameters", "nn.Parameter")
 
