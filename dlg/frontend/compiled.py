@@ -1,9 +1,9 @@
 """`dlg.compile(module)`: torch.compile's `OptimizedModule`, a module wrapping the original
 (`_orig_mod`, its parameters and state_dict under that prefix, other attributes forwarded) whose
 call runs compiled code and returns dlg tensors shaped as the eager module's outputs (nested
-tuples, lists, dicts, None and other Python values where the module returns them). A forward
-that assigns into a list, dict or object it was given (a KV cache) is refused: compiled, the
-assignment would not happen.
+tuples, lists, dicts, dataclasses, None and other Python values where the module returns them;
+arguments nest the same ways). A forward that assigns into a list, dict or object it was given
+(a KV cache) is refused: compiled, the assignment would not happen.
 
 The module is traced at its first call on that call's arguments (tensors and arrays are the
 graph's inputs, the batch axis symbolic; other arguments are constants of the trace) and again
@@ -26,6 +26,7 @@ the plain compiled forward runs. The compiled gradient is not itself differentia
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from typing import Any
 
@@ -337,6 +338,10 @@ def _flatten(value: Any, leaves: list[Any]) -> Any:
     if isinstance(value, dict):
         return ("dict", type(value), tuple(value),
                 tuple(_flatten(v, leaves) for v in value.values()))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a model output class
+        names = tuple(f.name for f in dataclasses.fields(value))
+        return ("dataclass", type(value), names,
+                tuple(_flatten(getattr(value, n), leaves) for n in names))
     return _Static(value)
 
 
@@ -364,6 +369,11 @@ def _unflatten(spec: Any, leaves: Any) -> Any:
         return spec.value
     if spec[0] == "dict":
         return spec[1](zip(spec[2], [_unflatten(s, leaves) for s in spec[3]]))
+    if spec[0] == "dataclass":  # its fields set as they were, __init__ not run again
+        made = object.__new__(spec[1])
+        for name, s in zip(spec[2], spec[3]):
+            object.__setattr__(made, name, _unflatten(s, leaves))
+        return made
     items = [_unflatten(s, leaves) for s in spec[2]]
     return spec[1](*items) if hasattr(spec[1], "_fields") else spec[1](items)
 

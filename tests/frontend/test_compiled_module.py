@@ -6,6 +6,7 @@ eager torch is the oracle (torch.compile computes what eager torch does)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -386,6 +387,48 @@ def test_training_steps_at_other_batch_sizes_as_torch():
         np.testing.assert_allclose(*losses, rtol=1e-5)
         same_grads(ours, theirs)
     assert len(model.compiled) == 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    x: dlg.Tensor
+    scale: float = 2.0
+
+
+@dataclasses.dataclass
+class Output:
+    logits: dlg.Tensor
+    loss: dlg.Tensor | None = None
+
+
+class Scored(dlg.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = dlg.nn.Linear(3, 3)
+
+    def forward(self, batch):
+        y = self.linear(batch.x) * batch.scale
+        return Output(y, y.square().mean())
+
+
+def test_dataclass_arguments_and_outputs():
+    """A batch dataclass in and a model-output dataclass out (HF style), their tensors graph
+    inputs and outputs; one trace serves both batch sizes, and the loss trains."""
+    model = Scored()
+    compiled = dlg.compile(model)
+    for n in (2, 4):
+        batch = Batch(dlg.randn(n, 3))
+        out, want = compiled(batch), model(batch)
+        assert type(out) is Output
+        close(out.logits, torch.tensor(want.logits.detach().numpy()))
+        close(out.loss, torch.tensor(want.loss.detach().numpy()))
+        model.zero_grad()
+        out.loss.backward()
+        grad = model.linear.weight.grad.numpy().copy()
+        model.zero_grad()
+        want.loss.backward()
+        np.testing.assert_allclose(grad, model.linear.weight.grad.numpy(), rtol=1e-5)
+    assert len(compiled.compiled) == 1
 
 
 def test_module_compile_in_place_as_torch():
