@@ -70,7 +70,8 @@ class Rebindable(ABC):
 class Plan:
     """A gradient graph and how it runs: flattened into a program where it can be, else by an
     interpreter of its own; both at eager's working precision. A flattened float32 graph the
-    compiler lowers is compiled once it is hot (`tier`, frontend/tiering.py). `templates`: the
+    compiler lowers is compiled once its interpreted runs have cost about what the compile
+    would (`tier`, frontend/tiering.py). `templates`: the
     graph's `Rebindable` attributes, in tape order."""
 
     graph: Graph
@@ -83,8 +84,7 @@ class Plan:
     def of(cls, graph: Graph, templates: list[Rebindable], checked: bool = False) -> Plan:
         """`checked` (anomaly mode): through the interpreter, which checks every node."""
         program = None if checked else Program.of(graph, exact=False)
-        tier = Tier(graph, _elements(graph)) if program is not None and _compilable(graph) \
-            else None
+        tier = Tier(graph) if program is not None and _compilable(graph) else None
         return cls(graph, program, Interpreter(exact=False), tuple(templates), tier)
 
     def rebind(self, calls: list[Rebindable]) -> None:
@@ -96,11 +96,18 @@ class Plan:
         if self.program is None:
             self.interpreter.rng = rng()
             return self.interpreter.run(self.graph, feeds, {})[0]
-        native = self.tier.hot() if self.tier is not None else None
+        if self.tier is None:
+            return self._interpret(self.program, feeds)
+        native = self.tier.compiled()
         if native is not None:
             outs = native.run(tuple(feeds[name] for name in native.input_names), ())
             return dict(zip(native.output_names, outs))
-        values = self.program.run([feeds[node.name or ""] for node in self.graph.inputs])
+        with self.tier.interpreting():
+            return self._interpret(self.program, feeds)
+
+    def _interpret(self, program: Program, feeds: dict[str, np.ndarray]
+                   ) -> dict[str, np.ndarray]:
+        values = program.run([feeds[node.name or ""] for node in self.graph.inputs])
         return {name: v for (name, _), v in zip(self.graph.outputs, values)}
 
 
@@ -111,9 +118,6 @@ def _compilable(graph: Graph) -> bool:
     return all(d is DType.f32 for d in floats) and all(
         has_lowering(node.op) for node in decompose(graph))
 
-
-def _elements(graph: Graph) -> int:
-    return sum(int(np.prod(t.shape)) for node in graph.inputs for t in node.types)
 
 
 def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | None = None,

@@ -178,7 +178,7 @@ class Optimizer:
         params = [group["params"][i] for i in members]
         update = self._graph(index, group, members)
         lr = np.asarray(group["lr"], update.lr_dtype)
-        native = update.tier.hot()
+        native = update.tier.compiled()
         if native is not None and self._update_in_place(native, update, members, params, lr,
                                                         count):
             return
@@ -191,7 +191,8 @@ class Optimizer:
             for kind, initial in update.initial[i].items():  # torch's initial state
                 values[f"{PREFIX}p{i}.{kind}"] = (state[kind].numpy_view() if kind in state
                                                   else initial)
-        _, updates = Interpreter().run(update.graph, inputs, values)
+        with update.tier.interpreting():
+            _, updates = Interpreter().run(update.graph, inputs, values)
         for i, p in zip(members, params):
             state = self.state.setdefault(p, {})
             state["step"] = Tensor.of(np.float32(updates[STEP]))
@@ -222,7 +223,7 @@ class Optimizer:
             return False
         native(inputs, values)
         for p in params:
-            self.state[p]["step"] = Tensor.of(np.float32(step))
+            self.state.setdefault(p, {})["step"] = Tensor.of(np.float32(step))
             versions.written(p)
         return True
 
@@ -241,9 +242,8 @@ class Optimizer:
             p, _, kind = name[len(PREFIX):].rpartition(".")
             if p:
                 initial[int(p[1:])][kind] = value
-        elements = sum(int(np.prod(group["params"][i].shape)) for i in members)
         self._graphs[(index, members)] = _Update(spec, g, initial, state.initial[LR].dtype,
-                                                 Tier(g, elements))
+                                                 Tier(g))
         return self._graphs[(index, members)]
 
 

@@ -2,8 +2,8 @@
 several parameter groups with their own options, state_dict in both directions,
 add_param_group, and parameters that miss a gradient on some steps (torch counts steps per
 parameter). The side-by-side runs go through both tiers of an update: the interpreter, and the
-compiled update writing in place that a large parameter set gets from its fourth step on (here
-from its second, for any size: `compiled`)."""
+compiled update writing in place that a hot update graph gets (here from its second step:
+`compiled`)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,7 @@ IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
 def tier(request, monkeypatch):
     """`compiled`: every update graph compiled from its second step (frontend/tiering.py)."""
     if request.param == "compiled":
-        monkeypatch.setattr(dlg.frontend.tiering, "NATIVE_MIN_ELEMENTS", 0)
-        monkeypatch.setattr(dlg.frontend.tiering, "NATIVE_AFTER", 1)
+        monkeypatch.setattr(dlg.frontend.tiering, "COMPILE_AFTER_S", 0.0)
     return request.param
 
 

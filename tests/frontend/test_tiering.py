@@ -1,6 +1,6 @@
 """Eager graphs that tier up (frontend/tiering.py): a kept gradient graph and an optimizer's
 update compiled once hot give torch's results, step after step, as the interpreted ones do.
-Tiering is forced from the second run at any size (`tier_up`); torch eager is the oracle."""
+Tiering is forced from the second run (`tier_up`); torch eager is the oracle."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture
 def tier_up(monkeypatch):
-    monkeypatch.setattr(dlg.frontend.tiering, "NATIVE_MIN_ELEMENTS", 0)
-    monkeypatch.setattr(dlg.frontend.tiering, "NATIVE_AFTER", 1)
+    monkeypatch.setattr(dlg.frontend.tiering, "COMPILE_AFTER_S", 0.0)
     autograd._state.__dict__.pop("plans", None)  # plans kept by earlier tests never tier
     yield
     autograd._state.__dict__.pop("plans", None)
@@ -62,17 +61,18 @@ def test_compiled_gradients_and_updates_train_as_torch(tier_up, make, shape):
     assert all(u.tier.native is not None for u in opt._graphs.values())
 
 
-def test_float64_and_small_graphs_stay_interpreted(tier_up, monkeypatch):
-    """float64 keeps the interpreter's exact arithmetic; below the size nothing compiles."""
+def test_float64_and_rarely_run_graphs_stay_interpreted(tier_up, monkeypatch):
+    """float64 keeps the interpreter's exact arithmetic; a graph whose interpreted runs have
+    not yet cost COMPILE_AFTER_S is not compiled."""
     x = dlg.tensor(np.linspace(-1, 1, 6), requires_grad=True)
     for _ in range(3):
         (x.sin() * x).sum().backward()
     assert [p.tier for p in autograd._state.plans.values()] == [None]
-    monkeypatch.setattr(dlg.frontend.tiering, "NATIVE_MIN_ELEMENTS", 1 << 15)
+    monkeypatch.setattr(dlg.frontend.tiering, "COMPILE_AFTER_S", 3600.0)
     autograd._state.plans.clear()
     w = dlg.tensor(np.ones(6, np.float32), requires_grad=True)
     for _ in range(5):
         (w.sin() * w).sum().backward()
     (plan,) = autograd._state.plans.values()
-    assert plan.tier is not None and plan.tier.native is None
+    assert plan.tier is not None and plan.tier.native is None and 0 < plan.tier.spent < 3600
     np.testing.assert_allclose(w.grad.numpy(), 5 * (np.sin(1) + np.cos(1)), rtol=1e-6)
