@@ -2,8 +2,9 @@
 (`_orig_mod`, its parameters and state_dict under that prefix, other attributes forwarded) whose
 call runs compiled code and returns dlg tensors shaped as the eager module's outputs (nested
 tuples, lists, dicts, dataclasses, None and other Python values where the module returns them;
-arguments nest the same ways). A forward that assigns into a list, dict or object it was given
-(a KV cache) is refused: compiled, the assignment would not happen.
+arguments nest the same ways). What a forward puts in a list, dict or dataclass it was given (a
+KV cache) is returned by the compiled code too and written back into the caller's containers
+after each call; a tensor stored in another object is refused (compiled, it would not be).
 
 The module is traced at its first call on that call's arguments (tensors and arrays are the
 graph's inputs, the batch axis symbolic; other arguments are constants of the trace) and again
@@ -127,7 +128,12 @@ class OptimizedModule(Module):
             tensors = [Tensor.result(a, _type(a), None) for a in outs]
         else:
             tensors = _recorded(entry, wrt, arrays, named, leaves)
-        return _unflatten(entry.out_spec, iter(tensors))
+        if entry.writes is not None:  # what the forward put in its list/dict arguments
+            written, sources = entry.writes
+            made = iter(tensors[entry.n_out:])
+            _write_back((args, kwargs), _unflatten(written, iter(
+                [leaves[i] if i is not None else next(made) for i in sources])))
+        return _unflatten(entry.out_spec, iter(tensors[:entry.n_out]))
 
 
     def _trace(self, key: Any, static: Any, spec: Any, leaves: list[Any]) -> _Entry:
@@ -152,8 +158,13 @@ _STATIC = object()  # a signature whose batch axis does not trace symbolically
 class _Entry:
     """One trace: its model, how its outputs nest, its compiled graphs (made when first run)."""
 
-    def __init__(self, model: Model, out_spec: Any, target: str):
+    def __init__(self, model: Model, out_spec: Any, target: str, writes: Any = None):
         self.model, self.out_spec, self.target = model, out_spec, target
+        self.n_out = _count(out_spec)
+        # what the forward leaves in its list, dict and dataclass arguments: the arguments'
+        # structure after the call and, per tensor there, the input it is (its index) or None
+        # for a new one, which the graph returns after the forward's own outputs
+        self.writes = writes
         self._plain: Native | None = None
         self.splits: dict[tuple[str, ...], tuple[VjpSplit, Native, Native]] = {}
 
@@ -161,24 +172,30 @@ class _Entry:
     def trace(cls, module: Module, spec: Any, leaves: list[Any], target: str,
               static: bool = False) -> _Entry:
         out_spec: list[Any] = []
+        writes: list[Any] = []
 
         def flat_forward(*xs: Any) -> tuple[Any, ...]:
             args, kwargs = _unflatten(spec, iter(xs))
             outs: list[Any] = []
             out_spec.append(_flatten(module(*args, **kwargs), outs))
-            after: list[Any] = []
-            if _flatten((args, kwargs), after) != spec or any(
-                    a is not x for a, x in zip(after, xs)) or _holds_traced(
-                    (args, kwargs), {id(x) for x in xs}):
-                raise DlgValueError(
-                    f"{type(module).__name__}.forward changed what it was given (assigned into "
-                    f"a list, dict or object argument, such as a KV cache); compiled, the "
-                    f"forward runs without Python, so the change would be lost: return the new "
-                    f"values, or call the module uncompiled", caller_span())
             if not outs:
                 raise DlgTypeError(f"{type(module).__name__} returned no tensor; a compiled "
                                    f"module returns at least one", caller_span())
-            return tuple(outs)
+            after: list[Any] = []
+            written = _flatten((args, kwargs), after)
+            inputs = {id(x): i for i, x in enumerate(xs)}
+            if _holds_traced(_statics(written), set(inputs)):
+                raise DlgValueError(
+                    f"{type(module).__name__}.forward stored a tensor in an object it was given "
+                    f"(such as a KV cache object); compiled, the forward runs without Python, "
+                    f"so the object would not change: return the new values, keep them in a "
+                    f"list or dict argument, or call the module uncompiled", caller_span())
+            if written == spec and all(a is x for a, x in zip(after, xs)):
+                writes.append(None)
+                return tuple(outs)
+            # a list or dict argument written into (a KV cache): its new tensors are outputs too
+            writes.append((written, tuple(inputs.get(id(a)) for a in after)))
+            return tuple(outs) + tuple(a for a in after if id(a) not in inputs)
         before = {id(t) for t in _named_tensors(module).values()}
         try:
             with enable_grad():  # one graph for both modes: each call chooses to record or not
@@ -191,7 +208,7 @@ class _Entry:
             # lazy modules made their parameters and buffers while traced, where they were
             # constants (and a batch norm's statistics not its own): again, now they are
             return cls.trace(module, spec, leaves, target, static)
-        return cls(model, out_spec[0], target)
+        return cls(model, out_spec[0], target, writes[0])
 
     def plain(self) -> Native:
         if self._plain is None:
@@ -343,6 +360,53 @@ def _flatten(value: Any, leaves: list[Any]) -> Any:
         return ("dataclass", type(value), names,
                 tuple(_flatten(getattr(value, n), leaves) for n in names))
     return _Static(value)
+
+
+def _statics(spec: Any) -> list[Any]:
+    """The plain Python values (objects) in an arguments' structure."""
+    if isinstance(spec, _Static):
+        return [spec.value]
+    if spec is _TENSOR:
+        return []
+    return [v for s in spec[-1] for v in _statics(s)]
+
+
+def _write_back(old: Any, new: Any) -> None:
+    """The lists, dicts and dataclasses of `old` (the caller's arguments) given `new`'s contents
+    in place, element by element where both nest alike, so the caller's containers (a KV
+    cache's lists) see what the forward put in them."""
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (o, n) in enumerate(zip(old, new)):
+            if _nests(o, n):
+                _write_back(o, n)
+            elif o is not n:
+                old[i] = n
+    elif isinstance(old, list) and isinstance(new, list):
+        old[:] = new
+    elif isinstance(old, dict) and isinstance(new, dict):
+        for k in [k for k in old if k not in new]:
+            del old[k]
+        for k, n in new.items():
+            if k in old and _nests(old[k], n):
+                _write_back(old[k], n)
+            elif k not in old or old[k] is not n:
+                old[k] = n
+    elif isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new):
+        for o, n in zip(old, new):
+            if _nests(o, n):
+                _write_back(o, n)
+    elif dataclasses.is_dataclass(old) and type(old) is type(new):
+        for f in dataclasses.fields(old):
+            o, n = getattr(old, f.name), getattr(new, f.name)
+            if _nests(o, n):
+                _write_back(o, n)
+            elif o is not n:
+                object.__setattr__(old, f.name, n)
+
+
+def _nests(old: Any, new: Any) -> bool:
+    return isinstance(old, (list, dict, tuple)) and type(old) is type(new) or (
+        dataclasses.is_dataclass(old) and not isinstance(old, type) and type(old) is type(new))
 
 
 def _holds_traced(value: Any, inputs: set[int], depth: int = 4) -> bool:

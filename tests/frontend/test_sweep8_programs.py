@@ -1616,7 +1616,7 @@ def llama(side: Side5) -> dict:
     data = side.data(rng.integers(0, vocab, (3, 4, 9)))
     model = side.weights(Transformer())
     assert "layers.0.attention.rotary.cos" not in model.state_dict()
-    net = side.compile(model)  # decoding below runs eagerly: its KV cache is a list it fills
+    net = side.compile(model)
     optimizers = {p: torch.optim.AdamW([p], lr=3e-3, weight_decay=0.1 if p.ndim > 1 else 0.0,
                                        foreach=False) for p in model.parameters()}
 
@@ -1636,14 +1636,15 @@ def llama(side: Side5) -> dict:
     model.eval()
     with torch.no_grad():  # greedy decoding with a KV cache, checked against no cache
         prompt = data[0, :2, :4]
-        caches = [[None, None] for _ in model.layers]
-        logits = model(prompt, caches, 0)
+        caches = [[None, None] for _ in model.layers]  # filled by the forward (compiled too)
+        logits = net(prompt, caches, 0)
         tokens = [logits[:, -1].argmax(-1, keepdim=True)]
         for step in range(3):
-            logits = model(tokens[-1], caches, prompt.shape[1] + step)
+            logits = net(tokens[-1], caches, prompt.shape[1] + step)
             tokens.append(logits[:, -1].argmax(-1, keepdim=True))
         generated = torch.cat([prompt] + tokens, dim=1)
-        full = model(generated[:, :-1])
+        assert caches[1][0].shape[2] == generated.shape[1] - 1
+        full = net(generated[:, :-1])
         assert bool((full[:, 3:].argmax(-1) == generated[:, 4:]).all())
     return {"losses": losses, "generated": generated, "last_logits": logits,
             "state": model.state_dict()}
