@@ -547,8 +547,9 @@ def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
     array = numpy_data(value)
     if array.dtype == np.float64 and not isinstance(value, np.ndarray):
         array = array.astype(np.float32)  # Python floats make float32 tensors, as in PyTorch
-    if array.dtype.kind == "i" and array.dtype != np.int32:
-        array = array.astype(np.int64)
+    if (array.dtype.kind == "i" and array.dtype != np.int32) or (
+            array.dtype.kind == "u" and array.dtype.itemsize < 8):
+        array = array.astype(np.int64)  # int8/16 and uint8/16/32 (an image's bytes) widened
     try:
         DType.of(array)
     except KeyError:

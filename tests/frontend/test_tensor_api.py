@@ -536,6 +536,20 @@ def test_torch_dtypes_are_refused_with_dlgs_spelling(fn, message):
         fn()
 
 
+def test_small_integer_arrays_are_widened_to_int64():
+    """NumPy int8/16 and uint8/16/32 arrays (an image's bytes) become int64 tensors (dlg has no
+    narrower ints), so the usual img.float() / 255 pipeline computes torch's values; uint64
+    (past int64's range) is refused."""
+    img = (np.arange(24).reshape(2, 3, 4) * 11).astype(np.uint8)
+    ours = dlg.from_numpy(img).float().div(255).permute(2, 0, 1)
+    np.testing.assert_array_equal(ours.numpy(), torch.from_numpy(img).float().div(255).permute(
+        2, 0, 1).numpy())
+    for kind in (np.int8, np.int16, np.uint8, np.uint16, np.uint32):
+        assert dlg.tensor(np.array([1, 2], kind)).dtype == dlg.int64
+    with pytest.raises(dlg.DlgTypeError, match="dtype uint64 is not supported"):
+        dlg.tensor(np.zeros(2, np.uint64))
+
+
 def test_legacy_sized_constructor_as_torch():
     """torch.Tensor(out, in) (pre-1.0 layers: nn.Parameter(torch.Tensor(out, in)) and then an
     initialiser) is float32 of that shape; torch.Tensor() an empty float32 tensor."""
