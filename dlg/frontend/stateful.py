@@ -1,8 +1,8 @@
 """torch.nn.functional's one_hot, embedding, embedding_bag and batch_norm as Python calls them:
 the parts that read index values or change tensors in place, which only the eager front door can
-do (one_hot's class count and range check, embedding's max_norm, embedding_bag's offsets check,
-batch_norm's running statistics). The rest is the shared user-facing functions of
-`dlg.functions`."""
+do (one_hot's class count and range check, embedding's max_norm and scale_grad_by_freq,
+embedding_bag's offsets check, batch_norm's running statistics). The rest is the shared
+user-facing functions of `dlg.functions`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from dlg.errors import DlgValueError
 from dlg.frontend import engine
+from dlg.frontend.function import Function, FunctionCtx
 from dlg.frontend.tensor import Tensor, call, checked
 from dlg.functions.norms import batch_statistics
 from dlg.ir.dtypes import DType
@@ -49,14 +50,36 @@ def _renormalize(indices: Tensor, weight: Tensor, max_norm: float, norm_type: fl
     w[picked] *= np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(w.dtype)
 
 
+class _FrequencyScaled(Function):
+    """The rows `indices` look up, each row's gradient divided by how often its index occurs in
+    `indices` (torch's scale_grad_by_freq: frequent words do not dominate a step)."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, weight: Tensor, indices: Tensor) -> Tensor:
+        ctx.save_for_backward(indices)
+        ctx.rows = weight.shape[0]
+        return call("embedding", indices, weight)
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, g: Tensor) -> tuple[Tensor, None]:
+        (indices,) = ctx.saved_tensors
+        flat = indices.reshape(-1)
+        counts = call("zeros", (ctx.rows,), dtype=g.dtype).index_add(
+            0, flat, call("ones", (flat.shape[0],), dtype=g.dtype))
+        rows = g.reshape(-1, g.shape[-1]) / counts[flat].unsqueeze(-1)
+        return call("zeros", (ctx.rows, g.shape[-1]), dtype=g.dtype).index_add(0, flat, rows), None
+
+
 def embedding(input: Any, weight: Tensor, padding_idx: int | None = None,  # noqa: A002
               max_norm: float | None = None, norm_type: float = 2.0,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """torch's F.embedding: the row `padding_idx` gets no gradient; `max_norm` rescales the
-    rows looked up to that norm at most, in place before the lookup, as torch."""
-    if scale_grad_by_freq or sparse:
-        raise DlgValueError("embedding: scale_grad_by_freq and sparse gradients are not "
-                            "supported", engine.caller_span())
+    rows looked up to that norm at most, in place before the lookup; `scale_grad_by_freq`
+    divides each row's gradient by its index's count in `input`, as torch."""
+    if sparse:
+        raise DlgValueError("embedding: sparse gradients are not supported (dlg has no sparse "
+                            "tensors); sparse=False gives the same values densely",
+                            engine.caller_span())
     input = _t(input)
     if max_norm is not None:
         _renormalize(input, weight, max_norm, norm_type)
@@ -67,6 +90,8 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None,  # noq
                                 f"({rows}), got {padding_idx}", engine.caller_span())
         row = np.arange(rows)[:, None] == padding_idx % rows
         weight = call("where", row, weight.detach(), weight)
+    if scale_grad_by_freq:
+        return _FrequencyScaled.apply(weight, input)
     return call("embedding", input, weight)
 
 

@@ -277,6 +277,27 @@ def test_embedding_options_are_attributes_as_torch():
         torch.tensor(idx), theirs.weight * 2, *(getattr(theirs, n) for n in names)), "output")
 
 
+@pytest.mark.parametrize("padding_idx", [None, 2])
+def test_embedding_scale_grad_by_freq_as_torch(padding_idx):
+    """Each row's gradient divided by its index's count in the batch (the padding row's none),
+    the module's and F.embedding's, eager and compiled."""
+    idx = np.array([[0, 2, 2, 5], [2, 1, 0, 2]])
+    g = f(2, 4, 3)
+    ours, theirs = pair(lambda ns: ns.Embedding(6, 3, padding_idx=padding_idx,
+                                                scale_grad_by_freq=True))
+    for run in (ours, dlg.compile(ours)):
+        ours.zero_grad()
+        theirs.zero_grad()
+        (run(dlg.tensor(idx)) * dlg.tensor(g)).sum().backward()
+        (theirs(torch.tensor(idx)) * torch.tensor(g)).sum().backward()
+        assert_close(ours.weight.grad, theirs.weight.grad, "weight gradient")
+    w = f(6, 3)
+    a, t = dlg.tensor(w, requires_grad=True), torch.tensor(w, requires_grad=True)
+    dlg.nn.functional.embedding(dlg.tensor(idx), a, scale_grad_by_freq=True).sum().backward()
+    torch.nn.functional.embedding(torch.tensor(idx), t, scale_grad_by_freq=True).sum().backward()
+    assert_close(a.grad, t.grad, "functional")
+
+
 def test_channel_dropout_zeroes_whole_channels_and_scales_the_rest():
     dlg.manual_seed(0)
     x = np.ones((8, 6, 5, 5), np.float32)

@@ -184,9 +184,10 @@ class Embedding(Module):
                  max_norm: float | None = None, norm_type: float = 2.0,
                  scale_grad_by_freq: bool = False, sparse: bool = False):
         super().__init__()
-        if scale_grad_by_freq or sparse:
-            raise DlgValueError("Embedding: scale_grad_by_freq and sparse gradients are not "
-                                "supported", engine.caller_span())
+        if sparse:
+            raise DlgValueError("Embedding: sparse gradients are not supported (dlg has no "
+                                "sparse tensors); sparse=False gives the same values densely",
+                                engine.caller_span())
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise DlgValueError(f"Embedding: padding_idx must be within num_embeddings "
@@ -212,7 +213,7 @@ class Embedding(Module):
 
     def forward(self, indices: Any) -> Tensor:
         return stateful.embedding(indices, self.weight, self.padding_idx, self.max_norm,
-                                  self.norm_type)
+                                  self.norm_type, self.scale_grad_by_freq)
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
