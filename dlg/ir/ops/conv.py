@@ -31,6 +31,7 @@ from dlg.ir.ops.common import (
     concrete_dims,
     interleave_zeros,
     pad_or_crop,
+    padded,
     require_dtype,
     same_dtype,
     spatial_names,
@@ -82,7 +83,7 @@ def _windows(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
     [N, groups, C_in/groups, *out, *kernel]."""
     nd = x.ndim - 2
     n, c_in = x.shape[:2]
-    xp = np.pad(x.astype(work, copy=False), [(0, 0), (0, 0), *padding])
+    xp = padded(x, padding, 0.0, work)
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     out = [(size - e) // s + 1 for size, e, s in zip(xp.shape[2:], extent, stride)]
     win = sliding_window_view(xp, extent, axis=tuple(range(2, 2 + nd)))
@@ -90,6 +91,19 @@ def _windows(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
               + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
               + tuple(slice(None, None, d) for d in dilation)]
     return win.reshape(n, groups, c_in // groups, *out, *kernel)
+
+
+_CHUNK_BYTES = 1 << 19  # the columns of one chunk of images: about half a core's L2 cache
+
+
+def _image_chunks(win: np.ndarray) -> list[slice]:
+    """Slices of the batch whose columns (`_columns`) take about _CHUNK_BYTES: the columns
+    of the whole batch are kernel-size times the input, so made at once they are written to
+    and read back from memory, where a chunk's stay in cache (a small CNN's second layer at
+    batch 64, one thread, its forward / input / weight gradients: 2.8 / 4.8 / 3.5 ms at
+    once, 2.4 / 3.7 / 2.8 ms in chunks)."""
+    step = max(1, _CHUNK_BYTES // max(1, prod(win.shape[1:]) * win.itemsize))
+    return [slice(lo, lo + step) for lo in range(0, win.shape[0], step)]
 
 
 def _columns(win: np.ndarray) -> np.ndarray:
@@ -109,10 +123,13 @@ def _conv_ref(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, ...],
     c_out = w.shape[0]
     work = working_dtype(x.dtype, exact)
     win = _windows(x, w.shape[2:], stride, padding, dilation, groups, work)
-    out = win.shape[3:3 + nd]
+    positions = prod(win.shape[3:3 + nd])
     wg = w.astype(work, copy=False).reshape(groups, c_out // groups, -1)
-    y = (wg @ _columns(win)).reshape(c_out, x.shape[0], *out)
-    return y.swapaxes(0, 1).astype(x.dtype)
+    y = np.empty((x.shape[0], groups, c_out // groups, positions), work)
+    for images in _image_chunks(win):
+        part = (wg @ _columns(win[images])).reshape(groups, c_out // groups, -1, positions)
+        y[images] = part.transpose(2, 0, 1, 3)
+    return y.reshape(x.shape[0], c_out, *win.shape[3:3 + nd]).astype(x.dtype, copy=False)
 
 
 def _conv_vjp(b, n, g):
@@ -230,10 +247,13 @@ def _weight_grad_ref(x: np.ndarray, g: np.ndarray, *, kernel, stride, padding, d
                      groups, exact: bool = True) -> np.ndarray:
     work = working_dtype(x.dtype, exact)
     win = _windows(x, kernel, stride, padding, dilation, groups, work)
-    gg = g.astype(work, copy=False).reshape(g.shape[0], groups, g.shape[1] // groups, -1)
-    gg = gg.transpose(1, 2, 0, 3).reshape(groups, g.shape[1] // groups, -1)
-    dw = np.stack([(c @ a.T).T for a, c in zip(gg, _columns(win))])  # the faster operand order
-    return dw.reshape(g.shape[1], x.shape[1] // groups, *kernel).astype(x.dtype)
+    n, c_out = g.shape[:2]
+    gg = g.astype(work, copy=False).reshape(n, groups, c_out // groups, prod(g.shape[2:]))
+    dw = np.zeros((groups, win.shape[2] * prod(kernel), c_out // groups), work)
+    for images in _image_chunks(win):  # dw^T += columns @ g^T: the faster operand order
+        part = gg[images].transpose(1, 0, 3, 2).reshape(groups, -1, c_out // groups)
+        dw += _columns(win[images]) @ part
+    return dw.transpose(0, 2, 1).reshape(c_out, x.shape[1] // groups, *kernel).astype(x.dtype)
 
 
 def _weight_grad_vjp(b, n, h):

@@ -22,6 +22,7 @@ from dlg.ir.ops.common import (
     SPATIAL_RANKS,
     check_lengths,
     concrete_dims,
+    padded,
     require_dtype,
     same_dtype,
 )
@@ -79,7 +80,7 @@ def _windows(x: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
     lead = x.ndim - nd
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     pads = _pads(x.shape, out, kernel, stride, padding, dilation)
-    xp = np.pad(x, [(0, 0)] * lead + pads, constant_values=fill) if any(map(any, pads)) else x
+    xp = padded(x, pads, fill)
     win = sliding_window_view(xp, extent, axis=tuple(range(lead, x.ndim)))
     return win[(slice(None),) * lead
                + tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, stride))
