@@ -23,6 +23,7 @@ from dlg.ir.ops.common import (
     require_dtype,
     same_dtype,
     scalar,
+    select,
     zeros_like,
 )
 from dlg.ir.ops.opdef import Attr, OpDef, Trait, defop, zero_vjp
@@ -246,7 +247,7 @@ def _where_vjp(b: Any, n: Any, g: Any) -> tuple[None, Any, Any]:
 
 
 WHERE = defop("where", ("cond", "x", "y"), _where_infer,
-              ref=lambda c, x, y: np.where(c, x, y).astype(x.dtype, copy=False),
+              ref=lambda c, x, y: select(c, x, y).astype(x.dtype, copy=False),
               vjp=_where_vjp, traits={Trait.ELEMENTWISE, Trait.ARITHMETIC})
 
 

@@ -25,6 +25,7 @@ from dlg.ir.ops.common import (
     padded,
     require_dtype,
     same_dtype,
+    select,
 )
 from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.types import TensorType
@@ -187,17 +188,10 @@ def _scatter_windows(shape: Sequence[int], values: np.ndarray, kernel: Sequence[
     for i, pos in enumerate(np.ndindex(*kernel)):
         view = total[(Ellipsis, *(slice(k * d, k * d + (o - 1) * s + 1, s)
                                   for k, d, o, s in zip(pos, dilation, out, stride)))]
-        view += values if chosen is None else _where_or_zero(chosen == i, values)
+        view += values if chosen is None else select(chosen == i, values)
     inside = total[(Ellipsis, *(slice(lo, lo + size)
                                 for size, (lo, _) in zip(shape[len(lead):], pads)))]
     return np.ascontiguousarray(inside, dtype)
-
-
-def _where_or_zero(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """values where mask, else +0.0, as the product of the values' bits and the mask (NaN and
-    inf stay where they are chosen): np.where, and any masked ufunc, branch per element on an
-    irregular mask (over 200K floats: 0.6 ms, here 0.06 ms)."""
-    return (values.view(f"u{values.itemsize}") * mask).view(values.dtype)
 
 
 def _first_max(win: np.ndarray, nd: int) -> np.ndarray:
