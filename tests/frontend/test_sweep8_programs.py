@@ -12,7 +12,8 @@ WeightDrop, locked and embedding dropout, variable-length BPTT and NT-ASGD avera
 head on a renormed kernel with face verification's ROC AUC by trapezoid, a LLaMA-style model
 with RMSNorm, rotary tables in nn.Buffers, SwiGLU and SDPA whose optimizers step inside backward
 (post-accumulate-grad hooks), decoding greedily with a KV cache, d2l.ai's ResNet of lazy modules
-trained from a DataLoader whose last batch is smaller), each
+trained from a DataLoader whose last batch is smaller, Grad-CAM by forward and full backward hooks
+with saliency, integrated gradients and SmoothGrad), each
 written once over a `torch` argument and run on torch and on dlg from the same weights, data and
 random draws (sweep #5's harness); most also through dlg.compile (`side.compile`), the GAT's in
 the normal suite, the others under -m sweep_full.
@@ -1738,3 +1739,91 @@ def d2l_resnet(side: Side5) -> dict:
 @COMPILED_FULL
 def test_d2l_resnet_lazy_modules_last_batch(compiled):
     run_both(d2l_resnet, compiled=compiled)
+
+
+# -- 19. interpretability: Grad-CAM by forward and full backward hooks, saliency, integrated
+#        gradients and SmoothGrad by input gradients (captum's recipes by hand) ----------------
+
+def interpretability(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                                          nn.Conv2d(4, 6, 3, padding=1), nn.ReLU())
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.features(x)).flatten(1))
+
+    class GradCAM:
+        def __init__(self, model, layer):
+            self.model, self.activations, self.gradients = model, None, None
+            self.handles = [layer.register_forward_hook(self.save_activation),
+                            layer.register_full_backward_hook(self.save_gradient)]
+
+        def save_activation(self, module, inputs, output):
+            self.activations = output.detach()
+
+        def save_gradient(self, module, grad_input, grad_output):
+            self.gradients = grad_output[0].detach()
+
+        def __call__(self, x, class_idx):
+            self.model.zero_grad()
+            scores = self.model(x)
+            scores.gather(1, class_idx[:, None]).sum().backward()
+            weights = self.gradients.mean(dim=(2, 3), keepdim=True)
+            cam = F.relu((weights * self.activations).sum(1, keepdim=True))
+            cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
+            flat = cam.flatten(1)
+            lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+            return ((flat - lo) / (hi - lo + 1e-8)).view_as(cam), scores
+
+        def remove(self):
+            for h in self.handles:
+                h.remove()
+
+    def saliency(model, x, target):
+        x = x.clone().requires_grad_(True)
+        model(x).gather(1, target[:, None]).sum().backward()
+        return x.grad.abs().amax(dim=1)
+
+    def integrated_gradients(model, x, target, steps=8):
+        baseline = torch.zeros_like(x)
+        alphas = torch.linspace(0, 1, steps + 1)[1:].view(-1, 1, 1, 1, 1)
+        path = (baseline + alphas * (x - baseline)).reshape(-1, *x.shape[1:])
+        path.requires_grad_(True)
+        out = model(path).view(steps, x.size(0), -1)
+        picked = out.gather(2, target.view(1, -1, 1).expand(steps, -1, 1)).sum()
+        (grads,) = torch.autograd.grad(picked, path)
+        avg = grads.view(steps, *x.shape).mean(0)
+        return (x - baseline) * avg
+
+    def smoothgrad(model, x, target, n=4, sigma=0.1):
+        total = torch.zeros_like(x)
+        for _ in range(n):
+            noisy = (x + side.draw(torch.randn, x.shape) * sigma).requires_grad_(True)
+            score = model(noisy).gather(1, target[:, None]).sum()
+            total += torch.autograd.grad(score, noisy)[0]
+        return total / n
+
+    rng = np.random.default_rng(99)
+    x = side.data(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))
+    model = side.weights(Net()).eval()
+    target = model(x).argmax(1).detach()
+    cam_tool = GradCAM(model, model.features[2])
+    cam, scores = cam_tool(x, target)
+    cam_tool.remove()
+    assert not model.features[2]._forward_hooks and not model.features[2]._backward_hooks
+    ig = integrated_gradients(model, x, target)
+    completeness = ig.sum((1, 2, 3))  # ~ f(x) - f(baseline), with few steps
+    return {"cam": cam, "scores": scores, "saliency": saliency(model, x, target), "ig": ig,
+            "completeness": completeness, "smoothgrad": smoothgrad(model, x, target),
+            "fc_grad": model.fc.weight.grad}
+
+
+def test_interpretability_grad_cam_and_attributions():
+    run_both(interpretability)
