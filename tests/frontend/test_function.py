@@ -168,7 +168,7 @@ def test_steps_share_one_gradient_graph_each_with_its_own_saved_tensors_and_opti
     plans = dlg.frontend.autograd._state.plans  # the thread's kept gradient graphs
     kept = len(plans)
     for x, lo, hi in calls[1:]:
-        both(lambda F, x: loss(F, x, lo, hi), x)
+        both(lambda F, x, lo=lo, hi=hi: loss(F, x, lo, hi), x)
     assert len(plans) == kept
     first.grad = None
     kept_loss.backward()
