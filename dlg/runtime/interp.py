@@ -18,7 +18,7 @@ from dlg.ir.anomaly import check_node, is_anomaly_enabled
 from dlg.ir.decompose import decompose, expand_node
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
-from dlg.ir.ops.opdef import OpDef
+from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.ops.shape import TRANSPOSE
 from dlg.ir.ops.source import INPUT, PARAM
 from dlg.ir.shapes import Sym, bind_dims, evaluate_dim, shape_str
@@ -123,6 +123,12 @@ class Program:
         flat = decompose(graph)
         slots: dict[Value, int] = {node.out: i for i, node in enumerate(flat.inputs)}
         results = {v for _, v in flat.outputs}
+        # Steps no output needs are left out (a VJP makes the gradients of all its inputs: a
+        # CNN's first convolution's input gradient, for an image that wants none, was 7 of
+        # its interpreted step's 53 ms); ops that run Python are kept, as eager code would
+        # run them.
+        live = flat.ancestors([*results, *(v for node in flat
+                                           if Trait.PYTHON in node.op.traits for v in node.outs)])
         steps = []
         for node in flat:
             op = node.op
@@ -132,6 +138,8 @@ class Program:
                     isinstance(v, Sym) or isinstance(v, tuple) and any(
                         isinstance(d, Sym) for d in v) for v in node.attrs.values()):
                 return None
+            if node.id not in live:
+                continue
             attrs = dict(node.attrs)
             if not exact and takes_exact(op):
                 attrs["exact"] = False
