@@ -190,4 +190,19 @@ class Distribution:
         return f"{type(self).__name__}({', '.join(parts)})"
 
 
+class _CentredAtLoc(Distribution):
+    """A family symmetric and unimodal about `loc` (Normal, Laplace, the multivariate
+    normals): its mean and mode are both loc."""
+
+    loc: Tensor
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+
 __all__ = ["Distribution"]

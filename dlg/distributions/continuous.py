@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dlg.distributions import constraints
-from dlg.distributions.base import Distribution
+from dlg.distributions.base import Distribution, _CentredAtLoc
 from dlg.distributions.utils import Number, broadcast_all
 from dlg.errors import DlgValueError
 from dlg.frontend import engine
@@ -23,7 +23,7 @@ from dlg.frontend.tensor import Tensor
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
-class _LocScale(Distribution):
+class _LocScale(_CentredAtLoc):
     """A family with a location and a scale of one broadcast shape (Normal, Laplace)."""
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
@@ -43,14 +43,6 @@ class _LocScale(Distribution):
         Distribution.__init__(new, shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
 
 class Normal(_LocScale):

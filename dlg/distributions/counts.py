@@ -13,9 +13,8 @@ import numpy as np
 
 from dlg.distributions import constraints
 from dlg.distributions.base import Distribution
-from dlg.distributions.discrete import Categorical, _one_of
-from dlg.distributions.utils import (Number, broadcast_all, is_traced, lazy_property,
-                                     logits_to_probs, probs_to_logits)
+from dlg.distributions.discrete import Categorical, _BinaryParams, _CategoricalBacked
+from dlg.distributions.utils import Number, broadcast_all, is_traced
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend import functional as F
@@ -70,33 +69,6 @@ class Poisson(Distribution):
             self._validate_sample(value)
         rate, value = broadcast_all(self.rate, value.to(self.rate.dtype))
         return F.xlogy(value, rate) - rate - (value + 1).lgamma()
-
-
-class _BinaryParams(Distribution):
-    """probs or logits (exactly one, the other computed when read), as Bernoulli's."""
-
-    def _set_param(self, probs: Any, logits: Any, *others: Any) -> tuple[Tensor, ...]:
-        _one_of(probs, logits)
-        given = probs if probs is not None else logits
-        param, *rest = broadcast_all(given, *others)
-        if probs is not None:
-            self.probs = param
-        else:
-            self.logits = param
-        self._param = param
-        return tuple(rest)
-
-    @lazy_property
-    def logits(self) -> Tensor:
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self) -> Tensor:
-        return logits_to_probs(self.logits, is_binary=True)
-
-    @property
-    def param_shape(self) -> Size:
-        return self._param.size()
 
 
 class Binomial(_BinaryParams):
@@ -175,9 +147,7 @@ class Geometric(_BinaryParams):
     def __init__(self, probs: Any = None, logits: Any = None,
                  validate_args: bool | None = None):
         self._set_param(probs, logits)
-        given = probs if probs is not None else logits
-        super().__init__(Size() if isinstance(given, Number) else self._param.size(),
-                         validate_args=validate_args)
+        super().__init__(self._param_batch_shape(probs, logits), validate_args=validate_args)
         if self._validate_args and probs is not None and not is_traced(self.probs) \
                 and not (self.probs > 0).all().item():
             raise DlgValueError(f"Expected parameter probs ({type(self.probs).__name__} of "
@@ -222,7 +192,7 @@ class Geometric(_BinaryParams):
                                                   reduction="none") / self.probs
 
 
-class Multinomial(Distribution):
+class Multinomial(_CategoricalBacked):
     """Counts over the categories of `probs` (or `logits`) in `total_count` draws."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
@@ -237,29 +207,13 @@ class Multinomial(Distribution):
                          validate_args=validate_args)
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
-        new = self._get_checked_instance(Multinomial, _instance)
+        new = self._expand_categorical(Multinomial, batch_shape, _instance)
         new.total_count = self.total_count
-        new._categorical = self._categorical.expand(batch_shape)
-        Distribution.__init__(new, new._categorical.batch_shape, self._event_shape,
-                              validate_args=False)
-        new._validate_args = self._validate_args
         return new
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self) -> constraints.Constraint:
         return constraints.multinomial(self.total_count)
-
-    @property
-    def logits(self) -> Tensor:
-        return self._categorical.logits
-
-    @property
-    def probs(self) -> Tensor:
-        return self._categorical.probs
-
-    @property
-    def param_shape(self) -> Size:
-        return self._categorical.param_shape
 
     @property
     def mean(self) -> Tensor:

@@ -25,36 +25,28 @@ def _one_of(probs: Any, logits: Any) -> None:
                             engine.caller_span())
 
 
-class Bernoulli(Distribution):
-    """1 with probability `probs` (or sigmoid(`logits`)), else 0."""
+class _BinaryParams(Distribution):
+    """probs or logits (exactly one, the other computed when read), as Bernoulli's: the base
+    of every distribution parametrised by one success probability (Binomial, Geometric,
+    LogitRelaxedBernoulli), so the two views convert in one place."""
 
-    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
-    support = constraints.boolean
-    has_enumerate_support = True
-
-    def __init__(self, probs: Any = None, logits: Any = None,
-                 validate_args: bool | None = None):
+    def _set_param(self, probs: Any, logits: Any, *others: Any) -> tuple[Tensor, ...]:
+        """Keeps the given one of probs/logits (as `_param`), broadcast with `others`, which
+        are returned."""
         _one_of(probs, logits)
         given = probs if probs is not None else logits
-        (param,) = broadcast_all(given)
+        param, *rest = broadcast_all(given, *others)
         if probs is not None:
             self.probs = param
         else:
             self.logits = param
         self._param = param
-        super().__init__(Size() if isinstance(given, Number) else param.size(),
-                         validate_args=validate_args)
+        return tuple(rest)
 
-    def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
-        new = self._get_checked_instance(Bernoulli, _instance)
-        shape = self._expand_to(batch_shape)
-        if "probs" in self.__dict__:
-            new.probs = new._param = self.probs.expand(shape)
-        if "logits" in self.__dict__:
-            new.logits = new._param = self.logits.expand(shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+    def _param_batch_shape(self, probs: Any, logits: Any) -> Size:
+        """torch's batch shape for a single parameter: () when it was a Python number."""
+        given = probs if probs is not None else logits
+        return Size() if isinstance(given, Number) else self._param.size()
 
     @lazy_property
     def logits(self) -> Tensor:
@@ -67,6 +59,30 @@ class Bernoulli(Distribution):
     @property
     def param_shape(self) -> Size:
         return self._param.size()
+
+
+class Bernoulli(_BinaryParams):
+    """1 with probability `probs` (or sigmoid(`logits`)), else 0."""
+
+    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    support = constraints.boolean
+    has_enumerate_support = True
+
+    def __init__(self, probs: Any = None, logits: Any = None,
+                 validate_args: bool | None = None):
+        self._set_param(probs, logits)
+        super().__init__(self._param_batch_shape(probs, logits), validate_args=validate_args)
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
+        new = self._get_checked_instance(Bernoulli, _instance)
+        shape = self._expand_to(batch_shape)
+        if "probs" in self.__dict__:
+            new.probs = new._param = self.probs.expand(shape)
+        if "logits" in self.__dict__:
+            new.logits = new._param = self.logits.expand(shape)
+        Distribution.__init__(new, shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     @property
     def mean(self) -> Tensor:
@@ -196,7 +212,37 @@ class Categorical(Distribution):
         return values.expand((-1,) + tuple(self._batch_shape)) if expand else values
 
 
-class OneHotCategorical(Distribution):
+class _CategoricalBacked(Distribution):
+    """A distribution built on a `Categorical` kept as `_categorical` (OneHotCategorical,
+    Multinomial, ExpRelaxedCategorical): its probs, logits and param_shape are the
+    categorical's, and expanding it expands the categorical."""
+
+    _categorical: Categorical
+
+    def _expand_categorical(self, cls: type, batch_shape: Any, _instance: Any) -> Any:
+        """expand's common body: a `cls` over the expanded categorical, same event shape;
+        the caller copies its other attributes."""
+        new = self._get_checked_instance(cls, _instance)
+        new._categorical = self._categorical.expand(batch_shape)
+        Distribution.__init__(new, new._categorical.batch_shape, self._event_shape,
+                              validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def logits(self) -> Tensor:
+        return self._categorical.logits
+
+    @property
+    def probs(self) -> Tensor:
+        return self._categorical.probs
+
+    @property
+    def param_shape(self) -> Size:
+        return self._categorical.param_shape
+
+
+class OneHotCategorical(_CategoricalBacked):
     """A Categorical whose samples are one-hot vectors of its `K` categories (the event)."""
 
     arg_constraints = {"probs": constraints.simplex,
@@ -212,28 +258,11 @@ class OneHotCategorical(Distribution):
                          validate_args=validate_args)
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
-        new = self._get_checked_instance(OneHotCategorical, _instance)
-        new._categorical = self._categorical.expand(batch_shape)
-        Distribution.__init__(new, new._categorical.batch_shape, self._event_shape,
-                              validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_categorical(OneHotCategorical, batch_shape, _instance)
 
     @property
     def _param(self) -> Tensor:
         return self._categorical._param
-
-    @property
-    def probs(self) -> Tensor:
-        return self._categorical.probs
-
-    @property
-    def logits(self) -> Tensor:
-        return self._categorical.logits
-
-    @property
-    def param_shape(self) -> Size:
-        return self._categorical.param_shape
 
     @property
     def mean(self) -> Tensor:

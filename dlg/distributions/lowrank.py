@@ -12,6 +12,7 @@ from typing import Any
 
 from dlg.distributions import constraints
 from dlg.distributions.base import Distribution
+from dlg.distributions.multivariate import _VectorNormal
 from dlg.distributions.triangular import cholesky, identity_like, mahalanobis, solve_lower
 from dlg.errors import DlgShapeError
 from dlg.frontend import engine
@@ -27,12 +28,10 @@ def _capacitance_tril(w: Tensor, d: Tensor) -> Tensor:
     return cholesky(k + identity_like(k))
 
 
-class LowRankMultivariateNormal(Distribution):
+class LowRankMultivariateNormal(_VectorNormal):
     arg_constraints = {"loc": constraints.real_vector,
                        "cov_factor": constraints.independent(constraints.real, 2),
                        "cov_diag": constraints.independent(constraints.positive, 1)}
-    support = constraints.real_vector
-    has_rsample = True
 
     def __init__(self, loc: Tensor, cov_factor: Tensor, cov_diag: Tensor,
                  validate_args: bool | None = None):
@@ -65,17 +64,6 @@ class LowRankMultivariateNormal(Distribution):
         new._unbroadcasted_cov_diag = self._unbroadcasted_cov_diag
         new._capacitance_tril = self._capacitance_tril
         return new
-
-    def _matrix_shape(self) -> tuple[int, ...]:
-        return tuple(self._batch_shape) + tuple(self._event_shape) * 2
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
     @lazy_property
     def variance(self) -> Tensor:

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from dlg.distributions import constraints
-from dlg.distributions.base import Distribution
+from dlg.distributions.base import Distribution, _CentredAtLoc
 from dlg.distributions.triangular import (cholesky, identity_like, mahalanobis,
                                           solve_lower)
 from dlg.distributions.utils import broadcast_shapes, lazy_property
@@ -26,7 +26,18 @@ def _precision_to_scale_tril(precision: Tensor) -> Tensor:
     return solve_lower(inverse_lower, identity_like(inverse_lower))
 
 
-class MultivariateNormal(Distribution):
+class _VectorNormal(_CentredAtLoc):
+    """A Gaussian over the last dim of `loc` (MultivariateNormal, LowRankMultivariateNormal),
+    whose matrix views (scale_tril, covariance, precision) are shaped batch + (n, n)."""
+
+    support = constraints.real_vector
+    has_rsample = True
+
+    def _matrix_shape(self) -> tuple[int, ...]:
+        return tuple(self._batch_shape) + tuple(self._event_shape) * 2
+
+
+class MultivariateNormal(_VectorNormal):
     """N(loc, Sigma) over the last dim of `loc`; exactly one of covariance_matrix,
     precision_matrix, scale_tril (lower-triangular, positive diagonal) gives Sigma."""
 
@@ -34,8 +45,6 @@ class MultivariateNormal(Distribution):
                        "covariance_matrix": constraints.positive_definite,
                        "precision_matrix": constraints.positive_definite,
                        "scale_tril": constraints.lower_cholesky}
-    support = constraints.real_vector
-    has_rsample = True
 
     def __init__(self, loc: Tensor, covariance_matrix: Tensor | None = None,
                  precision_matrix: Tensor | None = None, scale_tril: Tensor | None = None,
@@ -83,9 +92,6 @@ class MultivariateNormal(Distribution):
         new._validate_args = self._validate_args
         return new
 
-    def _matrix_shape(self) -> tuple[int, ...]:
-        return tuple(self._batch_shape) + tuple(self._event_shape) * 2
-
     @lazy_property
     def scale_tril(self) -> Tensor:
         return self._unbroadcasted_scale_tril.expand(self._matrix_shape())
@@ -100,14 +106,6 @@ class MultivariateNormal(Distribution):
         inverse = solve_lower(self._unbroadcasted_scale_tril,
                               identity_like(self._unbroadcasted_scale_tril))
         return (inverse.mT @ inverse).expand(self._matrix_shape())
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
     @property
     def variance(self) -> Tensor:

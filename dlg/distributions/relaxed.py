@@ -9,13 +9,11 @@ from typing import Any
 
 from dlg.distributions import constraints
 from dlg.distributions.base import Distribution
-from dlg.distributions.counts import _BinaryParams
-from dlg.distributions.discrete import Categorical
+from dlg.distributions.discrete import Categorical, _BinaryParams, _CategoricalBacked
 from dlg.distributions.transformed import TransformedDistribution
 from dlg.distributions.transforms import ExpTransform, SigmoidTransform
-from dlg.distributions.utils import Number, broadcast_all, clamp_probs
+from dlg.distributions.utils import broadcast_all, clamp_probs
 from dlg.frontend import functional as F
-from dlg.frontend.size import Size
 from dlg.frontend.tensor import Tensor
 
 
@@ -34,9 +32,7 @@ class LogitRelaxedBernoulli(_BinaryParams):
                  validate_args: bool | None = None):
         self._set_param(probs, logits)
         self.temperature = _as_tensor(temperature, self._param)
-        given = probs if probs is not None else logits
-        super().__init__(Size() if isinstance(given, Number) else self._param.size(),
-                         validate_args=validate_args)
+        super().__init__(self._param_batch_shape(probs, logits), validate_args=validate_args)
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
         new = self._expand_params(LogitRelaxedBernoulli, batch_shape, _instance,
@@ -60,21 +56,11 @@ class LogitRelaxedBernoulli(_BinaryParams):
         return self.temperature.log() + diff - 2 * F.log1p(diff.exp())
 
 
-class RelaxedBernoulli(TransformedDistribution):
-    """A relaxed coin in (0, 1): sigmoid of LogitRelaxedBernoulli."""
+class _Relaxed(TransformedDistribution):
+    """A relaxation as a transform of its log/logit form (`base_dist`, which holds the
+    parameters): temperature, logits and probs are read from there."""
 
-    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
-    support = constraints.unit_interval  # type: ignore[assignment]
     has_rsample = True  # type: ignore[assignment]
-
-    def __init__(self, temperature: Any, probs: Any = None, logits: Any = None,
-                 validate_args: bool | None = None):
-        super().__init__(LogitRelaxedBernoulli(temperature, probs, logits), SigmoidTransform(),
-                         validate_args=validate_args)
-
-    def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
-        return super().expand(batch_shape,
-                              self._get_checked_instance(RelaxedBernoulli, _instance))
 
     @property
     def temperature(self) -> Tensor:
@@ -89,7 +75,23 @@ class RelaxedBernoulli(TransformedDistribution):
         return self.base_dist.probs
 
 
-class ExpRelaxedCategorical(Distribution):
+class RelaxedBernoulli(_Relaxed):
+    """A relaxed coin in (0, 1): sigmoid of LogitRelaxedBernoulli."""
+
+    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    support = constraints.unit_interval  # type: ignore[assignment]
+
+    def __init__(self, temperature: Any, probs: Any = None, logits: Any = None,
+                 validate_args: bool | None = None):
+        super().__init__(LogitRelaxedBernoulli(temperature, probs, logits), SigmoidTransform(),
+                         validate_args=validate_args)
+
+    def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
+        return super().expand(batch_shape,
+                              self._get_checked_instance(RelaxedBernoulli, _instance))
+
+
+class ExpRelaxedCategorical(_CategoricalBacked):
     """The log of a RelaxedOneHotCategorical: log_softmax((logits + Gumbel) / temperature)."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
@@ -104,25 +106,9 @@ class ExpRelaxedCategorical(Distribution):
                          validate_args=validate_args)
 
     def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
-        new = self._get_checked_instance(ExpRelaxedCategorical, _instance)
+        new = self._expand_categorical(ExpRelaxedCategorical, batch_shape, _instance)
         new.temperature = self.temperature
-        new._categorical = self._categorical.expand(batch_shape)
-        Distribution.__init__(new, new._categorical.batch_shape, self._event_shape,
-                              validate_args=False)
-        new._validate_args = self._validate_args
         return new
-
-    @property
-    def param_shape(self) -> Size:
-        return self._categorical.param_shape
-
-    @property
-    def logits(self) -> Tensor:
-        return self._categorical.logits
-
-    @property
-    def probs(self) -> Tensor:
-        return self._categorical.probs
 
     def rsample(self, sample_shape: Any = ()) -> Tensor:
         shape = tuple(self._extended_shape(sample_shape))
@@ -143,13 +129,12 @@ class ExpRelaxedCategorical(Distribution):
         return score + log_scale
 
 
-class RelaxedOneHotCategorical(TransformedDistribution):
+class RelaxedOneHotCategorical(_Relaxed):
     """A relaxed one-hot vector on the simplex (Gumbel-softmax): exp of
     ExpRelaxedCategorical."""
 
     arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
     support = constraints.simplex  # type: ignore[assignment]
-    has_rsample = True  # type: ignore[assignment]
 
     def __init__(self, temperature: Any, probs: Tensor | None = None,
                  logits: Tensor | None = None, validate_args: bool | None = None):
@@ -160,18 +145,6 @@ class RelaxedOneHotCategorical(TransformedDistribution):
     def expand(self, batch_shape: Any, _instance: Any = None) -> Distribution:
         return super().expand(
             batch_shape, self._get_checked_instance(RelaxedOneHotCategorical, _instance))
-
-    @property
-    def temperature(self) -> Tensor:
-        return self.base_dist.temperature
-
-    @property
-    def logits(self) -> Tensor:
-        return self.base_dist.logits
-
-    @property
-    def probs(self) -> Tensor:
-        return self.base_dist.probs
 
 
 __all__ = ["ExpRelaxedCategorical", "LogitRelaxedBernoulli", "RelaxedBernoulli",
