@@ -164,20 +164,30 @@ class Identity(BasePruningMethod):
         return super().apply(module, name)
 
 
-class RandomUnstructured(BasePruningMethod):
-    """`amount` entries chosen at random."""
+class _UnstructuredAmount(BasePruningMethod):
+    """Prunes `amount` single entries; a subclass chooses which (`_pruned_entries`)."""
 
     def __init__(self, amount: float):
         _check_amount(amount)
         self.amount = amount
 
+    def _pruned_entries(self, t: Tensor, k: int) -> Tensor:
+        """The flat positions in `t` of the `k` entries to prune."""
+        raise NotImplementedError(f"{type(self).__name__} must define _pruned_entries")
+
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
         k = _count(self.amount, t.numel())
         mask = default_mask.clone()
         if k:
-            drop = call("rand_like", t).reshape(-1).topk(k).indices
-            mask = _zeroed(mask, drop)
+            mask = _zeroed(mask, self._pruned_entries(t, k))
         return mask
+
+
+class RandomUnstructured(_UnstructuredAmount):
+    """`amount` entries chosen at random."""
+
+    def _pruned_entries(self, t: Tensor, k: int) -> Tensor:
+        return call("rand_like", t).reshape(-1).topk(k).indices
 
     @classmethod
     def apply(cls, module: Module, name: str, amount: float  # type: ignore[override]
@@ -185,19 +195,11 @@ class RandomUnstructured(BasePruningMethod):
         return super().apply(module, name, amount=amount)
 
 
-class L1Unstructured(BasePruningMethod):
+class L1Unstructured(_UnstructuredAmount):
     """The `amount` entries of smallest absolute value."""
 
-    def __init__(self, amount: float):
-        _check_amount(amount)
-        self.amount = amount
-
-    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        k = _count(self.amount, t.numel())
-        mask = default_mask.clone()
-        if k:
-            mask = _zeroed(mask, t.abs().reshape(-1).topk(k, largest=False).indices)
-        return mask
+    def _pruned_entries(self, t: Tensor, k: int) -> Tensor:
+        return t.abs().reshape(-1).topk(k, largest=False).indices
 
     @classmethod
     def apply(cls, module: Module, name: str, amount: float,  # type: ignore[override]
@@ -205,8 +207,9 @@ class L1Unstructured(BasePruningMethod):
         return super().apply(module, name, amount=amount, importance_scores=importance_scores)
 
 
-class RandomStructured(BasePruningMethod):
-    """`amount` whole slices along `dim`, chosen at random."""
+class _StructuredAmount(BasePruningMethod):
+    """Prunes `amount` whole slices along `dim`; a subclass chooses which are kept
+    (`_kept_slices`)."""
 
     PRUNING_TYPE = "structured"
 
@@ -214,16 +217,25 @@ class RandomStructured(BasePruningMethod):
         _check_amount(amount)
         self.amount, self.dim = amount, dim
 
+    def _kept_slices(self, t: Tensor, dim: int, k: int) -> Tensor:
+        """The indices along `dim` of the slices kept when `k` of them are pruned."""
+        raise NotImplementedError(f"{type(self).__name__} must define _kept_slices")
+
     def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
         dim = _structured(t, self.dim)
-        size = t.shape[dim]
-        k = _count(self.amount, size)
+        k = _count(self.amount, t.shape[dim])
         if not k:
             return default_mask
-        prob = call("rand", size)
+        return _slices(t, dim, self._kept_slices(t, dim, k)) * default_mask.to(dtype=t.dtype)
+
+
+class RandomStructured(_StructuredAmount):
+    """`amount` whole slices along `dim`, chosen at random."""
+
+    def _kept_slices(self, t: Tensor, dim: int, k: int) -> Tensor:
+        prob = call("rand", t.shape[dim])
         threshold = prob.kthvalue(k).values
-        return _slices(t, dim, (prob > threshold).nonzero().reshape(-1)) * default_mask.to(
-            dtype=t.dtype)
+        return (prob > threshold).nonzero().reshape(-1)
 
     @classmethod
     def apply(cls, module: Module, name: str, amount: float,  # type: ignore[override]
@@ -231,24 +243,16 @@ class RandomStructured(BasePruningMethod):
         return super().apply(module, name, amount=amount, dim=dim)
 
 
-class LnStructured(BasePruningMethod):
+class LnStructured(_StructuredAmount):
     """The `amount` slices along `dim` of smallest n-norm."""
 
-    PRUNING_TYPE = "structured"
-
     def __init__(self, amount: float, n: Any, dim: int = -1):
-        _check_amount(amount)
-        self.amount, self.n, self.dim = amount, n, dim
+        super().__init__(amount, dim)
+        self.n = n
 
-    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        dim = _structured(t, self.dim)
-        size = t.shape[dim]
-        k = _count(self.amount, size)
-        if not k:
-            return default_mask
+    def _kept_slices(self, t: Tensor, dim: int, k: int) -> Tensor:
         norm = call("norm", t, self.n, [d for d in range(t.ndim) if d != dim])
-        kept = norm.topk(size - k, largest=True).indices
-        return _slices(t, dim, kept) * default_mask.to(dtype=t.dtype)
+        return norm.topk(t.shape[dim] - k, largest=True).indices
 
     @classmethod
     def apply(cls, module: Module, name: str, amount: float, n: Any,  # type: ignore[override]
