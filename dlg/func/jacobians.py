@@ -14,16 +14,8 @@ import numpy as np
 from dlg.errors import DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor, call
-from dlg.func.level import (
-    Argnums,
-    Level,
-    check_tensors,
-    release,
-    replaced,
-    run,
-    selected,
-    split_aux,
-)
+from dlg.func.level import (Argnums, Level, check_tensors, release, replaced, run, selected,
+                            split_aux)
 from dlg.func.pytree import flatten, unflatten
 from dlg.func.vmap import check_randomness
 

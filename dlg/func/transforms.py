@@ -14,17 +14,8 @@ from typing import Any
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor, call
-from dlg.func.level import (
-    Argnums,
-    Level,
-    check_like,
-    check_tensors,
-    release,
-    replaced,
-    run,
-    selected,
-    split_aux,
-)
+from dlg.func.level import (Argnums, Level, check_like, check_tensors, release, replaced, run,
+                            selected, split_aux)
 from dlg.func.pytree import flatten, unflatten
 
 __all__ = ["grad", "grad_and_value", "jvp", "vjp"]
