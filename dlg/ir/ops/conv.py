@@ -171,6 +171,9 @@ def conv_transpose(b, g, w, *, stride, padding, dilation, groups, output_padding
         return _phases(b, g, swapped, stride, pads, groups)
     for i, s in enumerate(stride):
         g = interleave_zeros(b, g, 2 + i, s)
+    if min(min(p) for p in pads) >= 0:  # conv pads: one copy where a pad per dim made one each
+        return b.conv(g, swapped, stride=(1,) * nd, padding=tuple(pads), dilation=dilation,
+                      groups=groups)
     for i, (lo, hi) in enumerate(pads):
         g = pad_or_crop(b, g, 2 + i, lo, hi)
     return b.conv(g, swapped, stride=(1,) * nd, padding=((0, 0),) * nd, dilation=dilation,
