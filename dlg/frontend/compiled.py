@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,13 @@ class OptimizedModule(Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         leaves: list[Any] = []
         spec = _flatten((args, kwargs), leaves)
+        for obj in _statics(spec):
+            if _holds(obj, lambda t: True):
+                raise DlgTypeError(
+                    f"{type(self._orig_mod).__name__} was given a {type(obj).__name__} holding "
+                    f"tensors in its attributes; compiled code would keep reading the first "
+                    f"call's tensors as constants. Pass them as arguments, or in a list, dict or "
+                    f"dataclass, which each call reads", caller_span())
         arrays = [x.numpy_view() if isinstance(x, Tensor) else np.asarray(x) for x in leaves]
         batch = batch_size(arrays)
         module = self._orig_mod
@@ -409,12 +417,17 @@ def _nests(old: Any, new: Any) -> bool:
         dataclasses.is_dataclass(old) and not isinstance(old, type) and type(old) is type(new))
 
 
-def _holds_traced(value: Any, inputs: set[int], depth: int = 4) -> bool:
-    """Whether an argument (its lists, dicts and objects' attributes, `depth` deep) holds a
-    traced tensor other than the inputs: the forward stored one there (a cache object's
-    update), which compiled code would never do."""
+def _holds_traced(value: Any, inputs: set[int]) -> bool:
+    """Whether an argument holds a traced tensor other than the inputs: the forward stored one
+    there (a cache object's update), which compiled code would never do."""
+    return _holds(value, lambda t: t.graph_value is not None and id(t) not in inputs)
+
+
+def _holds(value: Any, found: Callable[[Tensor], bool], depth: int = 4) -> bool:
+    """Whether a value (its lists, dicts and objects' attributes, `depth` deep, modules aside)
+    holds a tensor that is `found`."""
     if isinstance(value, Tensor):
-        return value.graph_value is not None and id(value) not in inputs
+        return found(value)
     if depth == 0 or isinstance(value, (Module, str, bytes, np.ndarray)):
         return False
     if isinstance(value, dict):
@@ -423,7 +436,7 @@ def _holds_traced(value: Any, inputs: set[int], depth: int = 4) -> bool:
         items = value
     else:
         items = getattr(value, "__dict__", {}).values()
-    return any(_holds_traced(v, inputs, depth - 1) for v in items)
+    return any(_holds(v, found, depth - 1) for v in items)
 
 
 def _unflatten(spec: Any, leaves: Any) -> Any:

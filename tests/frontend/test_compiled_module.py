@@ -390,6 +390,26 @@ class Appended(dlg.nn.Module):
         return x
 
 
+class Scaled(dlg.nn.Module):
+    def forward(self, x, extra):
+        return x * extra.scale
+
+
+class Holder:
+    def __init__(self, scale):
+        self.scale = scale
+
+
+def test_an_object_argument_holding_tensors_is_refused_not_read_as_constants():
+    """Its tensors would be the first call's constants in the trace, stale when the same object
+    later holds others; objects without tensors (options, None) pass."""
+    model = dlg.compile(Scaled())
+    holder = Holder(dlg.ones(3))
+    with pytest.raises(dlg.DlgTypeError, match="Holder holding tensors in its attributes"):
+        model(dlg.ones(2, 3), holder)
+    close(model(dlg.ones(2, 3), Holder(2.0)), torch.full((2, 3), 2.0))
+
+
 def test_attributes_a_hook_sets_while_traced_are_put_back():
     """weight_norm's pre-hook sets `module.weight` before each forward; compiling the module
     leaves the eager tensor there, not the trace's symbolic one."""
