@@ -1,13 +1,14 @@
 """Lowering rules, keyed by `OpDef`: the value of an op's output at an index vector, as a
 kernel-IR expression over its inputs' values (an elementwise primitive is itself the scalar op,
-movement ops are index arithmetic, reductions and contractions are `Reduce`s); and the scatter
-kernels (ops that add into a zeroed output: scatter_add and the pooling gradients)."""
+movement ops are index arithmetic, reductions and contractions are `Reduce`s); and the kernels
+that write their output by position (`SCATTERS`: scatters, the pooling gradients, sorts and
+scans)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -571,8 +572,8 @@ def _zeroed(node: Node, out: str, adds: Stmt) -> list[Stmt]:
 
 
 def _inside(src: list[Expr], guard: Expr | None) -> list[Expr]:
-    """A window's positions where `guard` holds, else 0: a store's index that stays in the
-    buffer (the value stored there is then zero or the store a max that is never chosen)."""
+    """A window's positions where `guard` holds, else position 0: an index that stays inside
+    the buffer for a padded position, whose store adds zero (avg) or is never chosen (max)."""
     if guard is None:
         return src
     return [Op(I64, SELECT, (guard, i, ix.ZERO)) for i in src]

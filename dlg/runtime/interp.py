@@ -112,8 +112,9 @@ class Program:
     that need a ctx (random, scans)."""
 
     def __init__(self, steps: list[tuple[Any, ...]], slots: int, arity: int,
-                 outputs: list[int]):
+                 outputs: list[int], ops: frozenset[OpDef]):
         self.steps = steps
+        self.ops = ops  # the primitives it runs (what a compile of the graph would lower)
         self.blank = [None] * (slots - arity)  # the slots the steps fill
         self.outputs = outputs
 
@@ -149,7 +150,8 @@ class Program:
             ref = _transposed_view if op is TRANSPOSE and node.out not in results else op.ref
             steps.append((ref, op.name, ins, attrs, tuple(slots[v] for v in node.outs),
                           node.span))
-        return cls(steps, len(slots), len(flat.inputs), [slots[v] for _, v in flat.outputs])
+        return cls(steps, len(slots), len(flat.inputs), [slots[v] for _, v in flat.outputs],
+                   frozenset(node.op for node in flat if node.id in live))
 
     def run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         values: list[Any] = [*args, *self.blank]
