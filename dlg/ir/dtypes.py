@@ -18,6 +18,9 @@ class DType(Enum):
     i32 = "i32"
     i64 = "i64"
     bool = "bool"
+    u8 = "u8"  # PyTorch's small integers: images' bytes, quantised weights, audio samples
+    i8 = "i8"
+    i16 = "i16"
 
     # members are singletons, equal only to themselves: C's identity hash, not Enum's Python
     # hash of the name, which every dict keyed by dtypes or types paid (the eager front ~20 per op)
@@ -33,7 +36,12 @@ class DType(Enum):
 
     @property
     def is_int(self) -> bool:
-        return self in (DType.i32, DType.i64)
+        return self in _INTS
+
+    @property
+    def is_unsigned(self) -> bool:
+        """uint8's: wraps modulo 256, compares, divides and widens without a sign."""
+        return self is DType.u8
 
     # PyTorch's dtype attributes
     @property
@@ -46,7 +54,7 @@ class DType(Enum):
 
     @property
     def is_signed(self) -> bool:
-        return self is not DType.bool
+        return self is not DType.bool and self is not DType.u8
 
     @property
     def itemsize(self) -> int:
@@ -80,8 +88,24 @@ _NUMPY = {
     DType.i32: np.dtype(np.int32),
     DType.i64: np.dtype(np.int64),
     DType.bool: np.dtype(np.bool_),
+    DType.u8: np.dtype(np.uint8),
+    DType.i8: np.dtype(np.int8),
+    DType.i16: np.dtype(np.int16),
 }
 _FROM_NUMPY = {v: k for k, v in _NUMPY.items()}
+_INTS = frozenset({DType.u8, DType.i8, DType.i16, DType.i32, DType.i64})
+
+# PyTorch's promotion lattice (torch.promote_types): bool < the ints < the floats, each kind by
+# width; uint8 with int8 meet at int16, the one pair neither of which holds the other
+PROMOTION_ORDER = (DType.bool, DType.u8, DType.i8, DType.i16, DType.i32, DType.i64, DType.f16,
+                   DType.f32, DType.f64)
+
+
+def promote_types(a: DType, b: DType) -> DType:
+    """The smallest dtype that holds both a's and b's values (a float for a float and an int)."""
+    if {a, b} == {DType.u8, DType.i8}:
+        return DType.i16
+    return max(a, b, key=PROMOTION_ORDER.index)
 
 
 
@@ -101,4 +125,5 @@ class AbsentDType:
 bfloat16 = AbsentDType("bfloat16")
 
 f16, f32, f64, i32, i64 = DType.f16, DType.f32, DType.f64, DType.i32, DType.i64
+u8, i8, i16 = DType.u8, DType.i8, DType.i16
 boolean = DType.bool
