@@ -21,6 +21,8 @@ class DType(Enum):
     u8 = "u8"  # PyTorch's small integers: images' bytes, quantised weights, audio samples
     i8 = "i8"
     i16 = "i16"
+    c64 = "c64"  # complex64 (torch.cfloat): float32 real and imaginary parts
+    c128 = "c128"  # complex128 (torch.cdouble)
 
     # members are singletons, equal only to themselves: C's identity hash, not Enum's Python
     # hash of the name, which every dict keyed by dtypes or types paid (the eager front ~20 per op)
@@ -50,7 +52,23 @@ class DType(Enum):
 
     @property
     def is_complex(self) -> bool:
-        return False
+        return self is DType.c64 or self is DType.c128
+
+    @property
+    def is_inexact(self) -> bool:
+        """Float or complex: the dtypes that carry gradients."""
+        return self.is_float or self.is_complex
+
+    @property
+    def real(self) -> DType:
+        """A complex dtype's part dtype (complex64 -> float32); others are their own."""
+        return _PART.get(self, self)
+
+    @property
+    def to_complex(self) -> DType:
+        """The complex dtype with this float's parts (float64 -> complex128; float16 and
+        float32 -> complex64, as torch promotes them with complex64)."""
+        return DType.c128 if self in (DType.f64, DType.c128) else DType.c64
 
     @property
     def is_signed(self) -> bool:
@@ -91,20 +109,26 @@ _NUMPY = {
     DType.u8: np.dtype(np.uint8),
     DType.i8: np.dtype(np.int8),
     DType.i16: np.dtype(np.int16),
+    DType.c64: np.dtype(np.complex64),
+    DType.c128: np.dtype(np.complex128),
 }
 _FROM_NUMPY = {v: k for k, v in _NUMPY.items()}
 _INTS = frozenset({DType.u8, DType.i8, DType.i16, DType.i32, DType.i64})
+_PART = {DType.c64: DType.f32, DType.c128: DType.f64}
 
 # PyTorch's promotion lattice (torch.promote_types): bool < the ints < the floats, each kind by
 # width; uint8 with int8 meet at int16, the one pair neither of which holds the other
 PROMOTION_ORDER = (DType.bool, DType.u8, DType.i8, DType.i16, DType.i32, DType.i64, DType.f16,
-                   DType.f32, DType.f64)
+                   DType.f32, DType.f64, DType.c64, DType.c128)
 
 
 def promote_types(a: DType, b: DType) -> DType:
     """The smallest dtype that holds both a's and b's values (a float for a float and an int)."""
     if {a, b} == {DType.u8, DType.i8}:
         return DType.i16
+    if a.is_complex or b.is_complex:  # float64 with complex64 meet at complex128
+        parts = [d.real for d in (a, b) if d.is_inexact]
+        return max(parts, key=PROMOTION_ORDER.index).to_complex
     return max(a, b, key=PROMOTION_ORDER.index)
 
 
