@@ -43,12 +43,12 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
         # a seed requiring grad is part of the gradients' graph (torch's gradgradcheck and
         # double-vjp differentiate through it): d sum <out, seed> / d inputs, the sum recorded
         total = sum((out if s is None else (out * s).sum() for out, s in zip(outs, seeds)),
-                    Tensor.of(np.zeros((), outs[0].type.dtype.np)))
+                    Tensor.of(np.zeros((), outs[0].tensor_type.dtype.np)))
         return grad(total, inputs, None, retain_graph, create_graph, allow_unused,
                     materialize_grads)
     roots = []
     for out, seed in zip(outs, seeds):
-        array = None if seed is None else np.asarray(seed, out.type.dtype.np)
+        array = None if seed is None else np.asarray(seed, out.tensor_type.dtype.np)
         autograd.check_root(out, array, "grad()")
         roots.append((out, array))
     wanted = autograd.requiring_grad("grad()", ins)
@@ -63,7 +63,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
             raise DlgValueError("grad(): one of the inputs was not used to compute the "
                                 "outputs (pass allow_unused=True)", caller_span())
         if value is None and materialize_grads:
-            value = np.zeros(t.type.shape, t.type.dtype.np)
+            value = np.zeros(t.tensor_type.shape, t.tensor_type.dtype.np)
         results.append(None if value is None else value if isinstance(value, Tensor)
                        else Tensor.of(value))
     return tuple(results)

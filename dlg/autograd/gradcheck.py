@@ -66,9 +66,9 @@ def _analytical(outputs: list[Tensor], wanted: list[Tensor]) -> list[list[np.nda
     jacobians = []
     for out in outputs:
         rows: list[list[np.ndarray]] = [[] for _ in wanted]
-        differentiable = out.requires_grad and out.type.dtype.is_float
+        differentiable = out.requires_grad and out.tensor_type.dtype.is_float
         for k in range(out.numel() if differentiable else 0):
-            seed = np.zeros(out.type.shape, out.type.dtype.np)
+            seed = np.zeros(out.tensor_type.shape, out.tensor_type.dtype.np)
             seed.reshape(-1)[k] = 1
             gradients = grad([out], wanted, [seed], allow_unused=True)
             for row, t, g in zip(rows, wanted, gradients):
@@ -97,7 +97,7 @@ def gradcheck(func: Callable[..., Any], inputs: Any, *, eps: float = 1e-6, atol:
         raise DlgValueError("gradcheck expects at least one input tensor to require gradient, "
                             "but none of them have requires_grad=True.", caller_span())
     for i in index:
-        if inputs[i].type.dtype is not DType.f64:
+        if inputs[i].tensor_type.dtype is not DType.f64:
             warnings.warn(f"Input #{i} requires gradient and is not a double precision floating "
                           "point. This check will likely fail if all the inputs are not of "
                           "double precision floating point.", stacklevel=2)
@@ -142,7 +142,7 @@ def gradgradcheck(func: Callable[..., Any], inputs: Any, grad_outputs: Any = Non
         outputs = [o for o in _outputs(func, inputs) if o.requires_grad]
     if grad_outputs is None:
         rng = engine.rng()
-        grad_outputs = tuple(Tensor.of(rng.standard_normal(o.type.shape).astype(o.type.dtype.np),
+        grad_outputs = tuple(Tensor.of(rng.standard_normal(o.tensor_type.shape).astype(o.tensor_type.dtype.np),
                                     requires_grad=True) for o in outputs)
     grad_outputs = _tuple(grad_outputs)
     n = len(inputs)

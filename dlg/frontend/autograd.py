@@ -172,9 +172,9 @@ def check_root(root: Tensor, seed: np.ndarray | None, what: str) -> None:
         raise DlgValueError(f"{what}: the tensor does not require grad and has no grad_fn "
                             "(was it computed under no_grad, or from tensors without "
                             "requires_grad=True?)", caller_span())
-    if seed is None and root.type.rank != 0:
+    if seed is None and root.tensor_type.rank != 0:
         raise DlgValueError(f"{what}: grad can be implicitly created only for scalar "
-                            f"outputs; this one is {root.type} (pass the gradient)",
+                            f"outputs; this one is {root.tensor_type} (pass the gradient)",
                             caller_span())
 
 
@@ -258,7 +258,7 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
             name = f"t{leaves}"
             leaves += 1
             feeds[name] = t.numpy_view()
-            entries.append((t.type, k in wanted))
+            entries.append((t.tensor_type, k in wanted))
         else:
             call = first_of_call.setdefault(r.call, i)
             if call == i:
@@ -271,12 +271,12 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
             if k not in wanted:
                 continue
             name = f"r{i}"
-            feeds[name] = np.zeros(t.type.shape, t.type.dtype.np)
+            feeds[name] = np.zeros(t.tensor_type.shape, t.tensor_type.dtype.np)
         if k in wanted:
             names[name] = k
     for n, (root, seed) in enumerate(roots):
         if seed is not None:
-            feeds[f"seed{n}"] = np.asarray(seed, root.type.dtype.np)
+            feeds[f"seed{n}"] = np.asarray(seed, root.tensor_type.dtype.np)
     signature: Any = (tuple((position[key(r, r.record)], s is not None) for r, s in roots),
                       *entries)
     try:
@@ -301,7 +301,7 @@ def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
     for i, (t, r) in enumerate(order):
         k = key(t, r)
         if r is None:
-            node_of[k] = b.input(f"t{leaves}", t.type)
+            node_of[k] = b.input(f"t{leaves}", t.tensor_type)
             if id(t) in cut:
                 node_of[key(t, t.record)] = node_of[k]
             leaves += 1
@@ -316,12 +316,12 @@ def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
             emitted[r.call] = out if isinstance(out, tuple) else (out,)
         node_of[k] = emitted[r.call][r.index]
         if k in wanted:
-            node_of[k] = b.add(node_of[k], b.input(f"r{i}", t.type))
+            node_of[k] = b.add(node_of[k], b.input(f"r{i}", t.tensor_type))
     loss = None
     for n, (root, seed) in enumerate(roots):
         out = node_of[key(root, root.record)]
         if seed is not None:
-            out = b.reduce_sum(b.mul(out, b.input(f"seed{n}", root.type)))
+            out = b.reduce_sum(b.mul(out, b.input(f"seed{n}", root.tensor_type)))
         loss = out if loss is None else b.add(loss, out)
     g.set_output("loss", loss)
     return grad_graph(g, "loss", wrt=wrt)

@@ -245,7 +245,7 @@ def _recorded(entry: _Entry, wrt: tuple[str, ...], arrays: list[np.ndarray],
     call = _CompiledCall(graph.name, split, back, list(outs[:n_out]), list(outs[n_out:]),
                          inputs, named, sources)
     results = apply_op(PY_FUNCTION, *sources, fn=call)
-    return [r if keep else Tensor.result(r.numpy_view(), r.type, None)
+    return [r if keep else Tensor.result(r.numpy_view(), r.tensor_type, None)
             for r, keep in zip(results, split.differentiable)]
 
 
@@ -312,7 +312,7 @@ class _CompiledGradient:
         return f"compiled {self.call.name} backward"
 
     def infer(self, types: tuple[TensorType, ...]) -> list[TensorType]:
-        return [t.type for t in self.call.sources]
+        return [t.tensor_type for t in self.call.sources]
 
     def compute(self, arrays: tuple[np.ndarray, ...]) -> list[np.ndarray]:
         return self.call.gradients(arrays[:len(self.call.outs)])

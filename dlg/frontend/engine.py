@@ -264,7 +264,7 @@ class Tracer:
         outs = out if isinstance(out, tuple) else (out,)
         if name and all(getattr(o, "graph_value", None) is not None for o in outs):
             self.layer_calls.append(LayerCall(name, type(module).__name__,
-                                              tuple(o.type for o in outs)))
+                                              tuple(o.tensor_type for o in outs)))
 
 
     def dim_value(self, d: Sym) -> Value:
@@ -328,11 +328,11 @@ class Tracer:
         if id(t) not in self.values:
             if id(t) in self.names:
                 name, trainable = self.names[id(t)]
-                self.values[id(t)] = self.builder.param(name, t.type, trainable=trainable)
+                self.values[id(t)] = self.builder.param(name, t.tensor_type, trainable=trainable)
                 self.params[id(t)] = self.values[id(t)]
             else:
                 self.constants.append(t)
-                self.values[id(t)] = self.builder.constant(t.numpy_view(), t.type.dtype)
+                self.values[id(t)] = self.builder.constant(t.numpy_view(), t.tensor_type.dtype)
         return self.values[id(t)]
 
     def _still_the_leaf(self, param: Value, value: Value) -> Value:
@@ -417,7 +417,7 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     if tracer is not None and (any(tracer.owns(t) for t in inputs) or _symbolic(attrs)):
         # a parameter's op too (folding it would freeze it), and a constant's expand to N
         return _trace(op, inputs, attrs)
-    from_types = tuple(t.type for t in inputs)
+    from_types = tuple(t.tensor_type for t in inputs)
     try:
         checked = check_attrs(op, attrs) if attrs or op.attrs else {}
         types = infer(op, from_types, checked)

@@ -60,7 +60,7 @@ def check_memory_format(value: Any, x: Tensor | None = None) -> None:
                            f"dlg.channels_last, got {value!r}", engine.caller_span())
     rank = _RANK.get(value)
     if rank is not None and x is not None and x.ndim != rank:
-        raise DlgValueError(f"memory_format {value!r} needs a {rank}-d tensor, got {x.type}",
+        raise DlgValueError(f"memory_format {value!r} needs a {rank}-d tensor, got {x.tensor_type}",
                             engine.caller_span())
 
 

@@ -154,7 +154,7 @@ def _eager(cls: type[Function], args: tuple[Any, ...]) -> Any:
     results = apply_op(PY_FUNCTION, *(a for a in args if isinstance(a, Tensor)), fn=node)
     made = list(outs)
     for i, r in zip(positions, results):
-        made[i] = (Tensor.result(r.numpy_view(), r.type, None)
+        made[i] = (Tensor.result(r.numpy_view(), r.tensor_type, None)
                    if id(outs[i]) in ctx._non_differentiable else r)
     # a saved output is the recorded one (backward's use of it differentiates again)
     recorded = {id(outs[i]): made[i] for i in positions}
@@ -174,7 +174,7 @@ class _Forward(Rebindable):
         self.cls, self.ctx, self.args, self.positions = cls, ctx, args, positions
         self.n_outputs = len(outs)
         self.arrays = [outs[i].numpy_view() for i in positions]
-        self.types = [outs[i].type for i in positions]
+        self.types = [outs[i].tensor_type for i in positions]
 
     def __repr__(self) -> str:
         return f"{self.cls.__name__}.forward"
@@ -182,7 +182,7 @@ class _Forward(Rebindable):
     def tape_key(self) -> tuple[Any, ...]:
         return (self.cls, tuple(self.types), tuple(self.positions), self.n_outputs,
                 self.ctx.needs_input_grad,
-                tuple(a.type if isinstance(a, Tensor) else type(a) for a in self.args))
+                tuple(a.tensor_type if isinstance(a, Tensor) else type(a) for a in self.args))
 
     def template(self) -> _Forward:
         return copy.copy(self)
@@ -219,8 +219,8 @@ class _Backward:
         return f"{self.name}.backward"
 
     def infer(self, types: tuple[TensorType, ...]) -> list[TensorType]:
-        return [a.type for a in self.forward.args
-                if isinstance(a, Tensor) and a.type.dtype.is_float]
+        return [a.tensor_type for a in self.forward.args
+                if isinstance(a, Tensor) and a.tensor_type.dtype.is_float]
 
     def compute(self, arrays: tuple[np.ndarray, ...]) -> list[np.ndarray]:
         with no_grad():
@@ -246,11 +246,11 @@ class _Backward:
         result = f.cls.backward(f.ctx, *given)
         out = []
         for a, r in zip(f.args, _gradients(self.name, result, f.args)):
-            if not (isinstance(a, Tensor) and a.type.dtype.is_float):
+            if not (isinstance(a, Tensor) and a.tensor_type.dtype.is_float):
                 continue
             if r is None:
-                r = Tensor.of(np.zeros(a.type.shape, a.type.dtype.np))
-            out.append(_fit(self.name, r, a.type))
+                r = Tensor.of(np.zeros(a.tensor_type.shape, a.tensor_type.dtype.np))
+            out.append(_fit(self.name, r, a.tensor_type))
         return out
 
 
@@ -275,13 +275,13 @@ def _gradients(name: str, result: Any, args: tuple[Any, ...]) -> list[Any]:
 def _fit(name: str, g: Tensor, want: TensorType) -> Tensor:
     """A gradient in its input's shape and dtype: one of a shape the input broadcasts to is
     summed back (as torch's validate_outputs); any other shape is an error."""
-    if g.type.shape != want.shape:
-        _fit_check(name, g.type, want)
+    if g.tensor_type.shape != want.shape:
+        _fit_check(name, g.tensor_type, want)
         lead = g.ndim - want.rank
         axes = tuple(range(lead)) + tuple(lead + k for k, d in enumerate(want.shape)
-                                          if d == 1 and g.type.shape[lead + k] != 1)
+                                          if d == 1 and g.tensor_type.shape[lead + k] != 1)
         g = call("sum", g, axes, True).reshape(want.shape)
-    return g if g.type.dtype == want.dtype else g.to(want.dtype)
+    return g if g.tensor_type.dtype == want.dtype else g.to(want.dtype)
 
 
 # ---- traced: forward and backward become one custom_vjp node -----------------------------------
@@ -303,7 +303,7 @@ class _Body(Tracer):
         v = t.graph_value
         if v is not None and v.node < self.start or v is None and self.outer.owns(t) and not (
                 super().owns(t)):
-            raise DlgValueError(f"{self.graph.name} reads a traced tensor ({t.type}) that "
+            raise DlgValueError(f"{self.graph.name} reads a traced tensor ({t.tensor_type}) that "
                                 f"{self.hint}", caller_span())
         return super().value_of(t)
 
@@ -315,7 +315,7 @@ def _traced(cls: type[Function], tracer: Tracer, args: tuple[Any, ...]) -> Any:
     for k, a in enumerate(args):
         if isinstance(a, Tensor):
             inputs.append(tracer.value_of(a))
-            a = Tensor.traced(fwd.builder.input(f"in{k}", a.type), a.type)
+            a = Tensor.traced(fwd.builder.input(f"in{k}", a.tensor_type), a.tensor_type)
         inner.append(a)
     ctx = FunctionCtx(tuple(isinstance(a, Tensor) and a.dtype.is_float for a in args))
     with tracing(fwd):
@@ -327,26 +327,26 @@ def _traced(cls: type[Function], tracer: Tracer, args: tuple[Any, ...]) -> Any:
 
     bwd = _Body(f"{name}.backward", fwd, "was not saved: save it with ctx.save_for_backward")
     b = bwd.builder
-    kept = iter([Tensor.traced(b.input(f"saved{k}", t.type), t.type)
+    kept = iter([Tensor.traced(b.input(f"saved{k}", t.tensor_type), t.tensor_type)
                  for k, t in enumerate(saved)])
     ctx._saved = tuple(None if t is None else next(kept) for t in ctx._saved)
     given: list[Tensor | None] = [None] * len(outs)
     with tracing(bwd):
         for k, i in enumerate(positions):
-            given[i] = Tensor.traced(b.input(f"grad{k}", outs[i].type), outs[i].type)
+            given[i] = Tensor.traced(b.input(f"grad{k}", outs[i].tensor_type), outs[i].tensor_type)
             if id(outs[i]) in ctx._non_differentiable:
                 given[i] = call("zeros_like", given[i])
         result = _in_body(bwd, lambda: cls.backward(ctx, *given))
         for k, (a, g) in enumerate(zip(args, _gradients(name, result, args))):
             if isinstance(a, Tensor):
-                bwd.graph.set_output(f"d_in{k}", _traced_gradient(bwd, name, g, a.type))
+                bwd.graph.set_output(f"d_in{k}", _traced_gradient(bwd, name, g, a.tensor_type))
 
     with tracer.builder.at(caller_span()):
         values = tracer.builder.emit(CUSTOM_VJP, *inputs, forward=fwd.graph, backward=bwd.graph,
                                      n_saved=len(saved))
     made = list(outs)
     for i, v in zip(positions, values):
-        made[i] = Tensor.traced(v, outs[i].type)
+        made[i] = Tensor.traced(v, outs[i].tensor_type)
     return tuple(made) if isinstance(out, tuple) else made[0]
 
 
@@ -366,10 +366,10 @@ def _traced_gradient(body: _Body, name: str, g: Tensor | None, want: TensorType)
     if g is None or not want.dtype.is_float:
         return b.full(shape=want.shape, value=0.0, dtype=want.dtype)
     v = body.value_of(g)
-    if g.type.shape != want.shape:
-        _fit_check(name, g.type, want)
+    if g.tensor_type.shape != want.shape:
+        _fit_check(name, g.tensor_type, want)
         v = sum_to_shape(b, v, want.shape)
-    return v if g.type.dtype == want.dtype else b.emit(CAST, v, dtype=want.dtype)
+    return v if g.tensor_type.dtype == want.dtype else b.emit(CAST, v, dtype=want.dtype)
 
 
 def _fit_check(name: str, have: TensorType, want: TensorType) -> None:

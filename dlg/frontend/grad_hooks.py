@@ -143,7 +143,7 @@ def _as_tensor(t: Tensor, grad: np.ndarray) -> Tensor:
 
 def _checked(t: Tensor, grad: np.ndarray, result: Any) -> np.ndarray:
     """A hook's replacement for `grad` as t's array."""
-    new = np.asarray(result, t.type.dtype.np)
+    new = np.asarray(result, t.tensor_type.dtype.np)
     if new.shape != grad.shape:
         raise DlgValueError(f"a gradient hook changed the size of the gradient from "
                             f"{list(grad.shape)} to {list(new.shape)}", caller_span())

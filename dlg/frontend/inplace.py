@@ -59,7 +59,7 @@ def update(x: Tensor, compute: Callable[[Tensor], Tensor], *args: Any) -> Tensor
     if x.record is None:  # a leaf: its old value kept, as dlg reads leaves at backward
         old = Tensor.of(x.numpy_view().copy())
     else:  # x's old value, as the ops computing the new one read it (its record, x's memory)
-        old = versions.kept(Tensor.result(x.numpy_view(), x.type, x.record))
+        old = versions.kept(Tensor.result(x.numpy_view(), x.tensor_type, x.record))
     versions.written(x)
     result = fit(x, compute(old))
     np.copyto(x.numpy_view(), result.numpy_view())
@@ -87,8 +87,8 @@ def fit(x: Tensor, result: Tensor) -> Tensor:
         try:
             result = result.expand(*x.shape)
         except DlgError:
-            raise DlgShapeError(f"an in-place op's result {result.type} does not fit the "
-                                f"tensor it writes into ({x.type})", engine.caller_span()) from None
+            raise DlgShapeError(f"an in-place op's result {result.tensor_type} does not fit the "
+                                f"tensor it writes into ({x.tensor_type})", engine.caller_span()) from None
     return result
 
 
@@ -128,7 +128,7 @@ def put(x: Tensor, key: Any, value: Any) -> Tensor:
                                 "whose positions are data; use dlg.where or masked_fill",
                                 engine.caller_span()) from None
         except (IndexError, ValueError, TypeError) as e:
-            raise DlgValueError(f"x[...] = value: {e} (x: {x.type})",
+            raise DlgValueError(f"x[...] = value: {e} (x: {x.tensor_type})",
                                 engine.caller_span()) from None
         return scatter(x, positions, v)
     return _put_axes(x, items, v)
@@ -141,7 +141,7 @@ def scatter(x: Tensor, positions: np.ndarray, v: Tensor) -> Tensor:
         src = v.expand(*positions.shape) if v.shape != positions.shape else v
     except DlgError:
         raise DlgValueError(f"x[...] = value: a value of shape {list(v.shape)} cannot fill "
-                            f"{list(positions.shape)} elements (x: {x.type})",
+                            f"{list(positions.shape)} elements (x: {x.tensor_type})",
                             engine.caller_span()) from None
     flat = x.reshape(-1).scatter(0, Tensor.of(positions.reshape(-1)), src.reshape(-1))
     return flat.reshape(*x.shape)
@@ -152,20 +152,20 @@ def _put_axes(x: Tensor, items: tuple[Any, ...], v: Tensor) -> Tensor:
     each constrained axis with a constant `take`, chosen by a constant mask."""
     if sum(k is Ellipsis for k in items) > 1 or not all(
             k is Ellipsis or isinstance(k, (int, slice)) for k in items):
-        raise DlgValueError(f"x[index] = value on {x.type} (a symbolic shape) takes ints, "
+        raise DlgValueError(f"x[index] = value on {x.tensor_type} (a symbolic shape) takes ints, "
                             f"slices and ... only, got {items}", engine.caller_span())
     if Ellipsis in items:
         at = items.index(Ellipsis)
         items = items[:at] + (slice(None),) * (x.ndim - len(items) + 1) + items[at + 1:]
     items = items + (slice(None),) * (x.ndim - len(items))
     if len(items) > x.ndim:
-        raise DlgValueError(f"x[...] = value: too many indices for {x.type}", engine.caller_span())
+        raise DlgValueError(f"x[...] = value: too many indices for {x.tensor_type}", engine.caller_span())
     picked = []  # per axis: None (whole), or the positions of the axis written, in order
     for axis, (k, dim) in enumerate(zip(items, x.shape)):
         if k == slice(None):
             picked.append(None)
         elif isinstance(dim, Sym):
-            raise DlgValueError(f"x[index] = value: axis {axis} of {x.type} is symbolic, so it "
+            raise DlgValueError(f"x[index] = value: axis {axis} of {x.tensor_type} is symbolic, so it "
                                 f"can only be taken whole (:)", engine.caller_span())
         else:
             picked.append(np.arange(dim)[k])
@@ -174,7 +174,7 @@ def _put_axes(x: Tensor, items: tuple[Any, ...], v: Tensor) -> Tensor:
         v = v.expand(*shape) if tuple(v.shape) != tuple(shape) else v
     except DlgError:
         raise DlgValueError(f"x[...] = value: a value of shape {list(v.shape)} cannot fill "
-                            f"{shape} (x: {x.type})", engine.caller_span()) from None
+                            f"{shape} (x: {x.tensor_type})", engine.caller_span()) from None
     ints = [axis for axis, p in enumerate(picked) if p is not None and p.ndim == 0]
     for axis in ints:  # ascending, so each lands where it belongs
         v = v.unsqueeze(axis)
@@ -216,7 +216,7 @@ def put_view(base: Tensor, view_op: Any, attrs: dict[str, Any], index: int, valu
         return value.permute(*np.argsort(perm).tolist())
     if view_op is DIAGONAL:
         if not all(isinstance(d, int) for d in base.shape):
-            raise DlgValueError(f"an in-place op on the diagonal of {base.type} (a symbolic "
+            raise DlgValueError(f"an in-place op on the diagonal of {base.tensor_type} (a symbolic "
                                 f"shape) while tracing", engine.caller_span())
         flat = np.arange(int(np.prod(base.shape)), dtype=np.int64).reshape(base.shape)
         return scatter(base, engine.VIEWS[DIAGONAL](flat, **attrs)[0].copy(), value)

@@ -79,13 +79,13 @@ def _promoted_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | N
     two tensors of one dtype the op takes, a float tensor meeting an int or a float), so that
     an operator skips its general rules; None otherwise."""
     if isinstance(a, Tensor) and isinstance(b, Tensor):
-        dtype = a.type.dtype
-        ok = b.type.dtype is dtype and (dtype.is_float or takes_ints(opdef))
+        dtype = a.tensor_type.dtype
+        ok = b.tensor_type.dtype is dtype and (dtype.is_float or takes_ints(opdef))
         return (a, b) if ok else None
-    if isinstance(a, Tensor) and type(b) in (int, float) and a.type.dtype.is_float:
-        return a, Tensor.of(np.asarray(b, a.type.dtype.np))
-    if isinstance(b, Tensor) and type(a) in (int, float) and b.type.dtype.is_float:
-        return Tensor.of(np.asarray(a, b.type.dtype.np)), b
+    if isinstance(a, Tensor) and type(b) in (int, float) and a.tensor_type.dtype.is_float:
+        return a, Tensor.of(np.asarray(b, a.tensor_type.dtype.np))
+    if isinstance(b, Tensor) and type(a) in (int, float) and b.tensor_type.dtype.is_float:
+        return Tensor.of(np.asarray(a, b.tensor_type.dtype.np)), b
     return None
 
 
@@ -138,8 +138,8 @@ def promote(opdef: OpDef, *values: Any) -> list[Any]:
 def _tensors_dtype(tensors: list[Tensor]) -> DType:
     """torch's rule for tensors: those with dims decide; a 0-d one counts only when its kind
     (bool < int < float) is above theirs (f32[2] + f64[] is f32, i32[2] + f64[] is f64)."""
-    shaped = [t.dtype for t in tensors if t.type.rank]
-    scalars = [t.dtype for t in tensors if not t.type.rank]
+    shaped = [t.dtype for t in tensors if t.tensor_type.rank]
+    scalars = [t.dtype for t in tensors if not t.tensor_type.rank]
     dtype = max(shaped or scalars, key=_PROMOTION.index)
     higher = [d for d in scalars if _kind(d) > _kind(dtype)]
     return max(higher, key=_PROMOTION.index) if higher else dtype
@@ -293,7 +293,7 @@ def mean(x: Any, *args: Any, dtype: DType | None = None, **kwargs: Any) -> Tenso
     (.dlg's mean averages them as f32, as the accuracy metric of a train section does)."""
     if isinstance(x, Tensor) and dtype is None and not x.dtype.is_float:
         raise DlgTypeError(f"mean: the input must be a float tensor (or give dtype=), got "
-                           f"{x.type}", caller_span())
+                           f"{x.tensor_type}", caller_span())
     return call("mean", x, *args, dtype=dtype, **kwargs)
 
 

@@ -234,8 +234,8 @@ class Optimizer:
             return cached  # lr is fed: a scheduler moving it keeps the graph
         g = Graph(self.name)
         b = Builder(g)
-        params = {f"p{i}": b.param(f"p{i}", group["params"][i].type) for i in members}
-        grads = {f"p{i}": b.input(f"g{i}", group["params"][i].type) for i in members}
+        params = {f"p{i}": b.param(f"p{i}", group["params"][i].tensor_type) for i in members}
+        grads = {f"p{i}": b.input(f"g{i}", group["params"][i].tensor_type) for i in members}
         state = apply_optimizer(b, spec, params, grads)
         initial: dict[int, dict[str, np.ndarray]] = {i: {} for i in members}
         for name, value in state.initial.items():  # "optimizer.p3.exp_avg"

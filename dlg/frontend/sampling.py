@@ -109,6 +109,7 @@ def _legacy(dtype: DType) -> Any:
                                f"values, got {len(args)} arguments", engine.caller_span())
         data = args[0].numpy_view() if isinstance(args[0], Tensor) else args[0]
         return Tensor.of(np.array(data, dtype=dtype.np))
+    constructor.dtype = dtype  # type: ignore[attr-defined]  # x.type(dlg.LongTensor) casts to it
     return constructor
 
 

@@ -168,7 +168,7 @@ def _bags(input: Tensor, offsets: Any, include_last_offset: bool) -> tuple[Tenso
     offsets = _t(offsets)
     if offsets.ndim != 1 or offsets.dtype not in (DType.i32, DType.i64):
         raise DlgValueError(f"embedding_bag: offsets must be a 1-d integer tensor, got "
-                            f"{offsets.type}", engine.caller_span())
+                            f"{offsets.tensor_type}", engine.caller_span())
     n = input.shape[0]
     if offsets.graph_value is None:  # the data is here: torch's checks
         values = offsets.numpy_view()

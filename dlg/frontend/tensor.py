@@ -76,7 +76,7 @@ class MaxResult(NamedTuple):
 
 
 class Tensor:
-    __slots__ = ("_value", "type", "record", "_requires_grad", "grad", "graph_value", "__weakref__")
+    __slots__ = ("_value", "tensor_type", "record", "_requires_grad", "grad", "graph_value", "__weakref__")
 
     def __init__(self, data: Any = _NO_DATA, *sizes: Any, requires_grad: bool = False):
         """torch.Tensor's constructor: float32 from data (dlg.tensor infers the dtype as
@@ -97,7 +97,7 @@ class Tensor:
     def _setup(self, array: np.ndarray, requires_grad: bool, record: engine.Record | None
                ) -> None:
         self._value = array
-        self.type = TensorType(DType.of(array), array.shape)
+        self.tensor_type = TensorType(DType.of(array), array.shape)
         self.record = record
         self.grad: Tensor | None = None
         self.graph_value: Value | None = None  # set on the symbolic tensors `dlg.trace` runs with
@@ -112,7 +112,7 @@ class Tensor:
     def traced(cls, value: Value, t: TensorType) -> Tensor:
         """A symbolic tensor of a trace: a type and a graph value, no data."""
         out = cls.__new__(cls)
-        out._value, out.type, out.record, out.grad, out._requires_grad, out.graph_value = (
+        out._value, out.tensor_type, out.record, out.grad, out._requires_grad, out.graph_value = (
             None, t, None, None, False, value)
         return out
 
@@ -123,7 +123,7 @@ class Tensor:
         if array.dtype != t.dtype.np or array.shape != t.shape:
             return cls.of(array, record=record)
         out = cls.__new__(cls)
-        out._value, out.type, out.record, out.grad, out._requires_grad, out.graph_value = (
+        out._value, out.tensor_type, out.record, out.grad, out._requires_grad, out.graph_value = (
             array, t, record, None, record is not None, None)
         return out
 
@@ -170,13 +170,13 @@ class Tensor:
             alias = tracer.aliases.get(id(value))
             if alias is not None and alias[1] is self:
                 return  # `x.data *= m` assigns back what the in-place op already wrote
-            if value.type != self.type:
-                raise DlgValueError(f"x.data = {value.type} on {self.type} while tracing: a "
+            if value.tensor_type != self.tensor_type:
+                raise DlgValueError(f"x.data = {value.tensor_type} on {self.tensor_type} while tracing: a "
                                     f"traced tensor keeps its type", engine.caller_span())
             tracer.rebind(self, tracer.cut(tracer.value_of(value)))
             return
-        self._value = _as_array(value, self.type.dtype).copy()
-        self.type = TensorType(self.type.dtype, self._value.shape)
+        self._value = _as_array(value, self.tensor_type.dtype).copy()
+        self.tensor_type = TensorType(self.tensor_type.dtype, self._value.shape)
 
     def detach(self) -> Tensor:
         """The same storage without gradient; traced, a `stop_gradient` of the tensor's value
@@ -184,10 +184,10 @@ class Tensor:
         into a constant)."""
         tracer = engine.current_tracer()
         if tracer is not None and tracer.owns(self):
-            return Tensor.traced(tracer.cut(tracer.value_of(self)), self.type)
+            return Tensor.traced(tracer.cut(tracer.value_of(self)), self.tensor_type)
         out = Tensor.__new__(Tensor)
-        out._value, out.type, out.record, out.grad, out._requires_grad, out.graph_value = (
-            self._value, self.type, None, None, False, self.graph_value)
+        out._value, out.tensor_type, out.record, out.grad, out._requires_grad, out.graph_value = (
+            self._value, self.tensor_type, None, None, False, self.graph_value)
         return out
 
     def detach_(self) -> Tensor:
@@ -219,8 +219,8 @@ class Tensor:
                       "require differentiation use var_no_grad = var.detach().")
             raise DlgValueError("you can only change requires_grad flags of leaf variables."
                                 + ("" if requires_grad else detach), engine.caller_span())
-        if requires_grad and not self.type.dtype.is_float:
-            raise DlgTypeError(f"only float tensors can require gradients, not {self.type}",
+        if requires_grad and not self.tensor_type.dtype.is_float:
+            raise DlgTypeError(f"only float tensors can require gradients, not {self.tensor_type}",
                                engine.caller_span())
         self._requires_grad = requires_grad
 
@@ -240,7 +240,7 @@ class Tensor:
         if isinstance(value, Tensor):
             self.grad = value if self.grad is None else self.grad + value
             return
-        value = np.asarray(value, self.type.dtype.np)
+        value = np.asarray(value, self.tensor_type.dtype.np)
         if self.grad is None:
             self.grad = Tensor.of(value.copy())
         elif self.is_leaf:
@@ -253,7 +253,7 @@ class Tensor:
         """Gradients into `.grad` (torch's keywords; the tape is always kept, so
         `retain_graph` changes nothing; with `create_graph`, the gradients are recorded
         tensors, differentiable again)."""
-        seed = None if gradient is None else _as_array(gradient, self.type.dtype)
+        seed = None if gradient is None else _as_array(gradient, self.tensor_type.dtype)
         wanted = [inputs] if isinstance(inputs, Tensor) else inputs
         autograd.backward(self, seed, wanted, run_graph if create_graph else None)
 
@@ -280,15 +280,15 @@ class Tensor:
     def shape(self) -> Size:
         """A dlg.Size of ints; while tracing, a symbolic dim (such as the batch size N) where
         there is one."""
-        return Size.of(self.type.shape)
+        return Size.of(self.tensor_type.shape)
 
     @property
     def dtype(self) -> DType:
-        return self.type.dtype
+        return self.tensor_type.dtype
 
     @property
     def ndim(self) -> int:
-        return self.type.rank
+        return self.tensor_type.rank
 
     def size(self, dim: int | None = None) -> Any:
         return self.shape if dim is None else self.shape[_axis(dim, self.ndim)]
@@ -297,7 +297,7 @@ class Tensor:
         return self.ndim
 
     def numel(self) -> Any:
-        return numel(self.type.shape)
+        return numel(self.tensor_type.shape)
 
     def __len__(self) -> int:
         if not self.ndim:
@@ -314,13 +314,13 @@ class Tensor:
         if not self.ndim and self._value is not None:
             return format(self.item(), spec)
         if spec:
-            raise DlgTypeError(f"a format spec ({spec!r}) needs a 0-d tensor, got {self.type}",
+            raise DlgTypeError(f"a format spec ({spec!r}) needs a 0-d tensor, got {self.tensor_type}",
                                engine.caller_span())
         return str(self)
 
     def __repr__(self) -> str:
         if self._value is None:
-            return f"tensor(<traced {self.type}>)"
+            return f"tensor(<traced {self.tensor_type}>)"
         body = printing.array_string(self._value)
         extra = ", requires_grad=True" if self.requires_grad and self.is_leaf else (
             f", grad_fn=<{self.grad_fn}>" if self.record is not None else "")
@@ -376,7 +376,7 @@ class _Eager:
         return isinstance(value, Tensor)
 
     def type_of(self, x: Tensor) -> TensorType:
-        return x.type
+        return x.tensor_type
 
     def lift(self, value: Any, dtype: DType) -> Tensor:
         return Tensor.of(np.asarray(value, dtype.np))

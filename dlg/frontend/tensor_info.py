@@ -44,7 +44,7 @@ def stride(self: Tensor, dim: int | None = None) -> Any:
     """The contiguous strides, in elements (eager tensors are dense arrays)."""
     strides: list[Dim] = []
     step: Dim = 1
-    for d in reversed(self.type.shape):
+    for d in reversed(self.tensor_type.shape):
         strides.insert(0, step)
         step = step * d
     if dim is None:
@@ -141,15 +141,15 @@ def _view_in_place(name: str) -> None:
                 raise DlgValueError(f"{name}_: a module's parameter or buffer cannot change its "
                                     "shape in a trace", caller_span())
             new = out_of_place(self, *args, **kwargs)
-            self.type, self.graph_value = new.type, tracer.value_of(new)
+            self.tensor_type, self.graph_value = new.tensor_type, tracer.value_of(new)
             return self
         if engine.grad_enabled() and self.requires_grad and self.record is None:
             raise DlgValueError(inplace.LEAF_ERROR, caller_span())
         old = Tensor.__new__(Tensor)  # x as it was: the view's record reads it
-        old._value, old.type, old.record, old.grad, old._requires_grad, old.graph_value = (
-            self._value, self.type, self.record, None, self._requires_grad, None)
+        old._value, old.tensor_type, old.record, old.grad, old._requires_grad, old.graph_value = (
+            self._value, self.tensor_type, self.record, None, self._requires_grad, None)
         new = out_of_place(old, *args, **kwargs)
-        self._value, self.type, self.record = new._value, new.type, new.record
+        self._value, self.tensor_type, self.record = new._value, new.tensor_type, new.record
         return self
     update.__name__ = update.__qualname__ = f"{name}_"
     update.__doc__ = f"x.{name}(...), x itself taking the result's shape (torch's in-place view)."

@@ -2,8 +2,8 @@
 device conversions (`to`, `float`, `type_as`, ...), in-place updates (`add_`, `fill_`,
 `normal_`, ...), `new_*` creation, the `*_as` family, torch's argument orders for `split` and
 `where`, and size queries. Each is attached to `Tensor` by `@method` when `dlg` is imported
-(by `functional`). Not `x.type(dtype)`: `x.type` is the tensor's TensorType, which dlg's own
-code reads everywhere.
+(by `functional`). dlg's own code reads a tensor's dtype-and-shape record as `x.tensor_type`, so
+that `x.type` is torch's method.
 """
 
 from __future__ import annotations
@@ -55,6 +55,39 @@ def to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None, non_bloc
     if dtype is None or dtype is self.dtype:  # the common case (binary ops promote with `to`)
         return self.clone() if copy else self
     return op("cast", self, dtype=checked(dtype_arg, dtype, "to(): dtype"))
+
+
+_LEGACY_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+                 "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+
+
+def type_name_or_cast(self: Tensor, dtype: Any = None, non_blocking: bool = False,
+                      **kwargs: Any) -> Any:
+    """torch's Tensor.type: with no dtype the tensor's type name (`dlg.FloatTensor`), else a
+    cast as `x.to(dtype)` by a dtype, a legacy constructor (`dlg.LongTensor`) or a type name
+    (`'torch.DoubleTensor'`): the Quickstart's `(pred.argmax(1) == y).type(torch.float)`."""
+    if dtype is None:
+        return f"dlg.{_LEGACY_NAMES[self.dtype.torch_name]}Tensor"
+    if isinstance(dtype, str):
+        dtype = _dtype_named(dtype)
+    return self.to(getattr(dtype, "dtype", dtype), non_blocking=non_blocking, **kwargs)
+
+
+Tensor.type = type_name_or_cast  # type: ignore[attr-defined]  # not `@method`: `type` stays builtin
+
+
+def _dtype_named(name: str) -> DType:
+    """The dtype of a tensor type name as torch spells it (`torch.FloatTensor`) or dlg does."""
+    base = name.removeprefix("torch.").removeprefix("dlg.")
+    if base.startswith("cuda."):
+        raise DlgValueError(f"x.type({name!r}): dlg's eager tensors live on the cpu; "
+                            f"dlg.compile(model, target='cuda') runs a model on a GPU",
+                            engine.caller_span())
+    for dtype in DType:
+        if base == f"{_LEGACY_NAMES.get(dtype.torch_name)}Tensor":
+            return dtype
+    raise DlgValueError(f"x.type({name!r}): not a tensor type name such as 'torch.FloatTensor' "
+                        f"or 'dlg.LongTensor'", engine.caller_span())
 
 
 @method
@@ -158,7 +191,7 @@ def narrow(self: Tensor, dim: Any, start: Any, length: Any) -> Tensor:
     if isinstance(start, Tensor):
         if start.ndim or not start.dtype.is_int:
             raise DlgTypeError(f"narrow: start must be an int or a 0-d integer tensor, got "
-                               f"{start.type}", engine.caller_span())
+                               f"{start.tensor_type}", engine.caller_span())
         start = int(start.item())
     return call("narrow", self, dim, start, length)
 
@@ -166,7 +199,7 @@ def narrow(self: Tensor, dim: Any, start: Any, length: Any) -> Tensor:
 def _matrix_transpose(self: Tensor) -> Tensor:
     """The last two axes swapped (x.mT; x.mH too, as dlg's tensors are real)."""
     if self.ndim < 2:
-        raise DlgShapeError(f"x.mT needs a matrix or a batch of matrices, got {self.type}",
+        raise DlgShapeError(f"x.mT needs a matrix or a batch of matrices, got {self.tensor_type}",
                             engine.caller_span())
     return call("transpose", self, -2, -1)
 
@@ -336,7 +369,7 @@ def copy_(self: Tensor, other: Any, non_blocking: bool = False) -> Tensor:
 def fill_(self: Tensor, value: Any) -> Tensor:
     """Every element set to `value` (a number or a 0-d tensor)."""
     if isinstance(value, Tensor) and value.ndim:
-        raise DlgValueError(f"fill_: value must be a number or a 0-d tensor, got {value.type}",
+        raise DlgValueError(f"fill_: value must be a number or a 0-d tensor, got {value.tensor_type}",
                             engine.caller_span())
     if not _recorded_or_traced(self, value):
         versions.written(self)
@@ -354,7 +387,7 @@ def fill_diagonal_(self: Tensor, fill_value: Any, wrap: bool = False) -> Tensor:
     shape = self.shape
     if len(shape) < 2 or len(shape) > 2 and len(set(shape)) > 1:
         raise DlgShapeError(f"fill_diagonal_: the tensor must have 2 dimensions, or more all of "
-                            f"equal length, got {self.type}", engine.caller_span())
+                            f"equal length, got {self.tensor_type}", engine.caller_span())
     at = [call("arange", self.size(d)).reshape([-1 if k == d else 1 for k in range(len(shape))])
           for d in range(len(shape))]
     if wrap and len(shape) == 2:  # position r * cols + c a multiple of cols + 1: c = r mod it
@@ -387,7 +420,7 @@ def __getitem__(self: Tensor, items: Any) -> Tensor:
     """`x[items]`: dlg.functions' indexing, boolean masks with data read as the positions of
     their true elements (frontend/selection.py)."""
     items = items if isinstance(items, tuple) else (items,)
-    return index(self, selection.mask_positions(items, self.type.shape))
+    return index(self, selection.mask_positions(items, self.tensor_type.shape))
 
 
 @method
@@ -407,7 +440,7 @@ def __setitem__(self: Tensor, items: Any, value: Any) -> None:
     try:
         target[key] = source.numpy_view() if source is not None else value
     except (IndexError, ValueError, TypeError) as e:
-        raise DlgValueError(f"x[...] = value: {e} (x: {self.type})",
+        raise DlgValueError(f"x[...] = value: {e} (x: {self.tensor_type})",
                             engine.caller_span()) from None
 
 

@@ -97,16 +97,16 @@ def check(order: list[tuple[Tensor, Record | None]]) -> None:
             if not _written_after(p, r.call) or _kept.get(id(p), _dead)() is p:
                 continue
             if s is None:
-                _refuse(r, f"input {i} ({p.type}) of {r.op.name}, a tensor dlg reads again "
+                _refuse(r, f"input {i} ({p.tensor_type}) of {r.op.name}, a tensor dlg reads again "
                         f"at backward, was changed in place after {r.op.name} read it")
-            reads = reads or saved(r.op, r.attrs, tuple(q.type for q in r.inputs), wants)
+            reads = reads or saved(r.op, r.attrs, tuple(q.tensor_type for q in r.inputs), wants)
             if i in reads[0]:
-                _refuse(r, f"input {i} ({p.type}) of {r.op.name}, which its gradient needs, "
+                _refuse(r, f"input {i} ({p.tensor_type}) of {r.op.name}, which its gradient needs, "
                         f"was changed in place after {r.op.name} read it")
         if _written_after(t, r.call):
-            reads = reads or saved(r.op, r.attrs, tuple(q.type for q in r.inputs), wants)
+            reads = reads or saved(r.op, r.attrs, tuple(q.tensor_type for q in r.inputs), wants)
             if reads[1]:
-                _refuse(r, f"output {r.index} ({t.type}) of {r.op.name}, which its gradient "
+                _refuse(r, f"output {r.index} ({t.tensor_type}) of {r.op.name}, which its gradient "
                         f"needs, was changed in place since")
 
 

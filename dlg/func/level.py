@@ -102,7 +102,7 @@ class Level:
                                    f"{type(x).__name__}", engine.caller_span())
             if not x.dtype.is_float:
                 raise DlgTypeError(f"only Tensors of floating point dtype can require "
-                                   f"gradients, not {x.type}", engine.caller_span())
+                                   f"gradients, not {x.tensor_type}", engine.caller_span())
             with engine.enable_grad():
                 fresh.append(x.view_as(x) if outer and x.requires_grad
                              else x.detach().requires_grad_())

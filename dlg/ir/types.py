@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NoReturn
-
-from dlg.errors import DlgTypeError
 
 from dlg.ir.dtypes import DType
 from dlg.ir.shapes import Shape, is_concrete, parse_dim, shape_str
@@ -32,14 +29,6 @@ class TensorType:
 
     def __str__(self) -> str:
         return f"{self.dtype}{shape_str(self.shape)}".replace(", ", ",")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """A tensor's `x.type` is this record, so torch's `x.type()` / `x.type(dtype)` land
-        here: say what dlg spells them (renaming the record would touch every layer)."""
-        raise DlgTypeError(f"x.type(...) is torch's type string or cast; dlg's x.type is the "
-                           f"tensor's type ({self}), not callable: read x.dtype "
-                           f"({self.dtype.torch_name}) or cast with x.to(dlg.float64), "
-                           f"x.float(), x.double(), x.long()")
 
     @staticmethod
     def parse(text: str) -> TensorType:

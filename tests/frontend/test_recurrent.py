@@ -249,7 +249,7 @@ def test_trace_is_the_dlg_layers_graph(case):
     traced = dlg.trace(module, *flat, dynamic={"x": {}, "x1": {}, "x2": {}})
     directions = 2 if options.get("bidirectional") else 1
     assert [n.op for n in traced.graph].count(SCAN) == options["num_layers"] * directions
-    written = dlg_layer(kind, options, initial, [str(dlg.tensor(a).type) for a in flat])
+    written = dlg_layer(kind, options, initial, [str(dlg.tensor(a).tensor_type) for a in flat])
     assert structure(traced.graph) == structure(written.graph)
     assert list(traced.params) == list(written.params)
     written.load_state_dict(traced.state_dict())

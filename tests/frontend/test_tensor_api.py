@@ -402,7 +402,7 @@ def test_dtypes_match_torch(name, alias):
 
 def test_dtype_text_stays_dlg_in_types_and_dlg_source():
     assert str(dlg.float32) == "f32"
-    assert str(dlg.zeros(2, dtype=dlg.long).type) == "i64[2]"
+    assert str(dlg.zeros(2, dtype=dlg.long).tensor_type) == "i64[2]"
     assert "dtype=dlg.float32" in repr(dlg.ones(2))
 
 
@@ -593,16 +593,25 @@ def test_tensor_constructor_of_a_tensor_or_size_as_torch():
     assert dlg.nn.Parameter(dlg.tensor([1.0, 2.0], dtype=dlg.float64)).dtype == dlg.float64
 
 
-def test_type_call_names_dlgs_spelling():
-    """torch's x.type() / x.type(dtype) meet dlg's x.type, the tensor's type record: a
-    DlgTypeError saying to read x.dtype or cast with x.to, not 'not callable'."""
-    x = dlg.ones(2, 3)
-    assert str(x.type) == "f32[2,3]" and torch.ones(2, 3).type() == "torch.FloatTensor"
-    for call in [lambda: x.type(), lambda: x.type(dlg.float64),
-                 lambda: x.type("torch.DoubleTensor")]:
-        with pytest.raises(dlg.DlgTypeError, match=r"x\.type is the tensor's type \(f32\[2,3\]\)"
-                                                   r".*x\.dtype \(float32\).*x\.to\("):
-            call()
+def test_type_names_and_casts_as_torch():
+    """torch's x.type(): the type's name; x.type(dtype / constructor / name): a cast as x.to,
+    the tensor itself where the dtype is its own (the Quickstart's `.type(torch.float)`)."""
+    pred, y = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])
+    pred_d, y_d = dlg.tensor(pred.numpy()), dlg.tensor(y.numpy())
+    want = (pred.argmax(1) == y).type(torch.float)
+    got = (pred_d.argmax(1) == y_d).type(dlg.float)
+    assert got.dtype == dlg.float32 and np.array_equal(got.numpy(), want.numpy())
+    x, x_d = torch.ones(2, 3), dlg.ones(2, 3)
+    assert x.type() == "torch.FloatTensor" and x_d.type() == "dlg.FloatTensor"
+    assert str(x_d.tensor_type) == "f32[2,3]" and x_d.type(dlg.float32) is x_d
+    for torch_dtype, dtype in [("torch.DoubleTensor", "torch.DoubleTensor"),
+                               ("torch.LongTensor", "dlg.LongTensor"),
+                               (torch.IntTensor, dlg.IntTensor), (torch.bool, dlg.bool)]:
+        assert str(x.type(torch_dtype).dtype) == f"torch.{x_d.type(dtype).dtype.torch_name}"
+    with pytest.raises(dlg.DlgValueError, match="eager tensors live on the cpu"):
+        x_d.type("torch.cuda.FloatTensor")
+    with pytest.raises(dlg.DlgValueError, match="not a tensor type name"):
+        x_d.type("float")
 
 
 def test_pin_memory_as_torch_on_the_cpu():

@@ -119,4 +119,4 @@ class ModuleAPI:
 
 def _retype(t: Tensor, dtype: DType) -> None:
     t._value = t.numpy_view().astype(dtype.np)
-    t.type = TensorType(dtype, t.type.shape)
+    t.tensor_type = TensorType(dtype, t.tensor_type.shape)

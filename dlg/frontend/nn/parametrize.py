@@ -105,7 +105,7 @@ def _check(parametrization: Module, value: Tensor) -> None:
         out = parametrization(value) if not hasattr(parametrization, "right_inverse") else None
     if out is not None and (out.shape != value.shape or out.dtype != value.dtype):
         raise DlgValueError(f"register_parametrization: a parametrization may not change the "
-                            f"shape or dtype of the tensor ({value.type} to {out.type}); pass "
+                            f"shape or dtype of the tensor ({value.tensor_type} to {out.tensor_type}); pass "
                             f"unsafe=True to allow it", engine.caller_span())
 
 

@@ -117,7 +117,7 @@ def _tensors(x: Any, flat: list[Tensor]) -> Any:
 
 
 def _types(x: Any) -> Any:
-    return tuple(_types(v) for v in x) if isinstance(x, tuple) else None if x is None else x.type
+    return tuple(_types(v) for v in x) if isinstance(x, tuple) else None if x is None else x.tensor_type
 
 
 def _nest(nesting: Any, flat: list[Tensor]) -> Any:

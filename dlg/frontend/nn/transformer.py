@@ -206,4 +206,4 @@ class Transformer(Module):
         """[sz, sz] float mask: -inf above the diagonal (future positions), 0 elsewhere; torch's
         `device` and `dtype` (float32 by default) checked as a factory function's."""
         like = F.zeros(sz, sz, dtype=dtype, device=device)
-        return Tensor.of(np.triu(np.full((sz, sz), -np.inf, like.type.dtype.np), 1))
+        return Tensor.of(np.triu(np.full((sz, sz), -np.inf, like.tensor_type.dtype.np), 1))
