@@ -93,6 +93,8 @@ def lower(g: Graph, name: str = "main", loss: str | None = None,
 def has_lowering(op: OpDef) -> bool:
     """Whether `lower` compiles `op` (the registry tests ask): it is a buffer, gets a kernel of
     its own (scan, the scatters) or has an expression rule."""
+    if Trait.INTERPRETED in op.traits:  # complex values: not lowered yet (compiler/interpreted)
+        return False
     return (Trait.BUFFER in op.traits or op is SCAN or op in SCATTERS
             or lowering_for(op) is not None)
 

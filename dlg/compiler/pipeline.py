@@ -39,6 +39,7 @@ from dlg.compiler.codegen.emulate import build_emulated_module
 from dlg.compiler.codegen.nvptx import ARCH, DeviceProgram, build_ptx
 from dlg.compiler.codegen.parts import Modules, pack
 from dlg.compiler.codegen.workers import compile_parts
+from dlg.compiler.interpreted import refuse_interpreted
 from dlg.compiler.kernel_ir import format_kernel
 from dlg.compiler.lower import Program, lower
 from dlg.compiler.optimizers import apply_optimizer
@@ -302,6 +303,7 @@ def compile_graph(g: Graph, loss: str | None = None,
 def _lowered(g: Graph, loss: str | None, options: CompileOptions
              ) -> tuple[Graph, Fusion, Program]:
     """The graph stages, fusion and lowering: what every target shares."""
+    refuse_interpreted(g)
     g = run_stages(g, CompileCtx(options))
     with options.stage("fuse"):
         fusion = fuse(g)

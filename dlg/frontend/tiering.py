@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from dlg.compiler.interpreted import interpreted_node
 from dlg.ir.graph import Graph
 from dlg.runtime.native import NativeGraph
 
@@ -29,10 +30,14 @@ class Tier:
     graph: Graph
     spent: float = 0.0
     native: NativeGraph | None = None
+    stays_interpreted: bool = False  # complex values: the compiler does not lower them yet
+
+    def __post_init__(self) -> None:
+        self.stays_interpreted = interpreted_node(self.graph) is not None
 
     def compiled(self) -> NativeGraph | None:
         """The compiled graph, compiling it now if the interpreted runs have cost enough."""
-        if self.native is None and self.spent >= COMPILE_AFTER_S:
+        if self.native is None and self.spent >= COMPILE_AFTER_S and not self.stays_interpreted:
             self.native = NativeGraph(self.graph)
         return self.native
 

@@ -21,6 +21,7 @@ f = lambda *s: R.uniform(0.5, 1.5, s).astype(np.float32)  # noqa: E731
 labels = np.array([0, 2, 1], np.int64)
 mask = np.array([True, False, True])
 signed = np.random.default_rng(1).uniform(-2.5, 2.5, (2, 3)).astype(np.float32)  # both signs
+z23 = (signed + 1j * f(2, 3)).astype(np.complex64)
 
 CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     **{op: ((f(2, 3),), {}) for op in ("neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh",
@@ -134,6 +135,12 @@ CASES: dict[str, tuple[tuple[np.ndarray, ...], dict]] = {
     "poisson_nll_loss": ((f(3, 4), 2 * f(3, 4)), {"full": True}),
     "hinge_embedding_loss": ((f(3, 4), np.sign(f(3, 4) - 1).astype(np.int64)), {"margin": 1.2}),
     "margin_ranking_loss": ((f(3), f(3), np.sign(f(3) - 1)), {"margin": 0.1}),
+    # complex values (interpreted: tests/frontend/test_complex_fft.py holds them to torch)
+    "complex": ((signed, f(3)), {}),
+    **{op: ((z23,), {}) for op in ("real", "imag", "conj", "angle")},
+    "fft_c2c": ((z23,), {"axes": (1, 0), "inverse": True, "norm": "ortho"}),
+    "fft_r2c": ((f(2, 5),), {"axes": (0, 1)}),
+    "fft_c2r": ((z23,), {"axes": (1,), "n": 4, "norm": "forward"}),
 }
 # graph sources fed by the caller, scan (tested with bodies in tests/grammar), and the ops of
 # autograd.Function, whose bodies and VJPs are the user's Python (tests/frontend/test_function.py)
@@ -163,9 +170,10 @@ def test_op_is_primitive_or_composite(name):
 
 
 # ---- completeness for the compiler, from the traits ---------------------------------------------
-# (an op running Python, an eager autograd.Function, lives on eager tapes only: never compiled)
-PRIMITIVES = sorted(name for name, op in REGISTRY.items()
-                    if not op.is_composite and Trait.PYTHON not in op.traits)
+# (an op running Python, an eager autograd.Function, lives on eager tapes only: never compiled;
+# an INTERPRETED one, on complex values, is refused by the compiler: compiler/interpreted.py)
+PRIMITIVES = sorted(name for name, op in REGISTRY.items() if not op.is_composite
+                    and not op.traits & {Trait.PYTHON, Trait.INTERPRETED})
 # the traits that tell fusion how to treat an op (passes/fuse.py)
 FUSION_CLASSES = {Trait.ELEMENTWISE, Trait.VIEW, Trait.MOVEMENT, Trait.REDUCTION,
                   Trait.CONTRACTION, Trait.WINDOW, Trait.OWN_KERNEL, Trait.SOURCE, Trait.CHEAP}

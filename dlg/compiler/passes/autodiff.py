@@ -74,7 +74,7 @@ def vjp_graph(body: Graph) -> Graph:
     out = Graph(f"{body.name}.vjp", span=body.span)
     b = Builder(out, body.span)
     inputs = [node.out for node in forward.inputs]
-    floats = {v for v in inputs if forward.type_of(v).dtype.is_float}
+    floats = {v for v in inputs if forward.type_of(v).dtype.is_inexact}
     ends = [v for _, v in forward.outputs]
     on_path = downstream(forward, {v.node for v in floats}) & forward.ancestors(ends)
     mapping = copy_forward(b, forward, on_path)
@@ -82,7 +82,7 @@ def vjp_graph(body: Graph) -> Graph:
     for i, v in enumerate(ends):
         t = forward.type_of(v)
         ct = b.input(f"ct{i}", t)
-        if t.dtype.is_float:
+        if t.dtype.is_inexact:
             new = mapping[v]
             seeds[new] = b.add(seeds[new], ct) if new in seeds else ct
     cotangents = backward(b, seeds, {mapping[v] for v in floats})
@@ -141,8 +141,13 @@ def _cotangent_arg(b: Builder, node: Node, cts: list[Value | None]) -> Value | t
 
 
 def _fit(b: Builder, node: Node, ct: Value, want: TensorType) -> Value:
-    """Sum a cotangent in the broadcast shape back to the input's shape; check its type."""
+    """Sum a cotangent in the broadcast shape back to the input's shape; check its type. A
+    real input's complex cotangent keeps its real part (torch's rule for a real value that
+    entered complex arithmetic)."""
     have = b.type_of(ct)
+    if have.dtype.is_complex and not want.dtype.is_complex:
+        ct = b.real(ct)
+        have = b.type_of(ct)
     if have.shape != want.shape:
         ct = sum_to_shape(b, ct, want.shape)
         have = b.type_of(ct)
@@ -155,14 +160,14 @@ def gradient_sources(g: Graph, wrt: Sequence[str] | None) -> dict[str, Node]:
     by_name = {n.name: n for n in g.params + g.inputs}
     if wrt is None:
         return {n.name: n for n in g.params if n.attrs["trainable"]
-                and n.types[0].dtype.is_float}  # type: ignore[misc]
+                and n.types[0].dtype.is_inexact}  # type: ignore[misc]
     out = {}
     for name in wrt:
         if name not in by_name:
             raise DlgNameError(f"grad: no parameter or input named {name!r}")
-        if not by_name[name].types[0].dtype.is_float:
-            raise DlgTypeError(f"grad: {name!r} is {by_name[name].types[0]}; only float values "
-                               f"have gradients")
+        if not by_name[name].types[0].dtype.is_inexact:
+            raise DlgTypeError(f"grad: {name!r} is {by_name[name].types[0]}; only float and "
+                               f"complex values have gradients")
         out[name] = by_name[name]
     return out
 

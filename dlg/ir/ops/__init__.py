@@ -5,10 +5,12 @@ Importing this package registers every op in `REGISTRY`.
 
 from dlg.ir.ops import (  # noqa: F401  (importing a family registers its ops)
     arith,
+    complexes,
     control,
     conv,
     custom,
     elementwise,
+    fft,
     gather,
     im2col,
     linalg,

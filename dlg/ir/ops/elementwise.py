@@ -26,6 +26,7 @@ from dlg.ir.ops.common import (
     select,
     zeros_like,
 )
+from dlg.ir.ops.complexes import COMPLEX, INEXACT, conj
 from dlg.ir.ops.opdef import Attr, OpDef, Trait, defop, zero_vjp
 from dlg.ir.types import TensorType
 
@@ -75,10 +76,31 @@ def _relu_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
     return (b.where(b.gt(x, scalar(b, 0, x)), g, zeros_like(b, g)),)
 
 
-NEG = unary("neg", np.negative, NUMERIC, vjp=lambda b, n, g: (b.neg(g),), traits=_ARITH)
-ABS = unary("abs", np.abs, NUMERIC, vjp=_chain(lambda b, x, out: b.sign(x)),
-            doc="The gradient at 0 is 0 (sign(0)), as in PyTorch.")
-EXP = unary("exp", np.exp, vjp=_chain(lambda b, x, out: out))
+NEG = unary("neg", np.negative, NUMERIC + COMPLEX, vjp=lambda b, n, g: (b.neg(g),),
+            traits=_ARITH)
+
+
+def _abs_infer(x: TensorType) -> TensorType:
+    require_dtype("abs", x, NUMERIC + COMPLEX)
+    return x.with_dtype(x.dtype.real)
+
+
+def _abs_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
+    """g sign(x); for complex x, g x/|x| (0 at 0), as PyTorch."""
+    x = n.inputs[0]
+    if not b.type_of(x).dtype.is_complex:
+        return (b.mul(g, b.sign(x)),)
+    dtype = b.type_of(x).dtype
+    unit = b.div(x, b.cast(n.out, dtype=dtype))
+    unit = b.where(b.eq(n.out, scalar(b, 0, n.out)), zeros_like(b, x), unit)
+    return (b.mul(b.cast(g, dtype=dtype), unit),)
+
+
+ABS = defop("abs", ("x",), _abs_infer, ref=lambda x: np.abs(x), vjp=_abs_vjp,
+            traits={Trait.UNARY, Trait.ELEMENTWISE},
+            doc="|x|; complex x gives its (real) modulus. The gradient at 0 is 0 (sign(0)), as "
+                "in PyTorch.")
+EXP = unary("exp", np.exp, INEXACT, vjp=_chain(lambda b, x, out: conj(b, out)))
 LOG = unary("log", np.log, vjp=lambda b, n, g: (b.div(g, n.inputs[0]),))
 SQRT = unary("sqrt", np.sqrt,
              vjp=lambda b, n, g: (b.div(g, b.mul(n.out, scalar(b, 2.0, n.out))),))
@@ -163,7 +185,8 @@ def binary(name: str, fn: Callable[..., np.ndarray], allowed: tuple[DType, ...] 
 # Binary VJPs return cotangents in the broadcast shape; the autodiff pass sums them back.
 def _div_vjp(b: Any, n: Any, g: Any) -> tuple[Any, Any]:
     x, y = n.inputs
-    return b.div(g, y), b.neg(b.div(b.mul(g, n.out), y))
+    y = conj(b, y)
+    return b.div(g, y), b.neg(b.div(b.mul(g, conj(b, n.out)), y))
 
 
 def _pow_vjp(b: Any, n: Any, g: Any) -> tuple[Any, Any]:
@@ -193,17 +216,20 @@ def _extremum_vjp(wins: str) -> Callable[..., Any]:
     return vjp
 
 
-ADD = binary("add", np.add, traits=_COMMUTATIVE_ARITH, vjp=lambda b, n, g: (g, g))
-SUB = binary("sub", np.subtract, traits=_ARITH, vjp=lambda b, n, g: (g, b.neg(g)))
-MUL = binary("mul", np.multiply, traits=_COMMUTATIVE_ARITH,
-             vjp=lambda b, n, g: (b.mul(g, n.inputs[1]), b.mul(g, n.inputs[0])))
-DIV = binary("div", np.divide, FLOATS, vjp=_div_vjp)
+ADD = binary("add", np.add, NUMERIC + COMPLEX, traits=_COMMUTATIVE_ARITH,
+             vjp=lambda b, n, g: (g, g))
+SUB = binary("sub", np.subtract, NUMERIC + COMPLEX, traits=_ARITH,
+             vjp=lambda b, n, g: (g, b.neg(g)))
+MUL = binary("mul", np.multiply, NUMERIC + COMPLEX, traits=_COMMUTATIVE_ARITH,
+             vjp=lambda b, n, g: (b.mul(g, conj(b, n.inputs[1])),
+                                  b.mul(g, conj(b, n.inputs[0]))))
+DIV = binary("div", np.divide, INEXACT, vjp=_div_vjp)
 POW = binary("pow", np.power, FLOATS, vjp=_pow_vjp)
 MAXIMUM = binary("maximum", np.maximum, traits=_COMMUTATIVE_ARITH, vjp=_extremum_vjp("gt"))
 MINIMUM = binary("minimum", np.minimum, traits=_COMMUTATIVE_ARITH, vjp=_extremum_vjp("lt"))
 ANY = NUMERIC + (DType.bool,)
-EQ = binary("eq", np.equal, ANY, DType.bool, _COMPARE | {Trait.COMMUTATIVE})
-NE = binary("ne", np.not_equal, ANY, DType.bool, _COMPARE | {Trait.COMMUTATIVE})
+EQ = binary("eq", np.equal, ANY + COMPLEX, DType.bool, _COMPARE | {Trait.COMMUTATIVE})
+NE = binary("ne", np.not_equal, ANY + COMPLEX, DType.bool, _COMPARE | {Trait.COMMUTATIVE})
 LT = binary("lt", np.less, NUMERIC, DType.bool, _COMPARE)
 LE = binary("le", np.less_equal, NUMERIC, DType.bool, _COMPARE)
 GT = binary("gt", np.greater, NUMERIC, DType.bool, _COMPARE)
@@ -252,13 +278,22 @@ WHERE = defop("where", ("cond", "x", "y"), _where_infer,
 
 
 def _cast_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
-    """Float to float casts pass the gradient back in the source dtype; others have none."""
+    """Float (or complex) to float casts pass the gradient back in the source dtype (a complex
+    cotangent of a real source keeps its real part, torch's rule); others have none."""
     source = b.type_of(n.inputs[0]).dtype
-    return (b.cast(g, dtype=source) if source.is_float and b.type_of(g).dtype.is_float else None,)
+    return (b.cast(g, dtype=source) if source.is_inexact and b.type_of(g).dtype.is_inexact
+            else None,)
+
+
+def _cast_ref(x: np.ndarray, dtype: DType) -> np.ndarray:
+    """x.astype; complex to real keeps the real part (torch's cast, without NumPy's warning)."""
+    if x.dtype.kind == "c" and not dtype.is_complex:
+        x = x.real
+    return x.astype(dtype.np)
 
 
 CAST = defop("cast", ("x",), lambda x, dtype: x.with_dtype(dtype), attrs={"dtype": Attr("dtype")},
-             ref=lambda x, dtype: x.astype(dtype.np), vjp=_cast_vjp,
+             ref=_cast_ref, vjp=_cast_vjp,
               traits={Trait.UNARY, Trait.ELEMENTWISE, Trait.ARITHMETIC})
 
 

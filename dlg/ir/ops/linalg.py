@@ -28,6 +28,7 @@ from dlg.ir.ops.common import (
     sum_to_shape,
     working_dtype,
 )
+from dlg.ir.ops.complexes import COMPLEX, conj
 from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.ops.shape import TRANSPOSE
 from dlg.ir.types import TensorType
@@ -35,7 +36,7 @@ from dlg.ir.types import TensorType
 
 def _matmul_infer(x: TensorType, y: TensorType) -> TensorType:
     dtype = same_dtype("matmul", x, y)
-    require_dtype("matmul", x, NUMERIC, "inputs")
+    require_dtype("matmul", x, NUMERIC + COMPLEX, "inputs")
     if x.rank == 0 or y.rank == 0:
         raise DlgShapeError(f"matmul: operands must have rank >= 1: {x} @ {y}")
     xs = (1,) + x.shape if x.rank == 1 else x.shape
@@ -52,6 +53,10 @@ def _matmul_infer(x: TensorType, y: TensorType) -> TensorType:
 
 
 def _matmul_ref(x: np.ndarray, y: np.ndarray, *, exact: bool = True) -> np.ndarray:
+    if x.dtype.kind == "c":
+        work = np.dtype(np.complex128) if exact else x.dtype
+        return np.asarray(np.matmul(x.astype(work, copy=False), y.astype(work, copy=False))
+                          ).astype(x.dtype, copy=False)
     if x.dtype in [t.np for t in FLOATS]:
         work = working_dtype(x.dtype, exact)
         return np.asarray(np.matmul(x.astype(work, copy=False), y.astype(work, copy=False))
@@ -75,11 +80,12 @@ def _matmul_vjp(b, n, g):
     np.matmul does); the autodiff pass sums broadcast batch dims back. An operand that is a
     transposed matrix (x @ W^T) gets its cotangent as the transpose of the product in W's
     layout, (g^T @ x)^T, so that the transpose's own VJP cancels it and dW is made in the
-    layout W is read and updated in (the optimizer read x^T @ g across its columns)."""
+    layout W is read and updated in (the optimizer read x^T @ g across its columns). Complex
+    operands enter conjugated (dx = g @ y^H, torch's convention)."""
     x, y = n.inputs
     tx, ty = b.type_of(x), b.type_of(y)
-    x2 = b.reshape(x, shape=(1,) + tx.shape) if tx.rank == 1 else x
-    y2 = b.reshape(y, shape=ty.shape + (1,)) if ty.rank == 1 else y
+    x2 = conj(b, b.reshape(x, shape=(1,) + tx.shape) if tx.rank == 1 else x)
+    y2 = conj(b, b.reshape(y, shape=ty.shape + (1,)) if ty.rank == 1 else y)
     gt = b.type_of(g).shape
     if tx.rank == 1:
         gt = gt[:len(gt) - (ty.rank > 1)] + (1,) + gt[len(gt) - (ty.rank > 1):]

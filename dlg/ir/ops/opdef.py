@@ -59,6 +59,8 @@ class Trait(Enum):
     SHAPE_ONLY = "shape_only"      # reads its input's shape, never its data (numel)
     OWN_GRADIENT = "own_gradient"  # a composite autodiff keeps whole: its VJP is the user's
     PYTHON = "python"              # runs Python (an eager autograd.Function): eager tapes only
+    INTERPRETED = "interpreted"    # complex values: eager and the interpreter run it, the
+                                   # compiler refuses it (no lowering yet)
 
 
 # Attribute kinds and the Python values they accept.

@@ -11,6 +11,7 @@ import numpy as np
 from dlg.errors import DlgShapeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import FLOATS, NUMERIC, normalize_axes, require_dtype, scalar
+from dlg.ir.ops.complexes import COMPLEX
 from dlg.ir.ops.opdef import Attr, Trait, defop, zero_vjp
 from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
@@ -78,9 +79,10 @@ def _extremum_vjp(b, n, g):
     return (b.mul(share, hit),)
 
 
-def _reduce(name: str, fn: Callable[..., np.ndarray], empty_ok: bool, vjp, doc: str = ""):
+def _reduce(name: str, fn: Callable[..., np.ndarray], empty_ok: bool, vjp, doc: str = "",
+            allowed: tuple[DType, ...] = NUMERIC):
     def infer(x: TensorType, axes: tuple[int, ...] | None, keepdims: bool) -> TensorType:
-        require_dtype(name, x, NUMERIC)
+        require_dtype(name, x, allowed)
         if not empty_ok:
             _check_nonempty(name, x, axes)
         return x.with_shape(reduced_shape(name, x, axes, keepdims))
@@ -93,7 +95,7 @@ def _reduce(name: str, fn: Callable[..., np.ndarray], empty_ok: bool, vjp, doc: 
                  doc=doc)
 
 
-REDUCE_SUM = _reduce("reduce_sum", np.sum, True, _sum_vjp)
+REDUCE_SUM = _reduce("reduce_sum", np.sum, True, _sum_vjp, allowed=NUMERIC + COMPLEX)
 REDUCE_PROD = _reduce("reduce_prod", np.prod, True, _prod_vjp)
 REDUCE_MAX = _reduce("reduce_max", np.max, False, _extremum_vjp)
 REDUCE_MIN = _reduce("reduce_min", np.min, False, _extremum_vjp)
@@ -139,13 +141,13 @@ NUMEL = defop("numel", ("x",), _numel_infer,
 
 
 def _mean_infer(x: TensorType, axes: tuple[int, ...] | None, keepdims: bool) -> TensorType:
-    dtype = x.dtype if x.dtype in FLOATS else DType.f32
+    dtype = x.dtype if x.dtype in FLOATS + COMPLEX else DType.f32
     return TensorType(dtype, reduced_shape("mean", x, axes, keepdims))
 
 
 def _mean_decompose(b, x, axes, keepdims):
     t = b.type_of(x)
-    if t.dtype not in FLOATS:
+    if t.dtype not in FLOATS + COMPLEX:
         x = b.cast(x, dtype=DType.f32)
     dtype = b.type_of(x).dtype
     return b.div(b.reduce_sum(x, axes=axes, keepdims=keepdims), b.numel(x, axes=axes, dtype=dtype))
