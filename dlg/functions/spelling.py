@@ -22,6 +22,7 @@ from dlg.ir.ops import elementwise as ew
 from dlg.ir.ops import losses, nn, pool, reduce, shape, source
 from dlg.ir.ops.control import SCAN
 from dlg.ir.ops.custom import CUSTOM_VJP, PY_FUNCTION, STOP_GRADIENT
+from dlg.ir.ops.fft import FFT_C2C, FFT_C2R, FFT_R2C
 from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops.im2col import IM2COL
 from dlg.ir.ops import sort as ordering
@@ -254,6 +255,8 @@ UNSPELLED: dict[OpDef, str] = {
     IM2COL: "made by the compiler (passes/im2col.py)",
     CUSTOM_VJP: "a traced autograd.Function, whose forward and backward are Python",
     PY_FUNCTION: "an eager autograd.Function: Python code",
+    **{op: "made by dlg.fft's functions, eager Python's (no .dlg builtin yet)"
+       for op in (FFT_C2C, FFT_R2C, FFT_C2R)},
 }
 
 
