@@ -43,6 +43,7 @@ from dlg import random
 from dlg.frontend.engine import grad_enabled as is_grad_enabled
 from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional
+from dlg.frontend.out_arg import with_out as _with_out
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.printing import set_printoptions
 from dlg.frontend.size import Size
@@ -59,7 +60,8 @@ __version__ = "0.1.0"
 
 # the functions (dlg.relu, dlg.cat, dlg.max, ...): every name of dlg.nn.functional not taken above
 _FUNCTIONS = [n for n in _functional.__all__ if n not in globals() and n not in ("MaxResult", "op")]
-globals().update({name: getattr(_functional, name) for name in _FUNCTIONS})
+# (each taking torch's out= as well: dlg.matmul(a, b, out=c))
+globals().update({name: _with_out(getattr(_functional, name)) for name in _FUNCTIONS})
 
 # torch's top-level dense linear algebra (eager only; dlg.linalg has the rest)
 inverse, det, logdet, slogdet = (_dense_linalg.inv, _dense_linalg.det, _dense_linalg.logdet,
