@@ -19,7 +19,8 @@ from dlg.grammar.models import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
 from dlg.runtime.executable import TARGETS, Executable
 from dlg.runtime.model import Model
-from dlg.runtime.pickled import convert, is_pickled, load_tree, save_tree
+from dlg.runtime.pickled import (PickledObjects, convert, is_pickled, load_object, load_tree,
+                                 save_object, save_tree)
 from dlg.runtime.weights import load_weights, save_weights
 
 
@@ -34,9 +35,14 @@ def load(f: str | Path | IO[bytes], model: str | None = None, seed: int | None =
 
     `model` picks one when the file defines several; `seed` makes initialisation reproducible
     (the same seed gives the same parameters; None draws fresh ones). torch.load's
-    `map_location`, `weights_only` and `mmap` are accepted and change nothing: tensors load
-    on the CPU, and only tensors and containers of them are ever unpickled.
+    `map_location` and `mmap` are accepted and change nothing: tensors load on the CPU. Only
+    tensors and containers of them are unpickled, unless `weights_only=False` (torch's) asks
+    for a whole module saved with `dlg.save(model, path)`: then the file's pickle runs as
+    it is, as torch.load's does, so pass it only for files you trust.
     """
+    if weights_only is False and (hasattr(f, "read") or Path(f).suffix not in (  # type: ignore
+            ".dlg", ".dlgx", *FLAT_FORMATS)):
+        return _tree_or_object(f)  # type: ignore[arg-type]
     if hasattr(f, "read"):
         return _tensors(load_tree(f))  # type: ignore[arg-type]
     path = Path(f)  # type: ignore[arg-type]
@@ -56,12 +62,30 @@ def _tensors(tree: Any) -> Any:
     return convert(tree, lambda a, _: Tensor.of(a))
 
 
+def _tree_or_object(f: str | Path | IO[bytes]) -> Any:
+    """torch.load(weights_only=False): a state_dict or checkpoint as always; a file holding
+    other objects (a whole module) unpickled as it is."""
+    source = f if hasattr(f, "read") else Path(f)  # type: ignore[arg-type]
+    start = source.tell() if hasattr(source, "tell") else None  # type: ignore[union-attr]
+    try:
+        return _tensors(load_tree(source))  # type: ignore[arg-type]
+    except PickledObjects:
+        if start is not None:
+            source.seek(start)  # type: ignore[union-attr]
+        return load_object(source)  # type: ignore[arg-type]
+
+
 def save(state: Any, f: str | Path | IO[bytes]) -> None:
     """Save a state_dict, or a checkpoint nesting several (dicts, lists and tuples of tensors,
     arrays, numbers and strings: what optimizers' and schedulers' state_dicts hold), like
     torch.save: to any file name (.pt, .pth, .tar, .ckpt...) or an open binary file, in
     torch.save's format (dlg.runtime.pickled says how); .safetensors and .npz files take a
-    flat state_dict. `dlg.load` reads either back."""
+    flat state_dict. `dlg.load` reads either back. A whole module (`torch.save(model, path)`)
+    is pickled as it is; `dlg.load(path, weights_only=False)` reads it back."""
+    if isinstance(state, Module) and (hasattr(f, "write") or Path(f).suffix not in  # type: ignore
+                                      FLAT_FORMATS):
+        save_object(f if hasattr(f, "write") else Path(f), state)  # type: ignore[arg-type]
+        return
     if hasattr(f, "write"):
         save_tree(f, convert(state, lambda v, _: _as_array(v, contiguous=True)))  # type: ignore
         return

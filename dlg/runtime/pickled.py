@@ -8,6 +8,12 @@ containers only. Without torch, dlg writes the same nest as a plain pickle (prot
 arrays and reads it with an unpickler that admits NumPy arrays and containers alone, so loading
 runs no code named in the file; torch.load cannot read such a file (save it where torch is
 installed to share it).
+
+A whole dlg module (`torch.save(model, path)`, the Save & Load tutorial's "models with shapes")
+is pickled as it is, in torch.save's format when torch is installed and as a plain pickle
+otherwise; as with torch's own, reading it back needs `dlg.load(path, weights_only=False)`,
+which unpickles whatever the file names (so only for trusted files): by default loading refuses
+the file and says so.
 """
 
 from __future__ import annotations
@@ -94,13 +100,43 @@ def load_tree(source: Path | IO[bytes]) -> Any:
         if found is None:
             raise DlgValueError(f"{path} is not a valid {suffix or 'torch.save'} file (it cannot "
                                 f"be unpickled)") from None
-        raise DlgValueError(f"{path} holds a pickled {found[1]}, not only tensors (a whole "
-                            f"module saved with torch.save(model)?); dlg reads state_dicts "
-                            f"and checkpoints of them only: torch.save(model.state_dict(), "
-                            f"path)") from None
+        raise PickledObjects(f"{path} holds a pickled {found[1]}, not only tensors (a whole "
+                             f"module saved with torch.save(model)?); load a file you trust "
+                             f"with weights_only=False, or save and load the state_dict: "
+                             f"torch.save(model.state_dict(), path)") from None
     except (OSError, ValueError, EOFError, RuntimeError) as e:
         raise DlgValueError(f"{path} is not a valid {suffix or 'torch.save'} file ({e})"
                             ) from None
+
+
+class PickledObjects(DlgValueError):
+    """A .pt file holding more than tensors and containers, read with weights_only on."""
+
+
+def save_object(target: Path | IO[bytes], obj: Any) -> None:
+    """A whole object (a module) pickled as it is: torch.save's format with torch installed (its
+    dlg tensors pickle their arrays), a plain pickle otherwise."""
+    torch = _torch_or_none()
+    if not hasattr(target, "write"):
+        with atomic_write(target) as f:  # type: ignore[arg-type]
+            save_object(f, obj)
+        return
+    if torch is None:
+        pickle.dump(obj, target, protocol=4)  # type: ignore[arg-type]
+    else:
+        torch.save(obj, target)
+
+
+def load_object(source: Path | IO[bytes]) -> Any:
+    """What `save_object` wrote, or any pickle (weights_only=False: the file's code runs)."""
+    if isinstance(source, Path) and not source.exists():
+        raise DlgValueError(f"{source}: no such file")
+    if _is_zip(source):
+        return torch_module().load(source, weights_only=False, map_location="cpu")
+    if isinstance(source, Path):
+        with open(source, "rb") as f:
+            return pickle.load(f)  # noqa: S301  (weights_only=False asks for it)
+    return pickle.load(source)  # type: ignore[arg-type]  # noqa: S301
 
 
 def _is_zip(source: Path | IO[bytes]) -> bool:

@@ -185,3 +185,42 @@ def test_a_file_of_another_kind_is_refused_naming_what_load_reads(tmp_path):
         dlg.load(tmp_path / "notes.txt")
     with pytest.raises(DlgValueError, match="is not a valid torch.save file"):
         dlg.load(io.BytesIO(b"not a pickle"))
+
+
+class _Saved(dlg.nn.Module):  # a whole module pickles its class by name: a module-level one
+    def __init__(self):
+        super().__init__()
+        self.flatten = dlg.nn.Flatten()
+        self.stack = dlg.nn.Sequential(dlg.nn.Linear(6, 4), dlg.nn.ReLU(), dlg.nn.Linear(4, 2))
+
+    def forward(self, x):
+        return self.stack(self.flatten(x))
+
+
+@pytest.mark.parametrize("with_torch", [True, False], ids=["torch-format", "plain-pickle"])
+@pytest.mark.parametrize("to_file", [True, False], ids=["path", "bytesio"])
+def test_a_whole_module_saves_and_loads_with_weights_only_false(tmp_path, monkeypatch,
+                                                                with_torch, to_file):
+    """The Save & Load tutorial's torch.save(model, 'model.pth') then
+    torch.load('model.pth', weights_only=False); the default refuses it, as torch's does."""
+    if with_torch:
+        pytest.importorskip("torch")
+    else:
+        monkeypatch.setitem(sys.modules, "torch", None)
+    model = _Saved()
+    x = dlg.randn(3, 2, 3)
+    target = tmp_path / "model.pth" if to_file else io.BytesIO()
+    dlg.save(model, target)
+    if not to_file:
+        target.seek(0)
+    with pytest.raises(DlgValueError, match="weights_only=False"):
+        dlg.load(target)
+    if not to_file:
+        target.seek(0)
+    loaded = dlg.load(target, weights_only=False)
+    assert type(loaded) is _Saved and loaded is not model
+    assert list(loaded.state_dict()) == list(model.state_dict())
+    loaded.eval()
+    np.testing.assert_array_equal(loaded(x).detach().numpy(), model(x).detach().numpy())
+    loaded(x).sum().backward()  # its parameters still train
+    assert loaded.stack[0].weight.grad is not None
