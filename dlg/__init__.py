@@ -75,6 +75,7 @@ float16, float32, float64 = DType.f16, DType.f32, DType.f64
 int32, int64, bool = DType.i32, DType.i64, DType.bool  # noqa: A001  (PyTorch's spellings)
 float, double, half, long = DType.f32, DType.f64, DType.f16, DType.i64  # noqa: A001
 int = DType.i32  # noqa: A001  (torch.int is int32)
+uint8, int8, int16, short = DType.u8, DType.i8, DType.i16, DType.i16
 preserve_format, contiguous_format = MemoryFormat.preserve_format, MemoryFormat.contiguous_format
 channels_last, channels_last_3d = MemoryFormat.channels_last, MemoryFormat.channels_last_3d
 strided = Layout.strided

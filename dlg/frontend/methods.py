@@ -16,16 +16,22 @@ import numpy as np
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.engine import caller_span
-from dlg.frontend.tensor import Tensor, call
-from dlg.functions.args import is_number, is_static
+from dlg.frontend.tensor import Tensor, call, checked
+from dlg.functions.args import int_scalar, is_number, is_static
 from dlg.functions.elementwise import ELEMENTWISE, takes_ints
-from dlg.ir.dtypes import DType
+from dlg.ir.dtypes import DType, promote_types
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.opdef import OpDef, Trait
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 
-_PROMOTION = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
+
+def common_dtype(dtypes: Any) -> DType:
+    """torch.promote_types over `dtypes` (at least one): uint8 and int8 meet at int16."""
+    out, *rest = dtypes
+    for d in rest:
+        out = promote_types(out, d)
+    return out
 
 
 def binary(name: str, a: Any, b: Any, **attrs: Any) -> Tensor:
@@ -71,7 +77,7 @@ def _int_pow(a: Any, b: Any) -> Tensor | None:
         raise DlgTypeError("integers to negative integer powers are not allowed (torch's rule); "
                            "use a float tensor", caller_span())
     wide = [v.to(DType.f64) if isinstance(v, Tensor) else float(v) for v in (a, b)]
-    return call("pow", *wide).to(max(tensors, key=_PROMOTION.index))
+    return call("pow", *wide).to(common_dtype(tensors))
 
 
 def _promoted_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | None:
@@ -140,9 +146,9 @@ def _tensors_dtype(tensors: list[Tensor]) -> DType:
     (bool < int < float) is above theirs (f32[2] + f64[] is f32, i32[2] + f64[] is f64)."""
     shaped = [t.dtype for t in tensors if t.tensor_type.rank]
     scalars = [t.dtype for t in tensors if not t.tensor_type.rank]
-    dtype = max(shaped or scalars, key=_PROMOTION.index)
+    dtype = common_dtype(shaped or scalars)
     higher = [d for d in scalars if _kind(d) > _kind(dtype)]
-    return max(higher, key=_PROMOTION.index) if higher else dtype
+    return common_dtype(higher) if higher else dtype
 
 
 def joined(name: str) -> Callable[..., Tensor]:
@@ -152,7 +158,7 @@ def joined(name: str) -> Callable[..., Tensor]:
         parts = tensors
         if isinstance(tensors, (list, tuple)) and tensors and all(
                 isinstance(t, Tensor) for t in tensors):
-            dtype = max((t.dtype for t in tensors), key=_PROMOTION.index)
+            dtype = common_dtype(t.dtype for t in tensors)
             parts = [t.to(dtype) for t in tensors]
         return call(name, parts, dim if axis is None else axis)
     join.__name__ = join.__qualname__ = name
@@ -282,6 +288,10 @@ def divide(a: Any, b: Any, rounding_mode: str | None = None) -> Tensor:
 def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
     """torch.clamp: x and tensor or number bounds promoted to one dtype first."""
     given = [v for v in (min, max) if v is not None]
+    if isinstance(x, Tensor) and x.dtype.is_int:  # torch checks int bounds against x's range
+        for v in given:
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                checked(lambda _, v: int_scalar(v, x.dtype), v)
     x, *bounds = promote(REGISTRY["maximum"], x, *given)
     rest = iter(bounds)
     low = None if min is None else next(rest)

@@ -24,6 +24,7 @@ from dlg.functions import indexing
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Value
 from dlg.functions import FUNCTIONS
+from dlg.functions.args import int_scalar
 from dlg.functions.call import bind
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.custom import PY_FUNCTION, STOP_GRADIENT
@@ -379,6 +380,11 @@ class _Eager:
         return x.tensor_type
 
     def lift(self, value: Any, dtype: DType) -> Tensor:
+        if dtype.is_int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            try:  # 300 as uint8: torch's error; -1 wraps to 255
+                value = int_scalar(value, dtype)
+            except DlgError as e:
+                raise e.with_span(engine.caller_span()) from None
         return Tensor.of(np.asarray(value, dtype.np))
 
     def describe(self, value: Any) -> str:
@@ -534,7 +540,7 @@ def numpy_data(value: Any, dtype: np.dtype | None = None, copy: bool = False) ->
     at the caller's line, not NumPy's."""
     try:
         return np.array(value, dtype=dtype) if copy else np.asarray(value, dtype)
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:  # ragged lists; 300 as uint8
         raise DlgValueError(f"cannot make a tensor of this {type(value).__name__}: {e}",
                             engine.caller_span()) from None
 
@@ -547,9 +553,8 @@ def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
     array = numpy_data(value)
     if array.dtype == np.float64 and not isinstance(value, np.ndarray):
         array = array.astype(np.float32)  # Python floats make float32 tensors, as in PyTorch
-    if (array.dtype.kind == "i" and array.dtype != np.int32) or (
-            array.dtype.kind == "u" and array.dtype.itemsize < 8):
-        array = array.astype(np.int64)  # int8/16 and uint8/16/32 (an image's bytes) widened
+    if array.dtype.kind == "u" and 1 < array.dtype.itemsize < 8:
+        array = array.astype(np.int64)  # uint16/32 widened (uint8, int8 and int16 are kept)
     try:
         DType.of(array)
     except KeyError:

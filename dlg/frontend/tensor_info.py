@@ -25,12 +25,11 @@ from dlg.frontend.methods import promote
 from dlg.frontend.size import Size
 from dlg.frontend.tensor import Tensor, call, checked, numpy_data
 from dlg.functions.creation import dtype_arg
+from dlg.ir import dtypes
 from dlg.ir.dtypes import DType
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.common import broadcast_shapes as _broadcast
 from dlg.ir.shapes import Dim
-
-_ORDER = [DType.bool, DType.i32, DType.i64, DType.f16, DType.f32, DType.f64]
 
 
 def method(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -216,8 +215,8 @@ def is_same_size(input: Tensor, other: Tensor) -> bool:  # noqa: A002
 
 
 def is_signed(input: Tensor) -> bool:  # noqa: A002
-    """Whether the dtype holds negative numbers (all but bool: dlg has no unsigned ints)."""
-    return input.dtype != DType.bool
+    """Whether the dtype holds negative numbers (all but bool and uint8)."""
+    return input.dtype.is_signed
 
 
 def is_complex(input: Tensor) -> bool:  # noqa: A002
@@ -232,7 +231,7 @@ def _dtype(value: Any, what: str) -> DType:
 def promote_types(type1: Any, type2: Any) -> DType:
     """The smallest dtype both cast to without losing their kind (bool < int < float)."""
     a, b = _dtype(type1, "promote_types(): type1"), _dtype(type2, "promote_types(): type2")
-    return max(a, b, key=_ORDER.index)
+    return dtypes.promote_types(a, b)
 
 
 def result_type(tensor1: Any, tensor2: Any) -> DType:
@@ -249,8 +248,9 @@ def result_type(tensor1: Any, tensor2: Any) -> DType:
 def can_cast(from_: Any, to: Any) -> bool:
     """torch's casting rule: never to a lower kind (float to int, a number to bool)."""
     a, b = _dtype(from_, "can_cast(): from_"), _dtype(to, "can_cast(): to")
-    kind = {DType.bool: 0, DType.i32: 1, DType.i64: 1}
-    return kind.get(b, 2) >= kind.get(a, 2)
+    def kind(d: DType) -> int:
+        return 2 if d.is_float else 1 if d.is_int else 0
+    return kind(b) >= kind(a)
 
 
 def broadcast_shapes(*shapes: Any) -> Size:

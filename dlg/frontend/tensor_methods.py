@@ -18,6 +18,7 @@ from dlg.frontend import engine, init, inplace, selection, versions
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import binary, promote
 from dlg.frontend.tensor import Tensor, call, checked, index, op
+from dlg.functions.args import int_scalar
 from dlg.functions.creation import dtype_arg
 from dlg.functions.shape import split_sizes
 from dlg.ir.dtypes import DType, bfloat16
@@ -118,7 +119,8 @@ def _conversion(name: str, dtype: DType) -> None:
 
 
 for _name, _dtype in {"float": DType.f32, "double": DType.f64, "half": DType.f16,
-                      "long": DType.i64, "int": DType.i32, "bool": DType.bool}.items():
+                      "long": DType.i64, "int": DType.i32, "bool": DType.bool,
+                      "byte": DType.u8, "char": DType.i8, "short": DType.i16}.items():
     _conversion(_name, _dtype)
 _conversion("bfloat16", bfloat16)  # type: ignore[arg-type]  (to() says dlg has none)
 
@@ -371,6 +373,8 @@ def fill_(self: Tensor, value: Any) -> Tensor:
     if isinstance(value, Tensor) and value.ndim:
         raise DlgValueError(f"fill_: value must be a number or a 0-d tensor, got {value.tensor_type}",
                             engine.caller_span())
+    if self.dtype.is_int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = checked(lambda _, v: int_scalar(v, self.dtype), value)  # 300 in uint8: refused
     if not _recorded_or_traced(self, value):
         versions.written(self)
         self.numpy_view()[...] = value.item() if isinstance(value, Tensor) else value

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dlg.errors import DlgTypeError
+from dlg.errors import DlgTypeError, DlgValueError
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.opdef import OpDef
@@ -147,7 +147,22 @@ def weak(value: Any, dtype: DType) -> Any:
     elif isinstance(value, (float, np.floating)) and not dtype.is_float:
         raise DlgTypeError(f"the float {value} meets an {dtype} tensor; cast the tensor to a "
                            "float dtype first")
+    elif dtype.is_int and dtype.itemsize < 8 and isinstance(value, (int, np.integer)):
+        info = np.iinfo(dtype.np)  # an int outside a small int's range wraps into it, as torch's
+        return (int(value) - info.min) % (1 << info.bits) + info.min  # (uint8 x + 300 is x + 44)
     return value
+
+
+def int_scalar(value: Any, dtype: DType) -> int:
+    """An int stored into an integer dtype where torch checks it (full, fill_, masked_fill,
+    clamp): c10's `overflows` rule, the dtype's range, and for uint8 down to -255, which wraps
+    (fill_(-1) is 255); else a DlgValueError in torch's words."""
+    info = np.iinfo(dtype.np)
+    low = -int(info.max) if dtype.is_unsigned else int(info.min)
+    if not low <= int(value) <= int(info.max):
+        raise DlgValueError(f"value {value} cannot be converted to type {dtype.torch_name} "
+                            f"without overflow")
+    return (int(value) - int(info.min)) % (1 << int(info.bits)) + int(info.min)
 
 
 _KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {

@@ -45,6 +45,14 @@ def _fill_value(F: Front, value: Any, name: str) -> float:
     return float(value)
 
 
+def _stored(value: Any, fill: float, dtype: DType) -> float:
+    """The fill value as the dtype stores it: an int checked against an integer dtype's range
+    (torch's error for 300 as uint8; -1 wraps to 255)."""
+    if dtype.is_int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return float(args.int_scalar(value, dtype))
+    return fill
+
+
 def _dtype_or(F: Front, dtype: Any, default: DType) -> DType:
     """`dtype`, or `default` where None (PyTorch's dtype=None: the default dtype)."""
     return default if dtype is None else dtype_arg(F, dtype)
@@ -52,8 +60,9 @@ def _dtype_or(F: Front, dtype: Any, default: DType) -> DType:
 
 def full(F: Front, shape: Any, value: Any, dtype: DType | None = None) -> Any:
     """A tensor of `shape` filled with `value`."""
-    return F.emit(FULL, shape=args.shape(F, (shape,)), value=_fill_value(F, value, "full"),
-                  dtype=_dtype_or(F, dtype, DType.f32))
+    dtype = _dtype_or(F, dtype, DType.f32)
+    return F.emit(FULL, shape=args.shape(F, (shape,)),
+                  value=_stored(value, _fill_value(F, value, "full"), dtype), dtype=dtype)
 
 
 def zeros(F: Front, *shape: Any, dtype: DType | None = None) -> Any:
@@ -68,8 +77,9 @@ def ones(F: Front, *shape: Any, dtype: DType | None = None) -> Any:
 def full_like(F: Front, x: Any, value: Any, dtype: DType | None = None) -> Any:
     """A tensor of x's shape (and dtype, unless given) filled with `value`."""
     t = F.type_of(tensor(F, x, "full_like's argument"))
-    return F.emit(FULL, shape=t.shape, value=_fill_value(F, value, "full_like"),
-                  dtype=t.dtype if dtype is None else dtype_arg(F, dtype))
+    dtype = t.dtype if dtype is None else dtype_arg(F, dtype)
+    return F.emit(FULL, shape=t.shape,
+                  value=_stored(value, _fill_value(F, value, "full_like"), dtype), dtype=dtype)
 
 
 def zeros_like(F: Front, x: Any, dtype: DType | None = None) -> Any:

@@ -15,7 +15,7 @@ from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.functions import args
 from dlg.functions.args import describe, tensor
 from dlg.functions.front import Front
-from dlg.ir.ops.common import INTS, broadcast_shapes, normalize_axis
+from dlg.ir.ops.common import INDEX_INTS, broadcast_shapes, normalize_axis
 from dlg.ir.ops.elementwise import ADD, LT, WHERE
 from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops.reduce import NUMEL
@@ -25,7 +25,7 @@ from dlg.ir.shapes import Shape, numel
 
 def _index(F: Front, index: Any, op: str) -> Any:
     """The index argument: an int32 or int64 tensor."""
-    if not F.is_tensor(index) or F.type_of(index).dtype not in INTS:
+    if not F.is_tensor(index) or F.type_of(index).dtype not in INDEX_INTS:
         what = describe(F, index)
         raise DlgTypeError(f"{op}: index must be an int64 (or int32) tensor, got {what}")
     return index

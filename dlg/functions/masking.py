@@ -15,10 +15,10 @@ import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.functions import args
-from dlg.functions.args import describe, is_int, is_static, tensor
+from dlg.functions.args import describe, int_scalar, is_int, is_static, tensor
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.common import INTS, normalize_axis
+from dlg.ir.ops.common import INDEX_INTS, normalize_axis
 from dlg.ir.ops.gather import INDEX_ADD
 from dlg.ir.ops.reduce import NUMEL
 from dlg.ir.ops.shape import RESHAPE
@@ -39,6 +39,8 @@ def masked_fill(F: Front, x: Any, mask: Any, value: Any) -> Any:
             raise DlgShapeError(f"masked_fill: value must be a number or a 0-d tensor, got {v}")
         fill = value if v.dtype == t.dtype else F.emit(CAST, value, dtype=t.dtype)
     elif is_static(value):
+        if t.dtype.is_int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = int_scalar(value, t.dtype)  # 300 in uint8: torch's error
         fill = F.lift(np.asarray(value).astype(t.dtype.np), t.dtype)
     else:
         raise DlgTypeError(f"masked_fill: value must be a number or a 0-d tensor, got "
@@ -52,7 +54,7 @@ def index_fill(F: Front, x: Any, axis: Any, index: Any, value: Any) -> Any:
     t = F.type_of(tensor(F, x, "index_fill's argument"))
     a = normalize_axis("index_fill", args.axis(F, axis, "index_fill: dim"), max(t.rank, 1))
     i = F.type_of(tensor(F, index, "index_fill: index"))
-    if i.dtype not in INTS or i.rank > 1:
+    if i.dtype not in INDEX_INTS or i.rank > 1:
         raise DlgTypeError(f"index_fill: index must be a 0-d or 1-d int64 tensor, got {i}")
     positions = F.emit(RESHAPE, index, shape=(1,)) if i.rank == 0 else index
     count = F.type_of(positions).shape

@@ -21,7 +21,7 @@ from dlg.errors import DlgTypeError
 from dlg.functions.args import describe, is_number, is_static, operands, tensor
 from dlg.functions.elementwise import apply, clamp
 from dlg.functions.front import Front
-from dlg.ir.dtypes import DType
+from dlg.ir.dtypes import DType, promote_types
 from dlg.ir.ops.arith import FLOOR_DIVIDE, FMOD, ISINF, ISNAN, RECIPROCAL
 from dlg.ir.ops.custom import STOP_GRADIENT
 from dlg.ir.ops.elementwise import (
@@ -64,8 +64,9 @@ def promoted(F: Front, values: Sequence[Any], whats: Sequence[str], dtype: DType
             raise DlgTypeError(f"{what} must be a tensor or a number, got {describe(F, v)}")
     have = [F.type_of(v).dtype for v in values if F.is_tensor(v)]
     if dtype is None:
-        order = (DType.bool, DType.i32, DType.i64, *_FLOAT_ORDER)
-        dtype = max(have, key=order.index) if have else DType.f32
+        dtype = DType.f32
+        for i, d in enumerate(have):
+            dtype = d if i == 0 else promote_types(dtype, d)
     cast = [v if not F.is_tensor(v) or F.type_of(v).dtype == dtype else
             F.emit(CAST, v, dtype=dtype) for v in values]
     return operands(F, cast, whats)

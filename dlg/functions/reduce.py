@@ -64,8 +64,9 @@ def with_dtype(F: Front, x: Any, dtype: DType | None) -> Any:
 
 
 def _widened(F: Front, x: Any, dtype: DType | None) -> Any:
-    """x cast to `dtype`, or bools and int32 to int64 (PyTorch's sum and prod)."""
-    if dtype is None and F.type_of(x).dtype in (DType.bool, DType.i32):
+    """x cast to `dtype`, or bools and the narrower ints to int64 (PyTorch's sum and prod)."""
+    if dtype is None and F.type_of(x).dtype in (DType.bool, DType.u8, DType.i8, DType.i16,
+                                                DType.i32):
         dtype = DType.i64
     return with_dtype(F, x, dtype)
 
@@ -176,9 +177,11 @@ std_mean = _with_mean("std_mean", std)
 def _truth(name: str, op: OpDef) -> Callable[..., Any]:
     def fn(F: Front, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
         x = tensor(F, x, f"{name}'s argument")
-        return F.emit(op, x, axes=dims(F, x, axis, name, empty_is_all=False), keepdims=keepdims)
+        out = F.emit(op, x, axes=dims(F, x, axis, name, empty_is_all=False), keepdims=keepdims)
+        return F.emit(CAST, out, dtype=DType.u8) if F.type_of(x).dtype == DType.u8 else out
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"Whether {name} elements over `axis` are nonzero, as bools."
+    fn.__doc__ = (f"Whether {name} elements over `axis` are nonzero, as bools (as uint8 for "
+                  f"uint8, torch's legacy rule).")
     return fn
 
 

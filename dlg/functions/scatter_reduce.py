@@ -24,7 +24,7 @@ from dlg.functions.front import Front
 from dlg.functions.gather import as_vector, leading_part, shaped_like
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.arith import FLOOR_DIVIDE
-from dlg.ir.ops.common import INTS, normalize_axis
+from dlg.ir.ops.common import INDEX_INTS, normalize_axis
 from dlg.ir.ops.elementwise import (
     ADD,
     CAST,
@@ -64,7 +64,7 @@ def scatter_reduce(F: Front, x: Any, axis: Any, index: Any, src: Any, reduce: An
     if not isinstance(include_self, bool):
         raise DlgTypeError(f"scatter_reduce: include_self must be true or false, got "
                            f"{args.describe(F, include_self)}")
-    if i.dtype not in INTS:
+    if i.dtype not in INDEX_INTS:
         raise DlgTypeError(f"scatter_reduce: index must be an int64 (or int32) tensor, got {i}")
     if s.dtype != t.dtype:
         raise DlgTypeError(f"scatter_reduce: src {s} must have x's dtype {t.dtype}")

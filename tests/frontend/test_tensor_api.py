@@ -525,7 +525,8 @@ TORCH_DTYPES = [
     (lambda: dlg.ones(2).to(torch.float64), "use dlg.float64"),
     (lambda: dlg.zeros(2, dtype=torch.long), "use dlg.int64"),
     (lambda: dlg.tensor([1.0], dtype=torch.float16), "use dlg.float16"),
-    (lambda: dlg.arange(3, dtype=torch.int8), "dlg has no int8 dtype"),
+    (lambda: dlg.arange(3, dtype=torch.int8), "use dlg.int8"),
+    (lambda: dlg.arange(3, dtype=torch.uint16), "dlg has no uint16 dtype"),
     (lambda: dlg.finfo(torch.float32), "use dlg.float32"),
 ]
 
@@ -536,16 +537,18 @@ def test_torch_dtypes_are_refused_with_dlgs_spelling(fn, message):
         fn()
 
 
-def test_small_integer_arrays_are_widened_to_int64():
-    """NumPy int8/16 and uint8/16/32 arrays (an image's bytes) become int64 tensors (dlg has no
-    narrower ints), so the usual img.float() / 255 pipeline computes torch's values; uint64
-    (past int64's range) is refused."""
+def test_small_integer_arrays_keep_their_dtype():
+    """NumPy uint8/int8/int16 arrays (an image's bytes) keep their dtype as torch.from_numpy's,
+    so the usual img.float() / 255 pipeline computes torch's values; uint16/32, which dlg lacks,
+    become int64; uint64 (past int64's range) is refused."""
     img = (np.arange(24).reshape(2, 3, 4) * 11).astype(np.uint8)
+    assert dlg.from_numpy(img).dtype == dlg.uint8
     ours = dlg.from_numpy(img).float().div(255).permute(2, 0, 1)
     np.testing.assert_array_equal(ours.numpy(), torch.from_numpy(img).float().div(255).permute(
         2, 0, 1).numpy())
-    for kind in (np.int8, np.int16, np.uint8, np.uint16, np.uint32):
-        assert dlg.tensor(np.array([1, 2], kind)).dtype == dlg.int64
+    for kind, dtype in ((np.int8, dlg.int8), (np.int16, dlg.int16), (np.uint8, dlg.uint8),
+                        (np.uint16, dlg.int64), (np.uint32, dlg.int64)):
+        assert dlg.tensor(np.array([1, 2], kind)).dtype == dtype
     with pytest.raises(dlg.DlgTypeError, match="dtype uint64 is not supported"):
         dlg.tensor(np.zeros(2, np.uint64))
 

@@ -12,7 +12,8 @@ from dlg.ir.shapes import Dim, Shape, Sym, shape_str
 from dlg.ir.types import TensorType
 
 FLOATS = (DType.f16, DType.f32, DType.f64)
-INTS = (DType.i32, DType.i64)
+INTS = (DType.u8, DType.i8, DType.i16, DType.i32, DType.i64)
+INDEX_INTS = (DType.i32, DType.i64)  # what index tensors may be: torch's int and long
 NUMERIC = FLOATS + INTS
 SPATIAL_RANKS = (1, 2, 3)  # the spatial dims convolutions and pools take, as PyTorch's
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from dlg.errors import DlgShapeError
 from dlg.ir.ops.common import (
-    INTS,
+    INDEX_INTS,
     NUMERIC,
     check_indices,
     normalize_axis,
@@ -43,7 +43,7 @@ def _fits(i: Dim, n: Dim) -> bool:
 def along_axis(op: str, x: TensorType, index: TensorType, axis: int) -> int:
     """The normalised axis of a gather or scatter of `x` by `index`, after checking the index:
     integer, x's rank, and no larger than x off the axis."""
-    require_dtype(op, index, INTS, "index")
+    require_dtype(op, index, INDEX_INTS, "index")
     if x.rank == 0 or index.rank != x.rank:
         raise DlgShapeError(f"{op}: index {index} must have the rank of x {x} (at least 1)")
     a = normalize_axis(op, axis, x.rank)
@@ -147,7 +147,7 @@ SCATTER = defop(
 # ---- index_add --------------------------------------------------------------------------------
 def _index_add_infer(x: TensorType, index: TensorType, source: TensorType, axis: int,
                      alpha: float) -> TensorType:
-    require_dtype("index_add", index, INTS, "index")
+    require_dtype("index_add", index, INDEX_INTS, "index")
     same_dtype("index_add", x, source)
     require_dtype("index_add", x, NUMERIC, "x")
     if index.rank != 1 or x.rank == 0:

@@ -15,7 +15,14 @@ import math
 
 from dlg.errors import DlgAttributeError, DlgShapeError, DlgTypeError
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.common import FLOATS, INTS, NUMERIC, broadcast_shapes, require_dtype, same_dtype
+from dlg.ir.ops.common import (
+    FLOATS,
+    INDEX_INTS,
+    NUMERIC,
+    broadcast_shapes,
+    require_dtype,
+    same_dtype,
+)
 from dlg.ir.ops.nn import as_i64
 from dlg.ir.ops.opdef import Attr, defop
 from dlg.ir.types import TensorType
@@ -61,7 +68,7 @@ def _check_class_input(op: str, x: TensorType, target: TensorType, weight: tuple
         same_dtype(op, x, w)
         if w.shape != (x.shape[c],):
             raise DlgShapeError(f"{op}: weight must be [{x.shape[c]}] (one per class), got {w}")
-    if target.dtype in INTS:
+    if target.dtype in INDEX_INTS:
         if target.shape != per_sample:
             raise DlgShapeError(f"{op}: class-index target must be {list(per_sample)} for input "
                                 f"{x}, got {target}")

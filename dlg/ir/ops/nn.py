@@ -17,7 +17,7 @@ from dlg.errors import DlgAttributeError, DlgShapeError, DlgTypeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import (
     FLOATS,
-    INTS,
+    INDEX_INTS,
     NUMERIC,
     normalize_axes,
     normalize_axis,
@@ -169,7 +169,7 @@ LAYER_NORM = defop("layer_norm", ("x", "*affine"), _layer_norm_infer,
 
 # ---- lookup and dense -------------------------------------------------------------------------
 def _embedding_infer(weight: TensorType, indices: TensorType) -> TensorType:
-    require_dtype("embedding", indices, INTS, "indices")
+    require_dtype("embedding", indices, INDEX_INTS, "indices")
     require_dtype("embedding", weight, NUMERIC, "weight")
     if weight.rank != 2:
         raise DlgShapeError(f"embedding: weight must be [num_embeddings, dim], got {weight}")
@@ -182,7 +182,7 @@ EMBEDDING = defop("embedding", ("weight", "indices"), _embedding_infer,
 
 
 def _one_hot_infer(indices: TensorType, num_classes: int, dtype: DType) -> TensorType:
-    require_dtype("one_hot", indices, INTS, "indices")
+    require_dtype("one_hot", indices, INDEX_INTS, "indices")
     if num_classes < 1:
         raise DlgAttributeError(f"one_hot: num_classes must be positive, got {num_classes}")
     return TensorType(dtype, indices.shape + (num_classes,))

@@ -16,7 +16,7 @@ import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.ir.ops.common import (
-    INTS,
+    INDEX_INTS,
     check_indices,
     interleave_zeros,
     normalize_axes,
@@ -287,7 +287,7 @@ PAD = defop("pad", ("x",), _pad_infer, attrs={"pads": Attr("pads"), "value": Att
 
 # ---- take -------------------------------------------------------------------------------------
 def _take_infer(x: TensorType, indices: TensorType, axis: int) -> TensorType:
-    require_dtype("take", indices, INTS, "indices")
+    require_dtype("take", indices, INDEX_INTS, "indices")
     a = _axis("take", axis, x)
     return x.with_shape(x.shape[:a] + indices.shape + x.shape[a + 1:])
 
@@ -308,7 +308,7 @@ TAKE = defop("take", ("x", "indices"), _take_infer, attrs={"axis": Attr("int")},
 
 
 def _scatter_add_infer(g: TensorType, indices: TensorType, axis: int, shape: Shape) -> TensorType:
-    require_dtype("scatter_add", indices, INTS, "indices")
+    require_dtype("scatter_add", indices, INDEX_INTS, "indices")
     _check_dims("scatter_add", shape)
     a = normalize_axis("scatter_add", axis, len(shape))
     expected = tuple(shape[:a]) + indices.shape + tuple(shape[a + 1:])
