@@ -26,7 +26,8 @@ from dlg.backends.determinism import (are_deterministic_algorithms_enabled,
                                       is_deterministic_algorithms_warn_only_enabled,
                                       use_deterministic_algorithms)
 from dlg.frontend.amp import autocast, is_autocast_enabled
-from dlg import linalg, special
+from dlg import fft, linalg, special
+complex64, cfloat, complex128, cdouble = DType.c64, DType.c64, DType.c128, DType.c128
 from dlg.frontend import dense_linalg as _dense_linalg
 from dlg.frontend import linalg_more as _linalg_more
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo, set_default_dtype
@@ -41,6 +42,7 @@ from dlg.frontend.engine import (
 from dlg.frontend.rng_state import get_rng_state, seed, set_rng_state
 from dlg import random
 from dlg.frontend.engine import grad_enabled as is_grad_enabled
+from dlg.frontend.device import device
 from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional
 from dlg.frontend.out_arg import with_out as _with_out
@@ -81,11 +83,6 @@ channels_last, channels_last_3d = MemoryFormat.channels_last, MemoryFormat.chann
 strided = Layout.strided
 
 
-def device(name: str = "cpu") -> str:
-    """`torch.device` spelling: eager dlg runs on the cpu (`dlg.compile` targets others)."""
-    return str(name)
-
-
 class accelerator:  # noqa: N801  (torch.accelerator spelling)
     """`dlg.accelerator.is_available()`: eager tensors run on the CPU (pytorch/examples ask)."""
 
@@ -103,7 +100,7 @@ __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mod
             "set_default_dtype",
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
-__all__ += ["linalg", "special", *_linalg_more.TOP_LEVEL]
+__all__ += ["fft", "linalg", "special", *_linalg_more.TOP_LEVEL]
 __all__ += ["DlgNumericError", "detect_anomaly", "is_anomaly_enabled", "set_anomaly"]
 __all__ += ["get_num_threads", "set_num_threads"]
 __all__ += ["channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "strided"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine, init, inplace, selection, versions
+from dlg.frontend.device import CPU
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import binary, promote
 from dlg.frontend.tensor import Tensor, call, checked, index, op
@@ -105,7 +106,7 @@ def cuda(self: Tensor, device: Any = None, non_blocking: bool = False,
     return self
 
 
-Tensor.device = property(lambda self: "cpu",  # type: ignore[attr-defined]
+Tensor.device = property(lambda self: CPU,  # type: ignore[attr-defined]
                          doc="Where the tensor lives: eager dlg runs on the cpu.")
 
 
