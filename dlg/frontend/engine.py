@@ -358,7 +358,7 @@ class Tracer:
         """v without gradient: a `stop_gradient` of it (torch's detach), made once."""
         if v not in self.cuts:
             op = self.graph.node(v).op
-            if not self.graph.type_of(v).dtype.is_float or (
+            if not self.graph.type_of(v).dtype.is_inexact or (
                     Trait.SOURCE in op.traits and Trait.ARGUMENT not in op.traits):
                 return v  # no gradient to stop: an integer, a constant
             with self.builder.at(caller_span()):
@@ -435,7 +435,7 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     call = next(_calls)
     sources = tuple(current(t) for t in inputs) if record else ()
     return [(np.asarray(v), t, Record(op, checked, tuple(inputs), sources, i, call, span)
-             if record and t.dtype.is_float else None)
+             if record and t.dtype.is_inexact else None)
             for i, (v, t) in enumerate(zip(values, types))]
 
 

@@ -23,7 +23,7 @@ from dlg.frontend.methods import binary_function, promote
 from dlg.frontend.tensor import (MaxResult, Tensor, as_number, call, checked, eager, numpy_data,
                                  op)
 from dlg.frontend.factory import factory, leaf
-from dlg.frontend import composites, sampling, selection, stateful, tensor_info
+from dlg.frontend import complex_tensors, composites, sampling, selection, stateful, tensor_info
 from dlg.frontend import index_put as indexing
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
@@ -68,9 +68,9 @@ def tensor(data: Any, dtype: DType | None = None, device: Any = None,
     dtype = None if dtype is None else checked(dtype_arg, dtype, "tensor(): dtype")
     value = numpy_data(data.numpy_view() if isinstance(data, Tensor) else data,
                        None if dtype is None else dtype.np, copy=True)
-    if dtype is None and value.dtype == np.float64 and not isinstance(
-            data, (Tensor, np.ndarray, np.generic)):
-        value = value.astype(np.float32)
+    if dtype is None and value.dtype in (np.float64, np.complex128) and not isinstance(
+            data, (Tensor, np.ndarray, np.generic)):  # Python floats and complexes: torch's
+        value = value.astype(np.float32 if value.dtype.kind == "f" else np.complex64)
     return leaf(Tensor.of(value, dtype=dtype), requires_grad, device)
 
 
@@ -215,3 +215,7 @@ globals().update(tensor_info.TOP_LEVEL)  # clone, take, put, result_type, as_ten
 __all__ += list(tensor_info.TOP_LEVEL)
 index_put = indexing.index_put  # torch.index_put; Tensor.index_put(_) too
 __all__ += ["index_put"]
+# complex numbers with torch's meaning on real tensors too (the generated real, conj, angle and
+# complex take complex tensors only): frontend/complex_tensors.py
+globals().update(complex_tensors.TOP_LEVEL)
+__all__ += sorted(set(complex_tensors.TOP_LEVEL) - set(__all__))

@@ -152,9 +152,9 @@ def _probe(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, ...],
         inputs = {node.id: i for i, node in enumerate(forward.inputs)}
         outputs = {v for _, v in forward.outputs}
         sources = {node.out for node in forward.inputs if wants[inputs[node.id]]
-                   and node.types[0].dtype.is_float}
+                   and node.types[0].dtype.is_inexact}
         seeds = {v: b.input(f"ct{k}", forward.type_of(v)) for k, (_, v) in
-                 enumerate(forward.outputs) if forward.type_of(v).dtype.is_float}
+                 enumerate(forward.outputs) if forward.type_of(v).dtype.is_inexact}
         cotangents = vjp_walk(b, seeds, sources)
         ends = [cotangents[v] for v in sources if v in cotangents]
         used: set[Value] = set()
