@@ -65,7 +65,8 @@ from dlg.ir.ops.elementwise import (
 )
 
 FLOAT_TYPES = {DType.f16: ir.HalfType(), DType.f32: ir.FloatType(), DType.f64: ir.DoubleType()}
-INT_TYPES = {DType.i32: ir.IntType(32), DType.i64: ir.IntType(64), DType.bool: ir.IntType(1)}
+INT_TYPES = {DType.i32: ir.IntType(32), DType.i64: ir.IntType(64), DType.bool: ir.IntType(1),
+             DType.u8: ir.IntType(8), DType.i8: ir.IntType(8), DType.i16: ir.IntType(16)}
 I1, I8, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(64)
 
 
@@ -135,11 +136,15 @@ class Scalar:
             return b.fptrunc(self.f32_rounded_to_odd(value), t)
         if src.is_float and dst.is_float:
             return b.fpext(value, t) if _bits(dst) > _bits(src) else b.fptrunc(value, t)
-        if src.is_float:
-            return b.fptosi(value, t)
+        if src.is_float:  # to a narrow int through int64 (uint8) or int32, as the ref and torch
+            if _bits(dst) >= 32:
+                return b.fptosi(value, t)
+            return b.trunc(b.fptosi(value, I64 if dst.is_unsigned else ir.IntType(32)), t)
         if dst.is_float:
-            return b.sitofp(value, t)
-        return b.sext(value, t) if _bits(dst) > _bits(src) else b.trunc(value, t)
+            return b.uitofp(value, t) if src.is_unsigned else b.sitofp(value, t)
+        if _bits(dst) > _bits(src):
+            return b.zext(value, t) if src.is_unsigned else b.sext(value, t)
+        return b.trunc(value, t) if _bits(dst) < _bits(src) else value
 
     def f32_rounded_to_odd(self, x: ir.Value) -> ir.Value:
         """f64 -> f32 rounded to odd: an inexact result is truncated toward zero and its last bit
@@ -170,7 +175,7 @@ class Scalar:
     def greater(self, a: ir.Value, b: ir.Value, dtype: DType, less: bool = False) -> ir.Value:
         """a > b (a < b with `less`), NaN counting as the most extreme, as np.argmax does."""
         if not dtype.is_float:
-            return self.b.icmp_signed("<" if less else ">", a, b)
+            return icmp(self.b, dtype, "<" if less else ">", a, b)
         strict = self.b.fcmp_ordered("<" if less else ">", a, b)
         nan_first = self.b.and_(self.isnan(a), self.b.not_(self.isnan(b)))
         return self.b.or_(strict, nan_first)
@@ -180,7 +185,7 @@ class Scalar:
         propagates and equal zeros are not ordered by sign. (LLVM's `llvm.maximum` also orders
         -0 below +0, which costs two sign tests and branches per scalar on AVX2.)"""
         if not dtype.is_float:
-            return self.b.select(self.b.icmp_signed(">" if maximum else "<", a, b), a, b)
+            return self.b.select(icmp(self.b, dtype, ">" if maximum else "<", a, b), a, b)
         pick = self.b.or_(self.b.fcmp_ordered(">=" if maximum else "<=", a, b), self.isnan(a))
         return self.b.select(pick, a, b)
 
@@ -193,16 +198,24 @@ def has_vector_form(op: ScalarOp, dtype: DType) -> bool:
 
 
 def _bits(dtype: DType) -> int:
-    return {DType.f16: 16, DType.f32: 32, DType.f64: 64, DType.i32: 32, DType.i64: 64,
-            DType.bool: 1}[dtype]
+    return 1 if dtype == DType.bool else dtype.itemsize * 8
+
+
+def icmp(b: ir.IRBuilder, dtype: DType, symbol: str, x: ir.Value, y: ir.Value) -> ir.Value:
+    """An integer comparison: unsigned for uint8 (200 > 100, where i8's signed compare says
+    -56 < 100), signed for the other ints."""
+    return (b.icmp_unsigned if dtype.is_unsigned else b.icmp_signed)(symbol, x, y)
 
 
 OpRule = Callable[[Scalar, DType, list[ir.Value], list[DType]], ir.Value]
 
 
-def _arith(float_op: str, int_op: str) -> OpRule:
+def _arith(float_op: str, int_op: str, unsigned_op: str | None = None) -> OpRule:
+    """One instruction per kind; uint8 divides with `unsigned_op` (udiv, urem)."""
     def emit(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
-        return getattr(s.b, float_op if dt[0].is_float else int_op)(a[0], a[1])
+        name = (float_op if dt[0].is_float else unsigned_op if unsigned_op and dt[0].is_unsigned
+                else int_op)
+        return getattr(s.b, name)(a[0], a[1])
     return emit
 
 
@@ -224,7 +237,7 @@ def _compare(symbol: str) -> OpRule:
             if symbol == "!=":
                 return s.b.fcmp_unordered(symbol, a[0], a[1])
             return s.b.fcmp_ordered(symbol, a[0], a[1])
-        return s.b.icmp_signed(symbol, a[0], a[1])
+        return icmp(s.b, dt[0], symbol, a[0], a[1])
     return emit
 
 
@@ -235,13 +248,15 @@ def _neg(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Valu
 def _abs(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
     if dtype.is_float:
         return s.b.call(s.intrinsic("llvm.fabs", a[0].type), [a[0]])
+    if dtype.is_unsigned:
+        return a[0]
     return s.b.select(s.b.icmp_signed("<", a[0], ir.Constant(a[0].type, 0)), s.b.neg(a[0]), a[0])
 
 
 def _relu(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
     zero = ir.Constant(a[0].type, 0.0 if dtype.is_float else 0)
     below = (s.b.fcmp_ordered("<", a[0], zero) if dtype.is_float
-             else s.b.icmp_signed("<", a[0], zero))
+             else icmp(s.b, dtype, "<", a[0], zero))
     return s.b.select(below, zero, a[0])  # NaN stays NaN
 
 
@@ -374,9 +389,11 @@ def _shift(left: bool) -> OpRule:
     def emit(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
         x, count = a
         zero, top = ir.Constant(x.type, 0), ir.Constant(x.type, _bits(dtype) - 1)
-        outside = s.b.or_(s.b.icmp_signed("<", count, zero), s.b.icmp_signed(">", count, top))
+        outside = s.b.or_(icmp(s.b, dtype, "<", count, zero), icmp(s.b, dtype, ">", count, top))
         if left:
             return s.b.select(outside, zero, s.b.shl(x, s.b.select(outside, zero, count)))
+        if dtype.is_unsigned:  # no sign to shift in: 0 past the width
+            return s.b.select(outside, zero, s.b.lshr(x, s.b.select(outside, zero, count)))
         return s.b.ashr(x, s.b.select(outside, top, count))
     return emit
 
@@ -386,8 +403,8 @@ def _select(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.V
 
 
 def _clamp(s: Scalar, dtype: DType, a: list[ir.Value], dt: list[DType]) -> ir.Value:
-    low = s.b.select(s.b.icmp_signed("<", a[0], a[1]), a[1], a[0])
-    return s.b.select(s.b.icmp_signed(">", low, a[2]), a[2], low)
+    low = s.b.select(icmp(s.b, dt[0], "<", a[0], a[1]), a[1], a[0])
+    return s.b.select(icmp(s.b, dt[0], ">", low, a[2]), a[2], low)
 
 
 @dataclass(frozen=True)
@@ -412,7 +429,8 @@ MATH = 4  # the work of a polynomial exp, tanh, sigmoid or erf, or a libm call, 
 # The one table: elementwise graph primitives by their OpDef, then the kernel-only ops.
 SCALAR_FORMS: dict[ScalarOp, ScalarForm] = {
     ADD: ScalarForm(_arith("fadd", "add"), ALL), SUB: ScalarForm(_arith("fsub", "sub"), ALL),
-    MUL: ScalarForm(_arith("fmul", "mul"), ALL), DIV: ScalarForm(_arith("fdiv", "sdiv"), ALL),
+    MUL: ScalarForm(_arith("fmul", "mul"), ALL),
+    DIV: ScalarForm(_arith("fdiv", "sdiv", "udiv"), ALL),
     POW: ScalarForm(_pow, NONE, MATH),
     MAXIMUM: ScalarForm(_extreme(True), ALL), MINIMUM: ScalarForm(_extreme(False), ALL),
     EQ: ScalarForm(_compare("=="), ALL), NE: ScalarForm(_compare("!="), ALL),
@@ -442,6 +460,6 @@ SCALAR_FORMS: dict[ScalarOp, ScalarForm] = {
     # kernel-only
     SELECT: ScalarForm(_select, ALL), MAX: ScalarForm(_extreme(True), ALL),
     MIN: ScalarForm(_extreme(False), ALL), CLAMP: ScalarForm(_clamp, NONE),
-    FLOORDIV: ScalarForm(_arith("fdiv", "sdiv"), NONE),
-    MOD: ScalarForm(_arith("frem", "srem"), NONE),
+    FLOORDIV: ScalarForm(_arith("fdiv", "sdiv", "udiv"), NONE),
+    MOD: ScalarForm(_arith("frem", "srem", "urem"), NONE),
 }

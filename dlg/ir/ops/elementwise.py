@@ -241,12 +241,13 @@ LOGICAL_OR = binary("logical_or", np.logical_or, (DType.bool,), traits=_COMMUTAT
 # ---- bitwise: integers (and bools, where they are the logical ops), no gradient ----------------
 def _shift_ref(left: bool) -> Callable[..., np.ndarray]:
     """PyTorch's shifts: a count outside 0..bits-1 shifts everything out (0 to the left; the sign
-    to the right, an arithmetic shift), where C leaves it undefined."""
+    to the right, an arithmetic shift; uint8 has none: 0), where C leaves it undefined."""
     def ref(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         bits = x.dtype.itemsize * 8
         outside = (y < 0) | (y >= bits)
-        if left:
-            return np.where(outside, 0, np.left_shift(x, np.where(outside, 0, y)))
+        if left or x.dtype.kind == "u":
+            shift = np.left_shift if left else np.right_shift
+            return np.where(outside, 0, shift(x, np.where(outside, 0, y))).astype(x.dtype)
         return np.right_shift(x, np.where(outside, bits - 1, y))
     return ref
 
@@ -289,6 +290,11 @@ def _cast_ref(x: np.ndarray, dtype: DType) -> np.ndarray:
     """x.astype; complex to real keeps the real part (torch's cast, without NumPy's warning)."""
     if x.dtype.kind == "c" and not dtype.is_complex:
         x = x.real
+    if x.dtype.kind == "f" and dtype.is_int and dtype.itemsize < 4:
+        # torch's float -> uint8/int8/int16: truncated to int64 (uint8) or int32, then wrapped
+        # (-1.5 -> 255; NaN, infinities and values past the wide int, its minimum on x86, -> 0)
+        with np.errstate(invalid="ignore"):
+            return x.astype(np.int64 if dtype.is_unsigned else np.int32).astype(dtype.np)
     return x.astype(dtype.np)
 
 
