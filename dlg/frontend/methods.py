@@ -134,7 +134,7 @@ def promote(opdef: OpDef, *values: Any) -> list[Any]:
         kind = 2 if isinstance(v, (float, np.floating)) else 1 if is_number(v) else 0
         if kind > _kind(dtype):
             dtype = (DType.bool, DType.i64, DType.f32)[kind]
-    if not dtype.is_float and not takes_ints(opdef):
+    if not dtype.is_inexact and not takes_ints(opdef):
         dtype = DType.f32
     return [v.to(dtype) if isinstance(v, Tensor) else
             int(v) if isinstance(v, (bool, np.bool_)) and dtype != DType.bool else v
@@ -148,6 +148,8 @@ def _tensors_dtype(tensors: list[Tensor]) -> DType:
     scalars = [t.dtype for t in tensors if not t.tensor_type.rank]
     dtype = common_dtype(shaped or scalars)
     higher = [d for d in scalars if _kind(d) > _kind(dtype)]
+    if any(d.is_complex for d in higher):  # f64[2] * 1j is complex128, i64[2] * 1j complex64
+        return dtype.to_complex if dtype.is_float else DType.c64
     return common_dtype(higher) if higher else dtype
 
 
@@ -166,7 +168,7 @@ def joined(name: str) -> Callable[..., Tensor]:
 
 
 def _kind(dtype: DType) -> int:
-    return 2 if dtype.is_float else 1 if dtype.is_int else 0
+    return 3 if dtype.is_complex else 2 if dtype.is_float else 1 if dtype.is_int else 0
 
 
 def _method(name: str) -> Callable[..., Any]:
@@ -301,7 +303,7 @@ def clamp(x: Any, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
 def mean(x: Any, *args: Any, dtype: DType | None = None, **kwargs: Any) -> Tensor:
     """torch.mean refuses integer and bool tensors unless `dtype` says what to average in
     (.dlg's mean averages them as f32, as the accuracy metric of a train section does)."""
-    if isinstance(x, Tensor) and dtype is None and not x.dtype.is_float:
+    if isinstance(x, Tensor) and dtype is None and not x.dtype.is_inexact:
         raise DlgTypeError(f"mean: the input must be a float tensor (or give dtype=), got "
                            f"{x.tensor_type}", caller_span())
     return call("mean", x, *args, dtype=dtype, **kwargs)

@@ -220,8 +220,9 @@ class Tensor:
                       "require differentiation use var_no_grad = var.detach().")
             raise DlgValueError("you can only change requires_grad flags of leaf variables."
                                 + ("" if requires_grad else detach), engine.caller_span())
-        if requires_grad and not self.tensor_type.dtype.is_float:
-            raise DlgTypeError(f"only float tensors can require gradients, not {self.tensor_type}",
+        if requires_grad and not self.tensor_type.dtype.is_inexact:
+            raise DlgTypeError(f"only float and complex tensors can require gradients, not "
+                               f"{self.tensor_type}",
                                engine.caller_span())
         self._requires_grad = requires_grad
 
@@ -553,6 +554,8 @@ def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
     array = numpy_data(value)
     if array.dtype == np.float64 and not isinstance(value, np.ndarray):
         array = array.astype(np.float32)  # Python floats make float32 tensors, as in PyTorch
+    elif array.dtype == np.complex128 and not isinstance(value, np.ndarray):
+        array = array.astype(np.complex64)  # and Python complexes complex64
     if array.dtype.kind == "u" and 1 < array.dtype.itemsize < 8:
         array = array.astype(np.int64)  # uint16/32 widened (uint8, int8 and int16 are kept)
     try:
