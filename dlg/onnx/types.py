@@ -8,8 +8,8 @@ from dlg.ir.dtypes import DType
 from dlg.optional import optional_import
 
 # TensorProto.DataType numbers (onnx.proto); fixed by the format, so spelled out here
-_TO_ONNX = {DType.f32: 1, DType.i32: 6, DType.i64: 7, DType.bool: 9, DType.f16: 10,
-            DType.f64: 11}
+_TO_ONNX = {DType.f32: 1, DType.u8: 2, DType.i8: 3, DType.i16: 5, DType.i32: 6, DType.i64: 7,
+            DType.bool: 9, DType.f16: 10, DType.f64: 11}
 _FROM_ONNX = {v: k for k, v in _TO_ONNX.items()}
 
 
