@@ -81,7 +81,9 @@ def from_numpy(array: np.ndarray) -> Tensor:
 def full(size: Any, fill_value: Any, dtype: DType | None = None, device: Any = None,
          layout: Any = None, pin_memory: bool = False, requires_grad: bool = False) -> Tensor:
     """The dtype follows the value when not given (int64 for an int, bool for a bool)."""
-    dtype = number_dtype((fill_value,)) if dtype is None else dtype
+    if dtype is None:
+        dtype = (DType.c64 if isinstance(fill_value, (np.complexfloating, type(1j)))
+                 else number_dtype((fill_value,)))
     size = tuple(map(as_number, size)) if isinstance(size, (tuple, list)) else as_number(size)
     return leaf(call("full", size, fill_value, dtype=dtype), requires_grad, device, layout,
                 pin_memory)

@@ -144,7 +144,7 @@ def weak(value: Any, dtype: DType) -> Any:
     if isinstance(value, (bool, np.bool_)):
         if dtype != DType.bool:
             raise DlgTypeError(f"a bool meets an {dtype} tensor; use cast")
-    elif isinstance(value, (float, np.floating)) and not dtype.is_float:
+    elif isinstance(value, (float, np.floating)) and not dtype.is_inexact:
         raise DlgTypeError(f"the float {value} meets an {dtype} tensor; cast the tensor to a "
                            "float dtype first")
     elif dtype.is_int and dtype.itemsize < 8 and isinstance(value, (int, np.integer)):

@@ -14,6 +14,7 @@ from dlg.functions import args
 from dlg.functions.args import is_int, is_number, tensor
 from dlg.functions.front import Front
 from dlg.ir.dtypes import AbsentDType, DType
+from dlg.ir.ops.complexes import COMPLEX_OP
 from dlg.ir.ops.elementwise import ADD, CAST, DIV, EQ, FLOOR, MUL, POW, SUB, WHERE
 from dlg.ir.ops.shape import RESHAPE
 from dlg.ir.ops.sort import CUMSUM
@@ -59,7 +60,10 @@ def _dtype_or(F: Front, dtype: Any, default: DType) -> DType:
 
 
 def full(F: Front, shape: Any, value: Any, dtype: DType | None = None) -> Any:
-    """A tensor of `shape` filled with `value`."""
+    """A tensor of `shape` filled with `value` (a Python complex: complex64 by default)."""
+    if isinstance(value, (complex, np.complexfloating)):
+        return _full_complex(F, args.shape(F, (shape,)), value,
+                             _dtype_or(F, dtype, DType.c64), "full")
     dtype = _dtype_or(F, dtype, DType.f32)
     return F.emit(FULL, shape=args.shape(F, (shape,)),
                   value=_stored(value, _fill_value(F, value, "full"), dtype), dtype=dtype)
@@ -78,6 +82,8 @@ def full_like(F: Front, x: Any, value: Any, dtype: DType | None = None) -> Any:
     """A tensor of x's shape (and dtype, unless given) filled with `value`."""
     t = F.type_of(tensor(F, x, "full_like's argument"))
     dtype = t.dtype if dtype is None else dtype_arg(F, dtype)
+    if isinstance(value, (complex, np.complexfloating)):
+        return _full_complex(F, t.shape, value, dtype, "full_like")
     return F.emit(FULL, shape=t.shape,
                   value=_stored(value, _fill_value(F, value, "full_like"), dtype), dtype=dtype)
 
@@ -177,14 +183,33 @@ def _bound(F: Front, name: str, value: Any, what: str, out: DType, work: DType) 
     return F.emit(CAST, F.emit(CAST, value, dtype=out), dtype=work)
 
 
+def _full_complex(F: Front, shape: Any, value: Any, dtype: DType, name: str) -> Any:
+    """A complex fill: its parts filled and joined (complex dtypes only, as torch)."""
+    if not dtype.is_complex:
+        raise DlgTypeError(f"{name}: the complex value {value} meets {dtype!r}; give a complex "
+                           f"dtype")
+    part = dtype.real
+    return F.emit(COMPLEX_OP, F.emit(FULL, shape=shape, value=float(value.real), dtype=part),
+                  F.emit(FULL, shape=shape, value=float(value.imag), dtype=part))
+
+
 def rand(F: Front, *shape: Any, dtype: DType | None = None) -> Any:
-    """Uniform samples in [0, 1), fresh at every run."""
-    return F.emit(RANDOM_UNIFORM, shape=args.shape(F, shape), dtype=_float(F, dtype, "rand"))
+    """Uniform samples in [0, 1), fresh at every run; a complex dtype's parts each drawn so."""
+    out = _float(F, dtype, "rand")
+    if out.is_complex:
+        return F.emit(COMPLEX_OP, *(rand(F, *shape, dtype=out.real) for _ in range(2)))
+    return F.emit(RANDOM_UNIFORM, shape=args.shape(F, shape), dtype=out)
 
 
 def randn(F: Front, *shape: Any, dtype: DType | None = None) -> Any:
-    """Standard normal samples, fresh at every run."""
-    return F.emit(RANDOM_NORMAL, shape=args.shape(F, shape), dtype=_float(F, dtype, "randn"))
+    """Standard normal samples, fresh at every run; a complex dtype's parts each have variance
+    1/2 (torch's, so that |z|^2 averages 1)."""
+    out = _float(F, dtype, "randn")
+    if out.is_complex:
+        half = F.lift(np.sqrt(0.5), out.real)
+        return F.emit(COMPLEX_OP, *(F.emit(MUL, randn(F, *shape, dtype=out.real), half)
+                                    for _ in range(2)))
+    return F.emit(RANDOM_NORMAL, shape=args.shape(F, shape), dtype=out)
 
 
 def rand_like(F: Front, x: Any, dtype: DType | None = None) -> Any:
@@ -212,8 +237,8 @@ def randint_like(F: Front, x: Any, low: Any = None, high: Any = None,
 
 def _float(F: Front, dtype: Any, name: str) -> DType:
     out = _dtype_or(F, dtype, DType.f32)
-    if not out.is_float:
-        raise DlgTypeError(f"{name} makes float tensors, not {out}")
+    if not out.is_inexact:
+        raise DlgTypeError(f"{name} makes float (or complex) tensors, not {out}")
     return out
 
 
