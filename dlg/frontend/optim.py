@@ -24,6 +24,7 @@ from dlg.frontend.tiering import Tier
 from dlg.ir.builder import Builder
 from dlg.ir.graph import Graph
 from dlg.ir.train_spec import OPTIMIZER_DEFAULTS, OptimizerSpec, make_optimizer
+from dlg.ir.types import TensorType
 from dlg.runtime.interp import Interpreter
 from dlg.runtime.native import NativeGraph
 
@@ -185,22 +186,22 @@ class Optimizer:
         values: dict[str, Any] = {STEP: np.float32(count), LR: lr}
         inputs = {}
         for i, p in zip(members, params):
-            values[f"p{i}"] = p.numpy_view()
-            inputs[f"g{i}"] = p.grad.numpy_view()  # type: ignore[union-attr]
+            values[f"p{i}"] = _parts(p.numpy_view())
+            inputs[f"g{i}"] = _parts(p.grad.numpy_view())  # type: ignore[union-attr]
             state = self.state.get(p, {})
             for kind, initial in update.initial[i].items():  # torch's initial state
-                values[f"{PREFIX}p{i}.{kind}"] = (state[kind].numpy_view() if kind in state
-                                                  else initial)
+                values[f"{PREFIX}p{i}.{kind}"] = (_parts(state[kind].numpy_view())
+                                                  if kind in state else initial)
         with update.tier.interpreting():
             _, updates = Interpreter().run(update.graph, inputs, values)
         for i, p in zip(members, params):
             state = self.state.setdefault(p, {})
             state["step"] = Tensor.of(np.float32(updates[STEP]))
             versions.written(p)  # a tape that read p before this step is stale, as in torch
-            np.copyto(p.numpy_view(), updates[f"p{i}"])
+            np.copyto(_parts(p.numpy_view()), updates[f"p{i}"])
             head = f"{PREFIX}p{i}."
-            state.update({name[len(head):]: Tensor.of(value) for name, value in updates.items()
-                          if name.startswith(head)})
+            state.update({name[len(head):]: Tensor.of(_joined(value, p)) for name, value
+                          in updates.items() if name.startswith(head)})
 
     def _update_in_place(self, native: NativeGraph, update: _Update, members: tuple[int, ...],
                          params: list[Tensor], lr: np.ndarray, count: float) -> bool:
@@ -215,10 +216,10 @@ class Optimizer:
             state = self.state.get(p, {})
             if any(kind not in state for kind in update.initial[i]):
                 return False
-            values[f"p{i}"] = p.numpy_view()
-            values.update((f"{PREFIX}p{i}.{kind}", state[kind].numpy_view())
+            values[f"p{i}"] = _parts(p.numpy_view())
+            values.update((f"{PREFIX}p{i}.{kind}", _parts(state[kind].numpy_view()))
                           for kind in update.initial[i])
-            inputs[f"g{i}"] = p.grad.numpy_view()  # type: ignore[union-attr]
+            inputs[f"g{i}"] = _parts(p.grad.numpy_view())  # type: ignore[union-attr]
         if not _writable_apart(list(values.values())):
             return False
         native(inputs, values)
@@ -234,8 +235,9 @@ class Optimizer:
             return cached  # lr is fed: a scheduler moving it keeps the graph
         g = Graph(self.name)
         b = Builder(g)
-        params = {f"p{i}": b.param(f"p{i}", group["params"][i].tensor_type) for i in members}
-        grads = {f"p{i}": b.input(f"g{i}", group["params"][i].tensor_type) for i in members}
+        types = {i: _parts_type(group["params"][i].tensor_type) for i in members}
+        params = {f"p{i}": b.param(f"p{i}", types[i]) for i in members}
+        grads = {f"p{i}": b.input(f"g{i}", types[i]) for i in members}
         state = apply_optimizer(b, spec, params, grads)
         initial: dict[int, dict[str, np.ndarray]] = {i: {} for i in members}
         for name, value in state.initial.items():  # "optimizer.p3.exp_avg"
@@ -245,6 +247,27 @@ class Optimizer:
         self._graphs[(index, members)] = _Update(spec, g, initial, state.initial[LR].dtype,
                                                  Tier(g))
         return self._graphs[(index, members)]
+
+
+def _parts(array: np.ndarray) -> np.ndarray:
+    """A complex array as torch's optimizers see it (view_as_real): its real and imaginary
+    parts along a new last axis, sharing memory, so every update is the real one per part and
+    writes the parameter in place; a real array as it is."""
+    if array.dtype.kind != "c":
+        return array
+    return array.reshape(array.shape + (1,)).view(array.real.dtype)
+
+
+def _parts_type(t: TensorType) -> TensorType:
+    return TensorType(t.dtype.real, t.shape + (2,)) if t.dtype.is_complex else t
+
+
+def _joined(value: np.ndarray, p: Tensor) -> np.ndarray:
+    """A state array made for `_parts(p)` back in p's complex layout (torch keeps complex
+    state for complex parameters)."""
+    if not p.dtype.is_complex:
+        return value
+    return np.ascontiguousarray(value).view(p.dtype.np).reshape(p.numpy_view().shape)
 
 
 def _constants(spec: OptimizerSpec) -> dict[str, Any]:
