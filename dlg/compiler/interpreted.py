@@ -11,23 +11,33 @@ from dlg.ir.ops.opdef import Trait
 
 
 def interpreted_node(g: Graph) -> Node | None:
-    """The first node (bodies of scans included) the compiler cannot lower, or None."""
+    """The first op (bodies of scans included) the compiler cannot lower: an INTERPRETED one
+    or one reading or making a complex value; else a complex input or parameter; else None."""
+    source = None
     for node in g:
-        if Trait.INTERPRETED in node.op.traits or any(t.dtype.is_complex for t in node.types):
+        complex_types = any(t.dtype.is_complex for t in node.types) or any(
+            g.type_of(v).dtype.is_complex for v in node.inputs)
+        if Trait.SOURCE in node.op.traits:
+            source = source or (node if complex_types else None)
+        elif Trait.INTERPRETED in node.op.traits or complex_types:
             return node
         for value in node.attrs.values():
             if isinstance(value, Graph) and (inner := interpreted_node(value)) is not None:
                 return inner
-    return None
+    return source
 
 
 def refuse_interpreted(g: Graph) -> None:
-    """A DlgTypeError naming the first node of `g` that holds a complex value."""
+    """A DlgTypeError naming the first op of `g` that works on complex values."""
     node = interpreted_node(g)
     if node is None:
         return
-    types = ", ".join(str(t) for t in node.types)
+    if Trait.SOURCE in node.op.traits:
+        what = f"{node.op.name} {node.name} is {node.types[0]}"
+    else:
+        what = (f"{node.op.name}({', '.join(str(g.type_of(v)) for v in node.inputs)}) -> "
+                f"{', '.join(str(t) for t in node.types)} works on complex values")
     raise DlgTypeError(
-        f"dlg.compile: {node.op.name} ({types}) works on complex values, which the compiler "
-        f"does not lower yet; complex numbers and torch.fft run eagerly (dlg tensors) or "
-        f"interpreted (dlg.runtime Interpreter), not compiled", node.span)
+        f"dlg.compile: {what}; the compiler does not lower complex values yet: complex "
+        f"numbers and dlg.fft run eagerly (dlg tensors) or in the interpreter, not compiled",
+        node.span)
