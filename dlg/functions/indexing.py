@@ -33,7 +33,7 @@ from dlg.ir.shapes import Dim, Sym, numel
 from dlg.ir.types import TensorType
 
 _GATHERED = object()  # where the tensor index's dims go in the result
-_LISTS = (list, tuple, np.ndarray)  # static positions (or bools), lifted to a tensor
+_LISTS = (list, tuple, range, np.ndarray)  # static positions (or bools), lifted to a tensor
 
 
 @dataclass

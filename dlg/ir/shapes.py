@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Union
 
-from dlg.errors import DlgTypeError, Span
+from dlg.errors import DlgShapeError, DlgTypeError, Span
 
 Monomial = tuple[str, ...]  # sorted symbol names, repeated for powers; () is the constant term
 
@@ -41,6 +41,14 @@ class Sym:
     @property
     def symbols(self) -> frozenset[str]:
         return frozenset(s for m, _ in self.terms for s in m)
+
+    def __index__(self) -> int:
+        """A symbolic size has no int to give where Python needs one (`range(target.shape[0])`
+        in a forward dlg.compile traces with a symbolic batch): a DlgShapeError, on which
+        dlg.compile traces at the call's own shapes instead, as torch.compile specialises."""
+        raise DlgShapeError(f"the size {self} is symbolic while traced, and Python needs an int "
+                            f"here (range(), a list's length); trace at fixed shapes, or keep "
+                            f"the size a tensor op's argument")
 
     def __add__(self, other: Dim) -> Dim:
         out = dict(self.terms)

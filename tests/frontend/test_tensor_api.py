@@ -626,3 +626,25 @@ def test_pin_memory_as_torch_on_the_cpu():
     with pytest.raises(dlg.DlgValueError, match=r"pin_memory\(\): pinned memory is for copies "
                                                  r"to a GPU"):
         dlg.ones(2).pin_memory()
+
+
+def test_a_range_indexes_as_a_list_of_ints():
+    """nn_tutorial.py's nll: `-input[range(target.shape[0]), target].mean()`; a range reads and
+    writes as torch's list of positions, with the gradient, eagerly and compiled."""
+    a = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    got, want = dlg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    for x, lib in ((got, dlg), (want, torch)):
+        (x[range(3), lib.tensor([0, 2, 1])] * lib.tensor([1.0, 2.0, 3.0])).sum().backward()
+    np.testing.assert_array_equal(got.grad.numpy(), want.grad.numpy())
+    ours, theirs = dlg.tensor(a), torch.tensor(a)
+    ours[range(0, 3, 2)] = 0
+    theirs[range(0, 3, 2)] = 0
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+    class Nll(dlg.nn.Module):
+        def forward(self, x, target):
+            return -x[range(target.shape[0]), target].mean()
+
+    target = dlg.tensor([3, 0, 1])
+    np.testing.assert_allclose(dlg.compile(Nll())(dlg.tensor(a), target).item(),
+                               -torch.tensor(a)[range(3), torch.tensor([3, 0, 1])].mean().item())
