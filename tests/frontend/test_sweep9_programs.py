@@ -1,0 +1,795 @@
+"""Porting sweep #9: PyTorch's own tutorials (pytorch/tutorials) and examples (pytorch/examples)
+as their authors wrote them, only `torch` swapped for the side's library, small synthetic data
+in place of the downloads and a few steps in place of thousands: the basics (tensors, autograd,
+the Quickstart's FashionMNIST loop with build-model, optimization and save/load), the
+polynomial fits of "Learning PyTorch with Examples" (by hand, by autograd, the
+LegendrePolynomial3 Function, nn, optim, a custom Module, DynamicNet), "What is torch.nn
+really?" (weights by hand, log_softmax by hand, no_grad updates, TensorDataset, Lambda,
+WrappedDataLoader), ...
+
+Each program is written once over a `torch` argument and run on torch and on dlg from the same
+weights, data and random draws (sweep #5's harness); the training ones also through dlg.compile
+(`side.compile`) where a user would compile.
+
+Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+
+import numpy as np
+import pytest
+
+from tests.frontend.test_sweep5_programs import COMPILED, COMPILED_FULL, Side5, run_both
+
+torch = pytest.importorskip("torch")
+
+
+# -- 1. Learn the Basics: Tensors (tensorqs_tutorial.py, tensor_tutorial.py) and Autograd
+#       (autogradqs_tutorial.py) ---------------------------------------------------------------
+
+def tensors_and_autograd(side: Side5) -> dict:
+    torch = side.lib
+    out = {}
+    # Initializing a Tensor
+    data = [[1, 2], [3, 4]]
+    x_data = torch.tensor(data)
+    np_array = np.array(data)
+    x_np = torch.from_numpy(np_array)
+    x_ones = torch.ones_like(x_data)  # retains the properties of x_data
+    x_rand = side.draw(torch.rand_like, x_data, dtype=torch.float)  # overrides the datatype
+    assert x_ones.dtype == torch.int64 and x_rand.dtype == torch.float32
+    shape = (2, 3,)
+    rand_tensor = side.draw(torch.rand, shape)
+    ones_tensor = torch.ones(shape)
+    zeros_tensor = torch.zeros(shape)
+    out.update(x_data=x_data, x_np=x_np, x_ones=x_ones, x_rand=x_rand, rand=rand_tensor,
+               ones=ones_tensor, zeros=zeros_tensor)
+    # Attributes of a Tensor
+    tensor = side.draw(torch.rand, 3, 4)
+    assert tuple(tensor.shape) == (3, 4) and tensor.dtype == torch.float32
+    assert str(tensor.device) == "cpu"
+    if torch.cuda.is_available() & (torch.device('cuda').index is not None):
+        tensor = tensor.to('cuda')
+    # Operations on Tensors: numpy-like indexing and slicing
+    tensor = torch.ones(4, 4)
+    out.update(first_row=tensor[0], first_column=tensor[:, 0], last_column=tensor[..., -1])
+    tensor[:, 1] = 0
+    t1 = torch.cat([tensor, tensor, tensor], dim=1)
+    y1 = tensor @ tensor.T
+    y2 = tensor.matmul(tensor.T)
+    y3 = side.draw(torch.rand_like, tensor)
+    torch.matmul(tensor, tensor.T, out=y3)
+    z1 = tensor * tensor
+    z2 = tensor.mul(tensor)
+    z3 = side.draw(torch.rand_like, tensor)
+    torch.mul(tensor, tensor, out=z3)
+    agg = tensor.sum()
+    agg_item = agg.item()
+    assert isinstance(agg_item, float)
+    tensor.add_(5)
+    out.update(t1=t1, y1=y1, y2=y2, y3=y3, z1=z1, z2=z2, z3=z3, agg=agg_item, added=tensor)
+    # Bridge with NumPy: shared memory both ways
+    t = torch.ones(5)
+    n = t.numpy()
+    t.add_(1)
+    assert n.tolist() == [2.0] * 5
+    n = np.ones(5)
+    t = torch.from_numpy(n)
+    np.add(n, 1, out=n)
+    assert t.tolist() == [2.0] * 5 and t.dtype == torch.float64
+    # the older tensor_tutorial.py: new_ones, randn_like, torch.add(out=), view
+    x = torch.tensor([5.5, 3])
+    x = x.new_ones(5, 3, dtype=torch.double)
+    assert x.dtype == torch.float64
+    x = side.draw(torch.randn_like, x, dtype=torch.float)
+    y = side.draw(torch.rand, 5, 3)
+    result = torch.empty(5, 3)
+    torch.add(x, y, out=result)
+    y.add_(x)
+    out.update(result=result, y_added=y)
+    x = side.draw(torch.randn, 4, 4)
+    y = x.view(16)
+    z = x.view(-1, 8)
+    assert (tuple(y.size()), tuple(z.size())) == ((16,), (2, 8))
+    out["view"] = z
+    # Automatic differentiation with torch.autograd
+    x = torch.ones(5)  # input tensor
+    y = torch.zeros(3)  # expected output
+    w = side.draw(torch.randn, 5, 3).requires_grad_()
+    b = side.draw(torch.randn, 3).requires_grad_()
+    z = torch.matmul(x, w) + b
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y)
+    assert z.grad_fn is not None and loss.grad_fn is not None
+    loss.backward()
+    out.update(loss=loss, w_grad=w.grad, b_grad=b.grad)
+    z = torch.matmul(x, w) + b
+    assert z.requires_grad
+    with torch.no_grad():
+        z = torch.matmul(x, w) + b
+    assert not z.requires_grad
+    z = torch.matmul(x, w) + b
+    z_det = z.detach()
+    assert not z_det.requires_grad
+    # Tensor gradients and Jacobian products
+    inp = torch.eye(4, 5, requires_grad=True)
+    out_ = (inp + 1).pow(2).t()
+    out_.backward(torch.ones_like(out_), retain_graph=True)
+    first = inp.grad.clone()
+    out_.backward(torch.ones_like(out_), retain_graph=True)
+    second = inp.grad.clone()
+    inp.grad.zero_()
+    out_.backward(torch.ones_like(out_), retain_graph=True)
+    out.update(first_call=first, second_call=second, after_zeroing=inp.grad)
+    return out
+
+
+def test_tensors_and_autograd_basics():
+    run_both(tensors_and_autograd)
+
+
+# -- 2. Quickstart (quickstart_tutorial.py) with Build Model, Optimization and Save & Load: the
+#       FashionMNIST NeuralNetwork, train() and test() loops, state_dict and whole-model saves --
+
+def quickstart(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    from_lib = torch.utils.data
+    DataLoader, Dataset = from_lib.DataLoader, from_lib.Dataset
+
+    class FashionMNIST(Dataset):
+        """datasets.FashionMNIST(transform=ToTensor()): 1x28x28 images in [0, 1], int labels."""
+
+        def __init__(self, seed, n):
+            rng = np.random.default_rng(seed)
+            self.images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+            self.labels = rng.integers(0, 10, n)
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, idx):
+            image = torch.from_numpy(self.images[idx]).float().div(255).unsqueeze(0)  # ToTensor
+            return image, int(self.labels[idx])
+
+    training_data, test_data = FashionMNIST(1, 40), FashionMNIST(2, 24)
+    batch_size = 16
+    train_dataloader = DataLoader(training_data, batch_size=batch_size)
+    test_dataloader = DataLoader(test_data, batch_size=batch_size)
+    for X, y in test_dataloader:
+        assert tuple(X.shape) == (16, 1, 28, 28) and y.dtype == torch.int64
+        break
+
+    device = (
+        "cuda" if torch.cuda.is_available()
+        else "mps" if torch.backends.mps.is_available()
+        else "cpu"
+    )
+
+    class NeuralNetwork(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.flatten = nn.Flatten()
+            self.linear_relu_stack = nn.Sequential(
+                nn.Linear(28 * 28, 512),
+                nn.ReLU(),
+                nn.Linear(512, 512),
+                nn.ReLU(),
+                nn.Linear(512, 10),
+            )
+
+        def forward(self, x):
+            x = self.flatten(x)
+            logits = self.linear_relu_stack(x)
+            return logits
+
+    # torch.save(model) pickles the class by name: the tutorial's is its script's global
+    NeuralNetwork.__qualname__ = NeuralNetwork.__name__ = f"NeuralNetwork_{torch.__name__}"
+    globals()[NeuralNetwork.__name__] = NeuralNetwork
+    model = side.weights(NeuralNetwork().to(device))
+    assert "Flatten" in str(model) and "Linear(in_features=784, out_features=512" in str(model)
+    # Build Model: the layers one at a time
+    X = side.draw(torch.rand, 1, 28, 28, device=device)
+    logits = model(X)
+    pred_probab = nn.Softmax(dim=1)(logits)
+    y_pred = pred_probab.argmax(1)
+    input_image = side.draw(torch.rand, 3, 28, 28)
+    flatten = nn.Flatten()
+    flat_image = flatten(input_image)
+    layer1 = side.weights(nn.Linear(in_features=28 * 28, out_features=20))
+    hidden1 = layer1(flat_image)
+    hidden1 = nn.ReLU()(hidden1)
+    seq_modules = side.weights(nn.Sequential(flatten, layer1, nn.ReLU(), nn.Linear(20, 10)))
+    seq_logits = seq_modules(input_image)
+    names = [(name, tuple(param.size())) for name, param in model.named_parameters()]
+    assert names[0] == ("linear_relu_stack.0.weight", (512, 784))
+    first_rows = {name: param[:2] for name, param in model.named_parameters()}
+
+    loss_fn = nn.CrossEntropyLoss()
+    net = side.compile(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-1)
+    train_losses, test_results = [], []
+
+    def train(dataloader, model, loss_fn, optimizer):
+        size = len(dataloader.dataset)
+        model.train()
+        for batch, (X, y) in enumerate(dataloader):
+            X, y = X.to(device), y.to(device)
+            pred = model(X)
+            loss = loss_fn(pred, y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            loss, current = loss.item(), (batch + 1) * len(X)
+            train_losses.append(loss)
+            assert f"loss: {loss:>7f}  [{current:>5d}/{size:>5d}]"
+
+    def test(dataloader, model, loss_fn):
+        size = len(dataloader.dataset)
+        num_batches = len(dataloader)
+        model.eval()
+        test_loss, correct = 0, 0
+        with torch.no_grad():
+            for X, y in dataloader:
+                X, y = X.to(device), y.to(device)
+                pred = model(X)
+                test_loss += loss_fn(pred, y).item()
+                correct += (pred.argmax(1) == y).type(torch.float).sum().item()
+        test_loss /= num_batches
+        correct /= size
+        test_results.append((test_loss, correct))
+
+    epochs = 2
+    for _t in range(epochs):
+        train(train_dataloader, net, loss_fn, optimizer)
+        test(test_dataloader, net, loss_fn)
+
+    # Saving and loading: the state dict, then the whole model (torch.load(weights_only=False))
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    model = NeuralNetwork().to(device)
+    model.load_state_dict(torch.load(buffer, weights_only=True))
+    whole = io.BytesIO()
+    torch.save(model, whole)
+    whole.seek(0)
+    model = torch.load(whole, weights_only=False)
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot"]
+    model.eval()
+    x, y = test_data[0][0], test_data[0][1]
+    with torch.no_grad():
+        x = x.to(device)
+        pred = model(x)
+        predicted, actual = classes[pred[0].argmax(0)], classes[y]
+    assert actual == classes[int(test_data.labels[0])] and predicted in classes
+    return {"logits": logits, "y_pred": y_pred, "hidden1": hidden1, "seq": seq_logits,
+            "first_rows": first_rows, "train_losses": train_losses, "tests": test_results,
+            "pred": pred, "state": model.state_dict()}
+
+
+@COMPILED
+def test_quickstart(compiled):
+    run_both(quickstart, compiled=compiled)
+
+
+# -- 3. Learning PyTorch with Examples: sin(x) by a cubic, by hand on tensors, by autograd, by
+#       the LegendrePolynomial3 Function, with nn, with optim, a custom Module and DynamicNet -----
+
+def polynomials(side: Side5) -> dict:
+    torch = side.lib
+    out = {}
+    steps = 60
+
+    # examples_tensor/polynomial_tensor.py: the gradients by hand
+    dtype = torch.float
+    device = torch.device("cpu")
+    x = torch.linspace(-math.pi, math.pi, 2000, device=device, dtype=dtype)
+    y = torch.sin(x)
+    a = side.draw(torch.randn, (), device=device, dtype=dtype)
+    b = side.draw(torch.randn, (), device=device, dtype=dtype)
+    c = side.draw(torch.randn, (), device=device, dtype=dtype)
+    d = side.draw(torch.randn, (), device=device, dtype=dtype)
+    learning_rate = 1e-6
+    losses = []
+    for _t in range(steps):
+        y_pred = a + b * x + c * x ** 2 + d * x ** 3
+        loss = (y_pred - y).pow(2).sum().item()
+        losses.append(loss)
+        grad_y_pred = 2.0 * (y_pred - y)
+        grad_a = grad_y_pred.sum()
+        grad_b = (grad_y_pred * x).sum()
+        grad_c = (grad_y_pred * x ** 2).sum()
+        grad_d = (grad_y_pred * x ** 3).sum()
+        a -= learning_rate * grad_a
+        b -= learning_rate * grad_b
+        c -= learning_rate * grad_c
+        d -= learning_rate * grad_d
+    out["tensor"] = {"losses": losses, "abcd": [a.item(), b.item(), c.item(), d.item()]}
+
+    # examples_autograd/polynomial_autograd.py
+    a = side.draw(torch.randn, (), dtype=dtype).requires_grad_()
+    b = side.draw(torch.randn, (), dtype=dtype).requires_grad_()
+    c = side.draw(torch.randn, (), dtype=dtype).requires_grad_()
+    d = side.draw(torch.randn, (), dtype=dtype).requires_grad_()
+    losses = []
+    for _t in range(steps):
+        y_pred = a + b * x + c * x ** 2 + d * x ** 3
+        loss = (y_pred - y).pow(2).sum()
+        losses.append(loss.item())
+        loss.backward()
+        with torch.no_grad():
+            a -= learning_rate * a.grad
+            b -= learning_rate * b.grad
+            c -= learning_rate * c.grad
+            d -= learning_rate * d.grad
+            a.grad = None
+            b.grad = None
+            c.grad = None
+            d.grad = None
+    out["autograd"] = {"losses": losses, "abcd": [a, b, c, d]}
+
+    # examples_autograd/polynomial_custom_function.py
+    class LegendrePolynomial3(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, input):
+            ctx.save_for_backward(input)
+            return 0.5 * (5 * input ** 3 - 3 * input)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            input, = ctx.saved_tensors
+            return grad_output * 1.5 * (5 * input ** 2 - 1)
+
+    a = torch.full((), 0.0, device=device, dtype=dtype, requires_grad=True)
+    b = torch.full((), -1.0, device=device, dtype=dtype, requires_grad=True)
+    c = torch.full((), 0.0, device=device, dtype=dtype, requires_grad=True)
+    d = torch.full((), 0.3, device=device, dtype=dtype, requires_grad=True)
+    learning_rate = 5e-6
+    losses = []
+    for _t in range(steps):
+        P3 = LegendrePolynomial3.apply
+        y_pred = a + b * P3(c + d * x)
+        loss = (y_pred - y).pow(2).sum()
+        losses.append(loss.item())
+        loss.backward()
+        with torch.no_grad():
+            a -= learning_rate * a.grad
+            b -= learning_rate * b.grad
+            c -= learning_rate * c.grad
+            d -= learning_rate * d.grad
+            a.grad = None
+            b.grad = None
+            c.grad = None
+            d.grad = None
+    out["legendre"] = {"losses": losses, "abcd": [a, b, c, d]}
+
+    # examples_nn/polynomial_nn.py
+    p = torch.tensor([1, 2, 3])
+    xx = x.unsqueeze(-1).pow(p)
+    model = side.weights(torch.nn.Sequential(
+        torch.nn.Linear(3, 1),
+        torch.nn.Flatten(0, 1)
+    ))
+    loss_fn = torch.nn.MSELoss(reduction='sum')
+    learning_rate = 1e-6
+    losses = []
+    for _t in range(steps):
+        y_pred = model(xx)
+        loss = loss_fn(y_pred, y)
+        losses.append(loss.item())
+        model.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            for param in model.parameters():
+                param -= learning_rate * param.grad
+    linear_layer = model[0]
+    out["nn"] = {"losses": losses, "result": [linear_layer.bias.item(),
+                                              linear_layer.weight[:, 0].item(),
+                                              linear_layer.weight[:, 1].item(),
+                                              linear_layer.weight[:, 2].item()]}
+
+    # examples_nn/polynomial_optim.py: RMSprop
+    model = side.weights(torch.nn.Sequential(
+        torch.nn.Linear(3, 1),
+        torch.nn.Flatten(0, 1)
+    ))
+    net = side.compile(model)
+    loss_fn = torch.nn.MSELoss(reduction='sum')
+    learning_rate = 1e-3
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=learning_rate)
+    losses = []
+    for _t in range(steps):
+        y_pred = net(xx)
+        loss = loss_fn(y_pred, y)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    out["optim"] = {"losses": losses, "state": model.state_dict()}
+
+    # examples_nn/polynomial_module.py
+    class Polynomial3(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.randn(()))
+            self.b = torch.nn.Parameter(torch.randn(()))
+            self.c = torch.nn.Parameter(torch.randn(()))
+            self.d = torch.nn.Parameter(torch.randn(()))
+
+        def forward(self, x):
+            return self.a + self.b * x + self.c * x ** 2 + self.d * x ** 3
+
+        def string(self):
+            return (f'y = {self.a.item()} + {self.b.item()} x + {self.c.item()} x^2 + '
+                    f'{self.d.item()} x^3')
+
+    model = side.weights(Polynomial3())
+    net = side.compile(model)
+    criterion = torch.nn.MSELoss(reduction='sum')
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
+    losses = []
+    for _t in range(steps):
+        y_pred = net(x)
+        loss = criterion(y_pred, y)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert model.string().startswith("y = ")
+    out["module"] = {"losses": losses, "state": model.state_dict()}
+
+    # examples_nn/dynamic_net.py: 4 or 5 orders drawn by Python's random at every forward
+    class DynamicNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.randn(()))
+            self.b = torch.nn.Parameter(torch.randn(()))
+            self.c = torch.nn.Parameter(torch.randn(()))
+            self.d = torch.nn.Parameter(torch.randn(()))
+            self.e = torch.nn.Parameter(torch.randn(()))
+
+        def forward(self, x):
+            y = self.a + self.b * x + self.c * x ** 2 + self.d * x ** 3
+            for exp in range(4, random.randint(4, 6)):
+                y = y + self.e * x ** exp
+            return y
+
+    random.seed(9)
+    model = side.weights(DynamicNet())
+    criterion = torch.nn.MSELoss(reduction='sum')
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-8, momentum=0.9)
+    losses = []
+    for _t in range(steps):
+        y_pred = model(x)
+        loss = criterion(y_pred, y)
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    out["dynamic"] = {"losses": losses, "state": model.state_dict()}
+    return out
+
+
+@COMPILED
+def test_polynomial_fits(compiled):
+    run_both(polynomials, compiled=compiled)
+
+
+# -- 4. What is torch.nn really? (nn_tutorial.py): MNIST logistic regression from scratch (weights
+#       by hand, log_softmax by hand, nll by fancy indexing, no_grad updates), refactored step
+#       by step through F.cross_entropy, nn.Module, nn.Linear, optim, TensorDataset and
+#       DataLoader, validation, then a CNN, nn.Sequential with a Lambda layer, and a
+#       WrappedDataLoader with AdaptiveAvgPool2d -------------------------------------------------
+
+def nn_tutorial(side: Side5) -> dict:
+    torch = side.lib
+    nn, F, optim = torch.nn, torch.nn.functional, torch.optim
+    TensorDataset, DataLoader = torch.utils.data.TensorDataset, torch.utils.data.DataLoader
+    results = {}
+
+    rng = np.random.default_rng(4)
+    x_train = rng.random((136, 784), dtype=np.float32)  # two full batches and a short one
+    y_train = rng.integers(0, 10, 136)
+    x_valid = rng.random((80, 784), dtype=np.float32)
+    y_valid = rng.integers(0, 10, 80)
+    x_train, y_train, x_valid, y_valid = map(
+        torch.tensor, (x_train, y_train, x_valid, y_valid)
+    )
+    n, c = x_train.shape
+    assert (y_train.min().item(), y_train.max().item()) == (int(y_train.min()), 9)
+
+    # Neural net from scratch (no torch.nn)
+    weights = side.draw(torch.randn, 784, 10) / math.sqrt(784)
+    weights.requires_grad_()
+    bias = torch.zeros(10, requires_grad=True)
+
+    def log_softmax(x):
+        return x - x.exp().sum(-1).log().unsqueeze(-1)
+
+    def model(xb):
+        return log_softmax(xb @ weights + bias)
+
+    bs = 64
+    xb = x_train[0:bs]
+    preds = model(xb)
+    results["preds0"] = preds[0]
+
+    def nll(input, target):
+        return -input[range(target.shape[0]), target].mean()
+
+    loss_func = nll
+    yb = y_train[0:bs]
+    results["loss0"] = loss_func(preds, yb)
+
+    def accuracy(out, yb):
+        preds = torch.argmax(out, dim=1)
+        return (preds == yb).float().mean()
+
+    results["acc0"] = accuracy(preds, yb)
+    lr = 0.5
+    epochs = 2
+    for _epoch in range(epochs):
+        for i in range((n - 1) // bs + 1):
+            start_i = i * bs
+            end_i = start_i + bs
+            xb = x_train[start_i:end_i]
+            yb = y_train[start_i:end_i]
+            pred = model(xb)
+            loss = loss_func(pred, yb)
+            loss.backward()
+            with torch.no_grad():
+                weights -= weights.grad * lr
+                bias -= bias.grad * lr
+                weights.grad.zero_()
+                bias.grad.zero_()
+    results["scratch"] = [loss_func(model(xb), yb), accuracy(model(xb), yb)]
+
+    # Using torch.nn.functional
+    loss_func = F.cross_entropy
+
+    def model(xb):  # noqa: F811  (the tutorial redefines it as it refactors)
+        return xb @ weights + bias
+
+    results["functional"] = [loss_func(model(xb), yb), accuracy(model(xb), yb)]
+
+    # Refactor using nn.Module
+    class Mnist_Logistic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weights = nn.Parameter(torch.randn(784, 10) / math.sqrt(784))
+            self.bias = nn.Parameter(torch.zeros(10))
+
+        def forward(self, xb):
+            return xb @ self.weights + self.bias
+
+    model = side.weights(Mnist_Logistic())
+    results["module0"] = loss_func(model(xb), yb)
+
+    def fit():
+        for _epoch in range(epochs):
+            for i in range((n - 1) // bs + 1):
+                start_i = i * bs
+                end_i = start_i + bs
+                xb = x_train[start_i:end_i]
+                yb = y_train[start_i:end_i]
+                pred = model(xb)
+                loss = loss_func(pred, yb)
+                loss.backward()
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p -= p.grad * lr
+                    model.zero_grad()
+
+    fit()
+    results["module"] = loss_func(model(xb), yb)
+
+    # Refactor using nn.Linear
+    class Mnist_Logistic(nn.Module):  # noqa: F811
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(784, 10)
+
+        def forward(self, xb):
+            return self.lin(xb)
+
+    model = side.weights(Mnist_Logistic())
+    fit()
+    results["linear"] = loss_func(model(xb), yb)
+
+    # Refactor using optim, then Dataset, then DataLoader
+    def get_model():
+        model = side.weights(Mnist_Logistic())
+        return model, optim.SGD(model.parameters(), lr=lr)
+
+    model, opt = get_model()
+    for _epoch in range(epochs):
+        for i in range((n - 1) // bs + 1):
+            start_i = i * bs
+            end_i = start_i + bs
+            xb = x_train[start_i:end_i]
+            yb = y_train[start_i:end_i]
+            pred = model(xb)
+            loss = loss_func(pred, yb)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    results["optim"] = loss_func(model(xb), yb)
+
+    train_ds = TensorDataset(x_train, y_train)
+    model, opt = get_model()
+    for _epoch in range(epochs):
+        for i in range((n - 1) // bs + 1):
+            xb, yb = train_ds[i * bs: i * bs + bs]
+            pred = model(xb)
+            loss = loss_func(pred, yb)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    results["dataset"] = loss_func(model(xb), yb)
+
+    train_dl = DataLoader(train_ds, batch_size=bs)
+    model, opt = get_model()
+    for _epoch in range(epochs):
+        for xb, yb in train_dl:
+            pred = model(xb)
+            loss = loss_func(pred, yb)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    results["dataloader"] = loss_func(model(xb), yb)
+
+    # Add validation: shuffle=True's order is torch's on both runs (side.replay)
+    def shuffled(ds):
+        every = set(range(len(ds)))
+        return side.replay(torch.utils.data.RandomSampler(ds),
+                           lambda ours: len(ours) == len(every) and set(ours) == every)
+
+    train_ds = TensorDataset(x_train, y_train)
+    train_dl = DataLoader(train_ds, batch_size=bs, sampler=shuffled(train_ds))
+    valid_ds = TensorDataset(x_valid, y_valid)
+    valid_dl = DataLoader(valid_ds, batch_size=bs * 2)
+    model, opt = get_model()
+    valid_losses = []
+    for _epoch in range(epochs):
+        model.train()
+        for xb, yb in train_dl:
+            pred = model(xb)
+            loss = loss_func(pred, yb)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        model.eval()
+        with torch.no_grad():
+            valid_loss = sum(loss_func(model(xb), yb) for xb, yb in valid_dl)
+        valid_losses.append(valid_loss / len(valid_dl))
+    results["validation"] = valid_losses
+
+    # Create fit() and get_data()
+    def loss_batch(model, loss_func, xb, yb, opt=None):
+        loss = loss_func(model(xb), yb)
+        if opt is not None:
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        return loss.item(), len(xb)
+
+    fitted = []
+
+    def fit(epochs, model, loss_func, opt, train_dl, valid_dl):  # noqa: F811
+        for _epoch in range(epochs):
+            model.train()
+            for xb, yb in train_dl:
+                loss_batch(model, loss_func, xb, yb, opt)
+            model.eval()
+            with torch.no_grad():
+                losses, nums = zip(
+                    *[loss_batch(model, loss_func, xb, yb) for xb, yb in valid_dl]
+                )
+            val_loss = np.sum(np.multiply(losses, nums)) / np.sum(nums)
+            fitted.append(val_loss)
+
+    def get_data(train_ds, valid_ds, bs):
+        return (
+            DataLoader(train_ds, batch_size=bs, sampler=shuffled(train_ds)),
+            DataLoader(valid_ds, batch_size=bs * 2),
+        )
+
+    train_dl, valid_dl = get_data(train_ds, valid_ds, bs)
+    model, opt = get_model()
+    fit(epochs, model, loss_func, opt, train_dl, valid_dl)
+
+    # Switch to CNN
+    class Mnist_CNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 16, kernel_size=3, stride=2, padding=1)
+            self.conv2 = nn.Conv2d(16, 16, kernel_size=3, stride=2, padding=1)
+            self.conv3 = nn.Conv2d(16, 10, kernel_size=3, stride=2, padding=1)
+
+        def forward(self, xb):
+            xb = xb.view(-1, 1, 28, 28)
+            xb = F.relu(self.conv1(xb))
+            xb = F.relu(self.conv2(xb))
+            xb = F.relu(self.conv3(xb))
+            xb = F.avg_pool2d(xb, 4)
+            return xb.view(-1, xb.size(1))
+
+    lr = 0.1
+    model = side.weights(Mnist_CNN())
+    opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    fit(epochs, side.compile(model), loss_func, opt, train_dl, valid_dl)
+    results["cnn"] = model.state_dict()
+
+    # nn.Sequential with a Lambda layer
+    class Lambda(nn.Module):
+        def __init__(self, func):
+            super().__init__()
+            self.func = func
+
+        def forward(self, x):
+            return self.func(x)
+
+    def preprocess(x):
+        return x.view(-1, 1, 28, 28)
+
+    model = side.weights(nn.Sequential(
+        Lambda(preprocess),
+        nn.Conv2d(1, 16, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 10, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(4),
+        Lambda(lambda x: x.view(x.size(0), -1)),
+    ))
+    opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    fit(epochs, side.compile(model), loss_func, opt, train_dl, valid_dl)
+    results["sequential"] = model.state_dict()
+
+    # Wrapping DataLoader, AdaptiveAvgPool2d
+    dev = torch.device(
+        "cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+    def preprocess(x, y):  # noqa: F811
+        return x.view(-1, 1, 28, 28).to(dev), y.to(dev)
+
+    class WrappedDataLoader:
+        def __init__(self, dl, func):
+            self.dl = dl
+            self.func = func
+
+        def __len__(self):
+            return len(self.dl)
+
+        def __iter__(self):
+            batches = iter(self.dl)
+            for b in batches:
+                yield (self.func(*b))
+
+    train_dl, valid_dl = get_data(train_ds, valid_ds, bs)
+    train_dl = WrappedDataLoader(train_dl, preprocess)
+    valid_dl = WrappedDataLoader(valid_dl, preprocess)
+    model = side.weights(nn.Sequential(
+        nn.Conv2d(1, 16, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 10, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        Lambda(lambda x: x.view(x.size(0), -1)),
+    ))
+    model.to(dev)
+    opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    fit(epochs, side.compile(model), loss_func, opt, train_dl, valid_dl)
+    results.update(wrapped=model.state_dict(), fitted=fitted)
+    return results
+
+
+@COMPILED_FULL
+def test_what_is_torch_nn_really(compiled):
+    run_both(nn_tutorial, compiled=compiled)
