@@ -220,8 +220,8 @@ def is_signed(input: Tensor) -> bool:  # noqa: A002
 
 
 def is_complex(input: Tensor) -> bool:  # noqa: A002
-    """Never: dlg has no complex dtypes."""
-    return False
+    """Whether the dtype is complex64 or complex128."""
+    return input.dtype.is_complex
 
 
 def _dtype(value: Any, what: str) -> DType:

@@ -18,7 +18,7 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions.args import describe, is_number, tensor
 from dlg.functions.front import Front
 from dlg.functions.reduce import dims, with_dtype
-from dlg.ir.dtypes import DType
+from dlg.ir.dtypes import DType, promote_types
 from dlg.ir.ops.elementwise import CAST, EQ, MUL
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.reduce import REDUCE_SUM, VECTOR_NORM
@@ -72,7 +72,12 @@ def dot(F: Front, x: Any, y: Any) -> Any:
 
 
 def outer(F: Front, x: Any, y: Any) -> Any:
-    """x[i] * y[j] for two 1-d tensors."""
+    """x[i] * y[j] for two 1-d tensors, at their common dtype (torch promotes here, unlike mm:
+    LLaMA's outer(arange(end), freqs))."""
+    for v, what in ((x, "input"), (y, "vec2")):
+        tensor(F, v, f"outer's {what}")
+    common = promote_types(F.type_of(x).dtype, F.type_of(y).dtype)
+    x, y = (v if F.type_of(v).dtype == common else F.emit(CAST, v, dtype=common) for v in (x, y))
     a, b = _matrices(F, "outer", (x, y), (1, 1))
     column = F.emit(RESHAPE, a, shape=(F.type_of(a).shape[0], 1))
     return F.emit(MUL, column, F.emit(RESHAPE, b, shape=(1, F.type_of(b).shape[0])))

@@ -120,7 +120,7 @@ def _c2r_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
     weights = np.ones(bins, x.dtype.real.np)
     weights[1:1 + length - bins] = 2
     weights = weights.reshape((bins,) + (1,) * (x.rank - 1 - last))
-    return (b.mul(half, b.cast(b.constant(value=weights), dtype=x.dtype)),)
+    return (b.mul(half, b.cast(b.constant(weights, x.dtype.real), dtype=x.dtype)),)
 
 
 FFT_C2R = defop("fft_c2r", ("x",), _c2r_infer, ref=_c2r_ref,
