@@ -8,6 +8,7 @@ attaches them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
+from dlg.frontend.amp import _user_stacklevel
 from dlg.frontend.engine import caller_span
 from dlg.frontend.tensor import Tensor, call, checked
 from dlg.functions.args import int_scalar, is_number, is_static
@@ -273,8 +275,21 @@ for _name in ("amax", "amin", "std", "var", "norm", "all", "any", "logsumexp", "
     setattr(Tensor, _name, _method(_name))
 
 
+def deprecated_alpha(name: str, other: Any, alpha: Any) -> tuple[Any, Any]:
+    """(other, alpha), taking torch's deprecated overload `x.add_(Number alpha, Tensor other)`
+    (old tutorials' `p.data.add_(-learning_rate, p.grad.data)`) with torch's warning."""
+    if isinstance(alpha, Tensor) and is_number(other):
+        warnings.warn(f"This overload of {name} is deprecated:\n\t{name}(Number alpha, Tensor "
+                      f"other)\nConsider using one of the following signatures instead:\n\t"
+                      f"{name}(Tensor other, *, Number alpha = 1)", UserWarning,
+                      stacklevel=_user_stacklevel())
+        return alpha, other
+    return other, alpha
+
+
 def _alpha_method(name: str) -> Callable[..., Tensor]:
     def method(self: Tensor, other: Any, alpha: Any = 1) -> Tensor:
+        other, alpha = deprecated_alpha(name, other, alpha)
         return binary(name, self, other, alpha=alpha)
     method.__name__ = name
     return method

@@ -17,7 +17,7 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine, init, inplace, selection, versions
 from dlg.frontend.device import CPU
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
-from dlg.frontend.methods import binary, promote
+from dlg.frontend.methods import binary, deprecated_alpha, promote
 from dlg.frontend.tensor import Tensor, call, checked, index, op
 from dlg.functions.args import int_scalar
 from dlg.functions.creation import dtype_arg
@@ -289,11 +289,13 @@ def writable(self: Tensor) -> np.ndarray:
 
 @method
 def add_(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
+    other, alpha = deprecated_alpha("add_", other, alpha)
     return inplace.update(self, lambda s: s + other * alpha if alpha != 1 else s + other, other)
 
 
 @method
 def sub_(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
+    other, alpha = deprecated_alpha("sub_", other, alpha)
     return inplace.update(self, lambda s: s - other * alpha if alpha != 1 else s - other, other)
 
 

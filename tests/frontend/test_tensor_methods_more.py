@@ -481,3 +481,21 @@ def test_more_in_place_forms_match_torch(fn):
     ours, theirs = fn(dlg, dlg.tensor(X)), fn(torch, torch.tensor(X))
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
     assert ours.dtype.torch_name == str(theirs.dtype).removeprefix("torch.")
+
+
+def test_deprecated_number_alpha_overload_of_add_and_sub_as_torch():
+    """Old tutorials' SGD by hand: `p.data.add_(-learning_rate, p.grad.data)`, torch's
+    deprecated add_(Number alpha, Tensor other), works with torch's warning."""
+    import warnings
+
+    results = []
+    for lib in (torch, dlg):
+        p, g = lib.tensor([1.0, 2.0]), lib.tensor([0.5, -1.0])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            p.add_(-0.1, g)
+            q = p.sub(2, g)
+            p.sub_(3, g)
+        assert any("add_(Number alpha, Tensor other)" in str(w.message) for w in caught)
+        results.append([p.tolist(), q.tolist()])
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
