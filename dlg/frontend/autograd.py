@@ -172,6 +172,10 @@ def check_root(root: Tensor, seed: np.ndarray | None, what: str) -> None:
         raise DlgValueError(f"{what}: the tensor does not require grad and has no grad_fn "
                             "(was it computed under no_grad, or from tensors without "
                             "requires_grad=True?)", caller_span())
+    if seed is None and root.tensor_type.dtype.is_complex:
+        raise DlgValueError(f"{what}: grad can be implicitly created only for real scalar "
+                            f"outputs; this one is {root.tensor_type} (pass the gradient, or "
+                            f"take a real part or abs first)", caller_span())
     if seed is None and root.tensor_type.rank != 0:
         raise DlgValueError(f"{what}: grad can be implicitly created only for scalar "
                             f"outputs; this one is {root.tensor_type} (pass the gradient)",
@@ -321,7 +325,11 @@ def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
     for n, (root, seed) in enumerate(roots):
         out = node_of[key(root, root.record)]
         if seed is not None:
-            out = b.reduce_sum(b.mul(out, b.input(f"seed{n}", root.tensor_type)))
+            given = b.input(f"seed{n}", root.tensor_type)
+            if root.tensor_type.dtype.is_complex:  # torch's: <root, seed> = Re(sum root conj(seed))
+                out = b.real(b.reduce_sum(b.mul(out, b.conj(given))))
+            else:
+                out = b.reduce_sum(b.mul(out, given))
         loss = out if loss is None else b.add(loss, out)
     g.set_output("loss", loss)
     return grad_graph(g, "loss", wrt=wrt)

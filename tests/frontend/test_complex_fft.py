@@ -479,3 +479,19 @@ def test_eager_gradient_loop_stays_interpreted():
     finally:
         tiering.COMPILE_AFTER_S = saved
     assert net.w.grad is not None and net.w.grad.dtype == dlg.complex64
+
+
+def test_backward_of_a_complex_output_takes_torchs_cotangent():
+    rng = np.random.default_rng(6)
+    z0, w0, v0 = (_complex(rng, np.float32, 3) for _ in range(3))
+    grads = {}
+    for lib in (torch, dlg):
+        z = lib.tensor(z0, requires_grad=True)
+        out = lib.fft.fft(z * lib.tensor(w0))
+        out.backward(lib.tensor(v0))
+        (again,) = lib.autograd.grad(lib.fft.fft(z * lib.tensor(w0)), [z], lib.tensor(v0))
+        grads[lib] = _numpy(z.grad), _numpy(again)
+    for have, want in zip(grads[dlg], grads[torch]):
+        np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(dlg.DlgValueError, match="real scalar"):
+        (dlg.tensor(z0, requires_grad=True) * 2).sum().backward()
