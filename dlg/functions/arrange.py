@@ -17,11 +17,11 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions import args
 from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.front import Front
-from dlg.functions.pointwise import floats, promoted
+from dlg.functions.pointwise import promoted
 from dlg.functions.shape import transpose
 from dlg.functions.sort import flip
-from dlg.ir.dtypes import DType
-from dlg.ir.ops.elementwise import ADD, DIV, MUL, NE, SUB
+from dlg.ir.dtypes import DType, promote_types
+from dlg.ir.ops.elementwise import ADD, CAST, DIV, MUL, NE, SUB
 from dlg.ir.ops.reduce import REDUCE_SUM
 from dlg.ir.ops.shape import BROADCAST_TO, CONCAT, RESHAPE, SLICE, TAKE
 from dlg.ir.ops.sort import CUMSUM
@@ -195,35 +195,65 @@ def meshgrid(F: Front, *tensors: Any, indexing: Any = "ij") -> tuple[Any, ...]:
 
 def trapezoid(F: Front, y: Any, x: Any = None, dx: Any = None, axis: Any = -1) -> Any:
     """The trapezoidal rule along `axis`: samples `y` at the points `x` (1-d along the axis, or
-    broadcast against y), or spaced `dx` apart (1 by default); torch's formulas."""
+    broadcast against y), or spaced `dx` apart (1 by default); torch's formulas, in torch's
+    dtypes: integer sums and differences wrap in their dtype, sums of ints are int64, halving
+    makes floats (float32 for ints)."""
     y, pairs, width, a = _trapezoids(F, "trapezoid", y, x, dx, axis)
     size = known_size(F.type_of(y), a, "trapezoid")
-    if size == 0:  # no samples: zeros
+    real = _real(F.type_of(y).dtype)
+    if size == 0:  # no samples: zeros, of y's dtype
         return F.emit(REDUCE_SUM, y, axes=(a,))
     if isinstance(width, float):  # (sum(y) - (y[0] + y[-1]) / 2) * dx
         ends = F.emit(ADD, *(F.emit(REDUCE_SUM, _along(F, y, a, lo, lo + 1), axes=(a,))
                              for lo in (0, size - 1)))
-        inner = F.emit(SUB, F.emit(REDUCE_SUM, y, axes=(a,)),
-                       F.emit(MUL, ends, F.lift(0.5, F.type_of(y).dtype)))
-        return F.emit(MUL, inner, F.lift(width, F.type_of(y).dtype))
-    return F.emit(DIV, F.emit(REDUCE_SUM, F.emit(MUL, width, pairs), axes=(a,)),
-                  F.lift(2.0, F.type_of(y).dtype))
+        inner = F.emit(SUB, _as(F, _sum(F, y, a), real),
+                       F.emit(MUL, _as(F, ends, real), F.lift(0.5, real)))
+        return F.emit(MUL, inner, F.lift(width, real))
+    products = F.emit(MUL, *_common(F, width, pairs))
+    real = _real(F.type_of(products).dtype)
+    return F.emit(DIV, _as(F, _sum(F, products, a), real), F.lift(2.0, real))
 
 
 def cumulative_trapezoid(F: Front, y: Any, x: Any = None, dx: Any = None, axis: Any = -1
                          ) -> Any:
-    """The running trapezoidal rule along `axis` (one fewer element there than y)."""
+    """The running trapezoidal rule along `axis` (one fewer element there than y), in torch's
+    dtypes as trapezoid's."""
     y, pairs, width, a = _trapezoids(F, "cumulative_trapezoid", y, x, dx, axis)
-    dtype = F.type_of(y).dtype
     if isinstance(width, float):
-        return F.emit(CUMSUM, F.emit(MUL, F.lift(width / 2.0, dtype), pairs), axis=a)
-    return F.emit(CUMSUM, F.emit(DIV, F.emit(MUL, width, pairs), F.lift(2.0, dtype)), axis=a)
+        real = _real(F.type_of(y).dtype)
+        return F.emit(CUMSUM, F.emit(MUL, F.lift(width / 2.0, real), _as(F, pairs, real)),
+                      axis=a)
+    products = F.emit(MUL, *_common(F, width, pairs))
+    real = _real(F.type_of(products).dtype)
+    return F.emit(CUMSUM, F.emit(DIV, _as(F, products, real), F.lift(2.0, real)), axis=a)
+
+
+def _real(dtype: DType) -> DType:
+    """The float dtype a trapezoid of `dtype` values comes out in."""
+    return dtype if dtype.is_float else DType.f32
+
+
+def _as(F: Front, v: Any, dtype: DType) -> Any:
+    return v if F.type_of(v).dtype == dtype else F.emit(CAST, v, dtype=dtype)
+
+
+def _sum(F: Front, v: Any, axis: int) -> Any:
+    """torch's sum along `axis`: integers in int64."""
+    wide = DType.i64 if F.type_of(v).dtype.is_int else F.type_of(v).dtype
+    return F.emit(REDUCE_SUM, _as(F, v, wide), axes=(axis,))
+
+
+def _common(F: Front, *values: Any) -> list[Any]:
+    """Tensors at their promoted dtype (uint8 differences times int8 sums: int16)."""
+    dtype = promote_types(*(F.type_of(v).dtype for v in values))
+    return [_as(F, v, dtype) for v in values]
 
 
 def _trapezoids(F: Front, name: str, y: Any, x: Any, dx: Any, axis: Any
                 ) -> tuple[Any, Any, Any, int]:
-    """(y as a float, y[1:] + y[:-1] along the axis, the widths: a number or x's differences
-    shaped to broadcast, the axis)."""
+    """(y, y[1:] + y[:-1] along the axis, the widths: a number or x's differences shaped to
+    broadcast, the axis). Each in its own dtype, as torch computes them: uint8's x[1] - x[0]
+    below 0 wraps to 256 more, an int8 pair sum past 127 to 256 less."""
     t = F.type_of(tensor(F, y, f"{name}'s y"))
     if x is not None and dx is not None:
         raise DlgTypeError(f"{name}: give the sample points x or their spacing dx, not both")
@@ -235,13 +265,13 @@ def _trapezoids(F: Front, name: str, y: Any, x: Any, dx: Any, axis: Any
         raise DlgShapeError(f"{name}: y needs at least 1 dimension, got a 0-d tensor")
     a = axis_of(F, t, axis, name)
     size = known_size(t, a, name)
+    y = tensor(F, y, f"{name}'s y")
     if x is None:
         if dx is not None and not is_number(dx):
             raise DlgTypeError(f"{name}: dx must be a number, got {describe(F, dx)}")
-        (y,) = floats(F, name, (y,), ("y",))
         width: Any = 1.0 if dx is None else float(dx)
     else:
-        y, x = floats(F, name, (y, x), ("y", "x"))
+        x = tensor(F, x, f"{name}'s x")
         tx = F.type_of(x)
         if tx.rank == 1:
             if tx.shape[0] != size:

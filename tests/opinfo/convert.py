@@ -14,7 +14,11 @@ import torch
 import dlg
 
 DTYPES = {torch.float16: dlg.float16, torch.float32: dlg.float32, torch.float64: dlg.float64,
-          torch.int32: dlg.int32, torch.int64: dlg.int64, torch.bool: dlg.bool}
+          torch.int32: dlg.int32, torch.int64: dlg.int64, torch.bool: dlg.bool,
+          torch.uint8: dlg.uint8, torch.int8: dlg.int8, torch.int16: dlg.int16}
+
+
+DTYPES.update({torch.complex64: dlg.complex64, torch.complex128: dlg.complex128})
 
 
 class NoCounterpart(Exception):
@@ -90,9 +94,9 @@ def array_difference(got: np.ndarray, want: np.ndarray, rtol: float, atol: float
     within tolerance for floats, NaN where NaN), else one line saying where they differ."""
     if got.shape != want.shape:
         return f"{what}shape {list(got.shape)} != {against} {list(want.shape)}"
-    if want.dtype.kind == "f":
-        close = np.isclose(got.astype(np.float64), want.astype(np.float64), rtol, atol,
-                           equal_nan=True)
+    if want.dtype.kind in "fc":  # complex: within tolerance of the complex difference
+        wide = np.complex128 if want.dtype.kind == "c" else np.float64
+        close = np.isclose(got.astype(wide), want.astype(wide), rtol, atol, equal_nan=True)
     else:
         close = got == want
     if close.all():
@@ -115,8 +119,9 @@ def difference(got: Any, want: Any, rtol: float, atol: float, values: bool = Tru
         if not values:
             return None if got.shape == tuple(want.shape) else (
                 f"{what}shape {list(got.shape)} != torch {list(want.shape)}")
-        return array_difference(np.asarray(got.detach().numpy()), want.detach().numpy(), rtol,
-                                atol, what)
+        return array_difference(np.asarray(got.detach().numpy()),
+                                want.detach().resolve_conj().resolve_neg().numpy(), rtol, atol,
+                                what)
     if isinstance(want, (list, tuple)):
         if not isinstance(got, (list, tuple)) or len(got) != len(want):
             return f"{what}dlg returned {_kind(got)}, torch {_kind(want)}"

@@ -294,13 +294,12 @@ def _reference(op: Any, index: int, sample: Any) -> Reference:
         output = op(inp, *args, **kwargs)
     flat = flat_outputs(output)
     differentiable = [i for i, o in enumerate(flat) if isinstance(o, torch.Tensor)
-                      and o.requires_grad and o.is_floating_point()]
+                      and o.requires_grad and (o.is_floating_point() or o.is_complex())]
     pairs = [(label, t, torch_t) for (label, t), (_, torch_t)
              in zip(_labelled(arguments), _labelled(torch_arguments)) if t.requires_grad]
     wrt = [(label, t) for label, t, _ in pairs]
     rng = np.random.default_rng(index)
-    cotangents = [(i, rng.standard_normal(flat[i].shape).astype(np.float32)) for i in
-                  differentiable]
+    cotangents = [(i, _cotangent(rng, flat[i])) for i in differentiable]
     grads = None
     if op.name in SIGN_FREE:
         output = _unsigned(output, SIGN_FREE[op.name], torch.abs)
@@ -309,11 +308,21 @@ def _reference(op: Any, index: int, sample: Any) -> Reference:
                                     [torch.from_numpy(c).to(flat[i].dtype)
                                      for i, c in cotangents], allow_unused=True)
         grads = [np.zeros(t.shape, np.float32) if g is None else
-                 g.detach().numpy().astype(np.float32) for g, (_, t) in zip(found, wrt)]
+                 g.detach().resolve_conj().numpy().astype(np.complex64 if g.is_complex()
+                                                          else np.float32)
+                 for g, (_, t) in zip(found, wrt)]
     if op.name in IN_FLOAT64:
         output = rebuild(output, lambda t: t.detach().float() if t.dtype == torch.float64 else t,
                          torch.Tensor)
     return Reference(index, arguments, output, grads, wrt, cotangents)
+
+
+def _cotangent(rng: np.random.Generator, output: torch.Tensor) -> np.ndarray:
+    """A random cotangent for `output`: complex for a complex output (fft's)."""
+    c = rng.standard_normal(output.shape).astype(np.float32)
+    if output.is_complex():
+        c = (c + 1j * rng.standard_normal(output.shape)).astype(np.complex64)
+    return c
 
 
 def _unsigned(outputs: Any, index: int, absolute: Callable[[Any], Any]) -> tuple[Any, ...]:
