@@ -49,7 +49,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
     roots = []
     for out, seed in zip(outs, seeds):
         array = None if seed is None else np.asarray(seed, out.tensor_type.dtype.np)
-        autograd.check_root(out, array, "grad()")
+        array = autograd.check_root(out, array, "grad()")
         roots.append((out, array))
     wanted = autograd.requiring_grad("grad()", ins)
     results = []

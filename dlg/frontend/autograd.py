@@ -123,7 +123,7 @@ def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | N
     """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates), and
     of every tensor on the way that asked to `retain_grad`; with `inputs`, of those alone; with
     `replay` (create_graph), as recorded tensors (`gradients`)."""
-    check_root(root, seed, "backward()")
+    seed = check_root(root, seed, "backward()")
     if replay is not None:
         check_no_hooks("backward(create_graph=True)")
     order = tape([root])
@@ -167,7 +167,9 @@ def retains_grad(t: Tensor) -> bool:
 _retained: dict[int, weakref.ref] = {}
 
 
-def check_root(root: Tensor, seed: np.ndarray | None, what: str) -> None:
+def check_root(root: Tensor, seed: np.ndarray | None, what: str) -> np.ndarray | None:
+    """The seed to start from: `seed`, or for a one-element root of any rank (torch's
+    `torch.Tensor([0])` a loss is summed into) ones of its shape; None for a 0-d root."""
     if root.record is None and not root.requires_grad:
         raise DlgValueError(f"{what}: the tensor does not require grad and has no grad_fn "
                             "(was it computed under no_grad, or from tensors without "
@@ -177,9 +179,12 @@ def check_root(root: Tensor, seed: np.ndarray | None, what: str) -> None:
                             f"outputs; this one is {root.tensor_type} (pass the gradient, or "
                             f"take a real part or abs first)", caller_span())
     if seed is None and root.tensor_type.rank != 0:
-        raise DlgValueError(f"{what}: grad can be implicitly created only for scalar "
-                            f"outputs; this one is {root.tensor_type} (pass the gradient)",
-                            caller_span())
+        if root.numel() != 1:
+            raise DlgValueError(f"{what}: grad can be implicitly created only for scalar "
+                                f"outputs; this one is {root.tensor_type} (pass the gradient)",
+                                caller_span())
+        return np.ones(root.shape, root.tensor_type.dtype.np)
+    return seed
 
 
 def requiring_grad(what: str, inputs: Sequence[Tensor]) -> list[Tensor]:

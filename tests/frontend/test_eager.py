@@ -287,3 +287,21 @@ def test_inf_and_nan_come_silently_as_in_torch():
     (ty := f(torch, t)).sum().backward()
     np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
     np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+
+
+def test_backward_of_a_one_element_tensor_of_any_rank_as_torch():
+    """The char-RNN generation tutorial sums its loss into `torch.Tensor([0])` and calls
+    backward() on that [1] tensor: torch seeds any one-element root with ones; more elements
+    still need the gradient passed."""
+    got = []
+    for lib in (torch, dlg):
+        w = lib.tensor([[1.0, 2.0]], requires_grad=True)
+        loss = lib.Tensor([0])
+        loss += (w * w).sum()
+        loss.backward()
+        (w[:, :1] * 3).backward()
+        got.append([w.grad.numpy().copy(), lib.autograd.grad(w[:, 1:] ** 2, w)[0].numpy()])
+    for g, t in zip(got[1], got[0]):
+        np.testing.assert_allclose(g, t)
+    with pytest.raises(dlg.DlgValueError, match="only for scalar outputs; this one is f32"):
+        (dlg.ones(1, 2, requires_grad=True) * 2).backward()
