@@ -18,11 +18,14 @@ from __future__ import annotations
 import io
 import math
 import random
+import string
+import unicodedata
 
 import numpy as np
 import pytest
 
 from tests.frontend.test_sweep5_programs import COMPILED, COMPILED_FULL, Side5, run_both
+from tests.frontend.test_sweep7_programs import replay_dropout
 
 torch = pytest.importorskip("torch")
 
@@ -793,3 +796,359 @@ def nn_tutorial(side: Side5) -> dict:
 @COMPILED_FULL
 def test_what_is_torch_nn_really(compiled):
     run_both(nn_tutorial, compiled=compiled)
+
+
+# -- 5. NLP from scratch: classifying names with a character-level RNN
+#       (char_rnn_classification_tutorial.py): one-hot letters, the i2h/i2o RNN stepped by hand
+#       with SGD by hand (the deprecated add_(alpha, other) of its older text), topk, a confusion
+#       matrix; then the 2024 text's CharRNN on nn.RNN with batches of summed losses, clipping ----
+
+NAMES = {"Italian": ["Rossi", "Ferrari", "Esposito", "Bianchi", "Romano"],
+         "German": ["Müller", "Schmidt", "Schneider", "Fischer", "Weber"],
+         "Japanese": ["Satō", "Suzuki", "Takahashi", "Tanaka", "Watanabe"],
+         "Polish": ["Nowak", "Kowalski", "Wiśniewski", "Wójcik", "Ślusàrski"]}
+
+
+def char_rnn_classification(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    results = {}
+    all_letters = string.ascii_letters + " .,;'"
+    n_letters = len(all_letters)
+
+    def unicodeToAscii(s):
+        return ''.join(
+            c for c in unicodedata.normalize('NFD', s)
+            if unicodedata.category(c) != 'Mn'
+            and c in all_letters
+        )
+
+    assert unicodeToAscii('Ślusàrski') == "Slusarski"
+    category_lines = {k: [unicodeToAscii(line) for line in v] for k, v in NAMES.items()}
+    all_categories = list(category_lines)
+    n_categories = len(all_categories)
+
+    def letterToIndex(letter):
+        return all_letters.find(letter)
+
+    def letterToTensor(letter):
+        tensor = torch.zeros(1, n_letters)
+        tensor[0][letterToIndex(letter)] = 1
+        return tensor
+
+    def lineToTensor(line):
+        tensor = torch.zeros(len(line), 1, n_letters)
+        for li, letter in enumerate(line):
+            tensor[li][0][letterToIndex(letter)] = 1
+        return tensor
+
+    results["J"] = letterToTensor('J')
+    assert tuple(lineToTensor('Jones').size()) == (5, 1, n_letters)
+
+    class RNN(nn.Module):
+        def __init__(self, input_size, hidden_size, output_size):
+            super(RNN, self).__init__()
+            self.hidden_size = hidden_size
+            self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
+            self.i2o = nn.Linear(input_size + hidden_size, output_size)
+            self.softmax = nn.LogSoftmax(dim=1)
+
+        def forward(self, input, hidden):
+            combined = torch.cat((input, hidden), 1)
+            hidden = self.i2h(combined)
+            output = self.i2o(combined)
+            output = self.softmax(output)
+            return output, hidden
+
+        def initHidden(self):
+            return torch.zeros(1, self.hidden_size)
+
+    n_hidden = 32
+    rnn = side.weights(RNN(n_letters, n_hidden, n_categories))
+    input = letterToTensor('A')
+    hidden = torch.zeros(1, n_hidden)
+    output, next_hidden = rnn(input, hidden)
+    input = lineToTensor('Albert')
+    hidden = torch.zeros(1, n_hidden)
+    output, next_hidden = rnn(input[0], hidden)
+    results["albert"] = output
+
+    def categoryFromOutput(output):
+        top_n, top_i = output.data.topk(1)  # Tensor out of Variable with .data
+        category_i = top_i[0][0]
+        return all_categories[category_i], category_i
+
+    results["category"] = categoryFromOutput(output)[0] in all_categories
+
+    def randomChoice(l):  # noqa: E741  (the tutorial's name)
+        return l[random.randint(0, len(l) - 1)]
+
+    def randomTrainingExample():
+        category = randomChoice(all_categories)
+        line = randomChoice(category_lines[category])
+        category_tensor = torch.LongTensor([all_categories.index(category)])
+        line_tensor = lineToTensor(line)
+        return category, line, category_tensor, line_tensor
+
+    criterion = nn.NLLLoss()
+    learning_rate = 0.005
+
+    def train(category_tensor, line_tensor):
+        hidden = rnn.initHidden()
+        rnn.zero_grad()
+        for i in range(line_tensor.size()[0]):
+            output, hidden = rnn(line_tensor[i], hidden)
+        loss = criterion(output, category_tensor)
+        loss.backward()
+        # Add parameters' gradients to their values, multiplied by learning rate
+        for p in rnn.parameters():
+            p.data.add_(-learning_rate, p.grad.data)
+        return output, loss.item()
+
+    random.seed(5)
+    all_losses, current_loss, plot_every = [], 0, 5
+    with pytest.warns(UserWarning, match="deprecated"):
+        for iter in range(1, 21):
+            category, line, category_tensor, line_tensor = randomTrainingExample()
+            output, loss = train(category_tensor, line_tensor)
+            current_loss += loss
+            if iter % plot_every == 0:
+                all_losses.append(current_loss / plot_every)
+                current_loss = 0
+    results["losses"] = all_losses
+
+    confusion = torch.zeros(n_categories, n_categories)
+
+    def evaluate(line_tensor):
+        hidden = rnn.initHidden()
+        for i in range(line_tensor.size()[0]):
+            output, hidden = rnn(line_tensor[i], hidden)
+        return output
+
+    for _i in range(12):
+        category, line, category_tensor, line_tensor = randomTrainingExample()
+        output = evaluate(line_tensor)
+        guess, guess_i = categoryFromOutput(output)
+        category_i = all_categories.index(category)
+        confusion[category_i][guess_i] += 1
+    for i in range(n_categories):
+        confusion[i] = confusion[i] / confusion[i].sum()
+    results["confusion"] = confusion
+
+    def predict(input_line, n_predictions=3):
+        output = evaluate(lineToTensor(input_line))
+        topv, topi = output.data.topk(n_predictions, 1, True)
+        predictions = []
+        for i in range(n_predictions):
+            value = topv[0][i]
+            category_index = topi[0][i]
+            assert '(%.2f) %s' % (value, all_categories[category_index])
+            predictions.append([value.item(), all_categories[category_index]])
+        return predictions
+
+    results["predict"] = [p[0] for p in predict('Dovesky')]
+
+    # the 2024 text: nn.RNN reads the whole name, batches of summed losses, clipping
+    class CharRNN(nn.Module):
+        def __init__(self, input_size, hidden_size, output_size):
+            super(CharRNN, self).__init__()
+            self.rnn = nn.RNN(input_size, hidden_size)
+            self.h2o = nn.Linear(hidden_size, output_size)
+            self.softmax = nn.LogSoftmax(dim=1)
+
+        def forward(self, line_tensor):
+            rnn_out, hidden = self.rnn(line_tensor)
+            output = self.h2o(hidden[0])
+            output = self.softmax(output)
+            return output
+
+    def label_from_output(output, output_labels):
+        top_n, top_i = output.topk(1)
+        label_i = top_i[0].item()
+        return output_labels[label_i], label_i
+
+    data = [(torch.tensor([all_categories.index(c)], dtype=torch.long), lineToTensor(line), c,
+             line) for c, lines in category_lines.items() for line in lines]
+    rnn = side.weights(CharRNN(n_letters, n_hidden, n_categories))
+
+    def train2(rnn, training_data, n_epoch=3, n_batch_size=4, learning_rate=0.2,
+               criterion=nn.NLLLoss()):  # noqa: B008  (the tutorial's)
+        current_loss = 0
+        all_losses = []
+        rnn.train()
+        optimizer = torch.optim.SGD(rnn.parameters(), lr=learning_rate)
+        for _iter in range(1, n_epoch + 1):
+            rnn.zero_grad()  # clear the gradients
+            batches = list(range(len(training_data)))
+            random.shuffle(batches)
+            batches = np.array_split(batches, len(batches) // n_batch_size)
+            for _idx, batch in enumerate(batches):
+                batch_loss = 0
+                for i in batch:
+                    (label_tensor, text_tensor, label, text) = training_data[i]
+                    output = rnn.forward(text_tensor)
+                    loss = criterion(output, label_tensor)
+                    batch_loss += loss
+                batch_loss.backward()
+                nn.utils.clip_grad_norm_(rnn.parameters(), 3)
+                optimizer.step()
+                optimizer.zero_grad()
+                current_loss += batch_loss.item() / len(batch)
+            all_losses.append(current_loss / len(batches))
+            current_loss = 0
+        return all_losses
+
+    random.seed(6)
+    results["char_rnn_losses"] = train2(rnn, data)
+    confusion = torch.zeros(len(all_categories), len(all_categories))
+    rnn.eval()
+    with torch.no_grad():
+        for i in range(len(data)):
+            (label_tensor, text_tensor, label, text) = data[i]
+            output = rnn(text_tensor)
+            guess, guess_i = label_from_output(output, all_categories)
+            label_i = all_categories.index(label)
+            confusion[label_i][guess_i] += 1
+    for i in range(len(all_categories)):
+        denom = confusion[i].sum()
+        if denom > 0:
+            confusion[i] = confusion[i] / denom
+    results.update(char_rnn_confusion=confusion, char_rnn_state=rnn.state_dict())
+    return results
+
+
+def test_char_rnn_classification():
+    run_both(char_rnn_classification)
+
+
+# -- 6. NLP from scratch: generating names with a character-level RNN
+#       (char_rnn_generation_tutorial.py): category, letter and hidden concatenated, o2o,
+#       dropout, a loss summed into torch.Tensor([0]) step by step, target_line_tensor.unsqueeze_,
+#       sampling by topk until EOS, a 0-d tensor indexing a str ----------------------------------
+
+def char_rnn_generation(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    all_letters = string.ascii_letters + " .,;'-"
+    n_letters = len(all_letters) + 1  # Plus EOS marker
+
+    def unicodeToAscii(s):
+        return ''.join(
+            c for c in unicodedata.normalize('NFD', s)
+            if unicodedata.category(c) != 'Mn'
+            and c in all_letters
+        )
+
+    category_lines = {k: [unicodeToAscii(line) for line in v] for k, v in NAMES.items()}
+    all_categories = list(category_lines)
+    n_categories = len(all_categories)
+
+    class RNN(nn.Module):
+        def __init__(self, input_size, hidden_size, output_size):
+            super(RNN, self).__init__()
+            self.hidden_size = hidden_size
+            self.i2h = nn.Linear(n_categories + input_size + hidden_size, hidden_size)
+            self.i2o = nn.Linear(n_categories + input_size + hidden_size, output_size)
+            self.o2o = nn.Linear(hidden_size + output_size, output_size)
+            self.dropout = replay_dropout(side, 0.1)  # nn.Dropout(0.1), its masks torch's
+            self.softmax = nn.LogSoftmax(dim=1)
+
+        def forward(self, category, input, hidden):
+            input_combined = torch.cat((category, input, hidden), 1)
+            hidden = self.i2h(input_combined)
+            output = self.i2o(input_combined)
+            output_combined = torch.cat((hidden, output), 1)
+            output = self.o2o(output_combined)
+            output = self.dropout(output)
+            output = self.softmax(output)
+            return output, hidden
+
+        def initHidden(self):
+            return torch.zeros(1, self.hidden_size)
+
+    def randomChoice(l):  # noqa: E741
+        return l[random.randint(0, len(l) - 1)]
+
+    def randomTrainingPair():
+        category = randomChoice(all_categories)
+        line = randomChoice(category_lines[category])
+        return category, line
+
+    def categoryTensor(category):
+        li = all_categories.index(category)
+        tensor = torch.zeros(1, n_categories)
+        tensor[0][li] = 1
+        return tensor
+
+    def inputTensor(line):
+        tensor = torch.zeros(len(line), 1, n_letters)
+        for li in range(len(line)):
+            letter = line[li]
+            tensor[li][0][all_letters.find(letter)] = 1
+        return tensor
+
+    def targetTensor(line):
+        letter_indexes = [all_letters.find(line[li]) for li in range(1, len(line))]
+        letter_indexes.append(n_letters - 1)  # EOS
+        return torch.LongTensor(letter_indexes)
+
+    def randomTrainingExample():
+        category, line = randomTrainingPair()
+        category_tensor = categoryTensor(category)
+        input_line_tensor = inputTensor(line)
+        target_line_tensor = targetTensor(line)
+        return category_tensor, input_line_tensor, target_line_tensor
+
+    criterion = nn.NLLLoss()
+    learning_rate = 0.05
+    rnn = side.weights(RNN(n_letters, 32, n_letters))
+
+    def train(category_tensor, input_line_tensor, target_line_tensor):
+        target_line_tensor.unsqueeze_(-1)
+        hidden = rnn.initHidden()
+        rnn.zero_grad()
+        loss = torch.Tensor([0])  # you can also just simply use ``loss = 0``
+        for i in range(input_line_tensor.size(0)):
+            output, hidden = rnn(category_tensor, input_line_tensor[i], hidden)
+            l = criterion(output, target_line_tensor[i])  # noqa: E741
+            loss += l
+        loss.backward()
+        for p in rnn.parameters():
+            p.data.add_(p.grad.data, alpha=-learning_rate)
+        return output, loss.item() / input_line_tensor.size(0)
+
+    random.seed(7)
+    losses = []
+    for _iter in range(1, 16):
+        output, loss = train(*randomTrainingExample())
+        losses.append(loss)
+
+    max_length = 8
+
+    def sample(category, start_letter='A'):
+        with torch.no_grad():  # no need to track history in sampling
+            category_tensor = categoryTensor(category)
+            input = inputTensor(start_letter)
+            hidden = rnn.initHidden()
+            output_name = start_letter
+            for _i in range(max_length):
+                output, hidden = rnn(category_tensor, input[0], hidden)
+                topv, topi = output.topk(1)
+                topi = topi[0][0]
+                if topi == n_letters - 1:
+                    break
+                else:
+                    letter = all_letters[topi]
+                    output_name += letter
+                input = inputTensor(letter)
+            return output_name
+
+    def samples(category, start_letters='ABC'):
+        return [sample(category, start_letter) for start_letter in start_letters]
+
+    return {"losses": losses, "state": rnn.state_dict(),
+            "names": [len(n) for n in samples('German', 'GER') + samples('Italian', 'ITA')]}
+
+
+def test_char_rnn_generation():
+    run_both(char_rnn_generation)
