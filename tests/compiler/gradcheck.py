@@ -39,18 +39,21 @@ def _attr_f64(v):
 
 def scalar_loss(g: Graph, weights_seed: int = 0) -> tuple[Graph, dict[str, np.ndarray]]:
     """`g` plus an output `check_loss` = sum_i sum(out_i * w_i) over its float outputs, with the
-    random weights w_i as extra inputs (returned)."""
+    random weights w_i as extra inputs (returned); a complex output adds Re(sum(out_i * w_i))
+    for complex weights."""
     b = Builder(g)
     rng = np.random.default_rng(weights_seed)
     total, weights = None, {}
     for name, v in list(g.outputs):
         t = g.type_of(v)
-        if not t.dtype.is_float:
+        if not t.dtype.is_inexact:
             continue
         w = b.input(f"w_{name}", t)
         shape = tuple(int(d) for d in t.shape)
-        weights[f"w_{name}"] = rng.standard_normal(shape).astype(t.dtype.np)
+        weights[f"w_{name}"] = _random(rng, shape, t.dtype.np)
         term = b.reduce_sum(b.mul(v, w))
+        if t.dtype.is_complex:
+            term = b.real(term)
         total = term if total is None else b.add(total, term)
     assert total is not None, "no float output to differentiate"
     g.set_output("check_loss", total)
@@ -73,15 +76,24 @@ def check_gradients(g: Graph, inputs: Mapping[str, np.ndarray], params: Mapping[
     rng = np.random.default_rng(seed + 1)
     worst = 0.0
     for _ in range(directions):
-        v = {k: rng.standard_normal(np.shape(values[k])) for k in wrt}
+        v = {k: _random(rng, np.shape(values[k]), np.asarray(values[k]).dtype) for k in wrt}
         plus = {**values, **{k: values[k] + eps * v[k] for k in wrt}}
         minus = {**values, **{k: values[k] - eps * v[k] for k in wrt}}
         numeric = (float(run(g, plus)[loss]) - float(run(g, minus)[loss])) / (2 * eps)
-        analytic = sum(float(np.sum(grads["grad." + k] * v[k])) for k in wrt)
+        # a complex gradient is torch's dL/dx + i dL/dy: <g, v> is Re(conj(g) v)
+        analytic = sum(float(np.sum(np.real(np.conj(grads["grad." + k]) * v[k]))) for k in wrt)
         err = abs(numeric - analytic) / max(1.0, abs(numeric))
         worst = max(worst, err)
     assert worst < rtol, f"gradient check failed: worst relative error {worst:.2e} (rtol {rtol})"
     return worst
+
+
+def _random(rng: np.random.Generator, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """Standard normal values; complex ones with both parts drawn."""
+    x = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        x = x + 1j * rng.standard_normal(shape)
+    return x.astype(dtype)
 
 
 def f64_inputs(types: Mapping[str, TensorType], rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -37,15 +37,15 @@ def op_graph(name: str) -> tuple[Graph, dict[str, np.ndarray], list[str]]:
     inputs, values = {}, []
     for i, a in enumerate(arrays):
         a = np.asarray(a)
-        if a.dtype.kind == "f":
-            a = a.astype(np.float64)
+        if a.dtype.kind in "fc":
+            a = a.astype(np.float64 if a.dtype.kind == "f" else np.complex128)
         values.append(b.input(f"in{i}", TensorType(DType.of(a), a.shape)))
         inputs[f"in{i}"] = a
     out = b.emit(REGISTRY[name], *values, **attrs)
     for i, v in enumerate(out if isinstance(out, tuple) else (out,)):
         g.set_output(f"out{i}", v)
     g, weights = scalar_loss(g)
-    wrt = [k for k, a in inputs.items() if a.dtype.kind == "f"]
+    wrt = [k for k, a in inputs.items() if a.dtype.kind in "fc"]
     return g, {**inputs, **weights}, wrt
 
 
@@ -201,7 +201,7 @@ def test_loss_must_be_a_float_scalar():
 def test_integer_inputs_have_no_gradient():
     g = graph_of(lambda b, x, i: b.reduce_sum(b.mul(x, b.cast(i, dtype=DType.f32))),
                  x="f32[3]", i="i64[3]")
-    with pytest.raises(DlgTypeError, match="only float values have gradients"):
+    with pytest.raises(DlgTypeError, match="only float and complex values have gradients"):
         grad(g, "loss", wrt=["i"])
     with pytest.raises(DlgNameError, match="no parameter or input named 'z'"):
         grad(g, "loss", wrt=["z"])
