@@ -221,8 +221,8 @@ class Tensor:
             raise DlgValueError("you can only change requires_grad flags of leaf variables."
                                 + ("" if requires_grad else detach), engine.caller_span())
         if requires_grad and not self.tensor_type.dtype.is_inexact:
-            raise DlgTypeError(f"only float and complex tensors can require gradients, not "
-                               f"{self.tensor_type}",
+            raise DlgTypeError(f"only float tensors (and complex ones) can require gradients, "
+                               f"not {self.tensor_type}",
                                engine.caller_span())
         self._requires_grad = requires_grad
 

@@ -238,7 +238,7 @@ def randint_like(F: Front, x: Any, low: Any = None, high: Any = None,
 def _float(F: Front, dtype: Any, name: str) -> DType:
     out = _dtype_or(F, dtype, DType.f32)
     if not out.is_inexact:
-        raise DlgTypeError(f"{name} makes float (or complex) tensors, not {out}")
+        raise DlgTypeError(f"{name} makes float tensors (or complex ones), not {out}")
     return out
 
 
