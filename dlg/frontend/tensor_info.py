@@ -24,6 +24,7 @@ from dlg.frontend.factory import leaf
 from dlg.frontend.methods import promote
 from dlg.frontend.size import Size
 from dlg.frontend.tensor import Tensor, call, checked, numpy_data
+from dlg.functions.args import int_scalar
 from dlg.functions.creation import dtype_arg
 from dlg.ir import dtypes
 from dlg.ir.dtypes import DType
@@ -123,6 +124,8 @@ def sum_to_size(self: Tensor, *size: Any) -> Tensor:
     if lead < 0 or any(s not in (1, d) for s, d in zip(shape, self.shape[lead:])):
         raise DlgShapeError(f"sum_to_size: size {list(shape)} is not expandable to the "
                             f"tensor's {list(self.shape)}", caller_span())
+    if not shape:  # torch's sum_to: the whole sum (an int tensor's in int64), 0-d included
+        return call("sum", self)
     axes = [*range(lead), *(lead + i for i, s in enumerate(shape)
                             if s == 1 and self.shape[lead + i] != 1)]
     out = call("sum", self, axes, keepdims=True) if axes else self
@@ -268,6 +271,8 @@ def scalar_tensor(s: Any, *, dtype: Any = None, device: Any = None,
     """A 0-d tensor of `s`, float32 unless dtype says otherwise."""
     dtype = _dtype(dtype or DType.f32, "scalar_tensor(): dtype")
     value = s.item() if isinstance(s, Tensor) else s
+    if dtype.is_int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = checked(lambda _, v: int_scalar(v, dtype), value)  # -5 as uint8 is 251
     return leaf(Tensor.of(np.asarray(value, dtype.np)), requires_grad, device, layout, pin_memory)
 
 

@@ -122,6 +122,11 @@ def einsum(F: Front, equation: Any, *operands: Any) -> Any:
         raise DlgTypeError(f"einsum: operands have different dtypes: "
                            f"{', '.join(str(F.type_of(x)) for x in xs)}")
     terms, out = _parse(F, equation.replace(" ", ""), xs)
+    dtype = F.type_of(xs[0]).dtype if xs else DType.f32
+    if (dtype.is_int or dtype == DType.bool) and any(
+            set(t) - set(out) - {c for other in terms if other is not t for c in other}
+            for t in terms):  # torch sums a label of one operand alone with torch.sum first:
+        xs = [F.emit(CAST, x, dtype=DType.i64) for x in xs]  # integers then count in int64
     state = [_diagonals(F, x, labels) for x, labels in zip(xs, terms)]
     state = [_squeeze_ones(F, x, labels, state) for x, labels in state]
     while len(state) > 1:

@@ -111,6 +111,10 @@ def interpolate(F: Front, x: Any, size: Any = None, scale_factor: Any = None,
         raise DlgShapeError(f"interpolate: mode {mode!r} needs [N, C] and {needs} concrete "
                             f"spatial dims, got {t}")
     interpolating = mode in SPATIAL
+    if interpolating and not t.dtype.is_float:  # the weights would round to 0 in an int dtype
+        raise DlgTypeError(f"interpolate: mode {mode!r} takes float input, got {t} (torch's "
+                           f"uint8 bilinear/bicubic round fixed-point weights of their own; "
+                           f"interpolate x.float() and round, or use mode='nearest')")
     if align_corners is not None and not interpolating:
         raise DlgTypeError(f"interpolate: align_corners is only for the interpolating modes "
                            f"(linear, bilinear, bicubic, trilinear), not {mode!r}")

@@ -91,6 +91,17 @@ UNARY = {
     a.clone().fill_(-1) if a.dtype == L.uint8 else a.clone().fill_(-2),
     "float_mean": lambda L, a: a.float().mean(), "item": lambda L, a: a[0, 0].item(),
     "tolist": lambda L, a: a.tolist(),
+    "einsum_sum": lambda L, a: L.einsum("ij->", a),
+    "einsum_rows": lambda L, a: L.einsum("ij->i", a),
+    "einsum_lonely": lambda L, a: L.einsum("ik,j->ij", a, a[0]),
+    "einsum_contract": lambda L, a: L.einsum("ij,kj->ik", a, a),
+    "sum_to_size": lambda L, a: a.sum_to_size(1, 5),
+    "sum_to_size_0d": lambda L, a: a[0, 0].sum_to_size(()),
+    "trapezoid": lambda L, a: L.trapezoid(a, a.flip(1)), "trapz_dx": lambda L, a: L.trapz(a, dx=2),
+    "cumulative_trapezoid": lambda L, a: L.cumulative_trapezoid(a, a),
+    "trapezoid_float_x": lambda L, a: L.trapezoid(a, a.float()),
+    "scalar_tensor": lambda L, a: L.scalar_tensor(-5, dtype=a.dtype),
+    "interpolate_nearest": lambda L, a: L.nn.functional.interpolate(a[None, None].byte(), (2, 7)),
 }
 
 
@@ -209,6 +220,8 @@ REFUSED = [
     (lambda: dlg.ones(2, dtype=dlg.uint8).sqrt(), r"sqrt: input must be f16/f32/f64, got u8"),
     (lambda: dlg.nn.functional.embedding(dlg.ones(2, dtype=dlg.uint8), dlg.ones(3, 2)),
      r"indices must be i32/i64, got u8"),
+    (lambda: dlg.nn.functional.interpolate(dlg.ones(1, 1, 4, 4, dtype=dlg.uint8), (2, 3),
+                                           mode="bilinear"), "mode 'bilinear' takes float input"),
 ]
 
 
