@@ -64,6 +64,8 @@ __version__ = "0.1.0"
 _FUNCTIONS = [n for n in _functional.__all__ if n not in globals() and n not in ("MaxResult", "op")]
 # (each taking torch's out= as well: dlg.matmul(a, b, out=c))
 globals().update({name: _with_out(getattr(_functional, name)) for name in _FUNCTIONS})
+for _name in _FUNCTIONS:  # each found by pickle as dlg.<name>
+    globals()[_name].__module__, globals()[_name].__qualname__ = "dlg", _name
 
 # torch's top-level dense linear algebra (eager only; dlg.linalg has the rest)
 inverse, det, logdet, slogdet = (_dense_linalg.inv, _dense_linalg.det, _dense_linalg.logdet,

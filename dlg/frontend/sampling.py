@@ -116,6 +116,8 @@ def _legacy(dtype: DType) -> Any:
 FloatTensor, DoubleTensor, LongTensor, IntTensor, BoolTensor = (
     _legacy(DType.f32), _legacy(DType.f64), _legacy(DType.i64), _legacy(DType.i32),
     _legacy(DType.bool))
+for _name in ("FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor"):
+    globals()[_name].__name__ = globals()[_name].__qualname__ = _name  # found by pickle
 
 Tensor.multinomial = multinomial  # type: ignore[attr-defined]
 Tensor.bernoulli = bernoulli  # type: ignore[attr-defined]

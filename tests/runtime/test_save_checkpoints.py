@@ -224,3 +224,26 @@ def test_a_whole_module_saves_and_loads_with_weights_only_false(tmp_path, monkey
     np.testing.assert_array_equal(loaded(x).detach().numpy(), model(x).detach().numpy())
     loaded(x).sum().backward()  # its parameters still train
     assert loaded.stack[0].weight.grad is not None
+
+
+def test_functions_and_a_transformer_pickle_whole():
+    """A TransformerEncoderLayer holds F.relu as its activation: the whole model saves (the
+    word_language_model example's torch.save(model, f)), and every function of dlg and
+    dlg.nn.functional pickles as itself."""
+    import dlg.nn.functional as F
+
+    for space in (F, dlg):
+        for name in space.__all__:
+            fn = getattr(space, name)
+            if callable(fn) and not isinstance(fn, type):
+                assert pickle.loads(pickle.dumps(fn)) is fn, name
+    dlg.manual_seed(0)
+    model = dlg.nn.TransformerEncoder(dlg.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0), 2,
+                                      enable_nested_tensor=False)
+    buffer = io.BytesIO()
+    dlg.save(model, buffer)
+    buffer.seek(0)
+    loaded = dlg.load(buffer, weights_only=False)
+    assert loaded.layers[0].activation is F.relu
+    x = dlg.randn(5, 3, 8)
+    np.testing.assert_allclose(loaded(x).detach().numpy(), model(x).detach().numpy())
