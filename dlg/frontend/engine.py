@@ -418,24 +418,23 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
         # a parameter's op too (folding it would freeze it), and a constant's expand to N
         return _trace(op, inputs, attrs)
     from_types = tuple(t.tensor_type for t in inputs)
+    arrays = [t.numpy_view() for t in inputs]
     try:
         checked = check_attrs(op, attrs) if attrs or op.attrs else {}
-        types = infer(op, from_types, checked)
+        types, run = plan(op, from_types, checked)
+        values = run(arrays)
     except DlgError as e:
         raise e.with_span(caller_span()) from None
-    arrays = [t.numpy_view() for t in inputs]
-    view = VIEWS.get(op)
-    values = view(arrays[0], **checked) if view else evaluate(op, arrays, checked, from_types)
     span = None
     if is_anomaly_enabled():
         span = caller_span()
         check_op(op.name, arrays, values, types, span)
-    record = (_state.grad and any(t.requires_grad for t in inputs)
-              and Trait.RANDOM not in op.traits)
+    if not (_state.grad and any(t.requires_grad for t in inputs)) or Trait.RANDOM in op.traits:
+        return [(np.asarray(v), t, None) for v, t in zip(values, types)]
     call = next(_calls)
-    sources = tuple(current(t) for t in inputs) if record else ()
+    sources = tuple(current(t) for t in inputs)
     return [(np.asarray(v), t, Record(op, checked, tuple(inputs), sources, i, call, span)
-             if record and t.dtype.is_inexact else None)
+             if t.dtype.is_inexact else None)
             for i, (v, t) in enumerate(zip(values, types))]
 
 
@@ -500,29 +499,57 @@ def check_attrs(op: OpDef, attrs: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-INFERRED_KEPT = 4096  # (op, input types, attributes) whose output types are kept
-_inferred: dict[Any, tuple[TensorType, ...]] = {}
+Run = Callable[[list[np.ndarray]], tuple[np.ndarray, ...]]
+PLANS_KEPT = 4096  # (op, input types, attributes) whose plans are kept
+_plans: dict[Any, tuple[tuple[TensorType, ...], Run]] = {}
 
 
-def infer(op: OpDef, types: tuple[TensorType, ...], checked: dict[str, Any]
-          ) -> tuple[TensorType, ...]:
-    """`op.infer` once per (op, input types, checked attributes): a loop asks the same question
-    at every step. Checked attributes are normalised by kind (ints, floats, bools, tuples of
-    ints), so equal keys mean equal questions; an unhashable one (an array) is asked each time,
-    and so is a question whose answer is an error."""
+def plan(op: OpDef, types: tuple[TensorType, ...], checked: dict[str, Any]
+         ) -> tuple[tuple[TensorType, ...], Run]:
+    """How eager runs `op` on inputs of these types: its output types and a function of the
+    input arrays giving its values, made once per (op, input types, checked attributes), as a
+    loop asks the same question at every step. Checked attributes are normalised by kind (ints,
+    floats, bools, tuples of ints), so equal keys mean equal questions; an unhashable one (an
+    array) is planned each time, and so is a question whose answer is an error."""
     try:
         key: Any = (op, types, *checked.values())
-        found = _inferred.get(key)
+        found = _plans.get(key)
     except TypeError:
-        key = found = None
+        return _plan(op, types, checked, keep=False)
     if found is None:
-        out = op.infer(*types, **checked)
-        found = out if isinstance(out, tuple) else (out,)
-        if key is not None:
-            if len(_inferred) >= INFERRED_KEPT:
-                _inferred.clear()
-            _inferred[key] = found
+        found = _plan(op, types, checked, keep=True)
+        if len(_plans) >= PLANS_KEPT:
+            _plans.clear()
+        _plans[key] = found
     return found
+
+
+def _plan(op: OpDef, types: tuple[TensorType, ...], checked: dict[str, Any], keep: bool
+          ) -> tuple[tuple[TensorType, ...], Run]:
+    out = op.infer(*types, **checked)
+    out_types = out if isinstance(out, tuple) else (out,)
+    view = VIEWS.get(op)
+    if view is not None:
+        return out_types, lambda arrays: view(arrays[0], **checked)
+    if op.ref is not None:
+        return out_types, _reference(op, checked)
+    composite = _composite(op, checked, types, keep)
+    if composite.program is not None:
+        return out_types, composite.program.run
+    return out_types, composite.interpret
+
+
+def _reference(op: OpDef, attrs: dict[str, Any]) -> Run:
+    """op's reference with its attributes bound: products in the inputs' dtype (`exact=False`),
+    log(0) and 0/0 inf and nan, silently, as torch's; random ops draw from dlg's generator."""
+    ref = functools.partial(op.ref, **attrs, **({"exact": False} if takes_exact(op) else {}))
+    needs_ctx = op.needs_ctx
+
+    def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        with np.errstate(all="ignore"):
+            out = ref(*arrays, ctx=_Ctx()) if needs_ctx else ref(*arrays)
+        return out if isinstance(out, tuple) else (out,)
+    return run
 
 
 class _Ctx:
@@ -544,67 +571,42 @@ class _Ctx:
         return self.interpreter.run_positional(graph, args)
 
 
-def evaluate(op: OpDef, arrays: list[np.ndarray], attrs: dict[str, Any],
-             types: Sequence[TensorType]) -> tuple[np.ndarray, ...]:
-    """The op's value on concrete arrays, with its reference (or its decomposition)."""
-    try:
-        ref, exact, needs_ctx = _refs.get(op) or _ref_of(op)
-        if ref is not None:
-            with np.errstate(all="ignore"):  # log(0), 0/0: inf and nan, silently, as torch
-                out = (ref(*arrays, **attrs) if not (exact or needs_ctx) else
-                       ref(*arrays, **attrs, **({"ctx": _Ctx()} if needs_ctx else {}),
-                           **({"exact": False} if exact else {})))  # products in inputs' dtype
-            return out if isinstance(out, tuple) else (out,)
-        composite = _composite(op, attrs, tuple(types))
-        if composite.program is not None:
-            return tuple(composite.program.run(arrays))
-        interp = _interpreter(persistent=composite.kept)
-        results, _ = interp.run(composite.graph, {f"in{i}": a for i, a in enumerate(arrays)}, {})
-        return tuple(results[f"out{i}"] for i in range(len(composite.graph.outputs)))
-    except DlgError as e:
-        raise e.with_span(caller_span()) from None
-
-
-_refs: dict[OpDef, tuple[Any, bool, bool]] = {}
-
-
-def _ref_of(op: OpDef) -> tuple[Any, bool, bool]:
-    """How eager calls op's reference: (ref, whether it takes exact=, whether it needs a ctx)."""
-    _refs[op] = (op.ref, op.ref is not None and takes_exact(op), op.needs_ctx)
-    return _refs[op]
-
-
 @dataclass(frozen=True)
 class Composite:
-    """A one-node graph of a composite op; the program eager runs it with (None where one
-    cannot be made: the graph then goes through the interpreter), and whether it is kept."""
+    """A one-node graph of a composite op and the program eager runs it with (None where one
+    cannot be made: the graph then goes through the interpreter, `interpret`); `kept` graphs
+    live as long as the process, so the persistent interpreter may cache their expansion."""
 
     graph: Graph
     program: Program | None
     kept: bool
 
+    def interpret(self, arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        interp = _interpreter(persistent=self.kept)
+        results, _ = interp.run(self.graph, {f"in{i}": a for i, a in enumerate(arrays)}, {})
+        return tuple(results[f"out{i}"] for i in range(len(self.graph.outputs)))
 
-def _composite(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, ...]) -> Composite:
-    """The composite op's graph and program, kept per (op, attributes, input types), so an
-    eager loop expands each composite once."""
-    try:
-        key: Any = (op, types, *attrs.values())  # checked attributes, in the schema's order
-        hash(key)
-    except TypeError:  # an unhashable attribute (an array): build it each time
-        key = None
-    cache: dict[Any, Composite] = _state.__dict__.setdefault("composites", {})
-    if key is not None and key in cache:
-        return cache[key]
+
+_composites: dict[Any, Composite] = {}
+
+
+def _composite(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, ...], keep: bool
+               ) -> Composite:
+    """The composite op's graph and program, kept per (op, attributes, input types) where
+    `keep` (hashable attributes), so an eager loop expands each composite once."""
+    key = (op, types, *attrs.values())  # checked attributes, in the schema's order
+    if keep and key in _composites:
+        return _composites[key]
     g = Graph(op.name)
     b = Builder(g)
     ins = [b.input(f"in{i}", t) for i, t in enumerate(types)]
     outs = b.emit(op, *ins, **attrs)
     for i, v in enumerate(outs if isinstance(outs, tuple) else (outs,)):
         g.set_output(f"out{i}", v)
-    if key is None:
+    if not keep:
         return Composite(g, None, False)
-    cache[key] = Composite(g, Program.of(g, exact=False), True)
-    return cache[key]
+    _composites[key] = Composite(g, Program.of(g, exact=False), True)
+    return _composites[key]
 
 
 def _interpreter(persistent: bool = False) -> Interpreter:
