@@ -3,24 +3,28 @@ import every part of dlg (grammar, frontend, runtime), to put them together for 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from dlg import serialization
 from dlg.errors import DlgImportError, DlgValueError
 from dlg.frontend.compiled import OptimizedModule
 from dlg.frontend.lazy import LazyExecutable
-from dlg.frontend.nn import Module
+from dlg.frontend.nn import Module, Parameter
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.trace import trace
 from dlg.grammar.models import elaborate, has_train_section
 from dlg.grammar.loader import Program, load_file, load_source
+from dlg.ir.dtypes import DType
+from dlg.ir.types import TensorType
 from dlg.runtime.executable import TARGETS, Executable
 from dlg.runtime.model import Model
-from dlg.runtime.pickled import (PickledObjects, convert, is_pickled, load_object, load_tree,
-                                 save_object, save_tree)
+from dlg.runtime.pickled import (PickledObjects, convert, is_pickled, load_allowed, load_object,
+                                 load_tree, save_object, save_tree)
 from dlg.runtime.weights import load_weights, save_weights
 
 
@@ -44,7 +48,7 @@ def load(f: str | Path | IO[bytes], model: str | None = None, seed: int | None =
             ".dlg", ".dlgx", *FLAT_FORMATS)):
         return _tree_or_object(f)  # type: ignore[arg-type]
     if hasattr(f, "read"):
-        return _tensors(load_tree(f))  # type: ignore[arg-type]
+        return _weights_only(f)  # type: ignore[arg-type]
     path = Path(f)  # type: ignore[arg-type]
     if path.suffix == ".dlgx":
         return Executable.from_artifact(path)  # type: ignore[return-value]
@@ -55,7 +59,29 @@ def load(f: str | Path | IO[bytes], model: str | None = None, seed: int | None =
     if path.suffix not in (".pt", ".pth") and path.exists() and not is_pickled(path):
         raise DlgImportError(f"{path}: dlg.load reads .dlg files, .dlgx artifacts, "
                              f".safetensors/.npz state_dicts and what torch.save wrote")
-    return _tensors(load_tree(path))  # torch.save's file, whatever its name
+    return _weights_only(path)  # torch.save's file, whatever its name
+
+
+def _weights_only(source: Path | IO[bytes]) -> Any:
+    """A state_dict or checkpoint; a whole module too where dlg.serialization's safe globals
+    list every class it names (dlg's tensors, parameters and dtypes always allowed then)."""
+    start = source.tell() if hasattr(source, "tell") else None
+    try:
+        return _tensors(load_tree(source))
+    except PickledObjects:
+        allowed = serialization.get_safe_globals()
+        if not allowed:
+            raise
+        if start is not None:
+            source.seek(start)  # type: ignore[union-attr]
+        return load_allowed(source, [*_DLG_STATE, *allowed])
+
+
+# what a pickled dlg module holds besides its own classes (torch allows its own likewise)
+_DLG_STATE = [Tensor, Parameter, DType, TensorType, OrderedDict, set, np.ndarray, np.dtype,
+              getattr(np, "_core", np.core).multiarray._reconstruct,
+              *{type(np.dtype(d)) for d in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "?",
+                                            "c8", "c16")}]
 
 
 def _tensors(tree: Any) -> Any:

@@ -139,6 +139,33 @@ def load_object(source: Path | IO[bytes]) -> Any:
     return pickle.load(source)  # type: ignore[arg-type]  # noqa: S301
 
 
+def load_allowed(source: Path | IO[bytes], allowed: list[Any]) -> Any:
+    """A weights_only load that also admits the classes and functions in `allowed` (the
+    dlg.serialization allowlist): torch.load's own under torch's safe_globals, or dlg's
+    unpickler with them added; a global outside them is still refused unread."""
+    path = source if isinstance(source, Path) else getattr(source, "name", "the file")
+    try:
+        if _is_zip(source):
+            torch = torch_module()
+            with torch.serialization.safe_globals(allowed):
+                return torch.load(source, weights_only=True, map_location="cpu")
+        names = {(getattr(o, "__module__", ""), getattr(o, "__qualname__", "")) for o in allowed}
+
+        class Allowed(_ArraysOnly):
+            ALLOWED = _ArraysOnly.ALLOWED | names | {("builtins", "set"), ("_codecs", "encode")}
+
+        if isinstance(source, Path):
+            with open(source, "rb") as f:
+                return Allowed(f).load()
+        return Allowed(source).load()
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        raise PickledObjects(f"{path} holds a pickled {found[1] if found else 'object'} that "
+                             f"is not in the safe globals; add it with dlg.serialization."
+                             f"safe_globals([...]) or add_safe_globals, or load a file you "
+                             f"trust with weights_only=False") from None
+
+
 def _is_zip(source: Path | IO[bytes]) -> bool:
     """Whether `source` is a zip archive; an open file is left where it was."""
     if isinstance(source, Path):

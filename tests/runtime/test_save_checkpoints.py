@@ -247,3 +247,55 @@ def test_functions_and_a_transformer_pickle_whole():
     assert loaded.layers[0].activation is F.relu
     x = dlg.randn(5, 3, 8)
     np.testing.assert_allclose(loaded(x).detach().numpy(), model(x).detach().numpy())
+
+
+class _LM(dlg.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = dlg.nn.Embedding(7, 4)
+        self.rnn = dlg.nn.LSTM(4, 4, 2)
+        self.layer = dlg.nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0)
+        self.decoder = dlg.nn.Linear(4, 7)
+
+    def forward(self, x):
+        return self.decoder(self.layer(self.rnn(self.encoder(x))[0]))
+
+
+@pytest.mark.parametrize("with_torch", [True, False], ids=["torch-format", "plain-pickle"])
+def test_safe_globals_admit_a_whole_module_by_its_listed_classes(monkeypatch, with_torch):
+    """word_language_model/main.py: `with torch.serialization.safe_globals([RNNModel,
+    torch.nn.modules.rnn.LSTM, ...]): model = torch.load(f)`, the classes named by torch's
+    torch.nn.modules paths; one class left out of the list is refused by name."""
+    if with_torch:
+        pytest.importorskip("torch")
+    else:
+        monkeypatch.setitem(sys.modules, "torch", None)
+    nn = dlg.nn
+    listed = [_LM, nn.modules.sparse.Embedding, nn.modules.rnn.LSTM, nn.modules.linear.Linear,
+              nn.modules.transformer.TransformerEncoderLayer,
+              nn.modules.activation.MultiheadAttention, nn.modules.dropout.Dropout,
+              nn.modules.normalization.LayerNorm, nn.modules.linear.NonDynamicallyQuantizableLinear,
+              nn.functional.relu]
+    model, buffer = _LM(), io.BytesIO()
+    dlg.save(model, buffer)
+    buffer.seek(0)
+    with dlg.serialization.safe_globals(listed):
+        assert dlg.serialization.get_safe_globals() == listed
+        loaded = dlg.load(buffer)
+    assert dlg.serialization.get_safe_globals() == []
+    x = dlg.tensor([[1, 2], [3, 4], [5, 6]])
+    np.testing.assert_allclose(loaded(x).detach().numpy(), model(x).detach().numpy())
+    buffer.seek(0)
+    with dlg.serialization.safe_globals(listed[:1] + listed[2:]), pytest.raises(
+            DlgValueError, match="Embedding that is not in the safe globals"):
+        dlg.load(buffer)
+
+
+def test_nn_modules_paths_are_torchs():
+    import dlg.nn.modules.conv as conv
+    from dlg.nn.modules.batchnorm import _BatchNorm
+    from dlg.nn.modules.loss import _Loss
+
+    assert conv.Conv2d is dlg.nn.Conv2d and dlg.nn.modules.rnn.LSTM is dlg.nn.LSTM
+    assert isinstance(dlg.nn.BatchNorm2d(3), _BatchNorm) and isinstance(dlg.nn.MSELoss(), _Loss)
+    assert isinstance(dlg.nn.Conv1d(1, 1, 1), conv._ConvNd)
