@@ -231,5 +231,42 @@ def ifftshift(input: Any, dim: Any = None) -> Tensor:  # noqa: A002
     return _shift(input, dim, -1)
 
 
+# ---- torch's spectral windows (audio features framed by hand: x.unfold, a window, rfft) ---------
+def _window(name: str, shape: Any) -> Any:
+    def window(window_length: int, periodic: bool = True, *args: float, dtype: Any = None,
+               device: Any = None, requires_grad: bool = False, **_: Any) -> Tensor:
+        if not isinstance(window_length, int) or window_length < 0:
+            raise DlgValueError(f"{name}(): window_length must be a non-negative int, got "
+                                f"{window_length!r}", engine.caller_span())
+        out = DType.f32 if dtype is None else checked(dtype_arg, dtype, f"{name}(): dtype")
+        if not out.is_float:
+            raise DlgTypeError(f"{name}(): dtype must be a float dtype, got {out!r}",
+                               engine.caller_span())
+        if window_length <= 1:
+            values = np.ones(window_length)
+        else:
+            n = np.arange(window_length, dtype=np.float64)
+            values = shape(n, window_length if periodic else window_length - 1, *args)
+        return leaf(Tensor.of(values.astype(out.np)), requires_grad, device)
+    window.__name__ = window.__qualname__ = name
+    window.__doc__ = f"torch.{name}: periodic by default (the window of length + 1, its last "
+    "point dropped)."
+    return window
+
+
+def _cosines(n: np.ndarray, d: int, *coefficients: float) -> np.ndarray:
+    """sum_k (-1)^k a_k cos(2 pi k n / d)."""
+    return sum((-1) ** k * a * np.cos(2 * np.pi * k * n / d) for k, a in enumerate(coefficients))
+
+
+WINDOWS = {
+    "hann_window": _window("hann_window", lambda n, d: _cosines(n, d, 0.5, 0.5)),
+    "hamming_window": _window("hamming_window", lambda n, d, alpha=0.54, beta=0.46:
+                              _cosines(n, d, alpha, beta)),
+    "blackman_window": _window("blackman_window", lambda n, d: _cosines(n, d, 0.42, 0.5, 0.08)),
+    "bartlett_window": _window("bartlett_window", lambda n, d: 1 - np.abs(2 * n / d - 1)),
+}
+
+
 __all__ = ["fft", "fft2", "fftfreq", "fftn", "fftshift", "ifft", "ifft2", "ifftn", "ifftshift",
            "irfft", "irfft2", "irfftn", "rfft", "rfft2", "rfftfreq", "rfftn"]

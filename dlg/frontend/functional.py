@@ -24,6 +24,7 @@ from dlg.frontend.tensor import (MaxResult, Tensor, as_number, call, checked, ea
                                  op)
 from dlg.frontend.factory import factory, leaf
 from dlg.frontend import complex_tensors, composites, sampling, selection, stateful, tensor_info
+from dlg.frontend import fft as spectral
 from dlg.frontend import index_put as indexing
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import number_dtype
@@ -221,3 +222,5 @@ __all__ += ["index_put"]
 # complex take complex tensors only): frontend/complex_tensors.py
 globals().update(complex_tensors.TOP_LEVEL)
 __all__ += sorted(set(complex_tensors.TOP_LEVEL) - set(__all__))
+globals().update(spectral.WINDOWS)  # hann_window, ...: frontend/fft.py
+__all__ += sorted(spectral.WINDOWS)

@@ -495,3 +495,53 @@ def test_backward_of_a_complex_output_takes_torchs_cotangent():
         np.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-6)
     with pytest.raises(dlg.DlgValueError, match="real scalar"):
         (dlg.tensor(z0, requires_grad=True) * 2).sum().backward()
+
+
+# ---- spectral windows, audio features and a spectral loss, trained ------------------------------
+@pytest.mark.parametrize("name", ["hann_window", "hamming_window", "blackman_window",
+                                  "bartlett_window"])
+def test_windows_match_torch(name):
+    for n in (0, 1, 2, 5, 8):
+        for periodic in (True, False):
+            have = _numpy(getattr(dlg, name)(n, periodic))
+            want = getattr(torch, name)(n, periodic).numpy()
+            assert have.dtype == want.dtype
+            np.testing.assert_allclose(have, want, atol=1e-6)
+    assert getattr(dlg, name)(4, dtype=dlg.float64).dtype == dlg.float64
+
+
+def _audio_features(L, y):
+    """Log power spectra of hann-windowed frames (no stft): [batch, frames, bins]."""
+    frames = y.unfold(-1, 32, 16) * L.hann_window(32)
+    power = L.fft.rfft(frames, norm="ortho").abs() ** 2
+    return L.log(power + 1e-5)
+
+
+def _audio_loss(L, y, target):
+    F = L.nn.functional
+    spectral = F.l1_loss(L.fft.fft(y).abs(), L.fft.fft(target).abs())
+    return F.mse_loss(_audio_features(L, y), _audio_features(L, target)) + 0.01 * spectral
+
+
+def test_spectral_loss_training_matches_torch():
+    rng = np.random.default_rng(7)
+    nets = {lib: lib.nn.Sequential(lib.nn.Conv1d(1, 4, 5, padding=2), lib.nn.Tanh(),
+                                   lib.nn.Conv1d(4, 1, 5, padding=2)) for lib in (torch, dlg)}
+    state = {k: v.detach().numpy().copy() for k, v in nets[torch].state_dict().items()}
+    nets[dlg].load_state_dict({k: dlg.tensor(v) for k, v in state.items()})
+    x = rng.standard_normal((2, 1, 160)).astype(np.float32)
+    target = np.sin(np.linspace(0, 40, 160) * (1 + np.arange(2)[:, None])).astype(np.float32)
+    losses = {}
+    for lib, net in nets.items():
+        opt = lib.optim.Adam(net.parameters(), lr=3e-3)
+        losses[lib] = []
+        for _ in range(4):
+            opt.zero_grad()
+            loss = _audio_loss(lib, net(lib.tensor(x))[:, 0], lib.tensor(target))
+            loss.backward()
+            opt.step()
+            losses[lib].append(float(loss))
+    np.testing.assert_allclose(losses[dlg], losses[torch], rtol=1e-4)
+    got = nets[dlg].state_dict()
+    for k, v in nets[torch].state_dict().items():
+        np.testing.assert_allclose(_numpy(got[k]), v.numpy(), rtol=1e-3, atol=1e-5, err_msg=k)
