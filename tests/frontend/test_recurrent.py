@@ -299,3 +299,14 @@ def test_bad_options_are_the_same_error_from_both_doors(kind, options, error, me
     assert from_python.value.message == from_dlg.value.message
     assert from_dlg.value.span.file == "<string>"
     assert from_python.value.span.file == __file__
+
+
+def test_flatten_parameters_is_accepted_and_changes_nothing():
+    """word_language_model calls model.rnn.flatten_parameters() after loading (cuDNN's weight
+    layout); dlg's recurrent modules take it and keep their weights."""
+    for cls in (dlg.nn.RNN, dlg.nn.GRU, dlg.nn.LSTM):
+        rnn = cls(3, 4, 2)
+        before = {k: v.detach().numpy().copy() for k, v in rnn.state_dict().items()}
+        assert rnn.flatten_parameters() is None
+        for k, v in rnn.state_dict().items():
+            np.testing.assert_array_equal(v.detach().numpy(), before[k])

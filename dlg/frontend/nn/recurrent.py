@@ -72,24 +72,28 @@ class _PreludeLayer(Module):
         return ", ".join(f"{k}={v!r}" for k, v in self._options)
 
 
-class RNN(_PreludeLayer):
+class _Recurrent(_PreludeLayer):
+    """RNN, GRU and LSTM: whole sequences, packed ones too."""
+
+    takes_packed = True
+
+    def flatten_parameters(self) -> None:
+        """torch's call to lay the weights out in one block for cuDNN (word_language_model
+        makes it after loading): dlg's weights are used as they are, so nothing to do."""
+
+
+class RNN(_Recurrent):
     """torch.nn.RNN (input_size, hidden_size, num_layers, nonlinearity, bias, batch_first,
     dropout, bidirectional); forward(input, hx=None) -> (output, h_n)."""
 
-    takes_packed = True
 
-
-class GRU(_PreludeLayer):
+class GRU(_Recurrent):
     """torch.nn.GRU (the options of RNN but nonlinearity); forward(input, hx=None)."""
 
-    takes_packed = True
 
-
-class LSTM(_PreludeLayer):
+class LSTM(_Recurrent):
     """torch.nn.LSTM (the options of GRU and proj_size); forward(input, (h_0, c_0)=None) ->
     (output, (h_n, c_n))."""
-
-    takes_packed = True
 
 
 class RNNCell(_PreludeLayer):
