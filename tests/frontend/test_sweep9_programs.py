@@ -5,7 +5,9 @@ the Quickstart's FashionMNIST loop with build-model, optimization and save/load)
 polynomial fits of "Learning PyTorch with Examples" (by hand, by autograd, the
 LegendrePolynomial3 Function, nn, optim, a custom Module, DynamicNet), "What is torch.nn
 really?" (weights by hand, log_softmax by hand, no_grad updates, TensorDataset, Lambda,
-WrappedDataLoader), ...
+WrappedDataLoader), the char-RNN name classifier and generator, and pytorch/examples'
+word_language_model (RNNModel and TransformerModel, saved whole and loaded under safe_globals),
+...
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness); the training ones also through dlg.compile
@@ -1152,3 +1154,298 @@ def char_rnn_generation(side: Side5) -> dict:
 
 def test_char_rnn_generation():
     run_both(char_rnn_generation)
+
+
+# -- 7. pytorch/examples word_language_model: model.py's RNNModel (tied LSTM) and
+#       TransformerModel (an nn.Transformer subclass, PositionalEncoding buffer, log-of-tril
+#       mask), main.py's batchify, get_batch, repackage_hidden, clip_grad_norm_ and SGD by hand
+#       with lr /= 4, the whole model saved and loaded under serialization.safe_globals, then
+#       generate.py's sampling by multinomial at a temperature --------------------------------
+
+def word_language_model(side: Side5, kind: str) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+
+    class RNNModel(nn.Module):
+        """Container module with an encoder, a recurrent module, and a decoder."""
+
+        def __init__(self, rnn_type, ntoken, ninp, nhid, nlayers, dropout=0.5,
+                     tie_weights=False):
+            super(RNNModel, self).__init__()
+            self.ntoken = ntoken
+            self.drop = nn.Dropout(dropout)
+            self.encoder = nn.Embedding(ntoken, ninp)
+            if rnn_type in ['LSTM', 'GRU']:
+                self.rnn = getattr(nn, rnn_type)(ninp, nhid, nlayers, dropout=dropout)
+            else:
+                try:
+                    nonlinearity = {'RNN_TANH': 'tanh', 'RNN_RELU': 'relu'}[rnn_type]
+                except KeyError as e:
+                    raise ValueError("An invalid option for `--model` was supplied") from e
+                self.rnn = nn.RNN(ninp, nhid, nlayers, nonlinearity=nonlinearity,
+                                  dropout=dropout)
+            self.decoder = nn.Linear(nhid, ntoken)
+            if tie_weights:
+                if nhid != ninp:
+                    raise ValueError('When using the tied flag, nhid must be equal to emsize')
+                self.decoder.weight = self.encoder.weight
+            self.init_weights()
+            self.rnn_type = rnn_type
+            self.nhid = nhid
+            self.nlayers = nlayers
+
+        def init_weights(self):
+            initrange = 0.1
+            nn.init.uniform_(self.encoder.weight, -initrange, initrange)
+            nn.init.zeros_(self.decoder.bias)
+            nn.init.uniform_(self.decoder.weight, -initrange, initrange)
+
+        def forward(self, input, hidden):
+            emb = self.drop(self.encoder(input))
+            output, hidden = self.rnn(emb, hidden)
+            output = self.drop(output)
+            decoded = self.decoder(output)
+            decoded = decoded.view(-1, self.ntoken)
+            return F.log_softmax(decoded, dim=1), hidden
+
+        def init_hidden(self, bsz):
+            weight = next(self.parameters())
+            if self.rnn_type == 'LSTM':
+                return (weight.new_zeros(self.nlayers, bsz, self.nhid),
+                        weight.new_zeros(self.nlayers, bsz, self.nhid))
+            else:
+                return weight.new_zeros(self.nlayers, bsz, self.nhid)
+
+    class PositionalEncoding(nn.Module):
+        def __init__(self, d_model, dropout=0.1, max_len=5000):
+            super(PositionalEncoding, self).__init__()
+            self.dropout = nn.Dropout(p=dropout)
+            pe = torch.zeros(max_len, d_model)
+            position = torch.arange(0, max_len, dtype=torch.float).unsqueeze(1)
+            div_term = torch.exp(torch.arange(0, d_model, 2).float()
+                                 * (-math.log(10000.0) / d_model))
+            pe[:, 0::2] = torch.sin(position * div_term)
+            pe[:, 1::2] = torch.cos(position * div_term)
+            pe = pe.unsqueeze(0).transpose(0, 1)
+            self.register_buffer('pe', pe)
+
+        def forward(self, x):
+            x = x + self.pe[:x.size(0), :]
+            return self.dropout(x)
+
+    class TransformerModel(nn.Transformer):
+        """Container module with an encoder, a recurrent or transformer module, and a decoder."""
+
+        def __init__(self, ntoken, ninp, nhead, nhid, nlayers, dropout=0.5):
+            super(TransformerModel, self).__init__(d_model=ninp, nhead=nhead,
+                                                   dim_feedforward=nhid,
+                                                   num_encoder_layers=nlayers)
+            self.model_type = 'Transformer'
+            self.src_mask = None
+            self.pos_encoder = PositionalEncoding(ninp, dropout)
+            self.input_emb = nn.Embedding(ntoken, ninp)
+            self.ninp = ninp
+            self.decoder = nn.Linear(ninp, ntoken)
+            self.init_weights()
+
+        def _generate_square_subsequent_mask(self, sz):
+            return torch.log(torch.tril(torch.ones(sz, sz)))
+
+        def init_weights(self):
+            initrange = 0.1
+            nn.init.uniform_(self.input_emb.weight, -initrange, initrange)
+            nn.init.zeros_(self.decoder.bias)
+            nn.init.uniform_(self.decoder.weight, -initrange, initrange)
+
+        def forward(self, src, has_mask=True):
+            if has_mask:
+                device = src.device
+                if self.src_mask is None or self.src_mask.size(0) != len(src):
+                    mask = self._generate_square_subsequent_mask(len(src)).to(device)
+                    self.src_mask = mask
+            else:
+                self.src_mask = None
+            src = self.input_emb(src) * math.sqrt(self.ninp)
+            src = self.pos_encoder(src)
+            output = self.encoder(src, mask=self.src_mask)
+            output = self.decoder(output)
+            return F.log_softmax(output, dim=-1)
+
+    # torch.save(model) pickles the classes by name: the example's are its model.py's globals
+    for cls in (RNNModel, PositionalEncoding, TransformerModel):
+        cls.__qualname__ = cls.__name__ = f"{cls.__name__}_{torch.__name__}"
+        globals()[cls.__name__] = cls
+
+    class args:  # noqa: N801  (main.py's argparse namespace)
+        model, emsize, nhid, nlayers, lr, clip, epochs = kind, 16, 16, 2, 20, 0.25, 2
+        batch_size, bptt, dropout, tied, nhead, log_interval = 4, 7, 0.0, True, 2, 3
+        dry_run, use_optimizer, temperature, words = False, False, 1.0, 6
+
+    device = torch.device("cpu")
+    ntokens = 23
+    rng = np.random.default_rng(12)
+    corpus_train, corpus_valid, corpus_test = (
+        torch.from_numpy(rng.integers(0, ntokens, n)) for n in (150, 61, 41))
+    idx2word = [f"w{i}" for i in range(ntokens)]
+
+    def batchify(data, bsz):
+        nbatch = data.size(0) // bsz
+        data = data.narrow(0, 0, nbatch * bsz)
+        data = data.view(bsz, -1).t().contiguous()
+        return data.to(device)
+
+    eval_batch_size = 10
+    train_data = batchify(corpus_train, args.batch_size)
+    val_data = batchify(corpus_valid, eval_batch_size)
+    test_data = batchify(corpus_test, eval_batch_size)
+
+    if args.model == 'Transformer':
+        model = TransformerModel(ntokens, args.emsize, args.nhead, args.nhid, args.nlayers,
+                                 args.dropout).to(device)
+        for m in model.modules():  # nn.Transformer's own dropout (0.1, not an argument) off
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
+            if isinstance(m, nn.MultiheadAttention):
+                m.dropout = 0.0
+    else:
+        model = RNNModel(args.model, ntokens, args.emsize, args.nhid, args.nlayers,
+                         args.dropout, args.tied).to(device)
+    model = side.weights(model)
+    criterion = nn.NLLLoss()
+
+    def repackage_hidden(h):
+        """Wraps hidden states in new Tensors, to detach them from their history."""
+        if isinstance(h, torch.Tensor):
+            return h.detach()
+        else:
+            return tuple(repackage_hidden(v) for v in h)
+
+    def get_batch(source, i):
+        seq_len = min(args.bptt, len(source) - 1 - i)
+        data = source[i:i + seq_len]
+        target = source[i + 1:i + 1 + seq_len].view(-1)
+        return data, target
+
+    def evaluate(data_source):
+        model.eval()
+        total_loss = 0.
+        if args.model != 'Transformer':
+            hidden = model.init_hidden(eval_batch_size)
+        with torch.no_grad():
+            for i in range(0, data_source.size(0) - 1, args.bptt):
+                data, targets = get_batch(data_source, i)
+                if args.model == 'Transformer':
+                    output = model(data)
+                    output = output.view(-1, ntokens)
+                else:
+                    output, hidden = model(data, hidden)
+                    hidden = repackage_hidden(hidden)
+                total_loss += len(data) * criterion(output, targets).item()
+        return total_loss / (len(data_source) - 1)
+
+    train_losses, norms = [], []
+
+    def train():
+        model.train()
+        total_loss = 0.
+        if args.model != 'Transformer':
+            hidden = model.init_hidden(args.batch_size)
+        for batch, i in enumerate(range(0, train_data.size(0) - 1, args.bptt)):
+            data, targets = get_batch(train_data, i)
+            model.zero_grad()
+            if args.model == 'Transformer':
+                output = model(data)
+                output = output.view(-1, ntokens)
+            else:
+                hidden = repackage_hidden(hidden)
+                output, hidden = model(data, hidden)
+            loss = criterion(output, targets)
+            loss.backward()
+            norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
+            for p in model.parameters():
+                p.data.add_(p.grad, alpha=-lr)
+            total_loss += loss.item()
+            if batch % args.log_interval == 0 and batch > 0:
+                cur_loss = total_loss / args.log_interval
+                train_losses.append((cur_loss, math.exp(cur_loss)))
+                total_loss = 0
+
+    lr = args.lr
+    best_val_loss = None
+    val_losses = []
+    for _epoch in range(1, args.epochs + 1):
+        train()
+        val_loss = evaluate(val_data)
+        val_losses.append(val_loss)
+        if not best_val_loss or val_loss < best_val_loss:
+            saved = io.BytesIO()  # with open(args.save, 'wb') as f:
+            torch.save(model, saved)
+            best_val_loss = val_loss
+        else:
+            lr /= 4.0
+
+    saved.seek(0)
+    if args.model == 'Transformer':
+        safe_globals = [
+            PositionalEncoding,
+            TransformerModel,
+            torch.nn.functional.relu,
+            torch.nn.modules.activation.MultiheadAttention,
+            torch.nn.modules.container.ModuleList,
+            torch.nn.modules.dropout.Dropout,
+            torch.nn.modules.linear.Linear,
+            torch.nn.modules.linear.NonDynamicallyQuantizableLinear,
+            torch.nn.modules.normalization.LayerNorm,
+            torch.nn.modules.sparse.Embedding,
+            torch.nn.modules.transformer.TransformerEncoder,
+            torch.nn.modules.transformer.TransformerEncoderLayer,
+            torch.nn.modules.transformer.TransformerDecoder,  # nn.Transformer's unused decoder
+            torch.nn.modules.transformer.TransformerDecoderLayer,
+        ]
+    else:
+        safe_globals = [
+            RNNModel,
+            torch.nn.modules.dropout.Dropout,
+            torch.nn.modules.linear.Linear,
+            torch.nn.modules.rnn.GRU,
+            torch.nn.modules.rnn.LSTM,
+            torch.nn.modules.rnn.RNN,
+            torch.nn.modules.sparse.Embedding,
+        ]
+    with torch.serialization.safe_globals(safe_globals):
+        model = torch.load(saved)
+    if args.model in ['RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU']:
+        model.rnn.flatten_parameters()
+    test_loss = evaluate(test_data)
+
+    # generate.py
+    model.eval()
+    is_transformer_model = hasattr(model, 'model_type') and model.model_type == 'Transformer'
+    if not is_transformer_model:
+        hidden = model.init_hidden(1)
+    input = side.draw(torch.randint, ntokens, (1, 1), dtype=torch.long).to(device)
+    words = []
+    with torch.no_grad():  # no tracking history
+        for _i in range(args.words):
+            if is_transformer_model:
+                output = model(input, False)
+                word_weights = output[-1].squeeze().div(args.temperature).exp().cpu()
+                word_idx = side.draw(torch.multinomial, word_weights, 1)[0]
+                word_tensor = torch.Tensor([[word_idx]]).long().to(device)
+                input = torch.cat([input, word_tensor], 0)
+            else:
+                output, hidden = model(input, hidden)
+                word_weights = output.squeeze().div(args.temperature).exp().cpu()
+                word_idx = side.draw(torch.multinomial, word_weights, 1)[0]
+                input.fill_(word_idx)
+            words.append(idx2word[word_idx])
+    assert len(words) == args.words
+    return {"train_losses": train_losses, "norms": norms, "val_losses": val_losses,
+            "test_loss": test_loss, "state": model.state_dict(), "last_weights": word_weights,
+            "input": input}
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "Transformer"])
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")  # torch's, nn.Transformer's
+def test_word_language_model(kind):
+    run_both(lambda side: word_language_model(side, kind))
