@@ -150,6 +150,11 @@ ELEMENTWISE = {
     "view_as_real": ((Z,), lambda L, a: L.view_as_real(a * a)),
     "view_as_complex": ((X,), lambda L, a: L.view_as_complex(a.reshape(3, 2, 2))),
     "scalar_ops": ((Z,), lambda L, a: (2 * a + 1j) * 0.5 - 1),
+    "pow_int": ((Z,), lambda L, a: a ** 2),
+    "pow_complex": ((Z, Z), lambda L, a, b: a ** (b * 0.5)),
+    "pow_real_exponent": ((Z, X), lambda L, a, b: a.pow(b.to(a.dtype))),
+    "log": ((Z,), lambda L, a: L.log(a)),
+    "sqrt": ((Z,), lambda L, a: a.sqrt()),
     "sum": ((Z,), lambda L, a: (a * a).sum(1)),
     "mean": ((Z,), lambda L, a: a.mean()),
     "matmul": ((Z, Z), lambda L, a, b: a @ b.transpose(0, 1)),
@@ -175,9 +180,11 @@ def test_complex_ops_match_torch(name, part):
     check(fn, arrays, part)
 
 
-def test_pow_of_a_complex_tensor_is_refused_clearly():
-    with pytest.raises(dlg.DlgTypeError, match="pow"):
-        dlg.tensor([1j]) ** 2
+def test_ops_without_complex_support_refuse_it_clearly():
+    for fn, name in ((lambda z: z.sin(), "sin"), (lambda z: z.tanh(), "tanh"),
+                     (lambda z: dlg.maximum(z, z), "maximum"), (lambda z: z < z, "lt")):
+        with pytest.raises(dlg.DlgTypeError, match=f"{name}: .*c64"):
+            fn(dlg.tensor([1j]))
 
 
 def test_real_tensors_keep_torchs_meaning():

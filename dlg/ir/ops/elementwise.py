@@ -101,9 +101,9 @@ ABS = defop("abs", ("x",), _abs_infer, ref=lambda x: np.abs(x), vjp=_abs_vjp,
             doc="|x|; complex x gives its (real) modulus. The gradient at 0 is 0 (sign(0)), as "
                 "in PyTorch.")
 EXP = unary("exp", np.exp, INEXACT, vjp=_chain(lambda b, x, out: conj(b, out)))
-LOG = unary("log", np.log, vjp=lambda b, n, g: (b.div(g, n.inputs[0]),))
-SQRT = unary("sqrt", np.sqrt,
-             vjp=lambda b, n, g: (b.div(g, b.mul(n.out, scalar(b, 2.0, n.out))),))
+LOG = unary("log", np.log, INEXACT, vjp=lambda b, n, g: (b.div(g, conj(b, n.inputs[0])),))
+SQRT = unary("sqrt", np.sqrt, INEXACT,
+             vjp=lambda b, n, g: (b.div(g, conj(b, b.mul(n.out, scalar(b, 2.0, n.out)))),))
 RSQRT = unary("rsqrt", lambda x: 1 / np.sqrt(x), doc="1/sqrt(x): one op for layer/batch norm.",
               vjp=_chain(lambda b, x, out: b.mul(scalar(b, -0.5, x), b.div(out, x))))
 TANH = unary("tanh", np.tanh,
@@ -191,13 +191,15 @@ def _div_vjp(b: Any, n: Any, g: Any) -> tuple[Any, Any]:
 
 def _pow_vjp(b: Any, n: Any, g: Any) -> tuple[Any, Any]:
     """PyTorch's choices: no base gradient where the exponent is 0; no exponent gradient where
-    the base is 0 and the exponent >= 0 (where log(0) would make it nan)."""
+    the base is 0 and the exponent (its real part) >= 0 (where log(0) would make it nan);
+    complex factors conjugated."""
     x, y = n.inputs
     zero = zeros_like(b, n.out)
-    dx = b.mul(g, b.mul(y, b.pow(x, b.sub(y, scalar(b, 1.0, y)))))
+    dx = b.mul(g, conj(b, b.mul(y, b.pow(x, b.sub(y, scalar(b, 1.0, y))))))
     dx = b.where(b.eq(y, scalar(b, 0.0, y)), zero, dx)
-    dy = b.mul(g, b.mul(n.out, b.log(x)))
-    at_zero = b.logical_and(b.eq(x, scalar(b, 0.0, x)), b.ge(y, scalar(b, 0.0, y)))
+    dy = b.mul(g, conj(b, b.mul(n.out, b.log(x))))
+    y_real = b.real(y) if b.type_of(y).dtype.is_complex else y
+    at_zero = b.logical_and(b.eq(x, scalar(b, 0.0, x)), b.ge(y_real, scalar(b, 0.0, y_real)))
     return dx, b.where(at_zero, zero, dy)
 
 
@@ -224,7 +226,7 @@ MUL = binary("mul", np.multiply, NUMERIC + COMPLEX, traits=_COMMUTATIVE_ARITH,
              vjp=lambda b, n, g: (b.mul(g, conj(b, n.inputs[1])),
                                   b.mul(g, conj(b, n.inputs[0]))))
 DIV = binary("div", np.divide, INEXACT, vjp=_div_vjp)
-POW = binary("pow", np.power, FLOATS, vjp=_pow_vjp)
+POW = binary("pow", np.power, INEXACT, vjp=_pow_vjp)
 MAXIMUM = binary("maximum", np.maximum, traits=_COMMUTATIVE_ARITH, vjp=_extremum_vjp("gt"))
 MINIMUM = binary("minimum", np.minimum, traits=_COMMUTATIVE_ARITH, vjp=_extremum_vjp("lt"))
 ANY = NUMERIC + (DType.bool,)
