@@ -84,14 +84,15 @@ COMPLEX_OP = _interpreted(
     "complex", ("real", "imag"), _complex_infer, _complex_ref,
     lambda b, n, g: (b.real(g), b.imag(g)),
     "real + i imag from float32 (float64) parts: complex64 (complex128), broadcast.")
-REAL = _interpreted("real", ("x",), _part_infer("real"), lambda x: np.real(x).copy(),
+REAL = _interpreted("real", ("x",), _part_infer("real"), lambda x: np.array(np.real(x)),
                     lambda b, n, g: (_to_complex(b, g, n.inputs[0]),),
                     "The real part of a complex tensor.")
-IMAG = _interpreted("imag", ("x",), _part_infer("imag"), lambda x: np.imag(x).copy(), _imag_vjp,
+IMAG = _interpreted("imag", ("x",), _part_infer("imag"), lambda x: np.array(np.imag(x)), _imag_vjp,
                     "The imaginary part of a complex tensor.")
 CONJ = _interpreted("conj", ("x",), lambda x: (require_dtype("conj", x, COMPLEX), x)[1],
-                    np.conj, lambda b, n, g: (b.conj(g),), "x - 2i imag(x).")
+                    lambda x: np.asarray(np.conj(x)), lambda b, n, g: (b.conj(g),),
+                    "x - 2i imag(x).")
 ANGLE = _interpreted("angle", ("x",), _part_infer("angle"),
-                     lambda x: np.angle(x).astype(DType.of(x).real.np), _angle_vjp,
+                     lambda x: np.asarray(np.angle(x), DType.of(x).real.np), _angle_vjp,
                      "The argument of a complex tensor, in (-pi, pi]; its gradient is 0 at 0, "
                      "as PyTorch's.")

@@ -96,7 +96,7 @@ def _abs_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
     return (b.mul(b.cast(g, dtype=dtype), unit),)
 
 
-ABS = defop("abs", ("x",), _abs_infer, ref=lambda x: np.abs(x), vjp=_abs_vjp,
+ABS = defop("abs", ("x",), _abs_infer, ref=lambda x: np.asarray(np.abs(x)), vjp=_abs_vjp,
             traits={Trait.UNARY, Trait.ELEMENTWISE},
             doc="|x|; complex x gives its (real) modulus. The gradient at 0 is 0 (sign(0)), as "
                 "in PyTorch.")
