@@ -2,11 +2,13 @@
 crash, mismatch), then every crash and mismatch grouped by likely cause with one example each,
 the refusals by reason, and the OpInfos dlg does not expose.
 
-    python tools/opinfo_report.py [--compiled] [--ops a,b] [--cap N]
+    python tools/opinfo_report.py [--compiled] [--ops a,b] [--cap N] [--small-ints]
 
 --compiled runs each op's samples traced and compiled against eager dlg instead (8 samples an
 op unless --cap says otherwise: every sample is an LLVM compile). --ops takes OpInfo names
-(`sum`, `nn.functional.relu`) or target keys (`sum:method`). Needs torch and expecttest.
+(`sum`, `nn.functional.relu`) or target keys (`sum:method`). --small-ints runs the uint8, int8
+and int16 samples of each op that torch supports them for instead (values only; each op's
+function spelling). Needs torch and expecttest.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="traced and compiled against eager dlg")
     parser.add_argument("--ops", help="comma-separated OpInfo names or target keys")
     parser.add_argument("--cap", type=int, help="at most this many samples per op")
+    parser.add_argument("--small-ints", action="store_true",
+                        help="the uint8, int8 and int16 samples instead of float32's")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     targets, left_out = harness.scope()
@@ -41,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         wanted = set(args.ops.split(","))
         targets = [t for t in targets if t.key in wanted or t.opinfo.name in wanted
                    or t.key.split(":")[0] in wanted]
-    if args.compiled:
+    if args.small_ints:
+        results = [r for t, d in harness.small_int_targets(targets) for r in
+                   harness.run_target(t, args.cap, dtype=d)]
+    elif args.compiled:
         cap = args.cap if args.cap is not None else COMPILED_CAP
         results = [r for t in harness.one_per_opinfo(targets) for r in
                    run_target_compiled(t, cap)]

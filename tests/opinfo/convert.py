@@ -22,7 +22,7 @@ DTYPES.update({torch.complex64: dlg.complex64, torch.complex128: dlg.complex128}
 
 
 class NoCounterpart(Exception):
-    """A torch value dlg has no spelling for (a dtype such as uint8): dlg cannot take it."""
+    """A torch value dlg has no spelling for (a dtype such as uint16): dlg cannot take it."""
 
 
 def to_dlg(value: Any, memo: dict[int, Any]) -> Any:

@@ -8,7 +8,8 @@ one outcome: pass; refused (dlg said what it does not support: a DlgError, Pytho
 for an argument the function does not take, a torch dtype dlg lacks); crash (any other
 exception, in the call or in backward); mismatch (structure, shape, dtype, values, or the
 gradient for a fixed random cotangent). `compiled.py` runs the same samples traced and compiled
-against eager dlg."""
+against eager dlg. The small integer dtypes (SMALL_INTS: uint8, int8, int16) run each OpInfo's
+samples of that dtype where torch supports it, values only (integers have no gradient)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import re
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -31,6 +32,7 @@ from tests.opinfo.convert import (NoCounterpart, array_difference, describe, dif
                                   flat_outputs, rebuild, to_dlg)
 
 OUTCOMES = ("pass", "refused", "crash", "mismatch")
+SMALL_INTS = (torch.uint8, torch.int8, torch.int16)
 
 # float32 results of dlg's NumPy references against ATen's kernels: both round each op once,
 # but sums and products run in another order, so a few ulps of the largest term add up
@@ -91,6 +93,12 @@ GRADIENT_TOLERANCE = {"logcumsumexp": (1e-3, 1e-4)}
 # differently, so those outputs are compared in absolute value and gradients, which depend on
 # the sign, are not compared (tests/frontend/test_dense_linalg.py checks sign-free ones)
 SIGN_FREE = {"linalg.eigh": 1}
+
+# orderings whose indices among equal values are the kernel's choice (torch's unstable sort):
+# integer samples repeat values, so their indices are compared through the values they pick
+# (with the position of `dim` among the positional arguments)
+TIED = {"sort": 0, "argsort": 0, "topk": 1, "kthvalue": 1, "mode": 0, "median": 0,
+        "nanmedian": 0}
 
 
 @dataclass(frozen=True)
@@ -247,27 +255,29 @@ def _labelled(arguments: Any) -> Iterator[tuple[str, torch.Tensor]]:
 # a capped run spreads its picks over the first samples only: max_pool2d and logspace make over
 # a thousand, whose making alone takes seconds
 CAPPED_FROM = 200
-_REFERENCES: dict[tuple[str, int | None], tuple[Reference, ...]] = {}
+_REFERENCES: dict[tuple[str, int | None, Any], tuple[Reference, ...]] = {}
 DROPPED: dict[str, int] = {}  # per OpInfo: samples torch itself rejects (nothing to compare)
 
 
-def references(op: Any, cap: int | None) -> tuple[Reference, ...]:
-    """torch's results for the OpInfo's float32 CPU samples (seeded: the same samples in every
-    run), or for at most `cap` of them spread evenly over the first CAPPED_FROM; made once per
-    OpInfo and cap."""
-    key = (_full_name(op), cap)
+def references(op: Any, cap: int | None, dtype: Any = torch.float32) -> tuple[Reference, ...]:
+    """torch's results for the OpInfo's CPU samples of `dtype` (seeded: the same samples in
+    every run), or for at most `cap` of them spread evenly over the first CAPPED_FROM; made once
+    per OpInfo, cap and dtype."""
+    key = (_full_name(op), cap, dtype)
     if key not in _REFERENCES:
-        _REFERENCES[key] = _references(op, cap)
+        _REFERENCES[key] = _references(op, cap, dtype)
     return _REFERENCES[key]
 
 
-def _references(op: Any, cap: int | None) -> tuple[Reference, ...]:
-    """A sample torch itself rejects is dropped (and counted in DROPPED)."""
+def _references(op: Any, cap: int | None, dtype: Any) -> tuple[Reference, ...]:
+    """A sample torch itself rejects is dropped (and counted in DROPPED). Integer samples are
+    made without requires_grad: torch refuses gradients of integers too."""
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         samples = list(itertools.islice(
-            op.sample_inputs("cpu", torch.float32, requires_grad=op.supports_autograd),
+            op.sample_inputs("cpu", dtype, requires_grad=op.supports_autograd
+                             and dtype.is_floating_point),
             None if cap is None else CAPPED_FROM))
     picked = range(len(samples))
     if cap is not None and len(samples) > cap:
@@ -377,7 +387,10 @@ def run_eager(target: Target, ref: Reference) -> Result:
     values = values_defined(target.opinfo.name, ref.arguments[2])
     if target.opinfo.name in SIGN_FREE:
         got = _unsigned(got, SIGN_FREE[target.opinfo.name], abs)
-    diff = difference(got, ref.output, RTOL, ATOL, values)
+    want = ref.output
+    if target.opinfo.name in TIED and not ref.arguments[0].is_floating_point():
+        got, want = _picked(target.opinfo.name, ref.arguments, got, want)
+    diff = difference(got, want, RTOL, ATOL, values)
     if diff:
         return result("mismatch", diff)
     if ref.grads is None:
@@ -388,6 +401,30 @@ def run_eager(target: Target, ref: Reference) -> Result:
     except Exception as e:  # noqa: BLE001
         return result(*classify(e, "backward: "))
     return result("mismatch", diff) if diff else result("pass")
+
+
+def _picked(name: str, arguments: Any, got: Any, want: Any) -> tuple[Any, Any]:
+    """(got, want) with each index output replaced by the input's values at those indices."""
+    inp, args, kwargs = arguments
+    x = inp.detach().numpy()
+    at = TIED[name]
+    dim = kwargs.get("dim", args[at] if len(args) > at else -1)
+
+    def values(indices: np.ndarray) -> np.ndarray:
+        if x.ndim == 0:
+            return indices
+        axis = dim % x.ndim
+        wide = indices if indices.ndim == x.ndim else np.expand_dims(indices, axis)
+        taken = np.take_along_axis(x, wide, axis)
+        return taken if indices.ndim == x.ndim else np.squeeze(taken, axis)
+
+    if name == "argsort":
+        return (dlg.tensor(values(np.asarray(got.numpy()))), torch.from_numpy(
+            values(want.numpy())))
+    if not isinstance(want, tuple) or not isinstance(got, tuple) or len(got) != 2:
+        return got, want
+    return ((got[0], dlg.tensor(values(np.asarray(got[1].numpy())))),
+            (want[0], torch.from_numpy(values(want[1].numpy()))))
 
 
 def _gradient_difference(got: Any, ref: Reference, memo: dict[int, Any],
@@ -420,10 +457,22 @@ def describe_sample(arguments: Any) -> str:
     return text
 
 
-def run_target(target: Target, cap: int | None = None, first: int | None = None) -> list[Result]:
-    """Every (or at most `cap`) sample of the target's OpInfo through dlg eagerly, or only the
-    `first` of those."""
-    return [run_eager(target, ref) for ref in references(target.opinfo, cap)[:first]]
+def run_target(target: Target, cap: int | None = None, first: int | None = None,
+               dtype: Any = torch.float32) -> list[Result]:
+    """Every (or at most `cap`) sample of `dtype` of the target's OpInfo through dlg eagerly, or
+    only the `first` of those; a small int's results are keyed `key/uint8`."""
+    results = [run_eager(target, ref) for ref in references(target.opinfo, cap, dtype)[:first]]
+    if dtype is torch.float32:
+        return results
+    tag = str(dtype).removeprefix("torch.")
+    return [replace(r, key=f"{r.key}/{tag}") for r in results]
+
+
+def small_int_targets(targets: list[Target]) -> list[tuple[Target, Any]]:
+    """(target, dtype) for each OpInfo's function spelling (else its method) and each of
+    SMALL_INTS that torch supports for it on the CPU."""
+    return [(t, d) for t in one_per_opinfo(targets) for d in SMALL_INTS
+            if d in t.opinfo.supported_dtypes("cpu")]
 
 
 # ---- the table and the bars ---------------------------------------------------------------------

@@ -3,7 +3,9 @@ spells as PyTorch does runs torch's float32 CPU samples, outputs and gradients a
 
 The normal suite runs up to CAP samples per target, spread over each OpInfo's list, and a few
 representative ops traced and compiled; `-m opinfo_full` runs every sample, and every op
-compiled. `python tools/opinfo_report.py` prints the same table without pytest.
+compiled. Each op's uint8, int8 and int16 samples (where torch supports the dtype) run values
+only, SMALL_INT_CAP of them in the normal suite. `python tools/opinfo_report.py` prints the same
+table without pytest (`--small-ints` for the integer samples).
 """
 
 from __future__ import annotations
@@ -64,6 +66,40 @@ def test_opinfo_bars():
 @pytest.mark.opinfo_full
 def test_opinfo_bars_every_sample():
     check_bars(full=True)
+
+
+SMALL_INT_CAP = 3
+SMALL_INT_TARGETS = harness.small_int_targets(TARGETS)
+# torch's polygamma at a pole (a negative integer, which integer samples hit) is a large finite
+# number for n = 1, NaN or infinite in dlg; float32 samples miss the poles
+SMALL_INT_KNOWN = {"polygamma": "poles at negative integers"}
+_SMALL: dict[tuple[str, str, bool], list[harness.Result]] = {}
+
+
+def small_int_results(target: harness.Target, dtype, full: bool = False) -> list[harness.Result]:
+    key = (target.key, str(dtype), full)
+    if key not in _SMALL:
+        _SMALL[key] = harness.run_target(target, None if full else SMALL_INT_CAP, dtype=dtype)
+    return _SMALL[key]
+
+
+@pytest.mark.parametrize("target, dtype", SMALL_INT_TARGETS,
+                         ids=[f"{t.key}/{str(d).removeprefix('torch.')}"
+                              for t, d in SMALL_INT_TARGETS])
+def test_opinfo_small_int_samples_agree_with_torch(target, dtype):
+    """uint8/int8/int16 samples: no crash, no mismatch (values and dtypes; no gradients)."""
+    if target.opinfo.name in SMALL_INT_KNOWN:
+        pytest.skip(SMALL_INT_KNOWN[target.opinfo.name])
+    failures = harness.failures(small_int_results(target, dtype))
+    assert not failures, failures
+
+
+@pytest.mark.opinfo_full
+def test_opinfo_small_int_every_sample():
+    results = [r for t, d in SMALL_INT_TARGETS if t.opinfo.name not in SMALL_INT_KNOWN
+               for r in small_int_results(t, d, full=True)]
+    print(harness.table(results))
+    assert not harness.failures(results), harness.failures(results)
 
 
 COMPILED_TARGETS = [t for t in harness.one_per_opinfo(TARGETS)
