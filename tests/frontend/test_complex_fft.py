@@ -552,3 +552,14 @@ def test_spectral_loss_training_matches_torch():
     got = nets[dlg].state_dict()
     for k, v in nets[torch].state_dict().items():
         np.testing.assert_allclose(_numpy(got[k]), v.numpy(), rtol=1e-3, atol=1e-5, err_msg=k)
+
+
+def test_dlg_source_with_complex_values_runs_interpreted_and_compiling_points_at_it(tmp_path):
+    path = tmp_path / "c.dlg"
+    path.write_text("model C {\n    input x: f32[N, 4]\n    input y: f32[N, 4]\n"
+                    "    output r = abs(complex(x, y) * complex(y, x))\n}\n")
+    m = dlg.load(str(path))
+    x, y = np.ones((2, 4), np.float32), np.full((2, 4), 2, np.float32)
+    np.testing.assert_allclose(m(x=x, y=y), np.abs((x + 1j * y) * (y + 1j * x)))
+    with pytest.raises(dlg.DlgTypeError, match=r"c\.dlg:4:20: .*complex\(f32\[N,4\]"):
+        dlg.compile(m)
