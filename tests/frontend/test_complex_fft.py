@@ -446,6 +446,12 @@ def test_printing_and_save_load(tmp_path):
     back = dlg.load(path)
     assert back["z"].dtype == dlg.complex64 and back["w"].dtype == dlg.complex128
     np.testing.assert_array_equal(_numpy(back["z"]), _numpy(z))
+    theirs = torch.load(path)  # torch's file format both ways
+    assert theirs["z"].dtype == torch.complex64 and theirs["w"].dtype == torch.complex128
+    np.testing.assert_array_equal(theirs["z"].numpy(), _numpy(z))
+    torch.save({"z": torch.tensor([1 + 2j]), "w": torch.ones(1, dtype=torch.cdouble)}, path)
+    back = dlg.load(path)
+    assert back["z"].dtype == dlg.complex64 and back["w"].dtype == dlg.complex128
 
 
 class _Spectral(dlg.nn.Module):
