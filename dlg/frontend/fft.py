@@ -1,5 +1,6 @@
-"""torch.fft on dlg tensors (`dlg.fft`): fft, ifft, rfft, irfft and their 2-d and n-d forms with
-torch's `n`/`s`, `dim` and `norm` arguments, fftfreq, rfftfreq, fftshift and ifftshift.
+"""torch.fft on dlg tensors (`dlg.fft`): fft, ifft, rfft, irfft, hfft, ihfft and their 2-d and n-d
+forms with torch's `n`/`s`, `dim` and `norm` arguments, fftfreq, rfftfreq, fftshift and ifftshift
+(and torch's spectral windows, hann_window..., for audio features).
 
 Each transform is one of three registry primitives (`ir/ops/fft.py`: c2c, r2c, c2r, torch's
 own) after its input is made the length asked for along each axis (cropped with a slice or
@@ -183,6 +184,51 @@ def irfftn(input: Any, s: Any = None,  # noqa: A002
     return _c2r(input, s, dim, norm, "irfftn")
 
 
+# ---- Hermitian transforms: a Hermitian signal's spectrum is real (hfft), and back (ihfft) ------
+_DUAL = {"backward": "forward", "ortho": "ortho", "forward": "backward"}
+
+
+def _hermitian(input: Any, s: Any, dim: Any, norm: str | None, what: str) -> Tensor:
+    """hfftn(x) = irfftn(conj(x)) under the dual norm (hfft is a forward transform)."""
+    x = _complex(_input(input, what))
+    return _c2r(x.conj(), s, dim, _DUAL[_norm(norm, what)], what)
+
+
+def _inverse_hermitian(input: Any, s: Any, dim: Any, norm: str | None, what: str) -> Tensor:
+    """ihfftn(x) = conj(rfftn(x)) under the dual norm."""
+    return _r2c(input, s, dim, _DUAL[_norm(norm, what)], what).conj()
+
+
+def hfft(input: Any, n: int | None = None,  # noqa: A002
+         dim: int = -1, norm: str | None = None) -> Tensor:
+    return _hermitian(input, (n if n is not None else -1,), (dim,), norm, "hfft")
+
+
+def ihfft(input: Any, n: int | None = None,  # noqa: A002
+          dim: int = -1, norm: str | None = None) -> Tensor:
+    return _inverse_hermitian(input, None if n is None else (n,), (dim,), norm, "ihfft")
+
+
+def hfft2(input: Any, s: Any = None,  # noqa: A002
+          dim: Any = (-2, -1), norm: str | None = None) -> Tensor:
+    return _hermitian(input, s, dim, norm, "hfft2")
+
+
+def ihfft2(input: Any, s: Any = None,  # noqa: A002
+           dim: Any = (-2, -1), norm: str | None = None) -> Tensor:
+    return _inverse_hermitian(input, s, dim, norm, "ihfft2")
+
+
+def hfftn(input: Any, s: Any = None,  # noqa: A002
+          dim: Any = None, norm: str | None = None) -> Tensor:
+    return _hermitian(input, s, dim, norm, "hfftn")
+
+
+def ihfftn(input: Any, s: Any = None,  # noqa: A002
+           dim: Any = None, norm: str | None = None) -> Tensor:
+    return _inverse_hermitian(input, s, dim, norm, "ihfftn")
+
+
 # ---- sample frequencies and shifts ------------------------------------------------------------
 def _frequencies(values: np.ndarray, d: float, dtype: Any, requires_grad: bool,
                  device: Any, what: str) -> Tensor:
@@ -268,5 +314,6 @@ WINDOWS = {
 }
 
 
-__all__ = ["fft", "fft2", "fftfreq", "fftn", "fftshift", "ifft", "ifft2", "ifftn", "ifftshift",
-           "irfft", "irfft2", "irfftn", "rfft", "rfft2", "rfftfreq", "rfftn"]
+__all__ = ["fft", "fft2", "fftfreq", "fftn", "fftshift", "hfft", "hfft2", "hfftn", "ifft",
+           "ifft2", "ifftn", "ifftshift", "ihfft", "ihfft2", "ihfftn", "irfft", "irfft2", "irfftn",
+           "rfft", "rfft2", "rfftfreq", "rfftn"]

@@ -28,7 +28,7 @@ def _leaves(lib, arrays):
 
 
 def _numpy(t):
-    return np.asarray(t.detach().numpy())
+    return np.asarray(t.detach().resolve_conj().numpy())
 
 
 def _run(lib, fn, arrays, weights_seed=0):
@@ -36,7 +36,7 @@ def _run(lib, fn, arrays, weights_seed=0):
     complex output), per input."""
     xs = _leaves(lib, arrays)
     out = fn(lib, *xs)
-    flat = lib.view_as_real(out) if out.dtype.is_complex else out
+    flat = lib.view_as_real(out.resolve_conj()) if out.dtype.is_complex else out
     w = np.random.default_rng(weights_seed).standard_normal(tuple(flat.shape))
     loss = (flat * lib.tensor(w.astype(_numpy(flat).dtype))).sum()
     loss.backward()
@@ -236,6 +236,14 @@ FFTS = {
     "round_trip": (X, lambda L, x: L.fft.irfft2(L.fft.rfft2(x) * 2, s=x.shape[-2:])),
     "spectral_loss": (X, lambda L, x: L.fft.fft(x).abs()),
     "fftshift": (Z, lambda L, x: L.fft.fftshift(L.fft.fft(x), dim=-1)),
+    "hfft": (Z, lambda L, x: L.fft.hfft(x)),
+    "hfft_n_ortho": (Z, lambda L, x: L.fft.hfft(x, n=5, dim=1, norm="ortho")),
+    "ihfft": (X, lambda L, x: L.fft.ihfft(x)),
+    "ihfft_n_forward": (X, lambda L, x: L.fft.ihfft(x, n=7, norm="forward")),
+    "hfft2": (Z, lambda L, x: L.fft.hfft2(x, s=(4, 6))),
+    "ihfft2": (X, lambda L, x: L.fft.ihfft2(x)),
+    "hfftn": (Z, lambda L, x: L.fft.hfftn(x, norm="forward")),
+    "ihfftn": (X, lambda L, x: L.fft.ihfftn(x, s=(2, 3, 5))),
     "ifftshift": (X, lambda L, x: L.fft.ifftshift(x)),
 }
 
