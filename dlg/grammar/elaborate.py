@@ -118,6 +118,9 @@ class Elaborator:
         # inside the other: (what, where)
         self.user_span: Span | None = None  # innermost span in user code (not the prelude)
         self.layer_calls: list[LayerCall] = []
+        # float parameters declared at another dtype than their .dlg type (a dlg.nn LSTM after
+        # .double() runs the prelude's f32 layer with f64 weights), by full name
+        self.param_dtypes: dict[str, DType] = {}
 
     # -- spans ------------------------------------------------------------------------------------
     @contextmanager
@@ -270,6 +273,8 @@ class Elaborator:
         if full in self.params:
             raise DlgNameError(f"duplicate parameter {full!r}", s.name.span)
         t = self.eval_type(s.type, scope, concrete=True)
+        if full in self.param_dtypes and t.dtype.is_float:
+            t = TensorType(self.param_dtypes[full], t.shape)
         init = None if s.init is None else self.eval(s.init, Scope(scope, INITIALIZER_NAMES))
         with self.at(s.init.span if s.init is not None else s.span):
             self.params[full] = make_initial_value(init, t, self.rng)

@@ -21,6 +21,7 @@ from dlg.errors import DlgNameError, Span
 from dlg.grammar.elaborate import Elaborator
 from dlg.grammar.models import prelude_scope
 from dlg.grammar.values import LayerClass, LayerInstance, Scope, GraphTensor, suggest
+from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph
 from dlg.ir.types import TensorType
 
@@ -40,10 +41,13 @@ def prelude_layer(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any],
 
 @lru_cache(maxsize=256)
 def layer_graph(kind: str, options: tuple[tuple[str, Any], ...], inputs: tuple[Arg, ...],
-                training: bool, span: Span | None) -> tuple[Graph, Outputs]:
+                training: bool, span: Span | None,
+                param_dtypes: tuple[tuple[str, DType], ...] = ()) -> tuple[Graph, Outputs]:
     """One call `layer(*inputs)` of the layer made with `options`, as a graph (kept per call
-    site, options, input types and mode), and how its flat outputs nest."""
-    E, inst = _instantiate(kind, (), dict(options), training, np.random.default_rng(0), span)
+    site, options, input types and mode), and how its flat outputs nest; `param_dtypes` gives
+    the float parameters whose dtype is not the layer's own (an LSTM after `.double()`)."""
+    E, inst = _instantiate(kind, (), dict(options), training, np.random.default_rng(0), span,
+                           dict(param_dtypes))
     with E.at(span):
         count = itertools.count()
         values = [_declare(E, a, count) for a in inputs]
@@ -56,7 +60,8 @@ def layer_graph(kind: str, options: tuple[tuple[str, Any], ...], inputs: tuple[A
 
 
 def _instantiate(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], training: bool,
-                 rng: np.random.Generator, span: Span | None
+                 rng: np.random.Generator, span: Span | None,
+                 param_dtypes: dict[str, DType] | None = None
                  ) -> tuple[Elaborator, LayerInstance]:
     cls = _scope(training).names.get(kind)
     if not isinstance(cls, LayerClass):
@@ -64,6 +69,7 @@ def _instantiate(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any], train
                            f"{suggest(kind, _scope(training).names)}", span)
     E = Elaborator(kind, training, seed=None)
     E.rng = rng
+    E.param_dtypes = param_dtypes or {}
     with E.at(span):
         inst = E.instantiate(cls, list(args), kwargs, "", span or cls.node.span)
     return E, inst

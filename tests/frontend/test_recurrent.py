@@ -310,3 +310,25 @@ def test_flatten_parameters_is_accepted_and_changes_nothing():
         assert rnn.flatten_parameters() is None
         for k, v in rnn.state_dict().items():
             np.testing.assert_array_equal(v.detach().numpy(), before[k])
+
+
+@pytest.mark.parametrize("name, args", [("RNN", (2, 5)), ("GRU", (2, 5)), ("LSTM", (2, 5, 2)),
+                                        ("RNNCell", (2, 5)), ("GRUCell", (2, 5)),
+                                        ("LSTMCell", (2, 5))])
+def test_recurrent_modules_in_float64_match_torch(name, args):
+    """time_sequence_prediction's seq.double(): the prelude's f32 layers run with f64 weights
+    and states (matmul: dtypes differ: f64 vs f32 before), outputs and gradients torch's."""
+    ours, theirs = getattr(dlg.nn, name)(*args).double(), getattr(torch.nn, name)(*args).double()
+    ours.load_state_dict({k: dlg.from_numpy(v.detach().numpy())
+                          for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((4, 2) if "Cell" in name else (3, 4, 2))
+    ox, tx = dlg.from_numpy(x).requires_grad_(), torch.from_numpy(x).requires_grad_()
+    o, t = ours(ox), theirs(tx)
+    o, t = (o[0], t[0]) if isinstance(o, tuple) else (o, t)
+    assert o.dtype == dlg.float64
+    o.sum().backward()
+    t.sum().backward()
+    np.testing.assert_allclose(o.detach().numpy(), t.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ox.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+    for p, q in zip(ours.parameters(), theirs.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-12, atol=1e-13)

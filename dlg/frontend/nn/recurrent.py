@@ -14,6 +14,7 @@ from dlg.frontend.nn.module import Module, Parameter
 from dlg.frontend.rnn_utils import PackedSequence
 from dlg.frontend.tensor import Tensor
 from dlg.grammar.layer_graph import layer_graph, prelude_layer
+from dlg.ir.dtypes import DType
 
 
 class _PreludeLayer(Module):
@@ -36,14 +37,35 @@ class _PreludeLayer(Module):
     def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 (PyTorch's names)
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
+        if hx is None and isinstance(input, Tensor) and input.dtype != DType.f32:
+            hx = self._zero_state(input)
         return self._run((input,) if hx is None else (input, hx))
+
+    def _zero_state(self, x: Tensor) -> Any:
+        """The state torch starts from, zeros, at x's dtype: the prelude's own zeros are f32,
+        so a module made float64 by `.double()` (time_sequence_prediction) is given them."""
+        o = dict(self._options)
+        hidden = o["hidden_size"]
+        if "num_layers" in o:  # RNN, GRU, LSTM
+            lead: tuple[int, ...] = (o["num_layers"] * (2 if o["bidirectional"] else 1),)
+            if x.ndim == 3:
+                lead += (x.shape[0 if o["batch_first"] else 1],)
+            h = F.zeros(*lead, o.get("proj_size") or hidden, dtype=x.dtype)
+        else:  # the cells
+            lead = (x.shape[0],) if x.ndim == 2 else ()
+            h = F.zeros(*lead, hidden, dtype=x.dtype)
+        if type(self).__name__ in ("LSTM", "LSTMCell"):
+            return h, F.zeros(*lead, hidden, dtype=x.dtype)
+        return h
 
     def _run(self, inputs: tuple[Any, ...]) -> Any:
         flat: list[Tensor] = []
         args = _tensors(inputs, flat)
+        weights = self._weights()
+        dtypes = tuple((k, v.dtype) for k, v in weights.items() if v.dtype != DType.f32)
         graph, nesting = layer_graph(type(self).__name__, self._options, _types(args),
-                                     self.training, engine.caller_span())
-        return _nest(nesting, call_graph(graph, flat, self._weights()))
+                                     self.training, engine.caller_span(), dtypes)
+        return _nest(nesting, call_graph(graph, flat, weights))
 
     def _weights(self) -> dict[str, Tensor]:
         """The parameters, a weight set as a plain tensor in a parameter's place winning (AWD-LSTM's
