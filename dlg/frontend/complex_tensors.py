@@ -110,14 +110,30 @@ def is_complex(input: Any) -> bool:  # noqa: A002
     return _tensor(input, "is_complex(): input").dtype.is_complex
 
 
+def _cast_method(dtype: DType) -> Any:
+    def method(self: Tensor) -> Tensor:
+        return self if self.dtype == dtype else apply(CAST, self, dtype=dtype)
+    method.__name__ = "cfloat" if dtype == DType.c64 else "cdouble"
+    return method
+
+
+def is_conj(input: Any) -> bool:  # noqa: A002
+    """False: dlg's conj is computed, never a lazy conjugate bit."""
+    _tensor(input, "is_conj(): input")
+    return False
+
+
 TOP_LEVEL = {"complex": complex, "polar": polar, "view_as_real": view_as_real,
              "view_as_complex": view_as_complex, "real": real, "imag": imag, "conj": conj,
              "conj_physical": conj, "resolve_conj": resolve, "resolve_neg": resolve,
-             "angle": angle, "is_complex": is_complex}
+             "angle": angle, "is_complex": is_complex, "is_conj": is_conj}
 
 # the methods and properties (x.real is a property in torch, as x.imag)
 Tensor.real = property(real)  # type: ignore[attr-defined,assignment]
 Tensor.imag = property(imag)  # type: ignore[attr-defined,assignment]
-for _name in ("conj", "conj_physical", "resolve_conj", "resolve_neg", "angle", "is_complex"):
+for _name in ("conj", "conj_physical", "resolve_conj", "resolve_neg", "angle", "is_complex",
+              "is_conj"):
     setattr(Tensor, _name, TOP_LEVEL[_name])
 del _name
+Tensor.cfloat = _cast_method(DType.c64)  # type: ignore[attr-defined]
+Tensor.cdouble = _cast_method(DType.c128)  # type: ignore[attr-defined]

@@ -95,6 +95,9 @@ def test_dtype_names_and_queries():
     assert z.dtype == dlg.complex64 and z.is_complex() and dlg.is_complex(z)
     assert not dlg.is_complex(dlg.ones(2))
     assert dlg.tensor(np.array([1j])).dtype == dlg.complex128  # NumPy arrays keep theirs
+    x = dlg.ones(2)
+    assert x.cfloat().dtype == dlg.complex64 and x.cdouble().dtype == dlg.complex128
+    assert not z.conj().is_conj() and not dlg.is_conj(z)
 
 
 @pytest.mark.parametrize("make", ["zeros", "ones", "rand", "randn", "empty"])
