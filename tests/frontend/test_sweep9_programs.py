@@ -1449,3 +1449,77 @@ def word_language_model(side: Side5, kind: str) -> dict:
 @pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")  # torch's, nn.Transformer's
 def test_word_language_model(kind):
     run_both(lambda side: word_language_model(side, kind))
+
+
+# -- 8. pytorch/examples time_sequence_prediction: two LSTMCells stepped over input.split(1,
+#       dim=1) in float64 (seq.double()), LBFGS with a closure, predicting the future under
+#       no_grad --------------------------------------------------------------------------------
+
+def time_sequence_prediction(side: Side5) -> dict:
+    torch = side.lib
+    nn, optim = torch.nn, torch.optim
+
+    # generate_sine_wave.py (T, L, N smaller)
+    np.random.seed(2)
+    T, L, N = 20, 20, 6
+    x = np.empty((N, L), 'int64')
+    x[:] = np.array(range(L)) + np.random.randint(-4 * T, 4 * T, N).reshape(N, 1)
+    data = np.sin(x / 1.0 / T).astype('float64')
+
+    class Sequence(nn.Module):
+        def __init__(self):
+            super(Sequence, self).__init__()
+            self.lstm1 = nn.LSTMCell(1, 51)
+            self.lstm2 = nn.LSTMCell(51, 51)
+            self.linear = nn.Linear(51, 1)
+
+        def forward(self, input, future=0):
+            outputs = []
+            h_t = torch.zeros(input.size(0), 51, dtype=torch.double)
+            c_t = torch.zeros(input.size(0), 51, dtype=torch.double)
+            h_t2 = torch.zeros(input.size(0), 51, dtype=torch.double)
+            c_t2 = torch.zeros(input.size(0), 51, dtype=torch.double)
+            for input_t in input.split(1, dim=1):
+                h_t, c_t = self.lstm1(input_t, (h_t, c_t))
+                h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
+                output = self.linear(h_t2)
+                outputs += [output]
+            for _i in range(future):  # if we should predict the future
+                h_t, c_t = self.lstm1(output, (h_t, c_t))
+                h_t2, c_t2 = self.lstm2(h_t, (h_t2, c_t2))
+                output = self.linear(h_t2)
+                outputs += [output]
+            outputs = torch.cat(outputs, dim=1)
+            return outputs
+
+    input = torch.from_numpy(data[3:, :-1])
+    target = torch.from_numpy(data[3:, 1:])
+    test_input = torch.from_numpy(data[:3, :-1])
+    test_target = torch.from_numpy(data[:3, 1:])
+    seq = Sequence()
+    seq.double()
+    seq = side.weights(seq)
+    assert seq.linear.weight.dtype == torch.float64
+    criterion = nn.MSELoss()
+    optimizer = optim.LBFGS(seq.parameters(), lr=0.8, max_iter=5)
+    losses, test_losses = [], []
+    for _i in range(2):
+        def closure():
+            optimizer.zero_grad()
+            out = seq(input)
+            loss = criterion(out, target)
+            losses.append(loss.item())
+            loss.backward()
+            return loss
+        optimizer.step(closure)
+        with torch.no_grad():
+            future = 10
+            pred = seq(test_input, future=future)
+            loss = criterion(pred[:, :-future], test_target)
+            test_losses.append(loss.item())
+            y = pred.detach().numpy()
+    return {"losses": losses, "test_losses": test_losses, "y": y, "state": seq.state_dict()}
+
+
+def test_time_sequence_prediction_lbfgs_double():
+    run_both(time_sequence_prediction, rtol=1e-7, atol=1e-9)  # float64 throughout
