@@ -1523,3 +1523,112 @@ def time_sequence_prediction(side: Side5) -> dict:
 
 def test_time_sequence_prediction_lbfgs_double():
     run_both(time_sequence_prediction, rtol=1e-7, atol=1e-9)  # float64 throughout
+
+
+# -- 9. Adversarial example generation (fgsm_tutorial.py): the MNIST Net in eval mode,
+#       data.requires_grad = True, data.grad.data's sign, denorm, clamp, renormalise, the
+#       accuracy under each epsilon and the adversarial examples kept -------------------------
+
+def fgsm(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    device = torch.device("cpu")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super(Net, self).__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3, 1)
+            self.conv2 = nn.Conv2d(32, 64, 3, 1)
+            self.dropout1 = nn.Dropout(0.25)
+            self.dropout2 = nn.Dropout(0.5)
+            self.fc1 = nn.Linear(9216, 128)
+            self.fc2 = nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = self.conv1(x)
+            x = F.relu(x)
+            x = self.conv2(x)
+            x = F.relu(x)
+            x = F.max_pool2d(x, 2)
+            x = self.dropout1(x)
+            x = torch.flatten(x, 1)
+            x = self.fc1(x)
+            x = F.relu(x)
+            x = self.dropout2(x)
+            x = self.fc2(x)
+            output = F.log_softmax(x, dim=1)
+            return output
+
+    model = side.weights(Net().to(device))
+    model.eval()
+
+    def Normalize(mean, std):  # torchvision.transforms.Normalize((0.1307,), (0.3081,))
+        return lambda t: (t - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(
+            1, -1, 1, 1)
+
+    # MNIST's test set, normalised: half of the labels are the model's own guesses, so that
+    # some attacks start from a correct prediction
+    rng = np.random.default_rng(9)
+    images = ((rng.random((8, 1, 1, 28, 28), dtype=np.float32) - 0.1307) / 0.3081)
+    with torch.no_grad():
+        guesses = [model(torch.from_numpy(im)).argmax(1).item() for im in images]
+    labels = [g if i % 2 == 0 else int(rng.integers(0, 10)) for i, g in enumerate(guesses)]
+    test_loader = [(torch.from_numpy(im), torch.tensor([y])) for im, y in zip(images, labels)]
+
+    def fgsm_attack(image, epsilon, data_grad):
+        sign_data_grad = data_grad.sign()
+        perturbed_image = image + epsilon * sign_data_grad
+        perturbed_image = torch.clamp(perturbed_image, 0, 1)
+        return perturbed_image
+
+    def denorm(batch, mean=[0.1307], std=[0.3081]):  # noqa: B006  (the tutorial's)
+        if isinstance(mean, list):
+            mean = torch.tensor(mean).to(device)
+        if isinstance(std, list):
+            std = torch.tensor(std).to(device)
+        return batch * std.view(1, -1, 1, 1) + mean.view(1, -1, 1, 1)
+
+    def test(model, device, test_loader, epsilon):
+        correct = 0
+        adv_examples = []
+        for data, target in test_loader:
+            data, target = data.to(device), target.to(device)
+            data.requires_grad = True
+            output = model(data)
+            init_pred = output.max(1, keepdim=True)[1]
+            if init_pred.item() != target.item():
+                continue
+            loss = F.nll_loss(output, target)
+            model.zero_grad()
+            loss.backward()
+            data_grad = data.grad.data
+            data_denorm = denorm(data)
+            perturbed_data = fgsm_attack(data_denorm, epsilon, data_grad)
+            perturbed_data_normalized = Normalize((0.1307,), (0.3081,))(perturbed_data)
+            output = model(perturbed_data_normalized)
+            final_pred = output.max(1, keepdim=True)[1]
+            if final_pred.item() == target.item():
+                correct += 1
+                if epsilon == 0 and len(adv_examples) < 5:
+                    adv_ex = perturbed_data.squeeze().detach().cpu().numpy()
+                    adv_examples.append((init_pred.item(), final_pred.item(), adv_ex))
+            else:
+                if len(adv_examples) < 5:
+                    adv_ex = perturbed_data.squeeze().detach().cpu().numpy()
+                    adv_examples.append((init_pred.item(), final_pred.item(), adv_ex))
+        final_acc = correct / float(len(test_loader))
+        return final_acc, adv_examples
+
+    accuracies = []
+    examples = []
+    for eps in [0, .05, .1, .3]:
+        acc, ex = test(model, device, test_loader, eps)
+        accuracies.append(acc)
+        examples.append(ex)
+    return {"accuracies": accuracies, "guesses": guesses,
+            "examples": [[list(e[:2]) for e in ex] for ex in examples],
+            "images": [[e[2] for e in ex] for ex in examples if ex]}
+
+
+def test_fgsm_adversarial_examples():
+    run_both(fgsm)
