@@ -28,7 +28,7 @@ from dlg.functions.args import int_scalar
 from dlg.functions.call import bind
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.custom import PY_FUNCTION, STOP_GRADIENT
-from dlg.ir.ops.elementwise import WHERE
+from dlg.ir.ops.elementwise import CAST, WHERE
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
 from dlg.ir.ops.nn import DROPOUT
 from dlg.ir.ops.source import INPUT, PARAM
@@ -521,8 +521,20 @@ def _extremum(name: str, arg: str, x: Tensor, dim: int | None, keepdim: bool) ->
 
 
 # ---- making and applying ops ---------------------------------------------------------------------
+# torch's unary ops that compute integer and bool tensors in float32 (the default dtype), where
+# the registry's (and .dlg's) take floats only: eager Python casts first, as torch promotes
+_FLOATING = frozenset(REGISTRY[name] for name in (
+    "atan", "cos", "cosh", "erf", "exp", "exp2", "log", "log10", "log1p", "log2", "reciprocal",
+    "rsqrt", "sigmoid", "sin", "sinh", "softsign", "sqrt", "tanh", "tanhshrink"))
+_WHOLE = frozenset(REGISTRY[name] for name in ("floor", "ceil"))
+
+
 def apply(opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
     """Apply a registry op (eagerly, or into the trace); a tuple for multi-output ops."""
+    if opdef in _FLOATING and (inputs[0].dtype.is_int or inputs[0].dtype is DType.bool):
+        inputs = (apply(CAST, inputs[0], dtype=DType.f32),)
+    elif opdef in _WHOLE and inputs[0].dtype.is_int:  # torch's floor of ints: a copy
+        return apply(CAST, inputs[0], dtype=inputs[0].dtype)
     outs = engine.apply(opdef, inputs, attrs)
     tensors = tuple(Tensor.traced(value, t) if isinstance(value, Value) else
                     Tensor.result(value, t, record) for value, t, record in outs)
