@@ -106,7 +106,7 @@ def _equal(x: Any, y: Any) -> bool:
     if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
         return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.dtype == y.dtype
                 and x.shape == y.shape
-                and bool(np.array_equal(x, y, equal_nan=x.dtype.kind == "f")))
+                and bool(np.array_equal(x, y, equal_nan=x.dtype.kind in "fc")))
     if isinstance(x, (tuple, list)) and isinstance(y, (tuple, list)):
         return len(x) == len(y) and all(_equal(p, q) for p, q in zip(x, y))
     if isinstance(x, float) and isinstance(y, float) and x != x and y != y:

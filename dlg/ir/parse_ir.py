@@ -141,9 +141,13 @@ class _Values(Transformer):
         shape = tuple(d for d in t.shape if isinstance(d, int))
         if len(shape) != t.rank:
             raise DlgTypeError(f"an array's shape must be concrete, got {t}", self.reader.at(tok))
-        if len(items) != math.prod(shape):
-            raise DlgTypeError(f"{t} holds {math.prod(shape)} elements, {len(items)} given",
-                               self.reader.at(tok))
+        parts = 2 if t.dtype.is_complex else 1  # a complex element: its real and imaginary parts
+        if len(items) != parts * math.prod(shape):
+            raise DlgTypeError(f"{t} holds {math.prod(shape)} elements"
+                               f"{' (two numbers each)' if parts == 2 else ''}, {len(items)} "
+                               f"given", self.reader.at(tok))
+        if parts == 2:
+            return np.array(items, dtype=t.dtype.real.np).view(t.dtype.np).reshape(shape)
         return np.array(items, dtype=t.dtype.np).reshape(shape)
 
     def elided_array(self, c: list) -> None:

@@ -174,7 +174,8 @@ def _attr(v: Any) -> str:
 
 def _array(a: np.ndarray) -> str:
     """`f32[2,2]{1.0, 2.5, -inf, nan}`: type, then the elements in row-major order, each the
-    shortest text that reads back as the same value of its dtype."""
+    shortest text that reads back as the same value of its dtype; a complex element is its real
+    and imaginary parts (`c64[1]{1.0, 2.0}` is 1+2j)."""
     try:
         dtype = str(DType.of(a))
     except KeyError:  # not a dlg dtype: only in a broken graph the verifier is showing
@@ -182,4 +183,6 @@ def _array(a: np.ndarray) -> str:
     head = f"{dtype}[{','.join(str(d) for d in a.shape)}]"
     if a.size > ARRAY_LIMIT:
         return head + "{...}"
+    if a.dtype.kind == "c":
+        a = np.ascontiguousarray(a).view(a.real.dtype)
     return head + "{" + ", ".join(_attr(x) for x in a.reshape(-1)) + "}"

@@ -580,3 +580,27 @@ def test_dlg_source_with_complex_values_runs_interpreted_and_compiling_points_at
     np.testing.assert_allclose(m(x=x, y=y), np.abs((x + 1j * y) * (y + 1j * x)))
     with pytest.raises(dlg.DlgTypeError, match=r"c\.dlg:4:20: .*complex\(f32\[N,4\]"):
         dlg.compile(m)
+
+
+def test_complex_graph_prints_parses_and_serialises_back():
+    """A complex constant prints as its parts (`c64[1]{1.0, 2.0}` is 1+2j) and reads back;
+    JSON keeps its bytes."""
+    from dlg.ir.compare import graph_diff
+    from dlg.ir.parse_ir import parse_ir
+    from dlg.ir.printer import format_graph
+    from dlg.ir.serialize import dumps, loads
+
+    class M(dlg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = dlg.nn.Parameter(dlg.rand(3, dtype=dlg.cfloat))
+
+        def forward(self, x):
+            spectrum = dlg.fft.fft(x * (1 + 2j)) * self.w + dlg.tensor([1j, 2, float("nan")])
+            return dlg.view_as_real(dlg.fft.irfft(spectrum, n=4).cfloat())
+
+    g = dlg.trace(M(), dlg.randn(2, 3)).graph
+    text = format_graph(g)
+    assert "c64[]{1.0, 2.0}" in text and "c64[3]{0.0, 1.0, 2.0, 0.0, nan, 0.0}" in text
+    assert format_graph(parse_ir(text)) == text
+    assert not graph_diff(g, loads(dumps(g)))
