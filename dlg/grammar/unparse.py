@@ -237,4 +237,7 @@ def _literal(value: np.ndarray) -> str:
         return "true" if value else "false"
     if value.dtype.kind == "f":
         return float_literal(float(value))
+    if value.dtype.kind == "c":
+        raise DlgValueError(f"the complex constant {complex(value)} cannot be written in .dlg "
+                            f"(it has no complex literals)")
     return str(int(value))
