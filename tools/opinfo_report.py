@@ -8,7 +8,8 @@ the refusals by reason, and the OpInfos dlg does not expose.
 op unless --cap says otherwise: every sample is an LLVM compile). --ops takes OpInfo names
 (`sum`, `nn.functional.relu`) or target keys (`sum:method`). --small-ints runs the uint8, int8
 and int16 samples of each op that torch supports them for instead (values only; each op's
-function spelling). Needs torch and expecttest.
+function spelling), eagerly against torch or, with --compiled, compiled against eager dlg.
+Needs torch and expecttest.
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         wanted = set(args.ops.split(","))
         targets = [t for t in targets if t.key in wanted or t.opinfo.name in wanted
                    or t.key.split(":")[0] in wanted]
-    if args.small_ints:
+    if args.small_ints and args.compiled:
+        cap = args.cap if args.cap is not None else COMPILED_CAP
+        results = [r for t, d in harness.small_int_targets(targets) for r in
+                   run_target_compiled(t, cap, dtype=d)]
+    elif args.small_ints:
         results = [r for t, d in harness.small_int_targets(targets) for r in
                    harness.run_target(t, args.cap, dtype=d)]
     elif args.compiled:

@@ -6,6 +6,7 @@ run, or one without tensor arguments (creation ops), has nothing to trace and gi
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -75,8 +76,13 @@ def _difference(got: Any, eager: list[Any], what: str) -> str | None:
 
 
 def run_target_compiled(target: Target, cap: int | None = None,
-                        first: int | None = None) -> list[Result]:
+                        first: int | None = None, dtype: Any = None) -> list[Result]:
     """Every (or at most `cap`) sample of the target's OpInfo traced and compiled, or only the
-    `first` of those."""
-    return [r for ref in references(target.opinfo, cap)[:first]
-            if (r := run_compiled(target, ref)) is not None]
+    `first` of those: float32's, or `dtype`'s (a small int's keyed `key/uint8`)."""
+    refs = references(target.opinfo, cap) if dtype is None else references(target.opinfo, cap,
+                                                                            dtype)
+    results = [r for ref in refs[:first] if (r := run_compiled(target, ref)) is not None]
+    if dtype is None:
+        return results
+    tag = str(dtype).removeprefix("torch.")
+    return [replace(r, key=f"{r.key}/{tag}") for r in results]

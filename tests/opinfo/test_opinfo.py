@@ -94,6 +94,23 @@ def test_opinfo_small_int_samples_agree_with_torch(target, dtype):
     assert not failures, failures
 
 
+# integer kernels the compiler emits differently for uint8 (unsigned compares, divisions,
+# shifts) and the int8/int16 widths: compiled against eager dlg
+SMALL_INT_COMPILED_OPS = ("add", "mul", "remainder", "floor_divide", "maximum", "lt", "amax",
+                          "argmax", "sum", "cumsum", "bitwise_right_shift", "where", "cat",
+                          "__getitem__", "matmul")
+SMALL_INT_COMPILED = [(t, d) for t, d in SMALL_INT_TARGETS
+                      if t.opinfo.name in SMALL_INT_COMPILED_OPS]
+
+
+@pytest.mark.parametrize("target, dtype", SMALL_INT_COMPILED,
+                         ids=[f"{t.key}/{str(d).removeprefix('torch.')}"
+                              for t, d in SMALL_INT_COMPILED])
+def test_opinfo_small_ints_traced_and_compiled_agree_with_eager(target, dtype):
+    failures = harness.failures(run_target_compiled(target, CAP, COMPILED_FIRST, dtype=dtype))
+    assert not failures, failures
+
+
 @pytest.mark.opinfo_full
 def test_opinfo_small_int_every_sample():
     results = [r for t, d in SMALL_INT_TARGETS if t.opinfo.name not in SMALL_INT_KNOWN
