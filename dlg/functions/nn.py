@@ -10,6 +10,7 @@ same error from both.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -192,6 +193,12 @@ def _channel_dropout(nd: int) -> Callable[..., Any]:
     def channel_dropout(F: Front, x: Any, p: Any = 0.5, training: Any = None,
                         inplace: bool = False) -> Any:
         t = F.type_of(tensor(F, x, f"{name}'s argument"))
+        if nd == 2 and t.rank == 2:  # torch's deprecated reading: elementwise, with its warning
+            warnings.warn("dropout2d: Received a 2-D input to dropout2d, which is deprecated "
+                          "and will result in an error in a future release. To retain the "
+                          "behavior and silence this warning, please use dropout instead.",
+                          UserWarning, stacklevel=5)
+            return dropout(F, x, p, training)
         if t.rank not in (nd + 1, nd + 2):
             raise DlgShapeError(f"{name}: input must be [N, C, {nd} spatial dims] or unbatched, "
                                 f"got {t}")

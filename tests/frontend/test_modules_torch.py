@@ -616,3 +616,21 @@ def test_traced_training_steps_match_torch(name, make):
         np.testing.assert_allclose(loss, their_loss.item(), rtol=1e-5)
     for key, value in theirs.state_dict().items():
         assert_close(ours.state_dict()[key], value, key)
+
+
+def test_dropout2d_of_a_2d_input_is_elementwise_with_torchs_warning():
+    """pytorch/examples mnist_rnn puts nn.Dropout2d after a BatchNorm1d on [N, 64]: torch warns
+    and drops elements (its deprecated reading); dlg refused the shape."""
+    import warnings
+
+    for lib in (torch, dlg):
+        drop = lib.nn.Dropout2d(0.5)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            y = drop(lib.ones(64, 64))
+        assert any("Received a 2-D input to dropout2d" in str(w.message) for w in caught)
+        zeros = (y == 0).float()
+        assert 0.4 < zeros.mean().item() < 0.6 and zeros.prod(1).sum().item() == 0
+        assert set(np.unique(y.numpy()).tolist()) == {0.0, 2.0}
+        drop.eval()
+        assert (drop(lib.ones(2, 3)) == 1).all()
