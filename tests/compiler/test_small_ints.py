@@ -1,7 +1,8 @@
 """uint8, int8 and int16 through the LLVM CPU compiler against the reference interpreter, exactly:
 each integer primitive on values over the dtype's whole range (wrap-around, uint8's unsigned
 compares, divisions and shifts), casts both ways (float -> uint8 through int64, NaN -> 0), the
-integer reductions, a traced dlg.compile function against eager dlg, and a .dlg model."""
+integer reductions, a traced dlg.compile function against eager dlg, and a .dlg model; a few
+ops on the CUDA target's emulated grid (the kernels share codegen/scalar.py's forms)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import dlg
+from dlg.compiler.pipeline import CompileOptions
 from dlg.ir import Builder, DType, Graph, TensorType
 from dlg.ir.ops.opdef import REGISTRY
 from dlg.runtime.interp import Interpreter
@@ -26,7 +28,8 @@ def whole_range(dtype: DType, seed: int = 0, nonzero: bool = False) -> np.ndarra
     return values.astype(dtype.np)
 
 
-def agree(name: str, arrays: list[np.ndarray], **attrs) -> None:
+def agree(name: str, arrays: list[np.ndarray], options: CompileOptions | None = None,
+          **attrs) -> None:
     """One op compiled gives the interpreter's dtype, shape and values exactly."""
     g = Graph(name)
     b = Builder(g)
@@ -36,7 +39,7 @@ def agree(name: str, arrays: list[np.ndarray], **attrs) -> None:
         g.set_output(f"out{i}", v)
     inputs = {f"in{i}": a for i, a in enumerate(arrays)}
     want, _ = Interpreter().run(g, inputs, {})
-    got = NativeGraph(g)(inputs, {})
+    got = (NativeGraph(g) if options is None else NativeGraph(g, options=options))(inputs, {})
     for k, w in want.items():
         assert got[k].dtype == w.dtype and got[k].shape == w.shape, k
         np.testing.assert_array_equal(got[k], w, err_msg=f"{name} {k}")
@@ -154,3 +157,17 @@ model M {
     for w, g in zip(want, got):
         assert g.dtype == w.dtype
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("dtype", SMALL, ids=str)
+def test_small_ints_on_the_emulated_cuda_grid(dtype):
+    emulated = CompileOptions(target="cuda-emulated")
+    x, y = whole_range(dtype), whole_range(dtype, seed=1, nonzero=True)
+    for name in ("add", "lt", "floor_divide", "remainder", "maximum"):
+        agree(name, [x, y], emulated)
+    agree("bitwise_right_shift", [x, np.random.default_rng(2).integers(0, 20, SHAPE).astype(
+        dtype.np)], emulated)
+    agree("cast", [x], emulated, dtype=DType.f32)
+    agree("reduce_max", [x], emulated, axes=(1,), keepdims=False)
+    agree("argmax", [x], emulated, axis=1, keepdims=False)
+    agree("cumsum", [x], emulated, axis=1)
