@@ -1632,3 +1632,151 @@ def fgsm(side: Side5) -> dict:
 
 def test_fgsm_adversarial_examples():
     run_both(fgsm)
+
+
+# -- 10. pytorch/examples regression: a degree-4 polynomial fitted by one Linear on
+#        torch.cat'd powers, smooth_l1_loss, SGD by hand with param.data.add_, poly_desc's
+#        '{:+.2f}'.format of 0-d tensors -----------------------------------------------------
+
+def regression(side: Side5) -> dict:
+    torch = side.lib
+    F = torch.nn.functional
+    POLY_DEGREE = 4
+    W_target = side.draw(torch.randn, POLY_DEGREE, 1) * 5
+    b_target = side.draw(torch.randn, 1) * 5
+
+    def make_features(x):
+        """Builds features i.e. a matrix with columns [x, x^2, x^3, x^4]."""
+        x = x.unsqueeze(1)
+        return torch.cat([x ** i for i in range(1, POLY_DEGREE + 1)], 1)
+
+    def f(x):
+        """Approximated function."""
+        return x.mm(W_target) + b_target.item()
+
+    def poly_desc(W, b):
+        """Creates a string description of a polynomial."""
+        result = 'y = '
+        for i, w in enumerate(W):
+            result += '{:+.2f} x^{} '.format(w, i + 1)
+        result += '{:+.2f}'.format(b[0])
+        return result
+
+    def get_batch(batch_size=32):
+        """Builds a batch i.e. (x, f(x)) pair."""
+        random = side.draw(torch.randn, batch_size)
+        x = make_features(random)
+        y = f(x)
+        return x, y
+
+    fc = side.weights(torch.nn.Linear(W_target.size(0), 1))
+    losses = []
+    for batch_idx in range(1, 41):  # noqa: B007  (count(1) until the loss is below 1e-3)
+        batch_x, batch_y = get_batch()
+        fc.zero_grad()
+        output = F.smooth_l1_loss(fc(batch_x), batch_y)
+        loss = output.item()
+        losses.append(loss)
+        output.backward()
+        for param in fc.parameters():
+            param.data.add_(-0.1 * param.grad)
+        if loss < 1e-3:
+            break
+    assert 'Loss: {:.6f} after {} batches'.format(loss, batch_idx)  # its 6th digit rounds
+    learned = poly_desc(fc.weight.view(-1), fc.bias)
+    actual = poly_desc(W_target.view(-1), b_target)
+    text = np.frombuffer((learned + "\n" + actual).encode(), np.uint8)  # compared exactly
+    return {"losses": losses, "state": fc.state_dict(), "described": text.astype(np.int64)}
+
+
+def test_regression_example():
+    run_both(regression, rtol=1e-3, atol=1e-4)  # a 4th-power fit grows rounding
+
+
+# -- 11. pytorch/examples mnist_rnn: an LSTM over the image's rows (batch_first), the last
+#        step's output through BatchNorm1d and Dropout2d on [N, 64], Adadelta with StepLR -----
+
+def mnist_rnn(side: Side5) -> dict:
+    torch = side.lib
+    nn, F, optim = torch.nn, torch.nn.functional, torch.optim
+    StepLR = torch.optim.lr_scheduler.StepLR
+
+    class Net(nn.Module):
+        def __init__(self):
+            super(Net, self).__init__()
+            self.rnn = nn.LSTM(input_size=28, hidden_size=64, batch_first=True)
+            self.batchnorm = nn.BatchNorm1d(64)
+            self.dropout1 = nn.Dropout2d(0.25)
+            self.dropout2 = nn.Dropout2d(0.5)
+            self.fc1 = nn.Linear(64, 32)
+            self.fc2 = nn.Linear(32, 10)
+
+        def forward(self, input):
+            input = input.reshape(-1, 28, 28)
+            output, hidden = self.rnn(input)
+            output = output[:, -1, :]
+            output = self.batchnorm(output)
+            output = self.dropout1(output)
+            output = self.fc1(output)
+            output = F.relu(output)
+            output = self.dropout2(output)
+            output = self.fc2(output)
+            output = F.log_softmax(output, dim=1)
+            return output
+
+    class args:  # noqa: N801
+        lr, gamma, log_interval, dry_run, epochs = 0.1, 0.7, 2, False, 2
+
+    rng = np.random.default_rng(13)
+    data = ((rng.random((40, 1, 28, 28), dtype=np.float32) - 0.1307) / 0.3081)
+    targets = rng.integers(0, 10, 40)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(data), torch.from_numpy(targets))
+    train_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(24)),
+                                               batch_size=8)
+    test_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(24, 40)),
+                                              batch_size=8)
+    device = torch.device("cpu")
+    model = side.weights(Net().to(device))
+    # the Dropout2d masks (elementwise on [N, 64]: torch's reading) drawn on torch, replayed
+    model.dropout1, model.dropout2 = replay_dropout(side, 0.25), replay_dropout(side, 0.5)
+    optimizer = optim.Adadelta(model.parameters(), lr=args.lr)
+    logged, tests = [], []
+
+    def train(args, model, device, train_loader, optimizer, epoch):
+        model.train()
+        for batch_idx, (data, target) in enumerate(train_loader):
+            data, target = data.to(device), target.to(device)
+            optimizer.zero_grad()
+            output = model(data)
+            loss = F.nll_loss(output, target)
+            loss.backward()
+            optimizer.step()
+            if batch_idx % args.log_interval == 0:
+                logged.append((epoch, batch_idx * len(data), len(train_loader.dataset),
+                               100. * batch_idx / len(train_loader), loss.item()))
+
+    def test(args, model, device, test_loader):
+        model.eval()
+        test_loss = 0
+        correct = 0
+        with torch.no_grad():
+            for data, target in test_loader:
+                data, target = data.to(device), target.to(device)
+                output = model(data)
+                test_loss += F.nll_loss(output, target, reduction='sum').item()
+                pred = output.argmax(dim=1, keepdim=True)
+                correct += pred.eq(target.view_as(pred)).sum().item()
+        test_loss /= len(test_loader.dataset)
+        tests.append((test_loss, correct))
+
+    scheduler = StepLR(optimizer, step_size=1, gamma=args.gamma)
+    for epoch in range(1, args.epochs + 1):
+        train(args, model, device, train_loader, optimizer, epoch)
+        test(args, model, device, test_loader)
+        scheduler.step()
+    return {"logged": logged, "tests": tests, "state": model.state_dict(),
+            "lr": scheduler.get_last_lr()}
+
+
+def test_mnist_rnn():
+    run_both(mnist_rnn)
