@@ -41,20 +41,37 @@ def _outputs(func: Callable[..., Any], inputs: Sequence[Any]) -> list[Tensor]:
     return [o for o in _tuple(func(*inputs)) if isinstance(o, Tensor)]
 
 
+def _coords(array: Any) -> np.ndarray:
+    """An array's real coordinates, flat: a complex element is two, its real and imaginary
+    parts (torch checks complex functions as functions of those)."""
+    a = np.asarray(array)
+    if a.dtype.kind == "c":
+        return np.stack([a.real, a.imag], -1).astype(np.float64).reshape(-1)
+    return a.astype(np.float64).reshape(-1)
+
+
+def _from_coords(coords: np.ndarray, like: np.ndarray) -> np.ndarray:
+    if like.dtype.kind == "c":
+        pairs = coords.reshape(like.shape + (2,))
+        return (pairs[..., 0] + 1j * pairs[..., 1]).astype(like.dtype)
+    return coords.reshape(like.shape).astype(like.dtype)
+
+
 def _numerical(func: Callable[..., Any], inputs: tuple, i: int, eps: float) -> list[np.ndarray]:
-    """d outputs / d inputs[i] by central differences: one [out numel, in numel] per output."""
+    """d outputs / d inputs[i] by central differences: one [out coordinates, in coordinates]
+    per output (a complex element's coordinates are its real and imaginary parts)."""
     x = inputs[i]
     base = np.array(x.detach().numpy())
+    flat = _coords(base)
     columns: list[list[np.ndarray]] = []
-    for j in range(base.size):
+    for j in range(flat.size):
         sides = []
         for step in (eps, -eps):
-            moved = base.copy()
-            moved.reshape(-1)[j] += step
+            moved = flat.copy()
+            moved[j] += step
             changed = list(inputs)
-            changed[i] = Tensor.of(moved, requires_grad=x.requires_grad)
-            sides.append([np.array(o.detach().numpy(), np.float64).reshape(-1)
-                          for o in _outputs(func, changed)])
+            changed[i] = Tensor.of(_from_coords(moved, base), requires_grad=x.requires_grad)
+            sides.append([_coords(o.detach().numpy()) for o in _outputs(func, changed)])
         columns.append([(a - b) / (2 * eps) for a, b in zip(*sides)])
     n_out = len(columns[0]) if columns else 0
     return [np.stack([c[k] for c in columns], axis=1) if columns else np.zeros((0, 0))
@@ -62,20 +79,25 @@ def _numerical(func: Callable[..., Any], inputs: tuple, i: int, eps: float) -> l
 
 
 def _analytical(outputs: list[Tensor], wanted: list[Tensor]) -> list[list[np.ndarray]]:
-    """[output][input] Jacobians from one seeded gradient per output element."""
+    """[output][input] Jacobians from one seeded gradient per output coordinate: a complex
+    output's real part seeded with 1, its imaginary part with 1j (backward of Re(out conj(v))),
+    a complex input's gradient dL/dx + i dL/dy read as its two coordinates."""
     jacobians = []
     for out in outputs:
         rows: list[list[np.ndarray]] = [[] for _ in wanted]
-        differentiable = out.requires_grad and out.tensor_type.dtype.is_float
-        for k in range(out.numel() if differentiable else 0):
-            seed = np.zeros(out.tensor_type.shape, out.tensor_type.dtype.np)
-            seed.reshape(-1)[k] = 1
+        dtype = out.tensor_type.dtype
+        parts = 2 if dtype.is_complex else 1
+        differentiable = out.requires_grad and dtype.is_inexact
+        for k in range(out.numel() * parts if differentiable else 0):
+            seed = np.zeros(out.tensor_type.shape, dtype.np)
+            seed.reshape(-1)[k // parts] = 1j if k % parts else 1
             gradients = grad([out], wanted, [seed], allow_unused=True)
             for row, t, g in zip(rows, wanted, gradients):
-                row.append(np.zeros(t.numel()) if g is None
-                           else np.array(g.detach().numpy(), np.float64).reshape(-1))
-        jacobians.append([np.stack(r) if r else np.zeros((out.numel(), t.numel()))
-                          for r, t in zip(rows, wanted)])
+                row.append(np.zeros(_coords(t.detach().numpy()).size) if g is None
+                           else _coords(g.detach().numpy()))
+        jacobians.append([np.stack(r) if r else np.zeros(
+            (_coords(out.detach().numpy()).size, _coords(t.detach().numpy()).size))
+            for r, t in zip(rows, wanted)])
     return jacobians
 
 

@@ -604,3 +604,30 @@ def test_complex_graph_prints_parses_and_serialises_back():
     assert "c64[]{1.0, 2.0}" in text and "c64[3]{0.0, 1.0, 2.0, 0.0, nan, 0.0}" in text
     assert format_graph(parse_ir(text)) == text
     assert not graph_diff(g, loads(dumps(g)))
+
+
+def test_gradcheck_takes_complex_inputs_and_outputs():
+    """dlg.autograd.gradcheck checks a complex element as its real and imaginary parts, as
+    torch's does; a wrong complex gradient (no conjugate) is caught."""
+    rng = np.random.default_rng(8)
+    z = dlg.tensor(_complex(rng, np.float64, 4), requires_grad=True)
+    x = dlg.tensor(_real(rng, np.float64, 6), requires_grad=True)
+    gradcheck = dlg.autograd.gradcheck
+    assert gradcheck(lambda z: dlg.fft.fft(z * z.conj() + z), (z,))
+    assert gradcheck(lambda z, x: dlg.fft.irfft(z * x[:4], n=6, norm="ortho"), (z, x))
+    assert gradcheck(lambda x: dlg.fft.rfft2(x.reshape(2, 3)), (x,))
+    assert gradcheck(lambda z: z.abs() * z.angle() + dlg.view_as_real(z.exp()).sum(-1), (z,))
+
+    class NoConjugate(dlg.autograd.Function):
+        @staticmethod
+        def forward(ctx, z):
+            ctx.save_for_backward(z)
+            return z * z
+
+        @staticmethod
+        def backward(ctx, g):
+            (z,) = ctx.saved_tensors
+            return g * 2 * z  # torch's convention needs conj(2 z)
+
+    with pytest.raises(dlg.DlgValueError, match="Jacobian mismatch"):  # a GradcheckError
+        gradcheck(NoConjugate.apply, (z,))
