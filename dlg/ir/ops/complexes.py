@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from dlg.ir.dtypes import DType
-from dlg.ir.ops.common import FLOATS, broadcast_shapes, require_dtype, same_dtype, scalar
+from dlg.ir.ops.common import (FLOATS, broadcast_shapes, require_dtype, same_dtype, scalar,
+                                zeros_like)
 from dlg.ir.ops.opdef import OpDef, Trait, defop
 from dlg.ir.types import TensorType
 
@@ -59,7 +60,7 @@ def _to_complex(b: Any, g: Any, like: Any) -> Any:
 
 def _imag_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
     """imag(z) = y: its cotangent enters as i g."""
-    return (b.complex(b.mul(g, scalar(b, 0, g)), g),)
+    return (b.complex(zeros_like(b, g), g),)
 
 
 def _angle_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
@@ -69,7 +70,7 @@ def _angle_vjp(b: Any, n: Any, g: Any) -> tuple[Any]:
     r2 = b.add(b.mul(x, x), b.mul(y, y))
     zero = b.eq(r2, scalar(b, 0, r2))
     safe = b.where(zero, b.add(r2, scalar(b, 1, r2)), r2)
-    gr = b.where(zero, b.mul(g, scalar(b, 0, g)), b.div(g, safe))
+    gr = b.where(zero, zeros_like(b, g), b.div(g, safe))
     return (b.complex(b.neg(b.mul(gr, y)), b.mul(gr, x)),)
 
 
