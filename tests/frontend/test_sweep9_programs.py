@@ -1780,3 +1780,229 @@ def mnist_rnn(side: Side5) -> dict:
 
 def test_mnist_rnn():
     run_both(mnist_rnn)
+
+
+# -- 12. Deep Learning for NLP with PyTorch (beginner_source/nlp): the bag-of-words classifier
+#        (deep_learning_tutorial.py), the N-gram language model with autograd.Variable and a
+#        total loss summed into torch.Tensor([0]) (word_embeddings_tutorial.py), CBOW, and the
+#        LSTM part-of-speech tagger stepped word by word then over the sentence
+#        (sequence_models_tutorial.py) -----------------------------------------------------------
+
+def nlp_tutorials(side: Side5) -> dict:
+    torch = side.lib
+    nn, F, optim = torch.nn, torch.nn.functional, torch.optim
+    autograd = torch.autograd
+    out = {}
+
+    # deep_learning_tutorial.py
+    lin = side.weights(nn.Linear(5, 3))
+    data = side.draw(torch.randn, 2, 5)
+    out["lin"] = lin(data)
+    data = side.draw(torch.randn, 5)
+    out["softmax"] = [F.softmax(data, dim=0), F.softmax(data, dim=0).sum(),
+                      F.log_softmax(data, dim=0)]
+    data = [("me gusta comer en la cafeteria".split(), "SPANISH"),
+            ("Give it to me".split(), "ENGLISH"),
+            ("No creo que sea una buena idea".split(), "SPANISH"),
+            ("No it is not a good idea to get lost at sea".split(), "ENGLISH")]
+    test_data = [("Yo creo que si".split(), "SPANISH"),
+                 ("it is lost on me".split(), "ENGLISH")]
+    word_to_ix = {}
+    for sent, _ in data + test_data:
+        for word in sent:
+            if word not in word_to_ix:
+                word_to_ix[word] = len(word_to_ix)
+    VOCAB_SIZE = len(word_to_ix)
+    NUM_LABELS = 2
+
+    class BoWClassifier(nn.Module):
+        def __init__(self, num_labels, vocab_size):
+            super(BoWClassifier, self).__init__()
+            self.linear = nn.Linear(vocab_size, num_labels)
+
+        def forward(self, bow_vec):
+            return F.log_softmax(self.linear(bow_vec), dim=1)
+
+    def make_bow_vector(sentence, word_to_ix):
+        vec = torch.zeros(len(word_to_ix))
+        for word in sentence:
+            vec[word_to_ix[word]] += 1
+        return vec.view(1, -1)
+
+    def make_target(label, label_to_ix):
+        return torch.LongTensor([label_to_ix[label]])
+
+    model = side.weights(BoWClassifier(NUM_LABELS, VOCAB_SIZE))
+    label_to_ix = {"SPANISH": 0, "ENGLISH": 1}
+    loss_function = nn.NLLLoss()
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    for _epoch in range(20):
+        for instance, label in data:
+            model.zero_grad()
+            bow_vec = make_bow_vector(instance, word_to_ix)
+            target = make_target(label, label_to_ix)
+            log_probs = model(bow_vec)
+            loss = loss_function(log_probs, target)
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        out["bow_test"] = [model(make_bow_vector(instance, word_to_ix))
+                           for instance, label in test_data]
+    out["creo"] = next(model.parameters())[:, word_to_ix["creo"]]
+
+    # word_embeddings_tutorial.py: the N-gram language model
+    word_to_ix = {"hello": 0, "world": 1}
+    embeds = side.weights(nn.Embedding(2, 5))
+    lookup_tensor = torch.LongTensor([word_to_ix["hello"]])
+    out["hello"] = embeds(autograd.Variable(lookup_tensor))
+    CONTEXT_SIZE = 2
+    EMBEDDING_DIM = 10
+    test_sentence = """When forty winters shall besiege thy brow,
+And dig deep trenches in thy beauty's field,
+Thy youth's proud livery so gazed on now,
+Will be a totter'd weed of small worth held:""".split()
+    trigrams = [([test_sentence[i], test_sentence[i + 1]], test_sentence[i + 2])
+                for i in range(len(test_sentence) - 2)]
+    vocab = sorted(set(test_sentence))  # a set's order is per process; sorted, one for both
+    word_to_ix = {word: i for i, word in enumerate(vocab)}
+
+    class NGramLanguageModeler(nn.Module):
+        def __init__(self, vocab_size, embedding_dim, context_size):
+            super(NGramLanguageModeler, self).__init__()
+            self.embeddings = nn.Embedding(vocab_size, embedding_dim)
+            self.linear1 = nn.Linear(context_size * embedding_dim, 128)
+            self.linear2 = nn.Linear(128, vocab_size)
+
+        def forward(self, inputs):
+            embeds = self.embeddings(inputs).view((1, -1))
+            out = F.relu(self.linear1(embeds))
+            out = self.linear2(out)
+            log_probs = F.log_softmax(out, dim=1)
+            return log_probs
+
+    losses = []
+    loss_function = nn.NLLLoss()
+    model = side.weights(NGramLanguageModeler(len(vocab), EMBEDDING_DIM, CONTEXT_SIZE))
+    optimizer = optim.SGD(model.parameters(), lr=0.001)
+    for _epoch in range(3):
+        total_loss = torch.Tensor([0])
+        for context, target in trigrams:
+            context_idxs = [word_to_ix[w] for w in context]
+            context_var = autograd.Variable(torch.LongTensor(context_idxs))
+            model.zero_grad()
+            log_probs = model(context_var)
+            loss = loss_function(log_probs, autograd.Variable(
+                torch.LongTensor([word_to_ix[target]])))
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.data
+        losses.append(total_loss)
+    out["ngram_losses"] = losses
+
+    # the CBOW exercise, as its solutions fill it in
+    raw_text = """We are about to study the idea of a computational process.
+Computational processes are abstract beings that inhabit computers.""".split()
+    vocab = sorted(set(raw_text))
+    vocab_size = len(vocab)
+    word_to_ix = {word: i for i, word in enumerate(vocab)}
+    data = []
+    for i in range(2, len(raw_text) - 2):
+        context = [raw_text[i - 2], raw_text[i - 1], raw_text[i + 1], raw_text[i + 2]]
+        target = raw_text[i]
+        data.append((context, target))
+
+    class CBOW(nn.Module):
+        def __init__(self, vocab_size, embedding_dim):
+            super().__init__()
+            self.embeddings = nn.Embedding(vocab_size, embedding_dim)
+            self.linear = nn.Linear(embedding_dim, vocab_size)
+
+        def forward(self, inputs):
+            embeds = self.embeddings(inputs).sum(dim=0).view(1, -1)
+            return F.log_softmax(self.linear(embeds), dim=1)
+
+    def make_context_vector(context, word_to_ix):
+        idxs = [word_to_ix[w] for w in context]
+        tensor = torch.LongTensor(idxs)
+        return autograd.Variable(tensor)
+
+    model = side.weights(CBOW(vocab_size, EMBEDDING_DIM))
+    optimizer = optim.SGD(model.parameters(), lr=0.05)
+    cbow_losses = []
+    for _epoch in range(3):
+        for context, target in data:
+            model.zero_grad()
+            loss = loss_function(model(make_context_vector(context, word_to_ix)),
+                                 torch.tensor([word_to_ix[target]], dtype=torch.long))
+            loss.backward()
+            optimizer.step()
+            cbow_losses.append(loss.item())
+    out["cbow_losses"] = cbow_losses
+
+    # sequence_models_tutorial.py
+    lstm = side.weights(nn.LSTM(3, 3))
+    inputs = [side.draw(torch.randn, 1, 3) for _ in range(5)]
+    hidden = (side.draw(torch.randn, 1, 1, 3), side.draw(torch.randn, 1, 1, 3))
+    for i in inputs:
+        out_, hidden = lstm(i.view(1, 1, -1), hidden)
+    out["stepped"] = [out_, hidden]
+    inputs = torch.cat(inputs).view(len(inputs), 1, -1)
+    hidden = (side.draw(torch.randn, 1, 1, 3), side.draw(torch.randn, 1, 1, 3))
+    out_, hidden = lstm(inputs, hidden)
+    out["whole"] = [out_, hidden]
+
+    def prepare_sequence(seq, to_ix):
+        idxs = [to_ix[w] for w in seq]
+        return torch.tensor(idxs, dtype=torch.long)
+
+    training_data = [
+        ("The dog ate the apple".split(), ["DET", "NN", "V", "DET", "NN"]),
+        ("Everybody read that book".split(), ["NN", "V", "DET", "NN"])
+    ]
+    word_to_ix = {}
+    for sent, _tags in training_data:
+        for word in sent:
+            if word not in word_to_ix:
+                word_to_ix[word] = len(word_to_ix)
+    tag_to_ix = {"DET": 0, "NN": 1, "V": 2}
+    EMBEDDING_DIM = 6
+    HIDDEN_DIM = 6
+
+    class LSTMTagger(nn.Module):
+        def __init__(self, embedding_dim, hidden_dim, vocab_size, tagset_size):
+            super(LSTMTagger, self).__init__()
+            self.hidden_dim = hidden_dim
+            self.word_embeddings = nn.Embedding(vocab_size, embedding_dim)
+            self.lstm = nn.LSTM(embedding_dim, hidden_dim)
+            self.hidden2tag = nn.Linear(hidden_dim, tagset_size)
+
+        def forward(self, sentence):
+            embeds = self.word_embeddings(sentence)
+            lstm_out, _ = self.lstm(embeds.view(len(sentence), 1, -1))
+            tag_space = self.hidden2tag(lstm_out.view(len(sentence), -1))
+            tag_scores = F.log_softmax(tag_space, dim=1)
+            return tag_scores
+
+    model = side.weights(LSTMTagger(EMBEDDING_DIM, HIDDEN_DIM, len(word_to_ix), len(tag_to_ix)))
+    loss_function = nn.NLLLoss()
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    with torch.no_grad():
+        inputs = prepare_sequence(training_data[0][0], word_to_ix)
+        out["tags_before"] = model(inputs)
+    for _epoch in range(15):
+        for sentence, tags in training_data:
+            model.zero_grad()
+            sentence_in = prepare_sequence(sentence, word_to_ix)
+            targets = prepare_sequence(tags, tag_to_ix)
+            tag_scores = model(sentence_in)
+            loss = loss_function(tag_scores, targets)
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        inputs = prepare_sequence(training_data[0][0], word_to_ix)
+        out["tags_after"] = model(inputs)
+    return out
+
+
+def test_nlp_tutorials():
+    run_both(nlp_tutorials)
