@@ -492,6 +492,25 @@ def test_modules_take_torchs_device_and_dtype(make):
         make(dlg.nn, device="cuda")
 
 
+@pytest.mark.parametrize("cls, args", [("Linear", (3, 4, True)), ("Conv2d", (1, 2, 3, 1, 0, 1, 1,
+                                                                     True, "zeros")),
+                                        ("LayerNorm", (4, 1e-5, True, True))])
+def test_device_and_dtype_positionally_as_torch(cls, args):
+    """torch declares device and dtype after a module's own parameters (mnist_forward_forward's
+    `super().__init__(in_features, out_features, bias, device, dtype)`): positional too."""
+    import inspect
+
+    ours, theirs = getattr(dlg.nn, cls), getattr(torch.nn, cls)
+    assert list(inspect.signature(ours.__init__).parameters)[-2:] == ["device", "dtype"]
+    assert list(inspect.signature(ours.__init__).parameters) == list(
+        inspect.signature(theirs.__init__).parameters)[:len(args) + 3]
+    made = ours(*args, None, dlg.float64)
+    assert all(v.dtype == dlg.float64 for v in made.state_dict().values())
+    assert all(v.dtype == dlg.float32 for v in ours(*args, "cpu").state_dict().values())
+    with pytest.raises(DlgValueError, match="device 'cuda'"):
+        ours(*args, "cuda")
+
+
 def test_lazy_linear_draws_its_parameters_in_its_dtype():
     m = dlg.nn.LazyLinear(4, dtype=dlg.float64)
     assert m(dlg.ones(2, 3, dtype=dlg.float64)).dtype == dlg.float64

@@ -34,19 +34,32 @@ TAKES_FACTORY_KWARGS: tuple[type[Module], ...] = (
 
 
 def _with_factory_kwargs(init: Any) -> Any:
+    signature = inspect.signature(init)
+    params = list(signature.parameters.values())
+    kinds = [p.kind for p in params]
+    # torch declares device and dtype after the module's own positional parameters, so
+    # `nn.Linear(i, o, bias, device, dtype)` (mnist_forward_forward's Layer) passes them there
+    positional = None if inspect.Parameter.VAR_POSITIONAL in kinds else sum(
+        k is inspect.Parameter.POSITIONAL_OR_KEYWORD for k in kinds) - 1  # less self
+
     @functools.wraps(init)
     def __init__(self: Module, *args: Any, device: Any = None, dtype: Any = None,
                  **kwargs: Any) -> None:
+        if positional is not None and positional < len(args) <= positional + 2:
+            extra, args = args[positional:], args[:positional]
+            device, dtype = (*extra, dtype)[:2] if len(extra) == 1 else extra
         on_cpu(device)
         init(self, *args, **kwargs)
         if dtype is not None:
             self.to(dtype)
-    signature = inspect.signature(init)
-    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None)
+    kind = (inspect.Parameter.KEYWORD_ONLY if positional is None
+            else inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    extra = [inspect.Parameter(n, kind, default=None)
              for n in ("device", "dtype") if n not in signature.parameters]
-    params = list(signature.parameters.values())
-    at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD),
-              len(params))
+    at = next((i for i, p in enumerate(params) if p.kind is not
+               inspect.Parameter.POSITIONAL_OR_KEYWORD), len(params)) if positional is not None \
+        else next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD),
+                  len(params))
     __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=params[:at] + extra + params[at:])
     __init__.takes_factory_kwargs = True  # type: ignore[attr-defined]
