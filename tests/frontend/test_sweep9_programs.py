@@ -2006,3 +2006,112 @@ Computational processes are abstract beings that inhabit computers.""".split()
 
 def test_nlp_tutorials():
     run_both(nlp_tutorials)
+
+
+# -- 13. pytorch/examples mnist_forward_forward (Hinton's Forward-Forward): labels overlaid on
+#        the image by range indexing, Layer subclassing nn.Linear with its own Adam and a
+#        train(x_pos, x_neg) overriding Module.train, goodness by Python sum ---------------------
+
+def forward_forward(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    Adam = torch.optim.Adam
+    device = torch.device("cpu")
+
+    class args:  # noqa: N801
+        epochs, lr, threshold, log_interval = 6, 0.03, 2, 2
+
+    logged = []
+
+    def get_y_neg(y):
+        y_neg = y.clone()
+        for idx, y_samp in enumerate(y):
+            allowed_indices = list(range(10))
+            allowed_indices.remove(y_samp.item())
+            y_neg[idx] = torch.tensor(allowed_indices)[
+                side.draw(torch.randint, len(allowed_indices), size=(1,))
+            ].item()
+        return y_neg.to(device)
+
+    def overlay_y_on_x(x, y, classes=10):
+        x_ = x.clone()
+        x_[:, :classes] *= 0.0
+        x_[range(x.shape[0]), y] = x.max()
+        return x_
+
+    class Net(torch.nn.Module):
+        def __init__(self, dims):
+            super().__init__()
+            self.layers = []
+            for d in range(len(dims) - 1):
+                self.layers = self.layers + [side.weights(Layer(dims[d], dims[d + 1]).to(device))]
+
+        def predict(self, x):
+            goodness_per_label = []
+            for label in range(10):
+                h = overlay_y_on_x(x, label)
+                goodness = []
+                for layer in self.layers:
+                    h = layer(h)
+                    goodness = goodness + [h.pow(2).mean(1)]
+                goodness_per_label += [sum(goodness).unsqueeze(1)]
+            goodness_per_label = torch.cat(goodness_per_label, 1)
+            return goodness_per_label.argmax(1)
+
+        def train(self, x_pos, x_neg):
+            h_pos, h_neg = x_pos, x_neg
+            for _i, layer in enumerate(self.layers):
+                h_pos, h_neg = layer.train(h_pos, h_neg)
+
+    class Layer(nn.Linear):
+        def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+            super().__init__(in_features, out_features, bias, device, dtype)
+            self.relu = torch.nn.ReLU()
+            self.opt = Adam(self.parameters(), lr=args.lr)
+            self.threshold = args.threshold
+            self.num_epochs = args.epochs
+
+        def forward(self, x):
+            x_direction = x / (x.norm(2, 1, keepdim=True) + 1e-4)
+            return self.relu(torch.mm(x_direction, self.weight.T) + self.bias.unsqueeze(0))
+
+        def train(self, x_pos, x_neg):
+            for i in range(self.num_epochs):
+                g_pos = self.forward(x_pos).pow(2).mean(1)
+                g_neg = self.forward(x_neg).pow(2).mean(1)
+                loss = torch.log1p(
+                    torch.exp(
+                        torch.cat([-g_pos + self.threshold, g_neg - self.threshold])
+                    )
+                ).mean()
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+                if i % args.log_interval == 0:
+                    logged.append(loss.item())
+            return self.forward(x_pos).detach(), self.forward(x_neg).detach()
+
+    rng = np.random.default_rng(14)
+    images = ((rng.random((48, 784), dtype=np.float32) - 0.1307) / 0.3081)
+    labels = rng.integers(0, 10, 48)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(images), torch.from_numpy(labels))
+    train_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(32)),
+                                               batch_size=32)
+    test_loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(32, 48)),
+                                              batch_size=16)
+    net = Net([784, 40, 40])
+    x, y = next(iter(train_loader))
+    x, y = x.to(device), y.to(device)
+    x_pos = overlay_y_on_x(x, y)
+    y_neg = get_y_neg(y)
+    x_neg = overlay_y_on_x(x, y_neg)
+    net.train(x_pos, x_neg)
+    train_error = 1.0 - net.predict(x).eq(y).float().mean().item()
+    x_te, y_te = next(iter(test_loader))
+    test_pred = net.predict(x_te)
+    return {"logged": logged, "train_error": train_error, "test_pred": test_pred,
+            "y_neg": y_neg, "x_pos": x_pos, "layers": [layer.state_dict() for layer in net.layers]}
+
+
+def test_mnist_forward_forward():
+    run_both(forward_forward)
