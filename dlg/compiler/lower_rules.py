@@ -420,10 +420,12 @@ def _max_pool(L: Lowering, node: Node, v: Value, idx: list[Expr]) -> Expr:
     kernel = node.attrs["kernel"]
     dilation = node.attrs["dilation"] or (1,) * len(kernel)
 
+    lowest = _start(-math.inf, node.types[0].dtype)  # an integer dtype's minimum for ints
+
     def body(red: list[Expr]) -> Expr:
         src, guard = _window(L, node, idx, red, dilation, out=node.types[0].shape)
-        return L.clamped(node.inputs[0], src, guard, -math.inf)
-    return L.reduction(MAX, list(kernel), body, -math.inf, node.types[0].dtype)
+        return L.clamped(node.inputs[0], src, guard, lowest)
+    return L.reduction(MAX, list(kernel), body, lowest, node.types[0].dtype)
 
 
 def _avg_divisor(L: Lowering, node: Node, idx: list[Expr], shape: Shape) -> Expr:

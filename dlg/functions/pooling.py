@@ -143,7 +143,9 @@ def _max_pool(nd: int) -> Callable[..., Any]:
         out = _concrete(F.type_of(values).shape[t.rank - nd:])
         table = sliding_windows(spatial, out, attrs["kernel"], attrs["stride"],
                                 attrs["padding"], attrs["dilation"])
-        windows = gather_windows(F, x, table, -math.inf)
+        dtype = F.type_of(values).dtype
+        lowest = -math.inf if dtype.is_float else int(np.iinfo(dtype.np).min)
+        windows = gather_windows(F, x, table, lowest)
         return values, _argmax_positions(F, windows, table, F.type_of(values).shape)
     max_pool.__name__ = max_pool.__qualname__ = f"max_pool{nd}d"
     max_pool.__doc__ = (f"PyTorch's F.max_pool{nd}d (padding counts as -inf); with "

@@ -99,6 +99,15 @@ def test_integer_reductions_compile(name, attrs, dtype):
     agree(name, [whole_range(dtype)], **attrs)
 
 
+@pytest.mark.parametrize("dtype", SMALL, ids=str)
+def test_max_pool_of_small_ints_compiles(dtype):
+    """Padding and the first value are the dtype's minimum, not -inf."""
+    x = whole_range(dtype).reshape(1, 3, 37)
+    agree("max_pool", [x], kernel=(2,), stride=(2,), padding=(1,), ceil_mode=True)
+    agree("max_pool", [x.reshape(3, 37)[None]], kernel=(3,), stride=(1,), padding=(0,),
+          dilation=(2,))
+
+
 def test_matmul_of_small_ints_compiles():
     for dtype in SMALL:
         a = whole_range(dtype)

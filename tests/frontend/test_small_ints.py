@@ -105,6 +105,9 @@ UNARY = {
     L.sigmoid(a), "log1p_abs": lambda L, a: L.log1p(a.abs().float()), "sin": lambda L, a: a.sin(),
     "softsign": lambda L, a: L.nn.functional.softsign(a), "floor": lambda L, a: L.floor(a),
     "ceil": lambda L, a: a.ceil(),
+    "max_pool2d": lambda L, a: L.nn.functional.max_pool2d(a[None], 2, padding=1),
+    "max_pool2d_indices": lambda L, a: tuple(L.nn.functional.max_pool2d(
+        a[None], (2, 3), stride=1, dilation=(1, 2), return_indices=True)),
     "interpolate_nearest": lambda L, a: L.nn.functional.interpolate(a[None, None].byte(), (2, 7)),
 }
 

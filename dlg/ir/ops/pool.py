@@ -19,6 +19,7 @@ from dlg.errors import DlgAttributeError, DlgShapeError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import (
     FLOATS,
+    NUMERIC,
     SPATIAL_RANKS,
     check_lengths,
     concrete_dims,
@@ -104,7 +105,7 @@ def _ones_if_empty(dilation: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[
 
 
 def _max_pool_infer(x: TensorType, *, kernel, stride, padding, dilation, ceil_mode) -> TensorType:
-    require_dtype("max_pool", x, FLOATS)
+    require_dtype("max_pool", x, NUMERIC)  # torch's max pools take integers (uint8 images)
     out = pool_sizes("max_pool", x, kernel, stride, padding, _ones_if_empty(dilation, kernel),
                       ceil_mode)
     return x.with_shape(x.shape[:x.rank - len(kernel)] + tuple(out))
@@ -114,8 +115,13 @@ def _max_pool_ref(x: np.ndarray, *, kernel, stride, padding, dilation, ceil_mode
     dilation = _ones_if_empty(dilation, kernel)
     t = TensorType(DType.of(x), x.shape)
     out = pool_sizes("max_pool", t, kernel, stride, padding, dilation, ceil_mode)
-    win = _windows(x, kernel, stride, padding, dilation, out, -np.inf)
+    win = _windows(x, kernel, stride, padding, dilation, out, _lowest(x.dtype))
     return _over_windows(win, len(kernel), np.maximum)
+
+
+def _lowest(dtype: np.dtype) -> float:
+    """What padding holds for a max: -inf, or an integer dtype's minimum."""
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
 _POOL_ATTRS = {"kernel": Attr("ints"), "stride": Attr("ints"), "padding": Attr("ints"),
