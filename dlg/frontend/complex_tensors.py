@@ -1,6 +1,6 @@
 """PyTorch's complex-number functions on dlg tensors: `dlg.complex`, `dlg.polar`,
 `view_as_real`/`view_as_complex`, `real`/`imag` (also the properties `x.real`, `x.imag`),
-`conj`, `angle`, `is_complex`, with torch's meaning on real tensors too (`real(x)` is x,
+`conj`, `angle`, `sgn`, `is_complex`, with torch's meaning on real tensors too (`real(x)` is x,
 `conj(x)` is x, `angle(x)` is pi below 0). Each emits the registry's complex ops
 (`ir/ops/complexes.py`) and shape ops, so gradients are the registry's VJPs (torch's convention).
 
@@ -106,6 +106,16 @@ def angle(input: Any) -> Tensor:  # noqa: A002
     return call("where", x != x, x, below.detach() if x.requires_grad else below)
 
 
+def sgn(input: Any) -> Tensor:  # noqa: A002
+    """z / |z| (0 at 0) for complex z; sign(x) for real x."""
+    x = _tensor(input, "sgn(): input")
+    if not x.dtype.is_complex:
+        return call("sign", x)
+    modulus = x.abs()
+    unit = x / apply(CAST, call("where", modulus == 0, 1.0, modulus), dtype=x.dtype)
+    return call("where", modulus == 0, 0.0, unit)
+
+
 def is_complex(input: Any) -> bool:  # noqa: A002
     return _tensor(input, "is_complex(): input").dtype.is_complex
 
@@ -126,13 +136,13 @@ def is_conj(input: Any) -> bool:  # noqa: A002
 TOP_LEVEL = {"complex": complex, "polar": polar, "view_as_real": view_as_real,
              "view_as_complex": view_as_complex, "real": real, "imag": imag, "conj": conj,
              "conj_physical": conj, "resolve_conj": resolve, "resolve_neg": resolve,
-             "angle": angle, "is_complex": is_complex, "is_conj": is_conj}
+             "angle": angle, "sgn": sgn, "is_complex": is_complex, "is_conj": is_conj}
 
 # the methods and properties (x.real is a property in torch, as x.imag)
 Tensor.real = property(real)  # type: ignore[attr-defined,assignment]
 Tensor.imag = property(imag)  # type: ignore[attr-defined,assignment]
-for _name in ("conj", "conj_physical", "resolve_conj", "resolve_neg", "angle", "is_complex",
-              "is_conj"):
+for _name in ("conj", "conj_physical", "resolve_conj", "resolve_neg", "angle", "sgn",
+              "is_complex", "is_conj"):
     setattr(Tensor, _name, TOP_LEVEL[_name])
 del _name
 Tensor.cfloat = _cast_method(DType.c64)  # type: ignore[attr-defined]

@@ -183,13 +183,13 @@ def clamp(F: Front, x: Any, min: Any = None, max: Any = None) -> Any:  # noqa: A
 # ---- closeness -------------------------------------------------------------------------------
 def isclose(F: Front, x: Any, y: Any, rtol: float = 1e-05, atol: float = 1e-08,
             equal_nan: bool = False) -> Any:
-    """|x - y| <= atol + |rtol * y| elementwise (or x == y), as PyTorch computes it; integers
-    are compared as f32."""
+    """|x - y| <= atol + |rtol * y| elementwise (or x == y), as PyTorch computes it (moduli for
+    complex values); integers are compared as f32."""
     a, b = operands(F, (x, y), ("isclose's x", "isclose's y"))
     dtype = F.type_of(a).dtype
     if dtype == DType.bool or F.type_of(b).dtype != dtype:
         return F.emit(EQ, a, b)  # EQ says that the dtypes differ
-    if not dtype.is_float:
+    if not dtype.is_inexact:
         a, b = (F.emit(CAST, v, dtype=DType.f32) for v in (a, b))
     close = F.emit(EQ, a, b)
     if equal_nan:

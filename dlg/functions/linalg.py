@@ -19,7 +19,7 @@ from dlg.functions.args import describe, is_number, tensor
 from dlg.functions.front import Front
 from dlg.functions.reduce import dims, with_dtype
 from dlg.ir.dtypes import DType, promote_types
-from dlg.ir.ops.elementwise import CAST, EQ, MUL
+from dlg.ir.ops.elementwise import ABS, CAST, EQ, MUL
 from dlg.ir.ops.linalg import MATMUL
 from dlg.ir.ops.reduce import REDUCE_SUM, VECTOR_NORM
 from dlg.ir.ops.shape import RESHAPE, TRANSPOSE
@@ -89,6 +89,8 @@ def vector_norm(F: Front, x: Any, ord: Any = 2, axis: Any = None, keepdims: bool
     """torch.linalg.vector_norm: sum(|x|^ord)^(1/ord) over `axis`; inf, -inf, 0 and 1 as
     PyTorch defines them."""
     x = with_dtype(F, tensor(F, x, "vector_norm's argument"), dtype)
+    if F.type_of(x).dtype.is_complex:  # the norm of the moduli, as torch's
+        x = F.emit(ABS, x)
     if not is_number(ord):
         raise DlgTypeError(f"vector_norm: ord must be a number, got {describe(F, ord)}")
     return F.emit(VECTOR_NORM, x, axes=dims(F, x, axis, "vector_norm"), keepdims=keepdims,

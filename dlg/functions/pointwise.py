@@ -23,6 +23,7 @@ from dlg.functions.elementwise import apply, clamp
 from dlg.functions.front import Front
 from dlg.ir.dtypes import DType, promote_types
 from dlg.ir.ops.arith import FLOOR_DIVIDE, FMOD, ISINF, ISNAN, RECIPROCAL
+from dlg.ir.ops.complexes import IMAG
 from dlg.ir.ops.custom import STOP_GRADIENT
 from dlg.ir.ops.elementwise import (
     ABS,
@@ -73,8 +74,12 @@ def promoted(F: Front, values: Sequence[Any], whats: Sequence[str], dtype: DType
 
 
 def floats(F: Front, name: str, values: Sequence[Any], names: Sequence[str]) -> list[Any]:
-    """`values` as tensors of one float dtype: integer tensors and numbers become float32."""
+    """`values` as tensors of one float dtype: integer tensors and numbers become float32;
+    complex ones are refused (the float functions would drop their imaginary parts)."""
     have = [F.type_of(v).dtype for v in values if F.is_tensor(v)]
+    if any(d.is_complex for d in have):
+        raise DlgTypeError(f"{name}: complex tensors are not supported, got "
+                           f"{', '.join(str(d) for d in have)}")
     widest = max((d for d in have if d.is_float), key=_FLOAT_ORDER.index, default=DType.f32)
     return promoted(F, values, [f"{name}'s {n}" for n in names], widest)
 
@@ -280,8 +285,12 @@ isneginf = _infinity("isneginf", False)
 
 
 def isreal(F: Front, x: Any) -> Any:
-    """True everywhere (dlg's tensors are real), as bools of x's shape."""
+    """Where the imaginary part is 0 (true everywhere for real tensors), as bools of x's
+    shape."""
     x = tensor(F, x, "isreal's argument")
+    if F.type_of(x).dtype.is_complex:
+        part = F.emit(IMAG, x)
+        return F.emit(EQ, part, F.lift(0, F.type_of(part).dtype))
     return F.emit(LOGICAL_OR, F.emit(EQ, x, x), F.emit(NE, x, x))
 
 

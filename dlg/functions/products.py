@@ -25,6 +25,7 @@ from dlg.functions.linalg import bmm, dot, einsum, mm, mv, outer, vector_norm
 from dlg.functions.pointwise import floats, promoted
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import broadcast_shapes
+from dlg.ir.ops.complexes import CONJ
 from dlg.ir.ops.elementwise import ADD, MUL, SUB
 from dlg.ir.ops.reduce import REDUCE_SUM
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE, TAKE, UNSQUEEZE
@@ -136,8 +137,9 @@ def inner(F: Front, a: Any, b: Any) -> Any:
 
 
 def vdot(F: Front, a: Any, b: Any) -> Any:
-    """The dot product of two 1-d tensors (dlg's are real: no conjugate)."""
-    return dot(F, a, b)
+    """The dot product of two 1-d tensors, the first conjugated when complex."""
+    a = tensor(F, a, "vdot's input")
+    return dot(F, F.emit(CONJ, a) if F.type_of(a).dtype.is_complex else a, b)
 
 
 def dist(F: Front, x: Any, y: Any, p: Any = 2) -> Any:

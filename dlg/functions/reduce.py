@@ -111,6 +111,8 @@ argmin = _arg("argmin", ARGMIN)
 def logsumexp(F: Front, x: Any, axis: Any = -1, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) over `axis`, computed without overflow; integers as f32."""
     x = tensor(F, x, "logsumexp's argument")
+    if F.type_of(x).dtype.is_complex:
+        raise DlgTypeError(f"logsumexp: complex tensors are not supported, got {F.type_of(x)}")
     if not F.type_of(x).dtype.is_float:
         x = F.emit(CAST, x, dtype=DType.f32)
     found = dims(F, x, axis, "logsumexp")

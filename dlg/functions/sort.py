@@ -123,7 +123,7 @@ def _scan(name: str, op: OpDef) -> Callable[..., Any]:
         x = tensor(F, x, f"{name}'s argument")
         a = _checked_axis(F, F.type_of(x), axis, name)
         have = F.type_of(x).dtype
-        want = have if have.is_float else DType.i64
+        want = have if have.is_inexact else DType.i64
         if dtype is not None:
             if not isinstance(dtype, DType) or dtype == DType.bool:
                 raise DlgTypeError(f"{name}: dtype must be a dlg number dtype such as "

@@ -157,6 +157,10 @@ ELEMENTWISE = {
     "pow_complex": ((Z, Z), lambda L, a, b: a ** (b * 0.5)),
     "pow_real_exponent": ((Z, X), lambda L, a, b: a.pow(b.to(a.dtype))),
     "log": ((Z,), lambda L, a: L.log(a)),
+    "sgn": ((Z,), lambda L, a: a.sgn() * L.sgn(a)),
+    "cumsum": ((Z,), lambda L, a: a.cumsum(1)),
+    "vdot": ((Z, Z), lambda L, a, b: L.vdot(a.flatten(), b.flatten())),
+    "norm": ((Z,), lambda L, a: a.norm() + L.linalg.vector_norm(a, 1, dim=1).sum()),
     "sqrt": ((Z,), lambda L, a: a.sqrt()),
     "sum": ((Z,), lambda L, a: (a * a).sum(1)),
     "mean": ((Z,), lambda L, a: a.mean()),
@@ -185,9 +189,22 @@ def test_complex_ops_match_torch(name, part):
 
 def test_ops_without_complex_support_refuse_it_clearly():
     for fn, name in ((lambda z: z.sin(), "sin"), (lambda z: z.tanh(), "tanh"),
-                     (lambda z: dlg.maximum(z, z), "maximum"), (lambda z: z < z, "lt")):
+                     (lambda z: dlg.maximum(z, z), "maximum"), (lambda z: z < z, "lt"),
+                     (lambda z: dlg.atan2(z, z), "atan2"), (lambda z: z.logsumexp(0), "logsumexp"),
+                     (lambda z: z.prod(), "reduce_prod"), (lambda z: z.cumprod(0), "cumprod")):
         with pytest.raises(dlg.DlgTypeError, match=f"{name}: .*c64"):
             fn(dlg.tensor([1j]))
+
+
+def test_complex_queries_match_torch():
+    a = np.array([1 + 2j, 3j, 2, 1 + 1e-3j], np.complex64)
+    b = np.array([1 + 2.00001j, 3.1j, 2, 1], np.complex64)
+    for fn in (lambda L, a, b: L.isclose(a, b), lambda L, a, b: L.isreal(a),
+               lambda L, a, b: L.sgn(b * 0)):
+        np.testing.assert_array_equal(_numpy(fn(dlg, dlg.tensor(a), dlg.tensor(b))),
+                                      fn(torch, torch.tensor(a), torch.tensor(b)).numpy())
+    assert dlg.allclose(dlg.tensor(a), dlg.tensor(a)) and not dlg.allclose(dlg.tensor(a),
+                                                                             dlg.tensor(b))
 
 
 def test_real_tensors_keep_torchs_meaning():

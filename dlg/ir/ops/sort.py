@@ -16,6 +16,7 @@ import numpy as np
 from dlg.errors import DlgShapeError, DlgValueError
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import NUMERIC, normalize_axis, require_dtype, scalar, zeros_like
+from dlg.ir.ops.complexes import COMPLEX
 from dlg.ir.ops.opdef import Attr, Trait, defop
 from dlg.ir.types import TensorType
 
@@ -92,9 +93,9 @@ TOPK = defop("topk", ("x",), _topk_infer,
 
 
 # ---- cumulative sum and product ---------------------------------------------------------------
-def _scan_infer(name: str) -> Any:
+def _scan_infer(name: str, allowed: tuple[DType, ...] = NUMERIC) -> Any:
     def infer(x: TensorType, axis: int, **attrs: Any) -> TensorType:
-        require_dtype(name, x, NUMERIC)
+        require_dtype(name, x, allowed)
         _axis(name, x, axis)
         return x
     return infer
@@ -106,7 +107,7 @@ def _cumsum_ref(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
     return np.cumsum(x, axis=axis, dtype=x.dtype)
 
 
-CUMSUM = defop("cumsum", ("x",), _scan_infer("cumsum"),
+CUMSUM = defop("cumsum", ("x",), _scan_infer("cumsum", NUMERIC + COMPLEX),
                attrs={"axis": Attr("int"), "reverse": Attr("bool", False)}, ref=_cumsum_ref,
                vjp=lambda b, n, g: (b.cumsum(g, axis=n.attrs["axis"],
                                              reverse=not n.attrs["reverse"]),),
