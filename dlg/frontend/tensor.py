@@ -18,6 +18,7 @@ import numpy as np
 
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import autograd, engine, grad_hooks, printing
+from dlg.frontend.grad_fn import GradFn
 from dlg.frontend.handles import RemovableHandle
 from dlg.frontend.size import Size
 from dlg.functions import indexing
@@ -231,8 +232,10 @@ class Tensor:
         return self.record is None
 
     @property
-    def grad_fn(self) -> str | None:
-        return self.record.op.name if self.record is not None else None
+    def grad_fn(self) -> GradFn | None:
+        """The node that made this tensor (dlg.frontend.grad_fn): the op's name, a str with
+        torch's next_functions; None for a leaf."""
+        return GradFn(self.record) if self.record is not None else None
 
     def accumulate_grad(self, value: np.ndarray | Tensor) -> None:
         """Add `value` to `.grad`: into a leaf's tensor (torch accumulates there in place), as a

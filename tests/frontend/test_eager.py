@@ -305,3 +305,21 @@ def test_backward_of_a_one_element_tensor_of_any_rank_as_torch():
         np.testing.assert_allclose(g, t)
     with pytest.raises(dlg.DlgValueError, match="only for scalar outputs; this one is f32"):
         (dlg.ones(1, 2, requires_grad=True) * 2).backward()
+
+
+def test_grad_fn_is_a_node_with_next_functions():
+    """The Neural Networks tutorial follows loss.grad_fn.next_functions[0][0] back through
+    the graph: each node names its op (a str, as before) and gives its inputs' nodes, down to
+    AccumulateGrad of the leaves that require grad; a constant input is None, as in torch."""
+    for lib in (torch, dlg):
+        x = lib.ones(2, 3, requires_grad=True)
+        loss = lib.nn.functional.mse_loss(lib.relu(x * 2), lib.zeros(2, 3))
+        node = loss.grad_fn
+        assert len(node.next_functions) == 2 and node.next_functions[1][0] is None
+        relu = node.next_functions[0][0]
+        assert "relu" in relu.name().lower() and len(relu.next_functions) == 1
+        mul = relu.next_functions[0][0]
+        leaf = mul.next_functions[0][0]
+        assert leaf.variable is x and leaf.next_functions == ()
+    assert dlg.ones(2, requires_grad=True).grad_fn is None
+    assert (dlg.ones(2, requires_grad=True) * 2).grad_fn == "mul"
