@@ -530,6 +530,7 @@ _FLOATING = frozenset(REGISTRY[name] for name in (
     "atan", "cos", "cosh", "erf", "exp", "exp2", "log", "log10", "log1p", "log2", "reciprocal",
     "rsqrt", "sigmoid", "sin", "sinh", "softsign", "sqrt", "tanh", "tanhshrink"))
 _WHOLE = frozenset(REGISTRY[name] for name in ("floor", "ceil"))
+_CLAMPS = {REGISTRY["hardtanh"]: (-1, 1), REGISTRY["relu6"]: (0, 6)}  # torch's default bounds
 
 
 def apply(opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
@@ -538,6 +539,12 @@ def apply(opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
         inputs = (apply(CAST, inputs[0], dtype=DType.f32),)
     elif opdef in _WHOLE and inputs[0].dtype.is_int:  # torch's floor of ints: a copy
         return apply(CAST, inputs[0], dtype=inputs[0].dtype)
+    elif opdef in _CLAMPS and inputs[0].dtype.is_int:  # hardtanh of ints clamps in their dtype
+        low, high = (int(attrs.get(k, d)) for k, d in zip(("min_val", "max_val"), _CLAMPS[opdef]))
+        if inputs[0].dtype.is_unsigned and low < 0:
+            raise DlgValueError(f"cannot do {opdef.name} on an unsigned type with negative "
+                                f"limits ({low})", engine.caller_span())
+        return _call("clamp", inputs[0], low, high)
     outs = engine.apply(opdef, inputs, attrs)
     tensors = tuple(Tensor.traced(value, t) if isinstance(value, Value) else
                     Tensor.result(value, t, record) for value, t, record in outs)
