@@ -150,6 +150,9 @@ def div(F: Front, x: Any, y: Any, rounding_mode: Any = None) -> Any:
     if rounding_mode is None:
         return apply(F, DIV, [x, y], {})
     choice(F, rounding_mode, ("trunc", "floor"), "div: rounding_mode")
+    if any(F.is_tensor(v) and F.type_of(v).dtype.is_complex for v in (x, y)):
+        raise DlgTypeError(f"div: rounding_mode={rounding_mode!r} is not defined for complex "
+                           f"tensors (torch's rule)")
     if rounding_mode == "floor":
         return apply(F, FLOOR_DIVIDE, [x, y], {})
     tensors = [v for v in (x, y) if F.is_tensor(v)]

@@ -191,8 +191,10 @@ def test_ops_without_complex_support_refuse_it_clearly():
     for fn, name in ((lambda z: z.sin(), "sin"), (lambda z: z.tanh(), "tanh"),
                      (lambda z: dlg.maximum(z, z), "maximum"), (lambda z: z < z, "lt"),
                      (lambda z: dlg.atan2(z, z), "atan2"), (lambda z: z.logsumexp(0), "logsumexp"),
-                     (lambda z: z.prod(), "reduce_prod"), (lambda z: z.cumprod(0), "cumprod")):
-        with pytest.raises(dlg.DlgTypeError, match=f"{name}: .*c64"):
+                     (lambda z: z.prod(), "reduce_prod"), (lambda z: z.cumprod(0), "cumprod"),
+                     (lambda z: dlg.div(z, 2, rounding_mode="trunc"), "div"),
+                     (lambda z: z // 2, "floor_divide")):
+        with pytest.raises(dlg.DlgTypeError, match=f"{name}: .*(c64|complex)"):
             fn(dlg.tensor([1j]))
 
 
