@@ -2115,3 +2115,203 @@ def forward_forward(side: Side5) -> dict:
 
 def test_mnist_forward_forward():
     run_both(forward_forward)
+
+
+# -- 14. Deep Learning with PyTorch: a 60 Minute Blitz (beginner_source/blitz): autograd (the
+#        old Variable text and the new one: external gradients, freezing a model but its new
+#        head), neural_networks_tutorial.py (LeNet, out.backward(randn), grad_fn's
+#        next_functions, SGD by f.data.sub_) and cifar10_tutorial.py (the training loop,
+#        torch.max(outputs, 1), per-class accuracy), with transforms_tutorial.py's one-hot
+#        target Lambda (zeros(10).scatter_(0, tensor(y), value=1)) ------------------------------
+
+def blitz(side: Side5) -> dict:
+    torch = side.lib
+    nn, F, optim = torch.nn, torch.nn.functional, torch.optim
+    Variable = torch.autograd.Variable
+    out = {}
+
+    # autograd_tutorial.py, the Variable text
+    x = Variable(torch.ones(2, 2), requires_grad=True)
+    y = x + 2
+    assert y.grad_fn is not None
+    z = y * y * 3
+    o = z.mean()
+    o.backward()
+    out["x_grad"] = x.grad
+    x = Variable(side.draw(torch.randn, 3), requires_grad=True)
+    y = x * 2
+    while y.data.norm() < 1000:
+        y = y * 2
+    gradients = torch.FloatTensor([0.1, 1.0, 0.0001])
+    y.backward(gradients)
+    out["doubled"] = [y, x.grad]
+    # the new text
+    a = torch.tensor([2., 3.], requires_grad=True)
+    b = torch.tensor([6., 4.], requires_grad=True)
+    Q = 3 * a ** 3 - b ** 2
+    external_grad = torch.tensor([1., 1.])
+    Q.backward(gradient=external_grad)
+    assert (9 * a ** 2 == a.grad).all() and (-2 * b == b.grad).all()
+    x, y = side.draw(torch.rand, 5, 5), side.draw(torch.rand, 5, 5)
+    z = side.draw(torch.rand, (5, 5)).requires_grad_()
+    assert not (x + y).requires_grad and (x + z).requires_grad
+    class ResNet(nn.Module):  # resnet18 in small: a body and its fc head
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(8, 12), nn.ReLU())
+            self.fc = nn.Linear(12, 1000)
+
+        def forward(self, x):
+            return self.fc(self.body(x))
+
+    model = side.weights(ResNet())
+    for param in model.parameters():
+        param.requires_grad = False
+    model.fc = side.weights(nn.Linear(12, 10))
+    optimizer = optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
+    loss = model(side.draw(torch.rand, 4, 8)).sum()
+    loss.backward()
+    optimizer.step()
+    assert model.body[0].weight.grad is None
+    out["head"] = model.state_dict()
+
+    # neural_networks_tutorial.py
+    class Net(nn.Module):
+        def __init__(self):
+            super(Net, self).__init__()
+            self.conv1 = nn.Conv2d(1, 6, 5)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, 10)
+
+        def forward(self, input):
+            c1 = F.relu(self.conv1(input))
+            s2 = F.max_pool2d(c1, (2, 2))
+            c3 = F.relu(self.conv2(s2))
+            s4 = F.max_pool2d(c3, 2)
+            s4 = torch.flatten(s4, 1)
+            f5 = F.relu(self.fc1(s4))
+            f6 = F.relu(self.fc2(f5))
+            output = self.fc3(f6)
+            return output
+
+    net = side.weights(Net())
+    params = list(net.parameters())
+    assert len(params) == 10 and tuple(params[0].size()) == (6, 1, 5, 5)
+    input = side.draw(torch.randn, 1, 1, 32, 32)
+    output = net(input)
+    net.zero_grad()
+    output.backward(side.draw(torch.randn, 1, 10))
+    out["conv1_grad"] = net.conv1.weight.grad
+    output = net(input)
+    target = side.draw(torch.randn, 10)
+    target = target.view(1, -1)
+    criterion = nn.MSELoss()
+    loss = criterion(output, target)
+    node = loss.grad_fn.next_functions[0][0]  # the Linear's
+    assert node is not None and node.next_functions[0][0] is not None  # and the ReLU's
+    net.zero_grad()
+    assert net.conv1.bias.grad is None
+    loss.backward()
+    out["bias_grad"] = net.conv1.bias.grad
+    learning_rate = 0.01
+    for f in net.parameters():
+        f.data.sub_(f.grad.data * learning_rate)
+    optimizer = optim.SGD(net.parameters(), lr=0.01)
+    optimizer.zero_grad()
+    output = net(input)
+    loss = criterion(output, target)
+    loss.backward()
+    optimizer.step()
+    out["net"] = net.state_dict()
+
+    # cifar10_tutorial.py
+    classes = ('plane', 'car', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
+
+    class CifarNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 6, 5)
+            self.pool = nn.MaxPool2d(2, 2)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.conv1(x)))
+            x = self.pool(F.relu(self.conv2(x)))
+            x = torch.flatten(x, 1)  # flatten all dimensions except batch
+            x = F.relu(self.fc1(x))
+            x = F.relu(self.fc2(x))
+            x = self.fc3(x)
+            return x
+
+    def one_hot(y):  # transforms_tutorial.py's target_transform
+        return torch.zeros(10, dtype=torch.float).scatter_(0, torch.tensor(y), value=1)
+
+    rng = np.random.default_rng(15)
+    images = ((rng.random((24, 3, 32, 32), dtype=np.float32) - 0.5) / 0.5)
+    labels = rng.integers(0, 10, 24)
+    trainset = [(torch.from_numpy(im), int(y)) for im, y in zip(images[:16], labels[:16])]
+    testset = [(torch.from_numpy(im), int(y)) for im, y in zip(images[16:], labels[16:])]
+    trainloader = torch.utils.data.DataLoader(trainset, batch_size=4, shuffle=False)
+    testloader = torch.utils.data.DataLoader(testset, batch_size=4, shuffle=False)
+    out["one_hot"] = torch.stack([one_hot(int(y)) for y in labels[:4]])
+    net = side.weights(CifarNet())
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
+    running = []
+    for _epoch in range(2):  # loop over the dataset multiple times
+        running_loss = 0.0
+        for i, data in enumerate(trainloader, 0):
+            inputs, labels_ = data
+            optimizer.zero_grad()
+            outputs = net(inputs)
+            loss = criterion(outputs, labels_)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+            if i % 2 == 1:
+                running.append(running_loss / 2)
+                running_loss = 0.0
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    buffer.seek(0)
+    net = CifarNet()
+    net.load_state_dict(torch.load(buffer, weights_only=True))
+    dataiter = iter(testloader)
+    images_, labels_ = next(dataiter)
+    outputs = net(images_)
+    _, predicted = torch.max(outputs, 1)
+    assert all(classes[predicted[j]] in classes for j in range(4))
+    correct = 0
+    total = 0
+    with torch.no_grad():
+        for data in testloader:
+            images_, labels_ = data
+            outputs = net(images_)
+            _, predicted = torch.max(outputs.data, 1)
+            total += labels_.size(0)
+            correct += (predicted == labels_).sum().item()
+    correct_pred = {classname: 0 for classname in classes}
+    total_pred = {classname: 0 for classname in classes}
+    with torch.no_grad():
+        for data in testloader:
+            images_, labels_ = data
+            outputs = net(images_)
+            _, predictions = torch.max(outputs, 1)
+            for label, prediction in zip(labels_, predictions):
+                if label == prediction:
+                    correct_pred[classes[label]] += 1
+                total_pred[classes[label]] += 1
+    accuracy = {c: 100 * float(correct_pred[c]) / total_pred[c] for c in classes
+                if total_pred[c]}
+    out.update(running=running, correct=[correct, total], per_class=accuracy,
+               cifar=net.state_dict())
+    return out
+
+
+def test_sixty_minute_blitz():
+    run_both(blitz)
