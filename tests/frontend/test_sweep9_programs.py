@@ -2315,3 +2315,177 @@ def blitz(side: Side5) -> dict:
 
 def test_sixty_minute_blitz():
     run_both(blitz)
+
+
+# -- 15. pytorch/examples siamese_network: a ResNet body whose conv1 is replaced and whose fc
+#        is cut off by Sequential(*children()[:-1]), apply(init_weights) with bias.data.fill_,
+#        the APP_MATCHER Dataset drawing pairs with Python's random over np.where groups of a
+#        uint8 image tensor, BCELoss on squeezed sigmoids, torch.where(outputs > 0.5, 1, 0),
+#        Adadelta with StepLR ---------------------------------------------------------------------
+
+def siamese_network(side: Side5) -> dict:
+    torch = side.lib
+    nn, optim = torch.nn, torch.optim
+    StepLR = torch.optim.lr_scheduler.StepLR
+    Dataset = torch.utils.data.Dataset
+    device = torch.device("cpu")
+
+    class BasicBlock(nn.Module):  # torchvision's, for resnet18 in small
+        def __init__(self, planes):
+            super().__init__()
+            self.conv1 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return self.relu(out + x)
+
+    class ResNet(nn.Module):
+        def __init__(self, width=8):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            self.layer1 = nn.Sequential(BasicBlock(width))
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(width, 1000)
+
+    class SiameseNetwork(nn.Module):
+        def __init__(self):
+            super(SiameseNetwork, self).__init__()
+            self.resnet = ResNet()  # torchvision.models.resnet18(weights=None)
+            self.resnet.conv1 = nn.Conv2d(1, 8, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3),
+                                          bias=False)
+            self.fc_in_features = self.resnet.fc.in_features
+            self.resnet = torch.nn.Sequential(*(list(self.resnet.children())[:-1]))
+            self.fc = nn.Sequential(
+                nn.Linear(self.fc_in_features * 2, 256),
+                nn.ReLU(inplace=True),
+                nn.Linear(256, 1),
+            )
+            self.sigmoid = nn.Sigmoid()
+            self.resnet.apply(self.init_weights)
+            self.fc.apply(self.init_weights)
+
+        def init_weights(self, m):
+            if isinstance(m, nn.Linear):
+                torch.nn.init.xavier_uniform_(m.weight)
+                m.bias.data.fill_(0.01)
+
+        def forward_once(self, x):
+            output = self.resnet(x)
+            output = output.view(output.size()[0], -1)
+            return output
+
+        def forward(self, input1, input2):
+            output1 = self.forward_once(input1)
+            output2 = self.forward_once(input2)
+            output = torch.cat((output1, output2), 1)
+            output = self.fc(output)
+            output = self.sigmoid(output)
+            return output
+
+    rng = np.random.default_rng(16)
+
+    class MNIST:  # datasets.MNIST's data (N x 28 x 28 bytes) and targets
+        def __init__(self, n):
+            self.data = torch.from_numpy(rng.integers(0, 256, (n, 28, 28)).astype(np.uint8))
+            self.targets = torch.from_numpy(np.repeat(np.arange(10), n // 10))
+
+    class APP_MATCHER(Dataset):
+        def __init__(self, n):
+            super(APP_MATCHER, self).__init__()
+            self.dataset = MNIST(n)
+            self.data = self.dataset.data.unsqueeze(1).clone()
+            self.group_examples()
+
+        def group_examples(self):
+            np_arr = np.array(self.dataset.targets.clone(), dtype=None, copy=None)
+            self.grouped_examples = {}
+            for i in range(0, 10):
+                self.grouped_examples[i] = np.where((np_arr == i))[0]
+
+        def __len__(self):
+            return self.data.shape[0]
+
+        def __getitem__(self, index):
+            selected_class = random.randint(0, 9)
+            random_index_1 = random.randint(0, self.grouped_examples[selected_class].shape[0] - 1)
+            index_1 = self.grouped_examples[selected_class][random_index_1]
+            image_1 = self.data[index_1].clone().float()
+            if index % 2 == 0:
+                random_index_2 = random.randint(
+                    0, self.grouped_examples[selected_class].shape[0] - 1)
+                while random_index_2 == random_index_1:
+                    random_index_2 = random.randint(
+                        0, self.grouped_examples[selected_class].shape[0] - 1)
+                index_2 = self.grouped_examples[selected_class][random_index_2]
+                image_2 = self.data[index_2].clone().float()
+                target = torch.tensor(1, dtype=torch.float)
+            else:
+                other_selected_class = random.randint(0, 9)
+                while other_selected_class == selected_class:
+                    other_selected_class = random.randint(0, 9)
+                random_index_2 = random.randint(
+                    0, self.grouped_examples[other_selected_class].shape[0] - 1)
+                index_2 = self.grouped_examples[other_selected_class][random_index_2]
+                image_2 = self.data[index_2].clone().float()
+                target = torch.tensor(0, dtype=torch.float)
+            return image_1, image_2, target
+
+    logged, tested = [], []
+
+    def train(args, model, device, train_loader, optimizer, epoch):
+        model.train()
+        criterion = nn.BCELoss()
+        for batch_idx, (images_1, images_2, targets) in enumerate(train_loader):
+            images_1, images_2, targets = (images_1.to(device), images_2.to(device),
+                                           targets.to(device))
+            optimizer.zero_grad()
+            outputs = model(images_1, images_2).squeeze()
+            loss = criterion(outputs, targets)
+            loss.backward()
+            optimizer.step()
+            if batch_idx % args.log_interval == 0:
+                logged.append(loss.item())
+
+    def test(model, device, test_loader):
+        model.eval()
+        test_loss = 0
+        correct = 0
+        criterion = nn.BCELoss()
+        with torch.no_grad():
+            for (images_1, images_2, targets) in test_loader:
+                images_1, images_2, targets = (images_1.to(device), images_2.to(device),
+                                               targets.to(device))
+                outputs = model(images_1, images_2).squeeze()
+                test_loss += criterion(outputs, targets).sum().item()
+                pred = torch.where(outputs > 0.5, 1, 0)
+                correct += pred.eq(targets.view_as(pred)).sum().item()
+        test_loss /= len(test_loader.dataset)
+        tested.append((test_loss, correct))
+
+    class args:  # noqa: N801
+        batch_size, test_batch_size, epochs, lr, gamma, log_interval = 8, 10, 2, 1.0, 0.7, 1
+
+    random.seed(16)
+    train_dataset, test_dataset = APP_MATCHER(30), APP_MATCHER(20)
+    train_loader = torch.utils.data.DataLoader(train_dataset, batch_size=args.batch_size)
+    test_loader = torch.utils.data.DataLoader(test_dataset, batch_size=args.test_batch_size)
+    model = side.weights(SiameseNetwork().to(device))
+    optimizer = optim.Adadelta(model.parameters(), lr=args.lr)
+    scheduler = StepLR(optimizer, step_size=1, gamma=args.gamma)
+    for epoch in range(1, args.epochs + 1):
+        train(args, model, device, train_loader, optimizer, epoch)
+        test(model, device, test_loader)
+        scheduler.step()
+    return {"logged": logged, "tested": tested, "state": model.state_dict()}
+
+
+def test_siamese_network():
+    run_both(siamese_network)
