@@ -18,8 +18,19 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from dlg.errors import DlgError, DlgTypeError, DlgValueError
-from dlg.functions.args import attributes, choice, describe, is_number, is_static, operands, tensor
+from dlg.functions.args import (
+    attributes,
+    choice,
+    describe,
+    int_scalar,
+    is_number,
+    is_static,
+    operands,
+    tensor,
+)
 from dlg.functions.fold import fold
 from dlg.functions.front import Front
 from dlg.ir.ops.arith import FLOOR_DIVIDE, ISFINITE, TRUNC
@@ -111,8 +122,14 @@ ELEMENTWISE: dict[str, Callable[..., Any]] = {
 
 
 def where(F: Front, cond: Any, x: Any, y: Any) -> Any:
-    """x where cond holds, else y; numbers take the other branch's dtype."""
-    a, b = operands(F, (x, y), ("where's x", "where's y"))
+    """x where cond holds, else y; numbers take the other branch's dtype (an int checked against
+    an integer branch's range, as torch's: 300 with uint8 is refused, -1 is 255)."""
+    branches = [x, y]
+    for i, (v, other) in enumerate(((x, y), (y, x))):
+        if (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and F.is_tensor(other)
+                and F.type_of(other).dtype.is_int):
+            branches[i] = int_scalar(v, F.type_of(other).dtype)
+    a, b = operands(F, branches, ("where's x", "where's y"))
     return F.emit(WHERE, tensor(F, cond, "where's condition"), a, b)
 
 

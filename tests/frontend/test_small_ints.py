@@ -108,6 +108,7 @@ UNARY = {
     "max_pool2d": lambda L, a: L.nn.functional.max_pool2d(a[None], 2, padding=1),
     "max_pool2d_indices": lambda L, a: tuple(L.nn.functional.max_pool2d(
         a[None], (2, 3), stride=1, dilation=(1, 2), return_indices=True)),
+    "where_number": lambda L, a: (L.where(a > 0, a, -1), L.where(a > 0, 7, a)),
     "relu6": lambda L, a: L.nn.functional.relu6(a),
     "hardtanh": lambda L, a: L.nn.functional.hardtanh(a, 2.5, 90.7),
     "interpolate_nearest": lambda L, a: L.nn.functional.interpolate(a[None, None].byte(), (2, 7)),
@@ -212,6 +213,8 @@ OVERFLOWS = [
      "40000 cannot be converted to type int16"),
     (lambda: dlg.ones(2, dtype=dlg.uint8).clamp(0, 1000), "1000 cannot be converted"),
     (lambda: dlg.tensor([300], dtype=dlg.uint8), "300 out of bounds for uint8"),
+    (lambda: dlg.where(dlg.tensor([True, False]), dlg.ones(2, dtype=dlg.uint8), -300),
+     "-300 cannot be converted to type uint8"),
     (lambda: dlg.nn.functional.hardtanh(dlg.ones(2, dtype=dlg.uint8)),
      "hardtanh on an unsigned type with negative limits"),
 ]
