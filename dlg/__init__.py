@@ -52,8 +52,8 @@ from dlg.frontend.size import Size
 from dlg.frontend.trace import trace, trace_train
 from dlg.frontend.from_torch import from_torch
 from dlg.frontend.random_fill import Generator
-from dlg.frontend.sampling import (BoolTensor, DoubleTensor, FloatTensor, IntTensor,
-                                   LongTensor)
+from dlg.frontend.sampling import (BoolTensor, ByteTensor, CharTensor, DoubleTensor,
+                                   FloatTensor, IntTensor, LongTensor, ShortTensor)
 from dlg.runtime.executable import Executable
 from dlg.runtime.model import Model
 from dlg.runtime.native import get_num_threads, set_num_threads
@@ -115,4 +115,5 @@ __all__ += ["are_deterministic_algorithms_enabled", "dtype",
             "is_deterministic_algorithms_warn_only_enabled", "use_deterministic_algorithms"]
 __all__ += ["Size", "backends", "get_float32_matmul_precision", "set_float32_matmul_precision"]
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]
+__all__ += ["ByteTensor", "CharTensor", "ShortTensor"]
 __all__ += ["set_printoptions", "t", "vmap"]

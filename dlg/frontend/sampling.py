@@ -116,11 +116,14 @@ def _legacy(dtype: DType) -> Any:
 FloatTensor, DoubleTensor, LongTensor, IntTensor, BoolTensor = (
     _legacy(DType.f32), _legacy(DType.f64), _legacy(DType.i64), _legacy(DType.i32),
     _legacy(DType.bool))
-for _name in ("FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor"):
+ByteTensor, CharTensor, ShortTensor = _legacy(DType.u8), _legacy(DType.i8), _legacy(DType.i16)
+for _name in ("FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor",
+              "ByteTensor", "CharTensor", "ShortTensor"):
     globals()[_name].__name__ = globals()[_name].__qualname__ = _name  # found by pickle
 
 Tensor.multinomial = multinomial  # type: ignore[attr-defined]
 Tensor.bernoulli = bernoulli  # type: ignore[attr-defined]
 
-__all__ = ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor", "bernoulli",
+__all__ = ["BoolTensor", "ByteTensor", "CharTensor", "DoubleTensor", "FloatTensor", "IntTensor",
+           "LongTensor", "ShortTensor", "bernoulli",
            "multinomial", "normal"]

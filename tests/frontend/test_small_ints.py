@@ -250,3 +250,10 @@ def test_torch_refuses_what_dlg_refuses():
                lambda: torch.full((2,), 300, dtype=torch.uint8), lambda: u8.clone().fill_(256)):
         with pytest.raises(RuntimeError):
             fn()
+
+
+def test_legacy_constructors_and_type_names():
+    for name in ("ByteTensor", "CharTensor", "ShortTensor"):
+        same(getattr(dlg, name)([1, 2, 100]), getattr(torch, name)([1, 2, 100]))
+        assert tuple(getattr(dlg, name)(2, 3).shape) == (2, 3)
+        assert dlg.tensor([1.5]).type(getattr(dlg, name)).type() == f"dlg.{name}"
