@@ -49,5 +49,38 @@ class device(str):  # noqa: N801  (torch's spelling)
     def __reduce__(self) -> tuple[Any, ...]:
         return device, (str(self),)
 
+    def __enter__(self) -> device:
+        """`with torch.device("meta"):` (module_load_state_dict_tips): factories in the block
+        make their tensors there. Eager dlg has the CPU alone: "cpu" changes nothing and
+        "meta" makes CPU tensors (dlg has no meta tensors: the module is made, its state then
+        loaded over it with assign=True); any other device is refused."""
+        check_device(self)
+        _DEFAULT.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _DEFAULT.pop()
+
+
+def check_device(d: Any) -> None:
+    """Where eager tensors can be made: the cpu, and "meta" taken as the cpu (its tensors have
+    data here); any other device is a DlgValueError."""
+    if d is not None and str(d).split(":")[0] not in ("cpu", "meta"):
+        raise DlgValueError(f"device {str(d)!r}: eager dlg tensors live on the CPU; "
+                            f"dlg.compile(model, example_input, target=\"cuda\") is the GPU "
+                            f"path", engine.caller_span())
+
+
+_DEFAULT: list[device] = []
+
+
+def set_default_device(d: Any) -> None:
+    """torch.set_default_device: the cpu (or None, or meta taken as the cpu) alone."""
+    check_device(d)
+
+
+def get_default_device() -> device:
+    return CPU
+
 
 CPU = device("cpu")

@@ -14,6 +14,7 @@ from typing import Any
 
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
+from dlg.frontend.device import check_device
 from dlg.frontend.tensor import Tensor, as_number, eager
 
 
@@ -43,12 +44,9 @@ class Layout(enum.Enum):
 
 
 def on_cpu(device: Any) -> None:
-    """Check a device argument (None, 'cpu', 'cpu:0', dlg.device('cpu')): eager tensors live in
-    CPU memory."""
-    if device is not None and str(device).split(":")[0] != "cpu":
-        raise DlgValueError(f"device {str(device)!r}: eager dlg tensors live on the CPU; "
-                            f"dlg.compile(model, example_input, target=\"cuda\") is the GPU "
-                            f"path", engine.caller_span())
+    """Check a device argument (None, 'cpu', 'cpu:0', dlg.device('cpu'); 'meta' taken as the
+    cpu, `frontend/device.py`): eager tensors live in CPU memory."""
+    check_device(device)
 
 
 def check_memory_format(value: Any, x: Tensor | None = None) -> None:

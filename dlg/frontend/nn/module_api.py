@@ -40,7 +40,7 @@ class ModuleAPI:
                 dtype = arg.dtype
             elif not isinstance(arg, bool):  # non_blocking
                 device = arg
-        if device is not None and str(device) != "cpu":
+        if device is not None and str(device).split(":")[0] not in ("cpu", "meta"):
             raise DlgValueError(f"device {device!r}: eager dlg modules run on the cpu; use "
                                 f"dlg.compile(...) for other targets", engine.caller_span())
         if dtype is not None:
