@@ -2802,3 +2802,147 @@ def test_chatbot(attn_model):
     # float32 rounding reaches 3e-5 after four steps at lr 0.05
     tolerance = {"rtol": 1e-3, "atol": 1e-4} if attn_model == "concat" else {}
     run_both(lambda side: chatbot(side, attn_model), **tolerance)
+
+
+# -- 17. Recipes (recipes_source/recipes): what_is_state_dict, saving_and_loading_a_general_
+#        checkpoint, warmstarting_model_using_parameters_from_a_different_model (strict=False),
+#        zeroing_out_gradients, module_load_state_dict_tips (torch.load(mmap=True), the
+#        torch.device('meta') context, load_state_dict(assign=True)), reasoning_about_shapes on
+#        the meta device, swap_tensors, changing_default_device (set/get_default_device) -----
+
+def recipes(side: Side5, tmp_path) -> dict:
+    torch = side.lib
+    nn, F, optim = torch.nn, torch.nn.functional, torch.optim
+    out = {}
+
+    class Net(nn.Module):  # what_is_state_dict.py / defining_a_neural_network.py
+        def __init__(self):
+            super(Net, self).__init__()
+            self.conv1 = nn.Conv2d(3, 6, 5)
+            self.pool = nn.MaxPool2d(2, 2)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.conv1(x)))
+            x = self.pool(F.relu(self.conv2(x)))
+            x = x.view(-1, 16 * 5 * 5)
+            x = F.relu(self.fc1(x))
+            x = F.relu(self.fc2(x))
+            x = self.fc3(x)
+            return x
+
+    net = side.weights(Net())
+    optimizer = optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
+    shapes = [(name, tuple(net.state_dict()[name].size())) for name in net.state_dict()]
+    assert shapes[0] == ("conv1.weight", (6, 3, 5, 5)) and len(shapes) == 10
+    assert list(optimizer.state_dict()) == ["state", "param_groups"]
+
+    # zeroing_out_gradients.py
+    criterion = nn.CrossEntropyLoss()
+    images = side.draw(torch.randn, 4, 3, 32, 32)
+    labels = torch.tensor([1, 0, 3, 9])
+    losses = []
+    for _epoch in range(2):
+        optimizer.zero_grad()
+        outputs = net(images)
+        loss = criterion(outputs, labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    out["losses"] = losses
+
+    # saving_and_loading_a_general_checkpoint.py
+    EPOCH, PATH, LOSS = 5, str(tmp_path / f"model_{torch.__name__}.pt"), 0.4
+    torch.save({
+        'epoch': EPOCH,
+        'model_state_dict': net.state_dict(),
+        'optimizer_state_dict': optimizer.state_dict(),
+        'loss': LOSS,
+    }, PATH)
+    model = Net()
+    optimizer = optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    checkpoint = torch.load(PATH, weights_only=True)
+    model.load_state_dict(checkpoint['model_state_dict'])
+    optimizer.load_state_dict(checkpoint['optimizer_state_dict'])
+    epoch = checkpoint['epoch']
+    loss = checkpoint['loss']
+    assert (epoch, loss) == (5, 0.4)
+    model.train()
+    optimizer.zero_grad()
+    criterion(model(images), labels).backward()
+    optimizer.step()  # momentum buffers carried over
+    out["resumed"] = model.state_dict()
+
+    # warmstarting_model_using_parameters_from_a_different_model.py
+    class NetA(nn.Module):
+        def __init__(self):
+            super(NetA, self).__init__()
+            self.conv1 = nn.Conv2d(3, 6, 5)
+            self.fc1 = nn.Linear(6, 3)
+
+    class NetB(nn.Module):
+        def __init__(self):
+            super(NetB, self).__init__()
+            self.conv1 = nn.Conv2d(3, 6, 5)
+            self.fc2 = nn.Linear(6, 3)
+
+    netA, netB = side.weights(NetA()), side.weights(NetB())
+    PATH = str(tmp_path / f"net_{torch.__name__}.pth")
+    torch.save(netA.state_dict(), PATH)
+    result = netB.load_state_dict(torch.load(PATH, weights_only=True), strict=False)
+    assert sorted(result.missing_keys) == ["fc2.bias", "fc2.weight"]
+    assert sorted(result.unexpected_keys) == ["fc1.bias", "fc1.weight"]
+    out["warm"] = netB.conv1.weight
+
+    # module_load_state_dict_tips.py
+    class SomeModule(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linears = nn.ModuleList([nn.Linear(1, 1) for i in range(10)])
+
+        def forward(self, x):
+            return self.linears(x)
+
+    m = side.weights(SomeModule())
+    PATH = str(tmp_path / f"checkpoint_{torch.__name__}.pth")
+    torch.save(m.state_dict(), PATH)
+    state_dict = torch.load(PATH, mmap=True)
+    with torch.device('meta'):
+        meta_m = SomeModule()
+    meta_m.load_state_dict(state_dict, assign=True)
+    assert meta_m.linears[3].weight.requires_grad
+    out["assigned"] = meta_m.state_dict()
+
+    # reasoning_about_shapes.py: shapes on the meta device
+    t = torch.rand(2, 3, 10, 10, device="meta")
+    conv = torch.nn.Conv2d(3, 5, 2, device="meta")
+    assert tuple(conv(t).shape) == (2, 5, 9, 9)
+
+    # swap_tensors.py
+    t1 = torch.arange(2)
+    t2 = torch.arange(3)
+    torch.utils.swap_tensors(t1, t2)
+    assert (t1.tolist(), t2.tolist()) == ([0, 1, 2], [0, 1])
+    mod = side.weights(torch.nn.Linear(1, 2, bias=False))
+    optimizer = torch.optim.SGD(mod.parameters())
+    mod.weight = torch.nn.Parameter(2 * mod.weight)
+    assert optimizer.param_groups[0]['params'][0] is not mod.weight  # the silent stale reference
+    held = optimizer.param_groups[0]['params'][0]
+    torch.utils.swap_tensors(held, mod.weight)  # the swap keeps the optimizer's reference live
+    assert held.tolist() == (2 * held).div(2).tolist()
+    out["swapped"] = held
+
+    # changing_default_device.py, on a machine without an accelerator
+    torch.set_default_device("cpu")
+    assert str(torch.get_default_device()) == "cpu" and torch.tensor([1.]).device.type == "cpu"
+    with torch.device("cpu"):
+        assert torch.zeros(2).device.type == "cpu"
+    torch.set_default_device(None)
+    return out
+
+
+def test_recipes(tmp_path):
+    run_both(lambda side: recipes(side, tmp_path))
