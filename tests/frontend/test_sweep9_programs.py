@@ -2946,3 +2946,124 @@ def recipes(side: Side5, tmp_path) -> dict:
 
 def test_recipes(tmp_path):
     run_both(lambda side: recipes(side, tmp_path))
+
+
+# -- 18. torch.func tutorials: model ensembling (ensembling.py: stack_module_state, a deepcopy
+#        moved to 'meta', functional_call under vmap with in_dims (0, 0, None)) and
+#        per-sample gradients (per_sample_grads.py: a loop of autograd.grad against
+#        vmap(grad(compute_loss), in_dims=(None, None, 0, 0))) --------------------------------
+
+def func_tutorials(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    import copy
+
+    class SimpleMLP(nn.Module):
+        def __init__(self):
+            super(SimpleMLP, self).__init__()
+            self.fc1 = nn.Linear(784, 128)
+            self.fc2 = nn.Linear(128, 128)
+            self.fc3 = nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = x.flatten(1)
+            x = self.fc1(x)
+            x = F.relu(x)
+            x = self.fc2(x)
+            x = F.relu(x)
+            x = self.fc3(x)
+            return x
+
+    device = 'cpu'
+    num_models = 3
+    data = side.draw(torch.randn, 4, 8, 1, 28, 28, device=device)
+    models = [side.weights(SimpleMLP().to(device)) for _ in range(num_models)]
+    minibatches = data[:num_models]
+    predictions_diff_minibatch_loop = [model(minibatch) for model, minibatch
+                                       in zip(models, minibatches)]
+    minibatch = data[0]
+    predictions2 = [model(minibatch) for model in models]
+    from_func = torch.func
+    params, buffers = from_func.stack_module_state(models)
+    base_model = copy.deepcopy(models[0])
+    base_model = base_model.to('meta')
+
+    def fmodel(params, buffers, x):
+        return from_func.functional_call(base_model, (params, buffers), (x,))
+
+    assert [p.size(0) for p in params.values()] == [num_models] * 6
+    predictions1_vmap = torch.vmap(fmodel)(params, buffers, minibatches)
+    assert torch.allclose(predictions1_vmap, torch.stack(predictions_diff_minibatch_loop),
+                          atol=1e-3, rtol=1e-5)
+    predictions2_vmap = torch.vmap(fmodel, in_dims=(0, 0, None))(params, buffers, minibatch)
+    assert torch.allclose(predictions2_vmap, torch.stack(predictions2), atol=1e-3, rtol=1e-5)
+
+    class SimpleCNN(nn.Module):
+        def __init__(self):
+            super(SimpleCNN, self).__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3, 1)
+            self.conv2 = nn.Conv2d(32, 64, 3, 1)
+            self.fc1 = nn.Linear(9216, 128)
+            self.fc2 = nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = self.conv1(x)
+            x = F.relu(x)
+            x = self.conv2(x)
+            x = F.relu(x)
+            x = F.max_pool2d(x, 2)
+            x = torch.flatten(x, 1)
+            x = self.fc1(x)
+            x = F.relu(x)
+            x = self.fc2(x)
+            output = F.log_softmax(x, dim=1)
+            return output
+
+    def loss_fn(predictions, targets):
+        return F.nll_loss(predictions, targets)
+
+    batch_size = 3
+    data = side.draw(torch.randn, batch_size, 1, 28, 28, device=device)
+    targets = side.draw(torch.randint, 10, (batch_size,), device=device)
+    model = side.weights(SimpleCNN().to(device=device))
+    predictions = model(data)
+    loss = loss_fn(predictions, targets)
+    loss.backward()
+
+    def compute_grad(sample, target):
+        sample = sample.unsqueeze(0)
+        target = target.unsqueeze(0)
+        prediction = model(sample)
+        loss = loss_fn(prediction, target)
+        return torch.autograd.grad(loss, list(model.parameters()))
+
+    def compute_sample_grads(data, targets):
+        sample_grads = [compute_grad(data[i], targets[i]) for i in range(batch_size)]
+        sample_grads = zip(*sample_grads)
+        sample_grads = [torch.stack(shards) for shards in sample_grads]
+        return sample_grads
+
+    per_sample_grads = compute_sample_grads(data, targets)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def compute_loss(params, buffers, sample, target):
+        batch = sample.unsqueeze(0)
+        targets = target.unsqueeze(0)
+        predictions = from_func.functional_call(model, (params, buffers), (batch,))
+        loss = loss_fn(predictions, targets)
+        return loss
+
+    ft_compute_grad = from_func.grad(compute_loss)
+    ft_compute_sample_grad = from_func.vmap(ft_compute_grad, in_dims=(None, None, 0, 0))
+    ft_per_sample_grads = ft_compute_sample_grad(params, buffers, data, targets)
+    for per_sample_grad, ft_per_sample_grad in zip(per_sample_grads,
+                                                   ft_per_sample_grads.values()):
+        assert torch.allclose(per_sample_grad, ft_per_sample_grad, atol=3e-3, rtol=1e-5)
+    return {"ensemble1": predictions1_vmap, "ensemble2": predictions2_vmap,
+            "batch_grads": [p.grad for p in model.parameters()],
+            "per_sample": per_sample_grads, "ft_per_sample": ft_per_sample_grads}
+
+
+def test_func_ensembling_and_per_sample_grads():
+    run_both(func_tutorials)
