@@ -3067,3 +3067,84 @@ def func_tutorials(side: Side5) -> dict:
 
 def test_func_ensembling_and_per_sample_grads():
     run_both(func_tutorials)
+
+
+# -- 19. Jacobians, Hessians, hvp, vhp and more (jacobians_hessians.py): rows of
+#        autograd.grad against vmap of vjp's function, jacrev / jacfwd with argnums, hessian
+#        three ways, batch Jacobians by vmap and by the summed-output trick with movedim, batch
+#        Hessians, hvp as jvp of grad -----------------------------------------------------------
+
+def jacobians_hessians(side: Side5) -> dict:
+    torch = side.lib
+    F = torch.nn.functional
+    from functools import partial
+    vmap, vjp, jacrev, jacfwd, hessian, jvp, grad = (
+        torch.func.vmap, torch.func.vjp, torch.func.jacrev, torch.func.jacfwd,
+        torch.func.hessian, torch.func.jvp, torch.func.grad)
+    out = {}
+
+    def predict(weight, bias, x):
+        return F.linear(x, weight, bias).tanh()
+
+    D = 6
+    weight = side.draw(torch.randn, D, D)
+    bias = side.draw(torch.randn, D)
+    x = side.draw(torch.randn, D)
+
+    def compute_jac(xp):
+        jacobian_rows = [torch.autograd.grad(predict(weight, bias, xp), xp, vec)[0]
+                         for vec in unit_vectors]
+        return torch.stack(jacobian_rows)
+
+    xp = x.clone().requires_grad_()
+    unit_vectors = torch.eye(D)
+    jacobian = compute_jac(xp)
+    _, vjp_fn = vjp(partial(predict, weight, bias), x)
+    ft_jacobian, = vmap(vjp_fn)(unit_vectors)
+    assert torch.allclose(ft_jacobian, jacobian)
+    ft_jacobian = jacrev(predict, argnums=2)(weight, bias, x)
+    assert torch.allclose(ft_jacobian, jacobian)
+    ft_jac_weight, ft_jac_bias = jacrev(predict, argnums=(0, 1))(weight, bias, x)
+    fwd_jacobian = jacfwd(predict, argnums=2)(weight, bias, x)
+    assert torch.allclose(fwd_jacobian, jacobian, atol=1e-6)
+    out.update(jacobian=jacobian, jac_weight=ft_jac_weight, jac_bias=ft_jac_bias)
+
+    hess_api = hessian(predict, argnums=2)(weight, bias, x)
+    hess_fwdfwd = jacfwd(jacfwd(predict, argnums=2), argnums=2)(weight, bias, x)
+    hess_revrev = jacrev(jacrev(predict, argnums=2), argnums=2)(weight, bias, x)
+    assert torch.allclose(hess_api, hess_fwdfwd, atol=1e-6)
+    assert torch.allclose(hess_api, hess_revrev, atol=1e-6)
+    out["hessian"] = hess_api
+
+    batch_size, Din, Dout = 5, 4, 3
+    weight = side.draw(torch.randn, Dout, Din)
+    bias = side.draw(torch.randn, Dout)
+    x = side.draw(torch.randn, batch_size, Din)
+    compute_batch_jacobian = vmap(jacrev(predict, argnums=2), in_dims=(None, None, 0))
+    batch_jacobian0 = compute_batch_jacobian(weight, bias, x)
+
+    def predict_with_output_summed(weight, bias, x):
+        return predict(weight, bias, x).sum(0)
+
+    batch_jacobian1 = jacrev(predict_with_output_summed, argnums=2)(weight, bias, x).movedim(1, 0)
+    assert torch.allclose(batch_jacobian0, batch_jacobian1)
+    compute_batch_hessian = vmap(hessian(predict, argnums=2), in_dims=(None, None, 0))
+    batch_hess = compute_batch_hessian(weight, bias, x)
+    assert tuple(batch_hess.shape) == (batch_size, Dout, Din, Din)
+    out.update(batch_jacobian=batch_jacobian0, batch_hessian=batch_hess)
+
+    def hvp(f, primals, tangents):
+        return jvp(lambda x: grad(f)(x), primals, tangents)[1]
+
+    def f(x):
+        return x.sin().sum()
+
+    x = side.draw(torch.randn, 16)
+    tangent = side.draw(torch.randn, 16)
+    out["hvp"] = hvp(f, (x,), (tangent,))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # torch's jacfwd's
+def test_jacobians_hessians():
+    run_both(jacobians_hessians)
