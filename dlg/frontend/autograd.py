@@ -26,15 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlg.compiler.lower import has_lowering
 from dlg.compiler.passes.autodiff import grad as grad_graph
 from dlg.errors import DlgValueError
 from dlg.frontend import grad_hooks, versions
 from dlg.frontend.engine import Record, caller_span, current, rng
-from dlg.frontend.tiering import Tier
+from dlg.frontend.tiering import Tier, compilable
 from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.builder import Builder
-from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Value
 from dlg.runtime.interp import Interpreter, Program
 
@@ -83,7 +81,7 @@ class Plan:
     def of(cls, graph: Graph, templates: list[Rebindable], checked: bool = False) -> Plan:
         """`checked` (anomaly mode): through the interpreter, which checks every node."""
         program = None if checked else Program.of(graph, exact=False)
-        tier = Tier(graph) if program is not None and _compilable(graph, program) else None
+        tier = Tier(graph) if program is not None and compilable(graph, program) else None
         return cls(graph, program, Interpreter(exact=False), tuple(templates), tier)
 
     def rebind(self, calls: list[Rebindable]) -> None:
@@ -108,14 +106,6 @@ class Plan:
                    ) -> dict[str, np.ndarray]:
         values = program.run([feeds[node.name or ""] for node in self.graph.inputs])
         return {name: v for (name, _), v in zip(self.graph.outputs, values)}
-
-
-def _compilable(graph: Graph, program: Program) -> bool:
-    """Whether the compiler takes this gradient graph as eager computes it: float32 (eager's
-    float64 is exact to the last digits, half types widen), every op the program runs
-    lowered."""
-    floats = [t.dtype for node in graph.inputs for t in node.types if t.dtype.is_float]
-    return all(d is DType.f32 for d in floats) and all(map(has_lowering, program.ops))
 
 
 def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | None = None,

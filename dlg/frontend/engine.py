@@ -45,6 +45,7 @@ from dlg.ir.ops.shape import (
 )
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
+from dlg.frontend.tiering import TieredOp, compilable
 from dlg.runtime.interp import Interpreter, Program, takes_exact
 
 if TYPE_CHECKING:
@@ -532,11 +533,23 @@ def _plan(op: OpDef, types: tuple[TensorType, ...], checked: dict[str, Any], kee
     if view is not None:
         return out_types, lambda arrays: view(arrays[0], **checked)
     if op.ref is not None:
-        return out_types, _reference(op, checked)
-    composite = _composite(op, checked, types, keep)
-    if composite.program is not None:
-        return out_types, composite.program.run
-    return out_types, composite.interpret
+        run = _reference(op, checked)
+        graph = _one_node_graph(op, checked, types) if _tiers(op, keep) else None
+        program = None if graph is None else Program.of(graph)
+    else:
+        composite = _composite(op, checked, types, keep)
+        run = composite.interpret if composite.program is None else composite.program.run
+        graph, program = composite.graph, composite.program if _tiers(op, keep) else None
+    if program is not None and compilable(graph, program):
+        run = TieredOp(graph, run)
+    return out_types, run
+
+
+def _tiers(op: OpDef, keep: bool) -> bool:
+    """Whether eager may move a kept plan of `op` to compiled code (`TieredOp`): not views and
+    reshapes (they share the input's memory), random draws (dlg's generator) or Python."""
+    return keep and not (op in RESHAPES or op.needs_ctx or Trait.RANDOM in op.traits
+                         or Trait.PYTHON in op.traits)
 
 
 def _reference(op: OpDef, attrs: dict[str, Any]) -> Run:
@@ -597,16 +610,22 @@ def _composite(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, ...], 
     key = (op, types, *attrs.values())  # checked attributes, in the schema's order
     if keep and key in _composites:
         return _composites[key]
+    g = _one_node_graph(op, attrs, types)
+    if not keep:
+        return Composite(g, None, False)
+    _composites[key] = Composite(g, Program.of(g, exact=False), True)
+    return _composites[key]
+
+
+def _one_node_graph(op: OpDef, attrs: dict[str, Any], types: tuple[TensorType, ...]) -> Graph:
+    """op on inputs in0, in1, ... of these types, its outputs out0, out1, ..."""
     g = Graph(op.name)
     b = Builder(g)
     ins = [b.input(f"in{i}", t) for i, t in enumerate(types)]
     outs = b.emit(op, *ins, **attrs)
     for i, v in enumerate(outs if isinstance(outs, tuple) else (outs,)):
         g.set_output(f"out{i}", v)
-    if not keep:
-        return Composite(g, None, False)
-    _composites[key] = Composite(g, Program.of(g, exact=False), True)
-    return _composites[key]
+    return g
 
 
 def _interpreter(persistent: bool = False) -> Interpreter:
