@@ -108,10 +108,11 @@ def test_max_pool_of_small_ints_compiles(dtype):
           dilation=(2,))
 
 
-def test_matmul_of_small_ints_compiles():
+def test_matmul_and_linear_of_small_ints_compile():
     for dtype in SMALL:
-        a = whole_range(dtype)
-        agree("matmul", [a, whole_range(dtype, seed=1).T.copy()])
+        a, b = whole_range(dtype), whole_range(dtype, seed=1)
+        agree("matmul", [a, b.T.copy()])
+        agree("linear", [a, b, b[0]])
 
 
 def test_traced_function_compiles_to_eager_values():

@@ -294,7 +294,7 @@ ROWS = [
     row("softmax-int-input", "model M { input x: i64[N, 3] output y = softmax(x) }",
         DlgTypeError, "1:41", r"softmax: input must be f16/f32/f64, got i64\[N,3\]"),
     row("linear-int-input", "model M { input x: i64[N, 3] layer fc = Linear(3, 4) "
-        "output y = fc(x) }", DlgTypeError, "1:65", r"linear: input must be f16/f32/f64"),
+        "output y = fc(x) }", DlgTypeError, "1:65", r"linear: dtypes differ: i64\[N,3\] vs f32"),
     row("embedding-float-indices", X + "layer e = Embedding(10, 4) output y = e(x) }",
         DlgTypeError, "1:68", r"embedding: indices must be i32/i64, got f32\[N,3\]"),
     row("logical-and-floats", X + "output y = x and x }", DlgTypeError, "1:41",

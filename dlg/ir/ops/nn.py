@@ -205,7 +205,7 @@ ONE_HOT = defop("one_hot", ("indices",), _one_hot_infer, decompose=_one_hot_deco
 
 
 def _linear_infer(x: TensorType, w: TensorType, *bias: TensorType, name: str) -> TensorType:
-    require_dtype(name, x, FLOATS)
+    require_dtype(name, x, NUMERIC)  # integers too, as torch's F.linear (wrapping matmul)
     same_dtype(name, x, w, *bias)
     if x.rank < 1 or w.rank != 2 or x.shape[-1] != w.shape[1]:
         raise DlgShapeError(f"{name}: input {x} does not fit weight {w} "
