@@ -63,7 +63,7 @@ BINARY = {
     "masked_fill": lambda L, a, b: a.masked_fill(a > b, 5),
     "masked_select": lambda L, a, b: a[a > b], "add_": lambda L, a, b: a.clone().add_(b),
     "clamp_tensor": lambda L, a, b: L.clamp(a, b, None),
-    "linear": lambda L, a, b: L.nn.functional.linear(a, b, b[0]),
+    "linear": lambda L, a, b: L.nn.functional.linear(a, b, b[:, 0]),
 }
 
 UNARY = {
