@@ -184,3 +184,31 @@ def test_parametrized_module_traces():
 def test_bad_calls(call, error):
     with pytest.raises(error):
         call()
+
+
+def test_parametrize_cached_computes_each_tensor_once_per_block():
+    """The parametrizations tutorial's `with P.cached(): output = model(inputs)`: inside the
+    block a parametrized weight is computed at its first read and reused; after it, each read
+    computes it again, as torch."""
+    import dlg.nn.utils.parametrize as P
+
+    calls = []
+
+    class Skew(dlg.nn.Module):
+        def forward(self, X):
+            calls.append(1)
+            A = X.triu(1)
+            return A - A.transpose(-1, -2)
+
+    layer = dlg.nn.Linear(3, 3)
+    P.register_parametrization(layer, "weight", Skew())
+    calls.clear()
+    with P.cached():
+        first = layer.weight
+        with P.cached():  # nested blocks share the cache
+            assert layer.weight is first
+        assert layer.weight is first
+        layer(dlg.ones(2, 3)).sum().backward()
+    assert len(calls) == 1
+    assert layer.parametrizations.weight.original.grad is not None
+    assert layer.weight is not first and len(calls) == 2

@@ -12,6 +12,8 @@ a parametrization's buffers as `parametrizations.weight.0._u`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from dlg.errors import DlgValueError
@@ -117,8 +119,33 @@ def _swap_class(module: Module) -> None:
 
 def _getter(name: str) -> Any:
     def get(self: Module) -> Tensor:
-        return self.parametrizations[name]()
+        if not _caching:
+            return self.parametrizations[name]()
+        key = (id(self), name)
+        if key not in _cache:
+            _cache[key] = self.parametrizations[name]()
+        return _cache[key]
     return get
+
+
+_caching = 0  # open `cached()` blocks
+_cache: dict[tuple[int, str], Tensor] = {}
+
+
+@contextmanager
+def cached() -> Iterator[None]:
+    """torch's parametrize.cached(): inside the block each parametrized tensor is computed
+    once, at its first read, and that tensor is given at every read after (the
+    parametrizations tutorial's Cayley map solved once per forward); the cache empties when
+    the outermost block ends."""
+    global _caching
+    _caching += 1
+    try:
+        yield
+    finally:
+        _caching -= 1
+        if not _caching:
+            _cache.clear()
 
 
 def _setter(name: str) -> Any:
