@@ -3148,3 +3148,192 @@ def jacobians_hessians(side: Side5) -> dict:
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # torch's jacfwd's
 def test_jacobians_hessians():
     run_both(jacobians_hessians)
+
+
+# -- 20. Fusing convolution and batch norm with a custom Function
+#        (custom_function_conv_bn_tutorial.py): Conv2D's backward by conv2d of transposes and
+#        conv_transpose2d (checked against torch.nn.grad), BatchNorm's backward by hand, both
+#        gradchecked in float64, the fused Function (backward returning extra Nones) inside a
+#        module with F.relu_, a few SGD steps against the unfused BatchNorm2d net ---------------
+
+def fused_conv_bn(side: Side5) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    out = {}
+
+    def convolution_backward(grad_out, X, weight):
+        grad_input = F.conv2d(X.transpose(0, 1), grad_out.transpose(0, 1)).transpose(0, 1)
+        grad_X = torch.nn.functional.conv_transpose2d(grad_out, weight)
+        return grad_X, grad_input
+
+    class Conv2D(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, X, weight):
+            ctx.save_for_backward(X, weight)
+            return F.conv2d(X, weight)
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            X, weight = ctx.saved_tensors
+            return convolution_backward(grad_out, X, weight)
+
+    weight = side.draw(torch.rand, 4, 2, 3, 3, dtype=torch.double).requires_grad_()
+    X = side.draw(torch.rand, 2, 2, 5, 5, dtype=torch.double).requires_grad_()
+    assert torch.autograd.gradcheck(Conv2D.apply, (X, weight))
+    grad_out = side.draw(torch.rand, 2, 4, 3, 3, dtype=torch.double)
+    grad_X, grad_w = convolution_backward(grad_out, X.detach(), weight.detach())
+    assert torch.allclose(grad_w, torch.nn.grad.conv2d_weight(X.detach(), weight.shape, grad_out))
+    assert torch.allclose(grad_X, torch.nn.grad.conv2d_input(X.shape, weight.detach(), grad_out))
+    out["conv_backward"] = [grad_X, grad_w]
+
+    def unsqueeze_all(t):
+        return t[None, :, None, None]
+
+    def batch_norm_backward(grad_out, X, sum, sqrt_var, N, eps):
+        tmp = ((X - unsqueeze_all(sum) / N) * grad_out).sum(dim=(0, 2, 3))
+        tmp *= -1
+        d_denom = tmp / (sqrt_var + eps)**2
+        d_var = d_denom / (2 * sqrt_var)
+        d_mean_dx = grad_out / unsqueeze_all(sqrt_var + eps)
+        d_mean_dx = unsqueeze_all(-d_mean_dx.sum(dim=(0, 2, 3)) / N)
+        grad_input = X * unsqueeze_all(d_var * N)
+        grad_input += unsqueeze_all(-d_var * sum)
+        grad_input *= 2 / ((N - 1) * N)
+        grad_input += d_mean_dx
+        grad_input *= unsqueeze_all(sqrt_var + eps)
+        grad_input += grad_out
+        grad_input /= unsqueeze_all(sqrt_var + eps)
+        return grad_input
+
+    class BatchNorm(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, X, eps=1e-3):
+            sum = X.sum(dim=(0, 2, 3))
+            var = X.var(unbiased=True, dim=(0, 2, 3))
+            N = X.numel() / X.size(1)
+            sqrt_var = torch.sqrt(var)
+            ctx.save_for_backward(X)
+            ctx.eps = eps
+            ctx.sum = sum
+            ctx.N = N
+            ctx.sqrt_var = sqrt_var
+            mean = sum / N
+            denom = sqrt_var + eps
+            out = X - unsqueeze_all(mean)
+            out /= unsqueeze_all(denom)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            X, = ctx.saved_tensors
+            return batch_norm_backward(grad_out, X, ctx.sum, ctx.sqrt_var, ctx.N, ctx.eps)
+
+    a = side.draw(torch.rand, 1, 2, 3, 4, dtype=torch.double).requires_grad_()
+    assert torch.autograd.gradcheck(BatchNorm.apply, (a,), fast_mode=False)
+
+    class FusedConvBN2DFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, X, conv_weight, eps=1e-3):
+            assert X.ndim == 4  # N, C, H, W
+            ctx.save_for_backward(X, conv_weight)
+            X = F.conv2d(X, conv_weight)
+            sum = X.sum(dim=(0, 2, 3))
+            var = X.var(unbiased=True, dim=(0, 2, 3))
+            N = X.numel() / X.size(1)
+            sqrt_var = torch.sqrt(var)
+            ctx.eps = eps
+            ctx.sum = sum
+            ctx.N = N
+            ctx.sqrt_var = sqrt_var
+            mean = sum / N
+            denom = sqrt_var + eps
+            out = X - unsqueeze_all(mean)
+            out /= unsqueeze_all(denom)
+            return out
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            X, conv_weight, = ctx.saved_tensors
+            X_conv_out = F.conv2d(X, conv_weight)
+            grad_out = batch_norm_backward(grad_out, X_conv_out, ctx.sum, ctx.sqrt_var,
+                                           ctx.N, ctx.eps)
+            grad_X, grad_input = convolution_backward(grad_out, X, conv_weight)
+            return grad_X, grad_input, None, None, None, None, None
+
+    weight = side.draw(torch.rand, 3, 2, 3, 3, dtype=torch.double).requires_grad_()
+    X = side.draw(torch.rand, 2, 2, 4, 4, dtype=torch.double).requires_grad_()
+    assert torch.autograd.gradcheck(FusedConvBN2DFunction.apply, (X, weight))
+
+    class FusedConvBN(nn.Module):
+        def __init__(self, in_channels, out_channels, kernel_size, exp_avg_factor=0.1,
+                     eps=1e-3, device=None, dtype=None):
+            super(FusedConvBN, self).__init__()
+            factory_kwargs = {'device': device, 'dtype': dtype}
+            weight_shape = (out_channels, in_channels, kernel_size, kernel_size)
+            self.conv_weight = nn.Parameter(torch.empty(*weight_shape, **factory_kwargs))
+            self.eps = eps
+            self.reset_parameters()
+
+        def forward(self, X):
+            return FusedConvBN2DFunction.apply(X, self.conv_weight, self.eps)
+
+        def reset_parameters(self) -> None:
+            nn.init.kaiming_uniform_(self.conv_weight, a=math.sqrt(5))
+
+    class Net(nn.Module):
+        def __init__(self, fused=True):
+            super(Net, self).__init__()
+            self.fused = fused
+            if fused:
+                self.convbn1 = FusedConvBN(1, 8, 3)
+                self.convbn2 = FusedConvBN(8, 16, 3)
+            else:
+                self.conv1 = nn.Conv2d(1, 8, 3, 1, bias=False)
+                self.bn1 = nn.BatchNorm2d(8, affine=False, track_running_stats=False)
+                self.conv2 = nn.Conv2d(8, 16, 3, 1, bias=False)
+                self.bn2 = nn.BatchNorm2d(16, affine=False, track_running_stats=False)
+            self.fc1 = nn.Linear(16 * 6 * 6, 32)
+            self.dropout = nn.Dropout(0.0)
+            self.fc2 = nn.Linear(32, 10)
+
+        def forward(self, x):
+            if self.fused:
+                x = self.convbn1(x)
+            else:
+                x = self.conv1(x)
+                x = self.bn1(x)
+            F.relu_(x)
+            if self.fused:
+                x = self.convbn2(x)
+            else:
+                x = self.conv2(x)
+                x = self.bn2(x)
+            F.relu_(x)
+            x = F.max_pool2d(x, 2)
+            F.relu_(x)
+            x = x.flatten(1)
+            x = self.fc1(x)
+            x = self.dropout(x)
+            F.relu_(x)
+            x = self.fc2(x)
+            output = F.log_softmax(x, dim=1)
+            return output
+
+    data = side.draw(torch.randn, 6, 1, 16, 16)
+    target = torch.tensor([0, 3, 1, 9, 2, 5])
+    for fused in (True, False):
+        model = side.weights(Net(fused))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        losses = []
+        for _step in range(3):
+            optimizer.zero_grad()
+            loss = F.nll_loss(model(data), target)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        out[f"fused={fused}"] = {"losses": losses, "state": model.state_dict()}
+    return out
+
+
+def test_fused_conv_bn_custom_function():
+    run_both(fused_conv_bn)
