@@ -212,3 +212,33 @@ def test_parametrize_cached_computes_each_tensor_once_per_block():
     assert len(calls) == 1
     assert layer.parametrizations.weight.original.grad is not None
     assert layer.weight is not first and len(calls) == 2
+
+
+def test_remove_parametrizations_keeps_the_original_and_buffers_stay_buffers():
+    """torch's remove_parametrizations puts the original tensor back (set_ to the parametrized
+    value), so an optimizer made before still trains the module's weight; a parametrized buffer's
+    original is a buffer, out of parameters()."""
+    for lib in (torch, dlg):
+        P = lib.nn.utils.parametrize
+
+        class Sym(lib.nn.Module):
+            def forward(self, X):
+                return X.triu() + X.triu(1).transpose(-1, -2)
+
+        layer = lib.nn.Linear(3, 3)
+        P.register_parametrization(layer, "weight", Sym())
+        original = layer.parametrizations.weight.original
+        opt = lib.optim.SGD(layer.parameters(), lr=0.5)
+        P.remove_parametrizations(layer, "weight")
+        assert layer.weight is original and type(layer.weight) is lib.nn.Parameter
+        assert (layer.weight - layer.weight.T).abs().max().item() == 0
+        layer(lib.ones(1, 3)).sum().backward()
+        before = layer.weight.detach().clone()
+        opt.step()
+        assert not lib.equal(layer.weight.detach(), before)
+        bn = lib.nn.BatchNorm1d(3)
+        P.register_parametrization(bn, "running_mean", lib.nn.Identity())
+        assert sorted(dict(bn.named_parameters())) == ["bias", "weight"]
+        assert "parametrizations.running_mean.original" in dict(bn.named_buffers())
+        P.remove_parametrizations(bn, "running_mean")
+        assert "running_mean" in dict(bn.named_buffers())

@@ -32,11 +32,20 @@ class ParametrizationList(ModuleList):
         value = _right_inverse(first, original) if hasattr(first, "right_inverse") else original
         if isinstance(value, Tensor):
             self.is_tensor, self.ntensors = True, 1
-            self.original = _parameter(value, original)
+            self._keep("original", value, original)
         else:
             self.is_tensor, self.ntensors = False, len(value)
             for i, v in enumerate(value):
-                setattr(self, f"original{i}", _parameter(v, original))
+                self._keep(f"original{i}", v, original)
+
+    def _keep(self, name: str, value: Tensor, like: Tensor) -> None:
+        """An original: a parameter where the tensor was one, a buffer where it was a buffer
+        (a parametrized running_mean stays out of parameters(), as in torch)."""
+        kept = _parameter(value, like)
+        if isinstance(like, Parameter):
+            setattr(self, name, kept)
+        else:
+            self.register_buffer(name, Tensor.of(kept.detach().numpy_view()))
 
     def right_inverse(self, value: Tensor) -> None:
         """Assigning the parametrized tensor: the originals take the inverses' values."""
@@ -163,24 +172,32 @@ def is_parametrized(module: Module, tensor_name: str | None = None) -> bool:
 
 def remove_parametrizations(module: Module, tensor_name: str,
                             leave_parametrized: bool = True) -> Module:
-    """torch's: the tensor becomes a plain parameter again, holding the parametrized value
-    (`leave_parametrized`) or the original (one original only)."""
+    """torch's: the tensor becomes a plain parameter (or buffer) again, holding the
+    parametrized value (`leave_parametrized`) or the original. With one original, that very
+    tensor is put back (given the parametrized value in place), as torch's set_ does, so an
+    optimizer holding it keeps training the module's tensor; several originals give a new one."""
     if not is_parametrized(module, tensor_name):
         raise DlgValueError(f"module {type(module).__name__} has no parametrization on "
                             f"{tensor_name!r}", engine.caller_span())
     plist = module.parametrizations[tensor_name]
-    if leave_parametrized:
-        with engine.no_grad():
-            value = plist()
-        requires = (plist.original if plist.is_tensor else plist.original0).requires_grad
-    elif plist.is_tensor:
-        value, requires = plist.original, plist.original.requires_grad
+    if plist.is_tensor:
+        original = plist.original
+        if leave_parametrized:
+            with engine.no_grad():
+                original.data = plist()
+    elif leave_parametrized:
+        t = plist()
+        requires = t.requires_grad
+        original = Parameter(t.detach().numpy_view().copy(), requires) if requires else t.detach()
     else:
         raise DlgValueError("remove_parametrizations: leave_parametrized=False needs a "
                             "parametrization with one original tensor", engine.caller_span())
     delattr(type(module), tensor_name)
     del module.parametrizations[tensor_name]
-    setattr(module, tensor_name, Parameter(value.detach().numpy_view().copy(), requires))
+    if isinstance(original, Parameter):
+        setattr(module, tensor_name, original)
+    else:
+        module.register_buffer(tensor_name, original)
     if not is_parametrized(module):
         del module._modules["parametrizations"]
         object.__setattr__(module, "__class__", type(module)._unparametrized)
