@@ -3337,3 +3337,90 @@ def fused_conv_bn(side: Side5) -> dict:
 
 def test_fused_conv_bn_custom_function():
     run_both(fused_conv_bn)
+
+
+# -- 21. Parametrizations (parametrizations.py): Symmetric, Skew then MatrixExponential and the
+#        CayleyMap chained on one weight, P.cached() around a forward, right_inverse on
+#        assignment, remove_parametrizations, and a few SGD steps through them --------------------
+
+def parametrizations_tutorial(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    P = torch.nn.utils.parametrize
+    out = {}
+
+    class Symmetric(nn.Module):
+        def forward(self, X):
+            return X.triu() + X.triu(1).transpose(-1, -2)
+
+    layer = side.weights(nn.Linear(3, 3))
+    P.register_parametrization(layer, "weight", Symmetric())
+    A = layer.weight
+    assert torch.allclose(A, A.T)
+    out["symmetric"] = A
+
+    class Skew(nn.Module):
+        def forward(self, X):
+            A = X.triu(1)
+            return A - A.transpose(-1, -2)
+
+    class MatrixExponential(nn.Module):
+        def forward(self, X):
+            return torch.matrix_exp(X)
+
+    layer_orthogonal = side.weights(nn.Linear(3, 3))
+    P.register_parametrization(layer_orthogonal, "weight", Skew())
+    P.register_parametrization(layer_orthogonal, "weight", MatrixExponential())
+    X = layer_orthogonal.weight
+    assert torch.dist(X.T @ X, torch.eye(3)) < 1e-5
+    out["orthogonal"] = X
+
+    class CayleyMap(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.register_buffer("Id", torch.eye(n))
+
+        def forward(self, X):
+            # (I + X)(I - X)^{-1}
+            return torch.linalg.solve(self.Id - X, self.Id + X)
+
+    layer = side.weights(nn.Linear(3, 3))
+    P.register_parametrization(layer, "weight", Skew())
+    P.register_parametrization(layer, "weight", CayleyMap(3))
+    X = layer.weight
+    assert torch.dist(X.T @ X, torch.eye(3)) < 1e-5
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    inputs = side.draw(torch.randn, 4, 3)
+    losses = []
+    for _step in range(3):
+        optimizer.zero_grad()
+        with P.cached():
+            loss = (layer(inputs) ** 2).sum() + layer.weight.trace()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    out.update(cayley_losses=losses, cayley=layer.weight,
+               names=len(list(layer.state_dict())))
+
+    class Symmetric2(nn.Module):
+        def forward(self, X):
+            return X.triu() + X.triu(1).transpose(-1, -2)
+
+        def right_inverse(self, A):
+            return A.triu()
+
+    layer = side.weights(nn.Linear(3, 3))
+    P.register_parametrization(layer, "weight", Symmetric2())
+    X = side.draw(torch.rand, 3, 3)
+    X = X + X.T
+    layer.weight = X
+    assert torch.dist(layer.weight, X) < 1e-6
+    out["original"] = layer.parametrizations.weight.original
+    P.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    assert not P.is_parametrized(layer) and isinstance(layer.weight, nn.Parameter)
+    out["removed"] = layer.weight
+    return out
+
+
+def test_parametrizations_tutorial():
+    run_both(parametrizations_tutorial)
