@@ -15,8 +15,9 @@ from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.functions import args
 from dlg.functions.args import describe, tensor
 from dlg.functions.front import Front
+from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import INDEX_INTS, broadcast_shapes, normalize_axis
-from dlg.ir.ops.elementwise import ADD, LT, WHERE
+from dlg.ir.ops.elementwise import ADD, CAST, LT, WHERE
 from dlg.ir.ops.gather import GATHER, INDEX_ADD, SCATTER, SCATTER_ADD_ALONG
 from dlg.ir.ops.reduce import NUMEL
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE, SLICE, TAKE
@@ -24,7 +25,10 @@ from dlg.ir.shapes import Shape, numel
 
 
 def _index(F: Front, index: Any, op: str) -> Any:
-    """The index argument: an int32 or int64 tensor."""
+    """The index argument: an int32 or int64 tensor (an empty one of any integer dtype, which
+    torch lets pass: it indexes nothing)."""
+    if F.is_tensor(index) and F.type_of(index).dtype.is_int and numel(F.type_of(index).shape) == 0:
+        return F.emit(CAST, index, dtype=DType.i64)
     if not F.is_tensor(index) or F.type_of(index).dtype not in INDEX_INTS:
         what = describe(F, index)
         raise DlgTypeError(f"{op}: index must be an int64 (or int32) tensor, got {what}")

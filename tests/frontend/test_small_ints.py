@@ -85,6 +85,7 @@ UNARY = {
     "unique": lambda L, a: L.unique(a), "flip": lambda L, a: a.flip(0),
     "index": lambda L, a: a[1:, ::2], "transpose": lambda L, a: a.t(),
     "gather": lambda L, a: a.gather(1, L.zeros(3, 2, dtype=L.int64)),
+    "gather_empty_index": lambda L, a: a.gather(1, L.zeros(3, 0, dtype=L.uint8)),
     "float": lambda L, a: a.float(), "long": lambda L, a: a.long(), "bool": lambda L, a: a.bool(),
     "byte": lambda L, a: a.byte(), "char": lambda L, a: a.char(), "short": lambda L, a: a.short(),
     "zeros_like": lambda L, a: L.zeros_like(a), "full": lambda L, a: L.full((2,), 7, dtype=a.dtype),
