@@ -20,7 +20,7 @@ from dlg.ir.dtypes import bfloat16  # a name only: no tensor has it (autocast's 
 from dlg.ir.anomaly import detect_anomaly, is_anomaly_enabled, set_anomaly
 from dlg import autograd, data, nn, optim, utils
 from dlg import distributions, func
-from dlg import amp, backends, cuda
+from dlg import amp, backends, cuda, testing
 from dlg.backends import get_float32_matmul_precision, set_float32_matmul_precision
 from dlg.backends.determinism import (are_deterministic_algorithms_enabled,
                                       is_deterministic_algorithms_warn_only_enabled,

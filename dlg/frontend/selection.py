@@ -9,6 +9,7 @@ at those constant positions, so `x[mask]` and masked_select carry gradients like
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,24 @@ def values_of(name: str, x: Any) -> np.ndarray:
                             engine.caller_span()) from None
 
 
+def byte_masks(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`items` with each uint8 tensor or array read as the bool mask `item != 0`, as torch still
+    reads them (with its deprecation warning; NumPy would take the bytes as positions)."""
+    if not any(isinstance(i, (Tensor, np.ndarray)) and i.dtype in (DType.u8, np.uint8)
+               for i in items):
+        return items
+    warnings.warn("indexing with dtype uint8 is deprecated (as in torch); use a bool mask",
+                  UserWarning, stacklevel=3)
+    return tuple(i != 0 if isinstance(i, (Tensor, np.ndarray)) and i.dtype in (DType.u8, np.uint8)
+                 else i for i in items)
+
+
 def mask_positions(items: tuple[Any, ...], shape: tuple[Any, ...]) -> tuple[Any, ...]:
     """`items` of `x[items]` with each boolean mask (a tensor with data, or a nested array or
-    list of bools) replaced by the positions of its true elements, one int64 array per axis it
-    covers, which the indexing gathers as neighbouring tensor indices: torch's meaning."""
+    list of bools; a uint8 one too, `byte_masks`) replaced by the positions of its true
+    elements, one int64 array per axis it covers, which the indexing gathers as neighbouring
+    tensor indices: torch's meaning."""
+    items = byte_masks(items)
     masks = [_is_mask(item) for item in items]
     if not any(masks):
         return items

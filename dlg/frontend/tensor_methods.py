@@ -435,6 +435,7 @@ def __setitem__(self: Tensor, items: Any, value: Any) -> None:
     """`x[items] = value` (torch's index_put_): tensor indices and masks as in NumPy, the value
     broadcast and cast to x's dtype; a NumPy assignment where no gradient is recorded, else
     `inplace.put` (value gets the gradient of what it fills), traced too."""
+    _refuse_byte_masks(items if isinstance(items, tuple) else (items,))
     source = value if isinstance(value, Tensor) else None
     if _recorded_or_traced(self, value):
         inplace.update(self, lambda s: inplace.put(s, items, value), value,
@@ -449,6 +450,15 @@ def __setitem__(self: Tensor, items: Any, value: Any) -> None:
     except (IndexError, ValueError, TypeError) as e:
         raise DlgValueError(f"x[...] = value: {e} (x: {self.tensor_type})",
                             engine.caller_span()) from None
+
+
+def _refuse_byte_masks(items: tuple[Any, ...]) -> None:
+    """torch refuses a uint8 mask in an assignment (x[m] reads one as a bool mask); NumPy would
+    take its bytes as positions."""
+    for k in items:
+        if isinstance(k, (Tensor, np.ndarray)) and k.dtype in (DType.u8, np.uint8):
+            raise DlgTypeError("x[mask] = value with a uint8 mask: torch assigns through bool "
+                               "masks only; use mask.bool() (or mask != 0)", engine.caller_span())
 
 
 def _numpy_index(item: Any) -> Any:

@@ -259,3 +259,23 @@ def test_legacy_constructors_and_type_names():
         same(getattr(dlg, name)([1, 2, 100]), getattr(torch, name)([1, 2, 100]))
         assert tuple(getattr(dlg, name)(2, 3).shape) == (2, 3)
         assert dlg.tensor([1.5]).type(getattr(dlg, name)).type() == f"dlg.{name}"
+
+
+def test_uint8_index_is_a_mask_as_torch_reads_it():
+    """x[m] of a uint8 tensor or array is x[m != 0] with torch's deprecation warning (NumPy would
+    read the bytes as positions); assigning through one is torch's error."""
+    x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    m = np.array([1, 0, 2, 0], np.uint8)
+    for index in (lambda L: L.from_numpy(m), lambda L: m):
+        with pytest.warns(UserWarning, match="uint8"):
+            got = dlg.from_numpy(x)[index(dlg)]
+        with pytest.warns(UserWarning):
+            want = torch.from_numpy(x)[index(torch)]
+        same(got, want)
+    with pytest.warns(UserWarning):
+        same(dlg.from_numpy(x)[dlg.from_numpy(m), 1], torch.from_numpy(x)[torch.from_numpy(m), 1])
+    y = dlg.from_numpy(x.copy())
+    with pytest.raises(dlg.DlgTypeError, match="uint8 mask"):
+        y[dlg.from_numpy(m)] = 7.0
+    with pytest.raises(RuntimeError, match="boolean masks"):
+        torch.from_numpy(x.copy())[torch.from_numpy(m)] = 7.0
