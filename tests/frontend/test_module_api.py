@@ -561,3 +561,16 @@ def test_init_functions_draw_from_a_generator():
         np.testing.assert_array_equal(draw(fn, 3, *args), draw(fn, 3, *args))
         assert not np.array_equal(draw(fn, 3, *args), draw(fn, 4, *args)), fn.__name__
         np.testing.assert_array_equal(dlg.get_rng_state().numpy(), state)
+
+
+def test_to_empty_and_share_memory():
+    """The meta-device pattern: `with torch.device("meta"): m = ...; m.to_empty(device="cpu");
+    m.reset_parameters()`; share_memory() for multiprocessing. Both give the module back."""
+    with dlg.device("meta"):
+        m = dlg.nn.Linear(3, 2)
+    assert m.to_empty(device="cpu") is m and m.share_memory() is m
+    m.reset_parameters()
+    assert m(dlg.ones(1, 3)).shape == (1, 2)
+    with pytest.raises(DlgValueError, match="eager dlg modules run on the cpu"):
+        m.to_empty(device="cuda")
+    assert torch.nn.Linear(3, 2).to_empty(device="cpu").weight.shape == (2, 3)

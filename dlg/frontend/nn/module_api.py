@@ -54,6 +54,20 @@ class ModuleAPI:
     def cpu(self) -> Any:
         return self
 
+    def to_empty(self, *, device: Any, recurse: bool = True) -> Any:
+        """torch's: the parameters and buffers moved to `device` without their values (after
+        `with torch.device("meta")`, before reset_parameters() or a load). dlg's tensors are
+        on the cpu already, with values: they are kept, to be overwritten as torch's would."""
+        if str(device).split(":")[0] not in ("cpu", "meta"):
+            raise DlgValueError(f"device {device!r}: eager dlg modules run on the cpu; use "
+                                f"dlg.compile(...) for other targets", engine.caller_span())
+        return self
+
+    def share_memory(self) -> Any:
+        """torch's, for multiprocessing: dlg's data loading runs in the main process, so there
+        is nothing to share."""
+        return self
+
     def float(self) -> Any:  # noqa: A003
         return self._cast_floats(DType.f32)
 
