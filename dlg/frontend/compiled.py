@@ -36,6 +36,7 @@ import numpy as np
 
 from dlg.compiler.passes.split_vjp import COTANGENT, SAVED, VjpSplit, vjp_split
 from dlg.compiler.pipeline import CompileOptions
+from dlg import foreign
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend.autograd import Rebindable
 from dlg.frontend.engine import caller_span, enable_grad, grad_enabled
@@ -357,6 +358,9 @@ def _flatten(value: Any, leaves: list[Any]) -> Any:
     """value's structure (hashable), its tensors and arrays appended to `leaves` in order."""
     if isinstance(value, (Tensor, np.ndarray)):
         leaves.append(value)
+        return _TENSOR
+    if foreign.is_foreign(value):  # a torch tensor in a dict argument: a dlg tensor
+        leaves.append(Tensor.of(value))
         return _TENSOR
     if isinstance(value, (tuple, list)):
         return ("seq", type(value), tuple(_flatten(v, leaves) for v in value))

@@ -20,8 +20,10 @@ import numpy as np
 from dlg.frontend import engine, tensor_methods  # noqa: F401  (tensor_methods attaches methods)
 from dlg.frontend import methods
 from dlg.frontend.methods import binary_function, promote
-from dlg.frontend.tensor import (MaxResult, Tensor, as_number, call, checked, eager, numpy_data,
-                                 op)
+from dlg import foreign
+from dlg.errors import DlgTypeError
+from dlg.frontend.tensor import (MaxResult, Tensor, as_number, call, checked, eager,
+                                 foreign_array, numpy_data, op)
 from dlg.frontend.factory import factory, leaf
 from dlg.frontend import complex_tensors, composites, sampling, selection, stateful, tensor_info
 from dlg.frontend import fft as spectral
@@ -67,6 +69,8 @@ def tensor(data: Any, dtype: DType | None = None, device: Any = None,
     """A copy of `data`; Python floats make float32 (torch's default dtype), NumPy arrays and
     tensors keep theirs."""
     dtype = None if dtype is None else checked(dtype_arg, dtype, "tensor(): dtype")
+    if foreign.is_foreign(data):  # a torch tensor keeps its dtype, as a NumPy array does
+        data = foreign_array(data)
     value = numpy_data(data.numpy_view() if isinstance(data, Tensor) else data,
                        None if dtype is None else dtype.np, copy=True)
     if dtype is None and value.dtype in (np.float64, np.complex128) and not isinstance(
@@ -77,6 +81,18 @@ def tensor(data: Any, dtype: DType | None = None, device: Any = None,
 
 def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor.of(array)
+
+
+def from_dlpack(ext_tensor: Any) -> Tensor:
+    """torch.from_dlpack: a tensor sharing the memory of a CPU array exposing `__dlpack__` (a
+    torch tensor, a JAX or NumPy array, a dlg tensor); a GPU array is a DlgTypeError."""
+    if isinstance(ext_tensor, Tensor):
+        return ext_tensor.detach()
+    if not hasattr(ext_tensor, "__dlpack__"):
+        raise DlgTypeError(f"from_dlpack takes an array exposing __dlpack__ (a torch, JAX, CuPy "
+                           f"or NumPy array), got {foreign.type_name(ext_tensor)}",
+                           engine.caller_span())
+    return Tensor.of(ext_tensor)
 
 
 def full(size: Any, fill_value: Any, dtype: DType | None = None, device: Any = None,
@@ -147,8 +163,8 @@ globals().update({name: _float_target(name) for name in _FLOAT_TARGET})
 one_hot, embedding, batch_norm = stateful.one_hot, stateful.embedding, stateful.batch_norm
 embedding_bag = stateful.embedding_bag
 
-__all__ = ["MaxResult", "flatten", "from_numpy", "full", "max", "min", "op", "tensor",
-           "where", "one_hot", "embedding", "embedding_bag", "batch_norm",
+__all__ = ["MaxResult", "flatten", "from_dlpack", "from_numpy", "full", "max", "min", "op",
+           "tensor", "where", "one_hot", "embedding", "embedding_bag", "batch_norm",
            *_FLOAT_TARGET]
 __all__ += sorted(set(_generated) - set(__all__))
 

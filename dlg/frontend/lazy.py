@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from dlg.frontend.tensor import Tensor
+from dlg import foreign
+from dlg.frontend.tensor import Tensor, foreign_array
 from dlg.frontend.trace import batch_axes, batch_size, trace
 from dlg.runtime.executable import Executable
 
@@ -52,4 +53,6 @@ def _leaves(value: Any) -> list[np.ndarray]:
     """An argument's arrays: a tuple or list of tensors is one input per element, as traced."""
     if isinstance(value, (tuple, list)):
         return [a for v in value for a in _leaves(v)]
-    return [value.numpy_view() if isinstance(value, Tensor) else np.asarray(value)]
+    if isinstance(value, Tensor):
+        return [value.numpy_view()]
+    return [foreign_array(value) if foreign.is_foreign(value) else np.asarray(value)]

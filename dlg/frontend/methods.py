@@ -18,7 +18,7 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.amp import _user_stacklevel
 from dlg.frontend.engine import caller_span
-from dlg.frontend.tensor import Tensor, call, checked
+from dlg.frontend.tensor import Tensor, call, checked, foreign_tensors
 from dlg.functions.args import int_scalar, is_number, is_static
 from dlg.functions.elementwise import ELEMENTWISE, takes_ints
 from dlg.ir.dtypes import DType, promote_types
@@ -159,6 +159,7 @@ def joined(name: str) -> Callable[..., Tensor]:
     """torch.cat/stack: the tensors at their common dtype first (an int tensor joining floats
     becomes float), as torch promotes them."""
     def join(tensors: Any, dim: int = 0, *, axis: int | None = None) -> Tensor:
+        tensors = foreign_tensors(tensors)  # torch tensors among them: dlg's
         parts = tensors
         if isinstance(tensors, (list, tuple)) and tensors and all(
                 isinstance(t, Tensor) for t in tensors):

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import autograd, engine, grad_hooks, printing
 from dlg.frontend.grad_fn import GradFn
@@ -138,6 +139,20 @@ class Tensor:
         """NumPy (and so dlg models and executables) can take a tensor as an array."""
         array = self.numpy_view()
         return array if dtype is None else array.astype(dtype)
+
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                   copy: Any = None) -> Any:
+        """The array's DLPack capsule, so `torch.from_dlpack(t)` (`np.from_dlpack`, JAX's...)
+        shares this tensor's memory; refused, as torch refuses it, while it requires grad."""
+        if self.requires_grad:
+            raise DlgValueError("can't export a tensor that requires grad through DLPack; use "
+                                "tensor.detach()", engine.caller_span())
+        kwargs = {k: v for k, v in (("max_version", max_version), ("dl_device", dl_device),
+                                    ("copy", copy)) if v is not None}
+        return self.numpy_view().__dlpack__(stream=stream, **kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU: eager tensors live in host memory
 
     def numpy(self) -> np.ndarray:
         if self.requires_grad:
@@ -392,7 +407,7 @@ class _Eager:
         return Tensor.of(np.asarray(value, dtype.np))
 
     def describe(self, value: Any) -> str:
-        return type(value).__name__
+        return foreign.type_name(value)  # torch.Tensor, not Tensor
 
     def emit(self, opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
         if opdef is DROPOUT:
@@ -457,14 +472,38 @@ def run_graph(graph: Graph, inputs: Sequence[Any], params: Mapping[str, Tensor] 
     return [values[v] for _, v in graph.outputs]
 
 
+def as_argument(value: Any) -> Any:
+    """A function's argument as eager Python takes it: a NumPy array, or another library's CPU
+    array (a torch.Tensor from torch's DataLoader: `dlg.foreign`), as a constant tensor sharing
+    its memory; anything else as it is."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray) or foreign.is_foreign(value):
+        return Tensor.of(value)
+    return value
+
+
+def foreign_tensors(value: Any) -> Any:
+    """`value` with another library's arrays in it (at the top, or in a plain tuple or list: an
+    LSTM's `(h0, c0)`) made dlg tensors sharing their memory: how a module takes the torch
+    tensors of torch's DataLoader, so its forward computes in dlg from the first line."""
+    if isinstance(value, Tensor):
+        return value
+    if type(value) is tuple or type(value) is list:
+        items = [foreign_tensors(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
+    return Tensor.of(value) if foreign.is_foreign(value) else value
+
+
 def eager(name: str) -> Callable[..., Any]:
     """The user-facing function `name` as Python calls it: arguments bound as in .dlg (PyTorch's
-    keywords accepted), NumPy arrays taken as tensors, errors located at the caller's line."""
+    keywords accepted), NumPy and other libraries' arrays taken as tensors, errors located at the
+    caller's line."""
     fn = FUNCTIONS[name]
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        args = tuple(Tensor.of(a) if isinstance(a, np.ndarray) else a for a in args)
-        kwargs = {k: Tensor.of(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        args = tuple(map(as_argument, args))
+        kwargs = {k: as_argument(v) for k, v in kwargs.items()}
         try:
             return fn(EAGER, *args, **bind(fn, name, args, kwargs))
         except DlgError as e:
@@ -558,9 +597,21 @@ def op(name: str, *inputs: Tensor, **attrs: Any) -> Any:
     return apply(REGISTRY[name], *inputs, **attrs)
 
 
+def foreign_array(value: Any) -> np.ndarray:
+    """Another library's array (`dlg.foreign`) as NumPy's, its refusal located at the caller's
+    line."""
+    try:
+        return foreign.numpy_of(value)
+    except DlgError as e:
+        raise e.with_span(engine.caller_span()) from None
+
+
 def numpy_data(value: Any, dtype: np.dtype | None = None, copy: bool = False) -> np.ndarray:
-    """User data as an array; ragged nested lists (or a string of no number) are a DlgValueError
-    at the caller's line, not NumPy's."""
+    """User data as an array (another library's array through `dlg.foreign`, so a torch tensor
+    keeps its dtype and memory); ragged nested lists (or a string of no number) are a
+    DlgValueError at the caller's line, not NumPy's."""
+    if foreign.is_foreign(value):
+        value = foreign_array(value)
     try:
         return np.array(value, dtype=dtype) if copy else np.asarray(value, dtype)
     except (ValueError, OverflowError) as e:  # ragged lists; 300 as uint8
@@ -571,6 +622,8 @@ def numpy_data(value: Any, dtype: np.dtype | None = None, copy: bool = False) ->
 def _as_array(value: Any, dtype: DType | None) -> np.ndarray:
     if isinstance(value, Tensor):
         value = value._value
+    elif foreign.is_foreign(value):
+        value = foreign_array(value)
     if dtype is not None:
         return numpy_data(value, dtype.np)
     array = numpy_data(value)

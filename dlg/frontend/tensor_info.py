@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine, inplace
 from dlg.frontend.engine import caller_span
 from dlg.frontend.factory import leaf
 from dlg.frontend.methods import promote
 from dlg.frontend.size import Size
-from dlg.frontend.tensor import Tensor, call, checked, numpy_data
+from dlg.frontend.tensor import Tensor, call, checked, foreign_array, numpy_data
 from dlg.functions.args import int_scalar
 from dlg.functions.creation import dtype_arg
 from dlg.ir import dtypes
@@ -282,6 +283,8 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
     dtype = None if dtype is None else _dtype(dtype, "as_tensor(): dtype")
     if isinstance(data, Tensor):
         return data if dtype in (None, data.dtype) else data.to(dtype)
+    if foreign.is_foreign(data):  # a torch tensor: its memory, as a NumPy array's
+        data = foreign_array(data)
     if isinstance(data, np.ndarray) and (dtype is None or data.dtype == dtype.np):
         try:
             DType.of(data)
@@ -299,6 +302,8 @@ def asarray(obj: Any, *, dtype: Any = None, device: Any = None, copy: bool | Non
             requires_grad: bool = False) -> Tensor:
     """as_tensor, with torch.asarray's copy= and requires_grad= (copy=False where a copy is
     needed is torch's error)."""
+    if foreign.is_foreign(obj):  # a torch tensor: copy= said of its memory
+        obj = foreign_array(obj)
     out = as_tensor(obj, dtype, device)
     shares = out is obj or isinstance(obj, np.ndarray) and np.shares_memory(
         out.numpy_view(), obj)

@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine, init, inplace, selection, versions
 from dlg.frontend.device import CPU
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import binary, deprecated_alpha, promote
-from dlg.frontend.tensor import Tensor, call, checked, index, op
+from dlg.frontend.tensor import Tensor, call, checked, foreign_array, index, op
 from dlg.functions.args import int_scalar
 from dlg.functions.creation import dtype_arg
 from dlg.functions.shape import split_sizes
@@ -426,8 +427,13 @@ for _selecting in (selection.nonzero, selection.argwhere, selection.masked_selec
 def __getitem__(self: Tensor, items: Any) -> Tensor:
     """`x[items]`: dlg.functions' indexing, boolean masks with data read as the positions of
     their true elements (frontend/selection.py)."""
-    items = items if isinstance(items, tuple) else (items,)
+    items = _own_items(items if isinstance(items, tuple) else (items,))
     return index(self, selection.mask_positions(items, self.tensor_type.shape))
+
+
+def _own_items(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Index items with another library's arrays (a torch.randperm's) as NumPy's."""
+    return tuple(foreign_array(i) if foreign.is_foreign(i) else i for i in items)
 
 
 @method
@@ -436,6 +442,9 @@ def __setitem__(self: Tensor, items: Any, value: Any) -> None:
     broadcast and cast to x's dtype; a NumPy assignment where no gradient is recorded, else
     `inplace.put` (value gets the gradient of what it fills), traced too."""
     _refuse_byte_masks(items if isinstance(items, tuple) else (items,))
+    if foreign.is_foreign(value):  # a torch tensor's values
+        value = foreign_array(value)
+    items = _own_items(items) if isinstance(items, tuple) else _own_items((items,))[0]
     source = value if isinstance(value, Tensor) else None
     if _recorded_or_traced(self, value):
         inplace.update(self, lambda s: inplace.put(s, items, value), value,

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgTypeError
 from dlg.frontend.engine import Tracer, caller_span, tracing
 from dlg.frontend.nn import Module
-from dlg.frontend.tensor import Tensor
+from dlg.frontend.tensor import Tensor, foreign_array
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph
 from dlg.ir.shapes import Sym
@@ -98,7 +99,8 @@ def _trace(module: Any, fn: Callable[..., Any], names: list[str], example_inputs
         (h, c)) becomes one input per element, named arg_0, arg_1, ..."""
         if isinstance(example, (tuple, list)):
             return type(example)(traced_input(f"{arg}_{k}", e) for k, e in enumerate(example))
-        array = example.numpy_view() if isinstance(example, Tensor) else np.asarray(example)
+        array = (example.numpy_view() if isinstance(example, Tensor) else
+                 foreign_array(example) if foreign.is_foreign(example) else np.asarray(example))
         axes = (dynamic or {}).get(arg, batch_axes(array.shape, batch))
         shape = tuple(Sym.named(axes[a]) if a in axes else d for a, d in enumerate(array.shape))
         t = TensorType(DType.of(array), shape)
