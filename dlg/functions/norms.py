@@ -19,10 +19,11 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions import args
 from dlg.functions.args import describe, is_int, is_number, tensor
 from dlg.functions.front import Front
+from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import broadcast_shapes
 from dlg.functions.padding import pad
 from dlg.functions.pooling import avg_pool2d
-from dlg.ir.ops.elementwise import ADD, DIV, GT, MAXIMUM, MUL, POW, RSQRT, SUB, WHERE
+from dlg.ir.ops.elementwise import ADD, CAST, DIV, GT, MAXIMUM, MUL, POW, RSQRT, SUB, WHERE
 from dlg.ir.ops.nn import BATCH_NORM, LAYER_NORM
 from dlg.ir.ops.reduce import REDUCE_MEAN, REDUCE_SUM, REDUCE_VAR, VECTOR_NORM
 from dlg.ir.ops.shape import BROADCAST_TO, RESHAPE
@@ -206,10 +207,13 @@ def cosine_similarity(F: Front, x1: Any, x2: Any, axis: int = 1, eps: float = 1e
 
 def pairwise_distance(F: Front, x1: Any, x2: Any, p: float = 2.0, eps: float = 1e-6,
                       keepdims: bool = False) -> Any:
-    """||x1 - x2 + eps||_p over the last axis (PyTorch's F.pairwise_distance)."""
+    """||x1 - x2 + eps||_p over the last axis (PyTorch's F.pairwise_distance; integers
+    subtract in their dtype, wrapping as torch's, then count in float32)."""
     x1 = tensor(F, x1, "pairwise_distance's x1")
-    diff = F.emit(ADD, F.emit(SUB, x1, tensor(F, x2, "pairwise_distance's x2")),
-                  _scalar(F, _eps(F, eps, "pairwise_distance"), x1))
+    diff = F.emit(SUB, x1, tensor(F, x2, "pairwise_distance's x2"))
+    if not F.type_of(diff).dtype.is_float:
+        diff = F.emit(CAST, diff, dtype=DType.f32)
+    diff = F.emit(ADD, diff, _scalar(F, _eps(F, eps, "pairwise_distance"), diff))
     return F.emit(VECTOR_NORM, diff, ord=float(p), axes=(-1,), keepdims=keepdims)
 
 

@@ -64,6 +64,8 @@ BINARY = {
     "masked_select": lambda L, a, b: a[a > b], "add_": lambda L, a, b: a.clone().add_(b),
     "clamp_tensor": lambda L, a, b: L.clamp(a, b, None),
     "linear": lambda L, a, b: L.nn.functional.linear(a, b, b[:, 0]),
+    "pairwise_distance": lambda L, a, b: L.nn.functional.pairwise_distance(a, b),
+    "triplet_margin_loss": lambda L, a, b: L.nn.functional.triplet_margin_loss(a, b, b.flip(0)),
 }
 
 UNARY = {
