@@ -1,5 +1,6 @@
 """torch's `default_collate`: a list of samples becomes one batch, tensors, arrays and numbers
-stacked into dlg tensors along a new first dim, dicts and sequences collated field by field."""
+stacked into dlg tensors along a new first dim, dicts and sequences collated field by field.
+Another library's arrays (a torchvision dataset's torch tensors: `dlg.foreign`) stack as arrays."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgTypeError, DlgValueError
-from dlg.frontend.tensor import Tensor
+from dlg.frontend.tensor import Tensor, foreign_array
 
 
 def default_collate(batch: Sequence[Any]) -> Any:
@@ -18,6 +20,9 @@ def default_collate(batch: Sequence[Any]) -> Any:
     elem = batch[0]
     if isinstance(elem, (Tensor, np.ndarray, np.generic)):
         return Tensor.of(np.stack([np.asarray(b) for b in batch]))
+    if foreign.is_foreign(elem):  # a torchvision transform's torch tensors
+        return Tensor.of(np.stack([foreign_array(b) if foreign.is_foreign(b) else np.asarray(b)
+                                   for b in batch]))
     if isinstance(elem, bool):
         return Tensor.of(np.array(batch, dtype=bool))
     if isinstance(elem, int):
@@ -36,13 +41,13 @@ def default_collate(batch: Sequence[Any]) -> Any:
                                 "equal size")
         return [default_collate(list(f)) for f in zip(*batch)]
     raise DlgTypeError(f"default_collate: batch must contain tensors, numpy arrays, numbers, "
-                       f"dicts or lists; found {type(elem).__name__}")
+                       f"dicts or lists; found {foreign.type_name(elem)}")
 
 
 def default_convert(sample: Any) -> Any:
     """torch's collation without batching (`batch_size=None`): NumPy arrays and scalars become
     dlg tensors, inside dicts and sequences too (a tuple becomes a list, as in torch)."""
-    if isinstance(sample, (np.ndarray, np.generic)):
+    if isinstance(sample, (np.ndarray, np.generic)) or foreign.is_foreign(sample):
         return Tensor.of(sample)
     if isinstance(sample, Mapping):
         return type(sample)({k: default_convert(v) for k, v in sample.items()})

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgValueError
 from dlg.frontend import engine
-from dlg.frontend.tensor import Tensor
+from dlg.frontend.tensor import Tensor, foreign_array
 
 
 class Dataset:
@@ -38,7 +39,8 @@ class TensorDataset(Dataset):
     """Samples are the i-th rows of equally long tensors (or arrays)."""
 
     def __init__(self, *tensors: Any):
-        self.arrays = [np.asarray(t) for t in tensors]
+        self.arrays = [foreign_array(t) if foreign.is_foreign(t) else np.asarray(t)
+                       for t in tensors]  # torch tensors: their memory, as arrays
         if len({len(a) for a in self.arrays}) > 1:
             raise DlgValueError("TensorDataset: tensors differ in length: "
                                 + ", ".join(str(len(a)) for a in self.arrays))
