@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgValueError
 from dlg.ir.types import TensorType
 
@@ -53,6 +54,8 @@ def _named(model: Model, types: Mapping[str, TensorType], data: Any, what: str) 
 
 
 def _array(value: Any, t: TensorType, what: str) -> np.ndarray:
+    if foreign.is_foreign(value):  # a torch tensor: refused with a reason, not torch's error
+        return foreign.numpy_of(value)
     if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
         return np.asarray(value)
     try:

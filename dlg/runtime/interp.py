@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgError, DlgValueError
 from dlg.ir.anomaly import check_node, is_anomaly_enabled
 from dlg.ir.decompose import decompose, expand_node
@@ -239,7 +240,9 @@ def check_input(name: str, expected: TensorType, value: Any, env: dict[str, int]
     Arrays must already have the declared dtype (no silent casts); Python numbers and nested
     lists are converted to it.
     """
-    if not isinstance(value, (np.ndarray, np.generic)):
+    if foreign.is_foreign(value):  # a torch tensor: its own dtype, checked as an array's
+        value = foreign.numpy_of(value)
+    elif not isinstance(value, (np.ndarray, np.generic)):
         try:
             value = np.asarray(value, dtype=expected.dtype.np)
         except (TypeError, ValueError) as e:
