@@ -186,6 +186,15 @@ def test_compiled_executable_and_trace_take_torch_tensors():
     np.testing.assert_array_equal(double(torch.ones(2)), [2.0, 2.0])
 
 
+def test_a_dlg_model_fits_torch_tensors():
+    m = dlg.load("models/mlp.dlg")
+    x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    m.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert m(x=x).shape == (32, 10)
+    with pytest.raises(DlgTypeError, match="detach"):
+        m.fit(x.requires_grad_(), y, epochs=1, batch_size=16, verbose=0)
+
+
 # ---- memory and dtypes -----------------------------------------------------------------------
 def test_as_tensor_and_from_dlpack_share_torch_memory():
     t = torch.arange(6.0).reshape(2, 3)
