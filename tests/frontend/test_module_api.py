@@ -574,3 +574,42 @@ def test_to_empty_and_share_memory():
     with pytest.raises(DlgValueError, match="eager dlg modules run on the cpu"):
         m.to_empty(device="cuda")
     assert torch.nn.Linear(3, 2).to_empty(device="cpu").weight.shape == (2, 3)
+
+
+def test_reset_parameters_where_torch_has_it():
+    """`for m in model.modules(): if hasattr(m, "reset_parameters"): m.reset_parameters()`
+    re-initialises torch models and skipped every dlg module: the modules that draw parameters
+    have it, torch's initialisers drawn in place (identities kept, optimizers still hold them)."""
+    import inspect
+
+    made = {"Linear": (30, 20), "Conv2d": (3, 4, 3), "ConvTranspose1d": (3, 4, 3),
+            "Embedding": (50, 8, 3), "EmbeddingBag": (50, 8), "BatchNorm1d": (4,),
+            "InstanceNorm2d": (3, 1e-5, 0.1, True), "LayerNorm": (5,), "GroupNorm": (2, 4),
+            "RMSNorm": (5,), "LSTM": (4, 16, 2), "GRU": (4, 16), "RNN": (4, 16),
+            "LSTMCell": (3, 9), "GRUCell": (3, 9), "RNNCell": (3, 9), "Bilinear": (3, 4, 5),
+            "PReLU": (3, 0.1), "MultiheadAttention": (8, 2), "ReLU": (), "Dropout": ()}
+    for name, args in made.items():
+        theirs, ours = getattr(torch.nn, name)(*args), getattr(dlg.nn, name)(*args)
+        assert hasattr(ours, "reset_parameters") == hasattr(theirs, "reset_parameters"), name
+        if not hasattr(ours, "reset_parameters"):
+            continue
+        params = list(ours.parameters())
+        with dlg.no_grad():
+            for p in params:
+                p.fill_(7.0)
+        ours.reset_parameters()
+        assert [id(p) for p in ours.parameters()] == [id(p) for p in params], name
+        theirs.reset_parameters()
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            mine, want = np.abs(p.detach().numpy()), np.abs(q.detach().numpy())
+            assert mine.max() < 7.0, name
+            if want.max() > 0 and "Embedding" not in name:  # uniform bounds as torch's
+                assert mine.max() <= want.max() * 1.6 + 1e-6, (name, mine.max(), want.max())
+    emb = dlg.nn.Embedding(5, 2, padding_idx=1)
+    emb.reset_parameters()
+    assert emb.weight[1].tolist() == [0.0, 0.0]
+    bn = dlg.nn.BatchNorm1d(2)
+    bn(dlg.randn(8, 2))
+    bn.reset_parameters()
+    assert bn.running_mean.tolist() == [0.0, 0.0] and bn.num_batches_tracked.item() == 0
+    assert inspect.ismethod(dlg.nn.MultiheadAttention(8, 2)._reset_parameters)

@@ -159,6 +159,7 @@ from dlg.frontend.nn.transformer import (  # noqa: F401
     TransformerEncoderLayer,
 )
 from dlg.frontend.nn import factory_kwargs  # noqa: F401,E402  (device=, dtype= where torch's take them)
+from dlg.frontend.nn import reset  # noqa: F401,E402  (reset_parameters on the modules that draw)
 from dlg.frontend.nn.lazy import (  # noqa: F401,E402  (after factory_kwargs: they make its modules)
     LazyBatchNorm1d,
     LazyBatchNorm2d,
