@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from dlg import foreign
 from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor, apply, call
@@ -22,8 +23,10 @@ from dlg.ir.ops.elementwise import CAST
 
 
 def _tensor(x: Any, what: str) -> Tensor:
+    if foreign.is_foreign(x):  # a torch tensor
+        x = Tensor.of(x)
     if not isinstance(x, Tensor):
-        raise DlgTypeError(f"{what} must be a tensor, got {type(x).__name__}",
+        raise DlgTypeError(f"{what} must be a tensor, got {foreign.type_name(x)}",
                            engine.caller_span())
     return x
 

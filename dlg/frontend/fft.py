@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.factory import leaf
@@ -27,8 +28,10 @@ from dlg.ir.ops.shape import PAD, SLICE
 
 
 def _input(x: Any, what: str) -> Tensor:
+    if foreign.is_foreign(x):  # a torch tensor
+        x = Tensor.of(x)
     if not isinstance(x, Tensor):
-        raise DlgTypeError(f"{what}: input must be a tensor, got {type(x).__name__}",
+        raise DlgTypeError(f"{what}: input must be a tensor, got {foreign.type_name(x)}",
                            engine.caller_span())
     if not (x.dtype.is_inexact or x.dtype.is_int or x.dtype == DType.bool):
         raise DlgTypeError(f"{what}: unsupported dtype {x.dtype!r}", engine.caller_span())
@@ -261,8 +264,10 @@ def _shift(input: Any, dim: Any, sign: int) -> Tensor:
 
 
 def _tensor_of(x: Any) -> Tensor:
+    if foreign.is_foreign(x):  # a torch tensor
+        x = Tensor.of(x)
     if not isinstance(x, Tensor):
-        raise DlgTypeError(f"input must be a tensor, got {type(x).__name__}",
+        raise DlgTypeError(f"input must be a tensor, got {foreign.type_name(x)}",
                            engine.caller_span())
     return x
 

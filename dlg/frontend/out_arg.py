@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from dlg import foreign
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.amp import _user_stacklevel
@@ -38,7 +39,7 @@ def _write(name: str, out: Any, result: Any) -> Any:
             _write(name, o, r)
         return result if not hasattr(result, "_fields") else type(result)(*out)
     if not isinstance(out, Tensor):
-        raise DlgTypeError(f"{name}(): out= must be a tensor, got {type(out).__name__}",
+        raise DlgTypeError(f"{name}(): out= must be a dlg tensor, got {foreign.type_name(out)}",
                            engine.caller_span())
     if not isinstance(result, Tensor):
         raise DlgTypeError(f"{name}() takes no out= (its result is a {type(result).__name__})",

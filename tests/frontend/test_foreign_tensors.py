@@ -66,6 +66,15 @@ def test_losses_functions_and_operators_take_torch_tensors():
     np.testing.assert_array_equal((t - a).numpy(), [-1.0, 0.0, 1.0])
 
 
+def test_fft_and_complex_take_torch_tensors_out_must_be_dlgs():
+    t = torch.arange(4.0)
+    np.testing.assert_allclose(dlg.fft.fft(t).numpy(), torch.fft.fft(t).numpy(), atol=1e-6)
+    np.testing.assert_array_equal(dlg.fft.fftshift(t).numpy(), torch.fft.fftshift(t).numpy())
+    assert dlg.complex(t, t).dtype == dlg.complex64
+    with pytest.raises(DlgTypeError, match=r"out= must be a dlg tensor, got torch\.Tensor"):
+        dlg.add(dlg.ones(4), dlg.ones(4), out=t)
+
+
 def test_indexing_with_torch_indices_and_masks():
     x = dlg.arange(15.0).reshape(5, 3)
     np.testing.assert_array_equal(x[torch.tensor([0, 2])].numpy(), x.numpy()[[0, 2]])
