@@ -404,6 +404,10 @@ class _Eager:
                 value = int_scalar(value, dtype)
             except DlgError as e:
                 raise e.with_span(engine.caller_span()) from None
+        elif (dtype.is_int and isinstance(value, (float, np.floating))
+              and not float(value).is_integer()):
+            raise DlgTypeError(f"the float {value} meets an {dtype} tensor (it would truncate); "
+                               f"cast the tensor to a float dtype first", engine.caller_span())
         return Tensor.of(np.asarray(value, dtype.np))
 
     def describe(self, value: Any) -> str:

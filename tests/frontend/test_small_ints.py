@@ -281,3 +281,10 @@ def test_uint8_index_is_a_mask_as_torch_reads_it():
         y[dlg.from_numpy(m)] = 7.0
     with pytest.raises(RuntimeError, match="boolean masks"):
         torch.from_numpy(x.copy())[torch.from_numpy(m)] = 7.0
+
+
+def test_a_fraction_is_never_lifted_into_an_integer_tensor():
+    """A composite's float constant meeting an int tensor is refused, not truncated to 0."""
+    u8 = dlg.ones((2, 3), dtype=dlg.uint8)
+    with pytest.raises(dlg.DlgTypeError, match="would truncate"):
+        dlg.nn.functional.cosine_embedding_loss(u8, u8, dlg.tensor([1, -1]))
