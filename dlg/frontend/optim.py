@@ -11,6 +11,7 @@ updates, so parameters whose counts differ (one lacked a gradient on some step) 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -19,6 +20,7 @@ import numpy as np
 from dlg.compiler.optimizers import PREFIX, apply_optimizer
 from dlg.errors import DlgTypeError, DlgValueError, Span
 from dlg.frontend import engine, versions
+from dlg.frontend.handles import RemovableHandle, add_hook
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.tiering import Tier
 from dlg.ir.builder import Builder
@@ -88,6 +90,20 @@ class Optimizer:
         group = {**self.defaults, **param_group, "params": params}
         self._check(group)
         self.param_groups.append(group)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:  # LBFGS's own step runs the hooks too
+            cls.step = _with_step_hooks(cls.__dict__["step"])  # type: ignore[method-assign]
+
+    def register_step_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """torch's: `hook(optimizer, args, kwargs)` before each step (args start with the
+        optimizer, as torch's); it may return new `(args, kwargs)` for the step."""
+        return add_hook(self.__dict__.setdefault("_step_pre_hooks", {}), hook)
+
+    def register_step_post_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """torch's: `hook(optimizer, args, kwargs)` after each step."""
+        return add_hook(self.__dict__.setdefault("_step_post_hooks", {}), hook)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
@@ -310,6 +326,35 @@ def _optimizer(name: str) -> type[Optimizer]:
     return type(name, (Optimizer,), {"name": name, "__doc__": f"torch.optim.{name}: "
                                      f"{', '.join(OPTIMIZER_DEFAULTS[name])}."})
 
+
+def _with_step_hooks(step: Callable[..., Any]) -> Callable[..., Any]:
+    """`step` running the optimizer's step pre- and post-hooks around it (once, however the
+    steps of subclasses call each other)."""
+    @functools.wraps(step)
+    def run(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        pre, post = self.__dict__.get("_step_pre_hooks"), self.__dict__.get("_step_post_hooks")
+        if not (pre or post) or self.__dict__.get("_in_step"):
+            return step(self, *args, **kwargs)
+        full = (self, *args)  # torch's hooks see the step's arguments with the optimizer first
+        for hook in list((pre or {}).values()):
+            result = hook(self, full, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise DlgTypeError(f"a step pre-hook returns None or (args, kwargs), got "
+                                       f"{result!r}", engine.caller_span())
+                full, kwargs = result
+        self.__dict__["_in_step"] = True
+        try:
+            out = step(*full, **kwargs)
+        finally:
+            self.__dict__["_in_step"] = False
+        for hook in list((post or {}).values()):
+            hook(self, full, kwargs)
+        return out
+    return run
+
+
+Optimizer.step = _with_step_hooks(Optimizer.step)  # type: ignore[method-assign]
 
 SGD = _optimizer("SGD")
 Adam = _optimizer("Adam")

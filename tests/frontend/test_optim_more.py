@@ -272,3 +272,39 @@ def test_errors(make, error, message):
     with pytest.raises(error, match=message):
         make(params)
     assert issubclass(error, DlgError)
+
+
+def _step_hook_log(lib) -> list:
+    log = []
+    p = lib.nn.Parameter(lib.ones(2))
+    opt = lib.optim.SGD([p], lr=0.1)
+    h1 = opt.register_step_pre_hook(lambda o, a, k: log.append(("pre", p.tolist())))
+    h2 = opt.register_step_post_hook(
+        lambda o, a, k: log.append(("post", [round(v, 4) for v in p.tolist()])))
+    p.grad = lib.ones(2)
+    opt.step()
+    h1.remove()
+    opt.step()
+    h2.remove()
+    opt.step()
+    q = lib.nn.Parameter(lib.ones(2))
+    lbfgs = lib.optim.LBFGS([q], max_iter=2)
+    lbfgs.register_step_post_hook(lambda o, a, k: log.append("lbfgs"))
+
+    def closure():
+        lbfgs.zero_grad()
+        loss = (q ** 2).sum()
+        loss.backward()
+        return loss
+
+    lbfgs.register_step_pre_hook(lambda o, a, k: ((a[0], closure), {}))
+    lbfgs.step(None)  # the pre-hook gives the closure
+    log.append([round(v, 4) for v in q.tolist()])
+    return log
+
+
+def test_step_pre_and_post_hooks_as_torch():
+    """Optimizer.register_step_pre_hook / register_step_post_hook (torch's; dlg had neither):
+    run around each step, removable, once per step (LBFGS's own step too); a pre-hook may
+    replace the step's arguments."""
+    assert _step_hook_log(dlg) == _step_hook_log(torch)
