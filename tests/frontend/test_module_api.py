@@ -613,3 +613,20 @@ def test_reset_parameters_where_torch_has_it():
     bn.reset_parameters()
     assert bn.running_mean.tolist() == [0.0, 0.0] and bn.num_batches_tracked.item() == 0
     assert inspect.ismethod(dlg.nn.MultiheadAttention(8, 2)._reset_parameters)
+
+
+def test_data_parallel_without_gpus_as_torch():
+    """nn.DataParallel(model) on a machine without GPUs runs the model as it is; state_dict
+    keys take torch's `module.` prefix, and a checkpoint moves between the two."""
+    theirs = torch.nn.DataParallel(torch.nn.Linear(2, 3))
+    ours = dlg.nn.DataParallel(dlg.nn.Linear(2, 3))
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["module.weight",
+                                                                     "module.bias"]
+    ours.load_state_dict({k: dlg.from_numpy(v.detach().numpy())
+                          for k, v in theirs.state_dict().items()})
+    x = np.ones((4, 2), np.float32)
+    np.testing.assert_allclose(ours(dlg.from_numpy(x)).detach().numpy(),
+                               theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-6)
+    assert ours.device_ids == theirs.device_ids == [] and isinstance(ours.module, dlg.nn.Linear)
+    with pytest.raises(DlgValueError, match="run on the CPU"):
+        dlg.nn.DataParallel(dlg.nn.Linear(2, 3), device_ids=[0])

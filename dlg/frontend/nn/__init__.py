@@ -91,6 +91,7 @@ from dlg.frontend.nn.losses import (  # noqa: F401
 )
 from dlg.frontend.nn.module import (Buffer, Module, ModuleDict, ModuleList,  # noqa: F401
                                     Parameter, Sequential)
+from dlg.frontend.nn.parallel import DataParallel  # noqa: F401
 from dlg.frontend.nn.norms import (  # noqa: F401
     BatchNorm1d,
     BatchNorm2d,
