@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from dlg.errors import DlgShapeError, DlgTypeError
+from dlg.foreign import type_name
 from dlg.frontend import inplace, selection
 from dlg.frontend.engine import caller_span
-from dlg.frontend.tensor import Tensor, call
+from dlg.frontend.tensor import Tensor, call, foreign_tensors
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.common import broadcast_shapes
 
@@ -22,11 +23,11 @@ def _positions(x: Tensor, indices: Any) -> list[Tensor]:
         raise DlgTypeError(f"index_put: indices must be a tuple of tensors, got "
                            f"{type(indices).__name__}", caller_span())
     out: list[Tensor] = []
-    for i in indices:
+    for i in foreign_tensors(list(indices)):  # torch's index tensors: dlg's
         if not isinstance(i, Tensor):
             raise DlgTypeError(f"index_put: each index must be a tensor (torch's None for a "
                                f"whole dim is not supported: index with x[...] = v), got "
-                               f"{type(i).__name__}", caller_span())
+                               f"{type_name(i)}", caller_span())
         if i.dtype == DType.bool:
             out.extend(selection.nonzero(i, as_tuple=True))
         elif i.dtype in (DType.i32, DType.i64):

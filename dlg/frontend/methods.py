@@ -18,7 +18,7 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.amp import _user_stacklevel
 from dlg.frontend.engine import caller_span
-from dlg.frontend.tensor import Tensor, call, checked, foreign_tensors
+from dlg.frontend.tensor import Tensor, as_argument, call, checked, foreign_tensors
 from dlg.functions.args import int_scalar, is_number, is_static
 from dlg.functions.elementwise import ELEMENTWISE, takes_ints
 from dlg.ir.dtypes import DType, promote_types
@@ -354,6 +354,7 @@ def repeat_interleave(x: Any, repeats: Any, dim: int | None = None, *,
                       output_size: int | None = None) -> Tensor:
     """torch.repeat_interleave: a tensor of repeats is read here, eagerly (its values shape
     the result), and passed on as a list."""
+    repeats = as_argument(repeats)  # a NumPy or torch array of repeats as a tensor
     if isinstance(repeats, Tensor):
         if repeats.graph_value is not None:
             raise DlgValueError("repeat_interleave: a tensor of repeats shapes the result, so "

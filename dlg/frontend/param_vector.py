@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dlg.errors import DlgTypeError, DlgValueError
+from dlg.foreign import type_name
 from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor, call
 
@@ -18,7 +19,7 @@ def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
 def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
     """Copy consecutive slices of `vec` into the parameters' values, in order."""
     if not isinstance(vec, Tensor):
-        raise DlgTypeError(f"expected a dlg tensor, but got: {type(vec).__name__}",
+        raise DlgTypeError(f"expected a dlg tensor, but got: {type_name(vec)}",
                            engine.caller_span())
     values = vec.detach().numpy().reshape(-1)
     start = 0

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.foreign import type_name
 from dlg.frontend import engine
 from dlg.frontend.size import Size
-from dlg.frontend.tensor import Tensor, call
+from dlg.frontend.tensor import Tensor, call, foreign_tensors
 from dlg.ir.dtypes import DType
 
 
@@ -25,9 +26,11 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,  
     come in the order of weight / Exponential(1) keys, torch's algorithm, so zero weights come
     only after the others."""
     span = engine.caller_span()
+    input = foreign_tensors(input)  # noqa: A001  (torch's weights)
     if not isinstance(input, Tensor) or input.ndim not in (1, 2):
+        got = input.tensor_type if isinstance(input, Tensor) else type_name(input)
         raise DlgShapeError(f"multinomial: input must be a 1-d or 2-d tensor of weights, got "
-                            f"{getattr(input, 'type', type(input).__name__)}", span)
+                            f"{got}", span)
     if not input.dtype.is_float:
         raise DlgTypeError(f"multinomial only supports floating-point dtypes for input, got "
                            f"{input.dtype}", span)

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from dlg import foreign
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
-from dlg.frontend.tensor import Tensor, apply, call
+from dlg.frontend.tensor import Tensor, apply, call, foreign_array
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.shape import RESHAPE, TAKE
 
@@ -25,7 +26,7 @@ def values_of(name: str, x: Any) -> np.ndarray:
     """The data of `x` (a tensor, array or list); while tracing, the error that says why
     `name` cannot be traced."""
     if not isinstance(x, Tensor):
-        return np.asarray(x)
+        return foreign_array(x) if foreign.is_foreign(x) else np.asarray(x)
     try:
         return x.numpy_view()
     except engine.TraceHazard:

@@ -519,7 +519,9 @@ def eager(name: str) -> Callable[..., Any]:
 
 def checked(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`fn(EAGER, ...)` for a helper of dlg.functions (a module checking its options when it is
-    made), its errors located at the caller's line."""
+    made), its errors located at the caller's line; another library's arrays (torch's) among
+    the arguments as tensors."""
+    args = tuple(map(foreign_tensors, args))
     try:
         return fn(EAGER, *args, **kwargs)
     except DlgError as e:

@@ -24,7 +24,8 @@ from dlg.frontend.engine import caller_span
 from dlg.frontend.factory import leaf
 from dlg.frontend.methods import promote
 from dlg.frontend.size import Size
-from dlg.frontend.tensor import Tensor, call, checked, foreign_array, numpy_data
+from dlg.frontend.tensor import (Tensor, call, checked, foreign_array, foreign_tensors,
+                                 numpy_data)
 from dlg.functions.args import int_scalar
 from dlg.functions.creation import dtype_arg
 from dlg.ir import dtypes
@@ -165,6 +166,7 @@ for _name in ("t", "transpose", "swapaxes", "swapdims", "squeeze", "unsqueeze"):
 
 # ---- torch's take and put: the flattened tensor ------------------------------------------------
 def _flat_index(x: Tensor, index: Any, name: str) -> Tensor:
+    index = foreign_tensors(index)  # torch's index tensor
     if not isinstance(index, Tensor) or index.dtype not in (DType.i32, DType.i64):
         raise DlgTypeError(f"{name}: index must be an int64 tensor", caller_span())
     n = x.numel()

@@ -75,6 +75,19 @@ def test_fft_and_complex_take_torch_tensors_out_must_be_dlgs():
         dlg.add(dlg.ones(4), dlg.ones(4), out=t)
 
 
+def test_hand_written_functions_take_torch_tensors():
+    x, t = dlg.arange(12.0).reshape(3, 4), torch.arange(12.0).reshape(3, 4)
+    assert [p.shape for p in dlg.split(t, 2)] == [(2, 4), (1, 4)]
+    assert dlg.repeat_interleave(x, torch.tensor([1, 2, 1]), dim=0).shape == (4, 4)
+    assert dlg.multinomial(torch.ones(3), 2).shape == (2,)
+    assert x.index_put((torch.tensor([0]),), torch.tensor(-1.0))[0].sum().item() == -4
+    np.testing.assert_array_equal(dlg.take(x, torch.tensor([0, 5])).numpy(), [0.0, 5.0])
+    np.testing.assert_array_equal(dlg.nonzero(torch.tensor([1, 0, 2])).numpy(), [[0], [2]])
+    m = nn.Module()
+    m.register_buffer("mask", torch.tril(torch.ones(3, 3)))  # a forward's torch.tril mask
+    assert isinstance(m.mask, dlg.Tensor) and "mask" in m.state_dict()
+
+
 def test_indexing_with_torch_indices_and_masks():
     x = dlg.arange(15.0).reshape(5, 3)
     np.testing.assert_array_equal(x[torch.tensor([0, 2])].numpy(), x.numpy()[[0, 2]])

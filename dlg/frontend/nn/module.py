@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
+from dlg.foreign import type_name
 from dlg.frontend import engine
 from dlg.frontend.nn.hooks import Hooks
 from dlg.frontend.nn.module_api import ModuleAPI
@@ -105,9 +106,10 @@ class Module(Hooks, ModuleAPI):
     def register_buffer(self, name: str, value: Tensor | None, persistent: bool = True) -> None:
         """A tensor of the module's state that is not trained; a persistent one is saved in
         `state_dict`, others (caches, masks) only move with the module."""
+        value = foreign_tensors(value)  # a torch.tril mask: a dlg tensor on its memory
         if value is not None and not isinstance(value, Tensor):
             raise DlgTypeError(f"register_buffer({name!r}): a buffer must be a dlg tensor or "
-                               f"None, got {type(value).__name__}", engine.caller_span())
+                               f"None, got {type_name(value)}", engine.caller_span())
         self._buffers[name] = value
         self._non_persistent.discard(name)
         if not persistent:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from dlg.errors import DlgTypeError, DlgValueError
+from dlg.foreign import type_name
 from dlg.frontend.engine import caller_span
 from dlg.frontend.nn.module import Module
 from dlg.frontend.tensor import Tensor
@@ -72,7 +73,7 @@ def _swapped(module: Module, values: dict[str, Any]) -> Iterator[None]:
     for _, _, value in slots:
         if not isinstance(value, Tensor):
             raise DlgTypeError(f"functional_call: values must be tensors, got "
-                               f"{type(value).__name__}", caller_span())
+                               f"{type_name(value)}", caller_span())
     saved = [(table, key, table[key]) for table, key, _ in slots]
     try:
         for table, key, value in slots:
