@@ -287,7 +287,7 @@ ROWS = [
         r"a bool meets an f32 tensor"),
     row("nll-loss-float-target", X + "input t: f32[N] "
         "output y = nll_loss(log_softmax(x, axis=1), t) }", DlgTypeError, "1:57",
-        r"nll_loss: target must be integer class indices, got f32\[N\]"),
+        r"nll_loss: target must be int64 \(or int32\) class indices, got f32\[N\]"),
     row("cross-entropy-float-target-shape", X + "input t: f32[N] "
         "output y = cross_entropy(x, t) }", DlgShapeError, "1:57",
         r"cross_entropy: .*input f32\[N,3\], target f32\[N\]"),

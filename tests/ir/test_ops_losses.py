@@ -131,13 +131,13 @@ def test_loss_closed_forms_without_torch():
 ERRORS = [
     ("cross_entropy", ["f32[4,3]", "i64[5]"], {}, DlgShapeError, "target must be [4]"),
     ("cross_entropy", ["f32[4,3]", "f32[4,4]"], {}, DlgShapeError, "input's shape"),
-    ("cross_entropy", ["f32[4,3]", "bool[4]"], {}, DlgTypeError, "integer class indices"),
+    ("cross_entropy", ["f32[4,3]", "bool[4]"], {}, DlgTypeError, "int64 (or int32) class indices"),
     ("cross_entropy", ["i64[4,3]", "i64[4]"], {}, DlgTypeError, "input must be f16/f32/f64"),
     ("cross_entropy", ["f32[4,3]", "i64[4]"], {"label_smoothing": 1.5}, DlgTypeError,
      "label_smoothing"),
     ("cross_entropy", ["f32[4,3]", "i64[4]"], {"reduction": "avg"}, DlgAttributeError,
      "must be one of"),
-    ("nll_loss", ["f32[4,3]", "f32[4,3]"], {}, DlgTypeError, "integer class indices"),
+    ("nll_loss", ["f32[4,3]", "f32[4,3]"], {}, DlgTypeError, "int64 (or int32) class indices"),
     ("mse_loss", ["f32[4,3]", "f32[3,4]"], {}, DlgShapeError, "f32[4,3], target f32[3,4]"),
     ("l1_loss", ["f32[4]", "f64[4]"], {}, DlgTypeError, "dtypes differ"),
 ]

@@ -73,7 +73,7 @@ def _check_class_input(op: str, x: TensorType, target: TensorType, weight: tuple
             raise DlgShapeError(f"{op}: class-index target must be {list(per_sample)} for input "
                                 f"{x}, got {target}")
     elif op == "nll_loss" or target.dtype not in FLOATS:
-        raise DlgTypeError(f"{op}: target must be integer class indices"
+        raise DlgTypeError(f"{op}: target must be int64 (or int32) class indices"
                            f"{'' if op == 'nll_loss' else ' or float probabilities'}, got {target}")
     else:
         same_dtype(op, x, target)
