@@ -69,6 +69,11 @@ def numpy_of(value: Any) -> np.ndarray:
         raise DlgTypeError(f"cannot take a {type_name(value)} as an array: {e}") from None
 
 
+def asarray(value: Any) -> np.ndarray:
+    """`np.asarray(value)`, a foreign array through `numpy_of` (its refusals dlg's)."""
+    return numpy_of(value) if is_foreign(value) else np.asarray(value)
+
+
 def _writable(array: np.ndarray) -> np.ndarray:
     """A read-only export (a JAX array) copied: dlg tensors can be written in place."""
     return array if array.flags.writeable else array.copy()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlg.compiler.pipeline import CompileOptions, TrainTarget, training_step
+from dlg import foreign
 from dlg.errors import DlgValueError, Span
 from dlg.ir.graph import Graph
 from dlg.ir.ops.losses import CROSS_ENTROPY, NLL_LOSS
@@ -145,7 +146,7 @@ class TrainStep:
         native = self.native
         arrays = arrange(native.input_names, args, inputs)
         for check, k in self._label_checks:
-            check(np.asarray(arrays[k]))
+            check(foreign.asarray(arrays[k]))
         params, state = self.model.params, self.state
         values = tuple([state[name] if own else params[name] for own, name in self._sources])
         outputs = native.run(arrays, values)  # updates are written in place unless the loss is
@@ -173,7 +174,7 @@ class TrainStep:
 
     def _interpret(self, inputs: dict[str, Any]) -> dict[str, float]:
         for check in self._checks:
-            check(np.asarray(inputs[check.input]))
+            check(foreign.asarray(inputs[check.input]))
         values = {**self.model.params, **self.state}
         outputs, updates = self.interpreter.run(self.graph, inputs, values)
         loss = float(outputs[self.spec.loss])
@@ -208,7 +209,7 @@ class TrainStep:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise DlgValueError(f"run: n (the number of steps) must be a positive int, got {n!r}")
         names = self.native.input_names if self.native is not None else self.input_names
-        data = {k: np.asarray(v) for k, v in bind_inputs(names, args, inputs).items()}
+        data = {k: foreign.asarray(v) for k, v in bind_inputs(names, args, inputs).items()}
         loop = self._loop
         if self.native is not None and (loop is None or not loop.holds(data)):
             loop = self._loop = NativeLoop(self.native, data, self.outputs, stop=True)

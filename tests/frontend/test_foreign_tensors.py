@@ -217,6 +217,15 @@ def test_a_dlg_model_fits_torch_tensors():
         m.fit(x.requires_grad_(), y, epochs=1, batch_size=16, verbose=0)
 
 
+def test_a_compiled_train_step_takes_torch_tensors():
+    step = dlg.compile(dlg.load("models/mlp.dlg")).train_step()
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    assert set(step(x=x, y=y)) == {"loss", "accuracy"}
+    assert set(step.run(2, x=x, y=y)) == {"loss", "accuracy"}
+    with pytest.raises(DlgTypeError, match="detach"):
+        step(x=x.requires_grad_(), y=y)
+
+
 # ---- memory and dtypes -----------------------------------------------------------------------
 def test_as_tensor_and_from_dlpack_share_torch_memory():
     t = torch.arange(6.0).reshape(2, 3)
