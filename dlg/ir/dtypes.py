@@ -124,7 +124,9 @@ PROMOTION_ORDER = (DType.bool, DType.u8, DType.i8, DType.i16, DType.i32, DType.i
 
 def promote_types(a: DType, b: DType) -> DType:
     """The smallest dtype that holds both a's and b's values (a float for a float and an int)."""
-    if {a, b} == {DType.u8, DType.i8}:
+    if a is b:
+        return a
+    if (a is DType.u8 and b is DType.i8) or (a is DType.i8 and b is DType.u8):
         return DType.i16
     if a.is_complex or b.is_complex:  # float64 with complex64 meet at complex128
         parts = [d.real for d in (a, b) if d.is_inexact]
