@@ -319,6 +319,20 @@ def test_bfloat16_says_float():
         dlg.tensor(torch.ones(2, dtype=torch.bfloat16))
 
 
+def test_a_torch_parameter_in_a_dlg_module_is_refused():
+    class Half(nn.Module):  # half ported: dlg would silently not train w
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2))
+
+    with pytest.raises(DlgTypeError, match=r"Half\.w = a torch\.nn\.parameter\.Parameter.*"
+                                           r"dlg\.nn\.Parameter"):
+        Half()
+    m = nn.Module()
+    m.scale = torch.tensor(2.0)  # a constant: kept, and read as data where it is used
+    assert (dlg.ones(2) * m.scale).sum().item() == 4.0
+
+
 def test_wrong_types_are_named_with_their_module():
     with pytest.raises(DlgTypeError, match=r"got torch\.nn\.modules\.activation\.ReLU"):
         F.linear(torch.nn.ReLU(), dlg.ones(2, 2))

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
-from dlg.foreign import type_name
+from dlg.foreign import is_foreign, type_name
 from dlg.frontend import engine
 from dlg.frontend.nn.hooks import Hooks
 from dlg.frontend.nn.module_api import ModuleAPI
@@ -94,7 +94,24 @@ class Module(Hooks, ModuleAPI):
         elif isinstance(value, Module):
             self._modules[name] = value
         else:
+            if getattr(value, "requires_grad", False) and is_foreign(value):
+                raise DlgTypeError(
+                    f"{type(self).__name__}.{name} = a {type_name(value)}: a dlg module would "
+                    f"neither train nor save it; use dlg.nn.Parameter (dlg.from_torch converts a "
+                    f"whole torch module)", engine.caller_span())
             object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        """torch's: `del module.weight` removes a parameter, buffer or submodule (the forward-AD
+        tutorial then sets a plain tensor in its place)."""
+        for table in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(table, {})
+            if name in entries:
+                del entries[name]
+                if table == "_buffers":
+                    self.__dict__.get("_non_persistent", set()).discard(name)
+                return
+        object.__delattr__(self, name)
 
     def __getattr__(self, name: str) -> Any:
         for table in ("_parameters", "_buffers", "_modules"):
