@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
+from dlg.frontend import forward_ad
 from dlg.frontend.autograd import Rebindable
 from dlg.frontend.engine import (
     Tracer,
@@ -148,6 +149,10 @@ def _eager(cls: type[Function], args: tuple[Any, ...]) -> Any:
     with no_grad():
         out = _forward(cls, ctx, args)
     outs, positions = _tensor_positions(cls, out)
+    if forward_ad._levels and getattr(cls, "jvp", None) is not None:  # forward-mode AD
+        dual = forward_ad.function_jvp(cls, ctx, args, out)
+        if dual is not None:
+            return dual
     if not any(ctx.needs_input_grad):
         return out
     node = _Forward(cls, ctx, args, outs, positions)
