@@ -3424,3 +3424,85 @@ def parametrizations_tutorial(side: Side5) -> dict:
 
 def test_parametrizations_tutorial():
     run_both(parametrizations_tutorial)
+
+
+# -- 22. Forward-mode AD (forward_ad_usage.py): dual tensors in a dual_level, make_dual /
+#        unpack_dual, a module whose parameters are replaced by duals, functional_call with dual
+#        parameters, a custom Function with a jvp staticmethod, and torch.func.jvp -------------
+
+def forward_ad_tutorial(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    fwAD = torch.autograd.forward_ad
+    import functools
+    out = {}
+
+    primal = side.draw(torch.randn, 10, 10)
+    tangent = side.draw(torch.randn, 10, 10)
+
+    def fn(x, y):
+        return x ** 2 + y ** 2
+
+    with fwAD.dual_level():
+        dual_input = fwAD.make_dual(primal, tangent)
+        assert fwAD.unpack_dual(dual_input).tangent is tangent
+        plain_tensor = side.draw(torch.randn, 10, 10)
+        dual_output = fn(dual_input, plain_tensor)
+        jvp = fwAD.unpack_dual(dual_output).tangent
+    assert fwAD.unpack_dual(dual_output).tangent is None
+    out["jvp"] = jvp
+
+    model = side.weights(nn.Linear(5, 5))
+    input = side.draw(torch.randn, 16, 5)
+    params = {name: p for name, p in model.named_parameters()}
+    tangents = {name: side.draw(torch.rand_like, p) for name, p in params.items()}
+    with fwAD.dual_level():
+        for name, p in params.items():
+            delattr(model, name)
+            setattr(model, name, fwAD.make_dual(p, tangents[name]))
+        out_ = model(input)
+        jvp = fwAD.unpack_dual(out_).tangent
+    out["module_jvp"] = jvp
+
+    model = side.weights(nn.Linear(5, 5))
+    dual_params = {}
+    with fwAD.dual_level():
+        for name, p in params.items():
+            dual_params[name] = fwAD.make_dual(p, tangents[name])
+        out_ = torch.func.functional_call(model, dual_params, input)
+        jvp2 = fwAD.unpack_dual(out_).tangent
+    assert torch.allclose(jvp, jvp2)
+
+    class Fn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, foo):
+            result = torch.exp(foo)
+            ctx.result = result
+            return result
+
+        @staticmethod
+        def jvp(ctx, gI):
+            gO = gI * ctx.result
+            del ctx.result
+            return gO
+
+    fn_ = Fn.apply
+    primal = side.draw(torch.randn, 10, 10, dtype=torch.double).requires_grad_()
+    tangent = side.draw(torch.randn, 10, 10)
+    with fwAD.dual_level():
+        dual_input = fwAD.make_dual(primal, tangent)
+        dual_output = fn_(dual_input)
+        jvp = fwAD.unpack_dual(dual_output).tangent
+    out["function_jvp"] = jvp
+
+    primal0, tangent0, primal1, tangent1 = (side.draw(torch.randn, 10, 10) for _ in range(4))
+    primal_out, tangent_out = torch.func.jvp(fn, (primal0, primal1), (tangent0, tangent1))
+    y = side.draw(torch.randn, 10, 10)
+    new_fn = functools.partial(fn, y=y)
+    primal_out2, tangent_out2 = torch.func.jvp(new_fn, (primal0,), (tangent0,))
+    out.update(func_jvp=[primal_out, tangent_out, primal_out2, tangent_out2])
+    return out
+
+
+def test_forward_ad_tutorial():
+    run_both(forward_ad_tutorial)
