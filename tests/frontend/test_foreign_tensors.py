@@ -115,26 +115,32 @@ class Digits(torch.utils.data.Dataset):
         return (x - 0.5) / 0.25, int(self.labels[i])  # Normalize
 
 
-def _torch_net():
+def _nets(kind: str):
+    """The torch net and a dlg net with its weights (conv then linear, or an MLP)."""
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
-                               torch.nn.Linear(32, 3))
+    tnn = torch.nn
+    if kind == "cnn":
+        tnet = tnn.Sequential(tnn.Conv2d(1, 4, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                              tnn.Flatten(), tnn.Linear(64, 3))
+        dnet = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(64, 3))
+    else:
+        tnet = tnn.Sequential(tnn.Flatten(), tnn.Linear(64, 32), tnn.ReLU(), tnn.Linear(32, 3))
+        dnet = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 3))
+    dnet.load_state_dict({k: v.detach().numpy().copy() for k, v in tnet.state_dict().items()})
+    return tnet, dnet
 
 
-def _dlg_net(like):
-    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 3))
-    net.load_state_dict({k: v.detach().numpy().copy() for k, v in like.state_dict().items()})
-    return net
-
-
-@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "dlg.compile"])
-def test_training_from_a_torch_dataloader_matches_torch(compiled):
+@pytest.mark.parametrize("kind,optimizer,compiled", [
+    ("mlp", "SGD", False), ("mlp", "SGD", True), ("cnn", "Adam", False)],
+    ids=["mlp-sgd-eager", "mlp-sgd-dlg.compile", "cnn-adam-eager"])
+def test_training_from_a_torch_dataloader_matches_torch(kind, optimizer, compiled):
     loader = torch.utils.data.DataLoader(Digits(), batch_size=16, shuffle=False)
-    tnet = _torch_net()
-    dnet = _dlg_net(tnet)
+    tnet, dnet = _nets(kind)
     model = dlg.compile(dnet) if compiled else dnet
-    topt = torch.optim.SGD(tnet.parameters(), lr=0.1, momentum=0.9)
-    dopt = dlg.optim.SGD(dnet.parameters(), lr=0.1, momentum=0.9)
+    options = {"lr": 0.1, "momentum": 0.9} if optimizer == "SGD" else {"lr": 0.01}
+    topt = getattr(torch.optim, optimizer)(tnet.parameters(), **options)
+    dopt = getattr(dlg.optim, optimizer)(dnet.parameters(), **options)
     for _epoch in range(2):
         for x, y in loader:
             assert isinstance(x, torch.Tensor) and x.dtype == torch.float32
