@@ -19,6 +19,7 @@ import numpy as np
 
 from dlg.compiler.optimizers import PREFIX, apply_optimizer
 from dlg.errors import DlgTypeError, DlgValueError, Span
+from dlg.foreign import is_foreign, type_name
 from dlg.frontend import engine, versions
 from dlg.frontend.handles import RemovableHandle, add_hook
 from dlg.frontend.tensor import Tensor
@@ -40,8 +41,20 @@ class Optimizer:
 
     name = ""
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], **defaults: Any):
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], *args: Any,
+                 **defaults: Any):
         span = engine.caller_span()
+        if args:  # torch's positional options: Adam(params, 1e-3), SGD(params, 0.1, 0.9)
+            names = _POSITIONAL.get(self.name, ())
+            if len(args) > len(names):
+                raise DlgTypeError(f"{self.name}() takes {len(names) + 1} positional arguments "
+                                   f"({', '.join(('params', *names))}), got {len(args) + 1}",
+                                   span)
+            for name, value in zip(names, args):
+                if name in defaults:
+                    raise DlgTypeError(f"{self.name}() got multiple values for argument "
+                                       f"{name!r}", span)
+                defaults[name] = value
         for kernels in ("foreach", "fused"):  # torch's choice of kernels, not of results
             value = defaults.pop(kernels, None)
             if value not in (None, True, False):
@@ -80,8 +93,10 @@ class Optimizer:
         params = param_group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         if not all(isinstance(p, Tensor) for p in params):
+            hint = ("; a torch module's parameters are trained by torch.optim, a dlg module's "
+                    "by dlg.optim" if any(map(is_foreign, params)) else "")
             raise DlgTypeError(f"{self.name} optimizes tensors; got "
-                               f"{', '.join(sorted({type(p).__name__ for p in params}))}",
+                               f"{', '.join(sorted({type_name(p) for p in params}))}{hint}",
                                engine.caller_span())
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if len({id(p) for p in params} | seen) != len(params) + len(seen):
@@ -325,6 +340,25 @@ def _state_tensor(value: Any, dtype: Any) -> Tensor:
 def _optimizer(name: str) -> type[Optimizer]:
     return type(name, (Optimizer,), {"name": name, "__doc__": f"torch.optim.{name}: "
                                      f"{', '.join(OPTIMIZER_DEFAULTS[name])}."})
+
+
+# torch's positional parameters after `params`, in order
+_POSITIONAL = {
+    "SGD": ("lr", "momentum", "dampening", "weight_decay", "nesterov"),
+    "Adam": ("lr", "betas", "eps", "weight_decay", "amsgrad"),
+    "AdamW": ("lr", "betas", "eps", "weight_decay", "amsgrad"),
+    "RMSprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "capturable",
+                "foreach", "maximize", "differentiable"),
+    "Adadelta": ("lr", "rho", "eps", "weight_decay", "foreach"),
+    "Adagrad": ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "foreach"),
+    "Adamax": ("lr", "betas", "eps", "weight_decay", "foreach"),
+    "NAdam": ("lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay"),
+    "RAdam": ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay"),
+    "Rprop": ("lr", "etas", "step_sizes"),
+    "ASGD": ("lr", "lambd", "alpha", "t0", "weight_decay", "foreach", "maximize",
+             "differentiable", "capturable"),
+    "Adafactor": ("lr", "beta2_decay", "eps", "d", "weight_decay"),
+}
 
 
 def _with_step_hooks(step: Callable[..., Any]) -> Callable[..., Any]:

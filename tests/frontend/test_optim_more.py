@@ -308,3 +308,19 @@ def test_step_pre_and_post_hooks_as_torch():
     run around each step, removable, once per step (LBFGS's own step too); a pre-hook may
     replace the step's arguments."""
     assert _step_hook_log(dlg) == _step_hook_log(torch)
+
+
+@pytest.mark.parametrize("name, args", [("SGD", (0.1, 0.9, 0.0, 1e-4, True)),
+                                        ("Adam", (1e-2, (0.8, 0.9), 1e-6, 1e-3, True)),
+                                        ("AdamW", (1e-2,)), ("RMSprop", (1e-2, 0.9)),
+                                        ("Adagrad", (0.1, 0.01)), ("Adadelta", (0.5, 0.8))])
+def test_options_positionally_as_torch(name, args):
+    """fast_neural_style's `Adam(transformer.parameters(), args.lr)`: the options after params
+    are torch's positional parameters (dlg took keywords alone: 'takes 2 positional arguments')."""
+    ours = getattr(dlg.optim, name)([dlg.nn.Parameter(dlg.ones(2))], *args)
+    theirs = getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(2))], *args)
+    want = {k: v for k, v in theirs.param_groups[0].items() if k != "params"}
+    got = ours.param_groups[0]
+    assert all(got[k] == want[k] for k in want if k in got)
+    with pytest.raises(DlgTypeError, match="multiple values for argument 'lr'"):
+        getattr(dlg.optim, name)([dlg.nn.Parameter(dlg.ones(2))], 0.1, lr=0.2)
