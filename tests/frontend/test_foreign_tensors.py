@@ -339,6 +339,12 @@ def test_a_torch_parameter_in_a_dlg_module_is_refused():
     assert (dlg.ones(2) * m.scale).sum().item() == 4.0
 
 
+def test_a_dlg_optimizer_over_torch_parameters_says_which_optimizes_what():
+    with pytest.raises(DlgTypeError, match=r"got torch\.nn\.parameter\.Parameter; a torch "
+                                           r"module's parameters are trained by torch\.optim"):
+        dlg.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+
+
 def test_wrong_types_are_named_with_their_module():
     with pytest.raises(DlgTypeError, match=r"got torch\.nn\.modules\.activation\.ReLU"):
         F.linear(torch.nn.ReLU(), dlg.ones(2, 2))
