@@ -3506,3 +3506,202 @@ def forward_ad_tutorial(side: Side5) -> dict:
 
 def test_forward_ad_tutorial():
     run_both(forward_ad_tutorial)
+
+
+# -- 23. pytorch/examples fast_neural_style: TransformerNet (ReflectionPad2d convs, affine
+#        InstanceNorm2d, residual blocks, nearest interpolate upsampling), a Vgg16-style loss net
+#        returning a namedtuple of frozen features, gram_matrix, normalize_batch's new_tensor and
+#        div_, content and style losses, then stylize from a state_dict with the old running
+#        statistics keys deleted by regex ---------------------------------------------------------
+
+def fast_neural_style(side: Side5) -> dict:
+    torch = side.lib
+    import re
+    from collections import namedtuple
+
+    class TransformerNet(torch.nn.Module):
+        def __init__(self):
+            super(TransformerNet, self).__init__()
+            self.conv1 = ConvLayer(3, 32, kernel_size=9, stride=1)
+            self.in1 = torch.nn.InstanceNorm2d(32, affine=True)
+            self.conv2 = ConvLayer(32, 64, kernel_size=3, stride=2)
+            self.in2 = torch.nn.InstanceNorm2d(64, affine=True)
+            self.conv3 = ConvLayer(64, 128, kernel_size=3, stride=2)
+            self.in3 = torch.nn.InstanceNorm2d(128, affine=True)
+            self.res1 = ResidualBlock(128)
+            self.res2 = ResidualBlock(128)
+            self.deconv1 = UpsampleConvLayer(128, 64, kernel_size=3, stride=1, upsample=2)
+            self.in4 = torch.nn.InstanceNorm2d(64, affine=True)
+            self.deconv2 = UpsampleConvLayer(64, 32, kernel_size=3, stride=1, upsample=2)
+            self.in5 = torch.nn.InstanceNorm2d(32, affine=True)
+            self.deconv3 = ConvLayer(32, 3, kernel_size=9, stride=1)
+            self.relu = torch.nn.ReLU()
+
+        def forward(self, X):
+            y = self.relu(self.in1(self.conv1(X)))
+            y = self.relu(self.in2(self.conv2(y)))
+            y = self.relu(self.in3(self.conv3(y)))
+            y = self.res1(y)
+            y = self.res2(y)
+            y = self.relu(self.in4(self.deconv1(y)))
+            y = self.relu(self.in5(self.deconv2(y)))
+            y = self.deconv3(y)
+            return y
+
+    class ConvLayer(torch.nn.Module):
+        def __init__(self, in_channels, out_channels, kernel_size, stride):
+            super(ConvLayer, self).__init__()
+            reflection_padding = kernel_size // 2
+            self.reflection_pad = torch.nn.ReflectionPad2d(reflection_padding)
+            self.conv2d = torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+        def forward(self, x):
+            out = self.reflection_pad(x)
+            out = self.conv2d(out)
+            return out
+
+    class ResidualBlock(torch.nn.Module):
+        def __init__(self, channels):
+            super(ResidualBlock, self).__init__()
+            self.conv1 = ConvLayer(channels, channels, kernel_size=3, stride=1)
+            self.in1 = torch.nn.InstanceNorm2d(channels, affine=True)
+            self.conv2 = ConvLayer(channels, channels, kernel_size=3, stride=1)
+            self.in2 = torch.nn.InstanceNorm2d(channels, affine=True)
+            self.relu = torch.nn.ReLU()
+
+        def forward(self, x):
+            residual = x
+            out = self.relu(self.in1(self.conv1(x)))
+            out = self.in2(self.conv2(out))
+            out = out + residual
+            return out
+
+    class UpsampleConvLayer(torch.nn.Module):
+        def __init__(self, in_channels, out_channels, kernel_size, stride, upsample=None):
+            super(UpsampleConvLayer, self).__init__()
+            self.upsample = upsample
+            reflection_padding = kernel_size // 2
+            self.reflection_pad = torch.nn.ReflectionPad2d(reflection_padding)
+            self.conv2d = torch.nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+        def forward(self, x):
+            x_in = x
+            if self.upsample:
+                x_in = torch.nn.functional.interpolate(x_in, mode='nearest',
+                                                       scale_factor=self.upsample)
+            out = self.reflection_pad(x_in)
+            out = self.conv2d(out)
+            return out
+
+    class Vgg16(torch.nn.Module):  # vgg.py's, its slices made small
+        def __init__(self, requires_grad=False):
+            super(Vgg16, self).__init__()
+            conv = torch.nn.Conv2d
+            self.slice1 = torch.nn.Sequential(conv(3, 8, 3, padding=1), torch.nn.ReLU(inplace=True))
+            self.slice2 = torch.nn.Sequential(torch.nn.MaxPool2d(2, 2), conv(8, 16, 3, padding=1),
+                                              torch.nn.ReLU(inplace=True))
+            self.slice3 = torch.nn.Sequential(torch.nn.MaxPool2d(2, 2), conv(16, 16, 3, padding=1),
+                                              torch.nn.ReLU(inplace=True))
+            self.slice4 = torch.nn.Sequential(conv(16, 16, 3, padding=1),
+                                              torch.nn.ReLU(inplace=True))
+            if not requires_grad:
+                for param in self.parameters():
+                    param.requires_grad = False
+
+        def forward(self, X):
+            h = self.slice1(X)
+            h_relu1_2 = h
+            h = self.slice2(h)
+            h_relu2_2 = h
+            h = self.slice3(h)
+            h_relu3_3 = h
+            h = self.slice4(h)
+            h_relu4_3 = h
+            vgg_outputs = namedtuple("VggOutputs", ['relu1_2', 'relu2_2', 'relu3_3', 'relu4_3'])
+            out = vgg_outputs(h_relu1_2, h_relu2_2, h_relu3_3, h_relu4_3)
+            return out
+
+    def gram_matrix(y):
+        (b, ch, h, w) = y.size()
+        features = y.view(b, ch, w * h)
+        features_t = features.transpose(1, 2)
+        gram = features.bmm(features_t) / (ch * h * w)
+        return gram
+
+    def normalize_batch(batch):
+        mean = batch.new_tensor([0.485, 0.456, 0.406]).view(-1, 1, 1)
+        std = batch.new_tensor([0.229, 0.224, 0.225]).view(-1, 1, 1)
+        batch = batch.div_(255.0)
+        return (batch - mean) / std
+
+    class args:  # noqa: N801
+        batch_size, content_weight, style_weight, lr, log_interval = 2, 1e5, 1e10, 1e-3, 1
+
+    rng = np.random.default_rng(23)
+    images = rng.integers(0, 256, (4, 3, 16, 16)).astype(np.float32)  # ToTensor, mul(255)
+    train_loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(images), torch.zeros(4)),
+        batch_size=args.batch_size)
+    transformer = side.weights(TransformerNet())
+    optimizer = torch.optim.Adam(transformer.parameters(), args.lr)
+    mse_loss = torch.nn.MSELoss()
+    vgg = side.weights(Vgg16(requires_grad=False))
+    style = torch.from_numpy(rng.integers(0, 256, (1, 3, 16, 16)).astype(np.float32))
+    style = style.repeat(args.batch_size, 1, 1, 1)
+    features_style = vgg(normalize_batch(style))
+    gram_style = [gram_matrix(y) for y in features_style]
+    logged = []
+    transformer.train()
+    agg_content_loss, agg_style_loss, count = 0., 0., 0
+    for batch_id, (x, _) in enumerate(train_loader):
+        n_batch = len(x)
+        count += n_batch
+        optimizer.zero_grad()
+        y = transformer(x)
+        y = normalize_batch(y)
+        x = normalize_batch(x)
+        features_y = vgg(y)
+        features_x = vgg(x)
+        content_loss = args.content_weight * mse_loss(features_y.relu2_2, features_x.relu2_2)
+        style_loss = 0.
+        for ft_y, gm_s in zip(features_y, gram_style):
+            gm_y = gram_matrix(ft_y)
+            style_loss += mse_loss(gm_y, gm_s[:n_batch, :, :])
+        style_loss *= args.style_weight
+        total_loss = content_loss + style_loss
+        total_loss.backward()
+        optimizer.step()
+        agg_content_loss += content_loss.item()
+        agg_style_loss += style_loss.item()
+        if (batch_id + 1) % args.log_interval == 0:
+            logged.append((agg_content_loss / (batch_id + 1), agg_style_loss / (batch_id + 1)))
+    transformer.eval().cpu()
+    saved = io.BytesIO()
+    torch.save(transformer.state_dict(), saved)
+    saved.seek(0)
+
+    # stylize
+    content_image = torch.from_numpy(images[0]).unsqueeze(0)
+    with torch.no_grad():
+        style_model = TransformerNet()
+        state_dict = torch.load(saved)
+        state_dict["in1.running_mean"] = torch.zeros(32)  # an old checkpoint's, which stylize drops
+        for k in list(state_dict.keys()):
+            if re.search(r'in\d+\.running_(mean|var)$', k):
+                del state_dict[k]
+        style_model.load_state_dict(state_dict)
+        output = style_model(content_image).cpu()
+    img = output[0].clone().clamp(0, 255).numpy()
+    img = img.transpose(1, 2, 0).astype("uint8")
+    # a per-channel constant passes reflection-padded convolutions as a per-channel constant
+    # and the next InstanceNorm removes it: every bias but in5's and deconv3's has a gradient
+    # of zero up to rounding, which Adam scales to lr-sized steps; those are left out
+    state = {k: v for k, v in transformer.state_dict().items()
+             if not k.endswith("bias") or k in ("in5.bias", "deconv3.conv2d.bias")}
+    return {"logged": logged, "state": state, "output": output, "image": img.astype(np.int64)}
+
+
+def test_fast_neural_style():
+    # a few weights of conv3 get gradients near rounding noise too: Adam moves them by up to
+    # lr = 1e-3 a step either way, over two steps
+    run_both(fast_neural_style, rtol=1e-3, atol=2.5e-3)
