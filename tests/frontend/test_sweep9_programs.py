@@ -5,15 +5,22 @@ the Quickstart's FashionMNIST loop with build-model, optimization and save/load)
 polynomial fits of "Learning PyTorch with Examples" (by hand, by autograd, the
 LegendrePolynomial3 Function, nn, optim, a custom Module, DynamicNet), "What is torch.nn
 really?" (weights by hand, log_softmax by hand, no_grad updates, TensorDataset, Lambda,
-WrappedDataLoader), the char-RNN name classifier and generator, and pytorch/examples'
+WrappedDataLoader), the char-RNN name classifier and generator, pytorch/examples'
 word_language_model (RNNModel and TransformerModel, saved whole and loaded under safe_globals),
-...
+time_sequence_prediction (LSTMCells in float64 with LBFGS), the FGSM tutorial, regression,
+mnist_rnn, the NLP tutorials (bag of words, N-gram LM, CBOW, LSTM tagger),
+mnist_forward_forward, the 60 Minute Blitz, siamese_network, the chatbot tutorial, the
+state-dict recipes, the torch.func tutorials (ensembling, per-sample gradients, Jacobians and
+Hessians), the fused conv-bn custom Function, parametrizations, forward-mode AD and
+fast_neural_style.
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness); the training ones also through dlg.compile
 (`side.compile`) where a user would compile.
 
-Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another."""
+Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another.
+The slowest programs (FGSM, fast neural style, the fused conv-bn Function, the siamese network)
+and the compiled run of "What is torch.nn really?" run under -m sweep_full."""
 
 from __future__ import annotations
 
@@ -1630,6 +1637,7 @@ def fgsm(side: Side5) -> dict:
             "images": [[e[2] for e in ex] for ex in examples if ex]}
 
 
+@pytest.mark.sweep_full  # slow (a ~10 s program): -m sweep_full runs it
 def test_fgsm_adversarial_examples():
     run_both(fgsm)
 
@@ -2487,6 +2495,7 @@ def siamese_network(side: Side5) -> dict:
     return {"logged": logged, "tested": tested, "state": model.state_dict()}
 
 
+@pytest.mark.sweep_full  # slow (a ~10 s program): -m sweep_full runs it
 def test_siamese_network():
     run_both(siamese_network)
 
@@ -3335,6 +3344,7 @@ def fused_conv_bn(side: Side5) -> dict:
     return out
 
 
+@pytest.mark.sweep_full  # slow (a ~10 s program): -m sweep_full runs it
 def test_fused_conv_bn_custom_function():
     run_both(fused_conv_bn)
 
@@ -3701,6 +3711,7 @@ def fast_neural_style(side: Side5) -> dict:
     return {"logged": logged, "state": state, "output": output, "image": img.astype(np.int64)}
 
 
+@pytest.mark.sweep_full  # slow (a ~10 s program): -m sweep_full runs it
 def test_fast_neural_style():
     # a few weights of conv3 get gradients near rounding noise too: Adam moves them by up to
     # lr = 1e-3 a step either way, over two steps
