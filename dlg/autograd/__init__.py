@@ -18,7 +18,7 @@ from dlg.frontend.engine import (
     set_grad_enabled,
 )
 from dlg.frontend.function import Function, FunctionCtx, once_differentiable
-from dlg.frontend.tensor import Tensor, run_graph
+from dlg.frontend.tensor import Tensor, foreign_tensors, run_graph
 from dlg.ir.anomaly import detect_anomaly, set_anomaly as set_detect_anomaly
 
 
@@ -34,6 +34,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
         autograd.check_no_hooks("grad(create_graph=True)")
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    grad_outputs = foreign_tensors(grad_outputs)  # torch.ones_like(out) seeds: dlg's
     seeds = [None] * len(outs) if grad_outputs is None else (
         [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs))
     if len(seeds) != len(outs):

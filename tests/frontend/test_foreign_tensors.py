@@ -88,6 +88,14 @@ def test_hand_written_functions_take_torch_tensors():
     assert isinstance(m.mask, dlg.Tensor) and "mask" in m.state_dict()
 
 
+def test_gradient_seeds_may_be_torch_tensors():
+    x = dlg.ones(3, requires_grad=True)
+    (x * 2).backward(torch.full((3,), 0.5))
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0, 1.0])
+    (g,) = dlg.autograd.grad(x * 3, x, grad_outputs=torch.ones(3))
+    np.testing.assert_array_equal(g.numpy(), [3.0, 3.0, 3.0])
+
+
 def test_indexing_with_torch_indices_and_masks():
     x = dlg.arange(15.0).reshape(5, 3)
     np.testing.assert_array_equal(x[torch.tensor([0, 2])].numpy(), x.numpy()[[0, 2]])
