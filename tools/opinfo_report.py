@@ -42,17 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     targets, left_out = harness.scope()
+    small = harness.small_int_targets(targets) if args.small_ints else []
     if args.ops:
         wanted = set(args.ops.split(","))
-        targets = [t for t in targets if t.key in wanted or t.opinfo.name in wanted
-                   or t.key.split(":")[0] in wanted]
+
+        def picked(t: harness.Target) -> bool:
+            return t.key in wanted or t.opinfo.name in wanted or t.key.split(":")[0] in wanted
+        targets = [t for t in targets if picked(t)]
+        small = [(t, d) for t, d in small if picked(t)]
     if args.small_ints and args.compiled:
         cap = args.cap if args.cap is not None else COMPILED_CAP
-        results = [r for t, d in harness.small_int_targets(targets) for r in
-                   run_target_compiled(t, cap, dtype=d)]
+        results = [r for t, d in small for r in run_target_compiled(t, cap, dtype=d)]
     elif args.small_ints:
-        results = [r for t, d in harness.small_int_targets(targets) for r in
-                   harness.run_target(t, args.cap, dtype=d)]
+        results = [r for t, d in small for r in harness.run_target(t, args.cap, dtype=d)]
     elif args.compiled:
         cap = args.cap if args.cap is not None else COMPILED_CAP
         results = [r for t in harness.one_per_opinfo(targets) for r in

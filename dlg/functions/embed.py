@@ -207,11 +207,14 @@ def cartesian_prod(F: Front, *tensors: Any) -> Any:
 
 
 def unravel_index(F: Front, indices: Any, shape: Any) -> tuple[Any, ...]:
-    """The coordinates of flat indices in a tensor of `shape`: one tensor per dim."""
+    """The coordinates of flat indices in a tensor of `shape`: one int64 tensor per dim (any
+    integer dtype's indices, as torch's)."""
     indices = tensor(F, indices, "unravel_index's indices")
-    if F.type_of(indices).dtype not in (DType.i32, DType.i64):
+    if not F.type_of(indices).dtype.is_int:
         raise DlgTypeError(f"unravel_index: indices must be an int tensor, got "
                            f"{F.type_of(indices)}")
+    if F.type_of(indices).dtype != DType.i64:
+        indices = F.emit(CAST, indices, dtype=DType.i64)
     dims = (shape,) if is_int(shape) else tuple(shape) if isinstance(shape, (list, tuple)) else ()
     if not all(is_int(d) and d >= 0 for d in dims):
         raise DlgTypeError(f"unravel_index: shape must be ints >= 0, got {describe(F, shape)}")

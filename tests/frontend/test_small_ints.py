@@ -115,6 +115,9 @@ UNARY = {
     "where_number": lambda L, a: (L.where(a > 0, a, -1), L.where(a > 0, 7, a)),
     "relu6": lambda L, a: L.nn.functional.relu6(a),
     "hardtanh": lambda L, a: L.nn.functional.hardtanh(a, 2.5, 90.7),
+    "unravel_index": lambda L, a: L.unravel_index(a.flatten()[:4].abs() if a.dtype != L.uint8
+                                                  else a.flatten()[:4], (4, 64)),
+    "gcd_self": lambda L, a: L.gcd(a, a.flip(0)),
     "interpolate_nearest": lambda L, a: L.nn.functional.interpolate(a[None, None].byte(), (2, 7)),
 }
 

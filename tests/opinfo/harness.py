@@ -470,9 +470,17 @@ def run_target(target: Target, cap: int | None = None, first: int | None = None,
 
 def small_int_targets(targets: list[Target]) -> list[tuple[Target, Any]]:
     """(target, dtype) for each OpInfo's function spelling (else its method) and each of
-    SMALL_INTS that torch supports for it on the CPU."""
-    return [(t, d) for t in one_per_opinfo(targets) for d in SMALL_INTS
-            if d in t.opinfo.supported_dtypes("cpu")]
+    SMALL_INTS that torch supports for it on the CPU: `targets`' OpInfos and the integer-only
+    ones `scope` leaves out for having no float32 samples (bitwise ops, shifts, gcd)."""
+    return [(t, d) for t in one_per_opinfo(targets) + one_per_opinfo(integer_only_targets())
+            for d in SMALL_INTS if d in t.opinfo.supported_dtypes("cpu")]
+
+
+@cache
+def integer_only_targets() -> list[Target]:
+    """The targets of the OpInfos dlg spells that torch runs on no float32 (integers only)."""
+    return [t for op in op_db() if op.name not in TORCH_CALLABLES
+            and torch.float32 not in op.supported_dtypes("cpu") for t in _targets(op)]
 
 
 # ---- the table and the bars ---------------------------------------------------------------------
