@@ -18,6 +18,7 @@ from dlg.frontend import engine
 from dlg.frontend.tensor import Tensor, call
 
 _levels: list[dict[int, tuple[weakref.ref, Tensor]]] = []
+GRAD: list[Any] = []  # dlg.autograd.grad, put here by dlg.autograd.forward_ad (it imports later)
 
 
 class UnpackedDualTensor(NamedTuple):
@@ -79,11 +80,11 @@ def tangent_of(t: Tensor) -> Tensor | None:
     duals = [(d, tan) for ref, tan in level.values() if (d := ref()) is not None]
     if not duals or not t.requires_grad:
         return None
-    from dlg import autograd
+    grad = GRAD[0]
     with engine.enable_grad():
         u = call("zeros_like", t).requires_grad_()
-        grads = autograd.grad(t, [d for d, _ in duals], grad_outputs=u, create_graph=True,
-                              allow_unused=True)
+        grads = grad(t, [d for d, _ in duals], grad_outputs=u, create_graph=True,
+                     allow_unused=True)
         terms = [(g * tan).sum() for g, (_, tan) in zip(grads, duals) if g is not None]
         if not terms:
             return None
@@ -92,7 +93,7 @@ def tangent_of(t: Tensor) -> Tensor | None:
             total = total + term
         if not total.requires_grad:  # no dependence on u: a zero tangent
             return call("zeros_like", t)
-        (tangent,) = autograd.grad(total, [u], allow_unused=True)
+        (tangent,) = grad(total, [u], allow_unused=True)
     return call("zeros_like", t) if tangent is None else tangent.detach()
 
 
