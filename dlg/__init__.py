@@ -46,6 +46,7 @@ from dlg.frontend.device import device, get_default_device, set_default_device
 from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional
 from dlg.frontend.out_arg import with_out as _with_out
+from dlg.frontend import top_in_place as _top_in_place
 from dlg.frontend.tensor import Tensor
 from dlg.frontend.printing import set_printoptions
 from dlg.frontend.size import Size
@@ -66,6 +67,9 @@ _FUNCTIONS = [n for n in _functional.__all__ if n not in globals() and n not in 
 globals().update({name: _with_out(getattr(_functional, name)) for name in _FUNCTIONS})
 for _name in _FUNCTIONS:  # each found by pickle as dlg.<name>
     globals()[_name].__module__, globals()[_name].__qualname__ = "dlg", _name
+# torch's top-level in-place spellings (dlg.sin_(x) is x.sin_()) not among those
+_IN_PLACE = {k: v for k, v in _top_in_place.FUNCTIONS.items() if k not in globals()}
+globals().update(_IN_PLACE)
 
 # torch's top-level dense linear algebra (eager only; dlg.linalg has the rest)
 inverse, det, logdet, slogdet = (_dense_linalg.inv, _dense_linalg.det, _dense_linalg.logdet,
@@ -102,6 +106,8 @@ __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mod
             "set_default_dtype",
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
+__all__ += list(_IN_PLACE)
+__all__ += ["get_default_device", "set_default_device", "testing"]
 __all__ += ["fft", "linalg", "special", *_linalg_more.TOP_LEVEL]
 __all__ += ["DlgNumericError", "detect_anomaly", "is_anomaly_enabled", "set_anomaly"]
 __all__ += ["get_num_threads", "set_num_threads"]

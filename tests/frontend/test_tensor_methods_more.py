@@ -499,3 +499,20 @@ def test_deprecated_number_alpha_overload_of_add_and_sub_as_torch():
         assert any("add_(Number alpha, Tensor other)" in str(w.message) for w in caught)
         results.append([p.tolist(), q.tolist()])
     np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, args", [("sin_", ()), ("exp_", ()), ("clamp_", (-0.2, 0.3)),
+                                        ("sigmoid_", ()), ("zero_", ()), ("fill_", (2.5,)),
+                                        ("nan_to_num_", ()), ("round_", ()), ("neg_", ())])
+def test_top_level_in_place_functions_as_torch(name, args):
+    """torch.sin_(b) (the Introduction to PyTorch tensors tutorial) and torch's other top-level
+    in-place spellings: the method of that name, the tensor itself returned."""
+    values = np.array([0.0, 0.5, -0.7, 2.0], np.float32)
+    results = []
+    for lib in (torch, dlg):
+        x = lib.from_numpy(values.copy())
+        assert getattr(lib, name)(x, *args) is x
+        results.append(x.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
+    with pytest.raises(dlg.DlgTypeError, match=f"{name}\\(\\) writes into a tensor"):
+        getattr(dlg, name)([1.0], *args)
