@@ -3716,3 +3716,136 @@ def test_fast_neural_style():
     # a few weights of conv3 get gradients near rounding noise too: Adam moves them by up to
     # lr = 1e-3 a step either way, over two steps
     run_both(fast_neural_style, rtol=1e-3, atol=2.5e-3)
+
+
+# -- 24. Introduction to PyTorch, Tensors (introyt/tensors_deeper_tutorial.py): factories and
+#        *_like, manual_seed reproducibility, dtypes, broadcasting, common, trigonometric,
+#        bitwise, comparison, reduction and linear-algebra functions, in-place and out= forms
+#        (a factory's out= too), aliasing by a[0][1] = ..., clone and detach, squeeze and
+#        unsqueeze_, reshape, the NumPy bridge ----------------------------------------------------
+
+def tensors_deeper(side: Side5) -> dict:
+    torch = side.lib
+    out = {}
+    x = torch.empty(3, 4)
+    assert isinstance(x, torch.Tensor) and tuple(x.shape) == (3, 4)
+    out.update(zeros=torch.zeros(2, 3), ones=torch.ones(2, 3))
+    torch.manual_seed(1729)
+    random1 = torch.rand(2, 3)
+    random2 = torch.rand(2, 3)
+    torch.manual_seed(1729)
+    random3 = torch.rand(2, 3)
+    random4 = torch.rand(2, 3)
+    assert torch.equal(random1, random3) and torch.equal(random2, random4)
+    assert not torch.equal(random1, random2)
+    x = torch.empty(2, 2, 3)
+    for like in (torch.empty_like(x), torch.zeros_like(x), torch.ones_like(x),
+                 torch.rand_like(x)):
+        assert tuple(like.shape) == (2, 2, 3)
+    out["constants"] = torch.tensor([[3.1415926, 2.71828], [1.61803, 0.0072897]])
+    out["integers"] = [torch.tensor((2, 3, 5, 7, 11, 13, 17, 19)),
+                       torch.tensor(((2, 4, 6), [3, 6, 9]))]
+    a = torch.ones((2, 3), dtype=torch.int16)
+    b = side.draw(torch.rand, (2, 3), dtype=torch.float64) * 20.
+    c = b.to(torch.int32)
+    assert (a.dtype, c.dtype) == (torch.int16, torch.int32)
+    out["dtypes"] = [a, b, c]
+    ones = torch.zeros(2, 2) + 1
+    twos = torch.ones(2, 2) * 2
+    threes = (torch.ones(2, 2) * 7 - 1) / 2
+    fours = twos ** 2
+    sqrt2s = twos ** 0.5
+    powers2 = twos ** torch.tensor([[1, 2], [3, 4]])
+    out["arithmetic"] = [ones, twos, threes, fours, sqrt2s, powers2, ones + fours,
+                         threes * fours]
+    rand = side.draw(torch.rand, 2, 4)
+    out["doubled"] = rand * (torch.ones(1, 4) * 2)
+    a = torch.ones(4, 3, 2)
+    out["broadcast"] = [a * side.draw(torch.rand, 3, 2), a * side.draw(torch.rand, 3, 1),
+                        a * side.draw(torch.rand, 1, 2)]
+    a = side.draw(torch.rand, 2, 4) * 2 - 1
+    out["common"] = [torch.abs(a), torch.ceil(a), torch.floor(a), torch.clamp(a, -0.5, 0.5)]
+    angles = torch.tensor([0, math.pi / 4, math.pi / 2, 3 * math.pi / 4])
+    sines = torch.sin(angles)
+    out["trig"] = [sines, torch.asin(sines)]
+    out["xor"] = torch.bitwise_xor(torch.tensor([1, 5, 11]), torch.tensor([2, 7, 10]))
+    d = torch.tensor([[1., 2.], [3., 4.]])
+    e = torch.ones(1, 2)
+    out["eq"] = torch.eq(d, e)
+    assert torch.max(d).item() == 4.0
+    out["reductions"] = [torch.max(d), torch.mean(d), torch.std(d), torch.prod(d),
+                         torch.unique(torch.tensor([1, 2, 1, 2, 1, 2]))]
+    v1 = torch.tensor([1., 0., 0.])
+    v2 = torch.tensor([0., 1., 0.])
+    m1 = side.draw(torch.rand, 2, 2)
+    m2 = torch.tensor([[3., 0.], [0., 3.]])
+    m3 = torch.matmul(m1, m2)
+    U, S, V = torch.svd(m3)
+    assert torch.allclose(U @ torch.diag(S) @ V.T, m3, atol=1e-5)
+    out["linalg"] = [torch.cross(v2, v1, dim=0), m3, S]
+    a = torch.tensor([0, math.pi / 4, math.pi / 2, 3 * math.pi / 4])
+    assert torch.equal(torch.sin(a), torch.sin(a)) and abs(a[1].item() - math.pi / 4) < 1e-6
+    b = torch.tensor([0, math.pi / 4, math.pi / 2, 3 * math.pi / 4])
+    returned = torch.sin_(b)
+    assert returned is b
+    a = torch.ones(2, 2)
+    b = side.draw(torch.rand, 2, 2)
+    assert a.add_(b) is a and b.mul_(b) is b
+    out["in_place"] = [a, b]
+    a = side.draw(torch.rand, 2, 2)
+    b = side.draw(torch.rand, 2, 2)
+    c = torch.zeros(2, 2)
+    old_id = id(c)
+    d = torch.matmul(a, b, out=c)
+    assert c is d and id(c) == old_id
+    out["out"] = c.clone()
+    torch.rand(2, 2, out=c)  # works for creation too!
+    assert id(c) == old_id and tuple(c.shape) == (2, 2)
+    a = torch.ones(2, 2)
+    b = a
+    a[0][1] = 561  # we change a...
+    out["aliased"] = b  # ...and b is also altered
+    a = torch.ones(2, 2)
+    b = a.clone()
+    assert b is not a
+    a[0][1] = 561
+    out["cloned"] = b
+    a = side.draw(torch.rand, 2, 2).requires_grad_()
+    b = a.clone()
+    c = a.detach().clone()
+    assert b.requires_grad and b.grad_fn is not None and not c.requires_grad
+    if torch.cuda.is_available():
+        my_device = torch.device('cuda')
+    else:
+        my_device = torch.device('cpu')
+    assert 'Device: {}'.format(my_device) == "Device: cpu"
+    y = side.draw(torch.rand, 2, 2).to(my_device)
+    a = side.draw(torch.rand, 3, 226, 226)
+    assert tuple(a.unsqueeze(0).shape) == (1, 3, 226, 226)
+    a = side.draw(torch.rand, 1, 20)
+    assert tuple(a.squeeze(0).shape) == (20,) and tuple(torch.rand(2, 2).squeeze(0).shape) == (2, 2)
+    a = torch.ones(4, 3, 2)
+    b = side.draw(torch.rand, 3)
+    c = b.unsqueeze(1)
+    out["unsqueezed"] = a * c
+    batch_me = torch.rand(3, 8, 8)
+    batch_me.unsqueeze_(0)
+    assert tuple(batch_me.shape) == (1, 3, 8, 8)
+    output3d = side.draw(torch.rand, 6, 20, 20)
+    input1d = output3d.reshape(6 * 20 * 20)
+    assert tuple(torch.reshape(output3d, (6 * 20 * 20,)).shape) == (2400,)
+    out["reshaped"] = input1d[:10]
+    numpy_array = np.ones((2, 3))
+    pytorch_tensor = torch.from_numpy(numpy_array)
+    numpy_array[1, 1] = 23
+    out["bridge"] = pytorch_tensor
+    pytorch_rand = side.draw(torch.rand, 2, 3)
+    numpy_rand = pytorch_rand.numpy()
+    pytorch_rand[1, 1] = 17
+    out["bridge_back"] = numpy_rand.copy()
+    out["y"] = y
+    return out
+
+
+def test_tensors_deeper():
+    run_both(tensors_deeper)
