@@ -29,11 +29,13 @@ import numpy as np
 from dlg.compiler.passes.autodiff import grad as grad_graph
 from dlg.errors import DlgValueError
 from dlg.frontend import grad_hooks, versions
-from dlg.frontend.engine import Record, caller_span, current, rng
+from dlg.frontend.engine import RESHAPES, VIEWS, Record, caller_span, current, rng
 from dlg.frontend.tiering import Tier, compilable
 from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.builder import Builder
-from dlg.ir.graph import Graph, Value
+from dlg.ir.graph import Graph, Node, Value
+from dlg.ir.ops.opdef import Trait
+from dlg.ir.rewrite import copy_graph
 from dlg.runtime.interp import Interpreter, Program
 
 if TYPE_CHECKING:
@@ -197,15 +199,19 @@ def gradients(roots: list[tuple[Tensor, np.ndarray | None]], order: Tape,
     def wanted_key(t: Tensor) -> int:
         return id(t) if id(t) in cut else key(t, t.record)
     wanted_ids = {wanted_key(t) for t in wanted}
-    signature, feeds, names, calls = _signature(order, roots, wanted_ids, cut)
     checked = is_anomaly_enabled()
+    # recorded values are read in (`_fed`) but where the gradients must be functions of the
+    # leaves (create_graph) or anomaly mode names each backward node's forward op
+    signature, feeds, names, calls = _signature(order, roots, wanted_ids, cut,
+                                                feed=replay is None and not checked)
     if checked:
         signature = None  # a graph with the records' spans, checked node by node, for this call
     plans: OrderedDict[Any, Plan] = _state.__dict__.setdefault("plans", OrderedDict())
     plan = plans.get(signature) if signature is not None else None
     if plan is None:
         templates: list[Rebindable] = []
-        graph = _gradient_graph(order, roots, wanted_ids, list(names), cut, templates)
+        graph = _gradient_graph(order, roots, wanted_ids, list(names), cut, templates,
+                                feeds.keys())
         plan = Plan.of(graph, templates, checked)
         if signature is not None:
             plans[signature] = plan
@@ -234,13 +240,13 @@ def _recorded(graph: Graph, feeds: dict[str, np.ndarray], order: Tape, replay: R
 
 
 def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
-               wanted: set[int], cut: Collection[int] = ()
+               wanted: set[int], cut: Collection[int] = (), feed: bool = False
                ) -> tuple[Any, dict[str, np.ndarray], dict[str, int], list[Rebindable]]:
     """The tape's signature (None when an attribute is unhashable), the graph's feeds by input
-    name (leaves, seeds, zeros for the wanted non-leaves), the input name of each wanted
-    value on the tape (to its key), in the names `_gradient_graph` gives them, and the
-    `Rebindable` attributes of the calls; `cut`: the tensors the tape was cut at
-    (`_cut_at_wanted`)."""
+    name (leaves, seeds, zeros for the wanted non-leaves and, with `feed`, the recorded values
+    `_fed` finds), the input name of each wanted value on the tape (to its key), in the names
+    `_gradient_graph` gives them, and the `Rebindable` attributes of the calls; `cut`: the
+    tensors the tape was cut at (`_cut_at_wanted`)."""
     position: dict[int, int] = {}
     first_of_call: dict[int, int] = {}
     entries: list[Any] = []
@@ -264,9 +270,12 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
                 calls.extend(v for v in r.attrs.values() if isinstance(v, Rebindable))
             attrs = tuple((k, ("rebound", v.tape_key()) if isinstance(v, Rebindable) else v)
                           for k, v in r.attrs.items())
+            fed = feed and _fed(t, r)
+            if fed:
+                feeds[f"v{i}"] = t.numpy_view()
             entries.append((r.op, attrs,
                             tuple(position[key(p, s)] for p, s in zip(r.inputs, r.sources)),
-                            r.index, call, k in wanted))
+                            r.index, call, k in wanted, fed))
             if k not in wanted:
                 continue
             name = f"r{i}"
@@ -287,11 +296,13 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
 
 def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
                     wanted: set[int], wrt: list[str], cut: Collection[int],
-                    templates: list[Rebindable]) -> Graph:
+                    templates: list[Rebindable], fed: Collection[str] = ()) -> Graph:
     """The recorded ops as a graph from the leaves to `loss` (the sum of the roots, or of their
     inner products with the seeds), differentiated with respect to the inputs named `wrt`: the
     wanted leaves, and for each wanted non-leaf a zero input added to it (its gradient is the
-    non-leaf's). `Rebindable` attributes go in as templates, appended to `templates`."""
+    non-leaf's). `Rebindable` attributes go in as templates, appended to `templates`. The
+    values named in `fed` (`v<i>`, tape entry i) are inputs of the differentiated graph, read
+    where the gradient needs them, instead of computed again from the leaves (`_read_fed`)."""
     g = Graph("backward")
     b = Builder(g)
     node_of: dict[int, Value] = {}
@@ -314,6 +325,8 @@ def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
                              **attrs)
             emitted[r.call] = out if isinstance(out, tuple) else (out,)
         node_of[k] = emitted[r.call][r.index]
+        if f"v{i}" in fed:
+            g.set_output(f"{FED}v{i}", node_of[k])
         if k in wanted:
             node_of[k] = b.add(node_of[k], b.input(f"r{i}", t.tensor_type))
     loss = None
@@ -327,7 +340,37 @@ def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
                 out = b.reduce_sum(b.mul(out, given))
         loss = out if loss is None else b.add(loss, out)
     g.set_output("loss", loss)
-    return grad_graph(g, "loss", wrt=wrt)
+    return _read_fed(grad_graph(g, "loss", wrt=wrt))
+
+
+FED = "fed."  # the forward graph's outputs naming the values `_read_fed` reads from inputs
+
+
+def _fed(t: Tensor, r: Record) -> bool:
+    """Whether the gradient graph may read r's output as t holds it: r is t's record, t's
+    memory not written in place since r made it (`versions.written_after`: an in-place op's
+    input reads the old value, which dlg computes again), and r's op makes one output and is
+    no view or reshape (those cost nothing to make again, and a view's record replayed after
+    its base changed is younger than the writes that changed it)."""
+    return (r is t.record and t._value is not None and not versions.written_after(t, r.call)
+            and Trait.MULTI_OUTPUT not in r.op.traits
+            and r.op not in VIEWS and r.op not in RESHAPES)
+
+
+def _read_fed(g: Graph) -> Graph:
+    """`g` with each value it outputs as `fed.v<i>` made by an input `v<i>` instead of its
+    node: the forward ops no gradient reads through them drop out (Program and the compiler
+    run only what the outputs need). A value autodiff made in a saving form (several outputs)
+    or that is an input already is computed as before."""
+    fed = {v: name.removeprefix(FED) for name, v in g.outputs if name.startswith(FED)}
+
+    def read(b: Builder, node: Node, inputs: tuple[Value, ...]) -> Value | None:
+        if len(node.outs) == 1 and node.inputs and node.out in fed:
+            return b.input(fed[node.out], node.types[0])
+        return None
+    out = copy_graph(g, read)
+    out.outputs = [(name, v) for name, v in out.outputs if not name.startswith(FED)]
+    return out
 
 
 def key(t: Tensor, r: Record | None) -> int:

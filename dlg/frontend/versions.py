@@ -76,7 +76,9 @@ _kept: dict[int, weakref.ref] = {}
 _dead = weakref.ref(engine)  # stands for no entry (a module, never a tensor)
 
 
-def _written_after(t: Tensor, call: int) -> bool:
+def written_after(t: Tensor, call: int) -> bool:
+    """Whether t's memory (any array sharing its owner) was written in place after op call
+    `call` (torch's version counter, per owning array)."""
     if t._value is None:
         return False
     owner = _owner(t._value)
@@ -94,7 +96,7 @@ def check(order: list[tuple[Tensor, Record | None]]) -> None:
                       for p, s in zip(r.inputs, r.sources))
         reads: tuple[frozenset[int], bool] | None = None
         for i, (p, s) in enumerate(zip(r.inputs, r.sources)):
-            if not _written_after(p, r.call) or _kept.get(id(p), _dead)() is p:
+            if not written_after(p, r.call) or _kept.get(id(p), _dead)() is p:
                 continue
             if s is None:
                 _refuse(r, f"input {i} ({p.tensor_type}) of {r.op.name}, a tensor dlg reads again "
@@ -103,7 +105,7 @@ def check(order: list[tuple[Tensor, Record | None]]) -> None:
             if i in reads[0]:
                 _refuse(r, f"input {i} ({p.tensor_type}) of {r.op.name}, which its gradient needs, "
                         f"was changed in place after {r.op.name} read it")
-        if _written_after(t, r.call):
+        if written_after(t, r.call):
             reads = reads or saved(r.op, r.attrs, tuple(q.tensor_type for q in r.inputs), wants)
             if reads[1]:
                 _refuse(r, f"output {r.index} ({t.tensor_type}) of {r.op.name}, which its gradient "

@@ -121,6 +121,25 @@ def test_kept_gradient_graph_sees_new_values():
     assert not np.allclose(first[0], other[0])
 
 
+def test_gradient_graph_reads_recorded_values_instead_of_recomputing():
+    """The kept gradient graph of a two-layer MLP whose input wants no gradient runs three
+    products (dW2 = h^T g, dh = g W2^T, dW1 = x^T dh): the forward's two are read from the
+    recorded values; a value written in place after it was recorded (an in-place op's input)
+    is computed again."""
+    w1, w2 = _t((5, 4), requires_grad=True), _t((4, 3), requires_grad=True)
+    y = dlg.tensor(np.array([0, 2, 1, 1]))
+    autograd._state.__dict__.pop("plans", None)
+    _mlp_grads(_t((4, 5)), y, w1, w2)
+    (plan,) = autograd._state.plans.values()
+    assert sum(name == "matmul" for _, name, *_ in plan.program.steps) == 3
+    a, b = _t((3,), requires_grad=True), _t((3,), requires_grad=True)
+    h = a * 2
+    h.mul_(b)  # h's memory now holds 2ab; d/db reads the 2a mul_ read, so 2a is made again
+    h.sum().backward()
+    np.testing.assert_allclose(b.grad.numpy(), 2 * a.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(a.grad.numpy(), 2 * b.detach().numpy(), rtol=1e-6)
+
+
 def test_gradient_graph_key_follows_shapes_and_wrt():
     a, b = _t((3,), requires_grad=True), _t((3,), requires_grad=True)
     (a * b).sum().backward()

@@ -75,6 +75,15 @@ def _inplace_on_column_views(m, a, b):
     return h * h
 
 
+def _chained_in_place_on_a_view(m, a, b):
+    """Barlow Twins' `torch.diagonal(c).add_(-1).pow_(2)`: the view's record is replayed after
+    its base changed, so the gradient graph must not read its memory as that record's value."""
+    c = a @ b
+    c.div_(4)
+    on_diag = m.diagonal(c).add_(-1).pow_(2).sum()
+    return on_diag + c.sum()
+
+
 def _view_sees_base_change(m, a, b):
     h = a * 1
     v = h[0]
@@ -110,8 +119,9 @@ def _leaf_constant_receives_gradient(m, a, b):
 
 CASES = [_attention_mask, _earlier_reader_keeps_its_edge, _setitem_column,
          _setitem_value_gets_gradient, _setitem_into_zeros, _setitem_mask_and_index,
-         _relu_after_linear, _inplace_on_a_view, _inplace_on_column_views, _view_sees_base_change,
-         _augmented_and_methods, _fill_with_a_tensor, _leaf_constant_receives_gradient]
+         _relu_after_linear, _inplace_on_a_view, _inplace_on_column_views,
+         _chained_in_place_on_a_view, _view_sees_base_change, _augmented_and_methods,
+         _fill_with_a_tensor, _leaf_constant_receives_gradient]
 
 
 def _run(m, fn):
