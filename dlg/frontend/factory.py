@@ -80,6 +80,9 @@ def leaf(t: Tensor, requires_grad: bool = False, device: Any = None, layout: Any
     return t.requires_grad_() if requires_grad else t
 
 
+# their shape comes first, and torch names it `size` (torch.empty(size=(n, m)), gat's)
+SIZE_FIRST = ("zeros", "ones", "empty", "rand", "randn", "full")
+
 # they take `generator=`
 RANDOM = ("rand", "randn", "randint", "rand_like", "randn_like", "randint_like")
 
@@ -96,6 +99,8 @@ def factory(name: str, like: bool = False) -> Callable[..., Tensor]:
         if like:
             check_memory_format(kwargs.pop("memory_format", None))
         else:  # sizes and bounds held in one-element int tensors: dlg.arange(lengths.max())
+            if "size" in kwargs and name in SIZE_FIRST:  # torch.empty(size=(3, 4))
+                args = (kwargs.pop("size"), *args)
             args = tuple(type(a)(map(as_number, a)) if isinstance(a, (tuple, list))
                          else as_number(a) for a in args)
         if random and "generator" in kwargs:  # drawn from it (a dlg.Generator), as torch

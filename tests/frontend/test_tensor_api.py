@@ -648,3 +648,14 @@ def test_a_range_indexes_as_a_list_of_ints():
     target = dlg.tensor([3, 0, 1])
     np.testing.assert_allclose(dlg.compile(Nll())(dlg.tensor(a), target).item(),
                                -torch.tensor(a)[range(3), torch.tensor([3, 0, 1])].mean().item())
+
+
+def test_factories_take_torchs_size_keyword():
+    """torch.empty(size=(n, m)) (pytorch/examples gat's parameters): the shape by keyword, as
+    torch names it, in zeros, ones, empty, rand, randn and full."""
+    for lib in (torch, dlg):
+        made = [lib.empty(size=(2, 3)), lib.zeros(size=(2,)), lib.ones(size=[2, 2]),
+                lib.rand(size=(1, 2)), lib.randn(size=(3,)),
+                lib.full(size=(2,), fill_value=3.0)]
+        assert [tuple(t.shape) for t in made] == [(2, 3), (2,), (2, 2), (1, 2), (3,), (2,)]
+        assert made[-1].tolist() == [3.0, 3.0]
