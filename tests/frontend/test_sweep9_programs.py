@@ -3849,3 +3849,134 @@ def tensors_deeper(side: Side5) -> dict:
 
 def test_tensors_deeper():
     run_both(tensors_deeper)
+
+
+# -- 25. pytorch/examples gat: GraphAttentionLayer (xavier_normal_ in its reset_parameters,
+#        scores by broadcast of source and target.mT, masking by torch.where with -9e16,
+#        heads averaged or concatenated), train_iter / test over node masks, Adam with L2 -------
+
+def gat_example(side: Side5, concat: bool) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    Adam = torch.optim.Adam
+
+    class GraphAttentionLayer(nn.Module):
+        def __init__(self, in_features: int, out_features: int, n_heads: int,
+                     concat: bool = False, dropout: float = 0.4, leaky_relu_slope: float = 0.2):
+            super(GraphAttentionLayer, self).__init__()
+            self.n_heads = n_heads
+            self.concat = concat
+            self.dropout = dropout
+            if concat:
+                self.out_features = out_features
+                assert out_features % n_heads == 0
+                self.n_hidden = out_features // n_heads
+            else:
+                self.n_hidden = out_features
+            self.W = nn.Parameter(torch.empty(size=(in_features, self.n_hidden * n_heads)))
+            self.a = nn.Parameter(torch.empty(size=(n_heads, 2 * self.n_hidden, 1)))
+            self.leakyrelu = nn.LeakyReLU(leaky_relu_slope)
+            self.softmax = nn.Softmax(dim=1)
+            self.reset_parameters()
+
+        def reset_parameters(self):
+            nn.init.xavier_normal_(self.W)
+            nn.init.xavier_normal_(self.a)
+
+        def _get_attention_scores(self, h_transformed):
+            source_scores = torch.matmul(h_transformed, self.a[:, :self.n_hidden, :])
+            target_scores = torch.matmul(h_transformed, self.a[:, self.n_hidden:, :])
+            e = source_scores + target_scores.mT
+            return self.leakyrelu(e)
+
+        def forward(self, h, adj_mat):
+            n_nodes = h.shape[0]
+            h_transformed = torch.mm(h, self.W)
+            h_transformed = F.dropout(h_transformed, self.dropout, training=self.training)
+            h_transformed = h_transformed.view(n_nodes, self.n_heads,
+                                               self.n_hidden).permute(1, 0, 2)
+            e = self._get_attention_scores(h_transformed)
+            connectivity_mask = -9e16 * torch.ones_like(e)
+            e = torch.where(adj_mat > 0, e, connectivity_mask)
+            attention = F.softmax(e, dim=-1)
+            attention = F.dropout(attention, self.dropout, training=self.training)
+            h_prime = torch.matmul(attention, h_transformed)
+            if self.concat:
+                h_prime = h_prime.permute(1, 0, 2).contiguous().view(n_nodes, self.out_features)
+            else:
+                h_prime = h_prime.mean(dim=0)
+            return h_prime
+
+    class GAT(nn.Module):
+        def __init__(self, in_features, n_hidden, n_heads, num_classes, concat=False,
+                     dropout=0.4, leaky_relu_slope=0.2):
+            super(GAT, self).__init__()
+            self.gat1 = GraphAttentionLayer(
+                in_features=in_features, out_features=n_hidden, n_heads=n_heads,
+                concat=concat, dropout=dropout, leaky_relu_slope=leaky_relu_slope
+            )
+            self.gat2 = GraphAttentionLayer(
+                in_features=n_hidden, out_features=num_classes, n_heads=1,
+                concat=False, dropout=dropout, leaky_relu_slope=leaky_relu_slope
+            )
+
+        def forward(self, input_tensor, adj_mat):
+            x = self.gat1(input_tensor, adj_mat)
+            x = F.elu(x)
+            x = self.gat2(x, adj_mat)
+            return F.log_softmax(x, dim=1)
+
+    # load_cora, dense and synthetic: bag-of-words rows scaled to sum 1, self loops added
+    rng = np.random.default_rng(25)
+    V, n_words, n_classes = 30, 40, 4
+    features = torch.FloatTensor((rng.random((V, n_words)) < 0.1).astype(np.int32))
+    scale_vector = torch.sum(features, dim=1)
+    scale_vector = 1 / scale_vector
+    scale_vector[scale_vector == float('inf')] = 0
+    features = torch.diag(scale_vector) @ features
+    labels = torch.LongTensor(rng.integers(0, n_classes, V))
+    adj = np.zeros((V, V), np.int64)
+    for a, b in rng.integers(0, V, (60, 2)):
+        adj[a, b] = adj[b, a] = 1
+    adj_mat = torch.eye(V) + torch.from_numpy(adj)
+    logged = []
+
+    def train_iter(epoch, model, optimizer, criterion, input, target, mask_train, mask_val,
+                   print_every=2):
+        model.train()
+        optimizer.zero_grad()
+        output = model(*input)
+        loss = criterion(output[mask_train], target[mask_train])
+        loss.backward()
+        optimizer.step()
+        loss_train, acc_train = test(model, criterion, input, target, mask_train)
+        loss_val, acc_val = test(model, criterion, input, target, mask_val)
+        if epoch % print_every == 0:
+            logged.append((loss_train, acc_train, loss_val, acc_val))
+
+    def test(model, criterion, input, target, mask):
+        model.eval()
+        with torch.no_grad():
+            output = model(*input)
+            output, target = output[mask], target[mask]
+            loss = criterion(output, target)
+            acc = (output.argmax(dim=1) == target).float().sum() / len(target)
+        return loss.item(), acc.item()
+
+    gat_net = side.weights(GAT(in_features=n_words, n_hidden=8, n_heads=2,
+                               num_classes=n_classes, concat=concat, dropout=0.0,
+                               leaky_relu_slope=0.2))
+    optimizer = Adam(gat_net.parameters(), lr=0.005, weight_decay=5e-4)
+    criterion = nn.NLLLoss()
+    idx = side.draw(torch.randperm, V)
+    idx_test, idx_val, idx_train = idx[:8], idx[8:14], idx[14:]
+    for epoch in range(1, 7):
+        train_iter(epoch, gat_net, optimizer, criterion, (features, adj_mat), labels,
+                   idx_train, idx_val)
+    loss_test, acc_test = test(gat_net, criterion, (features, adj_mat), labels, idx_test)
+    return {"logged": logged, "test": [loss_test, acc_test], "state": gat_net.state_dict()}
+
+
+@pytest.mark.parametrize("concat", [False, True], ids=["averaged", "concatenated"])
+def test_gat_example(concat):
+    run_both(lambda side: gat_example(side, concat))
