@@ -11,8 +11,8 @@ time_sequence_prediction (LSTMCells in float64 with LBFGS), the FGSM tutorial, r
 mnist_rnn, the NLP tutorials (bag of words, N-gram LM, CBOW, LSTM tagger),
 mnist_forward_forward, the 60 Minute Blitz, siamese_network, the chatbot tutorial, the
 state-dict recipes, the torch.func tutorials (ensembling, per-sample gradients, Jacobians and
-Hessians), the fused conv-bn custom Function, parametrizations, forward-mode AD and
-fast_neural_style.
+Hessians), the fused conv-bn custom Function, parametrizations, forward-mode AD,
+fast_neural_style, Introduction to PyTorch's tensors tutorial and gat.
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness); the training ones also through dlg.compile
