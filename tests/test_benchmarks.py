@@ -112,3 +112,17 @@ def test_runner_end_to_end(tmp_path):
     for what in ("infer b1", "train b64", "100 steps b100", "dlg inference"):
         assert what in done.stdout
     assert "| linear_regression | infer b1 |" in md.read_text()
+
+
+def test_eager_loop_runs_each_model_on_torch_and_dlg(capsys):
+    """`python -m benchmarks.eager_loop`'s models build and train on torch, dlg eager and
+    dlg.compile(model) (one step timed, no warmup; nothing asserted about time)."""
+    import pytest
+    pytest.importorskip("torch")
+    from benchmarks import eager_loop
+    eager_loop.main(["--models", ",".join(eager_loop.MODELS), "--batch", "2", "--steps", "1",
+                     "--rounds", "1", "--warmup", "0", "--no-torch-compile"])
+    out = capsys.readouterr().out
+    for name in eager_loop.MODELS:
+        assert f"{name}, Adam, batch 2" in out
+    assert out.count("dlg.compile(model)") == len(eager_loop.MODELS)
