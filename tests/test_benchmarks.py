@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import dlg
 from benchmarks import peers, runner
@@ -117,7 +118,6 @@ def test_runner_end_to_end(tmp_path):
 def test_eager_loop_runs_each_model_on_torch_and_dlg(capsys):
     """`python -m benchmarks.eager_loop`'s models build and train on torch, dlg eager and
     dlg.compile(model) (one step timed, no warmup; nothing asserted about time)."""
-    import pytest
     pytest.importorskip("torch")
     from benchmarks import eager_loop
     eager_loop.main(["--models", ",".join(eager_loop.MODELS), "--batch", "2", "--steps", "1",
