@@ -21,8 +21,9 @@ from typing import Any
 
 from dlg.autograd.functional import _grad as autograd_grad
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
+from dlg.foreign import type_name
 from dlg.frontend import autograd, engine
-from dlg.frontend.tensor import Tensor, call
+from dlg.frontend.tensor import Tensor, call, foreign_tensors
 from dlg.func.pytree import TreeSpec, flatten, unflatten
 
 Argnums = int | tuple[int, ...]
@@ -96,10 +97,10 @@ class Level:
         leaves, spec = flatten(tree)
         outer = engine.grad_enabled()
         fresh = []
-        for x in leaves:
+        for x in map(foreign_tensors, leaves):  # a torch tensor: a dlg one on its memory
             if not isinstance(x, Tensor):
                 raise DlgTypeError(f"Thing passed to transform API must be Tensor, got "
-                                   f"{type(x).__name__}", engine.caller_span())
+                                   f"{type_name(x)}", engine.caller_span())
             if not x.dtype.is_float:
                 raise DlgTypeError(f"only Tensors of floating point dtype can require "
                                    f"gradients, not {x.tensor_type}", engine.caller_span())

@@ -18,7 +18,7 @@ import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
-from dlg.frontend.tensor import Tensor, call
+from dlg.frontend.tensor import Tensor, call, foreign_tensors
 from dlg.func.level import eager_only
 from dlg.func.pytree import TreeSpec, broadcast_prefix, flatten, unflatten
 
@@ -75,6 +75,7 @@ def _mapped_inputs(name: str, args: tuple[Any, ...], in_dims: Any
                             f"tuple matching the structure of inputs, got: {type(in_dims)}.",
                             engine.caller_span())
     leaves, spec = flatten(args)
+    leaves = [foreign_tensors(x) for x in leaves]  # torch tensors: dlg's on their memory
     dims = broadcast_prefix(in_dims, spec)
     if dims is None:
         raise DlgValueError(f"{head}: in_dims is not compatible with the structure of "

@@ -96,6 +96,17 @@ def test_gradient_seeds_may_be_torch_tensors():
     np.testing.assert_array_equal(g.numpy(), [3.0, 3.0, 3.0])
 
 
+def test_func_transforms_take_torch_tensors():
+    np.testing.assert_array_equal(dlg.func.grad(lambda x: (x ** 2).sum())(torch.ones(3)).numpy(),
+                                  [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(dlg.func.jacrev(lambda x: x * 2)(torch.ones(2)).numpy(),
+                                  [[2.0, 0.0], [0.0, 2.0]])
+    np.testing.assert_array_equal(dlg.vmap(lambda r: r.sum())(torch.ones(2, 3)).numpy(),
+                                  [3.0, 3.0])
+    with pytest.raises(DlgTypeError, match=r"got torch\.nn\.modules\.activation\.ReLU"):
+        dlg.func.grad(lambda x: x.sum())(torch.nn.ReLU())
+
+
 def test_indexing_with_torch_indices_and_masks():
     x = dlg.arange(15.0).reshape(5, 3)
     np.testing.assert_array_equal(x[torch.tensor([0, 2])].numpy(), x.numpy()[[0, 2]])
