@@ -27,7 +27,6 @@ from dlg.backends.determinism import (are_deterministic_algorithms_enabled,
                                       use_deterministic_algorithms)
 from dlg.frontend.amp import autocast, is_autocast_enabled
 from dlg import fft, linalg, special
-complex64, cfloat, complex128, cdouble = DType.c64, DType.c64, DType.c128, DType.c128
 from dlg.frontend import dense_linalg as _dense_linalg
 from dlg.frontend import linalg_more as _linalg_more
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo, set_default_dtype
@@ -60,6 +59,7 @@ from dlg.runtime.model import Model
 from dlg.runtime.native import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
+complex64, cfloat, complex128, cdouble = DType.c64, DType.c64, DType.c128, DType.c128
 
 # the functions (dlg.relu, dlg.cat, dlg.max, ...): every name of dlg.nn.functional not taken above
 _FUNCTIONS = [n for n in _functional.__all__ if n not in globals() and n not in ("MaxResult", "op")]

@@ -164,8 +164,9 @@ def gradgradcheck(func: Callable[..., Any], inputs: Any, grad_outputs: Any = Non
         outputs = [o for o in _outputs(func, inputs) if o.requires_grad]
     if grad_outputs is None:
         rng = engine.rng()
-        grad_outputs = tuple(Tensor.of(rng.standard_normal(o.tensor_type.shape).astype(o.tensor_type.dtype.np),
-                                    requires_grad=True) for o in outputs)
+        grad_outputs = tuple(
+            Tensor.of(rng.standard_normal(o.shape).astype(o.tensor_type.dtype.np),
+                      requires_grad=True) for o in outputs)
     grad_outputs = _tuple(grad_outputs)
     n = len(inputs)
 

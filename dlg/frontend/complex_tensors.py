@@ -13,28 +13,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from dlg import foreign
 from dlg.errors import DlgShapeError, DlgTypeError
 from dlg.frontend import engine
-from dlg.frontend.tensor import Tensor, apply, call
+from dlg.frontend.tensor import Tensor, apply, call, tensor_argument
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.complexes import ANGLE, COMPLEX_OP, CONJ, IMAG, REAL
 from dlg.ir.ops.elementwise import CAST
 
 
-def _tensor(x: Any, what: str) -> Tensor:
-    if foreign.is_foreign(x):  # a torch tensor
-        x = Tensor.of(x)
-    if not isinstance(x, Tensor):
-        raise DlgTypeError(f"{what} must be a tensor, got {foreign.type_name(x)}",
-                           engine.caller_span())
-    return x
-
-
 def complex(real: Any, imag: Any) -> Tensor:  # noqa: A001  (torch.complex)
     """real + i imag: float32 parts make complex64, float64 parts complex128 (torch's rule:
     both parts one float dtype)."""
-    real, imag = _tensor(real, "complex(): real"), _tensor(imag, "complex(): imag")
+    real, imag = tensor_argument(real, "complex(): real"), tensor_argument(imag, "complex(): imag")
     if real.dtype != imag.dtype or real.dtype not in (DType.f32, DType.f64):
         raise DlgTypeError(f"complex(): expected both parts float32 or both float64, got "
                            f"{real.dtype!r} and {imag.dtype!r}", engine.caller_span())
@@ -43,7 +33,7 @@ def complex(real: Any, imag: Any) -> Tensor:  # noqa: A001  (torch.complex)
 
 def polar(abs: Any, angle: Any) -> Tensor:  # noqa: A002  (torch.polar's names)
     """abs (cos angle + i sin angle)."""
-    r, theta = _tensor(abs, "polar(): abs"), _tensor(angle, "polar(): angle")
+    r, theta = tensor_argument(abs, "polar(): abs"), tensor_argument(angle, "polar(): angle")
     if r.dtype != theta.dtype or r.dtype not in (DType.f32, DType.f64):
         raise DlgTypeError(f"polar(): expected abs and angle both float32 or both float64, got "
                            f"{r.dtype!r} and {theta.dtype!r}", engine.caller_span())
@@ -52,7 +42,7 @@ def polar(abs: Any, angle: Any) -> Tensor:  # noqa: A002  (torch.polar's names)
 
 def view_as_real(input: Any) -> Tensor:  # noqa: A002
     """A complex tensor as its real and imaginary parts along a new last axis of 2."""
-    z = _tensor(input, "view_as_real(): input")
+    z = tensor_argument(input, "view_as_real(): input")
     if not z.dtype.is_complex:
         raise DlgTypeError(f"view_as_real is only supported for complex tensors, got "
                            f"{z.dtype!r}", engine.caller_span())
@@ -61,7 +51,7 @@ def view_as_real(input: Any) -> Tensor:  # noqa: A002
 
 def view_as_complex(input: Any) -> Tensor:  # noqa: A002
     """A float tensor whose last axis is 2 (real, imaginary) as complex numbers."""
-    x = _tensor(input, "view_as_complex(): input")
+    x = tensor_argument(input, "view_as_complex(): input")
     if x.dtype not in (DType.f32, DType.f64):
         raise DlgTypeError(f"view_as_complex is only supported for float32 and float64 "
                            f"tensors, got {x.dtype!r}", engine.caller_span())
@@ -73,13 +63,13 @@ def view_as_complex(input: Any) -> Tensor:  # noqa: A002
 
 def real(input: Any) -> Tensor:  # noqa: A002
     """The real part; a real tensor is its own."""
-    x = _tensor(input, "real(): input")
+    x = tensor_argument(input, "real(): input")
     return apply(REAL, x) if x.dtype.is_complex else x
 
 
 def imag(input: Any) -> Tensor:  # noqa: A002
     """The imaginary part (complex tensors only, as torch)."""
-    x = _tensor(input, "imag(): input")
+    x = tensor_argument(input, "imag(): input")
     if not x.dtype.is_complex:
         raise DlgTypeError("imag is not implemented for tensors with non-complex dtypes.",
                            engine.caller_span())
@@ -88,19 +78,19 @@ def imag(input: Any) -> Tensor:  # noqa: A002
 
 def conj(input: Any) -> Tensor:  # noqa: A002
     """The complex conjugate (computed, not a lazy flag); a real tensor is its own."""
-    x = _tensor(input, "conj(): input")
+    x = tensor_argument(input, "conj(): input")
     return apply(CONJ, x) if x.dtype.is_complex else x
 
 
 def resolve(input: Any) -> Tensor:  # noqa: A002
     """resolve_conj / resolve_neg: dlg's conj is computed, so nothing is left to resolve."""
-    return _tensor(input, "resolve_conj(): input")
+    return tensor_argument(input, "resolve_conj(): input")
 
 
 def angle(input: Any) -> Tensor:  # noqa: A002
     """The argument in (-pi, pi]; a real tensor's is pi below 0 and 0 elsewhere (nan stays
     nan), as a float, with no gradient (torch's)."""
-    x = _tensor(input, "angle(): input")
+    x = tensor_argument(input, "angle(): input")
     if x.dtype.is_complex:
         return apply(ANGLE, x)
     if not x.dtype.is_float:
@@ -111,7 +101,7 @@ def angle(input: Any) -> Tensor:  # noqa: A002
 
 def sgn(input: Any) -> Tensor:  # noqa: A002
     """z / |z| (0 at 0) for complex z; sign(x) for real x."""
-    x = _tensor(input, "sgn(): input")
+    x = tensor_argument(input, "sgn(): input")
     if not x.dtype.is_complex:
         return call("sign", x)
     modulus = x.abs()
@@ -120,7 +110,7 @@ def sgn(input: Any) -> Tensor:  # noqa: A002
 
 
 def is_complex(input: Any) -> bool:  # noqa: A002
-    return _tensor(input, "is_complex(): input").dtype.is_complex
+    return tensor_argument(input, "is_complex(): input").dtype.is_complex
 
 
 def _cast_method(dtype: DType) -> Any:
@@ -132,7 +122,7 @@ def _cast_method(dtype: DType) -> Any:
 
 def is_conj(input: Any) -> bool:  # noqa: A002
     """False: dlg's conj is computed, never a lazy conjugate bit."""
-    _tensor(input, "is_conj(): input")
+    tensor_argument(input, "is_conj(): input")
     return False
 
 

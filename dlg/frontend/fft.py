@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from dlg import foreign
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.factory import leaf
-from dlg.frontend.tensor import Tensor, apply, call, checked
+from dlg.frontend.tensor import Tensor, apply, call, checked, tensor_argument
 from dlg.functions.creation import dtype_arg
 from dlg.ir.dtypes import DType
 from dlg.ir.ops.elementwise import CAST
@@ -28,11 +27,7 @@ from dlg.ir.ops.shape import PAD, SLICE
 
 
 def _input(x: Any, what: str) -> Tensor:
-    if foreign.is_foreign(x):  # a torch tensor
-        x = Tensor.of(x)
-    if not isinstance(x, Tensor):
-        raise DlgTypeError(f"{what}: input must be a tensor, got {foreign.type_name(x)}",
-                           engine.caller_span())
+    x = tensor_argument(x, f"{what}: input")
     if not (x.dtype.is_inexact or x.dtype.is_int or x.dtype == DType.bool):
         raise DlgTypeError(f"{what}: unsupported dtype {x.dtype!r}", engine.caller_span())
     return x if x.dtype.is_inexact else apply(CAST, x, dtype=DType.f32)
@@ -255,7 +250,7 @@ def rfftfreq(n: int, d: float = 1.0, *, dtype: Any = None, device: Any = None,
 
 
 def _shift(input: Any, dim: Any, sign: int) -> Tensor:
-    x = _tensor_of(input)
+    x = tensor_argument(input, "input")
     dims = tuple(range(x.ndim)) if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
     if not dims:
         return x
@@ -263,13 +258,7 @@ def _shift(input: Any, dim: Any, sign: int) -> Tensor:
     return call("roll", x, shifts, dims)
 
 
-def _tensor_of(x: Any) -> Tensor:
-    if foreign.is_foreign(x):  # a torch tensor
-        x = Tensor.of(x)
-    if not isinstance(x, Tensor):
-        raise DlgTypeError(f"input must be a tensor, got {foreign.type_name(x)}",
-                           engine.caller_span())
-    return x
+
 
 
 def fftshift(input: Any, dim: Any = None) -> Tensor:  # noqa: A002

@@ -88,7 +88,8 @@ def fit(x: Tensor, result: Tensor) -> Tensor:
             result = result.expand(*x.shape)
         except DlgError:
             raise DlgShapeError(f"an in-place op's result {result.tensor_type} does not fit the "
-                                f"tensor it writes into ({x.tensor_type})", engine.caller_span()) from None
+                                f"tensor it writes into ({x.tensor_type})",
+                                engine.caller_span()) from None
     return result
 
 
@@ -159,14 +160,15 @@ def _put_axes(x: Tensor, items: tuple[Any, ...], v: Tensor) -> Tensor:
         items = items[:at] + (slice(None),) * (x.ndim - len(items) + 1) + items[at + 1:]
     items = items + (slice(None),) * (x.ndim - len(items))
     if len(items) > x.ndim:
-        raise DlgValueError(f"x[...] = value: too many indices for {x.tensor_type}", engine.caller_span())
+        raise DlgValueError(f"x[...] = value: too many indices for {x.tensor_type}",
+                            engine.caller_span())
     picked = []  # per axis: None (whole), or the positions of the axis written, in order
     for axis, (k, dim) in enumerate(zip(items, x.shape)):
         if k == slice(None):
             picked.append(None)
         elif isinstance(dim, Sym):
-            raise DlgValueError(f"x[index] = value: axis {axis} of {x.tensor_type} is symbolic, so it "
-                                f"can only be taken whole (:)", engine.caller_span())
+            raise DlgValueError(f"x[index] = value: axis {axis} of {x.tensor_type} is symbolic, "
+                                f"so it can only be taken whole (:)", engine.caller_span())
         else:
             picked.append(np.arange(dim)[k])
     shape = [d if p is None else p.size for d, p in zip(x.shape, picked) if p is None or p.ndim]

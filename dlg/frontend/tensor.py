@@ -79,7 +79,8 @@ class MaxResult(NamedTuple):
 
 
 class Tensor:
-    __slots__ = ("_value", "tensor_type", "record", "_requires_grad", "grad", "graph_value", "__weakref__")
+    __slots__ = ("_value", "tensor_type", "record", "_requires_grad", "grad", "graph_value",
+                 "__weakref__")
 
     def __init__(self, data: Any = _NO_DATA, *sizes: Any, requires_grad: bool = False):
         """torch.Tensor's constructor: float32 from data (dlg.tensor infers the dtype as
@@ -188,8 +189,9 @@ class Tensor:
             if alias is not None and alias[1] is self:
                 return  # `x.data *= m` assigns back what the in-place op already wrote
             if value.tensor_type != self.tensor_type:
-                raise DlgValueError(f"x.data = {value.tensor_type} on {self.tensor_type} while tracing: a "
-                                    f"traced tensor keeps its type", engine.caller_span())
+                raise DlgValueError(f"x.data = {value.tensor_type} on {self.tensor_type} while "
+                                    f"tracing: a traced tensor keeps its type",
+                                    engine.caller_span())
             tracer.rebind(self, tracer.cut(tracer.value_of(value)))
             return
         self._value = _as_array(value, self.tensor_type.dtype).copy()
@@ -334,8 +336,8 @@ class Tensor:
         if not self.ndim and self._value is not None:
             return format(self.item(), spec)
         if spec:
-            raise DlgTypeError(f"a format spec ({spec!r}) needs a 0-d tensor, got {self.tensor_type}",
-                               engine.caller_span())
+            raise DlgTypeError(f"a format spec ({spec!r}) needs a 0-d tensor, got "
+                               f"{self.tensor_type}", engine.caller_span())
         return str(self)
 
     def __repr__(self) -> str:
@@ -497,6 +499,17 @@ def foreign_tensors(value: Any) -> Any:
         items = [foreign_tensors(v) for v in value]
         return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
     return Tensor.of(value) if foreign.is_foreign(value) else value
+
+
+def tensor_argument(value: Any, what: str) -> Tensor:
+    """`value` as a dlg tensor (another library's array sharing its memory, as in
+    `foreign_tensors`), else a DlgTypeError saying `what` must be a tensor."""
+    if foreign.is_foreign(value):
+        value = Tensor.of(value)
+    if not isinstance(value, Tensor):
+        raise DlgTypeError(f"{what} must be a tensor, got {foreign.type_name(value)}",
+                           engine.caller_span())
+    return value
 
 
 def eager(name: str) -> Callable[..., Any]:

@@ -375,8 +375,8 @@ def copy_(self: Tensor, other: Any, non_blocking: bool = False) -> Tensor:
 def fill_(self: Tensor, value: Any) -> Tensor:
     """Every element set to `value` (a number or a 0-d tensor)."""
     if isinstance(value, Tensor) and value.ndim:
-        raise DlgValueError(f"fill_: value must be a number or a 0-d tensor, got {value.tensor_type}",
-                            engine.caller_span())
+        raise DlgValueError(f"fill_: value must be a number or a 0-d tensor, got "
+                            f"{value.tensor_type}", engine.caller_span())
     if self.dtype.is_int and isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = checked(lambda _, v: int_scalar(v, self.dtype), value)  # 300 in uint8: refused
     if not _recorded_or_traced(self, value):

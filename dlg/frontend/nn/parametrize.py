@@ -116,8 +116,9 @@ def _check(parametrization: Module, value: Tensor) -> None:
         out = parametrization(value) if not hasattr(parametrization, "right_inverse") else None
     if out is not None and (out.shape != value.shape or out.dtype != value.dtype):
         raise DlgValueError(f"register_parametrization: a parametrization may not change the "
-                            f"shape or dtype of the tensor ({value.tensor_type} to {out.tensor_type}); pass "
-                            f"unsafe=True to allow it", engine.caller_span())
+                            f"shape or dtype of the tensor ({value.tensor_type} to "
+                            f"{out.tensor_type}); pass unsafe=True to allow it",
+                            engine.caller_span())
 
 
 def _swap_class(module: Module) -> None:

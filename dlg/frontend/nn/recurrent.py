@@ -143,7 +143,9 @@ def _tensors(x: Any, flat: list[Tensor]) -> Any:
 
 
 def _types(x: Any) -> Any:
-    return tuple(_types(v) for v in x) if isinstance(x, tuple) else None if x is None else x.tensor_type
+    if isinstance(x, tuple):
+        return tuple(_types(v) for v in x)
+    return None if x is None else x.tensor_type
 
 
 def _nest(nesting: Any, flat: list[Tensor]) -> Any:
