@@ -27,8 +27,10 @@ def interpreted_node(g: Graph) -> Node | None:
     return source
 
 
-def refuse_interpreted(g: Graph) -> None:
-    """A DlgTypeError naming the first op of `g` that works on complex values."""
+def refuse_interpreted(g: Graph, who: str = "dlg.compile",
+                       why: str = "the compiler does not lower complex values yet") -> None:
+    """A DlgTypeError naming the first op of `g` that works on complex values: `who` refuses
+    it and `why`."""
     node = interpreted_node(g)
     if node is None:
         return
@@ -38,6 +40,5 @@ def refuse_interpreted(g: Graph) -> None:
         what = (f"{node.op.name}({', '.join(str(g.type_of(v)) for v in node.inputs)}) -> "
                 f"{', '.join(str(t) for t in node.types)} works on complex values")
     raise DlgTypeError(
-        f"dlg.compile: {what}; the compiler does not lower complex values yet: complex "
-        f"numbers and dlg.fft run eagerly (dlg tensors) or in the interpreter, not compiled",
-        node.span)
+        f"{who}: {what}; {why}: complex numbers and dlg.fft run eagerly (dlg tensors) or in "
+        f"the interpreter", node.span)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from dlg.compiler.interpreted import refuse_interpreted
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.files import write_bytes
 from dlg.ir.graph import Graph
@@ -56,6 +57,8 @@ def export(model: Any, path: str | Path | None = None, opset: int = DEFAULT_OPSE
                             f"{OPSETS.start}..{OPSETS.stop - 1} (default {DEFAULT_OPSET})")
     model = _model_of(model)
     g = model.graph
+    refuse_interpreted(g, "ONNX export", "dlg's exporter has no complex ops (ONNX's complex "
+                       "tensors have few operators)")
     state = ModelState(onnx, opset, EXPORTS, rnn_ops)
     root = state.root = OnnxGraph(state)
     env, inputs = {}, []
