@@ -45,7 +45,7 @@ from dlg.ir.ops.shape import (
 )
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
-from dlg.frontend.tiering import TieredOp, compilable
+from dlg.frontend.tiering import TieredOp
 from dlg.runtime.interp import Interpreter, Program, takes_exact
 
 if TYPE_CHECKING:
@@ -534,22 +534,22 @@ def _plan(op: OpDef, types: tuple[TensorType, ...], checked: dict[str, Any], kee
         return out_types, lambda arrays: view(arrays[0], **checked)
     if op.ref is not None:
         run = _reference(op, checked)
-        graph = _one_node_graph(op, checked, types) if _tiers(op, keep) else None
-        program = None if graph is None else Program.of(graph)
     else:
         composite = _composite(op, checked, types, keep)
         run = composite.interpret if composite.program is None else composite.program.run
-        graph, program = composite.graph, composite.program if _tiers(op, keep) else None
-    if program is not None and compilable(graph, program):
-        run = TieredOp(graph, run)
+    if keep and _tiers(op, types):
+        run = TieredOp(functools.partial(_one_node_graph, op, checked, types), run)
     return out_types, run
 
 
-def _tiers(op: OpDef, keep: bool) -> bool:
-    """Whether eager may move a kept plan of `op` to compiled code (`TieredOp`): not views and
-    reshapes (they share the input's memory), random draws (dlg's generator) or Python."""
-    return keep and not (op in RESHAPES or op.needs_ctx or Trait.RANDOM in op.traits
-                         or Trait.PYTHON in op.traits)
+def _tiers(op: OpDef, types: tuple[TensorType, ...]) -> bool:
+    """Whether eager may move a plan of `op` to compiled code (`TieredOp`, which checks that
+    the graph lowers once the plan is hot): float32 inputs (float64 keeps NumPy's exact
+    rounding), not views and reshapes (they share the input's memory), random draws (dlg's
+    generator) or Python."""
+    return (all(t.dtype is DType.f32 or not t.dtype.is_inexact for t in types)
+            and not (op in RESHAPES or op.needs_ctx or Trait.RANDOM in op.traits
+                     or Trait.PYTHON in op.traits))
 
 
 def _reference(op: OpDef, attrs: dict[str, Any]) -> Run:

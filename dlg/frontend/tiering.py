@@ -78,10 +78,11 @@ KEPT_UP_TO = 1.0  # the compiled op is kept when its best trial takes at most th
 
 class TieredOp:
     """An eager op's run (`engine.plan`): its NumPy run until those runs have cost
-    OP_COMPILE_AFTER_S, then its one-node graph compiled, kept where it is faster."""
+    OP_COMPILE_AFTER_S, then its one-node graph (made by `make_graph` only then: most plans never
+    get hot) compiled where it lowers, and kept where it is faster."""
 
-    def __init__(self, graph: Graph, numpy_run: Run):
-        self.graph = graph
+    def __init__(self, make_graph: Callable[[], Graph], numpy_run: Run):
+        self.make_graph = make_graph
         self.numpy_run = numpy_run
         self.spent = 0.0
         self.runs = 0
@@ -101,13 +102,18 @@ class TieredOp:
         return out
 
     def _try_compiled(self, arrays: list[np.ndarray]) -> None:
-        """Compile, time TRIALS runs on `arrays`, keep the compiled op where its best is at most
-        KEPT_UP_TO times the NumPy average; either way the NumPy runs are no longer counted."""
+        """Compile (where the graph lowers), time TRIALS runs on `arrays`, keep the compiled op
+        where its best is at most KEPT_UP_TO times the NumPy average; either way the NumPy runs
+        are no longer counted."""
         with self.lock:
             if self.spent < OP_COMPILE_AFTER_S:
                 return  # another thread decided
             average, self.spent = self.spent / self.runs, float("-inf")
-            native = NativeGraph(self.graph)
+            graph = self.make_graph()
+            program = Program.of(graph)
+            if program is None or not compilable(graph, program):
+                return
+            native = NativeGraph(graph)
             args = tuple(arrays)
             best = float("inf")
             for _ in range(TRIALS):
