@@ -116,6 +116,13 @@ def _legacy(dtype: DType) -> Any:
     return constructor
 
 
+# torch's tensor type names by dtype: `x.type()` says them and `x.type(name)` reads them; the
+# legacy constructors below are those names
+TYPE_NAMES = {DType.f32: "FloatTensor", DType.f64: "DoubleTensor", DType.f16: "HalfTensor",
+              DType.i64: "LongTensor", DType.i32: "IntTensor", DType.i16: "ShortTensor",
+              DType.i8: "CharTensor", DType.u8: "ByteTensor", DType.bool: "BoolTensor",
+              DType.c64: "ComplexFloatTensor", DType.c128: "ComplexDoubleTensor"}
+
 FloatTensor, DoubleTensor, LongTensor, IntTensor, BoolTensor = (
     _legacy(DType.f32), _legacy(DType.f64), _legacy(DType.i64), _legacy(DType.i32),
     _legacy(DType.bool))

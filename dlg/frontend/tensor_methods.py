@@ -19,6 +19,7 @@ from dlg.frontend import engine, init, inplace, selection, versions
 from dlg.frontend.device import CPU
 from dlg.frontend.factory import check_memory_format, factory, leaf, on_cpu
 from dlg.frontend.methods import binary, deprecated_alpha, promote
+from dlg.frontend.sampling import TYPE_NAMES
 from dlg.frontend.tensor import Tensor, call, checked, foreign_array, index, op
 from dlg.functions.args import int_scalar
 from dlg.functions.creation import dtype_arg
@@ -60,17 +61,13 @@ def to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None, non_bloc
     return op("cast", self, dtype=checked(dtype_arg, dtype, "to(): dtype"))
 
 
-_LEGACY_NAMES = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-                 "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
-
 def type_name_or_cast(self: Tensor, dtype: Any = None, non_blocking: bool = False,
                       **kwargs: Any) -> Any:
     """torch's Tensor.type: with no dtype the tensor's type name (`dlg.FloatTensor`), else a
     cast as `x.to(dtype)` by a dtype, a legacy constructor (`dlg.LongTensor`) or a type name
     (`'torch.DoubleTensor'`): the Quickstart's `(pred.argmax(1) == y).type(torch.float)`."""
     if dtype is None:
-        return f"dlg.{_LEGACY_NAMES[self.dtype.torch_name]}Tensor"
+        return f"dlg.{TYPE_NAMES[self.dtype]}"
     if isinstance(dtype, str):
         dtype = _dtype_named(dtype)
     return self.to(getattr(dtype, "dtype", dtype), non_blocking=non_blocking, **kwargs)
@@ -86,8 +83,8 @@ def _dtype_named(name: str) -> DType:
         raise DlgValueError(f"x.type({name!r}): dlg's eager tensors live on the cpu; "
                             f"dlg.compile(model, target='cuda') runs a model on a GPU",
                             engine.caller_span())
-    for dtype in DType:
-        if base == f"{_LEGACY_NAMES.get(dtype.torch_name)}Tensor":
+    for dtype, type_name in TYPE_NAMES.items():
+        if base == type_name:
             return dtype
     raise DlgValueError(f"x.type({name!r}): not a tensor type name such as 'torch.FloatTensor' "
                         f"or 'dlg.LongTensor'", engine.caller_span())

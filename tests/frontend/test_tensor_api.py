@@ -607,6 +607,11 @@ def test_type_names_and_casts_as_torch():
     x, x_d = torch.ones(2, 3), dlg.ones(2, 3)
     assert x.type() == "torch.FloatTensor" and x_d.type() == "dlg.FloatTensor"
     assert str(x_d.tensor_type) == "f32[2,3]" and x_d.type(dlg.float32) is x_d
+    for t in (torch.tensor([1 + 2j]), torch.ones(2, dtype=torch.float16),
+              torch.ones(2, dtype=torch.uint8), torch.ones(2, dtype=torch.float64)):
+        ours = dlg.tensor(t.numpy())
+        assert ours.type() == t.type().replace("torch.", "dlg.")
+        assert ours.float().type(t.type()).dtype.torch_name == str(t.dtype).removeprefix("torch.")
     for torch_dtype, dtype in [("torch.DoubleTensor", "torch.DoubleTensor"),
                                ("torch.LongTensor", "dlg.LongTensor"),
                                (torch.IntTensor, dlg.IntTensor), (torch.bool, dlg.bool)]:
