@@ -134,7 +134,7 @@ def promote(opdef: OpDef, *values: Any) -> list[Any]:
     dtype = _tensors_dtype(tensors)
     for v in values:
         kind = 2 if isinstance(v, (float, np.floating)) else 1 if is_number(v) else 0
-        if kind > _kind(dtype):
+        if kind > dtype.kind:
             dtype = (DType.bool, DType.i64, DType.f32)[kind]
     if not dtype.is_inexact and not takes_ints(opdef):
         dtype = DType.f32
@@ -149,7 +149,7 @@ def _tensors_dtype(tensors: list[Tensor]) -> DType:
     shaped = [t.dtype for t in tensors if t.tensor_type.rank]
     scalars = [t.dtype for t in tensors if not t.tensor_type.rank]
     dtype = common_dtype(shaped or scalars)
-    higher = [d for d in scalars if _kind(d) > _kind(dtype)]
+    higher = [d for d in scalars if d.kind > dtype.kind]
     if any(d.is_complex for d in higher):  # f64[2] * 1j is complex128, i64[2] * 1j complex64
         return dtype.to_complex if dtype.is_float else DType.c64
     return common_dtype(higher) if higher else dtype
@@ -168,10 +168,6 @@ def joined(name: str) -> Callable[..., Tensor]:
         return call(name, parts, dim if axis is None else axis)
     join.__name__ = join.__qualname__ = name
     return join
-
-
-def _kind(dtype: DType) -> int:
-    return 3 if dtype.is_complex else 2 if dtype.is_float else 1 if dtype.is_int else 0
 
 
 def _method(name: str) -> Callable[..., Any]:

@@ -252,11 +252,10 @@ def result_type(tensor1: Any, tensor2: Any) -> DType:
 
 
 def can_cast(from_: Any, to: Any) -> bool:
-    """torch's casting rule: never to a lower kind (float to int, a number to bool)."""
+    """torch's casting rule: never to a lower kind (complex to float, float to int, a number
+    to bool)."""
     a, b = _dtype(from_, "can_cast(): from_"), _dtype(to, "can_cast(): to")
-    def kind(d: DType) -> int:
-        return 2 if d.is_float else 1 if d.is_int else 0
-    return kind(b) >= kind(a)
+    return b.kind >= a.kind
 
 
 def broadcast_shapes(*shapes: Any) -> Size:

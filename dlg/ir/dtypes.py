@@ -60,6 +60,12 @@ class DType(Enum):
         return self.is_float or self.is_complex
 
     @property
+    def kind(self) -> int:
+        """torch's dtype categories in promotion order: 0 bool, 1 integers, 2 floats, 3
+        complex (a number of a higher kind promotes a tensor; a cast never goes lower)."""
+        return 3 if self.is_complex else 2 if self.is_float else 1 if self.is_int else 0
+
+    @property
     def real(self) -> DType:
         """A complex dtype's part dtype (complex64 -> float32); others are their own."""
         return _PART.get(self, self)

@@ -246,7 +246,8 @@ def test_dtype_queries_match_torch():
         assert str(dlg.result_type(a, b).np) == str(torch.result_type(ta, tb)).split(".")[1]
     dtypes = [(dlg.bool, torch.bool), (dlg.int32, torch.int32), (dlg.int64, torch.int64),
               (dlg.float16, torch.float16), (dlg.float32, torch.float32),
-              (dlg.float64, torch.float64)]
+              (dlg.float64, torch.float64), (dlg.complex64, torch.complex64),
+              (dlg.complex128, torch.complex128)]
     for d1, t1 in dtypes:
         for d2, t2 in dtypes:
             assert str(dlg.promote_types(d1, d2).np) == str(torch.promote_types(t1, t2))[6:]
