@@ -144,6 +144,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "nanmean": statistics.nanmean, "median": statistics.median, "cummax": statistics.cummax,
     "cummin": statistics.cummin, "aminmax": statistics.aminmax,
     "logcumsumexp": statistics.logcumsumexp, "histc": statistics.histc,
+    "histogram": statistics.histogram,
     "block_diag": diagonals.block_diag, "bucketize": statistics.bucketize,
     "searchsorted": statistics.searchsorted, "isin": statistics.isin,
     "nan_to_num": pointwise.nan_to_num,

@@ -1,6 +1,6 @@
 """Order statistics, NaN-skipping reductions, scans, searches and counts with PyTorch's names:
 median, nanmedian, nansum, nanmean, aminmax, cummax, cummin, logcumsumexp, bucketize,
-searchsorted, isin and histc.
+searchsorted, isin, histc and histogram.
 
 median sorts (NaN sorts last, so a NaN's rank is the count of the numbers) and reads the lower
 middle, or the first NaN where there is one, as PyTorch does; the median of all elements
@@ -12,7 +12,8 @@ counted past them all, as PyTorch's binary search places it. isin compares every
 every test element (the product of their sizes: fine for a vocabulary filter, not for millions).
 logcumsumexp is a log-depth scan (Hillis-Steele) of logaddexp over shifted copies, so it stays
 exact where a running sum of exp(x - max) would underflow. histc bins each element by torch's
-division, (x - min) * bins / (max - min), and adds the in-range ones with one scatter_add.
+division, (x - min) * bins / (max - min), and adds the in-range ones with one scatter_add;
+histogram counts the edges at or below each element instead (torch's search after its guess).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.functions import args
 from dlg.functions.args import describe, tensor
 from dlg.functions.arrange import axis_of, known_numel, known_size
+from dlg.functions.creation import linspace
 from dlg.functions.front import Front
 from dlg.functions.pointwise import logaddexp, promoted
 from dlg.functions.reduce import all_, any_, max_, min_, sum_
@@ -51,9 +53,11 @@ from dlg.ir.ops.elementwise import (
     SUB,
     WHERE,
 )
+from dlg.ir.ops.custom import STOP_GRADIENT
 from dlg.ir.ops.gather import GATHER
 from dlg.ir.ops.reduce import REDUCE_ANY, REDUCE_MAX, REDUCE_MIN, REDUCE_SUM
 from dlg.ir.ops.shape import PAD, RESHAPE, SCATTER_ADD, SLICE, SQUEEZE, UNSQUEEZE
+from dlg.ir.ops.source import FULL
 from dlg.ir.shapes import numel
 
 
@@ -350,3 +354,92 @@ def histc(F: Front, x: Any, bins: Any = 100, min: Any = 0, max: Any = 0) -> Any:
     counts = F.emit(SCATTER_ADD, F.emit(CAST, inside, dtype=t.dtype), at, axis=0,
                     shape=(int(bins),))
     return counts
+
+
+class Histogram(NamedTuple):
+    """What histogram returns: torch.return_types.histogram's two fields."""
+
+    hist: Any
+    bin_edges: Any
+
+
+def histogram(F: Front, x: Any, bins: Any = 100, *, range: Any = None,  # noqa: A002
+              weight: Any = None, density: Any = False) -> Histogram:
+    """x's elements counted (their `weight`s summed) in bins (torch.histogram): `bins` equal
+    bins over `range`, the data's min and max by default (widened by 0.5 each way when they are
+    equal), or the bins between the edges of a 1-d tensor `bins`. An element falls in the bin
+    whose left edge is at or below it and whose right edge above it, the last bin taking its
+    right edge too; elements outside the edges (and NaN) count nothing. `density` divides by the
+    total and by each bin's width. The edges come in x's dtype; neither result has a gradient."""
+    x = tensor(F, x, "histogram's argument")
+    t = F.type_of(x)
+    if t.dtype not in (DType.f32, DType.f64):
+        raise DlgTypeError(f"histogram: the input must be a float32 or float64 tensor, got {t}")
+    if not isinstance(density, bool):
+        raise DlgTypeError(f"histogram: density must be true or false, got "
+                           f"{describe(F, density)}")
+    flat = F.emit(RESHAPE, F.emit(STOP_GRADIENT, x), shape=(numel(t.shape),))
+    if F.is_tensor(bins):
+        if range is not None:
+            raise DlgTypeError("histogram: range goes with a number of bins, not with a tensor "
+                               "of bin edges")
+        edges = F.emit(STOP_GRADIENT, bins)
+        e = F.type_of(edges)
+        if e.rank != 1 or known_size(e, 0, "histogram") < 2:
+            raise DlgShapeError(f"histogram: the bin edges must be a 1-d tensor of at least 2, "
+                                f"got {e}")
+        if e.dtype is not t.dtype:
+            raise DlgTypeError(f"histogram: the input ({t.dtype}) and the bin edges "
+                               f"({e.dtype}) must have the same dtype")
+        n = e.shape[0] - 1
+    else:
+        if not args.is_int(bins) or bins <= 0:
+            raise DlgValueError(f"histogram: bins must be a positive int or a 1-d tensor of "
+                                f"edges, got {describe(F, bins)}")
+        n = int(bins)
+        edges = linspace(F, *_histogram_range(F, flat, range), n + 1, dtype=t.dtype)
+    if weight is None:
+        weight = F.emit(FULL, shape=(numel(t.shape),), value=1.0, dtype=t.dtype)
+    else:
+        w = F.type_of(tensor(F, weight, "histogram's weight"))
+        if w.shape != t.shape or w.dtype is not t.dtype:
+            raise DlgShapeError(f"histogram: the weight {w} must have the input's shape and "
+                                f"dtype, {t}")
+        weight = F.emit(RESHAPE, F.emit(STOP_GRADIENT, weight), shape=(numel(t.shape),))
+    first = F.emit(SLICE, edges, axes=(0,), starts=(0,), stops=(1,), steps=(1,))
+    last = F.emit(SLICE, edges, axes=(0,), starts=(n,), stops=(n + 1,), steps=(1,))
+    inside = F.emit(LOGICAL_AND, F.emit(GE, flat, first), F.emit(LE, flat, last))
+    at = F.emit(SUB, _positions(F, "histogram", edges, flat, True, False), F.lift(1, DType.i64))
+    at = F.emit(WHERE, inside, F.emit(MINIMUM, at, F.lift(n - 1, DType.i64)),
+                F.lift(0, DType.i64))
+    hist = F.emit(SCATTER_ADD, F.emit(WHERE, inside, weight, F.lift(0, t.dtype)), at, axis=0,
+                  shape=(n,))
+    if density:
+        widths = F.emit(SUB, F.emit(SLICE, edges, axes=(0,), starts=(1,), stops=(n + 1,),
+                                    steps=(1,)),
+                        F.emit(SLICE, edges, axes=(0,), starts=(0,), stops=(n,), steps=(1,)))
+        total = F.emit(REDUCE_SUM, hist, axes=None, keepdims=False)
+        hist = F.emit(DIV, F.emit(DIV, hist, total), widths)
+    return Histogram(hist, edges)
+
+
+def _histogram_range(F: Front, flat: Any, range: Any) -> tuple[Any, Any]:  # noqa: A002
+    """histogram's outer edges: `range`'s two finite numbers, or the data's min and max (0 and
+    1 for no data), widened by 0.5 each way when they are equal."""
+    if range is None:
+        if known_numel(F.type_of(flat), "histogram") == 0:
+            return 0.0, 1.0
+        dtype = F.type_of(flat).dtype
+        low = F.emit(REDUCE_MIN, flat, axes=None, keepdims=False)
+        high = F.emit(REDUCE_MAX, flat, axes=None, keepdims=False)
+        same = F.emit(EQ, low, high)
+        return (F.emit(WHERE, same, F.emit(SUB, low, F.lift(0.5, dtype)), low),
+                F.emit(WHERE, same, F.emit(ADD, high, F.lift(0.5, dtype)), high))
+    if (not isinstance(range, (tuple, list)) or len(range) != 2
+            or not all(args.is_number(v) and np.isfinite(v) for v in range)):
+        raise DlgValueError(f"histogram: range must be two finite numbers (min, max), got "
+                            f"{describe(F, range)}")
+    low, high = (float(v) for v in range)
+    if low > high:
+        raise DlgValueError(f"histogram: min should not exceed max, got min {low} max {high}")
+    return (low - 0.5, high + 0.5) if low == high else (low, high)

@@ -1,10 +1,10 @@
 """torch's roll, rot90, repeat_interleave, diff, meshgrid, diag/diagonal/diag_embed/trace,
 tensordot, addmm/addmv/baddbmm/addbmm, kron, cross, cdist, lerp, hypot, atan/atan2, logaddexp(2),
 xlogy, heaviside, signbit, sgn, clamp_min/max, float_power, nansum/nanmean, median/nanmedian,
-diagflat, linalg.diagonal, cummax/cummin, aminmax, logcumsumexp, block_diag, histc, bucketize,
-searchsorted, renorm, trapezoid/trapz, cumulative_trapezoid and pdist against torch: values,
-dtypes and gradients on odd shapes and negative dims, an error each, the .dlg door and a few
-compiled."""
+diagflat, linalg.diagonal, cummax/cummin, aminmax, logcumsumexp, block_diag, histc, histogram,
+bucketize, searchsorted, renorm, trapezoid/trapz, cumulative_trapezoid and pdist against torch:
+values, dtypes and gradients on odd shapes and negative dims, an error each, the .dlg door and a
+few compiled."""
 
 from __future__ import annotations
 
@@ -442,6 +442,46 @@ def test_trapezoid_of_integers_is_a_float_and_an_auc():
          torch.trapezoid(torch.tensor(tpr), torch.tensor(fpr)))
 
 
+H = np.random.default_rng(10)  # histogram's data: R's draws stay the other tests'
+
+
+def hist_arr(*shape):
+    return H.standard_normal(shape).astype(np.float32)
+
+
+HISTOGRAM = [((), {}, hist_arr(50)), ((7,), {}, hist_arr(4, 9)),
+             ((4,), {"range": (0.0, 3.0)}, np.float32([0, 1, 2, 3, 3.5, -1, np.nan, 1.5])),
+             ((4,), {}, np.float32([2, 2, 2])), ((3,), {"range": (1, 1)}, hist_arr(6)),
+             ((6,), {}, np.zeros(0, np.float32)), ((5,), {"density": True}, hist_arr(30)),
+             ((10,), {"range": (-2.5, 2.5), "density": True}, hist_arr(200).astype(np.float64))]
+
+
+@pytest.mark.parametrize("bins, kwargs, x", HISTOGRAM, ids=range(len(HISTOGRAM)))
+def test_histogram(bins, kwargs, x):
+    """torch.histogram's counts and edges (makemore part 3 plots its activations with it)."""
+    check(lambda m, t: m.histogram(t, *bins, **kwargs), x, grad=False)
+    check(lambda m, t: t.histogram(*bins, **kwargs), x, grad=False)
+
+
+def test_histogram_edges_weights_and_density_as_torch():
+    """Elements on and next to the bin edges fall where torch puts them; weights are summed;
+    a tensor of edges gives uneven bins."""
+    edges = np.linspace(-1, 1, 8, dtype=np.float32)
+    x = np.concatenate([edges, np.nextafter(edges, np.float32(2)),
+                        np.nextafter(edges, np.float32(-2))])
+    check(lambda m, t: m.histogram(t, 7, range=(-1.0, 1.0)), x, grad=False)
+    check(lambda m, t: m.histogram(t, 13), x, grad=False)
+    check(lambda m, t, w: m.histogram(t, 3, weight=w, density=True), hist_arr(3, 4), hist_arr(3, 4),
+          grad=False)
+    check(lambda m, t, e: m.histogram(t, e), np.float32([1, 2, 1, 4, 5, 0]),
+          np.float32([0, 1.5, 2, 5]), grad=False)
+    check(lambda m, t, e: m.histogram(t, bins=e, density=True), hist_arr(20).astype(np.float64),
+          np.float64([-1, 0, 0.5, 2]), grad=False)
+    hist, bin_edges = dlg.histogram(dlg.tensor([1.0, 2.0]), 2)
+    assert dlg.histogram(dlg.ones(2), 2).hist.tolist() == [0.0, 2.0]
+    assert bin_edges.tolist() == [1.0, 1.5, 2.0] and hist.tolist() == [1.0, 1.0]
+
+
 # ---- errors --------------------------------------------------------------------------------------
 ERRORS = [
     (lambda: dlg.roll(dlg.ones(3), (1, 2)), dlg.DlgValueError, "without dims"),
@@ -487,6 +527,18 @@ ERRORS = [
     (lambda: dlg.histc(dlg.ones(2), 0), dlg.DlgValueError, "bins must be a positive int"),
     (lambda: dlg.histc(dlg.ones(2), 3, 2, 1), dlg.DlgValueError, "max must be larger"),
     (lambda: dlg.histc(dlg.ones(2), 3, 0, math.inf), dlg.DlgValueError, "finite"),
+    (lambda: dlg.histogram(dlg.ones(2, dtype=dlg.int64)), dlg.DlgTypeError, "float32 or"),
+    (lambda: dlg.histogram(dlg.ones(2), 0), dlg.DlgValueError, "bins must be a positive int"),
+    (lambda: dlg.histogram(dlg.ones(2), 3, range=(2.0, 1.0)), dlg.DlgValueError,
+     "min should not exceed max"),
+    (lambda: dlg.histogram(dlg.ones(2), 3, range=(0.0, math.inf)), dlg.DlgValueError, "finite"),
+    (lambda: dlg.histogram(dlg.ones(2), dlg.ones(3, dtype=dlg.float64)), dlg.DlgTypeError,
+     "same dtype"),
+    (lambda: dlg.histogram(dlg.ones(2), dlg.ones(1)), dlg.DlgShapeError, "at least 2"),
+    (lambda: dlg.histogram(dlg.ones(2), 2, weight=dlg.ones(3)), dlg.DlgShapeError,
+     "the weight"),
+    (lambda: dlg.histogram(dlg.ones(2), dlg.ones(2), range=(0.0, 1.0)), dlg.DlgTypeError,
+     "range goes with a number"),
     (lambda: dlg.searchsorted(dlg.ones(2, 3), dlg.ones(3, 1)), dlg.DlgShapeError,
      "leading dims"),
     (lambda: dlg.searchsorted(dlg.ones(3), dlg.ones(1), right=True, side="left"),
