@@ -249,6 +249,10 @@ class NativeGraph:
         """The Python path: every check spelled out, lists and numbers converted, the table
         filled here; remembers the layout for these input shapes."""
         p = self.program
+        if len(args) != len(self.input_names) or len(params) != len(self.param_names):
+            raise DlgValueError(f"{self.graph.name}: expected {len(self.input_names)} inputs "
+                                f"and {len(self.param_names)} parameters, got {len(args)} and "
+                                f"{len(params)}")
         env: dict[str, int] = {}
         arrays = [np.require(check_input(name, t, value, env), requirements="CA")
                   for (name, _, t), value in zip(self.input_types, args)]  # strided: a copy

@@ -150,6 +150,18 @@ def test_inputs_the_fast_check_refuses_get_the_detailed_error(net, make, message
         net(make(x), s)
 
 
+def test_a_call_with_too_few_arrays_is_an_error_not_a_crash(net):
+    """`run` fills the pointer table from its tuples: a missing parameter left a null pointer
+    that the native code read (a segfault)."""
+    native_graph = net.native
+    x, s = batch(3)
+    params = tuple(net.params[name] for name in native_graph.param_names)
+    with pytest.raises(DlgValueError, match="expected 2 inputs and 2 parameters, got 2 and 0"):
+        native_graph.run((x, s), ())
+    with pytest.raises(DlgValueError, match="expected 2 inputs and 2 parameters, got 1 and 2"):
+        native_graph.run((x,), params)
+
+
 def strided(x: np.ndarray) -> np.ndarray:
     wide = np.zeros((x.shape[0], 2 * x.shape[1]), x.dtype)
     wide[:, ::2] = x
