@@ -312,6 +312,25 @@ def test_flatten_parameters_is_accepted_and_changes_nothing():
             np.testing.assert_array_equal(v.detach().numpy(), before[k])
 
 
+@pytest.mark.parametrize("name, kwargs", [
+    ("RNN", {"num_layers": 2}), ("GRU", {"bidirectional": True}),
+    ("LSTM", {"num_layers": 2, "bidirectional": True, "proj_size": 2, "bias": False})])
+def test_weight_lists_are_torchs(name, kwargs):
+    """_flat_weights_names, _all_weights, _flat_weights and all_weights name and hold the
+    weights in torch's order (d2l's xavier_init_weights walks m._flat_weights_names)."""
+    ours, theirs = getattr(dlg.nn, name)(3, 4, **kwargs), getattr(torch.nn, name)(3, 4, **kwargs)
+    assert ours._flat_weights_names == theirs._flat_weights_names
+    assert ours._all_weights == theirs._all_weights
+    assert [p.shape for p in ours._flat_weights] == [p.shape for p in theirs._flat_weights]
+    assert [[p.shape for p in w] for w in ours.all_weights] == \
+        [[p.shape for p in w] for w in theirs.all_weights]
+    for name in ours._flat_weights_names:
+        if "weight" in name:
+            dlg.nn.init.xavier_uniform_(ours._parameters[name])
+    assert all(p is getattr(ours, n) for p, n in zip(ours._flat_weights,
+                                                     ours._flat_weights_names))
+
+
 @pytest.mark.parametrize("name, args", [("RNN", (2, 5)), ("GRU", (2, 5)), ("LSTM", (2, 5, 2)),
                                         ("RNNCell", (2, 5)), ("GRUCell", (2, 5)),
                                         ("LSTMCell", (2, 5))])

@@ -103,6 +103,31 @@ class _Recurrent(_PreludeLayer):
         """torch's call to lay the weights out in one block for cuDNN (word_language_model
         makes it after loading): dlg's weights are used as they are, so nothing to do."""
 
+    @property
+    def _all_weights(self) -> list[list[str]]:
+        """torch's weight names, one list per layer and direction: weight_ih, weight_hh, the
+        biases (with bias) and weight_hr (with proj_size), `_reverse` for the backward one."""
+        o = dict(self._options)
+        names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if o["bias"] else []) \
+            + (["weight_hr"] if o.get("proj_size") else [])
+        return [[f"{name}_l{layer}{suffix}" for name in names]
+                for layer in range(o["num_layers"])
+                for suffix in ("", "_reverse")[:2 if o["bidirectional"] else 1]]
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        """The weight names in torch's order (d2l's xavier_init_weights walks them)."""
+        return [name for names in self._all_weights for name in names]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """The weights, one list per layer and direction (torch's property)."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
 
 class RNN(_Recurrent):
     """torch.nn.RNN (input_size, hidden_size, num_layers, nonlinearity, bias, batch_first,
