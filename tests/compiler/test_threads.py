@@ -4,12 +4,15 @@ a deadlock fails the test instead of hanging pytest."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import llvmlite.binding as llvm
+import pytest
 
 from dlg.compiler.codegen import driver, gemm, half, threads
 from dlg.compiler.codegen.llvm_cpu import host_target
@@ -84,6 +87,31 @@ def test_jobs_with_more_workers_than_cores_give_the_same_bits():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=240)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+BLAS_AFTER_START = textwrap.dedent("""
+    import json
+    import numpy as np
+    from threadpoolctl import threadpool_info, threadpool_limits
+    import dlg
+
+    threadpool_limits(2, user_api="blas")  # as on a 2-core machine, whatever this one has
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    exe = dlg.compile(dlg.loads("model M { input x: f32[N, 4]  output y = tanh(x) }"))
+    exe(x=np.ones((2, 4), np.float32))
+    after = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    print(json.dumps([before, after]))
+""")
+
+
+@pytest.mark.skipif(threads.cores() < 2, reason="one core: the pool has no workers")
+def test_numpy_blas_runs_on_one_thread_once_the_pool_has_workers():
+    """OpenBLAS's idle threads spin on the cores the pool's workers need."""
+    out = subprocess.run([sys.executable, "-c", BLAS_AFTER_START], capture_output=True,
+                         text=True, timeout=240, env={**os.environ, "DLG_NUM_THREADS": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = json.loads(out.stdout)
+    assert 2 in before and set(after) == {1}, (before, after)
 
 
 def test_library_functions_take_stack_only_in_their_entry_blocks():

@@ -70,7 +70,19 @@ def start(workers: int, machine: Callable[[], llvm.TargetMachine]) -> object:
                            lambda text: object_code_as_written(text, machine()), machine)
     llvm.add_symbol(RUN_PARALLEL, engine.get_function_address(RUN_PARALLEL))
     ctypes.CFUNCTYPE(None, ctypes.c_int64)(engine.get_function_address("dlg_pool_start"))(workers)
+    if workers:
+        numpy_blas_on_one_thread()
     return engine
+
+
+def numpy_blas_on_one_thread() -> None:
+    """NumPy's BLAS on one thread once the pool has started: OpenBLAS's idle threads spin for
+    about 0.1 s after each call, on the cores the pool's workers need, and eager ops run through
+    NumPy until they tier up, so a training loop kept them spinning (a compiled 256x512 Linear on
+    2 cores: 1.42 ms when NumPy multiplies matrices in the same loop, 0.80 ms on one BLAS
+    thread). threadpoolctl finds whichever BLAS this NumPy loaded (OpenBLAS, MKL, BLIS)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1, user_api="blas")
 
 
 def object_code_as_written(text: str, tm: llvm.TargetMachine) -> bytes:
