@@ -25,7 +25,7 @@ import random
 import numpy as np
 import pytest
 
-from tests.frontend.test_sweep5_programs import COMPILED_FULL, Side5, run_both
+from tests.frontend.test_sweep5_programs import Side5, run_both
 
 torch = pytest.importorskip("torch")
 
@@ -136,7 +136,7 @@ def makemore_bigram_counts(side: Side5) -> dict:
     out["P_row_sums"] = P[0].sum()
     g = torch.Generator().manual_seed(2147483647)
     names = []
-    for i in range(5):
+    for _i in range(5):
         out_ = []
         ix = 0
         while True:
@@ -200,7 +200,7 @@ def makemore_neural_bigram(side: Side5) -> dict:
     probs = counts / counts.sum(1, keepdims=True)  # probabilities for next character
     nlls = torch.zeros(5)
     for i in range(5):
-        x = xs[i].item()
+        x = xs[i].item()  # noqa: F841  (the lecture prints it)
         y = ys[i].item()
         p = probs[i, y]
         logp = torch.log(p)
@@ -222,7 +222,7 @@ def makemore_neural_bigram(side: Side5) -> dict:
     W = side.draw(torch.randn, (27, 27), generator=g)
     W.requires_grad = True
     losses = []
-    for k in range(10):
+    for _k in range(10):
         # forward pass
         xenc = F.one_hot(xs, num_classes=27).float()
         logits = xenc @ W
@@ -239,7 +239,7 @@ def makemore_neural_bigram(side: Side5) -> dict:
     # finally, sample from the 'neural net' model
     g = torch.Generator().manual_seed(2147483647)
     lengths = []
-    for i in range(5):
+    for _i in range(5):
         out_ = []
         ix = 0
         while True:
@@ -615,7 +615,7 @@ def makemore_batchnorm(side: Side5) -> dict:
     out["stats"] = stats
     # the weights' gradient statistics
     wstats = []
-    for i, p in enumerate(parameters):
+    for _i, p in enumerate(parameters):
         t = p.grad
         if p.ndim == 2:
             wstats.append([t.mean().item(), t.std().item(), (t.std() / p.std()).item()])
@@ -638,3 +638,1716 @@ def makemore_batchnorm(side: Side5) -> dict:
 
 def test_makemore_batchnorm():
     run_both(makemore_batchnorm)
+
+
+def makemore_data(torch, words, block_size):
+    """makemore's vocabulary and its build_dataset over `words` shuffled by random.seed(42)."""
+    chars = sorted(list(set(''.join(words))))
+    stoi = {s: i + 1 for i, s in enumerate(chars)}
+    stoi['.'] = 0
+    itos = {i: s for s, i in stoi.items()}
+
+    def build_dataset(words):
+        X, Y = [], []
+        for w in words:
+            context = [0] * block_size
+            for ch in w + '.':
+                ix = stoi[ch]
+                X.append(context)
+                Y.append(ix)
+                context = context[1:] + [ix]  # crop and append
+        X = torch.tensor(X)
+        Y = torch.tensor(Y)
+        return X, Y
+
+    random.seed(42)
+    words = list(words)
+    random.shuffle(words)
+    n1 = int(0.8 * len(words))
+    return stoi, itos, build_dataset(words[:n1]), build_dataset(words[n1:])
+
+
+# -- 6. makemore part 4, "becoming a backprop ninja": the MLP's forward pass broken into small
+#       steps, every intermediate's retain_grad, the manual backward pass compared with autograd
+#       by `cmp` (torch.all(dt == t.grad), torch.allclose, the max difference), dC by index
+#       accumulation in a loop, the fused cross-entropy and batchnorm backward, then training with
+#       the manual gradients under torch.no_grad() -------------------------------------------------
+
+def backprop_ninja(side: Side5) -> dict:
+    torch = side.lib
+    F = torch.nn.functional
+    out = {}
+    block_size = 3
+    stoi, itos, (Xtr, Ytr), (Xdev, Ydev) = makemore_data(torch, WORDS, block_size)
+    vocab_size = len(itos)
+    cmps = {}
+
+    # utility function we will use later when comparing manual gradients to PyTorch gradients
+    def cmp(s, dt, t):
+        ex = torch.all(dt == t.grad).item()
+        app = torch.allclose(dt, t.grad)
+        maxdiff = (dt - t.grad).abs().max().item()
+        cmps[s] = (app, maxdiff)
+        assert app, f'{s:15s} | exact: {str(ex):5s} | approximate: {str(app):5s} | ' \
+                    f'maxdiff: {maxdiff}'
+        out["d" + s] = dt
+
+    n_embd = 10  # the dimensionality of the character embedding vectors
+    n_hidden = 64  # the number of neurons in the hidden layer of the MLP
+    g = torch.Generator().manual_seed(2147483647)  # for reproducibility
+    C = side.draw(torch.randn, (vocab_size, n_embd), generator=g)
+    # Layer 1
+    W1 = side.draw(torch.randn, (n_embd * block_size, n_hidden), generator=g) \
+        * (5 / 3) / ((n_embd * block_size)**0.5)
+    b1 = side.draw(torch.randn, n_hidden, generator=g) * 0.1  # using b1 just for fun
+    # Layer 2
+    W2 = side.draw(torch.randn, (n_hidden, vocab_size), generator=g) * 0.1
+    b2 = side.draw(torch.randn, vocab_size, generator=g) * 0.1
+    # BatchNorm parameters
+    bngain = side.draw(torch.randn, (1, n_hidden)) * 0.1 + 1.0
+    bnbias = side.draw(torch.randn, (1, n_hidden)) * 0.1
+    # Note: I am initializating many of these parameters in non-standard ways
+    # because sometimes initializating with e.g. all zeros could mask an incorrect
+    # implementation of the backward pass.
+    parameters = [C, W1, b1, W2, b2, bngain, bnbias]
+    out["n_params"] = sum(p.nelement() for p in parameters)  # number of parameters in total
+    for p in parameters:
+        p.requires_grad = True
+    batch_size = 32
+    n = batch_size  # a shorter variable also, for convenience
+    # construct a minibatch
+    ix = side.draw(torch.randint, 0, Xtr.shape[0], (batch_size,), generator=g)
+    Xb, Yb = Xtr[ix], Ytr[ix]  # batch X,Y
+    # forward pass, "chunkated" into smaller steps that are possible to backward one at a time
+    emb = C[Xb]  # embed the characters into vectors
+    embcat = emb.view(emb.shape[0], -1)  # concatenate the vectors
+    # Linear layer 1
+    hprebn = embcat @ W1 + b1  # hidden layer pre-activation
+    # BatchNorm layer
+    bnmeani = 1 / n * hprebn.sum(0, keepdim=True)
+    bndiff = hprebn - bnmeani
+    bndiff2 = bndiff**2
+    bnvar = 1 / (n - 1) * (bndiff2).sum(0, keepdim=True)  # Bessel's correction (n-1, not n)
+    bnvar_inv = (bnvar + 1e-5)**-0.5
+    bnraw = bndiff * bnvar_inv
+    hpreact = bngain * bnraw + bnbias
+    # Non-linearity
+    h = torch.tanh(hpreact)  # hidden layer
+    # Linear layer 2
+    logits = h @ W2 + b2  # output layer
+    # cross entropy loss (same as F.cross_entropy(logits, Yb))
+    logit_maxes = logits.max(1, keepdim=True).values
+    norm_logits = logits - logit_maxes  # subtract max for numerical stability
+    counts = norm_logits.exp()
+    counts_sum = counts.sum(1, keepdims=True)
+    # if I use (1.0 / counts_sum) instead then I can't get backprop to be bit exact...
+    counts_sum_inv = counts_sum**-1
+    probs = counts * counts_sum_inv
+    logprobs = probs.log()
+    loss = -logprobs[range(n), Yb].mean()
+    # PyTorch backward pass
+    for p in parameters:
+        p.grad = None
+    for t in [logprobs, probs, counts, counts_sum, counts_sum_inv,  # afaik there is no cleaner way
+              norm_logits, logit_maxes, logits, h, hpreact, bnraw,
+              bnvar_inv, bnvar, bndiff2, bndiff, hprebn, bnmeani,
+              embcat, emb]:
+        t.retain_grad()
+    loss.backward()
+    out["loss"] = loss
+
+    # Exercise 1: backprop through the whole thing manually,
+    # backpropagating through exactly all of the variables
+    # as they are defined in the forward pass above, one by one
+    dlogprobs = torch.zeros_like(logprobs)
+    dlogprobs[range(n), Yb] = -1.0 / n
+    dprobs = (1.0 / probs) * dlogprobs
+    dcounts_sum_inv = (counts * dprobs).sum(1, keepdim=True)
+    dcounts = counts_sum_inv * dprobs
+    dcounts_sum = (-counts_sum**-2) * dcounts_sum_inv
+    dcounts += torch.ones_like(counts) * dcounts_sum
+    dnorm_logits = counts * dcounts
+    dlogits = dnorm_logits.clone()
+    dlogit_maxes = (-dnorm_logits).sum(1, keepdim=True)
+    dlogits += F.one_hot(logits.max(1).indices, num_classes=logits.shape[1]) * dlogit_maxes
+    dh = dlogits @ W2.T
+    dW2 = h.T @ dlogits
+    db2 = dlogits.sum(0)
+    dhpreact = (1.0 - h**2) * dh
+    dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
+    dbnraw = bngain * dhpreact
+    dbnbias = dhpreact.sum(0, keepdim=True)
+    dbndiff = bnvar_inv * dbnraw
+    dbnvar_inv = (bndiff * dbnraw).sum(0, keepdim=True)
+    dbnvar = (-0.5 * (bnvar + 1e-5)**-1.5) * dbnvar_inv
+    dbndiff2 = (1.0 / (n - 1)) * torch.ones_like(bndiff2) * dbnvar
+    dbndiff += (2 * bndiff) * dbndiff2
+    dhprebn = dbndiff.clone()
+    dbnmeani = (-dbndiff).sum(0)
+    dhprebn += 1.0 / n * (torch.ones_like(hprebn) * dbnmeani)
+    dembcat = dhprebn @ W1.T
+    dW1 = embcat.T @ dhprebn
+    db1 = dhprebn.sum(0)
+    demb = dembcat.view(emb.shape)
+    dC = torch.zeros_like(C)
+    for k in range(Xb.shape[0]):
+        for j in range(Xb.shape[1]):
+            ix = Xb[k, j]
+            dC[ix] += demb[k, j]
+
+    cmp('logprobs', dlogprobs, logprobs)
+    cmp('probs', dprobs, probs)
+    cmp('counts_sum_inv', dcounts_sum_inv, counts_sum_inv)
+    cmp('counts_sum', dcounts_sum, counts_sum)
+    cmp('counts', dcounts, counts)
+    cmp('norm_logits', dnorm_logits, norm_logits)
+    cmp('logit_maxes', dlogit_maxes, logit_maxes)
+    cmp('logits', dlogits, logits)
+    cmp('h', dh, h)
+    cmp('W2', dW2, W2)
+    cmp('b2', db2, b2)
+    cmp('hpreact', dhpreact, hpreact)
+    cmp('bngain', dbngain, bngain)
+    cmp('bnbias', dbnbias, bnbias)
+    cmp('bnraw', dbnraw, bnraw)
+    cmp('bnvar_inv', dbnvar_inv, bnvar_inv)
+    cmp('bnvar', dbnvar, bnvar)
+    cmp('bndiff2', dbndiff2, bndiff2)
+    cmp('bndiff', dbndiff, bndiff)
+    cmp('bnmeani', dbnmeani, bnmeani)
+    cmp('hprebn', dhprebn, hprebn)
+    cmp('embcat', dembcat, embcat)
+    cmp('W1', dW1, W1)
+    cmp('b1', db1, b1)
+    cmp('emb', demb, emb)
+    cmp('C', dC, C)
+    # the gradients autograd gave, compared across the two libraries as well
+    out["autograd"] = [t.grad for t in (logprobs, probs, counts, logits, h, hpreact, bnraw,
+                                        bnvar, bndiff, hprebn, emb, C, W1, b1, W2, b2)]
+
+    # Exercise 2: backprop through cross_entropy but all in one go
+    loss_fast = F.cross_entropy(logits, Yb)
+    out["loss_diff"] = (loss_fast - loss).item()
+    dlogits = F.softmax(logits, 1)
+    dlogits[range(n), Yb] -= 1
+    dlogits /= n
+    cmp('logits', dlogits, logits)  # I can only get approximate to be true, my maxdiff is 6e-9
+    out["logits_row_sums"] = dlogits.sum(1)
+
+    # Exercise 3: backprop through batchnorm but all in one go
+    hpreact_fast = bngain * (hprebn - hprebn.mean(0, keepdim=True)) \
+        / torch.sqrt(hprebn.var(0, keepdim=True, unbiased=True) + 1e-5) + bnbias
+    out["max_diff"] = (hpreact_fast - hpreact).abs().max()
+    dhprebn = bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0) - n / (n - 1) * bnraw
+                                        * (dhpreact * bnraw).sum(0))
+    cmp('hprebn', dhprebn, hprebn)  # I can only get approximate to be true, my maxdiff is 9e-10
+
+    # Exercise 4: putting it all together! Train the MLP neural net with your own backward pass
+    lossi = []
+    with torch.no_grad():
+        for i in range(6):
+            # minibatch construct
+            ix = side.draw(torch.randint, 0, Xtr.shape[0], (batch_size,), generator=g)
+            Xb, Yb = Xtr[ix], Ytr[ix]  # batch X,Y
+            # forward pass
+            emb = C[Xb]  # embed the characters into vectors
+            embcat = emb.view(emb.shape[0], -1)  # concatenate the vectors
+            # Linear layer
+            hprebn = embcat @ W1 + b1  # hidden layer pre-activation
+            # BatchNorm layer
+            bnmean = hprebn.mean(0, keepdim=True)
+            bnvar = hprebn.var(0, keepdim=True, unbiased=True)
+            bnvar_inv = (bnvar + 1e-5)**-0.5
+            bnraw = (hprebn - bnmean) * bnvar_inv
+            hpreact = bngain * bnraw + bnbias
+            # Non-linearity
+            h = torch.tanh(hpreact)  # hidden layer
+            logits = h @ W2 + b2  # output layer
+            loss = F.cross_entropy(logits, Yb)  # loss function
+            # manual backprop! #swole_doge_meme
+            dlogits = F.softmax(logits, 1)
+            dlogits[range(n), Yb] -= 1
+            dlogits /= n
+            # 2nd layer backprop
+            dh = dlogits @ W2.T
+            dW2 = h.T @ dlogits
+            db2 = dlogits.sum(0)
+            # tanh
+            dhpreact = (1.0 - h**2) * dh
+            # batchnorm backprop
+            dbngain = (bnraw * dhpreact).sum(0, keepdim=True)
+            dbnbias = dhpreact.sum(0, keepdim=True)
+            dhprebn = bngain * bnvar_inv / n * (n * dhpreact - dhpreact.sum(0)
+                                                - n / (n - 1) * bnraw * (dhpreact * bnraw).sum(0))
+            # 1st layer
+            dembcat = dhprebn @ W1.T
+            dW1 = embcat.T @ dhprebn
+            db1 = dhprebn.sum(0)
+            # embedding
+            demb = dembcat.view(emb.shape)
+            dC = torch.zeros_like(C)
+            for k in range(Xb.shape[0]):
+                for j in range(Xb.shape[1]):
+                    ix = Xb[k, j]
+                    dC[ix] += demb[k, j]
+            grads = [dC, dW1, db1, dW2, db2, dbngain, dbnbias]
+            # update
+            lr = 0.1 if i < 100000 else 0.01  # step learning rate decay
+            for p, grad in zip(parameters, grads):
+                p.data += -lr * grad  # new way of swole doge TODO: enable
+            lossi.append(loss.log10().item())
+    out.update(lossi=lossi, params=parameters, cmp_ok=[v[0] for v in cmps.values()])
+    return out
+
+
+def test_backprop_ninja():
+    run_both(backprop_ninja)
+
+
+# -- 7. makemore part 5, "building a WaveNet": Embedding, FlattenConsecutive (x.view(B, T//n, C*n)
+#       and squeeze), BatchNorm1d over (0, 1) for 3-d inputs, a Sequential of his own classes,
+#       global torch.manual_seed(42), training, eval mode and sampling -----------------------------
+
+def makemore_wavenet(side: Side5) -> dict:
+    torch = side.lib
+    F = torch.nn.functional
+    out = {}
+    block_size = 8  # context length: how many characters do we take to predict the next one?
+    stoi, itos, (Xtr, Ytr), (Xdev, Ydev) = makemore_data(torch, WORDS, block_size)
+    vocab_size = len(itos)
+    for x, y in zip(Xtr[:3], Ytr[:3]):
+        out.setdefault("examples", []).append(''.join(itos[ix.item()] for ix in x)
+                                              + '-->' + itos[y.item()])
+    out["examples"] = [len(e) for e in out["examples"]]
+
+    class Linear:
+
+        def __init__(self, fan_in, fan_out, bias=True):
+            self.weight = side.draw(torch.randn, (fan_in, fan_out)) / fan_in**0.5  # kaiming init
+            self.bias = torch.zeros(fan_out) if bias else None
+
+        def __call__(self, x):
+            self.out = x @ self.weight
+            if self.bias is not None:
+                self.out += self.bias
+            return self.out
+
+        def parameters(self):
+            return [self.weight] + ([] if self.bias is None else [self.bias])
+
+    class BatchNorm1d:
+
+        def __init__(self, dim, eps=1e-5, momentum=0.1):
+            self.eps = eps
+            self.momentum = momentum
+            self.training = True
+            # parameters (trained with backprop)
+            self.gamma = torch.ones(dim)
+            self.beta = torch.zeros(dim)
+            # buffers (trained with a running 'momentum update')
+            self.running_mean = torch.zeros(dim)
+            self.running_var = torch.ones(dim)
+
+        def __call__(self, x):
+            # calculate the forward pass
+            if self.training:
+                if x.ndim == 2:
+                    dim = 0
+                elif x.ndim == 3:
+                    dim = (0, 1)
+                xmean = x.mean(dim, keepdim=True)  # batch mean
+                xvar = x.var(dim, keepdim=True)  # batch variance
+            else:
+                xmean = self.running_mean
+                xvar = self.running_var
+            xhat = (x - xmean) / torch.sqrt(xvar + self.eps)  # normalize to unit variance
+            self.out = self.gamma * xhat + self.beta
+            # update the buffers
+            if self.training:
+                with torch.no_grad():
+                    self.running_mean = (1 - self.momentum) * self.running_mean \
+                        + self.momentum * xmean
+                    self.running_var = (1 - self.momentum) * self.running_var \
+                        + self.momentum * xvar
+            return self.out
+
+        def parameters(self):
+            return [self.gamma, self.beta]
+
+    class Tanh:
+        def __call__(self, x):
+            self.out = torch.tanh(x)
+            return self.out
+
+        def parameters(self):
+            return []
+
+    class Embedding:
+
+        def __init__(self, num_embeddings, embedding_dim):
+            self.weight = side.draw(torch.randn, (num_embeddings, embedding_dim))
+
+        def __call__(self, IX):
+            self.out = self.weight[IX]
+            return self.out
+
+        def parameters(self):
+            return [self.weight]
+
+    class FlattenConsecutive:
+
+        def __init__(self, n):
+            self.n = n
+
+        def __call__(self, x):
+            B, T, C = x.shape
+            x = x.view(B, T // self.n, C * self.n)
+            if x.shape[1] == 1:
+                x = x.squeeze(1)
+            self.out = x
+            return self.out
+
+        def parameters(self):
+            return []
+
+    class Sequential:
+
+        def __init__(self, layers):
+            self.layers = layers
+
+        def __call__(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            self.out = x
+            return self.out
+
+        def parameters(self):
+            # get parameters of all layers and stretch them out into one list
+            return [p for layer in self.layers for p in layer.parameters()]
+
+    torch.manual_seed(42)  # seed rng for reproducibility
+    # hierarchical network
+    n_embd = 12  # the dimensionality of the character embedding vectors
+    n_hidden = 32  # the number of neurons in the hidden layer of the MLP
+    model = Sequential([
+        Embedding(vocab_size, n_embd),
+        FlattenConsecutive(2), Linear(n_embd * 2, n_hidden, bias=False), BatchNorm1d(n_hidden),
+        Tanh(),
+        FlattenConsecutive(2), Linear(n_hidden * 2, n_hidden, bias=False), BatchNorm1d(n_hidden),
+        Tanh(),
+        FlattenConsecutive(2), Linear(n_hidden * 2, n_hidden, bias=False), BatchNorm1d(n_hidden),
+        Tanh(),
+        Linear(n_hidden, vocab_size),
+    ])
+    # parameter init
+    with torch.no_grad():
+        model.layers[-1].weight *= 0.1  # last layer make less confident
+    parameters = model.parameters()
+    out["n_params"] = sum(p.nelement() for p in parameters)  # number of parameters in total
+    for p in parameters:
+        p.requires_grad = True
+    # the shapes on the way through, for a batch of 4
+    ix = side.draw(torch.randint, 0, Xtr.shape[0], (4,))  # let's look at a batch of just 4
+    Xb, Yb = Xtr[ix], Ytr[ix]
+    logits = model(Xb)
+    out["shapes"] = [tuple(layer.out.shape) for layer in model.layers]
+    e = side.draw(torch.randn, 4, 8, 10)  # goal: want this to be (4, 4, 20) where consecutive
+    explicit = torch.cat([e[:, ::2, :], e[:, 1::2, :]], dim=2)  # (4, 4, 20)
+    out["flatten_same"] = (e.view(4, 4, 20) == explicit).all().item()
+    # same optimization as last time
+    max_steps = 12
+    batch_size = 32
+    lossi = []
+    for i in range(max_steps):
+        # minibatch construct
+        ix = side.draw(torch.randint, 0, Xtr.shape[0], (batch_size,))
+        Xb, Yb = Xtr[ix], Ytr[ix]  # batch X,Y
+        # forward pass
+        logits = model(Xb)
+        loss = F.cross_entropy(logits, Yb)  # loss function
+        # backward pass
+        for p in parameters:
+            p.grad = None
+        loss.backward()
+        # update: simple SGD
+        lr = 0.1 if i < 150000 else 0.01  # step learning rate decay
+        for p in parameters:
+            p.data += -lr * p.grad
+        lossi.append(loss.log10().item())
+    out["lossi"] = lossi
+    out["loss_curve"] = torch.tensor(lossi).view(-1, 4).mean(1)
+    # put layers into eval mode (needed for batchnorm especially)
+    for layer in model.layers:
+        layer.training = False
+
+    # evaluate the loss
+    @torch.no_grad()  # this decorator disables gradient tracking inside pytorch
+    def split_loss(split):
+        x, y = {
+            'train': (Xtr, Ytr),
+            'val': (Xdev, Ydev),
+        }[split]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        return loss.item()
+
+    out["split_losses"] = [split_loss('train'), split_loss('val')]
+    out["running"] = [model.layers[3].running_mean, model.layers[3].running_var]
+    # sample from the model
+    lengths = []
+    for _ in range(4):
+        out_ = []
+        context = [0] * block_size  # initialize with all ...
+        while True:
+            # forward pass the neural net
+            logits = model(torch.tensor([context]))
+            probs = F.softmax(logits, dim=1)
+            # sample from the distribution
+            ix = side.draw(torch.multinomial, probs, num_samples=1).item()
+            # shift the context window and track the samples
+            context = context[1:] + [ix]
+            out_.append(ix)
+            # if we sample the special '.' token, break
+            if ix == 0 or len(out_) > 12:
+                break
+        lengths.append(len(''.join(itos[i] for i in out_)))
+    out["lengths"] = lengths
+    out["params"] = parameters
+    return out
+
+
+def test_makemore_wavenet():
+    run_both(makemore_wavenet)
+
+
+# -- 8. d2l 3.2 linear regression from scratch: synthetic_data with torch.normal, a data_iter
+#       generator over shuffled indices, sgd under torch.no_grad() with param -= lr * grad /
+#       batch_size and param.grad.zero_(); then 3.3's concise version on nn.Sequential ----------
+
+def d2l_linear_regression(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+
+    def synthetic_data(w, b, num_examples):
+        """Generate y = Xw + b + noise."""
+        X = side.draw(torch.normal, 0, 1, (num_examples, len(w)))
+        y = torch.matmul(X, w) + b
+        y += side.draw(torch.normal, 0, 0.01, y.shape)
+        return X, y.reshape((-1, 1))
+
+    true_w = torch.tensor([2, -3.4])
+    true_b = 4.2
+    features, labels = synthetic_data(true_w, true_b, 100)
+    out["first"] = [features[0], labels[0]]
+
+    def data_iter(batch_size, features, labels):
+        num_examples = len(features)
+        indices = list(range(num_examples))
+        # The examples are read at random, in no particular order
+        random.shuffle(indices)
+        for i in range(0, num_examples, batch_size):
+            batch_indices = torch.tensor(
+                indices[i: min(i + batch_size, num_examples)])
+            yield features[batch_indices], labels[batch_indices]
+
+    batch_size = 10
+    random.seed(3)
+    for X, y in data_iter(batch_size, features, labels):
+        out["batch"] = [X, y]
+        break
+    w = side.draw(torch.normal, 0, 0.01, size=(2, 1), requires_grad=True)
+    w.requires_grad_(True)
+    b = torch.zeros(1, requires_grad=True)
+
+    def linreg(X, w, b):
+        """The linear regression model."""
+        return torch.matmul(X, w) + b
+
+    def squared_loss(y_hat, y):
+        """Squared loss."""
+        return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
+
+    def sgd(params, lr, batch_size):
+        """Minibatch stochastic gradient descent."""
+        with torch.no_grad():
+            for param in params:
+                param -= lr * param.grad / batch_size
+                param.grad.zero_()
+
+    lr = 0.03
+    num_epochs = 3
+    net = linreg
+    loss = squared_loss
+    train_ls = []
+    for epoch in range(num_epochs):
+        for X, y in data_iter(batch_size, features, labels):
+            l = loss(net(X, w, b), y)  # Minibatch loss in `X` and `y`  # noqa: E741
+            # Compute gradient on `l` with respect to [`w`, `b`]
+            l.sum().backward()
+            sgd([w, b], lr, batch_size)  # Update parameters using their gradient
+        with torch.no_grad():
+            train_l = loss(net(features, w, b), labels)
+            train_ls.append(float(train_l.mean()))
+            assert f'epoch {epoch + 1}, loss {float(train_l.mean()):f}'.startswith("epoch")
+    out.update(train_ls=train_ls, w=w, b=b, w_error=true_w - w.reshape(true_w.shape),
+               b_error=true_b - b)
+    assert w.is_leaf and w.grad is not None and not w.grad.any()
+
+    # 3.3 concise implementation
+    from_data = torch.utils.data
+
+    def load_array(data_arrays, batch_size, is_train=True):
+        """Construct a PyTorch data iterator."""
+        dataset = from_data.TensorDataset(*data_arrays)
+        return from_data.DataLoader(dataset, batch_size, shuffle=is_train)
+
+    data_iter2 = load_array((features, labels), batch_size, is_train=False)
+    out["next_batch"] = next(iter(data_iter2))
+    net = nn.Sequential(nn.Linear(2, 1))
+    net[0].weight.data.normal_(0, 0.01)
+    net[0].bias.data.fill_(0)
+    side.weights(net)
+    loss = nn.MSELoss()
+    trainer = torch.optim.SGD(net.parameters(), lr=0.03)
+    concise = []
+    for _epoch in range(num_epochs):
+        for X, y in data_iter2:
+            l = loss(net(X), y)  # noqa: E741
+            trainer.zero_grad()
+            l.backward()
+            trainer.step()
+        l = loss(net(features), labels)  # noqa: E741
+        concise.append(l.item())
+    out.update(concise=concise, weight=net[0].weight.data, bias=net[0].bias.data)
+    return out
+
+
+def test_d2l_linear_regression():
+    run_both(d2l_linear_regression)
+
+
+# -- 9. d2l 3.6 softmax regression from scratch: softmax by hand, y_hat[range(len(y_hat)), y],
+#       accuracy with y_hat.type(y.dtype), an Accumulator, evaluate_accuracy, train_epoch_ch3
+#       with a custom updater; then 4.2 the MLP from scratch (nn.Parameter weights, relu by
+#       torch.max(X, zeros_like)) on torch.optim.SGD -----------------------------------------------
+
+class Accumulator:
+    """For accumulating sums over `n` variables."""
+
+    def __init__(self, n):
+        self.data = [0.0] * n
+
+    def add(self, *args):
+        self.data = [a + float(b) for a, b in zip(self.data, args)]
+
+    def reset(self):
+        self.data = [0.0] * len(self.data)
+
+    def __getitem__(self, idx):
+        return self.data[idx]
+
+
+def d2l_softmax_regression(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+    rng = np.random.default_rng(4)
+    images = side.data(rng.random((60, 1, 6, 6)).astype(np.float32))
+    classes = side.data(rng.integers(0, 10, 60))
+    batch_size = 16
+    train_iter = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images[:40], classes[:40]), batch_size)
+    test_iter = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images[40:], classes[40:]), batch_size)
+    num_inputs = 36
+    num_outputs = 10
+    W = side.draw(torch.normal, 0, 0.01, size=(num_inputs, num_outputs))
+    W.requires_grad_(True)
+    b = torch.zeros(num_outputs, requires_grad=True)
+    X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    out["sums"] = [X.sum(0, keepdim=True), X.sum(1, keepdim=True)]
+
+    def softmax(X):
+        X_exp = torch.exp(X)
+        partition = X_exp.sum(1, keepdim=True)
+        return X_exp / partition  # The broadcasting mechanism is applied here
+
+    X = side.draw(torch.normal, 0, 1, (2, 5))
+    X_prob = softmax(X)
+    out["X_prob"] = [X_prob, X_prob.sum(1)]
+
+    def net(X):
+        return softmax(torch.matmul(X.reshape((-1, W.shape[0])), W) + b)
+
+    y = torch.tensor([0, 2])
+    y_hat = torch.tensor([[0.1, 0.3, 0.6], [0.3, 0.2, 0.5]])
+    out["picked"] = y_hat[[0, 1], y]
+
+    def cross_entropy(y_hat, y):
+        return - torch.log(y_hat[range(len(y_hat)), y])
+
+    out["ce"] = cross_entropy(y_hat, y)
+
+    def accuracy(y_hat, y):
+        """Compute the number of correct predictions."""
+        if len(y_hat.shape) > 1 and y_hat.shape[1] > 1:
+            y_hat = y_hat.argmax(axis=1)
+        cmp = y_hat.type(y.dtype) == y
+        return float(cmp.type(y.dtype).sum())
+
+    out["acc"] = accuracy(y_hat, y) / len(y)
+
+    def evaluate_accuracy(net, data_iter):
+        """Compute the accuracy for a model on a dataset."""
+        if isinstance(net, torch.nn.Module):
+            net.eval()  # Set the model to evaluation mode
+        metric = Accumulator(2)  # No. of correct predictions, no. of predictions
+        with torch.no_grad():
+            for X, y in data_iter:
+                metric.add(accuracy(net(X), y), y.numel())
+        return metric[0] / metric[1]
+
+    out["acc_before"] = evaluate_accuracy(net, test_iter)
+
+    def train_epoch_ch3(net, train_iter, loss, updater):
+        """The training loop defined in Chapter 3."""
+        # Set the model to training mode
+        if isinstance(net, torch.nn.Module):
+            net.train()
+        # Sum of training loss, sum of training accuracy, no. of examples
+        metric = Accumulator(3)
+        for X, y in train_iter:
+            # Compute gradients and update parameters
+            y_hat = net(X)
+            l = loss(y_hat, y)  # noqa: E741
+            if isinstance(updater, torch.optim.Optimizer):
+                # Using PyTorch in-built optimizer & loss criterion
+                updater.zero_grad()
+                l.mean().backward()
+                updater.step()
+            else:
+                # Using custom built optimizer & loss criterion
+                l.sum().backward()
+                updater(X.shape[0])
+            metric.add(float(l.sum()), accuracy(y_hat, y), y.numel())
+        # Return training loss and training accuracy
+        return metric[0] / metric[2], metric[1] / metric[2]
+
+    def sgd(params, lr, batch_size):
+        with torch.no_grad():
+            for param in params:
+                param -= lr * param.grad / batch_size
+                param.grad.zero_()
+
+    lr = 0.1
+
+    def updater(batch_size):
+        return sgd([W, b], lr, batch_size)
+
+    metrics = []
+    for _epoch in range(3):
+        train_metrics = train_epoch_ch3(net, train_iter, cross_entropy, updater)
+        test_acc = evaluate_accuracy(net, test_iter)
+        metrics.append([*train_metrics, test_acc])
+    out.update(metrics=metrics, W=W, b=b)
+    X, y = next(iter(test_iter))
+    out["preds"] = net(X).argmax(axis=1)
+
+    # 4.2 Implementation of Multilayer Perceptrons from Scratch
+    num_inputs, num_outputs, num_hiddens = 36, 10, 32
+    W1 = nn.Parameter(side.draw(torch.randn, num_inputs, num_hiddens) * 0.01)
+    b1 = nn.Parameter(torch.zeros(num_hiddens, requires_grad=True))
+    W2 = nn.Parameter(side.draw(torch.randn, num_hiddens, num_outputs) * 0.01)
+    b2 = nn.Parameter(torch.zeros(num_outputs, requires_grad=True))
+    params = [W1, b1, W2, b2]
+    assert all(p.is_leaf and p.requires_grad for p in params)
+
+    def relu(X):
+        a = torch.zeros_like(X)
+        return torch.max(X, a)
+
+    def net2(X):
+        X = X.reshape((-1, num_inputs))
+        H = relu(X @ W1 + b1)  # Here '@' stands for matrix multiplication
+        return (H @ W2 + b2)
+
+    loss = nn.CrossEntropyLoss(reduction='none')
+    updater = torch.optim.SGD(params, lr=0.5)
+    mlp_metrics = []
+    for _epoch in range(3):
+        mlp_metrics.append(list(train_epoch_ch3(net2, train_iter, loss, updater)))
+    out.update(mlp_metrics=mlp_metrics, mlp_params=params)
+    return out
+
+
+def test_d2l_softmax_regression():
+    run_both(d2l_softmax_regression)
+
+
+# -- 10. d2l 4.6 dropout from scratch: dropout_layer with (torch.rand(X.shape) > dropout).float(),
+#        a Net with is_training, trained on CrossEntropyLoss(reduction='none'); the concise
+#        version's init_weights through net.apply ------------------------------------------------
+
+def d2l_dropout(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+
+    def dropout_layer(X, dropout):
+        assert 0 <= dropout <= 1
+        # In this case, all elements are dropped out
+        if dropout == 1:
+            return torch.zeros_like(X)
+        # In this case, all elements are kept
+        if dropout == 0:
+            return X
+        mask = (side.draw(torch.rand, X.shape) > dropout).float()
+        return mask * X / (1.0 - dropout)
+
+    X = torch.arange(16, dtype=torch.float32).reshape((2, 8))
+    out["drops"] = [X, dropout_layer(X, 0.), dropout_layer(X, 0.5), dropout_layer(X, 1.)]
+    num_inputs, num_outputs, num_hiddens1, num_hiddens2 = 36, 10, 32, 16
+    dropout1, dropout2 = 0.2, 0.5
+
+    class Net(nn.Module):
+        def __init__(self, num_inputs, num_outputs, num_hiddens1, num_hiddens2,
+                     is_training=True):
+            super(Net, self).__init__()
+            self.num_inputs = num_inputs
+            self.training = is_training
+            self.lin1 = nn.Linear(num_inputs, num_hiddens1)
+            self.lin2 = nn.Linear(num_hiddens1, num_hiddens2)
+            self.lin3 = nn.Linear(num_hiddens2, num_outputs)
+            self.relu = nn.ReLU()
+
+        def forward(self, X):
+            H1 = self.relu(self.lin1(X.reshape((-1, self.num_inputs))))
+            # Use dropout only when training the model
+            if self.training is True:
+                # Add a dropout layer after the first fully connected layer
+                H1 = dropout_layer(H1, dropout1)
+            H2 = self.relu(self.lin2(H1))
+            if self.training is True:
+                # Add a dropout layer after the second fully connected layer
+                H2 = dropout_layer(H2, dropout2)
+            out = self.lin3(H2)
+            return out
+
+    net = side.weights(Net(num_inputs, num_outputs, num_hiddens1, num_hiddens2))
+    rng = np.random.default_rng(5)
+    images = side.data(rng.random((48, 1, 6, 6)).astype(np.float32))
+    classes = side.data(rng.integers(0, 10, 48))
+    train_iter = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images, classes), batch_size=16)
+    num_epochs, lr = 2, 0.5
+    loss = nn.CrossEntropyLoss(reduction='none')
+    trainer = torch.optim.SGD(net.parameters(), lr=lr)
+    losses = []
+    for _epoch in range(num_epochs):
+        net.train()
+        for X, y in train_iter:
+            y_hat = net(X)
+            l = loss(y_hat, y)  # noqa: E741
+            trainer.zero_grad()
+            l.mean().backward()
+            trainer.step()
+            losses.append(l.sum().item())
+    net.eval()
+    assert net.training is False
+    with torch.no_grad():
+        out["eval"] = net(images[:8])
+    out.update(losses=losses, state=net.state_dict())
+
+    # concise implementation: its init_weights applied to a Sequential
+    net = nn.Sequential(nn.Flatten(),
+                        nn.Linear(36, 32),
+                        nn.ReLU(),
+                        # Add a dropout layer after the first fully connected layer
+                        nn.Dropout(dropout1),
+                        nn.Linear(32, 10))
+
+    def init_weights(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.normal_(m.weight, std=0.01)
+
+    net.apply(init_weights)
+    side.weights(net)
+    assert float(net[1].weight.std()) < 0.05 and type(net[3]) == nn.Dropout  # noqa: E721
+    net.eval()
+    out["concise_eval"] = net(images[:4])
+    return out
+
+
+def test_d2l_dropout():
+    run_both(d2l_dropout)
+
+
+# -- 11. d2l 9.5 RNN from scratch, 10.1 GRU and 10.2 LSTM from scratch: get_params with a normal()
+#        helper, a state tuple, F.one_hot(X.T, vocab).type(torch.float32), RNNModelScratch,
+#        predict_ch8, grad_clipping with the norm torch.sqrt(sum(torch.sum((p.grad ** 2)) ...))
+#        and param.grad[:] *= theta / norm, train_epoch_ch8 over seq_data_iter_sequential with
+#        s.detach_() on the state, perplexity ------------------------------------------------------
+
+def d2l_rnn_scratch(side: Side5, kind: str) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    out = {}
+    text = "the time machine by h g wells the time traveller for so it will be convenient to " \
+           "speak of him was expounding a recondite matter to us"
+    tokens = list(text)
+    idx_to_token = ['<unk>'] + sorted(set(tokens))
+    token_to_idx = {token: idx for idx, token in enumerate(idx_to_token)}
+    corpus = [token_to_idx[t] for t in tokens]
+
+    class Vocab:
+        def __len__(self):
+            return len(idx_to_token)
+
+        def __getitem__(self, tokens):
+            return token_to_idx.get(tokens, 0)
+
+    vocab = Vocab()
+    device = torch.device('cpu')
+
+    def seq_data_iter_sequential(corpus, batch_size, num_steps):
+        """Generate a minibatch of subsequences using sequential partitioning."""
+        # Start with a random offset to partition a sequence
+        offset = random.randint(0, num_steps)
+        num_tokens = ((len(corpus) - offset - 1) // batch_size) * batch_size
+        Xs = torch.tensor(corpus[offset: offset + num_tokens])
+        Ys = torch.tensor(corpus[offset + 1: offset + 1 + num_tokens])
+        Xs, Ys = Xs.reshape(batch_size, -1), Ys.reshape(batch_size, -1)
+        num_batches = Xs.shape[1] // num_steps
+        for i in range(0, num_steps * num_batches, num_steps):
+            X = Xs[:, i: i + num_steps]
+            Y = Ys[:, i: i + num_steps]
+            yield X, Y
+
+    def normal(shape):
+        return side.draw(torch.randn, size=shape, device=device) * 0.01
+
+    def three(num_inputs, num_hiddens):
+        return (normal((num_inputs, num_hiddens)),
+                normal((num_hiddens, num_hiddens)),
+                torch.zeros(num_hiddens, device=device))
+
+    def get_rnn_params(vocab_size, num_hiddens, device):
+        num_inputs = num_outputs = vocab_size
+        # Hidden layer parameters
+        W_xh = normal((num_inputs, num_hiddens))
+        W_hh = normal((num_hiddens, num_hiddens))
+        b_h = torch.zeros(num_hiddens, device=device)
+        # Output layer parameters
+        W_hq = normal((num_hiddens, num_outputs))
+        b_q = torch.zeros(num_outputs, device=device)
+        # Attach gradients
+        params = [W_xh, W_hh, b_h, W_hq, b_q]
+        for param in params:
+            param.requires_grad_(True)
+        return params
+
+    def init_rnn_state(batch_size, num_hiddens, device):
+        return (torch.zeros((batch_size, num_hiddens), device=device), )
+
+    def rnn(inputs, state, params):
+        # Here `inputs` shape: (`num_steps`, `batch_size`, `vocab_size`)
+        W_xh, W_hh, b_h, W_hq, b_q = params
+        H, = state
+        outputs = []
+        # Shape of `X`: (`batch_size`, `vocab_size`)
+        for X in inputs:
+            H = torch.tanh(torch.mm(X, W_xh) + torch.mm(H, W_hh) + b_h)
+            Y = torch.mm(H, W_hq) + b_q
+            outputs.append(Y)
+        return torch.cat(outputs, dim=0), (H,)
+
+    def get_gru_params(vocab_size, num_hiddens, device):
+        num_inputs = num_outputs = vocab_size
+        W_xz, W_hz, b_z = three(num_inputs, num_hiddens)  # Update gate parameters
+        W_xr, W_hr, b_r = three(num_inputs, num_hiddens)  # Reset gate parameters
+        W_xh, W_hh, b_h = three(num_inputs, num_hiddens)  # Candidate hidden state parameters
+        # Output layer parameters
+        W_hq = normal((num_hiddens, num_outputs))
+        b_q = torch.zeros(num_outputs, device=device)
+        # Attach gradients
+        params = [W_xz, W_hz, b_z, W_xr, W_hr, b_r, W_xh, W_hh, b_h, W_hq, b_q]
+        for param in params:
+            param.requires_grad_(True)
+        return params
+
+    def init_gru_state(batch_size, num_hiddens, device):
+        return (torch.zeros((batch_size, num_hiddens), device=device), )
+
+    def gru(inputs, state, params):
+        W_xz, W_hz, b_z, W_xr, W_hr, b_r, W_xh, W_hh, b_h, W_hq, b_q = params
+        H, = state
+        outputs = []
+        for X in inputs:
+            Z = torch.sigmoid((X @ W_xz) + (H @ W_hz) + b_z)
+            R = torch.sigmoid((X @ W_xr) + (H @ W_hr) + b_r)
+            H_tilda = torch.tanh((X @ W_xh) + ((R * H) @ W_hh) + b_h)
+            H = Z * H + (1 - Z) * H_tilda
+            Y = H @ W_hq + b_q
+            outputs.append(Y)
+        return torch.cat(outputs, dim=0), (H,)
+
+    def get_lstm_params(vocab_size, num_hiddens, device):
+        num_inputs = num_outputs = vocab_size
+        W_xi, W_hi, b_i = three(num_inputs, num_hiddens)  # Input gate parameters
+        W_xf, W_hf, b_f = three(num_inputs, num_hiddens)  # Forget gate parameters
+        W_xo, W_ho, b_o = three(num_inputs, num_hiddens)  # Output gate parameters
+        W_xc, W_hc, b_c = three(num_inputs, num_hiddens)  # Candidate memory cell parameters
+        # Output layer parameters
+        W_hq = normal((num_hiddens, num_outputs))
+        b_q = torch.zeros(num_outputs, device=device)
+        # Attach gradients
+        params = [W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, W_hq,
+                  b_q]
+        for param in params:
+            param.requires_grad_(True)
+        return params
+
+    def init_lstm_state(batch_size, num_hiddens, device):
+        return (torch.zeros((batch_size, num_hiddens), device=device),
+                torch.zeros((batch_size, num_hiddens), device=device))
+
+    def lstm(inputs, state, params):
+        [W_xi, W_hi, b_i, W_xf, W_hf, b_f, W_xo, W_ho, b_o, W_xc, W_hc, b_c, W_hq,
+         b_q] = params
+        (H, C) = state
+        outputs = []
+        for X in inputs:
+            I = torch.sigmoid((X @ W_xi) + (H @ W_hi) + b_i)  # noqa: E741
+            F_ = torch.sigmoid((X @ W_xf) + (H @ W_hf) + b_f)
+            O = torch.sigmoid((X @ W_xo) + (H @ W_ho) + b_o)  # noqa: E741
+            C_tilda = torch.tanh((X @ W_xc) + (H @ W_hc) + b_c)
+            C = F_ * C + I * C_tilda
+            H = O * torch.tanh(C)
+            Y = (H @ W_hq) + b_q
+            outputs.append(Y)
+        return torch.cat(outputs, dim=0), (H, C)
+
+    class RNNModelScratch:
+        """A RNN Model implemented from scratch."""
+
+        def __init__(self, vocab_size, num_hiddens, device, get_params, init_state,
+                     forward_fn):
+            self.vocab_size, self.num_hiddens = vocab_size, num_hiddens
+            self.params = get_params(vocab_size, num_hiddens, device)
+            self.init_state, self.forward_fn = init_state, forward_fn
+
+        def __call__(self, X, state):
+            X = F.one_hot(X.T, self.vocab_size).type(torch.float32)
+            return self.forward_fn(X, state, self.params)
+
+        def begin_state(self, batch_size, device):
+            return self.init_state(batch_size, self.num_hiddens, device)
+
+    X = torch.arange(10).reshape((2, 5))
+    out["one_hot_shape"] = tuple(F.one_hot(X.T, 28).shape)
+    num_hiddens = 32
+    get_params, init_state, forward_fn = {
+        "rnn": (get_rnn_params, init_rnn_state, rnn),
+        "gru": (get_gru_params, init_gru_state, gru),
+        "lstm": (get_lstm_params, init_lstm_state, lstm)}[kind]
+    net = RNNModelScratch(len(vocab), num_hiddens, device, get_params, init_state, forward_fn)
+    state = net.begin_state(X.shape[0], device)
+    Y, new_state = net(X.to(device), state)
+    out["first"] = [Y, list(new_state)]
+
+    def predict_ch8(prefix, num_preds, net, vocab, device):
+        """Generate new characters following the `prefix`."""
+        state = net.begin_state(batch_size=1, device=device)
+        outputs = [vocab[prefix[0]]]
+
+        def get_input():
+            return torch.tensor([outputs[-1]], device=device).reshape((1, 1))
+
+        for y in prefix[1:]:  # Warm-up period
+            _, state = net(get_input(), state)
+            outputs.append(vocab[y])
+        for _ in range(num_preds):  # Predict `num_preds` steps
+            y, state = net(get_input(), state)
+            outputs.append(int(y.argmax(dim=1).reshape(1)))
+        return ''.join([idx_to_token[i] for i in outputs])
+
+    out["predicted"] = [token_to_idx.get(c, 0) for c in predict_ch8('time ', 10, net, vocab,
+                                                                     device)]
+
+    def grad_clipping(net, theta):
+        """Clip the gradient."""
+        if isinstance(net, nn.Module):
+            params = [p for p in net.parameters() if p.requires_grad]
+        else:
+            params = net.params
+        norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
+        if norm > theta:
+            for param in params:
+                param.grad[:] *= theta / norm
+
+    def sgd(params, lr, batch_size):
+        with torch.no_grad():
+            for param in params:
+                param -= lr * param.grad / batch_size
+                param.grad.zero_()
+
+    def train_epoch_ch8(net, train_iter, loss, updater, device, use_random_iter):
+        """Train a net within one epoch (defined in Chapter 8)."""
+        state = None
+        metric = Accumulator(2)  # Sum of training loss, no. of tokens
+        for X, Y in train_iter:
+            if state is None or use_random_iter:
+                # Initialize `state` when either it is the first iteration or
+                # using random sampling
+                state = net.begin_state(batch_size=X.shape[0], device=device)
+            else:
+                if isinstance(net, nn.Module) and not isinstance(state, tuple):
+                    # `state` is a tensor for `nn.GRU`
+                    state.detach_()
+                else:
+                    # `state` is a tuple of tensors for `nn.LSTM` and
+                    # for our custom scratch implementation
+                    for s in state:
+                        s.detach_()
+            y = Y.T.reshape(-1)
+            X, y = X.to(device), y.to(device)
+            y_hat, state = net(X, state)
+            l = loss(y_hat, y.long()).mean()  # noqa: E741
+            if isinstance(updater, torch.optim.Optimizer):
+                updater.zero_grad()
+                l.backward()
+                grad_clipping(net, 1)
+                updater.step()
+            else:
+                l.backward()
+                grad_clipping(net, 1)
+                # Since the `mean` function has been invoked
+                updater(batch_size=1)
+            metric.add(l * y.numel(), y.numel())
+        return math.exp(metric[0] / metric[1])
+
+    loss = nn.CrossEntropyLoss()
+    lr = 1
+
+    def updater(batch_size):
+        return sgd(net.params, lr, batch_size)
+
+    random.seed(10)
+    ppls = []
+    for _epoch in range(3):
+        train_iter = seq_data_iter_sequential(corpus, batch_size=4, num_steps=6)
+        ppls.append(train_epoch_ch8(net, train_iter, loss, updater, device, False))
+    out.update(ppls=ppls, params=net.params,
+               predicted_after=[token_to_idx.get(c, 0) for c in predict_ch8('time ', 10, net,
+                                                                              vocab, device)])
+    return out
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+def test_d2l_rnn_scratch(kind):
+    run_both(lambda side: d2l_rnn_scratch(side, kind))
+
+
+# -- 12. d2l 8.5 batch normalization from scratch: batch_norm with the torch.is_grad_enabled()
+#        branch and moving averages returned as .data, the BatchNorm module keeping them as plain
+#        tensor attributes (moved with .to(X.device)), LeNet with it, trained a few steps, then
+#        evaluated under no_grad; the concise nn.BatchNorm2d/1d LeNet beside it -------------------
+
+def d2l_batch_norm(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+
+    def batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum):
+        # Use `is_grad_enabled` to determine whether we are in training mode
+        if not torch.is_grad_enabled():
+            # In prediction mode, use mean and variance obtained by moving average
+            X_hat = (X - moving_mean) / torch.sqrt(moving_var + eps)
+        else:
+            assert len(X.shape) in (2, 4)
+            if len(X.shape) == 2:
+                # When using a fully connected layer, calculate the mean and
+                # variance on the feature dimension
+                mean = X.mean(dim=0)
+                var = ((X - mean) ** 2).mean(dim=0)
+            else:
+                # When using a two-dimensional convolutional layer, calculate the
+                # mean and variance on the channel dimension (axis=1). Here we
+                # need to maintain the shape of `X`, so that the broadcasting
+                # operation can be carried out later
+                mean = X.mean(dim=(0, 2, 3), keepdim=True)
+                var = ((X - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+            # In training mode, the current mean and variance are used
+            X_hat = (X - mean) / torch.sqrt(var + eps)
+            # Update the mean and variance using moving average
+            moving_mean = (1.0 - momentum) * moving_mean + momentum * mean
+            moving_var = (1.0 - momentum) * moving_var + momentum * var
+        Y = gamma * X_hat + beta  # Scale and shift
+        return Y, moving_mean.data, moving_var.data
+
+    class BatchNorm(nn.Module):
+        # `num_features`: the number of outputs for a fully connected layer
+        # or the number of output channels for a convolutional layer. `num_dims`:
+        # 2 for a fully connected layer and 4 for a convolutional layer
+        def __init__(self, num_features, num_dims):
+            super().__init__()
+            if num_dims == 2:
+                shape = (1, num_features)
+            else:
+                shape = (1, num_features, 1, 1)
+            # The scale parameter and the shift parameter (model parameters) are
+            # initialized to 1 and 0, respectively
+            self.gamma = nn.Parameter(torch.ones(shape))
+            self.beta = nn.Parameter(torch.zeros(shape))
+            # The variables that are not model parameters are initialized to 0 and 1
+            self.moving_mean = torch.zeros(shape)
+            self.moving_var = torch.ones(shape)
+
+        def forward(self, X):
+            # If `X` is not on the main memory, copy `moving_mean` and
+            # `moving_var` to the device where `X` is located
+            if self.moving_mean.device != X.device:
+                self.moving_mean = self.moving_mean.to(X.device)
+                self.moving_var = self.moving_var.to(X.device)
+            # Save the updated `moving_mean` and `moving_var`
+            Y, self.moving_mean, self.moving_var = batch_norm(
+                X, self.gamma, self.beta, self.moving_mean,
+                self.moving_var, eps=1e-5, momentum=0.1)
+            return Y
+
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5), BatchNorm(6, num_dims=4), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), BatchNorm(16, num_dims=4), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2), nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 120), BatchNorm(120, num_dims=2), nn.Sigmoid(),
+        nn.Linear(120, 84), BatchNorm(84, num_dims=2), nn.Sigmoid(),
+        nn.Linear(84, 10))
+    side.weights(net)
+    concise = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5), nn.BatchNorm2d(6), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.BatchNorm2d(16), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2), nn.Flatten(),
+        nn.Linear(256, 120), nn.BatchNorm1d(120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.BatchNorm1d(84), nn.Sigmoid(),
+        nn.Linear(84, 10))
+    side.weights(concise)
+    X = side.draw(torch.rand, size=(1, 1, 28, 28), dtype=torch.float32)
+    shapes = []
+    for layer in concise:
+        X = layer(X) if not isinstance(layer, nn.BatchNorm1d) else X
+        shapes.append(tuple(X.shape))
+    out["shapes"] = shapes
+    rng = np.random.default_rng(6)
+    images = side.data(rng.random((16, 1, 28, 28)).astype(np.float32))
+    classes = side.data(rng.integers(0, 10, 16))
+    train_iter = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(images, classes), batch_size=8)
+    lr = 1.0
+
+    def init_weights(m):
+        if type(m) == nn.Linear or type(m) == nn.Conv2d:  # noqa: E721
+            nn.init.xavier_uniform_(m.weight)
+
+    for model in (net, concise):
+        model.apply(init_weights)
+        side.weights(model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        loss = nn.CrossEntropyLoss()
+        losses = []
+        for _epoch in range(2):
+            model.train()
+            for _i, (X, y) in enumerate(train_iter):
+                optimizer.zero_grad()
+                y_hat = model(X)
+                l = loss(y_hat, y)  # noqa: E741
+                l.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    losses.append(l * X.shape[0])
+        model.eval()
+        with torch.no_grad():
+            out[f"eval{len(out)}"] = model(images[:4])
+        out[f"losses{len(out)}"] = losses
+    out["gamma_beta"] = [net[1].gamma.reshape((-1,)), net[1].beta.reshape((-1,))]
+    out["moving"] = [net[1].moving_mean, net[1].moving_var, net[13].moving_var]
+    out["concise_running"] = [concise[1].running_mean, concise[13].running_var]
+    assert not net[1].moving_mean.requires_grad
+    assert "moving_mean" not in dict(net.named_buffers())
+    return out
+
+
+def test_d2l_batch_norm():
+    run_both(d2l_batch_norm, rtol=2e-4, atol=2e-5)
+
+
+# -- 13. d2l 11.3 attention scoring functions: sequence_mask by torch.arange(...)[None, :] <
+#        valid_len[:, None] and X[~mask] = value, masked_softmax with torch.repeat_interleave,
+#        AdditiveAttention and DotProductAttention with their attention_weights; 11.6's
+#        multi-head attention (transpose_qkv/transpose_output, valid_lens repeated per head) and
+#        11.6.3's positional encoding table with torch.pow(10000, arange(0, d, 2) / d) -------------
+
+def d2l_sequence_mask(torch, X, valid_len, value=0):
+    """Mask irrelevant entries in sequences."""
+    maxlen = X.size(1)
+    mask = torch.arange((maxlen), dtype=torch.float32,
+                        device=X.device)[None, :] < valid_len[:, None]
+    X[~mask] = value
+    return X
+
+
+def d2l_masked_softmax(torch, X, valid_lens):
+    """Perform softmax operation by masking elements on the last axis."""
+    nn = torch.nn
+    # `X`: 3D tensor, `valid_lens`: 1D or 2D tensor
+    if valid_lens is None:
+        return nn.functional.softmax(X, dim=-1)
+    else:
+        shape = X.shape
+        if valid_lens.dim() == 1:
+            valid_lens = torch.repeat_interleave(valid_lens, shape[1])
+        else:
+            valid_lens = valid_lens.reshape(-1)
+        # On the last axis, replace masked elements with a very large negative
+        # value, whose exponentiation outputs 0
+        X = d2l_sequence_mask(torch, X.reshape(-1, shape[-1]), valid_lens, value=-1e6)
+        return nn.functional.softmax(X.reshape(shape), dim=-1)
+
+
+def d2l_attention_modules(torch):
+    nn = torch.nn
+
+    class AdditiveAttention(nn.Module):
+        """Additive attention."""
+
+        def __init__(self, key_size, query_size, num_hiddens, dropout, **kwargs):
+            super(AdditiveAttention, self).__init__(**kwargs)
+            self.W_k = nn.Linear(key_size, num_hiddens, bias=False)
+            self.W_q = nn.Linear(query_size, num_hiddens, bias=False)
+            self.w_v = nn.Linear(num_hiddens, 1, bias=False)
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, queries, keys, values, valid_lens):
+            queries, keys = self.W_q(queries), self.W_k(keys)
+            # After dimension expansion, shape of `queries`: (`batch_size`, no. of
+            # queries, 1, `num_hiddens`) and shape of `keys`: (`batch_size`, 1,
+            # no. of key-value pairs, `num_hiddens`). Sum them up with
+            # broadcasting
+            features = queries.unsqueeze(2) + keys.unsqueeze(1)
+            features = torch.tanh(features)
+            # There is only one output of `self.w_v`, so we remove the last
+            # one-dimensional entry from the shape. Shape of `scores`:
+            # (`batch_size`, no. of queries, no. of key-value pairs)
+            scores = self.w_v(features).squeeze(-1)
+            self.attention_weights = d2l_masked_softmax(torch, scores, valid_lens)
+            # Shape of `values`: (`batch_size`, no. of key-value pairs, value
+            # dimension)
+            return torch.bmm(self.dropout(self.attention_weights), values)
+
+    class DotProductAttention(nn.Module):
+        """Scaled dot product attention."""
+
+        def __init__(self, dropout, **kwargs):
+            super(DotProductAttention, self).__init__(**kwargs)
+            self.dropout = nn.Dropout(dropout)
+
+        # Shape of `queries`: (`batch_size`, no. of queries, `d`)
+        # Shape of `keys`: (`batch_size`, no. of key-value pairs, `d`)
+        # Shape of `values`: (`batch_size`, no. of key-value pairs, value
+        # dimension)
+        # Shape of `valid_lens`: (`batch_size`,) or (`batch_size`, no. of queries)
+        def forward(self, queries, keys, values, valid_lens=None):
+            d = queries.shape[-1]
+            # Set `transpose_b=True` to swap the last two dimensions of `keys`
+            scores = torch.bmm(queries, keys.transpose(1, 2)) / math.sqrt(d)
+            self.attention_weights = d2l_masked_softmax(torch, scores, valid_lens)
+            return torch.bmm(self.dropout(self.attention_weights), values)
+
+    return AdditiveAttention, DotProductAttention
+
+
+def d2l_attention(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+    out["masked"] = [d2l_masked_softmax(torch, side.draw(torch.rand, 2, 2, 4),
+                                        torch.tensor([2, 3])),
+                     d2l_masked_softmax(torch, side.draw(torch.rand, 2, 2, 4),
+                                        torch.tensor([[1, 3], [2, 4]]))]
+    X = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out["seq_mask"] = d2l_sequence_mask(torch, X, torch.tensor([1, 2]))
+    X = torch.ones(2, 3, 4)
+    out["seq_mask_3d"] = d2l_sequence_mask(torch, X, torch.tensor([1, 2]), value=-1)
+    AdditiveAttention, DotProductAttention = d2l_attention_modules(torch)
+    queries, keys = side.draw(torch.normal, 0, 1, (2, 1, 20)), torch.ones((2, 10, 2))
+    # The two value matrices in the `values` minibatch are identical
+    values = torch.arange(40, dtype=torch.float32).reshape(1, 10, 4).repeat(2, 1, 1)
+    valid_lens = torch.tensor([2, 6])
+    attention = side.weights(AdditiveAttention(key_size=2, query_size=20, num_hiddens=8,
+                                               dropout=0.1))
+    attention.eval()
+    out["additive"] = [attention(queries, keys, values, valid_lens),
+                       attention.attention_weights.reshape((1, 1, 2, 10))]
+    queries = side.draw(torch.normal, 0, 1, (2, 1, 2))
+    attention = DotProductAttention(dropout=0.5)
+    attention.eval()
+    out["dot"] = [attention(queries, keys, values, valid_lens), attention.attention_weights]
+
+    # 11.5 multi-head attention
+    def transpose_qkv(X, num_heads):
+        """Transposition for parallel computation of multiple attention heads."""
+        # Shape of input `X`: (`batch_size`, no. of queries or key-value pairs, `num_hiddens`).
+        X = X.reshape(X.shape[0], X.shape[1], num_heads, -1)
+        X = X.permute(0, 2, 1, 3)
+        return X.reshape(-1, X.shape[2], X.shape[3])
+
+    def transpose_output(X, num_heads):
+        """Reverse the operation of `transpose_qkv`."""
+        X = X.reshape(-1, num_heads, X.shape[1], X.shape[2])
+        X = X.permute(0, 2, 1, 3)
+        return X.reshape(X.shape[0], X.shape[1], -1)
+
+    class MultiHeadAttention(nn.Module):
+        """Multi-head attention."""
+
+        def __init__(self, key_size, query_size, value_size, num_hiddens,
+                     num_heads, dropout, bias=False, **kwargs):
+            super(MultiHeadAttention, self).__init__(**kwargs)
+            self.num_heads = num_heads
+            self.attention = DotProductAttention(dropout)
+            self.W_q = nn.Linear(query_size, num_hiddens, bias=bias)
+            self.W_k = nn.Linear(key_size, num_hiddens, bias=bias)
+            self.W_v = nn.Linear(value_size, num_hiddens, bias=bias)
+            self.W_o = nn.Linear(num_hiddens, num_hiddens, bias=bias)
+
+        def forward(self, queries, keys, values, valid_lens):
+            queries = transpose_qkv(self.W_q(queries), self.num_heads)
+            keys = transpose_qkv(self.W_k(keys), self.num_heads)
+            values = transpose_qkv(self.W_v(values), self.num_heads)
+            if valid_lens is not None:
+                # On axis 0, copy the first item (scalar or vector) for
+                # `num_heads` times, then copy the next item, and so on
+                valid_lens = torch.repeat_interleave(
+                    valid_lens, repeats=self.num_heads, dim=0)
+            # Shape of `output`: (`batch_size` * `num_heads`, no. of queries,
+            # `num_hiddens` / `num_heads`)
+            output = self.attention(queries, keys, values, valid_lens)
+            # Shape of `output_concat`:
+            # (`batch_size`, no. of queries, `num_hiddens`)
+            output_concat = transpose_output(output, self.num_heads)
+            return self.W_o(output_concat)
+
+    num_hiddens, num_heads = 20, 5
+    attention = side.weights(MultiHeadAttention(num_hiddens, num_hiddens, num_hiddens,
+                                                num_hiddens, num_heads, 0.5))
+    attention.eval()
+    batch_size, num_queries = 2, 4
+    num_kvpairs, valid_lens = 6, torch.tensor([3, 2])
+    X = torch.ones((batch_size, num_queries, num_hiddens))
+    Y = torch.ones((batch_size, num_kvpairs, num_hiddens))
+    out["multihead"] = attention(X, Y, Y, valid_lens)
+    # self-attention over random tokens, with its weights
+    X = side.draw(torch.randn, (batch_size, num_queries, num_hiddens))
+    out["self"] = [attention(X, X, X, valid_lens), attention.attention.attention_weights]
+
+    # 11.6.3 positional encoding
+    class PositionalEncoding(nn.Module):
+        """Positional encoding."""
+
+        def __init__(self, num_hiddens, dropout, max_len=1000):
+            super(PositionalEncoding, self).__init__()
+            self.dropout = nn.Dropout(dropout)
+            # Create a long enough `P`
+            self.P = torch.zeros((1, max_len, num_hiddens))
+            X = torch.arange(max_len, dtype=torch.float32).reshape(
+                -1, 1) / torch.pow(10000, torch.arange(
+                    0, num_hiddens, 2, dtype=torch.float32) / num_hiddens)
+            self.P[:, :, 0::2] = torch.sin(X)
+            self.P[:, :, 1::2] = torch.cos(X)
+
+        def forward(self, X):
+            X = X + self.P[:, :X.shape[1], :].to(X.device)
+            return self.dropout(X)
+
+    encoding_dim, num_steps = 32, 60
+    pos_encoding = PositionalEncoding(encoding_dim, 0)
+    pos_encoding.eval()
+    X = pos_encoding(torch.zeros((1, num_steps, encoding_dim)))
+    P = pos_encoding.P[:, :X.shape[1], :]
+    out["P"] = [X, P[0, :, 6:10].T, pos_encoding.P[0, 990:, :]]
+    out["binary"] = [int(f'{i:>03b}', 2) for i in range(8)]
+    P = P[0, :, :].unsqueeze(0).unsqueeze(0)
+    out["P4"] = P.shape
+    return out
+
+
+def test_d2l_attention():
+    run_both(d2l_attention)
+
+
+# -- 14. d2l 11.4 Bahdanau attention: Seq2SeqEncoder (Embedding + GRU), the
+#        Seq2SeqAttentionDecoder looping over steps with the additive attention's context
+#        concatenated to each input, MaskedSoftmaxCELoss (a CrossEntropyLoss subclass with
+#        reduction='none' set in forward), xavier_init_weights over m._flat_weights_names,
+#        train_seq2seq's bos-shifted decoder input, grad_clipping and predict_seq2seq -------------
+
+def d2l_bahdanau(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+    AdditiveAttention, _ = d2l_attention_modules(torch)
+
+    class Encoder(nn.Module):
+        """The base encoder interface for the encoder-decoder architecture."""
+
+        def __init__(self, **kwargs):
+            super(Encoder, self).__init__(**kwargs)
+
+    class Decoder(nn.Module):
+        """The base decoder interface for the encoder-decoder architecture."""
+
+        def __init__(self, **kwargs):
+            super(Decoder, self).__init__(**kwargs)
+
+    class AttentionDecoder(Decoder):
+        """The base attention-based decoder interface."""
+
+        def __init__(self, **kwargs):
+            super(AttentionDecoder, self).__init__(**kwargs)
+
+        @property
+        def attention_weights(self):
+            raise NotImplementedError
+
+    class EncoderDecoder(nn.Module):
+        """The base class for the encoder-decoder architecture."""
+
+        def __init__(self, encoder, decoder, **kwargs):
+            super(EncoderDecoder, self).__init__(**kwargs)
+            self.encoder = encoder
+            self.decoder = decoder
+
+        def forward(self, enc_X, dec_X, *args):
+            enc_outputs = self.encoder(enc_X, *args)
+            dec_state = self.decoder.init_state(enc_outputs, *args)
+            return self.decoder(dec_X, dec_state)
+
+    class Seq2SeqEncoder(Encoder):
+        """The RNN encoder for sequence to sequence learning."""
+
+        def __init__(self, vocab_size, embed_size, num_hiddens, num_layers,
+                     dropout=0, **kwargs):
+            super(Seq2SeqEncoder, self).__init__(**kwargs)
+            # Embedding layer
+            self.embedding = nn.Embedding(vocab_size, embed_size)
+            self.rnn = nn.GRU(embed_size, num_hiddens, num_layers,
+                              dropout=dropout)
+
+        def forward(self, X, *args):
+            # The output `X` shape: (`batch_size`, `num_steps`, `embed_size`)
+            X = self.embedding(X)
+            # In RNN models, the first axis corresponds to time steps
+            X = X.permute(1, 0, 2)
+            # When state is not mentioned, it defaults to zeros
+            output, state = self.rnn(X)
+            # `output` shape: (`num_steps`, `batch_size`, `num_hiddens`)
+            # `state` shape: (`num_layers`, `batch_size`, `num_hiddens`)
+            return output, state
+
+    class Seq2SeqAttentionDecoder(AttentionDecoder):
+        def __init__(self, vocab_size, embed_size, num_hiddens, num_layers,
+                     dropout=0, **kwargs):
+            super(Seq2SeqAttentionDecoder, self).__init__(**kwargs)
+            self.attention = AdditiveAttention(
+                num_hiddens, num_hiddens, num_hiddens, dropout)
+            self.embedding = nn.Embedding(vocab_size, embed_size)
+            self.rnn = nn.GRU(
+                embed_size + num_hiddens, num_hiddens, num_layers,
+                dropout=dropout)
+            self.dense = nn.Linear(num_hiddens, vocab_size)
+
+        def init_state(self, enc_outputs, enc_valid_lens, *args):
+            # Shape of `outputs`: (`num_steps`, `batch_size`, `num_hiddens`).
+            # Shape of `hidden_state[0]`: (`num_layers`, `batch_size`,
+            # `num_hiddens`)
+            outputs, hidden_state = enc_outputs
+            return (outputs.permute(1, 0, 2), hidden_state, enc_valid_lens)
+
+        def forward(self, X, state):
+            # Shape of `enc_outputs`: (`batch_size`, `num_steps`, `num_hiddens`).
+            # Shape of `hidden_state[0]`: (`num_layers`, `batch_size`,
+            # `num_hiddens`)
+            enc_outputs, hidden_state, enc_valid_lens = state
+            # Shape of the output `X`: (`num_steps`, `batch_size`, `embed_size`)
+            X = self.embedding(X).permute(1, 0, 2)
+            outputs, self._attention_weights = [], []
+            for x in X:
+                # Shape of `query`: (`batch_size`, 1, `num_hiddens`)
+                query = torch.unsqueeze(hidden_state[-1], dim=1)
+                # Shape of `context`: (`batch_size`, 1, `num_hiddens`)
+                context = self.attention(
+                    query, enc_outputs, enc_outputs, enc_valid_lens)
+                # Concatenate on the feature dimension
+                x = torch.cat((context, torch.unsqueeze(x, dim=1)), dim=-1)
+                # Reshape `x` as (1, `batch_size`, `embed_size` + `num_hiddens`)
+                out, hidden_state = self.rnn(x.permute(1, 0, 2), hidden_state)
+                outputs.append(out)
+                self._attention_weights.append(self.attention.attention_weights)
+            # After fully-connected layer transformation, shape of `outputs`:
+            # (`num_steps`, `batch_size`, `vocab_size`)
+            outputs = self.dense(torch.cat(outputs, dim=0))
+            return outputs.permute(1, 0, 2), [enc_outputs, hidden_state,
+                                              enc_valid_lens]
+
+        @property
+        def attention_weights(self):
+            return self._attention_weights
+
+    encoder = Seq2SeqEncoder(vocab_size=10, embed_size=8, num_hiddens=16, num_layers=2)
+    side.weights(encoder)
+    encoder.eval()
+    decoder = Seq2SeqAttentionDecoder(vocab_size=10, embed_size=8, num_hiddens=16,
+                                      num_layers=2)
+    side.weights(decoder)
+    decoder.eval()
+    X = torch.zeros((4, 7), dtype=torch.long)  # (`batch_size`, `num_steps`)
+    state = decoder.init_state(encoder(X), None)
+    output, state = decoder(X, state)
+    out["shapes"] = [tuple(output.shape), len(state), tuple(state[0].shape), len(state[1]),
+                     tuple(state[1][0].shape)]
+    out["first_output"] = output
+
+    class MaskedSoftmaxCELoss(nn.CrossEntropyLoss):
+        """The softmax cross-entropy loss with masks."""
+
+        # `pred` shape: (`batch_size`, `num_steps`, `vocab_size`)
+        # `label` shape: (`batch_size`, `num_steps`)
+        # `valid_len` shape: (`batch_size`,)
+        def forward(self, pred, label, valid_len):
+            weights = torch.ones_like(label)
+            weights = d2l_sequence_mask(torch, weights, valid_len)
+            self.reduction = 'none'
+            unweighted_loss = super(MaskedSoftmaxCELoss, self).forward(
+                pred.permute(0, 2, 1), label)
+            weighted_loss = (unweighted_loss * weights).mean(dim=1)
+            return weighted_loss
+
+    loss = MaskedSoftmaxCELoss()
+    out["masked_ce"] = loss(torch.ones(3, 4, 10), torch.ones((3, 4), dtype=torch.long),
+                            torch.tensor([4, 2, 0]))
+
+    def grad_clipping(net, theta):
+        """Clip the gradient."""
+        if isinstance(net, nn.Module):
+            params = [p for p in net.parameters() if p.requires_grad]
+        else:
+            params = net.params
+        norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
+        if norm > theta:
+            for param in params:
+                param.grad[:] *= theta / norm
+
+    # a toy "translation" corpus: the target is the source reversed, then <eos>
+    pad, bos, eos = 0, 1, 2
+    vocab_size, num_steps = 10, 5
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(2, num_steps, 8)
+    src = np.full((8, num_steps), pad)
+    tgt = np.full((8, num_steps), pad)
+    for i, n in enumerate(lengths):
+        words = rng.integers(3, vocab_size, n)
+        src[i, :n], src[i, n] = words, eos
+        tgt[i, :n], tgt[i, n] = words[::-1], eos
+    src_valid, tgt_valid = lengths + 1, lengths + 1
+    data = torch.utils.data.TensorDataset(*(side.data(a) for a in (src, src_valid, tgt,
+                                                                    tgt_valid)))
+    data_iter = torch.utils.data.DataLoader(data, batch_size=4)
+    tgt_vocab = {'<pad>': pad, '<bos>': bos, '<eos>': eos}
+    device = torch.device('cpu')
+    embed_size, num_hiddens, num_layers, dropout = 8, 16, 2, 0.0
+    lr, num_epochs = 0.005, 2
+    encoder = Seq2SeqEncoder(vocab_size, embed_size, num_hiddens, num_layers, dropout)
+    decoder = Seq2SeqAttentionDecoder(vocab_size, embed_size, num_hiddens, num_layers,
+                                      dropout)
+    net = EncoderDecoder(encoder, decoder)
+
+    def train_seq2seq(net, data_iter, lr, num_epochs, tgt_vocab, device):
+        """Train a model for sequence to sequence."""
+        def xavier_init_weights(m):
+            if type(m) == nn.Linear:  # noqa: E721
+                nn.init.xavier_uniform_(m.weight)
+            if type(m) == nn.GRU:  # noqa: E721
+                for param in m._flat_weights_names:
+                    if "weight" in param:
+                        nn.init.xavier_uniform_(m._parameters[param])
+
+        net.apply(xavier_init_weights)
+        side.weights(net)
+        net.to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        loss = MaskedSoftmaxCELoss()
+        net.train()
+        losses = []
+        for _epoch in range(num_epochs):
+            metric = Accumulator(2)  # Sum of training loss, no. of tokens
+            for batch in data_iter:
+                optimizer.zero_grad()
+                X, X_valid_len, Y, Y_valid_len = [x.to(device) for x in batch]
+                bos = torch.tensor([tgt_vocab['<bos>']] * Y.shape[0],
+                                   device=device).reshape(-1, 1)
+                dec_input = torch.cat([bos, Y[:, :-1]], 1)  # Teacher forcing
+                Y_hat, _ = net(X, dec_input, X_valid_len)
+                l = loss(Y_hat, Y, Y_valid_len)  # noqa: E741
+                l.sum().backward()  # Make the loss scalar for `backward`
+                grad_clipping(net, 1)
+                num_tokens = Y_valid_len.sum()
+                optimizer.step()
+                with torch.no_grad():
+                    metric.add(l.sum(), num_tokens)
+            losses.append(metric[0] / metric[1])
+        return losses
+
+    out["losses"] = train_seq2seq(net, data_iter, lr, num_epochs, tgt_vocab, device)
+    out["state"] = net.state_dict()
+
+    def predict_seq2seq(net, src_tokens, num_steps, device, save_attention_weights=False):
+        """Predict for sequence to sequence."""
+        # Set `net` to eval mode for inference
+        net.eval()
+        enc_valid_len = torch.tensor([len(src_tokens)], device=device)
+        src_tokens = src_tokens + [pad] * (num_steps - len(src_tokens))
+        # Add the batch axis
+        enc_X = torch.unsqueeze(
+            torch.tensor(src_tokens, dtype=torch.long, device=device), dim=0)
+        enc_outputs = net.encoder(enc_X, enc_valid_len)
+        dec_state = net.decoder.init_state(enc_outputs, enc_valid_len)
+        # Add the batch axis
+        dec_X = torch.unsqueeze(torch.tensor(
+            [tgt_vocab['<bos>']], dtype=torch.long, device=device), dim=0)
+        output_seq, attention_weight_seq = [], []
+        for _ in range(num_steps):
+            Y, dec_state = net.decoder(dec_X, dec_state)
+            # We use the token with the highest prediction likelihood as the
+            # input of the decoder at the next time step
+            dec_X = Y.argmax(dim=2)
+            pred = dec_X.squeeze(dim=0).type(torch.int32).item()
+            # Save attention weights (to be covered later)
+            if save_attention_weights:
+                attention_weight_seq.append(net.decoder.attention_weights)
+            # Once the end-of-sequence token is predicted, the generation of the
+            # output sequence is complete
+            if pred == tgt_vocab['<eos>']:
+                break
+            output_seq.append(pred)
+        return output_seq, attention_weight_seq
+
+    translation, weights = predict_seq2seq(net, [5, 6, 7, eos], num_steps, device, True)
+    out["translation"] = translation
+    out["attention"] = torch.cat([step[0] for step in weights], 0)
+    return out
+
+
+def test_d2l_bahdanau():
+    run_both(d2l_bahdanau)
