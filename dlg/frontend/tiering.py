@@ -71,7 +71,8 @@ def compilable(graph: Graph, program: Program) -> bool:
 
 
 Run = Callable[[list[np.ndarray]], tuple[np.ndarray, ...]]
-OP_COMPILE_AFTER_S = 0.25  # seconds of NumPy runs of one eager op (one op, types, attributes)
+OP_COMPILE_AFTER_S = 0.05  # seconds of NumPy runs of one eager op (one op, types, attributes):
+# about what compiling its one-node graph costs (20-85 ms cold, 5-22 ms from the disk cache)
 TRIALS = 3  # compiled runs timed against the NumPy runs' average before the compiled op is kept
 KEPT_UP_TO = 1.0  # the compiled op is kept when its best trial takes at most this times that
 
