@@ -41,6 +41,7 @@ from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend.autograd import Rebindable
 from dlg.frontend.engine import caller_span, enable_grad, grad_enabled
 from dlg.frontend.nn import Module
+from dlg.frontend.nn.uninitialized import is_lazy
 from dlg.frontend.tensor import Tensor, apply as apply_op
 from dlg.frontend.trace import batch_axes, batch_size, trace_flat
 from dlg.ir.builder import Builder
@@ -205,15 +206,15 @@ class _Entry:
             # a list or dict argument written into (a KV cache): its new tensors are outputs too
             writes.append((written, tuple(inputs.get(id(a)) for a in after)))
             return tuple(outs) + tuple(a for a in after if id(a) not in inputs)
-        before = {id(t) for t in _named_tensors(module).values()}
+        before = _identities(module)
         try:
             with enable_grad():  # one graph for both modes: each call chooses to record or not
                 model = trace_flat(module, flat_forward, _names(module, spec), leaves, static)
         except DlgError:
-            if {id(t) for t in _named_tensors(module).values()} == before:
+            if _identities(module) == before:
                 raise
             model = None
-        if {id(t) for t in _named_tensors(module).values()} != before or model is None:
+        if _identities(module) != before or model is None:
             # lazy modules made their parameters and buffers while traced, where they were
             # constants (and a batch norm's statistics not its own): again, now they are
             return cls.trace(module, spec, leaves, target, static)
@@ -230,6 +231,12 @@ class _Entry:
             self.splits[wrt] = (s, _native(s.forward, self.target),
                                 _native(s.backward, self.target))
         return self.splits[wrt]
+
+
+def _identities(module: Module) -> set[tuple[int, bool]]:
+    """The module's parameters and buffers, each as its id and whether it is a lazy module's
+    placeholder (filled in place by the module's first call)."""
+    return {(id(t), is_lazy(t)) for t in _named_tensors(module).values()}
 
 
 def _recorded(entry: _Entry, wrt: tuple[str, ...], arrays: list[np.ndarray],

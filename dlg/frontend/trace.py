@@ -20,6 +20,7 @@ from dlg import foreign
 from dlg.errors import DlgTypeError
 from dlg.frontend.engine import Tracer, caller_span, tracing
 from dlg.frontend.nn import Module
+from dlg.frontend.nn.uninitialized import is_lazy
 from dlg.frontend.tensor import Tensor, foreign_array
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph
@@ -195,7 +196,7 @@ def _parameters(fn: Any) -> tuple[dict[str, np.ndarray], dict[str, bool],
              | dict(fn.named_buffers(remove_duplicate=False)))
     for name in fn.state_dict():
         t = named[name]
-        if id(t) in ids:
+        if id(t) in ids or is_lazy(t):  # a lazy module's placeholder: made while traced
             continue
         learn = id(t) not in buffers and t.requires_grad  # requires_grad_(False): frozen
         params[name], trainable[name], ids[id(t)] = t.numpy_view(), learn, (name, learn)

@@ -368,11 +368,15 @@ def test_gumbel_softmax_hard_is_one_hot_with_the_soft_gradient():
 
 def test_lazy_linear_becomes_a_linear_at_its_first_call():
     lazy = nn.LazyLinear(4)
-    assert repr(lazy) == repr(torch.nn.LazyLinear(4)) and not list(lazy.parameters())
+    assert repr(lazy) == repr(torch.nn.LazyLinear(4))
+    placeholders = list(lazy.parameters())
+    assert [type(p) for p in placeholders] == [nn.UninitializedParameter] * 2
     x = f(3, 7)
     y = lazy(dlg.tensor(x))
     assert type(lazy) is nn.Linear and lazy.in_features == 7
     assert [tuple(p.shape) for p in lazy.parameters()] == [(4, 7), (4,)]
+    assert all(p is q and type(p) is nn.Parameter for p, q in zip(lazy.parameters(),
+                                                                  placeholders))
     assert np.abs(lazy.weight.detach().numpy()).max() <= 1 / np.sqrt(7)
     theirs = torch.nn.Linear(7, 4)
     theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in lazy.state_dict().items()})
@@ -380,6 +384,70 @@ def test_lazy_linear_becomes_a_linear_at_its_first_call():
     no_bias = nn.LazyLinear(2, bias=False)
     no_bias(dlg.randn(5))
     assert list(no_bias.state_dict()) == ["weight"]
+
+
+LAZY = [("LazyLinear", (3,), {}, (2, 5)), ("LazyConv2d", (3, 2), {}, (2, 4, 5, 5)),
+        ("LazyConv1d", (2, 3), {"bias": False}, (2, 3, 6)),
+        ("LazyConvTranspose2d", (3, 2), {}, (1, 2, 3, 3)), ("LazyBatchNorm1d", (), {}, (4, 3)),
+        ("LazyBatchNorm2d", (), {"affine": False}, (2, 3, 2, 2)),
+        ("LazyInstanceNorm1d", (), {}, (2, 3, 4)),
+        ("LazyInstanceNorm2d", (), {"affine": False}, (2, 3, 2, 2))]
+
+
+@pytest.mark.parametrize("name, args, kwargs, shape", LAZY, ids=[c[0] for c in LAZY])
+def test_lazy_modules_hold_uninitialized_placeholders_as_torch(name, args, kwargs, shape):
+    """Before the first call: torch's state_dict names and placeholder types, an error on use,
+    a dtype kept; the call fills the same objects, so an optimizer made before it trains them.
+    Lazy instance norms are affine and track running statistics by default (torch's)."""
+    ours, theirs = (getattr(m.nn, name)(*args, **kwargs) for m in (dlg, torch))
+    assert [(k, type(v).__name__) for k, v in ours.state_dict().items()] == \
+        [(k, type(v).__name__) for k, v in theirs.state_dict().items()]
+    held = list(ours.parameters())
+    assert all(dlg.nn.parameter.is_lazy(p) and repr(p) == "<UninitializedParameter>"
+               for p in held)
+    if held:
+        with pytest.raises(dlg.DlgValueError, match="dummy batch"):
+            held[0] + 1
+        with pytest.raises(dlg.DlgValueError, match="dummy batch"):
+            _ = held[0].shape
+    opt = dlg.optim.SGD(held, lr=0.5) if held else None
+    ours.double()
+    theirs.double()
+    x = f(*shape).astype(np.float64)
+    ours(dlg.tensor(x))
+    theirs(torch.tensor(x))
+    assert type(ours).__name__ == type(theirs).__name__ and repr(ours) == repr(theirs)
+    assert [(k, v.numpy().shape, v.numpy().dtype) for k, v in ours.state_dict().items()] == \
+        [(k, v.numpy().shape, v.numpy().dtype) for k, v in theirs.state_dict().items()]
+    assert all(p is q and type(p) is nn.Parameter for p, q in zip(ours.parameters(), held))
+    if opt is not None:
+        before = [p.detach().numpy().copy() for p in held]
+        ours(dlg.tensor(x)).sum().backward()
+        opt.step()
+        assert any((p.detach().numpy() != b).any() for p, b in zip(held, before))
+
+
+def test_a_lazy_model_loads_a_state_dict_before_its_first_call():
+    """d2l's file I/O chapter: a fresh lazy MLP takes the saved state (its placeholders sized by
+    the loaded values, as torch's load hook does) and keeps it through its first call."""
+    def make(ns):
+        return ns.Sequential(ns.LazyLinear(8), ns.LazyBatchNorm1d(), ns.ReLU(), ns.LazyLinear(3))
+
+    x = f(4, 5)
+    theirs = make(torch.nn)
+    theirs(torch.tensor(x))
+    theirs.eval()
+    ours = make(nn)
+    assert ours.load_state_dict({k: dlg.tensor(v.numpy()) for k, v in
+                                 theirs.state_dict().items()}) == ([], [])
+    ours.eval()
+    assert_close(ours(dlg.tensor(x)), theirs(torch.tensor(x)), "output")
+    calls = []
+    ours[0].register_load_state_dict_pre_hook(lambda *a: calls.append(a[2]))
+    ours[0].register_load_state_dict_pre_hook(lambda *a: a[-1].append("refused"))
+    with pytest.raises(dlg.DlgValueError, match="refused"):
+        ours.load_state_dict(ours.state_dict())
+    assert calls == ["0."]
 
 
 def test_linear_without_inputs_as_torch():
@@ -431,7 +499,7 @@ def test_lazy_modules_become_their_modules_and_train_as_torch():
     """The dummy forward d2l makes turns each lazy module into its module (type, parameters,
     state_dict names as torch's); loaded with torch's draws, training steps agree."""
     ours, theirs = lazy_lenet(nn), lazy_lenet(torch.nn)
-    assert not list(ours.parameters())
+    assert all(nn.parameter.is_lazy(p) for p in ours.parameters())
     x = f(4, 1, 12, 12)
     ours(dlg.tensor(x))
     theirs(torch.tensor(x))

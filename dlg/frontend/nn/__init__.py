@@ -105,6 +105,7 @@ from dlg.frontend.nn.norms import (  # noqa: F401
     RMSNorm,
 )
 from dlg.frontend.nn.parameters import ParameterDict, ParameterList  # noqa: F401
+from dlg.frontend.nn.uninitialized import UninitializedBuffer, UninitializedParameter  # noqa: F401
 from dlg.frontend.nn.pooling import (  # noqa: F401
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,

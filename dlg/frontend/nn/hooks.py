@@ -3,8 +3,9 @@
 backward hooks see the gradients of the module's outputs (a backward pre-hook, which may replace
 them) and then of its positional inputs (`hook(module, grad_input, grad_output)`, which may
 replace grad_input), as torch's BackwardHook does: while grad mode is on, the tensor inputs and
-outputs pass through identity copies whose gradients a `grad_hooks.Together` hook reads. Each
-registration returns a RemovableHandle."""
+outputs pass through identity copies whose gradients a `grad_hooks.Together` hook reads. A
+load_state_dict pre-hook sees the state before it is copied. Each registration returns a
+RemovableHandle."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class Hooks:
     _forward_hooks: OrderedDict[int, tuple[Callable[..., Any], bool]]
     _backward_pre_hooks: OrderedDict[int, Callable[..., Any]]
     _backward_hooks: OrderedDict[int, Callable[..., Any]]
+    _load_state_dict_pre_hooks: OrderedDict[int, Callable[..., Any]]
 
     def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
                                   with_kwargs: bool = False) -> RemovableHandle:
@@ -53,6 +55,14 @@ class Hooks:
         inputs are known (one per argument, None for one that is not a tensor requiring grad);
         a result other than None replaces grad_input. Eager only: tracing ignores it."""
         return add_hook(self._backward_hooks, hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """`hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)` when load_state_dict is about to copy into this module
+        (`prefix`: its names' start in state_dict, which the hook may change); a message
+        appended to error_msgs makes the load an error (lazy modules size their placeholders
+        so, as torch's)."""
+        return add_hook(self._load_state_dict_pre_hooks, hook, False)
 
     def register_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         raise DlgValueError("register_backward_hook (torch's deprecated form, whose gradients "

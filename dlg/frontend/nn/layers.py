@@ -15,6 +15,7 @@ from dlg.frontend import functional as F
 from dlg.frontend import stateful
 from dlg.frontend.factory import on_cpu
 from dlg.frontend.nn.module import Module, init_parameter
+from dlg.frontend.nn.uninitialized import UninitializedParameter, held, load_hook, materialize
 from dlg.frontend.tensor import Tensor, call
 
 
@@ -52,23 +53,24 @@ class Linear(Module):
 
 class LazyLinear(Linear):
     """A Linear whose in_features is the last dim of its first input: the first call draws the
-    parameters and makes the module a plain Linear, as torch does. Until then it has no
-    parameters (torch's are uninitialized), so give an optimizer its parameters after a call."""
+    parameters into its uninitialized ones and makes the module a plain Linear, as torch
+    does (an optimizer given the parameters before that call trains the drawn ones)."""
 
     def __init__(self, out_features: int, bias: bool = True, device: Any = None,
                  dtype: Any = None):
         Module.__init__(self)
         on_cpu(device)
         self.in_features, self.out_features, self._lazy_bias = 0, out_features, bias
-        self._lazy_dtype = dtype  # the parameters' dtype when they are drawn
+        self.weight = UninitializedParameter(dtype=dtype)
+        self.bias = UninitializedParameter(dtype=dtype) if bias else None
+        self.register_load_state_dict_pre_hook(load_hook)
 
     def forward(self, x: Tensor) -> Tensor:
+        before = held(self)
         self._draw(x.shape[-1], self._lazy_bias)
-        dtype = self._lazy_dtype
-        del self._lazy_bias, self._lazy_dtype
+        materialize(self, before)
+        del self._lazy_bias
         self.__class__ = Linear  # type: ignore[assignment]
-        if dtype is not None:
-            self.to(dtype)
         return self.forward(x)
 
     def extra_repr(self) -> str:

@@ -62,6 +62,7 @@ class Module(Hooks, ModuleAPI):
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
+        object.__setattr__(self, "_load_state_dict_pre_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -263,7 +264,9 @@ class Module(Hooks, ModuleAPI):
         """Copy the values of `state` into the parameters and buffers of the same names; with
         `strict`, every name must match both ways. The names that did not, as torch returns
         them. `assign` (torch's): the values become the parameters and buffers themselves
-        (their dtypes kept, each parameter's requires_grad the old one's), not copies."""
+        (their dtypes kept, each parameter's requires_grad the old one's), not copies. Each
+        module's load pre-hooks see the state first."""
+        state = self._load_pre_hooks(state, strict)
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -285,6 +288,21 @@ class Module(Hooks, ModuleAPI):
             else:
                 np.copyto(target.numpy_view(), array, casting="same_kind")
         return IncompatibleKeys(missing, unexpected)
+
+    def _load_pre_hooks(self, state: Mapping[str, Any], strict: bool) -> Mapping[str, Any]:
+        """torch's load_state_dict pre-hooks of every module, on a copy of `state`."""
+        hooked = [(name, m) for name, m in self.named_modules()
+                  if m.__dict__.get("_load_state_dict_pre_hooks")]
+        if not hooked:
+            return state
+        state, errors = OrderedDict(state), []
+        for name, m in hooked:
+            for hook in list(m._load_state_dict_pre_hooks.values()):
+                hook(m, state, f"{name}." if name else "", {}, strict, [], [], errors)
+        if errors:
+            raise DlgValueError(f"error(s) in loading state_dict for {type(self).__name__}: "
+                                + "; ".join(errors), engine.caller_span())
+        return state
 
     def _assign(self, name: str, value: Tensor) -> None:
         """load_state_dict(assign=True)'s swap of the parameter or buffer `name`."""

@@ -133,4 +133,4 @@ class ModuleAPI:
 
 def _retype(t: Tensor, dtype: DType) -> None:
     t._value = t.numpy_view().astype(dtype.np)
-    t.tensor_type = TensorType(dtype, t.tensor_type.shape)
+    t.tensor_type = TensorType(dtype, t._value.shape)  # a lazy module's placeholder has no type

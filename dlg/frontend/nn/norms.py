@@ -15,6 +15,7 @@ from dlg.frontend.stateful import assign
 from dlg.frontend.tensor import Tensor, call, checked
 from dlg.functions import args
 from dlg.functions.norms import batch_statistics
+from dlg.ir.dtypes import DType
 
 
 def _affine(module: Module, shape: Any, bias: bool) -> None:
@@ -23,10 +24,11 @@ def _affine(module: Module, shape: Any, bias: bool) -> None:
     module.bias = Parameter(np.zeros(shape, np.float32)) if bias else None
 
 
-def _scale_shift(module: Module, shape: Any) -> tuple[Any, Any]:
-    """The affine weight and bias, ones and zeros standing in for absent ones."""
-    weight = module.weight if module.weight is not None else np.ones(shape, np.float32)
-    bias = module.bias if module.bias is not None else np.zeros(shape, np.float32)
+def _scale_shift(module: Module, shape: Any, dtype: DType) -> tuple[Any, Any]:
+    """The affine weight and bias, ones and zeros of the input's dtype standing in for absent
+    ones."""
+    weight = module.weight if module.weight is not None else np.ones(shape, dtype.np)
+    bias = module.bias if module.bias is not None else np.zeros(shape, dtype.np)
     return weight, bias
 
 
@@ -67,7 +69,7 @@ class _BatchNorm(Module):
         if x.shape[1] != self.num_features:
             raise DlgShapeError(f"{type(self).__name__}({self.num_features}) got {x.shape[1]} "
                                 f"channels", engine.caller_span())
-        weight, bias = _scale_shift(self, self.num_features)
+        weight, bias = _scale_shift(self, self.num_features, x.dtype)
         if not self.training and self.track_running_stats:
             return call("batch_norm", x, self.running_mean, self.running_var, weight, bias,
                         eps=self.eps)
@@ -125,7 +127,8 @@ class LayerNorm(Module):
             _affine(self, shape, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        affine = _scale_shift(self, self.normalized_shape) if self.elementwise_affine else ()
+        affine = (_scale_shift(self, self.normalized_shape, x.dtype) if self.elementwise_affine
+                  else ())
         return call("layer_norm", x, self.normalized_shape, *affine, eps=self.eps)
 
     def extra_repr(self) -> str:
@@ -179,21 +182,25 @@ class GroupNorm(Module):
 
 class _InstanceNorm(Module):
     """Each sample's channels normalised over their own spatial axes (group norm with a group
-    per channel); running statistics (track_running_stats=True) are not supported."""
+    per channel). With track_running_stats, training folds the per-sample statistics' batch
+    average (the unbiased variance) into running_mean/var by `momentum` (None: no update; the
+    count stays 0, as torch's), and eval normalises by them, as torch's instance_norm does."""
 
     nd = 1
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False):
         super().__init__()
-        if track_running_stats:
-            raise DlgValueError(f"{type(self).__name__}: track_running_stats=True is not "
-                                f"supported", engine.caller_span())
         self.num_features, self.eps, self.momentum, self.affine = (num_features, eps,
                                                                    momentum, affine)
+        self.track_running_stats = track_running_stats
         self.weight = self.bias = None
         if affine:
             _affine(self, num_features, True)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor.of(np.zeros(num_features, np.float32)))
+            self.register_buffer("running_var", Tensor.of(np.ones(num_features, np.float32)))
+            self.register_buffer("num_batches_tracked", Tensor.of(np.zeros((), np.int64)))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (self.nd + 1, self.nd + 2):
@@ -201,12 +208,30 @@ class _InstanceNorm(Module):
                                 f"{self.nd + 2}-d input, got shape {list(x.shape)}",
                                 engine.caller_span())
         batched = x if x.ndim == self.nd + 2 else x.unsqueeze(0)
-        y = call("instance_norm", batched, weight=self.weight, bias=self.bias, eps=self.eps)
+        if self.track_running_stats and not self.training:
+            weight, bias = _scale_shift(self, self.num_features, x.dtype)
+            y = call("batch_norm", batched, self.running_mean, self.running_var, weight, bias,
+                     eps=self.eps)
+        else:
+            y = call("instance_norm", batched, weight=self.weight, bias=self.bias, eps=self.eps)
+            if self.track_running_stats and self.momentum is not None:
+                self._track(batched)
         return y if x.ndim == self.nd + 2 else y.squeeze(0)
+
+    def _track(self, x: Tensor) -> None:
+        m, axes = self.momentum, tuple(range(2, x.ndim))
+        with engine.no_grad():
+            mean = x.mean(axes).mean(0)
+            var = x.var(axes, unbiased=True).mean(0)
+            new_mean = self.running_mean * (1 - m) + mean * m
+            new_var = self.running_var * (1 - m) + var * m
+        for name, value in (("running_mean", new_mean), ("running_var", new_var)):
+            assign(getattr(self, name), value, f"{type(self).__name__}: {name}")
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.affine}, track_running_stats=False")
+                f"affine={self.affine}, bias={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class InstanceNorm1d(_InstanceNorm):
