@@ -2351,3 +2351,475 @@ def d2l_bahdanau(side: Side5) -> dict:
 
 def test_d2l_bahdanau():
     run_both(d2l_bahdanau)
+
+
+# -- 15. d2l's preliminaries: 2.1 data manipulation (in-place updates keeping id(X), the NumPy
+#        bridge, a.item(), float(a), int(a)), 2.3 linear algebra (sums over axis lists, cumsum,
+#        norms, mv/mm/dot), 2.5 automatic differentiation (non-scalar backward(gradient=),
+#        detach, Python control flow) and 4.8 numerical stability (sigmoid's gradient over
+#        torch.arange(-8.0, 8.0, 0.1), a product of random matrices) -------------------------------
+
+def d2l_preliminaries(side: Side5) -> dict:
+    torch = side.lib
+    out = {}
+    # 2.1 data manipulation
+    x = torch.arange(12)
+    assert x.numel() == 12 and tuple(x.shape) == (12,) and x.dtype == torch.int64
+    X = x.reshape(3, 4)
+    out.update(x=x, X=X, X_inferred=x.reshape(-1, 4), zeros=torch.zeros((2, 3, 4)),
+               ones=torch.ones((2, 3, 4)), randn=side.draw(torch.randn, 3, 4),
+               listed=torch.tensor([[2, 1, 4, 3], [1, 2, 3, 4], [4, 3, 2, 1]]))
+    x = torch.tensor([1.0, 2, 4, 8])
+    y = torch.tensor([2, 2, 2, 2])
+    out["ops"] = [x + y, x - y, x * y, x / y, x ** y, torch.exp(x)]
+    X = torch.arange(12, dtype=torch.float32).reshape((3, 4))
+    Y = torch.tensor([[2.0, 1, 4, 3], [1, 2, 3, 4], [4, 3, 2, 1]])
+    out["cat"] = [torch.cat((X, Y), dim=0), torch.cat((X, Y), dim=1), X == Y, X.sum()]
+    a = torch.arange(3).reshape((3, 1))
+    b = torch.arange(2).reshape((1, 2))
+    out["broadcast"] = a + b
+    out["slices"] = [X[-1], X[1:3]]
+    X[1, 2] = 9
+    X[0:2, :] = 12
+    out["assigned"] = X.clone()
+    before = id(Y)
+    Y = Y + X
+    assert id(Y) != before
+    Z = torch.zeros_like(Y)
+    z_id = id(Z)
+    Z[:] = X + Y
+    assert id(Z) == z_id
+    before = id(X)
+    X += Y
+    assert id(X) == before
+    out["in_place"] = [Z, X]
+    A = X.numpy()
+    B = torch.from_numpy(A)
+    assert type(A) is np.ndarray and isinstance(B, torch.Tensor)
+    a = torch.tensor([3.5])
+    out["scalars"] = [a.item(), float(a), int(a)]
+    assert isinstance(int(a), int) and int(a) == 3
+    # 2.3 linear algebra
+    x = torch.tensor(3.0)
+    y = torch.tensor(2.0)
+    out["scalar_ops"] = [x + y, x * y, x / y, x**y]
+    x = torch.arange(4)
+    assert len(x) == 4 and x[3].item() == 3
+    A = torch.arange(20).reshape(5, 4)
+    assert (A.T.T == A).all()
+    B = torch.tensor([[1, 2, 3], [2, 0, 4], [3, 4, 5]])
+    assert bool((B == B.T).all())
+    X = torch.arange(24).reshape(2, 3, 4)
+    A = torch.arange(20, dtype=torch.float32).reshape(5, 4)
+    B = A.clone()  # Assign a copy of `A` to `B` by allocating new memory
+    out["la"] = [X, A + B, A * B]
+    a = 2
+    X = torch.arange(24).reshape(2, 3, 4)
+    out["scalar_broadcast"] = [a + X, (a * X).shape]
+    x = torch.arange(4, dtype=torch.float32)
+    A_sum_axis0 = A.sum(axis=0)
+    A_sum_axis1 = A.sum(axis=1)
+    out["sums"] = [x.sum(), A.sum(), A_sum_axis0, A_sum_axis1, A.sum(axis=[0, 1]),
+                   A.mean(), A.sum() / A.numel(), A.mean(axis=0), A.sum(axis=0) / A.shape[0]]
+    sum_A = A.sum(axis=1, keepdims=True)
+    out["keepdims"] = [sum_A, A / sum_A, A.cumsum(axis=0)]
+    y = torch.ones(4, dtype=torch.float32)
+    out["products"] = [torch.dot(x, y), torch.sum(x * y), torch.mv(A, x),
+                       torch.mm(A, torch.ones(4, 3))]
+    u = torch.tensor([3.0, -4.0])
+    out["norms"] = [torch.norm(u), torch.abs(u).sum(), torch.norm(torch.ones((4, 9)))]
+    # 2.5 automatic differentiation
+    x = torch.arange(4.0)
+    x.requires_grad_(True)  # Same as `x = torch.arange(4.0, requires_grad=True)`
+    assert x.grad is None  # The default value is None
+    y = 2 * torch.dot(x, x)
+    y.backward()
+    assert bool((x.grad == 4 * x).all())
+    grads = [x.grad.clone()]
+    # PyTorch accumulates the gradient in default, we need to clear the previous values
+    x.grad.zero_()
+    y = x.sum()
+    y.backward()
+    grads.append(x.grad.clone())
+    x.grad.zero_()
+    y = x * x
+    # Invoking `backward` on a non-scalar requires passing in a `gradient` argument
+    y.backward(gradient=torch.ones(len(y)))
+    grads.append(x.grad.clone())
+    x.grad.zero_()
+    y = x * x
+    u = y.detach()
+    z = u * x
+    z.sum().backward()
+    assert bool((x.grad == u).all())
+    x.grad.zero_()
+    y.sum().backward()
+    assert bool((x.grad == 2 * x).all())
+    out["grads"] = grads
+
+    def f(a):
+        b = a * 2
+        while b.norm() < 1000:
+            b = b * 2
+        if b.sum() > 0:
+            c = b
+        else:
+            c = 100 * b
+        return c
+
+    a = side.draw(torch.randn, size=()).requires_grad_(True)
+    d = f(a)
+    d.backward()
+    out["control_flow"] = [d, a.grad, d / a]  # the chapter's a.grad == d / a
+    # 4.8 numerical stability: vanishing gradients, exploding products
+    x = torch.arange(-8.0, 8.0, 0.1, requires_grad=True)
+    assert tuple(x.shape) == (160,)
+    y = torch.sigmoid(x)
+    y.backward(torch.ones_like(x))
+    out["sigmoid"] = [x.detach(), y.detach(), x.grad]
+    M = side.draw(torch.normal, 0, 1, size=(4, 4))
+    for _i in range(10):
+        M = torch.mm(M, side.draw(torch.normal, 0, 1, size=(4, 4)))
+    out["M"] = M
+    return out
+
+
+def test_d2l_preliminaries():
+    got, want = run_both(d2l_preliminaries)
+    assert got["scalars"] == [3.5, 3.5, 3]
+
+
+# -- 16. d2l 6 builders' guide: parameter access (state_dict, .bias.data, named_parameters,
+#        nested blocks by add_module), built-in and custom initialisation (net.apply,
+#        m.weight.data *= m.weight.data.abs() >= 5, weight.data[:] += 1), tied parameters, a
+#        CenteredLayer and MyLinear, lazy layers, and file I/O (torch.save of tensors, lists,
+#        dicts and the state_dict, then clone.load_state_dict) ------------------------------------
+
+def d2l_builders_guide(side: Side5, tmp_path) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    out = {}
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    side.weights(net)
+    X = side.draw(torch.rand, size=(2, 4))
+    out["net"] = net(X)
+    state = net[2].state_dict()
+    assert list(state) == ['weight', 'bias']
+    assert type(net[2].bias) is nn.Parameter
+    out["bias"] = [net[2].bias.data, net.state_dict()['2.bias'].data]
+    assert net[2].weight.grad is None
+    names = [(name, tuple(param.shape)) for name, param in net[0].named_parameters()]
+    names_all = [(name, tuple(param.shape)) for name, param in net.named_parameters()]
+    assert names == [('weight', (8, 4)), ('bias', (8,))]
+    assert [n for n, _ in names_all] == ['0.weight', '0.bias', '2.weight', '2.bias']
+
+    def block1():
+        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(),
+                             nn.Linear(8, 4), nn.ReLU())
+
+    def block2():
+        net = nn.Sequential()
+        for i in range(4):
+            # Nested here
+            net.add_module(f'block {i}', block1())
+        return net
+
+    rgnet = nn.Sequential(block2(), nn.Linear(4, 1))
+    side.weights(rgnet)
+    out["rgnet"] = [rgnet(X), rgnet[0][1][0].bias.data]
+    assert "(block 0): Sequential(" in str(rgnet)
+
+    def init_normal(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.normal_(m.weight, mean=0, std=0.01)
+            nn.init.zeros_(m.bias)
+
+    net.apply(init_normal)
+    side.weights(net)
+    # (the chapter prints these values here: copies, as the weights change below)
+    out["init_normal"] = [net[0].weight.data[0].clone(), net[0].bias.data[0].clone()]
+
+    def init_constant(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.constant_(m.weight, 1)
+            nn.init.zeros_(m.bias)
+
+    net.apply(init_constant)
+    out["init_constant"] = [net[0].weight.data[0].clone(), net[0].bias.data[0].clone()]
+
+    def init_xavier(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.xavier_uniform_(m.weight)
+
+    def init_42(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.constant_(m.weight, 42)
+
+    net[0].apply(init_xavier)
+    net[2].apply(init_42)
+    side.weights(net)
+    out["init_mixed"] = [net[0].weight.data[0].clone(), net[2].weight.data.clone()]
+
+    def my_init(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.uniform_(m.weight, -10, 10)
+            side.weights(m)
+            m.weight.data *= m.weight.data.abs() >= 5
+
+    net.apply(my_init)
+    out["my_init"] = net[0].weight[:2].clone()
+    net[0].weight.data[:] += 1
+    net[0].weight.data[0, 0] = 42
+    out["edited"] = net[0].weight.data[0]
+    # tied parameters: we need to give the shared layer a name so that we can refer to its
+    # parameters
+    shared = nn.Linear(8, 8)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(),
+                        shared, nn.ReLU(),
+                        shared, nn.ReLU(),
+                        nn.Linear(8, 1))
+    side.weights(net)
+    net(X)
+    # Check whether the parameters are the same
+    assert bool((net[2].weight.data[0] == net[4].weight.data[0]).all())
+    net[2].weight.data[0, 0] = 100
+    # Make sure that they are actually the same object rather than just having the same value
+    assert bool((net[2].weight.data[0] == net[4].weight.data[0]).all())
+    assert len(list(net.parameters())) == 6
+    net(X).sum().backward()
+    out["tied_grad"] = shared.weight.grad
+
+    # custom layers
+    class CenteredLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+
+        def forward(self, X):
+            return X - X.mean()
+
+    layer = CenteredLayer()
+    out["centered"] = layer(torch.tensor([1.0, 2, 3, 4, 5]))
+    net = nn.Sequential(nn.Linear(8, 128), CenteredLayer())
+    side.weights(net)
+    Y = net(side.draw(torch.rand, 4, 8))
+    out["centered_mean"] = Y.mean()
+
+    class MyLinear(nn.Module):
+        def __init__(self, in_units, units):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(in_units, units))
+            self.bias = nn.Parameter(torch.randn(units,))
+
+        def forward(self, X):
+            linear = torch.matmul(X, self.weight.data) + self.bias.data
+            return F.relu(linear)
+
+    linear = side.weights(MyLinear(5, 3))
+    out["my_linear"] = [linear.weight, linear(side.draw(torch.rand, 2, 5))]
+    net = nn.Sequential(MyLinear(64, 8), MyLinear(8, 1))
+    side.weights(net)
+    out["my_linear_net"] = net(side.draw(torch.rand, 2, 64))
+    # lazy initialisation
+    net = nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))
+    assert isinstance(net[0].weight, nn.parameter.UninitializedParameter)
+    X = side.draw(torch.rand, 2, 20)
+    net(X)
+    side.weights(net)
+    assert tuple(net[0].weight.shape) == (256, 20)
+    out["lazy"] = net(X)
+    # file I/O
+    x = torch.arange(4)
+    torch.save(x, tmp_path / f'x-file-{torch.__name__}')
+    x2 = torch.load(tmp_path / f'x-file-{torch.__name__}')
+    y = torch.zeros(4)
+    torch.save([x, y], tmp_path / f'x-files-{torch.__name__}')
+    x2, y2 = torch.load(tmp_path / f'x-files-{torch.__name__}')
+    mydict = {'x': x, 'y': y}
+    torch.save(mydict, tmp_path / f'mydict-{torch.__name__}')
+    mydict2 = torch.load(tmp_path / f'mydict-{torch.__name__}')
+    out["io"] = [x2, y2, mydict2['x'], mydict2['y']]
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.LazyLinear(256)
+            self.output = nn.LazyLinear(10)
+
+        def forward(self, x):
+            return self.output(F.relu(self.hidden(x)))
+
+    net = MLP()
+    X = side.draw(torch.randn, size=(2, 20))
+    net(X)
+    side.weights(net)
+    Y = net(X)
+    torch.save(net.state_dict(), tmp_path / f'mlp.params-{torch.__name__}')
+    clone = MLP()
+    clone.load_state_dict(torch.load(tmp_path / f'mlp.params-{torch.__name__}'))
+    clone.eval()
+    Y_clone = clone(X)
+    assert bool((Y_clone == Y).all())
+    out["clone"] = Y_clone
+    return out
+
+
+def test_d2l_builders_guide(tmp_path):
+    run_both(lambda side: d2l_builders_guide(side, tmp_path))
+
+
+# -- 17. d2l 7 convolutions from scratch: corr2d by loops, a Conv2D module of nn.Parameter
+#        weights, learning an edge kernel with conv2d.weight.data[:] -= lr * grad, comp_conv2d's
+#        (1, 1) + X.shape, multiple input and output channels (sum over zip, torch.stack), 1x1
+#        convolution as a matmul, pool2d by loops beside nn.MaxPool2d/AvgPool2d with padding and
+#        stride, then LeNet's shapes ---------------------------------------------------------------
+
+def d2l_convolutions(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+
+    def corr2d(X, K):
+        """Compute 2D cross-correlation."""
+        h, w = K.shape
+        Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+        for i in range(Y.shape[0]):
+            for j in range(Y.shape[1]):
+                Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+        return Y
+
+    X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
+    K = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    out["corr2d"] = corr2d(X, K)
+
+    class Conv2D(nn.Module):
+        def __init__(self, kernel_size):
+            super().__init__()
+            self.weight = nn.Parameter(torch.rand(kernel_size))
+            self.bias = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return corr2d(x, self.weight) + self.bias
+
+    conv = side.weights(Conv2D((2, 2)))
+    out["conv"] = conv(X)
+    X = torch.ones((6, 8))
+    X[:, 2:6] = 0
+    K = torch.tensor([[1.0, -1.0]])
+    Y = corr2d(X, K)
+    out["edges"] = [X, Y, corr2d(X.t(), K)]
+    # Construct a two-dimensional convolutional layer with 1 output channel and a
+    # kernel of shape (1, 2). For the sake of simplicity, we ignore the bias here
+    conv2d = nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False)
+    side.weights(conv2d)
+    # The two-dimensional convolutional layer uses four-dimensional input and
+    # output in the format of (example, channel, height, width), where the batch
+    # size (number of examples in the batch) and the number of channels are both 1
+    X = X.reshape((1, 1, 6, 8))
+    Y = Y.reshape((1, 1, 6, 7))
+    lr = 3e-2  # Learning rate
+    losses = []
+    for i in range(10):
+        Y_hat = conv2d(X)
+        l = (Y_hat - Y) ** 2  # noqa: E741
+        conv2d.zero_grad()
+        l.sum().backward()
+        # Update the kernel
+        conv2d.weight.data[:] -= lr * conv2d.weight.grad
+        if (i + 1) % 2 == 0:
+            losses.append(l.sum().item())
+    out.update(kernel=conv2d.weight.data.reshape((1, 2)), kernel_losses=losses)
+
+    # We define a helper function to calculate convolutions. It initializes
+    # the convolutional layer weights and performs corresponding dimensionality
+    # elevations and reductions on the input and output
+    def comp_conv2d(conv2d, X):
+        side.weights(conv2d)
+        # (1, 1) indicates that batch size and the number of channels are both 1
+        X = X.reshape((1, 1) + X.shape)
+        Y = conv2d(X)
+        # Strip the first two dimensions: examples and channels
+        return Y.reshape(Y.shape[2:])
+
+    X = side.draw(torch.rand, size=(8, 8))
+    out["padded"] = [
+        comp_conv2d(nn.Conv2d(1, 1, kernel_size=3, padding=1), X),
+        comp_conv2d(nn.Conv2d(1, 1, kernel_size=(5, 3), padding=(2, 1)), X),
+        comp_conv2d(nn.Conv2d(1, 1, kernel_size=3, padding=1, stride=2), X),
+        comp_conv2d(nn.Conv2d(1, 1, kernel_size=(3, 5), padding=(0, 1), stride=(3, 4)), X)]
+
+    def corr2d_multi_in(X, K):
+        # Iterate through the 0th dimension (channel) of K first, then add them up
+        return sum(corr2d(x, k) for x, k in zip(X, K))
+
+    X = torch.tensor([[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]],
+                      [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]])
+    K = torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 2.0], [3.0, 4.0]]])
+    out["multi_in"] = corr2d_multi_in(X, K)
+
+    def corr2d_multi_in_out(X, K):
+        # Iterate through the 0th dimension of `K`, and each time, perform
+        # cross-correlation operations with input `X`. All of the results are
+        # stacked together
+        return torch.stack([corr2d_multi_in(X, k) for k in K], 0)
+
+    K = torch.stack((K, K + 1, K + 2), 0)
+    out["multi_out"] = [K.shape, corr2d_multi_in_out(X, K)]
+
+    def corr2d_multi_in_out_1x1(X, K):
+        c_i, h, w = X.shape
+        c_o = K.shape[0]
+        X = X.reshape((c_i, h * w))
+        K = K.reshape((c_o, c_i))
+        # Matrix multiplication in the fully connected layer
+        Y = torch.matmul(K, X)
+        return Y.reshape((c_o, h, w))
+
+    X = side.draw(torch.normal, 0, 1, (3, 3, 3))
+    K = side.draw(torch.normal, 0, 1, (2, 3, 1, 1))
+    Y1 = corr2d_multi_in_out_1x1(X, K)
+    Y2 = corr2d_multi_in_out(X, K)
+    assert float(torch.abs(Y1 - Y2).sum()) < 1e-6
+    out["one_by_one"] = Y1
+
+    def pool2d(X, pool_size, mode='max'):
+        p_h, p_w = pool_size
+        Y = torch.zeros((X.shape[0] - p_h + 1, X.shape[1] - p_w + 1))
+        for i in range(Y.shape[0]):
+            for j in range(Y.shape[1]):
+                if mode == 'max':
+                    Y[i, j] = X[i: i + p_h, j: j + p_w].max()
+                elif mode == 'avg':
+                    Y[i, j] = X[i: i + p_h, j: j + p_w].mean()
+        return Y
+
+    X = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]])
+    out["pool2d"] = [pool2d(X, (2, 2)), pool2d(X, (2, 2), 'avg')]
+    X = torch.arange(16, dtype=torch.float32).reshape((1, 1, 4, 4))
+    pools = [nn.MaxPool2d(3)(X), nn.MaxPool2d(3, padding=1, stride=2)(X),
+             nn.MaxPool2d((2, 3), stride=(2, 3), padding=(0, 1))(X)]
+    X = torch.cat((X, X + 1), 1)
+    pools += [nn.MaxPool2d(3, padding=1, stride=2)(X), nn.AvgPool2d(2, stride=1)(X)]
+    out["pools"] = pools
+    # LeNet's shapes
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+        nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, 10))
+    side.weights(net)
+    X = side.draw(torch.rand, size=(1, 1, 28, 28), dtype=torch.float32)
+    shapes = []
+    for layer in net:
+        X = layer(X)
+        shapes.append((layer.__class__.__name__, tuple(X.shape)))
+    assert shapes[0] == ('Conv2d', (1, 6, 28, 28)) and shapes[-1] == ('Linear', (1, 10))
+    out["lenet"] = X
+    return out
+
+
+def test_d2l_convolutions():
+    run_both(d2l_convolutions)
