@@ -418,7 +418,7 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     if tracer is not None and (any(tracer.owns(t) for t in inputs) or _symbolic(attrs)):
         # a parameter's op too (folding it would freeze it), and a constant's expand to N
         return _trace(op, inputs, attrs)
-    from_types = tuple(t.tensor_type for t in inputs)
+    from_types = tuple([t.tensor_type for t in inputs])
     arrays = [t.numpy_view() for t in inputs]
     try:
         checked = check_attrs(op, attrs) if attrs or op.attrs else {}
@@ -430,13 +430,21 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
     if is_anomaly_enabled():
         span = caller_span()
         check_op(op.name, arrays, values, types, span)
-    if not (_state.grad and any(t.requires_grad for t in inputs)) or Trait.RANDOM in op.traits:
-        return [(np.asarray(v), t, None) for v, t in zip(values, types)]
+    if not (_state.grad and _any_requires_grad(inputs)) or Trait.RANDOM in op.traits:
+        return [(v if v.__class__ is np.ndarray else np.asarray(v), t, None)
+                for v, t in zip(values, types)]
     call = next(_calls)
     sources = tuple(current(t) for t in inputs)
     return [(np.asarray(v), t, Record(op, checked, tuple(inputs), sources, i, call, span)
              if t.dtype.is_inexact else None)
             for i, (v, t) in enumerate(zip(values, types))]
+
+
+def _any_requires_grad(inputs: Sequence[Tensor]) -> bool:
+    for t in inputs:
+        if t._requires_grad:
+            return True
+    return False
 
 
 def current(t: Tensor) -> Record | None:

@@ -517,8 +517,12 @@ def eager(name: str) -> Callable[..., Any]:
     keywords accepted), NumPy and other libraries' arrays taken as tensors, errors located at the
     caller's line."""
     fn = FUNCTIONS[name]
+    direct = _direct(name)
+    inputs = len(direct.inputs) if direct is not None else -1
 
     def run(*args: Any, **kwargs: Any) -> Any:
+        if len(args) == inputs and not kwargs and all(isinstance(a, Tensor) for a in args):
+            return apply(direct, *args)  # type: ignore[arg-type]  # nothing to bind
         args = tuple(map(as_argument, args))
         kwargs = {k: as_argument(v) for k, v in kwargs.items()}
         try:
@@ -589,21 +593,37 @@ _FLOATING = frozenset(REGISTRY[name] for name in (
     "rsqrt", "sigmoid", "sin", "sinh", "softsign", "sqrt", "tanh", "tanhshrink"))
 _WHOLE = frozenset(REGISTRY[name] for name in ("floor", "ceil"))
 _CLAMPS = {REGISTRY["hardtanh"]: (-1, 1), REGISTRY["relu6"]: (0, 6)}  # torch's default bounds
+_TAKES_FLOATS = _FLOATING | _WHOLE | frozenset(_CLAMPS)
+
+
+def _promote_first(opdef: OpDef, x: Tensor, attrs: dict[str, Any]) -> tuple[Tensor] | Tensor:
+    """torch's rules for a float op on an int or bool `x`: the inputs to run it on (x cast to
+    float32), or the whole result (floor of ints: a copy; hardtanh of ints: a clamp)."""
+    if opdef in _FLOATING:
+        return (apply(CAST, x, dtype=DType.f32),)
+    if not x.dtype.is_int:
+        return (x,)
+    if opdef in _WHOLE:
+        return apply(CAST, x, dtype=x.dtype)
+    low, high = (int(attrs.get(k, d)) for k, d in zip(("min_val", "max_val"), _CLAMPS[opdef]))
+    if x.dtype.is_unsigned and low < 0:
+        raise DlgValueError(f"cannot do {opdef.name} on an unsigned type with negative "
+                            f"limits ({low})", engine.caller_span())
+    return _call("clamp", x, low, high)
 
 
 def apply(opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
     """Apply a registry op (eagerly, or into the trace); a tuple for multi-output ops."""
-    if opdef in _FLOATING and (inputs[0].dtype.is_int or inputs[0].dtype is DType.bool):
-        inputs = (apply(CAST, inputs[0], dtype=DType.f32),)
-    elif opdef in _WHOLE and inputs[0].dtype.is_int:  # torch's floor of ints: a copy
-        return apply(CAST, inputs[0], dtype=inputs[0].dtype)
-    elif opdef in _CLAMPS and inputs[0].dtype.is_int:  # hardtanh of ints clamps in their dtype
-        low, high = (int(attrs.get(k, d)) for k, d in zip(("min_val", "max_val"), _CLAMPS[opdef]))
-        if inputs[0].dtype.is_unsigned and low < 0:
-            raise DlgValueError(f"cannot do {opdef.name} on an unsigned type with negative "
-                                f"limits ({low})", engine.caller_span())
-        return _call("clamp", inputs[0], low, high)
+    if opdef in _TAKES_FLOATS and not inputs[0].tensor_type.dtype.is_inexact:
+        promoted = _promote_first(opdef, inputs[0], attrs)
+        if isinstance(promoted, Tensor):
+            return promoted
+        inputs = promoted
     outs = engine.apply(opdef, inputs, attrs)
+    if len(outs) == 1 and Trait.MULTI_OUTPUT not in opdef.traits:  # most ops: one tensor
+        value, t, record = outs[0]
+        if not isinstance(value, Value):
+            return Tensor.result(value, t, record)
     tensors = tuple(Tensor.traced(value, t) if isinstance(value, Value) else
                     Tensor.result(value, t, record) for value, t, record in outs)
     if (opdef in engine.VIEWS or opdef in engine.RESHAPES) and isinstance(outs[0][0], Value):
