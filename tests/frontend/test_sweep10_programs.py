@@ -2828,3 +2828,411 @@ def d2l_convolutions(side: Side5) -> dict:
 
 def test_d2l_convolutions():
     run_both(d2l_convolutions)
+
+
+# -- 18. d2l 11.2 attention pooling by similarity (Nadaraya-Watson): sorted random training
+#        points, a Gaussian kernel by repeat_interleave, torch.bmm of unsqueezed weights, the
+#        parametric NWKernelRegression trained on keys picked by (1 - torch.eye(n)).type(
+#        torch.bool) masks, MSELoss(reduction='none') --------------------------------------------
+
+def d2l_nadaraya_watson(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+    n_train = 50  # No. of training examples
+    x_train, _ = torch.sort(side.draw(torch.rand, n_train) * 5)  # Training inputs
+
+    def f(x):
+        return 2 * torch.sin(x) + x**0.8
+
+    y_train = f(x_train) + side.draw(torch.normal, 0.0, 0.5, (n_train,))  # Training outputs
+    x_test = torch.arange(0, 5, 0.1)  # Testing examples
+    y_truth = f(x_test)  # Ground-truth outputs for the testing examples
+    n_test = len(x_test)  # No. of testing examples
+    assert n_test == 50
+    y_hat = torch.repeat_interleave(y_train.mean(), n_test)
+    out["average_pooling"] = [x_train, y_train, y_truth, y_hat]
+    # Shape of `X_repeat`: (`n_test`, `n_train`), where each row contains the
+    # same testing inputs (i.e., same queries)
+    X_repeat = x_test.repeat_interleave(n_train).reshape((-1, n_train))
+    # Note that `x_train` contains the keys. Shape of `attention_weights`:
+    # (`n_test`, `n_train`), where each row contains attention weights to be
+    # assigned among the values (`y_train`) given each query
+    attention_weights = nn.functional.softmax(-(X_repeat - x_train)**2 / 2, dim=1)
+    # Each element of `y_hat` is weighted average of values, where weights are
+    # attention weights
+    y_hat = torch.matmul(attention_weights, y_train)
+    out["nonparametric"] = [attention_weights, y_hat]
+    # batch matrix multiplication
+    X = torch.ones((2, 1, 4))
+    Y = torch.ones((2, 4, 6))
+    assert tuple(torch.bmm(X, Y).shape) == (2, 1, 6)
+    weights = torch.ones((2, 10)) * 0.1
+    values = torch.arange(20.0).reshape((2, 10))
+    out["bmm"] = torch.bmm(weights.unsqueeze(1), values.unsqueeze(-1))
+
+    class NWKernelRegression(nn.Module):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.w = nn.Parameter(torch.rand((1,), requires_grad=True))
+
+        def forward(self, queries, keys, values):
+            # Shape of the output `queries` and `attention_weights`:
+            # (no. of queries, no. of key-value pairs)
+            queries = queries.repeat_interleave(keys.shape[1]).reshape((-1, keys.shape[1]))
+            self.attention_weights = nn.functional.softmax(
+                -((queries - keys) * self.w)**2 / 2, dim=1)
+            # Shape of `values`: (no. of queries, no. of key-value pairs)
+            return torch.bmm(self.attention_weights.unsqueeze(1),
+                             values.unsqueeze(-1)).reshape(-1)
+
+    # Shape of `X_tile`: (`n_train`, `n_train`), where each column contains the
+    # same training inputs
+    X_tile = x_train.repeat((n_train, 1))
+    # Shape of `Y_tile`: (`n_train`, `n_train`), where each column contains the
+    # same training outputs
+    Y_tile = y_train.repeat((n_train, 1))
+    # Shape of `keys`: ('n_train', 'n_train' - 1)
+    keys = X_tile[(1 - torch.eye(n_train)).type(torch.bool)].reshape((n_train, -1))
+    # Shape of `values`: ('n_train', 'n_train' - 1)
+    values = Y_tile[(1 - torch.eye(n_train)).type(torch.bool)].reshape((n_train, -1))
+    net = side.weights(NWKernelRegression())
+    loss = nn.MSELoss(reduction='none')
+    trainer = torch.optim.SGD(net.parameters(), lr=0.5)
+    losses = []
+    for _epoch in range(5):
+        trainer.zero_grad()
+        l = loss(net(x_train, keys, values), y_train)  # noqa: E741
+        l.sum().backward()
+        trainer.step()
+        losses.append(float(l.sum()))
+    # Shape of `keys`: (`n_test`, `n_train`), where each column contains the same
+    # training inputs (i.e., same keys)
+    keys = x_train.repeat((n_test, 1))
+    # Shape of `value`: (`n_test`, `n_train`)
+    values = y_train.repeat((n_test, 1))
+    y_hat = net(x_test, keys, values).unsqueeze(1).detach()
+    out.update(losses=losses, w=net.w, y_hat=y_hat,
+               weights=net.attention_weights.unsqueeze(0).unsqueeze(0))
+    return out
+
+
+def test_d2l_nadaraya_watson():
+    run_both(d2l_nadaraya_watson)
+
+
+# -- 19. d2l 11.7 the Transformer from scratch: PositionWiseFFN, AddNorm (LayerNorm beside
+#        BatchNorm1d), EncoderBlock and TransformerEncoder (blocks added by add_module, their
+#        attention weights kept), DecoderBlock with its state[2][i] key-value cache and the
+#        torch.arange(1, n + 1).repeat(batch, 1) valid lengths, torch.cat(..., axis=1), trained a
+#        few steps on a toy reversal task, then greedy prediction --------------------------------
+
+def d2l_transformer(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+    _, DotProductAttention = d2l_attention_modules(torch)
+
+    def transpose_qkv(X, num_heads):
+        X = X.reshape(X.shape[0], X.shape[1], num_heads, -1)
+        X = X.permute(0, 2, 1, 3)
+        return X.reshape(-1, X.shape[2], X.shape[3])
+
+    def transpose_output(X, num_heads):
+        X = X.reshape(-1, num_heads, X.shape[1], X.shape[2])
+        X = X.permute(0, 2, 1, 3)
+        return X.reshape(X.shape[0], X.shape[1], -1)
+
+    class MultiHeadAttention(nn.Module):
+        def __init__(self, key_size, query_size, value_size, num_hiddens,
+                     num_heads, dropout, bias=False, **kwargs):
+            super(MultiHeadAttention, self).__init__(**kwargs)
+            self.num_heads = num_heads
+            self.attention = DotProductAttention(dropout)
+            self.W_q = nn.Linear(query_size, num_hiddens, bias=bias)
+            self.W_k = nn.Linear(key_size, num_hiddens, bias=bias)
+            self.W_v = nn.Linear(value_size, num_hiddens, bias=bias)
+            self.W_o = nn.Linear(num_hiddens, num_hiddens, bias=bias)
+
+        def forward(self, queries, keys, values, valid_lens):
+            queries = transpose_qkv(self.W_q(queries), self.num_heads)
+            keys = transpose_qkv(self.W_k(keys), self.num_heads)
+            values = transpose_qkv(self.W_v(values), self.num_heads)
+            if valid_lens is not None:
+                valid_lens = torch.repeat_interleave(
+                    valid_lens, repeats=self.num_heads, dim=0)
+            output = self.attention(queries, keys, values, valid_lens)
+            output_concat = transpose_output(output, self.num_heads)
+            return self.W_o(output_concat)
+
+    class PositionalEncoding(nn.Module):
+        def __init__(self, num_hiddens, dropout, max_len=1000):
+            super(PositionalEncoding, self).__init__()
+            self.dropout = nn.Dropout(dropout)
+            self.P = torch.zeros((1, max_len, num_hiddens))
+            X = torch.arange(max_len, dtype=torch.float32).reshape(
+                -1, 1) / torch.pow(10000, torch.arange(
+                    0, num_hiddens, 2, dtype=torch.float32) / num_hiddens)
+            self.P[:, :, 0::2] = torch.sin(X)
+            self.P[:, :, 1::2] = torch.cos(X)
+
+        def forward(self, X):
+            X = X + self.P[:, :X.shape[1], :].to(X.device)
+            return self.dropout(X)
+
+    class PositionWiseFFN(nn.Module):
+        """Positionwise feed-forward network."""
+
+        def __init__(self, ffn_num_input, ffn_num_hiddens, ffn_num_outputs, **kwargs):
+            super(PositionWiseFFN, self).__init__(**kwargs)
+            self.dense1 = nn.Linear(ffn_num_input, ffn_num_hiddens)
+            self.relu = nn.ReLU()
+            self.dense2 = nn.Linear(ffn_num_hiddens, ffn_num_outputs)
+
+        def forward(self, X):
+            return self.dense2(self.relu(self.dense1(X)))
+
+    ffn = side.weights(PositionWiseFFN(4, 4, 8))
+    ffn.eval()
+    out["ffn"] = ffn(torch.ones((2, 3, 4)))[0]
+    ln = nn.LayerNorm(2)
+    bn = nn.BatchNorm1d(2)
+    X = torch.tensor([[1, 2], [2, 3]], dtype=torch.float32)
+    # Compute mean and variance from `X` in the training mode
+    out["ln_bn"] = [ln(X), bn(X)]
+
+    class AddNorm(nn.Module):
+        """Residual connection followed by layer normalization."""
+
+        def __init__(self, normalized_shape, dropout, **kwargs):
+            super(AddNorm, self).__init__(**kwargs)
+            self.dropout = nn.Dropout(dropout)
+            self.ln = nn.LayerNorm(normalized_shape)
+
+        def forward(self, X, Y):
+            return self.ln(self.dropout(Y) + X)
+
+    add_norm = AddNorm([3, 4], 0.5)
+    add_norm.eval()
+    out["add_norm"] = add_norm(torch.ones((2, 3, 4)), torch.ones((2, 3, 4)))
+
+    class EncoderBlock(nn.Module):
+        """Transformer encoder block."""
+
+        def __init__(self, key_size, query_size, value_size, num_hiddens,
+                     norm_shape, ffn_num_input, ffn_num_hiddens, num_heads,
+                     dropout, use_bias=False, **kwargs):
+            super(EncoderBlock, self).__init__(**kwargs)
+            self.attention = MultiHeadAttention(
+                key_size, query_size, value_size, num_hiddens, num_heads, dropout,
+                use_bias)
+            self.addnorm1 = AddNorm(norm_shape, dropout)
+            self.ffn = PositionWiseFFN(
+                ffn_num_input, ffn_num_hiddens, num_hiddens)
+            self.addnorm2 = AddNorm(norm_shape, dropout)
+
+        def forward(self, X, valid_lens):
+            Y = self.addnorm1(X, self.attention(X, X, X, valid_lens))
+            return self.addnorm2(Y, self.ffn(Y))
+
+    X = torch.ones((2, 100, 24))
+    valid_lens = torch.tensor([3, 2])
+    encoder_blk = side.weights(EncoderBlock(24, 24, 24, 24, [100, 24], 24, 48, 8, 0.5))
+    encoder_blk.eval()
+    out["encoder_blk"] = encoder_blk(X, valid_lens)[:, :3]
+
+    class TransformerEncoder(nn.Module):
+        """Transformer encoder."""
+
+        def __init__(self, vocab_size, key_size, query_size, value_size,
+                     num_hiddens, norm_shape, ffn_num_input, ffn_num_hiddens,
+                     num_heads, num_layers, dropout, use_bias=False, **kwargs):
+            super(TransformerEncoder, self).__init__(**kwargs)
+            self.num_hiddens = num_hiddens
+            self.embedding = nn.Embedding(vocab_size, num_hiddens)
+            self.pos_encoding = PositionalEncoding(num_hiddens, dropout)
+            self.blks = nn.Sequential()
+            for i in range(num_layers):
+                self.blks.add_module("block" + str(i),
+                                     EncoderBlock(key_size, query_size, value_size, num_hiddens,
+                                                  norm_shape, ffn_num_input, ffn_num_hiddens,
+                                                  num_heads, dropout, use_bias))
+
+        def forward(self, X, valid_lens, *args):
+            # Since positional encoding values are between -1 and 1, the embedding
+            # values are multiplied by the square root of the embedding dimension
+            # to rescale before they are summed up
+            X = self.pos_encoding(self.embedding(X) * math.sqrt(self.num_hiddens))
+            self.attention_weights = [None] * len(self.blks)
+            for i, blk in enumerate(self.blks):
+                X = blk(X, valid_lens)
+                self.attention_weights[
+                    i] = blk.attention.attention.attention_weights
+            return X
+
+    class DecoderBlock(nn.Module):
+        # The `i`-th block in the decoder
+        def __init__(self, key_size, query_size, value_size, num_hiddens,
+                     norm_shape, ffn_num_input, ffn_num_hiddens, num_heads,
+                     dropout, i, **kwargs):
+            super(DecoderBlock, self).__init__(**kwargs)
+            self.i = i
+            self.attention1 = MultiHeadAttention(
+                key_size, query_size, value_size, num_hiddens, num_heads, dropout)
+            self.addnorm1 = AddNorm(norm_shape, dropout)
+            self.attention2 = MultiHeadAttention(
+                key_size, query_size, value_size, num_hiddens, num_heads, dropout)
+            self.addnorm2 = AddNorm(norm_shape, dropout)
+            self.ffn = PositionWiseFFN(ffn_num_input, ffn_num_hiddens,
+                                       num_hiddens)
+            self.addnorm3 = AddNorm(norm_shape, dropout)
+
+        def forward(self, X, state):
+            enc_outputs, enc_valid_lens = state[0], state[1]
+            # During training, all the tokens of any output sequence are processed
+            # at the same time, so `state[2][self.i]` is `None` as initialized.
+            # When decoding any output sequence token by token during prediction,
+            # `state[2][self.i]` contains representations of the decoded output at
+            # the `i`-th block up to the current time step
+            if state[2][self.i] is None:
+                key_values = X
+            else:
+                key_values = torch.cat((state[2][self.i], X), axis=1)
+            state[2][self.i] = key_values
+            if self.training:
+                batch_size, num_steps, _ = X.shape
+                # Shape of `dec_valid_lens`: (`batch_size`, `num_steps`), where
+                # every row is [1, 2, ..., `num_steps`]
+                dec_valid_lens = torch.arange(
+                    1, num_steps + 1, device=X.device).repeat(batch_size, 1)
+            else:
+                dec_valid_lens = None
+            # Self-attention
+            X2 = self.attention1(X, key_values, key_values, dec_valid_lens)
+            Y = self.addnorm1(X, X2)
+            # Encoder-decoder attention. Shape of `enc_outputs`:
+            # (`batch_size`, `num_steps`, `num_hiddens`)
+            Y2 = self.attention2(Y, enc_outputs, enc_outputs, enc_valid_lens)
+            Z = self.addnorm2(Y, Y2)
+            return self.addnorm3(Z, self.ffn(Z)), state
+
+    class TransformerDecoder(nn.Module):
+        def __init__(self, vocab_size, key_size, query_size, value_size,
+                     num_hiddens, norm_shape, ffn_num_input, ffn_num_hiddens,
+                     num_heads, num_layers, dropout, **kwargs):
+            super(TransformerDecoder, self).__init__(**kwargs)
+            self.num_hiddens = num_hiddens
+            self.num_layers = num_layers
+            self.embedding = nn.Embedding(vocab_size, num_hiddens)
+            self.pos_encoding = PositionalEncoding(num_hiddens, dropout)
+            self.blks = nn.Sequential()
+            for i in range(num_layers):
+                self.blks.add_module("block" + str(i),
+                                     DecoderBlock(key_size, query_size, value_size, num_hiddens,
+                                                  norm_shape, ffn_num_input, ffn_num_hiddens,
+                                                  num_heads, dropout, i))
+            self.dense = nn.Linear(num_hiddens, vocab_size)
+
+        def init_state(self, enc_outputs, enc_valid_lens, *args):
+            return [enc_outputs, enc_valid_lens, [None] * self.num_layers]
+
+        def forward(self, X, state):
+            X = self.pos_encoding(self.embedding(X) * math.sqrt(self.num_hiddens))
+            self._attention_weights = [[None] * len(self.blks) for _ in range(2)]
+            for i, blk in enumerate(self.blks):
+                X, state = blk(X, state)
+                # Decoder self-attention weights
+                self._attention_weights[0][
+                    i] = blk.attention1.attention.attention_weights
+                # Encoder-decoder attention weights
+                self._attention_weights[1][
+                    i] = blk.attention2.attention.attention_weights
+            return self.dense(X), state
+
+        @property
+        def attention_weights(self):
+            return self._attention_weights
+
+    class EncoderDecoder(nn.Module):
+        def __init__(self, encoder, decoder, **kwargs):
+            super(EncoderDecoder, self).__init__(**kwargs)
+            self.encoder = encoder
+            self.decoder = decoder
+
+        def forward(self, enc_X, dec_X, *args):
+            enc_outputs = self.encoder(enc_X, *args)
+            dec_state = self.decoder.init_state(enc_outputs, *args)
+            return self.decoder(dec_X, dec_state)
+
+    num_hiddens, num_layers, dropout, batch_size, num_steps = 16, 2, 0.0, 4, 5
+    lr, num_epochs = 0.005, 2
+    ffn_num_input, ffn_num_hiddens, num_heads = 16, 32, 4
+    key_size, query_size, value_size = 16, 16, 16
+    norm_shape = [16]
+    pad, bos, eos, vocab_size = 0, 1, 2, 9
+    rng = np.random.default_rng(8)
+    lengths = rng.integers(2, num_steps, 8)
+    src = np.full((8, num_steps), pad)
+    tgt = np.full((8, num_steps), pad)
+    for i, n in enumerate(lengths):
+        words = rng.integers(3, vocab_size, n)
+        src[i, :n], src[i, n] = words, eos
+        tgt[i, :n], tgt[i, n] = words[::-1], eos
+    data = torch.utils.data.TensorDataset(*(side.data(a) for a in (src, lengths + 1, tgt,
+                                                                    lengths + 1)))
+    data_iter = torch.utils.data.DataLoader(data, batch_size=batch_size)
+    encoder = TransformerEncoder(
+        vocab_size, key_size, query_size, value_size, num_hiddens,
+        norm_shape, ffn_num_input, ffn_num_hiddens, num_heads,
+        num_layers, dropout)
+    decoder = TransformerDecoder(
+        vocab_size, key_size, query_size, value_size, num_hiddens,
+        norm_shape, ffn_num_input, ffn_num_hiddens, num_heads,
+        num_layers, dropout)
+    net = EncoderDecoder(encoder, decoder)
+
+    def xavier_init_weights(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.xavier_uniform_(m.weight)
+
+    net.apply(xavier_init_weights)
+    side.weights(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    loss = nn.CrossEntropyLoss(reduction='none')
+    net.train()
+    losses = []
+    for _epoch in range(num_epochs):
+        for X, X_valid_len, Y, Y_valid_len in data_iter:
+            optimizer.zero_grad()
+            bos_col = torch.tensor([bos] * Y.shape[0]).reshape(-1, 1)
+            dec_input = torch.cat([bos_col, Y[:, :-1]], 1)  # Teacher forcing
+            Y_hat, _ = net(X, dec_input, X_valid_len)
+            weights = d2l_sequence_mask(torch, torch.ones_like(Y), Y_valid_len)
+            l = (loss(Y_hat.permute(0, 2, 1), Y) * weights).mean(dim=1)  # noqa: E741
+            l.sum().backward()
+            optimizer.step()
+            losses.append(l.sum().item())
+    out.update(losses=losses, state=net.state_dict())
+    # greedy prediction, the decoder's key-value cache growing a step at a time
+    net.eval()
+    src_tokens = [5, 6, 7, eos, pad]
+    enc_X = torch.unsqueeze(torch.tensor(src_tokens, dtype=torch.long), dim=0)
+    enc_valid_len = torch.tensor([4])
+    enc_outputs = net.encoder(enc_X, enc_valid_len)
+    dec_state = net.decoder.init_state(enc_outputs, enc_valid_len)
+    dec_X = torch.unsqueeze(torch.tensor([bos], dtype=torch.long), dim=0)
+    output_seq = []
+    for _ in range(num_steps):
+        Y, dec_state = net.decoder(dec_X, dec_state)
+        dec_X = Y.argmax(dim=2)
+        pred = dec_X.squeeze(dim=0).type(torch.int32).item()
+        if pred == eos:
+            break
+        output_seq.append(pred)
+    out.update(prediction=output_seq, cache=[kv for kv in dec_state[2]],
+               enc_attention=net.encoder.attention_weights[0])
+    return out
+
+
+def test_d2l_transformer():
+    run_both(d2l_transformer)
