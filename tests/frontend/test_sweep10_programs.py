@@ -3236,3 +3236,219 @@ def d2l_transformer(side: Side5) -> dict:
 
 def test_d2l_transformer():
     run_both(d2l_transformer)
+
+
+# -- 20. d2l 3.6/3.7 underfitting and overfitting (polynomial features scaled by math.gamma,
+#        evaluate_loss), weight decay from scratch (l2_penalty, init_params with torch.normal
+#        and requires_grad=True) and concisely (param groups with their own weight_decay), and
+#        the house prices chapter's k-fold log_rmse (torch.clamp(preds, 1, float('inf'))) on Adam -
+
+def d2l_generalization(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+
+    def load_array(data_arrays, batch_size, is_train=True):
+        dataset = torch.utils.data.TensorDataset(*data_arrays)
+        return torch.utils.data.DataLoader(dataset, batch_size, shuffle=is_train)
+
+    def evaluate_loss(net, data_iter, loss):
+        """Evaluate the loss of a model on the given dataset."""
+        metric = Accumulator(2)  # Sum of losses, no. of examples
+        for X, y in data_iter:
+            out = net(X)
+            y = y.reshape(out.shape)
+            l = loss(out, y)  # noqa: E741
+            metric.add(l.sum(), l.numel())
+        return metric[0] / metric[1]
+
+    # polynomial regression
+    max_degree = 20  # Maximum degree of the polynomial
+    n_train, n_test = 40, 40  # Training and test dataset sizes
+    true_w = np.zeros(max_degree)  # Allocate lots of empty space
+    true_w[0:4] = np.array([5, 1.2, -3.4, 5.6])
+    rng = np.random.default_rng(9)
+    features = rng.normal(size=(n_train + n_test, 1))
+    rng.shuffle(features)
+    poly_features = np.power(features, np.arange(max_degree).reshape(1, -1))
+    for i in range(max_degree):
+        poly_features[:, i] /= math.gamma(i + 1)  # `gamma(n)` = (n-1)!
+    # Shape of `labels`: (`n_train` + `n_test`,)
+    labels = np.dot(poly_features, true_w)
+    labels += rng.normal(scale=0.1, size=labels.shape)
+    # Convert from NumPy ndarrays to tensors
+    true_w, features, poly_features, labels = [
+        torch.tensor(x, dtype=torch.float32) for x in [true_w, features, poly_features, labels]]
+    out["first"] = [features[:2], poly_features[:2, :], labels[:2]]
+
+    def train(train_features, test_features, train_labels, test_labels, num_epochs=4):
+        loss = nn.MSELoss(reduction='none')
+        input_shape = train_features.shape[-1]
+        # Switch off the bias since we already catered for it in the polynomial features
+        net = nn.Sequential(nn.Linear(input_shape, 1, bias=False))
+        side.weights(net)
+        batch_size = min(10, train_labels.shape[0])
+        train_iter = load_array((train_features, train_labels.reshape(-1, 1)), batch_size,
+                                is_train=False)
+        test_iter = load_array((test_features, test_labels.reshape(-1, 1)), batch_size,
+                               is_train=False)
+        trainer = torch.optim.SGD(net.parameters(), lr=0.01)
+        losses = []
+        for _epoch in range(num_epochs):
+            for X, y in train_iter:
+                trainer.zero_grad()
+                l = loss(net(X), y)  # noqa: E741
+                l.mean().backward()
+                trainer.step()
+            losses.append([evaluate_loss(net, train_iter, loss),
+                           evaluate_loss(net, test_iter, loss)])
+        return losses, net[0].weight.data.numpy()
+
+    out["third_order"] = train(poly_features[:n_train, :4], poly_features[n_train:, :4],
+                               labels[:n_train], labels[n_train:])
+    out["linear"] = train(poly_features[:n_train, :2], poly_features[n_train:, :2],
+                          labels[:n_train], labels[n_train:])
+    out["high_order"] = train(poly_features[:n_train, :], poly_features[n_train:, :],
+                              labels[:n_train], labels[n_train:])
+
+    # weight decay
+    n_train, n_test, num_inputs, batch_size = 20, 40, 50, 5
+    true_w, true_b = torch.ones((num_inputs, 1)) * 0.01, 0.05
+    X = side.draw(torch.normal, 0, 1, (n_train + n_test, num_inputs))
+    y = torch.matmul(X, true_w) + true_b
+    y += side.draw(torch.normal, 0, 0.01, y.shape)
+    train_iter = load_array((X[:n_train], y[:n_train]), batch_size, is_train=False)
+    test_iter = load_array((X[n_train:], y[n_train:]), batch_size, is_train=False)
+
+    def init_params():
+        w = side.draw(torch.normal, 0, 1, size=(num_inputs, 1)).requires_grad_(True)
+        b = torch.zeros(1, requires_grad=True)
+        return [w, b]
+
+    def l2_penalty(w):
+        return torch.sum(w.pow(2)) / 2
+
+    def linreg(X, w, b):
+        return torch.matmul(X, w) + b
+
+    def squared_loss(y_hat, y):
+        return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
+
+    def sgd(params, lr, batch_size):
+        with torch.no_grad():
+            for param in params:
+                param -= lr * param.grad / batch_size
+                param.grad.zero_()
+
+    def train_scratch(lambd):
+        w, b = init_params()
+        net, loss = lambda X: linreg(X, w, b), squared_loss  # noqa: E731
+        num_epochs, lr = 5, 0.003
+        curve = []
+        for _epoch in range(num_epochs):
+            for X, y in train_iter:
+                # The L2 norm penalty term has been added, and broadcasting
+                # makes `l2_penalty(w)` a vector whose length is `batch_size`
+                l = loss(net(X), y) + lambd * l2_penalty(w)  # noqa: E741
+                l.sum().backward()
+                sgd([w, b], lr, batch_size)
+            curve.append([evaluate_loss(net, train_iter, loss),
+                          evaluate_loss(net, test_iter, loss)])
+        return curve, torch.norm(w).item()
+
+    out["scratch"] = [train_scratch(lambd=0), train_scratch(lambd=3)]
+
+    def train_concise(wd):
+        net = nn.Sequential(nn.Linear(num_inputs, 1))
+        for param in net.parameters():
+            param.data.normal_()
+        side.weights(net)
+        loss = nn.MSELoss(reduction='none')
+        num_epochs, lr = 5, 0.003
+        # The bias parameter has not decayed
+        trainer = torch.optim.SGD([
+            {"params": net[0].weight, 'weight_decay': wd},
+            {"params": net[0].bias}], lr=lr)
+        curve = []
+        for _epoch in range(num_epochs):
+            for X, y in train_iter:
+                trainer.zero_grad()
+                l = loss(net(X), y)  # noqa: E741
+                l.mean().backward()
+                trainer.step()
+            curve.append([evaluate_loss(net, train_iter, loss),
+                          evaluate_loss(net, test_iter, loss)])
+        return curve, net[0].weight.norm().item()
+
+    out["concise"] = [train_concise(0), train_concise(3)]
+
+    # 5.7 predicting house prices: k-fold cross-validation of log_rmse on Adam
+    n, d = 30, 6
+    features = side.draw(torch.randn, n, d)
+    labels = (torch.exp(features @ side.draw(torch.rand, d, 1) * 0.3 + 11)
+              + side.draw(torch.rand, n, 1))
+    loss = nn.MSELoss()
+    in_features = features.shape[1]
+
+    def get_net():
+        net = nn.Sequential(nn.Linear(in_features, 1))
+        return side.weights(net)
+
+    def log_rmse(net, features, labels):
+        # To further stabilize the value when the logarithm is taken, set the
+        # value less than 1 as 1
+        clipped_preds = torch.clamp(net(features), 1, float('inf'))
+        rmse = torch.sqrt(loss(torch.log(clipped_preds), torch.log(labels)))
+        return rmse.item()
+
+    def train_house(net, train_features, train_labels, test_features, test_labels,
+                    num_epochs, learning_rate, weight_decay, batch_size):
+        train_ls, test_ls = [], []
+        train_iter = load_array((train_features, train_labels), batch_size, is_train=False)
+        # The Adam optimization algorithm is used here
+        optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate,
+                                     weight_decay=weight_decay)
+        for _epoch in range(num_epochs):
+            for X, y in train_iter:
+                optimizer.zero_grad()
+                l = loss(net(X), y)  # noqa: E741
+                l.backward()
+                optimizer.step()
+            train_ls.append(log_rmse(net, train_features, train_labels))
+            if test_labels is not None:
+                test_ls.append(log_rmse(net, test_features, test_labels))
+        return train_ls, test_ls
+
+    def get_k_fold_data(k, i, X, y):
+        assert k > 1
+        fold_size = X.shape[0] // k
+        X_train, y_train = None, None
+        for j in range(k):
+            idx = slice(j * fold_size, (j + 1) * fold_size)
+            X_part, y_part = X[idx, :], y[idx]
+            if j == i:
+                X_valid, y_valid = X_part, y_part
+            elif X_train is None:
+                X_train, y_train = X_part, y_part
+            else:
+                X_train = torch.cat([X_train, X_part], 0)
+                y_train = torch.cat([y_train, y_part], 0)
+        return X_train, y_train, X_valid, y_valid
+
+    def k_fold(k, X_train, y_train, num_epochs, learning_rate, weight_decay, batch_size):
+        train_l_sum, valid_l_sum = 0, 0
+        for i in range(k):
+            data = get_k_fold_data(k, i, X_train, y_train)
+            net = get_net()
+            train_ls, valid_ls = train_house(net, *data, num_epochs, learning_rate,
+                                             weight_decay, batch_size)
+            train_l_sum += train_ls[-1]
+            valid_l_sum += valid_ls[-1]
+        return train_l_sum / k, valid_l_sum / k
+
+    out["k_fold"] = k_fold(3, features, labels, 4, 5, 0, 8)
+    return out
+
+
+def test_d2l_generalization():
+    run_both(d2l_generalization)
