@@ -19,6 +19,7 @@ Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs 
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 
@@ -3452,3 +3453,327 @@ def d2l_generalization(side: Side5) -> dict:
 
 def test_d2l_generalization():
     run_both(d2l_generalization)
+
+
+# -- 21. d2l 9.6 concise RNNs (RNNModel over nn.RNN/GRU/LSTM with F.one_hot(inputs.T.long()),
+#        begin_state by the layer's num_layers, bidirectional and hidden_size, state.detach_() on
+#        the layer's own state between batches) and 10.7 seq2seq on nn.GRU (the context
+#        state[-1].repeat(X.shape[0], 1, 1), MaskedSoftmaxCELoss) with its BLEU --------------------
+
+def d2l_concise_rnn(side: Side5, kind: str) -> dict:
+    torch = side.lib
+    nn, F = torch.nn, torch.nn.functional
+    out = {}
+    text = "the time traveller for so it will be convenient to speak of him was expounding a " \
+           "recondite matter to us his grey eyes shone and twinkled"
+    idx_to_token = ['<unk>'] + sorted(set(text))
+    token_to_idx = {token: idx for idx, token in enumerate(idx_to_token)}
+    corpus = [token_to_idx[t] for t in text]
+    vocab_size, num_hiddens = len(idx_to_token), 24
+    device = torch.device('cpu')
+
+    class RNNModel(nn.Module):
+        """The RNN model."""
+
+        def __init__(self, rnn_layer, vocab_size, **kwargs):
+            super(RNNModel, self).__init__(**kwargs)
+            self.rnn = rnn_layer
+            self.vocab_size = vocab_size
+            self.num_hiddens = self.rnn.hidden_size
+            # If the RNN is bidirectional (to be introduced later),
+            # `num_directions` should be 2, else it should be 1.
+            if not self.rnn.bidirectional:
+                self.num_directions = 1
+                self.linear = nn.Linear(self.num_hiddens, self.vocab_size)
+            else:
+                self.num_directions = 2
+                self.linear = nn.Linear(self.num_hiddens * 2, self.vocab_size)
+
+        def forward(self, inputs, state):
+            X = F.one_hot(inputs.T.long(), self.vocab_size)
+            X = X.to(torch.float32)
+            Y, state = self.rnn(X, state)
+            # The fully connected layer will first change the shape of `Y` to
+            # (`num_steps` * `batch_size`, `num_hiddens`). Its output shape is
+            # (`num_steps` * `batch_size`, `vocab_size`).
+            output = self.linear(Y.reshape((-1, Y.shape[-1])))
+            return output, state
+
+        def begin_state(self, device, batch_size=1):
+            if not isinstance(self.rnn, nn.LSTM):
+                # `nn.GRU` takes a tensor as hidden state
+                return torch.zeros((self.num_directions * self.rnn.num_layers,
+                                    batch_size, self.num_hiddens), device=device)
+            else:
+                # `nn.LSTM` takes a tuple of hidden states
+                return (torch.zeros((
+                    self.num_directions * self.rnn.num_layers,
+                    batch_size, self.num_hiddens), device=device),
+                    torch.zeros((
+                        self.num_directions * self.rnn.num_layers,
+                        batch_size, self.num_hiddens), device=device))
+
+    rnn_layer = {"rnn": lambda: nn.RNN(vocab_size, num_hiddens),
+                 "gru": lambda: nn.GRU(vocab_size, num_hiddens, num_layers=2),
+                 "lstm": lambda: nn.LSTM(vocab_size, num_hiddens, bidirectional=True)}[kind]()
+    net = side.weights(RNNModel(rnn_layer, vocab_size=vocab_size))
+    net = net.to(device)
+    state = net.begin_state(device, batch_size=2)
+    X = torch.arange(12).reshape((2, 6))
+    Y, state_new = net(X, state)
+    out["first"] = [Y, state_new]
+
+    def predict_ch8(prefix, num_preds, net, device):
+        state = net.begin_state(batch_size=1, device=device)
+        outputs = [token_to_idx[prefix[0]]]
+
+        def get_input():
+            return torch.tensor([outputs[-1]], device=device).reshape((1, 1))
+
+        for y in prefix[1:]:  # Warm-up period
+            _, state = net(get_input(), state)
+            outputs.append(token_to_idx[y])
+        for _ in range(num_preds):  # Predict `num_preds` steps
+            y, state = net(get_input(), state)
+            outputs.append(int(y.argmax(dim=1).reshape(1)))
+        return outputs
+
+    out["predicted"] = predict_ch8('time ', 8, net, device)
+
+    def grad_clipping(net, theta):
+        if isinstance(net, nn.Module):
+            params = [p for p in net.parameters() if p.requires_grad]
+        else:
+            params = net.params
+        norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
+        if norm > theta:
+            for param in params:
+                param.grad[:] *= theta / norm
+
+    def seq_data_iter_random(corpus, batch_size, num_steps):
+        """Generate a minibatch of subsequences using random sampling."""
+        corpus = corpus[random.randint(0, num_steps - 1):]
+        num_subseqs = (len(corpus) - 1) // num_steps
+        initial_indices = list(range(0, num_subseqs * num_steps, num_steps))
+        random.shuffle(initial_indices)
+
+        def data(pos):
+            return corpus[pos: pos + num_steps]
+
+        num_batches = num_subseqs // batch_size
+        for i in range(0, batch_size * num_batches, batch_size):
+            initial_indices_per_batch = initial_indices[i: i + batch_size]
+            X = [data(j) for j in initial_indices_per_batch]
+            Y = [data(j + 1) for j in initial_indices_per_batch]
+            yield torch.tensor(X), torch.tensor(Y)
+
+    def train_epoch_ch8(net, train_iter, loss, updater, device, use_random_iter):
+        state = None
+        metric = Accumulator(2)
+        for X, Y in train_iter:
+            if state is None or use_random_iter:
+                state = net.begin_state(batch_size=X.shape[0], device=device)
+            else:
+                if isinstance(net, nn.Module) and not isinstance(state, tuple):
+                    # `state` is a tensor for `nn.GRU`
+                    state.detach_()
+                else:
+                    # `state` is a tuple of tensors for `nn.LSTM` and
+                    # for our custom scratch implementation
+                    for s in state:
+                        s.detach_()
+            y = Y.T.reshape(-1)
+            X, y = X.to(device), y.to(device)
+            y_hat, state = net(X, state)
+            l = loss(y_hat, y.long()).mean()  # noqa: E741
+            updater.zero_grad()
+            l.backward()
+            grad_clipping(net, 1)
+            updater.step()
+            metric.add(l.detach() * y.numel(), y.numel())
+        return math.exp(metric[0] / metric[1])
+
+    loss = nn.CrossEntropyLoss()
+    updater = torch.optim.SGD(net.parameters(), 1)
+    random.seed(11)
+    ppls = []
+    for epoch in range(3):
+        use_random_iter = epoch == 2
+        if use_random_iter:
+            train_iter = seq_data_iter_random(corpus, batch_size=3, num_steps=5)
+        else:
+            train_iter = (
+                (torch.tensor([corpus[i:i + 5] for i in range(b, b + 30, 10)]),
+                 torch.tensor([corpus[i + 1:i + 6] for i in range(b, b + 30, 10)]))
+                for b in range(0, 10, 5))
+        ppls.append(train_epoch_ch8(net, train_iter, loss, updater, device, use_random_iter))
+    out.update(ppls=ppls, state=net.state_dict(),
+               predicted_after=predict_ch8('time ', 8, net, device))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
+def test_d2l_concise_rnn(kind):
+    run_both(lambda side: d2l_concise_rnn(side, kind))
+
+
+def d2l_seq2seq(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+
+    class Seq2SeqEncoder(nn.Module):
+        def __init__(self, vocab_size, embed_size, num_hiddens, num_layers, dropout=0,
+                     **kwargs):
+            super(Seq2SeqEncoder, self).__init__(**kwargs)
+            self.embedding = nn.Embedding(vocab_size, embed_size)
+            self.rnn = nn.GRU(embed_size, num_hiddens, num_layers, dropout=dropout)
+
+        def forward(self, X, *args):
+            X = self.embedding(X)
+            X = X.permute(1, 0, 2)
+            output, state = self.rnn(X)
+            return output, state
+
+    class Seq2SeqDecoder(nn.Module):
+        """The RNN decoder for sequence to sequence learning."""
+
+        def __init__(self, vocab_size, embed_size, num_hiddens, num_layers, dropout=0,
+                     **kwargs):
+            super(Seq2SeqDecoder, self).__init__(**kwargs)
+            self.embedding = nn.Embedding(vocab_size, embed_size)
+            self.rnn = nn.GRU(embed_size + num_hiddens, num_hiddens, num_layers,
+                              dropout=dropout)
+            self.dense = nn.Linear(num_hiddens, vocab_size)
+
+        def init_state(self, enc_outputs, *args):
+            return enc_outputs[1]
+
+        def forward(self, X, state):
+            # The output `X` shape: (`num_steps`, `batch_size`, `embed_size`)
+            X = self.embedding(X).permute(1, 0, 2)
+            # Broadcast `context` so it has the same `num_steps` as `X`
+            context = state[-1].repeat(X.shape[0], 1, 1)
+            X_and_context = torch.cat((X, context), 2)
+            output, state = self.rnn(X_and_context, state)
+            output = self.dense(output).permute(1, 0, 2)
+            # `output` shape: (`batch_size`, `num_steps`, `vocab_size`)
+            # `state` shape: (`num_layers`, `batch_size`, `num_hiddens`)
+            return output, state
+
+    class EncoderDecoder(nn.Module):
+        def __init__(self, encoder, decoder, **kwargs):
+            super(EncoderDecoder, self).__init__(**kwargs)
+            self.encoder = encoder
+            self.decoder = decoder
+
+        def forward(self, enc_X, dec_X, *args):
+            enc_outputs = self.encoder(enc_X, *args)
+            dec_state = self.decoder.init_state(enc_outputs, *args)
+            return self.decoder(dec_X, dec_state)
+
+    class MaskedSoftmaxCELoss(nn.CrossEntropyLoss):
+        def forward(self, pred, label, valid_len):
+            weights = torch.ones_like(label)
+            weights = d2l_sequence_mask(torch, weights, valid_len)
+            self.reduction = 'none'
+            unweighted_loss = super(MaskedSoftmaxCELoss, self).forward(
+                pred.permute(0, 2, 1), label)
+            weighted_loss = (unweighted_loss * weights).mean(dim=1)
+            return weighted_loss
+
+    encoder = side.weights(Seq2SeqEncoder(vocab_size=10, embed_size=8, num_hiddens=16,
+                                          num_layers=2))
+    encoder.eval()
+    decoder = side.weights(Seq2SeqDecoder(vocab_size=10, embed_size=8, num_hiddens=16,
+                                          num_layers=2))
+    decoder.eval()
+    X = torch.zeros((4, 7), dtype=torch.long)
+    output, state = encoder(X)
+    state = decoder.init_state(encoder(X))
+    dec_output, state = decoder(X, state)
+    out["shapes"] = [tuple(output.shape), tuple(state.shape), tuple(dec_output.shape)]
+    out["dec_output"] = dec_output
+    pad, bos, eos, vocab_size, num_steps = 0, 1, 2, 10, 5
+    rng = np.random.default_rng(12)
+    lengths = rng.integers(2, num_steps, 8)
+    src = np.full((8, num_steps), pad)
+    tgt = np.full((8, num_steps), pad)
+    for i, n in enumerate(lengths):
+        words = rng.integers(3, vocab_size, n)
+        src[i, :n], src[i, n] = words, eos
+        tgt[i, :n], tgt[i, n] = words[::-1], eos
+    data = torch.utils.data.TensorDataset(*(side.data(a) for a in (src, lengths + 1, tgt,
+                                                                    lengths + 1)))
+    data_iter = torch.utils.data.DataLoader(data, batch_size=4)
+    net = EncoderDecoder(Seq2SeqEncoder(vocab_size, 8, 16, 2),
+                         Seq2SeqDecoder(vocab_size, 8, 16, 2))
+
+    def xavier_init_weights(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.xavier_uniform_(m.weight)
+        if type(m) == nn.GRU:  # noqa: E721
+            for param in m._flat_weights_names:
+                if "weight" in param:
+                    nn.init.xavier_uniform_(m._parameters[param])
+
+    net.apply(xavier_init_weights)
+    side.weights(net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.005)
+    loss = MaskedSoftmaxCELoss()
+    net.train()
+    losses = []
+    for _epoch in range(2):
+        for batch in data_iter:
+            optimizer.zero_grad()
+            X, X_valid_len, Y, Y_valid_len = [x.to(torch.device('cpu')) for x in batch]
+            bos_col = torch.tensor([bos] * Y.shape[0]).reshape(-1, 1)
+            dec_input = torch.cat([bos_col, Y[:, :-1]], 1)  # Teacher forcing
+            Y_hat, _ = net(X, dec_input, X_valid_len)
+            l = loss(Y_hat, Y, Y_valid_len)  # noqa: E741
+            l.sum().backward()
+            optimizer.step()
+            losses.append(l.sum().item())
+    out["losses"] = losses
+
+    def bleu(pred_seq, label_seq, k):
+        """Compute the BLEU."""
+        pred_tokens, label_tokens = pred_seq.split(' '), label_seq.split(' ')
+        len_pred, len_label = len(pred_tokens), len(label_tokens)
+        score = math.exp(min(0, 1 - len_label / len_pred))
+        for n in range(1, k + 1):
+            num_matches, label_subs = 0, collections.defaultdict(int)
+            for i in range(len_label - n + 1):
+                label_subs[' '.join(label_tokens[i: i + n])] += 1
+            for i in range(len_pred - n + 1):
+                if label_subs[' '.join(pred_tokens[i: i + n])] > 0:
+                    num_matches += 1
+                    label_subs[' '.join(pred_tokens[i: i + n])] -= 1
+            score *= math.pow(num_matches / (len_pred - n + 1), math.pow(0.5, n))
+        return score
+
+    net.eval()
+    scores = []
+    for src_tokens in ([5, 6, 7], [3, 4, 8, 9]):
+        enc_X = torch.unsqueeze(torch.tensor(src_tokens + [eos] + [pad] * (
+            num_steps - len(src_tokens) - 1), dtype=torch.long), dim=0)
+        enc_outputs = net.encoder(enc_X, torch.tensor([len(src_tokens) + 1]))
+        dec_state = net.decoder.init_state(enc_outputs)
+        dec_X = torch.unsqueeze(torch.tensor([bos], dtype=torch.long), dim=0)
+        output_seq = []
+        for _ in range(num_steps):
+            Y, dec_state = net.decoder(dec_X, dec_state)
+            dec_X = Y.argmax(dim=2)
+            pred = dec_X.squeeze(dim=0).type(torch.int32).item()
+            if pred == eos:
+                break
+            output_seq.append(pred)
+        truth = ' '.join(map(str, src_tokens[::-1]))
+        k = min(2, len(output_seq))  # (d2l's bleu divides by zero past the prediction)
+        scores.append([output_seq, bleu(' '.join(map(str, output_seq)), truth, k) if k else 0])
+    out["predictions"] = scores
+    return out
+
+
+def test_d2l_seq2seq():
+    run_both(d2l_seq2seq)
