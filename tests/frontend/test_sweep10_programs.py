@@ -3777,3 +3777,53 @@ def d2l_seq2seq(side: Side5) -> dict:
 
 def test_d2l_seq2seq():
     run_both(d2l_seq2seq)
+
+
+# -- 22. the lectures' asides: part 1's broadcasting trap (P / P.sum(1) divides the columns),
+#        part 2's numerics (exp of int64 logits overflowing where F.cross_entropy does not),
+#        part 3's expected initial loss, softmax of equal logits, and the kaiming scale of a
+#        product (x @ w / 10**0.5 keeping the std), calculate_gain('tanh') -------------------------
+
+def karpathy_asides(side: Side5) -> dict:
+    torch = side.lib
+    F = torch.nn.functional
+    out = {}
+    N = torch.zeros((27, 27), dtype=torch.int32)
+    N[0, 1:] = torch.arange(1, 27, dtype=torch.int32)
+    N[1:, 0] = 1
+    P = (N + 1).float()
+    out["right"] = P / P.sum(1, keepdim=True)
+    out["wrong"] = P / P.sum(1)  # (27,) broadcasts as a row: divides the columns
+    assert tuple(P.sum(1, keepdim=True).shape) == (27, 1) and tuple(P.sum(1).shape) == (27,)
+    logits = torch.tensor([-100, -3, 0, 100])
+    counts = logits.exp()
+    probs = counts / counts.sum()
+    assert logits.dtype == torch.int64 and counts.dtype == torch.float32
+    out["overflow"] = [counts, probs, torch.isnan(probs)]
+    logits = torch.tensor([-2, -3, 0, 5]) - 5
+    out["shifted"] = [logits, logits.exp() / logits.exp().sum(),
+                      F.cross_entropy(torch.tensor([[-100.0, -3, 0, 100]]), torch.tensor([3]))]
+    out["expected_initial"] = -torch.tensor(1 / 27.0).log()
+    logits = torch.tensor([0.0, 0.0, 0.0, 0.0])
+    probs = torch.softmax(logits, dim=0)
+    out["uniform"] = [probs, -probs[2].log()]
+    logits = side.draw(torch.randn, 4) * 10
+    probs = torch.softmax(logits, dim=0)
+    out["confident"] = [probs, -probs[2].log()]
+    x = side.draw(torch.randn, 1000, 10)
+    w = side.draw(torch.randn, 10, 200) / 10**0.5
+    y = x @ w
+    out["kaiming"] = [x.mean(), x.std(), y.mean(), y.std()]
+    out["gain"] = [torch.nn.init.calculate_gain('tanh'), torch.nn.init.calculate_gain('relu'),
+                   torch.nn.init.calculate_gain('linear')]
+    w = torch.empty(200, 30)
+    torch.nn.init.kaiming_normal_(w, mode='fan_in', nonlinearity='tanh')
+    assert abs(w.std().item() - (5 / 3) / 30**0.5) < 0.02
+    h = torch.tanh(side.draw(torch.randn, 32, 200) * 3)
+    out["saturation"] = [(h.abs() > 0.99).float().mean(), (h.abs() > 0.99).sum(0)[:10],
+                         (h.abs() > 0.99).all(0).any()]
+    return out
+
+
+def test_karpathy_asides():
+    run_both(karpathy_asides)
