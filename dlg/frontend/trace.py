@@ -57,12 +57,14 @@ def trace(fn: Module | Callable[..., Any] | Tensor, *example_inputs: Any,
 
 
 def trace_flat(module: Module, fn: Callable[..., Any], names: list[str],
-               leaves: list[Any], static: bool = False) -> Model:
+               leaves: list[Any], static: bool = False,
+               dynamic: Mapping[str, Mapping[int, str]] | None = None) -> Model:
     """`fn(*leaves)` traced with `module`'s parameters and buffers as the graph's params, one
     input per leaf (a tensor or array) named by `names`: what `dlg.compile(module)` traces, the
     call's arguments flattened (frontend/compiled.py). `static`: every axis at its example's
-    size (no symbolic batch axis)."""
-    return _trace(module, fn, names, leaves, None, static)
+    size (no symbolic batch axis); `dynamic` names each input's symbolic axes instead, as
+    `dlg.trace`'s does (what `dlg.onnx.export` traces, from torch's dynamic_axes)."""
+    return _trace(module, fn, names, leaves, dynamic, static)
 
 
 def trace_train(module: Module, loss_fn: Callable[..., Any], optimizer: Any, example_x: Any,

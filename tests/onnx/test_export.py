@@ -318,10 +318,13 @@ def test_ops_without_a_mapping_are_reported_together():
         export(m)
 
 
-def test_a_module_needs_tracing_first():
-    with pytest.raises(dlg.DlgError, match=r"takes a dlg.Model .*dlg.trace\(module, example_input\)"
-                                           r".* got Linear"):
+def test_a_module_needs_example_arguments():
+    with pytest.raises(dlg.DlgError, match=r"traces the Linear module on example arguments, as "
+                                           r"torch.onnx.export does"):
         export(nn.Linear(2, 3))
+    with pytest.raises(dlg.DlgError, match=r"takes a dlg.nn.Module with example arguments .* "
+                                           r"got str"):
+        export("model.dlg")
 
 
 @pytest.mark.parametrize("opset", [16, 24])
