@@ -164,7 +164,7 @@ def joined(name: str) -> Callable[..., Tensor]:
         if isinstance(tensors, (list, tuple)) and tensors and all(
                 isinstance(t, Tensor) for t in tensors):
             dtype = common_dtype(t.dtype for t in tensors)
-            parts = [t.to(dtype) for t in tensors]
+            parts = [t if t.dtype is dtype else t.to(dtype) for t in tensors]
         return call(name, parts, dim if axis is None else axis)
     join.__name__ = join.__qualname__ = name
     return join

@@ -704,7 +704,9 @@ def _slice_of_numbers(item: Any) -> Any:
 
 def index(x: Tensor, items: Any) -> Tensor:
     """`x[items]` (dlg.functions.indexing), errors located at the user's line."""
-    items = tuple(map(_slice_of_numbers, items if isinstance(items, tuple) else (items,)))
+    items = items if isinstance(items, tuple) else (items,)
+    if not all(map(indexing.is_basic, items)):
+        items = tuple(map(_slice_of_numbers, items))
     try:
         return indexing.index(EAGER, x, items)
     except DlgError as e:

@@ -23,6 +23,7 @@ from dlg.frontend.sampling import TYPE_NAMES
 from dlg.frontend.tensor import Tensor, call, checked, foreign_array, index, op
 from dlg.functions.args import int_scalar
 from dlg.functions.creation import dtype_arg
+from dlg.functions.indexing import is_basic
 from dlg.functions.shape import split_sizes
 from dlg.ir.dtypes import DType, bfloat16
 from dlg.ir.ops.elementwise import WHERE
@@ -424,7 +425,10 @@ for _selecting in (selection.nonzero, selection.argwhere, selection.masked_selec
 def __getitem__(self: Tensor, items: Any) -> Tensor:
     """`x[items]`: dlg.functions' indexing, boolean masks with data read as the positions of
     their true elements (frontend/selection.py)."""
-    items = _own_items(items if isinstance(items, tuple) else (items,))
+    items = items if isinstance(items, tuple) else (items,)
+    if all(map(is_basic, items)):  # ints and slices: no masks or foreign arrays to read
+        return index(self, items)
+    items = _own_items(items)
     return index(self, selection.mask_positions(items, self.tensor_type.shape))
 
 

@@ -58,6 +58,9 @@ def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
     """`x[items]`: `items` holds ints, symbolic dims, slices, None, Ellipsis, tensors of the
     front `F` and lists of ints or bools (the comma-separated parts of the subscript)."""
     t = F.type_of(x)
+    plan = _basic_plan(items, t.shape)
+    if plan is not None:
+        return _emit(F, x, plan)
     expanded = _expand_ellipsis(list(items), t)
     plan = _Plan()
     axis = 0
@@ -85,6 +88,42 @@ def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
         axis += 1
     plan.dims += t.shape[axis:]
     return _emit(F, x, plan)
+
+
+def is_basic(item: Any) -> bool:
+    """A plain int, or a slice of plain ints: the items of a loop's `x[i]` and `x[:, :k]`."""
+    cls = item.__class__
+    return cls is int or (cls is slice and all(
+        v is None or v.__class__ is int for v in (item.start, item.stop, item.step)))
+
+
+def _basic_plan(items: Sequence[Any], shape: tuple[Dim, ...]) -> _Plan | None:
+    """`index`'s plan where every item `is_basic`, in range, on axes of known size: the
+    general walk's result without its generality (an eager op's Python is most of a small
+    one's time); None for anything else, which the general walk plans or refuses."""
+    if len(items) > len(shape) or not all(map(is_basic, items)):
+        return None
+    plan = _Plan()
+    for axis, item in enumerate(items):
+        dim = shape[axis]
+        if not isinstance(dim, int):
+            return None
+        if item.__class__ is int:
+            if not -dim <= item < dim:
+                return None
+            plan.cut(axis, item % dim, item % dim + 1, 1)
+            continue
+        if item.step == 0:
+            return None
+        start, stop, step = item.indices(dim)
+        length = len(range(start, stop, step))
+        if not length:
+            start, stop, step = 0, 0, 1
+        if (start, stop, step) != (0, dim, 1):
+            plan.cut(axis, start, stop, step)
+        plan.dims.append(length)
+    plan.dims += shape[len(items):]
+    return plan
 
 
 def _emit(F: Front, x: Any, plan: _Plan) -> Any:
