@@ -1,6 +1,6 @@
 """What torch programs ask of a tensor and of dtypes, and the eager-only spellings around them:
-a tensor's layout (`stride()`, `storage_offset()`, `nbytes`, `data_ptr()`, `is_cuda`,
-`is_pinned()`, `pin_memory()` refused as torch without a GPU, ...), the
+a tensor's layout (`stride()`, `storage_offset()`, `storage()`, `untyped_storage()`, `nbytes`,
+`data_ptr()`, `is_cuda`, `is_pinned()`, `pin_memory()` refused as torch without a GPU, ...), the
 dtype queries (`result_type`, `promote_types`, `can_cast`, `is_signed`, `is_complex`),
 `broadcast_shapes`, `is_nonzero`/`is_same_size`, `scalar_tensor`/`as_tensor`/`asarray`,
 `clone`, torch's `take`/`put` (on the flattened tensor), `sum_to_size`, `x.new(...)`, and the
@@ -12,6 +12,7 @@ strides are the contiguous ones and the storage offset 0; dlg has no complex dty
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from dlg import foreign
 from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine, inplace
+from dlg.frontend.device import device as torch_device
 from dlg.frontend.engine import caller_span
 from dlg.frontend.factory import leaf
 from dlg.frontend.methods import promote
@@ -95,6 +97,107 @@ def pin_memory(self: Tensor, device: Any = None) -> Tensor:
 def is_pinned(self: Tensor, device: Any = None) -> bool:
     """False: no eager tensor is pinned (torch's answer on the cpu)."""
     return False
+
+
+class _Storage:
+    """What x.storage() and x.untyped_storage() share: a tensor's memory as one dimension of
+    `_array`'s items (its elements, or their bytes), written through."""
+
+    def __init__(self, array: np.ndarray):
+        self._array = array
+
+    def __len__(self) -> int:
+        return int(self._array.size)
+
+    def size(self) -> int:
+        return len(self)
+
+    def nbytes(self) -> int:
+        return int(self._array.nbytes)
+
+    def data_ptr(self) -> int:
+        return int(self._array.__array_interface__["data"][0])
+
+    @property
+    def device(self) -> Any:
+        return torch_device("cpu")
+
+    def tolist(self) -> list[Any]:
+        return self._array.tolist()
+
+    def __iter__(self) -> Any:
+        return iter(self.tolist())
+
+    def __setitem__(self, i: Any, value: Any) -> None:
+        self._array[i] = value
+
+    def _repr(self, info: str) -> str:
+        return " " + "\n ".join(str(v) for v in self.tolist()) + f"\n[{info} of size {len(self)}]"
+
+
+class TypedStorage(_Storage):
+    """torch's x.storage() (deprecated there, with its warning): the tensor's elements in one
+    dimension, sharing its memory. An eager tensor starts its own array (storage_offset() is
+    0), so a view's storage holds the view's elements, where torch's holds its base's."""
+
+    @property
+    def dtype(self) -> DType:
+        return DType.of(self._array)
+
+    def element_size(self) -> int:
+        return int(self._array.itemsize)
+
+    def __getitem__(self, i: int) -> Any:
+        if not isinstance(i, (int, np.integer)):
+            raise DlgTypeError("slices are only supported in UntypedStorage.__getitem__",
+                               caller_span())
+        return self._array[i].item()
+
+    def untyped(self) -> UntypedStorage:
+        return UntypedStorage(self._array.view(np.uint8))
+
+    def __repr__(self) -> str:
+        return self._repr(f"dlg.storage.TypedStorage(dtype={self.dtype!r}, device=cpu)")
+
+
+class UntypedStorage(_Storage):
+    """torch's x.untyped_storage(): the tensor's bytes, sharing its memory."""
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return UntypedStorage(self._array[i])
+        return int(self._array[i])
+
+    def __repr__(self) -> str:
+        return self._repr("dlg.storage.UntypedStorage(device=cpu)")
+
+
+def _flat_memory(x: Tensor, what: str) -> np.ndarray:
+    if x.graph_value is not None:
+        raise DlgValueError(f"{what}(): a traced tensor has no storage", caller_span())
+    array = x.numpy_view()
+    flat = array.reshape(-1)
+    if flat.size and not np.shares_memory(flat, array):
+        raise DlgValueError(f"{what}(): the tensor's elements are not one block of memory; "
+                            f"take x.contiguous().{what}()", caller_span())
+    return flat
+
+
+@method
+def storage(self: Tensor) -> TypedStorage:
+    """The tensor's elements as a TypedStorage (Karpathy's `a.storage()`), with torch's
+    deprecation warning."""
+    warnings.warn("TypedStorage is deprecated. It will be removed in the future and "
+                  "UntypedStorage will be the only storage class. This should only matter to "
+                  "you if you are using storages directly.  To access UntypedStorage directly, "
+                  "use tensor.untyped_storage() instead of tensor.storage()", UserWarning,
+                  stacklevel=2)
+    return TypedStorage(_flat_memory(self, "storage"))
+
+
+@method
+def untyped_storage(self: Tensor) -> UntypedStorage:
+    return UntypedStorage(_flat_memory(self, "untyped_storage").view(np.uint8))
 
 
 Tensor.itemsize = property(lambda self: self.dtype.itemsize)  # type: ignore[attr-defined]

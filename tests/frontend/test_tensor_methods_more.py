@@ -237,6 +237,25 @@ def test_layout_metadata_matches_torch():
     assert x.new().shape == t.new().shape
 
 
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
+def test_storage_as_torch():
+    """Karpathy's `a.storage()` (the one-dimensional memory behind a view): its elements,
+    written through, torch's printout and sizes; untyped_storage() its bytes."""
+    for lib in (dlg, torch):
+        a = lib.arange(18)
+        s = a.storage()
+        assert (len(s), s.nbytes(), s.element_size(), s[2], s.tolist()[:3], list(s)[-1]) == (
+            18, 144, 8, 2, [0, 1, 2], 17)
+        assert s.data_ptr() == a.data_ptr() == a.untyped_storage().data_ptr()
+        s[0] = 5
+        assert a[0].item() == 5 and a.untyped_storage()[:2].tolist() == [5, 0]
+        assert len(lib.ones(3).untyped_storage()) == 12
+    assert repr(dlg.arange(3.0).storage()) == repr(torch.arange(3.0).storage()).replace(
+        "torch", "dlg")
+    with pytest.warns(UserWarning, match="TypedStorage is deprecated"):
+        dlg.ones(1).storage()
+
+
 def test_dtype_queries_match_torch():
     pairs = [(dlg.tensor([1, 2]), 1.0), (dlg.tensor([1, 2], dtype=dlg.int32), 5),
              (dlg.tensor(1.0, dtype=dlg.float64), dlg.tensor([1], dtype=dlg.int32)), (2, 3),
