@@ -312,7 +312,7 @@ def makemore_mlp(side: Side5) -> dict:
     cat2 = torch.cat(torch.unbind(emb, 1), 1)
     a = torch.arange(18)
     out.update(cat=cat1, cat_equal=bool((cat1 == cat2).all()), a_view=a.view(3, 3, 2),
-               emb_view=bool((emb.view(-1, 6) == cat1).all()))
+               emb_view=bool((emb.view(-1, 6) == cat1).all()), storage=list(a.storage()))
     # the full network
     g = torch.Generator().manual_seed(2147483647)  # for reproducibility
     C = side.draw(torch.randn, (27, 10), generator=g)
@@ -378,6 +378,7 @@ def makemore_mlp(side: Side5) -> dict:
     return out
 
 
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")
 def test_makemore_mlp():
     run_both(makemore_mlp)
 
