@@ -20,6 +20,12 @@ from dlg.frontend.optim import Optimizer
 from dlg.frontend.tensor import Tensor
 from dlg.ir.train_spec import OptimizerSpec
 
+
+def _value(loss: Any) -> float:
+    """The closure's loss as a number (without float()'s warning on a tensor requiring grad:
+    the closure's loss always does)."""
+    return float(loss.detach() if isinstance(loss, Tensor) else loss)
+
 Objective = Callable[[list[np.ndarray], Any, np.ndarray], tuple[float, np.ndarray]]
 
 
@@ -163,7 +169,7 @@ class LBFGS(Optimizer):
                   d: np.ndarray) -> tuple[float, np.ndarray]:
         """The loss and gradient at x + t d; the parameters are left at x."""
         self._add_grad(t, d)
-        loss = float(closure())
+        loss = _value(closure())
         grad = self._flat_grad()
         for p, value in zip(self._params, x):
             versions.written(p)
@@ -179,7 +185,7 @@ class LBFGS(Optimizer):
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
         orig_loss = closure()
-        loss = float(orig_loss)
+        loss = _value(orig_loss)
         current_evals = 1
         state["func_evals"] += 1
         flat_grad = self._flat_grad()
@@ -215,7 +221,7 @@ class LBFGS(Optimizer):
                 self._add_grad(t, d)
                 converged = False
                 if n_iter != max_iter:
-                    loss = float(closure())
+                    loss = _value(closure())
                     flat_grad = self._flat_grad()
                     converged = np.abs(flat_grad).max() <= tolerance_grad
                     evals = 1

@@ -10,6 +10,7 @@ becomes float; .dlg refuses that instead); Python numbers then take the tensor's
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -172,8 +173,10 @@ class Tensor:
 
     @property
     def data(self) -> Tensor:
-        """The same storage, detached from autograd (assigning it replaces the values); traced,
-        an in-place op on it writes this tensor (PixelCNN's `self.weight.data *= mask`)."""
+        """The same storage, detached from autograd; assigning a tensor makes this one share
+        its storage (dtype and shape too), as torch's `x.data = y` does, so `w.data *= mask`
+        keeps w's views; traced, an in-place op on it writes this tensor (PixelCNN's
+        `self.weight.data *= mask`)."""
         out = self.detach()
         tracer = engine.current_tracer()
         if tracer is not None and out.graph_value is not None and tracer.owns(self):
@@ -193,6 +196,10 @@ class Tensor:
                                     f"tracing: a traced tensor keeps its type",
                                     engine.caller_span())
             tracer.rebind(self, tracer.cut(tracer.value_of(value)))
+            return
+        if isinstance(value, Tensor):
+            self._value = value.numpy_view()
+            self.tensor_type = TensorType(value.dtype, self._value.shape)
             return
         self._value = _as_array(value, self.tensor_type.dtype).copy()
         self.tensor_type = TensorType(self.tensor_type.dtype, self._value.shape)
@@ -355,6 +362,10 @@ class Tensor:
         return bool(self._value.reshape(()))
 
     def __float__(self) -> float:
+        if self.requires_grad:  # torch's warning (float() only: item() and int() give none)
+            warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to "
+                          "unexpected behavior.\nConsider using tensor.detach() first.",
+                          UserWarning, stacklevel=2)
         return float(self.item())
 
     def __int__(self) -> int:

@@ -2,6 +2,8 @@
 values and gradients against torch, eagerly and traced/compiled, and torch's errors (a leaf that
 requires grad; a value an op saved for its backward, changed in place since)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -325,3 +327,27 @@ def test_parameter_written_in_place_in_a_compiled_forward_is_still_the_leaf(how)
     np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
                                rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(ours.weight.detach().numpy(), theirs.weight.detach().numpy())
+
+
+def test_data_assignment_shares_the_storage_as_torch():
+    """`x.data = y` makes x share y's storage (its dtype and shape too), so `w.data *= mask`
+    (d2l's my_init) leaves w's earlier views reading w; it made a copy, which cut them off."""
+    for lib in (dlg, torch):
+        w = lib.tensor([[6.0, -1.0, 7.0], [2.0, -8.0, 0.0]], requires_grad=True)
+        row = w.data[0]
+        w.data *= w.data.abs() >= 5
+        w.data[:] += 1
+        assert row.tolist() == [7.0, 1.0, 8.0] and w.requires_grad
+        a, b = lib.zeros(3), lib.ones(2, dtype=lib.float64)
+        a.data = b
+        b += 1
+        assert a.tolist() == [2.0, 2.0] and a.dtype == lib.float64
+
+
+def test_float_of_a_tensor_requiring_grad_warns_as_torch():
+    w = dlg.ones(2, requires_grad=True)
+    with pytest.warns(UserWarning, match="requires_grad=True to a scalar"):
+        assert float(w.sum()) == 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(w.sum().detach()) == 2.0 and w.sum().item() == 2.0
