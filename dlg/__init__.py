@@ -41,7 +41,7 @@ from dlg.frontend.engine import (
 )
 from dlg.frontend.rng_state import get_rng_state, seed, set_rng_state
 from dlg import random
-from dlg.frontend.engine import grad_enabled as is_grad_enabled
+from dlg.frontend.engine import is_grad_enabled
 from dlg.frontend.device import device, get_default_device, set_default_device
 from dlg.frontend.factory import Layout, MemoryFormat
 from dlg.frontend import functional as _functional

@@ -39,7 +39,7 @@ from dlg.compiler.pipeline import CompileOptions
 from dlg import foreign
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend.autograd import Rebindable
-from dlg.frontend.engine import caller_span, enable_grad, grad_enabled
+from dlg.frontend.engine import caller_span, enable_grad, grad_enabled, program_grad_mode
 from dlg.frontend.nn import Module
 from dlg.frontend.nn.uninitialized import is_lazy
 from dlg.frontend.tensor import Tensor, apply as apply_op
@@ -125,9 +125,9 @@ class OptimizedModule(Module):
         key = (spec, tuple((a.dtype.str, _without(a.shape, batch_axes(a.shape, batch)))
                            for a in arrays), modes)
         static = (spec, tuple((a.dtype.str, a.shape) for a in arrays), modes)
-        entry = self.compiled.get(key)
+        entry = self._entry(key)
         if entry is _STATIC:
-            entry = self.compiled.get(static)
+            entry = self._entry(static)
         if entry is None:
             entry = self._trace(key, static, spec, leaves)
         named = _named_tensors(module)
@@ -146,20 +146,32 @@ class OptimizedModule(Module):
         return _unflatten(entry.out_spec, iter(tensors[:entry.n_out]))
 
 
+    def _entry(self, key: Any) -> Any:
+        """The trace kept for `key`: of the caller's grad mode where the forward asked for it
+        (such a key keeps one trace per mode)."""
+        entry = self.compiled.get(key)
+        return entry.get(grad_enabled()) if isinstance(entry, dict) else entry
+
+    def _keep(self, key: Any, entry: _Entry) -> _Entry:
+        if entry.grad_mode is None:
+            self.compiled[key] = entry
+        else:
+            kept = self.compiled.get(key)
+            self.compiled[key] = {**(kept if isinstance(kept, dict) else {}),
+                                  entry.grad_mode: entry}
+        return entry
+
     def _trace(self, key: Any, static: Any, spec: Any, leaves: list[Any]) -> _Entry:
         """The call traced with its batch axis symbolic; where that is a shape error (a square
         [N, N] adjacency has N on an axis the batch axis rule leaves static), at the call's own
         shapes, as torch.compile specialises, and so at each new batch size after."""
-        if key != static:
+        if key != static and self.compiled.get(key) is not _STATIC:
             try:
-                entry = self.compiled[key] = _Entry.trace(self._orig_mod, spec, leaves,
-                                                          self.target)
-                return entry
+                return self._keep(key, _Entry.trace(self._orig_mod, spec, leaves, self.target))
             except DlgShapeError:
                 self.compiled[key] = _STATIC
-        entry = self.compiled[static] = _Entry.trace(self._orig_mod, spec, leaves, self.target,
-                                                     static=True)
-        return entry
+        return self._keep(static, _Entry.trace(self._orig_mod, spec, leaves, self.target,
+                                               static=True))
 
 
 _STATIC = object()  # a signature whose batch axis does not trace symbolically
@@ -168,8 +180,10 @@ _STATIC = object()  # a signature whose batch axis does not trace symbolically
 class _Entry:
     """One trace: its model, how its outputs nest, its compiled graphs (made when first run)."""
 
-    def __init__(self, model: Model, out_spec: Any, target: str, writes: Any = None):
+    def __init__(self, model: Model, out_spec: Any, target: str, writes: Any = None,
+                 grad_mode: bool | None = None):
         self.model, self.out_spec, self.target = model, out_spec, target
+        self.grad_mode = grad_mode  # the caller's grad mode, where the forward asked for it
         self.n_out = _count(out_spec)
         # what the forward leaves in its list, dict and dataclass arguments: the arguments'
         # structure after the call and, per tensor there, the input it is (its index) or None
@@ -207,8 +221,11 @@ class _Entry:
             writes.append((written, tuple(inputs.get(id(a)) for a in after)))
             return tuple(outs) + tuple(a for a in after if id(a) not in inputs)
         before = _identities(module)
+        program = program_grad_mode(grad_enabled())
         try:
-            with enable_grad():  # one graph for both modes: each call chooses to record or not
+            # one graph for both modes (each call chooses to record or not), unless the forward
+            # asks which mode it runs in
+            with enable_grad(), program:
                 model = trace_flat(module, flat_forward, _names(module, spec), leaves, static)
         except DlgError:
             if _identities(module) == before:
@@ -218,7 +235,8 @@ class _Entry:
             # lazy modules made their parameters and buffers while traced, where they were
             # constants (and a batch norm's statistics not its own): again, now they are
             return cls.trace(module, spec, leaves, target, static)
-        return cls(model, out_spec[0], target, writes[0])
+        return cls(model, out_spec[0], target, writes[0],
+                   program.mode if program.read else None)
 
     def plain(self) -> Native:
         if self._plain is None:

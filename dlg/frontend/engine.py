@@ -57,6 +57,8 @@ class _State(threading.local):
     ~0.6 us, and every op reads two)."""
 
     grad = True  # record ops (torch.is_grad_enabled)
+    program_grad: bool | None = None  # the mode a forward dlg.compile traces sees (its caller's)
+    program_grad_read = False  # whether that forward asked for it
     tracer: Tracer | None = None  # the dlg.trace call recording, if any
     interpreter: Interpreter | None = None  # composites' persistent interpreter
 
@@ -68,6 +70,36 @@ _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the dlg p
 def grad_enabled() -> bool:
     """Whether ops record how they were made (torch.is_grad_enabled), per thread."""
     return _state.grad
+
+
+def is_grad_enabled() -> bool:
+    """torch.is_grad_enabled as the user's program sees it: while dlg.compile traces a forward
+    (recording on: one graph serves both modes), its caller's mode (off inside the forward's own
+    no_grad), noted as asked for, so the compiled module keeps a trace per mode (d2l's batch
+    norm from scratch branches on it)."""
+    program = _state.program_grad
+    if program is None:
+        return _state.grad
+    _state.program_grad_read = True
+    return program and _state.grad
+
+
+class program_grad_mode:  # noqa: N801  (a context manager, as the grad modes)
+    """While dlg.compile traces a forward: is_grad_enabled() answers `mode`; `read` says,
+    after, whether the forward asked."""
+
+    def __init__(self, mode: bool):
+        self.mode, self.read = mode, False
+        self.prev: tuple[bool | None, bool] = (None, False)
+
+    def __enter__(self) -> program_grad_mode:
+        self.prev = (_state.program_grad, _state.program_grad_read)
+        _state.program_grad, _state.program_grad_read = self.mode, False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.read = _state.program_grad_read
+        _state.program_grad, _state.program_grad_read = self.prev
 
 
 class _GradMode:

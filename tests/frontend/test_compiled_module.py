@@ -504,3 +504,37 @@ def test_module_compile_in_place_as_torch():
     ours.compile(disable=True)
     x = R.standard_normal((2, 6)).astype(np.float32)
     close(ours(dlg.tensor(x)), theirs(torch.tensor(x)))
+
+
+class ModeBranch(dlg.nn.Module):
+    """d2l's batch norm from scratch: `if not torch.is_grad_enabled()` picks the prediction
+    branch."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = dlg.nn.Parameter(dlg.ones(3))
+
+    def forward(self, x):
+        if not dlg.is_grad_enabled():
+            return x * 0 + 7
+        with dlg.no_grad():
+            assert not dlg.is_grad_enabled()
+        return x * self.w
+
+
+def test_a_forward_asking_the_grad_mode_gets_the_callers_and_a_trace_per_mode():
+    """Traced with recording on (one graph for both modes), the forward used to see True under
+    the caller's no_grad too; a forward that asks is now traced once per mode."""
+    model = dlg.compile(ModeBranch())
+    x = dlg.ones(2, 3)
+    assert model(x).tolist() == [[1.0] * 3] * 2
+    with dlg.no_grad():
+        assert model(x).tolist() == [[7.0] * 3] * 2
+    model(x).sum().backward()
+    assert model.w.grad.tolist() == [2.0] * 3
+    assert [sorted(e) for e in model.compiled.values()] == [[False, True]]
+    plain = dlg.compile(dlg.nn.Linear(3, 2))
+    with dlg.no_grad():
+        plain(x)
+    plain(x)
+    assert len(plain.compiled) == 1 and not isinstance(*plain.compiled.values(), dict)
