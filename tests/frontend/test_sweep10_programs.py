@@ -2574,7 +2574,7 @@ def d2l_builders_guide(side: Side5, tmp_path) -> dict:
             m.weight.data *= m.weight.data.abs() >= 5
 
     net.apply(my_init)
-    out["my_init"] = net[0].weight[:2].clone()
+    out["my_init"] = net[0].weight[:2]  # a view: it sees the edits below, as torch's does
     net[0].weight.data[:] += 1
     net[0].weight.data[0, 0] = 42
     out["edited"] = net[0].weight.data[0]
