@@ -312,6 +312,16 @@ def test_flatten_parameters_is_accepted_and_changes_nothing():
             np.testing.assert_array_equal(v.detach().numpy(), before[k])
 
 
+def test_repr_is_torchs():
+    """d2l prints its RNN models: the sizes and the options off their defaults."""
+    for make in (lambda ns: ns.RNN(28, 32), lambda ns: ns.GRU(8, 16, 2, dropout=0.1),
+                 lambda ns: ns.LSTM(3, 4, bidirectional=True, proj_size=2, batch_first=True),
+                 lambda ns: ns.RNN(2, 3, nonlinearity="relu", bias=False),
+                 lambda ns: ns.RNNCell(2, 3, nonlinearity="relu"),
+                 lambda ns: ns.GRUCell(2, 3, bias=False), lambda ns: ns.LSTMCell(2, 3)):
+        assert repr(make(dlg.nn)) == repr(make(torch.nn))
+
+
 @pytest.mark.parametrize("name, kwargs", [
     ("RNN", {"num_layers": 2}), ("GRU", {"bidirectional": True}),
     ("LSTM", {"num_layers": 2, "bidirectional": True, "proj_size": 2, "bias": False})])

@@ -91,7 +91,15 @@ class _PreludeLayer(Module):
         return packed._with_padded(out.transpose(0, 1) if batch_first else out), state
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._options)
+        """torch's: the sizes, then the options that differ from their defaults (an RNN's
+        nonlinearity left out, a cell's shown)."""
+        o = dict(self._options)
+        defaults: dict[str, Any] = (
+            {"proj_size": 0, "num_layers": 1, "bias": True, "batch_first": False, "dropout": 0,
+             "bidirectional": False} if "num_layers" in o else
+            {"bias": True, "nonlinearity": "tanh"})
+        return f"{o['input_size']}, {o['hidden_size']}" + "".join(
+            f", {k}={o[k]}" for k, d in defaults.items() if k in o and o[k] != d)
 
 
 class _Recurrent(_PreludeLayer):
