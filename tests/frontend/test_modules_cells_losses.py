@@ -518,7 +518,11 @@ def test_lazy_modules_become_their_modules_and_train_as_torch():
         assert_close(a, b, name)
     unbatched = nn.LazyConv1d(3, 2)
     unbatched(dlg.ones(5, 7))
-    assert unbatched.in_channels == 5 and repr(nn.LazyConv2d(4, 3)) == "LazyConv2d(0, 4, 3)"
+    assert unbatched.in_channels == 5
+    for make in (lambda ns: ns.LazyConv2d(4, 3), lambda ns: ns.LazyBatchNorm1d(momentum=0.2),
+                 lambda ns: ns.LazyConvTranspose1d(2, 3, stride=2, bias=False),
+                 lambda ns: ns.LazyInstanceNorm2d()):
+        assert repr(make(nn)) == repr(make(torch.nn))
 
 
 def test_a_lazy_model_compiles_before_its_first_call():

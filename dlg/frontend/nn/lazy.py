@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dlg.frontend import engine
 from dlg.frontend.nn.conv import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d,
                                   ConvTranspose3d, _Convolution)
 from dlg.frontend.nn.module import Module
@@ -69,8 +70,15 @@ class _Lazy(Module):
         return self.forward(x, *rest)
 
     def extra_repr(self) -> str:
+        """torch's: its module's, for 0 input channels (made here for 1, its draw undone)."""
         args, kwargs = self._lazy_args
-        return ", ".join(["0", *map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+        rng = engine.rng()
+        state = rng.bit_generator.state
+        try:
+            made = self.becomes(1, *args, **kwargs)
+        finally:
+            rng.bit_generator.state = state
+        return "0" + made.extra_repr()[1:]
 
 
 def _lazy(name: str, becomes: type[Module], unbatched_rank: int,
