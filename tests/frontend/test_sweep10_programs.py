@@ -3,19 +3,25 @@
 library, a hard-coded list of names in place of names.txt, tiny synthetic data in place of the
 downloads and a few steps in place of thousands: micrograd's checks against torch, makemore part 1
 (bigram counts in an int32 table, sampling from a seeded Generator, the neural bigram trained by
-hand), part 2 (the MLP with C[X] lookups, minibatches and the learning-rate search), part 3
-(BatchNorm by hand, the Linear/BatchNorm1d/Tanh classes, activation and update-to-data
-statistics), part 4 (the manual backward pass compared with autograd by `cmp`), part 5 (the
-WaveNet of FlattenConsecutive layers); d2l's linear and softmax regression, dropout, the RNN, GRU
-and LSTM, batch normalization, attention scoring, Bahdanau attention, multi-head attention and
-positional encoding, each from scratch.
+hand), part 2 (the MLP with C[X] lookups, a.storage(), minibatches and the learning-rate search),
+part 3 (BatchNorm by hand, the Linear/BatchNorm1d/Tanh classes, activation histograms and
+update-to-data ratios), part 4 (the manual backward pass compared with autograd by `cmp`), part 5
+(the WaveNet of FlattenConsecutive layers) and the lectures' asides; d2l's preliminaries, linear
+and softmax regression, the MLP, dropout, generalization (polynomials, weight decay, k-fold),
+the builders' guide (parameters, initialisation, lazy layers, file I/O), convolutions, batch
+normalization, the RNN, GRU and LSTM from scratch and concise, seq2seq with BLEU, attention
+scoring, Nadaraya-Watson pooling, Bahdanau attention, multi-head attention, positional encoding
+and the Transformer, each from scratch.
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws, seeded
-Generators included); the training ones also through dlg.compile (`side.compile`) where a user
-would compile.
+Generators included); the concise batch-norm LeNet also through dlg.compile under -m sweep_full.
 
-Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another."""
+Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another.
+
+Not ported compiled: d2l's from-scratch BatchNorm module keeps its moving averages as plain
+tensor attributes that its forward rebinds; compiled, the first call's values are constants of
+the graph and the updates are lost (register_buffer would keep them)."""
 
 from __future__ import annotations
 
