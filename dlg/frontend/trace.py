@@ -11,7 +11,7 @@ cannot be traced and is reported at its line. Nodes carry the Python file:line t
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,32 @@ def trace_flat(module: Module, fn: Callable[..., Any], names: list[str],
     size (no symbolic batch axis); `dynamic` names each input's symbolic axes instead, as
     `dlg.trace`'s does (what `dlg.onnx.export` traces, from torch's dynamic_axes)."""
     return _trace(module, fn, names, leaves, dynamic, static)
+
+
+def flatten_call(forward: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any],
+                 leaves: list[Any], names: list[str]
+                 ) -> Callable[[Sequence[Any]], tuple[list[Any], dict[str, Any]]]:
+    """A call's tensors (and arrays) collected in `leaves`, nested tuples and lists flattened in
+    order, each named in `names` as `trace` names inputs (the forward's parameter, `h_0`, `h_1`
+    for a tuple's elements); returns what rebuilds the call's arguments from traced tensors in
+    their places. Other values (flags, None, numbers) are constants of the trace, as torch's
+    tracers keep them (what dlg.onnx.export and dlg.jit trace)."""
+    params = _input_names(forward, len(args))
+
+    def walk(value: Any, name: str) -> Callable[[Sequence[Any]], Any]:
+        if isinstance(value, (Tensor, np.ndarray)) or foreign.is_foreign(value):
+            k = len(leaves)
+            leaves.append(foreign_array(value) if foreign.is_foreign(value) else value)
+            names.append(name)
+            return lambda xs: xs[k]
+        if isinstance(value, (tuple, list)):
+            parts = [walk(v, f"{name}_{i}") for i, v in enumerate(value)]
+            return lambda xs: type(value)(p(xs) for p in parts)
+        return lambda xs: value
+
+    positional = [walk(a, name) for a, name in zip(args, params)]
+    keywords = {k: walk(v, k) for k, v in kwargs.items()}
+    return lambda xs: ([p(xs) for p in positional], {k: p(xs) for k, p in keywords.items()})
 
 
 def trace_train(module: Module, loss_fn: Callable[..., Any], optimizer: Any, example_x: Any,

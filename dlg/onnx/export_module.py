@@ -13,19 +13,17 @@ gives dlg's `batch` and ONNX's `dim_param: "batch"`), so one file runs every bat
 from __future__ import annotations
 
 import enum
-import inspect
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from dlg import foreign
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend.compiled import OptimizedModule
 from dlg.frontend.nn import Module
-from dlg.frontend.tensor import Tensor, foreign_array
-from dlg.frontend.trace import trace_flat
+from dlg.frontend.tensor import Tensor
+from dlg.frontend.trace import flatten_call, trace_flat
 from dlg.runtime.model import Model
 
 DynamicAxes = Mapping[str, Mapping[int, str] | Sequence[int]]
@@ -66,7 +64,7 @@ def trace_module(module: Module, args: Any, kwargs: Mapping[str, Any] | None,
     forward = module.forward
     leaves: list[Any] = []
     names: list[str] = []
-    rebuild = _flatten_args(forward, args, kwargs, leaves, names)
+    rebuild = flatten_call(forward, args, kwargs, leaves, names)
     names = _rename(names, input_names, "input_names", "inputs")
     dynamic = _dynamic(names, leaves, output_names, dynamic_axes)
     mode = training_mode(training)
@@ -105,34 +103,6 @@ def _split_args(args: Any, kwargs: Mapping[str, Any] | None) -> tuple[tuple[Any,
     if args and isinstance(args[-1], dict):
         args, extra = args[:-1], dict(args[-1])
     return args, extra | dict(kwargs or {})
-
-
-def _is_input(value: Any) -> bool:
-    return isinstance(value, (Tensor, np.ndarray)) or foreign.is_foreign(value)
-
-
-def _flatten_args(forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                  leaves: list[Any], names: list[str]
-                  ) -> Callable[[Sequence[Any]], tuple[list[Any], dict[str, Any]]]:
-    """Collect the tensors of `args`/`kwargs` in `leaves` (their default names in `names`) and
-    return what rebuilds the call's arguments from traced tensors in their places."""
-    params = [p.name for p in inspect.signature(forward).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-
-    def walk(value: Any, name: str) -> Callable[[Sequence[Any]], Any]:
-        if _is_input(value):
-            k = len(leaves)
-            leaves.append(value if not foreign.is_foreign(value) else foreign_array(value))
-            names.append(name)
-            return lambda xs: xs[k]
-        if isinstance(value, (tuple, list)):
-            parts = [walk(v, f"{name}_{i}") for i, v in enumerate(value)]
-            return lambda xs: type(value)(p(xs) for p in parts)
-        return lambda xs: value  # a flag, None, a number: a constant of the trace
-
-    positional = [walk(a, params[i] if i < len(params) else f"x{i}") for i, a in enumerate(args)]
-    keywords = {k: walk(v, k) for k, v in kwargs.items()}
-    return lambda xs: ([p(xs) for p in positional], {k: p(xs) for k, p in keywords.items()})
 
 
 def _rename(defaults: list[str], given: Sequence[str] | None, what: str, of: str) -> list[str]:
