@@ -27,7 +27,8 @@ from dlg.backends.determinism import (are_deterministic_algorithms_enabled,
                                       use_deterministic_algorithms)
 from dlg.frontend.amp import autocast, is_autocast_enabled
 from dlg import fft, linalg, special
-from dlg import distributed, jit, onnx  # dlg.onnx imports the `onnx` package only to read or write a file
+# dlg.onnx imports the `onnx` package only to read or write files
+from dlg import distributed, jit, onnx, profiler
 from dlg.frontend import dense_linalg as _dense_linalg
 from dlg.frontend import linalg_more as _linalg_more
 from dlg.frontend.dtypes import finfo, get_default_dtype, iinfo, set_default_dtype
@@ -124,4 +125,4 @@ __all__ += ["Size", "backends", "get_float32_matmul_precision", "set_float32_mat
 __all__ += ["BoolTensor", "DoubleTensor", "FloatTensor", "IntTensor", "LongTensor"]
 __all__ += ["ByteTensor", "CharTensor", "ShortTensor"]
 __all__ += ["set_printoptions", "t", "vmap"]
-__all__ += ["distributed", "jit", "onnx"]
+__all__ += ["distributed", "jit", "onnx", "profiler"]

@@ -91,10 +91,10 @@ def Variable(data: Any, requires_grad: bool = False, volatile: bool = False) -> 
 
 # torch.autograd.functional (jacobian, hessian, vjp, ...) and gradcheck, written on `grad` above,
 # and torch.autograd.function's spelling of once_differentiable
-from dlg.autograd import forward_ad, function, functional  # noqa: E402
+from dlg.autograd import forward_ad, function, functional, profiler  # noqa: E402
 from dlg.autograd.gradcheck import gradcheck, gradgradcheck  # noqa: E402
 
 __all__ = ["Function", "FunctionCtx", "Variable", "backward", "detect_anomaly", "enable_grad",
            "forward_ad", "function", "functional", "grad", "gradcheck", "gradgradcheck",
            "inference_mode",
-           "no_grad", "once_differentiable", "set_detect_anomaly", "set_grad_enabled"]
+           "no_grad", "once_differentiable", "profiler", "set_detect_anomaly", "set_grad_enabled"]

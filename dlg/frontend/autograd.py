@@ -30,6 +30,7 @@ from dlg.compiler.passes.autodiff import grad as grad_graph
 from dlg.errors import DlgValueError
 from dlg.frontend import grad_hooks, versions
 from dlg.frontend.engine import RESHAPES, VIEWS, Record, caller_span, current, rng
+from dlg.frontend.profiler import record_function
 from dlg.frontend.tiering import Tier, compilable
 from dlg.ir.anomaly import is_anomaly_enabled
 from dlg.ir.builder import Builder
@@ -114,23 +115,25 @@ def backward(root: Tensor, seed: np.ndarray | None, inputs: Sequence[Tensor] | N
              replay: Replay | None = None) -> None:
     """Add d root / d leaf to `.grad` of every leaf that requires it (as torch accumulates), and
     of every tensor on the way that asked to `retain_grad`; with `inputs`, of those alone; with
-    `replay` (create_graph), as recorded tensors (`gradients`)."""
+    `replay` (create_graph), as recorded tensors (`gradients`). A profiler sees it as one
+    `dlg::backward` range."""
     seed = check_root(root, seed, "backward()")
     if replay is not None:
         check_no_hooks("backward(create_graph=True)")
-    order = tape([root])
-    if inputs is None:
-        wanted = [t for t, r in order if (r is None and t.record is None and t.requires_grad)
-                  or (r is not None and r is t.record and retains_grad(t))]
-    else:
-        wanted = requiring_grad("backward()", inputs)
-    roots = grad_hooks.with_hooks([(root, seed)], order, gradients)
-    for t, value in zip(wanted, gradients(roots, order, wanted, replay)):
-        if value is not None:
-            t.accumulate_grad(grad_hooks.run(t, value) if t.record is None and replay is None
-                              else value)
-            if t.record is None:
-                grad_hooks.post_accumulate(t)
+    with record_function("dlg::backward"):
+        order = tape([root])
+        if inputs is None:
+            wanted = [t for t, r in order if (r is None and t.record is None and t.requires_grad)
+                      or (r is not None and r is t.record and retains_grad(t))]
+        else:
+            wanted = requiring_grad("backward()", inputs)
+        roots = grad_hooks.with_hooks([(root, seed)], order, gradients)
+        for t, value in zip(wanted, gradients(roots, order, wanted, replay)):
+            if value is not None:
+                t.accumulate_grad(grad_hooks.run(t, value) if t.record is None and replay is None
+                                  else value)
+                if t.record is None:
+                    grad_hooks.post_accumulate(t)
 
 
 def check_no_hooks(what: str) -> None:

@@ -14,6 +14,7 @@ import itertools
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -443,9 +444,35 @@ def _trace(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[O
 Output = tuple[Any, TensorType, "Record | None"]  # (array, or graph value when tracing; ...)
 
 
+OpTimer = Callable[[OpDef, Sequence["Tensor"], int, int], None]
+_op_timer: OpTimer | None = None  # set while dlg.profiler records (frontend/profiler.py)
+
+
+def set_op_timer(timer: OpTimer | None) -> OpTimer | None:
+    """Send each op dispatch's (op, inputs, start ns, end ns) to `timer` (the profiler's), or
+    stop (None); returns the timer it replaces. No timer costs `apply` one check."""
+    global _op_timer
+    old, _op_timer = _op_timer, timer
+    return old
+
+
+def _timed(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
+    """`apply` timed; the ops it runs inside (a composite's) are part of its time."""
+    timer = set_op_timer(None)
+    start = time.perf_counter_ns()
+    try:
+        return apply(op, inputs, attrs)
+    finally:
+        end = time.perf_counter_ns()
+        set_op_timer(timer)
+        timer(op, inputs, start, end)  # type: ignore[misc]
+
+
 def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
     """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
     tracing)."""
+    if _op_timer is not None:  # a profiler is recording
+        return _timed(op, inputs, attrs)
     tracer = _state.tracer
     if tracer is not None and (any(tracer.owns(t) for t in inputs) or _symbolic(attrs)):
         # a parameter's op too (folding it would freeze it), and a constant's expand to N
