@@ -19,7 +19,7 @@ import numpy as np
 
 from dlg import foreign
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
-from dlg.frontend import autograd, engine, grad_hooks, printing
+from dlg.frontend import autograd, engine, grad_hooks, printing, replay
 from dlg.frontend.grad_fn import GradFn
 from dlg.frontend.handles import RemovableHandle
 from dlg.frontend.size import Size
@@ -427,6 +427,15 @@ class _Eager:
         return foreign.type_name(value)  # torch.Tensor, not Tensor
 
     def emit(self, opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
+        emits = replay.emitting()
+        if emits is None:
+            return self._emit(opdef, *inputs, **attrs)
+        with replay.inside_emit():
+            out = self._emit(opdef, *inputs, **attrs)
+        emits.append((opdef, inputs, attrs, out))
+        return out
+
+    def _emit(self, opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
         if opdef is DROPOUT:
             return self._dropout(inputs[0], **attrs)
         if opdef is PY_FUNCTION:  # an autograd.Function's node, replayed (create_graph)
@@ -463,6 +472,7 @@ def _check_classes(loss: str, scores: Tensor, target: Tensor, ignore_index: int)
 
 
 EAGER = _Eager()
+replay.TENSOR = Tensor
 
 
 def run_graph(graph: Graph, inputs: Sequence[Any], params: Mapping[str, Tensor] | None = None
@@ -534,10 +544,16 @@ def eager(name: str) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         if len(args) == inputs and not kwargs and all(isinstance(a, Tensor) for a in args):
             return apply(direct, *args)  # type: ignore[arg-type]  # nothing to bind
-        args = tuple(map(as_argument, args))
-        kwargs = {k: as_argument(v) for k, v in kwargs.items()}
+        call_key = replay.key(name, args, kwargs) if engine.current_tracer() is None else None
+        made = replay.found(call_key)
         try:
-            return fn(EAGER, *args, **bind(fn, name, args, kwargs))
+            if made is not None:  # this call's ops, as the first call with its key emitted them
+                return replay.replay(made, EAGER.emit, args, kwargs)
+            args = tuple(map(as_argument, args))
+            kwargs = {k: as_argument(v) for k, v in kwargs.items()}
+            with replay.recording(call_key, args, kwargs) as result:
+                result.append(fn(EAGER, *args, **bind(fn, name, args, kwargs)))
+            return result[0]
         except DlgError as e:
             raise e.with_span(engine.caller_span()) from None
     run.__name__ = run.__qualname__ = name

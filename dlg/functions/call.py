@@ -38,9 +38,7 @@ def bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[
     signature; raises a DlgTypeError naming the function otherwise."""
     if not kwargs and _fits(fn, len(args), NO_KEYWORDS):  # most calls: positional, and fitting
         return {}
-    params = signature(fn).parameters
-    names = [p for p, v in params.items() if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
-    open_keywords = any(v.kind is v.VAR_KEYWORD for v in params.values())
+    params, names, open_keywords = _keywords(fn)
     out: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key not in params and ALIASES.get(key) in params:
@@ -48,7 +46,7 @@ def bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[
         if key in out:
             raise DlgTypeError(f"{name}() got argument {key!r} twice")
         if key not in names and not open_keywords:
-            spellings = names + [a for a, n in ALIASES.items() if n in names]
+            spellings = list(names) + [a for a, n in ALIASES.items() if n in names]
             raise DlgTypeError(f"{name}() has no argument {key!r}{suggest(key, spellings)}")
         out[key] = value
     if _fits(fn, len(args), out.keys()):
@@ -63,6 +61,15 @@ def bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[
 
 
 NO_KEYWORDS: frozenset[str] = frozenset()
+
+
+@functools.cache
+def _keywords(fn: Callable[..., Any]) -> tuple[frozenset[str], tuple[str, ...], bool]:
+    """fn's parameter names, those a keyword may name, and whether it takes **kwargs."""
+    params = signature(fn).parameters
+    names = tuple(p for p, v in params.items()
+                  if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY))
+    return frozenset(params), names, any(v.kind is v.VAR_KEYWORD for v in params.values())
 
 
 @functools.cache
