@@ -80,6 +80,8 @@ class ScriptModule(Module):
         return getattr(original, name)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if current_tracer() is not None:  # inside a module dlg traces: its ops join the trace
+            return self._original(*args, **kwargs)
         if self._example is None:  # a scripted module's first call: what save traces on
             object.__setattr__(self, "_example", (args, kwargs))
         return self._run(*args, **kwargs)
@@ -87,6 +89,10 @@ class ScriptModule(Module):
     def save(self, f: str | Path | IO[bytes]) -> None:
         """torch's ScriptModule.save: `dlg.jit.save(self, f)`."""
         save(self, f)
+
+
+def _array(x: Any) -> np.ndarray:
+    return x.numpy_view() if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _overridden(cls: type) -> set[str]:
@@ -113,9 +119,11 @@ class LoadedModule(Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         leaves: list[Any] = []
-        flatten_call(lambda *a: None, args, kwargs, leaves, [])
-        arrays = [x.numpy_view() if isinstance(x, Tensor) else np.asarray(x) for x in leaves]
-        outs = self.exe(*arrays)
+        flatten_call(lambda *a: None, args, {}, leaves, [])
+        named: list[Any] = []
+        names: list[str] = []  # keyword arguments by name, as the trace named them
+        flatten_call(lambda *a: None, (), kwargs, named, names)
+        outs = self.exe(*map(_array, leaves), **dict(zip(names, map(_array, named))))
         outs = outs if isinstance(outs, tuple) else (outs,)
         return _nest(self.paths, [Tensor.of(np.asarray(o)) for o in outs])
 
@@ -155,6 +163,8 @@ def trace(func: Module | Callable[..., Any], example_inputs: Any = None, optimiz
     module = func if isinstance(func, Module) else _Function(func)
     if isinstance(module, ScriptModule):
         module = module._original
+    if isinstance(module, OptimizedModule):  # dlg.compile(module): trace what it compiles
+        module = module._orig_mod
     traced = ScriptModule(module, compiled=True, example=(args, kwargs))
     with no_grad():
         traced(*args, **kwargs)  # traced and compiled now: untraceable code fails here

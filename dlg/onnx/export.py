@@ -88,8 +88,10 @@ def export(model: Any, args: Any = (), f: str | Path | IO[bytes] | None = None, 
         model = trace_module(model, args, kwargs, input_names, output_names, dynamic_axes,
                              training)
         dims = output_dim_names([n for n, _ in model.graph.outputs], dynamic_axes)
-    else:  # dlg's form: export(m, path)
-        if f is None and isinstance(args, (str, Path)) or hasattr(args, "write"):
+    else:  # dlg's form: export(m, path, opset)
+        if isinstance(f, int) and not isinstance(f, bool) and opset is None:
+            opset, f = f, None
+        if f is None and (isinstance(args, (str, Path)) or hasattr(args, "write")):
             args, f = (), args
         refuse_module_options(args=args, kwargs=kwargs, input_names=input_names,
                               output_names=output_names, dynamic_axes=dynamic_axes)

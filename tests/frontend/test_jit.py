@@ -204,3 +204,28 @@ def test_refusals_are_clear():
         dlg.jit.trace(lambda x: x * x.sum().item(), dlg.ones(2))
     with pytest.raises(dlg.DlgTypeError, match="needs example_inputs"):
         dlg.jit.trace(Gate())
+
+
+class Head(nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x, *, scale, shift):
+        return self.fc(self.encoder(x).relu()) * scale + shift
+
+
+def test_traced_modules_nest_in_traced_code_and_keywords_load_by_name():
+    """A traced submodule's ops join the trace of a module holding it (dlg.compile, save);
+    keyword arguments of a loaded module are matched by name, not by order."""
+    dlg.manual_seed(2)
+    net = Head(dlg.jit.trace(nn.Linear(3, 4), dlg.randn(2, 3)))
+    x, scale, shift = dlg.randn(5, 3), dlg.rand(5, 1), dlg.randn(5, 1)
+    want = net(x, scale=scale, shift=shift)
+    assert_same(dlg.compile(net)(x, scale=scale, shift=shift), want)
+    traced = dlg.jit.trace(net, (x,), example_kwarg_inputs={"scale": scale, "shift": shift})
+    buffer = io.BytesIO()
+    dlg.jit.save(traced, buffer)
+    loaded = dlg.jit.load(io.BytesIO(buffer.getvalue()))
+    assert_same(loaded(x, shift=shift, scale=scale), want)

@@ -144,6 +144,7 @@ def test_dlg_models_keep_the_old_call(tmp_path):
     dlg.onnx.export(m, tmp_path / "a.onnx", opset=17)
     dlg.onnx.export(m, f=str(tmp_path / "b.onnx"), opset_version=17)
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    assert dlg.onnx.export(m, tmp_path / "c.onnx", 18).opset_import[0].version == 18
     assert dims(onnx.load(str(tmp_path / "a.onnx")).graph.input[0]) == ["N", 4]
 
 
