@@ -189,7 +189,9 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             raise KeyError(f"no {(missing or ['totals'])[0]!r}")
         return arrays, meta
     except FileNotFoundError:
-        raise DlgValueError(f"{path}: no such checkpoint") from None
+        raise DlgValueError(f"{path}: no such checkpoint (fit(checkpoint=...) writes one when "
+                            f"Ctrl-C interrupts it, or after every N-th epoch with "
+                            f"checkpoint_every=N)") from None
     except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise DlgValueError(f"{path} is not a valid dlg checkpoint (corrupt or truncated: "
                             f"{e or type(e).__name__})") from None

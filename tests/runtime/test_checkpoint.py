@@ -152,6 +152,12 @@ def test_checkpoint_every_needs_a_path_and_a_count():
             fitted(False, **bad)
 
 
+def test_resuming_from_no_checkpoint_says_when_fit_writes_one(tmp_path):
+    """A run that ended normally wrote none: README's resume line after an uninterrupted fit."""
+    with pytest.raises(DlgValueError, match="no such checkpoint .*Ctrl-C.*checkpoint_every=N"):
+        fitted(False, resume=tmp_path / "run.ckpt")
+
+
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "interpreter"])
 def test_interrupt_without_checkpoint_stops_after_whole_steps(monkeypatch, compiled):
     """Without a path nothing is written; the weights and Adam's step count are those of the
