@@ -4,14 +4,19 @@ call runs compiled code and returns dlg tensors shaped as the eager module's out
 tuples, lists, dicts, dataclasses, None and other Python values where the module returns them;
 arguments nest the same ways). What a forward puts in a list, dict or dataclass it was given (a
 KV cache) is returned by the compiled code too and written back into the caller's containers
-after each call; a tensor stored in another object is refused (compiled, it would not be).
+after each call; a tensor stored in another object is refused (compiled, it would not be). So
+are the tensors it sets as its modules' plain attributes (d2l's attention weights kept for
+plotting), and one it sets over a tensor already there (a from-scratch batch norm's moving
+averages, computed from the old ones) is read as an input of each call too (the first trace,
+finding it, is redone).
 
 The module is traced at its first call on that call's arguments (tensors and arrays are the
 graph's inputs, the batch axis symbolic; other arguments are constants of the trace) and again
 when a call differs in what a trace fixed: the argument structure, a constant, a dtype, a size
-other than the batch axis, or any submodule's train/eval mode. Where the symbolic batch axis is
-a shape error (a square [N, N] adjacency), the call is traced at its own shapes instead, as
-torch.compile specialises, and again at each new batch size. Parameters and buffers are read
+other than the batch axis, or any submodule's train/eval mode (or the grad mode, where the
+forward asks torch.is_grad_enabled()). Where the symbolic batch axis is a shape error (a
+square [N, N] adjacency), the call is traced at its own shapes instead, as torch.compile
+specialises, and again at each new batch size. Parameters and buffers are read
 at each call, so an optimizer's in-place updates (or `load_state_dict`) need no recompile, and
 train-mode batch-norm statistics are written back by the compiled code as eagerly.
 
@@ -43,7 +48,8 @@ from dlg.frontend.engine import caller_span, enable_grad, grad_enabled, program_
 from dlg.frontend.nn import Module
 from dlg.frontend.nn.uninitialized import is_lazy
 from dlg.frontend.tensor import Tensor, apply as apply_op
-from dlg.frontend.trace import batch_axes, batch_size, trace_flat
+from dlg.frontend.trace import _trace as _trace_model
+from dlg.frontend.trace import batch_axes, batch_size
 from dlg.ir.builder import Builder
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
@@ -59,13 +65,17 @@ Native = NativeGraph | DeviceGraph
 class OptimizedModule(Module):
     """What `dlg.compile(module)` returns (see the module docstring)."""
 
-    _opt_mod_attributes = frozenset({"_orig_mod", "compiled", "target", "forward"})
+    _opt_mod_attributes = frozenset({"_orig_mod", "compiled", "target", "forward", "state"})
 
     def __init__(self, mod: Module, target: str = "cpu"):
         super().__init__()
         self._modules["_orig_mod"] = mod
         object.__setattr__(self, "target", target)
         object.__setattr__(self, "compiled", {})  # trace signature -> _Entry
+        # (submodule path, name) of the plain tensor attributes its forward sets anew from
+        # their old values (d2l's batch norm from scratch keeps its moving averages so): read
+        # as inputs at each call and written back after it
+        object.__setattr__(self, "state", ())
 
     @property  # type: ignore[override]
     def training(self) -> bool:
@@ -118,18 +128,27 @@ class OptimizedModule(Module):
                     f"tensors in its attributes; compiled code would keep reading the first "
                     f"call's tensors as constants. Pass them as arguments, or in a list, dict or "
                     f"dataclass, which each call reads", caller_span())
-        arrays = [x.numpy_view() if isinstance(x, Tensor) else np.asarray(x) for x in leaves]
-        batch = batch_size(arrays)
         module = self._orig_mod
+        held = _held(module, self.state)
+        arrays = [x.numpy_view() if isinstance(x, Tensor) else np.asarray(x)
+                  for x in leaves + held]
+        batch = batch_size(arrays[:len(leaves)])
         modes = tuple(m.training for m in module.modules())
-        key = (spec, tuple((a.dtype.str, _without(a.shape, batch_axes(a.shape, batch)))
-                           for a in arrays), modes)
-        static = (spec, tuple((a.dtype.str, a.shape) for a in arrays), modes)
+        key = ((spec, self.state), tuple(
+            (a.dtype.str, _without(a.shape, batch_axes(a.shape, batch)) if i < len(leaves)
+             else a.shape) for i, a in enumerate(arrays)), modes)
+        static = ((spec, self.state), tuple((a.dtype.str, a.shape) for a in arrays), modes)
         entry = self._entry(key)
         if entry is _STATIC:
             entry = self._entry(static)
         if entry is None:
-            entry = self._trace(key, static, spec, leaves)
+            entry = self._trace(key, static, spec, leaves + held)
+            if entry.new_state:  # attributes it sets anew: their old values are inputs too
+                for k in (key, static):
+                    self.compiled.pop(k, None)
+                object.__setattr__(self, "state", self.state + entry.new_state)
+                return self.forward(*args, **kwargs)
+        leaves = leaves + held
         named = _named_tensors(module)
         wrt = _wanted(entry.model.graph, named, leaves) if grad_enabled() else ()
         if not wrt:
@@ -143,6 +162,10 @@ class OptimizedModule(Module):
             made = iter(tensors[entry.n_out:])
             _write_back((args, kwargs), _unflatten(written, iter(
                 [leaves[i] if i is not None else next(made) for i in sources])))
+        if entry.attributes:  # what it set its modules' tensor attributes to, as eagerly
+            subs = dict(module.named_modules())
+            for (path, name), t in zip(entry.attributes, tensors[-len(entry.attributes):]):
+                subs[path].__dict__[name] = t
         return _unflatten(entry.out_spec, iter(tensors[:entry.n_out]))
 
 
@@ -162,16 +185,18 @@ class OptimizedModule(Module):
         return entry
 
     def _trace(self, key: Any, static: Any, spec: Any, leaves: list[Any]) -> _Entry:
+        state = self.state
         """The call traced with its batch axis symbolic; where that is a shape error (a square
         [N, N] adjacency has N on an axis the batch axis rule leaves static), at the call's own
         shapes, as torch.compile specialises, and so at each new batch size after."""
         if key != static and self.compiled.get(key) is not _STATIC:
             try:
-                return self._keep(key, _Entry.trace(self._orig_mod, spec, leaves, self.target))
+                return self._keep(key, _Entry.trace(self._orig_mod, spec, leaves, self.target,
+                                                    state=state))
             except DlgShapeError:
                 self.compiled[key] = _STATIC
         return self._keep(static, _Entry.trace(self._orig_mod, spec, leaves, self.target,
-                                               static=True))
+                                               static=True, state=state))
 
 
 _STATIC = object()  # a signature whose batch axis does not trace symbolically
@@ -181,8 +206,12 @@ class _Entry:
     """One trace: its model, how its outputs nest, its compiled graphs (made when first run)."""
 
     def __init__(self, model: Model, out_spec: Any, target: str, writes: Any = None,
-                 grad_mode: bool | None = None):
+                 grad_mode: bool | None = None, attributes: tuple[Any, ...] = (),
+                 new_state: tuple[Any, ...] = ()):
         self.model, self.out_spec, self.target = model, out_spec, target
+        # the module attributes the forward set, returned last by the graph and written back;
+        # those it set from old values it did not read as inputs (the trace is then redone)
+        self.attributes, self.new_state = attributes, new_state
         self.grad_mode = grad_mode  # the caller's grad mode, where the forward asked for it
         self.n_out = _count(out_spec)
         # what the forward leaves in its list, dict and dataclass arguments: the arguments'
@@ -194,11 +223,18 @@ class _Entry:
 
     @classmethod
     def trace(cls, module: Module, spec: Any, leaves: list[Any], target: str,
-              static: bool = False) -> _Entry:
+              static: bool = False, state: tuple[Any, ...] = ()) -> _Entry:
         out_spec: list[Any] = []
         writes: list[Any] = []
+        attributes: list[Any] = []
+        n_call = len(leaves) - len(state)
 
         def flat_forward(*xs: Any) -> tuple[Any, ...]:
+            xs, held = xs[:n_call], xs[n_call:]
+            subs = dict(module.named_modules())
+            for (path, name), x in zip(state, held):
+                subs[path].__dict__[name] = x
+            seen = _plain_tensors(subs)
             args, kwargs = _unflatten(spec, iter(xs))
             outs: list[Any] = []
             out_spec.append(_flatten(module(*args, **kwargs), outs))
@@ -214,19 +250,28 @@ class _Entry:
                     f"(such as a KV cache object); compiled, the forward runs without Python, "
                     f"so the object would not change: return the new values, keep them in a "
                     f"list or dict argument, or call the module uncompiled", caller_span())
+            set_anew = [(at, t) for at, t in _plain_tensors(subs).items()
+                        if t.graph_value is not None and t is not seen.get(at)]
+            attributes.append(tuple(at for at, _ in set_anew))
+            new_state.extend(at for at, _ in set_anew if at in seen and at not in state)
+            attribute_outs = tuple(t for _, t in set_anew)
             if written == spec and all(a is x for a, x in zip(after, xs)):
                 writes.append(None)
-                return tuple(outs)
+                return tuple(outs) + attribute_outs
             # a list or dict argument written into (a KV cache): its new tensors are outputs too
             writes.append((written, tuple(inputs.get(id(a)) for a in after)))
-            return tuple(outs) + tuple(a for a in after if id(a) not in inputs)
+            return tuple(outs) + tuple(a for a in after if id(a) not in inputs) + attribute_outs
+        new_state: list[Any] = []
         before = _identities(module)
         program = program_grad_mode(grad_enabled())
         try:
             # one graph for both modes (each call chooses to record or not), unless the forward
             # asks which mode it runs in
             with enable_grad(), program:
-                model = trace_flat(module, flat_forward, _names(module, spec), leaves, static)
+                names = _names(module, spec) + [".".join(("self", *filter(None, at)))
+                                                 for at in state]
+                model = _trace_model(module, flat_forward, names, leaves,
+                                     {name: {} for name in names[n_call:]}, static)
         except DlgError:
             if _identities(module) == before:
                 raise
@@ -234,9 +279,9 @@ class _Entry:
         if _identities(module) != before or model is None:
             # lazy modules made their parameters and buffers while traced, where they were
             # constants (and a batch norm's statistics not its own): again, now they are
-            return cls.trace(module, spec, leaves, target, static)
+            return cls.trace(module, spec, leaves, target, static, state)
         return cls(model, out_spec[0], target, writes[0],
-                   program.mode if program.read else None)
+                   program.mode if program.read else None, attributes[0], tuple(new_state))
 
     def plain(self) -> Native:
         if self._plain is None:
@@ -249,6 +294,27 @@ class _Entry:
             self.splits[wrt] = (s, _native(s.forward, self.target),
                                 _native(s.backward, self.target))
         return self.splits[wrt]
+
+
+def _plain_tensors(subs: dict[str, Module]) -> dict[tuple[str, str], Tensor]:
+    """The plain tensor attributes (not parameters or buffers) of the modules, by (path,
+    name)."""
+    return {(path, name): t for path, m in subs.items() for name, t in m.__dict__.items()
+            if isinstance(t, Tensor)}
+
+
+def _held(module: Module, state: tuple[Any, ...]) -> list[Tensor]:
+    """The tensors in the module's state attributes now, without their gradient records (a
+    compiled call reads their values)."""
+    subs = dict(module.named_modules())
+    held = []
+    for path, name in state:
+        t = subs[path].__dict__.get(name) if path in subs else None
+        if not isinstance(t, Tensor):
+            raise DlgValueError(f"the compiled module's tensor attribute {name!r} is gone from "
+                                f"{type(subs.get(path, module)).__name__}", caller_span())
+        held.append(t.detach())
+    return held
 
 
 def _identities(module: Module) -> set[tuple[int, bool]]:

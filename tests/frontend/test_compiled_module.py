@@ -411,13 +411,14 @@ def test_an_object_argument_holding_tensors_is_refused_not_read_as_constants():
 
 
 def test_attributes_a_hook_sets_while_traced_are_put_back():
-    """weight_norm's pre-hook sets `module.weight` before each forward; compiling the module
-    leaves the eager tensor there, not the trace's symbolic one."""
+    """weight_norm's pre-hook sets `module.weight` before each forward; a compiled call leaves
+    the weight it computed there, as an eager call does, never the trace's symbolic one."""
     m = dlg.nn.utils.weight_norm(dlg.nn.Linear(3, 2))
     m.cache = None
     before = m.weight
     dlg.compile(m)(dlg.randn(4, 3))
-    assert m.weight is before and m.weight.graph_value is None
+    assert m.weight.graph_value is None
+    np.testing.assert_allclose(m.weight.detach().numpy(), before.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(m(dlg.ones(1, 3)).detach().numpy(),
                                (dlg.ones(1, 3) @ before.T + m.bias).detach().numpy(), rtol=1e-6)
 
@@ -504,6 +505,45 @@ def test_module_compile_in_place_as_torch():
     ours.compile(disable=True)
     x = R.standard_normal((2, 6)).astype(np.float32)
     close(ours(dlg.tensor(x)), theirs(torch.tensor(x)))
+
+
+class MovingAverage(dlg.nn.Module):
+    """d2l's batch norm from scratch: moving averages kept as plain tensor attributes, set anew
+    from their old values in forward (not buffers); the prediction branch reads them."""
+
+    def __init__(self):
+        super().__init__()
+        self.gamma = dlg.nn.Parameter(dlg.ones(1, 3))
+        self.moving_mean = dlg.zeros(1, 3)
+
+    def forward(self, x):
+        if not dlg.is_grad_enabled():
+            return self.gamma * (x - self.moving_mean)
+        mean = x.mean(dim=0)
+        self.moving_mean = (0.9 * self.moving_mean + 0.1 * mean).data
+        self.last = x.sum()  # (an attribute set for the caller to read, as d2l's weights)
+        return self.gamma * (x - mean)
+
+
+def test_tensor_attributes_a_forward_sets_are_kept_as_eagerly():
+    """They were constants of the graph, the first call's, and the updates lost: the old values
+    are now inputs of each call and the new ones written back, as an eager call leaves them."""
+    xs = [R.standard_normal((4, 3)).astype(np.float32) for _ in range(3)]
+    runs = []
+    for compiled in (False, True):
+        m = MovingAverage()
+        model = dlg.compile(m) if compiled else m
+        outs = []
+        for x in xs:
+            y = model(dlg.tensor(x))
+            y.sum().backward()
+            outs.append(y.detach().numpy())
+        with dlg.no_grad():
+            outs.append(model(dlg.tensor(xs[0])).numpy())
+        runs.append(outs + [m.moving_mean.numpy(), m.gamma.grad.numpy(), m.last.numpy()])
+    for got, want in zip(*runs):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert model.state == (("", "moving_mean"),)
 
 
 class ModeBranch(dlg.nn.Module):

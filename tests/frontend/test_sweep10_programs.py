@@ -15,13 +15,11 @@ and the Transformer, each from scratch.
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws, seeded
-Generators included); the concise batch-norm LeNet also through dlg.compile under -m sweep_full.
+Generators included); the batch-norm LeNets (from scratch, whose forward branches on
+torch.is_grad_enabled() and rebinds its moving averages, and concise) also through dlg.compile
+under -m sweep_full.
 
-Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another.
-
-Not ported compiled: d2l's from-scratch BatchNorm module keeps its moving averages as plain
-tensor attributes that its forward rebinds; compiled, the first call's values are constants of
-the graph and the updates are lost (register_buffer would keep them)."""
+Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another."""
 
 from __future__ import annotations
 
@@ -1863,10 +1861,7 @@ def d2l_batch_norm(side: Side5) -> dict:
         model.apply(init_weights)
         side.weights(model)
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-        if model is concise:
-            # (the from-scratch BatchNorm keeps its moving averages as plain attributes, which
-            # compiled code does not update: see the sweep's notes)
-            model = side.compile(model)
+        model = side.compile(model)
         loss = nn.CrossEntropyLoss()
         losses = []
         for _epoch in range(2):
