@@ -61,7 +61,8 @@ def export(model: Any, args: Any = (), f: str | Path | IO[bytes] | None = None, 
     """Write `model`'s inference graph as ONNX to `f` (a path or binary file, when given) and
     return the `onnx.ModelProto`. torch.onnx.export's call: `model` a dlg.nn.Module traced on
     `args` (one tensor, or a tuple of arguments, a dict of keyword arguments last), with
-    `input_names`, `output_names` and `dynamic_axes` as torch's (export_module.py), in eval
+    `input_names`, `output_names` and `dynamic_axes` (or torch.export's `dynamic_shapes`) as
+    torch's (export_module.py), in eval
     mode unless `training` says otherwise. dlg's own: `export(m, path)` of a dlg.Model or
     dlg.Executable, which keeps its graph's names and symbolic dims (`N`).
 
@@ -72,10 +73,10 @@ def export(model: Any, args: Any = (), f: str | Path | IO[bytes] | None = None, 
     `do_constant_folding`, `external_data`, `optimize`, `verify`, `report`, `profile`,
     `autograd_inlining`, ...); those asking for another file (`export_params=False`,
     `keep_initializers_as_inputs=True`, custom opsets or translations, ONNX functions,
-    another operator_export_type, dynamo's `dynamic_shapes`) are a DlgValueError."""
+    another operator_export_type) are a DlgValueError."""
     _refuse(unused, export_params=export_params,
             keep_initializers_as_inputs=keep_initializers_as_inputs,
-            dynamic_shapes=dynamic_shapes, custom_opsets=custom_opsets or None,
+            custom_opsets=custom_opsets or None,
             operator_export_type=operator_export_type,
             export_modules_as_functions=export_modules_as_functions,
             custom_translation_table=custom_translation_table)
@@ -86,7 +87,7 @@ def export(model: Any, args: Any = (), f: str | Path | IO[bytes] | None = None, 
     dims: dict[str, dict[int, str]] = {}
     if isinstance(model, Module):
         model = trace_module(model, args, kwargs, input_names, output_names, dynamic_axes,
-                             training)
+                             training, dynamic_shapes)
         dims = output_dim_names([n for n, _ in model.graph.outputs], dynamic_axes)
     else:  # dlg's form: export(m, path, opset)
         if isinstance(f, int) and not isinstance(f, bool) and opset is None:
@@ -94,7 +95,8 @@ def export(model: Any, args: Any = (), f: str | Path | IO[bytes] | None = None, 
         if f is None and (isinstance(args, (str, Path)) or hasattr(args, "write")):
             args, f = (), args
         refuse_module_options(args=args, kwargs=kwargs, input_names=input_names,
-                              output_names=output_names, dynamic_axes=dynamic_axes)
+                              output_names=output_names, dynamic_axes=dynamic_axes,
+                              dynamic_shapes=dynamic_shapes)
     proto = write_model(model, opset=DEFAULT_OPSET if opset is None else opset,
                         rnn_ops=rnn_ops)
     for output in proto.graph.output:  # dynamic_axes' names for outputs' axes

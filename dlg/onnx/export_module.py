@@ -13,6 +13,7 @@ gives dlg's `batch` and ONNX's `dim_param: "batch"`), so one file runs every bat
 from __future__ import annotations
 
 import enum
+import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -51,7 +52,8 @@ def training_mode(value: Any) -> TrainingMode:
 
 def trace_module(module: Module, args: Any, kwargs: Mapping[str, Any] | None,
                  input_names: Sequence[str] | None, output_names: Sequence[str] | None,
-                 dynamic_axes: DynamicAxes | None, training: Any) -> Model:
+                 dynamic_axes: DynamicAxes | None, training: Any,
+                 dynamic_shapes: Any = None) -> Model:
     """`module(*args, **kwargs)` traced for export (see the module docstring), in the mode
     `training` asks, the module's own mode restored afterwards."""
     if isinstance(module, OptimizedModule):  # dlg.compile(module): export what it compiles
@@ -65,7 +67,12 @@ def trace_module(module: Module, args: Any, kwargs: Mapping[str, Any] | None,
     leaves: list[Any] = []
     names: list[str] = []
     rebuild = flatten_call(forward, args, kwargs, leaves, names)
-    names = _rename(names, input_names, "input_names", "inputs")
+    defaults, names = names, _rename(names, input_names, "input_names", "inputs")
+    if dynamic_shapes is not None:
+        if dynamic_axes is not None:
+            raise DlgValueError("dlg.onnx.export: give dynamic_axes or dynamic_shapes, not both")
+        axes = _from_dynamic_shapes(forward, args, kwargs, dynamic_shapes)
+        dynamic_axes = {new: axes[old] for old, new in zip(defaults, names) if old in axes}
     dynamic = _dynamic(names, leaves, output_names, dynamic_axes)
     mode = training_mode(training)
     was_training = [(m, m.training) for m in module.modules()]
@@ -84,6 +91,55 @@ def trace_module(module: Module, args: Any, kwargs: Mapping[str, Any] | None,
     outs = _rename([n for n, _ in graph.outputs], output_names, "output_names", "outputs")
     graph.outputs = [(n, v) for n, (_, v) in zip(outs, graph.outputs)]
     return model
+
+
+def _from_dynamic_shapes(forward: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+                         spec: Any) -> dict[str, dict[int, str]]:
+    """torch.export's dynamic_shapes (by argument name, or a tuple in argument order; per
+    tensor {axis: Dim or name} or a tuple per axis; nested as the arguments nest) as
+    {flattened input name: {axis: dim name}}. `Dim("batch")` and "batch" name the dim;
+    Dim.AUTO and Dim.DYNAMIC take the name of a named dim of their size, else s0, s1... by size
+    (equal sizes one symbol, as torch's solver would find them equal: an LSTM state's batch
+    axis meets the input's); Dim.STATIC and None keep the axis static."""
+    params = [p.name for p in inspect.signature(forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    params += [f"x{i}" for i in range(len(params), len(args))]
+    values = dict(zip(params, args)) | dict(kwargs)
+    if isinstance(spec, (tuple, list)):
+        spec = dict(zip(params[:len(args)] + list(kwargs), spec))
+    unknown = sorted(set(spec) - set(values)) if isinstance(spec, Mapping) else spec
+    if unknown:
+        raise DlgValueError(f"dlg.onnx.export: dynamic_shapes names {unknown!r}, not arguments "
+                            f"of the call ({', '.join(values)})")
+    out: dict[str, dict[int, str]] = {}
+
+    def walk(value: Any, dims: Any, name: str) -> None:
+        if dims is None:
+            return
+        if isinstance(value, (tuple, list)):
+            for i, (v, d) in enumerate(zip(value, dims)):
+                walk(v, d, f"{name}_{i}")
+            return
+        items = dims.items() if isinstance(dims, Mapping) else enumerate(dims)
+        shape = np.shape(value.numpy_view() if isinstance(value, Tensor) else value)
+        named = {}
+        for axis, dim in items:
+            if isinstance(dim, str) or hasattr(dim, "__name__"):
+                named[int(axis)] = dim if isinstance(dim, str) else dim.__name__
+                by_size.setdefault(shape[int(axis)], named[int(axis)])
+            elif dim is not None and "STATIC" not in repr(dim):  # AUTO, DYNAMIC
+                pending.append((named, int(axis), shape[int(axis)]))
+        out[name] = named
+    by_size: dict[int, str] = {}
+    pending: list[tuple[dict[int, str], int, int]] = []
+    for name, dims in spec.items():
+        walk(values[name], dims, name)
+    autos = 0
+    for named, axis, size in pending:  # an AUTO dim the size of a named one is that one
+        if size not in by_size:
+            by_size[size], autos = f"s{autos}", autos + 1
+        named[axis] = by_size[size]
+    return out
 
 
 def output_dim_names(output_names: Sequence[str], dynamic_axes: DynamicAxes | None

@@ -139,6 +139,27 @@ def test_axes_are_static_unless_dynamic_axes_names_them_and_names_default_to_dlg
     assert dims(proto.graph.input[0]) == ["x_dynamic_axes_1", 4]  # torch's list form
 
 
+def test_torch_export_s_dynamic_shapes_name_the_symbolic_dims():
+    """dynamo's spelling: Dim objects or names per axis, AUTO dims of one size one symbol."""
+    Dim = torch.export.Dim
+    net = tagger(nn.Module, nn).eval()
+    x, h0, c0 = dlg.randn(2, 4, 5), dlg.zeros(2, 2, 6), dlg.zeros(2, 2, 6)
+    proto = dlg.onnx.export(net, (x, (h0, c0)), dynamo=True, input_names=["x", "h0", "c0"],
+                            dynamic_shapes={"x": {0: Dim("batch"), 1: "time"},
+                                            "state": ({1: Dim.AUTO}, (None, Dim.AUTO, None))})
+    assert [dims(i) for i in proto.graph.input] == [["batch", "time", 5], [2, "batch", 6],
+                                                    [2, "batch", 6]]  # AUTO: the batch's size
+    assert dims(proto.graph.output[0]) == ["batch", "time", 3]
+    feeds = {"x": np.ones((3, 7, 5), np.float32), "h0": np.zeros((2, 3, 6), np.float32),
+             "c0": np.zeros((2, 3, 6), np.float32)}
+    assert session(proto.SerializeToString()).run(None, feeds)[0].shape == (3, 7, 3)
+    proto = dlg.onnx.export(net, (x, (h0, c0)),
+                            dynamic_shapes=({0: Dim.AUTO, 1: Dim.DYNAMIC}, [{1: Dim.AUTO}] * 2))
+    assert [dims(i) for i in proto.graph.input[:2]] == [["s0", "s1", 5], [2, "s0", 6]]
+    proto = dlg.onnx.export(net, (x, (h0, c0)), dynamic_shapes=({0: Dim.STATIC}, None))
+    assert dims(proto.graph.input[0]) == [2, 4, 5]
+
+
 def test_dlg_models_keep_the_old_call(tmp_path):
     m = dlg.trace(nn.Linear(4, 2), dlg.randn(3, 4))
     dlg.onnx.export(m, tmp_path / "a.onnx", opset=17)
@@ -151,7 +172,9 @@ def test_dlg_models_keep_the_old_call(tmp_path):
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"export_params": False}, dlg.DlgValueError, "export_params=False is not supported"),
     ({"keep_initializers_as_inputs": True}, dlg.DlgValueError, "keep_initializers_as_inputs"),
-    ({"dynamic_shapes": {"x": {0: "N"}}}, dlg.DlgValueError, "dynamic_shapes"),
+    ({"dynamic_shapes": {"y": {0: "N"}}}, dlg.DlgValueError, "dynamic_shapes names"),
+    ({"dynamic_shapes": {"x": {0: "N"}}, "dynamic_axes": {"x": [0]}}, dlg.DlgValueError,
+     "not both"),
     ({"input_names": ["a", "b"]}, dlg.DlgValueError, "input_names names 2 values"),
     ({"output_names": ["y", "y2"]}, dlg.DlgValueError, "output_names names 2 values"),
     ({"dynamic_axes": {"x": {3: "N"}}}, dlg.DlgValueError, "names axis 3"),
