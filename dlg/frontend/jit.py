@@ -79,6 +79,15 @@ class ScriptModule(Module):
             raise AttributeError(f"ScriptModule has no attribute {name!r}")
         return getattr(original, name)
 
+    def __len__(self) -> int:  # a traced Sequential or ModuleList indexes as the original
+        return len(self._original)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._original[index]
+
+    def __iter__(self) -> Any:
+        return iter(self._original)
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if current_tracer() is not None:  # inside a module dlg traces: its ops join the trace
             return self._original(*args, **kwargs)

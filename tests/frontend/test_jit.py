@@ -3,6 +3,7 @@ gives with the same weights, gradients included; save/load round-trips it throug
 file (path or binary file) without the module's class; a scripted module keeps the Python
 forward's value-dependent branches as TorchScript does; torch.jit's decorators are no-ops."""
 
+import copy
 import io
 
 import numpy as np
@@ -229,3 +230,17 @@ def test_traced_modules_nest_in_traced_code_and_keywords_load_by_name():
     dlg.jit.save(traced, buffer)
     loaded = dlg.jit.load(io.BytesIO(buffer.getvalue()))
     assert_same(loaded(x, shift=shift, scale=scale), want)
+
+
+def test_a_traced_sequential_indexes_copies_and_trains_as_the_original():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = dlg.randn(5, 3)
+    traced = dlg.jit.trace(net, x)
+    assert len(traced) == 3 and traced[0] is net[0] and list(traced) == list(net)
+    copied = copy.deepcopy(traced)
+    copied.load_state_dict({k: v * 0 for k, v in traced.state_dict().items()})
+    assert float(copied(x).abs().sum()) == 0 and float(traced(x).abs().sum()) > 0
+    opt = dlg.optim.SGD(traced.parameters(), lr=0.1)
+    traced(x).sum().backward()
+    opt.step()  # the original's parameters moved; the next call reads them
+    assert_same(traced(x), torch.from_numpy(net(x).detach().numpy()))
