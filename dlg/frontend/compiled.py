@@ -162,10 +162,11 @@ class OptimizedModule(Module):
             made = iter(tensors[entry.n_out:])
             _write_back((args, kwargs), _unflatten(written, iter(
                 [leaves[i] if i is not None else next(made) for i in sources])))
-        if entry.attributes:  # what it set its modules' tensor attributes to, as eagerly
+        if entry.attributes:  # what it set its modules' attributes to, as eagerly
             subs = dict(module.named_modules())
-            for (path, name), t in zip(entry.attributes, tensors[-len(entry.attributes):]):
-                subs[path].__dict__[name] = t
+            made = iter(tensors[len(tensors) - sum(_count(a[2]) for a in entry.attributes):])
+            for path, name, value in entry.attributes:
+                subs[path].__dict__[name] = _unflatten(value, made)
         return _unflatten(entry.out_spec, iter(tensors[:entry.n_out]))
 
 
@@ -250,17 +251,19 @@ class _Entry:
                     f"(such as a KV cache object); compiled, the forward runs without Python, "
                     f"so the object would not change: return the new values, keep them in a "
                     f"list or dict argument, or call the module uncompiled", caller_span())
-            set_anew = [(at, t) for at, t in _plain_tensors(subs).items()
-                        if t.graph_value is not None and t is not seen.get(at)]
-            attributes.append(tuple(at for at, _ in set_anew))
-            new_state.extend(at for at, _ in set_anew if at in seen and at not in state)
-            attribute_outs = tuple(t for _, t in set_anew)
+            set_anew = [(at, v) for at, v in _attribute_values(subs).items()
+                        if _holds_traced(v, set()) and v is not seen.get(at)]
+            new_state.extend(at for at, v in set_anew
+                             if isinstance(v, Tensor) and at in seen and at not in state)
+            attribute_outs: list[Any] = []
+            attributes.append(tuple((*at, _flatten(v, attribute_outs)) for at, v in set_anew))
             if written == spec and all(a is x for a, x in zip(after, xs)):
                 writes.append(None)
-                return tuple(outs) + attribute_outs
+                return tuple(outs) + tuple(attribute_outs)
             # a list or dict argument written into (a KV cache): its new tensors are outputs too
             writes.append((written, tuple(inputs.get(id(a)) for a in after)))
-            return tuple(outs) + tuple(a for a in after if id(a) not in inputs) + attribute_outs
+            return (tuple(outs) + tuple(a for a in after if id(a) not in inputs)
+                    + tuple(attribute_outs))
         new_state: list[Any] = []
         before = _identities(module)
         program = program_grad_mode(grad_enabled())
@@ -301,6 +304,16 @@ def _plain_tensors(subs: dict[str, Module]) -> dict[tuple[str, str], Tensor]:
     name)."""
     return {(path, name): t for path, m in subs.items() for name, t in m.__dict__.items()
             if isinstance(t, Tensor)}
+
+
+_MODULE_TABLES = frozenset(vars(Module()))  # a module's own: parameters, buffers, hooks...
+
+
+def _attribute_values(subs: dict[str, Module]) -> dict[tuple[str, str], Any]:
+    """The modules' plain tensor attributes and the lists, tuples and dicts among their other
+    attributes (which may hold tensors: d2l's decoder keeps its attention weights so)."""
+    return {(path, name): v for path, m in subs.items() for name, v in m.__dict__.items()
+            if isinstance(v, (Tensor, list, tuple, dict)) and name not in _MODULE_TABLES}
 
 
 def _held(module: Module, state: tuple[Any, ...]) -> list[Tensor]:

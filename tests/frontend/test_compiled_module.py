@@ -546,6 +546,38 @@ def test_tensor_attributes_a_forward_sets_are_kept_as_eagerly():
     assert model.state == (("", "moving_mean"),)
 
 
+class KeepsWeights(dlg.nn.Module):
+    """d2l's attention decoder: the forward keeps its steps' weights in a list attribute."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = dlg.nn.Linear(3, 3)
+
+    def forward(self, x):
+        self._attention_weights = [[None, None], {"last": None}]
+        for i in range(2):
+            x = self.lin(x).softmax(-1)
+            self._attention_weights[0][i] = x
+        self._attention_weights[1]["last"] = x.sum()
+        return x
+
+
+def test_tensors_a_forward_keeps_in_list_attributes_are_written_back():
+    """They were left symbolic after a compiled call (reading one failed)."""
+    x = R.standard_normal((2, 3)).astype(np.float32)
+    m = KeepsWeights()
+    want = m(dlg.tensor(x))
+    kept = [t.detach().numpy() for t in m._attention_weights[0]]
+    model = dlg.compile(m)
+    for _ in range(2):
+        got = model(dlg.tensor(x))
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+        for t, k in zip(m._attention_weights[0], kept):
+            np.testing.assert_allclose(t.detach().numpy(), k, rtol=1e-6)
+        assert m._attention_weights[1]["last"].item() == pytest.approx(2.0)
+    assert model.state == ()
+
+
 class ModeBranch(dlg.nn.Module):
     """d2l's batch norm from scratch: `if not torch.is_grad_enabled()` picks the prediction
     branch."""

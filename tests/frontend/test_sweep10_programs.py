@@ -3203,19 +3203,21 @@ def d2l_transformer(side: Side5) -> dict:
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     loss = nn.CrossEntropyLoss(reduction='none')
     net.train()
+    model = side.compile(net)
     losses = []
     for _epoch in range(num_epochs):
         for X, X_valid_len, Y, Y_valid_len in data_iter:
             optimizer.zero_grad()
             bos_col = torch.tensor([bos] * Y.shape[0]).reshape(-1, 1)
             dec_input = torch.cat([bos_col, Y[:, :-1]], 1)  # Teacher forcing
-            Y_hat, _ = net(X, dec_input, X_valid_len)
+            Y_hat, _ = model(X, dec_input, X_valid_len)
             weights = d2l_sequence_mask(torch, torch.ones_like(Y), Y_valid_len)
             l = (loss(Y_hat.permute(0, 2, 1), Y) * weights).mean(dim=1)  # noqa: E741
             l.sum().backward()
             optimizer.step()
             losses.append(l.sum().item())
-    out.update(losses=losses, state=net.state_dict())
+    out.update(losses=losses, state=net.state_dict(),
+               train_attention=net.decoder.attention_weights[1][0])
     # greedy prediction, the decoder's key-value cache growing a step at a time
     net.eval()
     src_tokens = [5, 6, 7, eos, pad]
@@ -3237,8 +3239,9 @@ def d2l_transformer(side: Side5) -> dict:
     return out
 
 
-def test_d2l_transformer():
-    run_both(d2l_transformer)
+@COMPILED_FULL
+def test_d2l_transformer(compiled):
+    run_both(d2l_transformer, compiled=compiled)
 
 
 # -- 20. d2l 3.6/3.7 underfitting and overfitting (polynomial features scaled by math.gamma,
