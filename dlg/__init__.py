@@ -36,11 +36,10 @@ from dlg.frontend.engine import (
     enable_grad,
     inference_mode,
     initial_seed,
-    manual_seed,
     no_grad,
     set_grad_enabled,
 )
-from dlg.frontend.rng_state import get_rng_state, seed, set_rng_state
+from dlg.frontend.rng_state import get_rng_state, manual_seed, seed, set_rng_state
 from dlg import random
 from dlg.frontend.engine import is_grad_enabled
 from dlg.frontend.device import device, get_default_device, set_default_device

@@ -1,8 +1,8 @@
-"""torch's global random state functions for dlg's eager generator (`dlg.manual_seed`'s):
-`seed`, `initial_seed`, `get_rng_state`/`set_rng_state` (what checkpoints keep to resume the
-same draws) and `fork_rng` (draws inside leave the state as it was). The state is an int64
-tensor of six numbers (the PCG64 state and increment as 64-bit halves, and its buffered 32
-bits), so torch.save/dlg.save store it as torch's byte tensor is stored; only dlg reads it."""
+"""torch's global random state functions for dlg's eager generator: `manual_seed` (which returns
+it, as torch's), `seed`, `initial_seed`, `get_rng_state`/`set_rng_state` (what checkpoints keep
+to resume the same draws) and `fork_rng` (draws inside leave the state as it was). The state is
+an int64 tensor of six numbers (the PCG64 state and increment as 64-bit halves, and its buffered
+32 bits), so torch.save/dlg.save store it as torch's byte tensor is stored; only dlg reads it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
+from dlg.frontend.random_fill import Generator
 from dlg.frontend.tensor import Tensor
 
 _HALF = 2 ** 64
@@ -21,6 +22,17 @@ _HALF = 2 ** 64
 
 def _signed(u: int) -> int:
     return u - _HALF if u >= 2 ** 63 else u
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed dlg's eager random numbers (torch.manual_seed); the generator that draws them is
+    returned, as torch returns its default generator (`g = torch.manual_seed(0)`, then
+    `generator=g`): its draws are the global ones."""
+    engine.manual_seed(seed)
+    g = Generator.__new__(Generator)
+    np.random.Generator.__init__(g, engine.rng().bit_generator)
+    g._initial_seed, g.device = int(seed), "cpu"
+    return g
 
 
 def seed() -> int:

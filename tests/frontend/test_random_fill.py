@@ -172,6 +172,19 @@ def test_global_rng_state_round_trips_as_torch_programs_use_it(tmp_path):
         dlg.set_rng_state(torch.get_rng_state())
 
 
+def test_manual_seed_returns_the_generator_of_the_global_draws_as_torch():
+    """`g = torch.manual_seed(0)` (torch's default generator), then `generator=g`: its draws
+    are the global stream's (it returned None)."""
+    for lib in (dlg, torch):
+        g = lib.manual_seed(3)
+        a = lib.rand(2, generator=g)
+        b = lib.rand(2)
+        lib.manual_seed(3)
+        assert isinstance(g, lib.Generator) and g.initial_seed() == 3
+        assert lib.cat([a, b]).tolist() == lib.rand(4).tolist()
+        assert lib.random.manual_seed(5).initial_seed() == lib.initial_seed() == 5
+
+
 def test_traced_fills_draw_afresh_at_every_run():
     """bernoulli_, uniform_ and normal_ on a tensor made inside a compiled function (timm's
     drop_path: `x.new_empty(shape).bernoulli_(keep_prob)`) draw at every run: the same
