@@ -48,8 +48,7 @@ from dlg.frontend.engine import caller_span, enable_grad, grad_enabled, program_
 from dlg.frontend.nn import Module
 from dlg.frontend.nn.uninitialized import is_lazy
 from dlg.frontend.tensor import Tensor, apply as apply_op
-from dlg.frontend.trace import _trace as _trace_model
-from dlg.frontend.trace import batch_axes, batch_size
+from dlg.frontend.trace import batch_axes, batch_size, trace_flat
 from dlg.ir.builder import Builder
 from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Node, Value
@@ -273,8 +272,8 @@ class _Entry:
             with enable_grad(), program:
                 names = _names(module, spec) + [".".join(("self", *filter(None, at)))
                                                  for at in state]
-                model = _trace_model(module, flat_forward, names, leaves,
-                                     {name: {} for name in names[n_call:]}, static)
+                model = trace_flat(module, flat_forward, names, leaves, static,
+                                   {name: {} for name in names[n_call:]})
         except DlgError:
             if _identities(module) == before:
                 raise
