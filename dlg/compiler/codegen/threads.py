@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import llvmlite.binding as llvm
 from llvmlite import ir
+from threadpoolctl import threadpool_limits
 
 from dlg.compiler.codegen import cache
 
@@ -81,7 +82,6 @@ def numpy_blas_on_one_thread() -> None:
     NumPy until they tier up, so a training loop kept them spinning (a compiled 256x512 Linear on
     2 cores: 1.42 ms when NumPy multiplies matrices in the same loop, 0.80 ms on one BLAS
     thread). threadpoolctl finds whichever BLAS this NumPy loaded (OpenBLAS, MKL, BLIS)."""
-    from threadpoolctl import threadpool_limits
     threadpool_limits(1, user_api="blas")
 
 
