@@ -318,6 +318,8 @@ def _attribute_values(subs: dict[str, Module]) -> dict[tuple[str, str], Any]:
 def _held(module: Module, state: tuple[Any, ...]) -> list[Tensor]:
     """The tensors in the module's state attributes now, without their gradient records (a
     compiled call reads their values)."""
+    if not state:
+        return []
     subs = dict(module.named_modules())
     held = []
     for path, name in state:
