@@ -3523,9 +3523,10 @@ def d2l_concise_rnn(side: Side5, kind: str) -> dict:
                  "lstm": lambda: nn.LSTM(vocab_size, num_hiddens, bidirectional=True)}[kind]()
     net = side.weights(RNNModel(rnn_layer, vocab_size=vocab_size))
     net = net.to(device)
+    model = side.compile(net)
     state = net.begin_state(device, batch_size=2)
     X = torch.arange(12).reshape((2, 6))
-    Y, state_new = net(X, state)
+    Y, state_new = model(X, state)
     out["first"] = [Y, state_new]
 
     def predict_ch8(prefix, num_preds, net, device):
@@ -3543,7 +3544,7 @@ def d2l_concise_rnn(side: Side5, kind: str) -> dict:
             outputs.append(int(y.argmax(dim=1).reshape(1)))
         return outputs
 
-    out["predicted"] = predict_ch8('time ', 8, net, device)
+    out["predicted"] = predict_ch8('time ', 8, model, device)
 
     def grad_clipping(net, theta):
         if isinstance(net, nn.Module):
@@ -3611,15 +3612,17 @@ def d2l_concise_rnn(side: Side5, kind: str) -> dict:
                 (torch.tensor([corpus[i:i + 5] for i in range(b, b + 30, 10)]),
                  torch.tensor([corpus[i + 1:i + 6] for i in range(b, b + 30, 10)]))
                 for b in range(0, 10, 5))
-        ppls.append(train_epoch_ch8(net, train_iter, loss, updater, device, use_random_iter))
+        ppls.append(train_epoch_ch8(model, train_iter, loss, updater, device,
+                                    use_random_iter))
     out.update(ppls=ppls, state=net.state_dict(),
-               predicted_after=predict_ch8('time ', 8, net, device))
+               predicted_after=predict_ch8('time ', 8, model, device))
     return out
 
 
+@COMPILED_FULL
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
-def test_d2l_concise_rnn(kind):
-    run_both(lambda side: d2l_concise_rnn(side, kind))
+def test_d2l_concise_rnn(kind, compiled):
+    run_both(lambda side: d2l_concise_rnn(side, kind), compiled=compiled)
 
 
 def d2l_seq2seq(side: Side5) -> dict:
