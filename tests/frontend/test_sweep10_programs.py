@@ -1996,11 +1996,13 @@ def d2l_attention(side: Side5) -> dict:
     attention = side.weights(AdditiveAttention(key_size=2, query_size=20, num_hiddens=8,
                                                dropout=0.1))
     attention.eval()
+    attention = side.compile(attention)
     out["additive"] = [attention(queries, keys, values, valid_lens),
                        attention.attention_weights.reshape((1, 1, 2, 10))]
     queries = side.draw(torch.normal, 0, 1, (2, 1, 2))
     attention = DotProductAttention(dropout=0.5)
     attention.eval()
+    attention = side.compile(attention)
     out["dot"] = [attention(queries, keys, values, valid_lens), attention.attention_weights]
 
     # 11.5 multi-head attention
@@ -2051,6 +2053,7 @@ def d2l_attention(side: Side5) -> dict:
     attention = side.weights(MultiHeadAttention(num_hiddens, num_hiddens, num_hiddens,
                                                 num_hiddens, num_heads, 0.5))
     attention.eval()
+    attention = side.compile(attention)
     batch_size, num_queries = 2, 4
     num_kvpairs, valid_lens = 6, torch.tensor([3, 2])
     X = torch.ones((batch_size, num_queries, num_hiddens))
@@ -2091,8 +2094,9 @@ def d2l_attention(side: Side5) -> dict:
     return out
 
 
-def test_d2l_attention():
-    run_both(d2l_attention)
+@COMPILED_FULL
+def test_d2l_attention(compiled):
+    run_both(d2l_attention, compiled=compiled)
 
 
 # -- 14. d2l 11.4 Bahdanau attention: Seq2SeqEncoder (Embedding + GRU), the
