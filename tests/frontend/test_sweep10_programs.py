@@ -2301,6 +2301,7 @@ def d2l_bahdanau(side: Side5) -> dict:
         optimizer = torch.optim.Adam(net.parameters(), lr=lr)
         loss = MaskedSoftmaxCELoss()
         net.train()
+        model = side.compile(net)
         losses = []
         for _epoch in range(num_epochs):
             metric = Accumulator(2)  # Sum of training loss, no. of tokens
@@ -2310,7 +2311,7 @@ def d2l_bahdanau(side: Side5) -> dict:
                 bos = torch.tensor([tgt_vocab['<bos>']] * Y.shape[0],
                                    device=device).reshape(-1, 1)
                 dec_input = torch.cat([bos, Y[:, :-1]], 1)  # Teacher forcing
-                Y_hat, _ = net(X, dec_input, X_valid_len)
+                Y_hat, _ = model(X, dec_input, X_valid_len)
                 l = loss(Y_hat, Y, Y_valid_len)  # noqa: E741
                 l.sum().backward()  # Make the loss scalar for `backward`
                 grad_clipping(net, 1)
@@ -2361,8 +2362,9 @@ def d2l_bahdanau(side: Side5) -> dict:
     return out
 
 
-def test_d2l_bahdanau():
-    run_both(d2l_bahdanau)
+@COMPILED_FULL
+def test_d2l_bahdanau(compiled):
+    run_both(d2l_bahdanau, compiled=compiled)
 
 
 # -- 15. d2l's preliminaries: 2.1 data manipulation (in-place updates keeping id(X), the NumPy
