@@ -15,9 +15,11 @@ and the Transformer, each from scratch.
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws, seeded
-Generators included); the batch-norm LeNets (from scratch, whose forward branches on
-torch.is_grad_enabled() and rebinds its moving averages, and concise) also through dlg.compile
-under -m sweep_full.
+Generators included). The d2l programs built of nn.Modules also run through dlg.compile
+(`side.compile`) under -m sweep_full: the batch-norm LeNets (the from-scratch one branches on
+torch.is_grad_enabled() and rebinds its moving averages), the concise RNNs, attention scoring,
+multi-head attention, Bahdanau attention and the Transformer (their attention weights, kept as
+attributes, read after compiled calls).
 
 Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another."""
 
