@@ -91,10 +91,26 @@ def _promoted_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | N
         ok = b.tensor_type.dtype is dtype and (dtype.is_float or takes_ints(opdef))
         return (a, b) if ok else None
     if isinstance(a, Tensor) and type(b) in (int, float) and a.tensor_type.dtype.is_float:
-        return a, Tensor.of(np.asarray(b, a.tensor_type.dtype.np))
+        return a, _scalar(b, a.tensor_type.dtype)
     if isinstance(b, Tensor) and type(a) in (int, float) and b.tensor_type.dtype.is_float:
-        return Tensor.of(np.asarray(a, b.tensor_type.dtype.np)), b
+        return _scalar(a, b.tensor_type.dtype), b
     return None
+
+
+SCALARS_KEPT = 1024  # lifted Python numbers kept (a loop's `x * 0.5`, `1 - p` lift the same ones)
+_scalars: dict[tuple[type, float, DType], Tensor] = {}
+
+
+def _scalar(value: float, dtype: DType) -> Tensor:
+    """A Python number as a 0-d tensor of `dtype`, made once per (class, value, dtype): nothing
+    writes into a lifted number, and making one cost a fifth of a small op."""
+    key = (value.__class__, value, dtype)
+    found = _scalars.get(key)
+    if found is None:
+        if len(_scalars) >= SCALARS_KEPT:
+            _scalars.clear()
+        found = _scalars[key] = Tensor.of(np.asarray(value, dtype.np))
+    return found
 
 
 def binary_function(name: str, spelling: str | None = None) -> Callable[..., Tensor]:
