@@ -44,7 +44,13 @@ from dlg.compiler.pipeline import CompileOptions
 from dlg import foreign
 from dlg.errors import DlgError, DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend.autograd import Rebindable
-from dlg.frontend.engine import caller_span, enable_grad, grad_enabled, program_grad_mode
+from dlg.frontend.engine import (
+    caller_span,
+    current_tracer,
+    enable_grad,
+    grad_enabled,
+    program_grad_mode,
+)
 from dlg.frontend.nn import Module
 from dlg.frontend.nn.uninitialized import is_lazy
 from dlg.frontend.tensor import Tensor, apply as apply_op
@@ -118,6 +124,8 @@ class OptimizedModule(Module):
         return sorted(set(dir(self._orig_mod)) | set(super().__dir__()))
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if current_tracer() is not None:  # inside a module dlg traces: its ops join that trace
+            return self._orig_mod(*args, **kwargs)
         leaves: list[Any] = []
         spec = _flatten((args, kwargs), leaves)
         for obj in _statics(spec):

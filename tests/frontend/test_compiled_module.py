@@ -610,3 +610,23 @@ def test_a_forward_asking_the_grad_mode_gets_the_callers_and_a_trace_per_mode():
         plain(x)
     plain(x)
     assert len(plain.compiled) == 1 and not isinstance(*plain.compiled.values(), dict)
+
+
+def test_a_compiled_submodule_inside_a_traced_module_joins_the_trace():
+    """dlg.trace (and dlg.compile(module, x), onnx export) of a module holding a dlg.compile'd
+    submodule: its ops join the outer trace, as torch.compile'd submodules trace through."""
+    class Big(dlg.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = dlg.compile(dlg.nn.Linear(3, 4))
+
+        def forward(self, x):
+            return self.enc(x).relu()
+
+    dlg.manual_seed(0)
+    big = Big()
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    want = big(dlg.tensor(x)).detach().numpy()
+    model = dlg.trace(big, dlg.tensor(x[:2]))
+    np.testing.assert_allclose(np.asarray(model(x=x)), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(dlg.compile(big, x[:2])(x)), want, rtol=1e-5, atol=1e-6)
