@@ -578,14 +578,16 @@ _EAGER_FUNCTIONS: dict[str, Callable[..., Any]] = {}
 def _direct(name: str) -> OpDef | None:
     """The op that function `name` emits unchanged when its every argument is a tensor given
     positionally: the generated elementwise functions (they carry the op's signature), add and
-    sub (alpha 1), div (no rounding) and matmul. Such a call needs no argument binding."""
+    sub (alpha 1), div (no rounding), matmul and linear (with a bias: every nn.Linear's call).
+    Such a call needs no argument binding."""
     fn = FUNCTIONS.get(name)
     op = REGISTRY.get(name)
     if op is None or fn is None:
         return None
     generated = getattr(fn, "__signature__", None) is not None and fn.__name__ == op.name
     defaults = all(spec.default is not REQUIRED for spec in op.attrs.values())
-    return op if defaults and (generated or name in ("add", "sub", "div", "matmul")) else None
+    return op if defaults and (generated or name in ("add", "sub", "div", "matmul", "linear")
+                               ) else None
 
 
 _DIRECT = {name: op for name in FUNCTIONS if (op := _direct(name)) is not None}
