@@ -43,6 +43,40 @@ WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "charlotte", "mia", "ame
          "layla", "riley", "zoey", "nora", "quinn", "xavier", "jack", "kyle", "wyatt"]
 
 
+def makemore_vocab(words):
+    """makemore's stoi and itos: '.' is 0, the letters 1 to 26."""
+    chars = sorted(list(set(''.join(words))))
+    stoi = {s: i + 1 for i, s in enumerate(chars)}
+    stoi['.'] = 0
+    itos = {i: s for s, i in stoi.items()}
+    return stoi, itos
+
+
+def makemore_data(torch, words, block_size, splits=(0.8,)):
+    """makemore's vocabulary and its build_dataset over `words` shuffled by random.seed(42), cut
+    at each fraction of `splits` (part 2's train/dev/test: (0.8, 0.9))."""
+    stoi, itos = makemore_vocab(words)
+
+    def build_dataset(words):
+        X, Y = [], []
+        for w in words:
+            context = [0] * block_size
+            for ch in w + '.':
+                ix = stoi[ch]
+                X.append(context)
+                Y.append(ix)
+                context = context[1:] + [ix]  # crop and append
+        X = torch.tensor(X)
+        Y = torch.tensor(Y)
+        return X, Y
+
+    random.seed(42)
+    words = list(words)
+    random.shuffle(words)
+    cuts = [0] + [int(f * len(words)) for f in splits] + [len(words)]
+    return (stoi, itos, *(build_dataset(words[a:b]) for a, b in zip(cuts, cuts[1:])))
+
+
 # -- 1. micrograd: test/test_engine.py's test_sanity_check and test_more_ops (the torch halves),
 #       and lecture 1's neuron checked in torch ---------------------------------------------------
 
@@ -113,10 +147,7 @@ def makemore_bigram_counts(side: Side5) -> dict:
     out = {"n_words": len(words), "min_len": min(len(w) for w in words),
            "max_len": max(len(w) for w in words)}
     N = torch.zeros((27, 27), dtype=torch.int32)
-    chars = sorted(list(set(''.join(words))))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi['.'] = 0
-    itos = {i: s for s, i in stoi.items()}
+    stoi, itos = makemore_vocab(words)
     for w in words:
         chs = ['.'] + list(w) + ['.']
         for ch1, ch2 in zip(chs, chs[1:]):
@@ -184,10 +215,7 @@ def makemore_neural_bigram(side: Side5) -> dict:
     F = torch.nn.functional
     words = WORDS
     out = {}
-    chars = sorted(list(set(''.join(words))))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi['.'] = 0
-    itos = {i: s for s, i in stoi.items()}
+    stoi, itos = makemore_vocab(words)
     # create the training set of bigrams (x,y)
     xs, ys = [], []
     for w in words[:1]:
@@ -277,34 +305,10 @@ def makemore_mlp(side: Side5) -> dict:
     F = torch.nn.functional
     words = WORDS
     out = {}
-    chars = sorted(list(set(''.join(words))))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi['.'] = 0
-    itos = {i: s for s, i in stoi.items()}
     # build the dataset
     block_size = 3  # context length: how many characters do we take to predict the next one?
-
-    def build_dataset(words):
-        X, Y = [], []
-        for w in words:
-            context = [0] * block_size
-            for ch in w + '.':
-                ix = stoi[ch]
-                X.append(context)
-                Y.append(ix)
-                context = context[1:] + [ix]  # crop and append
-        X = torch.tensor(X)
-        Y = torch.tensor(Y)
-        return X, Y
-
-    random.seed(42)
-    words = list(words)
-    random.shuffle(words)
-    n1 = int(0.8 * len(words))
-    n2 = int(0.9 * len(words))
-    Xtr, Ytr = build_dataset(words[:n1])
-    Xdev, Ydev = build_dataset(words[n1:n2])
-    Xte, Yte = build_dataset(words[n2:])
+    stoi, itos, (Xtr, Ytr), (Xdev, Ydev), (Xte, Yte) = makemore_data(torch, words, block_size,
+                                                                     (0.8, 0.9))
     assert Xtr.dtype == torch.int64 and tuple(Xtr.shape)[1] == 3
     out["shapes"] = [tuple(Xtr.shape), tuple(Xdev.shape), tuple(Xte.shape)]
     # the lecture's first look at the embedding table
@@ -389,6 +393,78 @@ def test_makemore_mlp():
     run_both(makemore_mlp)
 
 
+def makemore_layers(side: Side5, g=None):
+    """makemore's Linear, BatchNorm1d and Tanh (the same API as nn.Module), as part 5 left them
+    (BatchNorm1d also takes (B, T, C)); Linear draws from part 3's Generator `g`, part 5 seeds
+    torch globally instead."""
+    torch = side.lib
+
+    class Linear:
+
+        def __init__(self, fan_in, fan_out, bias=True):
+            self.weight = side.draw(torch.randn, (fan_in, fan_out), generator=g) \
+                / fan_in**0.5  # kaiming init
+            self.bias = torch.zeros(fan_out) if bias else None
+
+        def __call__(self, x):
+            self.out = x @ self.weight
+            if self.bias is not None:
+                self.out += self.bias
+            return self.out
+
+        def parameters(self):
+            return [self.weight] + ([] if self.bias is None else [self.bias])
+
+    class BatchNorm1d:
+
+        def __init__(self, dim, eps=1e-5, momentum=0.1):
+            self.eps = eps
+            self.momentum = momentum
+            self.training = True
+            # parameters (trained with backprop)
+            self.gamma = torch.ones(dim)
+            self.beta = torch.zeros(dim)
+            # buffers (trained with a running 'momentum update')
+            self.running_mean = torch.zeros(dim)
+            self.running_var = torch.ones(dim)
+
+        def __call__(self, x):
+            # calculate the forward pass
+            if self.training:
+                if x.ndim == 2:
+                    dim = 0
+                elif x.ndim == 3:
+                    dim = (0, 1)
+                xmean = x.mean(dim, keepdim=True)  # batch mean
+                xvar = x.var(dim, keepdim=True)  # batch variance
+            else:
+                xmean = self.running_mean
+                xvar = self.running_var
+            xhat = (x - xmean) / torch.sqrt(xvar + self.eps)  # normalize to unit variance
+            self.out = self.gamma * xhat + self.beta
+            # update the buffers
+            if self.training:
+                with torch.no_grad():
+                    self.running_mean = (1 - self.momentum) * self.running_mean \
+                        + self.momentum * xmean
+                    self.running_var = (1 - self.momentum) * self.running_var \
+                        + self.momentum * xvar
+            return self.out
+
+        def parameters(self):
+            return [self.gamma, self.beta]
+
+    class Tanh:
+        def __call__(self, x):
+            self.out = torch.tanh(x)
+            return self.out
+
+        def parameters(self):
+            return []
+
+    return Linear, BatchNorm1d, Tanh
+
+
 # -- 5. makemore part 3: activations, gradients, BatchNorm: the MLP with kaiming-scaled init,
 #       BatchNorm by hand with running statistics updated under no_grad, split_loss under a
 #       @torch.no_grad() decorator; then the Linear/BatchNorm1d/Tanh classes (plain Python, with
@@ -400,31 +476,9 @@ def makemore_batchnorm(side: Side5) -> dict:
     F = torch.nn.functional
     words = WORDS
     out = {}
-    chars = sorted(list(set(''.join(words))))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi['.'] = 0
-    vocab_size = len(stoi)
     block_size = 3
-
-    def build_dataset(words):
-        X, Y = [], []
-        for w in words:
-            context = [0] * block_size
-            for ch in w + '.':
-                ix = stoi[ch]
-                X.append(context)
-                Y.append(ix)
-                context = context[1:] + [ix]  # crop and append
-        X = torch.tensor(X)
-        Y = torch.tensor(Y)
-        return X, Y
-
-    random.seed(42)
-    words = list(words)
-    random.shuffle(words)
-    n1 = int(0.8 * len(words))
-    Xtr, Ytr = build_dataset(words[:n1])
-    Xdev, Ydev = build_dataset(words[n1:])
+    stoi, _, (Xtr, Ytr), (Xdev, Ydev) = makemore_data(torch, words, block_size)
+    vocab_size = len(stoi)
 
     # MLP revisited
     n_embd = 10  # the dimensionality of the character embedding vectors
@@ -500,67 +554,9 @@ def makemore_batchnorm(side: Side5) -> dict:
     out["split_losses"] = [split_loss('train'), split_loss('val')]
 
     # Let's train a deeper network
-    # The classes we create here are the same API as nn.Module in PyTorch
-    class Linear:
-
-        def __init__(self, fan_in, fan_out, bias=True):
-            self.weight = side.draw(torch.randn, (fan_in, fan_out), generator=g) / fan_in**0.5
-            self.bias = torch.zeros(fan_out) if bias else None
-
-        def __call__(self, x):
-            self.out = x @ self.weight
-            if self.bias is not None:
-                self.out += self.bias
-            return self.out
-
-        def parameters(self):
-            return [self.weight] + ([] if self.bias is None else [self.bias])
-
-    class BatchNorm1d:
-
-        def __init__(self, dim, eps=1e-5, momentum=0.1):
-            self.eps = eps
-            self.momentum = momentum
-            self.training = True
-            # parameters (trained with backprop)
-            self.gamma = torch.ones(dim)
-            self.beta = torch.zeros(dim)
-            # buffers (trained with a running 'momentum update')
-            self.running_mean = torch.zeros(dim)
-            self.running_var = torch.ones(dim)
-
-        def __call__(self, x):
-            # calculate the forward pass
-            if self.training:
-                xmean = x.mean(0, keepdim=True)  # batch mean
-                xvar = x.var(0, keepdim=True)  # batch variance
-            else:
-                xmean = self.running_mean
-                xvar = self.running_var
-            xhat = (x - xmean) / torch.sqrt(xvar + self.eps)  # normalize to unit variance
-            self.out = self.gamma * xhat + self.beta
-            # update the buffers
-            if self.training:
-                with torch.no_grad():
-                    self.running_mean = (1 - self.momentum) * self.running_mean \
-                        + self.momentum * xmean
-                    self.running_var = (1 - self.momentum) * self.running_var \
-                        + self.momentum * xvar
-            return self.out
-
-        def parameters(self):
-            return [self.gamma, self.beta]
-
-    class Tanh:
-        def __call__(self, x):
-            self.out = torch.tanh(x)
-            return self.out
-
-        def parameters(self):
-            return []
-
     n_hidden = 50  # the number of neurons in the hidden layer of the MLP
     g = torch.Generator().manual_seed(2147483647)  # for reproducibility
+    Linear, BatchNorm1d, Tanh = makemore_layers(side, g)
     C = side.draw(torch.randn, (vocab_size, n_embd), generator=g)
     layers = [
         Linear(n_embd * block_size, n_hidden, bias=False), BatchNorm1d(n_hidden), Tanh(),
@@ -646,33 +642,6 @@ def makemore_batchnorm(side: Side5) -> dict:
 
 def test_makemore_batchnorm():
     run_both(makemore_batchnorm)
-
-
-def makemore_data(torch, words, block_size):
-    """makemore's vocabulary and its build_dataset over `words` shuffled by random.seed(42)."""
-    chars = sorted(list(set(''.join(words))))
-    stoi = {s: i + 1 for i, s in enumerate(chars)}
-    stoi['.'] = 0
-    itos = {i: s for s, i in stoi.items()}
-
-    def build_dataset(words):
-        X, Y = [], []
-        for w in words:
-            context = [0] * block_size
-            for ch in w + '.':
-                ix = stoi[ch]
-                X.append(context)
-                Y.append(ix)
-                context = context[1:] + [ix]  # crop and append
-        X = torch.tensor(X)
-        Y = torch.tensor(Y)
-        return X, Y
-
-    random.seed(42)
-    words = list(words)
-    random.shuffle(words)
-    n1 = int(0.8 * len(words))
-    return stoi, itos, build_dataset(words[:n1]), build_dataset(words[n1:])
 
 
 # -- 6. makemore part 4, "becoming a backprop ninja": the MLP's forward pass broken into small
@@ -928,67 +897,7 @@ def makemore_wavenet(side: Side5) -> dict:
                                               + '-->' + itos[y.item()])
     out["examples"] = [len(e) for e in out["examples"]]
 
-    class Linear:
-
-        def __init__(self, fan_in, fan_out, bias=True):
-            self.weight = side.draw(torch.randn, (fan_in, fan_out)) / fan_in**0.5  # kaiming init
-            self.bias = torch.zeros(fan_out) if bias else None
-
-        def __call__(self, x):
-            self.out = x @ self.weight
-            if self.bias is not None:
-                self.out += self.bias
-            return self.out
-
-        def parameters(self):
-            return [self.weight] + ([] if self.bias is None else [self.bias])
-
-    class BatchNorm1d:
-
-        def __init__(self, dim, eps=1e-5, momentum=0.1):
-            self.eps = eps
-            self.momentum = momentum
-            self.training = True
-            # parameters (trained with backprop)
-            self.gamma = torch.ones(dim)
-            self.beta = torch.zeros(dim)
-            # buffers (trained with a running 'momentum update')
-            self.running_mean = torch.zeros(dim)
-            self.running_var = torch.ones(dim)
-
-        def __call__(self, x):
-            # calculate the forward pass
-            if self.training:
-                if x.ndim == 2:
-                    dim = 0
-                elif x.ndim == 3:
-                    dim = (0, 1)
-                xmean = x.mean(dim, keepdim=True)  # batch mean
-                xvar = x.var(dim, keepdim=True)  # batch variance
-            else:
-                xmean = self.running_mean
-                xvar = self.running_var
-            xhat = (x - xmean) / torch.sqrt(xvar + self.eps)  # normalize to unit variance
-            self.out = self.gamma * xhat + self.beta
-            # update the buffers
-            if self.training:
-                with torch.no_grad():
-                    self.running_mean = (1 - self.momentum) * self.running_mean \
-                        + self.momentum * xmean
-                    self.running_var = (1 - self.momentum) * self.running_var \
-                        + self.momentum * xvar
-            return self.out
-
-        def parameters(self):
-            return [self.gamma, self.beta]
-
-    class Tanh:
-        def __call__(self, x):
-            self.out = torch.tanh(x)
-            return self.out
-
-        def parameters(self):
-            return []
+    Linear, BatchNorm1d, Tanh = makemore_layers(side)
 
     class Embedding:
 
@@ -1132,6 +1041,14 @@ def test_makemore_wavenet():
 #       generator over shuffled indices, sgd under torch.no_grad() with param -= lr * grad /
 #       batch_size and param.grad.zero_(); then 3.3's concise version on nn.Sequential ----------
 
+def d2l_sgd(torch, params, lr, batch_size):
+    """Minibatch stochastic gradient descent."""
+    with torch.no_grad():
+        for param in params:
+            param -= lr * param.grad / batch_size
+            param.grad.zero_()
+
+
 def d2l_linear_regression(side: Side5) -> dict:
     torch = side.lib
     nn = torch.nn
@@ -1176,13 +1093,6 @@ def d2l_linear_regression(side: Side5) -> dict:
         """Squared loss."""
         return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
 
-    def sgd(params, lr, batch_size):
-        """Minibatch stochastic gradient descent."""
-        with torch.no_grad():
-            for param in params:
-                param -= lr * param.grad / batch_size
-                param.grad.zero_()
-
     lr = 0.03
     num_epochs = 3
     net = linreg
@@ -1193,7 +1103,7 @@ def d2l_linear_regression(side: Side5) -> dict:
             l = loss(net(X, w, b), y)  # Minibatch loss in `X` and `y`  # noqa: E741
             # Compute gradient on `l` with respect to [`w`, `b`]
             l.sum().backward()
-            sgd([w, b], lr, batch_size)  # Update parameters using their gradient
+            d2l_sgd(torch, [w, b], lr, batch_size)  # Update parameters using their gradient
         with torch.no_grad():
             train_l = loss(net(features, w, b), labels)
             train_ls.append(float(train_l.mean()))
@@ -1342,16 +1252,10 @@ def d2l_softmax_regression(side: Side5) -> dict:
         # Return training loss and training accuracy
         return metric[0] / metric[2], metric[1] / metric[2]
 
-    def sgd(params, lr, batch_size):
-        with torch.no_grad():
-            for param in params:
-                param -= lr * param.grad / batch_size
-                param.grad.zero_()
-
     lr = 0.1
 
     def updater(batch_size):
-        return sgd([W, b], lr, batch_size)
+        return d2l_sgd(torch, [W, b], lr, batch_size)
 
     metrics = []
     for _epoch in range(3):
@@ -1496,6 +1400,76 @@ def test_d2l_dropout():
 #        predict_ch8, grad_clipping with the norm torch.sqrt(sum(torch.sum((p.grad ** 2)) ...))
 #        and param.grad[:] *= theta / norm, train_epoch_ch8 over seq_data_iter_sequential with
 #        s.detach_() on the state, perplexity ------------------------------------------------------
+
+def d2l_predict_ch8(torch, prefix, num_preds, net, vocab, device, idx_to_token=None):
+    """Generate new characters following the `prefix` (d2l 9.5's predict_ch8; without
+    `idx_to_token` it returns the token ids instead of joining their tokens)."""
+    state = net.begin_state(batch_size=1, device=device)
+    outputs = [vocab[prefix[0]]]
+
+    def get_input():
+        return torch.tensor([outputs[-1]], device=device).reshape((1, 1))
+
+    for y in prefix[1:]:  # Warm-up period
+        _, state = net(get_input(), state)
+        outputs.append(vocab[y])
+    for _ in range(num_preds):  # Predict `num_preds` steps
+        y, state = net(get_input(), state)
+        outputs.append(int(y.argmax(dim=1).reshape(1)))
+    if idx_to_token is None:
+        return outputs
+    return ''.join([idx_to_token[i] for i in outputs])
+
+
+def d2l_grad_clipping(torch, net, theta):
+    """Clip the gradient."""
+    nn = torch.nn
+    if isinstance(net, nn.Module):
+        params = [p for p in net.parameters() if p.requires_grad]
+    else:
+        params = net.params
+    norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
+    if norm > theta:
+        for param in params:
+            param.grad[:] *= theta / norm
+
+
+def d2l_train_epoch_ch8(torch, net, train_iter, loss, updater, device, use_random_iter):
+    """Train a net within one epoch (defined in Chapter 8)."""
+    nn = torch.nn
+    state = None
+    metric = Accumulator(2)  # Sum of training loss, no. of tokens
+    for X, Y in train_iter:
+        if state is None or use_random_iter:
+            # Initialize `state` when either it is the first iteration or
+            # using random sampling
+            state = net.begin_state(batch_size=X.shape[0], device=device)
+        else:
+            if isinstance(net, nn.Module) and not isinstance(state, tuple):
+                # `state` is a tensor for `nn.GRU`
+                state.detach_()
+            else:
+                # `state` is a tuple of tensors for `nn.LSTM` and
+                # for our custom scratch implementation
+                for s in state:
+                    s.detach_()
+        y = Y.T.reshape(-1)
+        X, y = X.to(device), y.to(device)
+        y_hat, state = net(X, state)
+        l = loss(y_hat, y.long()).mean()  # noqa: E741
+        if isinstance(updater, torch.optim.Optimizer):
+            updater.zero_grad()
+            l.backward()
+            d2l_grad_clipping(torch, net, 1)
+            updater.step()
+        else:
+            l.backward()
+            d2l_grad_clipping(torch, net, 1)
+            # Since the `mean` function has been invoked
+            updater(batch_size=1)
+        metric.add(l.detach() * y.numel(), y.numel())
+    return math.exp(metric[0] / metric[1])
+
 
 def d2l_rnn_scratch(side: Side5, kind: str) -> dict:
     torch = side.lib
@@ -1664,91 +1638,25 @@ def d2l_rnn_scratch(side: Side5, kind: str) -> dict:
     Y, new_state = net(X.to(device), state)
     out["first"] = [Y, list(new_state)]
 
-    def predict_ch8(prefix, num_preds, net, vocab, device):
-        """Generate new characters following the `prefix`."""
-        state = net.begin_state(batch_size=1, device=device)
-        outputs = [vocab[prefix[0]]]
-
-        def get_input():
-            return torch.tensor([outputs[-1]], device=device).reshape((1, 1))
-
-        for y in prefix[1:]:  # Warm-up period
-            _, state = net(get_input(), state)
-            outputs.append(vocab[y])
-        for _ in range(num_preds):  # Predict `num_preds` steps
-            y, state = net(get_input(), state)
-            outputs.append(int(y.argmax(dim=1).reshape(1)))
-        return ''.join([idx_to_token[i] for i in outputs])
-
-    out["predicted"] = [token_to_idx.get(c, 0) for c in predict_ch8('time ', 10, net, vocab,
-                                                                     device)]
-
-    def grad_clipping(net, theta):
-        """Clip the gradient."""
-        if isinstance(net, nn.Module):
-            params = [p for p in net.parameters() if p.requires_grad]
-        else:
-            params = net.params
-        norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
-        if norm > theta:
-            for param in params:
-                param.grad[:] *= theta / norm
-
-    def sgd(params, lr, batch_size):
-        with torch.no_grad():
-            for param in params:
-                param -= lr * param.grad / batch_size
-                param.grad.zero_()
-
-    def train_epoch_ch8(net, train_iter, loss, updater, device, use_random_iter):
-        """Train a net within one epoch (defined in Chapter 8)."""
-        state = None
-        metric = Accumulator(2)  # Sum of training loss, no. of tokens
-        for X, Y in train_iter:
-            if state is None or use_random_iter:
-                # Initialize `state` when either it is the first iteration or
-                # using random sampling
-                state = net.begin_state(batch_size=X.shape[0], device=device)
-            else:
-                if isinstance(net, nn.Module) and not isinstance(state, tuple):
-                    # `state` is a tensor for `nn.GRU`
-                    state.detach_()
-                else:
-                    # `state` is a tuple of tensors for `nn.LSTM` and
-                    # for our custom scratch implementation
-                    for s in state:
-                        s.detach_()
-            y = Y.T.reshape(-1)
-            X, y = X.to(device), y.to(device)
-            y_hat, state = net(X, state)
-            l = loss(y_hat, y.long()).mean()  # noqa: E741
-            if isinstance(updater, torch.optim.Optimizer):
-                updater.zero_grad()
-                l.backward()
-                grad_clipping(net, 1)
-                updater.step()
-            else:
-                l.backward()
-                grad_clipping(net, 1)
-                # Since the `mean` function has been invoked
-                updater(batch_size=1)
-            metric.add(l * y.numel(), y.numel())
-        return math.exp(metric[0] / metric[1])
+    out["predicted"] = [token_to_idx.get(c, 0)
+                        for c in d2l_predict_ch8(torch, 'time ', 10, net, vocab, device,
+                                                 idx_to_token)]
 
     loss = nn.CrossEntropyLoss()
     lr = 1
 
     def updater(batch_size):
-        return sgd(net.params, lr, batch_size)
+        return d2l_sgd(torch, net.params, lr, batch_size)
 
     random.seed(10)
     ppls = []
     for _epoch in range(3):
         train_iter = seq_data_iter_sequential(corpus, batch_size=4, num_steps=6)
-        ppls.append(train_epoch_ch8(net, train_iter, loss, updater, device, False))
+        ppls.append(d2l_train_epoch_ch8(torch, net, train_iter, loss, updater, device, False))
     out.update(ppls=ppls, params=net.params,
-               predicted_after=[token_to_idx.get(c, 0) for c in predict_ch8('time ', 10, net,
-                                                                              vocab, device)])
+               predicted_after=[token_to_idx.get(c, 0)
+                                for c in d2l_predict_ch8(torch, 'time ', 10, net, vocab, device,
+                                                         idx_to_token)])
     return out
 
 
@@ -1978,36 +1886,12 @@ def d2l_attention_modules(torch):
     return AdditiveAttention, DotProductAttention
 
 
-def d2l_attention(side: Side5) -> dict:
-    torch = side.lib
+def d2l_multihead_modules(torch):
+    """d2l 11.5's MultiHeadAttention (over 11.3's DotProductAttention) and 11.6.3's
+    PositionalEncoding."""
     nn = torch.nn
-    out = {}
-    out["masked"] = [d2l_masked_softmax(torch, side.draw(torch.rand, 2, 2, 4),
-                                        torch.tensor([2, 3])),
-                     d2l_masked_softmax(torch, side.draw(torch.rand, 2, 2, 4),
-                                        torch.tensor([[1, 3], [2, 4]]))]
-    X = torch.tensor([[1, 2, 3], [4, 5, 6]])
-    out["seq_mask"] = d2l_sequence_mask(torch, X, torch.tensor([1, 2]))
-    X = torch.ones(2, 3, 4)
-    out["seq_mask_3d"] = d2l_sequence_mask(torch, X, torch.tensor([1, 2]), value=-1)
-    AdditiveAttention, DotProductAttention = d2l_attention_modules(torch)
-    queries, keys = side.draw(torch.normal, 0, 1, (2, 1, 20)), torch.ones((2, 10, 2))
-    # The two value matrices in the `values` minibatch are identical
-    values = torch.arange(40, dtype=torch.float32).reshape(1, 10, 4).repeat(2, 1, 1)
-    valid_lens = torch.tensor([2, 6])
-    attention = side.weights(AdditiveAttention(key_size=2, query_size=20, num_hiddens=8,
-                                               dropout=0.1))
-    attention.eval()
-    attention = side.compile(attention)
-    out["additive"] = [attention(queries, keys, values, valid_lens),
-                       attention.attention_weights.reshape((1, 1, 2, 10))]
-    queries = side.draw(torch.normal, 0, 1, (2, 1, 2))
-    attention = DotProductAttention(dropout=0.5)
-    attention.eval()
-    attention = side.compile(attention)
-    out["dot"] = [attention(queries, keys, values, valid_lens), attention.attention_weights]
+    _, DotProductAttention = d2l_attention_modules(torch)
 
-    # 11.5 multi-head attention
     def transpose_qkv(X, num_heads):
         """Transposition for parallel computation of multiple attention heads."""
         # Shape of input `X`: (`batch_size`, no. of queries or key-value pairs, `num_hiddens`).
@@ -2051,21 +1935,6 @@ def d2l_attention(side: Side5) -> dict:
             output_concat = transpose_output(output, self.num_heads)
             return self.W_o(output_concat)
 
-    num_hiddens, num_heads = 20, 5
-    attention = side.weights(MultiHeadAttention(num_hiddens, num_hiddens, num_hiddens,
-                                                num_hiddens, num_heads, 0.5))
-    attention.eval()
-    attention = side.compile(attention)
-    batch_size, num_queries = 2, 4
-    num_kvpairs, valid_lens = 6, torch.tensor([3, 2])
-    X = torch.ones((batch_size, num_queries, num_hiddens))
-    Y = torch.ones((batch_size, num_kvpairs, num_hiddens))
-    out["multihead"] = attention(X, Y, Y, valid_lens)
-    # self-attention over random tokens, with its weights
-    X = side.draw(torch.randn, (batch_size, num_queries, num_hiddens))
-    out["self"] = [attention(X, X, X, valid_lens), attention.attention.attention_weights]
-
-    # 11.6.3 positional encoding
     class PositionalEncoding(nn.Module):
         """Positional encoding."""
 
@@ -2084,6 +1953,54 @@ def d2l_attention(side: Side5) -> dict:
             X = X + self.P[:, :X.shape[1], :].to(X.device)
             return self.dropout(X)
 
+    return MultiHeadAttention, PositionalEncoding
+
+
+def d2l_attention(side: Side5) -> dict:
+    torch = side.lib
+    out = {}
+    out["masked"] = [d2l_masked_softmax(torch, side.draw(torch.rand, 2, 2, 4),
+                                        torch.tensor([2, 3])),
+                     d2l_masked_softmax(torch, side.draw(torch.rand, 2, 2, 4),
+                                        torch.tensor([[1, 3], [2, 4]]))]
+    X = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    out["seq_mask"] = d2l_sequence_mask(torch, X, torch.tensor([1, 2]))
+    X = torch.ones(2, 3, 4)
+    out["seq_mask_3d"] = d2l_sequence_mask(torch, X, torch.tensor([1, 2]), value=-1)
+    AdditiveAttention, DotProductAttention = d2l_attention_modules(torch)
+    queries, keys = side.draw(torch.normal, 0, 1, (2, 1, 20)), torch.ones((2, 10, 2))
+    # The two value matrices in the `values` minibatch are identical
+    values = torch.arange(40, dtype=torch.float32).reshape(1, 10, 4).repeat(2, 1, 1)
+    valid_lens = torch.tensor([2, 6])
+    attention = side.weights(AdditiveAttention(key_size=2, query_size=20, num_hiddens=8,
+                                               dropout=0.1))
+    attention.eval()
+    attention = side.compile(attention)
+    out["additive"] = [attention(queries, keys, values, valid_lens),
+                       attention.attention_weights.reshape((1, 1, 2, 10))]
+    queries = side.draw(torch.normal, 0, 1, (2, 1, 2))
+    attention = DotProductAttention(dropout=0.5)
+    attention.eval()
+    attention = side.compile(attention)
+    out["dot"] = [attention(queries, keys, values, valid_lens), attention.attention_weights]
+
+    # 11.5 multi-head attention
+    MultiHeadAttention, PositionalEncoding = d2l_multihead_modules(torch)
+    num_hiddens, num_heads = 20, 5
+    attention = side.weights(MultiHeadAttention(num_hiddens, num_hiddens, num_hiddens,
+                                                num_hiddens, num_heads, 0.5))
+    attention.eval()
+    attention = side.compile(attention)
+    batch_size, num_queries = 2, 4
+    num_kvpairs, valid_lens = 6, torch.tensor([3, 2])
+    X = torch.ones((batch_size, num_queries, num_hiddens))
+    Y = torch.ones((batch_size, num_kvpairs, num_hiddens))
+    out["multihead"] = attention(X, Y, Y, valid_lens)
+    # self-attention over random tokens, with its weights
+    X = side.draw(torch.randn, (batch_size, num_queries, num_hiddens))
+    out["self"] = [attention(X, X, X, valid_lens), attention.attention.attention_weights]
+
+    # 11.6.3 positional encoding
     encoding_dim, num_steps = 32, 60
     pos_encoding = PositionalEncoding(encoding_dim, 0)
     pos_encoding.eval()
@@ -2107,11 +2024,10 @@ def test_d2l_attention(compiled):
 #        reduction='none' set in forward), xavier_init_weights over m._flat_weights_names,
 #        train_seq2seq's bos-shifted decoder input, grad_clipping and predict_seq2seq -------------
 
-def d2l_bahdanau(side: Side5) -> dict:
-    torch = side.lib
+def d2l_encoder_decoder_modules(torch):
+    """d2l 10.6's Encoder/Decoder/EncoderDecoder (11.4's AttentionDecoder), 10.7's
+    Seq2SeqEncoder and MaskedSoftmaxCELoss."""
     nn = torch.nn
-    out = {}
-    AdditiveAttention, _ = d2l_attention_modules(torch)
 
     class Encoder(nn.Module):
         """The base encoder interface for the encoder-decoder architecture."""
@@ -2169,6 +2085,130 @@ def d2l_bahdanau(side: Side5) -> dict:
             # `output` shape: (`num_steps`, `batch_size`, `num_hiddens`)
             # `state` shape: (`num_layers`, `batch_size`, `num_hiddens`)
             return output, state
+
+    class MaskedSoftmaxCELoss(nn.CrossEntropyLoss):
+        """The softmax cross-entropy loss with masks."""
+
+        # `pred` shape: (`batch_size`, `num_steps`, `vocab_size`)
+        # `label` shape: (`batch_size`, `num_steps`)
+        # `valid_len` shape: (`batch_size`,)
+        def forward(self, pred, label, valid_len):
+            weights = torch.ones_like(label)
+            weights = d2l_sequence_mask(torch, weights, valid_len)
+            self.reduction = 'none'
+            unweighted_loss = super(MaskedSoftmaxCELoss, self).forward(
+                pred.permute(0, 2, 1), label)
+            weighted_loss = (unweighted_loss * weights).mean(dim=1)
+            return weighted_loss
+
+    return EncoderDecoder, AttentionDecoder, Seq2SeqEncoder, MaskedSoftmaxCELoss
+
+
+def toy_reversal_data(side: Side5, seed, vocab_size, num_steps, pad, eos):
+    """A toy "translation" corpus: the target is the source reversed, then <eos>; the dataset of
+    (source, its valid length, target, its valid length)."""
+    torch = side.lib
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, num_steps, 8)
+    src = np.full((8, num_steps), pad)
+    tgt = np.full((8, num_steps), pad)
+    for i, n in enumerate(lengths):
+        words = rng.integers(3, vocab_size, n)
+        src[i, :n], src[i, n] = words, eos
+        tgt[i, :n], tgt[i, n] = words[::-1], eos
+    src_valid, tgt_valid = lengths + 1, lengths + 1
+    return torch.utils.data.TensorDataset(*(side.data(a) for a in (src, src_valid, tgt,
+                                                                   tgt_valid)))
+
+
+def d2l_train_seq2seq(side: Side5, net, data_iter, lr, num_epochs, tgt_vocab, device,
+                      clip=True):
+    """Train a model for sequence to sequence: d2l 10.7's train_seq2seq (through
+    `side.compile`); `clip=False` leaves out its grad_clipping, as the Transformer and seq2seq
+    ports train. Returns each epoch's loss per token and each batch's summed loss."""
+    torch = side.lib
+    nn = torch.nn
+    _, _, _, MaskedSoftmaxCELoss = d2l_encoder_decoder_modules(torch)
+
+    def xavier_init_weights(m):
+        if type(m) == nn.Linear:  # noqa: E721
+            nn.init.xavier_uniform_(m.weight)
+        if type(m) == nn.GRU:  # noqa: E721
+            for param in m._flat_weights_names:
+                if "weight" in param:
+                    nn.init.xavier_uniform_(m._parameters[param])
+
+    net.apply(xavier_init_weights)
+    side.weights(net)
+    net.to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    loss = MaskedSoftmaxCELoss()
+    net.train()
+    model = side.compile(net)
+    losses, batch_losses = [], []
+    for _epoch in range(num_epochs):
+        metric = Accumulator(2)  # Sum of training loss, no. of tokens
+        for batch in data_iter:
+            optimizer.zero_grad()
+            X, X_valid_len, Y, Y_valid_len = [x.to(device) for x in batch]
+            bos = torch.tensor([tgt_vocab['<bos>']] * Y.shape[0],
+                               device=device).reshape(-1, 1)
+            dec_input = torch.cat([bos, Y[:, :-1]], 1)  # Teacher forcing
+            Y_hat, _ = model(X, dec_input, X_valid_len)
+            l = loss(Y_hat, Y, Y_valid_len)  # noqa: E741
+            l.sum().backward()  # Make the loss scalar for `backward`
+            if clip:
+                d2l_grad_clipping(torch, net, 1)
+            num_tokens = Y_valid_len.sum()
+            optimizer.step()
+            with torch.no_grad():
+                metric.add(l.sum(), num_tokens)
+            batch_losses.append(l.sum().item())
+        losses.append(metric[0] / metric[1])
+    return losses, batch_losses
+
+
+def d2l_predict_seq2seq(torch, net, src_tokens, src_vocab, tgt_vocab, num_steps, device,
+                        save_attention_weights=False):
+    """Predict for sequence to sequence (d2l 10.7's predict_seq2seq over token ids; it also
+    returns the decoder's last state, for the Transformer's key-value cache)."""
+    # Set `net` to eval mode for inference
+    net.eval()
+    enc_valid_len = torch.tensor([len(src_tokens)], device=device)
+    src_tokens = src_tokens + [src_vocab['<pad>']] * (num_steps - len(src_tokens))
+    # Add the batch axis
+    enc_X = torch.unsqueeze(
+        torch.tensor(src_tokens, dtype=torch.long, device=device), dim=0)
+    enc_outputs = net.encoder(enc_X, enc_valid_len)
+    dec_state = net.decoder.init_state(enc_outputs, enc_valid_len)
+    # Add the batch axis
+    dec_X = torch.unsqueeze(torch.tensor(
+        [tgt_vocab['<bos>']], dtype=torch.long, device=device), dim=0)
+    output_seq, attention_weight_seq = [], []
+    for _ in range(num_steps):
+        Y, dec_state = net.decoder(dec_X, dec_state)
+        # We use the token with the highest prediction likelihood as the
+        # input of the decoder at the next time step
+        dec_X = Y.argmax(dim=2)
+        pred = dec_X.squeeze(dim=0).type(torch.int32).item()
+        # Save attention weights (to be covered later)
+        if save_attention_weights:
+            attention_weight_seq.append(net.decoder.attention_weights)
+        # Once the end-of-sequence token is predicted, the generation of the
+        # output sequence is complete
+        if pred == tgt_vocab['<eos>']:
+            break
+        output_seq.append(pred)
+    return output_seq, attention_weight_seq, dec_state
+
+
+def d2l_bahdanau(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+    AdditiveAttention, _ = d2l_attention_modules(torch)
+    (EncoderDecoder, AttentionDecoder, Seq2SeqEncoder,
+     MaskedSoftmaxCELoss) = d2l_encoder_decoder_modules(torch)
 
     class Seq2SeqAttentionDecoder(AttentionDecoder):
         def __init__(self, vocab_size, embed_size, num_hiddens, num_layers,
@@ -2233,52 +2273,16 @@ def d2l_bahdanau(side: Side5) -> dict:
                      tuple(state[1][0].shape)]
     out["first_output"] = output
 
-    class MaskedSoftmaxCELoss(nn.CrossEntropyLoss):
-        """The softmax cross-entropy loss with masks."""
-
-        # `pred` shape: (`batch_size`, `num_steps`, `vocab_size`)
-        # `label` shape: (`batch_size`, `num_steps`)
-        # `valid_len` shape: (`batch_size`,)
-        def forward(self, pred, label, valid_len):
-            weights = torch.ones_like(label)
-            weights = d2l_sequence_mask(torch, weights, valid_len)
-            self.reduction = 'none'
-            unweighted_loss = super(MaskedSoftmaxCELoss, self).forward(
-                pred.permute(0, 2, 1), label)
-            weighted_loss = (unweighted_loss * weights).mean(dim=1)
-            return weighted_loss
-
     loss = MaskedSoftmaxCELoss()
     out["masked_ce"] = loss(torch.ones(3, 4, 10), torch.ones((3, 4), dtype=torch.long),
                             torch.tensor([4, 2, 0]))
 
-    def grad_clipping(net, theta):
-        """Clip the gradient."""
-        if isinstance(net, nn.Module):
-            params = [p for p in net.parameters() if p.requires_grad]
-        else:
-            params = net.params
-        norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
-        if norm > theta:
-            for param in params:
-                param.grad[:] *= theta / norm
-
     # a toy "translation" corpus: the target is the source reversed, then <eos>
     pad, bos, eos = 0, 1, 2
     vocab_size, num_steps = 10, 5
-    rng = np.random.default_rng(7)
-    lengths = rng.integers(2, num_steps, 8)
-    src = np.full((8, num_steps), pad)
-    tgt = np.full((8, num_steps), pad)
-    for i, n in enumerate(lengths):
-        words = rng.integers(3, vocab_size, n)
-        src[i, :n], src[i, n] = words, eos
-        tgt[i, :n], tgt[i, n] = words[::-1], eos
-    src_valid, tgt_valid = lengths + 1, lengths + 1
-    data = torch.utils.data.TensorDataset(*(side.data(a) for a in (src, src_valid, tgt,
-                                                                    tgt_valid)))
+    data = toy_reversal_data(side, 7, vocab_size, num_steps, pad, eos)
     data_iter = torch.utils.data.DataLoader(data, batch_size=4)
-    tgt_vocab = {'<pad>': pad, '<bos>': bos, '<eos>': eos}
+    vocab = {'<pad>': pad, '<bos>': bos, '<eos>': eos}
     device = torch.device('cpu')
     embed_size, num_hiddens, num_layers, dropout = 8, 16, 2, 0.0
     lr, num_epochs = 0.005, 2
@@ -2287,78 +2291,11 @@ def d2l_bahdanau(side: Side5) -> dict:
                                       dropout)
     net = EncoderDecoder(encoder, decoder)
 
-    def train_seq2seq(net, data_iter, lr, num_epochs, tgt_vocab, device):
-        """Train a model for sequence to sequence."""
-        def xavier_init_weights(m):
-            if type(m) == nn.Linear:  # noqa: E721
-                nn.init.xavier_uniform_(m.weight)
-            if type(m) == nn.GRU:  # noqa: E721
-                for param in m._flat_weights_names:
-                    if "weight" in param:
-                        nn.init.xavier_uniform_(m._parameters[param])
-
-        net.apply(xavier_init_weights)
-        side.weights(net)
-        net.to(device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-        loss = MaskedSoftmaxCELoss()
-        net.train()
-        model = side.compile(net)
-        losses = []
-        for _epoch in range(num_epochs):
-            metric = Accumulator(2)  # Sum of training loss, no. of tokens
-            for batch in data_iter:
-                optimizer.zero_grad()
-                X, X_valid_len, Y, Y_valid_len = [x.to(device) for x in batch]
-                bos = torch.tensor([tgt_vocab['<bos>']] * Y.shape[0],
-                                   device=device).reshape(-1, 1)
-                dec_input = torch.cat([bos, Y[:, :-1]], 1)  # Teacher forcing
-                Y_hat, _ = model(X, dec_input, X_valid_len)
-                l = loss(Y_hat, Y, Y_valid_len)  # noqa: E741
-                l.sum().backward()  # Make the loss scalar for `backward`
-                grad_clipping(net, 1)
-                num_tokens = Y_valid_len.sum()
-                optimizer.step()
-                with torch.no_grad():
-                    metric.add(l.sum(), num_tokens)
-            losses.append(metric[0] / metric[1])
-        return losses
-
-    out["losses"] = train_seq2seq(net, data_iter, lr, num_epochs, tgt_vocab, device)
+    out["losses"], _ = d2l_train_seq2seq(side, net, data_iter, lr, num_epochs, vocab, device)
     out["state"] = net.state_dict()
 
-    def predict_seq2seq(net, src_tokens, num_steps, device, save_attention_weights=False):
-        """Predict for sequence to sequence."""
-        # Set `net` to eval mode for inference
-        net.eval()
-        enc_valid_len = torch.tensor([len(src_tokens)], device=device)
-        src_tokens = src_tokens + [pad] * (num_steps - len(src_tokens))
-        # Add the batch axis
-        enc_X = torch.unsqueeze(
-            torch.tensor(src_tokens, dtype=torch.long, device=device), dim=0)
-        enc_outputs = net.encoder(enc_X, enc_valid_len)
-        dec_state = net.decoder.init_state(enc_outputs, enc_valid_len)
-        # Add the batch axis
-        dec_X = torch.unsqueeze(torch.tensor(
-            [tgt_vocab['<bos>']], dtype=torch.long, device=device), dim=0)
-        output_seq, attention_weight_seq = [], []
-        for _ in range(num_steps):
-            Y, dec_state = net.decoder(dec_X, dec_state)
-            # We use the token with the highest prediction likelihood as the
-            # input of the decoder at the next time step
-            dec_X = Y.argmax(dim=2)
-            pred = dec_X.squeeze(dim=0).type(torch.int32).item()
-            # Save attention weights (to be covered later)
-            if save_attention_weights:
-                attention_weight_seq.append(net.decoder.attention_weights)
-            # Once the end-of-sequence token is predicted, the generation of the
-            # output sequence is complete
-            if pred == tgt_vocab['<eos>']:
-                break
-            output_seq.append(pred)
-        return output_seq, attention_weight_seq
-
-    translation, weights = predict_seq2seq(net, [5, 6, 7, eos], num_steps, device, True)
+    translation, weights, _ = d2l_predict_seq2seq(torch, net, [5, 6, 7, eos], vocab, vocab,
+                                                  num_steps, device, True)
     out["translation"] = translation
     out["attention"] = torch.cat([step[0] for step in weights], 0)
     return out
@@ -2942,54 +2879,8 @@ def d2l_transformer(side: Side5) -> dict:
     torch = side.lib
     nn = torch.nn
     out = {}
-    _, DotProductAttention = d2l_attention_modules(torch)
-
-    def transpose_qkv(X, num_heads):
-        X = X.reshape(X.shape[0], X.shape[1], num_heads, -1)
-        X = X.permute(0, 2, 1, 3)
-        return X.reshape(-1, X.shape[2], X.shape[3])
-
-    def transpose_output(X, num_heads):
-        X = X.reshape(-1, num_heads, X.shape[1], X.shape[2])
-        X = X.permute(0, 2, 1, 3)
-        return X.reshape(X.shape[0], X.shape[1], -1)
-
-    class MultiHeadAttention(nn.Module):
-        def __init__(self, key_size, query_size, value_size, num_hiddens,
-                     num_heads, dropout, bias=False, **kwargs):
-            super(MultiHeadAttention, self).__init__(**kwargs)
-            self.num_heads = num_heads
-            self.attention = DotProductAttention(dropout)
-            self.W_q = nn.Linear(query_size, num_hiddens, bias=bias)
-            self.W_k = nn.Linear(key_size, num_hiddens, bias=bias)
-            self.W_v = nn.Linear(value_size, num_hiddens, bias=bias)
-            self.W_o = nn.Linear(num_hiddens, num_hiddens, bias=bias)
-
-        def forward(self, queries, keys, values, valid_lens):
-            queries = transpose_qkv(self.W_q(queries), self.num_heads)
-            keys = transpose_qkv(self.W_k(keys), self.num_heads)
-            values = transpose_qkv(self.W_v(values), self.num_heads)
-            if valid_lens is not None:
-                valid_lens = torch.repeat_interleave(
-                    valid_lens, repeats=self.num_heads, dim=0)
-            output = self.attention(queries, keys, values, valid_lens)
-            output_concat = transpose_output(output, self.num_heads)
-            return self.W_o(output_concat)
-
-    class PositionalEncoding(nn.Module):
-        def __init__(self, num_hiddens, dropout, max_len=1000):
-            super(PositionalEncoding, self).__init__()
-            self.dropout = nn.Dropout(dropout)
-            self.P = torch.zeros((1, max_len, num_hiddens))
-            X = torch.arange(max_len, dtype=torch.float32).reshape(
-                -1, 1) / torch.pow(10000, torch.arange(
-                    0, num_hiddens, 2, dtype=torch.float32) / num_hiddens)
-            self.P[:, :, 0::2] = torch.sin(X)
-            self.P[:, :, 1::2] = torch.cos(X)
-
-        def forward(self, X):
-            X = X + self.P[:, :X.shape[1], :].to(X.device)
-            return self.dropout(X)
+    MultiHeadAttention, PositionalEncoding = d2l_multihead_modules(torch)
+    EncoderDecoder, _, _, _ = d2l_encoder_decoder_modules(torch)
 
     class PositionWiseFFN(nn.Module):
         """Positionwise feed-forward network."""
@@ -3164,33 +3055,14 @@ def d2l_transformer(side: Side5) -> dict:
         def attention_weights(self):
             return self._attention_weights
 
-    class EncoderDecoder(nn.Module):
-        def __init__(self, encoder, decoder, **kwargs):
-            super(EncoderDecoder, self).__init__(**kwargs)
-            self.encoder = encoder
-            self.decoder = decoder
-
-        def forward(self, enc_X, dec_X, *args):
-            enc_outputs = self.encoder(enc_X, *args)
-            dec_state = self.decoder.init_state(enc_outputs, *args)
-            return self.decoder(dec_X, dec_state)
-
     num_hiddens, num_layers, dropout, batch_size, num_steps = 16, 2, 0.0, 4, 5
     lr, num_epochs = 0.005, 2
     ffn_num_input, ffn_num_hiddens, num_heads = 16, 32, 4
     key_size, query_size, value_size = 16, 16, 16
     norm_shape = [16]
     pad, bos, eos, vocab_size = 0, 1, 2, 9
-    rng = np.random.default_rng(8)
-    lengths = rng.integers(2, num_steps, 8)
-    src = np.full((8, num_steps), pad)
-    tgt = np.full((8, num_steps), pad)
-    for i, n in enumerate(lengths):
-        words = rng.integers(3, vocab_size, n)
-        src[i, :n], src[i, n] = words, eos
-        tgt[i, :n], tgt[i, n] = words[::-1], eos
-    data = torch.utils.data.TensorDataset(*(side.data(a) for a in (src, lengths + 1, tgt,
-                                                                    lengths + 1)))
+    vocab = {'<pad>': pad, '<bos>': bos, '<eos>': eos}
+    data = toy_reversal_data(side, 8, vocab_size, num_steps, pad, eos)
     data_iter = torch.utils.data.DataLoader(data, batch_size=batch_size)
     encoder = TransformerEncoder(
         vocab_size, key_size, query_size, value_size, num_hiddens,
@@ -3201,47 +3073,13 @@ def d2l_transformer(side: Side5) -> dict:
         norm_shape, ffn_num_input, ffn_num_hiddens, num_heads,
         num_layers, dropout)
     net = EncoderDecoder(encoder, decoder)
-
-    def xavier_init_weights(m):
-        if type(m) == nn.Linear:  # noqa: E721
-            nn.init.xavier_uniform_(m.weight)
-
-    net.apply(xavier_init_weights)
-    side.weights(net)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    loss = nn.CrossEntropyLoss(reduction='none')
-    net.train()
-    model = side.compile(net)
-    losses = []
-    for _epoch in range(num_epochs):
-        for X, X_valid_len, Y, Y_valid_len in data_iter:
-            optimizer.zero_grad()
-            bos_col = torch.tensor([bos] * Y.shape[0]).reshape(-1, 1)
-            dec_input = torch.cat([bos_col, Y[:, :-1]], 1)  # Teacher forcing
-            Y_hat, _ = model(X, dec_input, X_valid_len)
-            weights = d2l_sequence_mask(torch, torch.ones_like(Y), Y_valid_len)
-            l = (loss(Y_hat.permute(0, 2, 1), Y) * weights).mean(dim=1)  # noqa: E741
-            l.sum().backward()
-            optimizer.step()
-            losses.append(l.sum().item())
+    device = torch.device('cpu')
+    _, losses = d2l_train_seq2seq(side, net, data_iter, lr, num_epochs, vocab, device, clip=False)
     out.update(losses=losses, state=net.state_dict(),
                train_attention=net.decoder.attention_weights[1][0])
     # greedy prediction, the decoder's key-value cache growing a step at a time
-    net.eval()
-    src_tokens = [5, 6, 7, eos, pad]
-    enc_X = torch.unsqueeze(torch.tensor(src_tokens, dtype=torch.long), dim=0)
-    enc_valid_len = torch.tensor([4])
-    enc_outputs = net.encoder(enc_X, enc_valid_len)
-    dec_state = net.decoder.init_state(enc_outputs, enc_valid_len)
-    dec_X = torch.unsqueeze(torch.tensor([bos], dtype=torch.long), dim=0)
-    output_seq = []
-    for _ in range(num_steps):
-        Y, dec_state = net.decoder(dec_X, dec_state)
-        dec_X = Y.argmax(dim=2)
-        pred = dec_X.squeeze(dim=0).type(torch.int32).item()
-        if pred == eos:
-            break
-        output_seq.append(pred)
+    output_seq, _, dec_state = d2l_predict_seq2seq(torch, net, [5, 6, 7, eos], vocab, vocab,
+                                                   num_steps, device)
     out.update(prediction=output_seq, cache=[kv for kv in dec_state[2]],
                enc_attention=net.encoder.attention_weights[0])
     return out
@@ -3348,12 +3186,6 @@ def d2l_generalization(side: Side5) -> dict:
     def squared_loss(y_hat, y):
         return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
 
-    def sgd(params, lr, batch_size):
-        with torch.no_grad():
-            for param in params:
-                param -= lr * param.grad / batch_size
-                param.grad.zero_()
-
     def train_scratch(lambd):
         w, b = init_params()
         net, loss = lambda X: linreg(X, w, b), squared_loss  # noqa: E731
@@ -3365,7 +3197,7 @@ def d2l_generalization(side: Side5) -> dict:
                 # makes `l2_penalty(w)` a vector whose length is `batch_size`
                 l = loss(net(X), y) + lambd * l2_penalty(w)  # noqa: E741
                 l.sum().backward()
-                sgd([w, b], lr, batch_size)
+                d2l_sgd(torch, [w, b], lr, batch_size)
             curve.append([evaluate_loss(net, train_iter, loss),
                           evaluate_loss(net, test_iter, loss)])
         return curve, torch.norm(w).item()
@@ -3537,32 +3369,7 @@ def d2l_concise_rnn(side: Side5, kind: str) -> dict:
     Y, state_new = model(X, state)
     out["first"] = [Y, state_new]
 
-    def predict_ch8(prefix, num_preds, net, device):
-        state = net.begin_state(batch_size=1, device=device)
-        outputs = [token_to_idx[prefix[0]]]
-
-        def get_input():
-            return torch.tensor([outputs[-1]], device=device).reshape((1, 1))
-
-        for y in prefix[1:]:  # Warm-up period
-            _, state = net(get_input(), state)
-            outputs.append(token_to_idx[y])
-        for _ in range(num_preds):  # Predict `num_preds` steps
-            y, state = net(get_input(), state)
-            outputs.append(int(y.argmax(dim=1).reshape(1)))
-        return outputs
-
-    out["predicted"] = predict_ch8('time ', 8, model, device)
-
-    def grad_clipping(net, theta):
-        if isinstance(net, nn.Module):
-            params = [p for p in net.parameters() if p.requires_grad]
-        else:
-            params = net.params
-        norm = torch.sqrt(sum(torch.sum((p.grad ** 2)) for p in params))
-        if norm > theta:
-            for param in params:
-                param.grad[:] *= theta / norm
+    out["predicted"] = d2l_predict_ch8(torch, 'time ', 8, model, token_to_idx, device)
 
     def seq_data_iter_random(corpus, batch_size, num_steps):
         """Generate a minibatch of subsequences using random sampling."""
@@ -3581,32 +3388,6 @@ def d2l_concise_rnn(side: Side5, kind: str) -> dict:
             Y = [data(j + 1) for j in initial_indices_per_batch]
             yield torch.tensor(X), torch.tensor(Y)
 
-    def train_epoch_ch8(net, train_iter, loss, updater, device, use_random_iter):
-        state = None
-        metric = Accumulator(2)
-        for X, Y in train_iter:
-            if state is None or use_random_iter:
-                state = net.begin_state(batch_size=X.shape[0], device=device)
-            else:
-                if isinstance(net, nn.Module) and not isinstance(state, tuple):
-                    # `state` is a tensor for `nn.GRU`
-                    state.detach_()
-                else:
-                    # `state` is a tuple of tensors for `nn.LSTM` and
-                    # for our custom scratch implementation
-                    for s in state:
-                        s.detach_()
-            y = Y.T.reshape(-1)
-            X, y = X.to(device), y.to(device)
-            y_hat, state = net(X, state)
-            l = loss(y_hat, y.long()).mean()  # noqa: E741
-            updater.zero_grad()
-            l.backward()
-            grad_clipping(net, 1)
-            updater.step()
-            metric.add(l.detach() * y.numel(), y.numel())
-        return math.exp(metric[0] / metric[1])
-
     loss = nn.CrossEntropyLoss()
     updater = torch.optim.SGD(net.parameters(), 1)
     random.seed(11)
@@ -3620,10 +3401,10 @@ def d2l_concise_rnn(side: Side5, kind: str) -> dict:
                 (torch.tensor([corpus[i:i + 5] for i in range(b, b + 30, 10)]),
                  torch.tensor([corpus[i + 1:i + 6] for i in range(b, b + 30, 10)]))
                 for b in range(0, 10, 5))
-        ppls.append(train_epoch_ch8(model, train_iter, loss, updater, device,
-                                    use_random_iter))
+        ppls.append(d2l_train_epoch_ch8(torch, model, train_iter, loss, updater, device,
+                                        use_random_iter))
     out.update(ppls=ppls, state=net.state_dict(),
-               predicted_after=predict_ch8('time ', 8, model, device))
+               predicted_after=d2l_predict_ch8(torch, 'time ', 8, model, token_to_idx, device))
     return out
 
 
@@ -3637,19 +3418,7 @@ def d2l_seq2seq(side: Side5) -> dict:
     torch = side.lib
     nn = torch.nn
     out = {}
-
-    class Seq2SeqEncoder(nn.Module):
-        def __init__(self, vocab_size, embed_size, num_hiddens, num_layers, dropout=0,
-                     **kwargs):
-            super(Seq2SeqEncoder, self).__init__(**kwargs)
-            self.embedding = nn.Embedding(vocab_size, embed_size)
-            self.rnn = nn.GRU(embed_size, num_hiddens, num_layers, dropout=dropout)
-
-        def forward(self, X, *args):
-            X = self.embedding(X)
-            X = X.permute(1, 0, 2)
-            output, state = self.rnn(X)
-            return output, state
+    EncoderDecoder, _, Seq2SeqEncoder, _ = d2l_encoder_decoder_modules(torch)
 
     class Seq2SeqDecoder(nn.Module):
         """The RNN decoder for sequence to sequence learning."""
@@ -3677,27 +3446,6 @@ def d2l_seq2seq(side: Side5) -> dict:
             # `state` shape: (`num_layers`, `batch_size`, `num_hiddens`)
             return output, state
 
-    class EncoderDecoder(nn.Module):
-        def __init__(self, encoder, decoder, **kwargs):
-            super(EncoderDecoder, self).__init__(**kwargs)
-            self.encoder = encoder
-            self.decoder = decoder
-
-        def forward(self, enc_X, dec_X, *args):
-            enc_outputs = self.encoder(enc_X, *args)
-            dec_state = self.decoder.init_state(enc_outputs, *args)
-            return self.decoder(dec_X, dec_state)
-
-    class MaskedSoftmaxCELoss(nn.CrossEntropyLoss):
-        def forward(self, pred, label, valid_len):
-            weights = torch.ones_like(label)
-            weights = d2l_sequence_mask(torch, weights, valid_len)
-            self.reduction = 'none'
-            unweighted_loss = super(MaskedSoftmaxCELoss, self).forward(
-                pred.permute(0, 2, 1), label)
-            weighted_loss = (unweighted_loss * weights).mean(dim=1)
-            return weighted_loss
-
     encoder = side.weights(Seq2SeqEncoder(vocab_size=10, embed_size=8, num_hiddens=16,
                                           num_layers=2))
     encoder.eval()
@@ -3711,46 +3459,14 @@ def d2l_seq2seq(side: Side5) -> dict:
     out["shapes"] = [tuple(output.shape), tuple(state.shape), tuple(dec_output.shape)]
     out["dec_output"] = dec_output
     pad, bos, eos, vocab_size, num_steps = 0, 1, 2, 10, 5
-    rng = np.random.default_rng(12)
-    lengths = rng.integers(2, num_steps, 8)
-    src = np.full((8, num_steps), pad)
-    tgt = np.full((8, num_steps), pad)
-    for i, n in enumerate(lengths):
-        words = rng.integers(3, vocab_size, n)
-        src[i, :n], src[i, n] = words, eos
-        tgt[i, :n], tgt[i, n] = words[::-1], eos
-    data = torch.utils.data.TensorDataset(*(side.data(a) for a in (src, lengths + 1, tgt,
-                                                                    lengths + 1)))
+    vocab = {'<pad>': pad, '<bos>': bos, '<eos>': eos}
+    device = torch.device('cpu')
+    data = toy_reversal_data(side, 12, vocab_size, num_steps, pad, eos)
     data_iter = torch.utils.data.DataLoader(data, batch_size=4)
     net = EncoderDecoder(Seq2SeqEncoder(vocab_size, 8, 16, 2),
                          Seq2SeqDecoder(vocab_size, 8, 16, 2))
-
-    def xavier_init_weights(m):
-        if type(m) == nn.Linear:  # noqa: E721
-            nn.init.xavier_uniform_(m.weight)
-        if type(m) == nn.GRU:  # noqa: E721
-            for param in m._flat_weights_names:
-                if "weight" in param:
-                    nn.init.xavier_uniform_(m._parameters[param])
-
-    net.apply(xavier_init_weights)
-    side.weights(net)
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.005)
-    loss = MaskedSoftmaxCELoss()
-    net.train()
-    losses = []
-    for _epoch in range(2):
-        for batch in data_iter:
-            optimizer.zero_grad()
-            X, X_valid_len, Y, Y_valid_len = [x.to(torch.device('cpu')) for x in batch]
-            bos_col = torch.tensor([bos] * Y.shape[0]).reshape(-1, 1)
-            dec_input = torch.cat([bos_col, Y[:, :-1]], 1)  # Teacher forcing
-            Y_hat, _ = net(X, dec_input, X_valid_len)
-            l = loss(Y_hat, Y, Y_valid_len)  # noqa: E741
-            l.sum().backward()
-            optimizer.step()
-            losses.append(l.sum().item())
-    out["losses"] = losses
+    _, out["losses"] = d2l_train_seq2seq(side, net, data_iter, 0.005, 2, vocab, device,
+                                         clip=False)
 
     def bleu(pred_seq, label_seq, k):
         """Compute the BLEU."""
@@ -3768,22 +3484,10 @@ def d2l_seq2seq(side: Side5) -> dict:
             score *= math.pow(num_matches / (len_pred - n + 1), math.pow(0.5, n))
         return score
 
-    net.eval()
     scores = []
     for src_tokens in ([5, 6, 7], [3, 4, 8, 9]):
-        enc_X = torch.unsqueeze(torch.tensor(src_tokens + [eos] + [pad] * (
-            num_steps - len(src_tokens) - 1), dtype=torch.long), dim=0)
-        enc_outputs = net.encoder(enc_X, torch.tensor([len(src_tokens) + 1]))
-        dec_state = net.decoder.init_state(enc_outputs)
-        dec_X = torch.unsqueeze(torch.tensor([bos], dtype=torch.long), dim=0)
-        output_seq = []
-        for _ in range(num_steps):
-            Y, dec_state = net.decoder(dec_X, dec_state)
-            dec_X = Y.argmax(dim=2)
-            pred = dec_X.squeeze(dim=0).type(torch.int32).item()
-            if pred == eos:
-                break
-            output_seq.append(pred)
+        output_seq, _, _ = d2l_predict_seq2seq(torch, net, src_tokens + [eos], vocab, vocab,
+                                               num_steps, device)
         truth = ' '.join(map(str, src_tokens[::-1]))
         k = min(2, len(output_seq))  # (d2l's bleu divides by zero past the prediction)
         scores.append([output_seq, bleu(' '.join(map(str, output_seq)), truth, k) if k else 0])
