@@ -121,13 +121,18 @@ def inside_emit() -> Iterator[None]:
 def _made(emits: list[Any], args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
           ) -> Recording | None:
     refs: dict[int, Ref] = {}
+    given = 0
     for position, value in [*enumerate(args), *kwargs.items()]:
         if isinstance(value, TENSOR):
-            refs.setdefault(id(value), ("arg", position, -1))
+            refs[id(value)] = ("arg", position, -1)
+            given += 1
         elif isinstance(value, (tuple, list)):
             for j, item in enumerate(value):
                 if isinstance(item, TENSOR):
-                    refs.setdefault(id(item), ("arg", position, j))
+                    refs[id(item)] = ("arg", position, j)
+                    given += 1
+    if len(refs) < given:
+        return None  # a tensor given twice (cat([x, x])): a replay on two tensors must not alias
     steps = []
     for k, (op, inputs, attrs, out) in enumerate(emits):
         if any(id(t) not in refs for t in inputs):

@@ -76,3 +76,14 @@ def test_calls_with_arrays_or_lifted_numbers_are_not_recorded():
     x.pow(3)  # the exponent is lifted into a tensor: not a function of the arguments alone
     assert not {k[0] for k in set(replay._recordings) - before} & {"add", "pow"}
     np.testing.assert_allclose(x.pow(3).numpy(), arrays(2) ** 3, rtol=1e-6)
+
+
+def test_a_tensor_given_twice_does_not_make_later_calls_alias():
+    x, y = dlg.tensor(arrays(3)), dlg.tensor(arrays(4))
+    for _ in range(2):
+        np.testing.assert_array_equal(dlg.cat([x, x], 1).numpy(),
+                                      np.concatenate([x.numpy()] * 2, 1))
+        np.testing.assert_array_equal(dlg.cat([x, y], 1).numpy(),
+                                      np.concatenate([x.numpy(), y.numpy()], 1))
+        np.testing.assert_array_equal(dlg.maximum(x, x).numpy(), x.numpy())
+        np.testing.assert_array_equal(dlg.stack([y, x]).numpy(), np.stack([y.numpy(), x.numpy()]))
