@@ -137,6 +137,10 @@ def _made(emits: list[Any], args: tuple[Any, ...], kwargs: dict[str, Any], resul
     for k, (op, inputs, attrs, out) in enumerate(emits):
         if any(id(t) not in refs for t in inputs):
             return None  # a lifted number or another made tensor: not a function of the args
+        try:
+            hash(tuple(attrs.items()))
+        except TypeError:
+            return None  # a list or an array the caller may change before a replay reads it
         steps.append(Step(op, tuple(refs[id(t)] for t in inputs), attrs))
         for j, t in enumerate(out if isinstance(out, tuple) else (out,)):
             refs.setdefault(id(t), ("out", k, j))
