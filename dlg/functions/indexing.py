@@ -53,6 +53,12 @@ class _Plan:
         self.stops.append(stop)
         self.steps.append(step)
 
+    def keep(self, axis: int, dim: Dim, start: Dim, stop: Dim, step: int) -> None:
+        """A sliced axis: cut where the bounds are not the whole axis; its length kept."""
+        if (start, stop, step) != (0, dim, 1):
+            self.cut(axis, start, stop, step)
+        self.dims.append(_length(start, stop, step))
+
 
 def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
     """`x[items]`: `items` holds ints, symbolic dims, slices, None, Ellipsis, tensors of the
@@ -70,10 +76,7 @@ def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
             continue
         dim = t.shape[axis]
         if isinstance(item, slice):
-            start, stop, step = _slice_bounds(F, item, dim, axis, t)
-            if (start, stop, step) != (0, dim, 1):
-                plan.cut(axis, start, stop, step)
-            plan.dims.append(_length(start, stop, step))
+            plan.keep(axis, dim, *_slice_bounds(F, item, dim, axis, t))
         elif F.is_tensor(item) or isinstance(item, _LISTS):
             if plan.gathers and (plan.dims[-1] is not _GATHERED
                                  or plan.gathers[-1][0] != axis - 1):
@@ -115,13 +118,7 @@ def _basic_plan(items: Sequence[Any], shape: tuple[Dim, ...]) -> _Plan | None:
             continue
         if item.step == 0:
             return None
-        start, stop, step = item.indices(dim)
-        length = len(range(start, stop, step))
-        if not length:
-            start, stop, step = 0, 0, 1
-        if (start, stop, step) != (0, dim, 1):
-            plan.cut(axis, start, stop, step)
-        plan.dims.append(length)
+        plan.keep(axis, dim, *_indices(item, dim))
     plan.dims += shape[len(items):]
     return plan
 
@@ -206,8 +203,7 @@ def _slice_bounds(F: Front, s: slice, dim: Dim, axis: int, t: TensorType
     start, stop = (None if v is None else _static_int(F, v, "slice bounds must be static ints")
                    for v in (s.start, s.stop))
     if isinstance(dim, int) and not isinstance(start, Sym) and not isinstance(stop, Sym):
-        start, stop, step = slice(start, stop, step).indices(dim)
-        return (start, stop, step) if _length(start, stop, step) else (0, 0, 1)
+        return _indices(slice(start, stop, step), dim)
     first, end = (0, dim) if step > 0 else (dim - 1, -1)
     start = first if start is None else _from_end(start, dim)
     stop = end if stop is None else _from_end(stop, dim)
@@ -215,6 +211,12 @@ def _slice_bounds(F: Front, s: slice, dim: Dim, axis: int, t: TensorType
         raise DlgShapeError(f"a slice with step {step} on axis {axis} of {t} needs int bounds, "
                             f"got {start}:{stop}")
     return start, stop, step
+
+
+def _indices(s: slice, dim: int) -> tuple[int, int, int]:
+    """`s.indices(dim)`, an empty range as (0, 0, 1)."""
+    start, stop, step = s.indices(dim)
+    return (start, stop, step) if _length(start, stop, step) else (0, 0, 1)
 
 
 def _from_end(bound: Dim, dim: Dim) -> Dim:
