@@ -194,9 +194,11 @@ def kernel_level(kernel: Kernel) -> int:
 
 
 def _only_tiles(stmts: tuple[Stmt, ...]) -> bool:
-    """Whether every statement here is a register tile, in loops: code written as it runs."""
-    return all(_only_tiles(s.body) if isinstance(s, Loop) else isinstance(s, Tile)
-               for s in stmts)
+    """Whether every statement here is a register tile, in loops, or a GEMM call whose
+    epilogue and small-size fallback are too: code written as it runs."""
+    return all(_only_tiles(s.body) if isinstance(s, Loop)
+               else _only_tiles(s.epilogue + s.otherwise) if isinstance(s, Gemm)
+               else isinstance(s, Tile) for s in stmts)
 
 
 def _short_rows(stmts: tuple[Stmt, ...]) -> bool:
