@@ -12,6 +12,7 @@ updates, so parameters whose counts differ (one lacked a gradient on some step) 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -55,20 +56,10 @@ class Optimizer:
                     raise DlgTypeError(f"{self.name}() got multiple values for argument "
                                        f"{name!r}", span)
                 defaults[name] = value
-        for kernels in ("foreach", "fused"):  # torch's choice of kernels, not of results
-            value = defaults.pop(kernels, None)
-            if value not in (None, True, False):
-                raise DlgTypeError(f"{self.name}: {kernels} is None, True or False, not "
-                                   f"{value!r}", span)
-        if defaults.pop("capturable", False) not in (None, False):
-            raise DlgValueError(f"{self.name}: capturable=True (steps a CUDA graph can capture) "
-                                f"needs CUDA parameters, as in torch; dlg's eager tensors live "
-                                f"on the CPU", span)
-        if defaults.pop("differentiable", False) not in (None, False):
-            raise DlgValueError(f"{self.name}: differentiable=True (autograd through the "
-                                f"optimizer's step) is not supported: dlg's steps update the "
-                                f"parameters outside the tape", span)
-        self.defaults = self._defaults(defaults, span)
+        kernels = {k: defaults.pop(k) for k in _KERNELS if k in defaults}
+        self.defaults = {**self._defaults(defaults, span), **self._kernels(kernels, span)}
+        if self.name in _GROUP_KEYS:  # torch's order of a group's keys
+            self.defaults = {k: self.defaults[k] for k in _GROUP_KEYS[self.name]}
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Tensor]] = {}
         self._graphs: dict[tuple[int, tuple[int, ...]], _Update] = {}
@@ -102,7 +93,8 @@ class Optimizer:
         if len({id(p) for p in params} | seen) != len(params) + len(seen):
             raise DlgValueError("some parameters appear in more than one parameter group",
                                 engine.caller_span())
-        group = {**self.defaults, **param_group, "params": params}
+        group = {**param_group, "params": params}  # torch's order: the given keys first
+        group.update((k, v) for k, v in self.defaults.items() if k not in group)
         self._check(group)
         self.param_groups.append(group)
 
@@ -193,12 +185,40 @@ class Optimizer:
         """The constructor's options, checked, with torch's defaults filled in."""
         return dict(make_optimizer(self.name, given, span).hyper)
 
+    def _kernels(self, given: dict[str, Any], span: Span | None) -> dict[str, Any]:
+        """torch's options that choose kernels or tracing, not results (foreach, fused,
+        capturable, differentiable), checked, with torch's defaults for those this optimizer
+        takes; AdamW's group also says decoupled_weight_decay=True, as torch's does."""
+        takes = {k: v for k, v in _KERNEL_DEFAULTS.items() if k in _GROUP_KEYS.get(self.name, ())}
+        for key, value in given.items():
+            if key not in takes:
+                raise DlgTypeError(f"{self.name} has no option {key!r} (torch's takes "
+                                   f"{', '.join(takes) or 'none of ' + ', '.join(_KERNELS)})",
+                                   span)
+            if value not in (None, True, False):
+                raise DlgTypeError(f"{self.name}: {key} is None, True or False, not {value!r}",
+                                   span)
+        if given.get("capturable"):
+            raise DlgValueError(f"{self.name}: capturable=True (steps a CUDA graph can capture) "
+                                f"needs CUDA parameters, as in torch; dlg's eager tensors live "
+                                f"on the CPU", span)
+        if given.get("differentiable"):
+            raise DlgValueError(f"{self.name}: differentiable=True (autograd through the "
+                                f"optimizer's step) is not supported: dlg's steps update the "
+                                f"parameters outside the tape", span)
+        if given.get("fused") and given.get("foreach"):
+            raise DlgValueError("`fused` and `foreach` cannot be `True` together (as in torch)",
+                                span)
+        fixed = {"decoupled_weight_decay": True} if self.name == "AdamW" else {}
+        return {**takes, **given, **fixed}
+
     def _check(self, group: dict[str, Any]) -> None:
         """Refuse a parameter group's bad options."""
+        self._kernels({k: group[k] for k in _KERNELS if k in group}, engine.caller_span())
         self._spec(group)
 
     def _spec(self, group: dict[str, Any]) -> OptimizerSpec:
-        return make_optimizer(self.name, {k: group[k] for k in self.defaults},
+        return make_optimizer(self.name, {k: group[k] for k in OPTIMIZER_DEFAULTS[self.name]},
                               engine.caller_span())
 
     def _count(self, p: Tensor) -> float:
@@ -339,7 +359,45 @@ def _state_tensor(value: Any, dtype: Any) -> Tensor:
 
 def _optimizer(name: str) -> type[Optimizer]:
     return type(name, (Optimizer,), {"name": name, "__doc__": f"torch.optim.{name}: "
-                                     f"{', '.join(OPTIMIZER_DEFAULTS[name])}."})
+                                     f"{', '.join(OPTIMIZER_DEFAULTS[name])}.",
+                                     "__signature__": _signature(name)})
+
+
+def _signature(name: str) -> inspect.Signature:
+    """torch's signature of an optimizer (what `inspect.signature` shows: train_gpt2.py looks
+    for 'fused' in it): params, the positional options, then the keyword-only ones."""
+    P = inspect.Parameter
+    defaults = {**OPTIMIZER_DEFAULTS[name], **_KERNEL_DEFAULTS}
+    return inspect.Signature(
+        [P("params", P.POSITIONAL_OR_KEYWORD)]
+        + [P(k, P.POSITIONAL_OR_KEYWORD, default=defaults[k]) for k in _POSITIONAL[name]]
+        + [P(k, P.KEYWORD_ONLY, default=defaults[k]) for k in _KEYWORD_ONLY[name].split()])
+
+
+# torch's options that pick kernels or tracing, not results, with torch's defaults
+_KERNEL_DEFAULTS = {"foreach": None, "fused": None, "capturable": False, "differentiable": False}
+_KERNELS = tuple(_KERNEL_DEFAULTS)
+# the keys of a parameter group, in torch 2.13's order
+_GROUP_KEYS = {name: tuple(keys.split()) for name, keys in {
+    "SGD": "lr momentum dampening weight_decay nesterov maximize foreach differentiable fused",
+    "Adam": "lr betas eps weight_decay amsgrad maximize foreach capturable differentiable fused "
+            "decoupled_weight_decay",
+    "AdamW": "lr betas eps weight_decay amsgrad maximize foreach capturable differentiable fused "
+             "decoupled_weight_decay",
+    "RMSprop": "lr momentum alpha eps centered weight_decay capturable foreach maximize "
+               "differentiable",
+    "Adagrad": "lr lr_decay eps weight_decay initial_accumulator_value foreach maximize "
+               "differentiable fused",
+    "Adadelta": "lr rho eps weight_decay maximize capturable foreach differentiable",
+    "Adamax": "lr betas eps weight_decay foreach maximize differentiable capturable",
+    "NAdam": "lr betas eps weight_decay momentum_decay decoupled_weight_decay maximize foreach "
+             "capturable differentiable",
+    "RAdam": "lr betas eps weight_decay maximize foreach capturable decoupled_weight_decay "
+             "differentiable",
+    "ASGD": "lr lambd alpha t0 weight_decay foreach maximize differentiable capturable",
+    "Rprop": "lr etas step_sizes foreach maximize differentiable capturable",
+    "Adafactor": "lr beta2_decay eps d weight_decay foreach maximize",
+}.items()}
 
 
 # torch's positional parameters after `params`, in order
@@ -358,6 +416,21 @@ _POSITIONAL = {
     "ASGD": ("lr", "lambd", "alpha", "t0", "weight_decay", "foreach", "maximize",
              "differentiable", "capturable"),
     "Adafactor": ("lr", "beta2_decay", "eps", "d", "weight_decay"),
+}
+
+# torch's keyword-only parameters, in order
+_KEYWORD_ONLY = {
+    "SGD": "maximize foreach differentiable fused",
+    "Adam": "foreach maximize capturable differentiable fused decoupled_weight_decay",
+    "AdamW": "maximize foreach capturable differentiable fused",
+    "RMSprop": "", "ASGD": "",
+    "Adagrad": "maximize differentiable fused",
+    "Adadelta": "capturable maximize differentiable",
+    "Adamax": "maximize differentiable capturable",
+    "NAdam": "foreach maximize capturable differentiable",
+    "RAdam": "foreach maximize capturable differentiable",
+    "Rprop": "capturable foreach maximize differentiable",
+    "Adafactor": "foreach maximize",
 }
 
 

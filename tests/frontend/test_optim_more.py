@@ -120,6 +120,8 @@ NETWORK_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(NETWORK_CASES)]
 def test_a_small_network_trains_like_torch(name, options):
     ours, theirs, x, y = small_network()
     kernels = {"foreach": False, "capturable": False, "differentiable": False}  # torch's
+    if name == "Adafactor":  # torch's Adafactor takes foreach alone
+        kernels = {"foreach": False}
     opt = getattr(dlg.optim, name)(ours.parameters(), **kernels, **options)  # kernel options
     for _ in range(6):
         opt.zero_grad()
@@ -127,6 +129,30 @@ def test_a_small_network_trains_like_torch(name, options):
         opt.step()
     torch_steps(theirs, getattr(torch.optim, name)(theirs.parameters(), **options), x, y, 6)
     assert_same_network(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta",
+                                  "Adamax", "NAdam", "RAdam", "ASGD", "Rprop", "Adafactor"])
+def test_signature_and_param_groups_are_torchs(name):
+    """What users read off an optimizer: inspect.signature (train_gpt2.py probes it for
+    'fused'), and param_groups with torch's keys (foreach, fused, capturable, ...) in torch's
+    order, values and all, for the constructor's group and one added with its own options."""
+    import inspect
+
+    theirs = getattr(torch.optim, name)
+    sig, their_sig = inspect.signature(getattr(dlg.optim, name)), inspect.signature(theirs)
+    assert [(p.name, p.kind, p.default) for p in sig.parameters.values()] == [
+        (p.name, p.kind, p.default) for p in their_sig.parameters.values()]
+    ours = getattr(dlg.optim, name)([dlg.zeros(2, requires_grad=True)], lr=0.1, foreach=False)
+    opt = theirs([torch.zeros(2, requires_grad=True)], lr=0.1, foreach=False)
+    ours.add_param_group({"params": [dlg.zeros(1, requires_grad=True)], "lr": 0.5,
+                          "weight_decay": 0.25})
+    opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], "lr": 0.5,
+                         "weight_decay": 0.25})
+    for group, their_group in zip(ours.param_groups, opt.param_groups):
+        assert [k for k in group] == [k for k in their_group]
+        assert {k: v for k, v in group.items() if k != "params"} == {
+            k: v for k, v in their_group.items() if k != "params"}
 
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW", "SGD", "Adagrad"])
@@ -257,6 +283,12 @@ def test_lbfgs_is_refused_by_a_traced_training_step():
     (lambda ps: dlg.optim.Adam(ps, differentiable=True), DlgValueError,
      r"differentiable=True \(autograd through the optimizer's step\) is not supported"),
     (lambda ps: dlg.optim.AdamW(ps, fused="yes"), DlgTypeError, "fused is None, True or"),
+    (lambda ps: dlg.optim.RMSprop(ps, fused=True), DlgTypeError,
+     "RMSprop has no option 'fused' \\(torch's takes foreach, capturable, differentiable\\)"),
+    (lambda ps: dlg.optim.AdamW(ps, fused=True, foreach=True), DlgValueError,
+     "`fused` and `foreach` cannot be `True` together"),
+    (lambda ps: dlg.optim.SGD([{"params": ps, "capturable": False}]), DlgTypeError,
+     "SGD has no option 'capturable'"),
     (lambda ps: dlg.optim.Adafactor(ps, d=0.5), DlgTypeError, "threshold >= 1"),
     (lambda ps: dlg.optim.Adafactor(ps, beta2_decay=0.5), DlgTypeError, "a number <= 0"),
     (lambda ps: dlg.optim.Adafactor(ps, eps=(-1.0, 1e-3)), DlgTypeError, "bad value .* for eps"),
