@@ -104,6 +104,19 @@ def test_random_samplers_permute_and_follow_their_generator():
     assert len(more) == 6 and set(more[:4]) == set(range(4))
 
 
+@pytest.mark.parametrize("replacement", [True, False])
+def test_a_random_sampler_draws_lazily_as_torch(replacement):
+    """minGPT's trainer: RandomSampler(replacement=True, num_samples=int(1e10)) under a
+    DataLoader of which it reads a few batches (drawn at once, 1e10 indices were 75 GiB)."""
+    for lib in (D, T):
+        data = list(range(5))
+        sampler = lib.RandomSampler(data, replacement=replacement, num_samples=int(1e10))
+        assert len(sampler) == int(1e10)
+        batches = iter(lib.DataLoader(data, sampler=sampler, batch_size=4))
+        first = [next(batches), next(batches)]
+        assert all(len(b) == 4 and set(np.asarray(b).tolist()) <= set(data) for b in first)
+
+
 def test_weighted_random_sampler_draws_by_weight_as_torch():
     weights = [0.1, 0.0, 0.6, 0.3]
     ours = D.WeightedRandomSampler(weights, 4000, generator=np.random.default_rng(1))

@@ -46,12 +46,15 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def __iter__(self) -> Iterator[int]:
+        """Drawn lazily, as torch's: 32 indices at a time with replacement, else a permutation
+        at a time (minGPT's trainer asks for num_samples=1e10 and reads a few batches)."""
         rng, n = self.generator or engine.rng(), len(self.data_source)
-        if self.replacement:
-            return iter(rng.integers(0, n, self.num_samples).tolist())
-        passes = -(-self.num_samples // n) if n else 0
-        order = np.concatenate([rng.permutation(n) for _ in range(passes)] or [np.arange(0)])
-        return iter(order[:self.num_samples].tolist())
+        left = self.num_samples if n else 0
+        while left > 0:
+            chunk = (rng.integers(0, n, min(32, left)) if self.replacement
+                     else rng.permutation(n)[:left])
+            yield from chunk.tolist()
+            left -= len(chunk)
 
     def __len__(self) -> int:
         return self.num_samples
