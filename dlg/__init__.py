@@ -36,6 +36,7 @@ from dlg.frontend.engine import (
     enable_grad,
     inference_mode,
     initial_seed,
+    is_inference_mode_enabled,
     no_grad,
     set_grad_enabled,
 )
@@ -104,7 +105,7 @@ __all__ = ["DType", "DlgAttributeError", "DlgError", "DlgImportError", "DlgNameE
            "loads", "manual_seed", "nn", "no_grad", "optim", "save", "trace", "trace_train",
            "utils"]
 __all__ += ["enable_grad", "finfo", "get_default_dtype", "iinfo", "inference_mode",
-            "set_default_dtype",
+            "is_inference_mode_enabled", "set_default_dtype",
             "is_grad_enabled", "set_grad_enabled"]
 __all__ += _FUNCTIONS
 __all__ += list(_IN_PLACE)

@@ -58,6 +58,7 @@ class _State(threading.local):
     ~0.6 us, and every op reads two)."""
 
     grad = True  # record ops (torch.is_grad_enabled)
+    inference = False  # inside an inference_mode (torch.is_inference_mode_enabled)
     program_grad: bool | None = None  # the mode a forward dlg.compile traces sees (its caller's)
     program_grad_read = False  # whether that forward asked for it
     tracer: Tracer | None = None  # the dlg.trace call recording, if any
@@ -154,10 +155,39 @@ class enable_grad(_Switch):  # noqa: N801
 
 
 class inference_mode(_GradMode):  # noqa: N801
-    """torch.inference_mode: no_grad when `mode` (eager dlg has no cheaper mode to offer)."""
+    """torch.inference_mode: no_grad when `mode` (eager dlg has no cheaper mode to offer), and
+    is_inference_mode_enabled() says so; `@inference_mode` bare or called decorates."""
+
+    def __new__(cls, mode: Any = True) -> Any:
+        if isinstance(mode, bool):
+            return super().__new__(cls)
+        return cls()(mode)  # @inference_mode on a function, as torch's
 
     def __init__(self, mode: bool = True):
         super().__init__(not mode)
+        self.inference, self.prev_inference = bool(mode), False
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        self.prev_inference, _state.inference = _state.inference, self.inference
+
+    def __exit__(self, *exc: object) -> None:
+        _state.inference = self.prev_inference
+        super().__exit__(*exc)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        mode = self.inference
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with inference_mode(mode):
+                return fn(*args, **kwargs)
+        return run
+
+
+def is_inference_mode_enabled() -> bool:
+    """Whether an inference_mode block is running (torch.is_inference_mode_enabled)."""
+    return _state.inference
 
 
 class set_grad_enabled(_GradMode):  # noqa: N801

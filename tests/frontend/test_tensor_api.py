@@ -441,9 +441,25 @@ def test_grad_modes_behave_as_torch(m):
     assert not m.is_grad_enabled()
     m.set_grad_enabled(True)
     with m.inference_mode():
-        assert not m.is_grad_enabled()
+        assert not m.is_grad_enabled() and m.is_inference_mode_enabled()
+        with m.inference_mode(False):
+            assert m.is_grad_enabled() and not m.is_inference_mode_enabled()
+        assert m.is_inference_mode_enabled()
     with m.inference_mode(False):
         assert m.is_grad_enabled()
+    assert not m.is_inference_mode_enabled()
+
+    @m.inference_mode  # bare, as llama2.c's generate (it returned a wrapper's wrapper)
+    def inferred(x):
+        return (x * 2).requires_grad, m.is_inference_mode_enabled()
+
+    @m.inference_mode(mode=False)
+    def not_inferred() -> tuple[bool, bool]:
+        return _records(m), m.is_inference_mode_enabled()
+
+    assert inferred(m.ones(2, requires_grad=True)) == (False, True)
+    with m.no_grad():
+        assert not_inferred() == (True, False)
 
     @m.no_grad
     def bare() -> bool:
