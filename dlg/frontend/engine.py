@@ -48,6 +48,7 @@ from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
 from dlg.frontend.tiering import TieredOp
 from dlg.runtime.interp import Interpreter, Program, takes_exact
+from dlg.runtime.quiet import ignore_warnings, restore_warnings
 
 if TYPE_CHECKING:
     from dlg.frontend.tensor import Tensor
@@ -655,13 +656,17 @@ def _tiers(op: OpDef, types: tuple[TensorType, ...]) -> bool:
 def _reference(op: OpDef, attrs: dict[str, Any]) -> Run:
     """op's reference with its attributes bound: products in the inputs' dtype (`exact=False`),
     log(0) and 0/0 inf and nan, silently, as torch's; random ops draw from dlg's generator."""
-    ref = functools.partial(op.ref, **attrs, **({"exact": False} if takes_exact(op) else {}))
+    bound = {**attrs, **({"exact": False} if takes_exact(op) else {})}
+    ref = functools.partial(op.ref, **bound) if bound else op.ref
     needs_ctx = op.needs_ctx
 
     def run(arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        with np.errstate(all="ignore"):
+        token = ignore_warnings()
+        try:
             out = ref(*arrays, ctx=_Ctx()) if needs_ctx else ref(*arrays)
-        return out if isinstance(out, tuple) else (out,)
+        finally:
+            restore_warnings(token)
+        return out if out.__class__ is tuple else (out,)
     return run
 
 
