@@ -8,8 +8,9 @@ PyTorch tutorial's names classifier) made of such ops:
 Each case is timed as a loop of `--calls` calls, best of `--repeat` loops, in the thread's CPU
 time (`time.thread_time`): on a loaded machine wall time measures the neighbours, CPU time the
 Python. dlg runs with its defaults (an op tiers to compiled code once its NumPy runs cost
-OP_COMPILE_AFTER_S; a warm-up loop comes first so that the timed loops see the steady state),
-both libraries on one thread. Not a test: nothing asserts a time.
+OP_COMPILE_AFTER_S, a kept gradient graph once its runs cost COMPILE_AFTER_S), so each case
+first runs `--warmup` seconds and the timed loops see the steady state; both libraries on one
+thread. Not a test: nothing asserts a time.
 """
 
 from __future__ import annotations
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=3000, help="calls a timed loop (a step "
                         "case runs a hundredth of them)")
     parser.add_argument("--repeat", type=int, default=7, help="loops, the best counts")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds each case runs "
+                        "before it is timed (dlg's hot ops and gradient graphs compile)")
     parser.add_argument("--no-torch", action="store_true", help="time dlg alone")
     args = parser.parse_args(argv)
     import dlg
@@ -179,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
         row = {}
         for lib_name, lib in libs.items():
             call = case(lib)
-            best_us(call, calls, 2)  # warm-up: plans made, hot ops tiered
+            warm_until = time.perf_counter() + args.warmup
+            while time.perf_counter() < warm_until:
+                call()
             row[lib_name] = best_us(call, calls, args.repeat)
         ratio = f"   {row['dlg'] / row['torch']:9.2f}" if "torch" in row else ""
         print(f"{name:14} {what:38} " + " ".join(f"{us:8.2f}" for us in row.values()) + ratio)
