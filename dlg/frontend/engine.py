@@ -504,7 +504,7 @@ def _timed(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[O
 
 def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Output]:
     """Run `op` eagerly: (value, type, record) per output (a graph value instead of data while
-    tracing)."""
+    tracing); the call's Planned is kept for `planned`."""
     if _op_timer is not None and not _state.timing:  # a profiler is recording
         return _timed(op, inputs, attrs)
     tracer = _state.tracer
@@ -519,18 +519,110 @@ def apply(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> list[Ou
         values = run(arrays)
     except DlgError as e:
         raise e.with_span(caller_span()) from None
+    found = Planned(op, checked, types, run)
+    _keep(op, inputs, attrs, found)
     span = None
     if is_anomaly_enabled():
         span = caller_span()
         check_op(op.name, arrays, values, types, span)
-    if not (_state.grad and _any_requires_grad(inputs)) or Trait.RANDOM in op.traits:
-        return [(v if v.__class__ is np.ndarray else np.asarray(v), t, None)
-                for v, t in zip(values, types)]
-    call = next(_calls)
-    sources = tuple(current(t) for t in inputs)
-    return [(np.asarray(v), t, Record(op, checked, tuple(inputs), sources, i, call, span)
-             if t.dtype.is_inexact else None)
-            for i, (v, t) in enumerate(zip(values, types))]
+    return found.made(values, inputs, span)
+
+
+class Planned:
+    """What `apply` derives from a call's key (the op, its inputs' dtypes and shapes, its
+    attributes with their classes): checked attributes, output types, the run, whether outputs
+    record. Kept per key (`planned`), so that a loop's repeated op is a dict lookup, its run,
+    and its records: the general path's checks and plan keys cost more than a small op."""
+
+    __slots__ = ("op", "checked", "types", "run", "records", "single")
+
+    def __init__(self, op: OpDef, checked: dict[str, Any], types: tuple[TensorType, ...],
+                 run: Run):
+        self.op, self.checked, self.types, self.run = op, checked, types, run
+        # per output: recorded when inputs require grad (random draws never are)
+        self.records = tuple(Trait.RANDOM not in op.traits and t.dtype.is_inexact
+                             for t in types)
+        self.single = len(types) == 1 and Trait.MULTI_OUTPUT not in op.traits
+
+    def one(self, inputs: Sequence[Tensor]) -> tuple[np.ndarray, Record | None]:
+        """Run a `single` op on `inputs` (of the key's types): its value and record."""
+        value = self.run([t.numpy_view() for t in inputs])[0]
+        if value.__class__ is not np.ndarray:
+            value = np.asarray(value)
+        if self.records[0] and _state.grad and _any_requires_grad(inputs):
+            return value, self._record(inputs, next(_calls), None, 0)
+        return value, None
+
+    def outputs(self, inputs: Sequence[Tensor]) -> list[Output]:
+        """Run on `inputs` (of the key's types): (value, type, record) per output."""
+        return self.made(self.run([t.numpy_view() for t in inputs]), inputs, None)
+
+    def made(self, values: Sequence[Any], inputs: Sequence[Tensor], span: Span | None
+             ) -> list[Output]:
+        """The outputs of the run that gave `values`, recorded where gradients are wanted."""
+        arrays = [v if v.__class__ is np.ndarray else np.asarray(v) for v in values]
+        if not (_state.grad and True in self.records and _any_requires_grad(inputs)):
+            return list(zip(arrays, self.types, itertools.repeat(None)))
+        call = next(_calls)
+        return [(v, t, self._record(inputs, call, span, i) if recorded else None)
+                for i, (v, t, recorded) in enumerate(zip(arrays, self.types, self.records))]
+
+    def _record(self, inputs: Sequence[Tensor], call: int, span: Span | None, index: int
+                ) -> Record:
+        return Record(self.op, self.checked, tuple(inputs), tuple(current(t) for t in inputs),
+                      index, call, span)
+
+
+PLANNED_KEPT = 4096  # calls whose Planned is kept
+_planned: dict[Any, Planned] = {}
+
+
+def _call_key(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> Any:
+    """A call's key: dtypes and shapes (not TensorTypes, whose hash is Python's) for one and
+    two inputs, the attributes with their classes (1, 1.0 and True are equal keys)."""
+    n = len(inputs)
+    if n == 1:
+        a = inputs[0].tensor_type
+        key: tuple[Any, ...] = (op, a.dtype, a.shape)
+    elif n == 2:
+        a, b = inputs[0].tensor_type, inputs[1].tensor_type
+        key = (op, a.dtype, a.shape, b.dtype, b.shape)
+    else:
+        key = (op, n, *[t.tensor_type for t in inputs])
+    return (*key, *[(k, v.__class__, v) for k, v in attrs.items()]) if attrs else key
+
+
+def planned(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> Planned | None:
+    """The kept Planned of this call, if any and `planning()`."""
+    if not planning():
+        return None
+    try:
+        return _planned.get(_call_key(op, inputs, attrs))
+    except TypeError:  # an unhashable attribute (an array)
+        return None
+
+
+def planning() -> bool:
+    """Whether ops may run as kept (`Planned`): not while a profiler records (it times each
+    op), in anomaly mode (it checks each op) or while tracing (ops may become graph nodes)."""
+    return _op_timer is None and _state.tracer is None and not is_anomaly_enabled()
+
+
+def _keep(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any], found: Planned) -> None:
+    try:
+        key = _call_key(op, inputs, attrs)
+        hash(key)
+    except TypeError:
+        return
+    if len(_planned) >= PLANNED_KEPT:
+        _planned.clear()
+    _planned[key] = found
+
+
+def forget_plans() -> None:
+    """Drop every kept plan (a test that changes how plans are made: tiering's thresholds)."""
+    _plans.clear()
+    _planned.clear()
 
 
 def _any_requires_grad(inputs: Sequence[Tensor]) -> bool:

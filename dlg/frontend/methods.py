@@ -40,11 +40,14 @@ def binary(name: str, a: Any, b: Any, **attrs: Any) -> Tensor:
     """A binary function after PyTorch's promotion: tensors go to the common dtype (f32 for an
     op that takes only floats, such as true division); Python numbers stay weak."""
     opdef = REGISTRY[name]
+    same = None if attrs else _floats_already(a, b)
+    if same is not None:  # the common case: neither the integer power nor bools below
+        return call(name, *same)
     if name == "pow" and (whole := _int_pow(a, b)) is not None:
         return whole
     if name in _BOOLEAN and _both_bool(a, b):
         return _boolean(name, a, b)
-    same = None if attrs else _promoted_already(opdef, a, b)
+    same = None if attrs else _ints_already(opdef, a, b)
     return call(name, *(same or promote(opdef, a, b)), **attrs)
 
 
@@ -82,21 +85,32 @@ def _int_pow(a: Any, b: Any) -> Tensor | None:
     return call("pow", *wide).to(common_dtype(tensors))
 
 
-def _promoted_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | None:
-    """(a, b) when `promote` would change nothing but lift a Python number (the common cases:
-    two tensors of one dtype the op takes, a float tensor meeting an int or a float), so that
-    an operator skips its general rules; None otherwise."""
-    if isinstance(a, Tensor) and isinstance(b, Tensor):
+def _floats_already(a: Any, b: Any) -> tuple[Tensor, Tensor] | None:
+    """(a, b) when `promote` would change nothing but lift a Python number: two float tensors
+    of one dtype, a float tensor meeting an int or a float (the common cases, so that an
+    operator skips its general rules); None otherwise."""
+    if isinstance(a, Tensor):
         dtype = a.tensor_type.dtype
-        ok = b.tensor_type.dtype is dtype and (dtype.is_float or takes_ints(opdef))
-        return (a, b) if ok else None
-    if isinstance(a, Tensor) and type(b) in (int, float) and a.tensor_type.dtype.is_float:
-        return a, _scalar(b, a.tensor_type.dtype)
-    if isinstance(b, Tensor) and type(a) in (int, float) and b.tensor_type.dtype.is_float:
-        return _scalar(a, b.tensor_type.dtype), b
+        if dtype not in _FLOATS:
+            return None
+        if isinstance(b, Tensor):
+            return (a, b) if b.tensor_type.dtype is dtype else None
+        return (a, _scalar(b, dtype)) if b.__class__ is float or b.__class__ is int else None
+    if isinstance(b, Tensor) and (a.__class__ is float or a.__class__ is int):
+        dtype = b.tensor_type.dtype
+        return (_scalar(a, dtype), b) if dtype in _FLOATS else None
     return None
 
 
+def _ints_already(opdef: OpDef, a: Any, b: Any) -> tuple[Tensor, Tensor] | None:
+    """(a, b) when both are tensors of one dtype that the op takes (integers of one dtype)."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        dtype = a.tensor_type.dtype
+        return (a, b) if b.tensor_type.dtype is dtype and takes_ints(opdef) else None
+    return None
+
+
+_FLOATS = frozenset(d for d in DType if d.is_float)
 SCALARS_KEPT = 1024  # lifted Python numbers kept (a loop's `x * 0.5`, `1 - p` lift the same ones)
 _scalars: dict[tuple[type, float, DType], Tensor] = {}
 

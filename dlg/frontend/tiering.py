@@ -15,10 +15,10 @@ matrix product through BLAS stays; a one-channel convolution's NumPy columns do 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from time import perf_counter
 
 import numpy as np
 
@@ -54,11 +54,11 @@ class Tier:
     @contextmanager
     def interpreting(self) -> Iterator[None]:
         """Count the seconds of an interpreted run."""
-        start = time.perf_counter()
+        start = perf_counter()
         try:
             yield
         finally:
-            self.spent += time.perf_counter() - start
+            self.spent += perf_counter() - start
 
 
 def compilable(graph: Graph, program: Program) -> bool:
@@ -94,11 +94,11 @@ class TieredOp:
         native = self.native
         if native is not None:
             return native.run(tuple(arrays), ())
-        start = time.perf_counter()
+        start = perf_counter()
         out = self.numpy_run(arrays)
-        self.spent += time.perf_counter() - start
+        self.spent = spent = self.spent + (perf_counter() - start)
         self.runs += 1
-        if self.spent >= OP_COMPILE_AFTER_S:
+        if spent >= OP_COMPILE_AFTER_S:
             self._try_compiled(arrays)
         return out
 
@@ -118,8 +118,8 @@ class TieredOp:
             args = tuple(arrays)
             best = float("inf")
             for _ in range(TRIALS):
-                start = time.perf_counter()
+                start = perf_counter()
                 native.run(args, ())
-                best = min(best, time.perf_counter() - start)
+                best = min(best, perf_counter() - start)
             if best <= KEPT_UP_TO * average:
                 self.native = native

@@ -85,9 +85,9 @@ def ops_tier_up(monkeypatch):
     """Every eager op plan made from here tiers at its first run; the plans kept before are
     dropped (and again after), so no other test meets a compiled op."""
     monkeypatch.setattr(dlg.frontend.tiering, "OP_COMPILE_AFTER_S", 0.0)
-    engine._plans.clear()
+    engine.forget_plans()
     yield
-    engine._plans.clear()
+    engine.forget_plans()
 
 
 def _tiered_plans():
