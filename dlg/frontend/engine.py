@@ -46,6 +46,7 @@ from dlg.ir.ops.shape import (
 )
 from dlg.ir.shapes import Sym
 from dlg.ir.types import TensorType
+from dlg.frontend import replay
 from dlg.frontend.tiering import TieredOp
 from dlg.runtime.interp import Interpreter, Program, takes_exact
 from dlg.runtime.quiet import ignore_warnings, restore_warnings
@@ -620,9 +621,11 @@ def _keep(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any], found: Pla
 
 
 def forget_plans() -> None:
-    """Drop every kept plan (a test that changes how plans are made: tiering's thresholds)."""
+    """Drop every kept plan, the replay recordings' too (a test that changes how plans are
+    made: tiering's thresholds)."""
     _plans.clear()
     _planned.clear()
+    replay.forget()
 
 
 def _any_requires_grad(inputs: Sequence[Tensor]) -> bool:

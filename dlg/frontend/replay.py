@@ -37,11 +37,12 @@ class _Unkeyed(Exception):
     """An argument that cannot key a call (an array, a slice, a tensor being traced)."""
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, slots=True)
 class Step:
     op: OpDef
     inputs: tuple[Ref, ...]
     attrs: dict[str, Any]
+    planned: Any = None  # the eager front's kept run of this op on these types, once it has one
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,19 @@ def _part(value: Any) -> Any:
         return TENSOR, value.tensor_type
     if cls is tuple or cls is list:
         return cls, tuple(map(_part, value))
+    if cls is slice:  # an index item (x[:, :k]); Python 3.11's slices do not hash
+        start, stop, step = value.start, value.stop, value.step
+        if start.__class__ in STATIC and stop.__class__ in STATIC and step.__class__ in STATIC:
+            return cls, start.__class__, start, stop.__class__, stop, step.__class__, step
+        raise _Unkeyed
+    if value is Ellipsis:
+        return cls, None
     raise _Unkeyed
+
+
+def forget() -> None:
+    """Drop every recording (and so the plans their steps keep)."""
+    _recordings.clear()
 
 
 def found(call_key: Hashable | None) -> Recording | None:
@@ -153,20 +166,22 @@ def _made(emits: list[Any], args: tuple[Any, ...], kwargs: dict[str, Any], resul
     return Recording(tuple(steps), refs[id(result)])
 
 
-def replay(made: Recording, emit: Emit, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The recorded ops emitted again on this call's tensors; its result."""
+def replay(made: Recording, emit: Callable[[Step, tuple[Any, ...]], Any], args: tuple[Any, ...],
+           kwargs: dict[str, Any]) -> Any:
+    """The recorded ops emitted again (`emit(step, its inputs)`) on this call's tensors; its
+    result."""
     outs: list[tuple[Any, ...]] = []
 
     def value(ref: Ref) -> Any:
         kind, where, j = ref
         if kind == "out":
             return outs[where][j]
-        given = kwargs[where] if isinstance(where, str) else args[where]
+        given = kwargs[where] if where.__class__ is str else args[where]
         return given if j < 0 else given[j]
     for step in made.steps:
-        out = emit(step.op, *map(value, step.inputs), **step.attrs)
-        outs.append(out if isinstance(out, tuple) else (out,))
+        out = emit(step, tuple(map(value, step.inputs)))
+        outs.append(out if out.__class__ is tuple else (out,))
     result = made.result
-    if isinstance(result[0], tuple):
+    if result[0].__class__ is tuple:
         return tuple(map(value, result))  # type: ignore[arg-type]
     return value(result)  # type: ignore[arg-type]

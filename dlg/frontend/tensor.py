@@ -436,6 +436,8 @@ class _Eager:
         return out
 
     def _emit(self, opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
+        if opdef not in _EMITTED_HERE:
+            return apply(opdef, *inputs, **attrs)
         if opdef is DROPOUT:
             return self._dropout(inputs[0], **attrs)
         if opdef is PY_FUNCTION:  # an autograd.Function's node, replayed (create_graph)
@@ -454,6 +456,29 @@ class _Eager:
         keep = Tensor.of(engine.rng().random(x.shape) >= p)
         scaled = x * (1.0 / (1.0 - p)) if p < 1 else x * 0.0
         return apply(WHERE, keep, scaled, self.lift(0.0, x.dtype))
+
+
+# ops `_Eager.emit` does more for than `apply`: a fresh mask, an autograd.Function's node, a
+# detach, a check of class indices against the data
+_EMITTED_HERE = frozenset({DROPOUT, PY_FUNCTION, STOP_GRADIENT, CROSS_ENTROPY, NLL_LOSS})
+
+
+def _replayed(step: replay.Step, inputs: tuple[Tensor, ...]) -> Any:
+    """A replayed op (`replay.replay`): through its step's kept `engine.Planned` where it has
+    one and nothing else wants the op (no recording collects emits, no profiler, tracer or
+    anomaly mode), else emitted, after which the step keeps the op's Planned if there is one
+    (a single-output op `apply` runs unchanged). The first's saving is the call key: the
+    attributes are the step's."""
+    found = step.planned
+    if found is not None and engine.planning() and replay.emitting() is None:
+        value, record = found.one(inputs)
+        return Tensor.result(value, found.types[0], record)
+    out = EAGER.emit(step.op, *inputs, **step.attrs)
+    if found is None and step.op not in _EMITTED_HERE and (
+            step.op not in _TAKES_FLOATS or inputs[0].tensor_type.dtype in _INEXACT):
+        found = engine.planned(step.op, inputs, step.attrs)
+        step.planned = found if found is not None and found.single else None
+    return out
 
 
 def _check_classes(loss: str, scores: Tensor, target: Tensor, ignore_index: int) -> None:
@@ -548,7 +573,7 @@ def eager(name: str) -> Callable[..., Any]:
         made = replay.found(call_key)
         try:
             if made is not None:  # this call's ops, as the first call with its key emitted them
-                return replay.replay(made, EAGER.emit, args, kwargs)
+                return replay.replay(made, _replayed, args, kwargs)
             args = tuple(map(as_argument, args))
             kwargs = {k: as_argument(v) for k, v in kwargs.items()}
             with replay.recording(call_key, args, kwargs) as result:
@@ -748,7 +773,14 @@ def index(x: Tensor, items: Any) -> Tensor:
     items = items if isinstance(items, tuple) else (items,)
     if not all(map(indexing.is_basic, items)):
         items = tuple(map(_slice_of_numbers, items))
+    traced = engine.current_tracer() is not None
+    call_key = None if traced else replay.key("__getitem__", (x, items), {})
+    made = replay.found(call_key)
     try:
-        return indexing.index(EAGER, x, items)
+        if made is not None:  # a loop's x[i], x[:, :k]: the ops the first such call emitted
+            return replay.replay(made, _replayed, (x, items), {})
+        with replay.recording(call_key, (x, items), {}) as result:
+            result.append(indexing.index(EAGER, x, items))
+        return result[0]
     except DlgError as e:
         raise e.with_span(engine.caller_span()) from None

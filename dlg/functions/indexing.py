@@ -96,8 +96,13 @@ def index(F: Front, x: Any, items: Sequence[Any]) -> Any:
 def is_basic(item: Any) -> bool:
     """A plain int, or a slice of plain ints: the items of a loop's `x[i]` and `x[:, :k]`."""
     cls = item.__class__
-    return cls is int or (cls is slice and all(
-        v is None or v.__class__ is int for v in (item.start, item.stop, item.step)))
+    if cls is int:
+        return True
+    if cls is not slice:
+        return False
+    start, stop, step = item.start, item.stop, item.step  # no generator: ~0.4 us an item
+    return ((start is None or start.__class__ is int) and (stop is None or stop.__class__ is int)
+            and (step is None or step.__class__ is int))
 
 
 def _basic_plan(items: Sequence[Any], shape: tuple[Dim, ...]) -> _Plan | None:
