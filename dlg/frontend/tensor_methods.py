@@ -182,9 +182,10 @@ def expand_as(self: Tensor, other: Tensor) -> Tensor:
 
 
 @method
-def split(self: Tensor, split_size_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
-    """torch.split: parts of `split_size_or_sections` elements, or of each listed size."""
-    return checked(split_sizes, self, split_size_or_sections, dim)
+def split(self: Tensor, split_size: Any, dim: int = 0) -> tuple[Tensor, ...]:
+    """torch's Tensor.split: parts of `split_size` elements, or of each listed size (the
+    keyword is `split_size` here, `split_size_or_sections` in torch.split, as in torch)."""
+    return checked(split_sizes, self, split_size, dim)
 
 
 @method

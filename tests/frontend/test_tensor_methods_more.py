@@ -47,6 +47,15 @@ def test_views_and_fills_match_torch(fn):
     both(fn, X)
 
 
+@pytest.mark.parametrize("m", [dlg, torch], ids=["dlg", "torch"])
+def test_split_takes_torchs_keywords(m):
+    """Tensor.split's keyword is split_size (mamba-minimal's x.split(split_size=[...], dim=-1)),
+    torch.split's split_size_or_sections, as in torch."""
+    x = m.arange(6.0)
+    assert [p.tolist() for p in x.split(split_size=[2, 4], dim=-1)] == [[0, 1], [2, 3, 4, 5]]
+    assert [p.tolist() for p in m.split(x, split_size_or_sections=4)] == [[0, 1, 2, 3], [4, 5]]
+
+
 def test_index_fill_of_a_tensor_value_passes_its_gradient():
     both(lambda m, x, v: x.index_fill(2, m.tensor([1, 3]), v.sum()), X, np.float32([0.5, 2.0]))
 
