@@ -8,7 +8,12 @@ Generator; its bfloat16 CPU autocast refused by name), minGPT (CausalSelfAttenti
 configure_optimizers by whitelist/blacklist module types, the trainer's RandomSampler of 1e10
 samples, generate with top_k), the Annotated Transformer (clones, a hand LayerNorm,
 SublayerConnection, subsequent_mask, LabelSmoothing on KLDivLoss(reduction="sum"), the rate
-schedule on LambdaLR, a DummyOptimizer, greedy_decode).
+schedule on LambdaLR, a DummyOptimizer, greedy_decode), llama2.c's model.py, train.py and export
+(real-valued rotary tables, repeat_kv, SwiGLU, both attention paths, generate under a bare
+@torch.inference_mode, serialize_fp32), Meta's llama (torch.polar, view_as_complex/view_as_real,
+a KV cache, sample_top_p), mamba-minimal (the selective scan by einsum, a depthwise Conv1d,
+split(split_size=...)) and efficient-kan (B-splines, curve2coeff by torch.linalg.lstsq,
+update_grid).
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws).
@@ -18,8 +23,12 @@ Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs 
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
+import io
 import math
+import struct
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -1554,3 +1563,1368 @@ def annotated_transformer(side: Side5) -> dict:
 
 def test_annotated_transformer():
     run_both(annotated_transformer)
+
+
+# -- 5. llama2.c (karpathy/llama2.c model.py, train.py, export.py): RMSNorm through x.float() and
+#       type_as, real-valued rotary tables as non-persistent buffers, apply_rotary_emb by unbind
+#       and stack(...).flatten(3), repeat_kv by expand/reshape, SDPA with dropout_p and is_causal
+#       (and the manual path with its triu mask buffer), SwiGLU, tied output, scaled init of
+#       w3/wo by name, last_loss, train.py's loop with a disabled GradScaler, nullcontext,
+#       estimate_mfu, generate under @torch.inference_mode() with top_k, export.py's
+#       serialize_fp32 by struct.pack --------------------------------------------------------
+
+def llama2c(side: Side5, flash: bool) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    F = nn.functional
+    out = {}
+
+    @dataclass
+    class ModelArgs:
+        # default hyperparameters for the Llama 7B model
+        dim: int = 4096
+        n_layers: int = 32
+        n_heads: int = 32
+        n_kv_heads: int | None = None
+        vocab_size: int = 32000
+        hidden_dim: int | None = None
+        multiple_of: int = 256  # MLP hidden layer size will be multiple of
+        norm_eps: float = 1e-5
+        max_seq_len: int = 2048
+        dropout: float = 0.0
+
+    class RMSNorm(torch.nn.Module):
+        def __init__(self, dim: int, eps: float):
+            super().__init__()
+            self.eps = eps
+            self.weight = nn.Parameter(torch.ones(dim))
+
+        def _norm(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+        def forward(self, x):
+            output = self._norm(x.float()).type_as(x)
+            return output * self.weight
+
+    def precompute_freqs_cis(dim: int, end: int, theta: float = 10000.0):
+        freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: (dim // 2)].float() / dim))
+        t = torch.arange(end, device=freqs.device)  # type: ignore
+        freqs = torch.outer(t, freqs).float()  # type: ignore
+        freqs_cos = torch.cos(freqs)  # real part
+        freqs_sin = torch.sin(freqs)  # imaginary part
+        return freqs_cos, freqs_sin
+
+    def reshape_for_broadcast(freqs_cis, x):
+        ndim = x.ndim
+        assert 0 <= 1 < ndim
+        assert freqs_cis.shape == (x.shape[1], x.shape[-1])
+        shape = [d if i == 1 or i == ndim - 1 else 1 for i, d in enumerate(x.shape)]
+        return freqs_cis.view(shape)
+
+    def apply_rotary_emb(xq, xk, freqs_cos, freqs_sin):
+
+        # reshape xq and xk to match the complex representation
+        xq_r, xq_i = xq.float().reshape(xq.shape[:-1] + (-1, 2)).unbind(-1)
+        xk_r, xk_i = xk.float().reshape(xk.shape[:-1] + (-1, 2)).unbind(-1)
+
+        # reshape freqs_cos and freqs_sin for broadcasting
+        freqs_cos = reshape_for_broadcast(freqs_cos, xq_r)
+        freqs_sin = reshape_for_broadcast(freqs_sin, xq_r)
+
+        # apply rotation using real numbers
+        xq_out_r = xq_r * freqs_cos - xq_i * freqs_sin
+        xq_out_i = xq_r * freqs_sin + xq_i * freqs_cos
+        xk_out_r = xk_r * freqs_cos - xk_i * freqs_sin
+        xk_out_i = xk_r * freqs_sin + xk_i * freqs_cos
+
+        # flatten last two dimensions
+        xq_out = torch.stack([xq_out_r, xq_out_i], dim=-1).flatten(3)
+        xk_out = torch.stack([xk_out_r, xk_out_i], dim=-1).flatten(3)
+
+        return xq_out.type_as(xq), xk_out.type_as(xk)
+
+    def repeat_kv(x, n_rep: int):
+        """torch.repeat_interleave(x, dim=2, repeats=n_rep)"""
+        bs, slen, n_kv_heads, head_dim = x.shape
+        if n_rep == 1:
+            return x
+        return (
+            x[:, :, :, None, :]
+            .expand(bs, slen, n_kv_heads, n_rep, head_dim)
+            .reshape(bs, slen, n_kv_heads * n_rep, head_dim)
+        )
+
+    class Attention(nn.Module):
+        def __init__(self, args: ModelArgs):
+            super().__init__()
+            self.n_kv_heads = args.n_heads if args.n_kv_heads is None else args.n_kv_heads
+            assert args.n_heads % self.n_kv_heads == 0
+            model_parallel_size = 1
+            self.n_local_heads = args.n_heads // model_parallel_size
+            self.n_local_kv_heads = self.n_kv_heads // model_parallel_size
+            self.n_rep = self.n_local_heads // self.n_local_kv_heads
+            self.head_dim = args.dim // args.n_heads
+            self.wq = nn.Linear(args.dim, args.n_heads * self.head_dim, bias=False)
+            self.wk = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
+            self.wv = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
+            self.wo = nn.Linear(args.n_heads * self.head_dim, args.dim, bias=False)
+            self.attn_dropout = nn.Dropout(args.dropout)
+            self.resid_dropout = nn.Dropout(args.dropout)
+            self.dropout = args.dropout
+
+            # use flash attention or a manual implementation?
+            self.flash = hasattr(torch.nn.functional, 'scaled_dot_product_attention') and flash
+            if not self.flash:
+                out["WARNING: using slow attention. Flash Attention requires PyTorch >= 2.0"] = 1
+                mask = torch.full((1, 1, args.max_seq_len, args.max_seq_len), float("-inf"))
+                mask = torch.triu(mask, diagonal=1)
+                self.register_buffer("mask", mask)
+
+        def forward(
+            self,
+            x,
+            freqs_cos,
+            freqs_sin,
+        ):
+            bsz, seqlen, _ = x.shape
+
+            # QKV
+            xq, xk, xv = self.wq(x), self.wk(x), self.wv(x)
+            xq = xq.view(bsz, seqlen, self.n_local_heads, self.head_dim)
+            xk = xk.view(bsz, seqlen, self.n_local_kv_heads, self.head_dim)
+            xv = xv.view(bsz, seqlen, self.n_local_kv_heads, self.head_dim)
+
+            # RoPE relative positional embeddings
+            xq, xk = apply_rotary_emb(xq, xk, freqs_cos, freqs_sin)
+
+            # grouped multiquery attention: expand out keys and values
+            xk = repeat_kv(xk, self.n_rep)  # (bs, seqlen, n_local_heads, head_dim)
+            xv = repeat_kv(xv, self.n_rep)  # (bs, seqlen, n_local_heads, head_dim)
+
+            # make heads into a batch dimension
+            xq = xq.transpose(1, 2)  # (bs, n_local_heads, seqlen, head_dim)
+            xk = xk.transpose(1, 2)
+            xv = xv.transpose(1, 2)
+
+            # flash implementation
+            if self.flash:
+                output = torch.nn.functional.scaled_dot_product_attention(
+                    xq, xk, xv, attn_mask=None,
+                    dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+            else:
+                # manual implementation
+                scores = torch.matmul(xq, xk.transpose(2, 3)) / math.sqrt(self.head_dim)
+                assert hasattr(self, 'mask')
+                # (bs, n_local_heads, seqlen, cache_len + seqlen)
+                scores = scores + self.mask[:, :, :seqlen, :seqlen]
+                scores = F.softmax(scores.float(), dim=-1).type_as(xq)
+                scores = self.attn_dropout(scores)
+                output = torch.matmul(scores, xv)  # (bs, n_local_heads, seqlen, head_dim)
+
+            # restore time as batch dimension and concat heads
+            output = output.transpose(1, 2).contiguous().view(bsz, seqlen, -1)
+
+            # final projection into the residual stream
+            output = self.wo(output)
+            output = self.resid_dropout(output)
+            return output
+
+    class FeedForward(nn.Module):
+        def __init__(self, dim: int, hidden_dim: int, multiple_of: int, dropout: float):
+            super().__init__()
+            if hidden_dim is None:
+                hidden_dim = 4 * dim
+                hidden_dim = int(2 * hidden_dim / 3)
+                hidden_dim = multiple_of * ((hidden_dim + multiple_of - 1) // multiple_of)
+            self.w1 = nn.Linear(dim, hidden_dim, bias=False)
+            self.w2 = nn.Linear(hidden_dim, dim, bias=False)
+            self.w3 = nn.Linear(dim, hidden_dim, bias=False)
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, x):
+            return self.dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
+
+    class TransformerBlock(nn.Module):
+        def __init__(self, layer_id: int, args: ModelArgs):
+            super().__init__()
+            self.n_heads = args.n_heads
+            self.dim = args.dim
+            self.head_dim = args.dim // args.n_heads
+            self.attention = Attention(args)
+            self.feed_forward = FeedForward(
+                dim=args.dim,
+                hidden_dim=args.hidden_dim,
+                multiple_of=args.multiple_of,
+                dropout=args.dropout,
+            )
+            self.layer_id = layer_id
+            self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
+            self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
+
+        def forward(self, x, freqs_cos, freqs_sin):
+            h = x + self.attention.forward(self.attention_norm(x), freqs_cos, freqs_sin)
+            out = h + self.feed_forward.forward(self.ffn_norm(h))
+            return out
+
+    class Transformer(nn.Module):
+        last_loss: torch.Tensor | None
+
+        def __init__(self, params: ModelArgs):
+            super().__init__()
+            self.params = params
+            self.vocab_size = params.vocab_size
+            self.n_layers = params.n_layers
+
+            self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim)
+            self.dropout = nn.Dropout(params.dropout)
+            self.layers = torch.nn.ModuleList()
+            for layer_id in range(params.n_layers):
+                self.layers.append(TransformerBlock(layer_id, params))
+            self.norm = RMSNorm(params.dim, eps=params.norm_eps)
+            self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
+
+            # share the unembedding parameters with the embedding parameters
+            # https://paperswithcode.com/method/weight-tying
+            self.tok_embeddings.weight = self.output.weight
+
+            # some useful precompute for the RoPE relative positional embeddings
+            freqs_cos, freqs_sin = precompute_freqs_cis(self.params.dim // self.params.n_heads,
+                                                        self.params.max_seq_len)
+            self.register_buffer("freqs_cos", freqs_cos, persistent=False)
+            self.register_buffer("freqs_sin", freqs_sin, persistent=False)
+
+            # init all weights
+            self.apply(self._init_weights)
+            # apply special scaled init to the residual projections, per GPT-2 paper
+            for pn, p in self.named_parameters():
+                if pn.endswith('w3.weight') or pn.endswith('wo.weight'):
+                    torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * params.n_layers))
+
+            # Initialize attribute for the loss of the last forward call. This will be set if
+            # the forward is called with a targets tensor.
+            self.last_loss = None
+
+        def _init_weights(self, module):
+            if isinstance(module, nn.Linear):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+        def forward(self, tokens, targets=None):
+            _bsz, seqlen = tokens.shape
+            h = self.tok_embeddings(tokens)
+            h = self.dropout(h)
+            freqs_cos = self.freqs_cos[:seqlen]
+            freqs_sin = self.freqs_sin[:seqlen]
+
+            for layer in self.layers:
+                h = layer(h, freqs_cos, freqs_sin)
+            h = self.norm(h)
+
+            if targets is not None:
+                # if we are given some desired targets also calculate the loss
+                logits = self.output(h)
+                self.last_loss = F.cross_entropy(logits.view(-1, logits.size(-1)),
+                                                 targets.view(-1), ignore_index=-1)
+            else:
+                # inference-time mini-optimization: only forward the output on the very last
+                # position; note: using list [-1] to preserve the time dim
+                logits = self.output(h[:, [-1], :])
+                self.last_loss = None
+
+            return logits
+
+        def estimate_mfu(self, fwdbwd_per_iter, dt):
+            """ estimate model flops utilization (MFU) in units of A100 bfloat16 peak FLOPS """
+            # first estimate the number of flops we do per iteration.
+            # see PaLM paper Appendix B as ref: https://arxiv.org/abs/2204.02311
+            N = sum(p.numel() for p in self.parameters())
+            cfg = self.params
+            L, H, Q, T = cfg.n_layers, cfg.n_heads, cfg.dim // cfg.n_heads, cfg.max_seq_len
+            flops_per_token = 6 * N + 12 * L * H * Q * T
+            flops_per_fwdbwd = flops_per_token * T
+            flops_per_iter = flops_per_fwdbwd * fwdbwd_per_iter
+            # express our flops throughput as ratio of A100 bfloat16 peak flops
+            flops_achieved = flops_per_iter * (1.0 / dt)  # per second
+            flops_promised = 312e12  # A100 GPU bfloat16 peak flops is 312 TFLOPS
+            mfu = flops_achieved / flops_promised
+            return mfu
+
+        @torch.inference_mode()
+        def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+            """
+            Take a conditioning sequence of indices idx (LongTensor of shape (b,t)) and complete
+            the sequence max_new_tokens times, feeding the predictions back into the model each
+            time. Most likely you'll want to make sure to be in model.eval() mode of operation
+            for this. Also note this is a super inefficient version of sampling with no
+            key/value cache.
+            """
+            for _ in range(max_new_tokens):
+                # if the sequence context is growing too long we must crop it at block_size
+                idx_cond = (idx if idx.size(1) <= self.params.max_seq_len
+                            else idx[:, -self.params.max_seq_len:])
+                # forward the model to get the logits for the index in the sequence
+                logits = self(idx_cond)
+                logits = logits[:, -1, :]  # crop to just the final time step
+                if temperature == 0.0:
+                    # "sample" the single most likely index
+                    _, idx_next = torch.topk(logits, k=1, dim=-1)
+                else:
+                    # pluck the logits at the final step and scale by desired temperature
+                    logits = logits / temperature
+                    # optionally crop the logits to only the top k options
+                    if top_k is not None:
+                        v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                        logits[logits < v[:, [-1]]] = -float('Inf')
+                    probs = F.softmax(logits, dim=-1)
+                    idx_next = side.draw(torch.multinomial, probs, num_samples=1)
+                # append sampled index to the running sequence and continue
+                idx = torch.cat((idx, idx_next), dim=1)
+
+            return idx
+
+    # train.py, on a CPU
+    batch_size = 2
+    max_seq_len = 8
+    vocab_size = 32
+    dim, n_layers, n_heads, n_kv_heads, multiple_of, dropout = 16, 2, 4, 2, 8, 0.0
+    gradient_accumulation_steps = 2
+    learning_rate = 5e-4
+    max_iters = 3
+    weight_decay = 1e-1
+    beta1, beta2 = 0.9, 0.95
+    grad_clip = 1.0
+    device = "cpu"
+    dtype = "float32"
+    torch.backends.cuda.matmul.allow_tf32 = True  # allow tf32 on matmul
+    torch.backends.cudnn.allow_tf32 = True  # allow tf32 on cudnn
+    device_type = "cuda" if "cuda" in device else "cpu"  # for later use in torch.autocast
+    # note: float16 data type will automatically use a GradScaler
+    ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+               "float16": torch.float16}[dtype]
+    ctx = (
+        nullcontext()
+        if device_type == "cpu"
+        else torch.amp.autocast(device_type=device_type, dtype=ptdtype)
+    )
+    tokens = np.random.default_rng(1).integers(0, vocab_size, 200)
+
+    def iter_batches(split):
+        # Task.iter_batches over pretokenized shards, here one array
+        for i in range(0, len(tokens) - max_seq_len - 1, max_seq_len):
+            chunk = torch.from_numpy(tokens[i:i + batch_size * max_seq_len + 1].astype(np.int64))
+            x = chunk[:-1].view(batch_size, -1)
+            y = chunk[1:].view(batch_size, -1)
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            yield x, y
+
+    model_args = dict(dim=dim, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv_heads,
+                      vocab_size=vocab_size, multiple_of=multiple_of, max_seq_len=max_seq_len,
+                      dropout=dropout)
+    gptconf = ModelArgs(**model_args)
+    model = side.weights(Transformer(gptconf))
+    model.to(device)
+    assert [n for n, _ in model.named_buffers()] == ["freqs_cos", "freqs_sin"] + (
+        [] if flash else [f"layers.{i}.attention.mask" for i in range(n_layers)])
+    assert "freqs_cos" not in model.state_dict()
+
+    # initialize a GradScaler. If enabled=False scaler is a no-op
+    scaler = torch.amp.GradScaler("cuda", enabled=(dtype == "float16"))
+    # optimizer (model.configure_optimizers, as nanoGPT's)
+    param_dict = {pn: p for pn, p in model.named_parameters() if p.requires_grad}
+    decay_params = [p for n, p in param_dict.items() if p.dim() >= 2]
+    nodecay_params = [p for n, p in param_dict.items() if p.dim() < 2]
+    optim_groups = [{'params': decay_params, 'weight_decay': weight_decay},
+                    {'params': nodecay_params, 'weight_decay': 0.0}]
+    optimizer = torch.optim.AdamW(optim_groups, lr=learning_rate, betas=(beta1, beta2))
+
+    train_batch_iter = iter_batches(split="train")
+    X, Y = next(train_batch_iter)  # fetch the very first batch
+    iter_num = 0
+    losses = []
+    while True:
+        # forward backward update, with optional gradient accumulation to simulate larger
+        # batch size and using the GradScaler if data type is float16
+        for micro_step in range(gradient_accumulation_steps):  # noqa: B007
+            with ctx:
+                logits = model(X, Y)  # noqa: F841
+                loss = model.last_loss
+                loss = loss / gradient_accumulation_steps
+            # immediately async prefetch next batch while model is doing the forward pass
+            X, Y = next(train_batch_iter)
+            # backward pass, with gradient scaling if training in fp16
+            scaler.scale(loss).backward()
+        # clip the gradient
+        if grad_clip != 0.0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        # step the optimizer and scaler if training in fp16
+        scaler.step(optimizer)
+        scaler.update()
+        # flush the gradients as soon as we can, no need for this memory anymore
+        optimizer.zero_grad(set_to_none=True)
+        lossf = loss.item() * gradient_accumulation_steps
+        losses.append(lossf)
+        iter_num += 1
+        if iter_num > max_iters:
+            break
+    out["losses"] = losses
+    out["mfu"] = model.estimate_mfu(batch_size * gradient_accumulation_steps, 0.5)
+
+    # sample.py
+    model.eval()
+    x = torch.tensor([[1, 2, 3]], dtype=torch.long, device=device)[None, ...][0]
+    with torch.no_grad():
+        with ctx:
+            y = model.generate(x, 6, temperature=0.8, top_k=5)
+    out["sample"] = y
+    out["greedy"] = model.generate(x, 6, temperature=0.0)
+    assert not torch.is_inference_mode_enabled()
+
+    # export.py's legacy_export: the header, then every weight as float32 bytes
+    def serialize_fp32(file, tensor):
+        """ writes one fp32 tensor to file that is open in wb mode """
+        d = tensor.detach().cpu().view(-1).to(torch.float32).numpy()
+        b = struct.pack(f'{len(d)}f', *d)
+        file.write(b)
+
+    f = io.BytesIO()
+    p = model.params
+    shared_classifier = torch.equal(model.tok_embeddings.weight, model.output.weight)
+    vocab_size = p.vocab_size
+    if not shared_classifier:
+        vocab_size = -vocab_size
+    n_kv_heads = p.n_heads if p.n_kv_heads is None else p.n_kv_heads
+    hidden_dim = model.layers[0].feed_forward.w1.weight.shape[0]
+    header = struct.pack('iiiiiii', p.dim, hidden_dim, p.n_layers, p.n_heads,
+                         n_kv_heads, vocab_size, p.max_seq_len)
+    f.write(header)
+    serialize_fp32(f, model.tok_embeddings.weight)
+    for layer in model.layers:
+        serialize_fp32(f, layer.attention_norm.weight)
+    for layer in model.layers:
+        serialize_fp32(f, layer.attention.wq.weight)
+    serialize_fp32(f, model.norm.weight)
+    serialize_fp32(f, model.freqs_cos[:p.max_seq_len])
+    serialize_fp32(f, model.freqs_sin[:p.max_seq_len])
+    out["export"] = np.frombuffer(f.getvalue()[len(header):], np.float32)
+    out["header"] = list(struct.unpack('iiiiiii', f.getvalue()[:len(header)]))
+    out["weights"] = dict(model.state_dict())
+    return out
+
+
+@pytest.mark.parametrize("flash", [True, False], ids=["sdpa", "manual"])
+def test_llama2c(flash):
+    run_both(functools.partial(llama2c, flash=flash))
+
+
+# -- 6. Meta's llama (meta-llama/llama model.py, generation.py): precompute_freqs_cis by
+#       torch.polar into complex64, apply_rotary_emb through view_as_complex/view_as_real, a KV
+#       cache written in place under @torch.inference_mode() (cache_k.to(xq), slices assigned),
+#       the causal mask hstacked after the cached positions, sample_top_p; its complex rotation
+#       checked against llama2.c's real one ---------------------------------------------------
+
+def meta_llama(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    F = nn.functional
+    out = {}
+
+    @dataclass
+    class ModelArgs:
+        dim: int = 4096
+        n_layers: int = 32
+        n_heads: int = 32
+        n_kv_heads: int | None = None
+        vocab_size: int = -1  # defined later by tokenizer
+        multiple_of: int = 256  # make SwiGLU hidden layer size multiple of large power of 2
+        ffn_dim_multiplier: float | None = None
+        norm_eps: float = 1e-5
+
+        max_batch_size: int = 32
+        max_seq_len: int = 2048
+
+    class RMSNorm(torch.nn.Module):
+        def __init__(self, dim: int, eps: float = 1e-6):
+            super().__init__()
+            self.eps = eps
+            self.weight = nn.Parameter(torch.ones(dim))
+
+        def _norm(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+        def forward(self, x):
+            output = self._norm(x.float()).type_as(x)
+            return output * self.weight
+
+    def precompute_freqs_cis(dim: int, end: int, theta: float = 10000.0):
+        freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: (dim // 2)].float() / dim))
+        t = torch.arange(end, device=freqs.device)  # type: ignore
+        freqs = torch.outer(t, freqs).float()  # type: ignore
+        freqs_cis = torch.polar(torch.ones_like(freqs), freqs)  # complex64
+        return freqs_cis
+
+    def reshape_for_broadcast(freqs_cis, x):
+        ndim = x.ndim
+        assert 0 <= 1 < ndim
+        assert freqs_cis.shape == (x.shape[1], x.shape[-1])
+        shape = [d if i == 1 or i == ndim - 1 else 1 for i, d in enumerate(x.shape)]
+        return freqs_cis.view(*shape)
+
+    def apply_rotary_emb(xq, xk, freqs_cis):
+        xq_ = torch.view_as_complex(xq.float().reshape(*xq.shape[:-1], -1, 2))
+        xk_ = torch.view_as_complex(xk.float().reshape(*xk.shape[:-1], -1, 2))
+        freqs_cis = reshape_for_broadcast(freqs_cis, xq_)
+        xq_out = torch.view_as_real(xq_ * freqs_cis).flatten(3)
+        xk_out = torch.view_as_real(xk_ * freqs_cis).flatten(3)
+        return xq_out.type_as(xq), xk_out.type_as(xk)
+
+    def repeat_kv(x, n_rep: int):
+        """torch.repeat_interleave(x, dim=2, repeats=n_rep)"""
+        bs, slen, n_kv_heads, head_dim = x.shape
+        if n_rep == 1:
+            return x
+        return (
+            x[:, :, :, None, :]
+            .expand(bs, slen, n_kv_heads, n_rep, head_dim)
+            .reshape(bs, slen, n_kv_heads * n_rep, head_dim)
+        )
+
+    class Attention(nn.Module):
+        """Multi-head attention module."""
+        def __init__(self, args: ModelArgs):
+            super().__init__()
+            self.n_kv_heads = args.n_heads if args.n_kv_heads is None else args.n_kv_heads
+            model_parallel_size = 1  # fs_init.get_model_parallel_world_size()
+            self.n_local_heads = args.n_heads // model_parallel_size
+            self.n_local_kv_heads = self.n_kv_heads // model_parallel_size
+            self.n_rep = self.n_local_heads // self.n_local_kv_heads
+            self.head_dim = args.dim // args.n_heads
+
+            # ColumnParallelLinear / RowParallelLinear on one process
+            self.wq = nn.Linear(args.dim, args.n_heads * self.head_dim, bias=False)
+            self.wk = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
+            self.wv = nn.Linear(args.dim, self.n_kv_heads * self.head_dim, bias=False)
+            self.wo = nn.Linear(args.n_heads * self.head_dim, args.dim, bias=False)
+
+            self.cache_k = torch.zeros(
+                (
+                    args.max_batch_size,
+                    args.max_seq_len,
+                    self.n_local_kv_heads,
+                    self.head_dim,
+                )
+            )  # .cuda()
+            self.cache_v = torch.zeros(
+                (
+                    args.max_batch_size,
+                    args.max_seq_len,
+                    self.n_local_kv_heads,
+                    self.head_dim,
+                )
+            )  # .cuda()
+
+        def forward(
+            self,
+            x,
+            start_pos: int,
+            freqs_cis,
+            mask,
+        ):
+            bsz, seqlen, _ = x.shape
+            xq, xk, xv = self.wq(x), self.wk(x), self.wv(x)
+
+            xq = xq.view(bsz, seqlen, self.n_local_heads, self.head_dim)
+            xk = xk.view(bsz, seqlen, self.n_local_kv_heads, self.head_dim)
+            xv = xv.view(bsz, seqlen, self.n_local_kv_heads, self.head_dim)
+
+            xq, xk = apply_rotary_emb(xq, xk, freqs_cis=freqs_cis)
+
+            self.cache_k = self.cache_k.to(xq)
+            self.cache_v = self.cache_v.to(xq)
+
+            self.cache_k[:bsz, start_pos : start_pos + seqlen] = xk
+            self.cache_v[:bsz, start_pos : start_pos + seqlen] = xv
+
+            keys = self.cache_k[:bsz, : start_pos + seqlen]
+            values = self.cache_v[:bsz, : start_pos + seqlen]
+
+            # repeat k/v heads if n_kv_heads < n_heads
+            keys = repeat_kv(keys, self.n_rep)  # (bs, cache_len + seqlen, n_local_heads, head_dim)
+            # (bs, cache_len + seqlen, n_local_heads, head_dim)
+            values = repeat_kv(values, self.n_rep)
+
+            xq = xq.transpose(1, 2)  # (bs, n_local_heads, seqlen, head_dim)
+            keys = keys.transpose(1, 2)  # (bs, n_local_heads, cache_len + seqlen, head_dim)
+            values = values.transpose(1, 2)  # (bs, n_local_heads, cache_len + seqlen, head_dim)
+            scores = torch.matmul(xq, keys.transpose(2, 3)) / math.sqrt(self.head_dim)
+            if mask is not None:
+                scores = scores + mask  # (bs, n_local_heads, seqlen, cache_len + seqlen)
+            scores = F.softmax(scores.float(), dim=-1).type_as(xq)
+            output = torch.matmul(scores, values)  # (bs, n_local_heads, seqlen, head_dim)
+            output = output.transpose(1, 2).contiguous().view(bsz, seqlen, -1)
+            return self.wo(output)
+
+    class FeedForward(nn.Module):
+        def __init__(
+            self,
+            dim: int,
+            hidden_dim: int,
+            multiple_of: int,
+            ffn_dim_multiplier: float | None,
+        ):
+            super().__init__()
+            hidden_dim = int(2 * hidden_dim / 3)
+            # custom dim factor multiplier
+            if ffn_dim_multiplier is not None:
+                hidden_dim = int(ffn_dim_multiplier * hidden_dim)
+            hidden_dim = multiple_of * ((hidden_dim + multiple_of - 1) // multiple_of)
+
+            self.w1 = nn.Linear(dim, hidden_dim, bias=False)
+            self.w2 = nn.Linear(hidden_dim, dim, bias=False)
+            self.w3 = nn.Linear(dim, hidden_dim, bias=False)
+
+        def forward(self, x):
+            return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+    class TransformerBlock(nn.Module):
+        def __init__(self, layer_id: int, args: ModelArgs):
+            super().__init__()
+            self.n_heads = args.n_heads
+            self.dim = args.dim
+            self.head_dim = args.dim // args.n_heads
+            self.attention = Attention(args)
+            self.feed_forward = FeedForward(
+                dim=args.dim,
+                hidden_dim=4 * args.dim,
+                multiple_of=args.multiple_of,
+                ffn_dim_multiplier=args.ffn_dim_multiplier,
+            )
+            self.layer_id = layer_id
+            self.attention_norm = RMSNorm(args.dim, eps=args.norm_eps)
+            self.ffn_norm = RMSNorm(args.dim, eps=args.norm_eps)
+
+        def forward(
+            self,
+            x,
+            start_pos: int,
+            freqs_cis,
+            mask,
+        ):
+            h = x + self.attention(self.attention_norm(x), start_pos, freqs_cis, mask)
+            out = h + self.feed_forward(self.ffn_norm(h))
+            return out
+
+    class Transformer(nn.Module):
+        def __init__(self, params: ModelArgs):
+            super().__init__()
+            self.params = params
+            self.vocab_size = params.vocab_size
+            self.n_layers = params.n_layers
+
+            self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim)
+
+            self.layers = torch.nn.ModuleList()
+            for layer_id in range(params.n_layers):
+                self.layers.append(TransformerBlock(layer_id, params))
+
+            self.norm = RMSNorm(params.dim, eps=params.norm_eps)
+            self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
+
+            self.freqs_cis = precompute_freqs_cis(
+                # Note that self.params.max_seq_len is multiplied by 2 because the token limit
+                # for the Llama 2 generation of models is 4096. Adding this multiplier instead
+                # of using 4096 directly allows for dynamism of token lengths while training or
+                # fine-tuning.
+                self.params.dim // self.params.n_heads, self.params.max_seq_len * 2
+            )
+
+        @torch.inference_mode()
+        def forward(self, tokens, start_pos: int):
+            _bsz, seqlen = tokens.shape
+            h = self.tok_embeddings(tokens)
+            self.freqs_cis = self.freqs_cis.to(h.device)
+            freqs_cis = self.freqs_cis[start_pos : start_pos + seqlen]
+
+            mask = None
+            if seqlen > 1:
+                mask = torch.full(
+                    (seqlen, seqlen), float("-inf"), device=tokens.device
+                )
+
+                mask = torch.triu(mask, diagonal=1)
+
+                # When performing key-value caching, we compute the attention scores
+                # only for the new sequence. Thus, the matrix of scores is of size
+                # (seqlen, cache_len + seqlen), and the only masked entries are (i, j) for
+                # j > cache_len + i, since row i corresponds to token cache_len + i.
+                mask = torch.hstack([
+                    torch.zeros((seqlen, start_pos), device=tokens.device),
+                    mask
+                ]).type_as(h)
+
+            for layer in self.layers:
+                h = layer(h, start_pos, freqs_cis, mask)
+            h = self.norm(h)
+            output = self.output(h).float()
+            return output
+
+    def sample_top_p(probs, p):
+        probs_sort, probs_idx = torch.sort(probs, dim=-1, descending=True)
+        probs_sum = torch.cumsum(probs_sort, dim=-1)
+        mask = probs_sum - probs_sort > p
+        probs_sort[mask] = 0.0
+        probs_sort.div_(probs_sort.sum(dim=-1, keepdim=True))
+        next_token = side.draw(torch.multinomial, probs_sort, num_samples=1)
+        next_token = torch.gather(probs_idx, -1, next_token)
+        return next_token
+
+    params = ModelArgs(dim=16, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=24,
+                       multiple_of=8, max_batch_size=2, max_seq_len=16)
+    model = side.weights(Transformer(params))
+    out["freqs_cis"] = torch.view_as_real(model.freqs_cis)
+    assert model.freqs_cis.dtype == torch.complex64
+
+    # the complex rotation is llama2.c's real one
+    x = side.data(np.random.default_rng(2).standard_normal((2, 5, 4, 4)).astype(np.float32))
+    xq, xk = apply_rotary_emb(x, x * 2, model.freqs_cis[:5])
+    cos, sin = model.freqs_cis[:5].real, model.freqs_cis[:5].imag
+    x_r, x_i = x.reshape(x.shape[:-1] + (-1, 2)).unbind(-1)
+    real = torch.stack([x_r * cos[None, :, None] - x_i * sin[None, :, None],
+                        x_r * sin[None, :, None] + x_i * cos[None, :, None]], -1).flatten(3)
+    out["rope"] = [xq, xk]
+    assert torch.allclose(xq, real, atol=1e-6)
+
+    # generation.py's generate, temperature 0.6, top_p 0.9, two prompts of unequal length
+    prompt_tokens = [[1, 5, 9, 2], [1, 7]]
+    max_gen_len, temperature, top_p, pad_id, eos_id = 6, 0.6, 0.9, -1, 2
+    bsz = len(prompt_tokens)
+    min_prompt_len = min(len(t) for t in prompt_tokens)
+    max_prompt_len = max(len(t) for t in prompt_tokens)
+    total_len = min(params.max_seq_len, max_gen_len + max_prompt_len)
+    tokens = torch.full((bsz, total_len), pad_id, dtype=torch.long)
+    for k, t in enumerate(prompt_tokens):
+        tokens[k, : len(t)] = torch.tensor(t, dtype=torch.long)
+    prev_pos = 0
+    eos_reached = torch.tensor([False] * bsz)
+    input_text_mask = tokens != pad_id
+    all_logits = []
+    for cur_pos in range(min_prompt_len, total_len):
+        logits = model.forward(tokens[:, prev_pos:cur_pos], prev_pos)
+        assert not logits.requires_grad
+        all_logits.append(logits)
+        if temperature > 0:
+            probs = torch.softmax(logits[:, -1] / temperature, dim=-1)
+            next_token = sample_top_p(probs, top_p)
+        else:
+            next_token = torch.argmax(logits[:, -1], dim=-1)
+
+        next_token = next_token.reshape(-1)
+        # only replace token if prompt has already been generated
+        next_token = torch.where(
+            input_text_mask[:, cur_pos], tokens[:, cur_pos], next_token
+        )
+        tokens[:, cur_pos] = next_token
+        eos_reached |= (~input_text_mask[:, cur_pos]) & (
+            next_token == eos_id
+        )
+        prev_pos = cur_pos
+        if all(eos_reached):
+            break
+    out["tokens"] = tokens
+    out["logits"] = all_logits
+    out["cache_k"] = model.layers[0].attention.cache_k
+    # the KV cache's logits are those of one pass over the whole sequence
+    full = model.forward(tokens[:, :prev_pos], 0)
+    assert torch.allclose(full, torch.cat(all_logits, 1), atol=1e-5)
+    return out
+
+
+def test_meta_llama_complex_rope_kv_cache():
+    run_both(meta_llama)
+
+
+# -- 7. mamba-minimal (johnma2006/mamba-minimal model.py, demo.ipynb): MambaBlock's depthwise
+#       Conv1d with padding d_conv - 1 cut back to l, split by sizes, softplus, the selective scan
+#       by einsum and a Python loop over time, A_log/D parameters, the tied lm_head,
+#       from_pretrained's 'backbone.' keys renamed into load_state_dict, generate with top_k by
+#       probs[probs < values[:, -1, None]] = 0 (einops' einsum/rearrange/repeat written as
+#       torch.einsum/transpose/repeat, the one change) ---------------------------------------
+
+def mamba_minimal(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    F = nn.functional
+    out = {}
+
+    @dataclass
+    class ModelArgs:
+        d_model: int
+        n_layer: int
+        vocab_size: int
+        d_state: int = 16
+        expand: int = 2
+        dt_rank: int | str = 'auto'
+        d_conv: int = 4
+        pad_vocab_size_multiple: int = 8
+        conv_bias: bool = True
+        bias: bool = False
+
+        def __post_init__(self):
+            self.d_inner = int(self.expand * self.d_model)
+
+            if self.dt_rank == 'auto':
+                self.dt_rank = math.ceil(self.d_model / 16)
+
+            if self.vocab_size % self.pad_vocab_size_multiple != 0:
+                self.vocab_size += (self.pad_vocab_size_multiple
+                                    - self.vocab_size % self.pad_vocab_size_multiple)
+
+    class Mamba(nn.Module):
+        def __init__(self, args: ModelArgs):
+            """Full Mamba model."""
+            super().__init__()
+            self.args = args
+
+            self.embedding = nn.Embedding(args.vocab_size, args.d_model)
+            self.layers = nn.ModuleList([ResidualBlock(args) for _ in range(args.n_layer)])
+            self.norm_f = RMSNorm(args.d_model)
+
+            self.lm_head = nn.Linear(args.d_model, args.vocab_size, bias=False)
+            # Tie output projection to embedding weights.
+            # See "Weight Tying" paper
+            self.lm_head.weight = self.embedding.weight
+
+        def forward(self, input_ids):
+            x = self.embedding(input_ids)
+
+            for layer in self.layers:
+                x = layer(x)
+
+            x = self.norm_f(x)
+            logits = self.lm_head(x)
+
+            return logits
+
+    class ResidualBlock(nn.Module):
+        def __init__(self, args: ModelArgs):
+            """Simple block wrapping Mamba block with normalization and residual connection."""
+            super().__init__()
+            self.args = args
+            self.mixer = MambaBlock(args)
+            self.norm = RMSNorm(args.d_model)
+
+        def forward(self, x):
+            output = self.mixer(self.norm(x)) + x
+
+            return output
+
+    class MambaBlock(nn.Module):
+        def __init__(self, args: ModelArgs):
+            """A single Mamba block, as described in Figure 3 in Section 3.4 in the Mamba
+            paper [1]."""
+            super().__init__()
+            self.args = args
+
+            self.in_proj = nn.Linear(args.d_model, args.d_inner * 2, bias=args.bias)
+
+            self.conv1d = nn.Conv1d(
+                in_channels=args.d_inner,
+                out_channels=args.d_inner,
+                bias=args.conv_bias,
+                kernel_size=args.d_conv,
+                groups=args.d_inner,
+                padding=args.d_conv - 1,
+            )
+
+            # x_proj takes in `x` and outputs the input-specific Δ, B, C
+            self.x_proj = nn.Linear(args.d_inner, args.dt_rank + args.d_state * 2, bias=False)
+
+            # dt_proj projects Δ from dt_rank to d_in
+            self.dt_proj = nn.Linear(args.dt_rank, args.d_inner, bias=True)
+
+            # repeat(torch.arange(1, args.d_state + 1), 'n -> d n', d=args.d_inner)
+            A = torch.arange(1, args.d_state + 1).repeat(args.d_inner, 1)
+            self.A_log = nn.Parameter(torch.log(A))
+            self.D = nn.Parameter(torch.ones(args.d_inner))
+            self.out_proj = nn.Linear(args.d_inner, args.d_model, bias=args.bias)
+
+        def forward(self, x):
+            (b, l, d) = x.shape  # noqa: E741
+
+            x_and_res = self.in_proj(x)  # shape (b, l, 2 * d_in)
+            (x, res) = x_and_res.split(split_size=[self.args.d_inner, self.args.d_inner], dim=-1)
+
+            x = x.transpose(1, 2)  # rearrange(x, 'b l d_in -> b d_in l')
+            x = self.conv1d(x)[:, :, :l]
+            x = x.transpose(1, 2)  # rearrange(x, 'b d_in l -> b l d_in')
+
+            x = F.silu(x)
+
+            y = self.ssm(x)
+
+            y = y * F.silu(res)
+
+            output = self.out_proj(y)
+
+            return output
+
+        def ssm(self, x):
+            (d_in, n) = self.A_log.shape
+
+            # Compute ∆ A B C D, the state space parameters.
+            #     A, D are input independent (see Mamba paper [1] Section 3.5.2 "Interpretation
+            #     of A" for why A isn't selective)
+            #     ∆, B, C are input-dependent (this is a key difference between Mamba and the
+            #     linear time invariant S4, and is why Mamba is called **selective** state
+            #     spaces)
+
+            A = -torch.exp(self.A_log.float())  # shape (d_in, n)
+            D = self.D.float()
+
+            x_dbl = self.x_proj(x)  # (b, l, dt_rank + 2*n)
+
+            # delta: (b, l, dt_rank). B, C: (b, l, n)
+            (delta, B, C) = x_dbl.split(split_size=[self.args.dt_rank, n, n], dim=-1)
+            delta = F.softplus(self.dt_proj(delta))  # (b, l, d_in)
+
+            # similar to run_SSM(A, B, C, u) in The Annotated S4 [2]
+            y = self.selective_scan(x, delta, A, B, C, D)
+
+            return y
+
+        def selective_scan(self, u, delta, A, B, C, D):
+            (b, l, d_in) = u.shape  # noqa: E741
+            n = A.shape[1]
+
+            # Discretize continuous parameters (A, B)
+            # - A is discretized using zero-order hold (ZOH) discretization (see Section 2
+            #   Equation 4 in the Mamba paper [1])
+            # - B is discretized using a simplified Euler discretization instead of ZOH. From a
+            #   discussion with authors: "A is the more important term and the performance
+            #   doesn't change much with the simplification on B"
+            deltaA = torch.exp(torch.einsum('bld,dn->bldn', delta, A))
+            deltaB_u = torch.einsum('bld,bln,bld->bldn', delta, B, u)
+
+            # Perform selective scan (see scan_SSM() in The Annotated S4 [2])
+            # Note that the below is sequential, while the official implementation does a much
+            # faster parallel scan that is additionally hardware-aware (like FlashAttention).
+            x = torch.zeros((b, d_in, n), device=deltaA.device)
+            ys = []
+            for i in range(l):
+                x = deltaA[:, i] * x + deltaB_u[:, i]
+                y = torch.einsum('bdn,bn->bd', x, C[:, i, :])
+                ys.append(y)
+            y = torch.stack(ys, dim=1)  # shape (b, l, d_in)
+
+            y = y + u * D
+
+            return y
+
+    class RMSNorm(nn.Module):
+        def __init__(self,
+                     d_model: int,
+                     eps: float = 1e-5):
+            super().__init__()
+            self.eps = eps
+            self.weight = nn.Parameter(torch.ones(d_model))
+
+        def forward(self, x):
+            output = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+            return output
+
+    args = ModelArgs(d_model=16, n_layer=2, vocab_size=30, d_state=4)
+    assert (args.vocab_size, args.dt_rank, args.d_inner) == (32, 1, 32)
+    model = side.weights(Mamba(args))
+    assert model.A_log.dtype == torch.float32 if hasattr(model, "A_log") else True
+    out["A_log"] = model.layers[0].mixer.A_log
+    # from_pretrained: a checkpoint whose keys start with 'backbone.'
+    state_dict = {f"backbone.{k}": v.clone() + 0.01 for k, v in model.state_dict().items()}
+    new_state_dict = {}
+    for key in state_dict:
+        new_key = key.replace('backbone.', '')
+        new_state_dict[new_key] = state_dict[key]
+    model.load_state_dict(new_state_dict)
+    assert model.lm_head.weight is model.embedding.weight
+
+    # a few training steps on next-token prediction
+    data = torch.tensor(np.random.default_rng(3).integers(0, 30, (3, 9)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(3):
+        logits = model(data[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), data[:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    out["losses"] = losses
+
+    def generate(model, input_ids, n_tokens_to_gen: int = 50, sample: bool = True,
+                 top_k: int = 40):
+        model.eval()
+
+        for token_n in range(n_tokens_to_gen):  # noqa: B007
+            with torch.no_grad():
+                indices_to_input = input_ids
+                next_token_logits = model(indices_to_input)[:, -1]
+
+            probs = F.softmax(next_token_logits, dim=-1)
+            (batch, vocab_size) = probs.shape
+
+            if top_k is not None:
+                (values, indices) = torch.topk(probs, k=top_k)
+                probs[probs < values[:, -1, None]] = 0
+                probs = probs / probs.sum(axis=1, keepdims=True)
+
+            if sample:
+                next_indices = side.draw(torch.multinomial, probs, num_samples=1)
+            else:
+                next_indices = torch.argmax(probs, dim=-1)[:, None]
+
+            input_ids = torch.cat([input_ids, next_indices], dim=1)
+
+        return input_ids
+
+    prompt = torch.tensor([[3, 1, 4, 1, 5]])
+    out["sampled"] = generate(model, prompt, 5, top_k=4)
+    out["greedy"] = generate(model, prompt, 5, sample=False, top_k=None)
+    out["weights"] = dict(model.state_dict())
+    return out
+
+
+def test_mamba_minimal():
+    run_both(mamba_minimal)
+
+
+# -- 8. efficient-kan (Blealtan/efficient-kan src/efficient_kan/kan.py, examples/mnist.py):
+#       the grid buffer by arange().expand().contiguous(), uninitialised torch.Tensor(...)
+#       parameters, reset_parameters through curve2coeff (torch.linalg.lstsq on batched A, B),
+#       B-spline bases by the Cox-de Boor recursion, update_grid (sort, linspace as int64
+#       indices, torch.concatenate, grid.copy_), the entropy regulariser, AdamW with
+#       ExponentialLR and CrossEntropyLoss --------------------------------------------------
+
+def efficient_kan(side: Side5) -> dict:
+    torch = side.lib
+    F = torch.nn.functional
+    out = {}
+
+    class KANLinear(torch.nn.Module):
+        def __init__(
+            self,
+            in_features,
+            out_features,
+            grid_size=5,
+            spline_order=3,
+            scale_noise=0.1,
+            scale_base=1.0,
+            scale_spline=1.0,
+            enable_standalone_scale_spline=True,
+            base_activation=torch.nn.SiLU,
+            grid_eps=0.02,
+            grid_range=[-1, 1],  # noqa: B006
+        ):
+            super(KANLinear, self).__init__()
+            self.in_features = in_features
+            self.out_features = out_features
+            self.grid_size = grid_size
+            self.spline_order = spline_order
+
+            h = (grid_range[1] - grid_range[0]) / grid_size
+            grid = (
+                (
+                    torch.arange(-spline_order, grid_size + spline_order + 1) * h
+                    + grid_range[0]
+                )
+                .expand(in_features, -1)
+                .contiguous()
+            )
+            self.register_buffer("grid", grid)
+
+            self.base_weight = torch.nn.Parameter(torch.Tensor(out_features, in_features))
+            self.spline_weight = torch.nn.Parameter(
+                torch.Tensor(out_features, in_features, grid_size + spline_order)
+            )
+            if enable_standalone_scale_spline:
+                self.spline_scaler = torch.nn.Parameter(
+                    torch.Tensor(out_features, in_features)
+                )
+
+            self.scale_noise = scale_noise
+            self.scale_base = scale_base
+            self.scale_spline = scale_spline
+            self.enable_standalone_scale_spline = enable_standalone_scale_spline
+            self.base_activation = base_activation()
+            self.grid_eps = grid_eps
+
+            self.reset_parameters()
+
+        def reset_parameters(self):
+            torch.nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5) * self.scale_base)
+            with torch.no_grad():
+                noise = (
+                    (
+                        side.draw(torch.rand, self.grid_size + 1, self.in_features,
+                                  self.out_features)
+                        - 1 / 2
+                    )
+                    * self.scale_noise
+                    / self.grid_size
+                )
+                self.spline_weight.data.copy_(
+                    (self.scale_spline if not self.enable_standalone_scale_spline else 1.0)
+                    * self.curve2coeff(
+                        self.grid.T[self.spline_order : -self.spline_order],
+                        noise,
+                    )
+                )
+                out.setdefault("initial_spline_weight", []).append(self.spline_weight.clone())
+                if self.enable_standalone_scale_spline:
+                    # torch.nn.init.constant_(self.spline_scaler, self.scale_spline)
+                    torch.nn.init.kaiming_uniform_(self.spline_scaler,
+                                                   a=math.sqrt(5) * self.scale_spline)
+
+        def b_splines(self, x: torch.Tensor):
+            """
+            Compute the B-spline bases for the given input tensor.
+
+            Args:
+                x (torch.Tensor): Input tensor of shape (batch_size, in_features).
+
+            Returns:
+                torch.Tensor: B-spline bases tensor of shape (batch_size, in_features,
+                grid_size + spline_order).
+            """
+            assert x.dim() == 2 and x.size(1) == self.in_features
+
+            grid: torch.Tensor = (
+                self.grid
+            )  # (in_features, grid_size + 2 * spline_order + 1)
+            x = x.unsqueeze(-1)
+            bases = ((x >= grid[:, :-1]) & (x < grid[:, 1:])).to(x.dtype)
+            for k in range(1, self.spline_order + 1):
+                bases = (
+                    (x - grid[:, : -(k + 1)])
+                    / (grid[:, k:-1] - grid[:, : -(k + 1)])
+                    * bases[:, :, :-1]
+                ) + (
+                    (grid[:, k + 1 :] - x)
+                    / (grid[:, k + 1 :] - grid[:, 1:(-k)])
+                    * bases[:, :, 1:]
+                )
+
+            assert bases.size() == (
+                x.size(0),
+                self.in_features,
+                self.grid_size + self.spline_order,
+            )
+            return bases.contiguous()
+
+        def curve2coeff(self, x: torch.Tensor, y: torch.Tensor):
+            """
+            Compute the coefficients of the curve that interpolates the given points.
+            """
+            assert x.dim() == 2 and x.size(1) == self.in_features
+            assert y.size() == (x.size(0), self.in_features, self.out_features)
+
+            A = self.b_splines(x).transpose(
+                0, 1
+            )  # (in_features, batch_size, grid_size + spline_order)
+            B = y.transpose(0, 1)  # (in_features, batch_size, out_features)
+            solution = torch.linalg.lstsq(
+                A, B
+            ).solution  # (in_features, grid_size + spline_order, out_features)
+            result = solution.permute(
+                2, 0, 1
+            )  # (out_features, in_features, grid_size + spline_order)
+
+            assert result.size() == (
+                self.out_features,
+                self.in_features,
+                self.grid_size + self.spline_order,
+            )
+            return result.contiguous()
+
+        @property
+        def scaled_spline_weight(self):
+            return self.spline_weight * (
+                self.spline_scaler.unsqueeze(-1)
+                if self.enable_standalone_scale_spline
+                else 1.0
+            )
+
+        def forward(self, x: torch.Tensor):
+            assert x.size(-1) == self.in_features
+            original_shape = x.shape
+            x = x.reshape(-1, self.in_features)
+
+            base_output = F.linear(self.base_activation(x), self.base_weight)
+            spline_output = F.linear(
+                self.b_splines(x).view(x.size(0), -1),
+                self.scaled_spline_weight.view(self.out_features, -1),
+            )
+            output = base_output + spline_output
+
+            output = output.reshape(*original_shape[:-1], self.out_features)
+            return output
+
+        @torch.no_grad()
+        def update_grid(self, x: torch.Tensor, margin=0.01):
+            assert x.dim() == 2 and x.size(1) == self.in_features
+            batch = x.size(0)
+
+            splines = self.b_splines(x)  # (batch, in, coeff)
+            splines = splines.permute(1, 0, 2)  # (in, batch, coeff)
+            orig_coeff = self.scaled_spline_weight  # (out, in, coeff)
+            orig_coeff = orig_coeff.permute(1, 2, 0)  # (in, coeff, out)
+            unreduced_spline_output = torch.bmm(splines, orig_coeff)  # (in, batch, out)
+            unreduced_spline_output = unreduced_spline_output.permute(
+                1, 0, 2
+            )  # (batch, in, out)
+
+            # sort each channel individually to collect data distribution
+            x_sorted = torch.sort(x, dim=0)[0]
+            grid_adaptive = x_sorted[
+                torch.linspace(
+                    0, batch - 1, self.grid_size + 1, dtype=torch.int64, device=x.device
+                )
+            ]
+
+            uniform_step = (x_sorted[-1] - x_sorted[0] + 2 * margin) / self.grid_size
+            grid_uniform = (
+                torch.arange(
+                    self.grid_size + 1, dtype=torch.float32, device=x.device
+                ).unsqueeze(1)
+                * uniform_step
+                + x_sorted[0]
+                - margin
+            )
+
+            grid = self.grid_eps * grid_uniform + (1 - self.grid_eps) * grid_adaptive
+            grid = torch.concatenate(
+                [
+                    grid[:1]
+                    - uniform_step
+                    * torch.arange(self.spline_order, 0, -1, device=x.device).unsqueeze(1),
+                    grid,
+                    grid[-1:]
+                    + uniform_step
+                    * torch.arange(1, self.spline_order + 1, device=x.device).unsqueeze(1),
+                ],
+                dim=0,
+            )
+
+            self.grid.copy_(grid.T)
+            self.spline_weight.data.copy_(self.curve2coeff(x, unreduced_spline_output))
+
+        def regularization_loss(self, regularize_activation=1.0, regularize_entropy=1.0):
+            """
+            Compute the regularization loss.
+
+            This is a dumb simulation of the original L1 regularization as stated in the
+            paper, since the original one requires computing absolutes and entropy from the
+            expanded (batch, in_features, out_features) intermediate tensor, which is hidden
+            behind the F.linear function if we want an memory efficient implementation.
+            """
+            l1_fake = self.spline_weight.abs().mean(-1)
+            regularization_loss_activation = l1_fake.sum()
+            p = l1_fake / regularization_loss_activation
+            regularization_loss_entropy = -torch.sum(p * p.log())
+            return (
+                regularize_activation * regularization_loss_activation
+                + regularize_entropy * regularization_loss_entropy
+            )
+
+    class KAN(torch.nn.Module):
+        def __init__(
+            self,
+            layers_hidden,
+            grid_size=5,
+            spline_order=3,
+            scale_noise=0.1,
+            scale_base=1.0,
+            scale_spline=1.0,
+            base_activation=torch.nn.SiLU,
+            grid_eps=0.02,
+            grid_range=[-1, 1],  # noqa: B006
+        ):
+            super(KAN, self).__init__()
+            self.grid_size = grid_size
+            self.spline_order = spline_order
+
+            self.layers = torch.nn.ModuleList()
+            for in_features, out_features in zip(layers_hidden, layers_hidden[1:]):
+                self.layers.append(
+                    KANLinear(
+                        in_features,
+                        out_features,
+                        grid_size=grid_size,
+                        spline_order=spline_order,
+                        scale_noise=scale_noise,
+                        scale_base=scale_base,
+                        scale_spline=scale_spline,
+                        base_activation=base_activation,
+                        grid_eps=grid_eps,
+                        grid_range=grid_range,
+                    )
+                )
+
+        def forward(self, x: torch.Tensor, update_grid=False):
+            for layer in self.layers:
+                if update_grid:
+                    layer.update_grid(x)
+                x = layer(x)
+            return x
+
+        def regularization_loss(self, regularize_activation=1.0, regularize_entropy=1.0):
+            return sum(
+                layer.regularization_loss(regularize_activation, regularize_entropy)
+                for layer in self.layers
+            )
+
+    rng = np.random.default_rng(4)
+    images = side.data(rng.uniform(-1, 1, (24, 1, 3, 3)).astype(np.float32))
+    labels = side.data((rng.integers(0, 3, 24)).astype(np.int64))
+    trainloader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                              batch_size=8)
+
+    # Define model
+    model = side.weights(KAN([9, 6, 3]))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    # Define optimizer
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    # Define learning rate scheduler
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.8)
+
+    # Define loss
+    criterion = torch.nn.CrossEntropyLoss()
+    log = []
+    for epoch in range(2):  # noqa: B007
+        # Train
+        model.train()
+        for images, labels in trainloader:
+            images = images.view(-1, 3 * 3).to(device)
+            optimizer.zero_grad()
+            output = model(images)
+            loss = criterion(output, labels.to(device)) + 1e-3 * model.regularization_loss()
+            loss.backward()
+            optimizer.step()
+            accuracy = (output.argmax(dim=1) == labels.to(device)).float().mean()
+            log.append([loss.item(), accuracy.item(), optimizer.param_groups[0]['lr']])
+        # Update learning rate
+        scheduler.step()
+    out["log"] = log
+    with torch.no_grad():
+        model(images.view(-1, 9)[:6], update_grid=True)
+    out["grids"] = [layer.grid for layer in model.layers]
+    out["weights"] = dict(model.state_dict())
+    return out
+
+
+def test_efficient_kan():
+    run_both(efficient_kan)
