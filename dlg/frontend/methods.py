@@ -18,7 +18,7 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.amp import _user_stacklevel
 from dlg.frontend.engine import caller_span
-from dlg.frontend.tensor import Tensor, as_argument, call, checked, foreign_tensors
+from dlg.frontend.tensor import Tensor, all_tensors, as_argument, call, checked, foreign_tensors
 from dlg.functions.args import int_scalar, is_number, is_static
 from dlg.functions.elementwise import ELEMENTWISE, takes_ints
 from dlg.ir.dtypes import DType, promote_types
@@ -191,8 +191,8 @@ def joined(name: str) -> Callable[..., Tensor]:
     def join(tensors: Any, dim: int = 0, *, axis: int | None = None) -> Tensor:
         tensors = foreign_tensors(tensors)  # torch tensors among them: dlg's
         parts = tensors
-        if isinstance(tensors, (list, tuple)) and tensors and all(
-                isinstance(t, Tensor) for t in tensors):
+        if (isinstance(tensors, (list, tuple)) and tensors and all_tensors(tensors)
+                and len({t.tensor_type.dtype for t in tensors}) > 1):
             dtype = common_dtype(t.dtype for t in tensors)
             parts = [t if t.dtype is dtype else t.to(dtype) for t in tensors]
         return call(name, parts, dim if axis is None else axis)

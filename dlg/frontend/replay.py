@@ -59,7 +59,8 @@ TENSOR: type = object  # dlg.Tensor, set by frontend/tensor.py
 def key(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
     """What a call's ops follow from, or None when an argument cannot say (see `_part`)."""
     try:
-        return (name, tuple(map(_part, args)), tuple((k, _part(v)) for k, v in kwargs.items()))
+        return (name, tuple(map(_part, args)),
+                tuple([(k, _part(v)) for k, v in kwargs.items()]) if kwargs else ())
     except _Unkeyed:
         return None
 
@@ -71,7 +72,8 @@ def _part(value: Any) -> Any:
     if isinstance(value, TENSOR):
         if value.graph_value is not None:
             raise _Unkeyed
-        return TENSOR, value.tensor_type
+        t = value.tensor_type
+        return TENSOR, t.dtype, t.shape  # a TensorType's own hash is Python's
     if cls is tuple or cls is list:
         return cls, tuple(map(_part, value))
     if cls is slice:  # an index item (x[:, :k]); Python 3.11's slices do not hash

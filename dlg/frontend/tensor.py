@@ -542,6 +542,8 @@ def foreign_tensors(value: Any) -> Any:
     if isinstance(value, Tensor):
         return value
     if type(value) is tuple or type(value) is list:
+        if all_tensors(value):
+            return value
         items = [foreign_tensors(v) for v in value]
         return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
     return Tensor.of(value) if foreign.is_foreign(value) else value
@@ -567,7 +569,7 @@ def eager(name: str) -> Callable[..., Any]:
     inputs = len(direct.inputs) if direct is not None else -1
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        if len(args) == inputs and not kwargs and _all_tensors(args):
+        if len(args) == inputs and not kwargs and all_tensors(args):
             return apply(direct, *args)  # type: ignore[arg-type]  # nothing to bind
         call_key = replay.key(name, args, kwargs) if engine.current_tracer() is None else None
         made = replay.found(call_key)
@@ -618,7 +620,7 @@ def _direct(name: str) -> OpDef | None:
 _DIRECT = {name: (op, len(op.inputs)) for name in FUNCTIONS if (op := _direct(name)) is not None}
 
 
-def _all_tensors(args: tuple[Any, ...]) -> bool:
+def all_tensors(args: Sequence[Any]) -> bool:
     """all(isinstance(a, Tensor) for a in args), at a third of its cost (no generator)."""
     for a in args:
         if not isinstance(a, Tensor):
@@ -628,7 +630,7 @@ def _all_tensors(args: tuple[Any, ...]) -> bool:
 
 def _call(name: str, *args: Any, **kwargs: Any) -> Any:
     direct = _DIRECT.get(name)
-    if direct is not None and not kwargs and len(args) == direct[1] and _all_tensors(args):
+    if direct is not None and not kwargs and len(args) == direct[1] and all_tensors(args):
         return apply(direct[0], *args)
     if name not in _EAGER_FUNCTIONS:
         _EAGER_FUNCTIONS[name] = eager(name)

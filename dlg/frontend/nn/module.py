@@ -15,7 +15,7 @@ from dlg.foreign import is_foreign, type_name
 from dlg.frontend import engine
 from dlg.frontend.nn.hooks import Hooks
 from dlg.frontend.nn.module_api import ModuleAPI
-from dlg.frontend.tensor import Tensor, _as_array, foreign_tensors
+from dlg.frontend.tensor import Tensor, _as_array, all_tensors, foreign_tensors
 from dlg.ir.dtypes import DType
 from dlg.ir.init import initialize
 
@@ -159,7 +159,8 @@ class Module(Hooks, ModuleAPI):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        args = tuple(map(foreign_tensors, args))  # torch's DataLoader's tensors: dlg's
+        if not all_tensors(args):
+            args = tuple(map(foreign_tensors, args))  # torch's DataLoader's tensors: dlg's
         if kwargs:
             kwargs = {k: foreign_tensors(v) for k, v in kwargs.items()}
         compiled = self.__dict__.get("_compiled_call")  # Module.compile() (dlg/api.py)

@@ -52,12 +52,15 @@ def _matmul_infer(x: TensorType, y: TensorType) -> TensorType:
     return TensorType(dtype, batch + rows + cols)
 
 
+_FLOATS_NP = frozenset(t.np for t in FLOATS)
+
+
 def _matmul_ref(x: np.ndarray, y: np.ndarray, *, exact: bool = True) -> np.ndarray:
     if x.dtype.kind == "c":
         work = np.dtype(np.complex128) if exact else x.dtype
         return np.asarray(np.matmul(x.astype(work, copy=False), y.astype(work, copy=False))
                           ).astype(x.dtype, copy=False)
-    if x.dtype in [t.np for t in FLOATS]:
+    if x.dtype in _FLOATS_NP:
         work = working_dtype(x.dtype, exact)
         return np.asarray(np.matmul(x.astype(work, copy=False), y.astype(work, copy=False))
                           ).astype(x.dtype, copy=False)
