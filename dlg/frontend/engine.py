@@ -4,7 +4,8 @@ autodiff pass — no second implementation of any op or gradient.
 `apply(op, inputs, attrs)` checks attributes and shapes with the op's own rules, computes the
 value with its NumPy reference (composites through their decomposition, as the interpreter
 runs them), and, when gradients are wanted, remembers how the result was made; `autograd`
-turns those records into the gradient graph.
+turns those records into the gradient graph. What it derived from a call's key is kept
+(`Planned`), so the same call again (`planned`) skips straight to the run and the records.
 """
 
 from __future__ import annotations

@@ -3,14 +3,15 @@
 dlg.functions are written against a `Front` that may be symbolic (the .dlg elaborator, the
 tracer), so which ops they emit, and with which attributes, follows from their arguments' types
 and static values alone, never from tensor data. The first eager call with a given `key` (the
-function, each tensor argument's type, every other argument's class and value) records the ops
-it emits (`recording`); later calls with that key emit the same ops on their own tensors
-(`replay`), skipping argument binding, checks and the function's Python: most of a small op's
-time (a loop's `x.sum(1)`: 19.8 -> 9.7 us, `x.view(-1)` 13.1 -> 7.9). A call is recorded only
-where every op reads the arguments' tensors or earlier ops' outputs and the result is one of
-those (a function that lifts a number into a tensor, or returns a number, runs as before).
-Ops still go through the eager front's `emit`, so what it does per call (dropout's fresh mask,
-the class-index check of cross entropy) happens at every replay.
+function, each tensor argument's type, every other argument's class and value; an index's
+slices by their bounds) records the ops it emits (`recording`); later calls with that key emit
+the same ops on their own tensors (`replay`), skipping argument binding, checks and the
+function's Python: most of a small op's time (a loop's `x.sum(1)`: 19.8 -> 9.7 us, `x.view(-1)`
+13.1 -> 7.9). A call is recorded only where every op reads the arguments' tensors or earlier
+ops' outputs and the result is one of those (a function that lifts a number into a tensor, or
+returns a number, runs as before). The eager front decides how a step runs (`Step.planned`: its
+kept plan, once it has one), and sends the ops its `emit` does more for (dropout's fresh mask,
+the class-index check of cross entropy) through `emit` at every replay.
 """
 
 from __future__ import annotations
