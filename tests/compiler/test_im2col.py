@@ -35,12 +35,15 @@ CONVS = {
     "odd_strided": ((3, 11, 13), (19, 3, 4, 3), (3, 2), ((2, 1), (0, 3)), (2, 1), 1),
     "conv1d": ((4, 17), (16, 4, 5), (2,), ((2, 1),), (2,), 1),
     "wide": ((16, 7, 6), (16, 16, 3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 1),
+    # output width 20: by default (16 lanes) forward as tiles, weight gradient as a GEMM
+    "vector_and_a_bit": ((16, 22, 22), (16, 16, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
     # products too small for the GEMM: the convolutions stay as they are
     "depthwise": ((16, 5, 5), (16, 1, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 16),
     "one_channel": ((1, 8, 8), (32, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),
 }
 KEPT = {"depthwise", "one_channel"}
-WIDE_INPUT = {"one_by_one", "wide"}  # 16 or more input channels: the input gradient is rewritten
+# 16 or more input channels: the input gradient is rewritten
+WIDE_INPUT = {"one_by_one", "wide", "vector_and_a_bit"}
 
 
 def direct_conv(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups) -> np.ndarray:
@@ -124,8 +127,17 @@ def test_the_pass_rewrites_gemm_sized_convolutions(case):
 @pytest.mark.parametrize("case", sorted(CONVS))
 def test_compiled_convolution_and_gradients_match_the_interpreter(case):
     """One compilation per case, run at batch 1 and two primes."""
+    check_compiled(case, options())
+
+
+def test_the_default_choice_matches_the_interpreter():
+    """The pass's own choice, which may rewrite a weight gradient and not its forward."""
+    check_compiled("vector_and_a_bit", CompileOptions(verify=True))
+
+
+def check_compiled(case: str, options: CompileOptions) -> None:
     g, params, attrs = conv_graph(case)
-    ng = NativeGraph(g, loss="loss", options=options())
+    ng = NativeGraph(g, loss="loss", options=options)
     r_type = g.input_named("r").types[0]
     for n in (1, 3, 7):
         x = _data((n, *CONVS[case][0]), n)
@@ -138,14 +150,15 @@ def test_compiled_convolution_and_gradients_match_the_interpreter(case):
             np.testing.assert_allclose(got[k], want[k], rtol=RTOL, atol=1e-4, err_msg=k)
 
 
-@pytest.mark.parametrize("channels,width,stride,rewritten", [
-    (16, 7, 1, True), (16, 10, 1, True), (3, 12, 1, True), (16, 13, 1, False),
-    (16, 16, 1, False), (16, 24, 1, False), (7, 20, 1, False), (16, 16, 2, True),
-    (7, 20, 2, True)])
-def test_by_default_only_convolutions_the_tiles_do_badly(channels, width, stride, rewritten):
-    """With 8 lanes: widths that are multiples of the vector, or wider than 12, stay tiles,
-    unless the input is read with a stride (the tiles need contiguous columns); the forward
-    convolution and its weight gradient are rewritten together."""
+@pytest.mark.parametrize("channels,width,stride,forward,weight_grad", [
+    (16, 7, 1, True, True), (16, 10, 1, False, True), (3, 12, 1, False, True),
+    (16, 13, 1, False, False), (16, 16, 1, False, False), (16, 24, 1, False, False),
+    (7, 20, 1, False, False), (16, 16, 2, True, True), (7, 20, 2, True, True)])
+def test_by_default_only_convolutions_the_tiles_do_badly(channels, width, stride, forward,
+                                                        weight_grad):
+    """With 8 lanes: the forward convolution is rewritten below one vector's width, its weight
+    gradient up to a vector and a half unless the width is a multiple of the vector; both
+    whenever the input is read with a stride (the tiles need contiguous columns)."""
     g = Graph("c")
     b = Builder(g)
     size = stride * (width - 1) + 3
@@ -157,6 +170,6 @@ def test_by_default_only_convolutions_the_tiles_do_badly(channels, width, stride
     out = im2col(grad(g, "loss", wrt=["w"]), lanes=8)
     ops = [node.op for node in out]
     convs = [node for node in out if node.op is CONV and node.types[0].shape[1] == 32]
-    assert (not convs) == rewritten
-    assert (CONV_WEIGHT_GRAD not in ops) == rewritten
-    assert (IM2COL in ops) == rewritten
+    assert (not convs) == forward
+    assert (CONV_WEIGHT_GRAD not in ops) == weight_grad
+    assert (IM2COL in ops) == (forward or weight_grad)
