@@ -28,7 +28,7 @@ from dlg.ir.dtypes import DType
 from dlg.ir.graph import Graph, Value
 from dlg.functions import FUNCTIONS
 from dlg.functions.args import int_scalar
-from dlg.functions.call import bind
+from dlg.functions.call import bind_all
 from dlg.ir.ops import REGISTRY
 from dlg.ir.ops.custom import PY_FUNCTION, STOP_GRADIENT
 from dlg.ir.ops.elementwise import CAST, WHERE
@@ -579,7 +579,8 @@ def eager(name: str) -> Callable[..., Any]:
             args = tuple(map(as_argument, args))
             kwargs = {k: as_argument(v) for k, v in kwargs.items()}
             with replay.recording(call_key, args, kwargs) as result:
-                result.append(fn(EAGER, *args, **bind(fn, name, args, kwargs)))
+                given, keywords = bind_all(fn, name, args, kwargs)
+                result.append(fn(EAGER, *given, **keywords))
             return result[0]
         except DlgError as e:
             raise e.with_span(engine.caller_span()) from None

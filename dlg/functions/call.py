@@ -60,6 +60,31 @@ def bind(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[
 
 
 
+def bind_all(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+             ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """`bind`, and a keyword naming fn's var-positional parameter (torch's methods take one:
+    x.reshape(shape=(2, 3)), x.view(size=...), x.permute(dims=...), x.repeat(repeats=...))
+    given as the positional arguments it stands for, where none were given positionally."""
+    star = _star(fn) if kwargs else None
+    if star is not None:
+        key = next((k for k in kwargs if k == star or STAR_ALIASES.get(k) == star), None)
+        if key is not None and len(args) == len(_arity(fn)[0]):
+            kwargs = dict(kwargs)
+            args = (*args, kwargs.pop(key))
+    return args, bind(fn, name, args, kwargs)
+
+
+# torch's keyword for a var-positional parameter -> the functions' name for it
+STAR_ALIASES = {"size": "shape", "dims": "perm", "repeats": "sizes"}
+
+
+@functools.cache
+def _star(fn: Callable[..., Any]) -> str | None:
+    """The name of fn's var-positional parameter, if it has one."""
+    return next((p.name for p in signature(fn).parameters.values()
+                 if p.kind is p.VAR_POSITIONAL), None)
+
+
 NO_KEYWORDS: frozenset[str] = frozenset()
 
 

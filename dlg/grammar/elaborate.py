@@ -27,7 +27,7 @@ from dlg.errors import (
     Span,
 )
 from dlg.functions.args import operands
-from dlg.functions.call import bind
+from dlg.functions.call import bind_all
 from dlg.functions.spelling import OPERATORS
 from dlg.grammar import ast, layer_lists
 from dlg.grammar.initializers import INITIALIZER_NAMES
@@ -495,7 +495,8 @@ class Elaborator:
     def apply(self, callee: Any, args: list[Any], kwargs: dict[str, Any], span: Span,
               func_span: Span | None = None) -> Any:
         if isinstance(callee, Builtin):
-            return callee.fn(self, *args, **bind(callee.fn, callee.name, tuple(args), kwargs))
+            given, keywords = bind_all(callee.fn, callee.name, tuple(args), kwargs)
+            return callee.fn(self, *given, **keywords)
         if isinstance(callee, Function):
             bound = self.bind(callee.node.params, args, kwargs, callee.scope,
                               f"{callee.node.name}()", span)

@@ -56,6 +56,20 @@ def test_split_takes_torchs_keywords(m):
     assert [p.tolist() for p in m.split(x, split_size_or_sections=4)] == [[0, 1, 2, 3], [4, 5]]
 
 
+@pytest.mark.parametrize("fn", [
+    lambda m, x: x.reshape(shape=(3, 4)), lambda m, x: m.reshape(x, shape=(-1,)),
+    lambda m, x: x.view(size=(4, 3)), lambda m, x: x.permute(dims=(1, 0)),
+    lambda m, x: m.permute(x, dims=(1, 0)), lambda m, x: x[:1].expand(size=(2, -1)),
+    lambda m, x: x.repeat(repeats=(2, 1)), lambda m, x: x.tile(dims=(2,)),
+    lambda m, x: m.tile(x, dims=(1, 2)),
+], ids=["reshape", "reshape_fn", "view", "permute", "permute_fn", "expand", "repeat", "tile",
+        "tile_fn"])
+def test_shapes_given_by_torchs_keyword(fn):
+    """The methods whose shape is *args take it by torch's keyword too (DiT's
+    x.reshape(shape=(...)) in unpatchify)."""
+    both(fn, np.arange(12.0, dtype=np.float32).reshape(3, 4))
+
+
 def test_index_fill_of_a_tensor_value_passes_its_gradient():
     both(lambda m, x, v: x.index_fill(2, m.tensor([1, 3]), v.sum()), X, np.float32([0.5, 2.0]))
 
