@@ -48,6 +48,25 @@ class _Function(Module):
 
 
 class ScriptModule(Module):
+    """torch.jit.ScriptModule: the type of what `trace` and `script` return, and the base of
+    TorchScript's older API (`class M(torch.jit.ScriptModule)` with `@torch.jit.script_method`
+    methods, as RWKV-4 writes its blocks): such a subclass is a Module running its Python
+    methods, which is what TorchScript compiles them to."""
+
+    _example: tuple[tuple[Any, ...], dict[str, Any]] | None = None  # what `save` traces on
+
+    def save(self, f: str | Path | IO[bytes]) -> None:
+        """torch's ScriptModule.save: `dlg.jit.save(self, f)`."""
+        save(self, f)
+
+
+def script_method(fn: F) -> F:
+    """torch.jit.script_method: the method unchanged (its Python is what TorchScript
+    compiles)."""
+    return fn
+
+
+class _Wrapped(ScriptModule):
     """What `trace` and `script` return (see the module docstring): the original module's
     parameters, buffers and submodules under the same names (its state_dict's keys), other
     attributes and methods read from it; calls run compiled code (`trace`) or the Python
@@ -95,10 +114,6 @@ class ScriptModule(Module):
             object.__setattr__(self, "_example", (args, kwargs))
         return self._run(*args, **kwargs)
 
-    def save(self, f: str | Path | IO[bytes]) -> None:
-        """torch's ScriptModule.save: `dlg.jit.save(self, f)`."""
-        save(self, f)
-
 
 def _array(x: Any) -> np.ndarray:
     return x.numpy_view() if isinstance(x, Tensor) else np.asarray(x)
@@ -111,7 +126,7 @@ def _overridden(cls: type) -> set[str]:
     for klass in cls.__mro__:
         if klass.__module__.startswith("dlg.") or klass is object:
             break
-        names |= {n for n, v in vars(klass).items() if callable(v) and hasattr(ScriptModule, n)
+        names |= {n for n, v in vars(klass).items() if callable(v) and hasattr(_Wrapped, n)
                   and not n.startswith("__") and n not in ("forward", "save")}
     return names
 
@@ -174,7 +189,7 @@ def trace(func: Module | Callable[..., Any], example_inputs: Any = None, optimiz
         module = module._original
     if isinstance(module, OptimizedModule):  # dlg.compile(module): trace what it compiles
         module = module._orig_mod
-    traced = ScriptModule(module, compiled=True, example=(args, kwargs))
+    traced = _Wrapped(module, compiled=True, example=(args, kwargs))
     with no_grad():
         traced(*args, **kwargs)  # traced and compiled now: untraceable code fails here
     return traced
@@ -187,7 +202,7 @@ def script(obj: F, optimize: Any = None, _frames_up: int = 0, _rcb: Any = None,
     if isinstance(obj, ScriptModule):
         return obj
     if isinstance(obj, Module):
-        return ScriptModule(obj, compiled=False)  # type: ignore[return-value]
+        return _Wrapped(obj, compiled=False)  # type: ignore[return-value]
     return obj
 
 
@@ -231,7 +246,7 @@ def _traced(m: ScriptModule) -> tuple[Any, Any]:
     args, kwargs = m._example
     leaves: list[Any] = []
     names: list[str] = []
-    original = m._original
+    original = m.__dict__.get("_original", m)  # a ScriptModule subclass is its own original
     rebuild = flatten_call(original.forward, args, kwargs, leaves, names)
     structure: list[Any] = []
 

@@ -5,10 +5,10 @@ from typing import Final
 
 from dlg.frontend.jit import (LoadedModule, ScriptModule, annotate, export, freeze, ignore,
                               is_scripting, is_tracing, load, optimize_for_inference, save,
-                              script, trace, unused)
+                              script, script_method, trace, unused)
 
 ScriptFunction = ScriptModule  # isinstance checks of either pass for what trace returns
 
 __all__ = ["Final", "LoadedModule", "ScriptFunction", "ScriptModule", "annotate", "export",
            "freeze", "ignore", "is_scripting", "is_tracing", "load", "optimize_for_inference",
-           "save", "script", "trace", "unused"]
+           "save", "script", "script_method", "trace", "unused"]

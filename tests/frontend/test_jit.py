@@ -180,6 +180,33 @@ def test_a_scripted_module_saves_as_traced_on_its_first_call(traced):
                 theirs(torch.from_numpy(x), torch.from_numpy(h)))
 
 
+def test_the_legacy_script_module_api_runs_its_python_as_torch_s():
+    """class M(torch.jit.ScriptModule) with @torch.jit.script_method (RWKV-4's blocks): a
+    module whose methods run as written, state_dict, training and isinstance as torch's."""
+    outs = []
+    for lib in (torch, dlg):
+        class Mix(lib.jit.ScriptModule):
+            def __init__(self, lib=lib):
+                super().__init__()
+                self.time_shift = lib.nn.ZeroPad2d((0, 0, 1, -1))
+                self.key = lib.nn.Linear(3, 3, bias=False)
+                self.time_mix_k = lib.nn.Parameter(lib.ones(1, 1, 3) * 0.25)
+
+            @lib.jit.script_method
+            def forward(self, x):
+                xx = self.time_shift(x)
+                return self.key(x * self.time_mix_k + xx * (1 - self.time_mix_k))
+
+        m = Mix()
+        assert isinstance(m, lib.jit.ScriptModule) and isinstance(m, lib.nn.Module)
+        assert sorted(m.state_dict()) == ["key.weight", "time_mix_k"]
+        m.key.weight.data.copy_(lib.arange(9.0).reshape(3, 3) / 9)
+        m.eval()
+        assert not m.training and not m.key.training
+        outs.append(m(lib.arange(12.0).reshape(2, 2, 3)).detach().numpy())
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6)
+
+
 def test_functions_and_tracing_state():
     seen = []
 
