@@ -22,6 +22,7 @@ Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs 
 
 from __future__ import annotations
 
+import collections
 import copy
 import functools
 import inspect
@@ -2928,3 +2929,725 @@ def efficient_kan(side: Side5) -> dict:
 
 def test_efficient_kan():
     run_both(efficient_kan)
+
+
+# -- 9. DiT (facebookresearch/DiT models.py, train.py, sample.py): modulate, the sinusoidal
+#       TimestepEmbedder, LabelEmbedder's token_drop by torch.rand < p and torch.where, adaLN-Zero
+#       blocks (chunk(6, dim=1)) over timm's PatchEmbed/Attention/Mlp (written out), a frozen
+#       sin-cos pos_embed Parameter copied from NumPy, zero-initialised outputs, unpatchify by
+#       einsum('nhwpqc->nchpwq'), forward_with_cfg, train.py's deepcopy EMA with update_ema and
+#       requires_grad(ema, False), an epsilon-prediction loss ----------------------------------
+
+def dit(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    F = nn.functional
+    out = {}
+
+    # timm.models.vision_transformer's PatchEmbed, Attention and Mlp, as DiT imports them
+    class PatchEmbed(nn.Module):
+        def __init__(self, img_size, patch_size, in_chans, embed_dim, bias=True):
+            super().__init__()
+            self.patch_size = (patch_size, patch_size)
+            self.grid_size = (img_size // patch_size, img_size // patch_size)
+            self.num_patches = self.grid_size[0] * self.grid_size[1]
+            self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size,
+                                  bias=bias)
+            self.norm = nn.Identity()
+
+        def forward(self, x):
+            x = self.proj(x)
+            x = x.flatten(2).transpose(1, 2)  # NCHW -> NLC
+            x = self.norm(x)
+            return x
+
+    class Attention(nn.Module):
+        fused_attn: bool = True
+
+        def __init__(self, dim, num_heads=8, qkv_bias=False, attn_drop=0., proj_drop=0.):
+            super().__init__()
+            assert dim % num_heads == 0, 'dim should be divisible by num_heads'
+            self.num_heads = num_heads
+            self.head_dim = dim // num_heads
+            self.scale = self.head_dim ** -0.5
+            self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+            self.q_norm = nn.Identity()
+            self.k_norm = nn.Identity()
+            self.attn_drop = nn.Dropout(attn_drop)
+            self.proj = nn.Linear(dim, dim)
+            self.proj_drop = nn.Dropout(proj_drop)
+
+        def forward(self, x):
+            B, N, C = x.shape
+            qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)
+            q, k = self.q_norm(q), self.k_norm(k)
+
+            if self.fused_attn:
+                x = F.scaled_dot_product_attention(
+                    q, k, v,
+                    dropout_p=self.attn_drop.p if self.training else 0.,
+                )
+            else:
+                q = q * self.scale
+                attn = q @ k.transpose(-2, -1)
+                attn = attn.softmax(dim=-1)
+                attn = self.attn_drop(attn)
+                x = attn @ v
+
+            x = x.transpose(1, 2).reshape(B, N, C)
+            x = self.proj(x)
+            x = self.proj_drop(x)
+            return x
+
+    class Mlp(nn.Module):
+        def __init__(self, in_features, hidden_features=None, out_features=None,
+                     act_layer=nn.GELU, drop=0.):
+            super().__init__()
+            out_features = out_features or in_features
+            hidden_features = hidden_features or in_features
+            self.fc1 = nn.Linear(in_features, hidden_features)
+            self.act = act_layer()
+            self.drop1 = nn.Dropout(drop)
+            self.norm = nn.Identity()
+            self.fc2 = nn.Linear(hidden_features, out_features)
+            self.drop2 = nn.Dropout(drop)
+
+        def forward(self, x):
+            x = self.fc1(x)
+            x = self.act(x)
+            x = self.drop1(x)
+            x = self.norm(x)
+            x = self.fc2(x)
+            x = self.drop2(x)
+            return x
+
+    def modulate(x, shift, scale):
+        return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+    class TimestepEmbedder(nn.Module):
+        """
+        Embeds scalar timesteps into vector representations.
+        """
+        def __init__(self, hidden_size, frequency_embedding_size=256):
+            super().__init__()
+            self.mlp = nn.Sequential(
+                nn.Linear(frequency_embedding_size, hidden_size, bias=True),
+                nn.SiLU(),
+                nn.Linear(hidden_size, hidden_size, bias=True),
+            )
+            self.frequency_embedding_size = frequency_embedding_size
+
+        @staticmethod
+        def timestep_embedding(t, dim, max_period=10000):
+            """
+            Create sinusoidal timestep embeddings.
+            :param t: a 1-D Tensor of N indices, one per batch element.
+                              These may be fractional.
+            :param dim: the dimension of the output.
+            :param max_period: controls the minimum frequency of the embeddings.
+            :return: an (N, D) Tensor of positional embeddings.
+            """
+            # https://github.com/openai/glide-text2im/blob/main/glide_text2im/nn.py
+            half = dim // 2
+            freqs = torch.exp(
+                -math.log(max_period) * torch.arange(start=0, end=half, dtype=torch.float32)
+                / half
+            ).to(device=t.device)
+            args = t[:, None].float() * freqs[None]
+            embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+            if dim % 2:
+                embedding = torch.cat([embedding, torch.zeros_like(embedding[:, :1])], dim=-1)
+            return embedding
+
+        def forward(self, t):
+            t_freq = self.timestep_embedding(t, self.frequency_embedding_size)
+            t_emb = self.mlp(t_freq)
+            return t_emb
+
+    class LabelEmbedder(nn.Module):
+        """
+        Embeds class labels into vector representations. Also handles label dropout for
+        classifier-free guidance.
+        """
+        def __init__(self, num_classes, hidden_size, dropout_prob):
+            super().__init__()
+            use_cfg_embedding = dropout_prob > 0
+            self.embedding_table = nn.Embedding(num_classes + use_cfg_embedding, hidden_size)
+            self.num_classes = num_classes
+            self.dropout_prob = dropout_prob
+
+        def token_drop(self, labels, force_drop_ids=None):
+            """
+            Drops labels to enable classifier-free guidance.
+            """
+            if force_drop_ids is None:
+                drop_ids = side.draw(torch.rand, labels.shape[0],
+                                     device=labels.device) < self.dropout_prob
+            else:
+                drop_ids = force_drop_ids == 1
+            labels = torch.where(drop_ids, self.num_classes, labels)
+            return labels
+
+        def forward(self, labels, train, force_drop_ids=None):
+            use_dropout = self.dropout_prob > 0
+            if (train and use_dropout) or (force_drop_ids is not None):
+                labels = self.token_drop(labels, force_drop_ids)
+            embeddings = self.embedding_table(labels)
+            return embeddings
+
+    class DiTBlock(nn.Module):
+        """
+        A DiT block with adaptive layer norm zero (adaLN-Zero) conditioning.
+        """
+        def __init__(self, hidden_size, num_heads, mlp_ratio=4.0, **block_kwargs):
+            super().__init__()
+            self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+            self.attn = Attention(hidden_size, num_heads=num_heads, qkv_bias=True,
+                                  **block_kwargs)
+            self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+            mlp_hidden_dim = int(hidden_size * mlp_ratio)
+            approx_gelu = lambda: nn.GELU(approximate="tanh")  # noqa: E731
+            self.mlp = Mlp(in_features=hidden_size, hidden_features=mlp_hidden_dim,
+                           act_layer=approx_gelu, drop=0)
+            self.adaLN_modulation = nn.Sequential(
+                nn.SiLU(),
+                nn.Linear(hidden_size, 6 * hidden_size, bias=True)
+            )
+
+        def forward(self, x, c):
+            shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = \
+                self.adaLN_modulation(c).chunk(6, dim=1)
+            x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa,
+                                                               scale_msa))
+            x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp,
+                                                              scale_mlp))
+            return x
+
+    class FinalLayer(nn.Module):
+        """
+        The final layer of DiT.
+        """
+        def __init__(self, hidden_size, patch_size, out_channels):
+            super().__init__()
+            self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+            self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels,
+                                    bias=True)
+            self.adaLN_modulation = nn.Sequential(
+                nn.SiLU(),
+                nn.Linear(hidden_size, 2 * hidden_size, bias=True)
+            )
+
+        def forward(self, x, c):
+            shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+            x = modulate(self.norm_final(x), shift, scale)
+            x = self.linear(x)
+            return x
+
+    def get_2d_sincos_pos_embed(embed_dim, grid_size, cls_token=False, extra_tokens=0):
+        """
+        grid_size: int of the grid height and width
+        return:
+        pos_embed: [grid_size*grid_size, embed_dim] or [1+grid_size*grid_size, embed_dim]
+        (w/ or w/o cls_token)
+        """
+        grid_h = np.arange(grid_size, dtype=np.float32)
+        grid_w = np.arange(grid_size, dtype=np.float32)
+        grid = np.meshgrid(grid_w, grid_h)  # here w goes first
+        grid = np.stack(grid, axis=0)
+
+        grid = grid.reshape([2, 1, grid_size, grid_size])
+        pos_embed = get_2d_sincos_pos_embed_from_grid(embed_dim, grid)
+        if cls_token and extra_tokens > 0:
+            pos_embed = np.concatenate([np.zeros([extra_tokens, embed_dim]), pos_embed], axis=0)
+        return pos_embed
+
+    def get_2d_sincos_pos_embed_from_grid(embed_dim, grid):
+        assert embed_dim % 2 == 0
+
+        # use half of dimensions to encode grid_h
+        emb_h = get_1d_sincos_pos_embed_from_grid(embed_dim // 2, grid[0])  # (H*W, D/2)
+        emb_w = get_1d_sincos_pos_embed_from_grid(embed_dim // 2, grid[1])  # (H*W, D/2)
+
+        emb = np.concatenate([emb_h, emb_w], axis=1)  # (H*W, D)
+        return emb
+
+    def get_1d_sincos_pos_embed_from_grid(embed_dim, pos):
+        """
+        embed_dim: output dimension for each position
+        pos: a list of positions to be encoded: size (M,)
+        out: (M, D)
+        """
+        assert embed_dim % 2 == 0
+        omega = np.arange(embed_dim // 2, dtype=np.float64)
+        omega /= embed_dim / 2.
+        omega = 1. / 10000**omega  # (D/2,)
+
+        pos = pos.reshape(-1)  # (M,)
+        out = np.einsum('m,d->md', pos, omega)  # (M, D/2), outer product
+
+        emb_sin = np.sin(out)  # (M, D/2)
+        emb_cos = np.cos(out)  # (M, D/2)
+
+        emb = np.concatenate([emb_sin, emb_cos], axis=1)  # (M, D)
+        return emb
+
+    class DiT(nn.Module):
+        """
+        Diffusion model with a Transformer backbone.
+        """
+        def __init__(
+            self,
+            input_size=32,
+            patch_size=2,
+            in_channels=4,
+            hidden_size=1152,
+            depth=28,
+            num_heads=16,
+            mlp_ratio=4.0,
+            class_dropout_prob=0.1,
+            num_classes=1000,
+            learn_sigma=True,
+        ):
+            super().__init__()
+            self.learn_sigma = learn_sigma
+            self.in_channels = in_channels
+            self.out_channels = in_channels * 2 if learn_sigma else in_channels
+            self.patch_size = patch_size
+            self.num_heads = num_heads
+
+            self.x_embedder = PatchEmbed(input_size, patch_size, in_channels, hidden_size,
+                                         bias=True)
+            self.t_embedder = TimestepEmbedder(hidden_size)
+            self.y_embedder = LabelEmbedder(num_classes, hidden_size, class_dropout_prob)
+            num_patches = self.x_embedder.num_patches
+            # Will use fixed sin-cos embedding:
+            self.pos_embed = nn.Parameter(torch.zeros(1, num_patches, hidden_size),
+                                          requires_grad=False)
+
+            self.blocks = nn.ModuleList([
+                DiTBlock(hidden_size, num_heads, mlp_ratio=mlp_ratio) for _ in range(depth)
+            ])
+            self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
+            self.initialize_weights()
+
+        def initialize_weights(self):
+            # Initialize transformer layers:
+            def _basic_init(module):
+                if isinstance(module, nn.Linear):
+                    torch.nn.init.xavier_uniform_(module.weight)
+                    if module.bias is not None:
+                        nn.init.constant_(module.bias, 0)
+            self.apply(_basic_init)
+
+            # Initialize (and freeze) pos_embed by sin-cos embedding:
+            pos_embed = get_2d_sincos_pos_embed(self.pos_embed.shape[-1],
+                                                int(self.x_embedder.num_patches ** 0.5))
+            self.pos_embed.data.copy_(torch.from_numpy(pos_embed).float().unsqueeze(0))
+
+            # Initialize patch_embed like nn.Linear (instead of nn.Conv2d):
+            w = self.x_embedder.proj.weight.data
+            nn.init.xavier_uniform_(w.view([w.shape[0], -1]))
+            nn.init.constant_(self.x_embedder.proj.bias, 0)
+
+            # Initialize label embedding table:
+            nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
+
+            # Initialize timestep embedding MLP:
+            nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+            nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+
+            # Zero-out adaLN modulation layers in DiT blocks:
+            for block in self.blocks:
+                nn.init.constant_(block.adaLN_modulation[-1].weight, 0)
+                nn.init.constant_(block.adaLN_modulation[-1].bias, 0)
+
+            # Zero-out output layers:
+            nn.init.constant_(self.final_layer.adaLN_modulation[-1].weight, 0)
+            nn.init.constant_(self.final_layer.adaLN_modulation[-1].bias, 0)
+            nn.init.constant_(self.final_layer.linear.weight, 0)
+            nn.init.constant_(self.final_layer.linear.bias, 0)
+
+        def unpatchify(self, x):
+            """
+            x: (N, T, patch_size**2 * C)
+            imgs: (N, H, W, C)
+            """
+            c = self.out_channels
+            p = self.x_embedder.patch_size[0]
+            h = w = int(x.shape[1] ** 0.5)
+            assert h * w == x.shape[1]
+
+            x = x.reshape(shape=(x.shape[0], h, w, p, p, c))
+            x = torch.einsum('nhwpqc->nchpwq', x)
+            imgs = x.reshape(shape=(x.shape[0], c, h * p, h * p))
+            return imgs
+
+        def forward(self, x, t, y):
+            """
+            Forward pass of DiT.
+            x: (N, C, H, W) tensor of spatial inputs (images or latent representations of images)
+            t: (N,) tensor of diffusion timesteps
+            y: (N,) tensor of class labels
+            """
+            x = self.x_embedder(x) + self.pos_embed  # (N, T, D), where T = H * W / patch_size ** 2
+            t = self.t_embedder(t)  # (N, D)
+            y = self.y_embedder(y, self.training)  # (N, D)
+            c = t + y  # (N, D)
+            for block in self.blocks:
+                x = block(x, c)  # (N, T, D)
+            x = self.final_layer(x, c)  # (N, T, patch_size ** 2 * out_channels)
+            x = self.unpatchify(x)  # (N, out_channels, H, W)
+            return x
+
+        def forward_with_cfg(self, x, t, y, cfg_scale):
+            """
+            Forward pass of DiT, but also batches the unconditional forward pass for
+            classifier-free guidance.
+            """
+            # https://github.com/openai/glide-text2im/blob/main/notebooks/text2im.ipynb
+            half = x[: len(x) // 2]
+            combined = torch.cat([half, half], dim=0)
+            model_out = self.forward(combined, t, y)
+            # For exact reproducibility reasons, we apply classifier-free guidance on only
+            # three channels by default. The standard approach to cfg applies it to all
+            # channels. This can be done by uncommenting the following line and commenting-out
+            # the line following that.
+            # eps, rest = model_out[:, :self.in_channels], model_out[:, self.in_channels:]
+            eps, rest = model_out[:, :3], model_out[:, 3:]
+            cond_eps, uncond_eps = torch.split(eps, len(eps) // 2, dim=0)
+            half_eps = uncond_eps + cfg_scale * (cond_eps - uncond_eps)
+            eps = torch.cat([half_eps, half_eps], dim=0)
+            return torch.cat([eps, rest], dim=1)
+
+    @torch.no_grad()
+    def update_ema(ema_model, model, decay=0.9999):
+        """
+        Step the EMA model towards the current model.
+        """
+        ema_params = collections.OrderedDict(ema_model.named_parameters())
+        model_params = collections.OrderedDict(model.named_parameters())
+
+        for name, param in model_params.items():
+            # TODO: Consider applying only to params that require_grad to avoid small
+            # numerical changes of pos_embed
+            ema_params[name].mul_(decay).add_(param.data, alpha=1 - decay)
+
+    def requires_grad(model, flag=True):
+        """
+        Set requires_grad flag for all parameters in a model.
+        """
+        for p in model.parameters():
+            p.requires_grad = flag
+
+    model = side.weights(DiT(input_size=8, patch_size=2, in_channels=4, hidden_size=32,
+                             depth=2, num_heads=4, num_classes=5))
+    out["pos_embed"] = model.pos_embed
+    out["t_freq"] = TimestepEmbedder.timestep_embedding(torch.tensor([0, 10, 999]), 9)
+    # Note that parameter initialization is done within the DiT constructor
+    ema = copy.deepcopy(model)  # Create an EMA of the model for use after training
+    requires_grad(ema, False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0)
+    # Prepare models for training:
+    update_ema(ema, model, decay=0)  # Ensure EMA is initialized with synced weights
+    model.train()  # important! This enables embedding dropout for classifier-free guidance
+    ema.eval()  # EMA model should always be in eval mode
+
+    betas = np.linspace(1e-4, 0.02, 1000)
+    alphas_cumprod = torch.tensor(np.cumprod(1 - betas), dtype=torch.float32)
+    losses = []
+    for step in range(3):  # noqa: B007
+        x = side.draw(torch.randn, 4, 4, 8, 8)
+        y = side.draw(torch.randint, 0, 5, (4,))
+        t = side.draw(torch.randint, 0, 1000, (x.shape[0],))
+        noise = side.draw(torch.randn_like, x)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        x_t = a.sqrt() * x + (1 - a).sqrt() * noise
+        model_output = model(x_t, t, y)
+        B, C = x.shape[:2]
+        assert model_output.shape == (B, C * 2, *x.shape[2:])
+        model_output, model_var_values = torch.split(model_output, C, dim=1)
+        loss = ((noise - model_output) ** 2).mean(dim=list(range(1, len(noise.shape))))
+        loss = loss.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        update_ema(ema, model)
+        losses.append(loss.item())
+    out["losses"] = losses
+    assert not any(p.requires_grad for p in ema.parameters())
+
+    # sample.py's classifier-free guidance, one denoising call
+    z = side.draw(torch.randn, 2, 4, 8, 8)
+    class_labels = [1, 3]
+    y = torch.tensor(class_labels)
+    z = torch.cat([z, z], 0)
+    y_null = torch.tensor([5] * 2)
+    y = torch.cat([y, y_null], 0)
+    with torch.no_grad():
+        out["cfg"] = ema.forward_with_cfg(z, torch.tensor([500] * 4), y, cfg_scale=4.0)
+    out["ema"] = dict(ema.state_dict())
+    out["weights"] = dict(model.state_dict())
+    return out
+
+
+def test_dit():
+    run_both(dit)
+
+
+# -- 10. RWKV-4 (BlinkDL/RWKV-LM RWKV-v4/src/model.py): RWKV_TimeMix and RWKV_ChannelMix as
+#        torch.jit.ScriptModule subclasses with @torch.jit.script_method, token shift by
+#        nn.ZeroPad2d((0, 0, 1, -1)), the "fancy init" written element by element under
+#        no_grad, the WKV recurrence (the CUDA kernel's formula, here in torch, numerically
+#        stabilised as the kernel is), L2Wrap's custom backward by scatter_, GPT mode checked
+#        against RNN mode (one token at a time with carried state) -------------------------
+
+def rwkv4(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    F = nn.functional
+    out = {}
+
+    def RUN_CUDA(B, T, C, w, u, k, v):
+        """The WKV kernel's forward (cuda/wkv_cuda.cu), on whole tensors: w = -exp(decay)."""
+        w = -torch.exp(w.contiguous())
+        aa = torch.zeros(B, C)
+        bb = torch.zeros(B, C)
+        pp = torch.full((B, C), -1e38)
+        y = []
+        for t in range(T):
+            kk, vv = k[:, t], v[:, t]
+            ww = u + kk
+            p = torch.maximum(pp, ww)
+            e1, e2 = torch.exp(pp - p), torch.exp(ww - p)
+            y.append((e1 * aa + e2 * vv) / (e1 * bb + e2))
+            ww = w + pp
+            p = torch.maximum(ww, kk)
+            e1, e2 = torch.exp(ww - p), torch.exp(kk - p)
+            aa = e1 * aa + e2 * vv
+            bb = e1 * bb + e2
+            pp = p
+        return torch.stack(y, dim=1)
+
+    class L2Wrap(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, loss, y):
+            ctx.save_for_backward(y)
+            return loss
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            y = ctx.saved_tensors[0]
+            # to encourage the logits to be close to 0
+            factor = 1e-4 / (y.shape[0] * y.shape[1])
+            maxx, ids = torch.max(y, -1, keepdim=True)
+            gy = torch.zeros_like(y)
+            gy.scatter_(-1, ids, maxx * factor)
+            return (grad_output, gy)
+
+    class RWKV_TimeMix(torch.jit.ScriptModule):
+        def __init__(self, config, layer_id):
+            super().__init__()
+            self.layer_id = layer_id
+            self.ctx_len = config.ctx_len
+            self.n_embd = config.n_embd
+
+            attn_sz = config.n_embd
+
+            with torch.no_grad():  # fancy init
+                ratio_0_to_1 = (layer_id / (config.n_layer - 1))  # 0 to 1
+                ratio_1_to_almost0 = (1.0 - (layer_id / config.n_layer))  # 1 to ~0
+
+                # fancy time_decay
+                decay_speed = torch.ones(attn_sz)
+                for h in range(attn_sz):
+                    decay_speed[h] = -5 + 8 * (h / (attn_sz - 1)) ** (0.7 + 1.3 * ratio_0_to_1)
+                self.time_decay = nn.Parameter(decay_speed)
+
+                # fancy time_first
+                zigzag = (torch.tensor([(i + 1) % 3 - 1 for i in range(attn_sz)]) * 0.5)
+                self.time_first = nn.Parameter(torch.ones(attn_sz) * math.log(0.3) + zigzag)
+
+                # fancy time_mix
+                x = torch.ones(1, 1, config.n_embd)
+                for i in range(config.n_embd):
+                    x[0, 0, i] = i / config.n_embd
+                self.time_mix_k = nn.Parameter(torch.pow(x, ratio_1_to_almost0))
+                self.time_mix_v = nn.Parameter(torch.pow(x, ratio_1_to_almost0)
+                                               + 0.3 * ratio_0_to_1)
+                self.time_mix_r = nn.Parameter(torch.pow(x, 0.5 * ratio_1_to_almost0))
+
+            self.time_shift = nn.ZeroPad2d((0, 0, 1, -1))
+
+            self.key = nn.Linear(config.n_embd, attn_sz, bias=False)
+            self.value = nn.Linear(config.n_embd, attn_sz, bias=False)
+            self.receptance = nn.Linear(config.n_embd, attn_sz, bias=False)
+
+            self.output = nn.Linear(attn_sz, config.n_embd, bias=False)
+
+            self.key.scale_init = 0
+            self.receptance.scale_init = 0
+            self.output.scale_init = 0
+
+        @torch.jit.script_method
+        def jit_func(self, x):
+
+            # Mix x with the previous timestep to produce xk, xv, xr
+            xx = self.time_shift(x)
+            xk = x * self.time_mix_k + xx * (1 - self.time_mix_k)
+            xv = x * self.time_mix_v + xx * (1 - self.time_mix_v)
+            xr = x * self.time_mix_r + xx * (1 - self.time_mix_r)
+
+            # Use xk, xv, xr to produce k, v, r
+            k = self.key(xk)
+            v = self.value(xv)
+            r = self.receptance(xr)
+            sr = torch.sigmoid(r)
+
+            return sr, k, v
+
+        def forward(self, x):
+            B, T, C = x.size()  # x = (Batch,Time,Channel)
+
+            sr, k, v = self.jit_func(x)
+
+            rwkv = sr * RUN_CUDA(B, T, C, self.time_decay, self.time_first, k, v)
+            rwkv = self.output(rwkv)
+            return rwkv
+
+    class RWKV_ChannelMix(torch.jit.ScriptModule):
+        def __init__(self, config, layer_id):
+            super().__init__()
+            self.layer_id = layer_id
+
+            self.time_shift = nn.ZeroPad2d((0, 0, 1, -1))
+
+            with torch.no_grad():  # fancy init of time_mix
+                ratio_1_to_almost0 = (1.0 - (layer_id / config.n_layer))  # 1 to ~0
+
+                x = torch.ones(1, 1, config.n_embd)
+                for i in range(config.n_embd):
+                    x[0, 0, i] = i / config.n_embd
+
+                self.time_mix_k = nn.Parameter(torch.pow(x, ratio_1_to_almost0))
+                self.time_mix_r = nn.Parameter(torch.pow(x, ratio_1_to_almost0))
+
+            hidden_sz = 4 * config.n_embd
+            self.key = nn.Linear(config.n_embd, hidden_sz, bias=False)
+            self.receptance = nn.Linear(config.n_embd, config.n_embd, bias=False)
+            self.value = nn.Linear(hidden_sz, config.n_embd, bias=False)
+
+            self.value.scale_init = 0
+            self.receptance.scale_init = 0
+
+        @torch.jit.script_method
+        def forward(self, x):
+            xx = self.time_shift(x)
+            xk = x * self.time_mix_k + xx * (1 - self.time_mix_k)
+            xr = x * self.time_mix_r + xx * (1 - self.time_mix_r)
+
+            k = self.key(xk)
+            k = torch.square(torch.relu(k))
+            kv = self.value(k)
+
+            rkv = torch.sigmoid(self.receptance(xr)) * kv
+            return rkv
+
+    class GPTConfig:
+        def __init__(self, vocab_size, ctx_len, **kwargs):
+            self.vocab_size = vocab_size
+            self.ctx_len = ctx_len
+            for k, v in kwargs.items():
+                setattr(self, k, v)
+
+    class Block(nn.Module):
+        def __init__(self, config, layer_id):
+            super().__init__()
+            self.config = config
+            self.layer_id = layer_id
+
+            self.ln1 = nn.LayerNorm(config.n_embd)
+            self.ln2 = nn.LayerNorm(config.n_embd)
+
+            if self.layer_id == 0:
+                self.ln0 = nn.LayerNorm(config.n_embd)
+
+            self.att = RWKV_TimeMix(config, layer_id)
+            self.ffn = RWKV_ChannelMix(config, layer_id)
+
+        def forward(self, x):
+            if self.layer_id == 0:
+                x = self.ln0(x)
+            x = x + self.att(self.ln1(x))
+            x = x + self.ffn(self.ln2(x))
+            return x
+
+    class GPT(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.step = 0
+            self.config = config
+
+            self.emb = nn.Embedding(config.vocab_size, config.n_embd)
+
+            self.blocks = nn.Sequential(*[Block(config, i) for i in range(config.n_layer)])
+
+            self.ln_out = nn.LayerNorm(config.n_embd)
+            self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+
+            self.ctx_len = config.ctx_len
+
+        def forward(self, idx, targets=None):
+            idx = idx.to(self.emb.weight.device)
+
+            self.step += 1
+            B, T = idx.size()
+            assert T <= self.ctx_len, "Cannot forward, because len(input) > model ctx_len."
+
+            x = self.emb(idx)
+            x = self.blocks(x)
+            x = self.ln_out(x)
+            x = self.head(x)
+
+            loss = None
+            if targets is not None:
+                loss = F.cross_entropy(x.view(-1, x.size(-1)), targets.to(x.device).view(-1))
+
+            return L2Wrap.apply(loss, x)
+
+    config = GPTConfig(20, 8, model_type='RWKV', n_layer=2, n_embd=8)
+    model = side.weights(GPT(config))
+    out["time_decay"] = [b.att.time_decay for b in model.blocks]
+    assert isinstance(model.blocks[0].att, torch.jit.ScriptModule)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
+    data = torch.tensor(np.random.default_rng(5).integers(0, 20, (2, 9)))
+    losses = []
+    for _ in range(3):
+        loss = model(data[:, :-1], data[:, 1:].contiguous())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    out["losses"] = losses
+    out["head_grad"] = model.head.weight.grad
+
+    # GPT mode is RNN mode: one token at a time, the shifted token and the WKV state carried
+    with torch.no_grad():
+        x = model.emb(data[:1])
+        gpt = model.blocks(x)
+        block = model.blocks[0]
+        h = block.ln0(x)
+        a = block.ln1(h)
+        sr, k, v = block.att.jit_func(a)
+        whole = RUN_CUDA(1, 8 + 1, 8, block.att.time_decay, block.att.time_first, k, v)
+        steps = torch.cat([RUN_CUDA(1, t + 1, 8, block.att.time_decay, block.att.time_first,
+                                    k[:, :t + 1], v[:, :t + 1])[:, -1:] for t in range(9)], 1)
+        assert torch.allclose(whole, steps, atol=1e-6)
+    out["gpt"] = gpt
+    out["weights"] = dict(model.state_dict())
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
+def test_rwkv4():
+    run_both(rwkv4)
