@@ -1,6 +1,7 @@
 """dlg: a declarative graph language and compiler for neural networks."""
 
 import builtins
+import math as _math
 
 from dlg.api import compile, load, loads, save  # noqa: A004
 from dlg.errors import (
@@ -89,6 +90,8 @@ uint8, int8, int16, short = DType.u8, DType.i8, DType.i16, DType.i16
 preserve_format, contiguous_format = MemoryFormat.preserve_format, MemoryFormat.contiguous_format
 channels_last, channels_last_3d = MemoryFormat.channels_last, MemoryFormat.channels_last_3d
 strided = Layout.strided
+# torch's constants (torch.pi in a cosine schedule, torch.inf in a clamp); newaxis is None
+pi, e, inf, nan, newaxis = _math.pi, _math.e, _math.inf, _math.nan, None
 
 
 class accelerator:  # noqa: N801  (torch.accelerator spelling)

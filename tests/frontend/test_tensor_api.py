@@ -422,6 +422,15 @@ def test_iinfo_matches_torch(dtype):
 
 
 # ---- grad modes --------------------------------------------------------------------------------
+def test_constants_are_torchs():
+    """torch.pi (the Annotated Diffusion Model's cosine schedule), e, inf, nan, newaxis."""
+    for name in ("pi", "e", "inf", "nan", "newaxis"):
+        mine, theirs = getattr(dlg, name), getattr(torch, name)
+        assert type(mine) is type(theirs) and str(mine) == str(theirs)  # nan too
+    x = dlg.arange(3.0)
+    assert x[:, dlg.newaxis].shape == (3, 1) and dlg.clamp(x, 1, dlg.inf).tolist() == [1, 1, 2]
+
+
 def _records(m: Any) -> bool:
     return (m.ones(2, requires_grad=True) * 2).requires_grad
 
