@@ -135,8 +135,9 @@ def test_a_small_network_trains_like_torch(name, options):
                                   "Adamax", "NAdam", "RAdam", "ASGD", "Rprop", "Adafactor"])
 def test_signature_and_param_groups_are_torchs(name):
     """What users read off an optimizer: inspect.signature (train_gpt2.py probes it for
-    'fused'), and param_groups with torch's keys (foreach, fused, capturable, ...) in torch's
-    order, values and all, for the constructor's group and one added with its own options."""
+    'fused'), param_groups with torch's keys (foreach, fused, capturable, ...) in torch's
+    order, values and all, for the constructor's group and one added with its own options, and
+    what print(optimizer) shows."""
     import inspect
 
     theirs = getattr(torch.optim, name)
@@ -153,6 +154,7 @@ def test_signature_and_param_groups_are_torchs(name):
         assert [k for k in group] == [k for k in their_group]
         assert {k: v for k, v in group.items() if k != "params"} == {
             k: v for k, v in their_group.items() if k != "params"}
+    assert repr(ours) == repr(opt)  # print(optimizer), a blank line between the groups
 
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW", "SGD", "Adagrad"])
