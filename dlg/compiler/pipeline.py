@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial, wraps
+from functools import cached_property, partial, wraps
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -35,6 +35,7 @@ from dlg.compiler.codegen.llvm_cpu import (
     optimize,
     target_machine,
 )
+from dlg.compiler.codegen.cache import program_key
 from dlg.compiler.codegen.emulate import build_emulated_module
 from dlg.compiler.codegen.nvptx import ARCH, DeviceProgram, build_ptx
 from dlg.compiler.codegen.parts import Modules, pack
@@ -256,7 +257,13 @@ class Compiled:
     graph: Graph  # after the graph stages
     fusion: Fusion
     program: Program
-    module: Modules  # its parts, each optimised at its own level
+    key: str  # the disk cache's key for the program's object code (`cache.program_key`)
+    build: Callable[[], Modules]  # makes `module`: only a cache miss (or a user) needs it
+
+    @cached_property
+    def module(self) -> Modules:
+        """The LLVM module, in parts, each optimised at its own level."""
+        return self.build()
 
 
 def collector_paused(fn: Callable) -> Callable:
@@ -287,17 +294,25 @@ def compile_graph(g: Graph, loss: str | None = None,
     options = options or CompileOptions()
     g, fusion, program = _lowered(g, loss, options)
     if options.target == "cuda-emulated":  # the GPU's kernels: no CPU schedule
+        make = build_emulated_module
+    else:
+        make = build_module
+        with options.stage("schedule"):
+            program = update_in_place(merge_loops(schedule(program, host_target())))
+        options.dump("schedule", lambda: format_program(program))
+
+    @collector_paused
+    def build() -> Modules:
         with options.stage("llvm"):
-            module = build_emulated_module(program, options.profile, options.anomaly)
+            module = make(program, options.profile, options.anomaly)
         options.dump("llvm", lambda: str(module))
-        return Compiled(g, fusion, program, module)
-    with options.stage("schedule"):
-        program = update_in_place(merge_loops(schedule(program, host_target())))
-    options.dump("schedule", lambda: format_program(program))
-    with options.stage("llvm"):
-        module = build_module(program, profile=options.profile, anomaly=options.anomaly)
-    options.dump("llvm", lambda: str(module))
-    return Compiled(g, fusion, program, module)
+        return module
+    key = program_key(program, f"{options.target} profile={options.profile} "
+                               f"anomaly={options.anomaly}")
+    if options.dumps("llvm"):  # asked for whether or not the disk cache has the code
+        module = build()
+        return Compiled(g, fusion, program, key, lambda: module)
+    return Compiled(g, fusion, program, key, build)
 
 
 def _lowered(g: Graph, loss: str | None, options: CompileOptions

@@ -28,6 +28,7 @@ import numpy as np
 from dlg.compiler.codegen import cache
 from dlg.compiler.codegen.binder import Block, Signature, binder, fits
 from dlg.compiler.codegen.llvm_cpu import Jitted
+from dlg.compiler.codegen.parts import Modules
 from dlg.compiler.codegen.threads import cores
 from dlg.compiler.lower import Program
 from dlg.compiler.pipeline import CompileOptions, compile_graph, object_code
@@ -100,8 +101,8 @@ class NativeGraph:
         compiled: the graph is lowered again and must give the module the code was built from.
         `seed` fixes the random draws (dropout masks) of the calls, in order."""
         self.options = options or CompileOptions()
-        compiled = compile_graph(graph, loss, self.options)
-        self.key = cache.cache_key(str(compiled.module))
+        compiled = self.compiled = compile_graph(graph, loss, self.options)
+        self.key = compiled.key
         if prebuilt is not None and prebuilt[1] != self.key:
             raise DlgValueError("its code was built from a different module than this dlg "
                                 "makes of its graph (another dlg version?); recompile it")
@@ -119,7 +120,6 @@ class NativeGraph:
         self.options.seconds["load"] = time.perf_counter() - start
         self.graph = graph
         self.anomaly = kernel_check(self.jit, compiled.graph, compiled.program.kernels)
-        self.module = compiled.module
         self.optimized_graph = compiled.graph
         self.program: Program = compiled.program
         self.index = {buf: i for i, buf in enumerate(self.program.order)}
@@ -141,6 +141,12 @@ class NativeGraph:
         self.checking = threading.Lock()  # with anomaly checks: the module's one dlg_anomaly
         # cell belongs to one call at a time, from the native code to reading it
         GRAPHS.add(self)
+
+    @property
+    def module(self) -> Modules:
+        """The LLVM module the object code was made from, made again if the disk cache gave
+        the code (`--emit llvm`, `--emit asm`)."""
+        return self.compiled.module
 
     @property
     def seconds(self) -> dict[str, float]:
