@@ -580,8 +580,8 @@ _planned: dict[Any, Planned] = {}
 
 
 def _call_key(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> Any:
-    """A call's key: dtypes and shapes (not TensorTypes, whose hash is Python's) for one and
-    two inputs, the attributes with their classes (1, 1.0 and True are equal keys)."""
+    """A call's key: the inputs' dtypes and shapes (not TensorTypes, whose hash is Python's),
+    the attributes with their classes (1, 1.0 and True are equal keys)."""
     n = len(inputs)
     if n == 1:
         a = inputs[0].tensor_type
@@ -590,7 +590,8 @@ def _call_key(op: OpDef, inputs: Sequence[Tensor], attrs: dict[str, Any]) -> Any
         a, b = inputs[0].tensor_type, inputs[1].tensor_type
         key = (op, a.dtype, a.shape, b.dtype, b.shape)
     else:
-        key = (op, n, *[t.tensor_type for t in inputs])
+        types = [t.tensor_type for t in inputs]
+        key = (op, n, *[t.dtype for t in types], *[t.shape for t in types])
     return (*key, *[(k, v.__class__, v) for k, v in attrs.items()]) if attrs else key
 
 
