@@ -183,8 +183,11 @@ class Optimizer:
 
     # -- the update graphs ------------------------------------------------------------------------
     def _defaults(self, given: dict[str, Any], span: Span | None) -> dict[str, Any]:
-        """The constructor's options, checked, with torch's defaults filled in."""
-        return dict(make_optimizer(self.name, given, span).hyper)
+        """The constructor's options, checked, with torch's defaults filled in (its int zeros
+        as ints: print(optimizer) shows `weight_decay: 0`)."""
+        hyper = dict(make_optimizer(self.name, given, span).hyper)
+        hyper.update((k, 0) for k in _INT_ZEROS.get(self.name, ()) if k not in given)
+        return hyper
 
     def _kernels(self, given: dict[str, Any], span: Span | None) -> dict[str, Any]:
         """torch's options that choose kernels or tracing, not results (foreach, fused,
@@ -368,7 +371,8 @@ def _signature(name: str) -> inspect.Signature:
     """torch's signature of an optimizer (what `inspect.signature` shows: train_gpt2.py looks
     for 'fused' in it): params, the positional options, then the keyword-only ones."""
     P = inspect.Parameter
-    defaults = {**OPTIMIZER_DEFAULTS[name], **_KERNEL_DEFAULTS}
+    defaults = {**OPTIMIZER_DEFAULTS[name], **_KERNEL_DEFAULTS,
+                **dict.fromkeys(_INT_ZEROS.get(name, ()), 0)}
     return inspect.Signature(
         [P("params", P.POSITIONAL_OR_KEYWORD)]
         + [P(k, P.POSITIONAL_OR_KEYWORD, default=defaults[k]) for k in _POSITIONAL[name]]
@@ -419,6 +423,14 @@ _POSITIONAL = {
     "Adafactor": ("lr", "beta2_decay", "eps", "d", "weight_decay"),
 }
 
+# torch's defaults that are the int 0 (dlg's table has 0.0)
+_INT_ZEROS = {
+    "SGD": ("momentum", "dampening", "weight_decay"), "Adam": ("weight_decay",),
+    "RMSprop": ("weight_decay", "momentum"), "Adadelta": ("weight_decay",),
+    "Adagrad": ("lr_decay", "weight_decay", "initial_accumulator_value"),
+    "Adamax": ("weight_decay",), "NAdam": ("weight_decay",), "RAdam": ("weight_decay",),
+    "ASGD": ("weight_decay",),
+}
 # torch's keyword-only parameters, in order
 _KEYWORD_ONLY = {
     "SGD": "maximize foreach differentiable fused",

@@ -142,8 +142,8 @@ def test_signature_and_param_groups_are_torchs(name):
 
     theirs = getattr(torch.optim, name)
     sig, their_sig = inspect.signature(getattr(dlg.optim, name)), inspect.signature(theirs)
-    assert [(p.name, p.kind, p.default) for p in sig.parameters.values()] == [
-        (p.name, p.kind, p.default) for p in their_sig.parameters.values()]
+    assert [(p.name, p.kind, repr(p.default)) for p in sig.parameters.values()] == [
+        (p.name, p.kind, repr(p.default)) for p in their_sig.parameters.values()]
     ours = getattr(dlg.optim, name)([dlg.zeros(2, requires_grad=True)], lr=0.1, foreach=False)
     opt = theirs([torch.zeros(2, requires_grad=True)], lr=0.1, foreach=False)
     ours.add_param_group({"params": [dlg.zeros(1, requires_grad=True)], "lr": 0.5,
