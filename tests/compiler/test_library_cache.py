@@ -31,7 +31,8 @@ def _load(value: int, compiled: list[str]) -> int:
     def compile(text: str) -> bytes:
         compiled.append(text)
         return target_machine().emit_object(optimize(text))
-    engine = cache.library(_module(value), "O3", compile, new_target_machine)
+    engine = cache.library(f"answer {value}", lambda: _module(value), "O3", compile,
+                           new_target_machine)
     return ctypes.CFUNCTYPE(ctypes.c_int64)(engine.get_function_address("dlg_test_answer"))()
 
 
@@ -42,12 +43,27 @@ def test_a_library_is_compiled_once_then_loaded_and_a_damaged_entry_is_rebuilt(
     assert _load(42, compiled) == 42 and len(compiled) == 1
     (entry,) = tmp_path.iterdir()
     assert _load(42, compiled) == 42 and len(compiled) == 1  # from the cache
-    assert _load(7, compiled) == 7 and len(compiled) == 2  # another module, another entry
+    assert _load(7, compiled) == 7 and len(compiled) == 2  # another name, another entry
     for damage in (lambda b: b[:-9], lambda b: b[:70] + bytes([b[70] ^ 1]) + b[71:], lambda b: b""):
         entry.write_bytes(damage(entry.read_bytes()))
         assert _load(42, compiled) == 42
     assert len(compiled) == 5  # each damaged entry compiled again (and stored again)
     assert _load(42, compiled) == 42 and len(compiled) == 5
+
+
+def test_a_hit_builds_no_module(monkeypatch, tmp_path):
+    monkeypatch.setenv("DLG_CACHE_DIR", str(tmp_path))
+    made: list[int] = []
+
+    def make() -> ir.Module:
+        made.append(1)
+        return _module(11)
+    for _ in range(2):
+        engine = cache.library("answer 11", make, "O3", lambda text: target_machine(
+            ).emit_object(optimize(text)), new_target_machine)
+        assert ctypes.CFUNCTYPE(ctypes.c_int64)(engine.get_function_address(
+            "dlg_test_answer"))() == 11
+    assert made == [1]
 
 
 def test_another_recipe_is_another_entry(monkeypatch, tmp_path):
@@ -58,7 +74,7 @@ def test_another_recipe_is_another_entry(monkeypatch, tmp_path):
         compiled.append(text)
         return target_machine().emit_object(optimize(text, 1))
     for recipe in ("O3", "O1", "O3"):
-        cache.library(_module(3), recipe, compile, new_target_machine)
+        cache.library("answer 3", lambda: _module(3), recipe, compile, new_target_machine)
     assert len(compiled) == 2 and len(list(tmp_path.iterdir())) == 2
 
 

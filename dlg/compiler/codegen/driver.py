@@ -48,7 +48,8 @@ LoopFunction = Callable[[int], int]
 def loop_function() -> tuple[LoopFunction, object]:
     """`dlg_loop` as a ctypes function, and the engine that holds it: compiled on first use
     (its object code is kept in the disk cache, as a graph's is)."""
-    engine = cache.library(_module(), "O3", lambda text: emit(text, O3), new_target_machine)
+    engine = cache.library("training loop", _module, "O3", lambda text: emit(text, O3),
+                           new_target_machine)
     proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
     return proto(engine.get_function_address(LOOP)), engine
 

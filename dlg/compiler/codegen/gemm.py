@@ -110,7 +110,8 @@ def start(target: Target, machine: Callable[[], llvm.TargetMachine]) -> object:
     """Compile the library for `target` and make `dlg_sgemm` resolvable; once per process,
     after the thread pool (its object code kept in the disk cache). Returns the engine, which
     must stay alive."""
-    engine = cache.library(module(blocking(target, *cache_sizes())), ",".join(TIDY_PASSES),
+    bl = blocking(target, *cache_sizes())
+    engine = cache.library(f"gemm {bl}", functools.partial(module, bl), ",".join(TIDY_PASSES),
                            lambda text: _object_code(text, machine()), machine)
     llvm.add_symbol(SGEMM, engine.get_function_address(SGEMM))
     return engine

@@ -28,7 +28,7 @@ TRUNCATE = "__truncdfhf2"
 def start(machine: Callable[[], llvm.TargetMachine]) -> object:
     """Compile `__truncdfhf2` and make it resolvable; once per process (its object code kept in
     the disk cache). Returns the engine, which must stay alive."""
-    engine = cache.library(_module(), "no passes",
+    engine = cache.library("half", _module, "no passes",
                            lambda text: object_code_as_written(text, machine()), machine)
     llvm.add_symbol(TRUNCATE, engine.get_function_address(TRUNCATE))
     return engine

@@ -67,7 +67,7 @@ def start(workers: int, machine: Callable[[], llvm.TargetMachine]) -> object:
     """Compile the pool, start `workers` threads and make `dlg_run_parallel` resolvable; once per
     process (its object code kept in the disk cache). Returns the engine, which must stay
     alive."""
-    engine = cache.library(_module(), "no passes",
+    engine = cache.library("thread pool", _module, "no passes",
                            lambda text: object_code_as_written(text, machine()), machine)
     llvm.add_symbol(RUN_PARALLEL, engine.get_function_address(RUN_PARALLEL))
     ctypes.CFUNCTYPE(None, ctypes.c_int64)(engine.get_function_address("dlg_pool_start"))(workers)
