@@ -62,6 +62,10 @@ class Trait(Enum):
     INTERPRETED = "interpreted"    # complex values: eager and the interpreter run it, the
                                    # compiler refuses it (no lowering yet)
 
+    # singletons, as DType's: C's identity hash, not Enum's Python hash of the name, which every
+    # `Trait.X in op.traits` paid (eager apply, autograd's tape signature, the passes)
+    __hash__ = object.__hash__
+
 
 # Attribute kinds and the Python values they accept.
 ATTR_KINDS = ("int", "float", "bool", "str", "ints", "dims", "axes", "pads", "dtype", "graph",
