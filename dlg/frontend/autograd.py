@@ -256,6 +256,9 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
     feeds: dict[str, np.ndarray] = {}
     names: dict[str, int] = {}
     calls: list[Rebindable] = []
+    # id(attributes) -> their part of the signature and their Rebindables: the records of one
+    # kept eager plan share its attributes (a loop's tape holds each many times), all alive here
+    parts: dict[int, tuple[tuple[Any, ...], list[Rebindable]]] = {}
     leaves = 0
     for i, (t, r) in enumerate(order):
         k = key(t, r)
@@ -269,15 +272,18 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
             entries.append((t.tensor_type, k in wanted))
         else:
             call = first_of_call.setdefault(r.call, i)
+            part = parts.get(id(r.attrs))
+            if part is None:
+                part = parts[id(r.attrs)] = _attributes_part(r.attrs)
+            attrs, rebindable = part
             if call == i:
-                calls.extend(v for v in r.attrs.values() if isinstance(v, Rebindable))
-            attrs = tuple((k, ("rebound", v.tape_key()) if isinstance(v, Rebindable) else v)
-                          for k, v in r.attrs.items())
+                calls.extend(rebindable)
             fed = feed and _fed(t, r)
             if fed:
                 feeds[f"v{i}"] = t.numpy_view()
             entries.append((r.op, attrs,
-                            tuple(position[key(p, s)] for p, s in zip(r.inputs, r.sources)),
+                            tuple([position[id(s) if s is not None else id(p)]
+                                   for p, s in zip(r.inputs, r.sources)]),
                             r.index, call, k in wanted, fed))
             if k not in wanted:
                 continue
@@ -295,6 +301,16 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
     except TypeError:  # an array attribute: this tape's graph is built for it alone
         signature = None
     return signature, feeds, names, calls
+
+
+def _attributes_part(attrs: dict[str, Any]) -> tuple[tuple[Any, ...], list[Rebindable]]:
+    """A record's attributes as its tape signature holds them (a `Rebindable` by its
+    `tape_key`), and its Rebindables."""
+    rebindable = [v for v in attrs.values() if isinstance(v, Rebindable)]
+    if not rebindable:
+        return tuple(attrs.items()), rebindable
+    return tuple((k, ("rebound", v.tape_key()) if isinstance(v, Rebindable) else v)
+                 for k, v in attrs.items()), rebindable
 
 
 def _gradient_graph(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
@@ -355,9 +371,9 @@ def _fed(t: Tensor, r: Record) -> bool:
     input reads the old value, which dlg computes again), and r's op makes one output and is
     no view or reshape (those cost nothing to make again, and a view's record replayed after
     its base changed is younger than the writes that changed it)."""
-    return (r is t.record and t._value is not None and not versions.written_after(t, r.call)
-            and Trait.MULTI_OUTPUT not in r.op.traits
-            and r.op not in VIEWS and r.op not in RESHAPES)
+    return (r is t.record and t._value is not None and r.op not in VIEWS
+            and r.op not in RESHAPES and Trait.MULTI_OUTPUT not in r.op.traits
+            and not versions.written_after(t, r.call))
 
 
 def _read_fed(g: Graph) -> Graph:
@@ -387,25 +403,28 @@ def tape(roots: list[Tensor], cut: Collection[int] = ()) -> Tape:
     the record (None for a leaf) the value had when it was read; refused where an op read a
     value since changed in place and its gradient needs it (`versions.check`). Tensors whose
     ids are in `cut` are leaves here where their current value was read (`_cut_at_wanted`)."""
-    def entry(t: Tensor, r: Record | None) -> tuple[Tensor, Record | None, bool]:
-        return t, None if id(t) in cut and r is t.record else r, False
-
     order: Tape = []
     seen: set[int] = set()
-    stack = [entry(root, current(root)) for root in reversed(roots)]
+    stack: list[tuple[Tensor, Record | None, bool]] = []
+    for root in reversed(roots):
+        r = current(root)
+        stack.append((root, None if id(root) in cut and r is root.record else r, False))
     while stack:
         t, r, done = stack.pop()
         if done:
             order.append((t, r))
             continue
-        if key(t, r) in seen:
+        k = id(r) if r is not None else id(t)  # key(t, r), inline: a tape walk is all lookups
+        if k in seen:
             continue
-        seen.add(key(t, r))
+        seen.add(k)
         stack.append((t, r, True))
         if r is not None:
-            stack.extend(e for e in (entry(p, s) for p, s in zip(reversed(r.inputs),
-                                                                 reversed(r.sources)))
-                         if key(e[0], e[1]) not in seen)
+            for p, s in zip(reversed(r.inputs), reversed(r.sources)):
+                if s is not None and s is p.record and id(p) in cut:
+                    s = None
+                if (id(s) if s is not None else id(p)) not in seen:
+                    stack.append((p, s, False))
     versions.check(order)
     return order
 
