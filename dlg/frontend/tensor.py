@@ -348,12 +348,22 @@ class Tensor:
         return str(self)
 
     def __repr__(self) -> str:
+        """torch's text (printing.py): the dtype shown unless it is float32, complex64, int64
+        or bool, the shape where there are no elements (unless 1-d)."""
         if self._value is None:
             return f"tensor(<traced {self.tensor_type}>)"
-        body = printing.array_string(self._value)
-        extra = ", requires_grad=True" if self.requires_grad and self.is_leaf else (
-            f", grad_fn=<{self.grad_fn}>" if self.record is not None else "")
-        return f"tensor({body}, dtype={self.dtype!r}{extra})"
+        values = self._value
+        suffixes = []
+        if values.size == 0 and values.ndim != 1:
+            suffixes.append(f"size={tuple(values.shape)}")
+        if ((self.dtype is not DType.f32) if values.size == 0 else self.dtype not in (
+                DType.f32, DType.c64, DType.i64, DType.bool)):
+            suffixes.append(f"dtype={self.dtype!r}")
+        if self.record is not None:
+            suffixes.append(f"grad_fn=<{self.grad_fn}>")
+        elif self.requires_grad:
+            suffixes.append("requires_grad=True")
+        return printing.with_suffixes("tensor(" + printing.tensor_string(values, 7), suffixes, 7)
 
     def __bool__(self) -> bool:
         if self.numpy_view().size != 1:

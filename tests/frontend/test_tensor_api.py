@@ -403,7 +403,7 @@ def test_dtypes_match_torch(name, alias):
 def test_dtype_text_stays_dlg_in_types_and_dlg_source():
     assert str(dlg.float32) == "f32"
     assert str(dlg.zeros(2, dtype=dlg.long).tensor_type) == "i64[2]"
-    assert "dtype=dlg.float32" in repr(dlg.ones(2))
+    assert "dtype=dlg.float64" in repr(dlg.ones(2, dtype=dlg.float64))  # as torch, not float32
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])

@@ -473,21 +473,45 @@ def print_options():
     from dlg.frontend import printing
     yield
     printing.OPTIONS.clear()
+    torch.set_printoptions(profile="default")
 
 
-def test_set_printoptions_changes_how_values_print(print_options):
-    """torch.set_printoptions, which tutorials call first: precision, sci_mode, threshold and
-    edgeitems, torch's profiles; before any call, NumPy's printing."""
-    x = dlg.tensor([[1.123456789, 2e-5], [300.0, 4.0]])
-    assert "1.1234568e+00" in repr(x)
-    dlg.set_printoptions(precision=2)
-    assert "1.12e+00" in repr(x) and "1.1235" not in repr(x)
-    dlg.set_printoptions(sci_mode=False)
-    assert "300.00" in repr(x) and "e+" not in repr(x)
-    dlg.set_printoptions(profile="full", sci_mode=True)
-    assert "1.1235e+00" in repr(x)
-    dlg.set_printoptions(profile="default", threshold=5)
-    assert "..." in repr(dlg.arange(20.0)) and " 3.," not in repr(dlg.arange(20.0))
+_RNG = np.random.default_rng(11)
+PRINTED = [
+    np.float32(3.5), np.float32(-0.0), np.arange(6.0, dtype=np.float32).reshape(2, 3),
+    _RNG.standard_normal((3, 4)).astype(np.float32), np.array([1e-5, 1.0], np.float32),
+    np.array([1e9, 1.0], np.float32), np.array([np.nan, 1.0, np.inf, -np.inf], np.float32),
+    np.array([-1.25, 100.0], np.float32), np.arange(2000.0, dtype=np.float32),
+    np.ones((2, 3, 4), np.float32), _RNG.standard_normal((40, 30)).astype(np.float32),
+    np.arange(30.0, dtype=np.float32) / 7, np.array([1.5, 2.0]), np.array([0.001, 12345.0]),
+    np.arange(-5, 7).reshape(3, 4), np.array([True, False]), np.arange(3, dtype=np.int32),
+    np.array([7, 255], np.uint8), np.zeros((0, 3), np.float32), np.zeros(0, np.int64),
+    np.zeros(0, np.float32), np.float64(2.0), _RNG.standard_normal((2, 2, 600)).astype(np.float16),
+    np.array([1 + 2j, -0.5j], np.complex64), np.array([[1e-6 - 3j, 2.5 + 0j]]),
+    (_RNG.standard_normal((30, 40)) * 1j).astype(np.complex64),
+]
+OPTIONS = [{}, {"precision": 2}, {"sci_mode": False}, {"sci_mode": True, "precision": 3},
+           {"profile": "short"}, {"threshold": 5, "edgeitems": 2}, {"linewidth": 40},
+           {"profile": "full"}]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=[str(o) for o in OPTIONS])
+def test_tensors_print_as_torch_s(options, print_options):
+    """repr(tensor) is torch's text, under torch.set_printoptions too: 4 decimals, integral floats
+    as `1.`, scientific notation past a 1000 ratio, rows aligned under the first bracket, the
+    dtype shown unless it is a default one, summaries past the threshold."""
+    dlg.set_printoptions(**options)
+    torch.set_printoptions(**options)
+    for values in PRINTED:
+        want = repr(torch.tensor(values)).replace("torch.", "dlg.")
+        assert repr(dlg.tensor(values)) == want, values.dtype
+    x = torch.ones(3, requires_grad=True)
+    assert repr(dlg.ones(3, requires_grad=True)) == repr(x)
+    assert repr(dlg.nn.Parameter(dlg.ones(2))) == repr(torch.nn.Parameter(torch.ones(2)))
+    assert str(dlg.arange(3.0) * 2) == str(torch.arange(3.0) * 2)
+
+
+def test_set_printoptions_refuses_an_unknown_profile():
     with pytest.raises(dlg.DlgValueError, match="profile must be one of"):
         dlg.set_printoptions(profile="long")
 

@@ -29,6 +29,9 @@ class Parameter(Tensor):
         # torch's Parameter keeps its data's dtype (an int one then refuses requires_grad)
         self._setup(_as_array(data, None), requires_grad, None)
 
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
 
 class Buffer(Tensor):
     """torch.nn.Buffer: a tensor that, assigned to a module attribute, is registered as a
