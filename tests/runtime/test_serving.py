@@ -194,12 +194,12 @@ COMPILER = """
     import hashlib, os, sys, time
     from pathlib import Path
     import numpy as np
-    from dlg.compiler.codegen import cache
+    from dlg.disk_cache import cache_dir
     from dlg.ir import Builder, DType, Graph, TensorType
     from dlg.runtime.native import NativeGraph
 
     me, ready, n = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    folder = cache.cache_dir()
+    folder = cache_dir()
     corrupt = []
 
     def check_entries():

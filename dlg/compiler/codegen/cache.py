@@ -7,8 +7,7 @@ LLVM's versions), the host target (triple, CPU, features) and the dlg version. S
 making the LLVM module too, which cost more than the rest of a warm compile (building and
 printing it: MNIST Net's forward and backward 0.53 s, its program's key 12 ms). Entries are
 written atomically and carry a hash of their bytes: a damaged entry is recompiled, never loaded
-(loading corrupt object code could crash the process). `DLG_CACHE_DIR` sets the folder (default:
-$XDG_CACHE_HOME/dlg or ~/.cache/dlg); `DLG_CACHE_DIR=off` disables it.
+(loading corrupt object code could crash the process); the folder is dlg/disk_cache.py's.
 
 The small library modules every process loads (the thread pool, the GEMM library, the training
 loop's driver) are cached the same way (`library`, keyed by their name, parameters and the
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,23 +28,12 @@ import numpy as np
 from llvmlite import ir
 
 from dlg.compiler.kernel_ir import canonical
-from dlg.errors import DlgValueError
-from dlg.files import write_bytes
+from dlg.disk_cache import load, store
 
 if TYPE_CHECKING:
     from dlg.compiler.lower import Program
 
 VERSION = "0.3.0"  # bump with any change to what a cached entry holds
-
-
-def cache_dir() -> Path | None:
-    configured = os.environ.get("DLG_CACHE_DIR")
-    if configured == "off":
-        return None
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dlg"
 
 
 def host() -> dict[str, str]:
@@ -90,29 +77,6 @@ def _builder_source() -> str:
     for path in sorted(here.glob("*.py")) + [here.parent / "kernel_ir.py"]:
         h.update(path.read_bytes())
     return h.hexdigest()
-
-
-def load(key: str) -> bytes | None:
-    folder = cache_dir()
-    if folder is None:
-        return None
-    try:
-        data = (folder / f"{key}.o").read_bytes()
-    except OSError:
-        return None
-    digest, _, code = data.partition(b"\n")
-    return code if hashlib.sha256(code).hexdigest().encode() == digest else None
-
-
-def store(key: str, code: bytes) -> None:
-    folder = cache_dir()
-    if folder is None:
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_bytes(folder / f"{key}.o", hashlib.sha256(code).hexdigest().encode() + b"\n" + code)
-    except (OSError, DlgValueError):
-        pass  # a read-only or full disk only costs the next process a compile
 
 
 def library(name: str, make: Callable[[], ir.Module], recipe: str,
