@@ -92,5 +92,5 @@ def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np
                             f"{list(images.shape)} and {list(labels.shape)}")
     if len(images) != len(labels):
         raise DlgValueError(f"{folder}: {len(images)} images but {len(labels)} labels")
-    x = images.astype(np.float32)[:, None] / 255
+    x = np.divide(images[:, None], np.float32(255), dtype=np.float32)  # one pass, one array
     return x, labels.astype(np.int64)
