@@ -40,6 +40,7 @@ from dlg.ir.shapes import numel
 from dlg.ir.types import TensorType
 
 _NO_DATA = object()
+_NUMPY_DTYPES = {d: d.np for d in DType}  # a dict read, where `DType.np` is a property call
 
 
 def _legacy_sized(first: Any, sizes: tuple[Any, ...]) -> np.ndarray:
@@ -125,7 +126,7 @@ class Tensor:
     def result(cls, array: np.ndarray, t: TensorType, record: engine.Record | None) -> Tensor:
         """An op's result of inferred type `t`: taken as it is when the array has that type (the
         constructor's checks and conversions would change nothing), else through them."""
-        if array.dtype != t.dtype.np or array.shape != t.shape:
+        if array.dtype != _NUMPY_DTYPES[t.dtype] or array.shape != t.shape:
             return cls.of(array, record=record)
         out = cls.__new__(cls)
         out._value, out.tensor_type, out.record, out.grad, out._requires_grad, out.graph_value = (
