@@ -389,14 +389,14 @@ class Tensor:
 
     # -- methods (the user-facing functions of dlg.functions; more are attached below) -----------
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        return _call("flatten", self, start_dim, end_dim)  # torch.flatten starts at 0
+        return call("flatten", self, start_dim, end_dim)  # torch.flatten starts at 0
 
     def t(self) -> Tensor:
-        return self if self.ndim < 2 else _call("transpose", self, 0, 1)
+        return self if self.ndim < 2 else call("transpose", self, 0, 1)
 
     @property
     def T(self) -> Tensor:  # noqa: N802
-        return _call("permute", self, tuple(reversed(range(self.ndim))))
+        return call("permute", self, tuple(reversed(range(self.ndim))))
 
     def max(self, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A003
         """The maximum, or (values, indices) along `dim`, as torch.max."""
@@ -640,7 +640,9 @@ def all_tensors(args: Sequence[Any]) -> bool:
     return True
 
 
-def _call(name: str, *args: Any, **kwargs: Any) -> Any:
+def call(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the user-facing function `name` from Python (`eager(name)`, made once; a direct
+    op's tensors straight to `apply`)."""
     direct = _DIRECT.get(name)
     if direct is not None and not kwargs and len(args) == direct[1] and all_tensors(args):
         return apply(direct[0], *args)
@@ -649,15 +651,10 @@ def _call(name: str, *args: Any, **kwargs: Any) -> Any:
     return _EAGER_FUNCTIONS[name](*args, **kwargs)
 
 
-def call(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the user-facing function `name` from Python (`eager(name)`, made once)."""
-    return _call(name, *args, **kwargs)
-
-
 def _extremum(name: str, arg: str, x: Tensor, dim: int | None, keepdim: bool) -> Any:
     if dim is None:
-        return _call(name, x)
-    return MaxResult(_call(name, x, dim, keepdim), _call(arg, x, dim, keepdim))
+        return call(name, x)
+    return MaxResult(call(name, x, dim, keepdim), call(arg, x, dim, keepdim))
 
 
 # ---- making and applying ops ---------------------------------------------------------------------
@@ -685,7 +682,7 @@ def _promote_first(opdef: OpDef, x: Tensor, attrs: dict[str, Any]) -> tuple[Tens
     if x.dtype.is_unsigned and low < 0:
         raise DlgValueError(f"cannot do {opdef.name} on an unsigned type with negative "
                             f"limits ({low})", engine.caller_span())
-    return _call("clamp", x, low, high)
+    return call("clamp", x, low, high)
 
 
 def apply(opdef: OpDef, *inputs: Tensor, **attrs: Any) -> Any:
