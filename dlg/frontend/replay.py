@@ -53,16 +53,17 @@ class Recording:
     result: Ref | tuple[Ref, ...]
 
     @cached_property
-    def positions(self) -> tuple[int, ...] | None:
-        """Where a one-step recording reads its inputs, if all are positional arguments and
-        its result is the step's (first) output (x.sum(1), F.log_softmax(x, 1): most calls),
-        so that `replay` picks them without walking refs; None for other recordings."""
+    def positions(self) -> tuple[tuple[int, int], ...] | None:
+        """Where a one-step recording reads its inputs, (argument, element or -1), if all are
+        positional arguments or their elements and its result is the step's (first) output
+        (x.sum(1), F.log_softmax(x, 1), cat((x, h), 1): most calls), so that `replay` picks
+        them without walking refs; None for other recordings."""
         if len(self.steps) != 1 or self.result != ("out", 0, 0):
             return None
         refs = self.steps[0].inputs
-        if not all(kind == "arg" and where.__class__ is int and j < 0 for kind, where, j in refs):
+        if not all(kind == "arg" and where.__class__ is int for kind, where, _ in refs):
             return None
-        return tuple(where for _, where, _ in refs)
+        return tuple((where, j) for _, where, j in refs)
 
 
 _recordings: dict[Hashable, Recording] = {}
@@ -188,7 +189,7 @@ def replay(made: Recording, emit: Callable[[Step, tuple[Any, ...]], Any], args: 
     result."""
     positions = made.positions
     if positions is not None:
-        out = emit(made.steps[0], tuple([args[i] for i in positions]))
+        out = emit(made.steps[0], tuple([args[i] if j < 0 else args[i][j] for i, j in positions]))
         return out[0] if out.__class__ is tuple else out
     outs: list[tuple[Any, ...]] = []
 
