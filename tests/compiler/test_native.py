@@ -419,3 +419,19 @@ model M {{
              "w": rng.standard_normal((4, width)).astype(np.float32),
              "t": rng.integers(-3, 3, (5, width)).astype(DType.parse(dtype).np)}
     np.testing.assert_allclose(dlg.compile(m)(**feeds), m(**feeds), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("indices", [[3, 2, 1, 0], [0, 2], [1], [0, 2, 1], [3, 3, 0]])
+def test_take_of_constant_indices_matches_the_interpreter(indices):
+    """Constant progressions (a conv gradient's kernel flip) become index arithmetic, reading no
+    index buffer; other constants are loaded as before."""
+    g = Graph("take")
+    b = Builder(g)
+    x = b.input("x", TensorType.parse("f32[N,5,4]"))
+    g.set_output("y", b.take(x, b.constant(np.array(indices), DType.i64), axis=2))
+    data = {"x": np.random.default_rng(0).standard_normal((3, 5, 4)).astype(np.float32)}
+    ng = NativeGraph(g)
+    np.testing.assert_array_equal(ng(data, {})["y"], Interpreter().run(g, data, {})[0]["y"])
+    progression = len(indices) == 1 or len(set(np.diff(indices))) == 1
+    reads = {buf for k in ng.program.kernels for buf in k.reads}
+    assert (not any(ng.program.buffers[buf].kind == "constant" for buf in reads)) == progression
