@@ -143,10 +143,17 @@ class Graph:
         return [self.nodes[u] for u in dict.fromkeys(self.nx.successors(node_id))]
 
     def ancestors(self, values: list[Value]) -> set[int]:
+        """The nodes the values are made from, theirs included: one walk for all of them
+        (a walk per value, as nx.ancestors is, revisits the shared nodes: 0.6 s of a small
+        UNet's backward, whose interpreter asks for the nodes its many outputs need)."""
         out: set[int] = set()
-        for v in values:
-            out.add(v.node)
-            out |= nx.ancestors(self.nx, v.node)
+        stack = [v.node for v in values]
+        predecessors = self.nx.pred
+        while stack:
+            node = stack.pop()
+            if node not in out:
+                out.add(node)
+                stack.extend(predecessors[node])
         return out
 
     def op_counts(self) -> dict[str, int]:

@@ -57,3 +57,15 @@ def test_corrupt_json_is_a_dlg_error(corrupt):
         loads(json.dumps(data))
     with pytest.raises(DlgValueError):
         loads("{not json")
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_ancestors_walk_once_and_find_what_networkx_finds(path):
+    """Graph.ancestors is one walk for all the values (a walk per value revisited the shared
+    nodes); the nodes are networkx's, each value's node included."""
+    import networkx as nx
+
+    graph = dlg.load(path).train_graph
+    values = [v for _, v in graph.outputs + graph.updates]
+    want = set().union(*({v.node} | nx.ancestors(graph.nx, v.node) for v in values))
+    assert graph.ancestors(values) == want and graph.ancestors([]) == set()
