@@ -18,7 +18,16 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend.amp import _user_stacklevel
 from dlg.frontend.engine import caller_span
-from dlg.frontend.tensor import Tensor, all_tensors, as_argument, call, checked, foreign_tensors
+from dlg.frontend.tensor import (
+    DIRECT,
+    Tensor,
+    all_tensors,
+    apply,
+    as_argument,
+    call,
+    checked,
+    foreign_tensors,
+)
 from dlg.functions.args import int_scalar, is_number, is_static
 from dlg.functions.elementwise import ELEMENTWISE, takes_ints
 from dlg.ir.dtypes import DType, promote_types
@@ -42,7 +51,7 @@ def binary(name: str, a: Any, b: Any, **attrs: Any) -> Tensor:
     opdef = REGISTRY[name]
     same = None if attrs else _floats_already(a, b)
     if same is not None:  # the common case: neither the integer power nor bools below
-        return call(name, *same)
+        return apply(opdef, *same) if name in DIRECT else call(name, *same)
     if name == "pow" and (whole := _int_pow(a, b)) is not None:
         return whole
     if name in _BOOLEAN and _both_bool(a, b):

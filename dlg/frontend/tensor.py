@@ -629,7 +629,8 @@ def _direct(name: str) -> OpDef | None:
                                ) else None
 
 
-_DIRECT = {name: (op, len(op.inputs)) for name in FUNCTIONS if (op := _direct(name)) is not None}
+# function name -> (the op it emits unchanged, its inputs)
+DIRECT = {name: (op, len(op.inputs)) for name in FUNCTIONS if (op := _direct(name)) is not None}
 
 
 def all_tensors(args: Sequence[Any]) -> bool:
@@ -643,7 +644,7 @@ def all_tensors(args: Sequence[Any]) -> bool:
 def call(name: str, *args: Any, **kwargs: Any) -> Any:
     """Call the user-facing function `name` from Python (`eager(name)`, made once; a direct
     op's tensors straight to `apply`)."""
-    direct = _DIRECT.get(name)
+    direct = DIRECT.get(name)
     if direct is not None and not kwargs and len(args) == direct[1] and all_tensors(args):
         return apply(direct[0], *args)
     if name not in _EAGER_FUNCTIONS:
