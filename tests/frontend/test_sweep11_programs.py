@@ -1,19 +1,26 @@
-"""Porting sweep #11: language models as their authors wrote them, only `torch` swapped for the
-side's library, tiny synthetic data and a few steps: Karpathy's "Let's build GPT"
-(ng-video-lecture gpt.py: Head/MultiHeadAttention with a tril buffer, generate by multinomial,
-estimate_loss), "Let's reproduce GPT-2" (train_gpt2.py: SDPA is_causal, NANOGPT_SCALE_INIT,
-weight tying, configure_optimizers by parameter dim with the `fused` probe, DataLoaderLite,
-warmup-cosine get_lr, gradient accumulation, clip_grad_norm_, top-k sampling from a seeded
-Generator; its bfloat16 CPU autocast refused by name), minGPT (CausalSelfAttention, NewGELU,
-configure_optimizers by whitelist/blacklist module types, the trainer's RandomSampler of 1e10
-samples, generate with top_k), the Annotated Transformer (clones, a hand LayerNorm,
-SublayerConnection, subsequent_mask, LabelSmoothing on KLDivLoss(reduction="sum"), the rate
-schedule on LambdaLR, a DummyOptimizer, greedy_decode), llama2.c's model.py, train.py and export
-(real-valued rotary tables, repeat_kv, SwiGLU, both attention paths, generate under a bare
-@torch.inference_mode, serialize_fp32), Meta's llama (torch.polar, view_as_complex/view_as_real,
-a KV cache, sample_top_p), mamba-minimal (the selective scan by einsum, a depthwise Conv1d,
-split(split_size=...)) and efficient-kan (B-splines, curve2coeff by torch.linalg.lstsq,
-update_grid).
+"""Porting sweep #11: language models, generative blocks and their training loops as their
+authors wrote them, only `torch` swapped for the side's library, tiny synthetic data and a few
+steps: Karpathy's "Let's build GPT" (ng-video-lecture gpt.py: Head/MultiHeadAttention with a
+tril buffer, generate by multinomial, estimate_loss), "Let's reproduce GPT-2" (train_gpt2.py:
+SDPA is_causal, NANOGPT_SCALE_INIT, weight tying, configure_optimizers by parameter dim with the
+`fused` probe by inspect.signature, DataLoaderLite, warmup-cosine get_lr, gradient accumulation,
+clip_grad_norm_, top-k sampling from a seeded Generator; its bfloat16 CPU autocast refused by
+name), minGPT (CausalSelfAttention, NewGELU, configure_optimizers by whitelist/blacklist module
+types, the trainer's RandomSampler of 1e10 samples, generate with top_k), the Annotated
+Transformer (clones, a hand LayerNorm, SublayerConnection, subsequent_mask, LabelSmoothing on
+KLDivLoss(reduction="sum"), the rate schedule on LambdaLR, a DummyOptimizer, greedy_decode),
+llama2.c's model.py, train.py and export (real-valued rotary tables, repeat_kv, SwiGLU, both
+attention paths, generate under a bare @torch.inference_mode, serialize_fp32), Meta's llama
+(torch.polar, view_as_complex/view_as_real, a KV cache, sample_top_p), mamba-minimal (the
+selective scan by einsum, a depthwise Conv1d, split(split_size=...)), efficient-kan (B-splines,
+curve2coeff by torch.linalg.lstsq, update_grid), DiT (adaLN-Zero, unpatchify by
+reshape(shape=...) and einsum, EMA, classifier-free guidance), RWKV-4 (torch.jit.ScriptModule
+subclasses with script_method, ZeroPad2d token shift, the WKV recurrence, L2Wrap's backward),
+the Annotated Diffusion Model's UNet (weight-standardised convolutions, GroupNorm, linear
+attention, nearest upsampling, torch.pi in the cosine schedule, ancestral sampling), YOLOv5's
+Detect head, CIoU loss and non_max_suppression with NMS by hand, minbpe's BasicTokenizer feeding
+a packed GRU classifier with label smoothing, a training loop with torchmetrics-style metrics by
+hand and early stopping, and what these programs print (modules, optimizers, tensors).
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws).
@@ -3651,3 +3658,1062 @@ def rwkv4(side: Side5) -> dict:
 @pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
 def test_rwkv4():
     run_both(rwkv4)
+
+
+# -- 11. The Annotated Diffusion Model (huggingface/blog annotated-diffusion.md): the Unet of
+#        weight-standardised convolutions (torch.var(unbiased=False), F.conv2d with every
+#        argument), GroupNorm blocks with a time scale/shift, LinearAttention and Attention by
+#        einsum (amax().detach()), nn.Upsample(mode="nearest") and a space-to-depth Downsample,
+#        skip connections by torch.cat, the cosine/linear beta schedules, extract by gather,
+#        q_sample, p_losses on the Huber loss and p_sample_loop's ancestral sampling (einops'
+#        rearrange/reduce written as view/permute/mean, the one change) ----------------------
+
+def annotated_diffusion(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    F = nn.functional
+    out = {}
+
+    def exists(x):
+        return x is not None
+
+    def default(val, d):
+        if exists(val):
+            return val
+        return d() if inspect.isfunction(d) else d
+
+    class Residual(nn.Module):
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, x, *args, **kwargs):
+            return self.fn(x, *args, **kwargs) + x
+
+    def Upsample(dim, dim_out=None):
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(dim, default(dim_out, dim), 3, padding=1),
+        )
+
+    class Rearrange(nn.Module):
+        """einops' Rearrange("b c (h p1) (w p2) -> b (c p1 p2) h w", p1=2, p2=2)."""
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            x = x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+            return x.reshape(b, c * 4, h // 2, w // 2)
+
+    def Downsample(dim, dim_out=None):
+        # No More Strided Convolutions or Pooling
+        return nn.Sequential(
+            Rearrange(),
+            nn.Conv2d(dim * 4, default(dim_out, dim), 1),
+        )
+
+    class SinusoidalPositionEmbeddings(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.dim = dim
+
+        def forward(self, time):
+            device = time.device
+            half_dim = self.dim // 2
+            embeddings = math.log(10000) / (half_dim - 1)
+            embeddings = torch.exp(torch.arange(half_dim, device=device) * -embeddings)
+            embeddings = time[:, None] * embeddings[None, :]
+            embeddings = torch.cat((embeddings.sin(), embeddings.cos()), dim=-1)
+            return embeddings
+
+    class WeightStandardizedConv2d(nn.Conv2d):
+        """
+        https://arxiv.org/abs/1903.10520
+        weight standardization purportedly works synergistically with group normalization
+        """
+
+        def forward(self, x):
+            eps = 1e-5 if x.dtype == torch.float32 else 1e-3
+
+            weight = self.weight
+            # reduce(weight, "o ... -> o 1 1 1", "mean") and partial(torch.var, unbiased=False)
+            mean = weight.mean(dim=(1, 2, 3), keepdim=True)
+            var = torch.var(weight, dim=(1, 2, 3), keepdim=True, unbiased=False)
+            normalized_weight = (weight - mean) * (var + eps).rsqrt()
+
+            return F.conv2d(
+                x,
+                normalized_weight,
+                self.bias,
+                self.stride,
+                self.padding,
+                self.dilation,
+                self.groups,
+            )
+
+    class Block(nn.Module):
+        def __init__(self, dim, dim_out, groups=8):
+            super().__init__()
+            self.proj = WeightStandardizedConv2d(dim, dim_out, 3, padding=1)
+            self.norm = nn.GroupNorm(groups, dim_out)
+            self.act = nn.SiLU()
+
+        def forward(self, x, scale_shift=None):
+            x = self.proj(x)
+            x = self.norm(x)
+
+            if exists(scale_shift):
+                scale, shift = scale_shift
+                x = x * (scale + 1) + shift
+
+            x = self.act(x)
+            return x
+
+    class ResnetBlock(nn.Module):
+        """https://arxiv.org/abs/1512.03385"""
+
+        def __init__(self, dim, dim_out, *, time_emb_dim=None, groups=8):
+            super().__init__()
+            self.mlp = (
+                nn.Sequential(nn.SiLU(), nn.Linear(time_emb_dim, dim_out * 2))
+                if exists(time_emb_dim)
+                else None
+            )
+
+            self.block1 = Block(dim, dim_out, groups=groups)
+            self.block2 = Block(dim_out, dim_out, groups=groups)
+            self.res_conv = nn.Conv2d(dim, dim_out, 1) if dim != dim_out else nn.Identity()
+
+        def forward(self, x, time_emb=None):
+            scale_shift = None
+            if exists(self.mlp) and exists(time_emb):
+                time_emb = self.mlp(time_emb)
+                time_emb = time_emb[:, :, None, None]  # rearrange(time_emb, "b c -> b c 1 1")
+                scale_shift = time_emb.chunk(2, dim=1)
+
+            h = self.block1(x, scale_shift=scale_shift)
+            h = self.block2(h)
+            return h + self.res_conv(x)
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads=4, dim_head=32):
+            super().__init__()
+            self.scale = dim_head**-0.5
+            self.heads = heads
+            hidden_dim = dim_head * heads
+            self.to_qkv = nn.Conv2d(dim, hidden_dim * 3, 1, bias=False)
+            self.to_out = nn.Conv2d(hidden_dim, dim, 1)
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            qkv = self.to_qkv(x).chunk(3, dim=1)
+            # rearrange(t, "b (h c) x y -> b h c (x y)", h=self.heads)
+            q, k, v = map(lambda t: t.reshape(b, self.heads, -1, h * w), qkv)
+            q = q * self.scale
+
+            sim = torch.einsum("b h d i, b h d j -> b h i j", q, k)
+            sim = sim - sim.amax(dim=-1, keepdim=True).detach()
+            attn = sim.softmax(dim=-1)
+
+            out = torch.einsum("b h i j, b h d j -> b h i d", attn, v)
+            # rearrange(out, "b h (x y) d -> b (h d) x y", x=h, y=w)
+            out = out.permute(0, 1, 3, 2).reshape(b, -1, h, w)
+            return self.to_out(out)
+
+    class LinearAttention(nn.Module):
+        def __init__(self, dim, heads=4, dim_head=32):
+            super().__init__()
+            self.scale = dim_head**-0.5
+            self.heads = heads
+            hidden_dim = dim_head * heads
+            self.to_qkv = nn.Conv2d(dim, hidden_dim * 3, 1, bias=False)
+
+            self.to_out = nn.Sequential(nn.Conv2d(hidden_dim, dim, 1),
+                                        nn.GroupNorm(1, dim))
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            qkv = self.to_qkv(x).chunk(3, dim=1)
+            q, k, v = map(lambda t: t.reshape(b, self.heads, -1, h * w), qkv)
+
+            q = q.softmax(dim=-2)
+            k = k.softmax(dim=-1)
+
+            q = q * self.scale
+            context = torch.einsum("b h d n, b h e n -> b h d e", k, v)
+
+            out = torch.einsum("b h d e, b h d n -> b h e n", context, q)
+            # rearrange(out, "b h c (x y) -> b (h c) x y", h=self.heads, x=h, y=w)
+            out = out.reshape(b, -1, h, w)
+            return self.to_out(out)
+
+    class PreNorm(nn.Module):
+        def __init__(self, dim, fn):
+            super().__init__()
+            self.fn = fn
+            self.norm = nn.GroupNorm(1, dim)
+
+        def forward(self, x):
+            x = self.norm(x)
+            return self.fn(x)
+
+    class Unet(nn.Module):
+        def __init__(
+            self,
+            dim,
+            init_dim=None,
+            out_dim=None,
+            dim_mults=(1, 2, 4, 8),
+            channels=3,
+            self_condition=False,
+            resnet_block_groups=4,
+        ):
+            super().__init__()
+
+            # determine dimensions
+            self.channels = channels
+            self.self_condition = self_condition
+            input_channels = channels * (2 if self_condition else 1)
+
+            init_dim = default(init_dim, dim)
+            # changed to 1 and 0 from 7,3
+            self.init_conv = nn.Conv2d(input_channels, init_dim, 1, padding=0)
+
+            dims = [init_dim, *map(lambda m: dim * m, dim_mults)]
+            in_out = list(zip(dims[:-1], dims[1:]))
+
+            block_klass = functools.partial(ResnetBlock, groups=resnet_block_groups)
+
+            # time embeddings
+            time_dim = dim * 4
+
+            self.time_mlp = nn.Sequential(
+                SinusoidalPositionEmbeddings(dim),
+                nn.Linear(dim, time_dim),
+                nn.GELU(),
+                nn.Linear(time_dim, time_dim),
+            )
+
+            # layers
+            self.downs = nn.ModuleList([])
+            self.ups = nn.ModuleList([])
+            num_resolutions = len(in_out)
+
+            for ind, (dim_in, dim_out) in enumerate(in_out):
+                is_last = ind >= (num_resolutions - 1)
+
+                self.downs.append(
+                    nn.ModuleList(
+                        [
+                            block_klass(dim_in, dim_in, time_emb_dim=time_dim),
+                            block_klass(dim_in, dim_in, time_emb_dim=time_dim),
+                            Residual(PreNorm(dim_in, LinearAttention(dim_in))),
+                            Downsample(dim_in, dim_out)
+                            if not is_last
+                            else nn.Conv2d(dim_in, dim_out, 3, padding=1),
+                        ]
+                    )
+                )
+
+            mid_dim = dims[-1]
+            self.mid_block1 = block_klass(mid_dim, mid_dim, time_emb_dim=time_dim)
+            self.mid_attn = Residual(PreNorm(mid_dim, Attention(mid_dim)))
+            self.mid_block2 = block_klass(mid_dim, mid_dim, time_emb_dim=time_dim)
+
+            for ind, (dim_in, dim_out) in enumerate(reversed(in_out)):
+                is_last = ind == (len(in_out) - 1)
+
+                self.ups.append(
+                    nn.ModuleList(
+                        [
+                            block_klass(dim_out + dim_in, dim_out, time_emb_dim=time_dim),
+                            block_klass(dim_out + dim_in, dim_out, time_emb_dim=time_dim),
+                            Residual(PreNorm(dim_out, LinearAttention(dim_out))),
+                            Upsample(dim_out, dim_in)
+                            if not is_last
+                            else nn.Conv2d(dim_out, dim_in, 3, padding=1),
+                        ]
+                    )
+                )
+
+            self.out_dim = default(out_dim, channels)
+
+            self.final_res_block = block_klass(dim * 2, dim, time_emb_dim=time_dim)
+            self.final_conv = nn.Conv2d(dim, self.out_dim, 1)
+
+        def forward(self, x, time, x_self_cond=None):
+            if self.self_condition:
+                x_self_cond = default(x_self_cond, lambda: torch.zeros_like(x))
+                x = torch.cat((x_self_cond, x), dim=1)
+
+            x = self.init_conv(x)
+            r = x.clone()
+
+            t = self.time_mlp(time)
+
+            h = []
+
+            for block1, block2, attn, downsample in self.downs:
+                x = block1(x, t)
+                h.append(x)
+
+                x = block2(x, t)
+                x = attn(x)
+                h.append(x)
+
+                x = downsample(x)
+
+            x = self.mid_block1(x, t)
+            x = self.mid_attn(x)
+            x = self.mid_block2(x, t)
+
+            for block1, block2, attn, upsample in self.ups:
+                x = torch.cat((x, h.pop()), dim=1)
+                x = block1(x, t)
+
+                x = torch.cat((x, h.pop()), dim=1)
+                x = block2(x, t)
+                x = attn(x)
+
+                x = upsample(x)
+
+            x = torch.cat((x, r), dim=1)
+
+            x = self.final_res_block(x, t)
+            return self.final_conv(x)
+
+    def cosine_beta_schedule(timesteps, s=0.008):
+        """
+        cosine schedule as proposed in https://arxiv.org/abs/2102.09672
+        """
+        steps = timesteps + 1
+        x = torch.linspace(0, timesteps, steps)
+        alphas_cumprod = torch.cos(((x / timesteps) + s) / (1 + s) * torch.pi * 0.5) ** 2
+        alphas_cumprod = alphas_cumprod / alphas_cumprod[0]
+        betas = 1 - (alphas_cumprod[1:] / alphas_cumprod[:-1])
+        return torch.clip(betas, 0.0001, 0.9999)
+
+    def linear_beta_schedule(timesteps):
+        beta_start = 0.0001
+        beta_end = 0.02
+        return torch.linspace(beta_start, beta_end, timesteps)
+
+    timesteps = 20
+    out["cosine"] = cosine_beta_schedule(timesteps)
+
+    # define beta schedule
+    betas = linear_beta_schedule(timesteps=timesteps)
+
+    # define alphas
+    alphas = 1. - betas
+    alphas_cumprod = torch.cumprod(alphas, axis=0)
+    alphas_cumprod_prev = F.pad(alphas_cumprod[:-1], (1, 0), value=1.0)
+    sqrt_recip_alphas = torch.sqrt(1.0 / alphas)
+
+    # calculations for diffusion q(x_t | x_{t-1}) and others
+    sqrt_alphas_cumprod = torch.sqrt(alphas_cumprod)
+    sqrt_one_minus_alphas_cumprod = torch.sqrt(1. - alphas_cumprod)
+
+    # calculations for posterior q(x_{t-1} | x_t, x_0)
+    posterior_variance = betas * (1. - alphas_cumprod_prev) / (1. - alphas_cumprod)
+
+    def extract(a, t, x_shape):
+        batch_size = t.shape[0]
+        out = a.gather(-1, t.cpu())
+        return out.reshape(batch_size, *((1,) * (len(x_shape) - 1))).to(t.device)
+
+    # forward diffusion (using the nice property)
+    def q_sample(x_start, t, noise=None):
+        if noise is None:
+            noise = side.draw(torch.randn_like, x_start)
+
+        sqrt_alphas_cumprod_t = extract(sqrt_alphas_cumprod, t, x_start.shape)
+        sqrt_one_minus_alphas_cumprod_t = extract(
+            sqrt_one_minus_alphas_cumprod, t, x_start.shape
+        )
+
+        return sqrt_alphas_cumprod_t * x_start + sqrt_one_minus_alphas_cumprod_t * noise
+
+    def p_losses(denoise_model, x_start, t, noise=None, loss_type="l1"):
+        if noise is None:
+            noise = side.draw(torch.randn_like, x_start)
+
+        x_noisy = q_sample(x_start=x_start, t=t, noise=noise)
+        predicted_noise = denoise_model(x_noisy, t)
+
+        if loss_type == 'l1':
+            loss = F.l1_loss(noise, predicted_noise)
+        elif loss_type == 'l2':
+            loss = F.mse_loss(noise, predicted_noise)
+        elif loss_type == "huber":
+            loss = F.smooth_l1_loss(noise, predicted_noise)
+        else:
+            raise NotImplementedError()
+
+        return loss
+
+    @torch.no_grad()
+    def p_sample(model, x, t, t_index):
+        betas_t = extract(betas, t, x.shape)
+        sqrt_one_minus_alphas_cumprod_t = extract(
+            sqrt_one_minus_alphas_cumprod, t, x.shape
+        )
+        sqrt_recip_alphas_t = extract(sqrt_recip_alphas, t, x.shape)
+
+        # Equation 11 in the paper
+        # Use our model (noise predictor) to predict the mean
+        model_mean = sqrt_recip_alphas_t * (
+            x - betas_t * model(x, t) / sqrt_one_minus_alphas_cumprod_t
+        )
+
+        if t_index == 0:
+            return model_mean
+        else:
+            posterior_variance_t = extract(posterior_variance, t, x.shape)
+            noise = side.draw(torch.randn_like, x)
+            # Algorithm 2 line 4:
+            return model_mean + torch.sqrt(posterior_variance_t) * noise
+
+    # Algorithm 2 (including returning all images)
+    @torch.no_grad()
+    def p_sample_loop(model, shape):
+        device = next(model.parameters()).device
+
+        b = shape[0]
+        # start from pure noise (for each example in the batch)
+        img = side.draw(torch.randn, shape, device=device)
+        imgs = []
+
+        for i in reversed(range(0, timesteps, 10)):
+            img = p_sample(model, img, torch.full((b,), i, device=device, dtype=torch.long), i)
+            imgs.append(img.cpu().numpy())
+        return imgs
+
+    image_size, channels, batch_size = 8, 1, 8
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    model = side.weights(Unet(
+        dim=image_size,
+        channels=channels,
+        dim_mults=(1, 2,),
+        resnet_block_groups=4,
+    ))
+    model.to(device)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images = side.data(np.random.default_rng(6).uniform(-1, 1, (8, 1, 8, 8)).astype(np.float32))
+    dataloader = torch.utils.data.DataLoader(images, batch_size=batch_size)
+    losses = []
+    for epoch in range(1):  # noqa: B007
+        for step, batch in enumerate(dataloader):  # noqa: B007
+            optimizer.zero_grad()
+
+            batch_size = batch.shape[0]
+            batch = batch.to(device)
+
+            # Algorithm 1 line 3: sample t uniformally for every example in the batch
+            t = side.draw(torch.randint, 0, timesteps, (batch_size,), device=device).long()
+
+            loss = p_losses(model, batch, t, loss_type="huber")
+            losses.append(loss.item())
+
+            loss.backward()
+            optimizer.step()
+    out["losses"] = losses
+    out["samples"] = p_sample_loop(model, shape=(2, channels, image_size, image_size))
+    out["weights"] = dict(model.state_dict())
+    return out
+
+
+def test_annotated_diffusion():
+    run_both(annotated_diffusion)
+
+
+# -- 12. YOLOv5 (ultralytics/yolov5 models/yolo.py, utils/general.py, utils/metrics.py,
+#        utils/loss.py): the Detect head (view/permute, _make_grid by meshgrid(indexing='ij'),
+#        sigmoid().split((2, 2, nc + 1), 4), torch.Size comparisons), bbox_iou with CIoU
+#        (atan, alpha under no_grad), box_iou, ComputeLoss's box, objectness and class terms
+#        (tobj[b, a, gj, gi] = iou, smooth_BCE targets by t[range(n), tcls] = cp,
+#        BCEWithLogitsLoss(pos_weight=...)), and non_max_suppression with torchvision's nms
+#        written by hand (a greedy loop over argsort(descending=True)) ------------------------
+
+def yolov5(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+
+    class Detect(nn.Module):
+        # YOLOv5 Detect head for detection models
+        stride = None  # strides computed during build
+
+        def __init__(self, nc=80, anchors=(), ch=(), inplace=True):  # detection layer
+            super().__init__()
+            self.nc = nc  # number of classes
+            self.no = nc + 5  # number of outputs per anchor
+            self.nl = len(anchors)  # number of detection layers
+            self.na = len(anchors[0]) // 2  # number of anchors
+            self.grid = [torch.empty(0) for _ in range(self.nl)]  # init grid
+            self.anchor_grid = [torch.empty(0) for _ in range(self.nl)]  # init anchor grid
+            # shape(nl,na,2)
+            self.register_buffer('anchors', torch.tensor(anchors).float().view(self.nl, -1, 2))
+            self.m = nn.ModuleList(nn.Conv2d(x, self.no * self.na, 1) for x in ch)  # output conv
+            self.inplace = inplace  # use inplace ops (e.g. slice assignment)
+
+        def forward(self, x):
+            z = []  # inference output
+            for i in range(self.nl):
+                x[i] = self.m[i](x[i])  # conv
+                bs, _, ny, nx = x[i].shape  # x(bs,255,20,20) to x(bs,3,20,20,85)
+                x[i] = x[i].view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous()
+
+                if not self.training:  # inference
+                    if self.grid[i].shape[2:4] != x[i].shape[2:4]:
+                        self.grid[i], self.anchor_grid[i] = self._make_grid(nx, ny, i)
+
+                    xy, wh, conf = x[i].sigmoid().split((2, 2, self.nc + 1), 4)
+                    xy = (xy * 2 + self.grid[i]) * self.stride[i]  # xy
+                    wh = (wh * 2) ** 2 * self.anchor_grid[i]  # wh
+                    y = torch.cat((xy, wh, conf), 4)
+                    z.append(y.view(bs, self.na * nx * ny, self.no))
+
+            return x if self.training else (torch.cat(z, 1), x)
+
+        def _make_grid(self, nx=20, ny=20, i=0):
+            d = self.anchors[i].device
+            t = self.anchors[i].dtype
+            shape = 1, self.na, ny, nx, 2  # grid shape
+            y, x = torch.arange(ny, device=d, dtype=t), torch.arange(nx, device=d, dtype=t)
+            yv, xv = torch.meshgrid(y, x, indexing='ij')
+            # add grid offset, i.e. y = 2.0 * x - 0.5
+            grid = torch.stack((xv, yv), 2).expand(shape) - 0.5
+            anchor_grid = (self.anchors[i] * self.stride[i]).view((1, self.na, 1, 1, 2)
+                                                                  ).expand(shape)
+            return grid, anchor_grid
+
+    def xywh2xyxy(x):
+        # Convert nx4 boxes from [x, y, w, h] to [x1, y1, x2, y2] where xy1=top-left,
+        # xy2=bottom-right
+        y = x.clone() if isinstance(x, torch.Tensor) else np.copy(x)
+        y[..., 0] = x[..., 0] - x[..., 2] / 2  # top left x
+        y[..., 1] = x[..., 1] - x[..., 3] / 2  # top left y
+        y[..., 2] = x[..., 0] + x[..., 2] / 2  # bottom right x
+        y[..., 3] = x[..., 1] + x[..., 3] / 2  # bottom right y
+        return y
+
+    def bbox_iou(box1, box2, xywh=True, GIoU=False, DIoU=False, CIoU=False, eps=1e-7):
+        # Returns Intersection over Union (IoU) of box1(1,4) to box2(n,4)
+
+        # Get the coordinates of bounding boxes
+        if xywh:  # transform from xywh to xyxy
+            (x1, y1, w1, h1), (x2, y2, w2, h2) = box1.chunk(4, -1), box2.chunk(4, -1)
+            w1_, h1_, w2_, h2_ = w1 / 2, h1 / 2, w2 / 2, h2 / 2
+            b1_x1, b1_x2, b1_y1, b1_y2 = x1 - w1_, x1 + w1_, y1 - h1_, y1 + h1_
+            b2_x1, b2_x2, b2_y1, b2_y2 = x2 - w2_, x2 + w2_, y2 - h2_, y2 + h2_
+        else:  # x1, y1, x2, y2 = box1
+            b1_x1, b1_y1, b1_x2, b1_y2 = box1.chunk(4, -1)
+            b2_x1, b2_y1, b2_x2, b2_y2 = box2.chunk(4, -1)
+            w1, h1 = b1_x2 - b1_x1, (b1_y2 - b1_y1).clamp(eps)
+            w2, h2 = b2_x2 - b2_x1, (b2_y2 - b2_y1).clamp(eps)
+
+        # Intersection area
+        inter = (b1_x2.minimum(b2_x2) - b1_x1.maximum(b2_x1)).clamp(0) * \
+                (b1_y2.minimum(b2_y2) - b1_y1.maximum(b2_y1)).clamp(0)
+
+        # Union Area
+        union = w1 * h1 + w2 * h2 - inter + eps
+
+        # IoU
+        iou = inter / union
+        if CIoU or DIoU or GIoU:
+            # convex (smallest enclosing box) width
+            cw = b1_x2.maximum(b2_x2) - b1_x1.minimum(b2_x1)
+            ch = b1_y2.maximum(b2_y2) - b1_y1.minimum(b2_y1)  # convex height
+            if CIoU or DIoU:  # Distance or Complete IoU https://arxiv.org/abs/1911.08287v1
+                c2 = cw ** 2 + ch ** 2 + eps  # convex diagonal squared
+                # center dist ** 2
+                rho2 = ((b2_x1 + b2_x2 - b1_x1 - b1_x2) ** 2
+                        + (b2_y1 + b2_y2 - b1_y1 - b1_y2) ** 2) / 4
+                if CIoU:  # https://github.com/Zzh-tju/DIoU-SSD-pytorch/blob/master/utils/box/box_utils.py#L47
+                    v = (4 / math.pi ** 2) * (torch.atan(w2 / h2) - torch.atan(w1 / h1)).pow(2)
+                    with torch.no_grad():
+                        alpha = v / (v - iou + (1 + eps))
+                    return iou - (rho2 / c2 + v * alpha)  # CIoU
+                return iou - rho2 / c2  # DIoU
+            c_area = cw * ch + eps  # convex area
+            return iou - (c_area - union) / c_area  # GIoU https://arxiv.org/pdf/1902.09630.pdf
+        return iou  # IoU
+
+    def box_iou(box1, box2, eps=1e-7):
+        # inter(N,M) = (rb(N,M,2) - lt(N,M,2)).clamp(0).prod(2)
+        (a1, a2), (b1, b2) = box1.unsqueeze(1).chunk(2, 2), box2.unsqueeze(0).chunk(2, 2)
+        inter = (torch.min(a2, b2) - torch.max(a1, b1)).clamp(0).prod(2)
+
+        # IoU = inter / (area1 + area2 - inter)
+        return inter / ((a2 - a1).prod(2) + (b2 - b1).prod(2) - inter + eps)
+
+    def nms(boxes, scores, iou_threshold):
+        """torchvision.ops.nms, by hand: greedy, highest score first."""
+        order = scores.argsort(descending=True)
+        keep = []
+        while order.numel() > 0:
+            i = order[0]
+            keep.append(i)
+            if order.numel() == 1:
+                break
+            ious = box_iou(boxes[i][None], boxes[order[1:]])[0]
+            order = order[1:][ious <= iou_threshold]
+        return torch.stack(keep) if keep else torch.zeros(0, dtype=torch.long)
+
+    def non_max_suppression(prediction, conf_thres=0.25, iou_thres=0.45, classes=None,
+                            agnostic=False, multi_label=False, labels=(), max_det=300, nm=0):
+        """Non-Maximum Suppression (NMS) on inference results to reject overlapping detections
+
+        Returns:
+             list of detections, on (n,6) tensor per image [xyxy, conf, cls]
+        """
+        # Checks
+        assert 0 <= conf_thres <= 1, \
+            f'Invalid Confidence threshold {conf_thres}, valid values are between 0.0 and 1.0'
+        assert 0 <= iou_thres <= 1, f'Invalid IoU {iou_thres}, valid values are between 0.0 and 1.0'
+        # YOLOv5 model in validation model, output = (inference_out, loss_out)
+        if isinstance(prediction, (list, tuple)):
+            prediction = prediction[0]  # select only inference output
+
+        bs = prediction.shape[0]  # batch size
+        nc = prediction.shape[2] - nm - 5  # number of classes
+        xc = prediction[..., 4] > conf_thres  # candidates
+
+        # Settings
+        max_wh = 7680  # (pixels) maximum box width and height
+        max_nms = 30000  # maximum number of boxes into torchvision.ops.nms()
+        multi_label &= nc > 1  # multiple labels per box (adds 0.5ms/img)
+
+        mi = 5 + nc  # mask start index
+        output = [torch.zeros((0, 6 + nm), device=prediction.device)] * bs
+        for xi, x in enumerate(prediction):  # image index, image inference
+            x = x[xc[xi]]  # confidence
+
+            # If none remain process next image
+            if not x.shape[0]:
+                continue
+
+            # Compute conf
+            x[:, 5:] *= x[:, 4:5]  # conf = obj_conf * cls_conf
+
+            # Box/Mask
+            box = xywh2xyxy(x[:, :4])  # center_x, center_y, width, height) to (x1, y1, x2, y2)
+            mask = x[:, mi:]  # zero columns if no masks
+
+            # Detections matrix nx6 (xyxy, conf, cls)
+            if multi_label:
+                i, j = (x[:, 5:mi] > conf_thres).nonzero(as_tuple=False).T
+                x = torch.cat((box[i], x[i, 5 + j, None], j[:, None].float(), mask[i]), 1)
+            else:  # best class only
+                conf, j = x[:, 5:mi].max(1, keepdim=True)
+                x = torch.cat((box, conf, j.float(), mask), 1)[conf.view(-1) > conf_thres]
+
+            # Filter by class
+            if classes is not None:
+                x = x[(x[:, 5:6] == torch.tensor(classes, device=x.device)).any(1)]
+
+            # Check shape
+            n = x.shape[0]  # number of boxes
+            if not n:  # no boxes
+                continue
+            # sort by confidence and remove excess boxes
+            x = x[x[:, 4].argsort(descending=True)[:max_nms]]
+
+            # Batched NMS
+            c = x[:, 5:6] * (0 if agnostic else max_wh)  # classes
+            boxes, scores = x[:, :4] + c, x[:, 4]  # boxes (offset by class), scores
+            i = nms(boxes, scores, iou_thres)  # NMS
+            i = i[:max_det]  # limit detections
+
+            output[xi] = x[i]
+
+        return output
+
+    def smooth_BCE(eps=0.1):  # https://github.com/ultralytics/yolov3/issues/238#issuecomment-598028441
+        # return positive, negative label smoothing BCE targets
+        return 1.0 - 0.5 * eps, 0.5 * eps
+
+    anchors = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]]
+    head = side.weights(Detect(nc=3, anchors=anchors, ch=(8, 16)))
+    head.stride = torch.tensor([8., 16.])
+    head.anchors /= head.stride.view(-1, 1, 1)
+    feats = [side.data(np.random.default_rng(7).standard_normal((2, 8, 4, 4)).astype(np.float32)),
+             side.data(np.random.default_rng(8).standard_normal((2, 16, 2, 2)).astype(np.float32))]
+
+    # ComputeLoss.__call__ on targets build_targets would give (image, anchor, gj, gi, class)
+    BCEcls = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0]))
+    BCEobj = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0]))
+    cp, cn = smooth_BCE(eps=0.0)
+    balance = [4.0, 1.0]
+    hyp = {'box': 0.05, 'obj': 1.0, 'cls': 0.5}
+    indices = [(torch.tensor([0, 1, 1]), torch.tensor([0, 2, 1]), torch.tensor([1, 3, 0]),
+                torch.tensor([2, 0, 3])),
+               (torch.tensor([0, 1]), torch.tensor([1, 0]), torch.tensor([0, 1]),
+                torch.tensor([1, 1]))]
+    tbox = [torch.tensor([[0.3, 0.6, 1.5, 2.0], [0.7, 0.2, 3.0, 1.0], [0.5, 0.5, 2.5, 4.0]]),
+            torch.tensor([[0.2, 0.4, 1.0, 1.5], [0.9, 0.1, 2.0, 3.0]])]
+    tcls = [torch.tensor([0, 2, 1]), torch.tensor([1, 1])]
+    anch = [head.anchors[0][indices[0][1]], head.anchors[1][indices[1][1]]]
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.01, momentum=0.937, nesterov=True)
+    losses = []
+    for _ in range(2):
+        p = head([f.clone() for f in feats])
+        lcls = torch.zeros(1)  # class loss
+        lbox = torch.zeros(1)  # box loss
+        lobj = torch.zeros(1)  # object loss
+        for i, pi in enumerate(p):  # layer index, layer predictions
+            b, a, gj, gi = indices[i]  # image, anchor, gridy, gridx
+            tobj = torch.zeros(pi.shape[:4], dtype=pi.dtype)  # target obj
+
+            n = b.shape[0]  # number of targets
+            if n:
+                # target-subset of predictions
+                pxy, pwh, _, pcls = pi[b, a, gj, gi].split((2, 2, 1, head.nc), 1)
+
+                # Regression
+                pxy = pxy.sigmoid() * 2 - 0.5
+                pwh = (pwh.sigmoid() * 2) ** 2 * anch[i]
+                pbox = torch.cat((pxy, pwh), 1)  # predicted box
+                iou = bbox_iou(pbox, tbox[i], CIoU=True).squeeze()  # iou(prediction, target)
+                lbox += (1.0 - iou).mean()  # iou loss
+
+                # Objectness
+                iou = iou.detach().clamp(0).type(tobj.dtype)
+                tobj[b, a, gj, gi] = iou  # iou ratio
+
+                # Classification
+                t = torch.full_like(pcls, cn)  # targets
+                t[range(n), tcls[i]] = cp
+                lcls += BCEcls(pcls, t)  # BCE
+
+            obji = BCEobj(pi[..., 4], tobj)
+            lobj += obji * balance[i]  # obj loss
+
+        lbox *= hyp['box']
+        lobj *= hyp['obj']
+        lcls *= hyp['cls']
+        bs = tobj.shape[0]  # batch size
+        loss = (lbox + lobj + lcls) * bs
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(torch.cat((lbox, lobj, lcls)).detach())
+    out["losses"] = losses
+
+    head.eval()
+    with torch.no_grad():
+        pred, _ = head([f.clone() for f in feats])
+    out["pred"] = pred
+    out["grid"] = head.grid[0]
+    # every box confident enough for a few to survive
+    pred[..., 4] = pred[..., 4] * 3
+    detections = non_max_suppression(pred, conf_thres=0.5, iou_thres=0.3)
+    out["detections"] = [d for d in detections]
+    out["multi"] = non_max_suppression(pred, conf_thres=0.4, iou_thres=0.5, multi_label=True,
+                                       classes=[0, 2])
+    out["giou"] = bbox_iou(tbox[0], tbox[0][:1], GIoU=True)
+    out["diou_xyxy"] = bbox_iou(xywh2xyxy(tbox[0]), xywh2xyxy(tbox[0][1:2]), xywh=False,
+                                DIoU=True)
+    out["weights"] = dict(head.state_dict())
+    return out
+
+
+def test_yolov5_head_loss_nms():
+    run_both(yolov5)
+
+
+# -- 13. minbpe (karpathy/minbpe basic.py, base.py) feeding a model: BasicTokenizer's train,
+#        encode and decode (bytes, get_stats, merge), the encoded lines as tensors through
+#        pad_sequence(batch_first=True), Embedding(padding_idx=0), pack_padded_sequence with
+#        enforce_sorted=False into a GRU, masked mean pooling, and
+#        CrossEntropyLoss(label_smoothing=0.1) ---------------------------------------------
+
+def get_stats(ids, counts=None):
+    """
+    Given a list of integers, return a dictionary of counts of consecutive pairs
+    Example: [1, 2, 3, 1, 2] -> {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    Optionally allows to update an existing dictionary of counts
+    """
+    counts = {} if counts is None else counts
+    for pair in zip(ids, ids[1:]):  # iterate consecutive elements
+        counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def merge(ids, pair, idx):
+    """
+    In the list of integers (ids), replace all consecutive occurrences
+    of pair with the new integer token idx
+    Example: ids=[1, 2, 3, 1, 2], pair=(1, 2), idx=4 -> [4, 3, 4]
+    """
+    newids = []
+    i = 0
+    while i < len(ids):
+        # if not at the very last position AND the pair matches, replace it
+        if ids[i] == pair[0] and i < len(ids) - 1 and ids[i + 1] == pair[1]:
+            newids.append(idx)
+            i += 2
+        else:
+            newids.append(ids[i])
+            i += 1
+    return newids
+
+
+class BasicTokenizer:
+    """minbpe's BasicTokenizer (its Tokenizer base's save/load left out)."""
+
+    def __init__(self):
+        self.merges = {}  # (int, int) -> int
+        self.vocab = {idx: bytes([idx]) for idx in range(256)}  # int -> bytes
+
+    def train(self, text, vocab_size, verbose=False):
+        assert vocab_size >= 256
+        num_merges = vocab_size - 256
+
+        # input text preprocessing
+        text_bytes = text.encode("utf-8")  # raw bytes
+        ids = list(text_bytes)  # list of integers in range 0..255
+
+        # iteratively merge the most common pairs to create new tokens
+        merges = {}  # (int, int) -> int
+        vocab = {idx: bytes([idx]) for idx in range(256)}  # int -> bytes
+        for i in range(num_merges):
+            # count up the number of times every consecutive pair appears
+            stats = get_stats(ids)
+            # find the pair with the highest count
+            pair = max(stats, key=stats.get)
+            # mint a new token: assign it the next available id
+            idx = 256 + i
+            # replace all occurrences of pair in ids with idx
+            ids = merge(ids, pair, idx)
+            # save the merge
+            merges[pair] = idx
+            vocab[idx] = vocab[pair[0]] + vocab[pair[1]]
+
+        # save class variables
+        self.merges = merges  # used in encode()
+        self.vocab = vocab  # used in decode()
+
+    def decode(self, ids):
+        # given ids (list of integers), return Python string
+        text_bytes = b"".join(self.vocab[idx] for idx in ids)
+        text = text_bytes.decode("utf-8", errors="replace")
+        return text
+
+    def encode(self, text):
+        # given a string text, return the token ids
+        text_bytes = text.encode("utf-8")  # raw bytes
+        ids = list(text_bytes)  # list of integers in range 0..255
+        while len(ids) >= 2:
+            # find the pair with the lowest merge index
+            stats = get_stats(ids)
+            pair = min(stats, key=lambda p: self.merges.get(p, float("inf")))
+            # subtle: if there are no more merges available, the key will
+            # result in an inf for every single pair, and the min will be
+            # just the first pair in the list, arbitrarily
+            # we can detect this terminating case by a membership check
+            if pair not in self.merges:
+                break  # nothing else can be merged anymore
+            # otherwise let's merge the best pair (lowest merge index)
+            idx = self.merges[pair]
+            ids = merge(ids, pair, idx)
+        return ids
+
+
+def minbpe_classifier(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+    tokenizer = BasicTokenizer()
+    tokenizer.train(TEXT, 256 + 24)
+    lines = [line for line in TEXT.split("\n") if line]
+    encoded = [tokenizer.encode(line) for line in lines]
+    assert [tokenizer.decode(ids) for ids in encoded] == lines
+    out["lengths"] = [len(ids) for ids in encoded]
+    labels = torch.tensor([int(line.endswith(":")) for line in lines])
+
+    class Classifier(nn.Module):
+        def __init__(self, vocab_size, dim, n_classes):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
+            self.rnn = nn.GRU(dim, dim, batch_first=True)
+            self.head = nn.Linear(2 * dim, n_classes)
+
+        def forward(self, padded, lengths):
+            emb = self.embedding(padded)
+            packed = nn.utils.rnn.pack_padded_sequence(emb, lengths, batch_first=True,
+                                                       enforce_sorted=False)
+            _, h = self.rnn(packed)
+            mask = (padded != 0).unsqueeze(-1).float()
+            mean = (emb * mask).sum(1) / mask.sum(1).clamp(min=1)
+            return self.head(torch.cat([h[-1], mean], dim=-1))
+
+    # token ids shifted by one so that 0 pads
+    seqs = [torch.tensor(ids) + 1 for ids in encoded]
+    padded = nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=0)
+    lengths = torch.tensor([len(s) for s in seqs])
+    out["padded"] = padded
+    model = side.weights(Classifier(len(tokenizer.vocab) + 1, 8, 2))
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = criterion(model(padded, lengths), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    out["losses"] = losses
+    out["weights"] = dict(model.state_dict())
+    return out
+
+
+def test_minbpe_classifier():
+    run_both(minbpe_classifier)
+
+
+# -- 14. a training loop without Lightning, its metrics by hand as torchmetrics keeps them
+#        (update/compute/reset on running sums), a confusion matrix by bincount, macro
+#        precision/recall/F1 with nan_to_num, a running MeanMetric, random_split by a seeded
+#        Generator, early stopping on the validation loss and the best weights kept by
+#        copy.deepcopy(model.state_dict()) ----------------------------------------------------
+
+def metrics_loop(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    F = nn.functional
+    out = {}
+
+    class MulticlassStats:
+        """torchmetrics' StatScores: running confusion counts, computed on demand."""
+
+        def __init__(self, num_classes):
+            self.num_classes = num_classes
+            self.reset()
+
+        def reset(self):
+            self.confmat = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
+
+        @torch.no_grad()
+        def update(self, preds, target):
+            if preds.is_floating_point():
+                preds = preds.argmax(dim=-1)
+            unique_mapping = target.to(torch.long) * self.num_classes + preds.to(torch.long)
+            bins = torch.bincount(unique_mapping, minlength=self.num_classes ** 2)
+            self.confmat += bins.reshape(self.num_classes, self.num_classes)
+
+        def compute(self):
+            tp = self.confmat.diag()
+            fp = self.confmat.sum(0) - tp
+            fn = self.confmat.sum(1) - tp
+            accuracy = tp.sum() / self.confmat.sum()
+            precision = torch.nan_to_num(tp / (tp + fp), nan=0.0)
+            recall = torch.nan_to_num(tp / (tp + fn), nan=0.0)
+            f1 = torch.nan_to_num(2 * precision * recall / (precision + recall), nan=0.0)
+            return {"acc": accuracy, "precision": precision.mean(), "recall": recall.mean(),
+                    "f1": f1.mean()}
+
+    class MeanMetric:
+        def __init__(self):
+            self.reset()
+
+        def reset(self):
+            self.mean_value = torch.tensor(0.0)
+            self.weight = torch.tensor(0.0)
+
+        def update(self, value, weight=1.0):
+            value = torch.as_tensor(value, dtype=torch.float32)
+            self.mean_value += value * weight
+            self.weight += weight
+
+        def compute(self):
+            return self.mean_value / self.weight
+
+    rng = np.random.default_rng(9)
+    X = side.data(rng.standard_normal((48, 5)).astype(np.float32))
+    y = side.data((rng.standard_normal(48) > 0).astype(np.int64) + (rng.standard_normal(48) > 1))
+    dataset = torch.utils.data.TensorDataset(X, y)
+    train_set, val_set = side.split(torch.utils.data.random_split(
+        dataset, [36, 12], generator=torch.Generator().manual_seed(42)))
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=12)
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=6)
+
+    model = side.weights(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    train_stats, val_stats = MulticlassStats(3), MulticlassStats(3)
+    train_loss, val_loss = MeanMetric(), MeanMetric()
+    best, best_state, patience, bad_epochs = float("inf"), None, 2, 0
+    history = []
+    for epoch in range(8):  # noqa: B007
+        model.train()
+        for xb, yb in train_loader:
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            train_loss.update(loss.detach(), weight=len(yb))
+            train_stats.update(logits, yb)
+        model.eval()
+        with torch.no_grad():
+            for xb, yb in val_loader:
+                logits = model(xb)
+                val_loss.update(F.cross_entropy(logits, yb), weight=len(yb))
+                val_stats.update(logits, yb)
+        epoch_val = val_loss.compute().item()
+        history.append([train_loss.compute(), epoch_val, *train_stats.compute().values(),
+                        *val_stats.compute().values()])
+        for metric in (train_stats, val_stats, train_loss, val_loss):
+            metric.reset()
+        if epoch_val < best:
+            best, bad_epochs = epoch_val, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+            if bad_epochs >= patience:
+                break
+    out["history"] = history
+    out["stopped_at"] = epoch
+    model.load_state_dict(best_state)
+    out["best"] = dict(model.state_dict())
+    return out
+
+
+def test_metrics_loop_by_hand():
+    run_both(metrics_loop)
+
+
+# -- 15. what the programs above print: print(model), print(optimizer) with its two groups and
+#        a scheduler's initial_lr, print(loss), print(x), x.shape, the dtype's repr and the
+#        groups' keys, as torch prints them (the library's name swapped) ----------------------
+
+def printed(torch) -> list[str]:
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Embedding(10, 4, padding_idx=0), nn.LayerNorm(4, eps=1e-6), nn.Linear(4, 8),
+        nn.GELU(approximate='tanh'), nn.Dropout(0.1),
+        nn.ModuleList([nn.Linear(8, 8, bias=False), nn.ReLU(inplace=True)]),
+        nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.GroupNorm(2, 8),
+        nn.Upsample(scale_factor=2, mode='nearest'), nn.ZeroPad2d((0, 0, 1, -1)),
+        nn.Conv1d(4, 4, 3, groups=4, padding=2), nn.SiLU())
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                                   {"params": [p for p in model.parameters() if p.dim() < 2],
+                                    "weight_decay": 0.0}],
+                                  lr=3e-4, betas=(0.9, 0.95), fused=False)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)
+    x = torch.arange(6.).reshape(2, 3)
+    w = torch.ones(3, requires_grad=True)
+    loss = torch.nn.functional.mse_loss(x @ w, torch.tensor([3.0, 12.5]))
+    return [repr(model), repr(optimizer), str(list(optimizer.param_groups[0].keys())),
+            str(scheduler.get_last_lr()), str(x), str(x.shape), repr(x.dtype), str(w),
+            f"{loss:.4f}", str(loss.detach()), str(x.long() > 2), str(torch.randn(0, 3)),
+            str(x.double() / 7), str(torch.tensor([1e-6, 1.0]))]
+
+
+def test_printed_as_torch():
+    for got, want in zip(printed(dlg), printed(torch)):
+        assert got == want.replace("torch.", "dlg.")
