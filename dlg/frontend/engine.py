@@ -571,7 +571,7 @@ class Planned:
 
     def _record(self, inputs: Sequence[Tensor], call: int, span: Span | None, index: int
                 ) -> Record:
-        return Record(self.op, self.checked, tuple(inputs), tuple(current(t) for t in inputs),
+        return Record(self.op, self.checked, tuple(inputs), tuple([current(t) for t in inputs]),
                       index, call, span)
 
 
