@@ -59,6 +59,50 @@ def test_attribute_kinds_do_not_share_a_key():
         engine.apply(REGISTRY["reduce_sum"], (x,), {"axes": (1,), "keepdims": 1})
 
 
+# ---- kept plans (engine.Planned) and replayed calls ---------------------------------------------
+def test_index_replays_follow_the_bounds():
+    """x[...] replays the ops its first call with the same key emitted: slices key by their
+    bounds (and classes), so neighbouring bounds never share a recording."""
+    a = RNG.standard_normal((3, 5)).astype(np.float32)
+    x = dlg.tensor(a)
+    items = [np.s_[:, :2], np.s_[:, :3], np.s_[1], np.s_[-1], np.s_[::2], np.s_[1:], np.s_[:, 4],
+             np.s_[0, 1:4], np.s_[..., 1], np.s_[None, 2], np.s_[:]]
+    for _ in range(2):  # recorded, then replayed
+        for item in items:
+            np.testing.assert_array_equal(x[item].numpy(), a[item], err_msg=str(item))
+
+
+def test_kept_plans_step_aside_for_anomaly_mode_and_the_profiler():
+    """A call run often enough to have kept plans (direct, replayed, indexed) is still checked
+    in anomaly mode and still timed by the profiler."""
+    x = dlg.tensor([[-1.0, 2.0]])
+    for _ in range(3):
+        dlg.log(x), F.log_softmax(x, 1), x[:, :1].sqrt(), x.sum()
+    with dlg.detect_anomaly():
+        for call in (lambda: dlg.log(x), lambda: x[:, :1].sqrt()):
+            with pytest.raises(dlg.DlgNumericError, match="produced nan"):
+                call()
+    with dlg.profiler.profile() as prof:
+        dlg.log(x), F.log_softmax(x, 1), x.sum()
+    names = {e.key.split("::")[-1] for e in prof.key_averages()}
+    assert {"log", "log_softmax", "reduce_sum"} <= names, names
+
+
+def test_numpy_warns_again_after_eager_ops():
+    """Eager ops turn NumPy's floating-point warnings off only while they run (runtime/quiet.py),
+    also when an op fails."""
+    import warnings
+    x = dlg.tensor([0.0, -1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            dlg.log(x), F.log_softmax(x, 0), x / x
+        with pytest.raises(DlgError):
+            dlg.tensor([[1.0, 2.0]]) @ dlg.tensor([[1.0, 2.0]])
+        with pytest.raises(RuntimeWarning):
+            np.log(np.array([-1.0]))
+
+
 # ---- operators without promotion give what promotion gives ------------------------------------
 @pytest.mark.parametrize("other", [2, 0.5, -3.0])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
