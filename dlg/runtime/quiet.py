@@ -10,8 +10,9 @@ torch and compiled code), at a tenth of `np.errstate`'s cost:
 `with np.errstate(all="ignore")` costs ~0.85 us, most of it building the error state again in
 `__enter__`: more than a small eager op's NumPy call. NumPy 2 keeps that state in a context
 variable, so the state is built once here and each call only sets and resets the variable
-(~0.1 us, C calls), exactly what `errstate.__enter__`/`__exit__` do. NumPy 1.x keeps it per
-thread, set through `np.seterr`, which returns the state to restore.
+(~0.1 us, C calls), exactly what `errstate.__enter__`/`__exit__` do (their state also carries
+the caller's `np.setbufsize`, a speed setting, where this one has NumPy's default). NumPy 1.x
+keeps it per thread, set through `np.seterr`, which returns the state to restore.
 """
 
 from __future__ import annotations
