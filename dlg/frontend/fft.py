@@ -10,6 +10,7 @@ torch's. Complex values run eagerly and in the interpreter; `dlg.compile` refuse
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -298,6 +299,76 @@ def _cosines(n: np.ndarray, d: int, *coefficients: float) -> np.ndarray:
     """sum_k (-1)^k a_k cos(2 pi k n / d)."""
     return sum((-1) ** k * a * np.cos(2 * np.pi * k * n / d) for k, a in enumerate(coefficients))
 
+
+def stft(input: Any, n_fft: int, hop_length: int | None = None,  # noqa: A002
+         win_length: int | None = None, window: Any = None, center: bool = True,
+         pad_mode: str = "reflect", normalized: bool = False, onesided: bool | None = None,
+         return_complex: bool | None = None) -> Tensor:
+    """torch.stft (Whisper's log-mel front end): frames of n_fft samples every hop_length (the
+    signal padded by n_fft // 2 each side with `pad_mode` when `center`), each times the window
+    (zero-padded to n_fft, centred) and transformed, as [..., freq, frames]; the one-sided half
+    for real input and window unless onesided=False. Built of pad, unfold and rfft/fft, so
+    gradients flow."""
+    from dlg.frontend import functional
+
+    x = _input(input, "stft")
+    if window is None:
+        warnings.warn("A window was not provided. A rectangular window will be applied,which is "
+                      "known to cause spectral leakage. Other windows such as "
+                      "torch.hann_window or torch.hamming_window are recommended to reduce "
+                      "spectral leakage.To suppress this warning and use a rectangular window, "
+                      "explicitly set `window=torch.ones(n_fft, device=<device>)`.",
+                      UserWarning, stacklevel=2)
+    if return_complex is None and not x.dtype.is_complex:
+        raise DlgValueError("stft requires the return_complex parameter be given for real "
+                            "inputs (as torch does): return_complex=True",
+                            engine.caller_span())
+    if x.ndim not in (1, 2):
+        raise DlgValueError(f"stft: expected a 1D or 2D tensor, got {x.ndim}D",
+                            engine.caller_span())
+    hop = n_fft // 4 if hop_length is None else hop_length
+    width = n_fft if win_length is None else win_length
+    if not 0 < width <= n_fft or hop <= 0:
+        raise DlgValueError(f"stft: expected 0 < win_length <= n_fft and hop_length > 0, got "
+                            f"n_fft={n_fft}, win_length={width}, hop_length={hop}",
+                            engine.caller_span())
+    signal = x if x.ndim == 2 else x.unsqueeze(0)
+    if center:
+        signal = functional.pad(signal.unsqueeze(0), (n_fft // 2, n_fft // 2),
+                                mode=pad_mode).squeeze(0)
+    if signal.shape[-1] < n_fft:
+        raise DlgValueError(f"stft: the (padded) signal has {signal.shape[-1]} samples, fewer "
+                            f"than n_fft={n_fft}", engine.caller_span())
+    frames = signal.unfold(-1, n_fft, hop)  # [batch, frames, n_fft]
+    if window is not None:
+        window = tensor_argument(window, "stft: window")
+        if tuple(window.shape) != (width,):
+            raise DlgValueError(f"stft: expected a 1D window tensor of size equal to "
+                                f"win_length={width}, but got window with size "
+                                f"{list(window.shape)}", engine.caller_span())
+        left = (n_fft - width) // 2
+        frames = frames * functional.pad(window, (left, n_fft - width - left))
+    elif width < n_fft:  # a window of ones, zero-padded
+        left = (n_fft - width) // 2
+        frames = frames[..., left:left + width]
+        frames = functional.pad(frames, (left, n_fft - width - left))
+    real = not frames.dtype.is_complex
+    half = real if onesided is None else onesided
+    if half and not real:
+        raise DlgValueError("stft: cannot have onesided output if window or input is complex",
+                            engine.caller_span())
+    spectrum = rfft(frames, dim=-1) if half else fft(frames, dim=-1)
+    if normalized:
+        spectrum = spectrum * n_fft ** -0.5
+    out = spectrum.transpose(-1, -2)
+    out = out if x.ndim == 2 else out.squeeze(0)
+    if return_complex is False:  # torch's older real layout
+        from dlg.frontend.complex_tensors import view_as_real
+        return view_as_real(out)
+    return out
+
+
+Tensor.stft = stft  # type: ignore[attr-defined]
 
 WINDOWS = {
     "hann_window": _window("hann_window", lambda n, d: _cosines(n, d, 0.5, 0.5)),

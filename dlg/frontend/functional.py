@@ -240,3 +240,5 @@ globals().update(complex_tensors.TOP_LEVEL)
 __all__ += sorted(set(complex_tensors.TOP_LEVEL) - set(__all__))
 globals().update(spectral.WINDOWS)  # hann_window, ...: frontend/fft.py
 __all__ += sorted(spectral.WINDOWS)
+stft = spectral.stft  # torch.stft, Tensor.stft
+__all__ += ["stft"]

@@ -306,6 +306,52 @@ def test_fft_argument_errors():
         dlg.fft.fft(x, dim=3)
 
 
+STFT_CASES = [{"n_fft": 64, "hop_length": 16, "window": "hann"},
+              {"n_fft": 32, "hop_length": 8, "win_length": 20, "window": "hann"},
+              {"n_fft": 32, "hop_length": 10, "center": False, "window": "ones"},
+              {"n_fft": 32, "pad_mode": "constant", "normalized": True, "window": "hann"},
+              {"n_fft": 16, "onesided": False, "window": "hann"},
+              {"n_fft": 32, "win_length": 24}]
+
+
+@pytest.mark.filterwarnings("ignore:A window was not provided")
+@pytest.mark.parametrize("case", STFT_CASES, ids=[str(c) for c in STFT_CASES])
+@pytest.mark.parametrize("shape, dtype", [((2, 300), "float32"), ((300,), "float64")])
+def test_stft_matches_torch(case, shape, dtype):
+    """torch.stft (Whisper's log-mel spectrogram): batched and 1-d signals, centred with
+    reflect or constant padding or not, windows shorter than n_fft, normalized, two-sided;
+    values and the gradient of a power spectrum's sum."""
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    results = []
+    for lib in (dlg, torch):
+        options = {k: v for k, v in case.items() if k != "window"}
+        width = case.get("win_length", case["n_fft"])
+        make = {"hann": lib.hann_window, "ones": lib.ones}.get(case.get("window"))
+        if make is not None:
+            options["window"] = make(width, dtype=getattr(lib, dtype))
+        signal = lib.tensor(x, requires_grad=True)
+        spec = lib.stft(signal, return_complex=True, **options)
+        (spec.abs() ** 2).sum().backward()
+        results.append((spec.detach().numpy(), signal.grad.numpy(), repr(spec.dtype)))
+    (ours, our_grad, our_dtype), (theirs, their_grad, their_dtype) = results
+    assert ours.shape == theirs.shape and our_dtype.split(".")[-1] in their_dtype
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(our_grad, their_grad, rtol=1e-4, atol=1e-3)
+
+
+def test_stft_refusals_and_spellings_are_torchs():
+    x = dlg.ones(100)
+    with pytest.warns(UserWarning, match="A window was not provided"):
+        dlg.stft(x, 16, return_complex=True)
+    with pytest.raises(dlg.DlgValueError, match="requires the return_complex parameter"):
+        x.stft(16, window=dlg.hann_window(16))
+    with pytest.raises(dlg.DlgValueError, match="win_length=20"):
+        dlg.stft(x, 16, win_length=20, window=dlg.ones(20), return_complex=True)
+    window = dlg.hann_window(16)
+    assert x.stft(16, window=window, return_complex=False).shape == (9, 26, 2)
+    assert dlg.stft(x, 16, window=window, return_complex=True).dtype == dlg.complex64
+
+
 @pytest.mark.parametrize("program", ["rope", "spectral", "fno_mix"])
 def test_gradients_agree_with_finite_differences_through_view_as_real(program):
     """float64: d loss / d params by dlg's backward against central differences, where the
