@@ -222,6 +222,26 @@ def test_prelu_and_glu_functions_match_torch():
 
 
 # ---- options' own behaviour ------------------------------------------------------------------
+def test_a_conv_subclass_overrides_conv_forward_as_in_torch():
+    """Whisper's Conv1d: `_conv_forward(x, weight, bias)` overridden to cast the weight to the
+    input's dtype, and forward goes through it, as torch's."""
+    outs = []
+    for lib in (dlg, torch):
+        class Conv1d(lib.nn.Conv1d):
+            def _conv_forward(self, x, weight, bias):
+                return super()._conv_forward(x, weight.to(x.dtype),
+                                             None if bias is None else bias.to(x.dtype))
+
+        conv = Conv1d(3, 4, kernel_size=3, padding=1)
+        with lib.no_grad():
+            conv.weight.copy_(lib.arange(36.0).reshape(4, 3, 3) / 36)
+            conv.bias.copy_(lib.arange(4.0))
+        out = conv(lib.arange(30.0, dtype=lib.float64).reshape(2, 3, 5))
+        assert out.dtype == lib.float64
+        outs.append(out.detach().numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12)
+
+
 def test_batch_norm_momentum_none_is_a_cumulative_average():
     make = lambda ns: ns.BatchNorm1d(3, momentum=None)  # noqa: E731
     ours, theirs = pair(make)

@@ -72,12 +72,17 @@ class _ConvNd(_Convolution):
         self._parameters_for(in_channels, out_channels, kernel, groups, bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, self.weight, self.bias)
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """torch's hook for subclasses: the convolution with this weight and bias (Whisper's
+        Conv1d overrides it to cast them to the input's dtype)."""
         padding = self.padding
         if self.padding_mode != "zeros" and padding != "valid":
             flat = tuple(n for pair in reversed(self._pads()) for n in pair)
             x, padding = call("pad", x, flat, mode=self.padding_mode), 0  # last axis first
-        return call(f"conv{self.nd}d", x, self.weight, self.bias, self.stride, padding,
-                    self.dilation, self.groups)
+        return call(f"conv{self.nd}d", x, weight, bias, self.stride, padding, self.dilation,
+                    self.groups)
 
     def _pads(self) -> list[tuple[int, int]]:
         """(before, after) per spatial axis; 'same' puts the odd one after, as torch does."""
