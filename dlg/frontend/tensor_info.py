@@ -23,7 +23,7 @@ from dlg.errors import DlgShapeError, DlgTypeError, DlgValueError
 from dlg.frontend import engine, inplace
 from dlg.frontend.device import device as torch_device
 from dlg.frontend.engine import caller_span
-from dlg.frontend.factory import leaf
+from dlg.frontend.factory import Layout, leaf
 from dlg.frontend.methods import promote
 from dlg.frontend.size import Size
 from dlg.frontend.tensor import (Tensor, call, checked, foreign_array, foreign_tensors,
@@ -204,6 +204,23 @@ Tensor.itemsize = property(lambda self: self.dtype.itemsize)  # type: ignore[att
 Tensor.nbytes = property(lambda self: self.numel() * self.dtype.itemsize)  # type: ignore
 Tensor.is_cpu = property(lambda self: True)  # type: ignore[attr-defined]
 Tensor.is_cuda = property(lambda self: False)  # type: ignore[attr-defined]
+Tensor.is_sparse = property(lambda self: False)  # type: ignore[attr-defined]
+Tensor.layout = property(lambda self: Layout.strided)  # type: ignore[attr-defined]
+
+
+def _no_sparse(name: str) -> Callable[..., Any]:
+    """x.to_sparse() and its kin, refused by name: dlg has no sparse layout (Whisper keeps its
+    alignment heads as one)."""
+    def refuse(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        raise DlgTypeError(f"{name}(): dlg has no sparse tensors; keep the dense tensor "
+                           f"(x.nonzero() gives the indices a COO tensor holds)", caller_span())
+    refuse.__name__ = name
+    return refuse
+
+
+for _name in ("to_sparse", "to_sparse_coo", "to_sparse_csr", "to_sparse_csc", "to_sparse_bsr",
+              "to_sparse_bsc"):
+    setattr(Tensor, _name, _no_sparse(_name))
 
 
 @method

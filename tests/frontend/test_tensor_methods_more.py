@@ -585,3 +585,13 @@ def test_top_level_in_place_functions_as_torch(name, args):
     np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
     with pytest.raises(dlg.DlgTypeError, match=f"{name}\\(\\) writes into a tensor"):
         getattr(dlg, name)([1.0], *args)
+
+
+@pytest.mark.parametrize("name", ["to_sparse", "to_sparse_coo", "to_sparse_csr"])
+def test_sparse_layouts_are_refused_by_name(name):
+    """Whisper keeps its alignment heads as all_heads.to_sparse(): a DlgError saying dlg has no
+    sparse tensors, not an AttributeError; is_sparse and layout answer as torch's dense ones."""
+    x, t = dlg.ones(2, 2), torch.ones(2, 2)
+    assert x.is_sparse == t.is_sparse and x.layout == dlg.strided and t.layout == torch.strided
+    with pytest.raises(dlg.DlgTypeError, match=rf"{name}\(\): dlg has no sparse tensors"):
+        getattr(x, name)()
