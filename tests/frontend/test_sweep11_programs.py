@@ -20,7 +20,9 @@ the Annotated Diffusion Model's UNet (weight-standardised convolutions, GroupNor
 attention, nearest upsampling, torch.pi in the cosine schedule, ancestral sampling), YOLOv5's
 Detect head, CIoU loss and non_max_suppression with NMS by hand, minbpe's BasicTokenizer feeding
 a packed GRU classifier with label smoothing, a training loop with torchmetrics-style metrics by
-hand and early stopping, and what these programs print (modules, optimizers, tensors).
+hand and early stopping, what these programs print (modules, optimizers, tensors), and Whisper
+(log-mel by torch.stft, Conv1d's _conv_forward overridden, a key/value cache filled by forward
+hooks; its sparse alignment-heads buffer refused by name).
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws).
@@ -36,7 +38,7 @@ import inspect
 import io
 import math
 import struct
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -4717,3 +4719,406 @@ def printed(torch) -> list[str]:
 def test_printed_as_torch():
     for got, want in zip(printed(dlg), printed(torch)):
         assert got == want.replace("torch.", "dlg.")
+
+
+# -- 16. Whisper (openai/whisper model.py, audio.py, decoding's kv cache): log_mel_spectrogram
+#        by torch.stft with a Hann window, |stft[..., :-1]|**2 through mel filters, log10 and the
+#        max - 8 floor; pad_or_trim; LayerNorm/Linear/Conv1d subclasses casting to the input's
+#        dtype (Conv1d through _conv_forward), sinusoids, MultiHeadAttention with the sdpa
+#        switch and disable_sdpa, a mask buffer by fill_(-inf).triu_(1), the decoder's cache
+#        filled by forward hooks keyed by module (install_kv_cache_hooks), greedy decoding with
+#        and without the cache, one training step (the sparse alignment_heads buffer left out:
+#        dlg refuses to_sparse by name, checked here) -------------------------------------------
+
+def whisper(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    F = nn.functional
+    Tensor = torch.Tensor
+    out = {}
+    SAMPLE_RATE, N_FFT, HOP_LENGTH, N_SAMPLES = 1600, 32, 8, 160  # noqa: F841
+
+    def pad_or_trim(array, length: int = N_SAMPLES, *, axis: int = -1):
+        """
+        Pad or trim the audio array to N_SAMPLES, as expected by the encoder.
+        """
+        if torch.is_tensor(array):
+            if array.shape[axis] > length:
+                array = array.index_select(
+                    dim=axis, index=torch.arange(length, device=array.device)
+                )
+
+            if array.shape[axis] < length:
+                pad_widths = [(0, 0)] * array.ndim
+                pad_widths[axis] = (0, length - array.shape[axis])
+                array = F.pad(array, [pad for sizes in pad_widths[::-1] for pad in sizes])
+        return array
+
+    def mel_filters(device, n_mels: int):
+        """librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels), here as triangles
+        over the bins (whisper loads them from mel_filters.npz)."""
+        bins = N_FFT // 2 + 1
+        centers = np.linspace(0, bins - 1, n_mels + 2)
+        k = np.arange(bins)[None, :]
+        low, mid, high = centers[:-2, None], centers[1:-1, None], centers[2:, None]
+        tri = np.maximum(0, np.minimum((k - low) / (mid - low), (high - k) / (high - mid)))
+        return torch.from_numpy(tri.astype(np.float32)).to(device)
+
+    def log_mel_spectrogram(audio, n_mels: int = 80, padding: int = 0, device=None):
+        if not torch.is_tensor(audio):
+            audio = torch.from_numpy(audio)
+
+        if device is not None:
+            audio = audio.to(device)
+        if padding > 0:
+            audio = F.pad(audio, (0, padding))
+        window = torch.hann_window(N_FFT).to(audio.device)
+        stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=window, return_complex=True)
+        magnitudes = stft[..., :-1].abs() ** 2
+
+        filters = mel_filters(audio.device, n_mels)
+        mel_spec = filters @ magnitudes
+
+        log_spec = torch.clamp(mel_spec, min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        log_spec = (log_spec + 4.0) / 4.0
+        return log_spec
+
+    @dataclass
+    class ModelDimensions:
+        n_mels: int
+        n_audio_ctx: int
+        n_audio_state: int
+        n_audio_head: int
+        n_audio_layer: int
+        n_vocab: int
+        n_text_ctx: int
+        n_text_state: int
+        n_text_head: int
+        n_text_layer: int
+
+    class LayerNorm(nn.LayerNorm):
+        def forward(self, x: Tensor) -> Tensor:
+            return super().forward(x.float()).type(x.dtype)
+
+    class Linear(nn.Linear):
+        def forward(self, x: Tensor) -> Tensor:
+            return F.linear(
+                x,
+                self.weight.to(x.dtype),
+                None if self.bias is None else self.bias.to(x.dtype),
+            )
+
+    class Conv1d(nn.Conv1d):
+        def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+            return super()._conv_forward(
+                x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype)
+            )
+
+    def sinusoids(length, channels, max_timescale=10000):
+        """Returns sinusoids for positional embedding"""
+        assert channels % 2 == 0
+        log_timescale_increment = np.log(max_timescale) / (channels // 2 - 1)
+        inv_timescales = torch.exp(-log_timescale_increment * torch.arange(channels // 2))
+        scaled_time = torch.arange(length)[:, np.newaxis] * inv_timescales[np.newaxis, :]
+        return torch.cat([torch.sin(scaled_time), torch.cos(scaled_time)], dim=1)
+
+    @contextmanager
+    def disable_sdpa():
+        prev_state = MultiHeadAttention.use_sdpa
+        try:
+            MultiHeadAttention.use_sdpa = False
+            yield
+        finally:
+            MultiHeadAttention.use_sdpa = prev_state
+
+    SDPA_AVAILABLE = True
+
+    class MultiHeadAttention(nn.Module):
+        use_sdpa = True
+
+        def __init__(self, n_state: int, n_head: int):
+            super().__init__()
+            self.n_head = n_head
+            self.query = Linear(n_state, n_state)
+            self.key = Linear(n_state, n_state, bias=False)
+            self.value = Linear(n_state, n_state)
+            self.out = Linear(n_state, n_state)
+
+        def forward(
+            self,
+            x: Tensor,
+            xa: Tensor | None = None,
+            mask: Tensor | None = None,
+            kv_cache: dict | None = None,
+        ):
+            q = self.query(x)
+
+            if kv_cache is None or xa is None or self.key not in kv_cache:
+                # hooks, if installed (i.e. kv_cache is not None), will prepend the cached kv
+                # tensors; otherwise, perform key/value projections for self- or
+                # cross-attention as usual.
+                k = self.key(x if xa is None else xa)
+                v = self.value(x if xa is None else xa)
+            else:
+                # for cross-attention, calculate keys and values once and reuse in subsequent
+                # calls.
+                k = kv_cache[self.key]
+                v = kv_cache[self.value]
+
+            wv, qk = self.qkv_attention(q, k, v, mask)
+            return self.out(wv), qk
+
+        def qkv_attention(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None):
+            n_batch, n_ctx, n_state = q.shape
+            scale = (n_state // self.n_head) ** -0.25
+            q = q.view(*q.shape[:2], self.n_head, -1).permute(0, 2, 1, 3)
+            k = k.view(*k.shape[:2], self.n_head, -1).permute(0, 2, 1, 3)
+            v = v.view(*v.shape[:2], self.n_head, -1).permute(0, 2, 1, 3)
+
+            if SDPA_AVAILABLE and MultiHeadAttention.use_sdpa:
+                a = F.scaled_dot_product_attention(
+                    q, k, v, is_causal=mask is not None and n_ctx > 1
+                )
+                out = a.permute(0, 2, 1, 3).flatten(start_dim=2)
+                qk = None
+            else:
+                qk = (q * scale) @ (k * scale).transpose(-1, -2)
+                if mask is not None:
+                    qk = qk + mask[:n_ctx, :n_ctx]
+                qk = qk.float()
+
+                w = F.softmax(qk, dim=-1).to(q.dtype)
+                out = (w @ v).permute(0, 2, 1, 3).flatten(start_dim=2)
+                qk = qk.detach()
+
+            return out, qk
+
+    class ResidualAttentionBlock(nn.Module):
+        def __init__(self, n_state: int, n_head: int, cross_attention: bool = False):
+            super().__init__()
+
+            self.attn = MultiHeadAttention(n_state, n_head)
+            self.attn_ln = LayerNorm(n_state)
+
+            self.cross_attn = (
+                MultiHeadAttention(n_state, n_head) if cross_attention else None
+            )
+            self.cross_attn_ln = LayerNorm(n_state) if cross_attention else None
+
+            n_mlp = n_state * 4
+            self.mlp = nn.Sequential(
+                Linear(n_state, n_mlp), nn.GELU(), Linear(n_mlp, n_state)
+            )
+            self.mlp_ln = LayerNorm(n_state)
+
+        def forward(
+            self,
+            x: Tensor,
+            xa: Tensor | None = None,
+            mask: Tensor | None = None,
+            kv_cache: dict | None = None,
+        ):
+            x = x + self.attn(self.attn_ln(x), mask=mask, kv_cache=kv_cache)[0]
+            if self.cross_attn:
+                x = x + self.cross_attn(self.cross_attn_ln(x), xa, kv_cache=kv_cache)[0]
+            x = x + self.mlp(self.mlp_ln(x))
+            return x
+
+    class AudioEncoder(nn.Module):
+        def __init__(
+            self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int
+        ):
+            super().__init__()
+            self.conv1 = Conv1d(n_mels, n_state, kernel_size=3, padding=1)
+            self.conv2 = Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
+            self.register_buffer("positional_embedding", sinusoids(n_ctx, n_state))
+
+            self.blocks = nn.ModuleList(
+                [ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer)]
+            )
+            self.ln_post = LayerNorm(n_state)
+
+        def forward(self, x: Tensor):
+            """
+            x : torch.Tensor, shape = (batch_size, n_mels, n_ctx)
+                the mel spectrogram of the audio
+            """
+            x = F.gelu(self.conv1(x))
+            x = F.gelu(self.conv2(x))
+            x = x.permute(0, 2, 1)
+
+            assert x.shape[1:] == self.positional_embedding.shape, "incorrect audio shape"
+            x = (x + self.positional_embedding).to(x.dtype)
+
+            for block in self.blocks:
+                x = block(x)
+
+            x = self.ln_post(x)
+            return x
+
+    class TextDecoder(nn.Module):
+        def __init__(
+            self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int
+        ):
+            super().__init__()
+
+            self.token_embedding = nn.Embedding(n_vocab, n_state)
+            self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
+
+            self.blocks = nn.ModuleList(
+                [
+                    ResidualAttentionBlock(n_state, n_head, cross_attention=True)
+                    for _ in range(n_layer)
+                ]
+            )
+            self.ln = LayerNorm(n_state)
+
+            mask = torch.empty(n_ctx, n_ctx).fill_(-np.inf).triu_(1)
+            self.register_buffer("mask", mask, persistent=False)
+
+        def forward(self, x: Tensor, xa: Tensor, kv_cache: dict | None = None):
+            """
+            x : torch.LongTensor, shape = (batch_size, <= n_ctx)
+                the text tokens
+            xa : torch.Tensor, shape = (batch_size, n_audio_ctx, n_audio_state)
+                the encoded audio features to be attended on
+            """
+            offset = next(iter(kv_cache.values())).shape[1] if kv_cache else 0
+            x = (
+                self.token_embedding(x)
+                + self.positional_embedding[offset : offset + x.shape[-1]]
+            )
+            x = x.to(xa.dtype)
+
+            for block in self.blocks:
+                x = block(x, xa, mask=self.mask, kv_cache=kv_cache)
+
+            x = self.ln(x)
+            logits = (
+                x @ torch.transpose(self.token_embedding.weight.to(x.dtype), 0, 1)
+            ).float()
+
+            return logits
+
+    class Whisper(nn.Module):
+        def __init__(self, dims: ModelDimensions):
+            super().__init__()
+            self.dims = dims
+            self.encoder = AudioEncoder(
+                self.dims.n_mels,
+                self.dims.n_audio_ctx,
+                self.dims.n_audio_state,
+                self.dims.n_audio_head,
+                self.dims.n_audio_layer,
+            )
+            self.decoder = TextDecoder(
+                self.dims.n_vocab,
+                self.dims.n_text_ctx,
+                self.dims.n_text_state,
+                self.dims.n_text_head,
+                self.dims.n_text_layer,
+            )
+            # use the last half among the decoder layers for time alignment by default;
+            # to use a specific set of heads, see `set_alignment_heads()` below.
+            all_heads = torch.zeros(
+                self.dims.n_text_layer, self.dims.n_text_head, dtype=torch.bool
+            )
+            all_heads[self.dims.n_text_layer // 2 :] = True
+            # self.register_buffer("alignment_heads", all_heads.to_sparse(), persistent=False)
+            if side.on_torch:
+                assert all_heads.to_sparse().is_sparse
+            else:
+                with pytest.raises(dlg.DlgTypeError, match="dlg has no sparse tensors"):
+                    all_heads.to_sparse()
+
+        def embed_audio(self, mel: Tensor):
+            return self.encoder(mel)
+
+        def logits(self, tokens: Tensor, audio_features: Tensor):
+            return self.decoder(tokens, audio_features)
+
+        def forward(self, mel: Tensor, tokens: Tensor) -> dict[str, Tensor]:
+            return self.decoder(tokens, self.encoder(mel))
+
+        @property
+        def device(self):
+            return next(self.parameters()).device
+
+        def install_kv_cache_hooks(self, cache: dict | None = None):
+            """
+            The `MultiHeadAttention` module optionally accepts `kv_cache` which stores the
+            key and value tensors calculated for the previous positions. This method returns
+            a dictionary that stores all caches, and the necessary hooks for the key and
+            value projection modules that save the intermediate tensors to be reused during
+            later calculations.
+            """
+            cache = {**cache} if cache is not None else {}
+            hooks = []
+
+            def save_to_cache(module, _, output):
+                if module not in cache or output.shape[1] > self.dims.n_text_ctx:
+                    # save as-is, for the first token or cross attention
+                    cache[module] = output
+                else:
+                    cache[module] = torch.cat([cache[module], output], dim=1).detach()
+                return cache[module]
+
+            def install_hooks(layer: nn.Module):
+                if isinstance(layer, MultiHeadAttention):
+                    hooks.append(layer.key.register_forward_hook(save_to_cache))
+                    hooks.append(layer.value.register_forward_hook(save_to_cache))
+
+            self.decoder.apply(install_hooks)
+            return cache, hooks
+
+    audio = side.data(np.sin(np.arange(150) * 0.3).astype(np.float32)
+                      + 0.1 * np.random.default_rng(10).standard_normal(150).astype(np.float32))
+    audio = pad_or_trim(audio)
+    mel = log_mel_spectrogram(audio, n_mels=8)
+    out["mel"] = mel
+    dims = ModelDimensions(n_mels=8, n_audio_ctx=10, n_audio_state=16, n_audio_head=2,
+                           n_audio_layer=1, n_vocab=12, n_text_ctx=8, n_text_state=16,
+                           n_text_head=2, n_text_layer=2)
+    model = Whisper(dims)
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(0, 0.02)
+    model = side.weights(model)
+    mel = mel[None]
+
+    # one training step, as a fine-tuning script takes it
+    tokens = torch.tensor([[1, 5, 7, 3, 9, 2]])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    logits = model(mel, tokens[:, :-1])
+    loss = F.cross_entropy(logits.reshape(-1, dims.n_vocab), tokens[:, 1:].reshape(-1))
+    loss.backward()
+    optimizer.step()
+    out["loss"] = loss
+
+    # greedy decoding, with the decoder's key/value cache filled by forward hooks
+    model.eval()
+    with torch.no_grad():
+        audio_features = model.embed_audio(mel)
+        cache, hooks = model.install_kv_cache_hooks()
+        tokens = torch.tensor([[1]])
+        for i in range(5):
+            logits = model.decoder(tokens if i == 0 else tokens[:, -1:], audio_features,
+                                   kv_cache=cache)
+            tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=-1)
+        for hook in hooks:
+            hook.remove()
+        out["tokens"] = tokens
+        out["cache_sizes"] = sorted(v.shape[1] for v in cache.values())
+        # without the cache, on the whole sequence, the same logits (sdpa and manual paths)
+        full = model.logits(tokens[:, :-1], audio_features)
+        with disable_sdpa():
+            manual = model.logits(tokens[:, :-1], audio_features)
+        assert torch.allclose(full, manual, atol=1e-5)
+        assert (full.argmax(-1) == tokens[:, 1:]).all()
+        out["full"] = full
+    out["weights"] = dict(model.state_dict())
+    return out
+
+
+def test_whisper():
+    run_both(whisper)
