@@ -269,7 +269,8 @@ def _signature(order: Tape, roots: list[tuple[Tensor, np.ndarray | None]],
             name = f"t{leaves}"
             leaves += 1
             feeds[name] = t.numpy_view()
-            entries.append((t.tensor_type, k in wanted))
+            leaf = t.tensor_type  # by dtype and shape: a TensorType hashes in Python
+            entries.append((leaf.dtype, leaf.shape, k in wanted))
         else:
             call = first_of_call.setdefault(r.call, i)
             part = parts.get(id(r.attrs))
