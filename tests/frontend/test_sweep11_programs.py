@@ -22,7 +22,8 @@ Detect head, CIoU loss and non_max_suppression with NMS by hand, minbpe's BasicT
 a packed GRU classifier with label smoothing, a training loop with torchmetrics-style metrics by
 hand and early stopping, what these programs print (modules, optimizers, tensors), and Whisper
 (log-mel by torch.stft, Conv1d's _conv_forward overridden, a key/value cache filled by forward
-hooks; its sparse alignment-heads buffer refused by name).
+hooks; its sparse alignment-heads buffer refused by name), and T5 (relative position buckets,
+T5LayerNorm, extended attention masks by finfo(dtype).min, Adafactor).
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
 weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws).
@@ -5122,3 +5123,288 @@ def whisper(side: Side5) -> dict:
 
 def test_whisper():
     run_both(whisper)
+
+
+# -- 17. T5 (huggingface/transformers modeling_t5.py, modeling_utils.py): T5LayerNorm (variance
+#        in float32, no mean), the relative position bucket (abs, torch.log of a float position,
+#        -inf cast to long for position 0 and discarded by torch.where, torch.min against
+#        full_like), compute_bias through an Embedding of buckets, unscaled attention with the
+#        bias added, get_extended_attention_mask's (1 - mask) * finfo(dtype).min and the causal
+#        mask by repeat and <=, the gated-gelu feed-forward, trained by torch.optim.Adafactor --
+
+def t5(side: Side5) -> dict:
+    torch = side.lib
+    nn = torch.nn
+    out = {}
+
+    class T5LayerNorm(nn.Module):
+        def __init__(self, hidden_size, eps=1e-6):
+            """
+            Construct a layernorm module in the T5 style. No bias and no subtraction of mean.
+            """
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(hidden_size))
+            self.variance_epsilon = eps
+
+        def forward(self, hidden_states):
+            # T5 uses a layer_norm which only scales and doesn't shift, which is also known as
+            # Root Mean Square Layer Normalization https://arxiv.org/abs/1910.07467 thus
+            # variance is calculated w/o mean and there is no bias. Additionally we want to make
+            # sure that the accumulation for half-precision inputs is done in fp32
+
+            variance = hidden_states.to(torch.float32).pow(2).mean(-1, keepdim=True)
+            hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+
+            # convert into half-precision if necessary
+            if self.weight.dtype in [torch.float16, torch.bfloat16]:
+                hidden_states = hidden_states.to(self.weight.dtype)
+
+            return self.weight * hidden_states
+
+    class NewGELUActivation(nn.Module):
+        def forward(self, input):
+            return 0.5 * input * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi)
+                                                   * (input + 0.044715 * torch.pow(input, 3.0))))
+
+    class T5DenseGatedActDense(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.wi_0 = nn.Linear(config.d_model, config.d_ff, bias=False)
+            self.wi_1 = nn.Linear(config.d_model, config.d_ff, bias=False)
+            self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
+            self.dropout = nn.Dropout(config.dropout_rate)
+            self.act = NewGELUActivation()
+
+        def forward(self, hidden_states):
+            hidden_gelu = self.act(self.wi_0(hidden_states))
+            hidden_linear = self.wi_1(hidden_states)
+            hidden_states = hidden_gelu * hidden_linear
+            hidden_states = self.dropout(hidden_states)
+            hidden_states = self.wo(hidden_states)
+            return hidden_states
+
+    class T5Attention(nn.Module):
+        def __init__(self, config, has_relative_attention_bias=False):
+            super().__init__()
+            self.is_decoder = config.is_decoder
+            self.has_relative_attention_bias = has_relative_attention_bias
+            self.relative_attention_num_buckets = config.relative_attention_num_buckets
+            self.relative_attention_max_distance = config.relative_attention_max_distance
+            self.d_model = config.d_model
+            self.key_value_proj_dim = config.d_kv
+            self.n_heads = config.num_heads
+            self.dropout = config.dropout_rate
+            self.inner_dim = self.n_heads * self.key_value_proj_dim
+
+            # Mesh TensorFlow initialization to avoid scaling before softmax
+            self.q = nn.Linear(self.d_model, self.inner_dim, bias=False)
+            self.k = nn.Linear(self.d_model, self.inner_dim, bias=False)
+            self.v = nn.Linear(self.d_model, self.inner_dim, bias=False)
+            self.o = nn.Linear(self.inner_dim, self.d_model, bias=False)
+
+            if self.has_relative_attention_bias:
+                self.relative_attention_bias = nn.Embedding(self.relative_attention_num_buckets,
+                                                            self.n_heads)
+
+        @staticmethod
+        def _relative_position_bucket(relative_position, bidirectional=True, num_buckets=32,
+                                      max_distance=128):
+            """
+            Adapted from Mesh Tensorflow:
+            https://github.com/tensorflow/mesh/blob/0cb87fe07da627bf0b7e60475d59f95ed6b5be3d/mesh_tensorflow/transformer/transformer_layers.py#L593
+            """
+            relative_buckets = 0
+            if bidirectional:
+                num_buckets //= 2
+                relative_buckets += (relative_position > 0).to(torch.long) * num_buckets
+                relative_position = torch.abs(relative_position)
+            else:
+                relative_position = -torch.min(relative_position,
+                                               torch.zeros_like(relative_position))
+            # now relative_position is in the range [0, inf)
+
+            # half of the buckets are for exact increments in positions
+            max_exact = num_buckets // 2
+            is_small = relative_position < max_exact
+
+            # The other half of the buckets are for logarithmically bigger bins in positions up
+            # to max_distance
+            relative_position_if_large = max_exact + (
+                torch.log(relative_position.float() / max_exact)
+                / math.log(max_distance / max_exact)
+                * (num_buckets - max_exact)
+            ).to(torch.long)
+            relative_position_if_large = torch.min(
+                relative_position_if_large,
+                torch.full_like(relative_position_if_large, num_buckets - 1)
+            )
+
+            relative_buckets += torch.where(is_small, relative_position,
+                                            relative_position_if_large)
+            return relative_buckets
+
+        def compute_bias(self, query_length, key_length, device=None):
+            """Compute binned relative position bias"""
+            if device is None:
+                device = self.relative_attention_bias.weight.device
+            context_position = torch.arange(query_length, dtype=torch.long,
+                                            device=device)[:, None]
+            memory_position = torch.arange(key_length, dtype=torch.long, device=device)[None, :]
+            # shape (query_length, key_length)
+            relative_position = memory_position - context_position
+            relative_position_bucket = self._relative_position_bucket(
+                relative_position,  # shape (query_length, key_length)
+                bidirectional=(not self.is_decoder),
+                num_buckets=self.relative_attention_num_buckets,
+                max_distance=self.relative_attention_max_distance,
+            )
+            # shape (query_length, key_length, num_heads)
+            values = self.relative_attention_bias(relative_position_bucket)
+            # shape (1, num_heads, query_length, key_length)
+            values = values.permute([2, 0, 1]).unsqueeze(0)
+            return values
+
+        def forward(self, hidden_states, mask=None, position_bias=None):
+            batch_size, seq_length = hidden_states.shape[:2]
+            query_states = self.q(hidden_states).view(batch_size, -1, self.n_heads,
+                                                      self.key_value_proj_dim).transpose(1, 2)
+            key_states = self.k(hidden_states).view(batch_size, -1, self.n_heads,
+                                                    self.key_value_proj_dim).transpose(1, 2)
+            value_states = self.v(hidden_states).view(batch_size, -1, self.n_heads,
+                                                      self.key_value_proj_dim).transpose(1, 2)
+
+            # compute scores, equivalent of torch.einsum("bnqd,bnkd->bnqk", query_states,
+            # key_states), compatible with onnx op>9
+            scores = torch.matmul(query_states, key_states.transpose(3, 2))
+
+            if position_bias is None:
+                key_length = key_states.shape[-2]
+                if not self.has_relative_attention_bias:
+                    position_bias = torch.zeros(
+                        (1, self.n_heads, seq_length, key_length), device=scores.device,
+                        dtype=scores.dtype
+                    )
+                else:
+                    position_bias = self.compute_bias(seq_length, key_length,
+                                                      device=scores.device)
+
+                if mask is not None:
+                    causal_mask = mask[:, :, :, : key_states.shape[-2]]
+                    position_bias = position_bias + causal_mask
+
+            position_bias_masked = position_bias
+            scores += position_bias_masked
+
+            # (batch_size, n_heads, seq_length, key_length)
+            attn_weights = nn.functional.softmax(scores.float(), dim=-1).type_as(scores)
+            attn_weights = nn.functional.dropout(attn_weights, p=self.dropout,
+                                                 training=self.training)
+
+            attn_output = torch.matmul(attn_weights, value_states)
+
+            attn_output = attn_output.transpose(1, 2).contiguous()
+            attn_output = attn_output.view(batch_size, -1, self.inner_dim)
+            attn_output = self.o(attn_output)
+
+            return attn_output, position_bias
+
+    class T5Block(nn.Module):
+        def __init__(self, config, has_relative_attention_bias=False):
+            super().__init__()
+            self.attention = T5Attention(config, has_relative_attention_bias)
+            self.layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+            self.ff_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+            self.ff = T5DenseGatedActDense(config)
+            self.dropout = nn.Dropout(config.dropout_rate)
+
+        def forward(self, hidden_states, mask=None, position_bias=None):
+            normed = self.layer_norm(hidden_states)
+            attention_output, position_bias = self.attention(normed, mask, position_bias)
+            hidden_states = hidden_states + self.dropout(attention_output)
+            hidden_states = hidden_states + self.dropout(self.ff(self.ff_norm(hidden_states)))
+            return hidden_states, position_bias
+
+    def get_extended_attention_mask(attention_mask, input_shape, is_decoder, dtype):
+        if attention_mask.dim() == 3:
+            extended_attention_mask = attention_mask[:, None, :, :]
+        elif attention_mask.dim() == 2:
+            # Provided a padding mask of dimensions [batch_size, seq_length]
+            # - if the model is a decoder, apply a causal mask in addition to the padding mask
+            # - if the model is an encoder, make the mask broadcastable to
+            #   [batch_size, num_heads, seq_length, seq_length]
+            if is_decoder:
+                batch_size, seq_length = input_shape
+                seq_ids = torch.arange(seq_length, device=attention_mask.device)
+                causal_mask = seq_ids[None, None, :].repeat(batch_size, seq_length, 1) \
+                    <= seq_ids[None, :, None]
+                causal_mask = causal_mask.to(attention_mask.dtype)
+                extended_attention_mask = causal_mask[:, None, :, :] \
+                    * attention_mask[:, None, None, :]
+            else:
+                extended_attention_mask = attention_mask[:, None, None, :]
+        else:
+            raise ValueError(
+                f"Wrong shape for input_ids (shape {input_shape}) or attention_mask (shape "
+                f"{attention_mask.shape})"
+            )
+
+        # Since attention_mask is 1.0 for positions we want to attend and 0.0 for masked
+        # positions, this operation will create a tensor which is 0.0 for positions we want to
+        # attend and the dtype's smallest value for masked positions.
+        extended_attention_mask = extended_attention_mask.to(dtype=dtype)  # fp16 compatibility
+        extended_attention_mask = (1.0 - extended_attention_mask) * torch.finfo(dtype).min
+        return extended_attention_mask
+
+    class Config:
+        d_model, d_kv, d_ff, num_heads, num_layers = 16, 4, 32, 4, 2
+        relative_attention_num_buckets, relative_attention_max_distance = 8, 16
+        dropout_rate, layer_norm_epsilon = 0.0, 1e-6
+
+    class T5Stack(nn.Module):
+        def __init__(self, config, vocab_size, is_decoder):
+            super().__init__()
+            config.is_decoder = is_decoder
+            self.is_decoder = is_decoder
+            self.embed_tokens = nn.Embedding(vocab_size, config.d_model)
+            self.block = nn.ModuleList([T5Block(config, has_relative_attention_bias=bool(i == 0))
+                                        for i in range(config.num_layers)])
+            self.final_layer_norm = T5LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+            self.lm_head = nn.Linear(config.d_model, vocab_size, bias=False)
+
+        def forward(self, input_ids, attention_mask):
+            hidden_states = self.embed_tokens(input_ids)
+            mask = get_extended_attention_mask(attention_mask, input_ids.shape, self.is_decoder,
+                                               hidden_states.dtype)
+            position_bias = None
+            for layer in self.block:
+                hidden_states, position_bias = layer(hidden_states, mask, position_bias)
+            hidden_states = self.final_layer_norm(hidden_states)
+            # Rescale output before projecting on vocab (tied embeddings)
+            hidden_states = hidden_states * (Config.d_model ** -0.5)
+            return self.lm_head(hidden_states), position_bias
+
+    relative_position = torch.arange(40)[None, :] - torch.arange(40)[:, None]
+    out["buckets"] = T5Attention._relative_position_bucket(relative_position, True, 32, 128)
+    out["causal_buckets"] = T5Attention._relative_position_bucket(relative_position, False, 8, 16)
+    input_ids = torch.tensor([[3, 7, 2, 9, 4, 0, 0], [5, 1, 8, 8, 6, 2, 11]])
+    attention_mask = (input_ids != 0).long()
+    losses = []
+    for is_decoder in (False, True):
+        model = side.weights(T5Stack(Config(), 12, is_decoder))
+        optimizer = torch.optim.Adafactor(model.parameters(), lr=1e-2)
+        for _ in range(2):
+            logits, bias = model(input_ids, attention_mask)
+            loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 12),
+                                               input_ids[:, 1:].reshape(-1), ignore_index=0)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        out[f"bias{is_decoder}"] = bias
+        out[f"weights{is_decoder}"] = dict(model.state_dict())
+    out["losses"] = losses
+    return out
+
+
+def test_t5_relative_bias_and_masks():
+    run_both(t5)
