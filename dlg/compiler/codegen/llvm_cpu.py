@@ -97,8 +97,8 @@ def build_module(program: Program, profile: bool = False, anomaly: bool = False,
     kernel call to that kernel's slot of the `dlg_profile` array; with `anomaly`, each kernel's
     outputs are checked for new NaNs and Infs (codegen/anomaly.py). `kernel_function` emits one
     kernel's function (the CUDA grid emulation's, codegen/emulate.py), else the CPU's."""
-    make_kernel = kernel_function or _kernel_function
     parts = Allocator(program.name, llvm.get_process_triple())
+    make_kernel = kernel_function or functools.partial(_kernel_function, apart=parts.module)
     main = parts.main
     dims = program.dims
     functions: dict[str, ir.Function] = {}
@@ -196,10 +196,20 @@ def kernel_level(kernel: Kernel) -> int:
 
 def _only_tiles(stmts: tuple[Stmt, ...]) -> bool:
     """Whether every statement here is a register tile, in loops, or a GEMM call whose
-    epilogue and small-size fallback are too: code written as it runs."""
+    small-size fallback is too and whose epilogue is, or runs apart (`_epilogue_apart`): code
+    written as it runs."""
     return all(_only_tiles(s.body) if isinstance(s, Loop)
-               else _only_tiles(s.epilogue + s.otherwise) if isinstance(s, Gemm)
+               else _only_tiles(s.otherwise) and (_only_tiles(s.epilogue) or all(
+                   _epilogue_apart(e) for e in s.epilogue)) if isinstance(s, Gemm)
                else isinstance(s, Tile) for s in stmts)
+
+
+def _epilogue_apart(s: Stmt) -> bool:
+    """Whether a GEMM's epilogue statement is a parallel loop big enough for the pool, which is
+    emitted as a function of its own in a part at its own level (`_kernel_function`): the
+    GEMM's kernel can then compile at TIDY, its epilogue still vectorised (a transformer's
+    training step: 11 GEMM kernels with a bias epilogue, 70 KB of tile code each at O3)."""
+    return isinstance(s, Loop) and s.parallel and not _small(s)
 
 
 def _short_rows(stmts: tuple[Stmt, ...]) -> bool:
@@ -304,7 +314,10 @@ def _kernel_buffers(kernel: Kernel) -> list[str]:
 
 
 def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
-                     functions: dict[str, ir.Function]) -> ir.Function:
+                     functions: dict[str, ir.Function],
+                     apart: Callable[[int], ir.Module] | None = None) -> ir.Function:
+    """The kernel's function in `m`; with `apart` (the part for a level), the parallel loops of
+    a GEMM's epilogue in TIDY code go to the part for their own level (`_epilogue_apart`)."""
     buffers = _kernel_buffers(kernel)
     types = [memory_type(p.buffers[buf].dtype).as_pointer() for buf in buffers]
     fn = ir.Function(m, ir.FunctionType(ir.VoidType(), types + [I64.as_pointer(), I64]),
@@ -317,20 +330,26 @@ def _kernel_function(m: ir.Module, p: Program, kernel: Kernel, dims: list[str],
                               for buf, ptr in zip(buffers, pointers)}, dims, dim_ptr, seed,
                       functions)
     count = itertools.count()
+    at_tidy = apart is not None and kernel_level(kernel) == TIDY
 
-    def top(stmts: tuple[Stmt, ...]) -> None:
+    def top(stmts: tuple[Stmt, ...], elsewhere: bool = False) -> None:
         for s in stmts:
             k = next(count)
             if isinstance(s, Loop) and s.parallel and not _small(s) \
                     and len(buffers) + 4 <= threads.MAX_WORDS:
                 inner = _collapsible(s)
-                chunk = _chunk_function(m, p, kernel, s, inner, f"{fn.name}.part{k}", dims,
-                                        functions)
+                home = apart(kernel_level(Kernel.over(kernel.name, (s,)))) if (
+                    elsewhere and apart is not None) else m
+                chunk = _chunk_function(home, p, kernel, s, inner, f"{fn.name}.part{k}", dims,
+                                        functions if home is m else Linker(home, functions))
+                if home is not m:
+                    chunk.linkage = ""  # external: called from the kernel's part
+                    chunk = declared(m, chunk)
                 spread = s if inner is None else Loop(
                     s.var, Op(DType.i64, MUL, (s.extent, inner.extent)), inner.body, True)
                 emitter.parallel(spread, chunk, _trampoline(m, chunk), len(dims))
             elif isinstance(s, Gemm):
-                emit_gemm(emitter, s, top)
+                emit_gemm(emitter, s, functools.partial(top, elsewhere=at_tidy))
             elif isinstance(s, IfFinite):  # an update written in place: its loops stay parallel
                 emitter.if_finite(s.buffer, functools.partial(top, s.body))
             else:
