@@ -4701,7 +4701,8 @@ def printed(torch) -> list[str]:
         nn.ModuleList([nn.Linear(8, 8, bias=False), nn.ReLU(inplace=True)]),
         nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.GroupNorm(2, 8),
         nn.Upsample(scale_factor=2, mode='nearest'), nn.ZeroPad2d((0, 0, 1, -1)),
-        nn.Conv1d(4, 4, 3, groups=4, padding=2), nn.SiLU())
+        nn.Conv1d(4, 4, 3, groups=4, padding=2), nn.SiLU(),
+        nn.TransformerEncoderLayer(8, 2, 16, batch_first=True))
     decay = [p for p in model.parameters() if p.dim() >= 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                    {"params": [p for p in model.parameters() if p.dim() < 2],

@@ -12,7 +12,7 @@ import numpy as np
 from dlg.errors import DlgShapeError, DlgValueError
 from dlg.frontend import engine
 from dlg.frontend import functional as F
-from dlg.frontend.nn.layers import Linear
+from dlg.frontend.nn.layers import NonDynamicallyQuantizableLinear
 from dlg.frontend.nn.module import Module, Parameter, init_parameter
 from dlg.frontend.tensor import Tensor, call
 
@@ -45,7 +45,7 @@ class MultiheadAttention(Module):
             self.v_proj_weight = init_parameter("xavier_uniform", (embed_dim, self.vdim))
             self.in_proj_weight = None
         self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, np.float32)) if bias else None
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias)
         if bias:
             self.out_proj.bias.numpy_view()[:] = 0
         if add_bias_kv:  # a learned key and value appended to every sequence

@@ -51,6 +51,11 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """torch's class of MultiheadAttention's out_proj (a Linear its dynamic quantization leaves
+    alone): named so that print(model) and pickled modules say what torch's do."""
+
+
 class LazyLinear(Linear):
     """A Linear whose in_features is the last dim of its first input: the first call draws the
     parameters into its uninitialized ones and makes the module a plain Linear, as torch

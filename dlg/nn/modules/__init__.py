@@ -11,6 +11,7 @@ import types
 
 from dlg.frontend import nn as _nn
 from dlg.frontend.nn import conv as _conv
+from dlg.frontend.nn import layers as _layers
 from dlg.frontend.nn import losses as _losses
 from dlg.frontend.nn import norms as _norms
 
@@ -61,7 +62,8 @@ _BASES = {"batchnorm": {"_BatchNorm": _norms._BatchNorm},
           "instancenorm": {"_InstanceNorm": _norms._InstanceNorm},
           "conv": {"_ConvNd": _conv._ConvNd, "_ConvTransposeNd": _conv._ConvTransposeNd},
           "loss": {"_Loss": _losses._Loss},
-          "linear": {"NonDynamicallyQuantizableLinear": _nn.Linear}}  # MHA's out_proj in torch
+          "linear": {"NonDynamicallyQuantizableLinear":  # MHA's out_proj
+                     _layers.NonDynamicallyQuantizableLinear}}
 
 
 def _file(name: str) -> types.ModuleType:
