@@ -26,7 +26,9 @@ hooks; its sparse alignment-heads buffer refused by name), and T5 (relative posi
 T5LayerNorm, extended attention masks by finfo(dtype).min, Adafactor).
 
 Each program is written once over a `torch` argument and run on torch and on dlg from the same
-weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws).
+weights, data and random draws (sweep #5's harness: `side.draw` replays torch's draws);
+llama2.c's training also through dlg.compile where train.py calls torch.compile (`side.compile`,
+under -m sweep_full).
 
 Tolerances: the harness's rtol 1e-4 / atol 1e-5 unless a test says why it needs another."""
 
@@ -46,7 +48,7 @@ import numpy as np
 import pytest
 
 import dlg
-from tests.frontend.test_sweep5_programs import Side5, run_both
+from tests.frontend.test_sweep5_programs import COMPILED_FULL, Side5, run_both
 
 torch = pytest.importorskip("torch")
 
@@ -1584,7 +1586,7 @@ def test_annotated_transformer():
 #       estimate_mfu, generate under @torch.inference_mode() with top_k, export.py's
 #       serialize_fp32 by struct.pack --------------------------------------------------------
 
-def llama2c(side: Side5, flash: bool) -> dict:
+def llama2c(side: Side5, flash: bool, compiled: bool = False) -> dict:
     torch = side.lib
     nn = torch.nn
     F = nn.functional
@@ -1952,6 +1954,12 @@ def llama2c(side: Side5, flash: bool) -> dict:
                     {'params': nodecay_params, 'weight_decay': 0.0}]
     optimizer = torch.optim.AdamW(optim_groups, lr=learning_rate, betas=(beta1, beta2))
 
+    # compile the model
+    if compiled:
+        unoptimized_model = model
+        model = side.compile(model)  # requires PyTorch 2.0
+    raw_model = model
+
     train_batch_iter = iter_batches(split="train")
     X, Y = next(train_batch_iter)  # fetch the very first batch
     iter_num = 0
@@ -1962,7 +1970,7 @@ def llama2c(side: Side5, flash: bool) -> dict:
         for micro_step in range(gradient_accumulation_steps):  # noqa: B007
             with ctx:
                 logits = model(X, Y)  # noqa: F841
-                loss = model.last_loss
+                loss = raw_model.last_loss
                 loss = loss / gradient_accumulation_steps
             # immediately async prefetch next batch while model is doing the forward pass
             X, Y = next(train_batch_iter)
@@ -1984,6 +1992,8 @@ def llama2c(side: Side5, flash: bool) -> dict:
             break
     out["losses"] = losses
     out["mfu"] = model.estimate_mfu(batch_size * gradient_accumulation_steps, 0.5)
+    if compiled:
+        model = unoptimized_model
 
     # sample.py
     model.eval()
@@ -2027,9 +2037,11 @@ def llama2c(side: Side5, flash: bool) -> dict:
     return out
 
 
+@COMPILED_FULL
 @pytest.mark.parametrize("flash", [True, False], ids=["sdpa", "manual"])
-def test_llama2c(flash):
-    run_both(functools.partial(llama2c, flash=flash))
+def test_llama2c(flash, compiled):
+    """train.py's torch.compile(model) as dlg.compile under -m sweep_full."""
+    run_both(functools.partial(llama2c, flash=flash, compiled=compiled), compiled=compiled)
 
 
 # -- 6. Meta's llama (meta-llama/llama model.py, generation.py): precompute_freqs_cis by
