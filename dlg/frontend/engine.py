@@ -42,6 +42,7 @@ from dlg.ir.ops.shape import (
     TRANSPOSE,
     UNSQUEEZE,
     index_view,
+    slice_index,
     sliced,
     split_views,
 )
@@ -728,6 +729,9 @@ def _plan(op: OpDef, types: tuple[TensorType, ...], checked: dict[str, Any], kee
     out = op.infer(*types, **checked)
     out_types = out if isinstance(out, tuple) else (out,)
     view = VIEWS.get(op)
+    if op is SLICE:  # a view whose NumPy index follows from the plan's shape: made once
+        index = slice_index(types[0].shape, **checked)
+        return out_types, lambda arrays: (arrays[0][index],)
     if view is not None:
         return out_types, lambda arrays: view(arrays[0], **checked)
     if op.ref is not None:

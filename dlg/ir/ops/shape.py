@@ -139,20 +139,27 @@ def _slice_ref(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
 def sliced(x: np.ndarray, axes: tuple[int, ...], starts: tuple[int, ...],
            stops: tuple[int, ...], steps: tuple[int, ...]) -> np.ndarray:
     """The slice as a NumPy view of x (eager tensors share memory as torch's views do)."""
-    index = [slice(None)] * x.ndim
+    return x[slice_index(x.shape, axes, starts, stops, steps)]
+
+
+def slice_index(shape: tuple[int, ...], axes: tuple[int, ...], starts: tuple[int, ...],
+                stops: tuple[int, ...], steps: tuple[int, ...]) -> tuple[slice, ...]:
+    """The NumPy index taking the slice from an array of `shape`, its bounds checked (eager
+    makes it once per shape and attributes)."""
+    index = [slice(None)] * len(shape)
     for axis, start, stop, step in zip(axes, starts, stops, steps):
-        dim = x.shape[axis]
+        dim = shape[axis]
         lo, hi = (0, dim) if step > 0 else (-1, dim - 1)
         if not (lo <= start <= hi and lo <= stop <= hi):
             raise DlgValueError(f"slice: bounds {start}:{stop} are outside {lo}..{hi} on axis "
-                                f"{axis % x.ndim} (step {step})")
+                                f"{axis % len(shape)} (step {step})")
         if step > 0:
             index[axis] = slice(start, max(start, stop), step)
         elif start >= 0:  # NumPy would read a bound of -1 as the last element, so: None
             index[axis] = slice(start, stop if stop >= 0 else None, step)
         else:
             index[axis] = slice(0, 0)
-    return x[tuple(index)]
+    return tuple(index)
 
 
 def _zeros_around(b: Any, g: Any, axis: int, lo: Dim, hi: Dim) -> Any:
