@@ -18,6 +18,7 @@ import numpy as np
 
 from dlg.errors import DlgTypeError, DlgValueError
 from dlg.frontend import engine
+from dlg.frontend.complex_tensors import view_as_real
 from dlg.frontend.factory import leaf
 from dlg.frontend.tensor import Tensor, apply, call, checked, tensor_argument
 from dlg.functions.creation import dtype_arg
@@ -309,8 +310,6 @@ def stft(input: Any, n_fft: int, hop_length: int | None = None,  # noqa: A002
     (zero-padded to n_fft, centred) and transformed, as [..., freq, frames]; the one-sided half
     for real input and window unless onesided=False. Built of pad, unfold and rfft/fft, so
     gradients flow."""
-    from dlg.frontend import functional
-
     x = _input(input, "stft")
     if window is None:
         warnings.warn("A window was not provided. A rectangular window will be applied,which is "
@@ -334,8 +333,8 @@ def stft(input: Any, n_fft: int, hop_length: int | None = None,  # noqa: A002
                             engine.caller_span())
     signal = x if x.ndim == 2 else x.unsqueeze(0)
     if center:
-        signal = functional.pad(signal.unsqueeze(0), (n_fft // 2, n_fft // 2),
-                                mode=pad_mode).squeeze(0)
+        signal = call("pad", signal.unsqueeze(0), (n_fft // 2, n_fft // 2),
+                      mode=pad_mode).squeeze(0)
     if signal.shape[-1] < n_fft:
         raise DlgValueError(f"stft: the (padded) signal has {signal.shape[-1]} samples, fewer "
                             f"than n_fft={n_fft}", engine.caller_span())
@@ -347,11 +346,11 @@ def stft(input: Any, n_fft: int, hop_length: int | None = None,  # noqa: A002
                                 f"win_length={width}, but got window with size "
                                 f"{list(window.shape)}", engine.caller_span())
         left = (n_fft - width) // 2
-        frames = frames * functional.pad(window, (left, n_fft - width - left))
+        frames = frames * call("pad", window, (left, n_fft - width - left))
     elif width < n_fft:  # a window of ones, zero-padded
         left = (n_fft - width) // 2
         frames = frames[..., left:left + width]
-        frames = functional.pad(frames, (left, n_fft - width - left))
+        frames = call("pad", frames, (left, n_fft - width - left))
     real = not frames.dtype.is_complex
     half = real if onesided is None else onesided
     if half and not real:
@@ -363,7 +362,6 @@ def stft(input: Any, n_fft: int, hop_length: int | None = None,  # noqa: A002
     out = spectrum.transpose(-1, -2)
     out = out if x.ndim == 2 else out.squeeze(0)
     if return_complex is False:  # torch's older real layout
-        from dlg.frontend.complex_tensors import view_as_real
         return view_as_real(out)
     return out
 

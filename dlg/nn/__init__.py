@@ -1,7 +1,8 @@
 """`dlg.nn`: PyTorch-style modules (the public face of dlg.frontend.nn)."""
 
 from dlg.frontend import nn as _nn
-from dlg.nn import functional, grad, init, modules, parameter, utils
+from dlg.nn import attention, functional, grad, init, modules, parameter, utils
 
 globals().update({name: getattr(_nn, name) for name in _nn.__all__})
-__all__ = [*_nn.__all__, "functional", "grad", "init", "modules", "parameter", "utils"]
+__all__ = [*_nn.__all__, "attention", "functional", "grad", "init", "modules", "parameter",
+           "utils"]

@@ -356,6 +356,27 @@ def test_scaled_dot_product_attention_errors(call, error):
         call(dlg.tensor(f(2, 4, 5)))
 
 
+def test_sdpa_kernel_picks_a_backend_without_changing_numbers():
+    """torch.nn.attention.sdpa_kernel (modern training scripts pin FLASH_ATTENTION): the
+    backends torch names, the block accepted, the numbers torch's math kernel gives."""
+    from dlg.nn.attention import SDPBackend, sdpa_kernel
+
+    assert {b.name: int(b) for b in SDPBackend} == {
+        b.name: int(b) for b in torch.nn.attention.SDPBackend.__members__.values()}
+    assert str(SDPBackend.MATH) == str(torch.nn.attention.SDPBackend.MATH)
+    q = f(2, 4, 5)
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        want = torch.nn.functional.scaled_dot_product_attention(*[torch.tensor(q)] * 3,
+                                                                is_causal=True)
+    for backends in (SDPBackend.FLASH_ATTENTION, [SDPBackend.MATH, SDPBackend.CUDNN_ATTENTION]):
+        with dlg.nn.attention.sdpa_kernel(backends):
+            got = F.scaled_dot_product_attention(*[dlg.tensor(q)] * 3, is_causal=True)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(dlg.DlgTypeError, match="an SDPBackend or a list of them"):
+        with sdpa_kernel("flash"):
+            pass
+
+
 # ---- Transformer layers ---------------------------------------------------------------------
 TRANSFORMERS = [
     ("EncoderLayer", lambda ns: ns.TransformerEncoderLayer(8, 2, 16, dropout=0.0), [f(5, 3, 8)]),
