@@ -41,10 +41,10 @@ POOLS = [  # op, x shape, attrs
 ]
 
 
-def graph(op: str, shapes: list[tuple], **attrs) -> Graph:
+def graph(op: str, shapes: list[tuple], dtype: DType = DType.f64, **attrs) -> Graph:
     g = Graph(op)
     b = Builder(g)
-    ins = [b.input(f"in{i}", TensorType(DType.f64, s)) for i, s in enumerate(shapes)]
+    ins = [b.input(f"in{i}", TensorType(dtype, s)) for i, s in enumerate(shapes)]
     g.set_output("out", getattr(b, op)(*ins, **attrs))
     return g
 
@@ -191,3 +191,24 @@ def test_conv_composites_with_bias_match_torch(op, xs, ws, attrs):
                      ["in0", "in1", "in2"], ct)
     for i, t in enumerate((tx, tw, tb)):
         np.testing.assert_allclose(outs[f"grad.in{i}"], t.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [DType.f32, DType.f64])
+def test_compiled_max_pool_gradient_routes_to_nans_and_first_maxima(dtype):
+    """The vectorised 2x2 window (straight-line argmax): a NaN is the window's maximum (the
+    first NaN where there are several), ties go to the first, -inf windows to their first
+    element; as the interpreter does, over rows long enough to vectorise."""
+    rng = np.random.default_rng(4)
+    x = np.round(rng.standard_normal((2, 3, 6, 40))).astype(dtype.np)
+    x[0, 0, :2, :2] = [[1.0, np.nan], [np.nan, 2.0]]
+    x[0, 1, 2:4, 4:6] = -np.inf
+    x[1, 2, 0, 0] = np.nan
+    g = graph("max_pool", [x.shape], dtype, kernel=(2, 2), stride=(2, 2), padding=(0, 0))
+    b = Builder(g)
+    ct = b.input("ct", g.type_of(dict(g.outputs)["out"]))
+    g.set_output("loss", b.reduce_sum(b.mul(dict(g.outputs)["out"], ct)))
+    gg = grad(g, "loss", wrt=["in0"])
+    feeds = {"in0": x, "ct": rng.standard_normal(tuple(g.type_of(ct).shape)).astype(dtype.np)}
+    want, _ = Interpreter().run(gg, feeds, {})
+    got = NativeGraph(gg)(feeds, {})
+    np.testing.assert_array_equal(got["grad.in0"], want["grad.in0"])
