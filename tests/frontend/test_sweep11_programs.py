@@ -52,6 +52,16 @@ from tests.frontend.test_sweep5_programs import COMPILED_FULL, Side5, run_both
 
 torch = pytest.importorskip("torch")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """torch, the oracle, on one thread for this file's tiny programs: a second one spin-waits
+    between their small ops, up to several times the CPU time on a busy two-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
         "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. "
         "resolved.\n\nFirst Citizen:\nFirst, you know Caius Marcius is chief enemy to the "
