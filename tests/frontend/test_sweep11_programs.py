@@ -2050,8 +2050,18 @@ def llama2c(side: Side5, flash: bool, compiled: bool = False) -> dict:
 @COMPILED_FULL
 @pytest.mark.parametrize("flash", [True, False], ids=["sdpa", "manual"])
 def test_llama2c(flash, compiled):
-    """train.py's torch.compile(model) as dlg.compile under -m sweep_full."""
-    run_both(functools.partial(llama2c, flash=flash, compiled=compiled), compiled=compiled)
+    """train.py's torch.compile(model) as dlg.compile under -m sweep_full. train.py sets torch's
+    tf32 flags, which torch refuses once torch.testing's internals (the OpInfo tests import
+    them) froze the global flags: the run may set them, and they are put back after."""
+    flags = torch.backends.cuda.matmul, torch.backends.cudnn
+    before = [f.allow_tf32 for f in flags]
+    with getattr(torch.backends, "__allow_nonbracketed_mutation")():
+        try:
+            run_both(functools.partial(llama2c, flash=flash, compiled=compiled),
+                     compiled=compiled)
+        finally:
+            for f, value in zip(flags, before):
+                f.allow_tf32 = value
 
 
 # -- 6. Meta's llama (meta-llama/llama model.py, generation.py): precompute_freqs_cis by
