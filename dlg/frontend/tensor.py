@@ -4,8 +4,9 @@ written for PyTorch programs alone, conversions and in-place updates, are in `te
 Its methods and operators are the user-facing functions of `dlg.functions` (the ones .dlg has
 too), run with the eager front `EAGER`: every op goes through `engine.apply` (the registry and
 its references), or the `engine.Planned` it kept for the same call, and `backward()` through the
-autodiff pass, so eager results and gradients are the interpreter's. Dtypes promote as in PyTorch before a binary op (an int tensor meeting a float
-becomes float; .dlg refuses that instead); Python numbers then take the tensor's dtype.
+autodiff pass, so eager results and gradients are the interpreter's. Dtypes promote as in
+PyTorch before a binary op (an int tensor meeting a float becomes float; .dlg refuses that
+instead); Python numbers then take the tensor's dtype.
 """
 
 from __future__ import annotations
