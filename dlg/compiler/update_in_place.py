@@ -10,7 +10,9 @@ at the element it writes, and before it writes it, the kernel can store into the
 the iteration that overwrites an element is the last one to read it. The guard moves onto that
 kernel (the loss is known by then: every update follows the forward pass), so a non-finite
 step still changes nothing. A kernel moves only when every buffer it writes is such an update,
-no later kernel reads the old state, and nothing but the copy reads the new value.
+no later kernel reads the old state, and nothing but the copy and other such kernels after it
+read the new value (Adam's moments of a large weight, computed by one kernel and read by the one
+updating the weight: MLP 784-256-10's eager Adam step, native part, 224 -> 108 us).
 """
 
 from __future__ import annotations
@@ -43,14 +45,22 @@ def update_in_place(p: Program) -> Program:
     guard, copies = _copies(last)
     target = {c.src: c.dst for c in copies}  # new value -> the state it replaces
     writer = {b: k for k, kernel in enumerate(p.kernels[:-1]) for b in kernel.writes}
-    moved: set[str] = set()
-    for k, kernel in enumerate(p.kernels[:-1]):
-        if kernel.writes and all(_in_place(p, k, b, target, writer, guard)
-                                 for b in kernel.writes):
-            p.kernels[k] = _writing_state(kernel, {b: target[b] for b in kernel.writes}, guard)
-            moved.update(kernel.writes)
+    movable = {k for k, kernel in enumerate(p.kernels[:-1]) if kernel.writes and all(
+        _in_place(p, k, b, target, writer, guard) for b in kernel.writes)}
+    while True:  # a new value may be read by other moving kernels only: they run under the
+        # same guard, after its writer, and read it from the state it was written into
+        stuck = {k for k in movable if any(
+            j not in movable or j < k for j in range(len(p.kernels) - 1) if j != k
+            and any(b in p.kernels[j].reads for b in p.kernels[k].writes))}
+        if not stuck:
+            break
+        movable -= stuck
+    moved = {b for k in movable for b in p.kernels[k].writes}
     if not moved:
         return p
+    names = {b: target[b] for b in moved}
+    for k in movable:
+        p.kernels[k] = _writing_state(p.kernels[k], names, guard)
     for b in moved:
         del p.buffers[b]
     kept = tuple(c for c in copies if c.src not in moved)
@@ -81,8 +91,6 @@ def _in_place(p: Program, k: int, new: str, target: dict[str, str], writer: dict
     later = p.kernels[k + 1:-1]
     if any(state in kernel.reads or state in kernel.writes for kernel in later):
         return False  # someone after reads the old state
-    if any(new in kernel.reads for j, kernel in enumerate(p.kernels[:-1]) if j != k):
-        return False  # the value is read elsewhere (a skipped step would leave it stale)
     stores = _stores(p.kernels[k].body)
     return stores is not None and _reads_before_write(stores, new, state)
 

@@ -137,3 +137,46 @@ def test_an_elementwise_update_moves_under_the_guard():
 def test_an_update_that_cannot_move_keeps_its_copy(update, later):
     p = update_in_place(program(update, *later))
     assert p.kernels[-1].name == "k9_update_state" and "t.new" in p.buffers
+
+
+def test_a_new_value_read_by_another_moving_update_moves_with_it():
+    """Adam's moments of a large weight, computed by one kernel and read by the one updating the
+    weight: both write the state, the second reading the moments from it."""
+    p = Program("p", {name: Buffer(name, F32, (8,), kind) for name, kind in [
+        ("p.w", "param"), ("p.m", "param"), ("in.g", "input"), ("t.m", "temp"),
+        ("t.w", "temp"), ("out.loss", "output")]})
+    loop = lambda store: Loop("i", Const(I64, 8), (store,), True)  # noqa: E731
+    p.kernels = [
+        Kernel.over("k0_loss", (Store("out.loss", Const(I64, 0), load("in.g")),)),
+        Kernel.over("k1_moment", (loop(Store("t.m", AT, Op(F32, ADD, (load("p.m"),
+                                                                      load("in.g"))))),)),
+        Kernel.over("k2_weight", (loop(Store("t.w", AT, Op(F32, ADD, (load("p.w"),
+                                                                      load("t.m"))))),)),
+        Kernel.over("k9_update_state", (IfFinite("out.loss", (
+            Copy("p.m", "t.m", Const(I64, 8)), Copy("p.w", "t.w", Const(I64, 8)))),))]
+    p = update_in_place(p)
+    assert [k.name for k in p.kernels] == ["k0_loss", "k1_moment", "k2_weight"]
+    assert "t.m" not in p.buffers and "t.w" not in p.buffers
+    assert p.kernels[1].writes == ("p.m",) and p.kernels[2].writes == ("p.w",)
+    assert "p.m" in p.kernels[2].reads
+
+
+@pytest.mark.parametrize("name, hyper", [("Adam", {"lr": 0.01}),
+                                         ("SGD", {"lr": 0.1, "momentum": 0.9})])
+def test_eager_updates_of_a_large_weight_match_torch(name, hyper):
+    """A weight large enough that the optimizer graph computes its moments in a kernel of their
+    own, read by the weight's: dlg's eager optimizer against torch's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    w0 = rng.standard_normal((300, 700)).astype(np.float32)
+    grads = [rng.standard_normal(w0.shape).astype(np.float32) for _ in range(3)]
+    results = []
+    for lib in (torch, dlg):
+        w = lib.nn.Parameter(lib.tensor(w0.copy()))
+        opt = getattr(lib.optim, name)([w], **hyper)
+        for g in grads:
+            opt.zero_grad()
+            w.grad = lib.tensor(g)
+            opt.step()
+        results.append(w.detach().numpy().copy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
