@@ -13,7 +13,7 @@ import pytest
 import dlg
 from dlg.compiler.codegen import workers
 from dlg.compiler.codegen.llvm_cpu import emit
-from dlg.compiler.codegen.parts import O3, O3_PARTS
+from dlg.compiler.codegen.parts import O1, O3, O3_PARTS, TIDY
 from dlg.compiler.pipeline import compile_graph
 from dlg.runtime.native import NativeGraph
 
@@ -28,7 +28,7 @@ def parts():
 
 @pytest.fixture
 def two_workers(monkeypatch):
-    monkeypatch.setattr(workers, "MIN_TEXT", 0)
+    monkeypatch.setattr(workers, "MIN_COST", 0)
     monkeypatch.setattr(workers, "workers", lambda: 4)
 
 
@@ -71,7 +71,7 @@ def test_no_workers_with_one_thread(monkeypatch, parts):
 def test_the_module_and_the_results_do_not_depend_on_the_workers(monkeypatch, threads):
     monkeypatch.setenv("DLG_NUM_THREADS", threads)
     monkeypatch.setenv("DLG_CACHE_DIR", "off")
-    monkeypatch.setattr(workers, "MIN_TEXT", 0)
+    monkeypatch.setattr(workers, "MIN_COST", 0)
     m = dlg.load(MODELS / "cnn.dlg")
     native = NativeGraph(m.graph)
     reference = compile_graph(m.graph).module.text
@@ -79,3 +79,14 @@ def test_the_module_and_the_results_do_not_depend_on_the_workers(monkeypatch, th
     x = np.random.default_rng(3).standard_normal((5, 3, 10, 10)).astype(np.float32)
     np.testing.assert_allclose(native({"x": x}, m.params)["logits"], m(x=x), rtol=1e-5,
                                atol=1e-5)
+
+
+def test_shares_balance_the_estimated_cost_not_the_text():
+    """Register tiles (TIDY) are long texts that compile fast; O3 code is short and slow: a long
+    TIDY part and two short O3 parts of the same estimated cost split two against one."""
+    o3 = int(2_000_000 * workers.COST[TIDY] / workers.COST[O3] / 2)
+    parts = [("t" * 2_000_000, TIDY), ("o" * o3, O3), ("p" * o3, O3), ("x" * 10, O1)]
+    groups = workers.shares(parts, 2)
+    tidy = next(g for g in groups if 0 in g)
+    assert 1 not in tidy and 2 not in tidy and sorted(k for g in groups for k in g) == [0, 1, 2, 3]
+    assert sorted(k for g in workers.shares(parts, 3) for k in g) == [0, 1, 2, 3]
