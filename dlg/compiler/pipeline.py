@@ -29,6 +29,7 @@ from typing import IO
 import numpy as np
 
 from dlg.compiler.codegen.llvm_cpu import (
+    KernelTexts,
     build_module,
     emit,
     host_target,
@@ -293,10 +294,11 @@ def compile_graph(g: Graph, loss: str | None = None,
     (`training_step`)."""
     options = options or CompileOptions()
     g, fusion, program = _lowered(g, loss, options)
+    texts = KernelTexts()
     if options.target == "cuda-emulated":  # the GPU's kernels: no CPU schedule
         make = build_emulated_module
     else:
-        make = build_module
+        make = partial(build_module, texts=texts)
         with options.stage("schedule"):
             program = update_in_place(merge_loops(schedule(program, host_target())))
         options.dump("schedule", lambda: format_program(program))
@@ -308,7 +310,7 @@ def compile_graph(g: Graph, loss: str | None = None,
         options.dump("llvm", lambda: str(module))
         return module
     key = program_key(program, f"{options.target} profile={options.profile} "
-                               f"anomaly={options.anomaly}")
+                               f"anomaly={options.anomaly}", texts)
     if options.dumps("llvm"):  # asked for whether or not the disk cache has the code
         module = build()
         return Compiled(g, fusion, program, key, lambda: module)

@@ -27,10 +27,10 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
-from dlg.compiler.kernel_ir import canonical
 from dlg.disk_cache import load, store
 
 if TYPE_CHECKING:
+    from dlg.compiler.kernel_ir import Kernel
     from dlg.compiler.lower import Program
 
 VERSION = "0.3.0"  # bump with any change to what a cached entry holds
@@ -50,13 +50,15 @@ def cache_key(llvm_ir: str) -> str:
     return h.hexdigest()
 
 
-def program_key(program: Program, build: str) -> str:
-    """The key of the object code `build` (how the module is made) makes of `program`."""
-    return cache_key(f"{build}\n{_builder_source()}\n{program_text(program)}")
+def program_key(program: Program, build: str, texts: Callable[[Program, Kernel], str]) -> str:
+    """The key of the object code `build` (how the module is made) makes of `program`, its
+    kernels read through `texts` (`llvm_cpu.KernelTexts`: each kernel's structure)."""
+    return cache_key(f"{build}\n{_builder_source()}\n{program_text(program, texts)}")
 
 
-def program_text(p: Program) -> str:
-    """Everything a program's module is made from, as text (constants by their bytes' hash)."""
+def program_text(p: Program, texts: Callable[[Program, Kernel], str]) -> str:
+    """Everything a program's module is made from, as text (constants by their bytes' hash;
+    each kernel by its name, its buffers' names and `texts`: their dtypes, shapes and body)."""
     lines = [f"program {p.name} inputs {p.inputs!r} params {p.params!r} outputs {p.outputs!r}"]
     for name, b in p.buffers.items():
         value = None if b.value is None else (np.asarray(b.value).dtype.str, np.shape(b.value),
@@ -64,8 +66,9 @@ def program_text(p: Program) -> str:
                                                   b.value).tobytes()).hexdigest())
         lines.append(f"buffer {name} {b.dtype!r} {b.shape!r} {b.kind} {value}")
     for k in p.kernels:
-        lines.append(f"kernel {k.name} {k.reads!r} {k.writes!r}\n{canonical(k.body, str)}")
-    return "\n".join(lines + [program_text(body) for body in p.bodies])
+        buffers = list(dict.fromkeys(k.reads + k.writes))
+        lines.append(f"kernel {k.name} {buffers!r}\n{texts(p, k)}")
+    return "\n".join(lines + [program_text(body, texts) for body in p.bodies])
 
 
 @functools.cache
